@@ -1,0 +1,254 @@
+"""Lower bounds on the entropy of a generator from the singular values of its Jacobian (BiB bound (i)).
+
+For an injective generator G: R^d → R^D (d ≤ D) and z ~ N(0, std² I_d), the density of p_g on the generated
+manifold gives (area formula; Geng et al., "Bounds all around", NeurIPS 2021)
+
+    H(p_g) = H(z) + E_z[½ log det(J_zᵀ J_z)]  ≥  H(z) + d · E_z[log s_min(J_z)],
+
+with J_z = ∂G/∂z ∈ R^{D×d} and s_min its smallest singular value (½ log det JᵀJ = Σ_k log s_k ≥ d log s_min).
+All results are in nats.
+
+Three estimators of the Jacobian term (the ``log_volume`` of each example):
+- ``logdet_entropy``: the exact ½ slogdet(JᵀJ) from the full Jacobian (small d·D; EBM-BB's ``acc`` mode);
+- ``smin_entropy_exact``: d · log s_min from ``torch.linalg.svdvals`` (EBM-BB's ``mins`` mode, the toy default);
+- ``lobpcg_entropy``: d · log s_min with s_min from matrix-free block-1 LOBPCG on JᵀJ that only uses JVPs
+  (J v, forward mode) and VJPs (Jᵀu, reverse mode), for images where J cannot be formed.
+
+Row-wise generators. Every function here evaluates G on the whole batch and reads per-example Jacobians off
+batched JVPs/VJPs: a tangent v[b, d] pushed through G(z[b, d]) gives row i as J_{z_i} v_i only when G acts on
+each row independently. That holds for MLPs and conv nets, and for BatchNorm in eval mode; a BatchNorm in
+training mode couples the rows and would update its running statistics at each of the many forward passes
+here (torch.func refuses it with "attempted to call in-place operation"). Put G in eval mode — and use the
+same mode for every term of a loss that mixes ∇E(G(z)) with these Jacobian terms (EBM-BB mixes train-mode
+samples with eval-mode Jacobians; we do not).
+
+Differences from EBM-BB (``train/train_image.py``, ``compute_entropy_s``/``RaRitz``):
+- JVPs/VJPs come from ``torch.func`` instead of the double-backward trick through ``autograd.grad``;
+- the first LOBPCG iteration works in span{v, r} (no random p), later ones in span{v, r, p}; the basis is
+  orthonormalised by QR rather than by an SVD of the stacked columns (same span, cheaper);
+- rows whose update is not finite keep their previous v (the original copies only the finite rows as well,
+  but then prints and returns ``None`` for the whole batch if any final μ is NaN); such rows are reported in
+  ``valid`` and left out of the batch mean rather than poisoning it;
+- an optional warm start ``v0`` (e.g. the previous step's v) replaces the random start.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Literal, NamedTuple
+
+import torch
+from torch import Tensor
+from torch.func import jvp, vjp, vmap
+
+GeneratorFn = Callable[[Tensor], Tensor]
+LOG_2PI_E = math.log(2 * math.pi * math.e)
+
+
+class EntropyBound(NamedTuple):
+    """A generator-entropy estimate.
+
+    entropy: scalar, nats — H(z) + mean over valid examples of ``log_volume``.
+    log_volume: [b], nats — per-example Jacobian term (½ log det JᵀJ or d · log s_min).
+    valid: [b] bool — examples that entered the mean (all True for the exact estimators).
+    v: [b, d] or None — LOBPCG's final right singular vector estimate (detached), for warm starts.
+    """
+
+    entropy: Tensor
+    log_volume: Tensor
+    valid: Tensor
+    v: Tensor | None = None
+
+
+class SminEstimate(NamedTuple):
+    """s_min: [b], the Rayleigh quotient ‖J v‖/‖v‖ with its graph (to G's parameters and to z);
+    v: [b, d] unit vectors, detached; valid: [b] bool, False where s_min is not finite and positive (those rows
+    hold NaN and carry no graph)."""
+
+    s_min: Tensor
+    v: Tensor
+    valid: Tensor
+
+
+def gaussian_entropy(d: int, std: float = 1.0) -> float:
+    """Differential entropy of N(0, std² I_d) in nats: (d/2) log(2πe) + d log std."""
+    if d < 1 or std <= 0:
+        raise ValueError(f"gaussian_entropy needs d ≥ 1 and std > 0, got d={d}, std={std}.")
+    return 0.5 * d * LOG_2PI_E + d * math.log(std)
+
+
+def _check_latent(z: Tensor) -> None:
+    if z.dim() != 2:
+        raise ValueError(f"Expected latents z of shape [b, d], got shape {tuple(z.shape)}; flatten the latent "
+                         "code to one vector per example.")
+
+
+def _flat_jvp(G: GeneratorFn, z: Tensor, v: Tensor) -> Tensor:
+    """Row i of the result is J_{z_i} v_i, flattened to [b, D] (G row-wise, see the module docstring)."""
+    # forward-mode AD refuses primals/tangents whose elements share memory (e.g. from ``expand``)
+    return jvp(G, (z.contiguous(),), (v.contiguous(),))[1].reshape(z.shape[0], -1)
+
+
+def batch_jacobian(G: GeneratorFn, z: Tensor, *, mode: Literal["fwd", "rev"] = "fwd") -> Tensor:
+    """Per-example Jacobians of a row-wise generator, differentiable in G's parameters and in z.
+
+    G: callable z[b, d] → x[b, ...] acting on rows independently; z: [b, d].
+    Returns J: [b, D, d] with D the number of output entries per example.
+    ``mode="fwd"`` pushes the d basis tangents e_k (the same on every row) through G with d JVPs — cheap
+    when d ≤ D; ``mode="rev"`` pulls the D basis cotangents back with vmapped VJPs — cheap when D < d.
+    """
+    _check_latent(z)
+    b, d = z.shape
+    if mode == "fwd":
+        eye = torch.eye(d, dtype=z.dtype, device=z.device)
+        cols = [_flat_jvp(G, z, eye[k].expand(b, d)) for k in range(d)]
+        return torch.stack(cols, dim=-1)
+    if mode == "rev":
+        out, pullback = vjp(G, z)
+        n_out = out[0].numel()
+        eye = torch.eye(n_out, dtype=out.dtype, device=out.device)
+        cot = eye.reshape(n_out, 1, *out.shape[1:]).expand(n_out, *out.shape)
+        rows = vmap(lambda u: pullback(u)[0])(cot)  # [D, b, d]
+        return rows.permute(1, 0, 2)
+    raise ValueError(f"mode must be 'fwd' or 'rev', got {mode!r}.")
+
+
+def _finalise(z: Tensor, log_volume: Tensor, valid: Tensor, z_std: float, v: Tensor | None = None) -> EntropyBound:
+    h_z = gaussian_entropy(z.shape[1], z_std)
+    if valid.any():
+        mean_term = log_volume[valid].mean()
+    else:
+        mean_term = log_volume.new_tensor(float("nan"))
+    return EntropyBound(entropy=h_z + mean_term, log_volume=log_volume, valid=valid, v=v)
+
+
+def logdet_entropy(G: GeneratorFn, z: Tensor, *, z_std: float = 1.0) -> EntropyBound:
+    """Exact manifold entropy estimate H(z) + mean ½ slogdet(J_zᵀ J_z), nats.
+
+    G: row-wise generator z[b, d] → x[b, ...]; z: [b, d] samples of N(0, z_std² I). Needs d ≤ D.
+    Forms the b Jacobians (d JVPs), so it is meant for small d·D (2D toys). ``log_volume`` is −inf where JᵀJ
+    is singular.
+    """
+    _check_latent(z)
+    J = batch_jacobian(G, z)
+    if J.shape[1] < J.shape[2]:
+        raise ValueError(f"The Jacobian bound needs d ≤ D (an injective generator); got d={J.shape[2]} latent "
+                         f"dimensions and D={J.shape[1]} outputs.")
+    sign, logabsdet = torch.linalg.slogdet(J.transpose(1, 2) @ J)
+    log_volume = torch.where(sign > 0, 0.5 * logabsdet, torch.full_like(logabsdet, -math.inf))
+    return _finalise(z, log_volume, torch.ones_like(sign, dtype=torch.bool), z_std)
+
+
+def smin_entropy_exact(G: GeneratorFn, z: Tensor, *, z_std: float = 1.0) -> EntropyBound:
+    """Lower bound H(z) + d · mean log s_min(J_z), nats, with s_min from ``torch.linalg.svdvals``.
+
+    G: row-wise generator; z: [b, d]. The gradient of svdvals is well defined even for repeated singular
+    values, so this is differentiable in G's parameters whenever s_min > 0.
+    """
+    _check_latent(z)
+    J = batch_jacobian(G, z)
+    d = z.shape[1]
+    if J.shape[1] < d:
+        raise ValueError(f"The Jacobian bound needs d ≤ D; got d={d}, D={J.shape[1]}.")
+    s_min = torch.linalg.svdvals(J)[:, -1]
+    log_volume = d * torch.log(s_min)
+    return _finalise(z, log_volume, torch.ones_like(s_min, dtype=torch.bool), z_std)
+
+
+def _finite_rows(*ts: Tensor) -> Tensor:
+    ok = torch.ones(ts[0].shape[0], dtype=torch.bool, device=ts[0].device)
+    for t in ts:
+        ok &= torch.isfinite(t.reshape(t.shape[0], -1)).all(dim=1)
+    return ok
+
+
+def lobpcg_smin(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.Generator | None = None,
+                v0: Tensor | None = None) -> SminEstimate:
+    """Smallest singular value of each J_z by matrix-free block-1 LOBPCG on JᵀJ (Knyazev 2001).
+
+    G: row-wise generator z[b, d] → x[b, ...] (see the module docstring on BatchNorm); z: [b, d].
+    n_iter: LOBPCG iterations (2 per training step in EBM-BB). generator: draws the random start when v0 is None.
+    v0: [b, d] optional warm start (e.g. the previous call's ``v``).
+
+    Iteration (all rows at once, no graph): with unit v and μ = ‖J v‖, the residual of the eigenproblem
+    JᵀJ v = μ² v is r = Jᵀ(J v) − μ² v (one VJP); the trial space span{v, r, p} (p the previous search
+    direction) is orthonormalised to Q, and Rayleigh–Ritz on J·Q (one JVP per column, then a D×3 SVD) gives
+    the right singular vector c of the smallest singular value; v ← Q c, p ← Q[:, 1:] c[1:]. Rows whose update
+    is not finite keep their previous v and restart p.
+
+    Returns s_min = ‖J v‖/‖v‖ for the final (detached) v, recomputed with the graph so that d · log s_min is
+    differentiable in G's parameters: at an exact singular vector the Rayleigh quotient is stationary in v,
+    so its gradient is that of the true s_min (Hellmann–Feynman). Always s_min ≥ the true one (a Rayleigh
+    quotient), so with few iterations d · log s_min over-estimates d · log s_min(J).
+    Cost: n_iter · (1 VJP + ≤3 JVPs) + 2 JVPs + one forward for the VJP.
+    """
+    _check_latent(z)
+    b, d = z.shape
+    if n_iter < 0:
+        raise ValueError(f"n_iter must be ≥ 0, got {n_iter}.")
+    if v0 is None:
+        if generator is None:
+            raise ValueError("lobpcg_smin needs its random start from an explicit generator: pass "
+                             "generator=torch.Generator().manual_seed(...) or a warm start v0.")
+        v = torch.randn(b, d, generator=generator, dtype=z.dtype, device=z.device)
+    else:
+        if v0.shape != z.shape:
+            raise ValueError(f"v0 must have the shape of z {tuple(z.shape)}, got {tuple(v0.shape)}.")
+        v = v0.detach().to(dtype=z.dtype, device=z.device).clone()
+    v = v / v.norm(dim=1, keepdim=True)
+
+    z_const = z.detach()
+    with torch.no_grad():
+        # torch.func transforms ignore the outer no_grad for their own derivatives, so these JVPs/VJPs are
+        # exact but build no graph to G's parameters.
+        out, pullback = vjp(G, z_const)
+        Jv = _flat_jvp(G, z_const, v)
+        p: Tensor | None = None
+        for _ in range(n_iter):
+            mu2 = (Jv * Jv).sum(dim=1, keepdim=True)
+            r = pullback(Jv.reshape(out.shape))[0] - mu2 * v
+            cols = [v, r] if p is None else [v, r, p]
+            S = torch.stack(cols, dim=-1)  # [b, d, k]
+            ok = _finite_rows(S)
+            # LAPACK may refuse non-finite input: zero those rows and leave them out of the update.
+            S = torch.where(ok[:, None, None], S, torch.zeros_like(S))
+            Q, _ = torch.linalg.qr(S)  # Householder QR: Q is orthonormal even when r or p vanish
+            JQ = torch.stack([_flat_jvp(G, z_const, Q[..., j]) for j in range(Q.shape[-1])], dim=-1)
+            ok &= _finite_rows(JQ)
+            JQ = torch.where(ok[:, None, None], JQ, torch.zeros_like(JQ))
+            _, _, Vh = torch.linalg.svd(JQ, full_matrices=False)
+            c = Vh[:, -1, :]  # right singular vector of the smallest singular value, [b, k]
+            v_new = (Q @ c.unsqueeze(-1)).squeeze(-1)
+            p_new = (Q[..., 1:] @ c[:, 1:].unsqueeze(-1)).squeeze(-1)
+            Jv_new = (JQ @ c.unsqueeze(-1)).squeeze(-1)
+            norm = v_new.norm(dim=1, keepdim=True)
+            ok &= _finite_rows(v_new, p_new, Jv_new) & (norm.squeeze(1) > 0)
+            okc = ok[:, None]
+            v = torch.where(okc, v_new / norm.clamp_min(torch.finfo(z.dtype).tiny), v)
+            Jv = torch.where(okc, Jv_new, Jv)
+            p = torch.where(okc, p_new, torch.zeros_like(p_new))
+        valid = _finite_rows(Jv) & (Jv.norm(dim=1) > 0)
+    v = v.detach()
+    # The graph-carrying JVP runs on the valid rows only (legitimate because G is row-wise): a NaN row inside
+    # the graph would turn every parameter gradient into NaN even with a zero cotangent (0 · NaN = NaN).
+    s_min = torch.full((b,), math.nan, dtype=z.dtype, device=z.device)
+    if valid.any():
+        idx = valid.nonzero().squeeze(1)
+        s_valid = _flat_jvp(G, z[idx], v[idx]).norm(dim=1) / v[idx].norm(dim=1)
+        s_min = s_min.index_put((idx,), s_valid)
+        valid = valid & torch.isfinite(s_min.detach()) & (s_min.detach() > 0)
+    return SminEstimate(s_min=s_min, v=v, valid=valid)
+
+
+def lobpcg_entropy(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.Generator | None = None,
+                   v0: Tensor | None = None, z_std: float = 1.0) -> EntropyBound:
+    """Lower-bound estimate H(z) + d · mean log s_min with s_min from ``lobpcg_smin`` (images), nats.
+
+    G: row-wise generator; z: [b, d]. Examples whose s_min is not finite and positive are left out of the
+    mean and flagged in ``valid``; ``v`` is returned for a warm start at the next call.
+    """
+    est = lobpcg_smin(G, z, n_iter=n_iter, generator=generator, v0=v0)
+    # log of 1 on invalid rows keeps NaN/−inf out of the backward pass; those rows are excluded anyway.
+    safe = torch.where(est.valid, est.s_min, torch.ones_like(est.s_min))
+    log_volume = torch.where(est.valid, z.shape[1] * torch.log(safe), torch.full_like(safe, math.nan))
+    return _finalise(z, log_volume, est.valid, z_std, v=est.v)

@@ -1,0 +1,143 @@
+"""Score-mismatch ("gradient-penalty-like") upper-bound term of BiB (bound (iii)) and the zero-centred GP.
+
+Geng et al., "Bounds all around" (NeurIPS 2021) close their upper bound on the NLL with a gradient-penalty-like
+term that penalises the mismatch between the scores of p_g and p_θ; their code (EBM-BB, ``train/train_toy.py``,
+``EBM_BB.compute_gp`` and the energy step) measures it in latent coordinates. With the generator density on
+its manifold
+
+    log p_g(G(z)) := log N(z; 0, std² I) − ½ log det(J_zᵀ J_z)      (or − d · log s_min(J_z)),
+
+the chain rule gives ∇_z E(G(z)) = J_zᵀ ∇_x E(G(z)); E = −log p_g + const would make it equal to
+∇_z(−log p_g(G(z))). The sliced (Hutchinson) penalty
+
+    gp = ½ E_{z,v}[(⟨∇_x E(G(z)), J_z v⟩ − ⟨∇_z(−log p_g(G(z))), v⟩)²],   v ~ N(0, I_d),
+
+is an unbiased estimate of ½ E_z ‖J_zᵀ(∇_x E − ∇_x(−log p_g))‖². J v and the latent score are detached, so
+only the energy receives gradient. The energy loss in EBM-BB is
+mean E(x_data) − mean E(G(z)) + relu(w · gp − thre) with w = 1e-3, thre = 1 on toys (``gp_upper_term``).
+
+As coded in EBM-BB, with these deviations:
+- the samples G(z) are detached here (EBM-BB back-propagates the energy loss into G, then discards it);
+- J v and G(z) come from one ``torch.func.jvp`` of G in whatever mode the caller put G in; EBM-BB computes
+  ∇_x E at train-mode BatchNorm samples but J and log det in eval mode. Use one mode for every term;
+- besides the exact ½ slogdet (EBM-BB's toy choice) the latent score may use d · log s_min (exact SVD or
+  LOBPCG), matching the entropy estimator of the generator step.
+
+``zero_centred_gp`` is the baseline penalty E_data ‖∇_x E‖² (EBM-BB's ``EBM_0gp``), weighted by the caller.
+G must act on rows independently (see ``ebmlab.bounds.entropy``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal, NamedTuple
+
+import torch
+from torch import Tensor
+from torch.func import jvp
+
+from .entropy import batch_jacobian, lobpcg_smin
+
+EnergyFn = Callable[[Tensor], Tensor]
+Volume = Literal["logdet", "smin", "lobpcg"]
+
+
+class ScoreMismatch(NamedTuple):
+    """gp: scalar, the sliced score mismatch ½ mean (⟨∇E, J v⟩ − ⟨s, v⟩)² (squared nats per latent unit);
+    per_example: [b]; x: [b, ...] the detached samples G(z) at which ∇_x E was taken."""
+
+    gp: Tensor
+    per_example: Tensor
+    x: Tensor
+
+
+def latent_score(G: Callable[[Tensor], Tensor], z: Tensor, *, volume: Volume = "logdet", z_std: float = 1.0,
+                 n_iter: int = 20, generator: torch.Generator | None = None) -> Tensor:
+    """∇_z(−log p_g(G(z))) = z / std² + ∇_z log_volume(z), detached, [b, d].
+
+    G: row-wise generator z[b, d] → x[b, ...]; z: [b, d]. ``volume`` picks log_volume: ``"logdet"`` the exact
+    ½ slogdet(JᵀJ); ``"smin"`` d · log s_min(J) from svdvals; ``"lobpcg"`` d · log ‖J v‖ with v from
+    ``lobpcg_smin`` (n_iter iterations, random start from ``generator``), whose z-gradient at fixed v is that
+    of d · log s_min when v has converged (Hellmann–Feynman). The second derivatives of G come from
+    differentiating the torch.func Jacobian with ordinary autograd; summing over the batch before the
+    gradient is exact because G is row-wise.
+    """
+    if z.dim() != 2:
+        raise ValueError(f"Expected latents z of shape [b, d], got {tuple(z.shape)}.")
+    d = z.shape[1]
+    with torch.enable_grad():
+        zz = z.detach().requires_grad_(True)
+        if volume == "logdet":
+            J = batch_jacobian(G, zz)
+            log_volume = 0.5 * torch.linalg.slogdet(J.transpose(1, 2) @ J)[1]
+        elif volume == "smin":
+            log_volume = d * torch.log(torch.linalg.svdvals(batch_jacobian(G, zz))[:, -1])
+        elif volume == "lobpcg":
+            est = lobpcg_smin(G, zz, n_iter=n_iter, generator=generator)
+            safe = torch.where(est.valid, est.s_min, torch.ones_like(est.s_min))
+            log_volume = d * torch.log(safe)
+        else:
+            raise ValueError(f"volume must be one of 'logdet', 'smin', 'lobpcg'; got {volume!r}.")
+        grad_volume = torch.autograd.grad(log_volume.sum(), zz)[0]
+    return (z.detach() / z_std**2 + grad_volume).detach()
+
+
+def score_mismatch_gp(energy_fn: EnergyFn, G: Callable[[Tensor], Tensor], z: Tensor, *,
+                      generator: torch.Generator | None = None, v: Tensor | None = None,
+                      score: Tensor | None = None, volume: Volume = "logdet", z_std: float = 1.0,
+                      n_iter: int = 20) -> ScoreMismatch:
+    """Sliced latent score mismatch between E and the generator density (EBM-BB's ``gp_loss``).
+
+    energy_fn: x[b, ...] → [b] (nats); G: row-wise generator; z: [b, d]; v: optional [b, d] slicing directions
+    (else N(0, I) from ``generator``); score: optional precomputed ``latent_score`` [b, d] (else computed with
+    ``volume``, ``z_std``, ``n_iter``). Gradient flows into the energy's parameters only (create_graph on
+    ∇_x E); G(z), J v and the score are constants.
+    """
+    if z.dim() != 2:
+        raise ValueError(f"Expected latents z of shape [b, d], got {tuple(z.shape)}.")
+    if v is None:
+        if generator is None:
+            raise ValueError("score_mismatch_gp draws the slicing directions v from an explicit generator: pass "
+                             "generator=torch.Generator().manual_seed(...) or v.")
+        v = torch.randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)
+    elif v.shape != z.shape:
+        raise ValueError(f"v must have the shape of z {tuple(z.shape)}, got {tuple(v.shape)}.")
+    if score is None:
+        score = latent_score(G, z, volume=volume, z_std=z_std, n_iter=n_iter, generator=generator)
+    with torch.no_grad():
+        # G(z) and J_z v in one forward-mode pass, no graph to G (contiguous: forward AD rejects expanded inputs)
+        x, Jv = jvp(G, (z.detach().contiguous(),), (v.contiguous(),))
+    b = z.shape[0]
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        energy = energy_fn(x)
+        if energy.shape != (b,):
+            raise ValueError(f"energy_fn must map [b, ...] to [b]; got output shape {tuple(energy.shape)} for "
+                             f"b={b}.")
+        grad_x = torch.autograd.grad(energy.sum(), x, create_graph=True)[0]
+    mismatch = (grad_x * Jv).reshape(b, -1).sum(dim=1) - (score * v).sum(dim=1)
+    per_example = 0.5 * mismatch**2
+    return ScoreMismatch(gp=per_example.mean(), per_example=per_example, x=x.detach())
+
+
+def gp_upper_term(gp: Tensor, *, w: float = 1e-3, thre: float = 1.0) -> Tensor:
+    """relu(w · gp − thre): the hinge EBM-BB adds to the energy loss (w = 1e-3; thre = 1 on toys, 0 on images).
+
+    Below the threshold the term is zero, so it only restrains the energy once the mismatch is large.
+    EBM-BB's optional decaying weight (``--ada``: w = 0.7 (2307 + step)^−0.55) is passed in as ``w``.
+    """
+    return torch.relu(w * gp - thre)
+
+
+def zero_centred_gp(energy_fn: EnergyFn, x: Tensor) -> Tensor:
+    """Baseline zero-centred gradient penalty mean_i ‖∇_x E(x_i)‖², differentiable in the energy's parameters.
+
+    energy_fn: x[b, ...] → [b]; x: [b, ...] data samples (detached here). Returns a scalar; the caller
+    multiplies it by its weight (EBM-BB's ``gp_weight``).
+    """
+    with torch.enable_grad():
+        xx = x.detach().requires_grad_(True)
+        energy = energy_fn(xx)
+        if energy.shape != (x.shape[0],):
+            raise ValueError(f"energy_fn must map [b, ...] to [b]; got {tuple(energy.shape)} for b={x.shape[0]}.")
+        grad_x = torch.autograd.grad(energy.sum(), xx, create_graph=True)[0]
+    return grad_x.reshape(x.shape[0], -1).pow(2).sum(dim=1).mean()

@@ -1,0 +1,181 @@
+"""Command line: ``ebmlab list | train | eval | sample | bench``. Every command calls the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import EbmlabError
+
+
+def _list(args) -> None:
+    from .config import describe
+    from .data import DATASETS
+    from .methods import METHODS
+
+    if args.options:
+        from .methods import get_method
+        from .train import RunConfig
+
+        cls = get_method(args.options)
+        print(f"run options (any method):")
+        for name, tp, default in describe(RunConfig):
+            print(f"  {name} = {default!r}  ({tp})")
+        print(f"{cls.name} options:")
+        for name, tp, default in describe(cls.Config):
+            print(f"  {name} = {default!r}  ({tp})")
+        return
+    print("methods:")
+    for name, cls in METHODS.items():
+        print(f"  {name:<10} {cls.description}")
+    print("data sets:")
+    for name, ds in DATASETS.items():
+        print(f"  {name:<13} {ds.description}")
+
+
+def _train(args) -> None:
+    from .config import parse_override_strings
+    from .train import train
+
+    overrides = parse_override_strings(args.overrides)
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.device is not None:
+        overrides["device"] = args.device
+    res = train(args.method, args.data, out=args.out, config_file=args.config, overrides=overrides,
+                progress=not args.no_progress)
+    if res.resumed_from:
+        print(f"resumed from step {res.resumed_from}")
+    print(f"run directory: {res.run_dir}")
+    if res.summary:
+        print(_format_metrics(res.summary))
+
+
+def _format_metrics(summary: dict) -> str:
+    m, ref = summary["metrics"], summary.get("real_vs_real", {})
+    lines = [f"{summary['method']} on {summary['data']} at step {summary['step']}:",
+             f"  {'metric':<14}{'model':>14}{'real data':>14}"]
+    for k, v in m.items():
+        if isinstance(v, float):
+            r = ref.get(k)
+            rs = f"{r:>14.4g}" if isinstance(r, (int, float)) and r is not None else f"{'':>14}"
+            lines.append(f"  {k:<14}{v:>14.4g}{rs}")
+        elif isinstance(v, int):
+            r = ref.get(k)
+            lines.append(f"  {k:<14}{v:>14d}{(f'{r:>14}' if r is not None else '')}")
+    notes = [f"  {k}: {v}" for k, v in m.items() if isinstance(v, str)]
+    return "\n".join(lines + notes)
+
+
+def _eval(args) -> None:
+    from .train import evaluate_run
+
+    res = evaluate_run(args.run_dir)
+    if args.json:
+        from .runs import json_safe
+
+        print(json.dumps(json_safe(res), indent=2))
+    else:
+        print(_format_metrics(res))
+
+
+def _sample(args) -> None:
+    from .train import sample_run
+
+    x = sample_run(args.run_dir, args.n, seed=args.seed)
+    out = Path(args.out)
+    if out.suffix != ".npy":
+        raise EbmlabError(f"--out must name a .npy file, got {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, x.numpy())
+    print(f"wrote {len(x)} samples of dimension {x.shape[1]} to {out}")
+
+
+def _bench(args) -> None:
+    from .bench import run_toy_bench
+    from .config import parse_override_strings
+
+    if args.suite != "toy":
+        raise EbmlabError(f"unknown benchmark suite {args.suite!r}; valid: toy")
+    methods = [m for m in args.methods.split(",") if m]
+    data = [d for d in args.data.split(",") if d]
+    cmd = "ebmlab bench " + " ".join(sys.argv[2:])
+    rep = run_toy_bench(methods, data, args.seeds, out=args.out, steps=args.steps,
+                        overrides=parse_override_strings(args.overrides), jobs=args.jobs, command=cmd)
+    print((Path(args.out) / "results.md").read_text())
+    print(f"wrote {Path(args.out) / 'results.md'} and results.json ({rep['meta']['wall_s']:.0f} s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ebmlab", description="Energy-based models trained with a generator.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("list", help="list methods and data sets")
+    s.add_argument("--options", metavar="METHOD", help="list the options of METHOD with their defaults")
+    s.set_defaults(fn=_list)
+
+    s = sub.add_parser("train", help="train a method on a data set into a run directory (resumes if it exists)")
+    s.add_argument("method")
+    s.add_argument("--data", required=True)
+    s.add_argument("--steps", type=int)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--out", help="run directory (default runs/METHOD-DATA-sSEED)")
+    s.add_argument("--config", help="TOML file with [run] and [method] tables")
+    s.add_argument("--device", choices=["cpu", "cuda", "auto"])
+    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("overrides", nargs="*", help="key=value options (see `ebmlab list --options METHOD`)")
+    s.set_defaults(fn=_train)
+
+    s = sub.add_parser("eval", help="evaluate the latest checkpoint of a run")
+    s.add_argument("run_dir")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=_eval)
+
+    s = sub.add_parser("sample", help="draw samples from a trained run into a .npy file")
+    s.add_argument("run_dir")
+    s.add_argument("-n", type=int, required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(fn=_sample)
+
+    s = sub.add_parser("bench", help="run a benchmark grid and write a results table")
+    s.add_argument("suite", help="benchmark suite: toy")
+    s.add_argument("--methods", default="gan,vgan")
+    s.add_argument("--data", default="ring8,grid25")
+    s.add_argument("--seeds", type=int, default=5)
+    s.add_argument("--steps", type=int)
+    s.add_argument("--out", default="bench-toy")
+    s.add_argument("--jobs", type=int, default=1, help="parallel runs (each uses one thread)")
+    s.add_argument("overrides", nargs="*", help="key=value options applied to every run")
+    s.set_defaults(fn=_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may stand anywhere after the command; anything else unknown is an error
+    bad = [e for e in extra if e.startswith("-") or "=" not in e or not hasattr(args, "overrides")]
+    if bad:
+        parser.error(f"unrecognized arguments: {' '.join(bad)}")
+    if extra:
+        args.overrides = list(args.overrides) + extra
+    try:
+        args.fn(args)
+    except EbmlabError as exc:
+        print(f"ebmlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ebmlab: interrupted; the last checkpoint is kept — run the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

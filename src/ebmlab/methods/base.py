@@ -1,0 +1,129 @@
+"""The method contract and the small helpers methods share.
+
+A method owns its networks and optimizers and writes its update out in full in ``train_step``; the trainer
+never reads a loss to decide what to update. ``networks`` names every module the method trains (the contract
+test checks that a step moves each of them); ``frozen`` names modules that must not move.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from typing import Any, ClassVar, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import EbmlabError
+
+
+class Method(abc.ABC):
+    """Abstract base of all methods. Subclasses are final."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    description: ClassVar[str] = ""
+    has_energy: ClassVar[bool] = False
+    has_generator: ClassVar[bool] = True
+
+    def __init__(self, config: Any, *, data_dim: int, device: torch.device, generator: torch.Generator):
+        self.config = config
+        self.data_dim = data_dim
+        self.device = device
+        self.generator = generator  # the method's own noise (z, ε): saved and restored with the checkpoint
+        self.networks: dict[str, nn.Module] = {}
+        self.frozen: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    # --- the contract -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
+        """One update on a batch of real data [b, D]; does its own backward and optimizer steps."""
+
+    @abc.abstractmethod
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """n samples [n, D] from the model (no gradient)."""
+
+    def energy(self, x: Tensor) -> Tensor:
+        """Unnormalised −log density E(x) [b] in nats, for methods that have one."""
+        raise EbmlabError(f"method {self.name!r} has no energy function")
+
+    def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
+        """Method-specific evaluation numbers (bounds, estimator likelihoods); none by default."""
+        return {}
+
+    # --- state ---------------------------------------------------------------------------------------
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "networks": {k: m.state_dict() for k, m in {**self.networks, **self.frozen}.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "generator": self.generator.get_state(),
+            "extra": self.extra_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        nets = {**self.networks, **self.frozen}
+        if set(state["networks"]) != set(nets):
+            raise EbmlabError(
+                f"checkpoint holds networks {sorted(state['networks'])}, method {self.name!r} expects {sorted(nets)}"
+            )
+        for k, m in nets.items():
+            m.load_state_dict(state["networks"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        self.generator.set_state(state["generator"])
+        self.load_extra_state(state.get("extra", {}))
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        for m in self.networks.values():
+            yield from m.parameters()
+
+    def train(self, mode: bool = True) -> None:
+        for m in self.networks.values():
+            m.train(mode)
+
+    # --- small shared helpers --------------------------------------------------------------------------
+    def noise(self, n: int, dim: int, generator: torch.Generator | None = None) -> Tensor:
+        return torch.randn(n, dim, generator=generator or self.generator, device=self.device)
+
+
+def adam(params, lr: float, betas: tuple[float, float], eps: float = 1e-8) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps)
+
+
+def make_optimizer(kind: str, params, lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas)
+    if kind == "adadelta":
+        return torch.optim.Adadelta(params, lr=lr)
+    raise EbmlabError(f"unknown optimizer {kind!r}; valid: adam, adadelta")
+
+
+def optimizer_step(opt: torch.optim.Optimizer, loss: Tensor, *, clip: float | None = None,
+                   params: list[nn.Parameter] | None = None) -> None:
+    """zero_grad → backward → optional global-norm clipping → step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip is not None:
+        ps = params if params is not None else [p for g in opt.param_groups for p in g["params"]]
+        torch.nn.utils.clip_grad_norm_(ps, clip)
+    opt.step()
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module):
+    """Temporarily stop gradients into ``modules`` (the other player's step still differentiates through them)."""
+    saved = [(p, p.requires_grad) for m in modules for p in m.parameters()]
+    for p, _ in saved:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, r in saved:
+            p.requires_grad_(r)

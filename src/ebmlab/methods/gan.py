@@ -1,0 +1,70 @@
+"""GAN — the non-saturating baseline (Goodfellow et al. 2014, §3 "in practice" variant).
+
+Discriminator step: BCE with real = 1, fake = 0 on logits D(x). Generator step: minimise −log σ(D(G(z)))
+(the non-saturating loss). ``n_critic`` discriminator steps per generator step, each on the same real batch
+with fresh z. The discriminator is not an energy of a normalisable density, so ``has_energy`` is False.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..nets import mlp
+from .base import Method, adam, frozen, optimizer_step
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    z_dim: int = 2
+    g_hidden: tuple[int, ...] = (128, 128, 128)
+    d_hidden: tuple[int, ...] = (128, 128, 128)
+    act: Literal["relu", "leaky_relu", "tanh", "prelu", "elu", "softplus"] = "leaky_relu"
+    lr_g: float = 1e-3
+    lr_d: float = 1e-3
+    beta1: float = 0.5
+    beta2: float = 0.999
+    n_critic: int = 1
+
+
+class GAN(Method):
+    name = "gan"
+    Config = GANConfig
+    description = "non-saturating GAN (baseline)"
+
+    def __init__(self, config: GANConfig, *, data_dim, device, generator):
+        super().__init__(config, data_dim=data_dim, device=device, generator=generator)
+        c = config
+        self.G = mlp(c.z_dim, c.g_hidden, data_dim, act=c.act).to(device)
+        self.D = mlp(data_dim, c.d_hidden, 1, act=c.act).to(device)
+        self.networks = {"generator": self.G, "discriminator": self.D}
+        self.optimizers = {
+            "generator": adam(self.G.parameters(), c.lr_g, (c.beta1, c.beta2)),
+            "discriminator": adam(self.D.parameters(), c.lr_d, (c.beta1, c.beta2)),
+        }
+
+    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
+        c, b = self.config, batch.shape[0]
+        # --- discriminator step(s) ---
+        for _ in range(c.n_critic):
+            with torch.no_grad():
+                fake = self.G(self.noise(b, c.z_dim))
+            logit_real, logit_fake = self.D(batch).squeeze(1), self.D(fake).squeeze(1)
+            loss_d = F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real)) + \
+                F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
+            optimizer_step(self.optimizers["discriminator"], loss_d)
+        # --- generator step (non-saturating) ---
+        with frozen(self.D):
+            logit_gen = self.D(self.G(self.noise(b, c.z_dim))).squeeze(1)
+            loss_g = F.softplus(-logit_gen).mean()  # = −log σ(D(G(z)))
+            optimizer_step(self.optimizers["generator"], loss_g)
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
+                "d_real": logit_real.mean().item(), "d_fake": logit_fake.mean().item()}
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        return self.G(self.noise(n, self.config.z_dim, generator))

@@ -1,0 +1,100 @@
+"""Figures for a run: density (or sample histogram) with the data, samples vs data, training curves."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from .metrics.density import evaluate_on_grid, grid  # noqa: E402
+
+
+def _save(fig, path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_density(method, ds, path, n: int = 300) -> None:
+    """Model density exp(−E)/Z on the data set's box (log scale), with test points overlaid."""
+    lo, hi = ds.box
+    pts, area = grid(ds.box, n, device=method.device)
+    neg_e = -evaluate_on_grid(method.energy, pts)
+    log_p = (neg_e - (torch.logsumexp(neg_e, 0) + math.log(area))).reshape(n, n).T.numpy()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    im = axes[0].imshow(log_p, origin="lower", extent=(lo, hi, lo, hi), cmap="viridis",
+                        vmin=max(log_p.max() - 12, log_p.min()))
+    fig.colorbar(im, ax=axes[0], label="log density (restricted to the box)")
+    axes[0].set_title(f"{method.name}: model log-density")
+    test = ds.test[:1000].numpy()
+    axes[1].imshow(log_p, origin="lower", extent=(lo, hi, lo, hi), cmap="Greys", vmin=max(log_p.max() - 12, log_p.min()))
+    axes[1].scatter(test[:, 0], test[:, 1], s=2, c="tab:red", alpha=0.5, label="test data")
+    axes[1].set_title("with test data")
+    axes[1].legend(loc="upper right", markerscale=4)
+    for a in axes:
+        a.set_aspect("equal")
+    _save(fig, path)
+
+
+def plot_samples(samples: torch.Tensor, ds, path, title: str) -> None:
+    lo, hi = ds.box
+    s = samples.detach().cpu().numpy()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    d = ds.test[: len(s)].numpy()
+    axes[0].scatter(d[:, 0], d[:, 1], s=2, c="tab:blue", alpha=0.4)
+    axes[0].set_title(f"data ({ds.name})")
+    axes[1].scatter(s[:, 0], s[:, 1], s=2, c="tab:orange", alpha=0.4)
+    axes[1].set_title(title)
+    if ds.has_modes:
+        m = ds.modes.numpy()
+        for a in axes:
+            a.scatter(m[:, 0], m[:, 1], marker="x", c="k", s=25)
+    for a in axes:
+        a.set_xlim(lo, hi)
+        a.set_ylim(lo, hi)
+        a.set_aspect("equal")
+    _save(fig, path)
+
+
+def plot_curves(records: list[dict], path) -> None:
+    """One panel per logged quantity, train logs as lines and evaluations as markers."""
+    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for r in records:
+        for k, v in r.items():
+            if k in ("step", "kind") or not isinstance(v, (int, float)) or isinstance(v, bool):
+                continue
+            if v is not None and math.isfinite(v):
+                series[f"{r['kind']}/{k}"].append((r["step"], v))
+    keys = [k for k in sorted(series) if not k.endswith(("n_modes_total", "quad_n", "frac_finite"))]
+    if not keys:
+        return
+    cols = 4
+    rows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    for a, k in zip(axes.flat, keys):
+        xs, ys = zip(*series[k])
+        a.plot(xs, ys, "o-" if k.startswith("eval/") else "-", ms=3, lw=1)
+        a.set_title(k, fontsize=9)
+    for a in list(axes.flat)[len(keys):]:
+        a.axis("off")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_run(method, ds, run) -> None:
+    gen = torch.Generator(device=method.device).manual_seed(0)
+    method.train(False)
+    try:
+        with torch.no_grad():
+            samples = method.sample(2500, generator=gen)
+        plot_samples(samples, ds, run.plots / "samples.png", f"{method.name} samples")
+        if method.has_energy:
+            plot_density(method, ds, run.plots / "density.png")
+    finally:
+        method.train(True)
+    plot_curves(run.read_metrics(), run.plots / "curves.png")

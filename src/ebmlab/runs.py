@@ -1,0 +1,184 @@
+"""Run directories: resolved config, atomic checkpoints, the metrics log, exact resume.
+
+Layout of RUN_DIR::
+
+    config.json      the resolved configuration (method, data, run options, method options)
+    metrics.jsonl    one JSON object per logged step ({"step", "kind": "train"|"eval", ...})
+    tb/              TensorBoard event files
+    checkpoint.pt    latest checkpoint, replaced atomically (write to a temp file, fsync, rename)
+    summary.json     final evaluation metrics with real-vs-real references
+    plots/           PNG figures
+
+A kill at any moment leaves either the previous or the new checkpoint, never a partial one, and resuming
+restores model, optimizers, RNG states and step, so the resumed run ends bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import EbmlabError
+
+CHECKPOINT_FORMAT = "ebmlab-checkpoint-1"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, write_fn) -> None:
+    """Write via ``write_fn(fileobj)`` into a temp file beside ``path``, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write_fn(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def json_safe(obj: Any) -> Any:
+    """Replace NaN/inf (not valid JSON) by None, recursively."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def write_json(path: Path, obj: Any) -> None:
+    data = json.dumps(json_safe(obj), indent=2, sort_keys=False).encode()
+    atomic_write_bytes(path, lambda fh: fh.write(data))
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise EbmlabError(f"{path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise EbmlabError(f"{path} is not valid JSON ({exc}); the run directory is damaged") from None
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    config_path = property(lambda self: self.path / "config.json")
+    checkpoint_path = property(lambda self: self.path / "checkpoint.pt")
+    metrics_path = property(lambda self: self.path / "metrics.jsonl")
+    summary_path = property(lambda self: self.path / "summary.json")
+    plots = property(lambda self: self.path / "plots")
+    tb = property(lambda self: self.path / "tb")
+
+    def exists(self) -> bool:
+        return self.config_path.is_file()
+
+    def require(self) -> dict[str, Any]:
+        if not self.path.is_dir():
+            raise EbmlabError(f"run directory {self.path} does not exist; create one with `ebmlab train METHOD --out {self.path}`")
+        if not self.exists():
+            raise EbmlabError(f"{self.path} is not an ebmlab run directory (no config.json)")
+        return read_json(self.config_path)
+
+    # --- checkpoints -----------------------------------------------------------------------------------
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        atomic_write_bytes(self.checkpoint_path, lambda fh: torch.save(state, fh))
+
+    def load_checkpoint(self, method_name: str | None = None) -> dict[str, Any] | None:
+        p = self.checkpoint_path
+        if not p.is_file():
+            return None
+        try:
+            state = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as exc:  # truncated zip, bad pickle opcodes, ...
+            raise EbmlabError(
+                f"checkpoint {p} is truncated or corrupt ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+                f"it cannot be loaded — restore it from a backup or delete it to restart the run from step 0"
+            ) from None
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise EbmlabError(f"{p} is not an ebmlab checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+        if method_name is not None and state.get("method") != method_name:
+            raise EbmlabError(
+                f"checkpoint {p} was written by method {state.get('method')!r}, not {method_name!r}; "
+                f"use a different --out for a new run"
+            )
+        return state
+
+    # --- metrics log -------------------------------------------------------------------------------------
+    def truncate_metrics(self, last_step: int) -> None:
+        """Drop log lines after ``last_step`` (they belong to steps that will be re-run after a resume)."""
+        p = self.metrics_path
+        if not p.is_file():
+            return
+        keep = []
+        for line in p.read_text().splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= last_step:
+                    keep.append(line)
+            except json.JSONDecodeError:
+                break  # a line cut by a kill: everything after it is dropped too
+        data = ("\n".join(keep) + "\n" if keep else "").encode()
+        atomic_write_bytes(p, lambda fh: fh.write(data))
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        p = self.metrics_path
+        if not p.is_file():
+            return []
+        out = []
+        for line in p.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        return out
+
+
+class MetricsLogger:
+    """Appends JSON lines and mirrors scalars to TensorBoard."""
+
+    def __init__(self, run: RunDir, start_step: int, tensorboard: bool = True):
+        self.fh = open(run.metrics_path, "a", buffering=1)
+        self.tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run.tb), purge_step=start_step + 1 if start_step > 0 else None)
+
+    def log(self, step: int, kind: str, values: dict[str, Any]) -> None:
+        rec = {"step": step, "kind": kind, **values}
+        self.fh.write(json.dumps(json_safe(rec)) + "\n")
+        if self.tb is not None:
+            for k, v in values.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                    self.tb.add_scalar(f"{kind}/{k}", v, step)
+
+    def close(self) -> None:
+        self.fh.close()
+        if self.tb is not None:
+            self.tb.close()

@@ -1,0 +1,297 @@
+"""The one small training loop. It knows nothing about losses: it feeds batches to ``method.train_step``,
+logs what comes back, evaluates, checkpoints atomically and resumes exactly.
+
+Configuration is resolved in this order: the method's Config defaults → ``presets/<method>.toml`` →
+``presets/<method>_<data>.toml`` → ``--config FILE`` → ``key=value`` overrides. A file has ``[run]`` and
+``[method]`` tables; a flat override goes to whichever of the two has that key.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__
+from .config import apply_overrides, field_types, load_toml, to_dict
+from .data import get_dataset
+from .errors import DivergenceError, EbmlabError
+from .methods import Method, get_method
+from .runs import CHECKPOINT_FORMAT, MetricsLogger, RunDir, read_json, write_json
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    steps: int = 5000
+    batch_size: int = 256
+    seed: int = 0
+    log_every: int = 50
+    eval_every: int = 0  # 0: evaluate only at the end
+    ckpt_every: int = 1000
+    eval_samples: int = 2500
+    eval_density: bool = True
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    threads: int = 0  # 0: leave torch's default
+    tensorboard: bool = True
+    plots: bool = True
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    method: str
+    data: str
+    run: RunConfig
+    method_config: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "data": self.data, "run": to_dict(self.run),
+                "method_config": to_dict(self.method_config), "ebmlab_version": __version__}
+
+
+def _preset(name: str) -> dict[str, Any]:
+    f = resources.files("ebmlab") / "presets" / f"{name}.toml"
+    if not f.is_file():
+        return {}
+    return load_toml(Path(str(f)))
+
+
+def _apply_file(run: RunConfig, mcfg: Any, table: dict[str, Any], source: str, method: str) -> tuple[RunConfig, Any]:
+    unknown = set(table) - {"run", "method"}
+    if unknown:
+        raise EbmlabError(f"{source}: unknown table(s) {sorted(unknown)}; expected [run] and [method]")
+    run = apply_overrides(run, table.get("run", {}), what=f"[run] in {source}")
+    mcfg = apply_overrides(mcfg, table.get("method", {}), what=f"[method] of {method} in {source}")
+    return run, mcfg
+
+
+def resolve_config(method: str, data: str, *, config_file: str | Path | None = None,
+                   overrides: dict[str, Any] | None = None) -> ResolvedConfig:
+    cls = get_method(method)
+    get_dataset(data)
+    run, mcfg = RunConfig(), cls.Config()
+    for name in (method, f"{method}_{data}"):
+        run, mcfg = _apply_file(run, mcfg, _preset(name), f"preset {name}", method)
+    if config_file is not None:
+        run, mcfg = _apply_file(run, mcfg, load_toml(config_file), str(config_file), method)
+    run_keys, m_keys = field_types(RunConfig), field_types(cls.Config)
+    r_over, m_over = {}, {}
+    for k, v in (overrides or {}).items():
+        if k in run_keys:
+            r_over[k] = v
+        elif k in m_keys:
+            m_over[k] = v
+        else:
+            raise EbmlabError(
+                f"unknown option {k!r} for method {method}; run options: {', '.join(run_keys)}; "
+                f"{method} options: {', '.join(m_keys)}"
+            )
+    run = apply_overrides(run, r_over, what="run")
+    mcfg = apply_overrides(mcfg, m_over, what=method)
+    if run.steps < 1 or run.batch_size < 2:
+        raise EbmlabError(f"steps must be ≥ 1 and batch_size ≥ 2, got steps={run.steps}, batch_size={run.batch_size}")
+    return ResolvedConfig(method, data, run, mcfg)
+
+
+def config_from_dict(d: dict[str, Any]) -> ResolvedConfig:
+    cls = get_method(d["method"])
+    run = apply_overrides(RunConfig(), d["run"], what="run")
+    mcfg = apply_overrides(cls.Config(), d["method_config"], what=d["method"])
+    return ResolvedConfig(d["method"], d["data"], run, mcfg)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise EbmlabError("device=cuda was requested but CUDA is not available; use device=cpu or device=auto")
+    return torch.device(name)
+
+
+def build_method(cfg: ResolvedConfig, device: torch.device | None = None) -> Method:
+    """Construct the method with parameters initialised from the run seed (without touching global RNG state)."""
+    cls = get_method(cfg.method)
+    ds = get_dataset(cfg.data)
+    device = device or pick_device(cfg.run.device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.run.seed)
+        gen = torch.Generator(device=device).manual_seed(cfg.run.seed + 1)
+        return cls(cfg.method_config, data_dim=ds.dim, device=device, generator=gen)
+
+
+def _check_finite(metrics: dict[str, float], step: int) -> None:
+    bad = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
+    if bad:
+        raise DivergenceError(
+            f"training diverged at step {step}: non-finite {', '.join(f'{k}={v}' for k, v in bad.items())}; "
+            f"the last good checkpoint is kept — lower the learning rates or change the options and resume"
+        )
+
+
+def _params_finite(method: Method) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in method.parameters())
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    method: Method
+    resumed_from: int
+
+
+def train(method: str, data: str, *, out: str | Path | None = None, config_file: str | Path | None = None,
+          overrides: dict[str, Any] | None = None, progress: bool = True, stop_after: int | None = None) -> TrainResult:
+    """Train ``method`` on ``data`` into a run directory; resumes if the directory holds a checkpoint.
+
+    ``stop_after`` stops (after checkpointing) once that many steps are done in total — used to test resume.
+    """
+    cfg = resolve_config(method, data, config_file=config_file, overrides=overrides)
+    out = Path(out) if out is not None else Path("runs") / f"{method}-{data}-s{cfg.run.seed}"
+    run = RunDir(out)
+    if run.exists():
+        saved = read_json(run.config_path)
+        if saved.get("method") != method:
+            raise EbmlabError(f"{out} holds a run of method {saved.get('method')!r}, not {method!r}; "
+                              f"choose another --out for a new run")
+        if saved.get("data") != data:
+            raise EbmlabError(f"{out} holds a run on data set {saved.get('data')!r}, not {data!r}; choose another --out")
+        now = cfg.to_dict()
+        diffs = [f"{sect}.{k}: saved {saved[sect].get(k)!r}, now {v!r}"
+                 for sect in ("run", "method_config") for k, v in now[sect].items()
+                 if not (sect == "run" and k == "steps") and saved[sect].get(k) != v]
+        if diffs:
+            raise EbmlabError(f"{out} was created with different options ({'; '.join(diffs)}); "
+                              f"resume with the same options or choose another --out")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+    write_json(run.config_path, cfg.to_dict())
+    return _train_loop(cfg, run, progress=progress, stop_after=stop_after)
+
+
+def _train_loop(cfg: ResolvedConfig, run: RunDir, *, progress: bool, stop_after: int | None) -> TrainResult:
+    rc = cfg.run
+    if rc.threads > 0:
+        torch.set_num_threads(rc.threads)
+    ds = get_dataset(cfg.data)
+    device = pick_device(rc.device)
+    method = build_method(cfg, device)
+    train_x = ds.train.to(device)
+    data_gen = torch.Generator(device="cpu").manual_seed(rc.seed + 2)
+    start = 0
+    ckpt = run.load_checkpoint(cfg.method)
+    if ckpt is not None:
+        method.load_state_dict(ckpt["method_state"])
+        data_gen.set_state(ckpt["data_generator"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        start = int(ckpt["step"])
+    run.truncate_metrics(start)
+    if start >= rc.steps:
+        summary = (read_json(run.summary_path) if run.summary_path.is_file()
+                   else _finish(method, ds, cfg, run, evaluate(method, ds, rc, rc.steps)))
+        return TrainResult(run.path, summary, method, start)
+
+    logger = MetricsLogger(run, start, tensorboard=rc.tensorboard)
+    end = rc.steps if stop_after is None else min(rc.steps, stop_after)
+
+    def checkpoint(step: int) -> None:
+        if not _params_finite(method):
+            raise DivergenceError(f"parameters became non-finite by step {step}; the last good checkpoint is kept")
+        run.save_checkpoint({"format": CHECKPOINT_FORMAT, "method": cfg.method, "step": step,
+                             "method_state": method.state_dict(), "data_generator": data_gen.get_state(),
+                             "torch_rng": torch.get_rng_state()})
+
+    bar = tqdm(total=rc.steps, initial=start, disable=not progress, desc=f"{cfg.method}/{cfg.data}",
+               dynamic_ncols=True, mininterval=0.5)
+    t0, step, final = time.perf_counter(), start, None
+    try:
+        n = train_x.shape[0]
+        for step in range(start + 1, end + 1):
+            idx = torch.randint(0, n, (rc.batch_size,), generator=data_gen)
+            metrics = method.train_step(train_x[idx.to(device)], step)
+            _check_finite(metrics, step)
+            if step % rc.log_every == 0:
+                metrics["steps_per_s"] = (step - start) / (time.perf_counter() - t0)
+                logger.log(step, "train", metrics)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in list(metrics.items())[:3]}, refresh=False)
+            if rc.eval_every and step % rc.eval_every == 0 and step < rc.steps:
+                logger.log(step, "eval", evaluate(method, ds, rc, step))
+            if step % rc.ckpt_every == 0 or step == end:
+                checkpoint(step)
+            bar.update(1)
+        bar.close()
+        if end == rc.steps:
+            final = evaluate(method, ds, rc, rc.steps)
+            logger.log(rc.steps, "eval", final)
+    finally:
+        bar.close()
+        logger.close()
+    if final is None:
+        return TrainResult(run.path, {}, method, start)
+    return TrainResult(run.path, _finish(method, ds, cfg, run, final), method, start)
+
+
+def evaluate(method: Method, ds, rc: RunConfig, step: int) -> dict[str, Any]:
+    from .metrics import evaluate_method
+
+    return evaluate_method(method, ds, n_samples=rc.eval_samples, seed=rc.seed + 10_000 + step, density=rc.eval_density)
+
+
+def _finish(method: Method, ds, cfg: ResolvedConfig, run: RunDir, metrics: dict[str, Any]) -> dict[str, Any]:
+    from .metrics import real_reference
+
+    rc = cfg.run
+    summary = {"method": cfg.method, "data": cfg.data, "step": rc.steps, "seed": rc.seed, "metrics": metrics,
+               "real_vs_real": real_reference(cfg.data, rc.eval_samples),
+               "protocol": {"eval_samples": rc.eval_samples, "eval_seed": rc.seed + 10_000 + rc.steps,
+                            "test_split": f"{ds.n_test} fixed test points", "hq_threshold": "3 sigma",
+                            "density": "grid quadrature (exact up to grid error)"}}
+    write_json(run.summary_path, summary)
+    if rc.plots:
+        from .plots import plot_run
+
+        plot_run(method, ds, run)
+    return summary
+
+
+def load_run(run_dir: str | Path, device: str | None = None) -> tuple[ResolvedConfig, Method, int]:
+    """Rebuild the method of a run directory from its latest checkpoint: (config, method, step)."""
+    run = RunDir(run_dir)
+    cfg = config_from_dict(run.require())
+    method = build_method(cfg, pick_device(device or cfg.run.device))
+    ckpt = run.load_checkpoint(cfg.method)
+    if ckpt is None:
+        raise EbmlabError(f"{run_dir} has no checkpoint yet; train it first with `ebmlab train {cfg.method} --data {cfg.data} --out {run_dir}`")
+    method.load_state_dict(ckpt["method_state"])
+    return cfg, method, int(ckpt["step"])
+
+
+def sample_run(run_dir: str | Path, n: int, *, seed: int = 0) -> torch.Tensor:
+    """n samples [n, D] from a trained run; the same seed gives the same samples."""
+    if n < 1:
+        raise EbmlabError(f"-n must be a positive number of samples, got {n}")
+    cfg, method, _ = load_run(run_dir)
+    method.train(False)
+    gen = torch.Generator(device=method.device).manual_seed(seed)
+    with torch.no_grad():
+        return method.sample(n, generator=gen).cpu()
+
+
+def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
+    """Evaluate the latest checkpoint of a run: metrics plus the real-vs-real reference."""
+    from .metrics import real_reference
+
+    cfg, method, step = load_run(run_dir)
+    ds = get_dataset(cfg.data)
+    metrics = evaluate(method, ds, cfg.run, step)
+    return {"method": cfg.method, "data": cfg.data, "step": step, "metrics": metrics,
+            "real_vs_real": real_reference(cfg.data, cfg.run.eval_samples)}
+
+
+__all__ = ["ResolvedConfig", "RunConfig", "TrainResult", "build_method", "evaluate_run", "load_run",
+           "resolve_config", "sample_run", "train"]

@@ -1,0 +1,78 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ebmlab.cli import main
+from ebmlab.methods import METHODS
+
+FAST = ["eval_samples=300", "plots=false", "log_every=5"]
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "ebmlab.cli", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_cli_smoke_train_eval_sample(tmp_path, name, capsys):
+    out = tmp_path / name
+    assert main(["train", name, "--data", "ring8", "--steps", "20", "--out", str(out), "--no-progress",
+                 "eval_samples=300", "log_every=5"]) == 0
+    for f in ("config.json", "metrics.jsonl", "checkpoint.pt", "summary.json", "plots/samples.png", "plots/curves.png"):
+        assert (out / f).exists(), f
+    assert list((out / "tb").iterdir())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metrics"]["n_modes_total"] == 8 and "real_vs_real" in summary
+    capsys.readouterr()
+    assert main(["eval", str(out), "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["step"] == 20 and ev["metrics"]["modes"] == summary["metrics"]["modes"]
+    for seed, f in ((3, "a.npy"), (3, "b.npy"), (4, "c.npy")):
+        assert main(["sample", str(out), "-n", "100", "--out", str(tmp_path / f), "--seed", str(seed)]) == 0
+    a, b, c = (np.load(tmp_path / f) for f in ("a.npy", "b.npy", "c.npy"))
+    assert a.shape == (100, 2) and np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_list_shows_methods_and_data_sets(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "vgan" in out and "grid25" in out
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["train", "vgann", "--data", "ring8"], "unknown method 'vgann'; valid methods: gan, vgan"),
+    (["train", "vgan", "--data", "ring9"], "unknown data set 'ring9'; valid data sets: ring8"),
+    (["train", "vgan", "--data", "ring8", "lr=3"], "unknown option 'lr' for method vgan"),
+    (["train", "vgan", "--data", "ring8", "lr_g=abc"], "option lr_g: expected a number, got 'abc'"),
+    (["eval", "/nonexistent/run"], "run directory /nonexistent/run does not exist"),
+])
+def test_bad_input_gives_one_line_error_without_traceback(args, msg):
+    r = run_cli(*args)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert msg in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_checkpoint_errors_via_cli(tmp_path):
+    out = tmp_path / "r"
+    assert main(["train", "gan", "--data", "ring8", "--steps", "5", "--out", str(out), "--no-progress", *FAST]) == 0
+    r = run_cli("train", "vgan", "--data", "ring8", "--steps", "5", "--out", str(out))
+    assert r.returncode == 2 and "holds a run of method 'gan'" in r.stderr and "Traceback" not in r.stderr
+    ck = out / "checkpoint.pt"
+    ck.write_bytes(ck.read_bytes()[:1000])
+    r = run_cli("eval", str(out))
+    assert r.returncode == 2 and "truncated or corrupt" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bench_toy_writes_a_table(tmp_path, capsys):
+    out = tmp_path / "b"
+    assert main(["bench", "toy", "--methods", "gan,vgan", "--data", "ring8", "--seeds", "2", "--steps", "10",
+                 "--out", str(out), "eval_samples=300", "tensorboard=false"]) == 0
+    md = (out / "results.md").read_text()
+    assert "**real data**" in md and "recalled" in md and "| ring8 | vgan | 2 | 0 |" in md
+    res = json.loads((out / "results.json").read_text())
+    assert {r["method"] for r in res["rows"]} == {"gan", "vgan"}
+    assert all(r["runs"] == 2 for r in res["rows"])

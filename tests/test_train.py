@@ -1,0 +1,85 @@
+import json
+
+import pytest
+import torch
+
+import ebmlab
+from ebmlab.errors import DivergenceError, EbmlabError
+from ebmlab.methods.vgan import VGAN
+from ebmlab.train import load_run
+
+FAST = {"eval_samples": 300, "plots": "false", "tensorboard": "false", "log_every": 5, "ckpt_every": 10}
+
+
+def params(method):
+    return [p.detach().clone() for p in method.parameters()]
+
+
+@pytest.mark.parametrize("name", ["gan", "vgan"])
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, name):
+    over = {**FAST, "steps": 40, "eval_density": "false", "eval_every": 15}
+    full = ebmlab.train(name, "grid25", out=tmp_path / "full", overrides=over, progress=False)
+    part = ebmlab.train(name, "grid25", out=tmp_path / "part", overrides=over, progress=False, stop_after=23)
+    assert part.summary == {}
+    # the kill came after the checkpoint at step 20 and before step 30: resume re-runs steps 21..40
+    resumed = ebmlab.train(name, "grid25", out=tmp_path / "part", overrides=over, progress=False)
+    assert resumed.resumed_from == 23
+    for a, b in zip(params(full.method), params(resumed.method)):
+        assert torch.equal(a, b)
+    assert full.summary["metrics"] == resumed.summary["metrics"]
+    # the metrics log has each step once, identical to the uninterrupted run's
+    strip = lambda p: [{k: v for k, v in json.loads(l).items() if k != "steps_per_s"} for l in (p / "metrics.jsonl").read_text().splitlines()]
+    assert strip(tmp_path / "full") == strip(tmp_path / "part")
+
+
+def test_resume_from_an_older_checkpoint_after_a_kill(tmp_path):
+    over = {**FAST, "steps": 30, "eval_density": "false"}
+    full = ebmlab.train("vgan", "ring8", out=tmp_path / "full", overrides=over, progress=False)
+    ebmlab.train("vgan", "ring8", out=tmp_path / "k", overrides={**over, "ckpt_every": 10}, progress=False, stop_after=20)
+    # simulate a kill at step 27: log lines of steps 21..27 were written but no checkpoint after 20
+    with open(tmp_path / "k" / "metrics.jsonl", "a") as fh:
+        fh.write(json.dumps({"step": 25, "kind": "train", "loss_e": 0.0}) + "\n" + '{"step": 27, "ki')
+    res = ebmlab.train("vgan", "ring8", out=tmp_path / "k", overrides={**over, "ckpt_every": 10}, progress=False)
+    for a, b in zip(params(full.method), params(res.method)):
+        assert torch.equal(a, b)
+    steps = [json.loads(l)["step"] for l in (tmp_path / "k" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and len(steps) == len(set(zip(steps, range(len(steps)))))
+    assert steps.count(25) == 1
+
+
+def test_truncated_checkpoint_gives_a_clear_error(tmp_path):
+    over = {**FAST, "steps": 10, "eval_density": "false"}
+    ebmlab.train("gan", "ring8", out=tmp_path / "r", overrides=over, progress=False)
+    ck = tmp_path / "r" / "checkpoint.pt"
+    ck.write_bytes(ck.read_bytes()[: ck.stat().st_size // 2])
+    with pytest.raises(EbmlabError, match="truncated or corrupt"):
+        load_run(tmp_path / "r")
+
+
+def test_run_dir_of_another_method_is_refused(tmp_path):
+    over = {**FAST, "steps": 5, "eval_density": "false"}
+    ebmlab.train("gan", "ring8", out=tmp_path / "r", overrides=over, progress=False)
+    with pytest.raises(EbmlabError, match="holds a run of method 'gan', not 'vgan'"):
+        ebmlab.train("vgan", "ring8", out=tmp_path / "r", overrides=over, progress=False)
+    with pytest.raises(EbmlabError, match="different options"):
+        ebmlab.train("gan", "ring8", out=tmp_path / "r", overrides={**over, "lr_g": "0.5"}, progress=False)
+
+
+def test_divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    over = {**FAST, "steps": 40, "eval_density": "false", "ckpt_every": 10}
+    real_step = VGAN.train_step
+
+    def flaky(self, batch, step):
+        out = real_step(self, batch, step)
+        if step >= 25:
+            with torch.no_grad():
+                next(self.E.parameters()).fill_(float("nan"))
+            out["loss_e"] = float("nan")
+        return out
+
+    monkeypatch.setattr(VGAN, "train_step", flaky)
+    with pytest.raises(DivergenceError, match="diverged at step 25"):
+        ebmlab.train("vgan", "ring8", out=tmp_path / "r", overrides=over, progress=False)
+    _, method, step = load_run(tmp_path / "r")
+    assert step == 20
+    assert all(torch.isfinite(p).all() for p in method.parameters())
