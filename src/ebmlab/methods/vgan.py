@@ -27,7 +27,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from ..nets import BoundedExpertHead, mlp
+from ..nets import BoundedExpertHead, ScaledTanh, mlp
 from .base import Method, frozen, make_optimizer, optimizer_step
 
 
@@ -45,6 +45,7 @@ class VGANConfig:
     beta2: float = 0.999
     k_gen: int = 1
     entropy_weight: float = 1.0
+    out_bound: float = 0.0  # > 0: generator output is out_bound·tanh(·), i.e. confined to the data box
 
 
 class VGAN(Method):
@@ -57,6 +58,8 @@ class VGAN(Method):
         super().__init__(config, data_dim=data_dim, device=device, generator=generator)
         c = config
         self.G = mlp(c.z_dim, c.g_hidden, data_dim, act=c.act).to(device)
+        if c.out_bound > 0:
+            self.G.append(ScaledTanh(c.out_bound))
         features = mlp(data_dim, c.e_hidden[:-1], c.e_hidden[-1], act=c.act, out_act=c.act)
         self.E = BoundedExpertHead(features, c.e_hidden[-1], c.n_experts).to(device)
         self.networks = {"generator": self.G, "energy": self.E}

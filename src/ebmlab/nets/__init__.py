@@ -1,5 +1,5 @@
 """Architectures only (no losses)."""
 
-from .mlp import BoundedExpertHead, mlp
+from .mlp import BoundedExpertHead, ScaledTanh, mlp
 
-__all__ = ["BoundedExpertHead", "mlp"]
+__all__ = ["BoundedExpertHead", "ScaledTanh", "mlp"]

@@ -39,6 +39,17 @@ def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, *, act: str = "relu"
     return nn.Sequential(*layers)
 
 
+class ScaledTanh(nn.Module):
+    """x ↦ s·tanh(x): confines a generator's output to the box [−s, s]^D."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.scale * torch.tanh(x)
+
+
 def binary_entropy(p: Tensor) -> Tensor:
     """H_b(p) = −p log p − (1 − p) log(1 − p), elementwise, nats."""
     return -(p * p.log() + (1 - p) * (1 - p).log())
