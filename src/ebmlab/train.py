@@ -37,7 +37,7 @@ class RunConfig:
     eval_samples: int = 2500
     eval_density: bool = True
     device: Literal["cpu", "cuda", "auto"] = "cpu"
-    threads: int = 0  # 0: leave torch's default
+    threads: int = 1  # torch CPU threads; 1 is fastest for the small 2D networks (0: torch's default)
     tensorboard: bool = True
     plots: bool = True
 
@@ -271,14 +271,25 @@ def load_run(run_dir: str | Path, device: str | None = None) -> tuple[ResolvedCo
     return cfg, method, int(ckpt["step"])
 
 
-def sample_run(run_dir: str | Path, n: int, *, seed: int = 0) -> torch.Tensor:
-    """n samples [n, D] from a trained run; the same seed gives the same samples."""
+def sample_run(run_dir: str | Path, n: int, *, seed: int = 0, guided: Any = None, base_only: bool = False,
+               progress: bool = False) -> torch.Tensor:
+    """n samples [n, D] from a trained run; the same seed gives the same samples.
+
+    ``guided`` (a :class:`ebmlab.guided.GuidedConfig`) draws energy-guided latent samples instead, from any method
+    with both a generator and an energy; ``base_only`` draws from the generator alone.
+    """
     if n < 1:
         raise EbmlabError(f"-n must be a positive number of samples, got {n}")
     cfg, method, _ = load_run(run_dir)
     method.train(False)
     gen = torch.Generator(device=method.device).manual_seed(seed)
+    if guided is not None:
+        from .guided import guided_samples
+
+        return guided_samples(method, n, guided, generator=gen, progress=progress)[0].detach().cpu()
     with torch.no_grad():
+        if base_only:
+            return method.generate(torch.randn(n, method.latent_dim, generator=gen, device=method.device)).cpu()
         return method.sample(n, generator=gen).cpu()
 
 

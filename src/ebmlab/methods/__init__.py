@@ -5,11 +5,13 @@ from __future__ import annotations
 from ..errors import EbmlabError
 from .base import Method
 from .gan import GAN
+from .kale import KALE
 from .vgan import VGAN
 
 METHODS: dict[str, type[Method]] = {
     "gan": GAN,
     "vgan": VGAN,
+    "kale": KALE,
 }
 
 

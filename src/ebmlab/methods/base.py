@@ -25,6 +25,9 @@ class Method(abc.ABC):
     description: ClassVar[str] = ""
     has_energy: ClassVar[bool] = False
     has_generator: ClassVar[bool] = True
+    # False where exp(−E) alone is not the model's density (KALE: the model is exp(−E)·G), so the spine's
+    # quadrature metrics of exp(−E) would be mislabelled
+    energy_defines_density: ClassVar[bool] = True
 
     def __init__(self, config: Any, *, data_dim: int, device: torch.device, generator: torch.Generator):
         self.config = config
@@ -47,6 +50,15 @@ class Method(abc.ABC):
     def energy(self, x: Tensor) -> Tensor:
         """Unnormalised −log density E(x) [b] in nats, for methods that have one."""
         raise EbmlabError(f"method {self.name!r} has no energy function")
+
+    @property
+    def latent_dim(self) -> int:
+        """Dimension d of the generator's latent z ~ N(0, I_d), for methods with a generator."""
+        raise EbmlabError(f"method {self.name!r} has no latent generator")
+
+    def generate(self, z: Tensor) -> Tensor:
+        """G(z): latent [b, d] → data [b, D] (differentiable; used by energy-guided latent samplers)."""
+        raise EbmlabError(f"method {self.name!r} has no latent generator")
 
     def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
         """Method-specific evaluation numbers (bounds, estimator likelihoods); none by default."""

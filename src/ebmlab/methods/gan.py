@@ -65,6 +65,13 @@ class GAN(Method):
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
                 "d_real": logit_real.mean().item(), "d_fake": logit_fake.mean().item()}
 
+    @property
+    def latent_dim(self) -> int:
+        return self.config.z_dim
+
+    def generate(self, z: Tensor) -> Tensor:
+        return self.G(z)
+
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         return self.G(self.noise(n, self.config.z_dim, generator))

@@ -92,6 +92,13 @@ class VGAN(Method):
     def energy(self, x: Tensor) -> Tensor:
         return self.E(x)
 
+    @property
+    def latent_dim(self) -> int:
+        return self.config.z_dim
+
+    def generate(self, z: Tensor) -> Tensor:
+        return self.G(z)
+
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         return self.G(self.noise(n, self.config.z_dim, generator))

@@ -56,7 +56,7 @@ def evaluate_method(method, dataset, *, n_samples: int = 2500, seed: int = 0, de
         with torch.no_grad():
             samples = method.sample(n_samples, generator=gen)
         out = sample_metrics(samples, dataset)
-        if method.has_energy and density:
+        if method.has_energy and method.energy_defines_density and density:
             out.update(density_metrics(method.energy, dataset, device=method.device))
         out.update(method.evaluate_extra(dataset))
     finally:

@@ -1,0 +1,66 @@
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from ebmlab.errors import EbmlabError
+from ebmlab.guided import GuidedConfig, guided_samples
+from ebmlab.train import build_method, resolve_config
+
+
+def fake_pair(m, s):
+    """Identity generator and a quadratic energy E(x) = |x - m|^2 / (2 s^2): the latent target
+    N(z; 0, I) exp(-T E(z)) is Gaussian with precision 1 + T/s^2 and mean (T m / s^2) / (1 + T/s^2)."""
+    return SimpleNamespace(name="pair", has_energy=True, has_generator=True, latent_dim=2, device=torch.device("cpu"),
+                           generate=lambda z: z, energy=lambda x: 0.5 * ((x - m) ** 2).sum(1) / s**2)
+
+
+# (HMC: 5 leapfrog steps of 0.1 turn the trajectory by ~1 rad; 0.3 would be ~π, a periodic trajectory that
+# returns to its start on this Gaussian — Neal 2011 §5.4.2.2)
+@pytest.mark.parametrize("sampler, step", [("mala", 0.3), ("kinetic", 0.01), ("hmc", 0.1)])
+def test_guided_samples_hit_the_tilted_latent_gaussian(sampler, step):
+    m, s, T = torch.tensor([1.5, -1.0], dtype=torch.float64), 0.8, 2.0
+    prec = 1 + T / s**2
+    mean, var = (T * m / s**2) / prec, 1 / prec
+    n = 4000
+    x, info = guided_samples(fake_pair(m, s), n, GuidedConfig(sampler, T, 400, step, 1.0),
+                             generator=torch.Generator().manual_seed(0))
+    x = x.double()
+    assert torch.allclose(x.mean(0), mean, atol=4 * math.sqrt(var / n))
+    # sample variance: s.e. of a Gaussian variance estimate is var * sqrt(2/n); ULA-type bias of kinetic is O(h^2)
+    assert torch.allclose(x.var(0), torch.full((2,), var, dtype=torch.float64), atol=4 * var * math.sqrt(2 / n) + 2e-3)
+    assert info["latent_energy_end"] < info["latent_energy_start"]
+
+
+def test_guided_sampling_needs_a_generator_and_an_energy():
+    gan = build_method(resolve_config("gan", "ring8"), torch.device("cpu"))
+    with pytest.raises(EbmlabError, match="needs both a generator and an energy"):
+        guided_samples(gan, 10, GuidedConfig(), generator=torch.Generator().manual_seed(0))
+
+
+def test_kale_energy_step_schedule_and_a_initialisation():
+    cfg = resolve_config("kale", "ring8", overrides={"g_hidden": "16", "e_hidden": "16", "n_critic_burst": 7,
+                                                       "n_critic": 2, "burst_every": 3})
+    k = build_method(cfg, torch.device("cpu"))
+    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(0))
+    counts = [k.train_step(x, i + 1)["n_energy_steps"] for i in range(7)]
+    assert counts == [7, 2, 2, 7, 2, 2, 7]  # burst at the start and every `burst_every` base steps
+    # A starts at its Monte-Carlo optimum: log mean exp(-E(G(z)))
+    k2 = build_method(cfg, torch.device("cpu"))
+    with torch.no_grad():
+        e = k2.energy(k2.G(torch.randn(20000, 2, generator=torch.Generator().manual_seed(1))))
+        expected = float(torch.logsumexp(-e, 0) - math.log(len(e)))
+    k2.config = k2.config.__class__(**{**k2.config.__dict__, "n_critic_burst": 0})  # no energy step: A untouched
+    k2.train_step(x, 1)
+    assert abs(k2.A.value.item() - expected) < 0.02
+
+
+def test_kale_base_only_and_guided_samples_differ_but_are_deterministic():
+    cfg = resolve_config("kale", "ring8", overrides={"mcmc_steps": 20})
+    k = build_method(cfg, torch.device("cpu"))
+    a = k.sample(50, generator=torch.Generator().manual_seed(3))
+    b = k.sample(50, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    base = k.G(torch.randn(50, 2, generator=torch.Generator().manual_seed(3)))
+    assert not torch.allclose(a, base)
