@@ -64,12 +64,46 @@ def trainer_loop(steps: int, seed: int, tmp: Path) -> float:
     return time.perf_counter() - t0
 
 
+def quadrature_timings(threads: int) -> list[str]:
+    torch.set_num_threads(threads)
+    cfg = resolve_config("vgan", "ring8")
+    m = build_method(cfg, torch.device("cpu"))
+    ds = get_dataset("ring8")
+    quad = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        log_partition_on_box(m.energy, ds.box, n=1000)
+        quad.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    q = log_partition(lambda x: -ds.log_prob(x), ds.box)
+    adaptive = time.perf_counter() - t0
+    c = cfg.method_config
+    load = os.getloadavg()[0]
+    return [
+        "## Quadrature", "",
+        f"Command: `python benchmarks/bench_spine.py --quad-only --quad-threads {threads}`; {threads} torch threads; "
+        f"1-minute load average at the end: {load:.1f} on {os.cpu_count()} cores.", "",
+        f"- log Z on a 1000×1000 grid of the ring8 VGAN energy (MLP 2→{'→'.join(map(str, c.e_hidden))} + "
+        f"{c.n_experts} experts): median {statistics.median(quad):.2f} s over 3 (target ≤ 2 s)",
+        f"- adaptive log Z of the exact ring8 energy (refine to convergence + tail checks): {adaptive:.2f} s, "
+        f"final n = {q.n}, log Z = {q.log_z:.5f} (exact 0)",
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--quad-only", action="store_true", help="only the quadrature timings (appended to the file)")
+    ap.add_argument("--quad-threads", type=int, default=2)
     args = ap.parse_args()
+    out = Path(__file__).parent / "results" / "spine_speed.md"
+    if args.quad_only:
+        lines = quadrature_timings(args.quad_threads)
+        out.write_text(out.read_text().split("## Quadrature")[0] + "\n".join(lines) + "\n")
+        print("\n".join(lines))
+        return
     torch.set_num_threads(args.threads)
     ratios, bare_t, tr_t = [], [], []
     with tempfile.TemporaryDirectory() as d:
@@ -82,19 +116,6 @@ def main() -> None:
             tr_t.append(t)
             ratios.append(t / b)
             print(f"repeat {r}: bare {b:.2f}s trainer {t:.2f}s ratio {t / b:.3f}")
-    # quadrature
-    cfg = resolve_config("vgan", "ring8")
-    m = build_method(cfg, torch.device("cpu"))
-    ds = get_dataset("ring8")
-    quad = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        log_partition_on_box(m.energy, ds.box, n=1000)
-        quad.append(time.perf_counter() - t0)
-    mix = lambda x: -ds.log_prob(x)
-    t0 = time.perf_counter()
-    q = log_partition(mix, ds.box)
-    adaptive = time.perf_counter() - t0
     lines = [
         "# Spine speed", "",
         f"Command: `python benchmarks/bench_spine.py --repeats {args.repeats} --steps {args.steps} --threads {args.threads}`",
@@ -105,12 +126,7 @@ def main() -> None:
         f"median {statistics.median(tr_t):.2f} s",
         f"- ratios per repeat: {', '.join(f'{r:.3f}' for r in ratios)}",
         f"- **median overhead: {100 * (statistics.median(ratios) - 1):.1f} %** (target ≤ 10 %)", "",
-        "## Quadrature", "",
-        f"- log Z on a 1000×1000 grid of a VGAN energy (MLP 2→128→128 + 128 experts): "
-        f"median {statistics.median(quad):.2f} s over 3 (target ≤ 2 s)",
-        f"- adaptive log Z of the exact ring8 energy (refine to convergence + tail checks): {adaptive:.2f} s, "
-        f"final n = {q.n}, log Z = {q.log_z:.5f} (exact 0)",
-    ]
+    ] + quadrature_timings(args.quad_threads)
     out = Path(__file__).parent / "results" / "spine_speed.md"
     out.parent.mkdir(exist_ok=True)
     out.write_text("\n".join(lines) + "\n")

@@ -1,12 +1,16 @@
 """``ebmlab bench toy``: a grid of (method, data set, seed) runs and a results table with mean ± std.
 
 Each run trains into ``OUT/runs/<method>-<data>-s<seed>`` (so an interrupted benchmark resumes where it
-stopped). The table puts every method beside the real-data row (exact samples: the ceiling for sample
+stopped). With ``--grid FILE`` (a TOML table mapping option names to lists of values; a key naming several
+options separated by commas sets them all to the same value) the cartesian product of the axes a method has
+is run for each method — axes naming none of its options are skipped for it — into
+``OUT/runs/<method>-<data>-g<setting>-s<seed>``, and the report adds a per-setting table. The table puts every method beside the real-data row (exact samples: the ceiling for sample
 metrics, the true entropy as the NLL floor) and the reference rows recalled from papers, labelled as recalled.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -28,7 +32,8 @@ RECALLED = {
     "grid25": [("GAN (VEEGAN table, recalled)", 3.3, 0.005), ("Unrolled GAN (VEEGAN table, recalled)", 23.6, 0.16),
                ("VEEGAN (VEEGAN table, recalled)", 24.6, 0.40), ("PacGAN4 (PacGAN table, recalled)", 24.8, 0.936)],
 }
-COLUMNS = ["modes", "hq", "mode_kl", "w1", "mmd2", "nll", "kl", "tv", "nll_box", "kl_box"]
+COLUMNS = ["modes", "hq", "mode_kl", "w1", "mmd2", "nll", "kl", "tv", "nll_box", "kl_box",
+           "base_modes", "base_hq", "base_mode_kl", "base_w1"]  # base_*: KALE's generator alone
 
 
 def _one(args: tuple[str, str, int, dict[str, Any], str]) -> dict[str, Any]:
@@ -55,14 +60,18 @@ def _mean_std(vals: list[float]) -> tuple[float, float] | None:
     return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
 
 
-def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def aggregate(results: list[dict[str, Any]], by_setting: bool = False) -> list[dict[str, Any]]:
     rows = []
-    keys = sorted({(r["method"], r["data"]) for r in results}, key=lambda k: (k[1], k[0]))
-    for method, data in keys:
-        rs = [r for r in results if r["method"] == method and r["data"] == data]
+    key_of = (lambda r: (r["method"], r["data"], r.get("setting", ""))) if by_setting else \
+        (lambda r: (r["method"], r["data"]))
+    keys = sorted(dict.fromkeys(key_of(r) for r in results), key=lambda k: (k[1], k[0]))  # settings in grid order
+    for key in keys:
+        rs = [r for r in results if key_of(r) == key]
         ok = [r for r in rs if r["status"] == "ok"]
-        row: dict[str, Any] = {"method": method, "data": data, "runs": len(rs),
+        row: dict[str, Any] = {"method": key[0], "data": key[1], "runs": len(rs),
                                "diverged": sum(r["status"] == "diverged" for r in rs)}
+        if by_setting:
+            row["setting"] = key[2]
         for c in COLUMNS:
             ms = _mean_std([r["metrics"].get(c) for r in ok if c in r["metrics"]])
             if ms is not None:
@@ -71,10 +80,44 @@ def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def load_grid(path: str | Path) -> dict[str, list[Any]]:
+    """The grid file: option name (or comma-separated names set together) → non-empty list of values."""
+    from .config import load_toml
+
+    grid = load_toml(path)
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise EbmlabError(f"grid file {path}: {key!r} must map to a non-empty list of values, got {values!r}")
+    return grid
+
+
+def grid_settings(grid: dict[str, list[Any]], method: str) -> list[tuple[str, dict[str, Any]]]:
+    """(label, overrides) for each point of the product of the grid axes that ``method`` has options for."""
+    from .config import field_types
+    from .methods import get_method
+    from .train import RunConfig
+
+    known = set(field_types(RunConfig)) | set(field_types(get_method(method).Config))
+    axes = []
+    for key, values in grid.items():
+        names = [n.strip() for n in key.split(",") if n.strip()]
+        if any(n in known for n in names):
+            axes.append((key, [n for n in names if n in known], values))
+    settings = []
+    for combo in itertools.product(*(values for _, _, values in axes)):
+        label = " ".join(f"{key}={_value_label(v)}" for (key, _, _), v in zip(axes, combo))
+        settings.append((label, {n: v for (_, names, _), v in zip(axes, combo) for n in names}))
+    return settings
+
+
+def _value_label(v: Any) -> str:
+    return ",".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
 def _fmt(cell: Any, col: str) -> str:
     if cell is None:
         return "–"
-    scale = 100 if col == "hq" else 1
+    scale = 100 if col in ("hq", "base_hq") else 1
     if isinstance(cell, dict):
         return f"{cell['mean'] * scale:.3g} ± {cell['std'] * scale:.2g}"
     return f"{cell * scale:.3g}"
@@ -82,7 +125,7 @@ def _fmt(cell: Any, col: str) -> str:
 
 def markdown(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], command: str, meta: dict) -> str:
     cols = [c for c in COLUMNS if any(c in r for r in rows)]
-    head = ["data", "method", "runs", "diverged"] + [("hq (%)" if c == "hq" else c) for c in cols]
+    head = ["data", "method", "runs", "diverged"] + [(c + " (%)" if c in ("hq", "base_hq") else c) for c in cols]
     lines = [f"# Toy benchmark\n\nCommand: `{command}`\n",
              f"Machine: {meta['machine']}; torch {meta['torch']}; wall time {meta['wall_s']:.0f} s.\n",
              "Mean ± std over training seeds. Sample metrics on 2500 samples against the fixed test split "
@@ -106,8 +149,20 @@ def markdown(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], c
     return "\n".join(lines) + "\n"
 
 
+def markdown_settings(rows: list[dict[str, Any]]) -> str:
+    """The per-setting table of a grid benchmark (mean ± std over seeds)."""
+    cols = [c for c in COLUMNS if any(c in r for r in rows)]
+    head = ["data", "method", "setting", "runs", "diverged"] + [(c + " (%)" if c in ("hq", "base_hq") else c) for c in cols]
+    lines = ["\n## Per setting\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append("| " + " | ".join([r["data"], r["method"], r["setting"], str(r["runs"]), str(r["diverged"])]
+                                       + [_fmt(r.get(c), c) for c in cols]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: str | Path, steps: int | None = None,
-                  overrides: dict[str, Any] | None = None, jobs: int = 1, command: str = "") -> dict[str, Any]:
+                  overrides: dict[str, Any] | None = None, jobs: int = 1, command: str = "",
+                  grid: dict[str, list[Any]] | None = None) -> dict[str, Any]:
     from .data import get_dataset
     from .methods import get_method
     from .metrics import real_reference
@@ -123,7 +178,29 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
     if steps is not None:
         over["steps"] = steps
     over.setdefault("plots", "false")
-    tasks = [(m, d, s, over, str(out / "runs" / f"{m}-{d}-s{s}")) for d in datasets for m in methods for s in range(seeds)]
+    if grid is None:
+        tasks = [(m, d, s, over, str(out / "runs" / f"{m}-{d}-s{s}"))
+                 for d in datasets for m in methods for s in range(seeds)]
+        labels = [None] * len(tasks)
+    else:
+        from .config import field_types
+        from .train import RunConfig
+
+        known = set(field_types(RunConfig)).union(*(field_types(get_method(m).Config) for m in methods))
+        unknown = [n.strip() for key in grid for n in key.split(",") if n.strip() and n.strip() not in known]
+        given = set(overrides or {}) | ({"steps"} if steps is not None else set())
+        both = [n.strip() for key in grid for n in key.split(",") if n.strip() in given]
+        problems = ([f"{', '.join(unknown)}: an option of none of the methods {', '.join(methods)}"] if unknown else []) \
+            + ([f"{', '.join(both)}: also given as key=value"] if both else [])
+        if problems:
+            raise EbmlabError(f"--grid: {'; '.join(problems)}; fix the grid file or the overrides")
+        tasks, labels = [], []
+        for d in datasets:
+            for m in methods:
+                for g, (label, setting) in enumerate(grid_settings(grid, m)):
+                    for s in range(seeds):
+                        tasks.append((m, d, s, {**over, **setting}, str(out / "runs" / f"{m}-{d}-g{g}-s{s}")))
+                        labels.append(label)
     t0 = time.perf_counter()
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as ex:
@@ -132,6 +209,9 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
         from tqdm.auto import tqdm
 
         results = [_one(t) for t in tqdm(tasks, desc="bench toy", dynamic_ncols=True)]
+    for r, label in zip(results, labels):
+        if label is not None:
+            r["setting"] = label
     import torch
 
     meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
@@ -141,9 +221,14 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
     cmd = command or "ebmlab bench toy " + " ".join(sys.argv[3:])
     report = {"command": cmd, "meta": meta, "rows": rows, "reference_real_data": reference,
               "recalled": RECALLED, "runs": results}
+    md = markdown(rows, reference, cmd, meta)
+    if grid is not None:
+        report["grid"] = grid
+        report["setting_rows"] = aggregate(results, by_setting=True)
+        md += markdown_settings(report["setting_rows"])
     out.mkdir(parents=True, exist_ok=True)
     from .runs import json_safe
 
     (out / "results.json").write_text(json.dumps(json_safe(report), indent=1))
-    (out / "results.md").write_text(markdown(rows, reference, cmd, meta))
+    (out / "results.md").write_text(md)
     return report

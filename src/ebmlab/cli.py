@@ -88,7 +88,16 @@ def _eval(args) -> None:
 def _sample(args) -> None:
     from .train import sample_run
 
-    x = sample_run(args.run_dir, args.n, seed=args.seed)
+    guided = None
+    if args.sampler not in (None, "none"):
+        from .guided import GuidedConfig
+
+        d = GuidedConfig()
+        guided = GuidedConfig(args.sampler, d.inverse_temperature if args.temperature is None else args.temperature,
+                              args.mcmc_steps or d.n_steps, args.step_size or d.step_size,
+                              d.friction if args.friction is None else args.friction)
+    x = sample_run(args.run_dir, args.n, seed=args.seed, guided=guided, base_only=args.sampler == "none",
+                   progress=guided is not None)
     out = Path(args.out)
     if out.suffix != ".npy":
         raise EbmlabError(f"--out must name a .npy file, got {out}")
@@ -98,7 +107,7 @@ def _sample(args) -> None:
 
 
 def _bench(args) -> None:
-    from .bench import run_toy_bench
+    from .bench import load_grid, run_toy_bench
     from .config import parse_override_strings
 
     if args.suite != "toy":
@@ -107,7 +116,8 @@ def _bench(args) -> None:
     data = [d for d in args.data.split(",") if d]
     cmd = "ebmlab bench " + " ".join(sys.argv[2:])
     rep = run_toy_bench(methods, data, args.seeds, out=args.out, steps=args.steps,
-                        overrides=parse_override_strings(args.overrides), jobs=args.jobs, command=cmd)
+                        overrides=parse_override_strings(args.overrides), jobs=args.jobs, command=cmd,
+                        grid=load_grid(args.grid) if args.grid else None)
     print((Path(args.out) / "results.md").read_text())
     print(f"wrote {Path(args.out) / 'results.md'} and results.json ({rep['meta']['wall_s']:.0f} s)")
 
@@ -142,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=int, required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--sampler", choices=["kinetic", "ula", "mala", "hmc", "none"],
+                   help="energy-guided latent MCMC (methods with a generator and an energy); none: generator only")
+    s.add_argument("--temperature", type=float, help="inverse temperature T in U(z) = |z|^2/2 + T E(G(z)) (default 1)")
+    s.add_argument("--mcmc-steps", type=int, help="MCMC steps (default 500)")
+    s.add_argument("--step-size", type=float, help="step size (gamma for kinetic Langevin; default 1e-3)")
+    s.add_argument("--friction", type=float, help="kinetic Langevin friction kappa (default 1)")
     s.set_defaults(fn=_sample)
 
     s = sub.add_parser("bench", help="run a benchmark grid and write a results table")
@@ -152,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int)
     s.add_argument("--out", default="bench-toy")
     s.add_argument("--jobs", type=int, default=1, help="parallel runs (each uses one thread)")
+    s.add_argument("--grid", metavar="FILE", help="TOML file: option (or 'a,b' for options set together) = [values]; "
+                   "the product of the axes a method has is run for each method")
     s.add_argument("overrides", nargs="*", help="key=value options applied to every run")
     s.set_defaults(fn=_bench)
     return p

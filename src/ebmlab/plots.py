@@ -86,6 +86,29 @@ def plot_curves(records: list[dict], path) -> None:
     _save(fig, path)
 
 
+def plot_sandwich(records: list[dict], path) -> bool:
+    """Reported NLL bounds (``nll_lower``/``nll_upper`` ± 1 s.e.) and the exact NLL (``nll``, else ``nll_box``)
+    against the step, from the evaluation records; False (no figure) when no evaluation holds the bounds."""
+    ev = [r for r in records if r.get("kind") == "eval" and isinstance(r.get("nll_lower"), (int, float))]
+    if not ev:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4))
+    steps = [r["step"] for r in ev]
+    for key, colour, label in (("nll_lower", "tab:blue", "lower bound"), ("nll_upper", "tab:red", "upper bound")):
+        y = [r.get(key, math.nan) for r in ev]
+        se = [r.get(key + "_se", 0.0) or 0.0 for r in ev]
+        ax.errorbar(steps, y, yerr=se, fmt="o-", ms=3, lw=1, capsize=3, color=colour, label=f"{label} ± 1 s.e.")
+    exact = [r.get("nll", r.get("nll_box", math.nan)) for r in ev]
+    boxed = any("nll" not in r and "nll_box" in r for r in ev)
+    ax.plot(steps, exact, "s--", ms=3, lw=1, color="k", label="exact NLL" + (" (box where not normalisable)" if boxed else ""))
+    ax.set_xlabel("step")
+    ax.set_ylabel("test NLL (nats)")
+    ax.set_title("bounds on the NLL", fontsize=10)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    return True
+
+
 def plot_run(method, ds, run) -> None:
     gen = torch.Generator(device=method.device).manual_seed(0)
     method.train(False)
@@ -97,4 +120,6 @@ def plot_run(method, ds, run) -> None:
             plot_density(method, ds, run.plots / "density.png")
     finally:
         method.train(True)
-    plot_curves(run.read_metrics(), run.plots / "curves.png")
+    records = run.read_metrics()
+    plot_curves(records, run.plots / "curves.png")
+    plot_sandwich(records, run.plots / "sandwich.png")

@@ -51,7 +51,8 @@ class ScoreMismatch(NamedTuple):
 
 
 def latent_score(G: Callable[[Tensor], Tensor], z: Tensor, *, volume: Volume = "logdet", z_std: float = 1.0,
-                 n_iter: int = 20, generator: torch.Generator | None = None) -> Tensor:
+                 n_iter: int = 20, generator: torch.Generator | None = None,
+                 jac_mode: Literal["fwd", "rev"] = "fwd") -> Tensor:
     """∇_z(−log p_g(G(z))) = z / std² + ∇_z log_volume(z), detached, [b, d].
 
     G: row-wise generator z[b, d] → x[b, ...]; z: [b, d]. ``volume`` picks log_volume: ``"logdet"`` the exact
@@ -59,7 +60,7 @@ def latent_score(G: Callable[[Tensor], Tensor], z: Tensor, *, volume: Volume = "
     ``lobpcg_smin`` (n_iter iterations, random start from ``generator``), whose z-gradient at fixed v is that
     of d · log s_min when v has converged (Hellmann–Feynman). The second derivatives of G come from
     differentiating the torch.func Jacobian with ordinary autograd; summing over the batch before the
-    gradient is exact because G is row-wise.
+    gradient is exact because G is row-wise. ``jac_mode`` picks how the exact volumes form J (``batch_jacobian``).
     """
     if z.dim() != 2:
         raise ValueError(f"Expected latents z of shape [b, d], got {tuple(z.shape)}.")
@@ -67,30 +68,32 @@ def latent_score(G: Callable[[Tensor], Tensor], z: Tensor, *, volume: Volume = "
     with torch.enable_grad():
         zz = z.detach().requires_grad_(True)
         if volume == "logdet":
-            J = batch_jacobian(G, zz)
+            J = batch_jacobian(G, zz, mode=jac_mode)
             log_volume = 0.5 * torch.linalg.slogdet(J.transpose(1, 2) @ J)[1]
         elif volume == "smin":
-            log_volume = d * torch.log(torch.linalg.svdvals(batch_jacobian(G, zz))[:, -1])
+            log_volume = d * torch.log(torch.linalg.svdvals(batch_jacobian(G, zz, mode=jac_mode))[:, -1])
         elif volume == "lobpcg":
             est = lobpcg_smin(G, zz, n_iter=n_iter, generator=generator)
             safe = torch.where(est.valid, est.s_min, torch.ones_like(est.s_min))
             log_volume = d * torch.log(safe)
         else:
             raise ValueError(f"volume must be one of 'logdet', 'smin', 'lobpcg'; got {volume!r}.")
-        grad_volume = torch.autograd.grad(log_volume.sum(), zz)[0]
+        # allow_unused: a reverse-mode J of an affine G does not depend on z (its volume gradient is 0)
+        grad_volume = torch.autograd.grad(log_volume.sum(), zz, allow_unused=True, materialize_grads=True)[0]
     return (z.detach() / z_std**2 + grad_volume).detach()
 
 
 def score_mismatch_gp(energy_fn: EnergyFn, G: Callable[[Tensor], Tensor], z: Tensor, *,
                       generator: torch.Generator | None = None, v: Tensor | None = None,
                       score: Tensor | None = None, volume: Volume = "logdet", z_std: float = 1.0,
-                      n_iter: int = 20) -> ScoreMismatch:
+                      n_iter: int = 20, jac_mode: Literal["fwd", "rev"] = "fwd") -> ScoreMismatch:
     """Sliced latent score mismatch between E and the generator density (EBM-BB's ``gp_loss``).
 
     energy_fn: x[b, ...] → [b] (nats); G: row-wise generator; z: [b, d]; v: optional [b, d] slicing directions
     (else N(0, I) from ``generator``); score: optional precomputed ``latent_score`` [b, d] (else computed with
     ``volume``, ``z_std``, ``n_iter``). Gradient flows into the energy's parameters only (create_graph on
-    ∇_x E); G(z), J v and the score are constants.
+    ∇_x E); G(z), J v and the score are constants. ``jac_mode="rev"`` forms J v from the full Jacobian by
+    reverse mode (``batch_jacobian``; for small D) instead of one JVP, and passes the mode on to ``latent_score``.
     """
     if z.dim() != 2:
         raise ValueError(f"Expected latents z of shape [b, d], got {tuple(z.shape)}.")
@@ -102,10 +105,15 @@ def score_mismatch_gp(energy_fn: EnergyFn, G: Callable[[Tensor], Tensor], z: Ten
     elif v.shape != z.shape:
         raise ValueError(f"v must have the shape of z {tuple(z.shape)}, got {tuple(v.shape)}.")
     if score is None:
-        score = latent_score(G, z, volume=volume, z_std=z_std, n_iter=n_iter, generator=generator)
+        score = latent_score(G, z, volume=volume, z_std=z_std, n_iter=n_iter, generator=generator,
+                             jac_mode=jac_mode)
     with torch.no_grad():
-        # G(z) and J_z v in one forward-mode pass, no graph to G (contiguous: forward AD rejects expanded inputs)
-        x, Jv = jvp(G, (z.detach().contiguous(),), (v.contiguous(),))
+        if jac_mode == "rev":
+            x = G(z.detach())
+            Jv = (batch_jacobian(G, z.detach(), mode="rev") @ v.unsqueeze(-1)).reshape(x.shape)
+        else:
+            # G(z) and J_z v in one forward-mode pass, no graph to G (contiguous: forward AD rejects expanded inputs)
+            x, Jv = jvp(G, (z.detach().contiguous(),), (v.contiguous(),))
     b = z.shape[0]
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from ..errors import EbmlabError
+from .lbt_toys import LBT_TOY_DATASETS
 from .toy import TOY_DATASETS, ToyDataset
 
 DATASETS = dict(TOY_DATASETS)
+DATASETS.update(LBT_TOY_DATASETS)
 
 
 def get_dataset(name: str) -> ToyDataset:

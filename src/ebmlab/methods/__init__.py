@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from ..errors import EbmlabError
 from .base import Method
+from .bib import BIB_METHODS
+from .ebgan import EBGAN, EBGANPT
 from .gan import GAN
 from .kale import KALE
+from .lbt import LBT, LBTGAN
+from .vae import VAE
 from .vgan import VGAN
 
 METHODS: dict[str, type[Method]] = {
     "gan": GAN,
     "vgan": VGAN,
     "kale": KALE,
+    **BIB_METHODS,
+    "vae": VAE, "lbt": LBT, "lbt_gan": LBTGAN,
+    "ebgan": EBGAN, "ebgan_pt": EBGANPT,
 }
 
 

@@ -1,0 +1,335 @@
+"""EBGAN and EBGAN-PT — "Energy-based Generative Adversarial Network" (Zhao, Mathieu, LeCun; arXiv 1609.03126).
+
+Energy (paper §2.3): the discriminator is an auto-encoder and its energy is the per-example reconstruction error
+
+    D(x) = ‖Dec(Enc(x)) − x‖,
+
+with the norm and the reduction over coordinates explicit in the config (``recon_norm`` ∈ {l2, l2sq, l1},
+``recon_reduction`` ∈ {sum, mean}; the paper writes a norm and leaves both open).
+
+Losses (paper eq. 1–2), for a batch of N real x and N generated G(z):
+
+    L_D = 1/N Σ_i D(x_i) + 1/N Σ_j [m − D(G(z_j))]⁺        the hinge per example, then the batch mean
+    L_G = 1/N Σ_j D(G(z_j))  (+ λ_PT f_PT(Enc(G(z))) for EBGAN-PT)
+
+The hinge is applied to each generated example before averaging: hinging the batch mean (as one public
+re-implementation does) lets a few badly reconstructed fakes cancel the margin violations of the others.
+L_G differentiates D(G(z)) fully, through the auto-encoder *and* through the reconstruction target G(z), as
+the paper writes it (the target is not detached).
+
+Pull-away term (paper §2.4, the repelling regularizer): f_PT = 1/(N(N−1)) Σ_{i≠j} cos²(S_i, S_j) on the encoder codes S of the
+generated batch, generator loss only, weight 0.1 (``ebgan_pt``; shared implementation
+:func:`ebmlab.bounds.pullaway.pullaway_term`). ``ebgan`` logs f_PT (a measure of code diversity) but does not
+train on it.
+
+Margin: m is in the units of D. The paper used m = 10 (MNIST, from its grid search), 20 (CelebA), 80 (LSUN),
+and found a decay of m to 0 crucial for semi-supervised use; ``margin_schedule`` = linear or cosine decays m from
+``margin`` at ``margin_decay_start`` to exactly 0 at ``margin_decay_start + margin_decay_steps`` (0 afterwards).
+
+Toy defaults (2D, MLP auto-encoder), chosen here because the paper has no 2D experiments:
+- ``recon_norm = "l2sq"``, ``recon_reduction = "sum"``: D(x) = ‖Dec(Enc(x)) − x‖², the squared distance in the
+  units of the data (the mean-squared-error form of the public re-implementations). Near a point the
+  auto-encoder maps to a fixed reconstruction c, exp(−D/τ) is a Gaussian of variance τ/2 around c, the family
+  the toy mixtures are made of; far away the reconstruction of piecewise-linear layers grows at most linearly,
+  so D grows quadratically and exp(−D/τ) is normalisable unless some direction is reconstructed exactly. In
+  short runs (2000 steps, ring8) it also gave sharper samples than ``l2`` (36 % vs 7–16 % high-quality samples,
+  single seeds), whose unit-norm gradient keeps the generator jittering around the modes.
+- ``margin`` is therefore a squared distance. Default 1.0 (unit-scale data); the toy presets set it from the
+  spacing s of neighbouring modes: ring8 0.5 (s² = 0.59), grid25 2.0 (s²/2 = 2). A fake is pushed until it is
+  reconstructed about a mode spacing away.
+- encoder 2 → (128, 128) → code 16, decoder mirrored; generator as in ``gan``; Adam lr 1e-3, β = (0.5, 0.999)
+  (the paper's MNIST setting is Adam lr 1e-3), one auto-encoder step per generator step.
+Real and generated examples go through the auto-encoder as one concatenated batch; with no batch-dependent
+layers this is the same computation as two passes.
+
+Energy for evaluation and samplers: ``energy(x) = D(x) / tau`` (nats). The paper does not calibrate D as a
+log-density; a temperature makes exp(−D/τ) a model one can score. ``evaluate_extra`` reports, on 2D data, the
+exact test NLL by grid quadrature (:mod:`ebmlab.metrics.density`) for τ = 1 (``nll_tau1``) and for the τ that
+minimises the test NLL (``best_tau``, ``nll_best_tau``). The search is a golden-section search over log τ:
+with β = 1/τ, NLL(β) = β·mean D(x_test) + log ∫ exp(−βD) is convex (a log-partition function is convex in β),
+so it is unimodal in log τ. Choosing τ on the test split makes ``nll_best_tau`` an optimistic, oracle-τ
+number — it says how good the *shape* of the energy is, and is labelled as such. When exp(−D/τ) is not
+normalisable on R² the density code raises :class:`~ebmlab.errors.NonNormalisableError`; the numbers are then
+those of the model restricted to the data set's box and carry the suffix ``_box``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..bounds.pullaway import pullaway_term
+from ..errors import EbmlabError, NonNormalisableError
+from ..nets import mlp
+from .base import Method, adam, frozen, optimizer_step
+
+# --- pure pieces (tested on their own) -------------------------------------------------------------------
+
+
+def reconstruction_error(x: Tensor, recon: Tensor, norm: str = "l2", reduction: str = "sum") -> Tensor:
+    """Per-example reconstruction error [N] of x and recon [N, *shape].
+
+    norm "l2": ‖r‖₂ (reduction "mean": ‖r‖₂/√d, the root-mean-square); "l2sq": Σ r² or mean r²;
+    "l1": Σ |r| or mean |r|, with r = recon − x flattened to d coordinates.
+    """
+    r = (recon - x).flatten(1)
+    d = r.shape[1]
+    if norm == "l2":
+        e = torch.linalg.vector_norm(r, dim=1)  # its gradient at r = 0 is 0, not NaN
+        return e / math.sqrt(d) if reduction == "mean" else e
+    if norm == "l2sq":
+        e = r.square()
+    elif norm == "l1":
+        e = r.abs()
+    else:
+        raise EbmlabError(f"recon_norm must be one of 'l2', 'l2sq', 'l1', got {norm!r}")
+    return e.mean(1) if reduction == "mean" else e.sum(1)
+
+
+def margin_loss(e_real: Tensor, e_fake: Tensor, margin: float) -> Tensor:
+    """L_D = mean_i D(x_i) + mean_j [m − D(G(z_j))]⁺ — the hinge is taken per example, then averaged."""
+    return e_real.mean() + F.relu(margin - e_fake).mean()
+
+
+def margin_at(step: int, margin: float, schedule: str = "constant", start: int = 0, steps: int = 0) -> float:
+    """The margin at training step ``step`` (1-based): ``margin`` until ``start``, then decayed to exactly 0
+    at ``start + steps`` (linear or half-cosine), and 0 afterwards. ``constant`` ignores start and steps."""
+    if schedule == "constant":
+        return margin
+    if steps < 1:
+        raise EbmlabError(f"margin_schedule={schedule!r} needs margin_decay_steps ≥ 1, got {steps}")
+    frac = min(max((step - start) / steps, 0.0), 1.0)  # 0 before the decay, 1 at its end and after
+    if schedule == "linear":
+        return margin * (1.0 - frac)
+    if schedule == "cosine":
+        return 0.0 if frac >= 1.0 else margin * 0.5 * (1.0 + math.cos(math.pi * frac))
+    raise EbmlabError(f"margin_schedule must be one of 'constant', 'linear', 'cosine', got {schedule!r}")
+
+
+class AutoEncoder(nn.Module):
+    """MLP auto-encoder: x → Enc → code → Dec → reconstruction; the decoder mirrors the encoder's widths."""
+
+    def __init__(self, dim: int, hidden: tuple[int, ...], code_dim: int, act: str):
+        super().__init__()
+        self.encoder = mlp(dim, hidden, code_dim, act=act)
+        self.decoder = mlp(code_dim, tuple(reversed(hidden)), dim, act=act)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        code = self.encoder(x)
+        return self.decoder(code), code
+
+
+# --- config and method -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EBGANConfig:
+    z_dim: int = 2
+    g_hidden: tuple[int, ...] = (128, 128, 128)
+    d_hidden: tuple[int, ...] = (128, 128)  # encoder hidden widths; the decoder mirrors them
+    code_dim: int = 16
+    act: Literal["relu", "leaky_relu", "tanh", "prelu", "elu", "softplus"] = "leaky_relu"
+    recon_norm: Literal["l2", "l2sq", "l1"] = "l2sq"
+    recon_reduction: Literal["sum", "mean"] = "sum"
+    margin: float = 1.0
+    margin_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    margin_decay_start: int = 0
+    margin_decay_steps: int = 0
+    lr_g: float = 1e-3
+    lr_d: float = 1e-3
+    beta1: float = 0.5
+    beta2: float = 0.999
+    n_critic: int = 1
+    tau: float = 1.0  # energy(x) = D(x) / tau
+    tau_search: bool = True  # evaluate_extra: quadrature NLL at τ = 1 and at the best τ (2D; extra quadratures)
+
+
+@dataclass(frozen=True)
+class EBGANPTConfig(EBGANConfig):
+    pt_weight: float = 0.1  # weight of the pull-away term in the generator loss (paper: 0.1)
+
+
+class EBGAN(Method):
+    name = "ebgan"
+    Config = EBGANConfig
+    description = "EBGAN: auto-encoder energy, per-example margin loss"
+    has_energy = True
+
+    def __init__(self, config: EBGANConfig, *, data_dim, device, generator):
+        super().__init__(config, data_dim=data_dim, device=device, generator=generator)
+        c = config
+        if c.margin < 0 or c.tau <= 0:
+            raise EbmlabError(f"need margin ≥ 0 and tau > 0, got margin={c.margin}, tau={c.tau}")
+        margin_at(1, c.margin, c.margin_schedule, c.margin_decay_start, c.margin_decay_steps)  # validate early
+        self.G = mlp(c.z_dim, c.g_hidden, data_dim, act=c.act).to(device)
+        self.AE = AutoEncoder(data_dim, c.d_hidden, c.code_dim, c.act).to(device)
+        self.networks = {"generator": self.G, "autoencoder": self.AE}
+        self.optimizers = {
+            "generator": adam(self.G.parameters(), c.lr_g, (c.beta1, c.beta2)),
+            "autoencoder": adam(self.AE.parameters(), c.lr_d, (c.beta1, c.beta2)),
+        }
+
+    @property
+    def pt_weight(self) -> float:
+        return 0.0
+
+    def margin(self, step: int) -> float:
+        c = self.config
+        return margin_at(step, c.margin, c.margin_schedule, c.margin_decay_start, c.margin_decay_steps)
+
+    def energy_and_code(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """D(x) [N] (reconstruction error, gradient through the target x too) and the codes Enc(x) [N, k]."""
+        recon, code = self.AE(x)
+        return reconstruction_error(x, recon, self.config.recon_norm, self.config.recon_reduction), code
+
+    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
+        c, b = self.config, batch.shape[0]
+        m = self.margin(step)
+        # --- auto-encoder (discriminator) step(s): L_D = mean D(x) + mean [m − D(G(z))]⁺ ---
+        for _ in range(c.n_critic):
+            with torch.no_grad():
+                fake = self.G(self.noise(b, c.z_dim))
+            e, _ = self.energy_and_code(torch.cat([batch, fake]))
+            e_real, e_fake = e[:b], e[b:]
+            loss_d = margin_loss(e_real, e_fake, m)
+            optimizer_step(self.optimizers["autoencoder"], loss_d)
+        # --- generator step: L_G = mean D(G(z)) (+ λ f_PT of the codes), D differentiated through its target ---
+        with frozen(self.AE):
+            e_gen, code_gen = self.energy_and_code(self.G(self.noise(b, c.z_dim)))
+            f_pt = pullaway_term(code_gen)
+            loss_g = e_gen.mean()
+            if self.pt_weight > 0:
+                loss_g = loss_g + self.pt_weight * f_pt
+            optimizer_step(self.optimizers["generator"], loss_g)
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "energy_real": e_real.mean().item(),
+                "energy_fake": e_fake.mean().item(), "hinge_active": (e_fake < m).float().mean().item(),
+                "margin": float(m), "pullaway": f_pt.item()}
+
+    def energy(self, x: Tensor) -> Tensor:
+        return self.energy_and_code(x)[0] / self.config.tau
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        return self.G(self.noise(n, self.config.z_dim, generator))
+
+    def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
+        if not self.config.tau_search or getattr(dataset, "dim", None) != 2 or not hasattr(dataset, "box"):
+            return {}
+        return tau_report(lambda x: self.energy_and_code(x)[0], dataset, device=self.device)
+
+
+class EBGANPT(EBGAN):
+    name = "ebgan_pt"
+    Config = EBGANPTConfig
+    description = "EBGAN-PT: EBGAN + pull-away term on the codes of generated samples"
+
+    @property
+    def pt_weight(self) -> float:
+        return self.config.pt_weight
+
+
+# --- the temperature report ---------------------------------------------------------------------------------
+
+
+class _Memo:
+    """An energy function memoised on the exact bytes of its input chunk.
+
+    The quadrature evaluates the same grids for every τ; with D cached, each τ of the search costs a
+    logsumexp instead of an auto-encoder pass over millions of grid points.
+    """
+
+    def __init__(self, fn: Callable[[Tensor], Tensor]):
+        self.fn, self.cache = fn, {}
+
+    def __call__(self, x: Tensor) -> Tensor:
+        key = (tuple(x.shape), hashlib.blake2b(x.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).digest())
+        if key not in self.cache:
+            with torch.no_grad():
+                self.cache[key] = self.fn(x).detach()
+        return self.cache[key]
+
+    def scaled(self, tau: float) -> Callable[[Tensor], Tensor]:
+        return lambda x: self(x) / tau
+
+
+def _nll(memo: _Memo, dataset, e_test: float, tau: float, device) -> tuple[float, bool]:
+    """(test NLL of exp(−D/τ), normalisable on R²); the box-restricted NLL when it is not normalisable."""
+    from ..metrics.density import log_partition, log_partition_on_box
+
+    try:
+        return e_test / tau + log_partition(memo.scaled(tau), dataset.box, device=device).log_z, True
+    except NonNormalisableError as exc:
+        q = getattr(exc, "box_quadrature", None) or log_partition_on_box(memo.scaled(tau), dataset.box, device=device)
+        return e_test / tau + q.log_z, False
+
+
+def best_tau(memo: _Memo, dataset, *, device=None, decades: tuple[float, float] = (-3.0, 2.0),
+             per_decade: int = 2, tol: float = 0.01) -> tuple[float, bool, int]:
+    """argmin over τ of the test NLL of exp(−D/τ): (τ, normalisable on R² at τ, NLL evaluations).
+
+    A coarse scan over log τ (``per_decade`` points per decade, τ = s·10^k for k in ``decades``, s the mean
+    test energy, the natural scale of τ), then golden-section refinement of log τ to ``tol`` inside the bracket
+    around the coarse minimum. The NLL is convex in 1/τ, hence unimodal in log τ. τ at which exp(−D/τ) is not
+    normalisable on R² are excluded; if none is normalisable the box-restricted NLL is minimised instead.
+    """
+    test = dataset.test.to(device)
+    e_test = float(memo(test).mean())
+    s = max(e_test, 1e-6)
+    lo, hi = math.log(s) + decades[0] * math.log(10), math.log(s) + decades[1] * math.log(10)
+    k = int(round((decades[1] - decades[0]) * per_decade)) + 1
+    logs = [lo + (hi - lo) * i / (k - 1) for i in range(k)]
+    scan = [_nll(memo, dataset, e_test, math.exp(t), device) for t in logs]
+    on_r2 = any(ok for _, ok in scan)
+
+    def f(t: float) -> float:
+        v, ok = _nll(memo, dataset, e_test, math.exp(t), device)
+        return v if ok or not on_r2 else math.inf
+
+    vals = [v if ok or not on_r2 else math.inf for v, ok in scan]
+    i = min(range(k), key=lambda j: vals[j])
+    a, b = logs[max(i - 1, 0)], logs[min(i + 1, k - 1)]
+    g = (math.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd, n_eval = f(c), f(d), k + 2
+    while b - a > tol:
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = f(d)
+        n_eval += 1
+    t_best = min([(fc, c), (fd, d), (vals[i], logs[i])])[1]
+    return math.exp(t_best), on_r2, n_eval
+
+
+def tau_report(d_fn: Callable[[Tensor], Tensor], dataset, *, device=None) -> dict[str, Any]:
+    """Exact (quadrature) density metrics of p_τ ∝ exp(−D/τ) at τ = 1 and at the test-NLL-minimising τ.
+
+    Keys: ``nll_tau1``, ``kl_tau1``, ``tv_tau1`` and ``nll_best_tau``, ``kl_best_tau``, ``tv_best_tau``, with
+    ``best_tau``; a ``_box`` suffix replaces the plain key where exp(−D/τ) is not normalisable on R² (the model
+    is then restricted to the data set's box), and ``density_status_tau1`` / ``density_status_best_tau`` say
+    which. ``best_tau`` is chosen on the test split (an oracle temperature: optimistic by construction).
+    """
+    from ..metrics.density import density_metrics
+
+    memo = _Memo(d_fn)
+    tau, _, n_eval = best_tau(memo, dataset, device=device)
+    out: dict[str, Any] = {"best_tau": tau}
+    for label, t in (("tau1", 1.0), ("best_tau", tau)):
+        dm = density_metrics(memo.scaled(t), dataset, device=device)
+        suffix = "" if dm["density_status"] == "ok" else "_box"
+        out[f"density_status_{label}"] = dm["density_status"]
+        for k in ("nll", "kl", "tv"):
+            out[f"{k}_{label}{suffix}"] = dm[k + suffix]
+    out["tau_note"] = (f"p_tau ∝ exp(-D/tau) by grid quadrature; best_tau minimises the test NLL (oracle temperature, "
+                       f"golden-section over log tau, {n_eval} quadratures)")
+    return out

@@ -1,0 +1,308 @@
+"""LBT and LBT-GAN — "Learning Implicit Generative Models by Teaching Explicit Ones" (Du, Xu, Li, Zhu, Zhang;
+arXiv 1807.03870; code taufikxu/Learning-By-Teaching). The paper's equation numbers could not be checked, so the
+objective is cited by content and the update by the released code.
+
+Objective (the bilevel problem): an explicit density estimator p_E(·; φ) is fitted to the generator,
+φ*(ψ) = argmax_φ E_z log p_E(G_ψ(z); φ), and the generator maximises the estimator's likelihood of the *data* at
+that optimum, max_ψ E_data log p_E(x; φ*(ψ)). With a rich estimator this is min_ψ KL(p_data ‖ p_g), which covers
+modes. As in the released code, p_E is a one-sample Gaussian-encoder VAE and its ELBO stands in for log p_E at both
+levels; the estimator is any :class:`~ebmlab.methods.estimators.DensityEstimator`.
+
+φ*(ψ) is approximated by K unrolled estimator updates, each on a fresh generator batch, with
+the released code's differentiable Adam (first moment keeps its graph, second moment detached, ε inside the square
+root; ``bounds.unroll``), written with ``torch.func.functional_call`` so the look-ahead never touches the estimator's
+parameters or optimizer state. One training step (the order of the released code's loop):
+
+1. real estimator updates, ``n_est`` times: the same K-step unroll at ``real_lr_mult`` × ``lr_est`` (3×), without a
+   graph, on fresh generator batches; its end point (parameters and Adam state, step counter advanced by K) is
+   written back into the estimator and its torch.optim.Adam, which is only a state holder and never stepped;
+2. (LBT-GAN) ``n_dis`` discriminator steps, BCE with real = 1, fake = 0;
+3. the generator step: the K-step look-ahead at 1× ``lr_est`` from the estimator's current state, with the graph
+   back to ψ through every inner gradient (second-order terms), then
+   loss_G = −mean ELBO(x_data; φ^K(ψ))  [+ λ · mean softplus(−D(G(z))) for LBT-GAN, the non-saturating term],
+   its gradient clipped at global norm ``clip_g`` (5: the decoder variance is fixed at 0.001, so the ELBO's
+   gradients are large) and applied with Adam(β1 = 0.5).
+
+LBT-GAN's optional warm-up (``warmup_steps``, 3000 for the original's images, 0 for its toys) trains the plain GAN
+part first: no estimator updates and no ELBO term before that step.
+
+Toy defaults are the released code's: G z 256 → 128 tanh → 128 tanh → 2; VAE 2 → 128 tanh → 128 tanh → (32-d z),
+decoder 32 → 128 → 128 → 2 with fixed variance 0.001; D 2 → 128 tanh → 128 tanh → 1; Adam β1 0.5; lr G 1e-3,
+estimator 1e-4, D 1e-4; K = 5; n_est = 2 (3 for the 10×10 grid); λ = 0.1; batch 512 (2048 for the grid). The run's
+batch is the data batch; ``est_batch`` (0: the same) is the generator batch of each unroll step and of the GAN term
+(the original's ``batch_size_est``).
+
+Deviations: (i) the estimator's optimizer is LBT's Adam everywhere (``eps_placement="inside_sqrt"``), the generator
+and discriminator use torch.optim.Adam (ε outside the root, as TF's AdamOptimizer in the original); (ii) the
+autograd gradient of the look-ahead is the released code's gradient (the second-moment paths are dropped), not the
+exact derivative of the unrolled map — ``detach_second_moment=False`` in ``bounds.unroll`` gives the latter;
+(iii) a warm-up step of LBT-GAN multiplies the GAN loss by λ as the original does (its ELBO weight is 0 then).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..bounds.unroll import (DiffAdamState, FunctionalModule, Unrolled, adam_state_from_torch, adam_state_to_torch,
+                             module_tensors, unroll)
+from ..nets import mlp
+from ..nets.vae import GaussianVAE
+from ..errors import EbmlabError
+from .base import Method, adam, frozen, optimizer_step
+from .estimators import DensityEstimator, VAEEstimator, check_eval_options, estimator_report
+
+Act = Literal["relu", "leaky_relu", "tanh", "prelu", "elu", "softplus"]
+
+
+@dataclass(frozen=True)
+class LBTConfig:
+    z_dim: int = 256
+    g_hidden: tuple[int, ...] = (128, 128)
+    g_act: Act = "tanh"
+    est_z_dim: int = 32
+    est_hidden: tuple[int, ...] = (128, 128)
+    est_act: Act = "tanh"
+    est_decoder_var: float = 1e-3
+    est_learn_decoder_var: bool = False
+    est_sample_mode: Literal["mean", "sample"] = "mean"
+    lr_g: float = 1e-3
+    lr_est: float = 1e-4  # look-ahead learning rate; the real updates use real_lr_mult × lr_est
+    real_lr_mult: float = 3.0
+    beta1: float = 0.5
+    beta2: float = 0.999
+    eps: float = 1e-8
+    eps_placement: Literal["inside_sqrt", "outside_sqrt"] = "inside_sqrt"
+    flat_unroll: bool = True  # unroll on one flat parameter vector (same numbers, fewer tensor operations)
+    unroll_steps: int = 5  # K
+    n_est: int = 2
+    est_batch: int = 0  # generator samples per unroll step / GAN term; 0: the data batch size
+    clip_g: float | None = 5.0
+    iwae_ks: tuple[int, ...] = (1, 10, 100, 1000)
+    iwae_points: int = 200
+    iwae_chunk: int = 100
+    elbo_samples: int = 100
+    eval_seed: int = 0
+
+
+@dataclass(frozen=True)
+class LBTGANConfig(LBTConfig):
+    d_hidden: tuple[int, ...] = (128, 128)
+    d_act: Act = "tanh"
+    lr_d: float = 1e-4
+    n_dis: int = 1
+    lambda_gan: float = 0.1
+    warmup_steps: int = 0  # plain-GAN steps before the estimator and the ELBO term switch on
+
+
+# --- shared pieces: building the two players and the two uses of the unroll ------------------------------------
+
+
+def _build(method: Method, c: LBTConfig, data_dim: int, device: torch.device) -> None:
+    if c.unroll_steps < 1 or c.n_est < 0 or c.est_batch < 0 or c.est_decoder_var <= 0:
+        raise EbmlabError(f"LBT needs unroll_steps ≥ 1, n_est ≥ 0, est_batch ≥ 0 and est_decoder_var > 0; got "
+                          f"unroll_steps={c.unroll_steps}, n_est={c.n_est}, est_batch={c.est_batch}, "
+                          f"est_decoder_var={c.est_decoder_var}")
+    check_eval_options(c.iwae_ks, c.iwae_points, c.iwae_chunk, c.elbo_samples)
+    method.G = mlp(c.z_dim, c.g_hidden, data_dim, act=c.g_act).to(device)
+    vae = GaussianVAE(data_dim, c.est_z_dim, c.est_hidden, act=c.est_act, decoder="gaussian",
+                      decoder_var=c.est_decoder_var, learn_decoder_var=c.est_learn_decoder_var).to(device)
+    method.estimator = VAEEstimator(vae, sample_mode=c.est_sample_mode, chunk_size=c.iwae_chunk,
+                                    elbo_samples=c.elbo_samples)
+    method.networks = {"generator": method.G, "estimator": vae}
+    method.optimizers = {
+        "generator": adam(method.G.parameters(), c.lr_g, (c.beta1, c.beta2), c.eps),
+        # A state holder for LBT's Adam (step, m, v), kept as torch.optim.Adam so checkpoints and resume work;
+        # never stepped: estimator_update writes the unrolled end point into it.
+        "estimator": adam(vae.parameters(), c.lr_est, (c.beta1, c.beta2), c.eps),
+    }
+
+
+def generate(method: Method, n: int, generator: torch.Generator | None = None) -> Tensor:
+    """G(z) [n, D], z ~ N(0, I) in the generator's dtype (so a float64 copy of the method runs in float64)."""
+    dtype = next(method.G.parameters()).dtype
+    z = torch.randn(n, method.config.z_dim, generator=generator or method.generator, device=method.device, dtype=dtype)
+    return method.G(z)
+
+
+class FlatParams:
+    """A module's named parameters as views of one flat vector θ [P], and back.
+
+    LBT's Adam is elementwise, so unrolling it on the concatenated vector is the same computation as on each tensor,
+    with one tensor per inner step instead of one per parameter tensor: for the toy networks the per-tensor operator
+    dispatch, not the arithmetic, dominates the optimiser's share of a step (benchmarks/results/lbt_speed.md). The
+    views into θ cost no copies; the only new parameter-sized tensors per step are θ_k, m_k and v_k themselves.
+    """
+
+    def __init__(self, module: torch.nn.Module):
+        named = list(module.named_parameters())
+        self.names = [n for n, _ in named]
+        self.shapes = [p.shape for _, p in named]
+        self.sizes = [p.numel() for _, p in named]
+
+    def flatten(self, tensors: dict[str, Tensor]) -> Tensor:
+        return torch.cat([tensors[n].reshape(-1) for n in self.names])
+
+    def unflatten(self, flat: Tensor) -> dict[str, Tensor]:
+        return {n: t.view(s) for n, t, s in zip(self.names, flat.split(self.sizes), self.shapes)}
+
+    def flatten_state(self, st: DiffAdamState) -> DiffAdamState:
+        return DiffAdamState(st.step, {"flat": self.flatten(st.m)}, {"flat": self.flatten(st.v)})
+
+    def unflatten_state(self, st: DiffAdamState) -> DiffAdamState:
+        return DiffAdamState(st.step, self.unflatten(st.m["flat"]), self.unflatten(st.v["flat"]))
+
+
+def estimator_unroll(estimator: DensityEstimator, optimizer: torch.optim.Optimizer, batch_fn: Callable[[int], Tensor],
+                     c: LBTConfig, *, lr: float, create_graph: bool, generator: torch.Generator) -> Unrolled:
+    """K = ``c.unroll_steps`` LBT-Adam steps on the estimator's loss, from its real parameters and Adam state.
+
+    ``batch_fn(k)`` gives the k-th generator batch [b, D] (with its graph to ψ for a look-ahead). Nothing real is
+    modified: the module's parameters enter detached and the optimizer state is copied. With ``c.flat_unroll`` the
+    steps run on one flat parameter vector (:class:`FlatParams`); the result is returned per parameter name either way.
+    """
+    module = estimator.module
+    params, buffers = module_tensors(module)
+    state = adam_state_from_torch(optimizer, module)
+    kw = dict(lr=lr, betas=(c.beta1, c.beta2), eps=c.eps, eps_placement=c.eps_placement, create_graph=create_graph)
+    if not c.flat_unroll:
+        return unroll(module, params, buffers, lambda model, x: estimator.loss(model, x, generator=generator),
+                      batch_fn, c.unroll_steps, state=state, **kw)
+    flat = FlatParams(module)
+
+    def flat_loss(model: FunctionalModule, x: Tensor) -> Tensor:
+        view = FunctionalModule(module, flat.unflatten(model.params["flat"]), model.buffers)
+        return estimator.loss(view, x, generator=generator)
+
+    res = unroll(module, {"flat": flat.flatten(params)}, buffers, flat_loss, batch_fn, c.unroll_steps,
+                 state=flat.flatten_state(state), **kw)
+    return Unrolled(flat.unflatten(res.params["flat"]), flat.unflatten_state(res.state), res.buffers, res.losses)
+
+
+def estimator_update(method: Method, c: LBTConfig, n_gen: int) -> float:
+    """The real estimator update: the K-step unroll at real_lr_mult × lr_est, no graph, written back.
+    Returns the mean ELBO of the last inner batch (before its step)."""
+    def fresh_batch(k: int) -> Tensor:
+        with torch.no_grad():
+            return generate(method, n_gen)
+
+    opt = method.optimizers["estimator"]
+    res = estimator_unroll(method.estimator, opt, fresh_batch, c, lr=c.real_lr_mult * c.lr_est, create_graph=False,
+                           generator=method.generator)
+    adam_state_to_torch(opt, method.estimator.module, res.state, res.params)
+    return -res.losses[-1].item()
+
+
+def lookahead_neg_elbo(method: Method, c: LBTConfig, data: Tensor, n_gen: int) -> Tensor:
+    """−mean ELBO(data; φ^K(ψ)) with φ^K from the K-step look-ahead at 1× lr_est on fresh generator batches;
+    differentiable in the generator's parameters ψ through all K inner gradients."""
+    res = estimator_unroll(method.estimator, method.optimizers["estimator"],
+                           lambda k: generate(method, n_gen), c, lr=c.lr_est, create_graph=True,
+                           generator=method.generator)
+    view = FunctionalModule(method.estimator.module, res.params, res.buffers)
+    return method.estimator.loss(view, data, generator=method.generator)
+
+
+def generator_step(method: Method, c: LBTConfig, loss_g: Tensor) -> float:
+    """Adam step of the generator on loss_g with global-norm clipping; returns the norm before clipping."""
+    opt = method.optimizers["generator"]
+    opt.zero_grad(set_to_none=True)
+    loss_g.backward()
+    params = list(method.G.parameters())
+    if c.clip_g is not None:
+        norm = torch.nn.utils.clip_grad_norm_(params, c.clip_g)
+    else:
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+    opt.step()
+    return float(norm)
+
+
+def _report(method: Method, c: LBTConfig, dataset: Any) -> dict[str, Any]:
+    # The second model: the estimator's own density bounds against the exact data density, and its samples.
+    return estimator_report(method.estimator, dataset, ks=c.iwae_ks, n_points=c.iwae_points, seed=c.eval_seed,
+                            prefix="est_")
+
+
+class LBT(Method):
+    name = "lbt"
+    Config = LBTConfig
+    description = "LBT: generator taught through K unrolled VAE-estimator updates (differentiable Adam)"
+
+    def __init__(self, config: LBTConfig, *, data_dim, device, generator):
+        super().__init__(config, data_dim=data_dim, device=device, generator=generator)
+        _build(self, config, data_dim, device)
+
+    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
+        c = self.config
+        n_gen = c.est_batch or batch.shape[0]
+        out: dict[str, float] = {}
+        # --- real estimator updates: n_est × (K-step unroll at 3× lr), written back ---
+        for _ in range(c.n_est):
+            out["elbo_gen"] = estimator_update(self, c, n_gen)
+        # --- generator step: −ELBO(data; φ^K(ψ)) through the K-step look-ahead (1× lr), clipped ---
+        loss_g = lookahead_neg_elbo(self, c, batch, n_gen)
+        out["grad_norm_g"] = generator_step(self, c, loss_g)
+        out.update(loss_g=loss_g.item(), elbo_data_lookahead=-loss_g.item())
+        return out
+
+    def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
+        return _report(self, self.config, dataset)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        return generate(self, n, generator)
+
+
+class LBTGAN(Method):
+    name = "lbt_gan"
+    Config = LBTGANConfig
+    description = "LBT-GAN: LBT plus a discriminator and λ × the non-saturating GAN loss"
+
+    def __init__(self, config: LBTGANConfig, *, data_dim, device, generator):
+        super().__init__(config, data_dim=data_dim, device=device, generator=generator)
+        c = config
+        _build(self, c, data_dim, device)
+        self.D = mlp(data_dim, c.d_hidden, 1, act=c.d_act).to(device)
+        self.networks["discriminator"] = self.D
+        self.optimizers["discriminator"] = adam(self.D.parameters(), c.lr_d, (c.beta1, c.beta2), c.eps)
+
+    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
+        c = self.config
+        n_gen = c.est_batch or batch.shape[0]
+        teaching = step > c.warmup_steps
+        out: dict[str, float] = {}
+        # --- real estimator updates (after the warm-up): n_est × (K-step unroll at 3× lr), written back ---
+        if teaching:
+            for _ in range(c.n_est):
+                out["elbo_gen"] = estimator_update(self, c, n_gen)
+        # --- discriminator steps: BCE(real = 1, fake = 0) ---
+        for _ in range(c.n_dis):
+            with torch.no_grad():
+                fake = generate(self, n_gen)
+            logit_real, logit_fake = self.D(batch).squeeze(1), self.D(fake).squeeze(1)
+            loss_d = F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real)) + \
+                F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
+            optimizer_step(self.optimizers["discriminator"], loss_d)
+            out.update(loss_d=loss_d.item(), d_real=logit_real.mean().item(), d_fake=logit_fake.mean().item())
+        # --- generator step: λ · non-saturating GAN loss − ELBO(data; φ^K(ψ)), clipped ---
+        with frozen(self.D):
+            loss_gan = F.softplus(-self.D(generate(self, n_gen)).squeeze(1)).mean()
+            loss_g = c.lambda_gan * loss_gan
+            if teaching:
+                neg_elbo = lookahead_neg_elbo(self, c, batch, n_gen)
+                loss_g = loss_g + neg_elbo
+                out["elbo_data_lookahead"] = -neg_elbo.item()
+        out["grad_norm_g"] = generator_step(self, c, loss_g)
+        out.update(loss_g=loss_g.item(), loss_gan_g=loss_gan.item())
+        return out
+
+    def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
+        return _report(self, self.config, dataset)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        return generate(self, n, generator)

@@ -1,0 +1,85 @@
+"""The variational auto-encoder architecture: a diagonal-Gaussian encoder and a Bernoulli or Gaussian decoder.
+
+Architecture only: the ELBO and the IWAE bound live in ``bounds.elbo``, the training objective in
+``methods.estimators``. The module exposes the two maps those functions take:
+
+    encode(x [b, D]) -> (mu [b, d], logvar [b, d])           q(z|x) = N(mu, diag e^logvar)
+    decode(z [b, d]) -> logits [b, D]                         Bernoulli decoder
+                     -> (mean [b, D], logvar [D])             Gaussian decoder, fixed or learned variance
+
+The Gaussian decoder's log-variance is one number per data dimension, shared by every z (as in AEVB's toy
+models and LBT's estimator, whose variance is fixed at 0.001). Fixed, it is a buffer — so a functional call at
+unrolled parameters leaves it alone; learned, it is a parameter and is unrolled with the rest.
+
+``hidden = ()`` gives linear maps (x → (mu, logvar) and z → mean): the linear-Gaussian model whose marginal
+and exact posterior are known in closed form, used as the known-answer case.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from .mlp import mlp
+
+DecoderKind = Literal["gaussian", "bernoulli"]
+
+
+class GaussianVAE(nn.Module):
+    """Encoder D → hidden… → (mu, logvar) [d each]; decoder d → hidden… → D.
+
+    Args:
+        data_dim: D.
+        z_dim: d, the latent dimension.
+        hidden: widths of the hidden layers, used by the encoder and (in the same order) by the decoder;
+            () for linear encoder and decoder.
+        act: activation after every hidden layer.
+        decoder: "gaussian" (continuous data) or "bernoulli" (binary data; decode returns logits).
+        decoder_var: the Gaussian decoder's variance (initial value when learned).
+        learn_decoder_var: learn one log-variance per data dimension.
+    """
+
+    def __init__(self, data_dim: int, z_dim: int, hidden: tuple[int, ...] = (128, 128), *, act: str = "tanh",
+                 decoder: DecoderKind = "gaussian", decoder_var: float = 1e-3, learn_decoder_var: bool = False):
+        super().__init__()
+        if decoder not in ("gaussian", "bernoulli"):
+            raise ValueError(f"decoder must be 'gaussian' or 'bernoulli'; got {decoder!r}")
+        if decoder_var <= 0:
+            raise ValueError(f"decoder_var must be a positive variance; got {decoder_var}")
+        self.data_dim, self.z_dim, self.decoder_kind = data_dim, z_dim, decoder
+        if hidden:
+            self.encoder_trunk: nn.Module = mlp(data_dim, hidden[:-1], hidden[-1], act=act, out_act=act)
+            feat = hidden[-1]
+        else:
+            self.encoder_trunk = nn.Identity()
+            feat = data_dim
+        # Separate heads for the mean and the log-variance (as LBT's dense3/dense4), equivalent to one linear
+        # layer of width 2d split in two.
+        self.enc_mu = nn.Linear(feat, z_dim)
+        self.enc_logvar = nn.Linear(feat, z_dim)
+        self.decoder_net = mlp(z_dim, hidden, data_dim, act=act)
+        self.learn_decoder_var = learn_decoder_var
+        if decoder == "gaussian":
+            logvar = torch.full((data_dim,), math.log(decoder_var))
+            if learn_decoder_var:
+                self.decoder_logvar = nn.Parameter(logvar)
+            else:
+                self.register_buffer("decoder_logvar", logvar)
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x [b, D] -> (mu [b, d], logvar [b, d]) of q(z|x)."""
+        h = self.encoder_trunk(x)
+        return self.enc_mu(h), self.enc_logvar(h)
+
+    def decode(self, z: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        """z [b, d] -> Bernoulli logits [b, D], or (mean [b, D], logvar [D]) for the Gaussian decoder."""
+        out = self.decoder_net(z)
+        if self.decoder_kind == "bernoulli":
+            return out
+        return out, self.decoder_logvar
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.encode(x)

@@ -1,0 +1,207 @@
+"""BiB: pairings train, each player's step touches only its own networks, and the reported bounds have known
+answers (exact on Gaussian cases, a sandwich around the exact NLL after training)."""
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from ebmlab.bounds.diffusion import alpha_sigma
+from ebmlab.bounds.score import latent_score, score_mismatch_gp
+from ebmlab.bounds.entropy import smin_entropy_exact
+from ebmlab.data import get_dataset
+from ebmlab.metrics.density import density_metrics
+from ebmlab.methods.bib import BIB_METHODS
+from ebmlab.train import build_method, resolve_config
+
+PAIRINGS = list(BIB_METHODS)  # bib = (i)+(iii), bib_jac_diff, bib_mi_gp, bib_mi_diff, bib_onesided
+
+
+def make(name, data="ring8", **over):
+    return build_method(resolve_config(name, data, overrides={"seed": 0, **over}), torch.device("cpu"))
+
+
+def batch(n=64, data="ring8", seed=0):
+    ds = get_dataset(data)
+    return ds.train[torch.randint(0, len(ds.train), (n,), generator=torch.Generator().manual_seed(seed))]
+
+
+def grads(module):
+    return [p.grad for p in module.parameters()]
+
+
+@pytest.mark.parametrize("name, over", [(n, {}) for n in PAIRINGS]
+                         + [("bib", {"estimator": "logdet"}), ("bib", {"estimator": "lobpcg"}),
+                            ("bib_onesided", {"onesided_penalty": "none"})])
+def test_pairing_trains_and_reports_finite_bounds(name, over):
+    m = make(name, **over)
+    for s in range(3):
+        metrics = m.train_step(batch(seed=s), s + 1)
+    assert all(math.isfinite(v) for v in metrics.values()), metrics
+    m.train(False)
+    extra = m.evaluate_extra(get_dataset("ring8"))
+    m.train(True)
+    for k in ("nll_lower", "nll_lower_se", "nll_upper", "nll_upper_se", "nll_upper_chi2"):
+        assert math.isfinite(extra[k]), (k, extra)
+    assert extra["nll_lower"] < extra["nll_upper"]
+    assert ("nll_upper_diffusion" in extra) == (m.config.upper == "diffusion")
+    assert ("consistent" in extra["upper_note"]) == (m.config.upper == "diffusion")
+
+
+@pytest.mark.parametrize("name", PAIRINGS)
+def test_each_step_differentiates_only_its_own_players(name):
+    m = make(name)
+    others = [mod for k, mod in m.networks.items() if k != "energy"]
+    loss_e, _ = m.energy_loss(batch())
+    loss_e.backward()
+    assert all(g is None for mod in others for g in grads(mod)), "the energy loss reached G or the encoder"
+    assert any(g is not None and g.abs().sum() > 0 for g in grads(m.E))
+    for p in m.E.parameters():
+        p.grad = None
+    loss_g, _ = m.generator_loss(64)
+    loss_g.backward()
+    assert all(g is None for g in grads(m.E)), "the generator loss reached the energy"
+    for mod in others:  # the generator and, for (ii), the encoder
+        assert any(g is not None and g.abs().sum() > 0 for g in grads(mod))
+
+
+def test_generator_runs_row_wise_in_eval_mode_even_while_training():
+    m = make("bib")
+    for s in range(3):  # moves the BatchNorm running statistics away from their initial values
+        m.train_step(batch(seed=s), s + 1)
+    assert m.G.training  # the trainer's mode; sampling and every bound term still use eval mode
+    x = m.sample(40, generator=torch.Generator().manual_seed(3))
+    assert m.G.training
+    z = torch.randn(40, 2, generator=torch.Generator().manual_seed(3))
+    m.G.eval()
+    torch.testing.assert_close(x, m.G(z), rtol=0, atol=1e-6)
+    # row-wise: a train-mode BatchNorm would make a row depend on the others in the batch
+    torch.testing.assert_close(x[:7], m.G(z[:7]), rtol=0, atol=1e-6)
+    m.G.train()
+    assert not torch.allclose(m.G(z), x, atol=1e-3)
+
+
+def test_reverse_mode_jacobians_match_forward_mode():
+    m = make("bib")
+    m.train_step(batch(), 1)
+    G = m.G.eval()
+    z = torch.randn(32, 2, generator=torch.Generator().manual_seed(1))
+    a, b = smin_entropy_exact(G, z, jac_mode="fwd"), smin_entropy_exact(G, z, jac_mode="rev")
+    torch.testing.assert_close(a.log_volume, b.log_volume, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(latent_score(G, z, jac_mode="fwd"), latent_score(G, z, jac_mode="rev"),
+                               rtol=1e-4, atol=1e-4)
+    v = torch.randn(32, 2, generator=torch.Generator().manual_seed(2))
+    sa = score_mismatch_gp(m.energy, G, z, v=v, jac_mode="fwd")
+    sb = score_mismatch_gp(m.energy, G, z, v=v, jac_mode="rev")
+    torch.testing.assert_close(sa.per_example, sb.per_example, rtol=1e-4, atol=1e-5)
+
+
+# --- known answers of the reported bounds: a linear-Gaussian generator and the exact energy -----------------------
+A = torch.tensor([[1.0, 0.3], [-0.2, 0.7]])
+
+
+class Quadratic(nn.Module):
+    """E(x) = ½ xᵀ P x (unnormalised), output [b, 1] like the method's MLP energy."""
+
+    def __init__(self, cov):
+        super().__init__()
+        self.register_buffer("P", torch.linalg.inv(cov))
+
+    def forward(self, x):
+        return 0.5 * ((x @ self.P) * x).sum(1, keepdim=True)
+
+
+def gaussian_case(cov, n_test=4000):
+    test = torch.randn(n_test, 2, generator=torch.Generator().manual_seed(5)) @ torch.linalg.cholesky(cov).T
+    log_z = math.log(2 * math.pi) + 0.5 * math.log(float(torch.det(cov)))
+    e = Quadratic(cov)(test).squeeze(1)
+    return SimpleNamespace(test=test), float(e.mean()) + log_z
+
+
+def test_jacobian_bounds_are_exact_when_the_generator_matches_the_energy():
+    m = make("bib", estimator="logdet")
+    m.G, m.E = nn.Linear(2, 2, bias=False), Quadratic(A @ A.T)
+    m.G.weight.data.copy_(A)
+    ds, nll = gaussian_case(A @ A.T)
+    out = m.evaluate_extra(ds)
+    # p_g = p_θ: every log-weight log(p̃/p_g) equals log Z, so both bounds equal the NLL with zero spread
+    assert out["nll_lower"] == pytest.approx(nll, abs=1e-4) and out["nll_lower_se"] < 1e-5
+    assert out["nll_upper"] == pytest.approx(nll, abs=1e-4) and out["nll_upper_se"] < 1e-5
+    assert out["fold_frac"] == 0.0
+    # s_min bound: d·log s_min ≤ ½ log det, strictly for a non-conformal A
+    m2 = make("bib", estimator="smin")
+    m2.G, m2.E = m.G, m.E
+    out2 = m2.evaluate_extra(ds)
+    s = torch.linalg.svdvals(A)
+    assert out2["nll_lower"] == pytest.approx(nll + 2 * math.log(s[-1]) - math.log(s[0] * s[1]), abs=1e-4)
+
+
+def test_mi_bounds_are_exact_with_the_exact_posterior_and_energy():
+    # q(z | x) = p(z | x) = N(Σ Aᵀx/σ², Σ), Σ = (I + AᵀA/σ²)⁻¹ for x = Az + σε; a diagonal AᵀA makes Σ diagonal,
+    # as the Gaussian encoder's covariance is
+    Ad = torch.tensor([[1.2, 0.0], [0.0, 0.5]])
+    sigma = 0.3
+    m = make("bib_mi_gp", sigma=sigma)
+    m.G, m.E = nn.Linear(2, 2, bias=False), Quadratic(Ad @ Ad.T + sigma**2 * torch.eye(2))
+    m.G.weight.data.copy_(Ad)
+    S = torch.linalg.inv(torch.eye(2) + Ad.T @ Ad / sigma**2)
+    m.encoder = lambda x: (x @ (S @ Ad.T / sigma**2).T, torch.log(torch.diagonal(S)).expand(x.shape[0], 2))
+    ds, nll = gaussian_case(Ad @ Ad.T + sigma**2 * torch.eye(2))
+    out = m.evaluate_extra(ds)
+    assert out["nll_lower"] == pytest.approx(nll, abs=1e-4) and out["nll_lower_se"] < 1e-5
+    assert out["nll_upper_chi2"] == pytest.approx(nll, abs=1e-4)
+    # a wider encoder loosens the lower bound and keeps the upper one above the NLL
+    m.encoder = lambda x: (x @ (S @ Ad.T / sigma**2).T, torch.log(4 * torch.diagonal(S)).expand(x.shape[0], 2))
+    out = m.evaluate_extra(ds)
+    assert out["nll_lower"] < nll - 0.1 and out["nll_upper_chi2"] > nll
+
+
+class ExactTimeEnergy(nn.Module):
+    """E(x, t) = −log p_t(x) for data N(0, s² I) under the VP-SDE: p_t = N(0, (α_t² s² + σ_t²) I)."""
+
+    def __init__(self, s):
+        super().__init__()
+        self.s = s
+
+    def forward(self, x, t):
+        a, sg = alpha_sigma(t.to(x.dtype))
+        var = a**2 * self.s**2 + sg**2
+        return 0.5 * (x**2).sum(1) / var + math.log(2 * math.pi) + torch.log(var)
+
+
+def test_diffusion_upper_bound_is_tight_for_consistent_exact_energies():
+    s = 0.7
+    m = make("bib_jac_diff", estimator="logdet", eval_n_t=32, eval_samples=4000)
+    m.G, m.E = nn.Linear(2, 2, bias=False), ExactTimeEnergy(s)
+    m.G.weight.data.copy_(s * torch.eye(2))
+    ds = SimpleNamespace(test=torch.randn(4000, 2, generator=torch.Generator().manual_seed(6)) * s)
+    out = m.evaluate_extra(ds)
+    # E(·, t_min) is normalised, so the exact NLL is its test mean; the bound exceeds it by KL(p_1 ‖ N(0, I)) ≈ 0
+    nll = float(m.energy(ds.test).mean())
+    assert abs(out["nll_upper_diffusion"] - nll) < 4 * out["nll_upper_diffusion_se"] + 1e-3
+    assert out["nll_upper_diffusion_se"] < 0.05
+    # the generator here is N(0, s²) but the EBM is the t_min-smoothed density: the Jacobian lower bound is below
+    assert out["nll_lower"] <= nll + 4 * out["nll_lower_se"]
+
+
+# --- the sandwich after training, against the exact NLL from quadrature -------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in PAIRINGS if n != "bib_onesided"])
+def test_sandwich_holds_after_training(name):
+    """Each pairing's lower ≤ exact NLL ≤ upper (diffusion bound for (iv), χ² bound otherwise) within 3 s.e.
+    The one-sided baseline has no upper bound of its own (and its energy ended non-normalisable here)."""
+    m = make(name, data="aniso3", lr_g=1e-3, lr_e=1e-3)
+    ds = get_dataset("aniso3")
+    g = torch.Generator().manual_seed(0)
+    for s in range(600):
+        m.train_step(ds.train[torch.randint(0, len(ds.train), (200,), generator=g)], s + 1)
+    m.train(False)
+    dens = density_metrics(m.energy, ds)
+    assert dens["density_status"] == "ok", dens
+    out = m.evaluate_extra(ds)
+    m.train(True)
+    nll = dens["nll"]
+    assert out["nll_lower"] - 3 * out["nll_lower_se"] <= nll, (out, nll)
+    assert nll <= out["nll_upper"] + 3 * out["nll_upper_se"], (out, nll)

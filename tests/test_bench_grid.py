@@ -1,0 +1,56 @@
+"""`ebmlab bench toy --grid FILE`: the product of the axes each method has, tied options, skipped axes."""
+
+import json
+
+import pytest
+
+from ebmlab.bench import grid_settings
+from ebmlab.cli import main
+
+GRID = """
+"lr_g,lr_d" = [1e-3, 2e-3]
+margin = [0.5, 1.5]
+tau_search = [false]
+"""
+
+
+def test_grid_settings_skip_axes_a_method_lacks_and_tie_comma_keys():
+    grid = {"lr_g,lr_d": [1e-3, 2e-3], "margin": [0.5, 1.5], "steps": [7]}
+    gan = grid_settings(grid, "gan")  # gan has no margin: 2 settings, not 4
+    assert [s for _, s in gan] == [{"lr_g": 1e-3, "lr_d": 1e-3, "steps": 7}, {"lr_g": 2e-3, "lr_d": 2e-3, "steps": 7}]
+    ebgan = grid_settings(grid, "ebgan")
+    assert len(ebgan) == 4 and ebgan[3] == ("lr_g,lr_d=0.002 margin=1.5 steps=7",
+                                            {"lr_g": 2e-3, "lr_d": 2e-3, "margin": 1.5, "steps": 7})
+    assert grid_settings({"d_hidden": [[8, 8], [4]]}, "gan")[0] == ("d_hidden=8,8", {"d_hidden": [8, 8]})
+
+
+def test_bench_grid_runs_the_product_and_writes_a_per_setting_table(tmp_path, capsys):
+    gfile, out = tmp_path / "grid.toml", tmp_path / "b"
+    gfile.write_text(GRID)
+    assert main(["bench", "toy", "--methods", "gan,ebgan", "--data", "ring8", "--seeds", "1", "--steps", "3",
+                 "--out", str(out), "--grid", str(gfile), "eval_samples=100", "eval_density=false",
+                 "tensorboard=false"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    runs = res["runs"]
+    assert sum(r["method"] == "gan" for r in runs) == 2 and sum(r["method"] == "ebgan" for r in runs) == 4
+    cfg = json.loads((out / "runs" / "ebgan-ring8-g3-s0" / "config.json").read_text())
+    assert cfg["method_config"]["lr_g"] == cfg["method_config"]["lr_d"] == 2e-3
+    assert cfg["method_config"]["margin"] == 1.5 and cfg["method_config"]["tau_search"] is False
+    assert cfg["run"]["steps"] == 3 and cfg["run"]["seed"] == 0
+    assert {r["setting"] for r in res["setting_rows"] if r["method"] == "gan"} == {"lr_g,lr_d=0.001", "lr_g,lr_d=0.002"}
+    assert len(res["setting_rows"]) == 6 and all(r["runs"] == 1 for r in res["setting_rows"])
+    md = (out / "results.md").read_text()
+    assert "## Per setting" in md and "| ring8 | ebgan | lr_g,lr_d=0.002 margin=1.5 tau_search=False | 1 | 0 |" in md
+
+
+@pytest.mark.parametrize("grid, msg", [
+    ("marginn = [1.0]", "marginn: an option of none of the methods gan, ebgan"),
+    ("margin = 1.0", "'margin' must map to a non-empty list of values"),
+    ("lr_g = [1e-3, 1e-4]", "lr_g: also given as key=value"),
+])
+def test_bad_grid_files_are_rejected(tmp_path, capsys, grid, msg):
+    gfile = tmp_path / "grid.toml"
+    gfile.write_text(grid)
+    assert main(["bench", "toy", "--methods", "gan,ebgan", "--data", "ring8", "--seeds", "1", "--steps", "1",
+                 "--out", str(tmp_path / "b"), "--grid", str(gfile), "lr_g=1e-3"]) == 2
+    assert msg in capsys.readouterr().err
