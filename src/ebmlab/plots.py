@@ -116,7 +116,7 @@ def plot_run(method, ds, run) -> None:
         with torch.no_grad():
             samples = method.sample(2500, generator=gen)
         plot_samples(samples, ds, run.plots / "samples.png", f"{method.name} samples")
-        if method.has_energy:
+        if method.has_energy and method.energy_defines_density:
             plot_density(method, ds, run.plots / "density.png")
     finally:
         method.train(True)
