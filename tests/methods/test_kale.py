@@ -64,3 +64,11 @@ def test_kale_base_only_and_guided_samples_differ_but_are_deterministic():
     assert torch.equal(a, b)
     base = k.G(torch.randn(50, 2, generator=torch.Generator().manual_seed(3)))
     assert not torch.allclose(a, base)
+
+
+@pytest.mark.parametrize("name", ["vgan", "kale", "bib", "ebgan", "ebgan_pt"])
+def test_every_generator_energy_pair_supports_guided_sampling(name):
+    m = build_method(resolve_config(name, "ring8"), torch.device("cpu"))
+    m.train(False)
+    x, info = guided_samples(m, 64, GuidedConfig("mala", 1.0, 5, 1e-3, 1.0), generator=torch.Generator().manual_seed(0))
+    assert x.shape == (64, 2) and torch.isfinite(x).all() and 0 < info["acceptance"] <= 1

@@ -265,6 +265,13 @@ class BiB(Method):
         optimizer_step(self.optimizers["generator"], loss_g)
         return {**metrics_e, **metrics_g}
 
+    @property
+    def latent_dim(self) -> int:
+        return self.config.z_dim
+
+    def generate(self, z: Tensor) -> Tensor:
+        return self.G(z)
+
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         gen = generator or self.generator

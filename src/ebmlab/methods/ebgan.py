@@ -214,6 +214,13 @@ class EBGAN(Method):
     def energy(self, x: Tensor) -> Tensor:
         return self.energy_and_code(x)[0] / self.config.tau
 
+    @property
+    def latent_dim(self) -> int:
+        return self.config.z_dim
+
+    def generate(self, z: Tensor) -> Tensor:
+        return self.G(z)
+
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         return self.G(self.noise(n, self.config.z_dim, generator))
