@@ -83,6 +83,13 @@ def quadrature_timings(threads: int) -> list[str]:
         t0 = time.perf_counter()
         log_partition_on_box(m2.energy, ds.box, n=1000)
         quad2.append(time.perf_counter() - t0)
+    from ebmlab.nets import mlp
+    scalar = mlp(2, (128, 128), 1, act="leaky_relu")
+    quad3 = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        log_partition_on_box(lambda x: scalar(x).squeeze(1), ds.box, n=1000)
+        quad3.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
     q = log_partition(lambda x: -ds.log_prob(x), ds.box)
     adaptive = time.perf_counter() - t0
@@ -96,6 +103,8 @@ def quadrature_timings(threads: int) -> list[str]:
         f"{c.n_experts} experts): median {statistics.median(quad):.2f} s over 3 (target ≤ 2 s)",
         f"- the same with VGAN's class-default energy (MLP 2→128→128 + 128 experts): "
         f"median {statistics.median(quad2):.2f} s over 3",
+        f"- the same with a scalar MLP energy 2→128→128→1 (the size of the GAN/KALE toy networks): "
+        f"median {statistics.median(quad3):.2f} s over 3",
         f"- adaptive log Z of the exact ring8 energy (refine to convergence + tail checks): {adaptive:.2f} s, "
         f"final n = {q.n}, log Z = {q.log_z:.5f} (exact 0)",
     ]
