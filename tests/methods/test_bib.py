@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from ebmlab.bounds.diffusion import alpha_sigma
-from ebmlab.bounds.score import latent_score, score_mismatch_gp
 from ebmlab.bounds.entropy import smin_entropy_exact
+from ebmlab.bounds.score import latent_score, score_mismatch_gp
 from ebmlab.data import get_dataset
 from ebmlab.metrics.density import density_metrics
 from ebmlab.methods.bib import BIB_METHODS
@@ -139,8 +139,8 @@ def test_jacobian_bounds_are_exact_when_the_generator_matches_the_energy():
 
 
 def test_mi_bounds_are_exact_with_the_exact_posterior_and_energy():
-    # q(z | x) = p(z | x) = N(Σ Aᵀx/σ², Σ), Σ = (I + AᵀA/σ²)⁻¹ for x = Az + σε; a diagonal AᵀA makes Σ diagonal,
-    # as the Gaussian encoder's covariance is
+    # q(z | x) = p(z | x) = N(Σ Aᵀx/σ², Σ), Σ = (I + AᵀA/σ²)⁻¹ for x = Az + σε; a diagonal AᵀA keeps Σ diagonal
+    # (the Gaussian encoder's covariance is diagonal)
     Ad = torch.tensor([[1.2, 0.0], [0.0, 0.5]])
     sigma = 0.3
     m = make("bib_mi_gp", sigma=sigma)
