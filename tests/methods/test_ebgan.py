@@ -160,6 +160,7 @@ def test_tau_report_known_answer_for_a_radial_energy():
     assert out["nll_tau1"] == pytest.approx(r + math.log(2 * math.pi), abs=5e-3)
     assert out["nll_best_tau"] == pytest.approx(2 + math.log(2 * math.pi) + 2 * math.log(r / 2), abs=5e-3)
     assert out["kl_best_tau"] == pytest.approx(out["nll_best_tau"] - ds.entropy)
+    assert out["nll_best_tau"] <= out["nll_tau1"]
 
 
 def test_tau_report_labels_a_non_normalisable_energy():

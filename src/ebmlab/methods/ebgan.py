@@ -45,9 +45,10 @@ layers this is the same computation as two passes.
 Energy for evaluation and samplers: ``energy(x) = D(x) / tau`` (nats). The paper does not calibrate D as a
 log-density; a temperature makes exp(−D/τ) a model one can score. ``evaluate_extra`` reports, on 2D data, the
 exact test NLL by grid quadrature (:mod:`ebmlab.metrics.density`) for τ = 1 (``nll_tau1``) and for the τ that
-minimises the test NLL (``best_tau``, ``nll_best_tau``). The search is a golden-section search over log τ:
+minimises the test NLL (``best_tau``, ``nll_best_tau``). The search scans log τ and refines by golden section:
 with β = 1/τ, NLL(β) = β·mean D(x_test) + log ∫ exp(−βD) is convex (a log-partition function is convex in β),
-so it is unimodal in log τ. Choosing τ on the test split makes ``nll_best_tau`` an optimistic, oracle-τ
+so it is unimodal in log τ; τ = 1 is always a candidate, so ``nll_best_tau`` ≤ ``nll_tau1`` whenever both are
+on R². Choosing τ on the test split makes ``nll_best_tau`` an optimistic, oracle-τ
 number — it says how good the *shape* of the energy is, and is labelled as such. When exp(−D/τ) is not
 normalisable on R² the density code raises :class:`~ebmlab.errors.NonNormalisableError`; the numbers are then
 those of the model restricted to the data set's box and carry the suffix ``_box``.
@@ -277,33 +278,37 @@ def _nll(memo: _Memo, dataset, e_test: float, tau: float, device) -> tuple[float
 
 
 def best_tau(memo: _Memo, dataset, *, device=None, decades: tuple[float, float] = (-3.0, 2.0),
-             per_decade: int = 2, tol: float = 0.01) -> tuple[float, bool, int]:
-    """argmin over τ of the test NLL of exp(−D/τ): (τ, normalisable on R² at τ, NLL evaluations).
+             per_decade: int = 4, tol: float = 0.01) -> tuple[float, int, int]:
+    """argmin over τ of the test NLL of exp(−D/τ): (τ, quadratures run, scanned τ flagged non-normalisable).
 
-    A coarse scan over log τ (``per_decade`` points per decade, τ = s·10^k for k in ``decades``, s the mean
-    test energy, the natural scale of τ), then golden-section refinement of log τ to ``tol`` inside the bracket
-    around the coarse minimum. The NLL is convex in 1/τ, hence unimodal in log τ. τ at which exp(−D/τ) is not
-    normalisable on R² are excluded; if none is normalisable the box-restricted NLL is minimised instead.
+    A scan over log τ (``per_decade`` points per decade, τ = s·10^k for k in ``decades``, s the mean test energy,
+    the natural scale of τ; τ = 1 is always a candidate), then golden-section refinement of log τ to ``tol``
+    inside the bracket around the scan's minimum; the answer is the best τ evaluated. The NLL is convex in 1/τ,
+    hence unimodal in log τ, but the quadrature's non-normalisability verdict can flip between neighbouring τ
+    for an energy with low regions far from the data, so the scan is dense and the minimum is taken over every
+    evaluation. τ at which exp(−D/τ) is flagged non-normalisable on R² are excluded; if every scanned τ is
+    flagged, the box-restricted NLL is minimised instead.
     """
     test = dataset.test.to(device)
     e_test = float(memo(test).mean())
     s = max(e_test, 1e-6)
     lo, hi = math.log(s) + decades[0] * math.log(10), math.log(s) + decades[1] * math.log(10)
     k = int(round((decades[1] - decades[0]) * per_decade)) + 1
-    logs = [lo + (hi - lo) * i / (k - 1) for i in range(k)]
-    scan = [_nll(memo, dataset, e_test, math.exp(t), device) for t in logs]
-    on_r2 = any(ok for _, ok in scan)
+    logs = sorted({lo + (hi - lo) * i / (k - 1) for i in range(k)} | {0.0})
+    seen: dict[float, tuple[float, bool]] = {t: _nll(memo, dataset, e_test, math.exp(t), device) for t in logs}
+    on_r2 = any(ok for _, ok in seen.values())
 
     def f(t: float) -> float:
-        v, ok = _nll(memo, dataset, e_test, math.exp(t), device)
+        if t not in seen:
+            seen[t] = _nll(memo, dataset, e_test, math.exp(t), device)
+        v, ok = seen[t]
         return v if ok or not on_r2 else math.inf
 
-    vals = [v if ok or not on_r2 else math.inf for v, ok in scan]
-    i = min(range(k), key=lambda j: vals[j])
-    a, b = logs[max(i - 1, 0)], logs[min(i + 1, k - 1)]
+    i = min(range(len(logs)), key=lambda j: f(logs[j]))
+    a, b = logs[max(i - 1, 0)], logs[min(i + 1, len(logs) - 1)]
     g = (math.sqrt(5) - 1) / 2
     c, d = b - g * (b - a), a + g * (b - a)
-    fc, fd, n_eval = f(c), f(d), k + 2
+    fc, fd = f(c), f(d)
     while b - a > tol:
         if fc <= fd:
             b, d, fd = d, c, fc
@@ -313,9 +318,8 @@ def best_tau(memo: _Memo, dataset, *, device=None, decades: tuple[float, float] 
             a, c, fc = c, d, fd
             d = a + g * (b - a)
             fd = f(d)
-        n_eval += 1
-    t_best = min([(fc, c), (fd, d), (vals[i], logs[i])])[1]
-    return math.exp(t_best), on_r2, n_eval
+    t_best = min(seen, key=f)
+    return math.exp(t_best), len(seen), sum(not ok for t, (_, ok) in seen.items() if t in logs)
 
 
 def tau_report(d_fn: Callable[[Tensor], Tensor], dataset, *, device=None) -> dict[str, Any]:
@@ -324,19 +328,21 @@ def tau_report(d_fn: Callable[[Tensor], Tensor], dataset, *, device=None) -> dic
     Keys: ``nll_tau1``, ``kl_tau1``, ``tv_tau1`` and ``nll_best_tau``, ``kl_best_tau``, ``tv_best_tau``, with
     ``best_tau``; a ``_box`` suffix replaces the plain key where exp(−D/τ) is not normalisable on R² (the model
     is then restricted to the data set's box), and ``density_status_tau1`` / ``density_status_best_tau`` say
-    which. ``best_tau`` is chosen on the test split (an oracle temperature: optimistic by construction).
+    which. ``best_tau`` is chosen on the test split (an oracle temperature: optimistic by construction);
+    ``tau_scan_non_normalisable`` counts the scanned τ that the quadrature flagged and the search excluded.
     """
     from ..metrics.density import density_metrics
 
     memo = _Memo(d_fn)
-    tau, _, n_eval = best_tau(memo, dataset, device=device)
-    out: dict[str, Any] = {"best_tau": tau}
+    tau, n_eval, n_flagged = best_tau(memo, dataset, device=device)
+    out: dict[str, Any] = {"best_tau": tau, "tau_scan_non_normalisable": n_flagged}
     for label, t in (("tau1", 1.0), ("best_tau", tau)):
         dm = density_metrics(memo.scaled(t), dataset, device=device)
         suffix = "" if dm["density_status"] == "ok" else "_box"
         out[f"density_status_{label}"] = dm["density_status"]
         for k in ("nll", "kl", "tv"):
             out[f"{k}_{label}{suffix}"] = dm[k + suffix]
-    out["tau_note"] = (f"p_tau ∝ exp(-D/tau) by grid quadrature; best_tau minimises the test NLL (oracle temperature, "
-                       f"golden-section over log tau, {n_eval} quadratures)")
+    out["tau_note"] = (f"p_tau ∝ exp(-D/tau) by grid quadrature; best_tau minimises the test NLL over tau (oracle "
+                       f"temperature; scan of log tau + golden-section, {n_eval} quadratures; "
+                       f"{n_flagged} scanned tau flagged non-normalisable and excluded)")
     return out
