@@ -24,6 +24,14 @@ def test_grid_settings_skip_axes_a_method_lacks_and_tie_comma_keys():
     assert grid_settings({"d_hidden": [[8, 8], [4]]}, "gan")[0] == ("d_hidden=8,8", {"d_hidden": [8, 8]})
 
 
+def test_a_method_scoped_axis_applies_to_that_method_only():
+    grid = {"lr_g": [1e-3, 2e-3], "gan:n_critic": [1, 2], "margin": [0.5]}
+    gan = grid_settings(grid, "gan")
+    assert len(gan) == 4 and gan[3] == ("lr_g=0.002 gan:n_critic=2", {"lr_g": 2e-3, "n_critic": 2})
+    ebgan = grid_settings(grid, "ebgan")  # ebgan has n_critic too, but the axis is gan's
+    assert [s for _, s in ebgan] == [{"lr_g": 1e-3, "margin": 0.5}, {"lr_g": 2e-3, "margin": 0.5}]
+
+
 def test_bench_grid_runs_the_product_and_writes_a_per_setting_table(tmp_path, capsys):
     gfile, out = tmp_path / "grid.toml", tmp_path / "b"
     gfile.write_text(GRID)
@@ -47,6 +55,8 @@ def test_bench_grid_runs_the_product_and_writes_a_per_setting_table(tmp_path, ca
     ("marginn = [1.0]", "marginn: an option of none of the methods gan, ebgan"),
     ("margin = 1.0", "'margin' must map to a non-empty list of values"),
     ("lr_g = [1e-3, 1e-4]", "lr_g: also given as key=value"),
+    ('"gan:margin" = [1.0]', "gan:margin: an option of none of the methods gan, ebgan"),
+    ('"vgan:lr_e" = [1.0]', "vgan:lr_e: an option of none of the methods gan, ebgan"),
 ])
 def test_bad_grid_files_are_rejected(tmp_path, capsys, grid, msg):
     gfile = tmp_path / "grid.toml"

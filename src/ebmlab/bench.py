@@ -2,8 +2,9 @@
 
 Each run trains into ``OUT/runs/<method>-<data>-s<seed>`` (so an interrupted benchmark resumes where it
 stopped). With ``--grid FILE`` (a TOML table mapping option names to lists of values; a key naming several
-options separated by commas sets them all to the same value) the cartesian product of the axes a method has
-is run for each method — axes naming none of its options are skipped for it — into
+options separated by commas sets them all to the same value; ``"METHOD:option"`` names an option of that method
+only) the cartesian product of the axes a method has is run for each method — axes naming none of its options
+are skipped for it — into
 ``OUT/runs/<method>-<data>-g<setting>-s<seed>``, and the report adds a per-setting table. The table puts every method beside the real-data row (exact samples: the ceiling for sample
 metrics, the true entropy as the NLL floor) and the reference rows recalled from papers, labelled as recalled.
 """
@@ -100,14 +101,20 @@ def grid_settings(grid: dict[str, list[Any]], method: str) -> list[tuple[str, di
     known = set(field_types(RunConfig)) | set(field_types(get_method(method).Config))
     axes = []
     for key, values in grid.items():
-        names = [n.strip() for n in key.split(",") if n.strip()]
-        if any(n in known for n in names):
-            axes.append((key, [n for n in names if n in known], values))
+        names = [opt for scope, opt in map(_scoped, key.split(",")) if opt and scope in (None, method) and opt in known]
+        if names:
+            axes.append((key, names, values))
     settings = []
     for combo in itertools.product(*(values for _, _, values in axes)):
         label = " ".join(f"{key}={_value_label(v)}" for (key, _, _), v in zip(axes, combo))
         settings.append((label, {n: v for (_, names, _), v in zip(axes, combo) for n in names}))
     return settings
+
+
+def _scoped(name: str) -> tuple[str | None, str]:
+    """``"gan:n_critic"`` → ("gan", "n_critic"): an axis for one method only; ``"lr_g"`` → (None, "lr_g")."""
+    scope, _, opt = name.strip().rpartition(":")
+    return (scope.strip() or None), opt.strip()
 
 
 def _value_label(v: Any) -> str:
@@ -186,10 +193,15 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
         from .config import field_types
         from .train import RunConfig
 
-        known = set(field_types(RunConfig)).union(*(field_types(get_method(m).Config) for m in methods))
-        unknown = [n.strip() for key in grid for n in key.split(",") if n.strip() and n.strip() not in known]
+        run_known = set(field_types(RunConfig))
+        names = [(n.strip(), *_scoped(n)) for key in grid for n in key.split(",") if n.strip()]
+        unknown = [n for n, scope, opt in names
+                   if (scope is not None and (scope not in methods or opt not in
+                                              run_known | set(field_types(get_method(scope).Config))))
+                   or (scope is None and opt not in run_known.union(*(field_types(get_method(m).Config)
+                                                                       for m in methods)))]
         given = set(overrides or {}) | ({"steps"} if steps is not None else set())
-        both = [n.strip() for key in grid for n in key.split(",") if n.strip() in given]
+        both = [n for n, _, opt in names if opt in given]
         problems = ([f"{', '.join(unknown)}: an option of none of the methods {', '.join(methods)}"] if unknown else []) \
             + ([f"{', '.join(both)}: also given as key=value"] if both else [])
         if problems:
