@@ -211,3 +211,44 @@ def test_lobpcg_skips_rows_that_go_nan():
                                atol=1e-8)
     grads = torch.autograd.grad(est.entropy, list(net.parameters()), allow_unused=True)
     assert all(g is None or torch.isfinite(g).all() for g in grads)
+
+
+def test_lobpcg_runs_the_generator_once():
+    # every J·w and Jᵀ·y product comes from one forward of G by double backward; with a NaN-free batch the
+    # graph-carrying final product reuses it too
+    d, D = 6, 12
+    net = _mlp(d, 16, D, seed=30)
+    z = torch.randn(16, d, generator=_gen(31), dtype=DT)
+    calls = []
+    counted = lambda zz: calls.append(zz.shape[0]) or net(zz)  # noqa: E731
+    exact = torch.linalg.svdvals(batch_jacobian(net, z))[:, -1]
+    for n_iter in (1, 2, 30):
+        calls.clear()
+        est = lobpcg_smin(counted, z, n_iter=n_iter, generator=_gen(32))
+        assert est.valid.all() and calls == [16]
+    torch.testing.assert_close(est.s_min, exact, rtol=1e-4, atol=0)
+
+
+def test_lobpcg_from_an_exact_singular_vector_stays_exact():
+    # A converged start makes r pure rounding noise; J r is still exact relative to r (J is linear), so the
+    # reuse J Q = (J S) R⁻¹ needs no fallback and the estimate stays at the true s_min.
+    d, D = 5, 9
+    U, _ = torch.linalg.qr(torch.randn(D, d, generator=_gen(33), dtype=DT))
+    V, _ = torch.linalg.qr(torch.randn(d, d, generator=_gen(34), dtype=DT))
+    A = U @ torch.diag(torch.tensor([3.0, 2.5, 2.0, 1.5, 0.3], dtype=DT)) @ V.T
+    z = torch.randn(8, d, generator=_gen(35), dtype=DT)
+    est = lobpcg_smin(_linear(A), z, n_iter=3, v0=V[:, -1].expand(8, d).clone())
+    assert est.valid.all()
+    torch.testing.assert_close(est.s_min, torch.full((8,), 0.3, dtype=DT), rtol=1e-10, atol=0)
+
+
+def test_lobpcg_in_two_latent_dimensions_falls_back_to_explicit_products():
+    # With d = 2 the trial space [v, r, p] has 3 columns in R²: S is rank-deficient, R⁻¹ does not exist, and
+    # every row takes explicit products J Q[:, j] in the iterations that carry p; the 2D problem is then
+    # solved exactly by the first Rayleigh–Ritz step.
+    net = _mlp(2, 16, 5, seed=37)
+    z = torch.randn(12, 2, generator=_gen(38), dtype=DT)
+    est = lobpcg_smin(net, z, n_iter=3, generator=_gen(39))
+    assert est.valid.all()
+    exact = torch.linalg.svdvals(batch_jacobian(net, z))[:, -1]
+    torch.testing.assert_close(est.s_min, exact, rtol=1e-10, atol=0)

@@ -11,8 +11,8 @@ All results are in nats.
 Three estimators of the Jacobian term (the ``log_volume`` of each example):
 - ``logdet_entropy``: the exact ½ slogdet(JᵀJ) from the full Jacobian (small d·D; EBM-BB's ``acc`` mode);
 - ``smin_entropy_exact``: d · log s_min from ``torch.linalg.svdvals`` (EBM-BB's ``mins`` mode, the toy default);
-- ``lobpcg_entropy``: d · log s_min with s_min from matrix-free block-1 LOBPCG on JᵀJ that only uses JVPs
-  (J v, forward mode) and VJPs (Jᵀu, reverse mode), for images where J cannot be formed.
+- ``lobpcg_entropy``: d · log s_min with s_min from matrix-free block-1 LOBPCG on JᵀJ that only uses
+  Jacobian–vector products (J w and Jᵀy), for images where J cannot be formed.
 
 Row-wise generators. Every function here evaluates G on the whole batch and reads per-example Jacobians off
 batched JVPs/VJPs: a tangent v[b, d] pushed through G(z[b, d]) gives row i as J_{z_i} v_i only when G acts on
@@ -23,7 +23,9 @@ same mode for every term of a loss that mixes ∇E(G(z)) with these Jacobian ter
 samples with eval-mode Jacobians; we do not).
 
 Differences from EBM-BB (``train/train_image.py``, ``compute_entropy_s``/``RaRitz``):
-- JVPs/VJPs come from ``torch.func`` instead of the double-backward trick through ``autograd.grad``;
+- J·w and Jᵀ·y products come, as in EBM-BB, from one forward of G and double backward through
+  ``autograd.grad`` (``_LinearisedG``; on the CPU about twice as fast as ``torch.func.jvp`` for conv
+  generators); J v and J p are carried between iterations, so an iteration needs one J·w product, not three;
 - the first LOBPCG iteration works in span{v, r} (no random p), later ones in span{v, r, p}; the basis is
   orthonormalised by QR rather than by an SVD of the stacked columns (same span, cheaper);
 - rows whose update is not finite keep their previous v (the original copies only the finite rows as well,
@@ -165,25 +167,59 @@ def _finite_rows(*ts: Tensor) -> Tensor:
     return ok
 
 
+class _LinearisedG:
+    """J_z w and J_zᵀ y for every row of z from one forward pass of G, by double backward (no forward-mode AD).
+
+    With x = G(z) and a zero cotangent u that requires grad, g(u) = J_zᵀ u is built once with ``create_graph``;
+    it is linear in u, so the reverse-mode derivative of ⟨g(u), w⟩ in u is J_z w. Each product then costs a
+    pass over the backward graph — on the CPU about half the cost of a ``torch.func.jvp`` of a conv generator,
+    which re-runs G with dual tensors (``benchmarks/results/bib_speed.md``). Products are detached unless
+    ``graph=True``, which keeps the graph to G's parameters and to z (for the final Rayleigh quotient).
+    """
+
+    def __init__(self, G: GeneratorFn, z: Tensor):
+        self.b = z.shape[0]
+        with torch.enable_grad():
+            self.z = z if z.requires_grad else z.detach().requires_grad_(True)
+            self.x = G(self.z).reshape(self.b, -1)
+            self.u = torch.zeros_like(self.x, requires_grad=True)
+            self.g = torch.autograd.grad(self.x, self.z, self.u, create_graph=True)[0]
+
+    def jvp(self, w: Tensor, graph: bool = False) -> Tensor:
+        with torch.enable_grad():
+            out = torch.autograd.grad(self.g, self.u, w, retain_graph=True, create_graph=graph)[0]
+        return out if graph else out.detach()
+
+    def vjp(self, y: Tensor) -> Tensor:
+        with torch.enable_grad():
+            return torch.autograd.grad(self.x, self.z, y, retain_graph=True)[0].detach()
+
+
 def lobpcg_smin(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.Generator | None = None,
                 v0: Tensor | None = None) -> SminEstimate:
     """Smallest singular value of each J_z by matrix-free block-1 LOBPCG on JᵀJ (Knyazev 2001).
 
-    G: row-wise generator z[b, d] → x[b, ...] (see the module docstring on BatchNorm); z: [b, d].
+    G: row-wise generator z[b, d] → x[b, ...] (see the module docstring on BatchNorm; G needs double-backward
+    support, as every standard layer has); z: [b, d].
     n_iter: LOBPCG iterations (2 per training step in EBM-BB). generator: draws the random start when v0 is None.
     v0: [b, d] optional warm start (e.g. the previous call's ``v``).
 
-    Iteration (all rows at once, no graph): with unit v and μ = ‖J v‖, the residual of the eigenproblem
-    JᵀJ v = μ² v is r = Jᵀ(J v) − μ² v (one VJP); the trial space span{v, r, p} (p the previous search
-    direction) is orthonormalised to Q, and Rayleigh–Ritz on J·Q (one JVP per column, then a D×3 SVD) gives
-    the right singular vector c of the smallest singular value; v ← Q c, p ← Q[:, 1:] c[1:]. Rows whose update
-    is not finite keep their previous v and restart p.
+    Iteration (all rows at once, detached): with unit v and μ = ‖J v‖, the residual of the eigenproblem
+    JᵀJ v = μ² v is r = Jᵀ(J v) − μ² v; the trial space S = [v, r, p] (p the previous search direction) is
+    orthonormalised, S = Q R, and Rayleigh–Ritz on J·Q (a D×3 SVD) gives the right singular vector c of the
+    smallest singular value; v ← Q c, p ← Q[:, 1:] c[1:]. J v and J p are carried between iterations and, J
+    being linear, J Q = (J S) R⁻¹, so an iteration needs one J·w product (J r) and one Jᵀ·y product. Rows where
+    S is nearly rank-deficient (‖S_k‖/|R_kk| beyond 1/√eps, e.g. always when d ≤ 2) take explicit products
+    J Q[:, j] instead. Rows whose update is not finite keep their previous v and restart p.
 
-    Returns s_min = ‖J v‖/‖v‖ for the final (detached) v, recomputed with the graph so that d · log s_min is
-    differentiable in G's parameters: at an exact singular vector the Rayleigh quotient is stationary in v,
+    All products come from one forward pass of G and double backward (``_LinearisedG``). Returns
+    s_min = ‖J v‖/‖v‖ for the final (detached) v with the graph to G's parameters and to z, so that
+    d · log s_min is differentiable: at an exact singular vector the Rayleigh quotient is stationary in v,
     so its gradient is that of the true s_min (Hellmann–Feynman). Always s_min ≥ the true one (a Rayleigh
-    quotient), so with few iterations d · log s_min over-estimates d · log s_min(J).
-    Cost: n_iter · (1 VJP + ≤3 JVPs) + 2 JVPs + one forward for the VJP.
+    quotient), so with few iterations d · log s_min over-estimates d · log s_min(J). Rows that are not
+    finite are left out of the graph: if any, the graph-carrying product is recomputed on the valid rows only
+    (a NaN row inside the graph would turn every parameter gradient into NaN: 0 · NaN = NaN).
+    Cost: one forward and one backward of G with graph, (n_iter + 2) J·w and n_iter Jᵀ·y products.
     """
     _check_latent(z)
     b, d = z.shape
@@ -199,24 +235,39 @@ def lobpcg_smin(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.
             raise ValueError(f"v0 must have the shape of z {tuple(z.shape)}, got {tuple(v0.shape)}.")
         v = v0.detach().to(dtype=z.dtype, device=z.device).clone()
     v = v / v.norm(dim=1, keepdim=True)
+    want_graph = torch.is_grad_enabled()
+    lin = _LinearisedG(G, z)
 
-    z_const = z.detach()
     with torch.no_grad():
-        # torch.func transforms ignore the outer no_grad for their own derivatives, so these JVPs/VJPs are
-        # exact but build no graph to G's parameters.
-        out, pullback = vjp(G, z_const)
-        Jv = _flat_jvp(G, z_const, v)
+        Jv = lin.jvp(v)
         p: Tensor | None = None
+        Jp: Tensor | None = None
+        tol = math.sqrt(torch.finfo(z.dtype).eps)
         for _ in range(n_iter):
             mu2 = (Jv * Jv).sum(dim=1, keepdim=True)
-            r = pullback(Jv.reshape(out.shape))[0] - mu2 * v
-            cols = [v, r] if p is None else [v, r, p]
-            S = torch.stack(cols, dim=-1)  # [b, d, k]
-            ok = _finite_rows(S)
+            r = lin.vjp(Jv) - mu2 * v
+            Jr = lin.jvp(r)  # the one new J·w product of the iteration
+            cols, jcols = ([v, r], [Jv, Jr]) if p is None else ([v, r, p], [Jv, Jr, Jp])
+            S, JS = torch.stack(cols, dim=-1), torch.stack(jcols, dim=-1)  # [b, d, k], [b, D, k]
+            ok = _finite_rows(S) & _finite_rows(JS)
             # LAPACK may refuse non-finite input: zero those rows and leave them out of the update.
             S = torch.where(ok[:, None, None], S, torch.zeros_like(S))
-            Q, _ = torch.linalg.qr(S)  # Householder QR: Q is orthonormal even when r or p vanish
-            JQ = torch.stack([_flat_jvp(G, z_const, Q[..., j]) for j in range(Q.shape[-1])], dim=-1)
+            JS = torch.where(ok[:, None, None], JS, torch.zeros_like(JS))
+            Q, R = torch.linalg.qr(S)  # Householder QR: Q is orthonormal even when r or p vanish
+            # R⁻¹ amplifies rounding error by ‖S_k‖/|R_kk| where a column of S nearly depends on the others
+            if R.shape[-2] == R.shape[-1]:
+                well = ok & (R.diagonal(dim1=-2, dim2=-1).abs() > tol * S.norm(dim=1)).all(dim=1)
+                eye = torch.eye(R.shape[-1], dtype=R.dtype, device=R.device)
+                JQ = torch.linalg.solve_triangular(torch.where(well[:, None, None], R, eye), JS, upper=True,
+                                                   left=False)
+            else:  # more columns than latent dimensions (d ≤ 2): S is rank-deficient by construction
+                well = torch.zeros_like(ok)
+                JQ = JS.new_zeros(b, JS.shape[1], Q.shape[-1])
+            redo = ok & ~well
+            if redo.any():
+                # products on every row (the graph is batched) but only the redo rows are used
+                JQ = torch.where(redo[:, None, None],
+                                 torch.stack([lin.jvp(Q[..., j]) for j in range(Q.shape[-1])], dim=-1), JQ)
             ok &= _finite_rows(JQ)
             JQ = torch.where(ok[:, None, None], JQ, torch.zeros_like(JQ))
             _, _, Vh = torch.linalg.svd(JQ, full_matrices=False)
@@ -224,21 +275,27 @@ def lobpcg_smin(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.
             v_new = (Q @ c.unsqueeze(-1)).squeeze(-1)
             p_new = (Q[..., 1:] @ c[:, 1:].unsqueeze(-1)).squeeze(-1)
             Jv_new = (JQ @ c.unsqueeze(-1)).squeeze(-1)
+            Jp_new = (JQ[..., 1:] @ c[:, 1:].unsqueeze(-1)).squeeze(-1)
             norm = v_new.norm(dim=1, keepdim=True)
-            ok &= _finite_rows(v_new, p_new, Jv_new) & (norm.squeeze(1) > 0)
+            ok &= _finite_rows(v_new, p_new, Jv_new, Jp_new) & (norm.squeeze(1) > 0)
             okc = ok[:, None]
-            v = torch.where(okc, v_new / norm.clamp_min(torch.finfo(z.dtype).tiny), v)
-            Jv = torch.where(okc, Jv_new, Jv)
+            inv = 1 / norm.clamp_min(torch.finfo(z.dtype).tiny)
+            v = torch.where(okc, v_new * inv, v)
+            Jv = torch.where(okc, Jv_new * inv, Jv)
             p = torch.where(okc, p_new, torch.zeros_like(p_new))
+            Jp = torch.where(okc, Jp_new, torch.zeros_like(Jp_new))
         valid = _finite_rows(Jv) & (Jv.norm(dim=1) > 0)
     v = v.detach()
-    # The graph-carrying JVP runs on the valid rows only (legitimate because G is row-wise): a NaN row inside
-    # the graph would turn every parameter gradient into NaN even with a zero cotangent (0 · NaN = NaN).
     s_min = torch.full((b,), math.nan, dtype=z.dtype, device=z.device)
     if valid.any():
-        idx = valid.nonzero().squeeze(1)
-        s_valid = _flat_jvp(G, z[idx], v[idx]).norm(dim=1) / v[idx].norm(dim=1)
-        s_min = s_min.index_put((idx,), s_valid)
+        if not want_graph:
+            s_valid = (lin.jvp(v).norm(dim=1) / v.norm(dim=1))[valid]
+        elif valid.all():
+            s_valid = lin.jvp(v, graph=True).norm(dim=1) / v.norm(dim=1)
+        else:
+            idx = valid.nonzero().squeeze(1)
+            s_valid = _LinearisedG(G, z[idx]).jvp(v[idx], graph=True).norm(dim=1) / v[idx].norm(dim=1)
+        s_min = s_valid if valid.all() else s_min.index_put((valid.nonzero().squeeze(1),), s_valid)
         valid = valid & torch.isfinite(s_min.detach()) & (s_min.detach() > 0)
     return SminEstimate(s_min=s_min, v=v, valid=valid)
 

@@ -79,7 +79,9 @@ def latent_score(G: Callable[[Tensor], Tensor], z: Tensor, *, volume: Volume = "
         else:
             raise ValueError(f"volume must be one of 'logdet', 'smin', 'lobpcg'; got {volume!r}.")
         # allow_unused: a reverse-mode J of an affine G does not depend on z (its volume gradient is 0)
-        grad_volume = torch.autograd.grad(log_volume.sum(), zz, allow_unused=True, materialize_grads=True)[0]
+        # (and a double-backward J v of an affine G carries no graph at all)
+        grad_volume = (torch.autograd.grad(log_volume.sum(), zz, allow_unused=True, materialize_grads=True)[0]
+                       if log_volume.requires_grad else torch.zeros_like(zz))
     return (z.detach() / z_std**2 + grad_volume).detach()
 
 
