@@ -173,8 +173,8 @@ class _LinearisedG:
     With x = G(z) and a zero cotangent u that requires grad, g(u) = J_zᵀ u is built once with ``create_graph``;
     it is linear in u, so the reverse-mode derivative of ⟨g(u), w⟩ in u is J_z w. Each product then costs a
     pass over the backward graph — on the CPU about half the cost of a ``torch.func.jvp`` of a conv generator,
-    which re-runs G with dual tensors (``benchmarks/results/bib_speed.md``). Products are detached unless
-    ``graph=True``, which keeps the graph to G's parameters and to z (for the final Rayleigh quotient).
+    which re-runs G with dual tensors (``benchmarks/results/bib_speed.md``). Products are detached; ``x`` and
+    ``z`` keep the forward graph for the final, graph-carrying Rayleigh quotient.
     """
 
     def __init__(self, G: GeneratorFn, z: Tensor):
@@ -185,10 +185,9 @@ class _LinearisedG:
             self.u = torch.zeros_like(self.x, requires_grad=True)
             self.g = torch.autograd.grad(self.x, self.z, self.u, create_graph=True)[0]
 
-    def jvp(self, w: Tensor, graph: bool = False) -> Tensor:
+    def jvp(self, w: Tensor) -> Tensor:
         with torch.enable_grad():
-            out = torch.autograd.grad(self.g, self.u, w, retain_graph=True, create_graph=graph)[0]
-        return out if graph else out.detach()
+            return torch.autograd.grad(self.g, self.u, w, retain_graph=True)[0].detach()
 
     def vjp(self, y: Tensor) -> Tensor:
         with torch.enable_grad():
@@ -213,13 +212,14 @@ def lobpcg_smin(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.
     J Q[:, j] instead. Rows whose update is not finite keep their previous v and restart p.
 
     All products come from one forward pass of G and double backward (``_LinearisedG``). Returns
-    s_min = ‖J v‖/‖v‖ for the final (detached) v with the graph to G's parameters and to z, so that
+    s_min = ‖J v‖/‖v‖ for the final (detached) v with the graph to G's parameters and to z (as ⟨v, Jᵀu⟩/‖u‖
+    with u = J v held fixed: the same value and gradient), so that
     d · log s_min is differentiable: at an exact singular vector the Rayleigh quotient is stationary in v,
     so its gradient is that of the true s_min (Hellmann–Feynman). Always s_min ≥ the true one (a Rayleigh
     quotient), so with few iterations d · log s_min over-estimates d · log s_min(J). Rows that are not
-    finite are left out of the graph: if any, the graph-carrying product is recomputed on the valid rows only
+    finite are left out of the graph: if any, G is re-run on the valid rows for the graph-carrying term
     (a NaN row inside the graph would turn every parameter gradient into NaN: 0 · NaN = NaN).
-    Cost: one forward and one backward of G with graph, (n_iter + 2) J·w and n_iter Jᵀ·y products.
+    Cost: one forward and two backwards of G with graph, (n_iter + 1) J·w and n_iter Jᵀ·y products.
     """
     _check_latent(z)
     b, d = z.shape
@@ -288,14 +288,25 @@ def lobpcg_smin(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.
     v = v.detach()
     s_min = torch.full((b,), math.nan, dtype=z.dtype, device=z.device)
     if valid.any():
+        # ‖J_θ v‖ with its graph, from u = J v (detached, carried above): ∂‖J_θ v‖ = uᵀ ∂(J_θ v)/‖u‖ and
+        # uᵀ J_θ v = ⟨v, J_θᵀ u⟩, so one backward of G with create_graph at cotangent u gives the exact value
+        # and gradient (to G's parameters and to z) — no graph-carrying J·v product, no third-order graph.
+        # A non-finite row inside the graph would turn every parameter gradient into NaN (0 · NaN = NaN),
+        # so with any such row G is re-run on the valid rows only.
+        idx = valid.nonzero().squeeze(1)
+        u, vv = Jv[idx], v[idx]
         if not want_graph:
-            s_valid = (lin.jvp(v).norm(dim=1) / v.norm(dim=1))[valid]
-        elif valid.all():
-            s_valid = lin.jvp(v, graph=True).norm(dim=1) / v.norm(dim=1)
+            s_valid = u.norm(dim=1) / vv.norm(dim=1)
         else:
-            idx = valid.nonzero().squeeze(1)
-            s_valid = _LinearisedG(G, z[idx]).jvp(v[idx], graph=True).norm(dim=1) / v[idx].norm(dim=1)
-        s_min = s_valid if valid.all() else s_min.index_put((valid.nonzero().squeeze(1),), s_valid)
+            with torch.enable_grad():
+                if valid.all():
+                    zg, xg = lin.z, lin.x
+                else:
+                    zg = z[idx] if z.requires_grad else z[idx].detach().requires_grad_(True)
+                    xg = G(zg).reshape(len(idx), -1)
+                Jt_u = torch.autograd.grad(xg, zg, u, create_graph=True)[0]
+                s_valid = (vv * Jt_u).sum(dim=1) / (u.norm(dim=1) * vv.norm(dim=1))
+        s_min = s_valid if valid.all() else s_min.index_put((idx,), s_valid)
         valid = valid & torch.isfinite(s_min.detach()) & (s_min.detach() > 0)
     return SminEstimate(s_min=s_min, v=v, valid=valid)
 
