@@ -105,6 +105,23 @@ class Method(abc.ABC):
         return torch.randn(n, dim, generator=generator or self.generator, device=self.device)
 
 
+class LatentGenerator:
+    """Mixin for methods whose samples are x = G(z), z ~ N(0, I_d) with d = ``config.z_dim``: the latent
+    interface of the energy-guided samplers and the plain sampler. Put it before :class:`Method` in the bases;
+    methods that sample differently (BiB's noisy generator, KALE's guided chains) override ``sample``."""
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.z_dim
+
+    def generate(self, z: Tensor) -> Tensor:
+        return self.G(z)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        return self.G(self.noise(n, self.config.z_dim, generator))
+
+
 def adam(params, lr: float, betas: tuple[float, float], eps: float = 1e-8) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps)
 

@@ -83,7 +83,7 @@ from ..errors import EbmlabError
 from ..nets import mlp
 from ..nets.gaussian_encoder import GaussianEncoder
 from ..nets.time_energy import TimeEnergy
-from .base import Method, adam, frozen, optimizer_step
+from .base import LatentGenerator, Method, adam, frozen, optimizer_step
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -148,7 +148,7 @@ def _chi2_log_z(log_w: Tensor) -> tuple[float, float]:
     return float(0.5 * (m + torch.log(r.mean()))), float(0.5 * r.std() / (math.sqrt(n) * r.mean()))
 
 
-class BiB(Method):
+class BiB(LatentGenerator, Method):
     name = "bib"
     Config = BiBConfig
     description = ("BiB (i)+(iii) by default: generator maximises a lower bound, energy minimises an upper bound "
@@ -264,13 +264,6 @@ class BiB(Method):
         loss_g, metrics_g = self.generator_loss(b)
         optimizer_step(self.optimizers["generator"], loss_g)
         return {**metrics_e, **metrics_g}
-
-    @property
-    def latent_dim(self) -> int:
-        return self.config.z_dim
-
-    def generate(self, z: Tensor) -> Tensor:
-        return self.G(z)
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:

@@ -68,7 +68,7 @@ from torch import Tensor, nn
 from ..bounds.pullaway import pullaway_term
 from ..errors import EbmlabError, NonNormalisableError
 from ..nets import mlp
-from .base import Method, adam, frozen, optimizer_step
+from .base import LatentGenerator, Method, adam, frozen, optimizer_step
 
 # --- pure pieces (tested on their own) -------------------------------------------------------------------
 
@@ -156,7 +156,7 @@ class EBGANPTConfig(EBGANConfig):
     pt_weight: float = 0.1  # weight of the pull-away term in the generator loss (paper: 0.1)
 
 
-class EBGAN(Method):
+class EBGAN(LatentGenerator, Method):
     name = "ebgan"
     Config = EBGANConfig
     description = "EBGAN: auto-encoder energy, per-example margin loss"
@@ -215,16 +215,6 @@ class EBGAN(Method):
     def energy(self, x: Tensor) -> Tensor:
         return self.energy_and_code(x)[0] / self.config.tau
 
-    @property
-    def latent_dim(self) -> int:
-        return self.config.z_dim
-
-    def generate(self, z: Tensor) -> Tensor:
-        return self.G(z)
-
-    @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        return self.G(self.noise(n, self.config.z_dim, generator))
 
     def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
         if not self.config.tau_search or getattr(dataset, "dim", None) != 2 or not hasattr(dataset, "box"):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..nets import mlp
-from .base import Method, adam, frozen, optimizer_step
+from .base import LatentGenerator, Method, adam, frozen, optimizer_step
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class GANConfig:
     n_critic: int = 1
 
 
-class GAN(Method):
+class GAN(LatentGenerator, Method):
     name = "gan"
     Config = GANConfig
     description = "non-saturating GAN (baseline)"
@@ -65,13 +65,3 @@ class GAN(Method):
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
                 "d_real": logit_real.mean().item(), "d_fake": logit_fake.mean().item()}
 
-    @property
-    def latent_dim(self) -> int:
-        return self.config.z_dim
-
-    def generate(self, z: Tensor) -> Tensor:
-        return self.G(z)
-
-    @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        return self.G(self.noise(n, self.config.z_dim, generator))

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from ..bounds.kale import base_loss, interpolate_gradient_penalty, kale_energy_loss, optimal_log_partition
 from ..guided import GuidedConfig, guided_samples
 from ..nets import mlp
-from .base import Method, adam, frozen, optimizer_step
+from .base import LatentGenerator, Method, adam, frozen, optimizer_step
 
 
 class Scalar(nn.Module):
@@ -70,7 +70,7 @@ class KALEConfig:
     mcmc_friction: float = 1.0
 
 
-class KALE(Method):
+class KALE(LatentGenerator, Method):
     name = "kale"
     Config = KALEConfig
     description = "KALE/GEBM: base generator + energy, KALE loss, energy-guided latent MCMC sampling"
@@ -125,13 +125,6 @@ class KALE(Method):
         if n_e:
             out.update({"kale": -loss_kale.item(), "gp": gp.item()})
         return out
-
-    @property
-    def latent_dim(self) -> int:
-        return self.config.z_dim
-
-    def generate(self, z: Tensor) -> Tensor:
-        return self.G(z)
 
     def guided_config(self) -> GuidedConfig:
         c = self.config

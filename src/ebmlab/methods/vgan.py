@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from ..nets import BoundedExpertHead, ScaledTanh, mlp
-from .base import Method, frozen, make_optimizer, optimizer_step
+from .base import LatentGenerator, Method, frozen, make_optimizer, optimizer_step
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class VGANConfig:
     out_bound: float = 0.0  # > 0: generator output is out_bound·tanh(·), i.e. confined to the data box
 
 
-class VGAN(Method):
+class VGAN(LatentGenerator, Method):
     name = "vgan"
     Config = VGANConfig
     description = "VGAN: bounded multi-modal energy + batch entropy surrogate, k generator steps per energy step"
@@ -92,13 +92,3 @@ class VGAN(Method):
     def energy(self, x: Tensor) -> Tensor:
         return self.E(x)
 
-    @property
-    def latent_dim(self) -> int:
-        return self.config.z_dim
-
-    def generate(self, z: Tensor) -> Tensor:
-        return self.G(z)
-
-    @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        return self.G(self.noise(n, self.config.z_dim, generator))
