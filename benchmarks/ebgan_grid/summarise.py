@@ -76,9 +76,42 @@ def summarise(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(res: dict, path: Path) -> None:
+    """Every run as a point (modes captured, % HQ) per data set, one colour per method; the success region
+    shaded. Modes are jittered horizontally so that runs with the same count stay visible."""
+    import random
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datas = sorted({r["data"] for r in res["runs"]})
+    methods = sorted({r["method"] for r in res["runs"]})
+    rng = random.Random(0)
+    fig, axes = plt.subplots(1, len(datas), figsize=(5 * len(datas), 4), squeeze=False)
+    for ax, data in zip(axes[0], datas):
+        n_modes = 8 if data == "ring8" else 25
+        ax.axvspan(MIN_MODES[data] - 0.5, n_modes + 0.5, ymin=MIN_HQ, color="tab:green", alpha=0.12,
+                   label="success region")
+        for i, m in enumerate(methods):
+            rs = [r for r in res["runs"] if r["data"] == data and r["method"] == m and r["status"] == "ok"]
+            ax.scatter([r["metrics"]["modes"] + (i - 1) * 0.2 + rng.uniform(-0.07, 0.07) for r in rs],
+                       [100 * r["metrics"]["hq"] for r in rs], s=10, alpha=0.7, label=m)
+        ax.set_xlim(-0.5, n_modes + 0.5)
+        ax.set_ylim(0, 100)
+        ax.set_xlabel("modes captured")
+        ax.set_ylabel("high-quality samples (%)")
+        ax.set_title(f"{data}: every run of the grid", fontsize=10)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main(out: str) -> None:
     out_dir = Path(out)
     res = json.loads((out_dir / "results.json").read_text())
+    plot(res, out_dir / "runs_scatter.png")
     md_path = out_dir / "results.md"
     md = md_path.read_text().split(MARKER)[0]
     md_path.write_text(md.rstrip("\n") + "\n" + summarise(res))
