@@ -257,15 +257,14 @@ class LBT(Method):
         return generate(self, n, generator)
 
 
-class LBTGAN(Method):
+class LBTGAN(LBT):
     name = "lbt_gan"
     Config = LBTGANConfig
     description = "LBT-GAN: LBT plus a discriminator and λ × the non-saturating GAN loss"
 
     def __init__(self, config: LBTGANConfig, *, data_dim, device, generator):
-        super().__init__(config, data_dim=data_dim, device=device, generator=generator)
+        super().__init__(config, data_dim=data_dim, device=device, generator=generator)  # G, estimator, optimizers
         c = config
-        _build(self, c, data_dim, device)
         self.D = mlp(data_dim, c.d_hidden, 1, act=c.d_act).to(device)
         self.networks["discriminator"] = self.D
         self.optimizers["discriminator"] = adam(self.D.parameters(), c.lr_d, (c.beta1, c.beta2), c.eps)
@@ -299,10 +298,3 @@ class LBTGAN(Method):
         out["grad_norm_g"] = generator_step(self, c, loss_g)
         out.update(loss_g=loss_g.item(), loss_gan_g=loss_gan.item())
         return out
-
-    def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
-        return _report(self, self.config, dataset)
-
-    @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        return generate(self, n, generator)
