@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from .metrics.density import evaluate_on_grid, grid  # noqa: E402
@@ -109,7 +110,52 @@ def plot_sandwich(records: list[dict], path) -> bool:
     return True
 
 
+def image_grid(x: torch.Tensor, value_range: tuple[float, float], nrow: int = 8, pad: int = 1) -> np.ndarray:
+    """Images [n, C, H, W] (C = 1 or 3; other C: the first channel) → one [rows·(H+pad), nrow·(W+pad), 3] float
+    array in [0, 1], tiled row by row with ``pad`` white pixels between tiles."""
+    lo, hi = value_range
+    x = ((x.detach().float().cpu().clamp(lo, hi) - lo) / (hi - lo))
+    if x.shape[1] not in (1, 3):
+        x = x[:, :1]
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    n, _, h, w = x.shape
+    rows = math.ceil(n / nrow)
+    out = np.ones((rows * (h + pad) + pad, nrow * (w + pad) + pad, 3))
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = \
+            x[i].permute(1, 2, 0).numpy()
+    return out
+
+
+def save_image_grid(x: torch.Tensor, value_range: tuple[float, float], path, *, nrow: int = 8, scale: int = 0) -> None:
+    """Write ``image_grid`` as a PNG (nearest-neighbour upscaled so that small images stay visible)."""
+    g = image_grid(x, value_range, nrow)
+    s = scale or max(1, 256 // max(1, x.shape[-1] * nrow // 8))
+    g = np.kron(g, np.ones((s, s, 1)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plt.imsave(path, g)
+
+
+def model_grid_samples(method, n: int = 64, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator(device=method.device).manual_seed(seed)
+    method.train(False)
+    try:
+        with torch.no_grad():
+            return method.sample(n, generator=gen).detach().cpu()
+    finally:
+        method.train(True)
+
+
 def plot_run(method, ds, run) -> None:
+    if ds.kind != "toy2d":
+        if ds.spec.is_image:
+            save_image_grid(model_grid_samples(method), ds.spec.value_range or (0.0, 1.0), run.plots / "samples.png")
+            save_image_grid(ds.test[:64], ds.spec.value_range or (0.0, 1.0), run.plots / "data.png")
+        records = run.read_metrics()
+        plot_curves(records, run.plots / "curves.png")
+        return
     gen = torch.Generator(device=method.device).manual_seed(0)
     method.train(False)
     try:

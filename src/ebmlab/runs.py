@@ -178,6 +178,11 @@ class MetricsLogger:
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
                     self.tb.add_scalar(f"{kind}/{k}", v, step)
 
+    def image(self, step: int, tag: str, grid) -> None:
+        """A [H, W, 3] image in [0, 1] (e.g. ``plots.image_grid``) into TensorBoard."""
+        if self.tb is not None:
+            self.tb.add_image(tag, grid, step, dataformats="HWC")
+
     def close(self) -> None:
         self.fh.close()
         if self.tb is not None:

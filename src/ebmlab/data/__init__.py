@@ -1,8 +1,17 @@
-"""Data sets. ``get_dataset(name)`` returns a data set object with ``train``/``test`` tensors."""
+"""Data sets behind one interface (``ebmlab.data.base``): ``get_dataset(name)`` for any kind of data.
+
+``name`` is a built-in 2D toy (``toy``), a built-in image/binary set (``images``: digits, fashion, mnist,
+cifar10, their stacked and binarised variants), or a path: a ``.npz``/``.npy`` file or a folder of images.
+"""
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
+
 from ..errors import EbmlabError
+from .base import ArrayDataset, DataSpec
+from .images import builtin_dataset, builtin_names, user_dataset
 from .lbt_toys import LBT_TOY_DATASETS
 from .toy import TOY_DATASETS, ToyDataset
 
@@ -10,11 +19,34 @@ DATASETS = dict(TOY_DATASETS)
 DATASETS.update(LBT_TOY_DATASETS)
 
 
-def get_dataset(name: str) -> ToyDataset:
-    try:
+def dataset_names() -> dict[str, str]:
+    """Every built-in data set name → its one-line description."""
+    return {**{k: v.description for k, v in DATASETS.items()}, **builtin_names()}
+
+
+def is_path(name: str) -> bool:
+    return name.endswith((".npz", ".npy")) or "/" in name or Path(name).is_dir()
+
+
+def get_dataset(name: str, *, data_dir: str | None = None, image_size: int = 0) -> ToyDataset | ArrayDataset:
+    """The data set called ``name`` (a built-in name, or the path of a user's .npz/.npy file or image folder).
+
+    ``data_dir`` (else the EBMLAB_DATA environment variable) is where local copies of MNIST/CIFAR-10 live;
+    ``image_size`` is the side a user's image folder is resized to (0: keep the images' own size).
+    """
+    if name in DATASETS:
         return DATASETS[name]
-    except KeyError:
-        raise EbmlabError(f"unknown data set {name!r}; valid data sets: {', '.join(DATASETS)}") from None
+    if name in builtin_names():
+        return builtin_dataset(name, data_dir or None)
+    if is_path(name):
+        return _user(name, image_size)
+    raise EbmlabError(f"unknown data set {name!r}; valid data sets: {', '.join(dataset_names())}, "
+                      f"or the path of a .npz/.npy file or of a folder of PNG/JPEG images")
 
 
-__all__ = ["DATASETS", "ToyDataset", "get_dataset"]
+@lru_cache(maxsize=8)
+def _user(name: str, image_size: int) -> ArrayDataset:
+    return user_dataset(name, image_size=image_size)
+
+
+__all__ = ["ArrayDataset", "DATASETS", "DataSpec", "ToyDataset", "dataset_names", "get_dataset"]

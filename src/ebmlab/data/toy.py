@@ -25,6 +25,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from .base import DataSpec
+
 TRAIN_SEED = 1234
 TEST_SEED = 4321
 LOG_2PI = math.log(2 * math.pi)
@@ -81,6 +83,27 @@ class ToyDataset:
     @property
     def has_modes(self) -> bool:
         return self.modes is not None
+
+    # --- the common data interface (``ebmlab.data.base``) ---
+    @property
+    def spec(self) -> DataSpec:
+        return DataSpec("toy2d", (self.dim,))
+
+    @property
+    def kind(self) -> str:
+        return "toy2d"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.dim,)
+
+    n_classes = None
+    train_labels = None
+    test_labels = None
+    binarize = None
+
+    def train_batch(self, idx: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        return self.train[idx]
 
 
 def _mixture(means: Tensor, std: float) -> tuple[Callable, Callable]:

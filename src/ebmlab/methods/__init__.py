@@ -11,10 +11,12 @@ from .kale import KALE
 from .lbt import LBT, LBTGAN
 from .vae import VAE
 from .vgan import VGAN
+from .vgan_vcd import VCD
 
 METHODS: dict[str, type[Method]] = {
     "gan": GAN,
     "vgan": VGAN,
+    "vgan_vcd": VCD,
     "kale": KALE,
     **BIB_METHODS,
     "vae": VAE, "lbt": LBT, "lbt_gan": LBTGAN,

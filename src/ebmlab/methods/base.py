@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Iterator
 import torch
 from torch import Tensor, nn
 
+from ..data.base import DataSpec
 from ..errors import EbmlabError
 
 
@@ -29,9 +30,17 @@ class Method(abc.ABC):
     # quadrature metrics of exp(−E) would be mislabelled
     energy_defines_density: ClassVar[bool] = True
 
-    def __init__(self, config: Any, *, data_dim: int, device: torch.device, generator: torch.Generator):
+    def __init__(self, config: Any, *, spec: DataSpec | None = None, data_dim: int | None = None,
+                 device: torch.device, generator: torch.Generator):
+        """``spec`` describes the data (kind, sample shape, value range); ``data_dim=D`` is shorthand for
+        unbounded vectors of shape (D,)."""
+        if spec is None:
+            if data_dim is None:
+                raise EbmlabError("a method needs the data's spec (or data_dim for plain vectors)")
+            spec = DataSpec("vectors", (int(data_dim),))
         self.config = config
-        self.data_dim = data_dim
+        self.spec = spec
+        self.data_dim = spec.dim
         self.device = device
         self.generator = generator  # the method's own noise (z, ε): saved and restored with the checkpoint
         self.networks: dict[str, nn.Module] = {}
@@ -41,11 +50,11 @@ class Method(abc.ABC):
     # --- the contract -------------------------------------------------------------------------------
     @abc.abstractmethod
     def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
-        """One update on a batch of real data [b, D]; does its own backward and optimizer steps."""
+        """One update on a batch of real data [b, *shape]; does its own backward and optimizer steps."""
 
     @abc.abstractmethod
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """n samples [n, D] from the model (no gradient)."""
+        """n samples [n, *shape] from the model (no gradient)."""
 
     def energy(self, x: Tensor) -> Tensor:
         """Unnormalised −log density E(x) [b] in nats, for methods that have one."""
@@ -57,12 +66,16 @@ class Method(abc.ABC):
         raise EbmlabError(f"method {self.name!r} has no latent generator")
 
     def generate(self, z: Tensor) -> Tensor:
-        """G(z): latent [b, d] → data [b, D] (differentiable; used by energy-guided latent samplers)."""
+        """G(z): latent [b, d] → data [b, *shape] (differentiable; used by energy-guided latent samplers)."""
         raise EbmlabError(f"method {self.name!r} has no latent generator")
 
     def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
         """Method-specific evaluation numbers (bounds, estimator likelihoods); none by default."""
         return {}
+
+    def features(self, x: Tensor) -> Tensor:
+        """Penultimate features [b, F] of the energy or discriminator (the linear probe's input)."""
+        raise EbmlabError(f"method {self.name!r} exposes no energy/discriminator features")
 
     # --- state ---------------------------------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:

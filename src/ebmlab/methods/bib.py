@@ -80,9 +80,9 @@ from ..bounds.entropy import batch_jacobian, lobpcg_entropy, logdet_entropy, smi
 from ..bounds.mi import gaussian_nll, mi_entropy_bound
 from ..bounds.score import gp_upper_term, score_mismatch_gp, zero_centred_gp
 from ..errors import EbmlabError
-from ..nets import mlp
+from ..nets import build
+from ..nets.build import Net
 from ..nets.gaussian_encoder import GaussianEncoder
-from ..nets.time_energy import TimeEnergy
 from .base import LatentGenerator, Method, adam, frozen, optimizer_step
 
 LOG_2PI = math.log(2 * math.pi)
@@ -119,6 +119,8 @@ class BiBConfig:
     eval_samples: int = 2000  # generator samples behind each reported bound
     eval_n_t: int = 16  # Gauss–Legendre nodes of the diffusion bound at evaluation
     eval_inner_k: int = 16  # (ii): encoder draws behind each importance-sampled p_g(x) of the χ² bound
+    net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
+    width: int = 32  # conv/dcgan width (channels of the first layer)
 
 
 @contextlib.contextmanager
@@ -155,23 +157,26 @@ class BiB(LatentGenerator, Method):
                    "(lower=jacobian|mi, upper=gp|diffusion|none)")
     has_energy = True
 
-    def __init__(self, config: BiBConfig, *, data_dim, device, generator):
-        super().__init__(config, data_dim=data_dim, device=device, generator=generator)
+    def __init__(self, config: BiBConfig, **kw):
+        super().__init__(config, **kw)
+        spec = self.spec
         c = config
-        if c.lower == "jacobian" and c.z_dim > data_dim:
-            raise EbmlabError(f"the Jacobian lower bound needs z_dim ≤ data dimension ({data_dim}), got z_dim="
+        if c.lower == "jacobian" and c.z_dim > spec.dim:
+            raise EbmlabError(f"the Jacobian lower bound needs z_dim ≤ data dimension ({spec.dim}), got z_dim="
                               f"{c.z_dim}; lower z_dim or use lower=mi")
         if c.sigma <= 0 or not 0 < c.t_min < 1:
             raise EbmlabError(f"need sigma > 0 and 0 < t_min < 1, got sigma={c.sigma}, t_min={c.t_min}")
-        self.G = mlp(c.z_dim, c.g_hidden, data_dim, act="prelu", batchnorm=c.g_batchnorm).to(device)
+        nk = {"net": c.net, "width": c.width}
+        self.G = build.generator(spec, c.z_dim, hidden=c.g_hidden, act="prelu", batchnorm=c.g_batchnorm,
+                                 **nk).to(self.device)
         if c.upper == "diffusion":
-            self.E = TimeEnergy(data_dim, c.e_hidden, emb_dim=c.time_emb_dim, act="prelu").to(device)
+            self.E = build.time_energy(spec, hidden=c.e_hidden, emb_dim=c.time_emb_dim, act="prelu", **nk).to(self.device)
         else:
-            self.E = mlp(data_dim, c.e_hidden, 1, act="prelu").to(device)
+            self.E = build.critic(spec, 1, hidden=c.e_hidden, act="prelu", **nk).to(self.device)
         self.networks = {"generator": self.G, "energy": self.E}
         g_params = list(self.G.parameters())
         if c.lower == "mi":
-            self.encoder = GaussianEncoder(data_dim, c.z_dim, c.enc_hidden).to(device)
+            self.encoder = GaussianEncoder(spec, c.z_dim, c.enc_hidden, net=c.net, width=c.width).to(self.device)
             self.networks["encoder"] = self.encoder
             g_params += list(self.encoder.parameters())
         betas = (c.beta1, c.beta2)
@@ -265,6 +270,13 @@ class BiB(LatentGenerator, Method):
         optimizer_step(self.optimizers["generator"], loss_g)
         return {**metrics_e, **metrics_g}
 
+    def features(self, x: Tensor) -> Tensor:
+        from .gan import _features
+
+        if self.config.upper == "diffusion":
+            raise EbmlabError("the time-conditioned energy of the diffusion pairings has no plain feature layer")
+        return _features(self.E, x)
+
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         gen = generator or self.generator
@@ -298,16 +310,17 @@ class BiB(LatentGenerator, Method):
                 x = mean + c.sigma * eps
                 e_gen = self.energy(x)
                 mu, logvar = self.encoder(x)
-                log_px_z = -0.5 * (eps**2).sum(1) - x.shape[1] * (0.5 * LOG_2PI + math.log(c.sigma))
+                D = self.spec.dim
+                log_px_z = -0.5 * (eps**2).flatten(1).sum(1) - D * (0.5 * LOG_2PI + math.log(c.sigma))
                 # E[low] is exactly the Barber–Agakov bound of ``bounds.mi`` minus E_pg[E]
                 low = -e_gen - gaussian_nll(z, mu, logvar) - log_nz - log_px_z
                 # χ² weights p̃(x)/p̂_g(x) with p̂_g(x) = mean_k p(z_k, x)/q(z_k|x), z_k ~ q(·|x)
                 k, d = c.eval_inner_k, c.z_dim
                 xi = torch.randn((k,) + mu.shape, generator=gen, dtype=mu.dtype, device=mu.device)
                 zk = (mu + torch.exp(0.5 * logvar) * xi).reshape(-1, d)
-                rk = (x.repeat(k, 1) - self.G(zk)) / c.sigma
+                rk = ((x.repeat(k, *[1] * (x.dim() - 1)) - self.G(zk)) / c.sigma).flatten(1)
                 log_joint = (-0.5 * (zk**2).sum(1) - 0.5 * d * LOG_2PI - 0.5 * (rk**2).sum(1)
-                             - x.shape[1] * (0.5 * LOG_2PI + math.log(c.sigma)))
+                             - D * (0.5 * LOG_2PI + math.log(c.sigma)))
                 log_q = -gaussian_nll(zk, mu.repeat(k, 1), logvar.repeat(k, 1))
                 log_pg = torch.logsumexp((log_joint - log_q).reshape(k, -1), 0) - math.log(k)
                 log_w = -e_gen - log_pg

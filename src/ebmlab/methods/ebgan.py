@@ -67,7 +67,8 @@ from torch import Tensor, nn
 
 from ..bounds.pullaway import pullaway_term
 from ..errors import EbmlabError, NonNormalisableError
-from ..nets import mlp
+from ..nets import build
+from ..nets.build import Net
 from .base import LatentGenerator, Method, adam, frozen, optimizer_step
 
 # --- pure pieces (tested on their own) -------------------------------------------------------------------
@@ -113,19 +114,6 @@ def margin_at(step: int, margin: float, schedule: str = "constant", start: int =
     raise EbmlabError(f"margin_schedule must be one of 'constant', 'linear', 'cosine', got {schedule!r}")
 
 
-class AutoEncoder(nn.Module):
-    """MLP auto-encoder: x → Enc → code → Dec → reconstruction; the decoder mirrors the encoder's widths."""
-
-    def __init__(self, dim: int, hidden: tuple[int, ...], code_dim: int, act: str):
-        super().__init__()
-        self.encoder = mlp(dim, hidden, code_dim, act=act)
-        self.decoder = mlp(code_dim, tuple(reversed(hidden)), dim, act=act)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        code = self.encoder(x)
-        return self.decoder(code), code
-
-
 # --- config and method -------------------------------------------------------------------------------------
 
 
@@ -149,6 +137,8 @@ class EBGANConfig:
     n_critic: int = 1
     tau: float = 1.0  # energy(x) = D(x) / tau
     tau_search: bool = True  # evaluate_extra: quadrature NLL at τ = 1 and at the best τ (2D; extra quadratures)
+    net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
+    width: int = 32  # conv/dcgan width (channels of the first layer)
 
 
 @dataclass(frozen=True)
@@ -162,14 +152,17 @@ class EBGAN(LatentGenerator, Method):
     description = "EBGAN: auto-encoder energy, per-example margin loss"
     has_energy = True
 
-    def __init__(self, config: EBGANConfig, *, data_dim, device, generator):
-        super().__init__(config, data_dim=data_dim, device=device, generator=generator)
+    def __init__(self, config: EBGANConfig, **kw):
+        super().__init__(config, **kw)
+        spec = self.spec
         c = config
         if c.margin < 0 or c.tau <= 0:
             raise EbmlabError(f"need margin ≥ 0 and tau > 0, got margin={c.margin}, tau={c.tau}")
         margin_at(1, c.margin, c.margin_schedule, c.margin_decay_start, c.margin_decay_steps)  # validate early
-        self.G = mlp(c.z_dim, c.g_hidden, data_dim, act=c.act).to(device)
-        self.AE = AutoEncoder(data_dim, c.d_hidden, c.code_dim, c.act).to(device)
+        self.G = build.generator(spec, c.z_dim, net=c.net, hidden=c.g_hidden, act=c.act, width=c.width,
+                                 batchnorm=build.default_batchnorm(spec, c.net)).to(self.device)
+        self.AE = build.autoencoder(spec, c.code_dim, net=c.net, hidden=c.d_hidden, act=c.act,
+                                    width=c.width).to(self.device)
         self.networks = {"generator": self.G, "autoencoder": self.AE}
         self.optimizers = {
             "generator": adam(self.G.parameters(), c.lr_g, (c.beta1, c.beta2)),
@@ -214,6 +207,10 @@ class EBGAN(LatentGenerator, Method):
 
     def energy(self, x: Tensor) -> Tensor:
         return self.energy_and_code(x)[0] / self.config.tau
+
+    def features(self, x: Tensor) -> Tensor:
+        """The auto-encoder's code of x [b, code_dim] (the energy's bottleneck features)."""
+        return self.AE(x)[1]
 
 
     def evaluate_extra(self, dataset: Any) -> dict[str, Any]:

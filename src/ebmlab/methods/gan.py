@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..nets import mlp
+from ..nets import build
+from ..nets.build import Net
 from .base import LatentGenerator, Method, adam, frozen, optimizer_step
 
 
@@ -29,6 +30,8 @@ class GANConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     n_critic: int = 1
+    net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
+    width: int = 32  # conv/dcgan width (channels of the first layer)
 
 
 class GAN(LatentGenerator, Method):
@@ -36,11 +39,13 @@ class GAN(LatentGenerator, Method):
     Config = GANConfig
     description = "non-saturating GAN (baseline)"
 
-    def __init__(self, config: GANConfig, *, data_dim, device, generator):
-        super().__init__(config, data_dim=data_dim, device=device, generator=generator)
+    def __init__(self, config: GANConfig, **kw):
+        super().__init__(config, **kw)
+        spec = self.spec
         c = config
-        self.G = mlp(c.z_dim, c.g_hidden, data_dim, act=c.act).to(device)
-        self.D = mlp(data_dim, c.d_hidden, 1, act=c.act).to(device)
+        self.G = build.generator(spec, c.z_dim, net=c.net, hidden=c.g_hidden, act=c.act, width=c.width,
+                                 batchnorm=build.default_batchnorm(spec, c.net)).to(self.device)
+        self.D = build.critic(spec, 1, net=c.net, hidden=c.d_hidden, act=c.act, width=c.width).to(self.device)
         self.networks = {"generator": self.G, "discriminator": self.D}
         self.optimizers = {
             "generator": adam(self.G.parameters(), c.lr_g, (c.beta1, c.beta2)),
@@ -65,3 +70,12 @@ class GAN(LatentGenerator, Method):
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
                 "d_real": logit_real.mean().item(), "d_fake": logit_fake.mean().item()}
 
+    def features(self, x: Tensor) -> Tensor:
+        return _features(self.D, x)
+
+
+def _features(net, x: Tensor) -> Tensor:
+    """The penultimate layer of a critic: ``net.features`` for conv critics, all but the last layer of an MLP."""
+    if hasattr(net, "features"):
+        return net.features(x)
+    return net[:-1](x)

@@ -37,7 +37,8 @@ from torch import Tensor, nn
 
 from ..bounds.kale import base_loss, interpolate_gradient_penalty, kale_energy_loss, optimal_log_partition
 from ..guided import GuidedConfig, guided_samples
-from ..nets import mlp
+from ..nets import build
+from ..nets.build import Net
 from .base import LatentGenerator, Method, adam, frozen, optimizer_step
 
 
@@ -68,6 +69,8 @@ class KALEConfig:
     mcmc_steps: int = 500
     mcmc_step_size: float = 1e-3
     mcmc_friction: float = 1.0
+    net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
+    width: int = 32  # conv/dcgan width (channels of the first layer)
 
 
 class KALE(LatentGenerator, Method):
@@ -77,12 +80,14 @@ class KALE(LatentGenerator, Method):
     has_energy = True
     energy_defines_density = False  # the model is exp(−E)·G, not exp(−E)
 
-    def __init__(self, config: KALEConfig, *, data_dim, device, generator):
-        super().__init__(config, data_dim=data_dim, device=device, generator=generator)
+    def __init__(self, config: KALEConfig, **kw):
+        super().__init__(config, **kw)
+        spec = self.spec
         c = config
-        self.G = mlp(c.z_dim, c.g_hidden, data_dim, act=c.act).to(device)
-        self.E = mlp(data_dim, c.e_hidden, 1, act=c.act).to(device)
-        self.A = Scalar().to(device)
+        self.G = build.generator(spec, c.z_dim, net=c.net, hidden=c.g_hidden, act=c.act, width=c.width,
+                                 batchnorm=build.default_batchnorm(spec, c.net)).to(self.device)
+        self.E = build.critic(spec, 1, net=c.net, hidden=c.e_hidden, act=c.act, width=c.width).to(self.device)
+        self.A = Scalar().to(self.device)
         self.networks = {"generator": self.G, "energy": self.E, "log_partition": self.A}
         self.optimizers = {
             "generator": adam(self.G.parameters(), c.lr_g, (c.beta1, c.beta2)),
@@ -147,7 +152,14 @@ class KALE(LatentGenerator, Method):
         with torch.no_grad():
             x = self.G(self.noise(2500, self.config.z_dim, gen))
         m = sample_metrics(x, dataset)
-        return {f"base_{k}": v for k, v in m.items() if k in ("modes", "hq", "mode_kl", "w1", "mmd2")}
+        keep = ("modes", "hq", "mode_kl", "w1", "mmd2") if dataset.kind == "toy2d" else \
+            [k for k, v in m.items() if isinstance(v, (int, float)) and not k.startswith("n_")]
+        return {f"base_{k}": v for k, v in m.items() if k in keep}
+
+    def features(self, x: Tensor) -> Tensor:
+        from .gan import _features
+
+        return _features(self.E, x)
 
     def extra_state(self) -> dict[str, Any]:
         return {"base_steps": self.base_steps, "a_initialised": self.a_initialised}

@@ -50,7 +50,8 @@ from torch import Tensor
 
 from ..bounds.unroll import (DiffAdamState, FunctionalModule, Unrolled, adam_state_from_torch, adam_state_to_torch,
                              module_tensors, unroll)
-from ..nets import mlp
+from ..nets import build
+from ..nets.build import Net
 from ..nets.vae import GaussianVAE
 from ..errors import EbmlabError
 from .base import Method, adam, frozen, optimizer_step
@@ -87,6 +88,8 @@ class LBTConfig:
     iwae_chunk: int = 100
     elbo_samples: int = 100
     eval_seed: int = 0
+    net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
+    width: int = 32  # conv/dcgan width (channels of the first layer)
 
 
 @dataclass(frozen=True)
@@ -102,15 +105,18 @@ class LBTGANConfig(LBTConfig):
 # --- shared pieces: building the two players and the two uses of the unroll ------------------------------------
 
 
-def _build(method: Method, c: LBTConfig, data_dim: int, device: torch.device) -> None:
+def _build(method: Method, c: LBTConfig) -> None:
+    spec, device = method.spec, method.device
     if c.unroll_steps < 1 or c.n_est < 0 or c.est_batch < 0 or c.est_decoder_var <= 0:
         raise EbmlabError(f"LBT needs unroll_steps ≥ 1, n_est ≥ 0, est_batch ≥ 0 and est_decoder_var > 0; got "
                           f"unroll_steps={c.unroll_steps}, n_est={c.n_est}, est_batch={c.est_batch}, "
                           f"est_decoder_var={c.est_decoder_var}")
     check_eval_options(c.iwae_ks, c.iwae_points, c.iwae_chunk, c.elbo_samples)
-    method.G = mlp(c.z_dim, c.g_hidden, data_dim, act=c.g_act).to(device)
-    vae = GaussianVAE(data_dim, c.est_z_dim, c.est_hidden, act=c.est_act, decoder="gaussian",
-                      decoder_var=c.est_decoder_var, learn_decoder_var=c.est_learn_decoder_var).to(device)
+    method.G = build.generator(spec, c.z_dim, net=c.net, hidden=c.g_hidden, act=c.g_act, width=c.width,
+                               batchnorm=build.default_batchnorm(spec, c.net)).to(device)
+    vae = GaussianVAE(spec, c.est_z_dim, c.est_hidden, act=c.est_act, decoder="gaussian",
+                      decoder_var=c.est_decoder_var, learn_decoder_var=c.est_learn_decoder_var,
+                      net=c.net, width=c.width).to(device)
     method.estimator = VAEEstimator(vae, sample_mode=c.est_sample_mode, chunk_size=c.iwae_chunk,
                                     elbo_samples=c.elbo_samples)
     method.networks = {"generator": method.G, "estimator": vae}
@@ -232,9 +238,9 @@ class LBT(Method):
     Config = LBTConfig
     description = "LBT: generator taught through K unrolled VAE-estimator updates (differentiable Adam)"
 
-    def __init__(self, config: LBTConfig, *, data_dim, device, generator):
-        super().__init__(config, data_dim=data_dim, device=device, generator=generator)
-        _build(self, config, data_dim, device)
+    def __init__(self, config: LBTConfig, **kw):
+        super().__init__(config, **kw)
+        _build(self, config)
 
     def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
         c = self.config
@@ -262,10 +268,10 @@ class LBTGAN(LBT):
     Config = LBTGANConfig
     description = "LBT-GAN: LBT plus a discriminator and λ × the non-saturating GAN loss"
 
-    def __init__(self, config: LBTGANConfig, *, data_dim, device, generator):
-        super().__init__(config, data_dim=data_dim, device=device, generator=generator)  # G, estimator, optimizers
-        c = config
-        self.D = mlp(data_dim, c.d_hidden, 1, act=c.d_act).to(device)
+    def __init__(self, config: LBTGANConfig, **kw):
+        super().__init__(config, **kw)
+        c = config  # G, estimator, optimizers are built by LBT
+        self.D = build.critic(self.spec, 1, net=c.net, hidden=c.d_hidden, act=c.d_act, width=c.width).to(self.device)
         self.networks["discriminator"] = self.D
         self.optimizers["discriminator"] = adam(self.D.parameters(), c.lr_d, (c.beta1, c.beta2), c.eps)
 

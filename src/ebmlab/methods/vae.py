@@ -38,6 +38,7 @@ from torch import Tensor
 
 from ..errors import EbmlabError
 from ..nets.vae import GaussianVAE
+from ..nets.build import Net
 from .base import Method, adam, optimizer_step
 from .estimators import VAEEstimator, check_eval_options, estimator_report
 
@@ -59,6 +60,8 @@ class VAEConfig:
     iwae_chunk: int = 100
     elbo_samples: int = 100
     eval_seed: int = 0
+    net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
+    width: int = 32  # conv/dcgan width (channels of the first layer)
 
 
 class VAE(Method):
@@ -66,14 +69,15 @@ class VAE(Method):
     Config = VAEConfig
     description = "VAE (Gaussian encoder, Gaussian/Bernoulli decoder), evaluated by the IWAE bound L_k"
 
-    def __init__(self, config: VAEConfig, *, data_dim, device, generator):
-        super().__init__(config, data_dim=data_dim, device=device, generator=generator)
+    def __init__(self, config: VAEConfig, **kw):
+        super().__init__(config, **kw)
+        spec = self.spec
         c = config
         if c.decoder_var <= 0:
             raise EbmlabError(f"decoder_var must be a positive variance; got {c.decoder_var}")
         check_eval_options(c.iwae_ks, c.iwae_points, c.iwae_chunk, c.elbo_samples)
-        self.vae = GaussianVAE(data_dim, c.z_dim, c.hidden, act=c.act, decoder=c.decoder, decoder_var=c.decoder_var,
-                               learn_decoder_var=c.learn_decoder_var).to(device)
+        self.vae = GaussianVAE(self.spec, c.z_dim, c.hidden, act=c.act, decoder=c.decoder, decoder_var=c.decoder_var,
+                               learn_decoder_var=c.learn_decoder_var, net=c.net, width=c.width).to(self.device)
         self.estimator = VAEEstimator(self.vae, sample_mode=c.sample_mode, chunk_size=c.iwae_chunk,
                                        elbo_samples=c.elbo_samples)
         self.networks = {"vae": self.vae}
@@ -95,6 +99,10 @@ class VAE(Method):
         c = self.config
         return estimator_report(self.estimator, dataset, ks=c.iwae_ks, n_points=c.iwae_points, seed=c.eval_seed,
                                 with_modes=False)
+
+    def features(self, x: Tensor) -> Tensor:
+        """The encoder's posterior mean μ(x) [b, z_dim]."""
+        return self.vae.encode(x)[0]
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:

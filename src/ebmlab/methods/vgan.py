@@ -27,7 +27,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from ..nets import BoundedExpertHead, ScaledTanh, mlp
+from ..nets import BoundedExpertHead, ScaledTanh, build
+from ..nets.build import Net
 from .base import LatentGenerator, Method, frozen, make_optimizer, optimizer_step
 
 
@@ -46,6 +47,8 @@ class VGANConfig:
     k_gen: int = 1
     entropy_weight: float = 1.0
     out_bound: float = 0.0  # > 0: generator output is out_bound·tanh(·), i.e. confined to the data box
+    net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
+    width: int = 32  # conv/dcgan width (channels of the first layer)
 
 
 class VGAN(LatentGenerator, Method):
@@ -54,14 +57,16 @@ class VGAN(LatentGenerator, Method):
     description = "VGAN: bounded multi-modal energy + batch entropy surrogate, k generator steps per energy step"
     has_energy = True
 
-    def __init__(self, config: VGANConfig, *, data_dim, device, generator):
-        super().__init__(config, data_dim=data_dim, device=device, generator=generator)
+    def __init__(self, config: VGANConfig, **kw):
+        super().__init__(config, **kw)
+        spec = self.spec
         c = config
-        self.G = mlp(c.z_dim, c.g_hidden, data_dim, act=c.act).to(device)
+        self.G = build.generator(spec, c.z_dim, net=c.net, hidden=c.g_hidden, act=c.act, width=c.width,
+                                 batchnorm=build.default_batchnorm(spec, c.net)).to(self.device)
         if c.out_bound > 0:
             self.G.append(ScaledTanh(c.out_bound))
-        features = mlp(data_dim, c.e_hidden[:-1], c.e_hidden[-1], act=c.act, out_act=c.act)
-        self.E = BoundedExpertHead(features, c.e_hidden[-1], c.n_experts).to(device)
+        features, feat_dim = build.features(spec, net=c.net, hidden=c.e_hidden, act=c.act, width=c.width)
+        self.E = BoundedExpertHead(features, feat_dim, c.n_experts).to(self.device)
         self.networks = {"generator": self.G, "energy": self.E}
         self.optimizers = {
             "generator": make_optimizer(c.optimizer, self.G.parameters(), c.lr_g, (c.beta1, c.beta2)),
@@ -92,3 +97,5 @@ class VGAN(LatentGenerator, Method):
     def energy(self, x: Tensor) -> Tensor:
         return self.E(x)
 
+    def features(self, x: Tensor) -> Tensor:
+        return self.E.features(x)

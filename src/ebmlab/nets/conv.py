@@ -42,3 +42,110 @@ class DCGANEnergy(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x).squeeze(1)
+
+
+# --- small convolutional networks for any C×H×W with H, W divisible by 4 (8×8, 28×28, 32×32, …) -------------
+
+class Reshape(nn.Module):
+    def __init__(self, *shape: int):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
+def _check_side(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise ValueError(f"conv networks need a (C, H, W) sample shape, got {shape}")
+    c, h, w = shape
+    if h % 4 or w % 4:
+        raise ValueError(f"conv networks need H and W divisible by 4 (two stride-2 stages), got {h}x{w}; "
+                         f"use net=mlp or resize the images (image_size=...)")
+    return c, h, w
+
+
+class ConvGenerator(nn.Module):
+    """z [b, z_dim] → x [b, C, H, W]: Linear → (2w)×H/4×W/4 → ConvT(4, 2, 1) → w×H/2×W/2 → ConvT(4, 2, 1) → C×H×W,
+    ReLU (with BatchNorm before it when ``batchnorm``) after every layer but the last, then ``out`` (the data's
+    range: tanh for [−1, 1], sigmoid for [0, 1], or nothing)."""
+
+    def __init__(self, z_dim: int, shape: tuple[int, int, int], width: int = 32, *, batchnorm: bool = True,
+                 out: nn.Module | None = None):
+        super().__init__()
+        c, h, w = _check_side(shape)
+        bn1 = [nn.BatchNorm1d(2 * width * (h // 4) * (w // 4))] if batchnorm else []
+        bn2 = [nn.BatchNorm2d(width)] if batchnorm else []
+        self.net = nn.Sequential(
+            nn.Linear(z_dim, 2 * width * (h // 4) * (w // 4)), *bn1, nn.ReLU(), Reshape(2 * width, h // 4, w // 4),
+            nn.ConvTranspose2d(2 * width, width, 4, 2, 1), *bn2, nn.ReLU(),
+            nn.ConvTranspose2d(width, c, 4, 2, 1), *([out] if out is not None else []))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)
+
+
+class ConvCritic(nn.Module):
+    """x [b, C, H, W] → [b, out_dim]: Conv3×3 → w, Conv4/2 → 2w, Conv4/2 → 4w (LeakyReLU 0.2 after each), flatten,
+    Linear → 8w features (LeakyReLU), Linear → out_dim. ``features(x)`` is the 8w-dimensional penultimate layer
+    (the linear probe's input and VGAN's expert inputs). No BatchNorm: gradient penalties and per-example
+    energies must not couple the rows of a batch."""
+
+    def __init__(self, shape: tuple[int, int, int], width: int = 32, out_dim: int = 1):
+        super().__init__()
+        c, h, w = _check_side(shape)
+        self.feat_dim = 8 * width
+        self.trunk = nn.Sequential(
+            nn.Conv2d(c, width, 3, 1, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * width, 4 * width, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Flatten(), nn.Linear(4 * width * (h // 4) * (w // 4), self.feat_dim), nn.LeakyReLU(0.2))
+        self.head = nn.Linear(self.feat_dim, out_dim)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.trunk(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.trunk(x))
+
+
+class ConvTimeEnergy(nn.Module):
+    """E(x, t): x [b, C, H, W], t [b] (or a 0-d tensor) → [b]; the ConvCritic layout with a sinusoidal embedding of
+    t projected to a per-channel shift after every convolution and the hidden linear layer (BiB's diffusion
+    upper bound on images)."""
+
+    def __init__(self, shape: tuple[int, int, int], width: int = 32, *, emb_dim: int = 32):
+        super().__init__()
+        c, h, w = _check_side(shape)
+        self.emb_dim = emb_dim
+        self.convs = nn.ModuleList([nn.Conv2d(c, width, 3, 1, 1), nn.Conv2d(width, 2 * width, 4, 2, 1),
+                                    nn.Conv2d(2 * width, 4 * width, 4, 2, 1)])
+        self.t_proj = nn.ModuleList([nn.Linear(emb_dim, k, bias=False) for k in (width, 2 * width, 4 * width, 8 * width)])
+        self.fc = nn.Linear(4 * width * (h // 4) * (w // 4), 8 * width)
+        self.out = nn.Linear(8 * width, 1)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        from .time_energy import sinusoidal_embedding
+
+        t = t.to(x.dtype).expand(x.shape[0]) if t.dim() == 0 else t.to(x.dtype)
+        emb = sinusoidal_embedding(t, self.emb_dim)
+        h = x
+        for conv, tp in zip(self.convs, self.t_proj):
+            h = self.act(conv(h) + tp(emb)[:, :, None, None])
+        h = self.act(self.fc(h.flatten(1)) + self.t_proj[-1](emb))
+        return self.out(h).squeeze(1)
+
+
+class ConvAutoEncoder(nn.Module):
+    """EBGAN's auto-encoder energy on images: ConvCritic encoder → code [b, code_dim] → ConvGenerator decoder
+    (no BatchNorm, output in the data's range). ``forward`` returns (reconstruction, code)."""
+
+    def __init__(self, shape: tuple[int, int, int], width: int = 32, code_dim: int = 64, out: nn.Module | None = None):
+        super().__init__()
+        self.encoder = ConvCritic(shape, width, code_dim)
+        self.decoder = ConvGenerator(code_dim, shape, width, batchnorm=False, out=out)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        code = self.encoder(x)
+        return self.decoder(code), code

@@ -23,6 +23,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from ..data.base import DataSpec
 from .mlp import mlp
 
 DecoderKind = Literal["gaussian", "bernoulli"]
@@ -42,28 +43,41 @@ class GaussianVAE(nn.Module):
         learn_decoder_var: learn one log-variance per data dimension.
     """
 
-    def __init__(self, data_dim: int, z_dim: int, hidden: tuple[int, ...] = (128, 128), *, act: str = "tanh",
-                 decoder: DecoderKind = "gaussian", decoder_var: float = 1e-3, learn_decoder_var: bool = False):
+    def __init__(self, data: DataSpec | int, z_dim: int, hidden: tuple[int, ...] = (128, 128), *, act: str = "tanh",
+                 decoder: DecoderKind = "gaussian", decoder_var: float = 1e-3, learn_decoder_var: bool = False,
+                 net: str = "auto", width: int = 32):
+        from .build import decoder as build_decoder, family
+        from .conv import ConvCritic
+
         super().__init__()
+        spec = data if isinstance(data, DataSpec) else DataSpec("vectors", (int(data),))
+        data_dim = spec.dim
+        fam = family(spec, net)
         if decoder not in ("gaussian", "bernoulli"):
             raise ValueError(f"decoder must be 'gaussian' or 'bernoulli'; got {decoder!r}")
         if decoder_var <= 0:
             raise ValueError(f"decoder_var must be a positive variance; got {decoder_var}")
-        self.data_dim, self.z_dim, self.decoder_kind = data_dim, z_dim, decoder
-        if hidden:
-            self.encoder_trunk: nn.Module = mlp(data_dim, hidden[:-1], hidden[-1], act=act, out_act=act)
+        self.data_dim, self.z_dim, self.decoder_kind, self.shape = data_dim, z_dim, decoder, spec.shape
+        if fam != "mlp":
+            conv = ConvCritic(spec.shape, width, 1)
+            self.encoder_trunk: nn.Module = conv.trunk
+            feat = conv.feat_dim
+        elif hidden:
+            self.encoder_trunk = mlp(data_dim, hidden[:-1], hidden[-1], act=act, out_act=act)
             feat = hidden[-1]
         else:
             self.encoder_trunk = nn.Identity()
             feat = data_dim
+        if fam == "mlp" and len(spec.shape) > 1:
+            self.encoder_trunk = nn.Sequential(nn.Flatten(), self.encoder_trunk)
         # Separate heads for the mean and the log-variance (as LBT's dense3/dense4), equivalent to one linear
         # layer of width 2d split in two.
         self.enc_mu = nn.Linear(feat, z_dim)
         self.enc_logvar = nn.Linear(feat, z_dim)
-        self.decoder_net = mlp(z_dim, hidden, data_dim, act=act)
+        self.decoder_net = build_decoder(spec, z_dim, net=net, hidden=hidden, act=act, width=width)
         self.learn_decoder_var = learn_decoder_var
         if decoder == "gaussian":
-            logvar = torch.full((data_dim,), math.log(decoder_var))
+            logvar = torch.full(spec.shape, math.log(decoder_var))
             if learn_decoder_var:
                 self.decoder_logvar = nn.Parameter(logvar)
             else:

@@ -1,0 +1,234 @@
+"""Readers for the standard on-disk formats, with checksums and errors that name what was expected.
+
+Nothing here downloads. Every reader validates before it returns: the idx magic number, the counts in the
+header against the file length, the md5 of the file against the published value where one is given (the
+pickled CIFAR-10 batches are only unpickled after their md5 matched), and the shapes and value ranges of a
+user's own arrays. A failure raises :class:`~ebmlab.errors.EbmlabError` with one message saying what was found,
+what was expected and how to fix it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import EbmlabError
+
+IDX_IMAGES_MAGIC = 2051
+IDX_LABELS_MAGIC = 2049
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def md5_of(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()  # noqa: S324 — the published checksums are md5 (integrity, not security)
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise EbmlabError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def read_idx(path: str | Path, *, md5_raw: str | None = None, md5_file: str | None = None) -> np.ndarray:
+    """An idx file (MNIST's format: big-endian header, magic 2051 for images n×rows×cols, 2049 for labels n),
+    raw or gzip-compressed (by the ``.gz`` suffix), as a uint8 array.
+
+    ``md5_file`` is checked against the file as it is on disk; ``md5_raw`` against the decompressed bytes (the
+    Debian Fashion-MNIST package recompressed the files, so only the decompressed content has a stable md5).
+    """
+    path = Path(path)
+    blob = _read_bytes(path)
+    if md5_file is not None and md5_of(blob) != md5_file:
+        raise EbmlabError(f"{path} has md5 {md5_of(blob)}, expected {md5_file}: the file is corrupt or not the "
+                          f"published one; replace it with the original file")
+    if path.suffix == ".gz":
+        try:
+            blob = gzip.decompress(blob)
+        except (OSError, EOFError) as exc:
+            raise EbmlabError(f"{path} is not a valid gzip file ({exc}); replace it with the original file") from None
+    if md5_raw is not None and md5_of(blob) != md5_raw:
+        raise EbmlabError(f"{path} decompresses to content with md5 {md5_of(blob)}, expected {md5_raw}: the file "
+                          f"is corrupt or not the published one; reinstall or replace it")
+    if len(blob) < 8:
+        raise EbmlabError(f"{path} is too short ({len(blob)} bytes) to be an idx file")
+    magic = int.from_bytes(blob[:4], "big")
+    if magic == IDX_IMAGES_MAGIC:
+        if len(blob) < 16:
+            raise EbmlabError(f"{path}: truncated idx image header ({len(blob)} bytes, expected 16)")
+        n, rows, cols = (int.from_bytes(blob[i:i + 4], "big") for i in (4, 8, 12))
+        want, offset, shape = n * rows * cols, 16, (n, rows, cols)
+    elif magic == IDX_LABELS_MAGIC:
+        n = int.from_bytes(blob[4:8], "big")
+        want, offset, shape = n, 8, (n,)
+    else:
+        raise EbmlabError(f"{path}: idx magic number {magic}, expected {IDX_IMAGES_MAGIC} (images) or "
+                          f"{IDX_LABELS_MAGIC} (labels); this is not an idx file")
+    if len(blob) - offset != want:
+        raise EbmlabError(f"{path}: the header announces {shape} = {want} bytes of data but the file holds "
+                          f"{len(blob) - offset}; the file is truncated or corrupt")
+    return np.frombuffer(blob, dtype=np.uint8, offset=offset).reshape(shape).copy()
+
+
+def find_file(directory: Path, names: list[str], what: str) -> Path:
+    """The first of ``names`` that exists in ``directory``; an error naming all of them otherwise."""
+    for name in names:
+        p = directory / name
+        if p.is_file():
+            return p
+    raise EbmlabError(f"{what}: none of {', '.join(names)} found in {directory}; put the files there "
+                      f"(or pass another --data-dir / set EBMLAB_DATA)")
+
+
+def read_idx_pair(directory: Path, stem: str, *, what: str, md5_gz: dict[str, str] | None = None,
+                  md5_raw: dict[str, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of one split (``stem`` = ``train`` or ``t10k``) from ``directory``, raw or .gz."""
+    out = []
+    for part, magic_name in (("images", "idx3"), ("labels", "idx1")):
+        base = f"{stem}-{part}-{magic_name}-ubyte"
+        p = find_file(directory, [base + ".gz", base], what)
+        out.append(read_idx(p, md5_file=(md5_gz or {}).get(p.name), md5_raw=(md5_raw or {}).get(base)))
+    images, labels = out
+    if len(images) != len(labels):
+        raise EbmlabError(f"{what}: {stem} has {len(images)} images but {len(labels)} labels")
+    return images, labels
+
+
+def read_cifar10(directory: str | Path, *, md5: dict[str, str] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """CIFAR-10's python batches (``data_batch_1..5``, ``test_batch``) from ``directory`` (or its
+    ``cifar-10-batches-py`` sub-folder): (train_x [50000, 3, 32, 32] uint8, train_y, test_x, test_y).
+
+    Each pickle is unpickled only after its md5 matched ``md5[name]`` (``md5=None`` skips the check: for files
+    whose content the caller made itself).
+    """
+    d = Path(directory)
+    if (d / "cifar-10-batches-py").is_dir():
+        d = d / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    missing = [n for n in names if not (d / n).is_file()]
+    if missing:
+        raise EbmlabError(f"cifar10: {', '.join(missing)} not found in {d}; expected the python version of "
+                          f"CIFAR-10 (cifar-10-batches-py/data_batch_1..5 and test_batch)")
+    parts = {}
+    for n in names:
+        blob = _read_bytes(d / n)
+        if md5 is not None and md5_of(blob) != md5[n]:
+            raise EbmlabError(f"{d / n} has md5 {md5_of(blob)}, expected {md5[n]}: not the published CIFAR-10 "
+                              f"batch; it is not unpickled. Replace it with the original file")
+        try:
+            obj = pickle.loads(blob, encoding="bytes")  # noqa: S301 — only after the checksum matched
+            data = np.asarray(obj[b"data"], dtype=np.uint8)
+            labels = np.asarray(obj[b"labels"], dtype=np.int64)
+        except Exception as exc:  # a pickle that passed the checksum but is not a CIFAR batch (md5=None case)
+            raise EbmlabError(f"{d / n} is not a CIFAR-10 python batch ({type(exc).__name__}: {exc})") from None
+        if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+            raise EbmlabError(f"{d / n}: data of shape {data.shape} with {len(labels)} labels, expected [n, 3072] "
+                              f"with n labels")
+        parts[n] = (data.reshape(-1, 3, 32, 32), labels)
+    train_x = np.concatenate([parts[n][0] for n in names[:5]])
+    train_y = np.concatenate([parts[n][1] for n in names[:5]])
+    return train_x, train_y, parts["test_batch"][0], parts["test_batch"][1]
+
+
+def read_amat(path: str | Path, dim: int = 784) -> np.ndarray:
+    """A fixed-binarised MNIST ``.amat`` file: rows of ``dim`` space-separated 0/1 values, as uint8 [n, dim]."""
+    path = Path(path)
+    text = _read_bytes(path).decode("ascii", errors="replace")
+    rows = [r for r in text.splitlines() if r.strip()]
+    try:
+        arr = np.array([r.split() for r in rows], dtype=np.float64)
+    except ValueError:
+        raise EbmlabError(f"{path}: rows of different lengths or non-numeric values; expected rows of {dim} "
+                          f"space-separated 0/1 values") from None
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise EbmlabError(f"{path}: {arr.shape[-1] if arr.ndim == 2 else '?'} values per row, expected {dim}")
+    if not np.isin(arr, (0.0, 1.0)).all():
+        raise EbmlabError(f"{path}: values other than 0 and 1; expected a binarised data set")
+    return arr.astype(np.uint8)
+
+
+# --- a user's own data -----------------------------------------------------------------------------------------
+
+def read_user_array(path: str | Path) -> dict[str, np.ndarray]:
+    """``.npy`` (one array: the training samples) or ``.npz`` (keys ``train`` or ``x``/``x_train``, optional
+    ``test``/``x_test``, optional labels ``y_train``/``y_test``). Never unpickles (``allow_pickle=False``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EbmlabError(f"data file {path} does not exist; pass an existing .npy or .npz file")
+    try:
+        if path.suffix == ".npy":
+            return {"train": np.load(path, allow_pickle=False)}
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except ValueError as exc:
+        raise EbmlabError(f"{path}: not a readable numeric {path.suffix} file ({exc}); object arrays are refused "
+                          f"(they would need unpickling): save plain numeric arrays") from None
+    except (OSError, EOFError) as exc:
+        raise EbmlabError(f"{path}: cannot read it as {path.suffix} ({exc}); the file is truncated or corrupt") from None
+    keys = {"train": ("train", "x_train", "x"), "test": ("test", "x_test"), "train_y": ("y_train", "y"),
+            "test_y": ("y_test",)}
+    out = {}
+    for role, names in keys.items():
+        for n in names:
+            if n in arrays:
+                out[role] = arrays[n]
+                break
+    if "train" not in out:
+        raise EbmlabError(f"{path}: no training array; expected a key named train, x_train or x "
+                          f"(found: {', '.join(arrays) or 'none'})")
+    return out
+
+
+def read_image_folder(directory: str | Path, *, size: int | None, grey: bool | None = None) -> np.ndarray:
+    """Every PNG/JPEG in ``directory`` (sorted by name, recursively) as uint8 [n, C, size, size].
+
+    ``size``: the side images are resized to (bilinear, after a centre crop to a square); None keeps the
+    original size, which must then be the same for every image. ``grey``: None decides by the images (all grey
+    → 1 channel, else 3); True/False forces it.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    d = Path(directory)
+    if not d.is_dir():
+        raise EbmlabError(f"image folder {d} does not exist")
+    files = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise EbmlabError(f"image folder {d} holds no PNG or JPEG images (looked for {', '.join(IMAGE_SUFFIXES)})")
+    imgs, modes, sizes = [], set(), {}
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im.load()
+                modes.add("L" if im.mode in ("L", "1", "I;16", "I") else "RGB")
+                sizes.setdefault(im.size, f)
+                imgs.append(im.copy())
+        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            raise EbmlabError(f"{f} is not a readable image ({exc}); remove or replace it") from None
+    if size is None and len(sizes) > 1:
+        (s1, f1), (s2, f2) = list(sizes.items())[:2]
+        raise EbmlabError(f"images of different sizes in {d}: {f1.name} is {s1[0]}x{s1[1]}, {f2.name} is "
+                          f"{s2[0]}x{s2[1]}; pass image_size=N to resize them all to N x N")
+    use_grey = (modes == {"L"}) if grey is None else grey
+    out = []
+    for im in imgs:
+        im = im.convert("L" if use_grey else "RGB")
+        if size is not None:
+            w, h = im.size
+            s = min(w, h)
+            im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+            im = im.resize((size, size), Image.BILINEAR)
+        a = np.asarray(im, dtype=np.uint8)
+        out.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
+    return np.stack(out)

@@ -1,0 +1,189 @@
+"""The domain classifier behind the image metrics: a small CNN trained on a data set's own train split.
+
+With no Inception weights (and for 8×8 or 28×28 grey images, where ImageNet features mean little) the image
+metrics are computed in the feature space of a classifier of the data set itself (EVALUATION.md): its
+penultimate layer gives the features of the Fréchet distance, KID, precision/recall and density/coverage, its
+probabilities the Inception-style score, its labels the stacked-set modes. These numbers are labelled
+``clf_*`` and never called FID.
+
+A classifier is saved as ``DIR/NAME.pt`` (a weights-only state dict) and ``DIR/NAME.json`` (its sha256, test
+accuracy, architecture and training recipe); DIR is ``EBMLAB_CLASSIFIERS`` or ``~/.cache/ebmlab/classifiers``.
+Loading recomputes the sha256 of the .pt file and refuses one that differs from the recorded value. Training is
+deterministic for a seed (``ebmlab classifier train --data NAME``); an image evaluation that finds no classifier
+trains it first (and says so), so that a first run needs no extra step.
+
+Architecture: Conv3×3(w) → Conv3×3/2(2w) → Conv3×3/2(4w) (ReLU each) → Linear → 128 features (ReLU) →
+Linear → classes; Adam(1e-3), batch 128, no augmentation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import EbmlabError
+
+FEATURE_DIM = 128
+DEFAULT_EPOCHS = {"digits": 60, "fashion": 6, "mnist": 4, "cifar10": 12}
+
+
+class DomainClassifier(nn.Module):
+    def __init__(self, channels: int, side: int, n_classes: int, width: int = 32):
+        super().__init__()
+        self.trunk = nn.Sequential(
+            nn.Conv2d(channels, width, 3, 1, 1), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, 2, 1), nn.ReLU(),
+            nn.Conv2d(2 * width, 4 * width, 3, 2, 1), nn.ReLU(), nn.Flatten())
+        s = (side + 3) // 4
+        self.fc = nn.Sequential(nn.Linear(4 * width * s * s, FEATURE_DIM), nn.ReLU())
+        self.out = nn.Linear(FEATURE_DIM, n_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.fc(self.trunk(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.features(x))
+
+
+def classifier_dir() -> Path:
+    d = os.environ.get("EBMLAB_CLASSIFIERS")
+    return Path(d) if d else Path.home() / ".cache" / "ebmlab" / "classifiers"
+
+
+def classifier_name(dataset) -> str:
+    """The data set whose classifier labels ``dataset``: the base set of a stacked set, else itself."""
+    name = dataset.base if getattr(dataset, "stacked", False) else dataset.name
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+
+
+@dataclass
+class Classifier:
+    net: DomainClassifier
+    info: dict[str, Any]
+
+    @torch.no_grad()
+    def run(self, x: Tensor, chunk: int = 2048) -> tuple[Tensor, Tensor]:
+        """(features [n, 128], probabilities [n, classes]) of images x [n, C, H, W] (C = the classifier's)."""
+        self.net.eval()
+        feats, probs = [], []
+        for i in range(0, len(x), chunk):
+            f = self.net.features(x[i:i + chunk].float())
+            feats.append(f)
+            probs.append(F.softmax(self.net.out(f), dim=1))
+        return torch.cat(feats), torch.cat(probs)
+
+    @property
+    def sha256(self) -> str:
+        return self.info["sha256"]
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.info["test_accuracy"]
+
+
+def _accuracy(net: DomainClassifier, x: Tensor, y: Tensor) -> float:
+    net.eval()
+    with torch.no_grad():
+        pred = torch.cat([net(x[i:i + 2048]).argmax(1) for i in range(0, len(x), 2048)])
+    return float((pred == y).double().mean())
+
+
+def train_classifier(dataset, *, epochs: int | None = None, seed: int = 0, width: int = 32,
+                     out_dir: str | Path | None = None, progress: bool = True) -> Classifier:
+    """Train the domain classifier of ``dataset`` (a labelled image or binary set) and save it (module docstring)."""
+    from ..runs import atomic_write_bytes
+
+    if getattr(dataset, "stacked", False):
+        raise EbmlabError(f"{dataset.name} is a stacked set: its channels are labelled by the classifier of "
+                          f"{dataset.base}; train that one (`ebmlab classifier train --data {dataset.base}`)")
+    if dataset.train_labels is None or not dataset.spec.is_image:
+        raise EbmlabError(f"{dataset.name}: a domain classifier needs labelled C×H×W images; this data set has "
+                          f"{'no labels' if dataset.train_labels is None else f'samples of shape {dataset.shape}'}")
+    name = classifier_name(dataset)
+    epochs = epochs or DEFAULT_EPOCHS.get(name, 5)
+    out = Path(out_dir) if out_dir is not None else classifier_dir()
+    x, y = dataset.train, dataset.train_labels
+    xt, yt = dataset.test, dataset.test_labels
+    c, side = dataset.shape[0], dataset.shape[1]
+    n_classes = int(max(y.max(), yt.max())) + 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = DomainClassifier(c, side, n_classes, width)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(seed + 1)
+    t0 = time.perf_counter()
+    for ep in range(epochs):
+        net.train()
+        perm = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x) - 127, 128):
+            idx = perm[i:i + 128]
+            loss = F.cross_entropy(net(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if progress:
+            print(f"classifier {name}: epoch {ep + 1}/{epochs}, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    acc = _accuracy(net, xt, yt)
+    import io
+
+    buf = io.BytesIO()
+    torch.save(net.state_dict(), buf)
+    blob = buf.getvalue()
+    import hashlib
+
+    info = {"data": name, "sha256": hashlib.sha256(blob).hexdigest(), "test_accuracy": acc,
+            "n_test": int(len(xt)), "channels": c, "side": side, "n_classes": n_classes, "width": width,
+            "epochs": epochs, "seed": seed, "recipe": "Adam lr 1e-3, batch 128, no augmentation",
+            "train_seconds": round(time.perf_counter() - t0, 1)}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / f"{name}.pt", lambda fh: fh.write(blob))
+    atomic_write_bytes(out / f"{name}.json", lambda fh: fh.write(json.dumps(info, indent=1).encode()))
+    return Classifier(net.eval(), info)
+
+
+def load_classifier(name: str, directory: str | Path | None = None) -> Classifier:
+    """Load ``DIR/NAME.pt`` after checking its sha256 against ``DIR/NAME.json``."""
+    from ..data.readers import sha256_file
+
+    d = Path(directory) if directory is not None else classifier_dir()
+    pt, js = d / f"{name}.pt", d / f"{name}.json"
+    if not pt.is_file() or not js.is_file():
+        raise EbmlabError(f"no classifier for {name} in {d}; train it with `ebmlab classifier train --data {name}`")
+    try:
+        info = json.loads(js.read_text())
+        want = info["sha256"]
+    except (ValueError, KeyError, OSError) as exc:
+        raise EbmlabError(f"{js} is not a classifier record ({exc}); retrain with `ebmlab classifier train "
+                          f"--data {name}`") from None
+    got = sha256_file(pt)
+    if got != want:
+        raise EbmlabError(f"classifier {pt} has sha256 {got}, but its record says {want}: the weights were changed "
+                          f"or corrupted, and the metrics refuse them; retrain with `ebmlab classifier train "
+                          f"--data {name}`")
+    net = DomainClassifier(info["channels"], info["side"], info["n_classes"], info["width"])
+    net.load_state_dict(torch.load(pt, map_location="cpu", weights_only=True))
+    return Classifier(net.eval(), info)
+
+
+def get_classifier(dataset, *, progress: bool = True) -> Classifier:
+    """The classifier of ``dataset`` (of its base set when stacked), trained on first use."""
+    from ..data import get_dataset
+
+    name = classifier_name(dataset)
+    d = classifier_dir()
+    if not (d / f"{name}.pt").is_file():
+        base = get_dataset(dataset.base) if getattr(dataset, "stacked", False) else dataset
+        if progress:
+            print(f"ebmlab: no classifier for {name} in {d}: training it on its train split (once)", file=sys.stderr)
+        train_classifier(base, progress=progress)
+    return load_classifier(name, d)

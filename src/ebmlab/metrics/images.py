@@ -1,0 +1,140 @@
+"""The evaluators for image, binary and vector data (the toy2d one is ``metrics.evaluate``).
+
+Images and binary images (labelled sets), in the feature space of the data set's domain classifier
+(``metrics.classifier``; never called FID):
+- ``clf_fd``: Fréchet distance; ``clf_kid`` (± ``clf_kid_std``): KID; ``clf_precision``/``clf_recall`` (k = 3),
+  ``clf_density``/``clf_coverage`` (k = 5); ``clf_score``: the classifier's Inception-style score — all
+  between the samples and the same number of test images (the real-vs-real row compares train and test images
+  at that count);
+- stacked sets (three base images as channels): each channel is labelled by the base set's classifier, mode id
+  c₀ + 10c₁ + 100c₂; ``modes`` (hit at least once, of 1000) and ``mode_kl`` = KL(q ‖ uniform) = Σ q log(1000 q)
+  over ``STACKED_SAMPLES`` = 26,000 samples (PacGAN's protocol), and the classifier's test accuracy beside them.
+Samples are clamped to the data's value range before they are classified (a Gaussian decoder's means may
+overshoot it). Unlabelled images (a user's folder) get the vector metrics on their pixels.
+
+Vectors: unbiased MMD² (RBF, bandwidth the median distance of real points), the sliced W1 (POT, 200 random
+directions, seed 0) and the exact W1 (POT's network simplex) up to ``EXACT_W1_MAX`` points per set.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .classifier import get_classifier
+from .distances import median_bandwidth, mmd2_unbiased, wasserstein1
+from .features import frechet_distance, inception_style_score, kid, prdc
+
+STACKED_SAMPLES = 26_000
+EXACT_W1_MAX = 3000
+
+
+def stacked_mode_counts(channel_labels: Tensor, n_classes: int = 10) -> dict[str, float]:
+    """Modes hit and KL(q ‖ uniform) of stacked samples from per-channel labels [n, 3] in 0..n_classes−1."""
+    lab = channel_labels.long()
+    ids = lab[:, 0] + n_classes * lab[:, 1] + n_classes**2 * lab[:, 2]
+    k = n_classes**3
+    counts = torch.bincount(ids, minlength=k).double()
+    q = counts / counts.sum()
+    nz = q > 0
+    kl = float((q[nz] * torch.log(k * q[nz])).sum())
+    return {"modes": int(nz.sum()), "mode_kl": kl, "n_mode_samples": int(len(lab))}
+
+
+def _clamp(x: Tensor, dataset) -> Tensor:
+    lo, hi = dataset.spec.value_range
+    return x.detach().float().cpu().clamp(lo, hi)
+
+
+def _features(clf, x: Tensor, stacked: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """(features, probabilities, labels): per-channel classification for stacked sets (concatenated features,
+    labels [n, 3]); otherwise the whole image."""
+    if not stacked:
+        f, p = clf.run(x)
+        return f, p, p.argmax(1)
+    fs, ps = zip(*(clf.run(x[:, c:c + 1]) for c in range(x.shape[1])))
+    return torch.cat(fs, 1), torch.stack(ps, 1).mean(1), torch.stack([p.argmax(1) for p in ps], 1)
+
+
+def _feature_metrics(f_fake: Tensor, p_fake: Tensor, f_real: Tensor) -> dict[str, float]:
+    out = {"clf_fd": frechet_distance(f_fake, f_real)}
+    out["clf_kid"], out["clf_kid_std"] = kid(f_fake, f_real)
+    out.update({f"clf_{k}": v for k, v in prdc(f_real, f_fake).items()})
+    out["clf_score"] = inception_style_score(p_fake)
+    return out
+
+
+def image_metrics(samples: Tensor, dataset, *, n_features: int | None = None) -> dict[str, Any]:
+    """Classifier-feature metrics of samples [n, *shape] against the test split (and stacked modes)."""
+    if dataset.train_labels is None and not getattr(dataset, "stacked", False):
+        return vector_metrics(samples.flatten(1), dataset, flatten=True)
+    x = samples.detach().cpu()
+    finite = torch.isfinite(x.flatten(1)).all(1)
+    out: dict[str, Any] = {"frac_finite": float(finite.float().mean())}
+    x = _clamp(x[finite], dataset)
+    clf = get_classifier(dataset)
+    stacked = getattr(dataset, "stacked", False)
+    f, p, lab = _features(clf, x, stacked)
+    n = min(len(x), n_features or len(x), len(dataset.test))
+    f_real, _, _ = _features(clf, dataset.test[:n], stacked)
+    if n > 5:
+        out.update(_feature_metrics(f[:n], p[:n], f_real))
+    if stacked:
+        out.update(stacked_mode_counts(lab))
+    out["clf_accuracy"] = clf.test_accuracy
+    out["clf_sha256"] = clf.sha256[:16]
+    out["n_feature_samples"] = n
+    return out
+
+
+def vector_metrics(samples: Tensor, dataset, *, flatten: bool = False) -> dict[str, Any]:
+    """MMD², sliced W1 and exact W1 (when small enough) of samples [n, D] against the test split."""
+    import ot
+
+    x = samples.detach().cpu().double().flatten(1)
+    finite = torch.isfinite(x).all(1)
+    out: dict[str, Any] = {"frac_finite": float(finite.float().mean())}
+    x = x[finite]
+    test = dataset.test.flatten(1).double()
+    n = min(len(x), len(test))
+    if n < 2:
+        return out
+    bw = median_bandwidth(dataset.train.flatten(1)[:2000])
+    out["mmd2"] = mmd2_unbiased(x[:n], test[:n], bw)
+    out["sw1"] = float(ot.sliced_wasserstein_distance(x[:n].numpy(), test[:n].numpy(), n_projections=200, p=1,
+                                                      seed=0))
+    if n <= EXACT_W1_MAX:
+        out["w1"] = wasserstein1(x[:n], test[:n])
+    return out
+
+
+def real_reference_arrays(dataset, n: int) -> dict[str, Any]:
+    """The same metrics with n real training images in place of samples (the real-vs-real ceiling)."""
+    stacked = getattr(dataset, "stacked", False)
+    n_draw = STACKED_SAMPLES if stacked else n
+    g = torch.Generator().manual_seed(777)
+    idx = torch.randperm(dataset.n_train, generator=g)[:min(n_draw, dataset.n_train)]
+    x = dataset.train_batch(idx, generator=torch.Generator().manual_seed(778)) if dataset.binarize == "dynamic" \
+        else dataset.train[idx]
+    if dataset.kind == "vectors":
+        return vector_metrics(x, dataset)
+    if stacked:
+        # the mode-count ceiling is taken on the stacked *test* split (26,000 triples of test images): the
+        # classifier was trained on the train images, so this also charges its test error to the ceiling
+        out = image_metrics(dataset.test, dataset, n_features=n)
+        out.update({k: v for k, v in image_metrics(x, dataset, n_features=n).items() if k.startswith("clf_")})
+        return out
+    return image_metrics(x, dataset, n_features=n)
+
+
+def n_eval_samples(dataset, n: int) -> int:
+    """Samples drawn for an evaluation: n, or 26,000 for the stacked sets' mode counting."""
+    return max(n, STACKED_SAMPLES) if getattr(dataset, "stacked", False) else n
+
+
+__all__ = ["STACKED_SAMPLES", "image_metrics", "n_eval_samples", "real_reference_arrays", "stacked_mode_counts",
+           "vector_metrics", "math", "np"]

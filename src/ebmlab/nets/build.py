@@ -1,0 +1,185 @@
+"""Networks chosen by the data's kind and shape and a method's ``net`` option — the one place that maps a
+:class:`~ebmlab.data.DataSpec` to architectures.
+
+``net``: ``auto`` (MLP for toy2d and vectors, ``conv`` for C×H×W data), ``mlp`` (any shape: flattened in,
+reshaped out), ``conv`` (the small ConvGenerator/ConvCritic of ``nets.conv``, width ``width``), ``dcgan``
+(the DCGAN 32×32 pair of EBM-BB; 32×32 data only). A generator's output goes through the data's range:
+tanh for [−1, 1], sigmoid for [0, 1], nothing for unbounded data. On toy2d data every builder returns exactly
+the network the 2D methods have always used.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from torch import Tensor, nn
+
+from .conv import ConvAutoEncoder, ConvCritic, ConvGenerator, ConvTimeEnergy, DCGANEnergy, DCGANGenerator, Reshape
+from .mlp import mlp
+
+Net = Literal["auto", "mlp", "conv", "dcgan"]
+
+
+class RangeOut(nn.Module):
+    """Maps a network's output into the data's value range (lo, hi): lo + (hi − lo)·σ(x); tanh when (−1, 1)."""
+
+    def __init__(self, lo: float, hi: float):
+        super().__init__()
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x: Tensor) -> Tensor:
+        if (self.lo, self.hi) == (-1.0, 1.0):
+            return x.tanh()
+        return self.lo + (self.hi - self.lo) * x.sigmoid()
+
+
+def family(spec, net: str) -> str:
+    if net not in ("auto", "mlp", "conv", "dcgan"):
+        raise ValueError(f"net must be one of auto, mlp, conv, dcgan; got {net!r}")
+    if net == "auto":
+        return "conv" if spec.is_image else "mlp"
+    if net in ("conv", "dcgan") and not spec.is_image:
+        raise ValueError(f"net={net} needs C×H×W data; {spec.kind} data of shape {spec.shape} takes net=mlp")
+    if net == "dcgan" and tuple(spec.shape[1:]) != (32, 32):
+        raise ValueError(f"net=dcgan is the 32×32 DCGAN pair; the data are {spec.shape[1]}×{spec.shape[2]}: use net=conv")
+    return net
+
+
+def range_out(spec) -> nn.Module | None:
+    return None if spec.value_range is None else RangeOut(*spec.value_range)
+
+
+def _wrap_mlp_out(core: nn.Sequential, spec, out: nn.Module | None) -> nn.Sequential:
+    """An MLP producing D values → [b, *shape] in the data's range (unchanged for 1-d data without a range)."""
+    if out is not None:
+        core.append(out)
+    if len(spec.shape) > 1:
+        core.append(Reshape(*spec.shape))
+    return core
+
+
+def _flat_in(core: nn.Module, spec) -> nn.Module:
+    return core if len(spec.shape) == 1 else nn.Sequential(nn.Flatten(), core)
+
+
+def generator(spec, z_dim: int, *, net: str = "auto", hidden: tuple[int, ...] = (128, 128, 128), act: str = "relu",
+              width: int = 32, batchnorm: bool = False) -> nn.Module:
+    """G: z [b, z_dim] → x [b, *spec.shape]."""
+    f = family(spec, net)
+    if f == "mlp":
+        return _wrap_mlp_out(mlp(z_dim, hidden, spec.dim, act=act, batchnorm=batchnorm), spec, range_out(spec))
+    if f == "dcgan":
+        return DCGANGenerator(z_dim, width, spec.shape[0])
+    return ConvGenerator(z_dim, spec.shape, width, batchnorm=batchnorm, out=range_out(spec))
+
+
+def decoder(spec, z_dim: int, *, net: str = "auto", hidden: tuple[int, ...] = (128, 128), act: str = "relu",
+            width: int = 32) -> nn.Module:
+    """A decoder's raw output (Bernoulli logits or Gaussian means): z [b, z_dim] → [b, *spec.shape], no range map."""
+    f = family(spec, net)
+    if f == "mlp":
+        return _wrap_mlp_out(mlp(z_dim, hidden, spec.dim, act=act), spec, None)
+    return ConvGenerator(z_dim, spec.shape, width, batchnorm=False, out=None)
+
+
+def critic(spec, out_dim: int = 1, *, net: str = "auto", hidden: tuple[int, ...] = (128, 128, 128),
+           act: str = "relu", width: int = 32) -> nn.Module:
+    """x [b, *spec.shape] → [b, out_dim] (a discriminator, an energy before squeezing, an encoder's outputs)."""
+    f = family(spec, net)
+    if f == "mlp":
+        return _flat_in(mlp(spec.dim, hidden, out_dim, act=act), spec)
+    if f == "dcgan":
+        if out_dim != 1:
+            raise ValueError("the DCGAN energy has one output; use net=conv for encoders")
+        return _DCGANCritic(DCGANEnergy(width, spec.shape[0]))
+    return ConvCritic(spec.shape, width, out_dim)
+
+
+class _DCGANCritic(nn.Module):
+    def __init__(self, e: DCGANEnergy):
+        super().__init__()
+        self.e = e
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.e.net[:-1](x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.e(x)[:, None]
+
+
+def features(spec, *, net: str = "auto", hidden: tuple[int, ...] = (128, 128), act: str = "relu",
+             width: int = 32) -> tuple[nn.Module, int]:
+    """(φ, F): a feature map x [b, *shape] → [b, F] ending in the activation (VGAN's expert inputs)."""
+    f = family(spec, net)
+    if f == "mlp":
+        return _flat_in(mlp(spec.dim, hidden[:-1], hidden[-1], act=act, out_act=act), spec), hidden[-1]
+    if f == "dcgan":
+        c = _DCGANCritic(DCGANEnergy(width, spec.shape[0]))
+        return _Features(c), 4 * width * 16
+    c = ConvCritic(spec.shape, width, 1)
+    return c.trunk, c.feat_dim
+
+
+class _Features(nn.Module):
+    def __init__(self, c: nn.Module):
+        super().__init__()
+        self.c = c
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.c.features(x)
+
+
+def time_energy(spec, *, net: str = "auto", hidden: tuple[int, ...] = (100, 100), act: str = "prelu",
+                width: int = 32, emb_dim: int = 32) -> nn.Module:
+    """E(x, t): x [b, *shape], t [b] → [b]."""
+    from .time_energy import TimeEnergy
+
+    f = family(spec, net)
+    if f == "mlp":
+        e = TimeEnergy(spec.dim, hidden, emb_dim=emb_dim, act=act)
+        return e if len(spec.shape) == 1 else _FlatTime(e)
+    return ConvTimeEnergy(spec.shape, width, emb_dim=emb_dim)
+
+
+class _FlatTime(nn.Module):
+    def __init__(self, e: nn.Module):
+        super().__init__()
+        self.e = e
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.e(x.flatten(1), t)
+
+
+def autoencoder(spec, code_dim: int, *, net: str = "auto", hidden: tuple[int, ...] = (128, 128), act: str = "relu",
+                width: int = 32) -> nn.Module:
+    """EBGAN's auto-encoder: x → (reconstruction [b, *shape], code [b, code_dim])."""
+    f = family(spec, net)
+    if f == "mlp":
+        return _MLPAutoEncoder(spec, hidden, code_dim, act)
+    return ConvAutoEncoder(spec.shape, width, code_dim, out=range_out(spec))
+
+
+class _MLPAutoEncoder(nn.Module):
+    def __init__(self, spec, hidden, code_dim, act):
+        super().__init__()
+        self.shape = spec.shape
+        self.encoder = mlp(spec.dim, hidden, code_dim, act=act)
+        self.decoder = mlp(code_dim, tuple(reversed(hidden)), spec.dim, act=act)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        code = self.encoder(x.flatten(1) if len(self.shape) > 1 else x)
+        r = self.decoder(code)
+        return (r.reshape(x.shape) if len(self.shape) > 1 else r), code
+
+
+def default_batchnorm(spec, net: str) -> bool:
+    """BatchNorm in a generator by default for conv generators (DCGAN practice), never for MLPs (the 2D recipes)."""
+    return family(spec, net) != "mlp"
+
+
+def n_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+__all__ = ["Net", "RangeOut", "autoencoder", "critic", "decoder", "default_batchnorm", "family", "features", "generator",
+           "n_params", "range_out", "time_energy"]
