@@ -14,7 +14,7 @@ from .errors import EbmlabError
 
 def _list(args) -> None:
     from .config import describe
-    from .data import DATASETS
+    from .data import dataset_names
     from .methods import METHODS
 
     if args.options:
@@ -33,8 +33,9 @@ def _list(args) -> None:
     for name, cls in METHODS.items():
         print(f"  {name:<10} {cls.description}")
     print("data sets:")
-    for name, ds in DATASETS.items():
-        print(f"  {name:<13} {ds.description}")
+    for name, desc in dataset_names().items():
+        print(f"  {name:<16} {desc}")
+    print("  PATH.npz|.npy   a user's arrays (vectors or images); PATH/ a folder of PNG/JPEG images")
 
 
 def _train(args) -> None:
@@ -48,6 +49,10 @@ def _train(args) -> None:
         overrides["seed"] = args.seed
     if args.device is not None:
         overrides["device"] = args.device
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    if args.image_size is not None:
+        overrides["image_size"] = args.image_size
     res = train(args.method, args.data, out=args.out, config_file=args.config, overrides=overrides,
                 progress=not args.no_progress)
     if res.resumed_from:
@@ -106,18 +111,36 @@ def _sample(args) -> None:
     print(f"wrote {len(x)} samples of dimension {x.shape[1]} to {out}")
 
 
+def _classifier(args) -> None:
+    from .data import get_dataset
+    from .metrics.classifier import classifier_dir, classifier_name, load_classifier, train_classifier
+
+    ds = get_dataset(args.data, data_dir=args.data_dir)
+    if args.action == "train":
+        clf = train_classifier(ds, epochs=args.epochs, seed=args.seed, out_dir=args.out)
+        where = args.out or classifier_dir()
+    else:
+        where = args.out or classifier_dir()
+        clf = load_classifier(classifier_name(ds), where)
+    print(f"classifier {clf.info['data']} in {where}: test accuracy {clf.test_accuracy:.4f} on {clf.info['n_test']} "
+          f"test images; sha256 {clf.sha256}")
+
+
 def _bench(args) -> None:
     from .bench import load_grid, run_toy_bench
     from .config import parse_override_strings
 
-    if args.suite != "toy":
-        raise EbmlabError(f"unknown benchmark suite {args.suite!r}; valid: toy")
-    methods = [m for m in args.methods.split(",") if m]
-    data = [d for d in args.data.split(",") if d]
+    if args.suite not in ("toy", "images"):
+        raise EbmlabError(f"unknown benchmark suite {args.suite!r}; valid: toy, images")
+    from .methods import METHODS
+
+    methods = list(METHODS) if args.methods == "all" else [m for m in args.methods.split(",") if m]
+    default_data = "ring8,grid25" if args.suite == "toy" else "stacked_digits"
+    data = [d for d in (args.data or default_data).split(",") if d]
     cmd = "ebmlab bench " + " ".join(sys.argv[2:])
     rep = run_toy_bench(methods, data, args.seeds, out=args.out, steps=args.steps,
                         overrides=parse_override_strings(args.overrides), jobs=args.jobs, command=cmd,
-                        grid=load_grid(args.grid) if args.grid else None)
+                        grid=load_grid(args.grid) if args.grid else None, suite=args.suite)
     print((Path(args.out) / "results.md").read_text())
     print(f"wrote {Path(args.out) / 'results.md'} and results.json ({rep['meta']['wall_s']:.0f} s)")
 
@@ -138,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="run directory (default runs/METHOD-DATA-sSEED)")
     s.add_argument("--config", help="TOML file with [run] and [method] tables")
     s.add_argument("--device", choices=["cpu", "cuda", "auto"])
+    s.add_argument("--data-dir", help="directory of local data files (MNIST, CIFAR-10); else EBMLAB_DATA")
+    s.add_argument("--image-size", type=int, help="resize a user's image folder to this side")
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("overrides", nargs="*", help="key=value options (see `ebmlab list --options METHOD`)")
     s.set_defaults(fn=_train)
@@ -160,10 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--friction", type=float, help="kinetic Langevin friction kappa (default 1)")
     s.set_defaults(fn=_sample)
 
+    s = sub.add_parser("classifier", help="train the domain classifier behind the image metrics")
+    s.add_argument("action", choices=["train", "show"])
+    s.add_argument("--data", required=True, help="a labelled image data set (digits, fashion, mnist, cifar10, ...)")
+    s.add_argument("--data-dir")
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", help="directory (default: EBMLAB_CLASSIFIERS or ~/.cache/ebmlab/classifiers)")
+    s.set_defaults(fn=_classifier)
+
     s = sub.add_parser("bench", help="run a benchmark grid and write a results table")
-    s.add_argument("suite", help="benchmark suite: toy")
-    s.add_argument("--methods", default="gan,vgan")
-    s.add_argument("--data", default="ring8,grid25")
+    s.add_argument("suite", help="benchmark suite: toy (2D columns) or images (image columns)")
+    s.add_argument("--methods", default="gan,vgan", help="comma-separated methods, or all")
+    s.add_argument("--data", help="comma-separated data sets (default: ring8,grid25 for toy, stacked_digits for images)")
     s.add_argument("--seeds", type=int, default=5)
     s.add_argument("--steps", type=int)
     s.add_argument("--out", default="bench-toy")

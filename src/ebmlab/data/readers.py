@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import pickle
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -175,7 +176,7 @@ def read_user_array(path: str | Path) -> dict[str, np.ndarray]:
     except ValueError as exc:
         raise EbmlabError(f"{path}: not a readable numeric {path.suffix} file ({exc}); object arrays are refused "
                           f"(they would need unpickling): save plain numeric arrays") from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise EbmlabError(f"{path}: cannot read it as {path.suffix} ({exc}); the file is truncated or corrupt") from None
     keys = {"train": ("train", "x_train", "x"), "test": ("test", "x_test"), "train_y": ("y_train", "y"),
             "test_y": ("y_test",)}

@@ -32,7 +32,7 @@ def frechet_distance_gaussians(mu1, s1, mu2, s2) -> float:
     from scipy import linalg
 
     mu1, mu2, s1, s2 = (_f64(a) for a in (mu1, mu2, s1, s2))
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    covmean = linalg.sqrtm(s1 @ s2)
     if not np.isfinite(covmean).all():  # singular product: regularise both (as the reference implementation)
         off = np.eye(len(s1)) * 1e-6
         covmean = linalg.sqrtm((s1 + off) @ (s2 + off))

@@ -1,0 +1,70 @@
+"""Built-in image sets (digits and its stacked/binarised variants; Fashion-MNIST when installed) and the epoch
+batches: every index once per epoch, a pure function of the step, shards that add up to the global batch."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ebmlab.data import get_dataset
+from ebmlab.data.batches import EpochBatches, make_batches
+
+
+def test_digits_spec_and_splits():
+    ds = get_dataset("digits")
+    assert ds.spec.kind == "image" and ds.shape == (1, 8, 8) and ds.spec.value_range == (-1.0, 1.0)
+    assert ds.n_train == 1500 and ds.n_test == 297
+    assert float(ds.train.min()) == -1.0 and float(ds.train.max()) == 1.0
+    assert sorted(ds.train_labels.unique().tolist()) == list(range(10))
+
+
+def test_stacked_labels_are_the_channel_labels():
+    base, st = get_dataset("digits"), get_dataset("stacked_digits")
+    assert st.shape == (3, 8, 8) and st.n_train == 60_000 and st.n_test == 26_000 and st.base == "digits"
+    # find each channel of the first stacked test images among the base test images
+    tx, ty = base.test, base.test_labels
+    for i in range(20):
+        digits = []
+        for c in range(3):
+            match = (tx[:, 0] == st.test[i, c]).flatten(1).all(1).nonzero()
+            digits.append(int(ty[match[0, 0]]))
+        assert int(st.test_labels[i]) == digits[0] + 10 * digits[1] + 100 * digits[2]
+    assert len(st.test_labels.unique()) > 900  # 26,000 uniform triples reach almost all 1000 modes
+
+
+def test_binarised_variants():
+    fixed, dyn = get_dataset("digits_bin"), get_dataset("digits_dynbin")
+    assert fixed.kind == "binary" and set(fixed.train.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(fixed.train, get_dataset("digits_bin").train)  # fixed seed: the same draw every time
+    idx = torch.arange(10)
+    a = dyn.train_batch(idx, generator=torch.Generator().manual_seed(0))
+    b = dyn.train_batch(idx, generator=torch.Generator().manual_seed(1))
+    assert set(a.unique().tolist()) <= {0.0, 1.0} and not torch.equal(a, b)
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="dataset-fashion-mnist not installed")
+def test_fashion_md5_checked_and_shapes():
+    ds = get_dataset("fashion")
+    assert ds.n_train == 60_000 and ds.n_test == 10_000 and ds.shape == (1, 28, 28)
+
+
+def test_epoch_batches_cover_each_epoch_and_are_pure():
+    ds = get_dataset("digits")
+    b = EpochBatches(ds, 100, seed=3)
+    per_epoch = 1500 // 100
+    seen = torch.cat([b.indices(s) for s in range(1, per_epoch + 1)])
+    assert sorted(seen.tolist()) == list(range(1500))
+    nxt = torch.cat([b.indices(s) for s in range(per_epoch + 1, 2 * per_epoch + 1)])
+    assert not torch.equal(seen, nxt)  # a new permutation each epoch
+    again = EpochBatches(ds, 100, seed=3)
+    assert torch.equal(again.indices(17), b.indices(17))  # a fresh object gives the same batch for a step
+    shards = [EpochBatches(ds, 100, seed=3, rank=r, world=2).indices(5) for r in range(2)]
+    assert sorted(torch.cat(shards).tolist()) == sorted(b.indices(5).tolist())
+    streamed = list(b.stream(3, 6))
+    assert all(torch.equal(x, b.batch(s)) for x, s in zip(streamed, range(4, 7)))
+
+
+def test_auto_scheme_iid_for_toys_epochs_otherwise():
+    assert type(make_batches(get_dataset("ring8"), "auto", 10, 0)).__name__ == "IIDBatches"
+    assert type(make_batches(get_dataset("digits"), "auto", 10, 0)).__name__ == "EpochBatches"

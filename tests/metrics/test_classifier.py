@@ -1,0 +1,44 @@
+"""The domain classifier: trained and saved with its sha256 and test accuracy; a changed file is refused."""
+
+import json
+
+import pytest
+import torch
+
+from ebmlab.data import get_dataset
+from ebmlab.errors import EbmlabError
+from ebmlab.metrics.classifier import load_classifier, train_classifier
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clf")
+    clf = train_classifier(get_dataset("digits"), epochs=15, out_dir=d, progress=False)
+    return d, clf
+
+
+def test_trained_classifier_is_accurate_and_recorded(trained):
+    d, clf = trained
+    info = json.loads((d / "digits.json").read_text())
+    assert info["sha256"] == clf.sha256 and info["test_accuracy"] == clf.test_accuracy
+    assert clf.test_accuracy > 0.9  # 10 classes; chance is 0.1
+    again = load_classifier("digits", d)
+    x = get_dataset("digits").test[:8]
+    assert torch.equal(again.run(x)[0], clf.run(x)[0])
+
+
+def test_changed_weights_are_refused(trained, tmp_path):
+    d, _ = trained
+    (tmp_path / "digits.json").write_text((d / "digits.json").read_text())
+    blob = bytearray((d / "digits.pt").read_bytes())
+    blob[-10] ^= 0xFF
+    (tmp_path / "digits.pt").write_bytes(bytes(blob))
+    with pytest.raises(EbmlabError, match="sha256"):
+        load_classifier("digits", tmp_path)
+    with pytest.raises(EbmlabError, match="classifier train"):
+        load_classifier("fashion", tmp_path)
+
+
+def test_stacked_set_needs_its_base_classifier():
+    with pytest.raises(EbmlabError, match="digits"):
+        train_classifier(get_dataset("stacked_digits"), epochs=1, progress=False)
