@@ -81,7 +81,7 @@ def _format_metrics(summary: dict) -> str:
 def _eval(args) -> None:
     from .train import evaluate_run
 
-    res = evaluate_run(args.run_dir)
+    res = evaluate_run(args.run_dir, probe=args.probe)
     if args.json:
         from .runs import json_safe
 
@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("eval", help="evaluate the latest checkpoint of a run")
     s.add_argument("run_dir")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--probe", action="store_true", help="add the linear probe of the frozen energy/discriminator features")
     s.set_defaults(fn=_eval)
 
     s = sub.add_parser("sample", help="draw samples from a trained run into a .npy file")

@@ -344,13 +344,18 @@ def sample_run(run_dir: str | Path, n: int, *, seed: int = 0, guided: Any = None
         return method.sample(n, generator=gen).cpu()
 
 
-def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
-    """Evaluate the latest checkpoint of a run: metrics plus the real-vs-real reference."""
+def evaluate_run(run_dir: str | Path, *, probe: bool = False) -> dict[str, Any]:
+    """Evaluate the latest checkpoint of a run: metrics plus the real-vs-real reference; ``probe`` adds the
+    linear-probe test error of the energy's/discriminator's frozen features (``metrics.probe``)."""
     from .metrics import real_reference
 
     cfg, method, step = load_run(run_dir)
     ds = dataset_of(cfg.data, cfg.run)
     metrics = evaluate(method, ds, cfg.run, step)
+    if probe:
+        from .metrics.probe import linear_probe
+
+        metrics.update(linear_probe(method, ds, seed=cfg.run.seed))
     return {"method": cfg.method, "data": cfg.data, "step": step, "metrics": metrics,
             "real_vs_real": real_reference(ds, cfg.run.eval_samples), "protocol": protocol(ds, cfg.run)}
 

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -32,7 +33,9 @@ def frechet_distance_gaussians(mu1, s1, mu2, s2) -> float:
     from scipy import linalg
 
     mu1, mu2, s1, s2 = (_f64(a) for a in (mu1, mu2, s1, s2))
-    covmean = linalg.sqrtm(s1 @ s2)
+    with warnings.catch_warnings():  # a singular product (fewer samples than features) is handled below
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(s1 @ s2)
     if not np.isfinite(covmean).all():  # singular product: regularise both (as the reference implementation)
         off = np.eye(len(s1)) * 1e-6
         covmean = linalg.sqrtm((s1 + off) @ (s2 + off))
