@@ -81,7 +81,9 @@ def _format_metrics(summary: dict) -> str:
 def _eval(args) -> None:
     from .train import evaluate_run
 
-    res = evaluate_run(args.run_dir, probe=args.probe)
+    import os
+
+    res = evaluate_run(args.run_dir, probe=args.probe, inception=args.inception or os.environ.get("EBMLAB_INCEPTION"))
     if args.json:
         from .runs import json_safe
 
@@ -171,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir")
     s.add_argument("--json", action="store_true")
     s.add_argument("--probe", action="store_true", help="add the linear probe of the frozen energy/discriminator features")
+    s.add_argument("--inception", metavar="PATH", help="real FID/IS with these Inception weights "
+                   "(pt_inception-2015-12-05-6726825d.pth; else EBMLAB_INCEPTION)")
     s.set_defaults(fn=_eval)
 
     s = sub.add_parser("sample", help="draw samples from a trained run into a .npy file")

@@ -344,7 +344,7 @@ def sample_run(run_dir: str | Path, n: int, *, seed: int = 0, guided: Any = None
         return method.sample(n, generator=gen).cpu()
 
 
-def evaluate_run(run_dir: str | Path, *, probe: bool = False) -> dict[str, Any]:
+def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | None = None) -> dict[str, Any]:
     """Evaluate the latest checkpoint of a run: metrics plus the real-vs-real reference; ``probe`` adds the
     linear-probe test error of the energy's/discriminator's frozen features (``metrics.probe``)."""
     from .metrics import real_reference
@@ -356,8 +356,21 @@ def evaluate_run(run_dir: str | Path, *, probe: bool = False) -> dict[str, Any]:
         from .metrics.probe import linear_probe
 
         metrics.update(linear_probe(method, ds, seed=cfg.run.seed))
+    reference = dict(real_reference(ds, cfg.run.eval_samples))
+    if inception is not None:  # real FID/IS with the user's Inception weights (metrics.inception)
+        from .metrics.inception import fid_is
+
+        if not ds.spec.is_image:
+            raise EbmlabError(f"FID/IS need image data; {cfg.data} holds {ds.kind} samples")
+        n = min(cfg.run.eval_samples, ds.n_test)
+        method.train(False)
+        with torch.no_grad():
+            x = method.sample(n, generator=torch.Generator(device=method.device).manual_seed(cfg.run.seed + 20_000))
+        vr = ds.spec.value_range or (0.0, 1.0)
+        metrics.update(fid_is(x.cpu(), ds.test[:n], inception, vr))
+        reference.update(fid_is(ds.train[:n], ds.test[:n], inception, vr))
     return {"method": cfg.method, "data": cfg.data, "step": step, "metrics": metrics,
-            "real_vs_real": real_reference(ds, cfg.run.eval_samples), "protocol": protocol(ds, cfg.run)}
+            "real_vs_real": reference, "protocol": protocol(ds, cfg.run)}
 
 
 __all__ = ["ResolvedConfig", "RunConfig", "TrainResult", "build_method", "evaluate_run", "load_run",
