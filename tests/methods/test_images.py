@@ -77,7 +77,10 @@ def test_every_method_on_user_vectors(name, user_npz):
 
 
 def test_full_run_on_images_writes_grid_and_image_metrics(tmp_path, monkeypatch):
+    from ebmlab.metrics.classifier import train_classifier
+
     monkeypatch.setenv("EBMLAB_CLASSIFIERS", str(tmp_path / "clf"))
+    train_classifier(get_dataset("digits"), epochs=10, progress=False)  # (the evaluation would train a longer one)
     res = ebmlab.train("gan", "digits", out=tmp_path / "run",
                        overrides={"steps": 4, "batch_size": 16, "eval_samples": 60, "width": 8, "tensorboard": False})
     m = res.summary["metrics"]
