@@ -83,7 +83,10 @@ def _eval(args) -> None:
 
     import os
 
-    res = evaluate_run(args.run_dir, probe=args.probe, inception=args.inception or os.environ.get("EBMLAB_INCEPTION"))
+    if args.ais is not None and args.ais < 1:
+        raise EbmlabError(f"--ais takes a positive number of intermediate distributions, got {args.ais}")
+    res = evaluate_run(args.run_dir, probe=args.probe, inception=args.inception or os.environ.get("EBMLAB_INCEPTION"),
+                       ais_steps=args.ais or 0)
     if args.json:
         from .runs import json_safe
 
@@ -175,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--probe", action="store_true", help="add the linear probe of the frozen energy/discriminator features")
     s.add_argument("--inception", metavar="PATH", help="real FID/IS with these Inception weights "
                    "(pt_inception-2015-12-05-6726825d.pth; else EBMLAB_INCEPTION)")
+    s.add_argument("--ais", type=int, metavar="T", help="AIS log Z of the energy with T and 2T intermediate distributions")
     s.set_defaults(fn=_eval)
 
     s = sub.add_parser("sample", help="draw samples from a trained run into a .npy file")

@@ -344,7 +344,8 @@ def sample_run(run_dir: str | Path, n: int, *, seed: int = 0, guided: Any = None
         return method.sample(n, generator=gen).cpu()
 
 
-def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | None = None) -> dict[str, Any]:
+def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | None = None,
+                 ais_steps: int = 0) -> dict[str, Any]:
     """Evaluate the latest checkpoint of a run: metrics plus the real-vs-real reference; ``probe`` adds the
     linear-probe test error of the energy's/discriminator's frozen features (``metrics.probe``)."""
     from .metrics import real_reference
@@ -356,6 +357,12 @@ def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | N
         from .metrics.probe import linear_probe
 
         metrics.update(linear_probe(method, ds, seed=cfg.run.seed))
+    if ais_steps > 0:
+        if not method.has_energy:
+            raise EbmlabError(f"--ais needs a method with an energy; {cfg.method} has none")
+        from .metrics.likelihood import ais_report
+
+        metrics.update(ais_report(method, ds, n_steps=ais_steps, seed=cfg.run.seed))
     reference = dict(real_reference(ds, cfg.run.eval_samples))
     if inception is not None:  # real FID/IS with the user's Inception weights (metrics.inception)
         from .metrics.inception import fid_is
