@@ -98,3 +98,14 @@ def test_full_run_on_user_vectors(tmp_path, user_npz):
                                                                         "tensorboard": False})
     for k in ("mmd2", "sw1", "w1", "nll_iwae"):
         assert np.isfinite(res.summary["metrics"][k])
+
+
+@pytest.mark.parametrize("name,net", [("gan", "conv"), ("gan", "mlp"), ("vgan", "conv"), ("kale", "mlp"),
+                                      ("bib", "conv"), ("ebgan", "conv"), ("vae", "conv"), ("vgan_vcd", "conv")])
+def test_features_for_the_probe(name, net):
+    over = {"net": net, "width": 8}
+    if name != "vgan_vcd":
+        over["z_dim"] = 4
+    m = build_method(resolve_config(name, "digits", overrides=over), torch.device("cpu"))
+    f = m.features(get_dataset("digits").test[:7])
+    assert f.dim() == 2 and f.shape[0] == 7 and torch.isfinite(f).all()

@@ -271,11 +271,9 @@ class BiB(LatentGenerator, Method):
         return {**metrics_e, **metrics_g}
 
     def features(self, x: Tensor) -> Tensor:
-        from .gan import _features
-
         if self.config.upper == "diffusion":
             raise EbmlabError("the time-conditioned energy of the diffusion pairings has no plain feature layer")
-        return _features(self.E, x)
+        return build.penultimate(self.E, x)
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:

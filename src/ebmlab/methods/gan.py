@@ -71,11 +71,4 @@ class GAN(LatentGenerator, Method):
                 "d_real": logit_real.mean().item(), "d_fake": logit_fake.mean().item()}
 
     def features(self, x: Tensor) -> Tensor:
-        return _features(self.D, x)
-
-
-def _features(net, x: Tensor) -> Tensor:
-    """The penultimate layer of a critic: ``net.features`` for conv critics, all but the last layer of an MLP."""
-    if hasattr(net, "features"):
-        return net.features(x)
-    return net[:-1](x)
+        return build.penultimate(self.D, x)

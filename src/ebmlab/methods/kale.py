@@ -157,9 +157,7 @@ class KALE(LatentGenerator, Method):
         return {f"base_{k}": v for k, v in m.items() if k in keep}
 
     def features(self, x: Tensor) -> Tensor:
-        from .gan import _features
-
-        return _features(self.E, x)
+        return build.penultimate(self.E, x)
 
     def extra_state(self) -> dict[str, Any]:
         return {"base_steps": self.base_steps, "a_initialised": self.a_initialised}

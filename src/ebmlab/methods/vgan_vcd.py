@@ -14,7 +14,8 @@ real images; here ``batch_size`` is the total, so the two halves have batch_size
 
 Sampling: a transition needs a starting image. The method keeps the last ``reservoir`` transition inputs of
 training (saved with the checkpoint) and ``sample(n)`` applies T once to n of them drawn with replacement —
-the paper's use of VCD samples (variations of real images, e.g. for data augmentation). Deviation: Adam(2e-4)
+the paper's use of VCD samples (variations of real images, e.g. for data augmentation). Before the first step the
+starts are uniform noise in the data's range. Deviation: Adam(2e-4)
 rather than the code's Adadelta(0.1), as for VGAN.
 """
 
@@ -136,8 +137,10 @@ class VCD(Method):
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         gen = generator or self.generator
-        if self.pool is None:
-            raise EbmlabError("vgan_vcd samples by transitions of training images: train at least one step first")
+        if self.pool is None:  # before any training step: transitions of noise images (uniform in the data's range)
+            x0 = torch.rand((n, *self.spec.shape), generator=gen, device=self.device)
+            lo, hi = self.spec.value_range or (-1.0, 1.0)
+            return self.T(lo + (hi - lo) * x0, gen)
         idx = torch.randint(0, len(self.pool), (n,), generator=gen, device=self.pool.device)
         return self.T(self.pool[idx], gen)
 

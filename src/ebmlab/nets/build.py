@@ -172,6 +172,16 @@ class _MLPAutoEncoder(nn.Module):
         return (r.reshape(x.shape) if len(self.shape) > 1 else r), code
 
 
+def penultimate(net: nn.Module, x: Tensor) -> Tensor:
+    """The penultimate layer of a critic built here: ``net.features`` for conv/DCGAN critics, every layer but the
+    last for an MLP (the linear probe's input)."""
+    if hasattr(net, "features"):
+        return net.features(x)
+    if isinstance(net, nn.Sequential) and isinstance(net[0], nn.Flatten):
+        return net[1][:-1](net[0](x))
+    return net[:-1](x)
+
+
 def default_batchnorm(spec, net: str) -> bool:
     """BatchNorm in a generator by default for conv generators (DCGAN practice), never for MLPs (the 2D recipes)."""
     return family(spec, net) != "mlp"
@@ -182,4 +192,4 @@ def n_params(m: nn.Module) -> int:
 
 
 __all__ = ["Net", "RangeOut", "autoencoder", "critic", "decoder", "default_batchnorm", "family", "features", "generator",
-           "n_params", "range_out", "time_energy"]
+           "n_params", "penultimate", "range_out", "time_energy"]
