@@ -68,3 +68,30 @@ def test_epoch_batches_cover_each_epoch_and_are_pure():
 def test_auto_scheme_iid_for_toys_epochs_otherwise():
     assert type(make_batches(get_dataset("ring8"), "auto", 10, 0)).__name__ == "IIDBatches"
     assert type(make_batches(get_dataset("digits"), "auto", 10, 0)).__name__ == "EpochBatches"
+
+
+def test_dataloader_stream_equals_memory_stream():
+    b = EpochBatches(get_dataset("digits_dynbin"), 32, seed=5)
+    mem = list(b.stream(10, 14))
+    dl = list(b.stream(10, 14, num_workers=1))
+    assert len(dl) == 4 and all(torch.equal(a, c) for a, c in zip(mem, dl))
+
+
+def test_image_run_resumes_exactly(tmp_path, monkeypatch):
+    import ebmlab
+    from ebmlab.metrics.classifier import train_classifier
+    from ebmlab.train import load_run
+
+    monkeypatch.setenv("EBMLAB_CLASSIFIERS", str(tmp_path / "clf"))
+    train_classifier(get_dataset("digits"), epochs=2, progress=False)
+    over = {"steps": 6, "batch_size": 16, "width": 8, "eval_samples": 50, "tensorboard": False, "plots": False,
+            "ckpt_every": 100}
+    ebmlab.train("gan", "digits", out=tmp_path / "a", overrides=over, progress=False)
+    ebmlab.train("gan", "digits", out=tmp_path / "b", overrides=over, progress=False, stop_after=3)
+    ebmlab.train("gan", "digits", out=tmp_path / "b", overrides=over, progress=False)
+    _, ma, _ = load_run(tmp_path / "a")
+    _, mb, _ = load_run(tmp_path / "b")
+    for (k, p), (_, q) in zip(ma.G.state_dict().items(), mb.G.state_dict().items()):
+        assert torch.equal(p, q), k
+    for p, q in zip(ma.D.parameters(), mb.D.parameters()):
+        assert torch.equal(p, q)
