@@ -113,7 +113,7 @@ def _sample(args) -> None:
         raise EbmlabError(f"--out must name a .npy file, got {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, x.numpy())
-    print(f"wrote {len(x)} samples of dimension {x.shape[1]} to {out}")
+    print(f"wrote {len(x)} samples of shape {tuple(x.shape[1:])} to {out}")
 
 
 def _classifier(args) -> None:

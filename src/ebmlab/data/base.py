@@ -88,6 +88,7 @@ class ArrayDataset:
     binarize: Literal["fixed", "dynamic"] | None = None
     base: str | None = None  # stacked sets: the single-channel data set whose classifier labels each channel
     stacked: bool = False
+    data_dir: str | None = None  # where the files were read from (for the base set of a stacked set)
 
     @property
     def kind(self) -> Kind:

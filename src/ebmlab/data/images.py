@@ -192,7 +192,7 @@ def builtin_dataset(name: str, data_dir: str | None = None) -> ArrayDataset:
         h, w = BASES[base][1][1:]
         return ArrayDataset(name, desc, DataSpec("image", (3, h, w), IMAGE_RANGE),
                             lambda: _stack(_base_arrays(base, dd)), uint8_to_signed, n_classes=1000, base=base,
-                            stacked=True)
+                            stacked=True, data_dir=dd)
     base, variant = name.rsplit("_", 1)
     shape = BASES[base][1]
     if variant == "bin":

@@ -182,7 +182,7 @@ def get_classifier(dataset, *, progress: bool = True) -> Classifier:
     name = classifier_name(dataset)
     d = classifier_dir()
     if not (d / f"{name}.pt").is_file():
-        base = get_dataset(dataset.base) if getattr(dataset, "stacked", False) else dataset
+        base = get_dataset(dataset.base, data_dir=dataset.data_dir) if getattr(dataset, "stacked", False) else dataset
         if progress:
             print(f"ebmlab: no classifier for {name} in {d}: training it on its train split (once)", file=sys.stderr)
         train_classifier(base, progress=progress)

@@ -20,6 +20,7 @@ Conventions
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -437,6 +438,9 @@ def run(
 ) -> RunResult:
     """Run ``n_warmup + n_steps`` steps of ``algorithm`` from ``x0 [b, D]`` (``b`` chains).
 
+    ``x0`` may also be ``[b, *event]`` (images): the chains then run on the flattened coordinates with
+    ``energy_fn`` called on the event shape, and ``final_state.x`` and ``samples`` come back in that shape.
+
     Args:
         algorithm: one of :data:`ula`, :data:`mala`, :data:`hmc`, :data:`kinetic_langevin`.
         n_steps: steps after warm-up (statistics and kept samples come from these only).
@@ -464,6 +468,14 @@ def run(
         )
     if thin is not None and thin < 1:
         raise ValueError(f"thin must be None or >= 1, got {thin}.")
+    if x0.dim() > 2:  # any event shape: the chains run on the flattened coordinates (the kernels are coordinate-wise)
+        event = tuple(x0.shape[1:])
+        res = run(algorithm, x0.flatten(1), lambda v: energy_fn(v.reshape(-1, *event)), n_steps=n_steps,
+                  generator=generator, n_warmup=n_warmup, thin=thin, adapt_step_size=adapt_step_size,
+                  target_accept=target_accept, progress=progress, **step_kwargs)
+        return dataclasses.replace(
+            res, final_state=dataclasses.replace(res.final_state, x=res.final_state.x.reshape(-1, *event)),
+            samples=None if res.samples is None else res.samples.reshape(res.samples.shape[0], -1, *event))
 
     state = algorithm.init(x0, energy_fn)
     total = n_warmup + n_steps
