@@ -109,3 +109,12 @@ def test_features_for_the_probe(name, net):
     m = build_method(resolve_config(name, "digits", overrides=over), torch.device("cpu"))
     f = m.features(get_dataset("digits").test[:7])
     assert f.dim() == 2 and f.shape[0] == 7 and torch.isfinite(f).all()
+
+
+@pytest.mark.parametrize("name", ["gan", "bib", "kale"])
+def test_dcgan_pair_on_32x32_images(name, tmp_path):
+    p = tmp_path / "rgb32.npy"
+    np.save(p, np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8))
+    m, ds, s = _steps(name, str(p), net="dcgan", width=8)
+    assert ds.shape == (3, 32, 32) and s.shape == (5, 3, 32, 32)
+    assert type(m.G).__name__ == "DCGANGenerator"
