@@ -132,7 +132,7 @@ def image_grid(x: torch.Tensor, value_range: tuple[float, float], nrow: int = 8,
 def save_image_grid(x: torch.Tensor, value_range: tuple[float, float], path, *, nrow: int = 8, scale: int = 0) -> None:
     """Write ``image_grid`` as a PNG (nearest-neighbour upscaled so that small images stay visible)."""
     g = image_grid(x, value_range, nrow)
-    s = scale or max(1, 256 // max(1, x.shape[-1] * nrow // 8))
+    s = scale or max(1, 512 // (x.shape[-1] * nrow))  # about 512 pixels across
     g = np.kron(g, np.ones((s, s, 1)))
     path.parent.mkdir(parents=True, exist_ok=True)
     plt.imsave(path, g)
