@@ -41,6 +41,8 @@ def main() -> None:
             d = done[0]
             summ = json.loads((d / "summary.json").read_text())
             secs = (d / "summary.json").stat().st_mtime - (d / "config.json").stat().st_mtime
+            if secs <= 0:  # config.json rewritten by a later resume of the finished run: time unknown
+                secs = None
             data_sets.add(summ["data"])
             results.append({"method": m, "data": summ["data"], "seed": s, "status": "ok", "metrics": summ["metrics"],
                             "seconds": secs})
