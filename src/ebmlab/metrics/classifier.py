@@ -18,6 +18,8 @@ Linear → classes; Adam(1e-3), batch 128, no augmentation.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import re
@@ -134,13 +136,9 @@ def train_classifier(dataset, *, epochs: int | None = None, seed: int = 0, width
         if progress:
             print(f"classifier {name}: epoch {ep + 1}/{epochs}, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     acc = _accuracy(net, xt, yt)
-    import io
-
     buf = io.BytesIO()
     torch.save(net.state_dict(), buf)
     blob = buf.getvalue()
-    import hashlib
-
     info = {"data": name, "sha256": hashlib.sha256(blob).hexdigest(), "test_accuracy": acc,
             "n_test": int(len(xt)), "channels": c, "side": side, "n_classes": n_classes, "width": width,
             "epochs": epochs, "seed": seed, "recipe": "Adam lr 1e-3, batch 128, no augmentation",
