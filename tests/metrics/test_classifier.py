@@ -42,3 +42,16 @@ def test_changed_weights_are_refused(trained, tmp_path):
 def test_stacked_set_needs_its_base_classifier():
     with pytest.raises(EbmlabError, match="digits"):
         train_classifier(get_dataset("stacked_digits"), epochs=1, progress=False)
+
+
+def test_training_gives_the_same_file_whatever_the_callers_thread_count(tmp_path):
+    """A bench worker (1 thread) and the CLI (torch's default) must produce the same classifier, hash included."""
+    ds = get_dataset("digits")
+    hashes = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        clf = train_classifier(ds, epochs=2, out_dir=tmp_path / f"t{threads}", progress=False)
+        assert torch.get_num_threads() == threads  # the caller's setting is restored
+        hashes.append(clf.sha256)
+    torch.set_num_threads(1)
+    assert hashes[0] == hashes[1]

@@ -9,7 +9,9 @@ probabilities the Inception-style score, its labels the stacked-set modes. These
 A classifier is saved as ``DIR/NAME.pt`` (a weights-only state dict) and ``DIR/NAME.json`` (its sha256, test
 accuracy, architecture and training recipe); DIR is ``EBMLAB_CLASSIFIERS`` or ``~/.cache/ebmlab/classifiers``.
 Loading recomputes the sha256 of the .pt file and refuses one that differs from the recorded value. Training is
-deterministic for a seed (``ebmlab classifier train --data NAME``); an image evaluation that finds no classifier
+deterministic for a seed (``ebmlab classifier train --data NAME``): it runs on one thread whatever the caller's
+setting, because a multi-threaded reduction sums in another order and gives other weights (and another hash) for
+the same seed; the same machine type therefore gives the same file. An image evaluation that finds no classifier
 trains it first (and says so), so that a first run needs no extra step.
 
 Architecture: Conv3×3(w) → Conv3×3/2(2w) → Conv3×3/2(4w) (ReLU each) → Linear → 128 features (ReLU) →
@@ -100,6 +102,21 @@ def _accuracy(net: DomainClassifier, x: Tensor, y: Tensor) -> float:
     return float((pred == y).double().mean())
 
 
+def _fit(net: DomainClassifier, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, g: torch.Generator, epochs: int,
+         name: str, t0: float, progress: bool) -> None:
+    for ep in range(epochs):
+        net.train()
+        perm = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x) - 127, 128):
+            idx = perm[i:i + 128]
+            loss = F.cross_entropy(net(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if progress:
+            print(f"classifier {name}: epoch {ep + 1}/{epochs}, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+
+
 def train_classifier(dataset, *, epochs: int | None = None, seed: int = 0, width: int = 32,
                      out_dir: str | Path | None = None, progress: bool = True) -> Classifier:
     """Train the domain classifier of ``dataset`` (a labelled image or binary set) and save it (module docstring)."""
@@ -124,17 +141,12 @@ def train_classifier(dataset, *, epochs: int | None = None, seed: int = 0, width
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(seed + 1)
     t0 = time.perf_counter()
-    for ep in range(epochs):
-        net.train()
-        perm = torch.randperm(len(x), generator=g)
-        for i in range(0, len(x) - 127, 128):
-            idx = perm[i:i + 128]
-            loss = F.cross_entropy(net(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        if progress:
-            print(f"classifier {name}: epoch {ep + 1}/{epochs}, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # reproducible weights: see the module docstring
+    try:
+        _fit(net, opt, x, y, g, epochs, name, t0, progress)
+    finally:
+        torch.set_num_threads(threads)
     acc = _accuracy(net, xt, yt)
     buf = io.BytesIO()
     torch.save(net.state_dict(), buf)
