@@ -83,3 +83,16 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoin
     _, method, step = load_run(tmp_path / "r")
     assert step == 20
     assert all(torch.isfinite(p).all() for p in method.parameters())
+
+
+def test_an_option_the_method_refuses_leaves_no_run_directory(tmp_path):
+    """The method's own checks run before anything is written: the corrected command then starts afresh."""
+    import ebmlab
+
+    out = tmp_path / "v"
+    with pytest.raises(ebmlab.EbmlabError, match="decoder_var"):
+        ebmlab.train("vae", "ring8", out=out, overrides={"decoder_var": -1.0, "steps": 2})
+    assert not out.exists()
+    res = ebmlab.train("vae", "ring8", out=out, overrides={"steps": 2, "eval_samples": 100, "plots": False,
+                                                          "tensorboard": False})
+    assert res.summary["step"] == 2

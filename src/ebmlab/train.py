@@ -196,19 +196,23 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
         if diffs:
             raise EbmlabError(f"{out} was created with different options ({'; '.join(diffs)}); "
                               f"resume with the same options or choose another --out")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-    write_json(run.config_path, cfg.to_dict())
-    return _train_loop(cfg, run, progress=progress, stop_after=stop_after)
-
-
-def _train_loop(cfg: ResolvedConfig, run: RunDir, *, progress: bool, stop_after: int | None) -> TrainResult:
+    # everything that can refuse the options (the data set, the device, the method's own checks) runs before the
+    # run directory is made or config.json written, so a refused command leaves nothing behind
     rc = cfg.run
     if rc.threads > 0:
         torch.set_num_threads(rc.threads)
     ds = dataset_of(cfg.data, rc)
     device = pick_device(rc.device)
     method = build_method(cfg, device)
+    if not run.exists():
+        out.mkdir(parents=True, exist_ok=True)
+    write_json(run.config_path, cfg.to_dict())
+    return _train_loop(cfg, run, ds, method, progress=progress, stop_after=stop_after)
+
+
+def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, *, progress: bool,
+                stop_after: int | None) -> TrainResult:
+    rc = cfg.run
     batches = make_batches(ds, rc.batches, rc.batch_size, rc.seed)
     start = 0
     ckpt = run.load_checkpoint(cfg.method)
@@ -239,7 +243,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, *, progress: bool, stop_after:
     try:
         stream = batches.stream(start, end, num_workers=rc.num_workers)
         for step, batch in zip(range(start + 1, end + 1), stream):
-            metrics = method.train_step(batch.to(device, non_blocking=True), step)
+            metrics = method.train_step(batch.to(method.device, non_blocking=True), step)
             _check_finite(metrics, step)
             if step % rc.log_every == 0:
                 metrics["steps_per_s"] = (step - start) / (time.perf_counter() - t0)
