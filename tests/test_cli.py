@@ -15,7 +15,11 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "ebmlab.cli", *args], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("name", list(METHODS))
+ANY_DATA = [n for n, c in METHODS.items() if c.data_kinds is None]
+BINARY_ONLY = [n for n, c in METHODS.items() if c.data_kinds == ("binary",)]
+
+
+@pytest.mark.parametrize("name", ANY_DATA)
 def test_cli_smoke_train_eval_sample(tmp_path, name, capsys):
     out = tmp_path / name
     assert main(["train", name, "--data", "ring8", "--steps", "20", "--out", str(out), "--no-progress",
@@ -33,6 +37,27 @@ def test_cli_smoke_train_eval_sample(tmp_path, name, capsys):
         assert main(["sample", str(out), "-n", "100", "--out", str(tmp_path / f), "--seed", str(seed)]) == 0
     a, b, c = (np.load(tmp_path / f) for f in ("a.npy", "b.npy", "c.npy"))
     assert a.shape == (100, 2) and np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("name", BINARY_ONLY)
+def test_cli_smoke_binary_methods(tmp_path, name, capsys):
+    out = tmp_path / name
+    assert main(["train", name, "--data", "digits_bin", "--steps", "10", "--out", str(out), "--no-progress",
+                 "eval_samples=200", "log_every=5", "eval_ks=[1,10]", "eval_points=20", "z2_samples=500",
+                 "layers=[8,4]"]) == 0
+    assert (out / "plots" / "samples.png").is_file()
+    m = json.loads((out / "summary.json").read_text())["metrics"]
+    assert m["k10_log_p"] >= m["k1_log_p"] - 5 and np.isfinite(m["clf_fd"])
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "estimates by number of samples K" in printed and ("two_log_pt" in printed) == (name == "bihm")
+    assert main(["sample", str(out), "-n", "30", "--out", str(tmp_path / "s.npy"), "--seed", "1"]) == 0
+    s = np.load(tmp_path / "s.npy")
+    assert s.shape == (30, 1, 8, 8) and set(np.unique(s)) <= {0.0, 1.0}
+    capsys.readouterr()
+    assert main(["train", name, "--data", "ring8", "--steps", "5", "--out", str(tmp_path / "bad")]) == 2
+    assert "binary" in capsys.readouterr().err and not (tmp_path / "bad" / "config.json").exists()
 
 
 def test_list_shows_methods_and_data_sets(capsys):

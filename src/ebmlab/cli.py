@@ -62,11 +62,33 @@ def _train(args) -> None:
         print(_format_metrics(res.summary))
 
 
+def _k_table(m: dict) -> tuple[list[str], set[str]]:
+    """Estimates reported per sample count K (keys ``k<K>_<name>``, e.g. BiHM's) as one table: K by estimate."""
+    import re
+
+    cells: dict[int, dict[str, float]] = {}
+    for key, v in m.items():
+        hit = re.fullmatch(r"k(\d+)_(\w+)", key)
+        if hit and isinstance(v, (int, float)):
+            cells.setdefault(int(hit[1]), {})[hit[2]] = v
+    if not cells:
+        return [], set()
+    cols = list(dict.fromkeys(c for row in cells.values() for c in row))
+    lines = ["  estimates by number of samples K (nats per example; ess_*: effective sample size / K):",
+             "  " + f"{'K':>8}" + "".join(f"{c:>14}" for c in cols)]
+    for k in sorted(cells):
+        lines.append("  " + f"{k:>8}" + "".join(f"{cells[k].get(c, float('nan')):>14.4g}" for c in cols))
+    return lines, {f"k{k}_{c}" for k in cells for c in cells[k]}
+
+
 def _format_metrics(summary: dict) -> str:
     m, ref = summary["metrics"], summary.get("real_vs_real", {})
+    table, in_table = _k_table(m)
     lines = [f"{summary['method']} on {summary['data']} at step {summary['step']}:",
              f"  {'metric':<14}{'model':>14}{'real data':>14}"]
     for k, v in m.items():
+        if k in in_table:
+            continue
         if isinstance(v, float):
             r = ref.get(k)
             rs = f"{r:>14.4g}" if isinstance(r, (int, float)) and r is not None else f"{'':>14}"
@@ -75,7 +97,7 @@ def _format_metrics(summary: dict) -> str:
             r = ref.get(k)
             lines.append(f"  {k:<14}{v:>14d}{(f'{r:>14}' if r is not None else '')}")
     notes = [f"  {k}: {v}" for k, v in m.items() if isinstance(v, str)]
-    return "\n".join(lines + notes)
+    return "\n".join(lines + table + notes)
 
 
 def _eval(args) -> None:

@@ -13,7 +13,8 @@ from ebmlab.train import build_method, resolve_config
 
 SMALL = {"width": 8, "z_dim": 4}
 EXTRA = {"lbt": {"est_z_dim": 4}, "lbt_gan": {"est_z_dim": 4}, "kale": {"n_critic_burst": 2},
-         "vae": {"z_dim": 4}, "vgan_vcd": {"z_dim": None}}
+         "vae": {"z_dim": 4}, "vgan_vcd": {"z_dim": None},
+         "bihm": {"width": None, "z_dim": None, "layers": (8, 4)}, "rws": {"width": None, "z_dim": None, "layers": (8, 4)}}
 
 
 def _steps(method_name: str, data: str, n: int = 2, **extra):
@@ -35,6 +36,10 @@ def _steps(method_name: str, data: str, n: int = 2, **extra):
 @pytest.mark.parametrize("name", list(METHODS))
 @pytest.mark.parametrize("data", ["digits", "stacked_digits"])
 def test_every_method_on_images(name, data):
+    if METHODS[name].data_kinds is not None and "image" not in METHODS[name].data_kinds:
+        with pytest.raises(ebmlab.EbmlabError, match="of kind 'image'"):
+            _steps(name, data)
+        return
     m, ds, s = _steps(name, data)
     assert s.shape == (5, *ds.shape) and torch.isfinite(s).all()
     lo, hi = ds.spec.value_range
@@ -45,7 +50,7 @@ def test_every_method_on_images(name, data):
         assert e.shape == (3,) and torch.isfinite(e).all()
 
 
-@pytest.mark.parametrize("name", ["gan", "vae", "bib_mi_diff", "ebgan_pt"])
+@pytest.mark.parametrize("name", ["gan", "vae", "bib_mi_diff", "ebgan_pt", "bihm", "rws"])
 def test_methods_on_binary_images(name):
     m, ds, s = _steps(name, "digits_dynbin")
     assert ds.kind == "binary" and s.shape == (5, 1, 8, 8)
@@ -72,6 +77,10 @@ def user_npz(tmp_path):
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_every_method_on_user_vectors(name, user_npz):
+    if METHODS[name].data_kinds is not None and "vectors" not in METHODS[name].data_kinds:
+        with pytest.raises(ebmlab.EbmlabError, match="of kind 'vectors'"):
+            _steps(name, user_npz)
+        return
     m, ds, s = _steps(name, user_npz, **({"width": None} if name != "vgan_vcd" else {"width": None}))
     assert ds.kind == "vectors" and s.shape == (5, 6)
 

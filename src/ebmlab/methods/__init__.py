@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import EbmlabError
 from .base import Method
 from .bib import BIB_METHODS
+from .bihm import RWS, BiHM
 from .ebgan import EBGAN, EBGANPT
 from .gan import GAN
 from .kale import KALE
@@ -21,6 +22,7 @@ METHODS: dict[str, type[Method]] = {
     **BIB_METHODS,
     "vae": VAE, "lbt": LBT, "lbt_gan": LBTGAN,
     "ebgan": EBGAN, "ebgan_pt": EBGANPT,
+    "bihm": BiHM, "rws": RWS,
 }
 
 

@@ -29,6 +29,9 @@ class Method(abc.ABC):
     # False where exp(−E) alone is not the model's density (KALE: the model is exp(−E)·G), so the spine's
     # quadrature metrics of exp(−E) would be mislabelled
     energy_defines_density: ClassVar[bool] = True
+    # the data kinds the method models (None: any); others are refused when the method is built
+    data_kinds: ClassVar[tuple[str, ...] | None] = None
+    data_hint: ClassVar[str] = ""  # what to use instead, for that message
 
     def __init__(self, config: Any, *, spec: DataSpec | None = None, data_dim: int | None = None,
                  device: torch.device, generator: torch.Generator):
@@ -38,6 +41,9 @@ class Method(abc.ABC):
             if data_dim is None:
                 raise EbmlabError("a method needs the data's spec (or data_dim for plain vectors)")
             spec = DataSpec("vectors", (int(data_dim),))
+        if self.data_kinds is not None and spec.kind not in self.data_kinds:
+            raise EbmlabError(f"method {self.name!r} models data of kind {' or '.join(self.data_kinds)}; this data "
+                              f"set is of kind {spec.kind!r}. {self.data_hint}")
         self.config = config
         self.spec = spec
         self.data_dim = spec.dim

@@ -1,0 +1,266 @@
+"""BiHM — Bidirectional Helmholtz Machines (Bornschein, Shabanian, Fischer & Bengio, ICML 2016; code
+jbornschein/bihm), and its baseline RWS — Reweighted Wake-Sleep (Bornschein & Bengio, ICLR 2015).
+
+Both train a top-down sigmoid belief net p(x, h) and a bottom-up q(h | x) (``nets/sbn.py``) on binary data from K
+samples h_k ~ q(h | x) per example. BiHM's model is not p but
+
+    p*(x) = p̃*(x)² / Z²,    p̃*(x) = Σ_h √(p(x, h) q(h | x)),    Z² = Σ_x p̃*(x)² ≤ 1,
+
+and it ascends 2 log p̃*(x) (a lower bound on log p*(x)): p gets Σ_k ω̃_k ∇ log p(x, h_k) and q gets
+Σ_k (ω̃_k − 1/K) ∇ log q(h_k | x), ω̃ = softmax_k(½ log p(x, h_k)/q(h_k | x)) (paper §2, ``bounds/helmholtz.py``). RWS
+models p itself and uses the ordinary weights softmax_k(log p/q) for both.
+
+Evaluation (``evaluate_extra``) on the first ``eval_points`` test points, for every K of ``eval_ks``: the IS estimate
+of log p(x), 2 log p̃*(x), log p*(x) = 2 log p̃* − log Z² (BiHM only; Z² from ``z2_samples`` outer × ``z2_inner``
+inner draws, with its standard error) and the effective sample sizes of the weights of p and of p* as fractions of
+K. The K-sample estimates use nested prefixes of one draw of max(eval_ks) samples per point, so the convergence in K
+is read off one set of samples. All are per-example nats of the {0, 1} data; each is a stochastic lower bound (in
+expectation) of the quantity it estimates, approaching it as K grows.
+
+Sampling (``sample_mode``): ``sir`` — importance resampling from p* (the original ``sample``): draw
+``sir_oversample``·n pairs (x, h) ~ p, weight each by p̃*(x)·√(q(h|x)/p(x, h)) (p̃* estimated with ``sir_inner``
+samples), resample n; ``gibbs`` — Metropolis-within-Gibbs over layers on the extended target
+π(x, h, h') ∝ √(p(x, h) q(h|x) p(x, h') q(h'|x)), whose x-marginal is exactly p*(x); each layer of each copy (and x)
+is proposed from p's top-down conditional given the layer above and accepted by the Metropolis–Hastings ratio
+(``gibbs_sweeps`` sweeps from an ancestral start); ``p`` — ancestral samples of the top-down model (RWS's model).
+Samples are binary; ``sample_mean=True`` returns E[x | h_1] instead, the usual picture.
+
+Deviations: RWS's q update is the wake phase alone by default (``q_update="wake"``, the estimator the ICLR 2015 paper
+found best); the original code's BiHM comparison runs used half wake, half sleep (``q_update="wake_sleep"``, each
+weighted ½ as there). Log-probabilities come from logits, not clipped probabilities (``nets/sbn.py``). The block
+Gibbs sampler is our construction (the paper samples by resampling and inpaints with Gibbs-like chains; its exact
+transition operator was not in the released code).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from ..bounds.helmholtz import (bihm_surrogate, ess_fraction, log_mean_with_se, log_p_is, log_z2_terms,
+                                rws_surrogate, two_log_p_tilde, two_log_p_tilde_from_log_w)
+from ..errors import EbmlabError
+from ..nets.sbn import HelmholtzPair
+from .base import Method, adam, optimizer_step
+
+
+@dataclass(frozen=True)
+class HelmholtzConfig:
+    layers: tuple[int, ...] = (200, 100, 50)  # hidden layer sizes, bottom-up (the visible layer is the data's)
+    n_samples: int = 10  # K samples of h ~ q(h|x) per example in training
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    q_update: Literal["wake", "wake_sleep"] = "wake"  # RWS only (module docstring)
+    eval_ks: tuple[int, ...] = (1, 10, 100, 1000)
+    eval_points: int = 100
+    z2_samples: int = 10000  # outer draws (x, h) ~ p of the Z² estimator (BiHM)
+    z2_inner: int = 10
+    eval_chunk: int = 20000  # rows per forward pass in evaluation
+    eval_seed: int = 0
+    sample_mode: Literal["sir", "gibbs", "p"] = "sir"
+    sir_oversample: int = 20
+    sir_inner: int = 10
+    gibbs_sweeps: int = 50
+    sample_mean: bool = False
+
+
+class HelmholtzMethod(Method):
+    """Abstract: the networks, evaluation and sampling of a Helmholtz machine; subclasses write ``train_step``."""
+
+    Config = HelmholtzConfig
+    data_kinds = ("binary",)
+    data_hint = ("Use a binarised set (digits_bin, fashion_bin, binarized_mnist, a *_dynbin set) or a user's .npz of "
+                 "0/1 values")
+    models_p_star = False  # True: the model is p*(x) ∝ p̃*(x)² (BiHM), else p(x) (RWS)
+
+    def __init__(self, config: HelmholtzConfig, **kw):
+        super().__init__(config, **kw)
+        c = config
+        for name in ("n_samples", "eval_points", "z2_samples", "z2_inner", "eval_chunk", "sir_oversample",
+                     "sir_inner"):
+            if getattr(c, name) < 1:
+                raise EbmlabError(f"{name} must be ≥ 1; got {getattr(c, name)}")
+        if c.gibbs_sweeps < 0 or not c.eval_ks or min(c.eval_ks) < 1:
+            raise EbmlabError(f"gibbs_sweeps must be ≥ 0 and eval_ks a non-empty list of K ≥ 1; got "
+                              f"{c.gibbs_sweeps} and {list(c.eval_ks)}")
+        self.pair = HelmholtzPair((self.spec.dim, *c.layers)).to(self.device)
+        self.networks = {"pair": self.pair}
+        self.optimizers = {"pair": adam(self.pair.parameters(), c.lr, (c.beta1, c.beta2))}
+
+    # --- shared pieces of a step -----------------------------------------------------------------------
+    def _log_pq(self, x: Tensor, k: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """log p(x, h_k), log q(h_k | x) for K samples h_k ~ q(h|x) per example: [b, K] each."""
+        b = x.shape[0]
+        state = self.pair.sample_q(x.reshape(b, -1).repeat_interleave(k, 0), generator or self.generator)
+        return self.pair.log_p(state).view(b, k), self.pair.log_q(state).view(b, k)
+
+    # --- evaluation -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def log_z2(self, *, generator: torch.Generator) -> tuple[float, float]:
+        """(log Z², its standard error) from ``z2_samples`` outer draws (BiHM's normaliser; 0 exactly for p)."""
+        c = self.config
+        per = max(1, c.eval_chunk // c.z2_inner)
+        terms = [log_z2_terms(self.pair, min(per, c.z2_samples - i), c.z2_inner, generator)
+                 for i in range(0, c.z2_samples, per)]
+        return log_mean_with_se(torch.cat(terms))
+
+    @torch.no_grad()
+    def estimates(self, x: Tensor, ks: tuple[int, ...], *, generator: torch.Generator) -> dict[str, Tensor]:
+        """Per-example K-sample estimates for each K of ``ks`` (nested prefixes of one draw of max K samples):
+        ``log_p_<K>``, ``two_log_pt_<K>``, ``ess_p_<K>``, ``ess_pstar_<K>`` → [b] float64 tensors."""
+        kmax, b = max(ks), x.shape[0]
+        rows = max(1, self.config.eval_chunk)
+        log_w = torch.empty(b, kmax, dtype=torch.float64)
+        flat = x.reshape(b, -1).to(self.device, next(self.pair.parameters()).dtype)
+        for i in range(b):
+            parts = []
+            for j in range(0, kmax, rows):
+                lp, lq = self._log_pq(flat[i:i + 1], min(rows, kmax - j), generator)
+                parts.append((lp - lq).double().cpu())
+            log_w[i] = torch.cat(parts, 1)[0]
+        out = {}
+        for k in sorted(ks):
+            lw = log_w[:, :k]
+            out[f"log_p_{k}"] = torch.logsumexp(lw, 1) - torch.log(torch.tensor(float(k), dtype=torch.float64))
+            out[f"two_log_pt_{k}"] = two_log_p_tilde_from_log_w(lw)
+            out[f"ess_p_{k}"] = ess_fraction(lw)
+            out[f"ess_pstar_{k}"] = ess_fraction(0.5 * lw)
+        return out
+
+    def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
+        """The K-table (means over the first ``eval_points`` test points) and the headline numbers at max K."""
+        c = self.config
+        gen = torch.Generator(device=self.device).manual_seed(c.eval_seed)
+        x = dataset.test[:c.eval_points]
+        est = self.estimates(x, c.eval_ks, generator=gen)
+        out: dict[str, Any] = {}
+        log_z2, log_z2_se = self.log_z2(generator=gen) if self.models_p_star else (0.0, 0.0)
+        if self.models_p_star:
+            out.update(log_z2=log_z2, log_z2_se=log_z2_se)
+        for k in sorted(c.eval_ks):
+            out[f"k{k}_log_p"] = float(est[f"log_p_{k}"].mean())
+            if self.models_p_star:
+                out[f"k{k}_two_log_pt"] = float(est[f"two_log_pt_{k}"].mean())
+                out[f"k{k}_log_pstar"] = out[f"k{k}_two_log_pt"] - log_z2
+                out[f"k{k}_ess_pstar"] = float(est[f"ess_pstar_{k}"].mean())
+            out[f"k{k}_ess_p"] = float(est[f"ess_p_{k}"].mean())
+        k = max(c.eval_ks)
+        n = len(x)
+        se = lambda t: float(t.std() / n ** 0.5) if n > 1 else float("nan")  # noqa: E731
+        out["nll_is"] = -out[f"k{k}_log_p"]
+        out["nll_is_se"] = se(est[f"log_p_{k}"])
+        if self.models_p_star:
+            out["nll_pstar"] = -out[f"k{k}_log_pstar"]
+            # test-point spread and Z²'s own error, independent, added in quadrature
+            out["nll_pstar_se"] = (se(est[f"two_log_pt_{k}"]) ** 2 + log_z2_se ** 2) ** 0.5
+        out["eval_k"] = k
+        out["eval_points"] = n
+        return out
+
+    # --- sampling ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _sir(self, n: int, gen: torch.Generator) -> list[Tensor]:
+        c = self.config
+        m = n * c.sir_oversample
+        state = self.pair.sample_p(m, gen)
+        lp, lq = self.pair.log_p(state), self.pair.log_q(state)
+        x_rep = state[0].repeat_interleave(c.sir_inner, 0)
+        inner = self.pair.sample_q(x_rep, gen)
+        two_lpt = two_log_p_tilde(self.pair.log_p(inner).view(m, -1), self.pair.log_q(inner).view(m, -1))
+        log_w = 0.5 * two_lpt + 0.5 * (lq - lp)  # p̃*(x)·√(q/p): target p̃*(x)√(p q)/Z², proposal p(x, h)
+        idx = torch.multinomial(torch.softmax(log_w.double(), 0), n, replacement=True, generator=gen)
+        return [s[idx.to(s.device)] for s in state]
+
+    def _log_target(self, x: Tensor, ha: list[Tensor], hb: list[Tensor]) -> Tensor:
+        sa, sb = [x, *ha], [x, *hb]
+        return 0.5 * (self.pair.log_p(sa) + self.pair.log_q(sa) + self.pair.log_p(sb) + self.pair.log_q(sb))
+
+    @torch.no_grad()
+    def _gibbs(self, n: int, gen: torch.Generator) -> tuple[list[Tensor], float]:
+        """Metropolis-within-Gibbs on π(x, h, h') (module docstring); returns the a-copy state and the mean
+        acceptance rate."""
+        pair = self.pair
+        start = pair.sample_p(n, gen)
+        x, ha = start[0], start[1:]
+        hb = pair.sample_q(x, gen)[1:]
+        cur = self._log_target(x, ha, hb)
+        acc, tries = 0.0, 0
+
+        def mh(prop_logr, cur_logr, new_target):
+            nonlocal cur, acc, tries
+            log_alpha = new_target - cur + cur_logr - prop_logr
+            ok = torch.rand(n, generator=gen, device=x.device).log() < log_alpha
+            cur = torch.where(ok, new_target, cur)
+            acc += float(ok.float().mean())
+            tries += 1
+            return ok
+
+        for _ in range(self.config.gibbs_sweeps):
+            for h in (ha, hb):
+                for l in reversed(range(pair.n_layers)):  # h[l] is hidden layer l + 1
+                    if l == pair.n_layers - 1:
+                        prop = pair.p_top.sample(n, gen)
+                        lr_new, lr_old = pair.p_top.log_prob(prop), pair.p_top.log_prob(h[l])
+                    else:
+                        layer = pair.p[l + 1]
+                        prop = layer.sample(h[l + 1], gen)
+                        lr_new, lr_old = layer.log_prob(prop, h[l + 1]), layer.log_prob(h[l], h[l + 1])
+                    new_h = [*h[:l], prop, *h[l + 1:]]
+                    tgt = self._log_target(x, new_h, hb) if h is ha else self._log_target(x, ha, new_h)
+                    ok = mh(lr_new, lr_old, tgt)
+                    h[l] = torch.where(ok[:, None], prop, h[l])
+            prop = pair.p[0].sample(ha[0], gen)
+            ok = mh(pair.p[0].log_prob(prop, ha[0]), pair.p[0].log_prob(x, ha[0]), self._log_target(prop, ha, hb))
+            x = torch.where(ok[:, None], prop, x)
+        return [x, *ha], acc / max(tries, 1)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        gen = generator or self.generator
+        c = self.config
+        if c.sample_mode == "sir" and self.models_p_star:
+            state = self._sir(n, gen)
+        elif c.sample_mode == "gibbs" and self.models_p_star:
+            state, _ = self._gibbs(n, gen)
+        else:  # "p", and RWS's model p itself
+            state = self.pair.sample_p(n, gen)
+        x = self.pair.mean_x(state[1]) if c.sample_mean else state[0]
+        return x.reshape(n, *self.spec.shape)
+
+
+class BiHM(HelmholtzMethod):
+    name = "bihm"
+    description = "Bidirectional Helmholtz machine: sigmoid belief nets p and q, model p* ∝ (Σ_h √(p q))², Z² estimate"
+    models_p_star = True
+
+    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
+        # --- one update of p and q from K samples h ~ q(h|x) with square-root importance weights ---
+        log_p, log_q = self._log_pq(batch, self.config.n_samples)
+        optimizer_step(self.optimizers["pair"], bihm_surrogate(log_p, log_q))
+        with torch.no_grad():
+            return {"two_log_pt": float(two_log_p_tilde(log_p, log_q).mean()),
+                    "log_p_is": float(log_p_is(log_p, log_q).mean()),
+                    "ess_pstar": float(ess_fraction(0.5 * (log_p - log_q)).mean())}
+
+
+class RWS(HelmholtzMethod):
+    name = "rws"
+    description = "Reweighted wake-sleep: sigmoid belief nets p and q, importance-weighted wake updates of both"
+
+    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
+        # --- wake phase: p and q from K samples h ~ q(h|x) with ordinary importance weights ---
+        log_p, log_q = self._log_pq(batch, self.config.n_samples)
+        loss = rws_surrogate(log_p, log_q)
+        if self.config.q_update == "wake_sleep":
+            # --- sleep phase: q fits (x, h) ~ p; wake and sleep q terms weighted ½ each, as the original ---
+            state = self.pair.sample_p(batch.shape[0], self.generator)
+            w = torch.softmax(log_p - log_q, 1).detach()
+            loss = -(w * log_p).sum(1).mean() - 0.5 * (w * log_q).sum(1).mean() - 0.5 * self.pair.log_q(state).mean()
+        optimizer_step(self.optimizers["pair"], loss)
+        with torch.no_grad():
+            return {"log_p_is": float(log_p_is(log_p, log_q).mean()),
+                    "ess_p": float(ess_fraction(log_p - log_q).mean())}
