@@ -216,3 +216,12 @@ def test_rws_wake_sleep_moves_q_towards_p():
     before = [p.detach().clone() for p in m.pair.q.parameters()]
     m.train_step(all_states(6)[:8], 1)
     assert any(not torch.equal(a, b) for a, b in zip(before, m.pair.q.parameters()))
+
+
+def test_sampling_returns_the_log_probability_of_what_it_drew():
+    pair = random_pair(3)
+    g = torch.Generator().manual_seed(0)
+    state, log_q = pair.sample_q(all_states(6), g)
+    assert torch.allclose(log_q, pair.log_q(state))
+    state, log_p = pair.sample_p(50, g)
+    assert torch.allclose(log_p, pair.log_p(state))

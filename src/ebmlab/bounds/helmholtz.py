@@ -95,16 +95,15 @@ def rws_surrogate(log_p: Tensor, log_q: Tensor) -> Tensor:
 def log_z2_terms(pair, n: int, n_inner: int, generator: torch.Generator | None = None) -> Tensor:
     """log t for n outer draws (x, h) ~ p and ``n_inner`` inner draws h' ~ q(h | x) each: [n] (module docstring).
 
-    ``pair`` is a :class:`ebmlab.nets.sbn.HelmholtzPair` (anything with ``sample_p``, ``sample_q``, ``log_p``,
-    ``log_q``).
+    ``pair`` is a :class:`ebmlab.nets.sbn.HelmholtzPair` (anything with ``sample_p`` and ``sample_q`` returning
+    (state, log-probability), ``log_p`` and ``log_q``).
     """
     if n < 1 or n_inner < 1:
         raise ValueError(f"n and n_inner must be ≥ 1; got {n} and {n_inner}")
-    outer = pair.sample_p(n, generator)
-    log_ratio_outer = pair.log_q(outer) - pair.log_p(outer)
-    x = outer[0].repeat_interleave(n_inner, 0)
-    inner = pair.sample_q(x, generator)
-    log_w_inner = (pair.log_p(inner) - pair.log_q(inner)).view(n, n_inner)
+    outer, log_p_outer = pair.sample_p(n, generator)
+    log_ratio_outer = pair.log_q(outer) - log_p_outer
+    inner, log_q_inner = pair.sample_q(outer[0].repeat_interleave(n_inner, 0), generator)
+    log_w_inner = (pair.log_p(inner) - log_q_inner).view(n, n_inner)
     return 0.5 * log_ratio_outer + 0.5 * two_log_p_tilde_from_log_w(log_w_inner)
 
 

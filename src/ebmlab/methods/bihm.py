@@ -95,8 +95,8 @@ class HelmholtzMethod(Method):
     def _log_pq(self, x: Tensor, k: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """log p(x, h_k), log q(h_k | x) for K samples h_k ~ q(h|x) per example: [b, K] each."""
         b = x.shape[0]
-        state = self.pair.sample_q(x.reshape(b, -1).repeat_interleave(k, 0), generator or self.generator)
-        return self.pair.log_p(state).view(b, k), self.pair.log_q(state).view(b, k)
+        state, log_q = self.pair.sample_q(x.reshape(b, -1).repeat_interleave(k, 0), generator or self.generator)
+        return self.pair.log_p(state).view(b, k), log_q.view(b, k)
 
     # --- evaluation -------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -166,11 +166,10 @@ class HelmholtzMethod(Method):
     def _sir(self, n: int, gen: torch.Generator) -> list[Tensor]:
         c = self.config
         m = n * c.sir_oversample
-        state = self.pair.sample_p(m, gen)
-        lp, lq = self.pair.log_p(state), self.pair.log_q(state)
-        x_rep = state[0].repeat_interleave(c.sir_inner, 0)
-        inner = self.pair.sample_q(x_rep, gen)
-        two_lpt = two_log_p_tilde(self.pair.log_p(inner).view(m, -1), self.pair.log_q(inner).view(m, -1))
+        state, lp = self.pair.sample_p(m, gen)
+        lq = self.pair.log_q(state)
+        inner, inner_lq = self.pair.sample_q(state[0].repeat_interleave(c.sir_inner, 0), gen)
+        two_lpt = two_log_p_tilde(self.pair.log_p(inner).view(m, -1), inner_lq.view(m, -1))
         log_w = 0.5 * two_lpt + 0.5 * (lq - lp)  # p̃*(x)·√(q/p): target p̃*(x)√(p q)/Z², proposal p(x, h)
         idx = torch.multinomial(torch.softmax(log_w.double(), 0), n, replacement=True, generator=gen)
         return [s[idx.to(s.device)] for s in state]
@@ -184,9 +183,9 @@ class HelmholtzMethod(Method):
         """Metropolis-within-Gibbs on π(x, h, h') (module docstring); returns the a-copy state and the mean
         acceptance rate."""
         pair = self.pair
-        start = pair.sample_p(n, gen)
+        start, _ = pair.sample_p(n, gen)
         x, ha = start[0], start[1:]
-        hb = pair.sample_q(x, gen)[1:]
+        hb = pair.sample_q(x, gen)[0][1:]
         cur = self._log_target(x, ha, hb)
         acc, tries = 0.0, 0
 
@@ -227,7 +226,7 @@ class HelmholtzMethod(Method):
         elif c.sample_mode == "gibbs" and self.models_p_star:
             state, _ = self._gibbs(n, gen)
         else:  # "p", and RWS's model p itself
-            state = self.pair.sample_p(n, gen)
+            state, _ = self.pair.sample_p(n, gen)
         x = self.pair.mean_x(state[1]) if c.sample_mean else state[0]
         return x.reshape(n, *self.spec.shape)
 
@@ -257,7 +256,7 @@ class RWS(HelmholtzMethod):
         loss = rws_surrogate(log_p, log_q)
         if self.config.q_update == "wake_sleep":
             # --- sleep phase: q fits (x, h) ~ p; wake and sleep q terms weighted ½ each, as the original ---
-            state = self.pair.sample_p(batch.shape[0], self.generator)
+            state, _ = self.pair.sample_p(batch.shape[0], self.generator)
             w = torch.softmax(log_p - log_q, 1).detach()
             loss = -(w * log_p).sum(1).mean() - 0.5 * (w * log_q).sum(1).mean() - 0.5 * self.pair.log_q(state).mean()
         optimizer_step(self.optimizers["pair"], loss)

@@ -104,19 +104,29 @@ class HelmholtzPair(nn.Module):
             out = out + layer.log_prob(state[l + 1], state[l])
         return out
 
-    def sample_q(self, x: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
-        """h ~ q(h | x) bottom-up: x [n, D] → the state [x, h_1, …, h_L] (no gradient flows through samples)."""
-        state = [x]
-        for layer in self.q:
-            state.append(layer.sample(state[-1], generator).detach())
-        return state
+    def sample_q(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[list[Tensor], Tensor]:
+        """h ~ q(h | x) bottom-up: x [n, D] → (the state [x, h_1, …, h_L], log q(h | x) [n]).
 
-    def sample_p(self, n: int, generator: torch.Generator | None = None) -> list[Tensor]:
-        """(x, h) ~ p(x, h) top-down (ancestral): the state [x, h_1, …, h_L]."""
-        state = [self.p_top.sample(n, generator).detach()]
+        The log-probability comes from the logits that drew the samples (one forward per layer, not two); it
+        carries the gradient into q's parameters, the samples carry none."""
+        state, log_q = [x], torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        for layer in self.q:
+            logits = layer.linear(state[-1])
+            h = _bernoulli(logits.detach(), generator)
+            log_q = log_q + bernoulli_log_prob(logits, h)
+            state.append(h)
+        return state, log_q
+
+    def sample_p(self, n: int, generator: torch.Generator | None = None) -> tuple[list[Tensor], Tensor]:
+        """(x, h) ~ p(x, h) top-down (ancestral): (the state [x, h_1, …, h_L], log p(x, h) [n])."""
+        top = self.p_top.sample(n, generator).detach()
+        state, log_p = [top], self.p_top.log_prob(top)
         for layer in reversed(self.p):
-            state.insert(0, layer.sample(state[0], generator).detach())
-        return state
+            logits = layer.linear(state[0])
+            x = _bernoulli(logits.detach(), generator)
+            log_p = log_p + bernoulli_log_prob(logits, x)
+            state.insert(0, x)
+        return state, log_p
 
     def mean_x(self, h1: Tensor) -> Tensor:
         """E[x | h_1] = σ(W h_1 + b) [n, D] (for pictures of samples)."""
