@@ -5,7 +5,11 @@ For every method, in one process: steps per second of (a) ``method.train_step`` 
 pre-drawn batches (the method's own networks and update, no trainer) and (b) the same number of steps through
 ``ebmlab.train`` (batches, logging, checkpoint, no evaluation) — their ratio is the trainer's overhead; for GAN
 also (c) a hand-written PyTorch loop of the same two networks (BCE discriminator step, non-saturating generator
-step, Adam), the floor any GAN implementation pays. Each at 1 and at 2 torch threads.
+step, Adam), the floor any GAN implementation pays. Each at 1 and at 2 torch threads. For the other methods no
+hand-written twin exists (rewriting LBT's unroll or BiB's LOBPCG by hand would be a second implementation), so
+their cost is also given in units of that bare GAN loop, measured in the same process right before and after each
+method's row (the mean of the two), which says how many GAN steps of compute one step of the method costs. BiHM's
+hand-written twin is in benchmarks/bihm/bench_bihm_speed.py. Methods that do not model the data's kind are skipped.
 
     python benchmarks/images/bench_speed.py --steps 60 --out benchmarks/images/speed.md
 """
@@ -103,21 +107,26 @@ def main() -> None:
             "checkpoint, which dominate at this step count; the trainer's per-step overhead is measured on 2D in "
             "benchmarks/results/spine_speed.md); `bare GAN`: a hand-written PyTorch loop of the same two networks, "
             "the floor of any GAN implementation.\n",
-            "| method | threads | method loop (steps/s) | ebmlab.train incl. start-up (steps/s) | bare GAN (steps/s) |",
-            "|---|---|---|---|---|"]
+            "| method | threads | method loop (steps/s) | ebmlab.train incl. start-up (steps/s) | bare GAN loop "
+            "(steps/s, before / after) | method loop / bare GAN |",
+            "|---|---|---|---|---|---|"]
     lines = list(head)
+    kind = get_dataset(a.data).kind
+    methods = [n for n in methods if ebmlab.METHODS[n].data_kinds is None or kind in ebmlab.METHODS[n].data_kinds]
+    gan = build_method(resolve_config("gan", a.data, overrides={"batch_size": 64}), torch.device("cpu"))
+    xs = list(make_batches(get_dataset(a.data), "auto", 64, 0).stream(0, a.steps))
     for threads in (1, 2):
         torch.set_num_threads(threads)
+        bare_gan(gan, xs, 2)  # warm-up at this thread count
+        before = bare_gan(gan, xs, a.steps)
         for name in methods:
             sps_m = method_loop(name, a.data, a.steps)
             sps_t = trainer(name, a.data, a.steps)
-            bare = "–"
-            if name == "gan":
-                cfg = resolve_config("gan", a.data, overrides={"batch_size": 64})
-                m = build_method(cfg, torch.device("cpu"))
-                xs = list(make_batches(get_dataset(a.data), "auto", 64, 0).stream(0, a.steps))
-                bare = f"{bare_gan(m, xs, a.steps):.2f}"
-            lines.append(f"| {name} | {threads} | {sps_m:.2f} | {sps_t:.2f} | {bare} |")
+            after = bare_gan(gan, xs, a.steps)
+            ratio = sps_m / ((before + after) / 2)
+            lines.append(f"| {name} | {threads} | {sps_m:.2f} | {sps_t:.2f} | {before:.2f} / {after:.2f} | "
+                         f"{ratio:.3f} |")
+            before = after
             with open(a.out, "w") as fh:  # written after every row, so a stopped run keeps what it measured
                 fh.write("\n".join(lines + [f"\nWall time so far {time.perf_counter() - t_all:.0f} s; load average "
                                              f"now {os.getloadavg()[0]:.2f}.\n"]))

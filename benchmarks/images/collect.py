@@ -3,7 +3,7 @@ was stopped before every run of its grid was done. The table is the one ``ebmlab
 (``ebmlab.bench.markdown``); the runs that did not finish are listed under it.
 
     python benchmarks/images/collect.py benchmarks/images/stacked_digits --command "ebmlab bench images ..." \
-        --expect gan,vgan,... --seeds 3
+        --expect "gan vgan bib_mi_diff:2" --seeds 3
 
 A run's wall time is the time from its config.json to its summary.json (training + final evaluation).
 """
@@ -24,15 +24,17 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("bench_dir")
     p.add_argument("--command", required=True)
-    p.add_argument("--expect", required=True, help="comma-separated methods of the grid")
+    p.add_argument("--expect", required=True, help="the methods of the grid, separated by spaces; METHOD:S1,S2 "
+                                                    "restricts a method to those seeds")
     p.add_argument("--seeds", type=int, required=True)
     p.add_argument("--eval-samples", type=int, default=1000)
     p.add_argument("--wall", type=float, default=float("nan"), help="wall time of the bench so far (s)")
     a = p.parse_args()
     runs = Path(a.bench_dir) / "runs"
     results, missing, data_sets = [], [], set()
-    for m in a.expect.split(","):
-        for s in range(a.seeds):
+    for entry in a.expect.split():
+        m, _, only = entry.partition(":")
+        for s in ([int(v) for v in only.split(",")] if only else range(a.seeds)):
             cands = sorted(runs.glob(f"{m}-*-s{s}"))
             done = [c for c in cands if (c / "summary.json").is_file()]
             if not done:
