@@ -82,6 +82,33 @@ def table_rows(method: str, metrics: dict) -> dict:
     return out
 
 
+def save_grids(method, name: str, data: str, folder: Path) -> dict[str, float]:
+    """64 binary samples per sampler as a PNG grid: BiHM from p* by resampling and by Gibbs, RWS from p, the VAE
+    from its decoder; returns each sampler's wall time (the Gibbs sampler's mean acceptance rate too)."""
+    import dataclasses
+
+    from ebmlab.plots import save_image_grid
+
+    folder.mkdir(parents=True, exist_ok=True)
+    modes = ["sir", "gibbs"] if name == "bihm" else [None]
+    times = {}
+    method.train(False)
+    for mode in modes:
+        if mode is not None:
+            method.config = dataclasses.replace(method.config, sample_mode=mode, sample_mean=False)
+        g = torch.Generator().manual_seed(0)
+        t0 = time.perf_counter()
+        if mode == "gibbs":
+            state, acc = method._gibbs(64, g)
+            x = state[0].reshape(64, *method.spec.shape)
+            times["gibbs_acceptance"] = acc
+        else:
+            x = method.sample(64, generator=g)
+        times[mode or "samples"] = time.perf_counter() - t0
+        save_image_grid(x.clamp(0, 1), (0.0, 1.0), folder / f"{data}_{name}{'_' + mode if mode else ''}.png")
+    return times
+
+
 def main() -> None:
     import ebmlab
 
@@ -125,6 +152,7 @@ def main() -> None:
                                 **{k: met.get(k) for k in ("log_z2", "log_z2_se", "nll_pstar", "nll_pstar_se",
                                                            "nll_is", "nll_is_se", "nll_iwae", "nll_iwae_se",
                                                            "clf_fd")}}
+            entry["runs"][m]["grids"] = save_grids(res.method, m, data, out / "grids")
             print(f"{data} {m}: {steps} steps, {entry['runs'][m]['seconds_incl_eval']:.0f} s", flush=True)
             (out / "results.json").write_text(json.dumps(report | {"data": {**report["data"], data: entry}},
                                                          indent=1, default=float))
