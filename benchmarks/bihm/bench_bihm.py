@@ -6,7 +6,8 @@ For each data set (fixed binarisation: one Bernoulli draw of grey/255, seed 0 fo
 1. the step rate of each method is measured in this one process, interleaved over rounds (so all three see the same
    machine load), and each method gets steps = budget × its median rate: the same wall-clock budget, written down as
    a step count so the runs are reproducible and resumable;
-2. each method trains through ``ebmlab.train`` into OUT/runs/<method>-<data> (a re-run resumes or reuses it);
+2. each method trains through ``ebmlab.train`` into OUT/runs/<method>-<data> (a re-run reuses the recorded rates and
+   resumes or reuses the runs);
 3. every run is evaluated on the first ``--points`` test images for K ∈ {1, 10, 100, 1000, 10000}: IS log p(x),
    2 log p̃*(x) and log p*(x) = 2 log p̃* − log Z² (BiHM; Z² from ``--z2`` outer × 10 inner draws, with its s.e.),
    the IWAE bound L_K (VAE), and the ESS of the weights of p and of p*;
@@ -39,11 +40,13 @@ def overrides(method: str, points: int, z2: int) -> dict:
     return {"eval_ks": KS, "eval_points": points, "z2_samples": z2}
 
 
-def step_rates(data: str, methods: list[str], data_dir: str, rounds: int = 3, steps: int = 20) -> dict[str, float]:
+def step_rates(data: str, methods: list[str], data_dir: str, rounds: int = 5, seconds: float = 2.0) -> dict[str, float]:
+    """Median steps/s of each method over ``rounds`` rounds, the methods interleaved within a round and each timed
+    for at least ``seconds`` (short timings under a shared machine's load scatter by a factor of two)."""
     from ebmlab.data import get_dataset
     from ebmlab.train import build_method, resolve_config
 
-    ds = get_dataset(data, data_dir=data_dir or None) if data_dir else get_dataset(data)
+    ds = get_dataset(data, data_dir=data_dir or None)
     built = {}
     for m in methods:
         cfg = resolve_config(m, data, overrides={**overrides(m, 1, 1), "seed": 0,
@@ -53,12 +56,13 @@ def step_rates(data: str, methods: list[str], data_dir: str, rounds: int = 3, st
     g = torch.Generator().manual_seed(0)
     for _ in range(rounds):
         for m, (meth, bs) in built.items():
-            batches = [ds.train[torch.randint(0, len(ds.train), (bs,), generator=g)] for _ in range(steps + 1)]
+            batches = [ds.train[torch.randint(0, len(ds.train), (bs,), generator=g)] for _ in range(8)]
             meth.train_step(batches[0], 1)
-            t0 = time.perf_counter()
-            for i, b in enumerate(batches[1:]):
-                meth.train_step(b, i + 2)
-            rates[m].append(steps / (time.perf_counter() - t0))
+            n, t0 = 0, time.perf_counter()
+            while n < 10 or time.perf_counter() - t0 < seconds:
+                meth.train_step(batches[n % 8], n + 2)
+                n += 1
+            rates[m].append(n / (time.perf_counter() - t0))
     return {m: statistics.median(r) for m, r in rates.items()}
 
 
@@ -133,8 +137,12 @@ def main() -> None:
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                          f"{a.threads} thread(s)", "load_start": os.getloadavg()[0], "data": {}}
     t_all = time.perf_counter()
+    previous = json.loads((out / "results.json").read_text()).get("data", {}) if (out / "results.json").is_file() else {}
     for data, budget in zip(datas, budgets):
-        rates = step_rates(data, methods, a.data_dir)
+        # a re-run reuses the rates it measured before, so it resumes the same step counts
+        rates = previous.get(data, {}).get("rates") or step_rates(data, methods, a.data_dir)
+        if set(rates) != set(methods):
+            rates = step_rates(data, methods, a.data_dir)
         entry = {"budget_s": budget, "rates": rates, "runs": {}}
         for m in methods:
             steps = max(1, int(budget * rates[m]))
