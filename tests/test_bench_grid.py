@@ -64,3 +64,64 @@ def test_bad_grid_files_are_rejected(tmp_path, capsys, grid, msg):
     assert main(["bench", "toy", "--methods", "gan,ebgan", "--data", "ring8", "--seeds", "1", "--steps", "1",
                  "--out", str(tmp_path / "b"), "--grid", str(gfile), "lr_g=1e-3"]) == 2
     assert msg in capsys.readouterr().err
+
+
+SHARD_GRID = '''
+lr_g = [1e-3, 2e-3]
+'''
+
+
+def _table_lines(path):
+    """The results tables without the lines naming the command, wall time and jobs, and without the last column of
+    each table row (``seconds``, each run's own wall time, the one thing two runs of a grid do not share)."""
+    return [l.rsplit("|", 2)[0] if l.startswith("|") else l for l in path.read_text().splitlines()
+            if not l.startswith(("Command:", "Machine:"))]
+
+
+def _no_seconds(rows):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def test_shards_and_collect_give_the_unsharded_table(tmp_path, capsys):
+    gfile = tmp_path / "grid.toml"
+    gfile.write_text(SHARD_GRID)
+    common = ["--methods", "gan", "--data", "ring8", "--seeds", "2", "--steps", "3", "--grid", str(gfile),
+              "eval_samples=100", "eval_density=false", "tensorboard=false"]
+    assert main(["bench", "toy", "--out", str(tmp_path / "whole"), *common]) == 0
+    sharded = tmp_path / "sharded"
+    for i in (2, 0):  # parts in any order; part 1 not yet run
+        assert main(["bench", "toy", "--out", str(sharded), "--shard", f"{i}/3", *common]) == 0
+    assert not (sharded / "results.md").exists()  # a part writes its part file only
+    capsys.readouterr()
+    assert main(["bench", "collect", str(sharded)]) == 0
+    assert "part 1 of 3" in capsys.readouterr().out
+    assert json.loads((sharded / "results.json").read_text())["missing"] == ["part 1 of 3"]
+    assert main(["bench", "toy", "--out", str(sharded), "--shard", "1/3", *common]) == 0
+    assert main(["bench", "collect", str(sharded)]) == 0
+    whole, merged = (json.loads((d / "results.json").read_text()) for d in (tmp_path / "whole", sharded))
+    assert _no_seconds(merged["rows"]) == _no_seconds(whole["rows"])
+    assert _no_seconds(merged["setting_rows"]) == _no_seconds(whole["setting_rows"])
+    assert len(merged["setting_rows"]) == 2 and merged["rows"][0]["runs"] == 4
+    assert [r["metrics"] for r in merged["runs"]] == [r["metrics"] for r in whole["runs"]]
+    assert _table_lines(sharded / "results.md") == _table_lines(tmp_path / "whole" / "results.md")
+    # a re-run part reuses its finished runs (their checkpoints are not rewritten)
+    ckpts = sorted((sharded / "runs").glob("*/checkpoint.pt"))
+    stamps = [c.stat().st_mtime_ns for c in ckpts]
+    assert main(["bench", "toy", "--out", str(sharded), "--shard", "1/3", *common]) == 0
+    assert [c.stat().st_mtime_ns for c in ckpts] == stamps
+
+
+def test_collect_refuses_parts_of_another_grid_and_bad_shards(tmp_path, capsys):
+    out = tmp_path / "b"
+    base = ["--data", "ring8", "--seeds", "1", "--steps", "2", "eval_samples=100", "eval_density=false",
+            "tensorboard=false"]
+    assert main(["bench", "toy", "--methods", "gan", "--out", str(out), "--shard", "0/2", *base]) == 0
+    assert main(["bench", "toy", "--methods", "gan", "--out", str(out), "--shard", "1/3", *base]) == 0
+    capsys.readouterr()
+    assert main(["bench", "collect", str(out)]) == 2
+    assert "another grid" in capsys.readouterr().err
+    for bad in ("2/2", "1", "a/b", "-1/2"):
+        assert main(["bench", "toy", "--methods", "gan", "--out", str(tmp_path / "x"), f"--shard={bad}", *base]) == 2
+        assert "--shard" in capsys.readouterr().err
+    assert main(["bench", "collect", str(tmp_path / "nothing")]) == 2
+    assert "no part files" in capsys.readouterr().err

@@ -200,8 +200,16 @@ def markdown_settings(rows: list[dict[str, Any]]) -> str:
 
 def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: str | Path, steps: int | None = None,
                   overrides: dict[str, Any] | None = None, jobs: int = 1, command: str = "",
-                  grid: dict[str, list[Any]] | None = None, suite: str = "toy") -> dict[str, Any]:
-    """Run the grid of (method, data, seed[, setting]) and write results.md/json; ``suite`` picks the columns."""
+                  grid: dict[str, list[Any]] | None = None, suite: str = "toy",
+                  shard: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Run the grid of (method, data, seed[, setting]) and write results.md/json; ``suite`` picks the columns.
+
+    ``shard=(i, n)`` runs only the i-th of n disjoint parts of the grid (every n-th run, starting at run i, so each
+    part mixes methods) and writes ``OUT/parts/part-<i>-of-<n>.json`` instead of the table; :func:`collect` merges
+    the parts into the same table as an unsharded run. Runs already finished in OUT are reused, unfinished ones
+    resumed, so a part can be re-run after a kill."""
+    if shard is not None and not (isinstance(shard, tuple) and len(shard) == 2 and 0 <= shard[0] < shard[1]):
+        raise EbmlabError(f"--shard must be i/n with 0 ≤ i < n; got {shard}")
     from .data import get_dataset
     from .methods import get_method
     from .metrics import real_reference
@@ -245,6 +253,9 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
                     for s in range(seeds):
                         tasks.append((m, d, s, {**over, **setting}, str(out / "runs" / f"{m}-{d}-g{g}-s{s}")))
                         labels.append(label)
+    n_grid = len(tasks)
+    if shard is not None:
+        tasks, labels = tasks[shard[0]::shard[1]], labels[shard[0]::shard[1]]
     t0 = time.perf_counter()
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as ex:
@@ -260,19 +271,77 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
 
     meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
             "torch": torch.__version__, "wall_s": time.perf_counter() - t0, "jobs": jobs}
-    rows = aggregate(results)
-    reference = {d: real_reference(d, int(over.get("eval_samples", 2500))) for d in datasets}
     cmd = command or f"ebmlab bench {suite} " + " ".join(sys.argv[3:])
-    report = {"command": cmd, "meta": meta, "rows": rows, "reference_real_data": reference,
+    spec = {"suite": suite, "datasets": datasets, "eval_samples": int(over.get("eval_samples", 2500)),
+            "grid": grid, "runs_in_grid": n_grid}
+    if shard is not None:
+        from .runs import json_safe
+
+        part = {"command": cmd, "meta": meta, "shard": list(shard), **spec, "runs": results}
+        (out / "parts").mkdir(parents=True, exist_ok=True)
+        path = out / "parts" / f"part-{shard[0]}-of-{shard[1]}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(json_safe(part), indent=1))
+        tmp.replace(path)
+        return part
+    return write_report(results, out, command=cmd, meta=meta, **spec)
+
+
+def write_report(results: list[dict[str, Any]], out: str | Path, *, command: str, meta: dict[str, Any], suite: str,
+                 datasets: list[str], eval_samples: int, grid: dict[str, list[Any]] | None,
+                 runs_in_grid: int | None = None, missing: list[str] | None = None) -> dict[str, Any]:
+    """results.md and results.json of a finished grid (or of the parts of one, see :func:`collect`)."""
+    from .metrics import real_reference
+    from .runs import json_safe
+
+    out = Path(out)
+    rows = aggregate(results)
+    reference = {d: real_reference(d, eval_samples) for d in datasets}
+    report = {"command": command, "meta": meta, "rows": rows, "reference_real_data": reference,
               "recalled": RECALLED, "runs": results}
-    md = markdown(rows, reference, cmd, meta, suite)
+    md = markdown(rows, reference, command, meta, suite)
     if grid is not None:
         report["grid"] = grid
         report["setting_rows"] = aggregate(results, by_setting=True)
         md += markdown_settings(report["setting_rows"])
+    if missing:
+        report["missing"] = missing
+        md += "\nMissing parts of the grid (not in the table): " + ", ".join(missing) + ".\n"
     out.mkdir(parents=True, exist_ok=True)
-    from .runs import json_safe
-
     (out / "results.json").write_text(json.dumps(json_safe(report), indent=1))
     (out / "results.md").write_text(md)
     return report
+
+
+def collect(out: str | Path) -> dict[str, Any]:
+    """Merge ``OUT/parts/part-*-of-n.json`` (written by ``--shard i/n``) into OUT/results.md and results.json: the
+    table an unsharded run of the same grid writes. Parts not yet written are listed under the table."""
+    out = Path(out)
+    files = sorted((out / "parts").glob("part-*-of-*.json"))
+    if not files:
+        raise EbmlabError(f"{out / 'parts'} holds no part files; run the grid with --shard i/n --out {out} first")
+    parts = []
+    for f in files:
+        try:
+            parts.append(json.loads(f.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise EbmlabError(f"{f} is not a readable part file ({exc}); re-run that part") from None
+    first = parts[0]
+    keys = ("suite", "datasets", "eval_samples", "grid", "runs_in_grid")
+    for p, f in zip(parts, files):
+        diff = [k for k in keys if p.get(k) != first.get(k)] + \
+            (["number of parts"] if p["shard"][1] != first["shard"][1] else [])
+        if diff:
+            raise EbmlabError(f"{f} belongs to another grid than {files[0]} (they differ in {', '.join(diff)}); "
+                              f"keep the parts of one grid in one directory")
+    n = first["shard"][1]
+    have = {p["shard"][0] for p in parts}
+    missing = [f"part {i} of {n}" for i in range(n) if i not in have]
+    # part i holds runs i, i + n, i + 2n, … of the grid: put them back in grid order (settings are listed in it)
+    indexed = [(p["shard"][0] + j * n, r) for p in parts for j, r in enumerate(p["runs"])]
+    results = [r for _, r in sorted(indexed, key=lambda t: t[0])]
+    walls = [p["meta"]["wall_s"] for p in parts]
+    meta = {**first["meta"], "wall_s": sum(walls), "jobs": f"{len(parts)} parts of {n} (wall time summed)"}
+    return write_report(results, out, command=first["command"], meta=meta, suite=first["suite"],
+                        datasets=first["datasets"], eval_samples=first["eval_samples"], grid=first["grid"],
+                        runs_in_grid=first["runs_in_grid"], missing=missing)

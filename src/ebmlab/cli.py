@@ -153,12 +153,34 @@ def _classifier(args) -> None:
           f"test images; sha256 {clf.sha256}")
 
 
+def _shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    i, sep, n = text.partition("/")
+    try:
+        shard = (int(i), int(n))
+    except ValueError:
+        shard = None
+    if not sep or shard is None or not 0 <= shard[0] < shard[1]:
+        raise EbmlabError(f"--shard takes i/n with 0 ≤ i < n (the i-th of n parts, counted from 0); got {text!r}")
+    return shard
+
+
 def _bench(args) -> None:
-    from .bench import load_grid, run_toy_bench
+    from .bench import collect, load_grid, run_toy_bench
     from .config import parse_override_strings
 
+    if args.suite == "collect":
+        if len(args.overrides) != 1:
+            raise EbmlabError("usage: ebmlab bench collect DIR (the --out directory of the sharded parts)")
+        rep = collect(args.overrides[0])
+        print((Path(args.overrides[0]) / "results.md").read_text())
+        if rep.get("missing"):
+            print(f"not yet in the table: {', '.join(rep['missing'])}")
+        return
     if args.suite not in ("toy", "images"):
-        raise EbmlabError(f"unknown benchmark suite {args.suite!r}; valid: toy, images")
+        raise EbmlabError(f"unknown benchmark suite {args.suite!r}; valid: toy, images, collect")
+    shard = _shard(args.shard)
     from .methods import METHODS
 
     methods = list(METHODS) if args.methods == "all" else [m for m in args.methods.split(",") if m]
@@ -167,7 +189,11 @@ def _bench(args) -> None:
     cmd = "ebmlab bench " + " ".join(sys.argv[2:])
     rep = run_toy_bench(methods, data, args.seeds, out=args.out, steps=args.steps,
                         overrides=parse_override_strings(args.overrides), jobs=args.jobs, command=cmd,
-                        grid=load_grid(args.grid) if args.grid else None, suite=args.suite)
+                        grid=load_grid(args.grid) if args.grid else None, suite=args.suite, shard=shard)
+    if shard is not None:
+        print(f"part {shard[0]} of {shard[1]}: {len(rep['runs'])} runs in {rep['meta']['wall_s']:.0f} s, written to "
+              f"{Path(args.out) / 'parts'}; merge the parts with: ebmlab bench collect {args.out}")
+        return
     print((Path(args.out) / "results.md").read_text())
     print(f"wrote {Path(args.out) / 'results.md'} and results.json ({rep['meta']['wall_s']:.0f} s)")
 
@@ -226,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_classifier)
 
     s = sub.add_parser("bench", help="run a benchmark grid and write a results table")
-    s.add_argument("suite", help="benchmark suite: toy (2D columns) or images (image columns)")
+    s.add_argument("suite", help="benchmark suite: toy (2D columns) or images (image columns); or collect DIR: merge "
+                   "the parts of a sharded grid into its table")
     s.add_argument("--methods", default="gan,vgan", help="comma-separated methods, or all")
     s.add_argument("--data", help="comma-separated data sets (default: ring8,grid25 for toy, stacked_digits for images)")
     s.add_argument("--seeds", type=int, default=5)
@@ -235,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=int, default=1, help="parallel runs (each uses one thread)")
     s.add_argument("--grid", metavar="FILE", help="TOML file: option (or 'a,b' for options set together) = [values]; "
                    "the product of the axes a method has is run for each method")
+    s.add_argument("--shard", metavar="i/n", help="run only the i-th of n disjoint parts of the grid (i from 0), e.g. "
+                   "one per job of a job array; then `ebmlab bench collect OUT`")
     s.add_argument("overrides", nargs="*", help="key=value options applied to every run")
     s.set_defaults(fn=_bench)
     return p
