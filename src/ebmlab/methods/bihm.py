@@ -55,7 +55,7 @@ class HelmholtzConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     q_update: Literal["wake", "wake_sleep"] = "wake"  # RWS only (module docstring)
-    eval_ks: tuple[int, ...] = (1, 10, 100, 1000)
+    eval_ks: tuple[int, ...] = (1, 10, 100, 1000, 10000)
     eval_points: int = 100
     z2_samples: int = 10000  # outer draws (x, h) ~ p of the Z² estimator (BiHM)
     z2_inner: int = 10

@@ -1,0 +1,87 @@
+"""Every method at the same compute budget: each gets the number of steps it runs in ``--budget`` seconds on one
+thread, measured in this one process, then the grid runs through ``ebmlab bench images``.
+
+    python benchmarks/images/equal_time.py --data fashion --budget 240 --out benchmarks/images/fashion_all
+
+Why: step costs differ about 20× between methods on 28×28 images (BiB's Jacobian bounds run LOBPCG through the
+generator), so a common step count either starves the cheap methods or cannot be afforded for the expensive ones.
+1. Each method (its image preset, batch 64) is timed for ≥ ``--seconds`` per round over ``--rounds`` rounds, the
+   methods interleaved within a round so that all see the same machine load; the median rate is kept.
+2. steps = max(``--min-steps``, budget × rate) per method, written to OUT/grid.toml as ``"METHOD:steps"`` axes;
+   the rates to OUT/rates.json (a re-run reuses them, so the runs resume with the same step counts).
+3. ``ebmlab bench images --grid OUT/grid.toml --seeds 1 --out OUT`` plus the given key=value options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def rates(methods: list[str], data: str, rounds: int, seconds: float) -> dict[str, float]:
+    from ebmlab.data import get_dataset
+    from ebmlab.data.batches import make_batches
+    from ebmlab.train import build_method, resolve_config
+
+    torch.set_num_threads(1)
+    ds = get_dataset(data)
+    xs = list(make_batches(ds, "auto", 64, 0).stream(0, 8))
+    built = {}
+    for m in methods:
+        meth = build_method(resolve_config(m, data, overrides={"batch_size": 64}), torch.device("cpu"))
+        meth.train_step(xs[0], 1)  # the first step (KALE's energy burst, caches) is not a typical step
+        built[m] = meth
+    out = {m: [] for m in methods}
+    for r in range(rounds):
+        for m, meth in built.items():
+            n, t0 = 0, time.perf_counter()
+            while n < 2 or time.perf_counter() - t0 < seconds:
+                meth.train_step(xs[n % 8], n + 2)
+                n += 1
+            out[m].append(n / (time.perf_counter() - t0))
+        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{m} {v[-1]:.2f}" for m, v in out.items()), flush=True)
+    return {m: statistics.median(v) for m, v in out.items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", default="fashion")
+    p.add_argument("--methods", default="gan,vgan,vgan_vcd,kale,bib,bib_jac_diff,bib_mi_gp,bib_mi_diff,bib_onesided,"
+                                         "ebgan,ebgan_pt,vae,lbt,lbt_gan")
+    p.add_argument("--budget", type=float, default=240.0, help="seconds of training per method (one thread)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--min-steps", type=int, default=10)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--out", required=True)
+    p.add_argument("overrides", nargs="*")
+    a = p.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    methods = a.methods.split(",")
+    rfile = out / "rates.json"
+    saved = json.loads(rfile.read_text()) if rfile.is_file() else {}
+    if saved.get("methods") != methods or saved.get("data") != a.data:
+        load = os.getloadavg()[0]
+        r = rates(methods, a.data, a.rounds, a.seconds)
+        saved = {"data": a.data, "methods": methods, "rates": r, "load_during": [load, os.getloadavg()[0]],
+                 "rounds": a.rounds, "seconds_per_round": a.seconds}
+        rfile.write_text(json.dumps(saved, indent=1))
+    steps = {m: max(a.min_steps, int(a.budget * v)) for m, v in saved["rates"].items()}
+    (out / "grid.toml").write_text("".join(f'"{m}:steps" = [{s}]\n' for m, s in steps.items()))
+    cmd = [sys.executable, "-m", "ebmlab.cli", "bench", "images", "--methods", ",".join(methods), "--data", a.data,
+           "--seeds", "1", "--jobs", str(a.jobs), "--out", str(out), "--grid", str(out / "grid.toml"), *a.overrides]
+    print("steps per method:", steps, "\n" + " ".join(cmd), flush=True)
+    raise SystemExit(subprocess.call(cmd))
+
+
+if __name__ == "__main__":
+    main()
