@@ -233,7 +233,7 @@ class HelmholtzMethod(Method):
 
 class BiHM(HelmholtzMethod):
     name = "bihm"
-    description = "Bidirectional Helmholtz machine: sigmoid belief nets p and q, model p* ∝ (Σ_h √(p q))², Z² estimate"
+    description = "BiHM (binary data): sigmoid belief nets p and q, model p* ∝ (Σ_h √(p q))², Z² estimate"
     models_p_star = True
 
     def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
@@ -248,7 +248,7 @@ class BiHM(HelmholtzMethod):
 
 class RWS(HelmholtzMethod):
     name = "rws"
-    description = "Reweighted wake-sleep: sigmoid belief nets p and q, importance-weighted wake updates of both"
+    description = "RWS (binary data): sigmoid belief nets p and q, importance-weighted wake updates of both"
 
     def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
         # --- wake phase: p and q from K samples h ~ q(h|x) with ordinary importance weights ---
