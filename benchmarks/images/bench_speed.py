@@ -11,7 +11,7 @@ their cost is also given in units of that bare GAN loop, measured in the same pr
 method's row (the mean of the two), which says how many GAN steps of compute one step of the method costs. BiHM's
 hand-written twin is in benchmarks/bihm/bench_bihm_speed.py. Methods that do not model the data's kind are skipped.
 
-    python benchmarks/images/bench_speed.py --steps 60 --out benchmarks/images/speed.md
+    python benchmarks/images/bench_speed.py --seconds 5 --out benchmarks/images/speed.md
 """
 
 from __future__ import annotations
@@ -53,16 +53,17 @@ def bare_gan(m, batches, steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
-def method_loop(name: str, data: str, steps: int) -> float:
+def method_loop(name: str, data: str, seconds: float, min_steps: int = 3) -> tuple[float, int]:
+    """(steps/s, steps timed) of ``train_step`` on pre-drawn batches, timed for ≥ ``seconds`` after one warm-up."""
     cfg = resolve_config(name, data, overrides={"batch_size": 64})
     m = build_method(cfg, torch.device("cpu"))
-    b = make_batches(get_dataset(data), "auto", 64, 0)
-    xs = list(b.stream(0, steps + 2))
-    m.train_step(xs[0], 1)  # warm-up
-    t0 = time.perf_counter()
-    for s, x in enumerate(xs[1:steps + 1], start=2):
-        m.train_step(x, s)
-    return steps / (time.perf_counter() - t0)
+    xs = list(make_batches(get_dataset(data), "auto", 64, 0).stream(0, 9))
+    m.train_step(xs[0], 1)  # warm-up (KALE's first step is its energy burst)
+    n, t0 = 0, time.perf_counter()
+    while n < min_steps or time.perf_counter() - t0 < seconds:
+        m.train_step(xs[1 + n % 8], n + 2)
+        n += 1
+    return n / (time.perf_counter() - t0), n
 
 
 def trainer(name: str, data: str, steps: int) -> float:
@@ -76,7 +77,7 @@ def trainer(name: str, data: str, steps: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--seconds", type=float, default=5.0, help="time each loop for at least this long (min 3 steps)")
     p.add_argument("--data", default="fashion")
     p.add_argument("--methods", default="all")
     p.add_argument("--out", default="benchmarks/images/speed.md")
@@ -95,14 +96,15 @@ def main() -> None:
     ev = evaluate_method(m, ds, n_samples=1000, seed=1)
     t_eval = time.perf_counter() - t0
     head = ["# Training speed on images and evaluation time\n",
-            f"Command: `python benchmarks/images/bench_speed.py --steps {a.steps} --data {a.data} --methods "
+            f"Command: `python benchmarks/images/bench_speed.py --seconds {a.seconds:g} --data {a.data} --methods "
             f"{a.methods}`; machine: {os.cpu_count()} cores, torch {torch.__version__}; load average at the start "
             f"{load0[0]:.2f}.\n",
             f"Evaluation of {ev['n_mode_samples']} stacked-digit samples (drawing them from a GAN, classifying every "
             f"channel, counting modes, FD/KID/PR/DC/score on 1000 of them), 2 threads: **{t_eval:.1f} s**.\n",
             f"Batch 64 of {a.data} ({'x'.join(map(str, get_dataset(a.data).shape))}), each method's image preset, "
-            f"{a.steps} timed steps after one warm-up step. `method loop`: `train_step` in a bare loop on "
-            "pre-drawn batches; `ebmlab.train`: the same number of steps through the trainer, timed from the call "
+            f"after one warm-up step, each loop timed for at least {a.seconds:g} s (3 steps at least). `method loop`: "
+            "`train_step` in a bare loop on "
+            "pre-drawn batches; `ebmlab.train`: as many steps through the trainer, timed from the call "
             "(so it also pays the start-up: loading the data set, building the method, writing the config and one "
             "checkpoint, which dominate at this step count; the trainer's per-step overhead is measured on 2D in "
             "benchmarks/results/spine_speed.md); `bare GAN`: a hand-written PyTorch loop of the same two networks, "
@@ -114,15 +116,16 @@ def main() -> None:
     kind = get_dataset(a.data).kind
     methods = [n for n in methods if ebmlab.METHODS[n].data_kinds is None or kind in ebmlab.METHODS[n].data_kinds]
     gan = build_method(resolve_config("gan", a.data, overrides={"batch_size": 64}), torch.device("cpu"))
-    xs = list(make_batches(get_dataset(a.data), "auto", 64, 0).stream(0, a.steps))
+    n_gan = 20
+    xs = list(make_batches(get_dataset(a.data), "auto", 64, 0).stream(0, n_gan))
     for threads in (1, 2):
         torch.set_num_threads(threads)
         bare_gan(gan, xs, 2)  # warm-up at this thread count
-        before = bare_gan(gan, xs, a.steps)
+        before = bare_gan(gan, xs, n_gan)
         for name in methods:
-            sps_m = method_loop(name, a.data, a.steps)
-            sps_t = trainer(name, a.data, a.steps)
-            after = bare_gan(gan, xs, a.steps)
+            sps_m, n = method_loop(name, a.data, a.seconds)
+            sps_t = trainer(name, a.data, n)
+            after = bare_gan(gan, xs, n_gan)
             ratio = sps_m / ((before + after) / 2)
             lines.append(f"| {name} | {threads} | {sps_m:.2f} | {sps_t:.2f} | {before:.2f} / {after:.2f} | "
                          f"{ratio:.3f} |")
