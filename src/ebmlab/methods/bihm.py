@@ -25,8 +25,8 @@ is proposed from p's top-down conditional given the layer above and accepted by 
 (``gibbs_sweeps`` sweeps from an ancestral start); ``p`` — ancestral samples of the top-down model (RWS's model).
 Samples are binary; ``sample_mean=True`` returns E[x | h_1] instead, the usual picture.
 
-Deviations: RWS's q update is the wake phase alone by default (``q_update="wake"``, the estimator the ICLR 2015 paper
-found best); the original code's BiHM comparison runs used half wake, half sleep (``q_update="wake_sleep"``, each
+Deviations: RWS's q update is the wake phase alone by default (``q_update="wake"``, the importance-weighted q update
+of the RWS paper); the RWS class of the BiHM code mixes half wake and half sleep (``q_update="wake_sleep"``, each
 weighted ½ as there). Log-probabilities come from logits, not clipped probabilities (``nets/sbn.py``). The block
 Gibbs sampler is our construction (the paper samples by resampling and inpaints with Gibbs-like chains; its exact
 transition operator was not in the released code).
