@@ -40,7 +40,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from ..bounds.helmholtz import (bihm_surrogate, ess_fraction, log_mean_with_se, log_p_is, log_z2_terms,
+from ..bounds.helmholtz import (bihm_surrogate, ess_fraction, log_mean_exp, log_mean_with_se, log_p_is, log_z2_terms,
                                 rws_surrogate, two_log_p_tilde, two_log_p_tilde_from_log_w)
 from ..errors import EbmlabError
 from ..nets.sbn import HelmholtzPair
@@ -125,7 +125,7 @@ class HelmholtzMethod(Method):
         out = {}
         for k in sorted(ks):
             lw = log_w[:, :k]
-            out[f"log_p_{k}"] = torch.logsumexp(lw, 1) - torch.log(torch.tensor(float(k), dtype=torch.float64))
+            out[f"log_p_{k}"] = log_mean_exp(lw)
             out[f"two_log_pt_{k}"] = two_log_p_tilde_from_log_w(lw)
             out[f"ess_p_{k}"] = ess_fraction(lw)
             out[f"ess_pstar_{k}"] = ess_fraction(0.5 * lw)
