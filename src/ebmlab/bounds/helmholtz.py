@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["bihm_surrogate", "ess_fraction", "log_mean_exp", "log_mean_with_se", "log_z2_terms", "rws_surrogate",
-           "sqrt_weights", "two_log_p_tilde", "log_p_is"]
+           "sqrt_weights", "two_log_p_tilde", "two_log_p_tilde_from_log_w", "log_p_is"]
 
 
 def log_mean_exp(a: Tensor, dim: int = -1) -> Tensor:
