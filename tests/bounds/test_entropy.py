@@ -252,3 +252,20 @@ def test_lobpcg_in_two_latent_dimensions_falls_back_to_explicit_products():
     assert est.valid.all()
     exact = torch.linalg.svdvals(batch_jacobian(net, z))[:, -1]
     torch.testing.assert_close(est.s_min, exact, rtol=1e-10, atol=0)
+
+
+def test_auto_jacobian_mode_equals_both_modes_and_picks_forward_for_images():
+    """D > d (an image generator): auto takes the d JVPs of forward mode; D ≤ d (2D toys): reverse mode, as before.
+    Reverse mode in chunks (b = 300 rows → chunks of 13 cotangents) gives the same Jacobian."""
+    from ebmlab.bounds.entropy import batch_jacobian, resolve_jac_mode
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(3, 2 * 4 * 4).double()
+    G = lambda z: torch.tanh(lin(z)).reshape(-1, 2, 4, 4)  # noqa: E731  row-wise, image-shaped output
+    z = torch.randn(300, 3, dtype=torch.float64)
+    ja, jf, jr = (batch_jacobian(G, z, mode=m) for m in ("auto", "fwd", "rev"))
+    assert ja.shape == (300, 32, 3)
+    assert torch.allclose(ja, jf, atol=1e-12) and torch.allclose(jf, jr, atol=1e-12)
+    assert resolve_jac_mode("auto", 3, 32) == "fwd" and resolve_jac_mode("auto", 2, 2) == "rev"
+    with pytest.raises(ValueError, match="jac_mode"):
+        resolve_jac_mode("sideways", 2, 2)

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 from torch.func import jvp
 
-from .entropy import batch_jacobian, lobpcg_smin
+from .entropy import JacMode, batch_jacobian, lobpcg_smin, resolve_jac_mode
 
 EnergyFn = Callable[[Tensor], Tensor]
 Volume = Literal["logdet", "smin", "lobpcg"]
@@ -52,7 +52,7 @@ class ScoreMismatch(NamedTuple):
 
 def latent_score(G: Callable[[Tensor], Tensor], z: Tensor, *, volume: Volume = "logdet", z_std: float = 1.0,
                  n_iter: int = 20, generator: torch.Generator | None = None,
-                 jac_mode: Literal["fwd", "rev"] = "fwd") -> Tensor:
+                 jac_mode: JacMode = "auto") -> Tensor:
     """∇_z(−log p_g(G(z))) = z / std² + ∇_z log_volume(z), detached, [b, d].
 
     G: row-wise generator z[b, d] → x[b, ...]; z: [b, d]. ``volume`` picks log_volume: ``"logdet"`` the exact
@@ -88,7 +88,7 @@ def latent_score(G: Callable[[Tensor], Tensor], z: Tensor, *, volume: Volume = "
 def score_mismatch_gp(energy_fn: EnergyFn, G: Callable[[Tensor], Tensor], z: Tensor, *,
                       generator: torch.Generator | None = None, v: Tensor | None = None,
                       score: Tensor | None = None, volume: Volume = "logdet", z_std: float = 1.0,
-                      n_iter: int = 20, jac_mode: Literal["fwd", "rev"] = "fwd") -> ScoreMismatch:
+                      n_iter: int = 20, jac_mode: JacMode = "auto") -> ScoreMismatch:
     """Sliced latent score mismatch between E and the generator density (EBM-BB's ``gp_loss``).
 
     energy_fn: x[b, ...] → [b] (nats); G: row-wise generator; z: [b, d]; v: optional [b, d] slicing directions
@@ -110,8 +110,12 @@ def score_mismatch_gp(energy_fn: EnergyFn, G: Callable[[Tensor], Tensor], z: Ten
         score = latent_score(G, z, volume=volume, z_std=z_std, n_iter=n_iter, generator=generator,
                              jac_mode=jac_mode)
     with torch.no_grad():
-        if jac_mode == "rev":
+        x = None
+        if jac_mode == "auto":
             x = G(z.detach())
+            jac_mode = resolve_jac_mode("auto", z.shape[1], x[0].numel())
+        if jac_mode == "rev":
+            x = G(z.detach()) if x is None else x
             Jv = (batch_jacobian(G, z.detach(), mode="rev") @ v.unsqueeze(-1)).reshape(x.shape)
         else:
             # G(z) and J_z v in one forward-mode pass, no graph to G (contiguous: forward AD rejects expanded inputs)
