@@ -61,6 +61,8 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--min-steps", type=int, default=10)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--remeasure", default="", help="methods whose recorded rate is measured again (their runs must "
+                                                   "be deleted by hand: a run keeps the steps it was started with)")
     p.add_argument("--out", required=True)
     p.add_argument("overrides", nargs="*")
     a = p.parse_args()
@@ -74,6 +76,11 @@ def main() -> None:
         r = rates(methods, a.data, a.rounds, a.seconds)
         saved = {"data": a.data, "methods": methods, "rates": r, "load_during": [load, os.getloadavg()[0]],
                  "rounds": a.rounds, "seconds_per_round": a.seconds}
+        rfile.write_text(json.dumps(saved, indent=1))
+    again = [m for m in a.remeasure.split(",") if m]
+    if again:
+        saved["rates"].update(rates(again, a.data, a.rounds, a.seconds))
+        saved.setdefault("remeasured", []).append({"methods": again, "load": os.getloadavg()[0]})
         rfile.write_text(json.dumps(saved, indent=1))
     steps = {m: max(a.min_steps, int(a.budget * v)) for m, v in saved["rates"].items()}
     (out / "grid.toml").write_text("".join(f'"{m}:steps" = [{s}]\n' for m, s in steps.items()))
