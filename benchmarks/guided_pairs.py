@@ -19,7 +19,7 @@ import torch
 from ebmlab.data import get_dataset
 from ebmlab.guided import GuidedConfig, guided_samples
 from ebmlab.metrics.evaluate import sample_metrics
-from ebmlab.train import load_run
+from ebmlab.trainer import load_run
 
 KEYS = ("modes", "hq", "mode_kl", "w1")
 

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 import ebmlab
 from ebmlab.data import get_dataset
 from ebmlab.data.batches import make_batches
-from ebmlab.train import build_method, resolve_config
+from ebmlab.trainer import build_method, resolve_config
 
 
 def bare_gan(m, batches, steps: int) -> float:

@@ -21,7 +21,7 @@ import torch
 
 def main() -> None:
     from ebmlab.data.batches import make_batches
-    from ebmlab.train import dataset_of, evaluate, load_run
+    from ebmlab.trainer import dataset_of, evaluate, load_run
 
     p = argparse.ArgumentParser()
     p.add_argument("run_dir")

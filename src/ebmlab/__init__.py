@@ -6,14 +6,35 @@ Python API (the CLI calls exactly these)::
     result = ebmlab.train("vgan", "ring8", out="runs/vgan-ring8", overrides={"steps": 2000})
     metrics = ebmlab.evaluate_run("runs/vgan-ring8")
     x = ebmlab.sample_run("runs/vgan-ring8", 1000, seed=0)
+
+The names below are imported on first use, so that ``import ebmlab`` and ``ebmlab --help`` do not pay for torch.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from .data import DATASETS, get_dataset  # noqa: E402
-from .errors import DivergenceError, EbmlabError, NonNormalisableError  # noqa: E402
-from .methods import METHODS, get_method  # noqa: E402
-from .train import RunConfig, evaluate_run, load_run, resolve_config, sample_run, train  # noqa: E402
+_WHERE = {
+    "DATASETS": "data", "get_dataset": "data",
+    "DivergenceError": "errors", "EbmlabError": "errors", "NonNormalisableError": "errors",
+    "METHODS": "methods", "get_method": "methods",
+    "RunConfig": "trainer", "evaluate_run": "trainer", "load_run": "trainer", "resolve_config": "trainer",
+    "sample_run": "trainer", "train": "trainer",
+}
 
-__all__ = ["DATASETS", "METHODS", "DivergenceError", "EbmlabError", "NonNormalisableError", "RunConfig",
-           "evaluate_run", "get_dataset", "get_method", "load_run", "resolve_config", "sample_run", "train"]
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ebmlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

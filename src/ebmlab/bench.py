@@ -50,16 +50,34 @@ def _one(args: tuple[str, str, int, dict[str, Any], str]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    from .train import train
+    from .trainer import train
 
     t0 = time.perf_counter()
     try:
         res = train(method, data, out=out, overrides={**overrides, "seed": seed}, progress=False)
+        seconds = time.perf_counter() - t0
+        if res.resumed_from > 0:  # reused or resumed: the wall time of all its sessions, from its run record
+            seconds = _recorded_seconds(out)
         return {"method": method, "data": data, "seed": seed, "status": "ok", "metrics": res.summary["metrics"],
-                "seconds": time.perf_counter() - t0}
+                "seconds": seconds}
     except DivergenceError as exc:
         return {"method": method, "data": data, "seed": seed, "status": "diverged", "error": str(exc),
                 "seconds": time.perf_counter() - t0}
+
+
+def _recorded_seconds(out: str | Path) -> float | None:
+    """Wall time of a run summed over the sessions of its run.json that ended (a killed session's time is unknown
+    and left out); None for a run written before run records existed."""
+    from datetime import datetime
+
+    try:
+        sessions = json.loads((Path(out) / "run.json").read_text())["sessions"]
+        total = sum((datetime.strptime(s["ended"], "%Y-%m-%dT%H:%M:%S%z")
+                     - datetime.strptime(s["started"], "%Y-%m-%dT%H:%M:%S%z")).total_seconds()
+                    for s in sessions if "ended" in s)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return total
 
 
 def _mean_std(vals: list[float]) -> tuple[float, float] | None:
@@ -106,7 +124,7 @@ def grid_settings(grid: dict[str, list[Any]], method: str) -> list[tuple[str, di
     """(label, overrides) for each point of the product of the grid axes that ``method`` has options for."""
     from .config import field_types
     from .methods import get_method
-    from .train import RunConfig
+    from .trainer import RunConfig
 
     known = set(field_types(RunConfig)) | set(field_types(get_method(method).Config))
     axes = []
@@ -134,7 +152,9 @@ def _value_label(v: Any) -> str:
 def _fmt(cell: Any, col: str) -> str:
     if cell is None:
         return "–"
-    scale = 100 if col in ("hq", "base_hq") else 1
+    from .present import scale as unit_scale
+
+    scale = unit_scale(col)  # the same display units as `ebmlab train`/`eval` (hq, precision, ... in %)
     if isinstance(cell, dict):
         return f"{cell['mean'] * scale:.3g} ± {cell['std'] * scale:.2g}"
     return f"{cell * scale:.3g}"
@@ -152,11 +172,17 @@ IMAGE_NOTE = ("Mean ± std over training seeds; `seconds` is the wall time of on
               "PacGAN table (stacked MNIST), not re-checked.\n")
 
 
+def header(col: str) -> str:
+    from .present import header as metric_header
+
+    return "seconds" if col == "seconds" else metric_header(col)
+
+
 def markdown(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], command: str, meta: dict,
              suite: str = "toy") -> str:
     columns = COLUMNS if suite == "toy" else IMAGE_COLUMNS
     cols = [c for c in columns if any(c in r for r in rows)]
-    head = ["data", "method", "runs", "diverged"] + [(c + " (%)" if c in ("hq", "base_hq") else c) for c in cols]
+    head = ["data", "method", "runs", "diverged"] + [header(c) for c in cols]
     if suite != "toy":
         lines = [f"# Image benchmark\n\nCommand: `{command}`\n",
                  f"Machine: {meta['machine']}; torch {meta['torch']}; wall time {meta['wall_s']:.0f} s; "
@@ -190,7 +216,7 @@ def markdown(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], c
 def markdown_settings(rows: list[dict[str, Any]]) -> str:
     """The per-setting table of a grid benchmark (mean ± std over seeds)."""
     cols = [c for c in COLUMNS if any(c in r for r in rows)]
-    head = ["data", "method", "setting", "runs", "diverged"] + [(c + " (%)" if c in ("hq", "base_hq") else c) for c in cols]
+    head = ["data", "method", "setting", "runs", "diverged"] + [header(c) for c in cols]
     lines = ["\n## Per setting\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lines.append("| " + " | ".join([r["data"], r["method"], r["setting"], str(r["runs"]), str(r["diverged"])]
@@ -231,7 +257,7 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
         labels = [None] * len(tasks)
     else:
         from .config import field_types
-        from .train import RunConfig
+        from .trainer import RunConfig
 
         run_known = set(field_types(RunConfig))
         names = [(n.strip(), *_scoped(n)) for key in grid for n in key.split(",") if n.strip()]

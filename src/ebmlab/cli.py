@@ -3,58 +3,75 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
-
-import numpy as np
 
 from .errors import EbmlabError
 
 
 def _list(args) -> None:
-    from .config import describe
+    if args.options:
+        print(options_listing(args.options, args.data, data_dir=args.data_dir))
+        return
+    if args.data:
+        raise EbmlabError("--data goes with --options METHOD (the effective options of METHOD on that data set)")
     from .data import dataset_names
     from .methods import METHODS
 
-    if args.options:
-        from .methods import get_method
-        from .train import RunConfig
-
-        cls = get_method(args.options)
-        print(f"run options (any method):")
-        for name, tp, default in describe(RunConfig):
-            print(f"  {name} = {default!r}  ({tp})")
-        print(f"{cls.name} options:")
-        for name, tp, default in describe(cls.Config):
-            print(f"  {name} = {default!r}  ({tp})")
-        return
     print("methods:")
     for name, cls in METHODS.items():
-        print(f"  {name:<10} {cls.description}")
+        print(f"  {name:<14} {cls.description}")
     print("data sets:")
     for name, desc in dataset_names().items():
         print(f"  {name:<16} {desc}")
     print("  PATH.npz|.npy   a user's arrays (vectors or images); PATH/ a folder of PNG/JPEG images")
+    print("options of a method on a data set: ebmlab list --options METHOD --data DATA")
+
+
+def options_listing(method: str, data: str | None, data_dir: str | None = None) -> str:
+    """Every option of METHOD with the value a run on DATA would use, where it came from, and what it means."""
+    from .config import to_dict
+    from .methods import get_method
+    from .options import describe
+    from .trainer import RunConfig, resolve_config
+
+    cls = get_method(method)
+    if data is not None:
+        cfg = resolve_config(method, data, overrides={"data_dir": data_dir} if data_dir else None)
+        run, mcfg = to_dict(cfg.run), to_dict(cfg.method_config)
+        head = (f"{method} on {data} — the values a run uses (presets applied: {', '.join(cfg.presets) or 'none'}):")
+        src = cfg.source
+    else:
+        run, mcfg = to_dict(RunConfig()), to_dict(cls.Config())
+        head = (f"{method}: class defaults; presets for the data set change some of them — add --data DATA to see "
+                f"the values a run uses")
+        src = (lambda name: "default")
+    lines = [head, "  (set any of them with key=value after the command, or in a --config TOML file)"]
+    for title, values, owner in (("run options (every method)", run, None), (f"{method} options", mcfg, cls)):
+        lines.append(f"{title}:")
+        for name, v in values.items():
+            shown = ",".join(map(str, v)) if isinstance(v, list) else repr(v) if isinstance(v, str) else str(v)
+            origin = src(name)
+            lines.append(f"  {name:<22} {shown:<18} {('[' + origin + ']'):<24} {describe(name, owner)}")
+    return "\n".join(lines)
 
 
 def _train(args) -> None:
     from .config import parse_override_strings
-    from .train import train
+    from .trainer import train
 
     overrides = parse_override_strings(args.overrides)
-    if args.steps is not None:
-        overrides["steps"] = args.steps
-    if args.seed is not None:
-        overrides["seed"] = args.seed
-    if args.device is not None:
-        overrides["device"] = args.device
-    if args.data_dir is not None:
-        overrides["data_dir"] = args.data_dir
-    if args.image_size is not None:
-        overrides["image_size"] = args.image_size
+    for key in ("steps", "seed", "device", "data_dir", "image_size"):
+        flag = getattr(args, key)
+        if flag is not None:
+            if key in overrides:
+                raise EbmlabError(f"--{key.replace('_', '-')} {flag} and {key}={overrides[key]} both set {key}; "
+                                  f"give it once")
+            overrides[key] = flag
     res = train(args.method, args.data, out=args.out, config_file=args.config, overrides=overrides,
-                progress=not args.no_progress)
+                progress=not args.no_progress, echo=True)
     if res.resumed_from:
         print(f"resumed from step {res.resumed_from}")
     print(f"run directory: {res.run_dir}")
@@ -82,26 +99,17 @@ def _k_table(m: dict) -> tuple[list[str], set[str]]:
 
 
 def _format_metrics(summary: dict) -> str:
-    m, ref = summary["metrics"], summary.get("real_vs_real", {})
+    from .present import text_table
+
+    m = summary["metrics"]
     table, in_table = _k_table(m)
-    lines = [f"{summary['method']} on {summary['data']} at step {summary['step']}:",
-             f"  {'metric':<14}{'model':>14}{'real data':>14}"]
-    for k, v in m.items():
-        if k in in_table:
-            continue
-        if isinstance(v, float):
-            r = ref.get(k)
-            rs = f"{r:>14.4g}" if isinstance(r, (int, float)) and r is not None else f"{'':>14}"
-            lines.append(f"  {k:<14}{v:>14.4g}{rs}")
-        elif isinstance(v, int):
-            r = ref.get(k)
-            lines.append(f"  {k:<14}{v:>14d}{(f'{r:>14}' if r is not None else '')}")
-    notes = [f"  {k}: {v}" for k, v in m.items() if isinstance(v, str)]
-    return "\n".join(lines + table + notes)
+    lines = [f"{summary['method']} on {summary['data']} at step {summary['step']} (↑ higher is better, ↓ lower; "
+             f"bookkeeping and notes are in summary.json):"]
+    return "\n".join(lines + text_table(summary, skip=in_table) + table)
 
 
 def _eval(args) -> None:
-    from .train import evaluate_run
+    from .trainer import evaluate_run
 
     import os
 
@@ -118,23 +126,46 @@ def _eval(args) -> None:
 
 
 def _sample(args) -> None:
-    from .train import sample_run
+    import math
 
+    import numpy as np
+
+    from .runs import atomic_write_bytes
+    from .trainer import check_output_dir, sample_run
+
+    # every argument is checked before the (possibly long) sampling starts
+    out = Path(args.out)
+    if out.suffix != ".npy":
+        raise EbmlabError(f"--out must name a .npy file (e.g. samples.npy), got {out}")
+    if out.is_dir():
+        raise EbmlabError(f"--out {out} is a directory; name a .npy file")
+    check_output_dir(out.parent)
+    if args.n < 1:
+        raise EbmlabError(f"-n must be a positive number of samples, got {args.n}")
+    mcmc = {"--temperature": args.temperature, "--mcmc-steps": args.mcmc_steps, "--step-size": args.step_size,
+            "--friction": args.friction}
+    given = [k for k, v in mcmc.items() if v is not None]
+    if given and args.sampler in (None, "none"):
+        raise EbmlabError(f"{', '.join(given)}: options of the energy-guided sampler; add --sampler kinetic|ula|mala|hmc")
+    for flag, v, ok, what in (("--temperature", args.temperature, lambda v: math.isfinite(v) and v > 0, "> 0"),
+                              ("--mcmc-steps", args.mcmc_steps, lambda v: v >= 1, "an integer ≥ 1"),
+                              ("--step-size", args.step_size, lambda v: math.isfinite(v) and v > 0, "> 0"),
+                              ("--friction", args.friction, lambda v: math.isfinite(v) and v >= 0, "≥ 0")):
+        if v is not None and not ok(v):
+            raise EbmlabError(f"{flag} must be {what}, got {v}")
     guided = None
     if args.sampler not in (None, "none"):
         from .guided import GuidedConfig
 
         d = GuidedConfig()
         guided = GuidedConfig(args.sampler, d.inverse_temperature if args.temperature is None else args.temperature,
-                              args.mcmc_steps or d.n_steps, args.step_size or d.step_size,
+                              d.n_steps if args.mcmc_steps is None else args.mcmc_steps,
+                              d.step_size if args.step_size is None else args.step_size,
                               d.friction if args.friction is None else args.friction)
     x = sample_run(args.run_dir, args.n, seed=args.seed, guided=guided, base_only=args.sampler == "none",
                    progress=guided is not None)
-    out = Path(args.out)
-    if out.suffix != ".npy":
-        raise EbmlabError(f"--out must name a .npy file, got {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, x.numpy())
+    atomic_write_bytes(out, lambda fh: np.save(fh, x.numpy()))
     print(f"wrote {len(x)} samples of shape {tuple(x.shape[1:])} to {out}")
 
 
@@ -203,7 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("list", help="list methods and data sets")
-    s.add_argument("--options", metavar="METHOD", help="list the options of METHOD with their defaults")
+    s.add_argument("--options", metavar="METHOD", help="every option of METHOD: value, where it came from, meaning")
+    s.add_argument("--data", help="with --options: the values a run of METHOD on this data set uses (presets applied)")
+    s.add_argument("--data-dir", help="with --data: directory of local data files (else EBMLAB_DATA)")
     s.set_defaults(fn=_list)
 
     s = sub.add_parser("train", help="train a method on a data set into a run directory (resumes if it exists)")
@@ -269,6 +302,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def os_error_message(exc: OSError) -> str:
+    """A file-system error as one line that says what to do; the run's files stay as they were (atomic writes)."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    hints = {
+        errno.ENOSPC: "the disk is full: free some space and run the same command again (a run resumes from its "
+                      "last checkpoint)",
+        errno.EDQUOT: "the disk quota is exceeded: free some space and run the same command again",
+        errno.EROFS: "the file system is read-only: choose an output path you can write to",
+        errno.EACCES: "permission denied: choose an output path you can write to, or fix the permissions",
+        errno.EPERM: "operation not permitted: choose an output path you can write to",
+        errno.ENAMETOOLONG: "a file name is too long: choose a shorter path",
+        errno.ENOTDIR: "a part of the path is a file, not a directory: choose another path",
+        errno.EISDIR: "a directory stands where a file was expected: choose another path",
+        errno.ENOENT: "a file or directory does not exist: check the path",
+    }
+    hint = hints.get(exc.errno, f"{exc.strerror or exc}: check the path, free space and permissions")
+    return f"{hint}{where}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -283,6 +335,23 @@ def main(argv: list[str] | None = None) -> int:
     except EbmlabError as exc:
         print(f"ebmlab: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of our output went away (e.g. `| head`): stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as exc:
+        print(f"ebmlab: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("ebmlab: error: out of memory; lower batch_size, eval_samples or the network sizes", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        if "alloc" in str(exc).lower() or "out of memory" in str(exc).lower():
+            print(f"ebmlab: error: out of memory ({str(exc).splitlines()[0][:160]}); lower batch_size, eval_samples "
+                  f"or the network sizes", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:
         print("ebmlab: interrupted; the last checkpoint is kept — run the same command to resume", file=sys.stderr)
         return 130

@@ -114,6 +114,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise EbmlabError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise EbmlabError(f"config file {path} is not UTF-8 text; save it as UTF-8 TOML") from None
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

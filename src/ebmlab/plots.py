@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from .metrics.density import evaluate_on_grid, grid  # noqa: E402
+from .runs import fault_point  # noqa: E402
 
 
 def _save(fig, path) -> None:
@@ -167,5 +168,6 @@ def plot_run(method, ds, run) -> None:
     finally:
         method.train(True)
     records = run.read_metrics()
+    fault_point("plots")
     plot_curves(records, run.plots / "curves.png")
     plot_sandwich(records, run.plots / "sandwich.png")

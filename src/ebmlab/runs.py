@@ -2,11 +2,12 @@
 
 Layout of RUN_DIR::
 
-    config.json      the resolved configuration (method, data, run options, method options)
+    config.json      the resolved configuration (method, data, run options, method options, presets applied)
+    run.json         one record per session: command line, versions, git commit, device, threads, times, speed
     metrics.jsonl    one JSON object per logged step ({"step", "kind": "train"|"eval", ...})
     tb/              TensorBoard event files
     checkpoint.pt    latest checkpoint, replaced atomically (write to a temp file, fsync, rename)
-    summary.json     final evaluation metrics with real-vs-real references
+    summary.json     final evaluation metrics with real-vs-real references (written last: it marks a finished run)
     plots/           PNG figures
 
 A kill at any moment leaves either the previous or the new checkpoint, never a partial one, and resuming
@@ -42,6 +43,27 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_UMASK: int | None = None
+
+
+def fault_point(phase: str) -> None:
+    """Fault injection for the kill-and-resume tests: when the environment variable EBMLAB_KILL_AT names this
+    phase, the process kills itself (SIGKILL, as a power cut or the OOM killer would) at this point."""
+    if os.environ.get("EBMLAB_KILL_AT") == phase:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _file_mode() -> int:
+    """0o666 less the process umask: what ``open`` would give, so colleagues in the group can read run files."""
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0)
+        os.umask(_UMASK)
+    return 0o666 & ~_UMASK
+
+
 def atomic_write_bytes(path: Path, write_fn) -> None:
     """Write via ``write_fn(fileobj)`` into a temp file beside ``path``, fsync, then rename over ``path``."""
     path = Path(path)
@@ -52,6 +74,8 @@ def atomic_write_bytes(path: Path, write_fn) -> None:
             write_fn(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        fault_point(f"write:{path.name}")
+        os.chmod(tmp, _file_mode())  # mkstemp creates 0600
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException:
@@ -81,8 +105,9 @@ def read_json(path: Path) -> Any:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise EbmlabError(f"{path} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise EbmlabError(f"{path} is not valid JSON ({exc}); the run directory is damaged") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EbmlabError(f"{path} is not valid JSON ({exc}); the run directory is damaged — restore the file, or "
+                          f"start a new run with another --out") from None
 
 
 class RunDir:
@@ -96,8 +121,53 @@ class RunDir:
     plots = property(lambda self: self.path / "plots")
     tb = property(lambda self: self.path / "tb")
 
+    record_path = property(lambda self: self.path / "run.json")
+
     def exists(self) -> bool:
         return self.config_path.is_file()
+
+    def clean_temporary(self) -> None:
+        """Remove the temporary files of writes that a kill interrupted (``.NAME.*.tmp``, see atomic_write_bytes)."""
+        for d in (self.path, self.plots):
+            if d.is_dir():
+                for tmp in d.glob(".*.tmp"):
+                    tmp.unlink(missing_ok=True)
+
+    # --- run record ------------------------------------------------------------------------------------------
+    def start_record(self, cfg: Any, device: Any, step: int) -> dict[str, Any]:
+        """Append this session to run.json (command line, versions, device, threads, start time)."""
+        import platform
+        import shlex
+        import sys
+        import time
+
+        from . import __version__
+
+        sessions = self._sessions()
+        rec = {"command": shlex.join(sys.argv) if sys.argv and sys.argv[0] else "(python api)",
+               "cwd": os.getcwd(), "ebmlab_version": __version__, "git_commit": git_commit(),
+               "torch_version": torch.__version__, "python": platform.python_version(), "host": platform.node(),
+               "device": str(device), "threads": torch.get_num_threads(),
+               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "start_step": step, "status": "running"}
+        sessions.append(rec)
+        write_json(self.record_path, {"format": "ebmlab-run-record-1", "sessions": sessions})
+        return rec
+
+    def end_record(self, rec: dict[str, Any], step: int, steps_per_s: float) -> None:
+        import time
+
+        sessions = self._sessions()
+        if sessions and sessions[-1].get("started") == rec["started"]:
+            sessions[-1].update(ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"), end_step=step,
+                                steps_per_s=round(steps_per_s, 4), status="ended")
+            write_json(self.record_path, {"format": "ebmlab-run-record-1", "sessions": sessions})
+
+    def _sessions(self) -> list[dict[str, Any]]:
+        try:
+            rec = json.loads(self.record_path.read_text())
+            return list(rec["sessions"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return []  # absent, or damaged: the record is informative only, a fresh one is started
 
     def require(self) -> dict[str, Any]:
         if not self.path.is_dir():
@@ -114,11 +184,14 @@ class RunDir:
         p = self.checkpoint_path
         if not p.is_file():
             return None
+        if p.stat().st_size == 0:
+            raise EbmlabError(f"checkpoint {p} is empty (0 bytes); restore it from a backup or delete it to restart "
+                              f"the run from step 0")
         try:
             state = torch.load(p, map_location="cpu", weights_only=True)
         except Exception as exc:  # truncated zip, bad pickle opcodes, ...
             raise EbmlabError(
-                f"checkpoint {p} is truncated or corrupt ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+                f"checkpoint {p} is truncated or corrupt ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]}); "
                 f"it cannot be loaded — restore it from a backup or delete it to restart the run from step 0"
             ) from None
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
@@ -157,6 +230,19 @@ class RunDir:
             except json.JSONDecodeError:
                 break
         return out
+
+
+def git_commit() -> str | None:
+    """The git commit of the ebmlab source when it runs from a checkout (``-dirty`` when modified), else None."""
+    import subprocess
+
+    src = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(src), "describe", "--always", "--dirty", "--abbrev=40"],
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 class MetricsLogger:

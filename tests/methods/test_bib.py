@@ -14,7 +14,7 @@ from ebmlab.bounds.score import latent_score, score_mismatch_gp
 from ebmlab.data import get_dataset
 from ebmlab.metrics.density import density_metrics
 from ebmlab.methods.bib import BIB_METHODS
-from ebmlab.train import build_method, resolve_config
+from ebmlab.trainer import build_method, resolve_config
 
 PAIRINGS = list(BIB_METHODS)  # bib = (i)+(iii), bib_jac_diff, bib_mi_gp, bib_mi_diff, bib_onesided
 
@@ -173,7 +173,7 @@ class ExactTimeEnergy(nn.Module):
 
 def test_diffusion_upper_bound_is_tight_for_consistent_exact_energies():
     s = 0.7
-    m = make("bib_jac_diff", estimator="logdet", eval_n_t=32, eval_samples=4000)
+    m = make("bib_jac_diff", estimator="logdet", eval_n_t=32, bound_samples=4000)
     m.G, m.E = nn.Linear(2, 2, bias=False), ExactTimeEnergy(s)
     m.G.weight.data.copy_(s * torch.eye(2))
     ds = SimpleNamespace(test=torch.randn(4000, 2, generator=torch.Generator().manual_seed(6)) * s)

@@ -11,7 +11,7 @@ from torch import nn
 
 from ebmlab.data import get_dataset
 from ebmlab.methods.ebgan import margin_at, margin_loss, reconstruction_error
-from ebmlab.train import build_method, resolve_config
+from ebmlab.trainer import build_method, resolve_config
 
 SMALL = {"g_hidden": (16, 16), "d_hidden": (16,), "code_dim": 4}
 

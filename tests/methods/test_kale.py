@@ -6,7 +6,7 @@ import torch
 
 from ebmlab.errors import EbmlabError
 from ebmlab.guided import GuidedConfig, guided_samples
-from ebmlab.train import build_method, resolve_config
+from ebmlab.trainer import build_method, resolve_config
 
 
 def fake_pair(m, s):

@@ -32,6 +32,7 @@ class Method(abc.ABC):
     # the data kinds the method models (None: any); others are refused when the method is built
     data_kinds: ClassVar[tuple[str, ...] | None] = None
     data_hint: ClassVar[str] = ""  # what to use instead, for that message
+    progress_keys: ClassVar[tuple[str, ...]] = ()  # training metrics on the progress bar (empty: the first three)
 
     def __init__(self, config: Any, *, spec: DataSpec | None = None, data_dim: int | None = None,
                  device: torch.device, generator: torch.Generator):

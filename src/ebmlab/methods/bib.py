@@ -116,7 +116,7 @@ class BiBConfig:
     beta1: float = 0.0
     beta2: float = 0.9
     adam_eps: float = 1e-6
-    eval_samples: int = 2000  # generator samples behind each reported bound
+    bound_samples: int = 2000  # generator samples behind each reported bound (not the run's eval_samples)
     eval_n_t: int = 16  # Gauss–Legendre nodes of the diffusion bound at evaluation
     eval_inner_k: int = 16  # (ii): encoder draws behind each importance-sampled p_g(x) of the χ² bound
     net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
@@ -152,6 +152,7 @@ def _chi2_log_z(log_w: Tensor) -> tuple[float, float]:
 
 class BiB(LatentGenerator, Method):
     name = "bib"
+    progress_keys = ("loss_e", "loss_g", "entropy")  # shown on the progress bar
     Config = BiBConfig
     description = ("BiB (i)+(iii) by default: generator maximises a lower bound, energy minimises an upper bound "
                    "(lower=jacobian|mi, upper=gp|diffusion|none)")
@@ -284,7 +285,7 @@ class BiB(LatentGenerator, Method):
     # --- the reported bounds --------------------------------------------------------------------------------
     def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
         """Lower and upper bounds on the test NLL in nats, with Monte-Carlo standard errors (module docstring)."""
-        c, n = self.config, self.config.eval_samples
+        c, n = self.config, self.config.bound_samples
         gen = torch.Generator(device=self.device).manual_seed(12345)  # own noise: training RNGs untouched
         out: dict[str, Any] = {}
         with torch.no_grad():

@@ -233,6 +233,7 @@ class HelmholtzMethod(Method):
 
 class BiHM(HelmholtzMethod):
     name = "bihm"
+    progress_keys = ("two_log_pt", "log_p_is", "ess_pstar")  # shown on the progress bar
     description = "BiHM (binary data): sigmoid belief nets p and q, model p* ∝ (Σ_h √(p q))², Z² estimate"
     models_p_star = True
 
@@ -248,6 +249,7 @@ class BiHM(HelmholtzMethod):
 
 class RWS(HelmholtzMethod):
     name = "rws"
+    progress_keys = ("log_p_is",)  # shown on the progress bar
     description = "RWS (binary data): sigmoid belief nets p and q, importance-weighted wake updates of both"
 
     def train_step(self, batch: Tensor, step: int) -> dict[str, float]:

@@ -148,6 +148,7 @@ class EBGANPTConfig(EBGANConfig):
 
 class EBGAN(LatentGenerator, Method):
     name = "ebgan"
+    progress_keys = ("loss_d", "energy_real", "energy_fake", "margin")  # shown on the progress bar
     Config = EBGANConfig
     description = "EBGAN: auto-encoder energy, per-example margin loss"
     has_energy = True

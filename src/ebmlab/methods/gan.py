@@ -36,6 +36,7 @@ class GANConfig:
 
 class GAN(LatentGenerator, Method):
     name = "gan"
+    progress_keys = ("loss_d", "loss_g", "d_real", "d_fake")  # shown on the progress bar
     Config = GANConfig
     description = "non-saturating GAN (baseline)"
 

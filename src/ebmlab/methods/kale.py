@@ -75,6 +75,7 @@ class KALEConfig:
 
 class KALE(LatentGenerator, Method):
     name = "kale"
+    progress_keys = ("kale", "energy_real", "energy_gen")  # shown on the progress bar
     Config = KALEConfig
     description = "KALE/GEBM: base generator + energy, KALE loss, energy-guided latent MCMC sampling"
     has_energy = True

@@ -235,6 +235,7 @@ def _report(method: Method, c: LBTConfig, dataset: Any) -> dict[str, Any]:
 
 class LBT(Method):
     name = "lbt"
+    progress_keys = ("elbo_data_lookahead", "elbo_gen", "grad_norm_g")  # shown on the progress bar
     Config = LBTConfig
     description = "LBT: generator taught through K unrolled VAE-estimator updates (differentiable Adam)"
 
@@ -265,6 +266,7 @@ class LBT(Method):
 
 class LBTGAN(LBT):
     name = "lbt_gan"
+    progress_keys = ("elbo_data_lookahead", "loss_g", "loss_d")  # shown on the progress bar
     Config = LBTGANConfig
     description = "LBT-GAN: LBT plus a discriminator and λ × the non-saturating GAN loss"
 

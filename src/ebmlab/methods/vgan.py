@@ -53,6 +53,7 @@ class VGANConfig:
 
 class VGAN(LatentGenerator, Method):
     name = "vgan"
+    progress_keys = ("energy_real", "energy_fake", "entropy_gen")  # shown on the progress bar
     Config = VGANConfig
     description = "VGAN: bounded multi-modal energy + batch entropy surrogate, k generator steps per energy step"
     has_energy = True

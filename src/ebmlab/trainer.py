@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +24,8 @@ from .data import get_dataset
 from .data.batches import make_batches
 from .errors import DivergenceError, EbmlabError
 from .methods import Method, get_method
-from .runs import CHECKPOINT_FORMAT, MetricsLogger, RunDir, read_json, write_json
+from .options import validate
+from .runs import CHECKPOINT_FORMAT, MetricsLogger, RunDir, fault_point, read_json, write_json
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,33 @@ class ResolvedConfig:
     data: str
     run: RunConfig
     method_config: Any
+    presets: tuple[str, ...] = ()  # the preset files applied, in order
+    sources: dict[str, str] = field(default_factory=dict, compare=False)  # option -> where its value came from
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "data": self.data, "run": to_dict(self.run),
-                "method_config": to_dict(self.method_config), "ebmlab_version": __version__}
+                "method_config": to_dict(self.method_config), "presets": list(self.presets),
+                "ebmlab_version": __version__}
+
+    def source(self, name: str) -> str:
+        return self.sources.get(name, "default")
+
+    def echo(self) -> str:
+        """The resolved configuration in one compact block: non-default values marked with their source."""
+        lines = [f"{self.method} on {self.data}; presets applied: {', '.join(self.presets) or 'none'}"]
+        for title, cfg in (("run", self.run), (self.method, self.method_config)):
+            items = []
+            for f in fields(cfg):
+                v = getattr(cfg, f.name)
+                v = ",".join(map(str, v)) if isinstance(v, tuple) else v
+                src = self.source(f.name)
+                items.append(f"{f.name}={v}" + ("" if src == "default" else f" [{_short(src)}]"))
+            lines.append(f"  {title}: " + "  ".join(items))
+        return "\n".join(lines)
+
+
+def _short(source: str) -> str:
+    return {"command line": "cli"}.get(source, source.removeprefix("preset "))
 
 
 def _preset(name: str) -> dict[str, Any]:
@@ -66,12 +90,15 @@ def _preset(name: str) -> dict[str, Any]:
     return load_toml(Path(str(f)))
 
 
-def _apply_file(run: RunConfig, mcfg: Any, table: dict[str, Any], source: str, method: str) -> tuple[RunConfig, Any]:
+def _apply_file(run: RunConfig, mcfg: Any, table: dict[str, Any], source: str, method: str,
+                sources: dict[str, str]) -> tuple[RunConfig, Any]:
     unknown = set(table) - {"run", "method"}
     if unknown:
         raise EbmlabError(f"{source}: unknown table(s) {sorted(unknown)}; expected [run] and [method]")
     run = apply_overrides(run, table.get("run", {}), what=f"[run] in {source}")
     mcfg = apply_overrides(mcfg, table.get("method", {}), what=f"[method] of {method} in {source}")
+    sources.update({k: source for k in table.get("run", {})})
+    sources.update({k: source for k in table.get("method", {})})
     return run, mcfg
 
 
@@ -100,11 +127,14 @@ def resolve_config(method: str, data: str, *, config_file: str | Path | None = N
     run0 = apply_overrides(run0, {k: v for k, v in (overrides or {}).items() if k in ("data_dir", "image_size")},
                            what="run")
     kind = dataset_of(data, run0).kind
-    run, mcfg = RunConfig(), cls.Config()
+    run, mcfg, sources, applied = RunConfig(), cls.Config(), {}, []
     for name in preset_names(method, data, kind):
-        run, mcfg = _apply_file(run, mcfg, _preset(name), f"preset {name}", method)
+        table = _preset(name)
+        if table:
+            applied.append(name)
+            run, mcfg = _apply_file(run, mcfg, table, f"preset {name}", method, sources)
     if config_file is not None:
-        run, mcfg = _apply_file(run, mcfg, file_table, str(config_file), method)
+        run, mcfg = _apply_file(run, mcfg, file_table, str(config_file), method, sources)
     r_over, m_over = {}, {}
     for k, v in (overrides or {}).items():
         if k in run_keys:
@@ -118,16 +148,38 @@ def resolve_config(method: str, data: str, *, config_file: str | Path | None = N
             )
     run = apply_overrides(run, r_over, what="run")
     mcfg = apply_overrides(mcfg, m_over, what=method)
-    if run.steps < 1 or run.batch_size < 2:
-        raise EbmlabError(f"steps must be ≥ 1 and batch_size ≥ 2, got steps={run.steps}, batch_size={run.batch_size}")
-    return ResolvedConfig(method, data, run, mcfg)
+    sources.update({k: "command line" for k in (overrides or {})})
+    validate(run, what="run options")
+    validate(mcfg, method=cls, what=f"{method} options")
+    return ResolvedConfig(method, data, run, mcfg, tuple(applied), sources)
 
 
-def config_from_dict(d: dict[str, Any]) -> ResolvedConfig:
-    cls = get_method(d["method"])
-    run = apply_overrides(RunConfig(), d["run"], what="run")
-    mcfg = apply_overrides(cls.Config(), d["method_config"], what=d["method"])
-    return ResolvedConfig(d["method"], d["data"], run, mcfg)
+# options renamed since run directories were written with the old name: {method family: {old: new}}
+RENAMED = {"bib": {"eval_samples": "bound_samples"}}  # it shared its name with the run option
+
+
+def _renamed(cls: type, options: dict[str, Any]) -> dict[str, Any]:
+    from .options import method_keys
+
+    table = {old: new for key in method_keys(cls) for old, new in RENAMED.get(key, {}).items()}
+    return {table.get(k, k): v for k, v in options.items()}
+
+
+def config_from_dict(d: Any, where: str | Path = "config.json") -> ResolvedConfig:
+    """The configuration saved in a run directory; a file that was emptied or edited by hand is refused."""
+    try:
+        if not isinstance(d, dict) or not isinstance(d.get("run"), dict) or not isinstance(d.get("method_config"), dict) \
+                or not isinstance(d.get("method"), str) or not isinstance(d.get("data"), str):
+            raise EbmlabError("expected an object with keys method, data, run, method_config")
+        cls = get_method(d["method"])
+        run = apply_overrides(RunConfig(), d["run"], what="run")
+        mcfg = apply_overrides(cls.Config(), _renamed(cls, d["method_config"]), what=d["method"])
+        validate(run, what="run options")
+        validate(mcfg, method=cls, what=f"{d['method']} options")
+    except EbmlabError as exc:
+        raise EbmlabError(f"{where} is not a valid ebmlab run configuration ({exc}); it was damaged or edited by "
+                          f"hand — restore it, or start a new run with another --out") from None
+    return ResolvedConfig(d["method"], d["data"], run, mcfg, tuple(d.get("presets", ())))
 
 
 def pick_device(name: str) -> torch.device:
@@ -152,12 +204,12 @@ def build_method(cfg: ResolvedConfig, device: torch.device | None = None) -> Met
             raise EbmlabError(f"{cfg.method} on {cfg.data}: {exc}") from None
 
 
-def _check_finite(metrics: dict[str, float], step: int) -> None:
+def _check_finite(metrics: dict[str, float], step: int, saved_any: bool = True) -> None:
     bad = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
     if bad:
         raise DivergenceError(
             f"training diverged at step {step}: non-finite {', '.join(f'{k}={v}' for k, v in bad.items())}; "
-            f"the last good checkpoint is kept — lower the learning rates or change the options and resume"
+            f"{_kept(saved_any)} — lower the learning rates (or change the options with another --out) and run again"
         )
 
 
@@ -173,17 +225,35 @@ class TrainResult:
     resumed_from: int
 
 
+def _check_types(method: Any, data: Any, out: Any, config_file: Any, overrides: Any) -> None:
+    """The Python API's arguments, checked before any work (the CLI always passes these types)."""
+    if not isinstance(method, str):
+        raise EbmlabError(f"method must be a method name (str), got {type(method).__name__} {method!r}")
+    if not isinstance(data, (str, Path)):
+        raise EbmlabError(f"data must be a data set name or path (str), got {type(data).__name__} {data!r}")
+    for name, v in (("out", out), ("config_file", config_file)):
+        if v is not None and not isinstance(v, (str, Path)):
+            raise EbmlabError(f"{name} must be a path (str or Path), got {type(v).__name__} {v!r}")
+    if overrides is not None and (not isinstance(overrides, dict) or not all(isinstance(k, str) for k in overrides)):
+        raise EbmlabError(f"overrides must be a dict of option name -> value, got {type(overrides).__name__}")
+
+
 def train(method: str, data: str, *, out: str | Path | None = None, config_file: str | Path | None = None,
-          overrides: dict[str, Any] | None = None, progress: bool = True, stop_after: int | None = None) -> TrainResult:
+          overrides: dict[str, Any] | None = None, progress: bool = True, stop_after: int | None = None,
+          echo: bool = False) -> TrainResult:
     """Train ``method`` on ``data`` into a run directory; resumes if the directory holds a checkpoint.
 
     ``stop_after`` stops (after checkpointing) once that many steps are done in total — used to test resume.
+    ``echo`` prints the resolved configuration before training.
     """
+    _check_types(method, data, out, config_file, overrides)
+    data = str(data)
     cfg = resolve_config(method, data, config_file=config_file, overrides=overrides)
     out = Path(out) if out is not None else Path("runs") / f"{method}-{data}-s{cfg.run.seed}"
+    check_output_dir(out)
     run = RunDir(out)
     if run.exists():
-        saved = read_json(run.config_path)
+        saved = config_from_dict(read_json(run.config_path), run.config_path).to_dict()
         if saved.get("method") != method:
             raise EbmlabError(f"{out} holds a run of method {saved.get('method')!r}, not {method!r}; "
                               f"choose another --out for a new run")
@@ -202,12 +272,38 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
     if rc.threads > 0:
         torch.set_num_threads(rc.threads)
     ds = dataset_of(cfg.data, rc)
+    getattr(ds, "arrays", None)  # read (and checksum) the files now: a missing or corrupt one is refused here
     device = pick_device(rc.device)
     method = build_method(cfg, device)
+    if echo:
+        print(cfg.echo(), flush=True)
     if not run.exists():
         out.mkdir(parents=True, exist_ok=True)
+    run.clean_temporary()
     write_json(run.config_path, cfg.to_dict())
     return _train_loop(cfg, run, ds, method, progress=progress, stop_after=stop_after)
+
+
+def check_output_dir(out: Path) -> None:
+    """Refuse an output directory that cannot be created or written, before any work is done."""
+    import os
+
+    for part in out.parts:
+        if len(part.encode()) > 255:
+            raise EbmlabError(f"--out {out}: the name {part[:40]}... is {len(part.encode())} bytes, longer than the "
+                              f"file system allows (255); choose a shorter name")
+    if out.exists() and not out.is_dir():
+        raise EbmlabError(f"--out {out} is an existing file, not a directory; choose another --out")
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise EbmlabError(f"--out {out} goes through {probe}, which is a file; choose another --out")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise EbmlabError(f"--out {out}: {probe} is not writable (read-only file system or no permission); "
+                          f"choose a directory you can write to")
 
 
 def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, *, progress: bool,
@@ -221,51 +317,87 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, *, progress: bool,
         batches.load_state_dict(ckpt)
         torch.set_rng_state(ckpt["torch_rng"])
         start = int(ckpt["step"])
+    else:
+        torch.manual_seed(rc.seed)  # the global generator too, so two identical runs save identical checkpoints
     run.truncate_metrics(start)
+    record = run.start_record(cfg, method.device, start)
     if start >= rc.steps:
-        summary = (read_json(run.summary_path) if run.summary_path.is_file()
-                   else _finish(method, ds, cfg, run, evaluate(method, ds, rc, rc.steps)))
+        summary = _finish(method, ds, cfg, run)
+        run.end_record(record, rc.steps, 0.0)
         return TrainResult(run.path, summary, method, start)
 
     logger = MetricsLogger(run, start, tensorboard=rc.tensorboard)
     end = rc.steps if stop_after is None else min(rc.steps, stop_after)
+    saved_any = ckpt is not None
 
     def checkpoint(step: int) -> None:
+        nonlocal saved_any
         if not _params_finite(method):
-            raise DivergenceError(f"parameters became non-finite by step {step}; the last good checkpoint is kept")
+            raise DivergenceError(f"parameters became non-finite by step {step}; {_kept(saved_any)}")
         run.save_checkpoint({"format": CHECKPOINT_FORMAT, "method": cfg.method, "step": step,
                              "method_state": method.state_dict(), **batches.state_dict(),
                              "torch_rng": torch.get_rng_state()})
+        saved_any = True
 
+    keys = getattr(method, "progress_keys", ())
     bar = tqdm(total=rc.steps, initial=start, disable=not progress, desc=f"{cfg.method}/{cfg.data}",
                dynamic_ncols=True, mininterval=0.5)
-    t0, step, final = time.perf_counter(), start, None
+    t0, step = time.perf_counter(), start
     try:
         stream = batches.stream(start, end, num_workers=rc.num_workers)
         for step, batch in zip(range(start + 1, end + 1), stream):
             metrics = method.train_step(batch.to(method.device, non_blocking=True), step)
-            _check_finite(metrics, step)
+            _check_finite(metrics, step, saved_any)
             if step % rc.log_every == 0:
                 metrics["steps_per_s"] = (step - start) / (time.perf_counter() - t0)
                 logger.log(step, "train", metrics)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in list(metrics.items())[:3]}, refresh=False)
+                shown = [k for k in keys if k in metrics] or list(metrics)[:3]
+                bar.set_postfix({k: f"{metrics[k]:.3g}" for k in shown}, refresh=False)
             if rc.eval_every and step % rc.eval_every == 0 and step < rc.steps:
                 logger.log(step, "eval", evaluate(method, ds, rc, step))
                 _log_grid(logger, method, ds, step)
             if step % rc.ckpt_every == 0 or step == end:
                 checkpoint(step)
             bar.update(1)
+            fault_point(f"step:{step}")
         bar.close()
         if end == rc.steps:
-            final = evaluate(method, ds, rc, rc.steps)
-            logger.log(rc.steps, "eval", final)
-            _log_grid(logger, method, ds, rc.steps)
+            _final_eval(method, ds, cfg, run, logger, progress)
     finally:
         bar.close()
         logger.close()
-    if final is None:
+    elapsed = time.perf_counter() - t0
+    run.end_record(record, end, (end - start) / elapsed if elapsed > 0 else 0.0)
+    if end < rc.steps:
         return TrainResult(run.path, {}, method, start)
-    return TrainResult(run.path, _finish(method, ds, cfg, run, final), method, start)
+    return TrainResult(run.path, _finish(method, ds, cfg, run, progress=progress), method, start)
+
+
+def _kept(saved_any: bool) -> str:
+    return ("the last good checkpoint is kept" if saved_any else
+            "no checkpoint had been written yet, so the run starts again from step 0")
+
+
+def _final_eval(method: Method, ds, cfg: ResolvedConfig, run: RunDir, logger: MetricsLogger | None,
+                progress: bool = False) -> dict[str, Any]:
+    """The final evaluation line of metrics.jsonl: reused if a previous session logged it, else computed."""
+    rc = cfg.run
+    for rec in reversed(run.read_metrics()):
+        if rec.get("kind") == "eval" and rec.get("step") == rc.steps:
+            return {k: v for k, v in rec.items() if k not in ("step", "kind")}
+    if progress:
+        print(f"final evaluation ({rc.eval_samples} samples)...", flush=True)
+    final = evaluate(method, ds, rc, rc.steps)
+    fault_point("final_eval")
+    own = logger is None
+    logger = logger or MetricsLogger(run, rc.steps, tensorboard=rc.tensorboard)
+    try:
+        logger.log(rc.steps, "eval", final)
+        _log_grid(logger, method, ds, rc.steps)
+    finally:
+        if own:
+            logger.close()
+    return final
 
 
 def _log_grid(logger: MetricsLogger, method: Method, ds, step: int) -> None:
@@ -300,24 +432,34 @@ def protocol(ds, rc: RunConfig) -> dict[str, Any]:
     return out
 
 
-def _finish(method: Method, ds, cfg: ResolvedConfig, run: RunDir, metrics: dict[str, Any]) -> dict[str, Any]:
+def _finish(method: Method, ds, cfg: ResolvedConfig, run: RunDir, progress: bool = False) -> dict[str, Any]:
+    """The end of a run: final evaluation line, plots, then summary.json, written last so that it marks a finished
+    run; a kill anywhere in here is completed by running the same command again."""
     from .metrics import real_reference
 
     rc = cfg.run
+    if run.summary_path.is_file():
+        done = read_json(run.summary_path)
+        if isinstance(done, dict) and done.get("step") == rc.steps:
+            return done
+    metrics = _final_eval(method, ds, cfg, run, None, progress)
     summary = {"method": cfg.method, "data": cfg.data, "step": rc.steps, "seed": rc.seed, "metrics": metrics,
                "real_vs_real": real_reference(ds, rc.eval_samples), "protocol": protocol(ds, rc)}
-    write_json(run.summary_path, summary)
     if rc.plots:
         from .plots import plot_run
 
+        if progress:
+            print("plots...", flush=True)
         plot_run(method, ds, run)
+    fault_point("summary")
+    write_json(run.summary_path, summary)
     return summary
 
 
 def load_run(run_dir: str | Path, device: str | None = None) -> tuple[ResolvedConfig, Method, int]:
     """Rebuild the method of a run directory from its latest checkpoint: (config, method, step)."""
     run = RunDir(run_dir)
-    cfg = config_from_dict(run.require())
+    cfg = config_from_dict(run.require(), run.config_path)
     method = build_method(cfg, pick_device(device or cfg.run.device))
     ckpt = run.load_checkpoint(cfg.method)
     if ckpt is None:

@@ -1,0 +1,272 @@
+"""Bad input and faults, table-driven: each case must exit non-zero with one message that names the problem (no
+traceback: an exception escaping ``main`` fails the test), and leave every existing run directory byte-identical."""
+
+import errno
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import ebmlab
+from ebmlab.cli import main
+
+TINY = ["eval_samples=100", "eval_density=false", "plots=false", "tensorboard=false", "log_every=1"]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished tiny GAN run, and one of KALE (for a checkpoint from another method)."""
+    root = tmp_path_factory.mktemp("runs")
+    assert main(["train", "gan", "--data", "ring8", "--steps", "3", "--out", str(root / "gan"), "--no-progress",
+                 *TINY]) == 0
+    assert main(["train", "kale", "--data", "ring8", "--steps", "1", "--out", str(root / "kale"), "--no-progress",
+                 "mcmc_steps=2", *TINY]) == 0
+    return root
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def copy_run(finished: Path, tmp: Path) -> Path:
+    dst = tmp / "copy"
+    shutil.copytree(finished / "gan", dst)
+    return dst
+
+
+def edit(path: Path, fn) -> None:
+    path.write_text(json.dumps(fn(json.loads(path.read_text()))))
+
+
+# (id, setup(tmp, finished) -> argv, words the message must contain)
+def _train(*extra, data="ring8", method="gan"):
+    return lambda tmp, fin: ["train", method, "--data", data, "--out", str(tmp / "new"), "--no-progress", *extra]
+
+
+def _copy_then(fn, argv_fn):
+    def setup(tmp, fin):
+        run = copy_run(fin, tmp)
+        fn(run)
+        return argv_fn(run)
+    return setup
+
+
+def _resume(run):
+    return ["train", "gan", "--data", "ring8", "--out", str(run), "--steps", "3", "--no-progress", *TINY]
+
+
+def _eval(run):
+    return ["eval", str(run)]
+
+
+def _sample(*extra):
+    return lambda tmp, fin: ["sample", str(fin / "gan"), "-n", "10", "--out", str(tmp / "s.npy"), *extra]
+
+
+def _file(tmp, name, data: bytes):
+    p = tmp / name
+    p.write_bytes(data)
+    return p
+
+
+CASES = [
+    # --- option values -----------------------------------------------------------------------------------------------
+    ("steps-zero", _train("steps=0"), ["steps"]),
+    ("steps-negative", _train("--steps", "-5"), ["steps"]),
+    ("batch-size-one", _train("batch_size=1"), ["batch_size"]),
+    ("batch-size-text", _train("batch_size=abc"), ["batch_size", "integer"]),
+    ("steps-fraction", _train("steps=2.5"), ["steps", "integer"]),
+    ("lr-negative", _train("lr_g=-1e-3"), ["lr_g", "> 0"]),
+    ("lr-nan", _train("lr_d=nan"), ["lr_d"]),
+    ("lr-inf", _train("lr_d=inf"), ["lr_d"]),
+    ("lr-text", _train("lr_g=fast"), ["lr_g", "number"]),
+    ("beta1-one", _train("beta1=1.0"), ["beta1"]),
+    ("beta2-negative", _train("beta2=-0.1"), ["beta2"]),
+    ("log-every-zero", _train("log_every=0"), ["log_every"]),
+    ("ckpt-every-zero", _train("ckpt_every=0"), ["ckpt_every"]),
+    ("eval-samples-zero", _train("eval_samples=0"), ["eval_samples"]),
+    ("eval-every-negative", _train("eval_every=-1"), ["eval_every"]),
+    ("threads-negative", _train("threads=-1"), ["threads"]),
+    ("workers-negative", _train("num_workers=-2"), ["num_workers"]),
+    ("image-size-negative", _train("image_size=-3"), ["image_size"]),
+    ("seed-negative", _train("--seed", "-1"), ["seed"]),
+    ("z-dim-zero", _train("z_dim=0"), ["z_dim"]),
+    ("hidden-zero-width", _train("g_hidden=0,128"), ["g_hidden"]),
+    ("hidden-text", _train("g_hidden=a,b"), ["g_hidden", "integer"]),
+    ("activation-unknown", _train("act=swish"), ["act", "one of"]),
+    ("device-unknown", _train("device=tpu"), ["device", "one of"]),
+    ("bool-garbage", _train("plots=maybe"), ["plots", "true or false"]),
+    ("n-critic-zero", _train("n_critic=0"), ["n_critic"]),
+    ("kale-temperature-zero", _train("inverse_temperature=0", method="kale"), ["inverse_temperature"]),
+    ("kale-mcmc-steps-zero", _train("mcmc_steps=0", method="kale"), ["mcmc_steps"]),
+    ("bib-t-min-above-one", _train("t_min=1.5", method="bib_jac_diff"), ["t_min"]),
+    ("vae-iwae-ks-empty", _train("iwae_ks=", method="vae"), ["iwae_ks"]),
+    ("unknown-option", _train("learning_rate=1"), ["unknown option", "learning_rate"]),
+    ("unknown-method", _train(method="wgan"), ["wgan"]),
+    ("method-for-other-kind", _train(method="bihm"), ["binary"]),
+    # --- conflicting and malformed arguments -------------------------------------------------------------------------
+    ("seed-twice", _train("--seed", "0", "seed=1"), ["seed", "once"]),
+    ("steps-twice", _train("--steps", "5", "steps=6"), ["steps", "once"]),
+    ("override-without-equals", _train("lr_g"), ["unrecognized", "lr_g"]),
+    ("unknown-flag", _train("--speed", "3"), ["unrecognized", "--speed"]),
+    ("list-data-without-options", lambda tmp, fin: ["list", "--data", "ring8"], ["--options"]),
+    ("list-unknown-method", lambda tmp, fin: ["list", "--options", "wgan"], ["wgan"]),
+    # --- data -------------------------------------------------------------------------------------------------------
+    ("data-unknown", _train(data="ring9"), ["unknown data set", "ring9"]),
+    ("data-missing-npz", lambda tmp, fin: _train(data=str(tmp / "none.npz"))(tmp, fin), ["none.npz"]),
+    ("data-corrupt-npz", lambda tmp, fin: _train(data=str(_file(tmp, "bad.npz", b"PK\x03\x04garbage")))(tmp, fin),
+     ["bad.npz"]),
+    ("data-empty-folder", lambda tmp, fin: (tmp / "imgs").mkdir() or _train(data=str(tmp / "imgs") + "/")(tmp, fin),
+     ["imgs"]),
+    ("data-dir-missing", _train("data_dir=/nonexistent-dir", data="mnist"), ["/nonexistent-dir", "does not exist"]),
+    ("data-mnist-files-absent", lambda tmp, fin: (tmp / "dd").mkdir() or _train(f"data_dir={tmp / 'dd'}",
+                                                                                  data="mnist")(tmp, fin),
+     ["train-images-idx3-ubyte"]),
+    # --- config files -----------------------------------------------------------------------------------------------
+    ("config-missing", _train("--config", "/nonexistent/c.toml"), ["c.toml", "does not exist"]),
+    ("config-not-utf8", lambda tmp, fin: _train("--config", str(_file(tmp, "c.toml", b"[run]\nsteps = \xff\n")))(
+        tmp, fin), ["UTF-8"]),
+    ("config-bad-toml", lambda tmp, fin: _train("--config", str(_file(tmp, "c.toml", b"[run\nsteps=")))(tmp, fin),
+     ["TOML"]),
+    ("config-unknown-table", lambda tmp, fin: _train("--config", str(_file(tmp, "c.toml", b"[model]\nx=1\n")))(
+        tmp, fin), ["model", "[run] and [method]"]),
+    ("config-unknown-key", lambda tmp, fin: _train("--config", str(_file(tmp, "c.toml", b"[run]\nstepz=1\n")))(
+        tmp, fin), ["stepz"]),
+    ("config-wrong-type", lambda tmp, fin: _train("--config", str(_file(tmp, "c.toml", b"[method]\nlr_g='x'\n")))(
+        tmp, fin), ["lr_g"]),
+    ("config-out-of-range", lambda tmp, fin: _train("--config", str(_file(tmp, "c.toml", b"[method]\nlr_g=-1.0\n")))(
+        tmp, fin), ["lr_g"]),
+    # --- output paths -----------------------------------------------------------------------------------------------
+    ("out-through-file", lambda tmp, fin: ["train", "gan", "--data", "ring8", "--out",
+                                           str(_file(tmp, "f", b"x") / "run"), *TINY], ["is a file"]),
+    ("out-is-file", lambda tmp, fin: ["train", "gan", "--data", "ring8", "--out", str(_file(tmp, "f", b"x")), *TINY],
+     ["existing file"]),
+    ("out-name-too-long", lambda tmp, fin: ["train", "gan", "--data", "ring8", "--out", str(tmp / ("r" * 300)),
+                                            *TINY], ["longer than"]),
+    # --- existing runs ----------------------------------------------------------------------------------------------
+    ("resume-other-method", lambda tmp, fin: ["train", "vgan", "--data", "ring8", "--out", str(fin / "gan")],
+     ["method", "gan"]),
+    ("resume-other-data", lambda tmp, fin: ["train", "gan", "--data", "grid25", "--out", str(fin / "gan")],
+     ["ring8"]),
+    ("resume-other-options", lambda tmp, fin: ["train", "gan", "--data", "ring8", "--out", str(fin / "gan"),
+                                               "lr_g=0.5", *TINY], ["different options", "lr_g"]),
+    ("config-json-emptied", _copy_then(lambda r: (r / "config.json").write_text(""), _resume), ["config.json"]),
+    ("config-json-not-object", _copy_then(lambda r: (r / "config.json").write_text("[1, 2]"), _eval),
+     ["config.json", "edited"]),
+    ("config-json-bad-value", _copy_then(lambda r: edit(r / "config.json", lambda d: {**d, "run": {**d["run"],
+                                                                                                    "steps": "many"}}),
+                                         _eval), ["config.json", "steps"]),
+    ("config-json-out-of-range", _copy_then(lambda r: edit(r / "config.json",
+                                                           lambda d: {**d, "method_config": {**d["method_config"],
+                                                                                             "lr_g": -1}}), _resume),
+     ["config.json", "lr_g"]),
+    ("config-json-not-utf8", _copy_then(lambda r: (r / "config.json").write_bytes(b"\xff\xfe{"), _eval),
+     ["config.json"]),
+    ("checkpoint-empty", _copy_then(lambda r: (r / "checkpoint.pt").write_bytes(b""), _eval), ["empty"]),
+    ("checkpoint-truncated", _copy_then(lambda r: (r / "checkpoint.pt").write_bytes(
+        (r / "checkpoint.pt").read_bytes()[:500]), _eval), ["truncated or corrupt"]),
+    ("checkpoint-foreign", _copy_then(lambda r: torch.save({"weights": torch.zeros(2)}, r / "checkpoint.pt"), _eval),
+     ["not an ebmlab checkpoint"]),
+    ("eval-missing-dir", lambda tmp, fin: ["eval", str(tmp / "nothing")], ["does not exist"]),
+    ("eval-not-a-run", lambda tmp, fin: (tmp / "d").mkdir() or ["eval", str(tmp / "d")], ["not an ebmlab run"]),
+    ("eval-ais-zero", lambda tmp, fin: ["eval", str(fin / "gan"), "--ais", "0"], ["--ais"]),
+    # --- sample -----------------------------------------------------------------------------------------------------
+    ("sample-wrong-suffix", lambda tmp, fin: ["sample", str(fin / "gan"), "-n", "5", "--out", str(tmp / "s.txt")],
+     [".npy"]),
+    ("sample-out-directory", lambda tmp, fin: (tmp / "d.npy").mkdir() or ["sample", str(fin / "gan"), "-n", "5",
+                                                                          "--out", str(tmp / "d.npy")],
+     ["directory"]),
+    ("sample-n-zero", _sample("-n", "0"), ["-n"]),
+    ("sample-mcmc-steps-negative", _sample("--sampler", "kinetic", "--mcmc-steps", "-5"), ["--mcmc-steps"]),
+    ("sample-mcmc-steps-zero", _sample("--sampler", "kinetic", "--mcmc-steps", "0"), ["--mcmc-steps"]),
+    ("sample-temperature-nan", _sample("--sampler", "kinetic", "--temperature", "nan"), ["--temperature"]),
+    ("sample-step-size-zero", _sample("--sampler", "ula", "--step-size", "0"), ["--step-size"]),
+    ("sample-friction-negative", _sample("--sampler", "kinetic", "--friction", "-1"), ["--friction"]),
+    ("sample-mcmc-option-without-sampler", _sample("--temperature", "2"), ["--sampler"]),
+    ("sample-guided-without-energy", _sample("--sampler", "kinetic"), ["energy"]),
+    ("sample-no-checkpoint", _copy_then(lambda r: (r / "checkpoint.pt").unlink(),
+                                        lambda r: ["sample", str(r), "-n", "5", "--out", str(r.parent / "s.npy")]),
+     ["no checkpoint"]),
+    # --- bench ------------------------------------------------------------------------------------------------------
+    ("bench-unknown-suite", lambda tmp, fin: ["bench", "speed", "--out", str(tmp / "b")], ["unknown benchmark suite"]),
+    ("bench-bad-shard", lambda tmp, fin: ["bench", "toy", "--shard", "3/2", "--out", str(tmp / "b")], ["--shard"]),
+    ("bench-collect-no-dir", lambda tmp, fin: ["bench", "collect"], ["collect DIR"]),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(case, finished, tmp_path, capsys):
+    name, setup, words = case
+    argv = setup(tmp_path, finished)
+    before = snapshot(finished)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code not in (0, None), f"{name}: exit 0"
+    assert "Traceback" not in err
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("ebmlab") or ln.startswith("usage")]
+    assert lines, err
+    assert all(w.lower() in err.lower() for w in words), f"{name}: {err!r} lacks {words}"
+    assert snapshot(finished) == before, f"{name} changed an existing run directory"
+    assert not (tmp_path / "new").exists(), f"{name} left a run directory behind"
+
+
+def test_table_size():
+    assert len(CASES) >= 60 and len({c[0] for c in CASES}) == len(CASES)
+
+
+# --- faults of the machine, simulated ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("err,words", [(errno.ENOSPC, "disk is full"), (errno.EROFS, "read-only"),
+                                       (errno.EACCES, "permission"), (errno.ENAMETOOLONG, "too long")])
+def test_file_system_errors_during_a_run(monkeypatch, finished, tmp_path, capsys, err, words):
+    """A write failing mid-run (full disk, file system remounted read-only, ...) ends with one message; the
+    checkpoint on disk stays the previous one (atomic writes), so the same command resumes."""
+    run = copy_run(finished, tmp_path)
+    before = snapshot(run)
+    import ebmlab.runs as runs
+
+    def failing(path, write_fn):
+        raise OSError(err, "simulated", str(path))
+
+    monkeypatch.setattr(runs, "atomic_write_bytes", failing)
+    code = main(["train", "gan", "--data", "ring8", "--out", str(run), "--steps", "5", "--no-progress", *TINY])
+    out = capsys.readouterr().err
+    assert code == 2 and words in out and "Traceback" not in out
+    after = snapshot(run)
+    assert after["checkpoint.pt"] == before["checkpoint.pt"] and after["config.json"] == before["config.json"]
+
+
+def test_allocation_failure(monkeypatch, tmp_path, capsys):
+    import ebmlab.trainer as trainer
+
+    def huge(*a, **k):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you "
+                           "tried to allocate 51200000000 bytes")
+
+    monkeypatch.setattr(trainer, "build_method", huge)
+    assert main(["train", "gan", "--data", "ring8", "--out", str(tmp_path / "r"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "out of memory" in err and "batch_size" in err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("call,words", [
+    (lambda: ebmlab.train(123, "ring8"), "method"),
+    (lambda: ebmlab.train("gan", 8), "data"),
+    (lambda: ebmlab.train("gan", "ring8", out=5), "out"),
+    (lambda: ebmlab.train("gan", "ring8", overrides=["steps=3"]), "overrides"),
+    (lambda: ebmlab.train("gan", "ring8", overrides={"steps": "three"}), "steps"),
+    (lambda: ebmlab.train("gan", "ring8", overrides={"lr_g": float("nan")}), "lr_g"),
+    (lambda: ebmlab.sample_run("/nonexistent/run", 5), "does not exist"),
+])
+def test_python_api_argument_errors(call, words, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ebmlab.EbmlabError, match=words):
+        call()
+    assert not (tmp_path / "runs").exists()

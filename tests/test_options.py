@@ -1,0 +1,131 @@
+"""The option catalogue, the option listing, the echoed configuration, run records and the light CLI start-up."""
+
+import dataclasses
+import json
+import os
+import stat
+import subprocess
+import sys
+from importlib import resources
+
+import pytest
+
+import ebmlab
+from ebmlab.cli import main, options_listing
+from ebmlab.config import load_toml
+from ebmlab.methods import METHODS
+from ebmlab.options import CATALOGUE, entry, problems
+from ebmlab.trainer import RunConfig, resolve_config
+
+DATA_FOR = {n: ("digits_bin" if c.data_kinds == ("binary",) else "ring8") for n, c in METHODS.items()}
+
+
+def test_every_option_has_a_catalogue_entry():
+    names = [f.name for f in dataclasses.fields(RunConfig)]
+    for cls in METHODS.values():
+        for f in dataclasses.fields(cls.Config):
+            kind, desc = entry(f.name, cls)
+            assert desc and kind, f"{cls.name}.{f.name}"
+        names += [f.name for f in dataclasses.fields(cls.Config)]
+    unused = {k for k in CATALOGUE if k.split(".")[-1] not in names}
+    assert not unused, f"catalogue entries of no option: {unused}"
+
+
+def test_defaults_and_every_preset_are_in_range():
+    assert problems(RunConfig()) == []
+    for cls in METHODS.values():
+        assert problems(cls.Config(), cls) == [], cls.name
+    for f in (resources.files("ebmlab") / "presets").iterdir():
+        method = next(n for n in sorted(METHODS, key=len, reverse=True) if f.name.startswith(n))
+        table = load_toml(str(f))
+        cls = METHODS[method]
+        from ebmlab.config import apply_overrides
+
+        assert problems(apply_overrides(cls.Config(), table.get("method", {})), cls) == [], f.name
+        assert problems(apply_overrides(RunConfig(), table.get("run", {}))) == [], f.name
+
+
+def _parse_listing(text: str) -> dict[str, tuple[str, str]]:
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if line.startswith("  ") and len(parts) >= 3 and parts[2].startswith("["):
+            source = line[line.index("[") + 1:line.index("]")]
+            out[parts[0]] = (parts[1], source)
+    return out
+
+
+@pytest.mark.parametrize("method", ["vgan", "kale", "bib_onesided", "lbt", "vae", "bihm"])
+def test_listing_equals_the_resolved_configuration(method):
+    data = DATA_FOR[method] if method != "vgan" else "ring8"
+    cfg = resolve_config(method, data)
+    listed = _parse_listing(options_listing(method, data))
+    for section in (cfg.run, cfg.method_config):
+        for f in dataclasses.fields(section):
+            v = getattr(section, f.name)
+            shown = ",".join(map(str, v)) if isinstance(v, tuple) else repr(v) if isinstance(v, str) else str(v)
+            assert listed[f.name] == (shown, cfg.source(f.name)), f.name
+    if method == "vgan":  # the values the issue saw misreported: the presets', not the class defaults
+        assert listed["act"] == ("'elu'", "preset vgan") and listed["n_experts"][0] == "32"
+
+
+def test_train_echoes_the_resolved_configuration(tmp_path, capsys):
+    assert main(["train", "kale", "--data", "ring8", "--steps", "1", "--out", str(tmp_path / "k"), "--no-progress",
+                 "mcmc_steps=2", "eval_samples=100", "eval_density=false", "plots=false", "tensorboard=false"]) == 0
+    out = capsys.readouterr().out
+    assert "presets applied: kale" in out and "mcmc_steps=2 [cli]" in out and "steps=1 [cli]" in out
+
+
+def test_run_record(tmp_path):
+    old = os.umask(0o022)
+    try:
+        ebmlab.train("gan", "ring8", out=tmp_path / "r", progress=False,
+                     overrides={"steps": 2, "eval_samples": 100, "plots": False, "tensorboard": False,
+                                "eval_density": False})
+    finally:
+        os.umask(old)
+    rec = json.loads((tmp_path / "r" / "run.json").read_text())["sessions"][-1]
+    for key in ("command", "ebmlab_version", "git_commit", "torch_version", "python", "device", "threads", "started",
+                "ended", "steps_per_s", "start_step", "end_step"):
+        assert key in rec, key
+    assert rec["end_step"] == 2 and rec["steps_per_s"] > 0 and rec["status"] == "ended"
+    for f in ("config.json", "checkpoint.pt", "summary.json", "run.json", "metrics.jsonl"):
+        assert (tmp_path / "r" / f).stat().st_mode & stat.S_IRGRP, f"{f} is not group-readable"
+
+
+def test_progress_bar_metrics_are_logged_by_each_method():
+    import torch
+
+    from ebmlab.data import get_dataset
+    from ebmlab.trainer import build_method
+
+    for name, cls in METHODS.items():
+        assert cls.progress_keys, name
+        cfg = resolve_config(name, DATA_FOR[name], overrides={"batch_size": 8})
+        m = build_method(cfg)
+        out = m.train_step(get_dataset(DATA_FOR[name]).train[:8].to(torch.get_default_dtype()), 1)
+        assert set(cls.progress_keys) <= set(out), name
+
+
+def test_import_and_help_do_not_import_torch():
+    code = "import sys, ebmlab, ebmlab.cli; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    code = ("import sys; from ebmlab.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules, file=sys.stderr)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stderr.strip() == "False"
+    assert callable(ebmlab.train) and ebmlab.RunConfig is RunConfig  # the lazy names resolve to the real objects
+
+
+def test_run_directories_with_a_renamed_option_still_load(tmp_path):
+    """BiB's eval_samples (shared with the run option of that name) became bound_samples; old runs resume."""
+    from ebmlab.trainer import config_from_dict
+
+    d = resolve_config("bib_onesided", "ring8", overrides={"steps": 1}).to_dict()
+    d["method_config"]["eval_samples"] = d["method_config"].pop("bound_samples") + 1
+    assert config_from_dict(d).method_config.bound_samples == 2001
+
+
+def test_no_option_name_is_both_a_run_and_a_method_option():
+    run = {f.name for f in dataclasses.fields(RunConfig)}
+    for cls in METHODS.values():
+        assert not run & {f.name for f in dataclasses.fields(cls.Config)}, cls.name
