@@ -250,7 +250,7 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
     over = dict(overrides or {})
     if steps is not None:
         over["steps"] = steps
-    over.setdefault("plots", "false")
+    over.setdefault("plots", "true")  # the report (report.html) shows every run's plots side by side
     if grid is None:
         tasks = [(m, d, s, over, str(out / "runs" / f"{m}-{d}-s{s}"))
                  for d in datasets for m in methods for s in range(seeds)]
@@ -336,6 +336,10 @@ def write_report(results: list[dict[str, Any]], out: str | Path, *, command: str
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(json_safe(report), indent=1))
     (out / "results.md").write_text(md)
+    if (out / "runs").is_dir():
+        from . import report as html_report
+
+        html_report.write([out], out / "report.html", title=f"Benchmark {out.name}")
     return report
 
 

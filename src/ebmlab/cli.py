@@ -1,4 +1,4 @@
-"""Command line: ``ebmlab list | train | eval | sample | bench``. Every command calls the Python API."""
+"""Command line: ``ebmlab list | train | eval | sample | report | bench | classifier``. Every command calls the Python API."""
 
 from __future__ import annotations
 
@@ -226,7 +226,18 @@ def _bench(args) -> None:
               f"{Path(args.out) / 'parts'}; merge the parts with: ebmlab bench collect {args.out}")
         return
     print((Path(args.out) / "results.md").read_text())
-    print(f"wrote {Path(args.out) / 'results.md'} and results.json ({rep['meta']['wall_s']:.0f} s)")
+    print(f"wrote {Path(args.out) / 'results.md'}, results.json and report.html ({rep['meta']['wall_s']:.0f} s); "
+          f"open {Path(args.out) / 'report.html'} in a browser")
+
+
+def _report(args) -> None:
+    from .report import write
+    from .trainer import check_output_dir
+
+    out = Path(args.out)
+    check_output_dir(out.parent)
+    write(args.paths, out, title=args.title)
+    print(f"wrote {out} — open it in a browser, e.g. xdg-open {out} (macOS: open {out})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -283,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", help="directory (default: EBMLAB_CLASSIFIERS or ~/.cache/ebmlab/classifiers)")
     s.set_defaults(fn=_classifier)
+
+    s = sub.add_parser("report", help="one self-contained HTML page of runs or a bench directory")
+    s.add_argument("paths", nargs="+", metavar="RUN_DIR", help="run directories and/or bench --out directories")
+    s.add_argument("--out", default="report.html", help="the HTML file to write (default report.html)")
+    s.add_argument("--title")
+    s.set_defaults(fn=_report)
 
     s = sub.add_parser("bench", help="run a benchmark grid and write a results table")
     s.add_argument("suite", help="benchmark suite: toy (2D columns) or images (image columns); or collect DIR: merge "

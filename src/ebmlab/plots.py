@@ -34,12 +34,16 @@ def plot_density(method, ds, path, n: int = 300) -> None:
     fig.colorbar(im, ax=axes[0], label="log density (restricted to the box)")
     axes[0].set_title(f"{method.name}: model log-density")
     test = ds.test[:1000].numpy()
-    axes[1].imshow(log_p, origin="lower", extent=(lo, hi, lo, hi), cmap="Greys", vmin=max(log_p.max() - 12, log_p.min()))
+    # Greys_r: high density light, low dark — the same direction as the left panel's viridis
+    axes[1].imshow(log_p, origin="lower", extent=(lo, hi, lo, hi), cmap="Greys_r",
+                   vmin=max(log_p.max() - 12, log_p.min()))
     axes[1].scatter(test[:, 0], test[:, 1], s=2, c="tab:red", alpha=0.5, label="test data")
     axes[1].set_title("with test data")
     axes[1].legend(loc="upper right", markerscale=4)
     for a in axes:
         a.set_aspect("equal")
+        a.set_xlabel("x₁")
+        a.set_ylabel("x₂")
     _save(fig, path)
 
 
@@ -60,6 +64,8 @@ def plot_samples(samples: torch.Tensor, ds, path, title: str) -> None:
         a.set_xlim(lo, hi)
         a.set_ylim(lo, hi)
         a.set_aspect("equal")
+        a.set_xlabel("x₁")
+        a.set_ylabel("x₂")
     _save(fig, path)
 
 
@@ -72,7 +78,12 @@ def plot_curves(records: list[dict], path) -> None:
                 continue
             if v is not None and math.isfinite(v):
                 series[f"{r['kind']}/{k}"].append((r["step"], v))
-    keys = [k for k in sorted(series) if not k.endswith(("n_modes_total", "quad_n", "frac_finite"))]
+    from .present import is_bookkeeping
+
+    # a quantity evaluated once (eval_every=0: only the final evaluation) is a number, not a curve: it goes into
+    # the caption of the figure rather than a panel holding a single dot
+    single = {k: series[k][0][1] for k in series if len(series[k]) == 1 and k.startswith("eval/")}
+    keys = [k for k in sorted(series) if k not in single and not is_bookkeeping(k.split("/", 1)[1], 0.0)]
     if not keys:
         return
     cols = 4
@@ -82,8 +93,12 @@ def plot_curves(records: list[dict], path) -> None:
         xs, ys = zip(*series[k])
         a.plot(xs, ys, "o-" if k.startswith("eval/") else "-", ms=3, lw=1)
         a.set_title(k, fontsize=9)
+        a.set_xlabel("step", fontsize=8)
     for a in list(axes.flat)[len(keys):]:
         a.axis("off")
+    shown = [f"{k.split('/', 1)[1]} = {v:.4g}" for k, v in single.items() if not is_bookkeeping(k.split("/", 1)[1], v)]
+    if shown:
+        fig.suptitle("evaluated once: " + ", ".join(shown[:8]) + (" …" if len(shown) > 8 else ""), fontsize=9)
     fig.tight_layout()
     _save(fig, path)
 

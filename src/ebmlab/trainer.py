@@ -451,9 +451,33 @@ def _finish(method: Method, ds, cfg: ResolvedConfig, run: RunDir, progress: bool
         if progress:
             print("plots...", flush=True)
         plot_run(method, ds, run)
+    if rc.tensorboard:
+        _tensorboard_final(run, cfg, metrics)
     fault_point("summary")
     write_json(run.summary_path, summary)
     return summary
+
+
+def _tensorboard_final(run: RunDir, cfg: ResolvedConfig, metrics: dict[str, Any]) -> None:
+    """The run's plots as images and its options with the final metrics as hparams (TensorBoard's HPARAMS tab)."""
+    from matplotlib.image import imread
+    from torch.utils.tensorboard import SummaryWriter
+
+    from .present import is_bookkeeping
+
+    rc = cfg.run
+    with SummaryWriter(str(run.tb)) as tb:
+        for png in sorted(run.plots.glob("*.png")) if run.plots.is_dir() else []:
+            img = imread(png)
+            tb.add_image(f"plots/{png.stem}", img[..., :3], rc.steps, dataformats="HWC")
+        hp = {"method": cfg.method, "data": cfg.data}
+        for section in (to_dict(rc), to_dict(cfg.method_config)):
+            for k, v in section.items():
+                hp[k] = ",".join(map(str, v)) if isinstance(v, list) else v
+        final = {f"final/{k}": float(v) for k, v in metrics.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) and not is_bookkeeping(k, v)
+                 and math.isfinite(v)}
+        tb.add_hparams(hp, final, run_name="hparams", global_step=rc.steps)
 
 
 def load_run(run_dir: str | Path, device: str | None = None) -> tuple[ResolvedConfig, Method, int]:

@@ -1,0 +1,194 @@
+"""``ebmlab report``: one self-contained HTML file (no network: styles inline, images embedded as data URIs) for
+one run, several runs, or a benchmark directory.
+
+A run gets its resolved configuration, its results table (grouped, with units, direction and the real-data value,
+as printed by ``ebmlab eval``), its plots and sample grids, and its run record. Several runs, or the runs of a bench
+directory, also get a comparison table and their sample grids side by side. A small inline script checks, once the
+page has loaded, that every image was decoded, and says so at the top of the page (``data-images`` on ``<body>``).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import EbmlabError
+from .present import fmt, header, reference_value, rows
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1400px}
+h1{font-size:1.5em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:2em}
+h3{font-size:1.05em}table{border-collapse:collapse;margin:8px 0 16px;font-size:.9em}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}
+td.l,th.l{text-align:left}tr.real td{background:#eef6ee;font-weight:600}
+.gallery{display:flex;flex-wrap:wrap;gap:16px}.gallery figure{margin:0;text-align:center}
+.gallery img{max-width:320px;image-rendering:pixelated;border:1px solid #ddd}
+img.plot{max-width:640px;border:1px solid #ddd;margin:4px}
+.meta{color:#555;font-size:.9em}code{background:#f4f4f4;padding:1px 4px}
+#status{padding:6px 10px;border-radius:4px;background:#f4f4f4;font-size:.85em}
+"""
+
+SCRIPT = """
+window.addEventListener('error', function (e) { document.body.dataset.errors = (e.message || 'error'); });
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.dataset.images = ok + '/' + imgs.length;
+  document.getElementById('status').textContent =
+    ok === imgs.length ? imgs.length + ' images shown' : (imgs.length - ok) + ' of ' + imgs.length + ' images could not be decoded';
+});
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _img(path: Path, cls: str = "plot") -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img class="{cls}" alt="{_e(path.name)}" src="data:image/png;base64,{data}">'
+
+
+def _table(head: list[str], body: list[list[str]], left: int = 1, real_rows: tuple[int, ...] = (),
+           left_cols: tuple[int, ...] = ()) -> str:
+    def cls(i: int) -> str:
+        return "l" if i < left or i in left_cols else ""
+
+    th = "".join(f'<th class="{cls(i)}">{_e(h)}</th>' for i, h in enumerate(head))
+    trs = []
+    for r, row in enumerate(body):
+        tds = "".join(f'<td class="{cls(i)}">{_e(c)}</td>' for i, c in enumerate(row))
+        trs.append(f'<tr class="{"real" if r in real_rows else ""}">{tds}</tr>')
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _run_section(run: Path, title: str | None = None) -> str:
+    cfg, summary, record = _read(run / "config.json"), _read(run / "summary.json"), _read(run / "run.json")
+    if not isinstance(cfg, dict):
+        raise EbmlabError(f"{run} is not an ebmlab run directory (no readable config.json)")
+    parts = [f"<h2>{_e(title or run.name)}</h2>",
+             f'<p class="meta">{_e(cfg.get("method"))} on {_e(cfg.get("data"))} — <code>{_e(run)}</code>; presets: '
+             f'{_e(", ".join(cfg.get("presets", [])) or "none")}</p>']
+    if isinstance(summary, dict):
+        parts.append(f"<h3>Results at step {_e(summary.get('step'))} (↑ higher is better, ↓ lower)</h3>")
+        for group, rs in rows(summary.get("metrics", {}), summary.get("real_vs_real")):
+            parts.append(f"<p><b>{_e(group)}</b></p>")
+            parts.append(_table(["metric", "model", "real data", "unit", "meaning"],
+                                [list(r) for r in rs], left=1, left_cols=(3, 4)))
+    else:
+        parts.append("<p><i>No final results yet (the run has not finished).</i></p>")
+    plots = sorted((run / "plots").glob("*.png")) if (run / "plots").is_dir() else []
+    if plots:
+        parts.append("<h3>Plots</h3><div>" + "".join(_img(p) for p in plots) + "</div>")
+    conf_rows = [[sect, k, json.dumps(v)] for sect in ("run", "method_config") for k, v in cfg.get(sect, {}).items()]
+    parts.append("<details><summary>Resolved configuration</summary>"
+                 + _table(["section", "option", "value"], conf_rows, left=3) + "</details>")
+    if isinstance(record, dict) and record.get("sessions"):
+        keys = ["started", "ended", "start_step", "end_step", "steps_per_s", "device", "threads", "ebmlab_version",
+                "git_commit", "torch_version", "command"]
+        parts.append("<details><summary>Run record (run.json)</summary>"
+                     + _table(keys, [[str(s.get(k, "")) for k in keys] for s in record["sessions"]], left=len(keys))
+                     + "</details>")
+    return "\n".join(parts)
+
+
+def _comparison(runs: list[Path]) -> str:
+    """One row per run, one column per metric (union), the real-data values of the first data set on top."""
+    sums = [(r, _read(r / "summary.json")) for r in runs]
+    sums = [(r, s) for r, s in sums if isinstance(s, dict)]
+    if not sums:
+        return "<p><i>None of the runs has finished yet.</i></p>"
+    cols: list[str] = []
+    for _, s in sums:
+        for name, _v, *_ in (x for _, rs in rows(s["metrics"]) for x in rs):
+            if name not in cols:
+                cols.append(name)
+    body, real = [], []
+    datasets = list(dict.fromkeys(s["data"] for _, s in sums))
+    for d in datasets:
+        ref = next(s.get("real_vs_real", {}) for _, s in sums if s["data"] == d)
+        real.append(len(body))
+        body.append([d, "real data", "", ""] + [fmt(c, reference_value(ref, c)) if reference_value(ref, c)
+                                                is not None else "" for c in cols])
+        for r, s in sums:
+            if s["data"] == d:
+                m = s["metrics"]
+                body.append([d, s["method"], r.name, str(s.get("step"))] + [fmt(c, m.get(c)) if c in m else ""
+                                                                             for c in cols])
+    return _table(["data", "method", "run", "step"] + [header(c) for c in cols], body, left=3,
+                  real_rows=tuple(real))
+
+
+def _gallery(runs: list[Path]) -> str:
+    figs = []
+    for r in runs:
+        p = r / "plots" / "samples.png"
+        if p.is_file():
+            figs.append(f"<figure>{_img(p, 'grid')}<figcaption>{_e(r.name)}</figcaption></figure>")
+    return '<div class="gallery">' + "".join(figs) + "</div>" if figs else "<p><i>No sample plots.</i></p>"
+
+
+def expand(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
+    """(bench directories, run directories) named by ``paths``; a bench directory contributes its runs."""
+    benches, runs = [], []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise EbmlabError(f"{p} does not exist; pass run directories or a bench --out directory")
+        if (p / "config.json").is_file():
+            runs.append(p)
+        elif (p / "results.json").is_file() or (p / "runs").is_dir():
+            benches.append(p)
+            runs += sorted(d for d in (p / "runs").glob("*") if (d / "config.json").is_file())
+        else:
+            raise EbmlabError(f"{p} is neither a run directory (config.json) nor a bench directory (results.json)")
+    if not runs:
+        raise EbmlabError(f"no run directories found in {', '.join(map(str, paths))}")
+    return benches, runs
+
+
+def build(paths: list[str | Path], title: str | None = None) -> str:
+    """The HTML text of the report."""
+    benches, runs = expand(paths)
+    parts = [f"<h1>{_e(title or 'ebmlab report')}</h1>",
+             f'<p class="meta">Generated {time.strftime("%Y-%m-%d %H:%M")} from {len(runs)} run(s). '
+             f'<span id="status">images not yet checked</span></p>']
+    for b in benches:
+        res = _read(b / "results.json") or {}
+        meta = res.get("meta", {})
+        parts.append(f"<h2>Benchmark {_e(b)}</h2><p class='meta'>Command: <code>{_e(res.get('command', '?'))}"
+                     f"</code><br>Machine: {_e(meta.get('machine', '?'))}; wall time "
+                     f"{_e(round(meta['wall_s'])) if 'wall_s' in meta else '?'} s</p>")
+        md = b / "results.md"
+        if md.is_file():
+            parts.append("<details><summary>results.md (mean ± std over seeds)</summary><pre>"
+                         + _e(md.read_text()) + "</pre></details>")
+    if len(runs) > 1:
+        parts += ["<h2>Comparison</h2>", _comparison(runs), "<h2>Samples side by side</h2>", _gallery(runs)]
+    for r in runs:
+        parts.append(_run_section(r))
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>" + _e(title or "ebmlab report")
+            + f"</title><style>{CSS}</style></head><body>" + "\n".join(parts)
+            + f"<script>{SCRIPT}</script></body></html>")
+
+
+def write(paths: list[str | Path], out: str | Path, title: str | None = None) -> Path:
+    """Write the report to ``out`` (atomically) and return its path."""
+    from .runs import atomic_write_bytes
+
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise EbmlabError(f"--out must name an .html file, got {out}")
+    text = build(paths, title).encode()
+    atomic_write_bytes(out, lambda fh: fh.write(text))
+    return out
