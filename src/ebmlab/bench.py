@@ -283,13 +283,23 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
     if shard is not None:
         tasks, labels = tasks[shard[0]::shard[1]], labels[shard[0]::shard[1]]
     t0 = time.perf_counter()
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(tasks), desc=f"bench {suite} ({jobs} at a time)", unit="run", dynamic_ncols=True)
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as ex:
-            results = list(ex.map(_one, tasks))
+            results = []
+            for r in ex.map(_one, tasks):  # in grid order; the bar moves as each finishes in that order
+                results.append(r)
+                bar.set_postfix_str(f"{r['method']} on {r['data']}: {r['status']}", refresh=False)
+                bar.update(1)
     else:
-        from tqdm.auto import tqdm
-
-        results = [_one(t) for t in tqdm(tasks, desc=f"bench {suite}", dynamic_ncols=True)]
+        results = []
+        for t in tasks:
+            results.append(_one(t))
+            bar.set_postfix_str(f"{t[0]} on {t[1]}: {results[-1]['status']}", refresh=False)
+            bar.update(1)
+    bar.close()
     for r, label in zip(results, labels):
         if label is not None:
             r["setting"] = label

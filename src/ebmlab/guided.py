@@ -29,6 +29,24 @@ class GuidedConfig:
     friction: float = 1.0  # kinetic Langevin κ (per unit time)
     n_leapfrog: int = 5
 
+    def __post_init__(self) -> None:
+        import math
+
+        bad = [f"{name}={v!r} (expected {want})" for name, v, ok, want in (
+            ("sampler", self.sampler, self.sampler in ("kinetic", "ula", "mala", "hmc"), "kinetic, ula, mala or hmc"),
+            ("inverse_temperature", self.inverse_temperature,
+             isinstance(self.inverse_temperature, (int, float)) and math.isfinite(self.inverse_temperature)
+             and self.inverse_temperature >= 0, "a finite number ≥ 0"),
+            ("n_steps", self.n_steps, isinstance(self.n_steps, int) and self.n_steps >= 1, "an integer ≥ 1"),
+            ("step_size", self.step_size, isinstance(self.step_size, (int, float)) and math.isfinite(self.step_size)
+             and self.step_size > 0, "a finite number > 0"),
+            ("friction", self.friction, isinstance(self.friction, (int, float)) and math.isfinite(self.friction)
+             and self.friction >= 0, "a finite number ≥ 0"),
+            ("n_leapfrog", self.n_leapfrog, isinstance(self.n_leapfrog, int) and self.n_leapfrog >= 1,
+             "an integer ≥ 1")) if not ok]
+        if bad:
+            raise EbmlabError("invalid energy-guided sampler settings: " + "; ".join(bad))
+
 
 def guided_samples(method, n: int, cfg: GuidedConfig, *, generator: torch.Generator,
                    progress: bool = False) -> tuple[Tensor, dict[str, float]]:

@@ -80,7 +80,7 @@ def spec(name: str) -> tuple[str, str, str, str] | None:
 def is_bookkeeping(name: str, value: Any) -> bool:
     base = name.removeprefix("base_")
     return (base in BOOKKEEPING or isinstance(value, (str, bool)) or value is None and name.endswith("_note")
-            or base.endswith(("_se", "_std", "_note")))
+            or base.endswith(("_se", "_std", "_err", "_note")))
 
 
 def scale(name: str) -> float:
@@ -130,7 +130,7 @@ def rows(metrics: dict[str, Any], reference: dict[str, Any] | None = None, skip:
         if k in skip or is_bookkeeping(k, v):
             continue
         s = spec(k) or ("method", "", "", "")
-        err = metrics.get(f"{k}_se", metrics.get(f"{k}_std"))
+        err = metrics.get(f"{k}_se", metrics.get(f"{k}_std", metrics.get(f"{k}_err")))
         shown = fmt(k, v) + (f" ± {fmt(k, err)}" if isinstance(err, (int, float)) and err is not None else "")
         r = reference_value(reference, k)
         ud = " ".join(x for x in (s[1], s[2]) if x)
@@ -138,12 +138,27 @@ def rows(metrics: dict[str, Any], reference: dict[str, Any] | None = None, skip:
     return [(GROUPS[g], groups[g]) for g in GROUPS if g in groups]
 
 
+NOTE_KEYS = ("density_note", "upper_note", "ais_note")
+
+
+def notes(metrics: dict[str, Any]) -> list[str]:
+    """The notes a reader must see beside the numbers (why a density is box-restricted or missing, what a bound
+    assumes)."""
+    out = []
+    status = metrics.get("density_status")
+    if isinstance(status, str) and status != "ok":
+        out.append(f"density: {status.replace('_', ' ')} — {metrics.get('density_note', '')}".rstrip(" —"))
+    out += [f"{k.removesuffix('_note')}: {metrics[k]}" for k in NOTE_KEYS[1:] if isinstance(metrics.get(k), str)]
+    return out
+
+
 def text_table(summary: dict[str, Any], skip: set[str] = frozenset()) -> list[str]:
-    """The grouped results as aligned text lines."""
+    """The grouped results as aligned text lines, then the notes."""
     lines = []
     for title, rs in rows(summary["metrics"], summary.get("real_vs_real"), skip):
         lines.append(f"  {title}:")
         lines.append(f"    {'metric':<24}{'model':>20}{'real data':>12}  {'unit':<10}meaning")
         for name, model, real, ud, desc in rs:
             lines.append(f"    {name:<24}{model:>20}{real:>12}  {ud:<10}{desc}")
+    lines += [f"  note — {n}" for n in notes(summary["metrics"])]
     return lines

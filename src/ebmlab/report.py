@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EbmlabError
-from .present import fmt, header, reference_value, rows
+from .present import fmt, header, notes, reference_value, rows
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -86,6 +86,7 @@ def _run_section(run: Path, title: str | None = None) -> str:
             parts.append(f"<p><b>{_e(group)}</b></p>")
             parts.append(_table(["metric", "model", "real data", "unit", "meaning"],
                                 [list(r) for r in rs], left=1, left_cols=(3, 4)))
+        parts += [f"<p class='meta'>Note — {_e(n)}</p>" for n in notes(summary.get("metrics", {}))]
     else:
         parts.append("<p><i>No final results yet (the run has not finished).</i></p>")
     plots = sorted((run / "plots").glob("*.png")) if (run / "plots").is_dir() else []

@@ -57,9 +57,8 @@ Deviations from EBM-BB (``train/train_toy.py``) and why:
 - (ii) and (iv) have no public code; their use here follows METHODS.md §3 (our construction). With (ii)+(iii)
   the gp is taken at the clean G(z) (the latent score needs the manifold density) while the contrastive terms
   use the noisy samples. E(x, t) of (iv) is the network output itself, without the usual 1/σ_t output scaling:
-  with it E(·, t_min) = f/σ_{t_min} is ~95× steeper, the contrastive term (which acts at t_min only) swamps the
-  denoising term and the EBM decouples from its scores (aniso3, 200 steps: exact NLL 232 nats with the scaling,
-  2.7 without; the diffusion number then sat 290 nats below the exact NLL).
+  with it E(·, t_min) = f/σ_{t_min} is 1/σ_{t_min} ≈ 95× steeper, the contrastive term (which acts at t_min only)
+  swamps the denoising term and the EBM decouples from its scores.
 """
 
 from __future__ import annotations

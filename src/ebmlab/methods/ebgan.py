@@ -31,9 +31,9 @@ Toy defaults (2D, MLP auto-encoder), chosen here because the paper has no 2D exp
   units of the data (the mean-squared-error form of the public re-implementations). Near a point the
   auto-encoder maps to a fixed reconstruction c, exp(−D/τ) is a Gaussian of variance τ/2 around c, the family
   the toy mixtures are made of; far away the reconstruction of piecewise-linear layers grows at most linearly,
-  so D grows quadratically and exp(−D/τ) is normalisable unless some direction is reconstructed exactly. In
-  short runs (2000 steps, ring8) it also gave sharper samples than ``l2`` (36 % vs 7–16 % high-quality samples,
-  single seeds), whose unit-norm gradient keeps the generator jittering around the modes.
+  so D grows quadratically and exp(−D/τ) is normalisable unless some direction is reconstructed exactly. The
+  gradient of ``l2`` has unit norm everywhere, which keeps the generator jittering around the modes; the
+  comparison on ring8 is in ``benchmarks/ebgan/recon_norm.md``.
 - ``margin`` is therefore a squared distance. Default 1.0 (unit-scale data); the toy presets set it from the
   spacing s of neighbouring modes: ring8 0.5 (s² = 0.59), grid25 2.0 (s²/2 = 2). A fake is pushed until it is
   reconstructed about a mode spacing away.
@@ -259,7 +259,10 @@ def _nll(memo: _Memo, dataset, e_test: float, tau: float, device) -> tuple[float
     from ..metrics.density import log_partition, log_partition_on_box
 
     try:
-        return e_test / tau + log_partition(memo.scaled(tau), dataset.box, device=device).log_z, True
+        q = log_partition(memo.scaled(tau), dataset.box, device=device)
+        if q.converged:
+            return e_test / tau + q.log_z, True
+        return e_test / tau + log_partition_on_box(memo.scaled(tau), dataset.box, device=device).log_z, False
     except NonNormalisableError as exc:
         q = getattr(exc, "box_quadrature", None) or log_partition_on_box(memo.scaled(tau), dataset.box, device=device)
         return e_test / tau + q.log_z, False

@@ -1,10 +1,12 @@
 """Exact normalisation of 2D energies by grid quadrature, and the density metrics built on it.
 
-log Z = logsumexp over a grid of cell midpoints of (−E) + log(cell area). The grid is refined (spacing
-halved) until log Z moves by less than ``tol`` and the box is grown until it moves by less than ``tol``;
-then the mass in the outer band of the box must be negligible. If exp(−E) does not decay at the edge the
-energy is not normalisable on R² and a grid would silently truncate it: that raises
-:class:`~ebmlab.errors.NonNormalisableError` instead (EVALUATION.md, "Exact density on 2D").
+log Z = logsumexp over a grid of cell midpoints of (−E) + log(cell area). The grid on the data box is refined
+(spacing halved) until log Z settles; the tails are integrated in shells of growing boxes at a constant spacing;
+whether exp(−E) is normalisable is decided by the growth of the energy on the boxes' boundaries (a plateau or a
+decay slower than |x|^-2 is not, however small its mass), and the mass beyond the last box is bounded from that
+growth. The result carries an error bound; an energy that is not normalisable raises
+:class:`~ebmlab.errors.NonNormalisableError`, and an unconverged result is flagged, never reported as a value on
+R² (EVALUATION.md, "Exact density on 2D").
 
 The midpoint rule converges very fast for smooth densities (spectrally for Gaussians), so the spacing
 needed is a fraction of the narrowest feature's width.
@@ -55,7 +57,14 @@ def evaluate_on_grid(fn: EnergyFn, pts: Tensor, chunk: int | None = None) -> Ten
 
 @dataclass
 class Quadrature:
-    """Result of :func:`log_partition`: log Z (nats) with the grid it was computed on."""
+    """Result of :func:`log_partition`: log Z (nats) with the grid it was computed on and its error estimate.
+
+    ``error`` (nats) = the last refinement's change of log Z on the data box (the midpoint rule converges
+    geometrically for smooth densities, so the remaining error is below that change) + the refinement change of
+    the tail shells + the bound on the mass beyond the largest box (relative to Z; it assumes the growth seen at
+    the boundary continues). ``converged`` is ``error ≤ err_tol``; a consumer must not report an
+    unconverged log Z as a value.
+    """
 
     log_z: float
     box: tuple[float, float]
@@ -64,6 +73,12 @@ class Quadrature:
     converged: bool
     history: list[tuple[float, float, int, float]] = field(default_factory=list)  # (lo, hi, n, log Z)
     neg_energy: Tensor | None = field(default=None, repr=False)  # −E on the final grid, float64 [n*n]
+    error: float = math.inf
+    reach: float = 0.0  # half-width (max-norm) of the largest box integrated
+    growth: float = math.nan  # last growth rate a of the boundary energy: ΔE_min / log(R_k/R_{k-1})
+    note: str = ""
+    box_log_z: float = math.nan  # log ∫ over the data box alone (the model restricted to the box)
+    box_converged: bool = False  # the data box's refinement settled (its log Z changed by < tol)
 
     @property
     def cell_area(self) -> float:
@@ -79,6 +94,18 @@ def _edge_mass(neg_e: Tensor, n: int, log_z_cells: float, band: float = 0.05) ->
     return float(torch.exp(torch.logsumexp(m[mask], 0) - log_z_cells))
 
 
+def _shell(centre: float, inner: float, outer: float, h: float) -> tuple[Tensor, Tensor]:
+    """Cell midpoints (float64 [m, 2]) of the square grid of spacing ``h`` on [centre ± outer]² that lie outside
+    [centre ± inner]², and a mask of those in the outermost ring of cells (the boundary of the larger box)."""
+    k = int(round(2 * outer / h))
+    c = centre - outer + h * (torch.arange(k, dtype=torch.float64) + 0.5)
+    gx, gy = torch.meshgrid(c, c, indexing="ij")
+    pts = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
+    dist = (pts - centre).abs().amax(dim=1)
+    keep = dist > inner
+    return pts[keep], dist[keep] > outer - h
+
+
 def log_partition(
     energy_fn: EnergyFn,
     box: tuple[float, float],
@@ -86,73 +113,119 @@ def log_partition(
     n: int = 256,
     tol: float = 1e-3,
     max_n: int = 2048,
-    tail_factors: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0),
     tail_n: int = 256,
-    edge_tol: float = 1e-3,
+    min_doublings: int = 2,
+    max_doublings: int = 6,
+    max_shell_points: int = 1 << 23,
+    growth_margin: float = 0.5,
+    err_tol: float = 1e-2,
     dtype=torch.float32,
     device=None,
 ) -> Quadrature:
-    """log Z = log ∫ exp(−E(x)) dx over R² by adaptive grid quadrature.
+    """log Z = log ∫ exp(−E(x)) dx over R² by grid quadrature that is right or says it cannot be.
 
-    1. On ``box`` the spacing is halved (n doubled) until log Z moves by < ``tol`` (or n reaches ``max_n``).
-    2. The tails: for each factor g in ``tail_factors`` the box is grown g-fold and the mass *outside* the fine
-       box is integrated on a coarse ``tail_n``² grid. The tail mass is added to Z; it must stop growing between
-       the last two factors (change of log Z < ``tol``) and the outer 5 % band of the largest box must hold less
-       than ``edge_tol`` of the mass. A coarse tail grid can miss a narrow spurious mode far from the data; the
-       tails of a trained model are smooth in practice, and the fine box holds the data.
-
-    Args:
-        energy_fn: maps x [b, 2] to E(x) [b] (nats).
-        box: (lo, hi) of the square that holds the data.
+    1. On ``box`` the spacing is halved (n doubled) until log Z moves by < ``tol`` (or n reaches ``max_n``; the
+       last change is then reported as the error and exceeds the tolerance).
+    2. Tails, in square shells between boxes of half-width R_k = 2^k·R_0 (k = 1, 2, ...), all on the *same*
+       spacing h = (box width)/``tail_n``: growing the box never coarsens the grid, so a narrow mode in the tails
+       is integrated as finely as the data box's coarse level (and a shell holding more than ``tol`` of the mass
+       is integrated again at h/2 to check it). At least ``min_doublings`` shells are integrated.
+    3. Normalisability is decided by how the energy grows, not by the mass alone: with E_k the smallest energy on
+       the boundary of the k-th box, a = (E_k − E_{k−1}) / log 2. exp(−E) is integrable on R² only if the energy
+       eventually grows faster than 2·log|x|, i.e. a > 2; two successive shells with a ≤ 2 (a plateau, however
+       far below the peak, a slow decay, or a growing density) raise :class:`NonNormalisableError`.
+    4. When a > 2 + ``growth_margin``, the mass beyond R_k is bounded by 8 R_k² e^{−E_k} / (a − 2) on the
+       assumption that E keeps growing at least at that rate along every ray (the boundary minimum is used, so
+       the bound is conservative for the boundary; a mode that sits entirely beyond the boxes integrated cannot be
+       seen by any grid). Shells are added until that bound is below ``tol`` of Z, up to ``max_doublings`` or
+       ``max_shell_points``.
 
     Raises:
-        NonNormalisableError: exp(−E) does not decay at the edge (mass keeps growing with the box).
+        NonNormalisableError: exp(−E) does not decay fast enough at the edge of the boxes (the exception's
+            ``box_quadrature`` is the model restricted to ``box``).
     """
     history: list[tuple[float, float, int, float]] = []
 
-    def at(b: tuple[float, float], m: int) -> tuple[float, Tensor]:
-        pts, area = grid(b, m, dtype=dtype, device=device)
-        neg_e = -evaluate_on_grid(energy_fn, pts)
-        if torch.isnan(neg_e).any():
+    def energies(pts: Tensor) -> Tensor:
+        e = evaluate_on_grid(energy_fn, pts.to(dtype=dtype, device=device))
+        if torch.isnan(e).any():
             raise NonNormalisableError("the energy is NaN on part of the quadrature grid; the model has diverged")
+        return e
+
+    def on_box(m: int) -> tuple[float, Tensor]:
+        pts, area = grid(box, m, dtype=torch.float64)
+        neg_e = -energies(pts)
         lz = float(torch.logsumexp(neg_e, 0)) + math.log(area)
-        history.append((b[0], b[1], m, lz))
+        history.append((box[0], box[1], m, lz))
         return lz, neg_e
 
-    # 1) refine the spacing on the box
-    lz, neg_e = at(box, n)
-    converged = False
+    # 1) the data box, refined until log Z settles
+    lz, neg_e = on_box(n)
+    disc_err = math.inf
     while 2 * n <= max_n:
-        lz2, neg_e2 = at(box, 2 * n)
-        n, done = 2 * n, abs(lz2 - lz) < tol
-        lz, neg_e = lz2, neg_e2
-        if done:
-            converged = True
+        lz2, neg_e2 = on_box(2 * n)
+        n, disc_err, lz, neg_e = 2 * n, abs(lz2 - lz), lz2, neg_e2
+        if disc_err < tol:
             break
-    # 2) tails outside the box, on coarse grids of growing boxes
+    m = neg_e.reshape(n, n)
+    e_edge = float(-torch.cat([m[0], m[-1], m[:, 0], m[:, -1]]).max())  # smallest energy on the box's boundary
+    edge = _edge_mass(neg_e, n, lz - math.log(((box[1] - box[0]) / n) ** 2))
+
+    def restricted(note: str) -> Quadrature:
+        return Quadrature(lz, box, n, edge, False, history, neg_e, math.inf, half, math.nan, note, lz,
+                          disc_err < tol)
+
+    # 2)-4) tails in shells of constant spacing
     centre, half = (box[0] + box[1]) / 2, (box[1] - box[0]) / 2
-    totals, edge, big = [], 0.0, box
-    for g in tail_factors:
-        big = (centre - g * half, centre + g * half)
-        pts, area = grid(big, tail_n, dtype=torch.float64)
-        neg_t = -evaluate_on_grid(energy_fn, pts.to(dtype=dtype, device=device))
-        outside = (pts < box[0]).any(dim=1) | (pts > box[1]).any(dim=1)
-        log_tail = float(torch.logsumexp(neg_t[outside], 0)) + math.log(area)
-        total = float(torch.logaddexp(torch.tensor(lz), torch.tensor(log_tail)))
-        totals.append(total)
-        history.append((big[0], big[1], tail_n, total))
-        edge = _edge_mass(neg_t, tail_n, total - math.log(area))
-    stable = len(totals) < 2 or abs(totals[-1] - totals[-2]) < tol
-    if not stable or edge > edge_tol or not math.isfinite(totals[-1]):
-        exc = NonNormalisableError(
-            f"exp(-E) does not decay away from the data: log Z grows with the integration box "
-            f"({', '.join(f'{t:.4g}' for t in [lz] + totals)} for boxes of half-width "
-            f"{', '.join(f'{half * g:.3g}' for g in (1.0, *tail_factors))}; {edge:.2g} of the mass in the outer band "
-            f"of [{big[0]:.3g}, {big[1]:.3g}]^2); the energy is not normalisable on R^2"
-        )
-        exc.box_quadrature = Quadrature(lz, box, n, edge, converged, history, neg_e)  # the model restricted to box
-        raise exc
-    return Quadrature(totals[-1] if totals else lz, box, n, edge, converged, history, neg_e)
+    h = 2 * half / tail_n
+    log_terms, shell_err, slow, growth, note = [lz], 0.0, 0, math.nan, ""
+    reach, tail_bound, e_prev = half, math.inf, e_edge
+    for k in range(1, max_doublings + 1):
+        inner, outer = half * 2 ** (k - 1), half * 2**k
+        if (2 * outer / h) ** 2 * 0.75 > max_shell_points:
+            note = f"the tail beyond |x|∞ = {inner:.3g} was not integrated (more than {max_shell_points} grid points)"
+            break
+        pts, ring = _shell(centre, inner, outer, h)
+        e = energies(pts)
+        log_shell = float(torch.logsumexp(-e, 0)) + 2 * math.log(h)
+        total = float(torch.logsumexp(torch.tensor(log_terms + [log_shell], dtype=torch.float64), 0))
+        if log_shell - total > math.log(tol) and 4 * len(pts) <= max_shell_points:  # a shell with mass: check at h/2
+            pts2, _ = _shell(centre, inner, outer, h / 2)
+            log_shell2 = float(torch.logsumexp(-energies(pts2), 0)) + 2 * math.log(h / 2)
+            total2 = float(torch.logsumexp(torch.tensor(log_terms + [log_shell2], dtype=torch.float64), 0))
+            shell_err += abs(total2 - total)
+            log_shell, total = log_shell2, total2
+        log_terms.append(log_shell)
+        history.append((centre - outer, centre + outer, int(round(2 * outer / h)), total))
+        e_bound = float(e[ring].min())
+        growth = (e_bound - e_prev) / math.log(2.0)
+        e_prev, reach = e_bound, outer
+        slow = slow + 1 if not growth > 2.0 else 0
+        if slow >= 2:
+            exc = NonNormalisableError(
+                f"exp(-E) does not decay fast enough away from the data: the smallest energy on the boundary of "
+                f"boxes of half-width {inner:.3g} and {outer:.3g} grows at rate {growth:.3g} per log|x| (needs > 2 "
+                f"for a finite integral on R^2; log Z over the growing boxes: "
+                f"{', '.join(f'{t[3]:.4g}' for t in history[-3:])}); the energy is not normalisable on R^2, or "
+                f"its decay starts beyond |x|∞ = {outer:.3g}")
+            exc.box_quadrature = restricted("the model restricted to the data box (not normalisable on R^2)")
+            raise exc
+        if growth > 2.0 + growth_margin:
+            tail_bound = math.log(8 * outer**2) - e_bound - math.log(growth - 2.0)
+            if k >= min_doublings and tail_bound - total < math.log(tol):
+                break
+        else:
+            tail_bound = math.inf
+    log_z = float(torch.logsumexp(torch.tensor(log_terms, dtype=torch.float64), 0))
+    beyond = math.exp(min(tail_bound - log_z, 50.0))  # bounded mass beyond the last box, relative to Z
+    error = disc_err + shell_err + (math.log1p(beyond) if math.isfinite(beyond) else math.inf)
+    if not math.isfinite(error) and not note:
+        note = (f"the energy's growth at |x|∞ = {reach:.3g} (rate {growth:.3g}) does not yet bound the mass beyond "
+                f"the boxes integrated")
+    if disc_err >= tol and not note:
+        note = f"the grid on the data box did not converge (log Z still moved {disc_err:.2g} at n = {n})"
+    return Quadrature(log_z, box, n, edge, error <= err_tol, history, neg_e, error, reach, growth, note, lz,
+                      disc_err < tol)
 
 
 def log_partition_on_box(energy_fn: EnergyFn, box: tuple[float, float], *, n: int = 1024, dtype=torch.float32,
@@ -161,7 +234,8 @@ def log_partition_on_box(energy_fn: EnergyFn, box: tuple[float, float], *, n: in
     pts, area = grid(box, n, dtype=dtype, device=device)
     neg_e = -evaluate_on_grid(energy_fn, pts)
     lz = float(torch.logsumexp(neg_e, 0)) + math.log(area)
-    return Quadrature(lz, box, n, _edge_mass(neg_e, n, lz - math.log(area)), False, [(box[0], box[1], n, lz)], neg_e)
+    return Quadrature(lz, box, n, _edge_mass(neg_e, n, lz - math.log(area)), False, [(box[0], box[1], n, lz)], neg_e,
+                      note="the model restricted to the box", box_log_z=lz, box_converged=True)
 
 
 def entropy_by_quadrature(log_prob: EnergyFn, box: tuple[float, float], *, n: int = 512, tol: float = 1e-4,
@@ -183,9 +257,11 @@ def density_metrics(energy_fn: EnergyFn, dataset, *, test: Tensor | None = None,
     """Exact test NLL, KL(p_data ‖ p_model) and total variation of the model p ∝ exp(−E), in nats.
 
     NLL = mean_test E(x) + log Z; KL = NLL − H(p_data) (H is the data's true entropy, the NLL floor);
-    TV = ½ ∫ |p_data − p_model| on the final quadrature grid. If the energy is not normalisable on R²,
-    ``density_status`` is ``"non_normalisable"`` and the ``*_box`` values describe the model truncated to the
-    data set's box (a proper density there), labelled as such.
+    TV = ½ ∫ |p_data − p_model| on the final quadrature grid; ``*_err`` is the quadrature's error bound (nats).
+    If the energy is not normalisable on R² (``density_status`` ``"non_normalisable"``) or its tails could not be
+    bounded (``"unconverged"``), the ``*_box`` values describe the model truncated to the data set's box (a proper
+    density there), labelled as such; if not even the box's grid converged, no density number is reported.
+    ``density_note`` says why.
     """
     test = dataset.test if test is None else test
     param = next(iter(getattr(energy_fn, "parameters", lambda: iter([]))()), None)
@@ -195,19 +271,29 @@ def density_metrics(energy_fn: EnergyFn, dataset, *, test: Tensor | None = None,
     out: dict[str, float | str] = {"entropy_true": dataset.entropy}
     try:
         q = log_partition(energy_fn, dataset.box, device=dev)
-        suffix, out["density_status"] = "", "ok"
+        if q.converged:
+            suffix, out["density_status"], log_z = "", "ok", q.log_z
+            out["log_z_err"] = out["nll_err"] = out["kl_err"] = q.error
+        else:  # never printed as a value on R²
+            suffix, out["density_status"], log_z = "_box", "unconverged", q.box_log_z
+            out["density_note"] = q.note
     except NonNormalisableError as exc:
         q = getattr(exc, "box_quadrature", None) or log_partition_on_box(energy_fn, dataset.box, device=dev)
-        suffix, out["density_status"] = "_box", "non_normalisable"
+        suffix, out["density_status"], log_z = "_box", "non_normalisable", q.box_log_z
         out["density_note"] = str(exc)
-    nll = e_test + q.log_z
-    out["log_z" + suffix] = q.log_z
+    out["quad_n"] = q.n
+    out["quad_box"] = f"[{q.box[0]:.3g},{q.box[1]:.3g}]^2"
+    if not q.box_converged:  # not even the box-restricted model's numbers are reliable
+        out["density_note"] = (out.get("density_note", "") + "; " if out.get("density_note") else "") + (
+            f"the grid on the data box did not converge by n = {q.n}: no density numbers are reported")
+        out["density_status"] = "unconverged"
+        return out
+    nll = e_test + log_z
+    out["log_z" + suffix] = log_z
     out["nll" + suffix] = nll
     out["kl" + suffix] = nll - dataset.entropy
     pts, area = grid(q.box, q.n, dtype=torch.float64)
     lp_data = evaluate_on_grid(dataset.log_prob, pts)
-    lp_model = q.neg_energy - q.log_z  # on the fine box; the tail mass (≤ tol) counts as model mass off the grid
+    lp_model = q.neg_energy - log_z  # on the fine box; the tail mass counts as model mass off the grid
     out["tv" + suffix] = float(0.5 * (lp_data.exp() - lp_model.exp()).abs().sum() * area)
-    out["quad_n"] = q.n
-    out["quad_box"] = f"[{q.box[0]:.3g},{q.box[1]:.3g}]^2"
     return out
