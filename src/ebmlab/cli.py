@@ -115,13 +115,8 @@ def _eval(args) -> None:
 
     if args.ais is not None and args.ais < 1:
         raise EbmlabError(f"--ais takes a positive number of intermediate distributions, got {args.ais}")
-    from .runs import RunDir
-
-    RunDir(args.run_dir).require()  # a missing or foreign directory is refused before the progress line
-    print(f"evaluating {args.run_dir} (sampling, metrics{', linear probe' if args.probe else ''}"
-          f"{', AIS' if args.ais else ''}{', Inception' if args.inception else ''})...", file=sys.stderr, flush=True)
     res = evaluate_run(args.run_dir, probe=args.probe, inception=args.inception or os.environ.get("EBMLAB_INCEPTION"),
-                       ais_steps=args.ais or 0)
+                       ais_steps=args.ais or 0, progress=True)
     if args.json:
         from .runs import json_safe
 

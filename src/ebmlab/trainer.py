@@ -515,13 +515,19 @@ def sample_run(run_dir: str | Path, n: int, *, seed: int = 0, guided: Any = None
 
 
 def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | None = None,
-                 ais_steps: int = 0) -> dict[str, Any]:
+                 ais_steps: int = 0, progress: bool = False) -> dict[str, Any]:
     """Evaluate the latest checkpoint of a run: metrics plus the real-vs-real reference; ``probe`` adds the
     linear-probe test error of the energy's/discriminator's frozen features (``metrics.probe``)."""
     from .metrics import real_reference
 
     cfg, method, step = load_run(run_dir)
     ds = dataset_of(cfg.data, cfg.run)
+    if progress:
+        import sys
+
+        extra = (", linear probe" if probe else "") + (", AIS" if ais_steps else "") + (", FID/IS" if inception else "")
+        print(f"evaluating {cfg.method} on {cfg.data} at step {step}: {cfg.run.eval_samples} samples{extra}...",
+              file=sys.stderr, flush=True)
     metrics = evaluate(method, ds, cfg.run, step)
     if probe:
         from .metrics.probe import linear_probe
