@@ -125,3 +125,23 @@ def test_collect_refuses_parts_of_another_grid_and_bad_shards(tmp_path, capsys):
         assert "--shard" in capsys.readouterr().err
     assert main(["bench", "collect", str(tmp_path / "nothing")]) == 2
     assert "no part files" in capsys.readouterr().err
+
+
+def _record(tmp_path, sessions):
+    (tmp_path / "run.json").write_text(json.dumps({"format": "ebmlab-run-record-1", "sessions": sessions}))
+    return tmp_path
+
+
+def test_recorded_seconds_only_when_the_whole_run_was_recorded(tmp_path):
+    from ebmlab.bench import _fmt, _recorded_seconds
+
+    s = lambda a, b, t0, t1: {"start_step": a, "end_step": b, "started": f"2026-01-01T00:00:{t0:02d}+0000",
+                              "ended": f"2026-01-01T00:00:{t1:02d}+0000"}
+    assert _recorded_seconds(_record(tmp_path, [s(0, 5, 0, 10), s(5, 9, 20, 27)])) == 17.0  # resumed: both sessions
+    # a run trained before run records existed, only re-opened since: its training time is unknown, not 3 s
+    assert _recorded_seconds(_record(tmp_path, [s(9, 9, 0, 3)])) is None
+    killed = s(0, 5, 0, 10)
+    del killed["ended"]
+    assert _recorded_seconds(_record(tmp_path, [killed, s(3, 9, 20, 27)])) is None
+    assert _fmt({"mean": 2.0, "std": 0.0, "n": 1}, "seconds") == "2"  # one run: no "± 0"
+    assert _fmt({"mean": 2.0, "std": 0.5, "n": 2}, "seconds") == "2 ± 0.5"

@@ -66,15 +66,17 @@ def _one(args: tuple[str, str, int, dict[str, Any], str]) -> dict[str, Any]:
 
 
 def _recorded_seconds(out: str | Path) -> float | None:
-    """Wall time of a run summed over the sessions of its run.json that ended (a killed session's time is unknown
-    and left out); None for a run written before run records existed."""
+    """Wall time of a run summed over the sessions of its run.json; None when that is unknown: a run written before
+    run records existed (its first recorded session does not start at step 0) or one with a killed session."""
     from datetime import datetime
 
     try:
         sessions = json.loads((Path(out) / "run.json").read_text())["sessions"]
+        if not sessions or sessions[0]["start_step"] != 0 or any("ended" not in s for s in sessions):
+            return None
         total = sum((datetime.strptime(s["ended"], "%Y-%m-%dT%H:%M:%S%z")
                      - datetime.strptime(s["started"], "%Y-%m-%dT%H:%M:%S%z")).total_seconds()
-                    for s in sessions if "ended" in s)
+                    for s in sessions)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return total
@@ -104,7 +106,8 @@ def aggregate(results: list[dict[str, Any]], by_setting: bool = False) -> list[d
                 [r["metrics"].get(c) for r in ok if c in r["metrics"]]
             ms = _mean_std(vals)
             if ms is not None:
-                row[c] = {"mean": ms[0], "std": ms[1], "n": len([r for r in ok if r["metrics"].get(c) is not None])}
+                n = sum(v is not None and math.isfinite(v) for v in vals)
+                row[c] = {"mean": ms[0], "std": ms[1], "n": n}
         rows.append(row)
     return rows
 
@@ -156,6 +159,8 @@ def _fmt(cell: Any, col: str) -> str:
 
     scale = unit_scale(col)  # the same display units as `ebmlab train`/`eval` (hq, precision, ... in %)
     if isinstance(cell, dict):
+        if cell.get("n", 2) < 2:  # one run: no spread to show
+            return f"{cell['mean'] * scale:.3g}"
         return f"{cell['mean'] * scale:.3g} ± {cell['std'] * scale:.2g}"
     return f"{cell * scale:.3g}"
 

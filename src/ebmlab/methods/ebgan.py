@@ -32,8 +32,8 @@ Toy defaults (2D, MLP auto-encoder), chosen here because the paper has no 2D exp
   auto-encoder maps to a fixed reconstruction c, exp(−D/τ) is a Gaussian of variance τ/2 around c, the family
   the toy mixtures are made of; far away the reconstruction of piecewise-linear layers grows at most linearly,
   so D grows quadratically and exp(−D/τ) is normalisable unless some direction is reconstructed exactly. The
-  gradient of ``l2`` has unit norm everywhere, which keeps the generator jittering around the modes; the
-  comparison on ring8 is in ``benchmarks/ebgan/recon_norm.md``.
+  gradient of ``l2`` has unit norm everywhere, even at a mode, which keeps the generator jittering around it
+  (``recon_norm = "l2"`` gives the paper's literal norm).
 - ``margin`` is therefore a squared distance. Default 1.0 (unit-scale data); the toy presets set it from the
   spacing s of neighbouring modes: ring8 0.5 (s² = 0.59), grid25 2.0 (s²/2 = 2). A fake is pushed until it is
   reconstructed about a mode spacing away.
