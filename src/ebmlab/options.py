@@ -38,6 +38,15 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "image_size": ("int0", "side to which a folder of images is resized (0: the images' own size)"),
     "batches": ("any", "auto (iid for 2D toys, shuffled epochs otherwise), epochs, or iid draws"),
     "num_workers": ("int0", "DataLoader worker processes preparing batches (0: in the training process)"),
+    "lr_schedule": ("any", "learning-rate schedule of every optimizer: constant, linear, cosine (decay from "
+                            "lr_decay_start to lr_end_factor × lr at the last step) or step"),
+    "lr_decay_start": ("int0", "linear/cosine schedules: the step at which the decay begins"),
+    "lr_end_factor": ("nonneg", "linear/cosine schedules: the learning rate at the last step, as a fraction of lr"),
+    "lr_step_every": ("int0", "step schedule: steps between multiplications by lr_step_factor"),
+    "lr_step_factor": ("pos", "step schedule: the factor applied every lr_step_every steps"),
+    "grad_clip": ("nonneg", "clip each optimizer's gradients to this global L2 norm before its step (0: off)"),
+    "ema": ("unit", "decay of a moving average of the sampling networks' weights, used for evaluation and "
+                    "sampling (0: off; e.g. 0.999)"),
     # --- networks -------------------------------------------------------------------------------------------------
     "net": ("any", "network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan"),
     "width": ("int1", "conv/dcgan width: channels of the first layer"),
@@ -73,6 +82,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "eps_placement": ("any", "where the unrolled Adam puts ε: inside or outside the square root"),
     "optimizer": ("any", "optimiser: adam or adadelta (the VGAN paper's)"),
     "n_critic": ("int1", "discriminator/energy updates per generator update"),
+    "pack": ("int1", "PacGAN packing: samples the discriminator judges at once (1: no packing)"),
     "n_critic_burst": ("int1", "energy updates per generator update during a burst"),
     "burst_every": ("int1", "steps between bursts of n_critic_burst energy updates"),
     "n_dis": ("int1", "discriminator updates per generator update"),
@@ -210,6 +220,11 @@ def problems(cfg: Any, method: Any = None) -> list[str]:
         ok, expected = _RULES[kind]
         if not ok(v):
             out.append(f"{f.name}={v!r} (expected {expected}: {describe(f.name, method)})")
+    if getattr(cfg, "lr_schedule", "constant") == "step" and cfg.lr_step_every < 1:
+        out.append("lr_schedule=step needs lr_step_every ≥ 1 (the steps between learning-rate drops)")
+    if getattr(cfg, "lr_schedule", "constant") in ("linear", "cosine") and cfg.lr_decay_start >= cfg.steps - 1:
+        out.append(f"lr_decay_start={cfg.lr_decay_start} leaves no step to decay over (steps={cfg.steps}), so "
+                   f"lr_schedule={cfg.lr_schedule} would never decay; lower it or use lr_schedule=constant")
     return out
 
 

@@ -46,6 +46,14 @@ class RunConfig:
     image_size: int = 0  # a user's image folder is resized to this side (0: keep the images' own size)
     batches: Literal["auto", "epochs", "iid"] = "auto"  # auto: iid for toy2d (as always), shuffled epochs otherwise
     num_workers: int = 0  # > 0: batches are prepared by a DataLoader with this many worker processes
+    # the training recipe shared by all methods (ebmlab.recipe)
+    lr_schedule: Literal["constant", "linear", "cosine", "step"] = "constant"
+    lr_decay_start: int = 0
+    lr_end_factor: float = 0.0
+    lr_step_every: int = 0
+    lr_step_factor: float = 0.1
+    grad_clip: float = 0.0  # 0: off
+    ema: float = 0.0  # 0: off
 
 
 @dataclass(frozen=True)
@@ -199,9 +207,13 @@ def build_method(cfg: ResolvedConfig, device: torch.device | None = None) -> Met
         torch.manual_seed(cfg.run.seed)
         gen = torch.Generator(device=device).manual_seed(cfg.run.seed + 1)
         try:
-            return cls(cfg.method_config, spec=ds.spec, device=device, generator=gen)
+            method = cls(cfg.method_config, spec=ds.spec, device=device, generator=gen)
         except ValueError as exc:  # an architecture that does not fit the data (nets.build says which)
             raise EbmlabError(f"{cfg.method} on {cfg.data}: {exc}") from None
+    from .recipe import Recipe
+
+    method.recipe = Recipe(method, cfg.run)
+    return method
 
 
 def _check_finite(metrics: dict[str, float], step: int, saved_any: bool = True) -> None:
@@ -321,7 +333,9 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, *, progress: bool,
         torch.manual_seed(rc.seed)  # the global generator too, so two identical runs save identical checkpoints
     run.truncate_metrics(start)
     record = run.start_record(cfg, method.device, start)
+    recipe = method.recipe
     if start >= rc.steps:
+        recipe.use_averaged()
         summary = _finish(method, ds, cfg, run)
         run.end_record(record, rc.steps, 0.0)
         return TrainResult(run.path, summary, method, start)
@@ -346,7 +360,9 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, *, progress: bool,
     try:
         stream = batches.stream(start, end, num_workers=rc.num_workers)
         for step, batch in zip(range(start + 1, end + 1), stream):
+            recipe.before_step(step)
             metrics = method.train_step(batch.to(method.device, non_blocking=True), step)
+            recipe.after_step()
             _check_finite(metrics, step, saved_any)
             if step % rc.log_every == 0:
                 metrics["steps_per_s"] = (step - start) / (time.perf_counter() - t0)
@@ -354,14 +370,16 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, *, progress: bool,
                 shown = [k for k in keys if k in metrics] or list(metrics)[:3]
                 bar.set_postfix({k: f"{metrics[k]:.3g}" for k in shown}, refresh=False)
             if rc.eval_every and step % rc.eval_every == 0 and step < rc.steps:
-                logger.log(step, "eval", evaluate(method, ds, rc, step))
-                _log_grid(logger, method, ds, step)
+                with recipe.averaged():
+                    logger.log(step, "eval", evaluate(method, ds, rc, step))
+                    _log_grid(logger, method, ds, step)
             if step % rc.ckpt_every == 0 or step == end:
                 checkpoint(step)
             bar.update(1)
             fault_point(f"step:{step}")
         bar.close()
         if end == rc.steps:
+            recipe.use_averaged()  # training is over: the averages (EMA) are what is evaluated, plotted, reported
             _final_eval(method, ds, cfg, run, logger, progress)
     finally:
         bar.close()
@@ -489,6 +507,7 @@ def load_run(run_dir: str | Path, device: str | None = None) -> tuple[ResolvedCo
     if ckpt is None:
         raise EbmlabError(f"{run_dir} has no checkpoint yet; train it first with `ebmlab train {cfg.method} --data {cfg.data} --out {run_dir}`")
     method.load_state_dict(ckpt["method_state"])
+    method.recipe.use_averaged()  # evaluation and sampling use the moving averages when the run keeps them
     return cfg, method, int(ckpt["step"])
 
 

@@ -33,6 +33,8 @@ class Method(abc.ABC):
     data_kinds: ClassVar[tuple[str, ...] | None] = None
     data_hint: ClassVar[str] = ""  # what to use instead, for that message
     progress_keys: ClassVar[tuple[str, ...]] = ()  # training metrics on the progress bar (empty: the first three)
+    # the networks the method's samples come from: the ones the run option ``ema`` averages (ebmlab.recipe)
+    sampling_networks: ClassVar[tuple[str, ...]] = ("generator",)
 
     def __init__(self, config: Any, *, spec: DataSpec | None = None, data_dim: int | None = None,
                  device: torch.device, generator: torch.Generator):
@@ -53,6 +55,7 @@ class Method(abc.ABC):
         self.networks: dict[str, nn.Module] = {}
         self.frozen: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.recipe: Any = None  # the run's shared training recipe (ebmlab.recipe.Recipe), attached by the trainer
 
     # --- the contract -------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -97,6 +100,7 @@ class Method(abc.ABC):
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "generator": self.generator.get_state(),
             "extra": self.extra_state(),
+            **({"recipe": self.recipe.state_dict()} if self.recipe is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -111,6 +115,8 @@ class Method(abc.ABC):
             o.load_state_dict(state["optimizers"][k])
         self.generator.set_state(state["generator"])
         self.load_extra_state(state.get("extra", {}))
+        if self.recipe is not None:
+            self.recipe.load_state_dict(state.get("recipe"))
 
     def parameters(self) -> Iterator[nn.Parameter]:
         for m in self.networks.values():

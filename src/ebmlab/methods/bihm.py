@@ -71,6 +71,7 @@ class HelmholtzConfig:
 class HelmholtzMethod(Method):
     """Abstract: the networks, evaluation and sampling of a Helmholtz machine; subclasses write ``train_step``."""
 
+    sampling_networks = ("pair",)
     Config = HelmholtzConfig
     data_kinds = ("binary",)
     data_hint = ("Use a binarised set (digits_bin, fashion_bin, binarized_mnist, a *_dynbin set) or a user's .npz of "

@@ -3,11 +3,18 @@
 Discriminator step: BCE with real = 1, fake = 0 on logits D(x). Generator step: minimise −log σ(D(G(z)))
 (the non-saturating loss). ``n_critic`` discriminator steps per generator step, each on the same real batch
 with fresh z. The discriminator is not an energy of a normalisable density, so ``has_energy`` is False.
+
+Packing (PacGAN, Lin et al. 2018): with ``pack = m`` > 1 the discriminator judges m samples at once — m
+consecutive examples of a batch, all real or all generated, concatenated along the first axis of a sample (2D
+points: a vector of 2m coordinates; images: m·C channels) — and the losses above are taken per pack. Everything
+else is unchanged, as in the paper (its networks only widen the discriminator's input). A batch of b examples forms
+⌊b/m⌋ packs; the last b mod m examples are left out (none at the default batch sizes and m ∈ {2, 3, 4}). The
+linear probe is refused for m > 1: a packed discriminator's features describe m samples, not one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -16,6 +23,7 @@ from torch import Tensor
 
 from ..nets import build
 from ..nets.build import Net
+from ..errors import EbmlabError
 from .base import LatentGenerator, Method, adam, frozen, optimizer_step
 
 
@@ -32,6 +40,7 @@ class GANConfig:
     n_critic: int = 1
     net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
     width: int = 32  # conv/dcgan width (channels of the first layer)
+    pack: int = 1  # PacGAN: samples the discriminator judges together (1: the plain GAN)
 
 
 class GAN(LatentGenerator, Method):
@@ -46,30 +55,43 @@ class GAN(LatentGenerator, Method):
         c = config
         self.G = build.generator(spec, c.z_dim, net=c.net, hidden=c.g_hidden, act=c.act, width=c.width,
                                  batchnorm=build.default_batchnorm(spec, c.net)).to(self.device)
-        self.D = build.critic(spec, 1, net=c.net, hidden=c.d_hidden, act=c.act, width=c.width).to(self.device)
+        packed = replace(spec, shape=(c.pack * spec.shape[0], *spec.shape[1:]))  # m samples side by side
+        self.D = build.critic(packed, 1, net=c.net, hidden=c.d_hidden, act=c.act, width=c.width).to(self.device)
         self.networks = {"generator": self.G, "discriminator": self.D}
         self.optimizers = {
             "generator": adam(self.G.parameters(), c.lr_g, (c.beta1, c.beta2)),
             "discriminator": adam(self.D.parameters(), c.lr_d, (c.beta1, c.beta2)),
         }
 
+    def packed(self, x: Tensor) -> Tensor:
+        """[b, *shape] → [b/m, m·shape[0], *shape[1:]]: m consecutive samples concatenated (b a multiple of m)."""
+        m = self.config.pack
+        return x if m == 1 else x.reshape(x.shape[0] // m, m * x.shape[1], *x.shape[2:])
+
     def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
-        c, b = self.config, batch.shape[0]
+        c = self.config
+        b = (batch.shape[0] // c.pack) * c.pack
+        if b == 0:
+            raise EbmlabError(f"pack={c.pack} needs batches of at least {c.pack} examples, got {batch.shape[0]}")
+        batch = batch[:b]
         # --- discriminator step(s) ---
         for _ in range(c.n_critic):
             with torch.no_grad():
                 fake = self.G(self.noise(b, c.z_dim))
-            logit_real, logit_fake = self.D(batch).squeeze(1), self.D(fake).squeeze(1)
+            logit_real, logit_fake = self.D(self.packed(batch)).squeeze(1), self.D(self.packed(fake)).squeeze(1)
             loss_d = F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real)) + \
                 F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
             optimizer_step(self.optimizers["discriminator"], loss_d)
         # --- generator step (non-saturating) ---
         with frozen(self.D):
-            logit_gen = self.D(self.G(self.noise(b, c.z_dim))).squeeze(1)
+            logit_gen = self.D(self.packed(self.G(self.noise(b, c.z_dim)))).squeeze(1)
             loss_g = F.softplus(-logit_gen).mean()  # = −log σ(D(G(z)))
             optimizer_step(self.optimizers["generator"], loss_g)
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
                 "d_real": logit_real.mean().item(), "d_fake": logit_fake.mean().item()}
 
     def features(self, x: Tensor) -> Tensor:
+        if self.config.pack > 1:
+            raise EbmlabError(f"a packed discriminator (pack={self.config.pack}) has features of {self.config.pack} "
+                              f"samples at once, not of one; the linear probe needs pack=1")
         return build.penultimate(self.D, x)

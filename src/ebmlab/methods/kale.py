@@ -75,6 +75,7 @@ class KALEConfig:
 
 class KALE(LatentGenerator, Method):
     name = "kale"
+    sampling_networks = ("generator", "energy", "log_partition")  # energy-guided samples
     progress_keys = ("kale", "energy_real", "energy_gen")  # shown on the progress bar
     Config = KALEConfig
     description = "KALE/GEBM: base generator + energy, KALE loss, energy-guided latent MCMC sampling"

@@ -66,6 +66,7 @@ class VAEConfig:
 
 class VAE(Method):
     name = "vae"
+    sampling_networks = ("vae",)
     progress_keys = ("elbo", "log_lik")  # shown on the progress bar
     Config = VAEConfig
     description = "VAE (Gaussian encoder, Gaussian/Bernoulli decoder), evaluated by the IWAE bound L_k"

@@ -76,6 +76,7 @@ class Transition(nn.Module):
 
 class VCD(Method):
     name = "vgan_vcd"
+    sampling_networks = ("transition",)
     progress_keys = ("energy_real", "energy_fake", "recon")  # shown on the progress bar
     Config = VCDConfig
     description = "VGAN-VCD: VGAN's bounded energy with a transition-operator generator (variational contrastive divergence)"
