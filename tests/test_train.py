@@ -78,7 +78,7 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoin
         return out
 
     monkeypatch.setattr(VGAN, "train_step", flaky)
-    with pytest.raises(DivergenceError, match="diverged at step 25"):
+    with pytest.raises(DivergenceError, match="diverged by step 25"):
         ebmlab.train("vgan", "ring8", out=tmp_path / "r", overrides=over, progress=False)
     _, method, step = load_run(tmp_path / "r")
     assert step == 20

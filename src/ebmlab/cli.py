@@ -72,6 +72,8 @@ def _train(args) -> None:
             overrides[key] = flag
     res = train(args.method, args.data, out=args.out, config_file=args.config, overrides=overrides,
                 progress=not args.no_progress, echo=True)
+    if res.rank != 0:  # another process of a torchrun job: rank 0 reports
+        return
     if res.resumed_from:
         print(f"resumed from step {res.resumed_from}")
     print(f"run directory: {res.run_dir}")

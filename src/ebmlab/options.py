@@ -47,6 +47,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "grad_clip": ("nonneg", "clip each optimizer's gradients to this global L2 norm before its step (0: off)"),
     "ema": ("unit", "decay of a moving average of the sampling networks' weights, used for evaluation and "
                     "sampling (0: off; e.g. 0.999)"),
+    "precision": ("any", "fp32, or bf16 (autocast of every training step to bfloat16; no loss scaling needed)"),
+    "channels_last": ("any", "image data: conv networks and batches in channels-last memory format"),
     # --- networks -------------------------------------------------------------------------------------------------
     "net": ("any", "network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan"),
     "width": ("int1", "conv/dcgan width: channels of the first layer"),

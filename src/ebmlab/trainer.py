@@ -18,7 +18,7 @@ from typing import Any, Literal
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__
+from . import __version__, parallel
 from .config import apply_overrides, field_types, load_toml, to_dict
 from .data import get_dataset
 from .data.batches import make_batches
@@ -54,6 +54,8 @@ class RunConfig:
     lr_step_factor: float = 0.1
     grad_clip: float = 0.0  # 0: off
     ema: float = 0.0  # 0: off
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast of each training step (see _autocast)
+    channels_last: bool = False  # image data: networks and batches in channels-last memory format
 
 
 @dataclass(frozen=True)
@@ -190,16 +192,22 @@ def config_from_dict(d: Any, where: str | Path = "config.json") -> ResolvedConfi
     return ResolvedConfig(d["method"], d["data"], run, mcfg, tuple(d.get("presets", ())))
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str, world: parallel.World | None = None) -> torch.device:
+    """The device of this process: with several processes on GPUs, the one of its local rank."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise EbmlabError("device=cuda was requested but CUDA is not available; use device=cpu or device=auto")
+    if name == "cuda" and world is not None:
+        torch.cuda.set_device(world.local_rank)
+        return torch.device("cuda", world.local_rank)
     return torch.device(name)
 
 
-def build_method(cfg: ResolvedConfig, device: torch.device | None = None) -> Method:
-    """Construct the method with parameters initialised from the run seed (without touching global RNG state)."""
+def build_method(cfg: ResolvedConfig, device: torch.device | None = None,
+                 world: parallel.World | None = None) -> Method:
+    """Construct the method with parameters initialised from the run seed (without touching global RNG state);
+    with several processes, wired to average gradients over them (``ebmlab.parallel``)."""
     cls = get_method(cfg.method)
     ds = dataset_of(cfg.data, cfg.run)
     device = device or pick_device(cfg.run.device)
@@ -210,17 +218,23 @@ def build_method(cfg: ResolvedConfig, device: torch.device | None = None) -> Met
             method = cls(cfg.method_config, spec=ds.spec, device=device, generator=gen)
         except ValueError as exc:  # an architecture that does not fit the data (nets.build says which)
             raise EbmlabError(f"{cfg.method} on {cfg.data}: {exc}") from None
+    if cfg.run.channels_last and ds.spec.is_image:
+        for m in {**method.networks, **method.frozen}.values():
+            m.to(memory_format=torch.channels_last)
+    if world is not None:
+        parallel.attach(method, world)  # before the recipe's hooks: its gradient clip sees the averaged gradient
     from .recipe import Recipe
 
     method.recipe = Recipe(method, cfg.run)
     return method
 
 
-def _check_finite(metrics: dict[str, float], step: int, saved_any: bool = True) -> None:
+def _check_finite(metrics: dict[str, float], step: int, saved_any: bool = True, log_every: int = 1) -> None:
     bad = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
     if bad:
+        when = f"at step {step}" if log_every == 1 else f"by step {step} (checked every log_every={log_every} steps)"
         raise DivergenceError(
-            f"training diverged at step {step}: non-finite {', '.join(f'{k}={v}' for k, v in bad.items())}; "
+            f"training diverged {when}: non-finite {', '.join(f'{k}={v}' for k, v in bad.items())}; "
             f"{_kept(saved_any)} — lower the learning rates (or change the options with another --out) and run again"
         )
 
@@ -235,6 +249,7 @@ class TrainResult:
     summary: dict[str, Any]
     method: Method
     resumed_from: int
+    rank: int = 0  # the process's rank in a distributed run (only rank 0 writes and evaluates)
 
 
 def _check_types(method: Any, data: Any, out: Any, config_file: Any, overrides: Any) -> None:
@@ -285,15 +300,33 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
         torch.set_num_threads(rc.threads)
     ds = dataset_of(cfg.data, rc)
     getattr(ds, "arrays", None)  # read (and checksum) the files now: a missing or corrupt one is refused here
-    device = pick_device(rc.device)
-    method = build_method(cfg, device)
-    if echo:
-        print(cfg.echo(), flush=True)
-    if not run.exists():
-        out.mkdir(parents=True, exist_ok=True)
-    run.clean_temporary()
-    write_json(run.config_path, cfg.to_dict())
-    return _train_loop(cfg, run, ds, method, progress=progress, stop_after=stop_after)
+    world = _join(rc, parallel.world_size_from_env())
+    try:
+        device = pick_device(rc.device, world)
+        method = build_method(cfg, device, world)
+        main = world is None or world.is_main
+        if echo and main:
+            print(cfg.echo(), flush=True)
+        if main:
+            if not run.exists():
+                out.mkdir(parents=True, exist_ok=True)
+            run.clean_temporary()
+            write_json(run.config_path, cfg.to_dict())
+        parallel.barrier(world)
+        return _train_loop(cfg, run, ds, method, progress=progress and main, stop_after=stop_after, world=world)
+    finally:
+        parallel.finish(world)
+
+
+def _join(rc: RunConfig, size: int) -> parallel.World | None:
+    """Join torchrun's process group when launched by it, after the options that cannot be sharded are refused."""
+    if size > 1:
+        if rc.batch_size % size:
+            raise EbmlabError(f"batch_size={rc.batch_size} is not divisible by the {size} processes; choose a "
+                              f"global batch that is a multiple of --nproc_per_node × nodes")
+        if rc.precision not in ("fp32", "bf16"):
+            raise EbmlabError(f"precision must be fp32 or bf16, got {rc.precision!r}")
+    return parallel.init(rc.device) if size > 1 else None
 
 
 def check_output_dir(out: Path) -> None:
@@ -318,10 +351,23 @@ def check_output_dir(out: Path) -> None:
                           f"choose a directory you can write to")
 
 
+def _autocast(method: Method, rc: RunConfig):
+    """bf16 autocast around a training step (precision=bf16). bfloat16 keeps float32's exponent range, so no
+    gradient scaler is needed; fp16 is not offered because its scaler would have to wrap each of the methods' own
+    backward passes, gradient penalties (double backward) included."""
+    import contextlib
+
+    if rc.precision == "bf16":
+        return torch.autocast(method.device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, *, progress: bool,
-                stop_after: int | None) -> TrainResult:
+                stop_after: int | None, world: parallel.World | None = None) -> TrainResult:
     rc = cfg.run
-    batches = make_batches(ds, rc.batches, rc.batch_size, rc.seed)
+    main = world is None or world.is_main
+    batches = make_batches(ds, rc.batches, rc.batch_size, rc.seed, rank=world.rank if world else 0,
+                           world=world.size if world else 1)
     start = 0
     ckpt = run.load_checkpoint(cfg.method)
     if ckpt is not None:
@@ -331,26 +377,33 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, *, progress: bool,
         start = int(ckpt["step"])
     else:
         torch.manual_seed(rc.seed)  # the global generator too, so two identical runs save identical checkpoints
-    run.truncate_metrics(start)
-    record = run.start_record(cfg, method.device, start)
+    record = None
+    if main:
+        run.truncate_metrics(start)
+        record = run.start_record(cfg, method.device, start, world.size if world else 1)
     recipe = method.recipe
     if start >= rc.steps:
+        if not main:
+            return TrainResult(run.path, {}, method, start, world.rank)
         recipe.use_averaged()
         summary = _finish(method, ds, cfg, run)
         run.end_record(record, rc.steps, 0.0)
         return TrainResult(run.path, summary, method, start)
 
-    logger = MetricsLogger(run, start, tensorboard=rc.tensorboard)
+    logger = MetricsLogger(run, start, tensorboard=rc.tensorboard) if main else None
     end = rc.steps if stop_after is None else min(rc.steps, stop_after)
     saved_any = ckpt is not None
+    has_buffers = world is not None and any(True for m in method.networks.values() for _ in m.buffers())
+    channels_last = rc.channels_last and ds.spec.is_image
 
     def checkpoint(step: int) -> None:
         nonlocal saved_any
         if not _params_finite(method):
             raise DivergenceError(f"parameters became non-finite by step {step}; {_kept(saved_any)}")
-        run.save_checkpoint({"format": CHECKPOINT_FORMAT, "method": cfg.method, "step": step,
-                             "method_state": method.state_dict(), **batches.state_dict(),
-                             "torch_rng": torch.get_rng_state()})
+        if main:
+            run.save_checkpoint({"format": CHECKPOINT_FORMAT, "method": cfg.method, "step": step,
+                                 "method_state": method.state_dict(), **batches.state_dict(),
+                                 "torch_rng": torch.get_rng_state()})
         saved_any = True
 
     keys = getattr(method, "progress_keys", ())
@@ -360,17 +413,25 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, *, progress: bool,
     try:
         stream = batches.stream(start, end, num_workers=rc.num_workers)
         for step, batch in zip(range(start + 1, end + 1), stream):
+            batch = batch.to(method.device, non_blocking=True)
+            if channels_last and batch.dim() == 4:
+                batch = batch.contiguous(memory_format=torch.channels_last)
             recipe.before_step(step)
-            metrics = method.train_step(batch.to(method.device, non_blocking=True), step)
+            with parallel.training_step(world), _autocast(method, rc):
+                metrics = method.train_step(batch, step)
             recipe.after_step()
-            _check_finite(metrics, step, saved_any)
-            if step % rc.log_every == 0:
-                metrics["steps_per_s"] = (step - start) / (time.perf_counter() - t0)
-                logger.log(step, "train", metrics)
-                shown = [k for k in keys if k in metrics] or list(metrics)[:3]
-                bar.set_postfix({k: f"{metrics[k]:.3g}" for k in shown}, refresh=False)
-            if rc.eval_every and step % rc.eval_every == 0 and step < rc.steps:
-                with recipe.averaged():
+            if has_buffers:
+                parallel.broadcast_buffers(method, world)
+            if step % rc.log_every == 0 or step == end:  # the only point where metrics leave the device
+                metrics = parallel.reduce_metrics(metrics, world)
+                _check_finite(metrics, step, saved_any, rc.log_every)
+                if main and step % rc.log_every == 0:
+                    metrics["steps_per_s"] = (step - start) / (time.perf_counter() - t0)
+                    logger.log(step, "train", metrics)
+                    shown = [k for k in keys if k in metrics] or list(metrics)[:3]
+                    bar.set_postfix({k: f"{metrics[k]:.3g}" for k in shown}, refresh=False)
+            if main and rc.eval_every and step % rc.eval_every == 0 and step < rc.steps:
+                with recipe.averaged(), _rank0_rng(world):
                     logger.log(step, "eval", evaluate(method, ds, rc, step))
                     _log_grid(logger, method, ds, step)
             if step % rc.ckpt_every == 0 or step == end:
@@ -378,17 +439,27 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, *, progress: bool,
             bar.update(1)
             fault_point(f"step:{step}")
         bar.close()
-        if end == rc.steps:
+        if end == rc.steps and main:
             recipe.use_averaged()  # training is over: the averages (EMA) are what is evaluated, plotted, reported
             _final_eval(method, ds, cfg, run, logger, progress)
     finally:
         bar.close()
-        logger.close()
+        if logger is not None:
+            logger.close()
     elapsed = time.perf_counter() - t0
+    if not main:
+        return TrainResult(run.path, {}, method, start, world.rank)
     run.end_record(record, end, (end - start) / elapsed if elapsed > 0 else 0.0)
     if end < rc.steps:
         return TrainResult(run.path, {}, method, start)
     return TrainResult(run.path, _finish(method, ds, cfg, run, progress=progress), method, start)
+
+
+def _rank0_rng(world: parallel.World | None):
+    """Rank 0's evaluation during a distributed run must not move its global RNG away from the other processes'."""
+    import contextlib
+
+    return torch.random.fork_rng(devices=[]) if world is not None else contextlib.nullcontext()
 
 
 def _kept(saved_any: bool) -> str:

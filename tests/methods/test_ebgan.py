@@ -131,7 +131,7 @@ def test_margin_schedule_reaches_zero_where_configured(schedule):
 
 def test_train_step_uses_the_scheduled_margin():
     m = make(margin=1.0, margin_schedule="linear", margin_decay_start=0, margin_decay_steps=2)
-    out = [m.train_step(real_batch(32, seed=s), s) for s in (1, 2, 3)]
+    out = [{k: float(v) for k, v in m.train_step(real_batch(32, seed=s), s).items()} for s in (1, 2, 3)]
     assert [o["margin"] for o in out] == [0.5, 0.0, 0.0]
     for o in out[1:]:  # with m = 0 the hinge [0 − D]⁺ vanishes and L_D is the real reconstruction error
         assert o["loss_d"] == pytest.approx(o["energy_real"], rel=1e-6) and o["hinge_active"] == 0.0

@@ -157,11 +157,11 @@ def test_train_step_reports_per_example_sums_and_moves_toward_the_data():
     m = VAE(VAEConfig(z_dim=2, hidden=(), lr=3e-2, learn_decoder_var=True, decoder_var=1.0), data_dim=2,
             device=torch.device("cpu"), generator=gen(11))
     data = linear_gaussian_dataset().sample(4000, generator=gen(12)).float()
-    first = m.train_step(data[:256], 1)
+    first = {k: float(v) for k, v in m.train_step(data[:256], 1).items()}
     assert first["elbo"] == pytest.approx(first["log_lik"] - first["kl"], rel=1e-6)
     for s in range(2, 201):
         idx = torch.randint(0, len(data), (256,), generator=gen(100 + s))
-        last = m.train_step(data[idx], s)
+        last = {k: float(v) for k, v in m.train_step(data[idx], s).items()}
     # The maximum of E_data ELBO over linear-Gaussian VAEs is −H(data) = the marginal's mean log-density.
     assert last["elbo"] > first["elbo"] + 1.0
     assert last["elbo"] < -float(MARGINAL.entropy()) + 0.3

@@ -53,6 +53,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..parallel import rand, randn
+
 BETA_MIN = 0.1
 BETA_MAX = 20.0
 T_MIN = 1e-3
@@ -165,7 +167,7 @@ def sample_t(n: int, *, generator: torch.Generator | None, t_min: float = T_MIN,
     """Times t [n] in [t_min, 1] and weights w [n] with E[w f(t)] = ∫_{t_min}^1 (β/σ_t²) f(t) dt for any f."""
     _check_t_min(t_min)
     _need_generator(generator, "sample_t")
-    u = torch.rand(n, generator=generator, dtype=dtype, device=device)
+    u = rand(n, generator=generator, dtype=dtype, device=device)
     lam_hi = log_snr(torch.tensor(t_min, dtype=dtype, device=device))
     lam_lo = log_snr(torch.tensor(1.0, dtype=dtype, device=device))
     if scheme == "log_snr":
@@ -193,7 +195,7 @@ def perturb(x: Tensor, t: float, *, generator: torch.Generator | None) -> Tensor
     """A draw of x_t = α_t x + σ_t ε, ε ~ N(0, I), for one time t. x: [b, ...] → [b, ...]."""
     _need_generator(generator, "perturb")
     alpha, sigma = alpha_sigma(_scalar(t, x))
-    return alpha * x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    return alpha * x + sigma * randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 
 def diffusion_nll_bound(energy_fn: TimeEnergyFn, x: Tensor, *, generator: torch.Generator | None,
@@ -208,7 +210,7 @@ def diffusion_nll_bound(energy_fn: TimeEnergyFn, x: Tensor, *, generator: torch.
     x = x.detach()
     b = x.shape[0]
     t, w = sample_t(b, generator=generator, t_min=t_min, scheme=scheme, dtype=x.dtype, device=x.device)
-    eps = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    eps = randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     denoising = 0.5 * w * denoising_mismatch(energy_fn, x, t, eps)
     _, sigma = alpha_sigma(t)
     # βD term carried by the control variate σ_t²‖ε‖² (module docstring); it holds no parameters.
@@ -244,7 +246,7 @@ def diffusion_nll_bound_quadrature(energy_fn: TimeEnergyFn, x: Tensor, *, n_t: i
     for k in range(n_t):
         t = t_from_log_snr(torch.full((b,), lams[k], dtype=x.dtype, device=x.device))
         if eps is None:
-            e = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            e = randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         else:
             e = eps if eps.shape == x.shape else eps[k]
         _, sigma = alpha_sigma(t)

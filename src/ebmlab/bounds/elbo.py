@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..parallel import randn
+
 __all__ = [
     "ElboTerms",
     "bernoulli_log_lik",
@@ -156,7 +158,7 @@ def elbo(x: Tensor, encode: Encoder, decode: Decoder, *, generator: torch.Genera
     """
     mu, logvar = encode(x)
     _check_posterior(mu, logvar, x.shape[0])
-    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    eps = randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
     z = mu + torch.exp(0.5 * logvar) * eps
     ll = log_lik(decode(z), x)
     if ll.shape != (x.shape[0],):
@@ -214,7 +216,7 @@ def iwae_bound(
         for start in range(0, k, chunk_size):
             c = min(chunk_size, k - start)
             eps = torch.stack(
-                [torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device) for _ in range(c)]
+                [randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device) for _ in range(c)]
             )  # [c, b, d]
             z = mu + std * eps  # [c, b, d]
             params = decode(z.reshape(c * b, *mu.shape[1:]))

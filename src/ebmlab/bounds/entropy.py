@@ -43,6 +43,8 @@ import torch
 from torch import Tensor
 from torch.func import jvp, vjp, vmap
 
+from ..parallel import randn
+
 GeneratorFn = Callable[[Tensor], Tensor]
 LOG_2PI_E = math.log(2 * math.pi * math.e)
 
@@ -133,10 +135,8 @@ def batch_jacobian(G: GeneratorFn, z: Tensor, *, mode: JacMode = "auto") -> Tens
 
 def _finalise(z: Tensor, log_volume: Tensor, valid: Tensor, z_std: float, v: Tensor | None = None) -> EntropyBound:
     h_z = gaussian_entropy(z.shape[1], z_std)
-    if valid.any():
-        mean_term = log_volume[valid].mean()
-    else:
-        mean_term = log_volume.new_tensor(float("nan"))
+    # the mean over the valid samples (NaN when none is), written without reading `valid` on the host
+    mean_term = torch.where(valid, log_volume, 0.0).sum() / valid.sum()
     return EntropyBound(entropy=h_z + mean_term, log_volume=log_volume, valid=valid, v=v)
 
 
@@ -244,7 +244,7 @@ def lobpcg_smin(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.
         if generator is None:
             raise ValueError("lobpcg_smin needs its random start from an explicit generator: pass "
                              "generator=torch.Generator().manual_seed(...) or a warm start v0.")
-        v = torch.randn(b, d, generator=generator, dtype=z.dtype, device=z.device)
+        v = randn(b, d, generator=generator, dtype=z.dtype, device=z.device)
     else:
         if v0.shape != z.shape:
             raise ValueError(f"v0 must have the shape of z {tuple(z.shape)}, got {tuple(v0.shape)}.")

@@ -21,6 +21,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..parallel import rand
+
 __all__ = [
     "base_loss",
     "interpolate_gradient_penalty",
@@ -129,7 +131,7 @@ def interpolate_gradient_penalty(
             f"{tuple(x_fake.shape)} (use equally many data and base samples for the penalty)"
         )
     b = x_real.shape[0]
-    alpha = torch.rand((b,) + (1,) * (x_real.dim() - 1), generator=generator, dtype=x_real.dtype, device=x_real.device)
+    alpha = rand((b,) + (1,) * (x_real.dim() - 1), generator=generator, dtype=x_real.dtype, device=x_real.device)
     x_hat = (alpha * x_real.detach() + (1.0 - alpha) * x_fake.detach()).requires_grad_(True)
     energy = energy_fn(x_hat)
     if energy.shape != (b,):

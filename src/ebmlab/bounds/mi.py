@@ -25,6 +25,8 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
+from ..parallel import randn
+
 LOG_2PI = math.log(2 * math.pi)
 LOG_2PI_E = math.log(2 * math.pi * math.e)
 
@@ -77,7 +79,7 @@ def mi_entropy_bound(G: Callable[[Tensor], Tensor], encoder: Encoder, z: Tensor,
         if generator is None:
             raise ValueError("mi_entropy_bound draws the generator noise from an explicit generator: pass "
                              "generator=torch.Generator().manual_seed(...) or eps.")
-        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        eps = randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
     elif eps.shape != mean.shape:
         raise ValueError(f"eps must have the shape of G(z) {tuple(mean.shape)}, got {tuple(eps.shape)}.")
     x = mean + sigma * eps

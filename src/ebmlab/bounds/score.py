@@ -36,6 +36,7 @@ from torch import Tensor
 from torch.func import jvp
 
 from .entropy import JacMode, batch_jacobian, lobpcg_smin, resolve_jac_mode
+from ..parallel import randn
 
 EnergyFn = Callable[[Tensor], Tensor]
 Volume = Literal["logdet", "smin", "lobpcg"]
@@ -103,7 +104,7 @@ def score_mismatch_gp(energy_fn: EnergyFn, G: Callable[[Tensor], Tensor], z: Ten
         if generator is None:
             raise ValueError("score_mismatch_gp draws the slicing directions v from an explicit generator: pass "
                              "generator=torch.Generator().manual_seed(...) or v.")
-        v = torch.randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)
+        v = randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)
     elif v.shape != z.shape:
         raise ValueError(f"v must have the shape of z {tuple(z.shape)}, got {tuple(v.shape)}.")
     if score is None:

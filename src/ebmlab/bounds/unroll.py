@@ -46,6 +46,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from ..parallel import average_gradients
+
 __all__ = [
     "DiffAdamState",
     "FunctionalModule",
@@ -302,6 +304,7 @@ def unroll(
             shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
             raise ValueError(f"loss_fn must return a scalar tensor (reduce over the batch); got {shape}")
         grads = torch.autograd.grad(loss, [current[n] for n in names], create_graph=create_graph, allow_unused=True)
+        grads = average_gradients(grads, differentiable=create_graph)  # over processes in a distributed step
         current, st = diff_adam_step(
             current,
             dict(zip(names, grads)),

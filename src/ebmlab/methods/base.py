@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from ..data.base import DataSpec
 from ..errors import EbmlabError
+from ..parallel import average_now, randn
 
 
 class Method(abc.ABC):
@@ -59,8 +60,11 @@ class Method(abc.ABC):
 
     # --- the contract -------------------------------------------------------------------------------
     @abc.abstractmethod
-    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
-        """One update on a batch of real data [b, *shape]; does its own backward and optimizer steps."""
+    def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
+        """One update on a batch of real data [b, *shape]; does its own backward and optimizer steps.
+
+        Returns the step's training metrics as detached 0-d tensors (or Python numbers): the trainer reads them
+        from the device only at log steps, so a step makes no host synchronisation for its metrics."""
 
     @abc.abstractmethod
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
@@ -128,7 +132,7 @@ class Method(abc.ABC):
 
     # --- small shared helpers --------------------------------------------------------------------------
     def noise(self, n: int, dim: int, generator: torch.Generator | None = None) -> Tensor:
-        return torch.randn(n, dim, generator=generator or self.generator, device=self.device)
+        return randn(n, dim, generator=generator or self.generator, device=self.device)
 
 
 class LatentGenerator:
@@ -166,6 +170,7 @@ def optimizer_step(opt: torch.optim.Optimizer, loss: Tensor, *, clip: float | No
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if clip is not None:
+        average_now(opt)  # over the processes of a distributed step, so the clip sees the global gradient
         ps = params if params is not None else [p for g in opt.param_groups for p in g["params"]]
         torch.nn.utils.clip_grad_norm_(ps, clip)
     opt.step()

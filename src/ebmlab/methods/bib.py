@@ -82,6 +82,7 @@ from ..errors import EbmlabError
 from ..nets import build
 from ..nets.build import Net
 from ..nets.gaussian_encoder import GaussianEncoder
+from ..parallel import randn
 from .base import LatentGenerator, Method, adam, frozen, optimizer_step
 
 LOG_2PI = math.log(2 * math.pi)
@@ -196,7 +197,7 @@ class BiB(LatentGenerator, Method):
         """Samples of the distribution the lower bound describes: G(z), or G(z) + σε for (ii)."""
         x = self.G(z)
         if self.config.lower == "mi":
-            x = x + self.config.sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            x = x + self.config.sigma * randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         return x
 
     def _entropy(self, z: Tensor, generator: torch.Generator):
@@ -208,7 +209,7 @@ class BiB(LatentGenerator, Method):
         return lobpcg_entropy(self.G, z, n_iter=c.lobpcg_iters, generator=generator)
 
     # --- the two losses -----------------------------------------------------------------------------------
-    def energy_loss(self, batch: Tensor) -> tuple[Tensor, dict[str, float]]:
+    def energy_loss(self, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Upper-bound loss of the energy; G (and the encoder) are constants here."""
         c, b, gen = self.config, batch.shape[0], self.generator
         z = self.noise(b, c.z_dim)
@@ -216,30 +217,30 @@ class BiB(LatentGenerator, Method):
             if c.upper == "gp":
                 sm = score_mismatch_gp(self.energy, self.G, z, generator=gen, volume=c.score_volume,
                                        n_iter=c.lobpcg_iters, jac_mode=c.jac_mode)
-                x_g = sm.x if c.lower == "jacobian" else sm.x + c.sigma * torch.randn(
+                x_g = sm.x if c.lower == "jacobian" else sm.x + c.sigma * randn(
                     sm.x.shape, generator=gen, dtype=sm.x.dtype, device=sm.x.device)
                 e_real, e_fake = self.energy(batch).mean(), self.energy(x_g).mean()
                 penalty = gp_upper_term(sm.gp, w=c.gp_weight, thre=c.gp_threshold)
-                extra = {"score_mismatch": sm.gp.item()}
+                extra = {"score_mismatch": sm.gp.detach()}
             elif c.upper == "diffusion":
                 with torch.no_grad():
                     x_g = self._g_samples(z, gen)
                 db = diffusion_nll_bound(self.energy_t, x_g, generator=gen, t_min=c.t_min, scheme=c.t_scheme)
                 e_real, e_fake = self.energy(batch).mean(), self.energy(db.x_tmin).mean()
                 penalty = c.diffusion_weight * db.denoising.mean()
-                extra = {"denoising": db.denoising.mean().item()}
+                extra = {"denoising": db.denoising.mean().detach()}
             else:
                 with torch.no_grad():
                     x_g = self._g_samples(z, gen)
                 e_real, e_fake = self.energy(batch).mean(), self.energy(x_g).mean()
                 zgp = zero_centred_gp(self.energy, batch)
                 penalty = c.zero_gp_weight * zgp if c.onesided_penalty == "zero_gp" else torch.zeros_like(e_real)
-                extra = {"zero_gp": zgp.item()}
+                extra = {"zero_gp": zgp.detach()}
         loss = e_real - e_fake + penalty
-        return loss, {"loss_e": loss.item(), "energy_real": e_real.item(), "energy_fake": e_fake.item(),
-                      "penalty": penalty.item(), **extra}
+        return loss, {"loss_e": loss.detach(), "energy_real": e_real.detach(), "energy_fake": e_fake.detach(),
+                      "penalty": penalty.detach(), **extra}
 
-    def generator_loss(self, b: int) -> tuple[Tensor, dict[str, float]]:
+    def generator_loss(self, b: int) -> tuple[Tensor, dict[str, Tensor]]:
         """Negative lower bound (up to the data term) of the generator and encoder; E is a constant here."""
         c, gen = self.config, self.generator
         z = self.noise(b, c.z_dim)
@@ -247,16 +248,16 @@ class BiB(LatentGenerator, Method):
             if c.lower == "jacobian":
                 h = self._entropy(z, gen)
                 entropy, x_g = h.entropy, self.G(z)
-                extra = {"valid_frac": h.valid.float().mean().item()}
+                extra = {"valid_frac": h.valid.float().mean().detach()}
             else:
                 mi = mi_entropy_bound(self.G, self.encoder, z, sigma=c.sigma, generator=gen)
                 entropy, x_g = mi.entropy, mi.x
-                extra = {"encoder_nll": mi.nll.item()}
+                extra = {"encoder_nll": mi.nll.detach()}
             e_gen = self.energy(x_g).mean()
         loss = e_gen - c.entropy_weight * entropy
-        return loss, {"loss_g": loss.item(), "energy_gen": e_gen.item(), "entropy": entropy.item(), **extra}
+        return loss, {"loss_g": loss.detach(), "energy_gen": e_gen.detach(), "entropy": entropy.detach(), **extra}
 
-    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
+    def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         c, b = self.config, batch.shape[0]
         # --- energy step: minimise the upper bound (or the one-sided loss) on detached generator samples ---
         loss_e, metrics_e = self.energy_loss(batch)

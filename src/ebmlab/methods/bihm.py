@@ -45,6 +45,7 @@ from ..bounds.helmholtz import (bihm_surrogate, ess_fraction, log_mean_exp, log_
 from ..errors import EbmlabError
 from ..nets.sbn import HelmholtzPair
 from .base import Method, adam, optimizer_step
+from ..parallel import rand
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ class HelmholtzMethod(Method):
         def mh(prop_logr, cur_logr, new_target):
             nonlocal cur, acc, tries
             log_alpha = new_target - cur + cur_logr - prop_logr
-            ok = torch.rand(n, generator=gen, device=x.device).log() < log_alpha
+            ok = rand(n, generator=gen, device=x.device).log() < log_alpha
             cur = torch.where(ok, new_target, cur)
             acc += float(ok.float().mean())
             tries += 1
@@ -238,14 +239,14 @@ class BiHM(HelmholtzMethod):
     description = "BiHM (binary data): sigmoid belief nets p and q, model p* ∝ (Σ_h √(p q))², Z² estimate"
     models_p_star = True
 
-    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
+    def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         # --- one update of p and q from K samples h ~ q(h|x) with square-root importance weights ---
         log_p, log_q = self._log_pq(batch, self.config.n_samples)
         optimizer_step(self.optimizers["pair"], bihm_surrogate(log_p, log_q))
         with torch.no_grad():
-            return {"two_log_pt": float(two_log_p_tilde(log_p, log_q).mean()),
-                    "log_p_is": float(log_p_is(log_p, log_q).mean()),
-                    "ess_pstar": float(ess_fraction(0.5 * (log_p - log_q)).mean())}
+            return {"two_log_pt": two_log_p_tilde(log_p, log_q).mean(),
+                    "log_p_is": log_p_is(log_p, log_q).mean(),
+                    "ess_pstar": ess_fraction(0.5 * (log_p - log_q)).mean()}
 
 
 class RWS(HelmholtzMethod):
@@ -253,7 +254,7 @@ class RWS(HelmholtzMethod):
     progress_keys = ("log_p_is",)  # shown on the progress bar
     description = "RWS (binary data): sigmoid belief nets p and q, importance-weighted wake updates of both"
 
-    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
+    def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         # --- wake phase: p and q from K samples h ~ q(h|x) with ordinary importance weights ---
         log_p, log_q = self._log_pq(batch, self.config.n_samples)
         loss = rws_surrogate(log_p, log_q)
@@ -264,5 +265,5 @@ class RWS(HelmholtzMethod):
             loss = -(w * log_p).sum(1).mean() - 0.5 * (w * log_q).sum(1).mean() - 0.5 * self.pair.log_q(state).mean()
         optimizer_step(self.optimizers["pair"], loss)
         with torch.no_grad():
-            return {"log_p_is": float(log_p_is(log_p, log_q).mean()),
-                    "ess_p": float(ess_fraction(log_p - log_q).mean())}
+            return {"log_p_is": log_p_is(log_p, log_q).mean(),
+                    "ess_p": ess_fraction(log_p - log_q).mean()}

@@ -183,7 +183,7 @@ class EBGAN(LatentGenerator, Method):
         recon, code = self.AE(x)
         return reconstruction_error(x, recon, self.config.recon_norm, self.config.recon_reduction), code
 
-    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
+    def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         c, b = self.config, batch.shape[0]
         m = self.margin(step)
         # --- auto-encoder (discriminator) step(s): L_D = mean D(x) + mean [m − D(G(z))]⁺ ---
@@ -202,9 +202,9 @@ class EBGAN(LatentGenerator, Method):
             if self.pt_weight > 0:
                 loss_g = loss_g + self.pt_weight * f_pt
             optimizer_step(self.optimizers["generator"], loss_g)
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "energy_real": e_real.mean().item(),
-                "energy_fake": e_fake.mean().item(), "hinge_active": (e_fake < m).float().mean().item(),
-                "margin": float(m), "pullaway": f_pt.item()}
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "energy_real": e_real.mean().detach(),
+                "energy_fake": e_fake.mean().detach(), "hinge_active": (e_fake < m).float().mean().detach(),
+                "margin": float(m), "pullaway": f_pt.detach()}
 
     def energy(self, x: Tensor) -> Tensor:
         return self.energy_and_code(x)[0] / self.config.tau

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from ..bounds.elbo import ElboTerms, bernoulli_log_lik, elbo, gaussian_log_lik, iwae_bound
 from ..errors import EbmlabError
 from ..nets.vae import GaussianVAE
+from ..parallel import rand, randn
 
 
 @runtime_checkable
@@ -128,17 +129,17 @@ class VAEEstimator:
     def sample(self, n: int, *, generator: torch.Generator) -> Tensor:
         m = self.module
         ref = next(m.parameters())
-        z = torch.randn(n, m.z_dim, generator=generator, device=ref.device, dtype=ref.dtype)
+        z = randn(n, m.z_dim, generator=generator, device=ref.device, dtype=ref.dtype)
         out = m.decode(z)
         if m.decoder_kind == "bernoulli":
             p = torch.sigmoid(out)
             if self.sample_mode == "mean":
                 return p
-            return (torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype) < p).to(p.dtype)
+            return (rand(p.shape, generator=generator, device=p.device, dtype=p.dtype) < p).to(p.dtype)
         mean, logvar = out
         if self.sample_mode == "mean":
             return mean
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        noise = randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return mean + torch.exp(0.5 * logvar) * noise
 
 

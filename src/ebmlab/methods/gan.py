@@ -68,7 +68,7 @@ class GAN(LatentGenerator, Method):
         m = self.config.pack
         return x if m == 1 else x.reshape(x.shape[0] // m, m * x.shape[1], *x.shape[2:])
 
-    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
+    def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         c = self.config
         b = (batch.shape[0] // c.pack) * c.pack
         if b == 0:
@@ -87,8 +87,8 @@ class GAN(LatentGenerator, Method):
             logit_gen = self.D(self.packed(self.G(self.noise(b, c.z_dim)))).squeeze(1)
             loss_g = F.softplus(-logit_gen).mean()  # = −log σ(D(G(z)))
             optimizer_step(self.optimizers["generator"], loss_g)
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
-                "d_real": logit_real.mean().item(), "d_fake": logit_fake.mean().item()}
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
+                "d_real": logit_real.mean().detach(), "d_fake": logit_fake.mean().detach()}
 
     def features(self, x: Tensor) -> Tensor:
         if self.config.pack > 1:

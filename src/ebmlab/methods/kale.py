@@ -39,6 +39,7 @@ from ..bounds.kale import base_loss, interpolate_gradient_penalty, kale_energy_l
 from ..guided import GuidedConfig, guided_samples
 from ..nets import build
 from ..nets.build import Net
+from ..parallel import gather
 from .base import LatentGenerator, Method, adam, frozen, optimizer_step
 
 
@@ -104,11 +105,11 @@ class KALE(LatentGenerator, Method):
             e = e.clamp_min(self.config.energy_floor)
         return e
 
-    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
+    def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         c, b = self.config, batch.shape[0]
         if not self.a_initialised:  # A at its Monte-Carlo optimum log mean exp(−E(G(z)))
             with torch.no_grad():
-                self.A.value.copy_(optimal_log_partition(self.energy(self.G(self.noise(100 * b, c.z_dim)))))
+                self.A.value.copy_(optimal_log_partition(gather(self.energy(self.G(self.noise(100 * b, c.z_dim))))))
             self.a_initialised = True
         # --- energy steps ---
         n_e = c.n_critic_burst if self.base_steps % c.burst_every == 0 else c.n_critic
@@ -127,10 +128,10 @@ class KALE(LatentGenerator, Method):
             loss_g = base_loss(e_data, e_gen)
             optimizer_step(self.optimizers["generator"], loss_g)
         self.base_steps += 1
-        out = {"kale_base": -loss_g.item(), "A": self.A.value.item(), "energy_real": e_data.mean().item(),
-               "energy_gen": e_gen.mean().item(), "n_energy_steps": float(n_e)}
+        out = {"kale_base": -loss_g.detach(), "A": self.A.value.detach(), "energy_real": e_data.mean().detach(),
+               "energy_gen": e_gen.mean().detach(), "n_energy_steps": float(n_e)}
         if n_e:
-            out.update({"kale": -loss_kale.item(), "gp": gp.item()})
+            out.update({"kale": -loss_kale.detach(), "gp": gp.detach()})
         return out
 
     def guided_config(self) -> GuidedConfig:

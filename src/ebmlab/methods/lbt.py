@@ -56,6 +56,7 @@ from ..nets.vae import GaussianVAE
 from ..errors import EbmlabError
 from .base import Method, adam, frozen, optimizer_step
 from .estimators import DensityEstimator, VAEEstimator, check_eval_options, estimator_report
+from ..parallel import average_now, randn
 
 Act = Literal["relu", "leaky_relu", "tanh", "prelu", "elu", "softplus"]
 
@@ -131,7 +132,7 @@ def _build(method: Method, c: LBTConfig) -> None:
 def generate(method: Method, n: int, generator: torch.Generator | None = None) -> Tensor:
     """G(z) [n, D], z ~ N(0, I) in the generator's dtype (so a float64 copy of the method runs in float64)."""
     dtype = next(method.G.parameters()).dtype
-    z = torch.randn(n, method.config.z_dim, generator=generator or method.generator, device=method.device, dtype=dtype)
+    z = randn(n, method.config.z_dim, generator=generator or method.generator, device=method.device, dtype=dtype)
     return method.G(z)
 
 
@@ -189,7 +190,7 @@ def estimator_unroll(estimator: DensityEstimator, optimizer: torch.optim.Optimiz
     return Unrolled(flat.unflatten(res.params["flat"]), flat.unflatten_state(res.state), res.buffers, res.losses)
 
 
-def estimator_update(method: Method, c: LBTConfig, n_gen: int) -> float:
+def estimator_update(method: Method, c: LBTConfig, n_gen: int) -> Tensor:
     """The real estimator update: the K-step unroll at real_lr_mult × lr_est, no graph, written back.
     Returns the mean ELBO of the last inner batch (before its step)."""
     def fresh_batch(k: int) -> Tensor:
@@ -200,7 +201,7 @@ def estimator_update(method: Method, c: LBTConfig, n_gen: int) -> float:
     res = estimator_unroll(method.estimator, opt, fresh_batch, c, lr=c.real_lr_mult * c.lr_est, create_graph=False,
                            generator=method.generator)
     adam_state_to_torch(opt, method.estimator.module, res.state, res.params)
-    return -res.losses[-1].item()
+    return -res.losses[-1].detach()
 
 
 def lookahead_neg_elbo(method: Method, c: LBTConfig, data: Tensor, n_gen: int) -> Tensor:
@@ -213,18 +214,19 @@ def lookahead_neg_elbo(method: Method, c: LBTConfig, data: Tensor, n_gen: int) -
     return method.estimator.loss(view, data, generator=method.generator)
 
 
-def generator_step(method: Method, c: LBTConfig, loss_g: Tensor) -> float:
+def generator_step(method: Method, c: LBTConfig, loss_g: Tensor) -> Tensor:
     """Adam step of the generator on loss_g with global-norm clipping; returns the norm before clipping."""
     opt = method.optimizers["generator"]
     opt.zero_grad(set_to_none=True)
     loss_g.backward()
+    average_now(opt)  # over the processes of a distributed step, before the clip (one process: nothing)
     params = list(method.G.parameters())
     if c.clip_g is not None:
         norm = torch.nn.utils.clip_grad_norm_(params, c.clip_g)
     else:
         norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
     opt.step()
-    return float(norm)
+    return norm.detach()
 
 
 def _report(method: Method, c: LBTConfig, dataset: Any) -> dict[str, Any]:
@@ -243,17 +245,17 @@ class LBT(Method):
         super().__init__(config, **kw)
         _build(self, config)
 
-    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
+    def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         c = self.config
         n_gen = c.est_batch or batch.shape[0]
-        out: dict[str, float] = {}
+        out: dict[str, Tensor] = {}
         # --- real estimator updates: n_est × (K-step unroll at 3× lr), written back ---
         for _ in range(c.n_est):
             out["elbo_gen"] = estimator_update(self, c, n_gen)
         # --- generator step: −ELBO(data; φ^K(ψ)) through the K-step look-ahead (1× lr), clipped ---
         loss_g = lookahead_neg_elbo(self, c, batch, n_gen)
         out["grad_norm_g"] = generator_step(self, c, loss_g)
-        out.update(loss_g=loss_g.item(), elbo_data_lookahead=-loss_g.item())
+        out.update(loss_g=loss_g.detach(), elbo_data_lookahead=-loss_g.detach())
         return out
 
     def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
@@ -277,11 +279,11 @@ class LBTGAN(LBT):
         self.networks["discriminator"] = self.D
         self.optimizers["discriminator"] = adam(self.D.parameters(), c.lr_d, (c.beta1, c.beta2), c.eps)
 
-    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
+    def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         c = self.config
         n_gen = c.est_batch or batch.shape[0]
         teaching = step > c.warmup_steps
-        out: dict[str, float] = {}
+        out: dict[str, Tensor] = {}
         # --- real estimator updates (after the warm-up): n_est × (K-step unroll at 3× lr), written back ---
         if teaching:
             for _ in range(c.n_est):
@@ -294,7 +296,7 @@ class LBTGAN(LBT):
             loss_d = F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real)) + \
                 F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
             optimizer_step(self.optimizers["discriminator"], loss_d)
-            out.update(loss_d=loss_d.item(), d_real=logit_real.mean().item(), d_fake=logit_fake.mean().item())
+            out.update(loss_d=loss_d.detach(), d_real=logit_real.mean().detach(), d_fake=logit_fake.mean().detach())
         # --- generator step: λ · non-saturating GAN loss − ELBO(data; φ^K(ψ)), clipped ---
         with frozen(self.D):
             loss_gan = F.softplus(-self.D(generate(self, n_gen)).squeeze(1)).mean()
@@ -302,7 +304,7 @@ class LBTGAN(LBT):
             if teaching:
                 neg_elbo = lookahead_neg_elbo(self, c, batch, n_gen)
                 loss_g = loss_g + neg_elbo
-                out["elbo_data_lookahead"] = -neg_elbo.item()
+                out["elbo_data_lookahead"] = -neg_elbo.detach()
         out["grad_norm_g"] = generator_step(self, c, loss_g)
-        out.update(loss_g=loss_g.item(), loss_gan_g=loss_gan.item())
+        out.update(loss_g=loss_g.detach(), loss_gan_g=loss_gan.detach())
         return out

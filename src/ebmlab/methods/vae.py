@@ -85,13 +85,13 @@ class VAE(Method):
         self.networks = {"vae": self.vae}
         self.optimizers = {"vae": adam(self.vae.parameters(), c.lr, (c.beta1, c.beta2))}
 
-    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
+    def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         # --- one ELBO ascent step (one reparameterised sample per example) ---
         terms = self.estimator.elbo(self.vae, batch, generator=self.generator)
         loss = -terms.elbo.mean()
         optimizer_step(self.optimizers["vae"], loss)
-        return {"loss": loss.item(), "elbo": terms.elbo.mean().item(), "log_lik": terms.log_lik.mean().item(),
-                "kl": terms.kl.mean().item()}
+        return {"loss": loss.detach(), "elbo": terms.elbo.mean().detach(), "log_lik": terms.log_lik.mean().detach(),
+                "kl": terms.kl.mean().detach()}
 
     def log_likelihood_bounds(self, x: Tensor, *, generator: torch.Generator) -> dict[str, Tensor]:
         """Per-example ELBO and L_k for each configured k, [b] each, float64 nats (the evaluation's own path)."""

@@ -74,7 +74,7 @@ class VGAN(LatentGenerator, Method):
             "energy": make_optimizer(c.optimizer, self.E.parameters(), c.lr_e, (c.beta1, c.beta2)),
         }
 
-    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
+    def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         c, b = self.config, batch.shape[0]
         # --- generator steps (inner player: maximise −E(G(z)) + H̃) ---
         with frozen(self.E):
@@ -92,8 +92,8 @@ class VGAN(LatentGenerator, Method):
         h_real = self.E.batch_entropy(p_real)
         loss_e = e_real - e_fake - c.entropy_weight * h_real
         optimizer_step(self.optimizers["energy"], loss_e)
-        return {"loss_e": loss_e.item(), "loss_g": loss_g.item(), "energy_real": e_real.item(),
-                "energy_fake": e_fake.item(), "entropy_gen": h_gen.item(), "entropy_real": h_real.item()}
+        return {"loss_e": loss_e.detach(), "loss_g": loss_g.detach(), "energy_real": e_real.detach(),
+                "energy_fake": e_fake.detach(), "entropy_gen": h_gen.detach(), "entropy_real": h_real.detach()}
 
     def energy(self, x: Tensor) -> Tensor:
         return self.E(x)

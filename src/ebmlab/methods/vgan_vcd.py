@@ -32,6 +32,7 @@ from ..errors import EbmlabError
 from ..nets import BoundedExpertHead, build
 from ..nets.build import Net
 from .base import Method, frozen, make_optimizer, optimizer_step
+from ..parallel import rand, randint
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ class Transition(nn.Module):
 
     def forward(self, x: Tensor, generator: torch.Generator) -> Tensor:
         h = torch.tanh(self.enc(x))
-        u = torch.rand(h.shape, generator=generator, device=h.device, dtype=h.dtype)
-        noise = torch.rand(h.shape, generator=generator, device=h.device, dtype=h.dtype) * 2 - 1
+        u = rand(h.shape, generator=generator, device=h.device, dtype=h.dtype)
+        noise = rand(h.shape, generator=generator, device=h.device, dtype=h.dtype) * 2 - 1
         h = torch.where(u < self.p, noise, h)
         y = self.dec(h)
         return y if self.out is None else self.out(y)
@@ -107,7 +108,7 @@ class VCD(Method):
         t = ((x0 - lo) / (hi - lo)).clamp(0, 1)
         return F.binary_cross_entropy(p, t, reduction="none").flatten(1).sum(1).mean()
 
-    def train_step(self, batch: Tensor, step: int) -> dict[str, float]:
+    def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         c = self.config
         if batch.shape[0] < 4:
             raise EbmlabError("vgan_vcd splits each batch into positives and transition inputs: batch_size ≥ 4")
@@ -133,17 +134,17 @@ class VCD(Method):
         optimizer_step(self.optimizers["energy"], loss_e)
         pool = x0.detach() if self.pool is None else torch.cat([x0.detach(), self.pool])
         self.pool = pool[:c.reservoir]
-        return {"loss_e": loss_e.item(), "loss_g": loss_g.item(), "recon": rec.item(), "energy_real": e_real.item(),
-                "energy_fake": e_fake.item(), "entropy_gen": h_t.item(), "entropy_real": h_real.item()}
+        return {"loss_e": loss_e.detach(), "loss_g": loss_g.detach(), "recon": rec.detach(), "energy_real": e_real.detach(),
+                "energy_fake": e_fake.detach(), "entropy_gen": h_t.detach(), "entropy_real": h_real.detach()}
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         gen = generator or self.generator
         if self.pool is None:  # before any training step: transitions of noise images (uniform in the data's range)
-            x0 = torch.rand((n, *self.spec.shape), generator=gen, device=self.device)
+            x0 = rand((n, *self.spec.shape), generator=gen, device=self.device)
             lo, hi = self.spec.value_range or (-1.0, 1.0)
             return self.T(lo + (hi - lo) * x0, gen)
-        idx = torch.randint(0, len(self.pool), (n,), generator=gen, device=self.pool.device)
+        idx = randint(0, len(self.pool), (n,), generator=gen, device=self.pool.device)
         return self.T(self.pool[idx], gen)
 
     def energy(self, x: Tensor) -> Tensor:

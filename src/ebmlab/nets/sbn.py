@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..parallel import rand
+
 # The 12 stochastic layers of the BiHM paper's binarised-MNIST model (above the 784 visible units).
 BIHM_MNIST_LAYERS = (300, 200, 100, 75, 50, 35, 30, 25, 20, 15, 10, 10)
 
@@ -32,7 +34,7 @@ def bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:
 
 
 def _bernoulli(logits: Tensor, generator: torch.Generator | None) -> Tensor:
-    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+    u = rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
     return (u < torch.sigmoid(logits)).to(logits.dtype)
 
 

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from .classic import effective_sample_size, log_mean_exp
 from .mcmc import State, energy_and_grad, hmc_step, mala_step, tune_step_size
+from ..parallel import randn
 
 __all__ = ["AISResult", "sigmoid_schedule", "ais_log_z", "reverse_ais_log_z"]
 
@@ -127,7 +128,7 @@ class _GaussianBase:
         return 0.5 * (r**2).sum(1), r / self.std
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
-        eps = torch.randn((n, self.mean.numel()), generator=generator, dtype=self.mean.dtype,
+        eps = randn((n, self.mean.numel()), generator=generator, dtype=self.mean.dtype,
                           device=self.mean.device)
         return self.mean + self.std * eps
 

@@ -20,6 +20,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..parallel import rand
+
 __all__ = [
     "inverse_transform",
     "log_abs_dz_dy",
@@ -70,7 +72,7 @@ def inverse_transform(
     """
     if n < 0:
         raise ValueError(f"inverse_transform: n must be >= 0, got {n}.")
-    u = torch.rand((n, *event_shape), generator=generator, dtype=dtype, device=device)
+    u = rand((n, *event_shape), generator=generator, dtype=dtype, device=device)
     # torch.rand is in [0, 1); u = 0 would map to h^{-1}(0) = -inf for unbounded supports,
     # so lift it to the smallest positive normal number (probability ~2^-53 per draw).
     u = u.clamp_min(torch.finfo(dtype).tiny)
@@ -175,7 +177,7 @@ def rejection(
                 f"log p~ - log k - log q = {worst:.4g} > 0 at z = {z[i].tolist()}. "
                 "Increase log_k or use a wider proposal."
             )
-        u = torch.rand(log_ratio.shape, generator=generator, dtype=log_ratio.dtype, device=z.device)
+        u = rand(log_ratio.shape, generator=generator, dtype=log_ratio.dtype, device=z.device)
         keep = u.log() < log_ratio
         accepted.append(z[keep])
         n_acc += int(keep.sum())

@@ -27,6 +27,8 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
+from ..parallel import rand, randn
+
 __all__ = [
     "State",
     "KineticState",
@@ -134,8 +136,8 @@ def metropolis_accept(log_alpha: Tensor, generator: torch.Generator) -> tuple[Te
         ``(is_accepted [b] bool, acceptance_prob [b])``.
     """
     log_alpha = torch.nan_to_num(log_alpha, nan=-math.inf)
-    u = torch.rand(log_alpha.shape, generator=generator, dtype=log_alpha.dtype,
-                   device=log_alpha.device)
+    u = rand(log_alpha.shape, generator=generator, dtype=log_alpha.dtype,
+             device=log_alpha.device)
     accept = u.log() < log_alpha
     return accept, log_alpha.clamp(max=0.0).exp()
 
@@ -167,8 +169,8 @@ def ula_step(
     KALE's latent ULA ``z ← z - (γ/2)∇U + sqrt(γ) ξ`` is this step with ``h = γ``.
     """
     h = _per_chain(step_size, state.x)
-    noise = torch.randn(state.x.shape, generator=generator, dtype=state.x.dtype,
-                        device=state.x.device)
+    noise = randn(state.x.shape, generator=generator, dtype=state.x.dtype,
+                  device=state.x.device)
     x = state.x - 0.5 * h * state.grad + h.sqrt() * noise
     e, g = energy_and_grad(energy_fn, x)
     ones = torch.ones_like(e)
@@ -186,7 +188,7 @@ def mala_step(
     The optimal acceptance rate in high dimension is about 0.574.
     """
     x, h = state.x, _per_chain(step_size, state.x)
-    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    noise = randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     y = x - 0.5 * h * state.grad + h.sqrt() * noise
     e_y, g_y = energy_and_grad(energy_fn, y)
     # log q(x|y) - log q(y|x); the normalisers cancel because the variance h is the same both
@@ -256,9 +258,9 @@ def hmc_step(
     x = state.x
     eps = torch.as_tensor(step_size, dtype=x.dtype, device=x.device)
     if step_size_jitter:
-        u = torch.rand(x.shape[:1], generator=generator, dtype=x.dtype, device=x.device)
+        u = rand(x.shape[:1], generator=generator, dtype=x.dtype, device=x.device)
         eps = eps * (1.0 + step_size_jitter * (2.0 * u - 1.0))
-    p = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    p = randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     x1, p1, e1, g1 = leapfrog(x, p, state.grad, energy_fn, eps, n_leapfrog)
     delta_h = (e1 + 0.5 * (p1**2).sum(1)) - (state.energy + 0.5 * (p**2).sum(1))
     accept, prob = metropolis_accept(-delta_h, generator)
@@ -317,7 +319,7 @@ def kinetic_langevin_step(
     x_half = x + 0.5 * h * v
     _, g = energy_and_grad(energy_fn, x_half)
     v_half = v - 0.5 * h * g
-    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    noise = randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     v_new = c * v_half + d * noise - 0.5 * h * g
     x_new = x_half + 0.5 * h * v_new
     ones = torch.ones(x.shape[:1], dtype=x.dtype, device=x.device)
