@@ -147,13 +147,13 @@ def test_mi_bounds_are_exact_with_the_exact_posterior_and_energy():
     m.G, m.E = nn.Linear(2, 2, bias=False), Quadratic(Ad @ Ad.T + sigma**2 * torch.eye(2))
     m.G.weight.data.copy_(Ad)
     S = torch.linalg.inv(torch.eye(2) + Ad.T @ Ad / sigma**2)
-    m.encoder = lambda x: (x @ (S @ Ad.T / sigma**2).T, torch.log(torch.diagonal(S)).expand(x.shape[0], 2))
+    m.lower.encoder = lambda x: (x @ (S @ Ad.T / sigma**2).T, torch.log(torch.diagonal(S)).expand(x.shape[0], 2))
     ds, nll = gaussian_case(Ad @ Ad.T + sigma**2 * torch.eye(2))
     out = m.evaluate_extra(ds)
     assert out["nll_lower"] == pytest.approx(nll, abs=1e-4) and out["nll_lower_se"] < 1e-5
     assert out["nll_upper_chi2"] == pytest.approx(nll, abs=1e-4)
     # a wider encoder loosens the lower bound and keeps the upper one above the NLL
-    m.encoder = lambda x: (x @ (S @ Ad.T / sigma**2).T, torch.log(4 * torch.diagonal(S)).expand(x.shape[0], 2))
+    m.lower.encoder = lambda x: (x @ (S @ Ad.T / sigma**2).T, torch.log(4 * torch.diagonal(S)).expand(x.shape[0], 2))
     out = m.evaluate_extra(ds)
     assert out["nll_lower"] < nll - 0.1 and out["nll_upper_chi2"] > nll
 
@@ -205,3 +205,25 @@ def test_sandwich_holds_after_training(name):
     nll = dens["nll"]
     assert out["nll_lower"] - 3 * out["nll_lower_se"] <= nll, (out, nll)
     assert nll <= out["nll_upper"] + 3 * out["nll_upper_se"], (out, nll)
+
+
+def test_each_pairing_is_the_composition_of_two_bound_objects():
+    from ebmlab.methods.bib import LOWER_BOUNDS, UPPER_BOUNDS, BiB, LowerBound
+
+    for name, cls in BIB_METHODS.items():
+        m = make(name)
+        assert type(m.lower) is LOWER_BOUNDS[m.config.lower] and type(m.upper) is UPPER_BOUNDS[m.config.upper]
+        assert set(m.networks) == {"generator", "energy", *m.lower.networks}
+        assert issubclass(cls, BiB)
+
+    class ConstantEntropy(LowerBound):  # a new bound is a new object: Ĥ = H(z) + c, no Jacobian
+        key = "constant"
+
+        def training_term(self, z, generator):
+            return torch.tensor(1.25), self.bib.G(z), {}
+
+    m = make("bib")
+    m.lower = ConstantEntropy(m)
+    metrics = m.train_step(batch(), 1)
+    assert float(metrics["entropy"]) == 1.25
+    assert float(metrics["loss_g"]) == pytest.approx(float(metrics["energy_gen"]) - 1.25, abs=1e-6)

@@ -19,6 +19,14 @@ Energy step first, then generator step (1:1, as in EBM-BB's ``train_toy.py``). `
 - ``upper="none"``: the one-sided baseline (lower bound only, as VGAN/VERA and EBM-BB's ``EBM_0gp``), with the
   zero-centred gradient penalty w_0·E_data‖∇E‖² (``onesided_penalty="zero_gp"``) or nothing.
 
+Structure: each bound is a small object with its training term and its evaluation term — ``JacobianLower`` (i)
+and ``MILower`` (ii) are :class:`LowerBound` s (with the networks they train, e.g. (ii)'s encoder),
+``GPUpper`` (iii), ``DiffusionUpper`` (iv) and ``OneSided`` are :class:`UpperBound` s — and :class:`BiB` is
+their composition, picked by ``lower`` and ``upper``; it owns only the shared flow (noise, frozen players,
+optimizer steps, the χ² bound every pairing reports). The registered pairings are subclasses that change those
+two defaults. A new bound is a new subclass entered in ``LOWER_BOUNDS`` / ``UPPER_BOUNDS`` (and in the option's
+list of values), not a new branch.
+
 What the reported numbers bound (``evaluate_extra``, keys beside the spine's exact ``nll``; n generator samples,
 ± one Monte-Carlo standard error of the generator-side average; the data term is the mean energy of the same
 test split the exact NLL uses, so it is shared, not an error source). Write ℓ = log(p̃_θ(x)/q(x)) for the
@@ -64,11 +72,9 @@ Deviations from EBM-BB (``train/train_toy.py``) and why:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
-import typing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -150,6 +156,207 @@ def _chi2_log_z(log_w: Tensor) -> tuple[float, float]:
     return float(0.5 * (m + torch.log(r.mean()))), float(0.5 * r.std() / (math.sqrt(n) * r.mean()))
 
 
+# --- lower bounds: the generator's side ------------------------------------------------------------------------
+class LowerBound:
+    """A lower bound Ĥ ≤ H(p_g) on the entropy of the generator's distribution: what the generator (and its own
+    networks) maximise, −E_pg[E] + Ĥ. One object per bound; :class:`BiB` composes one with an :class:`UpperBound`.
+
+    ``perturb`` maps clean G(z) to samples of the distribution the bound describes; ``training_term`` gives
+    (Ĥ, the samples E is evaluated at, logged extras); ``evaluation`` gives, per generator sample, the lower-bound
+    integrand ℓ̂ and the log-weight ℓ = log(p̃_θ/p_g) of the χ² upper bound (module docstring)."""
+
+    key: ClassVar[str]
+
+    def __init__(self, bib: BiB):
+        self.bib = bib
+        self.networks: dict[str, nn.Module] = {}  # trained with the generator, by its optimizer
+
+    def perturb(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        return x
+
+    def sample(self, z: Tensor, generator: torch.Generator) -> Tensor:
+        return self.perturb(self.bib.G(z), generator)
+
+    def training_term(self, z: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        raise NotImplementedError
+
+    def evaluation(self, z: Tensor, log_nz: Tensor, generator: torch.Generator,
+                   out: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
+        """(samples x, ℓ̂ per sample, ℓ per sample); may add keys to ``out``."""
+        raise NotImplementedError
+
+
+class JacobianLower(LowerBound):
+    """(i) Ĥ = H(z) + mean log-volume of J_z (``estimator``: logdet, smin or lobpcg; ``bounds.entropy``)."""
+
+    key = "jacobian"
+
+    def __init__(self, bib: BiB):
+        super().__init__(bib)
+        if bib.config.z_dim > bib.spec.dim:
+            raise EbmlabError(f"the Jacobian lower bound needs z_dim ≤ data dimension ({bib.spec.dim}), got z_dim="
+                              f"{bib.config.z_dim}; lower z_dim or use lower=mi")
+
+    def entropy(self, z: Tensor, generator: torch.Generator):
+        c, G = self.bib.config, self.bib.G
+        if c.estimator == "logdet":
+            return logdet_entropy(G, z, jac_mode=c.jac_mode)
+        if c.estimator == "smin":
+            return smin_entropy_exact(G, z, jac_mode=c.jac_mode)
+        return lobpcg_entropy(G, z, n_iter=c.lobpcg_iters, generator=generator)
+
+    def training_term(self, z, generator):
+        h = self.entropy(z, generator)
+        return h.entropy, self.bib.G(z), {"valid_frac": h.valid.float().mean().detach()}
+
+    def evaluation(self, z, log_nz, generator, out):
+        bib, c = self.bib, self.bib.config
+        x = bib.G(z)
+        e_gen = bib.energy(x)
+        h = self.entropy(z, generator)
+        low = torch.where(h.valid, -e_gen - log_nz + h.log_volume, math.nan)
+        J = batch_jacobian(bib.G, z, mode=c.jac_mode)
+        log_w = -e_gen - log_nz + 0.5 * torch.linalg.slogdet(J.transpose(1, 2) @ J)[1]
+        if J.shape[1] == J.shape[2]:
+            pos = (torch.linalg.det(J) > 0).float().mean().item()
+            out["fold_frac"] = min(pos, 1 - pos)
+        return x, low, log_w
+
+
+class MILower(LowerBound):
+    """(ii) the noisy generator x = G(z) + σε and a Gaussian encoder q_φ(z|x): the Barber–Agakov bound
+    (``bounds.mi``). Its samples are the noisy ones everywhere (energy terms, ``sample``)."""
+
+    key = "mi"
+
+    def __init__(self, bib: BiB):
+        super().__init__(bib)
+        c = bib.config
+        self.encoder = GaussianEncoder(bib.spec, c.z_dim, c.enc_hidden, net=c.net, width=c.width).to(bib.device)
+        self.networks = {"encoder": self.encoder}
+
+    def perturb(self, x, generator):
+        return x + self.bib.config.sigma * randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+
+    def training_term(self, z, generator):
+        mi = mi_entropy_bound(self.bib.G, self.encoder, z, sigma=self.bib.config.sigma, generator=generator)
+        return mi.entropy, mi.x, {"encoder_nll": mi.nll.detach()}
+
+    def evaluation(self, z, log_nz, generator, out):
+        bib, c = self.bib, self.bib.config
+        mean = bib.G(z)
+        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        x = mean + c.sigma * eps
+        e_gen = bib.energy(x)
+        mu, logvar = self.encoder(x)
+        D = bib.spec.dim
+        log_px_z = -0.5 * (eps**2).flatten(1).sum(1) - D * (0.5 * LOG_2PI + math.log(c.sigma))
+        # E[low] is exactly the Barber–Agakov bound of ``bounds.mi`` minus E_pg[E]
+        low = -e_gen - gaussian_nll(z, mu, logvar) - log_nz - log_px_z
+        # χ² weights p̃(x)/p̂_g(x) with p̂_g(x) = mean_k p(z_k, x)/q(z_k|x), z_k ~ q(·|x)
+        k, d = c.eval_inner_k, c.z_dim
+        xi = torch.randn((k,) + mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        zk = (mu + torch.exp(0.5 * logvar) * xi).reshape(-1, d)
+        rk = ((x.repeat(k, *[1] * (x.dim() - 1)) - bib.G(zk)) / c.sigma).flatten(1)
+        log_joint = (-0.5 * (zk**2).sum(1) - 0.5 * d * LOG_2PI - 0.5 * (rk**2).sum(1)
+                     - D * (0.5 * LOG_2PI + math.log(c.sigma)))
+        log_q = -gaussian_nll(zk, mu.repeat(k, 1), logvar.repeat(k, 1))
+        log_pg = torch.logsumexp((log_joint - log_q).reshape(k, -1), 0) - math.log(k)
+        return x, low, -e_gen - log_pg
+
+
+# --- upper bounds: the energy's side ---------------------------------------------------------------------------
+class UpperBound:
+    """An upper bound on the NLL through a K-term K̂ ≥ KL(p_g ‖ p_θ) (or none): what the energy minimises,
+    mean E(x) − mean E(x_g) + K̂. ``energy_term`` gives (mean E on data, mean E on generator samples, the K-term
+    or penalty, logged extras) with the generator's networks frozen; ``evaluation`` adds its reported numbers."""
+
+    key: ClassVar[str]
+    time_conditioned: ClassVar[bool] = False  # E(x, t) instead of E(x)
+
+    def __init__(self, bib: BiB):
+        self.bib = bib
+
+    def energy_term(self, batch: Tensor, z: Tensor,
+                    generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
+        raise NotImplementedError
+
+    def evaluation(self, x: Tensor, z: Tensor, e_data: float, generator: torch.Generator,
+                   out: dict[str, Any]) -> None:
+        out["upper_note"] = "nll_upper is the chi-square bound 0.5 log E_pg[(p~/p_g)^2] (module docstring)"
+
+
+class GPUpper(UpperBound):
+    """(iii) K-term relu(w·gp − thre), gp the sliced latent score mismatch (``bounds.score``), taken at the clean
+    G(z); the contrastive term uses the lower bound's samples."""
+
+    key = "gp"
+
+    def energy_term(self, batch, z, generator):
+        bib, c = self.bib, self.bib.config
+        sm = score_mismatch_gp(bib.energy, bib.G, z, generator=generator, volume=c.score_volume,
+                               n_iter=c.lobpcg_iters, jac_mode=c.jac_mode)
+        x_g = bib.lower.perturb(sm.x, generator)
+        e_real, e_fake = bib.energy(batch).mean(), bib.energy(x_g).mean()
+        return e_real, e_fake, gp_upper_term(sm.gp, w=c.gp_weight, thre=c.gp_threshold), \
+            {"score_mismatch": sm.gp.detach()}
+
+    def evaluation(self, x, z, e_data, generator, out):
+        super().evaluation(x, z, e_data, generator, out)
+        bib, c = self.bib, self.bib.config
+        with _mode(bib.G, False):
+            out["score_mismatch"] = score_mismatch_gp(bib.energy, bib.G, z[:500], generator=generator,
+                                                      volume=c.score_volume, n_iter=c.lobpcg_iters,
+                                                      jac_mode=c.jac_mode).gp.item()
+
+
+class DiffusionUpper(UpperBound):
+    """(iv) a time-conditioned energy E(x, t) (the EBM is E(·, t_min)); K-term the denoising part of the VP-SDE
+    bound on the generator samples, contrastive term at their t_min-perturbed copies (``bounds.diffusion``)."""
+
+    key = "diffusion"
+    time_conditioned = True
+
+    def energy_term(self, batch, z, generator):
+        bib, c = self.bib, self.bib.config
+        with torch.no_grad():
+            x_g = bib.lower.sample(z, generator)
+        db = diffusion_nll_bound(bib.energy_t, x_g, generator=generator, t_min=c.t_min, scheme=c.t_scheme)
+        e_real, e_fake = bib.energy(batch).mean(), bib.energy(db.x_tmin).mean()
+        return e_real, e_fake, c.diffusion_weight * db.denoising.mean(), {"denoising": db.denoising.mean().detach()}
+
+    def evaluation(self, x, z, e_data, generator, out):
+        bib, c = self.bib, self.bib.config
+        l_diff = diffusion_nll_bound_quadrature(bib.energy_t, x, n_t=c.eval_n_t, t_min=c.t_min, generator=generator)
+        with torch.no_grad():
+            u = l_diff.detach() - bib.energy(perturb(x, c.t_min, generator=generator))
+        m, se = _mean_se(u)
+        out["nll_upper_diffusion"], out["nll_upper_diffusion_se"] = e_data + m, se
+        out["nll_upper"], out["nll_upper_se"] = e_data + m, se
+        out["upper_note"] = "nll_upper is the diffusion bound. " + CONSISTENCY_CAVEAT
+
+
+class OneSided(UpperBound):
+    """No upper bound: the one-sided baseline (VGAN/VERA, EBM-BB's ``EBM_0gp``), with the zero-centred gradient
+    penalty w_0·E_data‖∇E‖² (``onesided_penalty="zero_gp"``) or nothing."""
+
+    key = "none"
+
+    def energy_term(self, batch, z, generator):
+        bib, c = self.bib, self.bib.config
+        with torch.no_grad():
+            x_g = bib.lower.sample(z, generator)
+        e_real, e_fake = bib.energy(batch).mean(), bib.energy(x_g).mean()
+        zgp = zero_centred_gp(bib.energy, batch)
+        penalty = c.zero_gp_weight * zgp if c.onesided_penalty == "zero_gp" else torch.zeros_like(e_real)
+        return e_real, e_fake, penalty, {"zero_gp": zgp.detach()}
+
+
+LOWER_BOUNDS: dict[str, type[LowerBound]] = {b.key: b for b in (JacobianLower, MILower)}
+UPPER_BOUNDS: dict[str, type[UpperBound]] = {b.key: b for b in (GPUpper, DiffusionUpper, OneSided)}
+
+
+# --- the method: one lower bound and one upper bound -----------------------------------------------------------
 class BiB(LatentGenerator, Method):
     name = "bib"
     progress_keys = ("loss_e", "loss_g", "entropy")  # shown on the progress bar
@@ -162,99 +369,56 @@ class BiB(LatentGenerator, Method):
         super().__init__(config, **kw)
         spec = self.spec
         c = config
-        if c.lower == "jacobian" and c.z_dim > spec.dim:
-            raise EbmlabError(f"the Jacobian lower bound needs z_dim ≤ data dimension ({spec.dim}), got z_dim="
-                              f"{c.z_dim}; lower z_dim or use lower=mi")
         if c.sigma <= 0 or not 0 < c.t_min < 1:
             raise EbmlabError(f"need sigma > 0 and 0 < t_min < 1, got sigma={c.sigma}, t_min={c.t_min}")
         nk = {"net": c.net, "width": c.width}
         self.G = build.generator(spec, c.z_dim, hidden=c.g_hidden, act="prelu", batchnorm=c.g_batchnorm,
                                  **nk).to(self.device)
-        if c.upper == "diffusion":
+        self.upper = UPPER_BOUNDS[c.upper](self)
+        if self.upper.time_conditioned:
             self.E = build.time_energy(spec, hidden=c.e_hidden, emb_dim=c.time_emb_dim, act="prelu", **nk).to(self.device)
         else:
             self.E = build.critic(spec, 1, hidden=c.e_hidden, act="prelu", **nk).to(self.device)
-        self.networks = {"generator": self.G, "energy": self.E}
-        g_params = list(self.G.parameters())
-        if c.lower == "mi":
-            self.encoder = GaussianEncoder(spec, c.z_dim, c.enc_hidden, net=c.net, width=c.width).to(self.device)
-            self.networks["encoder"] = self.encoder
-            g_params += list(self.encoder.parameters())
+        self.lower = LOWER_BOUNDS[c.lower](self)
+        self.networks = {"generator": self.G, "energy": self.E, **self.lower.networks}
+        g_params = list(self.G.parameters()) + [p for m in self.lower.networks.values() for p in m.parameters()]
         betas = (c.beta1, c.beta2)
         self.optimizers = {"energy": adam(self.E.parameters(), c.lr_e, betas, c.adam_eps),
-                           "generator": adam(g_params, c.lr_g, betas, c.adam_eps)}  # + encoder for (ii)
+                           "generator": adam(g_params, c.lr_g, betas, c.adam_eps)}  # + the lower bound's networks
 
-    # --- the energy, its time-conditioned form, and the generator's map -------------------------------------
+    @property
+    def encoder(self) -> nn.Module:
+        """(ii)'s encoder q_φ(z|x)."""
+        if not isinstance(self.lower, MILower):
+            raise EbmlabError(f"lower={self.config.lower} has no encoder; only lower=mi does")
+        return self.lower.encoder
+
+    # --- the energy and its time-conditioned form -------------------------------------------------------------
     def energy_t(self, x: Tensor, t: Tensor) -> Tensor:
         return self.E(x, t)
 
     def energy(self, x: Tensor) -> Tensor:
-        if self.config.upper == "diffusion":
+        if self.upper.time_conditioned:
             return self.E(x, torch.full((x.shape[0],), self.config.t_min, dtype=x.dtype, device=x.device))
         return self.E(x).squeeze(1)
 
-    def _g_samples(self, z: Tensor, generator: torch.Generator) -> Tensor:
-        """Samples of the distribution the lower bound describes: G(z), or G(z) + σε for (ii)."""
-        x = self.G(z)
-        if self.config.lower == "mi":
-            x = x + self.config.sigma * randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        return x
-
-    def _entropy(self, z: Tensor, generator: torch.Generator):
-        c = self.config
-        if c.estimator == "logdet":
-            return logdet_entropy(self.G, z, jac_mode=c.jac_mode)
-        if c.estimator == "smin":
-            return smin_entropy_exact(self.G, z, jac_mode=c.jac_mode)
-        return lobpcg_entropy(self.G, z, n_iter=c.lobpcg_iters, generator=generator)
-
     # --- the two losses -----------------------------------------------------------------------------------
     def energy_loss(self, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Upper-bound loss of the energy; G (and the encoder) are constants here."""
-        c, b, gen = self.config, batch.shape[0], self.generator
-        z = self.noise(b, c.z_dim)
+        """Upper-bound loss of the energy; G (and the lower bound's networks) are constants here."""
+        z = self.noise(batch.shape[0], self.config.z_dim)
         with frozen(*[m for k, m in self.networks.items() if k != "energy"]), _mode(self.G, False):
-            if c.upper == "gp":
-                sm = score_mismatch_gp(self.energy, self.G, z, generator=gen, volume=c.score_volume,
-                                       n_iter=c.lobpcg_iters, jac_mode=c.jac_mode)
-                x_g = sm.x if c.lower == "jacobian" else sm.x + c.sigma * randn(
-                    sm.x.shape, generator=gen, dtype=sm.x.dtype, device=sm.x.device)
-                e_real, e_fake = self.energy(batch).mean(), self.energy(x_g).mean()
-                penalty = gp_upper_term(sm.gp, w=c.gp_weight, thre=c.gp_threshold)
-                extra = {"score_mismatch": sm.gp.detach()}
-            elif c.upper == "diffusion":
-                with torch.no_grad():
-                    x_g = self._g_samples(z, gen)
-                db = diffusion_nll_bound(self.energy_t, x_g, generator=gen, t_min=c.t_min, scheme=c.t_scheme)
-                e_real, e_fake = self.energy(batch).mean(), self.energy(db.x_tmin).mean()
-                penalty = c.diffusion_weight * db.denoising.mean()
-                extra = {"denoising": db.denoising.mean().detach()}
-            else:
-                with torch.no_grad():
-                    x_g = self._g_samples(z, gen)
-                e_real, e_fake = self.energy(batch).mean(), self.energy(x_g).mean()
-                zgp = zero_centred_gp(self.energy, batch)
-                penalty = c.zero_gp_weight * zgp if c.onesided_penalty == "zero_gp" else torch.zeros_like(e_real)
-                extra = {"zero_gp": zgp.detach()}
+            e_real, e_fake, penalty, extra = self.upper.energy_term(batch, z, self.generator)
         loss = e_real - e_fake + penalty
         return loss, {"loss_e": loss.detach(), "energy_real": e_real.detach(), "energy_fake": e_fake.detach(),
                       "penalty": penalty.detach(), **extra}
 
     def generator_loss(self, b: int) -> tuple[Tensor, dict[str, Tensor]]:
-        """Negative lower bound (up to the data term) of the generator and encoder; E is a constant here."""
-        c, gen = self.config, self.generator
-        z = self.noise(b, c.z_dim)
+        """Negative lower bound (up to the data term) of the generator and its networks; E is a constant here."""
+        z = self.noise(b, self.config.z_dim)
         with frozen(self.E), _mode(self.G, False):
-            if c.lower == "jacobian":
-                h = self._entropy(z, gen)
-                entropy, x_g = h.entropy, self.G(z)
-                extra = {"valid_frac": h.valid.float().mean().detach()}
-            else:
-                mi = mi_entropy_bound(self.G, self.encoder, z, sigma=c.sigma, generator=gen)
-                entropy, x_g = mi.entropy, mi.x
-                extra = {"encoder_nll": mi.nll.detach()}
+            entropy, x_g, extra = self.lower.training_term(z, self.generator)
             e_gen = self.energy(x_g).mean()
-        loss = e_gen - c.entropy_weight * entropy
+        loss = e_gen - self.config.entropy_weight * entropy
         return loss, {"loss_g": loss.detach(), "energy_gen": e_gen.detach(), "entropy": entropy.detach(), **extra}
 
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
@@ -266,13 +430,13 @@ class BiB(LatentGenerator, Method):
         if c.g_batchnorm:
             with torch.no_grad(), _mode(self.G, True):
                 self.G(self.noise(b, c.z_dim))
-        # --- generator (+ encoder) step: maximise the lower bound −E_pg[E] + Ĥ with G in eval mode ---
+        # --- generator (+ its networks) step: maximise the lower bound −E_pg[E] + Ĥ with G in eval mode ---
         loss_g, metrics_g = self.generator_loss(b)
         optimizer_step(self.optimizers["generator"], loss_g)
         return {**metrics_e, **metrics_g}
 
     def features(self, x: Tensor) -> Tensor:
-        if self.config.upper == "diffusion":
+        if self.upper.time_conditioned:
             raise EbmlabError("the time-conditioned energy of the diffusion pairings has no plain feature layer")
         return build.penultimate(self.E, x)
 
@@ -280,7 +444,7 @@ class BiB(LatentGenerator, Method):
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         gen = generator or self.generator
         with _mode(self.G, False):
-            return self._g_samples(self.noise(n, self.config.z_dim, gen), gen)
+            return self.lower.sample(self.noise(n, self.config.z_dim, gen), gen)
 
     # --- the reported bounds --------------------------------------------------------------------------------
     def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
@@ -293,78 +457,56 @@ class BiB(LatentGenerator, Method):
         z = self.noise(n, c.z_dim, gen)
         log_nz = -0.5 * (z**2).sum(1) - 0.5 * c.z_dim * LOG_2PI
         with _mode(self.G, False), torch.no_grad():
-            if c.lower == "jacobian":
-                x = self.G(z)
-                e_gen = self.energy(x)
-                h = self._entropy(z, gen)
-                low = torch.where(h.valid, -e_gen - log_nz + h.log_volume, math.nan)
-                J = batch_jacobian(self.G, z, mode=c.jac_mode)
-                log_w = -e_gen - log_nz + 0.5 * torch.linalg.slogdet(J.transpose(1, 2) @ J)[1]
-                if J.shape[1] == J.shape[2]:
-                    pos = (torch.linalg.det(J) > 0).float().mean().item()
-                    out["fold_frac"] = min(pos, 1 - pos)
-            else:
-                mean = self.G(z)
-                eps = torch.randn(mean.shape, generator=gen, dtype=mean.dtype, device=mean.device)
-                x = mean + c.sigma * eps
-                e_gen = self.energy(x)
-                mu, logvar = self.encoder(x)
-                D = self.spec.dim
-                log_px_z = -0.5 * (eps**2).flatten(1).sum(1) - D * (0.5 * LOG_2PI + math.log(c.sigma))
-                # E[low] is exactly the Barber–Agakov bound of ``bounds.mi`` minus E_pg[E]
-                low = -e_gen - gaussian_nll(z, mu, logvar) - log_nz - log_px_z
-                # χ² weights p̃(x)/p̂_g(x) with p̂_g(x) = mean_k p(z_k, x)/q(z_k|x), z_k ~ q(·|x)
-                k, d = c.eval_inner_k, c.z_dim
-                xi = torch.randn((k,) + mu.shape, generator=gen, dtype=mu.dtype, device=mu.device)
-                zk = (mu + torch.exp(0.5 * logvar) * xi).reshape(-1, d)
-                rk = ((x.repeat(k, *[1] * (x.dim() - 1)) - self.G(zk)) / c.sigma).flatten(1)
-                log_joint = (-0.5 * (zk**2).sum(1) - 0.5 * d * LOG_2PI - 0.5 * (rk**2).sum(1)
-                             - D * (0.5 * LOG_2PI + math.log(c.sigma)))
-                log_q = -gaussian_nll(zk, mu.repeat(k, 1), logvar.repeat(k, 1))
-                log_pg = torch.logsumexp((log_joint - log_q).reshape(k, -1), 0) - math.log(k)
-                log_w = -e_gen - log_pg
+            x, low, log_w = self.lower.evaluation(z, log_nz, gen, out)
         m_low, se_low = _mean_se(low)
         out["nll_lower"], out["nll_lower_se"] = e_data + m_low, se_low
         log_z_chi2, se_chi2 = _chi2_log_z(log_w[torch.isfinite(log_w)])
         out["nll_upper_chi2"], out["nll_upper_chi2_se"] = e_data + log_z_chi2, se_chi2
         out["nll_upper"], out["nll_upper_se"] = out["nll_upper_chi2"], se_chi2
-        if c.upper == "diffusion":
-            l_diff = diffusion_nll_bound_quadrature(self.energy_t, x, n_t=c.eval_n_t, t_min=c.t_min, generator=gen)
-            with torch.no_grad():
-                u = l_diff.detach() - self.energy(perturb(x, c.t_min, generator=gen))
-            m, se = _mean_se(u)
-            out["nll_upper_diffusion"], out["nll_upper_diffusion_se"] = e_data + m, se
-            out["nll_upper"], out["nll_upper_se"] = e_data + m, se
-            out["upper_note"] = "nll_upper is the diffusion bound. " + CONSISTENCY_CAVEAT
-        else:
-            out["upper_note"] = "nll_upper is the chi-square bound 0.5 log E_pg[(p~/p_g)^2] (module docstring)"
-        if c.upper == "gp":
-            with _mode(self.G, False):
-                out["score_mismatch"] = score_mismatch_gp(self.energy, self.G, z[:500], generator=gen,
-                                                          volume=c.score_volume, n_iter=c.lobpcg_iters,
-                                                          jac_mode=c.jac_mode).gp.item()
+        self.upper.evaluation(x, z, e_data, gen, out)
         return out
 
 
-# --- registered pairings: the same class with other Config defaults ----------------------------------------------
-def _variant(name: str, description: str, **defaults: Any) -> type[BiB]:
-    hints = typing.get_type_hints(BiBConfig)
-    camel = "".join(p.title() for p in name.split("_"))
-    cfg = dataclasses.make_dataclass(f"{camel}Config", [(k, hints[k], dataclasses.field(default=v))
-                                                       for k, v in defaults.items()],
-                                     bases=(BiBConfig,), frozen=True)
-    cfg.__module__ = __name__
-    return type(camel, (BiB,), {"name": name, "Config": cfg, "description": description, "__module__": __name__})
+# --- registered pairings: BiB with other defaults for the two bounds -------------------------------------------
+@dataclass(frozen=True)
+class BiBJacDiffConfig(BiBConfig):
+    upper: Literal["gp", "diffusion", "none"] = "diffusion"
 
 
-BIB_METHODS: dict[str, type[Method]] = {
-    "bib": BiB,
-    "bib_jac_diff": _variant("bib_jac_diff", "BiB (i)+(iv): Jacobian lower bound, diffusion upper bound",
-                             lower="jacobian", upper="diffusion"),
-    "bib_mi_gp": _variant("bib_mi_gp", "BiB (ii)+(iii): mutual-information lower bound, gradient-penalty upper bound",
-                          lower="mi", upper="gp"),
-    "bib_mi_diff": _variant("bib_mi_diff", "BiB (ii)+(iv): mutual-information lower bound, diffusion upper bound",
-                            lower="mi", upper="diffusion"),
-    "bib_onesided": _variant("bib_onesided", "BiB one-sided baseline: Jacobian lower bound only, zero-centred GP",
-                             lower="jacobian", upper="none"),
-}
+@dataclass(frozen=True)
+class BiBMiGpConfig(BiBConfig):
+    lower: Literal["jacobian", "mi"] = "mi"
+
+
+@dataclass(frozen=True)
+class BiBMiDiffConfig(BiBConfig):
+    lower: Literal["jacobian", "mi"] = "mi"
+    upper: Literal["gp", "diffusion", "none"] = "diffusion"
+
+
+@dataclass(frozen=True)
+class BiBOneSidedConfig(BiBConfig):
+    upper: Literal["gp", "diffusion", "none"] = "none"
+
+
+class BiBJacDiff(BiB):
+    name, Config = "bib_jac_diff", BiBJacDiffConfig
+    description = "BiB (i)+(iv): Jacobian lower bound, diffusion upper bound"
+
+
+class BiBMiGp(BiB):
+    name, Config = "bib_mi_gp", BiBMiGpConfig
+    description = "BiB (ii)+(iii): mutual-information lower bound, gradient-penalty upper bound"
+
+
+class BiBMiDiff(BiB):
+    name, Config = "bib_mi_diff", BiBMiDiffConfig
+    description = "BiB (ii)+(iv): mutual-information lower bound, diffusion upper bound"
+
+
+class BiBOneSided(BiB):
+    name, Config = "bib_onesided", BiBOneSidedConfig
+    description = "BiB one-sided baseline: Jacobian lower bound only, zero-centred GP"
+
+
+BIB_METHODS: dict[str, type[Method]] = {m.name: m for m in (BiB, BiBJacDiff, BiBMiGp, BiBMiDiff, BiBOneSided)}
