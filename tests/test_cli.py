@@ -26,6 +26,8 @@ def test_cli_smoke_train_eval_sample(tmp_path, name, capsys):
                  "eval_samples=300", "log_every=5"]) == 0
     for f in ("config.json", "metrics.jsonl", "checkpoint.pt", "summary.json", "plots/samples.png", "plots/curves.png"):
         assert (out / f).exists(), f
+    # every method with an energy gets a density figure (KALE's from its samples, beside its energy factor)
+    assert (out / "plots" / "density.png").exists() == METHODS[name].has_energy, name
     assert list((out / "tb").iterdir())
     summary = json.loads((out / "summary.json").read_text())
     assert summary["metrics"]["n_modes_total"] == 8 and "real_vs_real" in summary

@@ -47,6 +47,36 @@ def plot_density(method, ds, path, n: int = 300) -> None:
     _save(fig, path)
 
 
+def plot_sample_density(method, ds, samples: torch.Tensor, path, n: int = 200, bins: int = 80) -> None:
+    """For a model whose density is not exp(−E) alone (KALE: exp(−E)·p_G): its density seen through its samples
+    (a log-histogram), beside the energy factor exp(−E) normalised on the box, with test points overlaid."""
+    lo, hi = ds.box
+    s = samples.detach().cpu().numpy()
+    hist, _, _ = np.histogram2d(s[:, 0], s[:, 1], bins=bins, range=[[lo, hi], [lo, hi]], density=True)
+    log_h = np.log(np.maximum(hist.T, 1e-12))
+    pts, area = grid(ds.box, n, device=method.device)
+    neg_e = -evaluate_on_grid(method.energy, pts)
+    log_f = (neg_e - (torch.logsumexp(neg_e, 0) + math.log(area))).reshape(n, n).T.numpy()
+    test = ds.test[:1000].numpy()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    finite = log_h[hist.T > 0]
+    im = axes[0].imshow(log_h, origin="lower", extent=(lo, hi, lo, hi), cmap="viridis",
+                        vmin=finite.min() if finite.size else None, vmax=finite.max() if finite.size else None)
+    fig.colorbar(im, ax=axes[0], label="log density (histogram of samples)")
+    axes[0].set_title(f"{method.name}: density of {len(s)} samples")
+    im = axes[1].imshow(log_f, origin="lower", extent=(lo, hi, lo, hi), cmap="Greys_r",
+                        vmin=max(log_f.max() - 12, log_f.min()))
+    fig.colorbar(im, ax=axes[1], label="log exp(−E), normalised on the box")
+    axes[1].scatter(test[:, 0], test[:, 1], s=2, c="tab:red", alpha=0.5, label="test data")
+    axes[1].set_title("energy factor exp(−E), test data")
+    axes[1].legend(loc="upper right", markerscale=4)
+    for a in axes:
+        a.set_aspect("equal")
+        a.set_xlabel("x₁")
+        a.set_ylabel("x₂")
+    _save(fig, path)
+
+
 def plot_samples(samples: torch.Tensor, ds, path, title: str) -> None:
     lo, hi = ds.box
     s = samples.detach().cpu().numpy()
@@ -180,6 +210,8 @@ def plot_run(method, ds, run) -> None:
         plot_samples(samples, ds, run.plots / "samples.png", f"{method.name} samples")
         if method.has_energy and method.energy_defines_density:
             plot_density(method, ds, run.plots / "density.png")
+        elif method.has_energy:
+            plot_sample_density(method, ds, samples, run.plots / "density.png")
     finally:
         method.train(True)
     records = run.read_metrics()

@@ -95,6 +95,21 @@ def test_a_plateau_far_below_the_peak_is_not_normalisable():
         log_partition(energy, (-1.5, 1.5), dtype=torch.float64)
 
 
+def test_a_plateau_with_mass_is_refused_without_refining_its_shells():
+    # a bounded energy (VGAN's kind): the plateau holds real mass, so each shell would be integrated again at half
+    # the spacing (4x the points) if its value were going to be reported; it is not, so the refusal costs the
+    # data box plus two shells at the coarse spacing: 256² + 512² + (512² + 1024² − 2 inner boxes) < 1.6M points
+    seen = []
+
+    def energy(x):
+        seen.append(len(x))
+        return torch.clamp(0.5 * (x.double() ** 2).sum(1) / 0.3**2, max=2.0)
+
+    with pytest.raises(NonNormalisableError, match="not normalisable"):
+        log_partition(energy, (-1.5, 1.5), dtype=torch.float64)
+    assert sum(seen) < 1_600_000, sum(seen)
+
+
 def test_a_slow_decay_far_below_the_peak_is_not_normalisable():
     # e^-25 |x|^-1.8 in the tails: not integrable on R² (needs a decay faster than |x|^-2)
     energy = lambda x: torch.minimum(0.5 * (x.double() ** 2).sum(1) / 0.2**2,

@@ -180,6 +180,19 @@ def log_partition(
     h = 2 * half / tail_n
     log_terms, shell_err, slow, growth, note = [lz], 0.0, 0, math.nan, ""
     reach, tail_bound, e_prev = half, math.inf, e_edge
+    deferred: tuple[int, float, float] | None = None  # a slow shell whose h/2 check waits for the next shell
+
+    def lse(terms: list[float]) -> float:
+        return float(torch.logsumexp(torch.tensor(terms, dtype=torch.float64), 0))
+
+    def check_at_half_spacing(idx: int, inner: float, outer: float) -> None:
+        """Integrate shell ``idx`` again at h/2; the change of the total is added to the reported error."""
+        nonlocal shell_err
+        pts2, _ = _shell(centre, inner, outer, h / 2)
+        before = lse(log_terms)
+        log_terms[idx] = float(torch.logsumexp(-energies(pts2), 0)) + 2 * math.log(h / 2)
+        shell_err += abs(lse(log_terms) - before)
+
     for k in range(1, max_doublings + 1):
         inner, outer = half * 2 ** (k - 1), half * 2**k
         if (2 * outer / h) ** 2 * 0.75 > max_shell_points:
@@ -187,21 +200,15 @@ def log_partition(
             break
         pts, ring = _shell(centre, inner, outer, h)
         e = energies(pts)
-        log_shell = float(torch.logsumexp(-e, 0)) + 2 * math.log(h)
-        total = float(torch.logsumexp(torch.tensor(log_terms + [log_shell], dtype=torch.float64), 0))
-        if log_shell - total > math.log(tol) and 4 * len(pts) <= max_shell_points:  # a shell with mass: check at h/2
-            pts2, _ = _shell(centre, inner, outer, h / 2)
-            log_shell2 = float(torch.logsumexp(-energies(pts2), 0)) + 2 * math.log(h / 2)
-            total2 = float(torch.logsumexp(torch.tensor(log_terms + [log_shell2], dtype=torch.float64), 0))
-            shell_err += abs(total2 - total)
-            log_shell, total = log_shell2, total2
-        log_terms.append(log_shell)
-        history.append((centre - outer, centre + outer, int(round(2 * outer / h)), total))
+        log_terms.append(float(torch.logsumexp(-e, 0)) + 2 * math.log(h))
+        total = lse(log_terms)
+        has_mass = log_terms[-1] - total > math.log(tol) and 4 * len(pts) <= max_shell_points
         e_bound = float(e[ring].min())
         growth = (e_bound - e_prev) / math.log(2.0)
         e_prev, reach = e_bound, outer
         slow = slow + 1 if not growth > 2.0 else 0
         if slow >= 2:
+            history.append((centre - outer, centre + outer, int(round(2 * outer / h)), total))
             exc = NonNormalisableError(
                 f"exp(-E) does not decay fast enough away from the data: the smallest energy on the boundary of "
                 f"boxes of half-width {inner:.3g} and {outer:.3g} grows at rate {growth:.3g} per log|x| (needs > 2 "
@@ -210,13 +217,26 @@ def log_partition(
                 f"its decay starts beyond |x|∞ = {outer:.3g}")
             exc.box_quadrature = restricted("the model restricted to the data box (not normalisable on R^2)")
             raise exc
+        # a shell with mass is checked at h/2 — for a slow shell only once the next shell shows the energy growing
+        # again (two slow shells in a row end in the error above, where no tail value is reported)
+        if has_mass and slow:
+            deferred = (len(log_terms) - 1, inner, outer)
+        elif has_mass:
+            check_at_half_spacing(len(log_terms) - 1, inner, outer)
+        if not slow and deferred is not None:
+            check_at_half_spacing(*deferred)
+            deferred = None
+        total = lse(log_terms)
+        history.append((centre - outer, centre + outer, int(round(2 * outer / h)), total))
         if growth > 2.0 + growth_margin:
             tail_bound = math.log(8 * outer**2) - e_bound - math.log(growth - 2.0)
             if k >= min_doublings and tail_bound - total < math.log(tol):
                 break
         else:
             tail_bound = math.inf
-    log_z = float(torch.logsumexp(torch.tensor(log_terms, dtype=torch.float64), 0))
+    if deferred is not None:
+        check_at_half_spacing(*deferred)
+    log_z = lse(log_terms)
     beyond = math.exp(min(tail_bound - log_z, 50.0))  # bounded mass beyond the last box, relative to Z
     error = disc_err + shell_err + (math.log1p(beyond) if math.isfinite(beyond) else math.inf)
     if not math.isfinite(error) and not note:
