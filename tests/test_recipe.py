@@ -168,3 +168,11 @@ def test_a_checkpoint_without_the_averages_its_run_keeps_is_refused(tmp_path):
     (tmp_path / "r" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(EbmlabError, match="moving averages"):
         load_run(tmp_path / "r")
+
+
+def test_a_presets_schedule_does_not_refuse_a_short_run(tmp_path):
+    """kale_ring8's preset decays the lr from step 0; a one-step run with it must still train (nothing to decay)."""
+    from ebmlab.cli import main
+
+    assert main(["train", "kale", "--data", "ring8", "--steps", "1", "--out", str(tmp_path / "k"), "--no-progress",
+                 "mcmc_steps=2", "eval_samples=100", "eval_density=false", "plots=false", "tensorboard=false"]) == 0

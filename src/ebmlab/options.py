@@ -224,7 +224,10 @@ def problems(cfg: Any, method: Any = None) -> list[str]:
             out.append(f"{f.name}={v!r} (expected {expected}: {describe(f.name, method)})")
     if getattr(cfg, "lr_schedule", "constant") == "step" and cfg.lr_step_every < 1:
         out.append("lr_schedule=step needs lr_step_every ≥ 1 (the steps between learning-rate drops)")
-    if getattr(cfg, "lr_schedule", "constant") in ("linear", "cosine") and cfg.lr_decay_start >= cfg.steps - 1:
+    # a decay that starts at 0 is always accepted (a preset's schedule must not refuse a short run: with 1 or 2
+    # steps there is simply little to decay); a later start that leaves no step to decay over is a mistake
+    if getattr(cfg, "lr_schedule", "constant") in ("linear", "cosine") and cfg.lr_decay_start > 0 \
+            and cfg.lr_decay_start >= cfg.steps - 1:
         out.append(f"lr_decay_start={cfg.lr_decay_start} leaves no step to decay over (steps={cfg.steps}), so "
                    f"lr_schedule={cfg.lr_schedule} would never decay; lower it or use lr_schedule=constant")
     return out
