@@ -319,13 +319,10 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
 
 
 def _join(rc: RunConfig, size: int) -> parallel.World | None:
-    """Join torchrun's process group when launched by it, after the options that cannot be sharded are refused."""
-    if size > 1:
-        if rc.batch_size % size:
-            raise EbmlabError(f"batch_size={rc.batch_size} is not divisible by the {size} processes; choose a "
-                              f"global batch that is a multiple of --nproc_per_node × nodes")
-        if rc.precision not in ("fp32", "bf16"):
-            raise EbmlabError(f"precision must be fp32 or bf16, got {rc.precision!r}")
+    """Join torchrun's process group when launched by it, after a batch the processes cannot share is refused."""
+    if size > 1 and rc.batch_size % size:
+        raise EbmlabError(f"batch_size={rc.batch_size} is not divisible by the {size} processes; choose a "
+                          f"global batch that is a multiple of --nproc_per_node × nodes")
     return parallel.init(rc.device) if size > 1 else None
 
 

@@ -14,6 +14,7 @@ needed is a fraction of the narrowest feature's width.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -94,9 +95,11 @@ def _edge_mass(neg_e: Tensor, n: int, log_z_cells: float, band: float = 0.05) ->
     return float(torch.exp(torch.logsumexp(m[mask], 0) - log_z_cells))
 
 
+@functools.lru_cache(maxsize=8)
 def _shell(centre: float, inner: float, outer: float, h: float) -> tuple[Tensor, Tensor]:
     """Cell midpoints (float64 [m, 2]) of the square grid of spacing ``h`` on [centre ± outer]² that lie outside
-    [centre ± inner]², and a mask of those in the outermost ring of cells (the boundary of the larger box)."""
+    [centre ± inner]², and a mask of those in the outermost ring of cells (the boundary of the larger box).
+    Cached (callers only read them): a temperature search runs the same shells dozens of times."""
     k = int(round(2 * outer / h))
     c = centre - outer + h * (torch.arange(k, dtype=torch.float64) + 0.5)
     gx, gy = torch.meshgrid(c, c, indexing="ij")
