@@ -37,8 +37,13 @@ def plot_density(method, ds, path, n: int = 300) -> None:
     # Greys_r: high density light, low dark — the same direction as the left panel's viridis
     axes[1].imshow(log_p, origin="lower", extent=(lo, hi, lo, hi), cmap="Greys_r",
                    vmin=max(log_p.max() - 12, log_p.min()))
+    _test_overlay_and_save(fig, axes, test, "with test data", path)
+
+
+def _test_overlay_and_save(fig, axes, test, title: str, path) -> None:
+    """Test points over the right panel, square panels with axis labels, saved."""
     axes[1].scatter(test[:, 0], test[:, 1], s=2, c="tab:red", alpha=0.5, label="test data")
-    axes[1].set_title("with test data")
+    axes[1].set_title(title)
     axes[1].legend(loc="upper right", markerscale=4)
     for a in axes:
         a.set_aspect("equal")
@@ -67,14 +72,7 @@ def plot_sample_density(method, ds, samples: torch.Tensor, path, n: int = 200, b
     im = axes[1].imshow(log_f, origin="lower", extent=(lo, hi, lo, hi), cmap="Greys_r",
                         vmin=max(log_f.max() - 12, log_f.min()))
     fig.colorbar(im, ax=axes[1], label="log exp(−E), normalised on the box")
-    axes[1].scatter(test[:, 0], test[:, 1], s=2, c="tab:red", alpha=0.5, label="test data")
-    axes[1].set_title("energy factor exp(−E), test data")
-    axes[1].legend(loc="upper right", markerscale=4)
-    for a in axes:
-        a.set_aspect("equal")
-        a.set_xlabel("x₁")
-        a.set_ylabel("x₂")
-    _save(fig, path)
+    _test_overlay_and_save(fig, axes, test, "energy factor exp(−E), test data", path)
 
 
 def plot_samples(samples: torch.Tensor, ds, path, title: str) -> None:
