@@ -136,8 +136,8 @@ def rand(*size: Any, generator: torch.Generator | None = None, dtype: torch.dtyp
 def randint(low: int, high: int, size: Sequence[int], *, generator: torch.Generator | None = None,
             device: Any = None) -> Tensor:
     """``torch.randint(low, high, size)``; sharded inside a distributed training step."""
-    return _sharded(lambda s, **kw: torch.randint(low, high, s, **kw), _size((size,)), generator=generator,
-                    device=device)
+    return _sharded(lambda s, **kw: torch.randint(low, high, s, **kw), tuple(int(s) for s in size),
+                    generator=generator, device=device)
 
 
 # --- collectives used inside a step ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ Configuration is resolved in this order: the method's Config defaults → ``pres
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field, fields
@@ -352,8 +353,6 @@ def _autocast(method: Method, rc: RunConfig):
     """bf16 autocast around a training step (precision=bf16). bfloat16 keeps float32's exponent range, so no
     gradient scaler is needed; fp16 is not offered because its scaler would have to wrap each of the methods' own
     backward passes, gradient penalties (double backward) included."""
-    import contextlib
-
     if rc.precision == "bf16":
         return torch.autocast(method.device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -454,8 +453,6 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, *, progress: bool,
 
 def _rank0_rng(world: parallel.World | None):
     """Rank 0's evaluation during a distributed run must not move its global RNG away from the other processes'."""
-    import contextlib
-
     return torch.random.fork_rng(devices=[]) if world is not None else contextlib.nullcontext()
 
 

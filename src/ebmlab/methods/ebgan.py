@@ -310,9 +310,9 @@ def best_tau(memo: _Memo, dataset, *, device=None, decades: tuple[float, float] 
             d = a + g * (b - a)
             fd = f(d)
     t_best = min(seen, key=f)
-    from ..metrics.density import _shell
+    from ..metrics.density import release_grid_cache
 
-    _shell.cache_clear()  # the search reused the quadrature's shells; release them
+    release_grid_cache()  # the search reused the quadrature's shells; release them
     return math.exp(t_best), len(seen), sum(not ok for t, (_, ok) in seen.items() if t in logs)
 
 

@@ -109,6 +109,12 @@ def _shell(centre: float, inner: float, outer: float, h: float) -> tuple[Tensor,
     return pts[keep], dist[keep] > outer - h
 
 
+def release_grid_cache() -> None:
+    """Free the tail shells kept for reuse (after a series of quadratures over one box, e.g. a temperature
+    search; the cache holds at most 8 shells)."""
+    _shell.cache_clear()
+
+
 def log_partition(
     energy_fn: EnergyFn,
     box: tuple[float, float],
