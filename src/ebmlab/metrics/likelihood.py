@@ -20,21 +20,22 @@ from ..samplers.ais import ais_log_z
 def ais_report(method, dataset, *, n_steps: int = 500, n_chains: int = 64, seed: int = 0,
                progress: bool = False) -> dict[str, Any]:
     shape = tuple(dataset.shape)
+    device = getattr(method, "device", None) or torch.device("cpu")
     x = dataset.train.flatten(1).double()
-    mean, std = x.mean(0), x.std(0).clamp_min(1e-3)
+    mean, std = x.mean(0).to(device), x.std(0).clamp_min(1e-3).to(device)
 
     def energy_flat(v: torch.Tensor) -> torch.Tensor:
         return method.energy(v.reshape(-1, *shape).to(torch.float32)).double()
 
     with torch.no_grad():
-        e_test = float(torch.cat([method.energy(t) for t in dataset.test.split(1024)]).double().mean())
+        e_test = float(torch.cat([method.energy(t.to(device)) for t in dataset.test.split(1024)]).double().mean())
     out: dict[str, Any] = {}
     method.train(False)
     try:
         for t in (n_steps, 2 * n_steps):
-            g = torch.Generator().manual_seed(seed)
+            g = torch.Generator(device=device).manual_seed(seed)
             res = ais_log_z(energy_flat, x.shape[1], n_chains=n_chains, n_steps=t, generator=g, base_mean=mean,
-                            base_std=std, dtype=torch.float64, progress=progress)
+                            base_std=std, dtype=torch.float64, device=device, progress=progress)
             out[f"ais_log_z_T{t}"] = float(res.log_z)
             out[f"nll_ais_T{t}"] = e_test + float(res.log_z)
     finally:
