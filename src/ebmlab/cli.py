@@ -242,6 +242,26 @@ def _report(args) -> None:
     print(f"wrote {out} — open it in a browser, e.g. xdg-open {out} (macOS: open {out})")
 
 
+def _sr(args: argparse.Namespace) -> None:
+    from .sr import api
+
+    if args.sr_command == "train":
+        res = api.train_sr(args.data, args.model, out=args.out, scale=args.scale, steps=args.steps, seed=args.seed,
+                           options=api.parse_options(args.overrides), data_dir=args.data_dir, crop=args.crop,
+                           progress=not args.no_progress, n_eval=args.n_eval)
+        t = res.get("test", {})
+        print(f"{args.model} on {args.data} x{args.scale}: PSNR {t.get('psnr', float('nan')):.2f} dB, SSIM "
+              f"{t.get('ssim', float('nan')):.4f}, stats distance {t.get('stats_dist', float('nan')):.4f}, "
+              f"gradient-energy ratio {t.get('grad_ratio', float('nan')):.3f} on {t.get('n_test', 0)} test images; "
+              f"grid in {Path(args.out) / 'grid.png'}")
+    elif args.sr_command == "eval":
+        res = api.evaluate_sr(args.run_dir, n=args.n, progress=True)
+        print(json.dumps(res, indent=2))
+    else:
+        res = api.upscale(args.run_dir, args.input, args.out, tile=args.tile, progress=not args.no_progress)
+        print(f"wrote {res['out']} ({res['out_size'][1]}x{res['out_size'][0]}) in {res['seconds']} s")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ebmlab", description="Energy-based models trained with a generator.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -318,6 +338,33 @@ def build_parser() -> argparse.ArgumentParser:
                    "one per job of a job array; then `ebmlab bench collect OUT`")
     s.add_argument("overrides", nargs="*", help="key=value options applied to every run")
     s.set_defaults(fn=_bench)
+
+    s = sub.add_parser("sr", help="super-resolution: train, evaluate and apply models (bicubic, tv, mse, stats)")
+    srs = s.add_subparsers(dest="sr_command", required=True)
+    t = srs.add_parser("train", help="train or fit a super-resolution model into a run directory (resumes)")
+    t.add_argument("--data", required=True, help="fashion, skimage, or a folder of PNG/JPEG images")
+    t.add_argument("--model", required=True, help="bicubic, tv, mse or stats")
+    t.add_argument("--scale", type=int, default=4)
+    t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--steps", type=int, help="training steps (default 3000 for mse/stats, 0 for bicubic/tv)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--crop", type=int, default=64, help="crop side for skimage and image folders (default 64)")
+    t.add_argument("--data-dir", help="directory of local data files; else EBMLAB_DATA")
+    t.add_argument("--n-eval", type=int, default=500, help="test images evaluated at the end (default 500)")
+    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("overrides", nargs="*", help="model options key=value (e.g. phi=learned lr=1e-3)")
+    t.set_defaults(fn=_sr)
+    e = srs.add_parser("eval", help="PSNR, SSIM, statistics distance (and FD on fashion) on the test split")
+    e.add_argument("run_dir")
+    e.add_argument("-n", type=int, default=500, help="test images (default 500)")
+    e.set_defaults(fn=_sr)
+    u = srs.add_parser("upscale", help="upscale an image file of any size (processed in tiles)")
+    u.add_argument("run_dir")
+    u.add_argument("--in", dest="input", required=True, help="low-resolution PNG/JPEG")
+    u.add_argument("--out", required=True, help="output .png or .jpg")
+    u.add_argument("--tile", type=int, default=32, help="tile side in low-resolution pixels (default 32)")
+    u.add_argument("--no-progress", action="store_true")
+    u.set_defaults(fn=_sr)
     return p
 
 

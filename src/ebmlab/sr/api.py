@@ -1,0 +1,328 @@
+"""Train, evaluate and apply super-resolution models: the Python API behind ``ebmlab sr``.
+
+A run directory holds ``config.json`` (model, data, scale, seed, steps, options), ``checkpoint.pt`` (the model's
+state, its optimisers and the step; written atomically, loaded with ``weights_only=True``), ``metrics.jsonl``,
+``run.json`` (one record per session), ``summary.json`` and ``grid.png`` after evaluation. Training resumes
+exactly: batches are drawn from a generator seeded by (seed, step), so a killed run re-run with the same command
+ends with the same parameters as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..errors import EbmlabError
+from ..runs import CHECKPOINT_FORMAT, RunDir, atomic_write_bytes, read_json, write_json
+from . import ops
+from .base import Bicubic, SRModel
+from .data import get_sr_data
+from .mse import MSE
+from .stats import Stats
+from .tv import TV
+
+MODELS: dict[str, type[SRModel]] = {"bicubic": Bicubic, "tv": TV, "mse": MSE, "stats": Stats}
+CONFIG_FORMAT = "ebmlab-sr-run-1"
+DEFAULT_STEPS = {"fashion": 3000, "skimage": 3000}
+
+
+def _parse_value(v: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(v.lower(), v)
+
+
+def parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    out = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise EbmlabError(f"option {p!r} is not key=value")
+        k, v = p.split("=", 1)
+        out[k.strip()] = _parse_value(v.strip())
+    return out
+
+
+def build_model(model: str, scale: int, options: dict[str, Any]) -> SRModel:
+    if model not in MODELS:
+        raise EbmlabError(f"unknown super-resolution model {model!r}; choose one of {', '.join(MODELS)}")
+    if scale < 2 or scale > 8:
+        raise EbmlabError(f"scale must be an integer from 2 to 8, got {scale}")
+    return MODELS[model](scale, **options)
+
+
+def _ckpt_name(model: str) -> str:
+    return f"sr-{model}"
+
+
+def _batch(data_train: Tensor, batch_size: int, seed: int, step: int) -> Tensor:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return data_train[torch.randint(len(data_train), (batch_size,), generator=g)]
+
+
+def _log(run: RunDir, rec: dict[str, Any]) -> None:
+    with open(run.metrics_path, "a") as fh:
+        fh.write(json.dumps(rec) + "\n")
+
+
+def train_sr(data: str, model: str, *, out: str | Path, scale: int = 4, steps: int | None = None, seed: int = 0,
+             options: dict[str, Any] | None = None, data_dir: str | None = None, crop: int = 64,
+             progress: bool = True, ckpt_every: int = 500, log_every: int = 50, evaluate: bool = True,
+             n_eval: int = 500) -> dict[str, Any]:
+    """Train (or fit) ``model`` on ``data`` at ×``scale`` into the run directory ``out``; resume if it exists."""
+    from ..trainer import check_output_dir
+
+    out = Path(out)
+    run = RunDir(out)
+    options = dict(options or {})
+    if run.exists():
+        cfg = read_json(run.config_path)
+        if cfg.get("format") != CONFIG_FORMAT:
+            raise EbmlabError(f"{out} holds a training run of another kind ({cfg.get('method', '?')}), not a "
+                              f"super-resolution run; choose another --out")
+        asked = {"model": model, "data": data, "scale": scale, "seed": seed}
+        diff = {k: (cfg[k], v) for k, v in asked.items() if cfg.get(k) != v}
+        diff.update({k: (cfg["options"].get(k), v) for k, v in options.items() if cfg["options"].get(k) != v})
+        if diff:
+            what = "; ".join(f"{k}: run has {a!r}, asked {b!r}" for k, (a, b) in diff.items())
+            raise EbmlabError(f"{out} holds another super-resolution run ({what}); resume it with the same "
+                              f"arguments or choose another --out")
+        steps = cfg["steps"] if steps is None else steps
+        if steps < cfg["steps"]:
+            raise EbmlabError(f"{out} was started for {cfg['steps']} steps; --steps {steps} would end before it")
+        options = cfg["options"]
+    else:
+        check_output_dir(out)
+    torch.manual_seed(seed)  # the initial weights depend on the seed alone
+    net = build_model(model, scale, options)  # validates the options before anything is written
+    sr_data = get_sr_data(data, scale=scale, data_dir=data_dir, crop=crop)
+    steps = (DEFAULT_STEPS.get(data, 2000) if net.trainable else 0) if steps is None else steps
+    if steps < 0:
+        raise EbmlabError(f"--steps must be >= 0, got {steps}")
+    cfg = {"format": CONFIG_FORMAT, "model": model, "data": data, "scale": scale, "seed": seed, "steps": steps,
+           "options": net.options, "crop": crop, "data_dir": data_dir, "data_description": sr_data.description}
+    out.mkdir(parents=True, exist_ok=True)
+    run.clean_temporary()
+    write_json(run.config_path, cfg)
+    state = run.load_checkpoint(_ckpt_name(model))
+    start = 0
+    fit_info: dict[str, Any] = {}
+    if state is not None:
+        net.load_state_dict(state["model"])
+        for k, o in net.optimizers().items():
+            o.load_state_dict(state["optimizers"][k])
+        start, fit_info = state["step"], state.get("fit", {})
+        run.truncate_metrics(start)
+    else:
+        if run.metrics_path.exists():
+            run.metrics_path.unlink()
+        fit_info = net.fit(sr_data, progress=progress)
+        _save(run, net, model, 0, fit_info)
+    rec = run.start_record(cfg, "cpu", start)
+    t0 = time.perf_counter()
+    if isinstance(net, Stats):
+        net.total_steps = steps
+    bs = int(net.options.get("batch_size", 64))
+    bar = tqdm(total=steps, initial=start, disable=not progress or steps == 0, desc=f"sr {model}/{data}",
+               dynamic_ncols=True)
+    try:
+        for step in range(start, steps):
+            m = net.train_step(_batch(sr_data.train, bs, seed, step), step)
+            bar.update(1)
+            if (step + 1) % log_every == 0 or step + 1 == steps:
+                if not all(np.isfinite(v) for v in m.values()):
+                    raise EbmlabError(f"training diverged at step {step + 1} ({m}); the last checkpoint is kept — "
+                                      f"lower lr and start a new run")
+                _log(run, {"step": step + 1, **m})
+                bar.set_postfix({k: f"{v:.4g}" for k, v in m.items()})
+            if (step + 1) % ckpt_every == 0 or step + 1 == steps:
+                _save(run, net, model, step + 1, fit_info)
+    finally:
+        bar.close()
+    run.end_record(rec, steps, (steps - start) / max(time.perf_counter() - t0, 1e-9))
+    summary = {"model": model, "data": data, "scale": scale, "steps": steps, "fit": fit_info,
+               "train_seconds": _train_seconds(run)}
+    write_json(run.summary_path, summary)
+    if evaluate:
+        summary.update(evaluate_sr(out, n=n_eval, progress=progress, net=net, sr_data=sr_data))
+    return summary
+
+
+def _train_seconds(run: RunDir) -> float:
+    total = 0.0
+    for s in run._sessions():
+        if "ended" in s and "start_step" in s and s.get("steps_per_s"):
+            total += (s["end_step"] - s["start_step"]) / s["steps_per_s"]
+    return round(total, 1)
+
+
+def _save(run: RunDir, net: SRModel, model: str, step: int, fit_info: dict[str, Any]) -> None:
+    run.save_checkpoint({"format": CHECKPOINT_FORMAT, "method": _ckpt_name(model), "step": step,
+                         "model": net.state_dict(),
+                         "optimizers": {k: o.state_dict() for k, o in net.optimizers().items()},
+                         "fit": json.loads(json.dumps(fit_info))})
+
+
+def load_sr_run(run_dir: str | Path) -> tuple[dict[str, Any], SRModel]:
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise EbmlabError(f"run directory {run.path} does not exist; create one with `ebmlab sr train`")
+    if not run.exists():
+        raise EbmlabError(f"{run.path} is not a run directory (no config.json)")
+    cfg = read_json(run.config_path)
+    if cfg.get("format") != CONFIG_FORMAT:
+        raise EbmlabError(f"{run.path} holds a training run ({cfg.get('method', '?')}), not a super-resolution "
+                          f"run; use `ebmlab eval` for it")
+    net = build_model(cfg["model"], cfg["scale"], cfg["options"])
+    state = run.load_checkpoint(_ckpt_name(cfg["model"]))
+    if state is None:
+        raise EbmlabError(f"{run.path} has no checkpoint yet; run `ebmlab sr train` to completion first")
+    net.load_state_dict(state["model"])
+    net.eval()
+    if isinstance(net, Stats):
+        net.total_steps = cfg["steps"]
+    return cfg, net
+
+
+def evaluate_sr(run_dir: str | Path, *, n: int = 500, n_samples: int = 3, progress: bool = False,
+                net: SRModel | None = None, sr_data=None, fd: bool = True) -> dict[str, Any]:
+    """Metrics of the run's model on the first ``n`` test images; writes summary.json and grid.png."""
+    from .metrics import all_metrics
+
+    run = RunDir(run_dir)
+    cfg, loaded = load_sr_run(run_dir)
+    net = net or loaded
+    net.eval()
+    sr_data = sr_data or get_sr_data(cfg["data"], scale=cfg["scale"], data_dir=cfg.get("data_dir"),
+                                     crop=cfg.get("crop", 64))
+    x = sr_data.test[:n]
+    y = ops.down(x, cfg["scale"])
+    t0 = time.perf_counter()
+    xhat = net.predict(y)
+    infer_s = time.perf_counter() - t0
+    m = all_metrics(xhat, x, fd_dataset="fashion" if (fd and cfg["data"] == "fashion") else None,
+                    data_dir=cfg.get("data_dir"))
+    res = {"n_test": len(x), "inference_seconds": round(infer_s, 2),
+           "inference_ms_per_image": round(1000 * infer_s / len(x), 2),
+           "constraint_max_abs": float((ops.down(xhat, cfg["scale"]) - y).abs().max()), **m}
+    samples = None
+    if isinstance(net, Stats) and n_samples > 0:
+        g = torch.Generator().manual_seed(0)
+        samples = torch.stack([net.sample(y[i:i + 1], n_samples, generator=g, start=xhat[i:i + 1])
+                               for i in range(min(8, len(y)))])  # [8, k, 1, H, W]
+        res["sample_spread"] = float(samples.std(1).mean())
+        res["sample_constraint_max_abs"] = float(
+            (ops.down(samples.flatten(0, 1), cfg["scale"]) - y[:len(samples)].repeat_interleave(n_samples, 0))
+            .abs().max())
+    save_grid(run.path / "grid.png", y[:8], {"bicubic": ops.bicubic(y[:8], cfg["scale"]), cfg["model"]: xhat[:8]},
+              x[:8], samples)
+    prev = read_json(run.summary_path) if run.summary_path.is_file() else {}
+    summary = {**prev, "model": cfg["model"], "data": cfg["data"], "scale": cfg["scale"], "test": res}
+    write_json(run.summary_path, summary)
+    return {"test": res}
+
+
+def save_grid(path: Path, y: Tensor, columns: dict[str, Tensor], truth: Tensor, samples: Tensor | None = None) -> None:
+    """A PNG grid, one row per image: low-res | each column | samples | truth."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = [("low-res", y)] + list(columns.items())
+    if samples is not None:
+        cols += [(f"sample {k + 1}", samples[:, k]) for k in range(samples.shape[1])]
+    cols.append(("truth", truth))
+    rows = len(truth)
+    fig, axes = plt.subplots(rows, len(cols), figsize=(1.3 * len(cols), 1.3 * rows + 0.3), squeeze=False)
+    for c, (title, imgs) in enumerate(cols):
+        for r in range(rows):
+            ax = axes[r][c]
+            if r < len(imgs):
+                ax.imshow(imgs[r, 0].detach().float().clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1,
+                          interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=7)
+    fig.tight_layout(pad=0.2)
+    atomic_write_bytes(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=110))
+    plt.close(fig)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise EbmlabError(f"input image {path} does not exist")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            rgb = im.mode not in ("L", "1", "I;16", "I")
+            return np.asarray(im.convert("RGB" if rgb else "L"), dtype=np.float64) / 255.0
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise EbmlabError(f"{path} is not a readable image ({exc}); give a PNG or JPEG") from None
+
+
+def upscale_array(net: SRModel, y: Tensor, scale: int, *, tile: int = 32, margin: int = 4,
+                  progress: bool = False) -> Tensor:
+    """Super-resolve one grey image y [1, 1, h, w] tile by tile (``tile`` low-res pixels read with ``margin``
+    more on each side; only each tile's centre is kept, so the seams see the same context as the interior)."""
+    h, w = y.shape[-2:]
+    out = torch.zeros(1, 1, h * scale, w * scale, dtype=y.dtype)
+    parts = ops.tiles(h, w, tile, margin)
+    for rr, cc, kr, kc in tqdm(parts, disable=not progress, desc="tiles"):
+        res = net.predict(y[..., rr, cc])
+        out[..., rr.start * scale + kr.start * scale: rr.start * scale + kr.stop * scale,
+            cc.start * scale + kc.start * scale: cc.start * scale + kc.stop * scale] = \
+            res[..., kr.start * scale: kr.stop * scale, kc.start * scale: kc.stop * scale]
+    return out
+
+
+def upscale(run_dir: str | Path, inp: str | Path, out: str | Path, *, tile: int = 32, margin: int = 4,
+            progress: bool = True) -> dict[str, Any]:
+    """Upscale an image file of any size with a trained run; colour images: the luma (ITU-R BT.601) is
+    super-resolved by the model and the chroma by bicubic interpolation."""
+    from PIL import Image
+
+    from ..trainer import check_output_dir
+
+    out = Path(out)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise EbmlabError(f"--out {out}: give a .png or .jpg file name")
+    cfg, net = load_sr_run(run_dir)
+    a = _read_image(Path(inp))
+    check_output_dir(out.parent if str(out.parent) else Path("."))
+    s = cfg["scale"]
+    if a.ndim == 3:
+        m = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+        ycc = a @ m.T
+        lum = torch.as_tensor(ycc[..., 0], dtype=torch.float32)[None, None]
+        chroma = torch.as_tensor(ycc[..., 1:].transpose(2, 0, 1), dtype=torch.float32)[None]
+        big_c = torch.nn.functional.interpolate(chroma, scale_factor=s, mode="bicubic", align_corners=False)[0]
+    else:
+        lum = torch.as_tensor(a, dtype=torch.float32)[None, None]
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        big = upscale_array(net, lum, s, tile=tile, margin=margin, progress=progress)[0, 0].numpy()
+    secs = time.perf_counter() - t0
+    if a.ndim == 3:
+        ycc = np.stack([big, big_c[0].numpy(), big_c[1].numpy()], -1)
+        inv = np.linalg.inv(m)
+        img = np.clip(ycc @ inv.T, 0, 1)
+    else:
+        img = np.clip(big, 0, 1)
+    pil = Image.fromarray((img * 255 + 0.5).astype(np.uint8))
+    fmt = "PNG" if out.suffix.lower() == ".png" else "JPEG"
+    atomic_write_bytes(out, lambda fh: pil.save(fh, format=fmt))
+    return {"in": str(inp), "out": str(out), "in_size": list(a.shape[:2]), "out_size": list(img.shape[:2]),
+            "seconds": round(secs, 2), "model": cfg["model"]}

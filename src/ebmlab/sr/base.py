@@ -1,0 +1,77 @@
+"""The interface every super-resolution model implements, and the up-sampling CNN shared by ``mse`` and ``stats``.
+
+A model is an ``nn.Module`` holding its scale and options: ``fit(data)`` does whatever needs no gradient steps
+(λ search, feature normalisation), ``train_step(x, step)`` one optimisation step on a batch of high-resolution
+images (only ``trainable`` models), ``predict(y)`` the estimate for low-resolution images ``y``. The run
+directory, resume, progress and evaluation live in :mod:`ebmlab.sr.api` and know nothing about the losses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from . import ops
+
+
+class SRModel(nn.Module):
+    name = "base"
+    trainable = False
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, scale: int, **options: Any):
+        super().__init__()
+        unknown = set(options) - set(self.defaults)
+        if unknown:
+            from ..errors import EbmlabError
+
+            raise EbmlabError(f"unknown option(s) {sorted(unknown)} for the {self.name} model; its options are "
+                              f"{', '.join(f'{k}={v}' for k, v in self.defaults.items()) or 'none'}")
+        self.scale = scale
+        self.options = {**self.defaults, **options}
+
+    def fit(self, data, progress: bool = False) -> dict[str, Any]:
+        return {}
+
+    def train_step(self, x: Tensor, step: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {}
+
+    def predict(self, y: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class UpNet(nn.Module):
+    """Low-resolution trunk (``depth`` 3×3 convolutions of ``width`` channels, ReLU) followed by a 3×3 convolution
+    to ``out_channels · r²`` channels and a pixel shuffle by r: [b, 1, h, w] → [b, out_channels, r·h, r·w].
+    Working at the low resolution keeps it cheap (ESPCN, Shi et al. 2016); the caller adds a skip connection."""
+
+    def __init__(self, out_channels: int, r: int, width: int = 64, depth: int = 6):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(1, width, 3, padding=1, padding_mode="replicate"), nn.ReLU()]
+        for _ in range(depth - 1):
+            layers += [nn.Conv2d(width, width, 3, padding=1, padding_mode="replicate"), nn.ReLU()]
+        layers += [nn.Conv2d(width, out_channels * r * r, 3, padding=1, padding_mode="replicate"), nn.PixelShuffle(r)]
+        self.net = nn.Sequential(*layers)
+        nn.init.zeros_(layers[-2].weight)  # start at the skip connection's estimate
+        nn.init.zeros_(layers[-2].bias)
+
+    def forward(self, y: Tensor) -> Tensor:
+        return self.net(y * 2 - 1)
+
+
+def chunked(fn, y: Tensor, chunk: int = 256) -> Tensor:
+    return torch.cat([fn(y[i:i + chunk]) for i in range(0, len(y), chunk)])
+
+
+class Bicubic(SRModel):
+    """Bicubic interpolation (PyTorch's kernel, a = −0.75), clamped to [0, 1]; no training."""
+
+    name = "bicubic"
+
+    def predict(self, y: Tensor) -> Tensor:
+        return ops.bicubic(y, self.scale)

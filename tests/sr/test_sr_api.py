@@ -1,0 +1,145 @@
+"""The super-resolution run directory, resume, upscaling, sampling and errors, on image folders the tests write."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ebmlab.cli import main
+from ebmlab.errors import EbmlabError
+from ebmlab.sr import api, ops
+from ebmlab.sr.stats import Stats
+
+TINY = {"width": 8, "depth": 2, "batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    d = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:40, 0:40]
+    for i in range(5):  # smooth stripes plus noise: something to learn, all different
+        a = 0.5 + 0.4 * np.sin((xx * np.cos(i) + yy * np.sin(i)) / (2 + i)) + 0.05 * rng.standard_normal((40, 40))
+        Image.fromarray((np.clip(a, 0, 1) * 255).astype(np.uint8)).save(d / f"im{i}.png")
+    return d
+
+
+def _train(folder, out, model, steps, **kw):
+    opts = {**(TINY if model in ("mse", "stats") else {}), **kw.pop("options", {})}
+    return api.train_sr(str(folder), model, out=out, scale=4, steps=steps, crop=16, options=opts, progress=False,
+                        n_eval=8, ckpt_every=kw.pop("ckpt_every", 3), log_every=1, **kw)
+
+
+def test_train_eval_every_model(folder, tmp_path):
+    for model, steps in (("bicubic", None), ("tv", None), ("mse", 4), ("stats", 4)):
+        res = _train(folder, tmp_path / model, model, steps)
+        t = res["test"]
+        assert 5 < t["psnr"] < 60 and 0 < t["ssim"] <= 1 and t["stats_dist"] >= 0
+        assert (tmp_path / model / "grid.png").stat().st_size > 1000
+        summ = json.loads((tmp_path / model / "summary.json").read_text())
+        assert summ["model"] == model and summ["test"]["n_test"] == 8
+    # tv chose λ on the validation images; stats outputs down-sample back to the input exactly
+    assert json.loads((tmp_path / "tv" / "summary.json").read_text())["fit"]["lam_source"].startswith("validation")
+    assert json.loads((tmp_path / "stats" / "summary.json").read_text())["test"]["constraint_max_abs"] < 1e-5
+
+
+def test_resume_is_exact(folder, tmp_path, monkeypatch):
+    opts = {"phi": "learned", "phi_start": 0.3}
+    _train(folder, tmp_path / "a", "stats", 6, evaluate=False, options=opts)
+    real = Stats.train_step
+
+    def killed(self, x, step):
+        if step == 4:
+            raise KeyboardInterrupt  # a kill between checkpoints (they are written at steps 3 and 6)
+        return real(self, x, step)
+
+    monkeypatch.setattr(Stats, "train_step", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _train(folder, tmp_path / "b", "stats", 6, evaluate=False, options=opts)
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["step"] == 3
+    monkeypatch.setattr(Stats, "train_step", real)
+    _train(folder, tmp_path / "b", "stats", 6, evaluate=False)  # the same command again resumes at step 3
+    sa = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    sb = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert sa["step"] == sb["step"] == 6
+    for k in sa["model"]:
+        assert torch.equal(sa["model"][k], sb["model"][k]), k
+    assert not torch.equal(sa["model"]["phi.wave"], sa["model"]["phi.init_wave"])  # Φ was fine-tuned
+    la = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    lb = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert la == lb
+
+
+def test_samples_satisfy_the_constraint():
+    torch.manual_seed(0)
+    net = Stats(4, **TINY).double()
+    x = torch.rand(30, 1, 16, 16, dtype=torch.float64)
+    net.phi.fit_normalisation(x)
+    y = ops.down(x[:1], 4)
+    s = net.sample(y, 5, generator=torch.Generator().manual_seed(1), steps=20, step_size=1e-3)
+    assert s.shape == (5, 1, 16, 16)
+    assert (ops.down(s, 4) - y).abs().max() < 1e-12
+    assert s.min() >= 0 and s.max() <= 1
+    assert float(s.std(0).mean()) > 1e-3  # the chains moved apart: several plausible images, not one
+
+
+def test_upscale_grey_and_colour_any_size(folder, tmp_path):
+    _train(folder, tmp_path / "m", "mse", 2, evaluate=False)
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (13, 21, 3), dtype=np.uint8)).save(tmp_path / "c.png")
+    Image.fromarray(rng.integers(0, 255, (9, 10), dtype=np.uint8)).save(tmp_path / "g.png")
+    r = api.upscale(tmp_path / "m", tmp_path / "c.png", tmp_path / "c4.png", tile=5, progress=False)
+    assert r["out_size"] == [52, 84]
+    assert Image.open(tmp_path / "c4.png").size == (84, 52) and Image.open(tmp_path / "c4.png").mode == "RGB"
+    api.upscale(tmp_path / "m", tmp_path / "g.png", tmp_path / "g4.png", tile=4, progress=False)
+    big = np.asarray(Image.open(tmp_path / "g4.png"), dtype=np.float64)
+    assert big.shape == (36, 40)
+    # tiles: the same result as the whole image at once (the model is convolutional, margins cover its reach)
+    cfg, net = api.load_sr_run(tmp_path / "m")
+    y = torch.as_tensor(np.asarray(Image.open(tmp_path / "g.png"), dtype=np.float32) / 255)[None, None]
+    whole = net.predict(y)
+    tiled = api.upscale_array(net, y, 4, tile=4, margin=8)
+    assert (whole - tiled).abs().max() < 1e-5
+
+
+def test_cli_and_errors(folder, tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["sr", "train", "--data", str(folder), "--model", "mse", "--out", str(out), "--steps", "2",
+                 "--crop", "16", "--n-eval", "4", "--no-progress", "width=8", "depth=2"]) == 0
+    assert "PSNR" in capsys.readouterr().out
+    assert main(["sr", "eval", str(out), "-n", "4"]) == 0
+    assert "psnr" in capsys.readouterr().out
+    bad = [
+        (["sr", "train", "--data", str(folder), "--model", "srgan", "--out", str(tmp_path / "x")], "unknown super"),
+        (["sr", "train", "--data", str(folder), "--model", "mse", "--out", str(tmp_path / "y"), "wdth=3"],
+         "unknown option"),
+        (["sr", "train", "--data", str(folder), "--model", "mse", "--out", str(tmp_path / "z"), "--crop", "18"],
+         "not a multiple"),
+        (["sr", "train", "--data", "nowhere", "--model", "mse", "--out", str(tmp_path / "w")], "unknown super-res"),
+        (["sr", "train", "--data", str(folder), "--model", "tv", "--out", str(out), "--crop", "16"], "another"),
+        (["sr", "upscale", str(out), "--in", str(tmp_path / "none.png"), "--out", str(tmp_path / "o.png")],
+         "does not exist"),
+        (["sr", "upscale", str(out), "--in", str(tmp_path / "none.png"), "--out", str(tmp_path / "o.txt")],
+         ".png or .jpg"),
+        (["sr", "eval", str(tmp_path / "absent")], "does not exist"),
+    ]
+    (tmp_path / "corrupt.png").write_bytes(b"not a png")
+    bad.append((["sr", "upscale", str(out), "--in", str(tmp_path / "corrupt.png"), "--out", str(tmp_path / "o.png")],
+                "not a readable image"))
+    for argv, msg in bad:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err, (argv, err)
+    for p in ("x", "y", "z", "w"):
+        assert not (tmp_path / p).exists()  # refused before anything was written
+
+
+def test_other_run_kinds_are_refused(folder, tmp_path, capsys):
+    (tmp_path / "gan").mkdir()
+    (tmp_path / "gan" / "config.json").write_text(json.dumps({"method": "gan", "data": "ring8"}))
+    with pytest.raises(EbmlabError, match="not a super-resolution run"):
+        api.load_sr_run(tmp_path / "gan")
+    with pytest.raises(EbmlabError, match="another kind"):
+        _train(folder, tmp_path / "gan", "mse", 1)
