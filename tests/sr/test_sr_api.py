@@ -70,6 +70,7 @@ def test_resume_is_exact(folder, tmp_path, monkeypatch):
     la = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     lb = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert la == lb
+    assert any("phi_contrast" in r for r in la)  # the Φ steps' terms reach the log
 
 
 def test_samples_satisfy_the_constraint():

@@ -159,3 +159,18 @@ def test_tiles_partition():
         win[kr, kc] = 1
         seen[rr, cc] += win
     assert bool((seen == 1).all())
+
+
+def test_skimage_split_is_by_image():
+    from ebmlab.sr.data import SKIMAGE_SPLIT, get_sr_data
+
+    names = [set(v) for v in SKIMAGE_SPLIT.values()]
+    assert not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2])
+    d = get_sr_data("skimage", scale=4)
+    assert d.train.shape[1:] == (1, 64, 64) and len(d.val) > 0 and len(d.test) > 0
+    assert float(d.train.min()) >= 0 and float(d.train.max()) <= 1
+    # no test crop is (up to float rounding) any training crop
+    tr = d.train.flatten(1).double()
+    te = d.test.flatten(1).double()
+    dist = torch.cdist(te, tr).min()
+    assert float(dist) > 0.5

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from ..errors import EbmlabError
 from ..runs import CHECKPOINT_FORMAT, RunDir, atomic_write_bytes, read_json, write_json
 from . import ops
-from .base import Bicubic, SRModel
+from .base import SRModel
+from .bicubic import Bicubic
 from .data import get_sr_data
 from .mse import MSE
 from .stats import Stats
@@ -78,7 +79,10 @@ def train_sr(data: str, model: str, *, out: str | Path, scale: int = 4, steps: i
              options: dict[str, Any] | None = None, data_dir: str | None = None, crop: int = 64,
              progress: bool = True, ckpt_every: int = 500, log_every: int = 50, evaluate: bool = True,
              n_eval: int = 500) -> dict[str, Any]:
-    """Train (or fit) ``model`` on ``data`` at ×``scale`` into the run directory ``out``; resume if it exists."""
+    """Train (or fit) ``model`` on ``data`` at ×``scale`` into the run directory ``out``; resume if it exists.
+    ``ckpt_every`` must be a multiple of ``log_every`` (so that a resumed run logs exactly what it would have)."""
+    if log_every < 1 or ckpt_every < 1 or ckpt_every % log_every:
+        raise EbmlabError(f"ckpt_every ({ckpt_every}) must be a positive multiple of log_every ({log_every})")
     from ..trainer import check_output_dir
 
     out = Path(out)
@@ -135,10 +139,12 @@ def train_sr(data: str, model: str, *, out: str | Path, scale: int = 4, steps: i
     bar = tqdm(total=steps, initial=start, disable=not progress or steps == 0, desc=f"sr {model}/{data}",
                dynamic_ncols=True)
     try:
-        for step in range(start, steps):
-            m = net.train_step(_batch(sr_data.train, bs, seed, step), step)
+        window: dict[str, float] = {}  # the latest value of each metric since the last log line (some, like
+        for step in range(start, steps):  # the learned-Φ terms, are not produced at every step)
+            window.update(net.train_step(_batch(sr_data.train, bs, seed, step), step))
             bar.update(1)
             if (step + 1) % log_every == 0 or step + 1 == steps:
+                m, window = window, {}
                 if not all(np.isfinite(v) for v in m.values()):
                     raise EbmlabError(f"training diverged at step {step + 1} ({m}); the last checkpoint is kept — "
                                       f"lower lr and start a new run")

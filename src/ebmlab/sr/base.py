@@ -13,7 +13,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from . import ops
 
 
 class SRModel(nn.Module):
@@ -66,12 +65,3 @@ class UpNet(nn.Module):
 
 def chunked(fn, y: Tensor, chunk: int = 256) -> Tensor:
     return torch.cat([fn(y[i:i + chunk]) for i in range(0, len(y), chunk)])
-
-
-class Bicubic(SRModel):
-    """Bicubic interpolation (PyTorch's kernel, a = −0.75), clamped to [0, 1]; no training."""
-
-    name = "bicubic"
-
-    def predict(self, y: Tensor) -> Tensor:
-        return ops.bicubic(y, self.scale)
