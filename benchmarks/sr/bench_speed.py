@@ -2,7 +2,7 @@
 upscaled ×4 to 1024×1024 by every model, through the same function the CLI calls (tiles of 32 low-resolution
 pixels with 4-pixel margins), each model once after a warm-up on a 32×32 image.
 
-usage: python benchmarks/sr/bench_speed.py RUNS_DIR OUT_DIR
+usage: python benchmarks/sr/bench_speed.py RUNS_DIR OUT_DIR [MODELS (comma-separated; default all five)]
 RUNS_DIR holds the run directories of bench_sr.py for one data set (bicubic, tv, mse, stats, stats-learned).
 """
 
@@ -31,7 +31,8 @@ def main() -> None:
     Image.fromarray(small.round().astype(np.uint8)).save(out / "camera256.png")
     Image.fromarray(small[:32, :32].round().astype(np.uint8)).save(out / "warm.png")
     rows = []
-    for name in ("bicubic", "tv", "mse", "stats", "stats-learned"):
+    names = sys.argv[3].split(",") if len(sys.argv) > 3 else ["bicubic", "tv", "mse", "stats", "stats-learned"]
+    for name in names:
         api.upscale(runs / name, out / "warm.png", out / "warm_x4.png", progress=False)
         load = os.getloadavg()[0]
         t0 = time.perf_counter()
