@@ -162,6 +162,10 @@ class RunDir:
                                 steps_per_s=round(steps_per_s, 4), status="ended")
             write_json(self.record_path, {"format": "ebmlab-run-record-1", "sessions": sessions})
 
+    def sessions(self) -> list[dict[str, Any]]:
+        """The session records of run.json (empty when absent or damaged)."""
+        return self._sessions()
+
     def _sessions(self) -> list[dict[str, Any]]:
         try:
             rec = json.loads(self.record_path.read_text())

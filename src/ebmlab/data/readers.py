@@ -192,6 +192,26 @@ def read_user_array(path: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
+GREY_MODES = ("L", "1", "I;16", "I")
+
+
+def image_files(directory: str | Path) -> list[Path]:
+    """The PNG/JPEG files under ``directory``, recursively, sorted by name."""
+    return sorted(p for p in Path(directory).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def open_image(path: str | Path):
+    """The image at ``path`` as a loaded PIL image, or one clear error naming the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise EbmlabError(f"{path} is not a readable image ({exc}); remove or replace it") from None
+
+
 def read_image_folder(directory: str | Path, *, size: int | None, grey: bool | None = None) -> np.ndarray:
     """Every PNG/JPEG in ``directory`` (sorted by name, recursively) as uint8 [n, C, size, size].
 
@@ -199,24 +219,20 @@ def read_image_folder(directory: str | Path, *, size: int | None, grey: bool | N
     original size, which must then be the same for every image. ``grey``: None decides by the images (all grey
     → 1 channel, else 3); True/False forces it.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     d = Path(directory)
     if not d.is_dir():
         raise EbmlabError(f"image folder {d} does not exist")
-    files = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = image_files(d)
     if not files:
         raise EbmlabError(f"image folder {d} holds no PNG or JPEG images (looked for {', '.join(IMAGE_SUFFIXES)})")
     imgs, modes, sizes = [], set(), {}
     for f in files:
-        try:
-            with Image.open(f) as im:
-                im.load()
-                modes.add("L" if im.mode in ("L", "1", "I;16", "I") else "RGB")
-                sizes.setdefault(im.size, f)
-                imgs.append(im.copy())
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            raise EbmlabError(f"{f} is not a readable image ({exc}); remove or replace it") from None
+        im = open_image(f)
+        modes.add("L" if im.mode in GREY_MODES else "RGB")
+        sizes.setdefault(im.size, f)
+        imgs.append(im)
     if size is None and len(sizes) > 1:
         (s1, f1), (s2, f2) = list(sizes.items())[:2]
         raise EbmlabError(f"images of different sizes in {d}: {f1.name} is {s1[0]}x{s1[1]}, {f2.name} is "

@@ -165,7 +165,7 @@ def train_sr(data: str, model: str, *, out: str | Path, scale: int = 4, steps: i
 
 def _train_seconds(run: RunDir) -> float:
     total = 0.0
-    for s in run._sessions():
+    for s in run.sessions():
         if "ended" in s and "start_step" in s and s.get("steps_per_s"):
             total += (s["end_step"] - s["start_step"]) / s["steps_per_s"]
     return round(total, 1)
@@ -266,17 +266,12 @@ def save_grid(path: Path, y: Tensor, columns: dict[str, Tensor], truth: Tensor, 
 
 
 def _read_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from ..data.readers import GREY_MODES, open_image
 
     if not path.is_file():
         raise EbmlabError(f"input image {path} does not exist")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            rgb = im.mode not in ("L", "1", "I;16", "I")
-            return np.asarray(im.convert("RGB" if rgb else "L"), dtype=np.float64) / 255.0
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise EbmlabError(f"{path} is not a readable image ({exc}); give a PNG or JPEG") from None
+    im = open_image(path)
+    return np.asarray(im.convert("L" if im.mode in GREY_MODES else "RGB"), dtype=np.float64) / 255.0
 
 
 def upscale_array(net: SRModel, y: Tensor, scale: int, *, tile: int = 32, margin: int = 4,

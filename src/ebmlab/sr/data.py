@@ -85,22 +85,14 @@ def _fashion(data_dir: str | None) -> SRData:
 
 
 def _folder(path: str, side: int) -> SRData:
-    from PIL import Image, UnidentifiedImageError
-
-    from ..data.readers import IMAGE_SUFFIXES
+    from ..data.readers import image_files, open_image
 
     d = Path(path)
-    files = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = image_files(d)
     if len(files) < 3:
         raise EbmlabError(f"{d}: super-resolution training needs at least 3 PNG/JPEG images (split by image into "
                           f"train / validation / test), found {len(files)}")
-    imgs = []
-    for f in files:
-        try:
-            with Image.open(f) as im:
-                imgs.append(np.asarray(im.convert("L"), dtype=np.float64) / 255.0)
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            raise EbmlabError(f"{f} is not a readable image ({exc}); remove or replace it") from None
+    imgs = [np.asarray(open_image(f).convert("L"), dtype=np.float64) / 255.0 for f in files]
     n_test = max(1, len(files) // 10)
     groups = {"train": imgs[: -n_test - 1], "val": imgs[-n_test - 1: -n_test], "test": imgs[-n_test:]}
     parts = {}
