@@ -45,7 +45,7 @@ class RunConfig:
     plots: bool = True
     data_dir: str = ""  # where local copies of MNIST/CIFAR-10 live (else the EBMLAB_DATA environment variable)
     image_size: int = 0  # a user's image folder is resized to this side (0: keep the images' own size)
-    batches: Literal["auto", "epochs", "iid"] = "auto"  # auto: iid for toy2d (as always), shuffled epochs otherwise
+    batches: Literal["auto", "epochs", "iid", "balanced"] = "auto"  # auto: iid for toy2d (as always), else epochs
     num_workers: int = 0  # > 0: batches are prepared by a DataLoader with this many worker processes
     # the training recipe shared by all methods (ebmlab.recipe)
     lr_schedule: Literal["constant", "linear", "cosine", "step"] = "constant"

@@ -255,8 +255,8 @@ def test_lobpcg_in_two_latent_dimensions_falls_back_to_explicit_products():
 
 
 def test_auto_jacobian_mode_equals_both_modes_and_picks_forward_for_images():
-    """D > d (an image generator): auto takes the d JVPs of forward mode; D ≤ d (2D toys): reverse mode, as before.
-    Reverse mode in chunks (b = 300 rows → chunks of 13 cotangents) gives the same Jacobian."""
+    """D > d (an image generator that is not a layer chain): auto takes the d JVPs of forward mode; D ≤ d: reverse
+    mode. Reverse mode in chunks (b = 300 rows → chunks of 13 cotangents) gives the same Jacobian."""
     from ebmlab.bounds.entropy import batch_jacobian, resolve_jac_mode
 
     torch.manual_seed(0)
@@ -269,3 +269,67 @@ def test_auto_jacobian_mode_equals_both_modes_and_picks_forward_for_images():
     assert resolve_jac_mode("auto", 3, 32) == "fwd" and resolve_jac_mode("auto", 2, 2) == "rev"
     with pytest.raises(ValueError, match="jac_mode"):
         resolve_jac_mode("sideways", 2, 2)
+
+
+@pytest.mark.parametrize("act", ["relu", "leaky_relu", "tanh", "prelu", "elu", "softplus"])
+def test_propagated_jacobian_equals_autodiff_with_eval_batchnorm_and_second_derivatives(act):
+    """Tangent propagation (``prop``, auto's pick for MLP generators) against torch.func's reverse and forward
+    modes in float64: the Jacobian, G(z), and the gradients of a loss through ½ log det(JᵀJ + I) (finite where a
+    ReLU net's J is singular) with respect to z (the latent score's second derivatives) and to every parameter;
+    BatchNorm in eval mode with non-trivial statistics (after the activation for PReLU, EBM-BB's order), a ScaledTanh, a learned output scale and a
+    final Reshape. Rounding only: J to 1e-13, gradients to 1e-9 relative."""
+    from ebmlab.bounds.entropy import jacobian_and_output, propagates, resolve_jac_mode
+    from ebmlab.nets.conv import Reshape
+    from ebmlab.nets.mlp import LearnedScale, ScaledTanh, mlp
+
+    torch.manual_seed(0)
+    G = mlp(2, (7, 5), 3, act=act, batchnorm=True, bn_position="post" if act == "prelu" else "pre").to(DT)
+    G.append(ScaledTanh(2.0))
+    G.append(LearnedScale().to(DT))
+    G.append(Reshape(3))
+    with torch.no_grad():
+        for m in G:
+            if isinstance(m, nn.BatchNorm1d):
+                m.running_var.uniform_(0.5, 2.0), m.running_mean.normal_(), m.weight.normal_(), m.bias.normal_()
+            if isinstance(m, nn.PReLU):
+                m.weight.fill_(0.3)
+    G.eval()
+    assert propagates(G) and resolve_jac_mode("auto", 2, 3, G) == "prop"
+    z = torch.randn(13, 2, dtype=DT, generator=_gen(3))
+    out = {}
+    for mode in ("prop", "rev", "fwd"):
+        zz = z.clone().requires_grad_(True)
+        x, J = jacobian_and_output(G, zz, mode=mode)
+        # log det(JᵀJ + I): finite also where a ReLU net's J is singular
+        loss = 0.5 * torch.linalg.slogdet(J.transpose(1, 2) @ J + torch.eye(2, dtype=DT))[1].sum() + (x**2).sum()
+        grads = torch.autograd.grad(loss, [zz, *G.parameters()], allow_unused=True, materialize_grads=True)
+        out[mode] = (x, J, grads)
+    for mode in ("rev", "fwd"):
+        torch.testing.assert_close(out["prop"][0], out[mode][0], rtol=0, atol=1e-13)
+        torch.testing.assert_close(out["prop"][1], out[mode][1], rtol=0, atol=1e-13)
+        for a, b in zip(out["prop"][2], out[mode][2]):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    assert batch_jacobian(G, z).shape == (13, 3, 2)
+
+
+def test_propagation_is_refused_where_it_would_be_wrong():
+    """Train-mode BatchNorm couples the rows (no per-example Jacobian), an unknown layer has no rule, a plain
+    function has no layers: auto falls back to torch.func there and still gives the right Jacobian."""
+    from ebmlab.bounds.entropy import jacobian_and_output, propagate_jacobian, propagates
+
+    G = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 2)).to(DT)
+    assert not propagates(G)  # training mode
+    G.eval()
+    assert propagates(G)
+
+    class Square(nn.Module):
+        def forward(self, x):
+            return x * x
+
+    H = nn.Sequential(nn.Linear(2, 3), Square(), nn.Linear(3, 2)).to(DT)
+    assert not propagates(H) and not propagates(lambda z: z)
+    with pytest.raises(ValueError, match="no derivative rule"):
+        propagate_jacobian(H, torch.zeros(1, 2, dtype=DT))
+    z = torch.randn(5, 2, dtype=DT, generator=_gen(4))
+    ref = torch.stack([torch.autograd.functional.jacobian(lambda zi: H(zi[None])[0], z[i]) for i in range(5)])
+    torch.testing.assert_close(jacobian_and_output(H, z)[1], ref, rtol=0, atol=1e-13)

@@ -142,6 +142,36 @@ def test_latent_score_matches_finite_differences(volume):
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("volume", ["logdet", "smin"])
+def test_piecewise_linear_generator_latent_score_is_z_and_the_mismatch_matches_autodiff(volume):
+    """A PReLU MLP with eval-mode BatchNorm (BiB's toy generator) has a Jacobian constant on each linear region, so
+    the latent score is z exactly; the shortcut that skips the backward gives the same score (bit for bit) and the
+    same mismatch (to rounding) as the full autodiff route through torch.func (``jac_mode="rev"``), and the same
+    x and J v: checked against central finite differences of the log-volume too."""
+    from ebmlab.bounds.entropy import piecewise_linear
+    from ebmlab.nets.mlp import mlp
+
+    torch.manual_seed(0)
+    G = mlp(2, (16, 16), 2, act="prelu", batchnorm=True, bn_position="post").to(DT).eval()
+    assert piecewise_linear(G) and not piecewise_linear(_mlp(2, 8, 2, seed=1))
+    z = torch.randn(50, 2, generator=_gen(20), dtype=DT)
+    fast = latent_score(G, z, volume=volume)
+    slow = latent_score(G, z, volume=volume, jac_mode="rev")
+    assert torch.equal(fast, z) and torch.equal(slow, z)  # autodiff's volume gradient is exactly 0 as well
+
+    def log_volume(zz):
+        J = batch_jacobian(G, zz)
+        return 0.5 * torch.linalg.slogdet(J.transpose(1, 2) @ J)[1]
+
+    with torch.no_grad():  # steps of 1e-5 stay inside one linear region for all but a measure-zero set of z
+        assert _fd_latent_gradient(log_volume, z).abs().max().item() < 1e-8
+    energy = lambda x: (x**2).sum(1) + torch.sin(3 * x[:, 0])  # noqa: E731
+    a = score_mismatch_gp(energy, G, z, generator=_gen(21), volume=volume)
+    b = score_mismatch_gp(energy, G, z, generator=_gen(21), volume=volume, jac_mode="rev")
+    torch.testing.assert_close(a.per_example, b.per_example, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(a.x, b.x, rtol=0, atol=1e-14)
+
+
 def test_latent_score_lobpcg_agrees_with_exact_smin():
     d, D = 4, 6
     net = _mlp(d, 10, D, seed=17)

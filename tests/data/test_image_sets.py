@@ -95,3 +95,30 @@ def test_image_run_resumes_exactly(tmp_path, monkeypatch):
         assert torch.equal(p, q), k
     for p, q in zip(ma.D.parameters(), mb.D.parameters()):
         assert torch.equal(p, q)
+
+
+def test_balanced_batches_hold_equal_counts_per_mode_and_resume_exactly():
+    """grid25, b = 200: exactly 8 points of every mode in every batch; b = 203: 8 of every mode and 1 more of
+    three distinct modes; the stream restarted from a saved generator state repeats the same batches; data without
+    modes are refused with one message."""
+    import pytest
+    import torch
+
+    from ebmlab.data import get_dataset
+    from ebmlab.data.batches import make_batches
+    from ebmlab.errors import EbmlabError
+
+    ds = get_dataset("grid25")
+    owner = lambda x: torch.cdist(x.double(), ds.modes.double()).argmin(1)  # noqa: E731
+    bb = make_batches(ds, "balanced", 200, seed=3)
+    for x in bb.stream(0, 5):
+        assert x.shape == (200, 2) and torch.equal(torch.bincount(owner(x), minlength=25), torch.full((25,), 8))
+    odd = make_batches(ds, "balanced", 203, seed=3)
+    counts = torch.bincount(owner(next(odd.stream(0, 1))), minlength=25)
+    assert sorted(counts.tolist()) == [8] * 22 + [9] * 3
+    state = bb.state_dict()
+    first = list(bb.stream(5, 8))
+    bb.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(first, bb.stream(5, 8)))
+    with pytest.raises(EbmlabError, match="balanced needs a mixture"):
+        make_batches(get_dataset("banana"), "balanced", 10, seed=0)

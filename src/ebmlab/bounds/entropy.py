@@ -40,7 +40,7 @@ import math
 from typing import Callable, Literal, NamedTuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.func import jvp, vjp, vmap
 
 from ..parallel import randn
@@ -56,12 +56,15 @@ class EntropyBound(NamedTuple):
     log_volume: [b], nats — per-example Jacobian term (½ log det JᵀJ or d · log s_min).
     valid: [b] bool — examples that entered the mean (all True for the exact estimators).
     v: [b, d] or None — LOBPCG's final right singular vector estimate (detached), for warm starts.
+    x: [b, ...] or None — G(z) with its graph, when the estimator computed it (the exact ones do), so a loss
+    needs no second forward.
     """
 
     entropy: Tensor
     log_volume: Tensor
     valid: Tensor
     v: Tensor | None = None
+    x: Tensor | None = None
 
 
 class SminEstimate(NamedTuple):
@@ -87,57 +90,184 @@ def _check_latent(z: Tensor) -> None:
                          "code to one vector per example.")
 
 
-def _flat_jvp(G: GeneratorFn, z: Tensor, v: Tensor) -> Tensor:
-    """Row i of the result is J_{z_i} v_i, flattened to [b, D] (G row-wise, see the module docstring)."""
-    # forward-mode AD refuses primals/tangents whose elements share memory (e.g. from ``expand``)
-    return jvp(G, (z.contiguous(),), (v.contiguous(),))[1].reshape(z.shape[0], -1)
+JacMode = Literal["auto", "prop", "fwd", "rev"]
 
 
-JacMode = Literal["auto", "fwd", "rev"]
+def resolve_jac_mode(mode: JacMode, d: int, n_out: int, G: GeneratorFn | None = None) -> Literal["prop", "fwd", "rev"]:
+    """``auto`` → ``prop`` when G is a chain of layers :func:`propagate_jacobian` knows (the MLP generators), else
+    ``rev`` when the generator has no more outputs per example than latent dimensions (D ≤ d: reverse mode is the
+    fast one of torch.func's on CPU), else ``fwd`` (images: d JVPs instead of D vmapped VJPs, whose memory grows
+    with D — 784 pulled-back rows of a conv generator exhaust 24 GB)."""
+    if mode not in ("auto", "prop", "fwd", "rev"):
+        raise ValueError(f"jac_mode must be 'auto', 'prop', 'fwd' or 'rev', got {mode!r}.")
+    if mode != "auto":
+        return mode
+    if G is not None and propagates(G):
+        return "prop"
+    return "rev" if n_out <= d else "fwd"
 
 
-def resolve_jac_mode(mode: JacMode, d: int, n_out: int) -> Literal["fwd", "rev"]:
-    """``auto`` → ``rev`` when the generator has no more outputs per example than latent dimensions (D ≤ d: the 2D
-    toys, where reverse mode is the fast one on CPU), else ``fwd`` (images: d JVPs instead of D vmapped VJPs, whose
-    memory grows with D — 784 pulled-back rows of a conv generator exhaust 24 GB)."""
-    if mode not in ("auto", "fwd", "rev"):
-        raise ValueError(f"jac_mode must be 'auto', 'fwd' or 'rev', got {mode!r}.")
-    return mode if mode != "auto" else ("rev" if n_out <= d else "fwd")
+# --- explicit tangent propagation through a chain of layers --------------------------------------------------
+def _act_derivative(m: nn.Module, u: Tensor, y: Tensor) -> Tensor | None:
+    """a'(u) of an elementwise layer y = a(u), written with ordinary ops (so it is differentiable in u and in the
+    layer's parameters: the latent score needs ∇_z of the Jacobian); None for a layer not listed here."""
+    from ..nets.build import RangeOut
+    from ..nets.mlp import LearnedScale, ScaledTanh
+
+    if isinstance(m, (nn.Identity, nn.Dropout)) and not (isinstance(m, nn.Dropout) and m.training):
+        return torch.ones_like(u)
+    if isinstance(m, nn.ReLU):
+        return (u > 0).to(u.dtype)
+    if isinstance(m, nn.LeakyReLU):
+        return torch.where(u > 0, torch.ones_like(u), torch.full_like(u, m.negative_slope))
+    if isinstance(m, nn.PReLU):
+        w = m.weight.reshape(1, -1) if m.weight.numel() > 1 else m.weight
+        return torch.where(u > 0, torch.ones_like(u), w.to(u.dtype).expand_as(u))
+    if isinstance(m, nn.Tanh):
+        return 1 - y * y
+    if isinstance(m, nn.Sigmoid):
+        return y * (1 - y)
+    if isinstance(m, nn.ELU):
+        return torch.where(u > 0, torch.ones_like(u), y + m.alpha)
+    if isinstance(m, nn.Softplus):
+        return torch.where(u * m.beta > m.threshold, torch.ones_like(u), torch.sigmoid(m.beta * u))
+    if isinstance(m, LearnedScale):
+        return m.scale.to(u.dtype).expand_as(u)
+    if isinstance(m, ScaledTanh):
+        t = y / m.scale
+        return m.scale * (1 - t * t)
+    if isinstance(m, RangeOut):
+        if (m.lo, m.hi) == (-1.0, 1.0):
+            return 1 - y * y
+        s = (y - m.lo) / (m.hi - m.lo)
+        return (m.hi - m.lo) * s * (1 - s)
+    if isinstance(m, nn.BatchNorm1d) and not m.training and m.track_running_stats:
+        scale = torch.rsqrt(m.running_var + m.eps)
+        scale = scale * m.weight if m.affine else scale
+        return scale.to(u.dtype).expand_as(u)
+    return None
 
 
-def batch_jacobian(G: GeneratorFn, z: Tensor, *, mode: JacMode = "auto") -> Tensor:
-    """Per-example Jacobians of a row-wise generator, differentiable in G's parameters and in z.
+def _layers(G: GeneratorFn) -> list[nn.Module] | None:
+    """G's layers in order when G is an nn.Sequential (nested ones flattened), else None."""
+    if not isinstance(G, nn.Sequential):
+        return None
+    out: list[nn.Module] = []
+    for m in G:
+        sub = _layers(m) if isinstance(m, nn.Sequential) else [m]
+        if sub is None:
+            return None
+        out.extend(sub)
+    return out
 
-    G: callable z[b, d] → x[b, ...] acting on rows independently; z: [b, d].
-    Returns J: [b, D, d] with D the number of output entries per example.
-    ``mode="fwd"`` pushes the d basis tangents e_k (the same on every row) through G with d JVPs — cheap
-    when d ≤ D; ``mode="rev"`` pulls the D basis cotangents back with vmapped VJPs (in chunks of at most 4096
-    rows, so memory stays bounded) — cheap when D < d, and on CPU also for d = D (torch's forward-mode rules for
-    small MLPs run 5–20× slower than reverse mode there); ``mode="auto"`` picks by :func:`resolve_jac_mode`.
-    """
+
+def propagates(G: GeneratorFn) -> bool:
+    """Whether :func:`propagate_jacobian` can differentiate G: a Sequential of Linear layers, the elementwise
+    layers of ``_act_derivative`` (BatchNorm in eval mode only) and a final Reshape/Flatten."""
+    from ..nets.conv import Reshape
+
+    layers = _layers(G)
+    if layers is None:
+        return False
+    probe = torch.zeros(1, 1)
+    for m in layers:
+        if isinstance(m, (nn.Linear, Reshape, nn.Flatten)):
+            continue
+        if isinstance(m, nn.BatchNorm1d) and m.training:
+            return False
+        if isinstance(m, (nn.PReLU, nn.BatchNorm1d)):
+            continue
+        if _act_derivative(m, probe, probe) is None:
+            return False
+    return True
+
+
+def piecewise_linear(G: GeneratorFn) -> bool:
+    """Whether G is a propagatable chain whose only nonlinearities are (Leaky/P)ReLUs: its Jacobian is then
+    constant on each linear region, so every z-derivative of a function of J (the latent score's ∇_z log-volume)
+    is exactly 0 almost everywhere — what autograd through the propagated J returns too, at a backward's cost."""
+    from ..nets.conv import Reshape
+    from ..nets.mlp import LearnedScale
+
+    layers = _layers(G)
+    linear = (nn.Linear, nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.BatchNorm1d, nn.Identity, Reshape, nn.Flatten,
+              LearnedScale)
+    return layers is not None and propagates(G) and all(
+        isinstance(m, linear) or (isinstance(m, nn.Dropout) and not m.training) for m in layers)
+
+
+def propagate_jacobian(G: GeneratorFn, z: Tensor) -> tuple[Tensor, Tensor]:
+    """G(z) and its per-example Jacobians [b, D, d] by carrying the d tangent columns through G's layers in the
+    same forward pass: J ← W J at a Linear layer, J ← a'(u) ⊙ J at an elementwise one (the construction of
+    EBM-BB's stochman ``nnj`` layers). It is plain reverse-differentiable tensor algebra, so the loss's backward
+    through J is first-order (the vmapped VJPs of ``rev`` make it a double backward) — the fast route for the MLP
+    generators of the 2D toys. Requires :func:`propagates`."""
+    from ..nets.conv import Reshape
+
+    layers = _layers(G)
+    if layers is None:
+        raise ValueError("propagate_jacobian needs an nn.Sequential generator")
+    b, d = z.shape
+    # T[i, k] = J_i e_k, the k-th tangent of row i: [b, d, width] (a Linear layer is then one matrix product)
+    x, T = z, torch.eye(d, dtype=z.dtype, device=z.device).expand(b, d, d)
+    for m in layers:
+        if isinstance(m, nn.Linear):
+            x, T = m(x), torch.nn.functional.linear(T, m.weight.to(z.dtype))
+        elif isinstance(m, (Reshape, nn.Flatten)):
+            x = m(x)
+        else:
+            y = m(x)
+            a = _act_derivative(m, x, y)
+            if a is None:
+                raise ValueError(f"propagate_jacobian: no derivative rule for {type(m).__name__}")
+            x, T = y, a.unsqueeze(1) * T
+    return x, T.transpose(1, 2)
+
+
+def jacobian_and_output(G: GeneratorFn, z: Tensor, *, mode: JacMode = "auto") -> tuple[Tensor, Tensor]:
+    """(G(z), per-example Jacobians [b, D, d]) of a row-wise generator, both differentiable in G's parameters and
+    in z. ``mode="prop"`` carries the tangents through the layers (:func:`propagate_jacobian`; MLP chains);
+    ``"fwd"`` pushes the d basis tangents e_k through G with d JVPs — cheap when d ≤ D; ``"rev"`` pulls the D
+    basis cotangents back with vmapped VJPs (in chunks of at most 4096 rows, so memory stays bounded) — cheap when
+    D < d, and on CPU also for d = D (torch's forward-mode rules for small MLPs run 5–20× slower than reverse mode
+    there); ``"auto"`` picks by :func:`resolve_jac_mode`."""
     _check_latent(z)
     b, d = z.shape
+    if mode == "auto" and propagates(G):
+        mode = "prop"
+    if mode == "prop":
+        return propagate_jacobian(G, z)
     out, pullback = vjp(G, z) if mode != "fwd" else (None, None)
     if mode == "auto":
         mode = resolve_jac_mode(mode, d, out[0].numel())
     if mode == "fwd":
-        eye = torch.eye(d, dtype=z.dtype, device=z.device)
-        cols = [_flat_jvp(G, z, eye[k].expand(b, d)) for k in range(d)]
-        return torch.stack(cols, dim=-1)
+        eye, out, cols = torch.eye(d, dtype=z.dtype, device=z.device), None, []
+        for k in range(d):  # forward AD refuses primals/tangents that share memory (e.g. from ``expand``)
+            o, t = jvp(G, (z.contiguous(),), (eye[k].expand(b, d).contiguous(),))
+            out = o if out is None else out
+            cols.append(t.reshape(b, -1))
+        return out, torch.stack(cols, dim=-1)
     if mode == "rev":
         n_out = out[0].numel()
         eye = torch.eye(n_out, dtype=out.dtype, device=out.device)
         cot = eye.reshape(n_out, 1, *out.shape[1:]).expand(n_out, *out.shape)
         rows = vmap(lambda u: pullback(u)[0], chunk_size=max(1, 4096 // b))(cot)  # [D, b, d]
-        return rows.permute(1, 0, 2)
-    raise ValueError(f"mode must be 'auto', 'fwd' or 'rev', got {mode!r}.")
+        return out, rows.permute(1, 0, 2)
+    raise ValueError(f"mode must be 'auto', 'prop', 'fwd' or 'rev', got {mode!r}.")
 
 
-def _finalise(z: Tensor, log_volume: Tensor, valid: Tensor, z_std: float, v: Tensor | None = None) -> EntropyBound:
+def batch_jacobian(G: GeneratorFn, z: Tensor, *, mode: JacMode = "auto") -> Tensor:
+    """Per-example Jacobians [b, D, d] of a row-wise generator G: z[b, d] → x[b, ...], differentiable in G's
+    parameters and in z (``jacobian_and_output`` without the output)."""
+    return jacobian_and_output(G, z, mode=mode)[1]
+
+
+def _finalise(z: Tensor, log_volume: Tensor, valid: Tensor, z_std: float, v: Tensor | None = None,
+              x: Tensor | None = None) -> EntropyBound:
     h_z = gaussian_entropy(z.shape[1], z_std)
     # the mean over the valid samples (NaN when none is), written without reading `valid` on the host
     mean_term = torch.where(valid, log_volume, 0.0).sum() / valid.sum()
-    return EntropyBound(entropy=h_z + mean_term, log_volume=log_volume, valid=valid, v=v)
+    return EntropyBound(entropy=h_z + mean_term, log_volume=log_volume, valid=valid, v=v, x=x)
 
 
 def logdet_entropy(G: GeneratorFn, z: Tensor, *, z_std: float = 1.0,
@@ -145,34 +275,34 @@ def logdet_entropy(G: GeneratorFn, z: Tensor, *, z_std: float = 1.0,
     """Exact manifold entropy estimate H(z) + mean ½ slogdet(J_zᵀ J_z), nats.
 
     G: row-wise generator z[b, d] → x[b, ...]; z: [b, d] samples of N(0, z_std² I). Needs d ≤ D.
-    Forms the b Jacobians (d JVPs, or D VJPs with ``jac_mode="rev"`` — see ``batch_jacobian``), so it is meant
+    Forms the b Jacobians (``jacobian_and_output``: tangent propagation, d JVPs or D VJPs), so it is meant
     for small d·D (2D toys). ``log_volume`` is −inf where JᵀJ is singular.
     """
     _check_latent(z)
-    J = batch_jacobian(G, z, mode=jac_mode)
+    x, J = jacobian_and_output(G, z, mode=jac_mode)
     if J.shape[1] < J.shape[2]:
         raise ValueError(f"The Jacobian bound needs d ≤ D (an injective generator); got d={J.shape[2]} latent "
                          f"dimensions and D={J.shape[1]} outputs.")
     sign, logabsdet = torch.linalg.slogdet(J.transpose(1, 2) @ J)
     log_volume = torch.where(sign > 0, 0.5 * logabsdet, torch.full_like(logabsdet, -math.inf))
-    return _finalise(z, log_volume, torch.ones_like(sign, dtype=torch.bool), z_std)
+    return _finalise(z, log_volume, torch.ones_like(sign, dtype=torch.bool), z_std, x=x)
 
 
 def smin_entropy_exact(G: GeneratorFn, z: Tensor, *, z_std: float = 1.0,
                        jac_mode: JacMode = "auto") -> EntropyBound:
     """Lower bound H(z) + d · mean log s_min(J_z), nats, with s_min from ``torch.linalg.svdvals``.
 
-    G: row-wise generator; z: [b, d]; ``jac_mode`` as in ``batch_jacobian``. The gradient of svdvals is well
+    G: row-wise generator; z: [b, d]; ``jac_mode`` as in ``jacobian_and_output``. The gradient of svdvals is well
     defined even for repeated singular values, so this is differentiable in G's parameters whenever s_min > 0.
     """
     _check_latent(z)
-    J = batch_jacobian(G, z, mode=jac_mode)
+    x, J = jacobian_and_output(G, z, mode=jac_mode)
     d = z.shape[1]
     if J.shape[1] < d:
         raise ValueError(f"The Jacobian bound needs d ≤ D; got d={d}, D={J.shape[1]}.")
     s_min = torch.linalg.svdvals(J)[:, -1]
     log_volume = d * torch.log(s_min)
-    return _finalise(z, log_volume, torch.ones_like(s_min, dtype=torch.bool), z_std)
+    return _finalise(z, log_volume, torch.ones_like(s_min, dtype=torch.bool), z_std, x=x)
 
 
 def _finite_rows(*ts: Tensor) -> Tensor:

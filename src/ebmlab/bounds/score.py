@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 from torch.func import jvp
 
-from .entropy import JacMode, batch_jacobian, lobpcg_smin, resolve_jac_mode
+from .entropy import JacMode, jacobian_and_output, lobpcg_smin, piecewise_linear, propagate_jacobian, propagates
 from ..parallel import randn
 
 EnergyFn = Callable[[Tensor], Tensor]
@@ -44,11 +44,43 @@ Volume = Literal["logdet", "smin", "lobpcg"]
 
 class ScoreMismatch(NamedTuple):
     """gp: scalar, the sliced score mismatch ½ mean (⟨∇E, J v⟩ − ⟨s, v⟩)² (squared nats per latent unit);
-    per_example: [b]; x: [b, ...] the detached samples G(z) at which ∇_x E was taken."""
+    per_example: [b]; x: [b, ...] the detached samples G(z) at which ∇_x E was taken; energy: [b] E(x) with its
+    graph to the energy's parameters (a contrastive term at the same samples needs no second forward)."""
 
     gp: Tensor
     per_example: Tensor
     x: Tensor
+    energy: Tensor | None = None
+
+
+def _latent_score(G: Callable[[Tensor], Tensor], z: Tensor, volume: Volume, z_std: float, n_iter: int,
+                  generator: torch.Generator | None, jac_mode: JacMode) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """(score, G(z), J) — the last two detached, from the same pass, when an exact volume formed them."""
+    if z.dim() != 2:
+        raise ValueError(f"Expected latents z of shape [b, d], got {tuple(z.shape)}.")
+    d, x, J = z.shape[1], None, None
+    if volume in ("logdet", "smin") and jac_mode in ("auto", "prop") and piecewise_linear(G):
+        with torch.no_grad():  # ∇_z log-volume = 0 exactly (``piecewise_linear``): no backward to take
+            x, J = propagate_jacobian(G, z.detach())
+        return z.detach() / z_std**2, x, J
+    with torch.enable_grad():
+        zz = z.detach().requires_grad_(True)
+        if volume in ("logdet", "smin"):
+            x, J = jacobian_and_output(G, zz, mode=jac_mode)
+            log_volume = (0.5 * torch.linalg.slogdet(J.transpose(1, 2) @ J)[1] if volume == "logdet"
+                          else d * torch.log(torch.linalg.svdvals(J)[:, -1]))
+        elif volume == "lobpcg":
+            est = lobpcg_smin(G, zz, n_iter=n_iter, generator=generator)
+            safe = torch.where(est.valid, est.s_min, torch.ones_like(est.s_min))
+            log_volume = d * torch.log(safe)
+        else:
+            raise ValueError(f"volume must be one of 'logdet', 'smin', 'lobpcg'; got {volume!r}.")
+        # allow_unused: a J of an affine (or piecewise-linear) G may not depend on z (its volume gradient is 0)
+        # (and a double-backward J v of an affine G carries no graph at all)
+        grad_volume = (torch.autograd.grad(log_volume.sum(), zz, allow_unused=True, materialize_grads=True)[0]
+                       if log_volume.requires_grad else torch.zeros_like(zz))
+    score = (z.detach() / z_std**2 + grad_volume).detach()
+    return score, (None if x is None else x.detach()), (None if J is None else J.detach())
 
 
 def latent_score(G: Callable[[Tensor], Tensor], z: Tensor, *, volume: Volume = "logdet", z_std: float = 1.0,
@@ -60,30 +92,12 @@ def latent_score(G: Callable[[Tensor], Tensor], z: Tensor, *, volume: Volume = "
     ½ slogdet(JᵀJ); ``"smin"`` d · log s_min(J) from svdvals; ``"lobpcg"`` d · log ‖J v‖ with v from
     ``lobpcg_smin`` (n_iter iterations, random start from ``generator``), whose z-gradient at fixed v is that
     of d · log s_min when v has converged (Hellmann–Feynman). The second derivatives of G come from
-    differentiating the torch.func Jacobian with ordinary autograd; summing over the batch before the
-    gradient is exact because G is row-wise. ``jac_mode`` picks how the exact volumes form J (``batch_jacobian``).
+    differentiating the Jacobian (``jacobian_and_output``, picked by ``jac_mode``) with ordinary autograd;
+    summing over the batch before the gradient is exact because G is row-wise. For a piecewise-linear MLP
+    ((Leaky/P)ReLU, BatchNorm in eval mode) that gradient is exactly 0 (``bounds.entropy.piecewise_linear``) and
+    is not computed.
     """
-    if z.dim() != 2:
-        raise ValueError(f"Expected latents z of shape [b, d], got {tuple(z.shape)}.")
-    d = z.shape[1]
-    with torch.enable_grad():
-        zz = z.detach().requires_grad_(True)
-        if volume == "logdet":
-            J = batch_jacobian(G, zz, mode=jac_mode)
-            log_volume = 0.5 * torch.linalg.slogdet(J.transpose(1, 2) @ J)[1]
-        elif volume == "smin":
-            log_volume = d * torch.log(torch.linalg.svdvals(batch_jacobian(G, zz, mode=jac_mode))[:, -1])
-        elif volume == "lobpcg":
-            est = lobpcg_smin(G, zz, n_iter=n_iter, generator=generator)
-            safe = torch.where(est.valid, est.s_min, torch.ones_like(est.s_min))
-            log_volume = d * torch.log(safe)
-        else:
-            raise ValueError(f"volume must be one of 'logdet', 'smin', 'lobpcg'; got {volume!r}.")
-        # allow_unused: a reverse-mode J of an affine G does not depend on z (its volume gradient is 0)
-        # (and a double-backward J v of an affine G carries no graph at all)
-        grad_volume = (torch.autograd.grad(log_volume.sum(), zz, allow_unused=True, materialize_grads=True)[0]
-                       if log_volume.requires_grad else torch.zeros_like(zz))
-    return (z.detach() / z_std**2 + grad_volume).detach()
+    return _latent_score(G, z, volume, z_std, n_iter, generator, jac_mode)[0]
 
 
 def score_mismatch_gp(energy_fn: EnergyFn, G: Callable[[Tensor], Tensor], z: Tensor, *,
@@ -95,8 +109,9 @@ def score_mismatch_gp(energy_fn: EnergyFn, G: Callable[[Tensor], Tensor], z: Ten
     energy_fn: x[b, ...] → [b] (nats); G: row-wise generator; z: [b, d]; v: optional [b, d] slicing directions
     (else N(0, I) from ``generator``); score: optional precomputed ``latent_score`` [b, d] (else computed with
     ``volume``, ``z_std``, ``n_iter``). Gradient flows into the energy's parameters only (create_graph on
-    ∇_x E); G(z), J v and the score are constants. ``jac_mode="rev"`` forms J v from the full Jacobian by
-    reverse mode (``batch_jacobian``; for small D) instead of one JVP, and passes the mode on to ``latent_score``.
+    ∇_x E); G(z), J v and the score are constants. With an exact ``volume`` the score's Jacobian pass also
+    gives G(z) and J v; otherwise J v comes from one JVP, or from the full Jacobian when ``jac_mode`` (``auto``:
+    tangent propagation for MLP chains) forms it.
     """
     if z.dim() != 2:
         raise ValueError(f"Expected latents z of shape [b, d], got {tuple(z.shape)}.")
@@ -107,20 +122,20 @@ def score_mismatch_gp(energy_fn: EnergyFn, G: Callable[[Tensor], Tensor], z: Ten
         v = randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)
     elif v.shape != z.shape:
         raise ValueError(f"v must have the shape of z {tuple(z.shape)}, got {tuple(v.shape)}.")
+    x = J = None
     if score is None:
-        score = latent_score(G, z, volume=volume, z_std=z_std, n_iter=n_iter, generator=generator,
-                             jac_mode=jac_mode)
+        score, x, J = _latent_score(G, z, volume, z_std, n_iter, generator, jac_mode)
     with torch.no_grad():
-        x = None
-        if jac_mode == "auto":
-            x = G(z.detach())
-            jac_mode = resolve_jac_mode("auto", z.shape[1], x[0].numel())
-        if jac_mode == "rev":
-            x = G(z.detach()) if x is None else x
-            Jv = (batch_jacobian(G, z.detach(), mode="rev") @ v.unsqueeze(-1)).reshape(x.shape)
-        else:
-            # G(z) and J_z v in one forward-mode pass, no graph to G (contiguous: forward AD rejects expanded inputs)
-            x, Jv = jvp(G, (z.detach().contiguous(),), (v.contiguous(),))
+        if J is None:  # the score did not form J: take G(z) and J v here
+            # auto: the propagated J of an MLP chain, else one JVP (J v is all that is needed)
+            mode = jac_mode if jac_mode != "auto" else ("prop" if propagates(G) else "fwd")
+            if mode == "fwd":
+                # G(z) and J_z v in one forward-mode pass (contiguous: forward AD rejects expanded inputs)
+                x, Jv = jvp(G, (z.detach().contiguous(),), (v.contiguous(),))
+            else:
+                x, J = jacobian_and_output(G, z.detach(), mode=mode)
+        if J is not None:
+            Jv = (J @ v.unsqueeze(-1)).reshape(x.shape)
     b = z.shape[0]
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
@@ -131,7 +146,7 @@ def score_mismatch_gp(energy_fn: EnergyFn, G: Callable[[Tensor], Tensor], z: Ten
         grad_x = torch.autograd.grad(energy.sum(), x, create_graph=True)[0]
     mismatch = (grad_x * Jv).reshape(b, -1).sum(dim=1) - (score * v).sum(dim=1)
     per_example = 0.5 * mismatch**2
-    return ScoreMismatch(gp=per_example.mean(), per_example=per_example, x=x.detach())
+    return ScoreMismatch(gp=per_example.mean(), per_example=per_example, x=x.detach(), energy=energy)
 
 
 def gp_upper_term(gp: Tensor, *, w: float = 1e-3, thre: float = 1.0) -> Tensor:

@@ -1,6 +1,6 @@
 """Training batches as a function of the step: resumable exactly, shardable across processes.
 
-Two schemes (run option ``batches``):
+Three schemes (run option ``batches``):
 - ``epochs``: shuffled epochs without replacement. Step s (1-based) takes rows [pos, pos + b) of the epoch's
   permutation, epoch = (s − 1) // n_b, pos = ((s − 1) % n_b)·b with n_b = ⌊n / b⌋ batches per epoch (the last
   partial batch is dropped). The permutation of an epoch is drawn from a generator seeded by (seed, epoch), so
@@ -9,6 +9,8 @@ Two schemes (run option ``batches``):
 - ``iid``: each batch drawn with replacement from one stateful generator, whose state is saved with the
   checkpoint. This is the scheme of the 2D toys (their 100k training points are themselves i.i.d. draws of the
   exact density), kept so that toy results stay bit-for-bit what they were.
+- ``balanced``: like ``iid``, but every batch holds the same number of points of each mode of a mixture
+  (``BalancedBatches``; EBM-BB's toy batches).
 ``auto`` picks ``iid`` for toy2d data and ``epochs`` for everything else. A dynamic binarisation draws its
 Bernoulli noise from a generator seeded by (seed, step), so it is a pure function of the step too.
 """
@@ -110,11 +112,39 @@ class IIDBatches:
         self.gen.set_state(state["data_generator"])
 
 
+class BalancedBatches(IIDBatches):
+    """Batches with the same number of points from every mode of a mixture (EBM-BB's toy batches hold exactly
+    b/25 points of each of the 25 Gaussians): each training point belongs to its nearest mode; a batch takes
+    ⌊b/K⌋ points of every mode, drawn with replacement, plus b mod K points of modes drawn without replacement,
+    all from the one stateful generator of ``iid`` (saved in checkpoints), then shuffled."""
+
+    def __init__(self, dataset, batch_size: int, seed: int, *, rank: int = 0, world: int = 1):
+        if not getattr(dataset, "has_modes", False):
+            raise EbmlabError(f"batches=balanced needs a mixture with known modes (ring8, grid25, ...); "
+                              f"{getattr(dataset, 'name', 'this data set')} has none: use batches=iid or epochs")
+        super().__init__(dataset, batch_size, seed, rank=rank, world=world)
+        owner = torch.cdist(self.x.double(), dataset.modes.double()).argmin(1)
+        self.members = [torch.nonzero(owner == k).squeeze(1) for k in range(dataset.modes.shape[0])]
+
+    def stream(self, start: int, end: int, *, num_workers: int = 0) -> Iterator[Tensor]:
+        K = len(self.members)
+        per, extra = divmod(self.b, K)
+        for _ in range(start + 1, end + 1):
+            modes = torch.arange(K).repeat_interleave(per)
+            if extra:
+                modes = torch.cat([modes, torch.randperm(K, generator=self.gen)[:extra]])
+            counts = torch.bincount(modes, minlength=K).tolist()
+            idx = torch.cat([m[torch.randint(0, len(m), (c,), generator=self.gen)] for m, c in zip(self.members, counts)])
+            yield self.x[idx[torch.randperm(len(idx), generator=self.gen)]]
+
+
 def make_batches(dataset, scheme: str, batch_size: int, seed: int, *, rank: int = 0, world: int = 1):
     if scheme == "auto":
         scheme = "iid" if dataset.kind == "toy2d" else "epochs"
     if scheme == "iid":
         return IIDBatches(dataset, batch_size, seed, rank=rank, world=world)
+    if scheme == "balanced":
+        return BalancedBatches(dataset, batch_size, seed, rank=rank, world=world)
     if scheme == "epochs":
         return EpochBatches(dataset, batch_size, seed, rank=rank, world=world)
-    raise EbmlabError(f"batches must be one of auto, epochs, iid; got {scheme!r}")
+    raise EbmlabError(f"batches must be one of auto, epochs, iid, balanced; got {scheme!r}")

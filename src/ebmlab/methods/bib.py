@@ -60,8 +60,12 @@ Deviations from EBM-BB (``train/train_toy.py``) and why:
   with eval-mode Jacobians.
 - The energy step does not back-propagate into G (samples, J v and the latent score are constants; EBM-BB
   builds and discards that graph). The generator step freezes E.
-- EBM-BB's toy energy uses spectral normalisation with a learned output scale and a decaying gp weight
-  0.7(2307 + step)^−0.55 (``--ada``); here a plain PReLU MLP and the constant w = 1e-3, thre = 1 of the brief.
+- EBM-BB's toy energy is a PReLU MLP followed by a learned scalar (a bias-free Linear(1, 1), initialised in
+  U(−1, 1)); its generator puts BatchNorm after the activation. Both are options here (``e_out_scale``,
+  ``g_bn_position=post``), off by default: the plain energy and the usual Linear → BN → activation order.
+  Spectral normalisation (``--sn``) and the decaying gp weight 0.7(2307 + step)^−0.55 (``--ada``) exist there
+  but are off by default, as here (``e_spectral_norm``; the gp weight is the constant w = 1e-3, thre = 1).
+  ``benchmarks/official`` runs both codes side by side with these options switched either way.
 - (ii) and (iv) have no public code; their use here follows METHODS.md §3 (our construction). With (ii)+(iii)
   the gp is taken at the clean G(z) (the latent score needs the manifold density) while the contrastive terms
   use the noisy samples. E(x, t) of (iv) is the network output itself, without the usual 1/σ_t output scaling:
@@ -100,12 +104,15 @@ class BiBConfig:
     upper: Literal["gp", "diffusion", "none"] = "gp"
     estimator: Literal["logdet", "smin", "lobpcg"] = "smin"  # (i): the Jacobian term of the lower bound
     lobpcg_iters: int = 2
-    jac_mode: Literal["auto", "fwd", "rev"] = "auto"  # exact Jacobians: auto = rev when D ≤ d (2D toys), else fwd
+    jac_mode: Literal["auto", "prop", "fwd", "rev"] = "auto"  # exact Jacobians (bounds.entropy.jacobian_and_output)
     score_volume: Literal["logdet", "smin", "lobpcg"] = "logdet"  # (iii): the latent score's log-volume
     z_dim: int = 2
     g_hidden: tuple[int, ...] = (100, 100)
     e_hidden: tuple[int, ...] = (100, 100)
     g_batchnorm: bool = True
+    g_bn_position: Literal["pre", "post"] = "pre"  # BN before (pre) or after (post, EBM-BB's order) the activation
+    e_out_scale: bool = False  # EBM-BB's learned scalar after the energy MLP
+    e_spectral_norm: bool = False  # EBM-BB's --sn (off by default there)
     entropy_weight: float = 1.0  # w_H; 1 keeps the generator loss a bound
     gp_weight: float = 1e-3  # (iii) w
     gp_threshold: float = 1.0  # (iii) thre
@@ -171,6 +178,8 @@ class LowerBound:
         self.bib = bib
         self.networks: dict[str, nn.Module] = {}  # trained with the generator, by its optimizer
 
+    clean: ClassVar[bool] = True  # samples are G(z) itself (``perturb`` is the identity)
+
     def perturb(self, x: Tensor, generator: torch.Generator) -> Tensor:
         return x
 
@@ -207,7 +216,8 @@ class JacobianLower(LowerBound):
 
     def training_term(self, z, generator):
         h = self.entropy(z, generator)
-        return h.entropy, self.bib.G(z), {"valid_frac": h.valid.float().mean().detach()}
+        x = h.x if h.x is not None else self.bib.G(z)  # the exact estimators computed G(z) with J
+        return h.entropy, x, {"valid_frac": h.valid.float().mean().detach()}
 
     def evaluation(self, z, log_nz, generator, out):
         bib, c = self.bib, self.bib.config
@@ -228,6 +238,7 @@ class MILower(LowerBound):
     (``bounds.mi``). Its samples are the noisy ones everywhere (energy terms, ``sample``)."""
 
     key = "mi"
+    clean = False
 
     def __init__(self, bib: BiB):
         super().__init__(bib)
@@ -296,8 +307,11 @@ class GPUpper(UpperBound):
         bib, c = self.bib, self.bib.config
         sm = score_mismatch_gp(bib.energy, bib.G, z, generator=generator, volume=c.score_volume,
                                n_iter=c.lobpcg_iters, jac_mode=c.jac_mode)
-        x_g = bib.lower.perturb(sm.x, generator)
-        e_real, e_fake = bib.energy(batch).mean(), bib.energy(x_g).mean()
+        if bib.lower.clean:  # the contrastive term is at the same G(z): reuse E(x) from the score mismatch
+            e_fake = sm.energy.mean()
+        else:
+            e_fake = bib.energy(bib.lower.perturb(sm.x, generator)).mean()
+        e_real = bib.energy(batch).mean()
         return e_real, e_fake, gp_upper_term(sm.gp, w=c.gp_weight, thre=c.gp_threshold), \
             {"score_mismatch": sm.gp.detach()}
 
@@ -373,12 +387,16 @@ class BiB(LatentGenerator, Method):
             raise EbmlabError(f"need sigma > 0 and 0 < t_min < 1, got sigma={c.sigma}, t_min={c.t_min}")
         nk = {"net": c.net, "width": c.width}
         self.G = build.generator(spec, c.z_dim, hidden=c.g_hidden, act="prelu", batchnorm=c.g_batchnorm,
-                                 **nk).to(self.device)
+                                 bn_position=c.g_bn_position, **nk).to(self.device)
         self.upper = UPPER_BOUNDS[c.upper](self)
         if self.upper.time_conditioned:
+            if c.e_out_scale or c.e_spectral_norm:
+                raise EbmlabError("e_out_scale and e_spectral_norm shape the plain energy MLP; the diffusion "
+                                  "pairings' time-conditioned energy does not take them")
             self.E = build.time_energy(spec, hidden=c.e_hidden, emb_dim=c.time_emb_dim, act="prelu", **nk).to(self.device)
         else:
-            self.E = build.critic(spec, 1, hidden=c.e_hidden, act="prelu", **nk).to(self.device)
+            self.E = build.critic(spec, 1, hidden=c.e_hidden, act="prelu", out_scale=c.e_out_scale,
+                                  spectral_norm=c.e_spectral_norm, **nk).to(self.device)
         self.lower = LOWER_BOUNDS[c.lower](self)
         self.networks = {"generator": self.G, "energy": self.E, **self.lower.networks}
         g_params = list(self.G.parameters()) + [p for m in self.lower.networks.values() for p in m.parameters()]

@@ -62,12 +62,26 @@ def _flat_in(core: nn.Module, spec) -> nn.Module:
     return core if len(spec.shape) == 1 else nn.Sequential(nn.Flatten(), core)
 
 
+def _mlp_only(f: str, opts: dict) -> dict:
+    """The MLP architecture options (``nets.mlp.mlp``: bn_position, maxout, spectral_norm, init, out_scale) apply
+    to the MLP family only; asking for them with a conv network is an error, not a silent no-op."""
+    changed = sorted(k for k, v in opts.items() if MLP_DEFAULTS.get(k, object()) != v)
+    if f != "mlp" and changed:
+        raise ValueError(f"the options {', '.join(changed)} shape MLP networks; net={f} does not take them")
+    return opts
+
+
+MLP_DEFAULTS = {"bn_position": "pre", "maxout": 1, "spectral_norm": False, "init": "default", "out_scale": False}
+
+
 def generator(spec, z_dim: int, *, net: str = "auto", hidden: tuple[int, ...] = (128, 128, 128), act: str = "relu",
-              width: int = 32, batchnorm: bool = False) -> nn.Module:
+              width: int = 32, batchnorm: bool = False, **mlp_opts) -> nn.Module:
     """G: z [b, z_dim] → x [b, *spec.shape]."""
     f = family(spec, net)
+    _mlp_only(f, mlp_opts)
     if f == "mlp":
-        return _wrap_mlp_out(mlp(z_dim, hidden, spec.dim, act=act, batchnorm=batchnorm), spec, range_out(spec))
+        return _wrap_mlp_out(mlp(z_dim, hidden, spec.dim, act=act, batchnorm=batchnorm, **mlp_opts), spec,
+                             range_out(spec))
     if f == "dcgan":
         return DCGANGenerator(z_dim, width, spec.shape[0])
     return ConvGenerator(z_dim, spec.shape, width, batchnorm=batchnorm, out=range_out(spec))
@@ -83,11 +97,12 @@ def decoder(spec, z_dim: int, *, net: str = "auto", hidden: tuple[int, ...] = (1
 
 
 def critic(spec, out_dim: int = 1, *, net: str = "auto", hidden: tuple[int, ...] = (128, 128, 128),
-           act: str = "relu", width: int = 32) -> nn.Module:
+           act: str = "relu", width: int = 32, **mlp_opts) -> nn.Module:
     """x [b, *spec.shape] → [b, out_dim] (a discriminator, an energy before squeezing, an encoder's outputs)."""
     f = family(spec, net)
+    _mlp_only(f, mlp_opts)
     if f == "mlp":
-        return _flat_in(mlp(spec.dim, hidden, out_dim, act=act), spec)
+        return _flat_in(mlp(spec.dim, hidden, out_dim, act=act, **mlp_opts), spec)
     if f == "dcgan":
         if out_dim != 1:
             raise ValueError("the DCGAN energy has one output; use net=conv for encoders")

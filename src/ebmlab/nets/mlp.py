@@ -22,20 +22,82 @@ def _act(name: str) -> nn.Module:
     }[name]()
 
 
+class Maxout(nn.Module):
+    """max over ``pieces`` groups of a layer's outputs: [b, h·k] → [b, h] (Goodfellow et al. 2013; the PacGAN 2D
+    discriminator's LinearMaxout with 5 pieces)."""
+
+    def __init__(self, pieces: int):
+        super().__init__()
+        self.pieces = pieces
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.unflatten(-1, (-1, self.pieces)).amax(-1)
+
+
+class LearnedScale(nn.Module):
+    """x ↦ s·x with one learned scalar s drawn from U(−1, 1) — the bias-free Linear(1, 1) that EBM-BB's toy energy
+    puts after its MLP (so the energy's scale, and its sign at the start, are learned)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.empty(1).uniform_(-1.0, 1.0))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale
+
+
+BNPosition = Literal["pre", "post"]
+Init = Literal["default", "normal", "xavier"]
+
+
 def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, *, act: str = "relu", batchnorm: bool = False,
-        out_act: str | None = None) -> nn.Sequential:
-    """in_dim → hidden… → out_dim with ``act`` after every hidden layer (and BatchNorm before it if asked)."""
+        out_act: str | None = None, bn_position: str = "pre", maxout: int = 1, spectral_norm: bool = False,
+        init: str = "default", out_scale: bool = False) -> nn.Sequential:
+    """in_dim → hidden… → out_dim with ``act`` after every hidden layer; the architecture options of the papers:
+
+    - ``batchnorm`` with ``bn_position`` ``pre`` (Linear → BN → act, the usual order) or ``post`` (Linear → act →
+      BN, EBM-BB's toy generator);
+    - ``maxout`` = k > 1: each hidden layer is Linear(d, h·k) followed by the max over k pieces instead of ``act``;
+    - ``spectral_norm``: every Linear layer divided by its largest singular value (one power iteration per step);
+    - ``init``: ``default`` (torch's), ``normal`` (weights N(0, 0.02²), biases 0: DCGAN/PacGAN), ``xavier``
+      (Glorot-uniform weights, biases 0);
+    - ``out_scale``: a final learned scalar factor (:class:`LearnedScale`).
+    """
+    if bn_position not in ("pre", "post"):
+        raise ValueError(f"bn_position must be 'pre' or 'post', got {bn_position!r}")
+    if init not in ("default", "normal", "xavier"):
+        raise ValueError(f"init must be 'default', 'normal' or 'xavier', got {init!r}")
+    if maxout < 1:
+        raise ValueError(f"maxout must be ≥ 1 (1: no maxout), got {maxout}")
+
+    def linear(i: int, o: int) -> nn.Module:
+        lin = nn.Linear(i, o)
+        if init == "normal":
+            nn.init.normal_(lin.weight, 0.0, 0.02), nn.init.zeros_(lin.bias)
+        elif init == "xavier":
+            nn.init.xavier_uniform_(lin.weight), nn.init.zeros_(lin.bias)
+        return nn.utils.parametrizations.spectral_norm(lin) if spectral_norm else lin
+
     layers: list[nn.Module] = []
     d = in_dim
     for h in hidden:
-        layers.append(nn.Linear(d, h))
-        if batchnorm:
-            layers.append(nn.BatchNorm1d(h))
-        layers.append(_act(act))
+        if maxout > 1:
+            layers += [linear(d, h * maxout), Maxout(maxout)]
+            if batchnorm:
+                layers.append(nn.BatchNorm1d(h))
+        else:
+            layers.append(linear(d, h))
+            if batchnorm and bn_position == "pre":
+                layers.append(nn.BatchNorm1d(h))
+            layers.append(_act(act))
+            if batchnorm and bn_position == "post":
+                layers.append(nn.BatchNorm1d(h))
         d = h
-    layers.append(nn.Linear(d, out_dim))
+    layers.append(linear(d, out_dim))
     if out_act is not None:
         layers.append(_act(out_act))
+    if out_scale:
+        layers.append(LearnedScale())
     return nn.Sequential(*layers)
 
 
