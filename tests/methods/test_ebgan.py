@@ -148,7 +148,7 @@ def test_bad_schedule_is_rejected_with_a_fix():
 def test_tau_report_known_answer_for_a_radial_energy():
     # Dec(Enc(x)) = 0 gives D(x) = ‖x‖: p_τ ∝ exp(−‖x‖/τ) has Z = 2πτ², so
     # NLL(τ) = mean‖x‖/τ + log 2π + 2 log τ, minimised at τ* = mean‖x‖ / 2.
-    m = make(recon_norm="l2")
+    m = make(recon_norm="l2", tau_search=True)
     with torch.no_grad():
         m.AE.decoder[-1].weight.zero_()
         m.AE.decoder[-1].bias.zero_()
@@ -165,7 +165,7 @@ def test_tau_report_known_answer_for_a_radial_energy():
 
 def test_tau_report_labels_a_non_normalisable_energy():
     # An identity auto-encoder reconstructs everything: D ≡ 0, exp(−D/τ) = 1 is not normalisable on R².
-    m = make(code_dim=2)
+    m = make(code_dim=2, tau_search=True)
     m.AE.encoder, m.AE.decoder = nn.Identity(), nn.Identity()
     ds = get_dataset("ring8")
     out = m.evaluate_extra(ds)
@@ -176,5 +176,5 @@ def test_tau_report_labels_a_non_normalisable_energy():
     assert out["nll_best_tau_box"] == pytest.approx(math.log(box_area), abs=1e-6)
 
 
-def test_tau_search_can_be_switched_off():
-    assert make(tau_search=False).evaluate_extra(get_dataset("ring8")) == {}
+def test_tau_search_is_off_by_default():
+    assert make().evaluate_extra(get_dataset("ring8")) == {}
