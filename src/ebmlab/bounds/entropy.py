@@ -162,23 +162,33 @@ def _layers(G: GeneratorFn) -> list[nn.Module] | None:
     return out
 
 
+def _elementwise_types() -> tuple[type, ...]:
+    """The layers ``_act_derivative`` has a rule for (BatchNorm1d and Dropout only in eval mode)."""
+    from ..nets.build import RangeOut
+    from ..nets.mlp import LearnedScale, ScaledTanh
+
+    return (nn.Identity, nn.Dropout, nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.Tanh, nn.Sigmoid, nn.ELU, nn.Softplus,
+            ScaledTanh, RangeOut, LearnedScale, nn.BatchNorm1d)
+
+
 def propagates(G: GeneratorFn) -> bool:
     """Whether :func:`propagate_jacobian` can differentiate G: a Sequential of Linear layers, the elementwise
-    layers of ``_act_derivative`` (BatchNorm in eval mode only) and a final Reshape/Flatten."""
+    layers of ``_act_derivative`` (BatchNorm with running statistics and Dropout in eval mode only) and a final
+    Reshape/Flatten. A type check per layer: cheap enough for every step."""
     from ..nets.conv import Reshape
 
     layers = _layers(G)
     if layers is None:
         return False
-    probe = torch.zeros(1, 1)
+    elementwise = _elementwise_types()
     for m in layers:
         if isinstance(m, (nn.Linear, Reshape, nn.Flatten)):
             continue
-        if isinstance(m, nn.BatchNorm1d) and m.training:
+        if not isinstance(m, elementwise):
             return False
-        if isinstance(m, (nn.PReLU, nn.BatchNorm1d)):
-            continue
-        if _act_derivative(m, probe, probe) is None:
+        if isinstance(m, nn.Dropout) and m.training:
+            return False
+        if isinstance(m, nn.BatchNorm1d) and (m.training or not m.track_running_stats):
             return False
     return True
 
