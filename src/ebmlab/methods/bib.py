@@ -173,12 +173,11 @@ class LowerBound:
     integrand ℓ̂ and the log-weight ℓ = log(p̃_θ/p_g) of the χ² upper bound (module docstring)."""
 
     key: ClassVar[str]
+    clean: ClassVar[bool] = True  # its samples are G(z) itself (``perturb`` is the identity)
 
     def __init__(self, bib: BiB):
         self.bib = bib
         self.networks: dict[str, nn.Module] = {}  # trained with the generator, by its optimizer
-
-    clean: ClassVar[bool] = True  # samples are G(z) itself (``perturb`` is the identity)
 
     def perturb(self, x: Tensor, generator: torch.Generator) -> Tensor:
         return x
