@@ -115,6 +115,8 @@ def test_only_rank_0_writes_and_a_killed_run_resumes_exactly(tmp_path):
 def test_a_global_batch_the_processes_cannot_share_is_refused(tmp_path):
     res = torchrun(*CLI[:-len(COMMON)], "batches=epochs", "batch_size=63", "--out", str(tmp_path / "r"))
     assert res.returncode != 0
-    assert res.stderr.count("ebmlab: error: batch_size=63 is not divisible by the 2 processes") == 2
-    assert "ebmlab/trainer.py" not in res.stderr  # one message per process, no traceback of ours
+    # Every process refuses with the same message; torchrun stops the others as soon as the first one exits, so
+    # the second may be killed before it prints (seen in CI): one or two copies, never a traceback of ours.
+    assert res.stderr.count("ebmlab: error: batch_size=63 is not divisible by the 2 processes") in (1, 2)
+    assert "ebmlab/trainer.py" not in res.stderr
     assert not (tmp_path / "r").exists()
