@@ -10,6 +10,12 @@ points: a vector of 2m coordinates; images: m·C channels) — and the losses ab
 else is unchanged, as in the paper (its networks only widen the discriminator's input). A batch of b examples forms
 ⌊b/m⌋ packs; the last b mod m examples are left out (none at the default batch sizes and m ∈ {2, 3, 4}). The
 linear probe is refused for m > 1: a packed discriminator's features describe m samples, not one.
+
+PacGAN's 2D architecture is expressible with the MLP options (``presets/pacgan_grid25.toml``): a generator of four
+ReLU layers of 400 units with BatchNorm before each activation (``g_batchnorm=pre``), a discriminator of three
+maxout layers of 200 units × 5 pieces (``d_maxout=5``), weights N(0, 0.02²) (``init=normal``). Deviation: the
+hidden linear layers before BatchNorm keep their bias (PacGAN's have none); BatchNorm's shift makes it redundant,
+so the family of functions is the same.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ class GANConfig:
     net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
     width: int = 32  # conv/dcgan width (channels of the first layer)
     pack: int = 1  # PacGAN: samples the discriminator judges together (1: the plain GAN)
+    g_batchnorm: Literal["auto", "pre", "post", "off"] = "auto"  # auto: conv generators yes, MLPs no
+    d_maxout: int = 1  # pieces of each discriminator hidden layer's maxout (PacGAN: 5); 1 = the activation `act`
+    init: Literal["default", "normal", "xavier"] = "default"  # normal: N(0, 0.02²) weights, zero biases (PacGAN)
 
 
 class GAN(LatentGenerator, Method):
@@ -53,10 +62,16 @@ class GAN(LatentGenerator, Method):
         super().__init__(config, **kw)
         spec = self.spec
         c = config
-        self.G = build.generator(spec, c.z_dim, net=c.net, hidden=c.g_hidden, act=c.act, width=c.width,
-                                 batchnorm=build.default_batchnorm(spec, c.net)).to(self.device)
-        packed = replace(spec, shape=(c.pack * spec.shape[0], *spec.shape[1:]))  # m samples side by side
-        self.D = build.critic(packed, 1, net=c.net, hidden=c.d_hidden, act=c.act, width=c.width).to(self.device)
+        bn = build.default_batchnorm(spec, c.net) if c.g_batchnorm == "auto" else c.g_batchnorm != "off"
+        g_opts = {"init": c.init} | ({"bn_position": c.g_batchnorm} if c.g_batchnorm in ("pre", "post") else {})
+        try:
+            self.G = build.generator(spec, c.z_dim, net=c.net, hidden=c.g_hidden, act=c.act, width=c.width,
+                                     batchnorm=bn, **g_opts).to(self.device)
+            packed = replace(spec, shape=(c.pack * spec.shape[0], *spec.shape[1:]))  # m samples side by side
+            self.D = build.critic(packed, 1, net=c.net, hidden=c.d_hidden, act=c.act, width=c.width,
+                                  maxout=c.d_maxout, init=c.init).to(self.device)
+        except ValueError as e:  # an MLP option with a conv network, or an out-of-range value
+            raise EbmlabError(f"gan: {e}") from None
         self.networks = {"generator": self.G, "discriminator": self.D}
         self.optimizers = {
             "generator": adam(self.G.parameters(), c.lr_g, (c.beta1, c.beta2)),
