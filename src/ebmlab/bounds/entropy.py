@@ -200,11 +200,9 @@ def piecewise_linear(G: GeneratorFn) -> bool:
     from ..nets.conv import Reshape
     from ..nets.mlp import LearnedScale
 
-    layers = _layers(G)
-    linear = (nn.Linear, nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.BatchNorm1d, nn.Identity, Reshape, nn.Flatten,
-              LearnedScale)
-    return layers is not None and propagates(G) and all(
-        isinstance(m, linear) or (isinstance(m, nn.Dropout) and not m.training) for m in layers)
+    linear = (nn.Linear, nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.BatchNorm1d, nn.Identity, nn.Dropout, Reshape,
+              nn.Flatten, LearnedScale)  # propagates() has already refused BatchNorm and Dropout in training mode
+    return propagates(G) and all(isinstance(m, linear) for m in _layers(G))
 
 
 def propagate_jacobian(G: GeneratorFn, z: Tensor) -> tuple[Tensor, Tensor]:
