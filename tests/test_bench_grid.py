@@ -145,3 +145,17 @@ def test_recorded_seconds_only_when_the_whole_run_was_recorded(tmp_path):
     assert _recorded_seconds(_record(tmp_path, [killed, s(3, 9, 20, 27)])) is None
     assert _fmt({"mean": 2.0, "std": 0.0, "n": 1}, "seconds") == "2"  # one run: no "± 0"
     assert _fmt({"mean": 2.0, "std": 0.5, "n": 2}, "seconds") == "2 ± 0.5"
+
+
+def test_a_mean_over_fewer_runs_than_finished_says_over_how_many():
+    """An exact NLL is printed only when the quadrature certifies it, so a row's nll may average fewer runs than
+    it has; the cell says so instead of passing for a mean over all of them."""
+    from ebmlab.bench import _fmt, aggregate
+
+    runs = [{"method": "bib", "data": "ring8", "status": "ok", "seconds": 1.0,
+             "metrics": {"modes": 8, **({"nll": float(i)} if i < 4 else {"nll_box": 9.0})}} for i in range(5)]
+    (row,) = aggregate(runs)
+    assert row["ok"] == 5 and row["nll"]["n"] == 4 and row["modes"]["n"] == 5
+    assert _fmt(row["nll"], "nll", row["ok"]) == "1.5 ± 1.3 (4 of 5)"
+    assert _fmt(row["modes"], "modes", row["ok"]) == "8 ± 0"
+    assert _fmt(row["nll_box"], "nll_box", row["ok"]) == "9 (1 of 5)"

@@ -98,7 +98,7 @@ def aggregate(results: list[dict[str, Any]], by_setting: bool = False) -> list[d
         rs = [r for r in results if key_of(r) == key]
         ok = [r for r in rs if r["status"] == "ok"]
         row: dict[str, Any] = {"method": key[0], "data": key[1], "runs": len(rs),
-                               "diverged": sum(r["status"] == "diverged" for r in rs)}
+                               "diverged": sum(r["status"] == "diverged" for r in rs), "ok": len(ok)}
         if by_setting:
             row["setting"] = key[2]
         for c in COLUMNS + IMAGE_COLUMNS:
@@ -152,9 +152,13 @@ def _value_label(v: Any) -> str:
     return ",".join(map(str, v)) if isinstance(v, list) else str(v)
 
 
-def _fmt(cell: Any, col: str) -> str:
+def _fmt(cell: Any, col: str, of: int | None = None) -> str:
+    """A table cell; ``of``: the row's finished runs — a mean over fewer of them (an exact NLL that some runs could
+    not certify) says over how many, e.g. ``17.5 ± 5.7 (4 of 5)``."""
     if cell is None:
         return "–"
+    if isinstance(cell, dict) and of is not None and cell.get("n", of) < of:
+        return f"{_fmt(cell, col)} ({cell['n']} of {of})"
     from .present import scale as unit_scale
 
     scale = unit_scale(col)  # the same display units as `ebmlab train`/`eval` (hq, precision, ... in %)
@@ -212,7 +216,7 @@ def markdown(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], c
         for r in rows:
             if r["data"] == data:
                 lines.append("| " + " | ".join([data, r["method"], str(r["runs"]), str(r["diverged"])]
-                                               + [_fmt(r.get(c), c) for c in cols]) + " |")
+                                               + [_fmt(r.get(c), c, r.get("ok")) for c in cols]) + " |")
         for name, vals in recalled.get(data, []):
             lines.append("| " + " | ".join([data, f"*{name}*", "–", "–"] + [_fmt(vals.get(c), c) for c in cols]) + " |")
     return "\n".join(lines) + "\n"
@@ -225,7 +229,7 @@ def markdown_settings(rows: list[dict[str, Any]]) -> str:
     lines = ["\n## Per setting\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lines.append("| " + " | ".join([r["data"], r["method"], r["setting"], str(r["runs"]), str(r["diverged"])]
-                                       + [_fmt(r.get(c), c) for c in cols]) + " |")
+                                       + [_fmt(r.get(c), c, r.get("ok")) for c in cols]) + " |")
     return "\n".join(lines) + "\n"
 
 
