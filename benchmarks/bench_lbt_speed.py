@@ -154,7 +154,7 @@ def main() -> None:
         f"Unit: one VAE step on the same estimator (forward, backward, torch Adam) = {t_vae * 1e3:.1f} ms.\n",
         "`lookahead` = one generator step without real updates (K differentiable steps + data ELBO + backward to ψ + "
         "G's Adam step); `real` = one real estimator update (K steps, no graph); `full` = one `train_step` with "
-        "n_est = 2. Ratios are to the VAE step; 2(K+1) is the issue's rule of thumb for the look-ahead.\n",
+        "n_est = 2. Ratios are to the VAE step; 2(K+1) is the expected cost of the look-ahead by counting passes.\n",
         "| K | lookahead (× VAE) | 2(K+1) | real (× VAE) | full, n_est=2 (× VAE) | lookahead per-tensor (× VAE) | "
         "full per-tensor (× VAE) | full (ms) |",
         "|---|---|---|---|---|---|---|---|",

@@ -65,7 +65,7 @@ def test_listing_equals_the_resolved_configuration(method):
             v = getattr(section, f.name)
             shown = ",".join(map(str, v)) if isinstance(v, tuple) else repr(v) if isinstance(v, str) else str(v)
             assert listed[f.name] == (shown, cfg.source(f.name)), f.name
-    if method == "vgan":  # the values the issue saw misreported: the presets', not the class defaults
+    if method == "vgan":  # the values once misreported: the presets', not the class defaults
         assert listed["act"] == ("'elu'", "preset vgan") and listed["n_experts"][0] == "32"
 
 

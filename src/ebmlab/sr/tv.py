@@ -4,7 +4,7 @@ slides), D the box down-sampling of :mod:`ebmlab.sr.ops`, TV isotropic.
 Solved by the primal-dual method of Chambolle & Pock (2011) with K = ∇ and F(x) = ½‖Dx − y‖², whose proximal map
 is closed-form because DᵀD = A/s² with A = D⁺D a projection: (I + τDᵀD)⁻¹ = I − c/(1 + c)·A, c = τ/s².
 Steps τ = σ = 1/√8 (‖∇‖² ≤ 8), θ = 1, ``iters`` iterations from the bicubic estimate. λ is chosen by ``fit`` on
-validation images (the best mean PSNR over a log grid), as the issue asks; nothing is learned from the test split.
+validation images (the best mean PSNR over a log grid), so nothing is learned from the test split.
 """
 
 from __future__ import annotations
