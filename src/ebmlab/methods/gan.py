@@ -11,9 +11,10 @@ else is unchanged, as in the paper (its networks only widen the discriminator's 
 ⌊b/m⌋ packs; the last b mod m examples are left out (none at the default batch sizes and m ∈ {2, 3, 4}). The
 linear probe is refused for m > 1: a packed discriminator's features describe m samples, not one.
 
-PacGAN's 2D architecture is expressible with the MLP options (``benchmarks/gan_recipe/pacgan.toml``): a generator of four
-ReLU layers of 400 units with BatchNorm before each activation (``g_batchnorm=pre``), a discriminator of three
-maxout layers of 200 units × 5 pieces (``d_maxout=5``), weights N(0, 0.02²) (``init=normal``). Deviation: the
+PacGAN's 2D architecture is expressible with the MLP options (``benchmarks/gan_recipe/pacgan.toml``): a
+generator of four ReLU layers of 400 units with BatchNorm before each activation (``g_batchnorm=pre``), a
+discriminator of three maxout layers of 200 units × 5 pieces (``d_maxout=5``), weights N(0, 0.02²)
+(``init=normal``). Deviation: the
 hidden linear layers before BatchNorm keep their bias (PacGAN's have none); BatchNorm's shift makes it redundant,
 so the family of functions is the same.
 """
