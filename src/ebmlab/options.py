@@ -108,7 +108,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "recon_norm": ("any", "reconstruction energy: l2 norm, squared l2, or l1"),
     "recon_reduction": ("any", "sum or mean of the reconstruction error over the dimensions"),
     "tau": ("pos", "temperature: energy(x) = D(x) / tau"),
-    "tau_search": ("any", "2D: also report the quadrature NLL at the oracle temperature chosen on the test split (slow)"),
+    "tau_search": ("any", "2D: also the quadrature NLL at the oracle temperature chosen on the test split (slow)"),
     "pt_weight": ("nonneg", "weight of the pull-away term in the generator loss"),
     "out_bound": ("nonneg", "> 0: generator output out_bound·tanh(·), confined to the data box (0: unbounded)"),
     "drop_prob": ("unit", "dropout probability of the VCD transition"),

@@ -1,5 +1,7 @@
 """PacGAN packing of the GAN baseline: what the discriminator sees, and that a packed GAN trains."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -38,14 +40,15 @@ def test_packed_gan_steps_leave_out_the_remainder_and_move_both_players():
 
 
 def test_pacgan_architecture_options_build_its_networks():
-    """PacGAN's 2D networks: generator Linear → BN → ReLU ×4 (400), discriminator 3 maxout layers (200 × 5 pieces) on
-    a packed input, weights N(0, 0.02²) with zero biases."""
+    """PacGAN's 2D networks: generator Linear → BN → ReLU ×4 (400), discriminator 3 maxout layers (200 × 5
+    pieces) on a packed input, weights N(0, 0.02²) with zero biases."""
     import torch.nn as nn
 
     from ebmlab.nets.mlp import Maxout
     cfg = GANConfig(g_hidden=(400,) * 4, d_hidden=(200,) * 3, act="relu", g_batchnorm="pre", d_maxout=5,
                     init="normal", pack=2)
-    m = GAN(cfg, spec=DataSpec("toy2d", (2,)), device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
+    m = GAN(cfg, spec=DataSpec("toy2d", (2,)), device=torch.device("cpu"),
+            generator=torch.Generator().manual_seed(0))
     kinds = [type(layer) for layer in m.G]
     assert kinds == [nn.Linear, nn.BatchNorm1d, nn.ReLU] * 4 + [nn.Linear]
     lin = [layer for layer in m.D if isinstance(layer, nn.Linear)]
@@ -53,20 +56,15 @@ def test_pacgan_architecture_options_build_its_networks():
     assert sum(isinstance(layer, Maxout) for layer in m.D) == 3
     w = torch.cat([x.weight.flatten() for x in lin[:3]])  # 600,000 draws: the std's sampling error is ~2e-5
     assert abs(w.std().item() - 0.02) < 2e-4 and all(torch.count_nonzero(x.bias) == 0 for x in lin)
-    post = GAN(replace_cfg(cfg, g_batchnorm="post"), spec=DataSpec("toy2d", (2,)), device=torch.device("cpu"),
+    post = GAN(replace(cfg, g_batchnorm="post"), spec=DataSpec("toy2d", (2,)), device=torch.device("cpu"),
                generator=torch.Generator())
     assert [type(layer) for layer in post.G][:3] == [nn.Linear, nn.ReLU, nn.BatchNorm1d]
-    off = GAN(replace_cfg(cfg, g_batchnorm="off"), spec=DataSpec("toy2d", (2,)), device=torch.device("cpu"),
-               generator=torch.Generator())
+    off = GAN(replace(cfg, g_batchnorm="off"), spec=DataSpec("toy2d", (2,)), device=torch.device("cpu"),
+              generator=torch.Generator())
     assert not any(isinstance(layer, nn.BatchNorm1d) for layer in off.G)
 
 
 def test_mlp_options_with_a_conv_gan_are_refused():
     with pytest.raises(EbmlabError, match="maxout.*net=conv"):
-        GAN(GANConfig(d_maxout=5, width=8), spec=DataSpec("image", (1, 8, 8), (-1.0, 1.0)), device=torch.device("cpu"),
-               generator=torch.Generator())
-
-
-def replace_cfg(cfg, **kw):
-    from dataclasses import replace
-    return replace(cfg, **kw)
+        GAN(GANConfig(d_maxout=5, width=8), spec=DataSpec("image", (1, 8, 8), (-1.0, 1.0)),
+            device=torch.device("cpu"), generator=torch.Generator())

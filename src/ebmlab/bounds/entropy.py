@@ -17,8 +17,9 @@ Three estimators of the Jacobian term (the ``log_volume`` of each example):
 Row-wise generators. Every function here evaluates G on the whole batch and reads per-example Jacobians off
 batched JVPs/VJPs, or — for MLP generators, the fast route — carries the d tangent columns through G's layers in
 the forward pass (``propagate_jacobian``, the construction of stochman's ``nnj`` layers that EBM-BB uses): a
-tangent v[b, d] pushed through G(z[b, d]) gives row i as J_{z_i} v_i only when G acts on each row independently. That holds for MLPs and conv nets, and for BatchNorm in eval mode; a BatchNorm in
-training mode couples the rows and would update its running statistics at each of the many forward passes
+tangent v[b, d] pushed through G(z[b, d]) gives row i as J_{z_i} v_i only when G acts on each row
+independently. That holds for MLPs and conv nets, and for BatchNorm in eval mode; a BatchNorm in training mode
+couples the rows and would update its running statistics at each of the many forward passes
 here (torch.func refuses it with "attempted to call in-place operation"). Put G in eval mode — and use the
 same mode for every term of a loss that mixes ∇E(G(z)) with these Jacobian terms (EBM-BB mixes train-mode
 samples with eval-mode Jacobians; we do not).

@@ -43,9 +43,9 @@ Real and generated examples go through the auto-encoder as one concatenated batc
 layers this is the same computation as two passes.
 
 Energy for evaluation and samplers: ``energy(x) = D(x) / tau`` (nats). The paper does not calibrate D as a
-log-density; a temperature makes exp(−D/τ) a model one can score. With ``tau_search=true``, ``evaluate_extra``
-reports, on 2D data, the exact test NLL by grid quadrature (:mod:`ebmlab.metrics.density`) for τ = 1 (``nll_tau1``) and for the τ that
-minimises the test NLL (``best_tau``, ``nll_best_tau``). The search scans log τ and refines by golden section:
+log-density; a temperature makes exp(−D/τ) a model one can score. With ``tau_search=true``,
+``evaluate_extra`` reports, on 2D data, the exact test NLL by grid quadrature (:mod:`ebmlab.metrics.density`)
+for τ = 1 (``nll_tau1``) and for the τ that minimises the test NLL (``best_tau``, ``nll_best_tau``). The search scans log τ and refines by golden section:
 with β = 1/τ, NLL(β) = β·mean D(x_test) + log ∫ exp(−βD) is convex (a log-partition function is convex in β),
 so it is unimodal in log τ; τ = 1 is always a candidate, so ``nll_best_tau`` ≤ ``nll_tau1`` whenever both are
 on R². Choosing τ on the test split makes ``nll_best_tau`` an optimistic, oracle-τ
