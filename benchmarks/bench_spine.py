@@ -23,8 +23,9 @@ import torch
 
 import ebmlab
 from ebmlab.data import get_dataset
-from ebmlab.metrics.density import CPU_CHUNK, evaluate_on_grid, grid, log_partition, log_partition_on_box
-from ebmlab.trainer import build_method, resolve_config
+from ebmlab.quadrature import CPU_CHUNK, evaluate_on_grid, grid, log_partition, log_partition_on_box
+from ebmlab.trainer import build_method
+from ebmlab.config import resolve_config
 
 
 def bare_loop(steps: int, seed: int) -> float:

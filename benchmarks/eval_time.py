@@ -17,7 +17,9 @@ import ebmlab
 from ebmlab.methods import METHODS
 from ebmlab.plots import plot_run
 from ebmlab.runs import RunDir
-from ebmlab.trainer import dataset_of, evaluate, load_run
+from ebmlab.config import dataset_of
+from ebmlab.evaluation import evaluate
+from ebmlab.api import load_run
 
 MCMC = {"kale": "latent kinetic Langevin (mcmc_steps chains per sample)", "vgan_vcd": "its MCMC transition"}
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 
 from ebmlab.data import get_dataset
-from ebmlab.guided import GuidedConfig, guided_samples
-from ebmlab.metrics.evaluate import sample_metrics
-from ebmlab.trainer import load_run
+from ebmlab.api import guided_samples
+from ebmlab.samplers.latent import GuidedConfig
+from ebmlab.metrics.evaluators import sample_metrics
+from ebmlab.api import load_run
 
 KEYS = ("modes", "hq", "mode_kl", "w1")
 

@@ -264,8 +264,8 @@ def test_allocation_failure(monkeypatch, tmp_path, capsys):
     (lambda: ebmlab.train("gan", "ring8", overrides={"steps": "three"}), "steps"),
     (lambda: ebmlab.train("gan", "ring8", overrides={"lr_g": float("nan")}), "lr_g"),
     (lambda: ebmlab.sample_run("/nonexistent/run", 5), "does not exist"),
-    (lambda: __import__("ebmlab.guided").guided.GuidedConfig(n_steps=-5), "n_steps"),
-    (lambda: __import__("ebmlab.guided").guided.GuidedConfig(inverse_temperature=float("nan")),
+    (lambda: __import__("ebmlab.samplers.latent").samplers.latent.GuidedConfig(n_steps=-5), "n_steps"),
+    (lambda: __import__("ebmlab.samplers.latent").samplers.latent.GuidedConfig(inverse_temperature=float("nan")),
      "inverse_temperature"),
 ])
 def test_python_api_argument_errors(call, words, monkeypatch, tmp_path):

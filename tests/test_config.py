@@ -1,7 +1,7 @@
 import pytest
 
 from ebmlab.errors import EbmlabError
-from ebmlab.trainer import resolve_config
+from ebmlab.config import resolve_config
 
 
 def test_overrides_are_typed_and_routed():

@@ -19,7 +19,6 @@ def test_mlp_architecture_options():
     """The papers' MLP options: BatchNorm before or after the activation, maxout, spectral norm, N(0, 0.02²) and
     Glorot initialisation, a learned output scale — checked by the layer order and by known values."""
     import pytest
-    from torch import nn
 
     from ebmlab.nets.mlp import LearnedScale, Maxout
 

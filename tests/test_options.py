@@ -14,21 +14,44 @@ import ebmlab
 from ebmlab.cli import main, options_listing
 from ebmlab.config import load_toml
 from ebmlab.methods import METHODS
-from ebmlab.options import CATALOGUE, entry, problems
-from ebmlab.trainer import RunConfig, resolve_config
+from ebmlab.config import RunConfig, resolve_config
+from ebmlab.errors import EbmlabError
+from ebmlab.options import RUN, SHARED, entry, problems
 
 DATA_FOR = {n: ("digits_bin" if c.data_kinds == ("binary",) else "ring8") for n, c in METHODS.items()}
 
 
-def test_every_option_has_a_catalogue_entry():
-    names = [f.name for f in dataclasses.fields(RunConfig)]
+def test_every_option_has_a_range_and_meaning_and_every_entry_an_option():
+    run_names = {f.name for f in dataclasses.fields(RunConfig)}
+    assert set(RUN) == run_names
+    method_names: set[str] = set()
     for cls in METHODS.values():
-        for f in dataclasses.fields(cls.Config):
-            kind, desc = entry(f.name, cls)
-            assert desc and kind, f"{cls.name}.{f.name}"
-        names += [f.name for f in dataclasses.fields(cls.Config)]
-    unused = {k for k in CATALOGUE if k.split(".")[-1] not in names}
-    assert not unused, f"catalogue entries of no option: {unused}"
+        names = {f.name for f in dataclasses.fields(cls.Config)}
+        for name in names:
+            kind, desc = entry(name, cls)
+            assert desc and kind, f"{cls.name}.{name}"
+        own = cls.__dict__.get("options", {})
+        assert set(own) <= names, f"{cls.name}: entries of no option {set(own) - names}"
+        method_names |= names
+    assert set(SHARED) <= method_names, f"shared entries of no option: {set(SHARED) - method_names}"
+
+
+def test_an_option_without_metadata_is_refused_with_where_to_add_it(monkeypatch):
+    """A new method whose Config has an option nobody described: a clear message, not a KeyError traceback."""
+    from ebmlab.methods.gan import GAN, GANConfig
+
+    @dataclasses.dataclass(frozen=True)
+    class Cfg(GANConfig):
+        brand_new: int = 3
+
+    class New(GAN):
+        name = "new_gan"
+        Config = Cfg
+
+    monkeypatch.setitem(METHODS, "new_gan", New)
+    with pytest.raises(EbmlabError, match="brand_new.*OPTIONS table beside New's Config"):
+        resolve_config("new_gan", "ring8")
+    assert main(["train", "new_gan", "--data", "ring8", "--out", "/nonexistent/never"]) == 2
 
 
 def test_defaults_and_every_preset_are_in_range():
@@ -118,7 +141,7 @@ def test_import_and_help_do_not_import_torch():
 
 def test_run_directories_with_a_renamed_option_still_load(tmp_path):
     """BiB's eval_samples (shared with the run option of that name) became bound_samples; old runs resume."""
-    from ebmlab.trainer import config_from_dict
+    from ebmlab.config import config_from_dict
 
     d = resolve_config("bib_onesided", "ring8", overrides={"steps": 1}).to_dict()
     d["method_config"]["eval_samples"] = d["method_config"].pop("bound_samples") + 1

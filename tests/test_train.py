@@ -6,7 +6,7 @@ import torch
 import ebmlab
 from ebmlab.errors import DivergenceError, EbmlabError
 from ebmlab.methods.vgan import VGAN
-from ebmlab.trainer import load_run
+from ebmlab.api import load_run
 
 FAST = {"eval_samples": 300, "plots": "false", "tensorboard": "false", "log_every": 5, "ckpt_every": 10}
 

@@ -44,7 +44,8 @@ def step_rates(data: str, methods: list[str], data_dir: str, rounds: int = 5, se
     """Median steps/s of each method over ``rounds`` rounds, the methods interleaved within a round and each timed
     for at least ``seconds`` (short timings under a shared machine's load scatter by a factor of two)."""
     from ebmlab.data import get_dataset
-    from ebmlab.trainer import build_method, resolve_config
+    from ebmlab.trainer import build_method
+    from ebmlab.config import resolve_config
 
     ds = get_dataset(data, data_dir=data_dir or None)
     built = {}

@@ -47,7 +47,8 @@ def bare_step(p_lin, p_bias, q_lin, opt, x, k, g):
 
 def main() -> None:
     from ebmlab.data import get_dataset
-    from ebmlab.trainer import build_method, resolve_config
+    from ebmlab.trainer import build_method
+    from ebmlab.config import resolve_config
 
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=30)

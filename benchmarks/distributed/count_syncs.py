@@ -11,7 +11,6 @@ import sys
 import tempfile
 from collections import Counter
 
-import torch
 from torch.overrides import TorchFunctionMode
 
 SYNCS = {"item", "__bool__", "__float__", "__int__", "__index__", "tolist", "numpy", "nonzero"}

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 import ebmlab
 from ebmlab.data import get_dataset
 from ebmlab.data.batches import make_batches
-from ebmlab.trainer import build_method, resolve_config
+from ebmlab.trainer import build_method
+from ebmlab.config import resolve_config
 
 
 def bare_gan(m, batches, steps: int) -> float:
@@ -43,11 +44,15 @@ def bare_gan(m, batches, steps: int) -> float:
         lr, lf = D(x).squeeze(1), D(fake).squeeze(1)
         loss = F.binary_cross_entropy_with_logits(lr, torch.ones_like(lr)) + \
             F.binary_cross_entropy_with_logits(lf, torch.zeros_like(lf))
-        od.zero_grad(); loss.backward(); od.step()
+        od.zero_grad()
+        loss.backward()
+        od.step()
         for p in D.parameters():
             p.requires_grad_(False)
         lg = F.softplus(-D(G(torch.randn(len(x), m.config.z_dim, generator=g))).squeeze(1)).mean()
-        og.zero_grad(); lg.backward(); og.step()
+        og.zero_grad()
+        lg.backward()
+        og.step()
         for p in D.parameters():
             p.requires_grad_(True)
     return steps / (time.perf_counter() - t0)

@@ -29,7 +29,8 @@ import torch
 def rates(methods: list[str], data: str, rounds: int, seconds: float) -> dict[str, float]:
     from ebmlab.data import get_dataset
     from ebmlab.data.batches import make_batches
-    from ebmlab.trainer import build_method, resolve_config
+    from ebmlab.trainer import build_method
+    from ebmlab.config import resolve_config
 
     torch.set_num_threads(1)
     ds = get_dataset(data)

@@ -37,7 +37,7 @@ def main() -> None:
     from ebmlab.data import get_dataset
     from ebmlab.metrics.classifier import get_classifier
     from ebmlab.metrics.images import _features
-    from ebmlab.trainer import load_run
+    from ebmlab.api import load_run
 
     p = argparse.ArgumentParser()
     p.add_argument("runs", nargs="+")

@@ -21,7 +21,9 @@ import torch
 
 def main() -> None:
     from ebmlab.data.batches import make_batches
-    from ebmlab.trainer import dataset_of, evaluate, load_run
+    from ebmlab.config import dataset_of
+    from ebmlab.evaluation import evaluate
+    from ebmlab.api import load_run
 
     p = argparse.ArgumentParser()
     p.add_argument("run_dir")

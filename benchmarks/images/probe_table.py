@@ -25,7 +25,9 @@ import torch
 
 from ebmlab.data import get_dataset
 from ebmlab.metrics.probe import linear_probe
-from ebmlab.trainer import build_method, load_run, resolve_config
+from ebmlab.trainer import build_method
+from ebmlab.api import load_run
+from ebmlab.config import resolve_config
 
 
 class _Pixels:

@@ -71,7 +71,7 @@ def main() -> None:
 
     from ebmlab.data import get_dataset
     from ebmlab.metrics.density import density_metrics
-    from ebmlab.metrics.evaluate import sample_metrics
+    from ebmlab.metrics.evaluators import sample_metrics
 
     ds = get_dataset("grid25")
     gen, disc = model.gen.eval(), model.disc.eval()

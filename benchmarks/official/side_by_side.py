@@ -143,7 +143,7 @@ def main() -> None:
         L.append(f"| {name} | {mean_se([r['modes'] for r in rs])} | {mean_se([100 * r['hq'] for r in rs])} | "
                  f"{mean_se([r['mode_kl'] for r in rs])} | {mean_se([r['w1'] for r in rs])} | "
                  f"{mean_se([r['steps_per_s'] for r in rs])} |")
-    L += ["", f"Step-rate ratio ebmlab / official, each pair measured over the same period: "
+    L += ["", "Step-rate ratio ebmlab / official, each pair measured over the same period: "
           + ", ".join(f"{r:.2f}×" for r in ratios) + f" (mean {sum(ratios) / len(ratios):.2f}×).", "",
           "## Per seed", "", "| code | seed | modes | HQ (%) | mode KL | W1 | NLL (nats) | density | steps/s |",
           "|---|---|---|---|---|---|---|---|---|"]

@@ -21,8 +21,8 @@ _WHERE = {
     "DATASETS": "data", "get_dataset": "data",
     "DivergenceError": "errors", "EbmlabError": "errors", "NonNormalisableError": "errors",
     "METHODS": "methods", "get_method": "methods",
-    "RunConfig": "trainer", "evaluate_run": "trainer", "load_run": "trainer", "resolve_config": "trainer",
-    "sample_run": "trainer", "train": "trainer",
+    "RunConfig": "config", "resolve_config": "config", "train": "trainer",
+    "evaluate_run": "api", "load_run": "api", "sample_run": "api",
 }
 
 __all__ = sorted(_WHERE)

@@ -25,24 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DivergenceError, EbmlabError
-
-# Recalled from the VEEGAN and PacGAN tables (EVALUATION.md): not re-checked against the papers.
-RECALLED = {
-    "ring8": [("GAN (VEEGAN table, recalled)", 1.0, 0.993), ("Unrolled GAN (VEEGAN table, recalled)", 7.6, 0.356),
-              ("VEEGAN (VEEGAN table, recalled)", 8.0, 0.529), ("PacGAN2 (PacGAN table, recalled)", 7.9, 0.956)],
-    "grid25": [("GAN (VEEGAN table, recalled)", 3.3, 0.005), ("Unrolled GAN (VEEGAN table, recalled)", 23.6, 0.16),
-               ("VEEGAN (VEEGAN table, recalled)", 24.6, 0.40), ("PacGAN4 (PacGAN table, recalled)", 24.8, 0.936)],
-}
-COLUMNS = ["modes", "hq", "mode_kl", "w1", "mmd2", "nll", "kl", "tv", "nll_box", "kl_box",
-           "base_modes", "base_hq", "base_mode_kl", "base_w1", "seconds"]  # base_*: KALE's generator alone
-IMAGE_COLUMNS = ["modes", "mode_kl", "clf_fd", "clf_kid", "clf_precision", "clf_recall", "clf_density",
-                 "clf_coverage", "clf_score", "mmd2", "sw1", "nll_iwae", "est_nll_iwae", "nll_lower", "nll_upper",
-                 "base_modes", "base_mode_kl", "base_clf_fd", "seconds"]
-# Recalled from PacGAN's stacked-MNIST table (DCGAN variants, 26,000 samples): not re-checked against the paper.
-RECALLED_IMAGES = {
-    "stacked_mnist": [("DCGAN (PacGAN table, recalled)", 99.0, 3.40), ("VEEGAN (PacGAN table, recalled)", 150.0, 2.95),
-                      ("PacDCGAN2 (PacGAN table, recalled)", 1000.0, 0.06), ("PacDCGAN4 (PacGAN table, recalled)", 1000.0, 0.07)],
-}
+from .metrics.registry import is_bookkeeping
 
 
 def _one(args: tuple[str, str, int, dict[str, Any], str]) -> dict[str, Any]:
@@ -101,7 +84,9 @@ def aggregate(results: list[dict[str, Any]], by_setting: bool = False) -> list[d
                                "diverged": sum(r["status"] == "diverged" for r in rs), "ok": len(ok)}
         if by_setting:
             row["setting"] = key[2]
-        for c in COLUMNS + IMAGE_COLUMNS:
+        names = dict.fromkeys(k for r in ok for k, v in r["metrics"].items()
+                              if isinstance(v, (int, float)) and not isinstance(v, bool) and not is_bookkeeping(k, v))
+        for c in [*names, "seconds"]:
             vals = [r.get("seconds") for r in ok] if c == "seconds" else \
                 [r["metrics"].get(c) for r in ok if c in r["metrics"]]
             ms = _mean_std(vals)
@@ -127,7 +112,7 @@ def grid_settings(grid: dict[str, list[Any]], method: str) -> list[tuple[str, di
     """(label, overrides) for each point of the product of the grid axes that ``method`` has options for."""
     from .config import field_types
     from .methods import get_method
-    from .trainer import RunConfig
+    from .config import RunConfig
 
     known = set(field_types(RunConfig)) | set(field_types(get_method(method).Config))
     axes = []
@@ -169,16 +154,38 @@ def _fmt(cell: Any, col: str, of: int | None = None) -> str:
     return f"{cell * scale:.3g}"
 
 
-IMAGE_NOTE = ("Mean ± std over training seeds; `seconds` is the wall time of one run (training + final evaluation). "
-              "clf_*: distances in the feature space of the data set's own domain classifier (not Inception, not "
-              "FID): Fréchet distance, KID (cubic kernel, unbiased), precision/recall (k = 3), density/coverage "
-              "(k = 5), the classifier's Inception-style score, on eval_samples samples against as many test images. "
-              "Stacked sets: modes hit (of 1000) and mode_kl = KL(q ‖ uniform) over 26,000 samples, each channel "
-              "labelled by the base set's classifier. The `real data` row uses real train images at the same count "
-              "(for the stacked modes: the 26,000 stacked test triples, so the classifier's own errors are in the "
-              "ceiling). nll_iwae: −IWAE bound (VAE; est_: LBT's estimator), nats per image of the [−1, 1]-scaled "
-              "pixels; nll_lower/nll_upper: BiB's bounds. Rows marked *recalled* are numbers remembered from the "
-              "PacGAN table (stacked MNIST), not re-checked.\n")
+NOTE = {
+    "toy": "Mean ± std over training seeds; `seconds` is the wall time of one run (training + final evaluation). "
+           "Sample metrics on eval_samples samples against the fixed test split. The `real data` row uses fresh "
+           "exact samples (the ceiling; its nll is the true entropy, the floor).",
+    "images": "Mean ± std over training seeds; `seconds` is the wall time of one run (training + final evaluation). "
+              "The `real data` row uses real train images at the same count (for stacked modes: the 26,000 stacked "
+              "test triples, so the classifier's own errors are in the ceiling).",
+}
+
+
+def column_notes(cols: list[str]) -> str:
+    """What each column is, from the metadata declared beside each metric."""
+    from .metrics.registry import spec
+
+    parts = [f"{c}: {m.meaning}" for c in cols if c != "seconds" and (m := spec(c)) is not None]
+    return "Columns — " + "; ".join(parts) + ".\n" if parts else ""
+
+
+def load_recalled(path: str | Path | None) -> dict[str, list[tuple[str, dict[str, float]]]]:
+    """Rows recalled from papers, from a TOML file: one array of tables per data set, each with ``name`` and metric
+    values (``benchmarks/recalled.toml``); shown in italics and labelled as recalled."""
+    if path is None:
+        return {}
+    from .config import load_toml
+
+    out: dict[str, list[tuple[str, dict[str, float]]]] = {}
+    for data, rows in load_toml(path).items():
+        if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("name"), str) for r in rows):
+            raise EbmlabError(f"{path}: [{data}] must be an array of tables with a name and metric values "
+                              f"([[{data}]] name = \"...\" modes = ...)")
+        out[data] = [(r["name"], {k: v for k, v in r.items() if k != "name"}) for r in rows]
+    return out
 
 
 def header(col: str) -> str:
@@ -187,28 +194,23 @@ def header(col: str) -> str:
     return "seconds" if col == "seconds" else metric_header(col)
 
 
+def table_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The declared table columns found in the rows (``metadata.Metric.column``), then ``seconds``."""
+    from .metrics.registry import columns
+
+    return [*columns({k for r in rows for k in r}), "seconds"]
+
+
 def markdown(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], command: str, meta: dict,
-             suite: str = "toy") -> str:
-    columns = COLUMNS if suite == "toy" else IMAGE_COLUMNS
-    cols = [c for c in columns if any(c in r for r in rows)]
+             suite: str = "toy", recalled: dict[str, list[tuple[str, dict[str, float]]]] | None = None) -> str:
+    recalled = recalled or {}
+    cols = [c for c in table_columns(rows) if any(c in r for r in rows)]
     head = ["data", "method", "runs", "diverged"] + [header(c) for c in cols]
-    if suite != "toy":
-        lines = [f"# Image benchmark\n\nCommand: `{command}`\n",
-                 f"Machine: {meta['machine']}; torch {meta['torch']}; wall time {meta['wall_s']:.0f} s; "
-                 f"{meta['jobs']} runs in parallel.\n", IMAGE_NOTE,
-                 "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        recalled = {d: [(n, {"modes": m, "mode_kl": k}) for n, m, k in v] for d, v in RECALLED_IMAGES.items()}
-    else:
-        recalled = {d: [(n, {"modes": m, "hq": h}) for n, m, h in v] for d, v in RECALLED.items()}
-    lines = lines if suite != "toy" else [f"# Toy benchmark\n\nCommand: `{command}`\n",
-             f"Machine: {meta['machine']}; torch {meta['torch']}; wall time {meta['wall_s']:.0f} s.\n",
-             "Mean ± std over training seeds. Sample metrics on 2500 samples against the fixed test split "
-             "(HQ: within 3σ of the nearest mode; mode_kl: KL(histogram of HQ samples ‖ uniform)); "
-             "W1 exact by POT (Euclidean cost); MMD² unbiased, RBF bandwidth = median distance of real data. "
-             "nll/kl/tv: exact by grid quadrature for methods with a normalisable energy (nats); "
-             "nll_box/kl_box: the energy is not normalisable on R², so the model is restricted to the data set's box. "
-             "The `real data` row uses fresh exact samples (ceiling; its nll is the true entropy, the floor). "
-             "Rows marked *recalled* are numbers remembered from the VEEGAN/PacGAN tables, not re-checked.\n",
+    title = "Toy benchmark" if suite == "toy" else "Image benchmark"
+    lines = [f"# {title}\n\nCommand: `{command}`\n",
+             f"Machine: {meta['machine']}; torch {meta['torch']}; wall time {meta['wall_s']:.0f} s; "
+             f"{meta['jobs']} runs in parallel.\n", NOTE.get(suite, NOTE["toy"]) + " " + column_notes(cols)
+             + ("Rows in italics are recalled from papers (the --recalled file), not re-checked.\n" if recalled else ""),
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for data in sorted({r["data"] for r in rows}):
         ref = reference.get(data, {})
@@ -224,7 +226,7 @@ def markdown(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], c
 
 def markdown_settings(rows: list[dict[str, Any]]) -> str:
     """The per-setting table of a grid benchmark (mean ± std over seeds)."""
-    cols = [c for c in COLUMNS if any(c in r for r in rows)]
+    cols = [c for c in table_columns(rows) if any(c in r for r in rows)]
     head = ["data", "method", "setting", "runs", "diverged"] + [header(c) for c in cols]
     lines = ["\n## Per setting\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -236,8 +238,9 @@ def markdown_settings(rows: list[dict[str, Any]]) -> str:
 def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: str | Path, steps: int | None = None,
                   overrides: dict[str, Any] | None = None, jobs: int = 1, command: str = "",
                   grid: dict[str, list[Any]] | None = None, suite: str = "toy",
-                  shard: tuple[int, int] | None = None) -> dict[str, Any]:
-    """Run the grid of (method, data, seed[, setting]) and write results.md/json; ``suite`` picks the columns.
+                  shard: tuple[int, int] | None = None, recalled: str | Path | None = None) -> dict[str, Any]:
+    """Run the grid of (method, data, seed[, setting]) and write results.md/json; ``suite`` picks the note;
+    ``recalled``: a TOML file of rows recalled from papers (:func:`load_recalled`) to show beside the results.
 
     ``shard=(i, n)`` runs only the i-th of n disjoint parts of the grid (every n-th run, starting at run i, so each
     part mixes methods) and writes ``OUT/parts/part-<i>-of-<n>.json`` instead of the table; :func:`collect` merges
@@ -247,7 +250,6 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
         raise EbmlabError(f"--shard must be i/n with 0 ≤ i < n; got {shard}")
     from .data import get_dataset
     from .methods import get_method
-    from .metrics import real_reference
 
     for m in methods:
         get_method(m)
@@ -255,6 +257,7 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
         get_dataset(d)
     if seeds < 1:
         raise EbmlabError(f"--seeds must be ≥ 1, got {seeds}")
+    load_recalled(recalled)  # a bad file is refused before any run
     out = Path(out)
     over = dict(overrides or {})
     if steps is not None:
@@ -266,7 +269,7 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
         labels = [None] * len(tasks)
     else:
         from .config import field_types
-        from .trainer import RunConfig
+        from .config import RunConfig
 
         run_known = set(field_types(RunConfig))
         names = [(n.strip(), *_scoped(n)) for key in grid for n in key.split(",") if n.strip()]
@@ -318,7 +321,7 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
             "torch": torch.__version__, "wall_s": time.perf_counter() - t0, "jobs": jobs}
     cmd = command or f"ebmlab bench {suite} " + " ".join(sys.argv[3:])
     spec = {"suite": suite, "datasets": datasets, "eval_samples": int(over.get("eval_samples", 2500)),
-            "grid": grid, "runs_in_grid": n_grid}
+            "grid": grid, "runs_in_grid": n_grid, "recalled": str(recalled) if recalled is not None else None}
     if shard is not None:
         from .runs import json_safe
 
@@ -334,7 +337,8 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
 
 def write_report(results: list[dict[str, Any]], out: str | Path, *, command: str, meta: dict[str, Any], suite: str,
                  datasets: list[str], eval_samples: int, grid: dict[str, list[Any]] | None,
-                 runs_in_grid: int | None = None, missing: list[str] | None = None) -> dict[str, Any]:
+                 runs_in_grid: int | None = None, missing: list[str] | None = None,
+                 recalled: str | None = None) -> dict[str, Any]:
     """results.md and results.json of a finished grid (or of the parts of one, see :func:`collect`)."""
     from .metrics import real_reference
     from .runs import json_safe
@@ -342,9 +346,10 @@ def write_report(results: list[dict[str, Any]], out: str | Path, *, command: str
     out = Path(out)
     rows = aggregate(results)
     reference = {d: real_reference(d, eval_samples) for d in datasets}
+    recalled_rows = load_recalled(recalled)
     report = {"command": command, "meta": meta, "rows": rows, "reference_real_data": reference,
-              "recalled": RECALLED, "runs": results}
-    md = markdown(rows, reference, command, meta, suite)
+              "recalled": recalled_rows, "runs": results}
+    md = markdown(rows, reference, command, meta, suite, recalled_rows)
     if grid is not None:
         report["grid"] = grid
         report["setting_rows"] = aggregate(results, by_setting=True)
@@ -393,4 +398,4 @@ def collect(out: str | Path) -> dict[str, Any]:
     meta = {**first["meta"], "wall_s": sum(walls), "jobs": f"{len(parts)} parts of {n} (wall time summed)"}
     return write_report(results, out, command=first["command"], meta=meta, suite=first["suite"],
                         datasets=first["datasets"], eval_samples=first["eval_samples"], grid=first["grid"],
-                        runs_in_grid=first["runs_in_grid"], missing=missing)
+                        runs_in_grid=first["runs_in_grid"], missing=missing, recalled=first.get("recalled"))

@@ -35,7 +35,7 @@ def options_listing(method: str, data: str | None, data_dir: str | None = None) 
     from .config import to_dict
     from .methods import get_method
     from .options import describe
-    from .trainer import RunConfig, resolve_config
+    from .config import RunConfig, resolve_config
 
     cls = get_method(method)
     if data is not None:
@@ -111,7 +111,7 @@ def _format_metrics(summary: dict) -> str:
 
 
 def _eval(args) -> None:
-    from .trainer import evaluate_run
+    from .api import evaluate_run
 
     import os
 
@@ -133,7 +133,8 @@ def _sample(args) -> None:
     import numpy as np
 
     from .runs import atomic_write_bytes
-    from .trainer import check_output_dir, sample_run
+    from .runs import check_output_dir
+    from .api import sample_run
 
     # every argument is checked before the (possibly long) sampling starts
     out = Path(args.out)
@@ -157,7 +158,7 @@ def _sample(args) -> None:
             raise EbmlabError(f"{flag} must be {what}, got {v}")
     guided = None
     if args.sampler not in (None, "none"):
-        from .guided import GuidedConfig
+        from .samplers.latent import GuidedConfig
 
         d = GuidedConfig()
         guided = GuidedConfig(args.sampler, d.inverse_temperature if args.temperature is None else args.temperature,
@@ -222,7 +223,8 @@ def _bench(args) -> None:
     cmd = "ebmlab bench " + " ".join(sys.argv[2:])
     rep = run_toy_bench(methods, data, args.seeds, out=args.out, steps=args.steps,
                         overrides=parse_override_strings(args.overrides), jobs=args.jobs, command=cmd,
-                        grid=load_grid(args.grid) if args.grid else None, suite=args.suite, shard=shard)
+                        grid=load_grid(args.grid) if args.grid else None, suite=args.suite, shard=shard,
+                        recalled=args.recalled)
     if shard is not None:
         print(f"part {shard[0]} of {shard[1]}: {len(rep['runs'])} runs in {rep['meta']['wall_s']:.0f} s, written to "
               f"{Path(args.out) / 'parts'}; merge the parts with: ebmlab bench collect {args.out}")
@@ -234,7 +236,7 @@ def _bench(args) -> None:
 
 def _report(args) -> None:
     from .report import write
-    from .trainer import check_output_dir
+    from .runs import check_output_dir
 
     out = Path(args.out)
     check_output_dir(out.parent)
@@ -336,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "the product of the axes a method has is run for each method")
     s.add_argument("--shard", metavar="i/n", help="run only the i-th of n disjoint parts of the grid (i from 0), e.g. "
                    "one per job of a job array; then `ebmlab bench collect OUT`")
+    s.add_argument("--recalled", metavar="FILE", help="TOML file of rows recalled from papers to show beside the "
+                   "results, labelled as recalled (e.g. benchmarks/recalled.toml)")
     s.add_argument("overrides", nargs="*", help="key=value options applied to every run")
     s.set_defaults(fn=_bench)
 

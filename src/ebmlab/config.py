@@ -1,8 +1,13 @@
-"""Frozen dataclass configs: overrides from strings with type checks, TOML files, and dict round trips.
+"""A run's configuration: the run options, presets, and their resolution into one :class:`ResolvedConfig`.
 
-Each method's ``Config`` dataclass lives beside the method. Overrides arrive as ``key=value`` strings
-(CLI) or as a dict (Python API); both go through :func:`apply_overrides`, which rejects unknown keys
-(listing the valid ones) and values of the wrong type.
+Each method's ``Config`` dataclass lives beside the method; the run options are :class:`RunConfig` here. Options
+arrive as ``key=value`` strings (CLI), a dict (Python API) or TOML tables; all go through :func:`apply_overrides`,
+which rejects unknown keys (listing the valid ones) and values of the wrong type, and
+``ebmlab.options.validate`` checks ranges. Nothing is written before the whole configuration is accepted.
+
+Resolution order: the method's Config defaults → ``presets/<method>.toml`` → ``presets/<method>_<kind>.toml`` →
+``presets/<method>_<data>.toml`` → ``--config FILE`` → ``key=value`` overrides. A file has ``[run]`` and
+``[method]`` tables; a flat override goes to whichever of the two has that key.
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ import dataclasses
 import tomllib
 import types
 import typing
+from dataclasses import dataclass, field, fields
+from functools import cached_property
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -126,3 +134,188 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 def describe(cls: type) -> list[tuple[str, str, Any]]:
     """(name, type, default) for each field: used by ``ebmlab list --options``."""
     return [(f.name, _type_name(t), getattr(cls(), f.name)) for f, t in zip(dataclasses.fields(cls), field_types(cls).values())]
+
+
+# --- the run options and their resolution ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunConfig:
+    """Options of a run that every method shares; their meanings and ranges: ``ebmlab.options.RUN``."""
+    steps: int = 5000
+    batch_size: int = 256
+    seed: int = 0
+    log_every: int = 50
+    eval_every: int = 0  # 0: evaluate only at the end
+    ckpt_every: int = 1000
+    eval_samples: int = 2500
+    eval_density: bool = True
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    threads: int = 1  # torch CPU threads; 1 is fastest for the small 2D networks (0: torch's default)
+    tensorboard: bool = True
+    plots: bool = True
+    data_dir: str = ""  # where local copies of MNIST/CIFAR-10 live (else the EBMLAB_DATA environment variable)
+    image_size: int = 0  # a user's image folder is resized to this side (0: keep the images' own size)
+    batches: Literal["auto", "epochs", "iid", "balanced"] = "auto"  # auto: iid for toy2d (as always), else epochs
+    num_workers: int = 0  # > 0: batches are prepared by a DataLoader with this many worker processes
+    # the training recipe shared by all methods (ebmlab.recipe)
+    lr_schedule: Literal["constant", "linear", "cosine", "step"] = "constant"
+    lr_decay_start: int = 0
+    lr_end_factor: float = 0.0
+    lr_step_every: int = 0
+    lr_step_factor: float = 0.1
+    grad_clip: float = 0.0  # 0: off
+    ema: float = 0.0  # 0: off
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast of each training step (trainer._autocast)
+    channels_last: bool = False  # image data: networks and batches in channels-last memory format
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """Everything a run is made from: method and data names, run options, the method's options, the presets
+    applied and where each value came from. The method class and the data set are resolved once, here."""
+    method: str
+    data: str
+    run: RunConfig
+    method_config: Any
+    presets: tuple[str, ...] = ()  # the preset files applied, in order
+    sources: dict[str, str] = field(default_factory=dict, compare=False)  # option -> where its value came from
+
+    @cached_property
+    def method_class(self) -> type:
+        from .methods import get_method
+
+        return get_method(self.method)
+
+    @cached_property
+    def dataset(self) -> Any:
+        """The data set of the run (built once per configuration)."""
+        return dataset_of(self.data, self.run)
+
+    def to_dict(self) -> dict[str, Any]:
+        from . import __version__
+
+        return {"method": self.method, "data": self.data, "run": to_dict(self.run),
+                "method_config": to_dict(self.method_config), "presets": list(self.presets),
+                "ebmlab_version": __version__}
+
+    def source(self, name: str) -> str:
+        return self.sources.get(name, "default")
+
+    def echo(self) -> str:
+        """The resolved configuration in one compact block: non-default values marked with their source."""
+        lines = [f"{self.method} on {self.data}; presets applied: {', '.join(self.presets) or 'none'}"]
+        for title, cfg in (("run", self.run), (self.method, self.method_config)):
+            items = []
+            for f in fields(cfg):
+                v = getattr(cfg, f.name)
+                v = ",".join(map(str, v)) if isinstance(v, tuple) else v
+                src = self.source(f.name)
+                items.append(f"{f.name}={v}" + ("" if src == "default" else f" [{_short(src)}]"))
+            lines.append(f"  {title}: " + "  ".join(items))
+        return "\n".join(lines)
+
+
+def _short(source: str) -> str:
+    return {"command line": "cli"}.get(source, source.removeprefix("preset "))
+
+
+def _preset(name: str) -> dict[str, Any]:
+    f = resources.files("ebmlab") / "presets" / f"{name}.toml"
+    if not f.is_file():
+        return {}
+    return load_toml(Path(str(f)))
+
+
+def _apply_file(run: RunConfig, mcfg: Any, table: dict[str, Any], source: str, method: str,
+                sources: dict[str, str]) -> tuple[RunConfig, Any]:
+    unknown = set(table) - {"run", "method"}
+    if unknown:
+        raise EbmlabError(f"{source}: unknown table(s) {sorted(unknown)}; expected [run] and [method]")
+    run = apply_overrides(run, table.get("run", {}), what=f"[run] in {source}")
+    mcfg = apply_overrides(mcfg, table.get("method", {}), what=f"[method] of {method} in {source}")
+    sources.update({k: source for k in table.get("run", {})})
+    sources.update({k: source for k in table.get("method", {})})
+    return run, mcfg
+
+
+def dataset_of(data: str, run: RunConfig) -> Any:
+    from .data import get_dataset
+
+    return get_dataset(data, data_dir=run.data_dir or None, image_size=run.image_size)
+
+
+def preset_names(method: str, data: str, kind: str) -> list[str]:
+    """The presets applied, in order: the method's, its data kind's (binary data take the image presets, then
+    their own), its data set's."""
+    kinds = {"toy2d": [], "image": ["image"], "binary": ["image", "binary"], "vectors": ["vectors"]}[kind]
+    names = [method] + [f"{method}_{k}" for k in kinds]
+    if "/" not in data and not data.endswith((".npz", ".npy")):
+        names.append(f"{method}_{data}")
+    return names
+
+
+def resolve_config(method: str, data: str, *, config_file: str | Path | None = None,
+                   overrides: dict[str, Any] | None = None) -> ResolvedConfig:
+    from .methods import get_method
+    from .options import validate
+
+    cls = get_method(method)
+    run_keys, m_keys = field_types(RunConfig), field_types(cls.Config)
+    # the data set (and so its kind, which picks the presets) may depend on the run's data_dir / image_size
+    file_table = load_toml(config_file) if config_file is not None else {}
+    located = ("data_dir", "image_size")
+    run0 = apply_overrides(RunConfig(), {k: v for k, v in file_table.get("run", {}).items() if k in located},
+                           what="run")
+    run0 = apply_overrides(run0, {k: v for k, v in (overrides or {}).items() if k in located}, what="run")
+    ds0 = dataset_of(data, run0)
+    kind = ds0.kind
+    run, mcfg, sources, applied = RunConfig(), cls.Config(), {}, []
+    for name in preset_names(method, data, kind):
+        table = _preset(name)
+        if table:
+            applied.append(name)
+            run, mcfg = _apply_file(run, mcfg, table, f"preset {name}", method, sources)
+    if config_file is not None:
+        run, mcfg = _apply_file(run, mcfg, file_table, str(config_file), method, sources)
+    r_over, m_over = {}, {}
+    for k, v in (overrides or {}).items():
+        if k in run_keys:
+            r_over[k] = v
+        elif k in m_keys:
+            m_over[k] = v
+        else:
+            raise EbmlabError(
+                f"unknown option {k!r} for method {method}; run options: "
+                f"{', '.join(run_keys)}; {method} options: {', '.join(m_keys)}"
+            )
+    run = apply_overrides(run, r_over, what="run")
+    mcfg = apply_overrides(mcfg, m_over, what=method)
+    sources.update({k: "command line" for k in (overrides or {})})
+    validate(run, what="run options")
+    validate(mcfg, method=cls, what=f"{method} options")
+    resolved = ResolvedConfig(method, data, run, mcfg, tuple(applied), sources)
+    if (run.data_dir, run.image_size) == (run0.data_dir, run0.image_size):
+        resolved.__dict__["dataset"] = ds0  # the data set is built once (cached_property's own slot)
+    return resolved
+
+
+def config_from_dict(d: Any, where: str | Path = "config.json") -> ResolvedConfig:
+    """The configuration saved in a run directory; a file that was emptied or edited by hand is refused. Options
+    a method renamed since the file was written (its class's ``renamed_options``) are read under the new name."""
+    from .methods import get_method
+    from .options import validate
+
+    try:
+        if not isinstance(d, dict) or not isinstance(d.get("run"), dict) or not isinstance(d.get("method_config"), dict) \
+                or not isinstance(d.get("method"), str) or not isinstance(d.get("data"), str):
+            raise EbmlabError("expected an object with keys method, data, run, method_config")
+        cls = get_method(d["method"])
+        renamed = getattr(cls, "renamed_options", {})
+        run = apply_overrides(RunConfig(), d["run"], what="run")
+        mcfg = apply_overrides(cls.Config(), {renamed.get(k, k): v for k, v in d["method_config"].items()},
+                               what=d["method"])
+        validate(run, what="run options")
+        validate(mcfg, method=cls, what=f"{d['method']} options")
+    except EbmlabError as exc:
+        raise EbmlabError(f"{where} is not a valid ebmlab run configuration ({exc}); it was damaged or edited by "
+                          f"hand — restore it, or start a new run with another --out") from None
+    return ResolvedConfig(d["method"], d["data"], run, mcfg, tuple(d.get("presets", ())))

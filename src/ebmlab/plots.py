@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from .metrics.density import evaluate_on_grid, grid  # noqa: E402
+from .quadrature import evaluate_on_grid, grid  # noqa: E402
 from .runs import fault_point  # noqa: E402
 
 
@@ -106,7 +106,7 @@ def plot_curves(records: list[dict], path) -> None:
                 continue
             if v is not None and math.isfinite(v):
                 series[f"{r['kind']}/{k}"].append((r["step"], v))
-    from .present import is_bookkeeping
+    from .metrics.registry import is_bookkeeping
 
     # a quantity evaluated once (eval_every=0: only the final evaluation) is a number, not a curve: it goes into
     # the caption of the figure rather than a panel holding a single dot

@@ -1,10 +1,12 @@
 """Training-recipe options shared by every method: learning-rate schedules, gradient-norm clipping and an
 exponential moving average (EMA) of the sampling networks.
 
-A method owns its losses and its optimizer steps; the recipe touches neither. It acts only through what every
-method exposes: ``method.optimizers`` (their learning rates are set before each step, and a step pre-hook clips
-the gradients an optimizer is about to apply) and ``method.networks`` (their parameters are averaged after each
-step). So a new method gets the whole recipe without a line of its own.
+A method owns its losses and its optimizer steps; the recipe changes neither. It acts through what every method
+exposes: ``method.optimizers`` (their learning rates are set before each step) and ``method.networks`` (their
+parameters are averaged after each step), and at each optimizer step through ``methods.base.optimizer_step``,
+which calls :meth:`Recipe.average` (the gradient's mean over the processes of a data-parallel run) and
+:meth:`Recipe.clip` (the run's gradient clip) visibly, between ``backward`` and ``step``. So a new method that
+steps its optimizers with ``optimizer_step`` gets the whole recipe without a line of its own.
 
 Learning-rate schedule (run options ``lr_schedule``, ``lr_decay_start``, ``lr_end_factor``, ``lr_step_every``,
 ``lr_step_factor``): every optimizer's learning rate is its configured value times a factor f(s) of the step s
@@ -63,15 +65,12 @@ def lr_factor(step: int, rc: Any) -> float:
 class Recipe:
     """The recipe attached to one method for one run (``build_method`` attaches it)."""
 
-    def __init__(self, method: Any, rc: Any):
+    def __init__(self, method: Any, rc: Any, world: Any = None):
         self.rc = rc
+        self.world = world  # ebmlab.distributed.World of a data-parallel run (None: one process)
         self.optimizers: dict[str, torch.optim.Optimizer] = dict(method.optimizers)
         # the configured learning rates, read before any checkpoint overwrites the optimizers' param groups
         self.base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in self.optimizers.items()}
-        self._hooks = []
-        if rc.grad_clip > 0:
-            for opt in self.optimizers.values():
-                self._hooks.append(opt.register_step_pre_hook(self._clip))
         self.averaged_nets: dict[str, nn.Module] = {}
         if rc.ema > 0:
             names = [n for n in getattr(method, "sampling_networks", ("generator",)) if n in method.networks]
@@ -110,7 +109,18 @@ class Recipe:
                 else:
                     avg.copy_(live)
 
-    def _clip(self, opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    # --- at each optimizer step (called by methods.base.optimizer_step) -----------------------------------------
+    def average(self, opt: torch.optim.Optimizer) -> None:
+        """The gradients ``opt`` is about to apply, averaged over the processes of a data-parallel run."""
+        if self.world is not None:
+            from .distributed import average
+
+            average(opt, self.world)
+
+    def clip(self, opt: torch.optim.Optimizer) -> None:
+        """The run's gradient clip (``grad_clip`` > 0): rescale ``opt``'s gradients to that global L2 norm."""
+        if self.rc.grad_clip <= 0:
+            return
         params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
         if params:
             torch.nn.utils.clip_grad_norm_(params, self.rc.grad_clip)

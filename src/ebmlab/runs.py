@@ -277,3 +277,23 @@ class MetricsLogger:
         self.fh.close()
         if self.tb is not None:
             self.tb.close()
+
+
+def check_output_dir(out: Path) -> None:
+    """Refuse an output directory that cannot be created or written, before any work is done."""
+    for part in out.parts:
+        if len(part.encode()) > 255:
+            raise EbmlabError(f"--out {out}: the name {part[:40]}... is {len(part.encode())} bytes, longer than the "
+                              f"file system allows (255); choose a shorter name")
+    if out.exists() and not out.is_dir():
+        raise EbmlabError(f"--out {out} is an existing file, not a directory; choose another --out")
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise EbmlabError(f"--out {out} goes through {probe}, which is a file; choose another --out")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise EbmlabError(f"--out {out}: {probe} is not writable (read-only file system or no permission); "
+                          f"choose a directory you can write to")

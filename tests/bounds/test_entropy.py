@@ -278,7 +278,8 @@ def test_propagated_jacobian_equals_autodiff_with_eval_batchnorm_and_second_deri
     ReLU net's J is singular) with respect to z (the latent score's second derivatives) and to every parameter;
     BatchNorm in eval mode with non-trivial statistics (after the activation for PReLU, EBM-BB's order), a ScaledTanh, a learned output scale and a
     final Reshape. Rounding only: J to 1e-13, gradients to 1e-9 relative."""
-    from ebmlab.bounds.entropy import jacobian_and_output, propagates, resolve_jac_mode
+    from ebmlab.bounds.entropy import jacobian_and_output, resolve_jac_mode
+    from ebmlab.nets.jacobian import propagates
     from ebmlab.nets.conv import Reshape
     from ebmlab.nets.mlp import LearnedScale, ScaledTanh, mlp
 
@@ -315,7 +316,8 @@ def test_propagated_jacobian_equals_autodiff_with_eval_batchnorm_and_second_deri
 def test_propagation_is_refused_where_it_would_be_wrong():
     """Train-mode BatchNorm couples the rows (no per-example Jacobian), an unknown layer has no rule, a plain
     function has no layers: auto falls back to torch.func there and still gives the right Jacobian."""
-    from ebmlab.bounds.entropy import jacobian_and_output, propagate_jacobian, propagates
+    from ebmlab.bounds.entropy import jacobian_and_output
+    from ebmlab.nets.jacobian import propagate_jacobian, propagates
 
     G = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 2)).to(DT)
     assert not propagates(G)  # training mode

@@ -148,7 +148,7 @@ def test_piecewise_linear_generator_latent_score_is_z_and_the_mismatch_matches_a
     the latent score is z exactly; the shortcut that skips the backward gives the same score (bit for bit) and the
     same mismatch (to rounding) as the full autodiff route through torch.func (``jac_mode="rev"``), and the same
     x and J v: checked against central finite differences of the log-volume too."""
-    from ebmlab.bounds.entropy import piecewise_linear
+    from ebmlab.nets.jacobian import piecewise_linear
     from ebmlab.nets.mlp import mlp
 
     torch.manual_seed(0)

@@ -3,7 +3,6 @@ batches: every index once per epoch, a pure function of the step, shards that ad
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -80,7 +79,7 @@ def test_dataloader_stream_equals_memory_stream():
 def test_image_run_resumes_exactly(tmp_path, monkeypatch):
     import ebmlab
     from ebmlab.metrics.classifier import train_classifier
-    from ebmlab.trainer import load_run
+    from ebmlab.api import load_run
 
     monkeypatch.setenv("EBMLAB_CLASSIFIERS", str(tmp_path / "clf"))
     train_classifier(get_dataset("digits"), epochs=2, progress=False)

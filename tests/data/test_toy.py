@@ -5,7 +5,7 @@ import torch
 
 from ebmlab.data import DATASETS, get_dataset
 from ebmlab.errors import EbmlabError
-from ebmlab.metrics.density import grid
+from ebmlab.quadrature import grid
 
 
 @pytest.mark.parametrize("name", list(DATASETS))

@@ -197,7 +197,8 @@ def test_rws_samples_its_own_model_p():
 
 def test_training_raises_2_log_p_tilde_and_refuses_non_binary_data():
     from ebmlab.data import get_dataset
-    from ebmlab.trainer import build_method, resolve_config
+    from ebmlab.trainer import build_method
+    from ebmlab.config import resolve_config
 
     ds = get_dataset("digits_bin")
     for name in ("bihm", "rws"):

@@ -8,7 +8,8 @@ import torch
 
 from ebmlab.data import get_dataset
 from ebmlab.methods import METHODS
-from ebmlab.trainer import build_method, resolve_config
+from ebmlab.trainer import build_method
+from ebmlab.config import resolve_config
 
 
 def data_for(name):

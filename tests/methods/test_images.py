@@ -9,7 +9,8 @@ import ebmlab
 from ebmlab.data import get_dataset
 from ebmlab.data.batches import make_batches
 from ebmlab.methods import METHODS
-from ebmlab.trainer import build_method, resolve_config
+from ebmlab.trainer import build_method
+from ebmlab.config import resolve_config
 
 SMALL = {"width": 8, "z_dim": 4}
 EXTRA = {"lbt": {"est_z_dim": 4}, "lbt_gan": {"est_z_dim": 4}, "kale": {"n_critic_burst": 2},

@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from ebmlab.errors import EbmlabError
-from ebmlab.guided import GuidedConfig, guided_samples
-from ebmlab.trainer import build_method, resolve_config
+from ebmlab.api import guided_samples
+from ebmlab.samplers.latent import GuidedConfig
+from ebmlab.trainer import build_method
+from ebmlab.config import resolve_config
 
 
 def fake_pair(m, s):

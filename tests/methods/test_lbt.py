@@ -51,7 +51,7 @@ def prepared(**over) -> LBT:
 
 
 def lookahead_value(m: LBT, x: torch.Tensor, rng_state: torch.Tensor) -> torch.Tensor:
-    m.generator.set_state(rng_state)  # the same z for every unroll step and the same ε for every ELBO
+    m.rng.set_state(rng_state)  # the same z for every unroll step and the same ε for every ELBO
     return lookahead_neg_elbo(m, m.config, x, N_GEN)
 
 
@@ -99,7 +99,7 @@ FD_RTOL, FD_ATOL = 1e-6, 1e-8
 @pytest.mark.parametrize("flat", [True, False])
 def test_generator_gradient_through_the_k_step_unroll_matches_finite_differences(monkeypatch, flat):
     m, x = prepared(flat_unroll=flat), data()
-    rng = m.generator.get_state()
+    rng = m.rng.get_state()
     loss = lookahead_value(m, x, rng)
     grads = torch.autograd.grad(loss, list(m.G.parameters()))
     assert max(g.abs().max().item() for g in grads) > 1e-3  # reaches ψ only via the inner gradients: not trivially 0
@@ -130,9 +130,9 @@ def test_train_step_applies_exactly_the_lookahead_gradient():
     # n_est = 0 and no clipping: the generator's .grad after a train step is the look-ahead gradient, and the step is
     # one torch Adam step with it.
     m, x = prepared(n_est=0), data()
-    rng = m.generator.get_state()
+    rng = m.rng.get_state()
     expected = torch.autograd.grad(lookahead_value(m, x, rng), list(m.G.parameters()))
-    m.generator.set_state(rng)
+    m.rng.set_state(rng)
     m.train_step(x, 1)
     for p, g in zip(m.G.parameters(), expected):
         torch.testing.assert_close(p.grad, g, rtol=1e-12, atol=1e-14)
@@ -165,7 +165,7 @@ def test_real_update_is_the_k_step_unroll_at_three_times_the_rate(flat):
     est, opt, c = m.estimator.module, m.optimizers["estimator"], m.config
     params, buffers = module_tensors(est)
     state = adam_state_from_torch(opt, est)
-    rng = m.generator.get_state()
+    rng = m.rng.get_state()
     ref_gen = torch.Generator().manual_seed(0)
     ref_gen.set_state(rng)
 
@@ -184,7 +184,7 @@ def test_real_update_is_the_k_step_unroll_at_three_times_the_rate(flat):
     for n in back.m:
         torch.testing.assert_close(back.m[n], ref.state.m[n], rtol=1e-12, atol=1e-15)
         torch.testing.assert_close(back.v[n], ref.state.v[n], rtol=1e-12, atol=1e-18)
-    assert torch.equal(m.generator.get_state(), ref_gen.get_state())  # the same noise was consumed
+    assert torch.equal(m.rng.get_state(), ref_gen.get_state())  # the same noise was consumed
 
 
 def test_two_real_updates_per_step_advance_adam_by_2k_and_fit_the_generator():
@@ -232,4 +232,9 @@ def test_estimator_report_has_both_models_numbers():
     ds = get_dataset("ring8")
     mean_log_p = float(ds.log_prob(ds.test[:50].double()).mean())
     assert rep["est_kl_iwae"] == pytest.approx(mean_log_p + rep["est_nll_iwae"], rel=1e-9)
-    assert {"est_modes", "est_hq", "est_mode_kl"} <= set(rep)
+    # the estimator's samples go to the evaluator, which scores them as the estimator's mode metrics
+    assert set(rep["samples"]) == {"est"} and rep["samples"]["est"].shape == (2500, 2)
+    from ebmlab.metrics import evaluate_method
+
+    full = evaluate_method(m, ds, n_samples=200)
+    assert {"est_modes", "est_hq", "est_mode_kl"} <= set(full) and "samples" not in full

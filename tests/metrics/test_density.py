@@ -6,7 +6,8 @@ import torch
 from ebmlab.data import get_dataset
 from ebmlab.data.toy import ring_means
 from ebmlab.errors import NonNormalisableError
-from ebmlab.metrics.density import density_metrics, entropy_by_quadrature, log_partition
+from ebmlab.metrics.density import density_metrics
+from ebmlab.quadrature import entropy_by_quadrature, log_partition
 
 
 def mixture_energy(means, std):

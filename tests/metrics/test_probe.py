@@ -1,6 +1,5 @@
 """The linear probe on constructed features: separable features give zero error, pure noise gives chance."""
 
-import numpy as np
 import pytest
 import torch
 

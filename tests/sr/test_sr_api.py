@@ -75,7 +75,7 @@ def test_resume_is_exact(folder, tmp_path, monkeypatch):
 
 def test_samples_satisfy_the_constraint():
     torch.manual_seed(0)
-    net = Stats(4, **TINY).double()
+    net = Stats(4, Stats.Config(**TINY)).double()
     x = torch.rand(30, 1, 16, 16, dtype=torch.float64)
     net.phi.fit_normalisation(x)
     y = ops.down(x[:1], 4)
@@ -93,13 +93,16 @@ def test_upscale_grey_and_colour_any_size(folder, tmp_path):
     Image.fromarray(rng.integers(0, 255, (9, 10), dtype=np.uint8)).save(tmp_path / "g.png")
     r = api.upscale(tmp_path / "m", tmp_path / "c.png", tmp_path / "c4.png", tile=5, progress=False)
     assert r["out_size"] == [52, 84]
-    assert Image.open(tmp_path / "c4.png").size == (84, 52) and Image.open(tmp_path / "c4.png").mode == "RGB"
+    with Image.open(tmp_path / "c4.png") as im:
+        assert im.size == (84, 52) and im.mode == "RGB"
     api.upscale(tmp_path / "m", tmp_path / "g.png", tmp_path / "g4.png", tile=4, progress=False)
-    big = np.asarray(Image.open(tmp_path / "g4.png"), dtype=np.float64)
+    with Image.open(tmp_path / "g4.png") as im:
+        big = np.asarray(im, dtype=np.float64)
     assert big.shape == (36, 40)
     # tiles: the same result as the whole image at once (the model is convolutional, margins cover its reach)
     cfg, net = api.load_sr_run(tmp_path / "m")
-    y = torch.as_tensor(np.asarray(Image.open(tmp_path / "g.png"), dtype=np.float32) / 255)[None, None]
+    with Image.open(tmp_path / "g.png") as im:
+        y = torch.as_tensor(np.asarray(im, dtype=np.float32) / 255)[None, None]
     whole = net.predict(y)
     tiled = api.upscale_array(net, y, 4, tile=4, margin=8)
     assert (whole - tiled).abs().max() < 1e-5

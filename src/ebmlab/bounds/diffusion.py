@@ -53,7 +53,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..parallel import rand, randn
+from ..rng import rand, randn
 
 BETA_MIN = 0.1
 BETA_MAX = 20.0

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..parallel import randn
+from ..rng import randn
 
 __all__ = [
     "ElboTerms",

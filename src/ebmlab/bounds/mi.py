@@ -25,7 +25,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
-from ..parallel import randn
+from ..rng import randn
 
 LOG_2PI = math.log(2 * math.pi)
 LOG_2PI_E = math.log(2 * math.pi * math.e)

@@ -29,14 +29,17 @@ G must act on rows independently (see ``ebmlab.bounds.entropy``).
 
 from __future__ import annotations
 
-from typing import Callable, Literal, NamedTuple
+from typing import Any, Callable, Literal, NamedTuple
 
 import torch
 from torch import Tensor
-from torch.func import jvp
+from torch.func import jvp as _jvp
 
-from .entropy import JacMode, jacobian_and_output, lobpcg_smin, piecewise_linear, propagate_jacobian, propagates
-from ..parallel import randn
+from ..nets.jacobian import piecewise_linear, propagate_jacobian, propagates
+from .entropy import JacMode, jacobian_and_output, lobpcg_smin
+from ..rng import randn
+
+jvp: Any = _jvp  # torch's stubs type it by its has_aux form (three values); here it returns (output, tangent)
 
 EnergyFn = Callable[[Tensor], Tensor]
 Volume = Literal["logdet", "smin", "lobpcg"]
@@ -94,7 +97,7 @@ def latent_score(G: Callable[[Tensor], Tensor], z: Tensor, *, volume: Volume = "
     of d · log s_min when v has converged (Hellmann–Feynman). The second derivatives of G come from
     differentiating the Jacobian (``jacobian_and_output``, picked by ``jac_mode``) with ordinary autograd;
     summing over the batch before the gradient is exact because G is row-wise. For a piecewise-linear MLP
-    ((Leaky/P)ReLU, BatchNorm in eval mode) that gradient is exactly 0 (``bounds.entropy.piecewise_linear``) and
+    ((Leaky/P)ReLU, BatchNorm in eval mode) that gradient is exactly 0 (``nets.jacobian.piecewise_linear``) and
     is not computed.
     """
     return _latent_score(G, z, volume, z_std, n_iter, generator, jac_mode)[0]
@@ -122,7 +125,8 @@ def score_mismatch_gp(energy_fn: EnergyFn, G: Callable[[Tensor], Tensor], z: Ten
         v = randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)
     elif v.shape != z.shape:
         raise ValueError(f"v must have the shape of z {tuple(z.shape)}, got {tuple(v.shape)}.")
-    x = J = None
+    x: Any = None
+    J: Any = None
     if score is None:
         score, x, J = _latent_score(G, z, volume, z_std, n_iter, generator, jac_mode)
     with torch.no_grad():

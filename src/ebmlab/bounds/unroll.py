@@ -24,8 +24,8 @@ The step counter t advances inside the look-ahead too, and the look-ahead starts
 Real estimator update. The original's real update is the same K-step unroll (at 3× the look-ahead learning
 rate) whose end point is *assigned* to the estimator's variables and Adam slots. The design here mirrors that
 with one code path and torch.optim.Adam as the state holder (so ``state_dict``, checkpoints and exact resume
-keep working; read the learning rate from its param group): ``adam_state_from_torch`` reads (step, exp_avg, exp_avg_sq) into a
-:class:`DiffAdamState`; ``unroll(..., create_graph=False)`` runs the K steps without a graph;
+keep working; read the learning rate from its param group): ``adam_state_from_torch`` reads (step, exp_avg,
+exp_avg_sq) into a :class:`DiffAdamState`; ``unroll(..., create_graph=False)`` runs the K steps without a graph;
 ``adam_state_to_torch`` writes parameters and state back. ``optimizer.step()`` is never called for the
 estimator, so its update rule is LBT's everywhere. The look-ahead is the same ``unroll`` with
 ``create_graph=True`` and nothing written back.
@@ -46,7 +46,6 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from ..parallel import average_gradients
 
 __all__ = [
     "DiffAdamState",
@@ -251,6 +250,7 @@ def unroll(
     eps_placement: EpsPlacement = "inside_sqrt",
     detach_second_moment: bool = True,
     create_graph: bool = True,
+    reduce_grads: Callable[..., Sequence[Tensor | None]] | None = None,
 ) -> Unrolled:
     """K functional Adam steps on ``loss_fn``, without touching the module or the caller's optimiser state.
 
@@ -270,6 +270,9 @@ def unroll(
         state: optimiser state to start from (not modified; copied).
         create_graph: True for a look-ahead to differentiate through (second-order terms kept); False for a real
             update (each step's result is detached, so no graph accumulates).
+        reduce_grads: applied to each step's gradients before the update, called as
+            ``reduce_grads(grads, differentiable=create_graph)`` (a data-parallel run passes the average over its
+            processes, ``ebmlab.distributed.average_gradients``); None: the gradients as they are.
 
     Returns:
         :class:`Unrolled` (params, state, buffers, losses).
@@ -304,7 +307,8 @@ def unroll(
             shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
             raise ValueError(f"loss_fn must return a scalar tensor (reduce over the batch); got {shape}")
         grads = torch.autograd.grad(loss, [current[n] for n in names], create_graph=create_graph, allow_unused=True)
-        grads = average_gradients(grads, differentiable=create_graph)  # over processes in a distributed step
+        if reduce_grads is not None:
+            grads = tuple(reduce_grads(grads, differentiable=create_graph))  # type: ignore[arg-type]
         current, st = diff_adam_step(
             current,
             dict(zip(names, grads)),

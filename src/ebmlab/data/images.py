@@ -31,7 +31,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..errors import EbmlabError
 from .base import ArrayDataset, Arrays, DataSpec, as_float, uint8_to_signed, uint8_to_unit

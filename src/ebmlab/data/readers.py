@@ -169,10 +169,13 @@ def read_user_array(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise EbmlabError(f"data file {path} does not exist; pass an existing .npy or .npz file")
     try:
-        if path.suffix == ".npy":
-            return {"train": np.load(path, allow_pickle=False)}
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        # the file is opened here so that it is closed on every path: np.load leaves its own handle open when
+        # a truncated .npz fails inside zipfile
+        with open(path, "rb") as fh:
+            if path.suffix == ".npy":
+                return {"train": np.load(fh, allow_pickle=False)}
+            with np.load(fh, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
     except ValueError as exc:
         raise EbmlabError(f"{path}: not a readable numeric {path.suffix} file ({exc}); object arrays are refused "
                           f"(they would need unpickling): save plain numeric arrays") from None

@@ -76,7 +76,7 @@ class ToyDataset:
         """
         if self.closed_form_entropy is not None:
             return self.closed_form_entropy
-        from ..metrics.density import entropy_by_quadrature
+        from ..quadrature import entropy_by_quadrature
 
         return entropy_by_quadrature(self.log_prob, self.box)
 

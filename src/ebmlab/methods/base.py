@@ -16,7 +16,8 @@ from torch import Tensor, nn
 
 from ..data.base import DataSpec
 from ..errors import EbmlabError
-from ..parallel import average_now, randn
+from ..metadata import Metric
+from ..rng import randn
 
 
 class Method(abc.ABC):
@@ -24,6 +25,14 @@ class Method(abc.ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type]
+    # range kind and meaning of each Config option not in ebmlab.options.SHARED (ebmlab.options explains)
+    options: ClassVar[dict[str, tuple[str, str]]] = {}
+    renamed_options: ClassVar[dict[str, str]] = {}  # {old name: new name} of options saved in older run directories
+    # metadata of the metrics the method's evaluate_extra reports (ebmlab.metadata.Metric), beside the method
+    metrics: ClassVar[dict[str, Metric]] = {}
+    bookkeeping: ClassVar[frozenset[str]] = frozenset()  # numbers it reports that are counts or settings, not results
+    # {name: what it is} of the extra sample sets evaluate_extra returns under "samples" (their metrics: name_*)
+    sample_sets: ClassVar[dict[str, str]] = {}
     description: ClassVar[str] = ""
     has_energy: ClassVar[bool] = False
     has_generator: ClassVar[bool] = True
@@ -52,7 +61,7 @@ class Method(abc.ABC):
         self.spec = spec
         self.data_dim = spec.dim
         self.device = device
-        self.generator = generator  # the method's own noise (z, ε): saved and restored with the checkpoint
+        self.rng = generator  # the method's own noise (z, ε): saved and restored with the checkpoint
         self.networks: dict[str, nn.Module] = {}
         self.frozen: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
@@ -102,7 +111,7 @@ class Method(abc.ABC):
         return {
             "networks": {k: m.state_dict() for k, m in {**self.networks, **self.frozen}.items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "generator": self.generator.get_state(),
+            "rng": self.rng.get_state(),
             "extra": self.extra_state(),
             **({"recipe": self.recipe.state_dict()} if self.recipe is not None else {}),
         }
@@ -117,7 +126,7 @@ class Method(abc.ABC):
             m.load_state_dict(state["networks"][k])
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
-        self.generator.set_state(state["generator"])
+        self.rng.set_state(state["rng"] if "rng" in state else state["generator"])  # "generator": older runs
         self.load_extra_state(state.get("extra", {}))
         if self.recipe is not None:
             self.recipe.load_state_dict(state.get("recipe"))
@@ -132,7 +141,7 @@ class Method(abc.ABC):
 
     # --- small shared helpers --------------------------------------------------------------------------
     def noise(self, n: int, dim: int, generator: torch.Generator | None = None) -> Tensor:
-        return randn(n, dim, generator=generator or self.generator, device=self.device)
+        return randn(n, dim, generator=generator or self.rng, device=self.device)
 
 
 class LatentGenerator:
@@ -168,15 +177,23 @@ def make_optimizer(kind: str, params, lr: float, betas: tuple[float, float]) -> 
     raise EbmlabError(f"unknown optimizer {kind!r}; valid: adam, adadelta")
 
 
-def optimizer_step(opt: torch.optim.Optimizer, loss: Tensor, *, clip: float | None = None,
+def optimizer_step(opt: torch.optim.Optimizer, loss: Tensor, recipe: Any = None, *, clip: float | None = None,
                    params: list[nn.Parameter] | None = None) -> None:
-    """zero_grad → backward → optional global-norm clipping → step."""
+    """zero_grad → backward → the gradient's mean over the processes of a data-parallel run → the method's own
+    global-norm clip (``clip``) → the run's clip (run option ``grad_clip``) → step.
+
+    ``recipe`` is the run's :class:`ebmlab.recipe.Recipe` (``method.recipe``; None for a method used outside a run,
+    where there is nothing to average or clip): both the average and the run's clip happen here, at the call, so
+    every optimizer step of a method reads in full where it is written."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    if recipe is not None:
+        recipe.average(opt)  # the clip must see the global gradient
     if clip is not None:
-        average_now(opt)  # over the processes of a distributed step, so the clip sees the global gradient
         ps = params if params is not None else [p for g in opt.param_groups for p in g["params"]]
         torch.nn.utils.clip_grad_norm_(ps, clip)
+    if recipe is not None:
+        recipe.clip(opt)
     opt.step()
 
 

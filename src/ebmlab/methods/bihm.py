@@ -43,9 +43,10 @@ from torch import Tensor
 from ..bounds.helmholtz import (bihm_surrogate, ess_fraction, log_mean_exp, log_mean_with_se, log_p_is, log_z2_terms,
                                 rws_surrogate, two_log_p_tilde, two_log_p_tilde_from_log_w)
 from ..errors import EbmlabError
+from ..metadata import Metric
 from ..nets.sbn import HelmholtzPair
 from .base import Method, adam, optimizer_step
-from ..parallel import rand
+from ..rng import rand
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,37 @@ class HelmholtzConfig:
     sample_mean: bool = False
 
 
+# the range kind (ebmlab.options) and meaning of each option of the Config above that is not one of the
+# options shared by several methods (ebmlab.options.SHARED); `ebmlab list --options`, validation and the docs
+# read them
+OPTIONS: dict[str, tuple[str, str]] = {
+    "layers": ("ints1+", "hidden layer sizes of the Helmholtz machine, bottom-up (the visible layer is the data's)"),
+    "n_samples": ("int1", "samples K of h ~ q(h|x) per example in training"),
+    "q_update": ("any", "RWS only: the q update, wake phase or half wake half sleep"),
+    "eval_ks": ("ints1+", "sample counts K of the evaluation table"),
+    "eval_points": ("int1", "test points behind the evaluation table"),
+    "z2_samples": ("int1", "outer draws (x, h) ~ p of the Z² estimator"),
+    "z2_inner": ("int1", "inner draws per outer draw of the Z² estimator"),
+    "eval_chunk": ("int1", "rows per forward pass in evaluation"),
+    "sir_oversample": ("int1", "sir: proposals per returned sample"),
+    "sir_inner": ("int1", "sir: draws of q behind each proposal's weight"),
+    "gibbs_sweeps": ("int1", "gibbs: sweeps over the layers per sample"),
+    "sample_mean": ("any", "return Bernoulli means instead of binary samples"),
+}
+
+
 class HelmholtzMethod(Method):
     """Abstract: the networks, evaluation and sampling of a Helmholtz machine; subclasses write ``train_step``."""
 
     sampling_networks = ("pair",)
     Config = HelmholtzConfig
+    options = OPTIONS
+    metrics = {
+        "nll_is": Metric("density", "nats", "↓", "test NLL by importance sampling", True),
+        "nll_pstar": Metric("density", "nats", "↓", "test NLL of p*", True),
+        "log_z2": Metric("density", "nats", "", "log Z² of p*"),
+    }
+    bookkeeping = frozenset({"eval_k", "eval_points"})
     data_kinds = ("binary",)
     data_hint = ("Use a binarised set (digits_bin, fashion_bin, binarized_mnist, a *_dynbin set) or a user's .npz of "
                  "0/1 values")
@@ -97,7 +124,7 @@ class HelmholtzMethod(Method):
     def _log_pq(self, x: Tensor, k: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """log p(x, h_k), log q(h_k | x) for K samples h_k ~ q(h|x) per example: [b, K] each."""
         b = x.shape[0]
-        state, log_q = self.pair.sample_q(x.reshape(b, -1).repeat_interleave(k, 0), generator or self.generator)
+        state, log_q = self.pair.sample_q(x.reshape(b, -1).repeat_interleave(k, 0), generator or self.rng)
         return self.pair.log_p(state).view(b, k), log_q.view(b, k)
 
     # --- evaluation -------------------------------------------------------------------------------------
@@ -221,7 +248,7 @@ class HelmholtzMethod(Method):
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        gen = generator or self.generator
+        gen = generator or self.rng
         c = self.config
         if c.sample_mode == "sir" and self.models_p_star:
             state = self._sir(n, gen)
@@ -235,6 +262,7 @@ class HelmholtzMethod(Method):
 
 class BiHM(HelmholtzMethod):
     name = "bihm"
+    options = {"sample_mode": ("any", "sampling from p*: importance resampling (sir), block Gibbs, or p itself")}
     progress_keys = ("two_log_pt", "log_p_is", "ess_pstar")  # shown on the progress bar
     description = "BiHM (binary data): sigmoid belief nets p and q, model p* ∝ (Σ_h √(p q))², Z² estimate"
     models_p_star = True
@@ -242,7 +270,7 @@ class BiHM(HelmholtzMethod):
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         # --- one update of p and q from K samples h ~ q(h|x) with square-root importance weights ---
         log_p, log_q = self._log_pq(batch, self.config.n_samples)
-        optimizer_step(self.optimizers["pair"], bihm_surrogate(log_p, log_q))
+        optimizer_step(self.optimizers["pair"], bihm_surrogate(log_p, log_q), self.recipe)
         with torch.no_grad():
             return {"two_log_pt": two_log_p_tilde(log_p, log_q).mean(),
                     "log_p_is": log_p_is(log_p, log_q).mean(),
@@ -251,6 +279,7 @@ class BiHM(HelmholtzMethod):
 
 class RWS(HelmholtzMethod):
     name = "rws"
+    options = {"sample_mode": ("any", "sampling: importance resampling (sir), block Gibbs, or p itself")}
     progress_keys = ("log_p_is",)  # shown on the progress bar
     description = "RWS (binary data): sigmoid belief nets p and q, importance-weighted wake updates of both"
 
@@ -260,10 +289,10 @@ class RWS(HelmholtzMethod):
         loss = rws_surrogate(log_p, log_q)
         if self.config.q_update == "wake_sleep":
             # --- sleep phase: q fits (x, h) ~ p; wake and sleep q terms weighted ½ each, as the original ---
-            state, _ = self.pair.sample_p(batch.shape[0], self.generator)
+            state, _ = self.pair.sample_p(batch.shape[0], self.rng)
             w = torch.softmax(log_p - log_q, 1).detach()
             loss = -(w * log_p).sum(1).mean() - 0.5 * (w * log_q).sum(1).mean() - 0.5 * self.pair.log_q(state).mean()
-        optimizer_step(self.optimizers["pair"], loss)
+        optimizer_step(self.optimizers["pair"], loss, self.recipe)
         with torch.no_grad():
             return {"log_p_is": log_p_is(log_p, log_q).mean(),
                     "ess_p": ess_fraction(log_p - log_q).mean()}

@@ -53,10 +53,22 @@ class GANConfig:
     init: Literal["default", "normal", "xavier"] = "default"  # normal: N(0, 0.02²) weights, zero biases (PacGAN)
 
 
+# the range kind (ebmlab.options) and meaning of each option of the Config above that is not one of the
+# options shared by several methods (ebmlab.options.SHARED); `ebmlab list --options`, validation and the docs
+# read them
+OPTIONS: dict[str, tuple[str, str]] = {
+    "g_batchnorm": ("any", "generator BatchNorm: auto (conv yes, MLP no), pre/post the activation (MLP), off"),
+    "d_maxout": ("int1", "maxout pieces of each discriminator MLP hidden layer (PacGAN: 5; 1: the activation act)"),
+    "init": ("any", "MLP weight initialisation: default (torch's), normal (N(0, 0.02^2), PacGAN/DCGAN), xavier"),
+    "pack": ("int1", "PacGAN packing: samples the discriminator judges at once (1: no packing)"),
+}
+
+
 class GAN(LatentGenerator, Method):
     name = "gan"
     progress_keys = ("loss_d", "loss_g", "d_real", "d_fake")  # shown on the progress bar
     Config = GANConfig
+    options = OPTIONS
     description = "non-saturating GAN (baseline)"
 
     def __init__(self, config: GANConfig, **kw):
@@ -97,12 +109,12 @@ class GAN(LatentGenerator, Method):
             logit_real, logit_fake = self.D(self.packed(batch)).squeeze(1), self.D(self.packed(fake)).squeeze(1)
             loss_d = F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real)) + \
                 F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
-            optimizer_step(self.optimizers["discriminator"], loss_d)
+            optimizer_step(self.optimizers["discriminator"], loss_d, self.recipe)
         # --- generator step (non-saturating) ---
         with frozen(self.D):
             logit_gen = self.D(self.packed(self.G(self.noise(b, c.z_dim)))).squeeze(1)
             loss_g = F.softplus(-logit_gen).mean()  # = −log σ(D(G(z)))
-            optimizer_step(self.optimizers["generator"], loss_g)
+            optimizer_step(self.optimizers["generator"], loss_g, self.recipe)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                 "d_real": logit_real.mean().detach(), "d_fake": logit_fake.mean().detach()}
 

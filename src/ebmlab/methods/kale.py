@@ -36,10 +36,10 @@ import torch
 from torch import Tensor, nn
 
 from ..bounds.kale import base_loss, interpolate_gradient_penalty, kale_energy_loss, optimal_log_partition
-from ..guided import GuidedConfig, guided_samples
+from ..samplers.latent import GuidedConfig, latent_samples
 from ..nets import build
 from ..nets.build import Net
-from ..parallel import gather
+from ..distributed import gather
 from .base import LatentGenerator, Method, adam, frozen, optimizer_step
 
 
@@ -74,11 +74,30 @@ class KALEConfig:
     width: int = 32  # conv/dcgan width (channels of the first layer)
 
 
+# the range kind (ebmlab.options) and meaning of each option of the Config above that is not one of the
+# options shared by several methods (ebmlab.options.SHARED); `ebmlab list --options`, validation and the docs
+# read them
+OPTIONS: dict[str, tuple[str, str]] = {
+    "n_critic_burst": ("int1", "energy updates per generator update during a burst"),
+    "burst_every": ("int1", "steps between bursts of n_critic_burst energy updates"),
+    "penalty": ("nonneg", "weight of the energy's gradient penalty"),
+    "energy_floor": ("finite", "lower clamp of the energy (none: no clamp)"),
+    "sampler": ("any", "energy-guided latent sampler (none: the base generator only)"),
+    "inverse_temperature": ("pos", "inverse temperature of the energy in the latent target"),
+    "mcmc_steps": ("int1", "MCMC steps of the latent sampler"),
+    "mcmc_step_size": ("pos", "step size of the latent sampler"),
+    "mcmc_friction": ("nonneg", "friction of kinetic Langevin"),
+}
+
+
 class KALE(LatentGenerator, Method):
     name = "kale"
     sampling_networks = ("generator", "energy", "log_partition")  # energy-guided samples
     progress_keys = ("kale", "energy_real", "energy_gen")  # shown on the progress bar
     Config = KALEConfig
+    options = OPTIONS
+    sample_sets = {"base": "the base generator alone"}
+    bookkeeping = frozenset({"base_steps"})
     description = "KALE/GEBM: base generator + energy, KALE loss, energy-guided latent MCMC sampling"
     has_energy = True
     energy_defines_density = False  # the model is exp(−E)·G, not exp(−E)
@@ -118,15 +137,15 @@ class KALE(LatentGenerator, Method):
                 fake = self.G(self.noise(b, c.z_dim))
             e_real, e_fake = self.energy(batch), self.energy(fake)
             loss_kale = kale_energy_loss(e_real, e_fake, self.A.value)
-            gp = interpolate_gradient_penalty(self.energy, batch, fake, generator=self.generator)
-            optimizer_step(self.optimizers["energy"], loss_kale + c.penalty * gp)
+            gp = interpolate_gradient_penalty(self.energy, batch, fake, generator=self.rng)
+            optimizer_step(self.optimizers["energy"], loss_kale + c.penalty * gp, self.recipe)
         # --- base (generator) step ---
         with frozen(self.E):
             e_gen = self.energy(self.G(self.noise(b, c.z_dim)))
             with torch.no_grad():
                 e_data = self.energy(batch)  # constant in G: only makes the value the KALE estimate
             loss_g = base_loss(e_data, e_gen)
-            optimizer_step(self.optimizers["generator"], loss_g)
+            optimizer_step(self.optimizers["generator"], loss_g, self.recipe)
         self.base_steps += 1
         out = {"kale_base": -loss_g.detach(), "A": self.A.value.detach(), "energy_real": e_data.mean().detach(),
                "energy_gen": e_gen.mean().detach(), "n_energy_steps": float(n_e)}
@@ -140,24 +159,21 @@ class KALE(LatentGenerator, Method):
                             c.mcmc_step_size, c.mcmc_friction)
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        gen = generator or self.generator
+        gen = generator or self.rng
         if self.config.sampler == "none":
             with torch.no_grad():
                 return self.G(self.noise(n, self.config.z_dim, gen))
-        x, _ = guided_samples(self, n, self.guided_config(), generator=gen)
+        x, _ = latent_samples(self.generate, self.energy, self.latent_dim, n, self.guided_config(), generator=gen,
+                              device=self.device)
         return x
 
     def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
-        """Base-only sample metrics (prefix ``base_``) beside the energy-guided ones of the main report."""
-        from ..metrics.evaluate import sample_metrics
-
+        """2500 samples of the base generator alone, for the evaluator to score (metrics ``base_*``) beside the
+        energy-guided ones of the main report."""
         gen = torch.Generator(device=self.device).manual_seed(12345)
         with torch.no_grad():
             x = self.G(self.noise(2500, self.config.z_dim, gen))
-        m = sample_metrics(x, dataset)
-        keep = ("modes", "hq", "mode_kl", "w1", "mmd2") if dataset.kind == "toy2d" else \
-            [k for k, v in m.items() if isinstance(v, (int, float)) and not k.startswith("n_")]
-        return {f"base_{k}": v for k, v in m.items() if k in keep}
+        return {"samples": {"base": x}}
 
     def features(self, x: Tensor) -> Tensor:
         return build.penultimate(self.E, x)

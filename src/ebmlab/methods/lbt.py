@@ -55,8 +55,10 @@ from ..nets.build import Net
 from ..nets.vae import GaussianVAE
 from ..errors import EbmlabError
 from .base import Method, adam, frozen, optimizer_step
+from .estimators import METRICS as ESTIMATOR_METRICS
 from .estimators import DensityEstimator, VAEEstimator, check_eval_options, estimator_report
-from ..parallel import average_now, randn
+from ..distributed import average_gradients
+from ..rng import randn
 
 Act = Literal["relu", "leaky_relu", "tanh", "prelu", "elu", "softplus"]
 
@@ -91,6 +93,37 @@ class LBTConfig:
     eval_seed: int = 0
     net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
     width: int = 32  # conv/dcgan width (channels of the first layer)
+
+
+# the range kind (ebmlab.options) and meaning of each option of the Config above that is not one of the
+# options shared by several methods (ebmlab.options.SHARED); `ebmlab list --options`, validation and the docs
+# read them
+OPTIONS: dict[str, tuple[str, str]] = {
+    "g_act": ("any", "activation of the generator MLP"),
+    "est_act": ("any", "activation of the estimator (VAE) MLP"),
+    "est_hidden": ("ints1",
+                   "hidden layer widths of the estimator's encoder and decoder MLP (comma-separated; unused by conv nets)"),
+    "lr_est": ("pos", "estimator learning rate of the look-ahead (unrolled) updates"),
+    "real_lr_mult": ("pos", "the estimator's real updates use real_lr_mult × lr_est"),
+    "eps": ("pos", "ε of the unrolled Adam updates"),
+    "eps_placement": ("any", "where the unrolled Adam puts ε: inside or outside the square root"),
+    "clip_g": ("pos", "clip the generator's gradient norm to this (none: no clipping)"),
+    "est_z_dim": ("int1", "latent dimension of the estimator (a VAE)"),
+    "est_decoder_var": ("pos", "variance of the estimator's Gaussian decoder (initial value when learned)"),
+    "est_learn_decoder_var": ("any", "learn the estimator's decoder variance"),
+    "est_sample_mode": ("any", "the estimator's samples: decoder mean or a draw"),
+    "flat_unroll": ("any", "unroll on one flat parameter vector (same numbers, fewer tensor operations)"),
+    "unroll_steps": ("int1", "look-ahead steps K of the unrolled estimator"),
+    "n_est": ("int1", "estimator updates per step"),
+    "est_batch": ("int0", "generator samples per unroll step and GAN term (0: the data batch size)"),
+}
+
+GAN_OPTIONS: dict[str, tuple[str, str]] = {  # the options LBT-GAN adds to LBT's
+    "d_act": ("any", "activation of the discriminator MLP"),
+    "n_dis": ("int1", "discriminator updates per generator update"),
+    "warmup_steps": ("int0", "plain-GAN steps before the estimator and the ELBO term switch on"),
+    "lambda_gan": ("nonneg", "weight of the GAN term in LBT-GAN's generator loss"),
+}
 
 
 @dataclass(frozen=True)
@@ -132,7 +165,7 @@ def _build(method: Method, c: LBTConfig) -> None:
 def generate(method: Method, n: int, generator: torch.Generator | None = None) -> Tensor:
     """G(z) [n, D], z ~ N(0, I) in the generator's dtype (so a float64 copy of the method runs in float64)."""
     dtype = next(method.G.parameters()).dtype
-    z = randn(n, method.config.z_dim, generator=generator or method.generator, device=method.device, dtype=dtype)
+    z = randn(n, method.config.z_dim, generator=generator or method.rng, device=method.device, dtype=dtype)
     return method.G(z)
 
 
@@ -175,7 +208,9 @@ def estimator_unroll(estimator: DensityEstimator, optimizer: torch.optim.Optimiz
     module = estimator.module
     params, buffers = module_tensors(module)
     state = adam_state_from_torch(optimizer, module)
-    kw = dict(lr=lr, betas=(c.beta1, c.beta2), eps=c.eps, eps_placement=c.eps_placement, create_graph=create_graph)
+    # the look-ahead of a data-parallel run is the global batch's: gradients averaged over the processes
+    kw = dict(lr=lr, betas=(c.beta1, c.beta2), eps=c.eps, eps_placement=c.eps_placement, create_graph=create_graph,
+              reduce_grads=average_gradients)
     if not c.flat_unroll:
         return unroll(module, params, buffers, lambda model, x: estimator.loss(model, x, generator=generator),
                       batch_fn, c.unroll_steps, state=state, **kw)
@@ -199,7 +234,7 @@ def estimator_update(method: Method, c: LBTConfig, n_gen: int) -> Tensor:
 
     opt = method.optimizers["estimator"]
     res = estimator_unroll(method.estimator, opt, fresh_batch, c, lr=c.real_lr_mult * c.lr_est, create_graph=False,
-                           generator=method.generator)
+                           generator=method.rng)
     adam_state_to_torch(opt, method.estimator.module, res.state, res.params)
     return -res.losses[-1].detach()
 
@@ -209,9 +244,9 @@ def lookahead_neg_elbo(method: Method, c: LBTConfig, data: Tensor, n_gen: int) -
     differentiable in the generator's parameters ψ through all K inner gradients."""
     res = estimator_unroll(method.estimator, method.optimizers["estimator"],
                            lambda k: generate(method, n_gen), c, lr=c.lr_est, create_graph=True,
-                           generator=method.generator)
+                           generator=method.rng)
     view = FunctionalModule(method.estimator.module, res.params, res.buffers)
-    return method.estimator.loss(view, data, generator=method.generator)
+    return method.estimator.loss(view, data, generator=method.rng)
 
 
 def generator_step(method: Method, c: LBTConfig, loss_g: Tensor) -> Tensor:
@@ -219,12 +254,15 @@ def generator_step(method: Method, c: LBTConfig, loss_g: Tensor) -> Tensor:
     opt = method.optimizers["generator"]
     opt.zero_grad(set_to_none=True)
     loss_g.backward()
-    average_now(opt)  # over the processes of a distributed step, before the clip (one process: nothing)
+    if method.recipe is not None:
+        method.recipe.average(opt)  # over the processes of a distributed step, before the clip (one process: nothing)
     params = list(method.G.parameters())
     if c.clip_g is not None:
         norm = torch.nn.utils.clip_grad_norm_(params, c.clip_g)
     else:
         norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+    if method.recipe is not None:
+        method.recipe.clip(opt)
     opt.step()
     return norm.detach()
 
@@ -239,6 +277,9 @@ class LBT(Method):
     name = "lbt"
     progress_keys = ("elbo_data_lookahead", "elbo_gen", "grad_norm_g")  # shown on the progress bar
     Config = LBTConfig
+    options = OPTIONS
+    metrics = ESTIMATOR_METRICS  # of the estimator, reported as est_*
+    sample_sets = {"est": "LBT's estimator (a VAE)"}
     description = "LBT: generator taught through K unrolled VAE-estimator updates (differentiable Adam)"
 
     def __init__(self, config: LBTConfig, **kw):
@@ -270,6 +311,7 @@ class LBTGAN(LBT):
     name = "lbt_gan"
     progress_keys = ("elbo_data_lookahead", "loss_g", "loss_d")  # shown on the progress bar
     Config = LBTGANConfig
+    options = GAN_OPTIONS
     description = "LBT-GAN: LBT plus a discriminator and λ × the non-saturating GAN loss"
 
     def __init__(self, config: LBTGANConfig, **kw):
@@ -295,7 +337,7 @@ class LBTGAN(LBT):
             logit_real, logit_fake = self.D(batch).squeeze(1), self.D(fake).squeeze(1)
             loss_d = F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real)) + \
                 F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
-            optimizer_step(self.optimizers["discriminator"], loss_d)
+            optimizer_step(self.optimizers["discriminator"], loss_d, self.recipe)
             out.update(loss_d=loss_d.detach(), d_real=logit_real.mean().detach(), d_fake=logit_fake.mean().detach())
         # --- generator step: λ · non-saturating GAN loss − ELBO(data; φ^K(ψ)), clipped ---
         with frozen(self.D):

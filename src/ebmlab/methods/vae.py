@@ -40,6 +40,7 @@ from ..errors import EbmlabError
 from ..nets.vae import GaussianVAE
 from ..nets.build import Net
 from .base import Method, adam, optimizer_step
+from .estimators import METRICS as ESTIMATOR_METRICS
 from .estimators import VAEEstimator, check_eval_options, estimator_report
 
 
@@ -64,16 +65,28 @@ class VAEConfig:
     width: int = 32  # conv/dcgan width (channels of the first layer)
 
 
+# the range kind (ebmlab.options) and meaning of each option of the Config above that is not one of the
+# options shared by several methods (ebmlab.options.SHARED); `ebmlab list --options`, validation and the docs
+# read them
+OPTIONS: dict[str, tuple[str, str]] = {
+    "hidden": ("ints1", "hidden layer widths of the encoder and decoder MLP (comma-separated; unused by conv nets)"),
+    "decoder": ("any", "decoder likelihood: gaussian or bernoulli"),
+    "decoder_var": ("pos", "Gaussian decoder variance (initial value when learned)"),
+    "learn_decoder_var": ("any", "learn the Gaussian decoder variance"),
+}
+
+
 class VAE(Method):
     name = "vae"
     sampling_networks = ("vae",)
     progress_keys = ("elbo", "log_lik")  # shown on the progress bar
     Config = VAEConfig
+    options = OPTIONS
+    metrics = ESTIMATOR_METRICS
     description = "VAE (Gaussian encoder, Gaussian/Bernoulli decoder), evaluated by the IWAE bound L_k"
 
     def __init__(self, config: VAEConfig, **kw):
         super().__init__(config, **kw)
-        spec = self.spec
         c = config
         if c.decoder_var <= 0:
             raise EbmlabError(f"decoder_var must be a positive variance; got {c.decoder_var}")
@@ -87,9 +100,9 @@ class VAE(Method):
 
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         # --- one ELBO ascent step (one reparameterised sample per example) ---
-        terms = self.estimator.elbo(self.vae, batch, generator=self.generator)
+        terms = self.estimator.elbo(self.vae, batch, generator=self.rng)
         loss = -terms.elbo.mean()
-        optimizer_step(self.optimizers["vae"], loss)
+        optimizer_step(self.optimizers["vae"], loss, self.recipe)
         return {"loss": loss.detach(), "elbo": terms.elbo.mean().detach(), "log_lik": terms.log_lik.mean().detach(),
                 "kl": terms.kl.mean().detach()}
 
@@ -108,4 +121,4 @@ class VAE(Method):
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        return self.estimator.sample(n, generator=generator or self.generator)
+        return self.estimator.sample(n, generator=generator or self.rng)

@@ -51,10 +51,20 @@ class VGANConfig:
     width: int = 32  # conv/dcgan width (channels of the first layer)
 
 
+# the range kind (ebmlab.options) and meaning of each option of the Config above that is not one of the
+# options shared by several methods (ebmlab.options.SHARED); `ebmlab list --options`, validation and the docs
+# read them
+OPTIONS: dict[str, tuple[str, str]] = {
+    "k_gen": ("int1", "generator updates per energy update"),
+    "out_bound": ("nonneg", "> 0: generator output out_bound·tanh(·), confined to the data box (0: unbounded)"),
+}
+
+
 class VGAN(LatentGenerator, Method):
     name = "vgan"
     progress_keys = ("energy_real", "energy_fake", "entropy_gen")  # shown on the progress bar
     Config = VGANConfig
+    options = OPTIONS
     description = "VGAN: bounded multi-modal energy + batch entropy surrogate, k generator steps per energy step"
     has_energy = True
 
@@ -82,7 +92,7 @@ class VGAN(LatentGenerator, Method):
                 p_gen = self.E.probs(self.G(self.noise(b, c.z_dim)))
                 h_gen = self.E.batch_entropy(p_gen)
                 loss_g = self.E.energy_from_probs(p_gen).mean() - c.entropy_weight * h_gen
-                optimizer_step(self.optimizers["generator"], loss_g)
+                optimizer_step(self.optimizers["generator"], loss_g, self.recipe)
         # --- energy step (outer player) ---
         with torch.no_grad():
             fake = self.G(self.noise(b, c.z_dim))
@@ -91,7 +101,7 @@ class VGAN(LatentGenerator, Method):
         e_fake = self.E(fake).mean()
         h_real = self.E.batch_entropy(p_real)
         loss_e = e_real - e_fake - c.entropy_weight * h_real
-        optimizer_step(self.optimizers["energy"], loss_e)
+        optimizer_step(self.optimizers["energy"], loss_e, self.recipe)
         return {"loss_e": loss_e.detach(), "loss_g": loss_g.detach(), "energy_real": e_real.detach(),
                 "energy_fake": e_fake.detach(), "entropy_gen": h_gen.detach(), "entropy_real": h_real.detach()}
 

@@ -32,7 +32,7 @@ from ..errors import EbmlabError
 from ..nets import BoundedExpertHead, build
 from ..nets.build import Net
 from .base import Method, frozen, make_optimizer, optimizer_step
-from ..parallel import rand, randint
+from ..rng import rand, randint
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,19 @@ class VCDConfig:
     reservoir: int = 1024
     net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv
     width: int = 32  # conv width (channels of the first layer)
+
+
+# the range kind (ebmlab.options) and meaning of each option of the Config above that is not one of the
+# options shared by several methods (ebmlab.options.SHARED); `ebmlab list --options`, validation and the docs
+# read them
+OPTIONS: dict[str, tuple[str, str]] = {
+    "t_hidden": ("ints1",
+                 "hidden layer widths of the time-conditioned energy MLP (comma-separated; unused by conv nets)"),
+    "drop_prob": ("unit", "dropout probability of the VCD transition"),
+    "rho": ("nonneg", "weight of the VCD transition's reconstruction term"),
+    "recon": ("any", "reconstruction loss of the VCD transition: bce or l2"),
+    "reservoir": ("int1", "samples kept in the VCD transition's reservoir"),
+}
 
 
 class Transition(nn.Module):
@@ -80,6 +93,7 @@ class VCD(Method):
     sampling_networks = ("transition",)
     progress_keys = ("energy_real", "energy_fake", "recon")  # shown on the progress bar
     Config = VCDConfig
+    options = OPTIONS
     description = "VGAN-VCD: VGAN's bounded energy with a transition-operator generator (variational contrastive divergence)"
     has_energy = True
     has_generator = False
@@ -116,22 +130,22 @@ class VCD(Method):
         x_pos, x0 = batch[:h], batch[h:2 * h]
         # --- transition (generator) step: ρ·(E(x̃) − H̃(x̃)) + (1 − ρ)·rec(x̃, x⁰) ---
         with frozen(self.E):
-            x_t = self.T(x0, self.generator)
+            x_t = self.T(x0, self.rng)
             p_t = self.E.probs(x_t)
             h_t = self.E.batch_entropy(p_t)
             e_t = self.E.energy_from_probs(p_t).mean()
             rec = self._recon(x_t, x0)
             loss_g = c.rho * (e_t - c.entropy_weight * h_t) + (1 - c.rho) * rec
-            optimizer_step(self.optimizers["transition"], loss_g)
+            optimizer_step(self.optimizers["transition"], loss_g, self.recipe)
         # --- energy step: mean E(x⁺) − mean E(x̃) − H̃(x⁺) ---
         with torch.no_grad():
-            x_t = self.T(x0, self.generator)
+            x_t = self.T(x0, self.rng)
         p_real = self.E.probs(x_pos)
         e_real = self.E.energy_from_probs(p_real).mean()
         e_fake = self.E(x_t).mean()
         h_real = self.E.batch_entropy(p_real)
         loss_e = e_real - e_fake - c.entropy_weight * h_real
-        optimizer_step(self.optimizers["energy"], loss_e)
+        optimizer_step(self.optimizers["energy"], loss_e, self.recipe)
         pool = x0.detach() if self.pool is None else torch.cat([x0.detach(), self.pool])
         self.pool = pool[:c.reservoir]
         return {"loss_e": loss_e.detach(), "loss_g": loss_g.detach(), "recon": rec.detach(), "energy_real": e_real.detach(),
@@ -139,7 +153,7 @@ class VCD(Method):
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        gen = generator or self.generator
+        gen = generator or self.rng
         if self.pool is None:  # before any training step: transitions of noise images (uniform in the data's range)
             x0 = rand((n, *self.spec.shape), generator=gen, device=self.device)
             lo, hi = self.spec.value_range or (-1.0, 1.0)

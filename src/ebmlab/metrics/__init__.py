@@ -1,6 +1,7 @@
-"""Evaluation metrics. ``evaluate_samples``/``evaluate_method`` assemble the 2D report."""
+"""Evaluation metrics: functions with their metadata beside them (``metrics.registry``), one evaluator per data
+kind (``metrics.evaluators``), the classifier features, the temperature search."""
 
-from .evaluate import evaluate_method, real_reference
+from .evaluators import evaluate_method, evaluator_for, real_reference, sample_metrics
 from .modes import HQ_CEILING, mode_metrics
 
-__all__ = ["HQ_CEILING", "evaluate_method", "mode_metrics", "real_reference"]
+__all__ = ["HQ_CEILING", "evaluate_method", "evaluator_for", "mode_metrics", "real_reference", "sample_metrics"]

@@ -10,6 +10,15 @@ import ot
 import torch
 from torch import Tensor
 
+from ..metadata import Metric
+
+METRICS = {
+    "w1": Metric("samples", "", "↓", "Wasserstein-1 distance to test data", True),
+    "sw1": Metric("samples", "", "↓", "sliced Wasserstein-1 distance to test data", True),
+    "mmd2": Metric("samples", "", "↓", "MMD² (RBF kernel) to test data", True),
+}
+BOOKKEEPING = {"frac_finite"}  # the fraction of finite samples the distances were taken on
+
 
 def median_bandwidth(x: Tensor, max_n: int = 2000) -> float:
     """Median pairwise distance of (up to max_n) real samples: the RBF bandwidth, fixed from real data."""

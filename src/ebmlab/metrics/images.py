@@ -27,6 +27,20 @@ from .classifier import get_classifier
 from .distances import median_bandwidth, mmd2_unbiased, wasserstein1
 from .features import frechet_distance, inception_style_score, kid, prdc
 
+from ..metadata import Metric
+
+METRICS = {
+    "clf_fd": Metric("samples", "", "↓", "Fréchet distance in the domain classifier's features (not FID)", True),
+    "clf_kid": Metric("samples", "", "↓", "kernel inception distance, in the domain classifier's features", True),
+    "clf_precision": Metric("samples", "%", "↑", "precision: samples inside the test data's feature manifold", True),
+    "clf_recall": Metric("samples", "%", "↑", "recall: test data inside the samples' feature manifold", True),
+    "clf_density": Metric("samples", "", "↑", "density (precision counting neighbourhoods)", True),
+    "clf_coverage": Metric("samples", "%", "↑", "coverage: test points with a sample among their neighbours", True),
+    "clf_score": Metric("samples", "", "↑", "classifier score exp E KL(p(y|x) ‖ p(y)) (an IS in the domain classifier)",
+                        True),
+}
+BOOKKEEPING = {"clf_sha256", "clf_accuracy", "n_feature_samples", "n_mode_samples"}
+
 STACKED_SAMPLES = 26_000
 EXACT_W1_MAX = 3000
 

@@ -24,6 +24,13 @@ from torch import Tensor, nn
 
 from ..errors import EbmlabError
 
+from ..metadata import Metric
+
+METRICS = {
+    "fid": Metric("samples", "", "↓", "FID (Inception features)"),
+    "inception_score": Metric("samples", "", "↑", "Inception score"),
+}
+
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 SHA256_PREFIX = "6726825d"
 

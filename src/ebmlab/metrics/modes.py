@@ -13,6 +13,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..metadata import Metric
+
+METRICS = {
+    "modes": Metric("samples", "", "↑", "modes covered by the samples", True),
+    "hq": Metric("samples", "%", "↑", "high-quality samples (within 3σ of a mode)", True),
+    "mode_kl": Metric("samples", "nats", "↓", "KL(mode frequencies ‖ uniform)", True),
+}
+BOOKKEEPING = {"n_modes_total"}
+
 HQ_CEILING = 1 - math.exp(-4.5)  # P(χ²₂ < 9)
 
 

@@ -16,6 +16,11 @@ import torch
 
 from ..errors import EbmlabError
 
+from ..metadata import Metric
+
+METRICS = {"probe_test_error": Metric("method", "%", "↓", "linear probe test error on the frozen energy features")}
+BOOKKEEPING = {"probe_feature_dim", "probe_n_test", "probe_n_train"}
+
 
 @torch.no_grad()
 def _features(method, x: torch.Tensor, chunk: int = 1024) -> np.ndarray:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..parallel import rand
+from ..rng import rand
 
 # The 12 stochastic layers of the BiHM paper's binarised-MNIST model (above the 784 visible units).
 BIHM_MNIST_LAYERS = (300, 200, 100, 75, 50, 35, 30, 25, 20, 15, 10, 10)

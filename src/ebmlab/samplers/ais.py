@@ -24,7 +24,7 @@ from torch import Tensor
 
 from .classic import effective_sample_size, log_mean_exp
 from .mcmc import State, energy_and_grad, hmc_step, mala_step, tune_step_size
-from ..parallel import randn
+from ..rng import randn
 
 __all__ = ["AISResult", "sigmoid_schedule", "ais_log_z", "reverse_ais_log_z"]
 

@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..parallel import rand
+from ..rng import rand
 
 __all__ = [
     "inverse_transform",

@@ -27,7 +27,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
-from ..parallel import rand, randn
+from ..rng import rand, randn
 
 __all__ = [
     "State",
@@ -231,6 +231,7 @@ def leapfrog(
         e, grad = energy_and_grad(energy_fn, x)
         # Merge the two consecutive half kicks between position updates into one full kick.
         p = p - (eps if i < n_steps - 1 else 0.5 * eps) * grad
+    assert e is not None  # n_steps ≥ 1
     return x, p, e, grad
 
 

@@ -19,10 +19,11 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..config import parse_override_strings
 from ..errors import EbmlabError
-from ..runs import CHECKPOINT_FORMAT, RunDir, atomic_write_bytes, read_json, write_json
+from ..runs import CHECKPOINT_FORMAT, MetricsLogger, RunDir, atomic_write_bytes, read_json, write_json
 from . import ops
-from .base import SRModel
+from .base import SRModel, make_config
 from .bicubic import Bicubic
 from .data import get_sr_data
 from .mse import MSE
@@ -34,31 +35,19 @@ CONFIG_FORMAT = "ebmlab-sr-run-1"
 DEFAULT_STEPS = {"fashion": 3000, "skimage": 3000}
 
 
-def _parse_value(v: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(v.lower(), v)
-
-
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:
-    out = {}
-    for p in pairs or []:
-        if "=" not in p:
-            raise EbmlabError(f"option {p!r} is not key=value")
-        k, v = p.split("=", 1)
-        out[k.strip()] = _parse_value(v.strip())
-    return out
+    """``key=value`` strings as a dict (each value is coerced to its option's type by :func:`build_model`)."""
+    return parse_override_strings(pairs or [])
 
 
 def build_model(model: str, scale: int, options: dict[str, Any]) -> SRModel:
+    """The model with its options coerced and checked like a method's (``sr.base.make_config``)."""
     if model not in MODELS:
         raise EbmlabError(f"unknown super-resolution model {model!r}; choose one of {', '.join(MODELS)}")
     if scale < 2 or scale > 8:
         raise EbmlabError(f"scale must be an integer from 2 to 8, got {scale}")
-    return MODELS[model](scale, **options)
+    cls = MODELS[model]
+    return cls(scale, make_config(cls, options))
 
 
 def _ckpt_name(model: str) -> str:
@@ -70,11 +59,6 @@ def _batch(data_train: Tensor, batch_size: int, seed: int, step: int) -> Tensor:
     return data_train[torch.randint(len(data_train), (batch_size,), generator=g)]
 
 
-def _log(run: RunDir, rec: dict[str, Any]) -> None:
-    with open(run.metrics_path, "a") as fh:
-        fh.write(json.dumps(rec) + "\n")
-
-
 def train_sr(data: str, model: str, *, out: str | Path, scale: int = 4, steps: int | None = None, seed: int = 0,
              options: dict[str, Any] | None = None, data_dir: str | None = None, crop: int = 64,
              progress: bool = True, ckpt_every: int = 500, log_every: int = 50, evaluate: bool = True,
@@ -83,7 +67,7 @@ def train_sr(data: str, model: str, *, out: str | Path, scale: int = 4, steps: i
     ``ckpt_every`` must be a multiple of ``log_every`` (so that a resumed run logs exactly what it would have)."""
     if log_every < 1 or ckpt_every < 1 or ckpt_every % log_every:
         raise EbmlabError(f"ckpt_every ({ckpt_every}) must be a positive multiple of log_every ({log_every})")
-    from ..trainer import check_output_dir
+    from ..runs import check_output_dir
 
     out = Path(out)
     run = RunDir(out)
@@ -138,6 +122,7 @@ def train_sr(data: str, model: str, *, out: str | Path, scale: int = 4, steps: i
     bs = int(net.options.get("batch_size", 64))
     bar = tqdm(total=steps, initial=start, disable=not progress or steps == 0, desc=f"sr {model}/{data}",
                dynamic_ncols=True)
+    logger = MetricsLogger(run, start, tensorboard=False)  # the training runs' metrics.jsonl format
     try:
         window: dict[str, float] = {}  # the latest value of each metric since the last log line (some, like
         for step in range(start, steps):  # the learned-Φ terms, are not produced at every step)
@@ -148,12 +133,13 @@ def train_sr(data: str, model: str, *, out: str | Path, scale: int = 4, steps: i
                 if not all(np.isfinite(v) for v in m.values()):
                     raise EbmlabError(f"training diverged at step {step + 1} ({m}); the last checkpoint is kept — "
                                       f"lower lr and start a new run")
-                _log(run, {"step": step + 1, **m})
+                logger.log(step + 1, "train", m)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in m.items()})
             if (step + 1) % ckpt_every == 0 or step + 1 == steps:
                 _save(run, net, model, step + 1, fit_info)
     finally:
         bar.close()
+        logger.close()
     run.end_record(rec, steps, (steps - start) / max(time.perf_counter() - t0, 1e-9))
     summary = {"model": model, "data": data, "scale": scale, "steps": steps, "fit": fit_info,
                "train_seconds": _train_seconds(run)}
@@ -295,7 +281,7 @@ def upscale(run_dir: str | Path, inp: str | Path, out: str | Path, *, tile: int 
     super-resolved by the model and the chroma by bicubic interpolation."""
     from PIL import Image
 
-    from ..trainer import check_output_dir
+    from ..runs import check_output_dir
 
     out = Path(out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):

@@ -1,6 +1,9 @@
 """The interface every super-resolution model implements, and the up-sampling CNN shared by ``mse`` and ``stats``.
 
-A model is an ``nn.Module`` holding its scale and options: ``fit(data)`` does whatever needs no gradient steps
+A model is an ``nn.Module`` holding its scale and its options — a frozen ``Config`` dataclass beside the class,
+with each option's range and meaning in the Config's ``options`` table, coerced and checked by the same machinery
+as every method's options (``ebmlab.config.apply_overrides``, ``ebmlab.options.validate``; :func:`make_config`):
+``fit(data)`` does whatever needs no gradient steps
 (λ search, feature normalisation), ``train_step(x, step)`` one optimisation step on a batch of high-resolution
 images (only ``trainable`` models), ``predict(y)`` the estimate for low-resolution images ``y``. The run
 directory, resume, progress and evaluation live in :mod:`ebmlab.sr.api` and know nothing about the losses.
@@ -8,28 +11,31 @@ directory, resume, progress and evaluation live in :mod:`ebmlab.sr.api` and know
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from ..config import apply_overrides, to_dict
+from ..options import validate
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    options: ClassVar[dict[str, tuple[str, str]]] = {}
 
 
 class SRModel(nn.Module):
     name = "base"
     trainable = False
-    defaults: dict[str, Any] = {}
+    Config: ClassVar[type] = NoOptions
 
-    def __init__(self, scale: int, **options: Any):
+    def __init__(self, scale: int, config: Any = None):
         super().__init__()
-        unknown = set(options) - set(self.defaults)
-        if unknown:
-            from ..errors import EbmlabError
-
-            raise EbmlabError(f"unknown option(s) {sorted(unknown)} for the {self.name} model; its options are "
-                              f"{', '.join(f'{k}={v}' for k, v in self.defaults.items()) or 'none'}")
         self.scale = scale
-        self.options = {**self.defaults, **options}
+        self.config = config if config is not None else self.Config()
+        self.options: dict[str, Any] = to_dict(self.config)  # the values, as saved in the run's config.json
 
     def fit(self, data, progress: bool = False) -> dict[str, Any]:
         return {}
@@ -42,6 +48,14 @@ class SRModel(nn.Module):
 
     def predict(self, y: Tensor) -> Tensor:
         raise NotImplementedError
+
+
+def make_config(cls: type[SRModel], options: dict[str, Any] | None) -> Any:
+    """The model's Config from ``key=value`` strings or saved values: unknown names, wrong types and values out of
+    range are refused with the same messages as a method's options."""
+    cfg = apply_overrides(cls.Config(), dict(options or {}), what=f"super-resolution model {cls.name}")
+    validate(cfg, method=cls.Config, what=f"{cls.name} options")
+    return cfg
 
 
 class UpNet(nn.Module):

@@ -6,7 +6,8 @@ is the conditional mean E[x | y], which averages the plausible high-frequency de
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -15,13 +16,27 @@ from . import ops
 from .base import SRModel, UpNet, chunked
 
 
+@dataclass(frozen=True)
+class MSEConfig:
+    width: int = 64
+    depth: int = 6
+    lr: float = 1e-3
+    batch_size: int = 64
+    options: ClassVar[dict[str, tuple[str, str]]] = {  # range kind (ebmlab.options) and meaning of each option
+        "width": ("int1", "channels of the low-resolution CNN"),
+        "depth": ("int1", "3×3 convolutions of the low-resolution CNN"),
+        "lr": ("pos", "Adam learning rate"),
+        "batch_size": ("int1", "high-resolution crops per training step"),
+    }
+
+
 class MSE(SRModel):
     name = "mse"
     trainable = True
-    defaults = {"width": 64, "depth": 6, "lr": 1e-3, "batch_size": 64}
+    Config = MSEConfig
 
-    def __init__(self, scale: int, **options: Any):
-        super().__init__(scale, **options)
+    def __init__(self, scale: int, config: MSEConfig | None = None):
+        super().__init__(scale, config)
         o = self.options
         self.net = UpNet(1, scale, o["width"], o["depth"])
         self.opt = torch.optim.Adam(self.net.parameters(), lr=o["lr"])

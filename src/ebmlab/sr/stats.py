@@ -26,7 +26,8 @@ Model: p(x | y) ∝ exp(−β‖Φ(x) − Ψ(y)‖²) on the constraint set {x :
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -36,25 +37,58 @@ from .base import SRModel, UpNet
 from .wavelets import Scattering
 
 
+@dataclass(frozen=True)
+class StatsConfig:
+    phi: Literal["fixed", "learned"] = "fixed"
+    J: int = 2
+    L: int = 4
+    avg_sigma: float = 2.0
+    width: int = 64
+    depth: int = 6
+    lr: float = 1e-3
+    batch_size: int = 64
+    phi_start: float = 0.5
+    phi_every: int = 2
+    phi_lr: float = 1e-4
+    drift_weight: float = 1.0
+    neg_iters: int = 10
+    infer_iters: int = 50
+    init: Literal["mse", "bicubic"] = "mse"
+    beta: float = 1.0
+    sampler: Literal["ula", "mala"] = "ula"
+    sample_steps: int = 200
+    step_size: float = 1e-4
+    options: ClassVar[dict[str, tuple[str, str]]] = {  # range kind (ebmlab.options) and meaning of each option
+        "phi": ("any", "Φ: the fixed wavelet statistics, or learned (fine-tuned from the wavelets, §4.3)"),
+        "J": ("int1", "scales of the scattering network Φ"),
+        "L": ("int1", "orientations per scale of Φ"),
+        "avg_sigma": ("pos", "standard deviation of Φ's final Gaussian averaging (pixels)"),
+        "width": ("int1", "channels of Ψ's (and the pixel head's) low-resolution CNN"),
+        "depth": ("int1", "3×3 convolutions of that CNN"),
+        "lr": ("pos", "Adam learning rate of Ψ and the pixel head"),
+        "batch_size": ("int1", "high-resolution crops per training step"),
+        "phi_start": ("unit", "learned Φ: the fraction of the steps after which its fine-tuning starts"),
+        "phi_every": ("int1", "learned Φ: steps between its updates"),
+        "phi_lr": ("pos", "learned Φ: Adam learning rate of its filters"),
+        "drift_weight": ("nonneg", "learned Φ: weight of the penalty keeping its filters near the wavelets"),
+        "neg_iters": ("int1", "learned Φ: L-BFGS iterations behind each negative sample"),
+        "infer_iters": ("int1", "L-BFGS iterations of the inference argmin ‖Φ(x) − Ψ(y)‖² on {Dx = y}"),
+        "init": ("any", "start of the inference: the pixel head's estimate (mse) or bicubic"),
+        "beta": ("pos", "inverse temperature β of p(x | y) ∝ exp(−β‖Φ(x) − Ψ(y)‖²) when sampling"),
+        "sampler": ("any", "Langevin sampler of p(x | y): ula or mala"),
+        "sample_steps": ("int1", "Langevin steps per sample"),
+        "step_size": ("pos", "Langevin step size"),
+    }
+
+
 class Stats(SRModel):
     name = "stats"
     trainable = True
-    defaults = {"phi": "fixed", "J": 2, "L": 4, "avg_sigma": 2.0, "width": 64, "depth": 6, "lr": 1e-3,
-                "batch_size": 64, "phi_start": 0.5, "phi_every": 2, "phi_lr": 1e-4, "drift_weight": 1.0,
-                "neg_iters": 10, "infer_iters": 50, "init": "mse", "beta": 1.0, "sampler": "ula",
-                "sample_steps": 200, "step_size": 1e-4}
+    Config = StatsConfig
 
-    def __init__(self, scale: int, **options: Any):
-        super().__init__(scale, **options)
+    def __init__(self, scale: int, config: StatsConfig | None = None):
+        super().__init__(scale, config)
         o = self.options
-        from ..errors import EbmlabError
-
-        if o["phi"] not in ("fixed", "learned"):
-            raise EbmlabError(f"stats: phi must be fixed or learned, got {o['phi']!r}")
-        if o["init"] not in ("mse", "bicubic"):
-            raise EbmlabError(f"stats: init must be mse or bicubic, got {o['init']!r}")
-        if o["sampler"] not in ("ula", "mala"):
-            raise EbmlabError(f"stats: sampler must be ula or mala, got {o['sampler']!r}")
         stride = 2 if scale % 2 == 0 else 1
         self.phi = Scattering(o["J"], o["L"], avg_sigma=o["avg_sigma"], stride=stride, learn=o["phi"] == "learned")
         self.psi = UpNet(self.phi.n_channels, scale // stride, o["width"], o["depth"])

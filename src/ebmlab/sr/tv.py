@@ -10,7 +10,8 @@ validation images (the best mean PSNR over a log grid), so nothing is learned fr
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -41,12 +42,22 @@ def tv_solve(y: Tensor, s: int, lam: float, iters: int = 300, x0: Tensor | None 
     return x
 
 
+@dataclass(frozen=True)
+class TVConfig:
+    lam: float = 0.0  # 0: chosen by fit on validation images
+    iters: int = 300
+    options: ClassVar[dict[str, tuple[str, str]]] = {  # range kind (ebmlab.options) and meaning of each option
+        "lam": ("nonneg", "weight λ of the total variation (0: chosen by PSNR on validation images)"),
+        "iters": ("int1", "Chambolle–Pock iterations of the inference"),
+    }
+
+
 class TV(SRModel):
     name = "tv"
-    defaults = {"lam": 0.0, "iters": 300}  # lam 0: chosen by fit on validation images
+    Config = TVConfig
 
-    def __init__(self, scale: int, **options: Any):
-        super().__init__(scale, **options)
+    def __init__(self, scale: int, config: TVConfig | None = None):
+        super().__init__(scale, config)
         self.register_buffer("lam", torch.tensor(float(self.options["lam"])))
 
     def fit(self, data, progress: bool = False) -> dict[str, Any]:

@@ -30,7 +30,7 @@ def _module(name):
     return m
 
 
-import sys as _sys
+import sys as _sys  # noqa: E402
 
 for _n in ("utils", "datasets", "transforms", "models"):
     _mod = _module(_n)

@@ -12,6 +12,7 @@ import torch
 
 import ebmlab
 from ebmlab import trainer
+from ebmlab.config import resolve_config
 from ebmlab.config import parse_override_strings
 
 
@@ -31,7 +32,7 @@ def main() -> None:
     over = parse_override_strings(sys.argv[5:])
     stop = over.pop("stop_after", None)
     if "RANK" not in os.environ:  # the one-process reference also saves its initial parameters
-        net_state(trainer.build_method(trainer.resolve_config(method, data, overrides=over)), Path(out) / "init.pt")
+        net_state(trainer.build_method(resolve_config(method, data, overrides=over)), Path(out) / "init.pt")
     res = ebmlab.train(method, data, out=run_dir, overrides=over, progress=False,
                        stop_after=int(stop) if stop is not None else None)
     net_state(res.method, Path(out) / f"rank{int(os.environ.get('RANK', '0'))}.pt")

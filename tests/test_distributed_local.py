@@ -1,20 +1,21 @@
-"""The pieces of data-parallel training that run in one process (``ebmlab.parallel``), and the run options that
-come with it (precision, channels_last). The multi-process behaviour is tests/test_distributed.py."""
+"""The pieces of data-parallel training that run in one process (``ebmlab.rng``'s sharded draws,
+``ebmlab.distributed``), and the run options that come with it (precision, channels_last). The multi-process
+behaviour is tests/integration/test_distributed.py."""
 
 import torch
 
 import ebmlab
-from ebmlab import parallel
+from ebmlab import distributed, rng
 
 
 def test_outside_a_distributed_step_the_noise_is_torchs():
-    for fn, ref in ((parallel.randn, torch.randn), (parallel.rand, torch.rand)):
+    for fn, ref in ((rng.randn, torch.randn), (rng.rand, torch.rand)):
         a = fn(5, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
         b = ref(5, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
         assert torch.equal(a, b)
         assert torch.equal(fn((5, 3), generator=torch.Generator().manual_seed(1)),
                            ref((5, 3), generator=torch.Generator().manual_seed(1)))
-    assert torch.equal(parallel.randint(0, 9, (7,), generator=torch.Generator().manual_seed(2)),
+    assert torch.equal(rng.randint(0, 9, (7,), generator=torch.Generator().manual_seed(2)),
                        torch.randint(0, 9, (7,), generator=torch.Generator().manual_seed(2)))
 
 
@@ -23,9 +24,9 @@ def test_the_processes_noise_interleaves_into_one_processs_global_draw():
     parts = []
     for rank in range(size):
         g = torch.Generator().manual_seed(4)  # every process's generator has the same state
-        with parallel.training_step(parallel.World(rank, size, rank, False)):
-            parts.append((parallel.randn(4, 2, generator=g), parallel.rand((4,), generator=g),
-                          parallel.randint(0, 100, (4,), generator=g)))
+        with distributed.training_step(distributed.World(rank, size, rank, False)):
+            parts.append((rng.randn(4, 2, generator=g), rng.rand((4,), generator=g),
+                          rng.randint(0, 100, (4,), generator=g)))
     g = torch.Generator().manual_seed(4)
     full = (torch.randn(12, 2, generator=g), torch.rand(12, generator=g), torch.randint(0, 100, (12,), generator=g))
     for k in range(3):
@@ -34,15 +35,15 @@ def test_the_processes_noise_interleaves_into_one_processs_global_draw():
         stacked = torch.stack(local, 1).reshape(12, *local[0].shape[1:])  # global row i·size + rank
         assert torch.equal(stacked, full[k])
         assert not torch.equal(local[0], local[1])  # each process has its own noise
-    with parallel.training_step(parallel.World(1, 2, 1, False)):
-        scalar = parallel.randn((), generator=torch.Generator().manual_seed(0))  # no per-example axis: shared
+    with distributed.training_step(distributed.World(1, 2, 1, False)):
+        scalar = rng.randn((), generator=torch.Generator().manual_seed(0))  # no per-example axis: shared
     assert torch.equal(scalar, torch.randn((), generator=torch.Generator().manual_seed(0)))
-    assert parallel._STEP is None  # the context is left as it was found
+    assert distributed._STEP is None and rng._SHARD is None  # the context is left as it was found
 
 
 def test_one_process_needs_no_process_group_and_metrics_are_read_in_one_transfer():
-    assert parallel.init("cpu") is None  # WORLD_SIZE unset
-    out = parallel.reduce_metrics({"a": torch.tensor(1.5), "b": 2, "c": torch.tensor(float("nan"))}, None)
+    assert distributed.init("cpu") is None  # WORLD_SIZE unset
+    out = distributed.reduce_metrics({"a": torch.tensor(1.5), "b": 2, "c": torch.tensor(float("nan"))}, None)
     assert out["a"] == 1.5 and out["b"] == 2.0 and out["c"] != out["c"]
     assert all(isinstance(v, float) for v in out.values())
 

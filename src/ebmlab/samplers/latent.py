@@ -4,18 +4,22 @@ The model Q(dx) ∝ exp(−T·E(x)) G(dx) (Arbel, Zhou, Gretton, "Generalized En
 in the generator's latent space: U(z) = ½‖z‖² + T·E(G(z)) is run by an MCMC sampler from z ~ N(0, I) and the
 chains are pushed through G. T is the inverse temperature: T = 0 gives base-only samples, T = 1 the GEBM of a
 KALE model. For VGAN/BiB/EBGAN pairs, this samples the prior re-weighted by their energy.
+
+Pure functions of a generator and an energy function (no method object): KALE's ``sample`` and the API's
+``sample_run(guided=...)`` call :func:`latent_samples` with the method's ``generate``, ``energy`` and
+``latent_dim``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Callable, Literal
 
 import torch
 from torch import Tensor
 
-from .errors import EbmlabError
-from .samplers import mcmc
+from ..errors import EbmlabError
+from . import mcmc
 
 SamplerName = Literal["kinetic", "ula", "mala", "hmc"]
 
@@ -48,18 +52,17 @@ class GuidedConfig:
             raise EbmlabError("invalid energy-guided sampler settings: " + "; ".join(bad))
 
 
-def guided_samples(method, n: int, cfg: GuidedConfig, *, generator: torch.Generator,
+def latent_samples(generate: Callable[[Tensor], Tensor], energy: Callable[[Tensor], Tensor], latent_dim: int,
+                   n: int, cfg: GuidedConfig, *, generator: torch.Generator, device: Any = None,
                    progress: bool = False) -> tuple[Tensor, dict[str, float]]:
-    """n energy-guided samples [n, D] from a method with ``latent_dim``/``generate`` and ``energy``.
+    """n energy-guided samples G(z) [n, *shape], z run by ``cfg.sampler`` on U(z) = ½‖z‖² + T·E(G(z)) from
+    z ~ N(0, I_d) with d = ``latent_dim``; ``generate``: z [b, d] → x, ``energy``: x → E(x) [b] (nats).
 
     Returns the samples and diagnostics (mean acceptance for MALA/HMC, mean latent energy before/after).
     """
-    if not (method.has_energy and method.has_generator):
-        raise EbmlabError(f"method {method.name!r} needs both a generator and an energy for energy-guided sampling "
-                          f"(methods with both: kale, vgan, bib, ebgan)")
-    d = method.latent_dim
-    z0 = torch.randn(n, d, generator=generator, device=method.device)
-    u = mcmc.latent_energy(method.generate, method.energy, cfg.inverse_temperature)
+    z0 = torch.randn(n, latent_dim, generator=generator, device=device)
+    u = mcmc.latent_energy(generate, energy, cfg.inverse_temperature)
+    kw: dict[str, Any]
     if cfg.sampler == "kinetic":
         algo, kw = mcmc.kinetic_langevin, {"gamma": cfg.step_size, "kappa": cfg.friction}
     elif cfg.sampler == "ula":
@@ -75,6 +78,6 @@ def guided_samples(method, n: int, cfg: GuidedConfig, *, generator: torch.Genera
     res = mcmc.run(algo, z0, u, n_steps=cfg.n_steps, generator=generator, progress=progress, **kw)
     z = res.final_state.x
     with torch.no_grad():
-        x = method.generate(z)
+        x = generate(z)
         u1 = float(u(z).mean())
     return x, {"acceptance": res.mean_acceptance, "latent_energy_start": u0, "latent_energy_end": u1}

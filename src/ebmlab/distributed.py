@@ -3,8 +3,9 @@
 ``torchrun --nproc_per_node N -m ebmlab train ...`` runs N copies of the ordinary training loop; the trainer sees
 ``WORLD_SIZE`` > 1 in the environment and calls :func:`init`. What changes against one process:
 
-- **Gradients are averaged by one all-reduce per optimizer step**, in a step pre-hook on each of the method's
-  optimizers (:func:`attach`), not by wrapping networks in ``DistributedDataParallel``. Reason: DDP averages
+- **Gradients are averaged by one all-reduce per optimizer step**: ``methods.base.optimizer_step`` calls the
+  run's recipe, which calls :func:`average` between ``backward`` and ``step``; networks are not wrapped in
+  ``DistributedDataParallel``. Reason: DDP averages
   inside ``backward`` through hooks that assume one forward → one backward per module and iteration. The methods
   here run several forwards of a network before one backward, backward passes whose gradients are discarded (the
   frozen player of an alternating game), double backward for gradient penalties (BiB, VGAN, KALE), and LBT's
@@ -15,11 +16,11 @@
   (:func:`average_gradients`), so the look-ahead is the global-batch look-ahead.
 - **Data**: every process computes the same global batch of the step and keeps rows ``rank, rank + world, …``
   (``data.batches``); the per-process batch is ``batch_size / world``.
-- **Noise**: every draw made inside a training step goes through :func:`randn` / :func:`rand` /
-  :func:`randint`. In a distributed step each process draws the *global* tensor (first dimension × world) from
-  the method's generator, which has the same seed and so the same state on every process, and keeps the same rows
-  as of the data. Each process thus has its own noise, derived from the run seed, disjoint from the others', and
-  the union over processes is exactly the noise one process would draw for the global batch. Together with the
+- **Noise**: every draw made inside a training step goes through ``ebmlab.rng``; :func:`training_step` shards
+  those draws over the processes (``rng.sharded``): each process draws the *global* tensor from the method's
+  generator, which has the same state on every process, and keeps the same rows as of the data. Each process thus
+  has its own noise, derived from the run seed, disjoint from the others', and the union over processes is exactly
+  the noise one process would draw for the global batch. Together with the
   averaged gradients this makes a run without batch-coupled layers equal, to float rounding, to a one-process run
   with the same global batch (tests/test_distributed.py: GAN, VAE, BiB (i)+(iii), LBT). The cost is drawing world × more random numbers, small beside the networks. Rule
   for code that runs inside a step: the first dimension of every draw is per example.
@@ -48,6 +49,8 @@ from typing import Any, Iterator, Sequence
 
 import torch
 from torch import Tensor
+
+from . import rng
 
 
 @dataclass(frozen=True)
@@ -97,47 +100,18 @@ def finish(world: World | None) -> None:
 
 @contextlib.contextmanager
 def training_step(world: World | None) -> Iterator[None]:
-    """Within the block, noise drawn through this module is sharded over the processes of ``world``."""
+    """Within the block, noise drawn through ``ebmlab.rng`` is sharded over the processes of ``world``, and the
+    collectives below act over them."""
     global _STEP
     saved, _STEP = _STEP, world
     try:
-        yield
+        if world is None:
+            yield
+        else:
+            with rng.sharded(world.rank, world.size):
+                yield
     finally:
         _STEP = saved
-
-
-# --- noise ------------------------------------------------------------------------------------------------------
-def _size(size: Sequence[Any]) -> tuple[int, ...]:
-    if len(size) == 1 and isinstance(size[0], (tuple, list, torch.Size)):
-        return tuple(int(s) for s in size[0])
-    return tuple(int(s) for s in size)
-
-
-def _sharded(draw, size: tuple[int, ...], **kw: Any) -> Tensor:
-    w = _STEP
-    if w is None or not size:
-        return draw(size, **kw)
-    full = draw((size[0] * w.size, *size[1:]), **kw)
-    return full[w.rank::w.size]
-
-
-def randn(*size: Any, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
-          device: Any = None) -> Tensor:
-    """``torch.randn`` with the same arguments; sharded over the processes inside a distributed training step."""
-    return _sharded(torch.randn, _size(size), generator=generator, dtype=dtype, device=device)
-
-
-def rand(*size: Any, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
-         device: Any = None) -> Tensor:
-    """``torch.rand`` with the same arguments; sharded inside a distributed training step."""
-    return _sharded(torch.rand, _size(size), generator=generator, dtype=dtype, device=device)
-
-
-def randint(low: int, high: int, size: Sequence[int], *, generator: torch.Generator | None = None,
-            device: Any = None) -> Tensor:
-    """``torch.randint(low, high, size)``; sharded inside a distributed training step."""
-    return _sharded(lambda s, **kw: torch.randint(low, high, s, **kw), tuple(int(s) for s in size),
-                    generator=generator, device=device)
 
 
 # --- collectives used inside a step ------------------------------------------------------------------------------
@@ -179,19 +153,22 @@ def gather(t: Tensor) -> Tensor:
 
 
 # --- wiring a method --------------------------------------------------------------------------------------------
-def attach(method: Any, world: World) -> None:
-    """Make every process start from rank 0's parameters and average gradients before each optimizer step."""
+def attach(method: Any) -> None:
+    """Make every process start from rank 0's parameters (gradients are averaged by :func:`average`, which the
+    run's recipe calls from ``methods.base.optimizer_step``)."""
     import torch.distributed as dist
 
     with torch.no_grad():
         for m in {**method.networks, **method.frozen}.values():
             for t in [*m.parameters(), *m.buffers()]:
                 dist.broadcast(t.data, 0)
-    for opt in method.optimizers.values():
-        opt.register_step_pre_hook(_average_hook(world))
 
 
-def _average(opt: torch.optim.Optimizer, size: int) -> None:
+def average(opt: torch.optim.Optimizer, world: World | None) -> None:
+    """Replace the gradients ``opt`` is about to apply by their mean over the processes of ``world`` (one
+    all-reduce of all of them flattened); nothing with one process."""
+    if world is None:
+        return
     import torch.distributed as dist
 
     grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
@@ -199,32 +176,12 @@ def _average(opt: torch.optim.Optimizer, size: int) -> None:
         return
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
-    flat.div_(size)
+    flat.div_(world.size)
     i = 0
     for g in grads:
         n = g.numel()
         g.copy_(flat[i:i + n].view_as(g))
         i += n
-
-
-def _average_hook(world: World):
-    def hook(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        if getattr(opt, "_ebmlab_averaged", False):  # averaged already, by average_now before a clip
-            opt._ebmlab_averaged = False
-            return
-        _average(opt, world.size)
-
-    return hook
-
-
-def average_now(opt: torch.optim.Optimizer) -> None:
-    """Average ``opt``'s gradients over the processes now, before the step (for code that clips or reads the
-    gradient between ``backward`` and ``step``: the clip must see the global gradient). Identity in one process."""
-    w = _STEP
-    if w is None:
-        return
-    _average(opt, w.size)
-    opt._ebmlab_averaged = True
 
 
 def broadcast_buffers(method: Any, world: World) -> None:
@@ -258,5 +215,5 @@ def barrier(world: World | None) -> None:
         dist.barrier()
 
 
-__all__ = ["World", "attach", "average_gradients", "average_now", "barrier", "broadcast_buffers", "finish", "gather", "init",
-           "rand", "randint", "randn", "reduce_metrics", "training_step"]
+__all__ = ["World", "attach", "average", "average_gradients", "barrier", "broadcast_buffers", "finish", "gather",
+           "init", "reduce_metrics", "training_step"]

@@ -75,28 +75,19 @@ Deviations from EBM-BB (``train/train_toy.py``) and why:
 
 from __future__ import annotations
 
-import contextlib
-import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from ..bounds.diffusion import (CONSISTENCY_CAVEAT, T_MIN, diffusion_nll_bound, diffusion_nll_bound_quadrature,
-                                perturb)
-from ..bounds.entropy import batch_jacobian, lobpcg_entropy, logdet_entropy, smin_entropy_exact
-from ..bounds.mi import gaussian_nll, mi_entropy_bound
-from ..bounds.score import gp_upper_term, score_mismatch_gp, zero_centred_gp
-from ..errors import EbmlabError
-from ..nets import build
-from ..nets.build import Net
-from ..nets.gaussian_encoder import GaussianEncoder
-from ..parallel import randn
-from .base import LatentGenerator, Method, adam, frozen, optimizer_step
-
-LOG_2PI = math.log(2 * math.pi)
-
+from ...bounds.diffusion import (T_MIN)
+from ...errors import EbmlabError
+from ...metadata import Metric
+from ...nets import build
+from ...nets.build import Net
+from ..base import LatentGenerator, Method, adam, frozen, optimizer_step
+from .bounds import LOG_2PI, LOWER_BOUNDS, UPPER_BOUNDS, MILower, _chi2_log_z, _mean_se, _mode
 
 @dataclass(frozen=True)
 class BiBConfig:
@@ -136,237 +127,36 @@ class BiBConfig:
     width: int = 32  # conv/dcgan width (channels of the first layer)
 
 
-@contextlib.contextmanager
-def _mode(module: nn.Module, training: bool):
-    prev = module.training
-    module.train(training)
-    try:
-        yield module
-    finally:
-        module.train(prev)
-
-
-def _mean_se(v: Tensor) -> tuple[float, float]:
-    v = v[torch.isfinite(v)].double()
-    n = v.numel()
-    if n == 0:
-        return math.nan, math.nan
-    return float(v.mean()), float(v.std() / math.sqrt(n)) if n > 1 else math.nan
-
-
-def _chi2_log_z(log_w: Tensor) -> tuple[float, float]:
-    """½ log mean e^{2ℓ} and its delta-method standard error."""
-    a = 2 * log_w.double()
-    m = a.max()
-    r = torch.exp(a - m)
-    n = r.numel()
-    return float(0.5 * (m + torch.log(r.mean()))), float(0.5 * r.std() / (math.sqrt(n) * r.mean()))
-
-
-# --- lower bounds: the generator's side ------------------------------------------------------------------------
-class LowerBound:
-    """A lower bound Ĥ ≤ H(p_g) on the entropy of the generator's distribution: what the generator (and its own
-    networks) maximise, −E_pg[E] + Ĥ. One object per bound; :class:`BiB` composes one with an :class:`UpperBound`.
-
-    ``perturb`` maps clean G(z) to samples of the distribution the bound describes; ``training_term`` gives
-    (Ĥ, the samples E is evaluated at, logged extras); ``evaluation`` gives, per generator sample, the lower-bound
-    integrand ℓ̂ and the log-weight ℓ = log(p̃_θ/p_g) of the χ² upper bound (module docstring)."""
-
-    key: ClassVar[str]
-    clean: ClassVar[bool] = True  # its samples are G(z) itself (``perturb`` is the identity)
-
-    def __init__(self, bib: BiB):
-        self.bib = bib
-        self.networks: dict[str, nn.Module] = {}  # trained with the generator, by its optimizer
-
-    def perturb(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        return x
-
-    def sample(self, z: Tensor, generator: torch.Generator) -> Tensor:
-        return self.perturb(self.bib.G(z), generator)
-
-    def training_term(self, z: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        raise NotImplementedError
-
-    def evaluation(self, z: Tensor, log_nz: Tensor, generator: torch.Generator,
-                   out: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
-        """(samples x, ℓ̂ per sample, ℓ per sample); may add keys to ``out``."""
-        raise NotImplementedError
-
-
-class JacobianLower(LowerBound):
-    """(i) Ĥ = H(z) + mean log-volume of J_z (``estimator``: logdet, smin or lobpcg; ``bounds.entropy``)."""
-
-    key = "jacobian"
-
-    def __init__(self, bib: BiB):
-        super().__init__(bib)
-        if bib.config.z_dim > bib.spec.dim:
-            raise EbmlabError(f"the Jacobian lower bound needs z_dim ≤ data dimension ({bib.spec.dim}), got z_dim="
-                              f"{bib.config.z_dim}; lower z_dim or use lower=mi")
-
-    def entropy(self, z: Tensor, generator: torch.Generator):
-        c, G = self.bib.config, self.bib.G
-        if c.estimator == "logdet":
-            return logdet_entropy(G, z, jac_mode=c.jac_mode)
-        if c.estimator == "smin":
-            return smin_entropy_exact(G, z, jac_mode=c.jac_mode)
-        return lobpcg_entropy(G, z, n_iter=c.lobpcg_iters, generator=generator)
-
-    def training_term(self, z, generator):
-        h = self.entropy(z, generator)
-        x = h.x if h.x is not None else self.bib.G(z)  # the exact estimators computed G(z) with J
-        return h.entropy, x, {"valid_frac": h.valid.float().mean().detach()}
-
-    def evaluation(self, z, log_nz, generator, out):
-        bib, c = self.bib, self.bib.config
-        x = bib.G(z)
-        e_gen = bib.energy(x)
-        h = self.entropy(z, generator)
-        low = torch.where(h.valid, -e_gen - log_nz + h.log_volume, math.nan)
-        J = batch_jacobian(bib.G, z, mode=c.jac_mode)
-        log_w = -e_gen - log_nz + 0.5 * torch.linalg.slogdet(J.transpose(1, 2) @ J)[1]
-        if J.shape[1] == J.shape[2]:
-            pos = (torch.linalg.det(J) > 0).float().mean().item()
-            out["fold_frac"] = min(pos, 1 - pos)
-        return x, low, log_w
-
-
-class MILower(LowerBound):
-    """(ii) the noisy generator x = G(z) + σε and a Gaussian encoder q_φ(z|x): the Barber–Agakov bound
-    (``bounds.mi``). Its samples are the noisy ones everywhere (energy terms, ``sample``)."""
-
-    key = "mi"
-    clean = False
-
-    def __init__(self, bib: BiB):
-        super().__init__(bib)
-        c = bib.config
-        self.encoder = GaussianEncoder(bib.spec, c.z_dim, c.enc_hidden, net=c.net, width=c.width).to(bib.device)
-        self.networks = {"encoder": self.encoder}
-
-    def perturb(self, x, generator):
-        return x + self.bib.config.sigma * randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-
-    def training_term(self, z, generator):
-        mi = mi_entropy_bound(self.bib.G, self.encoder, z, sigma=self.bib.config.sigma, generator=generator)
-        return mi.entropy, mi.x, {"encoder_nll": mi.nll.detach()}
-
-    def evaluation(self, z, log_nz, generator, out):
-        bib, c = self.bib, self.bib.config
-        mean = bib.G(z)
-        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
-        x = mean + c.sigma * eps
-        e_gen = bib.energy(x)
-        mu, logvar = self.encoder(x)
-        D = bib.spec.dim
-        log_px_z = -0.5 * (eps**2).flatten(1).sum(1) - D * (0.5 * LOG_2PI + math.log(c.sigma))
-        # E[low] is exactly the Barber–Agakov bound of ``bounds.mi`` minus E_pg[E]
-        low = -e_gen - gaussian_nll(z, mu, logvar) - log_nz - log_px_z
-        # χ² weights p̃(x)/p̂_g(x) with p̂_g(x) = mean_k p(z_k, x)/q(z_k|x), z_k ~ q(·|x)
-        k, d = c.eval_inner_k, c.z_dim
-        xi = torch.randn((k,) + mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
-        zk = (mu + torch.exp(0.5 * logvar) * xi).reshape(-1, d)
-        rk = ((x.repeat(k, *[1] * (x.dim() - 1)) - bib.G(zk)) / c.sigma).flatten(1)
-        log_joint = (-0.5 * (zk**2).sum(1) - 0.5 * d * LOG_2PI - 0.5 * (rk**2).sum(1)
-                     - D * (0.5 * LOG_2PI + math.log(c.sigma)))
-        log_q = -gaussian_nll(zk, mu.repeat(k, 1), logvar.repeat(k, 1))
-        log_pg = torch.logsumexp((log_joint - log_q).reshape(k, -1), 0) - math.log(k)
-        return x, low, -e_gen - log_pg
-
-
-# --- upper bounds: the energy's side ---------------------------------------------------------------------------
-class UpperBound:
-    """An upper bound on the NLL through a K-term K̂ ≥ KL(p_g ‖ p_θ) (or none): what the energy minimises,
-    mean E(x) − mean E(x_g) + K̂. ``energy_term`` gives (mean E on data, mean E on generator samples, the K-term
-    or penalty, logged extras) with the generator's networks frozen; ``evaluation`` adds its reported numbers."""
-
-    key: ClassVar[str]
-    time_conditioned: ClassVar[bool] = False  # E(x, t) instead of E(x)
-
-    def __init__(self, bib: BiB):
-        self.bib = bib
-
-    def energy_term(self, batch: Tensor, z: Tensor,
-                    generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
-        raise NotImplementedError
-
-    def evaluation(self, x: Tensor, z: Tensor, e_data: float, generator: torch.Generator,
-                   out: dict[str, Any]) -> None:
-        out["upper_note"] = "nll_upper is the chi-square bound 0.5 log E_pg[(p~/p_g)^2] (module docstring)"
-
-
-class GPUpper(UpperBound):
-    """(iii) K-term relu(w·gp − thre), gp the sliced latent score mismatch (``bounds.score``), taken at the clean
-    G(z); the contrastive term uses the lower bound's samples."""
-
-    key = "gp"
-
-    def energy_term(self, batch, z, generator):
-        bib, c = self.bib, self.bib.config
-        sm = score_mismatch_gp(bib.energy, bib.G, z, generator=generator, volume=c.score_volume,
-                               n_iter=c.lobpcg_iters, jac_mode=c.jac_mode)
-        if bib.lower.clean:  # the contrastive term is at the same G(z): reuse E(x) from the score mismatch
-            e_fake = sm.energy.mean()
-        else:
-            e_fake = bib.energy(bib.lower.perturb(sm.x, generator)).mean()
-        e_real = bib.energy(batch).mean()
-        return e_real, e_fake, gp_upper_term(sm.gp, w=c.gp_weight, thre=c.gp_threshold), \
-            {"score_mismatch": sm.gp.detach()}
-
-    def evaluation(self, x, z, e_data, generator, out):
-        super().evaluation(x, z, e_data, generator, out)
-        bib, c = self.bib, self.bib.config
-        with _mode(bib.G, False):
-            out["score_mismatch"] = score_mismatch_gp(bib.energy, bib.G, z[:500], generator=generator,
-                                                      volume=c.score_volume, n_iter=c.lobpcg_iters,
-                                                      jac_mode=c.jac_mode).gp.item()
-
-
-class DiffusionUpper(UpperBound):
-    """(iv) a time-conditioned energy E(x, t) (the EBM is E(·, t_min)); K-term the denoising part of the VP-SDE
-    bound on the generator samples, contrastive term at their t_min-perturbed copies (``bounds.diffusion``)."""
-
-    key = "diffusion"
-    time_conditioned = True
-
-    def energy_term(self, batch, z, generator):
-        bib, c = self.bib, self.bib.config
-        with torch.no_grad():
-            x_g = bib.lower.sample(z, generator)
-        db = diffusion_nll_bound(bib.energy_t, x_g, generator=generator, t_min=c.t_min, scheme=c.t_scheme)
-        e_real, e_fake = bib.energy(batch).mean(), bib.energy(db.x_tmin).mean()
-        return e_real, e_fake, c.diffusion_weight * db.denoising.mean(), {"denoising": db.denoising.mean().detach()}
-
-    def evaluation(self, x, z, e_data, generator, out):
-        bib, c = self.bib, self.bib.config
-        l_diff = diffusion_nll_bound_quadrature(bib.energy_t, x, n_t=c.eval_n_t, t_min=c.t_min, generator=generator)
-        with torch.no_grad():
-            u = l_diff.detach() - bib.energy(perturb(x, c.t_min, generator=generator))
-        m, se = _mean_se(u)
-        out["nll_upper_diffusion"], out["nll_upper_diffusion_se"] = e_data + m, se
-        out["nll_upper"], out["nll_upper_se"] = e_data + m, se
-        out["upper_note"] = "nll_upper is the diffusion bound. " + CONSISTENCY_CAVEAT
-
-
-class OneSided(UpperBound):
-    """No upper bound: the one-sided baseline (VGAN/VERA, EBM-BB's ``EBM_0gp``), with the zero-centred gradient
-    penalty w_0·E_data‖∇E‖² (``onesided_penalty="zero_gp"``) or nothing."""
-
-    key = "none"
-
-    def energy_term(self, batch, z, generator):
-        bib, c = self.bib, self.bib.config
-        with torch.no_grad():
-            x_g = bib.lower.sample(z, generator)
-        e_real, e_fake = bib.energy(batch).mean(), bib.energy(x_g).mean()
-        zgp = zero_centred_gp(bib.energy, batch)
-        penalty = c.zero_gp_weight * zgp if c.onesided_penalty == "zero_gp" else torch.zeros_like(e_real)
-        return e_real, e_fake, penalty, {"zero_gp": zgp.detach()}
-
-
-LOWER_BOUNDS: dict[str, type[LowerBound]] = {b.key: b for b in (JacobianLower, MILower)}
-UPPER_BOUNDS: dict[str, type[UpperBound]] = {b.key: b for b in (GPUpper, DiffusionUpper, OneSided)}
+# the range kind (ebmlab.options) and meaning of each option of the Config above that is not one of the
+# options shared by several methods (ebmlab.options.SHARED); `ebmlab list --options`, validation and the docs
+# read them
+OPTIONS: dict[str, tuple[str, str]] = {
+    "enc_hidden": ("ints1", "hidden layer widths of the encoder MLP (comma-separated; unused by conv nets)"),
+    "g_batchnorm": ("any", "batch normalisation in the generator MLP"),
+    "g_bn_position": ("any", "generator MLP: BatchNorm before the activation (pre) or after it (post)"),
+    "e_out_scale": ("any", "a learned scalar factor after the energy MLP (EBM-BB's toy energy)"),
+    "e_spectral_norm": ("any", "spectral normalisation of every layer of the energy MLP"),
+    "time_emb_dim": ("int1", "dimension of the diffusion time embedding"),
+    "adam_eps": ("pos", "Adam ε"),
+    "lower": ("any", "lower bound of the entropy: jacobian (i) or mi (ii)"),
+    "upper": ("any", "upper bound of the log-likelihood: gp (iii), diffusion (iv), or none (one-sided)"),
+    "estimator": ("any", "the Jacobian term of bound (i): logdet, smallest singular value, or lobpcg"),
+    "lobpcg_iters": ("int1", "LOBPCG iterations of the smallest-singular-value estimate"),
+    "jac_mode": ("any",
+                 "exact Jacobians: auto (tangent propagation through MLP generators, else reverse mode when data dim ≤ latent dim, else forward), prop, fwd, or rev"),
+    "score_volume": ("any", "bound (iii): how the latent score's log-volume is computed"),
+    "gp_weight": ("nonneg", "bound (iii): weight w of the gradient penalty"),
+    "gp_threshold": ("nonneg", "bound (iii): threshold of the gradient penalty"),
+    "onesided_penalty": ("any", "one-sided pairing: zero-centred gradient penalty on the energy, or none"),
+    "zero_gp_weight": ("nonneg", "weight of the zero-centred gradient penalty"),
+    "sigma": ("pos", "bound (ii): standard deviation of the generator's output noise"),
+    "t_min": ("open01", "bound (iv): smallest diffusion time"),
+    "t_scheme": ("any", "bound (iv): time sampling, uniform in log-SNR or in t"),
+    "diffusion_weight": ("nonneg", "bound (iv): weight (1 keeps the energy loss a bound)"),
+    "eval_n_t": ("int1", "Gauss–Legendre nodes of the diffusion bound at evaluation"),
+    "eval_inner_k": ("int1", "bound (ii): encoder draws behind each importance-sampled p_g(x) at evaluation"),
+    "bound_samples": ("int2", "generator samples behind each reported bound (BiB)"),
+}
 
 
 # --- the method: one lower bound and one upper bound -----------------------------------------------------------
@@ -374,6 +164,17 @@ class BiB(LatentGenerator, Method):
     name = "bib"
     progress_keys = ("loss_e", "loss_g", "entropy")  # shown on the progress bar
     Config = BiBConfig
+    options = OPTIONS
+    metrics = {
+        "nll_lower": Metric("density", "nats", "", "lower bound of the generator's test NLL", True),
+        "nll_upper": Metric("density", "nats", "", "upper bound of the generator's test NLL", True),
+        "nll_upper_chi2": Metric("density", "nats", "", "χ² upper bound of the test NLL"),
+        "nll_upper_diffusion": Metric("density", "nats", "", "diffusion upper bound of the test NLL"),
+        "score_mismatch": Metric("method", "", "↓", "score mismatch of the gp upper bound"),
+        "fold_frac": Metric("method", "%", "", "fraction of generator samples folded into the box"),
+    }
+    # run directories written before the rename (it shared its name with the run option) still load
+    renamed_options = {"eval_samples": "bound_samples"}
     description = ("BiB (i)+(iii) by default: generator maximises a lower bound, energy minimises an upper bound "
                    "(lower=jacobian|mi, upper=gp|diffusion|none)")
     has_energy = True
@@ -384,19 +185,12 @@ class BiB(LatentGenerator, Method):
         c = config
         if c.sigma <= 0 or not 0 < c.t_min < 1:
             raise EbmlabError(f"need sigma > 0 and 0 < t_min < 1, got sigma={c.sigma}, t_min={c.t_min}")
-        nk = {"net": c.net, "width": c.width}
         self.G = build.generator(spec, c.z_dim, hidden=c.g_hidden, act="prelu", batchnorm=c.g_batchnorm,
-                                 bn_position=c.g_bn_position, **nk).to(self.device)
-        self.upper = UPPER_BOUNDS[c.upper](self)
-        if self.upper.time_conditioned:
-            if c.e_out_scale or c.e_spectral_norm:
-                raise EbmlabError("e_out_scale and e_spectral_norm shape the plain energy MLP; the diffusion "
-                                  "pairings' time-conditioned energy does not take them")
-            self.E = build.time_energy(spec, hidden=c.e_hidden, emb_dim=c.time_emb_dim, act="prelu", **nk).to(self.device)
-        else:
-            self.E = build.critic(spec, 1, hidden=c.e_hidden, act="prelu", out_scale=c.e_out_scale,
-                                  spectral_norm=c.e_spectral_norm, **nk).to(self.device)
-        self.lower = LOWER_BOUNDS[c.lower](self)
+                                 bn_position=c.g_bn_position, net=c.net, width=c.width).to(self.device)
+        # the upper bound builds the energy (its form depends on the bound), then the lower bound its networks
+        self.upper = UPPER_BOUNDS[c.upper](self.G, spec, c, self.device)
+        self.E = self.upper.E
+        self.lower = LOWER_BOUNDS[c.lower](self.G, spec, c, self.device)
         self.networks = {"generator": self.G, "energy": self.E, **self.lower.networks}
         g_params = list(self.G.parameters()) + [p for m in self.lower.networks.values() for p in m.parameters()]
         betas = (c.beta1, c.beta2)
@@ -412,19 +206,17 @@ class BiB(LatentGenerator, Method):
 
     # --- the energy and its time-conditioned form -------------------------------------------------------------
     def energy_t(self, x: Tensor, t: Tensor) -> Tensor:
-        return self.E(x, t)
+        return self.upper.energy_t(x, t)
 
     def energy(self, x: Tensor) -> Tensor:
-        if self.upper.time_conditioned:
-            return self.E(x, torch.full((x.shape[0],), self.config.t_min, dtype=x.dtype, device=x.device))
-        return self.E(x).squeeze(1)
+        return self.upper.energy(x)
 
     # --- the two losses -----------------------------------------------------------------------------------
     def energy_loss(self, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Upper-bound loss of the energy; G (and the lower bound's networks) are constants here."""
         z = self.noise(batch.shape[0], self.config.z_dim)
         with frozen(*[m for k, m in self.networks.items() if k != "energy"]), _mode(self.G, False):
-            e_real, e_fake, penalty, extra = self.upper.energy_term(batch, z, self.generator)
+            e_real, e_fake, penalty, extra = self.upper.energy_term(self.lower, batch, z, self.rng)
         loss = e_real - e_fake + penalty
         return loss, {"loss_e": loss.detach(), "energy_real": e_real.detach(), "energy_fake": e_fake.detach(),
                       "penalty": penalty.detach(), **extra}
@@ -433,7 +225,7 @@ class BiB(LatentGenerator, Method):
         """Negative lower bound (up to the data term) of the generator and its networks; E is a constant here."""
         z = self.noise(b, self.config.z_dim)
         with frozen(self.E), _mode(self.G, False):
-            entropy, x_g, extra = self.lower.training_term(z, self.generator)
+            entropy, x_g, extra = self.lower.training_term(z, self.rng)
             e_gen = self.energy(x_g).mean()
         loss = e_gen - self.config.entropy_weight * entropy
         return loss, {"loss_g": loss.detach(), "energy_gen": e_gen.detach(), "entropy": entropy.detach(), **extra}
@@ -442,14 +234,14 @@ class BiB(LatentGenerator, Method):
         c, b = self.config, batch.shape[0]
         # --- energy step: minimise the upper bound (or the one-sided loss) on detached generator samples ---
         loss_e, metrics_e = self.energy_loss(batch)
-        optimizer_step(self.optimizers["energy"], loss_e)
+        optimizer_step(self.optimizers["energy"], loss_e, self.recipe)
         # --- refresh the generator's BatchNorm statistics: one train-mode forward, no gradient ---
         if c.g_batchnorm:
             with torch.no_grad(), _mode(self.G, True):
                 self.G(self.noise(b, c.z_dim))
         # --- generator (+ its networks) step: maximise the lower bound −E_pg[E] + Ĥ with G in eval mode ---
         loss_g, metrics_g = self.generator_loss(b)
-        optimizer_step(self.optimizers["generator"], loss_g)
+        optimizer_step(self.optimizers["generator"], loss_g, self.recipe)
         return {**metrics_e, **metrics_g}
 
     def features(self, x: Tensor) -> Tensor:
@@ -459,7 +251,7 @@ class BiB(LatentGenerator, Method):
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        gen = generator or self.generator
+        gen = generator or self.rng
         with _mode(self.G, False):
             return self.lower.sample(self.noise(n, self.config.z_dim, gen), gen)
 
@@ -474,7 +266,7 @@ class BiB(LatentGenerator, Method):
         z = self.noise(n, c.z_dim, gen)
         log_nz = -0.5 * (z**2).sum(1) - 0.5 * c.z_dim * LOG_2PI
         with _mode(self.G, False), torch.no_grad():
-            x, low, log_w = self.lower.evaluation(z, log_nz, gen, out)
+            x, low, log_w = self.lower.evaluation(self.energy, z, log_nz, gen, out)
         m_low, se_low = _mean_se(low)
         out["nll_lower"], out["nll_lower_se"] = e_data + m_low, se_low
         log_z_chi2, se_chi2 = _chi2_log_z(log_w[torch.isfinite(log_w)])

@@ -1,0 +1,111 @@
+"""Evaluation during and at the end of a run: the metrics of a checkpoint, how they were computed (the protocol),
+the final evaluation line, plots and ``summary.json``. The evaluator of the data's kind (``ebmlab.metrics``)
+computes the numbers; this module decides when, and where they are written.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .config import ResolvedConfig, RunConfig, to_dict
+from .methods import Method
+from .rng import stream_seed
+from .runs import MetricsLogger, RunDir, fault_point, read_json, write_json
+
+
+def final_eval(method: Method, ds, cfg: ResolvedConfig, run: RunDir, logger: MetricsLogger | None,
+                progress: bool = False) -> dict[str, Any]:
+    """The final evaluation line of metrics.jsonl: reused if a previous session logged it, else computed."""
+    rc = cfg.run
+    for rec in reversed(run.read_metrics()):
+        if rec.get("kind") == "eval" and rec.get("step") == rc.steps:
+            return {k: v for k, v in rec.items() if k not in ("step", "kind")}
+    if progress:
+        print(f"final evaluation ({rc.eval_samples} samples)...", flush=True)
+    final = evaluate(method, ds, rc, rc.steps)
+    fault_point("final_eval")
+    own = logger is None
+    logger = logger or MetricsLogger(run, rc.steps, tensorboard=rc.tensorboard)
+    try:
+        logger.log(rc.steps, "eval", final)
+        log_grid(logger, method, ds, rc.steps)
+    finally:
+        if own:
+            logger.close()
+    return final
+
+
+def log_grid(logger: MetricsLogger, method: Method, ds, step: int) -> None:
+    """A grid of 64 samples (fixed seed) into TensorBoard at evaluation steps, for image data."""
+    if logger.tb is None or not ds.spec.is_image:
+        return
+    from .plots import image_grid, model_grid_samples
+
+    logger.image(step, "samples", image_grid(model_grid_samples(method), ds.spec.value_range or (0.0, 1.0)))
+
+
+def evaluate(method: Method, ds, rc: RunConfig, step: int) -> dict[str, Any]:
+    from .metrics import evaluate_method
+
+    return evaluate_method(method, ds, n_samples=rc.eval_samples, seed=stream_seed(rc.seed, "eval", step),
+                           density=rc.eval_density)
+
+
+def protocol(ds, rc: RunConfig) -> dict[str, Any]:
+    """How the reported numbers were computed (sample counts, seeds, splits, and the data kind's own protocol)."""
+    from .metrics import evaluator_for
+
+    return {"eval_samples": rc.eval_samples, "test_split": f"{ds.n_test} fixed test points",
+            **evaluator_for(ds).protocol(ds, rc.eval_samples)}
+
+
+def finish(method: Method, ds, cfg: ResolvedConfig, run: RunDir, progress: bool = False) -> dict[str, Any]:
+    """The end of a run: final evaluation line, plots, then summary.json, written last so that it marks a finished
+    run; a kill anywhere in here is completed by running the same command again."""
+    from .metrics import real_reference
+
+    rc = cfg.run
+    if run.summary_path.is_file():
+        done = read_json(run.summary_path)
+        if isinstance(done, dict) and done.get("step") == rc.steps:
+            return done
+    metrics = final_eval(method, ds, cfg, run, None, progress)
+    summary = {"method": cfg.method, "data": cfg.data, "step": rc.steps, "seed": rc.seed, "metrics": metrics,
+               "real_vs_real": real_reference(ds, rc.eval_samples), "protocol": protocol(ds, rc)}
+    if rc.plots:
+        from .plots import plot_run
+
+        if progress:
+            print("plots...", flush=True)
+        plot_run(method, ds, run)
+    if rc.tensorboard:
+        _tensorboard_final(run, cfg, metrics)
+    fault_point("summary")
+    write_json(run.summary_path, summary)
+    return summary
+
+
+def _tensorboard_final(run: RunDir, cfg: ResolvedConfig, metrics: dict[str, Any]) -> None:
+    """The run's plots as images and its options with the final metrics as hparams (TensorBoard's HPARAMS tab)."""
+    from matplotlib.image import imread
+    from torch.utils.tensorboard import SummaryWriter
+
+    from .metrics.registry import is_bookkeeping
+
+    rc = cfg.run
+    with SummaryWriter(str(run.tb)) as tb:
+        for png in sorted(run.plots.glob("*.png")) if run.plots.is_dir() else []:
+            img = imread(png)
+            tb.add_image(f"plots/{png.stem}", img[..., :3], rc.steps, dataformats="HWC")
+        hp = {"method": cfg.method, "data": cfg.data}
+        for section in (to_dict(rc), to_dict(cfg.method_config)):
+            for k, v in section.items():
+                hp[k] = ",".join(map(str, v)) if isinstance(v, list) else v
+        final = {f"final/{k}": float(v) for k, v in metrics.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) and not is_bookkeeping(k, v)
+                 and math.isfinite(v)}
+        tb.add_hparams(hp, final, run_name="hparams", global_step=rc.steps)
+
+
+__all__ = ["evaluate", "final_eval", "finish", "log_grid", "protocol"]

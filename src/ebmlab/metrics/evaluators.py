@@ -1,0 +1,227 @@
+"""One evaluator per kind of data, chosen by the data set (:func:`evaluator_for`): the sample metrics of that
+kind, the real-data reference beside them, the density metrics where the kind has them, and the protocol that says
+how the numbers were computed.
+
+- ``toy2d``: mode metrics (mixtures), MMD² and W1 against the test split; exact density metrics of a normalisable
+  energy by grid quadrature; the temperature search of a tempered energy family.
+- ``image`` and ``binary``: classifier-feature metrics and stacked mode counts (``metrics.images``).
+- ``vectors``: MMD², sliced and exact W1.
+
+Evaluation flows one way: a method's ``evaluate_extra`` returns *quantities* — numbers it alone can compute
+(bounds, importance-sampling estimates), and under two reserved keys what the evaluator should score for it:
+``"samples"`` ({name: samples}: scored with this kind's sample metrics, keys prefixed ``name_``; KALE's base
+generator, LBT's estimator) and ``"tempered_energy"`` (a function D whose family exp(−D/τ) the 2D evaluator
+searches over τ; EBGAN). No method imports this package.
+
+Evaluation draws its own noise from a generator seeded by ``seed`` and never touches the training RNGs, so
+evaluating during training does not change the training trajectory.
+"""
+
+from __future__ import annotations
+
+import abc
+from functools import lru_cache
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from .density import density_metrics
+from .distances import median_bandwidth, mmd2_unbiased, wasserstein1
+from .modes import mode_metrics
+
+REFERENCE_SEED = 777
+CHUNK = 4096  # samples drawn per call when a data kind draws many (images: memory)
+
+
+class Evaluator(abc.ABC):
+    """The evaluation of one data kind. Subclasses are final."""
+
+    kinds: ClassVar[tuple[str, ...]]
+
+    @abc.abstractmethod
+    def sample_metrics(self, samples: Tensor, dataset: Any, *, n_features: int | None = None) -> dict[str, Any]:
+        """Metrics of model samples [n, *shape] against the test split."""
+
+    @abc.abstractmethod
+    def reference(self, dataset: Any, n: int) -> dict[str, Any]:
+        """The same metrics for real data at the same sample count (the ceiling)."""
+
+    @abc.abstractmethod
+    def protocol(self, dataset: Any, n: int) -> dict[str, Any]:
+        """How the numbers are computed (beside the sample count and test split every kind states)."""
+
+    def n_draw(self, dataset: Any, n: int) -> int:
+        """Model samples drawn for an evaluation with ``n`` evaluation samples."""
+        return n
+
+    def draw(self, method: Any, n: int, generator: torch.Generator) -> Tensor:
+        with torch.no_grad():
+            return torch.cat([method.sample(min(CHUNK, n - i), generator=generator) for i in range(0, n, CHUNK)])
+
+    def density(self, method: Any, dataset: Any) -> dict[str, Any]:
+        """Density metrics of the method's energy, where this kind has exact ones."""
+        return {}
+
+    def tempered(self, fn: Any, dataset: Any, device: Any) -> dict[str, Any]:
+        """The temperature report of an energy family exp(−D/τ), where this kind has one."""
+        return {}
+
+    # --- the flow shared by every kind -----------------------------------------------------------------------
+    def evaluate(self, method: Any, dataset: Any, *, n_samples: int = 2500, seed: int = 0,
+                 density: bool = True) -> dict[str, Any]:
+        """Evaluate a trained method: a flat dict of metrics."""
+        for m in method.networks.values():
+            m.eval()
+        try:
+            gen = torch.Generator(device=method.device).manual_seed(seed)
+            samples = self.draw(method, self.n_draw(dataset, n_samples), gen)
+            out = self.sample_metrics(samples, dataset, n_features=n_samples)
+            if method.has_energy and method.energy_defines_density and density:
+                out.update(self.density(method, dataset))
+            extra = dict(method.evaluate_extra(dataset))
+            scored = extra.pop("samples", {})
+            tempered = extra.pop("tempered_energy", None)
+            out.update(extra)
+            for name, x in scored.items():
+                m = self.sample_metrics(x, dataset)
+                out.update({f"{name}_{k}": v for k, v in m.items() if _scored(k, v)})
+            if tempered is not None:
+                out.update(self.tempered(tempered, dataset, method.device))
+        finally:
+            for m in method.networks.values():
+                m.train()
+        return out
+
+
+def _scored(key: str, value: Any) -> bool:
+    """The sample metrics kept for a method's own samples: numbers, not counts."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not key.startswith("n_")
+
+
+class Toy2D(Evaluator):
+    kinds = ("toy2d",)
+
+    def draw(self, method: Any, n: int, generator: torch.Generator) -> Tensor:
+        with torch.no_grad():
+            return method.sample(n, generator=generator)
+
+    def sample_metrics(self, samples: Tensor, dataset: Any, *, n_features: int | None = None,
+                       bandwidth: float | None = None) -> dict[str, Any]:
+        """Mode metrics (mixtures only), unbiased MMD² and W1 of samples [n, 2] against the test split."""
+        samples = samples.detach().to("cpu", torch.float32)
+        finite = torch.isfinite(samples).all(dim=1)
+        out: dict[str, Any] = {"frac_finite": float(finite.float().mean())}
+        if dataset.has_modes:
+            out.update(mode_metrics(samples, dataset.modes, dataset.mode_std))
+        s = samples[finite]
+        n = len(samples)
+        test = dataset.test[:n]
+        bw = bandwidth if bandwidth is not None else median_bandwidth(dataset.train[:2000])
+        out["mmd2"] = mmd2_unbiased(s, test, bw) if len(s) > 1 else float("nan")
+        out["w1"] = wasserstein1(s, test) if len(s) > 0 else float("nan")
+        return out
+
+    def reference(self, dataset: Any, n: int) -> dict[str, Any]:
+        """Fresh exact samples, plus the true entropy (the NLL floor)."""
+        x = dataset.sample(n, generator=torch.Generator().manual_seed(REFERENCE_SEED)).float()
+        out = self.sample_metrics(x, dataset)
+        out["nll"] = dataset.entropy
+        out["kl"] = 0.0
+        return out
+
+    def protocol(self, dataset: Any, n: int) -> dict[str, Any]:
+        return {"hq_threshold": "3 sigma", "density": "grid quadrature (exact up to grid error)"}
+
+    def density(self, method: Any, dataset: Any) -> dict[str, Any]:
+        return density_metrics(method.energy, dataset, device=method.device)
+
+    def tempered(self, fn: Any, dataset: Any, device: Any) -> dict[str, Any]:
+        from .temperature import tau_report
+
+        return tau_report(fn, dataset, device=device)
+
+
+class Images(Evaluator):
+    kinds = ("image", "binary")
+
+    def n_draw(self, dataset: Any, n: int) -> int:
+        from .images import n_eval_samples
+
+        return n_eval_samples(dataset, n)
+
+    def sample_metrics(self, samples: Tensor, dataset: Any, *, n_features: int | None = None) -> dict[str, Any]:
+        from .images import image_metrics
+
+        return image_metrics(samples, dataset, n_features=n_features)
+
+    def reference(self, dataset: Any, n: int) -> dict[str, Any]:
+        from .images import real_reference_arrays
+
+        return real_reference_arrays(dataset, n)
+
+    def protocol(self, dataset: Any, n: int) -> dict[str, Any]:
+        if dataset.train_labels is None and not getattr(dataset, "stacked", False):
+            return Vectors().protocol(dataset, n)
+        from .classifier import classifier_name
+
+        out = {"features": f"penultimate layer of the {classifier_name(dataset)} domain classifier (clf_*; not "
+                           f"Inception, not FID); real_vs_real compares {n} train images with the test split"}
+        if getattr(dataset, "stacked", False):
+            out["modes"] = "26,000 samples, each channel labelled by the base classifier; KL(q || uniform over 1000)"
+        return out
+
+
+class Vectors(Evaluator):
+    kinds = ("vectors",)
+
+    def sample_metrics(self, samples: Tensor, dataset: Any, *, n_features: int | None = None) -> dict[str, Any]:
+        from .images import vector_metrics
+
+        return vector_metrics(samples, dataset)
+
+    def reference(self, dataset: Any, n: int) -> dict[str, Any]:
+        from .images import real_reference_arrays
+
+        return real_reference_arrays(dataset, n)
+
+    def protocol(self, dataset: Any, n: int) -> dict[str, Any]:
+        return {"distances": "MMD^2 (RBF, median bandwidth), sliced W1 (200 directions), exact W1 up to 3000 points"}
+
+
+EVALUATORS: dict[str, Evaluator] = {kind: ev for ev in (Toy2D(), Images(), Vectors()) for kind in ev.kinds}
+
+
+def evaluator_for(dataset: Any) -> Evaluator:
+    """The evaluator of the data set's kind."""
+    return EVALUATORS[dataset.kind]
+
+
+# --- the entry points the rest of ebmlab calls --------------------------------------------------------------------
+def sample_metrics(samples: Tensor, dataset: Any, *, n_features: int | None = None) -> dict[str, Any]:
+    """The sample metrics of the data's kind."""
+    return evaluator_for(dataset).sample_metrics(samples, dataset, n_features=n_features)
+
+
+def real_reference(dataset: Any, n: int) -> dict[str, Any]:
+    """The real-data reference of the data's kind at n samples. ``dataset``: a data set or a built-in name."""
+    if isinstance(dataset, str):
+        from ..data import get_dataset
+
+        dataset = get_dataset(dataset)
+    return _real_reference(dataset, n)
+
+
+@lru_cache(maxsize=32)
+def _real_reference(ds: Any, n: int) -> dict[str, Any]:
+    return evaluator_for(ds).reference(ds, n)
+
+
+def evaluate_method(method: Any, dataset: Any, *, n_samples: int = 2500, seed: int = 0,
+                    density: bool = True) -> dict[str, Any]:
+    """Evaluate a trained method on a data set with the evaluator of its kind; a flat dict of metrics."""
+    return evaluator_for(dataset).evaluate(method, dataset, n_samples=n_samples, seed=seed, density=density)
+
+
+__all__ = ["EVALUATORS", "Evaluator", "Images", "Toy2D", "Vectors", "evaluate_method", "evaluator_for",
+           "real_reference", "sample_metrics"]
