@@ -1,4 +1,4 @@
-"""Data-parallel training under torchrun (gloo, 2 processes on this machine; ``ebmlab.parallel``).
+"""Data-parallel training under torchrun (gloo, 2 processes on this machine; ``ebmlab.distributed``).
 
 - After N steps both processes hold identical parameters, and for methods without batch-coupled layers or
   estimators (GAN, BiB (i)+(iii) without BatchNorm, VAE, LBT — whose look-ahead differentiates through an
