@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -28,7 +28,8 @@ from .errors import NonNormalisableError
 EnergyFn = Callable[[Tensor], Tensor]
 
 
-def grid(box: tuple[float, float], n: int, dtype=torch.float32, device=None) -> tuple[Tensor, float]:
+def grid(box: tuple[float, float], n: int, dtype: torch.dtype = torch.float32,
+         device: Any = None) -> tuple[Tensor, float]:
     """Cell midpoints of an n×n grid on the square box, shape [n*n, 2], and the cell area."""
     lo, hi = box
     h = (hi - lo) / n
@@ -129,8 +130,8 @@ def log_partition(
     max_shell_points: int = 1 << 23,
     growth_margin: float = 0.5,
     err_tol: float = 1e-2,
-    dtype=torch.float32,
-    device=None,
+    dtype: torch.dtype = torch.float32,
+    device: Any = None,
 ) -> Quadrature:
     """log Z = log ∫ exp(−E(x)) dx over R² by grid quadrature that is right or says it cannot be.
 
@@ -258,8 +259,8 @@ def log_partition(
                       disc_err < tol)
 
 
-def log_partition_on_box(energy_fn: EnergyFn, box: tuple[float, float], *, n: int = 1024, dtype=torch.float32,
-                         device=None) -> Quadrature:
+def log_partition_on_box(energy_fn: EnergyFn, box: tuple[float, float], *, n: int = 1024,
+                         dtype: torch.dtype = torch.float32, device: Any = None) -> Quadrature:
     """log ∫_box exp(−E) dx on a fixed box: the model restricted to that box (a proper density there)."""
     pts, area = grid(box, n, dtype=dtype, device=device)
     neg_e = -evaluate_on_grid(energy_fn, pts)

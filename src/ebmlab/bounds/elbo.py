@@ -121,7 +121,7 @@ def gaussian_log_lik(mean: Tensor, x: Tensor, logvar: Tensor | float) -> Tensor:
         )
     logvar = torch.as_tensor(logvar, dtype=mean.dtype, device=mean.device)
     try:
-        full = torch.broadcast_shapes(logvar.shape, x.shape)
+        full = torch.broadcast_shapes(logvar.shape, x.shape)  # type: ignore[no-untyped-call]  # untyped in torch
     except RuntimeError:
         full = None
     if full != x.shape:

@@ -31,6 +31,8 @@ of p* (√w), as in the original ``est-ess.py``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 
 import torch
@@ -92,7 +94,7 @@ def rws_surrogate(log_p: Tensor, log_q: Tensor) -> Tensor:
     return -((w * log_p).sum(1) + (w * log_q).sum(1)).mean()
 
 
-def log_z2_terms(pair, n: int, n_inner: int, generator: torch.Generator | None = None) -> Tensor:
+def log_z2_terms(pair: Any, n: int, n_inner: int, generator: torch.Generator | None = None) -> Tensor:
     """log t for n outer draws (x, h) ~ p and ``n_inner`` inner draws h' ~ q(h | x) each: [n] (module docstring).
 
     ``pair`` is a :class:`ebmlab.nets.sbn.HelmholtzPair` (anything with ``sample_p`` and ``sample_q`` returning
@@ -104,7 +106,8 @@ def log_z2_terms(pair, n: int, n_inner: int, generator: torch.Generator | None =
     log_ratio_outer = pair.log_q(outer) - log_p_outer
     inner, log_q_inner = pair.sample_q(outer[0].repeat_interleave(n_inner, 0), generator)
     log_w_inner = (pair.log_p(inner) - log_q_inner).view(n, n_inner)
-    return 0.5 * log_ratio_outer + 0.5 * two_log_p_tilde_from_log_w(log_w_inner)
+    out: Tensor = 0.5 * log_ratio_outer + 0.5 * two_log_p_tilde_from_log_w(log_w_inner)
+    return out
 
 
 def two_log_p_tilde_from_log_w(log_w: Tensor) -> Tensor:

@@ -43,4 +43,5 @@ def pullaway_term(codes: Tensor, *, eps: float = 1e-12) -> Tensor:
     unit = flat / flat.norm(dim=1, keepdim=True).clamp_min(eps)
     gram = unit @ unit.T
     off_diagonal = gram.square().sum() - torch.diagonal(gram).square().sum()
-    return off_diagonal / (n * (n - 1))
+    out: Tensor = off_diagonal / (n * (n - 1))
+    return out

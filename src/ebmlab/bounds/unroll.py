@@ -326,7 +326,8 @@ def unroll(
     return Unrolled(current, st, buffers_copy, losses)
 
 
-def _named_params_in(optimizer: torch.optim.Optimizer, module: nn.Module) -> list[tuple[str, nn.Parameter, dict]]:
+def _named_params_in(optimizer: torch.optim.Optimizer,
+                     module: nn.Module) -> list[tuple[str, nn.Parameter, dict[str, Any]]]:
     groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
     out = []
     for name, p in module.named_parameters():

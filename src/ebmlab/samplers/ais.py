@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 import torch
 from torch import Tensor
 
 from .classic import effective_sample_size, log_mean_exp
-from .mcmc import State, energy_and_grad, hmc_step, mala_step, tune_step_size
+from .mcmc import State, StepInfo, energy_and_grad, hmc_step, mala_step, tune_step_size
 from ..rng import randn
 
 __all__ = ["AISResult", "sigmoid_schedule", "ais_log_z", "reverse_ais_log_z"]
@@ -113,7 +113,8 @@ class _GaussianBase:
     """``p0 = N(mean, diag(std²))``: energy ``B(x) = ½‖(x - mean)/std‖²`` and its gradient,
     plus ``log_norm = Σ_i ½ log(2π std_i²)`` so that ``log p0 = -B - log_norm``."""
 
-    def __init__(self, mean: float | Tensor, std: float | Tensor, dim: int, dtype, device):
+    def __init__(self, mean: float | Tensor, std: float | Tensor, dim: int, dtype: torch.dtype | None,
+                 device: Any):
         self.mean = torch.as_tensor(mean, dtype=dtype, device=device).expand(dim)
         self.std = torch.as_tensor(std, dtype=dtype, device=device).expand(dim)
         if bool((self.std <= 0).any()):
@@ -155,10 +156,10 @@ def _anneal(
     ``(log_w [n], x [n, D], step_sizes, acceptance rates)``.
     """
     if transition == "hmc":
-        def step_fn(state, fn, eps):
+        def step_fn(state: State, fn: EnergyFn, eps: float) -> tuple[State, StepInfo]:
             return hmc_step(state, fn, step_size=eps, generator=generator, n_leapfrog=n_leapfrog)
     elif transition == "mala":
-        def step_fn(state, fn, eps):
+        def step_fn(state: State, fn: EnergyFn, eps: float) -> tuple[State, StepInfo]:
             return mala_step(state, fn, step_size=eps, generator=generator)
     else:
         raise ValueError(
@@ -214,7 +215,8 @@ def _anneal(
     return log_w, x, step_sizes, acc_rates
 
 
-def _result(log_w, x, step_sizes, acc_rates, direction) -> AISResult:
+def _result(log_w: Tensor, x: Tensor, step_sizes: list[float], acc_rates: list[float],
+            direction: Literal["forward", "reverse"]) -> AISResult:
     n = log_w.shape[0]
     lme = log_mean_exp(log_w).item()
     ess = effective_sample_size(log_w).item()

@@ -236,7 +236,8 @@ def self_normalised_expectation(f_values: Tensor, log_r: Tensor) -> Tensor:
             f"(one value per weight), got shape {tuple(f_values.shape)}."
         )
     w = self_normalised_weights(log_r).to(f_values.dtype)
-    return torch.tensordot(w, f_values, dims=1)
+    out: Tensor = torch.tensordot(w, f_values, dims=1)
+    return out
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import Tensor
@@ -395,8 +395,8 @@ class Algorithm(NamedTuple):
     ``step_size`` can be tuned toward a target acceptance."""
 
     name: str
-    init: Callable
-    step: Callable
+    init: Callable[..., Any]  # -> the algorithm's state (State, KineticState)
+    step: Callable[..., tuple[Any, StepInfo]]
     adaptable: bool
 
 
@@ -437,7 +437,7 @@ def run(
     adapt_step_size: bool = False,
     target_accept: float = 0.65,
     progress: bool = False,
-    **step_kwargs,
+    **step_kwargs: Any,
 ) -> RunResult:
     """Run ``n_warmup + n_steps`` steps of ``algorithm`` from ``x0 [b, D]`` (``b`` chains).
 
