@@ -12,9 +12,8 @@ import pytest
 
 import ebmlab
 from ebmlab.cli import main, options_listing
-from ebmlab.config import load_toml
 from ebmlab.methods import METHODS
-from ebmlab.config import RunConfig, resolve_config
+from ebmlab.config import RunConfig, load_toml, resolve_config
 from ebmlab.errors import EbmlabError
 from ebmlab.options import RUN, SHARED, entry, problems
 

@@ -110,9 +110,8 @@ def load_grid(path: str | Path) -> dict[str, list[Any]]:
 
 def grid_settings(grid: dict[str, list[Any]], method: str) -> list[tuple[str, dict[str, Any]]]:
     """(label, overrides) for each point of the product of the grid axes that ``method`` has options for."""
-    from .config import field_types
+    from .config import RunConfig, field_types
     from .methods import get_method
-    from .config import RunConfig
 
     known = set(field_types(RunConfig)) | set(field_types(get_method(method).Config))
     axes = []
@@ -268,8 +267,7 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
                  for d in datasets for m in methods for s in range(seeds)]
         labels = [None] * len(tasks)
     else:
-        from .config import field_types
-        from .config import RunConfig
+        from .config import RunConfig, field_types
 
         run_known = set(field_types(RunConfig))
         names = [(n.strip(), *_scoped(n)) for key in grid for n in key.split(",") if n.strip()]

@@ -56,7 +56,7 @@ def header(name: str) -> str:
 def reference_value(reference: dict[str, Any], name: str) -> Any:
     """The real-data value beside a metric: its own, that of the metric it prefixes, or of the same quantity on
     another normalisation."""
-    base = registry._split(name)[1]
+    base = registry.split_prefix(name)[1]
     return reference.get(name, reference.get(base, reference.get(registry.same_as(name))))
 
 

@@ -12,8 +12,7 @@ import torch
 
 import ebmlab
 from ebmlab import trainer
-from ebmlab.config import resolve_config
-from ebmlab.config import parse_override_strings
+from ebmlab.config import parse_override_strings, resolve_config
 
 
 def main() -> None:

@@ -70,9 +70,7 @@ class HelmholtzConfig:
     sample_mean: bool = False
 
 
-# the range kind (ebmlab.options) and meaning of each option of the Config above that is not one of the
-# options shared by several methods (ebmlab.options.SHARED); `ebmlab list --options`, validation and the docs
-# read them
+# range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
 OPTIONS: dict[str, tuple[str, str]] = {
     "layers": ("ints1+", "hidden layer sizes of the Helmholtz machine, bottom-up (the visible layer is the data's)"),
     "n_samples": ("int1", "samples K of h ~ q(h|x) per example in training"),

@@ -142,9 +142,7 @@ class EBGANConfig:
     width: int = 32  # conv/dcgan width (channels of the first layer)
 
 
-# the range kind (ebmlab.options) and meaning of each option of the Config above that is not one of the
-# options shared by several methods (ebmlab.options.SHARED); `ebmlab list --options`, validation and the docs
-# read them
+# range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
 OPTIONS: dict[str, tuple[str, str]] = {
     "d_hidden": ("ints1", "hidden widths of the auto-encoder's encoder (the decoder mirrors them)"),
     "margin": ("nonneg", "hinge margin m of the fake-sample energy"),

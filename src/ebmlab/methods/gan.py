@@ -53,9 +53,7 @@ class GANConfig:
     init: Literal["default", "normal", "xavier"] = "default"  # normal: N(0, 0.02²) weights, zero biases (PacGAN)
 
 
-# the range kind (ebmlab.options) and meaning of each option of the Config above that is not one of the
-# options shared by several methods (ebmlab.options.SHARED); `ebmlab list --options`, validation and the docs
-# read them
+# range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
 OPTIONS: dict[str, tuple[str, str]] = {
     "g_batchnorm": ("any", "generator BatchNorm: auto (conv yes, MLP no), pre/post the activation (MLP), off"),
     "d_maxout": ("int1", "maxout pieces of each discriminator MLP hidden layer (PacGAN: 5; 1: the activation act)"),

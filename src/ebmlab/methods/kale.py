@@ -74,9 +74,7 @@ class KALEConfig:
     width: int = 32  # conv/dcgan width (channels of the first layer)
 
 
-# the range kind (ebmlab.options) and meaning of each option of the Config above that is not one of the
-# options shared by several methods (ebmlab.options.SHARED); `ebmlab list --options`, validation and the docs
-# read them
+# range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
 OPTIONS: dict[str, tuple[str, str]] = {
     "n_critic_burst": ("int1", "energy updates per generator update during a burst"),
     "burst_every": ("int1", "steps between bursts of n_critic_burst energy updates"),

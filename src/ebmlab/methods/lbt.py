@@ -95,9 +95,7 @@ class LBTConfig:
     width: int = 32  # conv/dcgan width (channels of the first layer)
 
 
-# the range kind (ebmlab.options) and meaning of each option of the Config above that is not one of the
-# options shared by several methods (ebmlab.options.SHARED); `ebmlab list --options`, validation and the docs
-# read them
+# range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
 OPTIONS: dict[str, tuple[str, str]] = {
     "g_act": ("any", "activation of the generator MLP"),
     "est_act": ("any", "activation of the estimator (VAE) MLP"),

@@ -65,9 +65,7 @@ class VAEConfig:
     width: int = 32  # conv/dcgan width (channels of the first layer)
 
 
-# the range kind (ebmlab.options) and meaning of each option of the Config above that is not one of the
-# options shared by several methods (ebmlab.options.SHARED); `ebmlab list --options`, validation and the docs
-# read them
+# range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
 OPTIONS: dict[str, tuple[str, str]] = {
     "hidden": ("ints1", "hidden layer widths of the encoder and decoder MLP (comma-separated; unused by conv nets)"),
     "decoder": ("any", "decoder likelihood: gaussian or bernoulli"),

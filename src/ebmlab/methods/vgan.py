@@ -51,9 +51,7 @@ class VGANConfig:
     width: int = 32  # conv/dcgan width (channels of the first layer)
 
 
-# the range kind (ebmlab.options) and meaning of each option of the Config above that is not one of the
-# options shared by several methods (ebmlab.options.SHARED); `ebmlab list --options`, validation and the docs
-# read them
+# range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
 OPTIONS: dict[str, tuple[str, str]] = {
     "k_gen": ("int1", "generator updates per energy update"),
     "out_bound": ("nonneg", "> 0: generator output out_bound·tanh(·), confined to the data box (0: unbounded)"),

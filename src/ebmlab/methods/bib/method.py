@@ -127,9 +127,7 @@ class BiBConfig:
     width: int = 32  # conv/dcgan width (channels of the first layer)
 
 
-# the range kind (ebmlab.options) and meaning of each option of the Config above that is not one of the
-# options shared by several methods (ebmlab.options.SHARED); `ebmlab list --options`, validation and the docs
-# read them
+# range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
 OPTIONS: dict[str, tuple[str, str]] = {
     "enc_hidden": ("ints1", "hidden layer widths of the encoder MLP (comma-separated; unused by conv nets)"),
     "g_batchnorm": ("any", "batch normalisation in the generator MLP"),
