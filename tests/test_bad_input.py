@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -24,6 +25,10 @@ def finished(tmp_path_factory):
                  *TINY]) == 0
     assert main(["train", "kale", "--data", "ring8", "--steps", "1", "--out", str(root / "kale"), "--no-progress",
                  "mcmc_steps=2", *TINY]) == 0
+    # a GAN of the same options on 3-d vectors: its checkpoint does not fit the ring8 run's networks
+    np.save(root / "vec.npy", np.random.default_rng(0).normal(size=(400, 3)).astype(np.float32))
+    assert main(["train", "gan", "--data", str(root / "vec.npy"), "--steps", "2", "--out", str(root / "vec"),
+                 "--no-progress", *TINY]) == 0
     return root
 
 
@@ -65,6 +70,11 @@ def _eval(run):
 
 def _sample(*extra):
     return lambda tmp, fin: ["sample", str(fin / "gan"), "-n", "10", "--out", str(tmp / "s.npy"), *extra]
+
+
+def _then(*effects_and_argv):
+    """Run the side effects (already evaluated as arguments), return the last item: the argv."""
+    return effects_and_argv[-1]
 
 
 def _file(tmp, name, data: bytes):
@@ -191,6 +201,82 @@ CASES = [
     ("sample-no-checkpoint", _copy_then(lambda r: (r / "checkpoint.pt").unlink(),
                                         lambda r: ["sample", str(r), "-n", "5", "--out", str(r.parent / "s.npy")]),
      ["no checkpoint"]),
+    ("sample-device-unknown", _sample("--device", "tpu"), ["--device", "invalid choice"]),
+    ("sample-out-unknown-suffix", _sample("--out", "/tmp/x.csv"), [".npy, .npz or .png"]),
+    ("sample-out-folder-not-empty", lambda tmp, fin: _then((tmp / "d").mkdir(), (tmp / "d" / "f").write_text("x"),
+                                                           ["sample", str(fin / "gan"), "-n", "5", "--out",
+                                                            str(tmp / "d") + "/"]), ["not empty"]),
+    ("sample-folder-of-2d-points", lambda tmp, fin: ["sample", str(fin / "gan"), "-n", "5", "--out",
+                                                     str(tmp / "pts") + "/"], ["image data"]),
+    ("sample-png-of-vectors", lambda tmp, fin: ["sample", str(fin / "vec"), "-n", "5", "--out", str(tmp / "v.png")],
+     ["picture", ".npy"]),
+    ("sample-batch-size-zero", _sample("--batch-size", "0"), ["--batch-size"]),
+    ("sample-seed-negative", _sample("--seed", "-2"), ["--seed"]),
+    ("sample-temperature-negative", _sample("--sampler", "kinetic", "--temperature", "-1"), ["--temperature"]),
+    ("sample-none-with-mcmc-flags", _sample("--sampler", "none", "--mcmc-steps", "5"), ["--sampler none"]),
+    ("sample-out-not-utf8", lambda tmp, fin: ["sample", str(fin / "gan"), "-n", "5", "--out",
+                                              str(tmp) + "/\udcff.npy"], ["UTF-8"]),
+    ("eval-device-unknown", lambda tmp, fin: ["eval", str(fin / "gan"), "--device", "gpu"], ["invalid choice"]),
+    ("eval-super-resolution-run", lambda tmp, fin: _then((tmp / "sr").mkdir(), (tmp / "sr" / "config.json").write_text(
+        json.dumps({"format": "ebmlab-sr-run-1", "model": "mse"})), ["eval", str(tmp / "sr")]),
+     ["super-resolution run", "sr eval"]),
+    ("eval-config-edited-network", _copy_then(lambda r: edit(r / "config.json", lambda d: {
+        **d, "method_config": {**d["method_config"], "g_hidden": [64, 64]}}), _eval),
+     ["does not fit", "config.json"]),
+    ("eval-checkpoint-of-other-data", lambda tmp, fin: shutil.copy(fin / "vec" / "checkpoint.pt", copy_run(
+        fin, tmp) / "checkpoint.pt") and ["eval", str(tmp / "copy")], ["does not fit"]),
+    # --- score ------------------------------------------------------------------------------------------------------
+    ("score-missing-file", lambda tmp, fin: ["score", str(tmp / "none.npy"), "--data", "ring8"], ["does not exist"]),
+    ("score-wrong-shape", lambda tmp, fin: np.save(tmp / "s.npy", np.zeros((10, 3))) or
+     ["score", str(tmp / "s.npy"), "--data", "ring8"], ["shape"]),
+    ("score-text-array", lambda tmp, fin: np.save(tmp / "s.npy", np.array([["a", "b"]] * 5)) or
+     ["score", str(tmp / "s.npy"), "--data", "ring8"], ["text"]),
+    ("score-folder-for-points", lambda tmp, fin: (tmp / "g").mkdir() or ["score", str(tmp / "g"), "--data", "ring8"],
+     ["folder of images"]),
+    ("score-empty-image-folder", lambda tmp, fin: (tmp / "g").mkdir() or ["score", str(tmp / "g"), "--data",
+                                                                          "digits"], ["no PNG"]),
+    ("score-unknown-data", lambda tmp, fin: ["score", str(tmp / "x.npy"), "--data", "ring9"], ["did you mean 'ring8'"]),
+    ("score-npz-without-samples", lambda tmp, fin: np.savez(tmp / "s.npz", a=np.zeros((4, 2)), b=np.zeros((4, 2)))
+     or ["score", str(tmp / "s.npz"), "--data", "ring8"], ["samples"]),
+    # --- closest names -----------------------------------------------------------------------------------------------
+    ("option-suggestion", _train("lr_gg=1e-3"), ["did you mean 'lr_g'"]),
+    ("method-suggestion", _train(method="kael"), ["did you mean 'kale'"]),
+    ("data-suggestion", _train(data="fahsion"), ["did you mean 'fashion'"]),
+    # --- a user's data ----------------------------------------------------------------------------------------------
+    ("data-npz-strings", lambda tmp, fin: np.savez(tmp / "s.npz", x=np.array([["a", "b"]] * 10)) or
+     _train(data=str(tmp / "s.npz"))(tmp, fin), ["text", "real numbers"]),
+    ("data-npz-complex", lambda tmp, fin: np.savez(tmp / "c.npz", x=np.ones((10, 2)) * (1 + 2j)) or
+     _train(data=str(tmp / "c.npz"))(tmp, fin), ["complex"]),
+    ("data-all-identical", lambda tmp, fin: np.save(tmp / "same.npy", np.ones((50, 3))) or
+     _train(data=str(tmp / "same.npy"))(tmp, fin), ["identical"]),
+    ("data-dir-is-a-file", lambda tmp, fin: _train(f"data_dir={_file(tmp, 'f.txt', b'x')}", data="mnist")(tmp, fin),
+     ["is a file"]),
+    ("batch-larger-than-data", lambda tmp, fin: np.save(tmp / "small.npy", np.random.default_rng(0).normal(
+        size=(20, 3))) or _train("batch_size=64", data=str(tmp / "small.npy"))(tmp, fin), ["batch_size=64", "exceeds"]),
+    ("image-size-flag-negative", _train("--image-size", "-3"), ["image_size"]),
+    ("out-not-utf8", lambda tmp, fin: ["train", "gan", "--data", "ring8", "--out", str(tmp / "\udcfe"), *TINY],
+     ["UTF-8"]),
+    # --- super-resolution sizes --------------------------------------------------------------------------------------
+    ("sr-upscale-tile-zero", lambda tmp, fin: ["sr", "upscale", str(tmp / "r"), "--in", "x.png", "--out",
+                                               str(tmp / "o.png"), "--tile", "0"], ["--tile"]),
+    ("sr-upscale-tile-negative", lambda tmp, fin: ["sr", "upscale", str(tmp / "r"), "--in", "x.png", "--out",
+                                                   str(tmp / "o.png"), "--tile", "-2"], ["--tile"]),
+    ("sr-train-crop-zero", lambda tmp, fin: ["sr", "train", "--data", "skimage", "--model", "bicubic", "--out",
+                                             str(tmp / "new"), "--crop", "0"], ["--crop"]),
+    ("sr-train-n-eval-zero", lambda tmp, fin: ["sr", "train", "--data", "skimage", "--model", "bicubic", "--out",
+                                               str(tmp / "new"), "--n-eval", "0"], ["--n-eval"]),
+    ("sr-eval-n-zero", lambda tmp, fin: ["sr", "eval", str(tmp / "r"), "-n", "0"], ["-n"]),
+    ("sr-model-suggestion", lambda tmp, fin: ["sr", "train", "--data", "skimage", "--model", "stat", "--out",
+                                              str(tmp / "new")], ["did you mean 'stats'"]),
+    # --- bench ------------------------------------------------------------------------------------------------------
+    ("bench-part-not-a-part", lambda tmp, fin: _then((tmp / "b" / "parts").mkdir(parents=True), (
+        tmp / "b" / "parts" / "part-0-of-1.json").write_text('{"runs": 3}'), ["bench", "collect", str(tmp / "b")]),
+     ["not a bench part file"]),
+    ("bench-part-not-utf8", lambda tmp, fin: _then((tmp / "b" / "parts").mkdir(parents=True), (
+        tmp / "b" / "parts" / "part-0-of-1.json").write_bytes(b"\xff\xfe"), ["bench", "collect", str(tmp / "b")]),
+     ["not a readable part file"]),
+    ("report-not-html", lambda tmp, fin: ["report", str(fin / "gan"), "--out", str(tmp / "r.txt")], [".html"]),
+    ("report-missing-run", lambda tmp, fin: ["report", str(tmp / "nothing")], ["does not exist"]),
     # --- bench ------------------------------------------------------------------------------------------------------
     ("bench-unknown-suite", lambda tmp, fin: ["bench", "speed", "--out", str(tmp / "b")], ["unknown benchmark suite"]),
     ("bench-bad-shard", lambda tmp, fin: ["bench", "toy", "--shard", "3/2", "--out", str(tmp / "b")], ["--shard"]),
@@ -218,7 +304,7 @@ def test_bad_input(case, finished, tmp_path, capsys):
 
 
 def test_table_size():
-    assert len(CASES) >= 60 and len({c[0] for c in CASES}) == len(CASES)
+    assert len(CASES) >= 110 and len({c[0] for c in CASES}) == len(CASES)
 
 
 # --- faults of the machine, simulated ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ LAYERS = [
     {"samplers"},
     {"methods"},
     {"metrics"},
-    {"options", "config", "recipe", "plots", "present"},
+    {"options", "config", "recipe", "plots", "present", "export"},
     {"evaluation", "trainer"},
     {"api"},
     {"report", "bench", "sr"},

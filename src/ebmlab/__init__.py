@@ -3,9 +3,9 @@
 Python API (the CLI calls exactly these)::
 
     import ebmlab
-    result = ebmlab.train("vgan", "ring8", out="runs/vgan-ring8", overrides={"steps": 2000})
-    metrics = ebmlab.evaluate_run("runs/vgan-ring8")
-    x = ebmlab.sample_run("runs/vgan-ring8", 1000, seed=0)
+    result = ebmlab.train("kale", "ring8", out="runs/kale-ring8", overrides={"steps": 2000})
+    metrics = ebmlab.evaluate_run("runs/kale-ring8")
+    x = ebmlab.sample_run("runs/kale-ring8", 1000, seed=0)
 
 The names below are imported on first use, so that ``import ebmlab`` and ``ebmlab --help`` do not pay for torch.
 """
@@ -22,7 +22,7 @@ _WHERE = {
     "DivergenceError": "errors", "EbmlabError": "errors", "NonNormalisableError": "errors",
     "METHODS": "methods", "get_method": "methods",
     "RunConfig": "config", "resolve_config": "config", "train": "trainer",
-    "evaluate_run": "api", "load_run": "api", "sample_run": "api",
+    "evaluate_run": "api", "load_run": "api", "sample_run": "api", "draw_samples": "api", "score_samples": "api",
 }
 
 __all__ = sorted(_WHERE)

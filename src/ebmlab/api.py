@@ -11,22 +11,46 @@ import torch
 
 from .config import ResolvedConfig, config_from_dict
 from .errors import EbmlabError
-from .evaluation import evaluate, protocol
+from .evaluation import evaluate, protocol, sample_count
 from .methods import Method
 from .rng import stream_seed
 from .runs import RunDir
 from .trainer import build_method, pick_device
 
 
+def _check_int(name: str, v: Any, lo: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise EbmlabError(f"{name} must be an integer ≥ {lo}, got {type(v).__name__} {v!r}")
+    return v
+
+
+def _check_device(device: Any) -> str | None:
+    if device is not None and device not in ("cpu", "cuda", "auto"):
+        raise EbmlabError(f"device must be cpu, cuda or auto, got {device!r}")
+    return device
+
+
 def load_run(run_dir: str | Path, device: str | None = None) -> tuple[ResolvedConfig, Method, int]:
-    """Rebuild the method of a run directory from its latest checkpoint: (config, method, step)."""
+    """Rebuild the method of a run directory from its latest checkpoint: (config, method, step).
+
+    ``device``: cpu, cuda or auto (the default: CUDA when this machine has it, whatever the run was trained on).
+    The checkpoint loads onto any device; sampling and evaluation do not need the training device.
+    """
+    if not isinstance(run_dir, (str, Path)):
+        raise EbmlabError(f"run_dir must be a path (str or Path), got {type(run_dir).__name__} {run_dir!r}")
+    _check_device(device)
     run = RunDir(run_dir)
-    cfg = config_from_dict(run.require(), run.config_path)
-    method = build_method(cfg, pick_device(device or cfg.run.device))
+    raw = run.require()
+    if isinstance(raw, dict) and raw.get("format") == "ebmlab-sr-run-1":
+        raise EbmlabError(f"{run_dir} is a super-resolution run: evaluate it with `ebmlab sr eval {run_dir}`, apply "
+                          f"it with `ebmlab sr upscale {run_dir} --in IMAGE --out OUT.png`")
+    cfg = config_from_dict(raw, run.config_path)
     ckpt = run.load_checkpoint(cfg.method)
     if ckpt is None:
-        raise EbmlabError(f"{run_dir} has no checkpoint yet; train it first with `ebmlab train {cfg.method} --data {cfg.data} --out {run_dir}`")
-    method.load_state_dict(ckpt["method_state"])
+        raise EbmlabError(f"{run_dir} has no checkpoint yet; train it first with `ebmlab train {cfg.method} --data "
+                          f"{cfg.data} --out {run_dir}`")
+    method = build_method(cfg, pick_device(device or "auto"))
+    method.load_state_dict(ckpt["method_state"], any_device=True)
     method.recipe.use_averaged()  # evaluation and sampling use the moving averages when the run keeps them
     return cfg, method, int(ckpt["step"])
 
@@ -45,39 +69,116 @@ def guided_samples(method: Method, n: int, cfg: Any, *, generator: torch.Generat
                           device=method.device, progress=progress)
 
 
-def sample_run(run_dir: str | Path, n: int, *, seed: int = 0, guided: Any = None, base_only: bool = False,
-               progress: bool = False) -> torch.Tensor:
-    """n samples [n, D] from a trained run; the same seed gives the same samples.
+def run_sampler(method: Method, sampler: str | None = None, **changes: Any) -> Any:
+    """The energy-guided sampler settings for ``method``: the run's own (a method that samples with one, e.g.
+    KALE's ``sampler``/``mcmc_*`` options) with ``changes`` (GuidedConfig fields; None keeps the run's value) on
+    top; for a method without its own, GuidedConfig's defaults. ``sampler`` picks the algorithm."""
+    from dataclasses import replace
 
-    ``guided`` (a :class:`ebmlab.samplers.latent.GuidedConfig`) draws energy-guided latent samples instead, from any method
-    with both a generator and an energy; ``base_only`` draws from the generator alone.
+    from .samplers.latent import GuidedConfig
+
+    own = getattr(method, "guided_config", None)
+    base = own() if callable(own) else GuidedConfig()
+    if sampler is not None:
+        changes["sampler"] = sampler
+    return replace(base, **{k: v for k, v in changes.items() if v is not None})
+
+
+def own_sampler(method: Method) -> Any:
+    """The guided sampler a run samples with by default (None: the method's ``sample`` is direct)."""
+    own = getattr(method, "guided_config", None)
+    if callable(own) and getattr(method.config, "sampler", "none") != "none":
+        return own()
+    return None
+
+
+def draw_samples(run_dir: str | Path, n: int, *, seed: int = 0, guided: Any = None, base_only: bool = False,
+                 progress: bool = False, device: str | None = None, batch_size: int = 1000,
+                 loaded: tuple[ResolvedConfig, Method, int] | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+    """n samples [n, *shape] of a trained run, drawn ``batch_size`` at a time, and what drew them: the sampler,
+    its settings, and for MCMC the mean acceptance rate and latent energy before/after (sample-weighted).
+
+    By default the run samples as it did in training and evaluation (its own energy-guided sampler and settings
+    where it has one). ``guided`` (a :class:`ebmlab.samplers.latent.GuidedConfig`, see :func:`run_sampler`) draws
+    energy-guided latent samples from any method with both a generator and an energy; ``base_only`` draws from the
+    generator alone. The same seed and batch_size give the same samples. ``loaded``: the result of
+    :func:`load_run` when the caller has it already.
     """
-    if n < 1:
-        raise EbmlabError(f"-n must be a positive number of samples, got {n}")
-    cfg, method, _ = load_run(run_dir)
+    _check_int("n", n, 1)
+    _check_int("seed", seed, 0)
+    _check_int("batch_size", batch_size, 1)
+    from .samplers.latent import GuidedConfig
+
+    if guided is not None and not isinstance(guided, GuidedConfig):
+        raise EbmlabError(f"guided must be a GuidedConfig (see ebmlab.api.run_sampler), got {type(guided).__name__}")
+    if guided is not None and base_only:
+        raise EbmlabError("give guided or base_only, not both")
+    cfg, method, step = loaded or load_run(run_dir, device)
     method.train(False)
     gen = torch.Generator(device=method.device).manual_seed(seed)
-    if guided is not None:
-        return guided_samples(method, n, guided, generator=gen, progress=progress)[0].detach().cpu()
-    with torch.no_grad():
-        if base_only:
-            return method.generate(torch.randn(n, method.latent_dim, generator=gen, device=method.device)).cpu()
-        return method.sample(n, generator=gen).cpu()
+    if base_only and not method.has_generator:
+        raise EbmlabError(f"method {cfg.method!r} has no generator to sample alone")
+    if guided is None and not base_only:
+        guided_run = own_sampler(method)
+    else:
+        guided_run = guided
+    info: dict[str, Any] = {"method": cfg.method, "data": cfg.data, "step": step, "n": n, "seed": seed,
+                            "device": str(method.device)}
+    if guided_run is not None:
+        from dataclasses import asdict
+
+        info["sampler"] = {"kind": "energy-guided latent MCMC", **asdict(guided_run)}
+        if guided is not None:
+            guided_samples(method, 1, guided, generator=torch.Generator(device=method.device))  # refuse early
+    else:
+        info["sampler"] = {"kind": "generator only" if base_only else "the method's own sample()"}
+    from tqdm.auto import tqdm
+
+    chunks, stats = [], []
+    sizes = [min(batch_size, n - i) for i in range(0, n, batch_size)]
+    for b in tqdm(sizes, disable=not progress or len(sizes) == 1, desc="batches", dynamic_ncols=True):
+        if guided_run is not None:
+            x, st = guided_samples(method, b, guided_run, generator=gen, progress=progress and len(sizes) == 1)
+            stats.append((b, st))
+        else:
+            with torch.no_grad():
+                if base_only:
+                    x = method.generate(torch.randn(b, method.latent_dim, generator=gen, device=method.device))
+                else:
+                    x = method.sample(b, generator=gen)
+        chunks.append(x.detach().cpu())
+    for key in ("acceptance", "latent_energy_start", "latent_energy_end"):
+        vals = [(b, st[key]) for b, st in stats if st.get(key) is not None]
+        if vals:
+            info[key] = sum(b * v for b, v in vals) / sum(b for b, _ in vals)
+    return torch.cat(chunks), info
+
+
+def sample_run(run_dir: str | Path, n: int, *, seed: int = 0, guided: Any = None, base_only: bool = False,
+               progress: bool = False, device: str | None = None, batch_size: int = 1000) -> torch.Tensor:
+    """n samples [n, *shape] from a trained run (:func:`draw_samples` without its record); the same seed gives
+    the same samples."""
+    return draw_samples(run_dir, n, seed=seed, guided=guided, base_only=base_only, progress=progress,
+                        device=device, batch_size=batch_size)[0]
 
 
 def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | None = None,
-                 ais_steps: int = 0, progress: bool = False) -> dict[str, Any]:
+                 ais_steps: int = 0, progress: bool = False, device: str | None = None) -> dict[str, Any]:
     """Evaluate the latest checkpoint of a run: metrics plus the real-vs-real reference; ``probe`` adds the
-    linear-probe test error of the energy's/discriminator's frozen features (``metrics.probe``)."""
+    linear-probe test error of the energy's/discriminator's frozen features (``metrics.probe``). ``device``: as in
+    :func:`load_run`."""
     from .metrics import real_reference
 
-    cfg, method, step = load_run(run_dir)
+    _check_int("ais_steps", ais_steps, 0)
+    if inception is not None and not isinstance(inception, (str, Path)):
+        raise EbmlabError(f"inception must be a path to Inception weights, got {type(inception).__name__}")
+    cfg, method, step = load_run(run_dir, device)
     ds = cfg.dataset
     if progress:
         import sys
 
         extra = (", linear probe" if probe else "") + (", AIS" if ais_steps else "") + (", FID/IS" if inception else "")
-        print(f"evaluating {cfg.method} on {cfg.data} at step {step}: {cfg.run.eval_samples} samples{extra}...",
+        print(f"evaluating {cfg.method} on {cfg.data} at step {step}: {sample_count(ds, cfg.run)}{extra}...",
               file=sys.stderr, flush=True)
     metrics = evaluate(method, ds, cfg.run, step)
     if probe:
@@ -87,9 +188,19 @@ def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | N
     if ais_steps > 0:
         if not method.has_energy:
             raise EbmlabError(f"--ais needs a method with an energy; {cfg.method} has none")
+        if metrics.get("density_status") == "non_normalisable":
+            raise EbmlabError(f"--ais: exp(−E) of this {cfg.method} run is not normalisable (the exact quadrature "
+                              f"found the energy flat or falling towards infinity: {metrics.get('density_note', '')}); "
+                              f"AIS would measure how far its chains wander, not a log Z — there is no NLL to "
+                              f"estimate")
         from .metrics.likelihood import ais_report
 
-        metrics.update(ais_report(method, ds, n_steps=ais_steps, seed=cfg.run.seed))
+        ais = ais_report(method, ds, n_steps=ais_steps, seed=cfg.run.seed)
+        if not method.energy_defines_density:  # e.g. KALE: the model is exp(−E)·G, so exp(−E) alone is no density
+            ais = {k: v for k, v in ais.items() if not k.startswith("nll_ais")}
+            ais["ais_note"] = (f"{cfg.method}'s model is not exp(−E) (its energy re-weights a generator), so no "
+                               f"NLL is formed from this log Z; " + ais.get("ais_note", ""))
+        metrics.update(ais)
     reference = dict(real_reference(ds, cfg.run.eval_samples))
     if inception is not None:  # real FID/IS with the user's Inception weights (metrics.inception)
         from .metrics.inception import fid_is
@@ -107,4 +218,34 @@ def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | N
             "real_vs_real": reference, "protocol": protocol(ds, cfg.run)}
 
 
-__all__ = ["evaluate_run", "guided_samples", "load_run", "sample_run"]
+def score_samples(generated: str | Path, data: str, *, data_dir: str | None = None, image_size: int = 0,
+                  progress: bool = False) -> dict[str, Any]:
+    """The data kind's sample metrics of generated samples (a ``.npy``/``.npz`` in the data's units, or a folder of
+    PNG/JPEG images) against the test split of ``data`` (a built-in name, or a user's file or folder, whose held-out
+    10 % is then the reference), with the real-vs-real values at the same sample count beside them."""
+    from .data import get_dataset
+    from .export import read_samples
+    from .metrics import evaluator_for, real_reference, sample_metrics
+
+    if not isinstance(generated, (str, Path)):
+        raise EbmlabError(f"generated must be a path, got {type(generated).__name__} {generated!r}")
+    if not isinstance(data, str):
+        raise EbmlabError(f"data must be a data set name or path (str), got {type(data).__name__} {data!r}")
+    ds = get_dataset(data, data_dir=data_dir, image_size=image_size)
+    x = read_samples(generated, ds.spec)
+    ev = evaluator_for(ds)
+    n = len(x)
+    if progress:
+        import sys
+
+        print(f"scoring {n} samples from {generated} against {data} ({ev.n_compared(ds, n)} compared with the "
+              f"{ds.n_test}-point test split)...", file=sys.stderr, flush=True)
+    metrics = sample_metrics(x, ds, n_features=n)
+    return {"method": f"samples {generated}", "data": data, "step": None, "n_samples": n, "metrics": metrics,
+            "real_vs_real": dict(real_reference(ds, n)),
+            "protocol": {"samples_compared": f"{ev.n_compared(ds, n)} of the {n} samples against as many of the "
+                                             f"{ds.n_test} test points", **ev.protocol(ds, n)}}
+
+
+__all__ = ["draw_samples", "evaluate_run", "guided_samples", "load_run", "run_sampler", "sample_run",
+           "score_samples"]

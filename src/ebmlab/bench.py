@@ -365,6 +365,24 @@ def write_report(results: list[dict[str, Any]], out: str | Path, *, command: str
     return report
 
 
+def _check_part(part: Any, f: Path) -> None:
+    """A part file's structure, checked before anything is merged: valid JSON is not enough."""
+    fields = {"shard": list, "runs": list, "meta": dict, "suite": str, "datasets": list, "command": str}
+    bad = [k for k, t in fields.items() if not isinstance(part, dict) or not isinstance(part.get(k), t)]
+    if not bad:
+        sh = part["shard"]
+        if not (len(sh) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in sh)
+                and 0 <= sh[0] < sh[1]):
+            bad.append("shard (i, n with 0 ≤ i < n)")
+        elif not isinstance(part["meta"].get("wall_s"), (int, float)):
+            bad.append("meta.wall_s")
+        elif not all(isinstance(r, dict) and {"method", "data", "seed", "status"} <= set(r) for r in part["runs"]):
+            bad.append("runs (each with method, data, seed and status)")
+    if bad:
+        raise EbmlabError(f"{f} is valid JSON but not a bench part file (missing or malformed: {', '.join(bad)}); "
+                          f"re-run that part with --shard, or remove the file")
+
+
 def collect(out: str | Path) -> dict[str, Any]:
     """Merge ``OUT/parts/part-*-of-n.json`` (written by ``--shard i/n``) into OUT/results.md and results.json: the
     table an unsharded run of the same grid writes. Parts not yet written are listed under the table."""
@@ -375,9 +393,11 @@ def collect(out: str | Path) -> dict[str, Any]:
     parts = []
     for f in files:
         try:
-            parts.append(json.loads(f.read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
+            part = json.loads(f.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise EbmlabError(f"{f} is not a readable part file ({exc}); re-run that part") from None
+        _check_part(part, f)
+        parts.append(part)
     first = parts[0]
     keys = ("suite", "datasets", "eval_samples", "grid", "runs_in_grid")
     for p, f in zip(parts, files):

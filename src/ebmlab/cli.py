@@ -1,4 +1,5 @@
-"""Command line: ``ebmlab list | train | eval | sample | report | bench | classifier``. Every command calls the Python API."""
+"""Command line: ``ebmlab list | train | eval | sample | score | report | bench | classifier | sr``. Every command
+calls the Python API."""
 
 from __future__ import annotations
 
@@ -118,7 +119,7 @@ def _eval(args) -> None:
     if args.ais is not None and args.ais < 1:
         raise EbmlabError(f"--ais takes a positive number of intermediate distributions, got {args.ais}")
     res = evaluate_run(args.run_dir, probe=args.probe, inception=args.inception or os.environ.get("EBMLAB_INCEPTION"),
-                       ais_steps=args.ais or 0, progress=True)
+                       ais_steps=args.ais or 0, progress=True, device=args.device)
     if args.json:
         from .runs import json_safe
 
@@ -130,46 +131,71 @@ def _eval(args) -> None:
 def _sample(args) -> None:
     import math
 
-    import numpy as np
-
-    from .runs import atomic_write_bytes
-    from .runs import check_output_dir
-    from .api import sample_run
+    from .api import draw_samples, load_run, own_sampler, run_sampler
+    from .export import check_output, output_kind, write_samples
 
     # every argument is checked before the (possibly long) sampling starts
-    out = Path(args.out)
-    if out.suffix != ".npy":
-        raise EbmlabError(f"--out must name a .npy file (e.g. samples.npy), got {out}")
-    if out.is_dir():
-        raise EbmlabError(f"--out {out} is a directory; name a .npy file")
-    check_output_dir(out.parent)
+    kind = output_kind(args.out)
     if args.n < 1:
         raise EbmlabError(f"-n must be a positive number of samples, got {args.n}")
+    if args.batch_size < 1:
+        raise EbmlabError(f"--batch-size must be a positive number of samples, got {args.batch_size}")
     mcmc = {"--temperature": args.temperature, "--mcmc-steps": args.mcmc_steps, "--step-size": args.step_size,
             "--friction": args.friction}
     given = [k for k, v in mcmc.items() if v is not None]
-    if given and args.sampler in (None, "none"):
-        raise EbmlabError(f"{', '.join(given)}: options of the energy-guided sampler; add --sampler kinetic|ula|mala|hmc")
-    for flag, v, ok, what in (("--temperature", args.temperature, lambda v: math.isfinite(v) and v > 0, "> 0"),
+    for flag, v, ok, what in (("--temperature", args.temperature, lambda v: math.isfinite(v) and v >= 0, "≥ 0"),
                               ("--mcmc-steps", args.mcmc_steps, lambda v: v >= 1, "an integer ≥ 1"),
                               ("--step-size", args.step_size, lambda v: math.isfinite(v) and v > 0, "> 0"),
                               ("--friction", args.friction, lambda v: math.isfinite(v) and v >= 0, "≥ 0")):
         if v is not None and not ok(v):
             raise EbmlabError(f"{flag} must be {what}, got {v}")
+    if args.seed < 0:
+        raise EbmlabError(f"--seed must be ≥ 0, got {args.seed}")
+    loaded = load_run(args.run_dir, args.device)
+    cfg, method, _ = loaded
+    check_output(args.out, kind, cfg.dataset.spec)
     guided = None
-    if args.sampler not in (None, "none"):
-        from .samplers.latent import GuidedConfig
+    if args.sampler == "none":
+        if given:
+            raise EbmlabError(f"{', '.join(given)}: options of the energy-guided sampler, which --sampler none turns off")
+    elif args.sampler is not None or given:
+        if args.sampler is None and own_sampler(method) is None:
+            raise EbmlabError(f"{', '.join(given)}: options of the energy-guided sampler; this run samples without "
+                              f"one — add --sampler kinetic|ula|mala|hmc")
+        guided = run_sampler(method, args.sampler, inverse_temperature=args.temperature, n_steps=args.mcmc_steps,
+                             step_size=args.step_size, friction=args.friction)
+    x, info = draw_samples(args.run_dir, args.n, seed=args.seed, guided=guided, base_only=args.sampler == "none",
+                           progress=True, batch_size=args.batch_size, loaded=loaded)
+    smp = info["sampler"]
+    line = f"sampler: {smp['kind']}"
+    if "sampler" in smp:
+        line += (f" ({smp['sampler']}, inverse temperature {smp['inverse_temperature']}, {smp['n_steps']} steps, "
+                 f"step size {smp['step_size']}" + (f", friction {smp['friction']}" if smp["sampler"] == "kinetic"
+                                                     else "") + ")")
+    for key, label in (("acceptance", "mean acceptance"), ("latent_energy_start", "latent energy at the start"),
+                       ("latent_energy_end", "at the end")):
+        if info.get(key) is not None and math.isfinite(info[key]):
+            line += f"; {label} {info[key]:.4g}"
+    print(line)
+    test = cfg.dataset.test if kind == "png" and not cfg.dataset.spec.is_image else None
+    print("wrote " + write_samples(x, args.out, kind, cfg.dataset.spec, info, test=test))
 
-        d = GuidedConfig()
-        guided = GuidedConfig(args.sampler, d.inverse_temperature if args.temperature is None else args.temperature,
-                              d.n_steps if args.mcmc_steps is None else args.mcmc_steps,
-                              d.step_size if args.step_size is None else args.step_size,
-                              d.friction if args.friction is None else args.friction)
-    x = sample_run(args.run_dir, args.n, seed=args.seed, guided=guided, base_only=args.sampler == "none",
-                   progress=guided is not None)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out, lambda fh: np.save(fh, x.numpy()))
-    print(f"wrote {len(x)} samples of shape {tuple(x.shape[1:])} to {out}")
+
+def _score(args) -> None:
+    from .api import score_samples
+
+    res = score_samples(args.generated, args.data, data_dir=args.data_dir, image_size=args.image_size or 0,
+                        progress=True)
+    if args.json:
+        from .runs import json_safe
+
+        print(json.dumps(json_safe(res), indent=2))
+        return
+    from .present import text_table
+
+    print(f"{res['n_samples']} samples from {args.generated} against {args.data} (↑ higher is better, ↓ lower):")
+    print("\n".join(text_table(res)))
+    print(f"  protocol: {res['protocol']['samples_compared']}")
 
 
 def _classifier(args) -> None:
@@ -264,75 +290,144 @@ def _sr(args: argparse.Namespace) -> None:
         print(f"wrote {res['out']} ({res['out_size'][1]}x{res['out_size'][0]}) in {res['seconds']} s")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ebmlab", description="Energy-based models trained with a generator.")
-    sub = p.add_subparsers(dest="command", required=True)
+EXAMPLES = {
+    "list": """examples:
+  ebmlab list                                  methods and data sets
+  ebmlab list --options kale --data ring8      every option of kale on ring8: value, origin, meaning""",
+    "train": """examples:
+  ebmlab train kale --data ring8 --steps 2000 --out runs/kale-ring8
+  ebmlab train gan --data fashion lr_g=1e-4 n_critic=5 --device auto
+  ebmlab train vae --data my_vectors.npz --config my.toml        (a TOML file with [run] and [method] tables)
+  torchrun --nproc_per_node 2 -m ebmlab train gan --data fashion batches=epochs
+the same command on an existing --out resumes it from its last checkpoint""",
+    "eval": """examples:
+  ebmlab eval runs/kale-ring8
+  ebmlab eval runs/gan-fashion --device cpu --probe --json
+  ebmlab eval runs/vgan-ring8 --ais 500""",
+    "sample": """examples:
+  ebmlab sample runs/kale-ring8 -n 5000 --out samples.npy         the run's own sampler and settings
+  ebmlab sample runs/gan-fashion -n 64 --out grid.png              a picture (a scatter plot for 2D data)
+  ebmlab sample runs/gan-fashion -n 10000 --out gen/               one PNG per sample, then: ebmlab score gen/ --data fashion
+  ebmlab sample runs/kale-ring8 -n 5000 --out s.npz --sampler mala --mcmc-steps 200""",
+    "score": """examples:
+  ebmlab score gen/ --data fashion              a folder of PNGs against Fashion-MNIST's test split
+  ebmlab score samples.npy --data ring8         samples in the data's units (as `ebmlab sample` writes them)
+  ebmlab score gen/ --data real_images/         against a folder of images (its held-out 10 %)""",
+    "report": """examples:
+  ebmlab report runs/kale-ring8 runs/gan-ring8 --out report.html
+  ebmlab report bench-toy --out bench.html""",
+    "bench": """examples:
+  ebmlab bench toy --methods gan,kale --seeds 3 --jobs 2 --out bench-toy
+  ebmlab bench images --methods all --data stacked_digits --steps 500 --out bench-img
+  ebmlab bench toy --shard 0/4 --out b; ebmlab bench collect b""",
+    "classifier": """examples:
+  ebmlab classifier train --data fashion
+  ebmlab classifier show --data my_labelled_images.npz""",
+    "sr": """examples:
+  ebmlab sr train --data fashion --model stats --out runs/sr-stats
+  ebmlab sr eval runs/sr-stats
+  ebmlab sr upscale runs/sr-stats --in small.png --out big.png""",
+}
 
-    s = sub.add_parser("list", help="list methods and data sets")
+
+def _sub(sub, name: str, help_: str):
+    return sub.add_parser(name, help=help_, description=help_, epilog=EXAMPLES.get(name),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="ebmlab", description="Energy-based models trained with a generator: train, "
+                                "sample, evaluate and compare them.", epilog="`ebmlab COMMAND --help` shows a "
+                                "command's options and examples.")
+    p.add_argument("--version", action="version", version=f"ebmlab {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    device = dict(choices=["cpu", "cuda", "auto"], help="where to run (default auto: CUDA when this machine has it, "
+                  "whatever the run was trained on)")
+
+    s = _sub(sub, "list", "list methods and data sets, or the options of a method")
     s.add_argument("--options", metavar="METHOD", help="every option of METHOD: value, where it came from, meaning")
     s.add_argument("--data", help="with --options: the values a run of METHOD on this data set uses (presets applied)")
     s.add_argument("--data-dir", help="with --data: directory of local data files (else EBMLAB_DATA)")
     s.set_defaults(fn=_list)
 
-    s = sub.add_parser("train", help="train a method on a data set into a run directory (resumes if it exists)")
-    s.add_argument("method")
-    s.add_argument("--data", required=True)
-    s.add_argument("--steps", type=int)
-    s.add_argument("--seed", type=int)
-    s.add_argument("--out", help="run directory (default runs/METHOD-DATA-sSEED)")
+    s = _sub(sub, "train", "train a method on a data set into a run directory (resumes if it exists)")
+    s.add_argument("method", help="a method name (`ebmlab list`)")
+    s.add_argument("--data", required=True, help="a data set name, a .npz/.npy file or a folder of images")
+    s.add_argument("--steps", type=int, help="training steps (the same as steps=N)")
+    s.add_argument("--seed", type=int, help="seed of initialisation, batches and evaluation (default 0)")
+    s.add_argument("--out", help="run directory (default runs/METHOD-DATA-sSEED, DATA a file's stem)")
     s.add_argument("--config", help="TOML file with [run] and [method] tables")
-    s.add_argument("--device", choices=["cpu", "cuda", "auto"])
+    s.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where to train (default auto: CUDA when "
+                   "available)")
     s.add_argument("--data-dir", help="directory of local data files (MNIST, CIFAR-10); else EBMLAB_DATA")
     s.add_argument("--image-size", type=int, help="resize a user's image folder to this side")
-    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.add_argument("overrides", nargs="*", help="key=value options (see `ebmlab list --options METHOD`)")
     s.set_defaults(fn=_train)
 
-    s = sub.add_parser("eval", help="evaluate the latest checkpoint of a run")
-    s.add_argument("run_dir")
-    s.add_argument("--json", action="store_true")
+    s = _sub(sub, "eval", "evaluate the latest checkpoint of a run (on any device)")
+    s.add_argument("run_dir", help="a run directory written by `ebmlab train`")
+    s.add_argument("--json", action="store_true", help="print the results as JSON")
     s.add_argument("--probe", action="store_true", help="add the linear probe of the frozen energy/discriminator features")
     s.add_argument("--inception", metavar="PATH", help="real FID/IS with these Inception weights "
                    "(pt_inception-2015-12-05-6726825d.pth; else EBMLAB_INCEPTION)")
     s.add_argument("--ais", type=int, metavar="T", help="AIS log Z of the energy with T and 2T intermediate distributions")
+    s.add_argument("--device", **device)
     s.set_defaults(fn=_eval)
 
-    s = sub.add_parser("sample", help="draw samples from a trained run into a .npy file")
-    s.add_argument("run_dir")
-    s.add_argument("-n", type=int, required=True)
-    s.add_argument("--out", required=True)
-    s.add_argument("--seed", type=int, default=0)
+    s = _sub(sub, "sample", "draw samples from a trained run into a .npy/.npz file, a PNG picture or a folder of PNGs")
+    s.add_argument("run_dir", help="a run directory written by `ebmlab train`")
+    s.add_argument("-n", type=int, required=True, help="number of samples")
+    s.add_argument("--out", required=True, help="NAME.npy, NAME.npz (samples + how they were drawn), NAME.png (a "
+                   "grid, or a scatter plot for 2D data) or DIR/ (one PNG per image)")
+    s.add_argument("--seed", type=int, default=0, help="the same seed gives the same samples (default 0)")
+    s.add_argument("--batch-size", type=int, default=1000, help="samples drawn at a time (default 1000)")
+    s.add_argument("--device", **device)
     s.add_argument("--sampler", choices=["kinetic", "ula", "mala", "hmc", "none"],
-                   help="energy-guided latent MCMC (methods with a generator and an energy); none: generator only")
-    s.add_argument("--temperature", type=float, help="inverse temperature T in U(z) = |z|^2/2 + T E(G(z)) (default 1)")
-    s.add_argument("--mcmc-steps", type=int, help="MCMC steps (default 500)")
-    s.add_argument("--step-size", type=float, help="step size (gamma for kinetic Langevin; default 1e-3)")
-    s.add_argument("--friction", type=float, help="kinetic Langevin friction kappa (default 1)")
+                   help="energy-guided latent MCMC (methods with a generator and an energy), starting from the run's "
+                   "own sampler settings where it has them; none: the generator alone. Default: as the run samples")
+    s.add_argument("--temperature", type=float, help="inverse temperature T in U(z) = |z|^2/2 + T E(G(z)) (default: "
+                   "the run's, else 1)")
+    s.add_argument("--mcmc-steps", type=int, help="MCMC steps (default: the run's, else 500)")
+    s.add_argument("--step-size", type=float, help="step size (gamma for kinetic Langevin; default: the run's, else "
+                   "1e-3)")
+    s.add_argument("--friction", type=float, help="kinetic Langevin friction kappa (default: the run's, else 1)")
     s.set_defaults(fn=_sample)
 
-    s = sub.add_parser("classifier", help="train the domain classifier behind the image metrics")
-    s.add_argument("action", choices=["train", "show"])
+    s = _sub(sub, "score", "score generated samples (a .npy/.npz or a folder of images) against a data set")
+    s.add_argument("generated", help=".npy/.npz of samples in the data's units, or a folder of PNG/JPEG images")
+    s.add_argument("--data", required=True, help="a data set name, or a user's file or image folder (its held-out "
+                   "10 %% is the reference)")
+    s.add_argument("--data-dir", help="directory of local data files; else EBMLAB_DATA")
+    s.add_argument("--image-size", type=int, help="resize the --data image folder to this side")
+    s.add_argument("--json", action="store_true", help="print the results as JSON")
+    s.set_defaults(fn=_score)
+
+    s = _sub(sub, "classifier", "train or show the domain classifier behind the image metrics")
+    s.add_argument("action", choices=["train", "show"], help="train it, or show the stored one")
     s.add_argument("--data", required=True, help="a labelled image data set (digits, fashion, mnist, cifar10, ...)")
-    s.add_argument("--data-dir")
-    s.add_argument("--epochs", type=int)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--data-dir", help="directory of local data files; else EBMLAB_DATA")
+    s.add_argument("--epochs", type=int, help="training epochs (default: per data set)")
+    s.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     s.add_argument("--out", help="directory (default: EBMLAB_CLASSIFIERS or ~/.cache/ebmlab/classifiers)")
     s.set_defaults(fn=_classifier)
 
-    s = sub.add_parser("report", help="one self-contained HTML page of runs or a bench directory")
+    s = _sub(sub, "report", "one self-contained HTML page of runs or bench directories")
     s.add_argument("paths", nargs="+", metavar="RUN_DIR", help="run directories and/or bench --out directories")
     s.add_argument("--out", default="report.html", help="the HTML file to write (default report.html)")
-    s.add_argument("--title")
+    s.add_argument("--title", help="the page's title")
     s.set_defaults(fn=_report)
 
-    s = sub.add_parser("bench", help="run a benchmark grid and write a results table")
+    s = _sub(sub, "bench", "run a benchmark grid and write a results table")
     s.add_argument("suite", help="benchmark suite: toy (2D columns) or images (image columns); or collect DIR: merge "
                    "the parts of a sharded grid into its table")
     s.add_argument("--methods", default="gan,vgan", help="comma-separated methods, or all")
     s.add_argument("--data", help="comma-separated data sets (default: ring8,grid25 for toy, stacked_digits for images)")
-    s.add_argument("--seeds", type=int, default=5)
-    s.add_argument("--steps", type=int)
-    s.add_argument("--out", default="bench-toy")
+    s.add_argument("--seeds", type=int, default=5, help="seeds per method and data set (default 5)")
+    s.add_argument("--steps", type=int, help="training steps of every run (default: each method's)")
+    s.add_argument("--out", default="bench-toy", help="output directory (default bench-toy)")
     s.add_argument("--jobs", type=int, default=1, help="parallel runs (each uses one thread)")
     s.add_argument("--grid", metavar="FILE", help="TOML file: option (or 'a,b' for options set together) = [values]; "
                    "the product of the axes a method has is run for each method")
@@ -343,31 +438,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", help="key=value options applied to every run")
     s.set_defaults(fn=_bench)
 
-    s = sub.add_parser("sr", help="super-resolution: train, evaluate and apply models (bicubic, tv, mse, stats)")
-    srs = s.add_subparsers(dest="sr_command", required=True)
+    s = _sub(sub, "sr", "super-resolution: train, evaluate and apply models (bicubic, tv, mse, stats)")
+    srs = s.add_subparsers(dest="sr_command", required=True, metavar="SR_COMMAND")
     t = srs.add_parser("train", help="train or fit a super-resolution model into a run directory (resumes)")
     t.add_argument("--data", required=True, help="fashion, skimage, or a folder of PNG/JPEG images")
     t.add_argument("--model", required=True, help="bicubic, tv, mse or stats")
-    t.add_argument("--scale", type=int, default=4)
+    t.add_argument("--scale", type=int, default=4, help="up-sampling factor, 2 to 8 (default 4)")
     t.add_argument("--out", required=True, help="run directory")
     t.add_argument("--steps", type=int, help="training steps (default 3000 for mse/stats, 0 for bicubic/tv)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     t.add_argument("--crop", type=int, default=64, help="crop side for skimage and image folders (default 64)")
     t.add_argument("--data-dir", help="directory of local data files; else EBMLAB_DATA")
     t.add_argument("--n-eval", type=int, default=500, help="test images evaluated at the end (default 500)")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("overrides", nargs="*", help="model options key=value (e.g. phi=learned lr=1e-3)")
     t.set_defaults(fn=_sr)
     e = srs.add_parser("eval", help="PSNR, SSIM, statistics distance (and FD on fashion) on the test split")
-    e.add_argument("run_dir")
+    e.add_argument("run_dir", help="a run directory written by `ebmlab sr train`")
     e.add_argument("-n", type=int, default=500, help="test images (default 500)")
     e.set_defaults(fn=_sr)
     u = srs.add_parser("upscale", help="upscale an image file of any size (processed in tiles)")
-    u.add_argument("run_dir")
+    u.add_argument("run_dir", help="a run directory written by `ebmlab sr train`")
     u.add_argument("--in", dest="input", required=True, help="low-resolution PNG/JPEG")
     u.add_argument("--out", required=True, help="output .png or .jpg")
     u.add_argument("--tile", type=int, default=32, help="tile side in low-resolution pixels (default 32)")
-    u.add_argument("--no-progress", action="store_true")
+    u.add_argument("--no-progress", action="store_true", help="no progress bar")
     u.set_defaults(fn=_sr)
     return p
 

@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from .errors import EbmlabError
+from .errors import EbmlabError, did_you_mean
 
 
 def _type_name(tp: Any) -> str:
@@ -98,7 +98,7 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any], *, what: str = "config"
     for key, value in overrides.items():
         if key not in types_:
             valid = ", ".join(sorted(types_))
-            raise EbmlabError(f"unknown option {key!r} for {what}; valid options: {valid}")
+            raise EbmlabError(f"unknown option {key!r} for {what}{did_you_mean(key, types_)} (valid options: {valid})")
         changes[key] = coerce(value, types_[key], key)
     return dataclasses.replace(cfg, **changes)
 
@@ -148,8 +148,8 @@ class RunConfig:
     ckpt_every: int = 1000
     eval_samples: int = 2500
     eval_density: bool = True
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
-    threads: int = 1  # torch CPU threads; 1 is fastest for the small 2D networks (0: torch's default)
+    device: Literal["cpu", "cuda", "auto"] = "auto"  # auto: CUDA when this machine has it
+    threads: int = 0  # torch CPU threads; 0: torch's setting (all cores unless the caller set it), 1 on 2D toys
     tensorboard: bool = True
     plots: bool = True
     data_dir: str = ""  # where local copies of MNIST/CIFAR-10 live (else the EBMLAB_DATA environment variable)
@@ -284,8 +284,8 @@ def resolve_config(method: str, data: str, *, config_file: str | Path | None = N
             m_over[k] = v
         else:
             raise EbmlabError(
-                f"unknown option {k!r} for method {method}; run options: "
-                f"{', '.join(run_keys)}; {method} options: {', '.join(m_keys)}"
+                f"unknown option {k!r} for method {method}{did_you_mean(k, [*run_keys, *m_keys])} (every option, "
+                f"its value and meaning: `ebmlab list --options {method}`)"
             )
     run = apply_overrides(run, r_over, what="run")
     mcfg = apply_overrides(mcfg, m_over, what=method)

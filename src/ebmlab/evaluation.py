@@ -22,7 +22,7 @@ def final_eval(method: Method, ds, cfg: ResolvedConfig, run: RunDir, logger: Met
         if rec.get("kind") == "eval" and rec.get("step") == rc.steps:
             return {k: v for k, v in rec.items() if k not in ("step", "kind")}
     if progress:
-        print(f"final evaluation ({rc.eval_samples} samples)...", flush=True)
+        print(f"final evaluation ({sample_count(ds, rc)})...", flush=True)
     final = evaluate(method, ds, rc, rc.steps)
     fault_point("final_eval")
     own = logger is None
@@ -56,8 +56,22 @@ def protocol(ds, rc: RunConfig) -> dict[str, Any]:
     """How the reported numbers were computed (sample counts, seeds, splits, and the data kind's own protocol)."""
     from .metrics import evaluator_for
 
-    return {"eval_samples": rc.eval_samples, "test_split": f"{ds.n_test} fixed test points",
-            **evaluator_for(ds).protocol(ds, rc.eval_samples)}
+    ev = evaluator_for(ds)
+    return {"eval_samples": rc.eval_samples, "samples_drawn": ev.n_draw(ds, rc.eval_samples),
+            "samples_compared": f"{ev.n_compared(ds, rc.eval_samples)} samples against as many of the "
+                                f"{ds.n_test} fixed test points",
+            **ev.protocol(ds, rc.eval_samples)}
+
+
+def sample_count(ds, rc: RunConfig) -> str:
+    """The sample count an evaluation uses, as printed: drawn, and compared with the test split."""
+    from .metrics import evaluator_for
+
+    ev = evaluator_for(ds)
+    drawn, compared = ev.n_draw(ds, rc.eval_samples), ev.n_compared(ds, rc.eval_samples)
+    if drawn == compared:
+        return f"{drawn} samples"
+    return f"{drawn} samples drawn, {compared} compared with the {ds.n_test}-point test split"
 
 
 def finish(method: Method, ds, cfg: ResolvedConfig, run: RunDir, progress: bool = False) -> dict[str, Any]:

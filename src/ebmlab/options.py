@@ -38,7 +38,8 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
     "eval_samples": ("int10", "model samples behind each evaluation metric"),
     "eval_density": ("any", "2D data: compute the quadrature density metrics (exact NLL, log Z) at evaluation"),
     "device": ("any", "cpu, cuda, or auto (cuda when available)"),
-    "threads": ("int0", "torch CPU threads (0: torch's default)"),
+    "threads": ("int0", "torch CPU threads (0: torch's setting — all cores unless set — and 1 on 2D toys, whose small "
+                        "networks run fastest on one)"),
     "tensorboard": ("any", "write TensorBoard events under RUN_DIR/tb"),
     "plots": ("any", "write PNG figures under RUN_DIR/plots at the end"),
     "data_dir": ("any", "directory of local data files (MNIST, CIFAR-10); empty: the EBMLAB_DATA variable"),

@@ -28,7 +28,7 @@ def plot_density(method, ds, path, n: int = 300) -> None:
     pts, area = grid(ds.box, n, device=method.device)
     neg_e = -evaluate_on_grid(method.energy, pts)
     log_p = (neg_e - (torch.logsumexp(neg_e, 0) + math.log(area))).reshape(n, n).T.numpy()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")  # colour bars keep their own room
     im = axes[0].imshow(log_p, origin="lower", extent=(lo, hi, lo, hi), cmap="viridis",
                         vmin=max(log_p.max() - 12, log_p.min()))
     fig.colorbar(im, ax=axes[0], label="log density (restricted to the box)")
@@ -63,7 +63,7 @@ def plot_sample_density(method, ds, samples: torch.Tensor, path, n: int = 200, b
     neg_e = -evaluate_on_grid(method.energy, pts)
     log_f = (neg_e - (torch.logsumexp(neg_e, 0) + math.log(area))).reshape(n, n).T.numpy()
     test = ds.test[:1000].numpy()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")  # colour bars keep their own room
     finite = log_h[hist.T > 0]
     im = axes[0].imshow(log_h, origin="lower", extent=(lo, hi, lo, hi), cmap="viridis",
                         vmin=finite.min() if finite.size else None, vmax=finite.max() if finite.size else None)
@@ -78,7 +78,7 @@ def plot_sample_density(method, ds, samples: torch.Tensor, path, n: int = 200, b
 def plot_samples(samples: torch.Tensor, ds, path, title: str) -> None:
     lo, hi = ds.box
     s = samples.detach().cpu().numpy()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")  # colour bars keep their own room
     d = ds.test[: len(s)].numpy()
     axes[0].scatter(d[:, 0], d[:, 1], s=2, c="tab:blue", alpha=0.4)
     axes[0].set_title(f"data ({ds.name})")
@@ -114,14 +114,16 @@ def plot_curves(records: list[dict], path) -> None:
     keys = [k for k in sorted(series) if k not in single and not is_bookkeeping(k.split("/", 1)[1], 0.0)]
     if not keys:
         return
-    cols = 4
+    # three panels a row at about 3.3 in each, 11-pt titles: legible when the figure is shown at half a page's width
+    cols = min(3, len(keys))
     rows = math.ceil(len(keys) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.5 * rows), squeeze=False)
     for a, k in zip(axes.flat, keys):
         xs, ys = zip(*series[k])
-        a.plot(xs, ys, "o-" if k.startswith("eval/") else "-", ms=3, lw=1)
-        a.set_title(k, fontsize=9)
-        a.set_xlabel("step", fontsize=8)
+        a.plot(xs, ys, "o-" if k.startswith("eval/") else "-", ms=3, lw=1.2)
+        a.set_title(k, fontsize=11)
+        a.set_xlabel("step", fontsize=9)
+        a.tick_params(labelsize=9)
     for a in list(axes.flat)[len(keys):]:
         a.axis("off")
     shown = [f"{k.split('/', 1)[1]} = {v:.4g}" for k, v in single.items() if not is_bookkeeping(k.split("/", 1)[1], v)]
@@ -156,7 +158,8 @@ def plot_sandwich(records: list[dict], path) -> bool:
 
 def image_grid(x: torch.Tensor, value_range: tuple[float, float], nrow: int = 8, pad: int = 1) -> np.ndarray:
     """Images [n, C, H, W] (C = 1 or 3; other C: the first channel) → one [rows·(H+pad), nrow·(W+pad), 3] float
-    array in [0, 1], tiled row by row with ``pad`` white pixels between tiles."""
+    array in [0, 1], tiled row by row with ``pad`` blue-grey pixels between tiles (white separators would merge
+    with the white strokes of binary images into one maze)."""
     lo, hi = value_range
     x = ((x.detach().float().cpu().clamp(lo, hi) - lo) / (hi - lo))
     if x.shape[1] not in (1, 3):
@@ -165,7 +168,8 @@ def image_grid(x: torch.Tensor, value_range: tuple[float, float], nrow: int = 8,
         x = x.expand(-1, 3, -1, -1)
     n, _, h, w = x.shape
     rows = math.ceil(n / nrow)
-    out = np.ones((rows * (h + pad) + pad, nrow * (w + pad) + pad, 3))
+    out = np.empty((rows * (h + pad) + pad, nrow * (w + pad) + pad, 3))
+    out[:] = (0.3, 0.45, 0.65)  # blue-grey: neither white nor black, and no grey level of a grey image
     for i in range(n):
         r, c = divmod(i, nrow)
         out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = \

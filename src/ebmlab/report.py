@@ -27,7 +27,8 @@ th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0
 td.l,th.l{text-align:left}tr.real td{background:#eef6ee;font-weight:600}
 .gallery{display:flex;flex-wrap:wrap;gap:16px}.gallery figure{margin:0;text-align:center}
 .gallery img{max-width:320px;image-rendering:pixelated;border:1px solid #ddd}
-img.plot{max-width:640px;border:1px solid #ddd;margin:4px}
+img.plot{max-width:640px;border:1px solid #ddd;margin:4px}img.wide{max-width:100%;border:1px solid #ddd;margin:4px}
+.tablewrap{overflow-x:auto}
 .meta{color:#555;font-size:.9em}code{background:#f4f4f4;padding:1px 4px}
 #status{padding:6px 10px;border-radius:4px;background:#f4f4f4;font-size:.85em}
 """
@@ -63,7 +64,7 @@ def _table(head: list[str], body: list[list[str]], left: int = 1, real_rows: tup
     for r, row in enumerate(body):
         tds = "".join(f'<td class="{cls(i)}">{_e(c)}</td>' for i, c in enumerate(row))
         trs.append(f'<tr class="{"real" if r in real_rows else ""}">{tds}</tr>')
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
+    return f"<div class='tablewrap'><table><thead><tr>{th}</tr></thead><tbody>{''.join(trs)}</tbody></table></div>"
 
 
 def _read(path: Path) -> Any:
@@ -73,13 +74,45 @@ def _read(path: Path) -> Any:
         return None
 
 
+def _plot_order(p: Path) -> tuple[int, str]:
+    """Samples and data first (what a reader looks at), densities next, curves last."""
+    rank = {"samples": 0, "data": 1, "density": 2, "sandwich": 4, "curves": 5}
+    return rank.get(p.stem, 3), p.stem
+
+
+def _sr_section(run: Path, cfg: dict[str, Any], title: str | None) -> str:
+    """A super-resolution run: its options, test metrics and the comparison grid."""
+    summary = _read(run / "summary.json")
+    parts = [f"<h2>{_e(title or run.name)}</h2>",
+             f'<p class="meta">super-resolution model {_e(cfg.get("model"))} on {_e(cfg.get("data"))}, ×'
+             f'{_e(cfg.get("scale"))}, {_e(cfg.get("steps"))} steps — <code>{_e(run)}</code></p>']
+    test = summary.get("test") if isinstance(summary, dict) else None
+    if isinstance(test, dict):
+        parts.append(_table(["metric", "value"], [[k, fmt(k, v) if isinstance(v, (int, float)) else str(v)]
+                                                  for k, v in test.items()], left=1))
+    else:
+        parts.append("<p><i>Not evaluated yet (`ebmlab sr eval RUN`).</i></p>")
+    if (run / "grid.png").is_file():
+        parts.append("<h3>Low resolution, bicubic, model, truth</h3>" + _img(run / "grid.png"))
+    conf_rows = [[k, json.dumps(v)] for k, v in cfg.items() if k != "format"]
+    parts.append("<details><summary>Configuration</summary>" + _table(["option", "value"], conf_rows, left=2)
+                 + "</details>")
+    return "\n".join(parts)
+
+
 def _run_section(run: Path, title: str | None = None) -> str:
     cfg, summary, record = _read(run / "config.json"), _read(run / "summary.json"), _read(run / "run.json")
     if not isinstance(cfg, dict):
         raise EbmlabError(f"{run} is not an ebmlab run directory (no readable config.json)")
+    if cfg.get("format") == "ebmlab-sr-run-1":
+        return _sr_section(run, cfg, title)
     parts = [f"<h2>{_e(title or run.name)}</h2>",
              f'<p class="meta">{_e(cfg.get("method"))} on {_e(cfg.get("data"))} — <code>{_e(run)}</code>; presets: '
              f'{_e(", ".join(cfg.get("presets", [])) or "none")}</p>']
+    plots = sorted((run / "plots").glob("*.png"), key=_plot_order) if (run / "plots").is_dir() else []
+    pictures = [p for p in plots if _plot_order(p)[0] < 5]
+    if pictures:
+        parts.append("<h3>Samples and densities</h3><div>" + "".join(_img(p) for p in pictures) + "</div>")
     if isinstance(summary, dict):
         parts.append(f"<h3>Results at step {_e(summary.get('step'))} (↑ higher is better, ↓ lower)</h3>")
         for group, rs in rows(summary.get("metrics", {}), summary.get("real_vs_real")):
@@ -89,15 +122,15 @@ def _run_section(run: Path, title: str | None = None) -> str:
         parts += [f"<p class='meta'>Note — {_e(n)}</p>" for n in notes(summary.get("metrics", {}))]
     else:
         parts.append("<p><i>No final results yet (the run has not finished).</i></p>")
-    plots = sorted((run / "plots").glob("*.png")) if (run / "plots").is_dir() else []
-    if plots:
-        parts.append("<h3>Plots</h3><div>" + "".join(_img(p) for p in plots) + "</div>")
+    curves = [p for p in plots if _plot_order(p)[0] == 5]
+    if curves:
+        parts.append("<h3>Training curves</h3><div>" + "".join(_img(p, "wide") for p in curves) + "</div>")
     conf_rows = [[sect, k, json.dumps(v)] for sect in ("run", "method_config") for k, v in cfg.get(sect, {}).items()]
     parts.append("<details><summary>Resolved configuration</summary>"
                  + _table(["section", "option", "value"], conf_rows, left=3) + "</details>")
     if isinstance(record, dict) and record.get("sessions"):
-        keys = ["started", "ended", "start_step", "end_step", "steps_per_s", "device", "threads", "ebmlab_version",
-                "git_commit", "torch_version", "command"]
+        keys = ["started", "ended", "status", "start_step", "end_step", "steps_per_s", "device", "threads",
+                "ebmlab_version", "git_commit", "torch_version", "command"]
         parts.append("<details><summary>Run record (run.json)</summary>"
                      + _table(keys, [[str(s.get(k, "")) for k in keys] for s in record["sessions"]], left=len(keys))
                      + "</details>")
@@ -105,30 +138,29 @@ def _run_section(run: Path, title: str | None = None) -> str:
 
 
 def _comparison(runs: list[Path]) -> str:
-    """One row per run, one column per metric (union), the real-data values of the first data set on top."""
+    """One table per data set: a row per run, a column per metric those runs report, the real-data values on
+    top. (One table over several data sets would be mostly empty cells: their metrics differ.)"""
     sums = [(r, _read(r / "summary.json")) for r in runs]
-    sums = [(r, s) for r, s in sums if isinstance(s, dict)]
+    sums = [(r, s) for r, s in sums if isinstance(s, dict) and "method" in s and isinstance(s.get("metrics"), dict)]
     if not sums:
         return "<p><i>None of the runs has finished yet.</i></p>"
-    cols: list[str] = []
-    for _, s in sums:
-        for name, _v, *_ in (x for _, rs in rows(s["metrics"]) for x in rs):
-            if name not in cols:
-                cols.append(name)
-    body, real = [], []
-    datasets = list(dict.fromkeys(s["data"] for _, s in sums))
-    for d in datasets:
-        ref = next(s.get("real_vs_real", {}) for _, s in sums if s["data"] == d)
-        real.append(len(body))
-        body.append([d, "real data", "", ""] + [fmt(c, reference_value(ref, c)) if reference_value(ref, c)
-                                                is not None else "" for c in cols])
-        for r, s in sums:
-            if s["data"] == d:
-                m = s["metrics"]
-                body.append([d, s["method"], r.name, str(s.get("step"))] + [fmt(c, m.get(c)) if c in m else ""
-                                                                             for c in cols])
-    return _table(["data", "method", "run", "step"] + [header(c) for c in cols], body, left=3,
-                  real_rows=tuple(real))
+    out = []
+    for d in dict.fromkeys(s["data"] for _, s in sums):
+        mine = [(r, s) for r, s in sums if s["data"] == d]
+        cols: list[str] = []
+        for _, s in mine:
+            for name, _v, *_ in (x for _, rs in rows(s["metrics"]) for x in rs):
+                if name not in cols:
+                    cols.append(name)
+        ref = mine[0][1].get("real_vs_real", {})
+        body = [["real data", "", ""] + [fmt(c, reference_value(ref, c)) if reference_value(ref, c) is not None
+                                         else "" for c in cols]]
+        for r, s in mine:
+            m = s["metrics"]
+            body.append([s["method"], r.name, str(s.get("step"))] + [fmt(c, m.get(c)) if c in m else "" for c in cols])
+        out.append(f"<h3>{_e(d)}</h3>" + _table(["method", "run", "step"] + [header(c) for c in cols], body, left=2,
+                                                 real_rows=(0,)))
+    return "\n".join(out)
 
 
 def _gallery(runs: list[Path]) -> str:

@@ -71,7 +71,12 @@ def atomic_write_bytes(path: Path, write_fn) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            write_fn(fh)
+            try:
+                write_fn(fh)
+            except RuntimeError as exc:  # torch.save reports a failed write as RuntimeError, not OSError
+                if "write" not in str(exc).lower():
+                    raise
+                raise _write_error(path, exc) from None
             fh.flush()
             os.fsync(fh.fileno())
         fault_point(f"write:{path.name}")
@@ -82,6 +87,20 @@ def atomic_write_bytes(path: Path, write_fn) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _write_error(path: Path, exc: Exception) -> OSError:
+    """The OSError a failed write really was: ENOSPC when the file system is (nearly) full, else EIO."""
+    import errno
+
+    try:
+        st = os.statvfs(path.parent)
+        full = st.f_bavail * st.f_frsize < 64 * 2**20
+    except OSError:
+        full = False
+    if full:
+        return OSError(errno.ENOSPC, "No space left on device", str(path))
+    return OSError(errno.EIO, f"writing failed ({(str(exc).splitlines() or [''])[0][:120]})", str(path))
 
 
 def json_safe(obj: Any) -> Any:
@@ -153,13 +172,14 @@ class RunDir:
         write_json(self.record_path, {"format": "ebmlab-run-record-1", "sessions": sessions})
         return rec
 
-    def end_record(self, rec: dict[str, Any], step: int, steps_per_s: float) -> None:
+    def end_record(self, rec: dict[str, Any], step: int, steps_per_s: float, status: str = "ended") -> None:
+        """Close this session's record: ``ended``, or ``interrupted`` (Ctrl-C) / ``failed`` (an error)."""
         import time
 
         sessions = self._sessions()
         if sessions and sessions[-1].get("started") == rec["started"]:
             sessions[-1].update(ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"), end_step=step,
-                                steps_per_s=round(steps_per_s, 4), status="ended")
+                                steps_per_s=round(steps_per_s, 4), status=status)
             write_json(self.record_path, {"format": "ebmlab-run-record-1", "sessions": sessions})
 
     def sessions(self) -> list[dict[str, Any]]:
@@ -279,8 +299,19 @@ class MetricsLogger:
             self.tb.close()
 
 
+def require_utf8(path: str | Path, flag: str = "--out") -> None:
+    """Refuse a path whose bytes are not UTF-8: it could not be printed, logged or recorded in run.json."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise EbmlabError(f"{flag} {shown}: the path is not valid UTF-8 (its bytes cannot be shown, logged or "
+                          f"recorded); choose a name in UTF-8") from None
+
+
 def check_output_dir(out: Path) -> None:
     """Refuse an output directory that cannot be created or written, before any work is done."""
+    require_utf8(out)
     for part in out.parts:
         if len(part.encode()) > 255:
             raise EbmlabError(f"--out {out}: the name {part[:40]}... is {len(part.encode())} bytes, longer than the "

@@ -29,12 +29,17 @@ from .rng import stream_seed
 from .runs import CHECKPOINT_FORMAT, MetricsLogger, RunDir, check_output_dir, fault_point, read_json, write_json
 
 
+# run options a resumed run may change: how long it runs and where, not what it computes
+PLACEMENT = ("steps", "device", "threads", "num_workers")
+
+
 def pick_device(name: str, world: distributed.World | None = None) -> torch.device:
     """The device of this process: with several processes on GPUs, the one of its local rank."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise EbmlabError("device=cuda was requested but CUDA is not available; use device=cpu or device=auto")
+        raise EbmlabError("device=cuda was requested but CUDA is not available on this machine; use --device cpu "
+                          "or --device auto (device=cpu / device='cpu' in a config or the Python API)")
     if name == "cuda" and world is not None:
         torch.cuda.set_device(world.local_rank)
         return torch.device("cuda", world.local_rank)
@@ -110,7 +115,7 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
     _check_types(method, data, out, config_file, overrides)
     data = str(data)
     cfg = resolve_config(method, data, config_file=config_file, overrides=overrides)
-    out = Path(out) if out is not None else Path("runs") / f"{method}-{data}-s{cfg.run.seed}"
+    out = Path(out) if out is not None else Path("runs") / f"{method}-{_data_label(data)}-s{cfg.run.seed}"
     check_output_dir(out)
     run = RunDir(out)
     if run.exists():
@@ -123,33 +128,65 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
         now = cfg.to_dict()
         diffs = [f"{sect}.{k}: saved {saved[sect].get(k)!r}, now {v!r}"
                  for sect in ("run", "method_config") for k, v in now[sect].items()
-                 if not (sect == "run" and k == "steps") and saved[sect].get(k) != v]
+                 if not (sect == "run" and k in PLACEMENT) and saved[sect].get(k) != v]
         if diffs:
             raise EbmlabError(f"{out} was created with different options ({'; '.join(diffs)}); "
                               f"resume with the same options or choose another --out")
     # everything that can refuse the options (the data set, the device, the method's own checks) runs before the
     # run directory is made or config.json written, so a refused command leaves nothing behind
     rc = cfg.run
+    ds = cfg.dataset
     if rc.threads > 0:
         torch.set_num_threads(rc.threads)
-    ds = cfg.dataset
+    elif ds.kind == "toy2d":
+        torch.set_num_threads(1)  # benchmarks/threads: one thread is the fastest for the 2D toys' small networks
     getattr(ds, "arrays", None)  # read (and checksum) the files now: a missing or corrupt one is refused here
     world = _join(rc, distributed.world_size_from_env())
     try:
+        batches = make_batches(ds, rc.batches, rc.batch_size, rc.seed, rank=world.rank if world else 0,
+                               world=world.size if world else 1)  # refuses a batch the data cannot give
         device = pick_device(rc.device, world)
         method = build_method(cfg, device, world)
         main = world is None or world.is_main
         if echo and main:
             print(cfg.echo(), flush=True)
+        if main and progress:
+            _announce_classifier(ds)
         if main:
             if not run.exists():
                 out.mkdir(parents=True, exist_ok=True)
             run.clean_temporary()
             write_json(run.config_path, cfg.to_dict())
         distributed.barrier(world)
-        return _train_loop(cfg, run, ds, method, progress=progress and main, stop_after=stop_after, world=world)
+        return _train_loop(cfg, run, ds, method, batches, progress=progress and main, stop_after=stop_after,
+                           world=world)
     finally:
         distributed.finish(world)
+
+
+def _data_label(data: str) -> str:
+    """A data set's name in a default run directory: a built-in name, or a user file's or folder's stem (a path
+    would nest directories, and an absolute one would leave runs/)."""
+    import re
+
+    from .data import is_path
+
+    if not is_path(data):
+        return data
+    p = Path(data)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", p.stem or p.name or "data").strip("_") or "data"
+
+
+def _announce_classifier(ds) -> None:
+    """Say up front when the evaluations of this run will first train the data set's domain classifier."""
+    if not ds.spec.is_image or (ds.train_labels is None and not getattr(ds, "stacked", False)):
+        return
+    from .metrics.classifier import classifier_dir, classifier_name, has_classifier
+
+    if not has_classifier(ds):
+        print(f"note: the first evaluation will train the domain classifier of {classifier_name(ds)} behind the "
+              f"image metrics (once, stored in {classifier_dir()}; on Fashion-MNIST about 3 minutes on 2 cores)",
+              flush=True)
 
 
 def _join(rc: RunConfig, size: int) -> distributed.World | None:
@@ -169,12 +206,10 @@ def _autocast(method: Method, rc: RunConfig):
     return contextlib.nullcontext()
 
 
-def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, *, progress: bool,
+def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progress: bool,
                 stop_after: int | None, world: distributed.World | None = None) -> TrainResult:
     rc = cfg.run
     main = world is None or world.is_main
-    batches = make_batches(ds, rc.batches, rc.batch_size, rc.seed, rank=world.rank if world else 0,
-                           world=world.size if world else 1)
     start = 0
     ckpt = run.load_checkpoint(cfg.method)
     if ckpt is not None:
@@ -217,6 +252,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, *, progress: bool,
     bar = tqdm(total=rc.steps, initial=start, disable=not progress, desc=f"{cfg.method}/{cfg.data}",
                dynamic_ncols=True, mininterval=0.5)
     t0, step = time.perf_counter(), start
+    elapsed = 0.0
     try:
         stream = batches.stream(start, end, num_workers=rc.num_workers)
         for step, batch in zip(range(start + 1, end + 1), stream):
@@ -234,6 +270,8 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, *, progress: bool,
                 _check_finite(metrics, step, saved_any, rc.log_every)
                 if main and step % rc.log_every == 0:
                     metrics["steps_per_s"] = (step - start) / (time.perf_counter() - t0)
+                    for name, opt in method.optimizers.items():  # the schedule's current learning rates
+                        metrics[f"lr_{name}"] = float(opt.param_groups[0]["lr"])
                     logger.log(step, "train", metrics)
                     shown = [k for k in keys if k in metrics] or list(metrics)[:3]
                     bar.set_postfix({k: f"{metrics[k]:.3g}" for k in shown}, refresh=False)
@@ -246,14 +284,22 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, *, progress: bool,
             bar.update(1)
             fault_point(f"step:{step}")
         bar.close()
+        elapsed = time.perf_counter() - t0  # the training loop only: the final evaluation is not training
         if end == rc.steps and main:
             recipe.use_averaged()  # training is over: the averages (EMA) are what is evaluated, plotted, reported
             final_eval(method, ds, cfg, run, logger, progress)
+    except BaseException as exc:
+        if record is not None:  # the record says how the session ended, not "running" for ever
+            try:
+                run.end_record(record, step, (step - start) / max(time.perf_counter() - t0, 1e-9),
+                               status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+            except OSError:
+                pass  # a full disk: the record is informative only, the original error is reported
+        raise
     finally:
         bar.close()
         if logger is not None:
             logger.close()
-    elapsed = time.perf_counter() - t0
     if not main:
         return TrainResult(run.path, {}, method, start, world.rank)
     run.end_record(record, end, (end - start) / elapsed if elapsed > 0 else 0.0)

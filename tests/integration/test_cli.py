@@ -71,8 +71,8 @@ def test_list_shows_methods_and_data_sets(capsys):
 
 
 @pytest.mark.parametrize("args, msg", [
-    (["train", "vgann", "--data", "ring8"], "unknown method 'vgann'; valid methods: gan, vgan"),
-    (["train", "vgan", "--data", "ring9"], "unknown data set 'ring9'; valid data sets: ring8"),
+    (["train", "vgann", "--data", "ring8"], "unknown method 'vgann'; did you mean 'vgan'? (valid methods: gan, vgan"),
+    (["train", "vgan", "--data", "ring9"], "unknown data set 'ring9'; did you mean 'ring8'? (valid data sets: ring8"),
     (["train", "vgan", "--data", "ring8", "lr=3"], "unknown option 'lr' for method vgan"),
     (["train", "vgan", "--data", "ring8", "lr_g=abc"], "option lr_g: expected a number, got 'abc'"),
     (["eval", "/nonexistent/run"], "run directory /nonexistent/run does not exist"),

@@ -29,10 +29,11 @@ def test_trained_classifier_is_accurate_and_recorded(trained):
 
 def test_changed_weights_are_refused(trained, tmp_path):
     d, _ = trained
-    (tmp_path / "digits.json").write_text((d / "digits.json").read_text())
-    blob = bytearray((d / "digits.pt").read_bytes())
+    rec = json.loads((d / "digits.json").read_text())
+    (tmp_path / "digits.json").write_text(json.dumps(rec))
+    blob = bytearray((d / rec["file"]).read_bytes())
     blob[-10] ^= 0xFF
-    (tmp_path / "digits.pt").write_bytes(bytes(blob))
+    (tmp_path / rec["file"]).write_bytes(bytes(blob))
     with pytest.raises(EbmlabError, match="sha256"):
         load_classifier("digits", tmp_path)
     with pytest.raises(EbmlabError, match="classifier train"):

@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 import pytest
+
+from ebmlab.errors import EbmlabError
 import torch
 
 from ebmlab.metrics.features import frechet_distance, frechet_distance_gaussians, inception_style_score, kid, prdc
@@ -41,21 +43,38 @@ def test_frechet_from_samples_converges():
 
 
 def test_kid_zero_for_identical_and_unbiased_for_equal_distributions():
+    from ebmlab.metrics.features import _mmd2_poly
+
     rng = np.random.default_rng(1)
     x = rng.normal(size=(1000, 8))
     # identical sets: the unbiased estimate is (2/m)(mean off-diagonal k − mean diagonal k), O(1/m) from 0
     kxx = (x @ x.T / 8 + 1) ** 3
     off = (kxx.sum() - np.trace(kxx)) / (1000 * 999)
     want = 2 / 1000 * (off - np.trace(kxx) / 1000)
-    assert kid(x, x, n_subsets=5, subset_size=1000)[0] == pytest.approx(want, abs=1e-10)
+    assert _mmd2_poly(x, x) == pytest.approx(want, abs=1e-10)
     assert abs(want) < 0.05
     # two independent sets from the same law: the unbiased estimate averages to 0 (a biased one is > 0)
-    vals = [kid(rng.normal(size=(300, 8)), rng.normal(size=(300, 8)), n_subsets=1, subset_size=300)[0]
+    vals = [kid(rng.normal(size=(600, 8)), rng.normal(size=(600, 8)), n_subsets=1, subset_size=300)[0]
             for _ in range(200)]
     m, se = np.mean(vals), np.std(vals) / math.sqrt(len(vals))
     assert abs(m) < 4 * se
-    shifted = kid(rng.normal(size=(500, 8)), rng.normal(size=(500, 8)) + 1.0, n_subsets=10, subset_size=500)[0]
+    shifted = kid(rng.normal(size=(1000, 8)), rng.normal(size=(1000, 8)) + 1.0, n_subsets=10, subset_size=500)[0]
     assert shifted > 20 * se
+
+
+def test_kid_error_bar_is_not_collapsed_on_small_sets():
+    """With 300 points per set and the default subset size 1000, subsets of all 300 would all be the same set
+    (spread ~1e-11). KID uses subsets of 150, and their spread is of the size of the real spread of estimates at
+    that size (independent sets drawn afresh), within a factor of 2.5 — an estimate of a standard deviation
+    from 100 correlated subsets, so a loose band, but 1e-11 is ~10 orders of magnitude outside it."""
+    rng = np.random.default_rng(3)
+    _, std, m = kid(rng.normal(size=(300, 8)), rng.normal(size=(300, 8)))
+    assert m == 150
+    fresh = [kid(rng.normal(size=(300, 8)), rng.normal(size=(300, 8)), n_subsets=1, subset_size=150)[0]
+             for _ in range(300)]
+    assert np.std(fresh) / 2.5 < std < 2.5 * np.std(fresh)
+    with pytest.raises(EbmlabError, match="at least 4"):
+        kid(rng.normal(size=(3, 8)), rng.normal(size=(30, 8)))
 
 
 def test_prdc_constructed_sets():
@@ -88,3 +107,17 @@ def test_stacked_mode_counts(k):
     assert out["modes"] == k
     # counts as equal as 26,000/k allows: KL(q ‖ U_1000) = log(1000/k) up to the rounding of the counts
     assert out["mode_kl"] == pytest.approx(math.log(1000 / k), abs=0.01)
+
+
+def test_stacked_confident_modes_ignore_unsure_samples():
+    """Samples whose classification is unsure on any channel do not count towards modes_confident: 1000 sure
+    samples of 10 modes and 5000 unsure ones spread over all 1000 give modes 1000, modes_confident 10."""
+    sure_ids = torch.arange(1000) % 10
+    unsure_ids = torch.arange(5000) % 1000
+    ids = torch.cat([sure_ids, unsure_ids])
+    labels = torch.stack([ids % 10, (ids // 10) % 10, ids // 100], 1)
+    conf = torch.cat([torch.full((1000, 3), 0.95), torch.tensor([0.99, 0.5, 0.99]).expand(5000, 3)])
+    out = stacked_mode_counts(labels, confidence=conf)
+    assert out["modes"] == 1000 and out["modes_confident"] == 10
+    assert out["frac_confident"] == pytest.approx(1000 / 6000)
+    assert "modes_confident" not in stacked_mode_counts(labels)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import EbmlabError
+from ..errors import EbmlabError, did_you_mean
 from .base import ArrayDataset, DataSpec
 from .images import builtin_dataset, builtin_names, user_dataset
 from .lbt_toys import LBT_TOY_DATASETS
@@ -39,13 +39,23 @@ def get_dataset(name: str, *, data_dir: str | None = None, image_size: int = 0) 
     if name in builtin_names():
         return builtin_dataset(name, data_dir or None)
     if is_path(name):
-        return _user(name, image_size)
-    raise EbmlabError(f"unknown data set {name!r}; valid data sets: {', '.join(dataset_names())}, "
+        return _user(name, image_size, _stamp(name))
+    raise EbmlabError(f"unknown data set {name!r}{did_you_mean(name, dataset_names())} (valid data sets: "
+                      f"{', '.join(dataset_names())}) "
                       f"or the path of a .npz/.npy file or of a folder of PNG/JPEG images")
 
 
+def _stamp(name: str) -> tuple[int, int]:
+    """(modification time, size) of a user's file or folder: a file rewritten in place is read again."""
+    try:
+        st = Path(name).stat()
+    except OSError:
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)
+
+
 @lru_cache(maxsize=8)
-def _user(name: str, image_size: int) -> ArrayDataset:
+def _user(name: str, image_size: int, stamp: tuple[int, int]) -> ArrayDataset:
     return user_dataset(name, image_size=image_size)
 
 

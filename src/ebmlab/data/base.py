@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -89,6 +89,8 @@ class ArrayDataset:
     base: str | None = None  # stacked sets: the single-channel data set whose classifier labels each channel
     stacked: bool = False
     data_dir: str | None = None  # where the files were read from (for the base set of a stacked set)
+    # a user's vectors: the train split's per-coordinate mean and std they were standardised with, and Σ log std
+    standardisation: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def kind(self) -> Kind:

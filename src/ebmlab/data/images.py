@@ -70,6 +70,9 @@ def _need_dir(data_dir: str | None, what: str, files: str) -> Path:
     if d is None:
         raise EbmlabError(f"{what} is read from a local directory and never downloaded: pass --data-dir DIR (or "
                           f"data_dir=DIR, or set EBMLAB_DATA) to a directory holding {files}")
+    if d.exists() and not d.is_dir():
+        raise EbmlabError(f"data directory {d} is a file, not a directory (from --data-dir or EBMLAB_DATA); pass the "
+                          f"directory that holds {files}")
     if not d.is_dir():
         raise EbmlabError(f"data directory {d} does not exist (from --data-dir or EBMLAB_DATA)")
     return d
@@ -223,6 +226,16 @@ def _to_image_layout(x: np.ndarray, path: Path) -> np.ndarray:
 
 
 def user_dataset(path: str, *, image_size: int = 0) -> ArrayDataset:
+    """A user's data set (:func:`_user_dataset`), refused when all its training samples are identical."""
+    ds = _user_dataset(path, image_size=image_size)
+    x = ds.arrays.train_x
+    if (x == x[:1]).all():
+        raise EbmlabError(f"{path}: all {len(x)} training samples are identical; there is no distribution to learn "
+                          f"(check that the right array was saved)")
+    return ds
+
+
+def _user_dataset(path: str, *, image_size: int = 0) -> ArrayDataset:
     """A user's data set from ``path``: a ``.npy``/``.npz`` file or a folder of PNG/JPEG images.
 
     Arrays: 2-d [n, D] → ``vectors`` (standardised by the train split's mean and std); 3-d [n, H, W] or 4-d
@@ -248,8 +261,14 @@ def user_dataset(path: str, *, image_size: int = 0) -> ArrayDataset:
                           f"or [n, H, W] / [n, C, H, W] images")
     if xt is not None and xt.shape[1:] != x.shape[1:]:
         raise EbmlabError(f"{p}: test samples have shape {xt.shape[1:]}, train samples {x.shape[1:]}; they must agree")
-    if not np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_:
-        x = x.astype(np.float32)
+    for arr, nm in ((x, "train"), (xt, "test")):
+        if arr is not None and arr.dtype.kind not in "biuf":
+            raise EbmlabError(f"{p}: the {nm} array holds {arr.dtype} values ({'text' if arr.dtype.kind in 'US' else 'complex numbers' if arr.dtype.kind == 'c' else 'non-numeric values'}); "
+                              f"expected real numbers (bool, integer or float) — convert them before training")
+    if x.dtype == np.bool_:
+        x = x.astype(np.uint8)
+    if xt is not None and xt.dtype == np.bool_:
+        xt = xt.astype(np.uint8)
     for arr, nm in ((x, "train"), (xt, "test")):
         if arr is not None and np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
             raise EbmlabError(f"{p}: the {nm} array holds NaN or infinite values; clean them first")
@@ -258,6 +277,11 @@ def user_dataset(path: str, *, image_size: int = 0) -> ArrayDataset:
     if xt is None:
         x, xt, y, yt = _split_off_test(x, y)
     n_classes = int(max(y.max(), -1 if yt is None else yt.max()) + 1) if y is not None else None
+    if x.ndim == 2 and np.isin(x, (0, 1)).all() and np.isin(xt, (0, 1)).all():
+        return ArrayDataset(str(p), f"{len(x)} binary vectors of dimension {x.shape[1]} from {p}",
+                            DataSpec("binary", (x.shape[1],), (0.0, 1.0)),
+                            lambda: Arrays(x.astype(np.uint8), xt.astype(np.uint8), y, yt), as_float,
+                            n_classes=n_classes, binarize="fixed")
     if x.ndim == 2:
         mean = x.astype(np.float64).mean(0)
         std = x.astype(np.float64).std(0)
@@ -265,9 +289,11 @@ def user_dataset(path: str, *, image_size: int = 0) -> ArrayDataset:
 
         def enc(v, mean=mean.astype(np.float32), std=std.astype(np.float32)):
             return as_float((v.astype(np.float32) - mean) / std)
-        return ArrayDataset(str(p), f"{len(x)} vectors of dimension {x.shape[1]} from {p} (standardised by the "
-                            f"train split's mean and std)", DataSpec("vectors", (x.shape[1],)),
-                            lambda: Arrays(x, xt, y, yt), enc, n_classes=n_classes)
+        ds = ArrayDataset(str(p), f"{len(x)} vectors of dimension {x.shape[1]} from {p} (standardised by the "
+                          f"train split's mean and std)", DataSpec("vectors", (x.shape[1],)),
+                          lambda: Arrays(x, xt, y, yt), enc, n_classes=n_classes)
+        ds.standardisation = {"mean": mean.tolist(), "std": std.tolist(), "log_det": float(np.log(std).sum())}
+        return ds
     if x.ndim not in (3, 4):
         raise EbmlabError(f"{p}: array of shape {x.shape}; expected [n, D], [n, H, W] or [n, C, H, W]")
     x, xt = _to_image_layout(x, p), _to_image_layout(xt, p)

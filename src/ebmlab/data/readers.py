@@ -195,7 +195,24 @@ def read_user_array(path: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
-GREY_MODES = ("L", "1", "I;16", "I")
+GREY_MODES = ("L", "1", "I;16", "I;16B", "I;16L", "I;16N", "I", "F", "LA")
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # more than 8 bits per pixel
+
+
+def image_values(im, grey: bool) -> np.ndarray:
+    """A PIL image as float64 values in [0, 1]: [H, W] when ``grey`` else [H, W, 3].
+
+    8-bit modes (L, P, RGB, RGBA, CMYK, ...) go through PIL's conversion and are divided by 255. 16-bit grey
+    images (modes I;16*, and I as PIL opens 16-bit PNGs) are divided by 65535 — PIL's own conversion to L clips
+    them at 255, which makes a 16-bit image all white. Float images (F) are taken as values in [0, 1].
+    """
+    if im.mode in WIDE_MODES:
+        a = np.asarray(im).astype(np.float64)
+        if im.mode != "F":
+            a = a / 65535.0
+        a = np.clip(a, 0.0, 1.0)
+        return a if grey else np.repeat(a[..., None], 3, axis=2)
+    return np.asarray(im.convert("L" if grey else "RGB"), dtype=np.float64) / 255.0
 
 
 def image_files(directory: str | Path) -> list[Path]:
@@ -243,12 +260,13 @@ def read_image_folder(directory: str | Path, *, size: int | None, grey: bool | N
     use_grey = (modes == {"L"}) if grey is None else grey
     out = []
     for im in imgs:
-        im = im.convert("L" if use_grey else "RGB")
+        a = np.round(image_values(im, use_grey) * 255.0).astype(np.uint8)
         if size is not None:
+            im = Image.fromarray(a)
             w, h = im.size
             s = min(w, h)
             im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
             im = im.resize((size, size), Image.BILINEAR)
-        a = np.asarray(im, dtype=np.uint8)
+            a = np.asarray(im, dtype=np.uint8)
         out.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
     return np.stack(out)

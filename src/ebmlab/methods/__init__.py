@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import EbmlabError
+from ..errors import EbmlabError, did_you_mean
 from .base import Method
 from .bib import BIB_METHODS
 from .bihm import RWS, BiHM
@@ -30,7 +30,8 @@ def get_method(name: str) -> type[Method]:
     try:
         return METHODS[name]
     except KeyError:
-        raise EbmlabError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}") from None
+        raise EbmlabError(f"unknown method {name!r}{did_you_mean(name, METHODS)} (valid methods: "
+                          f"{', '.join(METHODS)})") from None
 
 
 __all__ = ["METHODS", "Method", "get_method"]

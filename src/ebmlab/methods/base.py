@@ -116,17 +116,41 @@ class Method(abc.ABC):
             **({"recipe": self.recipe.state_dict()} if self.recipe is not None else {}),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], *, any_device: bool = False) -> None:
+        """Restore a checkpoint's state. ``any_device``: loaded for sampling or evaluation, possibly on another
+        device type than it was trained on; the method's random-number state then restarts from a fixed seed."""
         nets = {**self.networks, **self.frozen}
         if set(state["networks"]) != set(nets):
             raise EbmlabError(
                 f"checkpoint holds networks {sorted(state['networks'])}, method {self.name!r} expects {sorted(nets)}"
             )
         for k, m in nets.items():
-            m.load_state_dict(state["networks"][k])
+            try:
+                m.load_state_dict(state["networks"][k])
+            except RuntimeError as exc:  # shapes or names differ: an edited config.json or another data set's net
+                first = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln or "key" in ln),
+                             str(exc).splitlines()[0])
+                raise EbmlabError(
+                    f"the checkpoint's network {k!r} does not fit the one config.json describes ({first[:200]}); "
+                    f"config.json was edited after training, or the checkpoint comes from another run or data set "
+                    f"— restore the run's own config.json and checkpoint.pt") from None
         for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
-        self.rng.set_state(state["rng"] if "rng" in state else state["generator"])  # "generator": older runs
+            try:
+                o.load_state_dict(state["optimizers"][k])
+            except (ValueError, KeyError) as exc:
+                raise EbmlabError(f"the checkpoint's optimizer {k!r} does not fit this run's networks ({exc}); "
+                                  f"restore the run's own config.json and checkpoint.pt") from None
+        rng = state["rng"] if "rng" in state else state["generator"]  # "generator": older runs
+        try:
+            self.rng.set_state(rng)
+        except RuntimeError:
+            # a generator state of another device type (a CUDA run loaded on the CPU, or back): its stream cannot
+            # continue here; inference reseeds deterministically, an exact resume needs the training device
+            if not any_device:
+                raise EbmlabError(f"the checkpoint's random-number state belongs to another device type than "
+                                  f"{self.device.type}; resume training on the device it was trained on (sampling "
+                                  f"and evaluation work on any device)") from None
+            self.rng.manual_seed(0)
         self.load_extra_state(state.get("extra", {}))
         if self.recipe is not None:
             self.recipe.load_state_dict(state.get("recipe"))

@@ -6,9 +6,11 @@ penultimate layer gives the features of the Fréchet distance, KID, precision/re
 probabilities the Inception-style score, its labels the stacked-set modes. These numbers are labelled
 ``clf_*`` and never called FID.
 
-A classifier is saved as ``DIR/NAME.pt`` (a weights-only state dict) and ``DIR/NAME.json`` (its sha256, test
-accuracy, architecture and training recipe); DIR is ``EBMLAB_CLASSIFIERS`` or ``~/.cache/ebmlab/classifiers``.
-Loading recomputes the sha256 of the .pt file and refuses one that differs from the recorded value. Training is
+A classifier is saved as ``DIR/NAME.json`` (its weights' sha256, the sha256 of the data it was trained on, test
+accuracy, architecture and training recipe) and the weights-only state dict ``DIR/NAME.<sha256[:12]>.pt`` it
+names; DIR is ``EBMLAB_CLASSIFIERS`` or ``~/.cache/ebmlab/classifiers``. NAME is a built-in set's name, or for a
+user's data its file stem and content hash (:func:`classifier_name`). Loading recomputes the sha256 of the weights
+and refuses a file that differs from the record, or a record of other data. Training is
 deterministic for a seed (``ebmlab classifier train --data NAME``): it runs on one thread whatever the caller's
 setting, because a multi-threaded reduction sums in another order and gives other weights (and another hash) for
 the same seed; the same machine type therefore gives the same file. An image evaluation that finds no classifier
@@ -64,10 +66,35 @@ def classifier_dir() -> Path:
     return Path(d) if d else Path.home() / ".cache" / "ebmlab" / "classifiers"
 
 
+def data_fingerprint(dataset) -> str:
+    """sha256 of a data set's content: the raw train and test arrays and labels (shape, dtype and bytes)."""
+    import numpy as np
+
+    a = dataset.arrays
+    h = hashlib.sha256()
+    for arr in (a.train_x, a.test_x, a.train_y, a.test_y):
+        if arr is None:
+            h.update(b"none")
+            continue
+        arr = np.ascontiguousarray(arr)
+        h.update(f"{arr.dtype.str}{arr.shape}".encode())
+        h.update(memoryview(arr).cast("B"))
+    return h.hexdigest()
+
+
 def classifier_name(dataset) -> str:
-    """The data set whose classifier labels ``dataset``: the base set of a stacked set, else itself."""
+    """The name of the classifier that labels ``dataset``: of the base set for a stacked set, else its own.
+
+    A built-in set keeps its name (its files are checksummed, so the name fixes the content). A user's file or
+    folder is named by its stem and the first 16 hex digits of its content's sha256: two paths with different
+    data never share a classifier, and a file rewritten in place gets a new one."""
+    from ..data import builtin_names
+
     name = dataset.base if getattr(dataset, "stacked", False) else dataset.name
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+    if name in builtin_names():
+        return name
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).stem or Path(name).name).strip("_") or "data"
+    return f"{stem}-{data_fingerprint(dataset)[:16]}"
 
 
 @dataclass
@@ -151,30 +178,54 @@ def train_classifier(dataset, *, epochs: int | None = None, seed: int = 0, width
     buf = io.BytesIO()
     torch.save(net.state_dict(), buf)
     blob = buf.getvalue()
-    info = {"data": name, "sha256": hashlib.sha256(blob).hexdigest(), "test_accuracy": acc,
+    sha = hashlib.sha256(blob).hexdigest()
+    info = {"data": name, "source": str(dataset.name), "data_sha256": data_fingerprint(dataset), "sha256": sha,
+            "file": f"{name}.{sha[:12]}.pt", "test_accuracy": acc,
             "n_test": int(len(xt)), "channels": c, "side": side, "n_classes": n_classes, "width": width,
             "epochs": epochs, "seed": seed, "recipe": "Adam lr 1e-3, batch 128, no augmentation",
             "train_seconds": round(time.perf_counter() - t0, 1)}
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / f"{name}.pt", lambda fh: fh.write(blob))
+    # the weights go to a new file named by their hash, then the record is switched to it atomically: a kill at
+    # any point leaves the old record and its weights, or the new ones, never a record without its weights
+    old = _record(out / f"{name}.json")
+    atomic_write_bytes(out / info["file"], lambda fh: fh.write(blob))
     atomic_write_bytes(out / f"{name}.json", lambda fh: fh.write(json.dumps(info, indent=1).encode()))
+    stale = {old.get("file") if old else None, f"{name}.pt"} | {f.name for f in out.glob(f"{name}.*.pt")}
+    for f in stale - {info["file"], None}:  # the previous weights, and any a kill left unreferenced
+        (out / Path(f).name).unlink(missing_ok=True)
     return Classifier(net.eval(), info)
 
 
-def load_classifier(name: str, directory: str | Path | None = None) -> Classifier:
-    """Load ``DIR/NAME.pt`` after checking its sha256 against ``DIR/NAME.json``."""
+def _record(path: Path) -> dict[str, Any] | None:
+    try:
+        rec = json.loads(path.read_text())
+        return rec if isinstance(rec, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def load_classifier(name: str, directory: str | Path | None = None, *, data_sha256: str | None = None) -> Classifier:
+    """Load the classifier recorded in ``DIR/NAME.json`` after checking its weights' sha256 (and, given
+    ``data_sha256``, that it was trained on that data)."""
     from ..data.readers import sha256_file
 
     d = Path(directory) if directory is not None else classifier_dir()
-    pt, js = d / f"{name}.pt", d / f"{name}.json"
-    if not pt.is_file() or not js.is_file():
+    js = d / f"{name}.json"
+    if not js.is_file():
         raise EbmlabError(f"no classifier for {name} in {d}; train it with `ebmlab classifier train --data {name}`")
     try:
         info = json.loads(js.read_text())
         want = info["sha256"]
-    except (ValueError, KeyError, OSError) as exc:
+        pt = d / Path(info.get("file", f"{name}.pt")).name
+    except (ValueError, KeyError, OSError, TypeError, AttributeError) as exc:
         raise EbmlabError(f"{js} is not a classifier record ({exc}); retrain with `ebmlab classifier train "
                           f"--data {name}`") from None
+    if not pt.is_file():
+        raise EbmlabError(f"the classifier record {js} names {pt.name}, which is missing; retrain with "
+                          f"`ebmlab classifier train --data {name}`")
+    if data_sha256 is not None and info.get("data_sha256") not in (None, data_sha256):
+        raise EbmlabError(f"classifier {name} in {d} was trained on other data (data sha256 "
+                          f"{str(info.get('data_sha256'))[:16]}…, this data {data_sha256[:16]}…); retrain it")
     got = sha256_file(pt)
     if got != want:
         raise EbmlabError(f"classifier {pt} has sha256 {got}, but its record says {want}: the weights were changed "
@@ -185,15 +236,23 @@ def load_classifier(name: str, directory: str | Path | None = None) -> Classifie
     return Classifier(net.eval(), info)
 
 
+def has_classifier(dataset) -> bool:
+    """Whether the classifier ``dataset``'s image metrics need is already trained (else the first image
+    evaluation trains it)."""
+    return (classifier_dir() / f"{classifier_name(dataset)}.json").is_file()
+
+
 def get_classifier(dataset, *, progress: bool = True) -> Classifier:
     """The classifier of ``dataset`` (of its base set when stacked), trained on first use."""
     from ..data import get_dataset
 
     name = classifier_name(dataset)
     d = classifier_dir()
-    if not (d / f"{name}.pt").is_file():
-        base = get_dataset(dataset.base, data_dir=dataset.data_dir) if getattr(dataset, "stacked", False) else dataset
+    base = get_dataset(dataset.base, data_dir=dataset.data_dir) if getattr(dataset, "stacked", False) else dataset
+    if not (d / f"{name}.json").is_file():
         if progress:
-            print(f"ebmlab: no classifier for {name} in {d}: training it on its train split (once)", file=sys.stderr)
+            epochs = DEFAULT_EPOCHS.get(name, 5)
+            print(f"ebmlab: no domain classifier for {name} in {d}: training it on its {base.n_train} train images "
+                  f"({epochs} epochs, once; later evaluations reuse it)", file=sys.stderr, flush=True)
         train_classifier(base, progress=progress)
-    return load_classifier(name, d)
+    return load_classifier(name, d, data_sha256=data_fingerprint(base))

@@ -55,6 +55,11 @@ class Evaluator(abc.ABC):
         """Model samples drawn for an evaluation with ``n`` evaluation samples."""
         return n
 
+    def n_compared(self, dataset: Any, n: int) -> int:
+        """Samples compared with as many test points (the distances' sample count): n, or the test split's size
+        when it is smaller."""
+        return min(n, dataset.n_test)
+
     def draw(self, method: Any, n: int, generator: torch.Generator) -> Tensor:
         with torch.no_grad():
             return torch.cat([method.sample(min(CHUNK, n - i), generator=generator) for i in range(0, n, CHUNK)])
@@ -166,7 +171,8 @@ class Images(Evaluator):
         from .classifier import classifier_name
 
         out = {"features": f"penultimate layer of the {classifier_name(dataset)} domain classifier (clf_*; not "
-                           f"Inception, not FID); real_vs_real compares {n} train images with the test split"}
+                           f"Inception, not FID); real_vs_real compares {min(n, dataset.n_test)} train images with as "
+                           f"many test images"}
         if getattr(dataset, "stacked", False):
             out["modes"] = "26,000 samples, each channel labelled by the base classifier; KL(q || uniform over 1000)"
         return out
@@ -186,7 +192,13 @@ class Vectors(Evaluator):
         return real_reference_arrays(dataset, n)
 
     def protocol(self, dataset: Any, n: int) -> dict[str, Any]:
-        return {"distances": "MMD^2 (RBF, median bandwidth), sliced W1 (200 directions), exact W1 up to 3000 points"}
+        out = {"distances": "MMD^2 (RBF, median bandwidth), sliced W1 (200 directions), exact W1 up to 3000 points"}
+        std = getattr(dataset, "standardisation", None)
+        if std is not None:
+            out["units"] = (f"the data were standardised, (x − mean) / std per coordinate with the train split's "
+                            f"mean and std: samples, distances and NLLs are in those units; an NLL in the original "
+                            f"units is the reported one + Σ log std = {std['log_det']:+.4f} nats")
+        return out
 
 
 EVALUATORS: dict[str, Evaluator] = {kind: ev for ev in (Toy2D(), Images(), Vectors()) for kind in ev.kinds}

@@ -3,8 +3,10 @@
 - Fréchet distance ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^½) between Gaussians fitted to the features (Heusel et al.
   2017), with ``scipy.linalg.sqrtm``; tiny imaginary parts from round-off are dropped, a larger one is an error.
 - KID (Bińkowski et al. 2018): the unbiased MMD² with the cubic polynomial kernel k(x, y) = (xᵀy/d + 1)³,
-  averaged over ``n_subsets`` random subsets of ``subset_size`` from each set (100 × 1000 by default; fewer
-  points shrink the subsets), with the standard deviation over subsets.
+  averaged over ``n_subsets`` random subsets of ``subset_size`` from each set (100 × 1000 by default; sets of
+  fewer than 2000 points use subsets of half their size, so that the subsets differ), with the standard deviation
+  over subsets. Reported as the raw MMD² (as torch-fidelity and torchmetrics report it); its scale depends on the
+  feature extractor's, so it compares models only within one feature space.
 - Improved precision and recall (Kynkäänniemi et al. 2019, k = 3): the fraction of generated points inside the
   union of real k-NN balls, and of real points inside the generated balls.
 - Density and coverage (Naeem et al. 2020, k = 5).
@@ -64,16 +66,23 @@ def _mmd2_poly(x: np.ndarray, y: np.ndarray) -> float:
                  - 2 * kxy.mean())
 
 
-def kid(f1, f2, *, n_subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """(mean, std over subsets) of the unbiased polynomial-kernel MMD² between feature sets f1 and f2."""
+def kid(f1, f2, *, n_subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float, int]:
+    """(mean, std over subsets, subset size m) of the unbiased polynomial-kernel MMD² between feature sets f1, f2.
+
+    m is ``subset_size`` or, for smaller sets, half the smaller set: with m equal to a set's size every subset
+    is that whole set, the subsets agree and their spread (then ~1e-11) says nothing about the estimate's
+    uncertainty; at m ≤ n/2 the subsets differ and their spread estimates the estimator's spread at size m
+    (torchmetrics refuses m > n outright). Fewer than 4 points per set: refused.
+    """
     a, b = _f64(f1), _f64(f2)
-    m = min(subset_size, len(a), len(b))
-    if m < 2:
-        raise EbmlabError(f"KID needs at least 2 samples in each set, got {len(a)} and {len(b)}")
+    n = min(len(a), len(b))
+    if n < 4:
+        raise EbmlabError(f"KID needs at least 4 samples in each set, got {len(a)} and {len(b)}")
+    m = subset_size if n >= 2 * subset_size else n // 2
     rng = np.random.default_rng(seed)
     vals = [_mmd2_poly(a[rng.choice(len(a), m, replace=False)], b[rng.choice(len(b), m, replace=False)])
             for _ in range(n_subsets)]
-    return float(np.mean(vals)), float(np.std(vals))
+    return float(np.mean(vals)), float(np.std(vals)), m
 
 
 def _pairwise(a: Tensor, b: Tensor, chunk: int = 4096) -> Tensor:

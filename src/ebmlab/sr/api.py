@@ -20,7 +20,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..config import parse_override_strings
-from ..errors import EbmlabError
+from ..errors import EbmlabError, did_you_mean
 from ..runs import CHECKPOINT_FORMAT, MetricsLogger, RunDir, atomic_write_bytes, read_json, write_json
 from . import ops
 from .base import SRModel, make_config
@@ -43,7 +43,8 @@ def parse_options(pairs: list[str] | None) -> dict[str, Any]:
 def build_model(model: str, scale: int, options: dict[str, Any]) -> SRModel:
     """The model with its options coerced and checked like a method's (``sr.base.make_config``)."""
     if model not in MODELS:
-        raise EbmlabError(f"unknown super-resolution model {model!r}; choose one of {', '.join(MODELS)}")
+        raise EbmlabError(f"unknown super-resolution model {model!r}{did_you_mean(model, MODELS)} (choose one of "
+                          f"{', '.join(MODELS)})")
     if scale < 2 or scale > 8:
         raise EbmlabError(f"scale must be an integer from 2 to 8, got {scale}")
     cls = MODELS[model]
@@ -67,6 +68,11 @@ def train_sr(data: str, model: str, *, out: str | Path, scale: int = 4, steps: i
     ``ckpt_every`` must be a multiple of ``log_every`` (so that a resumed run logs exactly what it would have)."""
     if log_every < 1 or ckpt_every < 1 or ckpt_every % log_every:
         raise EbmlabError(f"ckpt_every ({ckpt_every}) must be a positive multiple of log_every ({log_every})")
+    for name, v, lo in (("--scale", scale, 2), ("--crop", crop, 1), ("--n-eval", n_eval, 1), ("--seed", seed, 0)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise EbmlabError(f"{name} must be an integer ≥ {lo}, got {v!r}")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+        raise EbmlabError(f"--steps must be an integer ≥ 0, got {steps!r}")
     from ..runs import check_output_dir
 
     out = Path(out)
@@ -190,6 +196,8 @@ def evaluate_sr(run_dir: str | Path, *, n: int = 500, n_samples: int = 3, progre
     """Metrics of the run's model on the first ``n`` test images; writes summary.json and grid.png."""
     from .metrics import all_metrics
 
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise EbmlabError(f"-n must be a positive number of test images, got {n!r}")
     run = RunDir(run_dir)
     cfg, loaded = load_sr_run(run_dir)
     net = net or loaded
@@ -252,12 +260,12 @@ def save_grid(path: Path, y: Tensor, columns: dict[str, Tensor], truth: Tensor, 
 
 
 def _read_image(path: Path) -> np.ndarray:
-    from ..data.readers import GREY_MODES, open_image
+    from ..data.readers import GREY_MODES, image_values, open_image
 
     if not path.is_file():
         raise EbmlabError(f"input image {path} does not exist")
     im = open_image(path)
-    return np.asarray(im.convert("L" if im.mode in GREY_MODES else "RGB"), dtype=np.float64) / 255.0
+    return image_values(im, im.mode in GREY_MODES)
 
 
 def upscale_array(net: SRModel, y: Tensor, scale: int, *, tile: int = 32, margin: int = 4,
@@ -286,6 +294,9 @@ def upscale(run_dir: str | Path, inp: str | Path, out: str | Path, *, tile: int 
     out = Path(out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise EbmlabError(f"--out {out}: give a .png or .jpg file name")
+    for name, v, lo in (("--tile", tile, 1), ("margin", margin, 0)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise EbmlabError(f"{name} must be an integer ≥ {lo} (low-resolution pixels), got {v!r}")
     cfg, net = load_sr_run(run_dir)
     a = _read_image(Path(inp))
     check_output_dir(out.parent if str(out.parent) else Path("."))

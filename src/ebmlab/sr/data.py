@@ -85,14 +85,14 @@ def _fashion(data_dir: str | None) -> SRData:
 
 
 def _folder(path: str, side: int) -> SRData:
-    from ..data.readers import image_files, open_image
+    from ..data.readers import image_files, image_values, open_image
 
     d = Path(path)
     files = image_files(d)
     if len(files) < 3:
         raise EbmlabError(f"{d}: super-resolution training needs at least 3 PNG/JPEG images (split by image into "
                           f"train / validation / test), found {len(files)}")
-    imgs = [np.asarray(open_image(f).convert("L"), dtype=np.float64) / 255.0 for f in files]
+    imgs = [image_values(open_image(f), True) for f in files]
     n_test = max(1, len(files) // 10)
     groups = {"train": imgs[: -n_test - 1], "val": imgs[-n_test - 1: -n_test], "test": imgs[-n_test:]}
     parts = {}

@@ -54,17 +54,34 @@ def grad_ratio(xhat: Tensor, x: Tensor) -> float:
 
 
 def eval_phi(x_true: Tensor) -> Scattering:
-    phi = Scattering(J=3, L=6, avg_sigma=2.0, stride=2).double()
-    phi.fit_normalisation(x_true.double())
+    """The evaluation statistics (J=3, L=6), normalised on the true images, in float32: the same distances as in
+    float64 to ~1e-6 relative (tests/sr), at a fraction of the time."""
+    phi = Scattering(J=3, L=6, avg_sigma=2.0, stride=2)
+    phi.fit_normalisation(x_true.float())
     return phi
 
 
 @torch.no_grad()
-def stats_dist(xhat: Tensor, x: Tensor, phi: Scattering | None = None) -> float:
-    phi = phi or eval_phi(x)
+def stats_dist(xhat: Tensor, x: Tensor, phi: Scattering | None = None, chunk: int = 128) -> float:
+    """Mean over images of the per-feature squared distance between Φ_eval(x̂) and Φ_eval(x) (module docstring).
+    Without ``phi``, the evaluation network is built here and the truth's statistics are computed once, both for
+    its normalisation and for the distance."""
+    if phi is None:
+        phi = Scattering(J=3, L=6, avg_sigma=2.0, stride=2)
+        raw_x = torch.cat([phi.raw(x[i:i + chunk].float()) for i in range(0, len(x), chunk)])
+        f = raw_x.double()
+        mean = f.mean((0, 2, 3))
+        std = (f * f).mean((0, 2, 3)).sub(mean ** 2).clamp_min(1e-12).sqrt()
+        phi.mean.copy_(mean.float())
+        phi.std.copy_(std.float())
+        truth = [(raw_x[i:i + chunk] - phi.mean[:, None, None]) / phi.std[:, None, None]
+                 for i in range(0, len(x), chunk)]
+    else:
+        truth = [phi(x[i:i + chunk].to(phi.wave.dtype)) for i in range(0, len(x), chunk)]
     d = 0.0
-    for i in range(0, len(x), 256):
-        d += float(((phi(xhat[i:i + 256].double().clamp(0, 1)) - phi(x[i:i + 256].double())) ** 2).mean((1, 2, 3)).sum())
+    for i, t in zip(range(0, len(x), chunk), truth):
+        diff = phi(xhat[i:i + chunk].to(phi.wave.dtype).clamp(0, 1)) - t
+        d += float((diff.double() ** 2).mean((1, 2, 3)).sum())
     return d / len(x)
 
 

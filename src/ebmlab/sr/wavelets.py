@@ -62,6 +62,7 @@ class Scattering(nn.Module):
                  learn: bool = False, padding: str = "reflect", modulus: bool = True):
         super().__init__()
         self.J, self.L, self.order, self.stride, self.padding, self.modulus = J, L, order, stride, padding, modulus
+        self.learn = learn
         self.avg_sigma = avg_sigma
         side = 2 * math.ceil(3 * 0.8 * 2 ** (J - 1)) + 1
         bank = torch.stack([_pad_to(morlet(j, math.pi * l / L), side) for j in range(J) for l in range(L)])
@@ -87,11 +88,26 @@ class Scattering(nn.Module):
         mode = self.padding if min(x.shape[-2:]) > p else "replicate"
         return F.conv2d(F.pad(x, (p, p, p, p), mode=mode), w.to(x.dtype), groups=groups, stride=stride)
 
+    def _average(self, u: Tensor) -> Tensor:
+        """u ⋆ φ sub-sampled by ``stride``. φ is a separable Gaussian, g gᵀ: two 1-d passes (2K products per pixel
+        instead of K²) give the same values as the 2-d kernel up to rounding."""
+        g = self.phi[0, 0].sum(1)  # the 1-d factor: φ = g gᵀ with Σ g = 1
+        k, c = len(g), u.shape[1]
+        p = k // 2
+        mode = self.padding if min(u.shape[-2:]) > p else "replicate"
+        u = F.pad(u, (p, p, p, p), mode=mode)
+        u = F.conv2d(u, g.to(u.dtype).view(1, 1, k, 1).expand(c, 1, k, 1), groups=c, stride=(self.stride, 1))
+        return F.conv2d(u, g.to(u.dtype).view(1, 1, 1, k).expand(c, 1, 1, k), groups=c, stride=(1, self.stride))
+
     def _wavelet(self, x: Tensor, scales: list[int]) -> Tensor:
         """|x ⋆ ψ_{j,θ}| for every input channel of x and every j in ``scales``, θ: [b, c·len(scales)·L, H, W]."""
         n = self.J * self.L
         idx = [j * self.L + l for j in scales for l in range(self.L)]
         w = torch.cat([self.wave[idx], self.wave[[n + i for i in idx]]])  # [2m, 1, K, K]
+        if not self.learn and len(scales) == 1:  # fixed filters: cut the bank's zero padding to this scale's support
+            keep = 2 * math.ceil(3 * 0.8 * 2 ** scales[0]) + 1
+            cut = (w.shape[-1] - keep) // 2
+            w = w[..., cut:w.shape[-1] - cut, cut:w.shape[-1] - cut]
         c, m = x.shape[1], len(idx)
         out = self._conv(x, w.repeat(c, 1, 1, 1), groups=c)  # [b, c·2m, H, W]
         out = out.unflatten(1, (c, 2, m))
@@ -104,13 +120,15 @@ class Scattering(nn.Module):
         if x.dim() != 4 or x.shape[1] != 1:
             raise ValueError(f"Scattering expects grey images [b, 1, H, W], got {tuple(x.shape)}")
         feats = [x]
-        u1 = self._wavelet(x, list(range(self.J)))  # [b, J·L, H, W], scale-major
+        if self.learn:
+            u1 = self._wavelet(x, list(range(self.J)))  # [b, J·L, H, W], scale-major
+        else:
+            u1 = torch.cat([self._wavelet(x, [j]) for j in range(self.J)], 1)  # the same, each scale at its support
         feats.append(u1)
         if self.order >= 2:
             for j2 in range(1, self.J):
                 feats.append(self._wavelet(u1[:, : j2 * self.L], [j2]))
-        u = torch.cat(feats, 1)
-        return self._conv(u, self.phi.expand(u.shape[1], 1, -1, -1), groups=u.shape[1], stride=self.stride)
+        return self._average(torch.cat(feats, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         f = self.raw(x)
