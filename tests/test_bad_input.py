@@ -328,6 +328,38 @@ def test_file_system_errors_during_a_run(monkeypatch, finished, tmp_path, capsys
     assert after["checkpoint.pt"] == before["checkpoint.pt"] and after["config.json"] == before["config.json"]
 
 
+@pytest.mark.parametrize("command", ["train", "bench"])
+def test_full_disk_inside_torch_save(monkeypatch, finished, tmp_path, capsys, command):
+    """torch.save reports a failed write as a RuntimeError ('PytorchStreamWriter failed writing file'), not an
+    OSError: it must still end as 'the disk is full' with exit 2 and the previous checkpoint kept."""
+    import os
+
+    import ebmlab.runs as runs
+
+    def failing_save(obj, f, *a, **k):
+        f.write(b"PK\x03\x04partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:783] . PytorchStreamWriter failed writing file "
+                           "data/3: file write failed")
+
+    class Full:
+        f_bavail, f_frsize = 10, 4096
+
+    monkeypatch.setattr(runs.torch, "save", failing_save)
+    monkeypatch.setattr(os, "statvfs", lambda path: Full())
+    if command == "train":
+        run = copy_run(finished, tmp_path)
+        before = snapshot(run)
+        code = main(["train", "gan", "--data", "ring8", "--out", str(run), "--steps", "5", "--no-progress", *TINY])
+        after = snapshot(run)
+        assert after["checkpoint.pt"] == before["checkpoint.pt"]
+        assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    else:
+        code = main(["bench", "toy", "--methods", "gan", "--data", "ring8", "--seeds", "1", "--steps", "2",
+                     "--out", str(tmp_path / "b"), *TINY])
+    err = capsys.readouterr().err
+    assert code == 2 and "disk is full" in err and "Traceback" not in err
+
+
 def test_allocation_failure(monkeypatch, tmp_path, capsys):
     import ebmlab.trainer as trainer
 

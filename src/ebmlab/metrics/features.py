@@ -53,7 +53,12 @@ def frechet_distance_gaussians(mu1, s1, mu2, s2) -> float:
 def frechet_distance(f1, f2) -> float:
     """Fréchet distance between Gaussians fitted to feature sets f1 [n, d] and f2 [m, d]."""
     a, b = _f64(f1), _f64(f2)
-    return frechet_distance_gaussians(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    if len(a) < 2 or len(b) < 2:
+        raise EbmlabError(f"the Fréchet distance needs at least 2 samples in each set, got {len(a)} and {len(b)}")
+    try:
+        return frechet_distance_gaussians(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    except np.linalg.LinAlgError as exc:
+        raise EbmlabError(f"the Fréchet distance's matrix square root failed ({exc}); use more samples") from None
 
 
 def _mmd2_poly(x: np.ndarray, y: np.ndarray) -> float:

@@ -100,6 +100,6 @@ def all_metrics(xhat: Tensor, x: Tensor, *, phi: Scattering | None = None, fd_da
                 data_dir: str | None = None) -> dict[str, Any]:
     out = {"psnr": psnr(xhat, x), "ssim": ssim(xhat, x), "stats_dist": stats_dist(xhat, x, phi),
            "grad_ratio": grad_ratio(xhat, x)}
-    if fd_dataset:
+    if fd_dataset and len(x) >= 2:  # a Fréchet distance needs two images per set to have a covariance
         out.update(classifier_fd(xhat, x, fd_dataset, data_dir))
     return out
