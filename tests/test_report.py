@@ -57,3 +57,27 @@ def test_report_renders_in_a_headless_browser(bench_dir, tmp_path):
     img = imread(shot)[..., :3]
     assert img.shape[0] > 500 and img.std() > 0.05  # not blank
     assert (img.mean(axis=2) < 0.5).mean() > 0.005  # dark pixels: text, tables and plots drawn
+
+
+def test_report_of_several_data_sets_and_a_super_resolution_run(bench_dir, tmp_path):
+    """One comparison table per data set (not one table of every metric of every set), samples before curves in
+    each run's section, and a super-resolution run shown with its own metrics rather than 'step None'."""
+    import json
+
+    runs = sorted((bench_dir / "runs").iterdir())
+    assert main(["train", "gan", "--data", "digits", "--steps", "2", "--out", str(tmp_path / "img"), "--no-progress",
+                 "eval_samples=60", "tensorboard=false", "log_every=1"]) == 0
+    sr = tmp_path / "sr"
+    sr.mkdir()
+    (sr / "config.json").write_text(json.dumps({"format": "ebmlab-sr-run-1", "model": "mse", "data": "fashion",
+                                                "scale": 4, "steps": 10}))
+    (sr / "summary.json").write_text(json.dumps({"test": {"psnr": 20.5, "ssim": 0.75}}))
+    out = tmp_path / "r.html"
+    assert main(["report", *map(str, runs), str(tmp_path / "img"), str(sr), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "<h3>ring8</h3>" in page and "<h3>digits</h3>" in page
+    ring8_table = page.split("<h3>ring8</h3>")[1].split("<h3>digits</h3>")[0]
+    assert "clf_fd" not in ring8_table  # the image metrics stay in the digits table
+    assert "super-resolution model mse" in page and "20.5" in page and "step None" not in page
+    section = page.split("<h2>img</h2>")[1]
+    assert section.index("Samples and densities") < section.index("Training curves")
