@@ -6,7 +6,9 @@ The energy is VGAN's bounded product of experts E(x) = Σ_j H_b(σ_j(x)) with th
 
 Each step splits the real batch in two halves: positives x⁺ and transition inputs x⁰ (the paper takes 2× batch
 real images; here ``batch_size`` is the total, so the two halves have batch_size/2 each).
-- generator (inner player, first): minimise ρ·(mean E(x̃) − H̃(x̃)) + (1 − ρ)·rec(x̃, x⁰), x̃ = T(x⁰);
+- generator (inner player, first): minimise ρ·(mean E(x̃) − H̃(x̃)) + (1 − ρ)·rec(T₀(x⁰), x⁰), x̃ = T(x⁰), where
+  T₀ is the transition without the code noise (the released code's ``deterministic=True`` reconstruction pass:
+  the code is trained to be informative, the noise only moves x̃ away from x⁰);
 - energy: minimise mean E(x⁺) − mean E(x̃) − H̃(x⁺), x̃ detached.
 ``rec`` is the binary cross-entropy on pixels mapped to [0, 1] (the released code; the paper writes L2,
 ``recon="l2"``), summed over pixels and averaged over the batch. ρ = 0.01 (the paper's MNIST choice;
@@ -15,8 +17,12 @@ real images; here ``batch_size`` is the total, so the two halves have batch_size
 Sampling: a transition needs a starting image. The method keeps the last ``reservoir`` transition inputs of
 training (saved with the checkpoint) and ``sample(n)`` applies T once to n of them drawn with replacement —
 the paper's use of VCD samples (variations of real images, e.g. for data augmentation). Before the first step the
-starts are uniform noise in the data's range. Deviation: Adam(2e-4)
-rather than the code's Adadelta(0.1), as for VGAN.
+starts are uniform noise in the data's range.
+
+The transition follows the released code (Shuangfei/vgan, ``configs/*_config.py``): BatchNorm before the tanh
+bottleneck and after each decoder layer, noise replacing code units. Deviations: Adam(2e-4) rather than the code's
+Adadelta(0.1), as for VGAN; one transition step per energy step (the code's ``k`` is 2), so that its steps compare
+with the other methods'; the encoder is ebmlab's critic network without the code's BatchNorm in its convolutions.
 """
 
 from __future__ import annotations
@@ -68,22 +74,30 @@ OPTIONS: dict[str, tuple[str, str]] = {
 
 
 class Transition(nn.Module):
-    """x → tanh(Enc(x)) → each unit replaced by U(−1, 1) with probability p → Dec → x̃ (in the data's range)."""
+    """x → Enc(x) → BatchNorm → tanh → each code unit replaced by U(−1, 1) with probability p → Dec → x̃.
+
+    As the official transition builds it (``dense_batchnorm_tanh`` then ``noise2``; the decoder with BatchNorm
+    after each hidden layer): without the normalisation before the bottleneck, the encoder's pre-activations grow
+    until every tanh unit saturates, the code no longer depends on x, and the transition returns one image."""
 
     def __init__(self, spec, c: VCDConfig):
         super().__init__()
         self.enc = build.critic(spec, c.code_dim, net=c.net, hidden=c.t_hidden, act=c.act, width=c.width)
-        dec = build.decoder(spec, c.code_dim, net=c.net, hidden=tuple(reversed(c.t_hidden)), act=c.act, width=c.width)
-        self.dec, self.out = dec, build.range_out(spec)
+        self.bn = nn.BatchNorm1d(c.code_dim)
+        self.dec = build.generator(spec, c.code_dim, net=c.net, hidden=tuple(reversed(c.t_hidden)), act=c.act,
+                                   width=c.width, batchnorm=True)
         self.p = c.drop_prob
 
-    def forward(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        h = torch.tanh(self.enc(x))
-        u = rand(h.shape, generator=generator, device=h.device, dtype=h.dtype)
-        noise = rand(h.shape, generator=generator, device=h.device, dtype=h.dtype) * 2 - 1
-        h = torch.where(u < self.p, noise, h)
-        y = self.dec(h)
-        return y if self.out is None else self.out(y)
+    def code(self, x: Tensor) -> Tensor:
+        return torch.tanh(self.bn(self.enc(x)))
+
+    def forward(self, x: Tensor, generator: torch.Generator, noise: bool = True) -> Tensor:
+        h = self.code(x)
+        if noise:
+            u = rand(h.shape, generator=generator, device=h.device, dtype=h.dtype)
+            replace = rand(h.shape, generator=generator, device=h.device, dtype=h.dtype) * 2 - 1
+            h = torch.where(u < self.p, replace, h)
+        return self.dec(h)
 
 
 class VCD(Method):
@@ -132,7 +146,7 @@ class VCD(Method):
             p_t = self.E.probs(x_t)
             h_t = self.E.batch_entropy(p_t)
             e_t = self.E.energy_from_probs(p_t).mean()
-            rec = self._recon(x_t, x0)
+            rec = self._recon(self.T(x0, self.rng, noise=False), x0)  # the code's noise-free reconstruction
             loss_g = c.rho * (e_t - c.entropy_weight * h_t) + (1 - c.rho) * rec
             optimizer_step(self.optimizers["transition"], loss_g, self.recipe)
         # --- energy step: mean E(x⁺) − mean E(x̃) − H̃(x⁺) ---
