@@ -95,8 +95,8 @@ def text_table(summary: dict[str, Any], skip: set[str] = frozenset()) -> list[st
     lines = []
     for title, rs in rows(summary["metrics"], summary.get("real_vs_real"), skip):
         lines.append(f"  {title}:")
-        lines.append(f"    {'metric':<24}{'model':>20}{'real data':>12}  {'unit':<10}meaning")
+        lines.append(f"    {'metric':<24}{'model':>20}{'real data':>12}  {'unit':<12}meaning")
         for name, model, real, ud, desc in rs:
-            lines.append(f"    {name:<24}{model:>20}{real:>12}  {ud:<10}{desc}")
+            lines.append(f"    {name:<24}{model:>20}{real:>12}  {ud:<12}{desc}")
     lines += [f"  note — {n}" for n in notes(summary["metrics"])]
     return lines

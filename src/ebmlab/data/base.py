@@ -35,11 +35,14 @@ class DataSpec:
     """What a method needs to know about the data: ``kind``, the sample ``shape`` and the ``value_range``.
 
     ``value_range`` is (lo, hi) for data confined to a box (images: (−1, 1); binary: (0, 1)), else None.
+    ``levels``: the number of values of quantised data (256 for images read from 8-bit sources), else None; a
+    likelihood of such data must be a discrete one (``bounds.discrete``).
     """
 
     kind: Kind
     shape: tuple[int, ...]
     value_range: tuple[float, float] | None = None
+    levels: int | None = None  # quantised data (8-bit images: 256 grid values spanning value_range), else None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

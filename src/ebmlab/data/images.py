@@ -184,7 +184,7 @@ def builtin_dataset(name: str, data_dir: str | None = None) -> ArrayDataset:
     dd = str(data_dir_of(data_dir)) if data_dir_of(data_dir) else None
     if name in BASES:
         shape = BASES[name][1]
-        return ArrayDataset(name, desc, DataSpec("image", shape, IMAGE_RANGE), lambda: _base_arrays(name, dd),
+        return ArrayDataset(name, desc, DataSpec("image", shape, IMAGE_RANGE, 256), lambda: _base_arrays(name, dd),
                             uint8_to_signed, n_classes=10)
     if name == "binarized_mnist":
         return ArrayDataset(name, desc, DataSpec("binary", (1, 28, 28), (0.0, 1.0)),
@@ -192,7 +192,7 @@ def builtin_dataset(name: str, data_dir: str | None = None) -> ArrayDataset:
     if name.startswith("stacked_"):
         base = name[len("stacked_"):]
         h, w = BASES[base][1][1:]
-        return ArrayDataset(name, desc, DataSpec("image", (3, h, w), IMAGE_RANGE),
+        return ArrayDataset(name, desc, DataSpec("image", (3, h, w), IMAGE_RANGE, 256),
                             lambda: _stack(_base_arrays(base, dd)), uint8_to_signed, n_classes=1000, base=base,
                             stacked=True, data_dir=dd)
     base, variant = name.rsplit("_", 1)
@@ -249,7 +249,7 @@ def _user_dataset(path: str, *, image_size: int = 0) -> ArrayDataset:
         tx, sx, _, _ = _split_off_test(x, None)
         grey = "grey" if x.shape[1] == 1 else "colour"
         return ArrayDataset(str(p), f"{len(x)} {grey} {x.shape[2]}x{x.shape[3]} images from folder {p} (10% held out)",
-                            DataSpec("image", tuple(x.shape[1:]), IMAGE_RANGE), lambda: Arrays(tx, sx),
+                            DataSpec("image", tuple(x.shape[1:]), IMAGE_RANGE, 256), lambda: Arrays(tx, sx),
                             uint8_to_signed)
     if p.suffix not in (".npz", ".npy"):
         raise EbmlabError(f"unknown data set {path!r}: not a built-in name, a .npz/.npy file or a folder of images")
@@ -312,5 +312,6 @@ def _user_dataset(path: str, *, image_size: int = 0) -> ArrayDataset:
 
         def enc(v):
             return as_float(v) * 2.0 - 1.0
-    return ArrayDataset(str(p), f"{len(x)} images {shape} from {p}", DataSpec("image", shape, IMAGE_RANGE),
+    return ArrayDataset(str(p), f"{len(x)} images {shape} from {p}",
+                        DataSpec("image", shape, IMAGE_RANGE, 256 if x.dtype == np.uint8 else None),
                         lambda: Arrays(x, xt, y, yt), enc, n_classes=n_classes)

@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from ..bounds.discrete import bits_per_dim, dequantisation_offset, dequantise, discretized_gaussian_log_lik
 from ..bounds.elbo import ElboTerms, bernoulli_log_lik, elbo, gaussian_log_lik, iwae_bound
 from ..errors import EbmlabError
 from ..metadata import Metric
@@ -35,6 +36,7 @@ METRICS = {  # what estimator_report returns (with the caller's prefix)
     "nll_iwae": Metric("density", "nats", "↓", "test NLL by the IWAE bound at the largest K", True),
     "iwae_{k}": Metric("density", "nats", "↑", "IWAE bound L_K at K = {k}"),
     "kl_iwae": Metric("density", "nats", "↓", "KL(data ‖ model) bound: mean log p_data − L_K at the largest K"),
+    "bpd_iwae": Metric("density", "bits/dim", "↓", "nll_iwae of 8-bit data in bits per dimension", True),
 }
 
 
@@ -89,6 +91,9 @@ class VAEEstimator:
         if self.module.decoder_kind == "bernoulli":
             return bernoulli_log_lik(params, x)
         mean, logvar = params
+        if self.module.decoder_kind == "discretised":
+            return discretized_gaussian_log_lik(mean, x, logvar, value_range=self.module.value_range,
+                                                levels=self.module.levels)
         return gaussian_log_lik(mean, x, logvar)
 
     def elbo(self, model: Any, x: Tensor, *, generator: torch.Generator) -> ElboTerms:
@@ -149,7 +154,12 @@ class VAEEstimator:
         if self.sample_mode == "mean":
             return mean
         noise = randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean + torch.exp(0.5 * logvar) * noise
+        x = mean + torch.exp(0.5 * logvar) * noise
+        if m.decoder_kind == "discretised":  # a draw of the discrete model: the level whose bin x falls in
+            lo, hi = m.value_range
+            w = (hi - lo) / (m.levels - 1)
+            x = lo + torch.round((x - lo) / w).clamp(0, m.levels - 1) * w
+        return x
 
 
 def check_eval_options(ks: tuple[int, ...], n_points: int, chunk_size: int, elbo_samples: int) -> None:
@@ -161,7 +171,8 @@ def check_eval_options(ks: tuple[int, ...], n_points: int, chunk_size: int, elbo
 
 
 def estimator_report(estimator: DensityEstimator, dataset: Any, *, ks: tuple[int, ...], n_points: int, seed: int,
-                     prefix: str = "", with_modes: bool = True, n_samples: int = 2500) -> dict[str, Any]:
+                     prefix: str = "", with_modes: bool = True, n_samples: int = 2500,
+                     quantised: str | None = None) -> dict[str, Any]:
     """The estimator's own numbers on a 2D data set with an exact log-density (nats, per example).
 
     On the first ``n_points`` points of the fixed test split: ``elbo`` and ``iwae_<k>`` (means of the bounds);
@@ -171,17 +182,34 @@ def estimator_report(estimator: DensityEstimator, dataset: Any, *, ks: tuple[int
     data's own sampling noise cancels). For mixtures and ``with_modes``, the mode metrics (``modes``, ``hq``,
     ``mode_kl``) of ``n_samples`` estimator samples too.
     Every key carries ``prefix``.
+
+    Quantised data (8-bit images, ``dataset.spec.levels``) get likelihoods of the discrete data (bounds.discrete):
+    ``quantised="discretised"`` — the estimator's likelihood already is one; ``"dequantised"`` — the test points
+    are dequantised with uniform noise and every bound is shifted by D·log w, so that each is a lower bound on
+    log P(x) of the 8-bit data in expectation. Either way ``nll_iwae`` is an upper bound on the discrete NLL
+    (≥ 0 in expectation) and ``bpd_iwae`` is it in bits per dimension.
     """
     if n_points < 1:
         raise ValueError(f"n_points must be a positive number of test points; got {n_points}")
     x = dataset.test[:n_points].to(torch.float64)
     gen = torch.Generator(device=next(estimator.module.parameters()).device).manual_seed(seed)
+    spec = dataset.spec
+    shift = 0.0
+    if quantised == "dequantised":
+        x = dequantise(x, spec.value_range, spec.levels, generator=torch.Generator().manual_seed(seed + 1))
+        shift = -dequantisation_offset(spec.dim, spec.value_range, spec.levels)  # D·log w (< 0)
     bounds = estimator.log_density_bounds(x, generator=gen, ks=ks)
-    out: dict[str, Any] = {f"{prefix}elbo": float(bounds["elbo"].mean())}
+    out: dict[str, Any] = {f"{prefix}elbo": float(bounds["elbo"].mean()) + shift}
     for k in ks:
-        out[f"{prefix}iwae_{k}"] = float(bounds[f"iwae_{k}"].mean())
-    l_k = bounds[f"iwae_{max(ks)}"].cpu()
+        out[f"{prefix}iwae_{k}"] = float(bounds[f"iwae_{k}"].mean()) + shift
+    l_k = bounds[f"iwae_{max(ks)}"].cpu() + shift
     out[f"{prefix}nll_iwae"] = -float(l_k.mean())
+    if quantised is not None:
+        out[f"{prefix}bpd_iwae"] = bits_per_dim(out[f"{prefix}nll_iwae"], spec.dim)
+        how = ("a discretised Gaussian decoder: P(x) of the 8-bit values" if quantised == "discretised" else
+               f"uniform dequantisation of the test points, bounds shifted by D·log w = {shift:.1f} nats")
+        out[f"{prefix}likelihood_note"] = (f"nats per image of the 8-bit data ({how}); nll_iwae is the IWAE bound at "
+                                           f"K = {max(ks)} on {len(x)} test images, an upper bound on the NLL")
     out[f"{prefix}nll_iwae_se"] = float(l_k.std() / math.sqrt(len(l_k))) if len(l_k) > 1 else float("nan")
     if hasattr(dataset, "log_prob"):  # data with an exact density (toy2d)
         out[f"{prefix}kl_iwae"] = float((dataset.log_prob(x) - l_k).mean())

@@ -16,7 +16,9 @@ from ..metadata import Metric
 from . import density, distances, images, inception, modes, probe
 
 MODULES = (modes, distances, images, inception, density, probe)  # the order of table columns
-GROUPS = {"samples": "samples", "density": "density and likelihood", "method": "method-specific"}
+GROUPS = {"samples": "samples", "density": "density and likelihood",
+          "manifold": "on the generator's d-dimensional manifold (not a likelihood of the data)",
+          "method": "method-specific"}
 
 
 class _Tables(NamedTuple):

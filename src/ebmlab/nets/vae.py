@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from ..data.base import DataSpec
 from .mlp import mlp
 
-DecoderKind = Literal["gaussian", "bernoulli"]
+DecoderKind = Literal["gaussian", "bernoulli", "discretised"]
 
 
 class GaussianVAE(nn.Module):
@@ -38,7 +38,8 @@ class GaussianVAE(nn.Module):
         hidden: widths of the hidden layers, used by the encoder and (in the same order) by the decoder;
             () for linear encoder and decoder.
         act: activation after every hidden layer.
-        decoder: "gaussian" (continuous data) or "bernoulli" (binary data; decode returns logits).
+        decoder: "gaussian" (continuous data), "bernoulli" (binary data; decode returns logits) or "discretised"
+            (a Gaussian's mass on each level of quantised data: a likelihood of 8-bit images, bounds.discrete).
         decoder_var: the Gaussian decoder's variance (initial value when learned).
         learn_decoder_var: learn one log-variance per data dimension.
     """
@@ -53,11 +54,15 @@ class GaussianVAE(nn.Module):
         spec = data if isinstance(data, DataSpec) else DataSpec("vectors", (int(data),))
         data_dim = spec.dim
         fam = family(spec, net)
-        if decoder not in ("gaussian", "bernoulli"):
-            raise ValueError(f"decoder must be 'gaussian' or 'bernoulli'; got {decoder!r}")
+        if decoder not in ("gaussian", "bernoulli", "discretised"):
+            raise ValueError(f"decoder must be 'gaussian', 'bernoulli' or 'discretised'; got {decoder!r}")
+        if decoder == "discretised" and (spec.levels is None or spec.value_range is None):
+            raise ValueError("decoder=discretised needs quantised data (8-bit images); this data is continuous — "
+                             "use decoder=gaussian")
         if decoder_var <= 0:
             raise ValueError(f"decoder_var must be a positive variance; got {decoder_var}")
         self.data_dim, self.z_dim, self.decoder_kind, self.shape = data_dim, z_dim, decoder, spec.shape
+        self.value_range, self.levels = spec.value_range, spec.levels
         if fam != "mlp":
             conv = ConvCritic(spec.shape, width, 1)
             self.encoder_trunk: nn.Module = conv.trunk
@@ -76,7 +81,7 @@ class GaussianVAE(nn.Module):
         self.enc_logvar = nn.Linear(feat, z_dim)
         self.decoder_net = build_decoder(spec, z_dim, net=net, hidden=hidden, act=act, width=width)
         self.learn_decoder_var = learn_decoder_var
-        if decoder == "gaussian":
+        if decoder in ("gaussian", "discretised"):
             logvar = torch.full(spec.shape, math.log(decoder_var))
             if learn_decoder_var:
                 self.decoder_logvar = nn.Parameter(logvar)
