@@ -219,10 +219,13 @@ def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | N
 
 
 def score_samples(generated: str | Path, data: str, *, data_dir: str | None = None, image_size: int = 0,
-                  progress: bool = False) -> dict[str, Any]:
+                  progress: bool = False, n_compared: int = 2500) -> dict[str, Any]:
     """The data kind's sample metrics of generated samples (a ``.npy``/``.npz`` in the data's units, or a folder of
     PNG/JPEG images) against the test split of ``data`` (a built-in name, or a user's file or folder, whose held-out
-    10 % is then the reference), with the real-vs-real values at the same sample count beside them."""
+    10 % is then the reference), with the real-vs-real values at the same sample count beside them.
+
+    The distances compare at most ``n_compared`` samples with as many test points (as a run's evaluation does with
+    ``eval_samples``: precision/recall and MMD hold n² distances); counts such as stacked modes use every sample."""
     from .data import get_dataset
     from .export import read_samples
     from .metrics import evaluator_for, real_reference, sample_metrics
@@ -233,18 +236,21 @@ def score_samples(generated: str | Path, data: str, *, data_dir: str | None = No
         raise EbmlabError(f"data must be a data set name or path (str), got {type(data).__name__} {data!r}")
     ds = get_dataset(data, data_dir=data_dir, image_size=image_size)
     x = read_samples(generated, ds.spec)
+    _check_int("n_compared", n_compared, 2)
     ev = evaluator_for(ds)
     n = len(x)
+    k = ev.n_compared(ds, min(n, n_compared))
     if progress:
         import sys
 
-        print(f"scoring {n} samples from {generated} against {data} ({ev.n_compared(ds, n)} compared with the "
-              f"{ds.n_test}-point test split)...", file=sys.stderr, flush=True)
-    metrics = sample_metrics(x, ds, n_features=n)
+        print(f"scoring {n} samples from {generated} against {data} ({k} compared with as many of the "
+              f"{ds.n_test} test points)...", file=sys.stderr, flush=True)
+    # images: features of k samples, stacked modes of all of them; other kinds score k samples, as an evaluation
+    metrics = sample_metrics(x if ds.spec.is_image else x[:k], ds, n_features=k)
     return {"method": f"samples {generated}", "data": data, "step": None, "n_samples": n, "metrics": metrics,
-            "real_vs_real": dict(real_reference(ds, n)),
-            "protocol": {"samples_compared": f"{ev.n_compared(ds, n)} of the {n} samples against as many of the "
-                                             f"{ds.n_test} test points", **ev.protocol(ds, n)}}
+            "real_vs_real": dict(real_reference(ds, k)),
+            "protocol": {"samples_compared": f"{k} of the {n} samples against as many of the {ds.n_test} test "
+                                             f"points", **ev.protocol(ds, k)}}
 
 
 __all__ = ["draw_samples", "evaluate_run", "guided_samples", "load_run", "run_sampler", "sample_run",

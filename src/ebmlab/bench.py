@@ -41,8 +41,10 @@ def _one(args: tuple[str, str, int, dict[str, Any], str]) -> dict[str, Any]:
         seconds = time.perf_counter() - t0
         if res.resumed_from > 0:  # reused or resumed: the wall time of all its sessions, from its run record
             seconds = _recorded_seconds(out)
+        used = res.summary.get("budget") or {}
         return {"method": method, "data": data, "seed": seed, "status": "ok", "metrics": res.summary["metrics"],
-                "seconds": seconds}
+                "seconds": seconds, "steps_run": used.get("steps"), "train_s": res.train_seconds,
+                "evals": used.get("net_evals_total")}
     except DivergenceError as exc:
         return {"method": method, "data": data, "seed": seed, "status": "diverged", "error": str(exc),
                 "seconds": time.perf_counter() - t0}
@@ -86,8 +88,8 @@ def aggregate(results: list[dict[str, Any]], by_setting: bool = False) -> list[d
             row["setting"] = key[2]
         names = dict.fromkeys(k for r in ok for k, v in r["metrics"].items()
                               if isinstance(v, (int, float)) and not isinstance(v, bool) and not is_bookkeeping(k, v))
-        for c in [*names, "seconds"]:
-            vals = [r.get("seconds") for r in ok] if c == "seconds" else \
+        for c in [*names, *RUN_COLUMNS]:
+            vals = [r.get(c) for r in ok] if c in RUN_COLUMNS else \
                 [r["metrics"].get(c) for r in ok if c in r["metrics"]]
             ms = _mean_std(vals)
             if ms is not None:
@@ -154,10 +156,14 @@ def _fmt(cell: Any, col: str, of: int | None = None) -> str:
 
 
 NOTE = {
-    "toy": "Mean ± std over training seeds; `seconds` is the wall time of one run (training + final evaluation). "
+    "toy": "Mean ± std over training seeds; `seconds` is the wall time of one run (training + final evaluation); "
+           "`steps`, `train s` and `net evals` the steps it trained, its training loop's seconds and the samples "
+           "passed forward through its networks in training (ebmlab.budget). "
            "Sample metrics on eval_samples samples against the fixed test split. The `real data` row uses fresh "
            "exact samples (the ceiling; its nll is the true entropy, the floor).",
-    "images": "Mean ± std over training seeds; `seconds` is the wall time of one run (training + final evaluation). "
+    "images": "Mean ± std over training seeds; `seconds` is the wall time of one run (training + final evaluation); "
+              "`steps`, `train s` and `net evals` the steps it trained, its training loop's seconds and the samples "
+              "passed forward through its networks in training (ebmlab.budget). "
               "The `real data` row uses real train images at the same count (for stacked modes: the 26,000 stacked "
               "test triples, so the classifier's own errors are in the ceiling).",
 }
@@ -167,7 +173,7 @@ def column_notes(cols: list[str]) -> str:
     """What each column is, from the metadata declared beside each metric."""
     from .metrics.registry import spec
 
-    parts = [f"{c}: {m.meaning}" for c in cols if c != "seconds" and (m := spec(c)) is not None]
+    parts = [f"{c}: {m.meaning}" for c in cols if c not in RUN_COLUMNS and (m := spec(c)) is not None]
     return "Columns — " + "; ".join(parts) + ".\n" if parts else ""
 
 
@@ -187,17 +193,23 @@ def load_recalled(path: str | Path | None) -> dict[str, list[tuple[str, dict[str
     return out
 
 
+# what each run cost, beside its results (ebmlab.budget): wall time of the whole run, steps it trained, seconds of its
+# training loop, samples passed forward through its networks in training
+RUN_COLUMNS = ("seconds", "steps_run", "train_s", "evals")
+RUN_HEADERS = {"seconds": "seconds", "steps_run": "steps", "train_s": "train s", "evals": "net evals"}
+
+
 def header(col: str) -> str:
     from .present import header as metric_header
 
-    return "seconds" if col == "seconds" else metric_header(col)
+    return RUN_HEADERS.get(col) or metric_header(col)
 
 
 def table_columns(rows: list[dict[str, Any]]) -> list[str]:
-    """The declared table columns found in the rows (``metadata.Metric.column``), then ``seconds``."""
+    """The declared table columns found in the rows (``metadata.Metric.column``), then the budget used."""
     from .metrics.registry import columns
 
-    return [*columns({k for r in rows for k in r}), "seconds"]
+    return [*columns({k for r in rows for k in r}), *RUN_COLUMNS]
 
 
 def markdown(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], command: str, meta: dict,

@@ -226,6 +226,9 @@ def _shard(text: str | None) -> tuple[int, int] | None:
     return shard
 
 
+BUDGET_STEPS = 10_000_000  # the steps of a budgeted bench run when --steps is not given: an upper bound only
+
+
 def _bench(args) -> None:
     from .bench import collect, load_grid, run_toy_bench
     from .config import parse_override_strings
@@ -247,8 +250,19 @@ def _bench(args) -> None:
     default_data = "ring8,grid25" if args.suite == "toy" else "stacked_digits"
     data = [d for d in (args.data or default_data).split(",") if d]
     cmd = "ebmlab bench " + " ".join(sys.argv[2:])
-    rep = run_toy_bench(methods, data, args.seeds, out=args.out, steps=args.steps,
-                        overrides=parse_override_strings(args.overrides), jobs=args.jobs, command=cmd,
+    overrides = parse_override_strings(args.overrides)
+    steps = args.steps
+    for flag, key, value in (("--budget-seconds", "max_seconds", args.budget_seconds),
+                             ("--budget-evals", "max_evals", args.budget_evals)):
+        if value is not None:
+            if value <= 0:
+                raise EbmlabError(f"{flag} must be positive, got {value}")
+            if key in overrides:
+                raise EbmlabError(f"{flag} and {key}= both set the budget; give it once")
+            overrides[key] = value
+            steps = steps or BUDGET_STEPS  # the budget ends each run; steps is only an upper bound
+    rep = run_toy_bench(methods, data, args.seeds, out=args.out, steps=steps, overrides=overrides, jobs=args.jobs,
+                        command=cmd,
                         grid=load_grid(args.grid) if args.grid else None, suite=args.suite, shard=shard,
                         recalled=args.recalled)
     if shard is not None:
@@ -319,7 +333,8 @@ the same command on an existing --out resumes it from its last checkpoint""",
     "bench": """examples:
   ebmlab bench toy --methods gan,kale --seeds 3 --jobs 2 --out bench-toy
   ebmlab bench images --methods all --data stacked_digits --steps 500 --out bench-img
-  ebmlab bench toy --shard 0/4 --out b; ebmlab bench collect b""",
+  ebmlab bench toy --shard 0/4 --out b; ebmlab bench collect b
+  ebmlab bench images --methods gan,kale,vgan --data stacked_digits --seeds 3 --budget-seconds 600 --out eq-time""",
     "classifier": """examples:
   ebmlab classifier train --data fashion
   ebmlab classifier show --data my_labelled_images.npz""",
@@ -429,6 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, help="training steps of every run (default: each method's)")
     s.add_argument("--out", default="bench-toy", help="output directory (default bench-toy)")
     s.add_argument("--jobs", type=int, default=1, help="parallel runs (each uses one thread)")
+    s.add_argument("--budget-seconds", type=float, help="train every run for this many seconds of its training loop "
+                   "instead of a number of steps (compute-matched comparison; the table shows the steps each reached)")
+    s.add_argument("--budget-evals", type=int, help="train every run until this many samples have passed forward "
+                   "through its networks (deterministic compute matching)")
     s.add_argument("--grid", metavar="FILE", help="TOML file: option (or 'a,b' for options set together) = [values]; "
                    "the product of the axes a method has is run for each method")
     s.add_argument("--shard", metavar="i/n", help="run only the i-th of n disjoint parts of the grid (i from 0), e.g. "

@@ -15,21 +15,23 @@ from .runs import MetricsLogger, RunDir, fault_point, read_json, write_json
 
 
 def final_eval(method: Method, ds, cfg: ResolvedConfig, run: RunDir, logger: MetricsLogger | None,
-                progress: bool = False) -> dict[str, Any]:
-    """The final evaluation line of metrics.jsonl: reused if a previous session logged it, else computed."""
+                progress: bool = False, step: int | None = None) -> dict[str, Any]:
+    """The final evaluation line of metrics.jsonl at ``step`` (the run's last step: ``steps``, or where a budget
+    ended it): reused if a previous session logged it, else computed."""
     rc = cfg.run
+    last = rc.steps if step is None else step
     for rec in reversed(run.read_metrics()):
-        if rec.get("kind") == "eval" and rec.get("step") == rc.steps:
+        if rec.get("kind") == "eval" and rec.get("step") == last:
             return {k: v for k, v in rec.items() if k not in ("step", "kind")}
     if progress:
         print(f"final evaluation ({sample_count(ds, rc)})...", flush=True)
-    final = evaluate(method, ds, rc, rc.steps)
+    final = evaluate(method, ds, rc, last)
     fault_point("final_eval")
     own = logger is None
-    logger = logger or MetricsLogger(run, rc.steps, tensorboard=rc.tensorboard)
+    logger = logger or MetricsLogger(run, last, tensorboard=rc.tensorboard)
     try:
-        logger.log(rc.steps, "eval", final)
-        log_grid(logger, method, ds, rc.steps)
+        logger.log(last, "eval", final)
+        log_grid(logger, method, ds, last)
     finally:
         if own:
             logger.close()
@@ -74,19 +76,23 @@ def sample_count(ds, rc: RunConfig) -> str:
     return f"{drawn} samples drawn, {compared} compared with the {ds.n_test}-point test split"
 
 
-def finish(method: Method, ds, cfg: ResolvedConfig, run: RunDir, progress: bool = False) -> dict[str, Any]:
-    """The end of a run: final evaluation line, plots, then summary.json, written last so that it marks a finished
-    run; a kill anywhere in here is completed by running the same command again."""
+def finish(method: Method, ds, cfg: ResolvedConfig, run: RunDir, progress: bool = False, step: int | None = None,
+           budget: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The end of a run at ``step`` (``steps``, or where a budget ended it; ``ebmlab.budget``): final evaluation
+    line, plots, then summary.json with the compute used (``budget``), written last so that it marks a finished run;
+    a kill anywhere in here is completed by running the same command again."""
     from .metrics import real_reference
 
     rc = cfg.run
+    last = rc.steps if step is None else step
     if run.summary_path.is_file():
         done = read_json(run.summary_path)
-        if isinstance(done, dict) and done.get("step") == rc.steps:
+        if isinstance(done, dict) and done.get("step") == last:
             return done
-    metrics = final_eval(method, ds, cfg, run, None, progress)
-    summary = {"method": cfg.method, "data": cfg.data, "step": rc.steps, "seed": rc.seed, "metrics": metrics,
-               "real_vs_real": real_reference(ds, rc.eval_samples), "protocol": protocol(ds, rc)}
+    metrics = final_eval(method, ds, cfg, run, None, progress, last)
+    summary = {"method": cfg.method, "data": cfg.data, "step": last, "seed": rc.seed, "metrics": metrics,
+               "real_vs_real": real_reference(ds, rc.eval_samples), "protocol": protocol(ds, rc),
+               **({"budget": budget} if budget is not None else {})}
     if rc.plots:
         from .plots import plot_run
 

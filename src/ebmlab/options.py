@@ -53,6 +53,10 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
     "lr_step_every": ("int0", "step schedule: steps between multiplications by lr_step_factor"),
     "lr_step_factor": ("pos", "step schedule: the factor applied every lr_step_every steps"),
     "grad_clip": ("nonneg", "clip each optimizer's gradients to this global L2 norm before its step (0: off)"),
+    "max_seconds": ("nonneg", "end training once its loop has run this many seconds, summed over sessions; steps is "
+                              "then an upper bound (0: off; ebmlab.budget)"),
+    "max_evals": ("int0", "end training once this many samples have passed forward through the method's networks "
+                          "(0: off; ebmlab.budget)"),
     "ema": ("unit", "decay of a moving average of the sampling networks' weights, used for evaluation and "
                     "sampling (0: off; e.g. 0.999)"),
     "precision": ("any", "fp32, or bf16 (autocast of every training step to bfloat16; no loss scaling needed)"),

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .config import ResolvedConfig, RunConfig, config_from_dict, resolve_config
+from .budget import Budget
 from .data.batches import make_batches
 from .errors import DivergenceError, EbmlabError
 from .evaluation import evaluate, final_eval, finish, log_grid
@@ -89,6 +90,7 @@ class TrainResult:
     method: Method
     resumed_from: int
     rank: int = 0  # the process's rank in a distributed run (only rank 0 writes and evaluates)
+    train_seconds: float | None = None  # wall time of the training loop, summed over sessions (ebmlab.budget)
 
 
 def _check_types(method: Any, data: Any, out: Any, config_file: Any, overrides: Any) -> None:
@@ -211,26 +213,33 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
     rc = cfg.run
     main = world is None or world.is_main
     start = 0
+    budget = Budget(method.networks, max_seconds=rc.max_seconds, max_evals=rc.max_evals,
+                    processes=world.size if world else 1)
     ckpt = run.load_checkpoint(cfg.method)
+    stopped_by = None
     if ckpt is not None:
         method.load_state_dict(ckpt["method_state"])
         batches.load_state_dict(ckpt)
         torch.set_rng_state(ckpt["torch_rng"])
         start = int(ckpt["step"])
+        budget.load_state_dict(ckpt.get("budget"))
+        stopped_by = ckpt.get("stopped_by")  # a budget ended this run at its step: it is finished
     else:
         torch.manual_seed(stream_seed(rc.seed, "init"))  # the global generator too, so two identical runs save identical checkpoints
     record = None
+    budget.seconds = sum(float(s.get("train_seconds") or 0.0) for s in run.sessions()) if ckpt is not None else 0.0
     if main:
         run.truncate_metrics(start)
         record = run.start_record(cfg, method.device, start, world.size if world else 1)
     recipe = method.recipe
-    if start >= rc.steps:
+    if start >= rc.steps or stopped_by is not None:
         if not main:
             return TrainResult(run.path, {}, method, start, world.rank)
         recipe.use_averaged()
-        summary = finish(method, ds, cfg, run)
-        run.end_record(record, rc.steps, 0.0)
-        return TrainResult(run.path, summary, method, start)
+        last = start if stopped_by is not None else rc.steps
+        summary = finish(method, ds, cfg, run, step=last, budget=budget.report(last, stopped_by))
+        run.end_record(record, last, 0.0)
+        return TrainResult(run.path, summary, method, start, train_seconds=budget.seconds)  # nothing trained now
 
     logger = MetricsLogger(run, start, tensorboard=rc.tensorboard) if main else None
     end = rc.steps if stop_after is None else min(rc.steps, stop_after)
@@ -245,7 +254,9 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
         if main:
             run.save_checkpoint({"format": CHECKPOINT_FORMAT, "method": cfg.method, "step": step,
                                  "method_state": method.state_dict(), **batches.state_dict(),
-                                 "torch_rng": torch.get_rng_state()})
+                                 "torch_rng": torch.get_rng_state(),
+                                 "budget": budget.state_dict(),
+                                 **({"stopped_by": stopped_by} if stopped_by else {})})
         saved_any = True
 
     keys = getattr(method, "progress_keys", ())
@@ -255,6 +266,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
     elapsed = 0.0
     try:
         stream = batches.stream(start, end, num_workers=rc.num_workers)
+        budget.start()
         for step, batch in zip(range(start + 1, end + 1), stream):
             batch = batch.to(method.device, non_blocking=True)
             if channels_last and batch.dim() == 4:
@@ -279,33 +291,49 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
                 with recipe.averaged(), _rank0_rng(world):
                     logger.log(step, "eval", evaluate(method, ds, rc, step))
                     log_grid(logger, method, ds, step)
+            stopped_by = budget.used_up(time.perf_counter() - t0)
+            if stopped_by is not None:
+                budget.stop()
+                end = step  # the budget is used up: this step is the run's last
             if step % rc.ckpt_every == 0 or step == end:
                 checkpoint(step)
             bar.update(1)
             fault_point(f"step:{step}")
+            if stopped_by is not None:
+                break
+        budget.stop()
         bar.close()
         elapsed = time.perf_counter() - t0  # the training loop only: the final evaluation is not training
-        if end == rc.steps and main:
+        finished = end == rc.steps or stopped_by is not None
+        if finished and main:
+            if stopped_by is not None and progress:
+                print(f"{stopped_by}: the budget is used up at step {end} ({budget.total_evals} network "
+                      f"evaluations, {budget.seconds + elapsed:.0f} s of training); finishing the run there",
+                      flush=True)
             recipe.use_averaged()  # training is over: the averages (EMA) are what is evaluated, plotted, reported
-            final_eval(method, ds, cfg, run, logger, progress)
+            final_eval(method, ds, cfg, run, logger, progress, end)
     except BaseException as exc:
         if record is not None:  # the record says how the session ended, not "running" for ever
             try:
                 run.end_record(record, step, (step - start) / max(time.perf_counter() - t0, 1e-9),
-                               status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+                               status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                               train_seconds=time.perf_counter() - t0)
             except OSError:
                 pass  # a full disk: the record is informative only, the original error is reported
         raise
     finally:
+        budget.stop()
         bar.close()
         if logger is not None:
             logger.close()
     if not main:
         return TrainResult(run.path, {}, method, start, world.rank)
-    run.end_record(record, end, (end - start) / elapsed if elapsed > 0 else 0.0)
-    if end < rc.steps:
-        return TrainResult(run.path, {}, method, start)
-    return TrainResult(run.path, finish(method, ds, cfg, run, progress=progress), method, start)
+    run.end_record(record, end, (end - start) / elapsed if elapsed > 0 else 0.0, train_seconds=elapsed)
+    if not finished:
+        return TrainResult(run.path, {}, method, start, train_seconds=budget.seconds + elapsed)
+    return TrainResult(run.path, finish(method, ds, cfg, run, progress=progress, step=end,
+                                        budget=budget.report(end, stopped_by)), method, start,
+                       train_seconds=budget.seconds + elapsed)
 
 
 def _rank0_rng(world: distributed.World | None):

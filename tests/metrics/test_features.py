@@ -121,3 +121,18 @@ def test_stacked_confident_modes_ignore_unsure_samples():
     assert out["modes"] == 1000 and out["modes_confident"] == 10
     assert out["frac_confident"] == pytest.approx(1000 / 6000)
     assert "modes_confident" not in stacked_mode_counts(labels)
+
+
+def test_in_manifold_is_the_per_sample_precision_test():
+    """Real points 0..9 on a line (3-NN radii 2, or 3 at the ends): a sample on a real point is inside, one
+    between two real points is inside, one 100 or 50 away is not; the mean over samples is prdc's precision."""
+    from ebmlab.metrics.features import prdc
+    from ebmlab.metrics.images import in_manifold
+
+    real = torch.arange(10, dtype=torch.float64)[:, None] * torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    fake = torch.tensor([[3.0, 0.0], [4.5, 0.0], [100.0, 0.0], [5.0, 50.0]], dtype=torch.float64)
+    inside = in_manifold(fake, real)
+    assert inside.tolist() == [True, True, False, False]
+    rng = np.random.default_rng(0)
+    a, b = torch.as_tensor(rng.normal(size=(200, 4))), torch.as_tensor(rng.normal(size=(150, 4)) + 0.7)
+    assert float(in_manifold(b, a).double().mean()) == pytest.approx(prdc(a, b)["precision"], abs=1e-12)

@@ -1,0 +1,82 @@
+"""The compute a run used, and budgets that end it: network evaluations and training wall time.
+
+Methods differ in what one "step" costs — five critic updates, an unrolled look-ahead, MCMC chains through the
+generator — so comparing them at equal steps compares budgets as much as methods. Every run therefore counts, per
+network, the samples passed forward through it during training (``net_evals``: a batch of b through a network is b
+evaluations; a backward pass is not counted separately — it follows every forward pass of a trained network and
+costs about twice one), and the wall time of its training loop, both summed over sessions and saved with the
+checkpoint so that a resumed run counts from where it stopped. The evaluations go to the checkpoint and
+``summary.json`` (``budget``); the seconds, which no two runs share, only to ``run.json`` (each session's
+``train_seconds``, summed on resume: a session killed without its record loses its seconds, so a budget in seconds
+may then run longer by that much) and the Python API's ``TrainResult.train_seconds`` — checkpoints and summaries stay
+identical between identical runs.
+
+Run options ``max_seconds`` and ``max_evals`` end training at the first step at which the budget is used up
+(``steps`` is then an upper bound); the run is then finished at that step — final evaluation, plots, summary — and
+running the same command again reports it instead of training on. A budget in evaluations is deterministic; one in
+seconds depends on the machine and its load, which the run record states. Evaluation is never counted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+
+class Budget:
+    """Counts forward evaluations of each of a method's networks while installed (``with budget.counting():``)."""
+
+    def __init__(self, networks: dict[str, nn.Module], *, max_seconds: float = 0.0, max_evals: int = 0,
+                 processes: int = 1):
+        self.networks = networks
+        self.max_seconds, self.max_evals, self.processes = max_seconds, max_evals, processes
+        self.evals: dict[str, int] = {k: 0 for k in networks}
+        self.seconds = 0.0  # training-loop wall time of the sessions before this one
+        self._handles: list[Any] = []
+
+    def _hook(self, name: str):
+        def count(module: nn.Module, args: tuple[Any, ...]) -> None:
+            if args and hasattr(args[0], "shape") and len(args[0].shape) > 0:
+                self.evals[name] += int(args[0].shape[0]) * self.processes
+        return count
+
+    def start(self) -> None:
+        """Count from now on (training), until :meth:`stop` (evaluation is not counted)."""
+        if not self._handles:
+            self._handles = [m.register_forward_pre_hook(self._hook(k)) for k, m in self.networks.items()]
+
+    def stop(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    @property
+    def total_evals(self) -> int:
+        return sum(self.evals.values())
+
+    def used_up(self, session_seconds: float) -> str | None:
+        """Which budget is used up ('max_seconds' or 'max_evals'), or None."""
+        if self.max_evals and self.total_evals >= self.max_evals:
+            return "max_evals"
+        if self.max_seconds and self.seconds + session_seconds >= self.max_seconds:
+            return "max_seconds"
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The counts, for the checkpoint (which holds nothing a rerun would not reproduce: no wall times)."""
+        return {"net_evals": dict(self.evals)}
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        for k, v in ((state or {}).get("net_evals") or {}).items():
+            if k in self.evals:
+                self.evals[k] = int(v)
+
+    def report(self, step: int, stopped_by: str | None) -> dict[str, Any]:
+        """What summary.json records beside the metrics: only what a resumed run reproduces exactly (the seconds go
+        to run.json's session records and to the TrainResult)."""
+        return {"steps": step, "net_evals": dict(self.evals), "net_evals_total": self.total_evals,
+                "stopped_by": stopped_by}
+
+
+__all__ = ["Budget"]

@@ -1,0 +1,73 @@
+"""Compute accounting and budgets (ebmlab.budget): network evaluations counted by hand for the GAN, a budget in
+evaluations that ends a run at an exact, reproducible step, resume that keeps counting, and bench tables that show
+the budget each run used."""
+
+import json
+
+import pytest
+
+import ebmlab
+from ebmlab.cli import main
+
+FAST = dict(eval_samples=100, eval_density=False, plots=False, tensorboard=False, batch_size=32, log_every=1)
+
+
+def test_gan_evaluations_by_hand(tmp_path):
+    """A GAN step passes the batch through G twice (the discriminator's fakes, the generator's step) and through D
+    three times (reals, fakes, the generator's step): 2b and 3b evaluations per step."""
+    res = ebmlab.train("gan", "ring8", out=tmp_path / "r", progress=False, overrides=dict(steps=5, **FAST))
+    b = res.summary["budget"]
+    assert b["net_evals"] == {"generator": 5 * 2 * 32, "discriminator": 5 * 3 * 32}
+    assert b["net_evals_total"] == 800 and b["steps"] == 5 and b["stopped_by"] is None
+    assert 0 < res.train_seconds < 60
+    rec = json.loads((tmp_path / "r" / "run.json").read_text())["sessions"][-1]
+    assert rec["train_seconds"] == pytest.approx(res.train_seconds, abs=1e-3)
+    assert "train_seconds" not in json.dumps(res.summary)  # the summary holds only what a rerun reproduces
+
+
+def test_budget_in_evaluations_ends_the_run_at_an_exact_step(tmp_path):
+    out = tmp_path / "r"
+    res = ebmlab.train("gan", "ring8", out=out, progress=False, overrides=dict(steps=1000, max_evals=800, **FAST))
+    s = res.summary
+    assert s["step"] == 5 and s["budget"]["stopped_by"] == "max_evals" and s["budget"]["net_evals_total"] == 800
+    ckpt = (out / "checkpoint.pt").read_bytes()
+    # the same command again: the run is finished, nothing trains
+    again = ebmlab.train("gan", "ring8", out=out, progress=False, overrides=dict(steps=1000, max_evals=800, **FAST))
+    assert again.summary == s and (out / "checkpoint.pt").read_bytes() == ckpt
+    evals = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [5]
+
+
+def test_counts_survive_a_resume(tmp_path):
+    whole = ebmlab.train("gan", "ring8", out=tmp_path / "a", progress=False, overrides=dict(steps=6, **FAST))
+    ebmlab.train("gan", "ring8", out=tmp_path / "b", progress=False, overrides=dict(steps=6, **FAST), stop_after=3)
+    resumed = ebmlab.train("gan", "ring8", out=tmp_path / "b", progress=False, overrides=dict(steps=6, **FAST))
+    assert resumed.summary == whole.summary  # the evaluations counted across sessions, nothing else differs
+    sessions = json.loads((tmp_path / "b" / "run.json").read_text())["sessions"]
+    assert resumed.train_seconds == pytest.approx(sum(s["train_seconds"] for s in sessions), abs=1e-3)
+
+
+def test_evaluation_is_not_counted(tmp_path):
+    """The final evaluation draws eval_samples through G; the count is the training's only."""
+    a = ebmlab.train("gan", "ring8", out=tmp_path / "a", progress=False, overrides=dict(steps=2, **FAST))
+    b = ebmlab.train("gan", "ring8", out=tmp_path / "b", progress=False,
+                     overrides=dict(steps=2, **{**FAST, "eval_samples": 1000}))
+    assert a.summary["budget"]["net_evals"] == b.summary["budget"]["net_evals"]
+
+
+def test_bench_with_a_budget_shows_what_each_run_used(tmp_path, capsys):
+    assert main(["bench", "toy", "--methods", "gan", "--data", "ring8", "--seeds", "1", "--budget-evals", "800",
+                 "--out", str(tmp_path / "b"), *[f"{k}={v}" for k, v in FAST.items()]]) == 0
+    md = (tmp_path / "b" / "results.md").read_text()
+    head = next(ln for ln in md.splitlines() if ln.startswith("| data"))
+    assert "steps" in head and "net evals" in head and "train s" in head
+    row = next(ln for ln in md.splitlines() if ln.startswith("| ring8 | gan"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    cols = [c.strip() for c in head.strip("|").split("|")]
+    assert cells[cols.index("steps")] == "5" and cells[cols.index("net evals")] == "800"
+
+
+@pytest.mark.parametrize("flag,value", [("--budget-seconds", "0"), ("--budget-evals", "-5")])
+def test_bad_budgets(tmp_path, capsys, flag, value):
+    assert main(["bench", "toy", "--methods", "gan", "--seeds", "1", flag, value, "--out", str(tmp_path / "b")]) == 2
+    assert flag in capsys.readouterr().err
