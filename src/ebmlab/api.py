@@ -62,11 +62,15 @@ def guided_samples(method: Method, n: int, cfg: Any, *, generator: torch.Generat
     diagnostics."""
     from .samplers.latent import latent_samples
 
+    _require_guidable(method)
+    return latent_samples(method.generate, method.energy, method.latent_dim, n, cfg, generator=generator,
+                          device=method.device, progress=progress)
+
+
+def _require_guidable(method: Method) -> None:
     if not (method.has_energy and method.has_generator):
         raise EbmlabError(f"method {method.name!r} needs both a generator and an energy for energy-guided sampling "
                           f"(methods with both: kale, vgan, bib, ebgan)")
-    return latent_samples(method.generate, method.energy, method.latent_dim, n, cfg, generator=generator,
-                          device=method.device, progress=progress)
 
 
 def run_sampler(method: Method, sampler: str | None = None, **changes: Any) -> Any:
@@ -128,8 +132,7 @@ def draw_samples(run_dir: str | Path, n: int, *, seed: int = 0, guided: Any = No
         from dataclasses import asdict
 
         info["sampler"] = {"kind": "energy-guided latent MCMC", **asdict(guided_run)}
-        if guided is not None:
-            guided_samples(method, 1, guided, generator=torch.Generator(device=method.device))  # refuse early
+        _require_guidable(method)  # before any sampling
     else:
         info["sampler"] = {"kind": "generator only" if base_only else "the method's own sample()"}
     from tqdm.auto import tqdm

@@ -293,7 +293,6 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
                     log_grid(logger, method, ds, step)
             stopped_by = budget.used_up(time.perf_counter() - t0)
             if stopped_by is not None:
-                budget.stop()
                 end = step  # the budget is used up: this step is the run's last
             if step % rc.ckpt_every == 0 or step == end:
                 checkpoint(step)
