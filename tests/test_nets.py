@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from ebmlab.nets import BoundedExpertHead, mlp
@@ -60,3 +61,36 @@ def test_mlp_options_are_refused_by_conv_networks():
     build.critic(spec, 1, net="conv", spectral_norm=False)  # defaults are fine
     with pytest.raises(ValueError, match="spectral_norm shape MLP networks"):
         build.critic(spec, 1, net="conv", spectral_norm=True)
+
+
+def test_ebmbb32_pair_is_the_official_layer_list():
+    """EBM-BB's released network/DCGAN.py at d = 512 (width 64), z 128, 3 channels, counted by hand from its layer
+    list: energy convs 3→64 (3×3), 64→64 (4×4), 64→128 (3×3), 128→128 (4×4), 128→256 (3×3), 256→256 (4×4),
+    256→512 (3×3), then Linear(8192 → 1); generator Linear(128 → 8192), ConvT 512→256→128→64 (4×4) each with
+    BatchNorm, Conv 64→3 (3×3)."""
+    import torch
+
+    from ebmlab.data.base import DataSpec
+    from ebmlab.nets import build
+
+    def conv(a, b, k):
+        return a * b * k * k + b
+
+    energy = (conv(3, 64, 3) + conv(64, 64, 4) + conv(64, 128, 3) + conv(128, 128, 4) + conv(128, 256, 3)
+              + conv(256, 256, 4) + conv(256, 512, 3) + (4 * 4 * 512 + 1))
+    gen = ((128 * 8192 + 8192) + conv(512, 256, 4) + 2 * 256 + conv(256, 128, 4) + 2 * 128 + conv(128, 64, 4)
+           + 2 * 64 + conv(64, 3, 3))
+    assert (energy, gen) == (2_935_873, 3_812_355)
+    spec = DataSpec("image", (3, 32, 32), (-1.0, 1.0), 256)
+    e = build.critic(spec, net="ebmbb32", width=64)
+    g = build.generator(spec, 128, net="ebmbb32", width=64)
+    assert build.n_params(e) == energy and build.n_params(g) == gen
+    z = torch.randn(4, 128)
+    with torch.no_grad():
+        x = g(z)
+        assert x.shape == (4, 3, 32, 32) and float(x.abs().max()) <= 1
+        assert e(x).shape == (4, 1)
+    phi, dim = build.features(spec, net="ebmbb32", width=64)
+    assert dim == 8192 and phi(x).shape == (4, 8192)
+    with pytest.raises(ValueError, match="32×32"):
+        build.generator(DataSpec("image", (1, 28, 28), (-1.0, 1.0), 256), 128, net="ebmbb32")

@@ -65,7 +65,8 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
 
 SHARED: dict[str, tuple[str, str]] = {  # method options that mean the same in every method that has them
     # --- networks -------------------------------------------------------------------------------------------------
-    "net": ("any", "network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan"),
+    "net": ("any", "network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan (a small 32×32 DCGAN "
+                   "pair), ebmbb32 (EBM-BB's 32×32 pair, d = 8·width; the paper: width=64)"),
     "width": ("int1", "conv/dcgan width: channels of the first layer"),
     "z_dim": ("int1", "latent dimension of the generator"),
     "act": ("any", "activation of the MLPs"),

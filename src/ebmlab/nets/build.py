@@ -3,7 +3,7 @@
 
 ``net``: ``auto`` (MLP for toy2d and vectors, ``conv`` for C×H×W data), ``mlp`` (any shape: flattened in,
 reshaped out), ``conv`` (the small ConvGenerator/ConvCritic of ``nets.conv``, width ``width``), ``dcgan``
-(the DCGAN 32×32 pair of EBM-BB; 32×32 data only). A generator's output goes through the data's range:
+(a small three-layer DCGAN 32×32 pair), ``ebmbb32`` (EBM-BB's own 32×32 pair, d = 8·width; 32×32 data only). A generator's output goes through the data's range:
 tanh for [−1, 1], sigmoid for [0, 1], nothing for unbounded data. On toy2d data every builder returns exactly
 the network the 2D methods have always used.
 """
@@ -14,10 +14,11 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from .conv import ConvAutoEncoder, ConvCritic, ConvGenerator, ConvTimeEnergy, DCGANEnergy, DCGANGenerator, Reshape
+from .conv import (ConvAutoEncoder, ConvCritic, ConvGenerator, ConvTimeEnergy, DCGANEnergy, DCGANGenerator,
+                   EBMBBEnergy32, EBMBBGenerator32, Reshape)
 from .mlp import mlp
 
-Net = Literal["auto", "mlp", "conv", "dcgan"]
+Net = Literal["auto", "mlp", "conv", "dcgan", "ebmbb32"]
 
 
 class RangeOut(nn.Module):
@@ -34,14 +35,14 @@ class RangeOut(nn.Module):
 
 
 def family(spec, net: str) -> str:
-    if net not in ("auto", "mlp", "conv", "dcgan"):
-        raise ValueError(f"net must be one of auto, mlp, conv, dcgan; got {net!r}")
+    if net not in ("auto", "mlp", "conv", "dcgan", "ebmbb32"):
+        raise ValueError(f"net must be one of auto, mlp, conv, dcgan, ebmbb32; got {net!r}")
     if net == "auto":
         return "conv" if spec.is_image else "mlp"
-    if net in ("conv", "dcgan") and not spec.is_image:
+    if net in ("conv", "dcgan", "ebmbb32") and not spec.is_image:
         raise ValueError(f"net={net} needs C×H×W data; {spec.kind} data of shape {spec.shape} takes net=mlp")
-    if net == "dcgan" and tuple(spec.shape[1:]) != (32, 32):
-        raise ValueError(f"net=dcgan is the 32×32 DCGAN pair; the data are {spec.shape[1]}×{spec.shape[2]}: use net=conv")
+    if net in ("dcgan", "ebmbb32") and tuple(spec.shape[1:]) != (32, 32):
+        raise ValueError(f"net={net} is a 32×32 pair; the data are {spec.shape[1]}×{spec.shape[2]}: use net=conv")
     return net
 
 
@@ -84,6 +85,8 @@ def generator(spec, z_dim: int, *, net: str = "auto", hidden: tuple[int, ...] = 
                              range_out(spec))
     if f == "dcgan":
         return DCGANGenerator(z_dim, width, spec.shape[0])
+    if f == "ebmbb32":
+        return EBMBBGenerator32(z_dim, width, spec.shape[0])
     return ConvGenerator(z_dim, spec.shape, width, batchnorm=batchnorm, out=range_out(spec))
 
 
@@ -107,7 +110,25 @@ def critic(spec, out_dim: int = 1, *, net: str = "auto", hidden: tuple[int, ...]
         if out_dim != 1:
             raise ValueError("the DCGAN energy has one output; use net=conv for encoders")
         return _DCGANCritic(DCGANEnergy(width, spec.shape[0]))
+    if f == "ebmbb32":
+        if out_dim != 1:
+            raise ValueError("EBM-BB's energy has one output; use net=conv for encoders")
+        return _OneOut(EBMBBEnergy32(width, spec.shape[0]))
     return ConvCritic(spec.shape, width, out_dim)
+
+
+class _OneOut(nn.Module):
+    """An energy [b] as a critic [b, 1], with its penultimate features."""
+
+    def __init__(self, e: nn.Module):
+        super().__init__()
+        self.e = e
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.e.features(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.e(x)[:, None]
 
 
 class _DCGANCritic(nn.Module):
@@ -131,6 +152,9 @@ def features(spec, *, net: str = "auto", hidden: tuple[int, ...] = (128, 128), a
     if f == "dcgan":
         c = _DCGANCritic(DCGANEnergy(width, spec.shape[0]))
         return _Features(c), 4 * width * 16
+    if f == "ebmbb32":
+        e = EBMBBEnergy32(width, spec.shape[0])
+        return e.main, e.feat_dim
     c = ConvCritic(spec.shape, width, 1)
     return c.trunk, c.feat_dim
 

@@ -1,4 +1,8 @@
-"""DCGAN-style networks for 32×32 images (Radford, Metz, Chintala 2016), as used by EBM-BB's image runs.
+"""Convolutional networks for images.
+
+``DCGANGenerator``/``DCGANEnergy`` (``net=dcgan``): a small three-layer DCGAN-style pair for 32×32 images (Radford,
+Metz, Chintala 2016); it is *not* EBM-BB's. ``EBMBBGenerator32``/``EBMBBEnergy32`` (``net=ebmbb32``): EBM-BB's own
+32×32 pair, layer for layer as its released ``network/DCGAN.py`` (parameter counts checked in tests/test_nets.py).
 
 ``DCGANGenerator``: z [b, z_dim] → Linear → 4×4×(4·ngf) → ConvT → 8×8×(2·ngf) → ConvT → 16×16×ngf → ConvT →
 32×32×channels, tanh; BatchNorm + ReLU after every layer but the last. With z_dim = 128 and ngf = 64 this is
@@ -44,8 +48,6 @@ class DCGANEnergy(nn.Module):
         return self.net(x).squeeze(1)
 
 
-# --- small convolutional networks for any C×H×W with H, W divisible by 4 (8×8, 28×28, 32×32, …) -------------
-
 class Reshape(nn.Module):
     def __init__(self, *shape: int):
         super().__init__()
@@ -53,6 +55,49 @@ class Reshape(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x.reshape(x.shape[0], *self.shape)
+
+
+# --- EBM-BB's own 32×32 pair (gengcong940126/EBM-BB, network/DCGAN.py), d = 8·width (the paper: width 64) --------
+
+class EBMBBGenerator32(nn.Sequential):
+    """z → Linear → 4×4×d → [ConvT 4/2 → BatchNorm → ReLU] × 3 (d/2, d/4, d/8 channels; 8, 16, 32 pixels) →
+    Conv 3×3 → C channels → tanh. A plain Sequential of layers the Jacobian rules know (``nets.jacobian``), so
+    BiB's bounds run through it; as in the official code, no BatchNorm after the first Linear."""
+
+    def __init__(self, z_dim: int = 128, width: int = 64, channels: int = 3):
+        d = 8 * width
+        super().__init__(
+            nn.Linear(z_dim, 4 * 4 * d), Reshape(d, 4, 4),
+            nn.ConvTranspose2d(d, d // 2, 4, 2, 1), nn.BatchNorm2d(d // 2), nn.ReLU(),
+            nn.ConvTranspose2d(d // 2, d // 4, 4, 2, 1), nn.BatchNorm2d(d // 4), nn.ReLU(),
+            nn.ConvTranspose2d(d // 4, d // 8, 4, 2, 1), nn.BatchNorm2d(d // 8), nn.ReLU(),
+            nn.Conv2d(d // 8, channels, 3, 1, 1), nn.Tanh(),
+        )
+
+
+class EBMBBEnergy32(nn.Module):
+    """x [b, C, 32, 32] → seven convolutions alternating 3×3/1 and 4×4/2 (d/8, d/8, d/4, d/4, d/2, d/2, d
+    channels; 32 → 16 → 8 → 4 pixels), LeakyReLU(0.1) after each → Linear(4·4·d → 1) → [b]; no normalisation."""
+
+    def __init__(self, width: int = 64, channels: int = 3):
+        super().__init__()
+        d = 8 * width
+        chans = [channels, d // 8, d // 8, d // 4, d // 4, d // 2, d // 2, d]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(chans[:-1], chans[1:])):
+            layers += [nn.Conv2d(a, b, 3, 1, 1) if i % 2 == 0 else nn.Conv2d(a, b, 4, 2, 1), nn.LeakyReLU(0.1)]
+        self.main = nn.Sequential(*layers, nn.Flatten())
+        self.expand = nn.Linear(4 * 4 * d, 1)
+        self.feat_dim = 4 * 4 * d
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.main(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.expand(self.main(x)).squeeze(1)
+
+
+# --- small convolutional networks for any C×H×W with H, W divisible by 4 (8×8, 28×28, 32×32, …) -------------
 
 
 def _check_side(shape: tuple[int, ...]) -> tuple[int, int, int]:
