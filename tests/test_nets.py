@@ -94,3 +94,35 @@ def test_ebmbb32_pair_is_the_official_layer_list():
     assert dim == 8192 and phi(x).shape == (4, 8192)
     with pytest.raises(ValueError, match="32×32"):
         build.generator(DataSpec("image", (1, 28, 28), (-1.0, 1.0), 256), 128, net="ebmbb32")
+
+
+def test_vgan_networks_are_the_released_layer_lists():
+    """VGAN's configs/mnist_config.py: energy conv 5×5 (1→64) ReLU pool, conv 5×5 (64→64) ReLU pool, dense 1024
+    ReLU, 128 sigmoid experts; VCD transition conv-BN-ReLU-pool ×2 (64), dense 256 → BN → tanh (the code), noise,
+    dense 64·7·7 → BN → ReLU, deconv 5×5/2 (64) → BN → ReLU, deconv 5×5/2 (→1). Counted by hand (a BatchNorm
+    has 2 parameters per channel; every dense/conv layer has its bias, as lasagne's do)."""
+    import torch
+
+    from ebmlab.data.base import DataSpec
+    from ebmlab.methods.vgan_vcd import VCD
+    from ebmlab.nets import build
+
+    def conv(a, b, k):
+        return a * b * k * k + b
+
+    def dense(a, b):
+        return a * b + b
+
+    energy = conv(1, 64, 5) + conv(64, 64, 5) + dense(64 * 7 * 7, 1024) + dense(1024, 128)
+    transition = (conv(1, 64, 5) + 2 * 64 + conv(64, 64, 5) + 2 * 64 + dense(64 * 7 * 7, 256) + 2 * 256
+                  + dense(256, 64 * 7 * 7) + 2 * 64 * 7 * 7 + conv(64, 64, 5) + 2 * 64 + conv(64, 1, 5))
+    assert (energy, transition) == (3_447_616, 1_824_385)
+    spec = DataSpec("image", (1, 28, 28), (-1.0, 1.0), 256)
+    m = VCD(VCD.Config(net="vgan", width=64, code_dim=256, n_experts=128), spec=spec, device=torch.device("cpu"),
+            generator=torch.Generator().manual_seed(0))
+    assert build.n_params(m.E) == energy and build.n_params(m.T) == transition
+    x = torch.rand(4, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        assert m.T(x, torch.Generator()).shape == (4, 1, 28, 28) and m.E(x).shape == (4,)
+    cifar = DataSpec("image", (3, 32, 32), (-1.0, 1.0), 256)
+    assert build.generator(cifar, 2048, net="vgan", width=256)(torch.randn(2, 2048)).shape == (2, 3, 32, 32)

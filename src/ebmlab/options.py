@@ -66,7 +66,8 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
 SHARED: dict[str, tuple[str, str]] = {  # method options that mean the same in every method that has them
     # --- networks -------------------------------------------------------------------------------------------------
     "net": ("any", "network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan (a small 32×32 DCGAN "
-                   "pair), ebmbb32 (EBM-BB's 32×32 pair, d = 8·width; the paper: width=64)"),
+                   "pair), ebmbb32 (EBM-BB's 32×32 pair, d = 8·width; the paper: width=64), vgan (VGAN's released "
+                   "networks: MNIST width=64, CIFAR-10 width=128 energy / 256 transition)"),
     "width": ("int1", "conv/dcgan width: channels of the first layer"),
     "z_dim": ("int1", "latent dimension of the generator"),
     "act": ("any", "activation of the MLPs"),

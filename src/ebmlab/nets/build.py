@@ -3,7 +3,8 @@
 
 ``net``: ``auto`` (MLP for toy2d and vectors, ``conv`` for C×H×W data), ``mlp`` (any shape: flattened in,
 reshaped out), ``conv`` (the small ConvGenerator/ConvCritic of ``nets.conv``, width ``width``), ``dcgan``
-(a small three-layer DCGAN 32×32 pair), ``ebmbb32`` (EBM-BB's own 32×32 pair, d = 8·width; 32×32 data only). A generator's output goes through the data's range:
+(a small three-layer DCGAN 32×32 pair), ``ebmbb32`` (EBM-BB's own 32×32 pair, d = 8·width; 32×32 data only),
+``vgan`` (the released VGAN code's energy trunk, VCD encoder and decoder). A generator's output goes through the data's range:
 tanh for [−1, 1], sigmoid for [0, 1], nothing for unbounded data. On toy2d data every builder returns exactly
 the network the 2D methods have always used.
 """
@@ -15,10 +16,10 @@ from typing import Literal
 from torch import Tensor, nn
 
 from .conv import (ConvAutoEncoder, ConvCritic, ConvGenerator, ConvTimeEnergy, DCGANEnergy, DCGANGenerator,
-                   EBMBBEnergy32, EBMBBGenerator32, Reshape)
+                   EBMBBEnergy32, EBMBBGenerator32, Reshape, VGANDecoder, VGANEncoder, VGANFeatures)
 from .mlp import mlp
 
-Net = Literal["auto", "mlp", "conv", "dcgan", "ebmbb32"]
+Net = Literal["auto", "mlp", "conv", "dcgan", "ebmbb32", "vgan"]
 
 
 class RangeOut(nn.Module):
@@ -35,11 +36,11 @@ class RangeOut(nn.Module):
 
 
 def family(spec, net: str) -> str:
-    if net not in ("auto", "mlp", "conv", "dcgan", "ebmbb32"):
-        raise ValueError(f"net must be one of auto, mlp, conv, dcgan, ebmbb32; got {net!r}")
+    if net not in ("auto", "mlp", "conv", "dcgan", "ebmbb32", "vgan"):
+        raise ValueError(f"net must be one of auto, mlp, conv, dcgan, ebmbb32, vgan; got {net!r}")
     if net == "auto":
         return "conv" if spec.is_image else "mlp"
-    if net in ("conv", "dcgan", "ebmbb32") and not spec.is_image:
+    if net in ("conv", "dcgan", "ebmbb32", "vgan") and not spec.is_image:
         raise ValueError(f"net={net} needs C×H×W data; {spec.kind} data of shape {spec.shape} takes net=mlp")
     if net in ("dcgan", "ebmbb32") and tuple(spec.shape[1:]) != (32, 32):
         raise ValueError(f"net={net} is a 32×32 pair; the data are {spec.shape[1]}×{spec.shape[2]}: use net=conv")
@@ -87,6 +88,8 @@ def generator(spec, z_dim: int, *, net: str = "auto", hidden: tuple[int, ...] = 
         return DCGANGenerator(z_dim, width, spec.shape[0])
     if f == "ebmbb32":
         return EBMBBGenerator32(z_dim, width, spec.shape[0])
+    if f == "vgan":
+        return VGANDecoder(z_dim, spec.shape, width, out=range_out(spec))
     return ConvGenerator(z_dim, spec.shape, width, batchnorm=batchnorm, out=range_out(spec))
 
 
@@ -114,6 +117,8 @@ def critic(spec, out_dim: int = 1, *, net: str = "auto", hidden: tuple[int, ...]
         if out_dim != 1:
             raise ValueError("EBM-BB's energy has one output; use net=conv for encoders")
         return _OneOut(EBMBBEnergy32(width, spec.shape[0]))
+    if f == "vgan":
+        return VGANEncoder(spec.shape, out_dim, width)
     return ConvCritic(spec.shape, width, out_dim)
 
 
@@ -155,6 +160,9 @@ def features(spec, *, net: str = "auto", hidden: tuple[int, ...] = (128, 128), a
     if f == "ebmbb32":
         e = EBMBBEnergy32(width, spec.shape[0])
         return e.main, e.feat_dim
+    if f == "vgan":
+        v = VGANFeatures(spec.shape, width)
+        return v, v.feat_dim
     c = ConvCritic(spec.shape, width, 1)
     return c.trunk, c.feat_dim
 

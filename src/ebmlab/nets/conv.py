@@ -2,7 +2,9 @@
 
 ``DCGANGenerator``/``DCGANEnergy`` (``net=dcgan``): a small three-layer DCGAN-style pair for 32×32 images (Radford,
 Metz, Chintala 2016); it is *not* EBM-BB's. ``EBMBBGenerator32``/``EBMBBEnergy32`` (``net=ebmbb32``): EBM-BB's own
-32×32 pair, layer for layer as its released ``network/DCGAN.py`` (parameter counts checked in tests/test_nets.py).
+32×32 pair, layer for layer as its released ``network/DCGAN.py``. ``VGANFeatures``/``VGANEncoder``/``VGANDecoder``
+(``net=vgan``): the released VGAN code's energy trunk and VCD transition (any C×H×W with H, W divisible by 4).
+Parameter counts of both are checked against the official layer lists in tests/test_nets.py.
 
 ``DCGANGenerator``: z [b, z_dim] → Linear → 4×4×(4·ngf) → ConvT → 8×8×(2·ngf) → ConvT → 16×16×ngf → ConvT →
 32×32×channels, tanh; BatchNorm + ReLU after every layer but the last. With z_dim = 128 and ngf = 64 this is
@@ -95,6 +97,55 @@ class EBMBBEnergy32(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.expand(self.main(x)).squeeze(1)
+
+
+# --- VGAN's own networks (Shuangfei/vgan, configs/{mnist,cifar10}_config.py): MNIST width 64, CIFAR-10 128/256 --
+
+def _vgan_side(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    c, h, w = shape
+    if h % 4 or w % 4:
+        raise ValueError(f"VGAN's networks pool twice: H and W must be divisible by 4, got {h}x{w}")
+    return c, h, w
+
+
+class VGANFeatures(nn.Sequential):
+    """The energy's trunk: [Conv 5×5 (same) → ReLU → MaxPool 2] × 2 (``width`` channels) → Dense 1024 → ReLU. The
+    released code puts its 128 sigmoid experts on these features (``nets.BoundedExpertHead``)."""
+
+    def __init__(self, shape: tuple[int, ...], width: int = 64, dense: int = 1024):
+        c, h, w = _vgan_side(shape)
+        super().__init__(nn.Conv2d(c, width, 5, 1, 2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(width, width, 5, 1, 2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(width * (h // 4) * (w // 4), dense), nn.ReLU())
+        self.feat_dim = dense
+
+
+class VGANEncoder(nn.Sequential):
+    """VCD's transition encoder: [Conv 5×5 → BatchNorm → ReLU → MaxPool 2] × 2 → Dense ``out_dim`` (the transition
+    adds the BatchNorm and tanh of the code, ``dense_batchnorm_tanh``)."""
+
+    def __init__(self, shape: tuple[int, ...], out_dim: int, width: int = 64):
+        c, h, w = _vgan_side(shape)
+        super().__init__(nn.Conv2d(c, width, 5, 1, 2), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(width, width, 5, 1, 2), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(width * (h // 4) * (w // 4), out_dim))
+
+
+class VGANDecoder(nn.Sequential):
+    """VCD's transition decoder / VGAN's generator: Dense → BatchNorm → ReLU → width × H/4 × W/4 → ConvT 5×5/2 →
+    BatchNorm → ReLU → ConvT 5×5/2 → C channels (the released code's ``deconv``: stride 2, 'half' padding);
+    ``out`` maps to the data's range (the code's sigmoid for [0, 1] pixels; tanh for ebmlab's [−1, 1])."""
+
+    def __init__(self, z_dim: int, shape: tuple[int, ...], width: int = 64, out: nn.Module | None = None):
+        c, h, w = _vgan_side(shape)
+        layers: list[nn.Module] = [
+            nn.Linear(z_dim, width * (h // 4) * (w // 4)), nn.BatchNorm1d(width * (h // 4) * (w // 4)), nn.ReLU(),
+            Reshape(width, h // 4, w // 4),
+            nn.ConvTranspose2d(width, width, 5, 2, 2, output_padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.ConvTranspose2d(width, c, 5, 2, 2, output_padding=1)]
+        if out is not None:
+            layers.append(out)
+        super().__init__(*layers)
 
 
 # --- small convolutional networks for any C×H×W with H, W divisible by 4 (8×8, 28×28, 32×32, …) -------------
