@@ -126,3 +126,23 @@ def test_vgan_networks_are_the_released_layer_lists():
         assert m.T(x, torch.Generator()).shape == (4, 1, 28, 28) and m.E(x).shape == (4,)
     cifar = DataSpec("image", (3, 32, 32), (-1.0, 1.0), 256)
     assert build.generator(cifar, 2048, net="vgan", width=256)(torch.randn(2, 2048)).shape == (2, 3, 32, 32)
+
+
+def test_lbt_gan_pair_is_the_released_layer_list():
+    """LBT-GAN_smnist.py at its defaults (feature_dim 16, z 256, no BatchNorm in D): D conv 4×4/2 3→16 (bias),
+    16→32 (no bias), dense 1568→1024 (no bias), dense 1024→1; G dense 256→1024 (no bias) + BN, dense 1024→1568
+    (no bias) + BN, deconv 5×5/2 32→16 (no bias) + BN, deconv 5×5/2 16→3 (bias). Counted by hand."""
+    import torch
+
+    from ebmlab.data.base import DataSpec
+    from ebmlab.nets import build
+
+    d = (3 * 16 * 16 + 16) + 16 * 32 * 16 + 1568 * 1024 + (1024 + 1)
+    g = 256 * 1024 + 2 * 1024 + 1024 * 1568 + 2 * 1568 + 32 * 16 * 25 + 2 * 16 + (16 * 3 * 25 + 3)
+    assert (d, g) == (1_615_633, 1_886_995)
+    spec = DataSpec("image", (3, 28, 28), (-1.0, 1.0), 256)
+    dis, gen = build.critic(spec, net="lbt", width=16), build.generator(spec, 256, net="lbt", width=16)
+    assert build.n_params(dis) == d and build.n_params(gen) == g
+    with torch.no_grad():
+        x = gen(torch.randn(4, 256))
+        assert x.shape == (4, 3, 28, 28) and dis(x).shape == (4, 1)

@@ -4,7 +4,8 @@
 ``net``: ``auto`` (MLP for toy2d and vectors, ``conv`` for C×H×W data), ``mlp`` (any shape: flattened in,
 reshaped out), ``conv`` (the small ConvGenerator/ConvCritic of ``nets.conv``, width ``width``), ``dcgan``
 (a small three-layer DCGAN 32×32 pair), ``ebmbb32`` (EBM-BB's own 32×32 pair, d = 8·width; 32×32 data only),
-``vgan`` (the released VGAN code's energy trunk, VCD encoder and decoder). A generator's output goes through the data's range:
+``vgan`` (the released VGAN code's energy trunk, VCD encoder and decoder), ``lbt`` (LBT-GAN's stacked-MNIST
+generator and discriminator, width = its feature_dim 16). A generator's output goes through the data's range:
 tanh for [−1, 1], sigmoid for [0, 1], nothing for unbounded data. On toy2d data every builder returns exactly
 the network the 2D methods have always used.
 """
@@ -16,10 +17,11 @@ from typing import Literal
 from torch import Tensor, nn
 
 from .conv import (ConvAutoEncoder, ConvCritic, ConvGenerator, ConvTimeEnergy, DCGANEnergy, DCGANGenerator,
-                   EBMBBEnergy32, EBMBBGenerator32, Reshape, VGANDecoder, VGANEncoder, VGANFeatures)
+                   EBMBBEnergy32, EBMBBGenerator32, LBTDiscriminator, LBTGenerator, Reshape, VGANDecoder,
+                   VGANEncoder, VGANFeatures)
 from .mlp import mlp
 
-Net = Literal["auto", "mlp", "conv", "dcgan", "ebmbb32", "vgan"]
+Net = Literal["auto", "mlp", "conv", "dcgan", "ebmbb32", "vgan", "lbt"]
 
 
 class RangeOut(nn.Module):
@@ -36,11 +38,11 @@ class RangeOut(nn.Module):
 
 
 def family(spec, net: str) -> str:
-    if net not in ("auto", "mlp", "conv", "dcgan", "ebmbb32", "vgan"):
-        raise ValueError(f"net must be one of auto, mlp, conv, dcgan, ebmbb32, vgan; got {net!r}")
+    if net not in ("auto", "mlp", "conv", "dcgan", "ebmbb32", "vgan", "lbt"):
+        raise ValueError(f"net must be one of auto, mlp, conv, dcgan, ebmbb32, vgan, lbt; got {net!r}")
     if net == "auto":
         return "conv" if spec.is_image else "mlp"
-    if net in ("conv", "dcgan", "ebmbb32", "vgan") and not spec.is_image:
+    if net in ("conv", "dcgan", "ebmbb32", "vgan", "lbt") and not spec.is_image:
         raise ValueError(f"net={net} needs C×H×W data; {spec.kind} data of shape {spec.shape} takes net=mlp")
     if net in ("dcgan", "ebmbb32") and tuple(spec.shape[1:]) != (32, 32):
         raise ValueError(f"net={net} is a 32×32 pair; the data are {spec.shape[1]}×{spec.shape[2]}: use net=conv")
@@ -90,6 +92,8 @@ def generator(spec, z_dim: int, *, net: str = "auto", hidden: tuple[int, ...] = 
         return EBMBBGenerator32(z_dim, width, spec.shape[0])
     if f == "vgan":
         return VGANDecoder(z_dim, spec.shape, width, out=range_out(spec))
+    if f == "lbt":
+        return LBTGenerator(z_dim, spec.shape, width, out=range_out(spec))
     return ConvGenerator(z_dim, spec.shape, width, batchnorm=batchnorm, out=range_out(spec))
 
 
@@ -119,6 +123,10 @@ def critic(spec, out_dim: int = 1, *, net: str = "auto", hidden: tuple[int, ...]
         return _OneOut(EBMBBEnergy32(width, spec.shape[0]))
     if f == "vgan":
         return VGANEncoder(spec.shape, out_dim, width)
+    if f == "lbt":
+        if out_dim != 1:
+            raise ValueError("LBT-GAN's discriminator has one output; use net=conv for encoders")
+        return LBTDiscriminator(spec.shape, width)
     return ConvCritic(spec.shape, width, out_dim)
 
 
@@ -163,6 +171,8 @@ def features(spec, *, net: str = "auto", hidden: tuple[int, ...] = (128, 128), a
     if f == "vgan":
         v = VGANFeatures(spec.shape, width)
         return v, v.feat_dim
+    if f == "lbt":
+        return LBTDiscriminator(spec.shape, width).main, 1024
     c = ConvCritic(spec.shape, width, 1)
     return c.trunk, c.feat_dim
 

@@ -4,6 +4,7 @@
 Metz, Chintala 2016); it is *not* EBM-BB's. ``EBMBBGenerator32``/``EBMBBEnergy32`` (``net=ebmbb32``): EBM-BB's own
 32×32 pair, layer for layer as its released ``network/DCGAN.py``. ``VGANFeatures``/``VGANEncoder``/``VGANDecoder``
 (``net=vgan``): the released VGAN code's energy trunk and VCD transition (any C×H×W with H, W divisible by 4).
+``LBTGenerator``/``LBTDiscriminator`` (``net=lbt``): LBT-GAN's stacked-MNIST generator and discriminator.
 Parameter counts of both are checked against the official layer lists in tests/test_nets.py.
 
 ``DCGANGenerator``: z [b, z_dim] → Linear → 4×4×(4·ngf) → ConvT → 8×8×(2·ngf) → ConvT → 16×16×ngf → ConvT →
@@ -146,6 +147,46 @@ class VGANDecoder(nn.Sequential):
         if out is not None:
             layers.append(out)
         super().__init__(*layers)
+
+
+# --- LBT-GAN's stacked-MNIST pair (taufikxu/Learning-By-Teaching, LBT-GAN_smnist.py; feature_dim f = width = 16) -
+
+class LBTGenerator(nn.Sequential):
+    """z → Dense 1024 → BN → ReLU → Dense 2f·H/4·W/4 → BN → ReLU → ConvT 5×5/2 (f) → BN → ReLU → ConvT 5×5/2 (C),
+    dense layers and the first deconvolution without bias (each is followed by BatchNorm), as the released code;
+    ``out`` maps to the data's range (the code's sigmoid for [0, 1]; tanh for ebmlab's [−1, 1])."""
+
+    def __init__(self, z_dim: int, shape: tuple[int, ...], width: int = 16, out: nn.Module | None = None):
+        c, h, w = _vgan_side(shape)
+        cells = 2 * width * (h // 4) * (w // 4)
+        layers: list[nn.Module] = [
+            nn.Linear(z_dim, 1024, bias=False), nn.BatchNorm1d(1024), nn.ReLU(),
+            nn.Linear(1024, cells, bias=False), nn.BatchNorm1d(cells), nn.ReLU(), Reshape(2 * width, h // 4, w // 4),
+            nn.ConvTranspose2d(2 * width, width, 5, 2, 2, output_padding=1, bias=False), nn.BatchNorm2d(width),
+            nn.ReLU(), nn.ConvTranspose2d(width, c, 5, 2, 2, output_padding=1)]
+        if out is not None:
+            layers.append(out)
+        super().__init__(*layers)
+
+
+class LBTDiscriminator(nn.Module):
+    """x → Conv 4×4/2 (f) → LeakyReLU(0.2) → Conv 4×4/2 (2f, no bias) → LeakyReLU → Dense 1024 (no bias) →
+    LeakyReLU → Dense 1 (the released code's default, without its optional BatchNorm)."""
+
+    def __init__(self, shape: tuple[int, ...], width: int = 16):
+        super().__init__()
+        c, h, w = _vgan_side(shape)
+        self.main = nn.Sequential(
+            nn.Conv2d(c, width, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(2 * width * (h // 4) * (w // 4), 1024, bias=False),
+            nn.LeakyReLU(0.2))
+        self.out = nn.Linear(1024, 1)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.main(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.main(x))
 
 
 # --- small convolutional networks for any C×H×W with H, W divisible by 4 (8×8, 28×28, 32×32, …) -------------
