@@ -25,6 +25,14 @@ def test_gan_evaluations_by_hand(tmp_path):
     assert "train_seconds" not in json.dumps(res.summary)  # the summary holds only what a rerun reproduces
 
 
+def test_vae_is_counted_through_encode_and_decode(tmp_path):
+    """The VAE never calls its module's forward (the ELBO calls encode and decode): one pass of the batch per step
+    through the whole network is still b evaluations."""
+    res = ebmlab.train("vae", "ring8", out=tmp_path / "r", progress=False,
+                       overrides=dict(steps=4, iwae_ks=(1,), iwae_points=10, elbo_samples=2, **FAST))
+    assert res.summary["budget"]["net_evals"] == {"vae": 4 * 32}
+
+
 def test_budget_in_evaluations_ends_the_run_at_an_exact_step(tmp_path):
     out = tmp_path / "r"
     res = ebmlab.train("gan", "ring8", out=out, progress=False, overrides=dict(steps=1000, max_evals=800, **FAST))

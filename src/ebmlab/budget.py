@@ -31,20 +31,32 @@ class Budget:
                  processes: int = 1):
         self.networks = networks
         self.max_seconds, self.max_evals, self.processes = max_seconds, max_evals, processes
-        self.evals: dict[str, int] = {k: 0 for k in networks}
+        self._rows: dict[str, int] = {k: 0 for k in networks}  # rows through the network's layers, summed
+        # a network is counted through its layers with parameters, not its forward(): methods call parts of a
+        # network (a VAE's encode and decode) without its forward. Rows through all its layers / their number is
+        # the samples passed through the whole network (a pass of b rows adds b to each layer).
+        self._layers = {k: [m for m in net.modules() if not any(True for _ in m.children())
+                            and any(True for _ in m.parameters(recurse=False))]
+                        for k, net in networks.items()}  # leaf layers with parameters (not a container's own)
         self.seconds = 0.0  # training-loop wall time of the sessions before this one
         self._handles: list[Any] = []
+
+    @property
+    def evals(self) -> dict[str, int]:
+        """Samples passed forward through each network in training."""
+        return {k: round(self._rows[k] / max(1, len(self._layers[k]))) for k in self._rows}
 
     def _hook(self, name: str):
         def count(module: nn.Module, args: tuple[Any, ...]) -> None:
             if args and hasattr(args[0], "shape") and len(args[0].shape) > 0:
-                self.evals[name] += int(args[0].shape[0]) * self.processes
+                self._rows[name] += int(args[0].shape[0]) * self.processes
         return count
 
     def start(self) -> None:
         """Count from now on (training), until :meth:`stop` (evaluation is not counted)."""
         if not self._handles:
-            self._handles = [m.register_forward_pre_hook(self._hook(k)) for k, m in self.networks.items()]
+            self._handles = [layer.register_forward_pre_hook(self._hook(k))
+                             for k, layers in self._layers.items() for layer in layers]
 
     def stop(self) -> None:
         for h in self._handles:
@@ -65,12 +77,12 @@ class Budget:
 
     def state_dict(self) -> dict[str, Any]:
         """The counts, for the checkpoint (which holds nothing a rerun would not reproduce: no wall times)."""
-        return {"net_evals": dict(self.evals)}
+        return {"layer_rows": dict(self._rows)}
 
     def load_state_dict(self, state: dict[str, Any] | None) -> None:
-        for k, v in ((state or {}).get("net_evals") or {}).items():
-            if k in self.evals:
-                self.evals[k] = int(v)
+        for k, v in ((state or {}).get("layer_rows") or {}).items():
+            if k in self._rows:
+                self._rows[k] = int(v)
 
     def report(self, step: int, stopped_by: str | None) -> dict[str, Any]:
         """What summary.json records beside the metrics: only what a resumed run reproduces exactly (the seconds go
