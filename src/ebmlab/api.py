@@ -10,18 +10,12 @@ from typing import Any
 import torch
 
 from .config import ResolvedConfig, config_from_dict
-from .errors import EbmlabError
+from .errors import EbmlabError, require_int
 from .evaluation import evaluate, protocol, sample_count
 from .methods import Method
 from .rng import stream_seed
 from .runs import RunDir
 from .trainer import build_method, pick_device
-
-
-def _check_int(name: str, v: Any, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise EbmlabError(f"{name} must be an integer ≥ {lo}, got {type(v).__name__} {v!r}")
-    return v
 
 
 def _check_device(device: Any) -> str | None:
@@ -108,9 +102,9 @@ def draw_samples(run_dir: str | Path, n: int, *, seed: int = 0, guided: Any = No
     generator alone. The same seed and batch_size give the same samples. ``loaded``: the result of
     :func:`load_run` when the caller has it already.
     """
-    _check_int("n", n, 1)
-    _check_int("seed", seed, 0)
-    _check_int("batch_size", batch_size, 1)
+    require_int("n", n, 1)
+    require_int("seed", seed, 0)
+    require_int("batch_size", batch_size, 1)
     from .samplers.latent import GuidedConfig
 
     if guided is not None and not isinstance(guided, GuidedConfig):
@@ -172,7 +166,7 @@ def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | N
     :func:`load_run`."""
     from .metrics import real_reference
 
-    _check_int("ais_steps", ais_steps, 0)
+    require_int("ais_steps", ais_steps, 0)
     if inception is not None and not isinstance(inception, (str, Path)):
         raise EbmlabError(f"inception must be a path to Inception weights, got {type(inception).__name__}")
     cfg, method, step = load_run(run_dir, device)
@@ -239,7 +233,7 @@ def score_samples(generated: str | Path, data: str, *, data_dir: str | None = No
         raise EbmlabError(f"data must be a data set name or path (str), got {type(data).__name__} {data!r}")
     ds = get_dataset(data, data_dir=data_dir, image_size=image_size)
     x = read_samples(generated, ds.spec)
-    _check_int("n_compared", n_compared, 2)
+    require_int("n_compared", n_compared, 2)
     ev = evaluator_for(ds)
     n = len(x)
     k = ev.n_compared(ds, min(n, n_compared))

@@ -23,3 +23,10 @@ def did_you_mean(name: object, choices: Iterable[str]) -> str:
 
     hit = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
     return f"; did you mean {hit[0]!r}?" if hit else ""
+
+
+def require_int(name: str, value: object, lo: int, unit: str = "") -> int:
+    """``value`` as an integer ≥ ``lo`` (bools refused), or one EbmlabError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise EbmlabError(f"{name} must be an integer ≥ {lo}{unit}, got {value!r}")
+    return value

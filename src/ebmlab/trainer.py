@@ -169,14 +169,9 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
 def _data_label(data: str) -> str:
     """A data set's name in a default run directory: a built-in name, or a user file's or folder's stem (a path
     would nest directories, and an absolute one would leave runs/)."""
-    import re
+    from .data import file_label, is_path
 
-    from .data import is_path
-
-    if not is_path(data):
-        return data
-    p = Path(data)
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", p.stem or p.name or "data").strip("_") or "data"
+    return file_label(data) if is_path(data) else data
 
 
 def _announce_classifier(ds) -> None:

@@ -24,6 +24,15 @@ def dataset_names() -> dict[str, str]:
     return {**{k: v.description for k, v in DATASETS.items()}, **builtin_names()}
 
 
+def file_label(name: str) -> str:
+    """A user's file or folder as a name for directories and caches: its stem with anything but letters, digits,
+    '_', '.' and '-' replaced (a path would nest directories, and an absolute one escape them)."""
+    import re
+
+    p = Path(name)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", p.stem or p.name).strip("_") or "data"
+
+
 def is_path(name: str) -> bool:
     return name.endswith((".npz", ".npy")) or "/" in name or Path(name).is_dir()
 

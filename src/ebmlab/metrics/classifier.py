@@ -26,7 +26,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -88,13 +87,12 @@ def classifier_name(dataset) -> str:
     A built-in set keeps its name (its files are checksummed, so the name fixes the content). A user's file or
     folder is named by its stem and the first 16 hex digits of its content's sha256: two paths with different
     data never share a classifier, and a file rewritten in place gets a new one."""
-    from ..data import builtin_names
+    from ..data import builtin_names, file_label
 
     name = dataset.base if getattr(dataset, "stacked", False) else dataset.name
     if name in builtin_names():
         return name
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).stem or Path(name).name).strip("_") or "data"
-    return f"{stem}-{data_fingerprint(dataset)[:16]}"
+    return f"{file_label(name)}-{data_fingerprint(dataset)[:16]}"
 
 
 @dataclass

@@ -20,7 +20,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..config import parse_override_strings
-from ..errors import EbmlabError, did_you_mean
+from ..errors import EbmlabError, did_you_mean, require_int
 from ..runs import CHECKPOINT_FORMAT, MetricsLogger, RunDir, atomic_write_bytes, read_json, write_json
 from . import ops
 from .base import SRModel, make_config
@@ -69,10 +69,9 @@ def train_sr(data: str, model: str, *, out: str | Path, scale: int = 4, steps: i
     if log_every < 1 or ckpt_every < 1 or ckpt_every % log_every:
         raise EbmlabError(f"ckpt_every ({ckpt_every}) must be a positive multiple of log_every ({log_every})")
     for name, v, lo in (("--scale", scale, 2), ("--crop", crop, 1), ("--n-eval", n_eval, 1), ("--seed", seed, 0)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise EbmlabError(f"{name} must be an integer ≥ {lo}, got {v!r}")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
-        raise EbmlabError(f"--steps must be an integer ≥ 0, got {steps!r}")
+        require_int(name, v, lo)
+    if steps is not None:
+        require_int("--steps", steps, 0)
     from ..runs import check_output_dir
 
     out = Path(out)
@@ -196,8 +195,7 @@ def evaluate_sr(run_dir: str | Path, *, n: int = 500, n_samples: int = 3, progre
     """Metrics of the run's model on the first ``n`` test images; writes summary.json and grid.png."""
     from .metrics import all_metrics
 
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise EbmlabError(f"-n must be a positive number of test images, got {n!r}")
+    require_int("-n", n, 1, " (test images)")
     run = RunDir(run_dir)
     cfg, loaded = load_sr_run(run_dir)
     net = net or loaded
@@ -295,8 +293,7 @@ def upscale(run_dir: str | Path, inp: str | Path, out: str | Path, *, tile: int 
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise EbmlabError(f"--out {out}: give a .png or .jpg file name")
     for name, v, lo in (("--tile", tile, 1), ("margin", margin, 0)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise EbmlabError(f"{name} must be an integer ≥ {lo} (low-resolution pixels), got {v!r}")
+        require_int(name, v, lo, " (low-resolution pixels)")
     cfg, net = load_sr_run(run_dir)
     a = _read_image(Path(inp))
     check_output_dir(out.parent if str(out.parent) else Path("."))
