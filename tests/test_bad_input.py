@@ -277,6 +277,34 @@ CASES = [
      ["not a readable part file"]),
     ("report-not-html", lambda tmp, fin: ["report", str(fin / "gan"), "--out", str(tmp / "r.txt")], [".html"]),
     ("report-missing-run", lambda tmp, fin: ["report", str(tmp / "nothing")], ["does not exist"]),
+    # --- tabular data, fixed bases, IWAE training ---------------------------------------------------------------------
+    ("csv-text-field", lambda tmp, fin: _file(tmp, "t.csv", b"a,b\n1,2\n3,x\n4,5\n") and
+     _train(data=str(tmp / "t.csv"))(tmp, fin), ["line 3, column 2 (b)", "finite number"]),
+    ("csv-ragged", lambda tmp, fin: _file(tmp, "r.csv", b"1,2\n3,4,5\n6,7\n") and
+     _train(data=str(tmp / "r.csv"))(tmp, fin), ["line 2 has 3 fields"]),
+    ("csv-empty-field", lambda tmp, fin: _file(tmp, "e.csv", b"1,2\n3,\n6,7\n") and
+     _train(data=str(tmp / "e.csv"))(tmp, fin), ["line 2, column 2", "missing values"]),
+    ("csv-empty", lambda tmp, fin: _file(tmp, "n.csv", b"\n\n") and _train(data=str(tmp / "n.csv"))(tmp, fin),
+     ["empty"]),
+    ("csv-bad-label", lambda tmp, fin: _file(tmp, "l.csv", b"a,label\n1,0.5\n2,1\n3,0\n") and
+     _train(data=str(tmp / "l.csv"))(tmp, fin), ["label column"]),
+    ("kale-flow-base-on-images", _train("base=flow", data="stacked_digits", method="kale"), ["flat data", "base=generator"]),
+    ("kale-base-unknown", _train("base=normal", method="kale"), ["base", "one of"]),
+    ("vae-iwae-k-one", _train("objective=iwae", "train_k=1", method="vae"), ["train_k ≥ 2"]),
+    ("vae-train-k-zero", _train("train_k=0", method="vae"), ["train_k"]),
+    # --- inpaint ----------------------------------------------------------------------------------------------------
+    ("inpaint-method-without-it", lambda tmp, fin: ["inpaint", str(fin / "gan"), "--out", str(tmp / "i.png")],
+     ["no conditional sampler", "bihm"]),
+    ("inpaint-not-png", lambda tmp, fin: ["inpaint", str(fin / "gan"), "--out", str(tmp / "i.npy")], ["NAME.png"]),
+    ("inpaint-n-zero", lambda tmp, fin: ["inpaint", str(fin / "gan"), "--out", str(tmp / "i.png"), "-n", "0"], ["-n"]),
+    ("inpaint-sweeps-zero", lambda tmp, fin: ["inpaint", str(fin / "gan"), "--out", str(tmp / "i.png"), "--sweeps",
+                                              "0"], ["--sweeps"]),
+    ("inpaint-mask-unknown", lambda tmp, fin: ["inpaint", str(fin / "gan"), "--out", str(tmp / "i.png"), "--mask",
+                                               "botom"], ["did you mean 'bottom'"]),
+    ("inpaint-fraction-one", lambda tmp, fin: ["inpaint", str(fin / "gan"), "--out", str(tmp / "i.png"),
+                                               "--fraction", "1"], ["--fraction"]),
+    ("inpaint-missing-run", lambda tmp, fin: ["inpaint", str(tmp / "none"), "--out", str(tmp / "i.png")],
+     ["does not exist"]),
     # --- bench ------------------------------------------------------------------------------------------------------
     ("bench-unknown-suite", lambda tmp, fin: ["bench", "speed", "--out", str(tmp / "b")], ["unknown benchmark suite"]),
     ("bench-bad-shard", lambda tmp, fin: ["bench", "toy", "--shard", "3/2", "--out", str(tmp / "b")], ["--shard"]),

@@ -23,6 +23,7 @@ _WHERE = {
     "METHODS": "methods", "get_method": "methods",
     "RunConfig": "config", "resolve_config": "config", "train": "trainer",
     "evaluate_run": "api", "load_run": "api", "sample_run": "api", "draw_samples": "api", "score_samples": "api",
+    "inpaint_run": "api",
 }
 
 __all__ = sorted(_WHERE)

@@ -128,6 +128,16 @@ def _eval(args) -> None:
         print(_format_metrics(res))
 
 
+def _inpaint(args) -> None:
+    from .api import inpaint_run
+
+    res = inpaint_run(args.run_dir, args.out, n=args.n, draws=args.draws, mask=args.mask, fraction=args.fraction,
+                      sweeps=args.sweeps, seed=args.seed, device=args.device)
+    print(f"wrote {res['out']}: {res['images']} test images, {res['draws']} completions each of the "
+          f"{res['mask']} {res['missing_fraction']:.0%} (Gibbs, {res['sweeps']} sweeps, mean acceptance "
+          f"{res['acceptance']:.2f})")
+
+
 def _sample(args) -> None:
     import math
 
@@ -323,6 +333,9 @@ the same command on an existing --out resumes it from its last checkpoint""",
   ebmlab sample runs/gan-fashion -n 64 --out grid.png              a picture (a scatter plot for 2D data)
   ebmlab sample runs/gan-fashion -n 10000 --out gen/               one PNG per sample, then: ebmlab score gen/ --data fashion
   ebmlab sample runs/kale-ring8 -n 5000 --out s.npz --sampler mala --mcmc-steps 200""",
+    "inpaint": """examples:
+  ebmlab inpaint runs/bihm-mnist --out inpaint.png                   the bottom half of 8 test images, 6 draws each
+  ebmlab inpaint runs/bihm-mnist --out r.png --mask random --fraction 0.7 --sweeps 200""",
     "score": """examples:
   ebmlab score gen/ --data fashion              a folder of PNGs against Fashion-MNIST's test split
   ebmlab score samples.npy --data ring8         samples in the data's units (as `ebmlab sample` writes them)
@@ -369,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = _sub(sub, "train", "train a method on a data set into a run directory (resumes if it exists)")
     s.add_argument("method", help="a method name (`ebmlab list`)")
-    s.add_argument("--data", required=True, help="a data set name, a .npz/.npy file or a folder of images")
+    s.add_argument("--data", required=True, help="a data set name, a .npz/.npy/.csv file or a folder of images")
     s.add_argument("--steps", type=int, help="training steps (the same as steps=N)")
     s.add_argument("--seed", type=int, help="seed of initialisation, batches and evaluation (default 0)")
     s.add_argument("--out", help="run directory (default runs/METHOD-DATA-sSEED, DATA a file's stem)")
@@ -410,6 +423,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "1e-3)")
     s.add_argument("--friction", type=float, help="kinetic Langevin friction kappa (default: the run's, else 1)")
     s.set_defaults(fn=_sample)
+
+    s = _sub(sub, "inpaint", "fill in the masked part of test images from a run's conditional p(x_missing | x_observed)")
+    s.add_argument("run_dir", help="a run directory written by `ebmlab train` (bihm or rws)")
+    s.add_argument("--out", required=True, help="NAME.png: one row per image — original, observed part, draws")
+    s.add_argument("-n", type=int, default=8, help="test images (default 8)")
+    s.add_argument("--draws", type=int, default=6, help="completions per image (default 6)")
+    s.add_argument("--mask", default="bottom", help="bottom, top, left, right (that fraction of rows/columns) or "
+                   "random (that fraction of values); default bottom")
+    s.add_argument("--fraction", type=float, default=0.5, help="share of the image to fill in (default 0.5)")
+    s.add_argument("--sweeps", type=int, help="Gibbs sweeps (default: the run's gibbs_sweeps)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the chains and of a random mask (default 0)")
+    s.add_argument("--device", **device)
+    s.set_defaults(fn=_inpaint)
 
     s = _sub(sub, "score", "score generated samples (a .npy/.npz or a folder of images) against a data set")
     s.add_argument("generated", help=".npy/.npz of samples in the data's units, or a folder of PNG/JPEG images")

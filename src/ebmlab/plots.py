@@ -26,7 +26,7 @@ def plot_density(method, ds, path, n: int = 300) -> None:
     """Model density exp(−E)/Z on the data set's box (log scale), with test points overlaid."""
     lo, hi = ds.box
     pts, area = grid(ds.box, n, device=method.device)
-    neg_e = -evaluate_on_grid(method.energy, pts)
+    neg_e = -evaluate_on_grid(method.density_energy, pts)
     log_p = (neg_e - (torch.logsumexp(neg_e, 0) + math.log(area))).reshape(n, n).T.numpy()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")  # colour bars keep their own room
     im = axes[0].imshow(log_p, origin="lower", extent=(lo, hi, lo, hi), cmap="viridis",

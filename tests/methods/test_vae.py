@@ -194,3 +194,44 @@ def test_discretised_decoder_refuses_continuous_data(tmp_path):
     with pytest.raises(EbmlabError, match="quantised"):
         ebmlab.train("vae", "ring8", out=tmp_path / "x", progress=False, overrides=dict(decoder="discretised"))
     assert not (tmp_path / "x").exists()
+
+
+def test_iwae_objective_with_the_exact_posterior_is_log_p_for_every_draw():
+    # With q the exact posterior every log-weight is log p(x), so the training loss of objective=iwae is −mean log p
+    # of the batch whatever the draws (float64 module: to rounding).
+    m = linear_vae(objective="iwae", train_k=5)
+    x = linear_gaussian_dataset().test[:64].to(DT)
+    out = m.train_step(x, 1)
+    assert float(out["loss"]) == pytest.approx(-float(MARGINAL.log_prob(x).mean()), abs=1e-7)
+    assert float(out["iwae_5"]) == pytest.approx(-float(out["loss"]), abs=1e-12)
+
+
+def test_iwae_objective_is_tighter_than_the_elbo_with_a_wrong_posterior():
+    # Same wrong posterior as above: the training loss of iwae (k = 20) is below the ELBO's (train_k = 20 draws,
+    # averaged) by more than 4 standard errors over 30 batches, and above −log p (a bound) — Burda et al. Thm 1 on
+    # the loss the optimiser sees. A zero learning rate keeps the model fixed across the batches.
+    data = linear_gaussian_dataset(64 * 30).test.to(DT)
+    losses = {}
+    for objective in ("iwae", "elbo"):
+        m = linear_vae(logvar_shift=1.5, mean_scale=0.6, objective=objective, train_k=20, lr=0.0)
+        losses[objective] = torch.tensor([float(m.train_step(data[i:i + 64], i)["loss"])
+                                          for i in range(0, len(data), 64)], dtype=DT)
+    diff = losses["elbo"] - losses["iwae"]
+    assert float(diff.mean()) > 4 * float(diff.std()) / math.sqrt(len(diff))
+    assert float(losses["iwae"].mean()) > -float(MARGINAL.log_prob(data).mean()) - 0.05
+
+
+def test_iwae_training_moves_toward_the_data_and_k_1_is_refused():
+    m = VAE(VAEConfig(z_dim=2, hidden=(), lr=3e-2, decoder_var=1.0, objective="iwae", train_k=5), data_dim=2,
+            device=torch.device("cpu"), generator=gen(11))
+    data = linear_gaussian_dataset().sample(4000, generator=gen(12)).float()
+    first = float(m.train_step(data[:256], 1)["iwae_5"])
+    for s in range(2, 201):
+        idx = torch.randint(0, len(data), (256,), generator=gen(100 + s))
+        last = float(m.train_step(data[idx], s)["iwae_5"])
+    # E L_5 ≤ log p ≤ −H(data) for every model; training climbs from a nat below to within 0.3 nats of it
+    h = float(MARGINAL.entropy())
+    assert first + 0.5 < last and -h - 0.3 < last < -h + 0.3
+    from ebmlab.errors import EbmlabError
+    with pytest.raises(EbmlabError, match="train_k ≥ 2"):
+        VAE(VAEConfig(objective="iwae", train_k=1), data_dim=2, device=torch.device("cpu"), generator=gen(0))

@@ -34,11 +34,11 @@ def file_label(name: str) -> str:
 
 
 def is_path(name: str) -> bool:
-    return name.endswith((".npz", ".npy")) or "/" in name or Path(name).is_dir()
+    return name.endswith((".npz", ".npy", ".csv")) or "/" in name or Path(name).is_dir()
 
 
 def get_dataset(name: str, *, data_dir: str | None = None, image_size: int = 0) -> ToyDataset | ArrayDataset:
-    """The data set called ``name`` (a built-in name, or the path of a user's .npz/.npy file or image folder).
+    """The data set called ``name`` (a built-in name, or the path of a user's .npz/.npy/.csv file or image folder).
 
     ``data_dir`` (else the EBMLAB_DATA environment variable) is where local copies of MNIST/CIFAR-10 live;
     ``image_size`` is the side a user's image folder is resized to (0: keep the images' own size).
@@ -51,7 +51,7 @@ def get_dataset(name: str, *, data_dir: str | None = None, image_size: int = 0) 
         return _user(name, image_size, _stamp(name))
     raise EbmlabError(f"unknown data set {name!r}{did_you_mean(name, dataset_names())} (valid data sets: "
                       f"{', '.join(dataset_names())}) "
-                      f"or the path of a .npz/.npy file or of a folder of PNG/JPEG images")
+                      f"or the path of a .npz/.npy/.csv file or of a folder of PNG/JPEG images")
 
 
 def _stamp(name: str) -> tuple[int, int]:

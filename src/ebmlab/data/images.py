@@ -236,7 +236,7 @@ def user_dataset(path: str, *, image_size: int = 0) -> ArrayDataset:
 
 
 def _user_dataset(path: str, *, image_size: int = 0) -> ArrayDataset:
-    """A user's data set from ``path``: a ``.npy``/``.npz`` file or a folder of PNG/JPEG images.
+    """A user's data set from ``path``: a ``.npy``/``.npz``/``.csv`` file or a folder of PNG/JPEG images.
 
     Arrays: 2-d [n, D] → ``vectors`` (standardised by the train split's mean and std); 3-d [n, H, W] or 4-d
     [n, C, H, W] / [n, H, W, C] → images: uint8 0..255 or floats in [0, 1] → ``image`` in [−1, 1]; values all in
@@ -251,8 +251,9 @@ def _user_dataset(path: str, *, image_size: int = 0) -> ArrayDataset:
         return ArrayDataset(str(p), f"{len(x)} {grey} {x.shape[2]}x{x.shape[3]} images from folder {p} (10% held out)",
                             DataSpec("image", tuple(x.shape[1:]), IMAGE_RANGE, 256), lambda: Arrays(tx, sx),
                             uint8_to_signed)
-    if p.suffix not in (".npz", ".npy"):
-        raise EbmlabError(f"unknown data set {path!r}: not a built-in name, a .npz/.npy file or a folder of images")
+    if p.suffix not in (".npz", ".npy", ".csv"):
+        raise EbmlabError(f"unknown data set {path!r}: not a built-in name, a .npz/.npy/.csv file or a folder of "
+                          f"images")
     a = read_user_array(p)
     x, xt = a["train"], a.get("test")
     y, yt = a.get("train_y"), a.get("test_y")

@@ -162,12 +162,69 @@ def read_amat(path: str | Path, dim: int = 784) -> np.ndarray:
 
 # --- a user's own data -----------------------------------------------------------------------------------------
 
+def read_csv_table(path: Path) -> dict[str, np.ndarray]:
+    """A numeric ``.csv`` table: one sample per row, comma-separated, an optional header line (recognised by a
+    non-numeric field); a header column named ``label`` holds integer class labels and is not a feature. Every other
+    field must be a finite number: an empty, text or NaN field is refused with its line and column."""
+    import csv
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.reader(fh) if r and any(f.strip() for f in r)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise EbmlabError(f"{path}: cannot read it as a comma-separated table ({exc})") from None
+    if not rows:
+        raise EbmlabError(f"{path}: the table is empty; expected one sample per line of comma-separated numbers")
+
+    def numeric(f: str) -> bool:
+        try:
+            float(f)
+            return True
+        except ValueError:
+            return False
+    header = None if all(numeric(f) for f in rows[0]) else [f.strip() for f in rows[0]]
+    body, first = (rows[1:], 2) if header else (rows, 1)
+    width = len(rows[0])
+    values = np.empty((len(body), width), dtype=np.float64)
+    for i, r in enumerate(body):
+        if len(r) != width:
+            raise EbmlabError(f"{path}: line {i + first} has {len(r)} fields, the first line {width}; every line "
+                              f"must have the same number of comma-separated fields")
+        for j, f in enumerate(r):
+            try:
+                v = float(f)
+            except ValueError:
+                v = float("nan")
+            if not np.isfinite(v):
+                col = f" ({header[j]})" if header else ""
+                raise EbmlabError(f"{path}: line {i + first}, column {j + 1}{col} holds {f.strip()!r}; expected a "
+                                  f"finite number in every field (remove or impute missing values first)")
+            values[i, j] = v
+    if len(values) < 2:
+        raise EbmlabError(f"{path}: {len(values)} data line(s); expected at least 2 samples")
+    out: dict[str, np.ndarray] = {}
+    if header and "label" in header:
+        j = header.index("label")
+        y = values[:, j]
+        if (y != np.round(y)).any() or y.min() < 0:
+            raise EbmlabError(f"{path}: the label column holds values other than non-negative integers; expected "
+                              f"class indices 0, 1, 2, …")
+        out["train_y"] = y.astype(np.int64)
+        values = np.delete(values, j, axis=1)
+    if values.shape[1] == 0:
+        raise EbmlabError(f"{path}: no feature columns besides the label")
+    out["train"] = values
+    return out
+
+
 def read_user_array(path: str | Path) -> dict[str, np.ndarray]:
-    """``.npy`` (one array: the training samples) or ``.npz`` (keys ``train`` or ``x``/``x_train``, optional
-    ``test``/``x_test``, optional labels ``y_train``/``y_test``). Never unpickles (``allow_pickle=False``)."""
+    """``.npy`` (one array: the training samples), ``.npz`` (keys ``train`` or ``x``/``x_train``, optional
+    ``test``/``x_test``, optional labels ``y_train``/``y_test``) or ``.csv`` (:func:`read_csv_table`). Never unpickles
+    (``allow_pickle=False``)."""
     path = Path(path)
     if not path.is_file():
-        raise EbmlabError(f"data file {path} does not exist; pass an existing .npy or .npz file")
+        raise EbmlabError(f"data file {path} does not exist; pass an existing .npy, .npz or .csv file")
+    if path.suffix == ".csv":
+        return read_csv_table(path)
     try:
         # the file is opened here so that it is closed on every path: np.load leaves its own handle open when
         # a truncated .npz fails inside zipfile

@@ -96,6 +96,11 @@ class Method(abc.ABC):
         """Method-specific evaluation numbers (bounds, estimator likelihoods); none by default."""
         return {}
 
+    def density_energy(self, x: Tensor) -> Tensor:
+        """−log of the model's unnormalised density where ``energy_defines_density``: the energy itself, unless
+        the model re-weights a base with a density (KALE with a fixed base)."""
+        return self.energy(x)
+
     def features(self, x: Tensor) -> Tensor:
         """Penultimate features [b, F] of the energy or discriminator (the linear probe's input)."""
         raise EbmlabError(f"method {self.name!r} exposes no energy/discriminator features")

@@ -25,6 +25,21 @@ The paper-era image settings (γ = 1e-5, κ = 0.04, 1000 steps, T = 100) are for
 both γ and κ explicitly — the original code's argparse defaults swap them.
 The exact NLL of the GEBM density needs the base generator's density, which has no closed form here, so it is
 not reported; base-only and energy-guided sample metrics are reported side by side.
+
+Fixed base (``base=gaussian|flow``; paper §3.1 and its density experiments): the base is a distribution with a
+density, held fixed while the energy trains, and KALE becomes contrastive maximum likelihood of the energy-based
+model exp(−E(x))·base(x)/Z: at the optimum exp(−E − A) = dP/dbase, so with the log-ratio in the energy class the
+model is the data distribution, and for an exponential family of energies the optimum matches the data's moments
+(the maximum-likelihood estimate). ``gaussian`` is N(0, base_std² I) in the data's coordinates (a user's vectors
+are standardised); ``flow`` is a RealNVP (``nets/flow.py``) trained by maximum likelihood for the first
+``flow_steps`` steps of the run and then frozen, as the paper trains its flow before the energy. Each later step is
+one energy step (no generator, so no ``n_critic`` or bursts). Evaluation adds the test NLL of the flow alone
+(``base_nll``, exact) and of the model (``nll_ebm``), whose log Z = log E_base[exp(−E)] is estimated by importance
+sampling from the base with ``log_z_samples`` draws (``log_z_ebm`` with its delta-method standard error; log of an
+unbiased estimate, so biased low by about se²/2, which makes ``nll_ebm`` optimistic by as much). On 2D data the
+model's density is known up to Z, so the quadrature metrics (``nll``) are computed as well. Fixed bases are for
+flat data (2D toys, a user's vectors); a trained ebmlab run as the base is not offered (its checkpoint would have
+to travel with this run's).
 """
 
 from __future__ import annotations
@@ -37,7 +52,10 @@ from torch import Tensor, nn
 
 from ..bounds.kale import base_loss, interpolate_gradient_penalty, kale_energy_loss, optimal_log_partition
 from ..samplers.latent import GuidedConfig, latent_samples
+from ..errors import EbmlabError
+from ..metadata import Metric
 from ..nets import build
+from ..nets.flow import FlowBase, GaussianBase
 from ..nets.build import Net
 from ..distributed import gather
 from .base import LatentGenerator, Method, adam, frozen, optimizer_step
@@ -72,6 +90,14 @@ class KALEConfig:
     mcmc_friction: float = 1.0
     net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
     width: int = 32  # conv/dcgan width (channels of the first layer)
+    # fixed base (contrastive maximum likelihood of exp(−E)·base): module docstring
+    base: Literal["generator", "gaussian", "flow"] = "generator"
+    base_std: float = 1.0
+    flow_layers: int = 6
+    flow_hidden: tuple[int, ...] = (64, 64)
+    flow_steps: int = 2000
+    lr_flow: float = 1e-3
+    log_z_samples: int = 100_000
 
 
 # range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
@@ -85,6 +111,14 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "mcmc_steps": ("int1", "MCMC steps of the latent sampler"),
     "mcmc_step_size": ("pos", "step size of the latent sampler"),
     "mcmc_friction": ("nonneg", "friction of kinetic Langevin"),
+    "base": ("any", "the base: a trained generator (adversarial KALE), or a fixed distribution with a density — "
+                    "gaussian N(0, base_std² I) or a flow fitted by maximum likelihood first (contrastive MLE)"),
+    "base_std": ("pos", "base=gaussian: its standard deviation"),
+    "flow_layers": ("int1", "base=flow: coupling layers of the RealNVP"),
+    "flow_hidden": ("ints1", "base=flow: hidden widths of each coupling layer's MLP"),
+    "flow_steps": ("int0", "base=flow: maximum-likelihood steps of the flow before the energy trains on it"),
+    "lr_flow": ("pos", "base=flow: Adam learning rate of the flow"),
+    "log_z_samples": ("int1", "fixed base: base draws behind the importance-sampling estimate of log Z"),
 }
 
 
@@ -95,7 +129,15 @@ class KALE(LatentGenerator, Method):
     Config = KALEConfig
     options = OPTIONS
     sample_sets = {"base": "the base generator alone"}
-    bookkeeping = frozenset({"base_steps"})
+    bookkeeping = frozenset({"base_steps", "log_z_ebm_samples"})
+    metrics = {  # fixed base only
+        "nll_ebm": Metric("density", "nats", "↓", "test NLL of exp(−E)·base, log Z by importance sampling", True),
+        "base_nll": Metric("density", "nats", "↓", "test NLL of the fixed base alone (exact)", True),
+        "nll_gain": Metric("density", "nats", "↑", "base_nll − nll_ebm on the same test points (paired)"),
+        "log_z_ebm": Metric("density", "nats", "", "log E_base exp(−E) by importance sampling"),
+        "log_z_ebm_bias": Metric("density", "nats", "", "expected shortfall of log Ẑ (−se²/2, delta method)"),
+        "log_z_ebm_ess": Metric("density", "%", "", "effective sample size of the log Z weights"),
+    }
     description = "KALE/GEBM: base generator + energy, KALE loss, energy-guided latent MCMC sampling"
     has_energy = True
     energy_defines_density = False  # the model is exp(−E)·G, not exp(−E)
@@ -104,6 +146,12 @@ class KALE(LatentGenerator, Method):
         super().__init__(config, **kw)
         spec = self.spec
         c = config
+        self.fixed = c.base != "generator"
+        self.base_steps = 0
+        self.a_initialised = False
+        if self.fixed:
+            self._init_fixed_base()
+            return
         self.G = build.generator(spec, c.z_dim, net=c.net, hidden=c.g_hidden, act=c.act, width=c.width,
                                  batchnorm=build.default_batchnorm(spec, c.net)).to(self.device)
         self.E = build.critic(spec, 1, net=c.net, hidden=c.e_hidden, act=c.act, width=c.width).to(self.device)
@@ -113,8 +161,39 @@ class KALE(LatentGenerator, Method):
             "generator": adam(self.G.parameters(), c.lr_g, (c.beta1, c.beta2)),
             "energy": adam(list(self.E.parameters()) + list(self.A.parameters()), c.lr_e, (c.beta1, c.beta2)),
         }
-        self.base_steps = 0
-        self.a_initialised = False
+
+    def _init_fixed_base(self) -> None:
+        spec, c = self.spec, self.config
+        if len(spec.shape) != 1:
+            raise EbmlabError(f"base={c.base} needs a density in data space, for flat data (2D toys, vectors); this data "
+                              f"set holds {spec.kind} of shape {spec.shape} — use base=generator (adversarial KALE)")
+        d = spec.shape[0]
+        if c.base == "flow":
+            if d < 2:
+                raise EbmlabError(f"base=flow splits the coordinates in two and needs at least 2; this data has {d}")
+            self.G = FlowBase(d, c.flow_layers, c.flow_hidden).to(self.device)
+        else:
+            self.G = GaussianBase(d, c.base_std).to(self.device)
+        self.E = build.critic(spec, 1, net=c.net, hidden=c.e_hidden, act=c.act, width=c.width).to(self.device)
+        self.A = Scalar().to(self.device)
+        self.networks = {"base": self.G, "energy": self.E, "log_partition": self.A}
+        self.optimizers = {"energy": adam(list(self.E.parameters()) + list(self.A.parameters()), c.lr_e,
+                                          (c.beta1, c.beta2))}
+        if c.base == "flow":
+            self.optimizers["base"] = adam(self.G.parameters(), c.lr_flow, (0.9, 0.999))
+        self.energy_defines_density = True  # exp(−E)·base has a density known up to Z (density_energy)
+        self.sampling_networks = ("base", "energy", "log_partition")
+
+    @property
+    def latent_dim(self) -> int:
+        return self.spec.shape[0] if self.fixed else self.config.z_dim
+
+    def density_energy(self, x: Tensor) -> Tensor:
+        """−log of the unnormalised model density: E(x) − log base(x) with a fixed base (the energy alone is the
+        tilt that the latent samplers use)."""
+        if not self.fixed:
+            return self.energy(x)
+        return self.energy(x) - self.G.log_prob(x)
 
     def energy(self, x: Tensor) -> Tensor:
         e = self.E(x).squeeze(1)
@@ -122,7 +201,37 @@ class KALE(LatentGenerator, Method):
             e = e.clamp_min(self.config.energy_floor)
         return e
 
+    def _fixed_base_step(self, batch: Tensor) -> dict[str, Tensor | float]:
+        c, b = self.config, batch.shape[0]
+        if c.base == "flow" and self.base_steps < c.flow_steps:
+            # --- phase 1: the flow by maximum likelihood ---
+            loss = -self.G.log_prob(batch).mean()
+            optimizer_step(self.optimizers["base"], loss, self.recipe)
+            self.base_steps += 1
+            return {"base_nll": loss.detach()}
+        if not self.a_initialised:  # A at its Monte-Carlo optimum log E_base exp(−E)
+            with torch.no_grad():
+                self.A.value.copy_(optimal_log_partition(gather(self.energy(self.G(self.noise(100 * b, self.latent_dim))))))
+            self.a_initialised = True
+        # --- phase 2: one energy step against the fixed base ---
+        with torch.no_grad():
+            fake = self.G(self.noise(b, self.latent_dim))
+        e_real, e_fake = self.energy(batch), self.energy(fake)
+        loss_kale = kale_energy_loss(e_real, e_fake, self.A.value)
+        loss = loss_kale
+        out: dict[str, Tensor | float] = {}
+        if c.penalty:
+            gp = interpolate_gradient_penalty(self.energy, batch, fake, generator=self.rng)
+            loss = loss + c.penalty * gp
+            out["gp"] = gp.detach()
+        optimizer_step(self.optimizers["energy"], loss, self.recipe)
+        out.update({"kale": -loss_kale.detach(), "A": self.A.value.detach(), "energy_real": e_real.mean().detach(),
+                    "energy_gen": e_fake.mean().detach()})
+        return out
+
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
+        if self.fixed:
+            return self._fixed_base_step(batch)
         c, b = self.config, batch.shape[0]
         if not self.a_initialised:  # A at its Monte-Carlo optimum log mean exp(−E(G(z)))
             with torch.no_grad():
@@ -160,7 +269,7 @@ class KALE(LatentGenerator, Method):
         gen = generator or self.rng
         if self.config.sampler == "none":
             with torch.no_grad():
-                return self.G(self.noise(n, self.config.z_dim, gen))
+                return self.G(self.noise(n, self.latent_dim, gen))
         x, _ = latent_samples(self.generate, self.energy, self.latent_dim, n, self.guided_config(), generator=gen,
                               device=self.device)
         return x
@@ -170,8 +279,44 @@ class KALE(LatentGenerator, Method):
         energy-guided ones of the main report."""
         gen = torch.Generator(device=self.device).manual_seed(12345)
         with torch.no_grad():
-            x = self.G(self.noise(2500, self.config.z_dim, gen))
-        return {"samples": {"base": x}}
+            x = self.G(self.noise(2500, self.latent_dim, gen))
+        out: dict[str, Any] = {"samples": {"base": x}}
+        if self.fixed:
+            out.update(self.fixed_base_likelihoods(dataset.test, generator=gen))
+        return out
+
+    @torch.no_grad()
+    def fixed_base_likelihoods(self, x_test: Tensor, *, generator: torch.Generator) -> dict[str, Any]:
+        """Test NLLs of the base alone (exact) and of exp(−E)·base/Z (log Z by importance sampling from the base,
+        float64 accumulation), each with its standard error; module docstring."""
+        c = self.config
+        x_test = x_test.to(self.device)
+        e_test, lb_test = [], []
+        for i in range(0, len(x_test), 4096):
+            xi = x_test[i:i + 4096]
+            e_test.append(self.energy(xi).double())
+            lb_test.append(self.G.log_prob(xi).double())
+        e, lb = torch.cat(e_test), torch.cat(lb_test)
+        neg_e = []
+        for i in range(0, c.log_z_samples, 8192):
+            xb = self.G(self.noise(min(8192, c.log_z_samples - i), self.latent_dim, generator))
+            neg_e.append(-self.energy(xb).double())
+        log_w = torch.cat(neg_e)
+        n = len(log_w)
+        log_z = float(torch.logsumexp(log_w, 0) - torch.log(torch.tensor(float(n), dtype=torch.float64)))
+        w = torch.exp(log_w - log_w.max())
+        rel_se = float(w.std() / (w.mean() * n ** 0.5)) if n > 1 else float("nan")  # se of Ẑ / Ẑ = se of log Ẑ
+        ess = float(w.sum() ** 2 / w.square().sum()) / n
+        m = len(e)
+        se = lambda t: float(t.std() / m ** 0.5) if m > 1 else float("nan")  # noqa: E731
+        nll_pts = e - lb
+        return {"base_nll": -float(lb.mean()), "base_nll_se": se(lb),
+                "nll_ebm": float(nll_pts.mean()) + log_z, "nll_ebm_se": (se(nll_pts) ** 2 + rel_se ** 2) ** 0.5,
+                # the energy's gain over the base on the same test points: mean(−E) − log Z, paired
+                "nll_gain": -float(lb.mean()) - (float(nll_pts.mean()) + log_z),
+                "nll_gain_se": (se(e) ** 2 + rel_se ** 2) ** 0.5,
+                "log_z_ebm": log_z, "log_z_ebm_se": rel_se, "log_z_ebm_bias": -0.5 * rel_se ** 2, "log_z_ebm_ess": ess,
+                "log_z_ebm_samples": n}
 
     def features(self, x: Tensor) -> Tensor:
         return build.penultimate(self.E, x)

@@ -12,6 +12,13 @@ the 256 levels, a probability, so the NLL is ≥ 0). On 8-bit images a Gaussian 
 uniformly dequantised data and its bounds are shifted to the discrete data (``bounds.discrete``): a learned,
 unfloored variance on the grid values themselves makes the density unbounded (a "negative NLL" of 8-bit images).
 
+Training objective (``objective``): ``elbo`` — the ELBO above, averaged over ``train_k`` reparameterised draws
+per example (1 by default, as AEVB); ``iwae`` — the importance-weighted bound L_k with k = ``train_k`` ≥ 2 as the
+training objective (Burda et al. §3: its reparameterised gradient weights each sample's gradient by its
+normalised importance weight; they train with k = 5 and 50). L_k is formed in the model's precision during
+training (float64 only at evaluation). An IWAE step costs k decoder passes per example (``budget`` counts them), so
+compare the two objectives at equal wall time or network evaluations, not equal steps.
+
 Evaluation (``evaluate_extra``): the ELBO and the importance-weighted bound L_k (Burda et al.) for each k in
 ``iwae_ks`` (the standard report uses k = 5000), in float64 and chunked, on the first ``iwae_points`` test points;
 ELBO ≤ E L_k ≤ E L_2k ≤ log p(x) (their Theorem 1). On 2D data ``kl_iwae`` = mean(log p_data − L_kmax) bounds
@@ -40,6 +47,7 @@ import torch
 from torch import Tensor
 
 from ..bounds.discrete import dequantise
+from ..bounds.elbo import iwae_bound
 from ..errors import EbmlabError
 from ..nets.vae import GaussianVAE
 from ..nets.build import Net
@@ -57,6 +65,8 @@ class VAEConfig:
     decoder_var: float = 0.01  # Gaussian decoder variance (initial value when learned)
     learn_decoder_var: bool = True
     sample_mode: Literal["mean", "sample"] = "mean"
+    objective: Literal["elbo", "iwae"] = "elbo"
+    train_k: int = 1  # samples z ~ q(z|x) per example in a training step (iwae: the k of L_k, ≥ 2)
     lr: float = 1e-3
     beta1: float = 0.9
     beta2: float = 0.999
@@ -76,13 +86,15 @@ OPTIONS: dict[str, tuple[str, str]] = {
                        "on each level)"),
     "decoder_var": ("pos", "Gaussian decoder variance (initial value when learned)"),
     "learn_decoder_var": ("any", "learn the Gaussian decoder variance"),
+    "objective": ("any", "training objective: elbo (mean over train_k draws) or iwae (the bound L_k, k = train_k)"),
+    "train_k": ("int1", "samples z ~ q(z|x) per example in a training step (iwae: k of L_k, at least 2)"),
 }
 
 
 class VAE(Method):
     name = "vae"
     sampling_networks = ("vae",)
-    progress_keys = ("elbo", "log_lik")  # shown on the progress bar
+    progress_keys = ("elbo", "log_lik", "loss")  # shown on the progress bar
     Config = VAEConfig
     options = OPTIONS
     metrics = ESTIMATOR_METRICS
@@ -93,6 +105,9 @@ class VAE(Method):
         c = config
         if c.decoder_var <= 0:
             raise EbmlabError(f"decoder_var must be a positive variance; got {c.decoder_var}")
+        if c.objective == "iwae" and c.train_k < 2:
+            raise EbmlabError(f"objective=iwae trains on the bound L_k and needs train_k ≥ 2 (the IWAE paper uses 5 "
+                              f"and 50); got train_k={c.train_k}, with which L_1 is the ELBO — use objective=elbo")
         check_eval_options(c.iwae_ks, c.iwae_points, c.iwae_chunk, c.elbo_samples)
         self.vae = GaussianVAE(self.spec, c.z_dim, c.hidden, act=c.act, decoder=c.decoder, decoder_var=c.decoder_var,
                                learn_decoder_var=c.learn_decoder_var, net=c.net, width=c.width).to(self.device)
@@ -109,7 +124,17 @@ class VAE(Method):
         # --- one ELBO ascent step (one reparameterised sample per example) ---
         if self.quantised == "dequantised":
             batch = dequantise(batch, self.spec.value_range, self.spec.levels, generator=self.rng)
-        terms = self.estimator.elbo(self.vae, batch, generator=self.rng)
+        c = self.config
+        if c.objective == "iwae":
+            # --- one ascent step on L_k (k reparameterised samples per example, in one decoder pass) ---
+            bound = iwae_bound(batch, self.vae.encode, self.vae.decode, c.train_k, generator=self.rng,
+                               log_lik=self.estimator.log_lik, chunk_size=c.train_k, dtype=batch.dtype, grad=True)
+            loss = -bound.mean()
+            optimizer_step(self.optimizers["vae"], loss, self.recipe)
+            return {"loss": loss.detach(), f"iwae_{c.train_k}": bound.mean().detach()}
+        # --- one ELBO ascent step (train_k reparameterised samples per example, analytic KL) ---
+        x = batch.repeat(c.train_k, *([1] * (batch.dim() - 1))) if c.train_k > 1 else batch
+        terms = self.estimator.elbo(self.vae, x, generator=self.rng)
         loss = -terms.elbo.mean()
         optimizer_step(self.optimizers["vae"], loss, self.recipe)
         return {"loss": loss.detach(), "elbo": terms.elbo.mean().detach(), "log_lik": terms.log_lik.mean().detach(),

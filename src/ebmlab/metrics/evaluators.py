@@ -139,7 +139,7 @@ class Toy2D(Evaluator):
         return {"hq_threshold": "3 sigma", "density": "grid quadrature (exact up to grid error)"}
 
     def density(self, method: Any, dataset: Any) -> dict[str, Any]:
-        return density_metrics(method.energy, dataset, device=method.device)
+        return density_metrics(method.density_energy, dataset, device=method.device)
 
     def tempered(self, fn: Any, dataset: Any, device: Any) -> dict[str, Any]:
         from .temperature import tau_report

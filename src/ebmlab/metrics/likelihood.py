@@ -24,11 +24,14 @@ def ais_report(method, dataset, *, n_steps: int = 500, n_chains: int = 64, seed:
     x = dataset.train.flatten(1).double()
     mean, std = x.mean(0).to(device), x.std(0).clamp_min(1e-3).to(device)
 
+    # −log of the model's unnormalised density (a method's energy, or energy − log base for a fixed-base KALE)
+    density_energy = getattr(method, "density_energy", method.energy)
+
     def energy_flat(v: torch.Tensor) -> torch.Tensor:
-        return method.energy(v.reshape(-1, *shape).to(torch.float32)).double()
+        return density_energy(v.reshape(-1, *shape).to(torch.float32)).double()
 
     with torch.no_grad():
-        e_test = float(torch.cat([method.energy(t.to(device)) for t in dataset.test.split(1024)]).double().mean())
+        e_test = float(torch.cat([density_energy(t.to(device)) for t in dataset.test.split(1024)]).double().mean())
     out: dict[str, Any] = {}
     method.train(False)
     try:
