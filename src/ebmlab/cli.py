@@ -138,6 +138,42 @@ def _inpaint(args) -> None:
           f"{res['acceptance']:.2f})")
 
 
+def _semisup(args) -> None:
+    from .api import load_run
+    from .data import get_dataset
+    from .semisup import semisup_table
+
+    try:
+        rhos = tuple(float(v) for v in args.rho.split(","))
+    except ValueError:
+        raise EbmlabError(f"--rho takes comma-separated numbers ≥ 0, e.g. 0,0.01,0.1,1; got {args.rho!r}") from None
+    if not rhos or any(not (r >= 0) or r == float("inf") for r in rhos):
+        raise EbmlabError(f"--rho values must be finite and ≥ 0; got {args.rho!r}")
+    for flag, v in (("--labels", args.labels), ("--seeds", args.seeds), ("--steps", args.steps)):
+        if v < 1:
+            raise EbmlabError(f"{flag} must be a positive integer; got {v}")
+    if args.out is not None and not args.out.endswith(".json"):
+        raise EbmlabError(f"--out {args.out}: the table is written as JSON; give a NAME.json path")
+    ds = get_dataset(args.data, data_dir=args.data_dir)
+    method = None
+    if args.run is not None:
+        cfg, method, _ = load_run(args.run, args.device)
+        if cfg.data != args.data:
+            raise EbmlabError(f"--run {args.run} was trained on {cfg.data}, not {args.data}: its transitions would "
+                              f"augment the wrong images")
+    res = semisup_table(ds, labels=args.labels, rhos=rhos, seeds=args.seeds, steps=args.steps, method=method)
+    res["run"] = args.run
+    print(f"{res['data']}, {res['labels']} labels, {res['seeds']} seeds, {res['steps']} steps; test error over "
+          f"{res['test_points']} test images:")
+    for r in res["rows"]:
+        print(f"  rho={r['rho']:<6g} {100 * r['mean']:.2f} ± {100 * r['std']:.2f} %")
+    if args.out is not None:
+        from .runs import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.out), lambda fh: fh.write(json.dumps(res, indent=1).encode()))
+        print(f"wrote {args.out}")
+
+
 def _sample(args) -> None:
     import math
 
@@ -336,6 +372,9 @@ the same command on an existing --out resumes it from its last checkpoint""",
     "inpaint": """examples:
   ebmlab inpaint runs/bihm-mnist --out inpaint.png                   the bottom half of 8 test images, 6 draws each
   ebmlab inpaint runs/bihm-mnist --out r.png --mask random --fraction 0.7 --sweeps 200""",
+    "semisup": """examples:
+  ebmlab semisup --data fashion --rho 0                      the supervised baseline on 1000 balanced labels
+  ebmlab semisup --data fashion --run runs/vcd-fashion --rho 0,0.01,0.1,1 --seeds 3 --out table.json""",
     "score": """examples:
   ebmlab score gen/ --data fashion              a folder of PNGs against Fashion-MNIST's test split
   ebmlab score samples.npy --data ring8         samples in the data's units (as `ebmlab sample` writes them)
@@ -436,6 +475,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed of the chains and of a random mask (default 0)")
     s.add_argument("--device", **device)
     s.set_defaults(fn=_inpaint)
+
+    s = _sub(sub, "semisup", "semi-supervised classification with k labels, augmented by a trained run's transitions")
+    s.add_argument("--data", required=True, help="a labelled image data set (fashion, mnist, digits, ...)")
+    s.add_argument("--run", help="a vgan_vcd run on the same data: its transitions T(x) augment the labelled images")
+    s.add_argument("--labels", type=int, default=1000, help="labelled training images, balanced per class (default "
+                   "1000)")
+    s.add_argument("--rho", default="0,0.01,0.1,1", help="weights of the augmented loss (0: no augmentation); "
+                   "default 0,0.01,0.1,1")
+    s.add_argument("--seeds", type=int, default=3, help="label subsets / initialisations (default 3)")
+    s.add_argument("--steps", type=int, default=600, help="classifier training steps of batch 100 (default 600)")
+    s.add_argument("--out", help="NAME.json for the table")
+    s.add_argument("--data-dir", help="directory of local data files; else EBMLAB_DATA")
+    s.add_argument("--device", **device)
+    s.set_defaults(fn=_semisup)
 
     s = _sub(sub, "score", "score generated samples (a .npy/.npz or a folder of images) against a data set")
     s.add_argument("generated", help=".npy/.npz of samples in the data's units, or a folder of PNG/JPEG images")

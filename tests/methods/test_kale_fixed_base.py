@@ -110,3 +110,19 @@ def test_flow_base_run_phases_and_log_z_against_quadrature():
 def test_fixed_base_needs_flat_data():
     with pytest.raises(EbmlabError, match="flat data"):
         build_method(resolve_config("kale", "stacked_digits", overrides={"base": "flow"}), torch.device("cpu"))
+
+
+def test_a_log_z_resting_on_few_base_draws_is_flagged():
+    # exp(−E)·base concentrated in a narrow well far in the base's tail: a handful of the 20,000 draws carry Ẑ
+    cfg = resolve_config("kale", "ring8", overrides={"base": "gaussian", "log_z_samples": 20000})
+    m = build_method(cfg, torch.device("cpu"))
+    m.E = Quadratic(2)
+    with torch.no_grad():
+        m.E.w.copy_(torch.eye(2) * 400.0)
+        m.E.b.fill_(400.0 * 2.5)
+    rep = m.fixed_base_likelihoods(torch.zeros(10, 2), generator=torch.Generator().manual_seed(0))
+    assert rep["log_z_ebm_ess"] * rep["log_z_ebm_samples"] < 100
+    assert "unreliable" in rep["log_z_ebm_note"]
+    m.E.w.data.zero_()
+    m.E.b.data.zero_()
+    assert "log_z_ebm_note" not in m.fixed_base_likelihoods(torch.zeros(10, 2), generator=torch.Generator())

@@ -310,7 +310,13 @@ class KALE(LatentGenerator, Method):
         m = len(e)
         se = lambda t: float(t.std() / m ** 0.5) if m > 1 else float("nan")  # noqa: E731
         nll_pts = e - lb
-        return {"base_nll": -float(lb.mean()), "base_nll_se": se(lb),
+        note = {}
+        if ess * n < 100:  # a few base draws carry the estimate: neither log Ẑ nor its delta-method se can be trusted
+            note["log_z_ebm_note"] = (f"log Z rests on {ess * n:.1f} effective base draws of {n}: exp(−E) is far "
+                                      f"sharper than the base, so the importance-sampling log Z, nll_ebm and their "
+                                      f"standard errors are unreliable (raise log_z_samples, or keep the energy "
+                                      f"smoother with penalty > 0)")
+        return note | {"base_nll": -float(lb.mean()), "base_nll_se": se(lb),
                 "nll_ebm": float(nll_pts.mean()) + log_z, "nll_ebm_se": (se(nll_pts) ** 2 + rel_se ** 2) ** 0.5,
                 # the energy's gain over the base on the same test points: mean(−E) − log Z, paired
                 "nll_gain": -float(lb.mean()) - (float(nll_pts.mean()) + log_z),

@@ -173,6 +173,12 @@ class VCD(Method):
         idx = randint(0, len(self.pool), (n,), generator=gen, device=self.pool.device)
         return self.T(self.pool[idx], gen)
 
+    @torch.no_grad()
+    def augment(self, x: Tensor, *, generator: torch.Generator) -> Tensor:
+        """One VCD transition T(x) of each input (the noisy code), in the data's units: the VGAN paper's
+        augmentation of labelled examples (``ebmlab.semisup``)."""
+        return self.T(x.to(self.device), generator)
+
     def energy(self, x: Tensor) -> Tensor:
         return self.E(x)
 

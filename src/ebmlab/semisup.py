@@ -1,0 +1,109 @@
+"""Semi-supervised classification with generated augmentations — the VGAN paper's Table 2 protocol.
+
+A small convolutional classifier (the domain classifier's architecture, ``metrics.classifier``) is trained from
+scratch on k labelled training images, balanced per class and chosen by a stated seed; with a trained run that can
+augment (VGAN-VCD: one transition T(x) of each labelled image, keeping its label), every step adds ρ times the
+cross-entropy of the augmented batch to that of the real batch:
+
+    loss = CE(f(x), y) + ρ · CE(f(T(x)), y),      x, y a batch of the k labelled examples,
+
+so ρ = 0 is the supervised baseline and ρ = 1 weighs generated and real examples equally (where the paper reports
+that the augmentation breaks). Test error on the whole test split, mean ± standard deviation over seeds (each seed
+draws its own label subset, initialisation and batches).
+
+Decisions: a command (``ebmlab semisup``), not a method option, because it evaluates a trained run as ``eval
+--probe`` does; ρ weights the loss rather than mixing a fraction of generated images into a batch of fixed size
+(the paper's wording allows both; the weight keeps the real examples per step identical across ρ). The classifier is
+smaller than the paper's (CPU budget); the protocol, not the network, is what is compared.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .errors import EbmlabError
+from .metrics.classifier import DomainClassifier
+
+
+def balanced_subset(labels: np.ndarray, k: int, n_classes: int, seed: int) -> np.ndarray:
+    """Indices of k training examples, k/n_classes of each class, drawn without replacement by ``seed``."""
+    if k % n_classes:
+        raise EbmlabError(f"--labels {k} does not split evenly over {n_classes} classes; use a multiple of {n_classes}")
+    per = k // n_classes
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in range(n_classes):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) < per:
+            raise EbmlabError(f"class {c} has {len(idx)} training examples, fewer than the {per} asked for per class")
+        out.append(rng.choice(idx, per, replace=False))
+    return np.sort(np.concatenate(out))
+
+
+def train_and_test(x: Tensor, y: Tensor, x_test: Tensor, y_test: Tensor, n_classes: int, *, steps: int, seed: int,
+                   rho: float = 0.0, augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+                   batch: int = 100, width: int = 16, lr: float = 1e-3) -> float:
+    """Test error (fraction) of a classifier trained for ``steps`` steps on (x, y), with ρ-weighted augmentations."""
+    torch.manual_seed(seed)
+    net = DomainClassifier(x.shape[1], x.shape[-1], n_classes, width=width)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    g_aug = torch.Generator().manual_seed(10_000 + seed)
+    net.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (min(batch, len(x)),), generator=g)
+        xb, yb = x[idx], y[idx]
+        loss = F.cross_entropy(net(xb), yb)
+        if rho > 0 and augment is not None:
+            loss = loss + rho * F.cross_entropy(net(augment(xb, g_aug).to(xb.dtype)), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    net.eval()
+    with torch.no_grad():
+        pred = torch.cat([net(x_test[i:i + 2048]).argmax(1) for i in range(0, len(x_test), 2048)])
+    return float((pred != y_test).double().mean())
+
+
+def semisup_table(dataset: Any, *, labels: int, rhos: tuple[float, ...], seeds: int, steps: int,
+                  method: Any = None, progress: bool = True) -> dict[str, Any]:
+    """Test error per ρ (ρ = 0: no augmentation) over ``seeds`` label subsets; see the module docstring."""
+    if not dataset.spec.is_image or dataset.n_classes is None:
+        raise EbmlabError(f"{dataset.name}: semi-supervised classification needs labelled images (fashion, mnist, "
+                          f"digits, cifar10, or a user's .npz with y_train/y_test)")
+    if any(r > 0 for r in rhos) and (method is None or not hasattr(method, "augment")):
+        raise EbmlabError("rho > 0 needs --run with a run that augments (vgan_vcd: its transition T(x)); "
+                          "use --rho 0 for the supervised baseline alone")
+    arr = dataset.arrays
+    y_all = np.asarray(arr.train_y)
+    x_test, y_test = dataset.test.float(), torch.as_tensor(np.asarray(arr.test_y), dtype=torch.long)
+    n_classes = int(dataset.n_classes)
+    augment = None
+    if method is not None and hasattr(method, "augment"):
+        method.train(False)
+
+        def augment(xb: Tensor, g: torch.Generator) -> Tensor:
+            return method.augment(xb.to(method.device), generator=g).float().cpu()
+    rows = []
+    t0 = time.perf_counter()
+    for rho in rhos:
+        errs = []
+        for s in range(seeds):
+            idx = balanced_subset(y_all, labels, n_classes, s)
+            x = dataset.train[torch.as_tensor(idx)].float()
+            y = torch.as_tensor(y_all[idx], dtype=torch.long)
+            errs.append(train_and_test(x, y, x_test, y_test, n_classes, steps=steps, seed=s, rho=rho,
+                                       augment=augment))
+            if progress:
+                print(f"rho={rho:g} seed {s}: test error {100 * errs[-1]:.2f} % ({time.perf_counter() - t0:.0f} s)",
+                      flush=True)
+        rows.append({"rho": rho, "errors": errs, "mean": float(np.mean(errs)),
+                     "std": float(np.std(errs, ddof=1)) if len(errs) > 1 else 0.0})
+    return {"data": dataset.name, "labels": labels, "seeds": seeds, "steps": steps, "rows": rows,
+            "test_points": len(x_test), "seconds": time.perf_counter() - t0}
