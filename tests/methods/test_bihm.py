@@ -254,20 +254,21 @@ def _conditional(log_target, observed):
 @pytest.mark.parametrize("cls", [BiHM, RWS])
 def test_inpainting_draws_from_the_models_conditional(cls):
     # the last 3 of 6 values missing, the first 3 clamped to 0, 1, 0: BiHM draws from p*(x_m | x_o), RWS from
-    # p(x_m | x_o); 8 possible completions, TV of 8,000 exact draws ≤ ½·8·√(2·⅛·⅞/(π·8000)) ≈ 0.015, and the
+    # p(x_m | x_o); 8 possible completions, TV of 4,000 exact draws ≤ ½·8·√(2·⅛·⅞/(π·4000)) ≈ 0.021, plus the
+    # chain's own bias after 40 sweeps (measured ≈ 0.01; 0.03 after 15, 0.005 after 100), and the
     # two conditionals differ by 0.18
-    m = method(cls, gibbs_sweeps=20)
+    m = method(cls, gibbs_sweeps=40)
     e = exact(m.pair)
     observed = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
     want = _conditional(e["log_pstar"] if cls is BiHM else e["log_p"], observed)
     other = _conditional(e["log_p"] if cls is BiHM else e["log_pstar"], observed)
     assert 0.5 * float((want.exp() - other.exp()).abs().sum()) > 0.15
-    n = 8_000
+    n = 4_000
     x_obs = torch.cat([observed.expand(n, 3), torch.zeros(n, 3, dtype=torch.float64)], 1)
     missing = torch.tensor([False, False, False, True, True, True]).expand(n, 6)
     x, acc = m.inpaint(x_obs, missing, generator=torch.Generator().manual_seed(5))
     assert torch.equal(x[:, :3], x_obs[:, :3]) and 0 < acc <= 1
-    assert _tv(x, want) < 0.04
+    assert _tv(x, want) < 0.05
     assert _tv(x, other) > 0.1
 
 

@@ -81,12 +81,12 @@ def test_flow_base_is_invertible_with_the_right_log_determinant():
 
 
 def test_flow_base_run_phases_and_log_z_against_quadrature():
-    cfg = resolve_config("kale", "ring8", overrides={"base": "flow", "flow_steps": 30, "flow_layers": 2, "flow_hidden": (16,),
+    cfg = resolve_config("kale", "banana", overrides={"base": "flow", "flow_steps": 30, "flow_layers": 2, "flow_hidden": (16,),
                                            "e_hidden": (16,), "log_z_samples": 20000, "mcmc_steps": 5,
                                            "inverse_temperature": 1.0})
     m = build_method(cfg, torch.device("cpu"))
     from ebmlab.data import get_dataset
-    ds = get_dataset("ring8")
+    ds = get_dataset("banana")
     g = torch.Generator().manual_seed(0)
     flow_params = [p.detach().clone() for p in m.G.parameters()]
     for step in range(1, 61):
