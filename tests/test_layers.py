@@ -20,7 +20,7 @@ LAYERS = [
     {"options", "config", "recipe", "plots", "present", "export"},
     {"evaluation", "trainer"},
     {"api"},
-    {"report", "bench", "sr"},
+    {"report", "bench", "sr", "semisup"},
     {"cli", "__main__", "__init__"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}

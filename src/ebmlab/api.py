@@ -257,14 +257,20 @@ __all__ = ["draw_samples", "evaluate_run", "guided_samples", "load_run", "run_sa
 MASKS = ("bottom", "top", "left", "right", "random")
 
 
+def _check_mask(kind: str, fraction: float) -> None:
+    if kind not in MASKS:
+        from .errors import did_you_mean
+
+        raise EbmlabError(f"unknown mask {kind!r}{did_you_mean(kind, MASKS)}; valid: {', '.join(MASKS)}")
+    if not 0 < fraction < 1:
+        raise EbmlabError(f"--fraction must be in (0, 1): the share of values to fill in; got {fraction}")
+
+
 def inpaint_mask(shape: tuple[int, ...], kind: str, n: int, *, fraction: float = 0.5,
                  generator: torch.Generator | None = None) -> torch.Tensor:
     """[n, *shape] bool, True where values are missing: the ``bottom``/``top``/``left``/``right`` ``fraction`` of
     each image's rows/columns, or a ``random`` ``fraction`` of the values (an independent draw per row)."""
-    if kind not in MASKS:
-        raise EbmlabError(f"unknown mask {kind!r}; valid: {', '.join(MASKS)}")
-    if not 0 < fraction < 1:
-        raise EbmlabError(f"--fraction must be in (0, 1): the share of values to fill in; got {fraction}")
+    _check_mask(kind, fraction)
     if kind == "random":
         from .rng import rand
 
@@ -305,12 +311,7 @@ def inpaint_run(run_dir: str | Path, out: str | Path, *, n: int = 8, draws: int 
         raise EbmlabError(f"--sweeps must be a positive integer; got {sweeps!r}")
     if seed < 0:
         raise EbmlabError(f"--seed must be ≥ 0, got {seed}")
-    if mask not in MASKS:
-        from .errors import did_you_mean
-
-        raise EbmlabError(f"unknown mask {mask!r}{did_you_mean(mask, MASKS)}; valid: {', '.join(MASKS)}")
-    if not 0 < fraction < 1:
-        raise EbmlabError(f"--fraction must be in (0, 1): the share of values to fill in; got {fraction}")
+    _check_mask(mask, fraction)
     cfg, method, step = load_run(run_dir, device)
     if not hasattr(method, "inpaint"):
         raise EbmlabError(f"{cfg.method} has no conditional sampler; inpainting is offered by bihm and rws (Gibbs "

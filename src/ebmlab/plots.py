@@ -57,7 +57,12 @@ def plot_sample_density(method, ds, samples: torch.Tensor, path, n: int = 200, b
     (a log-histogram), beside the energy factor exp(−E) normalised on the box, with test points overlaid."""
     lo, hi = ds.box
     s = samples.detach().cpu().numpy()
-    hist, _, _ = np.histogram2d(s[:, 0], s[:, 1], bins=bins, range=[[lo, hi], [lo, hi]], density=True)
+    s = s[np.isfinite(s).all(1)]
+    # counts / (all samples · cell area): the samples' density, not renormalised to the box, so samples outside it
+    # (or none inside) leave the histogram low (or empty) instead of dividing by zero
+    counts, _, _ = np.histogram2d(s[:, 0], s[:, 1], bins=bins, range=[[lo, hi], [lo, hi]])
+    hist = counts / (max(len(s), 1) * ((hi - lo) / bins) ** 2)
+    inside = int(counts.sum())
     log_h = np.log(np.maximum(hist.T, 1e-12))
     pts, area = grid(ds.box, n, device=method.device)
     neg_e = -evaluate_on_grid(method.energy, pts)
@@ -68,7 +73,7 @@ def plot_sample_density(method, ds, samples: torch.Tensor, path, n: int = 200, b
     im = axes[0].imshow(log_h, origin="lower", extent=(lo, hi, lo, hi), cmap="viridis",
                         vmin=finite.min() if finite.size else None, vmax=finite.max() if finite.size else None)
     fig.colorbar(im, ax=axes[0], label="log density (histogram of samples)")
-    axes[0].set_title(f"{method.name}: density of {len(s)} samples")
+    axes[0].set_title(f"{method.name}: density of {len(samples)} samples ({inside} inside the box)")
     im = axes[1].imshow(log_f, origin="lower", extent=(lo, hi, lo, hi), cmap="Greys_r",
                         vmin=max(log_f.max() - 12, log_f.min()))
     fig.colorbar(im, ax=axes[1], label="log exp(−E), normalised on the box")

@@ -20,12 +20,19 @@ ANY_DATA = [n for n, c in METHODS.items() if c.data_kinds is None]
 BINARY_ONLY = [n for n, c in METHODS.items() if c.data_kinds == ("binary",)]
 
 
+# the expensive parts of a few methods' steps and evaluations, shortened: the smoke test checks the plumbing, and
+# their numbers are the methods' own tests' business
+CHEAP = {"kale": ["mcmc_steps=50", "n_critic_burst=5"],
+         "lbt": ["iwae_ks=1,10", "iwae_points=50", "unroll_steps=2"],
+         "lbt_gan": ["iwae_ks=1,10", "iwae_points=50", "unroll_steps=2"]}
+
+
 @pytest.mark.parametrize("name", ANY_DATA)
 def test_cli_smoke_train_eval_sample(tmp_path, name, capsys):
     out = tmp_path / name
     # cheap evaluation: the density metrics (quadrature) are the known-answer tests' business (tests/metrics)
     assert main(["train", name, "--data", "ring8", "--steps", "20", "--out", str(out), "--no-progress",
-                 "eval_samples=200", "eval_density=false", "log_every=5"]) == 0
+                 "eval_samples=200", "eval_density=false", "log_every=5", *CHEAP.get(name, [])]) == 0
     for f in ("config.json", "metrics.jsonl", "checkpoint.pt", "summary.json", "plots/samples.png", "plots/curves.png"):
         assert (out / f).exists(), f
     # every method with an energy gets a density figure (KALE's from its samples, beside its energy factor)

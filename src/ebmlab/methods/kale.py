@@ -209,43 +209,43 @@ class KALE(LatentGenerator, Method):
             optimizer_step(self.optimizers["base"], loss, self.recipe)
             self.base_steps += 1
             return {"base_nll": loss.detach()}
-        if not self.a_initialised:  # A at its Monte-Carlo optimum log E_base exp(−E)
+        # --- phase 2: one energy step against the fixed base (no penalty term when its weight is 0) ---
+        self._init_log_partition(b)
+        loss_kale, gp, e_real, e_fake = self._energy_step(batch, with_penalty=bool(c.penalty))
+        out: dict[str, Tensor | float] = {"kale": -loss_kale.detach(), "A": self.A.value.detach(),
+                                          "energy_real": e_real.mean().detach(), "energy_gen": e_fake.mean().detach()}
+        if gp is not None:
+            out["gp"] = gp.detach()
+        return out
+
+    def _init_log_partition(self, b: int) -> None:
+        """A at its Monte-Carlo optimum log mean exp(−E(G(z))) from 100·b base draws, once."""
+        if not self.a_initialised:
             with torch.no_grad():
-                self.A.value.copy_(optimal_log_partition(gather(self.energy(self.G(self.noise(100 * b, self.latent_dim))))))
+                e = self.energy(self.G(self.noise(100 * b, self.latent_dim)))
+                self.A.value.copy_(optimal_log_partition(gather(e)))
             self.a_initialised = True
-        # --- phase 2: one energy step against the fixed base ---
+
+    def _energy_step(self, batch: Tensor, *, with_penalty: bool = True) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
+        """One update of the energy and A on the KALE loss (+ penalty·GP) against fresh base samples."""
         with torch.no_grad():
-            fake = self.G(self.noise(b, self.latent_dim))
+            fake = self.G(self.noise(batch.shape[0], self.latent_dim))
         e_real, e_fake = self.energy(batch), self.energy(fake)
         loss_kale = kale_energy_loss(e_real, e_fake, self.A.value)
-        loss = loss_kale
-        out: dict[str, Tensor | float] = {}
-        if c.penalty:
-            gp = interpolate_gradient_penalty(self.energy, batch, fake, generator=self.rng)
-            loss = loss + c.penalty * gp
-            out["gp"] = gp.detach()
-        optimizer_step(self.optimizers["energy"], loss, self.recipe)
-        out.update({"kale": -loss_kale.detach(), "A": self.A.value.detach(), "energy_real": e_real.mean().detach(),
-                    "energy_gen": e_fake.mean().detach()})
-        return out
+        gp = interpolate_gradient_penalty(self.energy, batch, fake, generator=self.rng) if with_penalty else None
+        optimizer_step(self.optimizers["energy"], loss_kale if gp is None else loss_kale + self.config.penalty * gp,
+                       self.recipe)
+        return loss_kale, gp, e_real, e_fake
 
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         if self.fixed:
             return self._fixed_base_step(batch)
         c, b = self.config, batch.shape[0]
-        if not self.a_initialised:  # A at its Monte-Carlo optimum log mean exp(−E(G(z)))
-            with torch.no_grad():
-                self.A.value.copy_(optimal_log_partition(gather(self.energy(self.G(self.noise(100 * b, c.z_dim))))))
-            self.a_initialised = True
+        self._init_log_partition(b)
         # --- energy steps ---
         n_e = c.n_critic_burst if self.base_steps % c.burst_every == 0 else c.n_critic
         for _ in range(n_e):
-            with torch.no_grad():
-                fake = self.G(self.noise(b, c.z_dim))
-            e_real, e_fake = self.energy(batch), self.energy(fake)
-            loss_kale = kale_energy_loss(e_real, e_fake, self.A.value)
-            gp = interpolate_gradient_penalty(self.energy, batch, fake, generator=self.rng)
-            optimizer_step(self.optimizers["energy"], loss_kale + c.penalty * gp, self.recipe)
+            loss_kale, gp, _, _ = self._energy_step(batch)
         # --- base (generator) step ---
         with frozen(self.E):
             e_gen = self.energy(self.G(self.noise(b, c.z_dim)))
@@ -257,6 +257,7 @@ class KALE(LatentGenerator, Method):
         out = {"kale_base": -loss_g.detach(), "A": self.A.value.detach(), "energy_real": e_data.mean().detach(),
                "energy_gen": e_gen.mean().detach(), "n_energy_steps": float(n_e)}
         if n_e:
+            assert gp is not None
             out.update({"kale": -loss_kale.detach(), "gp": gp.detach()})
         return out
 
