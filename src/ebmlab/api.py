@@ -298,19 +298,15 @@ def inpaint_run(run_dir: str | Path, out: str | Path, *, n: int = 8, draws: int 
     p(x_missing | x_observed) (methods with an ``inpaint``: BiHM's p*, RWS's p) and write a PNG grid — one row per
     image: the original, the observed part (missing values grey), then the draws. Returns what was written and
     the chain's acceptance rate; everything is checked before anything is written."""
-    from .export import output_kind
-    from .plots import image_grid
-    from .runs import atomic_write_bytes
+    from .export import output_kind, write_grid_png
 
     if output_kind(out) != "png":
         raise EbmlabError(f"--out {out}: inpainting writes a picture; give a NAME.png path")
-    for flag, v in (("-n", n), ("--draws", draws)):
-        if not isinstance(v, int) or v < 1:
-            raise EbmlabError(f"{flag} must be a positive integer; got {v!r}")
-    if sweeps is not None and (not isinstance(sweeps, int) or sweeps < 1):
-        raise EbmlabError(f"--sweeps must be a positive integer; got {sweeps!r}")
-    if seed < 0:
-        raise EbmlabError(f"--seed must be ≥ 0, got {seed}")
+    require_int("-n", n, 1)
+    require_int("--draws", draws, 1)
+    if sweeps is not None:
+        require_int("--sweeps", sweeps, 1)
+    require_int("--seed", seed, 0)
     _check_mask(mask, fraction)
     cfg, method, step = load_run(run_dir, device)
     if not hasattr(method, "inpaint"):
@@ -334,19 +330,7 @@ def inpaint_run(run_dir: str | Path, out: str | Path, *, n: int = 8, draws: int 
     shown[miss] = 0.5 * (lo + hi)
     rows = torch.cat([test.float()[:, None], shown[:, None], filled], 1).reshape(-1, *shape)
     img_shape = shape if len(shape) == 3 else (1, 1, shape[0])
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    g = image_grid(rows.reshape(-1, *img_shape), (lo, hi), nrow=draws + 2)
-    scale = max(1, 512 // (img_shape[-1] * (draws + 2)))
-    buf = io.BytesIO()
-    plt.imsave(buf, np.kron(g, np.ones((scale, scale, 1))), format="png")
-    atomic_write_bytes(Path(out), lambda fh: fh.write(buf.getvalue()))
+    write_grid_png(rows.reshape(-1, *img_shape), out, (lo, hi), nrow=draws + 2)
     return {"out": str(out), "step": step, "images": len(test), "draws": draws, "mask": mask, "fraction": fraction,
             "missing_fraction": float(miss.float().mean()), "acceptance": acc,
             "sweeps": sweeps if sweeps is not None else getattr(method.config, "gibbs_sweeps", None)}

@@ -76,6 +76,26 @@ def to_uint8(x: torch.Tensor, value_range: tuple[float, float]) -> np.ndarray:
     return a.permute(0, 2, 3, 1).numpy()
 
 
+def write_grid_png(x: torch.Tensor, out: str | Path, value_range: tuple[float, float], *, nrow: int) -> None:
+    """Images [n, C, H, W] as one PNG grid of ``nrow`` columns (``plots.image_grid``), enlarged by an integer factor
+    to about 512 pixels across, written atomically."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plots import image_grid
+    from .runs import atomic_write_bytes
+
+    g = image_grid(x, value_range, nrow=nrow)
+    scale = max(1, 512 // (x.shape[-1] * nrow))
+    buf = io.BytesIO()
+    plt.imsave(buf, np.kron(g, np.ones((scale, scale, 1))), format="png")
+    atomic_write_bytes(Path(out), lambda fh: fh.write(buf.getvalue()))
+
+
 def write_samples(x: torch.Tensor, out: str | Path, kind: str, spec: Any, info: dict[str, Any],
                   test: torch.Tensor | None = None) -> str:
     """Write samples [n, *shape] as ``kind`` (module docstring); returns what was written, for the user."""
@@ -91,6 +111,11 @@ def write_samples(x: torch.Tensor, out: str | Path, kind: str, spec: Any, info: 
         atomic_write_bytes(p, lambda fh: np.savez(fh, samples=arr, info=meta))
         return f"{len(arr)} samples of shape {arr.shape[1:]} (and how they were drawn, key info) to {p}"
     vr = spec.value_range or (0.0, 1.0)
+    if kind == "png" and spec.is_image:
+        shown = x[:MAX_GRID]
+        write_grid_png(shown, p, vr, nrow=int(np.ceil(np.sqrt(len(shown)))))
+        return (f"a grid of {len(shown)} of the {len(x)} samples" if len(x) > MAX_GRID else
+                f"a grid of the {len(x)} samples") + f" to {p}"
     if kind == "png":
         import io
 
@@ -100,26 +125,15 @@ def write_samples(x: torch.Tensor, out: str | Path, kind: str, spec: Any, info: 
         import matplotlib.pyplot as plt
 
         buf = io.BytesIO()
-        if spec.is_image:
-            from .plots import image_grid
-
-            shown = x[:MAX_GRID]
-            nrow = int(np.ceil(np.sqrt(len(shown))))
-            g = image_grid(shown, vr, nrow=nrow)
-            scale = max(1, 512 // (x.shape[-1] * nrow))
-            plt.imsave(buf, np.kron(g, np.ones((scale, scale, 1))), format="png")
-            what = f"a grid of {len(shown)} of the {len(x)} samples" if len(x) > MAX_GRID else \
-                f"a grid of the {len(x)} samples"
-        else:
-            fig, ax = plt.subplots(figsize=(5, 5))
-            if test is not None:
-                ax.scatter(test[:, 0], test[:, 1], s=2, c="0.75", label="test data")
-            ax.scatter(arr[:, 0], arr[:, 1], s=2, c="C0", label="samples")
-            ax.set_aspect("equal")
-            ax.legend(loc="upper right", fontsize=8)
-            fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-            plt.close(fig)
-            what = f"a scatter plot of the {len(x)} samples"
+        fig, ax = plt.subplots(figsize=(5, 5))
+        if test is not None:
+            ax.scatter(test[:, 0], test[:, 1], s=2, c="0.75", label="test data")
+        ax.scatter(arr[:, 0], arr[:, 1], s=2, c="C0", label="samples")
+        ax.set_aspect("equal")
+        ax.legend(loc="upper right", fontsize=8)
+        fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        what = f"a scatter plot of the {len(x)} samples"
         atomic_write_bytes(p, lambda fh: fh.write(buf.getvalue()))
         return f"{what} to {p}"
     # a folder of PNGs, complete or absent: written beside, then renamed into place
