@@ -313,6 +313,14 @@ CASES = [
                                                  "0"], ["trained on ring8"]),
     ("semisup-out-not-json", lambda tmp, fin: ["semisup", "--data", "digits", "--out", str(tmp / "t.txt")],
      ["NAME.json"]),
+    ("ebgan-ln-toy-data", lambda tmp, fin: ["train", "ebgan_ln", "--data", "ring8", "--out", str(tmp / "new")],
+     ["of kind", "labelled data set"]),
+    ("ebgan-ln-unlabelled-npz", lambda tmp, fin: np.savez(tmp / "u.npz", x=np.random.default_rng(0).normal(size=(400, 3)).astype(np.float32)) or
+     ["train", "ebgan_ln", "--data", str(tmp / "u.npz"), "--out", str(tmp / "new")], ["no class labels"]),
+    ("ebgan-ln-labels-uneven", lambda tmp, fin: ["train", "ebgan_ln", "--data", "digits", "--out", str(tmp / "new"),
+                                                 "labels=15"], ["multiple of 10"]),
+    ("ebgan-ln-too-many-labels", lambda tmp, fin: ["train", "ebgan_ln", "--data", "digits", "--out",
+                                                   str(tmp / "new"), "labels=2000"], ["fewer than"]),
     ("inpaint-missing-run", lambda tmp, fin: ["inpaint", str(tmp / "none"), "--out", str(tmp / "i.png")],
      ["does not exist"]),
     # --- bench ------------------------------------------------------------------------------------------------------

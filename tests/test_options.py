@@ -17,7 +17,8 @@ from ebmlab.config import RunConfig, load_toml, resolve_config
 from ebmlab.errors import EbmlabError
 from ebmlab.options import RUN, SHARED, entry, problems
 
-DATA_FOR = {n: ("digits_bin" if c.data_kinds == ("binary",) else "ring8") for n, c in METHODS.items()}
+DATA_FOR = {n: ("digits" if c.needs_labels else "digits_bin" if c.data_kinds == ("binary",) else "ring8")
+            for n, c in METHODS.items()}
 
 
 def test_every_option_has_a_range_and_meaning_and_every_entry_an_option():

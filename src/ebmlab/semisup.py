@@ -27,23 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .data.labels import balanced_subset
 from .errors import EbmlabError
 from .metrics.classifier import DomainClassifier
-
-
-def balanced_subset(labels: np.ndarray, k: int, n_classes: int, seed: int) -> np.ndarray:
-    """Indices of k training examples, k/n_classes of each class, drawn without replacement by ``seed``."""
-    if k % n_classes:
-        raise EbmlabError(f"--labels {k} does not split evenly over {n_classes} classes; use a multiple of {n_classes}")
-    per = k // n_classes
-    rng = np.random.default_rng(seed)
-    out = []
-    for c in range(n_classes):
-        idx = np.flatnonzero(labels == c)
-        if len(idx) < per:
-            raise EbmlabError(f"class {c} has {len(idx)} training examples, fewer than the {per} asked for per class")
-        out.append(rng.choice(idx, per, replace=False))
-    return np.sort(np.concatenate(out))
 
 
 def train_and_test(x: Tensor, y: Tensor, x_test: Tensor, y_test: Tensor, n_classes: int, *, steps: int, seed: int,

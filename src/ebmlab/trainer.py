@@ -58,6 +58,7 @@ def build_method(cfg: ResolvedConfig, device: torch.device | None = None,
         gen = torch.Generator(device=device).manual_seed(stream_seed(cfg.run.seed, "method"))
         try:
             method = cls(cfg.method_config, spec=ds.spec, device=device, generator=gen)
+            method.attach_data(ds)
         except ValueError as exc:  # an architecture that does not fit the data (nets.build says which)
             raise EbmlabError(f"{cfg.method} on {cfg.data}: {exc}") from None
     if cfg.run.channels_last and ds.spec.is_image:

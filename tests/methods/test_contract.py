@@ -13,7 +13,10 @@ from ebmlab.config import resolve_config
 
 
 def data_for(name):
-    """ring8 for every method that models any data; the binary methods (BiHM, RWS) take binary digits."""
+    """ring8 for every method that models any data; the binary methods (BiHM, RWS) take binary digits; the
+    semi-supervised ones (EBGAN-LN) labelled digits."""
+    if METHODS[name].needs_labels:
+        return "digits"
     return "ring8" if METHODS[name].data_kinds is None else "digits_bin"
 
 

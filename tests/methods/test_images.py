@@ -15,7 +15,8 @@ from ebmlab.config import resolve_config
 SMALL = {"width": 8, "z_dim": 4}
 EXTRA = {"lbt": {"est_z_dim": 4}, "lbt_gan": {"est_z_dim": 4}, "kale": {"n_critic_burst": 2},
          "vae": {"z_dim": 4}, "vgan_vcd": {"z_dim": None},
-         "bihm": {"width": None, "z_dim": None, "layers": (8, 4)}, "rws": {"width": None, "z_dim": None, "layers": (8, 4)}}
+         "bihm": {"width": None, "z_dim": None, "layers": (8, 4)}, "rws": {"width": None, "z_dim": None, "layers": (8, 4)},
+         "ebgan_ln": {"width": None, "hidden": (16, 8), "g_hidden": (16,), "labels": 20, "labelled_batch": 16}}
 
 
 def _steps(method_name: str, data: str, n: int = 2, **extra):
@@ -41,7 +42,9 @@ def test_every_method_on_images(name, data):
         with pytest.raises(ebmlab.EbmlabError, match="of kind 'image'"):
             _steps(name, data)
         return
-    m, ds, s = _steps(name, data)
+    # a semi-supervised method takes one label per class of the 1000 of a stacked set
+    m, ds, s = _steps(name, data, **({"labels": 1000} if METHODS[name].needs_labels and data == "stacked_digits"
+                                     else {}))
     assert s.shape == (5, *ds.shape) and torch.isfinite(s).all()
     lo, hi = ds.spec.value_range
     if name not in ("vae",):  # a Gaussian decoder's means are not confined to the range
@@ -81,6 +84,10 @@ def test_every_method_on_user_vectors(name, user_npz):
     if METHODS[name].data_kinds is not None and "vectors" not in METHODS[name].data_kinds:
         with pytest.raises(ebmlab.EbmlabError, match="of kind 'vectors'"):
             _steps(name, user_npz)
+        return
+    if METHODS[name].needs_labels:  # the file has no y_train
+        with pytest.raises(ebmlab.EbmlabError, match="no class labels"):
+            _steps(name, user_npz, width=None)
         return
     m, ds, s = _steps(name, user_npz, **({"width": None} if name != "vgan_vcd" else {"width": None}))
     assert ds.kind == "vectors" and s.shape == (5, 6)

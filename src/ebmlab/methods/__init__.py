@@ -7,6 +7,7 @@ from .base import Method
 from .bib import BIB_METHODS
 from .bihm import RWS, BiHM
 from .ebgan import EBGAN, EBGANPT
+from .ebgan_ln import EBGANLN
 from .gan import GAN
 from .kale import KALE
 from .lbt import LBT, LBTGAN
@@ -21,7 +22,7 @@ METHODS: dict[str, type[Method]] = {
     "kale": KALE,
     **BIB_METHODS,
     "vae": VAE, "lbt": LBT, "lbt_gan": LBTGAN,
-    "ebgan": EBGAN, "ebgan_pt": EBGANPT,
+    "ebgan": EBGAN, "ebgan_pt": EBGANPT, "ebgan_ln": EBGANLN,
     "bihm": BiHM, "rws": RWS,
 }
 

@@ -41,7 +41,8 @@ class Method(abc.ABC):
     energy_defines_density: ClassVar[bool] = True
     # the data kinds the method models (None: any); others are refused when the method is built
     data_kinds: ClassVar[tuple[str, ...] | None] = None
-    data_hint: ClassVar[str] = ""  # what to use instead, for that message
+    data_hint: ClassVar[str] = ""
+    needs_labels: ClassVar[bool] = False  # trains on class labels too (semi-supervised): a labelled data set  # what to use instead, for that message
     progress_keys: ClassVar[tuple[str, ...]] = ()  # training metrics on the progress bar (empty: the first three)
     # the networks the method's samples come from: the ones the run option ``ema`` averages (ebmlab.recipe)
     sampling_networks: ClassVar[tuple[str, ...]] = ("generator",)
@@ -91,6 +92,10 @@ class Method(abc.ABC):
     def generate(self, z: Tensor) -> Tensor:
         """G(z): latent [b, d] → data [b, *shape] (differentiable; used by energy-guided latent samplers)."""
         raise EbmlabError(f"method {self.name!r} has no latent generator")
+
+    def attach_data(self, dataset: Any) -> None:
+        """Called once, after construction and before training or loading, with the run's data set: for methods
+        that need more of it than batches (EBGAN-LN's labelled subset and class count). Nothing by default."""
 
     def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
         """Method-specific evaluation numbers (bounds, estimator likelihoods); none by default."""
