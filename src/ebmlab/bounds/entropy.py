@@ -29,7 +29,9 @@ Differences from EBM-BB (``train/train_image.py``, ``compute_entropy_s``/``RaRit
   ``autograd.grad`` (``_LinearisedG``; on the CPU about twice as fast as ``torch.func.jvp`` for conv
   generators); J v and J p are carried between iterations, so an iteration needs one J·w product, not three;
 - the first LOBPCG iteration works in span{v, r} (no random p), later ones in span{v, r, p}; the basis is
-  orthonormalised by QR rather than by an SVD of the stacked columns (same span, cheaper);
+  orthonormalised by Gram–Schmidt and solved by one-sided Jacobi rotations of J·Q in float64, rather than by
+  SVDs of the stacked columns and of J·Q (same span and Ritz vector; on a GPU the batched SVDs are thousands
+  of tiny kernels, and LAPACK's status checks synchronise with the host);
 - rows whose update is not finite keep their previous v (the original copies only the finite rows as well,
   but then prints and returns ``None`` for the whole batch if any final μ is NaN); such rows are reported in
   ``valid`` and left out of the batch mean rather than poisoning it;
@@ -234,8 +236,82 @@ class _LinearisedG:
             return torch.autograd.grad(self.x, self.z, y, retain_graph=True)[0].detach()
 
 
+def _orthonormalise(S: Tensor, JS: Tensor, tol: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Q, J Q and the kept-column mask of the trial columns S [b, d, k] (k ≤ 3) with their images JS [b, D, k].
+
+    Classical Gram–Schmidt, twice (CGS2, orthogonal to working precision), on the columns in order; every step
+    is applied to JS too, so J Q follows from J S by the same linear combinations (J is linear) without a
+    triangular solve. A column whose remainder is below ``tol`` times its own norm depends on the earlier ones
+    (always the third column when d = 2; r when v is already a singular vector) and is dropped: its Q and J Q
+    columns are zero. Only elementwise operations and reductions: no factorisation, no host synchronisation."""
+    qs: list[Tensor] = []
+    jqs: list[Tensor] = []
+    keep: list[Tensor] = []
+    for j in range(S.shape[-1]):
+        s, js = S[..., j], JS[..., j]
+        n0 = s.norm(dim=1)
+        for _ in range(2):
+            for q, jq in zip(qs, jqs):
+                h = (q * s).sum(dim=1, keepdim=True)
+                s, js = s - h * q, js - h * jq
+        n = s.norm(dim=1)
+        ok = n > tol * n0
+        inv = torch.where(ok, 1 / n.clamp_min(torch.finfo(n.dtype).tiny), torch.zeros_like(n))[:, None]
+        qs.append(s * inv)
+        jqs.append(js * inv)
+        keep.append(ok)
+    return torch.stack(qs, dim=-1), torch.stack(jqs, dim=-1), torch.stack(keep, dim=-1)
+
+
+def _smallest_ritz_vector(JQ: Tensor, keep: Tensor, sweeps: int = 4) -> Tensor:
+    """Coefficients c [b, k] (unit) of the Ritz vector Q c with the smallest ‖J Q c‖, over the kept columns.
+
+    The right singular vector of J Q [b, D, k] (k ≤ 3) for its smallest singular value, by one-sided (Hestenes)
+    Jacobi in float64: plane rotations of pairs of columns until they are orthogonal, accumulated in V; the
+    column of J Q V with the smallest norm is then J Q c. A rotation is chosen from the inner products of the
+    current columns (not from a k×k Gram matrix formed once), which keeps the relative accuracy of an SVD —
+    solving (J Q)ᵀ(J Q) instead loses it, and LOBPCG's later iterations then drift off a converged vector. A
+    fixed number of sweeps (quadratic convergence: 4 reach float64 precision for k ≤ 3, 3 leave 10⁻¹⁰) of
+    batched elementwise operations: no LAPACK call, no status read on the host, a few hundred small kernels on a
+    GPU instead of a batched SVD's thousands. Dropped columns are zero, are never rotated into the others (their
+    inner products are 0), and are excluded from the choice."""
+    cols = [JQ[..., j].double() for j in range(JQ.shape[-1])]
+    k = len(cols)
+    eye = torch.eye(k, dtype=torch.float64, device=JQ.device)
+    vs = [eye[j].expand(JQ.shape[0], k) for j in range(k)]
+    tiny, eps = torch.finfo(torch.float64).tiny, torch.finfo(torch.float64).eps
+    for _ in range(sweeps):
+        for p in range(k - 1):
+            for q in range(p + 1, k):
+                ap, aq = cols[p], cols[q]
+                alpha, beta, gamma = (ap * ap).sum(1), (aq * aq).sum(1), (ap * aq).sum(1)
+                diff = beta - alpha
+                sgn = torch.where(diff >= 0, 1.0, -1.0).to(torch.float64)
+                # t = tan θ of the rotation that makes the pair orthogonal (|θ| ≤ π/4); exactly 0 when the pair is
+                # orthogonal to working precision (the SVD's deflation: a converged v then gets c = e₁ exactly and
+                # p = 0, instead of rounding noise that later iterations would amplify)
+                t = 2 * gamma * sgn / (diff.abs() + torch.sqrt(diff * diff + 4 * gamma * gamma)).clamp_min(tiny)
+                t = torch.where(gamma.abs() > eps * torch.sqrt(alpha * beta), t, torch.zeros_like(t))
+                c = torch.rsqrt(1 + t * t)[:, None]
+                s = t[:, None] * c
+                cols[p], cols[q] = c * ap - s * aq, s * ap + c * aq
+                vs[p], vs[q] = c * vs[p] - s * vs[q], s * vs[p] + c * vs[q]
+    norms = torch.stack([(a * a).sum(1) for a in cols], dim=1)
+    norms = torch.where(keep, norms, torch.full_like(norms, math.inf))
+    V = torch.stack(vs, dim=2)  # [b, k, k]: columns are the right singular vectors
+    i = norms.argmin(dim=1)
+    c = torch.gather(V, 2, i[:, None, None].expand(-1, k, 1)).squeeze(2)
+    return c.to(JQ.dtype)
+
+
+
+
+# from this LOBPCG iteration on (0-based), J p is recomputed rather than carried (see lobpcg_smin)
+EXACT_JP_FROM = 2
+
+
 def lobpcg_smin(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.Generator | None = None,
-                v0: Tensor | None = None) -> SminEstimate:
+                v0: Tensor | None = None, sync_free: bool = False) -> SminEstimate:
     """Smallest singular value of each J_z by matrix-free block-1 LOBPCG on JᵀJ (Knyazev 2001).
 
     G: row-wise generator z[b, d] → x[b, ...] (see the module docstring on BatchNorm; G needs double-backward
@@ -245,11 +321,17 @@ def lobpcg_smin(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.
 
     Iteration (all rows at once, detached): with unit v and μ = ‖J v‖, the residual of the eigenproblem
     JᵀJ v = μ² v is r = Jᵀ(J v) − μ² v; the trial space S = [v, r, p] (p the previous search direction) is
-    orthonormalised, S = Q R, and Rayleigh–Ritz on J·Q (a D×3 SVD) gives the right singular vector c of the
-    smallest singular value; v ← Q c, p ← Q[:, 1:] c[1:]. J v and J p are carried between iterations and, J
-    being linear, J Q = (J S) R⁻¹, so an iteration needs one J·w product (J r) and one Jᵀ·y product. Rows where
-    S is nearly rank-deficient (‖S_k‖/|R_kk| beyond 1/√eps, e.g. always when d ≤ 2) take explicit products
-    J Q[:, j] instead. Rows whose update is not finite keep their previous v and restart p.
+    orthonormalised by Gram–Schmidt (``_orthonormalise``; a column within √eps of the span of the earlier ones
+    is dropped — always one when d ≤ 2), and Rayleigh–Ritz on J·Q (``_smallest_ritz_vector``: one-sided Jacobi
+    in float64) gives the coefficients c of its smallest singular value;
+    v ← Q c, p ← Q[:, 1:] c[1:]. J v and J p are carried between iterations and, J being linear, J Q follows
+    from J S by the same combinations as Q from S, so an iteration needs one J·w product (J r) and one Jᵀ·y
+    product. Rows whose update is not finite keep their previous v and restart p. Carrying J p is exact in exact
+    arithmetic, but once v has converged p is small, Gram–Schmidt divides by its small remainder, and the
+    rounding of the carried J p grows tenfold an iteration until Rayleigh–Ritz is steered off the singular vector
+    (measured: errors of 10⁻¹ after 30 iterations); so from the third iteration on J p is recomputed (one more
+    J·w product an iteration) — a training step's 2 iterations carry it as before. The iteration makes no host
+    synchronisation (no data-dependent branch, no LAPACK status to read).
 
     All products come from one forward pass of G and double backward (``_LinearisedG``). Returns
     s_min = ‖J v‖/‖v‖ for the final (detached) v with the graph to G's parameters and to z (as ⟨v, Jᵀu⟩/‖u‖
@@ -258,8 +340,12 @@ def lobpcg_smin(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.
     so its gradient is that of the true s_min (Hellmann–Feynman). Always s_min ≥ the true one (a Rayleigh
     quotient), so with few iterations d · log s_min over-estimates d · log s_min(J). Rows that are not
     finite are left out of the graph: if any, G is re-run on the valid rows for the graph-carrying term
-    (a NaN row inside the graph would turn every parameter gradient into NaN: 0 · NaN = NaN).
-    Cost: one forward and two backwards of G with graph, (n_iter + 1) J·w and n_iter Jᵀ·y products.
+    (a NaN row inside the graph would turn every parameter gradient into NaN: 0 · NaN = NaN). With
+    ``sync_free`` the invalid rows are instead masked (u = 0, v = 0) inside the one graph, which makes the
+    whole call free of host synchronisation (a training step, a CUDA graph): then a row whose G(z) itself is
+    not finite would poison the parameter gradient — but such a G(z) already makes a training loss non-finite.
+    Cost: one forward and two backwards of G with graph, n_iter + 1 (+ n_iter − 2 beyond two iterations) J·w
+    and n_iter Jᵀ·y products.
     """
     _check_latent(z)
     b, d = z.shape
@@ -283,7 +369,9 @@ def lobpcg_smin(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.
         p: Tensor | None = None
         Jp: Tensor | None = None
         tol = math.sqrt(torch.finfo(z.dtype).eps)
-        for _ in range(n_iter):
+        for it in range(n_iter):
+            if it >= EXACT_JP_FROM and p is not None:
+                Jp = lin.jvp(p)  # carried J p drifts from p once v has converged (docstring)
             mu2 = (Jv * Jv).sum(dim=1, keepdim=True)
             r = lin.vjp(Jv) - mu2 * v
             Jr = lin.jvp(r)  # the one new J·w product of the iteration
@@ -293,25 +381,9 @@ def lobpcg_smin(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.
             # LAPACK may refuse non-finite input: zero those rows and leave them out of the update.
             S = torch.where(ok[:, None, None], S, torch.zeros_like(S))
             JS = torch.where(ok[:, None, None], JS, torch.zeros_like(JS))
-            Q, R = torch.linalg.qr(S)  # Householder QR: Q is orthonormal even when r or p vanish
-            # R⁻¹ amplifies rounding error by ‖S_k‖/|R_kk| where a column of S nearly depends on the others
-            if R.shape[-2] == R.shape[-1]:
-                well = ok & (R.diagonal(dim1=-2, dim2=-1).abs() > tol * S.norm(dim=1)).all(dim=1)
-                eye = torch.eye(R.shape[-1], dtype=R.dtype, device=R.device)
-                JQ = torch.linalg.solve_triangular(torch.where(well[:, None, None], R, eye), JS, upper=True,
-                                                   left=False)
-            else:  # more columns than latent dimensions (d ≤ 2): S is rank-deficient by construction
-                well = torch.zeros_like(ok)
-                JQ = JS.new_zeros(b, JS.shape[1], Q.shape[-1])
-            redo = ok & ~well
-            if redo.any():
-                # products on every row (the graph is batched) but only the redo rows are used
-                JQ = torch.where(redo[:, None, None],
-                                 torch.stack([lin.jvp(Q[..., j]) for j in range(Q.shape[-1])], dim=-1), JQ)
-            ok &= _finite_rows(JQ)
-            JQ = torch.where(ok[:, None, None], JQ, torch.zeros_like(JQ))
-            _, _, Vh = torch.linalg.svd(JQ, full_matrices=False)
-            c = Vh[:, -1, :]  # right singular vector of the smallest singular value, [b, k]
+            Q, JQ, keep = _orthonormalise(S, JS, tol)
+            keep &= ok[:, None]
+            c = _smallest_ritz_vector(JQ, keep)  # [b, k]
             v_new = (Q @ c.unsqueeze(-1)).squeeze(-1)
             p_new = (Q[..., 1:] @ c[:, 1:].unsqueeze(-1)).squeeze(-1)
             Jv_new = (JQ @ c.unsqueeze(-1)).squeeze(-1)
@@ -326,6 +398,19 @@ def lobpcg_smin(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.
             Jp = torch.where(okc, Jp_new, torch.zeros_like(Jp_new))
         valid = _finite_rows(Jv) & (Jv.norm(dim=1) > 0)
     v = v.detach()
+    if sync_free:
+        tiny = torch.finfo(z.dtype).tiny
+        u = torch.where(valid[:, None], Jv, torch.zeros_like(Jv))
+        vv = torch.where(valid[:, None], v, torch.zeros_like(v))
+        if not want_graph:
+            s_all = u.norm(dim=1) / vv.norm(dim=1).clamp_min(tiny)
+        else:
+            with torch.enable_grad():
+                Jt_u = torch.autograd.grad(lin.x, lin.z, u, create_graph=True)[0]
+                s_all = (vv * Jt_u).sum(dim=1) / (u.norm(dim=1) * vv.norm(dim=1)).clamp_min(tiny)
+        s_min = torch.where(valid, s_all, torch.full_like(s_all, math.nan))
+        valid = valid & torch.isfinite(s_min.detach()) & (s_min.detach() > 0)
+        return SminEstimate(s_min=s_min, v=v, valid=valid)
     s_min = torch.full((b,), math.nan, dtype=z.dtype, device=z.device)
     if valid.any():
         # ‖J_θ v‖ with its graph, from u = J v (detached, carried above): ∂‖J_θ v‖ = uᵀ ∂(J_θ v)/‖u‖ and
@@ -352,13 +437,14 @@ def lobpcg_smin(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.
 
 
 def lobpcg_entropy(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.Generator | None = None,
-                   v0: Tensor | None = None, z_std: float = 1.0) -> EntropyBound:
+                   v0: Tensor | None = None, z_std: float = 1.0, sync_free: bool = False) -> EntropyBound:
     """Lower-bound estimate H(z) + d · mean log s_min with s_min from ``lobpcg_smin`` (images), nats.
 
     G: row-wise generator; z: [b, d]. Examples whose s_min is not finite and positive are left out of the
-    mean and flagged in ``valid``; ``v`` is returned for a warm start at the next call.
+    mean and flagged in ``valid``; ``v`` is returned for a warm start at the next call. ``sync_free``: see
+    ``lobpcg_smin`` (a training step's setting).
     """
-    est = lobpcg_smin(G, z, n_iter=n_iter, generator=generator, v0=v0)
+    est = lobpcg_smin(G, z, n_iter=n_iter, generator=generator, v0=v0, sync_free=sync_free)
     # log of 1 on invalid rows keeps NaN/−inf out of the backward pass; those rows are excluded anyway.
     safe = torch.where(est.valid, est.s_min, torch.ones_like(est.s_min))
     log_volume = torch.where(est.valid, z.shape[1] * torch.log(safe), torch.full_like(safe, math.nan))

@@ -55,10 +55,13 @@ def gaussian_nll(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
 
 def noise_entropy(D: int, sigma: float | Tensor) -> Tensor:
     """H(σε) = (D/2) log(2πeσ²), nats, for ε ~ N(0, I_D); differentiable in a tensor σ."""
+    msg = "The generator noise σ must be > 0 (the bound counts its entropy)"
     if not torch.is_tensor(sigma):
+        if not float(sigma) > 0:
+            raise ValueError(f"{msg}, got {sigma}.")
         sigma = torch.tensor(float(sigma), dtype=torch.float64)
-    if (sigma <= 0).any():
-        raise ValueError(f"The generator noise σ must be > 0 (the bound counts its entropy), got {sigma}.")
+    else:  # checked on the device: no host synchronisation inside a training step
+        torch._assert_async(torch.all(sigma > 0), msg)
     return D * (0.5 * LOG_2PI_E + torch.log(sigma))
 
 

@@ -73,7 +73,8 @@ def _latent_score(G: Callable[[Tensor], Tensor], z: Tensor, volume: Volume, z_st
             log_volume = (0.5 * torch.linalg.slogdet(J.transpose(1, 2) @ J)[1] if volume == "logdet"
                           else d * torch.log(torch.linalg.svdvals(J)[:, -1]))
         elif volume == "lobpcg":
-            est = lobpcg_smin(G, zz, n_iter=n_iter, generator=generator)
+            # sync-free: only z-gradients are taken here, and a row-wise G keeps each row's to itself
+            est = lobpcg_smin(G, zz, n_iter=n_iter, generator=generator, sync_free=True)
             safe = torch.where(est.valid, est.s_min, torch.ones_like(est.s_min))
             log_volume = d * torch.log(safe)
         else:

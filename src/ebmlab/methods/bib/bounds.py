@@ -101,16 +101,16 @@ class JacobianLower(LowerBound):
             raise EbmlabError(f"the Jacobian lower bound needs z_dim ≤ data dimension ({spec.dim}), got z_dim="
                               f"{config.z_dim}; lower z_dim or use lower=mi")
 
-    def entropy(self, z: Tensor, generator: torch.Generator):
+    def entropy(self, z: Tensor, generator: torch.Generator, sync_free: bool = False):
         c, G = self.config, self.G
         if c.estimator == "logdet":
             return logdet_entropy(G, z, jac_mode=c.jac_mode)
         if c.estimator == "smin":
             return smin_entropy_exact(G, z, jac_mode=c.jac_mode)
-        return lobpcg_entropy(G, z, n_iter=c.lobpcg_iters, generator=generator)
+        return lobpcg_entropy(G, z, n_iter=c.lobpcg_iters, generator=generator, sync_free=sync_free)
 
     def training_term(self, z, generator):
-        h = self.entropy(z, generator)
+        h = self.entropy(z, generator, sync_free=True)  # no host synchronisation inside a training step
         x = h.x if h.x is not None else self.G(z)  # the exact estimators computed G(z) with J
         return h.entropy, x, {"valid_frac": h.valid.float().mean().detach()}
 

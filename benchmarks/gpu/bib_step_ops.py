@@ -1,0 +1,89 @@
+"""What one BiB training step on 32×32 colour images launches: aten operations by name (each one or more kernels
+on a GPU, so the count is a device-free proxy for launches), host reads of tensor values (each a device → host wait
+on a GPU) and, on this machine, the step's CPU time. Run it once per checkout to compare two versions:
+
+    PYTHONPATH=OTHER_CHECKOUT/src python benchmarks/gpu/bib_step_ops.py [--steps 3] [--threads 2]
+
+Data: 512 random 3×32×32 uint8 images written to a temporary .npz (the shape is what matters); the BiB image
+preset (its 32×32 DCGAN pair, LOBPCG with 2 iterations) at batch 64. Prints one JSON line.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import Counter
+
+import numpy as np
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+
+SYNCS = {"item", "__bool__", "__float__", "__int__", "__index__", "tolist", "numpy", "nonzero"}
+
+
+class Ops(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.ops: Counter = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+class Syncs(TorchFunctionMode):
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in SYNCS:
+            frame = sys._getframe(1)
+            if "torch/optim" not in frame.f_code.co_filename:
+                self.n += 1
+        return func(*args, **(kwargs or {}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--method", default="bib")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    import ebmlab
+    from ebmlab.config import resolve_config
+    from ebmlab.data import get_dataset
+    from ebmlab.trainer import build_method
+
+    with tempfile.TemporaryDirectory() as d:
+        path = f"{d}/cifar_shaped.npz"
+        rng = np.random.default_rng(0)
+        np.savez(path, x=rng.integers(0, 256, size=(512, 3, 32, 32), dtype=np.uint8))
+        cfg = resolve_config(a.method, path, overrides={"batch_size": 64, "seed": 0})
+        m = build_method(cfg, torch.device("cpu"))
+        ds = get_dataset(path)
+        g = torch.Generator().manual_seed(0)
+        batch = lambda: ds.train[torch.randint(0, len(ds.train), (64,), generator=g)]  # noqa: E731
+        m.train_step(batch(), 1)  # warm-up (lazy set-up)
+        ops, syncs = Ops(), Syncs()
+        with syncs, ops:
+            m.train_step(batch(), 2)
+        times = []
+        for s in range(a.steps):
+            x = batch()
+            t0 = time.perf_counter()
+            m.train_step(x, 3 + s)
+            times.append(time.perf_counter() - t0)
+    top = {k: v for k, v in ops.ops.most_common(12)}
+    print(json.dumps({"method": a.method, "ebmlab": ebmlab.__file__, "aten_ops_per_step": sum(ops.ops.values()),
+                      "host_reads_per_step": syncs.n, "linalg_ops": {k: v for k, v in ops.ops.items() if "linalg" in k
+                                                                      or k in ("aten.svd", "aten._linalg_svd")},
+                      "cpu_s_per_step_median": float(np.median(times)), "threads": a.threads,
+                      "top_ops": top}))
+
+
+if __name__ == "__main__":
+    main()
