@@ -313,6 +313,9 @@ CASES = [
                                                  "0"], ["trained on ring8"]),
     ("semisup-out-not-json", lambda tmp, fin: ["semisup", "--data", "digits", "--out", str(tmp / "t.txt")],
      ["NAME.json"]),
+    ("data-on-device-with-workers", _train("data_on_device=on", "num_workers=2", data="digits"),
+     ["num_workers=0", "data_on_device"]),
+    ("data-on-device-unknown", _train("data_on_device=yes"), ["data_on_device", "auto", "off"]),
     ("ebgan-ln-toy-data", lambda tmp, fin: ["train", "ebgan_ln", "--data", "ring8", "--out", str(tmp / "new")],
      ["of kind", "labelled data set"]),
     ("ebgan-ln-unlabelled-npz", lambda tmp, fin: np.savez(tmp / "u.npz", x=np.random.default_rng(0).normal(size=(400, 3)).astype(np.float32)) or

@@ -156,6 +156,9 @@ class RunConfig:
     image_size: int = 0  # a user's image folder is resized to this side (0: keep the images' own size)
     batches: Literal["auto", "epochs", "iid", "balanced"] = "auto"  # auto: iid for toy2d (as always), else epochs
     num_workers: int = 0  # > 0: batches are prepared by a DataLoader with this many worker processes
+    # the training split held on the training device, batches drawn there (ebmlab.data.batches); auto: on CUDA when
+    # it fits in a quarter of the free device memory
+    data_on_device: Literal["auto", "on", "off"] = "auto"
     # the training recipe shared by all methods (ebmlab.recipe)
     lr_schedule: Literal["constant", "linear", "cosine", "step"] = "constant"
     lr_decay_start: int = 0

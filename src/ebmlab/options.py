@@ -46,6 +46,8 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
     "image_size": ("int0", "side to which a folder of images is resized (0: the images' own size)"),
     "batches": ("any", "auto (iid for 2D toys, shuffled epochs otherwise), epochs, iid draws, or balanced (iid with equal counts per mode of a mixture)"),
     "num_workers": ("int0", "DataLoader worker processes preparing batches (0: in the training process)"),
+    "data_on_device": ("any", "hold the training split on the training device and draw batches there: on, off, or "
+                              "auto (CUDA, when it fits in a quarter of the free device memory)"),
     "lr_schedule": ("any", "learning-rate schedule of every optimizer: constant, linear, cosine (decay from "
                             "lr_decay_start to lr_end_factor × lr at the last step) or step"),
     "lr_decay_start": ("int0", "linear/cosine schedules: the step at which the decay begins"),

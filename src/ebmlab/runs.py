@@ -153,8 +153,10 @@ class RunDir:
                     tmp.unlink(missing_ok=True)
 
     # --- run record ------------------------------------------------------------------------------------------
-    def start_record(self, cfg: Any, device: Any, step: int, processes: int = 1) -> dict[str, Any]:
-        """Append this session to run.json (command line, versions, device, threads, processes, start time)."""
+    def start_record(self, cfg: Any, device: Any, step: int, processes: int = 1,
+                     data_on_device: bool = False) -> dict[str, Any]:
+        """Append this session to run.json (command line, versions, device, threads, processes, whether the
+        training split was held on the device, start time)."""
         import platform
         import shlex
         import sys
@@ -167,6 +169,7 @@ class RunDir:
                "cwd": os.getcwd(), "ebmlab_version": __version__, "git_commit": git_commit(),
                "torch_version": torch.__version__, "python": platform.python_version(), "host": platform.node(),
                "device": str(device), "threads": torch.get_num_threads(), "processes": processes,
+               "data_on_device": data_on_device,
                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "start_step": step, "status": "running"}
         sessions.append(rec)
         write_json(self.record_path, {"format": "ebmlab-run-record-1", "sessions": sessions})

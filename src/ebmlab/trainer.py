@@ -31,7 +31,9 @@ from .runs import CHECKPOINT_FORMAT, MetricsLogger, RunDir, check_output_dir, fa
 
 
 # run options a resumed run may change: how long it runs and where, not what it computes
-PLACEMENT = ("steps", "device", "threads", "num_workers")
+PLACEMENT = ("steps", "device", "threads", "num_workers", "data_on_device")
+# data_on_device=auto holds the training split on a CUDA device when it takes at most this fraction of the free memory
+AUTO_DATA_FRACTION = 0.25
 
 
 def pick_device(name: str, world: distributed.World | None = None) -> torch.device:
@@ -150,6 +152,8 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
                                world=world.size if world else 1)  # refuses a batch the data cannot give
         device = pick_device(rc.device, world)
         method = build_method(cfg, device, world)
+        if _data_on_device(rc, ds, device):
+            batches.on_device(device)
         main = world is None or world.is_main
         if echo and main:
             print(cfg.echo(), flush=True)
@@ -165,6 +169,19 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
                            world=world)
     finally:
         distributed.finish(world)
+
+
+def _data_on_device(rc: RunConfig, ds, device: torch.device) -> bool:
+    """Whether the training split is held on the training device (run option ``data_on_device``)."""
+    if rc.data_on_device == "on":
+        if rc.num_workers > 0:
+            raise EbmlabError("data_on_device=on draws the batches on the device, which DataLoader workers cannot "
+                              "share: set num_workers=0, or data_on_device=off to keep the workers")
+        return True
+    if rc.data_on_device == "off" or device.type != "cuda" or rc.num_workers > 0:
+        return False  # auto: on a CPU the arrays are in memory already
+    free, _ = torch.cuda.mem_get_info(device)
+    return ds.device_bytes() <= AUTO_DATA_FRACTION * free
 
 
 def _data_label(data: str) -> str:
@@ -226,7 +243,8 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
     budget.seconds = sum(float(s.get("train_seconds") or 0.0) for s in run.sessions()) if ckpt is not None else 0.0
     if main:
         run.truncate_metrics(start)
-        record = run.start_record(cfg, method.device, start, world.size if world else 1)
+        record = run.start_record(cfg, method.device, start, world.size if world else 1,
+                                  data_on_device=batches.device is not None)
     recipe = method.recipe
     if start >= rc.steps or stopped_by is not None:
         if not main:
@@ -263,8 +281,10 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
     try:
         stream = batches.stream(start, end, num_workers=rc.num_workers)
         budget.start()
+        pin = method.device.type == "cuda"  # host batches: page-locked, so that the copy overlaps the step
         for step, batch in zip(range(start + 1, end + 1), stream):
-            batch = batch.to(method.device, non_blocking=True)
+            if batch.device != method.device:
+                batch = (batch.pin_memory() if pin else batch).to(method.device, non_blocking=True)
             if channels_last and batch.dim() == 4:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             recipe.before_step(step)

@@ -13,6 +13,13 @@ Three schemes (run option ``batches``):
   (``BalancedBatches``; EBM-BB's toy batches).
 ``auto`` picks ``iid`` for toy2d data and ``epochs`` for everything else. A dynamic binarisation draws its
 Bernoulli noise from a generator seeded by (seed, step), so it is a pure function of the step too.
+
+Data on the device (``on_device``; run option ``data_on_device``): the training split is moved to the training
+device once (8-bit images as uint8) and each batch is gathered and encoded there, by the same indices — an
+epoch's permutation crosses to the device once per epoch, an ``iid`` batch's indices once per step — so the
+batches are the same values in the same order, and resuming is exact as before. A dynamic binarisation then
+draws from a generator on the device seeded the same way (on a CUDA device other numbers than the CPU path's,
+but still a pure function of the step).
 """
 
 from __future__ import annotations
@@ -43,6 +50,19 @@ class EpochBatches:
         self.dataset, self.b, self.seed, self.rank, self.world = dataset, batch_size, seed, rank, world
         self.n, self.per_epoch = n, n // batch_size
         self._epoch, self._perm = -1, None
+        self.device: torch.device | None = None  # set by on_device
+        self._raw: Tensor | None = None
+        self._perm_dev: Tensor | None = None
+
+    def on_device(self, device: torch.device) -> None:
+        """Hold the training split on ``device`` and draw every batch there (module docstring)."""
+        self.device = torch.device(device)
+        raw, self._encode = self.dataset.device_split(self.device)
+        # gathered as [n, D] rows and viewed back: a gather from [n, C, H, W] may give a batch whose strides
+        # differ from the host path's (when C = 1), which moves a CPU convolution onto another, rounding-different,
+        # kernel
+        self._raw, self._shape = raw.reshape(len(raw), -1), tuple(raw.shape[1:])
+        self._epoch, self._perm_dev = -1, None
 
     def permutation(self, epoch: int) -> Tensor:
         if epoch != self._epoch:
@@ -56,11 +76,23 @@ class EpochBatches:
         return rows[self.rank::self.world]
 
     def batch(self, step: int) -> Tensor:
-        g = torch.Generator().manual_seed(_seed(self.seed, 29, step, self.rank))
-        return self.dataset.train_batch(self.indices(step), generator=g)
+        seed = _seed(self.seed, 29, step, self.rank)
+        if self._raw is None:
+            return self.dataset.train_batch(self.indices(step), generator=torch.Generator().manual_seed(seed))
+        epoch, k = divmod(step - 1, self.per_epoch)
+        if self._perm_dev is None or epoch != self._epoch:
+            self._perm_dev = self.permutation(epoch).to(self.device)
+        rows = self._raw[self._perm_dev[k * self.b:(k + 1) * self.b][self.rank::self.world]]
+        x = self._encode(rows).view(-1, *self._shape)
+        if getattr(self.dataset, "binarize", None) == "dynamic":
+            x = torch.bernoulli(x, generator=torch.Generator(device=self.device).manual_seed(seed))
+        return x
 
     def stream(self, start: int, end: int, *, num_workers: int = 0) -> Iterator[Tensor]:
         """The batches of steps start+1 … end, in order (through a ``DataLoader`` when ``num_workers`` > 0)."""
+        if num_workers > 0 and self._raw is not None:
+            raise EbmlabError("the batches are drawn on the device (data_on_device); worker processes cannot share "
+                              "it: set num_workers=0 or data_on_device=off")
         if num_workers <= 0:
             for s in range(start + 1, end + 1):
                 yield self.batch(s)
@@ -97,13 +129,22 @@ class IIDBatches:
         if world != 1:
             raise EbmlabError("batches=iid draws from one stateful generator and cannot be sharded; use batches=epochs")
         self.dataset, self.b = dataset, batch_size
-        self.gen = torch.Generator(device="cpu").manual_seed(seed + 2)
+        self.gen = torch.Generator(device="cpu").manual_seed(seed + 2)  # on the CPU wherever the data are
         self.x = dataset.train
+        self.device: torch.device | None = None  # set by on_device
+
+    def on_device(self, device: torch.device) -> None:
+        """Hold the training points on ``device``; the indices are still drawn by the CPU generator (same batches)."""
+        self.device = torch.device(device)
+        self.x = self.dataset.device_split(self.device)[0]
+
+    def _rows(self, idx: Tensor) -> Tensor:
+        return self.x[idx.to(self.x.device)]
 
     def stream(self, start: int, end: int, *, num_workers: int = 0) -> Iterator[Tensor]:
         n = self.x.shape[0]
         for _ in range(start + 1, end + 1):
-            yield self.x[torch.randint(0, n, (self.b,), generator=self.gen)]
+            yield self._rows(torch.randint(0, n, (self.b,), generator=self.gen))
 
     def state_dict(self) -> dict:
         return {"data_generator": self.gen.get_state()}
@@ -135,7 +176,7 @@ class BalancedBatches(IIDBatches):
                 modes = torch.cat([modes, torch.randperm(K, generator=self.gen)[:extra]])
             counts = torch.bincount(modes, minlength=K).tolist()
             idx = torch.cat([m[torch.randint(0, len(m), (c,), generator=self.gen)] for m, c in zip(self.members, counts)])
-            yield self.x[idx[torch.randperm(len(idx), generator=self.gen)]]
+            yield self._rows(idx[torch.randperm(len(idx), generator=self.gen)])
 
 
 def make_batches(dataset, scheme: str, batch_size: int, seed: int, *, rank: int = 0, world: int = 1):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -104,6 +104,13 @@ class ToyDataset:
 
     def train_batch(self, idx: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         return self.train[idx]
+
+    def device_split(self, device: Any) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+        """The training points on ``device`` (already encoded) and the identity encoding."""
+        return self.train.to(device), lambda t: t
+
+    def device_bytes(self) -> int:
+        return int(self.train.numel()) * self.train.element_size()
 
 
 def _mixture(means: Tensor, std: float) -> tuple[Callable, Callable]:
