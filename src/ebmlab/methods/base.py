@@ -93,6 +93,18 @@ class Method(abc.ABC):
         """G(z): latent [b, d] → data [b, *shape] (differentiable; used by energy-guided latent samplers)."""
         raise EbmlabError(f"method {self.name!r} has no latent generator")
 
+    def step_kind(self, step: int) -> str | None:
+        """The kind of training step ``step`` will be, given the method's state now. Steps of one kind run the same
+        operations on tensors of the same shapes with the same Python numbers — what one captured CUDA graph
+        replays — except the first step of a session, which creates optimizer state. None: the step depends on
+        Python numbers that change from step to step and cannot be replayed; ``capture_blocker`` says why.
+        Checked against the operations each step actually runs by ``tests/test_step_kinds.py``."""
+        return None if self.capture_blocker() else "step"
+
+    def capture_blocker(self) -> str | None:
+        """Why this method's steps cannot be replayed from a captured graph (None: they can)."""
+        return None
+
     def attach_data(self, dataset: Any) -> None:
         """Called once, after construction and before training or loading, with the run's data set: for methods
         that need more of it than batches (EBGAN-LN's labelled subset and class count). Nothing by default."""

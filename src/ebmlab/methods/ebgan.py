@@ -190,6 +190,12 @@ class EBGAN(LatentGenerator, Method):
     def pt_weight(self) -> float:
         return 0.0
 
+    def capture_blocker(self) -> str | None:
+        if self.config.margin_schedule != "constant":
+            return (f"margin_schedule={self.config.margin_schedule} changes the margin, a Python number, every step "
+                    f"(a constant margin can be replayed)")
+        return None
+
     def margin(self, step: int) -> float:
         c = self.config
         return margin_at(step, c.margin, c.margin_schedule, c.margin_decay_start, c.margin_decay_steps)

@@ -237,6 +237,12 @@ class KALE(LatentGenerator, Method):
                        self.recipe)
         return loss_kale, gp, e_real, e_fake
 
+    def step_kind(self, step: int) -> str | None:
+        """A burst of ``n_critic_burst`` energy updates, or the usual ``n_critic`` (the fixed base: one kind)."""
+        if self.fixed:
+            return "step"
+        return "burst" if self.base_steps % self.config.burst_every == 0 else "step"
+
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         if self.fixed:
             return self._fixed_base_step(batch)

@@ -284,6 +284,10 @@ class LBT(Method):
         super().__init__(config, **kw)
         _build(self, config)
 
+    def capture_blocker(self) -> str | None:
+        return ("the unrolled look-ahead's Adam bias correction is a Python number of the step count "
+                "(bounds/unroll.py), so every step is its own graph")
+
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         c = self.config
         n_gen = c.est_batch or batch.shape[0]

@@ -126,6 +126,11 @@ class VCD(Method):
         }
         self.pool: Tensor | None = None  # the last transition inputs (sampling starts)
 
+    def step_kind(self, step: int) -> str | None:
+        """While the reservoir fills, each step has its own shapes; once full, one kind."""
+        n = 0 if self.pool is None else len(self.pool)
+        return "step" if n >= self.config.reservoir else f"filling:{n}"
+
     def _recon(self, x_tilde: Tensor, x0: Tensor) -> Tensor:
         if self.config.recon == "l2":
             return (x_tilde - x0).flatten(1).square().sum(1).mean()
