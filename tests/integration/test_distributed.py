@@ -45,7 +45,7 @@ def worker(method: str, run_dir: Path, out: Path, opts: list[str], *, n: int, fl
 
 @pytest.mark.parametrize("method,opts", [
     ("gan", []),
-    ("vae", []),
+    pytest.param("vae", [], marks=pytest.mark.slow),  # as GAN's path (no batch-coupled estimator); benchmarks run it
     ("bib", ["g_batchnorm=false"]),  # (i)+(iii), the default pairing
     pytest.param("lbt", [], marks=pytest.mark.slow),  # run by benchmarks/distributed/bench_distributed.py
 ])
