@@ -54,3 +54,22 @@ for labels in sorted({k[1] for k in rows}):
         d = [100 * (a[s]["err"] - c[s]["err"]) for s in common]
         print(f"- {labels} labels, EBGAN-LN − ladder at equal wall time: {', '.join(f'{v:+.2f}' for v in d)} points "
               f"(mean {np.mean(d):+.2f})")
+
+# the adversarial term over training: mean over seeds of the real and generated images' denoising cost (the energy)
+# and of the fraction of generated images inside the margin (where the hinge pushes them up)
+print()
+print("| setting | labels | step | margin | energy of real images | energy of generated images | hinge active |")
+print("|---|---|---|---|---|---|---|")
+for (setting, labels) in sorted(rows, key=lambda k: (k[1], k[0])):
+    if not setting.startswith("ebgan_ln"):
+        continue
+    logs = defaultdict(list)
+    for d in sorted(out.glob(f"{setting}-l{labels}-s*")):
+        for line in (d / "metrics.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            if r["kind"] == "train" and r["step"] % 500 == 0 and "energy_fake" in r:
+                logs[r["step"]].append(r)
+    for step, rs in sorted(logs.items()):
+        print(f"| {setting} | {labels} | {step} | {np.mean([r['margin'] for r in rs]):.1f} | "
+              f"{np.mean([r['energy_real'] for r in rs]):.1f} | {np.mean([r['energy_fake'] for r in rs]):.1f} | "
+              f"{100 * np.mean([r['hinge_active'] for r in rs]):.0f} % |")
