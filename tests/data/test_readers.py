@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ebmlab.data import get_dataset
-from ebmlab.data.readers import read_cifar10, read_idx, read_image_folder, read_user_array
+from ebmlab.data.readers import read_cifar10, read_idx, read_image_folder, read_svhn, read_user_array
 from ebmlab.errors import EbmlabError
 
 
@@ -113,6 +113,57 @@ def test_cifar_checksum_before_unpickling(tmp_path):
     (d / "data_batch_3").unlink()
     with pytest.raises(EbmlabError, match="data_batch_3"):
         read_cifar10(tmp_path, md5=md5)
+
+
+def _svhn_dir(tmp_path, n=(6, 4)):
+    """SVHN-format .mat files written here: X [32, 32, 3, n] uint8, y [n, 1] in 1..10 (10 = the digit 0)."""
+    import scipy.io
+
+    d = tmp_path / "svhn"
+    d.mkdir()
+    rng = np.random.default_rng(2)
+    md5, truth = {}, {}
+    for name, k in zip(("train_32x32.mat", "test_32x32.mat"), n):
+        X = rng.integers(0, 256, (32, 32, 3, k), dtype=np.uint8)
+        y = (np.arange(k) % 10 + 1).reshape(-1, 1)
+        scipy.io.savemat(d / name, {"X": X, "y": y})
+        md5[name] = hashlib.md5((d / name).read_bytes()).hexdigest()
+        truth[name] = (X, y)
+    return d, md5, truth
+
+
+def test_svhn_reader_layout_labels_and_checksums(tmp_path):
+    d, md5, truth = _svhn_dir(tmp_path)
+    tx, ty, sx, sy = read_svhn(tmp_path, md5=md5)  # finds the svhn sub-folder
+    assert tx.shape == (6, 3, 32, 32) and sx.shape == (4, 3, 32, 32) and tx.dtype == np.uint8
+    X, y = truth["train_32x32.mat"]
+    assert np.array_equal(tx[2, 1], X[:, :, 1, 2])  # image 2, channel 1: the file's X[row, col, channel, image]
+    assert list(ty) == [1, 2, 3, 4, 5, 6] and list(sy) == [1, 2, 3, 4]
+    X = np.zeros((32, 32, 3, 10), np.uint8)
+    import scipy.io
+
+    scipy.io.savemat(d / "test_32x32.mat", {"X": X, "y": np.arange(1, 11).reshape(-1, 1)})
+    assert list(read_svhn(d, md5=None)[3]) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 0]  # 10 is the digit 0
+    with pytest.raises(EbmlabError, match="not the published SVHN file"):
+        read_svhn(d, md5=md5)
+    scipy.io.savemat(d / "test_32x32.mat", {"X": X[:, :, :2], "y": np.ones((10, 1))})
+    with pytest.raises(EbmlabError, match=r"expected X \[32, 32, 3, n\] uint8"):
+        read_svhn(d, md5=None)
+    (d / "test_32x32.mat").write_bytes(b"not a mat file")
+    with pytest.raises(EbmlabError, match="not an SVHN .mat file"):
+        read_svhn(d, md5=None)
+    (d / "train_32x32.mat").unlink()
+    with pytest.raises(EbmlabError, match="train_32x32.mat not found"):
+        read_svhn(d, md5=None)
+
+
+def test_svhn_data_set_checks_the_published_checksums(tmp_path, monkeypatch):
+    monkeypatch.delenv("EBMLAB_DATA", raising=False)
+    _svhn_dir(tmp_path)
+    with pytest.raises(EbmlabError, match="not the published SVHN file"):
+        _ = get_dataset("svhn", data_dir=str(tmp_path)).arrays
+    with pytest.raises(EbmlabError, match="never downloaded"):
+        _ = get_dataset("svhn", data_dir=None).arrays
 
 
 def test_user_npz_vectors_images_binary(tmp_path):

@@ -9,6 +9,8 @@ Built-in names (nothing downloads; files come from a package or a directory the 
 - ``mnist``: the idx files (raw or .gz) from ``DATA_DIR`` or ``DATA_DIR/mnist``; .gz files are checked against
   the published md5s, raw files by their idx header and length only (no published md5 exists for them).
 - ``cifar10``: the python pickles from ``DATA_DIR`` (``cifar-10-batches-py``), each md5-checked before unpickling.
+- ``svhn``: SVHN's cropped digits (``train_32x32.mat``, ``test_32x32.mat``) from ``DATA_DIR`` or ``DATA_DIR/svhn``,
+  each md5-checked before it is parsed; labels 0..9 (the files' 10 is the digit 0); the extra split is not read.
 - ``binarized_mnist``: the standard fixed-binarised MNIST (``binarized_mnist_{train,valid,test}.amat``,
   50k/10k/10k; the valid split is not used) from ``DATA_DIR``.
 - ``stacked_<base>`` for base in digits, fashion, mnist: three independent images of the base set as the three
@@ -34,7 +36,7 @@ import numpy as np
 
 from ..errors import EbmlabError
 from .base import ArrayDataset, Arrays, DataSpec, as_float, uint8_to_signed, uint8_to_unit
-from .readers import read_amat, read_cifar10, read_idx_pair, read_image_folder, read_user_array
+from .readers import read_amat, read_cifar10, read_idx_pair, read_image_folder, read_svhn, read_user_array
 
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MD5_RAW = {  # decompressed content (EVALUATION.md)
@@ -54,6 +56,7 @@ CIFAR10_MD5 = {
     "data_batch_3": "54ebc095f3ab1f0389bbae665268c751", "data_batch_4": "634d18415352ddfa80567beed471001a",
     "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb", "test_batch": "40351d587109b95175f43aff81a1287e",
 }
+SVHN_MD5 = {"train_32x32.mat": "e26dedcc434d2e4c54c9b2d4a06d8373", "test_32x32.mat": "eb5a983be6a315427106f1b164d9cef3"}
 STACKED_TRAIN, STACKED_TEST = 60_000, 26_000
 STACK_SEEDS = (101, 202)
 BINARIZE_SEEDS = (0, 1)
@@ -125,6 +128,12 @@ def _load_cifar10(data_dir: str | None) -> Arrays:
     return Arrays(tx, sx, ty, sy)
 
 
+def _load_svhn(data_dir: str | None) -> Arrays:
+    d = _need_dir(data_dir, "SVHN", "train_32x32.mat and test_32x32.mat (SVHN's cropped digits)")
+    tx, ty, sx, sy = read_svhn(d, md5=SVHN_MD5)
+    return Arrays(tx, sx, ty, sy)
+
+
 def _load_binarized_mnist(data_dir: str | None) -> Arrays:
     names = "binarized_mnist_train.amat, binarized_mnist_valid.amat, binarized_mnist_test.amat"
     d = _need_dir(data_dir, "binarized_mnist", names)
@@ -141,6 +150,8 @@ BASES = {
     "fashion": ("Fashion-MNIST, 28x28 grey, 60k/10k, 10 classes (Debian dataset-fashion-mnist)", (1, 28, 28), _load_fashion),
     "mnist": ("MNIST, 28x28 grey, 60k/10k, 10 classes (idx files from DATA_DIR)", (1, 28, 28), _load_mnist),
     "cifar10": ("CIFAR-10, 32x32 colour, 50k/10k, 10 classes (python pickles from DATA_DIR)", (3, 32, 32), _load_cifar10),
+    "svhn": ("SVHN cropped digits, 32x32 colour, 73k/26k, 10 classes (train_32x32.mat, test_32x32.mat from DATA_DIR)",
+             (3, 32, 32), _load_svhn),
 }
 STACKABLE = ("digits", "fashion", "mnist")
 

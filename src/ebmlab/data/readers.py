@@ -143,6 +143,49 @@ def read_cifar10(directory: str | Path, *, md5: dict[str, str] | None) -> tuple[
     return train_x, train_y, parts["test_batch"][0], parts["test_batch"][1]
 
 
+def read_svhn(directory: str | Path, *, md5: dict[str, str] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                        np.ndarray]:
+    """SVHN's cropped digits (``train_32x32.mat``, ``test_32x32.mat``: MATLAB 5 files holding X [32, 32, 3, n]
+    uint8 and y [n, 1] with labels 1..10, where 10 stands for the digit 0) from ``directory`` or its ``svhn``
+    sub-folder: (train_x [n, 3, 32, 32] uint8, train_y 0..9, test_x, test_y).
+
+    Each file's md5 is checked against ``md5[name]`` before it is parsed (``md5=None`` skips the check: for files
+    whose content the caller made itself). The extra split is not read.
+    """
+    import io
+
+    import scipy.io
+
+    d = Path(directory)
+    if (d / "svhn").is_dir():
+        d = d / "svhn"
+    names = ["train_32x32.mat", "test_32x32.mat"]
+    missing = [n for n in names if not (d / n).is_file()]
+    if missing:
+        raise EbmlabError(f"svhn: {', '.join(missing)} not found in {d}; expected SVHN's cropped-digit files "
+                          f"train_32x32.mat and test_32x32.mat (format 2)")
+    out = []
+    for n in names:
+        blob = _read_bytes(d / n)
+        if md5 is not None and md5_of(blob) != md5[n]:
+            raise EbmlabError(f"{d / n} has md5 {md5_of(blob)}, expected {md5[n]}: not the published SVHN file; "
+                              f"replace it with the original")
+        try:
+            mat = scipy.io.loadmat(io.BytesIO(blob))
+            X, y = np.asarray(mat["X"]), np.asarray(mat["y"])
+        except Exception as exc:  # a file that is not a MATLAB 5 file with X and y
+            raise EbmlabError(f"{d / n} is not an SVHN .mat file with arrays X and y ({type(exc).__name__}: "
+                              f"{exc})") from None
+        if X.ndim != 4 or X.shape[:3] != (32, 32, 3) or X.dtype != np.uint8 or y.size != X.shape[3]:
+            raise EbmlabError(f"{d / n}: X of shape {X.shape} ({X.dtype}) with {y.size} labels; expected X "
+                              f"[32, 32, 3, n] uint8 and n labels")
+        y = y.reshape(-1).astype(np.int64)
+        if y.min() < 1 or y.max() > 10:
+            raise EbmlabError(f"{d / n}: labels range over {y.min()}..{y.max()}; SVHN's are 1..10 (10 for the digit 0)")
+        out += [np.ascontiguousarray(X.transpose(3, 2, 0, 1)), y % 10]
+    return out[0], out[1], out[2], out[3]
+
+
 def read_amat(path: str | Path, dim: int = 784) -> np.ndarray:
     """A fixed-binarised MNIST ``.amat`` file: rows of ``dim`` space-separated 0/1 values, as uint8 [n, dim]."""
     path = Path(path)
