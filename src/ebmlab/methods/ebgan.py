@@ -115,6 +115,24 @@ def margin_at(step: int, margin: float, schedule: str = "constant", start: int =
     raise EbmlabError(f"margin_schedule must be one of 'constant', 'linear', 'cosine', got {schedule!r}")
 
 
+class MarginSchedule:
+    """The margin over training for methods whose Config has margin, margin_schedule, margin_decay_start and
+    margin_decay_steps (EBGAN, EBGAN-PT, EBGAN-LN); a decaying margin is a Python number of the step, which a
+    replayed CUDA graph cannot follow. Put it before :class:`Method` in the bases."""
+
+    config: Any
+
+    def capture_blocker(self) -> str | None:
+        if self.config.margin_schedule != "constant":
+            return (f"margin_schedule={self.config.margin_schedule} changes the margin, a Python number, every step "
+                    f"(a constant margin can be replayed)")
+        return None
+
+    def margin(self, step: int) -> float:
+        c = self.config
+        return margin_at(step, c.margin, c.margin_schedule, c.margin_decay_start, c.margin_decay_steps)
+
+
 # --- config and method -------------------------------------------------------------------------------------
 
 
@@ -161,7 +179,7 @@ class EBGANPTConfig(EBGANConfig):
     pt_weight: float = 0.1  # weight of the pull-away term in the generator loss (paper: 0.1)
 
 
-class EBGAN(LatentGenerator, Method):
+class EBGAN(MarginSchedule, LatentGenerator, Method):
     name = "ebgan"
     progress_keys = ("loss_d", "energy_real", "energy_fake", "margin")  # shown on the progress bar
     Config = EBGANConfig
@@ -189,16 +207,6 @@ class EBGAN(LatentGenerator, Method):
     @property
     def pt_weight(self) -> float:
         return 0.0
-
-    def capture_blocker(self) -> str | None:
-        if self.config.margin_schedule != "constant":
-            return (f"margin_schedule={self.config.margin_schedule} changes the margin, a Python number, every step "
-                    f"(a constant margin can be replayed)")
-        return None
-
-    def margin(self, step: int) -> float:
-        c = self.config
-        return margin_at(step, c.margin, c.margin_schedule, c.margin_decay_start, c.margin_decay_steps)
 
     def energy_and_code(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """D(x) [N] (reconstruction error, gradient through the target x too) and the codes Enc(x) [N, k]."""

@@ -51,7 +51,7 @@ from ..nets import build
 from ..nets.ladder import Ladder
 from ..rng import randint
 from .base import LatentGenerator, Method, adam, frozen, optimizer_step
-from .ebgan import margin_at
+from .ebgan import MarginSchedule, margin_at
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
 }
 
 
-class EBGANLN(LatentGenerator, Method):
+class EBGANLN(MarginSchedule, LatentGenerator, Method):
     name = "ebgan_ln"
     Config = EBGANLNConfig
     options = OPTIONS
@@ -150,16 +150,6 @@ class EBGANLN(LatentGenerator, Method):
     def adversarial(self) -> bool:
         c = self.config
         return not (c.margin == 0 and c.margin_schedule == "constant")
-
-    def capture_blocker(self) -> str | None:
-        if self.config.margin_schedule != "constant":
-            return (f"margin_schedule={self.config.margin_schedule} changes the margin, a Python number, every step "
-                    f"(a constant margin can be replayed)")
-        return None
-
-    def margin(self, step: int) -> float:
-        c = self.config
-        return margin_at(step, c.margin, c.margin_schedule, c.margin_decay_start, c.margin_decay_steps)
 
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         c, lad = self.config, self._ladder()
