@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ebmlab"
 # lowest first; a module may import modules of its own layer or below
 LAYERS = [
     {"errors", "metadata", "rng"},
-    {"distributed", "quadrature", "runs", "budget"},  # plumbing: processes, 2D integration, atomic files and run directories
+    {"distributed", "quadrature", "runs", "budget", "syncs"},  # plumbing: processes, 2D integration, atomic files and run directories
     {"data"},
     {"nets"},
     {"bounds"},

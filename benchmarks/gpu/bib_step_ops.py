@@ -10,18 +10,13 @@ preset (its 32×32 DCGAN pair, LOBPCG with 2 iterations) at batch 64. Prints one
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from collections import Counter
 
 import numpy as np
 import torch
-from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
-
-SYNCS = {"item", "__bool__", "__float__", "__int__", "__index__", "tolist", "numpy", "nonzero"}
-
 
 class Ops(TorchDispatchMode):
     def __init__(self):
@@ -30,19 +25,6 @@ class Ops(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.ops[str(func.overloadpacket)] += 1
-        return func(*args, **(kwargs or {}))
-
-
-class Syncs(TorchFunctionMode):
-    def __init__(self):
-        super().__init__()
-        self.n = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if getattr(func, "__name__", "") in SYNCS:
-            frame = sys._getframe(1)
-            if "torch/optim" not in frame.f_code.co_filename:
-                self.n += 1
         return func(*args, **(kwargs or {}))
 
 
@@ -56,6 +38,7 @@ def main() -> None:
     import ebmlab
     from ebmlab.config import resolve_config
     from ebmlab.data import get_dataset
+    from ebmlab.syncs import CountHostReads
     from ebmlab.trainer import build_method
 
     with tempfile.TemporaryDirectory() as d:
@@ -68,7 +51,7 @@ def main() -> None:
         g = torch.Generator().manual_seed(0)
         batch = lambda: ds.train[torch.randint(0, len(ds.train), (64,), generator=g)]  # noqa: E731
         m.train_step(batch(), 1)  # warm-up (lazy set-up)
-        ops, syncs = Ops(), Syncs()
+        ops, syncs = Ops(), CountHostReads()
         with syncs, ops:
             m.train_step(batch(), 2)
         times = []
@@ -79,7 +62,7 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
     top = {k: v for k, v in ops.ops.most_common(12)}
     print(json.dumps({"method": a.method, "ebmlab": ebmlab.__file__, "aten_ops_per_step": sum(ops.ops.values()),
-                      "host_reads_per_step": syncs.n, "linalg_ops": {k: v for k, v in ops.ops.items() if "linalg" in k
+                      "host_reads_per_step": syncs.total, "linalg_ops": {k: v for k, v in ops.ops.items() if "linalg" in k
                                                                       or k in ("aten.svd", "aten._linalg_svd")},
                       "cpu_s_per_step_median": float(np.median(times)), "threads": a.threads,
                       "top_ops": top}))

@@ -1,0 +1,35 @@
+"""Counting host reads of tensor values: calls that need a value on the host (item, bool, float, int, index, tolist,
+numpy) or a data-dependent shape (nonzero). On a GPU each is a device → host wait, and none may happen inside a step
+that is to be captured in a CUDA graph. Used by the tests and the benchmarks that check training steps for them."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from typing import Any
+
+from torch.overrides import TorchFunctionMode
+
+HOST_READS = frozenset({"item", "__bool__", "__float__", "__int__", "__index__", "tolist", "numpy", "nonzero"})
+
+
+class CountHostReads(TorchFunctionMode):
+    """``with CountHostReads() as c: ...`` counts host reads by "name at file:line" in ``c.where``. torch.optim's
+    reads of its per-parameter step counters are not counted: they live on the CPU even for GPU parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.where: Counter[str] = Counter()
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        name = getattr(func, "__name__", "")
+        if name in HOST_READS:
+            frame = sys._getframe(1)
+            code = frame.f_code
+            if "torch/optim" not in code.co_filename and code.co_name != "adam_state_from_torch":
+                self.where[f"{name} at {code.co_filename.split('ebmlab/')[-1]}:{frame.f_lineno}"] += 1
+        return func(*args, **(kwargs or {}))
+
+    @property
+    def total(self) -> int:
+        return sum(self.where.values())
