@@ -32,6 +32,19 @@ def test_a_method_scoped_axis_applies_to_that_method_only():
     assert [s for _, s in ebgan] == [{"lr_g": 1e-3, "margin": 0.5}, {"lr_g": 2e-3, "margin": 0.5}]
 
 
+def test_an_axis_of_points_sets_each_tables_options_together():
+    grid = {"gan:budget": [{"steps": 60}, {"n_critic": 5, "steps": 15}], "lr_g": [1e-3, 2e-3]}
+    gan = grid_settings(grid, "gan")
+    assert [s for _, s in gan] == [{"steps": 60, "lr_g": 1e-3}, {"steps": 60, "lr_g": 2e-3},
+                                   {"n_critic": 5, "steps": 15, "lr_g": 1e-3}, {"n_critic": 5, "steps": 15, "lr_g": 2e-3}]
+    assert gan[2][0] == "gan:budget=n_critic=5,steps=15 lr_g=0.001"
+    assert [s for _, s in grid_settings(grid, "ebgan")] == [{"lr_g": 1e-3}, {"lr_g": 2e-3}]  # the points are gan's
+    # an unscoped axis of points applies to the methods having every option it sets
+    pts = {"pts": [{"margin": 1.0, "steps": 3}, {"margin": 2.0, "steps": 4}]}
+    assert [s for _, s in grid_settings(pts, "ebgan")] == pts["pts"]
+    assert [s for _, s in grid_settings(pts, "gan")] == [{}]
+
+
 def test_bench_grid_runs_the_product_and_writes_a_per_setting_table(tmp_path, capsys):
     gfile, out = tmp_path / "grid.toml", tmp_path / "b"
     gfile.write_text(GRID)
@@ -57,6 +70,10 @@ def test_bench_grid_runs_the_product_and_writes_a_per_setting_table(tmp_path, ca
     ("lr_g = [1e-3, 1e-4]", "lr_g: also given as key=value"),
     ('"gan:margin" = [1.0]', "gan:margin: an option of none of the methods gan, ebgan"),
     ('"vgan:lr_e" = [1.0]', "vgan:lr_e: an option of none of the methods gan, ebgan"),
+    ('"gan:pts" = [{n_criticc = 5}]', "gan:n_criticc: an option of none of the methods gan, ebgan"),
+    ('pts = [{steps = 5}, 3]', "'pts' mixes tables of options with plain values"),
+    ('"a,b" = [{steps = 5}]', "'a,b' mixes tables of options with plain values (or names several options"),
+    ('pts = [{}]', "or has an empty table"),
 ])
 def test_bad_grid_files_are_rejected(tmp_path, capsys, grid, msg):
     gfile = tmp_path / "grid.toml"

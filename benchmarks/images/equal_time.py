@@ -9,7 +9,12 @@ generator), so a common step count either starves the cheap methods or cannot be
    methods interleaved within a round so that all see the same machine load; the median rate is kept.
 2. steps = max(``--min-steps``, budget × rate) per method, written to OUT/grid.toml as ``"METHOD:steps"`` axes;
    the rates to OUT/rates.json (a re-run reuses them, so the runs resume with the same step counts).
-3. ``ebmlab bench images --grid OUT/grid.toml --seeds 1 --out OUT`` plus the given key=value options.
+3. ``ebmlab bench images --grid OUT/grid.toml --seeds SEEDS --out OUT`` plus the given key=value options.
+
+``--variants "gan:n_critic=5"`` adds a setting of a method (its own rate, its own steps) beside the method's
+default: the grid then gives that method an axis of points, ``"gan:budget" = [{steps = A}, {n_critic = 5, steps
+= B}]``, so each setting gets the steps it runs in the budget. ``--set "lbt:lr_est=3e-4"`` changes a method's own
+setting the same way (timed with it, run with it).
 """
 
 from __future__ import annotations
@@ -26,6 +31,14 @@ from pathlib import Path
 import torch
 
 
+def _parse_variant(v: str) -> tuple[str, dict]:
+    """"gan:n_critic=5,lr_d=1e-3" → ("gan", {"n_critic": 5, "lr_d": 0.001}) (values parsed as TOML)."""
+    import tomllib
+
+    m, _, opts = v.partition(":")
+    return m, {k: tomllib.loads(f"v = {x}")["v"] for k, x in (kv.split("=", 1) for kv in opts.split(","))}
+
+
 def rates(methods: list[str], data: str, rounds: int, seconds: float) -> dict[str, float]:
     from ebmlab.data import get_dataset
     from ebmlab.data.batches import make_batches
@@ -37,7 +50,8 @@ def rates(methods: list[str], data: str, rounds: int, seconds: float) -> dict[st
     xs = list(make_batches(ds, "auto", 64, 0).stream(0, 8))
     built = {}
     for m in methods:
-        meth = build_method(resolve_config(m, data, overrides={"batch_size": 64}), torch.device("cpu"))
+        name, opts = _parse_variant(m) if ":" in m else (m, {})
+        meth = build_method(resolve_config(name, data, overrides={"batch_size": 64, **opts}), torch.device("cpu"))
         meth.train_step(xs[0], 1)  # the first step (KALE's energy burst, caches) is not a typical step
         built[m] = meth
     out = {m: [] for m in methods}
@@ -62,6 +76,11 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--min-steps", type=int, default=10)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--set", default="", help="options of a method's default setting: METHOD:opt=value[,opt=value]; "
+                                             "several separated by ';'")
+    p.add_argument("--variants", default="", help="extra settings of a method, each with its own rate and steps: "
+                                                  "METHOD:opt=value[,opt=value]; several separated by ';'")
     p.add_argument("--remeasure", default="", help="methods whose recorded rate is measured again (their runs must "
                                                    "be deleted by hand: a run keeps the steps it was started with)")
     p.add_argument("--out", required=True)
@@ -70,12 +89,24 @@ def main() -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     methods = a.methods.split(",")
+    variants = [v for v in a.variants.split(";") if v]
+    for v in variants:
+        if _parse_variant(v)[0] not in methods:
+            raise SystemExit(f"--variants {v}: {v.split(':')[0]} is not among --methods")
+    fixed = {m: {} for m in methods}
+    for v in (v for v in a.set.split(";") if v):
+        m, opts = _parse_variant(v)
+        if m not in methods:
+            raise SystemExit(f"--set {v}: {m} is not among --methods")
+        fixed[m].update(opts)
+    timed = [m + ":" + ",".join(f"{k}={json.dumps(x)}" for k, x in fixed[m].items()) if fixed[m] else m
+             for m in methods] + variants
     rfile = out / "rates.json"
     saved = json.loads(rfile.read_text()) if rfile.is_file() else {}
-    if saved.get("methods") != methods or saved.get("data") != a.data:
+    if saved.get("methods") != timed or saved.get("data") != a.data:
         load = os.getloadavg()[0]
-        r = rates(methods, a.data, a.rounds, a.seconds)
-        saved = {"data": a.data, "methods": methods, "rates": r, "load_during": [load, os.getloadavg()[0]],
+        r = rates(timed, a.data, a.rounds, a.seconds)
+        saved = {"data": a.data, "methods": timed, "rates": r, "load_during": [load, os.getloadavg()[0]],
                  "rounds": a.rounds, "seconds_per_round": a.seconds}
         rfile.write_text(json.dumps(saved, indent=1))
     again = [m for m in a.remeasure.split(",") if m]
@@ -84,9 +115,18 @@ def main() -> None:
         saved.setdefault("remeasured", []).append({"methods": again, "load": os.getloadavg()[0]})
         rfile.write_text(json.dumps(saved, indent=1))
     steps = {m: max(a.min_steps, int(a.budget * v)) for m, v in saved["rates"].items()}
-    (out / "grid.toml").write_text("".join(f'"{m}:steps" = [{s}]\n' for m, s in steps.items()))
+    lines = []
+    for m, t in zip(methods, timed):
+        mine = [t] + [v for v in variants if _parse_variant(v)[0] == m]
+        if mine == [m]:
+            lines.append(f'"{m}:steps" = [{steps[m]}]\n')
+            continue
+        pts = ["{" + ", ".join([*(f"{k} = {json.dumps(x)}" for k, x in (_parse_variant(v)[1] if ":" in v else {}).items()),
+                                f"steps = {steps[v]}"]) + "}" for v in mine]
+        lines.append(f'"{m}:budget" = [{", ".join(pts)}]\n')
+    (out / "grid.toml").write_text("".join(lines))
     cmd = [sys.executable, "-m", "ebmlab.cli", "bench", "images", "--methods", ",".join(methods), "--data", a.data,
-           "--seeds", "1", "--jobs", str(a.jobs), "--out", str(out), "--grid", str(out / "grid.toml"), *a.overrides]
+           "--seeds", str(a.seeds), "--jobs", str(a.jobs), "--out", str(out), "--grid", str(out / "grid.toml"), *a.overrides]
     print("steps per method:", steps, "\n" + " ".join(cmd), flush=True)
     raise SystemExit(subprocess.call(cmd))
 

@@ -3,7 +3,9 @@
 Each run trains into ``OUT/runs/<method>-<data>-s<seed>`` (so an interrupted benchmark resumes where it
 stopped). With ``--grid FILE`` (a TOML table mapping option names to lists of values; a key naming several
 options separated by commas sets them all to the same value; ``"METHOD:option"`` names an option of that method
-only) the cartesian product of the axes a method has is run for each method — axes naming none of its options
+only; a key whose values are tables, ``"gan:budget" = [{steps = 6000}, {n_critic = 5, steps = 1500}]``, is an
+axis of *points*, each table's options set together, so that options can move jointly rather than as a product)
+the cartesian product of the axes a method has is run for each method — axes naming none of its options
 are skipped for it — into
 ``OUT/runs/<method>-<data>-g<setting>-s<seed>``, and the report adds a per-setting table. The table puts every method beside the real-data row (exact samples: the ceiling for sample
 metrics, the true entropy as the NLL floor) and the reference rows recalled from papers, labelled as recalled.
@@ -107,7 +109,22 @@ def load_grid(path: str | Path) -> dict[str, list[Any]]:
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise EbmlabError(f"grid file {path}: {key!r} must map to a non-empty list of values, got {values!r}")
+        tables = [isinstance(v, dict) for v in values]
+        if any(tables) and not (all(tables) and all(values) and "," not in key):
+            raise EbmlabError(f"grid file {path}: {key!r} mixes tables of options with plain values (or names several "
+                              f"options, or has an empty table); an axis of points is one name mapping to a list "
+                              f"of non-empty tables, e.g. \"gan:budget\" = [{{steps = 600}}, {{n_critic = 5, steps = 150}}]")
     return grid
+
+
+def _axis_names(key: str, values: list[Any]) -> list[str]:
+    """The (possibly method-scoped) option names an axis sets: the comma-separated key, or for an axis of points
+    (tables of options) every option its tables name, under the key's scope."""
+    if values and isinstance(values[0], dict):
+        scope, _ = _scoped(key)
+        opts = dict.fromkeys(k for v in values for k in v)
+        return [f"{scope}:{k}" if scope else k for k in opts]
+    return [n.strip() for n in key.split(",") if n.strip()]
 
 
 def grid_settings(grid: dict[str, list[Any]], method: str) -> list[tuple[str, dict[str, Any]]]:
@@ -118,13 +135,21 @@ def grid_settings(grid: dict[str, list[Any]], method: str) -> list[tuple[str, di
     known = set(field_types(RunConfig)) | set(field_types(get_method(method).Config))
     axes = []
     for key, values in grid.items():
+        if isinstance(values[0], dict):  # an axis of points: applies when every option it sets is the method's
+            scope, _ = _scoped(key)
+            if scope in (None, method) and all(k in known for v in values for k in v):
+                axes.append((key, None, values))
+            continue
         names = [opt for scope, opt in map(_scoped, key.split(",")) if opt and scope in (None, method) and opt in known]
         if names:
             axes.append((key, names, values))
     settings = []
     for combo in itertools.product(*(values for _, _, values in axes)):
         label = " ".join(f"{key}={_value_label(v)}" for (key, _, _), v in zip(axes, combo))
-        settings.append((label, {n: v for (_, names, _), v in zip(axes, combo) for n in names}))
+        point: dict[str, Any] = {}
+        for (_, names, _), v in zip(axes, combo):
+            point.update(v if names is None else {n: v for n in names})
+        settings.append((label, point))
     return settings
 
 
@@ -135,6 +160,8 @@ def _scoped(name: str) -> tuple[str | None, str]:
 
 
 def _value_label(v: Any) -> str:
+    if isinstance(v, dict):
+        return ",".join(f"{k}={_value_label(x)}" for k, x in v.items())
     return ",".join(map(str, v)) if isinstance(v, list) else str(v)
 
 
@@ -282,7 +309,7 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
         from .config import RunConfig, field_types
 
         run_known = set(field_types(RunConfig))
-        names = [(n.strip(), *_scoped(n)) for key in grid for n in key.split(",") if n.strip()]
+        names = [(n, *_scoped(n)) for key, values in grid.items() for n in _axis_names(key, values)]
         unknown = [n for n, scope, opt in names
                    if (scope is not None and (scope not in methods or opt not in
                                               run_known | set(field_types(get_method(scope).Config))))
