@@ -146,3 +146,92 @@ def test_lbt_gan_pair_is_the_released_layer_list():
     with torch.no_grad():
         x = gen(torch.randn(4, 256))
         assert x.shape == (4, 3, 28, 28) and dis(x).shape == (4, 1)
+
+
+def _conv(a, b, k):
+    return a * b * k * k + b
+
+
+def test_ebmbb_resnet64_pair_is_the_official_layer_list():
+    """EBM-BB's network/Resnet.py at input_size 64, width 64, z 128, counted by hand from its layer list.
+    Generator: Linear(128 → 1024·16); up-blocks 1024→512→256→128→64, each BN(in) + BN(out) (2 per channel), conv 1×1
+    shortcut, conv 3×3 in→out, conv 3×3 out→out; BN(64); conv 3×3 64→3. Energy: first block 3→64 (1×1 shortcut,
+    3×3, 3×3), blocks 64→128→256→512→1024 (1×1 shortcut, 3×3, 3×3), Linear(1024 → 1)."""
+    import torch
+
+    from ebmlab.data.base import DataSpec
+    from ebmlab.nets import build
+
+    def up(a, b):
+        return 2 * a + 2 * b + _conv(a, b, 1) + _conv(a, b, 3) + _conv(b, b, 3)
+
+    def down(a, b):
+        return _conv(a, b, 1) + _conv(a, b, 3) + _conv(b, b, 3)
+
+    gen = (128 * 16384 + 16384) + up(1024, 512) + up(512, 256) + up(256, 128) + up(128, 64) + 2 * 64 + _conv(64, 3, 3)
+    energy = down(3, 64) + down(64, 128) + down(128, 256) + down(256, 512) + down(512, 1024) + (1024 + 1)
+    assert (gen, energy) == (12_220_675, 19_542_721)
+    spec = DataSpec("image", (3, 64, 64), (-1.0, 1.0), 256)
+    g, e = build.generator(spec, 128, net="ebmbb_resnet", width=64), build.critic(spec, net="ebmbb_resnet", width=64)
+    assert build.n_params(g) == gen and build.n_params(e) == energy
+    small = DataSpec("image", (3, 64, 64), (-1.0, 1.0), 256)  # shapes at a CPU-sized width
+    g, e = build.generator(small, 16, net="ebmbb_resnet", width=4), build.critic(small, net="ebmbb_resnet", width=4)
+    with torch.no_grad():
+        x = g(torch.randn(3, 16))
+        assert x.shape == (3, 3, 64, 64) and float(x.abs().max()) <= 1 and e(x).shape == (3, 1)
+    phi, dim = build.features(small, net="ebmbb_resnet", width=4)
+    assert dim == 64 and phi(x).shape == (3, 64)
+    for size in (32, 128):  # the release's other tables build and keep their resolution
+        s = DataSpec("image", (1, size, size), (-1.0, 1.0), 256)
+        with torch.no_grad():
+            x = build.generator(s, 8, net="ebmbb_resnet", width=2)(torch.randn(2, 8))
+            assert x.shape == (2, 1, size, size) and build.critic(s, net="ebmbb_resnet", width=2)(x).shape == (2, 1)
+    with pytest.raises(ValueError, match="square images of 32, 64, 128"):
+        build.critic(DataSpec("image", (3, 28, 28), (-1.0, 1.0), 256), net="ebmbb_resnet")
+
+
+def test_ebmbb_resnet_energy_shortcut_reads_the_activated_input_as_the_release_computes():
+    """The release's in-place LeakyReLU overwrites the tensor its shortcut kept: a block after the first adds the
+    activated input. With both convolutions zeroed the block is its shortcut, so the output is LeakyReLU(x)."""
+    import torch
+
+    from ebmlab.nets.resnet import _DownBlock
+
+    blk = _DownBlock(4, 4, down=False, first=False, act=torch.nn.LeakyReLU(0.1), act_shortcut=True)
+    for c in (blk.conv1, blk.conv2):
+        torch.nn.init.zeros_(c.weight)
+        torch.nn.init.zeros_(c.bias)
+    x = torch.randn(2, 4, 5, 5, dtype=torch.float64)
+    blk = blk.double()
+    assert torch.equal(blk(x), torch.nn.functional.leaky_relu(x, 0.1))
+
+
+def test_gebm_resnet_pair_is_the_official_layer_list():
+    """GEBM's resnet-sn (models/generator.py, models/discriminator.py) at 128 channels, z 100, counted by hand.
+    Base: Linear(100 → 128·16); three up-blocks (BN 128, conv 3×3, BN 128, conv 3×3, identity-upsample shortcut);
+    BN(128); conv 3×3 128→3. Energy: first block (3×3 3→128, 3×3 128→128, 1×1 3→128), a downsampling block (two 3×3,
+    1×1 shortcut), two blocks with identity shortcuts (two 3×3 each), Linear(128 → 1); spectral normalisation adds
+    no parameters."""
+    import torch
+
+    from ebmlab.data.base import DataSpec
+    from ebmlab.nets import build
+
+    block = 2 * 128 + _conv(128, 128, 3) + 2 * 128 + _conv(128, 128, 3)
+    gen = (100 * 2048 + 2048) + 3 * block + 2 * 128 + _conv(128, 3, 3)
+    energy = ((_conv(3, 128, 3) + _conv(128, 128, 3) + _conv(3, 128, 1)) + (2 * _conv(128, 128, 3) + _conv(128, 128, 1))
+              + 2 * (2 * _conv(128, 128, 3)) + (128 + 1))
+    assert (gen, energy) == (1_097_603, 1_053_825)
+    spec = DataSpec("image", (3, 32, 32), (-1.0, 1.0), 256)
+    g, e = build.generator(spec, 100, net="gebm_resnet", width=128), build.critic(spec, net="gebm_resnet", width=128)
+    assert build.n_params(g) == gen and build.n_params(e) == energy
+    with torch.no_grad():
+        x = g(torch.randn(3, 100))
+        assert x.shape == (3, 3, 32, 32) and float(x.abs().max()) <= 1
+        assert e(x).shape == (3, 1)
+        # the release truncates the energy below at −10: a large negative output bias reaches the floor exactly
+        assert bool((e(x) > -10).all())
+        e.e.fc.bias.fill_(-1e4)
+        assert torch.equal(e(x), torch.full((3, 1), -10.0))
+    with pytest.raises(ValueError, match="32×32 pair"):
+        build.critic(DataSpec("image", (3, 64, 64), (-1.0, 1.0), 256), net="gebm_resnet")

@@ -5,7 +5,9 @@
 reshaped out), ``conv`` (the small ConvGenerator/ConvCritic of ``nets.conv``, width ``width``), ``dcgan``
 (a small three-layer DCGAN 32×32 pair), ``ebmbb32`` (EBM-BB's own 32×32 pair, d = 8·width; 32×32 data only),
 ``vgan`` (the released VGAN code's energy trunk, VCD encoder and decoder), ``lbt`` (LBT-GAN's stacked-MNIST
-generator and discriminator, width = its feature_dim 16). A generator's output goes through the data's range:
+generator and discriminator, width = its feature_dim 16), ``ebmbb_resnet`` (EBM-BB's ResNet pair for square 32, 64
+or 128-pixel images, width 64 in the release), ``gebm_resnet`` (GEBM's resnet-sn pair, 32×32, width 128 in the
+release); ``nets.resnet`` describes both. A generator's output goes through the data's range:
 tanh for [−1, 1], sigmoid for [0, 1], nothing for unbounded data. On toy2d data every builder returns exactly
 the network the 2D methods have always used.
 """
@@ -20,8 +22,10 @@ from .conv import (ConvAutoEncoder, ConvCritic, ConvGenerator, ConvTimeEnergy, D
                    EBMBBEnergy32, EBMBBGenerator32, LBTDiscriminator, LBTGenerator, Reshape, VGANDecoder,
                    VGANEncoder, VGANFeatures)
 from .mlp import mlp
+from .resnet import EBMBB_SIZES, EBMBBResNetEnergy, EBMBBResNetGenerator, GEBMResNetEnergy, GEBMResNetGenerator
 
-Net = Literal["auto", "mlp", "conv", "dcgan", "ebmbb32", "vgan", "lbt"]
+Net = Literal["auto", "mlp", "conv", "dcgan", "ebmbb32", "vgan", "lbt", "ebmbb_resnet", "gebm_resnet"]
+NETS = ("auto", "mlp", "conv", "dcgan", "ebmbb32", "vgan", "lbt", "ebmbb_resnet", "gebm_resnet")
 
 
 class RangeOut(nn.Module):
@@ -38,14 +42,17 @@ class RangeOut(nn.Module):
 
 
 def family(spec, net: str) -> str:
-    if net not in ("auto", "mlp", "conv", "dcgan", "ebmbb32", "vgan", "lbt"):
-        raise ValueError(f"net must be one of auto, mlp, conv, dcgan, ebmbb32, vgan, lbt; got {net!r}")
+    if net not in NETS:
+        raise ValueError(f"net must be one of {', '.join(NETS)}; got {net!r}")
     if net == "auto":
         return "conv" if spec.is_image else "mlp"
-    if net in ("conv", "dcgan", "ebmbb32", "vgan", "lbt") and not spec.is_image:
+    if net != "mlp" and not spec.is_image:
         raise ValueError(f"net={net} needs C×H×W data; {spec.kind} data of shape {spec.shape} takes net=mlp")
-    if net in ("dcgan", "ebmbb32") and tuple(spec.shape[1:]) != (32, 32):
+    if net in ("dcgan", "ebmbb32", "gebm_resnet") and tuple(spec.shape[1:]) != (32, 32):
         raise ValueError(f"net={net} is a 32×32 pair; the data are {spec.shape[1]}×{spec.shape[2]}: use net=conv")
+    if net == "ebmbb_resnet" and not (spec.shape[1] == spec.shape[2] and spec.shape[1] in EBMBB_SIZES):
+        raise ValueError(f"net=ebmbb_resnet is built for square images of {', '.join(map(str, EBMBB_SIZES))} "
+                         f"pixels; the data are {spec.shape[1]}×{spec.shape[2]}: use net=conv")
     return net
 
 
@@ -94,6 +101,10 @@ def generator(spec, z_dim: int, *, net: str = "auto", hidden: tuple[int, ...] = 
         return VGANDecoder(z_dim, spec.shape, width, out=range_out(spec))
     if f == "lbt":
         return LBTGenerator(z_dim, spec.shape, width, out=range_out(spec))
+    if f == "ebmbb_resnet":
+        return EBMBBResNetGenerator(z_dim, width, spec.shape[0], spec.shape[1], out=range_out(spec))
+    if f == "gebm_resnet":
+        return GEBMResNetGenerator(z_dim, width, spec.shape[0], out=range_out(spec))
     return ConvGenerator(z_dim, spec.shape, width, batchnorm=batchnorm, out=range_out(spec))
 
 
@@ -127,6 +138,11 @@ def critic(spec, out_dim: int = 1, *, net: str = "auto", hidden: tuple[int, ...]
         if out_dim != 1:
             raise ValueError("LBT-GAN's discriminator has one output; use net=conv for encoders")
         return LBTDiscriminator(spec.shape, width)
+    if f in ("ebmbb_resnet", "gebm_resnet"):
+        if out_dim != 1:
+            raise ValueError(f"net={f}'s energy has one output; use net=conv for encoders")
+        return _OneOut(EBMBBResNetEnergy(width, spec.shape[0], spec.shape[1]) if f == "ebmbb_resnet"
+                       else GEBMResNetEnergy(width, spec.shape[0]))
     return ConvCritic(spec.shape, width, out_dim)
 
 
@@ -173,6 +189,9 @@ def features(spec, *, net: str = "auto", hidden: tuple[int, ...] = (128, 128), a
         return v, v.feat_dim
     if f == "lbt":
         return LBTDiscriminator(spec.shape, width).main, 1024
+    if f in ("ebmbb_resnet", "gebm_resnet"):
+        e = critic(spec, net=f, width=width)
+        return _Features(e), e.e.feat_dim
     c = ConvCritic(spec.shape, width, 1)
     return c.trunk, c.feat_dim
 
