@@ -82,6 +82,7 @@ import torch
 from torch import Tensor, nn
 
 from ...bounds.diffusion import (T_MIN)
+from ...bounds.score import zero_centred_gp
 from ...errors import EbmlabError
 from ...metadata import Metric
 from ...nets import build
@@ -109,6 +110,7 @@ class BiBConfig:
     gp_threshold: float = 1.0  # (iii) thre
     onesided_penalty: Literal["zero_gp", "none"] = "zero_gp"
     zero_gp_weight: float = 1e-3
+    data_gp_weight: float = 0.0  # two-sided pairings: + w·E_data‖∇E‖² in the energy loss (a stabiliser; 0: off)
     sigma: float = 0.01  # (ii) generator noise
     enc_hidden: tuple[int, ...] = (100, 100)
     t_min: float = T_MIN  # (iv)
@@ -147,6 +149,8 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "gp_threshold": ("nonneg", "bound (iii): threshold of the gradient penalty"),
     "onesided_penalty": ("any", "one-sided pairing: zero-centred gradient penalty on the energy, or none"),
     "zero_gp_weight": ("nonneg", "weight of the zero-centred gradient penalty"),
+    "data_gp_weight": ("nonneg", "two-sided pairings: weight of a zero-centred gradient penalty at the data added to "
+                                 "the energy loss (a stabiliser beyond the paper; the loss is then no longer the bound)"),
     "sigma": ("pos", "bound (ii): standard deviation of the generator's output noise"),
     "t_min": ("open01", "bound (iv): smallest diffusion time"),
     "t_scheme": ("any", "bound (iv): time sampling, uniform in log-SNR or in t"),
@@ -189,6 +193,9 @@ class BiB(LatentGenerator, Method):
         c = config
         if c.sigma <= 0 or not 0 < c.t_min < 1:
             raise EbmlabError(f"need sigma > 0 and 0 < t_min < 1, got sigma={c.sigma}, t_min={c.t_min}")
+        if c.data_gp_weight > 0 and c.upper == "none":
+            raise EbmlabError("data_gp_weight adds a data gradient penalty to the two-sided pairings; the one-sided "
+                              "pairing has its own (onesided_penalty=zero_gp, weight zero_gp_weight)")
         self.G = build.generator(spec, c.z_dim, hidden=c.g_hidden, act="prelu", batchnorm=c.g_batchnorm,
                                  bn_position=c.g_bn_position, net=c.net, width=c.width).to(self.device)
         # the upper bound builds the energy (its form depends on the bound), then the lower bound its networks
@@ -222,6 +229,10 @@ class BiB(LatentGenerator, Method):
         with frozen(*[m for k, m in self.networks.items() if k != "energy"]), _mode(self.G, False):
             e_real, e_fake, penalty, extra = self.upper.energy_term(self.lower, batch, z, self.rng)
         loss = e_real - e_fake + penalty
+        if self.config.data_gp_weight > 0:  # a stabiliser beyond the bound (R1 of Mescheder et al. 2018)
+            data_gp = zero_centred_gp(self.energy, batch)
+            loss = loss + self.config.data_gp_weight * data_gp
+            extra = {**extra, "data_gp": data_gp.detach()}
         return loss, {"loss_e": loss.detach(), "energy_real": e_real.detach(), "energy_fake": e_fake.detach(),
                       "penalty": penalty.detach(), **extra}
 
