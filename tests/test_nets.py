@@ -59,8 +59,31 @@ def test_mlp_options_are_refused_by_conv_networks():
 
     spec = get_dataset("digits").spec
     build.critic(spec, 1, net="conv", spectral_norm=False)  # defaults are fine
-    with pytest.raises(ValueError, match="spectral_norm shape MLP networks"):
-        build.critic(spec, 1, net="conv", spectral_norm=True)
+    with pytest.raises(ValueError, match="maxout shape MLP networks"):
+        build.critic(spec, 1, net="conv", maxout=2)
+
+
+def test_spectral_norm_applies_to_every_layer_of_a_conv_energy():
+    """spectral_norm=True on a conv family: every Linear/Conv weight has largest singular value 1 after the power
+    iterations have converged (checked against torch.linalg.matrix_norm(·, 2) of the reshaped weight)."""
+    import torch
+    from torch import nn
+
+    from ebmlab.data.base import DataSpec
+    from ebmlab.nets import build
+
+    spec = DataSpec("image", (3, 32, 32), (-1.0, 1.0), 256)
+    e = build.critic(spec, net="ebmbb32", width=2, spectral_norm=True)
+    layers = [m for m in e.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    assert len(layers) == 8  # seven convolutions and the output layer
+    x = torch.randn(4, 3, 32, 32)
+    for _ in range(200):  # training forwards run the power iteration
+        e(x)
+    e.eval()
+    for m in layers:
+        w = m.weight.detach().reshape(m.weight.shape[0], -1)
+        assert float(torch.linalg.matrix_norm(w, 2)) == pytest.approx(1.0, rel=1e-3)
+    assert build.n_params(e) == build.n_params(build.critic(spec, net="ebmbb32", width=2))
 
 
 def test_ebmbb32_pair_is_the_official_layer_list():

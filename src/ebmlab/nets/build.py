@@ -119,8 +119,14 @@ def decoder(spec, z_dim: int, *, net: str = "auto", hidden: tuple[int, ...] = (1
 
 def critic(spec, out_dim: int = 1, *, net: str = "auto", hidden: tuple[int, ...] = (128, 128, 128),
            act: str = "relu", width: int = 32, **mlp_opts) -> nn.Module:
-    """x [b, *spec.shape] → [b, out_dim] (a discriminator, an energy before squeezing, an encoder's outputs)."""
+    """x [b, *spec.shape] → [b, out_dim] (a discriminator, an energy before squeezing, an encoder's outputs).
+
+    ``spectral_norm=True`` divides every linear and convolutional layer's weight by its largest singular value (one
+    power iteration per training forward), for MLPs and for every conv family alike."""
     f = family(spec, net)
+    if f != "mlp" and mlp_opts.pop("spectral_norm", False):
+        _mlp_only(f, mlp_opts)
+        return spectral_normalise(critic(spec, out_dim, net=net, hidden=hidden, act=act, width=width, **mlp_opts))
     _mlp_only(f, mlp_opts)
     if f == "mlp":
         return _flat_in(mlp(spec.dim, hidden, out_dim, act=act, **mlp_opts), spec)
@@ -144,6 +150,18 @@ def critic(spec, out_dim: int = 1, *, net: str = "auto", hidden: tuple[int, ...]
         return _OneOut(EBMBBResNetEnergy(width, spec.shape[0], spec.shape[1]) if f == "ebmbb_resnet"
                        else GEBMResNetEnergy(width, spec.shape[0]))
     return ConvCritic(spec.shape, width, out_dim)
+
+
+def spectral_normalise(net: nn.Module) -> nn.Module:
+    """Spectral normalisation (``torch.nn.utils.parametrizations.spectral_norm``) on every Linear, Conv2d and
+    ConvTranspose2d weight of ``net`` not normalised already; returns ``net``."""
+    from torch.nn.utils import parametrize
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for m in list(net.modules()):
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)) and not parametrize.is_parametrized(m, "weight"):
+            spectral_norm(m, dim=1 if isinstance(m, nn.ConvTranspose2d) else 0)
+    return net
 
 
 class _OneOut(nn.Module):

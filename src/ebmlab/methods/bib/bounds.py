@@ -187,7 +187,7 @@ class UpperBound:
         c, nk = config, {"net": config.net, "width": config.width}
         if self.time_conditioned:
             if c.e_out_scale or c.e_spectral_norm:
-                raise EbmlabError("e_out_scale and e_spectral_norm shape the plain energy MLP; the diffusion "
+                raise EbmlabError("e_out_scale and e_spectral_norm shape the plain energy; the diffusion "
                                   "pairings' time-conditioned energy does not take them")
             self.E = build.time_energy(spec, hidden=c.e_hidden, emb_dim=c.time_emb_dim, act="prelu", **nk).to(device)
         else:

@@ -135,7 +135,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "g_batchnorm": ("any", "batch normalisation in the generator MLP"),
     "g_bn_position": ("any", "generator MLP: BatchNorm before the activation (pre) or after it (post)"),
     "e_out_scale": ("any", "a learned scalar factor after the energy MLP (EBM-BB's toy energy)"),
-    "e_spectral_norm": ("any", "spectral normalisation of every layer of the energy MLP"),
+    "e_spectral_norm": ("any", "spectral normalisation of every layer of the energy (MLP or conv)"),
     "time_emb_dim": ("int1", "dimension of the diffusion time embedding"),
     "adam_eps": ("pos", "Adam ε"),
     "lower": ("any", "lower bound of the entropy: jacobian (i) or mi (ii)"),
