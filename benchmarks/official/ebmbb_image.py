@@ -6,6 +6,7 @@ data, networks, seed and steps, with the energy's trajectory and the stacked-mod
         --steps 1000 --seed 0 --width 16 --out OUT [-- extra train_image.py arguments]
     ebmlab train bib --data DIR/sf32.npz --out RUN ... (the matching options: see results.md)
     python benchmarks/official/ebmbb_image.py score RUN --out OUT
+    python benchmarks/official/ebmbb_image.py table OUT/official.json OUT/RUN.json ...   (markdown tables)
 
 Data (``prepare``): stacked Fashion-MNIST (three independent Fashion-MNIST images as channels, 1000 modes; the
 built-in ``stacked_fashion``) padded from 28×28 to 32×32 with background (0), because EBM-BB's 32×32 DCGAN pair
@@ -189,6 +190,26 @@ def score_run(a) -> None:
     print(json.dumps({k: v for k, v in res.items() if k not in ("trajectory", "run_record")}, indent=1))
 
 
+def table(files: list[str], every: int) -> str:
+    """Markdown: the mean energy on real and generated batches every ``every`` steps, per file, and the scores."""
+    res = [json.loads(Path(f).read_text()) for f in files]
+    names = [r.get("label") or (r["code"] if r["code"] == "official" else Path(r["run"]).parent.name) for r in res]
+    by = [{t["step"]: t for t in r["trajectory"]} for r in res]
+    steps = sorted(set.intersection(*(set(b) for b in by)))
+    lines = ["| step | " + " | ".join(f"{n}: E(real) / E(fake)" for n in names) + " |",
+             "|---|" + "---|" * len(names)]
+    for st in steps:
+        if st % every == 0:
+            lines.append(f"| {st} | " + " | ".join(f"{b[st]['energy_real']:.4g} / {b[st]['energy_fake']:.4g}"
+                                                    for b in by) + " |")
+    keys = ("modes", "modes_in_data", "modes_confident", "mode_kl", "clf_fd", "clf_precision", "clf_recall")
+    lines += ["", "| code | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for n, r in zip(names, res):
+        lines.append(f"| {n} | " + " | ".join(f"{r[k]:.4g}" if isinstance(r.get(k), float) else str(r.get(k))
+                                             for k in keys) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -208,8 +229,13 @@ def main() -> None:
     p.add_argument("run")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True)
+    p = sub.add_parser("table")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--every", type=int, default=60)
     a = ap.parse_args()
-    if a.cmd == "prepare":
+    if a.cmd == "table":
+        print(table(a.files, a.every))
+    elif a.cmd == "prepare":
         prepare(Path(a.out))
     elif a.cmd == "official":
         official(a)
