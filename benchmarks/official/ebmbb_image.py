@@ -186,7 +186,7 @@ def score_run(a) -> None:
     res = {"code": "ebmlab", "run": str(run), "trajectory": traj, "run_record": run_json, **score(x)}
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{run.name}.json").write_text(json.dumps(res, indent=1))
+    (out / f"{run.parent.name}_{run.name}.json").write_text(json.dumps(res, indent=1))
     print(json.dumps({k: v for k, v in res.items() if k not in ("trajectory", "run_record")}, indent=1))
 
 

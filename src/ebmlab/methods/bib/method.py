@@ -66,6 +66,12 @@ Deviations from EBM-BB (``train/train_toy.py``) and why:
   Spectral normalisation (``--sn``) and the decaying gp weight 0.7(2307 + step)^−0.55 (``--ada``) exist there
   but are off by default, as here (``e_spectral_norm``; the gp weight is the constant w = 1e-3, thre = 1).
   ``benchmarks/official`` runs both codes side by side with these options switched either way.
+- Images (z_dim < data dimension): the (iii) K-term sees the energy only along J v, the tangent directions of the
+  generator's d-dimensional surface; the data lie off that surface, so nothing in the bound stops the energy from
+  falling at the data and rising at the samples along the normal directions, and it drifts. EBM-BB's own image
+  trainer (``train/train_image.py``, its defaults) drifts the same way on the same task (``benchmarks/official``,
+  stacked Fashion-MNIST: E(real) to −10⁵ within 200 steps). ``data_gp_weight`` (a zero-centred gradient penalty
+  at the data, R1, beyond the paper) keeps the energy bounded there; spectral normalisation does not.
 - (ii) and (iv) have no public code; their use here follows METHODS.md §3 (our construction). With (ii)+(iii)
   the gp is taken at the clean G(z) (the latent score needs the manifold density) while the contrastive terms
   use the noisy samples. E(x, t) of (iv) is the network output itself, without the usual 1/σ_t output scaling:
