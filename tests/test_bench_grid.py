@@ -62,6 +62,9 @@ def test_bench_grid_runs_the_product_and_writes_a_per_setting_table(tmp_path, ca
     assert len(res["setting_rows"]) == 6 and all(r["runs"] == 1 for r in res["setting_rows"])
     md = (out / "results.md").read_text()
     assert "## Per setting" in md and "| ring8 | ebgan | lr_g,lr_d=0.002 margin=1.5 tau_search=False | 1 | 0 |" in md
+    # the main table's row of a method run at several settings is a mean over settings, and says so
+    assert "| ring8 | gan (2 settings pooled: see per setting) | 2 | 0 |" in md
+    assert "| ring8 | ebgan (4 settings pooled: see per setting) | 4 | 0 |" in md
 
 
 @pytest.mark.parametrize("grid, msg", [

@@ -88,6 +88,8 @@ def aggregate(results: list[dict[str, Any]], by_setting: bool = False) -> list[d
                                "diverged": sum(r["status"] == "diverged" for r in rs), "ok": len(ok)}
         if by_setting:
             row["setting"] = key[2]
+        elif len({r.get("setting", "") for r in rs}) > 1:  # a mean over different settings is not a seed mean
+            row["pooled_settings"] = len({r.get("setting", "") for r in rs})
         names = dict.fromkeys(k for r in ok for k, v in r["metrics"].items()
                               if isinstance(v, (int, float)) and not isinstance(v, bool) and not is_bookkeeping(k, v))
         for c in [*names, *RUN_COLUMNS]:
@@ -255,7 +257,9 @@ def markdown(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], c
         lines.append("| " + " | ".join([data, "**real data**", "–", "–"] + [_fmt(ref.get(c), c) for c in cols]) + " |")
         for r in rows:
             if r["data"] == data:
-                lines.append("| " + " | ".join([data, r["method"], str(r["runs"]), str(r["diverged"])]
+                name = r["method"] + (f" ({r['pooled_settings']} settings pooled: see per setting)"
+                                      if r.get("pooled_settings") else "")
+                lines.append("| " + " | ".join([data, name, str(r["runs"]), str(r["diverged"])]
                                                + [_fmt(r.get(c), c, r.get("ok")) for c in cols]) + " |")
         for name, vals in recalled.get(data, []):
             lines.append("| " + " | ".join([data, f"*{name}*", "–", "–"] + [_fmt(vals.get(c), c) for c in cols]) + " |")
