@@ -47,7 +47,6 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
 PAD = 2  # 28 → 32
 
 
@@ -79,19 +78,11 @@ def score(x: "torch.Tensor", n_features: int = 1000) -> dict:  # noqa: F821
 
 
 def official(a) -> None:
-    repo, out = Path(a.repo).resolve(), Path(a.out).resolve()
-    script = repo / "train" / "train_image.py"
-    if not script.is_file():
-        sys.exit(f"error: {script} not found: --repo must be a checkout of gengcong940126/EBM-BB")
-    out.mkdir(parents=True, exist_ok=True)
-    work = out / "official_workdir"
-    work.mkdir(exist_ok=True)
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    sys.path[:0] = [str(HERE / "stub"), str(Path(a.deps).resolve()), str(repo)]
+    from ebmbb_toy import official_setup  # the same checkout, path and thread set-up as the toy runner
 
+    script, out, work = official_setup(a.repo, a.deps, a.out, "train_image.py", a.threads)
     import torch
 
-    torch.set_num_threads(a.threads)
     torch.Tensor.cuda = lambda self, *args, **kw: self  # CPU: the script's .cuda() calls keep the tensor
     import torchvision.utils as vutils  # the stub
 

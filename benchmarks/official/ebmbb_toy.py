@@ -35,6 +35,24 @@ HERE = Path(__file__).resolve().parent
 SCALE = 2.828  # EBM-BB's 25gaussians divides the grid by this constant
 
 
+def official_setup(repo: str, deps: str, out: str, name: str, threads: int) -> tuple[Path, Path, Path]:
+    """(script, out, workdir) for running EBM-BB's ``train/<name>``: the checkout checked, OUT and its scratch
+    working directory made, the stand-ins, DEPS and the checkout first on the path, torch on ``threads`` threads."""
+    repo_p, out_p = Path(repo).resolve(), Path(out).resolve()
+    script = repo_p / "train" / name
+    if not script.is_file():
+        sys.exit(f"error: {script} not found: --repo must be a checkout of gengcong940126/EBM-BB")
+    out_p.mkdir(parents=True, exist_ok=True)
+    work = out_p / "official_workdir"
+    work.mkdir(exist_ok=True)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    sys.path[:0] = [str(HERE / "stub"), str(Path(deps).resolve()), str(repo_p)]
+    import torch
+
+    torch.set_num_threads(threads)
+    return script, out_p, work
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repo", required=True, help="checkout of gengcong940126/EBM-BB")
@@ -46,19 +64,9 @@ def main() -> None:
     ap.add_argument("extra", nargs="*", help="further train_toy.py arguments (after --)")
     a = ap.parse_args()
 
-    repo, out = Path(a.repo).resolve(), Path(a.out).resolve()
-    script = repo / "train" / "train_toy.py"
-    if not script.is_file():
-        sys.exit(f"error: {script} not found: --repo must be a checkout of gengcong940126/EBM-BB")
-    out.mkdir(parents=True, exist_ok=True)
-    work = out / "official_workdir"
-    work.mkdir(exist_ok=True)
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    sys.path[:0] = [str(HERE / "stub"), str(Path(a.deps).resolve()), str(repo)]
-
+    script, out, work = official_setup(a.repo, a.deps, a.out, "train_toy.py", a.threads)
     import torch
 
-    torch.set_num_threads(a.threads)
     os.chdir(work)
     sys.argv = [str(script), "--dataset", "25gaussians", "--iters", str(a.iters), "--seed", str(a.seed), *a.extra]
     t0 = time.perf_counter()

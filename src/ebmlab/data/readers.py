@@ -43,6 +43,14 @@ def _read_bytes(path: Path) -> bytes:
         raise EbmlabError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
+def _read_checked(path: Path, md5: str | None, mismatch: str) -> bytes:
+    """The bytes of ``path``, refused (``mismatch`` says what it is not) when ``md5`` is given and differs."""
+    blob = _read_bytes(path)
+    if md5 is not None and md5_of(blob) != md5:
+        raise EbmlabError(f"{path} has md5 {md5_of(blob)}, expected {md5}: {mismatch}")
+    return blob
+
+
 def read_idx(path: str | Path, *, md5_raw: str | None = None, md5_file: str | None = None) -> np.ndarray:
     """An idx file (MNIST's format: big-endian header, magic 2051 for images n×rows×cols, 2049 for labels n),
     raw or gzip-compressed (by the ``.gz`` suffix), as a uint8 array.
@@ -124,10 +132,8 @@ def read_cifar10(directory: str | Path, *, md5: dict[str, str] | None) -> tuple[
                           f"CIFAR-10 (cifar-10-batches-py/data_batch_1..5 and test_batch)")
     parts = {}
     for n in names:
-        blob = _read_bytes(d / n)
-        if md5 is not None and md5_of(blob) != md5[n]:
-            raise EbmlabError(f"{d / n} has md5 {md5_of(blob)}, expected {md5[n]}: not the published CIFAR-10 "
-                              f"batch; it is not unpickled. Replace it with the original file")
+        blob = _read_checked(d / n, md5 and md5[n], "not the published CIFAR-10 batch; it is not unpickled. "
+                                                     "Replace it with the original file")
         try:
             obj = pickle.loads(blob, encoding="bytes")  # noqa: S301 — only after the checksum matched
             data = np.asarray(obj[b"data"], dtype=np.uint8)
@@ -166,10 +172,7 @@ def read_svhn(directory: str | Path, *, md5: dict[str, str] | None) -> tuple[np.
                           f"train_32x32.mat and test_32x32.mat (format 2)")
     out = []
     for n in names:
-        blob = _read_bytes(d / n)
-        if md5 is not None and md5_of(blob) != md5[n]:
-            raise EbmlabError(f"{d / n} has md5 {md5_of(blob)}, expected {md5[n]}: not the published SVHN file; "
-                              f"replace it with the original")
+        blob = _read_checked(d / n, md5 and md5[n], "not the published SVHN file; replace it with the original")
         try:
             mat = scipy.io.loadmat(io.BytesIO(blob))
             X, y = np.asarray(mat["X"]), np.asarray(mat["y"])
