@@ -15,6 +15,11 @@ generator), so a common step count either starves the cheap methods or cannot be
 default: the grid then gives that method an axis of points, ``"gan:budget" = [{steps = A}, {n_critic = 5, steps
 = B}]``, so each setting gets the steps it runs in the budget. ``--set "lbt:lr_est=3e-4"`` changes a method's own
 setting the same way (timed with it, run with it).
+
+``--remeasure bib --reference gan`` times a method again after its preset changed (its runs must be deleted: a run
+keeps the steps it started with) beside a method whose rate is recorded; the new rate is scaled by the reference's
+recorded/new ratio, so that it is comparable with rates measured earlier under another load (a speed is only
+compared as a ratio measured in one run). ``rates.json`` keeps the raw rates, the scale and the load.
 """
 
 from __future__ import annotations
@@ -83,6 +88,9 @@ def main() -> None:
                                                   "METHOD:opt=value[,opt=value]; several separated by ';'")
     p.add_argument("--remeasure", default="", help="methods whose recorded rate is measured again (their runs must "
                                                    "be deleted by hand: a run keeps the steps it was started with)")
+    p.add_argument("--reference", default="", help="with --remeasure: a recorded method timed again beside them; the "
+                                                   "new rates are scaled by its recorded/new rate ratio, so they stay "
+                                                   "comparable with the rates measured earlier under another load")
     p.add_argument("--out", required=True)
     p.add_argument("overrides", nargs="*")
     a = p.parse_args()
@@ -111,8 +119,15 @@ def main() -> None:
         rfile.write_text(json.dumps(saved, indent=1))
     again = [m for m in a.remeasure.split(",") if m]
     if again:
-        saved["rates"].update(rates(again, a.data, a.rounds, a.seconds))
-        saved.setdefault("remeasured", []).append({"methods": again, "load": os.getloadavg()[0]})
+        if a.reference and a.reference not in saved["rates"]:
+            raise SystemExit(f"--reference {a.reference}: no recorded rate (recorded: {', '.join(saved['rates'])})")
+        load = os.getloadavg()[0]
+        new = rates(again + ([a.reference] if a.reference else []), a.data, a.rounds, a.seconds)
+        scale = saved["rates"][a.reference] / new.pop(a.reference) if a.reference else 1.0
+        saved["rates"].update({m: v * scale for m, v in new.items()})
+        saved.setdefault("remeasured", []).append({"methods": again, "load": [load, os.getloadavg()[0]],
+                                                   "reference": a.reference or None, "scale": scale,
+                                                   "raw_rates": new})
         rfile.write_text(json.dumps(saved, indent=1))
     steps = {m: max(a.min_steps, int(a.budget * v)) for m, v in saved["rates"].items()}
     lines = []
