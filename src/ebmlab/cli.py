@@ -617,8 +617,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"or the network sizes", file=sys.stderr)
             return 2
         raise
-    except KeyboardInterrupt:
-        print("ebmlab: interrupted; the last checkpoint is kept — run the same command to resume", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        said = f" ({exc})" if str(exc) else ""  # the trainer says at which step it saved
+        print(f"ebmlab: interrupted{said}; the last checkpoint is kept — run the same command to resume",
+              file=sys.stderr)
         return 130
     return 0
 

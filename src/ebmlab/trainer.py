@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,6 +224,43 @@ def _autocast(method: Method, rc: RunConfig):
     return contextlib.nullcontext()
 
 
+class _StopAtStepEnd:
+    """SIGINT/SIGTERM while training: the step under way finishes, a checkpoint is saved at it, then the run stops
+    as interrupted (KeyboardInterrupt), so that running the same command again loses no step. A second signal stops
+    at once (the last checkpoint is kept). Installed only in a process's main thread and for one-process runs: the
+    ranks of a distributed run would each stop at a different step unless they agreed, which costs a collective per
+    step; there, a signal ends the run at the last checkpoint as before."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, active: bool) -> None:
+        self.active = active and threading.current_thread() is threading.main_thread()
+        self.requested: str | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested is not None:  # the second signal: at once
+            self.restore()
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+        print(f"\nebmlab: {self.requested}: stopping after this step with a checkpoint (again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "_StopAtStepEnd":
+        if self.active:
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+
+    def __exit__(self, *exc: Any) -> None:
+        self.restore()
+
+
 def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progress: bool,
                 stop_after: int | None, world: distributed.World | None = None) -> TrainResult:
     rc = cfg.run
@@ -278,7 +318,9 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
                dynamic_ncols=True, mininterval=0.5)
     t0, step = time.perf_counter(), start
     elapsed = 0.0
+    stop = _StopAtStepEnd(active=world is None or world.size == 1)
     try:
+        stop.__enter__()
         stream = batches.stream(start, end, num_workers=rc.num_workers)
         budget.start()
         pin = method.device.type == "cuda"  # host batches: page-locked, so that the copy overlaps the step
@@ -310,12 +352,15 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
             stopped_by = budget.used_up(time.perf_counter() - t0)
             if stopped_by is not None:
                 end = step  # the budget is used up: this step is the run's last
-            if step % rc.ckpt_every == 0 or step == end:
+            if step % rc.ckpt_every == 0 or step == end or stop.requested is not None:
                 checkpoint(step)
             bar.update(1)
             fault_point(f"step:{step}")
             if stopped_by is not None:
                 break
+            if stop.requested is not None:
+                raise KeyboardInterrupt(f"{stop.requested} at step {step}: checkpoint saved")
+        stop.restore()  # from here on (final evaluation, plots) a signal stops at once: finishing is resumable
         budget.stop()
         bar.close()
         elapsed = time.perf_counter() - t0  # the training loop only: the final evaluation is not training
@@ -337,6 +382,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
                 pass  # a full disk: the record is informative only, the original error is reported
         raise
     finally:
+        stop.restore()
         budget.stop()
         bar.close()
         if logger is not None:

@@ -1,0 +1,63 @@
+"""Ctrl-C (SIGINT) or a scheduler's SIGTERM while training: the step under way finishes, a checkpoint is written at
+it, the run stops with status 130 and its record says "interrupted"; the same command resumes at that step, so that
+no trained step is lost (the periodic checkpoints alone would lose everything since the last ``ckpt_every``)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ARGS = ["train", "gan", "--data", "ring8", "--steps", "1000000", "--no-progress", "ckpt_every=1000000",
+        "log_every=1", "tensorboard=false", "plots=false", "threads=1"]
+
+
+def start(out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ebmlab.cli", *ARGS, "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "EBMLAB_KILL_AT": ""})
+
+
+def logged_steps(out: Path) -> list[int]:
+    f = out / "metrics.jsonl"
+    if not f.is_file():
+        return []
+    return [json.loads(ln)["step"] for ln in f.read_text().splitlines() if ln.endswith("}")]
+
+
+def interrupt_after(out: Path, more: int, sig: int) -> tuple[int, str]:
+    """Start the run, wait until it has logged ``more`` steps past where it began, send ``sig``; (status, stderr)."""
+    before = max(logged_steps(out), default=0)
+    proc = start(out)
+    deadline = time.monotonic() + 120
+    while max(logged_steps(out), default=0) < before + more:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the run logged no steps in 120 s"
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+def test_a_signal_stops_at_the_step_with_a_checkpoint_and_the_run_resumes_there(tmp_path):
+    out = tmp_path / "run"
+    rc, err = interrupt_after(out, 20, signal.SIGINT)
+    assert rc == 130, err
+    assert "stopping after this step with a checkpoint" in err and "Traceback" not in err
+    first = torch.load(out / "checkpoint.pt", weights_only=True)["step"]
+    assert first >= 20  # ckpt_every is 10⁶: only the interruption can have written this checkpoint
+    assert max(logged_steps(out)) == first  # the step the signal interrupted was finished, logged and saved
+    record = json.loads((out / "run.json").read_text())["sessions"]
+    assert record[-1]["status"] == "interrupted" and record[-1]["end_step"] == first
+
+    rc, err = interrupt_after(out, 20, signal.SIGTERM)  # the same command: resumes at `first`
+    assert rc == 130, err
+    second = torch.load(out / "checkpoint.pt", weights_only=True)["step"]
+    record = json.loads((out / "run.json").read_text())["sessions"]
+    assert [s["start_step"] for s in record] == [0, first]
+    assert second >= first + 20 and record[-1]["end_step"] == second
+    steps = logged_steps(out)
+    assert steps == list(range(1, second + 1))  # one line per step: nothing lost, nothing logged twice
