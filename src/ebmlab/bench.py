@@ -9,7 +9,8 @@ the cartesian product of the axes a method has is run for each method — axes n
 are skipped for it — into
 ``OUT/runs/<method>-<data>-g<setting>-s<seed>``, and the report adds a per-setting table. The table puts every method beside the real-data row (exact samples: the ceiling for sample
 metrics, the true entropy as the NLL floor) and the reference rows recalled from papers, labelled as recalled.
-The runs go seed by seed (every method and setting at seed 0, then at seed 1, …), so that a bench stopped part of
+Ctrl-C stops a bench: each running run finishes its step and saves a checkpoint there, and no queued run starts;
+the same command resumes. The runs go seed by seed (every method and setting at seed 0, then at seed 1, …), so that a bench stopped part of
 the way has each method at its first seeds rather than some methods at every seed and others at none.
 """
 
@@ -32,8 +33,14 @@ from .errors import DivergenceError, EbmlabError
 from .metrics.registry import is_bookkeeping
 
 
+_INTERRUPTED = False  # a worker process whose run was interrupted (Ctrl-C) starts no further run
+
+
 def _one(args: tuple[str, str, int, dict[str, Any], str]) -> dict[str, Any]:
+    global _INTERRUPTED
     method, data, seed, overrides, out = args
+    if _INTERRUPTED:  # a run already queued to this worker when the signal came: not started
+        raise KeyboardInterrupt("an earlier run of this worker was interrupted")
     import torch
 
     torch.set_num_threads(1)
@@ -52,6 +59,9 @@ def _one(args: tuple[str, str, int, dict[str, Any], str]) -> dict[str, Any]:
     except DivergenceError as exc:
         return {"method": method, "data": data, "seed": seed, "status": "diverged", "error": str(exc),
                 "seconds": time.perf_counter() - t0}
+    except KeyboardInterrupt:
+        _INTERRUPTED = True
+        raise
 
 
 def _recorded_seconds(out: str | Path) -> float | None:

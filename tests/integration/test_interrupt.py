@@ -61,3 +61,29 @@ def test_a_signal_stops_at_the_step_with_a_checkpoint_and_the_run_resumes_there(
     assert second >= first + 20 and record[-1]["end_step"] == second
     steps = logged_steps(out)
     assert steps == list(range(1, second + 1))  # one line per step: nothing lost, nothing logged twice
+
+
+def test_ctrl_c_stops_a_bench_its_running_runs_checkpointed_and_no_queued_run_started(tmp_path):
+    out = tmp_path / "bench"
+    proc = subprocess.Popen([sys.executable, "-m", "ebmlab.cli", "bench", "toy", "--methods", "gan,vgan", "--data",
+                             "ring8", "--seeds", "2", "--jobs", "2", "--out", str(out), "steps=1000000",
+                             "ckpt_every=1000000", "log_every=1", "tensorboard=false", "plots=false"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    first = [out / "runs" / f"{m}-ring8-s0" for m in ("gan", "vgan")]  # seed 0 of both goes first
+    deadline = time.monotonic() + 180
+    while min(max(logged_steps(r), default=0) for r in first) < 5:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the bench's runs logged no steps in 180 s"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the bench and its workers
+    try:
+        _, err = proc.communicate(timeout=60)  # the third run, already queued to a worker, must not start and run on
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise AssertionError("the bench went on for 60 s after Ctrl-C") from None
+    assert proc.returncode == 130, err
+    for run in first:
+        step = torch.load(run / "checkpoint.pt", weights_only=True)["step"]
+        assert step >= 5 and max(logged_steps(run)) == step
+    assert not any((out / "runs" / f"{m}-ring8-s1" / "checkpoint.pt").exists() for m in ("gan", "vgan"))
