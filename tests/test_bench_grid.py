@@ -92,15 +92,15 @@ lr_g = [1e-3, 2e-3]
 
 
 def _table_lines(path):
-    """The results tables without the lines naming the command, wall time and jobs, and without the ``seconds`` and
-    ``train s`` columns (each run's own wall times, the one thing two runs of a grid do not share)."""
+    """The results tables without the lines naming the command, wall time and jobs, and without the ``seconds``,
+    ``train s`` and ``train cpu s`` columns (each run's own times, the one thing two runs of a grid do not share)."""
     out, drop = [], set()
     for line in path.read_text().splitlines():
         if line.startswith(("Command:", "Machine:")):
             continue
         if line.startswith("| data"):
             cells = [c.strip() for c in line.strip("|").split("|")]
-            drop = {i for i, c in enumerate(cells) if c in ("seconds", "train s")}
+            drop = {i for i, c in enumerate(cells) if c in ("seconds", "train s", "train cpu s")}
         if line.startswith("|"):
             cells = line.strip("|").split("|")
             line = "|".join(c for i, c in enumerate(cells) if i not in drop)
@@ -109,7 +109,7 @@ def _table_lines(path):
 
 
 def _no_seconds(rows):
-    return [{k: v for k, v in r.items() if k not in ("seconds", "train_s")} for r in rows]
+    return [{k: v for k, v in r.items() if k not in ("seconds", "train_s", "cpu_s")} for r in rows]
 
 
 def test_shards_and_collect_give_the_unsharded_table(tmp_path, capsys):

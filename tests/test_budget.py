@@ -22,6 +22,7 @@ def test_gan_evaluations_by_hand(tmp_path):
     assert 0 < res.train_seconds < 60
     rec = json.loads((tmp_path / "r" / "run.json").read_text())["sessions"][-1]
     assert rec["train_seconds"] == pytest.approx(res.train_seconds, abs=1e-3)
+    assert rec["train_cpu_seconds"] == pytest.approx(res.train_cpu_seconds, abs=1e-3) and res.train_cpu_seconds > 0
     assert "train_seconds" not in json.dumps(res.summary)  # the summary holds only what a rerun reproduces
 
 
@@ -53,6 +54,18 @@ def test_counts_survive_a_resume(tmp_path):
     assert resumed.summary == whole.summary  # the evaluations counted across sessions, nothing else differs
     sessions = json.loads((tmp_path / "b" / "run.json").read_text())["sessions"]
     assert resumed.train_seconds == pytest.approx(sum(s["train_seconds"] for s in sessions), abs=1e-3)
+    assert resumed.train_cpu_seconds == pytest.approx(sum(s["train_cpu_seconds"] for s in sessions), abs=1e-3)
+
+
+def test_cpu_seconds_are_unknown_when_an_earlier_session_did_not_record_them(tmp_path):
+    """A run begun before CPU time was recorded: its total is unknown (None), not the later sessions' part."""
+    out = tmp_path / "r"
+    ebmlab.train("gan", "ring8", out=out, progress=False, overrides=dict(steps=6, **FAST), stop_after=3)
+    rec = json.loads((out / "run.json").read_text())
+    del rec["sessions"][0]["train_cpu_seconds"]
+    (out / "run.json").write_text(json.dumps(rec))
+    resumed = ebmlab.train("gan", "ring8", out=out, progress=False, overrides=dict(steps=6, **FAST))
+    assert resumed.train_cpu_seconds is None and resumed.train_seconds > 0
 
 
 def test_evaluation_is_not_counted(tmp_path):

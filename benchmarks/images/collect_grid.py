@@ -18,6 +18,7 @@ from pathlib import Path
 
 def main() -> None:
     from ebmlab.bench import _recorded_seconds, grid_settings, load_grid, write_report
+    from ebmlab.trainer import _cpu_seconds
 
     p = argparse.ArgumentParser()
     p.add_argument("bench_dir")
@@ -45,6 +46,7 @@ def main() -> None:
                 results.append({"method": m, "data": a.data, "seed": s, "status": "ok", "metrics": summ["metrics"],
                                 "seconds": _recorded_seconds(d), "steps_run": used.get("steps"),
                                 "train_s": sum(x.get("train_seconds") or 0.0 for x in sessions),
+                                "cpu_s": _cpu_seconds(sessions),
                                 "evals": used.get("net_evals_total"), "setting": label})
     import torch
 

@@ -7,7 +7,9 @@ Why: step costs differ about 20× between methods on 28×28 images (BiB's Jacobi
 generator), so a common step count either starves the cheap methods or cannot be afforded for the expensive ones.
 1. Each method (its image preset, batch 64) is timed for ≥ ``--seconds`` per round over ``--rounds`` rounds, the
    methods interleaved within a round so that all see the same machine load; the median rate is kept.
-2. steps = max(``--min-steps``, budget × rate) per method, written to OUT/grid.toml as ``"METHOD:steps"`` axes;
+   A method whose schedule has phases of different cost (LBT-GAN's plain-GAN warm-up, ``warmup_steps``) has each
+   phase timed (``phases`` in rates.json) and the steps are those its schedule runs in the budget.
+2. steps = max(``--min-steps``, budget × rate) per method (phased: summed over the phases), written to OUT/grid.toml as ``"METHOD:steps"`` axes;
    the rates to OUT/rates.json (a re-run reuses them, so the runs resume with the same step counts).
 3. ``ebmlab bench images --grid OUT/grid.toml --seeds SEEDS --out OUT`` plus the given key=value options.
 
@@ -44,7 +46,29 @@ def _parse_variant(v: str) -> tuple[str, dict]:
     return m, {k: tomllib.loads(f"v = {x}")["v"] for k, x in (kv.split("=", 1) for kv in opts.split(","))}
 
 
-def rates(methods: list[str], data: str, rounds: int, seconds: float) -> dict[str, float]:
+def phases_of(meth) -> list[int]:
+    """The first step of each phase of a method's schedule whose steps cost differently: LBT-GAN's plain-GAN warm-up
+    (``warmup_steps``), then the teaching steps (the estimator and the unrolled ELBO switch on: ~10× the cost)."""
+    w = int(getattr(meth.config, "warmup_steps", 0) or 0)
+    return [1, w + 1] if w > 0 else [1]
+
+
+def steps_in(budget: float, phases: list[dict]) -> int:
+    """Steps a schedule runs in ``budget`` seconds: phases [{"from_step": s, "rate": steps/s}, …], in order."""
+    t, n = budget, 0
+    for i, ph in enumerate(phases):
+        nxt = phases[i + 1]["from_step"] - 1 if i + 1 < len(phases) else None  # the last step of this phase
+        can = t * ph["rate"]
+        if nxt is None or n + can <= nxt:
+            return n + int(can)
+        t -= (nxt - n) / ph["rate"]
+        n = nxt
+    return n
+
+
+def rates(methods: list[str], data: str, rounds: int, seconds: float) -> dict[str, list[dict]]:
+    """{method: [{"from_step", "rate"}, …]}: each phase of each method timed over ``rounds`` rounds of ≥ ``seconds``,
+    all interleaved within a round; the median per phase."""
     from ebmlab.data import get_dataset
     from ebmlab.data.batches import make_batches
     from ebmlab.trainer import build_method
@@ -53,22 +77,27 @@ def rates(methods: list[str], data: str, rounds: int, seconds: float) -> dict[st
     torch.set_num_threads(1)
     ds = get_dataset(data)
     xs = list(make_batches(ds, "auto", 64, 0).stream(0, 8))
-    built = {}
+    timed = {}  # (method, phase's first step) -> [method object, next step index]
     for m in methods:
         name, opts = _parse_variant(m) if ":" in m else (m, {})
         meth = build_method(resolve_config(name, data, overrides={"batch_size": 64, **opts}), torch.device("cpu"))
-        meth.train_step(xs[0], 1)  # the first step (KALE's energy burst, caches) is not a typical step
-        built[m] = meth
-    out = {m: [] for m in methods}
+        for first in phases_of(meth):
+            # the first step of a phase (KALE's energy burst, caches, a phase's new optimizer state) is not typical
+            meth.train_step(xs[0], first)
+            timed[(m, first)] = [meth, first + 1]
+    out = {k: [] for k in timed}
     for r in range(rounds):
-        for m, meth in built.items():
-            n, t0 = 0, time.perf_counter()
+        for k, slot in timed.items():
+            meth, n, t0 = slot[0], 0, time.perf_counter()
             while n < 2 or time.perf_counter() - t0 < seconds:
-                meth.train_step(xs[n % 8], n + 2)
+                meth.train_step(xs[n % 8], slot[1])
+                slot[1] += 1
                 n += 1
-            out[m].append(n / (time.perf_counter() - t0))
-        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{m} {v[-1]:.2f}" for m, v in out.items()), flush=True)
-    return {m: statistics.median(v) for m, v in out.items()}
+            out[k].append(n / (time.perf_counter() - t0))
+        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{m}{f' (from step {f})' if f > 1 else ''} {v[-1]:.2f}"
+                                                      for (m, f), v in out.items()), flush=True)
+    return {m: [{"from_step": f, "rate": statistics.median(v)} for (mm, f), v in out.items() if mm == m]
+            for m in methods}
 
 
 def main() -> None:
@@ -91,6 +120,7 @@ def main() -> None:
     p.add_argument("--reference", default="", help="with --remeasure: a recorded method timed again beside them; the "
                                                    "new rates are scaled by its recorded/new rate ratio, so they stay "
                                                    "comparable with the rates measured earlier under another load")
+    p.add_argument("--no-run", action="store_true", help="measure (or re-measure) and write grid.toml only")
     p.add_argument("--out", required=True)
     p.add_argument("overrides", nargs="*")
     a = p.parse_args()
@@ -113,8 +143,9 @@ def main() -> None:
     saved = json.loads(rfile.read_text()) if rfile.is_file() else {}
     if saved.get("methods") != timed or saved.get("data") != a.data:
         load = os.getloadavg()[0]
-        r = rates(timed, a.data, a.rounds, a.seconds)
-        saved = {"data": a.data, "methods": timed, "rates": r, "load_during": [load, os.getloadavg()[0]],
+        ph = rates(timed, a.data, a.rounds, a.seconds)
+        saved = {"data": a.data, "methods": timed, "rates": {m: p[0]["rate"] for m, p in ph.items()},
+                 "phases": {m: p for m, p in ph.items() if len(p) > 1}, "load_during": [load, os.getloadavg()[0]],
                  "rounds": a.rounds, "seconds_per_round": a.seconds}
         rfile.write_text(json.dumps(saved, indent=1))
     again = [m for m in a.remeasure.split(",") if m]
@@ -123,13 +154,24 @@ def main() -> None:
             raise SystemExit(f"--reference {a.reference}: no recorded rate (recorded: {', '.join(saved['rates'])})")
         load = os.getloadavg()[0]
         new = rates(again + ([a.reference] if a.reference else []), a.data, a.rounds, a.seconds)
-        scale = saved["rates"][a.reference] / new.pop(a.reference) if a.reference else 1.0
-        saved["rates"].update({m: v * scale for m, v in new.items()})
+        if a.reference and len(new[a.reference]) > 1:
+            raise SystemExit(f"--reference {a.reference}: a method with one phase (its steps all cost the same)")
+        scale = saved["rates"][a.reference] / new.pop(a.reference)[0]["rate"] if a.reference else 1.0
+        scaled = {m: [{**p, "rate": p["rate"] * scale} for p in ph] for m, ph in new.items()}
+        saved["rates"].update({m: ph[0]["rate"] for m, ph in scaled.items()})
+        phased = saved.setdefault("phases", {})
+        for m, ph in scaled.items():
+            if len(ph) > 1:
+                phased[m] = ph
+            else:
+                phased.pop(m, None)
         saved.setdefault("remeasured", []).append({"methods": again, "load": [load, os.getloadavg()[0]],
                                                    "reference": a.reference or None, "scale": scale,
                                                    "raw_rates": new})
         rfile.write_text(json.dumps(saved, indent=1))
-    steps = {m: max(a.min_steps, int(a.budget * v)) for m, v in saved["rates"].items()}
+    phased = saved.get("phases", {})
+    steps = {m: max(a.min_steps, steps_in(a.budget, phased.get(m, [{"from_step": 1, "rate": v}])))
+             for m, v in saved["rates"].items()}
     lines = []
     for m, t in zip(methods, timed):
         mine = [t] + [v for v in variants if _parse_variant(v)[0] == m]
@@ -143,7 +185,8 @@ def main() -> None:
     cmd = [sys.executable, "-m", "ebmlab.cli", "bench", "images", "--methods", ",".join(methods), "--data", a.data,
            "--seeds", str(a.seeds), "--jobs", str(a.jobs), "--out", str(out), "--grid", str(out / "grid.toml"), *a.overrides]
     print("steps per method:", steps, "\n" + " ".join(cmd), flush=True)
-    raise SystemExit(subprocess.call(cmd))
+    if not a.no_run:
+        raise SystemExit(subprocess.call(cmd))
 
 
 if __name__ == "__main__":

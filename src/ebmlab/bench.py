@@ -55,6 +55,7 @@ def _one(args: tuple[str, str, int, dict[str, Any], str]) -> dict[str, Any]:
         used = res.summary.get("budget") or {}
         return {"method": method, "data": data, "seed": seed, "status": "ok", "metrics": res.summary["metrics"],
                 "seconds": seconds, "steps_run": used.get("steps"), "train_s": res.train_seconds,
+                "cpu_s": res.train_cpu_seconds,
                 "evals": used.get("net_evals_total")}
     except DivergenceError as exc:
         return {"method": method, "data": data, "seed": seed, "status": "diverged", "error": str(exc),
@@ -198,13 +199,15 @@ def _fmt(cell: Any, col: str, of: int | None = None) -> str:
 
 NOTE = {
     "toy": "Mean ± std over training seeds; `seconds` is the wall time of one run (training + final evaluation); "
-           "`steps`, `train s` and `net evals` the steps it trained, its training loop's seconds and the samples "
-           "passed forward through its networks in training (ebmlab.budget). "
+           "`steps`, `train s`, `train cpu s` and `net evals` the steps it trained, its training loop's wall and "
+           "CPU seconds (all its threads: the compute it used, whatever ran beside it) and the samples passed "
+           "forward through its networks in training (ebmlab.budget). "
            "Sample metrics on eval_samples samples against the fixed test split. The `real data` row uses fresh "
            "exact samples (the ceiling; its nll is the true entropy, the floor).",
     "images": "Mean ± std over training seeds; `seconds` is the wall time of one run (training + final evaluation); "
-              "`steps`, `train s` and `net evals` the steps it trained, its training loop's seconds and the samples "
-              "passed forward through its networks in training (ebmlab.budget). "
+              "`steps`, `train s`, `train cpu s` and `net evals` the steps it trained, its training loop's wall and "
+              "CPU seconds (all its threads: the compute it used, whatever ran beside it) and the samples passed "
+              "forward through its networks in training (ebmlab.budget). "
               "The `real data` row uses real train images at the same count (for stacked modes: the 26,000 stacked "
               "test triples, so the classifier's own errors are in the ceiling).",
 }
@@ -236,8 +239,9 @@ def load_recalled(path: str | Path | None) -> dict[str, list[tuple[str, dict[str
 
 # what each run cost, beside its results (ebmlab.budget): wall time of the whole run, steps it trained, seconds of its
 # training loop, samples passed forward through its networks in training
-RUN_COLUMNS = ("seconds", "steps_run", "train_s", "evals")
-RUN_HEADERS = {"seconds": "seconds", "steps_run": "steps", "train_s": "train s", "evals": "net evals"}
+RUN_COLUMNS = ("seconds", "steps_run", "train_s", "cpu_s", "evals")
+RUN_HEADERS = {"seconds": "seconds", "steps_run": "steps", "train_s": "train s", "cpu_s": "train cpu s",
+               "evals": "net evals"}
 
 
 def header(col: str) -> str:

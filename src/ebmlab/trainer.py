@@ -97,6 +97,9 @@ class TrainResult:
     resumed_from: int
     rank: int = 0  # the process's rank in a distributed run (only rank 0 writes and evaluates)
     train_seconds: float | None = None  # wall time of the training loop, summed over sessions (ebmlab.budget)
+    # CPU time of the process (all its threads) in the training loop, summed over sessions; None when a session did
+    # not record it. On a CPU shared with other jobs it is the compute the run used, whatever else ran beside it.
+    train_cpu_seconds: float | None = None
 
 
 def _check_types(method: Any, data: Any, out: Any, config_file: Any, overrides: Any) -> None:
@@ -293,7 +296,8 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
         last = start if stopped_by is not None else rc.steps
         summary = finish(method, ds, cfg, run, step=last, budget=budget.report(last, stopped_by))
         run.end_record(record, last, 0.0)
-        return TrainResult(run.path, summary, method, start, train_seconds=budget.seconds)  # nothing trained now
+        return TrainResult(run.path, summary, method, start, train_seconds=budget.seconds,  # nothing trained now
+                           train_cpu_seconds=_cpu_seconds(run.sessions()))
 
     logger = MetricsLogger(run, start, tensorboard=rc.tensorboard) if main else None
     end = rc.steps if stop_after is None else min(rc.steps, stop_after)
@@ -316,8 +320,9 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
     keys = getattr(method, "progress_keys", ())
     bar = tqdm(total=rc.steps, initial=start, disable=not progress, desc=f"{cfg.method}/{cfg.data}",
                dynamic_ncols=True, mininterval=0.5)
-    t0, step = time.perf_counter(), start
-    elapsed = 0.0
+    t0, c0, step = time.perf_counter(), time.process_time(), start
+    elapsed = elapsed_cpu = 0.0
+    cpu_before = _cpu_seconds(run.sessions()) if ckpt is not None else 0.0
     stop = _StopAtStepEnd(active=world is None or world.size == 1)
     try:
         stop.__enter__()
@@ -364,6 +369,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
         budget.stop()
         bar.close()
         elapsed = time.perf_counter() - t0  # the training loop only: the final evaluation is not training
+        elapsed_cpu = time.process_time() - c0
         finished = end == rc.steps or stopped_by is not None
         if finished and main:
             if stopped_by is not None and progress:
@@ -377,7 +383,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
             try:
                 run.end_record(record, step, (step - start) / max(time.perf_counter() - t0, 1e-9),
                                status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
-                               train_seconds=time.perf_counter() - t0)
+                               train_seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0)
             except OSError:
                 pass  # a full disk: the record is informative only, the original error is reported
         raise
@@ -389,12 +395,22 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
             logger.close()
     if not main:
         return TrainResult(run.path, {}, method, start, world.rank)
-    run.end_record(record, end, (end - start) / elapsed if elapsed > 0 else 0.0, train_seconds=elapsed)
+    run.end_record(record, end, (end - start) / elapsed if elapsed > 0 else 0.0, train_seconds=elapsed,
+                   cpu_seconds=elapsed_cpu)
+    cpu = None if cpu_before is None else cpu_before + elapsed_cpu
     if not finished:
-        return TrainResult(run.path, {}, method, start, train_seconds=budget.seconds + elapsed)
+        return TrainResult(run.path, {}, method, start, train_seconds=budget.seconds + elapsed, train_cpu_seconds=cpu)
     return TrainResult(run.path, finish(method, ds, cfg, run, progress=progress, step=end,
                                         budget=budget.report(end, stopped_by)), method, start,
-                       train_seconds=budget.seconds + elapsed)
+                       train_seconds=budget.seconds + elapsed, train_cpu_seconds=cpu)
+
+
+def _cpu_seconds(sessions: list[dict[str, Any]]) -> float | None:
+    """The training-loop CPU seconds of earlier sessions, summed; None when one that trained did not record them."""
+    trained = [s for s in sessions if s.get("end_step") is not None and s.get("end_step") != s.get("start_step")]
+    if any("train_cpu_seconds" not in s for s in trained):
+        return None
+    return sum(float(s["train_cpu_seconds"]) for s in trained)
 
 
 def _rank0_rng(world: distributed.World | None):
