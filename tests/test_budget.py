@@ -92,3 +92,29 @@ def test_bench_with_a_budget_shows_what_each_run_used(tmp_path, capsys):
 def test_bad_budgets(tmp_path, capsys, flag, value):
     assert main(["bench", "toy", "--methods", "gan", "--seeds", "1", flag, value, "--out", str(tmp_path / "b")]) == 2
     assert flag in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("key,record", [("max_seconds", "train_seconds"), ("max_cpu_seconds", "train_cpu_seconds")])
+def test_a_budget_in_seconds_ends_the_run_once_used_up(tmp_path, key, record):
+    """Wall or CPU seconds of the training loop: the run stops at the first step past the budget (a GAN step on ring8
+    takes milliseconds, so within 1 s of it), is finished there, and the same command reports it."""
+    out = tmp_path / "r"
+    over = dict(steps=10**7, **{key: 1.5}, **{**FAST, "log_every": 100})
+    res = ebmlab.train("gan", "ring8", out=out, progress=False, overrides=over)
+    assert res.summary["budget"]["stopped_by"] == key and 0 < res.summary["step"] < 10**7
+    used = json.loads((out / "run.json").read_text())["sessions"][-1][record]
+    assert 1.5 <= used < 2.5
+    again = ebmlab.train("gan", "ring8", out=out, progress=False, overrides=over)
+    assert again.summary == res.summary
+
+
+def test_a_cpu_seconds_budget_is_refused_on_a_gpu(tmp_path, monkeypatch):
+    import torch
+
+    from ebmlab import trainer
+    from ebmlab.errors import EbmlabError
+
+    monkeypatch.setattr(trainer, "pick_device", lambda name, world=None: torch.device("cuda"))
+    with pytest.raises(EbmlabError, match="max_cpu_seconds counts CPU time"):
+        ebmlab.train("gan", "ring8", out=tmp_path / "r", progress=False, overrides=dict(max_cpu_seconds=10, **FAST))
+    assert not (tmp_path / "r").exists()  # refused before anything was written

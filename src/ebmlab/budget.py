@@ -11,10 +11,14 @@ checkpoint so that a resumed run counts from where it stopped. The evaluations g
 may then run longer by that much) and the Python API's ``TrainResult.train_seconds`` — checkpoints and summaries stay
 identical between identical runs.
 
-Run options ``max_seconds`` and ``max_evals`` end training at the first step at which the budget is used up
+Run options ``max_seconds``, ``max_cpu_seconds`` and ``max_evals`` end training at the first step at which the budget is used up
 (``steps`` is then an upper bound); the run is then finished at that step — final evaluation, plots, summary — and
 running the same command again reports it instead of training on. A budget in evaluations is deterministic; one in
-seconds depends on the machine and its load, which the run record states. Evaluation is never counted.
+seconds depends on the machine and its load, which the run record states. One in CPU seconds (the process's CPU time
+in the training loop, all threads; each session's ``train_cpu_seconds``) is what a run would take alone: on a CPU
+shared with other jobs its wall time stretches, its CPU time much less (a GAN step under load 4: wall 2.4×, CPU
+1.2× — the cores' shared caches), so a grid of one-thread runs side by side gets equal compute per method. It is no
+measure of GPU work, and is refused for CUDA runs. Evaluation is never counted.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ class Budget:
     """Counts forward evaluations of each of a method's networks while installed (``with budget.counting():``)."""
 
     def __init__(self, networks: dict[str, nn.Module], *, max_seconds: float = 0.0, max_evals: int = 0,
-                 processes: int = 1):
+                 processes: int = 1, max_cpu_seconds: float = 0.0):
         self.networks = networks
         self.max_seconds, self.max_evals, self.processes = max_seconds, max_evals, processes
+        self.max_cpu_seconds = max_cpu_seconds
         self._rows: dict[str, int] = {k: 0 for k in networks}  # rows through the network's layers, summed
         # a network is counted through its layers with parameters, not its forward(): methods call parts of a
         # network (a VAE's encode and decode) without its forward. Rows through all its layers / their number is
@@ -39,6 +44,7 @@ class Budget:
                             and any(True for _ in m.parameters(recurse=False))]
                         for k, net in networks.items()}  # leaf layers with parameters (not a container's own)
         self.seconds = 0.0  # training-loop wall time of the sessions before this one
+        self.cpu_seconds = 0.0  # and its CPU time (all threads)
         self._handles: list[Any] = []
 
     @property
@@ -67,12 +73,14 @@ class Budget:
     def total_evals(self) -> int:
         return sum(self.evals.values())
 
-    def used_up(self, session_seconds: float) -> str | None:
-        """Which budget is used up ('max_seconds' or 'max_evals'), or None."""
+    def used_up(self, session_seconds: float, session_cpu_seconds: float = 0.0) -> str | None:
+        """Which budget is used up ('max_seconds', 'max_cpu_seconds' or 'max_evals'), or None."""
         if self.max_evals and self.total_evals >= self.max_evals:
             return "max_evals"
         if self.max_seconds and self.seconds + session_seconds >= self.max_seconds:
             return "max_seconds"
+        if self.max_cpu_seconds and self.cpu_seconds + session_cpu_seconds >= self.max_cpu_seconds:
+            return "max_cpu_seconds"
         return None
 
     def state_dict(self) -> dict[str, Any]:

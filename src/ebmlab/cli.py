@@ -301,6 +301,7 @@ def _bench(args) -> None:
     overrides = parse_override_strings(args.overrides)
     steps = args.steps
     for flag, key, value in (("--budget-seconds", "max_seconds", args.budget_seconds),
+                             ("--budget-cpu-seconds", "max_cpu_seconds", args.budget_cpu_seconds),
                              ("--budget-evals", "max_evals", args.budget_evals)):
         if value is not None:
             if value <= 0:
@@ -527,6 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=int, default=1, help="parallel runs (each uses one thread)")
     s.add_argument("--budget-seconds", type=float, help="train every run for this many seconds of its training loop "
                    "instead of a number of steps (compute-matched comparison; the table shows the steps each reached)")
+    s.add_argument("--budget-cpu-seconds", type=float, help="train every run for this many CPU seconds of its "
+                   "training loop (one thread each: the time it takes alone, whatever runs beside it; CPU runs)")
     s.add_argument("--budget-evals", type=int, help="train every run until this many samples have passed forward "
                    "through its networks (deterministic compute matching)")
     s.add_argument("--grid", metavar="FILE", help="TOML file: option (or 'a,b' for options set together) = [values]; "

@@ -171,6 +171,7 @@ class RunConfig:
     channels_last: bool = False  # image data: networks and batches in channels-last memory format
     # budgets that end training before ``steps`` (ebmlab.budget); 0: off
     max_seconds: float = 0.0
+    max_cpu_seconds: float = 0.0
     max_evals: int = 0
 
 

@@ -57,6 +57,9 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
     "grad_clip": ("nonneg", "clip each optimizer's gradients to this global L2 norm before its step (0: off)"),
     "max_seconds": ("nonneg", "end training once its loop has run this many seconds, summed over sessions; steps is "
                               "then an upper bound (0: off; ebmlab.budget)"),
+    "max_cpu_seconds": ("nonneg", "end training once its loop has used this many CPU seconds (all its threads), "
+                                  "summed over sessions: a budget that other jobs on the machine do not shrink; "
+                                  "CPU runs only (0: off; ebmlab.budget)"),
     "max_evals": ("int0", "end training once this many samples have passed forward through the method's networks "
                           "(0: off; ebmlab.budget)"),
     "ema": ("unit", "decay of a moving average of the sampling networks' weights, used for evaluation and "

@@ -157,6 +157,9 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
         batches = make_batches(ds, rc.batches, rc.batch_size, rc.seed, rank=world.rank if world else 0,
                                world=world.size if world else 1)  # refuses a batch the data cannot give
         device = pick_device(rc.device, world)
+        if rc.max_cpu_seconds and device.type != "cpu":
+            raise EbmlabError(f"max_cpu_seconds counts CPU time, which says nothing of the work on the {device.type} "
+                              f"device; use max_seconds (wall time) or max_evals there, or device=cpu")
         method = build_method(cfg, device, world)
         if _data_on_device(rc, ds, device):
             batches.on_device(device)
@@ -270,7 +273,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
     main = world is None or world.is_main
     start = 0
     budget = Budget(method.networks, max_seconds=rc.max_seconds, max_evals=rc.max_evals,
-                    processes=world.size if world else 1)
+                    processes=world.size if world else 1, max_cpu_seconds=rc.max_cpu_seconds)
     ckpt = run.load_checkpoint(cfg.method)
     stopped_by = None
     if ckpt is not None:
@@ -323,6 +326,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
     t0, c0, step = time.perf_counter(), time.process_time(), start
     elapsed = elapsed_cpu = 0.0
     cpu_before = _cpu_seconds(run.sessions()) if ckpt is not None else 0.0
+    budget.cpu_seconds = cpu_before or 0.0  # sessions that did not record it: counted as none
     stop = _StopAtStepEnd(active=world is None or world.size == 1)
     try:
         stop.__enter__()
@@ -354,7 +358,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
                 with recipe.averaged(), _rank0_rng(world):
                     logger.log(step, "eval", evaluate(method, ds, rc, step))
                     log_grid(logger, method, ds, step)
-            stopped_by = budget.used_up(time.perf_counter() - t0)
+            stopped_by = budget.used_up(time.perf_counter() - t0, time.process_time() - c0)
             if stopped_by is not None:
                 end = step  # the budget is used up: this step is the run's last
             if step % rc.ckpt_every == 0 or step == end or stop.requested is not None:
