@@ -252,19 +252,16 @@ class _StopAtStepEnd:
         print(f"\nebmlab: {self.requested}: stopping after this step with a checkpoint (again to stop at once)",
               file=sys.stderr, flush=True)
 
-    def __enter__(self) -> "_StopAtStepEnd":
+    def install(self) -> None:
         if self.active:
             for sig in self.SIGNALS:
                 self._old[sig] = signal.signal(sig, self._handle)
-        return self
 
     def restore(self) -> None:
+        """The handlers as they were (idempotent)."""
         for sig, old in self._old.items():
             signal.signal(sig, old)
         self._old = {}
-
-    def __exit__(self, *exc: Any) -> None:
-        self.restore()
 
 
 def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progress: bool,
@@ -329,7 +326,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
     budget.cpu_seconds = cpu_before or 0.0  # sessions that did not record it: counted as none
     stop = _StopAtStepEnd(active=world is None or world.size == 1)
     try:
-        stop.__enter__()
+        stop.install()
         stream = batches.stream(start, end, num_workers=rc.num_workers)
         budget.start()
         pin = method.device.type == "cuda"  # host batches: page-locked, so that the copy overlaps the step
