@@ -63,7 +63,8 @@ def plot(runs: list[tuple[dict, list[dict], list[dict]]], dest: Path) -> None:
         a2.plot([e["step"] for e in evals], [e.get("modes") for e in evals], "o-", color=c, label=label(cfg))
     a1.set_xlabel("step")
     a1.set_ylabel("energy of the logged batch")
-    a1.set_yscale("symlog")
+    if max(abs(t[k]) for _, train, _ in runs for t in train for k in ("energy_real", "energy_fake")) > 100:
+        a1.set_yscale("symlog")  # a drifting energy spans decades
     a1.legend(fontsize=6)
     a2.set_xlabel("step")
     a2.set_ylabel("modes of 1000 (26,000 samples)")
