@@ -79,20 +79,13 @@ def ais(a) -> None:
         list(ex.map(one, runs))
 
 
-def _ms(vals: list[float]) -> str:
+def _ms(vals: list[float], digits: int = 1) -> str:
+    """Mean ± std over seeds of the finite values, at ``digits`` decimals ("–" when there are none)."""
     vals = [v for v in vals if v is not None and math.isfinite(v)]
     if not vals:
         return "–"
     m = statistics.fmean(vals)
-    return f"{m:.1f} ± {statistics.stdev(vals):.1f}" if len(vals) > 1 else f"{m:.1f}"
-
-
-def _ms3(vals: list[float]) -> str:
-    vals = [v for v in vals if v is not None and math.isfinite(v)]
-    if not vals:
-        return "–"
-    m = statistics.fmean(vals)
-    return f"{m:.3f} ± {statistics.stdev(vals):.3f}" if len(vals) > 1 else f"{m:.3f}"
+    return f"{m:.{digits}f} ± {statistics.stdev(vals):.{digits}f}" if len(vals) > 1 else f"{m:.{digits}f}"
 
 
 def table(a) -> str:
@@ -141,7 +134,7 @@ def table(a) -> str:
     for label, rs in rows.items():
         se = ", ".join(f"{r['se']:.1f}" for r in rs if r.get("se") is not None)
         lines.append(f"| {label} | {rs[0]['how']} | {rs[0]['bias']} | {len(rs)} | {rs[0]['steps']} | "
-                     f"{_ms([r['nll'] for r in rs])} | {_ms3([r['bpd'] for r in rs])} | {se or '–'} |")
+                     f"{_ms([r['nll'] for r in rs])} | {_ms([r['bpd'] for r in rs], 3)} | {se or '–'} |")
     extra = []
     for label, rs in rows.items():
         if "k_curve" in rs[0]:
