@@ -15,10 +15,11 @@ Run options ``max_seconds``, ``max_cpu_seconds`` and ``max_evals`` end training 
 (``steps`` is then an upper bound); the run is then finished at that step — final evaluation, plots, summary — and
 running the same command again reports it instead of training on. A budget in evaluations is deterministic; one in
 seconds depends on the machine and its load, which the run record states. One in CPU seconds (the process's CPU time
-in the training loop, all threads; each session's ``train_cpu_seconds``) is what a run would take alone: on a CPU
-shared with other jobs its wall time stretches, its CPU time much less (a GAN step under load 4: wall 2.4×, CPU
-1.2× — the cores' shared caches), so a grid of one-thread runs side by side gets equal compute per method. It is no
-measure of GPU work, and is refused for CUDA runs. Evaluation is never counted.
+in the training loop, all threads; each session's ``train_cpu_seconds``) is close to what a run would take alone: on
+a CPU shared with other jobs its wall time stretches, its CPU time much less (a GAN step under load 4: wall 2.4×, CPU
+1.2×), though a step still costs 0–30 % more CPU time beside another run than alone, depending on the method and its
+neighbour (``benchmarks/images/README.md``), so a grid of one-thread runs side by side is equal in compute to about
+that. It is no measure of GPU work, and is refused for CUDA runs. Evaluation is never counted.
 """
 
 from __future__ import annotations
