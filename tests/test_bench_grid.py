@@ -189,3 +189,31 @@ def test_a_mean_over_fewer_runs_than_finished_says_over_how_many():
     assert _fmt(row["nll"], "nll", row["ok"]) == "1.5 ± 1.3 (4 of 5)"
     assert _fmt(row["modes"], "modes", row["ok"]) == "8 ± 0"
     assert _fmt(row["nll_box"], "nll_box", row["ok"]) == "9 (1 of 5)"
+
+
+def test_a_killed_worker_gives_one_clear_error_not_a_traceback(tmp_path, capsys, monkeypatch):
+    """A worker killed by the system (the OOM killer, here faked) broke the pool; the bench printed a
+    BrokenProcessPool traceback. Now: exit 2, what happened, what to change, and that finished runs are kept."""
+    import ebmlab.bench as bench
+    from concurrent.futures.process import BrokenProcessPool
+
+    class KilledPool:
+        def __init__(self, *a, **k):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, fn, tasks):
+            raise BrokenProcessPool("A process in the process pool was terminated abruptly")
+
+    monkeypatch.setattr(bench, "ProcessPoolExecutor", KilledPool)
+    code = main(["bench", "toy", "--methods", "gan", "--data", "ring8", "--seeds", "2", "--steps", "3", "--jobs",
+                 "2", "--out", str(tmp_path / "b"), "eval_samples=100", "tensorboard=false"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "worker process of the bench was killed" in err and "--jobs" in err and "resumes" in err
+    assert "Traceback" not in err and not (tmp_path / "b" / "results.md").exists()

@@ -25,6 +25,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -356,12 +357,19 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
 
     bar = tqdm(total=len(tasks), desc=f"bench {suite} ({jobs} at a time)", unit="run", dynamic_ncols=True)
     if jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as ex:
-            results = []
-            for r in ex.map(_one, tasks):  # in grid order; the bar moves as each finishes in that order
-                results.append(r)
-                bar.set_postfix_str(f"{r['method']} on {r['data']}: {r['status']}", refresh=False)
-                bar.update(1)
+        try:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as ex:
+                results = []
+                for r in ex.map(_one, tasks):  # in grid order; the bar moves as each finishes in that order
+                    results.append(r)
+                    bar.set_postfix_str(f"{r['method']} on {r['data']}: {r['status']}", refresh=False)
+                    bar.update(1)
+        except BrokenProcessPool:
+            bar.close()
+            raise EbmlabError(f"a worker process of the bench was killed while it ran (by the system; out of memory "
+                              f"is the usual cause: `dmesg` says) — run fewer at a time (--jobs) or with smaller "
+                              f"evaluation options; the finished runs are kept in {out / 'runs'} and the same "
+                              f"command reuses them and resumes the others from their checkpoints") from None
     else:
         results = []
         for t in tasks:
