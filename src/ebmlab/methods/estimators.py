@@ -60,10 +60,11 @@ class DensityEstimator(Protocol):
         ...
 
 
-# Test points per IWAE call: a decoder call then holds chunk_size · 100 rows whatever the number of points (1000
-# points at once held 10⁵ rows of 28×28 feature maps in float64, ~14 GB); fixed, so L_k stays independent of
+# Test points per IWAE call: a decoder call then holds chunk_size · 10 rows (1000 at the default chunk) whatever the
+# number of points. A convolutional decoder in float64 needs ~1 MB per row: 1000 points at once (10⁵ rows) and then
+# blocks of 100 (10⁴ rows, ~11 GB) were both ended by the OOM killer. Fixed, so that L_k stays independent of
 # chunk_size for a given generator state.
-POINTS_PER_CALL = 100
+POINTS_PER_CALL = 10
 
 
 class VAEEstimator:
@@ -136,7 +137,7 @@ class VAEEstimator:
 
     def _mc_elbo(self, model: nn.Module, x: Tensor, generator: torch.Generator) -> Tensor:
         s, b = self.elbo_samples, x.shape[0]
-        per_chunk = max(1, (self.chunk_size * 100) // s)  # points per call: memory O(chunk_size · 100) rows
+        per_chunk = max(1, (self.chunk_size * POINTS_PER_CALL) // s)  # rows per call: ≤ chunk_size · POINTS_PER_CALL
         parts = []
         for i in range(0, b, per_chunk):
             xi = x[i:i + per_chunk]
