@@ -74,7 +74,7 @@ class VAEEstimator:
         module: the VAE.
         sample_mode: "mean" draws z ~ N(0, I) and returns the decoder mean (sigmoid of the logits for a Bernoulli
             decoder); "sample" draws x ~ p(x|z) as well.
-        chunk_size: importance samples per decoder call in the IWAE bound (memory is O(chunk_size · b)).
+        chunk_size: importance samples per decoder call in the IWAE bound (a call holds chunk_size · POINTS_PER_CALL rows).
         elbo_samples: draws per example of the evaluation ELBO (see ``log_density_bounds``).
         eval_dtype: precision of the evaluation; float64 evaluates a float64 copy of the module, so the decoder
             log-likelihoods as well as the log-weights are in double precision.
