@@ -80,15 +80,14 @@ BRIEF = [("modes ↑", "modes", 1, 0), ("modes in data ↑", "modes_in_data", 1,
 
 
 def _ms(vals: list, scale: float, digits: int) -> str:
-    """Mean ± sample std of the values present (one value: itself; none: "–")."""
-    import statistics
+    """Mean ± sample std (``ebmlab.bench._mean_std``) of the values present, scaled (one value: itself; none: "–")."""
+    from ebmlab.bench import _mean_std
 
     vals = [scale * v for v in vals if v is not None]
-    if not vals:
+    ms = _mean_std(vals)
+    if ms is None:
         return "–"
-    if len(vals) == 1:
-        return f"{vals[0]:.{digits}f}"
-    return f"{statistics.fmean(vals):.{digits}f} ± {statistics.stdev(vals):.{digits}f}"
+    return f"{ms[0]:.{digits}f}" if len(vals) == 1 else f"{ms[0]:.{digits}f} ± {ms[1]:.{digits}f}"
 
 
 def brief(results: list[dict], out: Path, data: str) -> str:
