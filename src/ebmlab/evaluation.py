@@ -6,6 +6,8 @@ computes the numbers; this module decides when, and where they are written.
 from __future__ import annotations
 
 import math
+import shutil
+from pathlib import Path
 from typing import Any
 
 from .config import ResolvedConfig, RunConfig, to_dict
@@ -17,15 +19,21 @@ from .runs import MetricsLogger, RunDir, fault_point, read_json, write_json
 def final_eval(method: Method, ds, cfg: ResolvedConfig, run: RunDir, logger: MetricsLogger | None,
                 progress: bool = False, step: int | None = None) -> dict[str, Any]:
     """The final evaluation line of metrics.jsonl at ``step`` (the run's last step: ``steps``, or where a budget
-    ended it): reused if a previous session logged it, else computed."""
+    ended it): reused if a previous session logged it, else computed.
+
+    Its samples are drawn into ``RUN/eval-draw/`` chunk by chunk (``metrics.evaluators.cached_draw``), so a final
+    evaluation stopped at any moment resumes its draw where it was, with the same samples; the directory is removed
+    once the metrics are logged."""
     rc = cfg.run
     last = rc.steps if step is None else step
+    cache = run.path / DRAW_CACHE
     for rec in reversed(run.read_metrics()):
         if rec.get("kind") == "eval" and rec.get("step") == last:
+            shutil.rmtree(cache, ignore_errors=True)  # left by a kill between the log line and its removal
             return {k: v for k, v in rec.items() if k not in ("step", "kind")}
     if progress:
         print(f"final evaluation ({sample_count(ds, rc)})...", flush=True)
-    final = evaluate(method, ds, rc, last)
+    final = evaluate(method, ds, rc, last, cache=cache)
     fault_point("final_eval")
     own = logger is None
     logger = logger or MetricsLogger(run, last, tensorboard=rc.tensorboard)
@@ -35,6 +43,7 @@ def final_eval(method: Method, ds, cfg: ResolvedConfig, run: RunDir, logger: Met
     finally:
         if own:
             logger.close()
+    shutil.rmtree(cache, ignore_errors=True)
     return final
 
 
@@ -47,11 +56,14 @@ def log_grid(logger: MetricsLogger, method: Method, ds, step: int) -> None:
     logger.image(step, "samples", image_grid(model_grid_samples(method), ds.spec.value_range or (0.0, 1.0)))
 
 
-def evaluate(method: Method, ds, rc: RunConfig, step: int) -> dict[str, Any]:
+DRAW_CACHE = "eval-draw"  # the final evaluation's samples while it runs (removed when it is logged)
+
+
+def evaluate(method: Method, ds, rc: RunConfig, step: int, cache: Path | None = None) -> dict[str, Any]:
     from .metrics import evaluate_method
 
     return evaluate_method(method, ds, n_samples=rc.eval_samples, seed=stream_seed(rc.seed, "eval", step),
-                           density=rc.eval_density)
+                           density=rc.eval_density, cache=cache)
 
 
 def protocol(ds, rc: RunConfig) -> dict[str, Any]:
