@@ -283,6 +283,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
     else:
         torch.manual_seed(stream_seed(rc.seed, "init"))  # the global generator too, so two identical runs save identical checkpoints
     record = None
+    trained: tuple[float, float] | None = None  # the training loop's wall and CPU seconds, once it has ended
     budget.seconds = sum(float(s.get("train_seconds") or 0.0) for s in run.sessions()) if ckpt is not None else 0.0
     if main:
         run.truncate_metrics(start)
@@ -372,7 +373,11 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
         elapsed = time.perf_counter() - t0  # the training loop only: the final evaluation is not training
         elapsed_cpu = time.process_time() - c0
         finished = end == rc.steps or stopped_by is not None
+        trained = (elapsed, elapsed_cpu)
         if finished and main:
+            if record is not None:  # a kill in the (long) final evaluation keeps the training loop's record
+                run.end_record(record, end, (end - start) / elapsed if elapsed > 0 else 0.0, status="evaluating",
+                               train_seconds=elapsed, cpu_seconds=elapsed_cpu)
             if stopped_by is not None and progress:
                 print(f"{stopped_by}: the budget is used up at step {end} ({budget.total_evals} network "
                       f"evaluations, {budget.seconds + elapsed:.0f} s of training); finishing the run there",
@@ -382,9 +387,10 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
     except BaseException as exc:
         if record is not None:  # the record says how the session ended, not "running" for ever
             try:
-                run.end_record(record, step, (step - start) / max(time.perf_counter() - t0, 1e-9),
+                wall, cpu_s = trained or (time.perf_counter() - t0, time.process_time() - c0)
+                run.end_record(record, step, (step - start) / max(wall, 1e-9),
                                status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
-                               train_seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0)
+                               train_seconds=wall, cpu_seconds=cpu_s)
             except OSError:
                 pass  # a full disk: the record is informative only, the original error is reported
         raise

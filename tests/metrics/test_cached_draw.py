@@ -125,6 +125,8 @@ def test_a_final_evaluation_killed_in_its_draw_resumes_it_and_ends_as_an_uninter
     res = _train(out, "draw:chunk")
     assert res.returncode == -9, res.stderr
     assert (out / "eval-draw" / "chunk-0000.pt").is_file() and not (out / "eval-draw" / "chunk-0001.pt").exists()
+    killed = json.loads((out / "run.json").read_text())["sessions"][-1]  # the training loop's record is kept
+    assert killed["status"] == "evaluating" and killed["end_step"] == 2 and killed["train_cpu_seconds"] > 0
     res = _train(out)
     assert res.returncode == 0, res.stderr
     assert not (out / "eval-draw").exists() and not (ref / "eval-draw").exists()
