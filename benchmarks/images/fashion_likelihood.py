@@ -22,7 +22,9 @@ Steps 1–3 each reuse what is done, so the same command resumes:
    on one thread (the rates measured interleaved, ``OUT/rates.json``), ``--seeds`` seeds each;
 2. ``ebmlab eval RUN --ais T --json`` for each EBGAN-PT run into ``OUT/ais/``;
 3. ``OUT/results.md``: mean ± std over seeds (the std is over training seeds; the standard error of the estimate
-   over test points is ``nll_iwae_se`` of each run, listed beside it).
+   over test points is ``nll_iwae_se`` of each run, listed beside it). Its first row is the likelihood of no model
+   (each pixel uniform over its 256 levels: D·log 256 nats, 8 bits per dimension): an upper bound above it is still
+   a valid bound, but says the model gives the test images less mass than no model does.
 """
 
 from __future__ import annotations
@@ -131,6 +133,9 @@ def table(a) -> str:
 
     lines = ["| model | estimator | direction | seeds | steps | NLL (nats / image) ↓ | bits / dim ↓ | "
              "standard error over test images (nats) |", "|---|---|---|---|---|---|---|---|"]
+    d = 28 * 28  # the reference row: every pixel uniform over its 256 levels, the likelihood of no model at all
+    lines.append(f"| *no model: each pixel uniform over its 256 levels* | exact, D·log 256 | exact | – | – | "
+                 f"{d * math.log(256):.1f} | 8.000 | 0 |")
     for label, rs in rows.items():
         se = ", ".join(f"{r['se']:.1f}" for r in rs if r.get("se") is not None)
         lines.append(f"| {label} | {rs[0]['how']} | {rs[0]['bias']} | {len(rs)} | {rs[0]['steps']} | "
