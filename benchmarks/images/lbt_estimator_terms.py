@@ -45,12 +45,10 @@ def main() -> None:
             logvar = logvar.detach()
         flat, mean = xd.reshape(len(x), -1), mean.reshape(len(x), -1)
         var = logvar.exp().expand_as(mean.reshape(xd.shape)).reshape(len(x), -1)
-        sq = ((flat - mean) ** 2).sum(1)
-        d, mse = flat.shape[1], float(sq.mean()) / flat.shape[1]
+        d, mse = flat.shape[1], float(((flat - mean) ** 2).mean())
         square = (0.5 * (flat - mean) ** 2 / var).sum(1)
-        rec = square + 0.5 * torch.log(2 * math.pi * var).sum(1) + flat.shape[1] * math.log(1 / w)
-        out[Path(run).name] = {"step": step, "decoder_var": float(var.mean()),
-                               "rmse_per_pixel": float((sq.mean() / flat.shape[1]) ** 0.5),
+        rec = square + 0.5 * torch.log(2 * math.pi * var).sum(1) + d * math.log(1 / w)
+        out[Path(run).name] = {"step": step, "decoder_var": float(var.mean()), "rmse_per_pixel": mse ** 0.5,
                                "squared_error_term_nats": float(square.mean()), "rec_nats": float(rec.mean()),
                                # the same reconstructions under the best single variance (σ² = their mean square
                                # error): what a learned variance could at most recover of rec_nats

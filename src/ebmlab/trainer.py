@@ -374,10 +374,10 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
         elapsed_cpu = time.process_time() - c0
         finished = end == rc.steps or stopped_by is not None
         trained = (elapsed, elapsed_cpu)
+        rate = (end - start) / elapsed if elapsed > 0 else 0.0
         if finished and main:
             if record is not None:  # a kill in the (long) final evaluation keeps the training loop's record
-                run.end_record(record, end, (end - start) / elapsed if elapsed > 0 else 0.0, status="evaluating",
-                               train_seconds=elapsed, cpu_seconds=elapsed_cpu)
+                run.end_record(record, end, rate, status="evaluating", train_seconds=elapsed, cpu_seconds=elapsed_cpu)
             if stopped_by is not None and progress:
                 print(f"{stopped_by}: the budget is used up at step {end} ({budget.total_evals} network "
                       f"evaluations, {budget.seconds + elapsed:.0f} s of training); finishing the run there",
@@ -402,8 +402,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
             logger.close()
     if not main:
         return TrainResult(run.path, {}, method, start, world.rank)
-    run.end_record(record, end, (end - start) / elapsed if elapsed > 0 else 0.0, train_seconds=elapsed,
-                   cpu_seconds=elapsed_cpu)
+    run.end_record(record, end, rate, train_seconds=elapsed, cpu_seconds=elapsed_cpu)
     cpu = None if cpu_before is None else cpu_before + elapsed_cpu
     if not finished:
         return TrainResult(run.path, {}, method, start, train_seconds=budget.seconds + elapsed, train_cpu_seconds=cpu)
