@@ -316,6 +316,10 @@ CASES = [
     ("data-on-device-with-workers", _train("data_on_device=on", "num_workers=2", data="digits"),
      ["num_workers=0", "data_on_device"]),
     ("data-on-device-unknown", _train("data_on_device=yes"), ["data_on_device", "auto", "off"]),
+    ("graphs-unknown", _train("graphs=yes"), ["graphs", "emulate"]),
+    *([("graphs-on-without-cuda", _train("graphs=on", "--device", "cpu"), ["graphs=on captures CUDA graphs",
+                                                                          "graphs=emulate"])]
+      if not torch.cuda.is_available() else []),
     ("ebgan-ln-toy-data", lambda tmp, fin: ["train", "ebgan_ln", "--data", "ring8", "--out", str(tmp / "new")],
      ["of kind", "labelled data set"]),
     ("ebgan-ln-unlabelled-npz", lambda tmp, fin: np.savez(tmp / "u.npz", x=np.random.default_rng(0).normal(size=(400, 3)).astype(np.float32)) or

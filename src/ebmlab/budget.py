@@ -71,6 +71,17 @@ class Budget:
         self._handles = []
 
     @property
+    def rows(self) -> dict[str, int]:
+        """Rows passed through each network's layers so far (what :meth:`add_rows` adds to)."""
+        return dict(self._rows)
+
+    def add_rows(self, rows: dict[str, int]) -> None:
+        """Count rows that passed without the Python hooks seeing them: a step replayed from a captured graph
+        (``ebmlab.graphs``) adds what its capture counted."""
+        for k, v in rows.items():
+            self._rows[k] += v
+
+    @property
     def total_evals(self) -> int:
         return sum(self.evals.values())
 

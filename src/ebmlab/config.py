@@ -169,6 +169,8 @@ class RunConfig:
     ema: float = 0.0  # 0: off
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast of each training step (trainer._autocast)
     channels_last: bool = False  # image data: networks and batches in channels-last memory format
+    # whole training steps replayed from captured graphs (ebmlab.graphs); auto: on CUDA when the method allows
+    graphs: Literal["auto", "on", "off", "emulate"] = "auto"
     # budgets that end training before ``steps`` (ebmlab.budget); 0: off
     max_seconds: float = 0.0
     max_cpu_seconds: float = 0.0

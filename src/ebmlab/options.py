@@ -66,6 +66,9 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
                     "sampling (0: off; e.g. 0.999)"),
     "precision": ("any", "fp32, or bf16 (autocast of every training step to bfloat16; no loss scaling needed)"),
     "channels_last": ("any", "image data: conv networks and batches in channels-last memory format"),
+    "graphs": ("any", "replay each kind of training step from a captured CUDA graph: auto (on CUDA when the method's "
+                      "steps allow it, else eager, said once), on, off, or emulate (the same replay from recorded "
+                      "operations on any device: a slow check that a method's step can be captured; ebmlab.graphs)"),
 }
 
 SHARED: dict[str, tuple[str, str]] = {  # method options that mean the same in every method that has them

@@ -96,7 +96,10 @@ class Recipe:
         f = lr_factor(step, self.rc)
         for k, opt in self.optimizers.items():
             for g, base in zip(opt.param_groups, self.base_lrs[k]):
-                g["lr"] = base * f
+                if isinstance(g["lr"], torch.Tensor):
+                    g["lr"].fill_(base * f)  # a tensor learning rate read by a captured step (ebmlab.graphs)
+                else:
+                    g["lr"] = base * f
 
     def after_step(self) -> None:
         if not self.averaged_nets:

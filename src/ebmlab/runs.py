@@ -179,7 +179,8 @@ class RunDir:
                    train_seconds: float | None = None, cpu_seconds: float | None = None) -> None:
         """Close this session's record: ``ended``, or ``interrupted`` (Ctrl-C) / ``failed`` (an error);
         ``train_seconds``: this session's training-loop wall time (a resumed run sums them, ``ebmlab.budget``);
-        ``cpu_seconds``: the process's CPU time in that loop (``train_cpu_seconds``)."""
+        ``cpu_seconds``: the process's CPU time in that loop (``train_cpu_seconds``). Keys the trainer added to
+        ``rec`` since the start (``graphs``: how the steps ran, ``ebmlab.graphs``) are written too."""
         import time
 
         sessions = self._sessions()
@@ -187,7 +188,8 @@ class RunDir:
             sessions[-1].update(ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"), end_step=step,
                                 steps_per_s=round(steps_per_s, 4), status=status,
                                 **({"train_seconds": round(train_seconds, 3)} if train_seconds is not None else {}),
-                                **({"train_cpu_seconds": round(cpu_seconds, 3)} if cpu_seconds is not None else {}))
+                                **({"train_cpu_seconds": round(cpu_seconds, 3)} if cpu_seconds is not None else {}),
+                                **({"graphs": rec["graphs"]} if "graphs" in rec else {}))
             write_json(self.record_path, {"format": "ebmlab-run-record-1", "sessions": sessions})
 
     def sessions(self) -> list[dict[str, Any]]:

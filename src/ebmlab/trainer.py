@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from . import distributed
+from . import distributed, graphs
 from .config import ResolvedConfig, RunConfig, config_from_dict, resolve_config
 from .budget import Budget
 from .data.batches import make_batches
@@ -34,7 +34,7 @@ from .runs import CHECKPOINT_FORMAT, MetricsLogger, RunDir, check_output_dir, fa
 
 
 # run options a resumed run may change: how long it runs and where, not what it computes
-PLACEMENT = ("steps", "device", "threads", "num_workers", "data_on_device")
+PLACEMENT = ("steps", "device", "threads", "num_workers", "data_on_device", "graphs")
 # data_on_device=auto holds the training split on a CUDA device when it takes at most this fraction of the free memory
 AUTO_DATA_FRACTION = 0.25
 
@@ -160,6 +160,7 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
         if rc.max_cpu_seconds and device.type != "cpu":
             raise EbmlabError(f"max_cpu_seconds counts CPU time, which says nothing of the work on the {device.type} "
                               f"device; use max_seconds (wall time) or max_evals there, or device=cpu")
+        graphs.backend(rc.graphs, device)  # graphs=on without CUDA is refused here, before anything is written
         method = build_method(cfg, device, world)
         if _data_on_device(rc, ds, device):
             batches.on_device(device)
@@ -221,12 +222,13 @@ def _join(rc: RunConfig, size: int) -> distributed.World | None:
     return distributed.init(rc.device) if size > 1 else None
 
 
-def _autocast(method: Method, rc: RunConfig):
+def _autocast(method: Method, rc: RunConfig, captured: bool = False):
     """bf16 autocast around a training step (precision=bf16). bfloat16 keeps float32's exponent range, so no
     gradient scaler is needed; fp16 is not offered because its scaler would have to wrap each of the methods' own
-    backward passes, gradient penalties (double backward) included."""
+    backward passes, gradient penalties (double backward) included. A captured step (``ebmlab.graphs``) keeps no
+    cache of cast weights between steps, which its replays could not refresh."""
     if rc.precision == "bf16":
-        return torch.autocast(method.device.type, dtype=torch.bfloat16)
+        return torch.autocast(method.device.type, dtype=torch.bfloat16, cache_enabled=not captured)
     return contextlib.nullcontext()
 
 
@@ -306,13 +308,46 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
     has_buffers = world is not None and any(True for m in method.networks.values() for _ in m.buffers())
     channels_last = rc.channels_last and ds.spec.is_image
 
+    # whole steps replayed from captured graphs (ebmlab.graphs): the step below, as it runs eagerly, is what is captured
+    backend = graphs.backend(rc.graphs, method.device)
+    why = graphs.blocker(method, world) if backend else None
+    line = graphs.describe(rc.graphs, backend, why, cfg.method)
+    if line and main and progress:
+        print(line, flush=True)
+    captured = backend is not None and why is None
+
+    def run_step(batch: torch.Tensor, step: int) -> dict[str, Any]:
+        with distributed.training_step(world), _autocast(method, rc, captured):
+            metrics = method.train_step(batch, step)
+        recipe.after_step()
+        return metrics
+
+    runner = None
+    if captured:
+        assert backend is not None
+        graphs.prepare(method, backend, tensor_lrs=rc.lr_schedule != "constant")
+        runner = graphs.StepGraphs(method, backend, run_step, budget)
+    if record is not None and backend is not None:  # run.json says how this session's steps ran
+        record["graphs"] = {"backend": backend, **({"eager_because": why} if why else {})}
+
+    def note_graphs() -> None:
+        if record is not None and runner is not None:
+            record["graphs"].update(replayed_steps=runner.replayed_steps, eager_steps=runner.eager_steps,
+                                    kinds=sorted({k[0] for k in runner.graphs}))
+
+    def method_state() -> dict[str, Any]:
+        state = method.state_dict()
+        if runner is not None:  # the optimizers as an eager run saves them (numbers for learning rates)
+            state["optimizers"] = {k: graphs.portable_optimizer_state(v) for k, v in state["optimizers"].items()}
+        return state
+
     def checkpoint(step: int) -> None:
         nonlocal saved_any
         if not _params_finite(method):
             raise DivergenceError(f"parameters became non-finite by step {step}; {_kept(saved_any)}")
         if main:
             run.save_checkpoint({"format": CHECKPOINT_FORMAT, "method": cfg.method, "step": step,
-                                 "method_state": method.state_dict(), **batches.state_dict(),
+                                 "method_state": method_state(), **batches.state_dict(),
                                  "torch_rng": torch.get_rng_state(),
                                  "budget": budget.state_dict(),
                                  **({"stopped_by": stopped_by} if stopped_by else {})})
@@ -337,9 +372,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
             if channels_last and batch.dim() == 4:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             recipe.before_step(step)
-            with distributed.training_step(world), _autocast(method, rc):
-                metrics = method.train_step(batch, step)
-            recipe.after_step()
+            metrics = runner.step(batch, step) if runner is not None else run_step(batch, step)
             if has_buffers:
                 distributed.broadcast_buffers(method, world)
             if step % rc.log_every == 0 or step == end:  # the only point where metrics leave the device
@@ -377,6 +410,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
         rate = (end - start) / elapsed if elapsed > 0 else 0.0
         if finished and main:
             if record is not None:  # a kill in the (long) final evaluation keeps the training loop's record
+                note_graphs()
                 run.end_record(record, end, rate, status="evaluating", train_seconds=elapsed, cpu_seconds=elapsed_cpu)
             if stopped_by is not None and progress:
                 print(f"{stopped_by}: the budget is used up at step {end} ({budget.total_evals} network "
@@ -388,6 +422,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
         if record is not None:  # the record says how the session ended, not "running" for ever
             try:
                 wall, cpu_s = trained or (time.perf_counter() - t0, time.process_time() - c0)
+                note_graphs()
                 run.end_record(record, step, (step - start) / max(wall, 1e-9),
                                status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
                                train_seconds=wall, cpu_seconds=cpu_s)
@@ -402,6 +437,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
             logger.close()
     if not main:
         return TrainResult(run.path, {}, method, start, world.rank)
+    note_graphs()
     run.end_record(record, end, rate, train_seconds=elapsed, cpu_seconds=elapsed_cpu)
     cpu = None if cpu_before is None else cpu_before + elapsed_cpu
     if not finished:

@@ -105,6 +105,12 @@ class Method(abc.ABC):
         """Why this method's steps cannot be replayed from a captured graph (None: they can)."""
         return None
 
+    def replayed(self, kind: str) -> None:
+        """The Python bookkeeping of a step of ``kind`` that was replayed from a captured graph (``ebmlab.graphs``):
+        a replay runs the step's tensor work only, so what ``train_step`` does in Python (counters) is redone here.
+        Nothing by default; ``tests/test_graphs.py`` checks every capturable method's replayed steps against eager
+        ones, state included."""
+
     def attach_data(self, dataset: Any) -> None:
         """Called once, after construction and before training or loading, with the run's data set: for methods
         that need more of it than batches (EBGAN-LN's labelled subset and class count). Nothing by default."""

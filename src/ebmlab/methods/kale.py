@@ -237,11 +237,21 @@ class KALE(LatentGenerator, Method):
                        self.recipe)
         return loss_kale, gp, e_real, e_fake
 
+    def capture_blocker(self) -> str | None:
+        if self.config.base == "flow":
+            return ("the flow base's coupling layers (zuko) find their mask's indices on the host at every call "
+                    "(mask.nonzero()), which a captured graph cannot do")
+        return None
+
     def step_kind(self, step: int) -> str | None:
         """A burst of ``n_critic_burst`` energy updates, or the usual ``n_critic`` (the fixed base: one kind)."""
         if self.fixed:
-            return "step"
+            return "flow" if self.config.base == "flow" and self.base_steps < self.config.flow_steps else "step"
         return "burst" if self.base_steps % self.config.burst_every == 0 else "step"
+
+    def replayed(self, kind: str) -> None:
+        if kind != "step" or not self.fixed:  # the flow's and the generator's steps count themselves
+            self.base_steps += 1
 
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         if self.fixed:

@@ -164,7 +164,10 @@ class VCD(Method):
         loss_e = e_real - e_fake - c.entropy_weight * h_real
         optimizer_step(self.optimizers["energy"], loss_e, self.recipe)
         pool = x0.detach() if self.pool is None else torch.cat([x0.detach(), self.pool])
-        self.pool = pool[:c.reservoir]
+        if self.pool is not None and len(self.pool) == c.reservoir:
+            self.pool.copy_(pool[:c.reservoir])  # in place once full: a replayed step (ebmlab.graphs) updates it
+        else:
+            self.pool = pool[:c.reservoir].clone()
         return {"loss_e": loss_e.detach(), "loss_g": loss_g.detach(), "recon": rec.detach(), "energy_real": e_real.detach(),
                 "energy_fake": e_fake.detach(), "entropy_gen": h_t.detach(), "entropy_real": h_real.detach()}
 

@@ -1,0 +1,307 @@
+"""Whole training steps replayed from captured graphs (run option ``graphs``).
+
+On a GPU the methods' steps are bound by kernel launches and Python, not arithmetic: a GAN step of a DCGAN pair at
+batch 64 launches ~270 kernels that keep an H100 busy for 1.4 ms of a 9 ms step. A CUDA graph records every kernel
+of one step once and replays them with one launch. :class:`StepGraphs` does that for the trainer, around
+everything the trainer calls a step: the method's ``train_step`` (its losses, backward passes, gradient averaging
+and clipping, optimizer steps) and the recipe's moving average (``Recipe.after_step``).
+
+How a run is captured:
+
+- **Kinds of step.** A method declares what its next step will be (``Method.step_kind``): steps of one kind run the
+  same operations on tensors of the same shapes with the same Python numbers (KALE's bursts of energy updates are
+  another kind than its usual steps; a filling reservoir gives each step its own kind). One graph is captured per
+  kind (and batch shape), into its own memory pool. A method whose steps depend on Python numbers that change every
+  step says why (``Method.capture_blocker``); its steps run eagerly, and the run says so once.
+- **Warm-up.** The first ``WARMUP`` steps of each kind in a session run eagerly (on a side stream on CUDA): they
+  create the optimizers' state and the libraries' workspaces, which a capture must not allocate.
+- **Static memory.** Each graph reads its batch from a static tensor the batch is copied into, and its metrics
+  are the tensors the captured step returned, overwritten by each replay (the trainer reads them at log steps,
+  right after the step).
+- **Python state.** A replay runs the recorded kernels and no Python: bookkeeping a method does in Python (KALE's
+  count of generator steps) is redone by ``Method.replayed``, and the network evaluations the budget counts with
+  Python hooks are added per replay as counted in the capture. State a step rebinds to a new tensor would not be
+  seen by later replays, so methods update such state in place (VGAN-VCD's reservoir once full).
+- **Optimizers.** torch's fused Adam (the methods' default) keeps its step counts on the device and is capturable as
+  it is; another optimizer with a ``capturable`` option gets it set on CUDA; one without it blocks capture. A
+  learning-rate schedule reaches the captured step through tensor learning rates that ``Recipe.before_step`` fills
+  before each replay; checkpoints store them as numbers (:func:`portable_optimizer_state`), so a run is resumed
+  with or without graphs alike.
+- **Random numbers.** The method's own generator is registered with each graph (the default generator always is):
+  each replay draws fresh numbers from the generator's stream, so the generator's saved state continues the
+  stream on resume.
+- **Not captured:** data-parallel runs (their gradient average is a collective between processes; eager there).
+
+``graphs=emulate`` runs the same machinery on any device without CUDA: the capture executes the step once while
+recording every operation the dispatcher runs (forward, backward, optimizer), and a replay re-executes the
+recorded operations on the recorded tensors, writing each result into the memory of the capture's result — no
+Python of the method runs, as in a CUDA replay, and a read of a tensor's value on the host during the capture is
+refused, as CUDA refuses it. Steps replayed so must equal eager steps exactly; ``tests/test_graphs.py`` checks every
+method that declares itself capturable that way on the CPU. It is slower than eager and meant for that check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from .errors import EbmlabError
+from .syncs import HOST_READS
+
+WARMUP = 2  # eager steps of each kind before its capture (optimizer state, cuBLAS/cuDNN workspaces)
+
+StepFn = Callable[[Tensor, int], dict[str, Any]]
+
+
+def backend(mode: str, device: torch.device) -> str | None:
+    """The capture back-end of run option ``graphs`` on ``device``: "cuda", "emulate", or None (eager)."""
+    if mode == "off":
+        return None
+    if mode == "emulate":
+        return "emulate"
+    if device.type == "cuda":
+        return "cuda"
+    if mode == "on":
+        raise EbmlabError(f"graphs=on captures CUDA graphs, and this run is on the {device.type}; use graphs=auto "
+                          f"(captures on CUDA, eager elsewhere), or graphs=emulate to check on the CPU that a "
+                          f"method's step can be replayed")
+    return None
+
+
+def blocker(method: Any, world: Any = None) -> str | None:
+    """Why ``method``'s steps cannot be captured in this run, or None."""
+    if world is not None and world.size > 1:
+        return "data-parallel runs average gradients with collectives between processes, which are not captured"
+    why = method.capture_blocker()
+    if why:
+        return why
+    for name, opt in method.optimizers.items():
+        if isinstance(opt, (torch.optim.Adam, torch.optim.AdamW)) and opt.defaults.get("fused"):
+            continue
+        if isinstance(opt, torch.optim.SGD) or "capturable" in opt.defaults:
+            continue
+        return f"optimizer {name!r} ({type(opt).__name__}) cannot run inside a captured graph"
+    return None
+
+
+def prepare(method: Any, backend_name: str, tensor_lrs: bool) -> None:
+    """Optimizers made capturable on CUDA (fused Adam already is) and, for a learning-rate schedule, given tensor
+    learning rates on their parameters' device that the recipe fills in place."""
+    for opt in method.optimizers.values():
+        fused = bool(opt.defaults.get("fused"))
+        for group in opt.param_groups:
+            device = group["params"][0].device
+            if backend_name == "cuda" and "capturable" in group and not fused:
+                group["capturable"] = True
+                for p in group["params"]:
+                    st = opt.state.get(p, {})
+                    if isinstance(st.get("step"), Tensor):
+                        st["step"] = st["step"].to(device=device, dtype=torch.float32)
+            if tensor_lrs and not isinstance(group["lr"], Tensor):
+                group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
+
+
+def portable_optimizer_state(state: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer's ``state_dict`` as an eager run writes it: learning rates as numbers, ``capturable`` off and
+    step counts on the CPU, so that a checkpoint loads alike into a run with or without graphs (and on any device)."""
+    groups = []
+    for g in state.get("param_groups", []):
+        g = dict(g)
+        if isinstance(g.get("lr"), Tensor):
+            g["lr"] = float(g["lr"])
+        if g.get("capturable") and not g.get("fused"):
+            g["capturable"] = False
+        groups.append(g)
+    per = {}
+    for k, st in state.get("state", {}).items():
+        st = dict(st)
+        if isinstance(st.get("step"), Tensor) and not _is_fused(state) and st["step"].device.type != "cpu":
+            st["step"] = st["step"].cpu()
+        per[k] = st
+    return {**state, "param_groups": groups, "state": per}
+
+
+def _is_fused(state: dict[str, Any]) -> bool:
+    return any(g.get("fused") for g in state.get("param_groups", []))
+
+
+# --- the CPU emulation of a captured graph --------------------------------------------------------------------
+class HostReadInCapture(EbmlabError):
+    pass
+
+
+class _Record(TorchDispatchMode):
+    """Records every operation the dispatcher runs (forward, backward, optimizer) with its arguments and results."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[tuple[Any, Any, Any, Any]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        self.ops.append((func, args, kwargs, out))
+        return out
+
+
+class _NoHostReads(torch.overrides.TorchFunctionMode):
+    """Refuses what a CUDA capture refuses: reading a tensor's value on the host (``ebmlab.syncs.HOST_READS``)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in HOST_READS:
+            import sys
+
+            frame = sys._getframe(1)
+            raise HostReadInCapture(f"the step reads a tensor's value on the host ({name} at "
+                                    f"{frame.f_code.co_filename.split('site-packages/')[-1]}:{frame.f_lineno}), "
+                                    f"which a captured graph cannot do; keep the value on the device, or declare the "
+                                    f"step uncapturable (Method.capture_blocker)")
+        return func(*args, **(kwargs or {}))
+
+
+class _EmulatedGraph:
+    """The CPU stand-in for ``torch.cuda.CUDAGraph`` (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.ops: list[tuple[Any, Any, Any, Any]] = []
+        self._pending_first = False
+
+    @contextlib.contextmanager
+    def capture(self):
+        rec = _Record()
+        with _NoHostReads(), rec:
+            yield
+        self.ops = rec.ops
+        self._pending_first = True  # the capture executed the step: the replay that follows it is that step
+
+    def replay(self) -> None:
+        if self._pending_first:
+            self._pending_first = False
+            return
+        with torch.no_grad():
+            for func, args, kwargs, out in self.ops:
+                new = func(*args, **kwargs)
+                old_leaves, _ = tree_flatten(out)
+                new_leaves, _ = tree_flatten(new)
+                for o, n in zip(old_leaves, new_leaves):
+                    if isinstance(o, Tensor) and isinstance(n, Tensor) and o is not n and not _same_memory(o, n):
+                        o.copy_(n)  # the result lands where the captured step's result lives, as in a CUDA graph
+
+
+def _same_memory(a: Tensor, b: Tensor) -> bool:
+    """Views (and in-place results) of one tensor: nothing to copy."""
+    try:
+        return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):
+        return False
+
+
+# --- the trainer's side --------------------------------------------------------------------------------------
+@dataclass
+class _Graph:
+    graph: Any
+    static: Tensor
+    outputs: dict[str, Any]
+    rows: dict[str, int]  # network evaluations (layer rows) one step of this kind adds to the budget
+    replays: int = 0
+
+
+@dataclass
+class StepGraphs:
+    """Runs the trainer's steps, replaying one captured graph per kind of step (module docstring).
+
+    ``run_step(batch, step)`` is the whole step as the trainer would run it eagerly; ``budget`` (ebmlab.budget) has
+    its Python-hook counts added for replayed steps."""
+
+    method: Any
+    backend: str
+    run_step: StepFn
+    budget: Any = None
+    graphs: dict[tuple, _Graph] = field(default_factory=dict)
+    seen: Counter = field(default_factory=Counter)
+    eager_steps: int = 0
+
+    def step(self, batch: Tensor, step: int) -> dict[str, Any]:
+        kind = self.method.step_kind(step)
+        if kind is None:
+            self.eager_steps += 1
+            return self.run_step(batch, step)
+        key = (kind, tuple(batch.shape), batch.dtype)
+        g = self.graphs.get(key)
+        if g is None:
+            if self.seen[key] < WARMUP:
+                self.seen[key] += 1
+                self.eager_steps += 1
+                return self._warmup(batch, step)
+            g = self._capture(key, batch, step)
+        else:
+            g.static.copy_(batch)
+            g.graph.replay()
+            self.method.replayed(kind)
+            if self.budget is not None:
+                self.budget.add_rows(g.rows)
+        g.replays += 1
+        return dict(g.outputs)
+
+    @property
+    def replayed_steps(self) -> int:
+        return sum(g.replays for g in self.graphs.values())
+
+    def _warmup(self, batch: Tensor, step: int) -> dict[str, Any]:
+        if self.backend != "cuda":
+            return self.run_step(batch, step)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            out = self.run_step(batch, step)
+        torch.cuda.current_stream().wait_stream(side)
+        return out
+
+    def _capture(self, key: tuple, batch: Tensor, step: int) -> _Graph:
+        static = batch.clone()
+        before = dict(self.budget.rows) if self.budget is not None else {}
+        if self.backend == "cuda":
+            graph = torch.cuda.CUDAGraph()
+            rng = getattr(self.method, "rng", None)
+            if isinstance(rng, torch.Generator) and rng.device.type == "cuda":
+                graph.register_generator_state(rng)
+            torch.cuda.synchronize()
+            try:
+                with torch.cuda.graph(graph):
+                    outputs = self.run_step(static, step)
+            except RuntimeError as exc:
+                first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+                raise EbmlabError(f"capturing {self.method.name}'s {key[0]!r} step in a CUDA graph failed ({first}); "
+                                  f"run it with graphs=off, and check it on the CPU with graphs=emulate, which "
+                                  f"names an operation a capture refuses") from None
+        else:
+            graph = _EmulatedGraph()
+            with graph.capture():
+                outputs = self.run_step(static, step)
+        rows = ({k: v - before.get(k, 0) for k, v in self.budget.rows.items()} if self.budget is not None else {})
+        g = _Graph(graph, static, outputs, rows)
+        self.graphs[key] = g
+        graph.replay()  # the captured step itself (CUDA records without running; the emulation ran it)
+        return g
+
+
+def describe(mode: str, backend_name: str | None, why: str | None, method_name: str) -> str | None:
+    """The one line a run prints about its graphs (None: nothing to say)."""
+    if backend_name is None:
+        return None
+    if why:
+        return f"graphs: {method_name}'s steps run eagerly: {why}"
+    if backend_name == "emulate":
+        return "graphs=emulate: steps replayed from recorded operations (a check of capturability; slower than eager)"
+    return None
+
+
+__all__ = ["StepGraphs", "WARMUP", "backend", "blocker", "describe", "portable_optimizer_state", "prepare"]
