@@ -27,7 +27,8 @@ What is needed to run the official code here; the script itself is not edited:
   horizontal flip of its training transform (ebmlab does not flip; the data are then the same on both sides).
   Its length is ``steps × batch`` (the images cycled in a fixed random order), so that ``--epoch 1`` runs
   ``steps + 1`` iterations and none of the per-epoch evaluations (Inception FID/IS, which cannot run here) fires.
-- ``Tensor.cuda`` returns the tensor itself (the script moves every batch to the GPU by ``.cuda()``).
+- ``Tensor.cuda`` returns the tensor itself (the script moves every batch to the GPU by ``.cuda()``), unless
+  ``--cuda`` (on a GPU machine, for ``benchmarks/gpu/speed.py``).
 - Width: ``network.DCGAN``'s ``dim`` (512 in the script, d = 8·width in ebmlab's ``net=ebmbb32``) is set by
   ``--width`` (default 16, dim 128) so that a CPU can run a few thousand steps; both sides use the same width.
 - The energy's forward is wrapped to record the mean output of each call (per iteration: real batch, generator
@@ -44,6 +45,7 @@ import runpy
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +85,8 @@ def official(a) -> None:
     script, out, work = official_setup(a.repo, a.deps, a.out, "train_image.py", a.threads)
     import torch
 
-    torch.Tensor.cuda = lambda self, *args, **kw: self  # CPU: the script's .cuda() calls keep the tensor
+    if not a.cuda:
+        torch.Tensor.cuda = lambda self, *args, **kw: self  # CPU: the script's .cuda() calls keep the tensor
     import torchvision.utils as vutils  # the stub
 
     import types
@@ -130,12 +133,13 @@ def official(a) -> None:
     dim = 8 * a.width
     dcgan.EnergyModel.__init__.__defaults__ = (dim,)
     dcgan.Generator.__init__.__defaults__ = (128, dim)
-    trace: list[tuple[float, float]] = []
+    trace: list[tuple[float, Any]] = []
     forward = dcgan.EnergyModel.forward
 
     def recorded(self, x):
         e = forward(self, x)
-        trace.append((time.perf_counter(), float(e.detach().mean())))
+        # on a GPU the mean stays there until the end (a read per call would slow the official step down)
+        trace.append((time.perf_counter(), e.detach().mean() if a.cuda else float(e.detach().mean())))
         return e
     dcgan.EnergyModel.forward = recorded
 
@@ -148,6 +152,7 @@ def official(a) -> None:
     model = g["model"]
     torch.save({"gen": model.gen.state_dict(), "disc": model.disc.state_dict()}, out / "official_weights.pt")
     iters = len(trace) // 3
+    trace = [(t, float(e)) for t, e in trace]
     tr = np.array(trace[:3 * iters]).reshape(iters, 3, 2)
     every = max(1, iters // 200)
     traj = [{"step": i, "t": float(tr[i, 0, 0] - t0), "energy_real": float(tr[i, 0, 1]),
@@ -155,7 +160,8 @@ def official(a) -> None:
     gen = model.gen.eval()
     zg = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        x = torch.cat([gen(torch.randn(500, 128, generator=zg)) for _ in range(52)])
+        dev = next(gen.parameters()).device
+        x = torch.cat([gen(torch.randn(500, 128, generator=zg).to(dev)).cpu() for _ in range(52)])
     res = {"code": "official", "iterations": iters, "wall_s": wall, "steps_per_s": iters / wall, "width": a.width,
            "seed": a.seed, "extra": a.extra, "load_end": os.getloadavg(), "trajectory": traj, **score(x)}
     (out / "official.json").write_text(json.dumps(res, indent=1))
@@ -214,6 +220,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cuda", action="store_true", help="on a GPU: keep the script's .cuda() calls")
     p.add_argument("--out", required=True)
     p.add_argument("extra", nargs="*")
     p = sub.add_parser("score")

@@ -192,7 +192,8 @@ class _EmulatedGraph:
                 old_leaves, _ = tree_flatten(out)
                 new_leaves, _ = tree_flatten(new)
                 for o, n in zip(old_leaves, new_leaves):
-                    if isinstance(o, Tensor) and isinstance(n, Tensor) and o is not n and not _same_memory(o, n):
+                    if (isinstance(o, Tensor) and isinstance(n, Tensor) and o is not n and not o._is_zerotensor()
+                            and not _same_memory(o, n)):  # (autograd's immutable zeros stay zeros)
                         o.copy_(n)  # the result lands where the captured step's result lives, as in a CUDA graph
 
 
