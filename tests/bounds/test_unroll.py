@@ -400,3 +400,53 @@ def test_batches_sequence_and_function_agree_and_buffers_are_copied():
         unroll(net, params, buffers, loss_fn, xs, 2, lr=1e-2, state=state)
     with pytest.raises(ValueError, match="scalar"):
         unroll(net, params, buffers, lambda m, x: m(x).square(), xs, 3, lr=1e-2, state=state)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("placement", ["inside_sqrt", "outside_sqrt"])
+def test_a_device_step_count_gives_the_int_count_update(dtype, placement):
+    """The step count as a 0-d tensor (kept on the device, for captured steps) gives the update an int count gives:
+    the bias corrections are computed in float64 from it, as Python computes them from an int. float64: equal to
+    rounding (1e-15); float32: the same float32 update (the corrections enter as one rounded factor either way)."""
+    g = gen(3)
+    p = {"a": torch.randn(5, 4, generator=g, dtype=dtype), "b": torch.randn(7, generator=g, dtype=dtype)}
+    grads = {k: torch.randn(v.shape, generator=g, dtype=dtype) for k, v in p.items()}
+    m = {k: 0.1 * torch.randn(v.shape, generator=g, dtype=dtype) for k, v in p.items()}
+    v = {k: torch.rand(v.shape, generator=g, dtype=dtype) for k, v in p.items()}
+    for t in (0, 1, 7, 250):  # early steps, where the corrections are far from 1, and late ones
+        kw = dict(lr=3e-3, betas=(0.5, 0.999), eps_placement=placement)
+        a, sa = diff_adam_step(p, grads, DiffAdamState(t, m, v), **kw)
+        b, sb = diff_adam_step(p, grads, DiffAdamState(torch.tensor(float(t)), m, v), **kw)
+        assert isinstance(sb.step, torch.Tensor) and float(sb.step) == sa.step == t + 1
+        for k in p:
+            assert b[k].dtype == dtype
+            tol = 1e-15 if dtype == torch.float64 else 2e-7
+            torch.testing.assert_close(b[k], a[k], rtol=tol, atol=tol * 1e-2)
+
+
+def test_device_step_round_trip_keeps_the_optimizers_tensors():
+    """adam_state_from_torch(device_step=True) reads no value on the host, and adam_state_to_torch writes the
+    count and the moments into the optimizer's own tensors in place (what a captured graph's replays need)."""
+    from ebmlab.syncs import CountHostReads
+
+    vae, g_net, opt, data, zs = make_problem()
+    vae.zero_grad()
+    inner_loss(vae, (g_net(zs[0]).detach(), 7)).backward()
+    opt.step()  # one more real step: every parameter has its state
+    s0 = adam_state_from_torch(opt, vae).step
+    ids = {id(t) for p in vae.parameters() for t in opt.state[p].values()}
+    with CountHostReads() as c:
+        st = adam_state_from_torch(opt, vae, device_step=True)
+    assert c.total == 0 and isinstance(st.step, torch.Tensor) and float(st.step) == s0
+    params, buffers = module_tensors(vae)
+    with torch.no_grad():
+        batches = [(g_net(z), 400 + k) for k, z in enumerate(zs)]
+    res = unroll(vae, params, buffers, inner_loss, batches, 2, lr=3e-2, state=st, create_graph=False)
+    with CountHostReads() as c:
+        adam_state_to_torch(opt, vae, res.state, res.params)
+    assert c.total == 0
+    assert {id(t) for p in vae.parameters() for t in opt.state[p].values()} == ids
+    assert adam_state_from_torch(opt, vae).step == s0 + 2
+    back = adam_state_from_torch(opt, vae, device_step=True)
+    for n in back.m:
+        assert torch.equal(back.m[n], res.state.m[n]) and torch.equal(back.v[n], res.state.v[n])

@@ -67,13 +67,16 @@ class DiffAdamState:
     """Adam state for a functional (differentiable) optimiser.
 
     Attributes:
-        step: number of updates taken so far (t of the last update; 0 before the first).
+        step: number of updates taken so far (t of the last update; 0 before the first): a Python int, or a 0-d
+            tensor (a real optimizer's count, kept on its device so that a step never reads it on the host and can
+            be captured in a CUDA graph; the bias corrections are then computed from it in float64 on the device,
+            the same numbers as from an int).
         m: name -> first moment, same shape as the parameter; may carry an autograd graph.
         v: name -> second moment, same shape as the parameter; detached (LBT's stop_gradient) unless a step ran
             with ``detach_second_moment=False``.
     """
 
-    step: int
+    step: int | Tensor
     m: dict[str, Tensor]
     v: dict[str, Tensor]
 
@@ -141,8 +144,14 @@ def diff_adam_step(
         raise ValueError(f"eps_placement must be 'inside_sqrt' or 'outside_sqrt'; got {eps_placement!r}")
     beta1, beta2 = betas
     t = state.step + 1
-    bias1 = 1.0 - beta1**t
-    bias2 = 1.0 - beta2**t
+    if isinstance(t, Tensor):  # on the device, in float64 as the Python numbers are
+        t64 = t.to(torch.float64)
+        b2 = 1.0 - torch.pow(beta2, t64)
+        bias1: float | Tensor = 1.0 - torch.pow(beta1, t64)
+        sqrt_bias2: float | Tensor = torch.sqrt(b2)
+    else:
+        bias1 = 1.0 - beta1**t
+        sqrt_bias2 = math.sqrt(1.0 - beta2**t)
     new_params: dict[str, Tensor] = {}
     new_m: dict[str, Tensor] = {}
     new_v: dict[str, Tensor] = {}
@@ -161,9 +170,9 @@ def diff_adam_step(
         else:
             v = beta2 * state.v[name] + (1.0 - beta2) * g.square()
         if eps_placement == "inside_sqrt":
-            update = (lr * math.sqrt(bias2) / bias1) * m / torch.sqrt(v + eps)
+            update = (lr * sqrt_bias2 / bias1) * m / torch.sqrt(v + eps)
         else:
-            update = (lr / bias1) * m / (torch.sqrt(v) / math.sqrt(bias2) + eps)
+            update = (lr / bias1) * m / (torch.sqrt(v) / sqrt_bias2 + eps)
         new_params[name] = p - update
         new_m[name] = m
         new_v[name] = v
@@ -347,7 +356,8 @@ def _named_params_in(optimizer: torch.optim.Optimizer,
     return out
 
 
-def adam_state_from_torch(optimizer: torch.optim.Optimizer, module: nn.Module) -> DiffAdamState:
+def adam_state_from_torch(optimizer: torch.optim.Optimizer, module: nn.Module, *,
+                          device_step: bool = False) -> DiffAdamState:
     """The state of a real torch.optim.Adam over ``module``'s parameters, as a :class:`DiffAdamState`.
 
     Moments are copied (detached), so the look-ahead starts where the real estimator is and cannot alter it.
@@ -357,20 +367,33 @@ def adam_state_from_torch(optimizer: torch.optim.Optimizer, module: nn.Module) -
         optimizer: torch.optim.Adam (amsgrad=False, weight_decay=0) whose param groups contain every parameter of
             ``module``.
         module: the estimator; the state's names are ``module.named_parameters()`` names.
+        device_step: return the step count as the optimizer's own 0-d tensor (copied) instead of an int, and do
+            not read it on the host (a step captured in a CUDA graph cannot): the counts are then only checked to
+            be all present or all absent, not equal — for callers that write every parameter's state together
+            (:func:`adam_state_to_torch`, as LBT does).
     """
     m: dict[str, Tensor] = {}
     v: dict[str, Tensor] = {}
     steps: dict[str, int] = {}
+    device_steps: list[Tensor] = []
     for name, p, _ in _named_params_in(optimizer, module):
         st = optimizer.state.get(p, {})
         if "exp_avg" in st:
             m[name] = st["exp_avg"].detach().clone()
             v[name] = st["exp_avg_sq"].detach().clone()
-            steps[name] = int(st["step"])
+            if device_step and isinstance(st["step"], Tensor):
+                device_steps.append(st["step"])
+            else:
+                steps[name] = int(st["step"])
         else:
             m[name] = torch.zeros_like(p).detach()
             v[name] = torch.zeros_like(p).detach()
             steps[name] = 0
+    if device_steps:
+        if steps:
+            raise ValueError(f"only some of the optimizer's parameters have been stepped ({sorted(steps)} not); the "
+                             f"differentiable Adam keeps one step count — give every parameter a gradient")
+        return DiffAdamState(device_steps[0].detach().clone(), m, v)
     distinct = set(steps.values())
     if len(distinct) > 1:
         raise ValueError(
@@ -410,12 +433,19 @@ def adam_state_to_torch(
             p = by_name[name]
             st = optimizer.state[p]
             old_step = st.get("step")
-            if isinstance(old_step, Tensor):
-                step = torch.tensor(float(state.step), dtype=old_step.dtype, device=old_step.device)
+            if isinstance(old_step, Tensor) and isinstance(state.step, Tensor):
+                old_step.copy_(state.step)  # in place, on its device: no host read, and a captured graph's
+                # replays keep reading and writing the same tensors (also the moments below)
+            elif isinstance(old_step, Tensor):
+                st["step"] = torch.tensor(float(state.step), dtype=old_step.dtype, device=old_step.device)
             else:
                 # torch.optim.Adam keeps a float32 (float64 under a float64 default dtype) CPU scalar tensor.
                 dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
-                step = torch.tensor(float(state.step), dtype=dtype)
-            st["step"] = step
+                st["step"] = (state.step.detach().to(dtype).clone() if isinstance(state.step, Tensor)
+                              else torch.tensor(float(state.step), dtype=dtype))
+            if "exp_avg" in st and st["exp_avg"].shape == p.shape:
+                st["exp_avg"].copy_(state.m[name].detach())
+                st["exp_avg_sq"].copy_(state.v[name].detach())
+                continue
             st["exp_avg"] = state.m[name].detach().clone().to(p)
             st["exp_avg_sq"] = state.v[name].detach().clone().to(p)

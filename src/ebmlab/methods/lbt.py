@@ -205,7 +205,8 @@ def estimator_unroll(estimator: DensityEstimator, optimizer: torch.optim.Optimiz
     """
     module = estimator.module
     params, buffers = module_tensors(module)
-    state = adam_state_from_torch(optimizer, module)
+    # the step count stays on the device (a tensor) once the estimator has been updated: no host read in a step
+    state = adam_state_from_torch(optimizer, module, device_step=True)
     # the look-ahead of a data-parallel run is the global batch's: gradients averaged over the processes
     kw = dict(lr=lr, betas=(c.beta1, c.beta2), eps=c.eps, eps_placement=c.eps_placement, create_graph=create_graph,
               reduce_grads=average_gradients)
@@ -288,10 +289,6 @@ class LBT(Method):
         super().__init__(config, **kw)
         _build(self, config)
 
-    def capture_blocker(self) -> str | None:
-        return ("the unrolled look-ahead's Adam bias correction is a Python number of the step count "
-                "(bounds/unroll.py), so every step is its own graph")
-
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         c = self.config
         n_gen = c.est_batch or batch.shape[0]
@@ -326,6 +323,10 @@ class LBTGAN(LBT):
         self.D = build.critic(self.spec, 1, net=c.net, hidden=c.d_hidden, act=c.d_act, width=c.width).to(self.device)
         self.networks["discriminator"] = self.D
         self.optimizers["discriminator"] = adam(self.D.parameters(), c.lr_d, (c.beta1, c.beta2), c.eps)
+
+    def step_kind(self, step: int) -> str | None:
+        """Warm-up steps (no teaching: no estimator update, no look-ahead) and teaching steps."""
+        return "step" if step > self.config.warmup_steps else "warmup"
 
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         c = self.config
