@@ -20,7 +20,7 @@ from ebmlab.trainer import build_method, train
 # settings under which each kind of a method's steps occurs within a few steps (as in test_step_kinds.py)
 SETTINGS = {"kale": {"burst_every": 3, "n_critic_burst": 2}, "vgan_vcd": {"reservoir": 40},
             "lbt_gan": {"warmup_steps": 2}, "ebgan_ln": {"hidden": (16, 8), "g_hidden": (16,), "labels": 20,
-                                                         "labelled_batch": 16, "margin_schedule": "constant"}}
+                                                         "labelled_batch": 16}}
 
 
 def _data(name: str) -> str:
@@ -98,6 +98,7 @@ def run_both(name, data, steps, **over):
         torch.manual_seed(1)  # the global generator too (some steps draw from it)
         for step, batch in enumerate(batches, 1):
             m.recipe.before_step(step)
+            m.prepare_step(step)
             out = runner.step(batch, step) if m is replayed else run_step(batch, step)
             assert all(not isinstance(v, torch.Tensor) or torch.isfinite(v).all() for v in out.values())
         budget.stop()
@@ -169,11 +170,13 @@ def test_vcd_reservoir_rolls_under_replay():
     assert torch.equal(eager.pool, replayed.pool)
 
 
-def test_uncapturable_methods_say_why():
-    m, _ = _pair("kale", "ring8", {"base": "flow"})
-    assert "zuko" in graphs.blocker(m)
-    m, _ = _pair("ebgan", "ring8", {"margin_schedule": "linear", "margin_decay_steps": 10})
-    assert "margin_schedule" in graphs.blocker(m)
+def test_a_decaying_margin_reaches_replayed_steps():
+    """EBGAN's margin schedule through a device tensor filled before each step (Method.prepare_step)."""
+    over = {"margin_schedule": "linear", "margin_decay_steps": 8, "margin": 2.0}
+    eager, replayed, runner, _ = run_both("ebgan", "ring8", 12, **over)
+    assert runner.replayed_steps >= 8
+    assert_same_state(eager.state_dict(), graphs_state(replayed))
+    assert float(replayed.margin(12)) == 0.0 and float(replayed.margin(3)) == pytest.approx(2.0 * (1 - 3 / 8))
 
 
 def test_a_host_read_in_a_captured_step_is_refused():

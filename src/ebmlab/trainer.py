@@ -372,6 +372,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
             if channels_last and batch.dim() == 4:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             recipe.before_step(step)
+            method.prepare_step(step)
             metrics = runner.step(batch, step) if runner is not None else run_step(batch, step)
             if has_buffers:
                 distributed.broadcast_buffers(method, world)

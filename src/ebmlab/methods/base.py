@@ -105,6 +105,11 @@ class Method(abc.ABC):
         """Why this method's steps cannot be replayed from a captured graph (None: they can)."""
         return None
 
+    def prepare_step(self, step: int) -> None:
+        """Called by the trainer before step ``step`` runs, eagerly or replayed from a captured graph, outside the
+        step: where a method writes the Python numbers of a schedule into device tensors its step reads (a replay
+        runs no Python; EBGAN's decaying margin). Nothing by default."""
+
     def replayed(self, kind: str) -> None:
         """The Python bookkeeping of a step of ``kind`` that was replayed from a captured graph (``ebmlab.graphs``):
         a replay runs the step's tensor work only, so what ``train_step`` does in Python (counters) is redone here.

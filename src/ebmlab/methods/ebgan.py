@@ -95,7 +95,7 @@ def reconstruction_error(x: Tensor, recon: Tensor, norm: str = "l2", reduction: 
     return e.mean(1) if reduction == "mean" else e.sum(1)
 
 
-def margin_loss(e_real: Tensor, e_fake: Tensor, margin: float) -> Tensor:
+def margin_loss(e_real: Tensor, e_fake: Tensor, margin: float | Tensor) -> Tensor:
     """L_D = mean_i D(x_i) + mean_j [m − D(G(z_j))]⁺ — the hinge is taken per example, then averaged."""
     return e_real.mean() + F.relu(margin - e_fake).mean()
 
@@ -117,20 +117,34 @@ def margin_at(step: int, margin: float, schedule: str = "constant", start: int =
 
 class MarginSchedule:
     """The margin over training for methods whose Config has margin, margin_schedule, margin_decay_start and
-    margin_decay_steps (EBGAN, EBGAN-PT, EBGAN-LN); a decaying margin is a Python number of the step, which a
-    replayed CUDA graph cannot follow. Put it before :class:`Method` in the bases."""
+    margin_decay_steps (EBGAN, EBGAN-PT, EBGAN-LN). A constant margin is a Python number; a decaying one is a 0-d
+    tensor on the method's device that ``prepare_step`` fills before each step, outside the step, so that a step
+    replayed from a captured graph (``ebmlab.graphs``) reads the margin of its own step (the same float32 value the
+    number would be rounded to in the loss). Put it before :class:`Method` in the bases."""
 
     config: Any
+    device: torch.device
+    _margin_now: Tensor | None = None
+    _margin_step: int | None = None
 
-    def capture_blocker(self) -> str | None:
-        if self.config.margin_schedule != "constant":
-            return (f"margin_schedule={self.config.margin_schedule} changes the margin, a Python number, every step "
-                    f"(a constant margin can be replayed)")
-        return None
-
-    def margin(self, step: int) -> float:
+    def prepare_step(self, step: int) -> None:
         c = self.config
-        return margin_at(step, c.margin, c.margin_schedule, c.margin_decay_start, c.margin_decay_steps)
+        if c.margin_schedule == "constant":
+            return
+        if self._margin_now is None:
+            self._margin_now = torch.zeros((), device=self.device)
+        self._margin_now.fill_(margin_at(step, c.margin, c.margin_schedule, c.margin_decay_start,
+                                         c.margin_decay_steps))
+        self._margin_step = step
+
+    def margin(self, step: int) -> float | Tensor:
+        c = self.config
+        if c.margin_schedule == "constant":
+            return c.margin
+        if self._margin_step != step:  # a caller that did not prepare the step (the trainer always does)
+            self.prepare_step(step)
+        assert self._margin_now is not None
+        return self._margin_now
 
 
 # --- config and method -------------------------------------------------------------------------------------
@@ -234,7 +248,7 @@ class EBGAN(MarginSchedule, LatentGenerator, Method):
             optimizer_step(self.optimizers["generator"], loss_g, self.recipe)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "energy_real": e_real.mean().detach(),
                 "energy_fake": e_fake.mean().detach(), "hinge_active": (e_fake < m).float().mean().detach(),
-                "margin": float(m), "pullaway": f_pt.detach()}
+                "margin": m if isinstance(m, float) else m.clone(), "pullaway": f_pt.detach()}
 
     def energy(self, x: Tensor) -> Tensor:
         return self.energy_and_code(x)[0] / self.config.tau

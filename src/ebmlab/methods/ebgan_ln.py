@@ -180,7 +180,7 @@ class EBGANLN(MarginSchedule, LatentGenerator, Method):
             out["loss_g"] = loss_g.detach()
         acc = (logits_l.detach().argmax(1) == y_l).float().mean()
         return {"loss_d": loss_d.detach(), "ce": ce.detach(), "energy_real": e_real.mean().detach(),
-                "margin": float(m), "train_acc_labelled": acc, **out}
+                "margin": m if isinstance(m, float) else m.clone(), "train_acc_labelled": acc, **out}
 
     # --- the model ---------------------------------------------------------------------------------------------
     def energy(self, x: Tensor) -> Tensor:
