@@ -17,7 +17,7 @@ LAYERS = [
     {"samplers"},
     {"methods"},
     {"metrics"},
-    {"options", "config", "recipe", "plots", "present", "export"},
+    {"options", "config", "recipe", "graphs", "plots", "present", "export"},
     {"evaluation", "trainer"},
     {"api"},
     {"report", "bench", "sr", "semisup"},

@@ -22,8 +22,9 @@ How a run is captured:
   count of generator steps) is redone by ``Method.replayed``, and the network evaluations the budget counts with
   Python hooks are added per replay as counted in the capture. State a step rebinds to a new tensor would not be
   seen by later replays, so methods update such state in place (VGAN-VCD's reservoir once full).
-- **Optimizers.** torch's fused Adam (the methods' default) keeps its step counts on the device and is capturable as
-  it is; another optimizer with a ``capturable`` option gets it set on CUDA; one without it blocks capture. A
+- **Optimizers.** On CUDA every optimizer gets ``capturable`` set (torch captures no optimizer step without it;
+  the methods' fused Adam keeps its step counts on the device anyway); an optimizer without the option (other
+  than SGD) blocks capture. A
   learning-rate schedule reaches the captured step through tensor learning rates that ``Recipe.before_step`` fills
   before each replay; checkpoints store them as numbers (:func:`portable_optimizer_state`), so a run is resumed
   with or without graphs alike.
@@ -77,6 +78,9 @@ def backend(mode: str, device: torch.device) -> str | None:
 
 def blocker(method: Any, world: Any = None) -> str | None:
     """Why ``method``'s steps cannot be captured in this run, or None."""
+    if method.device.type == "cuda" and not hasattr(torch.cuda.CUDAGraph, "register_generator_state"):
+        return (f"this PyTorch ({torch.__version__}) cannot register a method's own random-number generator with a "
+                f"CUDA graph (CUDAGraph.register_generator_state); a newer one can")
     if world is not None and world.size > 1:
         return "data-parallel runs average gradients with collectives between processes, which are not captured"
     why = method.capture_blocker()
@@ -92,20 +96,24 @@ def blocker(method: Any, world: Any = None) -> str | None:
 
 
 def prepare(method: Any, backend_name: str, tensor_lrs: bool) -> None:
-    """Optimizers made capturable on CUDA (fused Adam already is) and, for a learning-rate schedule, given tensor
-    learning rates on their parameters' device that the recipe fills in place."""
+    """Optimizers made capturable on CUDA (torch refuses to capture an optimizer step unless ``capturable`` is set,
+    fused Adam included) with their step counts on the parameters' device, and, for a learning-rate schedule,
+    tensor learning rates on that device that the recipe fills in place."""
     for opt in method.optimizers.values():
-        fused = bool(opt.defaults.get("fused"))
         for group in opt.param_groups:
             device = group["params"][0].device
-            if backend_name == "cuda" and "capturable" in group and not fused:
+            if backend_name == "cuda" and "capturable" in group:
                 group["capturable"] = True
                 for p in group["params"]:
                     st = opt.state.get(p, {})
-                    if isinstance(st.get("step"), Tensor):
+                    if isinstance(st.get("step"), Tensor) and st["step"].device != device:
                         st["step"] = st["step"].to(device=device, dtype=torch.float32)
             if tensor_lrs and not isinstance(group["lr"], Tensor):
                 group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
+        if backend_name == "cuda":
+            # torch warns once when a capturable optimizer steps outside a capture; the warm-up steps and the steps
+            # of uncaptured kinds do so by design here
+            opt._warned_capturable_if_run_uncaptured = True  # type: ignore[attr-defined]
 
 
 def portable_optimizer_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +124,7 @@ def portable_optimizer_state(state: dict[str, Any]) -> dict[str, Any]:
         g = dict(g)
         if isinstance(g.get("lr"), Tensor):
             g["lr"] = float(g["lr"])
-        if g.get("capturable") and not g.get("fused"):
+        if g.get("capturable"):
             g["capturable"] = False
         groups.append(g)
     per = {}
