@@ -265,3 +265,35 @@ def test_cuda_graphs_train_like_eager(tmp_path, name):
     for net in a["networks"]:
         for k, v in a["networks"][net].items():
             torch.testing.assert_close(v, b["networks"][net][k], rtol=1e-4, atol=1e-5, msg=f"{net}.{k}")
+
+
+def _broken_replays(monkeypatch):
+    """Replays that run nothing: a graph that lost its random-number registration would look like this to the
+    generator (it does not move)."""
+    def replay(self):
+        self._pending_first = False
+    monkeypatch.setattr(graphs._EmulatedGraph, "replay", replay)
+
+
+def test_a_replay_that_leaves_the_generator_still_is_caught(monkeypatch):
+    _broken_replays(monkeypatch)
+    m, _ = _pair("gan", "ring8", {})
+    runner = graphs.StepGraphs(m, "emulate", lambda b, s: m.train_step(b, s))
+    batch = get_dataset("ring8").train[:16]
+    with pytest.raises(graphs.ReplayCheckFailed, match="random-number generator"):
+        for step in range(1, graphs.WARMUP + 3):
+            runner.step(batch, step)
+
+
+def test_graphs_auto_falls_back_to_eager_steps_when_a_check_fails(monkeypatch):
+    _broken_replays(monkeypatch)
+    m, _ = _pair("gan", "ring8", {})
+    runner = graphs.StepGraphs(m, "emulate", lambda b, s: m.train_step(b, s), strict=False)
+    batch = get_dataset("ring8").train[:16]
+    for step in range(1, 9):
+        before = m.rng.get_state()
+        runner.step(batch, step)
+        if runner.fallback and step > graphs.WARMUP + 2:
+            assert not torch.equal(before, m.rng.get_state())  # the eager steps after it draw again
+    assert "random-number generator" in runner.fallback and not runner.graphs
+    assert runner.eager_steps == 8 - 2  # the capture's step and the one checked were replays; the rest eager

@@ -44,6 +44,7 @@ method that declares itself capturable that way on the CPU. It is slower than ea
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -214,13 +215,26 @@ def _same_memory(a: Tensor, b: Tensor) -> bool:
 
 
 # --- the trainer's side --------------------------------------------------------------------------------------
+class ReplayCheckFailed(EbmlabError):
+    pass
+
+
 @dataclass
 class _Graph:
     graph: Any
     static: Tensor
     outputs: dict[str, Any]
     rows: dict[str, int]  # network evaluations (layer rows) one step of this kind adds to the budget
+    draws: bool  # an eager step of this kind moved the method's random-number state
     replays: int = 0
+
+
+CHECKED_REPLAYS = 2  # replays of each kind whose effect on the random-number state is checked (host reads, outside)
+
+
+def _rng_state(method: Any) -> Tensor | None:
+    rng = getattr(method, "rng", None)
+    return rng.get_state() if isinstance(rng, torch.Generator) else None
 
 
 @dataclass
@@ -228,18 +242,27 @@ class StepGraphs:
     """Runs the trainer's steps, replaying one captured graph per kind of step (module docstring).
 
     ``run_step(batch, step)`` is the whole step as the trainer would run it eagerly; ``budget`` (ebmlab.budget) has
-    its Python-hook counts added for replayed steps."""
+    its Python-hook counts added for replayed steps. ``strict``: a failed capture or check is an error (graphs=on,
+    emulate); otherwise (graphs=auto) the session goes on eagerly and ``fallback`` says why.
+
+    Two checks guard what the CPU emulation cannot: a capture that fails leaves the method as it was (its own state,
+    random-number states and budget counts are restored) before the step runs eagerly; and for the first
+    ``CHECKED_REPLAYS`` replays of a kind whose eager steps draw random numbers, the method's generator must have
+    moved (a graph that replayed the same noise every step would train on it silently)."""
 
     method: Any
     backend: str
     run_step: StepFn
     budget: Any = None
+    strict: bool = True
     graphs: dict[tuple, _Graph] = field(default_factory=dict)
     seen: Counter = field(default_factory=Counter)
+    draws: dict[tuple, bool] = field(default_factory=dict)
     eager_steps: int = 0
+    fallback: str | None = None  # why this session stopped replaying (non-strict only)
 
     def step(self, batch: Tensor, step: int) -> dict[str, Any]:
-        kind = self.method.step_kind(step)
+        kind = None if self.fallback else self.method.step_kind(step)
         if kind is None:
             self.eager_steps += 1
             return self.run_step(batch, step)
@@ -249,14 +272,23 @@ class StepGraphs:
             if self.seen[key] < WARMUP:
                 self.seen[key] += 1
                 self.eager_steps += 1
-                return self._warmup(batch, step)
-            g = self._capture(key, batch, step)
+                return self._warmup(key, batch, step)
+            captured = self._capture(key, batch, step)
+            if captured is None:  # failed, not strict: this step and the rest run eagerly
+                self.eager_steps += 1
+                return self.run_step(batch, step)
+            g = captured
         else:
+            before = _rng_state(self.method) if g.draws and g.replays < CHECKED_REPLAYS else None
             g.static.copy_(batch)
             g.graph.replay()
             self.method.replayed(kind)
             if self.budget is not None:
                 self.budget.add_rows(g.rows)
+            if before is not None and torch.equal(before, _rng_state(self.method)):
+                self._failed(ReplayCheckFailed(
+                    f"a replayed {self.method.name} step of kind {kind!r} left its random-number generator where it "
+                    f"was, though eager steps of that kind draw from it: the graph would reuse the same noise"))
         g.replays += 1
         return dict(g.outputs)
 
@@ -264,17 +296,27 @@ class StepGraphs:
     def replayed_steps(self) -> int:
         return sum(g.replays for g in self.graphs.values())
 
-    def _warmup(self, batch: Tensor, step: int) -> dict[str, Any]:
+    def _failed(self, exc: EbmlabError) -> None:
+        if self.strict:
+            raise exc
+        self.fallback = str(exc)
+        self.graphs.clear()
+
+    def _warmup(self, key: tuple, batch: Tensor, step: int) -> dict[str, Any]:
+        before = _rng_state(self.method)
         if self.backend != "cuda":
-            return self.run_step(batch, step)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
             out = self.run_step(batch, step)
-        torch.cuda.current_stream().wait_stream(side)
+        else:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                out = self.run_step(batch, step)
+            torch.cuda.current_stream().wait_stream(side)
+        after = _rng_state(self.method)
+        self.draws[key] = self.draws.get(key, False) or (before is not None and not torch.equal(before, after))
         return out
 
-    def _capture(self, key: tuple, batch: Tensor, step: int) -> _Graph:
+    def _capture(self, key: tuple, batch: Tensor, step: int) -> _Graph | None:
         static = batch.clone()
         before = dict(self.budget.rows) if self.budget is not None else {}
         if self.backend == "cuda":
@@ -283,26 +325,37 @@ class StepGraphs:
             if isinstance(rng, torch.Generator) and rng.device.type == "cuda":
                 graph.register_generator_state(rng)
             torch.cuda.synchronize()
+            saved = (copy.deepcopy(self.method.extra_state()), _rng_state(self.method),
+                     torch.cuda.get_rng_state(self.method.device))
             try:
                 with torch.cuda.graph(graph):
                     outputs = self.run_step(static, step)
             except RuntimeError as exc:
                 first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-                raise EbmlabError(f"capturing {self.method.name}'s {key[0]!r} step in a CUDA graph failed ({first}); "
-                                  f"run it with graphs=off, and check it on the CPU with graphs=emulate, which "
-                                  f"names an operation a capture refuses") from None
+                # a capture runs nothing on the device: what the step did in Python is undone, and it runs eagerly
+                self.method.load_extra_state(saved[0])
+                if saved[1] is not None:
+                    self.method.rng.set_state(saved[1])
+                torch.cuda.set_rng_state(saved[2], self.method.device)
+                if self.budget is not None:
+                    self.budget.add_rows({k: before.get(k, 0) - v for k, v in self.budget.rows.items()})
+                self._failed(EbmlabError(
+                    f"capturing {self.method.name}'s {key[0]!r} step in a CUDA graph failed ({first}); run it with "
+                    f"graphs=off, and check it on the CPU with graphs=emulate, which names an operation a capture "
+                    f"refuses"))
+                return None
         else:
             graph = _EmulatedGraph()
             with graph.capture():
                 outputs = self.run_step(static, step)
         rows = ({k: v - before.get(k, 0) for k, v in self.budget.rows.items()} if self.budget is not None else {})
-        g = _Graph(graph, static, outputs, rows)
+        g = _Graph(graph, static, outputs, rows, self.draws.get(key, False))
         self.graphs[key] = g
         graph.replay()  # the captured step itself (CUDA records without running; the emulation ran it)
         return g
 
 
-def describe(mode: str, backend_name: str | None, why: str | None, method_name: str) -> str | None:
+def describe(backend_name: str | None, why: str | None, method_name: str) -> str | None:
     """The one line a run prints about its graphs (None: nothing to say)."""
     if backend_name is None:
         return None
@@ -313,4 +366,5 @@ def describe(mode: str, backend_name: str | None, why: str | None, method_name: 
     return None
 
 
-__all__ = ["StepGraphs", "WARMUP", "backend", "blocker", "describe", "portable_optimizer_state", "prepare"]
+__all__ = ["ReplayCheckFailed", "StepGraphs", "WARMUP", "backend", "blocker", "describe", "portable_optimizer_state",
+           "prepare"]

@@ -311,7 +311,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
     # whole steps replayed from captured graphs (ebmlab.graphs): the step below, as it runs eagerly, is what is captured
     backend = graphs.backend(rc.graphs, method.device)
     why = graphs.blocker(method, world) if backend else None
-    line = graphs.describe(rc.graphs, backend, why, cfg.method)
+    line = graphs.describe(backend, why, cfg.method)
     if line and main and progress:
         print(line, flush=True)
     captured = backend is not None and why is None
@@ -323,17 +323,19 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
         return metrics
 
     runner = None
+    warned_fallback = False
     if captured:
         assert backend is not None
         graphs.prepare(method, backend, tensor_lrs=rc.lr_schedule != "constant")
-        runner = graphs.StepGraphs(method, backend, run_step, budget)
+        runner = graphs.StepGraphs(method, backend, run_step, budget, strict=rc.graphs != "auto")
     if record is not None and backend is not None:  # run.json says how this session's steps ran
         record["graphs"] = {"backend": backend, **({"eager_because": why} if why else {})}
 
     def note_graphs() -> None:
         if record is not None and runner is not None:
             record["graphs"].update(replayed_steps=runner.replayed_steps, eager_steps=runner.eager_steps,
-                                    kinds=sorted({k[0] for k in runner.graphs}))
+                                    kinds=sorted({k[0] for k in runner.graphs}),
+                                    **({"eager_because": runner.fallback} if runner.fallback else {}))
 
     def method_state() -> dict[str, Any]:
         state = method.state_dict()
@@ -373,7 +375,14 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
                 batch = batch.contiguous(memory_format=torch.channels_last)
             recipe.before_step(step)
             method.prepare_step(step)
-            metrics = runner.step(batch, step) if runner is not None else run_step(batch, step)
+            if runner is not None:
+                metrics = runner.step(batch, step)
+                if runner.fallback and not warned_fallback and main and progress:
+                    print(f"graphs: {runner.fallback}; the run goes on eagerly (graphs=off skips the attempt)",
+                          flush=True)
+                    warned_fallback = True
+            else:
+                metrics = run_step(batch, step)
             if has_buffers:
                 distributed.broadcast_buffers(method, world)
             if step % rc.log_every == 0 or step == end:  # the only point where metrics leave the device
