@@ -194,6 +194,22 @@ def test_a_host_read_in_a_captured_step_is_refused():
         runner.step(batch, graphs.WARMUP + 1)
 
 
+@pytest.mark.parametrize("bad, match", [
+    (lambda x: x[x > 0].sum(), "boolean mask"),
+    (lambda x: torch.masked_select(x, x > 0).sum(), "masked_select"),
+    (lambda x: torch.unique(x).sum(), "unique"),
+    (lambda x: x.sum() * (1.0 if bool(x.sum() > 0) else 2.0), "on the host"),
+])
+def test_the_emulated_capture_refuses_what_cuda_refuses(bad, match):
+    g = graphs._EmulatedGraph()
+    x = torch.randn(8)
+    with pytest.raises(graphs.HostReadInCapture, match=match):
+        with g.capture():
+            bad(x)
+    with g.capture():  # the same arithmetic kept on the device is fine
+        torch.where(x > 0, x, torch.zeros_like(x)).sum()
+
+
 def test_portable_optimizer_state_is_what_an_eager_run_writes():
     p = torch.nn.Parameter(torch.ones(3))
     opt = torch.optim.Adam([p], lr=torch.tensor(0.5), fused=True)

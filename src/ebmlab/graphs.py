@@ -160,19 +160,30 @@ class _Record(TorchDispatchMode):
         return out
 
 
+# operations whose result's shape depends on tensor values: CUDA must read them on the host to allocate the result
+DATA_DEPENDENT_SHAPES = frozenset({"masked_select", "unique", "unique_consecutive", "argwhere"})
+
+
 class _NoHostReads(torch.overrides.TorchFunctionMode):
-    """Refuses what a CUDA capture refuses: reading a tensor's value on the host (``ebmlab.syncs.HOST_READS``)."""
+    """Refuses what a CUDA capture refuses: reading a tensor's value on the host (``ebmlab.syncs.HOST_READS``),
+    results shaped by tensor values (``DATA_DEPENDENT_SHAPES``, indexing by a boolean mask)."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
-        if name in HOST_READS:
+        bool_index = (name == "__getitem__" and len(args) > 1
+                      and any(isinstance(i, Tensor) and i.dtype == torch.bool
+                              for i in (args[1] if isinstance(args[1], tuple) else (args[1],))))
+        if name in HOST_READS or name in DATA_DEPENDENT_SHAPES or bool_index:
             import sys
 
             frame = sys._getframe(1)
-            raise HostReadInCapture(f"the step reads a tensor's value on the host ({name} at "
+            what = "indexes by a boolean mask" if bool_index else (
+                f"calls {name}, whose result's shape depends on tensor values" if name in DATA_DEPENDENT_SHAPES
+                else "reads a tensor's value on the host")
+            raise HostReadInCapture(f"the step {what} ({name} at "
                                     f"{frame.f_code.co_filename.split('site-packages/')[-1]}:{frame.f_lineno}), "
-                                    f"which a captured graph cannot do; keep the value on the device, or declare the "
-                                    f"step uncapturable (Method.capture_blocker)")
+                                    f"which a captured graph cannot do; keep the value on the device (torch.where, "
+                                    f"masked arithmetic), or declare the step uncapturable (Method.capture_blocker)")
         return func(*args, **(kwargs or {}))
 
 
