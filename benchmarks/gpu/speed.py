@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -146,7 +147,8 @@ def official(args: argparse.Namespace, out: Path) -> dict:
 
 def table(rows: dict, env: dict) -> str:
     units = "kernels/step | device ms/step" if env["gpu"] else "aten ops/step | CPU ms/step (no GPU)"
-    lines = [f"{env['device']}, torch {env['torch']}, width {env['width']}, batch 64, {env['steps']} trainer steps",
+    lines = [f"{env['device']}, torch {env['torch']}, width {env['width']}, batch 64, {env['steps']} trainer steps; "
+             f"load {env['load_start'][0]:.1f} → {env.get('load_end', ('?',))[0]}, {env.get('wall_s', '?')} s in all",
              "", "| method | train eager | train graphs | bare eager | bare replay | graphs / ceiling | graphs / "
              f"eager | {units} | kinds |", "|---|---|---|---|---|---|---|---|---|---|"]
     for m, r in rows.items():
@@ -176,7 +178,9 @@ def main() -> None:
     data = make_data(args.out / "cifar_shaped.npz")
     env = {"device": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu",
            "torch": torch.__version__, "width": args.width, "steps": args.steps,
-           "threads": torch.get_num_threads(), "gpu": args.device == "cuda"}
+           "threads": torch.get_num_threads(), "gpu": args.device == "cuda", "load_start": os.getloadavg(),
+           "python": platform.python_version()}
+    t0 = time.perf_counter()
     mode = "auto" if args.device == "cuda" else "emulate"
     rows: dict = {}
     for m in args.methods.split(","):
@@ -184,6 +188,7 @@ def main() -> None:
              "train_graphs": trainer_rate(m, data, args, mode, args.out), **bare(m, data, args)}
         rows[m] = r
         print(m, json.dumps(r), flush=True)
+    env.update(load_end=os.getloadavg(), wall_s=round(time.perf_counter() - t0, 1))
     result = {"env": env, "rows": rows, "command": " ".join(sys.argv)}
     if args.official:
         result["official"] = official(args, args.out)
