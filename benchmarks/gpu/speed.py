@@ -148,7 +148,8 @@ def official(args: argparse.Namespace, out: Path) -> dict:
 def table(rows: dict, env: dict) -> str:
     units = "kernels/step | device ms/step" if env["gpu"] else "aten ops/step | CPU ms/step (no GPU)"
     lines = [f"{env['device']}, torch {env['torch']}, width {env['width']}, batch 64, {env['steps']} trainer steps; "
-             f"load {env['load_start'][0]:.1f} → {env.get('load_end', ('?',))[0]}, {env.get('wall_s', '?')} s in all",
+             f"load {env['load_start'][0]:.1f} → {env.get('load_end', (float('nan'),))[0]:.1f}, "
+             f"{env.get('wall_s', '?')} s in all",
              "", "| method | train eager | train graphs | bare eager | bare replay | graphs / ceiling | graphs / "
              f"eager | {units} | kinds |", "|---|---|---|---|---|---|---|---|---|---|"]
     for m, r in rows.items():
