@@ -19,25 +19,33 @@ How a run is captured:
   are the tensors the captured step returned, overwritten by each replay (the trainer reads them at log steps,
   right after the step).
 - **Python state.** A replay runs the recorded kernels and no Python: bookkeeping a method does in Python (KALE's
-  count of generator steps) is redone by ``Method.replayed``, and the network evaluations the budget counts with
-  Python hooks are added per replay as counted in the capture. State a step rebinds to a new tensor would not be
-  seen by later replays, so methods update such state in place (VGAN-VCD's reservoir once full).
+  count of generator steps) is redone by ``Method.replayed``; numbers of a schedule that a step reads are written
+  into device tensors by ``Method.prepare_step`` before every step (EBGAN's decaying margin); the network
+  evaluations the budget counts with Python hooks are added per replay as counted in the capture. State a step
+  rebinds to a new tensor would not be seen by later replays, so methods update such state in place (VGAN-VCD's
+  reservoir once full, LBT's estimator moments and step count).
 - **Optimizers.** On CUDA every optimizer gets ``capturable`` set (torch captures no optimizer step without it;
   the methods' fused Adam keeps its step counts on the device anyway); an optimizer without the option (other
-  than SGD) blocks capture. A
-  learning-rate schedule reaches the captured step through tensor learning rates that ``Recipe.before_step`` fills
-  before each replay; checkpoints store them as numbers (:func:`portable_optimizer_state`), so a run is resumed
-  with or without graphs alike.
+  than SGD) blocks capture. A learning-rate schedule reaches the captured step through tensor learning rates that
+  ``Recipe.before_step`` fills before each replay; checkpoints store them as numbers
+  (:func:`portable_optimizer_state`), so a run is resumed with or without graphs alike. (A float32 learning rate
+  differs from the Python number by its rounding: with a schedule, replayed weights match eager ones to a few
+  float32 ulps, exactly without one.)
 - **Random numbers.** The method's own generator is registered with each graph (the default generator always is):
   each replay draws fresh numbers from the generator's stream, so the generator's saved state continues the
-  stream on resume.
-- **Not captured:** data-parallel runs (their gradient average is a collective between processes; eager there).
+  stream on resume. As the CPU cannot check this, the first ``CHECKED_REPLAYS`` replays of each kind that draws
+  must move the generator.
+- **Failures.** Under ``graphs=auto`` a capture that fails, or a failed check, ends replaying for the session (the
+  method's Python state, random-number states and budget counts are restored after a failed capture, which runs
+  nothing on the device) and the run says why; ``graphs=on`` makes them errors.
+- **Not captured:** data-parallel runs (their gradient average is a collective between processes; eager there);
+  KALE with a flow base (zuko's coupling layers read indices on the host at every call).
 
 ``graphs=emulate`` runs the same machinery on any device without CUDA: the capture executes the step once while
 recording every operation the dispatcher runs (forward, backward, optimizer), and a replay re-executes the
 recorded operations on the recorded tensors, writing each result into the memory of the capture's result — no
-Python of the method runs, as in a CUDA replay, and a read of a tensor's value on the host during the capture is
-refused, as CUDA refuses it. Steps replayed so must equal eager steps exactly; ``tests/test_graphs.py`` checks every
+Python of the method runs, as in a CUDA replay, and a read of a tensor's value on the host during the capture, or a
+result whose shape depends on tensor values, is refused, as CUDA refuses them. Steps replayed so must equal eager steps exactly; ``tests/test_graphs.py`` checks every
 method that declares itself capturable that way on the CPU. It is slower than eager and meant for that check.
 """
 
