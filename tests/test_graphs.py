@@ -112,9 +112,7 @@ CAPTURABLE = list(METHODS)
 def test_replayed_steps_equal_eager_steps(name):
     eager, replayed, runner, budgets = run_both(name, _data(name), STEPS.get(name, 10))
     assert runner.replayed_steps >= 2 and runner.graphs, "nothing was replayed"
-    state = replayed.state_dict()
-    state["optimizers"] = {k: graphs.portable_optimizer_state(v) for k, v in state["optimizers"].items()}
-    assert_same_state(eager.state_dict(), state)
+    assert_same_state(eager.state_dict(), graphs_state(replayed))
     assert budgets[0].evals == budgets[1].evals  # replays add the network evaluations their capture counted
 
 
@@ -127,9 +125,7 @@ def test_replayed_steps_equal_eager_steps_on_images(name):
 
 
 def graphs_state(m):
-    state = m.state_dict()
-    state["optimizers"] = {k: graphs.portable_optimizer_state(v) for k, v in state["optimizers"].items()}
-    return state
+    return graphs.portable_method_state(m.state_dict())
 
 
 def test_kale_replays_both_kinds_and_keeps_its_count():
@@ -304,7 +300,8 @@ def test_a_replay_that_leaves_the_generator_still_is_caught(monkeypatch):
 def test_graphs_auto_falls_back_to_eager_steps_when_a_check_fails(monkeypatch):
     _broken_replays(monkeypatch)
     m, _ = _pair("gan", "ring8", {})
-    runner = graphs.StepGraphs(m, "emulate", lambda b, s: m.train_step(b, s), strict=False)
+    told: list[str] = []
+    runner = graphs.StepGraphs(m, "emulate", lambda b, s: m.train_step(b, s), strict=False, on_fallback=told.append)
     batch = get_dataset("ring8").train[:16]
     for step in range(1, 9):
         before = m.rng.get_state()
@@ -312,6 +309,7 @@ def test_graphs_auto_falls_back_to_eager_steps_when_a_check_fails(monkeypatch):
         if runner.fallback and step > graphs.WARMUP + 2:
             assert not torch.equal(before, m.rng.get_state())  # the eager steps after it draw again
     assert "random-number generator" in runner.fallback and not runner.graphs
+    assert told == [runner.fallback] and runner.summary()["eager_because"] == runner.fallback
     assert runner.eager_steps == 8 - 2  # the capture's step and the one checked were replays; the rest eager
 
 

@@ -145,6 +145,11 @@ def portable_optimizer_state(state: dict[str, Any]) -> dict[str, Any]:
     return {**state, "param_groups": groups, "state": per}
 
 
+def portable_method_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A method's ``state_dict`` with its optimizers' states made portable (:func:`portable_optimizer_state`)."""
+    return {**state, "optimizers": {k: portable_optimizer_state(v) for k, v in state["optimizers"].items()}}
+
+
 def _is_fused(state: dict[str, Any]) -> bool:
     return any(g.get("fused") for g in state.get("param_groups", []))
 
@@ -274,6 +279,7 @@ class StepGraphs:
     run_step: StepFn
     budget: Any = None
     strict: bool = True
+    on_fallback: Callable[[str], None] | None = None  # told once why the session stopped replaying (non-strict)
     graphs: dict[tuple, _Graph] = field(default_factory=dict)
     seen: Counter = field(default_factory=Counter)
     draws: dict[tuple, bool] = field(default_factory=dict)
@@ -315,11 +321,19 @@ class StepGraphs:
     def replayed_steps(self) -> int:
         return sum(g.replays for g in self.graphs.values())
 
+    def summary(self) -> dict[str, Any]:
+        """How this session's steps ran, for the run record."""
+        return {"replayed_steps": self.replayed_steps, "eager_steps": self.eager_steps,
+                "kinds": sorted({k[0] for k in self.graphs}),
+                **({"eager_because": self.fallback} if self.fallback else {})}
+
     def _failed(self, exc: EbmlabError) -> None:
         if self.strict:
             raise exc
         self.fallback = str(exc)
         self.graphs.clear()
+        if self.on_fallback is not None:
+            self.on_fallback(self.fallback)
 
     def _warmup(self, key: tuple, batch: Tensor, step: int) -> dict[str, Any]:
         before = _rng_state(self.method)
@@ -385,5 +399,5 @@ def describe(backend_name: str | None, why: str | None, method_name: str) -> str
     return None
 
 
-__all__ = ["ReplayCheckFailed", "StepGraphs", "WARMUP", "backend", "blocker", "describe", "portable_optimizer_state",
-           "prepare"]
+__all__ = ["ReplayCheckFailed", "StepGraphs", "WARMUP", "backend", "blocker", "describe", "portable_method_state",
+           "portable_optimizer_state", "prepare"]

@@ -323,25 +323,21 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
         return metrics
 
     runner = None
-    warned_fallback = False
     if captured:
         assert backend is not None
         graphs.prepare(method, backend, tensor_lrs=rc.lr_schedule != "constant")
-        runner = graphs.StepGraphs(method, backend, run_step, budget, strict=rc.graphs != "auto")
+        say = (lambda why: print(f"graphs: {why}; the run goes on eagerly (graphs=off skips the attempt)", flush=True)
+               ) if main and progress else None
+        runner = graphs.StepGraphs(method, backend, run_step, budget, strict=rc.graphs != "auto", on_fallback=say)
     if record is not None and backend is not None:  # run.json says how this session's steps ran
         record["graphs"] = {"backend": backend, **({"eager_because": why} if why else {})}
 
     def note_graphs() -> None:
         if record is not None and runner is not None:
-            record["graphs"].update(replayed_steps=runner.replayed_steps, eager_steps=runner.eager_steps,
-                                    kinds=sorted({k[0] for k in runner.graphs}),
-                                    **({"eager_because": runner.fallback} if runner.fallback else {}))
+            record["graphs"].update(runner.summary())
 
-    def method_state() -> dict[str, Any]:
-        state = method.state_dict()
-        if runner is not None:  # the optimizers as an eager run saves them (numbers for learning rates)
-            state["optimizers"] = {k: graphs.portable_optimizer_state(v) for k, v in state["optimizers"].items()}
-        return state
+    def method_state() -> dict[str, Any]:  # the optimizers as an eager run saves them (numbers for learning rates)
+        return method.state_dict() if runner is None else graphs.portable_method_state(method.state_dict())
 
     def checkpoint(step: int) -> None:
         nonlocal saved_any
@@ -375,14 +371,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
                 batch = batch.contiguous(memory_format=torch.channels_last)
             recipe.before_step(step)
             method.prepare_step(step)
-            if runner is not None:
-                metrics = runner.step(batch, step)
-                if runner.fallback and not warned_fallback and main and progress:
-                    print(f"graphs: {runner.fallback}; the run goes on eagerly (graphs=off skips the attempt)",
-                          flush=True)
-                    warned_fallback = True
-            else:
-                metrics = run_step(batch, step)
+            metrics = runner.step(batch, step) if runner is not None else run_step(batch, step)
             if has_buffers:
                 distributed.broadcast_buffers(method, world)
             if step % rc.log_every == 0 or step == end:  # the only point where metrics leave the device

@@ -250,7 +250,7 @@ class KALE(LatentGenerator, Method):
         return "burst" if self.base_steps % self.config.burst_every == 0 else "step"
 
     def replayed(self, kind: str) -> None:
-        if kind != "step" or not self.fixed:  # the flow's and the generator's steps count themselves
+        if not self.fixed or kind == "flow":  # the generator's and the flow's steps count themselves
             self.base_steps += 1
 
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
