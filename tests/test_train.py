@@ -96,3 +96,32 @@ def test_an_option_the_method_refuses_leaves_no_run_directory(tmp_path):
     res = ebmlab.train("vae", "ring8", out=out, overrides={"steps": 2, "eval_samples": 100, "plots": False,
                                                           "tensorboard": False})
     assert res.summary["step"] == 2
+
+
+def test_a_second_process_on_the_same_run_directory_is_refused(tmp_path):
+    """While one process holds RUN/.lock (it trains or finishes the run), another `ebmlab train` with that --out
+    exits 2 with one line and changes nothing; once the first has ended, the same command resumes."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+
+    kw = dict(overrides={"steps": 20, "seed": 0, "eval_samples": 100, "plots": False, "tensorboard": False},
+              progress=False)
+    ebmlab.train("gan", "ring8", out=tmp_path / "r", stop_after=10, **kw)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()}
+    fd = os.open(tmp_path / "r" / ".lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as a training process holds it
+    try:
+        with pytest.raises(EbmlabError, match="another process is training"):
+            ebmlab.train("gan", "ring8", out=tmp_path / "r", **kw)
+        cli = subprocess.run([sys.executable, "-m", "ebmlab", "train", "gan", "--data", "ring8", "--out",
+                              str(tmp_path / "r"), "--no-progress", "steps=20", "seed=0", "eval_samples=100",
+                              "plots=false", "tensorboard=false"], capture_output=True, text=True)
+        assert cli.returncode == 2 and "another process is training" in cli.stderr and "Traceback" not in cli.stderr
+        after = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()}
+        assert after == before
+    finally:
+        os.close(fd)
+    res = ebmlab.train("gan", "ring8", out=tmp_path / "r", **kw)  # the holder has gone: it resumes and finishes
+    assert res.resumed_from == 10 and res.summary

@@ -16,12 +16,13 @@ restores model, optimizers, RNG states and step, so the resumed run ends bit-ide
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -144,6 +145,31 @@ class RunDir:
 
     def exists(self) -> bool:
         return self.config_path.is_file()
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run directory for this process while it trains and finishes the run: a second process given the
+        same ``--out`` meanwhile is refused (it would interleave checkpoints, records and the final evaluation's
+        draw, and remove the first one's temporary files). An advisory lock on ``RUN/.lock`` (``fcntl.flock``):
+        the system releases it when the process ends, a kill included, so no stale lock outlives a run. Where
+        ``fcntl`` is missing (Windows) nothing is locked."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on POSIX
+            yield
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise EbmlabError(f"another process is training or finishing the run in {self.path}; wait for it to "
+                                  f"end (or stop it), then run the command again: it resumes where that one "
+                                  f"stopped") from None
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def clean_temporary(self) -> None:
         """Remove the temporary files of writes that a kill interrupted (``.NAME.*.tmp``, see atomic_write_bytes)."""

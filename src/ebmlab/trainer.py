@@ -169,14 +169,13 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
             print(cfg.echo(), flush=True)
         if main and progress:
             _announce_classifier(ds)
-        if main:
-            if not run.exists():
-                out.mkdir(parents=True, exist_ok=True)
-            run.clean_temporary()
-            write_json(run.config_path, cfg.to_dict())
-        distributed.barrier(world)
-        return _train_loop(cfg, run, ds, method, batches, progress=progress and main, stop_after=stop_after,
-                           world=world)
+        with run.lock() if main else contextlib.nullcontext():  # one process trains into a run directory
+            if main:
+                run.clean_temporary()
+                write_json(run.config_path, cfg.to_dict())
+            distributed.barrier(world)
+            return _train_loop(cfg, run, ds, method, batches, progress=progress and main, stop_after=stop_after,
+                               world=world)
     finally:
         distributed.finish(world)
 

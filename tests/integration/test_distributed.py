@@ -91,8 +91,8 @@ def test_only_rank_0_writes_and_a_killed_run_resumes_exactly(tmp_path):
     res = torchrun(*CLI, "--out", str(ref))
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.count("run directory:") == 1  # rank 0 reports, the other process is silent
-    assert sorted(p.name for p in ref.iterdir()) == ["checkpoint.pt", "config.json", "metrics.jsonl", "run.json",
-                                                     "summary.json"]
+    assert sorted(p.name for p in ref.iterdir()) == [".lock", "checkpoint.pt", "config.json", "metrics.jsonl",
+                                                     "run.json", "summary.json"]  # .lock: rank 0's hold on the run
     steps = [r["step"] for r in _metrics(ref) if r["kind"] == "train"]
     assert steps == [4, 8]  # each log step once
     sessions = json.loads((ref / "run.json").read_text())["sessions"]
