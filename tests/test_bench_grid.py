@@ -217,3 +217,26 @@ def test_a_killed_worker_gives_one_clear_error_not_a_traceback(tmp_path, capsys,
     assert code == 2
     assert "worker process of the bench was killed" in err and "--jobs" in err and "resumes" in err
     assert "Traceback" not in err and not (tmp_path / "b" / "results.md").exists()
+
+
+def test_a_report_says_when_runs_were_scored_by_different_classifiers(tmp_path):
+    """Feature metrics from two domain classifiers live in two feature spaces: the report lists which runs used
+    which, and a kept real-data reference is used as given (not recomputed with today's classifier)."""
+    from ebmlab.bench import classifiers_used, write_report
+
+    run = lambda m, seed, sha: {"method": m, "data": "ring8", "seed": seed, "status": "ok", "seconds": 1.0,
+                                "metrics": {"modes": 8, "clf_fd": 10.0 + seed, "clf_sha256": sha}}
+    results = [run("gan", 0, "aaaa"), run("gan", 1, "aaaa"), run("kale", 0, "bbbb"),
+               {"method": "kale", "data": "ring8", "seed": 1, "status": "diverged", "seconds": None}]
+    assert classifiers_used(results) == {"aaaa": ["gan seeds 0, 1"], "bbbb": ["kale seed 0"]}
+    two = [{**run("gan", 0, "aaaa"), "setting": "gan:steps=5"}, {**run("gan", 0, "aaaa"), "setting": "gan:steps=9"}]
+    assert classifiers_used(two) == {"aaaa": ["gan (gan:steps=5) seed 0", "gan (gan:steps=9) seed 0"]}
+    kept = {"ring8": {"modes": 8, "clf_fd": 1.5}}
+    rep = write_report(results, tmp_path, command="c", meta={"machine": "m", "torch": "t", "wall_s": 1.0, "jobs": 1},
+                       suite="toys", datasets=["ring8"], eval_samples=10, grid=None, reference=kept)
+    assert rep["reference_real_data"] == kept and rep["classifiers"]["bbbb"] == ["kale seed 0"]
+    md = (tmp_path / "results.md").read_text()
+    assert "different domain classifiers" in md and "aaaa: gan seeds 0, 1; bbbb: kale seed 0" in md
+    one = write_report(results[:2], tmp_path, command="c", meta={"machine": "m", "torch": "t", "wall_s": 1.0, "jobs": 1},
+                       suite="toys", datasets=["ring8"], eval_samples=10, grid=None, reference=kept)
+    assert "classifiers" not in one and "different domain classifiers" not in (tmp_path / "results.md").read_text()

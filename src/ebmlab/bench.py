@@ -403,14 +403,18 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
 def write_report(results: list[dict[str, Any]], out: str | Path, *, command: str, meta: dict[str, Any], suite: str,
                  datasets: list[str], eval_samples: int, grid: dict[str, list[Any]] | None,
                  runs_in_grid: int | None = None, missing: list[str] | None = None,
-                 recalled: str | None = None) -> dict[str, Any]:
-    """results.md and results.json of a finished grid (or of the parts of one, see :func:`collect`)."""
+                 recalled: str | None = None, reference: dict[str, Any] | None = None) -> dict[str, Any]:
+    """results.md and results.json of a finished grid (or of the parts of one, see :func:`collect`).
+
+    ``reference``: the real-data rows kept from an earlier report of the same runs (else computed now: with a
+    retrained domain classifier they would be in another feature space than the runs'). Runs scored by different
+    domain classifiers (``clf_sha256``) are listed under the table: their feature metrics are not comparable."""
     from .metrics import real_reference
     from .runs import json_safe
 
     out = Path(out)
     rows = aggregate(results)
-    reference = {d: real_reference(d, eval_samples) for d in datasets}
+    reference = reference if reference is not None else {d: real_reference(d, eval_samples) for d in datasets}
     recalled_rows = load_recalled(recalled)
     report = {"command": command, "meta": meta, "rows": rows, "reference_real_data": reference,
               "recalled": recalled_rows, "runs": results}
@@ -422,6 +426,12 @@ def write_report(results: list[dict[str, Any]], out: str | Path, *, command: str
     if missing:
         report["missing"] = missing
         md += "\nMissing parts of the grid (not in the table): " + ", ".join(missing) + ".\n"
+    scorers = classifiers_used(results)
+    if len(scorers) > 1:
+        report["classifiers"] = scorers
+        md += ("\n**Runs scored by different domain classifiers** (their clf_* features, precision/recall and mode "
+               "labels come from different networks; compare within one): " + "; ".join(
+                   f"{sha}: {', '.join(runs)}" for sha, runs in scorers.items()) + ".\n")
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(json_safe(report), indent=1))
     (out / "results.md").write_text(md)
@@ -430,6 +440,21 @@ def write_report(results: list[dict[str, Any]], out: str | Path, *, command: str
 
         html_report.write([out], out / "report.html", title=f"Benchmark {out.name}")
     return report
+
+
+def classifiers_used(results: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The domain classifier (``clf_sha256``) that scored each finished run: sha → ["method (setting) seeds
+    0, 2", ...], a setting named only where a method has several."""
+    groups: dict[str, dict[str, list[str]]] = {}
+    several = {m for m in {r["method"] for r in results}
+               if len({r.get("setting", "") for r in results if r["method"] == m}) > 1}
+    for r in results:
+        sha = (r.get("metrics") or {}).get("clf_sha256") if r.get("status") == "ok" else None
+        if sha:
+            who = r["method"] + (f" ({r.get('setting', '')})" if r["method"] in several else "")
+            groups.setdefault(str(sha), {}).setdefault(who, []).append(str(r["seed"]))
+    return {sha: [f"{who} seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}" for who, seeds in g.items()]
+            for sha, g in groups.items()}
 
 
 def _check_part(part: Any, f: Path) -> None:

@@ -13,8 +13,9 @@ user's data its file stem and content hash (:func:`classifier_name`). Loading re
 and refuses a file that differs from the record, or a record of other data. Training is
 deterministic for a seed (``ebmlab classifier train --data NAME``): it runs on one thread whatever the caller's
 setting, because a multi-threaded reduction sums in another order and gives other weights (and another hash) for
-the same seed; the same machine type therefore gives the same file. An image evaluation that finds no classifier
-trains it first (and says so), so that a first run needs no extra step.
+the same seed; the same machine type therefore gives the same file (another CPU may not: a bench report lists
+the runs each classifier scored when they differ, ``ebmlab.bench.classifiers_used``). An image evaluation that
+finds no classifier trains it first (and says so), so that a first run needs no extra step.
 
 Architecture: Conv3×3(w) → Conv3×3/2(2w) → Conv3×3/2(4w) (ReLU each) → Linear → 128 features (ReLU) →
 Linear → classes; Adam(1e-3), batch 128, no augmentation.
