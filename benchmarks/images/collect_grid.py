@@ -41,7 +41,8 @@ def main() -> None:
     a = p.parse_args()
     out = Path(a.bench_dir)
     grid = load_grid(out / "grid.toml")
-    kept = kept_records(grid, a.earlier, a.summary, a.data)
+    earlier = json.loads(a.earlier.read_text()) if a.earlier is not None else None
+    kept = kept_records(grid, earlier, a.summary, a.data)
     results, missing, n = [], [], 0
     for m in a.methods.split(","):
         for g, (label, _) in enumerate(grid_settings(grid, m)):
@@ -77,13 +78,13 @@ def main() -> None:
     starts = [f.stat().st_mtime for f in (out / "runs").glob("*/config.json")]
     ends = [f.stat().st_mtime for f in (out / "runs").glob("*/summary.json")]
     wall = (max(ends) - min(starts)) if ends else 0.0
-    if a.earlier is not None:  # the earlier collection's span, and this one's runs beside it
-        wall += json.loads(a.earlier.read_text())["meta"].get("wall_s") or 0.0
+    if earlier is not None:  # the earlier collection's span, and this one's runs beside it
+        wall += earlier["meta"].get("wall_s") or 0.0
     meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
             "torch": torch.__version__, "wall_s": wall, "jobs": 2}
     # the real-data row of the earlier collection: recomputed now it would come from today's classifier, whose
     # features differ from those of a classifier trained on another machine
-    reference = json.loads(a.earlier.read_text())["reference_real_data"] if a.earlier is not None else None
+    reference = earlier["reference_real_data"] if earlier is not None else None
     write_report(results, out, command=a.command, meta=meta, suite="images", datasets=[a.data],
                  eval_samples=a.eval_samples, grid=grid, runs_in_grid=n, missing=missing, reference=reference)
     print((out / "results.md").read_text())
@@ -92,7 +93,7 @@ def main() -> None:
         print(a.brief.read_text())
 
 
-def kept_records(grid: dict, earlier: Path | None, summaries: list[Path],
+def kept_records(grid: dict, earlier: dict | None, summaries: list[Path],
                  data: str) -> dict[tuple[str, str, int], dict]:
     """(method, setting label, seed) → the kept record of a run whose directory may be gone (module docstring); a
     kept summary is placed at the grid's setting of its method that sets its number of steps (or sets none)."""
@@ -100,7 +101,7 @@ def kept_records(grid: dict, earlier: Path | None, summaries: list[Path],
 
     kept: dict[tuple[str, str, int], dict] = {}
     if earlier is not None:
-        for r in json.loads(earlier.read_text())["runs"]:
+        for r in earlier["runs"]:
             if r.get("data") == data:
                 kept[(r["method"], r["setting"], int(r["seed"]))] = r
     for f in summaries:
