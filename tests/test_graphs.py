@@ -116,10 +116,11 @@ def test_replayed_steps_equal_eager_steps(name):
     assert budgets[0].evals == budgets[1].evals  # replays add the network evaluations their capture counted
 
 
-@pytest.mark.parametrize("name", ["gan", "kale", "bib"])
-def test_replayed_steps_equal_eager_steps_on_images(name):
-    """Conv networks (their backward passes return autograd's immutable zero tensors, which a replay leaves alone)."""
-    eager, replayed, runner, _ = run_both(name, "digits", STEPS.get(name, 8))
+@pytest.mark.parametrize("name, over", [("gan", {}), ("kale", {}), ("bib", {}), ("bib", {"share_jacobian": True})])
+def test_replayed_steps_equal_eager_steps_on_images(name, over):
+    """Conv networks (their backward passes return autograd's immutable zero tensors, which a replay leaves alone);
+    BiB's shared estimate keeps a graph from the energy's optimizer step to the generator's, inside one capture."""
+    eager, replayed, runner, _ = run_both(name, "digits", STEPS.get(name, 8), **over)
     assert runner.replayed_steps >= 2
     assert_same_state(eager.state_dict(), graphs_state(replayed))
 

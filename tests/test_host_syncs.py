@@ -34,9 +34,13 @@ def _data(name: str) -> list[str]:
     return ["ring8", "digits"]  # 2D (exact Jacobians) and images (LOBPCG, conv nets)
 
 
-@pytest.mark.parametrize("name, data", [(n, d) for n in METHODS for d in _data(n)])
-def test_training_steps_make_no_host_synchronisation(name, data):
-    cfg = resolve_config(name, data, overrides={"batch_size": 16, "seed": 0, **SMALL.get(name, {})})
+# options that take another path through a step
+VARIANTS = [("bib", "digits", {"share_jacobian": True})]
+
+
+@pytest.mark.parametrize("name, data, over", [(n, d, {}) for n in METHODS for d in _data(n)] + VARIANTS)
+def test_training_steps_make_no_host_synchronisation(name, data, over):
+    cfg = resolve_config(name, data, overrides={"batch_size": 16, "seed": 0, **SMALL.get(name, {}), **over})
     m = build_method(cfg, torch.device("cpu"))
     ds = get_dataset(data)
     g = torch.Generator().manual_seed(0)

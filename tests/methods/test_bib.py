@@ -262,3 +262,61 @@ def test_data_gradient_penalty_is_refused_by_the_one_sided_pairing():
 
     with pytest.raises(EbmlabError, match="one-sided pairing has its own"):
         make("bib_onesided", data_gp_weight=1.0)
+
+
+# --- share_jacobian: one LOBPCG estimate per step for both players (EBM-BB's image trainer) --------------------
+SHARED = {"estimator": "lobpcg", "score_volume": "lobpcg", "share_jacobian": True, "z_dim": 8, "width": 8}
+
+
+def test_the_shared_estimate_is_the_two_separate_ones():
+    """Same latents, same random start: the shared entropy equals ``entropy`` (value and gradient to G's
+    parameters) and the shared score equals ``latent_score(volume="lobpcg")``, in float64 (the same operations in
+    another order: agreement to ~1e-12 relative)."""
+    m = make("bib", data="digits", **SHARED)
+    G = m.G.double().eval()
+    z = torch.randn(16, 8, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    start = torch.Generator().manual_seed(7)
+    h, score = m.lower.entropy_and_score(z, torch.Generator().manual_seed(7))
+    (g_shared,) = [torch.autograd.grad(h.entropy, list(G.parameters()))]
+    h2 = m.lower.entropy(z, start, sync_free=True)
+    g_sep = torch.autograd.grad(h2.entropy, list(G.parameters()))
+    score2 = latent_score(G, z, volume="lobpcg", n_iter=m.config.lobpcg_iters,
+                          generator=torch.Generator().manual_seed(7))
+    assert bool(h.valid.all()) and torch.isfinite(h.entropy)
+    torch.testing.assert_close(h.entropy, h2.entropy, rtol=1e-12, atol=0)
+    torch.testing.assert_close(score, score2, rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(score, z)  # a conv generator's volume varies with z: the score is not z alone
+    for a, b in zip(g_shared, g_sep):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
+
+
+def clear(m):
+    for mod in m.networks.values():
+        for p in mod.parameters():
+            p.grad = None
+
+
+def test_a_shared_step_differentiates_each_player_on_its_own_loss():
+    m = make("bib", data="digits", **SHARED)
+    x = batch(16, data="digits")
+    before = {k: [p.detach().clone() for p in mod.parameters()] for k, mod in m.networks.items()}
+    out = m.train_step(x, 1)
+    assert all(math.isfinite(float(v)) for v in out.values()), out
+    for k, mod in m.networks.items():  # each player moved
+        assert any(not torch.equal(a, p) for a, p in zip(before[k], mod.parameters())), k
+    # the energy loss alone reaches no generator parameter, the generator loss with the shared entropy no energy one
+    clear(m)
+    h, score = m.lower.entropy_and_score(m.noise(16, 8), m.rng)
+    m.energy_loss(x, z=m.noise(16, 8), score=score)[0].backward()
+    assert all(g is None for g in grads(m.G)) and any(g is not None for g in grads(m.E))
+    clear(m)
+    m.generator_loss(16, shared=h)[0].backward()
+    assert all(g is None for g in grads(m.E)) and any(g is not None and g.abs().sum() > 0 for g in grads(m.G))
+
+
+@pytest.mark.parametrize("over", [{"estimator": "smin"}, {"score_volume": "logdet"}, {"lower": "mi"},
+                                  {"upper": "diffusion"}])
+def test_share_jacobian_needs_lobpcg_on_both_sides(over):
+    from ebmlab.errors import EbmlabError
+    with pytest.raises(EbmlabError, match="share_jacobian=true .* needs lower=jacobian, upper=gp"):
+        make("bib", data="digits", **{**SHARED, **over})

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ...bounds.diffusion import (CONSISTENCY_CAVEAT, diffusion_nll_bound, diffusion_nll_bound_quadrature,
                                 perturb)
-from ...bounds.entropy import batch_jacobian, lobpcg_entropy, logdet_entropy, smin_entropy_exact
+from ...bounds.entropy import EntropyBound, batch_jacobian, lobpcg_entropy, logdet_entropy, smin_entropy_exact
 from ...bounds.mi import gaussian_nll, mi_entropy_bound
 from ...bounds.score import gp_upper_term, score_mismatch_gp, zero_centred_gp
 from ...errors import EbmlabError
@@ -114,6 +114,18 @@ class JacobianLower(LowerBound):
         x = h.x if h.x is not None else self.G(z)  # the exact estimators computed G(z) with J
         return h.entropy, x, {"valid_frac": h.valid.float().mean().detach()}
 
+    def entropy_and_score(self, z: Tensor, generator: torch.Generator) -> tuple[EntropyBound, Tensor]:
+        """One LOBPCG estimate for both players (``share_jacobian``): Ĥ with its graph to G's parameters, kept for
+        the generator step, and from the same graph the latent score ∇_z(−log p_g(G(z))) = z + d ∇_z log s_min,
+        detached, for bound (iii) — what ``latent_score(volume="lobpcg")`` and ``entropy`` give from two separate
+        estimates with the same random start. Sync-free, as a training step must be."""
+        with torch.enable_grad():
+            zz = z.detach().requires_grad_(True)
+            h = self.entropy(zz, generator, sync_free=True)
+            lv = torch.where(h.valid, h.log_volume, torch.zeros_like(h.log_volume))
+            g = torch.autograd.grad(lv.sum(), zz, retain_graph=True, allow_unused=True, materialize_grads=True)[0]
+        return h, (zz.detach() + g).detach()
+
     def evaluation(self, energy, z, log_nz, generator, out):
         c = self.config
         x = self.G(z)
@@ -203,8 +215,9 @@ class UpperBound:
     def energy_t(self, x: Tensor, t: Tensor) -> Tensor:
         return self.E(x, t)
 
-    def energy_term(self, lower: LowerBound, batch: Tensor, z: Tensor,
-                    generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
+    def energy_term(self, lower: LowerBound, batch: Tensor, z: Tensor, generator: torch.Generator,
+                    score: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
+        """``score``: the latent score at z when the lower bound computed it (``share_jacobian``; bound (iii))."""
         raise NotImplementedError
 
     def evaluation(self, x: Tensor, z: Tensor, e_data: float, generator: torch.Generator,
@@ -218,10 +231,10 @@ class GPUpper(UpperBound):
 
     key = "gp"
 
-    def energy_term(self, lower, batch, z, generator):
+    def energy_term(self, lower, batch, z, generator, score=None):
         c = self.config
         sm = score_mismatch_gp(self.energy, self.G, z, generator=generator, volume=c.score_volume,
-                               n_iter=c.lobpcg_iters, jac_mode=c.jac_mode)
+                               n_iter=c.lobpcg_iters, jac_mode=c.jac_mode, score=score)
         if lower.clean:  # the contrastive term is at the same G(z): reuse E(x) from the score mismatch
             e_fake = sm.energy.mean()
         else:
@@ -246,7 +259,7 @@ class DiffusionUpper(UpperBound):
     key = "diffusion"
     time_conditioned = True
 
-    def energy_term(self, lower, batch, z, generator):
+    def energy_term(self, lower, batch, z, generator, score=None):
         c = self.config
         with torch.no_grad():
             x_g = lower.sample(z, generator)
@@ -271,7 +284,7 @@ class OneSided(UpperBound):
 
     key = "none"
 
-    def energy_term(self, lower, batch, z, generator):
+    def energy_term(self, lower, batch, z, generator, score=None):
         c = self.config
         with torch.no_grad():
             x_g = lower.sample(z, generator)

@@ -72,6 +72,14 @@ Deviations from EBM-BB (``train/train_toy.py``) and why:
   trainer (``train/train_image.py``, its defaults) drifts the same way on the same task (``benchmarks/official``,
   stacked Fashion-MNIST: E(real) to −10⁵ within 200 steps). ``data_gp_weight`` (a zero-centred gradient penalty
   at the data, R1, beyond the paper) keeps the energy bounded there; spectral normalisation does not.
+- ``share_jacobian`` (off by default; (i)+(iii) with LOBPCG, the image setting): EBM-BB's image trainer
+  (``train/train_image.py``, ``compute_gp``) makes one s_min estimate per iteration, at the energy step's latents,
+  and uses it twice — its z-gradient in the energy's gp, its graph in the generator's entropy term. Here, by
+  default, each step makes its own (the generator's at its own latents), which costs a second LOBPCG per step;
+  with ``share_jacobian=true`` the step makes one, as EBM-BB does, and runs the BatchNorm refresh before the
+  energy step instead of between the steps (the kept graph must not see the running statistics change). The
+  entropy term then sits at other latents than the generator's energy term: both are unbiased for their
+  expectations, so the generator's loss is the same bound, estimated from two batches.
 - (ii) and (iv) have no public code; their use here follows METHODS.md §3 (our construction). With (ii)+(iii)
   the gp is taken at the clean G(z) (the latent score needs the manifold density) while the contrastive terms
   use the noisy samples. E(x, t) of (iv) is the network output itself, without the usual 1/σ_t output scaling:
@@ -94,7 +102,8 @@ from ...metadata import Metric
 from ...nets import build
 from ...nets.build import Net
 from ..base import LatentGenerator, Method, adam, frozen, optimizer_step
-from .bounds import LOG_2PI, LOWER_BOUNDS, UPPER_BOUNDS, MILower, _chi2_log_z, _mean_se, _mode
+from ...bounds.entropy import EntropyBound
+from .bounds import LOG_2PI, LOWER_BOUNDS, UPPER_BOUNDS, JacobianLower, MILower, _chi2_log_z, _mean_se, _mode
 
 @dataclass(frozen=True)
 class BiBConfig:
@@ -104,6 +113,7 @@ class BiBConfig:
     lobpcg_iters: int = 2
     jac_mode: Literal["auto", "prop", "fwd", "rev"] = "auto"  # exact Jacobians (bounds.entropy.jacobian_and_output)
     score_volume: Literal["logdet", "smin", "lobpcg"] = "logdet"  # (iii): the latent score's log-volume
+    share_jacobian: bool = False  # (i)+(iii) with LOBPCG: one s_min estimate per step serves both players
     z_dim: int = 2
     g_hidden: tuple[int, ...] = (100, 100)
     e_hidden: tuple[int, ...] = (100, 100)
@@ -151,6 +161,8 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "jac_mode": ("any",
                  "exact Jacobians: auto (tangent propagation through MLP generators, else reverse mode when data dim ≤ latent dim, else forward), prop, fwd, or rev"),
     "score_volume": ("any", "bound (iii): how the latent score's log-volume is computed"),
+    "share_jacobian": ("any", "(i)+(iii) with estimator=score_volume=lobpcg: one LOBPCG estimate per step gives the "
+                               "energy's latent score and the generator's entropy term (as EBM-BB's image trainer)"),
     "gp_weight": ("nonneg", "bound (iii): weight w of the gradient penalty"),
     "gp_threshold": ("nonneg", "bound (iii): threshold of the gradient penalty"),
     "onesided_penalty": ("any", "one-sided pairing: zero-centred gradient penalty on the energy, or none"),
@@ -199,6 +211,12 @@ class BiB(LatentGenerator, Method):
         c = config
         if c.sigma <= 0 or not 0 < c.t_min < 1:
             raise EbmlabError(f"need sigma > 0 and 0 < t_min < 1, got sigma={c.sigma}, t_min={c.t_min}")
+        if c.share_jacobian and not (c.lower == "jacobian" and c.upper == "gp" and c.estimator == "lobpcg"
+                                     and c.score_volume == "lobpcg"):
+            raise EbmlabError(f"share_jacobian=true shares one LOBPCG estimate between the energy's latent score and "
+                              f"the generator's entropy: it needs lower=jacobian, upper=gp, estimator=lobpcg and "
+                              f"score_volume=lobpcg (got lower={c.lower}, upper={c.upper}, estimator={c.estimator}, "
+                              f"score_volume={c.score_volume}); set those or share_jacobian=false")
         if c.data_gp_weight > 0 and c.upper == "none":
             raise EbmlabError("data_gp_weight adds a data gradient penalty to the two-sided pairings; the one-sided "
                               "pairing has its own (onesided_penalty=zero_gp, weight zero_gp_weight)")
@@ -229,11 +247,14 @@ class BiB(LatentGenerator, Method):
         return self.upper.energy(x)
 
     # --- the two losses -----------------------------------------------------------------------------------
-    def energy_loss(self, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Upper-bound loss of the energy; G (and the lower bound's networks) are constants here."""
-        z = self.noise(batch.shape[0], self.config.z_dim)
+    def energy_loss(self, batch: Tensor, z: Tensor | None = None,
+                    score: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Upper-bound loss of the energy; G (and the lower bound's networks) are constants here. ``z`` and
+        ``score``: the latents and their latent score when the step shares its Jacobian estimate."""
+        if z is None:
+            z = self.noise(batch.shape[0], self.config.z_dim)
         with frozen(*[m for k, m in self.networks.items() if k != "energy"]), _mode(self.G, False):
-            e_real, e_fake, penalty, extra = self.upper.energy_term(self.lower, batch, z, self.rng)
+            e_real, e_fake, penalty, extra = self.upper.energy_term(self.lower, batch, z, self.rng, score=score)
         loss = e_real - e_fake + penalty
         if self.config.data_gp_weight > 0:  # a stabiliser beyond the bound (R1 of Mescheder et al. 2018)
             data_gp = zero_centred_gp(self.energy, batch)
@@ -242,17 +263,24 @@ class BiB(LatentGenerator, Method):
         return loss, {"loss_e": loss.detach(), "energy_real": e_real.detach(), "energy_fake": e_fake.detach(),
                       "penalty": penalty.detach(), **extra}
 
-    def generator_loss(self, b: int) -> tuple[Tensor, dict[str, Tensor]]:
-        """Negative lower bound (up to the data term) of the generator and its networks; E is a constant here."""
+    def generator_loss(self, b: int, shared: EntropyBound | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Negative lower bound (up to the data term) of the generator and its networks; E is a constant here.
+        ``shared``: the entropy estimate the energy step made (``share_jacobian``), at its own latents."""
         z = self.noise(b, self.config.z_dim)
         with frozen(self.E), _mode(self.G, False):
-            entropy, x_g, extra = self.lower.training_term(z, self.rng)
+            if shared is None:
+                entropy, x_g, extra = self.lower.training_term(z, self.rng)
+            else:
+                entropy, x_g = shared.entropy, self.G(z)
+                extra = {"valid_frac": shared.valid.float().mean().detach()}
             e_gen = self.energy(x_g).mean()
         loss = e_gen - self.config.entropy_weight * entropy
         return loss, {"loss_g": loss.detach(), "energy_gen": e_gen.detach(), "entropy": entropy.detach(), **extra}
 
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         c, b = self.config, batch.shape[0]
+        if c.share_jacobian:
+            return self._shared_step(batch)
         # --- energy step: minimise the upper bound (or the one-sided loss) on detached generator samples ---
         loss_e, metrics_e = self.energy_loss(batch)
         optimizer_step(self.optimizers["energy"], loss_e, self.recipe)
@@ -262,6 +290,24 @@ class BiB(LatentGenerator, Method):
                 self.G(self.noise(b, c.z_dim))
         # --- generator (+ its networks) step: maximise the lower bound −E_pg[E] + Ĥ with G in eval mode ---
         loss_g, metrics_g = self.generator_loss(b)
+        optimizer_step(self.optimizers["generator"], loss_g, self.recipe)
+        return {**metrics_e, **metrics_g}
+
+    def _shared_step(self, batch: Tensor) -> dict[str, Tensor | float]:
+        """``share_jacobian``: the BatchNorm refresh first (the retained graph of the estimate must not see the
+        running statistics change under it), then one LOBPCG estimate at the energy step's latents, whose score
+        feeds bound (iii) and whose entropy, graph kept, the generator step."""
+        c, b = self.config, batch.shape[0]
+        if c.g_batchnorm:
+            with torch.no_grad(), _mode(self.G, True):
+                self.G(self.noise(b, c.z_dim))
+        z = self.noise(b, c.z_dim)
+        assert isinstance(self.lower, JacobianLower)
+        with _mode(self.G, False):
+            h, score = self.lower.entropy_and_score(z, self.rng)
+        loss_e, metrics_e = self.energy_loss(batch, z=z, score=score)
+        optimizer_step(self.optimizers["energy"], loss_e, self.recipe)
+        loss_g, metrics_g = self.generator_loss(b, shared=h)
         optimizer_step(self.optimizers["generator"], loss_g, self.recipe)
         return {**metrics_e, **metrics_g}
 
