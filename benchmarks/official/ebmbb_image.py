@@ -28,7 +28,8 @@ What is needed to run the official code here; the script itself is not edited:
   Its length is ``steps × batch`` (the images cycled in a fixed random order), so that ``--epoch 1`` runs
   ``steps + 1`` iterations and none of the per-epoch evaluations (Inception FID/IS, which cannot run here) fires.
 - ``Tensor.cuda`` returns the tensor itself (the script moves every batch to the GPU by ``.cuda()``), unless
-  ``--cuda`` (on a GPU machine, for ``benchmarks/gpu/speed.py``).
+  ``--cuda`` (on a GPU machine, for ``benchmarks/gpu/speed.py``, which also passes ``--no-score``: it times the
+  script on random 3×32×32 pixels, where the stacked-mode score means nothing).
 - Width: ``network.DCGAN``'s ``dim`` (512 in the script, d = 8·width in ebmlab's ``net=ebmbb32``) is set by
   ``--width`` (default 16, dim 128) so that a CPU can run a few thousand steps; both sides use the same width.
 - The energy's forward is wrapped to record the mean output of each call (per iteration: real batch, generator
@@ -157,13 +158,19 @@ def official(a) -> None:
     every = max(1, iters // 200)
     traj = [{"step": i, "t": float(tr[i, 0, 0] - t0), "energy_real": float(tr[i, 0, 1]),
              "energy_fake": float(tr[i, 1, 1]), "energy_gen": float(tr[i, 2, 1])} for i in range(0, iters, every)]
-    gen = model.gen.eval()
-    zg = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        dev = next(gen.parameters()).device
-        x = torch.cat([gen(torch.randn(500, 128, generator=zg).to(dev)).cpu() for _ in range(52)])
-    res = {"code": "official", "iterations": iters, "wall_s": wall, "steps_per_s": iters / wall, "width": a.width,
-           "seed": a.seed, "extra": a.extra, "load_end": os.getloadavg(), "trajectory": traj, **score(x)}
+    x = None
+    if not a.no_score:
+        gen = model.gen.eval()
+        zg = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            dev = next(gen.parameters()).device
+            x = torch.cat([gen(torch.randn(500, 128, generator=zg).to(dev)).cpu() for _ in range(52)])
+    # steady rate: from the iteration after the first quarter (at most 50) to the last, by the energy calls' clocks
+    i0 = min(50, iters // 4)
+    steady = (iters - 1 - i0) / (tr[-1, 0, 0] - tr[i0, 0, 0]) if iters > i0 + 1 else None
+    res = {"code": "official", "iterations": iters, "wall_s": wall, "steps_per_s": iters / wall,
+           "steady_steps_per_s": steady, "width": a.width, "seed": a.seed, "extra": a.extra,
+           "load_end": os.getloadavg(), "trajectory": traj, **(score(x) if x is not None else {})}
     (out / "official.json").write_text(json.dumps(res, indent=1))
     print(json.dumps({k: v for k, v in res.items() if k != "trajectory"}, indent=1))
 
@@ -221,6 +228,7 @@ def main() -> None:
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cuda", action="store_true", help="on a GPU: keep the script's .cuda() calls")
+    p.add_argument("--no-score", action="store_true", help="skip the stacked-mode score (timing on other data)")
     p.add_argument("--out", required=True)
     p.add_argument("extra", nargs="*")
     p = sub.add_parser("score")
