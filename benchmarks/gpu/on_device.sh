@@ -49,7 +49,7 @@ speed)
 official)
   steps=${2:?steps}
   python3 benchmarks/gpu/speed.py "$OUT/speed_bib" --device "$DEVICE" \
-    --methods bib,bib@ebmbb32,bib@ebmbb32+share_jacobian=true --steps "$steps" \
+    --methods bib,bib@ebmbb32,bib@ebmbb32+share_jacobian=true+data_gp_weight=0 --steps "$steps" \
     --work "$work/official" --official .gpu/ebmbb/EBM-BB --deps "$site" ${SPEED_ARGS:-} 2>&1 | tee "$OUT/speed_bib.log"
   ;;
 long)
