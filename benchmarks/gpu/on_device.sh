@@ -7,12 +7,13 @@
 #   bash benchmarks/gpu/on_device.sh official STEPS         # speed.py's BiB rows and EBM-BB's train_image.py
 #   bash benchmarks/gpu/on_device.sh long METHODS SECONDS   # one stacked-Fashion run per method, side by side
 #
-# Several parts may follow each other in one call (`... tests && ... speed ...`): each writes its own files.
+# Several parts may follow each other in one call (`... tests; ... speed ...`): each writes its own files.
 # Plan for a session's 30 minutes of device time (10 per call; a call that finds no warm machine spends a minute
 # or two starting one):
-#   call 1: tests; speed gan,vgan,vae,ebgan 2000                        (about 5 min)
-#   call 2: speed kale 1000; official 400                               (about 6 min)
-#   call 3: long gan,vgan,vgan_vcd,vae,ebgan,ebgan_pt,kale,bib 420      (about 9 min)
+#   call 1: tests; speed gan,vgan,vae,ebgan,kale 2000,kale=1000         (about 7 min)
+#   call 2: official 300                                                (about 6 min)
+#   call 3: long gan,vgan,vgan_vcd,vae,ebgan,ebgan_pt,kale,bib 360      (about 9 min)
+# (call again within the 30 s a machine stays warm, or the next call starts a bare one: a minute or two more).
 # DEVICE=cpu runs the same commands on a CPU (a check of this script; the numbers mean nothing there);
 # SPEED_ARGS adds arguments to speed.py (e.g. "--width 8 --bare-steps 3"), LONG_ARGS options to the long runs.
 set -uo pipefail
@@ -55,13 +56,14 @@ official)
 long)
   methods=${2:?methods} seconds=${3:?seconds}
   # Each run trains until 20,000 steps or SECONDS of its loop, evaluating every 2000 steps (classifier features,
-  # stacked modes); all run at once on the one GPU, so each run's rate is not a speed measurement.
+  # stacked modes); all run at once on the one GPU (two CPU threads each, of the machine's 16), so each run's
+  # rate is not a speed measurement.
   mkdir -p "$work/long"
   pids=()
   for m in ${methods//,/ }; do
     python3 -m ebmlab train "$m" --data stacked_fashion --out "$work/long/$m" --seed 0 --no-progress \
       --device "$DEVICE" steps=20000 max_seconds="$seconds" eval_every=2000 eval_samples=1000 ckpt_every=2000 \
-      tensorboard=false plots=true ${LONG_ARGS:-} >"$work/long/$m.log" 2>&1 &
+      tensorboard=false plots=true threads=2 ${LONG_ARGS:-} >"$work/long/$m.log" 2>&1 &
     pids+=($!)
   done
   fail=0
