@@ -96,13 +96,13 @@ import torch
 from torch import Tensor, nn
 
 from ...bounds.diffusion import (T_MIN)
+from ...bounds.entropy import EntropyBound
 from ...bounds.score import zero_centred_gp
 from ...errors import EbmlabError
 from ...metadata import Metric
 from ...nets import build
 from ...nets.build import Net
 from ..base import LatentGenerator, Method, adam, frozen, optimizer_step
-from ...bounds.entropy import EntropyBound
 from .bounds import LOG_2PI, LOWER_BOUNDS, UPPER_BOUNDS, JacobianLower, MILower, _chi2_log_z, _mean_se, _mode
 
 @dataclass(frozen=True)
@@ -279,37 +279,31 @@ class BiB(LatentGenerator, Method):
 
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         c, b = self.config, batch.shape[0]
+        shared = z = score = None
         if c.share_jacobian:
-            return self._shared_step(batch)
+            # one LOBPCG estimate at the energy step's latents: its score feeds bound (iii), its entropy (graph
+            # kept) the generator step; the BatchNorm refresh comes first, so the kept graph never sees the
+            # running statistics change under it
+            self._refresh_batchnorm(b)
+            z = self.noise(b, c.z_dim)
+            assert isinstance(self.lower, JacobianLower)
+            with _mode(self.G, False):
+                shared, score = self.lower.entropy_and_score(z, self.rng)
         # --- energy step: minimise the upper bound (or the one-sided loss) on detached generator samples ---
-        loss_e, metrics_e = self.energy_loss(batch)
+        loss_e, metrics_e = self.energy_loss(batch, z=z, score=score)
         optimizer_step(self.optimizers["energy"], loss_e, self.recipe)
-        # --- refresh the generator's BatchNorm statistics: one train-mode forward, no gradient ---
-        if c.g_batchnorm:
-            with torch.no_grad(), _mode(self.G, True):
-                self.G(self.noise(b, c.z_dim))
+        if not c.share_jacobian:
+            self._refresh_batchnorm(b)
         # --- generator (+ its networks) step: maximise the lower bound −E_pg[E] + Ĥ with G in eval mode ---
-        loss_g, metrics_g = self.generator_loss(b)
+        loss_g, metrics_g = self.generator_loss(b, shared=shared)
         optimizer_step(self.optimizers["generator"], loss_g, self.recipe)
         return {**metrics_e, **metrics_g}
 
-    def _shared_step(self, batch: Tensor) -> dict[str, Tensor | float]:
-        """``share_jacobian``: the BatchNorm refresh first (the retained graph of the estimate must not see the
-        running statistics change under it), then one LOBPCG estimate at the energy step's latents, whose score
-        feeds bound (iii) and whose entropy, graph kept, the generator step."""
-        c, b = self.config, batch.shape[0]
-        if c.g_batchnorm:
+    def _refresh_batchnorm(self, b: int) -> None:
+        """The generator's BatchNorm statistics: one train-mode forward, no gradient."""
+        if self.config.g_batchnorm:
             with torch.no_grad(), _mode(self.G, True):
-                self.G(self.noise(b, c.z_dim))
-        z = self.noise(b, c.z_dim)
-        assert isinstance(self.lower, JacobianLower)
-        with _mode(self.G, False):
-            h, score = self.lower.entropy_and_score(z, self.rng)
-        loss_e, metrics_e = self.energy_loss(batch, z=z, score=score)
-        optimizer_step(self.optimizers["energy"], loss_e, self.recipe)
-        loss_g, metrics_g = self.generator_loss(b, shared=h)
-        optimizer_step(self.optimizers["generator"], loss_g, self.recipe)
-        return {**metrics_e, **metrics_g}
+                self.G(self.noise(b, self.config.z_dim))
 
     def features(self, x: Tensor) -> Tensor:
         if self.upper.time_conditioned:
