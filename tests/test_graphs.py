@@ -6,6 +6,7 @@ exactly, writes checkpoints an eager run reads, and refuses what it cannot do. T
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -196,6 +197,10 @@ def test_a_host_read_in_a_captured_step_is_refused():
     (lambda x: torch.masked_select(x, x > 0).sum(), "masked_select"),
     (lambda x: torch.unique(x).sum(), "unique"),
     (lambda x: x.sum() * (1.0 if bool(x.sum() > 0) else 2.0), "on the host"),
+    # tensors made from host data: on CUDA a host → device copy that waits for the stream
+    (lambda x: x * torch.tensor(0.5, dtype=x.dtype, device=x.device), "from host data"),
+    (lambda x: x * torch.as_tensor(0.5, dtype=x.dtype, device=x.device), "from host data"),
+    (lambda x: x * torch.from_numpy(np.full(8, 0.5, dtype=np.float32)).to(x.device), "from host data"),
 ])
 def test_the_emulated_capture_refuses_what_cuda_refuses(bad, match):
     g = graphs._EmulatedGraph()
@@ -203,8 +208,9 @@ def test_the_emulated_capture_refuses_what_cuda_refuses(bad, match):
     with pytest.raises(graphs.HostReadInCapture, match=match):
         with g.capture():
             bad(x)
-    with g.capture():  # the same arithmetic kept on the device is fine
-        torch.where(x > 0, x, torch.zeros_like(x)).sum()
+    with g.capture():  # the same arithmetic kept on the device is fine: masks, fills, Python numbers, as_tensor
+        torch.where(x > 0, x, torch.zeros_like(x)).sum()  # of a tensor (no copy)
+        x * torch.full((), 0.5, dtype=x.dtype, device=x.device) * 0.5 + torch.as_tensor(x)
 
 
 def test_portable_optimizer_state_is_what_an_eager_run_writes():

@@ -177,21 +177,34 @@ class _Record(TorchDispatchMode):
 DATA_DEPENDENT_SHAPES = frozenset({"masked_select", "unique", "unique_consecutive", "argwhere"})
 
 
+def _from_host_data(name: str, args: tuple) -> bool:
+    """A tensor made from Python or NumPy data (``torch.tensor(0.5, device=...)``, ``as_tensor`` of a number,
+    ``from_numpy``): on CUDA its values are copied from host memory, a copy that waits for the stream, which a
+    capture refuses ("operation not permitted when stream is capturing")."""
+    if name in ("tensor", "from_numpy") or name.startswith("lift_fresh"):
+        return True
+    return name == "as_tensor" and bool(args) and not isinstance(args[0], Tensor)
+
+
 class _NoHostReads(torch.overrides.TorchFunctionMode):
     """Refuses what a CUDA capture refuses: reading a tensor's value on the host (``ebmlab.syncs.HOST_READS``),
-    results shaped by tensor values (``DATA_DEPENDENT_SHAPES``, indexing by a boolean mask)."""
+    results shaped by tensor values (``DATA_DEPENDENT_SHAPES``, indexing by a boolean mask), and tensors made from
+    host data (``_from_host_data``: a host → device copy on CUDA)."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
         bool_index = (name == "__getitem__" and len(args) > 1
                       and any(isinstance(i, Tensor) and i.dtype == torch.bool
                               for i in (args[1] if isinstance(args[1], tuple) else (args[1],))))
-        if name in HOST_READS or name in DATA_DEPENDENT_SHAPES or bool_index:
+        host_data = _from_host_data(name, args)
+        if name in HOST_READS or name in DATA_DEPENDENT_SHAPES or bool_index or host_data:
             import sys
 
             frame = sys._getframe(1)
             what = "indexes by a boolean mask" if bool_index else (
                 f"calls {name}, whose result's shape depends on tensor values" if name in DATA_DEPENDENT_SHAPES
+                else "makes a tensor from host data (on CUDA a host → device copy that waits for the stream; use a "
+                     "Python number or torch.full(..., device=...))" if host_data
                 else "reads a tensor's value on the host")
             raise HostReadInCapture(f"the step {what} ({name} at "
                                     f"{frame.f_code.co_filename.split('site-packages/')[-1]}:{frame.f_lineno}), "

@@ -1,6 +1,7 @@
 """Counting host reads of tensor values: calls that need a value on the host (item, bool, float, int, index, tolist,
 numpy) or a data-dependent shape (nonzero). On a GPU each is a device → host wait, and none may happen inside a step
-that is to be captured in a CUDA graph. Used by the tests and the benchmarks that check training steps for them."""
+that is to be captured in a CUDA graph. Used by the tests and the benchmarks that check training steps for them.
+``scalar_like`` makes a number a device tensor without the other kind of wait, a host → device copy."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 from collections import Counter
 from typing import Any
 
+import torch
+from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
 HOST_READS = frozenset({"item", "__bool__", "__float__", "__int__", "__index__", "tolist", "numpy", "nonzero"})
@@ -33,3 +36,12 @@ class CountHostReads(TorchFunctionMode):
     @property
     def total(self) -> int:
         return sum(self.where.values())
+
+
+def scalar_like(value: float | Tensor, like: Tensor) -> Tensor:
+    """``value`` with ``like``'s dtype and device: a number as a 0-d tensor filled on the device (``torch.tensor`` or
+    ``torch.as_tensor`` of a number copies it from the host and waits for the stream, which a training step
+    captured in a CUDA graph cannot do), a tensor converted where it is."""
+    if isinstance(value, Tensor):
+        return value.to(dtype=like.dtype, device=like.device)
+    return torch.full((), float(value), dtype=like.dtype, device=like.device)

@@ -54,6 +54,7 @@ import torch
 from torch import Tensor
 
 from ..rng import rand, randn
+from ..syncs import scalar_like
 
 BETA_MIN = 0.1
 BETA_MAX = 20.0
@@ -99,10 +100,6 @@ def t_from_log_snr(lam: Tensor) -> Tensor:
     return 2 * B / (BETA_MIN + torch.sqrt(BETA_MIN**2 + 2 * (BETA_MAX - BETA_MIN) * B))
 
 
-def _scalar(t: float, like: Tensor) -> Tensor:
-    return torch.tensor(float(t), dtype=like.dtype, device=like.device)
-
-
 def _need_generator(generator: torch.Generator | None, who: str) -> None:
     if generator is None:
         raise ValueError(f"{who} draws its noise from an explicit generator: pass "
@@ -120,7 +117,7 @@ def prior_nll(x: Tensor) -> Tensor:
     """E[−log N(x_1; 0, I)] for x_1 ~ N(α_1 x, σ_1² I), closed form, nats per example. x: [b, ...] → [b]."""
     xf = x.reshape(x.shape[0], -1)
     D = xf.shape[1]
-    a1, s1 = alpha_sigma(_scalar(1.0, x))
+    a1, s1 = alpha_sigma(scalar_like(1.0, x))
     return 0.5 * D * LOG_2PI + 0.5 * (a1**2 * xf.pow(2).sum(dim=1) + D * s1**2)
 
 
@@ -168,8 +165,8 @@ def sample_t(n: int, *, generator: torch.Generator | None, t_min: float = T_MIN,
     _check_t_min(t_min)
     _need_generator(generator, "sample_t")
     u = rand(n, generator=generator, dtype=dtype, device=device)
-    lam_hi = log_snr(torch.tensor(t_min, dtype=dtype, device=device))
-    lam_lo = log_snr(torch.tensor(1.0, dtype=dtype, device=device))
+    lam_hi = log_snr(torch.full((), t_min, dtype=dtype, device=device))
+    lam_lo = log_snr(torch.full((), 1.0, dtype=dtype, device=device))
     if scheme == "log_snr":
         t = t_from_log_snr(lam_lo + u * (lam_hi - lam_lo)).clamp(t_min, 1.0)
         return t, (lam_hi - lam_lo).expand(n)
@@ -194,7 +191,7 @@ class DiffusionBound(NamedTuple):
 def perturb(x: Tensor, t: float, *, generator: torch.Generator | None) -> Tensor:
     """A draw of x_t = α_t x + σ_t ε, ε ~ N(0, I), for one time t. x: [b, ...] → [b, ...]."""
     _need_generator(generator, "perturb")
-    alpha, sigma = alpha_sigma(_scalar(t, x))
+    alpha, sigma = alpha_sigma(scalar_like(t, x))
     return alpha * x + sigma * randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 

@@ -25,6 +25,8 @@ import math
 import torch
 from torch import Tensor
 
+from ..syncs import scalar_like
+
 
 
 def bin_width(value_range: tuple[float, float], levels: int) -> float:
@@ -51,7 +53,7 @@ def discretized_gaussian_log_lik(mean: Tensor, x: Tensor, logvar: Tensor | float
     spanning ``value_range`` (values off the grid are rounded to the nearest level first)."""
     lo, hi = value_range
     w = bin_width(value_range, levels)
-    logvar = torch.as_tensor(logvar, dtype=mean.dtype, device=mean.device)
+    logvar = scalar_like(logvar, mean)
     k = torch.round((x.to(mean.dtype) - lo) / w).clamp(0, levels - 1)
     xk = lo + k * w
     inv_sigma = torch.exp(-0.5 * logvar)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..rng import randn
+from ..syncs import scalar_like
 
 __all__ = [
     "ElboTerms",
@@ -119,7 +120,7 @@ def gaussian_log_lik(mean: Tensor, x: Tensor, logvar: Tensor | float) -> Tensor:
             f"mean and x must have the same shape [b, *data_shape]; got mean {tuple(mean.shape)} and "
             f"x {tuple(x.shape)}"
         )
-    logvar = torch.as_tensor(logvar, dtype=mean.dtype, device=mean.device)
+    logvar = scalar_like(logvar, mean)
     try:
         full = torch.broadcast_shapes(logvar.shape, x.shape)  # type: ignore[no-untyped-call]  # untyped in torch
     except RuntimeError:

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from ..rng import rand
+from ..syncs import scalar_like
 
 __all__ = [
     "base_loss",
@@ -60,7 +61,7 @@ def kale_energy_loss(energy_real: Tensor, energy_fake: Tensor, A: Tensor | float
     belongs to the energy network, not here.
     """
     _check_energies(energy_real, energy_fake)
-    A = torch.as_tensor(A, dtype=energy_real.dtype, device=energy_real.device).reshape(())
+    A = scalar_like(A, energy_real).reshape(())
     return (energy_real + A).mean() + torch.exp(-energy_fake - A).mean() - 1.0
 
 

@@ -53,13 +53,14 @@ def gaussian_nll(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
     return 0.5 * (LOG_2PI + logvar + (z - mu) ** 2 * torch.exp(-logvar)).sum(dim=1)
 
 
-def noise_entropy(D: int, sigma: float | Tensor) -> Tensor:
-    """H(σε) = (D/2) log(2πeσ²), nats, for ε ~ N(0, I_D); differentiable in a tensor σ."""
+def noise_entropy(D: int, sigma: float | Tensor, device: torch.device | str | None = None) -> Tensor:
+    """H(σε) = (D/2) log(2πeσ²), nats, for ε ~ N(0, I_D); differentiable in a tensor σ. A number σ gives a
+    float64 scalar on ``device`` (made there by a fill, not copied from the host)."""
     msg = "The generator noise σ must be > 0 (the bound counts its entropy)"
     if not torch.is_tensor(sigma):
         if not float(sigma) > 0:
             raise ValueError(f"{msg}, got {sigma}.")
-        sigma = torch.tensor(float(sigma), dtype=torch.float64)
+        sigma = torch.full((), float(sigma), dtype=torch.float64, device=device)
     else:  # checked on the device: no host synchronisation inside a training step
         torch._assert_async(torch.all(sigma > 0), msg)
     return D * (0.5 * LOG_2PI_E + torch.log(sigma))
@@ -91,6 +92,6 @@ def mi_entropy_bound(G: Callable[[Tensor], Tensor], encoder: Encoder, z: Tensor,
     D = mean[0].numel()
     d = z.shape[1]
     h_z = 0.5 * d * LOG_2PI_E + d * math.log(z_std)
-    h_noise = noise_entropy(D, sigma).to(mean.dtype)
+    h_noise = noise_entropy(D, sigma, device=mean.device).to(mean.dtype)
     entropy = h_z + h_noise - nll.mean()
     return MIBound(entropy=entropy, nll=nll.mean(), nll_per_example=nll, x=x)

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ..rng import rand, randn
+from ..syncs import scalar_like
 
 __all__ = [
     "State",
@@ -116,7 +117,7 @@ def energy_and_grad(energy_fn: EnergyFn, x: Tensor) -> tuple[Tensor, Tensor]:
 def _per_chain(value: float | Tensor, x: Tensor) -> Tensor:
     """A scalar or per-chain ``[b]`` parameter as a ``[b, 1]`` (or scalar) tensor in x's dtype,
     so that it broadcasts against ``[b, D]``."""
-    t = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+    t = scalar_like(value, x)  # a number filled on the device: no host → device copy inside a chain
     if t.dim() == 0:
         return t
     if t.shape != x.shape[:1]:
@@ -257,7 +258,7 @@ def hmc_step(
     ``info.energy_error`` is ``ΔH = H(x_L, p_L) - H(x, p)`` of the proposed trajectory.
     """
     x = state.x
-    eps = torch.as_tensor(step_size, dtype=x.dtype, device=x.device)
+    eps = scalar_like(step_size, x)
     if step_size_jitter:
         u = rand(x.shape[:1], generator=generator, dtype=x.dtype, device=x.device)
         eps = eps * (1.0 + step_size_jitter * (2.0 * u - 1.0))
