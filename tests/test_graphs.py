@@ -197,6 +197,7 @@ def test_a_host_read_in_a_captured_step_is_refused():
     (lambda x: torch.masked_select(x, x > 0).sum(), "masked_select"),
     (lambda x: torch.unique(x).sum(), "unique"),
     (lambda x: x.sum() * (1.0 if bool(x.sum() > 0) else 2.0), "on the host"),
+    (lambda x: x.sum().cpu() * 2.0, "on the host"),
     # tensors made from host data: on CUDA a host → device copy that waits for the stream
     (lambda x: x * torch.tensor(0.5, dtype=x.dtype, device=x.device), "from host data"),
     (lambda x: x * torch.as_tensor(0.5, dtype=x.dtype, device=x.device), "from host data"),

@@ -1,6 +1,6 @@
 """Counting host reads of tensor values: calls that need a value on the host (item, bool, float, int, index, tolist,
-numpy) or a data-dependent shape (nonzero). On a GPU each is a device → host wait, and none may happen inside a step
-that is to be captured in a CUDA graph. Used by the tests and the benchmarks that check training steps for them.
+numpy, a copy to the CPU) or a data-dependent shape (nonzero). On a GPU each is a device → host wait, and none may
+happen inside a step that is to be captured in a CUDA graph. Used by the tests and the benchmarks that check training steps for them.
 ``scalar_like`` makes a number a device tensor without the other kind of wait, a host → device copy."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-HOST_READS = frozenset({"item", "__bool__", "__float__", "__int__", "__index__", "tolist", "numpy", "nonzero"})
+HOST_READS = frozenset({"item", "__bool__", "__float__", "__int__", "__index__", "tolist", "numpy", "nonzero", "cpu"})
 
 
 class CountHostReads(TorchFunctionMode):
