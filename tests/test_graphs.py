@@ -6,6 +6,8 @@ exactly, writes checkpoints an eager run reads, and refuses what it cannot do. T
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -285,6 +287,16 @@ def test_cuda_graphs_train_like_eager(tmp_path, name):
     for net in a["networks"]:
         for k, v in a["networks"][net].items():
             torch.testing.assert_close(v, b["networks"][net][k], rtol=1e-4, atol=1e-5, msg=f"{net}.{k}")
+
+
+@cuda
+@pytest.mark.parametrize("name", [n for n in METHODS if _data(n) == "ring8"])
+def test_cuda_capture_succeeds_for_every_method(tmp_path, name):
+    """graphs=on (strict: a failed capture or a replay that leaves the generator still is an error) captures and
+    replays every method that trains on 2D data, with finite metrics."""
+    res = _trained(tmp_path, name, "on", device="cuda", **SETTINGS.get(name, {}), steps=STEPS.get(name, 12))
+    g = json.loads((res.run_dir / "run.json").read_text())["sessions"][-1]["graphs"]
+    assert g["replayed_steps"] > 0 and not g.get("eager_because"), g
 
 
 def _broken_replays(monkeypatch):
