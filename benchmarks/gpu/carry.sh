@@ -9,7 +9,8 @@
 # The device tool then carries .gpu/ with the working tree (64 MiB in all; this folder is about 33 MiB).
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
-ebmbb=${1:-/work/.mirror/gengcong940126+EBM-BB/repo}
+ebmbb=${1:-/work/.mirror/gengcong940126+EBM-BB/repo}  # where a fetch of github:gengcong940126/EBM-BB puts it
+[ -e "$ebmbb" ] || { echo "error: no EBM-BB at $ebmbb: pass a checkout (or its bare git directory)" >&2; exit 2; }
 mkdir -p .git/info
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >>.git/info/exclude
 rm -rf .gpu && mkdir -p .gpu/whl .gpu/ebmbb/EBM-BB .gpu/data/fashion-mnist .gpu/classifiers
