@@ -52,6 +52,7 @@ import torch
 from ebmlab import graphs
 from ebmlab.config import resolve_config
 from ebmlab.data.batches import make_batches
+from ebmlab.runs import atomic_write_bytes, write_json
 from ebmlab.trainer import build_method, train
 
 # BiB three ways: its image defaults with the DCGAN pair; with EBM-BB's own pair; and EBM-BB's recipe on that pair
@@ -252,10 +253,8 @@ def table(rows: dict, env: dict, official_rec: dict | None = None) -> str:
 def write(out: Path, result: dict) -> None:
     """speed.json and speed.md, each written whole and renamed into place."""
     md = table(result["rows"], result["env"], result.get("official"))
-    for name, text in (("speed.json", json.dumps(result, indent=1)), ("speed.md", md)):
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
+    write_json(out / "speed.json", result)
+    atomic_write_bytes(out / "speed.md", lambda fh: fh.write(md.encode()))
 
 
 def main() -> None:

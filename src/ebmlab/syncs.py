@@ -1,7 +1,8 @@
 """Counting host reads of tensor values: calls that need a value on the host (item, bool, float, int, index, tolist,
 numpy, a copy to the CPU) or a data-dependent shape (nonzero). On a GPU each is a device → host wait, and none may
-happen inside a step that is to be captured in a CUDA graph. Used by the tests and the benchmarks that check training steps for them.
-``scalar_like`` makes a number a device tensor without the other kind of wait, a host → device copy."""
+happen inside a step that is to be captured in a CUDA graph. Used by the tests and the benchmarks that check
+training steps for them. ``scalar_like`` makes a number a device tensor without the other kind of wait, a host →
+device copy."""
 
 from __future__ import annotations
 

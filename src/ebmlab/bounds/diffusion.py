@@ -165,8 +165,7 @@ def sample_t(n: int, *, generator: torch.Generator | None, t_min: float = T_MIN,
     _check_t_min(t_min)
     _need_generator(generator, "sample_t")
     u = rand(n, generator=generator, dtype=dtype, device=device)
-    lam_hi = log_snr(torch.full((), t_min, dtype=dtype, device=device))
-    lam_lo = log_snr(torch.full((), 1.0, dtype=dtype, device=device))
+    lam_hi, lam_lo = log_snr(scalar_like(t_min, u)), log_snr(scalar_like(1.0, u))
     if scheme == "log_snr":
         t = t_from_log_snr(lam_lo + u * (lam_hi - lam_lo)).clamp(t_min, 1.0)
         return t, (lam_hi - lam_lo).expand(n)

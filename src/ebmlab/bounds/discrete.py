@@ -28,7 +28,6 @@ from torch import Tensor
 from ..syncs import scalar_like
 
 
-
 def bin_width(value_range: tuple[float, float], levels: int) -> float:
     """w: the spacing of ``levels`` grid values spanning ``value_range``."""
     lo, hi = value_range
