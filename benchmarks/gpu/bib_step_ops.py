@@ -1,6 +1,7 @@
 """What one BiB training step on 32×32 colour images launches: aten operations by name (each one or more kernels
-on a GPU, so the count is a device-free proxy for launches), host reads of tensor values (each a device → host wait
-on a GPU) and, on this machine, the step's CPU time. Run it once per checkout to compare two versions:
+on a GPU, so the count is a device-free proxy for launches; the count without views, which launch nothing, is
+the closer one), host reads of tensor values (each a device → host wait on a GPU) and, on this machine, the
+step's CPU time. Run it once per checkout to compare two versions:
 
     PYTHONPATH=OTHER_CHECKOUT/src python benchmarks/gpu/bib_step_ops.py [--steps 3] [--threads 2]
 
@@ -22,9 +23,11 @@ class Ops(TorchDispatchMode):
     def __init__(self):
         super().__init__()
         self.ops: Counter = Counter()
+        self.compute = 0  # operations that are not views (a view launches no kernel)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.ops[str(func.overloadpacket)] += 1
+        self.compute += not func.is_view
         return func(*args, **(kwargs or {}))
 
 
@@ -62,6 +65,7 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
     top = {k: v for k, v in ops.ops.most_common(12)}
     print(json.dumps({"method": a.method, "ebmlab": ebmlab.__file__, "aten_ops_per_step": sum(ops.ops.values()),
+                      "non_view_ops_per_step": ops.compute,
                       "host_reads_per_step": syncs.total, "linalg_ops": {k: v for k, v in ops.ops.items() if "linalg" in k
                                                                       or k in ("aten.svd", "aten._linalg_svd")},
                       "cpu_s_per_step_median": float(np.median(times)), "threads": a.threads,

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ebmlab.bounds.entropy import (
+    RITZ_SQUARINGS,
     _orthonormalise,
     _smallest_ritz_vector,
     batch_jacobian,
@@ -343,7 +344,7 @@ def test_propagation_is_refused_where_it_would_be_wrong():
 
 @pytest.mark.parametrize("scales", [(1.0, 1.0, 1.0), (1.0, 1e-3, 1e-6), (0.06, 0.3, 0.1), (1e-8, 1.0, 1e3)])
 def test_smallest_ritz_vector_is_the_svds_right_singular_vector(scales):
-    """One-sided Jacobi against LAPACK's SVD, including graded columns (relative accuracy of the small one)."""
+    """Against LAPACK's SVD, including graded columns (relative accuracy of the small one)."""
     JQ = torch.randn(7, 11, 3, generator=_gen(40), dtype=DT) * torch.tensor(scales, dtype=DT)
     c = _smallest_ritz_vector(JQ, torch.ones(7, 3, dtype=torch.bool))
     _, S, Vh = torch.linalg.svd(JQ, full_matrices=False)
@@ -370,6 +371,41 @@ def test_smallest_ritz_vector_with_repeated_values_dropped_and_zero_columns():
     # a row of zeros (a row left out of the update) gives a unit, finite c
     c = _smallest_ritz_vector(torch.zeros(2, 9, 3, dtype=DT), torch.zeros(2, 3, dtype=torch.bool))
     assert torch.isfinite(c).all()
+
+
+def test_smallest_ritz_vector_near_equal_values_stays_within_its_stated_excess():
+    """Repeated squaring converges as (σ_min/σ_mid)^(2^(s+1)): for a nearly equal pair c stays mixed inside it, and
+    the Ritz value ‖J Q c‖ (a Rayleigh quotient: never below σ_min) exceeds σ_min by at most about
+    1.5 / (e · 2^(s+2)) relative, whatever the gap — 1.3e-7 at the default s = 20. The worst ratio is
+    ρ² = 2N/(2N+1) with N = 2^(s+1); ratios on both sides of it, and well separated ones (exact)."""
+    Q, _ = torch.linalg.qr(torch.randn(20, 9, 3, generator=_gen(45), dtype=DT))
+    W, _ = torch.linalg.qr(torch.randn(20, 3, 3, generator=_gen(46), dtype=DT))
+    N = 2 ** (RITZ_SQUARINGS + 1)
+    worst = math.sqrt(2 * N / (2 * N + 1))
+    bound = 1.5 / (math.e * 2 ** (RITZ_SQUARINGS + 2))
+    for rho in (0.5, 0.99, 0.999, 1 - 1e-6, worst, 1 - 1e-8, 1 - 1e-10):
+        JQ = Q * torch.tensor([2.0, 0.5 / rho, 0.5], dtype=DT) @ W.transpose(1, 2)  # singular values known
+        c = _smallest_ritz_vector(JQ, torch.ones(20, 3, dtype=torch.bool))
+        excess = (JQ @ c[..., None]).squeeze(-1).norm(dim=1) / 0.5 - 1
+        assert excess.min() > -1e-15 and excess.max() < (1e-15 if rho <= 0.999 else bound), (rho, excess)
+    # fewer squarings: the excess at the worst ratio grows as stated (not hidden by a lucky start)
+    s = 4
+    rho = math.sqrt(2 ** (s + 2) / (2 ** (s + 2) + 1))
+    JQ = Q * torch.tensor([2.0, 0.5 / rho, 0.5], dtype=DT) @ W.transpose(1, 2)
+    excess = (JQ @ _smallest_ritz_vector(JQ, torch.ones(20, 3, dtype=torch.bool), squarings=s)[..., None])
+    excess = excess.squeeze(-1).norm(dim=1) / 0.5 - 1
+    assert 1e-4 < excess.max() < 1.5 / (math.e * 2 ** (s + 2))
+
+
+def test_smallest_ritz_vector_on_rank_deficient_factors():
+    # parallel columns (rank 1): any unit c with J Q c = 0 is right
+    JQ = torch.randn(4, 9, 1, generator=_gen(47), dtype=DT) * torch.tensor([1.0, 2.0, 3.0], dtype=DT)
+    c = _smallest_ritz_vector(JQ, torch.ones(4, 3, dtype=torch.bool))
+    torch.testing.assert_close(c.norm(dim=1), torch.ones(4, dtype=DT))
+    torch.testing.assert_close((JQ @ c[..., None]).squeeze(-1), torch.zeros(4, 9, dtype=DT), rtol=0, atol=1e-13)
+    # all zero but kept (adjugate 0): c = e1, v is kept
+    c = _smallest_ritz_vector(torch.zeros(2, 9, 3, dtype=DT), torch.ones(2, 3, dtype=torch.bool))
+    assert c.tolist() == [[1.0, 0.0, 0.0]] * 2
 
 
 def test_orthonormalise_is_orthonormal_consistent_and_drops_dependent_columns():

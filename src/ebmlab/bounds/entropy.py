@@ -29,9 +29,10 @@ Differences from EBM-BB (``train/train_image.py``, ``compute_entropy_s``/``RaRit
   ``autograd.grad`` (``_LinearisedG``; on the CPU about twice as fast as ``torch.func.jvp`` for conv
   generators); J v and J p are carried between iterations, so an iteration needs one J·w product, not three;
 - the first LOBPCG iteration works in span{v, r} (no random p), later ones in span{v, r, p}; the basis is
-  orthonormalised by Gram–Schmidt and solved by one-sided Jacobi rotations of J·Q in float64, rather than by
-  SVDs of the stacked columns and of J·Q (same span and Ritz vector; on a GPU the batched SVDs are thousands
-  of tiny kernels, and LAPACK's status checks synchronise with the host);
+  orthonormalised by Gram–Schmidt and the Ritz vector comes from a triangular factor of J·Q and its adjugate
+  in float64 (``_smallest_ritz_vector``), rather than by SVDs of the stacked columns and of J·Q (same span and
+  Ritz vector; on a GPU the batched SVDs are thousands of tiny kernels, and LAPACK's status checks synchronise
+  with the host);
 - rows whose update is not finite keep their previous v (the original copies only the finite rows as well,
   but then prints and returns ``None`` for the whole batch if any final μ is NaN); such rows are reported in
   ``valid`` and left out of the batch mean rather than poisoning it;
@@ -263,47 +264,92 @@ def _orthonormalise(S: Tensor, JS: Tensor, tol: float) -> tuple[Tensor, Tensor, 
     return torch.stack(qs, dim=-1), torch.stack(jqs, dim=-1), torch.stack(keep, dim=-1)
 
 
-def _smallest_ritz_vector(JQ: Tensor, keep: Tensor, sweeps: int = 4) -> Tensor:
+def _triangular_factor(A: Tensor) -> Tensor:
+    """R [b, k, k] (upper triangular, non-negative diagonal) of A = Q_A R for A [b, D, k], by classical
+    Gram–Schmidt twice on the columns as batched products. Column scaling passes through it exactly (a scaled
+    column scales R's column), which is what keeps the relative accuracy of a graded A. A zero column gives a zero
+    column of R and a zero q, so later columns get no component along it."""
+    b, _, k = A.shape
+    tiny = torch.finfo(A.dtype).tiny
+    qs: list[Tensor] = []
+    cols: list[Tensor] = []
+    for j in range(k):
+        a = A[..., j]
+        h = A.new_zeros(b, j)
+        if j:
+            Qp = torch.stack(qs, dim=-1)  # [b, D, j]
+            for _ in range(2):
+                hh = (a[:, None, :] @ Qp).squeeze(1)
+                a = a - (Qp @ hh[..., None]).squeeze(-1)
+                h = h + hh
+        n = a.norm(dim=1, keepdim=True)
+        qs.append(a / n.clamp_min(tiny))
+        cols.append(torch.cat([h, n, A.new_zeros(b, k - j - 1)], dim=1))
+    return torch.stack(cols, dim=2)
+
+
+def _upper_adjugate(R: Tensor) -> Tensor:
+    """adj(R) = det(R) R⁻¹ of upper-triangular R [b, k, k], k ≤ 3, in closed form (products of R's entries: no
+    division, finite when R is singular)."""
+    k = R.shape[-1]
+    if k == 1:
+        return torch.ones_like(R)
+    zero = torch.zeros_like(R[:, 0, 0])
+    if k == 2:
+        a, b, d = R[:, 0, 0], R[:, 0, 1], R[:, 1, 1]
+        return torch.stack([torch.stack([d, -b], 1), torch.stack([zero, a], 1)], 1)
+    a, b, c, d, e, f = R[:, 0, 0], R[:, 0, 1], R[:, 0, 2], R[:, 1, 1], R[:, 1, 2], R[:, 2, 2]
+    return torch.stack([torch.stack([d * f, -b * f, b * e - c * d], 1),
+                        torch.stack([zero, a * f, -a * e], 1),
+                        torch.stack([zero, zero, a * d], 1)], 1)
+
+
+# squarings of adj(R) adj(R)ᵀ in _smallest_ritz_vector: whatever the gap, the Ritz value ‖J Q c‖ exceeds
+# σ_min by a relative 1.5 / (e · 2^(s+2)) at most (1.3e-7 at 20: float32's precision), and by nothing at float64
+# precision once σ_min / σ_mid < 0.999 (tests/bounds/test_entropy.py)
+RITZ_SQUARINGS = 20
+
+
+def _smallest_ritz_vector(JQ: Tensor, keep: Tensor, squarings: int = RITZ_SQUARINGS) -> Tensor:
     """Coefficients c [b, k] (unit) of the Ritz vector Q c with the smallest ‖J Q c‖, over the kept columns.
 
-    The right singular vector of J Q [b, D, k] (k ≤ 3) for its smallest singular value, by one-sided (Hestenes)
-    Jacobi in float64: plane rotations of pairs of columns until they are orthogonal, accumulated in V; the
-    column of J Q V with the smallest norm is then J Q c. A rotation is chosen from the inner products of the
-    current columns (not from a k×k Gram matrix formed once), which keeps the relative accuracy of an SVD —
-    solving (J Q)ᵀ(J Q) instead loses it, and LOBPCG's later iterations then drift off a converged vector. A
-    fixed number of sweeps (quadratic convergence: 4 reach float64 precision for k ≤ 3, 3 leave 10⁻¹⁰) of
-    batched elementwise operations: no LAPACK call, no status read on the host, a few hundred small kernels on a
-    GPU instead of a batched SVD's thousands. Dropped columns are zero, are never rotated into the others (their
-    inner products are 0), and are excluded from the choice."""
-    cols = [JQ[..., j].double() for j in range(JQ.shape[-1])]
-    k = len(cols)
-    eye = torch.eye(k, dtype=torch.float64, device=JQ.device)
-    vs = [eye[j].expand(JQ.shape[0], k) for j in range(k)]
-    tiny, eps = torch.finfo(torch.float64).tiny, torch.finfo(torch.float64).eps
-    for _ in range(sweeps):
-        for p in range(k - 1):
-            for q in range(p + 1, k):
-                ap, aq = cols[p], cols[q]
-                alpha, beta, gamma = (ap * ap).sum(1), (aq * aq).sum(1), (ap * aq).sum(1)
-                diff = beta - alpha
-                sgn = torch.where(diff >= 0, 1.0, -1.0).to(torch.float64)
-                # t = tan θ of the rotation that makes the pair orthogonal (|θ| ≤ π/4); exactly 0 when the pair is
-                # orthogonal to working precision (the SVD's deflation: a converged v then gets c = e₁ exactly and
-                # p = 0, instead of rounding noise that later iterations would amplify)
-                t = 2 * gamma * sgn / (diff.abs() + torch.sqrt(diff * diff + 4 * gamma * gamma)).clamp_min(tiny)
-                t = torch.where(gamma.abs() > eps * torch.sqrt(alpha * beta), t, torch.zeros_like(t))
-                c = torch.rsqrt(1 + t * t)[:, None]
-                s = t[:, None] * c
-                cols[p], cols[q] = c * ap - s * aq, s * ap + c * aq
-                vs[p], vs[q] = c * vs[p] - s * vs[q], s * vs[p] + c * vs[q]
-    norms = torch.stack([(a * a).sum(1) for a in cols], dim=1)
-    norms = torch.where(keep, norms, torch.full_like(norms, math.inf))
-    V = torch.stack(vs, dim=2)  # [b, k, k]: columns are the right singular vectors
-    i = norms.argmin(dim=1)
-    c = torch.gather(V, 2, i[:, None, None].expand(-1, k, 1)).squeeze(2)
+    The right singular vector of J Q [b, D, k] (k ≤ 3) for its smallest singular value, in float64: J Q = Q' R
+    (``_triangular_factor``), and with R = U Σ Vᵀ, adj(R) = det(R) V Σ⁻¹ Uᵀ, so the wanted vector is the
+    *dominant* eigenvector of adj(R) adj(R)ᵀ (eigenvalues ∝ 1/σᵢ²), found by repeated squaring (``squarings``
+    batched 3×3 products; the column of the largest diagonal entry then lies along it). Turning the smallest
+    singular value into the largest is what keeps the accuracy: the dominant eigenvector of a matrix is
+    determined to its precision relative to the largest eigenvalue, so nothing is lost to cond(J Q)² as in an
+    eigen-solve of (J Q)ᵀ(J Q); the factor and the adjugate's products carry column scaling exactly, so graded
+    columns keep their relative accuracy too (the tests compare with LAPACK's SVD to 10⁻¹² at column scales
+    10⁻⁸…10³). Convergence goes as (σ_min/σ_mid)^(2^(s+1)); near-equal values leave c mixed inside their
+    near-degenerate pair, where ‖J Q c‖ hardly depends on the mix (``RITZ_SQUARINGS``). A dropped column (zero
+    in J Q and R) gets a diagonal entry larger than R's norm, which decouples it exactly (R stays block
+    diagonal) and gives it weight 0; c is e₁ (keep v) where the factor is of rank ≤ 1 (the adjugate vanishes)
+    or nothing was kept. Only batched small products and elementwise operations: no LAPACK call, no status read
+    on the host: about 170 operations for k = 3 (each one kernel on a GPU; one-sided Jacobi rotations, which this
+    replaced, took 570, a batched SVD thousands of kernels)."""
+    A = JQ.double()
+    b, _, k = A.shape
+    tiny = torch.finfo(A.dtype).tiny
+    R = _triangular_factor(A)
+    big = 2 * R.flatten(1).norm(dim=1, keepdim=True) + 1
+    R = R + torch.diag_embed(torch.where(keep, torch.zeros_like(big), big))
+    adj = _upper_adjugate(R)
+    adj = adj / adj.abs().amax(dim=(1, 2), keepdim=True).clamp_min(tiny)
+    M = adj @ adj.transpose(1, 2)
+    for _ in range(squarings):
+        # M is symmetric positive semi-definite, so its largest entry is a diagonal one ≥ 0; a zero M (rank-1
+        # R) turns into NaN here and into the e₁ fallback below
+        M = M @ M
+        M = M / M.amax(dim=(1, 2), keepdim=True)
+    i = torch.diagonal(M, dim1=1, dim2=2).argmax(dim=1)
+    c = torch.gather(M, 2, i[:, None, None].expand(-1, k, 1)).squeeze(2)
+    c = torch.where(keep, c, torch.zeros_like(c))
+    n = c.norm(dim=1, keepdim=True)
+    e1 = torch.zeros_like(c)
+    e1[:, 0] = 1
+    c = torch.where(n > 0, c / n.clamp_min(tiny), e1)
     return c.to(JQ.dtype)
-
-
 
 
 # from this LOBPCG iteration on (0-based), J p is recomputed rather than carried (see lobpcg_smin)
@@ -322,8 +368,8 @@ def lobpcg_smin(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.
     Iteration (all rows at once, detached): with unit v and μ = ‖J v‖, the residual of the eigenproblem
     JᵀJ v = μ² v is r = Jᵀ(J v) − μ² v; the trial space S = [v, r, p] (p the previous search direction) is
     orthonormalised by Gram–Schmidt (``_orthonormalise``; a column within √eps of the span of the earlier ones
-    is dropped — always one when d ≤ 2), and Rayleigh–Ritz on J·Q (``_smallest_ritz_vector``: one-sided Jacobi
-    in float64) gives the coefficients c of its smallest singular value;
+    is dropped — always one when d ≤ 2), and Rayleigh–Ritz on J·Q (``_smallest_ritz_vector``: a triangular
+    factor and its adjugate in float64) gives the coefficients c of its smallest singular value;
     v ← Q c, p ← Q[:, 1:] c[1:]. J v and J p are carried between iterations and, J being linear, J Q follows
     from J S by the same combinations as Q from S, so an iteration needs one J·w product (J r) and one Jᵀ·y
     product. Rows whose update is not finite keep their previous v and restart p. Carrying J p is exact in exact
