@@ -2,7 +2,7 @@
 # The GPU measurements of benchmarks/gpu/results.md, run on a lent GPU machine from the repository root, with
 # .gpu/ (benchmarks/gpu/carry.sh) carried beside the working tree. Results go to $OUT (at most 8 files come back).
 #
-#   bash benchmarks/gpu/on_device.sh tests                  # the CUDA tests of tests/test_graphs.py
+#   bash benchmarks/gpu/on_device.sh tests                  # the CUDA tests of tests/test_graphs.py, loop_cost.py
 #   bash benchmarks/gpu/on_device.sh speed METHODS STEPS    # benchmarks/gpu/speed.py for those methods
 #   bash benchmarks/gpu/on_device.sh official STEPS         # speed.py's BiB rows and EBM-BB's train_image.py
 #   bash benchmarks/gpu/on_device.sh long METHODS SECONDS   # one stacked-Fashion run per method, side by side
@@ -40,6 +40,8 @@ part=${1:?part: tests, speed, official or long}
 case $part in
 tests)
   python3 -m pytest tests/test_graphs.py -n 0 -q -p no:cacheprovider -rs -k cuda 2>&1 | tee "$OUT/tests.log"
+  # the trainer's own cost per step (an empty step; seconds): the distance between its rate and a graph ceiling
+  python3 benchmarks/gpu/loop_cost.py --device "$DEVICE" >"$OUT/loop_cost.json" 2>"$OUT/loop_cost.log"
   ;;
 speed)
   methods=${2:?methods} steps=${3:?steps}

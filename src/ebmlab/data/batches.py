@@ -76,8 +76,8 @@ class EpochBatches:
         return rows[self.rank::self.world]
 
     def batch(self, step: int) -> Tensor:
-        seed = _seed(self.seed, 29, step, self.rank)
         if self._raw is None:
+            seed = _seed(self.seed, 29, step, self.rank)
             return self.dataset.train_batch(self.indices(step), generator=torch.Generator().manual_seed(seed))
         epoch, k = divmod(step - 1, self.per_epoch)
         if self._perm_dev is None or epoch != self._epoch:
@@ -85,6 +85,7 @@ class EpochBatches:
         rows = self._raw[self._perm_dev[k * self.b:(k + 1) * self.b][self.rank::self.world]]
         x = self._encode(rows).view(-1, *self._shape)
         if getattr(self.dataset, "binarize", None) == "dynamic":
+            seed = _seed(self.seed, 29, step, self.rank)  # only here: a SeedSequence costs ~20 µs, a step's worth
             x = torch.bernoulli(x, generator=torch.Generator(device=self.device).manual_seed(seed))
         return x
 
