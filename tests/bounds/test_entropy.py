@@ -398,12 +398,22 @@ def test_smallest_ritz_vector_near_equal_values_stays_within_its_stated_excess()
 
 
 def test_smallest_ritz_vector_on_rank_deficient_factors():
-    # parallel columns (rank 1): any unit c with J Q c = 0 is right
-    JQ = torch.randn(4, 9, 1, generator=_gen(47), dtype=DT) * torch.tensor([1.0, 2.0, 3.0], dtype=DT)
-    c = _smallest_ritz_vector(JQ, torch.ones(4, 3, dtype=torch.bool))
-    torch.testing.assert_close(c.norm(dim=1), torch.ones(4, dtype=DT))
-    torch.testing.assert_close((JQ @ c[..., None]).squeeze(-1), torch.zeros(4, 9, dtype=DT), rtol=0, atol=1e-13)
-    # all zero but kept (adjugate 0): c = e1, v is kept
+    """J Q of rank 1 with 3 kept columns (J with a null plane in span Q): the factor's adjugate is exactly 0, the
+    diagonal shift lifts it, and c lies in the null space. Exactly parallel columns (×2, ×4 and equal ones leave
+    Gram–Schmidt remainders of exactly 0) and a zero column."""
+    a = torch.randn(4, 9, 1, generator=_gen(47), dtype=DT)
+    for scales in ([1.0, 2.0, 4.0], [1.0, 1.0, 1.0], [1.0, 2.0, 3.0], [0.0, 1.0, 0.0], [1e-8, 1.0, 1e3]):
+        JQ = a * torch.tensor(scales, dtype=DT)
+        c = _smallest_ritz_vector(JQ, torch.ones(4, 3, dtype=torch.bool))
+        torch.testing.assert_close(c.norm(dim=1), torch.ones(4, dtype=DT))
+        residual = (JQ @ c[..., None]).squeeze(-1).norm(dim=1) / JQ.flatten(1).norm(dim=1)
+        assert residual.max() < 1e-14, (scales, residual)
+    # two independent columns and a zero one: the zero one is the minimiser, exactly
+    JQ = torch.randn(3, 9, 3, generator=_gen(48), dtype=DT)
+    JQ[:, :, 1] = 0
+    c = _smallest_ritz_vector(JQ, torch.ones(3, 3, dtype=torch.bool))
+    torch.testing.assert_close(c.abs(), torch.tensor([[0.0, 1.0, 0.0]] * 3, dtype=DT), rtol=0, atol=1e-15)
+    # all zero but kept (nothing to minimise): c = e1, v is kept
     c = _smallest_ritz_vector(torch.zeros(2, 9, 3, dtype=DT), torch.ones(2, 3, dtype=torch.bool))
     assert c.tolist() == [[1.0, 0.0, 0.0]] * 2
 

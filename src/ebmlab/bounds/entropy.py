@@ -324,22 +324,29 @@ def _smallest_ritz_vector(JQ: Tensor, keep: Tensor, squarings: int = RITZ_SQUARI
     10⁻⁸…10³). Convergence goes as (σ_min/σ_mid)^(2^(s+1)); near-equal values leave c mixed inside their
     near-degenerate pair, where ‖J Q c‖ hardly depends on the mix (``RITZ_SQUARINGS``). A dropped column (zero
     in J Q and R) gets a diagonal entry larger than R's norm, which decouples it exactly (R stays block
-    diagonal) and gives it weight 0; c is e₁ (keep v) where the factor is of rank ≤ 1 (the adjugate vanishes)
-    or nothing was kept. Only batched small products and elementwise operations: no LAPACK call, no status read
-    on the host: about 170 operations for k = 3 (each one kernel on a GPU; one-sided Jacobi rotations, which this
-    replaced, took 570, a batched SVD thousands of kernels)."""
+    diagonal) and gives it weight 0. An exactly rank-deficient J Q (R of rank ≤ k − 2 has a zero adjugate)
+    is lifted by a diagonal shift at rounding level, so c still finds its null space; c is e₁ (keep v) only
+    where J Q is zero or nothing was kept. Only batched small products and elementwise operations: no LAPACK
+    call, no status read on the host; about 180 operations for k = 3 (each one kernel on a GPU; the one-sided
+    Jacobi rotations this replaced took 570, a batched SVD thousands of kernels)."""
     A = JQ.double()
     b, _, k = A.shape
     tiny = torch.finfo(A.dtype).tiny
     R = _triangular_factor(A)
-    big = 2 * R.flatten(1).norm(dim=1, keepdim=True) + 1
-    R = R + torch.diag_embed(torch.where(keep, torch.zeros_like(big), big))
+    cn = R.norm(dim=1)  # column norms [b, k]
+    fro = cn.norm(dim=1, keepdim=True)
+    eps = torch.finfo(A.dtype).eps
+    # kept columns: a shift of the diagonal by eps of the column's norm, the size of the factor's own rounding
+    # (a column-relative change, so graded columns keep their accuracy), and by eps² ‖R‖ more, so that an exact
+    # rank deficiency (parallel or zero columns of J Q, where J has a null space) leaves a non-zero adjugate
+    # whose dominant vector lies in R's null space; dropped columns: larger than ‖R‖ (docstring)
+    R = R + torch.diag_embed(torch.where(keep, eps * cn + eps * eps * fro, 2 * fro + 1))
     adj = _upper_adjugate(R)
     adj = adj / adj.abs().amax(dim=(1, 2), keepdim=True).clamp_min(tiny)
     M = adj @ adj.transpose(1, 2)
     for _ in range(squarings):
-        # M is symmetric positive semi-definite, so its largest entry is a diagonal one ≥ 0; a zero M (rank-1
-        # R) turns into NaN here and into the e₁ fallback below
+        # M is symmetric positive semi-definite, so its largest entry is a diagonal one ≥ 0; a zero M (J Q = 0)
+        # turns into NaN here and into the e₁ fallback below
         M = M @ M
         M = M / M.amax(dim=(1, 2), keepdim=True)
     i = torch.diagonal(M, dim1=1, dim2=2).argmax(dim=1)
