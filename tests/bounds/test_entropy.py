@@ -373,6 +373,32 @@ def test_smallest_ritz_vector_with_repeated_values_dropped_and_zero_columns():
     assert torch.isfinite(c).all()
 
 
+@pytest.mark.parametrize("scales", [(1.0, 1.0), (1.0, 1e-6), (1e-8, 1e3), (1.0, 1.0 + 1e-9)])
+def test_smallest_ritz_vector_of_two_columns_is_exact(scales):
+    """Two columns (a LOBPCG's first iteration): the closed form against LAPACK's SVD, graded columns included,
+    and at any gap — a pair of nearly equal singular values gets the exact smallest one, no excess."""
+    JQ = torch.randn(7, 11, 2, generator=_gen(49), dtype=DT) * torch.tensor(scales, dtype=DT)
+    c = _smallest_ritz_vector(JQ, torch.ones(7, 2, dtype=torch.bool))
+    _, S, Vh = torch.linalg.svd(JQ, full_matrices=False)
+    ref = Vh[:, -1, :] * torch.sign((c * Vh[:, -1, :]).sum(1, keepdim=True))
+    torch.testing.assert_close(c, ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close((JQ @ c[..., None]).squeeze(-1).norm(dim=1), S[:, -1], rtol=1e-12, atol=0)
+    Q, _ = torch.linalg.qr(torch.randn(5, 9, 2, generator=_gen(50), dtype=DT))
+    W, _ = torch.linalg.qr(torch.randn(5, 2, 2, generator=_gen(51), dtype=DT))
+    for rho in (1 - 1e-6, 1 - 1e-8):
+        JQ = Q * torch.tensor([0.5 / rho, 0.5], dtype=DT) @ W.transpose(1, 2)
+        c = _smallest_ritz_vector(JQ, torch.ones(5, 2, dtype=torch.bool))
+        torch.testing.assert_close((JQ @ c[..., None]).squeeze(-1).norm(dim=1), torch.full((5,), 0.5, dtype=DT),
+                                   rtol=1e-15, atol=0)
+    # parallel columns (a null direction), a zero column, nothing: the null vector; e1
+    a = torch.randn(3, 9, 1, generator=_gen(52), dtype=DT)
+    for JQ in (a * torch.tensor([1.0, 2.0], dtype=DT), a * torch.tensor([1.0, 0.0], dtype=DT)):
+        c = _smallest_ritz_vector(JQ, torch.ones(3, 2, dtype=torch.bool))
+        assert (JQ @ c[..., None]).norm() < 1e-14 * JQ.norm() and torch.allclose(c.norm(dim=1), torch.ones(3, dtype=DT))
+    assert _smallest_ritz_vector(torch.zeros(2, 9, 2, dtype=DT), torch.ones(2, 2, dtype=torch.bool)).tolist() == [
+        [1.0, 0.0]] * 2
+
+
 def test_smallest_ritz_vector_near_equal_values_stays_within_its_stated_excess():
     """Repeated squaring converges as (σ_min/σ_mid)^(2^(s+1)): for a nearly equal pair c stays mixed inside it, and
     the Ritz value ‖J Q c‖ (a Rayleigh quotient: never below σ_min) exceeds σ_min by at most about

@@ -316,7 +316,8 @@ def _smallest_ritz_vector(JQ: Tensor, keep: Tensor, squarings: int = RITZ_SQUARI
     The right singular vector of J Q [b, D, k] (k ≤ 3) for its smallest singular value, in float64: J Q = Q' R
     (``_triangular_factor``), and with R = U Σ Vᵀ, adj(R) = det(R) V Σ⁻¹ Uᵀ, so the wanted vector is the
     *dominant* eigenvector of adj(R) adj(R)ᵀ (eigenvalues ∝ 1/σᵢ²), found by repeated squaring (``squarings``
-    batched 3×3 products; the column of the largest diagonal entry then lies along it). Turning the smallest
+    batched 3×3 products; the column of the largest diagonal entry then lies along it), or in closed form for
+    k = 2 (a LOBPCG's first iteration). Turning the smallest
     singular value into the largest is what keeps the accuracy: the dominant eigenvector of a matrix is
     determined to its precision relative to the largest eigenvalue, so nothing is lost to cond(J Q)² as in an
     eigen-solve of (J Q)ᵀ(J Q); the factor and the adjugate's products carry column scaling exactly, so graded
@@ -327,8 +328,8 @@ def _smallest_ritz_vector(JQ: Tensor, keep: Tensor, squarings: int = RITZ_SQUARI
     diagonal) and gives it weight 0. An exactly rank-deficient J Q (R of rank ≤ k − 2 has a zero adjugate)
     is lifted by a diagonal shift at rounding level, so c still finds its null space; c is e₁ (keep v) only
     where J Q is zero or nothing was kept. Only batched small products and elementwise operations: no LAPACK
-    call, no status read on the host; about 180 operations for k = 3 (each one kernel on a GPU; the one-sided
-    Jacobi rotations this replaced took 570, a batched SVD thousands of kernels)."""
+    call, no status read on the host; about 170 operations for k = 3 and 70 for k = 2 (each one kernel on a GPU;
+    the one-sided Jacobi rotations this replaced took 570 and 200, a batched SVD thousands of kernels)."""
     A = JQ.double()
     b, _, k = A.shape
     tiny = torch.finfo(A.dtype).tiny
@@ -344,13 +345,22 @@ def _smallest_ritz_vector(JQ: Tensor, keep: Tensor, squarings: int = RITZ_SQUARI
     adj = _upper_adjugate(R)
     adj = adj / adj.abs().amax(dim=(1, 2), keepdim=True).clamp_min(tiny)
     M = adj @ adj.transpose(1, 2)
-    for _ in range(squarings):
-        # M is symmetric positive semi-definite, so its largest entry is a diagonal one ≥ 0; a zero M (J Q = 0)
-        # turns into NaN here and into the e₁ fallback below
-        M = M @ M
-        M = M / M.amax(dim=(1, 2), keepdim=True)
-    i = torch.diagonal(M, dim1=1, dim2=2).argmax(dim=1)
-    c = torch.gather(M, 2, i[:, None, None].expand(-1, k, 1)).squeeze(2)
+    if k == 2:
+        # the dominant eigenvector of a symmetric 2×2 [[p, q], [q, r]] in closed form: (λ₁ − r, q) or (q, λ₁ − p),
+        # whichever has no cancellation (λ₁ − r = (p − r)/2 + h ≥ 0 when p ≥ r); exact at any gap
+        p_, q_, r_ = M[:, 0, 0], M[:, 0, 1], M[:, 1, 1]
+        half = (p_ - r_) / 2
+        h = torch.hypot(half, q_)
+        first = half >= 0
+        c = torch.stack([torch.where(first, half + h, q_), torch.where(first, q_, h - half)], dim=1)
+    else:
+        for _ in range(squarings):
+            # M is symmetric positive semi-definite, so its largest entry is a diagonal one ≥ 0; a zero M (J Q = 0)
+            # turns into NaN here and into the e₁ fallback below
+            M = M @ M
+            M = M / M.amax(dim=(1, 2), keepdim=True)
+        i = torch.diagonal(M, dim1=1, dim2=2).argmax(dim=1)
+        c = torch.gather(M, 2, i[:, None, None].expand(-1, k, 1)).squeeze(2)
     c = torch.where(keep, c, torch.zeros_like(c))
     n = c.norm(dim=1, keepdim=True)
     e1 = torch.zeros_like(c)
