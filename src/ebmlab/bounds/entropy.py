@@ -304,7 +304,7 @@ def _upper_adjugate(R: Tensor) -> Tensor:
                         torch.stack([zero, zero, a * d], 1)], 1)
 
 
-# squarings of adj(R) adj(R)ᵀ in _smallest_ritz_vector: whatever the gap, the Ritz value ‖J Q c‖ exceeds
+# squarings of adj(R) adj(R)ᵀ in _smallest_ritz_vector (k = 3): whatever the gap, the Ritz value ‖J Q c‖ exceeds
 # σ_min by a relative 1.5 / (e · 2^(s+2)) at most (1.3e-7 at 20: float32's precision), and by nothing at float64
 # precision once σ_min / σ_mid < 0.999 (tests/bounds/test_entropy.py)
 RITZ_SQUARINGS = 20
@@ -314,22 +314,21 @@ def _smallest_ritz_vector(JQ: Tensor, keep: Tensor, squarings: int = RITZ_SQUARI
     """Coefficients c [b, k] (unit) of the Ritz vector Q c with the smallest ‖J Q c‖, over the kept columns.
 
     The right singular vector of J Q [b, D, k] (k ≤ 3) for its smallest singular value, in float64: J Q = Q' R
-    (``_triangular_factor``), and with R = U Σ Vᵀ, adj(R) = det(R) V Σ⁻¹ Uᵀ, so the wanted vector is the
-    *dominant* eigenvector of adj(R) adj(R)ᵀ (eigenvalues ∝ 1/σᵢ²), found by repeated squaring (``squarings``
-    batched 3×3 products; the column of the largest diagonal entry then lies along it), or in closed form for
-    k = 2 (a LOBPCG's first iteration). Turning the smallest
-    singular value into the largest is what keeps the accuracy: the dominant eigenvector of a matrix is
-    determined to its precision relative to the largest eigenvalue, so nothing is lost to cond(J Q)² as in an
-    eigen-solve of (J Q)ᵀ(J Q); the factor and the adjugate's products carry column scaling exactly, so graded
-    columns keep their relative accuracy too (the tests compare with LAPACK's SVD to 10⁻¹² at column scales
-    10⁻⁸…10³). Convergence goes as (σ_min/σ_mid)^(2^(s+1)); near-equal values leave c mixed inside their
-    near-degenerate pair, where ‖J Q c‖ hardly depends on the mix (``RITZ_SQUARINGS``). A dropped column (zero
-    in J Q and R) gets a diagonal entry larger than R's norm, which decouples it exactly (R stays block
-    diagonal) and gives it weight 0. An exactly rank-deficient J Q (R of rank ≤ k − 2 has a zero adjugate)
-    is lifted by a diagonal shift at rounding level, so c still finds its null space; c is e₁ (keep v) only
-    where J Q is zero or nothing was kept. Only batched small products and elementwise operations: no LAPACK
-    call, no status read on the host; about 170 operations for k = 3 and 70 for k = 2 (each one kernel on a GPU;
-    the one-sided Jacobi rotations this replaced took 570 and 200, a batched SVD thousands of kernels)."""
+    (``_triangular_factor``), and with R = U Σ Vᵀ, adj(R) = det(R) V Σ⁻¹ Uᵀ, so the wanted vector is the *dominant*
+    eigenvector of adj(R) adj(R)ᵀ (eigenvalues ∝ 1/σᵢ²), found by repeated squaring (``squarings`` batched 3×3
+    products; the column of the largest diagonal entry then lies along it), or in closed form for k = 2 (a LOBPCG's
+    first iteration). Turning the smallest singular value into the largest is what keeps the accuracy: the dominant
+    eigenvector of a matrix is determined to its precision relative to the largest eigenvalue, so nothing is lost to
+    cond(J Q)² as in an eigen-solve of (J Q)ᵀ(J Q); the factor and the adjugate's products carry column scaling
+    exactly, so graded columns keep their relative accuracy too (the tests compare with LAPACK's SVD to 10⁻¹² at
+    column scales 10⁻⁸…10³). Convergence goes as (σ_min/σ_mid)^(2^(s+1)); near-equal values leave c mixed inside
+    their near-degenerate pair, where ‖J Q c‖ hardly depends on the mix (``RITZ_SQUARINGS``; k = 3 only). A dropped
+    column (zero in J Q and R) gets a diagonal entry larger than R's norm, which decouples it exactly (R stays block
+    diagonal) and gives it weight 0. An exactly rank-deficient J Q (R of rank ≤ k − 2 has a zero adjugate) is lifted
+    by a diagonal shift at rounding level, so c still finds its null space; c is e₁ (keep v) only where J Q is zero
+    or nothing was kept. Only batched small products and elementwise operations: no LAPACK call, no status read on
+    the host; about 170 operations for k = 3 and 70 for k = 2 (each one kernel on a GPU; the one-sided Jacobi
+    rotations this replaced took 570 and 200, a batched SVD thousands of kernels)."""
     A = JQ.double()
     b, _, k = A.shape
     tiny = torch.finfo(A.dtype).tiny
