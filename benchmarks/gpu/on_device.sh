@@ -40,7 +40,7 @@ part=${1:?part: tests, speed, official or long}
 case $part in
 tests)
   python3 -m pytest tests/test_graphs.py -n 0 -q -p no:cacheprovider -rs -k cuda 2>&1 | tee "$OUT/tests.log"
-  # the trainer's own cost per step (an empty step; seconds): the distance between its rate and a graph ceiling
+  # the trainer's own cost per step (an empty step; µs): the distance between its rate and a graph ceiling
   python3 benchmarks/gpu/loop_cost.py --device "$DEVICE" >"$OUT/loop_cost.json" 2>"$OUT/loop_cost.log"
   ;;
 speed)
