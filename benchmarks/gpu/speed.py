@@ -49,7 +49,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from ebmlab import graphs
 from ebmlab.config import resolve_config
@@ -131,18 +130,6 @@ def trainer_rate(method: str, data: str, args: argparse.Namespace, mode: str, wo
             "graphs": sess.get("graphs")}
 
 
-class _NonViewOps(TorchDispatchMode):
-    """Counts the operations dispatched to a kernel that are not views."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.n = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.n += not func.is_view
-        return func(*args, **(kwargs or {}))
-
-
 def bare(method: str, data: str, args: argparse.Namespace) -> dict:
     """Eager and replayed rates of the step alone, and its kernels per step."""
     name, net, opts = split(method)
@@ -183,10 +170,12 @@ def bare(method: str, data: str, args: argparse.Namespace) -> dict:
         out["cpu_ms_per_step"] = sum(e.self_cpu_time_total for e in ops) / 5 / 1000
         # the profiler's aten events include nested calls (matmul → bmm) and views, which launch nothing: count
         # the operations that reach a kernel instead (dispatched, not views), the CPU's proxy for GPU launches
-        with _NonViewOps() as counted:
+        from bib_step_ops import Ops  # this directory's counter (speed.py runs as a script from it)
+
+        with Ops() as counted:
             for i in range(5):
                 run_step(batch, 15 + i)
-        out["ops_per_step"] = counted.n / 5
+        out["ops_per_step"] = counted.compute / 5
     if args.eager_only:
         return out
     why = graphs.blocker(m)
