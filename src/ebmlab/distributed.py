@@ -83,6 +83,15 @@ def init(device: str) -> World | None:
         return None
     owns = not dist.is_initialized()
     if owns:
+        # Import before the group exists: ``torch.distributed.nn.functional`` binds ``group.WORLD`` as its
+        # functions' default argument when first imported (as ``torch._dynamo`` does when the first optimizer is
+        # built, and LBT's differentiable all-reduce below), which would hold the group for the process's life.
+        # Bound now, the default is None (the current group at call time) and ``finish`` frees the group, joining
+        # gloo's worker threads; held, they outlive ``destroy_process_group``, and one that releases a collective's
+        # tensor while the interpreter finalises aborts the process ("terminate called without an active
+        # exception", SIGABRT after a finished run: about 1 run in 50 of tests/integration/test_distributed.py).
+        import torch.distributed.nn.functional  # noqa: F401
+
         cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
         dist.init_process_group("nccl" if cuda else "gloo")
     if dist.get_world_size() <= 1:

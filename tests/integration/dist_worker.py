@@ -4,6 +4,7 @@ Python API and saves this process's final parameters and buffers to OUT/rank<r>.
 usage: dist_worker.py METHOD DATA RUN_DIR OUT key=value ...
 """
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -34,7 +35,13 @@ def main() -> None:
         net_state(trainer.build_method(resolve_config(method, data, overrides=over)), Path(out) / "init.pt")
     res = ebmlab.train(method, data, out=run_dir, overrides=over, progress=False,
                        stop_after=int(stop) if stop is not None else None)
-    net_state(res.method, Path(out) / f"rank{int(os.environ.get('RANK', '0'))}.pt")
+    rank = int(os.environ.get("RANK", "0"))
+    net_state(res.method, Path(out) / f"rank{rank}.pt")
+    # the threads still running once training has returned (and destroyed the process group it created): Linux
+    # names them in /proc; gloo's workers must not be among them (ebmlab.distributed.init says why)
+    tasks = Path("/proc/self/task")
+    names = sorted((t / "comm").read_text().strip() for t in tasks.iterdir()) if tasks.is_dir() else None
+    (Path(out) / f"threads{rank}.json").write_text(json.dumps(names))
 
 
 def net_state(method, path: Path) -> None:

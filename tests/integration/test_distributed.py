@@ -6,6 +6,8 @@
   (the worker sets the default dtype), where the only difference is the order of summation of the averaged
   gradient: relative 1e-10 leaves four orders of magnitude above the ~1e-14 observed, and a wrong average (e.g.
   a sum, or duplicated noise) moves the parameters by ~1e-2.
+- The process group a run created is destroyed when it returns: no gloo thread is left running (one that was
+  aborted the process at exit now and then, after a finished run; ``ebmlab.distributed.init``).
 - Only rank 0 writes: one checkpoint, each step logged once, one session in run.json.
 - A 2-process run killed (SIGKILL in both processes) and started again with the same command ends bit-identical
   to an uninterrupted one.
@@ -40,6 +42,10 @@ def worker(method: str, run_dir: Path, out: Path, opts: list[str], *, n: int, fl
     else:
         res = torchrun(*args, env=env, n=n)
     assert res.returncode == 0, res.stderr[-3000:]
+    for r in range(n):  # the process group the run created is gone, its threads with it
+        threads = json.loads((out / f"threads{r}.json").read_text())
+        if threads is not None:  # (None: no /proc to list them)
+            assert not [t for t in threads if "gloo" in t], f"rank {r}: threads left running: {threads}"
     return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(n)]
 
 
