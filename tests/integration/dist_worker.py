@@ -40,8 +40,15 @@ def main() -> None:
     # the threads still running once training has returned (and destroyed the process group it created): Linux
     # names them in /proc; gloo's workers must not be among them (ebmlab.distributed.init says why)
     tasks = Path("/proc/self/task")
-    names = sorted((t / "comm").read_text().strip() for t in tasks.iterdir()) if tasks.is_dir() else None
+    names = sorted(n for n in map(_thread_name, tasks.iterdir()) if n is not None) if tasks.is_dir() else None
     (Path(out) / f"threads{rank}.json").write_text(json.dumps(names))
+
+
+def _thread_name(task: Path) -> str | None:
+    try:
+        return (task / "comm").read_text().strip()
+    except OSError:  # the thread ended after the directory was listed
+        return None
 
 
 def net_state(method, path: Path) -> None:
