@@ -10,7 +10,8 @@
 # Several parts may follow each other in one call (`... tests; ... speed ...`): each writes its own files.
 # Plan for a session's 30 minutes of device time (10 per call; a call that finds no warm machine spends a minute
 # or two starting one):
-#   call 1: tests; speed gan,vgan,vae,ebgan,kale 2000,kale=1000         (about 7 min)
+#   call 1: tests; speed gan,vgan,vae,ebgan,kale,ebgan+precision=bf16+channels_last=true 2000,kale=1000
+#                                                                       (about 8 min)
 #   call 2: official 300                                                (about 6 min)
 #   call 3: long gan,vgan,vgan_vcd,vae,ebgan,ebgan_pt,kale,bib 360      (about 9 min)
 # (call again within the 30 s a machine stays warm, or the next call starts a bare one: a minute or two more).

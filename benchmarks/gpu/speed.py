@@ -54,7 +54,7 @@ from ebmlab import graphs
 from ebmlab.config import resolve_config
 from ebmlab.data.batches import make_batches
 from ebmlab.runs import atomic_write_bytes, write_json
-from ebmlab.trainer import build_method, train
+from ebmlab.trainer import build_method, step_autocast, train
 
 # BiB three ways: its image defaults with the DCGAN pair; with EBM-BB's own pair; and EBM-BB's recipe on that pair
 # (one LOBPCG estimate per step, no data gradient penalty: the work per step of EBM-BB's train_image.py)
@@ -138,11 +138,19 @@ def bare(method: str, data: str, args: argparse.Namespace) -> dict:
     m = build_method(cfg, device)
     batches = make_batches(cfg.dataset, cfg.run.batches, 64, 0)
     batch = next(iter(batches.stream(0, 1))).to(device)
+    if cfg.run.channels_last and cfg.dataset.spec.is_image:  # as the trainer does (build_method converts the nets)
+        batch = batch.contiguous(memory_format=torch.channels_last)
 
-    def run_step(b, s):
-        out = m.train_step(b, s)
-        m.recipe.after_step()
-        return out
+    def stepper(captured: bool):
+        """The trainer's step: under its bf16 autocast with precision=bf16 (no weight cache when captured)."""
+        def run_step(b, s):
+            with step_autocast(m, cfg.run, captured):
+                out = m.train_step(b, s)
+            m.recipe.after_step()
+            return out
+        return run_step
+
+    run_step = stepper(captured=False)
 
     def timed(fn, n: int) -> float:
         sync(device)
@@ -184,7 +192,7 @@ def bare(method: str, data: str, args: argparse.Namespace) -> dict:
         return out
     backend = "cuda" if device.type == "cuda" else "emulate"
     graphs.prepare(m, backend, tensor_lrs=False)
-    runner = graphs.StepGraphs(m, backend, run_step)
+    runner = graphs.StepGraphs(m, backend, stepper(captured=True))
     s = 1000
     while runner.replayed_steps < 2:  # warm-up and capture of the kinds that occur
         runner.step(batch, s)

@@ -167,7 +167,7 @@ class RunConfig:
     lr_step_factor: float = 0.1
     grad_clip: float = 0.0  # 0: off
     ema: float = 0.0  # 0: off
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast of each training step (trainer._autocast)
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast of each training step (trainer.step_autocast)
     channels_last: bool = False  # image data: networks and batches in channels-last memory format
     # whole training steps replayed from captured graphs (ebmlab.graphs); auto: on CUDA when the method allows
     graphs: Literal["auto", "on", "off", "emulate"] = "auto"

@@ -221,7 +221,7 @@ def _join(rc: RunConfig, size: int) -> distributed.World | None:
     return distributed.init(rc.device) if size > 1 else None
 
 
-def _autocast(method: Method, rc: RunConfig, captured: bool = False):
+def step_autocast(method: Method, rc: RunConfig, captured: bool = False):
     """bf16 autocast around a training step (precision=bf16). bfloat16 keeps float32's exponent range, so no
     gradient scaler is needed; fp16 is not offered because its scaler would have to wrap each of the methods' own
     backward passes, gradient penalties (double backward) included. A captured step (``ebmlab.graphs``) keeps no
@@ -316,7 +316,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
     captured = backend is not None and why is None
 
     def run_step(batch: torch.Tensor, step: int) -> dict[str, Any]:
-        with distributed.training_step(world), _autocast(method, rc, captured):
+        with distributed.training_step(world), step_autocast(method, rc, captured):
             metrics = method.train_step(batch, step)
         recipe.after_step()
         return metrics
@@ -463,4 +463,4 @@ def _kept(saved_any: bool) -> str:
             "no checkpoint had been written yet, so the run starts again from step 0")
 
 
-__all__ = ["TrainResult", "build_method", "pick_device", "train"]
+__all__ = ["TrainResult", "build_method", "pick_device", "step_autocast", "train"]
