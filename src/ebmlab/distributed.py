@@ -89,7 +89,7 @@ def init(device: str) -> World | None:
         # Bound now, the default is None (the current group at call time) and ``finish`` frees the group, joining
         # gloo's worker threads; held, they outlive ``destroy_process_group``, and one that releases a collective's
         # tensor while the interpreter finalises aborts the process ("terminate called without an active
-        # exception", SIGABRT after a finished run: about 1 run in 50 of tests/integration/test_distributed.py).
+        # exception", SIGABRT after a finished run: 4 runs in 291 under load, benchmarks/distributed/results.md).
         import torch.distributed.nn.functional  # noqa: F401
 
         cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())

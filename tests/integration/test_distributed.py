@@ -6,7 +6,7 @@
   (the worker sets the default dtype), where the only difference is the order of summation of the averaged
   gradient: relative 1e-10 leaves four orders of magnitude above the ~1e-14 observed, and a wrong average (e.g.
   a sum, or duplicated noise) moves the parameters by ~1e-2.
-- The process group a run created is destroyed when it returns: no gloo thread is left running (one that was
+- The process group a run created is destroyed when it returns: no gloo thread is left running (such a thread
   aborted the process at exit now and then, after a finished run; ``ebmlab.distributed.init``).
 - Only rank 0 writes: one checkpoint, each step logged once, one session in run.json.
 - A 2-process run killed (SIGKILL in both processes) and started again with the same command ends bit-identical
