@@ -75,18 +75,23 @@ class EpochBatches:
         rows = self.permutation(epoch)[k * self.b:(k + 1) * self.b]
         return rows[self.rank::self.world]
 
+    def _noise_seed(self, step: int) -> int:
+        """The seed of step ``step``'s per-batch noise (dynamic binarisation), the same on the host and device paths;
+        computed only where used: a SeedSequence costs ~20 µs, a step's worth of the trainer's own time."""
+        return _seed(self.seed, 29, step, self.rank)
+
     def batch(self, step: int) -> Tensor:
         if self._raw is None:
-            seed = _seed(self.seed, 29, step, self.rank)
-            return self.dataset.train_batch(self.indices(step), generator=torch.Generator().manual_seed(seed))
+            g = torch.Generator().manual_seed(self._noise_seed(step))
+            return self.dataset.train_batch(self.indices(step), generator=g)
         epoch, k = divmod(step - 1, self.per_epoch)
         if self._perm_dev is None or epoch != self._epoch:
             self._perm_dev = self.permutation(epoch).to(self.device)
         rows = self._raw[self._perm_dev[k * self.b:(k + 1) * self.b][self.rank::self.world]]
         x = self._encode(rows).view(-1, *self._shape)
         if getattr(self.dataset, "binarize", None) == "dynamic":
-            seed = _seed(self.seed, 29, step, self.rank)  # only here: a SeedSequence costs ~20 µs, a step's worth
-            x = torch.bernoulli(x, generator=torch.Generator(device=self.device).manual_seed(seed))
+            g = torch.Generator(device=self.device).manual_seed(self._noise_seed(step))
+            x = torch.bernoulli(x, generator=g)
         return x
 
     def stream(self, start: int, end: int, *, num_workers: int = 0) -> Iterator[Tensor]:
