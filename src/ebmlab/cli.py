@@ -167,6 +167,10 @@ def _semisup(args) -> None:
           f"{res['test_points']} test images:")
     for r in res["rows"]:
         print(f"  rho={r['rho']:<6g} {100 * r['mean']:.2f} ± {100 * r['std']:.2f} %")
+    if (c := res["augmentation_check"]) is not None:
+        print(f"the transition keeps the domain classifier's class of {100 * c['class_kept']:.2f} % of the test images "
+              f"(its accuracy {100 * c['accuracy_real']:.2f} % on them, {100 * c['accuracy_augmented']:.2f} % on "
+              f"their transitions)")
     if args.out is not None:
         from .runs import atomic_write_bytes
 
