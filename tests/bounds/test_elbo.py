@@ -171,6 +171,52 @@ def test_elbo_monte_carlo_mean_matches_closed_form():
     assert (m.log_px(x) - m.expected_elbo(x, enc)).min() > 0
 
 
+def test_elbo_over_several_draws_is_the_repeated_batch_at_one_encoder_pass():
+    # samples = s: the same numbers as the one-draw ELBO of the batch repeated s times (draw-major, same noise),
+    # averaged per example — to rounding — with the encoder called once on the b examples, not on s·b rows.
+    m = LinearGaussian()
+    x = m.sample_x(50, gen(25))
+    enc = m.encoder(dM=0.3 * torch.ones(2, 3, dtype=DT), dmu=0.2, dlogvar=0.8)
+    rows = []
+
+    def counting(xx):
+        rows.append(xx.shape[0])
+        return enc(xx)
+
+    s = 7
+    many = elbo(x, counting, m.decode, generator=gen(26), log_lik=m.log_lik, samples=s)
+    assert rows == [50] and many.elbo.shape == (50,)
+    rep = elbo(x.repeat(s, 1), enc, m.decode, generator=gen(26), log_lik=m.log_lik)
+    for got, ref in ((many.log_lik, rep.log_lik), (many.elbo, rep.elbo)):
+        torch.testing.assert_close(got, ref.reshape(s, 50).mean(0), rtol=0, atol=1e-12)
+    torch.testing.assert_close(many.kl, rep.kl[:50], rtol=0, atol=1e-12)
+    # one draw: the same noise stream as before the option existed (shape [1, b, d] draws what [b, d] drew)
+    one = elbo(x, enc, m.decode, generator=gen(27), log_lik=m.log_lik, samples=1)
+    g = gen(27)
+    mu, logvar = enc(x)
+    z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=g, dtype=DT)
+    torch.testing.assert_close(one.log_lik, m.log_lik(m.decode(z), x), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="positive number of draws"):
+        elbo(x, enc, m.decode, generator=gen(0), log_lik=m.log_lik, samples=0)
+
+
+def test_elbo_over_s_draws_is_unbiased_with_1_over_s_variance():
+    # Averaging s draws keeps the estimator unbiased for the closed-form expected ELBO (4 se) and divides its
+    # per-example noise variance by s: the spread of (estimate − expected ELBO) over 4000 examples, whose
+    # estimates are independent, is std₁/√s. The sample stds of 4000 values carry ~1.1 % relative error each, so
+    # the ratio's tolerance of 10 % is ≥ 6 of those errors.
+    m = LinearGaussian()
+    x = m.sample_x(4000, gen(28))
+    enc = m.encoder(dM=0.3 * torch.ones(2, 3, dtype=DT), dmu=0.2, dlogvar=0.8)
+    exact = m.expected_elbo(x, enc)
+    d1 = elbo(x, enc, m.decode, generator=gen(29), log_lik=m.log_lik).elbo - exact
+    d16 = elbo(x, enc, m.decode, generator=gen(30), log_lik=m.log_lik, samples=16).elbo - exact
+    for d in (d1, d16):
+        assert abs(d.mean()) < 4 * d.std() / math.sqrt(len(d))
+    ratio = (d16.std() / d1.std()).item()
+    assert abs(ratio - 0.25) < 0.025, ratio
+
+
 def test_bounds_are_ordered_for_a_non_exact_encoder():
     # ELBO ≤ L_k ≤ L_2k ≤ log p(x) in expectation, compared per example (paired). L_k and L_2k share their first
     # k samples (same generator seed; ε is drawn one importance sample at a time), common random numbers that

@@ -143,27 +143,37 @@ class ElboTerms(NamedTuple):
     kl: Tensor  # KL(q(z|x) ‖ N(0, I)), analytic
 
 
-def elbo(x: Tensor, encode: Encoder, decode: Decoder, *, generator: torch.Generator, log_lik: LogLik) -> ElboTerms:
-    """One-sample reparameterised ELBO with the analytic Gaussian KL, per example.
+def elbo(x: Tensor, encode: Encoder, decode: Decoder, *, generator: torch.Generator, log_lik: LogLik,
+         samples: int = 1) -> ElboTerms:
+    """Reparameterised ELBO with the analytic Gaussian KL, per example, averaged over ``samples`` draws of z.
 
     Args:
         x: [b, *data_shape] data.
-        encode: x -> (mu [b, d], logvar [b, d]), the diagonal Gaussian q(z|x).
-        decode: z [b, d] -> decoder parameters accepted by ``log_lik``.
-        generator: source of the noise ε ~ N(0, I) (the only randomness).
-        log_lik: (decoder parameters, x) -> [b] log p(x|z) in nats per example.
+        encode: x -> (mu [b, d], logvar [b, d]), the diagonal Gaussian q(z|x); called once, on the b examples.
+        decode: z [s·b, d] -> decoder parameters accepted by ``log_lik`` (one call for all s = ``samples`` draws,
+            draw-major: rows j·b … j·b + b − 1 are draw j of every example).
+        generator: source of the noise ε ~ N(0, I) (the only randomness), drawn as [s, b, d].
+        log_lik: (decoder parameters, x) -> [rows] log p(x|z) in nats per row.
+        samples: draws of z per example whose log-likelihoods are averaged (1: the AEVB estimator). The result
+            equals the ELBO of the batch repeated s times, draw-major, averaged per example — with the same noise,
+            the same values — at one encoder pass instead of s.
 
     Returns:
         :class:`ElboTerms` (elbo, log_lik, kl), each [b] nats per example; differentiable in the encoder and
         decoder parameters and in x (reparameterisation z = μ + σ ⊙ ε).
     """
+    if samples < 1:
+        raise ValueError(f"samples must be a positive number of draws; got {samples}")
+    b = x.shape[0]
     mu, logvar = encode(x)
-    _check_posterior(mu, logvar, x.shape[0])
-    eps = randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
-    z = mu + torch.exp(0.5 * logvar) * eps
-    ll = log_lik(decode(z), x)
-    if ll.shape != (x.shape[0],):
-        raise ValueError(f"log_lik must return one value per example, shape [{x.shape[0]}]; got {tuple(ll.shape)}")
+    _check_posterior(mu, logvar, b)
+    eps = randn((samples, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
+    z = (mu + torch.exp(0.5 * logvar) * eps).reshape(samples * b, *mu.shape[1:])
+    xs = x if samples == 1 else x.repeat(samples, *([1] * (x.dim() - 1)))
+    ll = log_lik(decode(z), xs)
+    if ll.shape != (samples * b,):
+        raise ValueError(f"log_lik must return one value per example, shape [{samples * b}]; got {tuple(ll.shape)}")
+    ll = ll.reshape(samples, b).mean(0)
     kl = gaussian_kl_std_normal(mu, logvar)
     return ElboTerms(ll - kl, ll, kl)
 

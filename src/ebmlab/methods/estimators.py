@@ -103,9 +103,9 @@ class VAEEstimator:
                                                 levels=self.module.levels)
         return gaussian_log_lik(mean, x, logvar)
 
-    def elbo(self, model: Any, x: Tensor, *, generator: torch.Generator) -> ElboTerms:
-        """One-sample reparameterised ELBO [b] (analytic KL) of x [b, D] under ``model``."""
-        return elbo(x, model.encode, model.decode, generator=generator, log_lik=self.log_lik)
+    def elbo(self, model: Any, x: Tensor, *, generator: torch.Generator, samples: int = 1) -> ElboTerms:
+        """Reparameterised ELBO [b] (analytic KL) of x [b, D] under ``model``, averaged over ``samples`` draws."""
+        return elbo(x, model.encode, model.decode, generator=generator, log_lik=self.log_lik, samples=samples)
 
     def loss(self, model: Any, x: Tensor, *, generator: torch.Generator) -> Tensor:
         return -self.elbo(model, x, generator=generator).elbo.mean()
