@@ -27,7 +27,7 @@ def main() -> None:
     for r in a.runs:
         _, m, step = load_run(r, device="cpu")
         with torch.no_grad():
-            mu = torch.cat([m.vae.encode(x[i:i + 1000])[0] for i in range(0, x.shape[0], 1000)]).double()
+            mu = torch.cat([m.features(x[i:i + 1000]) for i in range(0, x.shape[0], 1000)]).double()  # μ(x)
         var = mu.var(0, correction=0).sort(descending=True).values
         n, n10 = int((var > THRESHOLD).sum()), int((var > 10 * THRESHOLD).sum())
         print(f"{r}: step {step}, {n} active units of {var.numel()} on {x.shape[0]} test images ({n10} above "
