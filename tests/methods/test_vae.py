@@ -257,3 +257,43 @@ def test_iwae_training_moves_toward_the_data_and_k_1_is_refused():
     from ebmlab.errors import EbmlabError
     with pytest.raises(EbmlabError, match="train_k ≥ 2"):
         VAE(VAEConfig(objective="iwae", train_k=1), data_dim=2, device=torch.device("cpu"), generator=gen(0))
+
+
+def test_evaluation_elbo_encodes_each_point_once_with_the_stacked_copies_numbers():
+    """The evaluation's Monte Carlo ELBO averages L_1 over s draws per point. It encodes each point once and
+    repeats (μ, log σ²) for the s copies: the same noise, so the same numbers (float64, to 1e-12) as encoding the
+    s stacked copies, which it did before, at 1/s of the encoder rows. A non-linear VAE with a posterior that is
+    not exact, so the s log-weights of a point differ and a wrong pairing of noise and copy would show."""
+    from ebmlab.bounds.elbo import iwae_bound
+    from ebmlab.methods.estimators import POINTS_PER_CALL
+
+    cfg = VAEConfig(z_dim=3, hidden=(8,), decoder_var=0.3, elbo_samples=7, iwae_ks=(1,), iwae_chunk=3)
+    m = VAE(cfg, data_dim=2, device=torch.device("cpu"), generator=gen(5))
+    x = linear_gaussian_dataset(n_test=25).test.to(DT)  # blocks of 3·POINTS_PER_CALL // 7 = 4 points: 7 blocks
+    est = m.estimator
+    model = m.vae.double().eval()
+    rows: list[int] = []
+    encode = model.encode
+
+    def spy(xx):
+        rows.append(xx.shape[0])
+        return encode(xx)
+
+    model.encode = spy
+    got = est._mc_elbo(model, x, gen(11))
+    assert sum(rows) == x.shape[0] and len(rows) == 7  # one encoder row per point, not s; one call per block
+    model.encode = encode
+    s = cfg.elbo_samples
+    per_chunk = max(1, (est.chunk_size * POINTS_PER_CALL) // s)
+    g, ref = gen(11), []
+    for i in range(0, x.shape[0], per_chunk):
+        xi = x[i:i + per_chunk]
+        lw = iwae_bound(xi.repeat(s, 1), model.encode, model.decode, 1, generator=g, log_lik=est.log_lik, dtype=DT)
+        ref.append(lw.reshape(s, -1).mean(0))
+    want = torch.cat(ref)
+    assert got.shape == (25,)
+    assert torch.allclose(got, want, rtol=0, atol=1e-12)
+    # the per-point means really average different draws (not one draw repeated s times)
+    g2 = gen(11)
+    one = iwae_bound(x.repeat(s, 1), model.encode, model.decode, 1, generator=g2, log_lik=est.log_lik, dtype=DT)
+    assert one.reshape(s, -1).std(0).min() > 1e-3

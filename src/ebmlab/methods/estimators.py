@@ -141,8 +141,13 @@ class VAEEstimator:
         parts = []
         for i in range(0, b, per_chunk):
             xi = x[i:i + per_chunk]
-            # L_1 on s stacked copies of the points gives s independent log-weights per point.
-            log_w = iwae_bound(xi.repeat(s, *([1] * (x.dim() - 1))), model.encode, model.decode, 1,
+            # L_1 on s stacked copies of the points gives s independent log-weights per point. The posterior is the
+            # same for every copy, so the points are encoded once and (μ, log σ²) repeated: s − 1 encoder passes
+            # fewer, the same noise and the same numbers as encoding the stacked copies.
+            mu, logvar = model.encode(xi)
+            reps = (s, *([1] * (mu.dim() - 1)))
+            stacked = (mu.repeat(*reps), logvar.repeat(*reps))
+            log_w = iwae_bound(xi.repeat(s, *([1] * (x.dim() - 1))), lambda _x, post=stacked: post, model.decode, 1,
                                generator=generator, log_lik=self.log_lik, dtype=self.eval_dtype)
             parts.append(log_w.reshape(s, xi.shape[0]).mean(dim=0))
         return torch.cat(parts)
