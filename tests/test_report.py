@@ -29,6 +29,8 @@ def test_bench_writes_a_self_contained_report(bench_dir):
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
     for method in ("gan", "vgan"):
         assert f">{method}<" in page
+    # 2D data: the noise floor beside the real data, in the comparison and in each run's table
+    assert "uniform noise (floor)" in page and page.count("<th class=\"\">uniform noise</th>") == 2  # a table per run
 
 
 def test_report_of_runs_refuses_bad_paths(tmp_path, capsys):

@@ -164,7 +164,7 @@ def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | N
     """Evaluate the latest checkpoint of a run: metrics plus the real-vs-real reference; ``probe`` adds the
     linear-probe test error of the energy's/discriminator's frozen features (``metrics.probe``). ``device``: as in
     :func:`load_run`."""
-    from .metrics import real_reference
+    from .metrics import noise_floor, real_reference
 
     require_int("ais_steps", ais_steps, 0)
     if inception is not None and not isinstance(inception, (str, Path)):
@@ -212,7 +212,7 @@ def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | N
         metrics.update(fid_is(x.cpu(), ds.test[:n], inception, vr))
         reference.update(fid_is(ds.train[:n], ds.test[:n], inception, vr))
     return {"method": cfg.method, "data": cfg.data, "step": step, "metrics": metrics,
-            "real_vs_real": reference, "protocol": protocol(ds, cfg.run)}
+            "real_vs_real": reference, **noise_floor(ds, cfg.run.eval_samples), "protocol": protocol(ds, cfg.run)}
 
 
 def score_samples(generated: str | Path, data: str, *, data_dir: str | None = None, image_size: int = 0,
@@ -225,7 +225,7 @@ def score_samples(generated: str | Path, data: str, *, data_dir: str | None = No
     ``eval_samples``: precision/recall and MMD hold n² distances); counts such as stacked modes use every sample."""
     from .data import get_dataset
     from .export import read_samples
-    from .metrics import evaluator_for, real_reference, sample_metrics
+    from .metrics import evaluator_for, noise_floor, real_reference, sample_metrics
 
     if not isinstance(generated, (str, Path)):
         raise EbmlabError(f"generated must be a path, got {type(generated).__name__} {generated!r}")
@@ -245,7 +245,7 @@ def score_samples(generated: str | Path, data: str, *, data_dir: str | None = No
     # images: features of k samples, stacked modes of all of them; other kinds score k samples, as an evaluation
     metrics = sample_metrics(x if ds.spec.is_image else x[:k], ds, n_features=k)
     return {"method": f"samples {generated}", "data": data, "step": None, "n_samples": n, "metrics": metrics,
-            "real_vs_real": dict(real_reference(ds, k)),
+            "real_vs_real": dict(real_reference(ds, k)), **noise_floor(ds, k),
             "protocol": {"samples_compared": f"{k} of the {n} samples against as many of the {ds.n_test} test "
                                              f"points", **ev.protocol(ds, k)}}
 

@@ -204,7 +204,10 @@ NOTE = {
            "CPU seconds (all its threads: the compute it used, whatever ran beside it) and the samples passed "
            "forward through its networks in training (ebmlab.budget). "
            "Sample metrics on eval_samples samples against the fixed test split. The `real data` row uses fresh "
-           "exact samples (the ceiling; its nll is the true entropy, the floor).",
+           "exact samples (the ceiling; its nll is the true entropy, the floor). The `uniform noise (floor)` row "
+           "scores noise drawn uniformly on the data set's box at the same count (mean of 5 draws): one "
+           "high-quality sample captures a mode, so noise captures many, and a mode count means something only "
+           "above it.",
     "images": "Mean ± std over training seeds; `seconds` is the wall time of one run (training + final evaluation); "
               "`steps`, `train s`, `train cpu s` and `net evals` the steps it trained, its training loop's wall and "
               "CPU seconds (all its threads: the compute it used, whatever ran beside it) and the samples passed "
@@ -259,8 +262,12 @@ def table_columns(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def markdown(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], command: str, meta: dict,
-             suite: str = "toy", recalled: dict[str, list[tuple[str, dict[str, float]]]] | None = None) -> str:
+             suite: str = "toy", recalled: dict[str, list[tuple[str, dict[str, float]]]] | None = None,
+             floors: dict[str, dict[str, Any]] | None = None) -> str:
+    """results.md: per data set the real-data row (the ceiling), the noise-floor row where the data's kind has
+    one (``floors``: uniform noise on a 2D set's box), the methods' rows, and rows recalled from papers."""
     recalled = recalled or {}
+    floors = floors or {}
     cols = [c for c in table_columns(rows) if any(c in r for r in rows)]
     head = ["data", "method", "runs", "diverged"] + [header(c) for c in cols]
     title = "Toy benchmark" if suite == "toy" else "Image benchmark"
@@ -272,6 +279,9 @@ def markdown(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], c
     for data in sorted({r["data"] for r in rows}):
         ref = reference.get(data, {})
         lines.append("| " + " | ".join([data, "**real data**", "–", "–"] + [_fmt(ref.get(c), c) for c in cols]) + " |")
+        if data in floors:
+            lines.append("| " + " | ".join([data, "*uniform noise (floor)*", "–", "–"]
+                                           + [_fmt(floors[data].get(c), c) for c in cols]) + " |")
         for r in rows:
             if r["data"] == data:
                 name = r["method"] + (f" ({r['pooled_settings']} settings pooled: see per setting)"
@@ -409,16 +419,18 @@ def write_report(results: list[dict[str, Any]], out: str | Path, *, command: str
     ``reference``: the real-data rows kept from an earlier report of the same runs (else computed now: with a
     retrained domain classifier they would be in another feature space than the runs'). Runs scored by different
     domain classifiers (``clf_sha256``) are listed under the table: their feature metrics are not comparable."""
-    from .metrics import real_reference
+    from .metrics import noise_floor, real_reference
     from .runs import json_safe
 
     out = Path(out)
     rows = aggregate(results)
     reference = reference if reference is not None else {d: real_reference(d, eval_samples) for d in datasets}
+    # the noise floor of each 2D data set (cheap and deterministic: computed again, not kept from an earlier report)
+    floors = {d: f["noise_floor"] for d in datasets if (f := noise_floor(d, eval_samples))} if suite == "toy" else {}
     recalled_rows = load_recalled(recalled)
     report = {"command": command, "meta": meta, "rows": rows, "reference_real_data": reference,
-              "recalled": recalled_rows, "runs": results}
-    md = markdown(rows, reference, command, meta, suite, recalled_rows)
+              **({"reference_noise": floors} if floors else {}), "recalled": recalled_rows, "runs": results}
+    md = markdown(rows, reference, command, meta, suite, recalled_rows, floors)
     if grid is not None:
         report["grid"] = grid
         report["setting_rows"] = aggregate(results, by_setting=True)

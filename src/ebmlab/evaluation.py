@@ -93,7 +93,7 @@ def finish(method: Method, ds, cfg: ResolvedConfig, run: RunDir, progress: bool 
     """The end of a run at ``step`` (``steps``, or where a budget ended it; ``ebmlab.budget``): final evaluation
     line, plots, then summary.json with the compute used (``budget``), written last so that it marks a finished run;
     a kill anywhere in here is completed by running the same command again."""
-    from .metrics import real_reference
+    from .metrics import noise_floor, real_reference
 
     rc = cfg.run
     last = rc.steps if step is None else step
@@ -103,7 +103,8 @@ def finish(method: Method, ds, cfg: ResolvedConfig, run: RunDir, progress: bool 
             return done
     metrics = final_eval(method, ds, cfg, run, None, progress, last)
     summary = {"method": cfg.method, "data": cfg.data, "step": last, "seed": rc.seed, "metrics": metrics,
-               "real_vs_real": real_reference(ds, rc.eval_samples), "protocol": protocol(ds, rc),
+               "real_vs_real": real_reference(ds, rc.eval_samples), **noise_floor(ds, rc.eval_samples),
+               "protocol": protocol(ds, rc),
                **({"budget": budget} if budget is not None else {})}
     if rc.plots:
         from .plots import plot_run

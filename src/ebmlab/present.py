@@ -60,10 +60,12 @@ def reference_value(reference: dict[str, Any], name: str) -> Any:
     return reference.get(name, reference.get(base, reference.get(registry.same_as(name))))
 
 
-def rows(metrics: dict[str, Any], reference: dict[str, Any] | None = None, skip: set[str] = frozenset()
-         ) -> list[tuple[str, list[tuple[str, str, str, str, str]]]]:
+def rows(metrics: dict[str, Any], reference: dict[str, Any] | None = None, skip: set[str] = frozenset(),
+         floor: dict[str, Any] | None = None) -> list[tuple[str, list[tuple[str, ...]]]]:
     """Grouped rows [(group title, [(name, model, real data, unit+direction, meaning)])], bookkeeping left out;
-    ``name_se`` / ``name_std`` values are shown as ± beside their metric."""
+    ``name_se`` / ``name_std`` values are shown as ± beside their metric. With ``floor`` (a summary's
+    ``noise_floor``: the metrics of noise) each row has the floor's value after the real data's:
+    (name, model, real data, noise, unit+direction, meaning)."""
     reference = reference or {}
     groups: dict[str, list] = {}
     for k, v in metrics.items():
@@ -74,7 +76,12 @@ def rows(metrics: dict[str, Any], reference: dict[str, Any] | None = None, skip:
         shown = fmt(k, v) + (f" ± {fmt(k, err)}" if isinstance(err, (int, float)) and err is not None else "")
         r = reference_value(reference, k)
         ud = " ".join(x for x in (s[1], s[2]) if x)
-        groups.setdefault(s[0], []).append((k, shown, fmt(k, r) if r is not None else "", ud, s[3]))
+        real = fmt(k, r) if r is not None else ""
+        if floor is None:
+            groups.setdefault(s[0], []).append((k, shown, real, ud, s[3]))
+        else:
+            f = reference_value(floor, k)
+            groups.setdefault(s[0], []).append((k, shown, real, fmt(k, f) if f is not None else "", ud, s[3]))
     return [(GROUPS[g], groups[g]) for g in GROUPS if g in groups]
 
 
@@ -93,10 +100,17 @@ def notes(metrics: dict[str, Any]) -> list[str]:
 def text_table(summary: dict[str, Any], skip: set[str] = frozenset()) -> list[str]:
     """The grouped results as aligned text lines, then the notes."""
     lines = []
-    for title, rs in rows(summary["metrics"], summary.get("real_vs_real"), skip):
+    floor = summary.get("noise_floor")
+    floor = floor if isinstance(floor, dict) else None
+    noise_head = f"{'noise':>12}" if floor is not None else ""
+    for title, rs in rows(summary["metrics"], summary.get("real_vs_real"), skip, floor):
         lines.append(f"  {title}:")
-        lines.append(f"    {'metric':<24}{'model':>20}{'real data':>12}  {'unit':<12}meaning")
-        for name, model, real, ud, desc in rs:
-            lines.append(f"    {name:<24}{model:>20}{real:>12}  {ud:<12}{desc}")
+        lines.append(f"    {'metric':<24}{'model':>20}{'real data':>12}{noise_head}  {'unit':<12}meaning")
+        for name, model, real, *mid, ud, desc in rs:
+            noise = f"{mid[0]:>12}" if mid else ""
+            lines.append(f"    {name:<24}{model:>20}{real:>12}{noise}  {ud:<12}{desc}")
+    if floor is not None:
+        lines.append("  noise: the same metrics for uniform noise on the data's box (the floor: one high-quality "
+                     "sample captures a mode, so noise captures many)")
     lines += [f"  note — {n}" for n in notes(summary["metrics"])]
     return lines

@@ -115,10 +115,15 @@ def _run_section(run: Path, title: str | None = None) -> str:
         parts.append("<h3>Samples and densities</h3><div>" + "".join(_img(p) for p in pictures) + "</div>")
     if isinstance(summary, dict):
         parts.append(f"<h3>Results at step {_e(summary.get('step'))} (↑ higher is better, ↓ lower)</h3>")
-        for group, rs in rows(summary.get("metrics", {}), summary.get("real_vs_real")):
+        floor = summary.get("noise_floor") if isinstance(summary.get("noise_floor"), dict) else None
+        head = ["metric", "model", "real data"] + (["uniform noise"] if floor is not None else []) + ["unit", "meaning"]
+        for group, rs in rows(summary.get("metrics", {}), summary.get("real_vs_real"), floor=floor):
             parts.append(f"<p><b>{_e(group)}</b></p>")
-            parts.append(_table(["metric", "model", "real data", "unit", "meaning"],
-                                [list(r) for r in rs], left=1, left_cols=(3, 4)))
+            parts.append(_table(head, [list(r) for r in rs], left=1, left_cols=(len(head) - 2, len(head) - 1)))
+        if floor is not None:
+            parts.append("<p class='meta'>Uniform noise: the same metrics for noise drawn uniformly on the data's box "
+                         "at the same sample count — the floor a model must beat (one high-quality sample captures a "
+                         "mode, so noise captures many).</p>")
         parts += [f"<p class='meta'>Note — {_e(n)}</p>" for n in notes(summary.get("metrics", {}))]
     else:
         parts.append("<p><i>No final results yet (the run has not finished).</i></p>")
@@ -155,6 +160,11 @@ def _comparison(runs: list[Path]) -> str:
         ref = mine[0][1].get("real_vs_real", {})
         body = [["real data", "", ""] + [fmt(c, reference_value(ref, c)) if reference_value(ref, c) is not None
                                          else "" for c in cols]]
+        floor = mine[0][1].get("noise_floor")
+        if isinstance(floor, dict):
+            body.append(["uniform noise (floor)", "", ""] + [fmt(c, reference_value(floor, c))
+                                                             if reference_value(floor, c) is not None else ""
+                                                             for c in cols])
         for r, s in mine:
             m = s["metrics"]
             body.append([s["method"], r.name, str(s.get("step"))] + [fmt(c, m.get(c)) if c in m else "" for c in cols])

@@ -111,6 +111,8 @@ def test_bench_toy_writes_a_table(tmp_path, capsys):
                  "eval_density=false", "plots=false"]) == 0
     md = (out / "results.md").read_text()
     assert "**real data**" in md and "*GAN (VEEGAN table, recalled)*" in md and "| ring8 | vgan | 2 | 0 |" in md
+    assert "| ring8 | *uniform noise (floor)* | – | – |" in md  # the floor under the ceiling
     res = json.loads((out / "results.json").read_text())
+    assert 0 < res["reference_noise"]["ring8"]["hq"] < 0.01  # ring8's 3σ discs cover 0.25 % of its box
     assert {r["method"] for r in res["rows"]} == {"gan", "vgan"}
     assert all(r["runs"] == 2 for r in res["rows"])

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from ebmlab.data import get_dataset
@@ -40,3 +41,47 @@ def test_ring_has_eight_distinct_modes():
     modes = get_dataset("ring8").modes
     d = torch.cdist(modes, modes) + torch.eye(8) * 10
     assert d.min() > 0.7
+
+
+# --- the noise floor: what uniform noise on the box scores under the same protocol --------------------------------
+@pytest.mark.parametrize("name", ["ring8", "grid25", "grid100", "ring8_lbt"])
+def test_noise_floor_is_the_covered_area_of_the_box(name):
+    """Known answer: a uniform point on the box [lo, hi]² is high quality with probability p = K·π(3σ)²/(hi − lo)²
+    (every 3σ disc lies inside the box and none overlap), and a mode is missed by n points with probability
+    (1 − p/K)^n, so noise captures K(1 − (1 − p/K)^n) modes on average. The floor averages 5 draws of n = 2500:
+    HQ within 4 binomial standard errors of p; modes within 4 standard errors (the occupancy count's variance is
+    at most the binomial K·q(1 − q), q the chance a mode is hit). These are large — 67–74 of grid100's 100 modes,
+    all 8 of ring8_lbt's — which is why the floor is shown beside every mode count."""
+    from ebmlab.metrics import noise_floor
+
+    ds = get_dataset(name)
+    n, draws = 2500, 5
+    lo, hi = ds.box
+    k, r = ds.modes.shape[0], 3 * ds.mode_std
+    assert bool(((ds.modes.abs() + r) < hi).all()) and -lo == hi  # discs inside the box
+    gaps = torch.cdist(ds.modes.double(), ds.modes.double()) + 1e9 * torch.eye(k, dtype=torch.float64)
+    assert float(gaps.min()) > 2 * r  # and disjoint
+    p = k * math.pi * r * r / (hi - lo) ** 2
+    q = 1 - (1 - p / k) ** n
+    f = noise_floor(ds, n)["noise_floor"]
+    assert abs(f["hq"] - p) < 4 * math.sqrt(p * (1 - p) / (n * draws))
+    assert abs(f["modes"] - k * q) < 4 * math.sqrt(k * q * (1 - q) / draws) + 1e-9
+    assert f["n_modes_total"] == k and 0 < f["w1"] and f["mode_kl"] >= 0
+
+
+def test_noise_floor_beside_the_results_of_2d_data_only():
+    """A 2D summary carries the floor and `ebmlab eval` prints it as a column; image and vector data have none here
+    (stacked images show the confident-mode count instead)."""
+    from ebmlab.metrics import noise_floor, real_reference, sample_metrics
+    from ebmlab.metrics.evaluators import Images, Vectors
+    from ebmlab.present import text_table
+
+    ds = get_dataset("ring8_lbt")
+    x = ds.sample(500, generator=torch.Generator().manual_seed(0))
+    summary = {"metrics": sample_metrics(x, ds), "real_vs_real": real_reference(ds, 500), **noise_floor(ds, 500)}
+    lines = text_table(summary)
+    head = next(line for line in lines if "real data" in line)
+    assert head.split()[:4] == ["metric", "model", "real", "data"] and "noise" in head.split()
+    row = next(line for line in lines if line.split()[0] == "modes")
+    assert row.split()[1:4] == ["8", "8", "8"]  # model, real data, and noise: all 8 of ring8_lbt's broad modes
+    assert Images().floor(ds, 10) is None and Vectors().floor(ds, 10) is None
