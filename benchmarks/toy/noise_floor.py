@@ -5,7 +5,7 @@ closed form K(1 − (1 − p/K)^n) with p = K·π(3σ)²/area of the box.
     python benchmarks/toy/noise_floor.py [--n 2500] > benchmarks/toy/noise_floor.md
 
 The same numbers are the `uniform noise (floor)` row of every toy bench table and the `noise` column of
-`ebmlab eval` (``ebmlab.metrics.noise_floor``: mean of 5 draws).
+`ebmlab eval` (``ebmlab.metrics.noise_floor``: mode metrics the mean of 5 draws, distances the first draw's).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2500)
     n = ap.parse_args().n
     print(f"# Noise floor of the 2D mode metrics ({n} samples)\n")
-    print("`python benchmarks/toy/noise_floor.py --n %d`: uniform noise on each data set's box, mean of 5 draws "
-          "(`ebmlab.metrics.noise_floor`), beside the expected values in closed form.\n" % n)
+    print("`python benchmarks/toy/noise_floor.py --n %d`: uniform noise on each data set's box "
+          "(`ebmlab.metrics.noise_floor`: mode metrics the mean of 5 draws, MMD² and W1 the first draw's), beside the "
+          "expected values in closed form.\n" % n)
     print("| data | modes (K) | σ | box | noise: modes | expected | noise: HQ (%) | expected | mode KL | W1 | MMD² |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in ("ring8", "grid25", "ring8_wide", "grid100", "ring8_lbt"):

@@ -205,7 +205,7 @@ NOTE = {
            "forward through its networks in training (ebmlab.budget). "
            "Sample metrics on eval_samples samples against the fixed test split. The `real data` row uses fresh "
            "exact samples (the ceiling; its nll is the true entropy, the floor). The `uniform noise (floor)` row "
-           "scores noise drawn uniformly on the data set's box at the same count (mean of 5 draws): one "
+           "scores noise drawn uniformly on the data set's box at the same count (mode metrics: mean of 5 draws): one "
            "high-quality sample captures a mode, so noise captures many, and a mode count means something only "
            "above it.",
     "images": "Mean ± std over training seeds; `seconds` is the wall time of one run (training + final evaluation); "
