@@ -204,10 +204,7 @@ NOTE = {
            "CPU seconds (all its threads: the compute it used, whatever ran beside it) and the samples passed "
            "forward through its networks in training (ebmlab.budget). "
            "Sample metrics on eval_samples samples against the fixed test split. The `real data` row uses fresh "
-           "exact samples (the ceiling; its nll is the true entropy, the floor). The `uniform noise (floor)` row "
-           "scores noise drawn uniformly on the data set's box at the same count (mode metrics: mean of 5 draws): one "
-           "high-quality sample captures a mode, so noise captures many, and a mode count means something only "
-           "above it.",
+           "exact samples (the ceiling; its nll is the true entropy, the floor).",
     "images": "Mean ± std over training seeds; `seconds` is the wall time of one run (training + final evaluation); "
               "`steps`, `train s`, `train cpu s` and `net evals` the steps it trained, its training loop's wall and "
               "CPU seconds (all its threads: the compute it used, whatever ran beside it) and the samples passed "
@@ -266,22 +263,28 @@ def markdown(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], c
              floors: dict[str, dict[str, Any]] | None = None) -> str:
     """results.md: per data set the real-data row (the ceiling), the noise-floor row where the data's kind has
     one (``floors``: uniform noise on a 2D set's box), the methods' rows, and rows recalled from papers."""
+    from .metrics.evaluators import FLOOR_DRAWS
+    from .present import FLOOR_MEANING
+
     recalled = recalled or {}
     floors = floors or {}
+    floor_note = (f"The `uniform noise (floor)` row: {FLOOR_MEANING} (mode metrics: the mean of {FLOOR_DRAWS} "
+                  f"draws). " if floors else "")
     cols = [c for c in table_columns(rows) if any(c in r for r in rows)]
     head = ["data", "method", "runs", "diverged"] + [header(c) for c in cols]
     title = "Toy benchmark" if suite == "toy" else "Image benchmark"
     lines = [f"# {title}\n\nCommand: `{command}`\n",
              f"Machine: {meta['machine']}; torch {meta['torch']}; wall time {meta['wall_s']:.0f} s; "
-             f"{meta['jobs']} runs in parallel.\n", NOTE.get(suite, NOTE["toy"]) + " " + column_notes(cols)
+             f"{meta['jobs']} runs in parallel.\n", NOTE.get(suite, NOTE["toy"]) + " " + floor_note + column_notes(cols)
              + ("Rows in italics are recalled from papers (the --recalled file), not re-checked.\n" if recalled else ""),
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    def reference_line(data: str, label: str, values: dict[str, Any]) -> str:
+        return "| " + " | ".join([data, label, "–", "–"] + [_fmt(values.get(c), c) for c in cols]) + " |"
+
     for data in sorted({r["data"] for r in rows}):
-        ref = reference.get(data, {})
-        lines.append("| " + " | ".join([data, "**real data**", "–", "–"] + [_fmt(ref.get(c), c) for c in cols]) + " |")
+        lines.append(reference_line(data, "**real data**", reference.get(data, {})))
         if data in floors:
-            lines.append("| " + " | ".join([data, "*uniform noise (floor)*", "–", "–"]
-                                           + [_fmt(floors[data].get(c), c) for c in cols]) + " |")
+            lines.append(reference_line(data, "*uniform noise (floor)*", floors[data]))
         for r in rows:
             if r["data"] == data:
                 name = r["method"] + (f" ({r['pooled_settings']} settings pooled: see per setting)"
@@ -289,7 +292,7 @@ def markdown(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], c
                 lines.append("| " + " | ".join([data, name, str(r["runs"]), str(r["diverged"])]
                                                + [_fmt(r.get(c), c, r.get("ok")) for c in cols]) + " |")
         for name, vals in recalled.get(data, []):
-            lines.append("| " + " | ".join([data, f"*{name}*", "–", "–"] + [_fmt(vals.get(c), c) for c in cols]) + " |")
+            lines.append(reference_line(data, f"*{name}*", vals))
     return "\n".join(lines) + "\n"
 
 

@@ -60,6 +60,18 @@ def reference_value(reference: dict[str, Any], name: str) -> Any:
     return reference.get(name, reference.get(base, reference.get(registry.same_as(name))))
 
 
+# what the noise floor beside a 2D result is (``metrics.evaluators.Toy2D.floor``), said by every presentation of it
+FLOOR_MEANING = ("the same metrics for noise drawn uniformly on the data set's box at the same sample count: one "
+                 "high-quality sample captures a mode, so noise captures many, and a mode count means something only "
+                 "above it")
+
+
+def noise_floor_of(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """A summary's ``noise_floor`` (the metrics of noise on 2D data), or None where it has none."""
+    floor = summary.get("noise_floor")
+    return floor if isinstance(floor, dict) else None
+
+
 def rows(metrics: dict[str, Any], reference: dict[str, Any] | None = None, skip: set[str] = frozenset(),
          floor: dict[str, Any] | None = None) -> list[tuple[str, list[tuple[str, ...]]]]:
     """Grouped rows [(group title, [(name, model, real data, unit+direction, meaning)])], bookkeeping left out;
@@ -76,12 +88,9 @@ def rows(metrics: dict[str, Any], reference: dict[str, Any] | None = None, skip:
         shown = fmt(k, v) + (f" ± {fmt(k, err)}" if isinstance(err, (int, float)) and err is not None else "")
         r = reference_value(reference, k)
         ud = " ".join(x for x in (s[1], s[2]) if x)
-        real = fmt(k, r) if r is not None else ""
-        if floor is None:
-            groups.setdefault(s[0], []).append((k, shown, real, ud, s[3]))
-        else:
-            f = reference_value(floor, k)
-            groups.setdefault(s[0], []).append((k, shown, real, fmt(k, f) if f is not None else "", ud, s[3]))
+        beside = [r] if floor is None else [r, reference_value(floor, k)]
+        cells = tuple(fmt(k, b) if b is not None else "" for b in beside)
+        groups.setdefault(s[0], []).append((k, shown, *cells, ud, s[3]))
     return [(GROUPS[g], groups[g]) for g in GROUPS if g in groups]
 
 
@@ -100,8 +109,7 @@ def notes(metrics: dict[str, Any]) -> list[str]:
 def text_table(summary: dict[str, Any], skip: set[str] = frozenset()) -> list[str]:
     """The grouped results as aligned text lines, then the notes."""
     lines = []
-    floor = summary.get("noise_floor")
-    floor = floor if isinstance(floor, dict) else None
+    floor = noise_floor_of(summary)
     noise_head = f"{'noise':>12}" if floor is not None else ""
     for title, rs in rows(summary["metrics"], summary.get("real_vs_real"), skip, floor):
         lines.append(f"  {title}:")
@@ -110,7 +118,6 @@ def text_table(summary: dict[str, Any], skip: set[str] = frozenset()) -> list[st
             noise = f"{mid[0]:>12}" if mid else ""
             lines.append(f"    {name:<24}{model:>20}{real:>12}{noise}  {ud:<12}{desc}")
     if floor is not None:
-        lines.append("  noise: the same metrics for uniform noise on the data's box (the floor: one high-quality "
-                     "sample captures a mode, so noise captures many)")
+        lines.append(f"  noise: {FLOOR_MEANING}")
     lines += [f"  note — {n}" for n in notes(summary["metrics"])]
     return lines

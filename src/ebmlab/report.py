@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EbmlabError
-from .present import fmt, header, notes, reference_value, rows
+from .present import FLOOR_MEANING, fmt, header, noise_floor_of, notes, reference_value, rows
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -115,15 +115,13 @@ def _run_section(run: Path, title: str | None = None) -> str:
         parts.append("<h3>Samples and densities</h3><div>" + "".join(_img(p) for p in pictures) + "</div>")
     if isinstance(summary, dict):
         parts.append(f"<h3>Results at step {_e(summary.get('step'))} (↑ higher is better, ↓ lower)</h3>")
-        floor = summary.get("noise_floor") if isinstance(summary.get("noise_floor"), dict) else None
+        floor = noise_floor_of(summary)
         head = ["metric", "model", "real data"] + (["uniform noise"] if floor is not None else []) + ["unit", "meaning"]
         for group, rs in rows(summary.get("metrics", {}), summary.get("real_vs_real"), floor=floor):
             parts.append(f"<p><b>{_e(group)}</b></p>")
             parts.append(_table(head, [list(r) for r in rs], left=1, left_cols=(len(head) - 2, len(head) - 1)))
         if floor is not None:
-            parts.append("<p class='meta'>Uniform noise: the same metrics for noise drawn uniformly on the data's box "
-                         "at the same sample count — the floor a model must beat (one high-quality sample captures a "
-                         "mode, so noise captures many).</p>")
+            parts.append(f"<p class='meta'>Uniform noise: {_e(FLOOR_MEANING)}.</p>")
         parts += [f"<p class='meta'>Note — {_e(n)}</p>" for n in notes(summary.get("metrics", {}))]
     else:
         parts.append("<p><i>No final results yet (the run has not finished).</i></p>")
@@ -157,14 +155,13 @@ def _comparison(runs: list[Path]) -> str:
             for name, _v, *_ in (x for _, rs in rows(s["metrics"]) for x in rs):
                 if name not in cols:
                     cols.append(name)
-        ref = mine[0][1].get("real_vs_real", {})
-        body = [["real data", "", ""] + [fmt(c, reference_value(ref, c)) if reference_value(ref, c) is not None
-                                         else "" for c in cols]]
-        floor = mine[0][1].get("noise_floor")
-        if isinstance(floor, dict):
-            body.append(["uniform noise (floor)", "", ""] + [fmt(c, reference_value(floor, c))
-                                                             if reference_value(floor, c) is not None else ""
-                                                             for c in cols])
+        def reference_row(label: str, ref: dict[str, Any]) -> list[str]:
+            return [label, "", ""] + [fmt(c, v) if (v := reference_value(ref, c)) is not None else "" for c in cols]
+
+        body = [reference_row("real data", mine[0][1].get("real_vs_real", {}))]
+        floor = noise_floor_of(mine[0][1])
+        if floor is not None:
+            body.append(reference_row("uniform noise (floor)", floor))
         for r, s in mine:
             m = s["metrics"]
             body.append([s["method"], r.name, str(s.get("step"))] + [fmt(c, m.get(c)) if c in m else "" for c in cols])

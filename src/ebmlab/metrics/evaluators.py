@@ -236,11 +236,16 @@ class Toy2D(Evaluator):
         modes), the distances (MMD², exact W1) those of the first draw: they vary by ~1 % between draws, and the
         exact W1 is what costs (seconds at 2500 points)."""
         lo, hi = dataset.box
-        draws = [lo + (hi - lo) * torch.rand(n, 2, generator=torch.Generator().manual_seed(FLOOR_SEED + i),
-                                             dtype=torch.float64) for i in range(FLOOR_DRAWS)]
-        out = self.sample_metrics(draws[0], dataset)
+
+        def draw(i: int) -> Tensor:
+            g = torch.Generator().manual_seed(FLOOR_SEED + i)
+            return lo + (hi - lo) * torch.rand(n, 2, generator=g, dtype=torch.float64)
+
+        first = draw(0)
+        out = self.sample_metrics(first, dataset)
         if dataset.has_modes:
-            per = [mode_metrics(u, dataset.modes, dataset.mode_std) for u in draws]
+            per = [mode_metrics(u, dataset.modes, dataset.mode_std)
+                   for u in (first, *(draw(i) for i in range(1, FLOOR_DRAWS)))]
             for k in ("modes", "hq", "mode_kl"):
                 vals = [m[k] for m in per if m[k] is not None]
                 out[k] = sum(float(v) for v in vals) / len(vals) if vals else None
