@@ -12,6 +12,8 @@ metrics, the true entropy as the NLL floor) and the reference rows recalled from
 Ctrl-C stops a bench: each running run finishes its step and saves a checkpoint there, and no queued run starts;
 the same command resumes. The runs go seed by seed (every method and setting at seed 0, then at seed 1, …), so that a bench stopped part of
 the way has each method at its first seeds rather than some methods at every seed and others at none.
+``ebmlab bench render OUT`` writes a finished bench's table again from the runs its results.json recorded, in the
+installed version's presentation (:func:`render`): nothing is retrained or re-evaluated.
 """
 
 from __future__ import annotations
@@ -203,7 +205,7 @@ NOTE = {
            "`steps`, `train s`, `train cpu s` and `net evals` the steps it trained, its training loop's wall and "
            "CPU seconds (all its threads: the compute it used, whatever ran beside it) and the samples passed "
            "forward through its networks in training (ebmlab.budget). "
-           "Sample metrics on eval_samples samples against the fixed test split. The `real data` row uses fresh "
+           "Sample metrics on {n} samples against the fixed test split. The `real data` row uses fresh "
            "exact samples (the ceiling; its nll is the true entropy, the floor).",
     "images": "Mean ± std over training seeds; `seconds` is the wall time of one run (training + final evaluation); "
               "`steps`, `train s`, `train cpu s` and `net evals` the steps it trained, its training loop's wall and "
@@ -260,9 +262,11 @@ def table_columns(rows: list[dict[str, Any]]) -> list[str]:
 
 def markdown(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], command: str, meta: dict,
              suite: str = "toy", recalled: dict[str, list[tuple[str, dict[str, float]]]] | None = None,
-             floors: dict[str, dict[str, Any]] | None = None) -> str:
+             floors: dict[str, dict[str, Any]] | None = None, rendered: dict[str, Any] | None = None,
+             eval_samples: int | None = None) -> str:
     """results.md: per data set the real-data row (the ceiling), the noise-floor row where the data's kind has
-    one (``floors``: uniform noise on a 2D set's box), the methods' rows, and rows recalled from papers."""
+    one (``floors``: uniform noise on a 2D set's box), the methods' rows, and rows recalled from papers;
+    ``rendered``: the table was written again from recorded runs (:func:`render`), said under the command."""
     from .metrics.evaluators import FLOOR_DRAWS
     from .present import FLOOR_MEANING
 
@@ -273,10 +277,16 @@ def markdown(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], c
     cols = [c for c in table_columns(rows) if any(c in r for r in rows)]
     head = ["data", "method", "runs", "diverged"] + [header(c) for c in cols]
     title = "Toy benchmark" if suite == "toy" else "Image benchmark"
-    lines = [f"# {title}\n\nCommand: `{command}`\n",
+    again = (f"Table written again on {rendered['date']} from the runs recorded in results.json by `{rendered['by']}` "
+             f"(ebmlab {rendered['version']}): the same runs and numbers, in that version's table (rows, columns, "
+             f"notes{', the noise floor' if floors else ''}).\n" if rendered else "")
+    lines = [f"# {title}\n\nCommand: `{command}`\n", *([again] if again else []),
              f"Machine: {meta['machine']}; torch {meta['torch']}; wall time {meta['wall_s']:.0f} s; "
-             f"{meta['jobs']} runs in parallel.\n", NOTE.get(suite, NOTE["toy"]) + " " + floor_note + column_notes(cols)
-             + ("Rows in italics are recalled from papers (the --recalled file), not re-checked.\n" if recalled else ""),
+             + ("one run at a time" if meta["jobs"] == 1 else f"{meta['jobs']} runs in parallel"
+                if isinstance(meta["jobs"], int) else str(meta["jobs"])) + ".\n",  # collect: "k parts of n (...)"
+             NOTE.get(suite, NOTE["toy"]).replace("{n}", str(eval_samples or "eval_samples")) + " " + floor_note
+             + column_notes(cols)
+             + ("Rows in italics are recalled from papers, not re-checked.\n" if recalled else ""),
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     def reference_line(data: str, label: str, values: dict[str, Any]) -> str:
         return "| " + " | ".join([data, label, "–", "–"] + [_fmt(values.get(c), c) for c in cols]) + " |"
@@ -416,12 +426,16 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
 def write_report(results: list[dict[str, Any]], out: str | Path, *, command: str, meta: dict[str, Any], suite: str,
                  datasets: list[str], eval_samples: int, grid: dict[str, list[Any]] | None,
                  runs_in_grid: int | None = None, missing: list[str] | None = None,
-                 recalled: str | None = None, reference: dict[str, Any] | None = None) -> dict[str, Any]:
+                 recalled: str | None = None, reference: dict[str, Any] | None = None,
+                 recalled_rows: dict[str, list[tuple[str, dict[str, float]]]] | None = None,
+                 rendered: dict[str, Any] | None = None) -> dict[str, Any]:
     """results.md and results.json of a finished grid (or of the parts of one, see :func:`collect`).
 
     ``reference``: the real-data rows kept from an earlier report of the same runs (else computed now: with a
     retrained domain classifier they would be in another feature space than the runs'). Runs scored by different
-    domain classifiers (``clf_sha256``) are listed under the table: their feature metrics are not comparable."""
+    domain classifiers (``clf_sha256``) are listed under the table: their feature metrics are not comparable.
+    ``recalled_rows``: rows recalled from papers as an earlier report kept them (instead of the ``recalled`` file);
+    ``rendered``: set by :func:`render` (the table written again from recorded runs), said under the command."""
     from .metrics import noise_floor, real_reference
     from .runs import json_safe
 
@@ -430,10 +444,13 @@ def write_report(results: list[dict[str, Any]], out: str | Path, *, command: str
     reference = reference if reference is not None else {d: real_reference(d, eval_samples) for d in datasets}
     # the noise floor of each 2D data set (cheap and deterministic: computed again, not kept from an earlier report)
     floors = {d: f["noise_floor"] for d in datasets if (f := noise_floor(d, eval_samples))} if suite == "toy" else {}
-    recalled_rows = load_recalled(recalled)
-    report = {"command": command, "meta": meta, "rows": rows, "reference_real_data": reference,
-              **({"reference_noise": floors} if floors else {}), "recalled": recalled_rows, "runs": results}
-    md = markdown(rows, reference, command, meta, suite, recalled_rows, floors)
+    if recalled_rows is None:
+        recalled_rows = load_recalled(recalled)
+    report = {"command": command, "meta": meta, "suite": suite, "datasets": datasets, "eval_samples": eval_samples,
+              "rows": rows, "reference_real_data": reference,
+              **({"reference_noise": floors} if floors else {}), "recalled": recalled_rows, "runs": results,
+              **({"rendered": rendered} if rendered else {})}
+    md = markdown(rows, reference, command, meta, suite, recalled_rows, floors, rendered, eval_samples)
     if grid is not None:
         report["grid"] = grid
         report["setting_rows"] = aggregate(results, by_setting=True)
@@ -447,9 +464,11 @@ def write_report(results: list[dict[str, Any]], out: str | Path, *, command: str
         md += ("\n**Runs scored by different domain classifiers** (their clf_* features, precision/recall and mode "
                "labels come from different networks; compare within one): " + "; ".join(
                    f"{sha}: {', '.join(runs)}" for sha, runs in scorers.items()) + ".\n")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(json_safe(report), indent=1))
-    (out / "results.md").write_text(md)
+    from .runs import atomic_write_bytes
+
+    text = json.dumps(json_safe(report), indent=1).encode()
+    atomic_write_bytes(out / "results.json", lambda fh: fh.write(text))
+    atomic_write_bytes(out / "results.md", lambda fh: fh.write(md.encode()))
     if (out / "runs").is_dir():
         from . import report as html_report
 
@@ -524,3 +543,90 @@ def collect(out: str | Path) -> dict[str, Any]:
     return write_report(results, out, command=first["command"], meta=meta, suite=first["suite"],
                         datasets=first["datasets"], eval_samples=first["eval_samples"], grid=first["grid"],
                         runs_in_grid=first["runs_in_grid"], missing=missing, recalled=first.get("recalled"))
+
+
+def _recalled_from_report(rec: Any, f: Path) -> dict[str, list[tuple[str, dict[str, float]]]]:
+    """The recalled rows a report kept: ``[name, {metric: value}]`` per row, or in reports written before recalled
+    rows came from a file, ``[name, modes, hq]``."""
+    out: dict[str, list[tuple[str, dict[str, float]]]] = {}
+    for data, rows in (rec or {}).items():
+        out[data] = []
+        for r in rows if isinstance(rows, list) else [None]:
+            if isinstance(r, list) and len(r) == 2 and isinstance(r[0], str) and isinstance(r[1], dict):
+                out[data].append((r[0], r[1]))
+            elif isinstance(r, list) and len(r) == 3 and isinstance(r[0], str) and all(
+                    isinstance(v, (int, float)) for v in r[1:]):
+                out[data].append((r[0], {"modes": r[1], "hq": r[2]}))
+            else:
+                raise EbmlabError(f"{f}: recalled rows of {data!r} are not [name, {{metric: value}}] lists ({r!r}); "
+                                  f"the report was edited or is not an ebmlab bench report")
+    return out
+
+
+def render(out: str | Path) -> dict[str, Any]:
+    """:func:`render_plan` then :func:`write_report` (see the former)."""
+    return write_report(**render_plan(out))
+
+
+def render_plan(out: str | Path) -> dict[str, Any]:
+    """The arguments of :func:`write_report` that write OUT/results.md and results.json again from the runs
+    recorded in OUT/results.json, in this version's
+    table: its aggregation, columns and notes, and the noise-floor row of each 2D data set. Nothing is trained or
+    evaluated again: each run's metrics, the real-data rows and the recalled rows are the recorded ones (the
+    real-data rows of image data come from the domain classifier the runs were scored by), so a table written
+    before a presentation change can be read with it. The table says it was written again, when and by what."""
+    import re
+    from datetime import datetime, timezone
+
+    from . import __version__
+    from .data import DATASETS
+
+    out = Path(out)
+    f = out / "results.json"
+    try:
+        rep = json.loads(f.read_text())
+    except FileNotFoundError:
+        raise EbmlabError(f"{f} does not exist; `ebmlab bench render DIR` takes the --out directory of a finished "
+                          f"bench (one holding results.json)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EbmlabError(f"{f} is not a readable bench report ({exc}); run the bench again, or restore the file "
+                          f"from version control") from None
+    fields = {"command": str, "meta": dict, "runs": list, "reference_real_data": dict}
+    bad = [k for k, t in fields.items() if not isinstance(rep, dict) or not isinstance(rep.get(k), t)]
+    if not bad:
+        if not all(isinstance(r, dict) and {"method", "data", "seed", "status"} <= set(r)
+                   and (r["status"] != "ok" or isinstance(r.get("metrics"), dict)) for r in rep["runs"]) \
+                or not rep["runs"]:
+            bad.append("runs (each with method, data, seed, status and a finished run's metrics)")
+        if not (isinstance(rep["meta"].get("wall_s"), (int, float)) and {"machine", "torch", "jobs"} <= set(rep["meta"])):
+            bad.append("meta (machine, torch, wall_s, jobs)")
+        if rep.get("grid") is not None and not isinstance(rep["grid"], dict):
+            bad.append("grid")
+    if bad:
+        raise EbmlabError(f"{f} is valid JSON but not an ebmlab bench report (missing or malformed: {', '.join(bad)}); "
+                          f"run the bench again, or restore the file from version control")
+    runs = rep["runs"]
+    datasets = rep.get("datasets") or list(dict.fromkeys(r["data"] for r in runs))
+    command = rep["command"]
+    suite = rep.get("suite")
+    if suite not in ("toy", "images"):  # reports written before the suite was kept: the command's, else the data's
+        m = re.search(r"\bbench (toy|images)\b", command)
+        suite = m.group(1) if m else ("toy" if all(d in DATASETS for d in datasets) else "images")
+    eval_samples = rep.get("eval_samples")
+    if not isinstance(eval_samples, int) or isinstance(eval_samples, bool):
+        # before the count was kept: the command's eval_samples= (the last one given), else the default it ran with
+        from .config import RunConfig
+
+        given = re.findall(r"\beval_samples=(\d+)", command)
+        eval_samples = int(given[-1]) if given else RunConfig().eval_samples
+    if suite == "toy":  # the floor is computed from the data set: it must still be there
+        from .data import get_dataset
+
+        for d in datasets:
+            get_dataset(d)
+    rendered = {"by": f"ebmlab bench render {out}", "version": __version__,
+                "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
+    return dict(results=runs, out=out, command=command, meta=rep["meta"], suite=suite, datasets=datasets,
+                eval_samples=eval_samples, grid=rep.get("grid"), missing=rep.get("missing"),
+                reference=rep["reference_real_data"], recalled_rows=_recalled_from_report(rep.get("recalled"), f),
+                rendered=rendered)

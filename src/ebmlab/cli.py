@@ -280,9 +280,19 @@ BUDGET_STEPS = 10_000_000  # the steps of a budgeted bench run when --steps is n
 
 
 def _bench(args) -> None:
-    from .bench import collect, load_grid, run_toy_bench
+    from .bench import collect, load_grid, render_plan, run_toy_bench, write_report
     from .config import parse_override_strings
 
+    if args.suite == "render":
+        if not args.overrides:
+            raise EbmlabError("usage: ebmlab bench render DIR [DIR ...] (the --out directories of finished benches)")
+        plans = [render_plan(d) for d in args.overrides]  # each checked before any is written
+        for d, plan in zip(args.overrides, plans):
+            write_report(**plan)
+            print((Path(d) / "results.md").read_text())
+        print(f"wrote results.md and results.json again in {', '.join(args.overrides)} (same runs; this version's "
+              f"table)")
+        return
     if args.suite == "collect":
         if len(args.overrides) != 1:
             raise EbmlabError("usage: ebmlab bench collect DIR (the --out directory of the sharded parts)")
@@ -292,7 +302,7 @@ def _bench(args) -> None:
             print(f"not yet in the table: {', '.join(rep['missing'])}")
         return
     if args.suite not in ("toy", "images"):
-        raise EbmlabError(f"unknown benchmark suite {args.suite!r}; valid: toy, images, collect")
+        raise EbmlabError(f"unknown benchmark suite {args.suite!r}; valid: toy, images, collect, render")
     shard = _shard(args.shard)
     from .methods import METHODS
 
@@ -393,6 +403,7 @@ the same command on an existing --out resumes it from its last checkpoint""",
   ebmlab bench toy --methods gan,kale --seeds 3 --jobs 2 --out bench-toy
   ebmlab bench images --methods all --data stacked_digits --steps 500 --out bench-img
   ebmlab bench toy --shard 0/4 --out b; ebmlab bench collect b
+  ebmlab bench render bench-toy
   ebmlab bench images --methods gan,kale,vgan --data stacked_digits --seeds 3 --budget-seconds 600 --out eq-time""",
     "classifier": """examples:
   ebmlab classifier train --data fashion
@@ -523,7 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = _sub(sub, "bench", "run a benchmark grid and write a results table")
     s.add_argument("suite", help="benchmark suite: toy (2D columns) or images (image columns); or collect DIR: merge "
-                   "the parts of a sharded grid into its table")
+                   "the parts of a sharded grid into its table; or render DIR [DIR ...]: write a finished bench's "
+                   "table again from its recorded runs, in this version's presentation (nothing is retrained)")
     s.add_argument("--methods", default="gan,vgan", help="comma-separated methods, or all (the generative ones: not the semi-supervised ebgan_ln)")
     s.add_argument("--data", help="comma-separated data sets (default: ring8,grid25 for toy, stacked_digits for images)")
     s.add_argument("--seeds", type=int, default=5, help="seeds per method and data set (default 5)")
