@@ -570,8 +570,8 @@ def render(out: str | Path) -> dict[str, Any]:
 
 def render_plan(out: str | Path) -> dict[str, Any]:
     """The arguments of :func:`write_report` that write OUT/results.md and results.json again from the runs
-    recorded in OUT/results.json, in this version's
-    table: its aggregation, columns and notes, and the noise-floor row of each 2D data set. Nothing is trained or
+    recorded in OUT/results.json, in this version's table: its aggregation, columns and notes, and the noise-floor
+    row of each 2D data set; the report is checked first (a bad one raises, nothing written). Nothing is trained or
     evaluated again: each run's metrics, the real-data rows and the recalled rows are the recorded ones (the
     real-data rows of image data come from the domain classifier the runs were scored by), so a table written
     before a presentation change can be read with it. The table says it was written again, when and by what."""
@@ -600,8 +600,8 @@ def render_plan(out: str | Path) -> dict[str, Any]:
             bad.append("runs (each with method, data, seed, status and a finished run's metrics)")
         if not (isinstance(rep["meta"].get("wall_s"), (int, float)) and {"machine", "torch", "jobs"} <= set(rep["meta"])):
             bad.append("meta (machine, torch, wall_s, jobs)")
-        if rep.get("grid") is not None and not isinstance(rep["grid"], dict):
-            bad.append("grid")
+        bad += [k for k, t in (("grid", dict), ("missing", list), ("datasets", list))
+                if rep.get(k) is not None and not isinstance(rep[k], t)]
     if bad:
         raise EbmlabError(f"{f} is valid JSON but not an ebmlab bench report (missing or malformed: {', '.join(bad)}); "
                           f"run the bench again, or restore the file from version control")
