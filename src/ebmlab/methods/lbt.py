@@ -28,9 +28,11 @@ part first: no estimator updates and no ELBO term before that step.
 
 Toy defaults are the released code's: G z 256 → 128 tanh → 128 tanh → 2; VAE 2 → 128 tanh → 128 tanh → (32-d z),
 decoder 32 → 128 → 128 → 2 with fixed variance 0.001; D 2 → 128 tanh → 128 tanh → 1; Adam β1 0.5; lr G 1e-3,
-estimator 1e-4, D 1e-4; K = 5; n_est = 2 (3 for the 10×10 grid); λ = 0.1; batch 512 (2048 for the grid). The run's
-batch is the data batch; ``est_batch`` (0: the same) is the generator batch of each unroll step and of the GAN term
-(the original's ``batch_size_est``).
+estimator 1e-4, D 1e-4; K = 5; n_est = 2 (3 for the 10×10 grid); λ = 0.1. Its batches, 512 on its ring and 2048 on
+its grid, are set by the presets of those data sets (``lbt_ring8_lbt``, ``lbt_grid100``); on other data the run's
+``batch_size`` applies (256 on the 2D sets, as for every method: the VEEGAN toys ring8/grid25 are not the paper's).
+The run's batch is the data batch; ``est_batch`` (0: the same) is the generator batch of each unroll step and of the
+GAN term (the original's ``batch_size_est``).
 
 Deviations: (i) the estimator's optimizer is LBT's Adam everywhere (``eps_placement="inside_sqrt"``), the generator
 and discriminator use torch.optim.Adam (ε outside the root, as TF's AdamOptimizer in the original); (ii) the
