@@ -83,3 +83,31 @@ def test_report_of_several_data_sets_and_a_super_resolution_run(bench_dir, tmp_p
     assert "super-resolution model mse" in page and "20.5" in page and "step None" not in page
     section = page.split("<h2>img</h2>")[1]
     assert section.index("Samples and densities") < section.index("Training curves")
+
+
+def test_a_bench_directory_without_its_runs_still_gets_its_tables(bench_dir, tmp_path, capsys):
+    """A recorded bench (results.json and results.md only, its runs pruned or never shared) is shown as tables:
+    the real-data row shaded, the floor in italics, the method rows as results.md has them."""
+    import json
+    import shutil as sh
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    for f in ("results.json", "results.md"):
+        sh.copy(bench_dir / f, kept / f)
+    assert main(["report", str(kept), "--out", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    rows = re.findall(r"<tr class=\"(\w*)\">(.*?)</tr>", page)
+    cells = [(cls, re.findall(r"<td[^>]*>(.*?)</td>", tr)) for cls, tr in rows]
+    md_rows = [ln.strip("|").split(" | ") for ln in (kept / "results.md").read_text().splitlines()
+               if ln.startswith("| ring8")]
+    assert [c[1:] for _, c in cells] == [[x.strip().strip("*") for x in r[1:]] for r in md_rows]
+    assert [cls for cls, _ in cells] == ["real", "ref", "", ""]  # real data, noise floor, gan, vgan
+    assert cells[1][1][1] == "uniform noise (floor)"
+    rep = json.loads((kept / "results.json").read_text())
+    assert "0 run(s) and 1 bench table(s)" in page and rep["command"] in page
+    # an unreadable results.json: said on the page, not a traceback
+    (kept / "results.json").write_text("{broken")
+    assert main(["report", str(kept), "--out", str(tmp_path / "r2.html")]) == 0
+    assert "results.json is missing or unreadable" in (tmp_path / "r2.html").read_text()
+    assert main(["report", str(tmp_path / "empty_dir_that_is_not_there"), "--out", str(tmp_path / "r3.html")]) == 2

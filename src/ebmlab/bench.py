@@ -275,7 +275,7 @@ def markdown(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], c
     floor_note = (f"The `uniform noise (floor)` row: {FLOOR_MEANING} (mode metrics: the mean of {FLOOR_DRAWS} "
                   f"draws). " if floors else "")
     cols = [c for c in table_columns(rows) if any(c in r for r in rows)]
-    head = ["data", "method", "runs", "diverged"] + [header(c) for c in cols]
+    head, body = table(rows, reference, recalled, floors)
     title = "Toy benchmark" if suite == "toy" else "Image benchmark"
     again = (f"Table written again on {rendered['date']} from the runs recorded in results.json by `{rendered['by']}` "
              f"(ebmlab {rendered['version']}): the same runs and numbers, in that version's table (rows, columns, "
@@ -288,33 +288,72 @@ def markdown(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], c
              + column_notes(cols)
              + ("Rows in italics are recalled from papers, not re-checked.\n" if recalled else ""),
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    def reference_line(data: str, label: str, values: dict[str, Any]) -> str:
-        return "| " + " | ".join([data, label, "–", "–"] + [_fmt(values.get(c), c) for c in cols]) + " |"
+    mark = {"real": "**{}**", "floor": "*{}*", "recalled": "*{}*", "run": "{}"}
+    for kind, cells in body:
+        lines.append("| " + " | ".join([cells[0], mark[kind].format(cells[1]), *cells[2:]]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+Table = tuple[list[str], list[tuple[str, list[str]]]]
+
+
+def table(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]],
+          recalled: dict[str, list[tuple[str, dict[str, float]]]] | None = None,
+          floors: dict[str, dict[str, Any]] | None = None) -> Table:
+    """The results table as plain cells, for results.md and the HTML report alike: (header, body), each body row
+    (kind, cells) with kind ``real`` (the real-data row), ``floor`` (uniform noise on a 2D set's box), ``run`` (a
+    method's mean ± std over seeds) or ``recalled`` (a row recalled from a paper); per data set in that order."""
+    recalled = recalled or {}
+    floors = floors or {}
+    cols = [c for c in table_columns(rows) if any(c in r for r in rows)]
+    head = ["data", "method", "runs", "diverged"] + [header(c) for c in cols]
+    body: list[tuple[str, list[str]]] = []
+
+    def reference_row(kind: str, data: str, label: str, values: dict[str, Any]) -> None:
+        body.append((kind, [data, label, "–", "–"] + [_fmt(values.get(c), c) for c in cols]))
 
     for data in sorted({r["data"] for r in rows}):
-        lines.append(reference_line(data, "**real data**", reference.get(data, {})))
+        reference_row("real", data, "real data", reference.get(data, {}))
         if data in floors:
-            lines.append(reference_line(data, "*uniform noise (floor)*", floors[data]))
+            reference_row("floor", data, "uniform noise (floor)", floors[data])
         for r in rows:
             if r["data"] == data:
                 name = r["method"] + (f" ({r['pooled_settings']} settings pooled: see per setting)"
                                       if r.get("pooled_settings") else "")
-                lines.append("| " + " | ".join([data, name, str(r["runs"]), str(r["diverged"])]
-                                               + [_fmt(r.get(c), c, r.get("ok")) for c in cols]) + " |")
+                body.append(("run", [data, name, str(r["runs"]), str(r["diverged"])]
+                             + [_fmt(r.get(c), c, r.get("ok")) for c in cols]))
         for name, vals in recalled.get(data, []):
-            lines.append(reference_line(data, f"*{name}*", vals))
-    return "\n".join(lines) + "\n"
+            reference_row("recalled", data, name, vals)
+    return head, body
+
+
+def settings_table(rows: list[dict[str, Any]]) -> Table:
+    """The per-setting table of a grid benchmark (mean ± std over seeds), as :func:`table`'s ``run`` rows."""
+    cols = [c for c in table_columns(rows) if any(c in r for r in rows)]
+    head = ["data", "method", "setting", "runs", "diverged"] + [header(c) for c in cols]
+    return head, [("run", [r["data"], r["method"], r["setting"], str(r["runs"]), str(r["diverged"])]
+                   + [_fmt(r.get(c), c, r.get("ok")) for c in cols]) for r in rows]
 
 
 def markdown_settings(rows: list[dict[str, Any]]) -> str:
     """The per-setting table of a grid benchmark (mean ± std over seeds)."""
-    cols = [c for c in table_columns(rows) if any(c in r for r in rows)]
-    head = ["data", "method", "setting", "runs", "diverged"] + [header(c) for c in cols]
+    head, body = settings_table(rows)
     lines = ["\n## Per setting\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        lines.append("| " + " | ".join([r["data"], r["method"], r["setting"], str(r["runs"]), str(r["diverged"])]
-                                       + [_fmt(r.get(c), c, r.get("ok")) for c in cols]) + " |")
+    lines += ["| " + " | ".join(cells) + " |" for _, cells in body]
     return "\n".join(lines) + "\n"
+
+
+def report_tables(rep: dict[str, Any], f: Path | str = "results.json") -> list[tuple[str, Table]]:
+    """The tables of a written report (results.json) as :func:`table` gives them: the main table, and for a grid
+    the per-setting table. Its rows are aggregated again from its runs (so a report of an older version reads as
+    this version's table); the reference, floor and recalled rows are the recorded ones."""
+    runs = [r for r in rep.get("runs", []) if isinstance(r, dict)]
+    rows = aggregate(runs)
+    out = [("Results", table(rows, rep.get("reference_real_data") or {},
+                             _recalled_from_report(rep.get("recalled"), Path(f)), rep.get("reference_noise") or {}))]
+    if rep.get("grid") is not None:
+        out.append(("Per setting", settings_table(aggregate(runs, by_setting=True))))
+    return out
 
 
 def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: str | Path, steps: int | None = None,

@@ -3,7 +3,8 @@ one run, several runs, or a benchmark directory.
 
 A run gets its resolved configuration, its results table (grouped, with units, direction and the real-data value,
 as printed by ``ebmlab eval``), its plots and sample grids, and its run record. Several runs, or the runs of a bench
-directory, also get a comparison table and their sample grids side by side. A small inline script checks, once the
+directory, also get a comparison table and their sample grids side by side. A bench directory gets its results
+tables (from its results.json, in this version's table: see ``ebmlab bench render``), also when its runs are gone. A small inline script checks, once the
 page has loaded, that every image was decoded, and says so at the top of the page (``data-images`` on ``<body>``).
 """
 
@@ -23,8 +24,8 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1400px}
 h1{font-size:1.5em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:2em}
 h3{font-size:1.05em}table{border-collapse:collapse;margin:8px 0 16px;font-size:.9em}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}
-td.l,th.l{text-align:left}tr.real td{background:#eef6ee;font-weight:600}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}td{white-space:nowrap}
+td.l,th.l{text-align:left}tr.real td{background:#eef6ee;font-weight:600}tr.ref td{font-style:italic;color:#555}
 .gallery{display:flex;flex-wrap:wrap;gap:16px}.gallery figure{margin:0;text-align:center}
 .gallery img{max-width:320px;image-rendering:pixelated;border:1px solid #ddd}
 img.plot{max-width:640px;border:1px solid #ddd;margin:4px}img.wide{max-width:100%;border:1px solid #ddd;margin:4px}
@@ -55,7 +56,8 @@ def _img(path: Path, cls: str = "plot") -> str:
 
 
 def _table(head: list[str], body: list[list[str]], left: int = 1, real_rows: tuple[int, ...] = (),
-           left_cols: tuple[int, ...] = ()) -> str:
+           left_cols: tuple[int, ...] = (), ref_rows: tuple[int, ...] = ()) -> str:
+    """An HTML table; ``real_rows`` shaded (the real data), ``ref_rows`` in italics (a floor, a recalled row)."""
     def cls(i: int) -> str:
         return "l" if i < left or i in left_cols else ""
 
@@ -63,7 +65,7 @@ def _table(head: list[str], body: list[list[str]], left: int = 1, real_rows: tup
     trs = []
     for r, row in enumerate(body):
         tds = "".join(f'<td class="{cls(i)}">{_e(c)}</td>' for i, c in enumerate(row))
-        trs.append(f'<tr class="{"real" if r in real_rows else ""}">{tds}</tr>')
+        trs.append(f'<tr class="{"real" if r in real_rows else "ref" if r in ref_rows else ""}">{tds}</tr>')
     return f"<div class='tablewrap'><table><thead><tr>{th}</tr></thead><tbody>{''.join(trs)}</tbody></table></div>"
 
 
@@ -166,7 +168,7 @@ def _comparison(runs: list[Path]) -> str:
             m = s["metrics"]
             body.append([s["method"], r.name, str(s.get("step"))] + [fmt(c, m.get(c)) if c in m else "" for c in cols])
         out.append(f"<h3>{_e(d)}</h3>" + _table(["method", "run", "step"] + [header(c) for c in cols], body, left=2,
-                                                 real_rows=(0,)))
+                                                 real_rows=(0,), ref_rows=(1,) if floor is not None else ()))
     return "\n".join(out)
 
 
@@ -192,27 +194,56 @@ def expand(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
             runs += sorted(d for d in (p / "runs").glob("*") if (d / "config.json").is_file())
         else:
             raise EbmlabError(f"{p} is neither a run directory (config.json) nor a bench directory (results.json)")
-    if not runs:
+    # a bench directory whose runs are gone (shared, or pruned) still has its table
+    if not runs and not any((b / "results.json").is_file() for b in benches):
         raise EbmlabError(f"no run directories found in {', '.join(map(str, paths))}")
     return benches, runs
+
+
+def _bench_section(b: Path) -> str:
+    """A bench directory: its command and machine, its tables (from results.json, as results.md gives them: the
+    real-data row shaded, floor and recalled rows in italics), and results.md itself (its notes) folded."""
+    from .bench import report_tables
+
+    res = _read(b / "results.json")
+    parts = [f"<h2>Benchmark {_e(b)}</h2>"]
+    if not isinstance(res, dict):
+        parts.append("<p><i>results.json is missing or unreadable: the bench has not finished, or the file was "
+                     "damaged (run the bench command again).</i></p>")
+    else:
+        meta = res.get("meta") if isinstance(res.get("meta"), dict) else {}
+        wall = meta.get("wall_s")
+        parts.append(f"<p class='meta'>Command: <code>{_e(res.get('command', '?'))}</code><br>Machine: "
+                     f"{_e(meta.get('machine', '?'))}; torch {_e(meta.get('torch', '?'))}; wall time "
+                     f"{_e(round(wall)) if isinstance(wall, (int, float)) else '?'} s</p>")
+        try:
+            tables = report_tables(res, b / "results.json")
+        except (EbmlabError, KeyError, TypeError, AttributeError) as exc:
+            tables = []
+            parts.append(f"<p><i>its tables could not be read from results.json ({_e(exc)}); results.md "
+                         f"below is as written.</i></p>")
+        for title, (head, body) in tables:
+            kinds = [k for k, _ in body]
+            parts.append(f"<h3>{_e(title)} (mean ± std over seeds)</h3>" + _table(
+                head, [cells for _, cells in body], left=2 if head[2] != "setting" else 3,
+                real_rows=tuple(i for i, k in enumerate(kinds) if k == "real"),
+                ref_rows=tuple(i for i, k in enumerate(kinds) if k in ("floor", "recalled"))))
+    md = b / "results.md"
+    if md.is_file():
+        parts.append("<details><summary>results.md (with the notes on every column)</summary><pre>"
+                     + _e(md.read_text()) + "</pre></details>")
+    return "\n".join(parts)
 
 
 def build(paths: list[str | Path], title: str | None = None) -> str:
     """The HTML text of the report."""
     benches, runs = expand(paths)
     parts = [f"<h1>{_e(title or 'ebmlab report')}</h1>",
-             f'<p class="meta">Generated {time.strftime("%Y-%m-%d %H:%M")} from {len(runs)} run(s). '
+             f'<p class="meta">Generated {time.strftime("%Y-%m-%d %H:%M")} from {len(runs)} run(s)'
+             f'{f" and {len(benches)} bench table(s)" if benches else ""}. '
              f'<span id="status">images not yet checked</span></p>']
     for b in benches:
-        res = _read(b / "results.json") or {}
-        meta = res.get("meta", {})
-        parts.append(f"<h2>Benchmark {_e(b)}</h2><p class='meta'>Command: <code>{_e(res.get('command', '?'))}"
-                     f"</code><br>Machine: {_e(meta.get('machine', '?'))}; wall time "
-                     f"{_e(round(meta['wall_s'])) if 'wall_s' in meta else '?'} s</p>")
-        md = b / "results.md"
-        if md.is_file():
-            parts.append("<details><summary>results.md (mean ± std over seeds)</summary><pre>"
-                         + _e(md.read_text()) + "</pre></details>")
+        parts.append(_bench_section(b))
     if len(runs) > 1:
         parts += ["<h2>Comparison</h2>", _comparison(runs), "<h2>Samples side by side</h2>", _gallery(runs)]
     for r in runs:
