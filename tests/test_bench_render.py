@@ -111,3 +111,23 @@ def test_bad_reports_are_refused_before_anything_is_written(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["bench", "render"]) == 2
     assert "usage: ebmlab bench render DIR" in capsys.readouterr().err
+
+
+def test_runs_with_non_finite_samples_are_named_under_the_table_and_in_the_report(tmp_path):
+    """A run whose samples were partly NaN has distances over its finite samples only: results.md and the HTML
+    report say which run and what share, and a table of all-finite runs says nothing."""
+    out = _old_report(tmp_path)
+    rep = json.loads((out / "results.json").read_text())
+    rep["runs"][1]["metrics"]["frac_finite"] = 0.875
+    rep["runs"][0]["metrics"]["frac_finite"] = 1.0
+    (out / "results.json").write_text(json.dumps(rep))
+    assert main(["bench", "render", str(out)]) == 0
+    md = (out / "results.md").read_text()
+    assert "Note — gan on ring8: samples not all finite (seed 1: 12.5% of its samples NaN or ±inf)" in md
+    assert "seed 0" not in md.split("Note —")[1]
+    assert main(["report", str(out), "--out", str(tmp_path / "r.html")]) == 0
+    assert "seed 1: 12.5% of its samples NaN or ±inf" in (tmp_path / "r.html").read_text()
+    (tmp_path / "b").mkdir()
+    clean = _old_report(tmp_path / "b")
+    assert main(["bench", "render", str(clean)]) == 0
+    assert "not all finite" not in (clean / "results.md").read_text()

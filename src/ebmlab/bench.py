@@ -102,6 +102,10 @@ def aggregate(results: list[dict[str, Any]], by_setting: bool = False) -> list[d
         ok = [r for r in rs if r["status"] == "ok"]
         row: dict[str, Any] = {"method": key[0], "data": key[1], "runs": len(rs),
                                "diverged": sum(r["status"] == "diverged" for r in rs), "ok": len(ok)}
+        partly = [(r["seed"], 1 - r["metrics"]["frac_finite"]) for r in ok
+                  if isinstance(r["metrics"].get("frac_finite"), (int, float)) and r["metrics"]["frac_finite"] < 1]
+        if partly:  # their distances are over the finite samples only: said under the table (nonfinite_notes)
+            row["nonfinite"] = partly
         if by_setting:
             row["setting"] = key[2]
         elif len({r.get("setting", "") for r in rs}) > 1:  # a mean over different settings is not a seed mean
@@ -117,6 +121,20 @@ def aggregate(results: list[dict[str, Any]], by_setting: bool = False) -> list[d
                 row[c] = {"mean": ms[0], "std": ms[1], "n": n}
         rows.append(row)
     return rows
+
+
+def nonfinite_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per row with runs whose samples were not all finite (NaN or ±inf): their distances and feature
+    metrics are over the finite samples only, so the row's numbers would otherwise overstate them."""
+    out = []
+    for r in rows:
+        if r.get("nonfinite"):
+            runs = ", ".join(f"seed {seed}: {share:.1%}" for seed, share in r["nonfinite"])
+            where = f"{r['method']} on {r['data']}" + (f" ({r['setting']})" if r.get("setting") else "")
+            out.append(f"{where}: samples not all finite ({runs} of its samples NaN or ±inf); the distances and "
+                       f"feature metrics of those runs are over their finite samples only, a high-quality share "
+                       f"counts the others as misses")
+    return out
 
 
 def load_grid(path: str | Path) -> dict[str, list[Any]]:
@@ -291,6 +309,7 @@ def markdown(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], c
     mark = {"real": "**{}**", "floor": "*{}*", "recalled": "*{}*", "run": "{}"}
     for kind, cells in body:
         lines.append("| " + " | ".join([cells[0], mark[kind].format(cells[1]), *cells[2:]]) + " |")
+    lines += [f"\nNote — {n}." for n in nonfinite_notes(rows)]
     return "\n".join(lines) + "\n"
 
 
