@@ -126,14 +126,15 @@ def aggregate(results: list[dict[str, Any]], by_setting: bool = False) -> list[d
 def nonfinite_notes(rows: list[dict[str, Any]]) -> list[str]:
     """One line per row with runs whose samples were not all finite (NaN or ±inf): their distances and feature
     metrics are over the finite samples only, so the row's numbers would otherwise overstate them."""
+    from .present import NONFINITE_MEANING
+
     out = []
     for r in rows:
         if r.get("nonfinite"):
             runs = ", ".join(f"seed {seed}: {share:.1%}" for seed, share in r["nonfinite"])
             where = f"{r['method']} on {r['data']}" + (f" ({r['setting']})" if r.get("setting") else "")
-            out.append(f"{where}: samples not all finite ({runs} of its samples NaN or ±inf); the distances and "
-                       f"feature metrics of those runs are over their finite samples only, a high-quality share "
-                       f"counts the others as misses")
+            out.append(f"{where}: samples not all finite ({runs} of its samples NaN or ±inf); in those runs "
+                       f"{NONFINITE_MEANING}")
     return out
 
 

@@ -94,6 +94,11 @@ def rows(metrics: dict[str, Any], reference: dict[str, Any] | None = None, skip:
     return [(GROUPS[g], groups[g]) for g in GROUPS if g in groups]
 
 
+# what non-finite samples do to the sample metrics (evaluators: distances on the finite rows, HQ over all of them)
+NONFINITE_MEANING = ("the distances and feature metrics are taken on the finite samples only; a high-quality share "
+                     "counts the others as misses")
+
+
 def notes(metrics: dict[str, Any]) -> list[str]:
     """The notes a reader must see beside the numbers (why a density is box-restricted or missing, what a bound
     assumes): every ``*_note`` the evaluation wrote, the density's only when it is not ``ok``, and the share of
@@ -101,8 +106,7 @@ def notes(metrics: dict[str, Any]) -> list[str]:
     out = []
     finite = metrics.get("frac_finite")
     if isinstance(finite, (int, float)) and not isinstance(finite, bool) and finite < 1:
-        out.append(f"samples: {1 - finite:.1%} of the samples are not finite (NaN or ±inf): the distances and feature "
-                   f"metrics are taken on the finite ones only; a high-quality share counts the others as misses")
+        out.append(f"samples: {1 - finite:.1%} of the samples are not finite (NaN or ±inf): {NONFINITE_MEANING}")
     status = metrics.get("density_status")
     if isinstance(status, str) and status != "ok":
         out.append(f"density: {status.replace('_', ' ')} — {metrics.get('density_note', '')}".rstrip(" —"))
