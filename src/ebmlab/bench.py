@@ -363,17 +363,18 @@ def markdown_settings(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report_tables(rep: dict[str, Any], f: Path | str = "results.json") -> list[tuple[str, Table]]:
-    """The tables of a written report (results.json) as :func:`table` gives them: the main table, and for a grid
-    the per-setting table. Its rows are aggregated again from its runs (so a report of an older version reads as
-    this version's table); the reference, floor and recalled rows are the recorded ones."""
+def report_tables(rep: dict[str, Any], f: Path | str = "results.json") -> tuple[list[tuple[str, Table]], list[str]]:
+    """The tables of a written report (results.json) as :func:`table` gives them — the main table, and for a grid
+    the per-setting table — and the notes under them (:func:`nonfinite_notes`). Its rows are aggregated again from
+    its runs (so a report of an older version reads as this version's table); the reference, floor and recalled
+    rows are the recorded ones."""
     runs = [r for r in rep.get("runs", []) if isinstance(r, dict)]
     rows = aggregate(runs)
     out = [("Results", table(rows, rep.get("reference_real_data") or {},
                              _recalled_from_report(rep.get("recalled"), Path(f)), rep.get("reference_noise") or {}))]
     if rep.get("grid") is not None:
         out.append(("Per setting", settings_table(aggregate(runs, by_setting=True))))
-    return out
+    return out, nonfinite_notes(rows)
 
 
 def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: str | Path, steps: int | None = None,

@@ -203,7 +203,7 @@ def expand(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
 def _bench_section(b: Path) -> str:
     """A bench directory: its command and machine, its tables (from results.json, as results.md gives them: the
     real-data row shaded, floor and recalled rows in italics), and results.md itself (its notes) folded."""
-    from .bench import aggregate, nonfinite_notes, report_tables
+    from .bench import report_tables
 
     res = _read(b / "results.json")
     parts = [f"<h2>Benchmark {_e(b)}</h2>"]
@@ -217,9 +217,9 @@ def _bench_section(b: Path) -> str:
                      f"{_e(meta.get('machine', '?'))}; torch {_e(meta.get('torch', '?'))}; wall time "
                      f"{_e(round(wall)) if isinstance(wall, (int, float)) else '?'} s</p>")
         try:
-            tables = report_tables(res, b / "results.json")
+            tables, table_notes = report_tables(res, b / "results.json")
         except (EbmlabError, KeyError, TypeError, AttributeError) as exc:
-            tables = []
+            tables, table_notes = [], []
             parts.append(f"<p><i>its tables could not be read from results.json ({_e(exc)}); results.md "
                          f"below is as written.</i></p>")
         for title, (head, body) in tables:
@@ -228,9 +228,7 @@ def _bench_section(b: Path) -> str:
                 head, [cells for _, cells in body], left=2 if head[2] != "setting" else 3,
                 real_rows=tuple(i for i, k in enumerate(kinds) if k == "real"),
                 ref_rows=tuple(i for i, k in enumerate(kinds) if k in ("floor", "recalled"))))
-        if tables:
-            parts += [f"<p class='meta'>Note — {_e(n)}.</p>" for n in nonfinite_notes(
-                aggregate([r for r in res.get("runs", []) if isinstance(r, dict)]))]
+        parts += [f"<p class='meta'>Note — {_e(n)}.</p>" for n in table_notes]
     md = b / "results.md"
     if md.is_file():
         parts.append("<details><summary>results.md (with the notes on every column)</summary><pre>"
