@@ -1,3 +1,10 @@
+import multiprocessing
+import os
+import runpy
+import subprocess
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -6,3 +13,39 @@ import torch
 def _threads():
     torch.set_num_threads(1)
     yield
+
+
+# --- `ebmlab` commands in processes of their own, started from a fork server (tests/cli_process.py) ---------------
+
+_PRELOAD = ["torch", "torch._dynamo", "numpy", "ot", "matplotlib.pyplot", "ebmlab.cli", "ebmlab.trainer",
+            "ebmlab.evaluation", "ebmlab.plots", "ebmlab.methods", "ebmlab.metrics", "ebmlab.data"]
+_CONTEXT = None
+
+
+def run_cli(args, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``subprocess.run([sys.executable, "-m", "ebmlab", *args], env={**os.environ, **env}, capture_output=True,
+    text=True)``, in a process forked from a server that has the heavy imports done (torch and the libraries a run
+    loads take 5–8 s to import, and the kill-and-resume tests start dozens of commands). The returncode is the
+    command's exit status, or −N when signal N killed it."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        _CONTEXT = multiprocessing.get_context("forkserver")
+        _CONTEXT.set_forkserver_preload(_PRELOAD)
+    with tempfile.TemporaryDirectory() as tmp:
+        out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+        init = {"ARGV": [str(a) for a in args], "ENV": {**os.environ, **(env or {})}, "STDOUT": str(out),
+                "STDERR": str(err)}
+        proc = _CONTEXT.Process(target=runpy.run_path, args=(str(Path(__file__).with_name("cli_process.py")),),
+                                kwargs={"init_globals": init, "run_name": "__main__"})
+        proc.start()
+        proc.join(timeout)
+        if proc.exitcode is None:
+            proc.kill()
+            proc.join()
+            raise subprocess.TimeoutExpired(["ebmlab", *args], timeout)
+        return subprocess.CompletedProcess(["ebmlab", *args], proc.exitcode, out.read_text(), err.read_text())
+
+
+@pytest.fixture(scope="session")
+def cli():
+    return run_cli

@@ -1,7 +1,5 @@
 import json
 from pathlib import Path
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,10 +8,6 @@ from ebmlab.cli import main
 from ebmlab.methods import METHODS
 
 FAST = ["eval_samples=300", "plots=false", "log_every=5"]
-
-
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "ebmlab.cli", *args], capture_output=True, text=True)
 
 
 ANY_DATA = [n for n, c in METHODS.items() if c.data_kinds is None]
@@ -84,22 +78,22 @@ def test_list_shows_methods_and_data_sets(capsys):
     (["train", "vgan", "--data", "ring8", "lr_g=abc"], "option lr_g: expected a number, got 'abc'"),
     (["eval", "/nonexistent/run"], "run directory /nonexistent/run does not exist"),
 ])
-def test_bad_input_gives_one_line_error_without_traceback(args, msg):
-    r = run_cli(*args)
+def test_bad_input_gives_one_line_error_without_traceback(args, msg, cli):
+    r = cli(args)  # a process of its own (conftest.run_cli): what it prints is all the user sees
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert msg in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-def test_checkpoint_errors_via_cli(tmp_path):
+def test_checkpoint_errors_via_cli(tmp_path, cli):
     out = tmp_path / "r"
     assert main(["train", "gan", "--data", "ring8", "--steps", "5", "--out", str(out), "--no-progress", *FAST]) == 0
-    r = run_cli("train", "vgan", "--data", "ring8", "--steps", "5", "--out", str(out))
+    r = cli(["train", "vgan", "--data", "ring8", "--steps", "5", "--out", str(out)])
     assert r.returncode == 2 and "holds a run of method 'gan'" in r.stderr and "Traceback" not in r.stderr
     ck = out / "checkpoint.pt"
     ck.write_bytes(ck.read_bytes()[:1000])
-    r = run_cli("eval", str(out))
+    r = cli(["eval", str(out)])
     assert r.returncode == 2 and "truncated or corrupt" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 

@@ -5,12 +5,11 @@ same summary, all plots) with no temporary files left. The kill points are ``ebm
 
 Two chains of kills, each command resuming what the previous one left and being killed at the next phase, then one
 command that finishes: every phase is killed once, from a fresh start (the first of each chain) or from a state that
-was itself resumed, with half the process starts of one kill-and-resume pair per phase."""
+was itself resumed, with half the process starts of one kill-and-resume pair per phase. Each command runs in a process of its own, forked
+from a server with the imports done (``conftest.run_cli``); a SIGKILL ends that process as it would any other."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,10 +22,8 @@ PHASES = ["write:config.json", "write:run.json", "step:1", "write:checkpoint.pt"
           "final_eval", "plots", "summary", "write:summary.json"]
 
 
-def run(out: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "EBMLAB_KILL_AT": kill_at or ""}
-    return subprocess.run([sys.executable, "-m", "ebmlab.cli", *ARGS, "--out", str(out)], env=env,
-                          capture_output=True, text=True, timeout=300)
+def run(cli, out: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    return cli([*ARGS, "--out", str(out)], env={"EBMLAB_KILL_AT": kill_at or ""})
 
 
 def metrics(out: Path) -> list[dict]:
@@ -49,20 +46,20 @@ def same_tensors(a, b) -> bool:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(tmp_path_factory, cli):
     out = tmp_path_factory.mktemp("ref") / "run"
-    res = run(out)
+    res = run(cli, out)
     assert res.returncode == 0, res.stderr
     return out
 
 
 @pytest.mark.parametrize("chain", [PHASES[0::2], PHASES[1::2]], ids=["even", "odd"])
-def test_kill_in_every_phase_then_resume(chain, reference, tmp_path):
+def test_kill_in_every_phase_then_resume(chain, reference, tmp_path, cli):
     out = tmp_path / "run"
     for phase in chain:
-        killed = run(out, phase)
+        killed = run(cli, out, phase)
         assert killed.returncode == -9, f"the kill point {phase} was not reached: {killed.returncode} {killed.stderr}"
-    resumed = run(out)
+    resumed = run(cli, out)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((out / "summary.json").read_text()) == json.loads((reference / "summary.json").read_text())
     assert metrics(out) == metrics(reference)
@@ -73,8 +70,8 @@ def test_kill_in_every_phase_then_resume(chain, reference, tmp_path):
     assert sessions[-1]["status"] == "ended" and sessions[-1]["end_step"] == 6
 
 
-def test_identical_runs_save_identical_global_rng(reference, tmp_path):
+def test_identical_runs_save_identical_global_rng(reference, tmp_path, cli):
     """The global torch generator is seeded from the run seed, so two identical runs save the same state."""
     out = tmp_path / "run"
-    assert run(out).returncode == 0
+    assert run(cli, out).returncode == 0
     assert torch.equal(checkpoint(out)["torch_rng"], checkpoint(reference)["torch_rng"])

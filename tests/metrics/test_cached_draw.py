@@ -3,9 +3,6 @@ chunk, a kill between chunks, a cut-short or foreign chunk file, a cache it cann
 are exactly those of an uninterrupted draw from the same seed, and chunks already drawn are not drawn again."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -110,15 +107,15 @@ ARGS = ["train", "gan", "--data", "digits", "--steps", "2", "--no-progress", f"e
         "tensorboard=false", "plots=false"]
 
 
-def _train(out, kill_at: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ebmlab.cli", *ARGS, "--out", str(out)], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "EBMLAB_KILL_AT": kill_at})
-
-
-def test_a_final_evaluation_killed_in_its_draw_resumes_it_and_ends_as_an_uninterrupted_run(tmp_path):
+def test_a_final_evaluation_killed_in_its_draw_resumes_it_and_ends_as_an_uninterrupted_run(tmp_path, cli):
     """Kill the run after the first of its final evaluation's two chunks is kept, run the same command again: it
     reads that chunk back, draws the second from the saved generator state, and its final metrics equal those of a
-    run never killed; the cache is gone."""
+    run never killed; the cache is gone. (Each command in a process of its own, forked from a server with the imports
+    done: ``conftest.run_cli``.)"""
+
+    def _train(out, kill_at: str = ""):
+        return cli([*ARGS, "--out", str(out)], env={"EBMLAB_KILL_AT": kill_at})
+
     ref = tmp_path / "ref"
     assert _train(ref).returncode == 0
     out = tmp_path / "killed"

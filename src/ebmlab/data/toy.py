@@ -185,7 +185,10 @@ def _aniso3() -> tuple[Callable, Callable]:
     scales = [(0.8, 0.15), (0.5, 0.1), (0.3, 0.3)]
     chols = torch.stack([rot(a) @ torch.diag(torch.tensor(s, dtype=torch.float64)) for a, s in zip((0.6, -0.9, 0.0), scales)])
     logdets = torch.tensor([2 * math.log(s[0] * s[1]) for s in scales], dtype=torch.float64)
-    inv = torch.linalg.inv(chols)
+    # the inverse of R(a)·diag(s) in closed form, diag(1/s)·R(a)ᵀ: exact, and no LAPACK call when the module is
+    # imported (one would start a thread pool, which a process forked after the import could not use)
+    inv = torch.stack([torch.diag(1 / torch.tensor(s, dtype=torch.float64)) @ rot(a).T
+                       for a, s in zip((0.6, -0.9, 0.0), scales)])
 
     def sample(n: int, generator: torch.Generator) -> Tensor:
         idx = torch.multinomial(weights, n, replacement=True, generator=generator)

@@ -6,7 +6,6 @@ Both are reported beside their real-vs-real value at the same sample size (EVALU
 from __future__ import annotations
 
 import numpy as np
-import ot
 import torch
 from torch import Tensor
 
@@ -47,7 +46,11 @@ def wasserstein1(x: Tensor, y: Tensor) -> float:
     """Exact W1 between two empirical measures with uniform weights (Euclidean ground cost).
 
     POT's ``ot.dist`` defaults to the squared Euclidean cost (which would give W2²), so the metric is explicit.
+    POT is imported here, not with the module: its import (which loads scikit-learn) costs 1–2 s of every command's
+    start-up, and most commands, and runs killed or stopped before their evaluation, never compute a W1.
     """
+    import ot
+
     a = np.full(len(x), 1.0 / len(x))
     b = np.full(len(y), 1.0 / len(y))
     xm = x.detach().to("cpu", torch.float64).numpy()

@@ -1,0 +1,30 @@
+"""Run in a child of the test session's fork server (``conftest.run_cli``): one ``ebmlab`` command, as
+``python -m ebmlab ARGS`` would run it, with its own environment, its output in files and its exit status.
+
+The fork server imported torch, ebmlab and the libraries a run loads (and nothing else: no tensor was made, no
+thread started) before it forked this process, so a command starts in well under a second instead of the 5–8 s
+those imports take; everything else is a new process's: a SIGKILL kills this process alone, and what it leaves on
+disk is what the command wrote. ``ARGV``, ``ENV``, ``STDOUT`` and ``STDERR`` come from ``runpy.run_path``'s
+``init_globals``."""
+
+import atexit
+import os
+import sys
+
+out = os.open(STDOUT, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)  # noqa: F821 (from init_globals)
+err = os.open(STDERR, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)  # noqa: F821
+sys.stdout.flush()
+sys.stderr.flush()
+os.dup2(out, 1)
+os.dup2(err, 2)
+os.environ.clear()
+os.environ.update(ENV)  # noqa: F821
+sys.argv = ["ebmlab", *ARGV]  # noqa: F821
+
+from ebmlab.cli import main  # noqa: E402
+
+code = main(list(ARGV))  # noqa: F821
+atexit._run_exitfuncs()  # a fork server's child leaves through os._exit, which would skip them
+sys.stdout.flush()
+sys.stderr.flush()
+raise SystemExit(code)
