@@ -5,7 +5,9 @@ The fork server imported torch, ebmlab and the libraries a run loads (and nothin
 thread started) before it forked this process, so a command starts in well under a second instead of the 5–8 s
 those imports take; everything else is a new process's: a SIGKILL kills this process alone, and what it leaves on
 disk is what the command wrote. ``ARGV``, ``ENV``, ``STDOUT`` and ``STDERR`` come from ``runpy.run_path``'s
-``init_globals``."""
+``init_globals``; ``PROBE`` true instead runs the parallel kernels a command would (matrix products, an inverse, a
+convolution), which hang in a forked process if an import in the server started their thread pool (run once, first).
+"""
 
 import atexit
 import os
@@ -20,6 +22,14 @@ os.dup2(err, 2)
 os.environ.clear()
 os.environ.update(ENV)  # noqa: F821
 sys.argv = ["ebmlab", *ARGV]  # noqa: F821
+
+if PROBE:  # noqa: F821
+    import torch
+
+    a = torch.randn(256, 256, dtype=torch.float64)
+    torch.linalg.inv(a @ a.T + torch.eye(256, dtype=torch.float64))
+    torch.nn.functional.conv2d(torch.randn(64, 8, 32, 32), torch.randn(16, 8, 3, 3)).sum()
+    raise SystemExit(0)
 
 from ebmlab.cli import main  # noqa: E402
 

@@ -20,6 +20,7 @@ def _threads():
 _PRELOAD = ["torch", "torch._dynamo", "numpy", "ot", "matplotlib.pyplot", "ebmlab.cli", "ebmlab.trainer",
             "ebmlab.evaluation", "ebmlab.plots", "ebmlab.methods", "ebmlab.metrics", "ebmlab.data"]
 _CONTEXT = None
+_PROBED = False  # the first forked process checked that parallel kernels run
 
 
 def run_cli(args, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -27,14 +28,26 @@ def run_cli(args, env: dict | None = None, timeout: float = 300) -> subprocess.C
     text=True)``, in a process forked from a server that has the heavy imports done (torch and the libraries a run
     loads take 5–8 s to import, and the kill-and-resume tests start dozens of commands). The returncode is the
     command's exit status, or −N when signal N killed it."""
-    global _CONTEXT
+    global _CONTEXT, _PROBED
     if _CONTEXT is None:
         _CONTEXT = multiprocessing.get_context("forkserver")
         _CONTEXT.set_forkserver_preload(_PRELOAD)
+    if not _PROBED:
+        try:
+            _fork(["(probe)"], {}, 60, probe=True)
+            _PROBED = True
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"a process forked after importing {_PRELOAD} hangs in its first parallel kernel: one "
+                               "of those imports runs a parallel operation (e.g. torch.linalg at module level), "
+                               "whose thread pool a forked process cannot use; compute it lazily") from None
+    return _fork(args, env, timeout)
+
+
+def _fork(args, env: dict | None, timeout: float, probe: bool = False) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory() as tmp:
         out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
         init = {"ARGV": [str(a) for a in args], "ENV": {**os.environ, **(env or {})}, "STDOUT": str(out),
-                "STDERR": str(err)}
+                "STDERR": str(err), "PROBE": probe}
         proc = _CONTEXT.Process(target=runpy.run_path, args=(str(Path(__file__).with_name("cli_process.py")),),
                                 kwargs={"init_globals": init, "run_name": "__main__"})
         proc.start()
