@@ -46,8 +46,8 @@ def wasserstein1(x: Tensor, y: Tensor) -> float:
     """Exact W1 between two empirical measures with uniform weights (Euclidean ground cost).
 
     POT's ``ot.dist`` defaults to the squared Euclidean cost (which would give W2²), so the metric is explicit.
-    POT is imported here, not with the module: its import (which loads scikit-learn) costs 1–2 s of every command's
-    start-up, and most commands, and runs killed or stopped before their evaluation, never compute a W1.
+    POT is imported here, not with the module: its import (which loads scikit-learn) takes 1.3–2.1 s on 2 CPU
+    cores, and the evaluation of labelled images (classifier features), which imports this module, computes no W1.
     """
     import ot
 
