@@ -27,7 +27,9 @@ def run_cli(args, env: dict | None = None, timeout: float = 300) -> subprocess.C
     """``subprocess.run([sys.executable, "-m", "ebmlab", *args], env={**os.environ, **env}, capture_output=True,
     text=True)``, in a process forked from a server that has the heavy imports done (torch and the libraries a run
     loads take 5–8 s to import, and the kill-and-resume tests start dozens of commands). The returncode is the
-    command's exit status, or −N when signal N killed it."""
+    command's exit status, or −N when signal N killed it. ``env`` is the command's environment from its start, but a
+    variable that a preloaded module reads when it is imported takes the server's value (the session's, when the
+    server started): pass those to a real subprocess."""
     global _CONTEXT, _PROBED
     if _CONTEXT is None:
         _CONTEXT = multiprocessing.get_context("forkserver")
