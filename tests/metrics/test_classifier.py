@@ -27,6 +27,20 @@ def test_trained_classifier_is_accurate_and_recorded(trained):
     assert torch.equal(again.run(x)[0], clf.run(x)[0])
 
 
+def test_features_do_not_depend_on_the_batch_size(trained):
+    """The evaluation runs the classifier in batches of 128 on the CPU (batch_rows): the features and probabilities
+    of the 297 test digits (two full batches and a short one) are those of one batch of all, to float rounding (a
+    batch of another size may take another convolution algorithm; 1e-6 relative leaves room for that and none for
+    a row mixed with another's)."""
+    _, clf = trained
+    x = get_dataset("digits").test
+    f, p = clf.run(x)
+    f1, p1 = clf.run(x, chunk=len(x))
+    assert len(x) == 297 and f.shape == (297, 128) and p.shape == (297, 10)
+    torch.testing.assert_close(f, f1, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(p, p1, rtol=1e-6, atol=1e-7)
+
+
 def test_changed_weights_are_refused(trained, tmp_path):
     d, _ = trained
     rec = json.loads((d / "digits.json").read_text())
