@@ -58,7 +58,7 @@ def guided_samples(method: Method, n: int, cfg: Any, *, generator: torch.Generat
 
     _require_guidable(method)
     return latent_samples(method.generate, method.energy, method.latent_dim, n, cfg, generator=generator,
-                          device=method.device, progress=progress)
+                          device=method.device, progress=progress, rows=getattr(method, "forward_rows", None))
 
 
 def _require_guidable(method: Method) -> None:

@@ -74,3 +74,30 @@ def test_every_generator_energy_pair_supports_guided_sampling(name):
     m.train(False)
     x, info = guided_samples(m, 64, GuidedConfig("mala", 1.0, 5, 1e-3, 1.0), generator=torch.Generator().manual_seed(0))
     assert x.shape == (64, 2) and torch.isfinite(x).all() and 0 < info["acceptance"] <= 1
+
+
+def test_guided_samples_of_images_in_blocks_equal_one_call(tmp_path):
+    """On the CPU a method runs its networks on 128 images of 28×28 or more a call (``forward_rows``): KALE's guided
+    samples of 300 such images (blocks of 128, 128, 44) are those of the chains run in one call; 8×8 digits and 2D
+    data are run in one call. (A user's 28×28 images, written here: Fashion-MNIST may not be installed.)"""
+    import numpy as np
+
+    from ebmlab.samplers.latent import latent_samples
+
+    path = tmp_path / "imgs.npy"
+    np.save(path, np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8))
+    cfg = resolve_config("kale", str(path), overrides={"mcmc_steps": 2, "width": 8})
+    k = build_method(cfg, torch.device("cpu"))
+    assert k.forward_rows == 128
+    for data in ("digits", "ring8"):
+        assert build_method(resolve_config("kale", data), torch.device("cpu")).forward_rows is None
+    for net in k.networks.values():
+        net.eval()
+    x = k.sample(300, generator=torch.Generator().manual_seed(5))
+    y, _ = latent_samples(k.generate, k.energy, k.latent_dim, 300, k.guided_config(),
+                          generator=torch.Generator().manual_seed(5), rows=None)
+    assert x.shape == (300, 1, 28, 28)
+    torch.testing.assert_close(x, y, rtol=1e-6, atol=1e-7)
+    with torch.no_grad():  # the chains' start: the same first draw of the generator
+        base = k.G(torch.randn(300, k.latent_dim, generator=torch.Generator().manual_seed(5)))
+    assert float((x - base).abs().max()) > 1e-4  # the chains moved: the comparison is of guided samples

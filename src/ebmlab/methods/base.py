@@ -85,6 +85,17 @@ class Method(abc.ABC):
         raise EbmlabError(f"method {self.name!r} has no energy function")
 
     @property
+    def forward_rows(self) -> int | None:
+        """Rows per network call where a method evaluates many inputs at once (its evaluation's energies, guided
+        samples): 128 images of 28×28 values or more on the CPU, where the activations of thousands of such
+        images at once (~200 MB) are mapped afresh on every call and the page faults took about half the time;
+        None (all at once) for smaller images (8×8 digits: blocks were slower), other data and on accelerators.
+        Rows are independent, so the values do not depend on it (``benchmarks/eval_time_images.md``)."""
+        if self.spec.kind == "image" and self.spec.dim >= 784 and torch.device(self.device).type == "cpu":
+            return 128
+        return None
+
+    @property
     def latent_dim(self) -> int:
         """Dimension d of the generator's latent z ~ N(0, I_d), for methods with a generator."""
         raise EbmlabError(f"method {self.name!r} has no latent generator")

@@ -288,7 +288,7 @@ class KALE(LatentGenerator, Method):
             with torch.no_grad():
                 return self.G(self.noise(n, self.latent_dim, gen))
         x, _ = latent_samples(self.generate, self.energy, self.latent_dim, n, self.guided_config(), generator=gen,
-                              device=self.device)
+                              device=self.device, rows=self.forward_rows)
         return x
 
     def evaluate_extra(self, dataset: Any) -> dict[str, Any]:

@@ -332,7 +332,8 @@ def kinetic_langevin_step(
 # Latent-space energy
 # --------------------------------------------------------------------------------------------
 def latent_energy(
-    generator_fn: Callable[[Tensor], Tensor], energy_fn: EnergyFn, inverse_temperature: float
+    generator_fn: Callable[[Tensor], Tensor], energy_fn: EnergyFn, inverse_temperature: float,
+    rows: int | None = None,
 ) -> EnergyFn:
     """Energy of a generator's latent space: ``U(z) = ½‖z‖² + T · E(G(z))``.
 
@@ -345,15 +346,30 @@ def latent_energy(
             independent).
         energy_fn: ``E: [b, ...] -> [b]``.
         inverse_temperature: ``T >= 0``.
+        rows: evaluate ``G`` and ``E`` on blocks of at most this many chains (None: all at once). The chains are
+            independent, so the values and their gradients are those of one call; the blocks' activations are
+            separate small tensors. On the CPU, where a large tensor is mapped afresh on every call, this is
+            ~2× faster for convolutional networks (4096 stacked 28×28 images: 7.5 → 3.9 s a step at 128 rows,
+            ``benchmarks/eval_time_images.md``).
 
     Returns:
         ``U: [b, d_z] -> [b]`` (nats).
     """
     if inverse_temperature < 0:
         raise ValueError(f"inverse_temperature must be >= 0, got {inverse_temperature}.")
+    if rows is not None and rows < 1:
+        raise ValueError(f"rows must be >= 1 or None, got {rows}.")
+
+    def u_block(z: Tensor) -> Tensor:
+        return 0.5 * (z**2).sum(1) + inverse_temperature * energy_fn(generator_fn(z))
+
+    if rows is None:
+        return u_block
 
     def u(z: Tensor) -> Tensor:
-        return 0.5 * (z**2).sum(1) + inverse_temperature * energy_fn(generator_fn(z))
+        if len(z) <= rows:
+            return u_block(z)
+        return torch.cat([u_block(z[i : i + rows]) for i in range(0, len(z), rows)])
 
     return u
 
