@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from ..data.base import DataSpec
 from ..errors import EbmlabError
 from ..metadata import Metric
+from ..nets.calls import rows_per_call
 from ..rng import randn
 
 
@@ -87,13 +88,9 @@ class Method(abc.ABC):
     @property
     def forward_rows(self) -> int | None:
         """Rows per network call where a method evaluates many inputs at once (its evaluation's energies, guided
-        samples): 128 images of 28×28 values or more on the CPU, where the activations of thousands of such
-        images at once (~200 MB) are mapped afresh on every call and the page faults took about half the time;
-        None (all at once) for smaller images (8×8 digits: blocks were slower), other data and on accelerators.
-        Rows are independent, so the values do not depend on it (``benchmarks/eval_time_images.md``)."""
-        if self.spec.kind == "image" and self.spec.dim >= 784 and torch.device(self.device).type == "cpu":
-            return 128
-        return None
+        samples): blocks of 128 images of 28×28 values or more on the CPU, else None (all at once); the values do
+        not depend on it (``nets.calls``)."""
+        return rows_per_call(self.spec.dim, self.device) if self.spec.kind == "image" else None
 
     @property
     def latent_dim(self) -> int:

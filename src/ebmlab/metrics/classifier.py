@@ -38,17 +38,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import EbmlabError
+from ..nets.calls import rows_per_call
 
 FEATURE_DIM = 128
+DEFAULT_EPOCHS = {"digits": 60, "fashion": 6, "mnist": 4, "cifar10": 12}
 
 
 def batch_rows(x: Tensor) -> int:
-    """Images per forward pass: 128 images of 28×28 values or more on the CPU, where a 2048-image batch's first
-    activation (205 MB for 28×28) is freshly mapped memory on every call and the page faults took over half the
-    time (2× faster at 128, with bit-identical features, benchmarks/eval_time_images.md); 2048 for smaller images
-    (8×8 digits: 0.22 s for 8192 at 2048, 0.25 s at 128) and on an accelerator."""
-    return 128 if x.device.type == "cpu" and x[0].numel() >= 784 else 2048
-DEFAULT_EPOCHS = {"digits": 60, "fashion": 6, "mnist": 4, "cifar10": 12}
+    """Images per forward pass: 128 for images of 28×28 values or more on the CPU (``nets.calls``), else 2048."""
+    return rows_per_call(x[0].numel(), x.device) or 2048
 
 
 class DomainClassifier(nn.Module):
