@@ -135,3 +135,20 @@ def test_dcgan_pair_on_32x32_images(name, tmp_path):
     m, ds, s = _steps(name, str(p), net="dcgan", width=8)
     assert ds.shape == (3, 32, 32) and s.shape == (5, 3, 32, 32)
     assert type(m.G).__name__ == "DCGANGenerator"
+
+
+@pytest.mark.parametrize("name", ["gan", "vgan"])
+def test_generator_samples_in_blocks_equal_one_call(name, tmp_path):
+    """On the CPU a generator method draws all of the noise, then runs G on blocks of 128 images of 28×28 or more
+    (``forward_rows``): the samples are those of one call on the same noise."""
+    path = tmp_path / "imgs.npy"
+    np.save(path, np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8))
+    m = build_method(resolve_config(name, str(path), overrides={"width": 8}), torch.device("cpu"))
+    assert m.forward_rows == 128
+    for net in m.networks.values():
+        net.eval()
+    x = m.sample(300, generator=torch.Generator().manual_seed(2))  # blocks of 128, 128, 44
+    with torch.no_grad():
+        y = m.G(m.noise(300, m.config.z_dim, torch.Generator().manual_seed(2)))
+    assert x.shape == (300, 1, 28, 28) and float(x.std()) > 0
+    torch.testing.assert_close(x, y, rtol=1e-6, atol=1e-7)
