@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ..data.base import DataSpec
 from ..errors import EbmlabError
 from ..metadata import Metric
-from ..nets.calls import rows_per_call
+from ..nets.calls import in_blocks, rows_per_call
 from ..rng import randn
 
 
@@ -224,10 +224,7 @@ class LatentGenerator:
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         z = self.noise(n, self.config.z_dim, generator)  # all of the noise first: the same draws as one call
-        rows = self.forward_rows  # type: ignore[attr-defined]
-        if rows is None or n <= rows:
-            return self.G(z)
-        return torch.cat([self.G(z[i:i + rows]) for i in range(0, n, rows)])  # eval_time_images.md
+        return in_blocks(self.G, z, self.forward_rows)  # type: ignore[attr-defined]  # eval_time_images.md
 
 
 def adam(params, lr: float, betas: tuple[float, float], eps: float = 1e-8) -> torch.optim.Adam:

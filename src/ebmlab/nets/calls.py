@@ -10,9 +10,10 @@ an accelerator wants large calls; both keep the caller's own size. Measured by `
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
+from torch import Tensor
 
 CPU_IMAGE_ROWS = 128  # images per call on the CPU, for images of MIN_VALUES values or more
 MIN_VALUES = 28 * 28
@@ -23,3 +24,11 @@ def rows_per_call(values_per_image: int, device: Any) -> int | None:
     if values_per_image >= MIN_VALUES and torch.device(device).type == "cpu":
         return CPU_IMAGE_ROWS
     return None
+
+
+def in_blocks(fn: Callable[[Tensor], Tensor], x: Tensor, rows: int | None) -> Tensor:
+    """``fn(x)`` computed on blocks of at most ``rows`` rows (None: one call) and concatenated: the same values for
+    a row-wise ``fn`` (a network in eval mode)."""
+    if rows is None or len(x) <= rows:
+        return fn(x)
+    return torch.cat([fn(x[i : i + rows]) for i in range(0, len(x), rows)])

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ..errors import EbmlabError
+from ..nets.calls import in_blocks
 from . import mcmc
 
 SamplerName = Literal["kinetic", "ula", "mala", "hmc"]
@@ -81,6 +82,6 @@ def latent_samples(generate: Callable[[Tensor], Tensor], energy: Callable[[Tenso
     res = mcmc.run(algo, z0, u, n_steps=cfg.n_steps, generator=generator, progress=progress, **kw)
     z = res.final_state.x
     with torch.no_grad():
-        x = generate(z) if rows is None else torch.cat([generate(z[i : i + rows]) for i in range(0, len(z), rows)])
+        x = in_blocks(generate, z, rows)
         u1 = float(u(z).mean())
     return x, {"acceptance": res.mean_acceptance, "latent_energy_start": u0, "latent_energy_end": u1}

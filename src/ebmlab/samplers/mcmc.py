@@ -27,6 +27,7 @@ from typing import Any, Callable, NamedTuple
 import torch
 from torch import Tensor
 
+from ..nets.calls import in_blocks
 from ..rng import rand, randn
 from ..syncs import scalar_like
 
@@ -365,13 +366,7 @@ def latent_energy(
 
     if rows is None:
         return u_block
-
-    def u(z: Tensor) -> Tensor:
-        if len(z) <= rows:
-            return u_block(z)
-        return torch.cat([u_block(z[i : i + rows]) for i in range(0, len(z), rows)])
-
-    return u
+    return lambda z: in_blocks(u_block, z, rows)
 
 
 # --------------------------------------------------------------------------------------------
