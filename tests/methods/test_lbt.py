@@ -265,3 +265,35 @@ def test_estimator_likelihood_on_8_bit_images_is_one_of_the_discrete_data():
                            with_modes=False, quantised="dequantised")
     shift = dequantisation_offset(64, ds.spec.value_range, ds.spec.levels)
     assert raw["nll_iwae"] == pytest.approx(rep["est_nll_iwae"]) and shift > 0
+
+
+def test_init_xavier_gives_every_linear_layer_of_every_network_glorot_uniform_weights_and_zero_biases():
+    # The released code's networks use TensorFlow's default kernel initialiser (Glorot uniform) and zero biases:
+    # U(−a, a), a = √(6 / (fan_in + fan_out)), variance a²/3. The released sizes, so that the variance is checked on
+    # thousands of weights: 256 → 128 holds 32,768 (relative s.e. of a uniform's sample variance √(0.8/n) = 0.5 %).
+    sizes = dict(z_dim=256, g_hidden=(128, 128), est_z_dim=32, est_hidden=(128, 128))
+    for cls, cfg in ((LBT, LBTConfig), (LBTGAN, LBTGANConfig)):
+        m = tiny(cls, cfg, init="xavier", **sizes)
+        names = {"generator", "estimator"} | ({"discriminator"} if cls is LBTGAN else set())
+        assert set(m.networks) == names
+        for net in m.networks.values():
+            linears = [mod for mod in net.modules() if isinstance(mod, torch.nn.Linear)]
+            assert linears
+            for lin in linears:
+                a = math.sqrt(6 / (lin.in_features + lin.out_features))
+                assert lin.bias.abs().max() == 0 and lin.weight.abs().max() <= a
+                if lin.weight.numel() >= 16384:
+                    assert lin.weight.var().item() == pytest.approx(a * a / 3, rel=0.03)  # 6 s.e.
+    default = tiny(init="default", **sizes)  # torch's rule: U(±1/√fan_in) weights, non-zero biases
+    first = default.G[0] if isinstance(default.G, torch.nn.Sequential) else next(
+        mod for mod in default.G.modules() if isinstance(mod, torch.nn.Linear))
+    assert first.bias.abs().max() > 0 and first.weight.abs().max() <= 1 / math.sqrt(256)
+
+
+def test_init_xavier_is_refused_for_conv_networks():
+    from ebmlab.data.base import DataSpec
+    from ebmlab.errors import EbmlabError
+
+    spec = DataSpec("image", (1, 8, 8), (-1.0, 1.0), 256)
+    with pytest.raises(EbmlabError, match="init=xavier shapes MLP networks"):
+        LBT(LBTConfig(init="xavier"), spec=spec, device=torch.device("cpu"), generator=gen(0))

@@ -38,7 +38,9 @@ Deviations: (i) the estimator's optimizer is LBT's Adam everywhere (``eps_placem
 and discriminator use torch.optim.Adam (ε outside the root, as TF's AdamOptimizer in the original); (ii) the
 autograd gradient of the look-ahead is the released code's gradient (the second-moment paths are dropped), not the
 exact derivative of the unrolled map — ``detach_second_moment=False`` in ``bounds.unroll`` gives the latter;
-(iii) a warm-up step of LBT-GAN multiplies the GAN loss by λ as the original does (its ELBO weight is 0 then).
+(iii) a warm-up step of LBT-GAN multiplies the GAN loss by λ as the original does (its ELBO weight is 0 then);
+(iv) the MLP weights start from torch's rule unless ``init=xavier``, the original's (TensorFlow's Glorot-uniform
+kernels, zero biases).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from ..bounds.unroll import (DiffAdamState, FunctionalModule, Unrolled, adam_sta
                              module_tensors, unroll)
 from ..nets import build
 from ..nets.build import Net
+from ..nets.mlp import init_linears
 from ..nets.vae import GaussianVAE
 from ..errors import EbmlabError
 from .base import Method, adam, frozen, optimizer_step
@@ -95,6 +98,7 @@ class LBTConfig:
     eval_seed: int = 0
     net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
     width: int = 32  # conv/dcgan width (channels of the first layer)
+    init: Literal["default", "xavier"] = "default"  # MLP weights: torch's, or Glorot-uniform (the released code's)
 
 
 # range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
@@ -116,6 +120,8 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "unroll_steps": ("int1", "look-ahead steps K of the unrolled estimator"),
     "n_est": ("int1", "estimator updates per step"),
     "est_batch": ("int0", "generator samples per unroll step and GAN term (0: the data batch size)"),
+    "init": ("any", "MLP weight initialisation of every network: default (torch's) or xavier (Glorot-uniform weights, "
+                    "zero biases: the released code's TensorFlow default)"),
 }
 
 GAN_OPTIONS: dict[str, tuple[str, str]] = {  # the options LBT-GAN adds to LBT's
@@ -154,12 +160,24 @@ def _build(method: Method, c: LBTConfig) -> None:
     method.estimator = VAEEstimator(vae, sample_mode=c.est_sample_mode, chunk_size=c.iwae_chunk,
                                     elbo_samples=c.elbo_samples)
     method.networks = {"generator": method.G, "estimator": vae}
+    init_networks(method, c)
     method.optimizers = {
         "generator": adam(method.G.parameters(), c.lr_g, (c.beta1, c.beta2), c.eps),
         # A state holder for LBT's Adam (step, m, v), kept as torch.optim.Adam so checkpoints and resume work;
         # never stepped: estimator_update writes the unrolled end point into it.
         "estimator": adam(vae.parameters(), c.lr_est, (c.beta1, c.beta2), c.eps),
     }
+
+
+def init_networks(method: Method, c: LBTConfig) -> None:
+    """Every Linear layer of the method's networks initialised by ``c.init`` (MLP networks only)."""
+    if c.init == "default":
+        return
+    if build.family(method.spec, c.net) != "mlp":
+        raise EbmlabError(f"init={c.init} shapes MLP networks; net={c.net} on {method.spec.kind} data builds conv "
+                          "networks (use init=default)")
+    for net in method.networks.values():
+        init_linears(net, c.init)
 
 
 def generate(method: Method, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -324,6 +342,8 @@ class LBTGAN(LBT):
         c = config  # G, estimator, optimizers are built by LBT
         self.D = build.critic(self.spec, 1, net=c.net, hidden=c.d_hidden, act=c.d_act, width=c.width).to(self.device)
         self.networks["discriminator"] = self.D
+        if c.init != "default":
+            init_linears(self.D, c.init)
         self.optimizers["discriminator"] = adam(self.D.parameters(), c.lr_d, (c.beta1, c.beta2), c.eps)
 
     def step_kind(self, step: int) -> str | None:

@@ -50,6 +50,26 @@ BNPosition = Literal["pre", "post"]
 Init = Literal["default", "normal", "xavier"]
 
 
+def init_linear(lin: nn.Linear, init: str) -> nn.Linear:
+    """``lin`` initialised by the rule ``init`` (``mlp``'s): ``default`` leaves torch's, ``normal`` draws weights from
+    N(0, 0.02²), ``xavier`` Glorot-uniform (TensorFlow's default kernel initialiser); both zero the bias."""
+    if init == "normal":
+        nn.init.normal_(lin.weight, 0.0, 0.02), nn.init.zeros_(lin.bias)
+    elif init == "xavier":
+        nn.init.xavier_uniform_(lin.weight), nn.init.zeros_(lin.bias)
+    elif init != "default":
+        raise ValueError(f"init must be 'default', 'normal' or 'xavier', got {init!r}")
+    return lin
+
+
+def init_linears(module: nn.Module, init: str) -> nn.Module:
+    """Every ``nn.Linear`` of ``module`` (re-)initialised by ``init_linear``, in module order; returns ``module``."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            init_linear(m, init)
+    return module
+
+
 def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, *, act: str = "relu", batchnorm: bool = False,
         out_act: str | None = None, bn_position: str = "pre", maxout: int = 1, spectral_norm: bool = False,
         init: str = "default", out_scale: bool = False) -> nn.Sequential:
@@ -71,11 +91,7 @@ def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, *, act: str = "relu"
         raise ValueError(f"maxout must be ≥ 1 (1: no maxout), got {maxout}")
 
     def linear(i: int, o: int) -> nn.Module:
-        lin = nn.Linear(i, o)
-        if init == "normal":
-            nn.init.normal_(lin.weight, 0.0, 0.02), nn.init.zeros_(lin.bias)
-        elif init == "xavier":
-            nn.init.xavier_uniform_(lin.weight), nn.init.zeros_(lin.bias)
+        lin = init_linear(nn.Linear(i, o), init)
         return nn.utils.parametrizations.spectral_norm(lin) if spectral_norm else lin
 
     layers: list[nn.Module] = []
