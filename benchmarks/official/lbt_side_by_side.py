@@ -25,33 +25,17 @@ import argparse
 import json
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from side_by_side import run_all  # this directory is first on the path when the script runs
 
 HERE = Path(__file__).resolve().parent
 KEYS = ("modes", "hq", "mode_kl", "w1")
 OFFICIAL_DATA = {"ring8": ["-dataset", "ring", "-mog_std", "0.01", "-mog_scale", "1.0"],
                  "ring8_lbt": ["-dataset", "ring", "-mog_std", "0.1", "-mog_scale", "1.0"],
                  "grid25": ["-dataset", "grid", "-n_mixture", "25", "-mog_scale", "2.0", "-mog_std", "0.05"]}
-
-
-def run_all(cmds: list[tuple[list[str], Path]], jobs: int) -> None:
-    pending, running = list(cmds), []
-    while pending or running:
-        while pending and len(running) < jobs:
-            cmd, log = pending.pop(0)
-            log.parent.mkdir(parents=True, exist_ok=True)
-            print("$", shlex.join(cmd), flush=True)
-            running.append((subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT), cmd, log))
-        time.sleep(1)
-        for item in list(running):
-            p, cmd, log = item
-            if p.poll() is not None:
-                running.remove(item)
-                if p.returncode:
-                    sys.exit(f"failed ({p.returncode}, log {log}): {shlex.join(cmd)}")
 
 
 def official_metrics(out: Path, data: str) -> dict:

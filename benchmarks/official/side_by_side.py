@@ -40,19 +40,21 @@ def official_cmd(a, seed: int, out: Path) -> list[str]:
 
 
 def run_all(cmds: list[tuple[list[str], Path]], jobs: int = 2) -> None:
+    """Run each (command, log file) pair, ``jobs`` at a time; stop at the first that fails, naming its log."""
     pending, running = list(cmds), []
     while pending or running:
         while pending and len(running) < jobs:
             cmd, log = pending.pop(0)
             log.parent.mkdir(parents=True, exist_ok=True)
             print("$", shlex.join(cmd), flush=True)
-            running.append((subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT), cmd))
+            running.append((subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT), cmd, log))
         time.sleep(1)
-        for p, cmd in list(running):
+        for item in list(running):
+            p, cmd, log = item
             if p.poll() is not None:
-                running.remove((p, cmd))
+                running.remove(item)
                 if p.returncode:
-                    sys.exit(f"failed ({p.returncode}): {shlex.join(cmd)}")
+                    sys.exit(f"failed ({p.returncode}, log {log}): {shlex.join(cmd)}")
 
 
 def read_ebmlab(run: Path) -> dict:
