@@ -342,8 +342,7 @@ class LBTGAN(LBT):
         c = config  # G, estimator, optimizers are built by LBT
         self.D = build.critic(self.spec, 1, net=c.net, hidden=c.d_hidden, act=c.d_act, width=c.width).to(self.device)
         self.networks["discriminator"] = self.D
-        if c.init != "default":
-            init_linears(self.D, c.init)
+        init_linears(self.D, c.init)  # init=default: torch's weights, untouched
         self.optimizers["discriminator"] = adam(self.D.parameters(), c.lr_d, (c.beta1, c.beta2), c.eps)
 
     def step_kind(self, step: int) -> str | None:
