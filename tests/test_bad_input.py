@@ -130,6 +130,10 @@ CASES = [
     ("data-missing-npz", lambda tmp, fin: _train(data=str(tmp / "none.npz"))(tmp, fin), ["none.npz"]),
     ("data-corrupt-npz", lambda tmp, fin: _train(data=str(_file(tmp, "bad.npz", b"PK\x03\x04garbage")))(tmp, fin),
      ["bad.npz"]),
+    ("data-garbage-npy", lambda tmp, fin: _train(data=str(_file(tmp, "g.npy", b"not an array")))(tmp, fin),
+     ["g.npy", "not a NumPy .npy file", "corrupt"]),
+    ("data-npy-named-npz", lambda tmp, fin: np.save(tmp / "a.npy", np.zeros((9, 2))) or _train(
+        data=str(_file(tmp, "a.npz", (tmp / "a.npy").read_bytes())))(tmp, fin), ["a.npz", "rename it to a.npy"]),
     ("data-empty-folder", lambda tmp, fin: (tmp / "imgs").mkdir() or _train(data=str(tmp / "imgs") + "/")(tmp, fin),
      ["imgs"]),
     ("data-dir-missing", _train("data_dir=/nonexistent-dir", data="mnist"), ["/nonexistent-dir", "does not exist"]),
@@ -236,6 +240,8 @@ CASES = [
     ("score-empty-image-folder", lambda tmp, fin: (tmp / "g").mkdir() or ["score", str(tmp / "g"), "--data",
                                                                           "digits"], ["no PNG"]),
     ("score-unknown-data", lambda tmp, fin: ["score", str(tmp / "x.npy"), "--data", "ring9"], ["did you mean 'ring8'"]),
+    ("score-npz-named-npy", lambda tmp, fin: np.savez(tmp / "s.npz", samples=np.zeros((4, 2))) or
+     ["score", str(_file(tmp, "s.npy", (tmp / "s.npz").read_bytes())), "--data", "ring8"], ["rename it to s.npz"]),
     ("score-npz-without-samples", lambda tmp, fin: np.savez(tmp / "s.npz", a=np.zeros((4, 2)), b=np.zeros((4, 2)))
      or ["score", str(tmp / "s.npz"), "--data", "ring8"], ["samples"]),
     # --- closest names -----------------------------------------------------------------------------------------------

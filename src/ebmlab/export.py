@@ -157,7 +157,7 @@ def write_samples(x: torch.Tensor, out: str | Path, kind: str, spec: Any, info: 
 
 def read_samples(path: str | Path, spec: Any) -> torch.Tensor:
     """Generated samples from ``path`` (module docstring) as float32 [n, *spec.shape] in the data's units."""
-    from .data.readers import image_files, image_values, open_image, read_user_array
+    from .data.readers import image_files, image_values, open_image, read_numpy_file, read_user_array
 
     p = Path(path)
     if p.is_dir():
@@ -186,17 +186,18 @@ def read_samples(path: str | Path, spec: Any) -> torch.Tensor:
     if p.suffix not in (".npy", ".npz"):
         raise EbmlabError(f"{p}: give a .npy or .npz file, or a folder of PNG/JPEG images")
     if p.suffix == ".npz":
-        with open(p, "rb") as fh:
-            try:
-                with np.load(fh, allow_pickle=False) as z:
-                    keys = [k for k in z.files if k != "info"]
-                    key = "samples" if "samples" in z.files else keys[0] if len(keys) == 1 else None
-                    if key is None:
-                        raise EbmlabError(f"{p}: expected an array named samples (or a single array); found "
-                                          f"{', '.join(z.files) or 'none'}")
-                    arr = z[key]
-            except (ValueError, OSError, EOFError) as exc:
-                raise EbmlabError(f"{p}: not a readable .npz of numbers ({exc})") from None
+        def samples_key(names: list[str]) -> list[str]:
+            keys = [k for k in names if k != "info"]
+            if "samples" in names:
+                return ["samples"]
+            if len(keys) == 1:
+                return keys
+            raise EbmlabError(f"{p}: expected an array named samples (or a single array); found "
+                              f"{', '.join(names) or 'none'}")
+
+        arrays = read_numpy_file(p, samples_key)  # only that array is read: another (an object array) may be refused
+        assert isinstance(arrays, dict)  # read_numpy_file checked that the .npz is an archive
+        (arr,) = arrays.values()
     else:
         arr = read_user_array(p)["train"]
     if arr.dtype.kind not in "biuf":

@@ -208,6 +208,43 @@ def test_user_file_corrupt_or_object_arrays(tmp_path):
         read_user_array(tmp_path / "none.npz")
 
 
+def test_user_file_checked_by_its_first_bytes(tmp_path):
+    """Garbage, an empty file, and each format under the other's name: one message each, before NumPy reads it
+    (np.load goes by content, so a .npy named .npz came back as an array where an archive was expected)."""
+    from ebmlab.export import read_samples
+    from ebmlab.data import get_dataset
+
+    arr = np.random.default_rng(0).normal(size=(20, 2))
+    np.save(tmp_path / "a.npy", arr)
+    np.savez(tmp_path / "b.npz", train=arr)
+    (tmp_path / "a_as.npz").write_bytes((tmp_path / "a.npy").read_bytes())
+    (tmp_path / "b_as.npy").write_bytes((tmp_path / "b.npz").read_bytes())
+    (tmp_path / "junk.npy").write_bytes(b"garbage, not an array")
+    (tmp_path / "junk.npz").write_bytes(b"garbage, not an archive")
+    (tmp_path / "empty.npy").write_bytes(b"")
+    cases = {"a_as.npz": r"holds a \.npy file \(one array\) under a \.npz name; rename it to a_as\.npy",
+             "b_as.npy": r"holds a \.npz file .* under a \.npy name; rename it to b_as\.npz",
+             "junk.npy": r"not a NumPy \.npy file .*NumPy array header; the file is corrupt",
+             "junk.npz": r"not a NumPy \.npz file .*zip archive header; the file is corrupt",
+             "empty.npy": r"not a NumPy \.npy file .*it is empty"}
+    spec = get_dataset("ring8").spec
+    for name, match in cases.items():
+        with pytest.raises(EbmlabError, match=match):
+            read_user_array(tmp_path / name)
+        with pytest.raises(EbmlabError, match=match):  # the samples reader of `ebmlab score`
+            read_samples(tmp_path / name, spec)
+    # the well-named files read as before, by both readers
+    np.testing.assert_array_equal(read_user_array(tmp_path / "a.npy")["train"], arr)
+    np.testing.assert_array_equal(read_user_array(tmp_path / "b.npz")["train"], arr)
+    np.testing.assert_allclose(read_samples(tmp_path / "b.npz", spec).numpy(), arr, rtol=1e-6)
+    # `score` reads only the samples of an archive: another member that would need unpickling is left unread
+    np.savez(tmp_path / "s.npz", samples=arr, info=np.array([{"run": "elsewhere"}], dtype=object))
+    np.testing.assert_allclose(read_samples(tmp_path / "s.npz", spec).numpy(), arr, rtol=1e-6)
+    np.savez(tmp_path / "two.npz", x=arr, y=arr)
+    with pytest.raises(EbmlabError, match="expected an array named samples .*found x, y"):
+        read_samples(tmp_path / "two.npz", spec)
+
+
 def test_image_folder(tmp_path):
     from PIL import Image
 

@@ -14,6 +14,7 @@ import hashlib
 import pickle
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -262,6 +263,46 @@ def read_csv_table(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
+NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file (numpy.lib.format)
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a .npz is a zip archive (the second: an empty one)
+
+
+def read_numpy_file(path: Path, members: Callable[[list[str]], list[str]] | None = None
+                    ) -> np.ndarray | dict[str, np.ndarray]:
+    """The array of a ``.npy`` file, or the arrays of a ``.npz`` (name -> array; ``members(names)`` chooses which
+    of them to read, all by default), never unpickling.
+
+    The file's first bytes are checked against its suffix before NumPy reads it: a file that is neither format, or
+    one of them under the other's name (``np.load`` goes by content and would return an array where an archive was
+    expected), gets one message saying which."""
+    suffix = path.suffix
+    try:
+        # the file is opened here so that it is closed on every path: np.load leaves its own handle open when
+        # a truncated .npz fails inside zipfile
+        with open(path, "rb") as fh:
+            head = fh.read(len(NPY_MAGIC))
+            fh.seek(0)
+            found = ".npy" if head == NPY_MAGIC else ".npz" if head[:4] in ZIP_MAGICS else None
+            if found is None:
+                raise EbmlabError(f"{path}: not a NumPy {suffix} file (it does not begin with the "
+                                  f"{'NumPy array' if suffix == '.npy' else 'zip archive'} header; "
+                                  f"{'it is empty' if not head else 'the file is corrupt or in another format'}); "
+                                  f"write it with numpy.{'save' if suffix == '.npy' else 'savez'}")
+            if found != suffix:
+                what = "one array" if found == ".npy" else "a zip archive of arrays"
+                raise EbmlabError(f"{path}: holds a {found} file ({what}) under a {suffix} name; rename it to "
+                                  f"{path.with_suffix(found).name}")
+            if suffix == ".npy":
+                return np.load(fh, allow_pickle=False)
+            with np.load(fh, allow_pickle=False) as z:
+                return {k: z[k] for k in (z.files if members is None else members(list(z.files)))}
+    except ValueError as exc:
+        raise EbmlabError(f"{path}: not a readable numeric {suffix} file ({exc}); object arrays are refused "
+                          f"(they would need unpickling): save plain numeric arrays") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise EbmlabError(f"{path}: cannot read it as {suffix} ({exc}); the file is truncated or corrupt") from None
+
+
 def read_user_array(path: str | Path) -> dict[str, np.ndarray]:
     """``.npy`` (one array: the training samples), ``.npz`` (keys ``train`` or ``x``/``x_train``, optional
     ``test``/``x_test``, optional labels ``y_train``/``y_test``) or ``.csv`` (:func:`read_csv_table`). Never unpickles
@@ -271,19 +312,12 @@ def read_user_array(path: str | Path) -> dict[str, np.ndarray]:
         raise EbmlabError(f"data file {path} does not exist; pass an existing .npy, .npz or .csv file")
     if path.suffix == ".csv":
         return read_csv_table(path)
-    try:
-        # the file is opened here so that it is closed on every path: np.load leaves its own handle open when
-        # a truncated .npz fails inside zipfile
-        with open(path, "rb") as fh:
-            if path.suffix == ".npy":
-                return {"train": np.load(fh, allow_pickle=False)}
-            with np.load(fh, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-    except ValueError as exc:
-        raise EbmlabError(f"{path}: not a readable numeric {path.suffix} file ({exc}); object arrays are refused "
-                          f"(they would need unpickling): save plain numeric arrays") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise EbmlabError(f"{path}: cannot read it as {path.suffix} ({exc}); the file is truncated or corrupt") from None
+    if path.suffix not in (".npy", ".npz"):
+        raise EbmlabError(f"data file {path}: expected a .npy, .npz or .csv file")
+    loaded = read_numpy_file(path)
+    if isinstance(loaded, np.ndarray):
+        return {"train": loaded}
+    arrays = loaded
     keys = {"train": ("train", "x_train", "x"), "test": ("test", "x_test"), "train_y": ("y_train", "y"),
             "test_y": ("y_test",)}
     out = {}
