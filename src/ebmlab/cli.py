@@ -182,7 +182,7 @@ def _sample(args) -> None:
     import math
 
     from .api import draw_samples, load_run, own_sampler, run_sampler
-    from .export import check_output, output_kind, write_samples
+    from .export import check_output, check_sample_room, output_kind, write_samples
 
     # every argument is checked before the (possibly long) sampling starts
     kind = output_kind(args.out)
@@ -204,6 +204,7 @@ def _sample(args) -> None:
     loaded = load_run(args.run_dir, args.device)
     cfg, method, _ = loaded
     check_output(args.out, kind, cfg.dataset.spec)
+    check_sample_room(args.n, tuple(cfg.dataset.spec.shape), args.out, kind)
     guided = None
     if args.sampler == "none":
         if given:

@@ -8,7 +8,7 @@ The kind of output is chosen by the path given:
   sampler and its settings, acceptance rates);
 - ``NAME.png``: a picture — image data: a grid of the samples (at most ``MAX_GRID`` of them) with grey separators
   (white ones merge with the white strokes of binary images); 2D data: a scatter plot over the test points;
-- a directory (a path ending in ``/``, or without a suffix): one 8-bit PNG per image sample, ``000000.png`` …,
+- a directory (a path ending in ``/``, or without a suffix): one 8-bit PNG per image sample, ``000000.png`` … (more digits past a million),
   written into a temporary directory beside it and renamed into place when complete.
 
 Reading (``ebmlab score``): ``.npy``/``.npz`` (key ``samples``, else the only array) or a folder of PNG/JPEG
@@ -67,6 +67,44 @@ def check_output(out: str | Path, kind: str, spec: Any) -> None:
         raise EbmlabError(f"--out {out}: a picture needs image or 2D data; this run's samples have shape "
                           f"{spec.shape} — write a .npy or .npz file")
     check_output_dir(p.parent if str(p.parent) else Path("."))
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations without swapping (Linux's MemAvailable); None where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2 ** 30:.3g} GiB"
+
+
+def check_sample_room(n: int, shape: tuple[int, ...], out: str | Path | None = None, kind: str | None = None) -> None:
+    """Refuse, before any sampling, ``n`` samples that memory cannot hold (the float32 array, and half as much again
+    for the batches and networks beside it) or that a .npy/.npz ``out`` cannot take on its file system (the float32
+    array; PNGs are compressed, so their size is not known in advance and is not checked)."""
+    per = 4 * int(np.prod(shape))
+    size = n * per
+    mem = available_memory()
+    if mem is not None and 1.5 * size > mem:
+        raise EbmlabError(f"{n} samples of shape {tuple(shape)} take {_gib(size)} as float32; this machine has "
+                          f"{_gib(mem)} of memory available — draw at most about {max(1, int(mem / 1.5 / per))} at a "
+                          f"time (calls with different seeds give independent draws)")
+    if out is not None and kind in ("npy", "npz"):
+        where = Path(out).absolute().parent
+        while not where.exists():
+            where = where.parent
+        free = shutil.disk_usage(where).free
+        if size > free:
+            raise EbmlabError(f"--out {out}: {n} samples of shape {tuple(shape)} make a {_gib(size)} file; its file "
+                              f"system has {_gib(free)} free — draw at most about {max(1, free // per)} or write "
+                              f"elsewhere")
 
 
 def to_uint8(x: torch.Tensor, value_range: tuple[float, float]) -> np.ndarray:
@@ -143,8 +181,9 @@ def write_samples(x: torch.Tensor, out: str | Path, kind: str, spec: Any, info: 
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent))
     try:
+        width = max(6, len(str(len(imgs) - 1)))  # names sort in sample order beyond a million too
         for i, a in enumerate(imgs):
-            Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(tmp / f"{i:06d}.png")
+            Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(tmp / f"{i:0{width}d}.png")
         (tmp / "info.json").write_text(json.dumps(json_safe(info), indent=1))
         if p.is_dir():
             p.rmdir()  # checked empty before sampling
@@ -210,4 +249,5 @@ def read_samples(path: str | Path, spec: Any) -> torch.Tensor:
     return torch.as_tensor(np.asarray(arr, dtype=np.float32))
 
 
-__all__ = ["check_output", "output_kind", "read_samples", "to_uint8", "write_samples"]
+__all__ = ["available_memory", "check_output", "check_sample_room", "output_kind", "read_samples", "to_uint8",
+           "write_samples"]

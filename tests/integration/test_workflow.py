@@ -120,6 +120,41 @@ def test_sample_uses_the_runs_own_sampler_and_settings(runs, tmp_path):
     assert a.shape == (20, 2) and torch.equal(a, b)
 
 
+def test_sample_batches_fill_one_array_and_too_many_are_refused_before_sampling(runs, tmp_path, monkeypatch,
+                                                                                  capsys):
+    from types import SimpleNamespace
+
+    from ebmlab import export
+    from ebmlab.api import draw_samples, load_run
+    from ebmlab.errors import EbmlabError
+
+    cfg, method, step = load_run(runs / "gan")
+    # the batches land in order in one array: the same numbers as the method's own batches joined
+    x, _ = draw_samples(runs / "gan", 20, seed=3, batch_size=7, loaded=(cfg, method, step))
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        expect = torch.cat([method.sample(b, generator=gen) for b in (7, 7, 6)])
+    assert x.shape == (20, 2) and torch.equal(x, expect)
+    if export.available_memory() is not None:  # 10^15 2D samples, 7.3 PB: refused by the CLI at once, rc 2
+        assert main(["sample", str(runs / "gan"), "-n", str(10**15), "--out", str(tmp_path / "big.npy")]) == 2
+        assert "of memory available — draw at most about" in capsys.readouterr().err
+    # more samples than memory holds: refused before the first batch is drawn (the method is never asked)
+    monkeypatch.setattr(export, "available_memory", lambda: 12_000)  # bytes: 1000 float32 2D samples need 8000
+    monkeypatch.setattr(method, "sample", lambda *a, **k: pytest.fail("sampling started"))
+    with pytest.raises(EbmlabError, match=r"take 7.46e-06 GiB as float32; this machine has 1.12e-05 GiB .* at most "
+                                          r"about 1000 at a time"):
+        draw_samples(runs / "gan", 1001, loaded=(cfg, method, step))
+    export.check_sample_room(1000, (2,))  # 1.5 × 8000 bytes = 12,000: just fits
+    # a .npy the output's file system cannot take (the free space of an existing ancestor of a new folder)
+    monkeypatch.setattr(export, "available_memory", lambda: None)  # unknown: not checked
+    monkeypatch.setattr(export.shutil, "disk_usage", lambda p: SimpleNamespace(free=799))
+    with pytest.raises(EbmlabError, match=r"make a .* GiB file; its file system has .* free — draw at most about 99"):
+        export.check_sample_room(100, (2,), tmp_path / "new" / "deeper" / "s.npz", "npz")
+    export.check_sample_room(100, (2,), tmp_path / "s.png", "png")  # compressed PNGs: size not known, not checked
+    assert main(["sample", str(runs / "gan"), "-n", "100", "--out", str(tmp_path / "s.npy")]) == 2
+    assert not (tmp_path / "s.npy").exists()
+
+
 @pytest.mark.parametrize("call,words", [
     (lambda r: ebmlab.sample_run(r, "10"), "n must be an integer"),
     (lambda r: ebmlab.sample_run(r, 10.5), "n must be an integer"),
