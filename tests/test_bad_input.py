@@ -161,6 +161,12 @@ CASES = [
      ["existing file"]),
     ("out-name-too-long", lambda tmp, fin: ["train", "gan", "--data", "ring8", "--out", str(tmp / ("r" * 300)),
                                             *TINY], ["longer than"]),
+    ("out-dir-of-other-files", lambda tmp, fin: _then((tmp / "d").mkdir(), (tmp / "d" / "notes.txt").write_text("x"),
+                                                    ["train", "gan", "--data", "ring8", "--out", str(tmp / "d"), *TINY]),
+     ["holds no ebmlab run", "notes.txt", "new or empty directory"]),
+    ("out-run-without-its-config", _copy_then(lambda r: (r / "config.json").unlink(),
+                                              lambda r: ["train", "gan", "--data", "ring8", "--out", str(r), *TINY]),
+     ["no config.json", "checkpoint.pt", "restore that file"]),
     # --- existing runs ----------------------------------------------------------------------------------------------
     ("resume-other-method", lambda tmp, fin: ["train", "vgan", "--data", "ring8", "--out", str(fin / "gan")],
      ["method", "gan"]),
@@ -267,6 +273,10 @@ CASES = [
                                                str(tmp / "o.png"), "--tile", "0"], ["--tile"]),
     ("sr-upscale-tile-negative", lambda tmp, fin: ["sr", "upscale", str(tmp / "r"), "--in", "x.png", "--out",
                                                    str(tmp / "o.png"), "--tile", "-2"], ["--tile"]),
+    ("sr-train-out-dir-of-other-files", lambda tmp, fin: _then(
+        (tmp / "d").mkdir(), (tmp / "d" / "notes.txt").write_text("x"),
+        ["sr", "train", "--data", "skimage", "--model", "bicubic", "--out", str(tmp / "d")]),
+     ["holds no ebmlab run", "notes.txt"]),
     ("sr-train-crop-zero", lambda tmp, fin: ["sr", "train", "--data", "skimage", "--model", "bicubic", "--out",
                                              str(tmp / "new"), "--crop", "0"], ["--crop"]),
     ("sr-train-n-eval-zero", lambda tmp, fin: ["sr", "train", "--data", "skimage", "--model", "bicubic", "--out",
@@ -360,6 +370,18 @@ def test_bad_input(case, finished, tmp_path, capsys):
     assert all(w.lower() in err.lower() for w in words), f"{name}: {err!r} lacks {words}"
     assert snapshot(finished) == before, f"{name} changed an existing run directory"
     assert not (tmp_path / "new").exists(), f"{name} left a run directory behind"
+
+
+def test_new_run_in_an_empty_directory_or_beside_the_leftovers_of_a_killed_start(tmp_path):
+    for leftovers in ((), (".lock", ".config.json.x1y2.tmp")):
+        out = tmp_path / f"d{len(leftovers)}"
+        out.mkdir()
+        for name in leftovers:
+            (out / name).write_text("")
+        assert main(["train", "gan", "--data", "ring8", "--steps", "2", "--out", str(out), "--no-progress",
+                     *TINY]) == 0
+        assert (out / "config.json").is_file() and (out / "checkpoint.pt").is_file()
+        assert not (out / ".config.json.x1y2.tmp").exists()  # the killed start's temporary file is cleaned
 
 
 def test_table_size():

@@ -30,7 +30,7 @@ from .evaluation import evaluate, final_eval, finish, log_grid
 from .methods import Method
 from .recipe import Recipe
 from .rng import stream_seed
-from .runs import CHECKPOINT_FORMAT, MetricsLogger, RunDir, check_output_dir, fault_point, read_json, write_json
+from .runs import CHECKPOINT_FORMAT, MetricsLogger, RunDir, check_new_run_dir, check_output_dir, fault_point, read_json, write_json
 
 
 # run options a resumed run may change: how long it runs and where, not what it computes
@@ -143,6 +143,8 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
         if diffs:
             raise EbmlabError(f"{out} was created with different options ({'; '.join(diffs)}); "
                               f"resume with the same options or choose another --out")
+    else:
+        check_new_run_dir(out)
     # everything that can refuse the options (the data set, the device, the method's own checks) runs before the
     # run directory is made or config.json written, so a refused command leaves nothing behind
     rc = cfg.run
