@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .config import ResolvedConfig, config_from_dict
@@ -226,24 +227,30 @@ def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | N
             "real_vs_real": reference, **noise_floor(ds, cfg.run.eval_samples), "protocol": protocol(ds, cfg.run)}
 
 
-def score_samples(generated: str | Path, data: str, *, data_dir: str | None = None, image_size: int = 0,
-                  progress: bool = False, n_compared: int = 2500) -> dict[str, Any]:
-    """The data kind's sample metrics of generated samples (a ``.npy``/``.npz`` in the data's units, or a folder of
-    PNG/JPEG images) against the test split of ``data`` (a built-in name, or a user's file or folder, whose held-out
-    10 % is then the reference), with the real-vs-real values at the same sample count beside them.
+def score_samples(generated: str | Path | np.ndarray | torch.Tensor, data: str, *, data_dir: str | None = None,
+                  image_size: int = 0, progress: bool = False, n_compared: int = 2500) -> dict[str, Any]:
+    """The data kind's sample metrics of generated samples (a ``.npy``/``.npz`` in the data's units, a folder of
+    PNG/JPEG images, or an array or tensor [n, *shape] in the data's units) against the test split of ``data`` (a
+    built-in name, or a user's file or folder, whose held-out 10 % is then the reference), with the real-vs-real
+    values at the same sample count beside them.
 
     The distances compare at most ``n_compared`` samples with as many test points (as a run's evaluation does with
     ``eval_samples``: precision/recall and MMD hold n² distances); counts such as stacked modes use every sample."""
     from .data import get_dataset
-    from .export import read_samples
+    from .export import read_samples, samples_tensor
     from .metrics import evaluator_for, noise_floor, real_reference, sample_metrics
 
-    if not isinstance(generated, (str, Path)):
-        raise EbmlabError(f"generated must be a path, got {type(generated).__name__} {generated!r}")
+    is_array = isinstance(generated, (np.ndarray, torch.Tensor))
+    if not (is_array or isinstance(generated, (str, Path))):  # the value itself is not shown: it may be large
+        raise EbmlabError(f"generated must be a path or an array [n, *shape] of samples, got "
+                          f"{type(generated).__name__}")
     if not isinstance(data, str):
         raise EbmlabError(f"data must be a data set name or path (str), got {type(data).__name__} {data!r}")
+    if data_dir is not None and not isinstance(data_dir, (str, Path)):
+        raise EbmlabError(f"data_dir must be a directory path (str), got {type(data_dir).__name__} {data_dir!r}")
     ds = get_dataset(data, data_dir=data_dir, image_size=image_size)
-    x = read_samples(generated, ds.spec)
+    x = samples_tensor(generated, ds.spec, "generated") if is_array else read_samples(generated, ds.spec)
+    source = f"an array of {len(x)}" if is_array else str(generated)
     require_int("n_compared", n_compared, 2)
     ev = evaluator_for(ds)
     n = len(x)
@@ -251,11 +258,11 @@ def score_samples(generated: str | Path, data: str, *, data_dir: str | None = No
     if progress:
         import sys
 
-        print(f"scoring {n} samples from {generated} against {data} ({k} compared with as many of the "
+        print(f"scoring {n} samples from {source} against {data} ({k} compared with as many of the "
               f"{ds.n_test} test points)...", file=sys.stderr, flush=True)
     # images: features of k samples, stacked modes of all of them; other kinds score k samples, as an evaluation
     metrics = sample_metrics(x if ds.spec.is_image else x[:k], ds, n_features=k)
-    return {"method": f"samples {generated}", "data": data, "step": None, "n_samples": n, "metrics": metrics,
+    return {"method": f"samples {source}", "data": data, "step": None, "n_samples": n, "metrics": metrics,
             "real_vs_real": dict(real_reference(ds, k)), **noise_floor(ds, k),
             "protocol": {"samples_compared": f"{k} of the {n} samples against as many of the {ds.n_test} test "
                                              f"points", **ev.protocol(ds, k)}}

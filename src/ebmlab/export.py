@@ -239,15 +239,25 @@ def read_samples(path: str | Path, spec: Any) -> torch.Tensor:
         (arr,) = arrays.values()
     else:
         arr = read_user_array(p)["train"]
+    return samples_tensor(arr, spec, str(p))
+
+
+def samples_tensor(arr: Any, spec: Any, what: str) -> torch.Tensor:
+    """Samples [n, *spec.shape] of real numbers — a NumPy array or a torch tensor — as float32 on the CPU, checked
+    (``what`` names them in the message)."""
+    if isinstance(arr, torch.Tensor):
+        t = arr.detach().cpu()
+        arr = (t.float() if t.is_floating_point() else t).numpy()  # bfloat16 has no NumPy type
+    arr = np.asarray(arr)
     if arr.dtype.kind not in "biuf":
-        raise EbmlabError(f"{p}: holds {arr.dtype} values; expected real numbers")
-    if tuple(arr.shape[1:]) != tuple(spec.shape):
-        raise EbmlabError(f"{p}: samples of shape {tuple(arr.shape[1:])}; the data set's samples have shape "
-                          f"{tuple(spec.shape)}")
+        raise EbmlabError(f"{what}: holds {arr.dtype} values; expected real numbers")
+    if tuple(arr.shape[1:]) != tuple(spec.shape) or arr.ndim == 0:
+        raise EbmlabError(f"{what}: samples of shape {tuple(arr.shape[1:])} (an array of shape {arr.shape}); the "
+                          f"data set's samples have shape {tuple(spec.shape)}: expected [n, {', '.join(map(str, spec.shape))}]")
     if len(arr) < 2:
-        raise EbmlabError(f"{p}: {len(arr)} sample(s); scoring needs at least 2")
+        raise EbmlabError(f"{what}: {len(arr)} sample(s); scoring needs at least 2")
     return torch.as_tensor(np.asarray(arr, dtype=np.float32))
 
 
-__all__ = ["available_memory", "check_output", "check_sample_room", "output_kind", "read_samples", "to_uint8",
-           "write_samples"]
+__all__ = ["available_memory", "check_output", "check_sample_room", "output_kind", "read_samples", "samples_tensor",
+           "to_uint8", "write_samples"]

@@ -163,8 +163,14 @@ def test_sample_batches_fill_one_array_and_too_many_are_refused_before_sampling(
     (lambda r: ebmlab.sample_run(r, 10, batch_size=0), "batch_size"),
     (lambda r: ebmlab.sample_run(5, 10), "run_dir"),
     (lambda r: ebmlab.evaluate_run(r, ais_steps=-1), "ais_steps"),
-    (lambda r: ebmlab.score_samples(5, "ring8"), "generated"),
+    (lambda r: ebmlab.score_samples(5, "ring8"), "generated must be a path or an array"),
+    (lambda r: ebmlab.score_samples([[0.0, 1.0]] * 5, "ring8"), "got list"),
+    (lambda r: ebmlab.score_samples(np.zeros((5, 3)), "ring8"), r"expected \[n, 2\]"),
+    (lambda r: ebmlab.score_samples(np.zeros(5), "ring8"), r"an array of shape \(5,\)"),
+    (lambda r: ebmlab.score_samples(torch.zeros(1, 2), "ring8"), "at least 2"),
+    (lambda r: ebmlab.score_samples(torch.zeros(4, 2, dtype=torch.complex64), "ring8"), "complex64 values"),
     (lambda r: ebmlab.score_samples("x.npy", 3), "data"),
+    (lambda r: ebmlab.score_samples(np.zeros((5, 2)), "ring8", data_dir=3), "data_dir"),
 ])
 def test_python_api_argument_errors(runs, call, words):
     with pytest.raises(ebmlab.EbmlabError, match=words):
@@ -327,6 +333,10 @@ def test_score_says_when_some_samples_are_not_finite(tmp_path, capsys):
     m = res["metrics"]
     assert m["frac_finite"] == 0.75 and m["modes"] == 8
     assert 0.70 < m["hq"] <= 0.75  # test points: ~98.9 % of the finite ones are within 3σ, none of the NaN rows
+    # the same samples as an array and as a tensor: the same scores as from the file
+    for given in (x, torch.as_tensor(x)):
+        res_a = ebmlab.score_samples(given, "ring8")
+        assert res_a["metrics"] == m and res_a["n_samples"] == 400 and res_a["method"] == "samples an array of 400"
     np.save(tmp_path / "c.npy", get_dataset("ring8").test[:400].numpy())
     assert main(["score", str(tmp_path / "c.npy"), "--data", "ring8"]) == 0
     assert "not finite" not in capsys.readouterr().out
