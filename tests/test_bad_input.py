@@ -347,6 +347,13 @@ CASES = [
     ("inpaint-missing-run", lambda tmp, fin: ["inpaint", str(tmp / "none"), "--out", str(tmp / "i.png")],
      ["does not exist"]),
     # --- bench ------------------------------------------------------------------------------------------------------
+    # --- the domain classifier -----------------------------------------------------------------------------------
+    ("classifier-show-2d-data", lambda tmp, fin: ["classifier", "show", "--data", "ring8", "--out", str(tmp / "c")],
+     ["labelled C×H×W images", "no labels"]),
+    ("classifier-train-2d-data", lambda tmp, fin: ["classifier", "train", "--data", "grid25", "--out", str(tmp / "c")],
+     ["labelled C×H×W images"]),
+    ("classifier-show-unlabelled-vectors", lambda tmp, fin: ["classifier", "show", "--data", str(fin / "vec.npy"),
+                                                             "--out", str(tmp / "c")], ["no labels"]),
     ("bench-unknown-suite", lambda tmp, fin: ["bench", "speed", "--out", str(tmp / "b")], ["unknown benchmark suite"]),
     ("bench-bad-shard", lambda tmp, fin: ["bench", "toy", "--shard", "3/2", "--out", str(tmp / "b")], ["--shard"]),
     ("bench-collect-no-dir", lambda tmp, fin: ["bench", "collect"], ["collect DIR"]),

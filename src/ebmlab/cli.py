@@ -251,9 +251,11 @@ def _score(args) -> None:
 
 def _classifier(args) -> None:
     from .data import get_dataset
-    from .metrics.classifier import classifier_dir, classifier_name, load_classifier, train_classifier
+    from .metrics.classifier import (check_classifiable, classifier_dir, classifier_name, load_classifier,
+                                     train_classifier)
 
     ds = get_dataset(args.data, data_dir=args.data_dir)
+    check_classifiable(ds)
     if args.action == "train":
         clf = train_classifier(ds, epochs=args.epochs, seed=args.seed, out_dir=args.out)
         where = args.out or classifier_dir()

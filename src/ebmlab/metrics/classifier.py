@@ -151,6 +151,17 @@ def _fit(net: DomainClassifier, opt: torch.optim.Optimizer, x: Tensor, y: Tensor
             print(f"classifier {name}: epoch {ep + 1}/{epochs}, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 
+def check_classifiable(dataset) -> None:
+    """Refuse a data set that has no domain classifier: one needs labelled C×H×W images (a stacked set is labelled
+    by its base set's)."""
+    if getattr(dataset, "stacked", False):
+        return
+    labels = getattr(dataset, "train_labels", None)
+    if labels is None or not dataset.spec.is_image:
+        raise EbmlabError(f"{dataset.name}: a domain classifier needs labelled C×H×W images; this data set has "
+                          f"{'no labels' if labels is None else f'samples of shape {tuple(dataset.spec.shape)}'}")
+
+
 def train_classifier(dataset, *, epochs: int | None = None, seed: int = 0, width: int = 32,
                      out_dir: str | Path | None = None, progress: bool = True) -> Classifier:
     """Train the domain classifier of ``dataset`` (a labelled image or binary set) and save it (module docstring)."""
@@ -159,9 +170,7 @@ def train_classifier(dataset, *, epochs: int | None = None, seed: int = 0, width
     if getattr(dataset, "stacked", False):
         raise EbmlabError(f"{dataset.name} is a stacked set: its channels are labelled by the classifier of "
                           f"{dataset.base}; train that one (`ebmlab classifier train --data {dataset.base}`)")
-    if dataset.train_labels is None or not dataset.spec.is_image:
-        raise EbmlabError(f"{dataset.name}: a domain classifier needs labelled C×H×W images; this data set has "
-                          f"{'no labels' if dataset.train_labels is None else f'samples of shape {dataset.shape}'}")
+    check_classifiable(dataset)
     name = classifier_name(dataset)
     epochs = epochs or DEFAULT_EPOCHS.get(name, 5)
     out = Path(out_dir) if out_dir is not None else classifier_dir()
