@@ -111,3 +111,23 @@ def test_a_bench_directory_without_its_runs_still_gets_its_tables(bench_dir, tmp
     assert main(["report", str(kept), "--out", str(tmp_path / "r2.html")]) == 0
     assert "results.json is missing or unreadable" in (tmp_path / "r2.html").read_text()
     assert main(["report", str(tmp_path / "empty_dir_that_is_not_there"), "--out", str(tmp_path / "r3.html")]) == 2
+
+
+def test_a_damaged_summary_is_named_so_and_rewritten_by_the_same_command(tmp_path, capsys):
+    run = tmp_path / "r"
+    argv = ["train", "gan", "--data", "ring8", "--steps", "3", "--out", str(run), "--no-progress", "eval_samples=100",
+            "eval_density=false", "tensorboard=false"]
+    assert main(argv) == 0
+    good = (run / "summary.json").read_text()
+    (run / "summary.json").write_text('{"metrics": ')  # cut short
+    assert main(["report", str(run), "--out", str(tmp_path / "a.html")]) == 0
+    page = (tmp_path / "a.html").read_text()
+    assert "summary.json is not readable" in page and "has not finished" not in page
+    (run / "summary.json").unlink()
+    assert main(["report", str(run), "--out", str(tmp_path / "b.html")]) == 0
+    assert "has not finished" in (tmp_path / "b.html").read_text()
+    (run / "summary.json").write_text("not json")
+    capsys.readouterr()
+    assert main(argv) == 0  # the final checkpoint evaluated again, with the same seeds: the same summary
+    assert "not valid JSON (damaged or edited); evaluating the final checkpoint again" in capsys.readouterr().err
+    assert (run / "summary.json").read_text() == good

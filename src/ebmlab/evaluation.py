@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ResolvedConfig, RunConfig, to_dict
+from .errors import EbmlabError
 from .methods import Method
 from .rng import stream_seed
 from .runs import MetricsLogger, RunDir, fault_point, read_json, write_json
@@ -98,7 +99,14 @@ def finish(method: Method, ds, cfg: ResolvedConfig, run: RunDir, progress: bool 
     rc = cfg.run
     last = rc.steps if step is None else step
     if run.summary_path.is_file():
-        done = read_json(run.summary_path)
+        try:
+            done = read_json(run.summary_path)
+        except EbmlabError:  # damaged: it derives from the checkpoint alone (fixed evaluation seeds), so it is redone
+            import sys
+
+            print(f"{run.summary_path} is not valid JSON (damaged or edited); evaluating the final checkpoint again "
+                  f"to write it anew", file=sys.stderr, flush=True)
+            done = None
         if isinstance(done, dict) and done.get("step") == last:
             return done
     metrics = final_eval(method, ds, cfg, run, None, progress, last)

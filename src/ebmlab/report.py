@@ -125,6 +125,9 @@ def _run_section(run: Path, title: str | None = None) -> str:
         if floor is not None:
             parts.append(f"<p class='meta'>Uniform noise: {_e(FLOOR_MEANING)}.</p>")
         parts += [f"<p class='meta'>Note — {_e(n)}</p>" for n in notes(summary.get("metrics", {}))]
+    elif (run / "summary.json").exists():
+        parts.append("<p><i>summary.json is not readable (damaged or edited): running the run's train command again "
+                     "evaluates the final checkpoint and writes it anew.</i></p>")
     else:
         parts.append("<p><i>No final results yet (the run has not finished).</i></p>")
     curves = [p for p in plots if _plot_order(p)[0] == 5]
