@@ -69,16 +69,30 @@ def check_output(out: str | Path, kind: str, spec: Any) -> None:
     check_output_dir(p.parent if str(p.parent) else Path("."))
 
 
+CGROUP_MEMORY = (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),  # cgroup v2
+                 ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"))  # v1
+
+
 def available_memory() -> int | None:
-    """Bytes of memory available to new allocations without swapping (Linux's MemAvailable); None where unknown."""
+    """Bytes of memory available to new allocations without swapping, None where unknown: Linux's MemAvailable, or
+    less where the process's control group (a container's memory limit) leaves less."""
+    found = []
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    found.append(int(line.split()[1]) * 1024)
     except (OSError, ValueError, IndexError):
         pass
-    return None
+    for limit_path, usage_path in CGROUP_MEMORY:
+        try:
+            limit = Path(limit_path).read_text().strip()
+            if limit.isdigit():  # "max" (v2) is no limit; v1 writes a huge number then, kept by min() below
+                found.append(max(0, int(limit) - int(Path(usage_path).read_text().strip())))
+            break
+        except (OSError, ValueError):
+            continue
+    return min(found) if found else None
 
 
 def _gib(nbytes: float) -> str:

@@ -340,3 +340,19 @@ def test_score_says_when_some_samples_are_not_finite(tmp_path, capsys):
     np.save(tmp_path / "c.npy", get_dataset("ring8").test[:400].numpy())
     assert main(["score", str(tmp_path / "c.npy"), "--data", "ring8"]) == 0
     assert "not finite" not in capsys.readouterr().out
+
+
+def test_available_memory_is_the_smaller_of_the_machines_and_the_containers(tmp_path, monkeypatch):
+    from ebmlab import export
+
+    limit, usage = tmp_path / "memory.max", tmp_path / "memory.current"
+    usage.write_text("400\n")
+    monkeypatch.setattr(export, "CGROUP_MEMORY", ((str(limit), str(usage)),))
+    limit.write_text("max\n")  # no container limit: the machine's MemAvailable (None where there is no /proc)
+    machine = export.available_memory()
+    limit.write_text("1000\n")
+    assert export.available_memory() == 600  # limit − usage, far below any machine's available memory
+    limit.write_text("300\n")
+    assert export.available_memory() == 0  # over its limit already
+    monkeypatch.setattr(export, "CGROUP_MEMORY", ((str(tmp_path / "absent"), str(usage)),))
+    assert export.available_memory() == machine
