@@ -479,3 +479,34 @@ def test_python_api_argument_errors(call, words, monkeypatch, tmp_path):
     with pytest.raises(ebmlab.EbmlabError, match=words):
         call()
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_users_data_file_changed_since_the_run_is_refused(tmp_path, capsys):
+    data = tmp_path / "u.npy"
+    first = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
+    np.save(data, first)
+    run = tmp_path / "r"
+    train = ["train", "gan", "--data", str(data), "--steps", "2", "--out", str(run), "--no-progress", *TINY]
+    assert main(train) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert len(cfg["data_sha256"]) == 64
+    np.save(data, first[::-1].copy())  # the same values in another order: another training split
+    before = snapshot(run)
+    for argv in (["eval", str(run)], ["sample", str(run), "-n", "5", "--out", str(tmp_path / "s.npy")],
+                 train[:5] + ["4"] + train[6:]):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "u.npy has changed since the run" in err and cfg["data_sha256"][:12] in err, err
+    assert snapshot(run) == before and not (tmp_path / "s.npy").exists()
+    np.save(data, first)  # restored: the run is usable again
+    assert main(["eval", str(run)]) == 0
+    # a run written before the hash was recorded is not checked
+    del cfg["data_sha256"]
+    (run / "config.json").write_text(json.dumps(cfg))
+    np.save(data, first[::-1].copy())
+    assert main(["eval", str(run)]) == 0
+    # built-in data sets are named, not hashed
+    assert main(["train", "gan", "--data", "ring8", "--steps", "2", "--out", str(tmp_path / "t"), "--no-progress",
+                 *TINY]) == 0
+    assert "data_sha256" not in json.loads((tmp_path / "t" / "config.json").read_text())

@@ -40,6 +40,9 @@ def load_run(run_dir: str | Path, device: str | None = None) -> tuple[ResolvedCo
         raise EbmlabError(f"{run_dir} is a super-resolution run: evaluate it with `ebmlab sr eval {run_dir}`, apply "
                           f"it with `ebmlab sr upscale {run_dir} --in IMAGE --out OUT.png`")
     cfg = config_from_dict(raw, run.config_path)
+    from .data import check_same_data
+
+    check_same_data(cfg.data, cfg.dataset, raw.get("data_sha256"), run_dir)
     ckpt = run.load_checkpoint(cfg.method)
     if ckpt is None:
         raise EbmlabError(f"{run_dir} has no checkpoint yet; train it first with `ebmlab train {cfg.method} --data "

@@ -2,7 +2,9 @@
 
 Layout of RUN_DIR::
 
-    config.json      the resolved configuration (method, data, run options, method options, presets applied)
+    config.json      the resolved configuration (method, data, run options, method options, presets applied; for a
+                     user's file or folder also data_sha256, its content's hash, checked when the run is resumed,
+                     evaluated or sampled)
     run.json         one record per session: command line, versions, git commit, device, threads, times, speed
     metrics.jsonl    one JSON object per logged step ({"step", "kind": "train"|"eval", ...})
     tb/              TensorBoard event files

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from . import distributed, graphs
 from .config import ResolvedConfig, RunConfig, config_from_dict, resolve_config
 from .budget import Budget
+from .data import check_same_data, user_data_sha256
 from .data.batches import make_batches
 from .errors import DivergenceError, EbmlabError
 from .evaluation import evaluate, final_eval, finish, log_grid
@@ -129,8 +130,11 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
     out = Path(out) if out is not None else Path("runs") / f"{method}-{_data_label(data)}-s{cfg.run.seed}"
     check_output_dir(out)
     run = RunDir(out)
+    saved_data_sha = None
     if run.exists():
-        saved = config_from_dict(read_json(run.config_path), run.config_path).to_dict()
+        raw = read_json(run.config_path)
+        saved = config_from_dict(raw, run.config_path).to_dict()
+        saved_data_sha = raw.get("data_sha256")
         if saved.get("method") != method:
             raise EbmlabError(f"{out} holds a run of method {saved.get('method')!r}, not {method!r}; "
                               f"choose another --out for a new run")
@@ -154,6 +158,8 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
     elif ds.kind == "toy2d":
         torch.set_num_threads(1)  # benchmarks/threads: one thread is the fastest for the 2D toys' small networks
     getattr(ds, "arrays", None)  # read (and checksum) the files now: a missing or corrupt one is refused here
+    check_same_data(data, ds, saved_data_sha, out)  # a user's file rewritten since the run was started is refused
+    data_sha = user_data_sha256(data, ds)
     world = _join(rc, distributed.world_size_from_env())
     try:
         batches = make_batches(ds, rc.batches, rc.batch_size, rc.seed, rank=world.rank if world else 0,
@@ -174,7 +180,7 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
         with run.lock() if main else contextlib.nullcontext():  # one process trains into a run directory
             if main:
                 run.clean_temporary()
-                write_json(run.config_path, cfg.to_dict())
+                write_json(run.config_path, {**cfg.to_dict(), **({"data_sha256": data_sha} if data_sha else {})})
             distributed.barrier(world)
             return _train_loop(cfg, run, ds, method, batches, progress=progress and main, stop_after=stop_after,
                                world=world)

@@ -68,4 +68,44 @@ def _user(name: str, image_size: int, stamp: tuple[int, int]) -> ArrayDataset:
     return user_dataset(name, image_size=image_size)
 
 
-__all__ = ["ArrayDataset", "DATASETS", "DataSpec", "ToyDataset", "dataset_names", "get_dataset"]
+def content_sha256(dataset: ArrayDataset) -> str:
+    """sha256 of a data set's content: the raw train and test arrays and labels (shape, dtype and bytes)."""
+    import hashlib
+
+    import numpy as np
+
+    a = dataset.arrays
+    h = hashlib.sha256()
+    for arr in (a.train_x, a.test_x, a.train_y, a.test_y):
+        if arr is None:
+            h.update(b"none")
+            continue
+        arr = np.ascontiguousarray(arr)
+        h.update(f"{arr.dtype.str}{arr.shape}".encode())
+        h.update(memoryview(arr).cast("B"))
+    return h.hexdigest()
+
+
+def user_data_sha256(name: str, dataset: ToyDataset | ArrayDataset) -> str | None:
+    """The content sha256 of a user's file or folder, recorded by a run so that it can tell when the file changed;
+    None for a built-in set (its name fixes its content: its files are checked against published checksums)."""
+    if name in DATASETS or name in builtin_names() or not isinstance(dataset, ArrayDataset):
+        return None
+    return content_sha256(dataset)
+
+
+def check_same_data(name: str, dataset: ToyDataset | ArrayDataset, saved: object, run: object) -> None:
+    """Refuse a user's data set whose content is not the one the run recorded (``saved``: its config's
+    ``data_sha256``; absent in a run written before it was recorded, which is then not checked)."""
+    if not isinstance(saved, str):
+        return
+    now = user_data_sha256(name, dataset)
+    if now is not None and now != saved:
+        raise EbmlabError(f"{name} has changed since the run {run} was trained on it (content sha256 {saved[:12]}… "
+                          f"then, {now[:12]}… now): the run's standardisation, test split and metrics belong to the "
+                          f"data it was trained on — restore that file, or train a new run on the new data with "
+                          f"another --out")
+
+
+__all__ = ["ArrayDataset", "DATASETS", "DataSpec", "ToyDataset", "check_same_data", "content_sha256",
+           "dataset_names", "get_dataset", "user_data_sha256"]

@@ -73,19 +73,10 @@ def classifier_dir() -> Path:
 
 
 def data_fingerprint(dataset) -> str:
-    """sha256 of a data set's content: the raw train and test arrays and labels (shape, dtype and bytes)."""
-    import numpy as np
+    """sha256 of a data set's content (``ebmlab.data.content_sha256``)."""
+    from ..data import content_sha256
 
-    a = dataset.arrays
-    h = hashlib.sha256()
-    for arr in (a.train_x, a.test_x, a.train_y, a.test_y):
-        if arr is None:
-            h.update(b"none")
-            continue
-        arr = np.ascontiguousarray(arr)
-        h.update(f"{arr.dtype.str}{arr.shape}".encode())
-        h.update(memoryview(arr).cast("B"))
-    return h.hexdigest()
+    return content_sha256(dataset)
 
 
 def classifier_name(dataset) -> str:
