@@ -510,3 +510,21 @@ def test_a_users_data_file_changed_since_the_run_is_refused(tmp_path, capsys):
     assert main(["train", "gan", "--data", "ring8", "--steps", "2", "--out", str(tmp_path / "t"), "--no-progress",
                  *TINY]) == 0
     assert "data_sha256" not in json.loads((tmp_path / "t" / "config.json").read_text())
+
+
+def test_a_run_on_a_relative_data_path_is_used_from_another_directory(tmp_path, monkeypatch, capsys):
+    (tmp_path / "work").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    np.save("u.npy", np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32))
+    assert main(["train", "gan", "--data", "u.npy", "--steps", "2", "--out", "r", "--no-progress", *TINY]) == 0
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    run = str(tmp_path / "work" / "r")
+    capsys.readouterr()
+    assert main(["eval", run]) == 0  # found where the run was trained (run.json's cwd), its hash checked
+    assert f"on {tmp_path / 'work' / 'u.npy'} at step 2" in capsys.readouterr().out
+    (tmp_path / "work" / "u.npy").rename(tmp_path / "work" / "v.npy")
+    assert main(["sample", run, "-n", "5", "--out", "s.npy"]) == 2
+    err = capsys.readouterr().err
+    assert f"was trained on u.npy (relative to {tmp_path / 'work'}, where it was trained)" in err
+    assert not (tmp_path / "elsewhere" / "s.npy").exists()

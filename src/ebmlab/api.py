@@ -39,7 +39,7 @@ def load_run(run_dir: str | Path, device: str | None = None) -> tuple[ResolvedCo
     if isinstance(raw, dict) and raw.get("format") == "ebmlab-sr-run-1":
         raise EbmlabError(f"{run_dir} is a super-resolution run: evaluate it with `ebmlab sr eval {run_dir}`, apply "
                           f"it with `ebmlab sr upscale {run_dir} --in IMAGE --out OUT.png`")
-    cfg = config_from_dict(raw, run.config_path)
+    cfg = _locate_user_data(config_from_dict(raw, run.config_path), run)
     from .data import check_same_data
 
     check_same_data(cfg.data, cfg.dataset, raw.get("data_sha256"), run_dir)
@@ -51,6 +51,27 @@ def load_run(run_dir: str | Path, device: str | None = None) -> tuple[ResolvedCo
     method.load_state_dict(ckpt["method_state"], any_device=True)
     method.recipe.use_averaged()  # evaluation and sampling use the moving averages when the run keeps them
     return cfg, method, int(ckpt["step"])
+
+
+def _locate_user_data(cfg: ResolvedConfig, run: RunDir) -> ResolvedConfig:
+    """A run trained on a user's file given by a relative path, used from another directory: the path is looked up
+    from the directories the run was trained in (run.json's ``cwd``), newest first; the content hash recorded in
+    config.json then checks that it is the same data."""
+    from dataclasses import replace
+
+    from .data import is_path
+
+    data = Path(cfg.data)
+    if not is_path(cfg.data) or data.is_absolute() or data.exists():
+        return cfg
+    cwds = list(dict.fromkeys(str(s["cwd"]) for s in reversed(run._sessions())
+                              if isinstance(s, dict) and isinstance(s.get("cwd"), str)))
+    for base in cwds:
+        if (Path(base) / data).exists():
+            return replace(cfg, data=str(Path(base) / data))
+    where = f" (relative to {', '.join(cwds)}, where it was trained)" if cwds else ""
+    raise EbmlabError(f"{run.path} was trained on {cfg.data}{where}; it is found neither there nor relative to the "
+                      f"current directory — run the command where the run was trained, or put the file back")
 
 
 def guided_samples(method: Method, n: int, cfg: Any, *, generator: torch.Generator,
