@@ -518,11 +518,15 @@ def test_a_run_on_a_relative_data_path_is_used_from_another_directory(tmp_path, 
     monkeypatch.chdir(tmp_path / "work")
     np.save("u.npy", np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32))
     assert main(["train", "gan", "--data", "u.npy", "--steps", "2", "--out", "r", "--no-progress", *TINY]) == 0
+    assert main(["eval", "r"]) == 0  # where it was trained: the path as it is
+    assert "gan on u.npy at step 2" in capsys.readouterr().out
     monkeypatch.chdir(tmp_path / "elsewhere")
+    np.save("u.npy", np.zeros((50, 3), np.float32))  # another file of that name here: not the run's
     run = str(tmp_path / "work" / "r")
     capsys.readouterr()
     assert main(["eval", run]) == 0  # found where the run was trained (run.json's cwd), its hash checked
     assert f"on {tmp_path / 'work' / 'u.npy'} at step 2" in capsys.readouterr().out
+    (tmp_path / "elsewhere" / "u.npy").unlink()
     (tmp_path / "work" / "u.npy").rename(tmp_path / "work" / "v.npy")
     assert main(["sample", run, "-n", "5", "--out", "s.npy"]) == 2
     err = capsys.readouterr().err

@@ -54,21 +54,24 @@ def load_run(run_dir: str | Path, device: str | None = None) -> tuple[ResolvedCo
 
 
 def _locate_user_data(cfg: ResolvedConfig, run: RunDir) -> ResolvedConfig:
-    """A run trained on a user's file given by a relative path, used from another directory: the path is looked up
-    from the directories the run was trained in (run.json's ``cwd``), newest first; the content hash recorded in
-    config.json then checks that it is the same data."""
+    """A run trained on a user's file given by a relative path: the path is looked up from the directories the run
+    was trained in (run.json's ``cwd``, newest first: the file it was trained on), then from the current directory
+    (a run moved with its data); the content hash recorded in config.json then checks that it is the same data."""
     from dataclasses import replace
 
     from .data import is_path
 
     data = Path(cfg.data)
-    if not is_path(cfg.data) or data.is_absolute() or data.exists():
+    if not is_path(cfg.data) or data.is_absolute():
         return cfg
     cwds = list(dict.fromkeys(str(s["cwd"]) for s in reversed(run._sessions())
                               if isinstance(s, dict) and isinstance(s.get("cwd"), str)))
     for base in cwds:
-        if (Path(base) / data).exists():
-            return replace(cfg, data=str(Path(base) / data))
+        found = Path(base) / data
+        if found.exists():  # from where the run was trained, the path as it is
+            return cfg if found.resolve() == data.resolve() else replace(cfg, data=str(found))
+    if data.exists():
+        return cfg
     where = f" (relative to {', '.join(cwds)}, where it was trained)" if cwds else ""
     raise EbmlabError(f"{run.path} was trained on {cfg.data}{where}; it is found neither there nor relative to the "
                       f"current directory — run the command where the run was trained, or put the file back")
