@@ -40,9 +40,11 @@ def load_run(run_dir: str | Path, device: str | None = None) -> tuple[ResolvedCo
         raise EbmlabError(f"{run_dir} is a super-resolution run: evaluate it with `ebmlab sr eval {run_dir}`, apply "
                           f"it with `ebmlab sr upscale {run_dir} --in IMAGE --out OUT.png`")
     cfg = _locate_user_data(config_from_dict(raw, run.config_path), run)
-    from .data import check_same_data
+    saved_sha = raw.get("data_sha256")
+    if saved_sha is not None:  # recorded for a user's data: hashed only then
+        from .data import check_same_data, user_data_sha256
 
-    check_same_data(cfg.data, cfg.dataset, raw.get("data_sha256"), run_dir)
+        check_same_data(cfg.data, user_data_sha256(cfg.data, cfg.dataset), saved_sha, run_dir)
     ckpt = run.load_checkpoint(cfg.method)
     if ckpt is None:
         raise EbmlabError(f"{run_dir} has no checkpoint yet; train it first with `ebmlab train {cfg.method} --data "

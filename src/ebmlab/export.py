@@ -8,8 +8,8 @@ The kind of output is chosen by the path given:
   sampler and its settings, acceptance rates);
 - ``NAME.png``: a picture — image data: a grid of the samples (at most ``MAX_GRID`` of them) with grey separators
   (white ones merge with the white strokes of binary images); 2D data: a scatter plot over the test points;
-- a directory (a path ending in ``/``, or without a suffix): one 8-bit PNG per image sample, ``000000.png`` … (more digits past a million),
-  written into a temporary directory beside it and renamed into place when complete.
+- a directory (a path ending in ``/``, or without a suffix): one 8-bit PNG per image sample, ``000000.png`` …
+  (more digits past a million), written into a temporary directory beside it and renamed into place when complete.
 
 Reading (``ebmlab score``): ``.npy``/``.npz`` (key ``samples``, else the only array) or a folder of PNG/JPEG
 images, mapped to the data set's value range.
@@ -265,9 +265,10 @@ def samples_tensor(arr: Any, spec: Any, what: str) -> torch.Tensor:
     arr = np.asarray(arr)
     if arr.dtype.kind not in "biuf":
         raise EbmlabError(f"{what}: holds {arr.dtype} values; expected real numbers")
-    if tuple(arr.shape[1:]) != tuple(spec.shape) or arr.ndim == 0:
+    if tuple(arr.shape[1:]) != tuple(spec.shape):  # a 0-d array too: its () is no data set's sample shape
         raise EbmlabError(f"{what}: samples of shape {tuple(arr.shape[1:])} (an array of shape {arr.shape}); the "
-                          f"data set's samples have shape {tuple(spec.shape)}: expected [n, {', '.join(map(str, spec.shape))}]")
+                          f"data set's samples have shape {tuple(spec.shape)}: expected "
+                          f"[n, {', '.join(map(str, spec.shape))}]")
     if len(arr) < 2:
         raise EbmlabError(f"{what}: {len(arr)} sample(s); scoring needs at least 2")
     return torch.as_tensor(np.asarray(arr, dtype=np.float32))

@@ -132,20 +132,6 @@ def read_json(path: Path) -> Any:
                           f"start a new run with another --out") from None
 
 
-def check_new_run_dir(out: Path) -> None:
-    """Refuse to start a run in an existing directory that holds no run (no config.json) but other files: the run
-    would write its files among them. A lock or a temporary file of a refused or killed start is the run's own."""
-    if not out.is_dir():
-        return
-    stray = sorted(p.name for p in out.iterdir()
-                   if p.name != ".lock" and not (p.name.startswith(".") and p.name.endswith(".tmp")))
-    if stray:
-        shown = ", ".join(stray[:4]) + (f" and {len(stray) - 4} more" if len(stray) > 4 else "")
-        raise EbmlabError(f"--out {out} is a directory that holds no ebmlab run (no config.json) but other files "
-                          f"({shown}); a new run would write its files among them — name a new or empty directory "
-                          f"(or, if it is a run whose config.json was lost, restore that file)")
-
-
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -186,6 +172,20 @@ class RunDir:
             yield
         finally:
             os.close(fd)  # closing releases the lock
+
+    def check_new(self) -> None:
+        """Refuse to start a run in an existing directory that holds no run (no config.json) but other files: the
+        run would write its files among them. Its own lock or a temporary file of a refused or killed start (see
+        :meth:`lock`, :meth:`clean_temporary`) does not count."""
+        if not self.path.is_dir():
+            return
+        stray = sorted(p.name for p in self.path.iterdir()
+                       if p.name != ".lock" and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+        if stray:
+            shown = ", ".join(stray[:4]) + (f" and {len(stray) - 4} more" if len(stray) > 4 else "")
+            raise EbmlabError(f"--out {self.path} is a directory that holds no ebmlab run (no config.json) but other "
+                              f"files ({shown}); a new run would write its files among them — name a new or empty "
+                              f"directory (or, if it is a run whose config.json was lost, restore that file)")
 
     def clean_temporary(self) -> None:
         """Remove the temporary files of writes that a kill interrupted (``.NAME.*.tmp``, see atomic_write_bytes)."""

@@ -31,7 +31,7 @@ from .evaluation import evaluate, final_eval, finish, log_grid
 from .methods import Method
 from .recipe import Recipe
 from .rng import stream_seed
-from .runs import CHECKPOINT_FORMAT, MetricsLogger, RunDir, check_new_run_dir, check_output_dir, fault_point, read_json, write_json
+from .runs import CHECKPOINT_FORMAT, MetricsLogger, RunDir, check_output_dir, fault_point, read_json, write_json
 
 
 # run options a resumed run may change: how long it runs and where, not what it computes
@@ -148,7 +148,7 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
             raise EbmlabError(f"{out} was created with different options ({'; '.join(diffs)}); "
                               f"resume with the same options or choose another --out")
     else:
-        check_new_run_dir(out)
+        run.check_new()
     # everything that can refuse the options (the data set, the device, the method's own checks) runs before the
     # run directory is made or config.json written, so a refused command leaves nothing behind
     rc = cfg.run
@@ -158,8 +158,8 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
     elif ds.kind == "toy2d":
         torch.set_num_threads(1)  # benchmarks/threads: one thread is the fastest for the 2D toys' small networks
     getattr(ds, "arrays", None)  # read (and checksum) the files now: a missing or corrupt one is refused here
-    check_same_data(data, ds, saved_data_sha, out)  # a user's file rewritten since the run was started is refused
     data_sha = user_data_sha256(data, ds)
+    check_same_data(data, data_sha, saved_data_sha, out)  # a user's file rewritten since the run started is refused
     world = _join(rc, distributed.world_size_from_env())
     try:
         batches = make_batches(ds, rc.batches, rc.batch_size, rc.seed, rank=world.rank if world else 0,

@@ -89,18 +89,16 @@ def content_sha256(dataset: ArrayDataset) -> str:
 def user_data_sha256(name: str, dataset: ToyDataset | ArrayDataset) -> str | None:
     """The content sha256 of a user's file or folder, recorded by a run so that it can tell when the file changed;
     None for a built-in set (its name fixes its content: its files are checked against published checksums)."""
-    if name in DATASETS or name in builtin_names() or not isinstance(dataset, ArrayDataset):
+    if name in builtin_names() or not isinstance(dataset, ArrayDataset):  # the 2D toys are not ArrayDatasets
         return None
     return content_sha256(dataset)
 
 
-def check_same_data(name: str, dataset: ToyDataset | ArrayDataset, saved: object, run: object) -> None:
-    """Refuse a user's data set whose content is not the one the run recorded (``saved``: its config's
-    ``data_sha256``; absent in a run written before it was recorded, which is then not checked)."""
-    if not isinstance(saved, str):
-        return
-    now = user_data_sha256(name, dataset)
-    if now is not None and now != saved:
+def check_same_data(name: str, now: str | None, saved: object, run: object) -> None:
+    """Refuse a user's data set whose content hash ``now`` (:func:`user_data_sha256`) is not the one the run
+    recorded (``saved``: its config's ``data_sha256``; absent in a run written before it was recorded, which is then
+    not checked)."""
+    if isinstance(saved, str) and now is not None and now != saved:
         raise EbmlabError(f"{name} has changed since the run {run} was trained on it (content sha256 {saved[:12]}… "
                           f"then, {now[:12]}… now): the run's standardisation, test split and metrics belong to the "
                           f"data it was trained on — restore that file, or train a new run on the new data with "

@@ -312,8 +312,6 @@ def read_user_array(path: str | Path) -> dict[str, np.ndarray]:
         raise EbmlabError(f"data file {path} does not exist; pass an existing .npy, .npz or .csv file")
     if path.suffix == ".csv":
         return read_csv_table(path)
-    if path.suffix not in (".npy", ".npz"):
-        raise EbmlabError(f"data file {path}: expected a .npy, .npz or .csv file")
     loaded = read_numpy_file(path)
     if isinstance(loaded, np.ndarray):
         return {"train": loaded}

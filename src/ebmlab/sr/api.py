@@ -72,7 +72,7 @@ def train_sr(data: str, model: str, *, out: str | Path, scale: int = 4, steps: i
         require_int(name, v, lo)
     if steps is not None:
         require_int("--steps", steps, 0)
-    from ..runs import check_new_run_dir, check_output_dir
+    from ..runs import check_output_dir
 
     out = Path(out)
     run = RunDir(out)
@@ -95,7 +95,7 @@ def train_sr(data: str, model: str, *, out: str | Path, scale: int = 4, steps: i
         options = cfg["options"]
     else:
         check_output_dir(out)
-        check_new_run_dir(out)
+        run.check_new()
     torch.manual_seed(seed)  # the initial weights depend on the seed alone
     net = build_model(model, scale, options)  # validates the options before anything is written
     sr_data = get_sr_data(data, scale=scale, data_dir=data_dir, crop=crop)
