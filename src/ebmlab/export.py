@@ -69,6 +69,7 @@ def check_output(out: str | Path, kind: str, spec: Any) -> None:
     check_output_dir(p.parent if str(p.parent) else Path("."))
 
 
+MEMINFO = "/proc/meminfo"
 CGROUP_MEMORY = (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),  # cgroup v2
                  ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"))  # v1
 
@@ -78,7 +79,7 @@ def available_memory() -> int | None:
     less where the process's control group (a container's memory limit) leaves less."""
     found = []
     try:
-        with open("/proc/meminfo") as fh:
+        with open(MEMINFO) as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
                     found.append(int(line.split()[1]) * 1024)

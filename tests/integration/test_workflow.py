@@ -347,8 +347,11 @@ def test_available_memory_is_the_smaller_of_the_machines_and_the_containers(tmp_
 
     limit, usage = tmp_path / "memory.max", tmp_path / "memory.current"
     usage.write_text("400\n")
+    meminfo = tmp_path / "meminfo"  # a fixed machine figure: the real one moves while other tests run
+    meminfo.write_text("MemTotal:       24683656 kB\nMemAvailable:   20000000 kB\n")
+    monkeypatch.setattr(export, "MEMINFO", str(meminfo))
     monkeypatch.setattr(export, "CGROUP_MEMORY", ((str(limit), str(usage)),))
-    limit.write_text("max\n")  # no container limit: the machine's MemAvailable (None where there is no /proc)
+    limit.write_text("max\n")  # no container limit: the machine's MemAvailable, as written above
     machine = export.available_memory()
     limit.write_text("1000\n")
     assert export.available_memory() == 600  # limit − usage, far below any machine's available memory
