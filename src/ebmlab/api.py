@@ -166,7 +166,7 @@ def draw_samples(run_dir: str | Path, n: int, *, seed: int = 0, guided: Any = No
 
     # the batches are copied into one array allocated at the first: a list of small tensors joined at the end
     # needed twice the memory, and each small tensor kept between the large temporaries of the next batches pinned
-    # far more than its size in the allocator (~60× for 2D data in batches of 1000)
+    # far more than its size in the allocator (~65× for 2D data in batches of 1000: benchmarks/sample_memory.md)
     out: torch.Tensor | None = None
     stats, done = [], 0
     sizes = [min(batch_size, n - i) for i in range(0, n, batch_size)]
