@@ -18,7 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
+
+from bench_report import emit  # this directory is first on the path when the script runs
 
 COMMANDS = {
     "ebmlab --help": [shutil.which("ebmlab") or "ebmlab", "--help"],
@@ -73,10 +74,7 @@ def main() -> None:
              f"interpreter, {args.repeats} times. Aim: `ebmlab --help` ≤ 0.5 s.\n",
              "| command | median (s) | min (s) | max (s) |", "|---|---|---|---|"]
     lines += [f"| `{label}` | {med:.3f} | {lo:.3f} | {hi:.3f} |" for label, med, lo, hi in rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

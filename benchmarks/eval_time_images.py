@@ -22,11 +22,12 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from ebmlab.metrics.classifier import DomainClassifier
+
+from bench_report import emit  # this directory is first on the path when the script runs
 
 
 def classifier_rows(n: int, sizes: list[int]) -> list[str]:
@@ -129,10 +130,7 @@ def main() -> None:
     load1 = os.getloadavg()
     lines += ["", f"Total {time.time() - t_start:.0f} s; 1-min load average {load0[0]:.2f} at the start, "
                   f"{load1[0]:.2f} at the end."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from bench_report import emit  # this directory is first on the path when the script runs
+
 CHILD = r"""
 import gc, json, sys, torch
 from ebmlab.api import draw_samples, load_run
@@ -83,10 +85,7 @@ def main() -> None:
         inc = r["peak_mb"] - r["before_mb"]
         lines.append(f"| {way} | {r['peak_mb']:.0f} | {r['before_mb']:.0f} | {inc:.0f} | {inc / array_mb:.1f}× |")
     lines += ["", f"Total {time.time() - t0:.0f} s; 1-min load average {os.getloadavg()[0]:.2f} at the end."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":
