@@ -50,6 +50,8 @@ def pick_device(name: str, world: distributed.World | None = None) -> torch.devi
     if name == "cuda" and world is not None:
         torch.cuda.set_device(world.local_rank)
         return torch.device("cuda", world.local_rank)
+    if name == "cuda":  # with its index, so that it equals the device of the tensors made on it ("cuda" != "cuda:0")
+        return torch.device("cuda", torch.cuda.current_device())
     return torch.device(name)
 
 
@@ -373,7 +375,8 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
         pin = method.device.type == "cuda"  # host batches: page-locked, so that the copy overlaps the step
         for step, batch in zip(range(start + 1, end + 1), stream):
             if batch.device != method.device:
-                batch = (batch.pin_memory() if pin else batch).to(method.device, non_blocking=True)
+                pinned = pin and batch.device.type == "cpu"
+                batch = (batch.pin_memory() if pinned else batch).to(method.device, non_blocking=True)
             if channels_last and batch.dim() == 4:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             recipe.before_step(step)

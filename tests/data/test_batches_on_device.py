@@ -73,3 +73,17 @@ def test_data_on_device_with_worker_processes_is_refused(tmp_path):
     with pytest.raises(EbmlabError, match="num_workers=0"):
         ebmlab.train("gan", "digits", out=tmp_path / "r", progress=False,
                      overrides={"steps": 2, "data_on_device": "on", "num_workers": 2})
+
+
+def test_the_cuda_device_is_named_with_its_index(monkeypatch):
+    """Batches held on the GPU are on "cuda:0", and torch.device("cuda") != torch.device("cuda", 0): the trainer,
+    seeing them "elsewhere", tried to pin them in host memory and every GPU run with data on the device failed
+    (seen on an H100). The trainer's device now carries the index, as the tensors made on it do."""
+    from ebmlab import trainer
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert torch.device("cuda") != torch.device("cuda", 0)
+    assert trainer.pick_device("cuda") == torch.device("cuda", 0)
+    assert trainer.pick_device("auto") == torch.device("cuda", 0)
+    assert trainer.pick_device("cpu") == torch.device("cpu")
