@@ -204,6 +204,9 @@ def test_a_host_read_in_a_captured_step_is_refused():
     (lambda x: x * torch.tensor(0.5, dtype=x.dtype, device=x.device), "from host data"),
     (lambda x: x * torch.as_tensor(0.5, dtype=x.dtype, device=x.device), "from host data"),
     (lambda x: x * torch.from_numpy(np.full(8, 0.5, dtype=np.float32)).to(x.device), "from host data"),
+    # solvers that read their status on the host on CUDA (svdvals failed a capture on an H100)
+    (lambda x: torch.linalg.svdvals(x.reshape(2, 2, 2)).sum(), "linalg_svdvals"),
+    (lambda x: torch.linalg.eigvalsh(x.reshape(2, 2, 2)).sum(), "linalg_eigvalsh"),
 ])
 def test_the_emulated_capture_refuses_what_cuda_refuses(bad, match):
     g = graphs._EmulatedGraph()

@@ -69,11 +69,19 @@ long)
       tensorboard=false plots=true threads=2 ${LONG_ARGS:-} >"$work/long/$m.log" 2>&1 &
     pids+=($!)
   done
-  fail=0
-  for p in "${pids[@]}"; do wait "$p" || fail=$((fail + 1)); done
+  # Archived by LONG_DEADLINE seconds (default SECONDS + 150: start-up and the last evaluation) even if runs are
+  # still going, so that a call cut off by its limit still brings back every evaluation written so far (a call
+  # whose runs outlasted the call's limit once brought back nothing).
+  deadline=$((SECONDS + ${LONG_DEADLINE:-$((seconds + 150))}))
+  running() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+  while [ "$SECONDS" -lt "$deadline" ] && running; do sleep 2; done
+  fail=0 left=0
+  for p in "${pids[@]}"; do
+    if kill -0 "$p" 2>/dev/null; then left=$((left + 1)); else wait "$p" || fail=$((fail + 1)); fi
+  done
   # One archive: each run's record and logs (no checkpoints; they stay on the machine).
   tar -czf "$OUT/long.tar.gz" -C "$work" --exclude='*.pt' long
-  echo "long runs: ${#pids[@]} started, $fail failed" | tee "$OUT/long.txt"
+  echo "long runs: ${#pids[@]} started, $fail failed, $left still running when archived" | tee "$OUT/long.txt"
   ;;
 *)
   echo "error: unknown part '$part' (tests, speed, official, long)" >&2; exit 2

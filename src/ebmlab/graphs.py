@@ -63,7 +63,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from .errors import EbmlabError
-from .syncs import HOST_READS
+from .syncs import CUDA_STATUS_CHECKS, HOST_READS
 
 WARMUP = 2  # eager steps of each kind before its capture (optimizer state, cuBLAS/cuDNN workspaces)
 
@@ -187,9 +187,10 @@ def _from_host_data(name: str, args: tuple) -> bool:
 
 
 class _NoHostReads(torch.overrides.TorchFunctionMode):
-    """Refuses what a CUDA capture refuses: reading a tensor's value on the host (``ebmlab.syncs.HOST_READS``),
-    results shaped by tensor values (``DATA_DEPENDENT_SHAPES``, indexing by a boolean mask), and tensors made from
-    host data (``_from_host_data``: a host → device copy on CUDA)."""
+    """Refuses what a CUDA capture refuses: reading a tensor's value on the host (``ebmlab.syncs.HOST_READS``, and
+    ``CUDA_STATUS_CHECKS``, the solvers that read their status so), results shaped by tensor values
+    (``DATA_DEPENDENT_SHAPES``, indexing by a boolean mask), and tensors made from host data (``_from_host_data``: a
+    host → device copy on CUDA)."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
@@ -197,12 +198,15 @@ class _NoHostReads(torch.overrides.TorchFunctionMode):
                       and any(isinstance(i, Tensor) and i.dtype == torch.bool
                               for i in (args[1] if isinstance(args[1], tuple) else (args[1],))))
         host_data = _from_host_data(name, args)
-        if name in HOST_READS or name in DATA_DEPENDENT_SHAPES or bool_index or host_data:
+        refused = name in HOST_READS or name in CUDA_STATUS_CHECKS or name in DATA_DEPENDENT_SHAPES
+        if refused or bool_index or host_data:
             import sys
 
             frame = sys._getframe(1)
             what = "indexes by a boolean mask" if bool_index else (
                 f"calls {name}, whose result's shape depends on tensor values" if name in DATA_DEPENDENT_SHAPES
+                else "calls linear algebra whose CUDA implementation reads its status on the host"
+                if name in CUDA_STATUS_CHECKS
                 else "makes a tensor from host data (on CUDA a host → device copy that waits for the stream; use a "
                      "Python number or torch.full(..., device=...))" if host_data
                 else "reads a tensor's value on the host")

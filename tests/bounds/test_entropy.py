@@ -24,6 +24,7 @@ from ebmlab.bounds.entropy import (
     lobpcg_entropy,
     lobpcg_smin,
     logdet_entropy,
+    smallest_singular_value,
     smin_entropy_exact,
 )
 
@@ -98,6 +99,48 @@ def test_smin_exact_linear_generator_and_ordering():
     torch.testing.assert_close(est.entropy, gaussian_entropy(d) + d * torch.log(s_min), rtol=0, atol=1e-10)
     # d log s_min ≤ Σ log s_k: the s_min form is a lower bound on the exact form
     assert est.entropy < logdet_entropy(_linear(A), z).entropy
+
+
+def _with_singular_values(s: list[float], D: int, seed: int) -> torch.Tensor:
+    """[1, D, d] matrices U diag(s) Vᵀ with random orthonormal U, V: known singular values."""
+    d = len(s)
+    g = _gen(seed)
+    U = torch.linalg.qr(torch.randn(D, d, generator=g, dtype=DT))[0]
+    V = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=DT))[0]
+    return (U * torch.tensor(s, dtype=DT)) @ V.T
+
+
+@pytest.mark.parametrize("D", [2, 5, 64, 65])  # 65: past the closed form, svdvals
+@pytest.mark.parametrize("s", [[3.0, 0.5], [1.0, 1e-8], [2.0, 2.0], [1.0, 0.0], [0.0, 0.0], [1e-30, 1e-31], [7.0]])
+def test_smallest_singular_value_known_answers(s, D):
+    """The closed form for d ≤ 2 (capturable in a CUDA graph) gives the chosen s_min to a backward-stable method's
+    accuracy, ~eps·s_max: also for a nearly singular J (s_min/s_max = 1e-8, where a·e − c² would lose it all —
+    its error is ~√eps·s_max = 1e-8), equal values, rank 0 and 1, and tiny scales."""
+    J = torch.stack([_with_singular_values(s, D, seed) for seed in range(4)])
+    got = smallest_singular_value(J)
+    assert got.shape == (4,) and torch.isfinite(got).all()
+    torch.testing.assert_close(got, torch.full((4,), min(s), dtype=DT), rtol=1e-12, atol=8 * 2.2e-16 * max(s))
+
+
+def test_smallest_singular_value_gradient_matches_svdvals_and_stays_finite_at_equal_values():
+    J = torch.randn(6, 3, 2, generator=_gen(11), dtype=DT, requires_grad=True)
+    torch.autograd.gradcheck(smallest_singular_value, (J,))
+    g_closed, = torch.autograd.grad(smallest_singular_value(J).sum(), J)
+    g_svd, = torch.autograd.grad(torch.linalg.svdvals(J)[:, -1].sum(), J)
+    torch.testing.assert_close(g_closed, g_svd, rtol=1e-9, atol=1e-12)
+    for s in ([2.0, 2.0], [0.0, 0.0]):  # s_min not differentiable there: a finite gradient, not NaN
+        Je = _with_singular_values(s, 3, 1)[None].requires_grad_(True)
+        g, = torch.autograd.grad(smallest_singular_value(Je).sum(), Je)
+        assert torch.isfinite(g).all()
+
+
+def test_smin_exact_on_a_two_dimensional_latent_equals_svdvals():
+    G = _mlp(2, 16, 2, seed=12)
+    z = torch.randn(64, 2, generator=_gen(13), dtype=DT)
+    est = smin_entropy_exact(G, z)
+    J = batch_jacobian(G, z)
+    want = gaussian_entropy(2) + 2 * torch.log(torch.linalg.svdvals(J)[:, -1]).mean()
+    torch.testing.assert_close(est.entropy, want, rtol=1e-12, atol=1e-12)
 
 
 def test_jacobian_bound_needs_d_le_D():

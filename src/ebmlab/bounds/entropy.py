@@ -10,7 +10,8 @@ All results are in nats.
 
 Three estimators of the Jacobian term (the ``log_volume`` of each example):
 - ``logdet_entropy``: the exact ½ slogdet(JᵀJ) from the full Jacobian (small d·D; EBM-BB's ``acc`` mode);
-- ``smin_entropy_exact``: d · log s_min from ``torch.linalg.svdvals`` (EBM-BB's ``mins`` mode, the toy default);
+- ``smin_entropy_exact``: d · log s_min, exact (EBM-BB's ``mins`` mode, the toy default): in closed form for d ≤ 2
+  (``smallest_singular_value``; capturable in a CUDA graph), else from ``torch.linalg.svdvals``;
 - ``lobpcg_entropy``: d · log s_min with s_min from matrix-free block-1 LOBPCG on JᵀJ that only uses
   Jacobian–vector products (J w and Jᵀy), for images where J cannot be formed.
 
@@ -186,6 +187,9 @@ def logdet_entropy(G: GeneratorFn, z: Tensor, *, z_std: float = 1.0,
     return _finalise(z, log_volume, torch.ones_like(sign, dtype=torch.bool), z_std, x=x)
 
 
+CLOSED_FORM_MAX_D = 64  # the closed form's 2×2 minors take b·D² memory: the 2D toys and small data, not images
+
+
 def smin_entropy_exact(G: GeneratorFn, z: Tensor, *, z_std: float = 1.0,
                        jac_mode: JacMode = "auto") -> EntropyBound:
     """Lower bound H(z) + d · mean log s_min(J_z), nats, with s_min from ``torch.linalg.svdvals``.
@@ -198,9 +202,38 @@ def smin_entropy_exact(G: GeneratorFn, z: Tensor, *, z_std: float = 1.0,
     d = z.shape[1]
     if J.shape[1] < d:
         raise ValueError(f"The Jacobian bound needs d ≤ D; got d={d}, D={J.shape[1]}.")
-    s_min = torch.linalg.svdvals(J)[:, -1]
+    s_min = smallest_singular_value(J)
     log_volume = d * torch.log(s_min)
     return _finalise(z, log_volume, torch.ones_like(s_min, dtype=torch.bool), z_std, x=x)
+
+
+def smallest_singular_value(J: Tensor) -> Tensor:
+    """s_min of each J[i] ([b, D, d], d ≤ D): in closed form for d ≤ 2 on at most ``CLOSED_FORM_MAX_D`` outputs, else
+    ``torch.linalg.svdvals``.
+
+    The closed form has no host synchronisation, so a CUDA graph can capture it (cuSOLVER's SVD checks its status on
+    the host, which a capture refuses: seen on an H100). d = 1: the column's norm. d = 2: with JᵀJ = [[a, c], [c, e]],
+    λ_max = (a+e)/2 + √(((a−e)/2)² + c²) and λ_min = det(JᵀJ)/λ_max, det(JᵀJ) by Cauchy–Binet as the sum of the
+    squared 2×2 minors (no cancellation of a·e − c² for a nearly singular J). At equal singular values the square
+    root's gradient (0/0) is taken as 0, the derivative of λ_max along the diagonal, where svdvals gives its own
+    finite choice.
+    """
+    d, D = J.shape[2], J.shape[1]
+    if d > 2 or D > CLOSED_FORM_MAX_D:
+        return torch.linalg.svdvals(J)[:, -1]
+    if d == 1:
+        return J[:, :, 0].norm(dim=1)
+    u, w = J[:, :, 0], J[:, :, 1]
+    a, e, c = (u * u).sum(1), (w * w).sum(1), (u * w).sum(1)
+    minors = u[:, :, None] * w[:, None, :] - w[:, :, None] * u[:, None, :]  # [b, D, D], each minor twice
+    det = 0.5 * minors.square().sum((1, 2))
+    r2 = (0.5 * (a - e)).square() + c.square()
+    pos = r2 > 0
+    r = torch.where(pos, torch.where(pos, r2, torch.ones_like(r2)).sqrt(), torch.zeros_like(r2))
+    lam_max = 0.5 * (a + e) + r
+    ok = lam_max > 0
+    lam_min = torch.where(ok, det / torch.where(ok, lam_max, torch.ones_like(lam_max)), torch.zeros_like(det))
+    return lam_min.clamp_min(0).sqrt()
 
 
 def _finite_rows(*ts: Tensor) -> Tensor:
