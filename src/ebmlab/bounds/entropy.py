@@ -220,9 +220,11 @@ def smallest_singular_value(J: Tensor) -> Tensor:
     """
     d, D = J.shape[2], J.shape[1]
     if d > 2 or D > CLOSED_FORM_MAX_D:
-        return torch.linalg.svdvals(J)[:, -1]
+        s: Tensor = torch.linalg.svdvals(J)[:, -1]
+        return s
     if d == 1:
-        return J[:, :, 0].norm(dim=1)
+        norm: Tensor = J[:, :, 0].norm(dim=1)
+        return norm
     u, w = J[:, :, 0], J[:, :, 1]
     a, e, c = (u * u).sum(1), (w * w).sum(1), (u * w).sum(1)
     minors = u[:, :, None] * w[:, None, :] - w[:, :, None] * u[:, None, :]  # [b, D, D], each minor twice
