@@ -18,6 +18,7 @@ from collections import Counter
 import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 PARTS: list[str] = ["step"]  # the innermost named part of LOBPCG running now (by_part)
 
@@ -28,13 +29,21 @@ class Ops(TorchDispatchMode):
         self.ops: Counter = Counter()
         self.compute = 0  # operations that are not views (a view launches no kernel)
         self.by_part: Counter = Counter()
+        self.flops = 0  # of matrix products and convolutions, by torch's own FLOP formulas (flop_counter)
+        self.flops_by_part: Counter = Counter()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.ops[str(func.overloadpacket)] += 1
         if not func.is_view:
             self.compute += 1
             self.by_part[PARTS[-1]] += 1
-        return func(*args, **(kwargs or {}))
+        out = func(*args, **(kwargs or {}))
+        count = flop_registry.get(func.overloadpacket)
+        if count is not None:
+            f = count(*args, **(kwargs or {}), out_val=out)
+            self.flops += f
+            self.flops_by_part[PARTS[-1]] += f
+        return out
 
 
 def _named(f, name):
@@ -105,7 +114,8 @@ def main() -> None:
     top = {k: v for k, v in ops.ops.most_common(12)}
     print(json.dumps({"method": a.method, "options": a.set, "ebmlab": ebmlab.__file__, "aten_ops_per_step": sum(ops.ops.values()),
                       "non_view_ops_per_step": ops.compute, "non_view_ops_by_part": dict(ops.by_part.most_common()),
-                      "host_reads_per_step": syncs.total, "linalg_ops": {k: v for k, v in ops.ops.items() if "linalg" in k
+                      "host_reads_per_step": syncs.total, "gflop_per_step": ops.flops / 1e9,
+                      "gflop_by_part": {k: round(v / 1e9, 3) for k, v in ops.flops_by_part.most_common()}, "linalg_ops": {k: v for k, v in ops.ops.items() if "linalg" in k
                                                                       or k in ("aten.svd", "aten._linalg_svd")},
                       "cpu_s_per_step_median": float(np.median(times)), "threads": a.threads,
                       "top_ops": top}))
