@@ -102,7 +102,7 @@ def test_smin_exact_linear_generator_and_ordering():
 
 
 def _with_singular_values(s: list[float], D: int, seed: int) -> torch.Tensor:
-    """[1, D, d] matrices U diag(s) Vᵀ with random orthonormal U, V: known singular values."""
+    """A [D, d] matrix U diag(s) Vᵀ with random orthonormal U, V: known singular values."""
     d = len(s)
     g = _gen(seed)
     U = torch.linalg.qr(torch.randn(D, d, generator=g, dtype=DT))[0]

@@ -192,10 +192,10 @@ CLOSED_FORM_MAX_D = 64  # the closed form's 2×2 minors take b·D² memory: the 
 
 def smin_entropy_exact(G: GeneratorFn, z: Tensor, *, z_std: float = 1.0,
                        jac_mode: JacMode = "auto") -> EntropyBound:
-    """Lower bound H(z) + d · mean log s_min(J_z), nats, with s_min from ``torch.linalg.svdvals``.
+    """Lower bound H(z) + d · mean log s_min(J_z), nats, with s_min exact (``smallest_singular_value``).
 
-    G: row-wise generator; z: [b, d]; ``jac_mode`` as in ``jacobian_and_output``. The gradient of svdvals is well
-    defined even for repeated singular values, so this is differentiable in G's parameters whenever s_min > 0.
+    G: row-wise generator; z: [b, d]; ``jac_mode`` as in ``jacobian_and_output``. Differentiable in G's parameters
+    wherever s_min > 0 (at repeated singular values, where s_min has no derivative, the gradient is a finite choice).
     """
     _check_latent(z)
     x, J = jacobian_and_output(G, z, mode=jac_mode)
