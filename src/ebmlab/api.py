@@ -66,7 +66,7 @@ def _locate_user_data(cfg: ResolvedConfig, run: RunDir) -> ResolvedConfig:
     data = Path(cfg.data)
     if not is_path(cfg.data) or data.is_absolute():
         return cfg
-    cwds = list(dict.fromkeys(str(s["cwd"]) for s in reversed(run._sessions())
+    cwds = list(dict.fromkeys(str(s["cwd"]) for s in reversed(run.sessions())
                               if isinstance(s, dict) and isinstance(s.get("cwd"), str)))
     for base in cwds:
         found = Path(base) / data

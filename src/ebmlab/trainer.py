@@ -375,8 +375,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ds, method, batches, *, progre
         pin = method.device.type == "cuda"  # host batches: page-locked, so that the copy overlaps the step
         for step, batch in zip(range(start + 1, end + 1), stream):
             if batch.device != method.device:
-                pinned = pin and batch.device.type == "cpu"
-                batch = (batch.pin_memory() if pinned else batch).to(method.device, non_blocking=True)
+                batch = (batch.pin_memory() if pin else batch).to(method.device, non_blocking=True)
             if channels_last and batch.dim() == 4:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             recipe.before_step(step)

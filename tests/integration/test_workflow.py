@@ -12,6 +12,7 @@ import torch
 
 import ebmlab
 from ebmlab.cli import main
+from ebmlab.data import content_sha256
 
 TINY = ["eval_samples=100", "eval_density=false", "plots=false", "tensorboard=false", "log_every=1"]
 
@@ -293,9 +294,9 @@ def test_classifier_cache_is_keyed_by_content(tmp_path, monkeypatch):
     n1, n2 = C.classifier_name(d1), C.classifier_name(d2)
     assert n1 != n2 and n1.startswith("b_c-") and n2.startswith("c-")
     c1 = C.get_classifier(d1, progress=False)
-    assert C.load_classifier(n1, data_sha256=C.data_fingerprint(d1)).sha256 == c1.sha256
+    assert C.load_classifier(n1, data_sha256=content_sha256(d1)).sha256 == c1.sha256
     with pytest.raises(ebmlab.EbmlabError, match="other data"):
-        C.load_classifier(n1, data_sha256=C.data_fingerprint(d2))
+        C.load_classifier(n1, data_sha256=content_sha256(d2))
     # rewritten in place: new content, new name, so the old classifier is not reused
     _labelled(p1, 3)
     d1b = get_dataset(str(p1))

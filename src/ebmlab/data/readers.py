@@ -312,10 +312,9 @@ def read_user_array(path: str | Path) -> dict[str, np.ndarray]:
         raise EbmlabError(f"data file {path} does not exist; pass an existing .npy, .npz or .csv file")
     if path.suffix == ".csv":
         return read_csv_table(path)
-    loaded = read_numpy_file(path)
-    if isinstance(loaded, np.ndarray):
-        return {"train": loaded}
-    arrays = loaded
+    arrays = read_numpy_file(path)
+    if isinstance(arrays, np.ndarray):
+        return {"train": arrays}
     keys = {"train": ("train", "x_train", "x"), "test": ("test", "x_test"), "train_y": ("y_train", "y"),
             "test_y": ("y_test",)}
     out = {}

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data import content_sha256
 from ..errors import EbmlabError
 from ..nets.calls import rows_per_call
 
@@ -72,13 +73,6 @@ def classifier_dir() -> Path:
     return Path(d) if d else Path.home() / ".cache" / "ebmlab" / "classifiers"
 
 
-def data_fingerprint(dataset) -> str:
-    """sha256 of a data set's content (``ebmlab.data.content_sha256``)."""
-    from ..data import content_sha256
-
-    return content_sha256(dataset)
-
-
 def classifier_name(dataset) -> str:
     """The name of the classifier that labels ``dataset``: of the base set for a stacked set, else its own.
 
@@ -90,7 +84,7 @@ def classifier_name(dataset) -> str:
     name = dataset.base if getattr(dataset, "stacked", False) else dataset.name
     if name in builtin_names():
         return name
-    return f"{file_label(name)}-{data_fingerprint(dataset)[:16]}"
+    return f"{file_label(name)}-{content_sha256(dataset)[:16]}"
 
 
 @dataclass
@@ -186,7 +180,7 @@ def train_classifier(dataset, *, epochs: int | None = None, seed: int = 0, width
     torch.save(net.state_dict(), buf)
     blob = buf.getvalue()
     sha = hashlib.sha256(blob).hexdigest()
-    info = {"data": name, "source": str(dataset.name), "data_sha256": data_fingerprint(dataset), "sha256": sha,
+    info = {"data": name, "source": str(dataset.name), "data_sha256": content_sha256(dataset), "sha256": sha,
             "file": f"{name}.{sha[:12]}.pt", "test_accuracy": acc,
             "n_test": int(len(xt)), "channels": c, "side": side, "n_classes": n_classes, "width": width,
             "epochs": epochs, "seed": seed, "recipe": "Adam lr 1e-3, batch 128, no augmentation",
@@ -262,4 +256,4 @@ def get_classifier(dataset, *, progress: bool = True) -> Classifier:
             print(f"ebmlab: no domain classifier for {name} in {d}: training it on its {base.n_train} train images "
                   f"({epochs} epochs, once; later evaluations reuse it)", file=sys.stderr, flush=True)
         train_classifier(base, progress=progress)
-    return load_classifier(name, d, data_sha256=data_fingerprint(base))
+    return load_classifier(name, d, data_sha256=content_sha256(base))
