@@ -163,7 +163,8 @@ def _record(tmp_path, sessions):
 
 
 def test_recorded_seconds_only_when_the_whole_run_was_recorded(tmp_path):
-    from ebmlab.bench import _fmt, _recorded_seconds
+    from ebmlab.bench.run import _recorded_seconds
+    from ebmlab.bench.tables import _fmt
 
     s = lambda a, b, t0, t1: {"start_step": a, "end_step": b, "started": f"2026-01-01T00:00:{t0:02d}+0000",
                               "ended": f"2026-01-01T00:00:{t1:02d}+0000"}
@@ -180,7 +181,7 @@ def test_recorded_seconds_only_when_the_whole_run_was_recorded(tmp_path):
 def test_a_mean_over_fewer_runs_than_finished_says_over_how_many():
     """An exact NLL is printed only when the quadrature certifies it, so a row's nll may average fewer runs than
     it has; the cell says so instead of passing for a mean over all of them."""
-    from ebmlab.bench import _fmt, aggregate
+    from ebmlab.bench.tables import _fmt, aggregate
 
     runs = [{"method": "bib", "data": "ring8", "status": "ok", "seconds": 1.0,
              "metrics": {"modes": 8, **({"nll": float(i)} if i < 4 else {"nll_box": 9.0})}} for i in range(5)]
@@ -194,7 +195,7 @@ def test_a_mean_over_fewer_runs_than_finished_says_over_how_many():
 def test_a_killed_worker_gives_one_clear_error_not_a_traceback(tmp_path, capsys, monkeypatch):
     """A worker killed by the system (the OOM killer, here faked) broke the pool; the bench printed a
     BrokenProcessPool traceback. Now: exit 2, what happened, what to change, and that finished runs are kept."""
-    import ebmlab.bench as bench
+    import ebmlab.bench.run as bench
     from concurrent.futures.process import BrokenProcessPool
 
     class KilledPool:

@@ -111,10 +111,10 @@ def test_a_budget_in_seconds_ends_the_run_once_used_up(tmp_path, key, record):
 def test_a_cpu_seconds_budget_is_refused_on_a_gpu(tmp_path, monkeypatch):
     import torch
 
-    from ebmlab import trainer
+    from ebmlab import placement
     from ebmlab.errors import EbmlabError
 
-    monkeypatch.setattr(trainer, "pick_device", lambda name, world=None: torch.device("cuda"))
+    monkeypatch.setattr(placement, "pick_device", lambda name, world=None: torch.device("cuda"))
     with pytest.raises(EbmlabError, match="max_cpu_seconds counts CPU time"):
         ebmlab.train("gan", "ring8", out=tmp_path / "r", progress=False, overrides=dict(max_cpu_seconds=10, **FAST))
     assert not (tmp_path / "r").exists()  # refused before anything was written

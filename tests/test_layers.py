@@ -1,15 +1,18 @@
-"""The import graph has no arrow from a lower layer to a higher one: data flows data → methods → trainer →
-evaluation → presentation → CLI. Every ``import`` in every module is read (module-level and inside functions), so a
-lazy import up a layer fails here too."""
+"""The import graph has no arrow from a lower layer to a higher one and no cycle within a layer: data flows
+data → methods → trainer → evaluation → presentation → CLI. Every ``import`` in every module is read (module-level
+and inside functions), so a lazy import up a layer fails here too. The checks parse source text only: they write
+nothing (the tests run in parallel processes beside each other)."""
 
 import ast
+import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "ebmlab"
+README = SRC.parents[1] / "README.md"
 
 # lowest first; a module may import modules of its own layer or below
 LAYERS = [
-    {"errors", "metadata", "rng"},
+    {"errors", "metadata", "rng", "types"},
     {"distributed", "quadrature", "runs", "budget", "syncs"},  # plumbing: processes, 2D integration, atomic files and run directories
     {"data"},
     {"nets"},
@@ -17,7 +20,7 @@ LAYERS = [
     {"samplers"},
     {"methods"},
     {"metrics"},
-    {"options", "config", "recipe", "graphs", "plots", "present", "export"},
+    {"options", "config", "recipe", "graphs", "placement", "plots", "present", "export"},
     {"evaluation", "trainer"},
     {"api"},
     {"report", "bench", "sr", "semisup"},
@@ -32,12 +35,19 @@ def top(module: str) -> str:
     return parts[1] if len(parts) > 1 else "__init__"
 
 
-def imports(path: Path) -> set[str]:
-    """The ebmlab modules ``path`` imports, as dotted paths."""
+def imports(path: Path, text: str | None = None, runtime: bool = False) -> set[str]:
+    """The ebmlab modules ``path`` imports (its source ``text``, else the file's), as dotted paths; ``runtime``:
+    those run when the code runs, not those under ``if TYPE_CHECKING:`` (annotations only)."""
     rel = path.relative_to(SRC.parent).with_suffix("")
-    package = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
+    package = list(rel.parts[:-1])
     out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text() if text is None else text)
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING"
+                   for stmt in node.body for n in ast.walk(stmt)} if runtime else set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package[:len(package) - node.level + 1]
@@ -49,6 +59,53 @@ def imports(path: Path) -> set[str]:
         elif isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name.startswith("ebmlab")}
     return out
+
+
+def module_name(path: Path) -> str:
+    """'src/ebmlab/metrics/density.py' → 'ebmlab.metrics.density' (a package's __init__: the package)."""
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def cycles_of(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The cycles of a directed graph {node: nodes it points to}, each once (as found by depth-first search)."""
+    found, state = [], {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == "open":
+                found.append(trail[trail.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = "done"
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
+MODULES = {module_name(p) for p in SRC.rglob("*.py")} - {"ebmlab.__main__"}
+
+
+def module_graph(texts: dict[Path, str] | None = None) -> dict[str, set[str]]:
+    """Imports between modules (a package is its __init__): ``from .x import name`` points at module x, or at the
+    package x's __init__; ``from . import name`` at the module name, or at the package when name is one of its
+    attributes; imports for annotations only (``if TYPE_CHECKING:``) are not followed. The package root is left out: it is the public facade over everything, and the modules that read
+    its ``__version__`` do so inside functions. ``texts`` replaces the source of some files (to test the test)."""
+    edges: dict[str, set[str]] = {}
+    for path in sorted(SRC.rglob("*.py")):
+        me = module_name(path)
+        if me not in MODULES or me == "ebmlab":
+            continue
+        targets = set()
+        for t in imports(path, (texts or {}).get(path), runtime=True):
+            t = t if t in MODULES else t.rpartition(".")[0]
+            if t in MODULES and t not in ("ebmlab", me):
+                targets.add(t)
+        edges[me] = targets
+    return edges
 
 
 def test_every_module_is_in_a_layer_and_imports_none_above_it():
@@ -63,17 +120,45 @@ def test_every_module_is_in_a_layer_and_imports_none_above_it():
     assert not up, "imports up a layer:\n" + "\n".join(up)
 
 
-def test_the_check_sees_an_import_up_a_layer(tmp_path):
-    """The parser resolves relative imports, inside functions too (so the test above can fail)."""
+def test_no_import_cycle():
+    """No module imports, directly or through others, a module that imports it: with the test above, modules of
+    one layer import each other one way round only (a cycle has no direction to read the house in, and breaks when
+    an import moves to the top of a file: whichever module is imported first sees the other half-made)."""
+    cycles = cycles_of(module_graph())
+    assert not cycles, "import cycles:\n" + "\n".join(" → ".join(c) for c in cycles)
+
+
+def test_the_checks_see_an_import_up_a_layer_and_a_cycle():
+    """The parser resolves relative imports, inside functions too, from source text alone (nothing is written), so
+    the two tests above can fail: a lazy import of the trainer from bounds/ is read as one, and an import of
+    report from bench/tables.py (which report imports) closes a cycle."""
     f = SRC / "data" / "toy.py"
     targets = imports(f)
     assert "ebmlab.quadrature" in targets and all(t.startswith("ebmlab.") for t in targets)
-    probe = SRC / "bounds" / "_probe_for_test.py"
-    probe.write_text("def f():\n    from ..trainer import train\n")
-    try:
-        assert "ebmlab.trainer" in imports(probe)
-    finally:
-        probe.unlink()
+    probe = SRC / "bounds" / "_probe_for_test.py"  # never written: its text is given
+    assert "ebmlab.trainer" in imports(probe, "def f():\n    from ..trainer import train\n")
+    assert cycles_of({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    report = SRC / "report.py"
+    assert any("ebmlab.bench.tables" in imports(p) for p in [report]), "report.py reads bench/tables.py"
+    tables = SRC / "bench" / "tables.py"
+    edited = {tables: tables.read_text() + "\n\ndef _probe():\n    from .. import report  # noqa\n"}
+    cycles = cycles_of(module_graph(edited))
+    assert ["ebmlab.bench.tables", "ebmlab.report", "ebmlab.bench.tables"] in cycles or \
+        ["ebmlab.report", "ebmlab.bench.tables", "ebmlab.report"] in cycles, cycles
+
+
+def test_every_root_module_is_named_in_the_readme_layout():
+    """The README's "Layout" block names every module and subpackage at the package root: a room added without a
+    line there is unknown to a reader."""
+    text = README.read_text()
+    block = text[text.index("## Layout"):]
+    block = block[block.index("```"):]
+    block = block[:block.index("```", 3)]
+    named = set(re.findall(r"\b([a-z_]+)(?:\.py|/)", block))
+    rooms = {p.stem for p in SRC.glob("*.py") if p.stem not in ("__init__", "__main__")}
+    rooms |= {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    missing = sorted(rooms - named)
+    assert not missing, f"root modules missing from the README's Layout: {missing}"
 
 
 def test_no_shared_module_names_a_method():
@@ -81,8 +166,9 @@ def test_no_shared_module_names_a_method():
     from ebmlab.methods import METHODS
 
     names = set(METHODS) | {"kale", "ebgan", "bib", "lbt", "vgan", "bihm", "vae"}
-    shared = ["trainer.py", "evaluation.py", "api.py", "present.py", "report.py", "bench.py", "config.py",
-              "options.py", "recipe.py", "runs.py", "metrics/evaluators.py", "metrics/registry.py"]
+    shared = ["trainer.py", "placement.py", "evaluation.py", "api.py", "present.py", "report.py", "config.py",
+              "options.py", "recipe.py", "runs.py", "graphs.py", "metrics/evaluators.py", "metrics/registry.py",
+              *(f"bench/{p.name}" for p in sorted((SRC / "bench").glob("*.py")))]
     hits = []
     for rel in shared:
         code = ast.parse((SRC / rel).read_text())

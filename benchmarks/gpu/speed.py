@@ -37,6 +37,7 @@ it checks that the script runs; its numbers say nothing about a GPU. Writes OUT/
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import json
 import os
 import platform
@@ -54,7 +55,8 @@ from ebmlab import graphs
 from ebmlab.config import resolve_config
 from ebmlab.data.batches import make_batches
 from ebmlab.runs import atomic_write_bytes, write_json
-from ebmlab.trainer import build_method, step_autocast, train
+from ebmlab.placement import Placement
+from ebmlab.trainer import build_method, train
 
 # BiB three ways: its image defaults with the DCGAN pair; with EBM-BB's own pair; and EBM-BB's recipe on that pair
 # (one LOBPCG estimate per step, no data gradient penalty: the work per step of EBM-BB's train_image.py)
@@ -141,16 +143,10 @@ def bare(method: str, data: str, args: argparse.Namespace) -> dict:
     if cfg.run.channels_last and cfg.dataset.spec.is_image:  # as the trainer does (build_method converts the nets)
         batch = batch.contiguous(memory_format=torch.channels_last)
 
-    def stepper(captured: bool):
-        """The trainer's step: under its bf16 autocast with precision=bf16 (no weight cache when captured)."""
-        def run_step(b, s):
-            with step_autocast(m, cfg.run, captured):
-                out = m.train_step(b, s)
-            m.recipe.after_step()
-            return out
-        return run_step
-
-    run_step = stepper(captured=False)
+    # the trainer's step runners: the step under the placement's bf16 autocast with precision=bf16 (no weight cache
+    # when captured), then the recipe's after_step
+    place = Placement(device=device, threads=torch.get_num_threads(), precision=cfg.run.precision)
+    run_step = graphs.runner(m, place).step
 
     def timed(fn, n: int) -> float:
         sync(device)
@@ -191,8 +187,7 @@ def bare(method: str, data: str, args: argparse.Namespace) -> dict:
         out["graphs_blocked"] = why
         return out
     backend = "cuda" if device.type == "cuda" else "emulate"
-    graphs.prepare(m, backend, tensor_lrs=False)
-    runner = graphs.StepGraphs(m, backend, stepper(captured=True))
+    runner = graphs.runner(m, replace(place, graphs=backend))
     s = 1000
     while runner.replayed_steps < 2:  # warm-up and capture of the kinds that occur
         runner.step(batch, s)

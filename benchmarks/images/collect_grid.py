@@ -22,7 +22,8 @@ from pathlib import Path
 
 
 def main() -> None:
-    from ebmlab.bench import _recorded_seconds, grid_settings, load_grid, write_report
+    from ebmlab.bench import grid_settings, load_grid, write_report
+    from ebmlab.bench.run import _recorded_seconds
     from ebmlab.trainer import _cpu_seconds
 
     p = argparse.ArgumentParser()
@@ -127,8 +128,8 @@ BRIEF = [("modes ↑", "modes", 1, 0), ("modes in data ↑", "modes_in_data", 1,
 
 
 def _ms(vals: list, scale: float, digits: int) -> str:
-    """Mean ± sample std (``ebmlab.bench._mean_std``) of the values present, scaled (one value: itself; none: "–")."""
-    from ebmlab.bench import _mean_std
+    """Mean ± sample std (``ebmlab.bench.tables._mean_std``) of the values present, scaled (one value: itself; none: "–")."""
+    from ebmlab.bench.tables import _mean_std
 
     vals = [scale * v for v in vals if v is not None]
     ms = _mean_std(vals)

@@ -16,7 +16,7 @@ from .evaluation import evaluate, protocol, sample_count
 from .methods import Method
 from .rng import stream_seed
 from .runs import RunDir
-from .trainer import build_method, pick_device
+from .placement import Placement, build_method
 
 
 def _check_device(device: Any) -> str | None:
@@ -49,7 +49,7 @@ def load_run(run_dir: str | Path, device: str | None = None) -> tuple[ResolvedCo
     if ckpt is None:
         raise EbmlabError(f"{run_dir} has no checkpoint yet; train it first with `ebmlab train {cfg.method} --data "
                           f"{cfg.data} --out {run_dir}`")
-    method = build_method(cfg, pick_device(device or "auto"))
+    method = build_method(cfg, Placement.for_inference(device).device)
     method.load_state_dict(ckpt["method_state"], any_device=True)
     method.recipe.use_averaged()  # evaluation and sampling use the moving averages when the run keeps them
     return cfg, method, int(ckpt["step"])

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from .errors import EbmlabError, did_you_mean
+from .runs import RunDir, read_json
 
 
 def _type_name(tp: Any) -> str:
@@ -167,7 +168,7 @@ class RunConfig:
     lr_step_factor: float = 0.1
     grad_clip: float = 0.0  # 0: off
     ema: float = 0.0  # 0: off
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast of each training step (trainer.step_autocast)
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast of each training step (ebmlab.placement.Placement.autocast)
     channels_last: bool = False  # image data: networks and batches in channels-last memory format
     # whole training steps replayed from captured graphs (ebmlab.graphs); auto: on CUDA when the method allows
     graphs: Literal["auto", "on", "off", "emulate"] = "auto"
@@ -208,6 +209,13 @@ class ResolvedConfig:
 
     def source(self, name: str) -> str:
         return self.sources.get(name, "default")
+
+    def default_out(self) -> Path:
+        """The run directory of ``train`` without ``--out``: runs/METHOD-DATA-sSEED, DATA a built-in name or a user
+        file's or folder's stem (a path would nest directories, and an absolute one would leave runs/)."""
+        from .data import file_label, is_path
+
+        return Path("runs") / f"{self.method}-{file_label(self.data) if is_path(self.data) else self.data}-s{self.run.seed}"
 
     def echo(self) -> str:
         """The resolved configuration in one compact block: non-default values marked with their source."""
@@ -260,6 +268,38 @@ def preset_names(method: str, data: str, kind: str) -> list[str]:
     if "/" not in data and not data.endswith((".npz", ".npy")):
         names.append(f"{method}_{data}")
     return names
+
+
+def check_arguments(method: Any, data: Any, out: Any, config_file: Any, overrides: Any) -> None:
+    """The arguments of ``ebmlab.train``, checked before any work (the CLI always passes these types)."""
+    if not isinstance(method, str):
+        raise EbmlabError(f"method must be a method name (str), got {type(method).__name__} {method!r}")
+    if not isinstance(data, (str, Path)):
+        raise EbmlabError(f"data must be a data set name or path (str), got {type(data).__name__} {data!r}")
+    for name, v in (("out", out), ("config_file", config_file)):
+        if v is not None and not isinstance(v, (str, Path)):
+            raise EbmlabError(f"{name} must be a path (str or Path), got {type(v).__name__} {v!r}")
+    if overrides is not None and (not isinstance(overrides, dict) or not all(isinstance(k, str) for k in overrides)):
+        raise EbmlabError(f"overrides must be a dict of option name -> value, got {type(overrides).__name__}")
+
+
+def check_resumable(run: RunDir, cfg: ResolvedConfig, placement: tuple[str, ...]) -> str | None:
+    """Refuse to train ``cfg`` into a run directory that holds another method, data set or options (the run options
+    named in ``placement`` aside: ``ebmlab.placement.RESUMABLE``), or a new run into a directory of other files;
+    the content hash of the user's data the run recorded (None for a new run or built-in data)."""
+    if not run.exists():
+        run.check_new()
+        return None
+    raw = read_json(run.config_path)
+    saved = config_from_dict(raw, run.config_path).to_dict()
+    for key, what in (("method", "method"), ("data", "data set")):
+        if saved.get(key) != getattr(cfg, key):
+            raise EbmlabError(f"{run.path} holds a run of {what} {saved.get(key)!r}, not {getattr(cfg, key)!r}; "
+                              f"choose another --out for a new run")
+    now = cfg.to_dict()
+    run.check_resume({k: saved[k] for k in ("run", "method_config")}, {k: now[k] for k in ("run", "method_config")},
+                     placement=tuple(f"run.{k}" for k in placement))
+    return raw.get("data_sha256")
 
 
 def resolve_config(method: str, data: str, *, config_file: str | Path | None = None,

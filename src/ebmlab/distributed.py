@@ -76,7 +76,8 @@ def world_size_from_env() -> int:
 
 
 def init(device: str) -> World | None:
-    """Join the process group torchrun set up in the environment (None when this is the only process)."""
+    """Join the process group torchrun set up in the environment (None when this is the only process); ``device``
+    is the run's device type as ``ebmlab.placement.device_name`` resolved it (cuda: NCCL, else gloo)."""
     import torch.distributed as dist
 
     if world_size_from_env() <= 1 and not dist.is_initialized():
@@ -92,8 +93,7 @@ def init(device: str) -> World | None:
         # exception", SIGABRT after a finished run: 4 runs in 291 under load, benchmarks/distributed/results.md).
         import torch.distributed.nn.functional  # noqa: F401
 
-        cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-        dist.init_process_group("nccl" if cuda else "gloo")
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
     if dist.get_world_size() <= 1:
         return None
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns)

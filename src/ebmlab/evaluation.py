@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ResolvedConfig, RunConfig, to_dict
+from .data import Dataset
 from .errors import EbmlabError
 from .methods import Method
 from .rng import stream_seed
@@ -149,4 +150,16 @@ def _tensorboard_final(run: RunDir, cfg: ResolvedConfig, metrics: dict[str, Any]
         tb.add_hparams(hp, final, run_name="hparams", global_step=rc.steps)
 
 
-__all__ = ["evaluate", "final_eval", "finish", "log_grid", "protocol"]
+def announce_classifier(ds: Dataset) -> None:
+    """Say up front when the evaluations of a run on ``ds`` will first train the data set's domain classifier."""
+    if not ds.spec.is_image or (ds.train_labels is None and not ds.stacked):
+        return
+    from .metrics.classifier import classifier_dir, classifier_name, has_classifier
+
+    if not has_classifier(ds):
+        print(f"note: the first evaluation will train the domain classifier of {classifier_name(ds)} behind the "
+              f"image metrics (once, stored in {classifier_dir()}; on Fashion-MNIST about 3 minutes on 2 cores)",
+              flush=True)
+
+
+__all__ = ["announce_classifier", "evaluate", "final_eval", "finish", "log_grid", "protocol"]

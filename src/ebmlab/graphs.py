@@ -62,6 +62,7 @@ from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from . import distributed
 from .errors import EbmlabError
 from .syncs import CUDA_STATUS_CHECKS, HOST_READS
 
@@ -344,6 +345,10 @@ class StepGraphs:
                 "kinds": sorted({k[0] for k in self.graphs}),
                 **({"eager_because": self.fallback} if self.fallback else {})}
 
+    def portable_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A method's ``state_dict`` as a checkpoint stores it: the optimizers as an eager run saves them."""
+        return portable_method_state(state)
+
     def _failed(self, exc: EbmlabError) -> None:
         if self.strict:
             raise exc
@@ -405,6 +410,42 @@ class StepGraphs:
         return g
 
 
+@dataclass
+class EagerSteps:
+    """The trainer's steps run eagerly, behind the interface of :class:`StepGraphs`."""
+
+    run_step: StepFn
+
+    def step(self, batch: Tensor, step: int) -> dict[str, Any]:
+        return self.run_step(batch, step)
+
+    def summary(self) -> dict[str, Any]:
+        return {}
+
+    def portable_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        return state
+
+
+def runner(method: Any, placement: Any, budget: Any = None, *, tensor_lrs: bool = False, strict: bool = True,
+           on_fallback: Callable[[str], None] | None = None) -> EagerSteps | StepGraphs:
+    """The step runner of a run placed by ``placement`` (``ebmlab.placement.Placement``): :class:`StepGraphs` when
+    its steps are captured, else :class:`EagerSteps`; both run what the trainer calls a step — the method's
+    ``train_step`` inside the placement's autocast and the data-parallel step context, then the recipe's
+    ``after_step`` (its moving average). ``tensor_lrs``: a learning-rate schedule, read by captured steps from
+    tensors; ``strict``, ``on_fallback``: as :class:`StepGraphs`."""
+
+    def run_step(batch: Tensor, step: int) -> dict[str, Any]:
+        with distributed.training_step(placement.world), placement.autocast():
+            metrics = method.train_step(batch, step)
+        method.recipe.after_step()
+        return metrics
+
+    if not placement.captured:
+        return EagerSteps(run_step)
+    prepare(method, placement.graphs, tensor_lrs=tensor_lrs)
+    return StepGraphs(method, placement.graphs, run_step, budget, strict=strict, on_fallback=on_fallback)
+
+
 def describe(backend_name: str | None, why: str | None, method_name: str) -> str | None:
     """The one line a run prints about its graphs (None: nothing to say)."""
     if backend_name is None:
@@ -416,5 +457,5 @@ def describe(backend_name: str | None, why: str | None, method_name: str) -> str
     return None
 
 
-__all__ = ["ReplayCheckFailed", "StepGraphs", "WARMUP", "backend", "blocker", "describe", "portable_method_state",
-           "portable_optimizer_state", "prepare"]
+__all__ = ["EagerSteps", "ReplayCheckFailed", "StepGraphs", "WARMUP", "backend", "blocker", "describe", "portable_method_state",
+           "portable_optimizer_state", "prepare", "runner"]

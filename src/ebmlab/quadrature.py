@@ -18,14 +18,14 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from .errors import NonNormalisableError
+from .types import EnergyFn
 
-EnergyFn = Callable[[Tensor], Tensor]
 
 
 def grid(box: tuple[float, float], n: int, dtype: torch.dtype = torch.float32,

@@ -206,7 +206,7 @@ def expand(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
 def _bench_section(b: Path) -> str:
     """A bench directory: its command and machine, its tables (from results.json, as results.md gives them: the
     real-data row shaded, floor and recalled rows in italics), and results.md itself (its notes) folded."""
-    from .bench import report_tables
+    from .bench.tables import report_tables
 
     res = _read(b / "results.json")
     parts = [f"<h2>Benchmark {_e(b)}</h2>"]

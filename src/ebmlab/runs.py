@@ -22,7 +22,10 @@ import contextlib
 import json
 import math
 import os
+import signal
+import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -194,11 +197,10 @@ class RunDir:
                 for tmp in d.glob(".*.tmp"):
                     tmp.unlink(missing_ok=True)
 
-    # --- run record ------------------------------------------------------------------------------------------
-    def start_record(self, cfg: Any, device: Any, step: int, processes: int = 1,
-                     data_on_device: bool = False) -> dict[str, Any]:
-        """Append this session to run.json (command line, versions, device, threads, processes, whether the
-        training split was held on the device, start time)."""
+    # --- run record ---------------------------------------------------------------------------------------
+    def start_record(self, step: int, placement: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Append this session to run.json (command line, versions, where it runs — ``placement``, by default this
+        process's thread count on the CPU —, start time); :class:`Session` calls it."""
         import platform
         import shlex
         import sys
@@ -207,22 +209,22 @@ class RunDir:
         from . import __version__
 
         sessions = self._sessions()
+        where = placement if placement is not None else {"device": "cpu", "threads": torch.get_num_threads()}
         rec = {"command": shlex.join(sys.argv) if sys.argv and sys.argv[0] else "(python api)",
                "cwd": os.getcwd(), "ebmlab_version": __version__, "git_commit": git_commit(),
                "torch_version": torch.__version__, "python": platform.python_version(), "host": platform.node(),
-               "device": str(device), "threads": torch.get_num_threads(), "processes": processes,
-               "data_on_device": data_on_device,
-               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "start_step": step, "status": "running"}
+               **where, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "start_step": step, "status": "running"}
         sessions.append(rec)
         write_json(self.record_path, {"format": "ebmlab-run-record-1", "sessions": sessions})
         return rec
 
     def end_record(self, rec: dict[str, Any], step: int, steps_per_s: float, status: str = "ended",
                    train_seconds: float | None = None, cpu_seconds: float | None = None) -> None:
-        """Close this session's record: ``ended``, or ``interrupted`` (Ctrl-C) / ``failed`` (an error);
-        ``train_seconds``: this session's training-loop wall time (a resumed run sums them, ``ebmlab.budget``);
-        ``cpu_seconds``: the process's CPU time in that loop (``train_cpu_seconds``). Keys the trainer added to
-        ``rec`` since the start (``graphs``: how the steps ran, ``ebmlab.graphs``) are written too."""
+        """Close this session's record: ``ended``, ``evaluating`` (training over, the final evaluation under way),
+        or ``interrupted`` (Ctrl-C) / ``failed`` (an error); ``train_seconds``: this session's training-loop wall
+        time (a resumed run sums them, ``ebmlab.budget``); ``cpu_seconds``: the process's CPU time in that loop
+        (``train_cpu_seconds``). Keys added to ``rec`` since the start (``graphs``: how the steps ran,
+        ``ebmlab.graphs``) are written too."""
         import time
 
         sessions = self._sessions()
@@ -233,6 +235,36 @@ class RunDir:
                                 **({"train_cpu_seconds": round(cpu_seconds, 3)} if cpu_seconds is not None else {}),
                                 **({"graphs": rec["graphs"]} if "graphs" in rec else {}))
             write_json(self.record_path, {"format": "ebmlab-run-record-1", "sessions": sessions})
+
+    def trained_seconds(self, from_rates: bool = False) -> float:
+        """Training-loop wall seconds of the sessions, summed: their ``train_seconds``; ``from_rates``: sessions that
+        did not record them (written before they were) counted from their steps and rate instead of as none."""
+        total = 0.0
+        for s in self.sessions():
+            if s.get("train_seconds") is not None:
+                total += float(s["train_seconds"])
+            elif from_rates and "ended" in s and "start_step" in s and s.get("steps_per_s"):
+                total += (s["end_step"] - s["start_step"]) / s["steps_per_s"]
+        return total
+
+    def trained_cpu_seconds(self) -> float | None:
+        """Training-loop CPU seconds of the earlier sessions, summed; None when one that trained did not record
+        them."""
+        trained = [s for s in self.sessions()
+                   if s.get("end_step") is not None and s.get("end_step") != s.get("start_step")]
+        if any("train_cpu_seconds" not in s for s in trained):
+            return None
+        return sum(float(s["train_cpu_seconds"]) for s in trained)
+
+    def check_resume(self, saved: dict[str, Any], now: dict[str, Any], placement: tuple[str, ...] = ()) -> None:
+        """Refuse to resume a run with options other than the ones it was created with (``saved``, from its
+        config.json, against ``now``; nested tables compared key by key), except ``placement``: the options of
+        where and how long a run runs, which a resumed run may change (dotted keys: ``run.steps``)."""
+        diffs = [f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in _differences(saved, now).items()
+                 if k not in placement]
+        if diffs:
+            raise EbmlabError(f"{self.path} was created with different options ({'; '.join(diffs)}); resume with the "
+                              f"same options or choose another --out")
 
     def sessions(self) -> list[dict[str, Any]]:
         """The session records of run.json (empty when absent or damaged)."""
@@ -306,6 +338,124 @@ class RunDir:
             except json.JSONDecodeError:
                 break
         return out
+
+
+def _differences(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """{dotted key: (saved, now)} of the keys of ``now`` whose values differ from ``saved``'s."""
+    out: dict[str, tuple[Any, Any]] = {}
+    for k, v in now.items():
+        old = saved.get(k) if isinstance(saved, dict) else None
+        if isinstance(v, dict) and isinstance(old, dict):
+            out.update(_differences(old, v, f"{prefix}{k}."))
+        elif old != v:
+            out[f"{prefix}{k}"] = (old, v)
+    return out
+
+
+class Session:
+    """This session's record in a run's run.json, from its start to its end, and the clocks of its training loop
+    (wall and CPU seconds). Training and super-resolution runs keep their records through it; a process that
+    writes nothing (a rank other than 0) holds one without a run, which records nothing.
+
+    ``start`` appends the record; ``clock``/``stop_clock`` time the training loop; ``evaluating`` marks the
+    training loop over and the final evaluation under way (a kill during it keeps the loop's seconds); ``end`` and
+    ``fail`` close it. ``extra`` holds keys added to the record as the session goes (``graphs``)."""
+
+    def __init__(self, run: RunDir | None, record: dict[str, Any] | None, start_step: int) -> None:
+        self.run, self.record, self.start_step = run, record, start_step
+        self._t0: float | None = None
+        self._c0 = 0.0
+        self._frozen: tuple[float, float] | None = None
+
+    @classmethod
+    def start(cls, run: RunDir | None, step: int, placement: dict[str, Any] | None = None) -> Session:
+        return cls(run, run.start_record(step, placement) if run is not None else None, step)
+
+    def clock(self) -> None:
+        """Start the training loop's clocks."""
+        import time
+
+        self._t0, self._c0, self._frozen = time.perf_counter(), time.process_time(), None
+
+    def stop_clock(self) -> None:
+        """Stop them: the final evaluation is not training."""
+        self._frozen = self.times()
+
+    def times(self) -> tuple[float, float]:
+        """(wall, CPU) seconds of this session's training loop so far."""
+        import time
+
+        if self._frozen is not None:
+            return self._frozen
+        if self._t0 is None:
+            return 0.0, 0.0
+        return time.perf_counter() - self._t0, time.process_time() - self._c0
+
+    def rate(self, step: int) -> float:
+        """Steps per second of this session's training loop up to ``step``."""
+        wall = self.times()[0]
+        return (step - self.start_step) / wall if wall > 0 else 0.0
+
+    def note(self, **values: Any) -> None:
+        """Keys written into this session's record when it is closed."""
+        if self.record is not None:
+            self.record.update(values)
+
+    def _close(self, step: int, status: str, timed: bool = True) -> None:
+        if self.run is None or self.record is None:
+            return
+        wall, cpu = self.times()
+        self.run.end_record(self.record, step, self.rate(step) if timed else 0.0, status=status,
+                            **({"train_seconds": wall, "cpu_seconds": cpu} if timed else {}))
+
+    def evaluating(self, step: int) -> None:
+        self._close(step, "evaluating")
+
+    def end(self, step: int, timed: bool = True) -> None:
+        """Close the record as ended; ``timed=False``: nothing was trained in this session (no rate, no seconds)."""
+        self._close(step, "ended", timed)
+
+    def fail(self, step: int, exc: BaseException) -> None:
+        """Close the record as ``interrupted`` (Ctrl-C, a signal) or ``failed``, keeping the original error: a
+        record that cannot be written (a full disk) is informative only."""
+        try:
+            self._close(step, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+        except OSError:
+            pass
+
+
+class StopAtStepEnd:
+    """SIGINT/SIGTERM while training: the step under way finishes, a checkpoint is saved at it, then the run stops
+    as interrupted (KeyboardInterrupt), so that running the same command again loses no step. A second signal stops
+    at once (the last checkpoint is kept). Installed only in a process's main thread and for one-process runs: the
+    ranks of a distributed run would each stop at a different step unless they agreed, which costs a collective per
+    step; there, a signal ends the run at the last checkpoint as before."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, active: bool) -> None:
+        self.active = active and threading.current_thread() is threading.main_thread()
+        self.requested: str | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested is not None:  # the second signal: at once
+            self.restore()
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+        print(f"\nebmlab: {self.requested}: stopping after this step with a checkpoint (again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    def install(self) -> None:
+        if self.active:
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        """The handlers as they were (idempotent)."""
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
 
 
 def git_commit() -> str | None:

@@ -79,11 +79,11 @@ def test_the_cuda_device_is_named_with_its_index(monkeypatch):
     """Batches held on the GPU are on "cuda:0", and torch.device("cuda") != torch.device("cuda", 0): the trainer,
     seeing them "elsewhere", tried to pin them in host memory and every GPU run with data on the device failed
     (seen on an H100). The trainer's device now carries the index, as the tensors made on it do."""
-    from ebmlab import trainer
+    from ebmlab import placement
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     assert torch.device("cuda") != torch.device("cuda", 0)
-    assert trainer.pick_device("cuda") == torch.device("cuda", 0)
-    assert trainer.pick_device("auto") == torch.device("cuda", 0)
-    assert trainer.pick_device("cpu") == torch.device("cpu")
+    assert placement.pick_device("cuda") == torch.device("cuda", 0)
+    assert placement.pick_device("auto") == torch.device("cuda", 0)
+    assert placement.pick_device("cpu") == torch.device("cpu")

@@ -47,7 +47,7 @@ One t and one Îµ per example; gradients reach the energy's parameters through âˆ
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -55,6 +55,7 @@ from torch import Tensor
 
 from ..rng import rand, randn
 from ..syncs import scalar_like
+from ..types import TimeEnergyFn
 
 BETA_MIN = 0.1
 BETA_MAX = 20.0
@@ -67,7 +68,6 @@ CONSISTENCY_CAVEAT = (
     "exp(-E(x, t_min))/Z at t_min)."
 )
 
-TimeEnergyFn = Callable[[Tensor, Tensor], Tensor]
 Scheme = Literal["log_snr", "uniform"]
 
 

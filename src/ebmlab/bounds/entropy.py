@@ -43,7 +43,7 @@ Differences from EBM-BB (``train/train_image.py``, ``compute_entropy_s``/``RaRit
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor
@@ -53,12 +53,12 @@ from torch.func import vmap
 
 from ..nets.jacobian import propagate_jacobian, propagates
 from ..rng import randn
+from ..types import GeneratorFn
 
 # torch's stubs type these by their has_aux form (three values); here they return (output, tangent or pullback)
 jvp: Any = _jvp
 vjp: Any = _vjp
 
-GeneratorFn = Callable[[Tensor], Tensor]
 LOG_2PI_E = math.log(2 * math.pi * math.e)
 
 

@@ -38,10 +38,10 @@ from torch.func import jvp as _jvp
 from ..nets.jacobian import piecewise_linear, propagate_jacobian, propagates
 from .entropy import JacMode, jacobian_and_output, lobpcg_smin
 from ..rng import randn
+from ..types import EnergyFn
 
 jvp: Any = _jvp  # torch's stubs type it by its has_aux form (three values); here it returns (output, tangent)
 
-EnergyFn = Callable[[Tensor], Tensor]
 Volume = Literal["logdet", "smin", "lobpcg"]
 
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import EbmlabError, did_you_mean
-from .base import ArrayDataset, DataSpec
+from .base import ArrayDataset, Dataset, DataSpec
 from .images import builtin_dataset, builtin_names, user_dataset
 from .lbt_toys import LBT_TOY_DATASETS
 from .toy import TOY_DATASETS, ToyDataset
@@ -105,5 +105,5 @@ def check_same_data(name: str, now: str | None, saved: object, run: object) -> N
                           f"another --out")
 
 
-__all__ = ["ArrayDataset", "DATASETS", "DataSpec", "ToyDataset", "check_same_data", "content_sha256",
+__all__ = ["ArrayDataset", "DATASETS", "DataSpec", "Dataset", "ToyDataset", "check_same_data", "content_sha256",
            "dataset_names", "get_dataset", "user_data_sha256"]

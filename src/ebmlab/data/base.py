@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -59,6 +59,61 @@ class DataSpec:
     def is_image(self) -> bool:
         """True when samples are C×H×W arrays (``image``, or ``binary`` with a 3-d shape)."""
         return len(self.shape) == 3
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """What every data set offers the rest of ebmlab, whatever its kind (:class:`ArrayDataset`,
+    ``ebmlab.data.toy.ToyDataset``): the object the trainer, the methods, the evaluators and the samplers receive.
+
+    Splits are float32 tensors ``[n, *spec.shape]`` in the spec's value range. ``stacked`` sets (three channels
+    that are each an image of ``base``) are scored by ``base``'s domain classifier; ``has_modes`` data (equal-weight
+    2D mixtures) by the mode-coverage metrics. ``read`` loads (and checks) the files now, so that a missing or
+    corrupt one is refused before a run writes anything; it does nothing for generated data."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def spec(self) -> DataSpec: ...
+    @property
+    def kind(self) -> Kind: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def has_modes(self) -> bool: ...
+    @property
+    def n_train(self) -> int: ...
+    @property
+    def n_test(self) -> int: ...
+    @property
+    def train(self) -> Tensor: ...
+    @property
+    def test(self) -> Tensor: ...
+    @property
+    def train_labels(self) -> Tensor | None: ...
+    @property
+    def test_labels(self) -> Tensor | None: ...
+    @property
+    def n_classes(self) -> int | None: ...
+    @property
+    def binarize(self) -> Literal["fixed", "dynamic"] | None: ...
+    @property
+    def stacked(self) -> bool: ...
+    @property
+    def base(self) -> str | None: ...
+    @property
+    def data_dir(self) -> str | None: ...
+    @property
+    def standardisation(self) -> dict[str, Any] | None: ...
+
+    def read(self) -> None: ...
+    def train_batch(self, idx: Tensor, *, generator: torch.Generator | None = None) -> Tensor: ...
+    def device_split(self, device: Any) -> tuple[Tensor, Callable[[Tensor], Tensor]]: ...
+    def device_bytes(self) -> int: ...
 
 
 @dataclass
@@ -110,6 +165,10 @@ class ArrayDataset:
     @property
     def has_modes(self) -> bool:
         return False
+
+    def read(self) -> None:
+        """Load (and check) the arrays now: a missing or corrupt file is refused here."""
+        self.arrays  # noqa: B018 - the cached property does the work
 
     @cached_property
     def arrays(self) -> Arrays:

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from .base import DataSpec
+from .base import DataSpec, Kind
 
 TRAIN_SEED = 1234
 TEST_SEED = 4321
@@ -90,17 +90,25 @@ class ToyDataset:
         return DataSpec("toy2d", (self.dim,))
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Kind:
         return "toy2d"
 
     @property
     def shape(self) -> tuple[int, ...]:
         return (self.dim,)
 
+    # the rest of the data interface (``ebmlab.data.base.Dataset``): no labels, files or stacking
     n_classes = None
     train_labels = None
     test_labels = None
     binarize = None
+    stacked = False
+    base = None
+    data_dir = None
+    standardisation = None
+
+    def read(self) -> None:
+        """Nothing to read: the points are generated."""
 
     def train_batch(self, idx: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         return self.train[idx]

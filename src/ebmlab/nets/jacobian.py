@@ -10,7 +10,6 @@ entropy and score terms. A new elementwise layer needs its rule here.
 
 from __future__ import annotations
 
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -18,8 +17,8 @@ from torch import Tensor, nn
 from .build import RangeOut
 from .conv import Reshape
 from .mlp import LearnedScale, ScaledTanh
+from ..types import GeneratorFn
 
-GeneratorFn = Callable[[Tensor], Tensor]
 
 
 def _act_derivative(m: nn.Module, u: Tensor, y: Tensor) -> Tensor | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -25,10 +25,10 @@ from torch import Tensor
 from .classic import effective_sample_size, log_mean_exp
 from .mcmc import State, StepInfo, energy_and_grad, hmc_step, mala_step, tune_step_size
 from ..rng import randn
+from ..types import EnergyFn
 
 __all__ = ["AISResult", "sigmoid_schedule", "ais_log_z", "reverse_ais_log_z"]
 
-EnergyFn = Callable[[Tensor], Tensor]
 
 FORWARD_BIAS_NOTE = (
     "Forward AIS: exp(log_z) is an unbiased estimate of Z, so by Jensen's inequality log_z "

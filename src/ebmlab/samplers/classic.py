@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from ..rng import rand
+from ..types import LogDensityFn, SampleFn
 
 __all__ = [
     "inverse_transform",
@@ -36,8 +37,6 @@ __all__ = [
     "sir",
 ]
 
-LogDensityFn = Callable[[Tensor], Tensor]
-SampleFn = Callable[[int, torch.Generator], Tensor]
 
 
 # --------------------------------------------------------------------------------------------

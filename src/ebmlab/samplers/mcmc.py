@@ -30,6 +30,7 @@ from torch import Tensor
 from ..nets.calls import in_blocks
 from ..rng import rand, randn
 from ..syncs import scalar_like
+from ..types import EnergyFn
 
 __all__ = [
     "State",
@@ -55,7 +56,6 @@ __all__ = [
     "run",
 ]
 
-EnergyFn = Callable[[Tensor], Tensor]
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..config import parse_override_strings
 from ..errors import EbmlabError, did_you_mean, require_int
-from ..runs import CHECKPOINT_FORMAT, MetricsLogger, RunDir, atomic_write_bytes, read_json, write_json
+from ..runs import CHECKPOINT_FORMAT, MetricsLogger, RunDir, Session, atomic_write_bytes, read_json, write_json
 from . import ops
 from .base import SRModel, make_config
 from .bicubic import Bicubic
@@ -72,59 +72,80 @@ def train_sr(data: str, model: str, *, out: str | Path, scale: int = 4, steps: i
         require_int(name, v, lo)
     if steps is not None:
         require_int("--steps", steps, 0)
-    from ..runs import check_output_dir
 
     out = Path(out)
     run = RunDir(out)
     options = dict(options or {})
-    if run.exists():
-        cfg = read_json(run.config_path)
-        if cfg.get("format") != CONFIG_FORMAT:
-            raise EbmlabError(f"{out} holds a training run of another kind ({cfg.get('method', '?')}), not a "
-                              f"super-resolution run; choose another --out")
-        asked = {"model": model, "data": data, "scale": scale, "seed": seed}
-        diff = {k: (cfg[k], v) for k, v in asked.items() if cfg.get(k) != v}
-        diff.update({k: (cfg["options"].get(k), v) for k, v in options.items() if cfg["options"].get(k) != v})
-        if diff:
-            what = "; ".join(f"{k}: run has {a!r}, asked {b!r}" for k, (a, b) in diff.items())
-            raise EbmlabError(f"{out} holds another super-resolution run ({what}); resume it with the same "
-                              f"arguments or choose another --out")
-        steps = cfg["steps"] if steps is None else steps
-        if steps < cfg["steps"]:
-            raise EbmlabError(f"{out} was started for {cfg['steps']} steps; --steps {steps} would end before it")
-        options = cfg["options"]
-    else:
-        check_output_dir(out)
-        run.check_new()
+    steps, options = _check_resumable(run, out, {"model": model, "data": data, "scale": scale, "seed": seed}, steps,
+                                      options)
     torch.manual_seed(seed)  # the initial weights depend on the seed alone
     net = build_model(model, scale, options)  # validates the options before anything is written
     sr_data = get_sr_data(data, scale=scale, data_dir=data_dir, crop=crop)
     steps = (DEFAULT_STEPS.get(data, 2000) if net.trainable else 0) if steps is None else steps
-    if steps < 0:
-        raise EbmlabError(f"--steps must be >= 0, got {steps}")
     cfg = {"format": CONFIG_FORMAT, "model": model, "data": data, "scale": scale, "seed": seed, "steps": steps,
            "options": net.options, "crop": crop, "data_dir": data_dir, "data_description": sr_data.description}
     out.mkdir(parents=True, exist_ok=True)
     run.clean_temporary()
     write_json(run.config_path, cfg)
+    start, fit_info = _restore(run, net, model, sr_data, progress)
+    session = Session.start(run, start)
+    if isinstance(net, Stats):
+        net.total_steps = steps
+    try:
+        session.clock()
+        _train_steps(run, net, model, data, sr_data, seed, start, steps, fit_info, progress, ckpt_every, log_every)
+        session.stop_clock()
+    except BaseException as exc:
+        session.fail(session.start_step, exc)
+        raise
+    session.end(steps)
+    summary = {"model": model, "data": data, "scale": scale, "steps": steps, "fit": fit_info,
+               "train_seconds": round(run.trained_seconds(from_rates=True), 1)}
+    write_json(run.summary_path, summary)
+    if evaluate:
+        summary.update(evaluate_sr(out, n=n_eval, progress=progress, net=net, sr_data=sr_data))
+    return summary
+
+
+def _check_resumable(run: RunDir, out: Path, asked: dict[str, Any], steps: int | None,
+                     options: dict[str, Any]) -> tuple[int | None, dict[str, Any]]:
+    """A new run's directory checked, or an existing run's arguments (``asked`` and ``options``) checked against
+    its config.json: (the steps to train to, the options to train with)."""
+    from ..runs import check_output_dir
+
+    if not run.exists():
+        check_output_dir(out)
+        run.check_new()
+        return steps, options
+    cfg = read_json(run.config_path)
+    if cfg.get("format") != CONFIG_FORMAT:
+        raise EbmlabError(f"{out} holds a training run of another kind ({cfg.get('method', '?')}), not a "
+                          f"super-resolution run; choose another --out")
+    run.check_resume({**cfg, "options": cfg["options"]}, {**asked, "options": options})
+    steps = cfg["steps"] if steps is None else steps
+    if steps < cfg["steps"]:
+        raise EbmlabError(f"{out} was started for {cfg['steps']} steps; --steps {steps} would end before it")
+    return steps, cfg["options"]
+
+
+def _restore(run: RunDir, net: SRModel, model: str, sr_data: Any, progress: bool) -> tuple[int, dict[str, Any]]:
+    """The checkpoint's state into ``net`` (its step and fit record), or the model fitted anew and saved at step 0."""
     state = run.load_checkpoint(_ckpt_name(model))
-    start = 0
-    fit_info: dict[str, Any] = {}
     if state is not None:
         net.load_state_dict(state["model"])
         for k, o in net.optimizers().items():
             o.load_state_dict(state["optimizers"][k])
-        start, fit_info = state["step"], state.get("fit", {})
-        run.truncate_metrics(start)
-    else:
-        if run.metrics_path.exists():
-            run.metrics_path.unlink()
-        fit_info = net.fit(sr_data, progress=progress)
-        _save(run, net, model, 0, fit_info)
-    rec = run.start_record(cfg, "cpu", start)
-    t0 = time.perf_counter()
-    if isinstance(net, Stats):
-        net.total_steps = steps
+        run.truncate_metrics(state["step"])
+        return state["step"], state.get("fit", {})
+    if run.metrics_path.exists():
+        run.metrics_path.unlink()
+    fit_info = net.fit(sr_data, progress=progress)
+    _save(run, net, model, 0, fit_info)
+    return 0, fit_info
+
+
+def _train_steps(run: RunDir, net: SRModel, model: str, data: str, sr_data: Any, seed: int, start: int, steps: int,
+                 fit_info: dict[str, Any], progress: bool, ckpt_every: int, log_every: int) -> None:
     bs = int(net.options.get("batch_size", 64))
     bar = tqdm(total=steps, initial=start, disable=not progress or steps == 0, desc=f"sr {model}/{data}",
                dynamic_ncols=True)
@@ -146,21 +167,6 @@ def train_sr(data: str, model: str, *, out: str | Path, scale: int = 4, steps: i
     finally:
         bar.close()
         logger.close()
-    run.end_record(rec, steps, (steps - start) / max(time.perf_counter() - t0, 1e-9))
-    summary = {"model": model, "data": data, "scale": scale, "steps": steps, "fit": fit_info,
-               "train_seconds": _train_seconds(run)}
-    write_json(run.summary_path, summary)
-    if evaluate:
-        summary.update(evaluate_sr(out, n=n_eval, progress=progress, net=net, sr_data=sr_data))
-    return summary
-
-
-def _train_seconds(run: RunDir) -> float:
-    total = 0.0
-    for s in run.sessions():
-        if "ended" in s and "start_step" in s and s.get("steps_per_s"):
-            total += (s["end_step"] - s["start_step"]) / s["steps_per_s"]
-    return round(total, 1)
 
 
 def _save(run: RunDir, net: SRModel, model: str, step: int, fit_info: dict[str, Any]) -> None:

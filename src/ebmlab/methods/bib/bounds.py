@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -24,10 +24,10 @@ from ...nets import build
 from ...nets.gaussian_encoder import GaussianEncoder
 from ...data.base import DataSpec
 from ...rng import randn
+from ...types import EnergyFn
 
 LOG_2PI = math.log(2 * math.pi)
 
-EnergyFn = Callable[[Tensor], Tensor]
 if TYPE_CHECKING:
     from .method import BiBConfig
 
