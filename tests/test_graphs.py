@@ -1,7 +1,6 @@
-"""Whole-step graphs (ebmlab.graphs): every method that declares its steps capturable gives, replayed from the CPU
-emulation of a captured graph, exactly the state eager training gives (networks, optimizers, random-number
-generator, its own state, the moving average and the budget's counts); the trainer's ``graphs`` option resumes
-exactly, writes checkpoints an eager run reads, and refuses what it cannot do. The CUDA tests run only where CUDA is.
+"""Whole-step graphs (ebmlab.graphs): the kinds, schedules and state a replay must carry (every method's replayed
+steps against its eager ones: tests/methods/test_capture.py); the trainer's ``graphs`` option resumes exactly,
+writes checkpoints an eager run reads, and refuses what it cannot do. The CUDA tests run only where CUDA is.
 """
 
 from __future__ import annotations
@@ -13,119 +12,20 @@ import pytest
 import torch
 
 from ebmlab import graphs
-from ebmlab.budget import Budget
-from ebmlab.config import resolve_config
 from ebmlab.data import get_dataset
 from ebmlab.errors import EbmlabError
 from ebmlab.methods import METHODS
-from ebmlab.trainer import build_method, train
-
-# settings under which each kind of a method's steps occurs within a few steps (as in test_step_kinds.py)
-SETTINGS = {"kale": {"burst_every": 3, "n_critic_burst": 2}, "vgan_vcd": {"reservoir": 40},
-            "lbt_gan": {"warmup_steps": 2}, "ebgan_ln": {"hidden": (16, 8), "g_hidden": (16,), "labels": 20,
-                                                         "labelled_batch": 16}}
-
-
-def _data(name: str) -> str:
-    cls = METHODS[name]
-    return "digits" if cls.needs_labels else "digits_bin" if cls.data_kinds == ("binary",) else "ring8"
-
-# enough steps that every kind is warmed up, captured and replayed at least twice
-STEPS = {"kale": 16}
-# a run recipe inside the captured region: a moving average, a schedule (tensor learning rates) and a clip
-RECIPE = {"ema": 0.9, "lr_schedule": "constant", "grad_clip": 5.0, "steps": 40}
-
-
-def _flat(state, prefix=""):
-    """(path, value) leaves of a nested state, tensors and numbers."""
-    if isinstance(state, dict):
-        for k in sorted(state, key=str):
-            yield from _flat(state[k], f"{prefix}/{k}")
-    elif isinstance(state, (list, tuple)):
-        for i, v in enumerate(state):
-            yield from _flat(v, f"{prefix}/{i}")
-    else:
-        yield prefix, state
-
-
-def assert_same_state(a, b, rtol=0.0):
-    """Equal states; ``rtol`` > 0 for floating-point tensors where the learning rate follows a schedule: a captured
-    step reads it from a float32 tensor, an eager step as a Python (double) number, so each update differs by the
-    rounding of the learning rate (relative 2⁻²⁴ ≈ 6e-8): measured on the 12-step GAN run, weights of order 0.1–1
-    then differ by ≤ 6e-8, a few float32 ulps, hence atol = 1e-6 (and rtol for the larger entries)."""
-    fa, fb = dict(_flat(a)), dict(_flat(b))
-    assert fa.keys() == fb.keys()
-    for k in fa:
-        x, y = fa[k], fb[k]
-        if isinstance(x, torch.Tensor) and not k.endswith("/lr"):
-            assert isinstance(y, torch.Tensor), k
-            if rtol and x.dtype.is_floating_point:
-                torch.testing.assert_close(x, y, rtol=rtol, atol=1e-6, msg=f"{k} differs")
-            else:
-                assert torch.equal(x, y), f"{k} differs"
-            continue
-        x, y = (float(v) if isinstance(v, torch.Tensor) else v for v in (x, y))
-        same = x == y if not (rtol and isinstance(x, float)) else x == pytest.approx(y, rel=1e-6)
-        assert same, f"{k}: {x} vs {y}"
-
-
-def _pair(name, data, over):
-    cfg = resolve_config(name, data, overrides={"batch_size": 16, "seed": 0, **SETTINGS.get(name, {}), **RECIPE,
-                                                **over})
-    return [build_method(cfg, torch.device("cpu")) for _ in range(2)]
+from ebmlab.testing import REPLAY_RECIPE, assert_same_state, build, case, replay_pair
+from ebmlab.trainer import train
 
 
 def run_both(name, data, steps, **over):
-    """The same steps eagerly and through StepGraphs(emulate); returns (eager, replayed, graphs, budgets)."""
-    eager, replayed = _pair(name, data, over)
-    ds = get_dataset(data)
-    g = torch.Generator().manual_seed(0)
-    batches = [ds.train[torch.randint(0, len(ds.train), (16,), generator=g)] for _ in range(steps)]
-    budgets = []
-    runners = []
-    for m in (eager, replayed):
-        budget = Budget(m.networks)
-        budget.start()
-        budgets.append(budget)
-
-        def run_step(batch, step, m=m):
-            out = m.train_step(batch, step)
-            m.recipe.after_step()
-            return out
-
-        if m is replayed:
-            assert graphs.blocker(m) is None, graphs.blocker(m)
-            graphs.prepare(m, "emulate", tensor_lrs=m.recipe.rc.lr_schedule != "constant")
-            runner = graphs.StepGraphs(m, "emulate", run_step, budget)
-            runners.append(runner)
-        torch.manual_seed(1)  # the global generator too (some steps draw from it)
-        for step, batch in enumerate(batches, 1):
-            m.recipe.before_step(step)
-            m.prepare_step(step)
-            out = runner.step(batch, step) if m is replayed else run_step(batch, step)
-            assert all(not isinstance(v, torch.Tensor) or torch.isfinite(v).all() for v in out.values())
-        budget.stop()
-    return eager, replayed, runners[0], budgets
+    """The same steps eagerly and replayed from the emulated capture (``ebmlab.testing.replay_pair``)."""
+    return replay_pair(name, data, steps, **over)
 
 
-CAPTURABLE = list(METHODS)
-
-
-@pytest.mark.parametrize("name", CAPTURABLE)
-def test_replayed_steps_equal_eager_steps(name):
-    eager, replayed, runner, budgets = run_both(name, _data(name), STEPS.get(name, 10))
-    assert runner.replayed_steps >= 2 and runner.graphs, "nothing was replayed"
-    assert_same_state(eager.state_dict(), graphs_state(replayed))
-    assert budgets[0].evals == budgets[1].evals  # replays add the network evaluations their capture counted
-
-
-@pytest.mark.parametrize("name, over", [("gan", {}), ("kale", {}), ("bib", {}), ("bib", {"share_jacobian": True})])
-def test_replayed_steps_equal_eager_steps_on_images(name, over):
-    """Conv networks (their backward passes return autograd's immutable zero tensors, which a replay leaves alone);
-    BiB's shared estimate keeps a graph from the energy's optimizer step to the generator's, inside one capture."""
-    eager, replayed, runner, _ = run_both(name, "digits", STEPS.get(name, 8), **over)
-    assert runner.replayed_steps >= 2
-    assert_same_state(eager.state_dict(), graphs_state(replayed))
+def _pair(name, data, over):
+    return [build(name, data, **{**REPLAY_RECIPE, **over}) for _ in range(2)]
 
 
 def graphs_state(m):
@@ -293,11 +193,12 @@ def test_cuda_graphs_train_like_eager(tmp_path, name):
 
 
 @cuda
-@pytest.mark.parametrize("name", [n for n in METHODS if _data(n) == "ring8"])
+@pytest.mark.parametrize("name", [n for n in METHODS if case(n).data == "ring8"])
 def test_cuda_capture_succeeds_for_every_method(tmp_path, name):
     """graphs=on (strict: a failed capture or a replay that leaves the generator still is an error) captures and
     replays every method that trains on 2D data, with finite metrics."""
-    res = _trained(tmp_path, name, "on", device="cuda", **SETTINGS.get(name, {}), steps=STEPS.get(name, 12))
+    res = _trained(tmp_path, name, "on", device="cuda", **case(name).settings,
+                   steps=max(12, case(name).replay_steps))
     g = json.loads((res.run_dir / "run.json").read_text())["sessions"][-1]["graphs"]
     assert g["replayed_steps"] > 0 and not g.get("eager_because"), g
 

@@ -22,7 +22,7 @@ LAYERS = [
     {"metrics"},
     {"options", "config", "recipe", "graphs", "placement", "plots", "present", "export"},
     {"evaluation", "trainer"},
-    {"api"},
+    {"api", "testing"},
     {"report", "bench", "sr", "semisup"},
     {"cli", "__main__", "__init__"},
 ]

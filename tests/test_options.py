@@ -49,7 +49,7 @@ def test_an_option_without_metadata_is_refused_with_where_to_add_it(monkeypatch)
         Config = Cfg
 
     monkeypatch.setitem(METHODS, "new_gan", New)
-    with pytest.raises(EbmlabError, match="brand_new.*OPTIONS table beside New's Config"):
+    with pytest.raises(EbmlabError, match="brand_new.*OPTIONS table of Cfg"):
         resolve_config("new_gan", "ring8")
     assert main(["train", "new_gan", "--data", "ring8", "--out", "/nonexistent/never"]) == 2
 

@@ -94,30 +94,67 @@ def guided_samples(method: Method, n: int, cfg: Any, *, generator: torch.Generat
 def _require_guidable(method: Method) -> None:
     if not (method.has_energy and method.has_generator):
         raise EbmlabError(f"method {method.name!r} needs both a generator and an energy for energy-guided sampling "
-                          f"(methods with both: kale, vgan, bib, ebgan)")
+                          f"(methods with both: {_methods_with('has_energy', 'has_generator')})")
+
+
+def _methods_with(*flags: str) -> str:
+    """The registered methods with every one of ``flags`` set (for messages)."""
+    from .methods import METHODS
+
+    return ", ".join(n for n, cls in METHODS.items() if all(getattr(cls, f) for f in flags))
 
 
 def run_sampler(method: Method, sampler: str | None = None, **changes: Any) -> Any:
     """The energy-guided sampler settings for ``method``: the run's own (a method that samples with one, e.g.
-    KALE's ``sampler``/``mcmc_*`` options) with ``changes`` (GuidedConfig fields; None keeps the run's value) on
-    top; for a method without its own, GuidedConfig's defaults. ``sampler`` picks the algorithm."""
+    KALE's ``sampler``/``inverse_temperature``/``mcmc_*`` options) with ``changes`` (GuidedConfig fields, the same
+    names; None keeps the run's value) on top; for a method without its own, GuidedConfig's defaults. ``sampler``
+    picks the algorithm. Every value is checked against its range (``GuidedConfig.OPTIONS``)."""
     from dataclasses import replace
 
     from .samplers.latent import GuidedConfig
 
-    own = getattr(method, "guided_config", None)
-    base = own() if callable(own) else GuidedConfig()
+    unknown = sorted(set(changes) - set(GuidedConfig.OPTIONS))
+    if unknown:
+        raise EbmlabError(f"unknown energy-guided sampler settings {', '.join(unknown)}; valid: "
+                          f"{', '.join(GuidedConfig.OPTIONS)}")
+    base = method.guided_config() or GuidedConfig()
     if sampler is not None:
         changes["sampler"] = sampler
     return replace(base, **{k: v for k, v in changes.items() if v is not None})
 
 
+def choose_sampler(method: Method, sampler: str | None = None, **changes: Any) -> tuple[Any, bool]:
+    """What ``ebmlab sample`` draws with, from its ``--sampler`` and sampler settings (``changes``: GuidedConfig
+    fields, None when not given): (the guided sampler's settings or None, whether the generator alone samples).
+    ``sampler="none"``: the generator alone, and no setting may be given; a sampler or a setting given: the
+    energy-guided sampler (:func:`run_sampler`), which a run without one of its own needs named; neither: as the
+    run samples. Settings are checked before any sampling."""
+    given = [k for k, v in changes.items() if v is not None]
+    if sampler == "none":
+        if given:
+            raise EbmlabError(f"{', '.join(given)}: settings of the energy-guided sampler, which --sampler none "
+                              f"turns off")
+        return None, True
+    if sampler is None and not given:
+        return None, False
+    if sampler is None and not method.samples_guided:
+        raise EbmlabError(f"{', '.join(given)}: settings of the energy-guided sampler; this run samples without "
+                          f"one — add --sampler kinetic|ula|mala|hmc")
+    return run_sampler(method, sampler, **changes), False
+
+
 def own_sampler(method: Method) -> Any:
     """The guided sampler a run samples with by default (None: the method's ``sample`` is direct)."""
-    own = getattr(method, "guided_config", None)
-    if callable(own) and getattr(method.config, "sampler", "none") != "none":
-        return own()
-    return None
+    return method.guided_config() if method.samples_guided else None
+
+
+def check_draw_args(n: Any, seed: Any, batch_size: Any, names: tuple[str, str, str] = ("n", "seed", "batch_size")
+                    ) -> None:
+    """The counts of :func:`draw_samples`, checked (``names``: how the caller's user writes them, e.g. the CLI's
+    flags), so that a caller can refuse them before loading a run."""
+    require_int(names[0], n, 1, " (samples)")
+    require_int(names[1], seed, 0)
+    require_int(names[2], batch_size, 1, " (samples drawn at a time)")
 
 
 def draw_samples(run_dir: str | Path, n: int, *, seed: int = 0, guided: Any = None, base_only: bool = False,
@@ -132,9 +169,7 @@ def draw_samples(run_dir: str | Path, n: int, *, seed: int = 0, guided: Any = No
     generator alone. The same seed and batch_size give the same samples. ``loaded``: the result of
     :func:`load_run` when the caller has it already.
     """
-    require_int("n", n, 1)
-    require_int("seed", seed, 0)
-    require_int("batch_size", batch_size, 1)
+    check_draw_args(n, seed, batch_size)
     from .samplers.latent import GuidedConfig
 
     if guided is not None and not isinstance(guided, GuidedConfig):
@@ -356,9 +391,9 @@ def inpaint_run(run_dir: str | Path, out: str | Path, *, n: int = 8, draws: int 
     require_int("--seed", seed, 0)
     _check_mask(mask, fraction)
     cfg, method, step = load_run(run_dir, device)
-    if not hasattr(method, "inpaint"):
-        raise EbmlabError(f"{cfg.method} has no conditional sampler; inpainting is offered by bihm and rws (Gibbs "
-                          f"chains over the missing values)")
+    if not method.can_inpaint:
+        raise EbmlabError(f"{cfg.method} has no conditional sampler; inpainting is offered by "
+                          f"{_methods_with('can_inpaint')} (Gibbs chains over the missing values)")
     ds = cfg.dataset
     shape = tuple(ds.spec.shape)
     test = ds.test[:n]

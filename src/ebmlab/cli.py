@@ -8,6 +8,7 @@ import errno
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from .errors import EbmlabError
 
@@ -82,30 +83,11 @@ def _train(args) -> None:
         print(_format_metrics(res.summary))
 
 
-def _k_table(m: dict) -> tuple[list[str], set[str]]:
-    """Estimates reported per sample count K (keys ``k<K>_<name>``, e.g. BiHM's) as one table: K by estimate."""
-    import re
-
-    cells: dict[int, dict[str, float]] = {}
-    for key, v in m.items():
-        hit = re.fullmatch(r"k(\d+)_(\w+)", key)
-        if hit and isinstance(v, (int, float)):
-            cells.setdefault(int(hit[1]), {})[hit[2]] = v
-    if not cells:
-        return [], set()
-    cols = list(dict.fromkeys(c for row in cells.values() for c in row))
-    lines = ["  estimates by number of samples K (nats per example; ess_*: effective sample size / K):",
-             "  " + f"{'K':>8}" + "".join(f"{c:>14}" for c in cols)]
-    for k in sorted(cells):
-        lines.append("  " + f"{k:>8}" + "".join(f"{cells[k].get(c, float('nan')):>14.4g}" for c in cols))
-    return lines, {f"k{k}_{c}" for k in cells for c in cells[k]}
-
-
 def _format_metrics(summary: dict) -> str:
-    from .present import text_table
+    from .present import k_table, text_table
 
     m = summary["metrics"]
-    table, in_table = _k_table(m)
+    table, in_table = k_table(m)
     lines = [f"{summary['method']} on {summary['data']} at step {summary['step']} (↑ higher is better, ↓ lower; "
              f"bookkeeping and notes are in summary.json):"]
     return "\n".join(lines + text_table(summary, skip=in_table) + table)
@@ -139,30 +121,10 @@ def _inpaint(args) -> None:
 
 
 def _semisup(args) -> None:
-    from .api import load_run
-    from .data import get_dataset
-    from .semisup import semisup_table
+    from .semisup import run_semisup
 
-    try:
-        rhos = tuple(float(v) for v in args.rho.split(","))
-    except ValueError:
-        raise EbmlabError(f"--rho takes comma-separated numbers ≥ 0, e.g. 0,0.01,0.1,1; got {args.rho!r}") from None
-    if not rhos or any(not (r >= 0) or r == float("inf") for r in rhos):
-        raise EbmlabError(f"--rho values must be finite and ≥ 0; got {args.rho!r}")
-    for flag, v in (("--labels", args.labels), ("--seeds", args.seeds), ("--steps", args.steps)):
-        if v < 1:
-            raise EbmlabError(f"{flag} must be a positive integer; got {v}")
-    if args.out is not None and not args.out.endswith(".json"):
-        raise EbmlabError(f"--out {args.out}: the table is written as JSON; give a NAME.json path")
-    ds = get_dataset(args.data, data_dir=args.data_dir)
-    method = None
-    if args.run is not None:
-        cfg, method, _ = load_run(args.run, args.device)
-        if cfg.data != args.data:
-            raise EbmlabError(f"--run {args.run} was trained on {cfg.data}, not {args.data}: its transitions would "
-                              f"augment the wrong images")
-    res = semisup_table(ds, labels=args.labels, rhos=rhos, seeds=args.seeds, steps=args.steps, method=method)
-    res["run"] = args.run
+    res = run_semisup(args.data, run=args.run, labels=args.labels, rhos=args.rho, seeds=args.seeds, steps=args.steps,
+                      out=args.out, data_dir=args.data_dir, device=args.device)
     print(f"{res['data']}, {res['labels']} labels, {res['seeds']} seeds, {res['steps']} steps; test error over "
           f"{res['test_points']} test images:")
     for r in res["rows"]:
@@ -172,57 +134,33 @@ def _semisup(args) -> None:
               f"(its accuracy {100 * c['accuracy_real']:.2f} % on them, {100 * c['accuracy_augmented']:.2f} % on "
               f"their transitions)")
     if args.out is not None:
-        from .runs import atomic_write_bytes
-
-        atomic_write_bytes(Path(args.out), lambda fh: fh.write(json.dumps(res, indent=1).encode()))
         print(f"wrote {args.out}")
 
 
 def _sample(args) -> None:
     import math
 
-    from .api import draw_samples, load_run, own_sampler, run_sampler
+    from .api import check_draw_args, choose_sampler, draw_samples, load_run
     from .export import check_output, check_sample_room, output_kind, write_samples
 
     # every argument is checked before the (possibly long) sampling starts
     kind = output_kind(args.out)
-    if args.n < 1:
-        raise EbmlabError(f"-n must be a positive number of samples, got {args.n}")
-    if args.batch_size < 1:
-        raise EbmlabError(f"--batch-size must be a positive number of samples, got {args.batch_size}")
-    mcmc = {"--temperature": args.temperature, "--mcmc-steps": args.mcmc_steps, "--step-size": args.step_size,
-            "--friction": args.friction}
-    given = [k for k, v in mcmc.items() if v is not None]
-    for flag, v, ok, what in (("--temperature", args.temperature, lambda v: math.isfinite(v) and v >= 0, "≥ 0"),
-                              ("--mcmc-steps", args.mcmc_steps, lambda v: v >= 1, "an integer ≥ 1"),
-                              ("--step-size", args.step_size, lambda v: math.isfinite(v) and v > 0, "> 0"),
-                              ("--friction", args.friction, lambda v: math.isfinite(v) and v >= 0, "≥ 0")):
-        if v is not None and not ok(v):
-            raise EbmlabError(f"{flag} must be {what}, got {v}")
-    if args.seed < 0:
-        raise EbmlabError(f"--seed must be ≥ 0, got {args.seed}")
+    check_draw_args(args.n, args.seed, args.batch_size, ("-n", "--seed", "--batch-size"))
     loaded = load_run(args.run_dir, args.device)
     cfg, method, _ = loaded
     check_output(args.out, kind, cfg.dataset.spec)
     check_sample_room(args.n, tuple(cfg.dataset.spec.shape), args.out, kind)
-    guided = None
-    if args.sampler == "none":
-        if given:
-            raise EbmlabError(f"{', '.join(given)}: options of the energy-guided sampler, which --sampler none turns off")
-    elif args.sampler is not None or given:
-        if args.sampler is None and own_sampler(method) is None:
-            raise EbmlabError(f"{', '.join(given)}: options of the energy-guided sampler; this run samples without "
-                              f"one — add --sampler kinetic|ula|mala|hmc")
-        guided = run_sampler(method, args.sampler, inverse_temperature=args.temperature, n_steps=args.mcmc_steps,
-                             step_size=args.step_size, friction=args.friction)
-    x, info = draw_samples(args.run_dir, args.n, seed=args.seed, guided=guided, base_only=args.sampler == "none",
+    guided, base_only = choose_sampler(method, args.sampler, inverse_temperature=args.inverse_temperature,
+                                       mcmc_steps=args.mcmc_steps, mcmc_step_size=args.mcmc_step_size,
+                                       mcmc_friction=args.mcmc_friction)
+    x, info = draw_samples(args.run_dir, args.n, seed=args.seed, guided=guided, base_only=base_only,
                            progress=True, batch_size=args.batch_size, loaded=loaded)
     smp = info["sampler"]
     line = f"sampler: {smp['kind']}"
     if "sampler" in smp:
-        line += (f" ({smp['sampler']}, inverse temperature {smp['inverse_temperature']}, {smp['n_steps']} steps, "
-                 f"step size {smp['step_size']}" + (f", friction {smp['friction']}" if smp["sampler"] == "kinetic"
-                                                     else "") + ")")
+        line += (f" ({smp['sampler']}, inverse temperature {smp['inverse_temperature']}, {smp['mcmc_steps']} "
+                 f"steps, step size {smp['mcmc_step_size']}"
+                 + (f", friction {smp['mcmc_friction']}" if smp["sampler"] == "kinetic" else "") + ")")
     for key, label in (("acceptance", "mean acceptance"), ("latent_energy_start", "latent energy at the start"),
                        ("latent_energy_end", "at the end")):
         if info.get(key) is not None and math.isfinite(info[key]):
@@ -431,15 +369,31 @@ def build_parser() -> argparse.ArgumentParser:
                                 "command's options and examples.")
     p.add_argument("--version", action="version", version=f"ebmlab {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    device = dict(choices=["cpu", "cuda", "auto"], help="where to run (default auto: CUDA when this machine has it, "
-                  "whatever the run was trained on)")
+    device: dict[str, Any] = dict(choices=["cpu", "cuda", "auto"], help="where to run (default auto: CUDA when this "
+                                  "machine has it, whatever the run was trained on)")
+    _add_list(sub)
+    _add_train(sub)
+    _add_eval(sub, device)
+    _add_sample(sub, device)
+    _add_inpaint(sub, device)
+    _add_semisup(sub, device)
+    _add_score(sub)
+    _add_classifier(sub)
+    _add_report(sub)
+    _add_bench(sub)
+    _add_sr(sub)
+    return p
 
+
+def _add_list(sub: Any) -> None:
     s = _sub(sub, "list", "list methods and data sets, or the options of a method")
     s.add_argument("--options", metavar="METHOD", help="every option of METHOD: value, where it came from, meaning")
     s.add_argument("--data", help="with --options: the values a run of METHOD on this data set uses (presets applied)")
     s.add_argument("--data-dir", help="with --data: directory of local data files (else EBMLAB_DATA)")
     s.set_defaults(fn=_list)
 
+
+def _add_train(sub: Any) -> None:
     s = _sub(sub, "train", "train a method on a data set into a run directory (resumes if it exists)")
     s.add_argument("method", help="a method name (`ebmlab list`)")
     s.add_argument("--data", required=True, help="a data set name, a .npz/.npy/.csv file or a folder of images")
@@ -455,6 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", help="key=value options (see `ebmlab list --options METHOD`)")
     s.set_defaults(fn=_train)
 
+
+def _add_eval(sub: Any, device: dict[str, Any]) -> None:
     s = _sub(sub, "eval", "evaluate the latest checkpoint of a run (on any device)")
     s.add_argument("run_dir", help="a run directory written by `ebmlab train`")
     s.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -465,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", **device)
     s.set_defaults(fn=_eval)
 
+
+def _add_sample(sub: Any, device: dict[str, Any]) -> None:
     s = _sub(sub, "sample", "draw samples from a trained run into a .npy/.npz file, a PNG picture or a folder of PNGs")
     s.add_argument("run_dir", help="a run directory written by `ebmlab train`")
     s.add_argument("-n", type=int, required=True, help="number of samples")
@@ -476,14 +434,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sampler", choices=["kinetic", "ula", "mala", "hmc", "none"],
                    help="energy-guided latent MCMC (methods with a generator and an energy), starting from the run's "
                    "own sampler settings where it has them; none: the generator alone. Default: as the run samples")
-    s.add_argument("--temperature", type=float, help="inverse temperature T in U(z) = |z|^2/2 + T E(G(z)) (default: "
-                   "the run's, else 1)")
+    # the sampler's settings under GuidedConfig's names (a KALE run's options have the same); the short flags of
+    # earlier versions stay accepted
+    s.add_argument("--inverse-temperature", "--temperature", type=float, dest="inverse_temperature",
+                   help="inverse temperature T ≥ 0 in U(z) = |z|^2/2 + T E(G(z)) (default: the run's, else 1)")
     s.add_argument("--mcmc-steps", type=int, help="MCMC steps (default: the run's, else 500)")
-    s.add_argument("--step-size", type=float, help="step size (gamma for kinetic Langevin; default: the run's, else "
-                   "1e-3)")
-    s.add_argument("--friction", type=float, help="kinetic Langevin friction kappa (default: the run's, else 1)")
+    s.add_argument("--mcmc-step-size", "--step-size", type=float, dest="mcmc_step_size",
+                   help="step size (gamma for kinetic Langevin; default: the run's, else 1e-3)")
+    s.add_argument("--mcmc-friction", "--friction", type=float, dest="mcmc_friction",
+                   help="kinetic Langevin friction kappa (default: the run's, else 1)")
     s.set_defaults(fn=_sample)
 
+
+def _add_inpaint(sub: Any, device: dict[str, Any]) -> None:
     s = _sub(sub, "inpaint", "fill in the masked part of test images from a run's conditional p(x_missing | x_observed)")
     s.add_argument("run_dir", help="a run directory written by `ebmlab train` (bihm or rws)")
     s.add_argument("--out", required=True, help="NAME.png: one row per image — original, observed part, draws")
@@ -497,6 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", **device)
     s.set_defaults(fn=_inpaint)
 
+
+def _add_semisup(sub: Any, device: dict[str, Any]) -> None:
     s = _sub(sub, "semisup", "semi-supervised classification with k labels, augmented by a trained run's transitions")
     s.add_argument("--data", required=True, help="a labelled image data set (fashion, mnist, digits, ...)")
     s.add_argument("--run", help="a vgan_vcd run on the same data: its transitions T(x) augment the labelled images")
@@ -511,6 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", **device)
     s.set_defaults(fn=_semisup)
 
+
+def _add_score(sub: Any) -> None:
     s = _sub(sub, "score", "score generated samples (a .npy/.npz or a folder of images) against a data set")
     s.add_argument("generated", help=".npy/.npz of samples in the data's units, or a folder of PNG/JPEG images")
     s.add_argument("--data", required=True, help="a data set name, or a user's file or image folder (its held-out "
@@ -520,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the results as JSON")
     s.set_defaults(fn=_score)
 
+
+def _add_classifier(sub: Any) -> None:
     s = _sub(sub, "classifier", "train or show the domain classifier behind the image metrics")
     s.add_argument("action", choices=["train", "show"], help="train it, or show the stored one")
     s.add_argument("--data", required=True, help="a labelled image data set (digits, fashion, mnist, cifar10, ...)")
@@ -529,12 +498,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="directory (default: EBMLAB_CLASSIFIERS or ~/.cache/ebmlab/classifiers)")
     s.set_defaults(fn=_classifier)
 
+
+def _add_report(sub: Any) -> None:
     s = _sub(sub, "report", "one self-contained HTML page of runs or bench directories")
     s.add_argument("paths", nargs="+", metavar="RUN_DIR", help="run directories and/or bench --out directories")
     s.add_argument("--out", default="report.html", help="the HTML file to write (default report.html)")
     s.add_argument("--title", help="the page's title")
     s.set_defaults(fn=_report)
 
+
+def _add_bench(sub: Any) -> None:
     s = _sub(sub, "bench", "run a benchmark grid and write a results table")
     s.add_argument("suite", help="benchmark suite: toy (2D columns) or images (image columns); or collect DIR: merge "
                    "the parts of a sharded grid into its table; or render DIR [DIR ...]: write a finished bench's "
@@ -560,6 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", help="key=value options applied to every run")
     s.set_defaults(fn=_bench)
 
+
+def _add_sr(sub: Any) -> None:
     s = _sub(sub, "sr", "super-resolution: train, evaluate and apply models (bicubic, tv, mse, stats)")
     srs = s.add_subparsers(dest="sr_command", required=True, metavar="SR_COMMAND")
     t = srs.add_parser("train", help="train or fit a super-resolution model into a run directory (resumes)")
@@ -586,7 +561,6 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--tile", type=int, default=32, help="tile side in low-resolution pixels (default 32)")
     u.add_argument("--no-progress", action="store_true", help="no progress bar")
     u.set_defaults(fn=_sr)
-    return p
 
 
 def os_error_message(exc: OSError) -> str:

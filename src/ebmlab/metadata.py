@@ -1,12 +1,19 @@
-"""The type of metric metadata, imported by every module that declares metrics (``metrics/*``, each method class):
-group, unit, direction and one-line meaning beside the function that computes the number. ``ebmlab.metrics.registry``
-collects the declarations; presentation (``present``, ``report``, ``bench``) reads them and names no metric or
-method of its own.
+"""The types of metadata kept beside what they describe.
+
+- Metric metadata, imported by every module that declares metrics (``metrics/*``, each method class): group, unit,
+  direction and one-line meaning beside the function that computes the number. ``ebmlab.metrics.registry`` collects
+  the declarations; presentation (``present``, ``report``, ``bench``) reads them and names no metric or method of
+  its own.
+- Option range kinds (:data:`RANGES`): the rule and its wording behind every ``(range kind, meaning)`` entry of an
+  options table (``ebmlab.options`` explains the tables); :func:`out_of_range` checks a dataclass of options against
+  its table, for the settings objects below the configuration layer (``samplers.latent.GuidedConfig``).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import dataclasses
+import math
+from typing import Any, Callable, NamedTuple
 
 
 class Metric(NamedTuple):
@@ -17,4 +24,36 @@ class Metric(NamedTuple):
     column: bool = False  # a column of the benchmark tables (`ebmlab bench`)
 
 
-__all__ = ["Metric"]
+RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "pos": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+    "nonneg": (lambda v: math.isfinite(v) and v >= 0, "a finite number ≥ 0"),
+    "finite": (lambda v: math.isfinite(v), "a finite number"),
+    "unit": (lambda v: math.isfinite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "open01": (lambda v: math.isfinite(v) and 0 < v < 1, "a number in (0, 1)"),
+    "int0": (lambda v: v >= 0, "an integer ≥ 0"),
+    "int1": (lambda v: v >= 1, "an integer ≥ 1"),
+    "int2": (lambda v: v >= 2, "an integer ≥ 2"),
+    "int10": (lambda v: v >= 10, "an integer ≥ 10"),
+    "ints1": (lambda v: all(x >= 1 for x in v), "a list of integers ≥ 1"),
+    "ints1+": (lambda v: len(v) > 0 and all(x >= 1 for x in v), "a non-empty list of integers ≥ 1"),
+    "any": (lambda v: True, ""),
+}
+
+
+def out_of_range(cfg: Any, table: dict[str, tuple[str, str]]) -> list[str]:
+    """Each field of the dataclass ``cfg`` whose value is not of its declared type's kind (a number for a number, an
+    integer for an integer) or outside the range of its ``table`` entry, as 'name=value (expected ...: meaning)'."""
+    out = []
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        kind, meaning = table[f.name]
+        if isinstance(v, (bool, str)) or v is None:
+            continue
+        number = isinstance(v, (int, float)) and (not kind.startswith("int") or isinstance(v, int))
+        ok, expected = RANGES[kind]
+        if not number or not ok(v):
+            out.append(f"{f.name}={v!r} (expected {expected}: {meaning})")
+    return out
+
+
+__all__ = ["Metric", "RANGES", "out_of_range"]

@@ -4,9 +4,9 @@ describes.
 - the run options: :data:`RUN` here, beside the rules (``config.RunConfig`` holds their types and defaults);
 - options that several methods share with one meaning (network sizes, learning rates, Adam's betas, evaluation
   sample counts): :data:`SHARED`;
-- every other option of a method: the ``OPTIONS`` table right under its ``Config`` in the method's module, set on
-  the class as ``options``. A method that gives a shared name its own meaning lists it there too; a subclass's
-  ``options`` are read before its parents'.
+- every other option of a method: the ``OPTIONS`` table on its ``Config`` (a ``ClassVar``), after the fields it
+  describes. A method that gives a shared name its own meaning lists it there too; a Config subclass's ``OPTIONS``
+  are read before its parents'.
 
 Three readers use them: ``ebmlab list --options`` (meanings), :func:`validate` (ranges, checked before any work or
 any file is written) and the tests (every field of every registered config has an entry). An option without one is
@@ -20,10 +20,10 @@ Range kinds: ``pos`` (finite, > 0), ``nonneg`` (finite, ≥ 0), ``finite``, ``un
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 from .errors import EbmlabError
+from .metadata import RANGES
 
 _HIDDEN = "hidden layer widths of the {} MLP (comma-separated; unused by conv nets)"
 
@@ -114,7 +114,7 @@ def _tables(method: Any) -> list[dict[str, tuple[str, str]]]:
         from .methods import get_method
 
         method = get_method(method)
-    own = [c.__dict__["options"] for c in method.__mro__ if isinstance(c.__dict__.get("options"), dict)]
+    own = [c.__dict__["OPTIONS"] for c in method.Config.__mro__ if isinstance(c.__dict__.get("OPTIONS"), dict)]
     return [*own, SHARED, RUN]
 
 
@@ -123,7 +123,7 @@ def entry(name: str, method: Any = None) -> tuple[str, str]:
     for table in _tables(method):
         if name in table:
             return table[name]
-    where = (f"the OPTIONS table beside {method.__name__}'s Config ({method.__module__})"
+    where = (f"the OPTIONS table of {method.Config.__name__} ({method.Config.__module__})"
              if isinstance(method, type) else "ebmlab.options.RUN")
     raise EbmlabError(f"option {name!r} has no range and meaning; add an entry for it to {where} "
                       f"(see the README: Adding a method)")
@@ -131,22 +131,6 @@ def entry(name: str, method: Any = None) -> tuple[str, str]:
 
 def describe(name: str, method: Any = None) -> str:
     return entry(name, method)[1]
-
-
-_RULES = {
-    "pos": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
-    "nonneg": (lambda v: math.isfinite(v) and v >= 0, "a finite number ≥ 0"),
-    "finite": (lambda v: math.isfinite(v), "a finite number"),
-    "unit": (lambda v: math.isfinite(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "open01": (lambda v: math.isfinite(v) and 0 < v < 1, "a number in (0, 1)"),
-    "int0": (lambda v: v >= 0, "an integer ≥ 0"),
-    "int1": (lambda v: v >= 1, "an integer ≥ 1"),
-    "int2": (lambda v: v >= 2, "an integer ≥ 2"),
-    "int10": (lambda v: v >= 10, "an integer ≥ 10"),
-    "ints1": (lambda v: all(x >= 1 for x in v), "a list of integers ≥ 1"),
-    "ints1+": (lambda v: len(v) > 0 and all(x >= 1 for x in v), "a non-empty list of integers ≥ 1"),
-    "any": (lambda v: True, ""),
-}
 
 
 def problems(cfg: Any, method: Any = None) -> list[str]:
@@ -157,7 +141,7 @@ def problems(cfg: Any, method: Any = None) -> list[str]:
         kind = entry(f.name, method)[0]
         if v is None or isinstance(v, (bool, str)):
             continue
-        ok, expected = _RULES[kind]
+        ok, expected = RANGES[kind]
         if not ok(v):
             out.append(f"{f.name}={v!r} (expected {expected}: {describe(f.name, method)})")
     if getattr(cfg, "lr_schedule", "constant") == "step" and cfg.lr_step_every < 1:

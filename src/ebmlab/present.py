@@ -115,6 +115,25 @@ def notes(metrics: dict[str, Any]) -> list[str]:
     return out
 
 
+def k_table(m: dict[str, Any]) -> tuple[list[str], set[str]]:
+    """Estimates reported per sample count K (keys ``k<K>_<name>``, e.g. BiHM's) as one table: K by estimate."""
+    import re
+
+    cells: dict[int, dict[str, float]] = {}
+    for key, v in m.items():
+        hit = re.fullmatch(r"k(\d+)_(\w+)", key)
+        if hit and isinstance(v, (int, float)):
+            cells.setdefault(int(hit[1]), {})[hit[2]] = v
+    if not cells:
+        return [], set()
+    cols = list(dict.fromkeys(c for row in cells.values() for c in row))
+    lines = ["  estimates by number of samples K (nats per example; ess_*: effective sample size / K):",
+             "  " + f"{'K':>8}" + "".join(f"{c:>14}" for c in cols)]
+    for k in sorted(cells):
+        lines.append("  " + f"{k:>8}" + "".join(f"{cells[k].get(c, float('nan')):>14.4g}" for c in cols))
+    return lines, {f"k{k}_{c}" for k in cells for c in cells[k]}
+
+
 def text_table(summary: dict[str, Any], skip: set[str] = frozenset()) -> list[str]:
     """The grouped results as aligned text lines, then the notes."""
     lines = []

@@ -94,15 +94,18 @@ def semisup_table(dataset: Any, *, labels: int, rhos: tuple[float, ...], seeds: 
     if not dataset.spec.is_image or dataset.n_classes is None:
         raise EbmlabError(f"{dataset.name}: semi-supervised classification needs labelled images (fashion, mnist, "
                           f"digits, cifar10, or a user's .npz with y_train/y_test)")
-    if any(r > 0 for r in rhos) and (method is None or not hasattr(method, "augment")):
-        raise EbmlabError("rho > 0 needs --run with a run that augments (vgan_vcd: its transition T(x)); "
-                          "use --rho 0 for the supervised baseline alone")
+    if any(r > 0 for r in rhos) and (method is None or not method.can_augment):
+        from .methods import METHODS
+
+        able = ", ".join(n for n, cls in METHODS.items() if cls.can_augment)
+        raise EbmlabError(f"rho > 0 needs --run with a run that augments (methods with a transition T(x): {able}); "
+                          f"use --rho 0 for the supervised baseline alone")
     arr = dataset.arrays
     y_all = np.asarray(arr.train_y)
     x_test, y_test = dataset.test.float(), torch.as_tensor(np.asarray(arr.test_y), dtype=torch.long)
     n_classes = int(dataset.n_classes)
     augment = None
-    if method is not None and hasattr(method, "augment"):
+    if method is not None and method.can_augment:
         method.train(False)
 
         def augment(xb: Tensor, g: torch.Generator) -> Tensor:
@@ -129,3 +132,55 @@ def semisup_table(dataset: Any, *, labels: int, rhos: tuple[float, ...], seeds: 
                      "std": float(np.std(errs, ddof=1)) if len(errs) > 1 else 0.0})
     return {"data": dataset.name, "labels": labels, "seeds": seeds, "steps": steps, "rows": rows,
             "test_points": len(x_test), "augmentation_check": check, "seconds": time.perf_counter() - t0}
+
+
+def parse_rhos(rhos: str | tuple[float, ...] | list[float]) -> tuple[float, ...]:
+    """Weights ρ of the augmented loss, from comma-separated text (``--rho 0,0.01,0.1,1``) or numbers; each finite
+    and ≥ 0."""
+    if isinstance(rhos, str):
+        try:
+            rhos = tuple(float(v) for v in rhos.split(","))
+        except ValueError:
+            raise EbmlabError(f"--rho takes comma-separated numbers ≥ 0, e.g. 0,0.01,0.1,1; got {rhos!r}") from None
+    rhos = tuple(rhos)
+    if not rhos or any(not isinstance(r, (int, float)) or not (r >= 0) or r == float("inf") for r in rhos):
+        raise EbmlabError(f"--rho values must be finite and ≥ 0; got {rhos!r}")
+    return tuple(float(r) for r in rhos)
+
+
+def run_semisup(data: str, *, run: str | None = None, labels: int = 1000,
+                rhos: str | tuple[float, ...] = (0.0, 0.01, 0.1, 1.0), seeds: int = 3, steps: int = 600,
+                out: str | None = None, data_dir: str | None = None, device: str | None = None,
+                progress: bool = True) -> dict[str, Any]:
+    """``ebmlab semisup``: the table of :func:`semisup_table` on ``data``, augmented by the transitions of the run
+    ``run`` (trained on the same data) where given, written to ``out`` (NAME.json) when given. Every argument is
+    checked, and ``out`` found writable, before the table is computed."""
+    from pathlib import Path
+
+    from .api import load_run
+    from .data import get_dataset
+    from .errors import require_int
+    from .runs import atomic_write_bytes, check_output_dir
+
+    rhos = parse_rhos(rhos)
+    for flag, v in (("--labels", labels), ("--seeds", seeds), ("--steps", steps)):
+        require_int(flag, v, 1)
+    if out is not None:
+        if not str(out).endswith(".json"):
+            raise EbmlabError(f"--out {out}: the table is written as JSON; give a NAME.json path")
+        check_output_dir(Path(out).parent)
+    ds = get_dataset(data, data_dir=data_dir)
+    method = None
+    if run is not None:
+        cfg, method, _ = load_run(run, device)
+        if cfg.data != data:
+            raise EbmlabError(f"--run {run} was trained on {cfg.data}, not {data}: its transitions would augment "
+                              f"the wrong images")
+    res = semisup_table(ds, labels=labels, rhos=rhos, seeds=seeds, steps=steps, method=method, progress=progress)
+    res["run"] = run
+    if out is not None:
+        import json
+
+        atomic_write_bytes(Path(out), lambda fh: fh.write(json.dumps(res, indent=1).encode()))
+    return res
+

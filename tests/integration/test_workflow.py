@@ -109,12 +109,12 @@ def test_sample_uses_the_runs_own_sampler_and_settings(runs, tmp_path):
     cfg, method, step = load_run(runs / "kale")
     _, info = draw_samples(runs / "kale", 20, loaded=(cfg, method, step))
     mc = cfg.method_config
-    assert info["sampler"]["n_steps"] == mc.mcmc_steps == 3
+    assert info["sampler"]["mcmc_steps"] == mc.mcmc_steps == 3
     assert info["sampler"]["inverse_temperature"] == mc.inverse_temperature
-    assert info["sampler"]["step_size"] == mc.mcmc_step_size
+    assert info["sampler"]["mcmc_step_size"] == mc.mcmc_step_size
     # another algorithm keeps the run's other settings
     g = run_sampler(method, "mala")
-    assert (g.sampler, g.n_steps, g.step_size) == ("mala", 3, mc.mcmc_step_size)
+    assert (g.sampler, g.mcmc_steps, g.mcmc_step_size) == ("mala", 3, mc.mcmc_step_size)
     # batches: the same seed and batch size give the same samples, and n is what is returned
     a = ebmlab.sample_run(runs / "kale", 20, seed=3, batch_size=7)
     b = ebmlab.sample_run(runs / "kale", 20, seed=3, batch_size=7)

@@ -1,89 +1,139 @@
-"""The method contract, checked for every registered method."""
+"""The method contract, checked for every registered method through the public checks (``ebmlab.testing``) on the
+small settings of ``ebmlab.testing.CASES``; and the checks themselves, which must fail on a method that breaks
+the contract."""
 
-import io
-import math
+import dataclasses
 
 import pytest
 import torch
 
-from ebmlab.data import get_dataset
 from ebmlab.methods import METHODS
-from ebmlab.trainer import build_method
-from ebmlab.config import resolve_config
+from ebmlab.testing import (CASES, check_declarations, check_method, check_round_trip, check_sampling,
+                            check_step)
 
 
-def data_for(name):
-    """ring8 for every method that models any data; the binary methods (BiHM, RWS) take binary digits; the
-    semi-supervised ones (EBGAN-LN) labelled digits."""
-    if METHODS[name].needs_labels:
-        return "digits"
-    return "ring8" if METHODS[name].data_kinds is None else "digits_bin"
+def test_every_registered_method_has_a_row_of_test_settings():
+    assert set(CASES) == set(METHODS), f"no row in ebmlab.testing.CASES: {sorted(set(METHODS) - set(CASES))}"
 
 
-def make(name, seed=0, **over):
-    cfg = resolve_config(name, data_for(name), overrides={"seed": seed, **over})
-    return build_method(cfg, torch.device("cpu"))
-
-
-def batch(n=64, seed=0, name="gan"):
-    ds = get_dataset(data_for(name))
-    idx = torch.randint(0, len(ds.train), (n,), generator=torch.Generator().manual_seed(seed))
-    return ds.train[idx]
-
-
-def floats(metrics):
-    """A step's metrics (detached 0-d tensors or numbers, read by the trainer only at log steps) as floats."""
-    for k, v in metrics.items():
-        if isinstance(v, torch.Tensor):
-            assert v.dim() == 0 and not v.requires_grad, f"metric {k} must be a detached 0-d tensor: {v}"
-        else:
-            assert isinstance(v, (int, float)) and not isinstance(v, bool), f"metric {k}: {v!r}"
-    return {k: float(v) for k, v in metrics.items()}
-
-
-def snapshot(modules):
-    return {k: [p.detach().clone() for p in m.parameters()] for k, m in modules.items()}
+@pytest.mark.parametrize("name", list(METHODS))
+def test_declarations_agree_with_the_class(name):
+    check_declarations(name)
 
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_step_is_finite_and_moves_exactly_the_trained_networks(name):
-    m = make(name)
-    before, before_frozen = snapshot(m.networks), snapshot(m.frozen)
-    metrics = floats(m.train_step(batch(name=name), 1))
-    assert metrics and all(math.isfinite(v) for v in metrics.values()), metrics
-    for k, params in snapshot(m.networks).items():
-        assert any(not torch.equal(a, b) for a, b in zip(params, before[k])), f"{name}: network {k} did not move"
-    for k, params in snapshot(m.frozen).items():
-        assert all(torch.equal(a, b) for a, b in zip(params, before_frozen[k])), f"{name}: frozen {k} moved"
-    x = m.sample(50, generator=torch.Generator().manual_seed(0))
-    assert x.shape == (50, *get_dataset(data_for(name)).shape) and torch.isfinite(x).all()
-    if m.has_energy:
-        e = m.energy(x)
-        assert e.shape == (50,) and torch.isfinite(e).all()
+    check_step(name)
 
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_save_load_round_trip_is_bit_exact(name):
-    a = make(name, seed=1)
-    for s in range(3):
-        a.train_step(batch(seed=s, name=name), s + 1)
-    buf = io.BytesIO()
-    torch.save(a.state_dict(), buf)
-    buf.seek(0)
-    b = make(name, seed=2)  # different initialisation, overwritten by the load
-    b.load_state_dict(torch.load(buf, weights_only=True))
-    for pa, pb in zip(a.parameters(), b.parameters()):
-        assert torch.equal(pa, pb)
-    # the continuation is identical too: optimizer state and noise generator were restored
-    ma, mb = floats(a.train_step(batch(seed=9, name=name), 4)), floats(b.train_step(batch(seed=9, name=name), 4))
-    assert ma == mb
-    for pa, pb in zip(a.parameters(), b.parameters()):
-        assert torch.equal(pa, pb)
+    check_round_trip(name)
 
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_sampling_is_deterministic_given_a_generator(name):
-    m = make(name)
-    x1 = m.sample(20, generator=torch.Generator().manual_seed(5))
-    x2 = m.sample(20, generator=torch.Generator().manual_seed(5))
-    assert torch.equal(x1, x2)
+    check_sampling(name)
+
+
+# --- the checks fail where the contract is broken ------------------------------------------------------------
+def _register(monkeypatch, cls):
+    monkeypatch.setitem(METHODS, cls.name, cls)
+
+
+def test_a_flag_without_its_ability_is_caught(monkeypatch):
+    from ebmlab.methods.gan import GAN
+
+    class Claims(GAN):
+        name = "claims_gan"
+        can_inpaint = True  # declared, not given
+
+    _register(monkeypatch, Claims)
+    with pytest.raises(AssertionError, match="can_inpaint=True but the class does not give inpaint"):
+        check_declarations("claims_gan")
+
+
+def test_an_ability_without_its_flag_is_caught(monkeypatch):
+    from ebmlab.methods.gan import GAN
+
+    class Augments(GAN):
+        name = "augments_gan"
+
+        def augment(self, x, *, generator):
+            return x
+
+    _register(monkeypatch, Augments)
+    with pytest.raises(AssertionError, match="can_augment=False but the class gives augment"):
+        check_declarations("augments_gan")
+
+
+def test_a_step_that_leaves_a_network_still_is_caught(monkeypatch):
+    from ebmlab.methods.gan import GAN
+
+    class Lazy(GAN):
+        name = "lazy_gan"
+
+        def train_step(self, batch, step):
+            g = self.networks["generator"]
+            kept = [p.detach().clone() for p in g.parameters()]
+            out = super().train_step(batch, step)
+            with torch.no_grad():  # the generator's update undone
+                for p, k in zip(g.parameters(), kept):
+                    p.copy_(k)
+            return out
+
+    _register(monkeypatch, Lazy)
+    with pytest.raises(AssertionError, match="network generator did not move"):
+        check_step("lazy_gan")
+
+
+def test_state_kept_outside_the_state_dict_is_caught(monkeypatch):
+    """A method whose step reads a counter it does not save: the step after a load differs."""
+    from ebmlab.methods.gan import GAN
+
+    class Forgets(GAN):
+        name = "forgets_gan"
+
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.calls = 0
+
+        def train_step(self, batch, step):
+            self.calls += 1
+            out = super().train_step(batch * (1 + 0.1 * self.calls), step)
+            return out
+
+    _register(monkeypatch, Forgets)
+    with pytest.raises(AssertionError, match="forgets_gan"):
+        check_round_trip("forgets_gan")
+
+
+def test_sampling_that_ignores_the_generator_is_caught(monkeypatch):
+    from ebmlab.methods.gan import GAN
+
+    class Unseeded(GAN):
+        name = "unseeded_gan"
+
+        def sample(self, n, *, generator=None):
+            return super().sample(n, generator=None)  # the method's own stream: moves between calls
+
+    _register(monkeypatch, Unseeded)
+    with pytest.raises(AssertionError, match="differ"):
+        check_sampling("unseeded_gan")
+
+
+def test_check_method_runs_every_check_on_a_new_method(monkeypatch):
+    """A method added by subclassing (new name, same contract) passes every check — what ``check_method`` offers a
+    method written outside the project."""
+    from ebmlab.methods.gan import GAN, GANConfig
+
+    @dataclasses.dataclass(frozen=True)
+    class Cfg(GANConfig):
+        OPTIONS = {**GANConfig.OPTIONS}
+
+    class Renamed(GAN):
+        name = "renamed_gan"
+        Config = Cfg
+
+    _register(monkeypatch, Renamed)
+    check_method("renamed_gan")

@@ -19,15 +19,16 @@ from ..errors import EbmlabError
 from ..metadata import Metric
 from ..nets.calls import in_blocks, rows_per_call
 from ..rng import randn
+from ..samplers.latent import GuidedConfig
 
 
 class Method(abc.ABC):
     """Abstract base of all methods. Subclasses are final."""
 
     name: ClassVar[str]
+    # its options: a frozen dataclass whose OPTIONS ClassVar gives the range kind and meaning of each field not in
+    # ebmlab.options.SHARED (ebmlab.options explains)
     Config: ClassVar[type]
-    # range kind and meaning of each Config option not in ebmlab.options.SHARED (ebmlab.options explains)
-    options: ClassVar[dict[str, tuple[str, str]]] = {}
     renamed_options: ClassVar[dict[str, str]] = {}  # {old name: new name} of options saved in older run directories
     # metadata of the metrics the method's evaluate_extra reports (ebmlab.metadata.Metric), beside the method
     metrics: ClassVar[dict[str, Metric]] = {}
@@ -47,6 +48,12 @@ class Method(abc.ABC):
     progress_keys: ClassVar[tuple[str, ...]] = ()  # training metrics on the progress bar (empty: the first three)
     # the networks the method's samples come from: the ones the run option ``ema`` averages (ebmlab.recipe)
     sampling_networks: ClassVar[tuple[str, ...]] = ("generator",)
+    # optional abilities, each declared by its flag and given by overriding its method below (the registry test
+    # checks that the two agree): an own energy-guided sampler (guided_config), a transition that augments real
+    # examples (augment, ``ebmlab.semisup``), a conditional sampler of missing values (inpaint, ``api.inpaint_run``)
+    has_guided_sampler: ClassVar[bool] = False
+    can_augment: ClassVar[bool] = False
+    can_inpaint: ClassVar[bool] = False
 
     def __init__(self, config: Any, *, spec: DataSpec | None = None, data_dim: int | None = None,
                  device: torch.device, generator: torch.Generator):
@@ -123,6 +130,28 @@ class Method(abc.ABC):
         a replay runs the step's tensor work only, so what ``train_step`` does in Python (counters) is redone here.
         Nothing by default; ``tests/test_graphs.py`` checks every capturable method's replayed steps against eager
         ones, state included."""
+
+    # --- optional abilities (flags above) ------------------------------------------------------------------
+    def guided_config(self) -> GuidedConfig | None:
+        """The settings of the method's own energy-guided latent sampler (its options), whether or not it samples
+        with it by default (:attr:`samples_guided`); None: it has none (``has_guided_sampler`` False)."""
+        return None
+
+    @property
+    def samples_guided(self) -> bool:
+        """Whether ``sample`` draws from the energy-guided sampler of :meth:`guided_config` (in this run's
+        options): what ``ebmlab sample`` uses by default."""
+        return False
+
+    def augment(self, x: Tensor, *, generator: torch.Generator) -> Tensor:
+        """A transition T(x) of each real example x [b, *shape], in the data's units (``can_augment``)."""
+        raise EbmlabError(f"method {self.name!r} does not augment examples (its can_augment is False)")
+
+    def inpaint(self, x_obs: Tensor, missing: Tensor, *, generator: torch.Generator,
+                sweeps: int | None = None) -> tuple[Tensor, float]:
+        """One draw of the values ``missing`` [b, *shape] (bool) given the others of ``x_obs`` per row, and the
+        chain's acceptance rate (``can_inpaint``)."""
+        raise EbmlabError(f"method {self.name!r} has no conditional sampler (its can_inpaint is False)")
 
     def attach_data(self, dataset: Any) -> None:
         """Called once, after construction and before training or loading, with the run's data set: for methods

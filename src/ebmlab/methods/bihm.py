@@ -35,7 +35,7 @@ transition operator was not in the released code).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -51,17 +51,17 @@ from ..rng import rand
 
 @dataclass(frozen=True)
 class HelmholtzConfig:
-    layers: tuple[int, ...] = (200, 100, 50)  # hidden layer sizes, bottom-up (the visible layer is the data's)
-    n_samples: int = 10  # K samples of h ~ q(h|x) per example in training
+    layers: tuple[int, ...] = (200, 100, 50)
+    n_samples: int = 10
     lr: float = 1e-3
     beta1: float = 0.9
     beta2: float = 0.999
     q_update: Literal["wake", "wake_sleep"] = "wake"  # RWS only (module docstring)
     eval_ks: tuple[int, ...] = (1, 10, 100, 1000, 10000)
     eval_points: int = 100
-    z2_samples: int = 10000  # outer draws (x, h) ~ p of the Z² estimator (BiHM)
+    z2_samples: int = 10000
     z2_inner: int = 10
-    eval_chunk: int = 20000  # rows per forward pass in evaluation
+    eval_chunk: int = 20000
     eval_seed: int = 0
     sample_mode: Literal["sir", "gibbs", "p"] = "sir"
     sir_oversample: int = 20
@@ -69,30 +69,29 @@ class HelmholtzConfig:
     gibbs_sweeps: int = 50
     sample_mean: bool = False
 
-
-# range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
-OPTIONS: dict[str, tuple[str, str]] = {
-    "layers": ("ints1+", "hidden layer sizes of the Helmholtz machine, bottom-up (the visible layer is the data's)"),
-    "n_samples": ("int1", "samples K of h ~ q(h|x) per example in training"),
-    "q_update": ("any", "RWS only: the q update, wake phase or half wake half sleep"),
-    "eval_ks": ("ints1+", "sample counts K of the evaluation table"),
-    "eval_points": ("int1", "test points behind the evaluation table"),
-    "z2_samples": ("int1", "outer draws (x, h) ~ p of the Z² estimator"),
-    "z2_inner": ("int1", "inner draws per outer draw of the Z² estimator"),
-    "eval_chunk": ("int1", "rows per forward pass in evaluation"),
-    "sir_oversample": ("int1", "sir: proposals per returned sample"),
-    "sir_inner": ("int1", "sir: draws of q behind each proposal's weight"),
-    "gibbs_sweeps": ("int1", "gibbs: sweeps over the layers per sample"),
-    "sample_mean": ("any", "return Bernoulli means instead of binary samples"),
-}
+    # range kind and meaning of each option not in ebmlab.options.SHARED (ebmlab.options explains)
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
+        "layers": ("ints1+", "hidden layer sizes of the Helmholtz machine, bottom-up (the visible layer is the data's)"),
+        "n_samples": ("int1", "samples K of h ~ q(h|x) per example in training"),
+        "q_update": ("any", "RWS only: the q update, wake phase or half wake half sleep"),
+        "eval_ks": ("ints1+", "sample counts K of the evaluation table"),
+        "eval_points": ("int1", "test points behind the evaluation table"),
+        "z2_samples": ("int1", "outer draws (x, h) ~ p of the Z² estimator"),
+        "z2_inner": ("int1", "inner draws per outer draw of the Z² estimator"),
+        "eval_chunk": ("int1", "rows per forward pass in evaluation"),
+        "sir_oversample": ("int1", "sir: proposals per returned sample"),
+        "sir_inner": ("int1", "sir: draws of q behind each proposal's weight"),
+        "gibbs_sweeps": ("int1", "gibbs: sweeps over the layers per sample"),
+        "sample_mean": ("any", "return Bernoulli means instead of binary samples"),
+    }
 
 
 class HelmholtzMethod(Method):
     """Abstract: the networks, evaluation and sampling of a Helmholtz machine; subclasses write ``train_step``."""
 
     sampling_networks = ("pair",)
+    can_inpaint = True
     Config = HelmholtzConfig
-    options = OPTIONS
     metrics = {
         "nll_is": Metric("density", "nats", "↓", "test NLL by importance sampling", True),
         "nll_pstar": Metric("density", "nats", "↓", "test NLL of p*", True),
@@ -302,9 +301,23 @@ class HelmholtzMethod(Method):
         return x.reshape(n, *self.spec.shape)
 
 
+@dataclass(frozen=True)
+class BiHMConfig(HelmholtzConfig):
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
+        "sample_mode": ("any", "sampling from p*: importance resampling (sir), block Gibbs, or p itself"),
+    }
+
+
+@dataclass(frozen=True)
+class RWSConfig(HelmholtzConfig):
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
+        "sample_mode": ("any", "sampling: importance resampling (sir), block Gibbs, or p itself"),
+    }
+
+
 class BiHM(HelmholtzMethod):
     name = "bihm"
-    options = {"sample_mode": ("any", "sampling from p*: importance resampling (sir), block Gibbs, or p itself")}
+    Config = BiHMConfig
     progress_keys = ("two_log_pt", "log_p_is", "ess_pstar")  # shown on the progress bar
     description = "BiHM (binary data): sigmoid belief nets p and q, model p* ∝ (Σ_h √(p q))², Z² estimate"
     models_p_star = True
@@ -321,7 +334,7 @@ class BiHM(HelmholtzMethod):
 
 class RWS(HelmholtzMethod):
     name = "rws"
-    options = {"sample_mode": ("any", "sampling: importance resampling (sir), block Gibbs, or p itself")}
+    Config = RWSConfig
     progress_keys = ("log_p_is",)  # shown on the progress bar
     description = "RWS (binary data): sigmoid belief nets p and q, importance-weighted wake updates of both"
 

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -154,7 +154,7 @@ class MarginSchedule:
 class EBGANConfig:
     z_dim: int = 2
     g_hidden: tuple[int, ...] = (128, 128, 128)
-    d_hidden: tuple[int, ...] = (128, 128)  # encoder hidden widths; the decoder mirrors them
+    d_hidden: tuple[int, ...] = (128, 128)
     code_dim: int = 16
     act: Literal["relu", "leaky_relu", "tanh", "prelu", "elu", "softplus"] = "leaky_relu"
     recon_norm: Literal["l2", "l2sq", "l1"] = "l2sq"
@@ -169,35 +169,37 @@ class EBGANConfig:
     beta2: float = 0.999
     n_critic: int = 1
     tau: float = 1.0  # energy(x) = D(x) / tau
-    tau_search: bool = False  # evaluate_extra: quadrature NLL at τ = 1 and at the oracle τ (2D; ~30 quadratures)
-    net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
-    width: int = 32  # conv/dcgan width (channels of the first layer)
+    tau_search: bool = False
+    net: Net = "auto"
+    width: int = 32
 
-
-# range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
-OPTIONS: dict[str, tuple[str, str]] = {
-    "d_hidden": ("ints1", "hidden widths of the auto-encoder's encoder (the decoder mirrors them)"),
-    "margin": ("nonneg", "hinge margin m of the fake-sample energy"),
-    "margin_schedule": ("any", "margin over training: constant, or linear/cosine decay to 0"),
-    "margin_decay_start": ("int0", "step at which the margin starts to decay"),
-    "margin_decay_steps": ("int0", "steps over which the margin decays to 0"),
-    "recon_norm": ("any", "reconstruction energy: l2 norm, squared l2, or l1"),
-    "recon_reduction": ("any", "sum or mean of the reconstruction error over the dimensions"),
-    "tau": ("pos", "temperature: energy(x) = D(x) / tau"),
-    "tau_search": ("any", "2D: also the quadrature NLL at the oracle temperature chosen on the test split (slow)"),
-}
+    # range kind and meaning of each option not in ebmlab.options.SHARED (ebmlab.options explains)
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
+        "d_hidden": ("ints1", "hidden widths of the auto-encoder's encoder (the decoder mirrors them)"),
+        "margin": ("nonneg", "hinge margin m of the fake-sample energy"),
+        "margin_schedule": ("any", "margin over training: constant, or linear/cosine decay to 0"),
+        "margin_decay_start": ("int0", "step at which the margin starts to decay"),
+        "margin_decay_steps": ("int0", "steps over which the margin decays to 0"),
+        "recon_norm": ("any", "reconstruction energy: l2 norm, squared l2, or l1"),
+        "recon_reduction": ("any", "sum or mean of the reconstruction error over the dimensions"),
+        "tau": ("pos", "temperature: energy(x) = D(x) / tau"),
+        "tau_search": ("any", "2D: also the quadrature NLL at the oracle temperature chosen on the test split (slow)"),
+    }
 
 
 @dataclass(frozen=True)
 class EBGANPTConfig(EBGANConfig):
-    pt_weight: float = 0.1  # weight of the pull-away term in the generator loss (paper: 0.1)
+    pt_weight: float = 0.1  # paper: 0.1
+
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
+        "pt_weight": ("nonneg", "weight of the pull-away term in the generator loss"),
+    }
 
 
 class EBGAN(MarginSchedule, LatentGenerator, Method):
     name = "ebgan"
     progress_keys = ("loss_d", "energy_real", "energy_fake", "margin")  # shown on the progress bar
     Config = EBGANConfig
-    options = OPTIONS
     description = "EBGAN: auto-encoder energy, per-example margin loss"
     has_energy = True
 
@@ -268,7 +270,6 @@ class EBGAN(MarginSchedule, LatentGenerator, Method):
 class EBGANPT(EBGAN):
     name = "ebgan_pt"
     Config = EBGANPTConfig
-    options = {"pt_weight": ("nonneg", "weight of the pull-away term in the generator loss")}
     description = "EBGAN-PT: EBGAN + pull-away term on the codes of generated samples"
 
     @property

@@ -38,7 +38,7 @@ EBGAN's reconstruction energy it is not calibrated as a log-density.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -56,8 +56,8 @@ from .ebgan import MarginSchedule, margin_at
 
 @dataclass(frozen=True)
 class EBGANLNConfig:
-    labels: int = 100  # labelled training examples, balanced per class
-    label_seed: int = 0  # which ones (a stated seed, independent of the run seed)
+    labels: int = 100
+    label_seed: int = 0
     labelled_batch: int = 100
     hidden: tuple[int, ...] = (1000, 500, 250, 250, 250)
     noise_std: float = 0.3
@@ -73,26 +73,25 @@ class EBGANLNConfig:
     beta1: float = 0.9
     beta2: float = 0.999
 
-
-OPTIONS: dict[str, tuple[str, str]] = {
-    "labels": ("int1", "number of labelled training examples (balanced per class)"),
-    "label_seed": ("int0", "seed that chooses the labelled examples"),
-    "labelled_batch": ("int1", "labelled examples per step"),
-    "hidden": ("ints1", "hidden widths of the ladder network"),
-    "noise_std": ("nonneg", "standard deviation of the ladder's corruption noise on every layer"),
-    "lambda0": ("pos", "weight λ₀ of the input-layer denoising cost (the energy's scale)"),
-    "margin": ("nonneg", "hinge margin m of the generated examples' energy (0 with the constant schedule: the "
-                         "ladder alone)"),
-    "margin_schedule": ("any", "margin over training: constant, or linear/cosine decay to 0"),
-    "margin_decay_start": ("int0", "step at which the margin starts to decay"),
-    "margin_decay_steps": ("int0", "steps over which the margin decays to 0"),
-}
+    # range kind and meaning of each option not in ebmlab.options.SHARED (ebmlab.options explains)
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
+        "labels": ("int1", "number of labelled training examples (balanced per class)"),
+        "label_seed": ("int0", "seed that chooses the labelled examples"),
+        "labelled_batch": ("int1", "labelled examples per step"),
+        "hidden": ("ints1", "hidden widths of the ladder network"),
+        "noise_std": ("nonneg", "standard deviation of the ladder's corruption noise on every layer"),
+        "lambda0": ("pos", "weight λ₀ of the input-layer denoising cost (the energy's scale)"),
+        "margin": ("nonneg", "hinge margin m of the generated examples' energy (0 with the constant schedule: the "
+                             "ladder alone)"),
+        "margin_schedule": ("any", "margin over training: constant, or linear/cosine decay to 0"),
+        "margin_decay_start": ("int0", "step at which the margin starts to decay"),
+        "margin_decay_steps": ("int0", "steps over which the margin decays to 0"),
+    }
 
 
 class EBGANLN(MarginSchedule, LatentGenerator, Method):
     name = "ebgan_ln"
     Config = EBGANLNConfig
-    options = OPTIONS
     description = "EBGAN-LN: ladder-network energy, semi-supervised on k labels"
     has_energy = True
     data_kinds = ("image", "vectors", "binary")

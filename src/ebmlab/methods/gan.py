@@ -22,7 +22,7 @@ so the family of functions is the same.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -45,28 +45,26 @@ class GANConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     n_critic: int = 1
-    net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
-    width: int = 32  # conv/dcgan width (channels of the first layer)
-    pack: int = 1  # PacGAN: samples the discriminator judges together (1: the plain GAN)
-    g_batchnorm: Literal["auto", "pre", "post", "off"] = "auto"  # auto: conv generators yes, MLPs no
-    d_maxout: int = 1  # pieces of each discriminator hidden layer's maxout (PacGAN: 5); 1 = the activation `act`
-    init: Literal["default", "normal", "xavier"] = "default"  # normal: N(0, 0.02²) weights, zero biases (PacGAN)
+    net: Net = "auto"
+    width: int = 32
+    pack: int = 1
+    g_batchnorm: Literal["auto", "pre", "post", "off"] = "auto"
+    d_maxout: int = 1
+    init: Literal["default", "normal", "xavier"] = "default"
 
-
-# range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
-OPTIONS: dict[str, tuple[str, str]] = {
-    "g_batchnorm": ("any", "generator BatchNorm: auto (conv yes, MLP no), pre/post the activation (MLP), off"),
-    "d_maxout": ("int1", "maxout pieces of each discriminator MLP hidden layer (PacGAN: 5; 1: the activation act)"),
-    "init": ("any", "MLP weight initialisation: default (torch's), normal (N(0, 0.02^2), PacGAN/DCGAN), xavier"),
-    "pack": ("int1", "PacGAN packing: samples the discriminator judges at once (1: no packing)"),
-}
+    # range kind and meaning of each option not in ebmlab.options.SHARED (ebmlab.options explains)
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
+        "g_batchnorm": ("any", "generator BatchNorm: auto (conv yes, MLP no), pre/post the activation (MLP), off"),
+        "d_maxout": ("int1", "maxout pieces of each discriminator MLP hidden layer (PacGAN: 5; 1: the activation act)"),
+        "init": ("any", "MLP weight initialisation: default (torch's), normal (N(0, 0.02^2), PacGAN/DCGAN), xavier"),
+        "pack": ("int1", "PacGAN packing: samples the discriminator judges at once (1: no packing)"),
+    }
 
 
 class GAN(LatentGenerator, Method):
     name = "gan"
     progress_keys = ("loss_d", "loss_g", "d_real", "d_fake")  # shown on the progress bar
     Config = GANConfig
-    options = OPTIONS
     description = "non-saturating GAN (baseline)"
 
     def __init__(self, config: GANConfig, **kw):

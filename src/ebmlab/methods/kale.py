@@ -45,7 +45,7 @@ to travel with this run's).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -88,8 +88,8 @@ class KALEConfig:
     mcmc_steps: int = 500
     mcmc_step_size: float = 1e-3
     mcmc_friction: float = 1.0
-    net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
-    width: int = 32  # conv/dcgan width (channels of the first layer)
+    net: Net = "auto"
+    width: int = 32
     # fixed base (contrastive maximum likelihood of exp(−E)·base): module docstring
     base: Literal["generator", "gaussian", "flow"] = "generator"
     base_std: float = 1.0
@@ -99,27 +99,25 @@ class KALEConfig:
     lr_flow: float = 1e-3
     log_z_samples: int = 100_000
 
-
-# range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
-OPTIONS: dict[str, tuple[str, str]] = {
-    "n_critic_burst": ("int1", "energy updates per generator update during a burst"),
-    "burst_every": ("int1", "steps between bursts of n_critic_burst energy updates"),
-    "penalty": ("nonneg", "weight of the energy's gradient penalty"),
-    "energy_floor": ("finite", "lower clamp of the energy (none: no clamp)"),
-    "sampler": ("any", "energy-guided latent sampler (none: the base generator only)"),
-    "inverse_temperature": ("pos", "inverse temperature of the energy in the latent target"),
-    "mcmc_steps": ("int1", "MCMC steps of the latent sampler"),
-    "mcmc_step_size": ("pos", "step size of the latent sampler"),
-    "mcmc_friction": ("nonneg", "friction of kinetic Langevin"),
-    "base": ("any", "the base: a trained generator (adversarial KALE), or a fixed distribution with a density — "
-                    "gaussian N(0, base_std² I) or a flow fitted by maximum likelihood first (contrastive MLE)"),
-    "base_std": ("pos", "base=gaussian: its standard deviation"),
-    "flow_layers": ("int1", "base=flow: coupling layers of the RealNVP"),
-    "flow_hidden": ("ints1", "base=flow: hidden widths of each coupling layer's MLP"),
-    "flow_steps": ("int0", "base=flow: maximum-likelihood steps of the flow before the energy trains on it"),
-    "lr_flow": ("pos", "base=flow: Adam learning rate of the flow"),
-    "log_z_samples": ("int1", "fixed base: base draws behind the importance-sampling estimate of log Z"),
-}
+    # range kind and meaning of each option not in ebmlab.options.SHARED (ebmlab.options explains)
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
+        "n_critic_burst": ("int1", "energy updates per generator update during a burst"),
+        "burst_every": ("int1", "steps between bursts of n_critic_burst energy updates"),
+        "penalty": ("nonneg", "weight of the energy's gradient penalty"),
+        "energy_floor": ("finite", "lower clamp of the energy (none: no clamp)"),
+        # the sampler's settings: GuidedConfig's names, ranges and meanings (one vocabulary), and sampler=none
+        **{k: v for k, v in GuidedConfig.OPTIONS.items() if k != "mcmc_leapfrog"},
+        "sampler": ("any", "energy-guided latent sampler: kinetic (Langevin), ula, mala, hmc; none: the base "
+                           "generator only"),
+        "base": ("any", "the base: a trained generator (adversarial KALE), or a fixed distribution with a density — "
+                        "gaussian N(0, base_std² I) or a flow fitted by maximum likelihood first (contrastive MLE)"),
+        "base_std": ("pos", "base=gaussian: its standard deviation"),
+        "flow_layers": ("int1", "base=flow: coupling layers of the RealNVP"),
+        "flow_hidden": ("ints1", "base=flow: hidden widths of each coupling layer's MLP"),
+        "flow_steps": ("int0", "base=flow: maximum-likelihood steps of the flow before the energy trains on it"),
+        "lr_flow": ("pos", "base=flow: Adam learning rate of the flow"),
+        "log_z_samples": ("int1", "fixed base: base draws behind the importance-sampling estimate of log Z"),
+    }
 
 
 class KALE(LatentGenerator, Method):
@@ -127,7 +125,6 @@ class KALE(LatentGenerator, Method):
     sampling_networks = ("generator", "energy", "log_partition")  # energy-guided samples
     progress_keys = ("kale", "energy_real", "energy_gen")  # shown on the progress bar
     Config = KALEConfig
-    options = OPTIONS
     sample_sets = {"base": "the base generator alone"}
     bookkeeping = frozenset({"base_steps", "log_z_ebm_samples"})
     metrics = {  # fixed base only
@@ -140,6 +137,7 @@ class KALE(LatentGenerator, Method):
     }
     description = "KALE/GEBM: base generator + energy, KALE loss, energy-guided latent MCMC sampling"
     has_energy = True
+    has_guided_sampler = True
     energy_defines_density = False  # the model is exp(−E)·G, not exp(−E)
 
     def __init__(self, config: KALEConfig, **kw):
@@ -276,6 +274,10 @@ class KALE(LatentGenerator, Method):
             assert gp is not None
             out.update({"kale": -loss_kale.detach(), "gp": gp.detach()})
         return out
+
+    @property
+    def samples_guided(self) -> bool:
+        return self.config.sampler != "none"
 
     def guided_config(self) -> GuidedConfig:
         c = self.config

@@ -46,7 +46,7 @@ kernels, zero biases).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -80,56 +80,48 @@ class LBTConfig:
     est_learn_decoder_var: bool = False
     est_sample_mode: Literal["mean", "sample"] = "mean"
     lr_g: float = 1e-3
-    lr_est: float = 1e-4  # look-ahead learning rate; the real updates use real_lr_mult × lr_est
+    lr_est: float = 1e-4
     real_lr_mult: float = 3.0
     beta1: float = 0.5
     beta2: float = 0.999
     eps: float = 1e-8
     eps_placement: Literal["inside_sqrt", "outside_sqrt"] = "inside_sqrt"
-    flat_unroll: bool = True  # unroll on one flat parameter vector (same numbers, fewer tensor operations)
+    flat_unroll: bool = True
     unroll_steps: int = 5  # K
     n_est: int = 2
-    est_batch: int = 0  # generator samples per unroll step / GAN term; 0: the data batch size
+    est_batch: int = 0
     clip_g: float | None = 5.0
     iwae_ks: tuple[int, ...] = (1, 10, 100, 1000)
     iwae_points: int = 200
     iwae_chunk: int = 100
     elbo_samples: int = 100
     eval_seed: int = 0
-    net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
-    width: int = 32  # conv/dcgan width (channels of the first layer)
-    init: Literal["default", "xavier"] = "default"  # MLP weights: torch's, or Glorot-uniform (the released code's)
+    net: Net = "auto"
+    width: int = 32
+    init: Literal["default", "xavier"] = "default"
 
-
-# range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
-OPTIONS: dict[str, tuple[str, str]] = {
-    "g_act": ("any", "activation of the generator MLP"),
-    "est_act": ("any", "activation of the estimator (VAE) MLP"),
-    "est_hidden": ("ints1",
-                   "hidden layer widths of the estimator's encoder and decoder MLP (comma-separated; unused by conv nets)"),
-    "lr_est": ("pos", "estimator learning rate of the look-ahead (unrolled) updates"),
-    "real_lr_mult": ("pos", "the estimator's real updates use real_lr_mult × lr_est"),
-    "eps": ("pos", "ε of the unrolled Adam updates"),
-    "eps_placement": ("any", "where the unrolled Adam puts ε: inside or outside the square root"),
-    "clip_g": ("pos", "clip the generator's gradient norm to this (none: no clipping)"),
-    "est_z_dim": ("int1", "latent dimension of the estimator (a VAE)"),
-    "est_decoder_var": ("pos", "variance of the estimator's Gaussian decoder (initial value when learned)"),
-    "est_learn_decoder_var": ("any", "learn the estimator's decoder variance"),
-    "est_sample_mode": ("any", "the estimator's samples: decoder mean or a draw"),
-    "flat_unroll": ("any", "unroll on one flat parameter vector (same numbers, fewer tensor operations)"),
-    "unroll_steps": ("int1", "look-ahead steps K of the unrolled estimator"),
-    "n_est": ("int1", "estimator updates per step"),
-    "est_batch": ("int0", "generator samples per unroll step and GAN term (0: the data batch size)"),
-    "init": ("any", "MLP weight initialisation of every network: default (torch's) or xavier (Glorot-uniform weights, "
-                    "zero biases: the released code's TensorFlow default)"),
-}
-
-GAN_OPTIONS: dict[str, tuple[str, str]] = {  # the options LBT-GAN adds to LBT's
-    "d_act": ("any", "activation of the discriminator MLP"),
-    "n_dis": ("int1", "discriminator updates per generator update"),
-    "warmup_steps": ("int0", "plain-GAN steps before the estimator and the ELBO term switch on"),
-    "lambda_gan": ("nonneg", "weight of the GAN term in LBT-GAN's generator loss"),
-}
+    # range kind and meaning of each option not in ebmlab.options.SHARED (ebmlab.options explains)
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
+        "g_act": ("any", "activation of the generator MLP"),
+        "est_act": ("any", "activation of the estimator (VAE) MLP"),
+        "est_hidden": ("ints1",
+                       "hidden layer widths of the estimator's encoder and decoder MLP (comma-separated; unused by conv nets)"),
+        "lr_est": ("pos", "estimator learning rate of the look-ahead (unrolled) updates"),
+        "real_lr_mult": ("pos", "the estimator's real updates use real_lr_mult × lr_est"),
+        "eps": ("pos", "ε of the unrolled Adam updates"),
+        "eps_placement": ("any", "where the unrolled Adam puts ε: inside or outside the square root"),
+        "clip_g": ("pos", "clip the generator's gradient norm to this (none: no clipping)"),
+        "est_z_dim": ("int1", "latent dimension of the estimator (a VAE)"),
+        "est_decoder_var": ("pos", "variance of the estimator's Gaussian decoder (initial value when learned)"),
+        "est_learn_decoder_var": ("any", "learn the estimator's decoder variance"),
+        "est_sample_mode": ("any", "the estimator's samples: decoder mean or a draw"),
+        "flat_unroll": ("any", "unroll on one flat parameter vector (same numbers, fewer tensor operations)"),
+        "unroll_steps": ("int1", "look-ahead steps K of the unrolled estimator"),
+        "n_est": ("int1", "estimator updates per step"),
+        "est_batch": ("int0", "generator samples per unroll step and GAN term (0: the data batch size)"),
+        "init": ("any", "MLP weight initialisation of every network: default (torch's) or xavier (Glorot-uniform weights, "
+                        "zero biases: the released code's TensorFlow default)"),
+    }
 
 
 @dataclass(frozen=True)
@@ -139,7 +131,14 @@ class LBTGANConfig(LBTConfig):
     lr_d: float = 1e-4
     n_dis: int = 1
     lambda_gan: float = 0.1
-    warmup_steps: int = 0  # plain-GAN steps before the estimator and the ELBO term switch on
+    warmup_steps: int = 0
+
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {  # the options LBT-GAN adds to LBT's
+        "d_act": ("any", "activation of the discriminator MLP"),
+        "n_dis": ("int1", "discriminator updates per generator update"),
+        "warmup_steps": ("int0", "plain-GAN steps before the estimator and the ELBO term switch on"),
+        "lambda_gan": ("nonneg", "weight of the GAN term in LBT-GAN's generator loss"),
+    }
 
 
 # --- shared pieces: building the two players and the two uses of the unroll ------------------------------------
@@ -300,7 +299,6 @@ class LBT(Method):
     name = "lbt"
     progress_keys = ("elbo_data_lookahead", "elbo_gen", "grad_norm_g")  # shown on the progress bar
     Config = LBTConfig
-    options = OPTIONS
     metrics = ESTIMATOR_METRICS  # of the estimator, reported as est_*
     sample_sets = {"est": "LBT's estimator (a VAE)"}
     description = "LBT: generator taught through K unrolled VAE-estimator updates (differentiable Adam)"
@@ -334,7 +332,6 @@ class LBTGAN(LBT):
     name = "lbt_gan"
     progress_keys = ("elbo_data_lookahead", "loss_g", "loss_d")  # shown on the progress bar
     Config = LBTGANConfig
-    options = GAN_OPTIONS
     description = "LBT-GAN: LBT plus a discriminator and λ × the non-saturating GAN loss"
 
     def __init__(self, config: LBTGANConfig, **kw):

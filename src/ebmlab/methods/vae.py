@@ -41,7 +41,7 @@ Deviation: Adam rather than AdaGrad (the AEVB paper), as in every current implem
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -62,11 +62,11 @@ class VAEConfig:
     hidden: tuple[int, ...] = (128, 128)
     act: Literal["relu", "leaky_relu", "tanh", "prelu", "elu", "softplus"] = "tanh"
     decoder: Literal["gaussian", "bernoulli", "discretised"] = "gaussian"
-    decoder_var: float = 0.01  # Gaussian decoder variance (initial value when learned)
+    decoder_var: float = 0.01
     learn_decoder_var: bool = True
     sample_mode: Literal["mean", "sample"] = "mean"
     objective: Literal["elbo", "iwae"] = "elbo"
-    train_k: int = 1  # samples z ~ q(z|x) per example in a training step (iwae: the k of L_k, ≥ 2)
+    train_k: int = 1
     lr: float = 1e-3
     beta1: float = 0.9
     beta2: float = 0.999
@@ -75,20 +75,19 @@ class VAEConfig:
     iwae_chunk: int = 100
     elbo_samples: int = 100
     eval_seed: int = 0
-    net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
-    width: int = 32  # conv/dcgan width (channels of the first layer)
+    net: Net = "auto"
+    width: int = 32
 
-
-# range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
-OPTIONS: dict[str, tuple[str, str]] = {
-    "hidden": ("ints1", "hidden layer widths of the encoder and decoder MLP (comma-separated; unused by conv nets)"),
-    "decoder": ("any", "decoder likelihood: gaussian, bernoulli, or discretised (8-bit images: a Gaussian's mass "
-                       "on each level)"),
-    "decoder_var": ("pos", "Gaussian decoder variance (initial value when learned)"),
-    "learn_decoder_var": ("any", "learn the Gaussian decoder variance"),
-    "objective": ("any", "training objective: elbo (mean over train_k draws) or iwae (the bound L_k, k = train_k)"),
-    "train_k": ("int1", "samples z ~ q(z|x) per example in a training step (iwae: k of L_k, at least 2)"),
-}
+    # range kind and meaning of each option not in ebmlab.options.SHARED (ebmlab.options explains)
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
+        "hidden": ("ints1", "hidden layer widths of the encoder and decoder MLP (comma-separated; unused by conv nets)"),
+        "decoder": ("any", "decoder likelihood: gaussian, bernoulli, or discretised (8-bit images: a Gaussian's mass "
+                           "on each level)"),
+        "decoder_var": ("pos", "Gaussian decoder variance (initial value when learned)"),
+        "learn_decoder_var": ("any", "learn the Gaussian decoder variance"),
+        "objective": ("any", "training objective: elbo (mean over train_k draws) or iwae (the bound L_k, k = train_k)"),
+        "train_k": ("int1", "samples z ~ q(z|x) per example in a training step (iwae: k of L_k, at least 2)"),
+    }
 
 
 class VAE(Method):
@@ -96,7 +95,6 @@ class VAE(Method):
     sampling_networks = ("vae",)
     progress_keys = ("elbo", "log_lik", "loss")  # shown on the progress bar
     Config = VAEConfig
-    options = OPTIONS
     metrics = ESTIMATOR_METRICS
     description = "VAE (Gaussian encoder, Gaussian/Bernoulli decoder), evaluated by the IWAE bound L_k"
 

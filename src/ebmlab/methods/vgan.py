@@ -22,7 +22,7 @@ and E tends to a constant near 0), so exact NLL is reported for the model restri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -46,23 +46,21 @@ class VGANConfig:
     beta2: float = 0.999
     k_gen: int = 1
     entropy_weight: float = 1.0
-    out_bound: float = 0.0  # > 0: generator output is out_bound·tanh(·), i.e. confined to the data box
-    net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
-    width: int = 32  # conv/dcgan width (channels of the first layer)
+    out_bound: float = 0.0
+    net: Net = "auto"
+    width: int = 32
 
-
-# range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
-OPTIONS: dict[str, tuple[str, str]] = {
-    "k_gen": ("int1", "generator updates per energy update"),
-    "out_bound": ("nonneg", "> 0: generator output out_bound·tanh(·), confined to the data box (0: unbounded)"),
-}
+    # range kind and meaning of each option not in ebmlab.options.SHARED (ebmlab.options explains)
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
+        "k_gen": ("int1", "generator updates per energy update"),
+        "out_bound": ("nonneg", "> 0: generator output out_bound·tanh(·), confined to the data box (0: unbounded)"),
+    }
 
 
 class VGAN(LatentGenerator, Method):
     name = "vgan"
     progress_keys = ("energy_real", "energy_fake", "entropy_gen")  # shown on the progress bar
     Config = VGANConfig
-    options = OPTIONS
     description = "VGAN: bounded multi-modal energy + batch entropy surrogate, k generator steps per energy step"
     has_energy = True
 

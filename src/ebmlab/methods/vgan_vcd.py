@@ -28,7 +28,7 @@ with the other methods'; the encoder is ebmlab's critic network without the code
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -58,19 +58,18 @@ class VCDConfig:
     beta2: float = 0.999
     entropy_weight: float = 1.0
     reservoir: int = 1024
-    net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv
-    width: int = 32  # conv width (channels of the first layer)
+    net: Net = "auto"
+    width: int = 32
 
-
-# range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
-OPTIONS: dict[str, tuple[str, str]] = {
-    "t_hidden": ("ints1",
-                 "hidden layer widths of the time-conditioned energy MLP (comma-separated; unused by conv nets)"),
-    "drop_prob": ("unit", "dropout probability of the VCD transition"),
-    "rho": ("nonneg", "weight of the VCD transition's reconstruction term"),
-    "recon": ("any", "reconstruction loss of the VCD transition: bce or l2"),
-    "reservoir": ("int1", "samples kept in the VCD transition's reservoir"),
-}
+    # range kind and meaning of each option not in ebmlab.options.SHARED (ebmlab.options explains)
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
+        "t_hidden": ("ints1",
+                     "hidden layer widths of the time-conditioned energy MLP (comma-separated; unused by conv nets)"),
+        "drop_prob": ("unit", "dropout probability of the VCD transition"),
+        "rho": ("nonneg", "weight of the VCD transition's reconstruction term"),
+        "recon": ("any", "reconstruction loss of the VCD transition: bce or l2"),
+        "reservoir": ("int1", "samples kept in the VCD transition's reservoir"),
+    }
 
 
 class Transition(nn.Module):
@@ -102,10 +101,10 @@ class Transition(nn.Module):
 
 class VCD(Method):
     name = "vgan_vcd"
+    can_augment = True
     sampling_networks = ("transition",)
     progress_keys = ("energy_real", "energy_fake", "recon")  # shown on the progress bar
     Config = VCDConfig
-    options = OPTIONS
     description = "VGAN-VCD: VGAN's bounded energy with a transition-operator generator (variational contrastive divergence)"
     has_energy = True
     has_generator = False

@@ -13,12 +13,13 @@ Pure functions of a generator and an energy function (no method object): KALE's 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from ..errors import EbmlabError
+from ..metadata import out_of_range
 from ..nets.calls import in_blocks
 from . import mcmc
 
@@ -27,28 +28,31 @@ SamplerName = Literal["kinetic", "ula", "mala", "hmc"]
 
 @dataclass(frozen=True)
 class GuidedConfig:
+    """Settings of the energy-guided latent sampler, under the names a method's options use for them (KALE's
+    ``sampler``, ``inverse_temperature``, ``mcmc_*``) and the ``ebmlab sample`` flags (``--mcmc-steps``, ...); each
+    value checked against the range of its ``OPTIONS`` entry (``ebmlab.metadata.RANGES``) when it is made."""
+
     sampler: SamplerName = "kinetic"
     inverse_temperature: float = 1.0
-    n_steps: int = 500
-    step_size: float = 1e-3  # ULA/MALA/HMC step; for kinetic Langevin this is γ (time step h = 2√γ)
-    friction: float = 1.0  # kinetic Langevin κ (per unit time)
-    n_leapfrog: int = 5
+    mcmc_steps: int = 500
+    mcmc_step_size: float = 1e-3
+    mcmc_friction: float = 1.0
+    mcmc_leapfrog: int = 5
+
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
+        "sampler": ("any", "energy-guided latent sampler: kinetic (Langevin), ula, mala or hmc"),
+        "inverse_temperature": ("nonneg", "inverse temperature T of the energy in U(z) = |z|²/2 + T·E(G(z)) "
+                                          "(0: the base generator's latent prior)"),
+        "mcmc_steps": ("int1", "MCMC steps of the latent sampler"),
+        "mcmc_step_size": ("pos", "step size of ULA/MALA/HMC; for kinetic Langevin γ (time step h = 2√γ)"),
+        "mcmc_friction": ("nonneg", "friction κ of kinetic Langevin (per unit time)"),
+        "mcmc_leapfrog": ("int1", "leapfrog steps of each HMC proposal"),
+    }
 
     def __post_init__(self) -> None:
-        import math
-
-        bad = [f"{name}={v!r} (expected {want})" for name, v, ok, want in (
-            ("sampler", self.sampler, self.sampler in ("kinetic", "ula", "mala", "hmc"), "kinetic, ula, mala or hmc"),
-            ("inverse_temperature", self.inverse_temperature,
-             isinstance(self.inverse_temperature, (int, float)) and math.isfinite(self.inverse_temperature)
-             and self.inverse_temperature >= 0, "a finite number ≥ 0"),
-            ("n_steps", self.n_steps, isinstance(self.n_steps, int) and self.n_steps >= 1, "an integer ≥ 1"),
-            ("step_size", self.step_size, isinstance(self.step_size, (int, float)) and math.isfinite(self.step_size)
-             and self.step_size > 0, "a finite number > 0"),
-            ("friction", self.friction, isinstance(self.friction, (int, float)) and math.isfinite(self.friction)
-             and self.friction >= 0, "a finite number ≥ 0"),
-            ("n_leapfrog", self.n_leapfrog, isinstance(self.n_leapfrog, int) and self.n_leapfrog >= 1,
-             "an integer ≥ 1")) if not ok]
+        bad = out_of_range(self, self.OPTIONS)
+        if self.sampler not in ("kinetic", "ula", "mala", "hmc"):
+            bad.insert(0, f"sampler={self.sampler!r} (expected kinetic, ula, mala or hmc)")
         if bad:
             raise EbmlabError("invalid energy-guided sampler settings: " + "; ".join(bad))
 
@@ -68,18 +72,18 @@ def latent_samples(generate: Callable[[Tensor], Tensor], energy: Callable[[Tenso
     u = mcmc.latent_energy(generate, energy, cfg.inverse_temperature, rows)
     kw: dict[str, Any]
     if cfg.sampler == "kinetic":
-        algo, kw = mcmc.kinetic_langevin, {"gamma": cfg.step_size, "kappa": cfg.friction}
+        algo, kw = mcmc.kinetic_langevin, {"gamma": cfg.mcmc_step_size, "kappa": cfg.mcmc_friction}
     elif cfg.sampler == "ula":
-        algo, kw = mcmc.ula, {"step_size": cfg.step_size}
+        algo, kw = mcmc.ula, {"step_size": cfg.mcmc_step_size}
     elif cfg.sampler == "mala":
-        algo, kw = mcmc.mala, {"step_size": cfg.step_size}
+        algo, kw = mcmc.mala, {"step_size": cfg.mcmc_step_size}
     elif cfg.sampler == "hmc":
-        algo, kw = mcmc.hmc, {"step_size": cfg.step_size, "n_leapfrog": cfg.n_leapfrog}
+        algo, kw = mcmc.hmc, {"step_size": cfg.mcmc_step_size, "n_leapfrog": cfg.mcmc_leapfrog}
     else:
         raise EbmlabError(f"unknown sampler {cfg.sampler!r}; valid: kinetic, ula, mala, hmc")
     with torch.no_grad():
         u0 = float(u(z0).mean())
-    res = mcmc.run(algo, z0, u, n_steps=cfg.n_steps, generator=generator, progress=progress, **kw)
+    res = mcmc.run(algo, z0, u, n_steps=cfg.mcmc_steps, generator=generator, progress=progress, **kw)
     z = res.final_state.x
     with torch.no_grad():
         x = in_blocks(generate, z, rows)

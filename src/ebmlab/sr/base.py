@@ -1,7 +1,7 @@
 """The interface every super-resolution model implements, and the up-sampling CNN shared by ``mse`` and ``stats``.
 
 A model is an ``nn.Module`` holding its scale and its options — a frozen ``Config`` dataclass beside the class,
-with each option's range and meaning in the Config's ``options`` table, coerced and checked by the same machinery
+with each option's range and meaning in the Config's ``OPTIONS`` table, coerced and checked by the same machinery
 as every method's options (``ebmlab.config.apply_overrides``, ``ebmlab.options.validate``; :func:`make_config`):
 ``fit(data)`` does whatever needs no gradient steps
 (λ search, feature normalisation), ``train_step(x, step)`` one optimisation step on a batch of high-resolution
@@ -23,7 +23,7 @@ from ..options import validate
 
 @dataclass(frozen=True)
 class NoOptions:
-    options: ClassVar[dict[str, tuple[str, str]]] = {}
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {}
 
 
 class SRModel(nn.Module):
@@ -54,7 +54,7 @@ def make_config(cls: type[SRModel], options: dict[str, Any] | None) -> Any:
     """The model's Config from ``key=value`` strings or saved values: unknown names, wrong types and values out of
     range are refused with the same messages as a method's options."""
     cfg = apply_overrides(cls.Config(), dict(options or {}), what=f"super-resolution model {cls.name}")
-    validate(cfg, method=cls.Config, what=f"{cls.name} options")
+    validate(cfg, method=cls, what=f"{cls.name} options")
     return cfg
 
 

@@ -22,7 +22,7 @@ class MSEConfig:
     depth: int = 6
     lr: float = 1e-3
     batch_size: int = 64
-    options: ClassVar[dict[str, tuple[str, str]]] = {  # range kind (ebmlab.options) and meaning of each option
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {  # range kind (ebmlab.options) and meaning of each option
         "width": ("int1", "channels of the low-resolution CNN"),
         "depth": ("int1", "3×3 convolutions of the low-resolution CNN"),
         "lr": ("pos", "Adam learning rate"),

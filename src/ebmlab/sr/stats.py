@@ -58,7 +58,7 @@ class StatsConfig:
     sampler: Literal["ula", "mala"] = "ula"
     sample_steps: int = 200
     step_size: float = 1e-4
-    options: ClassVar[dict[str, tuple[str, str]]] = {  # range kind (ebmlab.options) and meaning of each option
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {  # range kind (ebmlab.options) and meaning of each option
         "phi": ("any", "Φ: the fixed wavelet statistics, or learned (fine-tuned from the wavelets, §4.3)"),
         "J": ("int1", "scales of the scattering network Φ"),
         "L": ("int1", "orientations per scale of Φ"),

@@ -46,7 +46,7 @@ def tv_solve(y: Tensor, s: int, lam: float, iters: int = 300, x0: Tensor | None 
 class TVConfig:
     lam: float = 0.0  # 0: chosen by fit on validation images
     iters: int = 300
-    options: ClassVar[dict[str, tuple[str, str]]] = {  # range kind (ebmlab.options) and meaning of each option
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {  # range kind (ebmlab.options) and meaning of each option
         "lam": ("nonneg", "weight λ of the total variation (0: chosen by PSNR on validation images)"),
         "iters": ("int1", "Chambolle–Pock iterations of the inference"),
     }

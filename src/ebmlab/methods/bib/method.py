@@ -90,7 +90,7 @@ Deviations from EBM-BB (``train/train_toy.py``) and why:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -110,74 +110,73 @@ from .bounds import LOG_2PI, LOWER_BOUNDS, UPPER_BOUNDS, JacobianLower, MILower,
 class BiBConfig:
     lower: Literal["jacobian", "mi"] = "jacobian"
     upper: Literal["gp", "diffusion", "none"] = "gp"
-    estimator: Literal["logdet", "smin", "lobpcg"] = "smin"  # (i): the Jacobian term of the lower bound
+    estimator: Literal["logdet", "smin", "lobpcg"] = "smin"
     lobpcg_iters: int = 2
-    jac_mode: Literal["auto", "prop", "fwd", "rev"] = "auto"  # exact Jacobians (bounds.entropy.jacobian_and_output)
-    score_volume: Literal["logdet", "smin", "lobpcg"] = "logdet"  # (iii): the latent score's log-volume
-    share_jacobian: bool = False  # (i)+(iii) with LOBPCG: one s_min estimate per step serves both players
+    jac_mode: Literal["auto", "prop", "fwd", "rev"] = "auto"
+    score_volume: Literal["logdet", "smin", "lobpcg"] = "logdet"
+    share_jacobian: bool = False
     z_dim: int = 2
     g_hidden: tuple[int, ...] = (100, 100)
     e_hidden: tuple[int, ...] = (100, 100)
     g_batchnorm: bool = True
-    g_bn_position: Literal["pre", "post"] = "pre"  # BN before (pre) or after (post, EBM-BB's order) the activation
-    e_out_scale: bool = False  # EBM-BB's learned scalar after the energy MLP
-    e_spectral_norm: bool = False  # EBM-BB's --sn (off by default there)
-    entropy_weight: float = 1.0  # w_H; 1 keeps the generator loss a bound
+    g_bn_position: Literal["pre", "post"] = "pre"
+    e_out_scale: bool = False
+    e_spectral_norm: bool = False
+    entropy_weight: float = 1.0
     gp_weight: float = 1e-3  # (iii) w
     gp_threshold: float = 1.0  # (iii) thre
     onesided_penalty: Literal["zero_gp", "none"] = "zero_gp"
     zero_gp_weight: float = 1e-3
-    data_gp_weight: float = 0.0  # two-sided pairings: + w·E_data‖∇E‖² in the energy loss (a stabiliser; 0: off)
+    data_gp_weight: float = 0.0
     sigma: float = 0.01  # (ii) generator noise
     enc_hidden: tuple[int, ...] = (100, 100)
     t_min: float = T_MIN  # (iv)
     t_scheme: Literal["log_snr", "uniform"] = "log_snr"
     time_emb_dim: int = 32
-    diffusion_weight: float = 1.0  # (iv); 1 keeps the energy loss a bound
+    diffusion_weight: float = 1.0
     lr_g: float = 2e-4
     lr_e: float = 2e-4
     beta1: float = 0.0
     beta2: float = 0.9
     adam_eps: float = 1e-6
-    bound_samples: int = 2000  # generator samples behind each reported bound (not the run's eval_samples)
-    eval_n_t: int = 16  # Gauss–Legendre nodes of the diffusion bound at evaluation
-    eval_inner_k: int = 16  # (ii): encoder draws behind each importance-sampled p_g(x) of the χ² bound
-    net: Net = "auto"  # network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan
-    width: int = 32  # conv/dcgan width (channels of the first layer)
+    bound_samples: int = 2000
+    eval_n_t: int = 16
+    eval_inner_k: int = 16
+    net: Net = "auto"
+    width: int = 32
 
-
-# range kind and meaning of each option above not in ebmlab.options.SHARED (ebmlab.options explains)
-OPTIONS: dict[str, tuple[str, str]] = {
-    "enc_hidden": ("ints1", "hidden layer widths of the encoder MLP (comma-separated; unused by conv nets)"),
-    "g_batchnorm": ("any", "batch normalisation in the generator MLP"),
-    "g_bn_position": ("any", "generator MLP: BatchNorm before the activation (pre) or after it (post)"),
-    "e_out_scale": ("any", "a learned scalar factor after the energy MLP (EBM-BB's toy energy)"),
-    "e_spectral_norm": ("any", "spectral normalisation of every layer of the energy (MLP or conv)"),
-    "time_emb_dim": ("int1", "dimension of the diffusion time embedding"),
-    "adam_eps": ("pos", "Adam ε"),
-    "lower": ("any", "lower bound of the entropy: jacobian (i) or mi (ii)"),
-    "upper": ("any", "upper bound of the log-likelihood: gp (iii), diffusion (iv), or none (one-sided)"),
-    "estimator": ("any", "the Jacobian term of bound (i): logdet, smallest singular value, or lobpcg"),
-    "lobpcg_iters": ("int1", "LOBPCG iterations of the smallest-singular-value estimate"),
-    "jac_mode": ("any",
-                 "exact Jacobians: auto (tangent propagation through MLP generators, else reverse mode when data dim ≤ latent dim, else forward), prop, fwd, or rev"),
-    "score_volume": ("any", "bound (iii): how the latent score's log-volume is computed"),
-    "share_jacobian": ("any", "(i)+(iii) with estimator=score_volume=lobpcg: one LOBPCG estimate per step gives the "
-                               "energy's latent score and the generator's entropy term (as EBM-BB's image trainer)"),
-    "gp_weight": ("nonneg", "bound (iii): weight w of the gradient penalty"),
-    "gp_threshold": ("nonneg", "bound (iii): threshold of the gradient penalty"),
-    "onesided_penalty": ("any", "one-sided pairing: zero-centred gradient penalty on the energy, or none"),
-    "zero_gp_weight": ("nonneg", "weight of the zero-centred gradient penalty"),
-    "data_gp_weight": ("nonneg", "two-sided pairings: weight of a zero-centred gradient penalty at the data added to "
-                                 "the energy loss (a stabiliser beyond the paper; the loss is then no longer the bound)"),
-    "sigma": ("pos", "bound (ii): standard deviation of the generator's output noise"),
-    "t_min": ("open01", "bound (iv): smallest diffusion time"),
-    "t_scheme": ("any", "bound (iv): time sampling, uniform in log-SNR or in t"),
-    "diffusion_weight": ("nonneg", "bound (iv): weight (1 keeps the energy loss a bound)"),
-    "eval_n_t": ("int1", "Gauss–Legendre nodes of the diffusion bound at evaluation"),
-    "eval_inner_k": ("int1", "bound (ii): encoder draws behind each importance-sampled p_g(x) at evaluation"),
-    "bound_samples": ("int2", "generator samples behind each reported bound (BiB)"),
-}
+    # range kind and meaning of each option not in ebmlab.options.SHARED (ebmlab.options explains)
+    OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
+        "enc_hidden": ("ints1", "hidden layer widths of the encoder MLP (comma-separated; unused by conv nets)"),
+        "g_batchnorm": ("any", "batch normalisation in the generator MLP"),
+        "g_bn_position": ("any", "generator MLP: BatchNorm before the activation (pre) or after it (post)"),
+        "e_out_scale": ("any", "a learned scalar factor after the energy MLP (EBM-BB's toy energy)"),
+        "e_spectral_norm": ("any", "spectral normalisation of every layer of the energy (MLP or conv)"),
+        "time_emb_dim": ("int1", "dimension of the diffusion time embedding"),
+        "adam_eps": ("pos", "Adam ε"),
+        "lower": ("any", "lower bound of the entropy: jacobian (i) or mi (ii)"),
+        "upper": ("any", "upper bound of the log-likelihood: gp (iii), diffusion (iv), or none (one-sided)"),
+        "estimator": ("any", "the Jacobian term of bound (i): logdet, smallest singular value, or lobpcg"),
+        "lobpcg_iters": ("int1", "LOBPCG iterations of the smallest-singular-value estimate"),
+        "jac_mode": ("any",
+                     "exact Jacobians: auto (tangent propagation through MLP generators, else reverse mode when data dim ≤ latent dim, else forward), prop, fwd, or rev"),
+        "score_volume": ("any", "bound (iii): how the latent score's log-volume is computed"),
+        "share_jacobian": ("any", "(i)+(iii) with estimator=score_volume=lobpcg: one LOBPCG estimate per step gives the "
+                                   "energy's latent score and the generator's entropy term (as EBM-BB's image trainer)"),
+        "gp_weight": ("nonneg", "bound (iii): weight w of the gradient penalty"),
+        "gp_threshold": ("nonneg", "bound (iii): threshold of the gradient penalty"),
+        "onesided_penalty": ("any", "one-sided pairing: zero-centred gradient penalty on the energy, or none"),
+        "zero_gp_weight": ("nonneg", "weight of the zero-centred gradient penalty"),
+        "data_gp_weight": ("nonneg", "two-sided pairings: weight of a zero-centred gradient penalty at the data added to "
+                                     "the energy loss (a stabiliser beyond the paper; the loss is then no longer the bound)"),
+        "sigma": ("pos", "bound (ii): standard deviation of the generator's output noise"),
+        "t_min": ("open01", "bound (iv): smallest diffusion time"),
+        "t_scheme": ("any", "bound (iv): time sampling, uniform in log-SNR or in t"),
+        "diffusion_weight": ("nonneg", "bound (iv): weight (1 keeps the energy loss a bound)"),
+        "eval_n_t": ("int1", "Gauss–Legendre nodes of the diffusion bound at evaluation"),
+        "eval_inner_k": ("int1", "bound (ii): encoder draws behind each importance-sampled p_g(x) at evaluation"),
+        "bound_samples": ("int2", "generator samples behind each reported bound (BiB)"),
+    }
 
 
 # --- the method: one lower bound and one upper bound -----------------------------------------------------------
@@ -185,7 +184,6 @@ class BiB(LatentGenerator, Method):
     name = "bib"
     progress_keys = ("loss_e", "loss_g", "entropy")  # shown on the progress bar
     Config = BiBConfig
-    options = OPTIONS
     metrics = {
         "nll_lower": Metric("density", "nats", "", "lower bound of the generator's test NLL", True),
         "nll_upper": Metric("density", "nats", "", "upper bound of the generator's test NLL", True),
