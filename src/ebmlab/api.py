@@ -313,7 +313,8 @@ def score_samples(generated: str | Path | np.ndarray | torch.Tensor, data: str, 
     if data_dir is not None and not isinstance(data_dir, (str, Path)):
         raise EbmlabError(f"data_dir must be a directory path (str), got {type(data_dir).__name__} {data_dir!r}")
     ds = get_dataset(data, data_dir=data_dir, image_size=image_size)
-    x = samples_tensor(generated, ds.spec, "generated") if is_array else read_samples(generated, ds.spec)
+    x = (samples_tensor(generated, ds.spec, "generated") if isinstance(generated, (np.ndarray, torch.Tensor))
+         else read_samples(generated, ds.spec))
     source = f"an array of {len(x)}" if is_array else str(generated)
     require_int("n_compared", n_compared, 2)
     ev = evaluator_for(ds)

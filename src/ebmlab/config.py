@@ -46,45 +46,60 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             return None
         return coerce(value, args[0], key)
     if origin is tuple:
-        args = get_args(tp)
-        if isinstance(value, str):
-            value = [v for v in value.strip("()[] ").split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise EbmlabError(f"option {key}: expected a comma-separated list, got {value!r}")
-        elem = args[0] if args else str
-        return tuple(coerce(v.strip() if isinstance(v, str) else v, elem, key) for v in value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
-            return True
-        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
-            return False
-        raise EbmlabError(f"option {key}: expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool):
-            raise EbmlabError(f"option {key}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        try:
-            f = float(value)
-        except (TypeError, ValueError):
-            raise EbmlabError(f"option {key}: expected an integer, got {value!r}") from None
-        if not f.is_integer():
-            raise EbmlabError(f"option {key}: expected an integer, got {value!r}")
-        return int(f)
-    if tp is float:
-        if isinstance(value, bool):
-            raise EbmlabError(f"option {key}: expected a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise EbmlabError(f"option {key}: expected a number, got {value!r}") from None
-    if tp is str:
-        if not isinstance(value, str):
-            raise EbmlabError(f"option {key}: expected a string, got {value!r}")
-        return value
+        return _coerce_tuple(value, get_args(tp), key)
+    if tp in _SCALARS:
+        return _SCALARS[tp](value, key)
     raise TypeError(f"unsupported config field type {tp!r} for {key}")
+
+
+def _coerce_tuple(value: Any, args: tuple[Any, ...], key: str) -> tuple[Any, ...]:
+    items = [v for v in value.strip("()[] ").split(",") if v.strip()] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise EbmlabError(f"option {key}: expected a comma-separated list, got {value!r}")
+    elem = args[0] if args else str
+    return tuple(coerce(v.strip() if isinstance(v, str) else v, elem, key) for v in items)
+
+
+def _coerce_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+        return False
+    raise EbmlabError(f"option {key}: expected true or false, got {value!r}")
+
+
+def _coerce_int(value: Any, key: str) -> int:
+    if isinstance(value, bool):
+        raise EbmlabError(f"option {key}: expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise EbmlabError(f"option {key}: expected an integer, got {value!r}") from None
+    if not f.is_integer():
+        raise EbmlabError(f"option {key}: expected an integer, got {value!r}")
+    return int(f)
+
+
+def _coerce_float(value: Any, key: str) -> float:
+    if isinstance(value, bool):
+        raise EbmlabError(f"option {key}: expected a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise EbmlabError(f"option {key}: expected a number, got {value!r}") from None
+
+
+def _coerce_str(value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise EbmlabError(f"option {key}: expected a string, got {value!r}")
+    return value
+
+
+_SCALARS: dict[Any, Any] = {bool: _coerce_bool, int: _coerce_int, float: _coerce_float, str: _coerce_str}
 
 
 def field_types(cls: type) -> dict[str, Any]:
@@ -317,7 +332,9 @@ def resolve_config(method: str, data: str, *, config_file: str | Path | None = N
     run0 = apply_overrides(run0, {k: v for k, v in (overrides or {}).items() if k in located}, what="run")
     ds0 = dataset_of(data, run0)
     kind = ds0.kind
-    run, mcfg, sources, applied = RunConfig(), cls.Config(), {}, []
+    sources: dict[str, str] = {}
+    applied: list[str] = []
+    run, mcfg = RunConfig(), cls.Config()
     for name in preset_names(method, data, kind):
         table = _preset(name)
         if table:

@@ -18,7 +18,7 @@ from .rng import stream_seed
 from .runs import MetricsLogger, RunDir, fault_point, read_json, write_json
 
 
-def final_eval(method: Method, ds, cfg: ResolvedConfig, run: RunDir, logger: MetricsLogger | None,
+def final_eval(method: Method, ds: Dataset, cfg: ResolvedConfig, run: RunDir, logger: MetricsLogger | None,
                 progress: bool = False, step: int | None = None) -> dict[str, Any]:
     """The final evaluation line of metrics.jsonl at ``step`` (the run's last step: ``steps``, or where a budget
     ended it): reused if a previous session logged it, else computed.
@@ -49,7 +49,7 @@ def final_eval(method: Method, ds, cfg: ResolvedConfig, run: RunDir, logger: Met
     return final
 
 
-def log_grid(logger: MetricsLogger, method: Method, ds, step: int) -> None:
+def log_grid(logger: MetricsLogger, method: Method, ds: Dataset, step: int) -> None:
     """A grid of 64 samples (fixed seed) into TensorBoard at evaluation steps, for image data."""
     if logger.tb is None or not ds.spec.is_image:
         return
@@ -61,14 +61,14 @@ def log_grid(logger: MetricsLogger, method: Method, ds, step: int) -> None:
 DRAW_CACHE = "eval-draw"  # the final evaluation's samples while it runs (removed when it is logged)
 
 
-def evaluate(method: Method, ds, rc: RunConfig, step: int, cache: Path | None = None) -> dict[str, Any]:
+def evaluate(method: Method, ds: Dataset, rc: RunConfig, step: int, cache: Path | None = None) -> dict[str, Any]:
     from .metrics import evaluate_method
 
     return evaluate_method(method, ds, n_samples=rc.eval_samples, seed=stream_seed(rc.seed, "eval", step),
                            density=rc.eval_density, cache=cache)
 
 
-def protocol(ds, rc: RunConfig) -> dict[str, Any]:
+def protocol(ds: Dataset, rc: RunConfig) -> dict[str, Any]:
     """How the reported numbers were computed (sample counts, seeds, splits, and the data kind's own protocol)."""
     from .metrics import evaluator_for
 
@@ -79,7 +79,7 @@ def protocol(ds, rc: RunConfig) -> dict[str, Any]:
             **ev.protocol(ds, rc.eval_samples)}
 
 
-def sample_count(ds, rc: RunConfig) -> str:
+def sample_count(ds: Dataset, rc: RunConfig) -> str:
     """The sample count an evaluation uses, as printed: drawn, and compared with the test split."""
     from .metrics import evaluator_for
 
@@ -90,7 +90,7 @@ def sample_count(ds, rc: RunConfig) -> str:
     return f"{drawn} samples drawn, {compared} compared with the {ds.n_test}-point test split"
 
 
-def finish(method: Method, ds, cfg: ResolvedConfig, run: RunDir, progress: bool = False, step: int | None = None,
+def finish(method: Method, ds: Dataset, cfg: ResolvedConfig, run: RunDir, progress: bool = False, step: int | None = None,
            budget: dict[str, Any] | None = None) -> dict[str, Any]:
     """The end of a run at ``step`` (``steps``, or where a budget ended it; ``ebmlab.budget``): final evaluation
     line, plots, then summary.json with the compute used (``budget``), written last so that it marks a finished run;

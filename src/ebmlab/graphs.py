@@ -328,7 +328,8 @@ class StepGraphs:
             self.method.replayed(kind)
             if self.budget is not None:
                 self.budget.add_rows(g.rows)
-            if before is not None and torch.equal(before, _rng_state(self.method)):
+            after = _rng_state(self.method)
+            if before is not None and after is not None and torch.equal(before, after):
                 self._failed(ReplayCheckFailed(
                     f"a replayed {self.method.name} step of kind {kind!r} left its random-number generator where it "
                     f"was, though eager steps of that kind draw from it: the graph would reuse the same noise"))
@@ -368,12 +369,14 @@ class StepGraphs:
                 out = self.run_step(batch, step)
             torch.cuda.current_stream().wait_stream(side)
         after = _rng_state(self.method)
-        self.draws[key] = self.draws.get(key, False) or (before is not None and not torch.equal(before, after))
+        self.draws[key] = self.draws.get(key, False) or (before is not None and after is not None
+                                                          and not torch.equal(before, after))
         return out
 
     def _capture(self, key: tuple, batch: Tensor, step: int) -> _Graph | None:
         static = batch.clone()
         before = dict(self.budget.rows) if self.budget is not None else {}
+        graph: Any
         if self.backend == "cuda":
             graph = torch.cuda.CUDAGraph()
             rng = getattr(self.method, "rng", None)

@@ -14,6 +14,7 @@ import torch  # noqa: E402
 
 from .quadrature import evaluate_on_grid, grid  # noqa: E402
 from .runs import fault_point  # noqa: E402
+from .data.base import Dataset
 
 
 def _save(fig, path) -> None:
@@ -22,7 +23,7 @@ def _save(fig, path) -> None:
     plt.close(fig)
 
 
-def plot_density(method, ds, path, n: int = 300) -> None:
+def plot_density(method, ds: Dataset, path, n: int = 300) -> None:
     """Model density exp(−E)/Z on the data set's box (log scale), with test points overlaid."""
     lo, hi = ds.box
     pts, area = grid(ds.box, n, device=method.device)
@@ -52,7 +53,7 @@ def _test_overlay_and_save(fig, axes, test, title: str, path) -> None:
     _save(fig, path)
 
 
-def plot_sample_density(method, ds, samples: torch.Tensor, path, n: int = 200, bins: int = 80) -> None:
+def plot_sample_density(method, ds: Dataset, samples: torch.Tensor, path, n: int = 200, bins: int = 80) -> None:
     """For a model whose density is not exp(−E) alone (KALE: exp(−E)·p_G): its density seen through its samples
     (a log-histogram), beside the energy factor exp(−E) normalised on the box, with test points overlaid."""
     lo, hi = ds.box
@@ -80,7 +81,7 @@ def plot_sample_density(method, ds, samples: torch.Tensor, path, n: int = 200, b
     _test_overlay_and_save(fig, axes, test, "energy factor exp(−E), test data", path)
 
 
-def plot_samples(samples: torch.Tensor, ds, path, title: str) -> None:
+def plot_samples(samples: torch.Tensor, ds: Dataset, path, title: str) -> None:
     lo, hi = ds.box
     s = samples.detach().cpu().numpy()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")  # colour bars keep their own room
@@ -201,7 +202,7 @@ def model_grid_samples(method, n: int = 64, seed: int = 0) -> torch.Tensor:
         method.train(True)
 
 
-def plot_run(method, ds, run) -> None:
+def plot_run(method, ds: Dataset, run) -> None:
     if ds.kind != "toy2d":
         if ds.spec.is_image:
             save_image_grid(model_grid_samples(method), ds.spec.value_range or (0.0, 1.0), run.plots / "samples.png")

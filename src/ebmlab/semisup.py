@@ -36,6 +36,7 @@ from torch import Tensor
 from .data.labels import balanced_subset
 from .errors import EbmlabError
 from .metrics.classifier import DomainClassifier
+from .data.base import Dataset
 
 
 def train_and_test(x: Tensor, y: Tensor, x_test: Tensor, y_test: Tensor, n_classes: int, *, steps: int, seed: int,
@@ -88,7 +89,7 @@ def augmentation_check(x: Tensor, y: Tensor, augment: Callable[[Tensor, torch.Ge
             "mean_abs_change": change / n, "classifier_sha256": classifier.sha256}
 
 
-def semisup_table(dataset: Any, *, labels: int, rhos: tuple[float, ...], seeds: int, steps: int,
+def semisup_table(dataset: Dataset, *, labels: int, rhos: tuple[float, ...], seeds: int, steps: int,
                   method: Any = None, progress: bool = True) -> dict[str, Any]:
     """Test error per ρ (ρ = 0: no augmentation) over ``seeds`` label subsets; see the module docstring."""
     if not dataset.spec.is_image or dataset.n_classes is None:

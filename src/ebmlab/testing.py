@@ -159,8 +159,8 @@ def check_step(name: str) -> None:
 
 def check_round_trip(name: str) -> None:
     a = build(name, seed=1)
-    for s, b in enumerate(batches(name, 3)):
-        a.train_step(b, s + 1)
+    for s, x in enumerate(batches(name, 3)):
+        a.train_step(x, s + 1)
     buf = io.BytesIO()
     torch.save(a.state_dict(), buf)
     buf.seek(0)

@@ -180,7 +180,7 @@ def _begin(cfg: ResolvedConfig, run: RunDir, method: Method, batches: Any, place
     budget = Budget(method.networks, max_seconds=rc.max_seconds, max_evals=rc.max_evals,
                     processes=place.processes, max_cpu_seconds=rc.max_cpu_seconds)
     ckpt = run.load_checkpoint(cfg.method)
-    start, stopped_by, cpu_before = 0, None, 0.0
+    start, stopped_by, cpu_before = 0, None, 0.0  # type: int, str | None, float | None
     if ckpt is not None:
         method.load_state_dict(ckpt["method_state"])
         batches.load_state_dict(ckpt)
@@ -268,7 +268,7 @@ def _steps(t: _Session, end: int, bar: tqdm, stop: StopAtStepEnd) -> int:
         method.recipe.before_step(step)
         method.prepare_step(step)
         metrics = t.runner.step(batch, step)
-        if has_buffers:
+        if has_buffers and t.place.world is not None:
             distributed.broadcast_buffers(method, t.place.world)
         t.log(step, end, metrics, bar)
         t.evaluate(step)

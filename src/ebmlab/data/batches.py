@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from ..errors import EbmlabError
+from .base import Dataset
 
 
 def _seed(*parts: int) -> int:
@@ -40,7 +41,7 @@ def _seed(*parts: int) -> int:
 class EpochBatches:
     """Batch indices and contents for each step (module docstring); ``rank``/``world`` shard a global batch."""
 
-    def __init__(self, dataset, batch_size: int, seed: int, *, rank: int = 0, world: int = 1):
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int, *, rank: int = 0, world: int = 1):
         n = dataset.n_train
         if batch_size > n:
             raise EbmlabError(f"batch_size={batch_size} exceeds the {n} training examples of {dataset.name}; "
@@ -49,7 +50,8 @@ class EpochBatches:
             raise EbmlabError(f"batch_size={batch_size} is not divisible by the {world} processes")
         self.dataset, self.b, self.seed, self.rank, self.world = dataset, batch_size, seed, rank, world
         self.n, self.per_epoch = n, n // batch_size
-        self._epoch, self._perm = -1, None
+        self._epoch = -1
+        self._perm: Tensor | None = None
         self.device: torch.device | None = None  # set by on_device
         self._raw: Tensor | None = None
         self._perm_dev: Tensor | None = None
@@ -68,6 +70,7 @@ class EpochBatches:
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(_seed(self.seed, 17, epoch))
             self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
+        assert self._perm is not None
         return self._perm
 
     def indices(self, step: int) -> Tensor:
@@ -89,7 +92,7 @@ class EpochBatches:
             self._perm_dev = self.permutation(epoch).to(self.device)
         rows = self._raw[self._perm_dev[k * self.b:(k + 1) * self.b][self.rank::self.world]]
         x = self._encode(rows).view(-1, *self._shape)
-        if getattr(self.dataset, "binarize", None) == "dynamic":
+        if self.dataset.binarize == "dynamic":
             g = torch.Generator(device=self.device).manual_seed(self._noise_seed(step))
             x = torch.bernoulli(x, generator=g)
         return x
@@ -131,7 +134,7 @@ class _StepDataset(torch.utils.data.Dataset):
 class IIDBatches:
     """Batches drawn with replacement from one stateful generator (seeded ``seed + 2``, saved in checkpoints)."""
 
-    def __init__(self, dataset, batch_size: int, seed: int, *, rank: int = 0, world: int = 1):
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int, *, rank: int = 0, world: int = 1):
         if world != 1:
             raise EbmlabError("batches=iid draws from one stateful generator and cannot be sharded; use batches=epochs")
         self.dataset, self.b = dataset, batch_size
@@ -165,13 +168,15 @@ class BalancedBatches(IIDBatches):
     ⌊b/K⌋ points of every mode, drawn with replacement, plus b mod K points of modes drawn without replacement,
     all from the one stateful generator of ``iid`` (saved in checkpoints), then shuffled."""
 
-    def __init__(self, dataset, batch_size: int, seed: int, *, rank: int = 0, world: int = 1):
-        if not getattr(dataset, "has_modes", False):
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int, *, rank: int = 0, world: int = 1):
+        if not dataset.has_modes:
             raise EbmlabError(f"batches=balanced needs a mixture with known modes (ring8, grid25, ...); "
-                              f"{getattr(dataset, 'name', 'this data set')} has none: use batches=iid or epochs")
+                              f"{dataset.name} has none: use batches=iid or epochs")
         super().__init__(dataset, batch_size, seed, rank=rank, world=world)
-        owner = torch.cdist(self.x.double(), dataset.modes.double()).argmin(1)
-        self.members = [torch.nonzero(owner == k).squeeze(1) for k in range(dataset.modes.shape[0])]
+        modes = dataset.modes
+        assert modes is not None
+        owner = torch.cdist(self.x.double(), modes.double()).argmin(1)
+        self.members = [torch.nonzero(owner == k).squeeze(1) for k in range(modes.shape[0])]
 
     def stream(self, start: int, end: int, *, num_workers: int = 0) -> Iterator[Tensor]:
         K = len(self.members)
@@ -185,7 +190,7 @@ class BalancedBatches(IIDBatches):
             yield self._rows(idx[torch.randperm(len(idx), generator=self.gen)])
 
 
-def make_batches(dataset, scheme: str, batch_size: int, seed: int, *, rank: int = 0, world: int = 1):
+def make_batches(dataset: Dataset, scheme: str, batch_size: int, seed: int, *, rank: int = 0, world: int = 1):
     if scheme == "auto":
         scheme = "iid" if dataset.kind == "toy2d" else "epochs"
     if scheme == "iid":

@@ -31,8 +31,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+from torch import Tensor
 
 from ..errors import EbmlabError
 from .base import ArrayDataset, Arrays, DataSpec, as_float, uint8_to_signed, uint8_to_unit
@@ -288,42 +290,45 @@ def _user_dataset(path: str, *, image_size: int = 0) -> ArrayDataset:
         raise EbmlabError(f"{p}: {len(y)} labels for {len(x)} training samples")
     if xt is None:
         x, xt, y, yt = _split_off_test(x, y)
+    assert xt is not None
+    xt_: np.ndarray = xt  # (a name the closures below see as set)
     n_classes = int(max(y.max(), -1 if yt is None else yt.max()) + 1) if y is not None else None
     if x.ndim == 2 and np.isin(x, (0, 1)).all() and np.isin(xt, (0, 1)).all():
         return ArrayDataset(str(p), f"{len(x)} binary vectors of dimension {x.shape[1]} from {p}",
                             DataSpec("binary", (x.shape[1],), (0.0, 1.0)),
-                            lambda: Arrays(x.astype(np.uint8), xt.astype(np.uint8), y, yt), as_float,
+                            lambda: Arrays(x.astype(np.uint8), xt_.astype(np.uint8), y, yt), as_float,
                             n_classes=n_classes, binarize="fixed")
     if x.ndim == 2:
         mean = x.astype(np.float64).mean(0)
         std = x.astype(np.float64).std(0)
         std[std == 0] = 1.0
 
-        def enc(v, mean=mean.astype(np.float32), std=std.astype(np.float32)):
+        def standardise(v: np.ndarray, mean: np.ndarray = mean.astype(np.float32),
+                        std: np.ndarray = std.astype(np.float32)) -> Tensor:
             return as_float((v.astype(np.float32) - mean) / std)
         ds = ArrayDataset(str(p), f"{len(x)} vectors of dimension {x.shape[1]} from {p} (standardised by the "
                           f"train split's mean and std)", DataSpec("vectors", (x.shape[1],)),
-                          lambda: Arrays(x, xt, y, yt), enc, n_classes=n_classes)
+                          lambda: Arrays(x, xt_, y, yt), standardise, n_classes=n_classes)
         ds.standardisation = {"mean": mean.tolist(), "std": std.tolist(), "log_det": float(np.log(std).sum())}
         return ds
     if x.ndim not in (3, 4):
         raise EbmlabError(f"{p}: array of shape {x.shape}; expected [n, D], [n, H, W] or [n, C, H, W]")
-    x, xt = _to_image_layout(x, p), _to_image_layout(xt, p)
+    x, xt_ = _to_image_layout(x, p), _to_image_layout(xt_, p)
     shape = tuple(x.shape[1:])
-    if np.isin(x, (0, 1)).all() and np.isin(xt, (0, 1)).all():
+    if np.isin(x, (0, 1)).all() and np.isin(xt_, (0, 1)).all():
         return ArrayDataset(str(p), f"{len(x)} binary {shape} samples from {p}", DataSpec("binary", shape, (0.0, 1.0)),
-                            lambda: Arrays(x.astype(np.uint8), xt.astype(np.uint8), y, yt), as_float,
+                            lambda: Arrays(x.astype(np.uint8), xt_.astype(np.uint8), y, yt), as_float,
                             n_classes=n_classes, binarize="fixed")
-    if x.dtype == np.uint8:
-        enc = uint8_to_signed
-    else:
-        lo, hi = float(min(x.min(), xt.min())), float(max(x.max(), xt.max()))
+    enc: Callable[[np.ndarray], Tensor] = uint8_to_signed
+    if x.dtype != np.uint8:
+        lo, hi = float(min(x.min(), xt_.min())), float(max(x.max(), xt_.max()))
         if lo < 0 or hi > 1:
             raise EbmlabError(f"{p}: float images with values in [{lo:.3g}, {hi:.3g}]; expected uint8 0..255 or "
                               f"floats in [0, 1]")
 
-        def enc(v):
+        def unit_to_signed(v: np.ndarray) -> Tensor:
             return as_float(v) * 2.0 - 1.0
+        enc = unit_to_signed
     return ArrayDataset(str(p), f"{len(x)} images {shape} from {p}",
                         DataSpec("image", shape, IMAGE_RANGE, 256 if x.dtype == np.uint8 else None),
-                        lambda: Arrays(x, xt, y, yt), enc, n_classes=n_classes)
+                        lambda: Arrays(x, xt_, y, yt), enc, n_classes=n_classes)

@@ -75,6 +75,7 @@ def read_idx(path: str | Path, *, md5_raw: str | None = None, md5_file: str | No
     if len(blob) < 8:
         raise EbmlabError(f"{path} is too short ({len(blob)} bytes) to be an idx file")
     magic = int.from_bytes(blob[:4], "big")
+    shape: tuple[int, ...]
     if magic == IDX_IMAGES_MAGIC:
         if len(blob) < 16:
             raise EbmlabError(f"{path}: truncated idx image header ({len(blob)} bytes, expected 16)")
@@ -133,7 +134,7 @@ def read_cifar10(directory: str | Path, *, md5: dict[str, str] | None) -> tuple[
                           f"CIFAR-10 (cifar-10-batches-py/data_batch_1..5 and test_batch)")
     parts = {}
     for n in names:
-        blob = _read_checked(d / n, md5 and md5[n], "not the published CIFAR-10 batch; it is not unpickled. "
+        blob = _read_checked(d / n, md5[n] if md5 else None, "not the published CIFAR-10 batch; it is not unpickled. "
                                                      "Replace it with the original file")
         try:
             obj = pickle.loads(blob, encoding="bytes")  # noqa: S301 — only after the checksum matched
@@ -173,7 +174,7 @@ def read_svhn(directory: str | Path, *, md5: dict[str, str] | None) -> tuple[np.
                           f"train_32x32.mat and test_32x32.mat (format 2)")
     out = []
     for n in names:
-        blob = _read_checked(d / n, md5 and md5[n], "not the published SVHN file; replace it with the original")
+        blob = _read_checked(d / n, md5[n] if md5 else None, "not the published SVHN file; replace it with the original")
         try:
             mat = scipy.io.loadmat(io.BytesIO(blob))
             X, y = np.asarray(mat["X"]), np.asarray(mat["y"])
@@ -381,7 +382,7 @@ def read_image_folder(directory: str | Path, *, size: int | None, grey: bool | N
     files = image_files(d)
     if not files:
         raise EbmlabError(f"image folder {d} holds no PNG or JPEG images (looked for {', '.join(IMAGE_SUFFIXES)})")
-    imgs, modes, sizes = [], set(), {}
+    imgs, modes, sizes = [], set(), {}  # type: list[Image.Image], set[str], dict[tuple[int, int], Path]
     for f in files:
         im = open_image(f)
         modes.add("L" if im.mode in GREY_MODES else "RGB")
@@ -400,7 +401,7 @@ def read_image_folder(directory: str | Path, *, size: int | None, grey: bool | N
             w, h = im.size
             s = min(w, h)
             im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-            im = im.resize((size, size), Image.BILINEAR)
+            im = im.resize((size, size), Image.Resampling.BILINEAR)
             a = np.asarray(im, dtype=np.uint8)
         out.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
     return np.stack(out)

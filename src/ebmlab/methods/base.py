@@ -20,6 +20,7 @@ from ..metadata import Metric
 from ..nets.calls import in_blocks, rows_per_call
 from ..rng import randn
 from ..samplers.latent import GuidedConfig
+from ..data.base import Dataset
 
 
 class Method(abc.ABC):
@@ -153,11 +154,11 @@ class Method(abc.ABC):
         chain's acceptance rate (``can_inpaint``)."""
         raise EbmlabError(f"method {self.name!r} has no conditional sampler (its can_inpaint is False)")
 
-    def attach_data(self, dataset: Any) -> None:
+    def attach_data(self, dataset: Dataset) -> None:
         """Called once, after construction and before training or loading, with the run's data set: for methods
         that need more of it than batches (EBGAN-LN's labelled subset and class count). Nothing by default."""
 
-    def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
+    def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
         """Method-specific evaluation numbers (bounds, estimator likelihoods); none by default."""
         return {}
 

@@ -47,6 +47,7 @@ from ..metadata import Metric
 from ..nets.sbn import HelmholtzPair
 from .base import Method, adam, optimizer_step
 from ..rng import rand
+from ..data.base import Dataset
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ class HelmholtzMethod(Method):
             out[f"ess_pstar_{k}"] = ess_fraction(0.5 * lw)
         return out
 
-    def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
+    def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
         """The K-table (means over the first ``eval_points`` test points) and the headline numbers at max K."""
         c = self.config
         gen = torch.Generator(device=self.device).manual_seed(c.eval_seed)

@@ -71,6 +71,7 @@ from ..errors import EbmlabError
 from ..nets import build
 from ..nets.build import Net
 from .base import LatentGenerator, Method, adam, frozen, optimizer_step
+from ..data.base import Dataset
 
 # --- pure pieces (tested on their own) -------------------------------------------------------------------
 
@@ -260,7 +261,7 @@ class EBGAN(MarginSchedule, LatentGenerator, Method):
         return self.AE(x)[1]
 
 
-    def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
+    def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
         """With ``tau_search``, the family exp(−D/τ) for the evaluator's temperature report (2D data)."""
         if not self.config.tau_search:
             return {}

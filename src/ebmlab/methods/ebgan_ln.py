@@ -52,6 +52,7 @@ from ..nets.ladder import Ladder
 from ..rng import randint
 from .base import LatentGenerator, Method, adam, frozen, optimizer_step
 from .ebgan import MarginSchedule, margin_at
+from ..data.base import Dataset
 
 
 @dataclass(frozen=True)
@@ -117,11 +118,11 @@ class EBGANLN(MarginSchedule, LatentGenerator, Method):
         self.optimizers = {"generator": adam(self.G.parameters(), c.lr_g, (c.beta1, c.beta2))}
 
     # --- the labelled subset ------------------------------------------------------------------------------
-    def attach_data(self, dataset: Any) -> None:
+    def attach_data(self, dataset: Dataset) -> None:
         """Choose the k labelled examples (balanced, by ``label_seed``) and build the ladder for the data's classes."""
         c = self.config
-        y = getattr(dataset, "train_labels", None)
-        n_classes = getattr(dataset, "n_classes", None)
+        y = dataset.train_labels
+        n_classes = dataset.n_classes
         if y is None or not n_classes:
             raise EbmlabError(f"{dataset.name} has no class labels; {self.data_hint}")
         idx = balanced_subset(y.numpy(), c.labels, int(n_classes), c.label_seed)
@@ -206,8 +207,8 @@ class EBGANLN(MarginSchedule, LatentGenerator, Method):
         finally:
             lad.train(was)
 
-    def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
-        y = getattr(dataset, "test_labels", None)
+    def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
+        y = dataset.test_labels
         if y is None:
             return {}
         pred = self.predict(dataset.test)

@@ -29,6 +29,7 @@ from ..errors import EbmlabError
 from ..metadata import Metric
 from ..nets.vae import GaussianVAE
 from ..rng import rand, randn
+from ..data.base import Dataset
 
 
 METRICS = {  # what estimator_report returns (with the caller's prefix)
@@ -183,7 +184,7 @@ def check_eval_options(ks: tuple[int, ...], n_points: int, chunk_size: int, elbo
                           f"iwae_chunk={chunk_size}, elbo_samples={elbo_samples}")
 
 
-def estimator_report(estimator: DensityEstimator, dataset: Any, *, ks: tuple[int, ...], n_points: int, seed: int,
+def estimator_report(estimator: DensityEstimator, dataset: Dataset, *, ks: tuple[int, ...], n_points: int, seed: int,
                      prefix: str = "", with_modes: bool = True, n_samples: int = 2500,
                      quantised: str | None = None) -> dict[str, Any]:
     """The estimator's own numbers on a 2D data set with an exact log-density (nats, per example).
@@ -226,6 +227,6 @@ def estimator_report(estimator: DensityEstimator, dataset: Any, *, ks: tuple[int
     out[f"{prefix}nll_iwae_se"] = float(l_k.std() / math.sqrt(len(l_k))) if len(l_k) > 1 else float("nan")
     if hasattr(dataset, "log_prob"):  # data with an exact density (toy2d)
         out[f"{prefix}kl_iwae"] = float((dataset.log_prob(x) - l_k).mean())
-    if with_modes and getattr(dataset, "has_modes", False):  # scored by the evaluator (metrics ``{prefix}*``)
+    if with_modes and dataset.has_modes:  # scored by the evaluator (metrics ``{prefix}*``)
         out["samples"] = {prefix.rstrip("_"): estimator.sample(n_samples, generator=gen).cpu()}
     return out

@@ -59,6 +59,7 @@ from ..nets.flow import FlowBase, GaussianBase
 from ..nets.build import Net
 from ..distributed import gather
 from .base import LatentGenerator, Method, adam, frozen, optimizer_step
+from ..data.base import Dataset
 
 
 class Scalar(nn.Module):
@@ -293,7 +294,7 @@ class KALE(LatentGenerator, Method):
                               device=self.device, rows=self.forward_rows)
         return x
 
-    def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
+    def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
         """2500 samples of the base generator alone, for the evaluator to score (metrics ``base_*``) beside the
         energy-guided ones of the main report."""
         gen = torch.Generator(device=self.device).manual_seed(12345)

@@ -64,6 +64,7 @@ from .estimators import METRICS as ESTIMATOR_METRICS
 from .estimators import DensityEstimator, VAEEstimator, check_eval_options, estimator_report
 from ..distributed import average_gradients
 from ..rng import randn
+from ..data.base import Dataset
 
 Act = Literal["relu", "leaky_relu", "tanh", "prelu", "elu", "softplus"]
 
@@ -285,7 +286,7 @@ def generator_step(method: Method, c: LBTConfig, loss_g: Tensor) -> Tensor:
     return norm.detach()
 
 
-def _report(method: Method, c: LBTConfig, dataset: Any) -> dict[str, Any]:
+def _report(method: Method, c: LBTConfig, dataset: Dataset) -> dict[str, Any]:
     # The second model: the estimator's own density bounds against the exact data density, and its samples.
     # 8-bit images: the Gaussian estimator is a density of continuous values, so its bounds are taken on uniformly
     # dequantised test images and shifted to the discrete data (a valid bound on their NLL whatever the estimator
@@ -320,7 +321,7 @@ class LBT(Method):
         out.update(loss_g=loss_g.detach(), elbo_data_lookahead=-loss_g.detach())
         return out
 
-    def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
+    def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
         return _report(self, self.config, dataset)
 
     @torch.no_grad()

@@ -54,6 +54,7 @@ from ..nets.build import Net
 from .base import Method, adam, optimizer_step
 from .estimators import METRICS as ESTIMATOR_METRICS
 from .estimators import VAEEstimator, check_eval_options, estimator_report
+from ..data.base import Dataset
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ class VAE(Method):
         """Per-example ELBO and L_k for each configured k, [b] each, float64 nats (the evaluation's own path)."""
         return self.estimator.log_density_bounds(x, generator=generator, ks=self.config.iwae_ks)
 
-    def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
+    def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
         c = self.config
         return estimator_report(self.estimator, dataset, ks=c.iwae_ks, n_points=c.iwae_points, seed=c.eval_seed,
                                 with_modes=False, quantised=self.quantised)

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from ..data import content_sha256
 from ..errors import EbmlabError
 from ..nets.calls import rows_per_call
+from ..data.base import Dataset
 
 FEATURE_DIM = 128
 DEFAULT_EPOCHS = {"digits": 60, "fashion": 6, "mnist": 4, "cifar10": 12}
@@ -73,7 +74,7 @@ def classifier_dir() -> Path:
     return Path(d) if d else Path.home() / ".cache" / "ebmlab" / "classifiers"
 
 
-def classifier_name(dataset) -> str:
+def classifier_name(dataset: Dataset) -> str:
     """The name of the classifier that labels ``dataset``: of the base set for a stacked set, else its own.
 
     A built-in set keeps its name (its files are checksummed, so the name fixes the content). A user's file or
@@ -81,7 +82,7 @@ def classifier_name(dataset) -> str:
     data never share a classifier, and a file rewritten in place gets a new one."""
     from ..data import builtin_names, file_label
 
-    name = dataset.base if getattr(dataset, "stacked", False) else dataset.name
+    name = dataset.base if dataset.stacked else dataset.name
     if name in builtin_names():
         return name
     return f"{file_label(name)}-{content_sha256(dataset)[:16]}"
@@ -136,23 +137,23 @@ def _fit(net: DomainClassifier, opt: torch.optim.Optimizer, x: Tensor, y: Tensor
             print(f"classifier {name}: epoch {ep + 1}/{epochs}, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 
-def check_classifiable(dataset) -> None:
+def check_classifiable(dataset: Dataset) -> None:
     """Refuse a data set that has no domain classifier: one needs labelled C×H×W images (a stacked set is labelled
     by its base set's)."""
-    if getattr(dataset, "stacked", False):
+    if dataset.stacked:
         return
-    labels = getattr(dataset, "train_labels", None)
+    labels = dataset.train_labels
     if labels is None or not dataset.spec.is_image:
         raise EbmlabError(f"{dataset.name}: a domain classifier needs labelled C×H×W images; this data set has "
                           f"{'no labels' if labels is None else f'samples of shape {tuple(dataset.spec.shape)}'}")
 
 
-def train_classifier(dataset, *, epochs: int | None = None, seed: int = 0, width: int = 32,
+def train_classifier(dataset: Dataset, *, epochs: int | None = None, seed: int = 0, width: int = 32,
                      out_dir: str | Path | None = None, progress: bool = True) -> Classifier:
     """Train the domain classifier of ``dataset`` (a labelled image or binary set) and save it (module docstring)."""
     from ..runs import atomic_write_bytes
 
-    if getattr(dataset, "stacked", False):
+    if dataset.stacked:
         raise EbmlabError(f"{dataset.name} is a stacked set: its channels are labelled by the classifier of "
                           f"{dataset.base}; train that one (`ebmlab classifier train --data {dataset.base}`)")
     check_classifiable(dataset)
@@ -237,19 +238,19 @@ def load_classifier(name: str, directory: str | Path | None = None, *, data_sha2
     return Classifier(net.eval(), info)
 
 
-def has_classifier(dataset) -> bool:
+def has_classifier(dataset: Dataset) -> bool:
     """Whether the classifier ``dataset``'s image metrics need is already trained (else the first image
     evaluation trains it)."""
     return (classifier_dir() / f"{classifier_name(dataset)}.json").is_file()
 
 
-def get_classifier(dataset, *, progress: bool = True) -> Classifier:
+def get_classifier(dataset: Dataset, *, progress: bool = True) -> Classifier:
     """The classifier of ``dataset`` (of its base set when stacked), trained on first use."""
     from ..data import get_dataset
 
     name = classifier_name(dataset)
     d = classifier_dir()
-    base = get_dataset(dataset.base, data_dir=dataset.data_dir) if getattr(dataset, "stacked", False) else dataset
+    base = get_dataset(dataset.base, data_dir=dataset.data_dir) if dataset.stacked else dataset
     if not (d / f"{name}.json").is_file():
         if progress:
             epochs = DEFAULT_EPOCHS.get(name, 5)

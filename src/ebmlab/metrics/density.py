@@ -11,6 +11,7 @@ from ..errors import NonNormalisableError
 from ..quadrature import EnergyFn, evaluate_on_grid, grid, log_partition, log_partition_on_box
 
 from ..metadata import Metric
+from ..data.base import Dataset
 
 METRICS = {
     "nll": Metric("density", "nats", "↓", "exact test NLL of exp(−E) by quadrature", True),
@@ -27,7 +28,7 @@ BOOKKEEPING = {"quad_n", "quad_box", "density_status", "entropy_true"}
 SAME_AS = {"nll_box": "nll", "kl_box": "kl"}  # the real-data value of a metric on another normalisation
 
 
-def density_metrics(energy_fn: EnergyFn, dataset, *, test: Tensor | None = None, device=None) -> dict[str, float | str]:
+def density_metrics(energy_fn: EnergyFn, dataset: Dataset, *, test: Tensor | None = None, device=None) -> dict[str, float | str]:
     """Exact test NLL, KL(p_data ‖ p_model) and total variation of the model p ∝ exp(−E), in nats.
 
     NLL = mean_test E(x) + log Z; KL = NLL − H(p_data) (H is the data's true entropy, the NLL floor);

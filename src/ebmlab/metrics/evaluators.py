@@ -40,6 +40,8 @@ from ..runs import atomic_write_bytes, fault_point
 from .density import density_metrics
 from .distances import median_bandwidth, mmd2_unbiased, wasserstein1
 from .modes import mode_metrics
+from ..data.base import Dataset
+from ..data.toy import ToyDataset
 
 REFERENCE_SEED = 777
 FLOOR_SEED, FLOOR_DRAWS = 1777, 5  # the noise floor (Toy2D.floor): its draws' seeds and how many are averaged
@@ -52,27 +54,27 @@ class Evaluator(abc.ABC):
     kinds: ClassVar[tuple[str, ...]]
 
     @abc.abstractmethod
-    def sample_metrics(self, samples: Tensor, dataset: Any, *, n_features: int | None = None) -> dict[str, Any]:
+    def sample_metrics(self, samples: Tensor, dataset: Dataset, *, n_features: int | None = None) -> dict[str, Any]:
         """Metrics of model samples [n, *shape] against the test split."""
 
     @abc.abstractmethod
-    def reference(self, dataset: Any, n: int) -> dict[str, Any]:
+    def reference(self, dataset: Dataset, n: int) -> dict[str, Any]:
         """The same metrics for real data at the same sample count (the ceiling)."""
 
     @abc.abstractmethod
-    def protocol(self, dataset: Any, n: int) -> dict[str, Any]:
+    def protocol(self, dataset: Dataset, n: int) -> dict[str, Any]:
         """How the numbers are computed (beside the sample count and test split every kind states)."""
 
-    def floor(self, dataset: Any, n: int) -> dict[str, Any] | None:
+    def floor(self, dataset: Dataset, n: int) -> dict[str, Any] | None:
         """The same metrics for samples that know nothing of the data but where it lies (the floor a model must
         beat), where this kind has one; None otherwise."""
         return None
 
-    def n_draw(self, dataset: Any, n: int) -> int:
+    def n_draw(self, dataset: Dataset, n: int) -> int:
         """Model samples drawn for an evaluation with ``n`` evaluation samples."""
         return n
 
-    def n_compared(self, dataset: Any, n: int) -> int:
+    def n_compared(self, dataset: Dataset, n: int) -> int:
         """Samples compared with as many test points (the distances' sample count): n, or the test split's size
         when it is smaller."""
         return min(n, dataset.n_test)
@@ -85,16 +87,16 @@ class Evaluator(abc.ABC):
                                    device=method.device, model=weights_digest(method))
             return torch.cat([method.sample(min(CHUNK, n - i), generator=generator) for i in range(0, n, CHUNK)])
 
-    def density(self, method: Any, dataset: Any) -> dict[str, Any]:
+    def density(self, method: Any, dataset: Dataset) -> dict[str, Any]:
         """Density metrics of the method's energy, where this kind has exact ones."""
         return {}
 
-    def tempered(self, fn: Any, dataset: Any, device: Any) -> dict[str, Any]:
+    def tempered(self, fn: Any, dataset: Dataset, device: Any) -> dict[str, Any]:
         """The temperature report of an energy family exp(−D/τ), where this kind has one."""
         return {}
 
     # --- the flow shared by every kind -----------------------------------------------------------------------
-    def evaluate(self, method: Any, dataset: Any, *, n_samples: int = 2500, seed: int = 0,
+    def evaluate(self, method: Any, dataset: Dataset, *, n_samples: int = 2500, seed: int = 0,
                  density: bool = True, cache: Path | None = None) -> dict[str, Any]:
         """Evaluate a trained method: a flat dict of metrics. ``cache``: a directory that makes the draw of the
         samples resumable (:func:`cached_draw`); the caller removes it once the metrics are kept."""
@@ -194,6 +196,19 @@ def _scored(key: str, value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and not key.startswith("n_")
 
 
+def _toy(dataset: Dataset) -> ToyDataset:
+    """The data set of the toy2d evaluator as what it is: a 2D set with an exact sampler, entropy and box."""
+    assert isinstance(dataset, ToyDataset), f"the toy2d evaluator got {type(dataset).__name__}"
+    return dataset
+
+
+def _modes(dataset: Dataset) -> tuple[Tensor, float]:
+    """The means and standard deviation of an equal-weight mixture's modes (``has_modes`` data)."""
+    modes, std = _toy(dataset).modes, _toy(dataset).mode_std
+    assert modes is not None and std is not None, f"{dataset.name} has no modes"
+    return modes, std
+
+
 class Toy2D(Evaluator):
     kinds = ("toy2d",)
 
@@ -202,14 +217,14 @@ class Toy2D(Evaluator):
         with torch.no_grad():
             return method.sample(n, generator=generator)
 
-    def sample_metrics(self, samples: Tensor, dataset: Any, *, n_features: int | None = None,
+    def sample_metrics(self, samples: Tensor, dataset: Dataset, *, n_features: int | None = None,
                        bandwidth: float | None = None) -> dict[str, Any]:
         """Mode metrics (mixtures only), unbiased MMD² and W1 of samples [n, 2] against the test split."""
         samples = samples.detach().to("cpu", torch.float32)
         finite = torch.isfinite(samples).all(dim=1)
         out: dict[str, Any] = {"frac_finite": float(finite.float().mean())}
         if dataset.has_modes:
-            out.update(mode_metrics(samples, dataset.modes, dataset.mode_std))
+            out.update(mode_metrics(samples, *_modes(dataset)))
         s = samples[finite]
         n = len(samples)
         test = dataset.test[:n]
@@ -218,15 +233,16 @@ class Toy2D(Evaluator):
         out["w1"] = wasserstein1(s, test) if len(s) > 0 else float("nan")
         return out
 
-    def reference(self, dataset: Any, n: int) -> dict[str, Any]:
+    def reference(self, dataset: Dataset, n: int) -> dict[str, Any]:
         """Fresh exact samples, plus the true entropy (the NLL floor)."""
-        x = dataset.sample(n, generator=torch.Generator().manual_seed(REFERENCE_SEED)).float()
+        toy = _toy(dataset)
+        x = toy.sample(n, generator=torch.Generator().manual_seed(REFERENCE_SEED)).float()
         out = self.sample_metrics(x, dataset)
-        out["nll"] = dataset.entropy
+        out["nll"] = toy.entropy
         out["kl"] = 0.0
         return out
 
-    def floor(self, dataset: Any, n: int) -> dict[str, Any]:
+    def floor(self, dataset: Dataset, n: int) -> dict[str, Any]:
         """Uniform noise on the data set's box, at n samples. Under the VEEGAN/PacGAN protocol one high-quality
         sample captures a mode, so noise captures many where the 3σ discs cover much of the box: on 2500 samples
         67–74 of grid100's 100 modes, all 8 of ring8_lbt's (σ = 0.1), 16–17 of grid25's 25, 2–5 of ring8's 8. A
@@ -235,7 +251,7 @@ class Toy2D(Evaluator):
         The mode metrics are the mean over :data:`FLOOR_DRAWS` draws (fixed seeds; one draw's count varies by a few
         modes), the distances (MMD², exact W1) those of the first draw: they vary by ~1 % between draws, and the
         exact W1 is what costs (seconds at 2500 points)."""
-        lo, hi = dataset.box
+        lo, hi = _toy(dataset).box
 
         def draw(i: int) -> Tensor:
             g = torch.Generator().manual_seed(FLOOR_SEED + i)
@@ -244,22 +260,21 @@ class Toy2D(Evaluator):
         first = draw(0)
         out = self.sample_metrics(first, dataset)
         if dataset.has_modes:
-            per = [mode_metrics(u, dataset.modes, dataset.mode_std)
-                   for u in (first, *(draw(i) for i in range(1, FLOOR_DRAWS)))]
+            per = [mode_metrics(u, *_modes(dataset)) for u in (first, *(draw(i) for i in range(1, FLOOR_DRAWS)))]
             for k in ("modes", "hq", "mode_kl"):
-                vals = [m[k] for m in per if m[k] is not None]
-                out[k] = sum(float(v) for v in vals) / len(vals) if vals else None
+                vals = [float(v) for m in per if (v := m[k]) is not None]
+                out[k] = sum(vals) / len(vals) if vals else None
         return out
 
-    def protocol(self, dataset: Any, n: int) -> dict[str, Any]:
+    def protocol(self, dataset: Dataset, n: int) -> dict[str, Any]:
         return {"hq_threshold": "3 sigma", "density": "grid quadrature (exact up to grid error)",
-                "noise_floor": f"uniform noise on the box {list(dataset.box)}² at the same sample count (mode "
+                "noise_floor": f"uniform noise on the box {list(_toy(dataset).box)}² at the same sample count (mode "
                                f"metrics: mean of {FLOOR_DRAWS} draws)"}
 
-    def density(self, method: Any, dataset: Any) -> dict[str, Any]:
+    def density(self, method: Any, dataset: Dataset) -> dict[str, Any]:
         return density_metrics(method.density_energy, dataset, device=method.device)
 
-    def tempered(self, fn: Any, dataset: Any, device: Any) -> dict[str, Any]:
+    def tempered(self, fn: Any, dataset: Dataset, device: Any) -> dict[str, Any]:
         from .temperature import tau_report
 
         return tau_report(fn, dataset, device=device)
@@ -268,30 +283,30 @@ class Toy2D(Evaluator):
 class Images(Evaluator):
     kinds = ("image", "binary")
 
-    def n_draw(self, dataset: Any, n: int) -> int:
+    def n_draw(self, dataset: Dataset, n: int) -> int:
         from .images import n_eval_samples
 
         return n_eval_samples(dataset, n)
 
-    def sample_metrics(self, samples: Tensor, dataset: Any, *, n_features: int | None = None) -> dict[str, Any]:
+    def sample_metrics(self, samples: Tensor, dataset: Dataset, *, n_features: int | None = None) -> dict[str, Any]:
         from .images import image_metrics
 
         return image_metrics(samples, dataset, n_features=n_features)
 
-    def reference(self, dataset: Any, n: int) -> dict[str, Any]:
+    def reference(self, dataset: Dataset, n: int) -> dict[str, Any]:
         from .images import real_reference_arrays
 
         return real_reference_arrays(dataset, n)
 
-    def protocol(self, dataset: Any, n: int) -> dict[str, Any]:
-        if dataset.train_labels is None and not getattr(dataset, "stacked", False):
+    def protocol(self, dataset: Dataset, n: int) -> dict[str, Any]:
+        if dataset.train_labels is None and not dataset.stacked:
             return Vectors().protocol(dataset, n)
         from .classifier import classifier_name
 
         out = {"features": f"penultimate layer of the {classifier_name(dataset)} domain classifier (clf_*; not "
                            f"Inception, not FID); real_vs_real compares {min(n, dataset.n_test)} train images with as "
                            f"many test images"}
-        if getattr(dataset, "stacked", False):
+        if dataset.stacked:
             out["modes"] = "26,000 samples, each channel labelled by the base classifier; KL(q || uniform over 1000)"
         return out
 
@@ -299,19 +314,19 @@ class Images(Evaluator):
 class Vectors(Evaluator):
     kinds = ("vectors",)
 
-    def sample_metrics(self, samples: Tensor, dataset: Any, *, n_features: int | None = None) -> dict[str, Any]:
+    def sample_metrics(self, samples: Tensor, dataset: Dataset, *, n_features: int | None = None) -> dict[str, Any]:
         from .images import vector_metrics
 
         return vector_metrics(samples, dataset)
 
-    def reference(self, dataset: Any, n: int) -> dict[str, Any]:
+    def reference(self, dataset: Dataset, n: int) -> dict[str, Any]:
         from .images import real_reference_arrays
 
         return real_reference_arrays(dataset, n)
 
-    def protocol(self, dataset: Any, n: int) -> dict[str, Any]:
+    def protocol(self, dataset: Dataset, n: int) -> dict[str, Any]:
         out = {"distances": "MMD^2 (RBF, median bandwidth), sliced W1 (200 directions), exact W1 up to 3000 points"}
-        std = getattr(dataset, "standardisation", None)
+        std = dataset.standardisation
         if std is not None:
             out["units"] = (f"the data were standardised, (x − mean) / std per coordinate with the train split's "
                             f"mean and std: samples, distances and NLLs are in those units; an NLL in the original "
@@ -322,18 +337,18 @@ class Vectors(Evaluator):
 EVALUATORS: dict[str, Evaluator] = {kind: ev for ev in (Toy2D(), Images(), Vectors()) for kind in ev.kinds}
 
 
-def evaluator_for(dataset: Any) -> Evaluator:
+def evaluator_for(dataset: Dataset) -> Evaluator:
     """The evaluator of the data set's kind."""
     return EVALUATORS[dataset.kind]
 
 
 # --- the entry points the rest of ebmlab calls --------------------------------------------------------------------
-def sample_metrics(samples: Tensor, dataset: Any, *, n_features: int | None = None) -> dict[str, Any]:
+def sample_metrics(samples: Tensor, dataset: Dataset, *, n_features: int | None = None) -> dict[str, Any]:
     """The sample metrics of the data's kind."""
     return evaluator_for(dataset).sample_metrics(samples, dataset, n_features=n_features)
 
 
-def real_reference(dataset: Any, n: int) -> dict[str, Any]:
+def real_reference(dataset: Dataset | str, n: int) -> dict[str, Any]:
     """The real-data reference of the data's kind at n samples. ``dataset``: a data set or a built-in name."""
     if isinstance(dataset, str):
         from ..data import get_dataset
@@ -343,11 +358,11 @@ def real_reference(dataset: Any, n: int) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=32)
-def _real_reference(ds: Any, n: int) -> dict[str, Any]:
+def _real_reference(ds: Dataset, n: int) -> dict[str, Any]:
     return evaluator_for(ds).reference(ds, n)
 
 
-def noise_floor(dataset: Any, n: int) -> dict[str, Any]:
+def noise_floor(dataset: Dataset | str, n: int) -> dict[str, Any]:
     """{"noise_floor": the metrics of noise at n samples} where the data's kind has a floor, else {} (a summary's
     entry beside ``real_vs_real``). ``dataset``: a data set or a built-in name."""
     if isinstance(dataset, str):
@@ -359,11 +374,11 @@ def noise_floor(dataset: Any, n: int) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=32)
-def _noise_floor(ds: Any, n: int) -> dict[str, Any] | None:
+def _noise_floor(ds: Dataset, n: int) -> dict[str, Any] | None:
     return evaluator_for(ds).floor(ds, n)
 
 
-def evaluate_method(method: Any, dataset: Any, *, n_samples: int = 2500, seed: int = 0,
+def evaluate_method(method: Any, dataset: Dataset, *, n_samples: int = 2500, seed: int = 0,
                     density: bool = True, cache: Path | None = None) -> dict[str, Any]:
     """Evaluate a trained method on a data set with the evaluator of its kind; a flat dict of metrics
     (``cache``: :meth:`Evaluator.evaluate`)."""

@@ -28,6 +28,7 @@ from .distances import median_bandwidth, mmd2_unbiased, wasserstein1
 from .features import frechet_distance, inception_style_score, kid, prdc
 
 from ..metadata import Metric
+from ..data.base import Dataset
 
 METRICS = {
     "clf_fd": Metric("samples", "", "↓", "Fréchet distance in the domain classifier's features (not FID)", True),
@@ -89,7 +90,7 @@ def in_manifold(f: Tensor, f_real: Tensor, k: int = 3, chunk: int = 2048) -> Ten
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
 
 
-def _clamp(x: Tensor, dataset) -> Tensor:
+def _clamp(x: Tensor, dataset: Dataset) -> Tensor:
     lo, hi = dataset.spec.value_range
     return x.detach().float().cpu().clamp(lo, hi)
 
@@ -113,16 +114,16 @@ def _feature_metrics(f_fake: Tensor, p_fake: Tensor, f_real: Tensor) -> dict[str
     return out
 
 
-def image_metrics(samples: Tensor, dataset, *, n_features: int | None = None) -> dict[str, Any]:
+def image_metrics(samples: Tensor, dataset: Dataset, *, n_features: int | None = None) -> dict[str, Any]:
     """Classifier-feature metrics of samples [n, *shape] against the test split (and stacked modes)."""
-    if dataset.train_labels is None and not getattr(dataset, "stacked", False):
+    if dataset.train_labels is None and not dataset.stacked:
         return vector_metrics(samples.flatten(1), dataset, flatten=True)
     x = samples.detach().cpu()
     finite = torch.isfinite(x.flatten(1)).all(1)
     out: dict[str, Any] = {"frac_finite": float(finite.float().mean())}
     x = _clamp(x[finite], dataset)
     clf = get_classifier(dataset)
-    stacked = getattr(dataset, "stacked", False)
+    stacked = dataset.stacked
     f, p, lab, conf = _features(clf, x, stacked)
     n = min(len(x), n_features or len(x), len(dataset.test))
     f_real, *_ = _features(clf, dataset.test[:n], stacked)
@@ -146,7 +147,7 @@ def image_metrics(samples: Tensor, dataset, *, n_features: int | None = None) ->
     return out
 
 
-def vector_metrics(samples: Tensor, dataset, *, flatten: bool = False) -> dict[str, Any]:
+def vector_metrics(samples: Tensor, dataset: Dataset, *, flatten: bool = False) -> dict[str, Any]:
     """MMD², sliced W1 and exact W1 (when small enough) of samples [n, D] against the test split."""
     import ot
 
@@ -167,9 +168,9 @@ def vector_metrics(samples: Tensor, dataset, *, flatten: bool = False) -> dict[s
     return out
 
 
-def real_reference_arrays(dataset, n: int) -> dict[str, Any]:
+def real_reference_arrays(dataset: Dataset, n: int) -> dict[str, Any]:
     """The same metrics with n real training images in place of samples (the real-vs-real ceiling)."""
-    stacked = getattr(dataset, "stacked", False)
+    stacked = dataset.stacked
     n_draw = STACKED_SAMPLES if stacked else n
     g = torch.Generator().manual_seed(777)
     idx = torch.randperm(dataset.n_train, generator=g)[:min(n_draw, dataset.n_train)]
@@ -189,9 +190,9 @@ def real_reference_arrays(dataset, n: int) -> dict[str, Any]:
     return out
 
 
-def n_eval_samples(dataset, n: int) -> int:
+def n_eval_samples(dataset: Dataset, n: int) -> int:
     """Samples drawn for an evaluation: n, or 26,000 for the stacked sets' mode counting."""
-    return max(n, STACKED_SAMPLES) if getattr(dataset, "stacked", False) else n
+    return max(n, STACKED_SAMPLES) if dataset.stacked else n
 
 
 __all__ = ["CONFIDENT", "STACKED_SAMPLES", "image_metrics", "n_eval_samples", "real_reference_arrays", "stacked_mode_counts",

@@ -22,9 +22,10 @@ import torch
 
 from ..bounds.discrete import bits_per_dim, dequantisation_offset, dequantise
 from ..samplers.ais import ais_log_z
+from ..data.base import Dataset
 
 
-def ais_report(method, dataset, *, n_steps: int = 500, n_chains: int = 64, seed: int = 0,
+def ais_report(method, dataset: Dataset, *, n_steps: int = 500, n_chains: int = 64, seed: int = 0,
                progress: bool = False) -> dict[str, Any]:
     shape = tuple(dataset.shape)
     device = getattr(method, "device", None) or torch.device("cpu")

@@ -17,6 +17,7 @@ import torch
 from ..errors import EbmlabError
 
 from ..metadata import Metric
+from ..data.base import Dataset
 
 METRICS = {"probe_test_error": Metric("method", "%", "↓", "linear probe test error on the frozen energy features")}
 BOOKKEEPING = {"probe_feature_dim", "probe_n_test", "probe_n_train"}
@@ -32,7 +33,7 @@ def _features(method, x: torch.Tensor, chunk: int = 1024) -> np.ndarray:
         method.train(True)
 
 
-def linear_probe(method, dataset, *, n_train: int = 10_000, seed: int = 0, c: float = 1.0) -> dict[str, Any]:
+def linear_probe(method, dataset: Dataset, *, n_train: int = 10_000, seed: int = 0, c: float = 1.0) -> dict[str, Any]:
     """Test error of a logistic regression on frozen features (module docstring)."""
     from sklearn.linear_model import LogisticRegression
 

@@ -15,6 +15,7 @@ from torch import Tensor
 from ..errors import NonNormalisableError
 from ..quadrature import log_partition, log_partition_on_box, release_grid_cache
 from .density import density_metrics
+from ..data.base import Dataset
 
 
 class _Memo:
@@ -38,7 +39,7 @@ class _Memo:
         return lambda x: self(x) / tau
 
 
-def _nll(memo: _Memo, dataset, e_test: float, tau: float, device) -> tuple[float, bool]:
+def _nll(memo: _Memo, dataset: Dataset, e_test: float, tau: float, device) -> tuple[float, bool]:
     """(test NLL of exp(−D/τ), normalisable on R²); the box-restricted NLL when it is not normalisable."""
     try:
         q = log_partition(memo.scaled(tau), dataset.box, device=device)
@@ -50,7 +51,7 @@ def _nll(memo: _Memo, dataset, e_test: float, tau: float, device) -> tuple[float
         return e_test / tau + q.log_z, False
 
 
-def best_tau(memo: _Memo, dataset, *, device=None, decades: tuple[float, float] = (-3.0, 2.0),
+def best_tau(memo: _Memo, dataset: Dataset, *, device=None, decades: tuple[float, float] = (-3.0, 2.0),
              per_decade: int = 4, tol: float = 0.01) -> tuple[float, int, int]:
     """argmin over τ of the test NLL of exp(−D/τ): (τ, quadratures run, scanned τ flagged non-normalisable).
 
@@ -96,7 +97,7 @@ def best_tau(memo: _Memo, dataset, *, device=None, decades: tuple[float, float] 
     return math.exp(t_best), len(seen), sum(not ok for t, (_, ok) in seen.items() if t in logs)
 
 
-def tau_report(d_fn: Callable[[Tensor], Tensor], dataset, *, device=None) -> dict[str, Any]:
+def tau_report(d_fn: Callable[[Tensor], Tensor], dataset: Dataset, *, device=None) -> dict[str, Any]:
     """Exact (quadrature) density metrics of p_τ ∝ exp(−D/τ) at τ = 1 and at the test-NLL-minimising τ.
 
     Keys: ``nll_tau1``, ``kl_tau1``, ``tv_tau1`` and ``nll_best_tau``, ``kl_best_tau``, ``tv_best_tau``, with

@@ -105,6 +105,7 @@ from ...nets.calls import in_blocks
 from ...nets.build import Net
 from ..base import LatentGenerator, Method, adam, frozen, optimizer_step
 from .bounds import LOG_2PI, LOWER_BOUNDS, UPPER_BOUNDS, JacobianLower, MILower, _chi2_log_z, _mean_se, _mode
+from ...data.base import Dataset
 
 @dataclass(frozen=True)
 class BiBConfig:
@@ -316,7 +317,7 @@ class BiB(LatentGenerator, Method):
             return self.lower.sample(self.noise(n, self.config.z_dim, gen), gen)
 
     # --- the reported bounds --------------------------------------------------------------------------------
-    def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
+    def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
         """Lower and upper bounds on the test NLL in nats, with Monte-Carlo standard errors (module docstring)."""
         c, n = self.config, self.config.bound_samples
         gen = torch.Generator(device=self.device).manual_seed(12345)  # own noise: training RNGs untouched
