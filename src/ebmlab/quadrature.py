@@ -117,7 +117,7 @@ def release_grid_cache() -> None:
     _shell.cache_clear()
 
 
-def log_partition(
+def log_partition(  # noqa: C901, PLR0915 - the four numbered steps of the docstring, in order, sharing their state
     energy_fn: EnergyFn,
     box: tuple[float, float],
     *,

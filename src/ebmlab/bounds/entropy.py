@@ -407,8 +407,9 @@ def _smallest_ritz_vector(JQ: Tensor, keep: Tensor, squarings: int = RITZ_SQUARI
 EXACT_JP_FROM = 2
 
 
-def lobpcg_smin(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.Generator | None = None,
-                v0: Tensor | None = None, sync_free: bool = False) -> SminEstimate:
+def lobpcg_smin(  # noqa: PLR0915 - Knyazev's iteration in one piece, as in the paper, beside its cited steps
+        G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.Generator | None = None,
+        v0: Tensor | None = None, sync_free: bool = False) -> SminEstimate:
     """Smallest singular value of each J_z by matrix-free block-1 LOBPCG on JᵀJ (Knyazev 2001).
 
     G: row-wise generator z[b, d] → x[b, ...] (see the module docstring on BatchNorm; G needs double-backward

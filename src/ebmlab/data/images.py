@@ -267,6 +267,14 @@ def _user_dataset(path: str, *, image_size: int = 0) -> ArrayDataset:
     if p.suffix not in (".npz", ".npy", ".csv"):
         raise EbmlabError(f"unknown data set {path!r}: not a built-in name, a .npz/.npy/.csv file or a folder of "
                           f"images")
+    x, xt_, y, yt = _user_arrays(p)
+    return _from_arrays(p, x, xt_, y, yt)
+
+
+def _user_arrays(p: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(train, test, train labels, test labels) of a user's .npy/.npz/.csv, checked: at least 2 samples, the same
+    sample shape in both splits, real numbers (bools as 0/1), finite values, a label per sample; without a test
+    array a fixed 10 % is held out."""
     a = read_user_array(p)
     x, xt = a["train"], a.get("test")
     y, yt = a.get("train_y"), a.get("test_y")
@@ -291,9 +299,14 @@ def _user_dataset(path: str, *, image_size: int = 0) -> ArrayDataset:
     if xt is None:
         x, xt, y, yt = _split_off_test(x, y)
     assert xt is not None
-    xt_: np.ndarray = xt  # (a name the closures below see as set)
+    return x, xt, y, yt
+
+
+def _from_arrays(p: Path, x: np.ndarray, xt_: np.ndarray, y: np.ndarray | None,
+                 yt: np.ndarray | None) -> ArrayDataset:
+    """The data set of checked arrays: binary vectors, standardised vectors, binary images or images."""
     n_classes = int(max(y.max(), -1 if yt is None else yt.max()) + 1) if y is not None else None
-    if x.ndim == 2 and np.isin(x, (0, 1)).all() and np.isin(xt, (0, 1)).all():
+    if x.ndim == 2 and np.isin(x, (0, 1)).all() and np.isin(xt_, (0, 1)).all():
         return ArrayDataset(str(p), f"{len(x)} binary vectors of dimension {x.shape[1]} from {p}",
                             DataSpec("binary", (x.shape[1],), (0.0, 1.0)),
                             lambda: Arrays(x.astype(np.uint8), xt_.astype(np.uint8), y, yt), as_float,
