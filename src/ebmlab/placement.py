@@ -138,6 +138,15 @@ class Placement:
             batch = batch.contiguous(memory_format=torch.channels_last)
         return batch
 
+    def describe(self) -> str:
+        """The placement in one line, as ``train`` prints it before the first step."""
+        steps = ("eager" if self.graphs is None else f"eager ({self.eager_because})" if self.eager_because
+                 else f"captured graphs ({self.graphs})")
+        return (f"placement: {self.device}, {self.threads} thread{'s' if self.threads != 1 else ''}, "
+                f"{self.processes} process{'es' if self.processes != 1 else ''}, {self.precision}"
+                f"{', channels-last' if self.channels_last else ''}"
+                f"{', data on the device' if self.data_on_device else ''}; steps {steps}")
+
     def record(self) -> dict[str, Any]:
         """The placement as the run record (run.json) states it."""
         return {"device": str(self.device), "threads": self.threads, "processes": self.processes,

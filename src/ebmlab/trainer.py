@@ -91,7 +91,7 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
         if place.data_on_device:
             batches.on_device(place.device)
         if echo and place.main:
-            print(cfg.echo(), flush=True)
+            print(cfg.echo(), place.describe(), sep="\n", flush=True)
         if place.main and progress:
             announce_classifier(ds)
         with run.lock() if place.main else contextlib.nullcontext():  # one process trains into a run directory
