@@ -125,3 +125,34 @@ def test_a_second_process_on_the_same_run_directory_is_refused(tmp_path):
         os.close(fd)
     res = ebmlab.train("gan", "ring8", out=tmp_path / "r", **kw)  # the holder has gone: it resumes and finishes
     assert res.resumed_from == 10 and res.summary
+
+
+# --- the steps of a resumed run (run records that stay true) --------------------------------------------------------
+_QUICK = {"eval_samples": 50, "plots": False, "tensorboard": False, "eval_density": False, "log_every": 5,
+          "ckpt_every": 5}
+
+
+def test_steps_below_a_runs_step_are_refused_and_nothing_changes(tmp_path):
+    """--steps 10 on a finished 20-step run reported its step-20 model as step 10 in summary.json, metrics.jsonl
+    and run.json; now it is refused and the run's files stay byte for byte as they were."""
+    out = tmp_path / "r"
+    ebmlab.train("gan", "ring8", out=out, progress=False, overrides={**_QUICK, "steps": 20})
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    with pytest.raises(EbmlabError, match="at step 20; steps=10 would end it before where it is"):
+        ebmlab.train("gan", "ring8", out=out, progress=False, overrides={**_QUICK, "steps": 10})
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_a_finished_run_is_extended_only_when_asked(tmp_path, capsys):
+    """Without steps, the same command on a finished run reports it (it trained on to the default 5000 before); a
+    larger steps extends it, and says so."""
+    out = tmp_path / "r"
+    over = {**_QUICK, "steps": 10}
+    first = ebmlab.train("gan", "ring8", out=out, progress=False, overrides=over)
+    again = ebmlab.train("gan", "ring8", out=out, progress=False, overrides=_QUICK)  # steps left out
+    assert again.summary == first.summary and again.summary["step"] == 10
+    assert json.loads((out / "config.json").read_text())["run"]["steps"] == 10
+    capsys.readouterr()
+    more = ebmlab.train("gan", "ring8", out=out, progress=True, overrides={**_QUICK, "steps": 15})
+    assert "extending the finished run" in capsys.readouterr().out and more.summary["step"] == 15
+    assert json.loads((out / "config.json").read_text())["run"]["steps"] == 15

@@ -161,6 +161,8 @@ def _sample(args) -> None:
         line += (f" ({smp['sampler']}, inverse temperature {smp['inverse_temperature']}, {smp['mcmc_steps']} "
                  f"steps, step size {smp['mcmc_step_size']}"
                  + (f", friction {smp['mcmc_friction']}" if smp["sampler"] == "kinetic" else "") + ")")
+    if smp.get("sampler") in ("ula", "kinetic"):
+        line += "; no accept/reject step"
     for key, label in (("acceptance", "mean acceptance"), ("latent_energy_start", "latent energy at the start"),
                        ("latent_energy_end", "at the end")):
         if info.get(key) is not None and math.isfinite(info[key]):

@@ -298,13 +298,14 @@ def check_arguments(method: Any, data: Any, out: Any, config_file: Any, override
         raise EbmlabError(f"overrides must be a dict of option name -> value, got {type(overrides).__name__}")
 
 
-def check_resumable(run: RunDir, cfg: ResolvedConfig, placement: tuple[str, ...]) -> str | None:
+def check_resumable(run: RunDir, cfg: ResolvedConfig, placement: tuple[str, ...]) -> tuple[str | None, int | None]:
     """Refuse to train ``cfg`` into a run directory that holds another method, data set or options (the run options
     named in ``placement`` aside: ``ebmlab.placement.RESUMABLE``), or a new run into a directory of other files;
-    the content hash of the user's data the run recorded (None for a new run or built-in data)."""
+    (the content hash of the user's data the run recorded, the steps it was last asked to train), both None for a
+    new run (the hash also for built-in data)."""
     if not run.exists():
         run.check_new()
-        return None
+        return None, None
     raw = read_json(run.config_path)
     saved = config_from_dict(raw, run.config_path).to_dict()
     for key, what in (("method", "method"), ("data", "data set")):
@@ -314,7 +315,28 @@ def check_resumable(run: RunDir, cfg: ResolvedConfig, placement: tuple[str, ...]
     now = cfg.to_dict()
     run.check_resume({k: saved[k] for k in ("run", "method_config")}, {k: now[k] for k in ("run", "method_config")},
                      placement=tuple(f"run.{k}" for k in placement))
-    return raw.get("data_sha256")
+    return raw.get("data_sha256"), int(saved["run"]["steps"])
+
+
+def resume_steps(cfg: ResolvedConfig, run: RunDir, saved_steps: int | None, at: int) -> tuple[ResolvedConfig, str]:
+    """The steps a run resumed at step ``at`` trains to, and what to say about it. Without ``steps`` asked for (the
+    command line, overrides or a --config file: not a default or preset), the run's own ``saved_steps``: running
+    the same command again never extends a finished run. Asked for, at least ``at`` (below it the run would report
+    its step-``at`` model as an earlier one: refused, nothing written); above a finished run's steps it is
+    extended, and said so."""
+    if saved_steps is None:
+        return cfg, ""
+    src = cfg.source("steps")
+    if src == "default" or src.startswith("preset "):
+        return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, steps=saved_steps)), ""
+    if cfg.run.steps < at:
+        raise EbmlabError(f"{run.path} holds a run at step {at}; steps={cfg.run.steps} would end it before where it "
+                          f"is (its model would be reported as a step-{cfg.run.steps} one) — give steps ≥ {at} to "
+                          f"go on, leave steps out to finish it as it was asked ({saved_steps}), or train a new run "
+                          f"with another --out")
+    if at >= saved_steps and cfg.run.steps > at:
+        return cfg, f"extending the finished run {run.path} from step {at} to {cfg.run.steps} (steps={cfg.run.steps})"
+    return cfg, ""
 
 
 def resolve_config(method: str, data: str, *, config_file: str | Path | None = None,

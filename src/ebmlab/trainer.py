@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from . import distributed, graphs
 from .budget import Budget
-from .config import ResolvedConfig, check_arguments, check_resumable, resolve_config
+from .config import ResolvedConfig, check_arguments, check_resumable, resolve_config, resume_steps
 from .data import check_same_data, user_data_sha256
 from .data.batches import make_batches
 from .errors import DivergenceError
@@ -74,7 +74,9 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
     out = Path(out) if out is not None else cfg.default_out()
     check_output_dir(out)
     run = RunDir(out)
-    saved_data_sha = check_resumable(run, cfg, RESUMABLE)
+    saved_data_sha, saved_steps = check_resumable(run, cfg, RESUMABLE)
+    ckpt = run.load_checkpoint(cfg.method) if saved_steps is not None else None
+    cfg, extending = resume_steps(cfg, run, saved_steps, int(ckpt["step"]) if ckpt is not None else 0)
     # everything that can refuse the options (the data set, the placement, the method's own checks) runs before the
     # run directory is made or config.json written, so a refused command leaves nothing behind
     rc, ds = cfg.run, cfg.dataset
@@ -93,13 +95,15 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
         if echo and place.main:
             print(cfg.echo(), place.describe(), sep="\n", flush=True)
         if place.main and progress:
+            if extending:
+                print(extending, flush=True)
             announce_classifier(ds)
         with run.lock() if place.main else contextlib.nullcontext():  # one process trains into a run directory
             if place.main:
                 run.clean_temporary()
                 write_json(run.config_path, {**cfg.to_dict(), **({"data_sha256": data_sha} if data_sha else {})})
             distributed.barrier(world)
-            return _train_loop(cfg, run, method_, batches, place, progress=progress and place.main,
+            return _train_loop(cfg, run, ckpt, method_, batches, place, progress=progress and place.main,
                                stop_after=stop_after)
     finally:
         distributed.finish(world)
@@ -173,13 +177,13 @@ class _Session:
                            train_cpu_seconds=None if self.cpu_before is None else self.cpu_before + cpu)
 
 
-def _begin(cfg: ResolvedConfig, run: RunDir, method: Method, batches: Any, place: Placement) -> _Session:
+def _begin(cfg: ResolvedConfig, run: RunDir, ckpt: dict[str, Any] | None, method: Method, batches: Any,
+           place: Placement) -> _Session:
     """Restore the checkpoint if there is one (method, batches, RNG, step, budget counts and seconds) and start
     this session's record."""
     rc = cfg.run
     budget = Budget(method.networks, max_seconds=rc.max_seconds, max_evals=rc.max_evals,
                     processes=place.processes, max_cpu_seconds=rc.max_cpu_seconds)
-    ckpt = run.load_checkpoint(cfg.method)
     start, stopped_by, cpu_before = 0, None, 0.0  # type: int, str | None, float | None
     if ckpt is not None:
         method.load_state_dict(ckpt["method_state"])
@@ -200,10 +204,10 @@ def _begin(cfg: ResolvedConfig, run: RunDir, method: Method, batches: Any, place
                     cpu_before, step=start)
 
 
-def _train_loop(cfg: ResolvedConfig, run: RunDir, method: Method, batches: Any, place: Placement, *,
-                progress: bool, stop_after: int | None) -> TrainResult:
+def _train_loop(cfg: ResolvedConfig, run: RunDir, ckpt: dict[str, Any] | None, method: Method, batches: Any,
+                place: Placement, *, progress: bool, stop_after: int | None) -> TrainResult:
     rc, ds = cfg.run, cfg.dataset
-    t = _begin(cfg, run, method, batches, place)
+    t = _begin(cfg, run, ckpt, method, batches, place)
     if t.start >= rc.steps or t.stopped_by is not None:
         return _finished_before(t, progress)
     t.logger = MetricsLogger(run, t.start, tensorboard=rc.tensorboard) if place.main else None

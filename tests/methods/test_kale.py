@@ -101,3 +101,11 @@ def test_guided_samples_of_images_in_blocks_equal_one_call(tmp_path):
     with torch.no_grad():  # the chains' start: the same first draw of the generator
         base = k.G(torch.randn(300, k.latent_dim, generator=torch.Generator().manual_seed(5)))
     assert float((x - base).abs().max()) > 1e-4  # the chains moved: the comparison is of guided samples
+
+
+@pytest.mark.parametrize("sampler, has_rate", [("kinetic", False), ("ula", False), ("mala", True), ("hmc", True)])
+def test_an_acceptance_rate_only_for_samplers_that_accept_or_reject(sampler, has_rate):
+    """`sample --sampler kinetic` printed "mean acceptance 1" for a sampler without an accept/reject step."""
+    m = build_method(resolve_config("kale", "ring8"), torch.device("cpu"))
+    _, info = guided_samples(m, 16, GuidedConfig(sampler, 1.0, 3, 1e-3, 1.0), generator=torch.Generator().manual_seed(0))
+    assert (info["acceptance"] is not None) == has_rate

@@ -147,3 +147,19 @@ def test_other_run_kinds_are_refused(folder, tmp_path, capsys):
         api.load_sr_run(tmp_path / "gan")
     with pytest.raises(EbmlabError, match="another kind"):
         _train(folder, tmp_path / "gan", "mse", 1)
+
+
+def test_an_evaluation_on_fewer_images_goes_beside_the_summary(folder, tmp_path):
+    """`sr eval -n 1` after the run's own evaluation replaced its summary (the larger result was lost); now it is
+    written to summary-n1.json and summary.json keeps the run's result."""
+    out = tmp_path / "bicubic"
+    _train(folder, out, "bicubic", None)
+    kept = json.loads((out / "summary.json").read_text())
+    n = kept["test"]["n_test"]
+    assert n > 1
+    res = api.evaluate_sr(out, n=1)
+    assert res["summary"] == str(out / "summary-n1.json") and res["test"]["n_test"] == 1
+    assert json.loads((out / "summary.json").read_text()) == kept
+    assert json.loads((out / "summary-n1.json").read_text())["test"]["n_test"] == 1
+    again = api.evaluate_sr(out, n=n)  # as many images as the summary's: the summary is the place
+    assert again["summary"] == str(out / "summary.json")

@@ -24,6 +24,7 @@ from ..nets.calls import in_blocks
 from . import mcmc
 
 SamplerName = Literal["kinetic", "ula", "mala", "hmc"]
+ACCEPT_REJECT = ("mala", "hmc")  # the samplers with a Metropolis accept/reject step
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ def latent_samples(generate: Callable[[Tensor], Tensor], energy: Callable[[Tenso
     ``rows``: evaluate the networks on blocks of at most this many chains (``mcmc.latent_energy``; the same
     samples, faster on the CPU for convolutional networks; a method's ``forward_rows``).
 
-    Returns the samples and diagnostics (mean acceptance for MALA/HMC, mean latent energy before/after).
+    Returns the samples and diagnostics (mean acceptance for MALA/HMC, None for ULA and kinetic Langevin, which
+    accept every step; mean latent energy before/after).
     """
     z0 = torch.randn(n, latent_dim, generator=generator, device=device)
     u = mcmc.latent_energy(generate, energy, cfg.inverse_temperature, rows)
@@ -88,4 +90,6 @@ def latent_samples(generate: Callable[[Tensor], Tensor], energy: Callable[[Tenso
     with torch.no_grad():
         x = in_blocks(generate, z, rows)
         u1 = float(u(z).mean())
-    return x, {"acceptance": res.mean_acceptance, "latent_energy_start": u0, "latent_energy_end": u1}
+    # ULA and kinetic Langevin have no accept/reject step: an acceptance rate (always 1) would say nothing
+    acceptance = res.mean_acceptance if cfg.sampler in ACCEPT_REJECT else None
+    return x, {"acceptance": acceptance, "latent_energy_start": u0, "latent_energy_end": u1}

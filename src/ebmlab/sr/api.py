@@ -103,7 +103,7 @@ def train_sr(data: str, model: str, *, out: str | Path, scale: int = 4, steps: i
                "train_seconds": round(run.trained_seconds(from_rates=True), 1)}
     write_json(run.summary_path, summary)
     if evaluate:
-        summary.update(evaluate_sr(out, n=n_eval, progress=progress, net=net, sr_data=sr_data))
+        summary["test"] = evaluate_sr(out, n=n_eval, progress=progress, net=net, sr_data=sr_data)["test"]
     return summary
 
 
@@ -199,7 +199,9 @@ def load_sr_run(run_dir: str | Path) -> tuple[dict[str, Any], SRModel]:
 
 def evaluate_sr(run_dir: str | Path, *, n: int = 500, n_samples: int = 3, progress: bool = False,
                 net: SRModel | None = None, sr_data=None, fd: bool = True) -> dict[str, Any]:
-    """Metrics of the run's model on the first ``n`` test images; writes summary.json and grid.png."""
+    """Metrics of the run's model on the first ``n`` test images; writes grid.png, and summary.json unless that
+    holds an evaluation on more test images: one on fewer (``sr eval -n 20`` after the run's 412) goes beside it,
+    into summary-n20.json, and the returned ``summary`` names the file written."""
     from .metrics import all_metrics
 
     require_int("-n", n, 1, " (test images)")
@@ -231,9 +233,11 @@ def evaluate_sr(run_dir: str | Path, *, n: int = 500, n_samples: int = 3, progre
     save_grid(run.path / "grid.png", y[:8], {"bicubic": ops.bicubic(y[:8], cfg["scale"]), cfg["model"]: xhat[:8]},
               x[:8], samples)
     prev = read_json(run.summary_path) if run.summary_path.is_file() else {}
-    summary = {**prev, "model": cfg["model"], "data": cfg["data"], "scale": cfg["scale"], "test": res}
-    write_json(run.summary_path, summary)
-    return {"test": res}
+    before = prev.get("test", {}).get("n_test", 0) if isinstance(prev.get("test"), dict) else 0
+    path = run.summary_path if len(x) >= before else run.path / f"summary-n{len(x)}.json"
+    base = prev if path == run.summary_path else {k: v for k, v in prev.items() if k != "test"}
+    write_json(path, {**base, "model": cfg["model"], "data": cfg["data"], "scale": cfg["scale"], "test": res})
+    return {"test": res, "summary": str(path)}
 
 
 def save_grid(path: Path, y: Tensor, columns: dict[str, Tensor], truth: Tensor, samples: Tensor | None = None) -> None:
