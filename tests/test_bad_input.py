@@ -77,6 +77,20 @@ def _then(*effects_and_argv):
     return effects_and_argv[-1]
 
 
+def _images(tmp, n=12, side=10):
+    """A folder of n grey PNG images side x side (made once per test directory)."""
+    import numpy as np
+    from PIL import Image
+
+    d = tmp / "imgs"
+    if not d.is_dir():
+        d.mkdir()
+        rng = np.random.default_rng(0)
+        for i in range(n):
+            Image.fromarray((rng.random((side, side)) * 255).astype(np.uint8)).save(d / f"{i}.png")
+    return d
+
+
 def _file(tmp, name, data: bytes):
     p = tmp / name
     p.write_bytes(data)
@@ -357,6 +371,22 @@ CASES = [
     ("bench-unknown-suite", lambda tmp, fin: ["bench", "speed", "--out", str(tmp / "b")], ["unknown benchmark suite"]),
     ("bench-bad-shard", lambda tmp, fin: ["bench", "toy", "--shard", "3/2", "--out", str(tmp / "b")], ["--shard"]),
     ("bench-collect-no-dir", lambda tmp, fin: ["bench", "collect"], ["collect DIR"]),
+    ("bench-jobs-zero", lambda tmp, fin: ["bench", "toy", "--methods", "gan", "--seeds", "1", "--steps", "2",
+                                          "--jobs", "0", "--out", str(tmp / "new")], ["--jobs", "≥ 1"]),
+    ("bench-jobs-negative", lambda tmp, fin: ["bench", "toy", "--methods", "gan", "--seeds", "1", "--steps", "2",
+                                              "--jobs", "-2", "--out", str(tmp / "new")], ["--jobs", "≥ 1"]),
+    # --- image sizes (an image folder resized: a side ≥ 1) ----------------------------------------------------------
+    ("train-image-size-flag-negative", lambda tmp, fin: ["train", "gan", "--data", str(_images(tmp)), "--image-size",
+                                                         "-3", "--out", str(tmp / "new")], ["--image-size", "≥ 1"]),
+    ("train-image-size-flag-zero", lambda tmp, fin: ["train", "gan", "--data", str(_images(tmp)), "--image-size",
+                                                     "0", "--out", str(tmp / "new")], ["--image-size", "≥ 1"]),
+    ("train-image-size-option-negative-folder", lambda tmp, fin: ["train", "gan", "--data", str(_images(tmp)),
+                                                                  "image_size=-3", "--out", str(tmp / "new")],
+     ["image_size"]),
+    ("score-image-size-negative", lambda tmp, fin: ["score", str(_images(tmp)), "--data", str(_images(tmp)),
+                                                    "--image-size", "-2"], ["--image-size", "≥ 1"]),
+    ("score-image-size-zero", lambda tmp, fin: ["score", str(_images(tmp)), "--data", str(_images(tmp)),
+                                                "--image-size", "0"], ["--image-size", "≥ 1"]),
 ]
 
 
@@ -416,18 +446,25 @@ def test_file_system_errors_during_a_run(monkeypatch, finished, tmp_path, capsys
     assert after["checkpoint.pt"] == before["checkpoint.pt"] and after["config.json"] == before["config.json"]
 
 
-@pytest.mark.parametrize("command", ["train", "bench"])
-def test_full_disk_inside_torch_save(monkeypatch, finished, tmp_path, capsys, command):
-    """torch.save reports a failed write as a RuntimeError ('PytorchStreamWriter failed writing file'), not an
-    OSError: it must still end as 'the disk is full' with exit 2 and the previous checkpoint kept."""
+TORCH_WRITE_FAILURES = [  # what torch.save raises when the disk fills, by version and point of failure
+    "[enforce fail at inline_container.cc:783] . PytorchStreamWriter failed writing file data/3: file write failed",
+    "[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0",
+]
+
+
+@pytest.mark.parametrize("command, message", [("train", m) for m in TORCH_WRITE_FAILURES] + [
+    ("bench", TORCH_WRITE_FAILURES[1])])
+def test_full_disk_inside_torch_save(monkeypatch, finished, tmp_path, capsys, command, message):
+    """torch.save reports a failed write as a RuntimeError, not an OSError, in words that vary: the disk being full
+    is recognised by its cause (the file system's free space), and ends as 'the disk is full' with exit 2 and the
+    previous checkpoint kept."""
     import os
 
     import ebmlab.runs as runs
 
     def failing_save(obj, f, *a, **k):
         f.write(b"PK\x03\x04partial")
-        raise RuntimeError("[enforce fail at inline_container.cc:783] . PytorchStreamWriter failed writing file "
-                           "data/3: file write failed")
+        raise RuntimeError(message)
 
     class Full:
         f_bavail, f_frsize = 10, 4096
@@ -446,6 +483,19 @@ def test_full_disk_inside_torch_save(monkeypatch, finished, tmp_path, capsys, co
                      "--out", str(tmp_path / "b"), *TINY])
     err = capsys.readouterr().err
     assert code == 2 and "disk is full" in err and "Traceback" not in err
+
+
+def test_a_torch_error_on_a_disk_with_room_is_not_called_a_full_disk(monkeypatch, tmp_path):
+    """The same RuntimeError with free space left is not a full disk: it is raised as it was."""
+    import ebmlab.runs as runs
+
+    def failing_save(obj, f, *a, **k):
+        raise RuntimeError(TORCH_WRITE_FAILURES[1])
+
+    monkeypatch.setattr(runs.torch, "save", failing_save)
+    with pytest.raises(RuntimeError, match="unexpected pos"):
+        runs.RunDir(tmp_path / "r").save_checkpoint({"a": 1})
+    assert not [p for p in (tmp_path / "r").iterdir() if p.name.endswith(".tmp")]
 
 
 def test_allocation_failure(monkeypatch, tmp_path, capsys):
@@ -468,6 +518,9 @@ def test_allocation_failure(monkeypatch, tmp_path, capsys):
     (lambda: ebmlab.train("gan", "ring8", out=5), "out"),
     (lambda: ebmlab.train("gan", "ring8", overrides=["steps=3"]), "overrides"),
     (lambda: ebmlab.train("gan", "ring8", overrides={"steps": "three"}), "steps"),
+    (lambda: __import__("ebmlab.api").api.inpaint_run("x", 5), "out"),
+    (lambda: __import__("ebmlab.api").api.inpaint_run("x", "i.png", mask=3), "mask"),
+    (lambda: __import__("ebmlab.api").api.inpaint_run("x", "i.png", fraction="half"), "fraction"),
     (lambda: ebmlab.train("gan", "ring8", overrides={"lr_g": float("nan")}), "lr_g"),
     (lambda: ebmlab.sample_run("/nonexistent/run", 5), "does not exist"),
     (lambda: __import__("ebmlab.samplers.latent").samplers.latent.GuidedConfig(mcmc_steps=-5), "mcmc_steps"),
@@ -532,3 +585,45 @@ def test_a_run_on_a_relative_data_path_is_used_from_another_directory(tmp_path, 
     err = capsys.readouterr().err
     assert f"was trained on u.npy (relative to {tmp_path / 'work'}, where it was trained)" in err
     assert not (tmp_path / "elsewhere" / "s.npy").exists()
+
+
+def test_a_killed_sample_leaves_nothing_for_good(finished, tmp_path):
+    """A SIGKILL while `sample` wrote left its temporary (a file, or a folder of PNGs) beside the output for good;
+    the next `sample` to the same --out removes it. Another output's temporaries and other files stay."""
+    folder_left = tmp_path / ".gen.npy.abcd_123.tmp"  # as tempfile.mkdtemp names one (a folder output)
+    folder_left.mkdir()
+    (folder_left / "000000.png").write_bytes(b"partial")
+    file_left = tmp_path / ".gen.npy.x9y8z7w6.tmp"  # as atomic_write_bytes names one
+    file_left.write_bytes(b"partial")
+    other = tmp_path / ".gen2.npy.abcd_123.tmp"
+    other.write_bytes(b"another output's")
+    keep = tmp_path / ".gen.npy.notes"
+    keep.write_text("mine")
+    assert main(["sample", str(finished / "gan"), "-n", "4", "--out", str(tmp_path / "gen.png")]) == 0
+    assert folder_left.exists() and file_left.exists()  # another output's name: not its temporaries
+    assert main(["sample", str(finished / "gan"), "-n", "4", "--out", str(tmp_path / "gen.npy")]) == 0
+    assert not folder_left.exists() and not file_left.exists()
+    assert other.exists() and keep.read_text() == "mine" and np.load(tmp_path / "gen.npy").shape == (4, 2)
+
+
+def test_a_second_writer_waits_for_the_first(tmp_path):
+    """runs.sole_writer: while one process holds an output, a second one waits (its clean-up cannot remove the
+    first one's temporaries)."""
+    import subprocess
+    import sys
+    import time
+
+    from ebmlab.runs import sole_writer
+
+    code = ("import sys, time; from ebmlab.runs import sole_writer\n"
+            "with sole_writer(sys.argv[1], 'out'):\n    print('held', flush=True); time.sleep(1.5)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    live = tmp_path / ".out.abcdefgh.tmp"
+    live.write_text("the holder's")
+    t0 = time.perf_counter()
+    with sole_writer(tmp_path, "out"):
+        waited = time.perf_counter() - t0
+    holder.wait(timeout=30)
+    holder.stdout.close()
+    assert waited > 0.5 and not live.exists()  # removed only once the holder had let go

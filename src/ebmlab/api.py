@@ -80,7 +80,7 @@ def _locate_user_data(cfg: ResolvedConfig, run: RunDir) -> ResolvedConfig:
 
 
 def guided_samples(method: Method, n: int, cfg: Any, *, generator: torch.Generator,
-                   progress: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
+                   progress: bool = False) -> tuple[torch.Tensor, dict[str, float | None]]:
     """n energy-guided latent samples of a method with both a generator and an energy
     (``samplers.latent.latent_samples`` over its ``generate``, ``energy`` and ``latent_dim``) and the sampler's
     diagnostics."""
@@ -383,6 +383,11 @@ def inpaint_run(run_dir: str | Path, out: str | Path, *, n: int = 8, draws: int 
     the chain's acceptance rate; everything is checked before anything is written."""
     from .export import output_kind, write_grid_png
 
+    for name, value, types_, what in (("out", out, (str, Path), "a path (str or Path) of a .png file"),
+                                      ("mask", mask, str, f"one of {', '.join(MASKS)}"),
+                                      ("fraction", fraction, (int, float), "a number in (0, 1)")):
+        if isinstance(value, bool) or not isinstance(value, types_):
+            raise EbmlabError(f"{name} must be {what}, got {type(value).__name__} {value!r}"[:300])
     if output_kind(out) != "png":
         raise EbmlabError(f"--out {out}: inpainting writes a picture; give a NAME.png path")
     require_int("-n", n, 1)

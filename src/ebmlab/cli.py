@@ -60,11 +60,19 @@ def options_listing(method: str, data: str | None, data_dir: str | None = None) 
     return "\n".join(lines)
 
 
+def _check_image_size(size: int | None) -> None:
+    """--image-size N resizes an image folder to N x N: N ≥ 1 (leaving the flag out keeps the images' size)."""
+    if size is not None and size < 1:
+        raise EbmlabError(f"--image-size takes the side to resize the images to, ≥ 1; got {size} (leave it out, or "
+                          f"image_size=0, to keep the images' own size)")
+
+
 def _train(args) -> None:
     from .config import parse_override_strings
     from .trainer import train
 
     overrides = parse_override_strings(args.overrides)
+    _check_image_size(args.image_size)
     for key in ("steps", "seed", "device", "data_dir", "image_size"):
         flag = getattr(args, key)
         if flag is not None:
@@ -169,12 +177,17 @@ def _sample(args) -> None:
             line += f"; {label} {info[key]:.4g}"
     print(line)
     test = cfg.dataset.test if kind == "png" and not cfg.dataset.spec.is_image else None
-    print("wrote " + write_samples(x, args.out, kind, cfg.dataset.spec, info, test=test))
+    from .runs import sole_writer
+
+    out = Path(args.out)
+    with sole_writer(out.parent, out.name):  # a killed earlier sample of this --out left temporaries: gone
+        print("wrote " + write_samples(x, args.out, kind, cfg.dataset.spec, info, test=test))
 
 
 def _score(args) -> None:
     from .api import score_samples
 
+    _check_image_size(args.image_size)
     res = score_samples(args.generated, args.data, data_dir=args.data_dir, image_size=args.image_size or 0,
                         progress=True)
     if args.json:

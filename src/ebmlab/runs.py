@@ -79,10 +79,14 @@ def atomic_write_bytes(path: Path, write_fn) -> None:
         with os.fdopen(fd, "wb") as fh:
             try:
                 write_fn(fh)
-            except RuntimeError as exc:  # torch.save reports a failed write as RuntimeError, not OSError
-                if "write" not in str(exc).lower():
+            except RuntimeError as exc:
+                # torch.save reports a failed write as a RuntimeError whose wording varies with the torch version
+                # and the point of failure ("file write failed", "unexpected pos ..."): the cause is read from the
+                # file system (its free space), not from the message; any other RuntimeError is raised as it was
+                full = _write_error(path, exc)
+                if full is None:
                     raise
-                raise _write_error(path, exc) from None
+                raise full from None
             fh.flush()
             os.fsync(fh.fileno())
         fault_point(f"write:{path.name}")
@@ -95,8 +99,9 @@ def atomic_write_bytes(path: Path, write_fn) -> None:
         raise
 
 
-def _write_error(path: Path, exc: Exception) -> OSError:
-    """The OSError a failed write really was: ENOSPC when the file system is (nearly) full, else EIO."""
+def _write_error(path: Path, exc: Exception) -> OSError | None:
+    """The OSError a failed write was, read from its cause: ENOSPC when the file system is (nearly) full (under
+    64 MiB free), else None (not a full disk: the original error stands)."""
     import errno
 
     try:
@@ -104,9 +109,7 @@ def _write_error(path: Path, exc: Exception) -> OSError:
         full = st.f_bavail * st.f_frsize < 64 * 2**20
     except OSError:
         full = False
-    if full:
-        return OSError(errno.ENOSPC, "No space left on device", str(path))
-    return OSError(errno.EIO, f"writing failed ({(str(exc).splitlines() or [''])[0][:120]})", str(path))
+    return OSError(errno.ENOSPC, "No space left on device", str(path)) if full else None
 
 
 def json_safe(obj: Any) -> Any:
@@ -338,6 +341,41 @@ class RunDir:
             except json.JSONDecodeError:
                 break
         return out
+
+
+@contextlib.contextmanager
+def sole_writer(directory: Path, name: str, outputs: str | None = None) -> Iterator[None]:
+    """Hold the writing of the output ``name`` in ``directory`` (a sample file or folder, a data set's classifier)
+    for this process, and on entry remove the temporaries a killed writer of it left behind. Its outputs are the
+    files or folders whose names match the regular expression ``outputs`` (default: ``name`` itself); their
+    temporaries are ``.OUTPUT.<8 random characters>.tmp`` (``atomic_write_bytes`` files, ``tempfile.mkdtemp``
+    folders). An advisory lock on ``directory`` itself (released by the system when the process ends, a kill
+    included; no lock file is left beside the outputs) makes a second writer into that directory wait for the
+    moment it writes, so no temporary of a live writer is removed. Without ``fcntl`` (Windows) nothing is locked or
+    removed."""
+    import re
+    import shutil
+
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        stale = re.compile(rf"^\.(?:{outputs or re.escape(name)})\.[a-z0-9_]{{8}}\.tmp$")
+        for p in directory.iterdir():
+            if stale.match(p.name):
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _differences(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:

@@ -70,3 +70,17 @@ def test_training_gives_the_same_file_whatever_the_callers_thread_count(tmp_path
         hashes.append(clf.sha256)
     torch.set_num_threads(1)
     assert hashes[0] == hashes[1]
+
+
+def test_a_killed_training_leaves_nothing_for_good(tmp_path):
+    """The temporaries of a classifier training killed while it wrote (its weights' and its record's) are removed by
+    the next training of the same classifier; another classifier's are left alone."""
+    out = tmp_path / "c"
+    out.mkdir()
+    left = [out / ".digits.json.abcd_123.tmp", out / ".digits.0123456789ab.pt.x1y2z3w4.tmp"]
+    other = out / ".fashion.json.abcd_123.tmp"
+    for p in (*left, other):
+        p.write_bytes(b"partial")
+    clf = train_classifier(get_dataset("digits"), epochs=1, out_dir=out, progress=False)
+    assert not any(p.exists() for p in left) and other.exists()
+    assert (out / clf.info["file"]).is_file() and (out / "digits.json").is_file()

@@ -24,7 +24,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from ..errors import DivergenceError, EbmlabError
+from ..errors import DivergenceError, EbmlabError, require_int
 from .grid import Task, check_axes, tasks as grid_tasks
 from .tables import aggregate, classifiers_used, load_recalled, markdown, markdown_settings
 
@@ -87,6 +87,7 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
     the parts into the same table as an unsharded run. Runs already finished in OUT are reused, unfinished ones
     resumed, so a part can be re-run after a kill."""
     out = Path(out)
+    require_int("--jobs", jobs, 1, " (runs at a time)")
     over = _check_bench(methods, datasets, seeds, overrides, steps, grid, shard, recalled)
     todo, labels = grid_tasks(methods, datasets, seeds, over, out, grid)
     n_grid = len(todo)

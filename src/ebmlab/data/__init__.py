@@ -43,6 +43,9 @@ def get_dataset(name: str, *, data_dir: str | None = None, image_size: int = 0) 
     ``data_dir`` (else the EBMLAB_DATA environment variable) is where local copies of MNIST/CIFAR-10 live;
     ``image_size`` is the side a user's image folder is resized to (0: keep the images' own size).
     """
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 0:
+        raise EbmlabError(f"image_size must be a side in pixels ≥ 1, or 0 to keep the images' own size; got "
+                          f"{image_size!r}")
     if name in DATASETS:
         return DATASETS[name]
     if name in builtin_names():

@@ -151,7 +151,9 @@ def check_classifiable(dataset: Dataset) -> None:
 def train_classifier(dataset: Dataset, *, epochs: int | None = None, seed: int = 0, width: int = 32,
                      out_dir: str | Path | None = None, progress: bool = True) -> Classifier:
     """Train the domain classifier of ``dataset`` (a labelled image or binary set) and save it (module docstring)."""
-    from ..runs import atomic_write_bytes
+    import re
+
+    from ..runs import atomic_write_bytes, sole_writer
 
     if dataset.stacked:
         raise EbmlabError(f"{dataset.name} is a stacked set: its channels are labelled by the classifier of "
@@ -186,15 +188,17 @@ def train_classifier(dataset: Dataset, *, epochs: int | None = None, seed: int =
             "n_test": int(len(xt)), "channels": c, "side": side, "n_classes": n_classes, "width": width,
             "epochs": epochs, "seed": seed, "recipe": "Adam lr 1e-3, batch 128, no augmentation",
             "train_seconds": round(time.perf_counter() - t0, 1)}
-    out.mkdir(parents=True, exist_ok=True)
     # the weights go to a new file named by their hash, then the record is switched to it atomically: a kill at
-    # any point leaves the old record and its weights, or the new ones, never a record without its weights
-    old = _record(out / f"{name}.json")
-    atomic_write_bytes(out / info["file"], lambda fh: fh.write(blob))
-    atomic_write_bytes(out / f"{name}.json", lambda fh: fh.write(json.dumps(info, indent=1).encode()))
-    stale = {old.get("file") if old else None, f"{name}.pt"} | {f.name for f in out.glob(f"{name}.*.pt")}
-    for f in stale - {info["file"], None}:  # the previous weights, and any a kill left unreferenced
-        (out / Path(f).name).unlink(missing_ok=True)
+    # any point leaves the old record and its weights, or the new ones, never a record without its weights; the
+    # temporaries a killed earlier training left are removed first (runs.sole_writer)
+    owned = rf"{re.escape(name)}\.(?:json|[0-9a-f]{{12}}\.pt)"
+    with sole_writer(out, name, owned):
+        old = _record(out / f"{name}.json")
+        atomic_write_bytes(out / info["file"], lambda fh: fh.write(blob))
+        atomic_write_bytes(out / f"{name}.json", lambda fh: fh.write(json.dumps(info, indent=1).encode()))
+        stale = {old.get("file") if old else None, f"{name}.pt"} | {f.name for f in out.glob(f"{name}.*.pt")}
+        for f in stale - {info["file"], None}:  # the previous weights, and any a kill left unreferenced
+            (out / Path(f).name).unlink(missing_ok=True)
     return Classifier(net.eval(), info)
 
 

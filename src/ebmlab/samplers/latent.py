@@ -60,7 +60,7 @@ class GuidedConfig:
 
 def latent_samples(generate: Callable[[Tensor], Tensor], energy: Callable[[Tensor], Tensor], latent_dim: int,
                    n: int, cfg: GuidedConfig, *, generator: torch.Generator, device: Any = None,
-                   progress: bool = False, rows: int | None = None) -> tuple[Tensor, dict[str, float]]:
+                   progress: bool = False, rows: int | None = None) -> tuple[Tensor, dict[str, float | None]]:
     """n energy-guided samples G(z) [n, *shape], z run by ``cfg.sampler`` on U(z) = ½‖z‖² + T·E(G(z)) from
     z ~ N(0, I_d) with d = ``latent_dim``; ``generate``: z [b, d] → x, ``energy``: x → E(x) [b] (nats).
 
