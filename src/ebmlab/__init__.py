@@ -24,6 +24,8 @@ _WHERE = {
     "RunConfig": "config", "resolve_config": "config", "train": "trainer",
     "evaluate_run": "api", "load_run": "api", "sample_run": "api", "draw_samples": "api", "score_samples": "api",
     "inpaint_run": "api",
+    # extension without forking (ebmlab.plugins): in this process; an installed package's entry points reach all
+    "register_method": "methods", "register_dataset": "data", "register_metric": "metrics.registry",
 }
 
 __all__ = sorted(_WHERE)

@@ -19,17 +19,31 @@ def _list(args) -> None:
         return
     if args.data:
         raise EbmlabError("--data goes with --options METHOD (the effective options of METHOD on that data set)")
-    from .data import dataset_names
-    from .methods import METHODS
+    from . import data, methods
+    from .metrics import registry
 
     print("methods:")
-    for name, cls in METHODS.items():
-        print(f"  {name:<14} {cls.description}")
+    for name, cls in methods.METHODS.items():
+        print(f"  {name:<14} {cls.description}" + _from(methods.SOURCES.get(name)))
     print("data sets:")
-    for name, desc in dataset_names().items():
-        print(f"  {name:<16} {desc}")
+    for name, desc in data.dataset_names().items():
+        print(f"  {name:<16} {desc}" + _from(data.SOURCES.get(name)))
     print("  PATH.npz|.npy   a user's arrays (vectors or images); PATH/ a folder of PNG/JPEG images")
+    if registry.PLUGINS:
+        print("metrics of plugins:")
+        for name, (m, _) in registry.PLUGINS.items():
+            print(f"  {name:<16} {m.meaning}" + _from(registry.SOURCES[name]))
+    failed = {**methods.FAILED, **data.FAILED, **registry.FAILED}
+    if failed:
+        print("plugins that could not be loaded:")
+        for name, why in failed.items():
+            print(f"  {name:<16} {why}")
     print("options of a method on a data set: ebmlab list --options METHOD --data DATA")
+
+
+def _from(source: str | None) -> str:
+    """Where a method, data set or metric comes from, when not from ebmlab itself."""
+    return f"  [from {source}]" if source and source != "ebmlab" else ""
 
 
 def options_listing(method: str, data: str | None, data_dir: str | None = None) -> str:

@@ -7,13 +7,15 @@ import dataclasses
 import pytest
 import torch
 
-from ebmlab.methods import METHODS
+from ebmlab.methods import METHODS, SOURCES
 from ebmlab.testing import (CASES, check_declarations, check_method, check_round_trip, check_sampling,
                             check_step)
 
 
-def test_every_registered_method_has_a_row_of_test_settings():
-    assert set(CASES) == set(METHODS), f"no row in ebmlab.testing.CASES: {sorted(set(METHODS) - set(CASES))}"
+def test_every_method_of_ebmlab_has_a_row_of_test_settings():
+    """(A plugin's method gets the row its data kinds imply, unless its tests add one.)"""
+    own = {n for n in METHODS if SOURCES[n] == "ebmlab"}
+    assert set(CASES) == own, f"no row in ebmlab.testing.CASES: {sorted(own - set(CASES))}"
 
 
 @pytest.mark.parametrize("name", list(METHODS))

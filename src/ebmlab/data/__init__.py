@@ -7,6 +7,7 @@ cifar10, their stacked and binarised variants), or a path: a ``.npz``/``.npy`` f
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 from pathlib import Path
 
 from ..errors import EbmlabError, did_you_mean
@@ -19,9 +20,53 @@ DATASETS = dict(TOY_DATASETS)
 DATASETS.update(LBT_TOY_DATASETS)
 
 
+# data sets of plugins (entry point group ``ebmlab.datasets``) and registered from Python: name -> the data set, or
+# the function that makes it (called once, when first asked for)
+PLUGINS: dict[str, Any] = {}
+SOURCES: dict[str, str] = {}
+FAILED: dict[str, str] = {}
+
+
+def register_dataset(name: str, dataset: Any, *, source: str | None = None) -> None:
+    """Add a data set under ``name``: an object with the data interface (``ebmlab.data.base.Dataset``: a toy
+    ``ToyDataset``, an ``ArrayDataset``, ...) or a function of no arguments that returns one, called when the data
+    set is first asked for (in this process only — a plugin package's entry point reaches new processes). Refused:
+    a name ebmlab or another plugin has, a path-like name, and anything else than those two."""
+    from ..plugins import python_source
+
+    if not isinstance(name, str) or not name or is_path(name):
+        raise EbmlabError(f"a data set's name is a word such as 'ring4' (not a path), got {name!r}")
+    if name in DATASETS or name in builtin_names() or (name in PLUGINS and PLUGINS[name] is not dataset):
+        raise EbmlabError(f"data set name {name!r} is taken by {SOURCES.get(name, 'ebmlab')}; choose another")
+    if not (isinstance(dataset, Dataset) or callable(dataset)):
+        raise EbmlabError(f"register_dataset takes a data set (ebmlab.data.base.Dataset) or a function returning "
+                          f"one, got {type(dataset).__name__}")
+    PLUGINS[name] = dataset
+    SOURCES[name] = source or python_source(dataset)
+    FAILED.pop(name, None)
+
+
+def _plugin(name: str) -> Any:
+    made = PLUGINS[name]
+    if not isinstance(made, Dataset):
+        try:
+            made = made()
+        except EbmlabError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a third-party function: its failure named, not a traceback
+            raise EbmlabError(f"data set {name!r} of {SOURCES[name]} could not be made: {type(exc).__name__}: "
+                              f"{exc}") from None
+        if not isinstance(made, Dataset):
+            raise EbmlabError(f"data set {name!r} of {SOURCES[name]}: its function returned a "
+                              f"{type(made).__name__}, which lacks the data interface (ebmlab.data.base.Dataset)")
+        PLUGINS[name] = made
+    return made
+
+
 def dataset_names() -> dict[str, str]:
-    """Every built-in data set name → its one-line description."""
-    return {**{k: v.description for k, v in DATASETS.items()}, **builtin_names()}
+    """Every data set name (built-in, then of plugins) → its one-line description."""
+    plugins = {k: getattr(v, "description", "a data set of a plugin (made when first used)") for k, v in PLUGINS.items()}
+    return {**{k: v.description for k, v in DATASETS.items()}, **builtin_names(), **plugins}
 
 
 def file_label(name: str) -> str:
@@ -37,7 +82,7 @@ def is_path(name: str) -> bool:
     return name.endswith((".npz", ".npy", ".csv")) or "/" in name or Path(name).is_dir()
 
 
-def get_dataset(name: str, *, data_dir: str | None = None, image_size: int = 0) -> ToyDataset | ArrayDataset:
+def get_dataset(name: str, *, data_dir: str | None = None, image_size: int = 0) -> Dataset:
     """The data set called ``name`` (a built-in name, or the path of a user's .npz/.npy/.csv file or image folder).
 
     ``data_dir`` (else the EBMLAB_DATA environment variable) is where local copies of MNIST/CIFAR-10 live;
@@ -48,6 +93,10 @@ def get_dataset(name: str, *, data_dir: str | None = None, image_size: int = 0) 
                           f"{image_size!r}")
     if name in DATASETS:
         return DATASETS[name]
+    if name in PLUGINS:
+        return _plugin(name)
+    if name in FAILED:
+        raise EbmlabError(f"data set {name!r}: {FAILED[name]}")
     if name in builtin_names():
         return builtin_dataset(name, data_dir or None)
     if is_path(name):
@@ -108,5 +157,13 @@ def check_same_data(name: str, now: str | None, saved: object, run: object) -> N
                           f"another --out")
 
 
-__all__ = ["ArrayDataset", "DATASETS", "DataSpec", "Dataset", "ToyDataset", "check_same_data", "content_sha256",
+def _load_plugins() -> None:
+    from ..plugins import load
+
+    load("ebmlab.datasets", lambda name, obj, source: register_dataset(name, obj, source=source), FAILED)
+
+
+_load_plugins()
+
+__all__ = ["ArrayDataset", "DATASETS", "PLUGINS", "SOURCES", "register_dataset", "DataSpec", "Dataset", "ToyDataset", "check_same_data", "content_sha256",
            "dataset_names", "get_dataset", "user_data_sha256"]

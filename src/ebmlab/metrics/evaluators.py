@@ -24,6 +24,7 @@ a GEBM's 26,000 latent Langevin chains for stacked modes take hours on a CPU (:f
 from __future__ import annotations
 
 import abc
+import functools
 import hashlib
 import json
 import shutil
@@ -42,6 +43,7 @@ from .distances import median_bandwidth, mmd2_unbiased, wasserstein1
 from .modes import mode_metrics
 from ..data.base import Dataset
 from ..data.toy import ToyDataset
+from .registry import plugin_values
 
 REFERENCE_SEED = 777
 FLOOR_SEED, FLOOR_DRAWS = 1777, 5  # the noise floor (Toy2D.floor): its draws' seeds and how many are averaged
@@ -49,9 +51,21 @@ CHUNK = 4096  # samples drawn per call when a data kind draws many (images: memo
 
 
 class Evaluator(abc.ABC):
-    """The evaluation of one data kind. Subclasses are final."""
+    """The evaluation of one data kind. Subclasses are final. Each subclass's ``sample_metrics`` is completed with
+    the metrics of plugins (``registry.plugin_values``), wherever it is called from."""
 
     kinds: ClassVar[tuple[str, ...]]
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        own = cls.__dict__.get("sample_metrics")
+        if own is not None:
+            @functools.wraps(own)
+            def with_plugins(self: Evaluator, samples: Tensor, dataset: Dataset, **k: Any) -> dict[str, Any]:
+                out = own(self, samples, dataset, **k)
+                out.update(plugin_values(samples, dataset))
+                return out
+            setattr(cls, "sample_metrics", with_plugins)
 
     @abc.abstractmethod
     def sample_metrics(self, samples: Tensor, dataset: Dataset, *, n_features: int | None = None) -> dict[str, Any]:

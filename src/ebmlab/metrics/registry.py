@@ -3,7 +3,10 @@ metrics module, and the ``metrics`` of each registered method class (numbers onl
 ``{k}`` placeholder stand for a family (``iwae_{k}``: ``iwae_10``, ``iwae_5000``); a method's ``sample_sets``
 prefix the metrics of its extra samples (``base_modes``: ``modes`` of KALE's base generator alone).
 
-Adding a metric: the function, and its entry in the ``METRICS`` table of its module (or of its method).
+Adding a metric: the function, and its entry in the ``METRICS`` table of its module (or of its method). A metric of
+another package: :func:`register_metric` (or an ``ebmlab.metrics`` entry point, ``ebmlab.plugins``): its value is
+computed on every sample set an evaluator scores (model samples, extra sample sets, and the real-data and noise rows
+where the kind scores them as samples), against the test split's first rows at the same count.
 """
 
 from __future__ import annotations
@@ -12,8 +15,14 @@ import re
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from ..errors import EbmlabError
 from ..metadata import Metric
 from . import density, distances, images, inception, modes, probe
+
+# metrics of plugins and registered from Python: name -> (metadata, fn(samples [n, ...], test [n, ...]) -> float)
+PLUGINS: dict[str, tuple[Metric, Any]] = {}
+SOURCES: dict[str, str] = {}
+FAILED: dict[str, str] = {}
 
 MODULES = (modes, distances, images, inception, density, probe)  # the order of table columns
 GROUPS = {"samples": "samples", "density": "density and likelihood",
@@ -41,6 +50,8 @@ def _tables() -> _Tables:
         bookkeeping |= set(getattr(mod, "BOOKKEEPING", ()))
         same_as.update(getattr(mod, "SAME_AS", {}))
     prefixes: dict[str, str] = {}
+    for name, (m, _) in PLUGINS.items():
+        plain.setdefault(name, m)
     for cls in METHODS.values():
         for name, m in cls.metrics.items():
             plain.setdefault(name, m)
@@ -107,3 +118,56 @@ def columns(present: set[str] | list[str]) -> list[str]:
 
 
 __all__ = ["GROUPS", "catalogue", "columns", "is_bookkeeping", "prefixes", "same_as", "spec", "split_prefix"]
+
+
+def register_metric(name: str, metric: Metric, fn: Any, *, source: str | None = None) -> None:
+    """Add a sample metric: ``metric`` its metadata (group, unit, direction, meaning), ``fn(samples, test) -> float``
+    its value for samples [n, *shape] against the first n test rows (in this process only — a plugin package's
+    entry point reaches new processes). Refused: a name a metric of ebmlab or another plugin has, or one the tables
+    would hide (a suffix _se, _std, _err, _note), metadata that is not a Metric, a function that is not callable."""
+    from ..plugins import python_source
+
+    if not isinstance(name, str) or not name.isidentifier() or name.endswith(("_se", "_std", "_err", "_note")):
+        raise EbmlabError(f"a metric's name is an identifier not ending in _se, _std, _err or _note (the tables read "
+                          f"those as another metric's error bar or note), got {name!r}")
+    if not isinstance(metric, Metric) or not callable(fn):
+        raise EbmlabError(f"register_metric takes a name, an ebmlab.metadata.Metric and a function fn(samples, test) "
+                          f"-> float; got {type(metric).__name__} and {type(fn).__name__}")
+    if (name in catalogue() and name not in PLUGINS) or (name in PLUGINS and PLUGINS[name][1] is not fn):
+        raise EbmlabError(f"metric name {name!r} is taken by {SOURCES.get(name, 'ebmlab')}; choose another")
+    PLUGINS[name] = (metric, fn)
+    SOURCES[name] = source or python_source(fn)
+    FAILED.pop(name, None)
+    _tables.cache_clear()
+
+
+def plugin_values(samples: Any, dataset: Any) -> dict[str, float]:
+    """The registered plugin metrics of samples [n, *shape] against the first n rows of the test split."""
+    if not PLUGINS:
+        return {}
+    import torch
+
+    x = samples.detach().to("cpu", torch.float32)
+    finite = torch.isfinite(x.reshape(len(x), -1)).all(1)
+    x, test = x[finite], dataset.test[:len(x)]
+    out = {}
+    for name, (_, fn) in PLUGINS.items():
+        try:
+            out[name] = float(fn(x, test)) if len(x) else float("nan")
+        except Exception as exc:  # noqa: BLE001 - a third-party function: its failure named, not a traceback
+            raise EbmlabError(f"metric {name!r} of {SOURCES[name]} failed: {type(exc).__name__}: {exc}") from None
+    return out
+
+
+def _load_plugins() -> None:
+    from ..plugins import load
+
+    def register(name: str, obj: Any, source: str) -> None:
+        if not (isinstance(obj, tuple) and len(obj) == 2):
+            raise EbmlabError("an ebmlab.metrics entry point names a (Metric, fn) pair")
+        register_metric(name, obj[0], obj[1], source=source)
+
+    load("ebmlab.metrics", register, FAILED)
+
+
+_load_plugins()
