@@ -156,3 +156,20 @@ def test_a_finished_run_is_extended_only_when_asked(tmp_path, capsys):
     more = ebmlab.train("gan", "ring8", out=out, progress=True, overrides={**_QUICK, "steps": 15})
     assert "extending the finished run" in capsys.readouterr().out and more.summary["step"] == 15
     assert json.loads((out / "config.json").read_text())["run"]["steps"] == 15
+
+
+def test_the_final_evaluation_can_be_quick_or_skipped(tmp_path, capsys):
+    """eval=none: summary.json records the step and compute without metrics (a smoke run skips the evaluation that
+    eval_samples=0 could not); eval=quick: at most 500 samples and no density metrics, said in the summary; a
+    resumed run may change it (it is not what the run computes)."""
+    over = {**_QUICK, "steps": 10, "eval_samples": 1000, "eval_density": True}
+    none = ebmlab.train("gan", "ring8", out=tmp_path / "n", progress=False, overrides={**over, "eval": "none"})
+    assert none.summary["metrics"] == {} and none.summary["evaluation"].startswith("none")
+    assert none.summary["budget"]["steps"] == 10 and "real_vs_real" not in none.summary
+    assert not [r for r in (tmp_path / "n" / "metrics.jsonl").read_text().splitlines() if '"eval"' in r]
+    quick = ebmlab.train("vgan", "ring8", out=tmp_path / "q", progress=False, overrides={**over, "eval": "quick"})
+    assert quick.summary["protocol"]["eval_samples"] == 500 and quick.summary["evaluation"].startswith("quick")
+    assert "modes" in quick.summary["metrics"] and "density_status" not in quick.summary["metrics"]  # no quadrature
+    full = ebmlab.train("vgan", "ring8", out=tmp_path / "f", progress=False, overrides=over)
+    assert full.summary["evaluation"] == "full" and "density_status" in full.summary["metrics"]
+    assert full.summary["protocol"]["eval_samples"] == 1000

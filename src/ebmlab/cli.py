@@ -112,6 +112,9 @@ def _format_metrics(summary: dict) -> str:
     table, in_table = k_table(m)
     lines = [f"{summary['method']} on {summary['data']} at step {summary['step']} (↑ higher is better, ↓ lower; "
              f"bookkeeping and notes are in summary.json):"]
+    how = summary.get("evaluation", "full")
+    if how != "full":
+        lines.append(f"  evaluation: {how}" + ("; `ebmlab eval RUN_DIR` evaluates the run" if not m else ""))
     return "\n".join(lines + text_table(summary, skip=in_table) + table)
 
 

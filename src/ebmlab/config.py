@@ -164,6 +164,7 @@ class RunConfig:
     ckpt_every: int = 1000
     eval_samples: int = 2500
     eval_density: bool = True
+    eval: Literal["full", "quick", "none"] = "full"
     device: Literal["cpu", "cuda", "auto"] = "auto"  # auto: CUDA when this machine has it
     threads: int = 0  # torch CPU threads; 0: torch's setting (all cores unless the caller set it), 1 on 2D toys
     tensorboard: bool = True

@@ -25,8 +25,12 @@ def final_eval(method: Method, ds: Dataset, cfg: ResolvedConfig, run: RunDir, lo
 
     Its samples are drawn into ``RUN/eval-draw/`` chunk by chunk (``metrics.evaluators.cached_draw``), so a final
     evaluation stopped at any moment resumes its draw where it was, with the same samples; the directory is removed
-    once the metrics are logged."""
+    once the metrics are logged. Run option ``eval`` (:func:`evaluation_mode`): quick evaluates fewer samples,
+    none nothing (an empty result)."""
+    cfg, _ = evaluation_mode(cfg)
     rc = cfg.run
+    if rc.eval == "none":
+        return {}
     last = rc.steps if step is None else step
     cache = run.path / DRAW_CACHE
     for rec in reversed(run.read_metrics()):
@@ -35,7 +39,7 @@ def final_eval(method: Method, ds: Dataset, cfg: ResolvedConfig, run: RunDir, lo
             return {k: v for k, v in rec.items() if k not in ("step", "kind")}
     if progress:
         print(f"final evaluation ({sample_count(ds, rc)})...", flush=True)
-    final = evaluate(method, ds, rc, last, cache=cache)
+    final = evaluate(method, ds, rc, last, cache=cache, progress=progress)
     fault_point("final_eval")
     own = logger is None
     logger = logger or MetricsLogger(run, last, tensorboard=rc.tensorboard)
@@ -61,11 +65,12 @@ def log_grid(logger: MetricsLogger, method: Method, ds: Dataset, step: int) -> N
 DRAW_CACHE = "eval-draw"  # the final evaluation's samples while it runs (removed when it is logged)
 
 
-def evaluate(method: Method, ds: Dataset, rc: RunConfig, step: int, cache: Path | None = None) -> dict[str, Any]:
+def evaluate(method: Method, ds: Dataset, rc: RunConfig, step: int, cache: Path | None = None,
+             progress: bool = False) -> dict[str, Any]:
     from .metrics import evaluate_method
 
     return evaluate_method(method, ds, n_samples=rc.eval_samples, seed=stream_seed(rc.seed, "eval", step),
-                           density=rc.eval_density, cache=cache)
+                           density=rc.eval_density, cache=cache, progress=progress)
 
 
 def protocol(ds: Dataset, rc: RunConfig) -> dict[str, Any]:
@@ -97,8 +102,7 @@ def finish(method: Method, ds: Dataset, cfg: ResolvedConfig, run: RunDir, progre
     a kill anywhere in here is completed by running the same command again."""
     from .metrics import noise_floor, real_reference
 
-    rc = cfg.run
-    last = rc.steps if step is None else step
+    last = cfg.run.steps if step is None else step
     if run.summary_path.is_file():
         try:
             done = read_json(run.summary_path)
@@ -110,11 +114,20 @@ def finish(method: Method, ds: Dataset, cfg: ResolvedConfig, run: RunDir, progre
             done = None
         if isinstance(done, dict) and done.get("step") == last:
             return done
-    metrics = final_eval(method, ds, cfg, run, None, progress, last)
-    summary = {"method": cfg.method, "data": cfg.data, "step": last, "seed": rc.seed, "metrics": metrics,
-               "real_vs_real": real_reference(ds, rc.eval_samples), **noise_floor(ds, rc.eval_samples),
-               "protocol": protocol(ds, rc),
-               **({"budget": budget} if budget is not None else {})}
+    cfg, how = evaluation_mode(cfg)
+    rc = cfg.run
+    summary: dict[str, Any] = {"method": cfg.method, "data": cfg.data, "step": last, "seed": rc.seed,
+                               "evaluation": how}
+    if rc.eval == "none":
+        if progress:
+            print(f"no final evaluation (eval=none): `ebmlab eval {run.path}` evaluates the run", flush=True)
+        summary["metrics"] = {}
+    else:
+        metrics = final_eval(method, ds, cfg, run, None, progress, last)
+        summary.update({"metrics": metrics, "real_vs_real": real_reference(ds, rc.eval_samples),
+                        **noise_floor(ds, rc.eval_samples), "protocol": protocol(ds, rc)})
+    summary.update({"budget": budget} if budget is not None else {})
+    metrics = summary["metrics"]
     if rc.plots:
         from .plots import plot_run
 
@@ -126,6 +139,22 @@ def finish(method: Method, ds: Dataset, cfg: ResolvedConfig, run: RunDir, progre
     fault_point("summary")
     write_json(run.summary_path, summary)
     return summary
+
+
+QUICK_SAMPLES = 500  # eval=quick: samples of the final evaluation at most
+
+
+def evaluation_mode(cfg: ResolvedConfig) -> tuple[ResolvedConfig, str]:
+    """The configuration the final evaluation runs with under run option ``eval``, and how summary.json names it:
+    full (as configured), quick (at most QUICK_SAMPLES samples, no density metrics), or none."""
+    from dataclasses import replace
+
+    rc = cfg.run
+    if rc.eval == "quick":
+        quick = replace(rc, eval_samples=min(rc.eval_samples, QUICK_SAMPLES), eval_density=False)
+        return replace(cfg, run=quick), (f"quick (eval=quick: {quick.eval_samples} samples, no density metrics; not "
+                                         f"comparable with a full evaluation)")
+    return cfg, {"full": "full", "none": "none (eval=none)"}[rc.eval]
 
 
 def _tensorboard_final(run: RunDir, cfg: ResolvedConfig, metrics: dict[str, Any]) -> None:

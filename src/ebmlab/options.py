@@ -37,6 +37,9 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
     "ckpt_every": ("int1", "steps between checkpoints (a kill loses at most this many steps)"),
     "eval_samples": ("int10", "model samples behind each evaluation metric"),
     "eval_density": ("any", "2D data: compute the quadrature density metrics (exact NLL, log Z) at evaluation"),
+    "eval": ("any", "the final evaluation: full; quick (at most 500 samples, no density metrics; a stacked set "
+                    "still counts modes on its 26,000); none (summary.json records the step and compute only: "
+                    "`ebmlab eval RUN` evaluates later)"),
     "device": ("any", "cpu, cuda, or auto (cuda when available)"),
     "threads": ("int0", "torch CPU threads (0: torch's setting — all cores unless set — and 1 on 2D toys, whose small "
                         "networks run fastest on one)"),

@@ -93,12 +93,13 @@ class Evaluator(abc.ABC):
         when it is smaller."""
         return min(n, dataset.n_test)
 
-    def draw(self, method: Any, n: int, generator: torch.Generator, cache: Path | None = None) -> Tensor:
+    def draw(self, method: Any, n: int, generator: torch.Generator, cache: Path | None = None,
+             progress: bool = False) -> Tensor:
         """``n`` samples in chunks of :data:`CHUNK`; with ``cache``, resumable (:func:`cached_draw`)."""
         with torch.no_grad():
             if cache is not None:
                 return cached_draw(lambda k: method.sample(k, generator=generator), n, generator, cache,
-                                   device=method.device, model=weights_digest(method))
+                                   device=method.device, model=weights_digest(method), progress=progress)
             return torch.cat([method.sample(min(CHUNK, n - i), generator=generator) for i in range(0, n, CHUNK)])
 
     def density(self, method: Any, dataset: Dataset) -> dict[str, Any]:
@@ -111,14 +112,15 @@ class Evaluator(abc.ABC):
 
     # --- the flow shared by every kind -----------------------------------------------------------------------
     def evaluate(self, method: Any, dataset: Dataset, *, n_samples: int = 2500, seed: int = 0,
-                 density: bool = True, cache: Path | None = None) -> dict[str, Any]:
+                 density: bool = True, cache: Path | None = None, progress: bool = False) -> dict[str, Any]:
         """Evaluate a trained method: a flat dict of metrics. ``cache``: a directory that makes the draw of the
-        samples resumable (:func:`cached_draw`); the caller removes it once the metrics are kept."""
+        samples resumable (:func:`cached_draw`); the caller removes it once the metrics are kept. ``progress``:
+        the draw of a resumable evaluation shows its progress and the time left."""
         for m in method.networks.values():
             m.eval()
         try:
             gen = torch.Generator(device=method.device).manual_seed(seed)
-            samples = self.draw(method, self.n_draw(dataset, n_samples), gen, cache)
+            samples = self.draw(method, self.n_draw(dataset, n_samples), gen, cache, progress)
             out = self.sample_metrics(samples, dataset, n_features=n_samples)
             if method.has_energy and method.energy_defines_density and density:
                 out.update(self.density(method, dataset))
@@ -148,7 +150,7 @@ def weights_digest(method: Any) -> str:
 
 
 def cached_draw(sample: Callable[[int], Tensor], n: int, generator: torch.Generator, cache: Path, *,
-                device: Any = "cpu", model: str = "") -> Tensor:
+                device: Any = "cpu", model: str = "", progress: bool = False) -> Tensor:
     """``n`` samples as ``sample(k)`` calls of :data:`CHUNK` samples (each drawing from ``generator``), each chunk
     written to ``cache/chunk-NNNN.pt`` with the generator's state after it. Called again after a kill, it reads the
     chunks that are there and draws the rest from the saved state: the samples equal an uninterrupted draw's.
@@ -173,7 +175,12 @@ def cached_draw(sample: Callable[[int], Tensor], n: int, generator: torch.Genera
         except OSError as exc:
             writable = _cache_warning(cache, exc)
     parts: list[Tensor] = []
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n, disable=not progress, desc="final evaluation: drawing samples", unit="sample",
+               dynamic_ncols=True, mininterval=1.0)
     for i, start in enumerate(range(0, n, CHUNK)):
+        bar.update(len(parts[-1]) if parts else 0)
         k = min(CHUNK, n - start)
         f = cache / f"chunk-{i:04d}.pt"
         if usable:
@@ -196,6 +203,8 @@ def cached_draw(sample: Callable[[int], Tensor], n: int, generator: torch.Genera
                 writable = _cache_warning(cache, exc)
             fault_point("draw:chunk")
         parts.append(x)
+    bar.update(len(parts[-1]) if parts else 0)
+    bar.close()
     return torch.cat(parts)
 
 
@@ -226,8 +235,9 @@ def _modes(dataset: Dataset) -> tuple[Tensor, float]:
 class Toy2D(Evaluator):
     kinds = ("toy2d",)
 
-    def draw(self, method: Any, n: int, generator: torch.Generator, cache: Path | None = None) -> Tensor:
-        """One call: 2D draws take seconds, so ``cache`` is not used."""
+    def draw(self, method: Any, n: int, generator: torch.Generator, cache: Path | None = None,
+             progress: bool = False) -> Tensor:
+        """One call: 2D draws take seconds, so ``cache`` (and a progress bar) is not used."""
         with torch.no_grad():
             return method.sample(n, generator=generator)
 
@@ -393,11 +403,11 @@ def _noise_floor(ds: Dataset, n: int) -> dict[str, Any] | None:
 
 
 def evaluate_method(method: Any, dataset: Dataset, *, n_samples: int = 2500, seed: int = 0,
-                    density: bool = True, cache: Path | None = None) -> dict[str, Any]:
+                    density: bool = True, cache: Path | None = None, progress: bool = False) -> dict[str, Any]:
     """Evaluate a trained method on a data set with the evaluator of its kind; a flat dict of metrics
-    (``cache``: :meth:`Evaluator.evaluate`)."""
+    (``cache``, ``progress``: :meth:`Evaluator.evaluate`)."""
     return evaluator_for(dataset).evaluate(method, dataset, n_samples=n_samples, seed=seed, density=density,
-                                           cache=cache)
+                                           cache=cache, progress=progress)
 
 
 __all__ = ["EVALUATORS", "Evaluator", "Images", "Toy2D", "Vectors", "cached_draw", "evaluate_method",
