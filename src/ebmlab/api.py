@@ -13,7 +13,7 @@ import torch
 from .config import ResolvedConfig, config_from_dict
 from .errors import EbmlabError, require_int
 from .evaluation import evaluate, protocol, sample_count
-from .methods import Method
+from .methods import Method, methods_with
 from .rng import stream_seed
 from .runs import RunDir
 from .placement import Placement, build_method
@@ -94,14 +94,7 @@ def guided_samples(method: Method, n: int, cfg: Any, *, generator: torch.Generat
 def _require_guidable(method: Method) -> None:
     if not (method.has_energy and method.has_generator):
         raise EbmlabError(f"method {method.name!r} needs both a generator and an energy for energy-guided sampling "
-                          f"(methods with both: {_methods_with('has_energy', 'has_generator')})")
-
-
-def _methods_with(*flags: str) -> str:
-    """The registered methods with every one of ``flags`` set (for messages)."""
-    from .methods import METHODS
-
-    return ", ".join(n for n, cls in METHODS.items() if all(getattr(cls, f) for f in flags))
+                          f"(methods with both: {methods_with('has_energy', 'has_generator')})")
 
 
 def run_sampler(method: Method, sampler: str | None = None, **changes: Any) -> Any:
@@ -399,7 +392,7 @@ def inpaint_run(run_dir: str | Path, out: str | Path, *, n: int = 8, draws: int 
     cfg, method, step = load_run(run_dir, device)
     if not method.can_inpaint:
         raise EbmlabError(f"{cfg.method} has no conditional sampler; inpainting is offered by "
-                          f"{_methods_with('can_inpaint')} (Gibbs chains over the missing values)")
+                          f"{methods_with('can_inpaint')} (Gibbs chains over the missing values)")
     ds = cfg.dataset
     shape = tuple(ds.spec.shape)
     test = ds.test[:n]

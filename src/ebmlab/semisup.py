@@ -96,10 +96,10 @@ def semisup_table(dataset: Dataset, *, labels: int, rhos: tuple[float, ...], see
         raise EbmlabError(f"{dataset.name}: semi-supervised classification needs labelled images (fashion, mnist, "
                           f"digits, cifar10, or a user's .npz with y_train/y_test)")
     if any(r > 0 for r in rhos) and (method is None or not method.can_augment):
-        from .methods import METHODS
+        from .methods import methods_with
 
-        able = ", ".join(n for n, cls in METHODS.items() if cls.can_augment)
-        raise EbmlabError(f"rho > 0 needs --run with a run that augments (methods with a transition T(x): {able}); "
+        raise EbmlabError(f"rho > 0 needs --run with a run that augments (methods with a transition T(x): "
+                          f"{methods_with('can_augment')}); "
                           f"use --rho 0 for the supervised baseline alone")
     arr = dataset.arrays
     y_all = np.asarray(arr.train_y)

@@ -58,6 +58,11 @@ def register_method(cls: type[Method], *, source: str | None = None) -> type[Met
     return cls
 
 
+def methods_with(*flags: str) -> str:
+    """The registered methods with every one of the class flags ``flags`` set, for messages ('kale, vgan')."""
+    return ", ".join(n for n, cls in METHODS.items() if all(getattr(cls, f) for f in flags)) or "none"
+
+
 def get_method(name: str) -> type[Method]:
     try:
         return METHODS[name]
@@ -83,4 +88,4 @@ def _register_entry(name: str, cls: type[Method], source: str) -> None:
 
 _load_plugins()
 
-__all__ = ["FAILED", "METHODS", "Method", "SOURCES", "get_method", "register_method"]
+__all__ = ["FAILED", "METHODS", "Method", "SOURCES", "get_method", "methods_with", "register_method"]
