@@ -16,6 +16,7 @@ from .errors import EbmlabError
 from .methods import Method
 from .rng import stream_seed
 from .runs import MetricsLogger, RunDir, fault_point, read_json, write_json
+from .trackers import open_trackers
 
 
 def final_eval(method: Method, ds: Dataset, cfg: ResolvedConfig, run: RunDir, logger: MetricsLogger | None,
@@ -42,7 +43,8 @@ def final_eval(method: Method, ds: Dataset, cfg: ResolvedConfig, run: RunDir, lo
     final = evaluate(method, ds, rc, last, cache=cache, progress=progress)
     fault_point("final_eval")
     own = logger is None
-    logger = logger or MetricsLogger(run, last, tensorboard=rc.tensorboard)
+    logger = logger or MetricsLogger(run, last, tensorboard=rc.tensorboard and "tensorboard" in rc.loggers,
+                                     trackers=open_trackers(run, rc.loggers, cfg.to_dict()))
     try:
         logger.log(last, "eval", final)
         log_grid(logger, method, ds, last)
@@ -134,8 +136,11 @@ def finish(method: Method, ds: Dataset, cfg: ResolvedConfig, run: RunDir, progre
         if progress:
             print("plots...", flush=True)
         plot_run(method, ds, run)
-    if rc.tensorboard:
+    if rc.tensorboard and "tensorboard" in rc.loggers:
         _tensorboard_final(run, cfg, metrics)
+    for tracker in open_trackers(run, rc.loggers, cfg.to_dict()) if rc.plots else []:
+        tracker.artifacts(run.plots, "plots")
+        tracker.close()
     fault_point("summary")
     write_json(run.summary_path, summary)
     return summary

@@ -510,9 +510,11 @@ def git_commit() -> str | None:
 
 
 class MetricsLogger:
-    """Appends JSON lines and mirrors scalars to TensorBoard."""
+    """Appends JSON lines and mirrors scalars to TensorBoard and to the run's other trackers (``ebmlab.trackers``:
+    objects with ``log``, ``image`` and ``close``)."""
 
-    def __init__(self, run: RunDir, start_step: int, tensorboard: bool = True):
+    def __init__(self, run: RunDir, start_step: int, tensorboard: bool = True, trackers: list[Any] | None = None):
+        self.trackers = list(trackers or [])
         self.fh = open(run.metrics_path, "a", buffering=1)
         self.tb = None
         if tensorboard:
@@ -527,16 +529,22 @@ class MetricsLogger:
             for k, v in values.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
                     self.tb.add_scalar(f"{kind}/{k}", v, step)
+        for t in self.trackers:
+            t.log(step, kind, values)
 
     def image(self, step: int, tag: str, grid) -> None:
         """A [H, W, 3] image in [0, 1] (e.g. ``plots.image_grid``) into TensorBoard."""
         if self.tb is not None:
             self.tb.add_image(tag, grid, step, dataformats="HWC")
+        for t in self.trackers:
+            t.image(step, tag, grid)
 
     def close(self) -> None:
         self.fh.close()
         if self.tb is not None:
             self.tb.close()
+        for t in self.trackers:
+            t.close()
 
 
 def require_utf8(path: str | Path, flag: str = "--out") -> None:

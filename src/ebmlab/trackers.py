@@ -1,0 +1,118 @@
+"""Experiment trackers beside the run directory's own logs (run option ``loggers``): TensorBoard (``RUN/tb``, the
+default, written by ``runs.MetricsLogger``) and MLflow.
+
+MLflow (``loggers=tensorboard,mlflow``; the optional extra ``pip install 'ebmlab[mlflow]'``): the run's options as
+parameters, every training and evaluation metric line as metrics (``train/NAME``, ``eval/NAME``, by step), the
+sample grids of evaluations and the plots of the finished run as artifacts. The tracking store is
+``MLFLOW_TRACKING_URI`` when set, else a local file store in ``RUN/mlruns`` (MLflow keeps its file store in
+maintenance mode and asks for ``MLFLOW_ALLOW_FILE_STORE``, which is set for that store only). The MLflow run of an
+ebmlab run is recorded in ``RUN/mlflow.json``: a resumed run goes on logging into it (steps logged after the last
+checkpoint by a killed session are logged again, so MLflow's history may hold a step twice where metrics.jsonl,
+truncated on resume, holds it once; its parameters stay those of the first session: MLflow does not change a
+logged parameter, and config.json holds the current ones).
+
+Weights & Biases is not offered: its package does not install on every machine this project runs on, and a logger
+that cannot be tested here is not shipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .errors import EbmlabError
+from .runs import RunDir, json_safe, write_json
+
+LOGGERS = ("tensorboard", "mlflow")
+
+
+def open_trackers(run: RunDir, loggers: tuple[str, ...], options: dict[str, Any]) -> list[Any]:
+    """The trackers of ``loggers`` other than TensorBoard, opened for ``run`` (``options``: the run's resolved
+    options, logged as parameters by a new tracker run)."""
+    return [MLflowTracker(run, options)] if "mlflow" in loggers else []
+
+
+def check_loggers(loggers: tuple[str, ...]) -> None:
+    """Refuse a tracker whose package is missing, before a run writes anything."""
+    if "mlflow" in loggers:
+        try:
+            import mlflow  # noqa: F401
+        except ImportError:
+            raise EbmlabError("loggers=mlflow needs MLflow: pip install 'ebmlab[mlflow]' (or mlflow-skinny), or drop "
+                              "mlflow from loggers") from None
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+    return out
+
+
+class MLflowTracker:
+    """One ebmlab run as one MLflow run (module docstring)."""
+
+    def __init__(self, run: RunDir, options: dict[str, Any]) -> None:
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or (run.path / "mlruns").resolve().as_uri()
+        if uri.startswith("file:"):
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from mlflow.tracking import MlflowClient
+
+            self.client = MlflowClient(tracking_uri=uri)
+            self.record = run.path / "mlflow.json"
+            known = json.loads(self.record.read_text()) if self.record.is_file() else {}
+            if known.get("tracking_uri") == uri and known.get("run_id"):
+                self.run_id = known["run_id"]
+                self.client.update_run(self.run_id, status="RUNNING")
+                return
+            exp = self.client.get_experiment_by_name("ebmlab")
+            exp_id = exp.experiment_id if exp is not None else self.client.create_experiment("ebmlab")
+            self.run_id = self.client.create_run(exp_id, run_name=run.path.name).info.run_id
+            from mlflow.entities import Param
+
+            params = [Param(k[:250], v[:6000]) for k, v in _flat(json_safe(options)).items()]
+            for i in range(0, len(params), 100):  # MLflow takes at most 100 parameters a batch
+                self.client.log_batch(self.run_id, params=params[i:i + 100])
+        write_json(self.record, {"tracking_uri": uri, "run_id": self.run_id})
+
+    def log(self, step: int, kind: str, values: dict[str, Any]) -> None:
+        import math
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(f"{kind}/{k}", float(v), now, step) for k, v in values.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for i in range(0, len(metrics), 1000):
+                self.client.log_batch(self.run_id, metrics=metrics[i:i + 1000])
+
+    def image(self, step: int, tag: str, grid: Any) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.client.log_image(self.run_id, grid, f"{tag}/step_{step:07d}.png")
+
+    def artifacts(self, directory: Path, path: str) -> None:
+        """Every file of ``directory`` (the run's plots) as artifacts under ``path``."""
+        if Path(directory).is_dir():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.client.log_artifacts(self.run_id, str(directory), path)
+
+    def close(self) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.client.set_terminated(self.run_id)
+
+
+__all__ = ["LOGGERS", "MLflowTracker", "check_loggers", "open_trackers"]
