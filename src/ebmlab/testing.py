@@ -330,12 +330,56 @@ CHECKS: dict[str, Callable[[str], None]] = {
 }
 
 
-def check_method(name: str) -> None:
-    """Every check of the contract (:data:`CHECKS`) on the registered method ``name``, on its case's data."""
+def check_method(method: str | type[Method]) -> None:
+    """Every check of the contract (:data:`CHECKS`) on a method: a registered name, or a Method subclass (registered
+    first, in this process, when it is not), on its case's data."""
+    if isinstance(method, type):
+        from .methods import METHODS, register_method
+
+        if METHODS.get(str(getattr(method, "name", ""))) is not method:
+            register_method(method)
+        method = method.name
     for check in CHECKS.values():
-        check(name)
+        check(method)
+
+
+def check_dataset(name: str) -> None:
+    """A data set (a built-in or plugin name, or a path) against the data interface (``ebmlab.data.base.Dataset``):
+    it has the interface; its splits are float32 ``[n, *spec.shape]`` with at least 2 rows, finite, inside the
+    spec's value range (and on its grid of levels, for quantised data; {0, 1} for binary data); labels, where it has
+    them, one per row and below ``n_classes``; ``train_batch`` gives the rows of ``train`` (deterministic data) and
+    the device split encodes rows as ``train_batch`` does."""
+    from .data import get_dataset
+    from .data.base import Dataset
+
+    ds = get_dataset(name)
+    assert isinstance(ds, Dataset), f"{name}: {type(ds).__name__} lacks the data interface (ebmlab.data.base.Dataset)"
+    ds.read()
+    spec = ds.spec
+    for split, x in (("train", ds.train), ("test", ds.test)):
+        assert x.dtype == torch.float32 and tuple(x.shape[1:]) == tuple(spec.shape) and len(x) >= 2, \
+            f"{name}: {split} split {tuple(x.shape)} {x.dtype}, expected float32 [n ≥ 2, *{tuple(spec.shape)}]"
+        assert torch.isfinite(x).all(), f"{name}: the {split} split holds non-finite values"
+        if spec.value_range is not None:
+            lo, hi = spec.value_range
+            assert float(x.min()) >= lo and float(x.max()) <= hi, f"{name}: {split} values outside {spec.value_range}"
+        if spec.kind == "binary":
+            assert bool(((x == 0) | (x == 1)).all()), f"{name}: binary data with values other than 0 and 1"
+    for split, y, x in (("train", ds.train_labels, ds.train), ("test", ds.test_labels, ds.test)):
+        if y is not None:
+            assert len(y) == len(x), f"{name}: {len(y)} {split} labels for {len(x)} rows"
+            assert ds.n_classes is not None and int(y.min()) >= 0 and int(y.max()) < ds.n_classes, \
+                f"{name}: {split} labels outside 0..n_classes-1"
+    idx = torch.arange(min(4, ds.n_train))
+    rows = ds.train_batch(idx, generator=torch.Generator().manual_seed(0))
+    assert tuple(rows.shape) == (len(idx), *spec.shape), f"{name}: train_batch gives {tuple(rows.shape)}"
+    if ds.binarize != "dynamic":
+        assert torch.equal(rows, ds.train[idx]), f"{name}: train_batch's rows are not the train split's"
+        held, encode = ds.device_split("cpu")
+        assert torch.equal(encode(held[idx]).reshape(rows.shape), rows), \
+            f"{name}: the device split encodes rows otherwise than train_batch"
 
 
 __all__ = ["BATCH", "CASES", "CHECKS", "Case", "assert_same_state", "batches", "build", "case", "check_capture",
-           "check_declarations", "check_method", "check_no_host_reads", "check_round_trip", "check_sampling",
+           "check_dataset", "check_declarations", "check_method", "check_no_host_reads", "check_round_trip", "check_sampling",
            "check_step", "check_step_kinds", "flat_state", "replay_pair", "step_traces"]

@@ -139,3 +139,17 @@ def test_check_method_runs_every_check_on_a_new_method(monkeypatch):
 
     _register(monkeypatch, Renamed)
     check_method("renamed_gan")
+
+
+def test_check_method_takes_a_class_and_registers_it(monkeypatch):
+    from ebmlab.methods.gan import GAN
+
+    class AsClass(GAN):
+        name = "as_class_gan"
+
+    monkeypatch.setattr("ebmlab.methods.METHODS", dict(METHODS))
+    monkeypatch.setattr("ebmlab.methods.SOURCES", dict(SOURCES))
+    import ebmlab.methods as methods
+
+    check_method(AsClass)
+    assert methods.METHODS["as_class_gan"] is AsClass
