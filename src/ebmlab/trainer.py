@@ -112,7 +112,7 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
 
 
 @dataclass
-class _Session:
+class _Training:
     """One session of the loop over a run's steps: what it reads and what it keeps between steps."""
 
     cfg: ResolvedConfig
@@ -180,7 +180,7 @@ class _Session:
 
 
 def _begin(cfg: ResolvedConfig, run: RunDir, ckpt: dict[str, Any] | None, method: Method, batches: Any,
-           place: Placement) -> _Session:
+           place: Placement) -> _Training:
     """Restore the checkpoint if there is one (method, batches, RNG, step, budget counts and seconds) and start
     this session's record."""
     rc = cfg.run
@@ -202,7 +202,7 @@ def _begin(cfg: ResolvedConfig, run: RunDir, ckpt: dict[str, Any] | None, method
     if place.main:
         run.truncate_metrics(start)
     record = Session.start(run if place.main else None, start, place.record())
-    return _Session(cfg, run, method, batches, place, budget, record, start, stopped_by, ckpt is not None,
+    return _Training(cfg, run, method, batches, place, budget, record, start, stopped_by, ckpt is not None,
                     cpu_before, step=start)
 
 
@@ -261,7 +261,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ckpt: dict[str, Any] | None, m
                            budget=t.budget.report(end, t.stopped_by)))
 
 
-def _steps(t: _Session, end: int, bar: tqdm, stop: StopAtStepEnd) -> int:
+def _steps(t: _Training, end: int, bar: tqdm, stop: StopAtStepEnd) -> int:
     """The steps after ``t.start`` up to ``end``, or up to the step at which a budget is used up (returned)."""
     rc, method = t.cfg.run, t.method
     has_buffers = t.place.processes > 1 and any(True for m in method.networks.values() for _ in m.buffers())
@@ -292,7 +292,7 @@ def _steps(t: _Session, end: int, bar: tqdm, stop: StopAtStepEnd) -> int:
     return end
 
 
-def _finished_before(t: _Session, progress: bool) -> TrainResult:
+def _finished_before(t: _Training, progress: bool) -> TrainResult:
     """A run whose steps were all done (or whose budget ended it) in an earlier session: its summary, anew."""
     if not t.place.main:
         return TrainResult(t.run.path, {}, t.method, t.start, t.place.rank)
