@@ -16,7 +16,7 @@ from .errors import EbmlabError
 from .methods import Method
 from .rng import stream_seed
 from .runs import MetricsLogger, RunDir, fault_point, read_json, write_json
-from .trackers import open_trackers
+from .trackers import metrics_logger, open_trackers
 
 
 def final_eval(method: Method, ds: Dataset, cfg: ResolvedConfig, run: RunDir, logger: MetricsLogger | None,
@@ -43,8 +43,7 @@ def final_eval(method: Method, ds: Dataset, cfg: ResolvedConfig, run: RunDir, lo
     final = evaluate(method, ds, rc, last, cache=cache, progress=progress)
     fault_point("final_eval")
     own = logger is None
-    logger = logger or MetricsLogger(run, last, tensorboard=rc.tensorboard and "tensorboard" in rc.loggers,
-                                     trackers=open_trackers(run, rc.loggers, cfg.to_dict()))
+    logger = logger or metrics_logger(run, last, rc, cfg.to_dict())
     try:
         logger.log(last, "eval", final)
         log_grid(logger, method, ds, last)

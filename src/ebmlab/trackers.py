@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EbmlabError
-from .runs import RunDir, json_safe, write_json
+from .runs import MetricsLogger, RunDir, json_safe, write_json
 
 LOGGERS = ("tensorboard", "mlflow")
 
@@ -34,6 +34,14 @@ def open_trackers(run: RunDir, loggers: tuple[str, ...], options: dict[str, Any]
     """The trackers of ``loggers`` other than TensorBoard, opened for ``run`` (``options``: the run's resolved
     options, logged as parameters by a new tracker run)."""
     return [MLflowTracker(run, options)] if "mlflow" in loggers else []
+
+
+def metrics_logger(run: RunDir, start: int, rc: Any, options: dict[str, Any]) -> MetricsLogger:
+    """The run's metrics logger from ``start``: metrics.jsonl, TensorBoard where the run option ``loggers`` names it
+    (and ``tensorboard`` is on), and the trackers of its other ``loggers`` (``rc``: the run options; ``options``:
+    the resolved configuration, logged as parameters by a new tracker run)."""
+    return MetricsLogger(run, start, tensorboard=rc.tensorboard and "tensorboard" in rc.loggers,
+                         trackers=open_trackers(run, rc.loggers, options))
 
 
 def check_loggers(loggers: tuple[str, ...]) -> None:
@@ -115,4 +123,4 @@ class MLflowTracker:
             self.client.set_terminated(self.run_id)
 
 
-__all__ = ["LOGGERS", "MLflowTracker", "check_loggers", "open_trackers"]
+__all__ = ["LOGGERS", "MLflowTracker", "check_loggers", "metrics_logger", "open_trackers"]

@@ -29,7 +29,7 @@ from .evaluation import announce_classifier, evaluate, final_eval, finish, log_g
 from .methods import Method
 from .placement import RESUMABLE, Placement, build_method, join
 from .rng import stream_seed
-from .trackers import check_loggers, open_trackers
+from .trackers import check_loggers, metrics_logger
 from .runs import (CHECKPOINT_FORMAT, MetricsLogger, RunDir, Session, StopAtStepEnd, check_output_dir, fault_point,
                    write_json)
 
@@ -212,7 +212,7 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ckpt: dict[str, Any] | None, m
     t = _begin(cfg, run, ckpt, method, batches, place)
     if t.start >= rc.steps or t.stopped_by is not None:
         return _finished_before(t, progress)
-    t.logger = _logger(cfg, run, t.start) if place.main else None
+    t.logger = metrics_logger(run, t.start, rc, cfg.to_dict()) if place.main else None
     end = rc.steps if stop_after is None else min(rc.steps, stop_after)
     say = (lambda why: print(f"graphs: {why}; the run goes on eagerly (graphs=off skips the attempt)", flush=True)
            ) if progress else None
@@ -302,12 +302,6 @@ def _finished_before(t: _Training, progress: bool) -> TrainResult:
     t.record.end(last, timed=False)
     return TrainResult(t.run.path, summary, t.method, t.start, train_seconds=t.budget.seconds,  # nothing trained now
                        train_cpu_seconds=t.run.trained_cpu_seconds())
-
-
-def _logger(cfg: ResolvedConfig, run: RunDir, start: int) -> MetricsLogger:
-    rc = cfg.run
-    return MetricsLogger(run, start, tensorboard=rc.tensorboard and "tensorboard" in rc.loggers,
-                         trackers=open_trackers(run, rc.loggers, cfg.to_dict()))
 
 
 def _rank0_rng(world: distributed.World | None):
