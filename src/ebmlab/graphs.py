@@ -449,16 +449,5 @@ def runner(method: Any, placement: Any, budget: Any = None, *, tensor_lrs: bool 
     return StepGraphs(method, placement.graphs, run_step, budget, strict=strict, on_fallback=on_fallback)
 
 
-def describe(backend_name: str | None, why: str | None, method_name: str) -> str | None:
-    """The one line a run prints about its graphs (None: nothing to say)."""
-    if backend_name is None:
-        return None
-    if why:
-        return f"graphs: {method_name}'s steps run eagerly: {why}"
-    if backend_name == "emulate":
-        return "graphs=emulate: steps replayed from recorded operations (a check of capturability; slower than eager)"
-    return None
-
-
-__all__ = ["EagerSteps", "ReplayCheckFailed", "StepGraphs", "WARMUP", "backend", "blocker", "describe", "portable_method_state",
+__all__ = ["EagerSteps", "ReplayCheckFailed", "StepGraphs", "WARMUP", "backend", "blocker", "portable_method_state",
            "portable_optimizer_state", "prepare", "runner"]

@@ -141,7 +141,8 @@ class Placement:
     def describe(self) -> str:
         """The placement in one line, as ``train`` prints it before the first step."""
         steps = ("eager" if self.graphs is None else f"eager ({self.eager_because})" if self.eager_because
-                 else f"captured graphs ({self.graphs})")
+                 else "replayed from recorded operations (graphs=emulate: a check of capturability, slower than "
+                      "eager)" if self.graphs == "emulate" else f"captured graphs ({self.graphs})")
         return (f"placement: {self.device}, {self.threads} thread{'s' if self.threads != 1 else ''}, "
                 f"{self.processes} process{'es' if self.processes != 1 else ''}, {self.precision}"
                 f"{', channels-last' if self.channels_last else ''}"

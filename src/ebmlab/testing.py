@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import torch
@@ -37,7 +37,7 @@ from .config import field_types, resolve_config
 from .data import get_dataset
 from .methods import Method, get_method
 from .options import entry
-from .placement import build_method
+from .placement import Placement, build_method
 from .syncs import CountHostReads
 
 
@@ -245,38 +245,29 @@ REPLAY_RECIPE = {"ema": 0.9, "lr_schedule": "constant", "grad_clip": 5.0, "steps
 
 def replay_pair(name: str, data: str | None = None, steps: int | None = None,
                 **over: Any) -> tuple[Method, Method, graphs.StepGraphs, list[Budget]]:
-    """The same steps eagerly and through ``graphs.StepGraphs(emulate)``: (eager method, replayed method, the
-    runner, the two budgets)."""
+    """The same steps through the trainer's two step runners (``graphs.runner``): eagerly, and replayed from the
+    CPU emulation of a captured graph: (eager method, replayed method, the replaying runner, the two budgets)."""
     eager, replayed = (build(name, data, **{**REPLAY_RECIPE, **over}) for _ in range(2))
     bs = batches(name, steps or case(name).replay_steps, data)
+    place = Placement(device=torch.device("cpu"), threads=torch.get_num_threads())
     budgets, runner = [], None
     for m in (eager, replayed):
         budget = Budget(m.networks)
         budget.start()
         budgets.append(budget)
-        run_step = _eager_step(m)
-        if m is replayed:
-            assert graphs.blocker(m) is None, f"{name}: {graphs.blocker(m)}"
-            graphs.prepare(m, "emulate", tensor_lrs=m.recipe.rc.lr_schedule != "constant")
-            runner = graphs.StepGraphs(m, "emulate", run_step, budget)
+        here = place if m is eager else replace(place, graphs="emulate").for_method(m)
+        assert m is eager or here.captured, f"{name}: {here.eager_because}"
+        runner = graphs.runner(m, here, budget, tensor_lrs=m.recipe.rc.lr_schedule != "constant")
         torch.manual_seed(1)  # the global generator too (some steps draw from it)
         for step, b in enumerate(bs, 1):
             m.recipe.before_step(step)
             m.prepare_step(step)
-            out = runner.step(b, step) if runner is not None else run_step(b, step)
+            out = runner.step(b, step)
             assert all(not isinstance(v, Tensor) or torch.isfinite(v).all() for v in out.values()), \
                 f"{name}: a non-finite metric at step {step}"
         budget.stop()
-    assert runner is not None
+    assert isinstance(runner, graphs.StepGraphs)
     return eager, replayed, runner, budgets
-
-
-def _eager_step(m: Method) -> Callable[[Tensor, int], dict[str, Any]]:
-    def run_step(batch: Tensor, step: int) -> dict[str, Any]:
-        out = m.train_step(batch, step)
-        m.recipe.after_step()
-        return out
-    return run_step
 
 
 def flat_state(state: Any, prefix: str = "") -> Any:

@@ -95,7 +95,9 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
         if place.data_on_device:
             batches.on_device(place.device)
         if echo and place.main:
-            print(cfg.echo(), place.describe(), sep="\n", flush=True)
+            print(cfg.echo(), flush=True)
+        if (echo or progress) and place.main:
+            print(place.describe(), flush=True)  # where and how the steps run, a capture's blocker included
         if place.main and progress:
             if extending:
                 print(extending, flush=True)
@@ -218,9 +220,6 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ckpt: dict[str, Any] | None, m
            ) if progress else None
     t.runner = graphs.runner(method, place, t.budget, tensor_lrs=rc.lr_schedule != "constant",
                              strict=rc.graphs != "auto", on_fallback=say)
-    line = graphs.describe(place.graphs, place.eager_because, cfg.method)
-    if line and progress:
-        print(line, flush=True)
     bar = tqdm(total=rc.steps, initial=t.start, disable=not progress, desc=f"{cfg.method}/{cfg.data}",
                dynamic_ncols=True, mininterval=0.5)
     stop = StopAtStepEnd(active=place.processes == 1)
