@@ -1,5 +1,5 @@
-"""The documentation site: every `bash` and `python` code block of the getting-started and how-to pages runs (in a
-fresh directory, in order, as a reader would paste them), and `mkdocs build --strict` builds the site with its API
+"""The documentation site: every `bash` and `python` code block of the getting-started and how-to pages, and the
+README's tour, runs (in a fresh directory, in order, as a reader would paste them), and `mkdocs build --strict` builds the site with its API
 reference from the docstrings, without a warning (a broken link or a missing object fails)."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,34 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "docs" / "getting-started.md", *sorted((ROOT / "docs" / "how-to").glob("*.md"))]
 
 
+@pytest.fixture
+def registries_restored():
+    """What a page registers (the plugin page registers a method) leaves the registries with the test."""
+    import ebmlab.data as data_registry
+    import ebmlab.methods as method_registry
+    import ebmlab.metrics.registry as metric_registry
+
+    registries = (method_registry.METHODS, method_registry.SOURCES, data_registry.PLUGINS, data_registry.SOURCES,
+                  metric_registry.PLUGINS)
+    saved = [dict(r) for r in registries]
+    yield
+    for registry, copy in zip(registries, saved, strict=True):
+        registry.clear()
+        registry.update(copy)
+
+
+def run_block(lang: str, block: str, namespace: dict) -> None:
+    """Run one code block as a reader pasting it would: bash stops at the first failing command, python blocks of a
+    page share one namespace (mktestdocs finds the blocks; its `check_codeblock` only cleans them, it runs nothing)."""
+    if lang == "bash":
+        r = subprocess.run(["bash", "-e", "-u", "-o", "pipefail", "-c", block], capture_output=True, text=True)
+        assert r.returncode == 0, f"{block}\n--- exit {r.returncode}:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+    else:
+        exec(compile(block, "<docs>", "exec"), namespace)  # noqa: S102 - the documentation's own examples
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
-def test_the_pages_code_runs(page, tmp_path, monkeypatch):
+def test_the_pages_code_runs(page, tmp_path, monkeypatch, registries_restored):
     mktestdocs = pytest.importorskip("mktestdocs")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", str(Path(sys.executable).parent), prepend=":")  # this environment's ebmlab
@@ -25,8 +52,30 @@ def test_the_pages_code_runs(page, tmp_path, monkeypatch):
     # in the order of the page: a python block may write the file a bash block then trains on
     text = page.read_text()
     ordered = sorted(((text.index(b), lang, b) for lang, bs in blocks.items() for b in bs), key=lambda t: t[0])
+    module = types.ModuleType(f"docs_{page.stem.replace('-', '_')}")  # a real module: dataclasses look theirs up
+    monkeypatch.setitem(sys.modules, module.__name__, module)
     for _, lang, block in ordered:
-        mktestdocs.check_codeblock(f"```{lang}\n{block}```", lang=lang)
+        run_block(lang, block, module.__dict__)
+
+
+def test_a_failing_block_fails():
+    """The runner is a check that can fail: a failing command in the middle of a block, or a raising statement."""
+    with pytest.raises(AssertionError, match="exit 1"):
+        run_block("bash", "true\nfalse\ntrue\n", {})
+    with pytest.raises(ZeroDivisionError):
+        run_block("python", "x = 1\ny = x / 0\n", {})
+
+
+def test_the_readme_tour_runs(tmp_path, monkeypatch):
+    """The README's short tour runs as it stands (its set-up commands are what CI itself runs)."""
+    mktestdocs = pytest.importorskip("mktestdocs")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent), prepend=":")
+    text = (ROOT / "README.md").read_text()
+    tour = mktestdocs.grab_code_blocks(text[text.index("## A short tour"):], lang="bash")[0]
+    assert "ebmlab train" in tour and "ebmlab report" in tour
+    run_block("bash", tour, {})
+    assert (tmp_path / "report.html").stat().st_size > 10_000 and (tmp_path / "bench-mini" / "results.md").exists()
 
 
 def test_the_site_builds_strictly(tmp_path):

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "ebmlab"
-README = SRC.parents[1] / "README.md"
+LAYOUT = SRC.parents[1] / "docs" / "concepts" / "layout.md"
 
 # lowest first; a module may import modules of its own layer or below
 LAYERS = [
@@ -147,18 +147,17 @@ def test_the_checks_see_an_import_up_a_layer_and_a_cycle():
         ["ebmlab.report", "ebmlab.bench.tables", "ebmlab.report"] in cycles, cycles
 
 
-def test_every_root_module_is_named_in_the_readme_layout():
-    """The README's "Layout" block names every module and subpackage at the package root: a room added without a
-    line there is unknown to a reader."""
-    text = README.read_text()
-    block = text[text.index("## Layout"):]
-    block = block[block.index("```"):]
+def test_every_root_module_is_named_in_the_layout_page():
+    """The documentation's layout page (docs/concepts/layout.md) names every module and subpackage at the package
+    root: a room added without a line there is unknown to a reader."""
+    text = LAYOUT.read_text()
+    block = text[text.index("```"):]
     block = block[:block.index("```", 3)]
     named = set(re.findall(r"\b([a-z_]+)(?:\.py|/)", block))
     rooms = {p.stem for p in SRC.glob("*.py") if p.stem not in ("__init__", "__main__")}
     rooms |= {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     missing = sorted(rooms - named)
-    assert not missing, f"root modules missing from the README's Layout: {missing}"
+    assert not missing, f"root modules missing from docs/concepts/layout.md: {missing}"
 
 
 def test_no_shared_module_names_a_method():
