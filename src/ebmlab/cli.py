@@ -326,17 +326,18 @@ def _sr(args: argparse.Namespace) -> None:
     if args.sr_command == "train":
         res = api.train_sr(args.data, args.model, out=args.out, scale=args.scale, steps=args.steps, seed=args.seed,
                            options=api.parse_options(args.overrides), data_dir=args.data_dir, crop=args.crop,
-                           progress=not args.no_progress, n_eval=args.n_eval)
+                           progress=not args.no_progress, n_eval=args.n_eval, threads=args.threads)
         t = res.get("test", {})
         print(f"{args.model} on {args.data} x{args.scale}: PSNR {t.get('psnr', float('nan')):.2f} dB, SSIM "
               f"{t.get('ssim', float('nan')):.4f}, stats distance {t.get('stats_dist', float('nan')):.4f}, "
               f"gradient-energy ratio {t.get('grad_ratio', float('nan')):.3f} on {t.get('n_test', 0)} test images; "
               f"grid in {Path(args.out) / 'grid.png'}")
     elif args.sr_command == "eval":
-        res = api.evaluate_sr(args.run_dir, n=args.n, progress=True)
+        res = api.evaluate_sr(args.run_dir, n=args.n, progress=not args.no_progress, threads=args.threads)
         print(json.dumps(res, indent=2))
     else:
-        res = api.upscale(args.run_dir, args.input, args.out, tile=args.tile, progress=not args.no_progress)
+        res = api.upscale(args.run_dir, args.input, args.out, tile=args.tile, progress=not args.no_progress,
+                          threads=args.threads)
         print(f"wrote {res['out']} ({res['out_size'][1]}x{res['out_size'][0]}) in {res['seconds']} s")
 
 
@@ -569,7 +570,8 @@ def _add_bench(sub: Any) -> None:
 def _add_sr(sub: Any) -> None:
     s = _sub(sub, "sr", "super-resolution: train, evaluate and apply models (bicubic, tv, mse, stats)")
     srs = s.add_subparsers(dest="sr_command", required=True, metavar="SR_COMMAND")
-    t = srs.add_parser("train", help="train or fit a super-resolution model into a run directory (resumes)")
+    t = srs.add_parser("train", help="train or fit a super-resolution model into a run directory (resumes)",
+                       epilog=_sr_train_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--data", required=True, help="fashion, skimage, or a folder of PNG/JPEG images")
     t.add_argument("--model", required=True, help="bicubic, tv, mse or stats")
     t.add_argument("--scale", type=int, default=4, help="up-sampling factor, 2 to 8 (default 4)")
@@ -580,19 +582,49 @@ def _add_sr(sub: Any) -> None:
     t.add_argument("--data-dir", help="directory of local data files; else EBMLAB_DATA")
     t.add_argument("--n-eval", type=int, default=500, help="test images evaluated at the end (default 500)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--threads", type=int, default=0,
+                   help="torch's CPU threads (default 0: torch's default); kept for the run's eval and upscale")
     t.add_argument("overrides", nargs="*", help="model options key=value (e.g. phi=learned lr=1e-3)")
     t.set_defaults(fn=_sr)
-    e = srs.add_parser("eval", help="PSNR, SSIM, statistics distance (and FD on fashion) on the test split")
+    e = srs.add_parser("eval", help="PSNR, SSIM, statistics distance (and FD on fashion) on the test split",
+                       epilog="examples:\n  ebmlab sr eval runs/sr-stats\n  ebmlab sr eval runs/sr-stats -n 50 "
+                              "--threads 1      (writes summary-n50.json beside the run's summary)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("run_dir", help="a run directory written by `ebmlab sr train`")
     e.add_argument("-n", type=int, default=500, help="test images (default 500)")
+    e.add_argument("--threads", type=int, help="torch's CPU threads (default: the run's setting)")
+    e.add_argument("--no-progress", action="store_true", help="no progress lines and bars")
     e.set_defaults(fn=_sr)
-    u = srs.add_parser("upscale", help="upscale an image file of any size (processed in tiles)")
+    u = srs.add_parser("upscale", help="upscale an image file of any size (processed in tiles)",
+                       epilog="examples:\n  ebmlab sr upscale runs/sr-stats --in small.png --out big.png\n  "
+                              "ebmlab sr upscale runs/sr-mse --in photo.jpg --out photo4x.jpg --tile 64",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     u.add_argument("run_dir", help="a run directory written by `ebmlab sr train`")
     u.add_argument("--in", dest="input", required=True, help="low-resolution PNG/JPEG")
     u.add_argument("--out", required=True, help="output .png or .jpg")
     u.add_argument("--tile", type=int, default=32, help="tile side in low-resolution pixels (default 32)")
     u.add_argument("--no-progress", action="store_true", help="no progress bar")
+    u.add_argument("--threads", type=int, help="torch's CPU threads (default: the run's setting)")
     u.set_defaults(fn=_sr)
+
+
+def _sr_train_epilog() -> str:
+    """Examples, and every model's options with their defaults and meanings (from each Config's OPTIONS)."""
+    import dataclasses
+
+    from .sr.api import MODELS
+
+    lines = ["examples:", "  ebmlab sr train --data fashion --model stats --out runs/sr-stats",
+             "  ebmlab sr train --data skimage --model mse --scale 2 --out runs/sr-mse lr=1e-3 --threads 1",
+             "  ebmlab sr train --data my_photos/ --crop 96 --model tv --out runs/sr-tv", "",
+             "model options (key=value after the command):"]
+    for name, cls in MODELS.items():
+        fields = dataclasses.fields(cls.Config) if dataclasses.is_dataclass(cls.Config) else ()
+        lines.append(f"  {name}:" + ("" if fields else " none"))
+        for f in fields:
+            meaning = cls.Config.OPTIONS.get(f.name, ("", ""))[1]
+            lines.append(f"    {f'{f.name}={f.default!r}':<20} {meaning}")
+    return "\n".join(lines)
 
 
 def os_error_message(exc: OSError) -> str:

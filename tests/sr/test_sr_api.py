@@ -163,3 +163,37 @@ def test_an_evaluation_on_fewer_images_goes_beside_the_summary(folder, tmp_path)
     assert json.loads((out / "summary-n1.json").read_text())["test"]["n_test"] == 1
     again = api.evaluate_sr(out, n=n)  # as many images as the summary's: the summary is the place
     assert again["summary"] == str(out / "summary.json")
+
+
+def test_evaluation_runs_with_the_runs_threads_and_shows_progress(folder, tmp_path, monkeypatch, capsys):
+    """`sr eval` used torch's default threads whatever the run asked (slow beside other jobs) and printed nothing:
+    now the run's `--threads` is kept in its config and used by eval (and upscale), a flag overrides it, the caller's
+    setting is restored after, and progress says what it is doing."""
+    out = tmp_path / "stats"
+    _train(folder, out, "stats", 2, threads=1)
+    assert json.loads((out / "config.json").read_text())["threads"] == 1
+    seen = []
+    predict = Stats.predict
+
+    def spy(self, y, *, progress=False):
+        seen.append(torch.get_num_threads())
+        return predict(self, y, progress=progress)
+
+    monkeypatch.setattr(Stats, "predict", spy)
+    torch.set_num_threads(2)
+    capsys.readouterr()
+    api.evaluate_sr(out, n=4, progress=True)
+    api.evaluate_sr(out, n=4, threads=2)
+    assert seen == [1, 2] and torch.get_num_threads() == 2
+    err = capsys.readouterr().err
+    assert "sr eval: stats, 4 test images" in err and "1 thread\n" in err and "inference" in err and "Langevin draws" in err
+    with pytest.raises(EbmlabError, match="--threads"):
+        api.evaluate_sr(out, n=4, threads=-1)
+
+
+def test_stats_inference_is_the_same_with_a_progress_bar():
+    """The bar counts the objective's evaluations; the block of 256 images solved together is unchanged."""
+    torch.manual_seed(0)
+    net = Stats(4, api.make_config(Stats, TINY))
+    y = torch.rand(3, 1, 4, 4)
+    assert torch.equal(net.predict(y), net.predict(y, progress=True))

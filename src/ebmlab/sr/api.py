@@ -9,8 +9,11 @@ ends with the same parameters as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,21 @@ def build_model(model: str, scale: int, options: dict[str, Any]) -> SRModel:
     return cls(scale, make_config(cls, options))
 
 
+@contextlib.contextmanager
+def cpu_threads(n: int | None) -> Iterator[int]:
+    """torch's CPU threads set to ``n`` for the block (0 or None: left as they are), restored after; yields the
+    number in use. Under load one thread can be faster than two (``benchmarks/threads``)."""
+    before = torch.get_num_threads()
+    if n is not None:
+        require_int("--threads", n, 0, " (0: torch's default)")
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
 def _ckpt_name(model: str) -> str:
     return f"sr-{model}"
 
@@ -63,9 +81,20 @@ def _batch(data_train: Tensor, batch_size: int, seed: int, step: int) -> Tensor:
 def train_sr(data: str, model: str, *, out: str | Path, scale: int = 4, steps: int | None = None, seed: int = 0,
              options: dict[str, Any] | None = None, data_dir: str | None = None, crop: int = 64,
              progress: bool = True, ckpt_every: int = 500, log_every: int = 50, evaluate: bool = True,
-             n_eval: int = 500) -> dict[str, Any]:
+             n_eval: int = 500, threads: int = 0) -> dict[str, Any]:
     """Train (or fit) ``model`` on ``data`` at ×``scale`` into the run directory ``out``; resume if it exists.
-    ``ckpt_every`` must be a multiple of ``log_every`` (so that a resumed run logs exactly what it would have)."""
+    ``ckpt_every`` must be a multiple of ``log_every`` (so that a resumed run logs exactly what it would have).
+    ``threads``: torch's CPU threads for the training and the evaluation (0: torch's default), kept in the run's
+    config for its later ``sr eval`` and ``sr upscale`` (a resume may change it)."""
+    with cpu_threads(threads):
+        return _train_sr(data, model, out=out, scale=scale, steps=steps, seed=seed, options=options,
+                         data_dir=data_dir, crop=crop, progress=progress, ckpt_every=ckpt_every,
+                         log_every=log_every, evaluate=evaluate, n_eval=n_eval, threads=threads)
+
+
+def _train_sr(data: str, model: str, *, out: str | Path, scale: int, steps: int | None, seed: int,
+              options: dict[str, Any] | None, data_dir: str | None, crop: int, progress: bool, ckpt_every: int,
+              log_every: int, evaluate: bool, n_eval: int, threads: int) -> dict[str, Any]:
     if log_every < 1 or ckpt_every < 1 or ckpt_every % log_every:
         raise EbmlabError(f"ckpt_every ({ckpt_every}) must be a positive multiple of log_every ({log_every})")
     for name, v, lo in (("--scale", scale, 2), ("--crop", crop, 1), ("--n-eval", n_eval, 1), ("--seed", seed, 0)):
@@ -83,7 +112,8 @@ def train_sr(data: str, model: str, *, out: str | Path, scale: int = 4, steps: i
     sr_data = get_sr_data(data, scale=scale, data_dir=data_dir, crop=crop)
     steps = (DEFAULT_STEPS.get(data, 2000) if net.trainable else 0) if steps is None else steps
     cfg = {"format": CONFIG_FORMAT, "model": model, "data": data, "scale": scale, "seed": seed, "steps": steps,
-           "options": net.options, "crop": crop, "data_dir": data_dir, "data_description": sr_data.description}
+           "options": net.options, "crop": crop, "data_dir": data_dir, "data_description": sr_data.description,
+           "threads": threads}
     out.mkdir(parents=True, exist_ok=True)
     run.clean_temporary()
     write_json(run.config_path, cfg)
@@ -198,24 +228,34 @@ def load_sr_run(run_dir: str | Path) -> tuple[dict[str, Any], SRModel]:
 
 
 def evaluate_sr(run_dir: str | Path, *, n: int = 500, n_samples: int = 3, progress: bool = False,
-                net: SRModel | None = None, sr_data=None, fd: bool = True) -> dict[str, Any]:
+                net: SRModel | None = None, sr_data=None, fd: bool = True, threads: int | None = None) -> dict[str, Any]:
     """Metrics of the run's model on the first ``n`` test images; writes grid.png, and summary.json unless that
     holds an evaluation on more test images: one on fewer (``sr eval -n 20`` after the run's 412) goes beside it,
-    into summary-n20.json, and the returned ``summary`` names the file written."""
+    into summary-n20.json, and the returned ``summary`` names the file written. ``threads``: torch's CPU threads
+    (default: the run's setting, else torch's default). ``progress``: what it is doing, with bars and times left."""
+    require_int("-n", n, 1, " (test images)")
+    cfg, loaded = load_sr_run(run_dir)
+    with cpu_threads(cfg.get("threads", 0) if threads is None else threads) as used:
+        return _evaluate_sr(RunDir(run_dir), cfg, net or loaded, n=n, n_samples=n_samples, progress=progress,
+                            sr_data=sr_data, fd=fd, threads=used)
+
+
+def _evaluate_sr(run: RunDir, cfg: dict[str, Any], net: SRModel, *, n: int, n_samples: int, progress: bool,
+                 sr_data, fd: bool, threads: int) -> dict[str, Any]:
     from .metrics import all_metrics
 
-    require_int("-n", n, 1, " (test images)")
-    run = RunDir(run_dir)
-    cfg, loaded = load_sr_run(run_dir)
-    net = net or loaded
     net.eval()
     sr_data = sr_data or get_sr_data(cfg["data"], scale=cfg["scale"], data_dir=cfg.get("data_dir"),
                                      crop=cfg.get("crop", 64))
     x = sr_data.test[:n]
     y = ops.down(x, cfg["scale"])
+    _say(progress, f"sr eval: {cfg['model']}, {len(x)} test images of {cfg['data']}, {threads} "
+                   f"thread{'s' if threads != 1 else ''}")
     t0 = time.perf_counter()
-    xhat = net.predict(y)
+    xhat = net.predict(y, progress=progress)
     infer_s = time.perf_counter() - t0
+    _say(progress, f"sr eval: inference {infer_s:.1f} s; metrics (PSNR, SSIM, statistics distance"
+                   f"{', classifier FD' if fd and cfg['data'] == 'fashion' else ''})")
     m = all_metrics(xhat, x, fd_dataset="fashion" if (fd and cfg["data"] == "fashion") else None,
                     data_dir=cfg.get("data_dir"))
     res = {"n_test": len(x), "inference_seconds": round(infer_s, 2),
@@ -224,8 +264,11 @@ def evaluate_sr(run_dir: str | Path, *, n: int = 500, n_samples: int = 3, progre
     samples = None
     if isinstance(net, Stats) and n_samples > 0:
         g = torch.Generator().manual_seed(0)
+        k = min(8, len(y))
+        _say(progress, f"sr eval: {n_samples} Langevin draws for each of {k} images (the grid's sample columns)")
         samples = torch.stack([net.sample(y[i:i + 1], n_samples, generator=g, start=xhat[i:i + 1])
-                               for i in range(min(8, len(y)))])  # [8, k, 1, H, W]
+                               for i in tqdm(range(k), disable=not progress, desc="samples", unit="image",
+                                             file=sys.stderr, leave=False)])  # [8, k, 1, H, W]
         res["sample_spread"] = float(samples.std(1).mean())
         res["sample_constraint_max_abs"] = float(
             (ops.down(samples.flatten(0, 1), cfg["scale"]) - y[:len(samples)].repeat_interleave(n_samples, 0))
@@ -238,6 +281,11 @@ def evaluate_sr(run_dir: str | Path, *, n: int = 500, n_samples: int = 3, progre
     base = prev if path == run.summary_path else {k: v for k, v in prev.items() if k != "test"}
     write_json(path, {**base, "model": cfg["model"], "data": cfg["data"], "scale": cfg["scale"], "test": res})
     return {"test": res, "summary": str(path)}
+
+
+def _say(progress: bool, line: str) -> None:
+    if progress:
+        print(line, file=sys.stderr, flush=True)
 
 
 def save_grid(path: Path, y: Tensor, columns: dict[str, Tensor], truth: Tensor, samples: Tensor | None = None) -> None:
@@ -293,20 +341,27 @@ def upscale_array(net: SRModel, y: Tensor, scale: int, *, tile: int = 32, margin
 
 
 def upscale(run_dir: str | Path, inp: str | Path, out: str | Path, *, tile: int = 32, margin: int = 4,
-            progress: bool = True) -> dict[str, Any]:
+            progress: bool = True, threads: int | None = None) -> dict[str, Any]:
     """Upscale an image file of any size with a trained run; colour images: the luma (ITU-R BT.601) is
-    super-resolved by the model and the chroma by bicubic interpolation."""
-    from PIL import Image
-
-    from ..runs import check_output_dir
-
+    super-resolved by the model and the chroma by bicubic interpolation. ``threads``: torch's CPU threads (default:
+    the run's setting)."""
     out = Path(out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise EbmlabError(f"--out {out}: give a .png or .jpg file name")
     for name, v, lo in (("--tile", tile, 1), ("margin", margin, 0)):
         require_int(name, v, lo, " (low-resolution pixels)")
     cfg, net = load_sr_run(run_dir)
-    a = _read_image(Path(inp))
+    with cpu_threads(cfg.get("threads", 0) if threads is None else threads):
+        return _upscale(cfg, net, Path(inp), out, tile=tile, margin=margin, progress=progress)
+
+
+def _upscale(cfg: dict[str, Any], net: SRModel, inp: Path, out: Path, *, tile: int, margin: int,
+             progress: bool) -> dict[str, Any]:
+    from PIL import Image
+
+    from ..runs import check_output_dir
+
+    a = _read_image(inp)
     check_output_dir(out.parent if str(out.parent) else Path("."))
     s = cfg["scale"]
     if a.ndim == 3:

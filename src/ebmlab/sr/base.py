@@ -46,7 +46,9 @@ class SRModel(nn.Module):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {}
 
-    def predict(self, y: Tensor) -> Tensor:
+    def predict(self, y: Tensor, *, progress: bool = False) -> Tensor:
+        """The high-resolution estimate of every low-resolution image of ``y`` [n, 1, h, w]; ``progress``: a bar
+        with the time left on standard error."""
         raise NotImplementedError
 
 
@@ -77,5 +79,15 @@ class UpNet(nn.Module):
         return self.net(y * 2 - 1)
 
 
-def chunked(fn, y: Tensor, chunk: int = 256) -> Tensor:
-    return torch.cat([fn(y[i:i + chunk]) for i in range(0, len(y), chunk)])
+def chunked(fn, y: Tensor, chunk: int = 256, *, progress: bool = False, desc: str = "images") -> Tensor:
+    """``fn`` on blocks of ``chunk`` images, concatenated; ``progress``: a bar over the images."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    out = []
+    with tqdm(total=len(y), disable=not progress, desc=desc, unit="image", file=sys.stderr, leave=False) as bar:
+        for i in range(0, len(y), chunk):
+            out.append(fn(y[i:i + chunk]))
+            bar.update(len(out[-1]))
+    return torch.cat(out)

@@ -15,5 +15,5 @@ class Bicubic(SRModel):
 
     name = "bicubic"
 
-    def predict(self, y: Tensor) -> Tensor:
+    def predict(self, y: Tensor, *, progress: bool = False) -> Tensor:
         return ops.bicubic(y, self.scale)

@@ -56,5 +56,5 @@ class MSE(SRModel):
         return {"mse": float(loss.detach())}
 
     @torch.no_grad()
-    def predict(self, y: Tensor) -> Tensor:
-        return chunked(self, y).clamp(0, 1)
+    def predict(self, y: Tensor, *, progress: bool = False) -> Tensor:
+        return chunked(self, y, progress=progress, desc="MSE network").clamp(0, 1)

@@ -26,6 +26,8 @@ Model: p(x | y) ∝ exp(−β‖Φ(x) − Ψ(y)‖²) on the constraint set {x :
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -158,19 +160,27 @@ class Stats(SRModel):
         return (ops.bicubic(y, self.scale) + self.reg(y)).clamp(0, 1)
 
     def infer(self, y: Tensor, *, iters: int | None = None, target: Tensor | None = None,
-              init: Tensor | None = None) -> Tensor:
+              init: Tensor | None = None, on_eval: Callable[[], None] | None = None) -> Tensor:
         """x̂ = argmin_{Dx=y} ‖Φ(x) − Ψ(y)‖² by L-BFGS over u, x = P_y(u) (module docstring)."""
         iters = self.options["infer_iters"] if iters is None else iters
         with torch.no_grad():
             t = self.target(y) if target is None else target
             u0 = ops.project(self._init(y) if init is None else init, y, self.scale)
-        return infer_constrained(self.phi, t, y, self.scale, u0, iters)
+        return infer_constrained(self.phi, t, y, self.scale, u0, iters, on_eval)
 
-    def predict(self, y: Tensor) -> Tensor:
+    def predict(self, y: Tensor, *, progress: bool = False) -> Tensor:
         """The inference estimate, projected onto {Dx = y, 0 ≤ x ≤ 1} (:func:`ops.project_box`): an image in
-        range that still down-samples to y exactly."""
-        return torch.cat([ops.project_box(self.infer(y[i:i + 256]), y[i:i + 256], self.scale)
-                          for i in range(0, len(y), 256)])
+        range that still down-samples to y exactly. Blocks of 256 images are solved jointly (so the block size is
+        part of the result); ``progress``: a bar over the objective's evaluations, at most 1.25 per L-BFGS
+        iteration (torch's ``max_eval``), with the time left."""
+        from tqdm.auto import tqdm
+
+        blocks = range(0, len(y), 256)
+        total = len(blocks) * (self.options["infer_iters"] * 5 // 4)
+        with tqdm(total=total, disable=not progress, desc=f"stats inference of {len(y)} images", unit="eval",
+                  file=sys.stderr, mininterval=1.0, leave=False) as bar:
+            return torch.cat([ops.project_box(self.infer(y[i:i + 256], on_eval=lambda: bar.update(1)),
+                                              y[i:i + 256], self.scale) for i in blocks])
 
     def sample(self, y: Tensor, n: int, *, generator: torch.Generator, steps: int | None = None,
                step_size: float | None = None, beta: float | None = None, start: Tensor | None = None,
@@ -197,8 +207,10 @@ class Stats(SRModel):
         return ops.project_box(ops.project(res.final_state.x, yb, self.scale), yb, self.scale)
 
 
-def infer_constrained(phi, target: Tensor, y: Tensor, s: int, u0: Tensor, iters: int) -> Tensor:
-    """argmin over {x : Dx = y} of ‖phi(x) − target‖² by L-BFGS on x = P_y(u), from u0; returns P_y(u)."""
+def infer_constrained(phi, target: Tensor, y: Tensor, s: int, u0: Tensor, iters: int,
+                      on_eval: Callable[[], None] | None = None) -> Tensor:
+    """argmin over {x : Dx = y} of ‖phi(x) − target‖² by L-BFGS on x = P_y(u), from u0; returns P_y(u).
+    ``on_eval`` is called after each evaluation of the objective (a progress bar's tick)."""
     if iters <= 0:
         return ops.project(u0, y, s)
     u = u0.detach().clone().requires_grad_(True)
@@ -210,6 +222,8 @@ def infer_constrained(phi, target: Tensor, y: Tensor, s: int, u0: Tensor, iters:
             loss = ((phi(ops.project(u, y, s)) - target) ** 2).sum()
             (g,) = torch.autograd.grad(loss, u)
         u.grad = g
+        if on_eval is not None:
+            on_eval()
         return loss.detach()
 
     with torch.enable_grad():

@@ -75,6 +75,7 @@ class TV(SRModel):
         return {"lam": best, "lam_source": "validation PSNR over " + ", ".join(f"{k:g}: {v:.2f}"
                                                                                 for k, v in scores.items())}
 
-    def predict(self, y: Tensor) -> Tensor:
+    def predict(self, y: Tensor, *, progress: bool = False) -> Tensor:
         lam = float(self.lam) or 1e-2
-        return chunked(lambda t: tv_solve(t, self.scale, lam, self.options["iters"]), y).clamp(0, 1)
+        return chunked(lambda t: tv_solve(t, self.scale, lam, self.options["iters"]), y, progress=progress,
+                       desc="TV inversion").clamp(0, 1)
