@@ -233,7 +233,7 @@ def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | N
     """Evaluate the latest checkpoint of a run: metrics plus the real-vs-real reference; ``probe`` adds the
     linear-probe test error of the energy's/discriminator's frozen features (``metrics.probe``). ``device``: as in
     :func:`load_run`."""
-    from .metrics import noise_floor, real_reference
+    from .metrics import collapse_reference, noise_floor, real_reference
 
     require_int("ais_steps", ais_steps, 0)
     if inception is not None and not isinstance(inception, (str, Path)):
@@ -281,7 +281,8 @@ def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | N
         metrics.update(fid_is(x.cpu(), ds.test[:n], inception, vr))
         reference.update(fid_is(ds.train[:n], ds.test[:n], inception, vr))
     return {"method": cfg.method, "data": cfg.data, "step": step, "metrics": metrics,
-            "real_vs_real": reference, **noise_floor(ds, cfg.run.eval_samples), "protocol": protocol(ds, cfg.run)}
+            "real_vs_real": reference, **noise_floor(ds, cfg.run.eval_samples),
+            **collapse_reference(ds, cfg.run.eval_samples), "protocol": protocol(ds, cfg.run)}
 
 
 def score_samples(generated: str | Path | np.ndarray | torch.Tensor, data: str, *, data_dir: str | None = None,
@@ -295,7 +296,7 @@ def score_samples(generated: str | Path | np.ndarray | torch.Tensor, data: str, 
     ``eval_samples``: precision/recall and MMD hold n² distances); counts such as stacked modes use every sample."""
     from .data import get_dataset
     from .export import read_samples, samples_tensor
-    from .metrics import evaluator_for, noise_floor, real_reference, sample_metrics
+    from .metrics import collapse_reference, evaluator_for, noise_floor, real_reference, sample_metrics
 
     is_array = isinstance(generated, (np.ndarray, torch.Tensor))
     if not (is_array or isinstance(generated, (str, Path))):  # the value itself is not shown: it may be large
@@ -321,7 +322,7 @@ def score_samples(generated: str | Path | np.ndarray | torch.Tensor, data: str, 
     # images: features of k samples, stacked modes of all of them; other kinds score k samples, as an evaluation
     metrics = sample_metrics(x if ds.spec.is_image else x[:k], ds, n_features=k)
     return {"method": f"samples {source}", "data": data, "step": None, "n_samples": n, "metrics": metrics,
-            "real_vs_real": dict(real_reference(ds, k)), **noise_floor(ds, k),
+            "real_vs_real": dict(real_reference(ds, k)), **noise_floor(ds, k), **collapse_reference(ds, k),
             "protocol": {"samples_compared": f"{k} of the {n} samples against as many of the {ds.n_test} test "
                                              f"points", **ev.protocol(ds, k)}}
 

@@ -101,7 +101,7 @@ def finish(method: Method, ds: Dataset, cfg: ResolvedConfig, run: RunDir, progre
     """The end of a run at ``step`` (``steps``, or where a budget ended it; ``ebmlab.budget``): final evaluation
     line, plots, then summary.json with the compute used (``budget``), written last so that it marks a finished run;
     a kill anywhere in here is completed by running the same command again."""
-    from .metrics import noise_floor, real_reference
+    from .metrics import collapse_reference, noise_floor, real_reference
 
     last = cfg.run.steps if step is None else step
     if run.summary_path.is_file():
@@ -126,7 +126,8 @@ def finish(method: Method, ds: Dataset, cfg: ResolvedConfig, run: RunDir, progre
     else:
         metrics = final_eval(method, ds, cfg, run, None, progress, last)
         summary.update({"metrics": metrics, "real_vs_real": real_reference(ds, rc.eval_samples),
-                        **noise_floor(ds, rc.eval_samples), "protocol": protocol(ds, rc)})
+                        **noise_floor(ds, rc.eval_samples), **collapse_reference(ds, rc.eval_samples),
+                        "protocol": protocol(ds, rc)})
     summary.update({"budget": budget} if budget is not None else {})
     metrics = summary["metrics"]
     if rc.plots:

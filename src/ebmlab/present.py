@@ -66,32 +66,83 @@ FLOOR_MEANING = ("the same metrics for noise drawn uniformly on the data set's b
                  "above it")
 
 
+# the noise reference beside an image result (``metrics.images.reference_set``)
+NOISE_IMAGES_MEANING = ("the same metrics for images of uniform noise on the value range (coin flips for binary data) "
+                        "at the same sample count")
+
+
+def _is_toy(summary: dict[str, Any]) -> bool:
+    """Whether a summary's noise floor is the 2D one (its metrics have the mode-capture columns)."""
+    floor = summary.get("noise_floor")
+    return isinstance(floor, dict) and "hq" in floor
+
+
 def noise_floor_of(summary: dict[str, Any]) -> dict[str, Any] | None:
     """A summary's ``noise_floor`` (the metrics of noise on 2D data), or None where it has none."""
     floor = summary.get("noise_floor")
     return floor if isinstance(floor, dict) else None
 
 
+def references_of(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The reference sets scored beside a result, as (column title, metrics): ``noise`` (the noise floor) and, for
+    images, ``collapsed`` (one data point repeated), in that order, where the summary has them."""
+    out = []
+    for key, title in (("noise_floor", "noise"), ("collapse_floor", "collapsed")):
+        ref = summary.get(key)
+        if isinstance(ref, dict):
+            out.append((title, ref))
+    return out
+
+
+def _with_err(values: dict[str, Any], k: str, v: Any) -> str:
+    err = values.get(f"{k}_se", values.get(f"{k}_std", values.get(f"{k}_err")))
+    return fmt(k, v) + (f" ± {fmt(k, err)}" if isinstance(err, (int, float)) and err is not None else "")
+
+
 def rows(metrics: dict[str, Any], reference: dict[str, Any] | None = None, skip: set[str] = frozenset(),
-         floor: dict[str, Any] | None = None) -> list[tuple[str, list[tuple[str, ...]]]]:
+         floor: dict[str, Any] | list[dict[str, Any]] | None = None) -> list[tuple[str, list[tuple[str, ...]]]]:
     """Grouped rows [(group title, [(name, model, real data, unit+direction, meaning)])], bookkeeping left out;
-    ``name_se`` / ``name_std`` values are shown as ± beside their metric. With ``floor`` (a summary's
-    ``noise_floor``: the metrics of noise) each row has the floor's value after the real data's:
-    (name, model, real data, noise, unit+direction, meaning)."""
+    ``name_se`` / ``name_std`` values are shown as ± beside their metric (the real data's too). With ``floor`` (a
+    summary's ``noise_floor``, or a list of reference sets' metrics) each row has their values after the real
+    data's: (name, model, real data, noise[, collapsed], unit+direction, meaning)."""
     reference = reference or {}
+    floors = [] if floor is None else [floor] if isinstance(floor, dict) else list(floor)
     groups: dict[str, list] = {}
     for k, v in metrics.items():
         if k in skip or is_bookkeeping(k, v):
             continue
         s = spec(k) or ("method", "", "", "")
-        err = metrics.get(f"{k}_se", metrics.get(f"{k}_std", metrics.get(f"{k}_err")))
-        shown = fmt(k, v) + (f" ± {fmt(k, err)}" if isinstance(err, (int, float)) and err is not None else "")
         r = reference_value(reference, k)
         ud = " ".join(x for x in (s[1], s[2]) if x)
-        beside = [r] if floor is None else [r, reference_value(floor, k)]
-        cells = tuple(fmt(k, b) if b is not None else "" for b in beside)
-        groups.setdefault(s[0], []).append((k, shown, *cells, ud, s[3]))
+        cells = (_with_err(reference, k, r) if r is not None else "",
+                 *(fmt(k, b) if (b := reference_value(f, k)) is not None else "" for f in floors))
+        groups.setdefault(s[0], []).append((k, _with_err(metrics, k, v), *cells, ud, s[3]))
     return [(GROUPS[g], groups[g]) for g in GROUPS if g in groups]
+
+
+# what the collapsed reference beside an image result is (``metrics.images.reference_set``)
+COLLAPSED_MEANING = ("the same metrics for the first training image repeated as many times: a generator collapsed "
+                     "onto one data point; a metric that scores it near the real data cannot tell a model from "
+                     "collapse")
+
+
+def collapse_warnings(metrics: dict[str, Any], real: dict[str, Any] | None) -> list[str]:
+    """Warnings where a sample set scores above the real data on a fidelity metric (precision, density) while its
+    recall is near zero (< 5 %): the signature of collapse (a few repeated or background-like images), which those
+    metrics reward."""
+    real = real or {}
+    out = []
+    for prefix in ("clf_", ""):
+        recall = metrics.get(f"{prefix}recall")
+        if not isinstance(recall, (int, float)) or recall >= 0.05:
+            continue
+        for name in ("precision", "density"):
+            v, r = metrics.get(prefix + name), real.get(prefix + name)
+            if isinstance(v, (int, float)) and isinstance(r, (int, float)) and v > r:
+                out.append(f"{prefix}{name} {fmt(prefix + name, v)} is above the real data's {fmt(prefix + name, r)} "
+                           f"while {prefix}recall is {fmt(prefix + 'recall', recall)}: these samples look collapsed, "
+                           f"and {prefix}{name} rewards collapse — read recall, coverage and KID/FD beside it")
+    return out
 
 
 # what non-finite samples do to the sample metrics (evaluators: distances on the finite rows, HQ over all of them)
@@ -135,17 +186,18 @@ def k_table(m: dict[str, Any]) -> tuple[list[str], set[str]]:
 
 
 def text_table(summary: dict[str, Any], skip: set[str] = frozenset()) -> list[str]:
-    """The grouped results as aligned text lines, then the notes."""
+    """The grouped results as aligned text lines (with the reference sets' columns), then warnings and notes."""
     lines = []
-    floor = noise_floor_of(summary)
-    noise_head = f"{'noise':>12}" if floor is not None else ""
-    for title, rs in rows(summary["metrics"], summary.get("real_vs_real"), skip, floor):
+    refs = references_of(summary)
+    heads = "".join(f"{title:>12}" for title, _ in refs)
+    for title, rs in rows(summary["metrics"], summary.get("real_vs_real"), skip, [r for _, r in refs]):
         lines.append(f"  {title}:")
-        lines.append(f"    {'metric':<24}{'model':>20}{'real data':>12}{noise_head}  {'unit':<12}meaning")
+        lines.append(f"    {'metric':<24}{'model':>20}{'real data':>20}{heads}  {'unit':<12}meaning")
         for name, model, real, *mid, ud, desc in rs:
-            noise = f"{mid[0]:>12}" if mid else ""
-            lines.append(f"    {name:<24}{model:>20}{real:>12}{noise}  {ud:<12}{desc}")
-    if floor is not None:
-        lines.append(f"  noise: {FLOOR_MEANING}")
+            lines.append(f"    {name:<24}{model:>20}{real:>20}{''.join(f'{c:>12}' for c in mid)}  {ud:<12}{desc}")
+    meanings = {"noise": FLOOR_MEANING if _is_toy(summary) else NOISE_IMAGES_MEANING,
+                "collapsed": COLLAPSED_MEANING}
+    lines += [f"  {title}: {meanings[title]}" for title, _ in refs]
+    lines += [f"  WARNING — {w}" for w in collapse_warnings(summary["metrics"], summary.get("real_vs_real"))]
     lines += [f"  note — {n}" for n in notes(summary["metrics"])]
     return lines

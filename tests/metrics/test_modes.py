@@ -69,11 +69,11 @@ def test_noise_floor_is_the_covered_area_of_the_box(name):
     assert f["n_modes_total"] == k and 0 < f["w1"] and f["mode_kl"] >= 0
 
 
-def test_noise_floor_beside_the_results_of_2d_data_only():
-    """A 2D summary carries the floor and `ebmlab eval` prints it as a column; image and vector data have none here
-    (stacked images show the confident-mode count instead)."""
+def test_noise_floor_beside_the_results_of_2d_data():
+    """A 2D summary carries the floor and `ebmlab eval` prints it as a column with its meaning; vector data have none
+    (images have theirs: tests/metrics/test_references.py)."""
     from ebmlab.metrics import noise_floor, real_reference, sample_metrics
-    from ebmlab.metrics.evaluators import Images, Vectors
+    from ebmlab.metrics.evaluators import Vectors
     from ebmlab.present import text_table
 
     ds = get_dataset("ring8_lbt")
@@ -84,4 +84,5 @@ def test_noise_floor_beside_the_results_of_2d_data_only():
     assert head.split()[:4] == ["metric", "model", "real", "data"] and "noise" in head.split()
     row = next(line for line in lines if line.split()[0] == "modes")
     assert row.split()[1:4] == ["8", "8", "8"]  # model, real data, and noise: all 8 of ring8_lbt's broad modes
-    assert Images().floor(ds, 10) is None and Vectors().floor(ds, 10) is None
+    assert any("uniformly on the data set's box" in line for line in lines)
+    assert Vectors().floor(ds, 10) is None and Vectors().collapsed(ds, 10) is None

@@ -84,6 +84,11 @@ class Evaluator(abc.ABC):
         beat), where this kind has one; None otherwise."""
         return None
 
+    def collapsed(self, dataset: Dataset, n: int) -> dict[str, Any] | None:
+        """The same metrics for one data point repeated n times (a collapsed generator), where this kind has such
+        a reference; None otherwise."""
+        return None
+
     def n_draw(self, dataset: Dataset, n: int) -> int:
         """Model samples drawn for an evaluation with ``n`` evaluation samples."""
         return n
@@ -322,6 +327,18 @@ class Images(Evaluator):
 
         return real_reference_arrays(dataset, n)
 
+    def floor(self, dataset: Dataset, n: int) -> dict[str, Any]:
+        """Uniform noise on the value range (coin flips for binary data) at n samples (:func:`images.reference_set`)."""
+        from .images import image_metrics, reference_set
+
+        return image_metrics(reference_set(dataset, n, "noise"), dataset, n_features=n)
+
+    def collapsed(self, dataset: Dataset, n: int) -> dict[str, Any]:
+        """The first training image repeated n times: a collapsed generator (:func:`images.reference_set`)."""
+        from .images import image_metrics, reference_set
+
+        return image_metrics(reference_set(dataset, n, "collapsed"), dataset, n_features=n)
+
     def protocol(self, dataset: Dataset, n: int) -> dict[str, Any]:
         if dataset.train_labels is None and not dataset.stacked:
             return Vectors().protocol(dataset, n)
@@ -402,6 +419,22 @@ def _noise_floor(ds: Dataset, n: int) -> dict[str, Any] | None:
     return evaluator_for(ds).floor(ds, n)
 
 
+def collapse_reference(dataset: Dataset | str, n: int) -> dict[str, Any]:
+    """{"collapse_floor": the metrics of one data point repeated n times} where the data's kind has that reference
+    (images), else {} (a summary's entry beside ``real_vs_real`` and ``noise_floor``)."""
+    if isinstance(dataset, str):
+        from ..data import get_dataset
+
+        dataset = get_dataset(dataset)
+    ref = _collapsed(dataset, n)
+    return {"collapse_floor": dict(ref)} if ref is not None else {}
+
+
+@lru_cache(maxsize=32)
+def _collapsed(ds: Dataset, n: int) -> dict[str, Any] | None:
+    return evaluator_for(ds).collapsed(ds, n)
+
+
 def evaluate_method(method: Any, dataset: Dataset, *, n_samples: int = 2500, seed: int = 0,
                     density: bool = True, cache: Path | None = None, progress: bool = False) -> dict[str, Any]:
     """Evaluate a trained method on a data set with the evaluator of its kind; a flat dict of metrics
@@ -411,4 +444,4 @@ def evaluate_method(method: Any, dataset: Dataset, *, n_samples: int = 2500, see
 
 
 __all__ = ["EVALUATORS", "Evaluator", "Images", "Toy2D", "Vectors", "cached_draw", "evaluate_method",
-           "evaluator_for", "noise_floor", "real_reference", "sample_metrics"]
+           "collapse_reference", "evaluator_for", "noise_floor", "real_reference", "sample_metrics"]

@@ -190,10 +190,31 @@ def real_reference_arrays(dataset: Dataset, n: int) -> dict[str, Any]:
     return out
 
 
+REFERENCE_SEED = 4242  # the noise reference's draw (fixed: the same reference for every model scored at n)
+
+
+def reference_set(dataset: Dataset, n: int, kind: str) -> Tensor:
+    """n samples that know nothing of the data, scored beside a model's at the same count (the image analogue of the
+    2D noise floor): ``noise``, uniform on the data's value range (binary data: fair coin flips); ``collapsed``, the
+    first training image repeated n times (a generator that collapsed onto one data point). A metric that scores
+    either of them as high as real data cannot tell a model from collapse."""
+    lo, hi = dataset.spec.value_range or (0.0, 1.0)
+    shape = tuple(dataset.shape)
+    if kind == "noise":
+        g = torch.Generator().manual_seed(REFERENCE_SEED)
+        u = torch.rand((n, *shape), generator=g)
+        return (u < 0.5).float() if dataset.spec.kind == "binary" else lo + (hi - lo) * u
+    if kind == "collapsed":
+        one = dataset.train_batch(torch.zeros(1, dtype=torch.long), generator=torch.Generator().manual_seed(0)) \
+            if dataset.binarize == "dynamic" else dataset.train[:1]
+        return one.float().expand(n, *shape).clone()
+    raise ValueError(f"unknown reference set {kind!r}: noise or collapsed")
+
+
 def n_eval_samples(dataset: Dataset, n: int) -> int:
     """Samples drawn for an evaluation: n, or 26,000 for the stacked sets' mode counting."""
     return max(n, STACKED_SAMPLES) if dataset.stacked else n
 
 
-__all__ = ["CONFIDENT", "STACKED_SAMPLES", "image_metrics", "n_eval_samples", "real_reference_arrays", "stacked_mode_counts",
+__all__ = ["CONFIDENT", "STACKED_SAMPLES", "image_metrics", "reference_set", "n_eval_samples", "real_reference_arrays", "stacked_mode_counts",
            "vector_metrics"]
