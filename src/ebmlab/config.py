@@ -168,7 +168,7 @@ class RunConfig:
     device: Literal["cpu", "cuda", "auto"] = "auto"  # auto: CUDA when this machine has it
     threads: int = 0  # torch CPU threads; 0: torch's setting (all cores unless the caller set it), 1 on 2D toys
     tensorboard: bool = True
-    loggers: tuple[Literal["tensorboard", "mlflow"], ...] = ("tensorboard",)
+    loggers: tuple[Literal["tensorboard", "mlflow", "wandb"], ...] = ("tensorboard",)
     plots: bool = True
     data_dir: str = ""  # where local copies of MNIST/CIFAR-10 live (else the EBMLAB_DATA environment variable)
     image_size: int = 0  # a user's image folder is resized to this side (0: keep the images' own size)

@@ -44,8 +44,9 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
     "threads": ("int0", "torch CPU threads (0: torch's setting — all cores unless set — and 1 on 2D toys, whose small "
                         "networks run fastest on one)"),
     "tensorboard": ("any", "write TensorBoard events under RUN_DIR/tb (with tensorboard in loggers)"),
-    "loggers": ("any", "where metrics go beside metrics.jsonl: tensorboard (RUN_DIR/tb) and/or mlflow (RUN_DIR/mlruns "
-                       "or MLFLOW_TRACKING_URI; pip install 'ebmlab[mlflow]')"),
+    "loggers": ("any", "where metrics go beside metrics.jsonl: tensorboard (RUN_DIR/tb), mlflow (RUN_DIR/mlruns "
+                       "or MLFLOW_TRACKING_URI; pip install 'ebmlab[mlflow]') and/or wandb (offline, RUN_DIR/wandb; "
+                       "pip install 'ebmlab[wandb]')"),
     "plots": ("any", "write PNG figures under RUN_DIR/plots at the end"),
     "data_dir": ("any", "directory of local data files (MNIST, CIFAR-10); empty: the EBMLAB_DATA variable"),
     "image_size": ("int0", "side to which a folder of images is resized (0: the images' own size)"),

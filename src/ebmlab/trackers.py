@@ -1,5 +1,5 @@
 """Experiment trackers beside the run directory's own logs (run option ``loggers``): TensorBoard (``RUN/tb``, the
-default, written by ``runs.MetricsLogger``) and MLflow.
+default, written by ``runs.MetricsLogger``), MLflow and Weights & Biases (offline).
 
 MLflow (``loggers=tensorboard,mlflow``; the optional extra ``pip install 'ebmlab[mlflow]'``): the run's options as
 parameters, every training and evaluation metric line as metrics (``train/NAME``, ``eval/NAME``, by step), the
@@ -11,14 +11,18 @@ checkpoint by a killed session are logged again, so MLflow's history may hold a 
 truncated on resume, holds it once; its parameters stay those of the first session: MLflow does not change a
 logged parameter, and config.json holds the current ones).
 
-Weights & Biases is not offered: its package does not install on every machine this project runs on, and a logger
-that cannot be tested here is not shipped.
+Weights & Biases (``loggers=wandb``; ``pip install 'ebmlab[wandb]'``) always in offline mode — nothing leaves the
+machine during a run: an offline W&B run under ``RUN/wandb/`` with the options as its config, every metric line (by
+step) and the evaluation grids and plots as images; ``wandb sync RUN/wandb/offline-run-*`` uploads it later, where
+the user wants to. A resumed run goes on in the same W&B run (its id is kept in ``RUN/wandb.json``), with W&B's own
+rule that a step below the last logged one is dropped.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 import warnings
 from pathlib import Path
@@ -27,13 +31,14 @@ from typing import Any
 from .errors import EbmlabError
 from .runs import MetricsLogger, RunDir, json_safe, write_json
 
-LOGGERS = ("tensorboard", "mlflow")
+LOGGERS = ("tensorboard", "mlflow", "wandb")
 
 
 def open_trackers(run: RunDir, loggers: tuple[str, ...], options: dict[str, Any]) -> list[Any]:
     """The trackers of ``loggers`` other than TensorBoard, opened for ``run`` (``options``: the run's resolved
     options, logged as parameters by a new tracker run)."""
-    return [MLflowTracker(run, options)] if "mlflow" in loggers else []
+    trackers: list[Any] = [MLflowTracker(run, options)] if "mlflow" in loggers else []
+    return trackers + ([WandbTracker(run, options)] if "wandb" in loggers else [])
 
 
 def metrics_logger(run: RunDir, start: int, rc: Any, options: dict[str, Any]) -> MetricsLogger:
@@ -52,6 +57,12 @@ def check_loggers(loggers: tuple[str, ...]) -> None:
         except ImportError:
             raise EbmlabError("loggers=mlflow needs MLflow: pip install 'ebmlab[mlflow]' (or mlflow-skinny), or drop "
                               "mlflow from loggers") from None
+    if "wandb" in loggers:
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            raise EbmlabError("loggers=wandb needs Weights & Biases: pip install 'ebmlab[wandb]', or drop wandb from "
+                              "loggers") from None
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -123,4 +134,45 @@ class MLflowTracker:
             self.client.set_terminated(self.run_id)
 
 
-__all__ = ["LOGGERS", "MLflowTracker", "check_loggers", "metrics_logger", "open_trackers"]
+class WandbTracker:
+    """One ebmlab run as one offline Weights & Biases run (module docstring)."""
+
+    def __init__(self, run: RunDir, options: dict[str, Any]) -> None:
+        import wandb
+
+        self.wandb = wandb
+        record = run.path / "wandb.json"
+        known = json.loads(record.read_text()) if record.is_file() else {}
+        run_id = known.get("run_id") or secrets.token_hex(4)  # a W&B run id: 8 lowercase hex digits
+        os.environ.setdefault("WANDB_SILENT", "true")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.run = wandb.init(project="ebmlab", name=run.path.name, id=run_id, resume="allow", mode="offline",
+                                  dir=str(run.path), config=json_safe(options) if not known else None)
+        if not known:
+            write_json(record, {"run_id": run_id, "mode": "offline", "dir": str(run.path / "wandb")})
+
+    def log(self, step: int, kind: str, values: dict[str, Any]) -> None:
+        import math
+
+        metrics = {f"{kind}/{k}": float(v) for k, v in values.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        if metrics:
+            self.run.log(metrics, step=step)
+
+    def image(self, step: int, tag: str, grid: Any) -> None:
+        self.run.log({tag: self.wandb.Image(grid)}, step=step)
+
+    def artifacts(self, directory: Path, path: str) -> None:
+        """Every PNG of ``directory`` (the run's plots) as an image under ``path/``."""
+        pngs = sorted(Path(directory).glob("*.png")) if Path(directory).is_dir() else []
+        if pngs:
+            self.run.log({f"{path}/{p.stem}": self.wandb.Image(str(p)) for p in pngs})
+
+    def close(self) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.run.finish()
+
+
+__all__ = ["LOGGERS", "MLflowTracker", "WandbTracker", "check_loggers", "metrics_logger", "open_trackers"]
