@@ -109,3 +109,25 @@ def test_an_acceptance_rate_only_for_samplers_that_accept_or_reject(sampler, has
     m = build_method(resolve_config("kale", "ring8"), torch.device("cpu"))
     _, info = guided_samples(m, 16, GuidedConfig(sampler, 1.0, 3, 1e-3, 1.0), generator=torch.Generator().manual_seed(0))
     assert (info["acceptance"] is not None) == has_rate
+
+
+def test_base_samples_are_scored_at_the_guided_sets_count():
+    """The guided samples of a stacked set were counted over 26,000 and the base generator's over 2500 in the same
+    table; the base is now drawn at the evaluator's count, and the evaluator truncates a larger extra set and notes a
+    smaller one."""
+    from ebmlab.config import resolve_config
+    from ebmlab.data import get_dataset
+    from ebmlab.metrics.evaluators import Toy2D
+    from ebmlab.placement import build_method
+
+    ds = get_dataset("ring8")
+    k = build_method(resolve_config("kale", "ring8"), torch.device("cpu"))
+    for n in (2500, 26000, 7):
+        k.eval_count = n
+        assert len(k.evaluate_extra(ds)["samples"]["base"]) == n
+    ev = Toy2D()
+    x = ds.sample(300, generator=torch.Generator().manual_seed(0))
+    same = ev._scored_beside("base", torch.cat([x, x]), 300, ds, 300)
+    assert "base_note" not in same and same["base_modes"] == ev.sample_metrics(x, ds)["modes"]
+    fewer = ev._scored_beside("base", x[:100], 300, ds, 300)
+    assert "not comparable" in fewer["base_note"]

@@ -295,11 +295,12 @@ class KALE(LatentGenerator, Method):
         return x
 
     def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
-        """2500 samples of the base generator alone, for the evaluator to score (metrics ``base_*``) beside the
-        energy-guided ones of the main report."""
+        """Samples of the base generator alone, as many as the energy-guided set of the main report (``eval_count``:
+        26,000 on the stacked sets), for the evaluator to score beside it (metrics ``base_*``)."""
         gen = torch.Generator(device=self.device).manual_seed(12345)
+        n = self.eval_count
         with torch.no_grad():
-            x = self.G(self.noise(2500, self.latent_dim, gen))
+            x = torch.cat([self.G(self.noise(min(4096, n - i), self.latent_dim, gen)) for i in range(0, n, 4096)])
         out: dict[str, Any] = {"samples": {"base": x}}
         if self.fixed:
             out.update(self.fixed_base_likelihoods(dataset.test, generator=gen))

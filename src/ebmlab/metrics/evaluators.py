@@ -129,18 +129,30 @@ class Evaluator(abc.ABC):
             out = self.sample_metrics(samples, dataset, n_features=n_samples)
             if method.has_energy and method.energy_defines_density and density:
                 out.update(self.density(method, dataset))
+            method.eval_count = len(samples)
             extra = dict(method.evaluate_extra(dataset))
             scored = extra.pop("samples", {})
             tempered = extra.pop("tempered_energy", None)
             out.update(extra)
             for name, x in scored.items():
-                m = self.sample_metrics(x, dataset)
-                out.update({f"{name}_{k}": v for k, v in m.items() if _scored(k, v)})
+                out.update(self._scored_beside(name, x, len(samples), dataset, n_samples))
             if tempered is not None:
                 out.update(self.tempered(tempered, dataset, method.device))
         finally:
             for m in method.networks.values():
                 m.train()
+        return out
+
+
+    def _scored_beside(self, name: str, x: Tensor, n_main: int, dataset: Dataset, n_samples: int) -> dict[str, Any]:
+        """An extra sample set's metrics (``name_*``), scored at the main set's count: a larger set is truncated;
+        a smaller one is scored as it is, with a note (its counts, e.g. modes, are not comparable)."""
+        x = x[:n_main]
+        m = self.sample_metrics(x, dataset, n_features=n_samples)
+        out = {f"{name}_{k}": v for k, v in m.items() if _scored(k, v)}
+        if len(x) < n_main:
+            out[f"{name}_note"] = (f"{name} samples scored at {len(x)}, the main set at {n_main}: counts such as modes "
+                                   f"are not comparable between them")
         return out
 
 
