@@ -24,6 +24,7 @@ LAYERS = [
     {"evaluation", "trainer"},
     {"api", "testing"},
     {"report", "bench", "sr", "semisup"},
+    {"claims"},
     {"cli", "__main__", "__init__"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}

@@ -415,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_bench(sub)
     _add_sr(sub)
+    _add_claims(sub)
     return p
 
 
@@ -565,6 +566,60 @@ def _add_bench(sub: Any) -> None:
                    "results, labelled as recalled (e.g. benchmarks/recalled.toml)")
     s.add_argument("overrides", nargs="*", help="key=value options applied to every run")
     s.set_defaults(fn=_bench)
+
+
+def _claims(args) -> None:
+    from .claims import load_claims, verdict
+    from .claims.spec import get_claim
+
+    if args.claims_command == "list":
+        for c in load_claims(args.specs):
+            v = verdict(c)
+            scales = ",".join(c.scales) or c.status.replace("_", " ")
+            print(f"{c.id:<40} {c.paper:<9} {scales:<20} {v.text}")
+    elif args.claims_command == "render":
+        from .claims.render import write
+
+        claims = load_claims(args.specs)
+        counts = write(claims, args.out)
+        print(f"wrote {args.out}: {len(claims)} claims — " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    else:
+        from .claims.run import run_claim
+
+        claim = get_claim(args.id, args.specs)
+        res = run_claim(claim, args.scale, seeds=args.seeds, out=args.out, jobs=args.jobs, device=args.device,
+                        data_dir=args.data_dir, shard=_shard(args.shard),
+                        command="ebmlab claims run " + " ".join(sys.argv[3:]))
+        if "shard" in res:
+            print(f"part {args.shard} done; run the same command without --shard to record the result (finished runs "
+                  f"are reused)")
+            return
+        v = verdict(get_claim(args.id, args.specs))
+        print(f"{claim.id}: {v.text} — {v.detail}")
+
+
+def _add_claims(sub: Any) -> None:
+    s = _sub(sub, "claims", "the papers' claims as specs: list them, re-run one, render benchmarks/claims.md")
+    cs = s.add_subparsers(dest="claims_command", required=True, metavar="CLAIMS_COMMAND")
+    lst = cs.add_parser("list", help="every claim: id, paper, scales, verdict")
+    r = cs.add_parser("run", help="run a claim at a scale, record its result beside the spec, print the verdict",
+                      epilog="examples:\n  ebmlab claims run kale-guided-beats-base-ring8 --scale small\n"
+                             "  ebmlab claims run bib-images-stacked --scale paper --device cuda --data-dir ~/data\n"
+                             "  ebmlab claims run vgan-beats-gan-stacked --scale medium --shard 0/4   (one job of an "
+                             "array)", formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("id", help="the claim's id (`ebmlab claims list`)")
+    r.add_argument("--scale", default="small", choices=("small", "medium", "paper"), help="default small")
+    r.add_argument("--seeds", type=int, help="seeds (default: the spec's, at least 3)")
+    r.add_argument("--out", help="where the runs go (default claims-runs/ID-SCALE; resumable)")
+    r.add_argument("--jobs", type=int, default=1, help="parallel runs (each uses one thread)")
+    r.add_argument("--device", help="cpu, cuda, auto (default: each run's own)")
+    r.add_argument("--data-dir", help="directory of local data files (MNIST, CIFAR-10, ...); else EBMLAB_DATA")
+    r.add_argument("--shard", metavar="i/n", help="run only the i-th of n parts of each arm's runs")
+    rd = cs.add_parser("render", help="write benchmarks/claims.md from the specs and their results")
+    rd.add_argument("--out", default="benchmarks/claims.md", help="default benchmarks/claims.md")
+    for p in (lst, r, rd):
+        p.add_argument("--specs", help="the claim specs directory (default benchmarks/claims, or EBMLAB_CLAIMS)")
+    s.set_defaults(fn=_claims)
 
 
 def _add_sr(sub: Any) -> None:
