@@ -71,6 +71,8 @@ def test_the_rules_hard_cases(tmp_path):
     assert v.label == "inconclusive" and "collapse" in v.detail
     refs["references"]["collapsed"] = 0.5
     assert verdict(_claim(tmp_path, refs)).label == "consistent"
+    refs["references"]["noise"] = 0.9  # worse than the real data, but by less than 10 %: noise is not separated
+    assert verdict(_claim(tmp_path, refs)).label == "inconclusive"
 
 
 def test_t_interval_known_answer():

@@ -321,10 +321,16 @@ def score_samples(generated: str | Path | np.ndarray | torch.Tensor, data: str, 
               f"{ds.n_test} test points)...", file=sys.stderr, flush=True)
     # images: features of k samples, stacked modes of all of them; other kinds score k samples, as an evaluation
     metrics = sample_metrics(x if ds.spec.is_image else x[:k], ds, n_features=k)
+    protocol = {"samples_compared": f"{k} of the {n} samples against as many of the {ds.n_test} test points",
+                **ev.protocol(ds, k)}
+    refs = {**noise_floor(ds, k), **collapse_reference(ds, k)}
+    n_modes = {metrics.get("n_mode_samples")} | {r.get("n_mode_samples") for r in refs.values()}
+    if len(n_modes) > 1:  # stacked sets: the references count modes over the evaluation's 26,000, these over n
+        protocol["unequal_counts"] = (f"modes of these samples are counted over {n} and those of the noise and "
+                                      f"collapsed references over {ev.n_draw(ds, k)}: score "
+                                      f"{ev.n_draw(ds, k)} samples to compare mode counts")
     return {"method": f"samples {source}", "data": data, "step": None, "n_samples": n, "metrics": metrics,
-            "real_vs_real": dict(real_reference(ds, k)), **noise_floor(ds, k), **collapse_reference(ds, k),
-            "protocol": {"samples_compared": f"{k} of the {n} samples against as many of the {ds.n_test} test "
-                                             f"points", **ev.protocol(ds, k)}}
+            "real_vs_real": dict(real_reference(ds, k)), **refs, "protocol": protocol}
 
 
 __all__ = ["draw_samples", "evaluate_run", "guided_samples", "load_run", "run_sampler", "sample_run",

@@ -582,7 +582,8 @@ def _claims(args) -> None:
 
         claims = load_claims(args.specs)
         counts = write(claims, args.out)
-        print(f"wrote {args.out}: {len(claims)} claims — " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        print(f"wrote {args.out}: {len(claims)} claim{'s' if len(claims) != 1 else ''} — "
+              + ", ".join(f"{n} {k}" for k, n in counts.items()))
     else:
         from .claims.run import run_claim
 

@@ -58,3 +58,17 @@ def test_an_all_black_set_is_scored_beside_noise_and_collapse_at_the_same_count(
         if s["metrics"][name] > real[name]:
             assert f"WARNING — {name}" in lines
     assert s["metrics"]["clf_recall"] < 0.05 and s["metrics"]["clf_fd"] > 10 * real["clf_fd"]
+
+
+def test_stacked_references_count_modes_over_the_evaluations_draw():
+    """A model's stacked modes are counted over 26,000 samples: so are the references'; a set scored at another
+    count is told that its mode count is not comparable."""
+    ds = get_dataset("stacked_digits")
+    black = np.full((26000, *ds.shape), ds.spec.value_range[0], np.float32)
+    s = ebmlab.score_samples(black, "stacked_digits", n_compared=500)
+    counts = {s["metrics"]["n_mode_samples"], s["noise_floor"]["n_mode_samples"],
+              s["collapse_floor"]["n_mode_samples"]}
+    assert counts == {26000} and "unequal_counts" not in s["protocol"]
+    assert s["collapse_floor"]["modes"] == 1 and s["metrics"]["modes"] == 1
+    few = ebmlab.score_samples(black[:3000], "stacked_digits", n_compared=500)
+    assert "over 3000" in few["protocol"]["unequal_counts"]

@@ -172,21 +172,24 @@ def run_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str | 
         _check_data(sc, data_dir)
     out = Path(out) if out is not None else Path("claims-runs") / f"{claim.id}-{scale}"
     t0 = time.perf_counter()
-    values, refs = {}, {}
+    values: dict[str, list[Any]] = {}
+    refs: dict[str, float] = {}
+    reports: dict[str, dict[str, Any]] = {}  # arms with the same method and options share one bench
     for which, (method, over) in _arm_runs(claim, sc).items():
         over = {**over, **({"device": device} if device else {}), **({"data_dir": data_dir} if data_dir else {})}
-        bench_dir = out / _run_key(method, over)
-        from ..bench.run import run_toy_bench
+        key = _run_key(method, over)
+        if key not in reports:
+            from ..bench.run import run_toy_bench
 
-        rep = run_toy_bench([method], [sc["data"]], n_seeds, out=bench_dir, overrides=over, jobs=jobs,
-                            suite=_suite(sc["data"]) if scale != "paper" else "images", shard=shard,
-                            command=command or f"ebmlab claims run {claim.id} --scale {scale}")
+            reports[key] = run_toy_bench([method], [sc["data"]], n_seeds, out=out / key, overrides=over, jobs=jobs,
+                                         suite=_suite(sc["data"]) if scale != "paper" else "images", shard=shard,
+                                         command=command or f"ebmlab claims run {claim.id} --scale {scale}")
         if shard is not None:
             continue
         metric = claim.arm(which).get("metric", (claim.comparison or {})["metric"])
-        runs = sorted(rep["runs"], key=lambda r: r["seed"])
+        runs = sorted(reports[key]["runs"], key=lambda r: r["seed"])
         values[which] = [r["metrics"].get(metric) if r.get("status") == "ok" else None for r in runs]
-        refs = refs or _references(bench_dir, metric)
+        refs = refs or _references(out / key, metric)
     if shard is not None:
         return {"shard": list(shard), "out": str(out)}
     result = {"a": values["a"], **({"b": values["b"]} if "b" in values else {}), "seeds": list(range(n_seeds)),

@@ -184,6 +184,18 @@ def _bench_values(report: dict[str, Any], sel: dict[str, Any], metric: str) -> d
     return out
 
 
+def _references_from(f: Path, data: str, metric: str, where: str) -> dict[str, float]:
+    """The real, noise and collapsed values of ``metric`` on ``data`` in a references file
+    (``benchmarks/claims/references.py``)."""
+    from ..runs import read_json
+
+    if not f.is_file():
+        raise EbmlabError(f"{where}: references file {f} does not exist (benchmarks/claims/references.py writes it)")
+    rows = read_json(f).get(data) or {}
+    return {k: float(rows[k][metric]) for k in ("real", "noise", "collapsed")
+            if isinstance((rows.get(k) or {}).get(metric), (int, float))}
+
+
 def recorded_result(r: Any, comparison: dict[str, Any], base: Path, where: str) -> dict[str, Any]:
     """A result read from an earlier benchmark: ``from`` a bench's results.json, each arm selected by ``method``,
     ``data``, ``setting`` (its own ``metric``, its own ``from``: a companion bench of the same settings), paired by
@@ -197,6 +209,9 @@ def recorded_result(r: Any, comparison: dict[str, Any], base: Path, where: str) 
     for k in ("a_summary", "b_summary", "references", "note"):
         if k in r:
             out[k] = r[k]
+    if isinstance(r.get("references"), str):  # the reference rows of the data set, computed by a script
+        out["references"] = _references_from(base / r["references"], out["data"],
+                                             comparison.get("metric", ""), where)
     if "a_summary" in r:
         return out
     if isinstance(r.get("a"), list) or isinstance(r.get("diff"), list):  # per-seed values transcribed from a table

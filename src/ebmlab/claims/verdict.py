@@ -7,8 +7,8 @@
   (paired by seed; Welch's interval where a benchmark recorded only each arm's mean, sd and n).
 - **contradicted at S scale** — that interval lies below zero.
 - **inconclusive at S scale** — the interval contains zero; or fewer than 3 seeds; or, on images, the metric does not
-  rank the real data above both the noise and the collapsed references recorded with the result (then it cannot
-  separate a model from collapse).
+  rank the real data above both the noise and the collapsed references recorded with the result by at least 10 % of
+  the larger value (then it cannot separate a model from noise or collapse).
 - **contradicted (known answer)** — its test fails.
 - **untested** — with the reason (not built, data not installable here, compute), or no result recorded yet.
 
@@ -71,13 +71,24 @@ def largest_scale(claim: Claim) -> str | None:
     return recorded[-1] if recorded else None
 
 
+SEPARATION = 0.1  # a reference must be worse than the real data by at least this fraction of the larger magnitude
+
+
 def _separates(result: dict[str, Any], sign: int) -> bool:
-    """Whether the recorded references show the metric ranking real data above noise and collapse."""
+    """Whether the recorded references show the metric ranking the real data clearly above noise and collapse: each
+    worse than the real data by ≥ :data:`SEPARATION` of the larger magnitude (uniform noise hits 992 of stacked
+    digits' 1000 arg-max modes: the mode count cannot tell a model from noise there)."""
     refs = result.get("references")
     if not isinstance(refs, dict) or "real" not in refs:
         return True
-    real = sign * refs["real"]
-    return all(real > sign * refs[k] for k in ("noise", "collapsed") if isinstance(refs.get(k), (int, float)))
+    real = refs["real"]
+    for k in ("noise", "collapsed"):
+        ref = refs.get(k)
+        if isinstance(ref, (int, float)):
+            gap = sign * (real - ref)
+            if gap < SEPARATION * max(abs(real), abs(ref)):
+                return False
+    return True
 
 
 def _difference(claim: Claim, r: dict[str, Any], sign: int) -> tuple[float, float, float, int] | str:

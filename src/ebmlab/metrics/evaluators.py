@@ -340,16 +340,19 @@ class Images(Evaluator):
         return real_reference_arrays(dataset, n)
 
     def floor(self, dataset: Dataset, n: int) -> dict[str, Any]:
-        """Uniform noise on the value range (coin flips for binary data) at n samples (:func:`images.reference_set`)."""
+        """Uniform noise on the value range (coin flips for binary data) (:func:`images.reference_set`), drawn and
+        scored as a model's samples are: n compared in features, :meth:`n_draw` (26,000 on stacked sets) counted in
+        modes."""
         from .images import image_metrics, reference_set
 
-        return image_metrics(reference_set(dataset, n, "noise"), dataset, n_features=n)
+        return image_metrics(reference_set(dataset, self.n_draw(dataset, n), "noise"), dataset, n_features=n)
 
     def collapsed(self, dataset: Dataset, n: int) -> dict[str, Any]:
-        """The first training image repeated n times: a collapsed generator (:func:`images.reference_set`)."""
+        """The first training image repeated: a collapsed generator (:func:`images.reference_set`), at the counts of
+        :meth:`floor`."""
         from .images import image_metrics, reference_set
 
-        return image_metrics(reference_set(dataset, n, "collapsed"), dataset, n_features=n)
+        return image_metrics(reference_set(dataset, self.n_draw(dataset, n), "collapsed"), dataset, n_features=n)
 
     def protocol(self, dataset: Dataset, n: int) -> dict[str, Any]:
         if dataset.train_labels is None and not dataset.stacked:
