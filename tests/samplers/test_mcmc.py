@@ -244,3 +244,49 @@ def test_adaptation_rejects_unadjusted_samplers():
     with pytest.raises(ValueError, match="mala or hmc"):
         mcmc.run(mcmc.ula, x0, gaussian_energy, n_warmup=5, n_steps=5, step_size=0.1,
                  adapt_step_size=True, generator=g)
+
+
+@pytest.mark.parametrize("algo", ["mala", "hmc"])
+def test_per_chain_dual_averaging_fits_each_chains_scale(algo):
+    """Chain i targets N(0, σ_i² I) with σ_i from 0.1 to 10: one global step size cannot suit them all (the widest
+    chains barely move, the narrowest reject), while per-chain dual averaging brings every chain near the target
+    acceptance, its step size in proportion to its scale (σ_i for HMC's leapfrog step, σ_i² for MALA's h, the
+    variance of its proposal), and each chain's variance to σ_i²."""
+    torch.manual_seed(0)
+    b, d = 64, 2
+    sigma = torch.logspace(-1, 1, b, dtype=torch.float64)[:, None]
+
+    def energy(x):
+        return 0.5 * ((x / sigma) ** 2).sum(1)
+
+    algorithm = getattr(mcmc, algo)
+    kw = {"n_leapfrog": 5} if algo == "hmc" else {}
+    target = 0.65 if algo == "hmc" else 0.57
+    g = torch.Generator().manual_seed(1)
+    x0 = sigma * torch.randn(b, d, dtype=torch.float64, generator=g)
+    per = mcmc.run(algorithm, x0, energy, n_steps=2000, n_warmup=1000, generator=g, adapt_step_size="per_chain",
+                   target_accept=target, step_size=0.5, thin=1, **kw)
+    glob = mcmc.run(algorithm, x0, energy, n_steps=2000, n_warmup=1000, generator=torch.Generator().manual_seed(1),
+                    adapt_step_size=True, target_accept=target, step_size=0.5, **kw)
+    acc = per.acceptance_rate
+    assert ((acc - target).abs() < 0.12).all(), acc  # every chain near the target (2000 steps: se ~0.01-0.02)
+    assert ((glob.acceptance_rate - target).abs() > 0.2).any()  # the global step size misses some chains
+    eps = per.step_size
+    power = 2 if algo == "mala" else 1
+    ratio = eps.log() - power * sigma[:, 0].log()
+    assert eps.shape == (b,) and ratio.std() < 0.25, ratio  # ε_i ∝ σ_i^power (within 25 % in log)
+    var = per.samples.var(0).mean(1) / sigma[:, 0] ** 2
+    assert (var.mean() - 1).abs() < 0.1 and var.min() > 0.5 and var.max() < 1.6, var
+
+
+def test_dual_averaging_update_is_the_papers_formula():
+    s = mcmc.dual_averaging_init(0.1, 2)
+    s = mcmc.dual_averaging_update(s, torch.tensor([1.0, 0.0]), target=0.65, gamma=0.05, t0=10.0, kappa=0.75)
+    w = 1 / 11
+    h = torch.tensor([w * (0.65 - 1.0), w * 0.65], dtype=torch.float64)
+    mu = math.log(10 * 0.1)
+    assert torch.allclose(s.h_bar, h) and torch.allclose(s.log_eps, mu - 1 / 0.05 * h)
+    assert torch.allclose(s.log_eps_bar, s.log_eps) and s.t == 1  # t^(-κ) = 1 at t = 1
+    with pytest.raises(ValueError, match="per_chain"):
+        mcmc.run(mcmc.mala, torch.zeros(2, 2), lambda x: (x ** 2).sum(1), n_steps=1, n_warmup=1,
+                 generator=torch.Generator(), adapt_step_size="chains", step_size=0.1)

@@ -47,6 +47,9 @@ __all__ = [
     "kinetic_langevin_step",
     "latent_energy",
     "tune_step_size",
+    "DualAveraging",
+    "dual_averaging_init",
+    "dual_averaging_update",
     "Algorithm",
     "ula",
     "mala",
@@ -399,6 +402,44 @@ def tune_step_size(
     return step_size * math.exp(rate * t ** (-decay) * (acceptance - target))
 
 
+@dataclasses.dataclass(frozen=True)
+class DualAveraging:
+    """Per-chain dual averaging of the log step size (Hoffman & Gelman 2014, Algorithm 5), all fields ``[b]``:
+    ``log_eps`` is the step size used next, ``log_eps_bar`` the averaged iterate kept after warm-up."""
+
+    mu: Tensor
+    h_bar: Tensor
+    log_eps: Tensor
+    log_eps_bar: Tensor
+    t: int
+
+
+def dual_averaging_init(step_size: float | Tensor, n_chains: int, *, dtype: torch.dtype = torch.float64,
+                        device: torch.device | None = None) -> DualAveraging:
+    """Start every chain at ``step_size`` (a scalar or ``[b]``), shrinking toward mu = log(10·eps0) as in the
+    paper."""
+    eps0 = torch.as_tensor(step_size, dtype=dtype, device=device).expand(n_chains).clone()
+    log0 = eps0.log()
+    zero = torch.zeros_like(log0)
+    return DualAveraging(mu=math.log(10.0) + log0, h_bar=zero, log_eps=log0, log_eps_bar=zero, t=0)
+
+
+def dual_averaging_update(s: DualAveraging, acceptance: Tensor, *, target: float = 0.65, gamma: float = 0.05,
+                          t0: float = 10.0, kappa: float = 0.75) -> DualAveraging:
+    """One update from each chain's Metropolis acceptance probability ``[b]`` (pure: returns a new state):
+    h̄ ← (1 − 1/(t+t0)) h̄ + (target − a)/(t+t0); log ε = μ − √t/γ · h̄; log ε̄ ← t^(−κ) log ε + (1 − t^(−κ)) log ε̄.
+    Each chain's acceptance is one noisy draw, which is why this averaged rule is used per chain rather than the
+    plain Robbins–Monro step of :func:`tune_step_size` (which suits one step size for an average over chains)."""
+    t = s.t + 1
+    a = acceptance.to(s.h_bar.dtype)
+    w = 1.0 / (t + t0)
+    h_bar = (1.0 - w) * s.h_bar + w * (target - a)
+    log_eps = s.mu - math.sqrt(t) / gamma * h_bar
+    eta = t ** (-kappa)
+    return DualAveraging(mu=s.mu, h_bar=h_bar, log_eps=log_eps, log_eps_bar=eta * log_eps + (1 - eta) * s.log_eps_bar,
+                         t=t)
+
+
 # --------------------------------------------------------------------------------------------
 # Algorithms and the run loop
 # --------------------------------------------------------------------------------------------
@@ -446,7 +487,7 @@ def run(
     generator: torch.Generator,
     n_warmup: int = 0,
     thin: int | None = None,
-    adapt_step_size: bool = False,
+    adapt_step_size: bool | str = False,
     target_accept: float = 0.65,
     progress: bool = False,
     **step_kwargs: Any,
@@ -466,10 +507,15 @@ def run(
             (0.65 suits HMC; ~0.57 is optimal for MALA) with :func:`tune_step_size` on the
             chain-averaged acceptance probability, then freeze it at its last value. A global
             step size is less noisy than per-chain ones and keeps every chain on the same kernel.
+            ``"per_chain"``: one step size per chain by dual averaging (:func:`dual_averaging_update`),
+            frozen at each chain's averaged iterate after warm-up (``step_size`` comes back ``[b]``):
+            for chains whose targets differ in scale (a batch of posteriors, tempered replicas).
         progress: show a ``tqdm`` progress bar.
         **step_kwargs: passed to ``algorithm.step`` (``step_size``, ``n_leapfrog``, or
             ``gamma`` and ``kappa`` for kinetic Langevin).
     """
+    if adapt_step_size not in (False, True, "global", "per_chain"):
+        raise ValueError(f"adapt_step_size must be False, True (global) or 'per_chain'; got {adapt_step_size!r}.")
     if adapt_step_size and not algorithm.adaptable:
         raise ValueError(
             f"adapt_step_size=True needs a Metropolis-adjusted sampler (mala or hmc); "
@@ -502,9 +548,15 @@ def run(
 
     acc_sum = torch.zeros(x0.shape[0], dtype=x0.dtype, device=x0.device)
     kept: list[Tensor] = []
+    per_chain = adapt_step_size == "per_chain"
+    da = dual_averaging_init(float(initial or 0.0), x0.shape[0], device=x0.device) if per_chain else None
     for i in steps:
         state, info = algorithm.step(state, energy_fn, generator=generator, **step_kwargs)
-        if adapt_step_size and i < n_warmup:
+        if da is not None and i < n_warmup:
+            da = dual_averaging_update(da, info.acceptance_prob, target=target_accept)
+            log_eps = da.log_eps if i + 1 < n_warmup else da.log_eps_bar  # after warm-up: the averaged iterate
+            step_kwargs = {**step_kwargs, "step_size": log_eps.exp().to(x0.dtype)}
+        elif adapt_step_size and i < n_warmup:
             eps = tune_step_size(step_kwargs["step_size"], info.acceptance_prob.mean().item(),
                                  i + 1, target=target_accept)
             step_kwargs = {**step_kwargs, "step_size": eps}
