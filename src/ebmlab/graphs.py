@@ -38,8 +38,9 @@ How a run is captured:
 - **Failures.** Under ``graphs=auto`` a capture that fails, or a failed check, ends replaying for the session (the
   method's Python state, random-number states and budget counts are restored after a failed capture, which runs
   nothing on the device) and the run says why; ``graphs=on`` makes them errors.
-- **Not captured:** data-parallel runs (their gradient average is a collective between processes; eager there);
-  KALE with a flow base (zuko's coupling layers read indices on the host at every call).
+- **Not captured:** data-parallel runs (their gradient average is a collective between processes; eager there).
+  Every method and setting is capturable (KALE's flow base keeps its coupling layers' indices as buffers,
+  ``nets.flow``).
 
 ``graphs=emulate`` runs the same machinery on any device without CUDA: the capture executes the step once while
 recording every operation the dispatcher runs (forward, backward, optimizer), and a replay re-executes the

@@ -235,8 +235,10 @@ def check_step_kinds(name: str, data: str | None = None, steps: int = 8, **over:
         return
     assert None not in kinds, f"{name}: a step without a kind, though it declares no capture blocker"
     for kind in kinds:
-        same = {tuple(ops) for k, ops in recorded if k == kind}
-        assert len(same) == 1, f"{name}: steps of kind {kind!r} run different operations"
+        # the first step of a kind may create optimizer state (a phase's first step): the runner runs the first
+        # graphs.WARMUP steps of each kind eagerly, so only the later ones must agree
+        later = [tuple(ops) for k, ops in recorded if k == kind][1:]
+        assert len(set(later)) <= 1, f"{name}: steps of kind {kind!r} run different operations"
 
 
 # a run recipe inside the captured region: a moving average and a clip

@@ -126,3 +126,28 @@ def test_a_log_z_resting_on_few_base_draws_is_flagged():
     m.E.w.data.zero_()
     m.E.b.data.zero_()
     assert "log_z_ebm_note" not in m.fixed_base_likelihoods(torch.zeros(10, 2), generator=torch.Generator())
+
+
+def test_the_flow_base_is_captured_like_every_method():
+    """zuko's coupling layers found their mask's indices on the host at every call, so KALE with a flow base ran
+    eagerly on a GPU; the indices are now buffers computed once: no host read in a step, steps of one kind run the
+    same operations, and steps replayed from the (emulated) captured graphs leave the state eager steps leave. The
+    flow's numbers are zuko's."""
+    import zuko
+
+    from ebmlab.nets.flow import FlowBase
+    from ebmlab.testing import check_capture, check_no_host_reads, check_step_kinds
+
+    over = {"base": "flow", "flow_steps": 3, "flow_layers": 2, "flow_hidden": (16,), "e_hidden": (16,),
+            "log_z_samples": 200}
+    assert build_method(resolve_config("kale", "banana", overrides=over), torch.device("cpu")).capture_blocker() is None
+    check_no_host_reads("kale", "banana", **over)
+    check_step_kinds("kale", "banana", 10, **over)
+    check_capture("kale", "banana", 16, **over)
+    torch.manual_seed(0)
+    f = FlowBase(4)
+    plain = zuko.flows.RealNVP(features=4, context=0, transforms=6, randmask=False, hidden_features=(64, 64))
+    plain.load_state_dict(f.flow.state_dict())  # the same parameters under the same names
+    x, z = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    f, plain = f.double(), plain.double()
+    assert torch.equal(f.log_prob(x), plain().log_prob(x)) and torch.equal(f(z), plain().transform.inv(z))

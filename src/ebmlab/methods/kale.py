@@ -236,12 +236,6 @@ class KALE(LatentGenerator, Method):
                        self.recipe)
         return loss_kale, gp, e_real, e_fake
 
-    def capture_blocker(self) -> str | None:
-        if self.config.base == "flow":
-            return ("the flow base's coupling layers (zuko) find their mask's indices on the host at every call "
-                    "(mask.nonzero()), which a captured graph cannot do")
-        return None
-
     def step_kind(self, step: int) -> str | None:
         """A burst of ``n_critic_burst`` energy updates, or the usual ``n_critic`` (the fixed base: one kind)."""
         if self.fixed:

@@ -11,16 +11,50 @@ with the maintained library zuko (``zuko.flows.RealNVP``): a coupling flow, so b
 evaluation and sampling — are one pass. The GEBM paper's density experiments use a flow base trained by maximum
 likelihood and then held fixed; which flow is not essential to the method, and a coupling flow is the simplest that
 is fast both ways.
+
+Deviation from zuko, same numbers: zuko's coupling layer finds its mask's indices with ``mask.nonzero()`` every time
+the flow is called (a host read, which a captured CUDA graph cannot replay); here each coupling layer keeps those
+indices as (non-persistent) buffers computed once, and builds the same transformation from them
+(:class:`_IndexedCoupling`), so the flow runs without reading the device and KALE with a flow base is captured like
+every other method. The parameters, their names and every operation on them are zuko's.
 """
 
 from __future__ import annotations
 
 import math
 
+from functools import partial
+
 import zuko
 from torch import Tensor, nn
+from zuko.flows.coupling import GeneralCouplingTransform
+from zuko.transforms import CouplingTransform
 
 __all__ = ["FlowBase", "GaussianBase"]
+
+
+class _PresplitCoupling(CouplingTransform):
+    """zuko's coupling transform with its split indices given (no ``nonzero`` at construction)."""
+
+    def __init__(self, meta, idx_a: Tensor, idx_b: Tensor) -> None:  # type: ignore[no-untyped-def]
+        super(CouplingTransform, self).__init__()  # torch's Transform.__init__: CouplingTransform's computes indices
+        self.meta = meta
+        self.idx_a, self.idx_b = idx_a, idx_b
+
+
+class _IndexedCoupling(GeneralCouplingTransform):
+    """A zuko coupling layer that keeps its mask's indices as buffers (module docstring)."""
+
+    def forward(self, c: Tensor | None = None) -> CouplingTransform:  # type: ignore[override]
+        return _PresplitCoupling(partial(self.meta, c), self.idx_a, self.idx_b)
+
+
+def _index_couplings(flow: nn.Module) -> None:
+    for m in flow.modules():
+        if type(m) is GeneralCouplingTransform:
+            m.register_buffer("idx_a", m.mask.nonzero().squeeze(-1), persistent=False)  # once, at construction
+            m.register_buffer("idx_b", (~m.mask).nonzero().squeeze(-1), persistent=False)
+            m.__class__ = _IndexedCoupling
 
 
 class FlowBase(nn.Module):
@@ -33,6 +67,7 @@ class FlowBase(nn.Module):
         self.dim = dim
         self.flow = zuko.flows.RealNVP(features=dim, context=0, transforms=layers, randmask=False,
                                        hidden_features=tuple(hidden))
+        _index_couplings(self.flow)
 
     def log_prob(self, x: Tensor) -> Tensor:
         return self.flow().log_prob(x)
