@@ -450,3 +450,43 @@ def test_device_step_round_trip_keeps_the_optimizers_tensors():
     back = adam_state_from_torch(opt, vae, device_step=True)
     for n in back.m:
         assert torch.equal(back.m[n], res.state.m[n]) and torch.equal(back.v[n], res.state.v[n])
+
+
+def _adam_step_per_parameter(params, grads, state, *, lr, betas, eps, maximize, eps_placement):
+    """The update written parameter by parameter (the formula of diff_adam_step's docstring)."""
+    b1, b2 = betas
+    t = state.step + 1
+    out, ms, vs = {}, {}, {}
+    for n, p in params.items():
+        g = -grads[n] if maximize else grads[n]
+        m = b1 * state.m[n] + (1.0 - b1) * g
+        v = (b2 * state.v[n] + (1.0 - b2) * g.detach().square()).detach()
+        if eps_placement == "inside_sqrt":
+            upd = (lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)) * m / torch.sqrt(v + eps)
+        else:
+            upd = (lr / (1.0 - b1 ** t)) * m / (torch.sqrt(v) / math.sqrt(1.0 - b2 ** t) + eps)
+        out[n], ms[n], vs[n] = p - upd, m, v
+    return out, ms, vs
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("placement", ["inside_sqrt", "outside_sqrt"])
+def test_multi_tensor_update_equals_the_per_parameter_formula_bit_for_bit(dtype, placement):
+    """The update runs as a few torch._foreach_* operations over every parameter; its values, moments and the
+    gradient through the first moment are those of the per-parameter formula, exactly."""
+    torch.manual_seed(0)
+    shapes = [(3, 4), (4,), (5, 5, 2), (64, 32)]
+    params = {f"p{i}": torch.randn(s, dtype=dtype) for i, s in enumerate(shapes)}
+    psi = torch.randn((), dtype=dtype, requires_grad=True)  # what the gradients depend on (LBT's generator)
+    grads = {n: psi * torch.randn_like(p) for n, p in params.items()}
+    state = init_diff_adam_state(params)
+    state = DiffAdamState(2, {n: torch.randn_like(p) for n, p in params.items()},
+                          {n: torch.rand_like(p) for n, p in params.items()})
+    kw = {"lr": 1e-3, "betas": (0.5, 0.999), "eps": 1e-8, "maximize": True, "eps_placement": placement}
+    new, st = diff_adam_step(params, grads, state, **kw)
+    ref, ms, vs = _adam_step_per_parameter(params, grads, state, **kw)
+    for n in params:
+        assert torch.equal(new[n], ref[n]) and torch.equal(st.m[n], ms[n]) and torch.equal(st.v[n], vs[n])
+    (g_new,) = torch.autograd.grad(sum(p.sum() for p in new.values()), psi, retain_graph=True)
+    (g_ref,) = torch.autograd.grad(sum(p.sum() for p in ref.values()), psi)
+    assert torch.equal(g_new, g_ref)
