@@ -171,8 +171,8 @@ def diff_adam_step(
                             torch._foreach_mul(gs, 1.0 - beta1))
     # LBT wraps the second moment in tf.stop_gradient: v is a constant of ψ, so ∂θ/∂ψ flows through m only.
     gv = [g.detach() for g in gs] if detach_second_moment else gs
-    vs = torch._foreach_add(torch._foreach_mul([state.v[n] for n in names], beta2),
-                            torch._foreach_mul(torch._foreach_mul(gv, gv), 1.0 - beta2))
+    vs = list(torch._foreach_add(torch._foreach_mul([state.v[n] for n in names], beta2),
+                                 torch._foreach_mul(torch._foreach_mul(gv, gv), 1.0 - beta2)))
     if detach_second_moment:
         vs = [v.detach() for v in vs]
     if eps_placement == "inside_sqrt":
