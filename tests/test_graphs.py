@@ -51,17 +51,24 @@ def test_a_schedule_reaches_replayed_steps_through_tensor_learning_rates():
     assert not torch.allclose(const.state_dict()[w[0]][w[1]][w[2]], replayed.state_dict()[w[0]][w[1]][w[2]])
 
 
-def test_kale_flow_base_is_declared_uncapturable():
-    """zuko's coupling layers read their mask's indices on the host at each call: the emulated capture finds it
-    (HostReadInCapture), so KALE with base=flow declares itself uncapturable and runs eagerly."""
+def test_the_emulated_capture_refuses_a_host_read():
+    """A step that reads the device on the host (here a mask's indices by nonzero, as zuko's coupling layers did at
+    each call before KALE's flow base kept them as buffers) cannot be replayed: the emulated capture finds it
+    (HostReadInCapture), where CUDA would fail or replay stale indices. KALE with a flow base is now captured."""
     m, _ = _pair("kale", "ring8", {"base": "flow", "flow_layers": 2, "flow_hidden": (8,)})
-    assert "zuko" in graphs.blocker(m)
-    m.capture_blocker = lambda: None  # as if it were declared capturable: the capture refuses the host read
-    runner = graphs.StepGraphs(m, "emulate", lambda b, s: m.train_step(b, s))
+    assert graphs.blocker(m) is None
+    gan, _ = _pair("gan", "ring8", {})
+    step = gan.train_step
+
+    def reads_indices(batch, s):
+        (batch[:, 0] > 0).nonzero()  # a host read inside the step
+        return step(batch, s)
+
+    runner = graphs.StepGraphs(gan, "emulate", reads_indices)
     batch = get_dataset("ring8").train[:16]
-    with pytest.raises(graphs.HostReadInCapture, match="nonzero at zuko"):
-        for step in range(1, graphs.WARMUP + 2):
-            runner.step(batch, step)
+    with pytest.raises(graphs.HostReadInCapture, match="nonzero"):
+        for s in range(1, graphs.WARMUP + 2):
+            runner.step(batch, s)
 
 
 def test_vcd_reservoir_rolls_under_replay():

@@ -44,8 +44,12 @@ def test_emulated_capture_and_the_methods_word_on_it():
     gan = p.for_method(build("gan"))
     assert gan.graphs == "emulate" and gan.captured and gan.eager_because is None
     flow = p.for_method(build("kale", base="flow", flow_layers=2, flow_hidden=(8,)))
-    assert not flow.captured and "zuko" in flow.eager_because
-    assert "eager (" in flow.describe() and "graphs=emulate" in gan.describe()
+    assert flow.captured  # every method and setting is capturable
+    blocked = build("gan")
+    blocked.capture_blocker = lambda: "its step reads a tensor on the host"  # a method that says why it cannot be
+    eager = p.for_method(blocked)
+    assert not eager.captured and "reads a tensor" in eager.eager_because
+    assert "eager (" in eager.describe() and "graphs=emulate" in gan.describe()
 
 
 def test_bf16_autocasts_the_step_and_fp32_does_not():

@@ -627,7 +627,8 @@ def _add_sr(sub: Any) -> None:
     s = _sub(sub, "sr", "super-resolution: train, evaluate and apply models (bicubic, tv, mse, stats)")
     srs = s.add_subparsers(dest="sr_command", required=True, metavar="SR_COMMAND")
     t = srs.add_parser("train", help="train or fit a super-resolution model into a run directory (resumes)",
-                       epilog=_sr_train_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+                       add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("-h", "--help", action=_HelpWithModelOptions, nargs=0, help="show this help message and exit")
     t.add_argument("--data", required=True, help="fashion, skimage, or a folder of PNG/JPEG images")
     t.add_argument("--model", required=True, help="bicubic, tv, mse or stats")
     t.add_argument("--scale", type=int, default=4, help="up-sampling factor, 2 to 8 (default 4)")
@@ -662,6 +663,15 @@ def _add_sr(sub: Any) -> None:
     u.add_argument("--no-progress", action="store_true", help="no progress bar")
     u.add_argument("--threads", type=int, help="torch's CPU threads (default: the run's setting)")
     u.set_defaults(fn=_sr)
+
+
+class _HelpWithModelOptions(argparse.Action):
+    """`sr train --help`: the help with the models' options, gathered only when asked (they import torch)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+        parser.epilog = _sr_train_epilog()
+        parser.print_help()
+        parser.exit()
 
 
 def _sr_train_epilog() -> str:
