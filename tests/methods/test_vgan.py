@@ -122,3 +122,26 @@ def test_vcd_transition_depends_on_its_input():
         out = m.T(data, torch.Generator(), noise=False)
     assert float(out.flatten(1).std(0).mean()) > 1e-3  # different inputs, different outputs
     assert float((out[0] - out[1]).abs().max()) > 1e-3
+
+
+def test_vcd_reports_transitions_of_noise_apart_at_the_same_count():
+    """VCD's samples are transitions of real images (coverage partly the data's own); its evaluation also scores
+    noise_chain transitions of uniform noise, as many, under noise_*, beside the main set's precision and modes."""
+    from ebmlab.config import resolve_config
+    from ebmlab.data import get_dataset
+    from ebmlab.metrics import evaluate_method
+    from ebmlab.placement import build_method
+
+    ds = get_dataset("digits")
+    m = build_method(resolve_config("vgan_vcd", "digits", overrides={"noise_chain": 2}), torch.device("cpu"))
+    for step, i in enumerate(range(0, 64, 16), 1):
+        m.train_step(ds.train[i:i + 16], step)
+    m.eval_count = 37
+    x = m.evaluate_extra(ds)["samples"]["noise"]
+    lo, hi = ds.spec.value_range
+    assert x.shape == (37, *ds.shape) and lo - 1e-6 <= x.min() and x.max() <= hi + 1e-6
+    out = evaluate_method(m, ds, n_samples=200, density=False)
+    assert {"clf_precision", "clf_recall", "noise_clf_precision", "noise_clf_recall"} <= set(out)
+    assert "noise_note" not in out  # scored at the main set's count
+    m2 = build_method(resolve_config("vgan_vcd", "digits", overrides={"noise_chain": 0}), torch.device("cpu"))
+    assert m2.evaluate_extra(ds) == {}
