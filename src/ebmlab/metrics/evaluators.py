@@ -421,33 +421,28 @@ def _real_reference(ds: Dataset, n: int) -> dict[str, Any]:
 def noise_floor(dataset: Dataset | str, n: int) -> dict[str, Any]:
     """{"noise_floor": the metrics of noise at n samples} where the data's kind has a floor, else {} (a summary's
     entry beside ``real_vs_real``). ``dataset``: a data set or a built-in name."""
-    if isinstance(dataset, str):
-        from ..data import get_dataset
-
-        dataset = get_dataset(dataset)
-    floor = _noise_floor(dataset, n)
-    return {"noise_floor": dict(floor)} if floor is not None else {}
-
-
-@lru_cache(maxsize=32)
-def _noise_floor(ds: Dataset, n: int) -> dict[str, Any] | None:
-    return evaluator_for(ds).floor(ds, n)
+    return _reference_entry(dataset, n, "floor", "noise_floor")
 
 
 def collapse_reference(dataset: Dataset | str, n: int) -> dict[str, Any]:
     """{"collapse_floor": the metrics of one data point repeated n times} where the data's kind has that reference
     (images), else {} (a summary's entry beside ``real_vs_real`` and ``noise_floor``)."""
+    return _reference_entry(dataset, n, "collapsed", "collapse_floor")
+
+
+def _reference_entry(dataset: Dataset | str, n: int, kind: str, key: str) -> dict[str, Any]:
     if isinstance(dataset, str):
         from ..data import get_dataset
 
         dataset = get_dataset(dataset)
-    ref = _collapsed(dataset, n)
-    return {"collapse_floor": dict(ref)} if ref is not None else {}
+    ref = _reference_metrics(dataset, n, kind)
+    return {key: dict(ref)} if ref is not None else {}
 
 
-@lru_cache(maxsize=32)
-def _collapsed(ds: Dataset, n: int) -> dict[str, Any] | None:
-    return evaluator_for(ds).collapsed(ds, n)
+@lru_cache(maxsize=64)
+def _reference_metrics(ds: Dataset, n: int, kind: str) -> dict[str, Any] | None:
+    """The evaluator's ``floor`` or ``collapsed`` reference of ``ds`` at n (cached: deterministic)."""
+    return getattr(evaluator_for(ds), kind)(ds, n)
 
 
 def evaluate_method(method: Any, dataset: Dataset, *, n_samples: int = 2500, seed: int = 0,
