@@ -93,8 +93,40 @@ def _images(tmp, n=12, side=10):
 
 def _file(tmp, name, data: bytes):
     p = tmp / name
+    p.parent.mkdir(parents=True, exist_ok=True)
     p.write_bytes(data)
     return p
+
+
+CLAIM = """paper = "kale"
+where = "§4"
+claim = "guided beats base"
+status = "measured"
+networks = "2D MLPs"
+
+[comparison]
+metric = "hq"
+direction = "{direction}"
+budget = "same_run"
+a = {{label = "guided", method = "kale", metric = "hq"}}
+b = {{label = "base", method = "kale", metric = "base_hq"}}
+
+[scale.small]
+data = "ring8"
+"""
+
+
+def _claim_spec(tmp, name, direction="higher"):
+    return _file(tmp / "specs", f"{name}.toml", CLAIM.format(direction=direction).encode())
+
+
+def _sr_run(tmp):
+    """A finished bicubic super-resolution run in tmp/r (made once per test directory)."""
+    if not (tmp / "r" / "summary.json").is_file():
+        from ebmlab.sr import api
+
+        api.train_sr(str(_images(tmp, n=6, side=16)), "bicubic", out=tmp / "r", crop=8, progress=False, n_eval=2)
+    return tmp / "r"
 
 
 CASES = [
@@ -387,6 +419,28 @@ CASES = [
                                                     "--image-size", "-2"], ["--image-size", "≥ 1"]),
     ("score-image-size-zero", lambda tmp, fin: ["score", str(_images(tmp)), "--data", str(_images(tmp)),
                                                 "--image-size", "0"], ["--image-size", "≥ 1"]),
+    # --- claims and the sr thread setting ------------------------------------------------------------------------------
+    ("claims-specs-missing", lambda tmp, fin: ["claims", "list", "--specs", str(tmp / "nowhere")],
+     ["does not exist", "--specs"]),
+    ("claims-unknown-id", lambda tmp, fin: _then(_claim_spec(tmp, "guided-vs-base"),
+                                                  ["claims", "run", "guided-vs-bse", "--specs", str(tmp / "specs")]),
+     ["unknown claim", "did you mean"]),
+    ("claims-spec-not-toml", lambda tmp, fin: _then(_file(tmp / "specs", "bad.toml", b"paper = [unclosed"),
+                                                    ["claims", "list", "--specs", str(tmp / "specs")]),
+     ["bad.toml", "toml"]),
+    ("claims-spec-bad-direction", lambda tmp, fin: _then(_claim_spec(tmp, "c", direction="up"),
+                                                         ["claims", "render", "--specs", str(tmp / "specs"), "--out",
+                                                          str(tmp / "new" / "c.md")]),
+     ["c.toml", "direction", "higher"]),
+    ("claims-scale-missing", lambda tmp, fin: _then(_claim_spec(tmp, "c"), ["claims", "run", "c", "--scale",
+                                                                            "medium", "--specs", str(tmp / "specs")]),
+     ["no medium scale", "small"]),
+    ("claims-results-damaged", lambda tmp, fin: _then(_claim_spec(tmp, "c"),
+                                                      _file(tmp / "specs" / "results", "c.json", b"{not json"),
+                                                      ["claims", "list", "--specs", str(tmp / "specs")]),
+     ["c.json"]),
+    ("sr-eval-threads-negative", lambda tmp, fin: _then(_sr_run(tmp), ["sr", "eval", str(tmp / "r"), "--threads",
+                                                                      "-1"]), ["--threads"]),
 ]
 
 
