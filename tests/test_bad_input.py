@@ -439,6 +439,10 @@ CASES = [
                                                       _file(tmp / "specs" / "results", "c.json", b"{not json"),
                                                       ["claims", "list", "--specs", str(tmp / "specs")]),
      ["c.json"]),
+    ("bench-grid-setting-the-method-refuses", lambda tmp, fin: _then(
+        _file(tmp, "grid.toml", b'"bib_onesided:r1" = [{data_gp_weight = 100.0}]\n'),
+        ["bench", "toy", "--methods", "bib_onesided", "--data", "ring8", "--seeds", "1", "--steps", "2", "--grid",
+         str(tmp / "grid.toml"), "--out", str(tmp / "new")]), ["refused before any run", "data_gp_weight"]),
     ("sr-eval-threads-negative", lambda tmp, fin: _then(_sr_run(tmp), ["sr", "eval", str(tmp / "r"), "--threads",
                                                                       "-1"]), ["--threads"]),
 ]
