@@ -1,6 +1,7 @@
 """The BiB ablation's table from its bench directory: per setting and seed, the modes at the end, and the largest
 |energy| of real and generated samples logged during training (a drifting energy runs to 10³–10⁵; a bounded one
-stays within a few units), then the mean ± sd per setting and the paired differences the claims use.
+stays within a few units), then the mean ± sd per setting; energy.json beside this script holds log10 of each run's
+largest |energy| per setting (by seed), which the claim `bib-r1-ablation-energy-bounded` reads.
 
     python benchmarks/images/bib_ablation/summarize.py OUT > benchmarks/images/bib_ablation/results.md
 """
@@ -8,6 +9,7 @@ stays within a few units), then the mean ± sd per setting and the paired differ
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -38,6 +40,8 @@ def main() -> None:
         print(f"| {label} | {statistics.mean(m):.0f} ± {statistics.stdev(m) if len(m) > 1 else 0:.0f} | "
               f"{statistics.median(e):.3g} |")
     print("\n```json\n" + json.dumps({k: {str(s): v for s, v in d.items()} for k, d in rows.items()}) + "\n```")
+    energy = {k: [round(math.log10(v["max_abs_energy"]), 4) for _, v in sorted(d.items())] for k, d in rows.items()}
+    (Path(__file__).parent / "energy.json").write_text(json.dumps(energy, indent=1) + "\n")
 
 
 def _g(r: dict) -> int:
