@@ -65,6 +65,14 @@ def check_loggers(loggers: tuple[str, ...]) -> None:
                               "loggers") from None
 
 
+def tracked(kind: str, values: dict[str, Any]) -> dict[str, float]:
+    """The finite numbers of a metric line, named ``kind/name``: what every tracker logs of it."""
+    import math
+
+    return {f"{kind}/{k}": float(v) for k, v in values.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in d.items():
@@ -104,13 +112,10 @@ class MLflowTracker:
         write_json(self.record, {"tracking_uri": uri, "run_id": self.run_id})
 
     def log(self, step: int, kind: str, values: dict[str, Any]) -> None:
-        import math
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        metrics = [Metric(f"{kind}/{k}", float(v), now, step) for k, v in values.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+        metrics = [Metric(k, v, now, step) for k, v in tracked(kind, values).items()]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for i in range(0, len(metrics), 1000):
@@ -153,10 +158,7 @@ class WandbTracker:
             write_json(record, {"run_id": run_id, "mode": "offline", "dir": str(run.path / "wandb")})
 
     def log(self, step: int, kind: str, values: dict[str, Any]) -> None:
-        import math
-
-        metrics = {f"{kind}/{k}": float(v) for k, v in values.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        metrics = tracked(kind, values)
         if metrics:
             self.run.log(metrics, step=step)
 

@@ -83,11 +83,16 @@ def _row(claim: Claim, v: Verdict) -> str:
     return "| " + " | ".join(x.replace("|", "\\|").replace("\n", " ") for x in cells) + " |"
 
 
-def render(claims: list[Claim]) -> str:
-    """The whole page."""
-    verdicts = {c.id: verdict(c) for c in claims}
-    counts = Counter(v.text.split(" at ")[0] for v in verdicts.values())
-    lines = [HEADER, f"{len(claims)} claims: " + ", ".join(f"{n} {k}" for k, n in counts.most_common()) + ".", ""]
+def counts(verdicts: dict[str, Verdict]) -> Counter[str]:
+    """Claims by verdict, the scale left out (consistent, contradicted, ...)."""
+    return Counter(v.text.split(" at ")[0] for v in verdicts.values())
+
+
+def render(claims: list[Claim], verdicts: dict[str, Verdict] | None = None) -> str:
+    """The whole page (``verdicts``: by claim id, computed here when not given)."""
+    verdicts = verdicts if verdicts is not None else {c.id: verdict(c) for c in claims}
+    by_kind = counts(verdicts)
+    lines = [HEADER, f"{len(claims)} claims: " + ", ".join(f"{n} {k}" for k, n in by_kind.most_common()) + ".", ""]
     for paper, (title, cite) in PAPERS.items():
         mine = [c for c in claims if c.paper == paper]
         if not mine:
@@ -102,6 +107,7 @@ def render(claims: list[Claim]) -> str:
 def write(claims: list[Claim], out: str | Path) -> dict[str, int]:
     from ..runs import atomic_write_bytes
 
-    text = render(claims).encode()
+    verdicts = {c.id: verdict(c) for c in claims}
+    text = render(claims, verdicts).encode()
     atomic_write_bytes(Path(out), lambda fh: fh.write(text))
-    return dict(Counter(verdict(c).text.split(" at ")[0] for c in claims))
+    return dict(counts(verdicts))

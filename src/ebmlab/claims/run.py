@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,8 @@ from .spec import SCALES, Claim
 
 
 def _arm_runs(claim: Claim, sc: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Arm → (its run key, (method, overrides)); arms with the same method and options share their runs."""
+    """Arm → (method, options of its runs) at scale ``sc``; arms with the same method and options share their runs
+    (:func:`_run_key`)."""
     out = {}
     for which in ("a", "b"):
         arm = (claim.comparison or {}).get(which)
@@ -87,7 +87,11 @@ def _check_data(sc: dict[str, Any], data_dir: str | None) -> None:
         raise EbmlabError("the paper's scale needs data this machine does not have — " + "; ".join(missing))
 
 
-def probe_rate(method: str, over: dict[str, Any], shape: list[int], device: str | None, steps: int = 6) -> float:
+PROBE_STEPS = 6  # timed steps of the paper-scale probe, after one untimed
+
+
+def probe_rate(method: str, over: dict[str, Any], shape: list[int], device: str | None,
+               steps: int = PROBE_STEPS) -> float:
     """Training steps per second of ``method`` with the paper's options on random uint8 images of ``shape`` (the
     step costs the same whatever the pixels), on the device at hand: the mean over ``steps`` steps after one."""
     import numpy as np
@@ -121,7 +125,7 @@ def paper_cost(claim: Claim, sc: dict[str, Any], device: str | None, seeds: int)
                      "steps_per_s": round(rate, 3), "hours_per_seed": round(steps / rate / 3600, 2)})
     total = sum(a["hours_per_seed"] for a in arms) * seeds
     return {"arms": arms, "seeds": seeds, "hours": round(total, 1), "data_files": sc.get("data_files", []),
-            "device": device or "auto", "probe": f"{shape} random uint8 images, the mean of 6 steps after one"}
+            "device": device or "auto", "probe": f"{shape} random uint8 images, the mean of {PROBE_STEPS} steps after one"}
 
 
 def _check_runnable(claim: Claim, sc: dict[str, Any], scale: str) -> None:
@@ -140,13 +144,6 @@ def _check_runnable(claim: Claim, sc: dict[str, Any], scale: str) -> None:
     if unknown:
         raise EbmlabError(f"{claim.id} is not a bench of ebmlab's methods ({', '.join(unknown)}): it is measured by "
                           f"its own script; see {', '.join(claim.evidence) or 'its spec'} for the command")
-
-
-def _machine() -> dict[str, Any]:
-    import torch
-
-    return {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "torch": torch.__version__,
-            "load_1min": round(os.getloadavg()[0], 2)}
 
 
 def run_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str | Path | None = None, jobs: int = 1,
@@ -192,15 +189,15 @@ def run_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str | 
         refs = refs or _references(out / key, metric)
     if shard is not None:
         return {"shard": list(shard), "out": str(out)}
-    result = {"a": values["a"], **({"b": values["b"]} if "b" in values else {}), "seeds": list(range(n_seeds)),
-              "data": sc["data"], "command": command or f"ebmlab claims run {claim.id} --scale {scale}",
-              "wall_s": round(time.perf_counter() - t0, 1), **_machine(),
-              "date": datetime.date.today().isoformat(), **({"references": refs} if refs else {})}
-    if any(v is None for vs in values.values() for v in vs):
+    keep = [i for i in range(n_seeds) if all(values[w][i] is not None for w in values)]
+    meta = next(iter(reports.values()))["meta"]  # the machine and torch as the bench states them
+    result = {**{w: [values[w][i] for i in keep] for w in values}, "seeds": keep, "data": sc["data"],
+              "command": command or f"ebmlab claims run {claim.id} --scale {scale}",
+              "wall_s": round(time.perf_counter() - t0, 1), "machine": meta["machine"], "torch": meta["torch"],
+              "load_1min": round(os.getloadavg()[0], 2), "date": datetime.date.today().isoformat(),
+              **({"references": refs} if refs else {})}
+    if len(keep) < n_seeds:
         result["note"] = "a run diverged or lacks the metric: its seed is left out of the pairing"
-        keep = [i for i in range(n_seeds) if all(values[w][i] is not None for w in values)]
-        for w in values:
-            result[w] = [values[w][i] for i in keep]
     return _record(claim, scale, result)
 
 

@@ -75,10 +75,6 @@ class Claim:
     results: dict[str, dict[str, Any]]
     path: Path
 
-    @property
-    def section(self) -> str:
-        return PAPERS[self.paper][0]
-
     def arm(self, which: str) -> dict[str, Any]:
         assert self.comparison is not None
         return self.comparison[which]

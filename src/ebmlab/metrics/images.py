@@ -205,9 +205,8 @@ def reference_set(dataset: Dataset, n: int, kind: str) -> Tensor:
         u = torch.rand((n, *shape), generator=g)
         return (u < 0.5).float() if dataset.spec.kind == "binary" else lo + (hi - lo) * u
     if kind == "collapsed":
-        one = dataset.train_batch(torch.zeros(1, dtype=torch.long), generator=torch.Generator().manual_seed(0)) \
-            if dataset.binarize == "dynamic" else dataset.train[:1]
-        return one.float().expand(n, *shape).clone()
+        # ``train`` holds one fixed draw of a dynamically binarised split: the same first image every time
+        return dataset.train[:1].float().expand(n, *shape).clone()
     raise ValueError(f"unknown reference set {kind!r}: noise or collapsed")
 
 
