@@ -32,6 +32,26 @@ def test_stacked_labels_are_the_channel_labels():
     assert len(st.test_labels.unique()) > 900  # 26,000 uniform triples reach almost all 1000 modes
 
 
+def test_the_32_pixel_stacked_set_is_the_stacked_set_with_a_border_that_is_not_scored():
+    """``stacked_<base>32`` (for the papers' 32×32 networks): the same triples inside a background border; a sample's
+    border does not change its scores (the classifier sees each channel without it), so the modes and feature
+    metrics are those of the unpadded set."""
+    from ebmlab.metrics.images import image_metrics
+
+    st, padded = get_dataset("stacked_digits"), get_dataset("stacked_digits32")
+    assert padded.shape == (3, 32, 32) and padded.border == 12 and padded.base == "digits" and padded.stacked
+    inner = (slice(None), slice(None), slice(12, 20), slice(12, 20))
+    assert torch.equal(padded.test[inner], st.test) and torch.equal(padded.test_labels, st.test_labels)
+    frame = padded.test.clone()
+    frame[inner] = -2.0  # mark the inside: what is left is the border
+    assert bool((frame[frame != -2.0] == -1.0).all())  # background, the images' own 0 grey level
+    x = padded.test[:300].clone()
+    x[:, :, :12] = torch.rand_like(x[:, :, :12]) * 2 - 1  # noise in the border of every sample
+    a, b = image_metrics(x, padded, n_features=300), image_metrics(st.test[:300], st, n_features=300)
+    assert a["modes"] == b["modes"] > 100 and a["clf_fd"] == pytest.approx(b["clf_fd"], abs=1e-9)
+    assert get_dataset("stacked_fashion32").shape == (3, 32, 32)  # declared without reading the files
+
+
 def test_binarised_variants():
     fixed, dyn = get_dataset("digits_bin"), get_dataset("digits_dynbin")
     assert fixed.kind == "binary" and set(fixed.train.unique().tolist()) <= {0.0, 1.0}

@@ -152,6 +152,7 @@ class ArrayDataset:
     base: str | None = None  # stacked sets: the single-channel data set whose classifier labels each channel
     stacked: bool = False
     data_dir: str | None = None  # where the files were read from (for the base set of a stacked set)
+    border: int = 0  # pixels of background padded on each side (the 32×32 stacked sets); classified without them
     # a user's vectors: the train split's per-coordinate mean and std they were standardised with, and Σ log std
     standardisation: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 

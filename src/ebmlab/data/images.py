@@ -16,6 +16,10 @@ Built-in names (nothing downloads; files come from a package or a directory the 
 - ``stacked_<base>`` for base in digits, fashion, mnist: three independent images of the base set as the three
   channels (1000 modes, label c₀ + 10c₁ + 100c₂); 60 000 train triples from the train split and 26 000 test
   triples from the test split, drawn with fixed seeds (101 and 202).
+- ``stacked_<base>32``: the same triples with a border of background (grey level 0) around each image to make it
+  32×32 (2 pixels a side for 28×28 bases), for the papers' 32×32 networks (``net=dcgan|ebmbb32|gebm_resnet``), as
+  EBM-BB's own image trainer needs; evaluation classifies each channel without the border, so the modes and
+  feature metrics are those of ``stacked_<base>`` (the border of a sample is not scored).
 - ``<base>_bin`` (fixed binarisation: one Bernoulli draw of the grey levels/255 with seed 0 for train, 1 for
   test) and ``<base>_dynbin`` (a fresh draw in every training batch), for base in digits, fashion, mnist.
 
@@ -169,6 +173,16 @@ def _stack(a: Arrays) -> Arrays:
     return Arrays(tx, sx, ty, sy)
 
 
+PADDED_SIDE = 32
+
+
+def _pad(a: Arrays, border: int) -> Arrays:
+    """Each image with ``border`` pixels of background (0) on every side."""
+    def pad(x):
+        return np.pad(x, ((0, 0), (0, 0), (border, border), (border, border)))
+    return Arrays(pad(a.train_x), pad(a.test_x), a.train_y, a.test_y)
+
+
 def _binarize_fixed(a: Arrays) -> Arrays:
     def draw(x, seed):
         return (np.random.default_rng(seed).random(x.shape) < x / 255.0).astype(np.uint8)
@@ -186,6 +200,8 @@ def builtin_names() -> dict[str, str]:
     out["binarized_mnist"] = "fixed-binarised MNIST (binarized_mnist_*.amat from DATA_DIR), 50k train / 10k test"
     for b in STACKABLE:
         out[f"stacked_{b}"] = f"stacked {b}: three independent {b} images as channels (1000 modes)"
+        out[f"stacked_{b}32"] = (f"stacked_{b} padded with background to 32x32 (for net=dcgan|ebmbb32|gebm_resnet); "
+                                 f"scored without the border")
         out[f"{b}_bin"] = f"{b} binarised once (Bernoulli of grey/255, seeds 0 train / 1 test)"
         out[f"{b}_dynbin"] = f"{b} binarised dynamically (a fresh Bernoulli draw in every training batch)"
     return out
@@ -203,11 +219,7 @@ def builtin_dataset(name: str, data_dir: str | None = None) -> ArrayDataset:
         return ArrayDataset(name, desc, DataSpec("binary", (1, 28, 28), (0.0, 1.0)),
                             lambda: _load_binarized_mnist(dd), as_float, binarize="fixed")
     if name.startswith("stacked_"):
-        base = name[len("stacked_"):]
-        h, w = BASES[base][1][1:]
-        return ArrayDataset(name, desc, DataSpec("image", (3, h, w), IMAGE_RANGE, 256),
-                            lambda: _stack(_base_arrays(base, dd)), uint8_to_signed, n_classes=1000, base=base,
-                            stacked=True, data_dir=dd)
+        return _stacked(name, desc, dd)
     base, variant = name.rsplit("_", 1)
     shape = BASES[base][1]
     if variant == "bin":
@@ -216,6 +228,17 @@ def builtin_dataset(name: str, data_dir: str | None = None) -> ArrayDataset:
                             binarize="fixed", base=base)
     return ArrayDataset(name, desc, DataSpec("binary", shape, (0.0, 1.0)), lambda: _base_arrays(base, dd),
                         uint8_to_unit, n_classes=10, binarize="dynamic", base=base)
+
+
+def _stacked(name: str, desc: str, dd: str | None) -> ArrayDataset:
+    base = name[len("stacked_"):]
+    padded = base not in BASES and base.endswith(str(PADDED_SIDE))
+    base = base[:-len(str(PADDED_SIDE))] if padded else base
+    h, w = BASES[base][1][1:]
+    border = (PADDED_SIDE - h) // 2 if padded else 0
+    return ArrayDataset(name, desc, DataSpec("image", (3, h + 2 * border, w + 2 * border), IMAGE_RANGE, 256),
+                        lambda: _pad(_stack(_base_arrays(base, dd)), border) if border else _stack(_base_arrays(base, dd)),
+                        uint8_to_signed, n_classes=1000, base=base, stacked=True, data_dir=dd, border=border)
 
 
 # --- a user's own data ----------------------------------------------------------------------------------------

@@ -95,10 +95,14 @@ def _clamp(x: Tensor, dataset: Dataset) -> Tensor:
     return x.detach().float().cpu().clamp(lo, hi)
 
 
-def _features(clf, x: Tensor, stacked: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _features(clf, x: Tensor, dataset: Dataset) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(features, probabilities, labels, top-class probabilities): per-channel classification for stacked sets
-    (concatenated features, labels and confidences [n, 3]); otherwise the whole image."""
-    if not stacked:
+    (concatenated features, labels and confidences [n, 3]); otherwise the whole image. A set padded with a
+    background border (``border``: the 32×32 stacked sets) is classified without it, at its base set's size."""
+    b = getattr(dataset, "border", 0)
+    if b:
+        x = x[..., b:x.shape[-2] - b, b:x.shape[-1] - b]
+    if not dataset.stacked:
         f, p = clf.run(x)
         return f, p, p.argmax(1), p.max(1).values
     fs, ps = zip(*(clf.run(x[:, c:c + 1]) for c in range(x.shape[1])))
@@ -124,9 +128,9 @@ def image_metrics(samples: Tensor, dataset: Dataset, *, n_features: int | None =
     x = _clamp(x[finite], dataset)
     clf = get_classifier(dataset)
     stacked = dataset.stacked
-    f, p, lab, conf = _features(clf, x, stacked)
+    f, p, lab, conf = _features(clf, x, dataset)
     n = min(len(x), n_features or len(x), len(dataset.test))
-    f_real, *_ = _features(clf, dataset.test[:n], stacked)
+    f_real, *_ = _features(clf, dataset.test[:n], dataset)
     if n > 5:
         out.update(_feature_metrics(f[:n], p[:n], f_real))
     if stacked:
@@ -182,7 +186,7 @@ def real_reference_arrays(dataset: Dataset, n: int) -> dict[str, Any]:
     if stacked:
         # the mode-count ceiling is taken on the stacked *test* split (26,000 triples of test images): the
         # classifier was trained on the train images, so this also charges its test error to the ceiling
-        f_all, _, labels, conf = _features(get_classifier(dataset), dataset.test, stacked=True)
+        f_all, _, labels, conf = _features(get_classifier(dataset), dataset.test, dataset)
         out.update(stacked_mode_counts(labels, confidence=conf))
         inside = in_manifold(f_all, f_all[:min(n, len(f_all))])
         out["modes_in_data"] = int(stacked_mode_counts(labels[inside])["modes"])
