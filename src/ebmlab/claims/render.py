@@ -75,7 +75,9 @@ def _row(claim: Claim, v: Verdict) -> str:
     if c:
         setting.append(f"budget: {c['budget'].replace('_', ' ')}")
     sc_paper = claim.scales.get("paper")
-    scale = f"{v.scale or '—'} (paper: {sc_paper['data'] if sc_paper else 'its own data and length'})"
+    paper = f"{sc_paper['data']}, {sc_paper['steps']:,} steps" if sc_paper and "steps" in sc_paper else \
+        sc_paper["data"] if sc_paper else "its own data and length"
+    scale = f"{v.scale or '—'} (paper: {paper})"
     ev = ", ".join(f"`{e}`" for e in claim.evidence)
     note = f" {claim.note}" if claim.note else ""
     cells = [f"{claim.claim} ({claim.where}) `{claim.id}`", measured(claim) + (f"<br>{ev}" if ev else "") + note,

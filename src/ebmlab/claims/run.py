@@ -165,7 +165,7 @@ def run_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str | 
             f"{a['method']} ({a['arm']}) {a['steps']} steps at {a['steps_per_s']} steps/s = {a['hours_per_seed']} h a "
             f"seed" for a in cost["arms"]) + f"; {cost['seeds']} seeds: about {cost['hours']} h on {cost['device']} "
             f"(probe: {cost['probe']}); data: {', '.join(cost['data_files']) or 'none'}"
-            + (f"; steps: {sc['steps_note']}" if sc.get("steps_note") else ""))
+            + (f"; steps from: {sc['steps_source']}" if sc.get("steps_source") else ""))
         _check_data(sc, data_dir)
     out = Path(out) if out is not None else Path("claims-runs") / f"{claim.id}-{scale}"
     t0 = time.perf_counter()

@@ -8,7 +8,8 @@ figure), the claim in our words, its ``status`` and what backs it:
   equal_evals, same_run: both arms are metrics of the same runs) and the arms ``a`` and ``b`` (each a ``label``, the
   ``method`` and optionally ``metric``: another key of the same summary, e.g. ``base_hq``, and ``overrides``); and
   ``[scale.small|medium|paper]`` tables: ``data``, ``seeds``, ``overrides`` for every run, per-arm ``a``/``b``
-  overrides, and for ``paper`` the ``data_files`` it needs, ``steps`` and the ``probe_shape`` of its samples;
+  overrides, and for ``paper`` the ``data_files`` it needs, ``steps`` (with ``steps_source``: where in the paper or its
+  release that length comes from) and the ``probe_shape`` of its samples;
 - ``status = "known_answer"``: ``test``, the pytest node that checks the known answer;
 - ``status = "untested"``: ``reason``.
 
