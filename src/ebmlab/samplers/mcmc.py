@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 import dataclasses
+import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
@@ -118,6 +120,29 @@ def energy_and_grad(energy_fn: EnergyFn, x: Tensor) -> tuple[Tensor, Tensor]:
     return e.detach(), g.detach()
 
 
+EnergyGrad = Callable[[Tensor], tuple[Tensor, Tensor]]  # x -> (E(x) [b], ∇E(x) [b, D])
+
+
+def _eager(energy_fn: EnergyFn) -> EnergyGrad:
+    return lambda x: energy_and_grad(energy_fn, x)
+
+
+def functional_energy_and_grad(energy_fn: EnergyFn) -> EnergyGrad:
+    """``x -> (E(x), ∇E(x))`` by ``torch.func.grad``: the form ``torch.compile`` traces into one graph (it cannot
+    trace ``torch.autograd.grad``). The same values as :func:`energy_and_grad`."""
+    def summed(x: Tensor) -> tuple[Tensor, Tensor]:
+        e = energy_fn(x)
+        return e.sum(), e
+
+    grad = torch.func.grad(summed, has_aux=True)
+
+    def energy_grad(x: Tensor) -> tuple[Tensor, Tensor]:
+        g, e = grad(x)
+        return e.detach(), g.detach()
+
+    return energy_grad
+
+
 def _per_chain(value: float | Tensor, x: Tensor) -> Tensor:
     """A scalar or per-chain ``[b]`` parameter as a ``[b, 1]`` (or scalar) tensor in x's dtype,
     so that it broadcasts against ``[b, D]``."""
@@ -140,11 +165,15 @@ def metropolis_accept(log_alpha: Tensor, generator: torch.Generator) -> tuple[Te
     Returns:
         ``(is_accepted [b] bool, acceptance_prob [b])``.
     """
-    log_alpha = torch.nan_to_num(log_alpha, nan=-math.inf)
     u = rand(log_alpha.shape, generator=generator, dtype=log_alpha.dtype,
              device=log_alpha.device)
-    accept = u.log() < log_alpha
-    return accept, log_alpha.clamp(max=0.0).exp()
+    return _accept(log_alpha, u)
+
+
+def _accept(log_alpha: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`metropolis_accept` with its uniform draws ``u [b]`` given."""
+    log_alpha = torch.nan_to_num(log_alpha, nan=-math.inf)
+    return u.log() < log_alpha, log_alpha.clamp(max=0.0).exp()
 
 
 def _select(mask: Tensor, new: Tensor, old: Tensor) -> Tensor:
@@ -173,11 +202,29 @@ def ula_step(
     biased (for ``E = x²/(2σ²)`` the stationary variance is ``σ² / (1 - h/(4σ²))``).
     KALE's latent ULA ``z ← z - (γ/2)∇U + sqrt(γ) ξ`` is this step with ``h = γ``.
     """
+    return ula_apply(state, _eager(energy_fn), ula_draws(state, generator), step_size=step_size)
+
+
+def _normal(x: Tensor, generator: torch.Generator) -> Tensor:
+    return randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+
+
+def _uniform(x: Tensor, generator: torch.Generator) -> Tensor:
+    return rand(x.shape[:1], generator=generator, dtype=x.dtype, device=x.device)
+
+
+def ula_draws(state: State, generator: torch.Generator, **_: Any) -> tuple[Tensor, ...]:
+    """The noise of one ULA step: ``ξ [b, D]``."""
+    return (_normal(state.x, generator),)
+
+
+def ula_apply(state: State, energy_grad: EnergyGrad, draws: tuple[Tensor, ...], *,
+              step_size: float | Tensor) -> tuple[State, StepInfo]:
+    """:func:`ula_step` with its draws given (:func:`ula_draws`) and ``energy_grad: x -> (E(x), ∇E(x))``."""
+    (noise,) = draws
     h = _per_chain(step_size, state.x)
-    noise = randn(state.x.shape, generator=generator, dtype=state.x.dtype,
-                  device=state.x.device)
     x = state.x - 0.5 * h * state.grad + h.sqrt() * noise
-    e, g = energy_and_grad(energy_fn, x)
+    e, g = energy_grad(x)
     ones = torch.ones_like(e)
     return State(x, e, g), StepInfo(ones, torch.ones_like(e, dtype=torch.bool))
 
@@ -192,16 +239,28 @@ def mala_step(
     ``min(1, exp(-E(y) + E(x)) q(x|y) / q(y|x))``, so ``exp(-E)`` is invariant for every ``h``.
     The optimal acceptance rate in high dimension is about 0.574.
     """
+    return mala_apply(state, _eager(energy_fn), mala_draws(state, generator), step_size=step_size)
+
+
+def mala_draws(state: State, generator: torch.Generator, **_: Any) -> tuple[Tensor, ...]:
+    """The draws of one MALA step, in the order :func:`mala_step` makes them: ``ξ [b, D]``, then the uniforms
+    ``u [b]`` of the acceptance test."""
+    return _normal(state.x, generator), _uniform(state.x, generator)
+
+
+def mala_apply(state: State, energy_grad: EnergyGrad, draws: tuple[Tensor, ...], *,
+               step_size: float | Tensor) -> tuple[State, StepInfo]:
+    """:func:`mala_step` with its draws given (:func:`mala_draws`)."""
+    noise, u = draws
     x, h = state.x, _per_chain(step_size, state.x)
-    noise = randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     y = x - 0.5 * h * state.grad + h.sqrt() * noise
-    e_y, g_y = energy_and_grad(energy_fn, y)
+    e_y, g_y = energy_grad(y)
     # log q(x|y) - log q(y|x); the normalisers cancel because the variance h is the same both
     # ways, and (y - x + (h/2)∇E(x)) / sqrt(h) is exactly the noise drawn.
     log_q_rev = -((x - y + 0.5 * h * g_y) ** 2).sum(1) / (2.0 * h.squeeze(-1))
     log_q_fwd = -0.5 * (noise**2).sum(1)
     log_alpha = state.energy - e_y + log_q_rev - log_q_fwd
-    accept, prob = metropolis_accept(log_alpha, generator)
+    accept, prob = _accept(log_alpha, u)
     new = State(_select(accept, y, x), _select(accept, e_y, state.energy),
                 _select(accept, g_y, state.grad))
     return new, StepInfo(prob, accept)
@@ -226,6 +285,11 @@ def leapfrog(
         ``(x_L, p_L, E(x_L), ∇E(x_L))``. The trajectory is time-reversible and volume-preserving;
         its energy error is O(eps²) for a fixed length ``L·eps``.
     """
+    return _leapfrog(x, p, grad, _eager(energy_fn), step_size, n_steps)
+
+
+def _leapfrog(x: Tensor, p: Tensor, grad: Tensor, energy_grad: EnergyGrad, step_size: float | Tensor,
+              n_steps: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     if n_steps < 1:
         raise ValueError(f"leapfrog: n_steps must be >= 1, got {n_steps}.")
     eps = _per_chain(step_size, x)
@@ -233,7 +297,7 @@ def leapfrog(
     e = None
     for i in range(n_steps):
         x = x + eps * p
-        e, grad = energy_and_grad(energy_fn, x)
+        e, grad = energy_grad(x)
         # Merge the two consecutive half kicks between position updates into one full kick.
         p = p - (eps if i < n_steps - 1 else 0.5 * eps) * grad
     assert e is not None  # n_steps ≥ 1
@@ -261,15 +325,32 @@ def hmc_step(
 
     ``info.energy_error`` is ``ΔH = H(x_L, p_L) - H(x, p)`` of the proposed trajectory.
     """
+    draws = hmc_draws(state, generator, step_size_jitter=step_size_jitter)
+    return hmc_apply(state, _eager(energy_fn), draws, step_size=step_size, n_leapfrog=n_leapfrog,
+                     step_size_jitter=step_size_jitter)
+
+
+def hmc_draws(state: State, generator: torch.Generator, *, step_size_jitter: float = 0.0,
+              **_: Any) -> tuple[Tensor, ...]:
+    """The draws of one HMC step, in the order :func:`hmc_step` makes them: the jitter's uniforms ``[b]`` (only
+    with ``step_size_jitter``), the momentum ``p [b, D]``, the acceptance test's uniforms ``[b]``."""
+    jitter = (_uniform(state.x, generator),) if step_size_jitter else ()
+    return (*jitter, _normal(state.x, generator), _uniform(state.x, generator))
+
+
+def hmc_apply(state: State, energy_grad: EnergyGrad, draws: tuple[Tensor, ...], *, step_size: float | Tensor,
+              n_leapfrog: int = 10, step_size_jitter: float = 0.0) -> tuple[State, StepInfo]:
+    """:func:`hmc_step` with its draws given (:func:`hmc_draws`)."""
     x = state.x
     eps = scalar_like(step_size, x)
     if step_size_jitter:
-        u = rand(x.shape[:1], generator=generator, dtype=x.dtype, device=x.device)
-        eps = eps * (1.0 + step_size_jitter * (2.0 * u - 1.0))
-    p = randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-    x1, p1, e1, g1 = leapfrog(x, p, state.grad, energy_fn, eps, n_leapfrog)
+        u_j, p, u = draws
+        eps = eps * (1.0 + step_size_jitter * (2.0 * u_j - 1.0))
+    else:
+        p, u = draws
+    x1, p1, e1, g1 = _leapfrog(x, p, state.grad, energy_grad, eps, n_leapfrog)
     delta_h = (e1 + 0.5 * (p1**2).sum(1)) - (state.energy + 0.5 * (p**2).sum(1))
-    accept, prob = metropolis_accept(-delta_h, generator)
+    accept, prob = _accept(-delta_h, u)
     new = State(_select(accept, x1, x), _select(accept, e1, state.energy),
                 _select(accept, g1, state.grad))
     return new, StepInfo(prob, accept, energy_error=delta_h)
@@ -318,14 +399,27 @@ def kinetic_langevin_step(
     The stationary law of x is ``exp(-U)`` up to an O(h²) discretisation bias (no Metropolis
     correction); ``info.acceptance_prob`` is all ones.
     """
+    return kinetic_langevin_apply(state, _eager(energy_fn), kinetic_langevin_draws(state, generator), gamma=gamma,
+                                  kappa=kappa)
+
+
+def kinetic_langevin_draws(state: KineticState, generator: torch.Generator, **_: Any) -> tuple[Tensor, ...]:
+    """The noise of one kinetic Langevin step: ``ξ [b, D]`` (the energy draws nothing, so drawing it before the
+    gradient gives the numbers :func:`kinetic_langevin_step` always drew)."""
+    return (_normal(state.x, generator),)
+
+
+def kinetic_langevin_apply(state: KineticState, energy_grad: EnergyGrad, draws: tuple[Tensor, ...], *,
+                           gamma: float, kappa: float) -> tuple[KineticState, StepInfo]:
+    """:func:`kinetic_langevin_step` with its draws given (:func:`kinetic_langevin_draws`)."""
+    (noise,) = draws
     x, v = state.x, state.v
     h = 2.0 * math.sqrt(gamma)
     c = math.exp(-kappa * h)
     d = math.sqrt(1.0 - c * c)
     x_half = x + 0.5 * h * v
-    _, g = energy_and_grad(energy_fn, x_half)
+    _, g = energy_grad(x_half)
     v_half = v - 0.5 * h * g
-    noise = randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     v_new = c * v_half + d * noise - 0.5 * h * g
     x_new = x_half + 0.5 * h * v_new
     ones = torch.ones(x.shape[:1], dtype=x.dtype, device=x.device)
@@ -445,19 +539,111 @@ def dual_averaging_update(s: DualAveraging, acceptance: Tensor, *, target: float
 # --------------------------------------------------------------------------------------------
 class Algorithm(NamedTuple):
     """A sampler as ``init``/``step`` functions. ``adaptable``: has a Metropolis step whose
-    ``step_size`` can be tuned toward a target acceptance."""
+    ``step_size`` can be tuned toward a target acceptance. ``draws``/``apply``: the step split into its random
+    draws (made from the generator, in the step's order) and the arithmetic on them (``step`` is ``apply`` of
+    ``draws``), so that :func:`run` can compile the arithmetic and keep the draws, and so the numbers, the same."""
 
     name: str
     init: Callable[..., Any]  # -> the algorithm's state (State, KineticState)
     step: Callable[..., tuple[Any, StepInfo]]
     adaptable: bool
+    draws: Callable[..., tuple[Tensor, ...]] | None = None
+    apply: Callable[..., tuple[Any, StepInfo]] | None = None
+    compile_whole: bool = True  # compile all of apply; False: only the energy and its gradient
 
 
-ula = Algorithm("ula", langevin_init, ula_step, adaptable=False)
-mala = Algorithm("mala", langevin_init, mala_step, adaptable=True)
-hmc = Algorithm("hmc", langevin_init, hmc_step, adaptable=True)
-kinetic_langevin = Algorithm("kinetic_langevin", kinetic_langevin_init, kinetic_langevin_step,
-                             adaptable=False)
+ula = Algorithm("ula", langevin_init, ula_step, False, ula_draws, ula_apply)
+mala = Algorithm("mala", langevin_init, mala_step, True, mala_draws, mala_apply)
+# HMC's apply loops over n_leapfrog energy evaluations: compiled whole, the unrolled graph's compile time grows
+# steeply with them (505 s cold at 10 leapfrog steps on a 50-D Gaussian, 8 s at 5), so only its energy and gradient
+# are compiled and the leapfrog's few updates stay eager
+hmc = Algorithm("hmc", langevin_init, hmc_step, True, hmc_draws, hmc_apply, compile_whole=False)
+kinetic_langevin = Algorithm("kinetic_langevin", kinetic_langevin_init, kinetic_langevin_step, False,
+                             kinetic_langevin_draws, kinetic_langevin_apply)
+
+COMPILE_BACKEND = "inductor"  # torch.compile's backend for compile=on|auto (the tests trace with aot_eager)
+COMPILE_MIN_STEPS = 500  # compile="auto": chains shorter than this run eagerly (the compile takes 10-40 s on a CPU)
+COMPILE_CHOICES = (False, True, "auto", "off", "on")
+
+
+def compiler_available(device: torch.device) -> bool:
+    """Whether ``torch.compile`` can generate code for ``device`` here: a C compiler for the CPU, Triton for CUDA."""
+    import importlib.util
+    import shutil
+
+    if device.type == "cuda":
+        return importlib.util.find_spec("triton") is not None
+    return device.type == "cpu" and any(shutil.which(c) for c in ("cc", "gcc", "g++", "clang"))
+
+
+class _Stepper:
+    """One step of ``algorithm``: eager, or its ``apply`` compiled into one graph (energy, gradient and update; the
+    draws stay eager, from the same generator in the same order; HMC: its energy and gradient only, see ``hmc``).
+    ``compile_seconds``: the wall time of setting up ``torch.compile`` and of the first compiled call (tracing and
+    code generation, with one step). ``auto`` falls back to eager, with a warning, when the energy cannot be traced
+    into one graph; ``on`` raises."""
+
+    def __init__(self, algorithm: Algorithm, energy_fn: EnergyFn, mode: bool | str, static: dict[str, Any]):
+        self.algorithm, self.energy_fn, self.mode, self.static = algorithm, energy_fn, mode, static
+        self.compiled: Callable[..., Any] | None = None
+        self.compile_seconds: float | None = None
+        self._setup = 0.0  # torch.compile's own imports (dynamo, inductor: seconds on a first use), counted in
+        if mode and algorithm.apply is None:
+            raise ValueError(f"compile: {algorithm.name!r} has no draws/apply split to compile")
+        if mode:
+            t0 = time.perf_counter()
+            whole = algorithm.compile_whole
+            self.compiled = torch.compile(self._flat if whole else functional_energy_and_grad(energy_fn),
+                                          fullgraph=True, dynamic=False, backend=COMPILE_BACKEND)
+            self._setup = time.perf_counter() - t0
+
+    def _flat(self, cls: type, fields: tuple[Tensor, ...], draws: tuple[Tensor, ...],
+              kw: dict[str, Tensor]) -> tuple[tuple[Tensor, ...], tuple[Tensor | None, ...]]:
+        assert self.algorithm.apply is not None
+        new, info = self.algorithm.apply(cls(*fields), functional_energy_and_grad(self.energy_fn), draws,
+                                         **kw, **self.static)
+        return (tuple(getattr(new, f.name) for f in dataclasses.fields(new)),
+                (info.acceptance_prob, info.is_accepted, info.energy_error))
+
+    def __call__(self, state: Any, generator: torch.Generator, kw: dict[str, Any]) -> tuple[Any, StepInfo]:
+        if self.compiled is None:
+            return self.algorithm.step(state, self.energy_fn, generator=generator, **kw, **self.static)
+        assert self.algorithm.draws is not None and self.algorithm.apply is not None
+        draws = self.algorithm.draws(state, generator, **self.static)
+        tensors = {k: scalar_like(v, state.x) for k, v in kw.items()}  # a new value must not recompile
+        fields = tuple(getattr(state, f.name) for f in dataclasses.fields(state))
+        first = self.compile_seconds is None
+        t0 = time.perf_counter()
+        try:
+            if not self.algorithm.compile_whole:
+                new, info = self.algorithm.apply(state, self.compiled, draws, **tensors, **self.static)
+                if first:
+                    self.compile_seconds = self._setup + time.perf_counter() - t0
+                return new, info
+            out, (prob, acc, err) = self.compiled(type(state), fields, draws, tensors)
+        except torch._dynamo.exc.TorchDynamoException as exc:
+            if not first:
+                raise
+            if self.mode == "auto":
+                warnings.warn(f"compile=auto: the energy could not be compiled into one graph "
+                              f"({type(exc).__name__}); the chains run eagerly", stacklevel=3)
+                self.compiled = None
+                return self.algorithm.apply(state, _eager(self.energy_fn), draws, **kw, **self.static)
+            raise ValueError(f"compile=on: the energy cannot be compiled into one graph ({type(exc).__name__}): "
+                             f"{exc}") from None
+        if first:
+            self.compile_seconds = self._setup + time.perf_counter() - t0
+        return type(state)(*out), StepInfo(prob, acc, err)
+
+
+def _compile_mode(compile: bool | str, n_total: int, device: torch.device) -> bool | str:
+    if compile not in COMPILE_CHOICES:
+        raise ValueError(f"compile must be off, on or auto (or False/True); got {compile!r}.")
+    if compile in (False, "off"):
+        return False
+    if compile == "auto":
+        return "auto" if n_total >= COMPILE_MIN_STEPS and compiler_available(device) else False
+    return "on"
 
 
 @dataclass(frozen=True)
@@ -476,6 +662,7 @@ class RunResult:
     acceptance_rate: Tensor
     mean_acceptance: float
     step_size: float | Tensor | None
+    compile_seconds: float | None = None
 
 
 def run(
@@ -490,6 +677,7 @@ def run(
     adapt_step_size: bool | str = False,
     target_accept: float = 0.65,
     progress: bool = False,
+    compile: bool | str = False,
     **step_kwargs: Any,
 ) -> RunResult:
     """Run ``n_warmup + n_steps`` steps of ``algorithm`` from ``x0 [b, D]`` (``b`` chains).
@@ -511,6 +699,13 @@ def run(
             frozen at each chain's averaged iterate after warm-up (``step_size`` comes back ``[b]``):
             for chains whose targets differ in scale (a batch of posteriors, tempered replicas).
         progress: show a ``tqdm`` progress bar.
+        compile: ``off`` (False, the default), ``on`` (True): each step's arithmetic — the energy, its gradient
+            by ``torch.func.grad`` and the update — runs as one ``torch.compile``d graph, the draws staying eager
+            (the same generator, the same order): the same numbers to float rounding, fewer and larger operations.
+            The first step pays the compile (``RunResult.compile_seconds``; 10–40 s on a CPU), and every call of
+            ``run`` compiles afresh. ``auto``: compile when the run has at least :data:`COMPILE_MIN_STEPS` steps
+            and a compiler is available, and run eagerly, with a warning, when the energy cannot be traced into one
+            graph (``on`` raises).
         **step_kwargs: passed to ``algorithm.step`` (``step_size``, ``n_leapfrog``, or
             ``gamma`` and ``kappa`` for kinetic Langevin).
     """
@@ -533,13 +728,16 @@ def run(
         event = tuple(x0.shape[1:])
         res = run(algorithm, x0.flatten(1), lambda v: energy_fn(v.reshape(-1, *event)), n_steps=n_steps,
                   generator=generator, n_warmup=n_warmup, thin=thin, adapt_step_size=adapt_step_size,
-                  target_accept=target_accept, progress=progress, **step_kwargs)
+                  target_accept=target_accept, progress=progress, compile=compile, **step_kwargs)
         return dataclasses.replace(
             res, final_state=dataclasses.replace(res.final_state, x=res.final_state.x.reshape(-1, *event)),
             samples=None if res.samples is None else res.samples.reshape(res.samples.shape[0], -1, *event))
 
     state = algorithm.init(x0, energy_fn)
     total = n_warmup + n_steps
+    static = {k: v for k, v in step_kwargs.items() if k != "step_size"}
+    step_kwargs = {k: v for k, v in step_kwargs.items() if k == "step_size"}
+    stepper = _Stepper(algorithm, energy_fn, _compile_mode(compile, total, x0.device), static)
     steps = range(total)
     if progress:
         from tqdm.auto import tqdm  # optional dependency, imported only when asked for
@@ -550,8 +748,10 @@ def run(
     kept: list[Tensor] = []
     per_chain = adapt_step_size == "per_chain"
     da = dual_averaging_init(float(initial or 0.0), x0.shape[0], device=x0.device) if per_chain else None
+    if da is not None:  # [b] from the first step (the same values): a compiled step keeps one shape
+        step_kwargs["step_size"] = da.log_eps.exp().to(x0.dtype)
     for i in steps:
-        state, info = algorithm.step(state, energy_fn, generator=generator, **step_kwargs)
+        state, info = stepper(state, generator, step_kwargs)
         if da is not None and i < n_warmup:
             da = dual_averaging_update(da, info.acceptance_prob, target=target_accept)
             log_eps = da.log_eps if i + 1 < n_warmup else da.log_eps_bar  # after warm-up: the averaged iterate
@@ -571,4 +771,5 @@ def run(
         acceptance_rate=acc,
         mean_acceptance=acc.mean().item(),
         step_size=step_kwargs.get("step_size"),
+        compile_seconds=stepper.compile_seconds,
     )
