@@ -177,7 +177,7 @@ def _sample(args) -> None:
     check_sample_room(args.n, tuple(cfg.dataset.spec.shape), args.out, kind)
     guided, base_only = choose_sampler(method, args.sampler, inverse_temperature=args.inverse_temperature,
                                        mcmc_steps=args.mcmc_steps, mcmc_step_size=args.mcmc_step_size,
-                                       mcmc_friction=args.mcmc_friction)
+                                       mcmc_friction=args.mcmc_friction, mcmc_compile=args.mcmc_compile)
     x, info = draw_samples(args.run_dir, args.n, seed=args.seed, guided=guided, base_only=base_only,
                            progress=True, batch_size=args.batch_size, loaded=loaded)
     smp = info["sampler"]
@@ -185,7 +185,8 @@ def _sample(args) -> None:
     if "sampler" in smp:
         line += (f" ({smp['sampler']}, inverse temperature {smp['inverse_temperature']}, {smp['mcmc_steps']} "
                  f"steps, step size {smp['mcmc_step_size']}"
-                 + (f", friction {smp['mcmc_friction']}" if smp["sampler"] == "kinetic" else "") + ")")
+                 + (f", friction {smp['mcmc_friction']}" if smp["sampler"] == "kinetic" else "")
+                 + (f", compile {smp['mcmc_compile']}" if smp.get("mcmc_compile", "off") != "off" else "") + ")")
     if smp.get("sampler") in ("ula", "kinetic"):
         line += "; no accept/reject step"
     for key, label in (("acceptance", "mean acceptance"), ("latent_energy_start", "latent energy at the start"),
@@ -477,6 +478,9 @@ def _add_sample(sub: Any, device: dict[str, Any]) -> None:
                    help="step size (gamma for kinetic Langevin; default: the run's, else 1e-3)")
     s.add_argument("--mcmc-friction", "--friction", type=float, dest="mcmc_friction",
                    help="kinetic Langevin friction kappa (default: the run's, else 1)")
+    s.add_argument("--mcmc-compile", choices=["off", "on", "auto"], dest="mcmc_compile",
+                   help="run each sampler step as one torch.compile'd graph: the same samples to float rounding, "
+                   "after a compile of tens of seconds (auto: chains of >= 500 steps). Default: the run's, else off")
     s.set_defaults(fn=_sample)
 
 

@@ -99,3 +99,19 @@ def test_auto_compiles_only_long_runs_and_bad_values_are_refused(monkeypatch):
     with pytest.raises(ValueError, match="compile must be off, on or auto"):
         chains("ula", gaussian_energy, "sometimes", False, {"step_size": 0.1})
     assert math.isfinite(short.mean_acceptance)
+
+
+def test_the_guided_sampler_passes_compile_through_and_checks_it(monkeypatch):
+    """KALE's ``mcmc_compile`` option / ``ebmlab sample --mcmc-compile``: checked when set, and the latent chains
+    compiled give the eager latent samples."""
+    from ebmlab.errors import EbmlabError
+    from ebmlab.samplers.latent import GuidedConfig, latent_samples
+
+    with pytest.raises(EbmlabError, match="mcmc_compile='sometimes'"):
+        GuidedConfig(mcmc_compile="sometimes")
+    monkeypatch.setattr(mcmc, "COMPILE_BACKEND", "aot_eager")
+    torch.manual_seed(0)
+    g = torch.nn.Linear(3, 2)  # latent draws are float32
+    out = [latent_samples(g, lambda x: (x * x).sum(1), 3, 32, GuidedConfig(mcmc_steps=20, mcmc_compile=c),
+                          generator=torch.Generator().manual_seed(5))[0] for c in ("off", "on")]
+    torch.testing.assert_close(out[1], out[0], rtol=0, atol=1e-5)

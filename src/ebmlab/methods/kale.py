@@ -89,6 +89,7 @@ class KALEConfig:
     mcmc_steps: int = 500
     mcmc_step_size: float = 1e-3
     mcmc_friction: float = 1.0
+    mcmc_compile: Literal["off", "on", "auto"] = "off"
     net: Net = "auto"
     width: int = 32
     # fixed base (contrastive maximum likelihood of exp(−E)·base): module docstring
@@ -277,7 +278,7 @@ class KALE(LatentGenerator, Method):
     def guided_config(self) -> GuidedConfig:
         c = self.config
         return GuidedConfig(c.sampler if c.sampler != "none" else "kinetic", c.inverse_temperature, c.mcmc_steps,
-                            c.mcmc_step_size, c.mcmc_friction)
+                            c.mcmc_step_size, c.mcmc_friction, mcmc_compile=c.mcmc_compile)
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         gen = generator or self.rng
