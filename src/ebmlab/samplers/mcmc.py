@@ -295,13 +295,34 @@ def _leapfrog(x: Tensor, p: Tensor, grad: Tensor, energy_grad: EnergyGrad, step_
     eps = _per_chain(step_size, x)
     p = p - 0.5 * eps * grad
     e = None
+    step = getattr(energy_grad, "drift_kick", None)  # the compiled form of _drift_kick (compile=on), else eager
     for i in range(n_steps):
-        x = x + eps * p
-        e, grad = energy_grad(x)
         # Merge the two consecutive half kicks between position updates into one full kick.
-        p = p - (eps if i < n_steps - 1 else 0.5 * eps) * grad
+        kick = eps if i < n_steps - 1 else 0.5 * eps
+        x, p, e, grad = step(x, p, eps, kick) if step is not None else _drift_kick(x, p, eps, kick, energy_grad)
     assert e is not None  # n_steps ≥ 1
     return x, p, e, grad
+
+
+def _drift_kick(x: Tensor, p: Tensor, eps: Tensor, kick: Tensor,
+                energy_grad: EnergyGrad) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One leapfrog position update and the momentum kick after it: ``(x', p', E(x'), ∇E(x'))``."""
+    x = x + eps * p
+    e, grad = energy_grad(x)
+    return x, p - kick * grad, e, grad
+
+
+class _CompiledDriftKick:
+    """HMC's compiled energy and gradient (``__call__``) and its compiled drift-and-kick (``drift_kick``): one
+    leapfrog step as one graph, whatever the number of leapfrog steps."""
+
+    def __init__(self, energy_fn: EnergyFn, **compile_kw: Any):
+        eg = functional_energy_and_grad(energy_fn)
+        self.energy_grad = torch.compile(eg, **compile_kw)
+        self.drift_kick = torch.compile(lambda x, p, eps, kick: _drift_kick(x, p, eps, kick, eg), **compile_kw)
+
+    def __call__(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.energy_grad(x)
 
 
 def hmc_step(
@@ -555,8 +576,8 @@ class Algorithm(NamedTuple):
 ula = Algorithm("ula", langevin_init, ula_step, False, ula_draws, ula_apply)
 mala = Algorithm("mala", langevin_init, mala_step, True, mala_draws, mala_apply)
 # HMC's apply loops over n_leapfrog energy evaluations: compiled whole, the unrolled graph's compile time grows
-# steeply with them (505 s cold at 10 leapfrog steps on a 50-D Gaussian, 8 s at 5), so only its energy and gradient
-# are compiled and the leapfrog's few updates stay eager
+# steeply with them (505 s cold at 10 leapfrog steps on a 50-D Gaussian, 8 s at 5), so one leapfrog step (drift,
+# energy, gradient, kick) is compiled and called n_leapfrog times, and the momentum draw and acceptance stay eager
 hmc = Algorithm("hmc", langevin_init, hmc_step, True, hmc_draws, hmc_apply, compile_whole=False)
 kinetic_langevin = Algorithm("kinetic_langevin", kinetic_langevin_init, kinetic_langevin_step, False,
                              kinetic_langevin_draws, kinetic_langevin_apply)
@@ -578,7 +599,7 @@ def compiler_available(device: torch.device) -> bool:
 
 class _Stepper:
     """One step of ``algorithm``: eager, or its ``apply`` compiled into one graph (energy, gradient and update; the
-    draws stay eager, from the same generator in the same order; HMC: its energy and gradient only, see ``hmc``).
+    draws stay eager, from the same generator in the same order; HMC: one leapfrog step, see ``hmc``).
     ``compile_seconds``: the wall time of setting up ``torch.compile`` and of the first compiled call (tracing and
     code generation, with one step). ``auto`` falls back to eager, with a warning, when the energy cannot be traced
     into one graph; ``on`` raises."""
@@ -592,9 +613,9 @@ class _Stepper:
             raise ValueError(f"compile: {algorithm.name!r} has no draws/apply split to compile")
         if mode:
             t0 = time.perf_counter()
-            whole = algorithm.compile_whole
-            self.compiled = torch.compile(self._flat if whole else functional_energy_and_grad(energy_fn),
-                                          fullgraph=True, dynamic=False, backend=COMPILE_BACKEND)
+            kw: dict[str, Any] = {"fullgraph": True, "dynamic": False, "backend": COMPILE_BACKEND}
+            self.compiled = torch.compile(self._flat, **kw) if algorithm.compile_whole else \
+                _CompiledDriftKick(energy_fn, **kw)
             self._setup = time.perf_counter() - t0
 
     def _flat(self, cls: type, fields: tuple[Tensor, ...], draws: tuple[Tensor, ...],
