@@ -313,12 +313,12 @@ def _drift_kick(x: Tensor, p: Tensor, eps: Tensor, kick: Tensor,
 
 
 class _CompiledDriftKick:
-    """HMC's compiled energy and gradient (``__call__``) and its compiled drift-and-kick (``drift_kick``): one
-    leapfrog step as one graph, whatever the number of leapfrog steps."""
+    """An energy-and-gradient (``__call__``, uncompiled) carrying HMC's compiled drift-and-kick (``drift_kick``),
+    which :func:`_leapfrog` calls instead: one leapfrog step as one graph, whatever the number of leapfrog steps."""
 
     def __init__(self, energy_fn: EnergyFn, **compile_kw: Any):
-        eg = functional_energy_and_grad(energy_fn)
-        self.energy_grad = torch.compile(eg, **compile_kw)
+        self.energy_grad = functional_energy_and_grad(energy_fn)
+        eg = self.energy_grad
         self.drift_kick = torch.compile(lambda x, p, eps, kick: _drift_kick(x, p, eps, kick, eg), **compile_kw)
 
     def __call__(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -570,7 +570,7 @@ class Algorithm(NamedTuple):
     adaptable: bool
     draws: Callable[..., tuple[Tensor, ...]] | None = None
     apply: Callable[..., tuple[Any, StepInfo]] | None = None
-    compile_whole: bool = True  # compile all of apply; False: only the energy and its gradient
+    compile_whole: bool = True  # compile all of apply; False: the leapfrog step of _CompiledDriftKick (HMC)
 
 
 ula = Algorithm("ula", langevin_init, ula_step, False, ula_draws, ula_apply)
@@ -632,16 +632,10 @@ class _Stepper:
         assert self.algorithm.draws is not None and self.algorithm.apply is not None
         draws = self.algorithm.draws(state, generator, **self.static)
         tensors = {k: scalar_like(v, state.x) for k, v in kw.items()}  # a new value must not recompile
-        fields = tuple(getattr(state, f.name) for f in dataclasses.fields(state))
         first = self.compile_seconds is None
         t0 = time.perf_counter()
         try:
-            if not self.algorithm.compile_whole:
-                new, info = self.algorithm.apply(state, self.compiled, draws, **tensors, **self.static)
-                if first:
-                    self.compile_seconds = self._setup + time.perf_counter() - t0
-                return new, info
-            out, (prob, acc, err) = self.compiled(type(state), fields, draws, tensors)
+            new, info = self._compiled_step(state, draws, tensors)
         except torch._dynamo.exc.TorchDynamoException as exc:
             if not first:
                 raise
@@ -654,6 +648,14 @@ class _Stepper:
                              f"{exc}") from None
         if first:
             self.compile_seconds = self._setup + time.perf_counter() - t0
+        return new, info
+
+    def _compiled_step(self, state: Any, draws: tuple[Tensor, ...], tensors: dict[str, Tensor]) -> tuple[Any, StepInfo]:
+        assert self.algorithm.apply is not None and self.compiled is not None
+        if not self.algorithm.compile_whole:
+            return self.algorithm.apply(state, self.compiled, draws, **tensors, **self.static)
+        fields = tuple(getattr(state, f.name) for f in dataclasses.fields(state))
+        out, (prob, acc, err) = self.compiled(type(state), fields, draws, tensors)
         return type(state)(*out), StepInfo(prob, acc, err)
 
 
