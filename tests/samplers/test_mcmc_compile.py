@@ -81,6 +81,7 @@ def untraceable(x):
 def test_auto_falls_back_to_eager_on_an_untraceable_energy_and_on_refuses_it(monkeypatch):
     monkeypatch.setattr(mcmc, "COMPILE_BACKEND", "aot_eager")
     monkeypatch.setattr(mcmc, "COMPILE_MIN_STEPS", 1)
+    monkeypatch.setattr(mcmc, "compiler_available", lambda device: True)  # aot_eager generates no code
     kw = {"step_size": 0.3}
     eager = chains("mala", untraceable, "off", False, kw)
     with warnings.catch_warnings(record=True) as caught:
@@ -109,6 +110,17 @@ def test_the_guided_sampler_passes_compile_through_and_checks_it(monkeypatch):
 
     with pytest.raises(EbmlabError, match="mcmc_compile='sometimes'"):
         GuidedConfig(mcmc_compile="sometimes")
+    monkeypatch.setattr(mcmc, "compiler_available", lambda device: False)
+    with pytest.raises(EbmlabError, match="needs a compiler for torch.compile"):
+        GuidedConfig(mcmc_compile="on")
+    from ebmlab.methods.kale import KALEConfig
+
+    with pytest.raises(EbmlabError, match="needs a compiler for torch.compile"):
+        KALEConfig(mcmc_compile="on")  # a KALE run is refused before it trains, not at its evaluation
+    with pytest.raises(ValueError, match="needs a compiler for torch.compile"):
+        chains("ula", gaussian_energy, "on", False, {"step_size": 0.1})
+    assert GuidedConfig(mcmc_compile="auto").mcmc_compile == "auto"  # auto runs eagerly there
+    monkeypatch.setattr(mcmc, "compiler_available", lambda device: True)  # aot_eager generates no code
     monkeypatch.setattr(mcmc, "COMPILE_BACKEND", "aot_eager")
     torch.manual_seed(0)
     g = torch.nn.Linear(3, 2)  # latent draws are float32

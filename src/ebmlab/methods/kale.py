@@ -121,6 +121,10 @@ class KALEConfig:
         "log_z_samples": ("int1", "fixed base: base draws behind the importance-sampling estimate of log Z"),
     }
 
+    def __post_init__(self) -> None:
+        if self.mcmc_compile == "on":  # refused now, not at the evaluation after training (GuidedConfig's check)
+            GuidedConfig(mcmc_compile=self.mcmc_compile)
+
 
 class KALE(LatentGenerator, Method):
     name = "kale"

@@ -60,6 +60,9 @@ class GuidedConfig:
             bad.insert(0, f"sampler={self.sampler!r} (expected kinetic, ula, mala or hmc)")
         if self.mcmc_compile not in ("off", "on", "auto"):
             bad.append(f"mcmc_compile={self.mcmc_compile!r} (expected off, on or auto)")
+        elif self.mcmc_compile == "on" and not any(mcmc.compiler_available(torch.device(d)) for d in ("cpu", "cuda")):
+            bad.append("mcmc_compile='on' needs a compiler for torch.compile (a C++ compiler and Python's headers "
+                       "for the CPU, Triton for CUDA) and this machine has none: use off or auto")
         if bad:
             raise EbmlabError("invalid energy-guided sampler settings: " + "; ".join(bad))
 

@@ -588,13 +588,18 @@ COMPILE_CHOICES = (False, True, "auto", "off", "on")
 
 
 def compiler_available(device: torch.device) -> bool:
-    """Whether ``torch.compile`` can generate code for ``device`` here: a C compiler for the CPU, Triton for CUDA."""
+    """Whether ``torch.compile`` can generate code for ``device`` here: for the CPU, a C++ compiler (inductor's
+    default ``g++``, or ``$CXX``) and Python's headers, which its generated code includes; Triton for CUDA."""
     import importlib.util
+    import os
     import shutil
+    import sysconfig
+    from pathlib import Path
 
     if device.type == "cuda":
         return importlib.util.find_spec("triton") is not None
-    return device.type == "cpu" and any(shutil.which(c) for c in ("cc", "gcc", "g++", "clang"))
+    headers = Path(sysconfig.get_paths()["include"], "Python.h").is_file()
+    return device.type == "cpu" and headers and any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "clang++"))
 
 
 class _Stepper:
@@ -666,6 +671,9 @@ def _compile_mode(compile: bool | str, n_total: int, device: torch.device) -> bo
         return False
     if compile == "auto":
         return "auto" if n_total >= COMPILE_MIN_STEPS and compiler_available(device) else False
+    if COMPILE_BACKEND == "inductor" and not compiler_available(device):
+        raise ValueError(f"compile=on needs a compiler for torch.compile on {device.type} (a C++ compiler and "
+                         f"Python's headers for the CPU, Triton for CUDA); none was found: use off or auto")
     return "on"
 
 
