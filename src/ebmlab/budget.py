@@ -24,7 +24,8 @@ that. It is no measure of GPU work, and is refused for CUDA runs. Evaluation is 
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 from torch import nn
 
@@ -69,6 +70,18 @@ class Budget:
         for h in self._handles:
             h.remove()
         self._handles = []
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Within the block the hooks are removed (a compiled step: dynamo would bake the counts' values into its
+        guards and recompile at every step; its rows are added with :meth:`add_rows`)."""
+        counting = bool(self._handles)
+        self.stop()
+        try:
+            yield
+        finally:
+            if counting:
+                self.start()
 
     @property
     def rows(self) -> dict[str, int]:

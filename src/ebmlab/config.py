@@ -189,6 +189,8 @@ class RunConfig:
     channels_last: bool = False  # image data: networks and batches in channels-last memory format
     # whole training steps replayed from captured graphs (ebmlab.graphs); auto: on CUDA when the method allows
     graphs: Literal["auto", "on", "off", "emulate"] = "auto"
+    # the method's step compiled with torch.compile on the CPU (ebmlab.compiled); auto: where it can, for long runs
+    compile: Literal["auto", "on", "off"] = "off"
     # budgets that end training before ``steps`` (ebmlab.budget); 0: off
     max_seconds: float = 0.0
     max_cpu_seconds: float = 0.0

@@ -75,6 +75,9 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
     "graphs": ("any", "replay each kind of training step from a captured CUDA graph: auto (on CUDA when the method's "
                       "steps allow it, else eager, said once), on, off, or emulate (the same replay from recorded "
                       "operations on any device: a slow check that a method's step can be captured; ebmlab.graphs)"),
+    "compile": ("any", "run the method's training step compiled by torch.compile on the CPU (the same numbers to float "
+                       "rounding; its compile time is printed and recorded apart): off, on, or auto (where the method "
+                       "has a compiled step and the run has >= 5000 steps; ebmlab.compiled)"),
 }
 
 SHARED: dict[str, tuple[str, str]] = {  # method options that mean the same in every method that has them

@@ -19,7 +19,7 @@ from typing import Any, ContextManager
 import torch
 from torch import Tensor
 
-from . import distributed, graphs
+from . import compiled, distributed, graphs
 from .config import ResolvedConfig, RunConfig
 from .data.base import Dataset
 from .errors import EbmlabError
@@ -28,7 +28,7 @@ from .recipe import Recipe
 from .rng import stream_seed
 
 # run options a resumed run may change: how long it runs and where, not what it computes
-RESUMABLE = ("steps", "device", "threads", "num_workers", "data_on_device", "graphs", "eval", "loggers")
+RESUMABLE = ("steps", "device", "threads", "num_workers", "data_on_device", "graphs", "compile", "eval", "loggers")
 # data_on_device=auto holds the training split on a CUDA device when it takes at most this fraction of the free memory
 AUTO_DATA_FRACTION = 0.25
 
@@ -79,6 +79,9 @@ class Placement:
     graphs: str | None = None  # the capture back-end (cuda, emulate) or None: eager
     eager_because: str | None = None  # why a run with a capture back-end still runs eagerly (for_method)
     world: distributed.World | None = None
+    compile_mode: str = "off"  # run option compile
+    steps: int = 0  # the run's steps (compile=auto compiles long runs)
+    not_compiled_because: str | None = "off"  # why the steps are not compiled (None: they are; for_method)
 
     @classmethod
     def resolve(cls, rc: RunConfig, ds: Dataset, world: distributed.World | None = None) -> Placement:
@@ -96,7 +99,7 @@ class Placement:
                    processes=world.size if world else 1, rank=world.rank if world else 0,
                    data_on_device=_data_on_device(rc, ds, device), precision=rc.precision,
                    channels_last=rc.channels_last and ds.spec.is_image, pin=device.type == "cuda",
-                   graphs=graphs.backend(rc.graphs, device), world=world)
+                   graphs=graphs.backend(rc.graphs, device), world=world, compile_mode=rc.compile, steps=rc.steps)
 
     @classmethod
     def for_inference(cls, device: str | None) -> Placement:
@@ -108,12 +111,20 @@ class Placement:
         """This placement with the method's word on capture: ``eager_because`` says why its steps cannot be
         replayed here (None: they are, when there is a capture back-end)."""
         why = graphs.blocker(method, self.world) if self.graphs else None
-        return replace(self, eager_because=why)
+        captured = self.graphs is not None and why is None
+        not_compiled = "the steps are replayed from captured graphs" if captured and self.compile_mode != "off" \
+            else compiled.decide(self.compile_mode, method, self.device, self.processes, self.precision, self.steps)
+        return replace(self, eager_because=why, not_compiled_because=not_compiled)
 
     @property
     def main(self) -> bool:
         """Whether this process writes the run's files and evaluates (rank 0)."""
         return self.rank == 0
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the steps run through the method's compiled step (``ebmlab.compiled``)."""
+        return self.not_compiled_because is None
 
     @property
     def captured(self) -> bool:
@@ -143,6 +154,10 @@ class Placement:
         steps = ("eager" if self.graphs is None else f"eager ({self.eager_because})" if self.eager_because
                  else "replayed from recorded operations (graphs=emulate: a check of capturability, slower than "
                       "eager)" if self.graphs == "emulate" else f"captured graphs ({self.graphs})")
+        if self.compiled:
+            steps = f"compiled (torch.compile, {compiled.BACKEND}; the first step of each kind eager)"
+        elif self.compile_mode != "off" and not self.captured:
+            steps += f" (not compiled: {self.not_compiled_because})"
         return (f"placement: {self.device}, {self.threads} thread{'s' if self.threads != 1 else ''}, "
                 f"{self.processes} process{'es' if self.processes != 1 else ''}, {self.precision}"
                 f"{', channels-last' if self.channels_last else ''}"
@@ -154,7 +169,10 @@ class Placement:
                 "data_on_device": self.data_on_device, "precision": self.precision,
                 "channels_last": self.channels_last, "pinned": self.pin,
                 **({"graphs": {"backend": self.graphs, **({"eager_because": self.eager_because}
-                                                         if self.eager_because else {})}} if self.graphs else {})}
+                                                         if self.eager_because else {})}} if self.graphs else {}),
+                **({"compile": {"mode": self.compile_mode, **({"eager_because": self.not_compiled_because}
+                                                             if self.not_compiled_because else {})}}
+                   if self.compile_mode != "off" else {})}
 
 
 def build_method(cfg: ResolvedConfig, device: torch.device | None = None,

@@ -13,12 +13,20 @@ every draw is per example.
 :func:`stream_seed` with the name of its stream, so that the streams never coincide and a reader can see which
 stream a number came from. The offsets are those the runs were always seeded with, so results are unchanged.
 
+**Tapes.** ``torch.compile`` cannot draw from a ``torch.Generator`` inside a graph. A compiled training step
+(run option ``compile``, ``ebmlab.compiled``) therefore takes its noise from a :class:`Tape`: the draws one eager
+step makes from the method's generator are listed once (:func:`recording`), every later step draws the same list
+eagerly from the same generator (:func:`redraw`: the same numbers, in the order the eager step would have drawn
+them), and the compiled code, handed the tape wherever it would pass the generator, takes them in turn. A draw of
+another shape, type or device than the tape's next one is refused.
+
 This module imports nothing from the distributed machinery: bounds, samplers and networks use it freely.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -34,6 +42,61 @@ STREAMS: dict[str, int] = {
 }
 
 _SHARD: tuple[int, int] | None = None  # (rank, size) inside a sharded block; None: draw as one process
+_RECORDING: tuple[torch.Generator, list[Draw]] | None = None  # the generator whose draws are listed, and the list
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One draw as :func:`_draw` made it: the function, the size and the keywords other than the generator."""
+
+    fn: Callable[..., Tensor]
+    size: tuple[int, ...]
+    kw: tuple[tuple[str, Any], ...]
+
+
+class Tape:
+    """Noise drawn ahead, taken in turn by code that is handed the tape where it would pass a generator (module
+    docstring). ``taken`` counts the draws taken; :meth:`check_used` says whether all were."""
+
+    def __init__(self, tensors: Sequence[Tensor]):
+        self.tensors = list(tensors)
+        self.taken = 0
+
+    def take(self, size: tuple[int, ...], dtype: torch.dtype | None, device: Any) -> Tensor:
+        if self.taken >= len(self.tensors):
+            raise RuntimeError(f"a compiled step drew more noise than the eager step it was recorded from "
+                               f"({len(self.tensors)} draws): its draws must be the eager step's, in its order")
+        t = self.tensors[self.taken]
+        want_dtype = dtype or torch.get_default_dtype()
+        if tuple(t.shape) != tuple(size) or (t.is_floating_point() and t.dtype != want_dtype) or \
+                (device is not None and t.device.type != torch.device(device).type):
+            raise RuntimeError(f"draw {self.taken} of a compiled step asks for {tuple(size)} {want_dtype} on "
+                               f"{device}, and the recorded step drew {tuple(t.shape)} {t.dtype} on {t.device}: its "
+                               f"draws must be the eager step's, in its order")
+        self.taken += 1
+        return t
+
+    def check_used(self) -> None:
+        if self.taken != len(self.tensors):
+            raise RuntimeError(f"a compiled step took {self.taken} of the {len(self.tensors)} draws the eager step "
+                               f"made: its draws must be the eager step's, in its order")
+
+
+@contextlib.contextmanager
+def recording(generator: torch.Generator) -> Iterator[list[Draw]]:
+    """Within the block, every draw through this module from ``generator`` is listed (the list yielded)."""
+    global _RECORDING
+    saved, draws = _RECORDING, []  # type: ignore[var-annotated]
+    _RECORDING = (generator, draws)
+    try:
+        yield draws
+    finally:
+        _RECORDING = saved
+
+
+def redraw(draws: Sequence[Draw], generator: torch.Generator) -> Tape:
+    """The listed draws made again from ``generator``, in their order, as a :class:`Tape`."""
+    return Tape([_draw(d.fn, d.size, generator=generator, **dict(d.kw)) for d in draws])
 
 
 def stream_seed(seed: int, stream: str, step: int = 0) -> int:
@@ -62,6 +125,11 @@ def _size(size: Sequence[Any]) -> tuple[int, ...]:
 
 
 def _draw(draw: Callable[..., Tensor], size: tuple[int, ...], **kw: Any) -> Tensor:
+    gen = kw.get("generator")
+    if isinstance(gen, Tape):
+        return gen.take(size, kw.get("dtype"), kw.get("device"))
+    if _RECORDING is not None and gen is _RECORDING[0]:
+        _RECORDING[1].append(Draw(draw, size, tuple((k, v) for k, v in kw.items() if k != "generator")))
     if _SHARD is None or not size:
         return draw(size, **kw)
     rank, n = _SHARD
@@ -88,4 +156,4 @@ def randint(low: int, high: int, size: Sequence[int], *, generator: torch.Genera
                  generator=generator, device=device)
 
 
-__all__ = ["STREAMS", "rand", "randint", "randn", "sharded", "stream_seed"]
+__all__ = ["STREAMS", "Draw", "Tape", "rand", "randint", "randn", "recording", "redraw", "sharded", "stream_seed"]

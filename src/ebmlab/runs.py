@@ -236,7 +236,7 @@ class RunDir:
                                 steps_per_s=round(steps_per_s, 4), status=status,
                                 **({"train_seconds": round(train_seconds, 3)} if train_seconds is not None else {}),
                                 **({"train_cpu_seconds": round(cpu_seconds, 3)} if cpu_seconds is not None else {}),
-                                **({"graphs": rec["graphs"]} if "graphs" in rec else {}))
+                                **{k: rec[k] for k in ("graphs", "compile") if k in rec})
             write_json(self.record_path, {"format": "ebmlab-run-record-1", "sessions": sessions})
 
     def trained_seconds(self, from_rates: bool = False) -> float:

@@ -171,7 +171,9 @@ class _Training:
     def note_graphs(self) -> None:
         """How this session's steps ran, into its record (captured runs)."""
         summary = self.runner.summary() if self.runner is not None else {}
-        if summary:
+        if "compile" in summary:
+            self.record.note(compile={"mode": self.place.compile_mode, **summary["compile"]})
+        elif summary:
             self.record.note(graphs={"backend": self.place.graphs, **summary})
 
     def result(self, summary: dict[str, Any] | None = None) -> TrainResult:

@@ -45,6 +45,7 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
+from torch.nn.utils.stateless import _reparametrize_module
 
 
 __all__ = [
@@ -209,12 +210,10 @@ class FunctionalModule:
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         if not callable(getattr(self.module, method, None)):
             raise AttributeError(f"{type(self.module).__name__} has no method {method!r}")
-        holder = _MethodHolder(self.module)
-        # functional_call only runs forward; the holder's forward dispatches to the named method, and the
-        # "inner." prefix addresses the wrapped module's tensors inside the holder.
-        tensors = {f"inner.{n}": t for n, t in self.params.items()}
-        tensors.update({f"inner.{n}": t for n, t in self.buffers.items()})
-        return functional_call(holder, tensors, (method, *args), kwargs)
+        # functional_call runs forward only; its own means, the parameters swapped in for the call, runs any method
+        # (a module built inside the call, as a holder whose forward dispatches, would not trace under torch.compile)
+        with _reparametrize_module(self.module, {**self.params, **self.buffers}):
+            return getattr(self.module, method)(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_") or name in ("module", "params", "buffers"):
@@ -222,15 +221,6 @@ class FunctionalModule:
         if callable(getattr(type(self.module), name, None)):
             return lambda *args, **kwargs: self.call(name, *args, **kwargs)
         raise AttributeError(f"{type(self.module).__name__} has no method {name!r} to call functionally")
-
-
-class _MethodHolder(nn.Module):
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self.inner, method)(*args, **kwargs)
 
 
 def module_tensors(module: nn.Module) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
@@ -271,6 +261,7 @@ def unroll(
     detach_second_moment: bool = True,
     create_graph: bool = True,
     reduce_grads: Callable[..., Sequence[Tensor | None]] | None = None,
+    func_grads: bool = False,
 ) -> Unrolled:
     """K functional Adam steps on ``loss_fn``, without touching the module or the caller's optimiser state.
 
@@ -293,6 +284,10 @@ def unroll(
         reduce_grads: applied to each step's gradients before the update, called as
             ``reduce_grads(grads, differentiable=create_graph)`` (a data-parallel run passes the average over its
             processes, ``ebmlab.distributed.average_gradients``); None: the gradients as they are.
+        func_grads: take each inner gradient with ``torch.func.grad_and_value`` instead of ``torch.autograd.grad``:
+            the same numbers, in a form ``torch.compile`` traces into one graph, and which an outer ``torch.func``
+            transform differentiates (the second-order terms of a look-ahead) — a compiled step's form
+            (``ebmlab.compiled``). ``create_graph`` then only decides whether each step's result is detached.
 
     Returns:
         :class:`Unrolled` (params, state, buffers, losses).
@@ -310,7 +305,7 @@ def unroll(
     _check_keys("state.v", state.v, params)
 
     def as_leaf(p: Tensor) -> Tensor:
-        return p if p.requires_grad else p.detach().requires_grad_(True)
+        return p if p.requires_grad or func_grads else p.detach().requires_grad_(True)
 
     current = {n: as_leaf(p) for n, p in params.items()}
     buffers_copy = {n: b.clone() for n, b in buffers.items()}
@@ -321,12 +316,22 @@ def unroll(
     names = list(current)
     losses: list[Tensor] = []
     for k in range(K):
-        model = FunctionalModule(module, current, buffers_copy)
-        loss = loss_fn(model, batch_fn(k))
-        if not isinstance(loss, Tensor) or loss.dim() != 0:
-            shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
-            raise ValueError(f"loss_fn must return a scalar tensor (reduce over the batch); got {shape}")
-        grads = torch.autograd.grad(loss, [current[n] for n in names], create_graph=create_graph, allow_unused=True)
+        batch = batch_fn(k)
+
+        def step_loss(p: dict[str, Tensor]) -> Tensor:
+            loss = loss_fn(FunctionalModule(module, p, buffers_copy), batch)
+            if not isinstance(loss, Tensor) or loss.dim() != 0:
+                shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
+                raise ValueError(f"loss_fn must return a scalar tensor (reduce over the batch); got {shape}")
+            return loss
+
+        if func_grads:
+            by_name, loss = torch.func.grad_and_value(step_loss)(current)
+            grads: Sequence[Tensor | None] = tuple(by_name[n] for n in names)
+        else:
+            loss = step_loss(current)
+            grads = torch.autograd.grad(loss, [current[n] for n in names], create_graph=create_graph,
+                                        allow_unused=True)
         if reduce_grads is not None:
             grads = tuple(reduce_grads(grads, differentiable=create_graph))  # type: ignore[arg-type]
         current, st = diff_adam_step(
@@ -340,7 +345,7 @@ def unroll(
             detach_second_moment=detach_second_moment,
         )
         if not create_graph:
-            current = {n: p.detach().requires_grad_(True) for n, p in current.items()}
+            current = {n: p.detach() if func_grads else p.detach().requires_grad_(True) for n, p in current.items()}
             st = st.detach()
         losses.append(loss.detach())
     return Unrolled(current, st, buffers_copy, losses)

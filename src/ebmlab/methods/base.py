@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from typing import Any, ClassVar, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -120,6 +120,18 @@ class Method(abc.ABC):
     def capture_blocker(self) -> str | None:
         """Why this method's steps cannot be replayed from a captured graph (None: they can)."""
         return None
+
+    def compile_blocker(self) -> str | None:
+        """Why this method has no compiled training step (run option ``compile``, ``ebmlab.compiled``; None: it has
+        one, :meth:`compiled_train_step`)."""
+        return "it has no compiled training step (methods with one: lbt)"
+
+    def compiled_train_step(self, batch: Tensor, step: int, noise: Any, compile: Callable[..., Any]
+                            ) -> dict[str, Tensor | float]:
+        """``train_step`` with its arithmetic compiled: the same numbers to float rounding, every draw taken from
+        ``noise`` (an ``rng.Tape`` of the draws the eager step makes, in its order), ``compile`` applied once to
+        the pure function it runs (``ebmlab.compiled``). Offered where :meth:`compile_blocker` returns None."""
+        raise NotImplementedError(f"{self.name} has no compiled training step")
 
     def prepare_step(self, step: int) -> None:
         """Called by the trainer before step ``step`` runs, eagerly or replayed from a captured graph, outside the

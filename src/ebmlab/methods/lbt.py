@@ -23,6 +23,14 @@ parameters or optimizer state. One training step (the order of the released code
    its gradient clipped at global norm ``clip_g`` (5: the decoder variance is fixed at 0.001, so the ELBO's
    gradients are large) and applied with Adam(β1 = 0.5).
 
+Compiled step (run option ``compile``, ``ebmlab.compiled``): :func:`teaching_core` is step 1 and 3's arithmetic as
+one pure function — every gradient by ``torch.func`` (``bounds.unroll(func_grads=True)``), the look-ahead's
+gradient in ψ by an outer ``torch.func.grad_and_value``, every draw from a tape of the eager step's draws — which
+``torch.compile`` turns into one graph; the estimator's end point is written back and the generator's Adam step
+taken eagerly, as in the eager step. On one CPU thread that step runs several times the eager one (the eager step is
+~13,900 small operations; ``benchmarks/peers/README.md``, LBT). Networks whose forward passes write buffers
+(BatchNorm, spectral norm) and LBT-GAN (its discriminator steps fall between the two parts) train eagerly.
+
 LBT-GAN's optional warm-up (``warmup_steps``, 3000 for the original's images, 0 for its toys) trains the plain GAN
 part first: no estimator updates and no ELBO term before that step.
 
@@ -45,12 +53,14 @@ kernels, zero biases).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.func import functional_call
 
 from ..bounds.unroll import (DiffAdamState, FunctionalModule, Unrolled, adam_state_from_torch, adam_state_to_torch,
                              module_tensors, unroll)
@@ -63,7 +73,7 @@ from .base import Method, adam, frozen, optimizer_step
 from .estimators import METRICS as ESTIMATOR_METRICS
 from .estimators import DensityEstimator, VAEEstimator, check_eval_options, estimator_report
 from ..distributed import average_gradients
-from ..rng import randn
+from ..rng import Tape, randn
 from ..data.base import Dataset
 
 Act = Literal["relu", "leaky_relu", "tanh", "prelu", "elu", "softplus"]
@@ -215,21 +225,32 @@ class FlatParams:
         return DiffAdamState(st.step, self.unflatten(st.m["flat"]), self.unflatten(st.v["flat"]))
 
 
+EstimatorStart = tuple[dict[str, Tensor], dict[str, Tensor], DiffAdamState]  # parameters, buffers, Adam state
+
+
+def estimator_start(estimator: DensityEstimator, optimizer: torch.optim.Optimizer) -> EstimatorStart:
+    """The estimator's real parameters and buffers (detached copies) and its Adam state, where an unroll starts."""
+    params, buffers = module_tensors(estimator.module)
+    # the step count stays on the device (a tensor) once the estimator has been updated: no host read in a step
+    return params, buffers, adam_state_from_torch(optimizer, estimator.module, device_step=True)
+
+
 def estimator_unroll(estimator: DensityEstimator, optimizer: torch.optim.Optimizer, batch_fn: Callable[[int], Tensor],
-                     c: LBTConfig, *, lr: float, create_graph: bool, generator: torch.Generator) -> Unrolled:
-    """K = ``c.unroll_steps`` LBT-Adam steps on the estimator's loss, from its real parameters and Adam state.
+                     c: LBTConfig, *, lr: float, create_graph: bool, generator: torch.Generator,
+                     start: EstimatorStart | None = None, func_grads: bool = False) -> Unrolled:
+    """K = ``c.unroll_steps`` LBT-Adam steps on the estimator's loss, from ``start`` (None: its real parameters and
+    Adam state, :func:`estimator_start`).
 
     ``batch_fn(k)`` gives the k-th generator batch [b, D] (with its graph to ψ for a look-ahead). Nothing real is
     modified: the module's parameters enter detached and the optimizer state is copied. With ``c.flat_unroll`` the
     steps run on one flat parameter vector (:class:`FlatParams`); the result is returned per parameter name either way.
+    ``func_grads``: inner gradients by ``torch.func`` (``bounds.unroll``), the compiled step's form.
     """
     module = estimator.module
-    params, buffers = module_tensors(module)
-    # the step count stays on the device (a tensor) once the estimator has been updated: no host read in a step
-    state = adam_state_from_torch(optimizer, module, device_step=True)
+    params, buffers, state = start or estimator_start(estimator, optimizer)
     # the look-ahead of a data-parallel run is the global batch's: gradients averaged over the processes
     kw = dict(lr=lr, betas=(c.beta1, c.beta2), eps=c.eps, eps_placement=c.eps_placement, create_graph=create_graph,
-              reduce_grads=average_gradients)
+              reduce_grads=average_gradients, func_grads=func_grads)
     if not c.flat_unroll:
         return unroll(module, params, buffers, lambda model, x: estimator.loss(model, x, generator=generator),
                       batch_fn, c.unroll_steps, state=state, **kw)
@@ -268,11 +289,17 @@ def lookahead_neg_elbo(method: Method, c: LBTConfig, data: Tensor, n_gen: int) -
     return method.estimator.loss(view, data, generator=method.rng)
 
 
-def generator_step(method: Method, c: LBTConfig, loss_g: Tensor) -> Tensor:
-    """Adam step of the generator on loss_g with global-norm clipping; returns the norm before clipping."""
+def generator_step(method: Method, c: LBTConfig, loss_g: Tensor | None, grads: dict[str, Tensor] | None = None
+                   ) -> Tensor:
+    """Adam step of the generator on loss_g (or on its gradients ``grads`` by parameter name, computed elsewhere)
+    with global-norm clipping; returns the norm before clipping."""
     opt = method.optimizers["generator"]
     opt.zero_grad(set_to_none=True)
-    loss_g.backward()
+    if grads is not None:
+        for name, p in method.G.named_parameters():
+            p.grad = grads[name]
+    elif loss_g is not None:
+        loss_g.backward()
     if method.recipe is not None:
         method.recipe.average(opt)  # over the processes of a distributed step, before the clip (one process: nothing)
     params = list(method.G.parameters())
@@ -284,6 +311,51 @@ def generator_step(method: Method, c: LBTConfig, loss_g: Tensor) -> Tensor:
         method.recipe.clip(opt)
     opt.step()
     return norm.detach()
+
+
+def generate_at(method: Method, params: dict[str, Tensor], n: int, generator: torch.Generator) -> Tensor:
+    """G(z) at the parameters ``params`` (name -> tensor) instead of the module's own, z as :func:`generate` draws."""
+    dtype = next(method.G.parameters()).dtype
+    z = randn(n, method.config.z_dim, generator=generator, device=method.device, dtype=dtype)
+    return functional_call(method.G, params, (z,))
+
+
+def teaching_core(method: Method, g_params: dict[str, Tensor], start: EstimatorStart, data: Tensor,
+                  noise: torch.Generator) -> tuple[EstimatorStart, Tensor | None, Tensor, dict[str, Tensor]]:
+    """The arithmetic of LBT's teaching — the ``n_est`` real estimator updates and the look-ahead with the gradient
+    of its data loss in the generator's parameters — as one pure function, the body of a compiled step
+    (``LBT.compiled_train_step``): the same computation as :func:`estimator_update` and :func:`lookahead_neg_elbo`,
+    every gradient by ``torch.func`` and every draw from ``noise`` (a ``rng.Tape`` there).
+
+    Returns (the estimator's end point, the last real update's ELBO on its last batch (None when n_est = 0),
+    −ELBO(data; φ^K(ψ)), its gradient in ψ by name)."""
+    c = method.config
+    est, opt, n_gen = method.estimator, method.optimizers["estimator"], c.est_batch or data.shape[0]
+    fixed = {k: v.detach() for k, v in g_params.items()}
+    elbo_gen = None
+    for _ in range(c.n_est):
+        res = estimator_unroll(est, opt, lambda k: generate_at(method, fixed, n_gen, noise).detach(), c,
+                               lr=c.real_lr_mult * c.lr_est, create_graph=False, generator=noise, start=start,
+                               func_grads=True)
+        start = (res.params, start[1], res.state)  # the buffers as the eager update leaves them: unwritten
+        elbo_gen = -res.losses[-1]
+    end = start
+
+    def neg_elbo(params: dict[str, Tensor]) -> Tensor:
+        res = estimator_unroll(est, opt, lambda k: generate_at(method, params, n_gen, noise), c, lr=c.lr_est,
+                               create_graph=True, generator=noise, start=end, func_grads=True)
+        return est.loss(FunctionalModule(est.module, res.params, res.buffers), data, generator=noise)
+
+    grads, loss = torch.func.grad_and_value(neg_elbo)(g_params)
+    return end, elbo_gen, loss, grads
+
+
+def _writes_buffers(module: torch.nn.Module) -> bool:
+    """Whether ``module``'s forward pass updates its own buffers (BatchNorm's running statistics, spectral norm)."""
+    if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+        return module.track_running_stats
+    return any(name.endswith(("_u", "_v")) or "spectral" in name for name, _ in module.named_buffers(recurse=False)) \
+        or any("Spectral" in type(p).__name__ for ps in getattr(module, "parametrizations", {}).values() for p in ps)
 
 
 def _report(method: Method, c: LBTConfig, dataset: Dataset) -> dict[str, Any]:
@@ -307,6 +379,7 @@ class LBT(Method):
     def __init__(self, config: LBTConfig, **kw):
         super().__init__(config, **kw)
         _build(self, config)
+        self._core: Callable[..., Any] | None = None  # the compiled teaching_core (run option compile)
 
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         c = self.config
@@ -319,6 +392,31 @@ class LBT(Method):
         loss_g = lookahead_neg_elbo(self, c, batch, n_gen)
         out["grad_norm_g"] = generator_step(self, c, loss_g)
         out.update(loss_g=loss_g.detach(), elbo_data_lookahead=-loss_g.detach())
+        return out
+
+    def compile_blocker(self) -> str | None:
+        """LBT compiles its teaching (:func:`teaching_core`) for networks whose forward passes write no buffers:
+        BatchNorm's running statistics and spectral norm's power-iteration vectors are updated in place, which
+        the pure function does not carry (the buffers it reads, such as the decoder's fixed variance, it does)."""
+        written = [k for k, net in self.networks.items() if any(_writes_buffers(mod) for mod in net.modules())]
+        if written:
+            return (f"its {' and '.join(written)} write{'' if len(written) > 1 else 's'} buffers in their forward "
+                    f"passes (BatchNorm statistics or spectral norm), which the compiled step does not carry "
+                    f"(net=mlp writes none)")
+        return None
+
+    def compiled_train_step(self, batch: Tensor, step: int, noise: Tape, compile: Callable[..., Any]
+                            ) -> dict[str, Tensor | float]:
+        c = self.config
+        if self._core is None:
+            self._core = compile(functools.partial(teaching_core, self))
+        g_params = {n: p.detach() for n, p in self.G.named_parameters()}
+        start = estimator_start(self.estimator, self.optimizers["estimator"])
+        (params, _, state), elbo_gen, loss_g, grads = self._core(g_params, start, batch, noise)
+        adam_state_to_torch(self.optimizers["estimator"], self.estimator.module, state, params)
+        out: dict[str, Tensor | float] = {} if elbo_gen is None else {"elbo_gen": elbo_gen}
+        out["grad_norm_g"] = generator_step(self, c, None, grads)
+        out.update(loss_g=loss_g, elbo_data_lookahead=-loss_g)
         return out
 
     def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
@@ -342,6 +440,10 @@ class LBTGAN(LBT):
         self.networks["discriminator"] = self.D
         init_linears(self.D, c.init)  # init=default: torch's weights, untouched
         self.optimizers["discriminator"] = adam(self.D.parameters(), c.lr_d, (c.beta1, c.beta2), c.eps)
+
+    def compile_blocker(self) -> str | None:
+        return ("its discriminator steps fall between the estimator updates and the look-ahead, which LBT's "
+                "compiled step (teaching_core) runs as one function; LBT-GAN trains eagerly")
 
     def step_kind(self, step: int) -> str | None:
         """Warm-up steps (no teaching: no estimator update, no look-ahead) and teaching steps."""

@@ -29,6 +29,7 @@ from typing import Any, Callable, NamedTuple
 import torch
 from torch import Tensor
 
+from ..compiled import compiler_available  # the samplers' check (patched in tests as mcmc.compiler_available)
 from ..nets.calls import in_blocks
 from ..rng import rand, randn
 from ..syncs import scalar_like
@@ -50,6 +51,7 @@ __all__ = [
     "latent_energy",
     "tune_step_size",
     "DualAveraging",
+    "compiler_available",
     "dual_averaging_init",
     "dual_averaging_update",
     "Algorithm",
@@ -585,21 +587,6 @@ kinetic_langevin = Algorithm("kinetic_langevin", kinetic_langevin_init, kinetic_
 COMPILE_BACKEND = "inductor"  # torch.compile's backend for compile=on|auto (the tests trace with aot_eager)
 COMPILE_MIN_STEPS = 500  # compile="auto": chains shorter than this run eagerly (the compile takes 10-40 s on a CPU)
 COMPILE_CHOICES = (False, True, "auto", "off", "on")
-
-
-def compiler_available(device: torch.device) -> bool:
-    """Whether ``torch.compile`` can generate code for ``device`` here: for the CPU, a C++ compiler (inductor's
-    default ``g++``, or ``$CXX``) and Python's headers, which its generated code includes; Triton for CUDA."""
-    import importlib.util
-    import os
-    import shutil
-    import sysconfig
-    from pathlib import Path
-
-    if device.type == "cuda":
-        return importlib.util.find_spec("triton") is not None
-    headers = Path(sysconfig.get_paths()["include"], "Python.h").is_file()
-    return device.type == "cpu" and headers and any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "clang++"))
 
 
 class _Stepper:

@@ -1,0 +1,135 @@
+"""Training steps compiled with ``torch.compile`` on the CPU (run option ``compile``).
+
+On a CPU a step of small networks is bound by eager PyTorch's cost per operation, not by its arithmetic: LBT's toy
+step runs ~13,900 ATen operations (``benchmarks/lbt/cpu_step_anatomy.md``). A method that offers a compiled step
+(``Method.compile_blocker`` returns None; :meth:`Method.compiled_train_step`) writes the arithmetic of its step as one
+pure function; :class:`CompiledSteps` compiles it (inductor: fused C++ kernels) and runs the trainer's steps through it.
+
+- **The same numbers.** Draws stay outside the graph: the first step of each kind in a session runs eagerly while
+  the draws it makes from the method's generator are listed (``rng.recording``); every later step draws that list
+  from the same generator and hands it to the compiled step as a tape (``rng.Tape``), so each draw is the eager
+  step's. Parameters, optimizer states and checkpoints are the eager step's; the compiled arithmetic differs from
+  eager only by float rounding (``tests/test_compiled.py``), and a run may be resumed with or without compile.
+- **The cost.** The first compiled call traces and generates code (minutes for LBT from an empty cache, seconds
+  from inductor's on-disk cache): the run prints it and records it as ``compile.seconds`` in its session record,
+  apart from the steps. ``auto`` compiles runs of at least :data:`AUTO_MIN_STEPS` steps, where it pays back.
+- **Where.** CPU runs of one process in fp32, with a C++ compiler and Python's headers (inductor's code); on CUDA
+  the remedy is a captured graph (run option ``graphs``). ``on`` refuses anything else with the reason before the run
+  starts; ``auto`` runs eagerly there and says why once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from . import rng
+from .errors import EbmlabError
+
+BACKEND = "inductor"  # torch.compile's back-end (the tests trace with aot_eager, which generates no code)
+# compile=auto compiles runs of at least this many steps: LBT's cold compile (65-74 s on a 2-core CPU) is repaid
+# after ~1800-3100 steps at batch 8-512 (benchmarks/peers/README.md, LBT); a warm cache takes 10-12 s
+AUTO_MIN_STEPS = 5000
+
+
+def compiler_available(device: torch.device) -> bool:
+    """Whether ``torch.compile`` can generate code for ``device`` here: for the CPU, a C++ compiler (inductor's
+    default ``g++``, or ``$CXX``) and Python's headers, which its generated code includes; Triton for CUDA."""
+    import importlib.util
+    import os
+    import shutil
+    import sysconfig
+    from pathlib import Path
+
+    if device.type == "cuda":
+        return importlib.util.find_spec("triton") is not None
+    headers = Path(sysconfig.get_paths()["include"], "Python.h").is_file()
+    return device.type == "cpu" and headers and any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "clang++"))
+
+
+def blocker(method: Any, device: torch.device, processes: int, precision: str) -> str | None:
+    """Why ``method``'s steps are not compiled in this run, or None."""
+    if device.type != "cpu":
+        return f"compiled steps are the CPU path; on {device.type} steps are replayed from captured graphs (graphs)"
+    if processes > 1:
+        return "a data-parallel step averages gradients between processes inside its step, which is not compiled"
+    if precision != "fp32":
+        return f"compiled steps run in fp32 (precision={precision})"
+    if BACKEND == "inductor" and not compiler_available(device):
+        return "no C++ compiler (g++ or $CXX) with Python's headers was found for inductor's code"
+    return method.compile_blocker()
+
+
+def decide(mode: str, method: Any, device: torch.device, processes: int, precision: str, steps: int) -> str | None:
+    """None when run option ``compile`` = ``mode`` compiles this run's steps, else why not (``off``: "off").
+    ``on`` refuses a run it cannot compile (EbmlabError, before anything is written)."""
+    if mode == "off":
+        return "off"
+    why = blocker(method, device, processes, precision)
+    if why and mode == "on":
+        raise EbmlabError(f"compile=on: {method.name}'s steps cannot be compiled here: {why}; use compile=auto "
+                          f"(compiles where it can) or compile=off")
+    if why is None and mode == "auto" and steps < AUTO_MIN_STEPS:
+        why = f"compile=auto compiles runs of {AUTO_MIN_STEPS} steps or more (its compile time is repaid there)"
+    return why
+
+
+class CompiledSteps:
+    """The trainer's steps through the method's compiled step (module docstring), behind the interface of
+    ``graphs.EagerSteps``. ``run_step`` is the eager step; ``wrap`` the context of a step (the data-parallel and
+    autocast contexts of the runner) and ``after`` what follows one (the recipe's moving average)."""
+
+    def __init__(self, method: Any, run_step: Callable[[Tensor, int], dict[str, Any]],
+                 after: Callable[[], None], budget: Any = None, backend: str | None = None):
+        self.method, self.run_step, self.after, self.budget = method, run_step, after, budget
+        self.backend = backend or BACKEND
+        self.draws: dict[tuple[Any, ...], list[rng.Draw]] = {}
+        self.rows: dict[tuple[Any, ...], dict[str, int]] = {}  # network evaluations of a step of the kind
+        self.compile_seconds: float | None = None
+        self.say: Callable[[str], None] | None = None
+
+    def compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return torch.compile(fn, fullgraph=True, dynamic=False, backend=self.backend)
+
+    def step(self, batch: Tensor, step: int) -> dict[str, Any]:
+        kind = self.method.step_kind(step)
+        key = (kind, tuple(batch.shape))
+        if kind is None:
+            return self.run_step(batch, step)
+        if key not in self.draws:  # the first step of its kind: eager, its draws and network evaluations listed
+            before = self.budget.rows if self.budget is not None else {}
+            with rng.recording(self.method.rng) as draws:
+                metrics = self.run_step(batch, step)
+            self.draws[key] = draws
+            self.rows[key] = {k: v - before[k] for k, v in self.budget.rows.items()} if self.budget else {}
+            return metrics
+        noise = rng.redraw(self.draws[key], self.method.rng)
+        t0 = time.perf_counter()
+        # the budget's counting hooks are out of the compiled call (their Python counts would become guards that
+        # change at every step); the step's evaluations, counted in its eager first step, are added instead
+        with self.budget.paused() if self.budget is not None else contextlib.nullcontext():
+            metrics = self.method.compiled_train_step(batch, step, noise, self.compile)
+        if self.budget is not None:
+            self.budget.add_rows(self.rows[key])
+        if self.compile_seconds is None:
+            self.compile_seconds = time.perf_counter() - t0
+            if self.say is not None:
+                self.say(f"compile: the step compiled in {self.compile_seconds:.1f} s (its first call, one step "
+                         f"included)")
+        noise.check_used()
+        self.after()
+        return metrics
+
+    def summary(self) -> dict[str, Any]:
+        return {"compile": {"backend": self.backend, "seconds": round(self.compile_seconds, 2)}} \
+            if self.compile_seconds is not None else {}
+
+    def portable_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        return state
+
+
+__all__ = ["AUTO_MIN_STEPS", "BACKEND", "CompiledSteps", "blocker", "compiler_available", "decide"]

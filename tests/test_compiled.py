@@ -1,0 +1,161 @@
+"""Compiled training steps (run option ``compile``, ``ebmlab.compiled``): the same numbers as eager steps, the draws
+of the eager step (``rng.Tape``), and the run option's refusals and fall-backs.
+
+Compiled here with ``aot_eager`` (dynamo's trace and AOT autograd, no code generation: the graph inductor would
+compile, run by eager kernels, in seconds); inductor's generated code is compared with eager steps by
+``benchmarks/peers/lbt_speed.py`` at the released networks (the logged losses of a compiled and an eager run)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ebmlab import compiled, rng
+from ebmlab.budget import Budget
+from ebmlab.compiled import CompiledSteps
+from ebmlab.errors import EbmlabError
+from ebmlab.methods.lbt import LBT, LBTGAN, LBTConfig, LBTGANConfig
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # dynamo's imports
+
+DT = torch.float64
+TINY = dict(z_dim=3, g_hidden=(5,), est_z_dim=2, est_hidden=(6,), est_decoder_var=0.1, lr_est=1e-2,
+            unroll_steps=2, n_est=2, est_batch=12, clip_g=1.0)
+
+
+def tiny(seed: int = 0, **over) -> LBT:
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        m = LBT(LBTConfig(**{**TINY, **over}), data_dim=2, device=torch.device("cpu"),
+                generator=torch.Generator().manual_seed(seed + 1))
+    for net in m.networks.values():
+        net.double()
+    return m
+
+
+def batches(n: int, b: int = 16) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(50)
+    return [torch.randn(b, 2, generator=g, dtype=DT) * 0.5 + 1.0 for _ in range(n)]
+
+
+def state(m: LBT) -> list[torch.Tensor]:
+    out = [p.detach().clone() for net in m.networks.values() for p in net.parameters()]
+    for opt in m.optimizers.values():
+        for st in opt.state.values():
+            out += [st["exp_avg"].clone(), st["exp_avg_sq"].clone(), torch.as_tensor(st["step"]).clone()]
+    return out
+
+
+def run(m: LBT, steps: list[torch.Tensor], compile: bool, budget: Budget | None = None) -> list[dict]:
+    after = m.recipe.after_step if m.recipe is not None else (lambda: None)
+    runner = CompiledSteps(m, m.train_step, after, budget, backend="aot_eager")
+    out = []
+    for i, b in enumerate(steps, 1):
+        metrics = runner.step(b, i) if compile else m.train_step(b, i)
+        out.append({k: float(v) for k, v in metrics.items()})
+    return out
+
+
+@pytest.mark.parametrize("over", [{}, {"flat_unroll": False, "eps_placement": "outside_sqrt", "clip_g": None}])
+def test_compiled_lbt_steps_are_the_eager_steps(over):
+    """Six steps: the first eager (its draws listed), five through the compiled teaching; parameters, Adam moments
+    and step counts of all three optimizers, every metric and the network evaluations the budget counts equal the
+    eager run's (float64 rounding); the compiled function is traced once."""
+    data = batches(6)
+    eager, comp = tiny(**over), tiny(**over)
+    counted = []
+    for m, compile in ((eager, False), (comp, True)):
+        budget = Budget(m.networks)
+        budget.start()
+        counted.append((run(m, data, compile, budget), budget.evals))
+    (m_e, evals_e), (m_c, evals_c) = counted
+    assert comp._core is not None  # the compiled path ran
+    assert evals_c == evals_e and evals_e["generator"] > 0
+    for a, b in zip(state(eager), state(comp), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
+    for a, b in zip(m_e, m_c, strict=True):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert b[k] == pytest.approx(a[k], rel=1e-10, abs=1e-12), k
+    assert eager.rng.get_state().equal(comp.rng.get_state())  # the same draws were made from the generator
+
+
+def test_a_tape_gives_the_recorded_draws_again_and_refuses_others():
+    g = torch.Generator().manual_seed(3)
+    with rng.recording(g) as draws:
+        a = rng.randn(4, 2, generator=g, dtype=DT)
+        rng.randn(3, generator=torch.Generator())  # another generator: not listed
+        b = rng.rand(5, generator=g)
+        c = rng.randint(0, 7, (6,), generator=g)
+    assert [d.size for d in draws] == [(4, 2), (5,), (6,)]
+    g.manual_seed(3)
+    tape = rng.redraw(draws, g)
+    assert tape.take((4, 2), DT, None).equal(a) and tape.take((5,), None, "cpu").equal(b)
+    with pytest.raises(RuntimeError, match="check_used|took 2 of the 3"):
+        tape.check_used()
+    with pytest.raises(RuntimeError, match=r"asks for \(7,\).*drew \(6,\)"):
+        tape.take((7,), None, None)
+    assert rng.randint(0, 7, (6,), generator=tape).equal(c)  # via the module's draws, as compiled code takes them
+    tape.check_used()
+    with pytest.raises(RuntimeError, match="drew more noise"):
+        tape.take((1,), None, None)
+
+
+def test_the_run_option_refuses_what_it_cannot_compile_and_auto_says_why():
+    cpu = torch.device("cpu")
+    lbt, gan = tiny(), LBTGAN(LBTGANConfig(**TINY), data_dim=2, device=cpu, generator=torch.Generator())
+    if compiled.compiler_available(cpu):
+        assert compiled.decide("on", lbt, cpu, 1, "fp32", 10) is None
+        assert "5000 steps or more" in compiled.decide("auto", lbt, cpu, 1, "fp32", 10)
+        assert compiled.decide("auto", lbt, cpu, 1, "fp32", 5000) is None
+    assert compiled.decide("off", lbt, cpu, 1, "fp32", 10**6) == "off"
+    with pytest.raises(EbmlabError, match="compile=on: lbt_gan's steps cannot be compiled here: its discriminator"):
+        compiled.decide("on", gan, cpu, 1, "fp32", 10)
+    with pytest.raises(EbmlabError, match="data-parallel"):
+        compiled.decide("on", lbt, cpu, 2, "fp32", 10)
+    with pytest.raises(EbmlabError, match="fp32"):
+        compiled.decide("on", lbt, cpu, 1, "bf16", 10)
+    with pytest.raises(EbmlabError, match="captured graphs"):
+        compiled.decide("on", lbt, torch.device("cuda"), 1, "fp32", 10)
+    assert "no compiled training step" in compiled.decide("auto", _gan(), cpu, 1, "fp32", 10**6)
+
+
+def _gan():
+    from ebmlab.methods.gan import GAN, GANConfig
+
+    return GAN(GANConfig(), data_dim=2, device=torch.device("cpu"), generator=torch.Generator())
+
+
+SMALL = {"z_dim": 4, "g_hidden": [8], "est_z_dim": 2, "est_hidden": [8], "unroll_steps": 2, "n_est": 1,
+         "batch_size": 16, "eval_every": 0, "eval_samples": 50, "eval_density": False, "plots": False,
+         "tensorboard": False, "iwae_ks": [1, 5], "iwae_points": 20, "elbo_samples": 2}
+
+
+def test_a_compiled_run_resumes_an_eager_one_with_its_numbers_and_records_the_compile(tmp_path, monkeypatch):
+    """compile=on through ebmlab.train: a run trained eagerly to step 3 and resumed compiled to step 6 ends where a
+    run trained eagerly to step 6 ends (float32 rounding); the session record states the compile and its seconds."""
+    import json
+
+    import ebmlab
+
+    monkeypatch.setattr(compiled, "BACKEND", "aot_eager")
+    monkeypatch.setattr(compiled, "compiler_available", lambda device: True)  # aot_eager generates no code
+    eager = ebmlab.train("lbt", "ring8", out=tmp_path / "e", progress=False, overrides={**SMALL, "steps": 6})
+    ebmlab.train("lbt", "ring8", out=tmp_path / "c", progress=False, overrides={**SMALL, "steps": 6},
+                 stop_after=3)
+    resumed = ebmlab.train("lbt", "ring8", out=tmp_path / "c", progress=False,
+                           overrides={**SMALL, "steps": 6, "compile": "on"})
+    for a, b in zip(eager.method.G.parameters(), resumed.method.G.parameters(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    sessions = json.loads((tmp_path / "c" / "run.json").read_text())["sessions"]
+    assert "compile" not in sessions[0]
+    assert sessions[-1]["compile"]["mode"] == "on" and sessions[-1]["compile"]["seconds"] > 0
+    assert sessions[-1]["compile"]["backend"] == "aot_eager"
+
+
+def test_compile_on_for_a_method_without_a_compiled_step_is_refused_before_anything_is_written(tmp_path):
+    import ebmlab
+
+    with pytest.raises(EbmlabError, match="compile=on: gan's steps cannot be compiled here"):
+        ebmlab.train("gan", "ring8", out=tmp_path / "g", progress=False, overrides={"steps": 2, "compile": "on"})
+    assert not (tmp_path / "g").exists()
