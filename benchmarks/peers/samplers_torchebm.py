@@ -1,0 +1,124 @@
+"""ebmlab's MCMC samplers beside torchebm's, side by side on one CPU thread (both PyTorch).
+
+    pip install --no-deps --target /tmp/torchebm-pkg torchebm          # 0.8.9: requires torch only
+    python benchmarks/peers/samplers_torchebm.py --torchebm-path /tmp/torchebm-pkg \
+        --out benchmarks/peers/samplers_torchebm.json
+
+The same tasks, start points, step sizes, chains and steps as ``samplers_blackjax.py`` (whose functions this
+script uses): ULA and HMC (10 leapfrog steps, unit mass; torchebm has no MALA), 1000 chains x 1000 steps, float32,
+each worker a fresh process pinned to CPU 0 with one thread. torchebm's ``LangevinDynamics`` moves
+x − η∇E + √(2η)ξ (Euler–Maruyama, noise_scale 1), so η = h/2 for ebmlab's ULA step h; its
+``HamiltonianMonteCarlo`` takes the leapfrog step as is. Its energy is the same function, wrapped in its
+``BaseModel``. ebmlab runs eagerly and compiled (``compile=on``: the run time less the first, compiling call,
+reported apart); torchebm eagerly (it has no compiled path), timed after a 2-step call that takes its one-time
+set-up out (ebmlab's eager runs are timed cold). With the same generator seed both libraries draw the same noise in
+the same order, so the final states agree to float rounding: a check that the kernels are the same. Ratio: torchebm's run time over ebmlab's (above 1,
+ebmlab faster). The three runs of a row are made one after the other; the load average is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from samplers_blackjax import N_LEAPFROG, TASKS, answer, run_ebmlab, torch_energy, write_inputs  # noqa: E402
+
+
+def run_torchebm(task: str, sampler: str, arrays, steps: int) -> dict:
+    import torch
+    from torchebm.core import BaseModel
+    from torchebm.samplers import HamiltonianMonteCarlo, LangevinDynamics
+
+    torch.set_num_threads(1)
+    energy = torch_energy(task, arrays)
+
+    class Energy(BaseModel):
+        def forward(self, x):
+            return energy(x)
+
+    size = TASKS[task][1][sampler]
+    model = Energy()
+    s = LangevinDynamics(model, step_size=size / 2, noise_scale=1.0) if sampler == "ula" else \
+        HamiltonianMonteCarlo(model, step_size=size, n_leapfrog_steps=N_LEAPFROG)
+    x0 = torch.as_tensor(arrays[f"x0_{task}"])
+    s.sample(x=x0.clone(), n_steps=2, generator=torch.Generator().manual_seed(1))  # its first call's set-up, untimed
+    t0 = time.perf_counter()
+    x = s.sample(x=x0.clone(), n_steps=steps, generator=torch.Generator().manual_seed(0))
+    return {"run_s": time.perf_counter() - t0, "compile_s": None, "x": x.detach().numpy()}
+
+
+def worker(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    os.sched_setaffinity(0, {0})
+    arrays = np.load(args.inputs)
+    if args.side == "torchebm":
+        r = run_torchebm(args.task, args.sampler, arrays, args.steps)
+    else:
+        r = run_ebmlab(args.task, args.sampler, args.side.split("-")[1], arrays, args.steps)
+    x = r.pop("x")
+    print(json.dumps({**r, **answer(args.task, x)}))
+
+
+def launch(side: str, task: str, sampler: str, inputs: Path, steps: int, torchebm_path: str) -> dict:
+    import shutil
+    import tempfile
+
+    cache = tempfile.mkdtemp(prefix="inductor-")  # a cold compile, as a first use has
+    path = os.pathsep.join(p for p in (torchebm_path if side == "torchebm" else "", os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCHINDUCTOR_CACHE_DIR": cache, "PYTHONPATH": path}
+    out = subprocess.run([sys.executable, __file__, "worker", side, task, sampler, str(inputs), str(steps)], env=env,
+                         capture_output=True, text=True, check=False)
+    shutil.rmtree(cache, ignore_errors=True)
+    if out.returncode:
+        raise SystemExit(f"{side} {task} {sampler} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd")
+    w = sub.add_parser("worker")
+    for a in ("side", "task", "sampler", "inputs"):
+        w.add_argument(a)
+    w.add_argument("steps", type=int)
+    ap.add_argument("--torchebm-path", help="a directory holding the torchebm package (pip install --target)")
+    ap.add_argument("--chains", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--samplers", default="ula,hmc")
+    ap.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".json"))
+    args = ap.parse_args()
+    if args.cmd == "worker":
+        return worker(args)
+    if not args.torchebm_path:
+        raise SystemExit("--torchebm-path DIR: torchebm installed there (pip install --no-deps --target DIR torchebm)")
+    inputs = args.out.with_suffix(".inputs.npz")
+    write_inputs(inputs, args.chains)
+    rows, t0 = [], time.time()
+    for task in args.tasks.split(","):
+        for sampler in args.samplers.split(","):
+            row = {"task": task, "sampler": sampler, "load_before": round(os.getloadavg()[0], 2)}
+            for side in ("ebmlab-eager", "ebmlab-compiled", "torchebm"):
+                row[side] = launch(side, task, sampler, inputs, args.steps, args.torchebm_path)
+            row["ratio_eager"] = row["torchebm"]["run_s"] / row["ebmlab-eager"]["run_s"]
+            row["ratio_compiled"] = row["torchebm"]["run_s"] / row["ebmlab-compiled"]["run_s"]
+            print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()
+                              if not isinstance(v, dict)}), flush=True)
+            rows.append(row)
+    inputs.unlink()
+    meta = {"command": " ".join(sys.argv), "wall_s": round(time.time() - t0, 1), "machine": platform.processor() or
+            platform.machine(), "cpus": os.cpu_count(), "chains": args.chains, "steps": args.steps,
+            "load_after": round(os.getloadavg()[0], 2)}
+    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
