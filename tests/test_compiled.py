@@ -80,6 +80,27 @@ def test_compiled_lbt_steps_are_the_eager_steps(over):
     assert eager.rng.get_state().equal(comp.rng.get_state())  # the same draws were made from the generator
 
 
+def test_compiled_lbt_gan_steps_are_the_eager_steps():
+    """LBT-GAN: two warm-up steps (no teaching) and four teaching steps, the first of each kind eager; the compiled
+    parts and the eager discriminator steps and GAN term between them give the eager run's numbers."""
+    data = batches(6)
+    runs = []
+    for compile in (False, True):
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            m = LBTGAN(LBTGANConfig(**TINY, d_hidden=(5,), warmup_steps=2), data_dim=2, device=torch.device("cpu"),
+                       generator=torch.Generator().manual_seed(1))
+        for net in m.networks.values():
+            net.double()
+        runs.append((m, run(m, data, compile)))
+    (eager, m_e), (comp, m_c) = runs
+    assert comp._parts is not None
+    for a, b in zip(state(eager), state(comp), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
+    for a, b in zip(m_e, m_c, strict=True):
+        assert a.keys() == b.keys() and all(b[k] == pytest.approx(a[k], rel=1e-10, abs=1e-12) for k in a)
+
+
 def test_a_tape_gives_the_recorded_draws_again_and_refuses_others():
     g = torch.Generator().manual_seed(3)
     with rng.recording(g) as draws:
@@ -101,16 +122,23 @@ def test_a_tape_gives_the_recorded_draws_again_and_refuses_others():
         tape.take((1,), None, None)
 
 
-def test_the_run_option_refuses_what_it_cannot_compile_and_auto_says_why():
+def test_the_run_option_refuses_what_it_cannot_compile_and_auto_says_why(monkeypatch):
     cpu = torch.device("cpu")
-    lbt, gan = tiny(), LBTGAN(LBTGANConfig(**TINY), data_dim=2, device=cpu, generator=torch.Generator())
-    if compiled.compiler_available(cpu):
-        assert compiled.decide("on", lbt, cpu, 1, "fp32", 10) is None
-        assert "5000 steps or more" in compiled.decide("auto", lbt, cpu, 1, "fp32", 10)
-        assert compiled.decide("auto", lbt, cpu, 1, "fp32", 5000) is None
+    lbt = tiny()
+    monkeypatch.setattr(compiled, "compiler_available", lambda device: False)
+    assert "no C++ compiler" in compiled.decide("auto", lbt, cpu, 1, "fp32", 10**6)
+    with pytest.raises(EbmlabError, match="no C"):
+        compiled.decide("on", lbt, cpu, 1, "fp32", 10)
+    monkeypatch.setattr(compiled, "compiler_available", lambda device: True)
+    assert compiled.decide("on", lbt, cpu, 1, "fp32", 10) is None
+    assert "5000 steps or more" in compiled.decide("auto", lbt, cpu, 1, "fp32", 10)
+    assert compiled.decide("auto", lbt, cpu, 1, "fp32", 5000) is None
     assert compiled.decide("off", lbt, cpu, 1, "fp32", 10**6) == "off"
-    with pytest.raises(EbmlabError, match="compile=on: lbt_gan's steps cannot be compiled here: its discriminator"):
-        compiled.decide("on", gan, cpu, 1, "fp32", 10)
+    bn = tiny()
+    bn.networks["generator"] = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    with pytest.raises(EbmlabError, match="compile=on: lbt's steps cannot be compiled here: its generator writes "
+                                          "buffers"):
+        compiled.decide("on", bn, cpu, 1, "fp32", 10)
     with pytest.raises(EbmlabError, match="data-parallel"):
         compiled.decide("on", lbt, cpu, 2, "fp32", 10)
     with pytest.raises(EbmlabError, match="fp32"):
@@ -159,3 +187,7 @@ def test_compile_on_for_a_method_without_a_compiled_step_is_refused_before_anyth
     with pytest.raises(EbmlabError, match="compile=on: gan's steps cannot be compiled here"):
         ebmlab.train("gan", "ring8", out=tmp_path / "g", progress=False, overrides={"steps": 2, "compile": "on"})
     assert not (tmp_path / "g").exists()
+    with pytest.raises(EbmlabError, match="compile=on and graphs=emulate"):
+        ebmlab.train("lbt", "ring8", out=tmp_path / "l", progress=False,
+                     overrides={"steps": 2, "compile": "on", "graphs": "emulate"})
+    assert not (tmp_path / "l").exists()

@@ -1,11 +1,11 @@
-"""LBT's step rate on one CPU thread: the released TensorFlow code, ebmlab eager and ebmlab compiled
-(``compile=on``), run one after another in one schedule, at several batches.
+"""LBT's (or LBT-GAN's) step rate on one CPU thread: the released TensorFlow code, ebmlab eager and ebmlab
+compiled (``compile=on``), run one after another in one schedule, at several batches.
 
     python benchmarks/peers/lbt_speed.py --repo PATH/Learning-By-Teaching --tf-python TFENV/bin/python \
-        --batches 8,256,512 --iters 600 --out benchmarks/peers/lbt_speed
+        [--method lbt_gan] --batches 8,256,512 --iters 600 --out benchmarks/peers/lbt_speed
 
 For each batch: first a cold compile (``compile=on``, 3 steps, an empty inductor cache: what a first run pays);
-then, ``--rounds`` times, the official ``LBT_toy.py`` (through ``../official/lbt_toy.py``, its text unchanged, one
+then, ``--rounds`` times, the official ``LBT_toy.py`` (``LBT-GAN_toy.py`` for ``--method lbt_gan``; through ``../official/lbt_toy.py``, its text unchanged, one
 intra- and one inter-op thread), ``ebmlab train lbt`` eagerly and ``ebmlab train lbt compile=on`` (the cache
 warm), each alone on the machine, ``--iters`` steps on ring8 at the released settings (K = 5, n_est = 2, the
 released networks, ``batch_size = est_batch = B``), one thread, no evaluation inside the loop.
@@ -34,6 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 OFFICIAL = HERE.parent / "official" / "lbt_toy.py"
 RING8 = ["-dataset", "ring", "-mog_std", "0.01", "-mog_scale", "1.0"]
+SCRIPTS = {"lbt": "LBT_toy.py", "lbt_gan": "LBT-GAN_toy.py"}
 
 
 def load() -> str:
@@ -51,8 +52,9 @@ def run(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> float:
 
 def official(a, b: int, out: Path) -> dict:
     o = out / f"official_b{b}"
-    run([a.tf_python, str(OFFICIAL), "--repo", a.repo, "--out", str(o), "--iters", str(a.iters), "--snap-every",
-         str(a.iters), "--seed", "0", "--samples", "10", "--", *RING8, "-batch_size", str(b),
+    run([a.tf_python, str(OFFICIAL), "--repo", a.repo, "--script", SCRIPTS[a.method], "--out", str(o), "--iters",
+         str(a.iters), "--snap-every",
+         "--seed", "0", "--samples", "10", "--", *RING8, "-batch_size", str(b),
          "-batch_size_est", str(b)], o.with_suffix(".log"))
     snaps = json.loads((o / "official.json").read_text())["snapshots"]
     first, last = snaps[0], snaps[-1]
@@ -61,7 +63,7 @@ def official(a, b: int, out: Path) -> dict:
 
 def ebmlab(a, b: int, out: Path, name: str, opts: list[str], steps: int, env: dict[str, str] | None = None) -> dict:
     r = out / name
-    cmd = [sys.executable, "-m", "ebmlab", "train", "lbt", "--data", "ring8", "--steps", str(steps), "--seed", "0",
+    cmd = [sys.executable, "-m", "ebmlab", "train", a.method, "--data", "ring8", "--steps", str(steps), "--seed", "0",
            "--out", str(r), f"batch_size={b}", f"est_batch={b}", "eval_every=0", "threads=1", "tensorboard=false",
            "plots=false", "log_every=10", *opts]
     wall = run(cmd, r.with_suffix(".log"), env)
@@ -79,6 +81,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repo", required=True)
     ap.add_argument("--tf-python", required=True)
+    ap.add_argument("--method", default="lbt", choices=sorted(SCRIPTS))
     ap.add_argument("--batches", default="8,256,512")
     ap.add_argument("--iters", type=int, default=600)
     ap.add_argument("--rounds", type=int, default=1)
@@ -88,7 +91,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="lbt-speed-"))
     cache = work / "inductor"
     res: dict = {"command": shlex.join(sys.argv), "machine": f"{platform.node()} {platform.machine()}, "
-                 f"{os.cpu_count()} cores", "iters": a.iters, "batches": {}}
+                 f"{os.cpu_count()} cores", "method": a.method, "iters": a.iters, "batches": {}}
     t0 = time.time()
     for b in [int(x) for x in a.batches.split(",")]:
         env = {"TORCHINDUCTOR_CACHE_DIR": str(cache / str(b))}
@@ -111,7 +114,8 @@ def main() -> None:
 def table(res: dict, rounds: int) -> str:
     import statistics as st
 
-    lines = [f"`{res['command']}`", "", "| batch | official steps/s | ebmlab eager | ebmlab compiled (excl. compile) "
+    lines = [f"# {res.get('method', 'lbt')}: the released code, ebmlab eager, ebmlab compiled", "", f"`{res['command']}`", "",
+             "| batch | official steps/s | ebmlab eager | ebmlab compiled (excl. compile) "
              "| eager / official | compiled / official | cold compile (s) | warm compile (s) | loss_g rel. diff. "
              "(step 10, last) | load before, after |", "|---|---|---|---|---|---|---|---|---|---|"]
     for b, row in res["batches"].items():

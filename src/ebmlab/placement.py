@@ -112,6 +112,9 @@ class Placement:
         replayed here (None: they are, when there is a capture back-end)."""
         why = graphs.blocker(method, self.world) if self.graphs else None
         captured = self.graphs is not None and why is None
+        if captured and self.compile_mode == "on":
+            raise EbmlabError(f"compile=on and graphs={self.graphs}: a step is either replayed from a captured graph "
+                              f"or compiled; use graphs=off to compile, or compile=off")
         not_compiled = "the steps are replayed from captured graphs" if captured and self.compile_mode != "off" \
             else compiled.decide(self.compile_mode, method, self.device, self.processes, self.precision, self.steps)
         return replace(self, eager_because=why, not_compiled_because=not_compiled)

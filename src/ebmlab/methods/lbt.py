@@ -29,7 +29,8 @@ gradient in ψ by an outer ``torch.func.grad_and_value``, every draw from a tape
 ``torch.compile`` turns into one graph; the estimator's end point is written back and the generator's Adam step
 taken eagerly, as in the eager step. On one CPU thread that step runs several times the eager one (the eager step is
 ~13,900 small operations; ``benchmarks/peers/README.md``, LBT). Networks whose forward passes write buffers
-(BatchNorm, spectral norm) and LBT-GAN (its discriminator steps fall between the two parts) train eagerly.
+(BatchNorm, spectral norm) train eagerly. LBT-GAN compiles the two parts apart (:func:`real_updates`,
+:func:`lookahead_grads`): its discriminator steps and GAN term fall between them and run eagerly.
 
 LBT-GAN's optional warm-up (``warmup_steps``, 3000 for the original's images, 0 for its toys) trains the plain GAN
 part first: no estimator updates and no ELBO term before that step.
@@ -55,7 +56,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -320,17 +321,13 @@ def generate_at(method: Method, params: dict[str, Tensor], n: int, generator: to
     return functional_call(method.G, params, (z,))
 
 
-def teaching_core(method: Method, g_params: dict[str, Tensor], start: EstimatorStart, data: Tensor,
-                  noise: torch.Generator) -> tuple[EstimatorStart, Tensor | None, Tensor, dict[str, Tensor]]:
-    """The arithmetic of LBT's teaching — the ``n_est`` real estimator updates and the look-ahead with the gradient
-    of its data loss in the generator's parameters — as one pure function, the body of a compiled step
-    (``LBT.compiled_train_step``): the same computation as :func:`estimator_update` and :func:`lookahead_neg_elbo`,
-    every gradient by ``torch.func`` and every draw from ``noise`` (a ``rng.Tape`` there).
-
-    Returns (the estimator's end point, the last real update's ELBO on its last batch (None when n_est = 0),
-    −ELBO(data; φ^K(ψ)), its gradient in ψ by name)."""
+def real_updates(method: Method, g_params: dict[str, Tensor], start: EstimatorStart, n_gen: int,
+                 noise: torch.Generator) -> tuple[EstimatorStart, Tensor | None]:
+    """:func:`estimator_update` ``n_est`` times as a pure function of the generator's parameters and the estimator's
+    start, every gradient by ``torch.func`` and every draw from ``noise`` (a compiled step's ``rng.Tape``).
+    Returns the estimator's end point and the last update's ELBO on its last batch (None when n_est = 0)."""
     c = method.config
-    est, opt, n_gen = method.estimator, method.optimizers["estimator"], c.est_batch or data.shape[0]
+    est, opt = method.estimator, method.optimizers["estimator"]
     fixed = {k: v.detach() for k, v in g_params.items()}
     elbo_gen = None
     for _ in range(c.n_est):
@@ -339,14 +336,34 @@ def teaching_core(method: Method, g_params: dict[str, Tensor], start: EstimatorS
                                func_grads=True)
         start = (res.params, start[1], res.state)  # the buffers as the eager update leaves them: unwritten
         elbo_gen = -res.losses[-1]
-    end = start
+    return start, elbo_gen
+
+
+def lookahead_grads(method: Method, g_params: dict[str, Tensor], start: EstimatorStart, data: Tensor, n_gen: int,
+                    noise: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
+    """:func:`lookahead_neg_elbo` from ``start`` and its gradient in the generator's parameters (by name), as a pure
+    function: the inner gradients by ``torch.func``, the outer one by ``torch.func.grad_and_value``."""
+    c = method.config
+    est, opt = method.estimator, method.optimizers["estimator"]
 
     def neg_elbo(params: dict[str, Tensor]) -> Tensor:
         res = estimator_unroll(est, opt, lambda k: generate_at(method, params, n_gen, noise), c, lr=c.lr_est,
-                               create_graph=True, generator=noise, start=end, func_grads=True)
+                               create_graph=True, generator=noise, start=start, func_grads=True)
         return est.loss(FunctionalModule(est.module, res.params, res.buffers), data, generator=noise)
 
     grads, loss = torch.func.grad_and_value(neg_elbo)(g_params)
+    return loss, grads
+
+
+def teaching_core(method: Method, g_params: dict[str, Tensor], start: EstimatorStart, data: Tensor,
+                  noise: torch.Generator) -> tuple[EstimatorStart, Tensor | None, Tensor, dict[str, Tensor]]:
+    """The arithmetic of LBT's teaching — :func:`real_updates` then :func:`lookahead_grads` — as one pure function,
+    the body of LBT's compiled step (``LBT.compiled_train_step``): the same computation as :func:`estimator_update`
+    and :func:`lookahead_neg_elbo`. Returns (the estimator's end point, the last real update's ELBO,
+    −ELBO(data; φ^K(ψ)), its gradient in ψ by name)."""
+    n_gen = method.config.est_batch or data.shape[0]
+    end, elbo_gen = real_updates(method, g_params, start, n_gen, noise)
+    loss, grads = lookahead_grads(method, g_params, end, data, n_gen, noise)
     return end, elbo_gen, loss, grads
 
 
@@ -438,12 +455,56 @@ class LBTGAN(LBT):
         c = config  # G, estimator, optimizers are built by LBT
         self.D = build.critic(self.spec, 1, net=c.net, hidden=c.d_hidden, act=c.d_act, width=c.width).to(self.device)
         self.networks["discriminator"] = self.D
+        self._parts: tuple[Callable[..., Any], Callable[..., Any]] | None = None  # compiled real_updates, look-ahead
         init_linears(self.D, c.init)  # init=default: torch's weights, untouched
         self.optimizers["discriminator"] = adam(self.D.parameters(), c.lr_d, (c.beta1, c.beta2), c.eps)
 
-    def compile_blocker(self) -> str | None:
-        return ("its discriminator steps fall between the estimator updates and the look-ahead, which LBT's "
-                "compiled step (teaching_core) runs as one function; LBT-GAN trains eagerly")
+    def compiled_train_step(self, batch: Tensor, step: int, noise: Tape, compile: Callable[..., Any]
+                            ) -> dict[str, Tensor | float]:
+        """:meth:`train_step` with the teaching compiled in two parts (its discriminator steps fall between them):
+        :func:`real_updates` and :func:`lookahead_grads`; the discriminator steps and the GAN term run eagerly on
+        draws from the same tape, and the generator's gradient is the sum of the GAN term's and the look-ahead's."""
+        c, gen = self.config, cast(torch.Generator, noise)
+        n_gen, teaching = c.est_batch or batch.shape[0], step > c.warmup_steps
+        if self._parts is None:
+            self._parts = (compile(functools.partial(real_updates, self)),
+                           compile(functools.partial(lookahead_grads, self)))
+        g_params = {n: p.detach() for n, p in self.G.named_parameters()}
+        out: dict[str, Tensor | float] = {}
+        if teaching:
+            start, elbo_gen = self._parts[0](g_params, estimator_start(self.estimator, self.optimizers["estimator"]),
+                                             n_gen, gen)
+            adam_state_to_torch(self.optimizers["estimator"], self.estimator.module, start[2], start[0])
+            if elbo_gen is not None:
+                out["elbo_gen"] = elbo_gen
+        out.update(self._discriminator_steps(batch, n_gen, gen))
+        with frozen(self.D):
+            loss_gan = F.softplus(-self.D(generate(self, n_gen, gen)).squeeze(1)).mean()
+        grads = dict(zip(g_params, torch.autograd.grad(c.lambda_gan * loss_gan, list(self.G.parameters()))))
+        loss_g = c.lambda_gan * loss_gan.detach()
+        if teaching:
+            neg_elbo, la = self._parts[1](g_params, start, batch, n_gen, gen)
+            grads = {k: g + la[k] for k, g in grads.items()}
+            loss_g = loss_g + neg_elbo
+            out["elbo_data_lookahead"] = -neg_elbo
+        out["grad_norm_g"] = generator_step(self, c, None, grads)
+        out.update(loss_g=loss_g, loss_gan_g=loss_gan.detach())
+        return out
+
+    def _discriminator_steps(self, batch: Tensor, n_gen: int, noise: torch.Generator | None = None
+                             ) -> dict[str, Tensor]:
+        """``n_dis`` discriminator steps, BCE(real = 1, fake = 0), the fakes drawn from ``noise`` (None: the
+        method's generator)."""
+        out: dict[str, Tensor] = {}
+        for _ in range(self.config.n_dis):
+            with torch.no_grad():
+                fake = generate(self, n_gen, noise)
+            logit_real, logit_fake = self.D(batch).squeeze(1), self.D(fake).squeeze(1)
+            loss_d = F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real)) + \
+                F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
+            optimizer_step(self.optimizers["discriminator"], loss_d, self.recipe)
+            out.update(loss_d=loss_d.detach(), d_real=logit_real.mean().detach(), d_fake=logit_fake.mean().detach())
+        return out
 
     def step_kind(self, step: int) -> str | None:
         """Warm-up steps (no teaching: no estimator update, no look-ahead) and teaching steps."""
@@ -458,15 +519,7 @@ class LBTGAN(LBT):
         if teaching:
             for _ in range(c.n_est):
                 out["elbo_gen"] = estimator_update(self, c, n_gen)
-        # --- discriminator steps: BCE(real = 1, fake = 0) ---
-        for _ in range(c.n_dis):
-            with torch.no_grad():
-                fake = generate(self, n_gen)
-            logit_real, logit_fake = self.D(batch).squeeze(1), self.D(fake).squeeze(1)
-            loss_d = F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real)) + \
-                F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
-            optimizer_step(self.optimizers["discriminator"], loss_d, self.recipe)
-            out.update(loss_d=loss_d.detach(), d_real=logit_real.mean().detach(), d_fake=logit_fake.mean().detach())
+        out.update(self._discriminator_steps(batch, n_gen))
         # --- generator step: λ · non-saturating GAN loss − ELBO(data; φ^K(ψ)), clipped ---
         with frozen(self.D):
             loss_gan = F.softplus(-self.D(generate(self, n_gen)).squeeze(1)).mean()
