@@ -12,6 +12,7 @@ Resolution order: the method's Config defaults → ``presets/<method>.toml`` →
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import tomllib
 import types
@@ -44,7 +45,13 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         args = [a for a in get_args(tp) if a is not type(None)]
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             return None
-        return coerce(value, args[0], key)
+        if len(args) == 1:
+            return coerce(value, args[0], key)
+        literal_first = sorted(args, key=lambda a: not _type_name(a).startswith("one of"))  # exact words, then the rest
+        for tp_ in literal_first:
+            with contextlib.suppress(EbmlabError):
+                return coerce(value, tp_, key)
+        raise EbmlabError(f"option {key}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
     if origin is tuple:
         return _coerce_tuple(value, get_args(tp), key)
     if tp in _SCALARS:
