@@ -53,9 +53,8 @@ def run(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> float:
 def official(a, b: int, out: Path) -> dict:
     o = out / f"official_b{b}"
     run([a.tf_python, str(OFFICIAL), "--repo", a.repo, "--script", SCRIPTS[a.method], "--out", str(o), "--iters",
-         str(a.iters), "--snap-every",
-         "--seed", "0", "--samples", "10", "--", *RING8, "-batch_size", str(b),
-         "-batch_size_est", str(b)], o.with_suffix(".log"))
+         str(a.iters), "--snap-every", str(a.iters), "--seed", "0", "--samples", "10", "--", *RING8, "-batch_size",
+         str(b), "-batch_size_est", str(b)], o.with_suffix(".log"))
     snaps = json.loads((o / "official.json").read_text())["snapshots"]
     first, last = snaps[0], snaps[-1]
     return {"steps_per_s": (last["steps"] - first["steps"]) / (last["seconds"] - first["seconds"])}

@@ -21,7 +21,9 @@ pure function; :class:`CompiledSteps` compiles it (inductor: fused C++ kernels) 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
+import types
 from typing import Any, Callable
 
 import torch
@@ -49,6 +51,23 @@ def compiler_available(device: torch.device) -> bool:
         return importlib.util.find_spec("triton") is not None
     headers = Path(sysconfig.get_paths()["include"], "Python.h").is_file()
     return device.type == "cpu" and headers and any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "clang++"))
+
+
+def own_code(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` (a function, bound method or ``functools.partial``) with a copy of its code object of its own.
+
+    ``torch.compile`` keeps its compiled graphs, and counts recompiles against its limit (8), per code object: the
+    same function compiled for a new sampler run or a new method instance (another energy, other networks) fails
+    its guards and recompiles, and the ninth in a process would be refused. A copy per run or instance compiles
+    apart, and its graphs go with it."""
+    if isinstance(fn, functools.partial):
+        return functools.partial(own_code(fn.func), *fn.args, **fn.keywords)
+    if isinstance(fn, types.MethodType):
+        return types.MethodType(own_code(fn.__func__), fn.__self__)
+    assert isinstance(fn, types.FunctionType), f"own_code takes a Python function, got {type(fn).__name__}"
+    copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__, copy.__qualname__ = fn.__kwdefaults__, fn.__qualname__
+    return copy
 
 
 def blocker(method: Any, device: torch.device, processes: int, precision: str) -> str | None:
@@ -93,7 +112,7 @@ class CompiledSteps:
         self.say: Callable[[str], None] | None = None
 
     def compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        return torch.compile(fn, fullgraph=True, dynamic=False, backend=self.backend)
+        return torch.compile(own_code(fn), fullgraph=True, dynamic=False, backend=self.backend)
 
     def step(self, batch: Tensor, step: int) -> dict[str, Any]:
         kind = self.method.step_kind(step)
@@ -132,4 +151,4 @@ class CompiledSteps:
         return state
 
 
-__all__ = ["AUTO_MIN_STEPS", "BACKEND", "CompiledSteps", "blocker", "compiler_available", "decide"]
+__all__ = ["AUTO_MIN_STEPS", "BACKEND", "CompiledSteps", "blocker", "compiler_available", "decide", "own_code"]

@@ -127,3 +127,33 @@ def test_the_guided_sampler_passes_compile_through_and_checks_it(monkeypatch):
     out = [latent_samples(g, lambda x: (x * x).sum(1), 3, 32, GuidedConfig(mcmc_steps=20, mcmc_compile=c),
                           generator=torch.Generator().manual_seed(5))[0] for c in ("off", "on")]
     torch.testing.assert_close(out[1], out[0], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("algorithm,kw", [("ula", {"step_size": 0.05}), ("mala", {"step_size": 0.5}),
+                                          ("kinetic_langevin", {"gamma": 0.01, "kappa": 1.0})])
+def test_blocks_of_compiled_steps_are_the_single_steps(monkeypatch, algorithm, kw):
+    """After warm-up the compiled chains run COMPILE_BLOCK steps a call (their draws made first, in the steps'
+    order), the rest one at a time: 3 warm-up steps, two blocks of 8, 5 single steps give the eager chains."""
+    monkeypatch.setattr(mcmc, "COMPILE_BACKEND", "aot_eager")
+    calls = []
+    block = mcmc._Stepper.block
+    monkeypatch.setattr(mcmc._Stepper, "block", lambda self, *a: calls.append(a[-1]) or block(self, *a))
+    x0 = torch.randn(32, 2, dtype=DT, generator=torch.Generator().manual_seed(1))
+    out = [mcmc.run(getattr(mcmc, algorithm), x0, gaussian_energy, n_steps=21, n_warmup=3, compile=c,
+                    generator=torch.Generator().manual_seed(2), **kw) for c in ("off", "on")]
+    assert calls == [mcmc.COMPILE_BLOCK, mcmc.COMPILE_BLOCK] == [8, 8]
+    torch.testing.assert_close(out[1].final_state.x, out[0].final_state.x, rtol=0, atol=1e-10)
+    torch.testing.assert_close(out[1].acceptance_rate, out[0].acceptance_rate, rtol=0, atol=1e-12)
+    assert out[1].compile_seconds > 0
+
+
+def test_many_compiled_runs_in_one_process_each_compile_apart(monkeypatch):
+    """Each run compiles its own copy of the step's code (compiled.own_code): nine runs with nine energies in one
+    process, past dynamo's limit of 8 recompiles of one code object, all compile and give their eager chains."""
+    monkeypatch.setattr(mcmc, "COMPILE_BACKEND", "aot_eager")
+    x0 = torch.randn(8, 2, dtype=DT, generator=torch.Generator().manual_seed(1))
+    for k in range(9):
+        energy = (lambda s: lambda x: 0.5 * s * (x * x).sum(1))(1.0 + k)  # a new closure: new guards
+        out = [mcmc.run(mcmc.ula, x0, energy, n_steps=8, compile=c, step_size=0.01,
+                        generator=torch.Generator().manual_seed(k)) for c in ("off", "on")]
+        torch.testing.assert_close(out[1].final_state.x, out[0].final_state.x, rtol=0, atol=1e-12)

@@ -29,7 +29,7 @@ from typing import Any, Callable, NamedTuple
 import torch
 from torch import Tensor
 
-from ..compiled import compiler_available  # the samplers' check (patched in tests as mcmc.compiler_available)
+from ..compiled import compiler_available, own_code  # the check is patched in tests as mcmc.compiler_available
 from ..nets.calls import in_blocks
 from ..rng import rand, randn
 from ..syncs import scalar_like
@@ -321,7 +321,8 @@ class _CompiledDriftKick:
     def __init__(self, energy_fn: EnergyFn, **compile_kw: Any):
         self.energy_grad = functional_energy_and_grad(energy_fn)
         eg = self.energy_grad
-        self.drift_kick = torch.compile(lambda x, p, eps, kick: _drift_kick(x, p, eps, kick, eg), **compile_kw)
+        step = own_code(lambda x, p, eps, kick: _drift_kick(x, p, eps, kick, eg))  # a code object per run
+        self.drift_kick = torch.compile(step, **compile_kw)
 
     def __call__(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.energy_grad(x)
@@ -586,6 +587,9 @@ kinetic_langevin = Algorithm("kinetic_langevin", kinetic_langevin_init, kinetic_
 
 COMPILE_BACKEND = "inductor"  # torch.compile's backend for compile=on|auto (the tests trace with aot_eager)
 COMPILE_MIN_STEPS = 500  # compile="auto": chains shorter than this run eagerly (the compile takes 10-40 s on a CPU)
+# compiled samplers whose step is one graph run the steps after warm-up in blocks of this many per compiled call: a
+# call's fixed cost (dynamo's guards and the wrapper, ~39 us on a 2-core CPU) is paid once a block, not once a step
+COMPILE_BLOCK = 8
 COMPILE_CHOICES = (False, True, "auto", "off", "on")
 
 
@@ -600,13 +604,15 @@ class _Stepper:
         self.algorithm, self.energy_fn, self.mode, self.static = algorithm, energy_fn, mode, static
         self.compiled: Callable[..., Any] | None = None
         self.compile_seconds: float | None = None
+        self._block: Callable[..., Any] | None = None  # the compiled block of steps (block)
+        self.block_compile_seconds: float | None = None  # its first call (the compile, with one block)
         self._setup = 0.0  # torch.compile's own imports (dynamo, inductor: seconds on a first use), counted in
         if mode and algorithm.apply is None:
             raise ValueError(f"compile: {algorithm.name!r} has no draws/apply split to compile")
         if mode:
             t0 = time.perf_counter()
             kw: dict[str, Any] = {"fullgraph": True, "dynamic": False, "backend": COMPILE_BACKEND}
-            self.compiled = torch.compile(self._flat, **kw) if algorithm.compile_whole else \
+            self.compiled = torch.compile(own_code(self._flat), **kw) if algorithm.compile_whole else \
                 _CompiledDriftKick(energy_fn, **kw)
             self._setup = time.perf_counter() - t0
 
@@ -641,6 +647,60 @@ class _Stepper:
         if first:
             self.compile_seconds = self._setup + time.perf_counter() - t0
         return new, info
+
+    def _flat_block(self, cls: type, fields: tuple[Tensor, ...], draws: tuple[tuple[Tensor, ...], ...],
+                    kw: dict[str, Tensor]) -> tuple[tuple[Tensor, ...], Tensor]:
+        assert self.algorithm.apply is not None
+        state, eg, acc = cls(*fields), functional_energy_and_grad(self.energy_fn), None
+        for d in draws:
+            state, info = self.algorithm.apply(state, eg, d, **kw, **self.static)
+            acc = info.acceptance_prob if acc is None else acc + info.acceptance_prob
+        assert acc is not None
+        return tuple(getattr(state, f.name) for f in dataclasses.fields(state)), acc
+
+    def blocked(self, n: int) -> bool:
+        """Whether :meth:`block` runs ``n`` steps as one compiled call (samplers compiled whole; ``n`` > 1)."""
+        return self.compiled is not None and self.algorithm.compile_whole and n > 1
+
+    def block(self, state: Any, generator: torch.Generator, kw: dict[str, Any], n: int) -> tuple[Any, Tensor]:
+        """``n`` steps as one compiled call (:meth:`blocked`), their draws made first, in the order the ``n`` steps
+        make them (a step's draws depend only on the state's shapes): the same chain as ``n`` single steps to
+        float rounding. Returns the state after them and the sum of their acceptance probabilities."""
+        assert self.algorithm.draws is not None
+        draws = tuple(self.algorithm.draws(state, generator, **self.static) for _ in range(n))
+        tensors = {k: scalar_like(v, state.x) for k, v in kw.items()}
+        if self._block is None:
+            self._block = torch.compile(own_code(self._flat_block), fullgraph=True, dynamic=False,
+                                        backend=COMPILE_BACKEND)
+        first, t0 = self.block_compile_seconds is None, time.perf_counter()
+        try:
+            out, acc = self._block(type(state), tuple(getattr(state, f.name) for f in dataclasses.fields(state)),
+                                   draws, tensors)
+        except torch._dynamo.exc.TorchDynamoException as exc:
+            if not first:
+                raise
+            if self.mode != "auto":
+                raise ValueError(f"compile=on: the energy cannot be compiled into one graph ({type(exc).__name__}): "
+                                 f"{exc}") from None
+            warnings.warn(f"compile=auto: the energy could not be compiled into one graph ({type(exc).__name__}); "
+                          f"the chains run eagerly", stacklevel=3)
+            self.compiled = None
+            acc = torch.zeros_like(state.x[:, 0])
+            apply = self.algorithm.apply
+            assert apply is not None
+            for d in draws:
+                state, info = apply(state, _eager(self.energy_fn), d, **kw, **self.static)
+                acc = acc + info.acceptance_prob
+            return state, acc
+        if first:
+            self.block_compile_seconds = time.perf_counter() - t0
+        return type(state)(*out), acc
+
+    @property
+    def total_compile_seconds(self) -> float | None:
+        """The compiles' seconds: the single step's and the block's (None: nothing was compiled)."""
+        parts = [t for t in (self.compile_seconds, self.block_compile_seconds) if t is not None]
+        return sum(parts) + (self._setup if self.compile_seconds is None else 0.0) if parts else None
 
     def _compiled_step(self, state: Any, draws: tuple[Tensor, ...], tensors: dict[str, Tensor]) -> tuple[Any, StepInfo]:
         assert self.algorithm.apply is not None and self.compiled is not None
@@ -681,6 +741,25 @@ class RunResult:
     mean_acceptance: float
     step_size: float | Tensor | None
     compile_seconds: float | None = None
+
+
+def _check_run(algorithm: Algorithm, adapt_step_size: bool | str, n_warmup: int, initial: Any,
+               thin: int | None) -> None:
+    """:func:`run`'s refusals of its arguments."""
+    if adapt_step_size not in (False, True, "global", "per_chain"):
+        raise ValueError(f"adapt_step_size must be False, True (global) or 'per_chain'; got {adapt_step_size!r}.")
+    if adapt_step_size and not algorithm.adaptable:
+        raise ValueError(
+            f"adapt_step_size=True needs a Metropolis-adjusted sampler (mala or hmc); "
+            f"got {algorithm.name!r}, whose acceptance is always 1."
+        )
+    if adapt_step_size and (n_warmup <= 0 or not isinstance(initial, (int, float))):
+        raise ValueError(
+            "adapt_step_size=True needs n_warmup > 0 and an initial scalar step_size=...; got "
+            f"n_warmup={n_warmup}, step_size={initial!r}."
+        )
+    if thin is not None and thin < 1:
+        raise ValueError(f"thin must be None or >= 1, got {thin}.")
 
 
 def run(
@@ -727,21 +806,8 @@ def run(
         **step_kwargs: passed to ``algorithm.step`` (``step_size``, ``n_leapfrog``, or
             ``gamma`` and ``kappa`` for kinetic Langevin).
     """
-    if adapt_step_size not in (False, True, "global", "per_chain"):
-        raise ValueError(f"adapt_step_size must be False, True (global) or 'per_chain'; got {adapt_step_size!r}.")
-    if adapt_step_size and not algorithm.adaptable:
-        raise ValueError(
-            f"adapt_step_size=True needs a Metropolis-adjusted sampler (mala or hmc); "
-            f"got {algorithm.name!r}, whose acceptance is always 1."
-        )
     initial = step_kwargs.get("step_size")
-    if adapt_step_size and (n_warmup <= 0 or not isinstance(initial, (int, float))):
-        raise ValueError(
-            "adapt_step_size=True needs n_warmup > 0 and an initial scalar step_size=...; got "
-            f"n_warmup={n_warmup}, step_size={initial!r}."
-        )
-    if thin is not None and thin < 1:
-        raise ValueError(f"thin must be None or >= 1, got {thin}.")
+    _check_run(algorithm, adapt_step_size, n_warmup, initial, thin)
     if x0.dim() > 2:  # any event shape: the chains run on the flattened coordinates (the kernels are coordinate-wise)
         event = tuple(x0.shape[1:])
         res = run(algorithm, x0.flatten(1), lambda v: energy_fn(v.reshape(-1, *event)), n_steps=n_steps,
@@ -756,11 +822,11 @@ def run(
     static = {k: v for k, v in step_kwargs.items() if k != "step_size"}
     step_kwargs = {k: v for k, v in step_kwargs.items() if k == "step_size"}
     stepper = _Stepper(algorithm, energy_fn, _compile_mode(compile, total, x0.device), static)
-    steps = range(total)
+    bar = None
     if progress:
         from tqdm.auto import tqdm  # optional dependency, imported only when asked for
 
-        steps = tqdm(steps, desc=algorithm.name)
+        bar = tqdm(total=total, desc=algorithm.name)
 
     acc_sum = torch.zeros(x0.shape[0], dtype=x0.dtype, device=x0.device)
     kept: list[Tensor] = []
@@ -768,7 +834,18 @@ def run(
     da = dual_averaging_init(float(initial or 0.0), x0.shape[0], device=x0.device) if per_chain else None
     if da is not None:  # [b] from the first step (the same values): a compiled step keeps one shape
         step_kwargs["step_size"] = da.log_eps.exp().to(x0.dtype)
-    for i in steps:
+    block = COMPILE_BLOCK if thin is None else math.gcd(COMPILE_BLOCK, thin)
+    i = 0
+    while i < total:
+        if i >= n_warmup and total - i >= block and stepper.blocked(block):  # after warm-up: blocks of steps
+            state, acc = stepper.block(state, generator, step_kwargs, block)
+            acc_sum += acc
+            i += block
+            if thin is not None and (i - n_warmup) % thin == 0:
+                kept.append(state.x)
+            if bar is not None:
+                bar.update(block)
+            continue
         state, info = stepper(state, generator, step_kwargs)
         if da is not None and i < n_warmup:
             da = dual_averaging_update(da, info.acceptance_prob, target=target_accept)
@@ -782,6 +859,11 @@ def run(
             acc_sum += info.acceptance_prob
             if thin is not None and (i - n_warmup + 1) % thin == 0:
                 kept.append(state.x)
+        i += 1
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     acc = acc_sum / max(n_steps, 1)
     return RunResult(
         final_state=state,
@@ -789,5 +871,5 @@ def run(
         acceptance_rate=acc,
         mean_acceptance=acc.mean().item(),
         step_size=step_kwargs.get("step_size"),
-        compile_seconds=stepper.compile_seconds,
+        compile_seconds=stepper.total_compile_seconds,
     )
