@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 TASKS = {  # task -> (dimension, {sampler: step size in ebmlab's convention (h for ULA/MALA, eps for HMC)})
     "ring8": (2, {"ula": 0.005, "mala": 0.02, "hmc": 0.05}),
@@ -203,13 +204,14 @@ def answer(task: str, x) -> dict:
 
 # --- the driver --------------------------------------------------------------------------------------------------
 
-def worker(args: argparse.Namespace) -> None:
+def worker(args: argparse.Namespace, peer: str = "blackjax", run_peer: Callable[..., dict] | None = None) -> None:
+    """One run in this process, pinned to CPU 0: ``peer``'s (``run_peer``: blackjax's by default) or ebmlab's."""
     import numpy as np
 
     os.sched_setaffinity(0, {0})
     arrays = np.load(args.inputs)
-    if args.side == "blackjax":
-        r = run_blackjax(args.task, args.sampler, arrays, args.steps)
+    if args.side == peer:
+        r = (run_peer or run_blackjax)(args.task, args.sampler, arrays, args.steps)
     else:
         r = run_ebmlab(args.task, args.sampler, args.side.split("-")[1], arrays, args.steps)
     x = r.pop("x")
@@ -231,36 +233,36 @@ def launch(python: str, side: str, task: str, sampler: str, inputs: Path, steps:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(doc: str, samplers: str, peer_flag: str, peer_help: str) -> argparse.Namespace:
+    """The command line of a samplers-vs-peer script (this one's and ``samplers_torchebm.py``'s)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd")
     w = sub.add_parser("worker")
     for a in ("side", "task", "sampler", "inputs"):
         w.add_argument(a)
     w.add_argument("steps", type=int)
-    ap.add_argument("--peer-python", required=False, help="a Python with jax and blackjax installed")
+    ap.add_argument(peer_flag, required=False, help=peer_help)
     ap.add_argument("--chains", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--tasks", default=",".join(TASKS))
-    ap.add_argument("--samplers", default="ula,mala,hmc")
-    ap.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".json"))
-    args = ap.parse_args()
-    if args.cmd == "worker":
-        return worker(args)
-    if not args.peer_python:
-        raise SystemExit("--peer-python PATH: a Python with jax and blackjax (pip install blackjax) is needed")
+    ap.add_argument("--samplers", default=samplers)
+    ap.add_argument("--out", type=Path, default=Path(sys.argv[0]).with_suffix(".json"))
+    return ap.parse_args()
+
+
+def compare(args: argparse.Namespace, peer: str, launch_side: Callable[[str, str, str, Path], dict]) -> None:
+    """Every task and sampler: ebmlab eager, ebmlab compiled and ``peer`` one after another (``launch_side(side,
+    task, sampler, inputs)``), the ratios (peer time / ebmlab time) and the load; the JSON to ``args.out``."""
     inputs = args.out.with_suffix(".inputs.npz")
     write_inputs(inputs, args.chains)
     rows, t0 = [], time.time()
     for task in args.tasks.split(","):
         for sampler in args.samplers.split(","):
-            load = os.getloadavg()[0]
-            row = {"task": task, "sampler": sampler, "load_before": round(load, 2)}
-            for side, py in (("ebmlab-eager", sys.executable), ("ebmlab-compiled", sys.executable),
-                             ("blackjax", args.peer_python)):
-                row[side] = launch(py, side, task, sampler, inputs, args.steps)
-            row["ratio_eager"] = row["blackjax"]["run_s"] / row["ebmlab-eager"]["run_s"]
-            row["ratio_compiled"] = row["blackjax"]["run_s"] / row["ebmlab-compiled"]["run_s"]
+            row = {"task": task, "sampler": sampler, "load_before": round(os.getloadavg()[0], 2)}
+            for side in ("ebmlab-eager", "ebmlab-compiled", peer):
+                row[side] = launch_side(side, task, sampler, inputs)
+            row["ratio_eager"] = row[peer]["run_s"] / row["ebmlab-eager"]["run_s"]
+            row["ratio_compiled"] = row[peer]["run_s"] / row["ebmlab-compiled"]["run_s"]
             print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()
                               if not isinstance(v, dict)}), flush=True)
             rows.append(row)
@@ -269,6 +271,16 @@ def main() -> None:
             platform.machine(), "cpus": os.cpu_count(), "chains": args.chains, "steps": args.steps,
             "load_after": round(os.getloadavg()[0], 2)}
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+
+
+def main() -> None:
+    args = arguments(__doc__, "ula,mala,hmc", "--peer-python", "a Python with jax and blackjax installed")
+    if args.cmd == "worker":
+        return worker(args)
+    if not args.peer_python:
+        raise SystemExit("--peer-python PATH: a Python with jax and blackjax (pip install blackjax) is needed")
+    compare(args, "blackjax", lambda side, task, sampler, inputs: launch(
+        args.peer_python if side == "blackjax" else sys.executable, side, task, sampler, inputs, args.steps))
 
 
 if __name__ == "__main__":

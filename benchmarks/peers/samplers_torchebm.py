@@ -18,17 +18,15 @@ ebmlab faster). The three runs of a row are made one after the other; the load a
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from samplers_blackjax import N_LEAPFROG, TASKS, answer, run_ebmlab, torch_energy, write_inputs  # noqa: E402
+from samplers_blackjax import N_LEAPFROG, TASKS, arguments, compare, torch_energy, worker  # noqa: E402
 
 
 def run_torchebm(task: str, sampler: str, arrays, steps: int) -> dict:
@@ -54,19 +52,6 @@ def run_torchebm(task: str, sampler: str, arrays, steps: int) -> dict:
     return {"run_s": time.perf_counter() - t0, "compile_s": None, "x": x.detach().numpy()}
 
 
-def worker(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    os.sched_setaffinity(0, {0})
-    arrays = np.load(args.inputs)
-    if args.side == "torchebm":
-        r = run_torchebm(args.task, args.sampler, arrays, args.steps)
-    else:
-        r = run_ebmlab(args.task, args.sampler, args.side.split("-")[1], arrays, args.steps)
-    x = r.pop("x")
-    print(json.dumps({**r, **answer(args.task, x)}))
-
-
 def launch(side: str, task: str, sampler: str, inputs: Path, steps: int, torchebm_path: str) -> dict:
     import shutil
     import tempfile
@@ -83,41 +68,14 @@ def launch(side: str, task: str, sampler: str, inputs: Path, steps: int, torcheb
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    sub = ap.add_subparsers(dest="cmd")
-    w = sub.add_parser("worker")
-    for a in ("side", "task", "sampler", "inputs"):
-        w.add_argument(a)
-    w.add_argument("steps", type=int)
-    ap.add_argument("--torchebm-path", help="a directory holding the torchebm package (pip install --target)")
-    ap.add_argument("--chains", type=int, default=1000)
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--tasks", default=",".join(TASKS))
-    ap.add_argument("--samplers", default="ula,hmc")
-    ap.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".json"))
-    args = ap.parse_args()
+    args = arguments(__doc__, "ula,hmc", "--torchebm-path",
+                     "a directory holding the torchebm package (pip install --no-deps --target DIR torchebm)")
     if args.cmd == "worker":
-        return worker(args)
+        return worker(args, "torchebm", run_torchebm)
     if not args.torchebm_path:
         raise SystemExit("--torchebm-path DIR: torchebm installed there (pip install --no-deps --target DIR torchebm)")
-    inputs = args.out.with_suffix(".inputs.npz")
-    write_inputs(inputs, args.chains)
-    rows, t0 = [], time.time()
-    for task in args.tasks.split(","):
-        for sampler in args.samplers.split(","):
-            row = {"task": task, "sampler": sampler, "load_before": round(os.getloadavg()[0], 2)}
-            for side in ("ebmlab-eager", "ebmlab-compiled", "torchebm"):
-                row[side] = launch(side, task, sampler, inputs, args.steps, args.torchebm_path)
-            row["ratio_eager"] = row["torchebm"]["run_s"] / row["ebmlab-eager"]["run_s"]
-            row["ratio_compiled"] = row["torchebm"]["run_s"] / row["ebmlab-compiled"]["run_s"]
-            print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()
-                              if not isinstance(v, dict)}), flush=True)
-            rows.append(row)
-    inputs.unlink()
-    meta = {"command": " ".join(sys.argv), "wall_s": round(time.time() - t0, 1), "machine": platform.processor() or
-            platform.machine(), "cpus": os.cpu_count(), "chains": args.chains, "steps": args.steps,
-            "load_after": round(os.getloadavg()[0], 2)}
-    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    compare(args, "torchebm", lambda side, task, sampler, inputs: launch(side, task, sampler, inputs, args.steps,
+                                                                         args.torchebm_path))
 
 
 if __name__ == "__main__":
