@@ -24,7 +24,7 @@ import dataclasses
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor
@@ -593,6 +593,9 @@ COMPILE_BLOCK = 8
 COMPILE_CHOICES = (False, True, "auto", "off", "on")
 
 
+_T = TypeVar("_T")
+
+
 class _Stepper:
     """One step of ``algorithm``: eager, or its ``apply`` compiled into one graph (energy, gradient and update; the
     draws stay eager, from the same generator in the same order; HMC: one leapfrog step, see ``hmc``).
@@ -603,9 +606,9 @@ class _Stepper:
     def __init__(self, algorithm: Algorithm, energy_fn: EnergyFn, mode: bool | str, static: dict[str, Any]):
         self.algorithm, self.energy_fn, self.mode, self.static = algorithm, energy_fn, mode, static
         self.compiled: Callable[..., Any] | None = None
-        self.compile_seconds: float | None = None
+        self.compile_seconds: float | None = None  # the first calls of the step and of the block, summed
         self._block: Callable[..., Any] | None = None  # the compiled block of steps (block)
-        self.block_compile_seconds: float | None = None  # its first call (the compile, with one block)
+        self._called: set[str] = set()  # which compiled functions have had their first (compiling) call
         self._setup = 0.0  # torch.compile's own imports (dynamo, inductor: seconds on a first use), counted in
         if mode and algorithm.apply is None:
             raise ValueError(f"compile: {algorithm.name!r} has no draws/apply split to compile")
@@ -630,23 +633,42 @@ class _Stepper:
         assert self.algorithm.draws is not None and self.algorithm.apply is not None
         draws = self.algorithm.draws(state, generator, **self.static)
         tensors = {k: scalar_like(v, state.x) for k, v in kw.items()}  # a new value must not recompile
-        first = self.compile_seconds is None
-        t0 = time.perf_counter()
+        return self._first_timed("step", lambda: self._compiled_step(state, draws, tensors),
+                                 lambda: self._eager_steps(state, (draws,), kw)[:2])
+
+    def _first_timed(self, name: str, call: Callable[[], _T], eager: Callable[[], _T]) -> _T:
+        """``call()``, the first call of each compiled function timed into ``compile_seconds`` (torch.compile's
+        set-up counted once); when that first call cannot trace the energy into one graph: ``eager()`` with a
+        warning under ``auto`` (and no compiling from then on), a ValueError under ``on``."""
+        first, t0 = name not in self._called, time.perf_counter()
         try:
-            new, info = self._compiled_step(state, draws, tensors)
+            out = call()
         except torch._dynamo.exc.TorchDynamoException as exc:
             if not first:
                 raise
-            if self.mode == "auto":
-                warnings.warn(f"compile=auto: the energy could not be compiled into one graph "
-                              f"({type(exc).__name__}); the chains run eagerly", stacklevel=3)
-                self.compiled = None
-                return self.algorithm.apply(state, _eager(self.energy_fn), draws, **kw, **self.static)
-            raise ValueError(f"compile=on: the energy cannot be compiled into one graph ({type(exc).__name__}): "
-                             f"{exc}") from None
+            if self.mode != "auto":
+                raise ValueError(f"compile=on: the energy cannot be compiled into one graph ({type(exc).__name__}): "
+                                 f"{exc}") from None
+            warnings.warn(f"compile=auto: the energy could not be compiled into one graph ({type(exc).__name__}); "
+                          f"the chains run eagerly", stacklevel=4)
+            self.compiled = None
+            return eager()
         if first:
-            self.compile_seconds = self._setup + time.perf_counter() - t0
-        return new, info
+            self._called.add(name)
+            self.compile_seconds = (self.compile_seconds or self._setup) + time.perf_counter() - t0
+        return out
+
+    def _eager_steps(self, state: Any, draws: tuple[tuple[Tensor, ...], ...], kw: dict[str, Any]
+                     ) -> tuple[Any, StepInfo, Tensor]:
+        """The steps of ``draws`` eagerly: the last state and step information, and the acceptances' sum."""
+        apply = self.algorithm.apply
+        assert apply is not None
+        acc = None
+        for d in draws:
+            state, info = apply(state, _eager(self.energy_fn), d, **kw, **self.static)
+            acc = info.acceptance_prob if acc is None else acc + info.acceptance_prob
+        assert acc is not None
+        return state, info, acc
 
     def _flat_block(self, cls: type, fields: tuple[Tensor, ...], draws: tuple[tuple[Tensor, ...], ...],
                     kw: dict[str, Tensor]) -> tuple[tuple[Tensor, ...], Tensor]:
@@ -672,35 +694,18 @@ class _Stepper:
         if self._block is None:
             self._block = torch.compile(own_code(self._flat_block), fullgraph=True, dynamic=False,
                                         backend=COMPILE_BACKEND)
-        first, t0 = self.block_compile_seconds is None, time.perf_counter()
-        try:
-            out, acc = self._block(type(state), tuple(getattr(state, f.name) for f in dataclasses.fields(state)),
-                                   draws, tensors)
-        except torch._dynamo.exc.TorchDynamoException as exc:
-            if not first:
-                raise
-            if self.mode != "auto":
-                raise ValueError(f"compile=on: the energy cannot be compiled into one graph ({type(exc).__name__}): "
-                                 f"{exc}") from None
-            warnings.warn(f"compile=auto: the energy could not be compiled into one graph ({type(exc).__name__}); "
-                          f"the chains run eagerly", stacklevel=3)
-            self.compiled = None
-            acc = torch.zeros_like(state.x[:, 0])
-            apply = self.algorithm.apply
-            assert apply is not None
-            for d in draws:
-                state, info = apply(state, _eager(self.energy_fn), d, **kw, **self.static)
-                acc = acc + info.acceptance_prob
-            return state, acc
-        if first:
-            self.block_compile_seconds = time.perf_counter() - t0
-        return type(state)(*out), acc
+        fields = tuple(getattr(state, f.name) for f in dataclasses.fields(state))
 
-    @property
-    def total_compile_seconds(self) -> float | None:
-        """The compiles' seconds: the single step's and the block's (None: nothing was compiled)."""
-        parts = [t for t in (self.compile_seconds, self.block_compile_seconds) if t is not None]
-        return sum(parts) + (self._setup if self.compile_seconds is None else 0.0) if parts else None
+        def compiled() -> tuple[Any, Tensor]:
+            assert self._block is not None
+            out, acc = self._block(type(state), fields, draws, tensors)
+            return type(state)(*out), acc
+
+        def eager() -> tuple[Any, Tensor]:
+            new, _, acc = self._eager_steps(state, draws, kw)
+            return new, acc
+
+        return self._first_timed("block", compiled, eager)
 
     def _compiled_step(self, state: Any, draws: tuple[Tensor, ...], tensors: dict[str, Tensor]) -> tuple[Any, StepInfo]:
         assert self.algorithm.apply is not None and self.compiled is not None
@@ -871,5 +876,5 @@ def run(
         acceptance_rate=acc,
         mean_acceptance=acc.mean().item(),
         step_size=step_kwargs.get("step_size"),
-        compile_seconds=stepper.total_compile_seconds,
+        compile_seconds=stepper.compile_seconds,
     )
