@@ -103,13 +103,14 @@ class CompiledSteps:
     autocast contexts of the runner) and ``after`` what follows one (the recipe's moving average)."""
 
     def __init__(self, method: Any, run_step: Callable[[Tensor, int], dict[str, Any]],
-                 after: Callable[[], None], budget: Any = None, backend: str | None = None):
+                 after: Callable[[], None], budget: Any = None, backend: str | None = None,
+                 say: Callable[[str], None] | None = None):
         self.method, self.run_step, self.after, self.budget = method, run_step, after, budget
         self.backend = backend or BACKEND
         self.draws: dict[tuple[Any, ...], list[rng.Draw]] = {}
         self.rows: dict[tuple[Any, ...], dict[str, int]] = {}  # network evaluations of a step of the kind
         self.compile_seconds: float | None = None
-        self.say: Callable[[str], None] | None = None
+        self.say = say  # told the compile time once (the trainer's progress output), or None
 
     def compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         return torch.compile(own_code(fn), fullgraph=True, dynamic=False, backend=self.backend)

@@ -444,12 +444,11 @@ def runner(method: Any, placement: Any, budget: Any = None, *, tensor_lrs: bool 
         method.recipe.after_step()
         return metrics
 
-    if getattr(placement, "compiled", False):
+    if placement.compiled:
         from .compiled import CompiledSteps
 
-        steps = CompiledSteps(method, run_step, method.recipe.after_step, budget)
-        steps.say = on_fallback and (lambda line: print(line, flush=True))
-        return steps  # type: ignore[return-value]
+        say = (lambda line: print(line, flush=True)) if on_fallback is not None else None  # the run's progress output
+        return CompiledSteps(method, run_step, method.recipe.after_step, budget, say=say)  # type: ignore[return-value]
     if not placement.captured:
         return EagerSteps(run_step)
     prepare(method, placement.graphs, tensor_lrs=tensor_lrs)

@@ -191,11 +191,15 @@ def init_networks(method: Method, c: LBTConfig) -> None:
         init_linears(net, c.init)
 
 
-def generate(method: Method, n: int, generator: torch.Generator | None = None) -> Tensor:
-    """G(z) [n, D], z ~ N(0, I) in the generator's dtype (so a float64 copy of the method runs in float64)."""
+def _latent(method: Method, n: int, generator: torch.Generator | None) -> Tensor:
+    """z ~ N(0, I) [n, z_dim] in the generator's dtype (so a float64 copy of the method runs in float64)."""
     dtype = next(method.G.parameters()).dtype
-    z = randn(n, method.config.z_dim, generator=generator or method.rng, device=method.device, dtype=dtype)
-    return method.G(z)
+    return randn(n, method.config.z_dim, generator=generator or method.rng, device=method.device, dtype=dtype)
+
+
+def generate(method: Method, n: int, generator: torch.Generator | None = None) -> Tensor:
+    """G(z) [n, D], z ~ N(0, I)."""
+    return method.G(_latent(method, n, generator))
 
 
 class FlatParams:
@@ -316,9 +320,7 @@ def generator_step(method: Method, c: LBTConfig, loss_g: Tensor | None, grads: d
 
 def generate_at(method: Method, params: dict[str, Tensor], n: int, generator: torch.Generator) -> Tensor:
     """G(z) at the parameters ``params`` (name -> tensor) instead of the module's own, z as :func:`generate` draws."""
-    dtype = next(method.G.parameters()).dtype
-    z = randn(n, method.config.z_dim, generator=generator, device=method.device, dtype=dtype)
-    return functional_call(method.G, params, (z,))
+    return functional_call(method.G, params, (_latent(method, n, generator),))
 
 
 def real_updates(method: Method, g_params: dict[str, Tensor], start: EstimatorStart, n_gen: int,
@@ -368,11 +370,13 @@ def teaching_core(method: Method, g_params: dict[str, Tensor], start: EstimatorS
 
 
 def _writes_buffers(module: torch.nn.Module) -> bool:
-    """Whether ``module``'s forward pass updates its own buffers (BatchNorm's running statistics, spectral norm)."""
+    """Whether ``module``'s forward pass updates its own buffers: BatchNorm's running statistics, or the power
+    iteration of spectral norm (``nets.build.spectral_normalise``: torch's parametrization, a submodule here)."""
+    from torch.nn.utils.parametrizations import _SpectralNorm
+
     if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
         return module.track_running_stats
-    return any(name.endswith(("_u", "_v")) or "spectral" in name for name, _ in module.named_buffers(recurse=False)) \
-        or any("Spectral" in type(p).__name__ for ps in getattr(module, "parametrizations", {}).values() for p in ps)
+    return isinstance(module, _SpectralNorm)
 
 
 def _report(method: Method, c: LBTConfig, dataset: Dataset) -> dict[str, Any]:
