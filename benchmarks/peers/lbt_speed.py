@@ -71,8 +71,8 @@ def ebmlab(a, b: int, out: Path, name: str, opts: list[str], steps: int, env: di
     rec = {"steps_per_s": sess["steps_per_s"], "wall_s": round(wall, 1), "compile_s": comp}
     if comp is not None:  # the loop without the first compiled call (the compile, with one step)
         rec["steps_per_s_excl_compile"] = (steps - 1) / (sess["train_seconds"] - comp)
-    rec["loss_g"] = {json.loads(line)["step"]: json.loads(line)["loss_g"]
-                     for line in (r / "metrics.jsonl").read_text().splitlines() if '"train"' in line}
+    logged = [json.loads(line) for line in (r / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rec["loss_g"] = {m["step"]: m["loss_g"] for m in logged if m.get("kind") == "train"}
     return rec
 
 

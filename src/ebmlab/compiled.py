@@ -34,7 +34,7 @@ from .errors import EbmlabError
 
 BACKEND = "inductor"  # torch.compile's back-end (the tests trace with aot_eager, which generates no code)
 # compile=auto compiles runs of at least this many steps: LBT's cold compile (65-74 s on a 2-core CPU) is repaid
-# after ~1800-3100 steps at batch 8-512 (benchmarks/peers/README.md, LBT); a warm cache takes 10-12 s
+# after ~1650-3100 steps at batch 512-8 (benchmarks/peers/README.md, LBT); a warm cache takes 10-12 s
 AUTO_MIN_STEPS = 5000
 
 
