@@ -3,6 +3,7 @@
 # download anything: the wheels its Python lacks, EBM-BB's official code, Fashion-MNIST and the fashion classifier.
 #
 #   bash benchmarks/gpu/carry.sh [EBM-BB checkout or bare git dir]
+#   CLASSIFIER=0 bash benchmarks/gpu/carry.sh ...   # without the classifier (the speed and official parts need none)
 #
 # Run here, from the repository root, with this project's virtual environment active (it reads the classifier
 # from its cache, training it first if need be: `ebmlab classifier train --data fashion`, ~5 min on one core).
@@ -35,6 +36,7 @@ test -f .gpu/ebmbb/EBM-BB/train/train_image.py
 cp /usr/share/datasets/fashion-mnist/*-ubyte.gz .gpu/data/fashion-mnist/
 
 # The fashion classifier of this machine type (its record names the weights' sha256; loading checks it).
+[ "${CLASSIFIER:-1}" = 0 ] && { du -sh .gpu; exit 0; }
 python3 - <<'EOF'
 import json, shutil
 from pathlib import Path
