@@ -15,8 +15,10 @@ from .errors import EbmlabError
 
 def _list(args) -> None:
     if args.options:
-        print(options_listing(args.options, args.data, data_dir=args.data_dir))
+        print(options_listing(args.options, args.data, data_dir=args.data_dir, settings=args.settings))
         return
+    if args.settings:
+        raise EbmlabError("--settings goes with --options METHOD --data DATA")
     if args.data:
         raise EbmlabError("--data goes with --options METHOD (the effective options of METHOD on that data set)")
     from . import data, methods
@@ -46,19 +48,26 @@ def _from(source: str | None) -> str:
     return f"  [from {source}]" if source and source != "ebmlab" else ""
 
 
-def options_listing(method: str, data: str | None, data_dir: str | None = None) -> str:
-    """Every option of METHOD with the value a run on DATA would use, where it came from, and what it means."""
+def options_listing(method: str, data: str | None, data_dir: str | None = None, settings: str | None = None) -> str:
+    """Every option of METHOD with the value a run on DATA would use, where it came from, and what it means; with a
+    settings set, also where in the paper's release each of its values comes from."""
     from .config import to_dict
     from .methods import get_method
     from .options import describe
-    from .config import RunConfig, resolve_config
+    from .config import RunConfig, resolve_config, settings_sources
 
     cls = get_method(method)
+    if settings is not None and data is None:
+        raise EbmlabError("--settings needs --data (a settings set has files per data kind)")
+    released: dict[str, str] = {}
     if data is not None:
-        cfg = resolve_config(method, data, overrides={"data_dir": data_dir} if data_dir else None)
+        over = {**({"data_dir": data_dir} if data_dir else {}), **({"settings": settings} if settings else {})}
+        cfg = resolve_config(method, data, overrides=over or None)
         run, mcfg = to_dict(cfg.run), to_dict(cfg.method_config)
         head = (f"{method} on {data} — the values a run uses (presets applied: {', '.join(cfg.presets) or 'none'}):")
         src = cfg.source
+        if settings:
+            released = settings_sources(settings, method, data, cfg.dataset.kind)
     else:
         run, mcfg = to_dict(RunConfig()), to_dict(cls.Config())
         head = (f"{method}: class defaults; presets for the data set change some of them — add --data DATA to see "
@@ -71,6 +80,8 @@ def options_listing(method: str, data: str | None, data_dir: str | None = None) 
             shown = ",".join(map(str, v)) if isinstance(v, list) else repr(v) if isinstance(v, str) else str(v)
             origin = src(name)
             lines.append(f"  {name:<22} {shown:<18} {('[' + origin + ']'):<24} {describe(name, owner)}")
+            if name in released and origin.startswith("settings "):
+                lines.append(f"  {'':<22} {'':<18} {'':<24} from the release: {released[name]}")
     return "\n".join(lines)
 
 
@@ -345,7 +356,8 @@ def _sr(args: argparse.Namespace) -> None:
 EXAMPLES = {
     "list": """examples:
   ebmlab list                                  methods and data sets
-  ebmlab list --options kale --data ring8      every option of kale on ring8: value, origin, meaning""",
+  ebmlab list --options kale --data ring8      every option of kale on ring8: value, origin, meaning
+  ebmlab list --options bib --data stacked_fashion32 --settings paper   EBM-BB's released settings, with sources""",
     "train": """examples:
   ebmlab train kale --data ring8 --steps 2000 --out runs/kale-ring8
   ebmlab train gan --data fashion lr_g=1e-4 n_critic=5 --device auto
@@ -425,6 +437,8 @@ def _add_list(sub: Any) -> None:
     s.add_argument("--options", metavar="METHOD", help="every option of METHOD: value, where it came from, meaning")
     s.add_argument("--data", help="with --options: the values a run of METHOD on this data set uses (presets applied)")
     s.add_argument("--data-dir", help="with --data: directory of local data files (else EBMLAB_DATA)")
+    s.add_argument("--settings", help="with --data: a named settings set over the presets (paper: the paper's "
+                                      "released settings, each value with the release file it comes from)")
     s.set_defaults(fn=_list)
 
 
@@ -573,53 +587,70 @@ def _add_bench(sub: Any) -> None:
 
 
 def _claims(args) -> None:
-    from .claims import load_claims, verdict
-    from .claims.spec import get_claim
+    from .claims import verdict
+    from .claims.spec import get_claim, load_all
 
-    if args.claims_command == "list":
-        for c in load_claims(args.specs):
-            v = verdict(c)
-            scales = ",".join(c.scales) or c.status.replace("_", " ")
-            print(f"{c.id:<40} {c.paper:<9} {scales:<20} {v.text}")
-    elif args.claims_command == "render":
-        from .claims.render import write
+    if args.claims_command in ("list", "render"):
+        claims, bad = load_all(args.specs)
+        if args.claims_command == "list":
+            from .claims.arms import small_cost
+            from .claims.render import stale
 
-        claims = load_claims(args.specs)
-        counts = write(claims, args.out)
-        print(f"wrote {args.out}: {len(claims)} claim{'s' if len(claims) != 1 else ''} — "
-              + ", ".join(f"{n} {k}" for k, n in counts.items()))
-    else:
-        from .claims.run import run_claim
+            for c in claims:
+                v = verdict(c, stale=stale(c))
+                scales = ",".join(c.scales) or c.status.replace("_", " ")
+                print(f"{c.id:<40} {c.paper:<9} {scales:<18} {v.text:<40} {small_cost(c)}")
+        else:
+            from .claims.render import write
 
-        claim = get_claim(args.id, args.specs)
-        res = run_claim(claim, args.scale, seeds=args.seeds, out=args.out, jobs=args.jobs, device=args.device,
-                        data_dir=args.data_dir, shard=_shard(args.shard),
-                        command="ebmlab claims run " + " ".join(sys.argv[3:]))
-        if "shard" in res:
-            print(f"part {args.shard} done; run the same command without --shard to record the result (finished runs "
-                  f"are reused)")
-            return
-        v = verdict(get_claim(args.id, args.specs))
-        print(f"{claim.id}: {v.text} — {v.detail}")
+            counts = write(claims, args.out, bad)
+            print(f"wrote {args.out}: {len(claims)} claim{'s' if len(claims) != 1 else ''} — "
+                  + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        if bad:
+            raise EbmlabError("; ".join(bad.values()) + (" (the other claims were listed)" if args.claims_command ==
+                                                         "list" else " (the page lists the file as unreadable)"))
+        return
+    from .claims.run import run_claim
+
+    claim = get_claim(args.id, args.specs)
+    res = run_claim(claim, args.scale, seeds=args.seeds, out=args.out, jobs=args.jobs, device=args.device,
+                    data_dir=args.data_dir, shard=_shard(args.shard), replace=args.replace,
+                    command="ebmlab claims run " + " ".join(sys.argv[3:]))
+    if "shard" in res:
+        print(f"part {args.shard} done; run the same command without --shard to record the result (finished runs "
+              f"are reused)")
+        return
+    from .claims.render import stale
+    from .claims.verdict import equal_steps_verdict
+
+    c = get_claim(args.id, args.specs)
+    v = verdict(c, stale=stale(c))
+    print(f"{claim.id}: {v.text} — {v.detail}")
+    if (es := equal_steps_verdict(c)) is not None:
+        print(f"{claim.id} at equal steps: {es.text} — {es.detail}")
 
 
 def _add_claims(sub: Any) -> None:
     s = _sub(sub, "claims", "the papers' claims as specs: list them, re-run one, render benchmarks/claims.md")
     cs = s.add_subparsers(dest="claims_command", required=True, metavar="CLAIMS_COMMAND")
-    lst = cs.add_parser("list", help="every claim: id, paper, scales, verdict")
+    lst = cs.add_parser("list", help="every claim: id, paper, scales, verdict, small-scale cost")
     r = cs.add_parser("run", help="run a claim at a scale, record its result beside the spec, print the verdict",
                       epilog="examples:\n  ebmlab claims run kale-guided-beats-base-ring8 --scale small\n"
-                             "  ebmlab claims run bib-images-stacked --scale paper --device cuda --data-dir ~/data\n"
-                             "  ebmlab claims run vgan-beats-gan-stacked --scale medium --shard 0/4   (one job of an "
-                             "array)", formatter_class=argparse.RawDescriptionHelpFormatter)
+                             "  ebmlab claims run bib-beats-gan-paper-nets --scale paper --device cuda --data-dir "
+                             "~/data\n"
+                             "  ebmlab claims run vgan-modes-beat-gan-stacked-fashion --scale medium --shard 0/4   "
+                             "(one job of an array)", formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("id", help="the claim's id (`ebmlab claims list`)")
     r.add_argument("--scale", default="small", choices=("small", "medium", "paper"), help="default small")
-    r.add_argument("--seeds", type=int, help="seeds (default: the spec's, at least 3)")
-    r.add_argument("--out", help="where the runs go (default claims-runs/ID-SCALE; resumable)")
+    r.add_argument("--seeds", type=int, help="seeds, ≥ 1 (default: the spec's; the verdict rules need ≥ 3)")
+    r.add_argument("--out", help="the root of the claims' runs (default claims-runs; runs are shared between claims "
+                                 "and resumable)")
     r.add_argument("--jobs", type=int, default=1, help="parallel runs (each uses one thread)")
     r.add_argument("--device", help="cpu, cuda, auto (default: each run's own)")
     r.add_argument("--data-dir", help="directory of local data files (MNIST, CIFAR-10, ...); else EBMLAB_DATA")
-    r.add_argument("--shard", metavar="i/n", help="run only the i-th of n parts of each arm's runs")
+    r.add_argument("--shard", metavar="i/n", help="run only the i-th of n parts of the claim's runs")
+    r.add_argument("--replace", action="store_true", help="record the result even where it has fewer seeds than the "
+                                                          "recorded one")
     rd = cs.add_parser("render", help="write benchmarks/claims.md from the specs and their results")
     rd.add_argument("--out", default="benchmarks/claims.md", help="default benchmarks/claims.md")
     for p in (lst, r, rd):

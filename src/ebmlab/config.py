@@ -6,8 +6,14 @@ which rejects unknown keys (listing the valid ones) and values of the wrong type
 ``ebmlab.options.validate`` checks ranges. Nothing is written before the whole configuration is accepted.
 
 Resolution order: the method's Config defaults → ``presets/<method>.toml`` → ``presets/<method>_<kind>.toml`` →
-``presets/<method>_<data>.toml`` → ``--config FILE`` → ``key=value`` overrides. A file has ``[run]`` and
-``[method]`` tables; a flat override goes to whichever of the two has that key.
+``presets/<method>_<data>.toml`` → a named settings set (run option ``settings``, e.g. ``paper``: the files
+``presets/<settings>/`` holds under the same names, in the same order) → ``--config FILE`` → ``key=value``
+overrides. A file has ``[run]`` and ``[method]`` tables (a settings file also ``[source]``: where each value comes
+from); a flat override goes to whichever of the two has that key.
+
+The presets are ebmlab's settings for the budgets its benchmarks afford; a settings set is another coherent set,
+``paper`` being each paper's released code (its file and argument named for every value), so that a comparison can
+run at the authors' settings at any scale (:func:`settings_names`, :func:`settings_sources`).
 """
 
 from __future__ import annotations
@@ -202,6 +208,8 @@ class RunConfig:
     max_seconds: float = 0.0
     max_cpu_seconds: float = 0.0
     max_evals: int = 0
+    # a named settings set applied over the presets ("ebmlab": none; "paper": the paper's released settings)
+    settings: str = "ebmlab"
 
 
 @dataclass(frozen=True)
@@ -258,7 +266,7 @@ class ResolvedConfig:
 
 
 def _short(source: str) -> str:
-    return {"command line": "cli"}.get(source, source.removeprefix("preset "))
+    return {"command line": "cli"}.get(source, source.removeprefix("preset ").removeprefix("settings "))
 
 
 def _preset(name: str) -> dict[str, Any]:
@@ -270,13 +278,70 @@ def _preset(name: str) -> dict[str, Any]:
 
 def _apply_file(run: RunConfig, mcfg: Any, table: dict[str, Any], source: str, method: str,
                 sources: dict[str, str]) -> tuple[RunConfig, Any]:
-    unknown = set(table) - {"run", "method"}
+    unknown = set(table) - {"run", "method"} - ({"source"} if source.startswith("settings ") else set())
     if unknown:
         raise EbmlabError(f"{source}: unknown table(s) {sorted(unknown)}; expected [run] and [method]")
     run = apply_overrides(run, table.get("run", {}), what=f"[run] in {source}")
     mcfg = apply_overrides(mcfg, table.get("method", {}), what=f"[method] of {method} in {source}")
     sources.update({k: source for k in table.get("run", {})})
     sources.update({k: source for k in table.get("method", {})})
+    return run, mcfg
+
+
+SETTINGS_DIR = "presets"  # settings sets are folders of it: presets/<name>/<preset name>.toml
+
+
+def _settings_file(settings: str, name: str) -> Path | None:
+    f = resources.files("ebmlab") / SETTINGS_DIR / settings / f"{name}.toml"
+    return Path(str(f)) if f.is_file() else None
+
+
+def settings_names() -> list[str]:
+    """The named settings sets (``ebmlab`` — the presets alone — first)."""
+    root = resources.files("ebmlab") / SETTINGS_DIR
+    return ["ebmlab"] + sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("_"))
+
+
+def settings_files(settings: str, method: str, data: str, kind: str) -> list[str]:
+    """The files of settings set ``settings`` that apply to ``method`` on ``data`` (of ``kind``), in order."""
+    if settings == "ebmlab":
+        return []
+    return [n for n in _settings_names(method, data, kind) if _settings_file(settings, n) is not None]
+
+
+def _settings_names(method: str, data: str, kind: str) -> list[str]:
+    """The names a settings set's files may have, in order: the presets' (:func:`preset_names`), with the 2D
+    data's own kind file after the method's (``<method>_toy2d``: a paper's toy settings are not its image ones)."""
+    names = preset_names(method, data, kind)
+    return names[:1] + [f"{method}_toy2d"] + names[1:] if kind == "toy2d" else names
+
+
+def settings_sources(settings: str, method: str, data: str, kind: str) -> dict[str, str]:
+    """{option: where its value comes from} of settings set ``settings`` for ``method`` on ``data`` (the
+    ``[source]`` tables of its files, later files winning)."""
+    out: dict[str, str] = {}
+    for n in settings_files(settings, method, data, kind):
+        f = _settings_file(settings, n)
+        assert f is not None
+        out.update({k: str(v) for k, v in load_toml(f).get("source", {}).items()})
+    return out
+
+
+def _apply_settings(settings: str, method: str, data: str, kind: str, run: RunConfig, mcfg: Any,
+                    sources: dict[str, str], applied: list[str]) -> tuple[RunConfig, Any]:
+    names = settings_names()
+    if settings not in names:
+        raise EbmlabError(f"unknown settings {settings!r}{did_you_mean(settings, names)}; valid: {', '.join(names)}")
+    files = settings_files(settings, method, data, kind)
+    if settings != "ebmlab" and not files:
+        raise EbmlabError(f"settings={settings} has nothing for {method} on {kind} data {data!r} (no "
+                          f"presets/{settings}/<{'|'.join(_settings_names(method, data, kind))}>.toml); leave settings "
+                          f"out (ebmlab's presets), or give the options yourself")
+    for n in files:
+        f = _settings_file(settings, n)
+        assert f is not None
+        applied.append(f"{settings}/{n}")
+        run, mcfg = _apply_file(run, mcfg, load_toml(f), f"settings {settings}/{n}", method, sources)
     return run, mcfg
 
 
@@ -364,6 +429,10 @@ def resolve_config(method: str, data: str, *, config_file: str | Path | None = N
                            what="run")
     run0 = apply_overrides(run0, {k: v for k, v in (overrides or {}).items() if k in located}, what="run")
     ds0 = dataset_of(data, run0)
+    settings = (overrides or {}).get("settings", file_table.get("run", {}).get("settings", "ebmlab"))
+    if not isinstance(settings, str):
+        raise EbmlabError(f"settings must be the name of a settings set ({', '.join(settings_names())}), got "
+                          f"{settings!r}")
     kind = ds0.kind
     sources: dict[str, str] = {}
     applied: list[str] = []
@@ -373,6 +442,7 @@ def resolve_config(method: str, data: str, *, config_file: str | Path | None = N
         if table:
             applied.append(name)
             run, mcfg = _apply_file(run, mcfg, table, f"preset {name}", method, sources)
+    run, mcfg = _apply_settings(settings, method, data, kind, run, mcfg, sources, applied)
     if config_file is not None:
         run, mcfg = _apply_file(run, mcfg, file_table, str(config_file), method, sources)
     r_over, m_over = {}, {}

@@ -66,6 +66,9 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
     "max_cpu_seconds": ("nonneg", "end training once its loop has used this many CPU seconds (all its threads), "
                                   "summed over sessions: a budget that other jobs on the machine do not shrink; "
                                   "CPU runs only (0: off; ebmlab.budget)"),
+    "settings": ("any", "a named settings set applied over ebmlab's presets: ebmlab (none) or paper (the paper's "
+                        "released settings, each value's file in presets/paper/; `ebmlab list --options METHOD --data "
+                        "DATA settings=paper` shows them)"),
     "max_evals": ("int0", "end training once this many samples have passed forward through the method's networks "
                           "(0: off; ebmlab.budget)"),
     "ema": ("unit", "decay of a moving average of the sampling networks' weights, used for evaluation and "

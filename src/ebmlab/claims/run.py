@@ -1,8 +1,22 @@
-"""``ebmlab claims run ID --scale S``: a claim's arms trained and evaluated through the bench machinery (resumable,
-shardable across a job array, reusing finished runs), the per-seed values of its metric recorded beside the spec
-(``results/<id>.json``), and the verdict printed. A known-answer claim runs its test. ``--scale paper`` first says
-what it costs — steps, the step rate of a short probe on the device at hand (random images of the paper data's
-shape, so no data is needed), the estimated hours — and which data files it needs, refusing missing ones."""
+"""``ebmlab claims run ID --scale S``: a claim's arms trained and evaluated, the per-seed values of its metric
+recorded beside the spec (``results/<id>.json``) with everything that says what ran, and the verdict printed. A
+known-answer claim runs its test.
+
+What a run records (:func:`run_claim`): per arm the per-seed values (None where a seed diverged, listed in
+``diverged``), the steps and CPU-seconds each run got, the noise floor and real-data (and collapsed) references of
+the arm's metric at its sample count, and the resolved configuration; the commit (and whether the tree had
+uncommitted changes), the command, the machine, the load and the wall time. An equal-compute claim also records
+``equal_steps``: per seed, the arm that trained more steps in the budget trained again to exactly the steps the
+other arm reached in that seed (the other's budget run is reused), so each claim is judged both ways from one
+command.
+
+Runs are shared: ``OUT/<scale>/arms/<arm key>/s<seed>`` (:attr:`arms.Arm.key`) holds an arm's run of that seed,
+which any claim with the same arm reuses (finished runs are read, stopped ones resumed); ``--shard i/n`` runs every
+n-th run only (a job array), and the same command without it records the result. A new result never silently
+replaces a recorded one with more seeds: that needs ``--replace``.
+
+``--scale paper`` first says what it costs (:func:`paper_cost`) and which data files it needs, refusing missing ones.
+"""
 
 from __future__ import annotations
 
@@ -16,48 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EbmlabError
-from .spec import SCALES, Claim
-
-
-
-def _arm_runs(claim: Claim, sc: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Arm → (method, options of its runs) at scale ``sc``; arms with the same method and options share their runs
-    (:func:`_run_key`)."""
-    out = {}
-    for which in ("a", "b"):
-        arm = (claim.comparison or {}).get(which)
-        if not isinstance(arm, dict):
-            continue
-        over = {**sc.get("overrides", {}), **arm.get("overrides", {}), **sc.get(which, {})}
-        out[which] = (arm["method"], over)
-    return out
-
-
-def _run_key(method: str, over: dict[str, Any]) -> str:
-    import hashlib
-    import json
-
-    h = hashlib.sha256(json.dumps(over, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    return f"{method}-{h}"
-
-
-def _suite(data: str) -> str:
-    from ..data import get_dataset
-
-    return "toy" if get_dataset(data).kind == "toy2d" else "images"
-
-
-def _references(bench_dir: Path, metric: str) -> dict[str, float]:
-    """The real-data, noise and collapsed values of ``metric`` from the first run's summary (images)."""
-    from ..runs import read_json
-
-    for summ in sorted(bench_dir.glob("runs/*/summary.json")):
-        s = read_json(summ)
-        out = {name: float(v) for name, key in (("real", "real_vs_real"), ("noise", "noise_floor"),
-                                                 ("collapsed", "collapse_floor"))
-               if isinstance(v := (s.get(key) or {}).get(metric), (int, float))}
-        return out if "collapsed" in out else {}
-    return {}
+from . import arms as arms_mod
+from .spec import Claim
 
 
 def run_known_answer(claim: Claim) -> dict[str, Any]:
@@ -70,7 +44,7 @@ def run_known_answer(claim: Claim) -> dict[str, Any]:
                        capture_output=True, text=True)
     status = "passed" if r.returncode == 0 else "failed"
     return {"test": status, "command": f"python -m pytest -q {node}", "wall_s": round(time.perf_counter() - t0, 1),
-            "output_tail": r.stdout[-600:]}
+            "output_tail": r.stdout[-600:], **_provenance()}
 
 
 def _check_data(sc: dict[str, Any], data_dir: str | None) -> None:
@@ -87,13 +61,17 @@ def _check_data(sc: dict[str, Any], data_dir: str | None) -> None:
         raise EbmlabError("the paper's scale needs data this machine does not have — " + "; ".join(missing))
 
 
-PROBE_STEPS = 6  # timed steps of the paper-scale probe, after one untimed
+PROBE_WARMUP, PROBE_STEPS = 3, 8  # the paper-scale probe: untimed warm-up steps, then timed steady-state steps
 
 
 def probe_rate(method: str, over: dict[str, Any], shape: list[int], device: str | None,
-               steps: int = PROBE_STEPS) -> float:
-    """Training steps per second of ``method`` with the paper's options on random uint8 images of ``shape`` (the
-    step costs the same whatever the pixels), on the device at hand: the mean over ``steps`` steps after one."""
+               steps: int = PROBE_STEPS) -> dict[str, float]:
+    """What one run of ``method`` with the paper's options costs on random uint8 images of ``shape`` (the step
+    costs the same whatever the pixels), on the device at hand: the steady-state step rate (``steps`` steps after
+    :data:`PROBE_WARMUP` untimed ones, from the training log's clock, so the first steps' compiling, capture and
+    allocation are left out), the seconds of one checkpoint and of one evaluation at the run's sample count."""
+    import json
+
     import numpy as np
 
     from ..trainer import train
@@ -102,109 +80,148 @@ def probe_rate(method: str, over: dict[str, Any], shape: list[int], device: str 
         f = Path(d) / "probe.npy"
         n = max(64, 2 * int(over.get("batch_size", 64)))
         np.save(f, np.random.default_rng(0).integers(0, 256, (n, *shape), dtype=np.uint8))
-        base = {k: v for k, v in over.items() if k not in ("steps", "budget_seconds", "budget_cpu_seconds")}
-        base.update({"eval": "none", "plots": False, "tensorboard": False, **({"device": device} if device else {})})
-        train(method, str(f), out=Path(d) / "warm", overrides={**base, "steps": 1}, progress=False)
-        res = train(method, str(f), out=Path(d) / "warm", overrides={**base, "steps": 1 + steps}, progress=False)
-    spent = res.train_seconds or 0.0
-    return steps / max(spent, 1e-9)
+        base = {k: v for k, v in over.items() if k not in ("steps",) + arms_mod.BUDGETS}
+        base.update({"eval": "none", "plots": False, "tensorboard": False, "log_every": 1, "ckpt_every": 10 ** 9,
+                     **({"device": device} if device else {})})
+        run = Path(d) / "warm"
+        train(method, str(f), out=run, overrides={**base, "steps": PROBE_WARMUP + steps}, progress=False)
+        logs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        clock = [(r["step"], r["step"] / r["steps_per_s"]) for r in logs if r.get("kind") == "train"
+                 and r.get("steps_per_s")]
+        timed = [(s, t) for s, t in clock if s >= PROBE_WARMUP]
+        rate = (timed[-1][0] - timed[0][0]) / max(timed[-1][1] - timed[0][1], 1e-9) if len(timed) > 1 else 0.0
+        from ..api import evaluate_run, load_run
+
+        import torch
+
+        _, method_, _ = load_run(run, device or "cpu")
+        t0 = time.perf_counter()
+        torch.save(method_.state_dict(), Path(d) / "checkpoint.pt")  # what a checkpoint writes, most of it
+        ckpt_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        evaluate_run(run, device=device)
+        eval_s = time.perf_counter() - t0
+    return {"steps_per_s": rate, "ckpt_s": ckpt_s, "eval_s": eval_s}
 
 
-def paper_cost(claim: Claim, sc: dict[str, Any], device: str | None, seeds: int) -> dict[str, Any]:
-    """What the paper's scale costs here: per distinct arm, its steps, the probed step rate and hours; in all."""
+def paper_cost(claim: Claim, scale: str, device: str | None, seeds: int) -> dict[str, Any]:
+    """What the paper's scale costs here: per distinct arm, its steps, the probed steady-state rate, the periodic
+    checkpoints and evaluations and the final evaluation, in hours; in all."""
+    sc = claim.scales[scale]
     shape = sc.get("probe_shape")
     if not (isinstance(shape, list) and all(isinstance(s, int) and s > 0 for s in shape)):
         raise EbmlabError(f"{claim.id}: scale.paper needs probe_shape, the shape of one sample (e.g. [3, 32, 32])")
     steps = int(sc.get("steps", sc.get("overrides", {}).get("steps", 0)))
-    arms = []
-    for which, (method, over) in _arm_runs(claim, sc).items():
-        if any(a["key"] == _run_key(method, over) for a in arms):
+    out = []
+    for which, arm in arms_mod.plan(claim, scale).items():
+        if any(a["key"] == arm.key for a in out):
             continue
-        rate = probe_rate(method, over, shape, device)
-        arms.append({"arm": which, "key": _run_key(method, over), "method": method, "steps": steps,
-                     "steps_per_s": round(rate, 3), "hours_per_seed": round(steps / rate / 3600, 2)})
-    total = sum(a["hours_per_seed"] for a in arms) * seeds
-    return {"arms": arms, "seeds": seeds, "hours": round(total, 1), "data_files": sc.get("data_files", []),
-            "device": device or "auto", "probe": f"{shape} random uint8 images, the mean of {PROBE_STEPS} steps after one"}
+        from ..config import RunConfig
+
+        p = probe_rate(arm.method, arm.options, shape, device)
+        ckpt_every = int(arm.options.get("ckpt_every", RunConfig.ckpt_every))
+        eval_every = int(arm.options.get("eval_every", 0))
+        periodic = steps // ckpt_every * p["ckpt_s"] + (steps // eval_every * p["eval_s"] if eval_every else 0)
+        seconds = steps / max(p["steps_per_s"], 1e-9) + periodic + p["eval_s"]
+        out.append({"arm": which, "key": arm.key, "method": arm.method, "steps": steps,
+                    "steps_per_s": round(p["steps_per_s"], 3), "periodic_s": round(periodic, 1),
+                    "final_eval_s": round(p["eval_s"], 1), "hours_per_seed": round(seconds / 3600, 2)})
+    total = sum(a["hours_per_seed"] for a in out) * seeds
+    return {"arms": out, "seeds": seeds, "hours": round(total, 1), "data_files": sc.get("data_files", []),
+            "device": device or "auto",
+            "probe": f"{shape} random uint8 images: {PROBE_STEPS} steady-state steps after {PROBE_WARMUP}, one "
+                     f"checkpoint, one evaluation of the probe's data kind at the run's sample count (the paper "
+                     f"data's classifier metrics are not in it)"}
 
 
-def _check_runnable(claim: Claim, sc: dict[str, Any], scale: str) -> None:
-    """Every arm a registered method (and, below the paper's scale, the data a known set): else the claim is measured
-    by its own script (a semi-supervised table, super-resolution, a probe), named in its evidence."""
-    from ..data import get_dataset
-    from ..methods import METHODS
+def _provenance() -> dict[str, Any]:
+    """The commit the code ran on and whether the tree had uncommitted changes (None outside a checkout)."""
+    root = Path(__file__).resolve().parents[3]
 
-    arms = _arm_runs(claim, sc)
-    unknown = sorted({m for m, _ in arms.values() if m not in METHODS})
-    try:
-        if scale != "paper":
-            get_dataset(sc["data"])
-    except EbmlabError:
-        unknown.append(f"data {sc['data']}")
-    if unknown:
-        raise EbmlabError(f"{claim.id} is not a bench of ebmlab's methods ({', '.join(unknown)}): it is measured by "
-                          f"its own script; see {', '.join(claim.evidence) or 'its spec'} for the command")
+    def git(*a: str) -> str | None:
+        try:
+            r = subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "src")
+    return {"commit": commit, "dirty": bool(dirty) if dirty is not None else None}
+
+
+def _machine() -> dict[str, Any]:
+    import platform
+
+    import torch
+
+    return {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+            "torch": torch.__version__}
 
 
 def run_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str | Path | None = None, jobs: int = 1,
               device: str | None = None, data_dir: str | None = None, shard: tuple[int, int] | None = None,
-              command: str = "", say=print) -> dict[str, Any]:
+              replace: bool = False, command: str = "", say=print) -> dict[str, Any]:
     """Run ``claim`` at ``scale`` and record its result (module docstring); returns the result."""
+    from ..errors import require_int
+
     if claim.status == "untested":
         raise EbmlabError(f"{claim.id} is untested: {claim.reason}")
     if claim.status == "known_answer":
-        return _record(claim, "known_answer", run_known_answer(claim))
-    if scale not in claim.scales:
-        raise EbmlabError(f"{claim.id} has no {scale} scale; it has {', '.join(s for s in SCALES if s in claim.scales)}")
+        return _record(claim, "known_answer", run_known_answer(claim), replace=True)
+    if seeds is not None:
+        require_int("--seeds", seeds, 1)
+    require_int("--jobs", jobs, 1, " (runs at a time)")
+    arms = arms_mod.plan(claim, scale)
     sc = dict(claim.scales[scale])
-    _check_runnable(claim, sc, scale)
+    configs = arms_mod.check(claim, scale, arms)
     n_seeds = seeds or int(sc.get("seeds", 3))
+    _check_replace(claim, scale, n_seeds, replace)
     if scale == "paper":
-        cost = paper_cost(claim, sc, device, n_seeds)
+        cost = paper_cost(claim, scale, device, n_seeds)
         say(f"{claim.id} at the paper's scale: " + "; ".join(
-            f"{a['method']} ({a['arm']}) {a['steps']} steps at {a['steps_per_s']} steps/s = {a['hours_per_seed']} h a "
-            f"seed" for a in cost["arms"]) + f"; {cost['seeds']} seeds: about {cost['hours']} h on {cost['device']} "
+            f"{a['method']} ({a['arm']}) {a['steps']} steps at {a['steps_per_s']} steps/s + {a['periodic_s']} s of "
+            f"checkpoints and evaluations + {a['final_eval_s']} s final evaluation = {a['hours_per_seed']} h a seed"
+            for a in cost["arms"]) + f"; {cost['seeds']} seeds: about {cost['hours']} h on {cost['device']} "
             f"(probe: {cost['probe']}); data: {', '.join(cost['data_files']) or 'none'}"
             + (f"; steps from: {sc['steps_source']}" if sc.get("steps_source") else ""))
         _check_data(sc, data_dir)
-    out = Path(out) if out is not None else Path("claims-runs") / f"{claim.id}-{scale}"
+    root = (Path(out) if out is not None else Path("claims-runs")) / scale
+    place = {**({"device": device} if device else {}), **({"data_dir": data_dir} if data_dir else {})}
+    from .runners import RUNNERS
+
     t0 = time.perf_counter()
-    values: dict[str, list[Any]] = {}
-    refs: dict[str, float] = {}
-    reports: dict[str, dict[str, Any]] = {}  # arms with the same method and options share one bench
-    for which, (method, over) in _arm_runs(claim, sc).items():
-        over = {**over, **({"device": device} if device else {}), **({"data_dir": data_dir} if data_dir else {})}
-        key = _run_key(method, over)
-        if key not in reports:
-            from ..bench.run import run_toy_bench
-
-            reports[key] = run_toy_bench([method], [sc["data"]], n_seeds, out=out / key, overrides=over, jobs=jobs,
-                                         suite=_suite(sc["data"]) if scale != "paper" else "images", shard=shard,
-                                         command=command or f"ebmlab claims run {claim.id} --scale {scale}")
-        if shard is not None:
-            continue
-        metric = claim.arm(which).get("metric", (claim.comparison or {})["metric"])
-        runs = sorted(reports[key]["runs"], key=lambda r: r["seed"])
-        values[which] = [r["metrics"].get(metric) if r.get("status") == "ok" else None for r in runs]
-        refs = refs or _references(out / key, metric)
+    measured = RUNNERS[claim.runner](claim, sc, arms, n_seeds, root=root, jobs=jobs, place=place, shard=shard)
     if shard is not None:
-        return {"shard": list(shard), "out": str(out)}
-    keep = [i for i in range(n_seeds) if all(values[w][i] is not None for w in values)]
-    meta = next(iter(reports.values()))["meta"]  # the machine and torch as the bench states them
-    result = {**{w: [values[w][i] for i in keep] for w in values}, "seeds": keep, "data": sc["data"],
+        return {"shard": list(shard), "out": str(root)}
+    result = {**measured, "data": sc["data"], "arms": configs,
               "command": command or f"ebmlab claims run {claim.id} --scale {scale}",
-              "wall_s": round(time.perf_counter() - t0, 1), "machine": meta["machine"], "torch": meta["torch"],
-              "load_1min": round(os.getloadavg()[0], 2), "date": datetime.date.today().isoformat(),
-              **({"references": refs} if refs else {})}
-    if len(keep) < n_seeds:
-        result["note"] = "a run diverged or lacks the metric: its seed is left out of the pairing"
-    return _record(claim, scale, result)
+              "wall_s": round(time.perf_counter() - t0, 1), **_machine(), **_provenance(),
+              "load_1min": round(os.getloadavg()[0], 2), "date": datetime.date.today().isoformat()}
+    return _record(claim, scale, result, replace=replace)
 
 
-def _record(claim: Claim, scale: str, result: dict[str, Any]) -> dict[str, Any]:
+def _filled(values: Any) -> int:
+    return sum(v is not None for v in values) if isinstance(values, list) else 0
+
+
+def _check_replace(claim: Claim, scale: str, n_seeds: int, replace: bool) -> None:
+    """A recorded result with more seeds than this run will have is not replaced silently (refused before any run)."""
+    old = claim.results.get(scale) or {}
+    had = max(_filled(old.get("a")), int((old.get("a_summary") or {}).get("n", 0)), _filled(old.get("diff")))
+    if had > n_seeds and not replace:
+        raise EbmlabError(f"{claim.id} has a {scale} result over {had} seeds; this run would record {n_seeds} — run "
+                          f"it with --seeds {had}, or give --replace to record fewer; nothing was run")
+
+
+def _record(claim: Claim, scale: str, result: dict[str, Any], *, replace: bool) -> dict[str, Any]:
     from ..runs import read_json, write_json
 
     f = claim.path.parent / "results" / f"{claim.id}.json"
+    if scale != "known_answer" and not any(_filled(result.get(w)) for w in ("a", "b")) and not replace:
+        raise EbmlabError(f"{claim.id}: no run of any arm finished with its metric ({claim.comparison['metric']}), so "
+                          f"nothing was recorded (the recorded result, if any, is kept); the runs are in the claims' "
+                          f"run directory")
     f.parent.mkdir(parents=True, exist_ok=True)
     allr = read_json(f) if f.is_file() else {}
     allr[scale] = result

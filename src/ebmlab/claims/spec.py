@@ -1,22 +1,38 @@
 """The claim spec: one TOML file per claim, ``<specs>/<id>.toml``, and its results, ``<specs>/results/<id>.json``.
 
-A spec holds the paper (a key of :data:`PAPERS`), where the claim stands in it (``where``: section, table or
-figure), the claim in our words, its ``status`` and what backs it:
+A spec is the experiment its row reports. It holds the paper (a key of :data:`PAPERS`), where the claim stands in
+it (``where``: section, table or figure), the claim in our words, its ``status``, its ``section`` (``paper``: a claim
+of the paper; ``ebmlab``: a check of ebmlab's own, e.g. a sampler's stationary law, listed apart) and what backs it:
 
 - ``status = "measured"``: a ``[comparison]`` — ``metric``, its ``direction`` (higher or lower is better: the claim
   says arm ``a`` beats arm ``b``, or beats ``threshold``), the ``budget`` kind (equal_steps, equal_wall_time,
-  equal_evals, same_run: both arms are metrics of the same runs) and the arms ``a`` and ``b`` (each a ``label``, the
-  ``method`` and optionally ``metric``: another key of the same summary, e.g. ``base_hq``, and ``overrides``); and
-  ``[scale.small|medium|paper]`` tables: ``data``, ``seeds``, ``overrides`` for every run, per-arm ``a``/``b``
-  overrides, and for ``paper`` the ``data_files`` it needs, ``steps`` (with ``steps_source``: where in the paper or its
-  release that length comes from) and the ``probe_shape`` of its samples;
+  equal_evals, same_run: both arms are metrics of the same runs), the arms ``a`` and ``b`` (each a ``label``, the
+  ``method`` and optionally ``metric``: another key of the same summary, e.g. ``base_hq``, and ``overrides``),
+  optionally the ``runner`` that makes its runs (``train``, the default: each arm is ``ebmlab train``; ``grid``:
+  each arm is a method over the grid file the scale names, one value per grid setting; ``sr``: each arm an
+  ``ebmlab sr`` model; ``semisup``: each arm a semi-supervised classifier trained with ``ebmlab semisup``'s
+  protocol), the paper's ``effect`` (the difference a − b the paper reports, in the claim's direction and the
+  metric's units, with ``effect_source``) and ``decides`` (the options whose values decide the row: printed on it);
+  and ``[scale.small|medium|paper]`` tables: ``data``, ``seeds``, ``overrides`` for every run (``settings =
+  "paper"`` among them: the paper's released settings, ``ebmlab.config``), per-arm ``a``/``b`` overrides, for
+  ``grid`` the ``grid`` file, and for ``paper`` the ``data_files`` it needs, ``steps`` (with ``steps_source``: where
+  in the paper or its release that length comes from) and the ``probe_shape`` of its samples;
 - ``status = "known_answer"``: ``test``, the pytest node that checks the known answer;
 - ``status = "untested"``: ``reason``.
 
-Every spec names the ``networks`` its measurements used and the ``evidence`` files that recorded them. A result per
-scale holds the per-seed values of each arm (``a``, ``b``; paired by seed) — or, where a benchmark recorded only
-its summary, ``a_summary``/``b_summary`` (mean, sd, n) — with where it came from (``command`` or
-``recorded_from``), the machine and the wall time.
+``paper_value`` (``value``, optional ``spread``, the equivalence ``margin``, ``metric`` and ``where``) is the
+number the paper reports for arm a; ``contrary`` lists files of ``benchmarks/`` whose evidence goes against the
+claim (linked from the row). Every spec names the ``networks`` its measurements used and the ``evidence`` files.
+
+A result per scale (written by ``ebmlab claims run``) holds the per-seed values of each arm (``a``, ``b``; paired by
+seed; None where a seed diverged, listed per arm in ``diverged``), the steps and CPU-seconds each arm's runs got,
+each arm's resolved configuration (``arms``) and the commit it ran on, the noise and real-data references per arm,
+the command, the machine and the wall time; for an equal-compute claim also ``equal_steps``, the same arms at the
+same step count. Results transcribed from an earlier benchmark (``[recorded.<scale>]`` tables of the spec) are
+read too, and marked as such on the page.
+
+Loading never stops at one bad file: :func:`load_claims` returns the claims it could read, and :func:`load_all` also
+the files it could not, each with one line naming the file and the field.
 """
 
 from __future__ import annotations
@@ -50,9 +66,11 @@ PAPERS = {
                "generative adversarial networks\", NeurIPS 2018 (code PacGAN)"),
 }
 STATUSES = ("measured", "known_answer", "untested")
+SECTIONS = ("paper", "ebmlab")
 SCALES = ("small", "medium", "paper")
 DIRECTIONS = ("higher", "lower")
 BUDGETS = ("equal_steps", "equal_wall_time", "equal_evals", "same_run")
+RUNNERS = ("train", "grid", "sr", "semisup")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,18 +93,47 @@ class Claim:
     order: int
     results: dict[str, dict[str, Any]]
     path: Path
+    section: str = "paper"
+    contrary: tuple[str, ...] = ()
 
     def arm(self, which: str) -> dict[str, Any]:
         assert self.comparison is not None
         return self.comparison[which]
 
+    @property
+    def runner(self) -> str:
+        return (self.comparison or {}).get("runner", "train")
+
+
+def _kinds(types: type | tuple[type, ...]) -> str:
+    kinds = types if isinstance(types, tuple) else (types,)
+    return " or ".join({"str": "a string", "int": "an integer", "float": "a number", "dict": "a table",
+                        "list": "a list", "bool": "true or false"}.get(t.__name__, t.__name__) for t in kinds)
+
 
 def _need(d: dict[str, Any], key: str, types: type | tuple[type, ...], where: str) -> Any:
     v = d.get(key)
-    if not isinstance(v, types):
-        kinds = types if isinstance(types, tuple) else (types,)
-        raise EbmlabError(f"{where}: '{key}' must be {' or '.join(t.__name__ for t in kinds)}, got {v!r}")
+    if not isinstance(v, types) or (isinstance(v, bool) and bool not in (types if isinstance(types, tuple)
+                                                                          else (types,))):
+        raise EbmlabError(f"{where}: '{key}' must be {_kinds(types)}, got {v!r}")
     return v
+
+
+def _maybe(d: dict[str, Any], key: str, types: type | tuple[type, ...], where: str) -> Any:
+    return _need(d, key, types, where) if key in d else None
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_arm(c: dict[str, Any], which: str, where: str) -> None:
+    a = _need(c, which, dict, where)
+    w = f"{where}: comparison.{which}"
+    _need(a, "label", str, w)
+    _need(a, "method", str, w)
+    _maybe(a, "metric", str, w)
+    _maybe(a, "overrides", dict, w)
 
 
 def _check_comparison(c: Any, where: str) -> dict[str, Any]:
@@ -98,26 +145,69 @@ def _check_comparison(c: Any, where: str) -> dict[str, Any]:
                           f"{c.get('direction')!r}")
     if c.get("budget") not in BUDGETS:
         raise EbmlabError(f"{where}: comparison.budget must be one of {', '.join(BUDGETS)}, got {c.get('budget')!r}")
+    if c.get("runner", "train") not in RUNNERS:
+        raise EbmlabError(f"{where}: comparison.runner must be one of {', '.join(RUNNERS)}, got {c.get('runner')!r}")
     for arm in ("a",) + (() if "threshold" in c else ("b",)):
-        a = _need(c, arm, dict, where)
-        _need(a, "label", str, f"{where}: comparison.{arm}")
-        _need(a, "method", str, f"{where}: comparison.{arm}")
-    if "threshold" in c and not isinstance(c["threshold"], (int, float)):
-        raise EbmlabError(f"{where}: comparison.threshold must be a number, got {c['threshold']!r}")
+        _check_arm(c, arm, where)
+    for key in ("threshold", "effect"):
+        if key in c and not _number(c[key]):
+            raise EbmlabError(f"{where}: comparison.{key} must be a number, got {c[key]!r}")
+    if "effect" in c and c["effect"] <= 0:
+        raise EbmlabError(f"{where}: comparison.effect is the paper's difference a − b in the claim's direction "
+                          f"(> 0), got {c['effect']!r}")
+    decides = c.get("decides", [])
+    if not (isinstance(decides, list) and all(isinstance(x, str) for x in decides)):
+        raise EbmlabError(f"{where}: comparison.decides must be a list of option names, got {decides!r}")
     return c
 
 
-def _check_scales(s: Any, where: str) -> dict[str, dict[str, Any]]:
+def _check_scales(s: Any, where: str, runner: str) -> dict[str, dict[str, Any]]:
     if not isinstance(s, dict) or not s:
         raise EbmlabError(f"{where}: a measured claim needs [scale.small] (and optionally medium, paper) tables")
     for name, sc in s.items():
         if name not in SCALES or not isinstance(sc, dict):
             raise EbmlabError(f"{where}: scale {name!r} is not one of {', '.join(SCALES)} (or not a table)")
-        _need(sc, "data", str, f"{where}: scale.{name}")
+        w = f"{where}: scale.{name}"
+        _need(sc, "data", str, w)
         seeds = sc.get("seeds", 3)
-        if not isinstance(seeds, int) or seeds < 1:
-            raise EbmlabError(f"{where}: scale.{name}.seeds must be an integer ≥ 1, got {seeds!r}")
+        if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+            raise EbmlabError(f"{w}.seeds must be an integer ≥ 1, got {seeds!r}")
+        for key in ("overrides", "a", "b"):
+            _maybe(sc, key, dict, w)
+        if runner == "grid":
+            _need(sc, "grid", str, w)
+        if "steps" in sc and (not isinstance(sc["steps"], int) or sc["steps"] < 1):
+            raise EbmlabError(f"{w}.steps must be an integer ≥ 1, got {sc['steps']!r}")
     return s
+
+
+def _check_paper_value(pv: Any, where: str) -> dict[str, Any] | None:
+    if pv is None:
+        return None
+    if not isinstance(pv, dict) or not _number(pv.get("value")):
+        raise EbmlabError(f"{where}: paper_value must be a table with a numeric value (and spread, margin, where), "
+                          f"got {pv!r}")
+    for key in ("spread", "margin"):
+        if key in pv and not (_number(pv[key]) and pv[key] >= 0):
+            raise EbmlabError(f"{where}: paper_value.{key} must be a number ≥ 0, got {pv[key]!r}")
+    return pv
+
+
+def _check_result(r: Any, where: str) -> dict[str, Any]:
+    """A recorded result: a table whose per-seed lists hold numbers (or null: a diverged seed)."""
+    if not isinstance(r, dict):
+        raise EbmlabError(f"{where} must be a table (per-seed values, command, machine), got {type(r).__name__}")
+    for key in ("a", "b", "diff"):
+        v = r.get(key)
+        if v is not None and not (isinstance(v, list) and all(x is None or _number(x) for x in v)):
+            raise EbmlabError(f"{where}.{key} must be a list of per-seed numbers, got {v!r}")
+    for key in ("a_summary", "b_summary"):
+        v = r.get(key)
+        if v is not None and not (isinstance(v, dict) and all(_number(v.get(k)) for k in ("mean", "sd", "n"))):
+            raise EbmlabError(f"{where}.{key} must be a table of numbers mean, sd, n, got {v!r}")
+    if "equal_steps" in r:
+        _check_result(r["equal_steps"], f"{where}.equal_steps")
+    return r
 
 
 def load_claim(path: Path, results_dir: Path | None = None) -> Claim:
@@ -134,30 +224,48 @@ def load_claim(path: Path, results_dir: Path | None = None) -> Claim:
         raise EbmlabError(f"{where}: paper must be one of {', '.join(PAPERS)}, got {d.get('paper')!r}")
     for key in ("where", "claim", "networks"):
         _need(d, key, str, where)
-    evidence = d.get("evidence", [])
-    if not (isinstance(evidence, list) and all(isinstance(e, str) for e in evidence)):
-        raise EbmlabError(f"{where}: evidence must be a list of file paths, got {evidence!r}")
+    for key in ("note", "test", "reason"):
+        _maybe(d, key, str, where)
+    order = d.get("order", 100)
+    if not isinstance(order, int) or isinstance(order, bool):
+        raise EbmlabError(f"{where}: 'order' must be an integer (the row's place in its table), got {order!r}")
+    section = d.get("section", "paper")
+    if section not in SECTIONS:
+        raise EbmlabError(f"{where}: section must be one of {', '.join(SECTIONS)}, got {section!r}")
+    lists = {}
+    for key in ("evidence", "contrary"):
+        v = d.get(key, [])
+        if not (isinstance(v, list) and all(isinstance(e, str) for e in v)):
+            raise EbmlabError(f"{where}: {key} must be a list of file paths, got {v!r}")
+        lists[key] = tuple(v)
     comparison = _check_comparison(d.get("comparison"), where) if status == "measured" else None
-    scales = _check_scales(d.get("scale"), where) if status == "measured" else {}
+    scales = _check_scales(d.get("scale"), where, (comparison or {}).get("runner", "train")) \
+        if status == "measured" else {}
     if status == "known_answer":
         _need(d, "test", str, where)
     if status == "untested":
         _need(d, "reason", str, where)
+    paper_value = _check_paper_value(d.get("paper_value"), where)
     results_dir = results_dir or path.parent / "results"
     rf = results_dir / f"{path.stem}.json"
     ran = read_json(rf) if rf.is_file() else {}
     if not isinstance(ran, dict):
         raise EbmlabError(f"{rf}: results must be a JSON object of scale → result; restore it from version control")
+    for s, r in ran.items():
+        if s not in SCALES + ("known_answer",):
+            raise EbmlabError(f"{rf}: '{s}' is not a scale ({', '.join(SCALES)}) or known_answer")
+        _check_result(r, f"{rf}: {s}")
     recorded = d.get("recorded", {})
     if not isinstance(recorded, dict) or any(s not in SCALES for s in recorded):
         raise EbmlabError(f"{where}: recorded must hold tables named by scale ({', '.join(SCALES)})")
     base = _repo_root(path)
-    results = {s: recorded_result(r, comparison or {}, base, f"{where}: recorded.{s}") for s, r in recorded.items()}
-    results.update(ran)  # a result `claims run` recorded replaces the one read from an earlier benchmark
+    results = {s: {**recorded_result(r, comparison or {}, base, f"{where}: recorded.{s}"), "transcribed": True}
+               for s, r in recorded.items()}
+    results.update(ran)  # a result `claims run` recorded replaces one transcribed from an earlier benchmark
     return Claim(id=path.stem, paper=d["paper"], where=d["where"], claim=d["claim"], status=status,
-                 networks=d["networks"], evidence=tuple(evidence), comparison=comparison, scales=scales,
-                 test=d.get("test"), reason=d.get("reason"), paper_value=d.get("paper_value"), note=d.get("note"),
-                 order=int(d.get("order", 100)), results=results, path=path)
+                 networks=d["networks"], evidence=lists["evidence"], comparison=comparison, scales=scales,
+                 test=d.get("test"), reason=d.get("reason"), paper_value=paper_value, note=d.get("note"),
+                 order=order, results=results, path=path, section=section, contrary=lists["contrary"])
 
 
 def _repo_root(spec_path: Path) -> Path:
@@ -176,7 +284,7 @@ def _bench_values(report: dict[str, Any], sel: dict[str, Any], metric: str) -> d
                                                                                            "setting")):
             continue
         v = (r.get("metrics") or {}).get(metric)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if _number(v):
             out[int(r["seed"])] = float(v)
     return out
 
@@ -190,13 +298,13 @@ def _references_from(f: Path, data: str, metric: str, where: str) -> dict[str, f
         raise EbmlabError(f"{where}: references file {f} does not exist (benchmarks/claims/references.py writes it)")
     rows = read_json(f).get(data) or {}
     return {k: float(rows[k][metric]) for k in ("real", "noise", "collapsed")
-            if isinstance((rows.get(k) or {}).get(metric), (int, float))}
+            if _number((rows.get(k) or {}).get(metric))}
 
 
 def recorded_result(r: Any, comparison: dict[str, Any], base: Path, where: str) -> dict[str, Any]:
-    """A result read from an earlier benchmark: ``from`` a bench's results.json, each arm selected by ``method``,
-    ``data``, ``setting`` (its own ``metric``, its own ``from``: a companion bench of the same settings), paired by
-    seed; or transcribed from a recorded table that ``from`` names: per-seed lists ``a`` and ``b`` (paired by
+    """A result transcribed from an earlier benchmark: ``from`` a bench's results.json, each arm selected by
+    ``method``, ``data``, ``setting`` (its own ``metric``, its own ``from``: a companion bench of the same settings),
+    paired by seed; or from a recorded table that ``from`` names: per-seed lists ``a`` and ``b`` (paired by
     position), or ``diff``, the per-seed paired differences a − b, or ``a_summary``/``b_summary`` (mean, sd, n)."""
     from ..runs import read_json
 
@@ -210,11 +318,11 @@ def recorded_result(r: Any, comparison: dict[str, Any], base: Path, where: str) 
         out["references"] = _references_from(base / r["references"], out["data"],
                                              comparison.get("metric", ""), where)
     if "a_summary" in r:
-        return out
+        return _check_result(out, where)
     if isinstance(r.get("a"), list) or isinstance(r.get("diff"), list):  # per-seed values transcribed from a table
         for k in ("a", "b", "diff"):
             if k in r:
-                if not (isinstance(r[k], list) and all(isinstance(x, (int, float)) for x in r[k])):
+                if not (isinstance(r[k], list) and all(_number(x) for x in r[k])):
                     raise EbmlabError(f"{where}: {k} must be a list of per-seed numbers, got {r[k]!r}")
                 out[k] = [float(x) for x in r[k]]
         return out
@@ -243,22 +351,43 @@ def default_specs() -> Path:
     return Path(os.environ.get("EBMLAB_CLAIMS") or "benchmarks/claims")
 
 
-def load_claims(specs: str | Path | None = None) -> list[Claim]:
-    """Every claim of the spec directory, by paper (in :data:`PAPERS` order), then ``order``, then id."""
+def _spec_dir(specs: str | Path | None) -> Path:
     d = Path(specs) if specs is not None else default_specs()
     if not d.is_dir():
         raise EbmlabError(f"claim specs directory {d} does not exist; run from a checkout of ebmlab (it holds "
                           f"benchmarks/claims/) or pass --specs DIR (or set EBMLAB_CLAIMS)")
-    claims = [load_claim(p) for p in sorted(d.glob("*.toml"))]
+    return d
+
+
+def load_all(specs: str | Path | None = None) -> tuple[list[Claim], dict[str, str]]:
+    """Every claim of the spec directory that could be read, by paper (in :data:`PAPERS` order), then ``order``,
+    then id; and {file: why} for every spec (or its results file) that could not, one line each."""
+    claims, bad = [], {}
+    for p in sorted(_spec_dir(specs).glob("*.toml")):
+        try:
+            claims.append(load_claim(p))
+        except EbmlabError as exc:
+            bad[str(p)] = str(exc)
     papers = list(PAPERS)
-    return sorted(claims, key=lambda c: (papers.index(c.paper), c.order, c.id))
+    return sorted(claims, key=lambda c: (papers.index(c.paper), c.order, c.id)), bad
+
+
+def load_claims(specs: str | Path | None = None) -> list[Claim]:
+    """Every claim of the spec directory; the first unreadable file refused with its message (:func:`load_all`
+    keeps going instead)."""
+    claims, bad = load_all(specs)
+    if bad:
+        raise EbmlabError(next(iter(bad.values())))
+    return claims
 
 
 def get_claim(claim_id: str, specs: str | Path | None = None) -> Claim:
     from ..errors import did_you_mean
 
-    claims = {c.id: c for c in load_claims(specs)}
-    if claim_id not in claims:
-        raise EbmlabError(f"unknown claim {claim_id!r}{did_you_mean(claim_id, claims)}; `ebmlab claims list` shows "
+    d = _spec_dir(specs)
+    path = d / f"{claim_id}.toml"
+    if not path.is_file():
+        names = [p.stem for p in d.glob("*.toml")]
+        raise EbmlabError(f"unknown claim {claim_id!r}{did_you_mean(claim_id, names)}; `ebmlab claims list` shows "
                           f"them")
-    return claims[claim_id]
+    return load_claim(path)

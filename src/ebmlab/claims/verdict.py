@@ -1,18 +1,32 @@
-"""The verdict rules, applied by code (the README's "Verdicts" says the same):
+"""The verdict rules, applied by code (the README's "Verdicts" says the same).
 
-- **reproduced** — a known answer checked by its passing test; or, measured at the paper's scale, the paper's
-  reported value lies within the 95 % interval of arm a's mean widened by the paper's reported spread.
-- **consistent at S scale** — the per-seed difference a − b (b replaced by the claim's threshold where it names
-  one), signed so that positive is the claim's direction, has a 95 % Student-t interval above zero over ≥ 3 seeds
-  (paired by seed; Welch's interval where a benchmark recorded only each arm's mean, sd and n).
-- **contradicted at S scale** — that interval lies below zero.
-- **inconclusive at S scale** — the interval contains zero; or fewer than 3 seeds; or, on images, the metric does not
-  rank the real data above both the noise and the collapsed references recorded with the result by at least 10 % of
-  the larger value (then it cannot separate a model from noise or collapse).
-- **contradicted (known answer)** — its test fails.
-- **untested** — with the reason (not built, data not installable here, compute), or no result recorded yet.
+A measured claim is judged at its largest recorded scale S (small < medium < paper) from the per-seed values of its
+arms, in this order:
 
-S is the largest scale with a recorded result (small < medium < paper); the row shows it beside the paper's.
+1. **Reproduced** / **not reproduced** — only at the paper's scale, for a claim with ``paper_value``: an
+   equivalence test. With ≥ 3 seeds, the 95 % Student-t interval of arm a's mean lies inside the paper's value ±
+   the spec's ``margin`` (plus the paper's ``spread``): reproduced; it lies wholly outside that band: not
+   reproduced. Otherwise the comparison below decides. (A wider interval never reproduces more easily: it has to
+   fit inside the band.)
+2. **Inconclusive — the metric cannot separate**: on images, the metric does not rank the real data above the
+   noise and the collapsed references recorded with the result by at least 10 % of the larger value.
+3. **Inconclusive — an arm did not learn**: each arm's mean is compared with the noise floor and the real data of
+   its metric (recorded per arm at its sample count; on 2D data too). An arm no better than noise by 10 % of the
+   real–noise gap "did not leave the noise floor"; one better than the real data by that much "scores beyond the
+   real data" (collapse, or a metric artefact). Such an arm decides nothing.
+4. **Diverged seeds are evidence**: a seed whose run diverged scores its arm's noise floor (a diverged model is no
+   better than noise); without a noise reference its pair is left out, and the row says so.
+5. The per-seed difference a − b (b replaced by the claim's ``threshold`` where it names one), signed so that
+   positive is the claim's direction, paired by seed, needs ≥ 3 pairs; its 95 % Student-t interval (Welch's from
+   each arm's mean, sd and n where a benchmark recorded only those) gives **consistent** (above 0), **contradicted**
+   (below 0) or **inconclusive** (containing 0).
+6. **The paper's effect**: with the paper's difference ``effect`` in the spec, an interval whose upper end is below
+   it **excludes the paper's effect** — its own verdict where the interval contains 0 (a small effect may exist,
+   the paper's does not); a consistent row is marked "smaller than the paper's effect".
+
+Known answers: **known answer holds** (its test passes) or **known answer fails**. **Untested**: with the reason, or
+no result yet. A row whose result was transcribed from an earlier benchmark, or whose spec's arms no longer resolve
+to the recorded configurations (**stale**), keeps its verdict with the mark.
 """
 
 from __future__ import annotations
@@ -24,20 +38,25 @@ from typing import Any
 from .spec import SCALES, Claim
 
 MIN_SEEDS = 3
+SEPARATION = 0.1  # a reference must be worse than the real data by at least this fraction of the larger magnitude
+FLOOR = 0.1  # an arm must beat the noise floor by this fraction of the real–noise gap (and not beat the real data by it)
 
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
-    label: str  # reproduced | consistent | contradicted | inconclusive | untested
+    label: str  # known answer holds | known answer fails | reproduced | not reproduced | consistent | contradicted |
+    #             inconclusive | excludes the paper's effect | untested
     scale: str | None
     detail: str
     interval: tuple[float, float] | None = None
+    marks: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
-        if self.label in ("consistent", "contradicted", "inconclusive") and self.scale:
-            return f"{self.label} at {self.scale} scale"
-        return self.label
+        base = self.label
+        if self.label in ("consistent", "contradicted", "inconclusive", "excludes the paper's effect") and self.scale:
+            base = f"{self.label} at {self.scale} scale"
+        return base + "".join(f" ({m})" for m in self.marks)
 
 
 def t_interval(d: list[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -71,24 +90,63 @@ def largest_scale(claim: Claim) -> str | None:
     return recorded[-1] if recorded else None
 
 
-SEPARATION = 0.1  # a reference must be worse than the real data by at least this fraction of the larger magnitude
+def arm_references(r: dict[str, Any], which: str) -> dict[str, float]:
+    """An arm's references: per arm (``references.a``) as ``claims run`` records them, or one set for both (a
+    transcribed result)."""
+    refs = r.get("references")
+    if not isinstance(refs, dict):
+        return {}
+    if isinstance(refs.get(which), dict):
+        return refs[which]
+    return refs if "real" in refs or "noise" in refs else {}
 
 
-def _separates(result: dict[str, Any], sign: int) -> bool:
-    """Whether the recorded references show the metric ranking the real data clearly above noise and collapse: each
-    worse than the real data by ≥ :data:`SEPARATION` of the larger magnitude (uniform noise hits 992 of stacked
-    digits' 1000 arg-max modes: the mode count cannot tell a model from noise there)."""
-    refs = result.get("references")
-    if not isinstance(refs, dict) or "real" not in refs:
-        return True
-    real = refs["real"]
-    for k in ("noise", "collapsed"):
-        ref = refs.get(k)
-        if isinstance(ref, (int, float)):
-            gap = sign * (real - ref)
-            if gap < SEPARATION * max(abs(real), abs(ref)):
+def _separates(r: dict[str, Any], sign: int) -> bool:
+    """Whether the references show the metric ranking the real data clearly above noise and collapse: each worse
+    than the real data by ≥ :data:`SEPARATION` of the larger magnitude (uniform noise hits 992 of stacked digits'
+    1000 arg-max modes: the mode count cannot tell a model from noise there)."""
+    for which in ("a", "b"):
+        refs = arm_references(r, which)
+        if "real" not in refs or "collapsed" not in refs:
+            continue
+        real = refs["real"]
+        for k in ("noise", "collapsed"):
+            ref = refs.get(k)
+            if isinstance(ref, (int, float)) and sign * (real - ref) < SEPARATION * max(abs(real), abs(ref)):
                 return False
     return True
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def arm_state(values: list[float], refs: dict[str, float], sign: int) -> str | None:
+    """Why an arm decides nothing (rule 3), or None: its mean at the noise floor, or beyond the real data."""
+    if not values or "noise" not in refs or "real" not in refs:
+        return None
+    noise, real = refs["noise"], refs["real"]
+    gap = sign * (real - noise)
+    if gap <= 0:
+        return None
+    m = sum(values) / len(values)
+    if sign * (m - noise) <= FLOOR * gap:
+        return f"did not leave the noise floor ({_fmt(m)} against noise {_fmt(noise)}, real data {_fmt(real)})"
+    if sign * (m - real) > FLOOR * gap:
+        return f"scores beyond the real data ({_fmt(m)} against real data {_fmt(real)}, noise {_fmt(noise)})"
+    return None
+
+
+def _scored(r: dict[str, Any], which: str) -> tuple[list[float | None], int]:
+    """An arm's per-seed values with each diverged seed scored as its noise floor (rule 4); how many were."""
+    vals = list(r.get(which) or [])
+    div = set((r.get("diverged") or {}).get(which, [])) if isinstance(r.get("diverged"), dict) else set()
+    noise = arm_references(r, which).get("noise")
+    n = 0
+    for i, s in enumerate(r.get("seeds", range(len(vals)))):
+        if i < len(vals) and vals[i] is None and s in div and noise is not None:
+            vals[i], n = noise, n + 1
+    return vals, n
 
 
 def _difference(claim: Claim, r: dict[str, Any], sign: int) -> tuple[float, float, float, int] | str:
@@ -96,20 +154,24 @@ def _difference(claim: Claim, r: dict[str, Any], sign: int) -> tuple[float, floa
     c = claim.comparison or {}
     thr = c.get("threshold")
     if isinstance(r.get("diff"), list):
-        d = [sign * float(x) for x in r["diff"]]
+        d = [sign * float(x) for x in r["diff"] if x is not None]
         if len(d) < MIN_SEEDS:
             return f"{len(d)} seeds (the rule needs ≥ {MIN_SEEDS})"
         m, lo, hi = t_interval(d)
         return m, lo, hi, len(d)
     if isinstance(r.get("a"), list):
-        a = [float(x) for x in r["a"]]
-        b = [float(thr)] * len(a) if thr is not None else [float(x) for x in r.get("b", [])]
+        a, _ = _scored(r, "a")
+        b = [float(thr)] * len(a) if thr is not None else _scored(r, "b")[0]
         if len(a) != len(b):
             return f"arms recorded at different seed counts ({len(a)} vs {len(b)}): not paired"
-        if len(a) < MIN_SEEDS:
-            return f"{len(a)} seed{'s' if len(a) != 1 else ''} (the rule needs ≥ {MIN_SEEDS})"
-        m, lo, hi = t_interval([sign * (x - y) for x, y in zip(a, b)])
-        return m, lo, hi, len(a)
+        pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+        if len(pairs) < MIN_SEEDS:
+            dropped = len(a) - len(pairs)
+            return (f"{len(pairs)} seed{'s' if len(pairs) != 1 else ''} with both arms (the rule needs ≥ {MIN_SEEDS})"
+                    + (f"; {dropped} left out (a run diverged without a noise reference, or lacks the metric)"
+                       if dropped else ""))
+        m, lo, hi = t_interval([sign * (x - y) for x, y in pairs])
+        return m, lo, hi, len(pairs)
     sa, sb = r.get("a_summary"), r.get("b_summary")
     if isinstance(sa, dict) and (isinstance(sb, dict) or thr is not None):
         sb = sb if isinstance(sb, dict) else {"mean": float(thr), "sd": 0.0, "n": sa["n"]}
@@ -122,43 +184,93 @@ def _difference(claim: Claim, r: dict[str, Any], sign: int) -> tuple[float, floa
     return "no per-seed values or summaries recorded"
 
 
-def _reproduced(claim: Claim, r: dict[str, Any]) -> str | None:
+def _equivalence(claim: Claim, r: dict[str, Any]) -> tuple[str, str] | None:
+    """(reproduced | not reproduced, why) by the paper-scale equivalence test (rule 1), or None."""
     pv = claim.paper_value
-    if not pv or not isinstance(r.get("a"), list) or len(r["a"]) < 2:
+    if not pv or "margin" not in pv or not isinstance(r.get("a"), list):
         return None
-    m, lo, hi = t_interval([float(x) for x in r["a"]])
-    spread = float(pv.get("spread", 0.0))
-    if lo - spread <= float(pv["value"]) <= hi + spread:
-        return f"paper {pv['value']} within ours {m:.4g} [{lo:.4g}, {hi:.4g}] ± its spread {spread:g}"
+    a = [float(x) for x in r["a"] if x is not None]
+    if len(a) < MIN_SEEDS:
+        return None
+    m, lo, hi = t_interval(a)
+    band = float(pv["margin"]) + float(pv.get("spread", 0.0))
+    v = float(pv["value"])
+    what = f"ours {_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}] (95 %, n = {len(a)}) against the paper's {_fmt(v)} ± {_fmt(band)}"
+    if v - band <= lo and hi <= v + band:
+        return "reproduced", what + ": inside"
+    if hi < v - band or lo > v + band:
+        return "not reproduced", what + ": wholly outside"
     return None
 
 
-def verdict(claim: Claim) -> Verdict:
-    """The claim's verdict by the module's rules, at its largest recorded scale."""
+def _guard(claim: Claim, r: dict[str, Any], sign: int) -> str | None:
+    c = claim.comparison or {}
+    for which in ("a", "b"):
+        if which not in c or not isinstance(r.get(which), list):
+            continue
+        vals = [x for x in _scored(r, which)[0] if x is not None]
+        why = arm_state(vals, arm_references(r, which), sign)
+        if why:
+            return f"arm {which} ({c[which]['label']}) {why}: it decides nothing"
+    return None
+
+
+def judge(claim: Claim, r: dict[str, Any], scale: str) -> Verdict:
+    """The verdict of one result ``r`` at ``scale`` by the module's rules 1–6."""
+    c = claim.comparison or {}
+    sign = 1 if c.get("direction") == "higher" else -1
+    if scale == "paper" and (eq := _equivalence(claim, r)):
+        return Verdict(eq[0], scale, eq[1])
+    if not _separates(r, sign):
+        return Verdict("inconclusive", scale, f"{c['metric']} does not rank the real data above the noise and "
+                                              f"collapsed references here: it cannot separate a model from collapse")
+    if why := _guard(claim, r, sign):
+        return Verdict("inconclusive", scale, why)
+    diff = _difference(claim, r, sign)
+    if isinstance(diff, str):
+        return Verdict("inconclusive", scale, diff)
+    m, lo, hi, n = diff
+    scored = sum(_scored(r, w)[1] for w in ("a", "b")) if isinstance(r.get("a"), list) else 0
+    what = (f"Δ = {m:+.4g} [{lo:+.4g}, {hi:+.4g}] (95 %, n = {n}, in the claim's direction)"
+            + (f"; {scored} diverged run{'s' if scored != 1 else ''} scored as noise" if scored else ""))
+    label = "consistent" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
+    effect = c.get("effect")
+    marks: tuple[str, ...] = ()
+    if isinstance(effect, (int, float)) and hi < effect:
+        what += f"; the paper's effect {effect:+.4g} ({c.get('effect_source', 'its report')}) lies above the interval"
+        if label == "inconclusive":
+            label = "excludes the paper's effect"
+        elif label == "consistent":
+            marks = ("smaller than the paper's effect",)
+    return Verdict(label, scale, what, (lo, hi), marks)
+
+
+def verdict(claim: Claim, stale: bool = False) -> Verdict:
+    """The claim's verdict by the module's rules, at its largest recorded scale (``stale``: the row's mark, from
+    :func:`ebmlab.claims.render.stale`)."""
     if claim.status == "untested":
         return Verdict("untested", None, claim.reason or "")
     if claim.status == "known_answer":
         r = claim.results.get("known_answer") or {}
         if r.get("test") == "passed":
-            return Verdict("reproduced", "exact", f"known answer: {claim.test} passes")
+            return Verdict("known answer holds", "exact", f"{claim.test} passes")
         if r.get("test") == "failed":
-            return Verdict("contradicted (known answer)", "exact", f"{claim.test} fails")
+            return Verdict("known answer fails", "exact", f"{claim.test} fails")
         return Verdict("untested", None, f"{claim.test} not run yet (`ebmlab claims run {claim.id}`)")
     scale = largest_scale(claim)
     if scale is None:
         return Verdict("untested", None, f"no result recorded yet (`ebmlab claims run {claim.id} --scale small`)")
     r = claim.results[scale]
-    c = claim.comparison or {}
-    sign = 1 if c.get("direction") == "higher" else -1
-    if scale == "paper" and (why := _reproduced(claim, r)):
-        return Verdict("reproduced", scale, why)
-    if not _separates(r, sign):
-        return Verdict("inconclusive", scale, f"{c['metric']} does not rank the real data above the noise and "
-                                              f"collapsed references here: it cannot separate a model from collapse")
-    diff = _difference(claim, r, sign)
-    if isinstance(diff, str):
-        return Verdict("inconclusive", scale, diff)
-    m, lo, hi, n = diff
-    what = f"Δ = {m:+.4g} [{lo:+.4g}, {hi:+.4g}] (95 %, n = {n}, in the claim's direction)"
-    label = "consistent" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
-    return Verdict(label, scale, what, (lo, hi))
+    v = judge(claim, r, scale)
+    marks = v.marks + (("transcribed",) if r.get("transcribed") else ()) + (("stale",) if stale else ())
+    return dataclasses.replace(v, marks=marks)
+
+
+def equal_steps_verdict(claim: Claim) -> Verdict | None:
+    """The verdict of an equal-compute claim's equal-steps pair at its largest scale, when recorded."""
+    scale = largest_scale(claim)
+    r = claim.results.get(scale or "", {})
+    pair = r.get("equal_steps")
+    if not isinstance(pair, dict):
+        return None
+    return judge(claim, {**pair, "references": r.get("references"), "diverged": {}}, scale or "small")

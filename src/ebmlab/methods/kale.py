@@ -90,6 +90,8 @@ class KALEConfig:
     mcmc_step_size: float = 1e-3
     mcmc_friction: float = 1.0
     mcmc_compile: Literal["off", "on", "auto"] = "off"
+    mcmc_decay_every: int = 0
+    mcmc_decay: float = 0.1
     net: Net = "auto"
     width: int = 32
     # fixed base (contrastive maximum likelihood of exp(−E)·base): module docstring
@@ -124,6 +126,9 @@ class KALEConfig:
     def __post_init__(self) -> None:
         if self.mcmc_compile == "on":  # refused now, not at the evaluation after training (GuidedConfig's check)
             GuidedConfig(mcmc_compile=self.mcmc_compile)
+        if self.sampler != "none":  # the sampler's settings, refused now rather than at the first evaluation
+            GuidedConfig(self.sampler, self.inverse_temperature, self.mcmc_steps, self.mcmc_step_size,
+                         self.mcmc_friction, mcmc_decay_every=self.mcmc_decay_every, mcmc_decay=self.mcmc_decay)
 
 
 class KALE(LatentGenerator, Method):
@@ -282,7 +287,8 @@ class KALE(LatentGenerator, Method):
     def guided_config(self) -> GuidedConfig:
         c = self.config
         return GuidedConfig(c.sampler if c.sampler != "none" else "kinetic", c.inverse_temperature, c.mcmc_steps,
-                            c.mcmc_step_size, c.mcmc_friction, mcmc_compile=c.mcmc_compile)
+                            c.mcmc_step_size, c.mcmc_friction, mcmc_compile=c.mcmc_compile,
+                            mcmc_decay_every=c.mcmc_decay_every, mcmc_decay=c.mcmc_decay)
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         gen = generator or self.rng

@@ -50,6 +50,7 @@ from ..bounds.discrete import dequantise
 from ..bounds.elbo import iwae_bound
 from ..errors import EbmlabError
 from ..nets.vae import GaussianVAE
+from ..metadata import Metric
 from ..nets.build import Net
 from .base import Method, adam, optimizer_step
 from .estimators import METRICS as ESTIMATOR_METRICS
@@ -91,12 +92,17 @@ class VAEConfig:
     }
 
 
+ACTIVE_THRESHOLD = 1e-2  # Burda et al. 2016, §5.2: a unit is active when Cov_x(E_q[z_u | x]) exceeds it
+
+
 class VAE(Method):
     name = "vae"
     sampling_networks = ("vae",)
     progress_keys = ("elbo", "log_lik", "loss")  # shown on the progress bar
     Config = VAEConfig
-    metrics = ESTIMATOR_METRICS
+    metrics = {**ESTIMATOR_METRICS,
+               "active_units": Metric("method", "", "↑", "active latent units: Var_x(E_q[z_u | x]) > 0.01 over the test "
+                                                        "split (Burda et al. 2016, §5.2)")}
     description = "VAE (Gaussian encoder, Gaussian/Bernoulli decoder), evaluated by the IWAE bound L_k"
 
     def __init__(self, config: VAEConfig, **kw):
@@ -144,8 +150,22 @@ class VAE(Method):
 
     def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
         c = self.config
-        return estimator_report(self.estimator, dataset, ks=c.iwae_ks, n_points=c.iwae_points, seed=c.eval_seed,
-                                with_modes=False, quantised=self.quantised)
+        out = estimator_report(self.estimator, dataset, ks=c.iwae_ks, n_points=c.iwae_points, seed=c.eval_seed,
+                               with_modes=False, quantised=self.quantised)
+        out["active_units"] = self.active_units(dataset.test)
+        return out
+
+    @torch.no_grad()
+    def active_units(self, x: Tensor, threshold: float = ACTIVE_THRESHOLD, chunk: int = 1000) -> int:
+        """Latent units u with Var_x(μ_u(x)) > ``threshold`` over the examples ``x`` (μ the posterior mean): the
+        IWAE paper's count of the units a model uses (§5.2, threshold 10⁻²), in float64."""
+        self.vae.train(False)
+        try:
+            mu = torch.cat([self.features(x[i:i + chunk].to(self.device)).double().cpu()
+                            for i in range(0, len(x), chunk)])
+        finally:
+            self.vae.train(True)
+        return int((mu.var(0, correction=0) > threshold).sum())
 
     def features(self, x: Tensor) -> Tensor:
         """The encoder's posterior mean μ(x) [b, z_dim]."""

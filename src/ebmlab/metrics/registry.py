@@ -17,14 +17,14 @@ from typing import Any, NamedTuple
 
 from ..errors import EbmlabError
 from ..metadata import Metric
-from . import density, distances, images, inception, modes, probe
+from . import density, distances, images, inception, modes, probe, trajectory
 
 # metrics of plugins and registered from Python: name -> (metadata, fn(samples [n, ...], test [n, ...]) -> float)
 PLUGINS: dict[str, tuple[Metric, Any]] = {}
 SOURCES: dict[str, str] = {}
 FAILED: dict[str, str] = {}
 
-MODULES = (modes, distances, images, inception, density, probe)  # the order of table columns
+MODULES = (modes, distances, images, inception, density, probe, trajectory)  # the order of table columns
 GROUPS = {"samples": "samples", "density": "density and likelihood",
           "manifold": "on the generator's d-dimensional manifold (not a likelihood of the data)",
           "method": "method-specific"}

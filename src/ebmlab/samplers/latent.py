@@ -40,6 +40,8 @@ class GuidedConfig:
     mcmc_friction: float = 1.0
     mcmc_leapfrog: int = 5
     mcmc_compile: str = "off"
+    mcmc_decay_every: int = 0
+    mcmc_decay: float = 0.1
 
     OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
         "sampler": ("any", "energy-guided latent sampler: kinetic (Langevin), ula, mala or hmc"),
@@ -52,12 +54,18 @@ class GuidedConfig:
         "mcmc_compile": ("any", "off, on or auto: run each sampler step as one torch.compile'd graph (the same "
                                 "samples to float rounding; the compile, tens of seconds, is paid once per draw; auto: "
                                 "chains of >= 500 steps; samplers.mcmc.run)"),
+        "mcmc_decay_every": ("int0", "ula/mala/hmc: multiply the step size by mcmc_decay after every this many steps, "
+                                     "as GEBM's released Langevin sampler does (×0.1 every 200; 0: a constant step)"),
+        "mcmc_decay": ("open01", "the factor of mcmc_decay_every"),
     }
 
     def __post_init__(self) -> None:
         bad = out_of_range(self, self.OPTIONS)
         if self.sampler not in ("kinetic", "ula", "mala", "hmc"):
             bad.insert(0, f"sampler={self.sampler!r} (expected kinetic, ula, mala or hmc)")
+        if self.mcmc_decay_every and self.sampler == "kinetic":
+            bad.append("mcmc_decay_every needs sampler ula, mala or hmc (kinetic Langevin's velocity would be reset "
+                       "at each decay; GEBM's released decaying sampler is plain Langevin, ula)")
         if self.mcmc_compile not in ("off", "on", "auto"):
             bad.append(f"mcmc_compile={self.mcmc_compile!r} (expected off, on or auto)")
         elif self.mcmc_compile == "on" and not any(mcmc.compiler_available(torch.device(d)) for d in ("cpu", "cuda")):
@@ -94,12 +102,24 @@ def latent_samples(generate: Callable[[Tensor], Tensor], energy: Callable[[Tenso
         raise EbmlabError(f"unknown sampler {cfg.sampler!r}; valid: kinetic, ula, mala, hmc")
     with torch.no_grad():
         u0 = float(u(z0).mean())
-    res = mcmc.run(algo, z0, u, n_steps=cfg.mcmc_steps, generator=generator, progress=progress,
-                   compile=cfg.mcmc_compile, **kw)
-    z = res.final_state.x
+    z, acc = z0, []
+    for seg, steps in enumerate(_segments(cfg.mcmc_steps, cfg.mcmc_decay_every)):
+        if seg and "step_size" in kw:  # GEBM's schedule: the step size × decay after every decay_every steps
+            kw = {**kw, "step_size": kw["step_size"] * cfg.mcmc_decay}
+        res = mcmc.run(algo, z, u, n_steps=steps, generator=generator, progress=progress,
+                       compile=cfg.mcmc_compile, **kw)
+        z = res.final_state.x
+        acc.append((steps, res.mean_acceptance))
     with torch.no_grad():
         x = in_blocks(generate, z, rows)
         u1 = float(u(z).mean())
     # ULA and kinetic Langevin have no accept/reject step: an acceptance rate (always 1) would say nothing
-    acceptance = res.mean_acceptance if cfg.sampler in ACCEPT_REJECT else None
+    acceptance = (sum(n * a for n, a in acc) / cfg.mcmc_steps) if cfg.sampler in ACCEPT_REJECT else None
     return x, {"acceptance": acceptance, "latent_energy_start": u0, "latent_energy_end": u1}
+
+
+def _segments(steps: int, every: int) -> list[int]:
+    """The chain's steps cut into runs of constant step size: ``every`` steps each (the last the rest), or one run."""
+    if every <= 0 or every >= steps:
+        return [steps]
+    return [every] * (steps // every) + ([steps % every] if steps % every else [])

@@ -1,0 +1,68 @@
+"""Every measured claim re-run at the small scale by ``ebmlab claims run``, in the order of this list (cheap rows
+first), one claim at a time with two runs in parallel, each result recorded with --replace (the campaign replaces the
+results of older code deliberately); a claim whose small result was already recorded by ``claims
+run`` on the current commit's code is skipped, so the campaign resumes where it stopped (its runs are shared and
+resumable under claims-runs/). Its log: claims-runs/campaign.log.
+
+    python benchmarks/claims/tools/campaign.py [--jobs 2] [ID ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ORDER = """
+kale-guided-beats-base-ring8 kale-guided-w1-ring8 kale-guided-beats-base-ring8-t1 kale-guided-beats-base-grid25
+vgan-covers-ring8 vgan-covers-2d-mixtures bib-density-grid25 bib-stable-grid25-vs-official
+bib-upper-bound-stabilises-ring8 bib-pairings-jac-diff-ring8 ebgan-pt-adds-diversity-grid25 bihm-db-below-rws
+bihm-beats-rws-likelihood kale-fixed-flow-improves-uci lbt-ring8-vs-gan lbt-grid25-vs-gan lbt-gan-improves-on-lbt-ring8
+vgan-modes-beat-gan-stacked-digits-500 lbt-stacked-vs-gan-equal-steps vgan-energy-features-beat-gan
+vgan-mode-kl-beats-gan-stacked-digits vgan-fd-beats-gan-stacked-digits kale-beats-gan-equal-compute
+bib-beats-gan-paper-nets kale-beats-gan-paper-nets lbt-beats-gan-paper-nets lbt-gan-beats-gan-paper-nets
+vcd-beats-vgan-paper-nets bib-r1-ablation-penalty bib-r1-ablation-energy-bounded bib-r1-ablation-upper-bound
+lbt-ring8-all-modes-10k pacgan-pack2-grid25 ebgan-stabler-than-gan-ring8 lbt-gan-improves-on-lbt-grid100
+lbt-covers-grid100-vs-gan lbt-grid100-above-noise-floor
+vgan-modes-beat-gan-stacked-fashion vcd-leads-stacked-fashion vcd-coverage-is-not-inherited
+kale-modes-vs-gan-stacked-fashion lbt-stacked-vs-gan-equal-compute lbt-gan-stacked-vs-gan-equal-compute
+ebgan-pt-adds-diversity-stacked bib-images-modes-vs-onesided
+sr-stats-sharper-than-mse sr-stats-lower-psnr sr-mse-regresses-to-the-mean iwae-beats-vae-test-ll iwae-active-units
+vcd-semisup-augmentation ebgan-ln-beats-ladder-1000 ebgan-ln-beats-ladder-100 ebgan-ln-margin-decay
+""".split()
+SPECS = Path("benchmarks/claims")
+
+
+def done(cid: str) -> bool:
+    f = SPECS / "results" / f"{cid}.json"
+    if not f.is_file():
+        return False
+    r = json.loads(f.read_text()).get("small") or {}
+    return bool(r.get("command", "").startswith("ebmlab claims run")) and "arms" in r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("ids", nargs="*")
+    ap.add_argument("--jobs", type=int, default=2)
+    a = ap.parse_args()
+    log = Path("claims-runs/campaign.log")
+    log.parent.mkdir(exist_ok=True)
+    for cid in a.ids or ORDER:
+        if done(cid):
+            continue
+        t0 = time.time()
+        with log.open("a") as fh:
+            fh.write(f"{time.strftime('%H:%M:%S')} start {cid}\n")
+        p = subprocess.run([sys.executable, "-m", "ebmlab", "claims", "run", cid, "--scale", "small", "--jobs",
+                            str(a.jobs), "--replace"], capture_output=True, text=True)
+        with log.open("a") as fh:
+            fh.write(f"{time.strftime('%H:%M:%S')} end {cid} rc={p.returncode} {time.time() - t0:.0f} s: "
+                     f"{(p.stdout.strip().splitlines() or [''])[-2:]} {p.stderr.strip().splitlines()[-1:] if p.returncode else ''}\n")
+
+
+if __name__ == "__main__":
+    main()

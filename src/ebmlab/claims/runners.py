@@ -1,0 +1,299 @@
+"""The runners that make a claim's runs and read its per-seed values (``comparison.runner`` of a spec):
+
+- ``train`` (the default): each arm is ``ebmlab train`` of its method on the scale's data, one run per seed; the
+  value of a seed is its run's metric (final evaluation; the linear probe's ``probe_test_error`` from ``ebmlab
+  eval --probe``; the training record's ``log10_max_abs_energy``). An equal-compute claim also gets its
+  equal-steps pair (:func:`_equal_steps`).
+- ``grid``: each arm is its method over every setting of the scale's ``grid`` file (``ebmlab bench --grid``), the
+  value of a setting its metric's mean over the seeds; the arms are paired by setting, in the grid's order.
+- ``sr``: each arm is an ``ebmlab sr`` model trained and evaluated per seed.
+- ``semisup``: both arms augment a semi-supervised classifier (``ebmlab semisup``'s protocol) with one trained run
+  of the arm's method (the run is shared when the arms' training options agree); an arm's ``rho`` weighs its
+  augmentation (0: none), the value of a seed is the classifier's test error in % on that seed's label subset.
+
+Every runner returns the per-seed (or per-setting) values of each arm with None where a run diverged (its seeds
+listed per arm in ``diverged``), the steps and CPU-seconds the runs got, and each arm's references (noise floor,
+real data, collapsed samples) of its metric at the runs' sample count. Finished runs are read, never re-evaluated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import EbmlabError
+from . import arms as arms_mod
+from .arms import Arm
+from .spec import Claim
+
+Task = tuple[str, str, int, dict[str, Any], str]  # method, data, seed, overrides, run directory (ebmlab.bench)
+REFERENCE_KEYS = (("real", "real_vs_real"), ("noise", "noise_floor"), ("collapsed", "collapse_floor"))
+
+
+def _dir(root: Path, arm: Arm, seed: int) -> Path:
+    return root / "arms" / arm.key / f"s{seed}"
+
+
+def _task(arm: Arm, seed: int, root: Path, place: dict[str, Any]) -> Task:
+    return (arm.method, arm.data, seed, {**arms_mod.QUIET, **arm.options, **place}, str(_dir(root, arm, seed)))
+
+
+def _finished(run_dir: Path) -> dict[str, Any] | None:
+    """The result of a run that finished in an earlier session (its summary, steps and CPU-seconds), else None."""
+    from ..runs import RunDir, read_json
+
+    rd = RunDir(run_dir)
+    if not (rd.summary_path.is_file() and rd.record_path.is_file() and rd.config_path.is_file()):
+        return None
+    try:
+        summary, record, config = read_json(rd.summary_path), read_json(rd.record_path), read_json(rd.config_path)
+        last = record["sessions"][-1]
+        done = last.get("status") == "ended" and (summary.get("step") == config["run"]["steps"]
+                                                  or (summary.get("budget") or {}).get("stopped_by"))
+    except (EbmlabError, KeyError, IndexError, TypeError):
+        return None
+    if not done:
+        return None
+    return {"status": "ok", "metrics": summary.get("metrics", {}), "steps_run": summary.get("step"),
+            "cpu_s": rd.trained_cpu_seconds(), "train_s": rd.trained_seconds()}
+
+
+def _execute(tasks: list[Task], jobs: int, root: Path) -> dict[str, dict[str, Any]]:
+    """Run directory → result of each task: finished runs read, the others trained (``jobs`` at a time)."""
+    from ..bench.run import _run_all
+
+    out: dict[str, dict[str, Any]] = {}
+    todo = []
+    for t in tasks:
+        prior = _finished(Path(t[4]))
+        if prior is not None:
+            out[t[4]] = prior
+        else:
+            todo.append(t)
+    if todo:
+        for t, r in zip(todo, _run_all(todo, jobs, "claims", root)):
+            out[t[4]] = r
+    return out
+
+
+def _post_metrics(run_dir: Path, metric: str) -> dict[str, Any]:
+    """Metrics a run's summary does not hold: the linear probe (cached in the run directory) and the training
+    record's."""
+    from ..metrics import probe, registry, trajectory
+
+    base = registry.split_prefix(metric)[1]
+    if base in trajectory.METRICS:
+        return trajectory.from_record(run_dir)
+    if base in probe.METRICS:
+        cache = run_dir / "claims_probe.json"
+        if not cache.is_file():
+            from ..api import evaluate_run
+            from ..runs import write_json
+
+            m = evaluate_run(run_dir, probe=True, device="cpu")["metrics"]
+            write_json(cache, {k: v for k, v in m.items() if k.startswith("probe_")})
+        return json.loads(cache.read_text())
+    return {}
+
+
+def _value(r: dict[str, Any] | None, run_dir: Path, metric: str) -> float | None:
+    if r is None or r.get("status") != "ok":
+        return None
+    m = dict(r.get("metrics") or {})
+    if metric not in m:
+        m.update(_post_metrics(run_dir, metric))
+    v = m.get(metric)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def _references(run_dir: Path, metric: str) -> dict[str, float]:
+    """The real-data, noise-floor and collapsed values of ``metric`` (its base, for an extra sample set's) that a
+    run's summary records at its sample count."""
+    from ..metrics import registry
+    from ..runs import read_json
+
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        return {}
+    s = read_json(path)
+    base = registry.split_prefix(metric)[1]
+    return {name: float(v) for name, key in REFERENCE_KEYS
+            if isinstance(v := (s.get(key) or {}).get(base), (int, float)) and not isinstance(v, bool)}
+
+
+def _arm_values(arm: Arm, n_seeds: int, root: Path, done: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    vals, steps, cpu, diverged = [], [], [], []
+    for s in range(n_seeds):
+        d = _dir(root, arm, s)
+        r = done.get(str(d))
+        vals.append(_value(r, d, arm.metric))
+        if r is not None and r.get("status") == "diverged":
+            diverged.append(s)
+        steps.append((r or {}).get("steps_run"))
+        c = (r or {}).get("cpu_s")
+        cpu.append(round(c, 1) if isinstance(c, (int, float)) else None)
+    refs = next((x for s in range(n_seeds) if (x := _references(_dir(root, arm, s), arm.metric))), {})
+    return {"values": vals, "steps": steps, "cpu_s": cpu, "diverged": diverged, "references": refs}
+
+
+def _assemble(per_arm: dict[str, dict[str, Any]], n: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"seeds": list(range(n))}
+    for key, field in (("steps", "steps"), ("cpu_s", "cpu_s"), ("diverged", "diverged"),
+                       ("references", "references")):
+        out[key] = {w: v[field] for w, v in per_arm.items()}
+    out.update({w: v["values"] for w, v in per_arm.items()})
+    return out
+
+
+def run_train(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: int, *, root: Path, jobs: int,
+              place: dict[str, Any], shard: tuple[int, int] | None) -> dict[str, Any]:
+    unique = {a.key: a for a in arms.values()}
+    tasks = [_task(a, s, root, place) for s in range(n_seeds) for a in unique.values()]
+    if shard is not None:
+        _execute(tasks[shard[0]::shard[1]], jobs, root)
+        return {}
+    done = _execute(tasks, jobs, root)
+    out = _assemble({w: _arm_values(a, n_seeds, root, done) for w, a in arms.items()}, n_seeds)
+    if (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}:
+        out["equal_steps"] = _equal_steps(arms, n_seeds, out["steps"], root=root, jobs=jobs, place=place)
+    return out
+
+
+def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]], *, root: Path, jobs: int,
+                 place: dict[str, Any]) -> dict[str, Any]:
+    """The equal-steps pair of an equal-compute claim: per seed, the arm that trained more steps in the budget is
+    trained again (a new run, no budget) to exactly the steps the other arm reached in that seed, whose budget run
+    is reused. A seed where either budget run diverged is left out (None)."""
+    mean = {w: sum(x for x in steps[w] if x) / max(1, sum(1 for x in steps[w] if x)) for w in ("a", "b")}
+    fast = "a" if mean["a"] > mean["b"] else "b"
+    slow = "b" if fast == "a" else "a"
+    redo: dict[int, Arm] = {}
+    for s in range(n_seeds):
+        n = steps[slow][s]
+        if isinstance(n, int) and n > 0 and isinstance(steps[fast][s], int):
+            opts = {k: v for k, v in arms[fast].options.items() if k not in arms_mod.BUDGETS}
+            redo[s] = Arm(fast, arms[fast].label, arms[fast].method, arms[fast].data, {**opts, "steps": n},
+                          arms[fast].metric, arms[fast].runner)
+    done = _execute([_task(a, s, root, place) for s, a in redo.items()], jobs, root)
+    values = {fast: [_value(done.get(str(_dir(root, redo[s], s))), _dir(root, redo[s], s), redo[s].metric)
+                     if s in redo else None for s in range(n_seeds)]}
+    slow_done = {str(_dir(root, arms[slow], s)): r for s in range(n_seeds)
+                 if (r := _finished(_dir(root, arms[slow], s))) is not None}
+    values[slow] = _arm_values(arms[slow], n_seeds, root, slow_done)["values"]
+    return {"a": values["a"], "b": values["b"], "seeds": list(range(n_seeds)),
+            "steps": {w: [steps[slow][s] if s in redo else None for s in range(n_seeds)] for w in ("a", "b")},
+            "retrained": fast, "keys": {fast: [redo[s].key for s in sorted(redo)]}}
+
+
+def run_grid(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: int, *, root: Path, jobs: int,
+             place: dict[str, Any], shard: tuple[int, int] | None) -> dict[str, Any]:
+    from ..bench.grid import grid_settings, load_grid
+
+    grid = load_grid(sc["grid"])
+    tag = hashlib.sha256(json.dumps(grid, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    tasks, where = [], {}
+    for w, arm in arms.items():
+        for g, (label, setting) in enumerate(grid_settings(grid, arm.method)):
+            for s in range(n_seeds):
+                d = root / "arms" / f"{arm.key}-grid{tag}" / f"g{g}-s{s}"
+                tasks.append((arm.method, arm.data, s, {**arms_mod.QUIET, **arm.options, **setting, **place}, str(d)))
+                where[(w, g, s)] = (d, label)
+    if shard is not None:
+        _execute(tasks[shard[0]::shard[1]], jobs, root)
+        return {}
+    done = _execute(tasks, jobs, root)
+    per_arm: dict[str, dict[str, Any]] = {}
+    for w, arm in arms.items():
+        n_set = len(grid_settings(grid, arm.method))
+        vals, labels, diverged, steps = [], [], [], []
+        refs = {}
+        for g in range(n_set):
+            seed_vals = []
+            for s in range(n_seeds):
+                d, label = where[(w, g, s)]
+                r = done.get(str(d))
+                refs = refs or _references(d, arm.metric)
+                v = _value(r, d, arm.metric)
+                if v is None and refs.get("noise") is not None:  # a diverged run scores as noise (verdict's rule)
+                    diverged.append(f"g{g}-s{s}")
+                    v = refs["noise"]
+                seed_vals.append(v)
+                steps.append((r or {}).get("steps_run"))
+            ok = [v for v in seed_vals if v is not None]
+            vals.append(sum(ok) / len(ok) if ok else None)
+            labels.append(label)
+        per_arm[w] = {"values": vals, "settings": labels, "diverged": diverged, "references": refs,
+                      "runs": n_set * n_seeds, "steps": steps}
+    return {**{w: v["values"] for w, v in per_arm.items()},
+            "grid_settings": {w: v["settings"] for w, v in per_arm.items()},
+            "diverged": {w: v["diverged"] for w, v in per_arm.items()},
+            "references": {w: v["references"] for w, v in per_arm.items()},
+            "steps": {w: v["steps"] for w, v in per_arm.items()},
+            "pairing": f"grid settings by position (each the mean over {n_seeds} seeds); a diverged run scores as "
+                       f"the noise floor"}
+
+
+def run_sr(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: int, *, root: Path, jobs: int,
+           place: dict[str, Any], shard: tuple[int, int] | None) -> dict[str, Any]:
+    from ..runs import read_json
+    from ..sr import api
+
+    per_arm = {}
+    jobs_list = [(w, a, s) for s in range(n_seeds) for w, a in arms.items()]
+    if shard is not None:
+        jobs_list = jobs_list[shard[0]::shard[1]]
+    for w, arm, s in jobs_list:
+        d = _dir(root, arm, s)
+        if not (d / "summary.json").is_file() or "test" not in read_json(d / "summary.json"):
+            opts = {k: v for k, v in arm.options.items() if k != "steps"}
+            api.train_sr(arm.data, arm.method, out=d, steps=arm.options.get("steps"), seed=s, options=opts or None,
+                         scale=int(sc.get("sr_scale", 4)), progress=False, threads=1,
+                         data_dir=place.get("data_dir"))
+    if shard is not None:
+        return {}
+    for w, arm in arms.items():
+        vals = []
+        for s in range(n_seeds):
+            test = read_json(_dir(root, arm, s) / "summary.json").get("test", {})
+            v = test.get(arm.metric)
+            vals.append(float(v) if isinstance(v, (int, float)) else None)
+        per_arm[w] = {"values": vals, "steps": [arm.options.get("steps")] * n_seeds, "cpu_s": [None] * n_seeds,
+                      "diverged": [], "references": {}}
+    return _assemble(per_arm, n_seeds)
+
+
+def run_semisup(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: int, *, root: Path, jobs: int,
+                place: dict[str, Any], shard: tuple[int, int] | None) -> dict[str, Any]:
+    from ..api import load_run
+    from ..data import get_dataset
+    from ..runs import write_json
+    from ..semisup import semisup_table
+
+    support = {a.key: a for a in arms.values()}
+    done = _execute([_task(a, 0, root, place) for a in support.values()], jobs, root)
+    if shard is not None:
+        return {}
+    labels, steps = int(sc.get("labels", 1000)), int(sc.get("classifier_steps", 400))
+    per_arm = {}
+    for w, arm in arms.items():
+        d = _dir(root, arm, 0)
+        if (done.get(str(d)) or {}).get("status") != "ok":
+            raise EbmlabError(f"{claim.id}: the {arm.method} run that augments arm {w} did not finish ({d})")
+        rho = float(arm.extra.get("rho", 0.0))
+        cache = d / f"semisup-rho{rho:g}-labels{labels}-steps{steps}-seeds{n_seeds}.json"
+        if not cache.is_file():
+            _, method, _ = load_run(d, "cpu")
+            table = semisup_table(get_dataset(arm.data, data_dir=place.get("data_dir")), labels=labels, rhos=(rho,),
+                                  seeds=n_seeds, steps=steps, method=method if rho > 0 else None, progress=False)
+            write_json(cache, table)
+        errs = json.loads(cache.read_text())["rows"][0]["errors"]
+        per_arm[w] = {"values": [100 * e for e in errs], "steps": [steps] * n_seeds, "cpu_s": [None] * n_seeds,
+                      "diverged": [], "references": {}}
+    return _assemble(per_arm, n_seeds)
+
+
+RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {"train": run_train, "grid": run_grid, "sr": run_sr,
+                                                     "semisup": run_semisup}
