@@ -296,7 +296,7 @@ def _bench(args) -> None:
                else [m for m in args.methods.split(",") if m])
     default_data = "ring8,grid25" if args.suite == "toy" else "stacked_digits"
     data = [d for d in (args.data or default_data).split(",") if d]
-    cmd = "ebmlab bench " + " ".join(sys.argv[2:])
+    cmd = "ebmlab " + " ".join(args.argv)
     overrides = parse_override_strings(args.overrides)
     steps = args.steps
     for flag, key, value in (("--budget-seconds", "max_seconds", args.budget_seconds),
@@ -603,6 +603,8 @@ def _claims(args) -> None:
         else:
             from .claims.render import write
 
+            if bad and not claims:  # nothing to render: nothing written
+                raise EbmlabError("; ".join(bad.values()))
             counts = write(claims, args.out, bad)
             print(f"wrote {args.out}: {len(claims)} claim{'s' if len(claims) != 1 else ''} — "
                   + ", ".join(f"{n} {k}" for k, n in counts.items()))
@@ -615,7 +617,7 @@ def _claims(args) -> None:
     claim = get_claim(args.id, args.specs)
     res = run_claim(claim, args.scale, seeds=args.seeds, out=args.out, jobs=args.jobs, device=args.device,
                     data_dir=args.data_dir, shard=_shard(args.shard), replace=args.replace,
-                    command="ebmlab claims run " + " ".join(sys.argv[3:]))
+                    command="ebmlab " + " ".join(args.argv))
     if "shard" in res:
         print(f"part {args.shard} done; run the same command without --shard to record the result (finished runs "
               f"are reused)")
@@ -756,6 +758,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(bad)}")
     if extra:
         args.overrides = list(args.overrides) + extra
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as given, for the records that name it
     try:
         args.fn(args)
     except EbmlabError as exc:

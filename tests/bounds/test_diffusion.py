@@ -305,3 +305,50 @@ def test_errors_and_caveat():
     with pytest.raises(ValueError, match="to \\[b\\]"):
         diffusion_nll_bound(lambda xx, t: xx, x, generator=_gen(5))
     assert int_beta(torch.tensor(1.0, dtype=DT)).item() == pytest.approx(10.05, rel=1e-14)
+
+
+def test_both_bounds_sandwich_the_exact_nll_of_a_known_model():
+    """BiB's sandwich on a model whose likelihood is known: the EBM E(·, t_min) of data N(M, S² I) (p_θ = N(α₀M, v₀I),
+    NLL in closed form) and a linear generator G(z) = c + s·z with another mean. The Jacobian lower bound (i) with
+    the exact log-determinant is NLL − KL(p_g ‖ p_θ) exactly (H(p_g) is exact for a linear G), the s_min form of it
+    lower still for an anisotropic G, and the diffusion upper bound (iv) lies above the NLL — float64, Gauss–Hermite
+    quadrature exact for these quadratics."""
+    from ebmlab.bounds.entropy import logdet_entropy, smin_entropy_exact
+
+    energy = _gaussian_energy(M, S)
+    _, kl_prior, v0 = _closed_form()
+    a0, s0 = _a_s(T_MIN)
+    p_mean = a0 * M
+    nll = 0.5 * D * math.log(2 * math.pi * v0) + (float(((M - p_mean) ** 2).sum()) + D * S**2) / (2 * v0)
+    x_data, _, w_data = _data_and_noise_nodes()
+    t0 = lambda n: torch.full((n,), T_MIN, dtype=DT)  # noqa: E731
+    e_data = float((w_data * energy(x_data, t0(len(x_data)))).sum())
+
+    def lower(c, scales, entropy_fn):
+        z, w = _gauss_hermite(D)
+        G = lambda zz: c + zz * scales  # noqa: E731
+        e_gen = float((w * energy(G(z), t0(len(z)))).sum())
+        return e_data - e_gen + float(entropy_fn(G, z).entropy)
+
+    def kl_to_model(c, scales):  # KL(N(c, diag s²) ‖ N(p_mean, v0 I))
+        var = scales ** 2
+        return 0.5 * float((var / v0).sum() + ((c - p_mean) ** 2).sum() / v0 - D + D * math.log(v0)
+                           - torch.log(var).sum())
+
+    c = M + torch.tensor([0.5, 0.0], dtype=DT)
+    iso = torch.full((D,), S, dtype=DT)
+    lo = lower(c, iso, logdet_entropy)
+    assert lo == pytest.approx(nll - kl_to_model(c, iso), abs=1e-10) and lo < nll
+    # the generator equal to the model closes the lower bound exactly
+    assert lower(p_mean, torch.full((D,), math.sqrt(v0), dtype=DT), logdet_entropy) == pytest.approx(nll, abs=1e-10)
+    # the s_min form: d·log s_min ≤ ½ log det, strictly for an anisotropic generator
+    aniso = torch.tensor([0.3, 0.9], dtype=DT)
+    exact, smin = lower(c, aniso, logdet_entropy), lower(c, aniso, smin_entropy_exact)
+    assert exact == pytest.approx(nll - kl_to_model(c, aniso), abs=1e-10)
+    assert smin == pytest.approx(exact - math.log(0.9 / 0.3), abs=1e-10) and smin < exact < nll
+    # the upper bound of the same generator (isotropic, as the diffusion helper draws it) above the NLL
+    x_g, eps, w = _data_and_noise_nodes(c, S)
+    n = len(w)
+    up = diffusion_upper_bound(torch.full((1,), e_data, dtype=DT), n * w * energy(a0 * x_g + s0 * eps, t0(n)),
+                               n * w * diffusion_nll_bound_quadrature(energy, x_g, eps=eps)).item()
+    assert lo < nll < up and up - nll < 2 * kl_prior + 1.0

@@ -131,3 +131,41 @@ def test_base_samples_are_scored_at_the_guided_sets_count():
     assert "base_note" not in same and same["base_modes"] == ev.sample_metrics(x, ds)["modes"]
     fewer = ev._scored_beside("base", x[:100], 300, ds, 300)
     assert "not comparable" in fewer["base_note"]
+
+
+def test_the_step_size_decay_is_gebms_schedule_to_float64_rounding():
+    """GEBM's released Langevin sampler multiplies its step by 0.1 after every 200 steps (samplers.py,
+    LangevinSampler): latent_samples with mcmc_decay_every=3 equals a hand-written ULA loop on the same draws, with
+    the step dropping at steps 3 and 6 (float64), and kinetic Langevin refuses a decay it could not carry."""
+    from ebmlab.samplers.latent import latent_samples
+
+    T, h = 2.0, 0.05
+    cfg = GuidedConfig("ula", T, 8, h, mcmc_decay_every=3, mcmc_decay=0.1)
+    a = torch.tensor([[1.0, 0.5], [0.0, 2.0]], dtype=torch.float64)
+
+    def energy(x):  # E(x) = ½ |A x|², G the identity: U(z) = ½|z|² + T·E(z)
+        return 0.5 * ((x @ a.T.to(x.dtype)) ** 2).sum(1)
+
+    def grad_u(z):
+        return z + T * (z @ a.T) @ a
+
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # the chains' start and noise drawn in float64
+    try:
+        x, _ = latent_samples(lambda z: z, energy, 2, 5, cfg, generator=torch.Generator().manual_seed(0))
+        g = torch.Generator().manual_seed(0)
+        z = torch.randn(5, 2, generator=g)
+        for t in range(8):
+            step = h * 0.1 ** (t // 3)
+            z = z - step / 2 * grad_u(z) + step ** 0.5 * torch.randn(5, 2, generator=g)
+    finally:
+        torch.set_default_dtype(old)
+    assert x.dtype == torch.float64
+    torch.testing.assert_close(x, z, rtol=1e-12, atol=1e-12)
+    constant, _ = latent_samples(lambda z: z, energy, 2, 5, GuidedConfig("ula", T, 8, h),
+                                 generator=torch.Generator().manual_seed(0))
+    assert float((constant.double() - x).abs().max()) > 1e-3  # the schedule changed the chains
+    with pytest.raises(EbmlabError, match="kinetic Langevin's velocity"):
+        GuidedConfig("kinetic", mcmc_decay_every=200)
+    with pytest.raises(EbmlabError, match="mcmc_decay"):
+        build_method(resolve_config("kale", "ring8", overrides={"mcmc_decay_every": 5}), torch.device("cpu"))

@@ -297,3 +297,20 @@ def test_evaluation_elbo_encodes_each_point_once_with_the_stacked_copies_numbers
     g2 = gen(11)
     one = iwae_bound(x.repeat(s, 1), model.encode, model.decode, 1, generator=g2, log_lik=est.log_lik, dtype=DT)
     assert one.reshape(s, -1).std(0).min() > 1e-3
+
+
+def test_active_units_count_the_posterior_means_that_vary(monkeypatch):
+    """Burda et al. §5.2: unit u is active when Var_x(E_q[z_u | x]) > 10⁻². Posterior means chosen by hand over
+    1000 examples: one unit with variance ≈ 1, one with 10⁻⁶, one constant, one at 0.04 (2 active), in float64."""
+    from ebmlab.config import resolve_config
+    from ebmlab.trainer import build_method
+
+    m = build_method(resolve_config("vae", "ring8", overrides={"z_dim": 4}), torch.device("cpu"))
+    x = torch.randn(1000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    def features(xb):
+        return torch.stack([xb[:, 0], 1e-3 * xb[:, 1], torch.full_like(xb[:, 0], 3.0), 0.2 * xb[:, 1]], 1)
+
+    monkeypatch.setattr(m, "features", features)
+    assert m.active_units(x) == 2
+    assert m.active_units(x, threshold=1e-7) == 3 and m.active_units(x, threshold=2.0) == 0

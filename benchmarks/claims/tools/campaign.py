@@ -4,7 +4,10 @@ results of older code deliberately); a claim whose small result was already reco
 run`` on the current commit's code is skipped, so the campaign resumes where it stopped (its runs are shared and
 resumable under claims-runs/). Its log: claims-runs/campaign.log.
 
-    python benchmarks/claims/tools/campaign.py [--jobs 2] [ID ...]
+    python benchmarks/claims/tools/campaign.py [--jobs 2] [--out claims-runs] [ID ...]
+
+Run it from a clean checkout of a commit (a worktree) so that every result records that commit with no uncommitted
+change (``dirty`` false); results recorded from a tree with changes are run again (their runs are reused).
 """
 
 from __future__ import annotations
@@ -41,15 +44,16 @@ def done(cid: str) -> bool:
     if not f.is_file():
         return False
     r = json.loads(f.read_text()).get("small") or {}
-    return bool(r.get("command", "").startswith("ebmlab claims run")) and "arms" in r
+    return bool(r.get("command", "").startswith("ebmlab claims run")) and "arms" in r and r.get("dirty") is False
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("ids", nargs="*")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", default="claims-runs", help="the claims' runs (shared between checkouts)")
     a = ap.parse_args()
-    log = Path("claims-runs/campaign.log")
+    log = Path(a.out) / "campaign.log"
     log.parent.mkdir(exist_ok=True)
     for cid in a.ids or ORDER:
         if done(cid):
@@ -58,7 +62,7 @@ def main() -> None:
         with log.open("a") as fh:
             fh.write(f"{time.strftime('%H:%M:%S')} start {cid}\n")
         p = subprocess.run([sys.executable, "-m", "ebmlab", "claims", "run", cid, "--scale", "small", "--jobs",
-                            str(a.jobs), "--replace"], capture_output=True, text=True)
+                            str(a.jobs), "--replace", "--out", a.out], capture_output=True, text=True)
         with log.open("a") as fh:
             fh.write(f"{time.strftime('%H:%M:%S')} end {cid} rc={p.returncode} {time.time() - t0:.0f} s: "
                      f"{(p.stdout.strip().splitlines() or [''])[-2:]} {p.stderr.strip().splitlines()[-1:] if p.returncode else ''}\n")

@@ -1,8 +1,8 @@
 """One-off rewrite of the claim specs into experiments (the spec format of ``ebmlab.claims.spec``): each measured
 spec states every setting that distinguishes its arms and that its runs are made with, the metric its runs write,
 the paper's settings at the paper's scale and the deciding options; the transcribed records are dropped (every
-measured row is re-run by ``ebmlab claims run``). Kept for the record of what changed and why (the commit that ran it
-says so); running it again on the rewritten specs changes nothing.
+measured row is re-run by ``ebmlab claims run``). Kept for the record of what changed and why; it ran once, on the
+specs of the commit before it, and later edits were made to the specs themselves.
 
     python benchmarks/claims/tools/migrate_specs.py
 """

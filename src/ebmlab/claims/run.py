@@ -124,8 +124,8 @@ def paper_cost(claim: Claim, scale: str, device: str | None, seeds: int) -> dict
         periodic = steps // ckpt_every * p["ckpt_s"] + (steps // eval_every * p["eval_s"] if eval_every else 0)
         seconds = steps / max(p["steps_per_s"], 1e-9) + periodic + p["eval_s"]
         out.append({"arm": which, "key": arm.key, "method": arm.method, "steps": steps,
-                    "steps_per_s": round(p["steps_per_s"], 3), "periodic_s": round(periodic, 1),
-                    "final_eval_s": round(p["eval_s"], 1), "hours_per_seed": round(seconds / 3600, 2)})
+                    "steps_per_s": round(p["steps_per_s"], 3), "periodic_s": round(periodic, 3),
+                    "final_eval_s": round(p["eval_s"], 3), "hours_per_seed": round(seconds / 3600, 3)})
     total = sum(a["hours_per_seed"] for a in out) * seeds
     return {"arms": out, "seeds": seeds, "hours": round(total, 1), "data_files": sc.get("data_files", []),
             "device": device or "auto",

@@ -1,0 +1,239 @@
+"""Claim specs as experiments: what `claims run` refuses before anything runs (arms that resolve to one experiment,
+a metric no arm writes, seeds below 1), what it records (each arm's configuration, steps, CPU-seconds, references,
+the commit; the equal-steps pair of an equal-compute claim), results it will not replace silently, rows marked stale,
+files of the wrong shape named in one line while the rest still list and render, and the project's own specs."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ebmlab.claims import arms as arms_mod
+from ebmlab.claims.render import render, stale
+from ebmlab.claims.spec import get_claim, load_all, load_claims
+from ebmlab.cli import main
+from ebmlab.errors import EbmlabError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SPEC = """paper = "vgan"
+where = "§7"
+claim = "VGAN covers more modes"
+status = "measured"
+networks = "2D MLPs"
+evidence = []
+
+[comparison]
+metric = "{metric}"
+direction = "higher"
+budget = "{budget}"
+decides = ["lr_g"]
+a = {{label = "A", method = "{a}"{a_over}}}
+b = {{label = "B", method = "{b}"}}
+
+[scale.small]
+data = "ring8"
+seeds = {seeds}
+overrides = {{{over}}}
+"""
+
+
+def _spec(d: Path, name="c", *, metric="modes", budget="equal_steps", a="vgan", b="gan", a_over="", seeds=3,
+          over="steps = 30, eval_samples = 200"):
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{name}.toml").write_text(SPEC.format(metric=metric, budget=budget, a=a, b=b, a_over=a_over, seeds=seeds,
+                                                over=over))
+    return d
+
+
+def test_arms_that_resolve_to_one_experiment_are_refused_and_nothing_is_written(tmp_path, capsys):
+    specs = _spec(tmp_path / "specs", a="gan", b="gan")
+    assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "resolve to the same experiment" in err and "nothing was run" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists() and not (specs / "results").exists()
+    # one setting that differs makes them two experiments
+    specs = _spec(tmp_path / "specs", a="gan", b="gan", a_over=", overrides = {lr_g = 0.003}")
+    c = get_claim("c", specs)
+    configs = arms_mod.check(c, "small", arms_mod.plan(c, "small"))
+    assert configs["a"]["method_config"]["lr_g"] == 0.003 != configs["b"]["method_config"]["lr_g"]
+
+
+def test_a_metric_no_arm_writes_is_refused(tmp_path, capsys):
+    specs = _spec(tmp_path / "specs", metric="test_ll")
+    assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs")]) == 2
+    assert "no arm's method reports its metric" in capsys.readouterr().err
+    specs = _spec(tmp_path / "specs", metric="clf_fd")  # an image metric on 2D data
+    assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs")]) == 2
+    assert not (tmp_path / "runs").exists()
+    assert arms_mod.produces("kale", "base_hq", "toy2d") and not arms_mod.produces("gan", "base_hq", "toy2d")
+    assert arms_mod.produces("vae", "iwae_5000", "binary") and arms_mod.produces("vae", "active_units", "binary")
+    assert arms_mod.produces("bib", "log10_max_abs_energy", "image")
+
+
+def test_seeds_below_one_and_unknown_options_are_refused(tmp_path, capsys):
+    specs = _spec(tmp_path / "specs")
+    assert main(["claims", "run", "c", "--seeds", "0", "--specs", str(specs), "--out", str(tmp_path / "r")]) == 2
+    assert "--seeds" in capsys.readouterr().err
+    specs = _spec(tmp_path / "specs", over="steps = 30, no_such_option = 1")
+    assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "r")]) == 2
+    assert "unknown option 'no_such_option'" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_every_budget_a_spec_may_set_is_accepted_for_every_method(tmp_path):
+    """The bench's budget names and the run options' alike; a budgeted arm without steps gets the upper bound."""
+    for over in ("budget_cpu_seconds = 5", "max_cpu_seconds = 5", "budget_seconds = 5", "budget_evals = 1000"):
+        for a in ("kale", "lbt", "bib", "vgan"):
+            c = get_claim("c", _spec(tmp_path / "specs", a=a, over=over))
+            plan = arms_mod.plan(c, "small")
+            arms_mod.check(c, "small", plan)
+            assert plan["a"].options["steps"] == arms_mod.BUDGET_STEPS
+            assert any(plan["a"].options.get(k) for k in arms_mod.BUDGETS)
+
+
+def test_an_equal_compute_claim_runs_and_records_its_equal_steps_pair(tmp_path):
+    specs = _spec(tmp_path / "specs", budget="equal_wall_time",
+                  over="max_cpu_seconds = 0.6, eval_samples = 200")
+    assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs"), "--jobs", "2"]) == 0
+    r = json.loads((specs / "results" / "c.json").read_text())["small"]
+    assert set(r["arms"]) == {"a", "b"} and r["arms"]["a"]["method"] == "vgan"
+    assert r["commit"] and isinstance(r["dirty"], bool) and r["command"].startswith("ebmlab claims run c")
+    assert r["references"]["a"]["noise"] < r["references"]["a"]["real"] == 8
+    assert all(s > 0 for s in r["steps"]["a"] + r["steps"]["b"]) and all(c >= 0.6 for c in r["cpu_s"]["a"])
+    pair = r["equal_steps"]
+    fast, slow = pair["retrained"], "a" if pair["retrained"] == "b" else "b"
+    assert pair["steps"][fast] == pair["steps"][slow] == r["steps"][slow]  # exactly the slower arm's steps, per seed
+    runs = sorted((tmp_path / "runs" / "small" / "arms").iterdir())
+    assert len(runs) == 2 + 3  # the two budgeted arms, and the faster arm once per seed at the other's steps
+    # the same command again reads the finished runs: the same numbers, nothing retrained
+    before = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("summary.json")}
+    assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs")]) == 0
+    again = json.loads((specs / "results" / "c.json").read_text())["small"]
+    assert again["a"] == r["a"] and again["equal_steps"] == r["equal_steps"]
+    assert {p: p.stat().st_mtime for p in before} == before
+
+
+def test_fewer_seeds_never_replace_a_recorded_result_silently(tmp_path, capsys):
+    specs = _spec(tmp_path / "specs")
+    (specs / "results").mkdir()
+    old = {"small": {"a": [1.0, 2.0, 3.0, 4.0, 5.0], "b": [0.0] * 5}}
+    (specs / "results" / "c.json").write_text(json.dumps(old))
+    assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs")]) == 2
+    assert "over 5 seeds" in capsys.readouterr().err
+    assert json.loads((specs / "results" / "c.json").read_text()) == old and not (tmp_path / "runs").exists()
+
+
+def test_a_row_is_stale_when_its_spec_no_longer_resolves_to_what_ran(tmp_path):
+    specs = _spec(tmp_path / "specs")
+    c = get_claim("c", specs)
+    configs = arms_mod.check(c, "small", arms_mod.plan(c, "small"))
+    (specs / "results").mkdir()
+    (specs / "results" / "c.json").write_text(json.dumps({"small": {"a": [1, 2, 3], "b": [0, 0, 0],
+                                                                    "arms": configs}}))
+    assert not stale(get_claim("c", specs))
+    _spec(specs, over="steps = 31, eval_samples = 200")  # the spec edited after the run
+    c = get_claim("c", specs)
+    assert stale(c) and "(stale)" in render([c])
+    # an option ebmlab added since the record (absent from it) is not a change of the experiment
+    configs["a"]["method_config"].pop("lr_g")
+    _spec(specs)
+    (specs / "results" / "c.json").write_text(json.dumps({"small": {"a": [1, 2, 3], "b": [0, 0, 0],
+                                                                    "arms": configs}}))
+    assert not stale(get_claim("c", specs))
+
+
+@pytest.mark.parametrize("bad, field", [
+    ('order = "first"', "'order'"),
+    ('paper_value = {value = "high"}', "paper_value"),
+    ('section = "mine"', "section"),
+])
+def test_a_spec_of_the_wrong_type_is_named_in_one_line_and_the_rest_still_list(tmp_path, capsys, bad, field):
+    specs = _spec(tmp_path / "specs", name="good")
+    (specs / "bad.toml").write_text((specs / "good.toml").read_text().replace("[comparison]", bad + "\n\n[comparison]"))
+    claims, errors = load_all(specs)
+    assert [c.id for c in claims] == ["good"] and list(errors) == [str(specs / "bad.toml")]
+    assert field in errors[str(specs / "bad.toml")]
+    assert main(["claims", "list", "--specs", str(specs)]) == 2
+    out, err = capsys.readouterr()
+    assert "good" in out and "bad.toml" in err and field in err and "Traceback" not in err
+    assert main(["claims", "render", "--specs", str(specs), "--out", str(tmp_path / "page.md")]) == 2
+    page = (tmp_path / "page.md").read_text()
+    assert "`good`" in page and "Specs that could not be read" in page and "bad.toml" in page
+
+
+@pytest.mark.parametrize("content, field", [
+    ('{"small": [1, 2]}', "must be a table"),
+    ('{"small": {"a": ["1", "2", "3"]}}', ".a must be a list of per-seed numbers"),
+    ('[1, 2]', "JSON object"),
+    ('{"tiny": {}}', "not a scale"),
+])
+def test_a_results_file_of_the_wrong_shape_is_named(tmp_path, capsys, content, field):
+    specs = _spec(tmp_path / "specs", name="good")
+    _spec(specs, name="other")
+    (specs / "results").mkdir()
+    (specs / "results" / "other.json").write_text(content)
+    claims, errors = load_all(specs)
+    assert [c.id for c in claims] == ["good"] and field in next(iter(errors.values()))
+    assert main(["claims", "list", "--specs", str(specs)]) == 2
+    assert "other.json" in capsys.readouterr().err
+
+
+def test_the_projects_claims_load_check_and_render(capsys):
+    specs = ROOT / "benchmarks" / "claims"
+    claims = load_claims(specs)
+    assert len(claims) >= 90
+    assert {c.status for c in claims} == {"measured", "known_answer", "untested"}
+    for c in claims:  # every measured spec is an experiment claims run accepts, at every scale below the paper's
+        for scale in c.scales:
+            if scale != "paper":
+                arms_mod.check(c, scale, arms_mod.plan(c, scale))
+        if c.status == "known_answer":
+            assert (ROOT / c.test.split("::")[0]).is_file(), c.test
+    page = render(claims)
+    assert page.startswith("# The papers' claims") and "ebmlab claims render" in page.split("\n\n")[1]
+    assert all(f"`{c.id}`" in page for c in claims) and "## ebmlab's own checks" in page
+    # the committed page is what the specs and results render to now
+    assert (ROOT / "benchmarks" / "claims.md").read_text() == page
+    assert main(["claims", "list", "--specs", str(specs)]) == 0
+    out = capsys.readouterr().out
+    assert "kale-guided-beats-base-ring8" in out and "a test" in out
+
+
+def test_the_help_names_claims_that_exist(capsys):
+    with pytest.raises(SystemExit):
+        main(["claims", "run", "--help"])
+    help_text = capsys.readouterr().out
+    ids = {c.id for c in load_claims(ROOT / "benchmarks" / "claims")}
+    named = [w for w in help_text.split() if w.count("-") >= 2 and w[0].isalpha() and w.islower()]
+    assert named and all(n in ids for n in named), named
+
+
+def test_claims_run_refuses_a_scale_the_spec_lacks(tmp_path, capsys):
+    specs = _spec(tmp_path / "specs")
+    assert main(["claims", "run", "c", "--scale", "paper", "--specs", str(specs)]) == 2
+    assert "no paper scale" in capsys.readouterr().err
+    assert main(["claims", "run", "nope", "--specs", str(specs)]) == 2
+    assert "unknown claim" in capsys.readouterr().err
+    with pytest.raises(EbmlabError, match="does not exist"):
+        load_claims(tmp_path / "nowhere")
+
+
+def test_the_paper_scale_probe_times_steady_steps_and_adds_checkpoints_and_evaluations(tmp_path):
+    from ebmlab.claims.run import PROBE_STEPS, paper_cost
+
+    specs = _spec(tmp_path / "specs", a="vae", b="gan")
+    (specs / "c.toml").write_text((specs / "c.toml").read_text() + """
+[scale.paper]
+data = "digits"
+seeds = 2
+steps = 10000
+probe_shape = [1, 8, 8]
+overrides = {steps = 10000, ckpt_every = 1000, eval_every = 5000, eval_samples = 100, width = 8, net = "conv"}
+""")
+    cost = paper_cost(get_claim("c", specs), "paper", "cpu", 2)
+    assert [a["method"] for a in cost["arms"]] == ["vae", "gan"] and cost["seeds"] == 2
+    for a in cost["arms"]:
+        assert a["steps_per_s"] > 0 and a["final_eval_s"] > 0 and a["periodic_s"] > 0
+        hours = (10000 / a["steps_per_s"] + a["periodic_s"] + a["final_eval_s"]) / 3600
+        assert a["hours_per_seed"] == pytest.approx(hours, abs=0.002)
+    assert f"{PROBE_STEPS} steady-state steps" in cost["probe"]

@@ -1,0 +1,163 @@
+"""The verdict rules applied by code: each rule flips the verdict as the recorded numbers cross it (the interval,
+the arm guard against the noise floor and the real data, diverged seeds scored as noise, the paper's effect, the
+equivalence test at the paper's scale, the known answers' own words)."""
+
+import json
+
+import pytest
+
+from ebmlab.claims import verdict
+from ebmlab.claims.spec import get_claim
+from ebmlab.claims.verdict import equal_steps_verdict, t_interval
+
+SPEC = """paper = "kale"
+where = "§4"
+claim = "guided beats base"
+status = "measured"
+networks = "2D MLPs"
+evidence = []
+{extra}
+
+[comparison]
+metric = "hq"
+direction = "{direction}"
+budget = "same_run"
+a = {{label = "guided", method = "kale", metric = "hq"}}
+b = {{label = "base", method = "kale", metric = "base_hq"}}
+{comparison}
+
+[scale.small]
+data = "ring8"
+seeds = 3
+overrides = {{steps = 20}}
+
+[scale.paper]
+data = "ring8"
+seeds = 3
+steps = 1000
+probe_shape = [2]
+"""
+
+
+def _claim(tmp_path, result, direction="higher", name="c", scale="small", extra="", comparison=""):
+    (tmp_path / f"{name}.toml").write_text(SPEC.format(direction=direction, extra=extra, comparison=comparison))
+    (tmp_path / "results").mkdir(exist_ok=True)
+    (tmp_path / "results" / f"{name}.json").write_text(json.dumps({scale: result}))
+    return get_claim(name, tmp_path)
+
+
+def test_a_verdict_changes_when_the_recorded_numbers_change(tmp_path):
+    ahead = {"a": [0.97, 0.98, 0.975], "b": [0.80, 0.81, 0.79]}
+    assert verdict(_claim(tmp_path, ahead)).text == "consistent at small scale"
+    behind = {"a": [0.70, 0.71, 0.69], "b": [0.80, 0.81, 0.79]}
+    assert verdict(_claim(tmp_path, behind)).text == "contradicted at small scale"
+    mixed = {"a": [0.90, 0.70, 0.85], "b": [0.80, 0.81, 0.79]}
+    v = verdict(_claim(tmp_path, mixed))
+    assert v.text == "inconclusive at small scale" and v.interval[0] < 0 < v.interval[1]
+    # the direction is the claim's: lower is better turns the same numbers around
+    assert verdict(_claim(tmp_path, ahead, direction="lower")).text == "contradicted at small scale"
+
+
+def test_the_rules_hard_cases(tmp_path):
+    two = verdict(_claim(tmp_path, {"a": [0.9, 0.95], "b": [0.1, 0.2]}))
+    assert two.label == "inconclusive" and "≥ 3" in two.detail  # two seeds: never a verdict, however large
+    unpaired = verdict(_claim(tmp_path, {"a": [0.9, 0.95, 0.9], "b": [0.1, 0.2]}))
+    assert unpaired.label == "inconclusive" and "not paired" in unpaired.detail
+    welch = verdict(_claim(tmp_path, {"a_summary": {"mean": 0.9, "sd": 0.01, "n": 3},
+                                      "b_summary": {"mean": 0.8, "sd": 0.01, "n": 4}}))
+    assert welch.text == "consistent at small scale"
+    diff = verdict(_claim(tmp_path, {"diff": [-0.1, -0.12, -0.11]}))
+    assert diff.text == "contradicted at small scale"
+    # an image metric that ranks the collapsed reference above the real data cannot judge a claim
+    refs = {"a": [0.97, 0.98, 0.975], "b": [0.80, 0.81, 0.79],
+            "references": {"real": 0.93, "noise": 0.0, "collapsed": 1.0}}
+    v = verdict(_claim(tmp_path, refs))
+    assert v.label == "inconclusive" and "collapse" in v.detail
+    refs["references"] = {"real": 0.99, "noise": 0.0, "collapsed": 0.5}
+    assert verdict(_claim(tmp_path, refs)).label == "consistent"
+    refs["references"]["noise"] = 0.95  # worse than the real data, but by less than 10 %: noise is not separated
+    assert verdict(_claim(tmp_path, refs)).label == "inconclusive"
+
+
+def test_an_arm_at_the_noise_floor_decides_nothing(tmp_path):
+    """The arm guard: per-arm references as `claims run` records them; an arm that did not beat noise by 10 % of
+    the real–noise gap makes the row inconclusive, never contradicted — and crossing the line flips it."""
+    refs = {"a": {"real": 8.0, "noise": 4.8}, "b": {"real": 8.0, "noise": 4.8}}
+    at_floor = {"a": [4.6, 4.7, 4.5], "b": [7.0, 7.2, 7.1], "references": refs}
+    v = verdict(_claim(tmp_path, at_floor))
+    assert v.label == "inconclusive" and "arm a (guided) did not leave the noise floor" in v.detail
+    above = {**at_floor, "a": [5.3, 5.4, 5.3]}  # 0.5 above noise > 10 % of the 3.2 gap: the arm learned
+    assert verdict(_claim(tmp_path, above)).label == "contradicted"
+    # 2D data too, lower-is-better metrics too: the floor is on the worse side
+    low = {"a": [0.50, 0.49, 0.5], "b": [0.2, 0.21, 0.2], "references": {"a": {"real": 0.1, "noise": 0.48},
+                                                                          "b": {"real": 0.1, "noise": 0.48}}}
+    v = verdict(_claim(tmp_path, low, direction="lower"))
+    assert v.label == "inconclusive" and "noise floor" in v.detail
+
+
+def test_an_arm_beyond_the_real_data_decides_nothing(tmp_path):
+    """A collapsed set scoring above the real data (precision 99 % against the data's 70 %) is a bug signature."""
+    refs = {"a": {"real": 0.70, "noise": 0.0}, "b": {"real": 0.70, "noise": 0.0}}
+    r = {"a": [0.99, 0.99, 0.98], "b": [0.6, 0.62, 0.61], "references": refs}
+    v = verdict(_claim(tmp_path, r))
+    assert v.label == "inconclusive" and "beyond the real data" in v.detail
+    r["a"] = [0.74, 0.75, 0.74]  # above the data by less than 10 % of the gap: allowed
+    assert verdict(_claim(tmp_path, r)).label == "consistent"
+
+
+def test_diverged_seeds_score_their_arms_noise_floor(tmp_path):
+    refs = {"a": {"real": 1.0, "noise": 0.0}, "b": {"real": 1.0, "noise": 0.0}}
+    r = {"a": [0.9, None, 0.92, 0.91], "b": [0.5, 0.52, 0.51, 0.5], "seeds": [0, 1, 2, 3],
+         "diverged": {"a": [1], "b": []}, "references": refs}
+    v = verdict(_claim(tmp_path, r))
+    # with the diverged seed as noise (0 against 0.52) the pairs disagree: no longer consistent
+    assert v.label == "inconclusive" and "1 diverged run scored as noise" in v.detail
+    without = {**r, "diverged": {"a": [], "b": []}}  # a missing value that did not diverge is left out
+    assert verdict(_claim(tmp_path, without)).label == "consistent"
+
+
+def test_the_papers_effect_is_weighed(tmp_path):
+    effect = "effect = 0.3\neffect_source = \"Table 9\""
+    small_gain = {"a": [0.90, 0.82, 0.86], "b": [0.80, 0.81, 0.79]}  # Δ in [−0.05, +0.17]: no gain of 0.3
+    v = verdict(_claim(tmp_path, small_gain, comparison=effect))
+    assert v.label == "excludes the paper's effect" and "Table 9" in v.detail
+    assert verdict(_claim(tmp_path, small_gain)).label == "inconclusive"  # the same numbers without the effect
+    sure_small = {"a": [0.85, 0.86, 0.855], "b": [0.80, 0.81, 0.79]}
+    v = verdict(_claim(tmp_path, sure_small, comparison=effect))
+    assert v.label == "consistent" and v.marks == ("smaller than the paper's effect",)
+    big = {"a": [1.15, 1.16, 1.155], "b": [0.80, 0.81, 0.79]}
+    assert verdict(_claim(tmp_path, big, comparison=effect)).marks == ()
+
+
+def test_reproduced_only_by_equivalence_at_the_papers_scale(tmp_path):
+    pv = "paper_value = {value = 0.9, margin = 0.05}"
+    inside = {"a": [0.89, 0.91, 0.90], "b": [0.1, 0.1, 0.1]}
+    v = verdict(_claim(tmp_path, inside, scale="paper", extra=pv))
+    assert v.label == "reproduced" and "inside" in v.detail
+    wide = {"a": [0.8, 1.0, 0.9], "b": [0.1, 0.1, 0.1]}  # the same mean, a wider interval: not inside the band
+    assert verdict(_claim(tmp_path, wide, scale="paper", extra=pv)).label == "consistent"
+    outside = {"a": [0.70, 0.71, 0.72], "b": [0.1, 0.1, 0.1]}
+    assert verdict(_claim(tmp_path, outside, scale="paper", extra=pv)).label == "not reproduced"
+    # below the paper's scale the same numbers never "reproduce"
+    assert verdict(_claim(tmp_path, inside, scale="small", extra=pv)).label == "consistent"
+
+
+def test_the_equal_steps_pair_has_its_own_verdict(tmp_path):
+    r = {"a": [0.97, 0.98, 0.975], "b": [0.80, 0.81, 0.79],
+         "equal_steps": {"a": [0.70, 0.71, 0.69], "b": [0.80, 0.81, 0.79], "steps": {"a": [5, 5, 5], "b": [5, 5, 5]}}}
+    c = _claim(tmp_path, r)
+    assert verdict(c).label == "consistent" and equal_steps_verdict(c).label == "contradicted"
+
+
+def test_known_answers_hold_or_fail(tmp_path):
+    (tmp_path / "k.toml").write_text('paper = "sampling"\nwhere = "x"\nclaim = "c"\nstatus = "known_answer"\n'
+                                     'networks = "n"\ntest = "tests/x.py::t"\n')
+    (tmp_path / "results").mkdir()
+    for status, label in (("passed", "known answer holds"), ("failed", "known answer fails")):
+        (tmp_path / "results" / "k.json").write_text(json.dumps({"known_answer": {"test": status}}))
+        assert verdict(get_claim("k", tmp_path)).label == label
+
+
+def test_t_interval_known_answer():
+    m, lo, hi = t_interval([1.0, 2.0, 3.0])  # mean 2, sd 1, t(0.975, 2) = 4.302653
+    assert m == 2 and hi - 2 == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-6) and lo == pytest.approx(4 - hi)
