@@ -58,7 +58,10 @@ def test_defaults_and_every_preset_are_in_range():
     assert problems(RunConfig()) == []
     for cls in METHODS.values():
         assert problems(cls.Config(), cls) == [], cls.name
-    for f in (resources.files("ebmlab") / "presets").iterdir():
+    root = resources.files("ebmlab") / "presets"
+    files = [f for f in root.iterdir() if f.is_file()] + [f for d in root.iterdir() if d.is_dir()
+                                                           for f in d.iterdir() if f.name.endswith(".toml")]
+    for f in files:  # the presets and every settings set's files (presets/<settings>/)
         method = next(n for n in sorted(METHODS, key=len, reverse=True) if f.name.startswith(n))
         table = load_toml(str(f))
         cls = METHODS[method]

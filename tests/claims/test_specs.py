@@ -103,8 +103,8 @@ def test_an_equal_compute_claim_runs_and_records_its_equal_steps_pair(tmp_path):
     pair = r["equal_steps"]
     fast, slow = pair["retrained"], "a" if pair["retrained"] == "b" else "b"
     assert pair["steps"][fast] == pair["steps"][slow] == r["steps"][slow]  # exactly the slower arm's steps, per seed
-    runs = sorted((tmp_path / "runs" / "small" / "arms").iterdir())
-    assert len(runs) == 2 + 3  # the two budgeted arms, and the faster arm once per seed at the other's steps
+    runs = sorted((tmp_path / "runs" / "small" / "arms").glob("*/s*"))
+    assert len(runs) == 2 * 3 + 3  # the two budgeted arms, and the faster arm once per seed at the other's steps
     # the same command again reads the finished runs: the same numbers, nothing retrained
     before = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("summary.json")}
     assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs")]) == 0
@@ -237,3 +237,66 @@ overrides = {steps = 10000, ckpt_every = 1000, eval_every = 5000, eval_samples =
         hours = (10000 / a["steps_per_s"] + a["periodic_s"] + a["final_eval_s"]) / 3600
         assert a["hours_per_seed"] == pytest.approx(hours, abs=0.002)
     assert f"{PROBE_STEPS} steady-state steps" in cost["probe"]
+
+
+def _runner_spec(d: Path, name: str, body: str) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{name}.toml").write_text('paper = "sr"\nwhere = "§4"\nclaim = "c"\nstatus = "measured"\nnetworks = "n"\n'
+                                    + body)
+    return d
+
+
+def test_the_sr_runner_trains_and_scores_each_model_per_seed(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray((rng.random((16, 16)) * 255).astype(np.uint8)).save(imgs / f"{i}.png")
+    specs = _runner_spec(tmp_path / "specs", "s", f"""
+[comparison]
+metric = "psnr"
+direction = "higher"
+budget = "equal_steps"
+runner = "sr"
+a = {{label = "TV", method = "tv"}}
+b = {{label = "bicubic", method = "bicubic"}}
+
+[scale.small]
+data = "{imgs}"
+seeds = 3
+overrides = {{crop = 8}}
+""")
+    assert main(["claims", "run", "s", "--specs", str(specs), "--out", str(tmp_path / "runs")]) == 0
+    r = json.loads((specs / "results" / "s.json").read_text())["small"]
+    assert len(r["a"]) == len(r["b"]) == 3 and all(isinstance(v, float) for v in r["a"] + r["b"])
+    assert r["arms"]["a"] == {"runner": "sr", "model": "tv", "data": str(imgs), "options": {"crop": 8}}
+
+
+
+def test_the_semisup_runner_trains_one_augmenting_run_and_a_classifier_per_seed_and_arm(tmp_path):
+    specs = _runner_spec(tmp_path / "specs", "v", """
+[comparison]
+metric = "test_error"
+direction = "lower"
+budget = "equal_steps"
+runner = "semisup"
+a = {label = "ρ = 0.5", method = "vgan_vcd", overrides = {rho = 0.5}}
+b = {label = "ρ = 0", method = "vgan_vcd", overrides = {rho = 0.0}}
+
+[scale.small]
+data = "digits"
+seeds = 3
+labels = 20
+classifier_steps = 5
+overrides = {steps = 4, eval = "none", width = 8}
+""")
+    c = get_claim("v", specs)
+    configs = arms_mod.check(c, "small", arms_mod.plan(c, "small"))
+    assert configs["a"]["semisup"] == {"rho": 0.5} and configs["a"]["method_config"] == configs["b"]["method_config"]
+    assert main(["claims", "run", "v", "--specs", str(specs), "--out", str(tmp_path / "runs")]) == 0
+    r = json.loads((specs / "results" / "v.json").read_text())["small"]
+    assert len(r["a"]) == len(r["b"]) == 3 and all(0 <= v <= 100 for v in r["a"] + r["b"])
+    assert len(list((tmp_path / "runs" / "small" / "arms").iterdir())) == 1  # one augmenting run for both arms

@@ -161,8 +161,9 @@ def _check_settings(todo: list[Task]) -> None:
                               f"{exc}") from None
 
 
-def _run_all(todo: list[Task], jobs: int, suite: str, out: Path) -> list[dict[str, Any]]:
-    """The runs' results in grid order: one at a time, or ``jobs`` at a time in spawned worker processes."""
+def _run_all(todo: list[Task], jobs: int, suite: str, out: Path, runs_dir: Path | None = None) -> list[dict[str, Any]]:
+    """The runs' results in grid order: one at a time, or ``jobs`` at a time in spawned worker processes
+    (``runs_dir``: where the runs are, for the message of a killed worker; default OUT/runs)."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), desc=f"bench {suite} ({jobs} at a time)", unit="run", dynamic_ncols=True)
@@ -182,7 +183,7 @@ def _run_all(todo: list[Task], jobs: int, suite: str, out: Path) -> list[dict[st
     except BrokenProcessPool:
         raise EbmlabError(f"a worker process of the bench was killed while it ran (by the system; out of memory "
                           f"is the usual cause: `dmesg` says) — run fewer at a time (--jobs) or with smaller "
-                          f"evaluation options; the finished runs are kept in {out / 'runs'} and the same "
+                          f"evaluation options; the finished runs are kept in {runs_dir or out / 'runs'} and the same "
                           f"command reuses them and resumes the others from their checkpoints") from None
     finally:
         bar.close()

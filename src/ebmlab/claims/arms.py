@@ -57,6 +57,15 @@ class Arm:
         return f"{self.method}-{self.data.replace('/', '_')}-{h}"
 
 
+SR_ARGS = ("steps", "crop", "n_eval")  # options of an sr arm that are `train_sr`'s arguments, not the model's
+
+
+def sr_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An sr arm's options split into the model's and ``train_sr``'s (steps, crop, n_eval)."""
+    return ({k: v for k, v in options.items() if k not in SR_ARGS and k not in NOT_EXPERIMENT},
+            {k: v for k, v in options.items() if k in SR_ARGS})
+
+
 def normalise(options: dict[str, Any]) -> dict[str, Any]:
     """Budget aliases to the run options; a budgeted run without ``steps`` gets :data:`BUDGET_STEPS`."""
     out = {}
@@ -92,6 +101,9 @@ def plan(claim: Claim, scale: str) -> dict[str, Arm]:
 def resolved(arm: Arm) -> dict[str, Any]:
     """The configuration the arm's runs are made with (module docstring), as JSON-able data."""
     if arm.runner == "sr":
+        from ..sr.api import build_model
+
+        build_model(arm.method, 4, sr_options(arm.options)[0])  # the model's options refused before any run
         return {"runner": "sr", "model": arm.method, "data": arm.data, "options": _experiment(arm.options)}
     from ..config import resolve_config
 

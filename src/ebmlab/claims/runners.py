@@ -74,7 +74,7 @@ def _execute(tasks: list[Task], jobs: int, root: Path) -> dict[str, dict[str, An
         else:
             todo.append(t)
     if todo:
-        for t, r in zip(todo, _run_all(todo, jobs, "claims", root)):
+        for t, r in zip(todo, _run_all(todo, jobs, "claims", root, runs_dir=root / "arms")):
             out[t[4]] = r
     return out
 
@@ -248,10 +248,9 @@ def run_sr(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: int,
     for w, arm, s in jobs_list:
         d = _dir(root, arm, s)
         if not (d / "summary.json").is_file() or "test" not in read_json(d / "summary.json"):
-            opts = {k: v for k, v in arm.options.items() if k != "steps"}
-            api.train_sr(arm.data, arm.method, out=d, steps=arm.options.get("steps"), seed=s, options=opts or None,
-                         scale=int(sc.get("sr_scale", 4)), progress=False, threads=1,
-                         data_dir=place.get("data_dir"))
+            opts, args = arms_mod.sr_options(arm.options)
+            api.train_sr(arm.data, arm.method, out=d, seed=s, options=opts or None, scale=int(sc.get("sr_scale", 4)),
+                         progress=False, threads=1, data_dir=place.get("data_dir"), **args)
     if shard is not None:
         return {}
     for w, arm in arms.items():

@@ -160,8 +160,9 @@ class VAE(Method):
         """Latent units u with Var_x(μ_u(x)) > ``threshold`` over the examples ``x`` (μ the posterior mean): the
         IWAE paper's count of the units a model uses (§5.2, threshold 10⁻²), in float64."""
         self.vae.train(False)
+        dtype = next(self.vae.parameters()).dtype  # a float64 copy of the model encodes in float64
         try:
-            mu = torch.cat([self.features(x[i:i + chunk].to(self.device)).double().cpu()
+            mu = torch.cat([self.features(x[i:i + chunk].to(self.device, dtype)).double().cpu()
                             for i in range(0, len(x), chunk)])
         finally:
             self.vae.train(True)
