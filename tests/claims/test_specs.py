@@ -300,3 +300,9 @@ overrides = {steps = 4, eval = "none", width = 8}
     r = json.loads((specs / "results" / "v.json").read_text())["small"]
     assert len(r["a"]) == len(r["b"]) == 3 and all(0 <= v <= 100 for v in r["a"] + r["b"])
     assert len(list((tmp_path / "runs" / "small" / "arms").iterdir())) == 1  # one augmenting run for both arms
+
+
+def test_an_arm_that_evaluates_nothing_cannot_give_its_metric(tmp_path, capsys):
+    specs = _spec(tmp_path / "specs", over='steps = 30, eval = "none"')
+    assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs")]) == 2
+    assert "eval=none" in capsys.readouterr().err and not (tmp_path / "runs").exists()

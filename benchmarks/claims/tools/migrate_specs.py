@@ -148,7 +148,7 @@ EDITS: dict[str, dict] = {
                        "b": {"label": "ladder alone (m = 0)", "method": "ebgan_ln",
                              "overrides": {"margin": 0.0, "margin_schedule": "constant"}},
                        "decides": ["labels", "margin", "margin_schedule"]},
-        "small": {"overrides": {**EBGAN_LN, "labels": 1000, "eval": "none"}},
+        "small": {"overrides": {**EBGAN_LN, "labels": 1000, "eval": "quick"}},
         "note": "The ladder alone is EBGAN-LN at m = 0 (the hinge is 0, the generator skipped); the labelled subset "
                 "is label_seed 0 for every seed (the seeds vary initialisation and batches)."},
     "ebgan-ln-beats-ladder-100": {
@@ -158,7 +158,7 @@ EDITS: dict[str, dict] = {
                              "overrides": {"margin": 0.0, "margin_schedule": "constant"}},
                        "effect": 0.32, "effect_source": "Table 2: 1.04 % vs 1.36 % (MNIST, 100 labels)",
                        "decides": ["labels", "margin", "margin_schedule"]},
-        "small": {"overrides": {**EBGAN_LN, "labels": 100, "eval": "none"}},
+        "small": {"overrides": {**EBGAN_LN, "labels": 100, "eval": "quick"}},
         "note": "The labelled subset is label_seed 0 for every seed (the seeds vary initialisation and batches)."},
     "ebgan-ln-margin-decay": {
         "where": "§4.3 (decaying the margin to 0 was crucial)",
@@ -166,7 +166,7 @@ EDITS: dict[str, dict] = {
                        "b": {"label": "m = 60 constant", "method": "ebgan_ln",
                              "overrides": {"margin": 60.0, "margin_schedule": "constant"}},
                        "decides": ["margin", "margin_schedule"]},
-        "small": {"overrides": {**EBGAN_LN, "labels": 100, "eval": "none"}}, "note": None},
+        "small": {"overrides": {**EBGAN_LN, "labels": 100, "eval": "quick"}}, "note": None},
     "ebgan-pt-adds-diversity-grid25": {"small": {"seeds": 5}},
     "ebgan-stabler-than-gan-ring8": {
         "claim": "EBGAN trains more stably than a GAN across hyper-parameters: over a 24-setting grid its runs "

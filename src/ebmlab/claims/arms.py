@@ -188,6 +188,13 @@ def check(claim: Claim, scale: str, arms: dict[str, Arm]) -> dict[str, dict[str,
                           f"{arms['a'].metric}): nothing distinguishes them — give the arms the settings that differ "
                           f"(comparison.a/b.overrides or scale.a/b); nothing was run")
     if claim.runner in ("train", "grid"):
+        from ..metrics import registry, trajectory
+
+        for a in arms.values():
+            if configs[a.which]["run"].get("eval") == "none" and registry.split_prefix(a.metric)[1] not in \
+                    trajectory.METRICS:
+                raise EbmlabError(f"{claim.id}: arm {a.which} ({a.label}) trains with eval=none, whose runs write no "
+                                  f"metrics, and reads {a.metric} from them — use eval=quick or full; nothing was run")
         kind = get_dataset(arms["a"].data).kind if scale != "paper" else None
         if kind is not None and not any(produces(a.method, a.metric, kind) for a in arms.values()):
             names = ", ".join(f"{a.method} ({a.metric})" for a in arms.values())
