@@ -15,6 +15,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .threads import passive_waits
+
+passive_waits()  # before torch starts OpenMP: waiting threads sleep instead of spinning (ebmlab.threads)
+
 __version__ = "0.3.0"
 
 _WHERE = {

@@ -129,10 +129,37 @@ def _format_metrics(summary: dict) -> str:
     return "\n".join(lines + text_table(summary, skip=in_table) + table)
 
 
+def _threads(args, *, run_dir: str | None = None, data: str | None = None, data_dir: str | None = None) -> None:
+    """torch's CPU threads for a command that computes: ``--threads``, else the CPUs this process may use (1 on 2D
+    toy data: the run's or the data set's kind decides), said on stderr (``ebmlab.threads``)."""
+    from .threads import apply, why
+
+    if args.threads is not None and args.threads < 1:
+        raise EbmlabError(f"--threads takes a count ≥ 1 (leave it out for the CPUs this process may use), got "
+                          f"{args.threads}")
+    kind = None
+    try:
+        from .data import get_dataset
+
+        if run_dir is not None:
+            cfg = json.loads((Path(run_dir) / "config.json").read_text())
+            kind = get_dataset(cfg["data"], data_dir=cfg["run"].get("data_dir") or None,
+                               image_size=cfg["run"].get("image_size", 0)).kind
+        elif data is not None:
+            kind = get_dataset(data, data_dir=data_dir).kind
+    except (OSError, ValueError, KeyError, TypeError, EbmlabError):
+        apply(args.threads, None)  # the command itself says what is wrong with the run or the data
+        return
+    n = apply(args.threads, kind)
+    print(f"threads: {n} ({why(args.threads, kind)}; --threads sets it)", file=sys.stderr, flush=True)
+
+
 def _eval(args) -> None:
     from .api import evaluate_run
 
     import os
+
+    _threads(args, run_dir=args.run_dir)
 
     if args.ais is not None and args.ais < 1:
         raise EbmlabError(f"--ais takes a positive number of intermediate distributions, got {args.ais}")
@@ -149,6 +176,7 @@ def _eval(args) -> None:
 def _inpaint(args) -> None:
     from .api import inpaint_run
 
+    _threads(args, run_dir=args.run_dir)
     res = inpaint_run(args.run_dir, args.out, n=args.n, draws=args.draws, mask=args.mask, fraction=args.fraction,
                       sweeps=args.sweeps, seed=args.seed, device=args.device)
     print(f"wrote {res['out']}: {res['images']} test images, {res['draws']} completions each of the "
@@ -159,6 +187,7 @@ def _inpaint(args) -> None:
 def _semisup(args) -> None:
     from .semisup import run_semisup
 
+    _threads(args, data=args.data, data_dir=args.data_dir)
     res = run_semisup(args.data, run=args.run, labels=args.labels, rhos=args.rho, seeds=args.seeds, steps=args.steps,
                       out=args.out, data_dir=args.data_dir, device=args.device)
     print(f"{res['data']}, {res['labels']} labels, {res['seeds']} seeds, {res['steps']} steps; test error over "
@@ -181,6 +210,7 @@ def _sample(args) -> None:
 
     # every argument is checked before the (possibly long) sampling starts
     kind = output_kind(args.out)
+    _threads(args, run_dir=args.run_dir)
     check_draw_args(args.n, args.seed, args.batch_size, ("-n", "--seed", "--batch-size"))
     loaded = load_run(args.run_dir, args.device)
     cfg, method, _ = loaded
@@ -217,6 +247,7 @@ def _score(args) -> None:
     from .api import score_samples
 
     _check_image_size(args.image_size)
+    _threads(args, data=args.data, data_dir=args.data_dir)
     res = score_samples(args.generated, args.data, data_dir=args.data_dir, image_size=args.image_size or 0,
                         progress=True)
     if args.json:
@@ -468,6 +499,8 @@ def _add_eval(sub: Any, device: dict[str, Any]) -> None:
                    "(pt_inception-2015-12-05-6726825d.pth; else EBMLAB_INCEPTION)")
     s.add_argument("--ais", type=int, metavar="T", help="AIS log Z of the energy with T and 2T intermediate distributions")
     s.add_argument("--device", **device)
+    s.add_argument("--threads", type=int, help="torch's CPU threads (default: the CPUs this process may use; 1 on 2D "
+                   "data)")
     s.set_defaults(fn=_eval)
 
 
@@ -495,6 +528,8 @@ def _add_sample(sub: Any, device: dict[str, Any]) -> None:
     s.add_argument("--mcmc-compile", choices=["off", "on", "auto"], dest="mcmc_compile",
                    help="run each sampler step as one torch.compile'd graph: the same samples to float rounding, "
                    "after a compile of tens of seconds (auto: chains of >= 500 steps). Default: the run's, else off")
+    s.add_argument("--threads", type=int, help="torch's CPU threads (default: the CPUs this process may use; 1 on 2D "
+                   "data)")
     s.set_defaults(fn=_sample)
 
 
@@ -510,6 +545,8 @@ def _add_inpaint(sub: Any, device: dict[str, Any]) -> None:
     s.add_argument("--sweeps", type=int, help="Gibbs sweeps (default: the run's gibbs_sweeps)")
     s.add_argument("--seed", type=int, default=0, help="seed of the chains and of a random mask (default 0)")
     s.add_argument("--device", **device)
+    s.add_argument("--threads", type=int, help="torch's CPU threads (default: the CPUs this process may use; 1 on 2D "
+                   "data)")
     s.set_defaults(fn=_inpaint)
 
 
@@ -526,6 +563,8 @@ def _add_semisup(sub: Any, device: dict[str, Any]) -> None:
     s.add_argument("--out", help="NAME.json for the table")
     s.add_argument("--data-dir", help="directory of local data files; else EBMLAB_DATA")
     s.add_argument("--device", **device)
+    s.add_argument("--threads", type=int, help="torch's CPU threads (default: the CPUs this process may use; 1 on 2D "
+                   "data)")
     s.set_defaults(fn=_semisup)
 
 
@@ -537,6 +576,8 @@ def _add_score(sub: Any) -> None:
     s.add_argument("--data-dir", help="directory of local data files; else EBMLAB_DATA")
     s.add_argument("--image-size", type=int, help="resize the --data image folder to this side")
     s.add_argument("--json", action="store_true", help="print the results as JSON")
+    s.add_argument("--threads", type=int, help="torch's CPU threads (default: the CPUs this process may use; 1 on 2D "
+                   "data)")
     s.set_defaults(fn=_score)
 
 

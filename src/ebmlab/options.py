@@ -41,8 +41,8 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
                     "still counts modes on its 26,000); none (summary.json records the step and compute only: "
                     "`ebmlab eval RUN` evaluates later)"),
     "device": ("any", "cpu, cuda, or auto (cuda when available)"),
-    "threads": ("int0", "torch CPU threads (0: torch's setting — all cores unless set — and 1 on 2D toys, whose small "
-                        "networks run fastest on one)"),
+    "threads": ("int0", "torch CPU threads (0: the CPUs this process may use — its affinity and CPU quota — and 1 on "
+                        "2D toys, whose small networks run fastest on one; ebmlab.threads)"),
     "tensorboard": ("any", "write TensorBoard events under RUN_DIR/tb (with tensorboard in loggers)"),
     "loggers": ("any", "where metrics go beside metrics.jsonl: tensorboard (RUN_DIR/tb), mlflow (RUN_DIR/mlruns "
                        "or MLFLOW_TRACKING_URI; pip install 'ebmlab[mlflow]') and/or wandb (offline, RUN_DIR/wandb; "

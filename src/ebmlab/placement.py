@@ -88,9 +88,9 @@ class Placement:
         """The placement of run options ``rc`` for data set ``ds`` in this process (of ``world``, joined by
         :func:`join`); refuses what cannot be placed (CUDA absent, a CPU-time budget on a GPU, graphs=on without
         CUDA, data on the device with loader workers) before anything is written. Sets torch's thread count."""
-        threads = rc.threads or (1 if ds.kind == "toy2d" else 0)  # benchmarks/threads: 1 is the fastest on 2D toys
-        if threads:
-            torch.set_num_threads(threads)
+        from . import threads as threads_
+
+        threads_.apply(rc.threads, ds.kind)  # the CPUs this process may use; 1 on 2D toys (ebmlab.threads)
         device = pick_device(rc.device, world)
         if rc.max_cpu_seconds and device.type != "cpu":
             raise EbmlabError(f"max_cpu_seconds counts CPU time, which says nothing of the work on the {device.type} "
@@ -104,7 +104,7 @@ class Placement:
     @classmethod
     def for_inference(cls, device: str | None) -> Placement:
         """Sampling and evaluation of a trained run: the device of ``device`` (cpu, cuda, auto; None: auto) by the
-        same rule as training, one process, eager."""
+        same rule as training, one process, eager (the threads as the command set them, ``ebmlab.threads``)."""
         return cls(device=pick_device(device or "auto"), threads=torch.get_num_threads())
 
     def for_method(self, method: Any) -> Placement:

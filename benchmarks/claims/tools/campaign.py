@@ -7,7 +7,7 @@ resumable under claims-runs/). Its log: claims-runs/campaign.log.
     python benchmarks/claims/tools/campaign.py [--jobs 2] [--out claims-runs] [ID ...]
 
 Run it from a clean checkout of a commit (a worktree) so that every result records that commit with no uncommitted
-change (``dirty`` false); results recorded from a tree with changes are run again (their runs are reused).
+change (``dirty`` false); results recorded from a tree with changes, or whose spec changed since (stale), are run again (their runs are reused).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ kale-guided-beats-base-ring8 kale-guided-w1-ring8 kale-guided-beats-base-ring8-t
 vgan-covers-ring8 vgan-covers-2d-mixtures bib-density-grid25 bib-stable-grid25-vs-official
 bib-upper-bound-stabilises-ring8 bib-pairings-jac-diff-ring8 ebgan-pt-adds-diversity-grid25 bihm-db-below-rws
 bihm-beats-rws-likelihood kale-fixed-flow-improves-uci lbt-ring8-vs-gan lbt-grid25-vs-gan lbt-gan-improves-on-lbt-ring8
-vgan-modes-beat-gan-stacked-digits-500 lbt-stacked-vs-gan-equal-steps vgan-energy-features-beat-gan
+vgan-modes-beat-gan-stacked-fashion-500 lbt-stacked-vs-gan-equal-steps vgan-energy-features-beat-gan
 vgan-mode-kl-beats-gan-stacked-digits vgan-fd-beats-gan-stacked-digits kale-beats-gan-equal-compute
 bib-beats-gan-paper-nets kale-beats-gan-paper-nets lbt-beats-gan-paper-nets lbt-gan-beats-gan-paper-nets
 vcd-beats-vgan-paper-nets bib-r1-ablation-penalty bib-r1-ablation-energy-bounded bib-r1-ablation-upper-bound
@@ -44,7 +44,12 @@ def done(cid: str) -> bool:
     if not f.is_file():
         return False
     r = json.loads(f.read_text()).get("small") or {}
-    return bool(r.get("command", "").startswith("ebmlab claims run")) and "arms" in r and r.get("dirty") is False
+    if not (r.get("command", "").startswith("ebmlab claims run") and "arms" in r and r.get("dirty") is False):
+        return False
+    from ebmlab.claims.render import stale
+    from ebmlab.claims.spec import get_claim
+
+    return not stale(get_claim(cid, SPECS))  # a spec edited since its result is run again
 
 
 def main() -> None:

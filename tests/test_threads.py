@@ -1,0 +1,62 @@
+"""Threads that fit the machine (ebmlab.threads): the CPUs this process may use, one on 2D data, waiting threads
+asleep, and --threads on every command that computes."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ebmlab import threads
+from ebmlab.cli import main
+
+
+def test_the_default_is_the_cpus_this_process_may_use_and_one_on_2d_data(monkeypatch):
+    import joblib.externals.loky as loky
+
+    monkeypatch.setattr(loky, "cpu_count", lambda *a, **k: 3)  # e.g. a CPU quota of 3 on a larger machine
+    assert threads.usable_cpus() == 3 and threads.default_threads("image") == 3
+    assert threads.default_threads("toy2d") == 1 and threads.default_threads(None) == 3
+    before = torch.get_num_threads()
+    try:
+        assert threads.apply(None, "vectors") == 3 and torch.get_num_threads() == 3
+        assert threads.apply(2, "toy2d") == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    monkeypatch.undo()
+    assert threads.usable_cpus() >= 1
+
+
+def test_waiting_threads_sleep_unless_the_environment_says_otherwise():
+    code = "import os, ebmlab; print(os.environ.get('OMP_WAIT_POLICY'))"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip()
+    assert out == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True,
+                         text=True).stdout.strip()
+    assert out == "ACTIVE"
+
+
+def test_every_command_that_computes_takes_threads(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert main(["train", "gan", "--data", "ring8", "--out", str(run), "--no-progress", "steps=5", "eval_samples=50",
+                 "plots=false", "tensorboard=false"]) == 0
+    capsys.readouterr()
+    before = torch.get_num_threads()
+    try:
+        assert main(["sample", str(run), "-n", "5", "--out", str(tmp_path / "x.npy"), "--threads", "2"]) == 0
+        assert "threads: 2 (asked for" in capsys.readouterr().err and torch.get_num_threads() == 2
+        assert main(["sample", str(run), "-n", "5", "--out", str(tmp_path / "x.npy")]) == 0
+        assert "threads: 1 (2D data" in capsys.readouterr().err and torch.get_num_threads() == 1
+        assert main(["score", str(tmp_path / "x.npy"), "--data", "ring8", "--threads", "1"]) == 0
+        assert "threads: 1" in capsys.readouterr().err
+        for cmd in (["eval", str(run)], ["score", str(tmp_path / "x.npy"), "--data", "ring8"]):
+            assert main([*cmd, "--threads", "0"]) == 2
+            assert "--threads takes a count ≥ 1" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)
+    for cmd in ("eval", "sample", "inpaint", "score", "semisup"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        assert "--threads" in capsys.readouterr().out, cmd
