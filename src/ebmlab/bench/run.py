@@ -42,8 +42,8 @@ def _one(args: tuple[str, str, int, dict[str, Any], str]) -> dict[str, Any]:
     from ..trainer import train
 
     t0 = time.perf_counter()
-    try:
-        res = train(method, data, out=out, overrides={**overrides, "seed": seed}, progress=False)
+    try:  # one thread a job unless the bench's options name a count: the jobs share the machine's CPUs
+        res = train(method, data, out=out, overrides={"threads": 1, **overrides, "seed": seed}, progress=False)
         seconds = time.perf_counter() - t0
         if res.resumed_from > 0:  # reused or resumed: the wall time of all its sessions, from its run record
             seconds = _recorded_seconds(out)
