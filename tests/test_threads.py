@@ -46,11 +46,13 @@ def test_every_command_that_computes_takes_threads(tmp_path, capsys):
     before = torch.get_num_threads()
     try:
         assert main(["sample", str(run), "-n", "5", "--out", str(tmp_path / "x.npy"), "--threads", "2"]) == 0
-        assert "threads: 2 (asked for" in capsys.readouterr().err and torch.get_num_threads() == 2
+        assert "2 threads (asked for" in capsys.readouterr().out and torch.get_num_threads() == 2
         assert main(["sample", str(run), "-n", "5", "--out", str(tmp_path / "x.npy")]) == 0
-        assert "threads: 1 (2D data" in capsys.readouterr().err and torch.get_num_threads() == 1
+        assert "1 thread (2D data" in capsys.readouterr().out and torch.get_num_threads() == 1
         assert main(["score", str(tmp_path / "x.npy"), "--data", "ring8", "--threads", "1"]) == 0
-        assert "threads: 1" in capsys.readouterr().err
+        assert "1 thread (asked for" in capsys.readouterr().out
+        assert main(["eval", str(run)]) == 0
+        assert "computed with 1 thread" in capsys.readouterr().out
         for cmd in (["eval", str(run)], ["score", str(tmp_path / "x.npy"), "--data", "ring8"]):
             assert main([*cmd, "--threads", "0"]) == 2
             assert "--threads takes a count ≥ 1" in capsys.readouterr().err

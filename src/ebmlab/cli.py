@@ -129,9 +129,10 @@ def _format_metrics(summary: dict) -> str:
     return "\n".join(lines + text_table(summary, skip=in_table) + table)
 
 
-def _threads(args, *, run_dir: str | None = None, data: str | None = None, data_dir: str | None = None) -> None:
+def _threads(args, *, run_dir: str | None = None, data: str | None = None, data_dir: str | None = None) -> str:
     """torch's CPU threads for a command that computes: ``--threads``, else the CPUs this process may use (1 on 2D
-    toy data: the run's or the data set's kind decides), said on stderr (``ebmlab.threads``)."""
+    toy data: the run's or the data set's kind decides); returns what to print beside the command's result (nothing
+    is printed here: a command refused afterwards says one line)."""
     from .threads import apply, why
 
     if args.threads is not None and args.threads < 1:
@@ -148,10 +149,9 @@ def _threads(args, *, run_dir: str | None = None, data: str | None = None, data_
         elif data is not None:
             kind = get_dataset(data, data_dir=data_dir).kind
     except (OSError, ValueError, KeyError, TypeError, EbmlabError):
-        apply(args.threads, None)  # the command itself says what is wrong with the run or the data
-        return
+        kind = None  # the command itself says what is wrong with the run or the data
     n = apply(args.threads, kind)
-    print(f"threads: {n} ({why(args.threads, kind)}; --threads sets it)", file=sys.stderr, flush=True)
+    return f"{n} thread{'s' if n != 1 else ''} ({why(args.threads, kind)}; --threads sets it)"
 
 
 def _eval(args) -> None:
@@ -159,7 +159,7 @@ def _eval(args) -> None:
 
     import os
 
-    _threads(args, run_dir=args.run_dir)
+    threads = _threads(args, run_dir=args.run_dir)
 
     if args.ais is not None and args.ais < 1:
         raise EbmlabError(f"--ais takes a positive number of intermediate distributions, got {args.ais}")
@@ -171,27 +171,28 @@ def _eval(args) -> None:
         print(json.dumps(json_safe(res), indent=2))
     else:
         print(_format_metrics(res))
+        print(f"  computed with {threads}")
 
 
 def _inpaint(args) -> None:
     from .api import inpaint_run
 
-    _threads(args, run_dir=args.run_dir)
+    threads = _threads(args, run_dir=args.run_dir)
     res = inpaint_run(args.run_dir, args.out, n=args.n, draws=args.draws, mask=args.mask, fraction=args.fraction,
                       sweeps=args.sweeps, seed=args.seed, device=args.device)
     print(f"wrote {res['out']}: {res['images']} test images, {res['draws']} completions each of the "
           f"{res['mask']} {res['missing_fraction']:.0%} (Gibbs, {res['sweeps']} sweeps, mean acceptance "
-          f"{res['acceptance']:.2f})")
+          f"{res['acceptance']:.2f}); {threads}")
 
 
 def _semisup(args) -> None:
     from .semisup import run_semisup
 
-    _threads(args, data=args.data, data_dir=args.data_dir)
+    threads = _threads(args, data=args.data, data_dir=args.data_dir)
     res = run_semisup(args.data, run=args.run, labels=args.labels, rhos=args.rho, seeds=args.seeds, steps=args.steps,
                       out=args.out, data_dir=args.data_dir, device=args.device)
     print(f"{res['data']}, {res['labels']} labels, {res['seeds']} seeds, {res['steps']} steps; test error over "
-          f"{res['test_points']} test images:")
+          f"{res['test_points']} test images ({threads}):")
     for r in res["rows"]:
         print(f"  rho={r['rho']:<6g} {100 * r['mean']:.2f} ± {100 * r['std']:.2f} %")
     if (c := res["augmentation_check"]) is not None:
@@ -210,7 +211,7 @@ def _sample(args) -> None:
 
     # every argument is checked before the (possibly long) sampling starts
     kind = output_kind(args.out)
-    _threads(args, run_dir=args.run_dir)
+    threads = _threads(args, run_dir=args.run_dir)
     check_draw_args(args.n, args.seed, args.batch_size, ("-n", "--seed", "--batch-size"))
     loaded = load_run(args.run_dir, args.device)
     cfg, method, _ = loaded
@@ -234,7 +235,7 @@ def _sample(args) -> None:
                        ("latent_energy_end", "at the end")):
         if info.get(key) is not None and math.isfinite(info[key]):
             line += f"; {label} {info[key]:.4g}"
-    print(line)
+    print(line + f"; {threads}")
     test = cfg.dataset.test if kind == "png" and not cfg.dataset.spec.is_image else None
     from .runs import sole_writer
 
@@ -247,7 +248,7 @@ def _score(args) -> None:
     from .api import score_samples
 
     _check_image_size(args.image_size)
-    _threads(args, data=args.data, data_dir=args.data_dir)
+    threads = _threads(args, data=args.data, data_dir=args.data_dir)
     res = score_samples(args.generated, args.data, data_dir=args.data_dir, image_size=args.image_size or 0,
                         progress=True)
     if args.json:
@@ -257,7 +258,8 @@ def _score(args) -> None:
         return
     from .present import text_table
 
-    print(f"{res['n_samples']} samples from {args.generated} against {args.data} (↑ higher is better, ↓ lower):")
+    print(f"{res['n_samples']} samples from {args.generated} against {args.data} (↑ higher is better, ↓ lower; "
+          f"{threads}):")
     print("\n".join(text_table(res)))
     print(f"  protocol: {res['protocol']['samples_compared']}")
 
