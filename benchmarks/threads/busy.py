@@ -6,8 +6,10 @@ machine busy (say so in the record, with the load printed here).
     python benchmarks/threads/busy.py --before OLD_CHECKOUT/src --kale-ring8 RUN_DIR [--repeats 2] > busy.md
 
 ``--before``: the ``src`` of a checkout of the commit before (its ``ebmlab`` is imported instead of this one's);
-``--kale-ring8``: a finished run of the README's main job (KALE on ring8), which ``sample`` and ``eval`` read. The
-image commands train their own 10-step KALE run on stacked digits.
+``--kale-ring8``: a finished run of the README's main job (KALE on ring8), which ``sample`` reads. The image commands
+train their own 10-step runs on stacked digits (KALE to sample from; a GAN to evaluate: a KALE evaluation draws
+26,000 Langevin chains for the stacked modes, over an hour a variant on a busy 2-core machine). ``--cases`` picks
+commands by the start of their names (e.g. ``eval``).
 """
 
 from __future__ import annotations
@@ -37,12 +39,15 @@ def main() -> None:
     ap.add_argument("--before", type=Path, required=True)
     ap.add_argument("--kale-ring8", type=Path, required=True)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--cases", default="", help="comma-separated starts of the commands' names to run (default all)")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp())
     img_run = work / "kale-digits"
     # the image run for sample/eval, trained once by the new code at one thread
-    timed(["train", "kale", "--data", "stacked_digits", "--out", str(img_run), "--no-progress", "steps=10",
-           "eval=none", "threads=1", "plots=false", "tensorboard=false"], HERE, {})
+    gan_run = work / "gan-digits"
+    for m, d in (("kale", img_run), ("gan", gan_run)):
+        timed(["train", m, "--data", "stacked_digits", "--out", str(d), "--no-progress", "steps=10", "eval=none",
+               "threads=1", "plots=false", "tensorboard=false"], HERE, {})
     cases = {
         "train kale stacked_digits, 10 steps, eval=none": lambda extra: [
             "train", "kale", "--data", "stacked_digits", "--out", str(work / f"t{time.monotonic_ns()}"),
@@ -51,7 +56,7 @@ def main() -> None:
             "sample", str(a.kale_ring8), "-n", "2500", "--out", str(work / "s.npy"), *extra.get("flag", [])],
         "sample KALE stacked_digits, -n 500": lambda extra: [
             "sample", str(img_run), "-n", "500", "--out", str(work / "si.npy"), *extra.get("flag", [])],
-        "eval KALE stacked_digits": lambda extra: ["eval", str(img_run), "--json", *extra.get("flag", [])],
+        "eval GAN stacked_digits": lambda extra: ["eval", str(gan_run), "--json", *extra.get("flag", [])],
     }
     variants = {
         "before (torch's threads, spinning waits)": (a.before, {}, {}),
@@ -60,7 +65,10 @@ def main() -> None:
     }
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs\n")
     print("| command | " + " | ".join(variants) + " |\n|---|" + "---|" * len(variants))
+    chosen = [c for c in a.cases.split(",") if c]
     for name, make in cases.items():
+        if chosen and not name.startswith(tuple(chosen)):
+            continue
         times: dict[str, list[float]] = {v: [] for v in variants}
         for _ in range(a.repeats):
             for v, (src, env, extra) in variants.items():
