@@ -221,7 +221,7 @@ def _sample(args) -> None:
                                        mcmc_steps=args.mcmc_steps, mcmc_step_size=args.mcmc_step_size,
                                        mcmc_friction=args.mcmc_friction, mcmc_compile=args.mcmc_compile)
     x, info = draw_samples(args.run_dir, args.n, seed=args.seed, guided=guided, base_only=base_only,
-                           progress=True, batch_size=args.batch_size, loaded=loaded)
+                           progress=not args.no_progress, batch_size=args.batch_size, loaded=loaded)
     smp = info["sampler"]
     line = f"sampler: {smp['kind']}"
     if "sampler" in smp:
@@ -530,6 +530,7 @@ def _add_sample(sub: Any, device: dict[str, Any]) -> None:
     s.add_argument("--mcmc-compile", choices=["off", "on", "auto"], dest="mcmc_compile",
                    help="run each sampler step as one torch.compile'd graph: the same samples to float rounding, "
                    "after a compile of tens of seconds (auto: chains of >= 500 steps). Default: the run's, else off")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.add_argument("--threads", type=int, help="torch's CPU threads (default: the CPUs this process may use; 1 on 2D "
                    "data)")
     s.set_defaults(fn=_sample)
