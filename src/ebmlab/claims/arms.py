@@ -114,7 +114,8 @@ def resolved(arm: Arm) -> dict[str, Any]:
            "method_config": cfg["method_config"]}
     if arm.runner == "semisup":
         out["semisup"] = dict(arm.extra)
-    return json.loads(json.dumps(out, default=str))
+    plain: dict[str, Any] = json.loads(json.dumps(out, default=str))
+    return plain
 
 
 def _experiment(options: dict[str, Any]) -> dict[str, Any]:

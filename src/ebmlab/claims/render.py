@@ -82,7 +82,7 @@ def _refs_text(r: dict[str, Any]) -> str:
     if not isinstance(refs, dict) or not refs:
         return ""
     if isinstance(refs.get("a"), dict) or isinstance(refs.get("b"), dict):
-        seen = {}
+        seen: dict[tuple[Any, ...], list[str]] = {}
         for w in ("a", "b"):
             if isinstance(refs.get(w), dict) and refs[w]:
                 seen.setdefault(tuple(sorted(refs[w].items())), []).append(w)
@@ -115,7 +115,7 @@ def measured(claim: Claim) -> str:
     c = claim.comparison or {}
     parts = []
     for scale in SCALES:
-        r = claim.results.get(scale)
+        r = claim.results.get(scale) or {}
         if not r:
             continue
         if isinstance(r.get("diff"), list):
@@ -145,7 +145,7 @@ def _differs(recorded: Any, now: Any) -> bool:
     ebmlab since, their value then implicit) are not compared."""
     if isinstance(recorded, dict) and isinstance(now, dict):
         return any(k not in now or _differs(v, now[k]) for k, v in recorded.items())
-    return recorded != now
+    return bool(recorded != now)
 
 
 def stale(claim: Claim) -> bool:

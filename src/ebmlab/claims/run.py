@@ -112,7 +112,7 @@ def paper_cost(claim: Claim, scale: str, device: str | None, seeds: int) -> dict
     if not (isinstance(shape, list) and all(isinstance(s, int) and s > 0 for s in shape)):
         raise EbmlabError(f"{claim.id}: scale.paper needs probe_shape, the shape of one sample (e.g. [3, 32, 32])")
     steps = int(sc.get("steps", sc.get("overrides", {}).get("steps", 0)))
-    out = []
+    out: list[dict[str, Any]] = []
     for which, arm in arms_mod.plan(claim, scale).items():
         if any(a["key"] == arm.key for a in out):
             continue
@@ -161,7 +161,7 @@ def _machine() -> dict[str, Any]:
 
 def run_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str | Path | None = None, jobs: int = 1,
               device: str | None = None, data_dir: str | None = None, shard: tuple[int, int] | None = None,
-              replace: bool = False, command: str = "", say=print) -> dict[str, Any]:
+              replace: bool = False, command: str = "", say: Any = print) -> dict[str, Any]:
     """Run ``claim`` at ``scale`` and record its result (module docstring); returns the result."""
     from ..errors import require_int
 
@@ -219,7 +219,8 @@ def _record(claim: Claim, scale: str, result: dict[str, Any], *, replace: bool) 
 
     f = claim.path.parent / "results" / f"{claim.id}.json"
     if scale != "known_answer" and not any(_filled(result.get(w)) for w in ("a", "b")) and not replace:
-        raise EbmlabError(f"{claim.id}: no run of any arm finished with its metric ({claim.comparison['metric']}), so "
+        raise EbmlabError(f"{claim.id}: no run of any arm finished with its metric "
+                          f"({(claim.comparison or {}).get('metric')}), so "
                           f"nothing was recorded (the recorded result, if any, is kept); the runs are in the claims' "
                           f"run directory")
     f.parent.mkdir(parents=True, exist_ok=True)

@@ -95,7 +95,8 @@ def _post_metrics(run_dir: Path, metric: str) -> dict[str, Any]:
 
             m = evaluate_run(run_dir, probe=True, device="cpu")["metrics"]
             write_json(cache, {k: v for k, v in m.items() if k.startswith("probe_")})
-        return json.loads(cache.read_text())
+        cached: dict[str, Any] = json.loads(cache.read_text())
+        return cached
     return {}
 
 
@@ -209,7 +210,7 @@ def run_grid(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: in
     for w, arm in arms.items():
         n_set = len(grid_settings(grid, arm.method))
         vals, labels, diverged, steps = [], [], [], []
-        refs = {}
+        refs: dict[str, float] = {}
         for g in range(n_set):
             seed_vals = []
             for s in range(n_seeds):

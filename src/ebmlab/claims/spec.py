@@ -98,11 +98,12 @@ class Claim:
 
     def arm(self, which: str) -> dict[str, Any]:
         assert self.comparison is not None
-        return self.comparison[which]
+        arm: dict[str, Any] = self.comparison[which]
+        return arm
 
     @property
     def runner(self) -> str:
-        return (self.comparison or {}).get("runner", "train")
+        return str((self.comparison or {}).get("runner", "train"))
 
 
 def _kinds(types: type | tuple[type, ...]) -> str:
@@ -284,7 +285,7 @@ def _bench_values(report: dict[str, Any], sel: dict[str, Any], metric: str) -> d
                                                                                            "setting")):
             continue
         v = (r.get("metrics") or {}).get(metric)
-        if _number(v):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
             out[int(r["seed"])] = float(v)
     return out
 

@@ -96,9 +96,11 @@ def arm_references(r: dict[str, Any], which: str) -> dict[str, float]:
     refs = r.get("references")
     if not isinstance(refs, dict):
         return {}
-    if isinstance(refs.get(which), dict):
-        return refs[which]
-    return refs if "real" in refs or "noise" in refs else {}
+    mine = refs.get(which)
+    if isinstance(mine, dict):
+        return {k: float(v) for k, v in mine.items()}
+    return {k: float(v) for k, v in refs.items() if not isinstance(v, dict)} if "real" in refs or "noise" in refs \
+        else {}
 
 
 def _separates(r: dict[str, Any], sign: int) -> bool:
@@ -174,7 +176,7 @@ def _difference(claim: Claim, r: dict[str, Any], sign: int) -> tuple[float, floa
         return m, lo, hi, len(pairs)
     sa, sb = r.get("a_summary"), r.get("b_summary")
     if isinstance(sa, dict) and (isinstance(sb, dict) or thr is not None):
-        sb = sb if isinstance(sb, dict) else {"mean": float(thr), "sd": 0.0, "n": sa["n"]}
+        sb = sb if isinstance(sb, dict) else {"mean": float(thr or 0.0), "sd": 0.0, "n": sa["n"]}
         if min(sa["n"], sb["n"]) < MIN_SEEDS:
             return f"{min(sa['n'], sb['n'])} seeds (the rule needs ≥ {MIN_SEEDS})"
         m, lo, hi = welch_interval(sa, sb)
