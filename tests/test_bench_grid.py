@@ -241,3 +241,18 @@ def test_a_report_says_when_runs_were_scored_by_different_classifiers(tmp_path):
     one = write_report(results[:2], tmp_path, command="c", meta={"machine": "m", "torch": "t", "wall_s": 1.0, "jobs": 1},
                        suite="toys", datasets=["ring8"], eval_samples=10, grid=None, reference=kept)
     assert "classifiers" not in one and "different domain classifiers" not in (tmp_path / "results.md").read_text()
+
+
+def test_the_bench_references_are_computed_at_the_count_its_runs_are_evaluated_at():
+    """eval=quick caps a run's final evaluation at QUICK_SAMPLES; the bench's reference rows (real data, noise)
+    are computed at that count too, not at eval_samples (a 500-sample run beside a 2500-sample noise floor reads
+    as if noise covered a third of the modes it covers)."""
+    from ebmlab.bench.run import evaluated_count
+    from ebmlab.config import RunConfig
+    from ebmlab.evaluation import QUICK_SAMPLES
+
+    assert evaluated_count({}) == RunConfig().eval_samples
+    assert evaluated_count({"eval_samples": 300}) == 300
+    assert evaluated_count({"eval": "quick"}) == QUICK_SAMPLES < RunConfig().eval_samples
+    assert evaluated_count({"eval": "quick", "eval_samples": 200}) == 200
+    assert evaluated_count({"eval": "full", "eval_samples": 900}) == 900

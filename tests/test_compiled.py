@@ -7,6 +7,8 @@ compile, run by eager kernels, in seconds); inductor's generated code is compare
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -131,8 +133,8 @@ def test_the_run_option_refuses_what_it_cannot_compile_and_auto_says_why(monkeyp
         compiled.decide("on", lbt, cpu, 1, "fp32", 10)
     monkeypatch.setattr(compiled, "compiler_available", lambda device: True)
     assert compiled.decide("on", lbt, cpu, 1, "fp32", 10) is None
-    assert "5000 steps or more" in compiled.decide("auto", lbt, cpu, 1, "fp32", 10)
-    assert compiled.decide("auto", lbt, cpu, 1, "fp32", 5000) is None
+    assert "times 20 eager steps before it decides" in compiled.decide("auto", lbt, cpu, 1, "fp32", 10)
+    assert compiled.decide("auto", lbt, cpu, 1, "fp32", compiled.AUTO_PROBE_STEPS + 1) is None
     assert compiled.decide("off", lbt, cpu, 1, "fp32", 10**6) == "off"
     bn = tiny()
     bn.networks["generator"] = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
@@ -159,9 +161,10 @@ SMALL = {"z_dim": 4, "g_hidden": [8], "est_z_dim": 2, "est_hidden": [8], "unroll
          "tensorboard": False, "iwae_ks": [1, 5], "iwae_points": 20, "elbo_samples": 2}
 
 
-def test_a_compiled_run_resumes_an_eager_one_with_its_numbers_and_records_the_compile(tmp_path, monkeypatch):
+def test_a_compiled_run_resumes_an_eager_one_with_its_numbers_and_records_the_compile(tmp_path, monkeypatch, capsys):
     """compile=on through ebmlab.train: a run trained eagerly to step 3 and resumed compiled to step 6 ends where a
-    run trained eagerly to step 6 ends (float32 rounding); the session record states the compile and its seconds."""
+    run trained eagerly to step 6 ends (float32 rounding); the session record states the compile and its seconds,
+    and the compile time is said without a progress bar (what ``ebmlab train --no-progress`` runs)."""
     import json
 
     import ebmlab
@@ -171,8 +174,10 @@ def test_a_compiled_run_resumes_an_eager_one_with_its_numbers_and_records_the_co
     eager = ebmlab.train("lbt", "ring8", out=tmp_path / "e", progress=False, overrides={**SMALL, "steps": 6})
     ebmlab.train("lbt", "ring8", out=tmp_path / "c", progress=False, overrides={**SMALL, "steps": 6},
                  stop_after=3)
-    resumed = ebmlab.train("lbt", "ring8", out=tmp_path / "c", progress=False,
+    capsys.readouterr()
+    resumed = ebmlab.train("lbt", "ring8", out=tmp_path / "c", progress=False, echo=True,
                            overrides={**SMALL, "steps": 6, "compile": "on"})
+    assert re.search(r"compile: the step compiled in \d+\.\d s", capsys.readouterr().out)
     for a, b in zip(eager.method.G.parameters(), resumed.method.G.parameters(), strict=True):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
     sessions = json.loads((tmp_path / "c" / "run.json").read_text())["sessions"]
@@ -191,3 +196,32 @@ def test_compile_on_for_a_method_without_a_compiled_step_is_refused_before_anyth
         ebmlab.train("lbt", "ring8", out=tmp_path / "l", progress=False,
                      overrides={"steps": 2, "compile": "on", "graphs": "emulate"})
     assert not (tmp_path / "l").exists()
+
+
+def test_auto_compiles_a_run_only_where_its_timed_eager_steps_say_it_repays(tmp_path, monkeypatch, capsys):
+    """compile=auto through ebmlab.train: the first AUTO_PROBE_STEPS steps run eagerly and are timed; a 9-step run
+    of this size goes on eagerly (a compile would cost more than it saves), one whose compile costs nothing (the
+    constant set below any saving) is compiled from there and ends where the eager run ends (float32 rounding); the
+    decision with its numbers is said (without a progress bar) and recorded in the session."""
+    import json
+
+    import ebmlab
+
+    monkeypatch.setattr(compiled, "BACKEND", "aot_eager")
+    monkeypatch.setattr(compiled, "compiler_available", lambda device: True)
+    monkeypatch.setattr(compiled, "AUTO_PROBE_STEPS", 4)  # 4 timed eager steps, then the decision
+    over = {**SMALL, "steps": 9, "compile": "auto"}
+    eager = ebmlab.train("lbt", "ring8", out=tmp_path / "e", progress=False, overrides={**over, "compile": "off"})
+    capsys.readouterr()
+    ebmlab.train("lbt", "ring8", out=tmp_path / "a", progress=False, echo=True, overrides=over)
+    said = capsys.readouterr().out
+    assert re.search(r"compile=auto: 5 steps left at [\d.]+ ms an eager step; .*the run goes on eagerly", said)
+    record = json.loads((tmp_path / "a" / "run.json").read_text())["sessions"][-1]["compile"]
+    assert record["mode"] == "auto" and "seconds" not in record and "goes on eagerly" in record["auto"]
+    monkeypatch.setattr(compiled, "AUTO_COMPILE_SECONDS", -1.0)
+    comp = ebmlab.train("lbt", "ring8", out=tmp_path / "c", progress=False, echo=True, overrides=over)
+    assert "compiled from here" in capsys.readouterr().out
+    record = json.loads((tmp_path / "c" / "run.json").read_text())["sessions"][-1]["compile"]
+    assert record["seconds"] > 0 and record["auto"].endswith("compiled from here")
+    for a, b in zip(eager.method.G.parameters(), comp.method.G.parameters(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)

@@ -131,3 +131,40 @@ def test_a_damaged_summary_is_named_so_and_rewritten_by_the_same_command(tmp_pat
     assert main(argv) == 0  # the final checkpoint evaluated again, with the same seeds: the same summary
     assert "not valid JSON (damaged or edited); evaluating the final checkpoint again" in capsys.readouterr().err
     assert (run / "summary.json").read_text() == good
+
+
+def test_an_eval_of_an_eval_none_run_is_kept_and_read_by_report_and_the_train_command(tmp_path, capsys):
+    """`ebmlab eval` of a run trained with eval=none keeps its result in the run (evaluation.json, with its sample
+    count); the report and the same train command show those metrics, not the empty summary; a run directory that
+    cannot be written still gets its metrics printed, with one line saying nothing was kept."""
+    import errno
+    import json
+    import os
+
+    import ebmlab.runs
+
+    run = tmp_path / "r"
+    argv = ["train", "gan", "--data", "ring8", "--steps", "3", "--out", str(run), "--no-progress", "eval=none",
+            "eval_samples=100", "eval_density=false", "tensorboard=false", "plots=false"]
+    assert main(argv) == 0
+    assert json.loads((run / "summary.json").read_text())["metrics"] == {}
+    assert main(["eval", str(run)]) == 0
+    kept = json.loads((run / "evaluation.json").read_text())
+    assert kept["step"] == 3 and kept["evaluation"].startswith("ebmlab eval: 100 samples") and kept["metrics"]["modes"] >= 0
+    assert main(["report", str(run), "--out", str(tmp_path / "a.html")]) == 0
+    page = (tmp_path / "a.html").read_text()
+    assert ">modes<" in page and "ebmlab eval: 100 samples" in page
+    capsys.readouterr()
+    assert main(argv) == 0  # the finished run's summary, with the evaluation made since
+    out = capsys.readouterr().out
+    assert "already at step 3" in out and "modes" in out
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    (run / "evaluation.json").unlink()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ebmlab.runs, "write_json", full)
+        assert main(["eval", str(run)]) == 0
+    said = capsys.readouterr()
+    assert "the evaluation was not kept" in said.err and "No space left on device" in said.err
+    assert "modes" in said.out and not (run / "evaluation.json").exists()

@@ -144,17 +144,25 @@ def test_steps_below_a_runs_step_are_refused_and_nothing_changes(tmp_path):
 
 
 def test_a_finished_run_is_extended_only_when_asked(tmp_path, capsys):
-    """Without steps, the same command on a finished run reports it (it trained on to the default 5000 before); a
-    larger steps extends it, and says so."""
+    """Without steps, the same command on a finished run reports it (it trained on to the default 5000 before) and
+    ``ebmlab train`` says the run is already at its step, not "resumed from" it; a larger steps extends it, and says
+    so."""
+    from ebmlab.cli import main
     out = tmp_path / "r"
     over = {**_QUICK, "steps": 10}
     first = ebmlab.train("gan", "ring8", out=out, progress=False, overrides=over)
     again = ebmlab.train("gan", "ring8", out=out, progress=False, overrides=_QUICK)  # steps left out
     assert again.summary == first.summary and again.summary["step"] == 10
     assert json.loads((out / "config.json").read_text())["run"]["steps"] == 10
+    assert again.finished_before and not first.finished_before
     capsys.readouterr()
+    assert main(["train", "gan", "--data", "ring8", "--out", str(out), "--no-progress",
+                 *(f"{k}={v}" for k, v in _QUICK.items())]) == 0
+    said = capsys.readouterr().out
+    assert "the run is already at step 10: nothing to train" in said and "resumed from" not in said
     more = ebmlab.train("gan", "ring8", out=out, progress=True, overrides={**_QUICK, "steps": 15})
     assert "extending the finished run" in capsys.readouterr().out and more.summary["step"] == 15
+    assert not more.finished_before
     assert json.loads((out / "config.json").read_text())["run"]["steps"] == 15
 
 

@@ -229,10 +229,12 @@ def sample_run(run_dir: str | Path, n: int, *, seed: int = 0, guided: Any = None
 
 
 def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | None = None,
-                 ais_steps: int = 0, progress: bool = False, device: str | None = None) -> dict[str, Any]:
+                 ais_steps: int = 0, progress: bool = False, device: str | None = None,
+                 keep: bool = True) -> dict[str, Any]:
     """Evaluate the latest checkpoint of a run: metrics plus the real-vs-real reference; ``probe`` adds the
     linear-probe test error of the energy's/discriminator's frozen features (``metrics.probe``). ``device``: as in
-    :func:`load_run`."""
+    :func:`load_run`. ``keep``: the result is kept in the run (evaluation.json), where ``ebmlab report``, ``bench``
+    and a re-run train command read it in place of the final evaluation's metrics."""
     from .metrics import collapse_reference, noise_floor, real_reference
 
     require_int("ais_steps", ais_steps, 0)
@@ -280,9 +282,32 @@ def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | N
         vr = ds.spec.value_range or (0.0, 1.0)
         metrics.update(fid_is(x.cpu(), ds.test[:n], inception, vr))
         reference.update(fid_is(ds.train[:n], ds.test[:n], inception, vr))
-    return {"method": cfg.method, "data": cfg.data, "step": step, "metrics": metrics,
-            "real_vs_real": reference, **noise_floor(ds, cfg.run.eval_samples),
-            **collapse_reference(ds, cfg.run.eval_samples), "protocol": protocol(ds, cfg.run)}
+    extras = ", ".join(x for x in ("linear probe" if probe else "", f"AIS {ais_steps}" if ais_steps else "",
+                                    "FID/IS" if inception else "") if x)
+    result = {"method": cfg.method, "data": cfg.data, "step": step,
+              "evaluation": f"ebmlab eval: {sample_count(ds, cfg.run)}" + (f", {extras}" if extras else ""),
+              "metrics": metrics, "real_vs_real": reference, **noise_floor(ds, cfg.run.eval_samples),
+              **collapse_reference(ds, cfg.run.eval_samples), "protocol": protocol(ds, cfg.run)}
+    if keep:
+        _keep_evaluation(Path(run_dir), result)
+    return result
+
+
+def _keep_evaluation(run_dir: Path, result: dict[str, Any]) -> None:
+    """The evaluation kept in the run (evaluation.json, written atomically), where report, bench and a re-run train
+    command read it. A run directory that cannot be written (read-only, full) keeps nothing, and says so: the
+    metrics are printed all the same."""
+    import os
+    import sys
+
+    from .runs import RunDir, write_json
+
+    try:
+        write_json(RunDir(run_dir).evaluation_path, result)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        print(f"note: the evaluation was not kept in {run_dir} ({why}); the report shows the run's own summary",
+              file=sys.stderr, flush=True)
 
 
 def score_samples(generated: str | Path | np.ndarray | torch.Tensor, data: str, *, data_dir: str | None = None,

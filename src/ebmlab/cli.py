@@ -109,7 +109,11 @@ def _train(args) -> None:
                 progress=not args.no_progress, echo=True)
     if res.rank != 0:  # another process of a torchrun job: rank 0 reports
         return
-    if res.resumed_from:
+    if res.finished_before:
+        print(f"the run is already at step {res.resumed_from}: nothing to train (a larger steps= or budget "
+              f"extends it); "
+              f"its summary, anew:")
+    elif res.resumed_from:
         print(f"resumed from step {res.resumed_from}")
     print(f"run directory: {res.run_dir}")
     if res.summary:

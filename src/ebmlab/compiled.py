@@ -12,7 +12,9 @@ pure function; :class:`CompiledSteps` compiles it (inductor: fused C++ kernels) 
   eager only by float rounding (``tests/test_compiled.py``), and a run may be resumed with or without compile.
 - **The cost.** The first compiled call traces and generates code (minutes for LBT from an empty cache, seconds
   from inductor's on-disk cache): the run prints it and records it as ``compile.seconds`` in its session record,
-  apart from the steps. ``auto`` compiles runs of at least :data:`AUTO_MIN_STEPS` steps, where it pays back.
+  apart from the steps. ``auto`` times the run's first :data:`AUTO_PROBE_STEPS` steps eagerly and compiles the rest
+  only where the estimated saving repays a compile (:class:`AutoProbe`); what it measured and decided is printed and
+  recorded (``compile.auto``).
 - **Where.** CPU runs of one process in fp32, with a C++ compiler and Python's headers (inductor's code); on CUDA
   the remedy is a captured graph (run option ``graphs``). ``on`` refuses anything else with the reason before the run
   starts; ``auto`` runs eagerly there and says why once.
@@ -33,9 +35,12 @@ from . import rng
 from .errors import EbmlabError
 
 BACKEND = "inductor"  # torch.compile's back-end (the tests trace with aot_eager, which generates no code)
-# compile=auto compiles runs of at least this many steps: LBT's cold compile (65-74 s on a 2-core CPU) is repaid
-# after ~1650-3100 steps at batch 512-8 (benchmarks/peers/README.md, LBT); a warm cache takes 10-12 s
-AUTO_MIN_STEPS = 5000
+# compile=auto: the eager steps timed before deciding (the first, which warms caches, untimed); the compile's cost
+# it assumes, LBT's cold compile (65-74 s on a 2-core CPU; a warm cache takes 10-12 s); the speed-up of a compiled
+# step it assumes (LBT: eager 0.50-0.85x the released TF code, compiled 1.16-1.77x, i.e. ~2x; benchmarks/peers)
+AUTO_PROBE_STEPS = 20
+AUTO_COMPILE_SECONDS = 70.0
+AUTO_SPEEDUP = 2.0
 
 
 def compiler_available(device: torch.device) -> bool:
@@ -92,9 +97,35 @@ def decide(mode: str, method: Any, device: torch.device, processes: int, precisi
     if why and mode == "on":
         raise EbmlabError(f"compile=on: {method.name}'s steps cannot be compiled here: {why}; use compile=auto "
                           f"(compiles where it can) or compile=off")
-    if why is None and mode == "auto" and steps < AUTO_MIN_STEPS:
-        why = f"compile=auto compiles runs of {AUTO_MIN_STEPS} steps or more (its compile time is repaid there)"
+    if why is None and mode == "auto" and steps <= AUTO_PROBE_STEPS:
+        why = f"compile=auto times {AUTO_PROBE_STEPS} eager steps before it decides; the run has {steps}"
     return why
+
+
+class AutoProbe:
+    """compile=auto's decision: the session's first steps run eagerly and are timed; after AUTO_PROBE_STEPS of them
+    the eager time of the steps left is estimated, and the rest is compiled when what compiling saves of it
+    (1 − 1/AUTO_SPEEDUP) exceeds a compile's cost (AUTO_COMPILE_SECONDS). ``compiles``: None while timing, then the
+    decision; ``note``: its numbers, said and recorded."""
+
+    def __init__(self, total: int):
+        self.total, self.seen, self.t0 = total, 0, 0.0
+        self.compiles: bool | None = None
+        self.note: str | None = None
+
+    def tick(self, step: int) -> None:
+        """Called before each eager step of the probe (``step``: the run's step about to run)."""
+        if self.seen == 1:
+            self.t0 = time.perf_counter()
+        if self.seen == AUTO_PROBE_STEPS:
+            per_step = (time.perf_counter() - self.t0) / (AUTO_PROBE_STEPS - 1)
+            left = self.total - step + 1  # the step about to run (the trainer counts from 1) and those after it
+            saved = left * per_step * (1 - 1 / AUTO_SPEEDUP)
+            self.compiles = saved > AUTO_COMPILE_SECONDS
+            self.note = (f"compile=auto: {left} steps left at {per_step * 1e3:.3g} ms an eager step; compiling would "
+                         f"save about {saved:.3g} s against a compile of about {AUTO_COMPILE_SECONDS:.0f} s: "
+                         + ("compiled from here" if self.compiles else "the run goes on eagerly"))
+        self.seen += 1
 
 
 class CompiledSteps:
@@ -104,18 +135,26 @@ class CompiledSteps:
 
     def __init__(self, method: Any, run_step: Callable[[Tensor, int], dict[str, Any]],
                  after: Callable[[], None], budget: Any = None, backend: str | None = None,
-                 say: Callable[[str], None] | None = None):
+                 say: Callable[[str], None] | None = None, auto_steps: int | None = None):
         self.method, self.run_step, self.after, self.budget = method, run_step, after, budget
         self.backend = backend or BACKEND
         self.draws: dict[tuple[Any, ...], list[rng.Draw]] = {}
         self.rows: dict[tuple[Any, ...], dict[str, int]] = {}  # network evaluations of a step of the kind
         self.compile_seconds: float | None = None
         self.say = say  # told the compile time once (the trainer's progress output), or None
+        self.probe = AutoProbe(auto_steps) if auto_steps is not None else None  # compile=auto: timed eager steps first
 
     def compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         return torch.compile(own_code(fn), fullgraph=True, dynamic=False, backend=self.backend)
 
     def step(self, batch: Tensor, step: int) -> dict[str, Any]:
+        if self.probe is not None and not self.probe.compiles:
+            if self.probe.compiles is None:
+                self.probe.tick(step)
+                if self.probe.note is not None and self.say is not None:
+                    self.say(self.probe.note)
+            if not self.probe.compiles:
+                return self.run_step(batch, step)
         kind = self.method.step_kind(step)
         key = (kind, tuple(batch.shape))
         if kind is None:
@@ -145,11 +184,15 @@ class CompiledSteps:
         return metrics
 
     def summary(self) -> dict[str, Any]:
-        return {"compile": {"backend": self.backend, "seconds": round(self.compile_seconds, 2)}} \
-            if self.compile_seconds is not None else {}
+        out: dict[str, Any] = {"backend": self.backend}
+        if self.compile_seconds is not None:
+            out["seconds"] = round(self.compile_seconds, 2)
+        if self.probe is not None and self.probe.note is not None:
+            out["auto"] = self.probe.note
+        return {"compile": out} if len(out) > 1 else {}
 
     def portable_state(self, state: dict[str, Any]) -> dict[str, Any]:
         return state
 
 
-__all__ = ["AUTO_MIN_STEPS", "BACKEND", "CompiledSteps", "blocker", "compiler_available", "decide", "own_code"]
+__all__ = ["AUTO_COMPILE_SECONDS", "AUTO_PROBE_STEPS", "AUTO_SPEEDUP", "AutoProbe", "BACKEND", "CompiledSteps", "blocker", "compiler_available", "decide", "own_code"]

@@ -15,7 +15,7 @@ from .data import Dataset
 from .errors import EbmlabError
 from .methods import Method
 from .rng import stream_seed
-from .runs import MetricsLogger, RunDir, fault_point, read_json, write_json
+from .runs import MetricsLogger, RunDir, fault_point, read_json, with_latest_evaluation, write_json
 from .trackers import metrics_logger, open_trackers
 
 
@@ -114,7 +114,7 @@ def finish(method: Method, ds: Dataset, cfg: ResolvedConfig, run: RunDir, progre
                   f"to write it anew", file=sys.stderr, flush=True)
             done = None
         if isinstance(done, dict) and done.get("step") == last:
-            return done
+            return with_latest_evaluation(done, run.path)  # an `ebmlab eval` of the finished run, if made since
     cfg, how = evaluation_mode(cfg)
     rc = cfg.run
     summary: dict[str, Any] = {"method": cfg.method, "data": cfg.data, "step": last, "seed": rc.seed,

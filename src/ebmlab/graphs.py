@@ -431,12 +431,13 @@ class EagerSteps:
 
 
 def runner(method: Any, placement: Any, budget: Any = None, *, tensor_lrs: bool = False, strict: bool = True,
-           on_fallback: Callable[[str], None] | None = None) -> EagerSteps | StepGraphs:
+           on_fallback: Callable[[str], None] | None = None, say: Callable[[str], None] | None = None
+           ) -> EagerSteps | StepGraphs:
     """The step runner of a run placed by ``placement`` (``ebmlab.placement.Placement``): :class:`StepGraphs` when
     its steps are captured, else :class:`EagerSteps`; both run what the trainer calls a step — the method's
     ``train_step`` inside the placement's autocast and the data-parallel step context, then the recipe's
     ``after_step`` (its moving average). ``tensor_lrs``: a learning-rate schedule, read by captured steps from
-    tensors; ``strict``, ``on_fallback``: as :class:`StepGraphs`."""
+    tensors; ``strict``, ``on_fallback``: as :class:`StepGraphs`; ``say``: told a compiled step's compile time."""
 
     def run_step(batch: Tensor, step: int) -> dict[str, Any]:
         with distributed.training_step(placement.world), placement.autocast():
@@ -447,8 +448,9 @@ def runner(method: Any, placement: Any, budget: Any = None, *, tensor_lrs: bool 
     if placement.compiled:
         from .compiled import CompiledSteps
 
-        say = (lambda line: print(line, flush=True)) if on_fallback is not None else None  # the run's progress output
-        return CompiledSteps(method, run_step, method.recipe.after_step, budget, say=say)  # type: ignore[return-value]
+        auto = placement.steps if placement.compile_mode == "auto" else None  # timed eager steps decide
+        return CompiledSteps(method, run_step, method.recipe.after_step, budget, say=say,  # type: ignore[return-value]
+                             auto_steps=auto)
     if not placement.captured:
         return EagerSteps(run_step)
     prepare(method, placement.graphs, tensor_lrs=tensor_lrs)

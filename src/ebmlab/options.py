@@ -80,7 +80,8 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
                       "operations on any device: a slow check that a method's step can be captured; ebmlab.graphs)"),
     "compile": ("any", "run the method's training step compiled by torch.compile on the CPU (the same numbers to float "
                        "rounding; its compile time is printed and recorded apart): off, on, or auto (where the method "
-                       "has a compiled step and the run has >= 5000 steps; ebmlab.compiled)"),
+                       "has a compiled step, the first 20 steps run eagerly and timed, the rest compiled where that "
+                       "repays a compile; ebmlab.compiled)"),
 }
 
 SHARED: dict[str, tuple[str, str]] = {  # method options that mean the same in every method that has them

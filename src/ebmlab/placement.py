@@ -158,7 +158,9 @@ class Placement:
                  else "replayed from recorded operations (graphs=emulate: a check of capturability, slower than "
                       "eager)" if self.graphs == "emulate" else f"captured graphs ({self.graphs})")
         if self.compiled:
-            steps = f"compiled (torch.compile, {compiled.BACKEND}; the first step of each kind eager)"
+            steps = (f"compiled where it repays (compile=auto: {compiled.AUTO_PROBE_STEPS} eager steps timed first; "
+                     f"torch.compile, {compiled.BACKEND})" if self.compile_mode == "auto" else
+                     f"compiled (torch.compile, {compiled.BACKEND}; the first step of each kind eager)")
         elif self.compile_mode != "off" and not self.captured:
             steps += f" (not compiled: {self.not_compiled_because})"
         return (f"placement: {self.device}, {self.threads} thread{'s' if self.threads != 1 else ''}, "

@@ -200,4 +200,7 @@ def text_table(summary: dict[str, Any], skip: set[str] = frozenset()) -> list[st
     lines += [f"  {title}: {meanings[title]}" for title, _ in refs]
     lines += [f"  WARNING — {w}" for w in collapse_warnings(summary["metrics"], summary.get("real_vs_real"))]
     lines += [f"  note — {n}" for n in notes(summary["metrics"])]
+    units = (summary.get("protocol") or {}).get("units")
+    if isinstance(units, str):  # standardised vectors: the numbers above are in the standardised units
+        lines.append(f"  units — {units}")
     return lines

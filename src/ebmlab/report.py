@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EbmlabError
+from .runs import with_latest_evaluation
 from .present import FLOOR_MEANING, fmt, header, noise_floor_of, notes, reference_value, rows
 
 CSS = """
@@ -104,6 +105,7 @@ def _sr_section(run: Path, cfg: dict[str, Any], title: str | None) -> str:
 
 def _run_section(run: Path, title: str | None = None) -> str:
     cfg, summary, record = _read(run / "config.json"), _read(run / "summary.json"), _read(run / "run.json")
+    summary = with_latest_evaluation(summary, run)  # an `ebmlab eval` made since the run finished
     if not isinstance(cfg, dict):
         raise EbmlabError(f"{run} is not an ebmlab run directory (no readable config.json)")
     if cfg.get("format") == "ebmlab-sr-run-1":
@@ -117,6 +119,8 @@ def _run_section(run: Path, title: str | None = None) -> str:
         parts.append("<h3>Samples and densities</h3><div>" + "".join(_img(p) for p in pictures) + "</div>")
     if isinstance(summary, dict):
         parts.append(f"<h3>Results at step {_e(summary.get('step'))} (↑ higher is better, ↓ lower)</h3>")
+        if summary.get("evaluation", "full") != "full":
+            parts.append(f"<p class='meta'>Evaluation: {_e(summary['evaluation'])}</p>")
         floor = noise_floor_of(summary)
         head = ["metric", "model", "real data"] + (["uniform noise"] if floor is not None else []) + ["unit", "meaning"]
         for group, rs in rows(summary.get("metrics", {}), summary.get("real_vs_real"), floor=floor):
@@ -148,7 +152,7 @@ def _run_section(run: Path, title: str | None = None) -> str:
 def _comparison(runs: list[Path]) -> str:
     """One table per data set: a row per run, a column per metric those runs report, the real-data values on
     top. (One table over several data sets would be mostly empty cells: their metrics differ.)"""
-    sums = [(r, _read(r / "summary.json")) for r in runs]
+    sums = [(r, with_latest_evaluation(_read(r / "summary.json"), r)) for r in runs]
     sums = [(r, s) for r, s in sums if isinstance(s, dict) and "method" in s and isinstance(s.get("metrics"), dict)]
     if not sums:
         return "<p><i>None of the runs has finished yet.</i></p>"

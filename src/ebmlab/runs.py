@@ -10,6 +10,8 @@ Layout of RUN_DIR::
     tb/              TensorBoard event files
     checkpoint.pt    latest checkpoint, replaced atomically (write to a temp file, fsync, rename)
     summary.json     final evaluation metrics with real-vs-real references (written last: it marks a finished run)
+    evaluation.json  the latest ``ebmlab eval`` of the run (its metrics, references at its sample count, how it was
+                     made); report, bench and a re-run train command show it in place of the summary's metrics
     plots/           PNG figures
 
 A kill at any moment leaves either the previous or the new checkpoint, never a partial one, and resuming
@@ -138,6 +140,24 @@ def read_json(path: Path) -> Any:
                           f"start a new run with another --out") from None
 
 
+def with_latest_evaluation(summary: Any, run_dir: str | Path) -> Any:
+    """A run's summary with its latest ``ebmlab eval`` (evaluation.json) in place of the final evaluation's metrics,
+    references and protocol, when that evaluation is of the summary's step (an ``eval=none`` or ``eval=quick`` run
+    evaluated in full afterwards); the summary unchanged otherwise, or when evaluation.json is missing or unreadable
+    (it is only ever a copy of what ``ebmlab eval`` printed, so losing it loses nothing the command cannot redo)."""
+    path = Path(run_dir) / "evaluation.json"
+    if not isinstance(summary, dict) or not path.is_file():
+        return summary
+    try:
+        ev = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return summary
+    if not isinstance(ev, dict) or ev.get("step") != summary.get("step") or not isinstance(ev.get("metrics"), dict):
+        return summary
+    kept = {k: v for k, v in summary.items() if k in ("method", "data", "step", "seed", "budget")}
+    return {**kept, **{k: v for k, v in ev.items() if k not in kept}}
+
+
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -146,6 +166,7 @@ class RunDir:
     checkpoint_path = property(lambda self: self.path / "checkpoint.pt")
     metrics_path = property(lambda self: self.path / "metrics.jsonl")
     summary_path = property(lambda self: self.path / "summary.json")
+    evaluation_path = property(lambda self: self.path / "evaluation.json")
     plots = property(lambda self: self.path / "plots")
     tb = property(lambda self: self.path / "tb")
 

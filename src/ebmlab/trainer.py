@@ -59,6 +59,7 @@ class TrainResult:
     # CPU time of the process (all its threads) in the training loop, summed over sessions; None when a session did
     # not record it. On a CPU shared with other jobs it is the compute the run used, whatever else ran beside it.
     train_cpu_seconds: float | None = None
+    finished_before: bool = False  # every step (or the budget) was done in an earlier session: nothing trained now
 
 
 def train(method: str, data: str, *, out: str | Path | None = None, config_file: str | Path | None = None,
@@ -108,7 +109,7 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
                 write_json(run.config_path, {**cfg.to_dict(), **({"data_sha256": data_sha} if data_sha else {})})
             distributed.barrier(world)
             return _train_loop(cfg, run, ckpt, method_, batches, place, progress=progress and place.main,
-                               stop_after=stop_after)
+                               stop_after=stop_after, echo=(echo or progress) and place.main)
     finally:
         distributed.finish(world)
 
@@ -211,7 +212,9 @@ def _begin(cfg: ResolvedConfig, run: RunDir, ckpt: dict[str, Any] | None, method
 
 
 def _train_loop(cfg: ResolvedConfig, run: RunDir, ckpt: dict[str, Any] | None, method: Method, batches: Any,
-                place: Placement, *, progress: bool, stop_after: int | None) -> TrainResult:
+                place: Placement, *, progress: bool, stop_after: int | None, echo: bool = False) -> TrainResult:
+    """``progress``: the bar and the graphs fallback's line; ``echo``: lines said whatever the bar (the compile
+    time of a compiled step: without it a --no-progress run would record it in run.json only)."""
     rc, ds = cfg.run, cfg.dataset
     t = _begin(cfg, run, ckpt, method, batches, place)
     if t.start >= rc.steps or t.stopped_by is not None:
@@ -221,7 +224,8 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ckpt: dict[str, Any] | None, m
     say = (lambda why: print(f"graphs: {why}; the run goes on eagerly (graphs=off skips the attempt)", flush=True)
            ) if progress else None
     t.runner = graphs.runner(method, place, t.budget, tensor_lrs=rc.lr_schedule != "constant",
-                             strict=rc.graphs != "auto", on_fallback=say)
+                             strict=rc.graphs != "auto", on_fallback=say,
+                             say=(lambda line: print(line, flush=True)) if echo else None)
     bar = tqdm(total=rc.steps, initial=t.start, disable=not progress, desc=f"{cfg.method}/{cfg.data}",
                dynamic_ncols=True, mininterval=0.5)
     stop = StopAtStepEnd(active=place.processes == 1)
@@ -302,7 +306,7 @@ def _finished_before(t: _Training, progress: bool) -> TrainResult:
     summary = finish(t.method, t.cfg.dataset, t.cfg, t.run, step=last, budget=t.budget.report(last, t.stopped_by))
     t.record.end(last, timed=False)
     return TrainResult(t.run.path, summary, t.method, t.start, train_seconds=t.budget.seconds,  # nothing trained now
-                       train_cpu_seconds=t.run.trained_cpu_seconds())
+                       train_cpu_seconds=t.run.trained_cpu_seconds(), finished_before=True)
 
 
 def _rank0_rng(world: distributed.World | None):

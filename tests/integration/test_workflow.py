@@ -243,7 +243,14 @@ def test_user_vectors_state_their_standardisation_and_binary_vectors_are_binary(
     ds = get_dataset(str(tmp_path / "v.npy"))
     std = ds.arrays.train_x.astype(np.float64).std(0)
     assert ds.standardisation["log_det"] == pytest.approx(float(np.log(std).sum()), rel=1e-12)
-    assert "standardised" in protocol(ds, RunConfig())["units"]
+    p = protocol(ds, RunConfig())
+    assert "standardised" in p["units"]
+    assert p["samples_drawn"] == ds.n_test < RunConfig().eval_samples  # no draw the metrics would leave unused
+    res = ebmlab.train("gan", str(tmp_path / "v.npy"), out=tmp_path / "gan", progress=False,
+                       overrides=dict(steps=2, eval_samples=500, plots=False, tensorboard=False, batch_size=32))
+    from ebmlab.cli import _format_metrics
+
+    assert "units — the data were standardised" in _format_metrics(res.summary)
     np.save(tmp_path / "b.npy", (rng.random((200, 12)) > 0.5).astype(np.float32))
     ds = get_dataset(str(tmp_path / "b.npy"))
     assert ds.kind == "binary" and ds.shape == (12,)

@@ -5,6 +5,7 @@ cannot be traced into one graph, ``on`` refuses it. Most checks trace with the `
 generated code and checks its samples against the known answer."""
 
 import math
+import re
 import warnings
 
 import pytest
@@ -80,7 +81,7 @@ def untraceable(x):
 
 def test_auto_falls_back_to_eager_on_an_untraceable_energy_and_on_refuses_it(monkeypatch):
     monkeypatch.setattr(mcmc, "COMPILE_BACKEND", "aot_eager")
-    monkeypatch.setattr(mcmc, "COMPILE_MIN_STEPS", 1)
+    monkeypatch.setattr(mcmc, "AUTO_COMPILE_SECONDS", -1.0)  # auto decides to compile whatever the chain's length
     monkeypatch.setattr(mcmc, "compiler_available", lambda device: True)  # aot_eager generates no code
     kw = {"step_size": 0.3}
     eager = chains("mala", untraceable, "off", False, kw)
@@ -93,12 +94,26 @@ def test_auto_falls_back_to_eager_on_an_untraceable_energy_and_on_refuses_it(mon
         chains("mala", untraceable, "on", False, kw)
 
 
-def test_auto_compiles_only_long_runs_and_bad_values_are_refused(monkeypatch):
+def test_auto_compiles_where_the_timed_eager_steps_say_it_repays_and_bad_values_are_refused(monkeypatch):
+    """compile=auto times its first steps eagerly and compiles the rest only when the estimated saving exceeds a
+    compile's cost: with the cost set below any saving it compiles (the eager chain to float rounding, the switch
+    included), with the measured cold cost a 50-step chain of this size runs eagerly; either way the note says
+    what was measured and decided."""
     monkeypatch.setattr(mcmc, "COMPILE_BACKEND", "aot_eager")
-    short = chains("ula", gaussian_energy, "auto", False, {"step_size": 0.1}, steps=mcmc.COMPILE_MIN_STEPS - 1)
-    assert short.compile_seconds is None
+    monkeypatch.setattr(mcmc, "compiler_available", lambda device: True)  # aot_eager generates no code
+    kw = {"step_size": 0.1}
+    eager = chains("ula", gaussian_energy, "off", False, kw, steps=50)
+    short = chains("ula", gaussian_energy, "auto", False, kw, steps=50)
+    assert short.compile_seconds is None and torch.equal(short.samples, eager.samples)
+    assert re.search(r"compile=auto: 42 steps left at [\d.]+ ms an eager step; .* the chain ran eagerly",
+                     short.compile_note)
+    monkeypatch.setattr(mcmc, "AUTO_COMPILE_SECONDS", -1.0)
+    comp = chains("ula", gaussian_energy, "auto", False, kw, steps=50)
+    assert comp.compile_seconds > 0 and comp.compile_note.endswith("compiled from here")
+    torch.testing.assert_close(comp.samples, eager.samples, rtol=0, atol=1e-10)
+    assert chains("ula", gaussian_energy, "off", False, kw).compile_note is None
     with pytest.raises(ValueError, match="compile must be off, on or auto"):
-        chains("ula", gaussian_energy, "sometimes", False, {"step_size": 0.1})
+        chains("ula", gaussian_energy, "sometimes", False, kw)
     assert math.isfinite(short.mean_acceptance)
 
 

@@ -104,11 +104,21 @@ def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: s
     meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
             "torch": torch.__version__, "wall_s": time.perf_counter() - t0, "jobs": jobs}
     cmd = command or f"ebmlab bench {suite} " + " ".join(sys.argv[3:])
-    spec = {"suite": suite, "datasets": datasets, "eval_samples": int(over.get("eval_samples", 2500)),
+    spec = {"suite": suite, "datasets": datasets, "eval_samples": evaluated_count(over),
             "grid": grid, "runs_in_grid": n_grid, "recalled": str(recalled) if recalled is not None else None}
     if shard is not None:
         return _write_part(out, shard, {"command": cmd, "meta": meta, "shard": list(shard), **spec, "runs": results})
     return write_report(results, out, command=cmd, meta=meta, **spec)
+
+
+def evaluated_count(over: dict[str, Any]) -> int:
+    """The sample count the runs' final evaluations use under the bench's options (``eval=quick`` caps it): the
+    count the reference rows beside them are computed at, so that runs and references are compared at one count."""
+    from ..config import RunConfig
+    from ..evaluation import QUICK_SAMPLES
+
+    n = int(over.get("eval_samples", RunConfig().eval_samples))
+    return min(n, QUICK_SAMPLES) if over.get("eval") == "quick" else n
 
 
 def _check_bench(methods: list[str], datasets: list[str], seeds: int, overrides: dict[str, Any] | None,

@@ -99,7 +99,7 @@ def probe_rate(method: str, over: dict[str, Any], shape: list[int], device: str 
         torch.save(method_.state_dict(), Path(d) / "checkpoint.pt")  # what a checkpoint writes, most of it
         ckpt_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        evaluate_run(run, device=device)
+        evaluate_run(run, device=device, keep=False)
         eval_s = time.perf_counter() - t0
     return {"steps_per_s": rate, "ckpt_s": ckpt_s, "eval_s": eval_s}
 

@@ -93,7 +93,7 @@ def _post_metrics(run_dir: Path, metric: str) -> dict[str, Any]:
             from ..api import evaluate_run
             from ..runs import write_json
 
-            m = evaluate_run(run_dir, probe=True, device="cpu")["metrics"]
+            m = evaluate_run(run_dir, probe=True, device="cpu", keep=False)["metrics"]
             write_json(cache, {k: v for k, v in m.items() if k.startswith("probe_")})
         cached: dict[str, Any] = json.loads(cache.read_text())
         return cached

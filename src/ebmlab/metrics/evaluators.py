@@ -370,6 +370,11 @@ class Images(Evaluator):
 class Vectors(Evaluator):
     kinds = ("vectors",)
 
+    def n_draw(self, dataset: Dataset, n: int) -> int:
+        """Every vector metric compares the samples with as many test points, so no more are drawn than the test
+        split holds (a 297-point test split is compared with 297 samples, not 2500 of which 2203 go unused)."""
+        return self.n_compared(dataset, n)
+
     def sample_metrics(self, samples: Tensor, dataset: Dataset, *, n_features: int | None = None) -> dict[str, Any]:
         from .images import vector_metrics
 

@@ -53,7 +53,8 @@ class GuidedConfig:
         "mcmc_leapfrog": ("int1", "leapfrog steps of each HMC proposal"),
         "mcmc_compile": ("any", "off, on or auto: run each sampler step as one torch.compile'd graph (the same "
                                 "samples to float rounding; the compile, tens of seconds, is paid once per draw; auto: "
-                                "chains of >= 500 steps; samplers.mcmc.run)"),
+                                "the first steps timed eagerly, the rest compiled where that repays a compile; "
+                                "samplers.mcmc.run)"),
         "mcmc_decay_every": ("int0", "ula/mala/hmc: multiply the step size by mcmc_decay after every this many steps, "
                                      "as GEBM's released Langevin sampler does (×0.1 every 200; 0: a constant step)"),
         "mcmc_decay": ("open01", "the factor of mcmc_decay_every"),

@@ -586,7 +586,13 @@ kinetic_langevin = Algorithm("kinetic_langevin", kinetic_langevin_init, kinetic_
                              kinetic_langevin_draws, kinetic_langevin_apply)
 
 COMPILE_BACKEND = "inductor"  # torch.compile's backend for compile=on|auto (the tests trace with aot_eager)
-COMPILE_MIN_STEPS = 500  # compile="auto": chains shorter than this run eagerly (the compile takes 10-40 s on a CPU)
+# compile="auto" times the first AUTO_PROBE_STEPS steps eagerly (the first one, which warms caches, untimed) and
+# compiles the rest only when the time a compiled step saves over them repays a compile: a cold compile measured at
+# 11-22 s on a 2-core CPU, up to ~50 s for HMC (AUTO_COMPILE_SECONDS), compiled steps 1.25-4.5x the eager ones
+# (AUTO_SPEEDUP, the middle of that range; benchmarks/peers/README.md). A 500-step HMC chain of 6.7 s runs eagerly.
+AUTO_PROBE_STEPS = 8
+AUTO_COMPILE_SECONDS = 20.0
+AUTO_SPEEDUP = 2.0
 # compiled samplers whose step is one graph run the steps after warm-up in blocks of this many per compiled call: a
 # call's fixed cost (dynamo's guards and the wrapper, ~39 us on a 2-core CPU) is paid once a block, not once a step
 COMPILE_BLOCK = 8
@@ -722,7 +728,7 @@ def _compile_mode(compile: bool | str, n_total: int, device: torch.device) -> bo
     if compile in (False, "off"):
         return False
     if compile == "auto":
-        return "auto" if n_total >= COMPILE_MIN_STEPS and compiler_available(device) else False
+        return "auto" if n_total > AUTO_PROBE_STEPS and compiler_available(device) else False
     if COMPILE_BACKEND == "inductor" and not compiler_available(device):
         raise ValueError(f"compile=on needs a compiler for torch.compile on {device.type} (a C++ compiler and "
                          f"Python's headers for the CPU, Triton for CUDA); none was found: use off or auto")
@@ -746,6 +752,33 @@ class RunResult:
     mean_acceptance: float
     step_size: float | Tensor | None
     compile_seconds: float | None = None
+    compile_note: str | None = None  # compile="auto": what it measured and decided
+
+
+class _AutoCompile:
+    """compile="auto"'s decision (module constants AUTO_*): the chain's first steps run eagerly and are timed; at
+    step AUTO_PROBE_STEPS the eager time of the steps left is estimated, and the rest of the chain is compiled when
+    what compiling saves of it (1 − 1/AUTO_SPEEDUP) exceeds a compile's cost. The decision and its numbers are kept
+    in ``note`` (``RunResult.compile_note``). Compiled steps are the eager steps to float rounding, so where the
+    chain switches changes no number beyond that."""
+
+    def __init__(self, total: int):
+        self.total, self.t0 = total, 0.0
+        self.note: str | None = None
+
+    def __call__(self, i: int, stepper: _Stepper) -> _Stepper:
+        if i == 1:
+            self.t0 = time.perf_counter()
+        if i != AUTO_PROBE_STEPS:
+            return stepper
+        per_step = (time.perf_counter() - self.t0) / (AUTO_PROBE_STEPS - 1)
+        left = self.total - i
+        saved = left * per_step * (1 - 1 / AUTO_SPEEDUP)
+        compiles = saved > AUTO_COMPILE_SECONDS
+        self.note = (f"compile=auto: {left} steps left at {per_step * 1e3:.3g} ms an eager step; compiling would save "
+                     f"about {saved:.3g} s against a compile of about {AUTO_COMPILE_SECONDS:.0f} s: "
+                     + ("compiled from here" if compiles else "the chain ran eagerly"))
+        return _Stepper(stepper.algorithm, stepper.energy_fn, "auto", stepper.static) if compiles else stepper
 
 
 def _check_run(algorithm: Algorithm, adapt_step_size: bool | str, n_warmup: int, initial: Any,
@@ -805,9 +838,9 @@ def run(
             by ``torch.func.grad`` and the update — runs as one ``torch.compile``d graph, the draws staying eager
             (the same generator, the same order): the same numbers to float rounding, fewer and larger operations.
             The first step pays the compile (``RunResult.compile_seconds``; 10–40 s on a CPU), and every call of
-            ``run`` compiles afresh. ``auto``: compile when the run has at least :data:`COMPILE_MIN_STEPS` steps
-            and a compiler is available, and run eagerly, with a warning, when the energy cannot be traced into one
-            graph (``on`` raises).
+            ``run`` compiles afresh. ``auto``: time the first steps eagerly and compile the rest where that repays
+            a compile (:class:`_AutoCompile`; its numbers in ``RunResult.compile_note``), with a compiler available;
+            run eagerly, with a warning, when the energy cannot be traced into one graph (``on`` raises).
         **step_kwargs: passed to ``algorithm.step`` (``step_size``, ``n_leapfrog``, or
             ``gamma`` and ``kappa`` for kinetic Langevin).
     """
@@ -826,7 +859,9 @@ def run(
     total = n_warmup + n_steps
     static = {k: v for k, v in step_kwargs.items() if k != "step_size"}
     step_kwargs = {k: v for k, v in step_kwargs.items() if k == "step_size"}
-    stepper = _Stepper(algorithm, energy_fn, _compile_mode(compile, total, x0.device), static)
+    mode = _compile_mode(compile, total, x0.device)
+    auto = _AutoCompile(total) if mode == "auto" else None
+    stepper = _Stepper(algorithm, energy_fn, False if auto else mode, static)
     bar = None
     if progress:
         from tqdm.auto import tqdm  # optional dependency, imported only when asked for
@@ -842,6 +877,8 @@ def run(
     block = COMPILE_BLOCK if thin is None else math.gcd(COMPILE_BLOCK, thin)
     i = 0
     while i < total:
+        if auto is not None:
+            stepper = auto(i, stepper)
         if i >= n_warmup and total - i >= block and stepper.blocked(block):  # after warm-up: blocks of steps
             state, acc = stepper.block(state, generator, step_kwargs, block)
             acc_sum += acc
@@ -877,4 +914,5 @@ def run(
         mean_acceptance=acc.mean().item(),
         step_size=step_kwargs.get("step_size"),
         compile_seconds=stepper.compile_seconds,
+        compile_note=auto.note if auto is not None else None,
     )
