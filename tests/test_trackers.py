@@ -52,3 +52,38 @@ def test_an_unknown_logger_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(EbmlabError, match="loggers"):
         ebmlab.train("gan", "ring8", out=tmp_path / "r", progress=False, overrides={"loggers": "tensorboard,comet"})
     assert not (tmp_path / "r").exists()
+
+
+def test_a_moved_run_a_damaged_record_and_a_deleted_store_each_start_a_new_mlflow_run_and_say_why(tmp_path,
+                                                                                                   monkeypatch, capsys):
+    """A run directory copied elsewhere and resumed: its store's path changed, so a new MLflow run starts in the
+    copy's store, tagged with the previous run, and one line says so; a record cut short and a store deleted are
+    named by their cause the same way; each resumed run finishes (no traceback, run.json not left "running")."""
+    import shutil
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    over = {"steps": 4, "log_every": 2, "eval_every": 0, "eval_samples": 100, "eval_density": False, "plots": False,
+            "tensorboard": False, "loggers": "mlflow"}
+    out = tmp_path / "r"
+    ebmlab.train("gan", "ring8", out=out, progress=False, overrides=over)
+    first = json.loads((out / "mlflow.json").read_text())
+    copy = tmp_path / "elsewhere" / "r"
+    shutil.copytree(out, copy)
+    capsys.readouterr()
+    ebmlab.train("gan", "ring8", out=copy, progress=False, overrides={**over, "steps": 6})
+    assert "this run directory was moved or copied" in capsys.readouterr().err
+    rec = json.loads((copy / "mlflow.json").read_text())
+    assert rec["run_id"] != first["run_id"] and rec["tracking_uri"] == (copy / "mlruns").resolve().as_uri()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert _client(rec["tracking_uri"]).get_run(rec["run_id"]).data.tags["ebmlab.previous_run_id"] == \
+            first["run_id"]
+    (copy / "mlflow.json").write_text('{"tracking_uri": ')  # cut short
+    ebmlab.train("gan", "ring8", out=copy, progress=False, overrides={**over, "steps": 8})
+    err = capsys.readouterr().err
+    assert "mlflow.json is not readable" in err and "Traceback" not in err
+    shutil.rmtree(copy / "mlruns")
+    ebmlab.train("gan", "ring8", out=copy, progress=False, overrides={**over, "steps": 10})
+    assert "is not readable in" in capsys.readouterr().err
+    sessions = json.loads((copy / "run.json").read_text())["sessions"]
+    assert all(s["status"] != "running" for s in sessions)

@@ -83,6 +83,26 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def _say(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr, flush=True)
+
+
+def _record(path: Path) -> dict[str, Any]:
+    """A tracker's record in the run directory (mlflow.json, wandb.json); {} when there is none, and when it is
+    unreadable (cut short, edited), with one line saying a new tracker run starts."""
+    if not path.is_file():
+        return {}
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        _say(f"{path.name} is not readable ({type(exc).__name__}: damaged or edited); a new tracker run is started "
+             f"and the file written anew")
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
 class MLflowTracker:
     """One ebmlab run as one MLflow run (module docstring)."""
 
@@ -96,20 +116,55 @@ class MLflowTracker:
 
             self.client = MlflowClient(tracking_uri=uri)
             self.record = run.path / "mlflow.json"
-            known = json.loads(self.record.read_text()) if self.record.is_file() else {}
-            if known.get("tracking_uri") == uri and known.get("run_id"):
-                self.run_id = known["run_id"]
-                self.client.update_run(self.run_id, status="RUNNING")
+            known = _record(self.record)
+            if self._resumed(known, uri):
                 return
             exp = self.client.get_experiment_by_name("ebmlab")
             exp_id = exp.experiment_id if exp is not None else self.client.create_experiment("ebmlab")
-            self.run_id = self.client.create_run(exp_id, run_name=run.path.name).info.run_id
+            tags = {"ebmlab.previous_run_id": known["run_id"], "ebmlab.previous_tracking_uri": known["tracking_uri"]} \
+                if known.get("run_id") and known.get("tracking_uri") else None
+            self.run_id = self.client.create_run(exp_id, run_name=run.path.name, tags=tags).info.run_id
             from mlflow.entities import Param
 
             params = [Param(k[:250], v[:6000]) for k, v in _flat(json_safe(options)).items()]
             for i in range(0, len(params), 100):  # MLflow takes at most 100 parameters a batch
                 self.client.log_batch(self.run_id, params=params[i:i + 100])
         write_json(self.record, {"tracking_uri": uri, "run_id": self.run_id})
+
+    def _resumed(self, known: dict[str, Any], uri: str) -> bool:
+        """Whether the MLflow run of ``known`` (mlflow.json) goes on: it is in this store and the store holds it.
+        Otherwise a new MLflow run starts, and one line says why (a run directory moved or copied — its store's
+        path changed —, another ``MLFLOW_TRACKING_URI``, a store deleted or damaged); the new run is tagged with the
+        previous one."""
+        from mlflow.exceptions import MlflowException
+
+        run_id, before = known.get("run_id"), known.get("tracking_uri")
+        if not run_id:
+            return False
+        if before != uri:
+            why = ("this run directory was moved or copied (its MLflow store was " + str(before) + ")"
+                   if str(before).endswith("/mlruns") and uri.endswith("/mlruns") else
+                   f"its MLflow run {run_id} was logged to another tracking store ({before})")
+            _say(f"mlflow: {why}; logging goes on in a new MLflow run in {uri}, tagged ebmlab.previous_run_id = "
+                 f"{run_id}")
+            return False
+        if uri.startswith("file:"):
+            from urllib.parse import unquote, urlparse
+
+            root = Path(unquote(urlparse(uri).path))
+            if not root.is_dir():
+                _say(f"mlflow: the MLflow run {run_id} of this run is not readable in {uri} (the store was deleted); "
+                     f"logging goes on in a new MLflow run in a new store there")
+                (root / ".trash").mkdir(parents=True)  # a file store's layout (the process may hold its old client)
+                return False
+        try:
+            self.client.update_run(run_id, status="RUNNING")
+        except MlflowException as exc:
+            _say(f"mlflow: the MLflow run {run_id} of this run is not readable in {uri} ({exc.error_code}: the store "
+                 f"was deleted or damaged); logging goes on in a new MLflow run there")
+            return False
+        self.run_id = run_id
+        return True
 
     def log(self, step: int, kind: str, values: dict[str, Any]) -> None:
         from mlflow.entities import Metric
@@ -147,7 +202,7 @@ class WandbTracker:
 
         self.wandb = wandb
         record = run.path / "wandb.json"
-        known = json.loads(record.read_text()) if record.is_file() else {}
+        known = _record(record)
         run_id = known.get("run_id") or secrets.token_hex(4)  # a W&B run id: 8 lowercase hex digits
         os.environ.setdefault("WANDB_SILENT", "true")
         with warnings.catch_warnings():
