@@ -239,7 +239,17 @@ class ResolvedConfig:
 
         return {"method": self.method, "data": self.data, "run": to_dict(self.run),
                 "method_config": to_dict(self.method_config), "presets": list(self.presets),
-                "ebmlab_version": __version__}
+                "ebmlab_version": __version__, **({"plugins": p} if (p := self.plugins()) else {})}
+
+    def plugins(self) -> dict[str, str]:
+        """The packages the run's method and data set come from, where a plugin package declares them ({} for
+        ebmlab's own): recorded in config.json, so that a run opened where the package is missing names it."""
+        from .data import SOURCES as DATA_SOURCES
+        from .methods import SOURCES as METHOD_SOURCES
+        from .plugins import package_of
+
+        found = {"method": METHOD_SOURCES.get(self.method, "ebmlab"), "data": DATA_SOURCES.get(self.data, "ebmlab")}
+        return {k: v for k, v in found.items() if package_of(v)}
 
     def source(self, name: str) -> str:
         return self.sources.get(name, "default")
@@ -467,12 +477,34 @@ def resolve_config(method: str, data: str, *, config_file: str | Path | None = N
     return resolved
 
 
+def _check_plugins_here(d: Any, where: str | Path) -> None:
+    """A run whose method or data set came from a plugin package (config.json's ``plugins``) that is not installed,
+    or fails to load, here: refused naming the package and how to install it (not as a damaged file)."""
+    from . import data, methods
+    from .plugins import install_hint
+
+    recorded = d.get("plugins") if isinstance(d, dict) else None
+    if not isinstance(recorded, dict):
+        return
+    for kind, known, failed in (("method", methods.METHODS, methods.FAILED), ("data", data.PLUGINS, data.FAILED)):
+        name, source = d.get(kind), recorded.get(kind)
+        if not isinstance(name, str) or not isinstance(source, str) or name in known:
+            continue
+        what = "method" if kind == "method" else "data set"
+        if name in failed:
+            raise EbmlabError(f"{where}: the run's {what} {name!r} comes from {source}, which is installed here but "
+                              f"failed to load: {failed[name]}")
+        raise EbmlabError(f"{where}: the run's {what} {name!r} comes from {source}, which is not installed here: "
+                          f"{install_hint(source)}, then run the command again")
+
+
 def config_from_dict(d: Any, where: str | Path = "config.json") -> ResolvedConfig:
     """The configuration saved in a run directory; a file that was emptied or edited by hand is refused. Options
     a method renamed since the file was written (its class's ``renamed_options``) are read under the new name."""
     from .methods import get_method
     from .options import validate
 
+    _check_plugins_here(d, where)
     try:
         if not isinstance(d, dict) or not isinstance(d.get("run"), dict) or not isinstance(d.get("method_config"), dict) \
                 or not isinstance(d.get("method"), str) or not isinstance(d.get("data"), str):

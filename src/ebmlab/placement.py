@@ -194,6 +194,16 @@ def build_method(cfg: ResolvedConfig, device: torch.device | None = None,
             method.attach_data(ds)
         except ValueError as exc:  # an architecture that does not fit the data (nets.build says which)
             raise EbmlabError(f"{cfg.method} on {cfg.data}: {exc}") from None
+        except EbmlabError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's constructor: its failure named, not a traceback
+            from .methods import SOURCES
+
+            source = SOURCES.get(cfg.method, "ebmlab")
+            if source == "ebmlab":
+                raise
+            raise EbmlabError(f"method {cfg.method!r} of {source} could not be built on {cfg.data}: its constructor "
+                              f"raised {type(exc).__name__}: {exc}") from None
     if cfg.run.channels_last and ds.spec.is_image:
         for m in {**method.networks, **method.frozen}.values():
             m.to(memory_format=torch.channels_last)

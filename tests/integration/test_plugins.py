@@ -137,3 +137,92 @@ def test_a_plugin_that_fails_to_load_is_named_when_asked_for(monkeypatch):
     monkeypatch.setitem(methods.FAILED, "ghost", "ghost-pkg 1.0 (ghost:Ghost) could not be loaded: ImportError: no")
     with pytest.raises(EbmlabError, match="ghost-pkg 1.0 .* could not be loaded"):
         methods.get_method("ghost")
+
+
+@plugin
+def test_a_run_names_its_plugin_package_and_is_refused_clearly_where_it_is_missing(tmp_path, monkeypatch, capsys):
+    """A plugin run records the packages of its method and data set (config.json ``plugins``); opened where the
+    package is not installed it is refused naming the package and the pip command, not as a damaged file."""
+    from ebmlab import data, methods
+    from ebmlab.cli import main
+
+    out = tmp_path / "r"
+    ebmlab.train("lsgan", "ring4", out=out, progress=False,
+                 overrides={"steps": 2, "eval_samples": 100, "eval_density": False, "plots": False,
+                            "tensorboard": False})
+    recorded = json.loads((out / "config.json").read_text())["plugins"]
+    version = metadata.version("ebmlab-example-plugin")
+    assert recorded["method"].startswith(f"ebmlab-example-plugin {version} (") and "ring4" in recorded["data"]
+    monkeypatch.delitem(methods.METHODS, "lsgan")  # as if the package were uninstalled
+    capsys.readouterr()
+    assert main(["sample", str(out), "-n", "5", "--out", str(tmp_path / "x.npy")]) == 2
+    err = capsys.readouterr().err
+    assert f"pip install 'ebmlab-example-plugin=={version}'" in err and "edited by hand" not in err
+    assert "method 'lsgan'" in err and "Traceback" not in err
+    monkeypatch.setitem(methods.FAILED, "lsgan", "ebmlab-example-plugin (x) could not be loaded: ImportError: no")
+    assert main(["eval", str(out)]) == 2
+    assert "installed here but failed to load" in capsys.readouterr().err
+    from ebmlab.config import resolve_config
+
+    assert "plugins" not in resolve_config("gan", "ring8").to_dict()  # ebmlab's own: nothing to record
+    assert data.SOURCES["ring4"] == recorded["data"]
+
+
+def test_a_function_entry_point_and_a_raising_constructor_are_named_in_one_line(tmp_path, monkeypatch):
+    """An entry point naming a function rather than a Method class, and a plugin method whose constructor raises,
+    are each refused in one line that names the plugin (no traceback, no "the class's name is None")."""
+    from ebmlab import methods, plugins
+    from ebmlab.methods.gan import GAN
+
+    failed: dict[str, str] = {}
+    ep = metadata.EntryPoint("notaclass", "json:dumps", "ebmlab.methods")
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [ep] if group == "ebmlab.methods" else [])
+    plugins.load("ebmlab.methods", methods._register_entry, failed)
+    assert "names a function ('dumps')" in failed["notaclass"] and "not a subclass" in failed["notaclass"]
+
+    class Broken(GAN):
+        name = "broken_gan"
+
+        def __init__(self, config, **kw):
+            raise RuntimeError("needs a GPU it does not ask for")
+
+    methods.register_method(Broken, source="broken-pkg 0.1 (broken:Broken)")
+    try:
+        with pytest.raises(EbmlabError, match=r"method 'broken_gan' of broken-pkg 0\.1 \(broken:Broken\) could not "
+                                              r"be built on ring8: its constructor raised RuntimeError: needs a GPU"):
+            ebmlab.train("broken_gan", "ring8", out=tmp_path / "b", progress=False, overrides={"steps": 1})
+        assert not (tmp_path / "b").exists()
+    finally:
+        methods.METHODS.pop("broken_gan")
+        methods.SOURCES.pop("broken_gan")
+
+
+def test_a_module_declaring_a_method_and_a_data_set_loads_both(tmp_path, monkeypatch):
+    """One plugin module declaring a method and a data set: importing it for the methods loads ebmlab's data module,
+    which loads the data sets while the plugin's module is half made (what a fresh process meets); the data set's
+    entry is tried again once the module is complete, so both are registered and nothing is left failed."""
+    from ebmlab import plugins
+
+    (tmp_path / "both_plugin.py").write_text(
+        "from ebmlab import plugins\n"
+        "from ebmlab.methods.gan import GAN\n"
+        "REGISTERED = {}\n"
+        "plugins.load('ebmlab.datasets', lambda n, o, s: REGISTERED.__setitem__(n, o), FAILED := {})\n"
+        "class Both(GAN):\n"
+        "    name = 'both_gan'\n"
+        "def ring_both():\n"
+        "    return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    eps = {"ebmlab.methods": [metadata.EntryPoint("both_gan", "both_plugin:Both", "ebmlab.methods")],
+           "ebmlab.datasets": [metadata.EntryPoint("ring_both", "both_plugin:ring_both", "ebmlab.datasets")]}
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: eps.get(group, []))
+    seen: dict[str, object] = {}
+    failed: dict[str, str] = {}
+    try:
+        plugins.load("ebmlab.methods", lambda n, o, s: seen.__setitem__(n, o), failed)
+        import both_plugin
+
+        assert seen["both_gan"] is both_plugin.Both and not failed
+        assert both_plugin.REGISTERED["ring_both"] is both_plugin.ring_both and not both_plugin.FAILED
+    finally:
+        sys.modules.pop("both_plugin", None)

@@ -81,6 +81,9 @@ def _load_plugins() -> None:
 
 
 def _register_entry(name: str, cls: type[Method], source: str) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise EbmlabError(f"the entry point names a {type(cls).__name__} ({getattr(cls, '__qualname__', cls)!r}), "
+                          f"not a subclass of ebmlab.methods.Method: point it at the method's class")
     if getattr(cls, "name", None) != name:
         raise EbmlabError(f"the entry point is named {name!r} but the class's name is {getattr(cls, 'name', None)!r}")
     register_method(cls, source=source)
