@@ -58,6 +58,35 @@ def compiler_available(device: torch.device) -> bool:
     return device.type == "cpu" and headers and any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "clang++"))
 
 
+def os_error_in(exc: BaseException) -> OSError | None:
+    """The OSError behind a compile's failure (a cache directory that cannot be written, a full disk), found by
+    walking the exception's causes (dynamo wraps a back-end's error in ``BackendCompilerFailed.inner_exception``);
+    None when the failure has another cause (an energy or step that cannot be traced)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError):
+            return e
+        todo += [getattr(e, "inner_exception", None), e.__cause__, e.__context__]
+    return None
+
+
+def cache_message(err: OSError) -> str:
+    """One line for a compile that failed on the file system: the cause (errno), the path, the way out."""
+    import errno
+    import os
+
+    why = os.strerror(err.errno) if err.errno else str(err)
+    where = f" ({err.filename})" if err.filename else ""
+    hint = "free some space" if err.errno == errno.ENOSPC else "make it writable"
+    return (f"the compile could not write its cache: {why}{where}; {hint}, or set TORCHINDUCTOR_CACHE_DIR to a "
+            f"writable directory with free space, or run without compiling")
+
+
 def own_code(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` (a function, bound method or ``functools.partial``) with a copy of its code object of its own.
 
@@ -171,7 +200,13 @@ class CompiledSteps:
         # the budget's counting hooks are out of the compiled call (their Python counts would become guards that
         # change at every step); the step's evaluations, counted in its eager first step, are added instead
         with self.budget.paused() if self.budget is not None else contextlib.nullcontext():
-            metrics = self.method.compiled_train_step(batch, step, noise, self.compile)
+            try:
+                metrics = self.method.compiled_train_step(batch, step, noise, self.compile)
+            except Exception as exc:
+                err = os_error_in(exc) if self.compile_seconds is None else None
+                if err is None:
+                    raise
+                raise EbmlabError(f"compile=on: {cache_message(err)} (compile=off)") from None
         if self.budget is not None:
             self.budget.add_rows(self.rows[key])
         if self.compile_seconds is None:
@@ -195,4 +230,4 @@ class CompiledSteps:
         return state
 
 
-__all__ = ["AUTO_COMPILE_SECONDS", "AUTO_PROBE_STEPS", "AUTO_SPEEDUP", "AutoProbe", "BACKEND", "CompiledSteps", "blocker", "compiler_available", "decide", "own_code"]
+__all__ = ["AUTO_COMPILE_SECONDS", "AUTO_PROBE_STEPS", "AUTO_SPEEDUP", "AutoProbe", "BACKEND", "CompiledSteps", "blocker", "cache_message", "compiler_available", "decide", "os_error_in", "own_code"]

@@ -92,6 +92,11 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
         batches = make_batches(ds, rc.batches, rc.batch_size, rc.seed, rank=place.rank,
                                world=place.processes)  # refuses a batch the data cannot give
         method_ = build_method(cfg, place.device, world)
+        guided = method_.guided_config() if method_.has_guided_sampler else None
+        if guided is not None:  # mcmc_compile=on where nothing compiles: refused before training, not after
+            from .samplers.latent import check_compiler
+
+            check_compiler(guided.mcmc_compile, place.device)
         place = place.for_method(method_)
         if place.data_on_device:
             batches.on_device(place.device)

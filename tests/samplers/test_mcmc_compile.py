@@ -117,7 +117,7 @@ def test_auto_compiles_where_the_timed_eager_steps_say_it_repays_and_bad_values_
     assert math.isfinite(short.mean_acceptance)
 
 
-def test_the_guided_sampler_passes_compile_through_and_checks_it(monkeypatch):
+def test_the_guided_sampler_passes_compile_through_and_checks_it(monkeypatch, tmp_path):
     """KALE's ``mcmc_compile`` option / ``ebmlab sample --mcmc-compile``: checked when set, and the latent chains
     compiled give the eager latent samples."""
     from ebmlab.errors import EbmlabError
@@ -126,12 +126,19 @@ def test_the_guided_sampler_passes_compile_through_and_checks_it(monkeypatch):
     with pytest.raises(EbmlabError, match="mcmc_compile='sometimes'"):
         GuidedConfig(mcmc_compile="sometimes")
     monkeypatch.setattr(mcmc, "compiler_available", lambda device: False)
-    with pytest.raises(EbmlabError, match="needs a compiler for torch.compile"):
-        GuidedConfig(mcmc_compile="on")
     from ebmlab.methods.kale import KALEConfig
 
+    # the settings stay valid on a machine without a compiler (a run trained elsewhere opens here) ...
+    assert GuidedConfig(mcmc_compile="on").mcmc_compile == KALEConfig(mcmc_compile="on").mcmc_compile == "on"
+    # ... the compiled draw is what is refused, and a KALE run is refused before it trains, not at its evaluation
+    with pytest.raises(EbmlabError, match="needs a compiler for torch.compile .* --mcmc-compile off"):
+        latent_samples(torch.nn.Linear(3, 2), lambda x: (x * x).sum(1), 3, 4, GuidedConfig(mcmc_compile="on"),
+                       generator=torch.Generator().manual_seed(5))
+    import ebmlab
+
     with pytest.raises(EbmlabError, match="needs a compiler for torch.compile"):
-        KALEConfig(mcmc_compile="on")  # a KALE run is refused before it trains, not at its evaluation
+        ebmlab.train("kale", "ring8", out=tmp_path / "k", progress=False, overrides={"steps": 1, "mcmc_compile": "on"})
+    assert not (tmp_path / "k").exists()
     with pytest.raises(ValueError, match="needs a compiler for torch.compile"):
         chains("ula", gaussian_energy, "on", False, {"step_size": 0.1})
     assert GuidedConfig(mcmc_compile="auto").mcmc_compile == "auto"  # auto runs eagerly there
@@ -172,3 +179,52 @@ def test_many_compiled_runs_in_one_process_each_compile_apart(monkeypatch):
         out = [mcmc.run(mcmc.ula, x0, energy, n_steps=8, compile=c, step_size=0.01,
                         generator=torch.Generator().manual_seed(k)) for c in ("off", "on")]
         torch.testing.assert_close(out[1].final_state.x, out[0].final_state.x, rtol=0, atol=1e-12)
+
+
+def test_a_run_trained_with_mcmc_compile_on_opens_on_a_machine_without_a_compiler(monkeypatch, tmp_path, capsys):
+    """Trained where a compiler exists, sampled where none does: ``--mcmc-compile off`` samples it, and without it
+    the refusal names the compiler and the way out — not a damaged or hand-edited configuration."""
+    import ebmlab
+    from ebmlab.cli import main
+
+    monkeypatch.setattr(mcmc, "compiler_available", lambda device: True)
+    monkeypatch.setattr(mcmc, "COMPILE_BACKEND", "aot_eager")
+    run = tmp_path / "k"
+    ebmlab.train("kale", "ring8", out=run, progress=False,
+                 overrides={"steps": 2, "mcmc_compile": "on", "mcmc_steps": 3, "eval": "none", "plots": False,
+                            "tensorboard": False})
+    monkeypatch.setattr(mcmc, "compiler_available", lambda device: False)
+    assert main(["sample", str(run), "-n", "4", "--out", str(tmp_path / "x.npy"), "--mcmc-compile", "off",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(run), "-n", "4", "--out", str(tmp_path / "y.npy"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--mcmc-compile off" in err and "edited by hand" not in err and "Traceback" not in err
+
+
+def test_a_compile_that_cannot_write_its_cache_is_named_by_its_cause_not_blamed_on_the_energy(monkeypatch):
+    """A back-end failing on the file system (a read-only or full cache directory): the OSError is found behind
+    dynamo's wrapper, by its errno, and said as the cache's fault with the way out, under on and auto alike."""
+    import errno
+
+    from ebmlab.compiled import cache_message, os_error_in
+    from ebmlab.errors import EbmlabError
+    from ebmlab.samplers.latent import GuidedConfig, latent_samples
+
+    def read_only(gm, inputs):
+        raise PermissionError(errno.EACCES, "Permission denied", "/ro/inductor-cache")
+
+    monkeypatch.setattr(mcmc, "COMPILE_BACKEND", read_only)
+    monkeypatch.setattr(mcmc, "compiler_available", lambda device: True)
+    for mode in ("on", "auto"):
+        monkeypatch.setattr(mcmc, "AUTO_COMPILE_SECONDS", -1.0)
+        with pytest.raises(ValueError, match=r"could not write its cache: Permission denied \(/ro/inductor-cache\)"):
+            chains("mala", gaussian_energy, mode, False, {"step_size": 0.3})
+    with pytest.raises(EbmlabError, match="mcmc_compile=on: the compile could not write its cache"):
+        latent_samples(torch.nn.Linear(3, 2), lambda x: (x * x).sum(1), 3, 4, GuidedConfig(mcmc_compile="on"),
+                       generator=torch.Generator().manual_seed(5))
+    full = OSError(errno.ENOSPC, "No space left on device")
+    wrapped = RuntimeError("backend failed")
+    wrapped.inner_exception = full
+    assert os_error_in(wrapped) is full and os_error_in(ValueError("untraceable")) is None
+    assert "free some space" in cache_message(full)

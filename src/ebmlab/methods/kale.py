@@ -124,8 +124,7 @@ class KALEConfig:
     }
 
     def __post_init__(self) -> None:
-        if self.mcmc_compile == "on":  # refused now, not at the evaluation after training (GuidedConfig's check)
-            GuidedConfig(mcmc_compile=self.mcmc_compile)
+        GuidedConfig(mcmc_compile=self.mcmc_compile)  # its value (whether this machine can compile: train checks)
         if self.sampler != "none":  # the sampler's settings, refused now rather than at the first evaluation
             GuidedConfig(self.sampler, self.inverse_temperature, self.mcmc_steps, self.mcmc_step_size,
                          self.mcmc_friction, mcmc_decay_every=self.mcmc_decay_every, mcmc_decay=self.mcmc_decay)

@@ -69,11 +69,20 @@ class GuidedConfig:
                        "at each decay; GEBM's released decaying sampler is plain Langevin, ula)")
         if self.mcmc_compile not in ("off", "on", "auto"):
             bad.append(f"mcmc_compile={self.mcmc_compile!r} (expected off, on or auto)")
-        elif self.mcmc_compile == "on" and not any(mcmc.compiler_available(torch.device(d)) for d in ("cpu", "cuda")):
-            bad.append("mcmc_compile='on' needs a compiler for torch.compile (a C++ compiler and Python's headers "
-                       "for the CPU, Triton for CUDA) and this machine has none: use off or auto")
+        # whether this machine can compile is not a property of the settings: a run trained with mcmc_compile=on
+        # stays a valid run on a machine without a compiler (check_compiler refuses the compiled draw itself)
         if bad:
             raise EbmlabError("invalid energy-guided sampler settings: " + "; ".join(bad))
+
+
+def check_compiler(mcmc_compile: str, device: Any = None) -> None:
+    """Refuse ``mcmc_compile='on'`` where torch.compile has no compiler (``device``: the chains' device; None: any of
+    the CPU and CUDA), naming the way out; ``off`` and ``auto`` always pass (auto runs eagerly there)."""
+    devices = [torch.device(device)] if device is not None else [torch.device("cpu"), torch.device("cuda")]
+    if mcmc_compile == "on" and not any(mcmc.compiler_available(d) for d in devices):
+        raise EbmlabError("mcmc_compile='on' needs a compiler for torch.compile (a C++ compiler and Python's headers "
+                          "for the CPU, Triton for CUDA) and this machine has none: use mcmc_compile=off or auto "
+                          "(ebmlab sample/eval of a run: --mcmc-compile off)")
 
 
 def latent_samples(generate: Callable[[Tensor], Tensor], energy: Callable[[Tensor], Tensor], latent_dim: int,
@@ -88,6 +97,7 @@ def latent_samples(generate: Callable[[Tensor], Tensor], energy: Callable[[Tenso
     Returns the samples and diagnostics (mean acceptance for MALA/HMC, None for ULA and kinetic Langevin, which
     accept every step; mean latent energy before/after).
     """
+    check_compiler(cfg.mcmc_compile, device if device is not None else "cpu")
     z0 = torch.randn(n, latent_dim, generator=generator, device=device)
     u = mcmc.latent_energy(generate, energy, cfg.inverse_temperature, rows)
     kw: dict[str, Any]
@@ -107,8 +117,13 @@ def latent_samples(generate: Callable[[Tensor], Tensor], energy: Callable[[Tenso
     for seg, steps in enumerate(_segments(cfg.mcmc_steps, cfg.mcmc_decay_every)):
         if seg and "step_size" in kw:  # GEBM's schedule: the step size × decay after every decay_every steps
             kw = {**kw, "step_size": kw["step_size"] * cfg.mcmc_decay}
-        res = mcmc.run(algo, z, u, n_steps=steps, generator=generator, progress=progress,
-                       compile=cfg.mcmc_compile, **kw)
+        try:
+            res = mcmc.run(algo, z, u, n_steps=steps, generator=generator, progress=progress,
+                           compile=cfg.mcmc_compile, **kw)
+        except ValueError as exc:  # mcmc.run's refusals of a compile (cache, untraceable energy): one line
+            if not str(exc).startswith("compile="):
+                raise
+            raise EbmlabError(f"mcmc_{exc}") from None
         z = res.final_state.x
         acc.append((steps, res.mean_acceptance))
     with torch.no_grad():

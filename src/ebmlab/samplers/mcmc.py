@@ -29,7 +29,8 @@ from typing import Any, Callable, NamedTuple, TypeVar
 import torch
 from torch import Tensor
 
-from ..compiled import compiler_available, own_code  # the check is patched in tests as mcmc.compiler_available
+# compiler_available is patched in tests as mcmc.compiler_available
+from ..compiled import cache_message, compiler_available, os_error_in, own_code
 from ..nets.calls import in_blocks
 from ..rng import rand, randn
 from ..syncs import scalar_like
@@ -652,6 +653,9 @@ class _Stepper:
         except torch._dynamo.exc.TorchDynamoException as exc:
             if not first:
                 raise
+            err = os_error_in(exc)
+            if err is not None:  # the file system, not the energy: said as such, whatever the mode
+                raise ValueError(f"compile={self.mode}: {cache_message(err)} (compile=off)") from None
             if self.mode != "auto":
                 raise ValueError(f"compile=on: the energy cannot be compiled into one graph ({type(exc).__name__}): "
                                  f"{exc}") from None
