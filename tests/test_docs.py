@@ -4,6 +4,7 @@ reference from the docstrings, without a warning (a broken link or a missing obj
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -88,3 +89,6 @@ def test_the_site_builds_strictly(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     api = (tmp_path / "site" / "reference" / "api" / "index.html").read_text()
     assert "check_method" in api and "register_method" in api and "Placement" in api
+    assert "latent_samples" in api and "ais_log_z" in api and "rejection" in api  # the samplers are documented
+    assert not re.search(r":(class|func|meth|mod|data|attr):`", api)  # the docstrings' roles render (hooks/sphinx_roles.py)
+    assert 'href="#ebmlab.trainer.train"' in api  # ... as links where the page documents the target
