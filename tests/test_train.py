@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -181,3 +182,40 @@ def test_the_final_evaluation_can_be_quick_or_skipped(tmp_path, capsys):
     full = ebmlab.train("vgan", "ring8", out=tmp_path / "f", progress=False, overrides=over)
     assert full.summary["evaluation"] == "full" and "density_status" in full.summary["metrics"]
     assert full.summary["protocol"]["eval_samples"] == 1000
+
+
+def test_keep_best_keeps_the_best_evaluations_model_resumes_exactly_and_is_read_by_sample_and_eval(tmp_path, capsys):
+    """keep_best=w1 (lower is better): best.json holds the lowest w1 of the evaluations during training and its
+    step, best.pt that step's model; a run stopped and resumed keeps the same; `eval|sample --checkpoint best` read
+    it; a metric without a direction, keep_best without eval_every and --checkpoint best on a run without one are
+    refused in one line, nothing written."""
+    from ebmlab.cli import main
+
+    over = {**_QUICK, "steps": 40, "eval_every": 10, "keep_best": "w1", "eval_samples": 100}
+    whole = ebmlab.train("gan", "ring8", out=tmp_path / "w", progress=False, overrides=over)
+    evals = [json.loads(x) for x in (tmp_path / "w" / "metrics.jsonl").read_text().splitlines()]
+    w1 = {e["step"]: e["w1"] for e in evals if e["kind"] == "eval" and e["step"] < 40}
+    best = json.loads((tmp_path / "w" / "best.json").read_text())
+    assert set(w1) == {10, 20, 30} and best["value"] == min(w1.values()) and w1[best["step"]] == best["value"]
+    assert best["metric"] == "w1" and best["better"] == "lower"
+    assert torch.load(tmp_path / "w" / "best.pt", weights_only=True)["step"] == best["step"]
+    ebmlab.train("gan", "ring8", out=tmp_path / "r", progress=False, overrides=over, stop_after=15)
+    ebmlab.train("gan", "ring8", out=tmp_path / "r", progress=False, overrides=over)
+    assert json.loads((tmp_path / "r" / "best.json").read_text()) == best
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "w"), "--checkpoint", "best"]) == 0
+    assert f"at step {best['step']} (the best checkpoint, best.pt)" in capsys.readouterr().out
+    assert not (tmp_path / "w" / "evaluation.json").exists()  # the best model's evaluation is not the run's result
+    assert main(["sample", str(tmp_path / "w"), "-n", "7", "--out", str(tmp_path / "b.npy"), "--checkpoint", "best",
+                 "--no-progress"]) == 0
+    assert np.load(tmp_path / "b.npy").shape == (7, 2)
+    for bad, said in (({"keep_best": "log_z"}, "has no better direction"),
+                      ({"keep_best": "nonsense"}, "is not a metric ebmlab knows"),
+                      ({"keep_best": "w1", "eval_every": 0}, "set eval_every=N")):
+        with pytest.raises(EbmlabError, match=said):
+            ebmlab.train("gan", "ring8", out=tmp_path / "bad", progress=False, overrides={**over, **bad})
+        assert not (tmp_path / "bad").exists()
+    ebmlab.train("gan", "ring8", out=tmp_path / "n", progress=False, overrides={**_QUICK, "steps": 5})
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "n"), "--checkpoint", "best"]) == 2
+    assert "no best checkpoint" in capsys.readouterr().err

@@ -25,12 +25,16 @@ def _check_device(device: Any) -> str | None:
     return device
 
 
-def load_run(run_dir: str | Path, device: str | None = None) -> tuple[ResolvedConfig, Method, int]:
+def load_run(run_dir: str | Path, device: str | None = None,
+             checkpoint: str = "latest") -> tuple[ResolvedConfig, Method, int]:
     """Rebuild the method of a run directory from its latest checkpoint: (config, method, step).
 
     ``device``: cpu, cuda or auto (the default: CUDA when this machine has it, whatever the run was trained on).
     The checkpoint loads onto any device; sampling and evaluation do not need the training device.
+    ``checkpoint``: ``latest``, or ``best`` — the model run option ``keep_best`` kept (best.pt).
     """
+    if checkpoint not in ("latest", "best"):
+        raise EbmlabError(f"checkpoint must be latest or best, got {checkpoint!r}")
     if not isinstance(run_dir, (str, Path)):
         raise EbmlabError(f"run_dir must be a path (str or Path), got {type(run_dir).__name__} {run_dir!r}")
     _check_device(device)
@@ -45,7 +49,10 @@ def load_run(run_dir: str | Path, device: str | None = None) -> tuple[ResolvedCo
         from .data import check_same_data, user_data_sha256
 
         check_same_data(cfg.data, user_data_sha256(cfg.data, cfg.dataset), saved_sha, run_dir)
-    ckpt = run.load_checkpoint(cfg.method)
+    if checkpoint == "best" and not run.best_path.is_file():
+        raise EbmlabError(f"{run_dir} has no best checkpoint (best.pt): it is kept by training with keep_best=METRIC "
+                          f"and eval_every=N; use the latest checkpoint (leave --checkpoint out)")
+    ckpt = run.load_checkpoint(cfg.method, run.best_path if checkpoint == "best" else None)
     if ckpt is None:
         raise EbmlabError(f"{run_dir} has no checkpoint yet; train it first with `ebmlab train {cfg.method} --data "
                           f"{cfg.data} --out {run_dir}`")
@@ -230,17 +237,18 @@ def sample_run(run_dir: str | Path, n: int, *, seed: int = 0, guided: Any = None
 
 def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | None = None,
                  ais_steps: int = 0, progress: bool = False, device: str | None = None,
-                 keep: bool = True) -> dict[str, Any]:
+                 keep: bool = True, checkpoint: str = "latest") -> dict[str, Any]:
     """Evaluate the latest checkpoint of a run: metrics plus the real-vs-real reference; ``probe`` adds the
     linear-probe test error of the energy's/discriminator's frozen features (``metrics.probe``). ``device``: as in
     :func:`load_run`. ``keep``: the result is kept in the run (evaluation.json), where ``ebmlab report``, ``bench``
-    and a re-run train command read it in place of the final evaluation's metrics."""
+    and a re-run train command read it in place of the final evaluation's metrics (an evaluation of the best
+    checkpoint, ``checkpoint="best"``, is not kept there: it is not the run's final model)."""
     from .metrics import collapse_reference, noise_floor, real_reference
 
     require_int("ais_steps", ais_steps, 0)
     if inception is not None and not isinstance(inception, (str, Path)):
         raise EbmlabError(f"inception must be a path to Inception weights, got {type(inception).__name__}")
-    cfg, method, step = load_run(run_dir, device)
+    cfg, method, step = load_run(run_dir, device, checkpoint)
     ds = cfg.dataset
     if progress:
         import sys
@@ -288,7 +296,9 @@ def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | N
               "evaluation": f"ebmlab eval: {sample_count(ds, cfg.run)}" + (f", {extras}" if extras else ""),
               "metrics": metrics, "real_vs_real": reference, **noise_floor(ds, cfg.run.eval_samples),
               **collapse_reference(ds, cfg.run.eval_samples), "protocol": protocol(ds, cfg.run)}
-    if keep:
+    if checkpoint == "best":
+        result["checkpoint"] = "best (best.pt, run option keep_best)"
+    elif keep:
         _keep_evaluation(Path(run_dir), result)
     return result
 

@@ -125,8 +125,9 @@ def _format_metrics(summary: dict) -> str:
 
     m = summary["metrics"]
     table, in_table = k_table(m)
-    lines = [f"{summary['method']} on {summary['data']} at step {summary['step']} (↑ higher is better, ↓ lower; "
-             f"bookkeeping and notes are in summary.json):"]
+    best = " (the best checkpoint, best.pt)" if summary.get("checkpoint", "").startswith("best") else ""
+    lines = [f"{summary['method']} on {summary['data']} at step {summary['step']}{best} (↑ higher is better, ↓ "
+             f"lower; bookkeeping and notes are in summary.json):"]
     how = summary.get("evaluation", "full")
     if how != "full":
         lines.append(f"  evaluation: {how}" + ("; `ebmlab eval RUN_DIR` evaluates the run" if not m else ""))
@@ -168,7 +169,7 @@ def _eval(args) -> None:
     if args.ais is not None and args.ais < 1:
         raise EbmlabError(f"--ais takes a positive number of intermediate distributions, got {args.ais}")
     res = evaluate_run(args.run_dir, probe=args.probe, inception=args.inception or os.environ.get("EBMLAB_INCEPTION"),
-                       ais_steps=args.ais or 0, progress=True, device=args.device)
+                       ais_steps=args.ais or 0, progress=True, device=args.device, checkpoint=args.checkpoint)
     if args.json:
         from .runs import json_safe
 
@@ -217,7 +218,7 @@ def _sample(args) -> None:
     kind = output_kind(args.out)
     threads = _threads(args, run_dir=args.run_dir)
     check_draw_args(args.n, args.seed, args.batch_size, ("-n", "--seed", "--batch-size"))
-    loaded = load_run(args.run_dir, args.device)
+    loaded = load_run(args.run_dir, args.device, args.checkpoint)
     cfg, method, _ = loaded
     check_output(args.out, kind, cfg.dataset.spec)
     check_sample_room(args.n, tuple(cfg.dataset.spec.shape), args.out, kind)
@@ -505,6 +506,8 @@ def _add_eval(sub: Any, device: dict[str, Any]) -> None:
                    "(pt_inception-2015-12-05-6726825d.pth; else EBMLAB_INCEPTION)")
     s.add_argument("--ais", type=int, metavar="T", help="AIS log Z of the energy with T and 2T intermediate distributions")
     s.add_argument("--device", **device)
+    s.add_argument("--checkpoint", choices=["latest", "best"], default="latest",
+                   help="latest (default), or best: the model kept by training with keep_best=METRIC")
     s.add_argument("--threads", type=int, help="torch's CPU threads (default: the CPUs this process may use; 1 on 2D "
                    "data)")
     s.set_defaults(fn=_eval)
@@ -519,6 +522,8 @@ def _add_sample(sub: Any, device: dict[str, Any]) -> None:
     s.add_argument("--seed", type=int, default=0, help="the same seed gives the same samples (default 0)")
     s.add_argument("--batch-size", type=int, default=1000, help="samples drawn at a time (default 1000)")
     s.add_argument("--device", **device)
+    s.add_argument("--checkpoint", choices=["latest", "best"], default="latest",
+                   help="latest (default), or best: the model kept by training with keep_best=METRIC")
     s.add_argument("--sampler", choices=["kinetic", "ula", "mala", "hmc", "none"],
                    help="energy-guided latent MCMC (methods with a generator and an energy), starting from the run's "
                    "own sampler settings where it has them; none: the generator alone. Default: as the run samples")

@@ -74,6 +74,25 @@ def evaluate(method: Method, ds: Dataset, rc: RunConfig, step: int, cache: Path 
                            density=rc.eval_density, cache=cache, progress=progress)
 
 
+def check_keep_best(rc: RunConfig) -> None:
+    """Refuse run option ``keep_best`` naming no metric with a better direction, or without evaluations during
+    training to choose from (before anything is written)."""
+    from .metrics import registry
+
+    name = rc.keep_best
+    if not name:
+        return
+    spec = registry.spec(name)
+    if spec is None or spec.better not in ("↑", "↓"):
+        ranked = sorted(k for k, m in registry.catalogue().items() if m.better in ("↑", "↓"))
+        why = "is not a metric ebmlab knows" if spec is None else "has no better direction (a diagnostic)"
+        raise EbmlabError(f"keep_best={name!r} {why}; it takes a metric that is higher or lower is better, e.g. "
+                          f"{', '.join(ranked[:12])} (ebmlab list names them all)")
+    if rc.eval_every <= 0:
+        raise EbmlabError(f"keep_best={name} chooses among the evaluations during training, and eval_every=0 makes "
+                          f"none: set eval_every=N as well")
+
+
 def protocol(ds: Dataset, rc: RunConfig) -> dict[str, Any]:
     """How the reported numbers were computed (sample counts, seeds, splits, and the data kind's own protocol)."""
     from .metrics import evaluator_for

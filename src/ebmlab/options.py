@@ -34,6 +34,9 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
     "seed": ("int0", "seed of the networks' initialisation, the batches and every sampler of the run"),
     "log_every": ("int1", "steps between lines of training metrics (metrics.jsonl, TensorBoard, progress bar)"),
     "eval_every": ("int0", "steps between evaluations during training (0: evaluate at the end only)"),
+    "keep_best": ("any", "a metric with a better direction (e.g. w1, modes): the model of the evaluation during "
+                         "training (eval_every) that scored best on it is kept as RUN_DIR/best.pt with best.json "
+                         "(its step and value); `ebmlab sample|eval RUN --checkpoint best` use it ('' keeps none)"),
     "ckpt_every": ("int1", "steps between checkpoints (a kill loses at most this many steps)"),
     "eval_samples": ("int10", "model samples behind each evaluation metric"),
     "eval_density": ("any", "2D data: compute the quadrature density metrics (exact NLL, log Z) at evaluation"),

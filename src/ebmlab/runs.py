@@ -309,11 +309,14 @@ class RunDir:
         return read_json(self.config_path)
 
     # --- checkpoints -----------------------------------------------------------------------------------
-    def save_checkpoint(self, state: dict[str, Any]) -> None:
-        atomic_write_bytes(self.checkpoint_path, lambda fh: torch.save(state, fh))
+    best_path = property(lambda self: self.path / "best.pt")
+    best_record_path = property(lambda self: self.path / "best.json")
 
-    def load_checkpoint(self, method_name: str | None = None) -> dict[str, Any] | None:
-        p = self.checkpoint_path
+    def save_checkpoint(self, state: dict[str, Any], path: Path | None = None) -> None:
+        atomic_write_bytes(path or self.checkpoint_path, lambda fh: torch.save(state, fh))
+
+    def load_checkpoint(self, method_name: str | None = None, path: Path | None = None) -> dict[str, Any] | None:
+        p = path or self.checkpoint_path
         if not p.is_file():
             return None
         if p.stat().st_size == 0:

@@ -25,13 +25,13 @@ from .config import ResolvedConfig, check_arguments, check_resumable, resolve_co
 from .data import check_same_data, user_data_sha256
 from .data.batches import make_batches
 from .errors import DivergenceError
-from .evaluation import announce_classifier, evaluate, final_eval, finish, log_grid
+from .evaluation import announce_classifier, check_keep_best, evaluate, final_eval, finish, log_grid
 from .methods import Method
 from .placement import RESUMABLE, Placement, build_method, join
 from .rng import stream_seed
 from .trackers import check_loggers, metrics_logger
 from .runs import (CHECKPOINT_FORMAT, MetricsLogger, RunDir, Session, StopAtStepEnd, check_output_dir, fault_point,
-                   write_json)
+                   read_json, write_json)
 
 
 def _check_finite(metrics: dict[str, float], step: int, saved_any: bool = True, log_every: int = 1) -> None:
@@ -83,6 +83,7 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
     # run directory is made or config.json written, so a refused command leaves nothing behind
     rc, ds = cfg.run, cfg.dataset
     check_loggers(rc.loggers)
+    check_keep_best(rc)
     ds.read()  # a missing or corrupt file is refused here
     data_sha = user_data_sha256(data, ds)
     check_same_data(data, data_sha, saved_data_sha, out)  # a user's file rewritten since the run started is refused
@@ -160,8 +161,34 @@ class _Training:
         rc = self.cfg.run
         if self.logger is not None and rc.eval_every and step % rc.eval_every == 0 and step < rc.steps:
             with self.method.recipe.averaged(), _rank0_rng(self.place.world):
-                self.logger.log(step, "eval", evaluate(self.method, self.cfg.dataset, rc, step))
+                metrics = evaluate(self.method, self.cfg.dataset, rc, step)
+                self.logger.log(step, "eval", metrics)
                 log_grid(self.logger, self.method, self.cfg.dataset, step)
+            if rc.keep_best:
+                self.keep_best(step, metrics)
+
+    def keep_best(self, step: int, metrics: dict[str, Any]) -> None:
+        """Run option ``keep_best``: the model of this evaluation kept as best.pt (the checkpoint's state, written
+        atomically), then best.json (metric, value, step), when it scores strictly better than the best so far. A
+        resumed run reads best.json; evaluations are deterministic, so one redone after a kill scores the same and
+        keeps the same model."""
+        from .metrics import registry
+
+        name = self.cfg.run.keep_best
+        value = metrics.get(name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            return
+        spec = registry.spec(name)
+        higher = spec is not None and spec.better == "↑"
+        best = read_json(self.run.best_record_path) if self.run.best_record_path.is_file() else None
+        if isinstance(best, dict) and best.get("metric") == name and isinstance(best.get("value"), (int, float)):
+            if (value <= best["value"]) if higher else (value >= best["value"]):
+                return
+        self.run.save_checkpoint({"format": CHECKPOINT_FORMAT, "method": self.cfg.method, "step": step,
+                                  "method_state": self.runner.portable_state(self.method.state_dict())},
+                                 self.run.best_path)
+        write_json(self.run.best_record_path, {"metric": name, "value": value, "step": step,
+                                               "better": "higher" if higher else "lower"})
 
     def checkpoint(self, step: int) -> None:
         if not _params_finite(self.method):
