@@ -147,13 +147,13 @@ def test_the_run_option_refuses_what_it_cannot_compile_and_auto_says_why(monkeyp
         compiled.decide("on", lbt, cpu, 1, "bf16", 10)
     with pytest.raises(EbmlabError, match="captured graphs"):
         compiled.decide("on", lbt, torch.device("cuda"), 1, "fp32", 10)
-    assert "no compiled training step" in compiled.decide("auto", _gan(), cpu, 1, "fp32", 10**6)
+    assert "no compiled training step" in compiled.decide("auto", _vgan(), cpu, 1, "fp32", 10**6)
 
 
-def _gan():
-    from ebmlab.methods.gan import GAN, GANConfig
+def _vgan():
+    from ebmlab.methods.vgan import VGAN, VGANConfig
 
-    return GAN(GANConfig(), data_dim=2, device=torch.device("cpu"), generator=torch.Generator())
+    return VGAN(VGANConfig(), data_dim=2, device=torch.device("cpu"), generator=torch.Generator())
 
 
 SMALL = {"z_dim": 4, "g_hidden": [8], "est_z_dim": 2, "est_hidden": [8], "unroll_steps": 2, "n_est": 1,
@@ -189,8 +189,8 @@ def test_a_compiled_run_resumes_an_eager_one_with_its_numbers_and_records_the_co
 def test_compile_on_for_a_method_without_a_compiled_step_is_refused_before_anything_is_written(tmp_path):
     import ebmlab
 
-    with pytest.raises(EbmlabError, match="compile=on: gan's steps cannot be compiled here"):
-        ebmlab.train("gan", "ring8", out=tmp_path / "g", progress=False, overrides={"steps": 2, "compile": "on"})
+    with pytest.raises(EbmlabError, match="compile=on: vgan's steps cannot be compiled here"):
+        ebmlab.train("vgan", "ring8", out=tmp_path / "g", progress=False, overrides={"steps": 2, "compile": "on"})
     assert not (tmp_path / "g").exists()
     with pytest.raises(EbmlabError, match="compile=on and graphs=emulate"):
         ebmlab.train("lbt", "ring8", out=tmp_path / "l", progress=False,
@@ -225,3 +225,80 @@ def test_auto_compiles_a_run_only_where_its_timed_eager_steps_say_it_repays(tmp_
     assert record["seconds"] > 0 and record["auto"].endswith("compiled from here")
     for a, b in zip(eager.method.G.parameters(), comp.method.G.parameters(), strict=True):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("over", [{}, {"n_critic": 2, "pack": 2}])
+def test_compiled_gan_steps_are_the_eager_steps(over):
+    """GAN: six steps, the first eager (its draws listed), five through the compiled gan_core; both networks'
+    parameters, Adam moments and step counts, every metric and the generator's draws equal the eager run's
+    (float64 rounding), with several critic steps and packing too; a BatchNorm generator or the run's gradient
+    clip are named as what blocks the compiled step."""
+    from ebmlab.methods.gan import GAN, GANConfig
+
+    def make():
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            m = GAN(GANConfig(z_dim=3, g_hidden=(6,), d_hidden=(7,), **over), data_dim=2,
+                    device=torch.device("cpu"), generator=torch.Generator().manual_seed(1))
+        for net in m.networks.values():
+            net.double()
+        return m
+
+    data = batches(6)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(DT)  # the latents drawn in float64, as the networks are
+    try:
+        (eager, m_e), (comp, m_c) = [(m, run(m, data, c)) for m, c in ((make(), False), (make(), True))]
+    finally:
+        torch.set_default_dtype(default)
+    assert comp._pair is not None and comp._pair.core is not None and comp.compile_blocker() is None
+    for a, b in zip(state(eager), state(comp), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
+    for a, b in zip(m_e, m_c, strict=True):
+        assert a.keys() == b.keys() and all(b[k] == pytest.approx(a[k], rel=1e-10, abs=1e-12) for k in a)
+    assert eager.rng.get_state().equal(comp.rng.get_state())
+    bn = GAN(GANConfig(g_batchnorm="pre"), data_dim=2, device=torch.device("cpu"), generator=torch.Generator())
+    assert "BatchNorm" in bn.compile_blocker()
+
+
+@pytest.mark.parametrize("name,over", [("ebgan", {}), ("ebgan", {"margin_schedule": "linear", "margin_decay_steps": 4,
+                                                                "n_critic": 2}),
+                                       ("ebgan_pt", {})])
+def test_compiled_ebgan_steps_are_the_eager_steps(name, over):
+    """EBGAN and EBGAN-PT: six steps, the first eager, five compiled (a decaying margin enters as a tensor);
+    parameters, Adam states, metrics and draws equal the eager run's (float64 rounding)."""
+    from ebmlab.methods import METHODS
+
+    cls = METHODS[name]
+
+    def make():
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            m = cls(cls.Config(z_dim=3, g_hidden=(6,), d_hidden=(7,), code_dim=3, **over), data_dim=2,
+                    device=torch.device("cpu"), generator=torch.Generator().manual_seed(1))
+        for net in m.networks.values():
+            net.double()
+        return m
+
+    def steps(m, compile):
+        after = lambda: None  # noqa: E731
+        runner = CompiledSteps(m, m.train_step, after, None, backend="aot_eager")
+        out = []
+        for i, b in enumerate(batches(6), 1):
+            m.prepare_step(i)
+            metrics = runner.step(b, i) if compile else m.train_step(b, i)
+            out.append({k: float(v) for k, v in metrics.items()})
+        return out
+
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(DT)
+    try:
+        (eager, m_e), (comp, m_c) = [(m, steps(m, c)) for m, c in ((make(), False), (make(), True))]
+    finally:
+        torch.set_default_dtype(default)
+    assert comp._pair is not None and comp._pair.core is not None
+    for a, b in zip(state(eager), state(comp), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
+    for a, b in zip(m_e, m_c, strict=True):
+        assert a.keys() == b.keys() and all(b[k] == pytest.approx(a[k], rel=1e-10, abs=1e-12) for k in a), (a, b)
+    assert eager.rng.get_state().equal(comp.rng.get_state())

@@ -192,7 +192,7 @@ def test_keep_best_keeps_the_best_evaluations_model_resumes_exactly_and_is_read_
     from ebmlab.cli import main
 
     over = {**_QUICK, "steps": 40, "eval_every": 10, "keep_best": "w1", "eval_samples": 100}
-    whole = ebmlab.train("gan", "ring8", out=tmp_path / "w", progress=False, overrides=over)
+    ebmlab.train("gan", "ring8", out=tmp_path / "w", progress=False, overrides=over)
     evals = [json.loads(x) for x in (tmp_path / "w" / "metrics.jsonl").read_text().splitlines()]
     w1 = {e["step"]: e["w1"] for e in evals if e["kind"] == "eval" and e["step"] < 40}
     best = json.loads((tmp_path / "w" / "best.json").read_text())

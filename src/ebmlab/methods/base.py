@@ -124,7 +124,7 @@ class Method(abc.ABC):
     def compile_blocker(self) -> str | None:
         """Why this method has no compiled training step (run option ``compile``, ``ebmlab.compiled``; None: it has
         one, :meth:`compiled_train_step`)."""
-        return "it has no compiled training step (methods with one: lbt, lbt_gan)"
+        return "it has no compiled training step (methods with one: gan, lbt, lbt_gan)"
 
     def compiled_train_step(self, batch: Tensor, step: int, noise: Any, compile: Callable[..., Any]
                             ) -> dict[str, Tensor | float]:
@@ -322,3 +322,81 @@ def frozen(*modules: nn.Module):
     finally:
         for p, r in saved:
             p.requires_grad_(r)
+
+
+# --- compiled steps of two-player methods (run option compile, ebmlab.compiled) ----------------------------------
+AdamRead = tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor], Tensor, Tensor]  # compiled.AdamView.read
+PlayerLoss = Callable[[dict[str, Tensor], dict[str, Tensor], Tensor], tuple[Tensor, dict[str, Tensor]]]
+
+
+def pair_core(d_loss: PlayerLoss, g_loss: PlayerLoss, d: AdamRead, g: AdamRead, zs: list[Tensor],
+              betas: tuple[tuple[float, float], tuple[float, float]], eps: tuple[float, float]
+              ) -> tuple[tuple[Any, ...], tuple[Any, ...], dict[str, Tensor]]:
+    """One step of a discriminator/generator pair as a pure function, the body of a compiled step: a
+    discriminator update for each latent of ``zs[:-1]`` (``d_loss(p_d, p_g, z)``), then a generator update with
+    ``zs[-1]`` through the updated discriminator (``g_loss(p_g, p_d, z)``); each loss returns (loss, metrics), its
+    gradient is taken by ``torch.func`` and its Adam update by ``bounds.unroll.diff_adam_step`` in torch.optim.Adam's
+    form (ε outside the square root). ``d``, ``g``: parameters, moments, step count and learning rate of each
+    player (``compiled.AdamView.read``). Returns both players' new (parameters, moments, step count) and the
+    metrics of the last discriminator update and of the generator's."""
+    from ..bounds.unroll import DiffAdamState, diff_adam_step
+
+    pd, md, vd, td, lr_d = d
+    pg, mg, vg, tg, lr_g = g
+    metrics: dict[str, Tensor] = {}
+    for z in zs[:-1]:
+        grads, (_, aux) = torch.func.grad_and_value(lambda p, z=z: d_loss(p, pg, z), has_aux=True)(pd)
+        pd, st = diff_adam_step(pd, grads, DiffAdamState(td, md, vd), lr=lr_d, betas=betas[0], eps=eps[0],
+                                eps_placement="outside_sqrt")
+        md, vd, td = st.m, st.v, st.step
+        metrics.update(aux)
+    grads, (_, aux) = torch.func.grad_and_value(lambda p: g_loss(p, pd, zs[-1]), has_aux=True)(pg)
+    pg, st = diff_adam_step(pg, grads, DiffAdamState(tg, mg, vg), lr=lr_g, betas=betas[1], eps=eps[1],
+                            eps_placement="outside_sqrt")
+    metrics.update(aux)
+    return (pd, md, vd, td), (pg, st.m, st.v, st.step), metrics
+
+
+class CompiledPair:
+    """The compiled step of a two-player method (GAN, EBGAN): its losses as pure functions (``d_loss``, ``g_loss``
+    of :func:`pair_core`), compiled once with the optimizers' states read before and written back after each call.
+    ``blocker`` says what a pure step of the method's networks and run does not carry, or None."""
+
+    def __init__(self, method: Method, d_net: nn.Module, d_opt: str, g_net: nn.Module, g_opt: str):
+        from ..compiled import AdamView
+
+        self.views = (AdamView(d_net, method.optimizers[d_opt]), AdamView(g_net, method.optimizers[g_opt]))
+        self.core: Callable[..., Any] | None = None
+
+    @staticmethod
+    def blocker(method: Method) -> str | None:
+        from ..compiled import writes_buffers
+
+        written = [k for k, net in method.networks.items() if writes_buffers(net)]
+        if written:
+            return (f"its {' and '.join(written)} write{'' if len(written) > 1 else 's'} buffers in their forward "
+                    f"passes (BatchNorm statistics or spectral norm), which the compiled step does not carry")
+        recipe = getattr(method, "recipe", None)
+        if recipe is not None and recipe.rc.grad_clip > 0:
+            return "the run's gradient clip (grad_clip) acts between a backward pass and its step, eagerly"
+        return None
+
+    def __call__(self, d_loss: PlayerLoss, g_loss: PlayerLoss, zs: list[Tensor], compile: Callable[..., Any],
+                 *inputs: Any) -> dict[str, Tensor]:
+        """One step: ``d_loss``/``g_loss`` are module-level functions taking ``inputs`` after their three
+        arguments (a batch, a margin: tensors, so that a new value does not recompile)."""
+        vd, vg = self.views
+        if self.core is None:
+            self.core = compile(_pair_step)
+        d, g, metrics = self.core(d_loss, g_loss, vd.read(), vg.read(), zs, (vd.betas, vg.betas), (vd.eps, vg.eps),
+                                  inputs)
+        vd.write(*d)
+        vg.write(*g)
+        return metrics
+
+
+def _pair_step(d_loss: Callable[..., Any], g_loss: Callable[..., Any], d: AdamRead, g: AdamRead, zs: list[Tensor],
+               betas: tuple[tuple[float, float], tuple[float, float]], eps: tuple[float, float],
+               inputs: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...], dict[str, Tensor]]:
+    return pair_core(lambda p, q, z: d_loss(p, q, z, *inputs), lambda p, q, z: g_loss(p, q, z, *inputs), d, g, zs,
+                     betas, eps)

@@ -58,9 +58,10 @@ density metrics at the configured τ are always reported).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -70,7 +71,8 @@ from ..bounds.pullaway import pullaway_term
 from ..errors import EbmlabError
 from ..nets import build
 from ..nets.build import Net
-from .base import LatentGenerator, Method, adam, frozen, optimizer_step
+from ..rng import Tape
+from .base import CompiledPair, LatentGenerator, Method, adam, frozen, optimizer_step
 from ..data.base import Dataset
 
 # --- pure pieces (tested on their own) -------------------------------------------------------------------
@@ -206,6 +208,7 @@ class EBGAN(MarginSchedule, LatentGenerator, Method):
 
     def __init__(self, config: EBGANConfig, **kw):
         super().__init__(config, **kw)
+        self._pair: CompiledPair | None = None  # the compiled step (run option compile)
         spec = self.spec
         c = config
         if c.margin < 0 or c.tau <= 0:
@@ -253,6 +256,28 @@ class EBGAN(MarginSchedule, LatentGenerator, Method):
                 "energy_fake": e_fake.mean().detach(), "hinge_active": (e_fake < m).float().mean().detach(),
                 "margin": m if isinstance(m, float) else m.clone(), "pullaway": f_pt.detach()}
 
+    # --- the compiled step (run option compile, ebmlab.compiled) ------------------------------------------------
+    def compile_blocker(self) -> str | None:
+        """The compiled step is :meth:`train_step`'s arithmetic as one pure function (``base.pair_core`` with
+        :func:`ae_loss` and :func:`gen_loss`); the margin, scheduled or not, enters as a tensor."""
+        return CompiledPair.blocker(self)
+
+    def compiled_train_step(self, batch: Tensor, step: int, noise: Tape, compile: Callable[..., Any]
+                            ) -> dict[str, Tensor | float]:
+        """:meth:`train_step` compiled: the auto-encoder's step(s) and the generator's, their gradients and Adam
+        updates in one function; the latents are the eager step's draws (``noise``)."""
+        c, b = self.config, batch.shape[0]
+        m = self.margin(step)
+        margin = m if isinstance(m, Tensor) else torch.tensor(m, device=self.device)
+        if self._pair is None:
+            self._pair = CompiledPair(self, self.AE, "autoencoder", self.G, "generator")
+        zs = [self.noise(b, c.z_dim, noise) for _ in range(c.n_critic + 1)]
+        out: dict[str, Tensor | float] = dict(self._pair(functools.partial(ae_loss, self),
+                                                         functools.partial(gen_loss, self), zs, compile, batch,
+                                                         margin))
+        out["margin"] = m if isinstance(m, float) else m.clone()
+        return out
+
     def energy(self, x: Tensor) -> Tensor:
         return self.energy_and_code(x)[0] / self.config.tau
 
@@ -276,3 +301,34 @@ class EBGANPT(EBGAN):
     @property
     def pt_weight(self) -> float:
         return self.config.pt_weight
+
+
+def _energy_and_code(m: EBGAN, p_ae: dict[str, Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
+    """:meth:`EBGAN.energy_and_code` at the auto-encoder parameters ``p_ae``."""
+    recon, code = torch.func.functional_call(m.AE, p_ae, (x,))
+    return reconstruction_error(x, recon, m.config.recon_norm, m.config.recon_reduction), code
+
+
+def ae_loss(m: EBGAN, p_ae: dict[str, Tensor], p_g: dict[str, Tensor], z: Tensor, batch: Tensor, margin: Tensor
+            ) -> tuple[Tensor, dict[str, Tensor]]:
+    """The auto-encoder's margin loss of :meth:`EBGAN.train_step` at ``p_ae`` (the generator's ``p_g``: no
+    gradient), as the compiled step computes it."""
+    b = batch.shape[0]
+    fake = torch.func.functional_call(m.G, p_g, (z,)).detach()
+    e, _ = _energy_and_code(m, p_ae, torch.cat([batch, fake]))
+    e_real, e_fake = e[:b], e[b:]
+    loss = margin_loss(e_real, e_fake, margin)
+    return loss, {"loss_d": loss.detach(), "energy_real": e_real.mean().detach(),
+                  "energy_fake": e_fake.mean().detach(), "hinge_active": (e_fake < margin).float().mean().detach()}
+
+
+def gen_loss(m: EBGAN, p_g: dict[str, Tensor], p_ae: dict[str, Tensor], z: Tensor, batch: Tensor, margin: Tensor
+             ) -> tuple[Tensor, dict[str, Tensor]]:
+    """The generator's loss of :meth:`EBGAN.train_step` (plus λ × the pull-away term of EBGAN-PT) through the
+    updated auto-encoder ``p_ae``, the energy differentiated through its target too."""
+    e_gen, code = _energy_and_code(m, p_ae, torch.func.functional_call(m.G, p_g, (z,)))
+    f_pt = pullaway_term(code)
+    loss = e_gen.mean()
+    if m.pt_weight > 0:
+        loss = loss + m.pt_weight * f_pt
+    return loss, {"loss_g": loss.detach(), "pullaway": f_pt.detach()}

@@ -21,8 +21,9 @@ so the family of functions is the same.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
-from typing import ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,8 @@ from torch import Tensor
 from ..nets import build
 from ..nets.build import Net
 from ..errors import EbmlabError
-from .base import LatentGenerator, Method, adam, frozen, optimizer_step
+from ..rng import Tape
+from .base import CompiledPair, LatentGenerator, Method, adam, frozen, optimizer_step
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class GAN(LatentGenerator, Method):
 
     def __init__(self, config: GANConfig, **kw):
         super().__init__(config, **kw)
+        self._pair: CompiledPair | None = None  # the compiled step (run option compile)
         spec = self.spec
         c = config
         bn = build.default_batchnorm(spec, c.net) if c.g_batchnorm == "auto" else c.g_batchnorm != "off"
@@ -114,8 +117,50 @@ class GAN(LatentGenerator, Method):
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                 "d_real": logit_real.mean().detach(), "d_fake": logit_fake.mean().detach()}
 
+    # --- the compiled step (run option compile, ebmlab.compiled) ------------------------------------------------
+    def compile_blocker(self) -> str | None:
+        """The compiled step is the eager step's arithmetic as one pure function (``base.pair_core`` with the losses
+        :func:`d_loss` and :func:`g_loss`); it does not carry in-place buffer writes (BatchNorm statistics:
+        net=mlp with g_batchnorm off, the 2D default, writes none) nor the run's gradient clip."""
+        return CompiledPair.blocker(self)
+
+    def compiled_train_step(self, batch: Tensor, step: int, noise: Tape, compile: Callable[..., Any]
+                            ) -> dict[str, Tensor | float]:
+        """:meth:`train_step` with its arithmetic — every discriminator step and the generator step, their
+        gradients (``torch.func``) and Adam updates — compiled as one function; the latents are the eager step's
+        draws (``noise``)."""
+        c = self.config
+        b = (batch.shape[0] // c.pack) * c.pack
+        if b == 0:
+            raise EbmlabError(f"pack={c.pack} needs batches of at least {c.pack} examples, got {batch.shape[0]}")
+        if self._pair is None:
+            self._pair = CompiledPair(self, self.D, "discriminator", self.G, "generator")
+        zs = [self.noise(b, c.z_dim, noise) for _ in range(c.n_critic + 1)]
+        return self._pair(functools.partial(d_loss, self), functools.partial(g_loss, self), zs, compile, batch[:b])
+
     def features(self, x: Tensor) -> Tensor:
         if self.config.pack > 1:
             raise EbmlabError(f"a packed discriminator (pack={self.config.pack}) has features of {self.config.pack} "
                               f"samples at once, not of one; the linear probe needs pack=1")
         return build.penultimate(self.D, x)
+
+
+
+def d_loss(m: GAN, p_d: dict[str, Tensor], p_g: dict[str, Tensor], z: Tensor, batch: Tensor
+           ) -> tuple[Tensor, dict[str, Tensor]]:
+    """The discriminator's loss of :meth:`GAN.train_step` at parameters ``p_d`` (the generator's ``p_g``, no
+    gradient), as the compiled step computes it."""
+    call = torch.func.functional_call
+    fake = m.packed(call(m.G, p_g, (z,)).detach())
+    logit_real, logit_fake = call(m.D, p_d, (m.packed(batch),)).squeeze(1), call(m.D, p_d, (fake,)).squeeze(1)
+    loss = F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real)) + \
+        F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
+    return loss, {"loss_d": loss.detach(), "d_real": logit_real.mean().detach(), "d_fake": logit_fake.mean().detach()}
+
+
+def g_loss(m: GAN, p_g: dict[str, Tensor], p_d: dict[str, Tensor], z: Tensor, batch: Tensor
+           ) -> tuple[Tensor, dict[str, Tensor]]:
+    """The generator's non-saturating loss of :meth:`GAN.train_step` through the updated discriminator ``p_d``."""
+    call = torch.func.functional_call
+    loss = F.softplus(-call(m.D, p_d, (m.packed(call(m.G, p_g, (z,))),)).squeeze(1)).mean()
+    return loss, {"loss_g": loss.detach()}

@@ -1,0 +1,122 @@
+"""Eager and compiled training steps of every method with a compiled step (run option compile), side by side in
+one process: the method built from its preset for the data set (``resolve_config``), its steps run through the
+trainer's own runners (``graphs.EagerSteps`` semantics: ``train_step`` then the recipe's ``after_step``;
+``compiled.CompiledSteps`` with inductor), in alternating blocks so that a change of the machine's load falls on
+both; the compile time is the first compiled call (cold: an empty inductor cache in a fresh directory; warm: the
+same cache in a second process).
+
+    python benchmarks/compile/steps.py [--methods gan,lbt,lbt_gan] [--data ring8] [--threads 1,2] [--blocks 4]
+        [--steps 100] [--out benchmarks/compile/results.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def one(method: str, data: str, threads: int, blocks: int, steps: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    from ebmlab.compiled import CompiledSteps
+    from ebmlab.config import resolve_config
+    from ebmlab.data.batches import make_batches
+    from ebmlab.placement import build_method
+
+    cfg = resolve_config(method, data, overrides={"threads": threads})
+    made = []
+    for _ in range(2):  # the same initialisation: one method eager, one compiled
+        m = build_method(cfg, torch.device("cpu"))
+        made.append(m)
+    b = make_batches(cfg.dataset, cfg.run.batches, cfg.run.batch_size, 0)
+    xs = [x for _, x in zip(range(2 * blocks * steps + 20), b.stream(0, 2 * blocks * steps + 20))]
+    eager, comp = made
+
+    def eager_step(x, i):
+        out = eager.train_step(x, i)
+        eager.recipe.after_step()
+        return out
+
+    runner = CompiledSteps(comp, comp.train_step, comp.recipe.after_step)
+    eager_step(xs[1], 1)
+    runner.step(xs[1], 1)  # the first step of its kind: eager, its draws listed
+    t0 = time.perf_counter()
+    runner.step(xs[2], 2)  # the first compiled call: tracing and code generation, one step included
+    compile_s = time.perf_counter() - t0
+    eager_step(xs[2], 2)
+    te = tc = 0.0
+    i = 3
+    for _ in range(blocks):
+        t0 = time.perf_counter()
+        for k in range(steps):
+            eager_step(xs[i + k], i + k)
+        te += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for k in range(steps):
+            runner.step(xs[i + k], i + k)
+        tc += time.perf_counter() - t0
+        i += steps
+    n = blocks * steps
+    return {"method": method, "data": data, "threads": threads, "batch": cfg.run.batch_size,
+            "eager_steps_per_s": n / te, "compiled_steps_per_s": n / tc, "ratio": te / tc, "compile_s": compile_s}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--methods", default="gan,lbt,lbt_gan")
+    ap.add_argument("--data", default="ring8")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--blocks", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--out", default="benchmarks/compile/results.md")
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.one:
+        method, threads = a.one.split(":")
+        print(json.dumps(one(method, a.data, int(threads), a.blocks, a.steps)))
+        return
+    rows, t_all = [], time.perf_counter()
+    load0 = os.getloadavg()
+    for method in a.methods.split(","):
+        cache = tempfile.mkdtemp(prefix="inductor-")
+        for k, threads in enumerate(int(t) for t in a.threads.split(",")):
+            env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+            p = subprocess.run([sys.executable, __file__, "--one", f"{method}:{threads}", "--data", a.data,
+                                "--blocks", str(a.blocks), "--steps", str(a.steps)], capture_output=True, text=True,
+                               env=env)
+            if p.returncode:
+                print(p.stderr[-2000:], file=sys.stderr)
+                continue
+            r = json.loads(p.stdout.strip().splitlines()[-1])
+            r["cache"] = "cold" if k == 0 else "warm"
+            rows.append(r)
+            print(r, flush=True)
+    import torch
+
+    load1 = os.getloadavg()
+    lines = ["# Compiled training steps on the CPU: eager vs compiled, side by side\n",
+             f"`python benchmarks/compile/steps.py --methods {a.methods} --data {a.data} --threads {a.threads} "
+             f"--blocks {a.blocks} --steps {a.steps}` — {platform.machine()}, {os.cpu_count()} cores, torch "
+             f"{torch.__version__}; {time.perf_counter() - t_all:.0f} s wall; load average {load0[0]:.2f} before, "
+             f"{load1[0]:.2f} after. Each row one process: the method built from its preset on {a.data}, "
+             f"{a.blocks} alternating blocks of {a.steps} eager and {a.steps} compiled steps; compile: the first "
+             f"compiled call (cold: an empty inductor cache; warm: the cache the row above filled).\n",
+             "| method | data | batch | threads | eager steps/s | compiled steps/s | compiled / eager | compile (cache) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['data']} | {r['batch']} | {r['threads']} | {r['eager_steps_per_s']:.1f} | "
+                     f"{r['compiled_steps_per_s']:.1f} | {r['ratio']:.2f} | {r['compile_s']:.1f} s ({r['cache']}) |")
+    with open(a.out, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
