@@ -147,13 +147,13 @@ def test_the_run_option_refuses_what_it_cannot_compile_and_auto_says_why(monkeyp
         compiled.decide("on", lbt, cpu, 1, "bf16", 10)
     with pytest.raises(EbmlabError, match="captured graphs"):
         compiled.decide("on", lbt, torch.device("cuda"), 1, "fp32", 10)
-    assert "no compiled training step" in compiled.decide("auto", _vgan(), cpu, 1, "fp32", 10**6)
+    assert "no compiled training step" in compiled.decide("auto", _kale(), cpu, 1, "fp32", 10**6)
 
 
-def _vgan():
-    from ebmlab.methods.vgan import VGAN, VGANConfig
+def _kale():
+    from ebmlab.methods.kale import KALE, KALEConfig
 
-    return VGAN(VGANConfig(), data_dim=2, device=torch.device("cpu"), generator=torch.Generator())
+    return KALE(KALEConfig(), data_dim=2, device=torch.device("cpu"), generator=torch.Generator())
 
 
 SMALL = {"z_dim": 4, "g_hidden": [8], "est_z_dim": 2, "est_hidden": [8], "unroll_steps": 2, "n_est": 1,
@@ -189,8 +189,8 @@ def test_a_compiled_run_resumes_an_eager_one_with_its_numbers_and_records_the_co
 def test_compile_on_for_a_method_without_a_compiled_step_is_refused_before_anything_is_written(tmp_path):
     import ebmlab
 
-    with pytest.raises(EbmlabError, match="compile=on: vgan's steps cannot be compiled here"):
-        ebmlab.train("vgan", "ring8", out=tmp_path / "g", progress=False, overrides={"steps": 2, "compile": "on"})
+    with pytest.raises(EbmlabError, match="compile=on: kale's steps cannot be compiled here"):
+        ebmlab.train("kale", "ring8", out=tmp_path / "g", progress=False, overrides={"steps": 2, "compile": "on"})
     assert not (tmp_path / "g").exists()
     with pytest.raises(EbmlabError, match="compile=on and graphs=emulate"):
         ebmlab.train("lbt", "ring8", out=tmp_path / "l", progress=False,
@@ -227,7 +227,7 @@ def test_auto_compiles_a_run_only_where_its_timed_eager_steps_say_it_repays(tmp_
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("over", [{}, {"n_critic": 2, "pack": 2}])
+@pytest.mark.parametrize("over", [{"n_critic": 2, "pack": 2}])
 def test_compiled_gan_steps_are_the_eager_steps(over):
     """GAN: six steps, the first eager (its draws listed), five through the compiled gan_core; both networks'
     parameters, Adam moments and step counts, every metric and the generator's draws equal the eager run's
@@ -261,12 +261,16 @@ def test_compiled_gan_steps_are_the_eager_steps(over):
     assert "BatchNorm" in bn.compile_blocker()
 
 
-@pytest.mark.parametrize("name,over", [("ebgan", {}), ("ebgan", {"margin_schedule": "linear", "margin_decay_steps": 4,
-                                                                "n_critic": 2}),
-                                       ("ebgan_pt", {})])
-def test_compiled_ebgan_steps_are_the_eager_steps(name, over):
-    """EBGAN and EBGAN-PT: six steps, the first eager, five compiled (a decaying margin enters as a tensor);
-    parameters, Adam states, metrics and draws equal the eager run's (float64 rounding)."""
+PAIRS = [("ebgan", {"code_dim": 3, "d_hidden": (7,), "margin_schedule": "linear", "margin_decay_steps": 4, "n_critic": 2}),
+         ("ebgan_pt", {"code_dim": 3, "d_hidden": (7,)}),  # a constant margin, and the pull-away term
+         ("vgan", {"e_hidden": (7,), "n_experts": 3, "k_gen": 2})]
+
+
+@pytest.mark.parametrize("name,over", PAIRS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(PAIRS)])
+def test_compiled_pair_steps_are_the_eager_steps(name, over):
+    """EBGAN, EBGAN-PT and VGAN (the generator first, k_gen steps): six steps, the first eager, five compiled (a
+    decaying margin enters as a tensor); parameters, Adam states, metrics and draws equal the eager run's
+    (float64 rounding)."""
     from ebmlab.methods import METHODS
 
     cls = METHODS[name]
@@ -274,7 +278,7 @@ def test_compiled_ebgan_steps_are_the_eager_steps(name, over):
     def make():
         with torch.random.fork_rng():
             torch.manual_seed(0)
-            m = cls(cls.Config(z_dim=3, g_hidden=(6,), d_hidden=(7,), code_dim=3, **over), data_dim=2,
+            m = cls(cls.Config(z_dim=3, g_hidden=(6,), **over), data_dim=2,
                     device=torch.device("cpu"), generator=torch.Generator().manual_seed(1))
         for net in m.networks.values():
             net.double()

@@ -124,7 +124,7 @@ class Method(abc.ABC):
     def compile_blocker(self) -> str | None:
         """Why this method has no compiled training step (run option ``compile``, ``ebmlab.compiled``; None: it has
         one, :meth:`compiled_train_step`)."""
-        return "it has no compiled training step (methods with one: gan, lbt, lbt_gan)"
+        return "it has no compiled training step (methods with one: gan, ebgan, ebgan_pt, vgan, lbt, lbt_gan)"
 
     def compiled_train_step(self, batch: Tensor, step: int, noise: Any, compile: Callable[..., Any]
                             ) -> dict[str, Tensor | float]:
@@ -330,31 +330,37 @@ PlayerLoss = Callable[[dict[str, Tensor], dict[str, Tensor], Tensor], tuple[Tens
 
 
 def pair_core(d_loss: PlayerLoss, g_loss: PlayerLoss, d: AdamRead, g: AdamRead, zs: list[Tensor],
-              betas: tuple[tuple[float, float], tuple[float, float]], eps: tuple[float, float]
+              betas: tuple[tuple[float, float], tuple[float, float]], eps: tuple[float, float], g_first: bool = False
               ) -> tuple[tuple[Any, ...], tuple[Any, ...], dict[str, Tensor]]:
     """One step of a discriminator/generator pair as a pure function, the body of a compiled step: a
     discriminator update for each latent of ``zs[:-1]`` (``d_loss(p_d, p_g, z)``), then a generator update with
-    ``zs[-1]`` through the updated discriminator (``g_loss(p_g, p_d, z)``); each loss returns (loss, metrics), its
-    gradient is taken by ``torch.func`` and its Adam update by ``bounds.unroll.diff_adam_step`` in torch.optim.Adam's
-    form (ε outside the square root). ``d``, ``g``: parameters, moments, step count and learning rate of each
-    player (``compiled.AdamView.read``). Returns both players' new (parameters, moments, step count) and the
-    metrics of the last discriminator update and of the generator's."""
+    ``zs[-1]`` through the updated discriminator (``g_loss(p_g, p_d, z)``) — or, with ``g_first`` (VGAN: the
+    generator is the inner player), a generator update for each of ``zs[:-1]`` and then the discriminator's with
+    ``zs[-1]``. Each loss returns (loss, metrics); its gradient is taken by ``torch.func`` and its Adam update by
+    ``bounds.unroll.diff_adam_step`` in torch.optim.Adam's form (ε outside the square root). ``d``, ``g``:
+    parameters, moments, step count and learning rate of each player (``compiled.AdamView.read``). Returns both
+    players' new (parameters, moments, step count) and the metrics of their last updates."""
     from ..bounds.unroll import DiffAdamState, diff_adam_step
 
-    pd, md, vd, td, lr_d = d
-    pg, mg, vg, tg, lr_g = g
+    players = {"d": list(d[:4]), "g": list(g[:4])}
+    lrs, beta, ep = {"d": d[4], "g": g[4]}, {"d": betas[0], "g": betas[1]}, {"d": eps[0], "g": eps[1]}
     metrics: dict[str, Tensor] = {}
-    for z in zs[:-1]:
-        grads, (_, aux) = torch.func.grad_and_value(lambda p, z=z: d_loss(p, pg, z), has_aux=True)(pd)
-        pd, st = diff_adam_step(pd, grads, DiffAdamState(td, md, vd), lr=lr_d, betas=betas[0], eps=eps[0],
-                                eps_placement="outside_sqrt")
-        md, vd, td = st.m, st.v, st.step
+
+    def update(who: str, z: Tensor) -> None:
+        other = players["g" if who == "d" else "d"][0]
+        loss = d_loss if who == "d" else g_loss
+        p, m, v, t = players[who]
+        grads, (_, aux) = torch.func.grad_and_value(lambda q: loss(q, other, z), has_aux=True)(p)
+        p, st = diff_adam_step(p, grads, DiffAdamState(t, m, v), lr=lrs[who], betas=beta[who], eps=ep[who],
+                               eps_placement="outside_sqrt")
+        players[who] = [p, st.m, st.v, st.step]
         metrics.update(aux)
-    grads, (_, aux) = torch.func.grad_and_value(lambda p: g_loss(p, pd, zs[-1]), has_aux=True)(pg)
-    pg, st = diff_adam_step(pg, grads, DiffAdamState(tg, mg, vg), lr=lr_g, betas=betas[1], eps=eps[1],
-                            eps_placement="outside_sqrt")
-    metrics.update(aux)
-    return (pd, md, vd, td), (pg, st.m, st.v, st.step), metrics
+
+    inner, outer = ("g", "d") if g_first else ("d", "g")
+    for z in zs[:-1]:
+        update(inner, z)
+    update(outer, zs[-1])
+    return tuple(players["d"]), tuple(players["g"]), metrics
 
 
 class CompiledPair:
@@ -372,6 +378,10 @@ class CompiledPair:
     def blocker(method: Method) -> str | None:
         from ..compiled import writes_buffers
 
+        adams = [k for k, o in method.optimizers.items() if not isinstance(o, torch.optim.Adam)]
+        if adams:
+            return (f"its {' and '.join(adams)} optimizer{'s are' if len(adams) > 1 else ' is'} not Adam (the "
+                    f"compiled step carries Adam's update only)")
         written = [k for k, net in method.networks.items() if writes_buffers(net)]
         if written:
             return (f"its {' and '.join(written)} write{'' if len(written) > 1 else 's'} buffers in their forward "
@@ -382,14 +392,15 @@ class CompiledPair:
         return None
 
     def __call__(self, d_loss: PlayerLoss, g_loss: PlayerLoss, zs: list[Tensor], compile: Callable[..., Any],
-                 *inputs: Any) -> dict[str, Tensor]:
+                 *inputs: Any, g_first: bool = False) -> dict[str, Tensor]:
         """One step: ``d_loss``/``g_loss`` are module-level functions taking ``inputs`` after their three
-        arguments (a batch, a margin: tensors, so that a new value does not recompile)."""
+        arguments (a batch, a margin: tensors, so that a new value does not recompile); ``g_first``: as
+        :func:`pair_core`."""
         vd, vg = self.views
         if self.core is None:
             self.core = compile(_pair_step)
         d, g, metrics = self.core(d_loss, g_loss, vd.read(), vg.read(), zs, (vd.betas, vg.betas), (vd.eps, vg.eps),
-                                  inputs)
+                                  inputs, g_first)
         vd.write(*d)
         vg.write(*g)
         return metrics
@@ -397,6 +408,6 @@ class CompiledPair:
 
 def _pair_step(d_loss: Callable[..., Any], g_loss: Callable[..., Any], d: AdamRead, g: AdamRead, zs: list[Tensor],
                betas: tuple[tuple[float, float], tuple[float, float]], eps: tuple[float, float],
-               inputs: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...], dict[str, Tensor]]:
+               inputs: tuple[Any, ...], g_first: bool) -> tuple[tuple[Any, ...], tuple[Any, ...], dict[str, Tensor]]:
     return pair_core(lambda p, q, z: d_loss(p, q, z, *inputs), lambda p, q, z: g_loss(p, q, z, *inputs), d, g, zs,
-                     betas, eps)
+                     betas, eps, g_first)

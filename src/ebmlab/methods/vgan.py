@@ -21,15 +21,18 @@ and E tends to a constant near 0), so exact NLL is reported for the model restri
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
+from ..bounds.unroll import FunctionalModule
 from ..nets import BoundedExpertHead, ScaledTanh, build
 from ..nets.build import Net
-from .base import LatentGenerator, Method, frozen, make_optimizer, optimizer_step
+from ..rng import Tape
+from .base import CompiledPair, LatentGenerator, Method, frozen, make_optimizer, optimizer_step
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class VGAN(LatentGenerator, Method):
 
     def __init__(self, config: VGANConfig, **kw):
         super().__init__(config, **kw)
+        self._pair: CompiledPair | None = None  # the compiled step (run option compile)
         spec = self.spec
         c = config
         self.G = build.generator(spec, c.z_dim, net=c.net, hidden=c.g_hidden, act=c.act, width=c.width,
@@ -101,8 +105,54 @@ class VGAN(LatentGenerator, Method):
         return {"loss_e": loss_e.detach(), "loss_g": loss_g.detach(), "energy_real": e_real.detach(),
                 "energy_fake": e_fake.detach(), "entropy_gen": h_gen.detach(), "entropy_real": h_real.detach()}
 
+    # --- the compiled step (run option compile, ebmlab.compiled) ------------------------------------------------
+    def compile_blocker(self) -> str | None:
+        """The compiled step is :meth:`train_step`'s arithmetic as one pure function (``base.pair_core``, the
+        generator first, with :func:`energy_loss` and :func:`generator_loss`), for Adam (VGAN's released Adadelta
+        is not carried) and networks that write no buffers."""
+        return CompiledPair.blocker(self)
+
+    def compiled_train_step(self, batch: Tensor, step: int, noise: Tape, compile: Callable[..., Any]
+                            ) -> dict[str, Tensor | float]:
+        """:meth:`train_step` compiled: the k_gen generator steps and the energy step, their gradients and Adam
+        updates in one function; the latents are the eager step's draws (``noise``)."""
+        c, b = self.config, batch.shape[0]
+        if self._pair is None:
+            self._pair = CompiledPair(self, self.E, "energy", self.G, "generator")
+        zs = [self.noise(b, c.z_dim, noise) for _ in range(c.k_gen + 1)]
+        return dict(self._pair(functools.partial(energy_loss, self), functools.partial(generator_loss, self), zs,
+                               compile, batch, g_first=True))
+
     def energy(self, x: Tensor) -> Tensor:
         return self.E(x)
 
     def features(self, x: Tensor) -> Tensor:
         return self.E.features(x)
+
+
+def _energy_view(m: VGAN, p_e: dict[str, Tensor]) -> FunctionalModule:
+    return FunctionalModule(m.E, p_e, dict(m.E.named_buffers()))
+
+
+def generator_loss(m: VGAN, p_g: dict[str, Tensor], p_e: dict[str, Tensor], z: Tensor, batch: Tensor
+                   ) -> tuple[Tensor, dict[str, Tensor]]:
+    """A generator step's loss of :meth:`VGAN.train_step` — E(G(z)) − λ H̃ — at ``p_g``, the energy at ``p_e``."""
+    e = _energy_view(m, p_e)
+    p_gen = e.probs(torch.func.functional_call(m.G, p_g, (z,)))
+    h_gen = e.batch_entropy(p_gen)
+    loss = e.energy_from_probs(p_gen).mean() - m.config.entropy_weight * h_gen
+    return loss, {"loss_g": loss.detach(), "entropy_gen": h_gen.detach()}
+
+
+def energy_loss(m: VGAN, p_e: dict[str, Tensor], p_g: dict[str, Tensor], z: Tensor, batch: Tensor
+                ) -> tuple[Tensor, dict[str, Tensor]]:
+    """The energy step's loss of :meth:`VGAN.train_step` at ``p_e`` (the updated generator ``p_g``: no gradient)."""
+    e = _energy_view(m, p_e)
+    fake = torch.func.functional_call(m.G, p_g, (z,)).detach()
+    p_real = e.probs(batch)
+    e_real = e.energy_from_probs(p_real).mean()
+    e_fake = e(fake).mean()
+    h_real = e.batch_entropy(p_real)
+    loss = e_real - e_fake - m.config.entropy_weight * h_real
+    return loss, {"loss_e": loss.detach(), "energy_real": e_real.detach(), "energy_fake": e_fake.detach(),
+                  "entropy_real": h_real.detach()}
