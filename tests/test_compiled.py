@@ -261,14 +261,15 @@ def test_compiled_gan_steps_are_the_eager_steps(over):
     assert "BatchNorm" in bn.compile_blocker()
 
 
-PAIRS = [("ebgan", {"code_dim": 3, "d_hidden": (7,), "margin_schedule": "linear", "margin_decay_steps": 4, "n_critic": 2}),
+PAIRS = [("vae", {"hidden": (7,)}), ("vae", {"hidden": (7,), "objective": "iwae", "train_k": 3}),
+         ("ebgan", {"code_dim": 3, "d_hidden": (7,), "margin_schedule": "linear", "margin_decay_steps": 4, "n_critic": 2}),
          ("ebgan_pt", {"code_dim": 3, "d_hidden": (7,)}),  # a constant margin, and the pull-away term
          ("vgan", {"e_hidden": (7,), "n_experts": 3, "k_gen": 2})]
 
 
 @pytest.mark.parametrize("name,over", PAIRS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(PAIRS)])
 def test_compiled_pair_steps_are_the_eager_steps(name, over):
-    """EBGAN, EBGAN-PT and VGAN (the generator first, k_gen steps): six steps, the first eager, five compiled (a
+    """VAE (ELBO and IWAE), EBGAN, EBGAN-PT and VGAN (the generator first, k_gen steps): six steps, the first eager, five compiled (a
     decaying margin enters as a tensor); parameters, Adam states, metrics and draws equal the eager run's
     (float64 rounding)."""
     from ebmlab.methods import METHODS
@@ -278,7 +279,8 @@ def test_compiled_pair_steps_are_the_eager_steps(name, over):
     def make():
         with torch.random.fork_rng():
             torch.manual_seed(0)
-            m = cls(cls.Config(z_dim=3, g_hidden=(6,), **over), data_dim=2,
+            kw = {} if name == "vae" else {"g_hidden": (6,)}
+            m = cls(cls.Config(z_dim=3, **kw, **over), data_dim=2,
                     device=torch.device("cpu"), generator=torch.Generator().manual_seed(1))
         for net in m.networks.values():
             net.double()
@@ -300,7 +302,8 @@ def test_compiled_pair_steps_are_the_eager_steps(name, over):
         (eager, m_e), (comp, m_c) = [(m, steps(m, c)) for m, c in ((make(), False), (make(), True))]
     finally:
         torch.set_default_dtype(default)
-    assert comp._pair is not None and comp._pair.core is not None
+    core = comp._single if name == "vae" else comp._pair
+    assert core is not None and core.core is not None
     for a, b in zip(state(eager), state(comp), strict=True):
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
     for a, b in zip(m_e, m_c, strict=True):

@@ -124,7 +124,7 @@ class Method(abc.ABC):
     def compile_blocker(self) -> str | None:
         """Why this method has no compiled training step (run option ``compile``, ``ebmlab.compiled``; None: it has
         one, :meth:`compiled_train_step`)."""
-        return "it has no compiled training step (methods with one: gan, ebgan, ebgan_pt, vgan, lbt, lbt_gan)"
+        return "it has no compiled training step (methods with one: gan, ebgan, ebgan_pt, vgan, vae, lbt, lbt_gan)"
 
     def compiled_train_step(self, batch: Tensor, step: int, noise: Any, compile: Callable[..., Any]
                             ) -> dict[str, Tensor | float]:
@@ -411,3 +411,41 @@ def _pair_step(d_loss: Callable[..., Any], g_loss: Callable[..., Any], d: AdamRe
                inputs: tuple[Any, ...], g_first: bool) -> tuple[tuple[Any, ...], tuple[Any, ...], dict[str, Tensor]]:
     return pair_core(lambda p, q, z: d_loss(p, q, z, *inputs), lambda p, q, z: g_loss(p, q, z, *inputs), d, g, zs,
                      betas, eps, g_first)
+
+
+class CompiledSingle:
+    """The compiled step of a method with one Adam optimizer over one module (VAE/IWAE): its loss — the eager
+    step's own code, run with the module's parameters swapped for the traced ones and its draws from the tape —,
+    the gradient by ``torch.func`` and the Adam update as one pure function, the optimizer's state read before and
+    written back after each call."""
+
+    def __init__(self, method: Method, module: nn.Module, opt: str):
+        from ..compiled import AdamView
+
+        self.module, self.view = module, AdamView(module, method.optimizers[opt])
+        self.core: Callable[..., Any] | None = None
+
+    def __call__(self, loss: Callable[..., tuple[Tensor, dict[str, Tensor]]], compile: Callable[..., Any],
+                 *inputs: Any) -> dict[str, Tensor]:
+        if self.core is None:
+            self.core = compile(_single_step)
+        new, metrics = self.core(loss, self.module, self.view.read(), self.view.betas, self.view.eps, inputs)
+        self.view.write(*new)
+        return metrics
+
+
+def _single_step(loss: Callable[..., tuple[Tensor, dict[str, Tensor]]], module: nn.Module, a: AdamRead,
+                 betas: tuple[float, float], eps: float, inputs: tuple[Any, ...]
+                 ) -> tuple[tuple[Any, ...], dict[str, Tensor]]:
+    from ..bounds.unroll import DiffAdamState, _reparametrize_module, diff_adam_step
+
+    p, m, v, t, lr = a
+    buffers = dict(module.named_buffers())
+
+    def f(q: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        with _reparametrize_module(module, {**q, **buffers}):
+            return loss(*inputs)
+
+    grads, (_, metrics) = torch.func.grad_and_value(f, has_aux=True)(p)
+    p, st = diff_adam_step(p, grads, DiffAdamState(t, m, v), lr=lr, betas=betas, eps=eps, eps_placement="outside_sqrt")
+    return (p, st.m, st.v, st.step), metrics

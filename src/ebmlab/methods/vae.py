@@ -40,8 +40,9 @@ Deviation: Adam rather than AdaGrad (the AEVB paper), as in every current implem
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -52,7 +53,8 @@ from ..errors import EbmlabError
 from ..nets.vae import GaussianVAE
 from ..metadata import Metric
 from ..nets.build import Net
-from .base import Method, adam, optimizer_step
+from ..rng import Tape
+from .base import CompiledPair, CompiledSingle, Method, adam, optimizer_step
 from .estimators import METRICS as ESTIMATOR_METRICS
 from .estimators import VAEEstimator, check_eval_options, estimator_report
 from ..data.base import Dataset
@@ -107,6 +109,7 @@ class VAE(Method):
 
     def __init__(self, config: VAEConfig, **kw):
         super().__init__(config, **kw)
+        self._single: CompiledSingle | None = None  # the compiled step (run option compile)
         c = config
         if c.decoder_var <= 0:
             raise EbmlabError(f"decoder_var must be a positive variance; got {c.decoder_var}")
@@ -144,6 +147,20 @@ class VAE(Method):
         return {"loss": loss.detach(), "elbo": terms.elbo.mean().detach(), "log_lik": terms.log_lik.mean().detach(),
                 "kl": terms.kl.mean().detach()}
 
+    # --- the compiled step (run option compile, ebmlab.compiled) ------------------------------------------------
+    def compile_blocker(self) -> str | None:
+        """The compiled step (``base.CompiledSingle``) runs :func:`vae_loss` — the eager step's ELBO or L_k — with
+        the VAE's parameters traced, its gradient and Adam update in one function."""
+        return CompiledPair.blocker(self)
+
+    def compiled_train_step(self, batch: Tensor, step: int, noise: Tape, compile: Callable[..., Any]
+                            ) -> dict[str, Tensor | float]:
+        if self.quantised == "dequantised":
+            batch = dequantise(batch, self.spec.value_range, self.spec.levels, generator=noise)
+        if self._single is None:
+            self._single = CompiledSingle(self, self.vae, "vae")
+        return dict(self._single(functools.partial(vae_loss, self), compile, batch, noise))
+
     def log_likelihood_bounds(self, x: Tensor, *, generator: torch.Generator) -> dict[str, Tensor]:
         """Per-example ELBO and L_k for each configured k, [b] each, float64 nats (the evaluation's own path)."""
         return self.estimator.log_density_bounds(x, generator=generator, ks=self.config.iwae_ks)
@@ -175,3 +192,18 @@ class VAE(Method):
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         return self.estimator.sample(n, generator=generator or self.rng)
+
+
+def vae_loss(m: VAE, batch: Tensor, noise: Tape) -> tuple[Tensor, dict[str, Tensor]]:
+    """The loss of :meth:`VAE.train_step` (−ELBO, or −L_k for objective=iwae) and its metrics, drawing from
+    ``noise``: run by the compiled step with the VAE's parameters swapped for the traced ones."""
+    c = m.config
+    if c.objective == "iwae":
+        bound = iwae_bound(batch, m.vae.encode, m.vae.decode, c.train_k, generator=noise, log_lik=m.estimator.log_lik,
+                           chunk_size=c.train_k, dtype=batch.dtype, grad=True)
+        loss = -bound.mean()
+        return loss, {"loss": loss.detach(), f"iwae_{c.train_k}": bound.mean().detach()}
+    terms = m.estimator.elbo(m.vae, batch, generator=noise, samples=c.train_k)
+    loss = -terms.elbo.mean()
+    return loss, {"loss": loss.detach(), "elbo": terms.elbo.mean().detach(), "log_lik": terms.log_lik.mean().detach(),
+                  "kl": terms.kl.mean().detach()}
