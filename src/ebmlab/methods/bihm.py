@@ -34,8 +34,9 @@ transition operator was not in the released code).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -45,8 +46,8 @@ from ..bounds.helmholtz import (bihm_surrogate, ess_fraction, log_mean_exp, log_
 from ..errors import EbmlabError
 from ..metadata import Metric
 from ..nets.sbn import HelmholtzPair
-from .base import Method, adam, optimizer_step
-from ..rng import rand
+from .base import CompiledPair, CompiledSingle, Method, adam, optimizer_step
+from ..rng import Tape, rand
 from ..data.base import Dataset
 
 
@@ -119,8 +120,22 @@ class HelmholtzMethod(Method):
         self.pair = HelmholtzPair((self.spec.dim, *c.layers)).to(self.device)
         self.networks = {"pair": self.pair}
         self.optimizers = {"pair": adam(self.pair.parameters(), c.lr, (c.beta1, c.beta2))}
+        self._single: CompiledSingle | None = None  # the compiled step (run option compile)
 
     # --- shared pieces of a step -----------------------------------------------------------------------
+    # --- the compiled step (run option compile, ebmlab.compiled) ------------------------------------------------
+    def compile_blocker(self) -> str | None:
+        """The compiled step (``base.CompiledSingle``) runs the method's loss (:func:`bihm_loss`, :func:`rws_loss`)
+        with the pair's parameters traced, its gradient and Adam update in one function."""
+        return CompiledPair.blocker(self)
+
+    def compiled_train_step(self, batch: Tensor, step: int, noise: Tape, compile: Callable[..., Any]
+                            ) -> dict[str, Tensor | float]:
+        if self._single is None:
+            self._single = CompiledSingle(self, self.pair, "pair")
+        loss = bihm_loss if self.name == "bihm" else rws_loss
+        return dict(self._single(functools.partial(loss, self), compile, batch, noise))
+
     def _log_pq(self, x: Tensor, k: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """log p(x, h_k), log q(h_k | x) for K samples h_k ~ q(h|x) per example: [b, K] each."""
         b = x.shape[0]
@@ -325,12 +340,9 @@ class BiHM(HelmholtzMethod):
 
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         # --- one update of p and q from K samples h ~ q(h|x) with square-root importance weights ---
-        log_p, log_q = self._log_pq(batch, self.config.n_samples)
-        optimizer_step(self.optimizers["pair"], bihm_surrogate(log_p, log_q), self.recipe)
-        with torch.no_grad():
-            tlp, lpi = two_log_p_tilde(log_p, log_q).mean(), log_p_is(log_p, log_q).mean()
-            return {"two_log_pt": tlp, "log_p_is": lpi, "d_b": 0.5 * (lpi - tlp),
-                    "ess_pstar": ess_fraction(0.5 * (log_p - log_q)).mean()}
+        loss, metrics = bihm_loss(self, batch, self.rng)
+        optimizer_step(self.optimizers["pair"], loss, self.recipe)
+        return dict(metrics)
 
 
 class RWS(HelmholtzMethod):
@@ -340,16 +352,34 @@ class RWS(HelmholtzMethod):
     description = "RWS (binary data): sigmoid belief nets p and q, importance-weighted wake updates of both"
 
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
-        # --- wake phase: p and q from K samples h ~ q(h|x) with ordinary importance weights ---
-        log_p, log_q = self._log_pq(batch, self.config.n_samples)
-        loss = rws_surrogate(log_p, log_q)
-        if self.config.q_update == "wake_sleep":
-            # --- sleep phase: q fits (x, h) ~ p; wake and sleep q terms weighted ½ each, as the original ---
-            state, _ = self.pair.sample_p(batch.shape[0], self.rng)
-            w = torch.softmax(log_p - log_q, 1).detach()
-            loss = -(w * log_p).sum(1).mean() - 0.5 * (w * log_q).sum(1).mean() - 0.5 * self.pair.log_q(state).mean()
+        # --- wake phase (and, with q_update=wake_sleep, the sleep phase): rws_loss ---
+        loss, metrics = rws_loss(self, batch, self.rng)
         optimizer_step(self.optimizers["pair"], loss, self.recipe)
-        with torch.no_grad():
-            lpi = log_p_is(log_p, log_q).mean()
-            return {"log_p_is": lpi, "d_b": 0.5 * (lpi - two_log_p_tilde(log_p, log_q).mean()),
-                    "ess_p": ess_fraction(log_p - log_q).mean()}
+        return dict(metrics)
+
+
+def bihm_loss(m: HelmholtzMethod, batch: Tensor, generator: Any) -> tuple[Tensor, dict[str, Tensor]]:
+    """BiHM's surrogate loss of one step (K samples h ~ q(h|x), square-root importance weights) and its metrics;
+    ``generator``: the method's generator, or the compiled step's tape."""
+    log_p, log_q = m._log_pq(batch, m.config.n_samples, generator)
+    loss = bihm_surrogate(log_p, log_q)
+    lp, lq = log_p.detach(), log_q.detach()
+    tlp, lpi = two_log_p_tilde(lp, lq).mean(), log_p_is(lp, lq).mean()
+    return loss, {"two_log_pt": tlp, "log_p_is": lpi, "d_b": 0.5 * (lpi - tlp),
+                  "ess_pstar": ess_fraction(0.5 * (lp - lq)).mean()}
+
+
+def rws_loss(m: HelmholtzMethod, batch: Tensor, generator: Any) -> tuple[Tensor, dict[str, Tensor]]:
+    """RWS's loss of one step — the wake phase of p and q with ordinary importance weights; with
+    q_update=wake_sleep, q's wake and sleep terms weighted ½ each, as the original — and its metrics."""
+    log_p, log_q = m._log_pq(batch, m.config.n_samples, generator)
+    loss = rws_surrogate(log_p, log_q)
+    if m.config.q_update == "wake_sleep":
+        # --- sleep phase: q fits (x, h) ~ p ---
+        state, _ = m.pair.sample_p(batch.shape[0], generator)
+        w = torch.softmax(log_p - log_q, 1).detach()
+        loss = -(w * log_p).sum(1).mean() - 0.5 * (w * log_q).sum(1).mean() - 0.5 * m.pair.log_q(state).mean()
+    lp, lq = log_p.detach(), log_q.detach()
+    lpi = log_p_is(lp, lq).mean()
+    return loss, {"log_p_is": lpi, "d_b": 0.5 * (lpi - two_log_p_tilde(lp, lq).mean()),
+                  "ess_p": ess_fraction(lp - lq).mean()}
