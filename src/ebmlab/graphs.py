@@ -56,7 +56,7 @@ import contextlib
 import copy
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import Tensor
@@ -414,6 +414,23 @@ class StepGraphs:
         return g
 
 
+class StepRunner(Protocol):
+    """What the trainer calls a step runner — :class:`EagerSteps`, :class:`StepGraphs` (captured CUDA graphs or
+    their CPU emulation) and ``compiled.CompiledSteps`` (torch.compile on the CPU) — one type for the three."""
+
+    def step(self, batch: Tensor, step: int) -> dict[str, Any]:
+        """One training step (the method's step and the recipe's after-step): its metrics."""
+        ...
+
+    def summary(self) -> dict[str, Any]:
+        """How this session's steps ran, for the run record ({} when there is nothing to say)."""
+        ...
+
+    def portable_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A method's ``state_dict`` as a checkpoint stores it (the same for eager and compiled steps)."""
+        ...
+
+
 @dataclass
 class EagerSteps:
     """The trainer's steps run eagerly, behind the interface of :class:`StepGraphs`."""
@@ -432,7 +449,7 @@ class EagerSteps:
 
 def runner(method: Any, placement: Any, budget: Any = None, *, tensor_lrs: bool = False, strict: bool = True,
            on_fallback: Callable[[str], None] | None = None, say: Callable[[str], None] | None = None
-           ) -> EagerSteps | StepGraphs:
+           ) -> StepRunner:
     """The step runner of a run placed by ``placement`` (``ebmlab.placement.Placement``): :class:`StepGraphs` when
     its steps are captured, else :class:`EagerSteps`; both run what the trainer calls a step — the method's
     ``train_step`` inside the placement's autocast and the data-parallel step context, then the recipe's
@@ -449,13 +466,12 @@ def runner(method: Any, placement: Any, budget: Any = None, *, tensor_lrs: bool 
         from .compiled import CompiledSteps
 
         auto = placement.steps if placement.compile_mode == "auto" else None  # timed eager steps decide
-        return CompiledSteps(method, run_step, method.recipe.after_step, budget, say=say,  # type: ignore[return-value]
-                             auto_steps=auto)
+        return CompiledSteps(method, run_step, method.recipe.after_step, budget, say=say, auto_steps=auto)
     if not placement.captured:
         return EagerSteps(run_step)
     prepare(method, placement.graphs, tensor_lrs=tensor_lrs)
     return StepGraphs(method, placement.graphs, run_step, budget, strict=strict, on_fallback=on_fallback)
 
 
-__all__ = ["EagerSteps", "ReplayCheckFailed", "StepGraphs", "WARMUP", "backend", "blocker", "portable_method_state",
+__all__ = ["EagerSteps", "ReplayCheckFailed", "StepGraphs", "StepRunner", "WARMUP", "backend", "blocker", "portable_method_state",
            "portable_optimizer_state", "prepare", "runner"]

@@ -136,8 +136,14 @@ class _Training:
     saved_any: bool  # a checkpoint exists: a divergence keeps it
     cpu_before: float | None  # CPU seconds of the earlier sessions (None: one did not record them)
     logger: MetricsLogger | None = None
-    runner: Any = None
+    runner: graphs.StepRunner | None = None
     step: int = 0
+
+    @property
+    def run_steps(self) -> graphs.StepRunner:
+        """The session's step runner (set before the first step)."""
+        assert self.runner is not None
+        return self.runner
 
     def log(self, step: int, end: int, metrics: dict[str, Any], bar: tqdm) -> None:
         """At log steps (the only point where metrics leave the device): averaged over the processes, checked
@@ -185,7 +191,7 @@ class _Training:
             if (value <= best["value"]) if higher else (value >= best["value"]):
                 return
         self.run.save_checkpoint({"format": CHECKPOINT_FORMAT, "method": self.cfg.method, "step": step,
-                                  "method_state": self.runner.portable_state(self.method.state_dict())},
+                                  "method_state": self.run_steps.portable_state(self.method.state_dict())},
                                  self.run.best_path)
         write_json(self.run.best_record_path, {"metric": name, "value": value, "step": step,
                                                "better": "higher" if higher else "lower"})
@@ -195,7 +201,7 @@ class _Training:
             raise DivergenceError(f"parameters became non-finite by step {step}; {_kept(self.saved_any)}")
         if self.place.main:
             self.run.save_checkpoint({"format": CHECKPOINT_FORMAT, "method": self.cfg.method, "step": step,
-                                      "method_state": self.runner.portable_state(self.method.state_dict()),
+                                      "method_state": self.run_steps.portable_state(self.method.state_dict()),
                                       **self.batches.state_dict(), "torch_rng": torch.get_rng_state(),
                                       "budget": self.budget.state_dict(),
                                       **({"stopped_by": self.stopped_by} if self.stopped_by else {})})
@@ -310,7 +316,7 @@ def _steps(t: _Training, end: int, bar: tqdm, stop: StopAtStepEnd) -> int:
         batch = t.place.to_device(batch)
         method.recipe.before_step(step)
         method.prepare_step(step)
-        metrics = t.runner.step(batch, step)
+        metrics = t.run_steps.step(batch, step)
         if has_buffers and t.place.world is not None:
             distributed.broadcast_buffers(method, t.place.world)
         t.log(step, end, metrics, bar)
