@@ -217,20 +217,30 @@ def test_default_run_directory_of_path_data_is_named_by_its_stem(tmp_path, monke
     assert res.run_dir == Path("runs") / "gan-my_data-s0" and (tmp_path / "runs" / "gan-my_data-s0").is_dir()
 
 
-def test_toy_stream_that_cannot_be_sharded_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
-    """torchrun on a toy with the default (iid) batches: refused before config.json exists, so the fix suggested
-    (batches=epochs) then works on the same --out instead of being refused as 'different options'."""
-    import ebmlab.distributed as dist
-    import ebmlab.trainer as trainer
+def test_toy_batches_are_sharded_across_processes_as_one_process_draws_them():
+    """The default (iid) and balanced toy batches under several processes: each process draws the global batch's
+    indices from the same generator and keeps every world-th row, so the processes' batches are disjoint, their
+    union is exactly the one-process batch, step after step, and their generators stay equal (a checkpoint of any
+    process resumes them all); a batch the processes cannot share is refused."""
+    import torch
 
-    monkeypatch.setattr(dist, "world_size_from_env", lambda: 2)
-    monkeypatch.setattr(dist, "init", lambda device: dist.World(0, 2, 0, False))
-    monkeypatch.setattr(dist, "finish", lambda world: None)
-    monkeypatch.setattr(trainer.distributed, "barrier", lambda world: None)
-    out = tmp_path / "r"
-    assert main(["train", "gan", "--data", "ring8", "--out", str(out), "--no-progress", *TINY]) == 2
-    assert "batches=epochs" in capsys.readouterr().err
-    assert not out.exists()
+    from ebmlab.data import get_dataset
+    from ebmlab.data.batches import make_batches
+    from ebmlab.errors import EbmlabError
+
+    ds = get_dataset("grid25")
+    for scheme in ("iid", "balanced"):
+        one = make_batches(ds, scheme, 50, 3)
+        parts = [make_batches(ds, scheme, 50, 3, rank=r, world=2) for r in range(2)]
+        streams = [list(p.stream(0, 4)) for p in parts]
+        for k, whole in enumerate(one.stream(0, 4)):
+            a, b = streams[0][k], streams[1][k]
+            assert a.shape == b.shape == (25, 2)
+            assert torch.equal(whole[0::2], a) and torch.equal(whole[1::2], b)
+        assert torch.equal(parts[0].state_dict()["data_generator"], parts[1].state_dict()["data_generator"])
+        assert torch.equal(parts[0].state_dict()["data_generator"], one.state_dict()["data_generator"])
+    with pytest.raises(EbmlabError, match="not divisible by the 2 processes"):
+        make_batches(ds, "iid", 51, 3, rank=0, world=2)
 
 
 def test_user_vectors_state_their_standardisation_and_binary_vectors_are_binary(tmp_path):

@@ -132,11 +132,16 @@ class _StepDataset(torch.utils.data.Dataset):
 
 
 class IIDBatches:
-    """Batches drawn with replacement from one stateful generator (seeded ``seed + 2``, saved in checkpoints)."""
+    """Batches drawn with replacement from one stateful generator (seeded ``seed + 2``, saved in checkpoints).
+
+    With several processes (``world`` > 1) each process holds the same generator, draws the *global* batch's
+    indices and keeps the rows ``rank, rank + world, …``: the processes' batches are disjoint, their union is the
+    batch one process draws, and the generators stay equal (any process's checkpoint resumes all of them)."""
 
     def __init__(self, dataset: Dataset, batch_size: int, seed: int, *, rank: int = 0, world: int = 1):
-        if world != 1:
-            raise EbmlabError("batches=iid draws from one stateful generator and cannot be sharded; use batches=epochs")
+        if batch_size % world:
+            raise EbmlabError(f"batch_size={batch_size} is not divisible by the {world} processes")
+        self.rank, self.world = rank, world
         self.dataset, self.b = dataset, batch_size
         self.gen = torch.Generator(device="cpu").manual_seed(seed + 2)  # on the CPU wherever the data are
         self.x = dataset.train
@@ -148,7 +153,8 @@ class IIDBatches:
         self.x = self.dataset.device_split(self.device)[0]
 
     def _rows(self, idx: Tensor) -> Tensor:
-        return self.x[idx.to(self.x.device)]
+        """The training points of the global batch's indices ``idx`` that this process keeps."""
+        return self.x[idx[self.rank::self.world].to(self.x.device)]
 
     def stream(self, start: int, end: int, *, num_workers: int = 0) -> Iterator[Tensor]:
         n = self.x.shape[0]
