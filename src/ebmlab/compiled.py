@@ -5,8 +5,9 @@ step runs ~13,900 ATen operations (``benchmarks/lbt/cpu_step_anatomy.md``). A me
 (``Method.compile_blocker`` returns None; :meth:`Method.compiled_train_step`) writes the arithmetic of its step as one
 pure function; :class:`CompiledSteps` compiles it (inductor: fused C++ kernels) and runs the trainer's steps through it.
 
-- **The same numbers.** Draws stay outside the graph: the first step of each kind in a session runs eagerly while
-  the draws it makes from the method's generator are listed (``rng.recording``); every later step draws that list
+- **The same numbers.** Draws stay outside the graph: the first two steps of each kind in a session run eagerly,
+  the second while the draws it makes from the method's generator are listed (``rng.recording``; the first may
+  draw what only a first step draws, such as KALE's initial log-partition estimate); every later step draws that list
   from the same generator and hands it to the compiled step as a tape (``rng.Tape``), so each draw is the eager
   step's. Parameters, optimizer states and checkpoints are the eager step's; the compiled arithmetic differs from
   eager only by float rounding (``tests/test_compiled.py``), and a run may be resumed with or without compile.
@@ -211,6 +212,7 @@ class CompiledSteps:
         self.method, self.run_step, self.after, self.budget = method, run_step, after, budget
         self.backend = backend or BACKEND
         self.draws: dict[tuple[Any, ...], list[rng.Draw]] = {}
+        self.seen: dict[tuple[Any, ...], int] = {}  # eager steps of each kind so far (the first two are eager)
         self.rows: dict[tuple[Any, ...], dict[str, int]] = {}  # network evaluations of a step of the kind
         self.compile_seconds: float | None = None
         self.say = say  # told the compile time once (the trainer's progress output), or None
@@ -231,7 +233,11 @@ class CompiledSteps:
         key = (kind, tuple(batch.shape))
         if kind is None:
             return self.run_step(batch, step)
-        if key not in self.draws:  # the first step of its kind: eager, its draws and network evaluations listed
+        seen = self.seen.get(key, 0)
+        if seen == 0:  # the first step of its kind runs eagerly and is not listed: a method may draw there what only
+            self.seen[key] = 1  # its first step draws (KALE's initial log-partition estimate)
+            return self.run_step(batch, step)
+        if key not in self.draws:  # the second step of its kind: eager, its draws and network evaluations listed
             before = self.budget.rows if self.budget is not None else {}
             with rng.recording(self.method.rng) as draws:
                 metrics = self.run_step(batch, step)

@@ -161,7 +161,7 @@ class Placement:
         if self.compiled:
             steps = (f"compiled where it repays (compile=auto: {compiled.AUTO_PROBE_STEPS} eager steps timed first; "
                      f"torch.compile, {compiled.BACKEND})" if self.compile_mode == "auto" else
-                     f"compiled (torch.compile, {compiled.BACKEND}; the first step of each kind eager)")
+                     f"compiled (torch.compile, {compiled.BACKEND}; the first two steps of each kind eager)")
         elif self.compile_mode != "off" and not self.captured:
             steps += f" (not compiled: {self.not_compiled_because})"
         return (f"placement: {self.device}, {self.threads} thread{'s' if self.threads != 1 else ''}, "

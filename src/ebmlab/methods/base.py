@@ -124,7 +124,7 @@ class Method(abc.ABC):
     def compile_blocker(self) -> str | None:
         """Why this method has no compiled training step (run option ``compile``, ``ebmlab.compiled``; None: it has
         one, :meth:`compiled_train_step`)."""
-        return "it has no compiled training step (methods with one: gan, ebgan, ebgan_pt, vgan, vae, bihm, rws, lbt, lbt_gan)"
+        return "it has no compiled training step (methods with one: gan, ebgan, ebgan_pt, vgan, kale, vae, bihm, rws, lbt, lbt_gan)"
 
     def compiled_train_step(self, batch: Tensor, step: int, noise: Any, compile: Callable[..., Any]
                             ) -> dict[str, Tensor | float]:

@@ -45,7 +45,7 @@ to travel with this run's).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -58,7 +58,8 @@ from ..nets import build
 from ..nets.flow import FlowBase, GaussianBase
 from ..nets.build import Net
 from ..distributed import gather
-from .base import LatentGenerator, Method, adam, frozen, optimizer_step
+from ..rng import Tape
+from .base import AdamRead, CompiledPair, LatentGenerator, Method, adam, frozen, optimizer_step
 from ..data.base import Dataset
 
 
@@ -157,6 +158,7 @@ class KALE(LatentGenerator, Method):
         self.fixed = c.base != "generator"
         self.base_steps = 0
         self.a_initialised = False
+        self._compiled: tuple[Any, ...] | None = None  # compiled energy and generator updates (run option compile)
         if self.fixed:
             self._init_fixed_base()
             return
@@ -279,6 +281,43 @@ class KALE(LatentGenerator, Method):
             out.update({"kale": -loss_kale.detach(), "gp": gp.detach()})
         return out
 
+    # --- the compiled step (run option compile, ebmlab.compiled) ------------------------------------------------
+    def compile_blocker(self) -> str | None:
+        """The adversarial KALE's step compiled as two pure functions — one energy update (:func:`energy_update`,
+        the gradient penalty's input gradient by ``torch.func``, so its double backward is traced too) called
+        n_critic or n_critic_burst times, and the generator update (:func:`generator_update`); the fixed base
+        (base=gaussian|flow) trains eagerly."""
+        if self.fixed:
+            return "the fixed-base KALE (base=gaussian|flow) trains its energy (and flow) eagerly"
+        return CompiledPair.blocker(self)
+
+    def compiled_train_step(self, batch: Tensor, step: int, noise: Tape, compile: Callable[..., Any]
+                            ) -> dict[str, Tensor | float]:
+        from ..compiled import AdamView
+        from ..rng import rand
+
+        c, b = self.config, batch.shape[0]
+        if self._compiled is None:
+            energy_view = AdamView(nn.ModuleDict({"E": self.E, "A": self.A}), self.optimizers["energy"])
+            self._compiled = (compile(energy_update), compile(generator_update), energy_view,
+                              AdamView(self.G, self.optimizers["generator"]))
+        e_step, g_step, ve, vg = self._compiled
+        p_g = {k: v.detach() for k, v in self.G.named_parameters()}
+        n_e = c.n_critic_burst if self.base_steps % c.burst_every == 0 else c.n_critic
+        out: dict[str, Tensor | float] = {}
+        for _ in range(n_e):
+            z = self.noise(b, self.latent_dim, noise)
+            alpha = rand((b,) + (1,) * (batch.dim() - 1), generator=noise, dtype=batch.dtype, device=batch.device)
+            new, metrics = e_step(self, ve.read(), ve.betas, ve.eps, p_g, batch, z, alpha)
+            ve.write(*new)
+            out.update(metrics)
+        p_e = {k: v.detach() for k, v in self.E.named_parameters()}
+        new, metrics = g_step(self, vg.read(), vg.betas, vg.eps, p_e, self.A.value.detach(), batch,
+                              self.noise(b, c.z_dim, noise))
+        vg.write(*new)
+        self.base_steps += 1
+        return {**metrics, **out, "n_energy_steps": float(n_e)}
+
     @property
     def samples_guided(self) -> bool:
         return self.config.sampler != "none"
@@ -358,3 +397,55 @@ class KALE(LatentGenerator, Method):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.base_steps = int(state.get("base_steps", 0))
         self.a_initialised = bool(state.get("a_initialised", False))
+
+
+def _energy_at(m: KALE, p_e: dict[str, Tensor], x: Tensor) -> Tensor:
+    """:meth:`KALE.energy` at the energy parameters ``p_e``."""
+    e = torch.func.functional_call(m.E, p_e, (x,)).squeeze(1)
+    return e if m.config.energy_floor is None else e.clamp_min(m.config.energy_floor)
+
+
+def energy_update(m: KALE, a: AdamRead, betas: tuple[float, float], eps: float, p_g: dict[str, Tensor],
+                  batch: Tensor, z: Tensor, alpha: Tensor) -> tuple[tuple[Any, ...], dict[str, Tensor]]:
+    """One energy (and A) update of :meth:`KALE._energy_step` as a pure function: the KALE loss plus penalty × the
+    zero-centred gradient penalty on the interpolates α x + (1 − α) G(z) — its input gradient by ``torch.func.grad``
+    of the summed energies (each energy depends on its own example only), differentiated again in the
+    parameters —, its gradient and torch's Adam step."""
+    from ..bounds.unroll import DiffAdamState, diff_adam_step
+
+    params, mom, var, t, lr = a
+    fake = torch.func.functional_call(m.G, p_g, (z,)).detach()
+    x_hat = alpha * batch.detach() + (1.0 - alpha) * fake
+
+    def loss(p: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        p_e = {k[2:]: v for k, v in p.items() if k.startswith("E.")}
+        e_real, e_fake = _energy_at(m, p_e, batch), _energy_at(m, p_e, fake)
+        loss_kale = kale_energy_loss(e_real, e_fake, p["A.value"])
+        grad_x = torch.func.grad(lambda x: _energy_at(m, p_e, x).sum())(x_hat)
+        gp = grad_x.reshape(grad_x.shape[0], -1).square().sum(dim=1).mean()
+        return loss_kale + m.config.penalty * gp, {"kale": -loss_kale.detach(), "gp": gp.detach()}
+
+    grads, (_, metrics) = torch.func.grad_and_value(loss, has_aux=True)(params)
+    params, st = diff_adam_step(params, grads, DiffAdamState(t, mom, var), lr=lr, betas=betas, eps=eps,
+                                eps_placement="outside_sqrt")
+    return (params, st.m, st.v, st.step), metrics
+
+
+def generator_update(m: KALE, a: AdamRead, betas: tuple[float, float], eps: float, p_e: dict[str, Tensor],
+                     log_partition: Tensor, batch: Tensor, z: Tensor) -> tuple[tuple[Any, ...], dict[str, Tensor]]:
+    """The base (generator) update of :meth:`KALE.train_step` as a pure function: the KALE estimate at the
+    batch-optimal A (``base_loss``), its gradient in the generator and torch's Adam step."""
+    from ..bounds.unroll import DiffAdamState, diff_adam_step
+
+    params, mom, var, t, lr = a
+    e_data = _energy_at(m, p_e, batch).detach()
+
+    def loss(p: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        e_gen = _energy_at(m, p_e, torch.func.functional_call(m.G, p, (z,)))
+        value = base_loss(e_data, e_gen)
+        return value, {"kale_base": -value.detach(), "energy_gen": e_gen.mean().detach()}
+
+    grads, (_, metrics) = torch.func.grad_and_value(loss, has_aux=True)(params)
+    params, st = diff_adam_step(params, grads, DiffAdamState(t, mom, var), lr=lr, betas=betas, eps=eps,
+                                eps_placement="outside_sqrt")
+    return (params, st.m, st.v, st.step), {**metrics, "A": log_partition, "energy_real": e_data.mean()}
