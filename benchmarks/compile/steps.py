@@ -36,7 +36,7 @@ def one(method: str, data: str, threads: int, blocks: int, steps: int) -> dict:
         m = build_method(cfg, torch.device("cpu"))
         made.append(m)
     b = make_batches(cfg.dataset, cfg.run.batches, cfg.run.batch_size, 0)
-    xs = [x for _, x in zip(range(2 * blocks * steps + 20), b.stream(0, 2 * blocks * steps + 20))]
+    xs = [x for _, x in zip(range(blocks * steps + 40), b.stream(0, blocks * steps + 40))]
     eager, comp = made
 
     def eager_step(x, i):
@@ -45,14 +45,18 @@ def one(method: str, data: str, threads: int, blocks: int, steps: int) -> dict:
         return out
 
     runner = CompiledSteps(comp, comp.train_step, comp.recipe.after_step)
-    eager_step(xs[1], 1)
-    runner.step(xs[1], 1)  # the first step of its kind: eager, its draws listed
-    t0 = time.perf_counter()
-    runner.step(xs[2], 2)  # the first compiled call: tracing and code generation, one step included
-    compile_s = time.perf_counter() - t0
-    eager_step(xs[2], 2)
+    i, compile_s = 1, 0.0
+    while runner.compile_seconds is None:  # the first two steps of each kind run eagerly; then the first compiled
+        t0 = time.perf_counter()  # call traces and generates code (one step included)
+        runner.step(xs[i], i)
+        compile_s = time.perf_counter() - t0
+        eager_step(xs[i], i)
+        i += 1
+    for _ in range(3):  # and the other kinds' first compiled calls (KALE's bursts are a kind of their own)
+        runner.step(xs[i], i)
+        eager_step(xs[i], i)
+        i += 1
     te = tc = 0.0
-    i = 3
     for _ in range(blocks):
         t0 = time.perf_counter()
         for k in range(steps):
@@ -101,18 +105,29 @@ def main() -> None:
     import torch
 
     load1 = os.getloadavg()
+    store = os.path.splitext(a.out)[0] + ".json"
+    kept = json.load(open(store)) if os.path.isfile(store) else []
+    this = {"command": " ".join(sys.argv), "load_before": load0[0], "load_after": load1[0],
+            "wall_s": time.perf_counter() - t_all}
+    rows = [r for r in kept if (r["method"], r["data"], r["threads"]) not in
+            {(x["method"], x["data"], x["threads"]) for x in rows}] + [{**r, **this} for r in rows]
+    with open(store, "w") as fh:
+        json.dump(rows, fh, indent=1)
     lines = ["# Compiled training steps on the CPU: eager vs compiled, side by side\n",
-             f"`python benchmarks/compile/steps.py --methods {a.methods} --data {a.data} --threads {a.threads} "
-             f"--blocks {a.blocks} --steps {a.steps}` — {platform.machine()}, {os.cpu_count()} cores, torch "
-             f"{torch.__version__}; {time.perf_counter() - t_all:.0f} s wall; load average {load0[0]:.2f} before, "
-             f"{load1[0]:.2f} after. Each row one process: the method built from its preset on {a.data}, "
-             f"{a.blocks} alternating blocks of {a.steps} eager and {a.steps} compiled steps; compile: the first "
-             f"compiled call (cold: an empty inductor cache; warm: the cache the row above filled).\n",
-             "| method | data | batch | threads | eager steps/s | compiled steps/s | compiled / eager | compile (cache) |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"`python benchmarks/compile/steps.py --methods M,... --data D --threads 1,2 --blocks {a.blocks} "
+             f"--steps {a.steps}` (rows of several invocations, merged by results.json; each row's command there) — "
+             f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}. Each row one process: the "
+             f"method built from its preset on the data set, {a.blocks} alternating blocks of {a.steps} eager and "
+             f"{a.steps} compiled steps; compile: the first compiled call (cold: an empty inductor cache; warm: the "
+             f"cache the row above filled).\n",
+             "| method | data | batch | threads | eager steps/s | compiled steps/s | compiled / eager | compile (cache) | "
+             "load (1-min avg, before–after its invocation) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['method']} | {r['data']} | {r['batch']} | {r['threads']} | {r['eager_steps_per_s']:.1f} | "
-                     f"{r['compiled_steps_per_s']:.1f} | {r['ratio']:.2f} | {r['compile_s']:.1f} s ({r['cache']}) |")
+                     f"{r['compiled_steps_per_s']:.1f} | {r['ratio']:.2f} | {r['compile_s']:.1f} s ({r['cache']}) | "
+                     + (f"{r['load_before']:.1f}–{r['load_after']:.1f} |" if r.get("load_before") is not None
+                        else "not recorded (beside the claims campaign's 2 jobs) |"))
     with open(a.out, "w") as fh:
         fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -40,8 +40,8 @@ BACKEND = "inductor"  # torch.compile's back-end (the tests trace with aot_eager
 # it assumes, LBT's cold compile (65-74 s on a 2-core CPU; a warm cache takes 10-12 s); the speed-up of a compiled
 # step it assumes (LBT: eager 0.50-0.85x the released TF code, compiled 1.16-1.77x, i.e. ~2x; benchmarks/peers)
 AUTO_PROBE_STEPS = 20
-AUTO_COMPILE_SECONDS = 70.0
-AUTO_SPEEDUP = 2.0
+AUTO_COMPILE_SECONDS = AUTO_DEFAULT_COMPILE = 70.0  # a method's own measured cost (Method.compile_estimate) is used
+AUTO_SPEEDUP = 2.0  # where it has one; setting AUTO_COMPILE_SECONDS (tests) overrides every method's
 
 
 def compiler_available(device: torch.device) -> bool:
@@ -138,8 +138,9 @@ class AutoProbe:
     (1 − 1/AUTO_SPEEDUP) exceeds a compile's cost (AUTO_COMPILE_SECONDS). ``compiles``: None while timing, then the
     decision; ``note``: its numbers, said and recorded."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, speedup: float = AUTO_SPEEDUP, compile_seconds: float = AUTO_COMPILE_SECONDS):
         self.total, self.seen, self.t0 = total, 0, 0.0
+        self.speedup, self.compile_seconds = speedup, compile_seconds  # the method's measured ones, where it has them
         self.compiles: bool | None = None
         self.note: str | None = None
 
@@ -150,10 +151,11 @@ class AutoProbe:
         if self.seen == AUTO_PROBE_STEPS:
             per_step = (time.perf_counter() - self.t0) / (AUTO_PROBE_STEPS - 1)
             left = self.total - step + 1  # the step about to run (the trainer counts from 1) and those after it
-            saved = left * per_step * (1 - 1 / AUTO_SPEEDUP)
-            self.compiles = saved > AUTO_COMPILE_SECONDS
-            self.note = (f"compile=auto: {left} steps left at {per_step * 1e3:.3g} ms an eager step; compiling would "
-                         f"save about {saved:.3g} s against a compile of about {AUTO_COMPILE_SECONDS:.0f} s: "
+            saved = left * per_step * max(0.0, 1 - 1 / self.speedup)
+            self.compiles = saved > self.compile_seconds
+            self.note = (f"compile=auto: {left} steps left at {per_step * 1e3:.3g} ms an eager step; compiling "
+                         f"(a compiled step {self.speedup:.2f}× the eager one) would save about {saved:.3g} s against "
+                         f"a compile of about {self.compile_seconds:.0f} s: "
                          + ("compiled from here" if self.compiles else "the run goes on eagerly"))
         self.seen += 1
 
@@ -216,7 +218,10 @@ class CompiledSteps:
         self.rows: dict[tuple[Any, ...], dict[str, int]] = {}  # network evaluations of a step of the kind
         self.compile_seconds: float | None = None
         self.say = say  # told the compile time once (the trainer's progress output), or None
-        self.probe = AutoProbe(auto_steps) if auto_steps is not None else None  # compile=auto: timed eager steps first
+        speedup, cold = getattr(method, "compile_estimate", (AUTO_SPEEDUP, AUTO_COMPILE_SECONDS))
+        # compile=auto: timed eager steps first, then the decision from the method's measured speed-up and compile
+        self.probe = AutoProbe(auto_steps, speedup, cold if AUTO_COMPILE_SECONDS == AUTO_DEFAULT_COMPILE else
+                               AUTO_COMPILE_SECONDS) if auto_steps is not None else None
 
     def compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         return torch.compile(own_code(fn), fullgraph=True, dynamic=False, backend=self.backend)

@@ -121,6 +121,11 @@ class Method(abc.ABC):
         """Why this method's steps cannot be replayed from a captured graph (None: they can)."""
         return None
 
+    # compile=auto's estimate for this method's compiled step (ebmlab.compiled.AutoProbe): its speed-up over the
+    # eager step and its cold compile in seconds, as benchmarks/compile/results.md measured them at the 2D preset
+    # (one thread); a method without measurements keeps the general assumption
+    compile_estimate: ClassVar[tuple[float, float]] = (2.0, 70.0)
+
     def compile_blocker(self) -> str | None:
         """Why this method has no compiled training step (run option ``compile``, ``ebmlab.compiled``; None: it has
         one, :meth:`compiled_train_step`)."""

@@ -201,6 +201,7 @@ class EBGANPTConfig(EBGANConfig):
 
 class EBGAN(MarginSchedule, LatentGenerator, Method):
     name = "ebgan"
+    compile_estimate = (1.48, 57.0)  # benchmarks/compile/results.md (1 thread, cold cache)
     progress_keys = ("loss_d", "energy_real", "energy_fake", "margin")  # shown on the progress bar
     Config = EBGANConfig
     description = "EBGAN: auto-encoder energy, per-example margin loss"

@@ -65,6 +65,7 @@ class GANConfig:
 
 class GAN(LatentGenerator, Method):
     name = "gan"
+    compile_estimate = (1.42, 43.0)  # benchmarks/compile/results.md (1 thread, cold cache)
     progress_keys = ("loss_d", "loss_g", "d_real", "d_fake")  # shown on the progress bar
     Config = GANConfig
     description = "non-saturating GAN (baseline)"

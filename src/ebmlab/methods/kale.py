@@ -133,6 +133,7 @@ class KALEConfig:
 
 class KALE(LatentGenerator, Method):
     name = "kale"
+    compile_estimate = (1.46, 77.0)  # benchmarks/compile/results.md (1 thread, cold cache)
     sampling_networks = ("generator", "energy", "log_partition")  # energy-guided samples
     progress_keys = ("kale", "energy_real", "energy_gen")  # shown on the progress bar
     Config = KALEConfig

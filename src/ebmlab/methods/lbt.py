@@ -391,6 +391,7 @@ def _report(method: Method, c: LBTConfig, dataset: Dataset) -> dict[str, Any]:
 
 class LBT(Method):
     name = "lbt"
+    compile_estimate = (1.66, 112.0)  # benchmarks/compile/results.md (1 thread, cold cache)
     progress_keys = ("elbo_data_lookahead", "elbo_gen", "grad_norm_g")  # shown on the progress bar
     Config = LBTConfig
     metrics = ESTIMATOR_METRICS  # of the estimator, reported as est_*
@@ -450,6 +451,7 @@ class LBT(Method):
 
 class LBTGAN(LBT):
     name = "lbt_gan"
+    compile_estimate = (1.76, 210.0)  # benchmarks/compile/results.md (1 thread, cold cache)
     progress_keys = ("elbo_data_lookahead", "loss_g", "loss_d")  # shown on the progress bar
     Config = LBTGANConfig
     description = "LBT-GAN: LBT plus a discriminator and λ × the non-saturating GAN loss"

@@ -99,6 +99,7 @@ ACTIVE_THRESHOLD = 1e-2  # Burda et al. 2016, §5.2: a unit is active when Cov_x
 
 class VAE(Method):
     name = "vae"
+    compile_estimate = (1.13, 52.0)  # benchmarks/compile/results.md (1 thread, cold cache)
     sampling_networks = ("vae",)
     progress_keys = ("elbo", "log_lik", "loss")  # shown on the progress bar
     Config = VAEConfig

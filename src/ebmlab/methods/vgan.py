@@ -62,6 +62,7 @@ class VGANConfig:
 
 class VGAN(LatentGenerator, Method):
     name = "vgan"
+    compile_estimate = (1.48, 51.0)  # benchmarks/compile/results.md (1 thread, cold cache)
     progress_keys = ("energy_real", "energy_fake", "entropy_gen")  # shown on the progress bar
     Config = VGANConfig
     description = "VGAN: bounded multi-modal energy + batch entropy surrogate, k generator steps per energy step"
