@@ -333,6 +333,7 @@ class RWSConfig(HelmholtzConfig):
 
 class BiHM(HelmholtzMethod):
     name = "bihm"
+    compile_estimate = (2.05, 74.0)  # benchmarks/compile/results.md (digits_bin, 1 thread, cold cache)
     Config = BiHMConfig
     progress_keys = ("two_log_pt", "log_p_is", "ess_pstar")  # shown on the progress bar
     description = "BiHM (binary data): sigmoid belief nets p and q, model p* ∝ (Σ_h √(p q))², Z² estimate"
@@ -347,6 +348,7 @@ class BiHM(HelmholtzMethod):
 
 class RWS(HelmholtzMethod):
     name = "rws"
+    compile_estimate = (1.99, 63.0)  # benchmarks/compile/results.md (digits_bin, 1 thread, cold cache)
     Config = RWSConfig
     progress_keys = ("log_p_is",)  # shown on the progress bar
     description = "RWS (binary data): sigmoid belief nets p and q, importance-weighted wake updates of both"
