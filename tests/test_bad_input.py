@@ -443,6 +443,17 @@ CASES = [
         _file(tmp, "grid.toml", b'"bib_onesided:r1" = [{data_gp_weight = 100.0}]\n'),
         ["bench", "toy", "--methods", "bib_onesided", "--data", "ring8", "--seeds", "1", "--steps", "2", "--grid",
          str(tmp / "grid.toml"), "--out", str(tmp / "new")]), ["refused before any run", "data_gp_weight"]),
+    # --- a best checkpoint, plugin packages, an uninstallable compile setting ------------------------------------
+    ("keep-best-unknown-metric", _train("keep_best=sharpness", "eval_every=2"), ["keep_best", "not a metric"]),
+    ("keep-best-without-direction", _train("keep_best=log_z", "eval_every=2"), ["keep_best", "no better direction"]),
+    ("keep-best-without-evaluations", _train("keep_best=w1"), ["keep_best", "eval_every"]),
+    ("checkpoint-best-missing", _copy_then(lambda r: None, lambda r: ["eval", str(r), "--checkpoint", "best"]),
+     ["no best checkpoint", "keep_best"]),
+    ("checkpoint-choice-unknown", _sample("--checkpoint", "newest"), ["--checkpoint"]),
+    ("plugin-package-missing", _copy_then(
+        lambda r: (r / "config.json").write_text((r / "config.json").read_text().replace(
+            '"method": "gan"', '"method": "ghost_gan", "plugins": {"method": "ghost-pkg 1.2 (ghost:Ghost)"}', 1)),
+        _eval), ["ghost-pkg 1.2", "pip install 'ghost-pkg==1.2'"]),
     ("sr-eval-threads-negative", lambda tmp, fin: _then(_sr_run(tmp), ["sr", "eval", str(tmp / "r"), "--threads",
                                                                       "-1"]), ["--threads"]),
 ]
