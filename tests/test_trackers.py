@@ -1,10 +1,12 @@
-"""MLflow as a tracker beside the run directory (run option loggers, ebmlab.trackers), read back from its file store:
+"""MLflow as a tracker beside the run directory (run option loggers, ebmlab.trackers), read back from its SQLite store
+(no opt-out variable):
 the options as parameters, training and evaluation metrics by step, the plots as artifacts, and a resumed run
 logging into the same MLflow run."""
 
 from __future__ import annotations
 
 import json
+import os
 import warnings
 
 import pytest
@@ -30,7 +32,7 @@ def test_an_mlflow_file_store_holds_the_runs_options_metrics_and_plots(tmp_path,
     out = tmp_path / "r"
     ebmlab.train("gan", "ring8", out=out, progress=False, overrides=over)
     rec = json.loads((out / "mlflow.json").read_text())
-    assert rec["tracking_uri"] == (out / "mlruns").resolve().as_uri() and (out / "tb").is_dir()
+    assert rec["tracking_uri"] == f"sqlite:///{(out / 'mlflow.db').resolve()}" and (out / "tb").is_dir()
     c = _client(rec["tracking_uri"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -73,7 +75,7 @@ def test_a_moved_run_a_damaged_record_and_a_deleted_store_each_start_a_new_mlflo
     ebmlab.train("gan", "ring8", out=copy, progress=False, overrides={**over, "steps": 6})
     assert "this run directory was moved or copied" in capsys.readouterr().err
     rec = json.loads((copy / "mlflow.json").read_text())
-    assert rec["run_id"] != first["run_id"] and rec["tracking_uri"] == (copy / "mlruns").resolve().as_uri()
+    assert rec["run_id"] != first["run_id"] and rec["tracking_uri"] == f"sqlite:///{(copy / 'mlflow.db').resolve()}"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert _client(rec["tracking_uri"]).get_run(rec["run_id"]).data.tags["ebmlab.previous_run_id"] == \
@@ -82,8 +84,21 @@ def test_a_moved_run_a_damaged_record_and_a_deleted_store_each_start_a_new_mlflo
     ebmlab.train("gan", "ring8", out=copy, progress=False, overrides={**over, "steps": 8})
     err = capsys.readouterr().err
     assert "mlflow.json is not readable" in err and "Traceback" not in err
-    shutil.rmtree(copy / "mlruns")
-    ebmlab.train("gan", "ring8", out=copy, progress=False, overrides={**over, "steps": 10})
-    assert "is not readable in" in capsys.readouterr().err
+    (copy / "mlflow.db").unlink()  # a new process, as a user's next command is (this one holds the old database open)
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_ALLOW_FILE_STORE")}
+    args = [f"{k}={v}" for k, v in over.items() if k != "steps"]
+    r = subprocess.run([sys.executable, "-m", "ebmlab", "train", "gan", "--data", "ring8", "--out", str(copy),
+                        "--steps", "10", "--no-progress", *args], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and "is not readable in" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    # the store is read back by a fresh process with MLflow's own client and no opt-out variable
+    rec = json.loads((copy / "mlflow.json").read_text())
+    code = ("import json,sys; from mlflow.tracking import MlflowClient; "
+            f"c = MlflowClient(tracking_uri={rec['tracking_uri']!r}); "
+            f"print([m.step for m in c.get_metric_history({rec['run_id']!r}, 'train/loss_d')])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip().endswith("10]"), r.stderr[-2000:]
     sessions = json.loads((copy / "run.json").read_text())["sessions"]
     assert all(s["status"] != "running" for s in sessions)

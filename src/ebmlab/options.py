@@ -47,7 +47,7 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
     "threads": ("int0", "torch CPU threads (0: the CPUs this process may use — its affinity and CPU quota — and 1 on "
                         "2D toys, whose small networks run fastest on one; ebmlab.threads)"),
     "tensorboard": ("any", "write TensorBoard events under RUN_DIR/tb (with tensorboard in loggers)"),
-    "loggers": ("any", "where metrics go beside metrics.jsonl: tensorboard (RUN_DIR/tb), mlflow (RUN_DIR/mlruns "
+    "loggers": ("any", "where metrics go beside metrics.jsonl: tensorboard (RUN_DIR/tb), mlflow (RUN_DIR/mlflow.db "
                        "or MLFLOW_TRACKING_URI; pip install 'ebmlab[mlflow]') and/or wandb (offline, RUN_DIR/wandb; "
                        "pip install 'ebmlab[wandb]')"),
     "plots": ("any", "write PNG figures under RUN_DIR/plots at the end"),

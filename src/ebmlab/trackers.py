@@ -4,8 +4,8 @@ default, written by ``runs.MetricsLogger``), MLflow and Weights & Biases (offlin
 MLflow (``loggers=tensorboard,mlflow``; the optional extra ``pip install 'ebmlab[mlflow]'``): the run's options as
 parameters, every training and evaluation metric line as metrics (``train/NAME``, ``eval/NAME``, by step), the
 sample grids of evaluations and the plots of the finished run as artifacts. The tracking store is
-``MLFLOW_TRACKING_URI`` when set, else a local file store in ``RUN/mlruns`` (MLflow keeps its file store in
-maintenance mode and asks for ``MLFLOW_ALLOW_FILE_STORE``, which is set for that store only). The MLflow run of an
+``MLFLOW_TRACKING_URI`` when set, else an SQLite store in ``RUN/mlflow.db`` with the artifacts in ``RUN/mlartifacts``
+(a store MLflow supports as it is; its file store is in maintenance mode and needs ``MLFLOW_ALLOW_FILE_STORE``). The MLflow run of an
 ebmlab run is recorded in ``RUN/mlflow.json``: a resumed run goes on logging into it (steps logged after the last
 checkpoint by a killed session are logged again, so MLflow's history may hold a step twice where metrics.jsonl,
 truncated on resume, holds it once; its parameters stay those of the first session: MLflow does not change a
@@ -107,9 +107,14 @@ class MLflowTracker:
     """One ebmlab run as one MLflow run (module docstring)."""
 
     def __init__(self, run: RunDir, options: dict[str, Any]) -> None:
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or (run.path / "mlruns").resolve().as_uri()
+        import logging
+
+        own = os.environ.get("MLFLOW_TRACKING_URI") is None
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(run.path / 'mlflow.db').resolve()}"
         if uri.startswith("file:"):
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # its database set-up lines are not the run's output
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from mlflow.tracking import MlflowClient
@@ -120,7 +125,9 @@ class MLflowTracker:
             if self._resumed(known, uri):
                 return
             exp = self.client.get_experiment_by_name("ebmlab")
-            exp_id = exp.experiment_id if exp is not None else self.client.create_experiment("ebmlab")
+            # the run's own store keeps its artifacts beside it (a database store's default is the current directory)
+            where = (run.path / "mlartifacts").resolve().as_uri() if own else None
+            exp_id = exp.experiment_id if exp is not None else self.client.create_experiment("ebmlab", where)
             tags = {"ebmlab.previous_run_id": known["run_id"], "ebmlab.previous_tracking_uri": known["tracking_uri"]} \
                 if known.get("run_id") and known.get("tracking_uri") else None
             self.run_id = self.client.create_run(exp_id, run_name=run.path.name, tags=tags).info.run_id
@@ -142,11 +149,16 @@ class MLflowTracker:
         if not run_id:
             return False
         if before != uri:
-            why = ("this run directory was moved or copied (its MLflow store was " + str(before) + ")"
-                   if str(before).endswith("/mlruns") and uri.endswith("/mlruns") else
+            moved = str(before).endswith(("/mlruns", "/mlflow.db")) and uri.endswith(("/mlruns", "/mlflow.db")) and \
+                Path(str(before)).name == Path(uri).name
+            why = ("this run directory was moved or copied (its MLflow store was " + str(before) + ")" if moved else
                    f"its MLflow run {run_id} was logged to another tracking store ({before})")
             _say(f"mlflow: {why}; logging goes on in a new MLflow run in {uri}, tagged ebmlab.previous_run_id = "
                  f"{run_id}")
+            return False
+        if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+            _say(f"mlflow: the MLflow run {run_id} of this run is not readable in {uri} (the store was deleted); "
+                 f"logging goes on in a new MLflow run in a new store there")
             return False
         if uri.startswith("file:"):
             from urllib.parse import unquote, urlparse
