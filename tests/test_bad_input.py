@@ -444,6 +444,7 @@ CASES = [
         ["bench", "toy", "--methods", "bib_onesided", "--data", "ring8", "--seeds", "1", "--steps", "2", "--grid",
          str(tmp / "grid.toml"), "--out", str(tmp / "new")]), ["refused before any run", "data_gp_weight"]),
     # --- a best checkpoint, plugin packages, an uninstallable compile setting ------------------------------------
+    ("metrics-unknown", _train("metrics=modes,sharpness"), ["metrics", "'sharpness' is not a metric"]),
     ("keep-best-unknown-metric", _train("keep_best=sharpness", "eval_every=2"), ["keep_best", "not a metric"]),
     ("keep-best-without-direction", _train("keep_best=log_z", "eval_every=2"), ["keep_best", "no better direction"]),
     ("keep-best-without-evaluations", _train("keep_best=w1"), ["keep_best", "eval_every"]),

@@ -219,3 +219,23 @@ def test_keep_best_keeps_the_best_evaluations_model_resumes_exactly_and_is_read_
     capsys.readouterr()
     assert main(["eval", str(tmp_path / "n"), "--checkpoint", "best"]) == 2
     assert "no best checkpoint" in capsys.readouterr().err
+
+
+def test_the_metrics_option_reports_only_the_named_metrics_and_computes_density_only_when_named(tmp_path):
+    """metrics=modes,hq: the evaluation reports those (with its bookkeeping) and skips the 2D quadrature; naming
+    a density metric computes it; an unknown metric, or a keep_best metric left out, is refused before writing."""
+    over = {**_QUICK, "steps": 5, "eval_samples": 200, "eval_density": True}
+    some = ebmlab.train("vgan", "ring8", out=tmp_path / "a", progress=False, overrides={**over, "metrics": "modes,hq"})
+    from ebmlab.metrics import registry
+
+    shown = {k for k, v in some.summary["metrics"].items() if not registry.is_bookkeeping(k, v)
+             and not k.endswith("_note")}
+    assert shown == {"modes", "hq"}
+    assert not any(getattr(registry.spec(k), "group", "") == "density" for k in some.summary["metrics"])
+    dens = ebmlab.train("ebgan", "ring8", out=tmp_path / "b", progress=False, overrides={**over, "metrics": "modes,nll"})
+    assert "nll" in dens.summary["metrics"] and "hq" not in dens.summary["metrics"]
+    for bad, said in (({"metrics": "modes,sharpness"}, "'sharpness' is not a metric"),
+                      ({"metrics": "modes", "keep_best": "w1", "eval_every": 2}, "leaves out")):
+        with pytest.raises(EbmlabError, match=said):
+            ebmlab.train("vgan", "ring8", out=tmp_path / "bad", progress=False, overrides={**over, **bad})
+        assert not (tmp_path / "bad").exists()

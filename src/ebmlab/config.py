@@ -175,6 +175,7 @@ class RunConfig:
     log_every: int = 50
     eval_every: int = 0  # 0: evaluate only at the end
     keep_best: str = ""  # a metric: the evaluation's model that scored best on it is kept as best.pt ('' none)
+    metrics: tuple[str, ...] = ("all",)  # the metrics to report (all: every one); density computed only if named
     ckpt_every: int = 1000
     eval_samples: int = 2500
     eval_density: bool = True

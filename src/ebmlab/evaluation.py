@@ -68,10 +68,34 @@ DRAW_CACHE = "eval-draw"  # the final evaluation's samples while it runs (remove
 
 def evaluate(method: Method, ds: Dataset, rc: RunConfig, step: int, cache: Path | None = None,
              progress: bool = False) -> dict[str, Any]:
-    from .metrics import evaluate_method
+    from .metrics import evaluate_method, registry
 
-    return evaluate_method(method, ds, n_samples=rc.eval_samples, seed=stream_seed(rc.seed, "eval", step),
-                           density=rc.eval_density, cache=cache, progress=progress)
+    want = set() if "all" in rc.metrics else set(rc.metrics)
+    density = rc.eval_density and (not want or any(getattr(registry.spec(k), "group", "") == "density" for k in want))
+    out = evaluate_method(method, ds, n_samples=rc.eval_samples, seed=stream_seed(rc.seed, "eval", step),
+                          density=density, cache=cache, progress=progress)
+    if not want:
+        return out
+    return {k: v for k, v in out.items() if k in want or registry.is_bookkeeping(k, v) or k.endswith("_note")}
+
+
+def check_metrics(rc: RunConfig) -> None:
+    """Refuse run option ``metrics`` naming a metric ebmlab does not know, and a ``keep_best`` metric it leaves out
+    (before anything is written)."""
+    from .metrics import registry
+
+    if "all" in rc.metrics:
+        if len(rc.metrics) > 1:
+            raise EbmlabError(f"metrics={','.join(rc.metrics)}: all means every metric; name metrics without it")
+        return
+    unknown = [k for k in rc.metrics if registry.spec(k) is None]
+    if unknown:
+        raise EbmlabError(f"metrics={','.join(rc.metrics)}: {', '.join(map(repr, unknown))} "
+                          f"{'is not a metric' if len(unknown) == 1 else 'are not metrics'} ebmlab knows (ebmlab list "
+                          f"names them all)")
+    if rc.keep_best and rc.keep_best not in rc.metrics:
+        raise EbmlabError(f"keep_best={rc.keep_best} chooses by a metric that metrics={','.join(rc.metrics)} leaves "
+                          f"out: name it there too")
 
 
 def check_keep_best(rc: RunConfig) -> None:
@@ -215,4 +239,4 @@ def announce_classifier(ds: Dataset) -> None:
               flush=True)
 
 
-__all__ = ["announce_classifier", "evaluate", "final_eval", "finish", "log_grid", "protocol"]
+__all__ = ["announce_classifier", "check_metrics", "evaluate", "final_eval", "finish", "log_grid", "protocol"]

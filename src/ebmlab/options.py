@@ -34,6 +34,8 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
     "seed": ("int0", "seed of the networks' initialisation, the batches and every sampler of the run"),
     "log_every": ("int1", "steps between lines of training metrics (metrics.jsonl, TensorBoard, progress bar)"),
     "eval_every": ("int0", "steps between evaluations during training (0: evaluate at the end only)"),
+    "metrics": ("any", "the metrics an evaluation reports, comma-separated, or all (every one of its kind's); the exact "
+                       "2D density metrics (quadrature, the slow part) are computed only when one of them is named"),
     "keep_best": ("any", "a metric with a better direction (e.g. w1, modes): the model of the evaluation during "
                          "training (eval_every) that scored best on it is kept as RUN_DIR/best.pt with best.json "
                          "(its step and value); `ebmlab sample|eval RUN --checkpoint best` use it ('' keeps none)"),

@@ -25,7 +25,7 @@ from .config import ResolvedConfig, check_arguments, check_resumable, resolve_co
 from .data import check_same_data, user_data_sha256
 from .data.batches import make_batches
 from .errors import DivergenceError
-from .evaluation import announce_classifier, check_keep_best, evaluate, final_eval, finish, log_grid
+from .evaluation import announce_classifier, check_keep_best, check_metrics, evaluate, final_eval, finish, log_grid
 from .methods import Method
 from .placement import RESUMABLE, Placement, build_method, join
 from .rng import stream_seed
@@ -84,6 +84,7 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
     rc, ds = cfg.run, cfg.dataset
     check_loggers(rc.loggers)
     check_keep_best(rc)
+    check_metrics(rc)
     ds.read()  # a missing or corrupt file is refused here
     data_sha = user_data_sha256(data, ds)
     check_same_data(data, data_sha, saved_data_sha, out)  # a user's file rewritten since the run started is refused
