@@ -69,6 +69,7 @@ from ..nets import build
 from ..nets.build import Net
 from ..nets.mlp import init_linears
 from ..nets.vae import GaussianVAE
+from ..compiled import writes_buffers
 from ..errors import EbmlabError
 from .base import Method, adam, frozen, optimizer_step
 from .estimators import METRICS as ESTIMATOR_METRICS
@@ -369,16 +370,6 @@ def teaching_core(method: Method, g_params: dict[str, Tensor], start: EstimatorS
     return end, elbo_gen, loss, grads
 
 
-def _writes_buffers(module: torch.nn.Module) -> bool:
-    """Whether ``module``'s forward pass updates its own buffers: BatchNorm's running statistics, or the power
-    iteration of spectral norm (``nets.build.spectral_normalise``: torch's parametrization, a submodule here)."""
-    from torch.nn.utils.parametrizations import _SpectralNorm
-
-    if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-        return module.track_running_stats
-    return isinstance(module, _SpectralNorm)
-
-
 def _report(method: Method, c: LBTConfig, dataset: Dataset) -> dict[str, Any]:
     # The second model: the estimator's own density bounds against the exact data density, and its samples.
     # 8-bit images: the Gaussian estimator is a density of continuous values, so its bounds are taken on uniformly
@@ -420,7 +411,7 @@ class LBT(Method):
         """LBT compiles its teaching (:func:`teaching_core`) for networks whose forward passes write no buffers:
         BatchNorm's running statistics and spectral norm's power-iteration vectors are updated in place, which
         the pure function does not carry (the buffers it reads, such as the decoder's fixed variance, it does)."""
-        written = [k for k, net in self.networks.items() if any(_writes_buffers(mod) for mod in net.modules())]
+        written = [k for k, net in self.networks.items() if writes_buffers(net)]
         if written:
             return (f"its {' and '.join(written)} write{'' if len(written) > 1 else 's'} buffers in their forward "
                     f"passes (BatchNorm statistics or spectral norm), which the compiled step does not carry "
