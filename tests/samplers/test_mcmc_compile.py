@@ -152,7 +152,9 @@ def test_the_guided_sampler_passes_compile_through_and_checks_it(monkeypatch, tm
 
 
 @pytest.mark.parametrize("algorithm,kw", [("ula", {"step_size": 0.05}), ("mala", {"step_size": 0.5}),
-                                          ("kinetic_langevin", {"gamma": 0.01, "kappa": 1.0})])
+                                          ("kinetic_langevin", {"gamma": 0.01, "kappa": 1.0}),
+                                          ("hmc", {"step_size": 0.3, "n_leapfrog": 3}),
+                                          ("hmc", {"step_size": 0.3, "n_leapfrog": 1})])
 def test_blocks_of_compiled_steps_are_the_single_steps(monkeypatch, algorithm, kw):
     """After warm-up the compiled chains run COMPILE_BLOCK steps a call (their draws made first, in the steps'
     order), the rest one at a time: 3 warm-up steps, two blocks of 8, 5 single steps give the eager chains."""
@@ -228,3 +230,33 @@ def test_a_compile_that_cannot_write_its_cache_is_named_by_its_cause_not_blamed_
     wrapped.inner_exception = full
     assert os_error_in(wrapped) is full and os_error_in(ValueError("untraceable")) is None
     assert "free some space" in cache_message(full)
+
+
+W = torch.tensor([[1.0, 0.5], [0.0, 2.0], [-1.0, 0.3]], dtype=DT)
+
+
+def closure_energy(x):
+    return 0.5 * ((x @ W.T) ** 2).sum(1)  # a closure's transposed plain tensor: torch's scan cannot trace it
+
+
+def test_hmc_whose_leapfrog_loop_cannot_be_traced_compiles_its_leapfrog_step_and_says_so(monkeypatch):
+    """HMC compiled whole runs its leapfrog as torch's scan; an energy scan cannot trace (a closure's transposed
+    plain tensor in a matrix product) falls back to the leapfrog step compiled alone, under on as under auto, with
+    a note — not to eager chains nor a refusal — and gives the eager chains; an energy nothing can trace is still
+    refused under on."""
+    monkeypatch.setattr(mcmc, "COMPILE_BACKEND", "aot_eager")
+    parts = []
+    part = mcmc._CompiledDriftKick
+    monkeypatch.setattr(mcmc, "_CompiledDriftKick", lambda *a, **k: parts.append(1) or part(*a, **k))
+    kw = {"step_size": 0.2, "n_leapfrog": 4}
+    eager = chains("hmc", closure_energy, "off", False, kw, steps=20)
+    comp = chains("hmc", closure_energy, "on", False, kw, steps=20)
+    assert parts and comp.compile_seconds > 0
+    assert re.fullmatch(r"compile=on: hmc's step could not be traced whole \(\w+\); its compiled part runs, the "
+                        r"rest eagerly", comp.compile_note)
+    torch.testing.assert_close(comp.samples, eager.samples, rtol=0, atol=1e-10)
+    parts.clear()
+    whole = chains("hmc", gaussian_energy, "on", False, kw, steps=20)
+    assert not parts and whole.compile_note is None  # traced whole: no part compiled
+    with pytest.raises(ValueError, match="cannot be compiled into one graph"):
+        chains("hmc", untraceable, "on", False, kw)

@@ -296,6 +296,8 @@ def _leapfrog(x: Tensor, p: Tensor, grad: Tensor, energy_grad: EnergyGrad, step_
     if n_steps < 1:
         raise ValueError(f"leapfrog: n_steps must be >= 1, got {n_steps}.")
     eps = _per_chain(step_size, x)
+    if torch.compiler.is_compiling():  # traced whole (compile=on): the leapfrog as one loop, see _scanned_leapfrog
+        return _scanned_leapfrog(x, p, grad, energy_grad, eps, n_steps)
     p = p - 0.5 * eps * grad
     e = None
     step = getattr(energy_grad, "drift_kick", None)  # the compiled form of _drift_kick (compile=on), else eager
@@ -305,6 +307,24 @@ def _leapfrog(x: Tensor, p: Tensor, grad: Tensor, energy_grad: EnergyGrad, step_
         x, p, e, grad = step(x, p, eps, kick) if step is not None else _drift_kick(x, p, eps, kick, energy_grad)
     assert e is not None  # n_steps ≥ 1
     return x, p, e, grad
+
+
+def _scanned_leapfrog(x: Tensor, p: Tensor, grad: Tensor, energy_grad: EnergyGrad, eps: Tensor,
+                      n_steps: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """:func:`_leapfrog` as a compiled graph has it: its ``n_steps - 1`` drift-and-full-kick steps as one loop
+    (torch's ``scan`` operator: the energy traced once, not ``n_steps`` times, so the compile does not grow with
+    the leapfrog steps), then the last drift and half kick; the same operations in the same order as the eager
+    loop, so the same numbers to float rounding."""
+    from torch._higher_order_ops.scan import scan
+
+    p = p - 0.5 * eps * grad
+    if n_steps > 1:
+        def body(carry: tuple[Tensor, Tensor], _: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
+            x_i, p_i, _e, _g = _drift_kick(*carry, eps, eps, energy_grad)
+            return (x_i, p_i), _e
+
+        (x, p), _ = scan(body, (x, p), torch.zeros(n_steps - 1, 1, dtype=x.dtype, device=x.device))
+    return _drift_kick(x, p, eps, 0.5 * eps, energy_grad)
 
 
 def _drift_kick(x: Tensor, p: Tensor, eps: Tensor, kick: Tensor,
@@ -574,15 +594,20 @@ class Algorithm(NamedTuple):
     adaptable: bool
     draws: Callable[..., tuple[Tensor, ...]] | None = None
     apply: Callable[..., tuple[Any, StepInfo]] | None = None
-    compile_whole: bool = True  # compile all of apply; False: the leapfrog step of _CompiledDriftKick (HMC)
+    # what compile=on falls back to when the whole step cannot be traced into one graph: an energy-and-gradient
+    # carrying a compiled part of the step (HMC: _CompiledDriftKick, one leapfrog step); None: eager (auto) or refused
+    compile_part: Callable[..., Any] | None = None
 
 
 ula = Algorithm("ula", langevin_init, ula_step, False, ula_draws, ula_apply)
 mala = Algorithm("mala", langevin_init, mala_step, True, mala_draws, mala_apply)
-# HMC's apply loops over n_leapfrog energy evaluations: compiled whole, the unrolled graph's compile time grows
-# steeply with them (505 s cold at 10 leapfrog steps on a 50-D Gaussian, 8 s at 5), so one leapfrog step (drift,
-# energy, gradient, kick) is compiled and called n_leapfrog times, and the momentum draw and acceptance stay eager
-hmc = Algorithm("hmc", langevin_init, hmc_step, True, hmc_draws, hmc_apply, compile_whole=False)
+# HMC's apply loops over n_leapfrog energy evaluations: compiled whole, its leapfrog runs as torch's scan operator
+# (_scanned_leapfrog; unrolled, the compile time grew steeply with the leapfrog steps: 505 s cold at 10 on a 50-D
+# Gaussian). Where scan cannot trace the energy (torch 2.13 fails on a closure's transposed tensor, e.g. x @ w.T
+# with w a plain tensor, not a parameter), one leapfrog step (drift, energy, gradient, kick) is compiled and called
+# n_leapfrog times, the momentum draw and the acceptance eager
+hmc = Algorithm("hmc", langevin_init, hmc_step, True, hmc_draws, hmc_apply,
+                compile_part=lambda energy_fn, **kw: _CompiledDriftKick(energy_fn, **kw))
 kinetic_langevin = Algorithm("kinetic_langevin", kinetic_langevin_init, kinetic_langevin_step, False,
                              kinetic_langevin_draws, kinetic_langevin_apply)
 
@@ -605,25 +630,26 @@ _T = TypeVar("_T")
 
 class _Stepper:
     """One step of ``algorithm``: eager, or its ``apply`` compiled into one graph (energy, gradient and update; the
-    draws stay eager, from the same generator in the same order; HMC: one leapfrog step, see ``hmc``).
-    ``compile_seconds``: the wall time of setting up ``torch.compile`` and of the first compiled call (tracing and
-    code generation, with one step). ``auto`` falls back to eager, with a warning, when the energy cannot be traced
-    into one graph; ``on`` raises."""
+    draws stay eager, from the same generator in the same order). ``compile_seconds``: the wall time of setting up
+    ``torch.compile`` and of the first compiled calls (tracing and code generation). When the first call cannot
+    trace the step into one graph: the algorithm's ``compile_part`` (HMC: its leapfrog step compiled alone, said in
+    ``note``), else eagerly with a warning under ``auto`` and a ValueError under ``on``."""
 
     def __init__(self, algorithm: Algorithm, energy_fn: EnergyFn, mode: bool | str, static: dict[str, Any]):
         self.algorithm, self.energy_fn, self.mode, self.static = algorithm, energy_fn, mode, static
         self.compiled: Callable[..., Any] | None = None
+        self.part: EnergyGrad | None = None  # compile_part's energy-and-gradient, after the whole step failed
+        self.note: str | None = None
         self.compile_seconds: float | None = None  # the first calls of the step and of the block, summed
         self._block: Callable[..., Any] | None = None  # the compiled block of steps (block)
         self._called: set[str] = set()  # which compiled functions have had their first (compiling) call
         self._setup = 0.0  # torch.compile's own imports (dynamo, inductor: seconds on a first use), counted in
+        self._kw: dict[str, Any] = {"fullgraph": True, "dynamic": False, "backend": COMPILE_BACKEND}
         if mode and algorithm.apply is None:
             raise ValueError(f"compile: {algorithm.name!r} has no draws/apply split to compile")
         if mode:
             t0 = time.perf_counter()
-            kw: dict[str, Any] = {"fullgraph": True, "dynamic": False, "backend": COMPILE_BACKEND}
-            self.compiled = torch.compile(own_code(self._flat), **kw) if algorithm.compile_whole else \
-                _CompiledDriftKick(energy_fn, **kw)
+            self.compiled = torch.compile(own_code(self._flat), **self._kw)
             self._setup = time.perf_counter() - t0
 
     def _flat(self, cls: type, fields: tuple[Tensor, ...], draws: tuple[Tensor, ...],
@@ -635,47 +661,73 @@ class _Stepper:
                 (info.acceptance_prob, info.is_accepted, info.energy_error))
 
     def __call__(self, state: Any, generator: torch.Generator, kw: dict[str, Any]) -> tuple[Any, StepInfo]:
-        if self.compiled is None:
+        if self.compiled is None and self.part is None:
             return self.algorithm.step(state, self.energy_fn, generator=generator, **kw, **self.static)
         assert self.algorithm.draws is not None and self.algorithm.apply is not None
         draws = self.algorithm.draws(state, generator, **self.static)
+        if self.compiled is None:
+            return self._steps(state, (draws,), kw)[:2]
         tensors = {k: scalar_like(v, state.x) for k, v in kw.items()}  # a new value must not recompile
         return self._first_timed("step", lambda: self._compiled_step(state, draws, tensors),
-                                 lambda: self._eager_steps(state, (draws,), kw)[:2])
+                                 lambda: self._steps(state, (draws,), kw)[:2])
 
-    def _first_timed(self, name: str, call: Callable[[], _T], eager: Callable[[], _T]) -> _T:
+    def _first_timed(self, name: str, call: Callable[[], _T], fallback: Callable[[], _T]) -> _T:
         """``call()``, the first call of each compiled function timed into ``compile_seconds`` (torch.compile's
-        set-up counted once); when that first call cannot trace the energy into one graph: ``eager()`` with a
-        warning under ``auto`` (and no compiling from then on), a ValueError under ``on``."""
+        set-up counted once); when that first call cannot trace the step into one graph: ``fallback()`` through
+        the algorithm's compiled part, else eagerly (see the class)."""
         first, t0 = name not in self._called, time.perf_counter()
         try:
             out = call()
-        except torch._dynamo.exc.TorchDynamoException as exc:
+        except (torch._dynamo.exc.TorchDynamoException, AssertionError) as exc:  # torch's tracing asserts too
             if not first:
                 raise
-            err = os_error_in(exc)
-            if err is not None:  # the file system, not the energy: said as such, whatever the mode
-                raise ValueError(f"compile={self.mode}: {cache_message(err)} (compile=off)") from None
-            if self.mode != "auto":
-                raise ValueError(f"compile=on: the energy cannot be compiled into one graph ({type(exc).__name__}): "
-                                 f"{exc}") from None
-            warnings.warn(f"compile=auto: the energy could not be compiled into one graph ({type(exc).__name__}); "
-                          f"the chains run eagerly", stacklevel=4)
-            self.compiled = None
-            return eager()
-        if first:
+            self._whole_failed(exc)
+            out = self._part_or_eager(fallback)
+        if first and (self.compiled is not None or self.part is not None):  # something compiled ran
             self._called.add(name)
             self.compile_seconds = (self.compile_seconds or self._setup) + time.perf_counter() - t0
         return out
 
-    def _eager_steps(self, state: Any, draws: tuple[tuple[Tensor, ...], ...], kw: dict[str, Any]
-                     ) -> tuple[Any, StepInfo, Tensor]:
-        """The steps of ``draws`` eagerly: the last state and step information, and the acceptances' sum."""
+    def _whole_failed(self, exc: Exception) -> None:
+        err = os_error_in(exc)
+        if err is not None:  # the file system, not the energy: said as such, whatever the mode
+            raise ValueError(f"compile={self.mode}: {cache_message(err)} (compile=off)") from None
+        self.compiled = None
+        if self.algorithm.compile_part is not None:
+            self.part = self.algorithm.compile_part(self.energy_fn, **self._kw)
+            self.note = (f"compile={self.mode}: {self.algorithm.name}'s step could not be traced whole "
+                         f"({type(exc).__name__}); its compiled part runs, the rest eagerly")
+            return
+        self._cannot_compile(exc)
+
+    def _cannot_compile(self, exc: Exception) -> None:
+        if self.mode != "auto":
+            raise ValueError(f"compile=on: the energy cannot be compiled into one graph ({type(exc).__name__}): "
+                             f"{exc}") from None
+        warnings.warn(f"compile=auto: the energy could not be compiled into one graph ({type(exc).__name__}); "
+                      f"the chains run eagerly", stacklevel=5)
+        self.note = None
+
+    def _part_or_eager(self, fallback: Callable[[], _T]) -> _T:
+        if self.part is None:
+            return fallback()
+        try:
+            return fallback()
+        except (torch._dynamo.exc.TorchDynamoException, AssertionError) as exc:
+            self.part = None
+            self._cannot_compile(exc)
+            return fallback()
+
+    def _steps(self, state: Any, draws: tuple[tuple[Tensor, ...], ...], kw: dict[str, Any]
+               ) -> tuple[Any, StepInfo, Tensor]:
+        """The steps of ``draws`` one call at a time, through the compiled part (:attr:`part`) or eagerly: the last
+        state and step information, and the acceptances' sum."""
         apply = self.algorithm.apply
         assert apply is not None
+        energy_grad = self.part if self.part is not None else _eager(self.energy_fn)
         acc = None
         for d in draws:
-            state, info = apply(state, _eager(self.energy_fn), d, **kw, **self.static)
+            state, info = apply(state, energy_grad, d, **kw, **self.static)
             acc = info.acceptance_prob if acc is None else acc + info.acceptance_prob
         assert acc is not None
         return state, info, acc
@@ -691,8 +743,8 @@ class _Stepper:
         return tuple(getattr(state, f.name) for f in dataclasses.fields(state)), acc
 
     def blocked(self, n: int) -> bool:
-        """Whether :meth:`block` runs ``n`` steps as one compiled call (samplers compiled whole; ``n`` > 1)."""
-        return self.compiled is not None and self.algorithm.compile_whole and n > 1
+        """Whether :meth:`block` runs ``n`` steps as one compiled call (a step compiled whole; ``n`` > 1)."""
+        return self.compiled is not None and n > 1
 
     def block(self, state: Any, generator: torch.Generator, kw: dict[str, Any], n: int) -> tuple[Any, Tensor]:
         """``n`` steps as one compiled call (:meth:`blocked`), their draws made first, in the order the ``n`` steps
@@ -702,8 +754,7 @@ class _Stepper:
         draws = tuple(self.algorithm.draws(state, generator, **self.static) for _ in range(n))
         tensors = {k: scalar_like(v, state.x) for k, v in kw.items()}
         if self._block is None:
-            self._block = torch.compile(own_code(self._flat_block), fullgraph=True, dynamic=False,
-                                        backend=COMPILE_BACKEND)
+            self._block = torch.compile(own_code(self._flat_block), **self._kw)
         fields = tuple(getattr(state, f.name) for f in dataclasses.fields(state))
 
         def compiled() -> tuple[Any, Tensor]:
@@ -711,16 +762,14 @@ class _Stepper:
             out, acc = self._block(type(state), fields, draws, tensors)
             return type(state)(*out), acc
 
-        def eager() -> tuple[Any, Tensor]:
-            new, _, acc = self._eager_steps(state, draws, kw)
+        def fallback() -> tuple[Any, Tensor]:
+            new, _, acc = self._steps(state, draws, kw)
             return new, acc
 
-        return self._first_timed("block", compiled, eager)
+        return self._first_timed("block", compiled, fallback)
 
     def _compiled_step(self, state: Any, draws: tuple[Tensor, ...], tensors: dict[str, Tensor]) -> tuple[Any, StepInfo]:
-        assert self.algorithm.apply is not None and self.compiled is not None
-        if not self.algorithm.compile_whole:
-            return self.algorithm.apply(state, self.compiled, draws, **tensors, **self.static)
+        assert self.compiled is not None
         fields = tuple(getattr(state, f.name) for f in dataclasses.fields(state))
         out, (prob, acc, err) = self.compiled(type(state), fields, draws, tensors)
         return type(state)(*out), StepInfo(prob, acc, err)
@@ -918,5 +967,5 @@ def run(
         mean_acceptance=acc.mean().item(),
         step_size=step_kwargs.get("step_size"),
         compile_seconds=stepper.compile_seconds,
-        compile_note=auto.note if auto is not None else None,
+        compile_note="; ".join(n for n in (auto.note if auto else None, stepper.note) if n) or None,
     )
