@@ -29,7 +29,8 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, name):
         assert torch.equal(a, b)
     assert full.summary["metrics"] == resumed.summary["metrics"]
     # the metrics log has each step once, identical to the uninterrupted run's
-    strip = lambda p: [{k: v for k, v in json.loads(l).items() if k != "steps_per_s"} for l in (p / "metrics.jsonl").read_text().splitlines()]
+    timing = ("steps_per_s", "train_seconds", "train_cpu_seconds")  # clocks, not numbers of the run
+    strip = lambda p: [{k: v for k, v in json.loads(l).items() if k not in timing} for l in (p / "metrics.jsonl").read_text().splitlines()]
     assert strip(tmp_path / "full") == strip(tmp_path / "part")
 
 
@@ -239,3 +240,37 @@ def test_the_metrics_option_reports_only_the_named_metrics_and_computes_density_
         with pytest.raises(EbmlabError, match=said):
             ebmlab.train("vgan", "ring8", out=tmp_path / "bad", progress=False, overrides={**over, **bad})
         assert not (tmp_path / "bad").exists()
+
+
+def test_evaluation_points_leave_the_run_unchanged_and_record_what_was_trained(tmp_path):
+    """Evaluations every 10 steps (a learning curve) change no number of the run: the parameters and the final
+    metrics are those of the run evaluated only at its end. Each evaluation record carries the training-loop
+    seconds (wall and CPU) trained up to its step, rising, and the time spent evaluating is left out of them."""
+    over = {**FAST, "steps": 30, "eval_density": "false"}
+    plain = ebmlab.train("gan", "ring8", out=tmp_path / "plain", overrides=over, progress=False)
+    curve = ebmlab.train("gan", "ring8", out=tmp_path / "curve", overrides={**over, "eval_every": 10}, progress=False)
+    for a, b in zip(params(plain.method), params(curve.method)):
+        assert torch.equal(a, b)
+    assert plain.summary["metrics"] == curve.summary["metrics"]
+    evals = [r for r in map(json.loads, (tmp_path / "curve" / "metrics.jsonl").read_text().splitlines())
+             if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [10, 20, 30]  # the last is the final evaluation, the summary's metrics
+    walls = [r["train_seconds"] for r in evals[:2]]  # the run's whole time is the TrainResult's (and run.json's)
+    assert 0 < walls[0] < walls[1] <= curve.train_seconds and all(r["train_cpu_seconds"] > 0 for r in evals[:2])
+    assert "train_seconds" not in evals[2] and "train_seconds" not in curve.summary["metrics"]
+
+
+def test_time_set_aside_in_the_training_loop_is_not_counted():
+    import time
+
+    from ebmlab.runs import Session
+
+    s = Session(None, None, 0)
+    s.clock()
+    with s.set_aside():
+        time.sleep(0.3)
+        t_end = time.process_time() + 0.2
+        while time.process_time() < t_end:  # CPU time spent aside
+            pass
+    wall, cpu = s.times()
+    assert wall < 0.1 and cpu < 0.1, (wall, cpu)

@@ -217,6 +217,19 @@ def reduce_metrics(values: dict[str, Any], world: World | None) -> dict[str, flo
     return dict(zip(keys, t.tolist()))
 
 
+def rank0_choice(index: int, world: World | None, device: torch.device) -> int:
+    """Rank 0's ``index`` on every process (one broadcast of one integer): for a decision each process could make
+    differently, such as whether a budget in seconds is used up — clocks differ between processes, and rank 0 alone
+    leaves its periodic evaluations out of them."""
+    if world is None:
+        return index
+    import torch.distributed as dist
+
+    t = torch.tensor([index], device=device)
+    dist.broadcast(t, 0)
+    return int(t.item())
+
+
 def barrier(world: World | None) -> None:
     if world is not None:
         import torch.distributed as dist
@@ -225,4 +238,4 @@ def barrier(world: World | None) -> None:
 
 
 __all__ = ["World", "attach", "average", "average_gradients", "barrier", "broadcast_buffers", "finish", "gather",
-           "init", "reduce_metrics", "training_step"]
+           "init", "rank0_choice", "reduce_metrics", "training_step"]

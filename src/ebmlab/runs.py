@@ -428,6 +428,7 @@ class Session:
         self._t0: float | None = None
         self._c0 = 0.0
         self._frozen: tuple[float, float] | None = None
+        self._aside = (0.0, 0.0)  # (wall, CPU) seconds inside the loop that were not training (set_aside)
 
     @classmethod
     def start(cls, run: RunDir | None, step: int, placement: dict[str, Any] | None = None) -> Session:
@@ -438,6 +439,21 @@ class Session:
         import time
 
         self._t0, self._c0, self._frozen = time.perf_counter(), time.process_time(), None
+        self._aside = (0.0, 0.0)
+
+    @contextlib.contextmanager
+    def set_aside(self) -> Iterator[None]:
+        """Time inside the training loop that is not training (the evaluations of ``eval_every``): left out of
+        :meth:`times`, so that budgets in seconds, rates and the recorded seconds count training only, whatever
+        evaluates between the steps."""
+        import time
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            w, c = self._aside
+            self._aside = (w + time.perf_counter() - t0, c + time.process_time() - c0)
 
     def stop_clock(self) -> None:
         """Stop them: the final evaluation is not training."""
@@ -451,7 +467,7 @@ class Session:
             return self._frozen
         if self._t0 is None:
             return 0.0, 0.0
-        return time.perf_counter() - self._t0, time.process_time() - self._c0
+        return (time.perf_counter() - self._t0 - self._aside[0], time.process_time() - self._c0 - self._aside[1])
 
     def rate(self, step: int) -> float:
         """Steps per second of this session's training loop up to ``step``."""

@@ -167,12 +167,16 @@ class _Training:
         """The evaluation during training, every ``eval_every`` steps (rank 0)."""
         rc = self.cfg.run
         if self.logger is not None and rc.eval_every and step % rc.eval_every == 0 and step < rc.steps:
-            with self.method.recipe.averaged(), _rank0_rng(self.place.world):
+            wall, cpu = self.record.times()  # what was trained up to this point (a learning curve's abscissae)
+            trained = {"train_seconds": round(self.budget.seconds + wall, 3)}
+            if self.cpu_before is not None:
+                trained["train_cpu_seconds"] = round(self.cpu_before + cpu, 3)
+            with self.record.set_aside(), self.method.recipe.averaged(), _rank0_rng(self.place.world):
                 metrics = evaluate(self.method, self.cfg.dataset, rc, step)
-                self.logger.log(step, "eval", metrics)
+                self.logger.log(step, "eval", {**metrics, **trained})
                 log_grid(self.logger, self.method, self.cfg.dataset, step)
-            if rc.keep_best:
-                self.keep_best(step, metrics)
+                if rc.keep_best:
+                    self.keep_best(step, metrics)
 
     def keep_best(self, step: int, metrics: dict[str, Any]) -> None:
         """Run option ``keep_best``: the model of this evaluation kept as best.pt (the checkpoint's state, written
@@ -305,6 +309,19 @@ def _train_loop(cfg: ResolvedConfig, run: RunDir, ckpt: dict[str, Any] | None, m
                            budget=t.budget.report(end, t.stopped_by)))
 
 
+_BUDGETS = (None, "max_evals", "max_seconds", "max_cpu_seconds")
+
+
+def _used_up(t: _Training) -> str | None:
+    """Which budget is used up at this step (``Budget.used_up``); a budget in seconds under several processes by
+    rank 0's clocks, so that every process stops at the same step."""
+    used = t.budget.used_up(*t.record.times())
+    rc = t.cfg.run
+    if t.place.world is None or not (rc.max_seconds or rc.max_cpu_seconds):
+        return used
+    return _BUDGETS[distributed.rank0_choice(_BUDGETS.index(used), t.place.world, t.place.device)]
+
+
 def _steps(t: _Training, end: int, bar: tqdm, stop: StopAtStepEnd) -> int:
     """The steps after ``t.start`` up to ``end``, or up to the step at which a budget is used up (returned)."""
     rc, method = t.cfg.run, t.method
@@ -322,7 +339,7 @@ def _steps(t: _Training, end: int, bar: tqdm, stop: StopAtStepEnd) -> int:
             distributed.broadcast_buffers(method, t.place.world)
         t.log(step, end, metrics, bar)
         t.evaluate(step)
-        t.stopped_by = t.budget.used_up(*t.record.times())
+        t.stopped_by = _used_up(t)
         if t.stopped_by is not None:
             end = step  # the budget is used up: this step is the run's last
         if step % rc.ckpt_every == 0 or step == end or stop.requested is not None:

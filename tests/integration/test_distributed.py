@@ -126,3 +126,15 @@ def test_a_global_batch_the_processes_cannot_share_is_refused(tmp_path):
     assert res.stderr.count("ebmlab: error: batch_size=63 is not divisible by the 2 processes") in (1, 2)
     assert "ebmlab/trainer.py" not in res.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_a_budget_in_seconds_stops_every_process_at_rank_0s_step(tmp_path):
+    """Each process's clock differs, and rank 0 alone leaves its evaluations (eval_every) out of it: a budget in
+    seconds is decided by rank 0 for all, so both processes stop at one step (else one waits for ever in the
+    other's next all-reduce) and hold the same parameters."""
+    run = tmp_path / "r"
+    (a, b) = worker("gan", run, tmp_path / "out", ["steps=100000", "max_seconds=2", "eval_every=25",
+                                                  "ckpt_every=100000"], n=2, float64=False)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["budget"]["stopped_by"] == "max_seconds" and 0 < summary["step"] < 100000
+    assert all(torch.equal(a[k], b[k]) for k in a)
