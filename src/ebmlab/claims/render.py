@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import EbmlabError
 from .spec import PAPERS, SCALES, Claim
-from .verdict import Verdict, equal_steps_verdict, largest_scale, verdict
+from .verdict import Verdict, curve_verdicts, equal_steps_verdict, largest_scale, verdict
 
 HEADER = """# The papers' claims, and what ebmlab measured for each
 
@@ -183,6 +183,12 @@ def _row(claim: Claim, v: Verdict) -> str:
     note = f" {claim.note}" if claim.note else ""
     es = equal_steps_verdict(claim) if claim.status == "measured" else None
     vtext = f"**{v.text}** — {v.detail}" + (f"<br>equal steps: **{es.text}** — {es.detail}" if es else "")
+    if claim.status == "measured":
+        for kind, cv in curve_verdicts(claim).items():
+            vtext += f"<br>curves, {kind.replace('_', ' ')}: **{cv.text}** — {cv.detail}"
+        pic = (claim.results.get(v.scale or "") or {}).get("curves_picture")
+        if pic:
+            vtext += f" ([curves](claims/results/{pic}))"
     cells = [f"{claim.claim} ({claim.where}) `{claim.id}`",
              measured(claim) + (f"<br>{ev}" if ev else "") + against + pvt + note,
              "; ".join(setting), scale, vtext]

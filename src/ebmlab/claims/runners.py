@@ -158,9 +158,26 @@ def run_train(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: i
         return {}
     done = _execute(tasks, jobs, root)
     out = _assemble({w: _arm_values(a, n_seeds, root, done) for w, a in arms.items()}, n_seeds)
+    out.update(_curves(claim, arms, n_seeds, root))
     if (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}:
         out["equal_steps"] = _equal_steps(arms, n_seeds, out["steps"], root=root, jobs=jobs, place=place)
     return out
+
+
+def _curves(claim: Claim, arms: dict[str, Arm], n_seeds: int, root: Path) -> dict[str, Any]:
+    """Where the arms evaluated during training (``eval_every``): their learning curves (``ebmlab.claims.curves``),
+    read at equal steps and at equal compute, and their picture beside the claim's results
+    (``results/<id>-<scale>-curves.png``); nothing where no arm has more than its final point."""
+    from . import curves
+
+    got = {w: [curves.run_curve(_dir(root, a, s), a.metric) for s in range(n_seeds)] for w, a in arms.items()}
+    if not any(len(c) > 1 for runs in got.values() for c in runs):
+        return {}
+    picture = claim.path.parent / "results" / f"{claim.id}-{root.name}-curves.png"
+    labels = {w: str(((claim.comparison or {}).get(w) or {}).get("label", w)) for w in arms}
+    curves.plot(got, labels, arms["a"].metric, picture)
+    return {"curves": {w: [[list(p) for p in c] for c in runs] for w, runs in got.items()},
+            "curve_readings": curves.readings(got), "curves_picture": picture.name}
 
 
 def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]], *, root: Path, jobs: int,

@@ -279,3 +279,21 @@ def equal_steps_verdict(claim: Claim) -> Verdict | None:
     if not isinstance(pair, dict):
         return None
     return judge(claim, {**pair, "references": r.get("references"), "diverged": {}}, scale or "small")
+
+
+def curve_verdicts(claim: Claim) -> dict[str, Verdict]:
+    """The verdicts of the learning curves' readings (``ebmlab.claims.curves``) at the largest recorded scale, by
+    the same rules: ``equal_steps`` (at the largest step every run reached) and ``equal_compute`` (at the CPU time
+    every run reached), each with the step or CPU time it was read at in its detail; those not recorded are
+    absent."""
+    scale = largest_scale(claim)
+    r = claim.results.get(scale or "", {})
+    out = {}
+    for kind, reading in (r.get("curve_readings") or {}).items():
+        if not isinstance(reading, dict):
+            continue
+        v = judge(claim, {**reading, "references": r.get("references"), "diverged": {}}, scale or "small")
+        at = reading.get("read_at") or {}
+        where = f"at step {at['step']}" if "step" in at else f"at {at.get('cpu_s')} CPU-s"
+        out[kind] = dataclasses.replace(v, detail=f"{where}: {v.detail}")
+    return out

@@ -1,0 +1,138 @@
+"""Learning curves of a claim's arms, and verdicts read from them at equal steps and at equal compute.
+
+A run with ``eval_every=N`` evaluates every N steps; each of those lines in its ``metrics.jsonl`` carries the step,
+the training-loop seconds trained up to it (``train_seconds``, ``train_cpu_seconds``; evaluations are left out of
+them) and the metrics. With the run's final evaluation (its summary, at the CPU seconds of ``run.json``), they make
+one curve per run: ``[(step, cpu_s, value), ...]``, in step order. Evaluating changes no number of the run
+(``tests/test_train.py::test_evaluation_points_leave_the_run_unchanged_and_record_what_was_trained``), so one run
+gives both readings:
+
+- **equal steps**: the largest step at which *every* seed of *every* arm has a point — a verdict never uses a point
+  some arm did not reach (a slow arm's missing steps are not filled in);
+- **equal compute**: the largest CPU time every run reached (the smallest of the runs' last points); each run is
+  read at its last point at or before it — the model it had when that much CPU time was spent, to the resolution
+  of its evaluation points.
+
+Each reading is a result in the form the verdict rules take (``a``/``b`` per-seed values, ``seeds``, the step and
+CPU time it was read at); :func:`ebmlab.claims.verdict.judge` applies the same rules to it as to the final values.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+Point = tuple[int, float, float]  # (step, CPU seconds trained, metric value)
+
+
+def _number(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def run_curve(run_dir: Path, metric: str) -> list[Point]:
+    """One run's curve of ``metric``: its periodic evaluations (those that recorded their CPU seconds), then its
+    final evaluation at the run's CPU seconds; points without a finite value are left out."""
+    from ..runs import RunDir, read_json
+
+    rd = RunDir(run_dir)
+    points: dict[int, Point] = {}
+    for rec in rd.read_metrics():
+        if rec.get("kind") != "eval" or not isinstance(rec.get("step"), int):
+            continue
+        v, cpu = _number(rec.get(metric)), _number(rec.get("train_cpu_seconds"))
+        if v is not None and cpu is not None:
+            points[rec["step"]] = (rec["step"], cpu, v)
+    if rd.summary_path.is_file():
+        s = read_json(rd.summary_path)
+        v, cpu, step = _number((s.get("metrics") or {}).get(metric)), rd.trained_cpu_seconds(), s.get("step")
+        if v is not None and cpu is not None and isinstance(step, int):
+            points[step] = (step, float(cpu), v)
+    return [points[k] for k in sorted(points)]
+
+
+def common_step(curves: dict[str, list[list[Point]]]) -> int | None:
+    """The largest step at which every run of every arm has a point, or None (no such step, or an arm without
+    runs)."""
+    sets = [{p[0] for p in c} for runs in curves.values() for c in runs]
+    if not sets or not all(runs for runs in curves.values()):
+        return None
+    shared = set.intersection(*sets)
+    return max(shared) if shared else None
+
+
+def common_cpu(curves: dict[str, list[list[Point]]]) -> float | None:
+    """The CPU time every run reached: the smallest of the runs' last points' CPU seconds, or None."""
+    ends = [c[-1][1] for runs in curves.values() for c in runs if c]
+    if not ends or any(not c for runs in curves.values() for c in runs):
+        return None
+    return min(ends)
+
+
+def _at_cpu(curve: list[Point], cpu: float) -> Point | None:
+    before = [p for p in curve if p[1] <= cpu + 1e-9]
+    return before[-1] if before else None
+
+
+def read_at(curves: dict[str, list[list[Point]]], *, step: int | None = None, cpu: float | None = None
+            ) -> dict[str, Any] | None:
+    """The arms' per-seed values at ``step`` (each run's point there) or at ``cpu`` (each run's last point at or
+    before it), as a result the verdict rules take, with the steps and CPU seconds each value was read at; None
+    when a run has no such point."""
+    out: dict[str, Any] = {"steps": {}, "cpu_s": {}}
+    for arm, runs in curves.items():
+        picked = []
+        for c in runs:
+            p = next((q for q in c if q[0] == step), None) if step is not None else \
+                _at_cpu(c, cpu) if cpu is not None else None
+            if p is None:
+                return None
+            picked.append(p)
+        out[arm] = [p[2] for p in picked]
+        out["steps"][arm] = [p[0] for p in picked]
+        out["cpu_s"][arm] = [round(p[1], 1) for p in picked]
+    out["seeds"] = list(range(len(next(iter(curves.values()), []))))
+    out["read_at"] = {"step": step} if step is not None else {"cpu_s": round(cpu or 0.0, 1)}
+    return out
+
+
+def readings(curves: dict[str, list[list[Point]]]) -> dict[str, Any]:
+    """Both readings of a claim's curves: ``equal_steps`` at :func:`common_step` and ``equal_compute`` at
+    :func:`common_cpu` (each None where the curves do not allow it)."""
+    s, c = common_step(curves), common_cpu(curves)
+    return {"equal_steps": read_at(curves, step=s) if s is not None else None,
+            "equal_compute": read_at(curves, cpu=c) if c is not None else None}
+
+
+def plot(curves: dict[str, list[list[Point]]], labels: dict[str, str], metric: str, path: Path) -> Path:
+    """The arms' curves against steps and against CPU seconds, each arm's mean over seeds with the band of its
+    seeds (min to max at the points every seed of the arm has), written to ``path`` (PNG, atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..runs import atomic_write_bytes
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for arm, runs in curves.items():
+        steps = sorted(set.intersection(*[{p[0] for p in c} for c in runs])) if runs and all(runs) else []
+        if not steps:
+            continue
+        rows = [[next(p for p in c if p[0] == s) for s in steps] for c in runs]
+        vals = [[p[2] for p in r] for r in rows]
+        mean = [sum(col) / len(col) for col in zip(*vals)]
+        lo, hi = [min(col) for col in zip(*vals)], [max(col) for col in zip(*vals)]
+        cpu = [sum(p[1] for p in col) / len(col) for col in zip(*rows)]
+        for ax, x in zip(axes, (steps, cpu)):
+            line, = ax.plot(x, mean, marker="o", ms=3, label=f"{labels.get(arm, arm)} ({len(runs)} seeds)")
+            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
+    for ax, xl in zip(axes, ("training steps", "CPU seconds trained (mean over seeds)")):
+        ax.set_xlabel(xl)
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write_bytes(path, lambda fh: fig.savefig(fh, format="png", dpi=110))
+    plt.close(fig)
+    return path

@@ -1,0 +1,68 @@
+"""Learning curves of a claim's arms (``ebmlab.claims.curves``): a verdict at equal steps reads only points every run
+of every arm reached; one at equal compute reads each run at its last point within the CPU time every run reached;
+a real run's curve comes from its periodic evaluations and its final one; the readings get their own verdicts."""
+
+import json
+
+import pytest
+
+import ebmlab
+from ebmlab.claims import curves
+from ebmlab.claims.verdict import curve_verdicts, verdict
+
+from .test_verdicts import _claim
+
+# (step, CPU seconds, value): the fast arm a reaches step 40, arm b's seeds only 20 and 30
+A = [[(10, 1.0, 0.50), (20, 2.0, 0.60), (30, 3.0, 0.70), (40, 4.0, 0.95)],
+     [(10, 1.1, 0.52), (20, 2.1, 0.61), (30, 3.1, 0.72), (40, 4.1, 0.96)],
+     [(10, 0.9, 0.49), (20, 1.9, 0.59), (30, 2.9, 0.69), (40, 3.9, 0.94)]]
+B = [[(10, 2.0, 0.70), (20, 4.0, 0.80)],
+     [(10, 2.1, 0.71), (20, 4.2, 0.81), (30, 6.3, 0.85)],
+     [(10, 1.9, 0.69), (20, 3.9, 0.79)]]
+
+
+def test_equal_steps_reads_only_the_steps_every_run_of_every_arm_reached():
+    got = {"a": A, "b": B}
+    assert curves.common_step(got) == 20  # not 30 (two of b's seeds never got there), nor a's 40
+    r = curves.read_at(got, step=20)
+    assert r["a"] == [0.60, 0.61, 0.59] and r["b"] == [0.80, 0.81, 0.79]
+    assert r["steps"] == {"a": [20, 20, 20], "b": [20, 20, 20]} and r["read_at"] == {"step": 20}
+    assert curves.read_at(got, step=30) is None  # a step some run lacks is never read
+    assert curves.common_step({"a": A, "b": [[(15, 1.0, 0.1)]]}) is None  # no step shared by all
+    assert curves.common_step({"a": A, "b": []}) is None
+
+
+def test_equal_compute_reads_each_run_within_the_cpu_time_every_run_reached():
+    got = {"a": A, "b": B}
+    assert curves.common_cpu(got) == pytest.approx(3.9)  # b's third seed ended first
+    r = curves.read_at(got, cpu=3.9)
+    # each run at its last point at or before 3.9 CPU-s: a at step 30 (40 for the seed that got there by 3.9)
+    assert r["steps"]["a"] == [30, 30, 40] and r["a"] == [0.70, 0.72, 0.94]
+    assert r["steps"]["b"] == [10, 10, 20] and r["b"] == [0.70, 0.71, 0.79]
+    assert curves.read_at(got, cpu=0.5) is None  # a run with no point that early is not read
+
+
+def test_curve_readings_get_their_own_verdicts_by_the_same_rules(tmp_path):
+    got = {"a": A, "b": B}
+    result = {"a": [0.95, 0.96, 0.94], "b": [0.80, 0.85, 0.79], "curve_readings": curves.readings(got)}
+    c = _claim(tmp_path, result)  # direction higher: a − b
+    assert verdict(c).label == "consistent"
+    cv = curve_verdicts(c)
+    assert cv["equal_steps"].label == "contradicted" and cv["equal_steps"].detail.startswith("at step 20: Δ = -0.2")
+    assert cv["equal_compute"].detail.startswith("at 3.9 CPU-s:")
+    assert curve_verdicts(_claim(tmp_path, {"a": [0.9] * 3, "b": [0.8] * 3}, name="d")) == {}
+
+
+def test_a_runs_curve_is_its_periodic_and_final_evaluations_and_the_picture_is_written(tmp_path):
+    over = {"steps": 20, "eval_every": 5, "eval_samples": 200, "eval_density": False, "plots": False,
+            "tensorboard": False, "log_every": 5, "metrics": "modes,hq"}
+    res = ebmlab.train("gan", "ring8", out=tmp_path / "r", overrides=over, progress=False)
+    c = curves.run_curve(tmp_path / "r", "hq")
+    assert [p[0] for p in c] == [5, 10, 15, 20]
+    assert all(a[1] < b[1] for a, b in zip(c, c[1:]))  # CPU seconds rise along the curve
+    assert c[-1][2] == res.summary["metrics"]["hq"]  # the last point is the final evaluation
+    evals = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [p[2] for p in c[:3]] == [e["hq"] for e in evals if e["kind"] == "eval"][:3]
+    png = curves.plot({"a": [c, c], "b": [c[:2], c[:3]]}, {"a": "GAN", "b": "GAN, shorter"}, "hq",
+                      tmp_path / "c.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
