@@ -234,7 +234,9 @@ def _sample(args) -> None:
                  f"steps, step size {smp['mcmc_step_size']}"
                  + (f", friction {smp['mcmc_friction']}" if smp["sampler"] == "kinetic" else "")
                  + (f", compile {smp['mcmc_compile']}" if smp.get("mcmc_compile", "off") != "off" else "") + ")")
-    if smp.get("sampler") in ("ula", "kinetic"):
+    from .samplers.latent import SAMPLERS
+
+    if smp.get("sampler") in SAMPLERS and not SAMPLERS[smp["sampler"]].algorithm.adaptable:
         line += "; no accept/reject step"
     for key, label in (("acceptance", "mean acceptance"), ("latent_energy_start", "latent energy at the start"),
                        ("latent_energy_end", "at the end")):
@@ -524,7 +526,11 @@ def _add_sample(sub: Any, device: dict[str, Any]) -> None:
     s.add_argument("--device", **device)
     s.add_argument("--checkpoint", choices=["latest", "best"], default="latest",
                    help="latest (default), or best: the model kept by training with keep_best=METRIC")
-    s.add_argument("--sampler", choices=["kinetic", "ula", "mala", "hmc", "none"],
+    from typing import get_args
+
+    from .options import SamplerChoice  # the rows of samplers.latent.SAMPLERS and none, without importing torch
+
+    s.add_argument("--sampler", choices=get_args(SamplerChoice),
                    help="energy-guided latent MCMC (methods with a generator and an energy), starting from the run's "
                    "own sampler settings where it has them; none: the generator alone. Default: as the run samples")
     # the sampler's settings under GuidedConfig's names (a KALE run's options have the same); the short flags of

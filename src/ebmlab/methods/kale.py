@@ -54,6 +54,7 @@ from ..bounds.kale import base_loss, interpolate_gradient_penalty, kale_energy_l
 from ..samplers.latent import GuidedConfig, latent_samples
 from ..errors import EbmlabError
 from ..metadata import Metric
+from ..options import SamplerChoice
 from ..nets import build
 from ..nets.flow import FlowBase, GaussianBase
 from ..nets.build import Net
@@ -85,7 +86,7 @@ class KALEConfig:
     penalty: float = 1.0
     energy_floor: float | None = None
     # sampling (energy-guided latent MCMC); sampler="none" samples the base generator only
-    sampler: Literal["kinetic", "ula", "mala", "hmc", "none"] = "kinetic"
+    sampler: SamplerChoice = "kinetic"
     inverse_temperature: float = 1.0
     mcmc_steps: int = 500
     mcmc_step_size: float = 1e-3

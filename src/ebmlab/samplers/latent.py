@@ -13,18 +13,38 @@ Pure functions of a generator and an energy function (no method object): KALE's 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, Callable, ClassVar, NamedTuple, get_args
 
 import torch
 from torch import Tensor
 
 from ..errors import EbmlabError
 from ..metadata import out_of_range
+from ..options import SamplerChoice, SamplerName
 from ..nets.calls import in_blocks
 from . import mcmc
 
-SamplerName = Literal["kinetic", "ula", "mala", "hmc"]
-ACCEPT_REJECT = ("mala", "hmc")  # the samplers with a Metropolis accept/reject step
+
+
+class LatentSampler(NamedTuple):
+    """A sampler of the energy-guided latent chains: its kernel and its step's settings from a GuidedConfig."""
+
+    algorithm: mcmc.Algorithm
+    settings: Callable[[GuidedConfig], dict[str, Any]]
+
+
+# The one table of the latent samplers: every other place (GuidedConfig's check, KALE's option, `ebmlab sample
+# --sampler`, the accept/reject diagnostics) reads it or options.SamplerName / SamplerChoice, which must name its rows
+SAMPLERS: dict[str, LatentSampler] = {
+    "kinetic": LatentSampler(mcmc.kinetic_langevin, lambda c: {"gamma": c.mcmc_step_size, "kappa": c.mcmc_friction}),
+    "ula": LatentSampler(mcmc.ula, lambda c: {"step_size": c.mcmc_step_size}),
+    "mala": LatentSampler(mcmc.mala, lambda c: {"step_size": c.mcmc_step_size}),
+    "hmc": LatentSampler(mcmc.hmc, lambda c: {"step_size": c.mcmc_step_size, "n_leapfrog": c.mcmc_leapfrog}),
+}
+if set(get_args(SamplerName)) != set(SAMPLERS) or set(get_args(SamplerChoice)) != {*SAMPLERS, "none"}:
+    raise ImportError("samplers.latent: options.SamplerName / SamplerChoice must name exactly the rows of SAMPLERS")
+# the samplers with a Metropolis accept/reject step (an acceptance rate to report)
+ACCEPT_REJECT = tuple(name for name, s in SAMPLERS.items() if s.algorithm.adaptable)
 
 
 @dataclass(frozen=True)
@@ -44,7 +64,7 @@ class GuidedConfig:
     mcmc_decay: float = 0.1
 
     OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
-        "sampler": ("any", "energy-guided latent sampler: kinetic (Langevin), ula, mala or hmc"),
+        "sampler": ("any", "energy-guided latent sampler (kinetic: kinetic Langevin; samplers.latent.SAMPLERS)"),
         "inverse_temperature": ("nonneg", "inverse temperature T of the energy in U(z) = |z|²/2 + T·E(G(z)) "
                                           "(0: the base generator's latent prior)"),
         "mcmc_steps": ("int1", "MCMC steps of the latent sampler"),
@@ -62,8 +82,8 @@ class GuidedConfig:
 
     def __post_init__(self) -> None:
         bad = out_of_range(self, self.OPTIONS)
-        if self.sampler not in ("kinetic", "ula", "mala", "hmc"):
-            bad.insert(0, f"sampler={self.sampler!r} (expected kinetic, ula, mala or hmc)")
+        if self.sampler not in SAMPLERS:
+            bad.insert(0, f"sampler={self.sampler!r} (expected one of {', '.join(SAMPLERS)})")
         if self.mcmc_decay_every and self.sampler == "kinetic":
             bad.append("mcmc_decay_every needs sampler ula, mala or hmc (kinetic Langevin's velocity would be reset "
                        "at each decay; GEBM's released decaying sampler is plain Langevin, ula)")
@@ -100,17 +120,7 @@ def latent_samples(generate: Callable[[Tensor], Tensor], energy: Callable[[Tenso
     check_compiler(cfg.mcmc_compile, device if device is not None else "cpu")
     z0 = torch.randn(n, latent_dim, generator=generator, device=device)
     u = mcmc.latent_energy(generate, energy, cfg.inverse_temperature, rows)
-    kw: dict[str, Any]
-    if cfg.sampler == "kinetic":
-        algo, kw = mcmc.kinetic_langevin, {"gamma": cfg.mcmc_step_size, "kappa": cfg.mcmc_friction}
-    elif cfg.sampler == "ula":
-        algo, kw = mcmc.ula, {"step_size": cfg.mcmc_step_size}
-    elif cfg.sampler == "mala":
-        algo, kw = mcmc.mala, {"step_size": cfg.mcmc_step_size}
-    elif cfg.sampler == "hmc":
-        algo, kw = mcmc.hmc, {"step_size": cfg.mcmc_step_size, "n_leapfrog": cfg.mcmc_leapfrog}
-    else:
-        raise EbmlabError(f"unknown sampler {cfg.sampler!r}; valid: kinetic, ula, mala, hmc")
+    algo, kw = SAMPLERS[cfg.sampler].algorithm, SAMPLERS[cfg.sampler].settings(cfg)  # a GuidedConfig's is checked
     with torch.no_grad():
         u0 = float(u(z0).mean())
     z, acc = z0, []
@@ -130,7 +140,7 @@ def latent_samples(generate: Callable[[Tensor], Tensor], energy: Callable[[Tenso
         x = in_blocks(generate, z, rows)
         u1 = float(u(z).mean())
     # ULA and kinetic Langevin have no accept/reject step: an acceptance rate (always 1) would say nothing
-    acceptance = (sum(n * a for n, a in acc) / cfg.mcmc_steps) if cfg.sampler in ACCEPT_REJECT else None
+    acceptance = (sum(n * a for n, a in acc) / cfg.mcmc_steps) if algo.adaptable else None
     return x, {"acceptance": acceptance, "latent_energy_start": u0, "latent_energy_end": u1}
 
 
