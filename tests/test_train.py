@@ -274,3 +274,33 @@ def test_time_set_aside_in_the_training_loop_is_not_counted():
             pass
     wall, cpu = s.times()
     assert wall < 0.1 and cpu < 0.1, (wall, cpu)
+
+
+def test_a_stacked_set_draws_its_26000_samples_only_for_the_mode_count(monkeypatch):
+    """The stacked sets' mode counting needs 26,000 samples; an evaluation whose metrics option names no mode-count
+    metric (a claim judged on clf_fd) draws eval_samples instead — for an energy-guided sampler, 26 times less
+    MCMC. base_modes (an extra sample set's mode count) still draws them all."""
+    from dataclasses import replace
+
+    from ebmlab import evaluation
+    from ebmlab.config import resolve_config
+    from ebmlab.metrics.evaluators import Images
+    from ebmlab.placement import build_method
+
+    class Drawn(Exception):
+        pass
+
+    def draw(self, method, n, gen, cache, progress):
+        raise Drawn(n)
+
+    monkeypatch.setattr(Images, "draw", draw)
+    cfg = resolve_config("gan", "stacked_digits", overrides={"eval_samples": 300})
+    method = build_method(cfg, torch.device("cpu"))
+    drawn = {}
+    for metrics in (("all",), ("clf_fd",), ("clf_fd", "modes"), ("base_modes",)):
+        rc = replace(cfg.run, metrics=metrics)
+        with pytest.raises(Drawn) as got:
+            evaluation.evaluate(method, cfg.dataset, rc, 1)
+        drawn[metrics] = got.value.args[0]
+        assert evaluation.sample_count(cfg.dataset, rc).startswith(f"{drawn[metrics]} samples")
+    assert drawn == {("all",): 26000, ("clf_fd",): 300, ("clf_fd", "modes"): 26000, ("base_modes",): 26000}

@@ -73,10 +73,19 @@ def evaluate(method: Method, ds: Dataset, rc: RunConfig, step: int, cache: Path 
     want = set() if "all" in rc.metrics else set(rc.metrics)
     density = rc.eval_density and (not want or any(getattr(registry.spec(k), "group", "") == "density" for k in want))
     out = evaluate_method(method, ds, n_samples=rc.eval_samples, seed=stream_seed(rc.seed, "eval", step),
-                          density=density, cache=cache, progress=progress)
+                          density=density, cache=cache, progress=progress, mode_count=_mode_count(rc))
     if not want:
         return out
     return {k: v for k, v in out.items() if k in want or registry.is_bookkeeping(k, v) or k.endswith("_note")}
+
+
+def _mode_count(rc: RunConfig) -> bool:
+    """Whether the evaluation draws the stacked sets' 26,000 samples: all metrics, or a mode-count metric (or an
+    extra sample set's, ``base_modes``) among those of run option ``metrics``; else ``eval_samples`` are drawn."""
+    from .metrics import registry
+    from .metrics.images import MODE_COUNT
+
+    return "all" in rc.metrics or any(registry.split_prefix(k)[1] in MODE_COUNT for k in rc.metrics)
 
 
 def check_metrics(rc: RunConfig) -> None:
@@ -134,6 +143,7 @@ def sample_count(ds: Dataset, rc: RunConfig) -> str:
 
     ev = evaluator_for(ds)
     drawn, compared = ev.n_draw(ds, rc.eval_samples), ev.n_compared(ds, rc.eval_samples)
+    drawn = drawn if _mode_count(rc) else min(drawn, rc.eval_samples)
     if drawn == compared:
         return f"{drawn} samples"
     return f"{drawn} samples drawn, {compared} compared with the {ds.n_test}-point test split"

@@ -50,6 +50,7 @@ METRICS = {
 BOOKKEEPING = {"clf_sha256", "clf_accuracy", "n_feature_samples", "n_mode_samples", "clf_kid_subset"}
 
 STACKED_SAMPLES = 26_000
+MODE_COUNT = ("modes", "mode_kl", "modes_confident", "frac_confident")  # the metrics counted on STACKED_SAMPLES
 EXACT_W1_MAX = 3000
 
 
@@ -219,5 +220,5 @@ def n_eval_samples(dataset: Dataset, n: int) -> int:
     return max(n, STACKED_SAMPLES) if dataset.stacked else n
 
 
-__all__ = ["CONFIDENT", "STACKED_SAMPLES", "image_metrics", "reference_set", "n_eval_samples", "real_reference_arrays", "stacked_mode_counts",
+__all__ = ["CONFIDENT", "MODE_COUNT", "STACKED_SAMPLES", "image_metrics", "reference_set", "n_eval_samples", "real_reference_arrays", "stacked_mode_counts",
            "vector_metrics"]
