@@ -528,7 +528,7 @@ def _add_sample(sub: Any, device: dict[str, Any]) -> None:
                    help="latest (default), or best: the model kept by training with keep_best=METRIC")
     from typing import get_args
 
-    from .options import SamplerChoice  # the rows of samplers.latent.SAMPLERS and none, without importing torch
+    from .metadata import SamplerChoice  # the rows of samplers.latent.SAMPLERS and none, without importing torch
 
     s.add_argument("--sampler", choices=get_args(SamplerChoice),
                    help="energy-guided latent MCMC (methods with a generator and an energy), starting from the run's "

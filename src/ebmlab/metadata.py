@@ -7,13 +7,22 @@
 - Option range kinds (:data:`RANGES`): the rule and its wording behind every ``(range kind, meaning)`` entry of an
   options table (``ebmlab.options`` explains the tables); :func:`out_of_range` checks a dataclass of options against
   its table, for the settings objects below the configuration layer (``samplers.latent.GuidedConfig``).
+- Choices read by several layers: the latent samplers' names (:data:`SamplerName`, the rows of
+  ``samplers.latent.SAMPLERS``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Literal, NamedTuple
+
+
+# The names of the energy-guided latent samplers, the rows of samplers.latent.SAMPLERS (checked there when it is
+# imported), here in the lowest layer, where a method's option and the command line read them without importing
+# torch; SamplerChoice is a method's option (none: its generator alone)
+SamplerName = Literal["kinetic", "ula", "mala", "hmc"]
+SamplerChoice = Literal["kinetic", "ula", "mala", "hmc", "none"]
 
 
 class Metric(NamedTuple):
@@ -56,4 +65,4 @@ def out_of_range(cfg: Any, table: dict[str, tuple[str, str]]) -> list[str]:
     return out
 
 
-__all__ = ["Metric", "RANGES", "out_of_range"]
+__all__ = ["Metric", "RANGES", "SamplerChoice", "SamplerName", "out_of_range"]

@@ -20,16 +20,10 @@ Range kinds: ``pos`` (finite, > 0), ``nonneg`` (finite, ≥ 0), ``finite``, ``un
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Any
 
 from .errors import EbmlabError
 from .metadata import RANGES
-
-# The names of the energy-guided latent samplers, the rows of samplers.latent.SAMPLERS (checked there when it is
-# imported), here where the command line reads them without importing torch; SamplerChoice is a method's option
-# (none: its generator alone)
-SamplerName = Literal["kinetic", "ula", "mala", "hmc"]
-SamplerChoice = Literal["kinetic", "ula", "mala", "hmc", "none"]
 
 _HIDDEN = "hidden layer widths of the {} MLP (comma-separated; unused by conv nets)"
 

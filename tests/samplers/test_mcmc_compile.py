@@ -265,19 +265,19 @@ def test_hmc_whose_leapfrog_loop_cannot_be_traced_compiles_its_leapfrog_step_and
 def test_the_latent_samplers_table_is_what_every_other_place_reads(monkeypatch):
     """One table (samplers.latent.SAMPLERS) names the latent samplers: the option's names, the accept/reject set,
     GuidedConfig's refusal and the draw all come from it — a row added there (here: MALA under another name) is a
-    sampler the chains run, once options.SamplerName names it."""
+    sampler the chains run, once metadata.SamplerName names it."""
     from typing import Literal, get_args
 
-    from ebmlab import options
+    from ebmlab import metadata
     from ebmlab.errors import EbmlabError
     from ebmlab.samplers import latent
 
-    assert set(get_args(options.SamplerName)) == set(latent.SAMPLERS)
+    assert set(get_args(metadata.SamplerName)) == set(latent.SAMPLERS)
     assert latent.ACCEPT_REJECT == ("mala", "hmc")
     with pytest.raises(EbmlabError, match="sampler='nuts' \\(expected one of kinetic, ula, mala, hmc\\)"):
         latent.GuidedConfig(sampler="nuts")
     monkeypatch.setitem(latent.SAMPLERS, "mala2", latent.SAMPLERS["mala"])
-    monkeypatch.setattr(options, "SamplerName", Literal["kinetic", "ula", "mala", "hmc", "mala2"])
+    monkeypatch.setattr(metadata, "SamplerName", Literal["kinetic", "ula", "mala", "hmc", "mala2"])
     g = torch.nn.Linear(3, 2)
     draw = [latent.latent_samples(g, lambda x: (x * x).sum(1), 3, 16, latent.GuidedConfig(sampler=s, mcmc_steps=5),
                                   generator=torch.Generator().manual_seed(5)) for s in ("mala", "mala2")]

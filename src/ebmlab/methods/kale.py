@@ -54,7 +54,7 @@ from ..bounds.kale import base_loss, interpolate_gradient_penalty, kale_energy_l
 from ..samplers.latent import GuidedConfig, latent_samples
 from ..errors import EbmlabError
 from ..metadata import Metric
-from ..options import SamplerChoice
+from ..metadata import SamplerChoice
 from ..nets import build
 from ..nets.flow import FlowBase, GaussianBase
 from ..nets.build import Net

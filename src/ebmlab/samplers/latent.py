@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..errors import EbmlabError
 from ..metadata import out_of_range
-from ..options import SamplerChoice, SamplerName
+from ..metadata import SamplerChoice, SamplerName
 from ..nets.calls import in_blocks
 from . import mcmc
 
@@ -34,7 +34,7 @@ class LatentSampler(NamedTuple):
 
 
 # The one table of the latent samplers: every other place (GuidedConfig's check, KALE's option, `ebmlab sample
-# --sampler`, the accept/reject diagnostics) reads it or options.SamplerName / SamplerChoice, which must name its rows
+# --sampler`, the accept/reject diagnostics) reads it or metadata.SamplerName / SamplerChoice, which must name its rows
 SAMPLERS: dict[str, LatentSampler] = {
     "kinetic": LatentSampler(mcmc.kinetic_langevin, lambda c: {"gamma": c.mcmc_step_size, "kappa": c.mcmc_friction}),
     "ula": LatentSampler(mcmc.ula, lambda c: {"step_size": c.mcmc_step_size}),
@@ -42,7 +42,7 @@ SAMPLERS: dict[str, LatentSampler] = {
     "hmc": LatentSampler(mcmc.hmc, lambda c: {"step_size": c.mcmc_step_size, "n_leapfrog": c.mcmc_leapfrog}),
 }
 if set(get_args(SamplerName)) != set(SAMPLERS) or set(get_args(SamplerChoice)) != {*SAMPLERS, "none"}:
-    raise ImportError("samplers.latent: options.SamplerName / SamplerChoice must name exactly the rows of SAMPLERS")
+    raise ImportError("samplers.latent: metadata.SamplerName / SamplerChoice must name exactly the rows of SAMPLERS")
 # the samplers with a Metropolis accept/reject step (an acceptance rate to report)
 ACCEPT_REJECT = tuple(name for name, s in SAMPLERS.items() if s.algorithm.adaptable)
 
