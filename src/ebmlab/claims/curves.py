@@ -26,7 +26,8 @@ from typing import Any
 Point = tuple[int, float, float]  # (step, CPU seconds trained, metric value)
 
 
-def _number(v: Any) -> float | None:
+def finite_number(v: Any) -> float | None:
+    """A recorded metric value as a float, or None when it is missing, not a number or not finite."""
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
@@ -40,12 +41,12 @@ def run_curve(run_dir: Path, metric: str) -> list[Point]:
     for rec in rd.read_metrics():
         if rec.get("kind") != "eval" or not isinstance(rec.get("step"), int):
             continue
-        v, cpu = _number(rec.get(metric)), _number(rec.get("train_cpu_seconds"))
+        v, cpu = finite_number(rec.get(metric)), finite_number(rec.get("train_cpu_seconds"))
         if v is not None and cpu is not None:
             points[rec["step"]] = (rec["step"], cpu, v)
     if rd.summary_path.is_file():
         s = read_json(rd.summary_path)
-        v, cpu, step = _number((s.get("metrics") or {}).get(metric)), rd.trained_cpu_seconds(), s.get("step")
+        v, cpu, step = finite_number((s.get("metrics") or {}).get(metric)), rd.trained_cpu_seconds(), s.get("step")
         if v is not None and cpu is not None and isinstance(step, int):
             points[step] = (step, float(cpu), v)
     return [points[k] for k in sorted(points)]

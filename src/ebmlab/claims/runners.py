@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import EbmlabError
 from . import arms as arms_mod
+from .curves import finite_number
 from .arms import Arm
 from .spec import Claim
 
@@ -106,8 +106,7 @@ def _value(r: dict[str, Any] | None, run_dir: Path, metric: str) -> float | None
     m = dict(r.get("metrics") or {})
     if metric not in m:
         m.update(_post_metrics(run_dir, metric))
-    v = m.get(metric)
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+    return finite_number(m.get(metric))
 
 
 def _references(run_dir: Path, metric: str) -> dict[str, float]:

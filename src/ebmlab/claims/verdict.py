@@ -278,7 +278,13 @@ def equal_steps_verdict(claim: Claim) -> Verdict | None:
     pair = r.get("equal_steps")
     if not isinstance(pair, dict):
         return None
-    return judge(claim, {**pair, "references": r.get("references"), "diverged": {}}, scale or "small")
+    return _judge_reading(claim, r, pair, scale)
+
+
+def _judge_reading(claim: Claim, r: dict[str, Any], reading: dict[str, Any], scale: str | None) -> Verdict:
+    """The verdict of a second reading of a result's runs (an equal-steps pair, a curve's point), judged with the
+    result's references and without its diverged seeds."""
+    return judge(claim, {**reading, "references": r.get("references"), "diverged": {}}, scale or "small")
 
 
 def curve_verdicts(claim: Claim) -> dict[str, Verdict]:
@@ -292,7 +298,7 @@ def curve_verdicts(claim: Claim) -> dict[str, Verdict]:
     for kind, reading in (r.get("curve_readings") or {}).items():
         if not isinstance(reading, dict):
             continue
-        v = judge(claim, {**reading, "references": r.get("references"), "diverged": {}}, scale or "small")
+        v = _judge_reading(claim, r, reading, scale)
         at = reading.get("read_at") or {}
         where = f"at step {at['step']}" if "step" in at else f"at {at.get('cpu_s')} CPU-s"
         out[kind] = dataclasses.replace(v, detail=f"{where}: {v.detail}")
