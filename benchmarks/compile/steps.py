@@ -7,6 +7,9 @@ same cache in a second process).
 
     python benchmarks/compile/steps.py [--methods gan,lbt,lbt_gan] [--data ring8] [--threads 1,2] [--blocks 4]
         [--steps 100] [--out benchmarks/compile/results.md]
+
+A method may carry options after ``@`` (``kale@base=gaussian``, ``gan@g_batchnorm=pre@batch_size=64``): the row
+is that configuration, named so.
 """
 
 from __future__ import annotations
@@ -30,7 +33,15 @@ def one(method: str, data: str, threads: int, blocks: int, steps: int) -> dict:
     from ebmlab.data.batches import make_batches
     from ebmlab.placement import build_method
 
-    cfg = resolve_config(method, data, overrides={"threads": threads})
+    name, *opts = method.split("@")
+    over: dict = {"threads": threads}
+    for o in opts:
+        k, v = o.split("=", 1)
+        try:
+            over[k] = json.loads(v)
+        except json.JSONDecodeError:
+            over[k] = v
+    cfg = resolve_config(name, data, overrides=over)
     made = []
     for _ in range(2):  # the same initialisation: one method eager, one compiled
         m = build_method(cfg, torch.device("cpu"))

@@ -192,15 +192,51 @@ class AdamView:
 
 def writes_buffers(module: torch.nn.Module) -> bool:
     """Whether a forward pass of ``module`` updates buffers in place (BatchNorm's running statistics, spectral
-    norm's power iteration): a pure compiled step does not carry such writes."""
-    from torch.nn.utils.parametrizations import _SpectralNorm
-
+    norm's power iteration). The compiled steps built on :func:`grad_carrying` carry BatchNorm's writes; spectral
+    norm's (:func:`spectral_norm_in`) they do not."""
     for mod in module.modules():
         if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) and mod.track_running_stats:
             return True
-        if isinstance(mod, _SpectralNorm):
-            return True
-    return False
+    return spectral_norm_in(module)
+
+
+def spectral_norm_in(module: torch.nn.Module) -> bool:
+    """Whether ``module`` holds spectral norm, whose power iteration a pure compiled step does not carry (its
+    vectors are updated inside the parametrization, not through the module's buffers)."""
+    from torch.nn.utils.parametrizations import _SpectralNorm
+
+    return any(isinstance(mod, _SpectralNorm) for mod in module.modules())
+
+
+def _carrying(nets: tuple[torch.nn.Module, ...], buffers: list[dict[str, Tensor]], fn: Callable[[Any], Any],
+              arg: Any) -> Any:
+    """``fn(arg)`` with each of ``nets`` holding the tensors of ``buffers`` as its buffers (nested reparametrisations,
+    not an ``ExitStack``, which dynamo does not trace)."""
+    from torch.nn.utils.stateless import _reparametrize_module
+
+    if not nets:
+        return fn(arg)
+    if not buffers[0]:
+        return _carrying(nets[1:], buffers[1:], fn, arg)
+    with _reparametrize_module(nets[0], buffers[0]):
+        return _carrying(nets[1:], buffers[1:], fn, arg)
+
+
+def grad_carrying(loss: Callable[[dict[str, Tensor]], tuple[Tensor, Any]], params: dict[str, Tensor],
+                  nets: tuple[torch.nn.Module, ...] = ()) -> tuple[dict[str, Tensor], tuple[Tensor, Any]]:
+    """``torch.func.grad_and_value(loss, has_aux=True)(params)`` with the buffers of ``nets`` carried: they enter
+    the transform as inputs (not differentiated), so that a forward pass in training mode updates them in place —
+    BatchNorm's running statistics, the ladder's population statistics —, into the nets' own tensors, as the eager
+    step does (``torch.func`` refuses an in-place write to a tensor it did not receive; under ``torch.compile`` the
+    write is an input mutation, copied back after the graph)."""
+    buffers = [dict(net.named_buffers()) for net in nets]
+    if not any(buffers):
+        return torch.func.grad_and_value(loss, has_aux=True)(params)
+
+    def f(q: dict[str, Tensor], b: list[dict[str, Tensor]]) -> tuple[Tensor, Any]:
+        return _carrying(nets, b, loss, q)
+
+    return torch.func.grad_and_value(f, has_aux=True)(params, buffers)
 
 
 class CompiledSteps:
@@ -284,4 +320,4 @@ class CompiledSteps:
         return state
 
 
-__all__ = ["AdamView", "writes_buffers", "AUTO_COMPILE_SECONDS", "AUTO_PROBE_STEPS", "AUTO_SPEEDUP", "AutoProbe", "BACKEND", "CompiledSteps", "blocker", "cache_message", "compiler_available", "decide", "os_error_in", "own_code"]
+__all__ = ["AdamView", "grad_carrying", "spectral_norm_in", "writes_buffers", "AUTO_COMPILE_SECONDS", "AUTO_PROBE_STEPS", "AUTO_SPEEDUP", "AutoProbe", "BACKEND", "CompiledSteps", "blocker", "cache_message", "compiler_available", "decide", "os_error_in", "own_code"]

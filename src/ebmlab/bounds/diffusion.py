@@ -54,6 +54,7 @@ import torch
 from torch import Tensor
 
 from ..rng import rand, randn
+from .input_grad import energy_and_input_grad
 from ..syncs import scalar_like
 from ..types import TimeEnergyFn
 
@@ -148,12 +149,8 @@ def denoising_mismatch(energy_fn: TimeEnergyFn, x: Tensor, t: Tensor, eps: Tenso
                          f"eps {tuple(eps.shape)}, t {tuple(t.shape)}.")
     alpha, sigma = alpha_sigma(t)
     shape = (-1,) + (1,) * (x.dim() - 1)
-    with torch.enable_grad():
-        x_t = (alpha.reshape(shape) * x.detach() + sigma.reshape(shape) * eps).detach().requires_grad_(True)
-        energy = energy_fn(x_t, t)
-        if energy.shape != (x.shape[0],):
-            raise ValueError(f"energy_fn must map (x [b, ...], t [b]) to [b]; got {tuple(energy.shape)}.")
-        grad_x = torch.autograd.grad(energy.sum(), x_t, create_graph=create_graph)[0]
+    x_t = (alpha.reshape(shape) * x.detach() + sigma.reshape(shape) * eps).detach()
+    _, grad_x = energy_and_input_grad(lambda y: energy_fn(y, t), x_t, create_graph)
     eps_hat = (sigma.reshape(shape) * grad_x).reshape(x.shape[0], -1)
     e = eps.reshape(x.shape[0], -1)
     return eps_hat.pow(2).sum(dim=1) - 2 * (e * eps_hat).sum(dim=1)

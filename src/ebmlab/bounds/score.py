@@ -37,6 +37,7 @@ from torch.func import jvp as _jvp
 
 from ..nets.jacobian import piecewise_linear, propagate_jacobian, propagates
 from .entropy import JacMode, jacobian_and_output, lobpcg_smin
+from .input_grad import energy_and_input_grad
 from ..rng import randn
 from ..types import EnergyFn
 
@@ -142,13 +143,8 @@ def score_mismatch_gp(energy_fn: EnergyFn, G: Callable[[Tensor], Tensor], z: Ten
         if J is not None:
             Jv = (J @ v.unsqueeze(-1)).reshape(x.shape)
     b = z.shape[0]
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        energy = energy_fn(x)
-        if energy.shape != (b,):
-            raise ValueError(f"energy_fn must map [b, ...] to [b]; got output shape {tuple(energy.shape)} for "
-                             f"b={b}.")
-        grad_x = torch.autograd.grad(energy.sum(), x, create_graph=True)[0]
+    x = x.detach()
+    energy, grad_x = energy_and_input_grad(energy_fn, x)
     mismatch = (grad_x * Jv).reshape(b, -1).sum(dim=1) - (score * v).sum(dim=1)
     per_example = 0.5 * mismatch**2
     return ScoreMismatch(gp=per_example.mean(), per_example=per_example, x=x.detach(), energy=energy)
@@ -169,10 +165,5 @@ def zero_centred_gp(energy_fn: EnergyFn, x: Tensor) -> Tensor:
     energy_fn: x[b, ...] → [b]; x: [b, ...] data samples (detached here). Returns a scalar; the caller
     multiplies it by its weight (EBM-BB's ``gp_weight``).
     """
-    with torch.enable_grad():
-        xx = x.detach().requires_grad_(True)
-        energy = energy_fn(xx)
-        if energy.shape != (x.shape[0],):
-            raise ValueError(f"energy_fn must map [b, ...] to [b]; got {tuple(energy.shape)} for b={x.shape[0]}.")
-        grad_x = torch.autograd.grad(energy.sum(), xx, create_graph=True)[0]
+    _, grad_x = energy_and_input_grad(energy_fn, x)
     return grad_x.reshape(x.shape[0], -1).pow(2).sum(dim=1).mean()

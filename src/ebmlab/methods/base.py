@@ -129,7 +129,10 @@ class Method(abc.ABC):
     def compile_blocker(self) -> str | None:
         """Why this method has no compiled training step (run option ``compile``, ``ebmlab.compiled``; None: it has
         one, :meth:`compiled_train_step`)."""
-        return "it has no compiled training step (methods with one: gan, ebgan, ebgan_pt, vgan, kale, vae, bihm, rws, lbt, lbt_gan)"
+        from . import METHODS
+
+        have = [n for n, cls in METHODS.items() if cls.compiled_train_step is not Method.compiled_train_step]
+        return f"it has no compiled training step (methods with one: {', '.join(have)})"
 
     def compiled_train_step(self, batch: Tensor, step: int, noise: Any, compile: Callable[..., Any]
                             ) -> dict[str, Tensor | float]:
@@ -318,7 +321,12 @@ def optimizer_step(opt: torch.optim.Optimizer, loss: Tensor, recipe: Any = None,
 
 @contextlib.contextmanager
 def frozen(*modules: nn.Module):
-    """Temporarily stop gradients into ``modules`` (the other player's step still differentiates through them)."""
+    """Temporarily stop gradients into ``modules`` (the other player's step still differentiates through them).
+    Moot, and skipped, while ``torch.compile`` traces a compiled step: its gradients are taken by ``torch.func`` in
+    the inputs it names (``pair_core``), which refuses ``requires_grad_`` inside its transforms."""
+    if torch.compiler.is_compiling():
+        yield
+        return
     saved = [(p, p.requires_grad) for m in modules for p in m.parameters()]
     for p, _ in saved:
         p.requires_grad_(False)
@@ -334,18 +342,21 @@ AdamRead = tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor], Tensor
 PlayerLoss = Callable[[dict[str, Tensor], dict[str, Tensor], Tensor], tuple[Tensor, dict[str, Tensor]]]
 
 
-def pair_core(d_loss: PlayerLoss, g_loss: PlayerLoss, d: AdamRead, g: AdamRead, zs: list[Tensor],
-              betas: tuple[tuple[float, float], tuple[float, float]], eps: tuple[float, float], g_first: bool = False
-              ) -> tuple[tuple[Any, ...], tuple[Any, ...], dict[str, Tensor]]:
+def pair_core(d_loss: PlayerLoss, g_loss: PlayerLoss, d: AdamRead, g: AdamRead, zs: list[Any],
+              betas: tuple[tuple[float, float], tuple[float, float]], eps: tuple[float, float], g_first: bool = False,
+              nets: tuple[nn.Module, ...] = ()) -> tuple[tuple[Any, ...], tuple[Any, ...], dict[str, Tensor]]:
     """One step of a discriminator/generator pair as a pure function, the body of a compiled step: a
     discriminator update for each latent of ``zs[:-1]`` (``d_loss(p_d, p_g, z)``), then a generator update with
     ``zs[-1]`` through the updated discriminator (``g_loss(p_g, p_d, z)``) — or, with ``g_first`` (VGAN: the
     generator is the inner player), a generator update for each of ``zs[:-1]`` and then the discriminator's with
     ``zs[-1]``. Each loss returns (loss, metrics); its gradient is taken by ``torch.func`` and its Adam update by
     ``bounds.unroll.diff_adam_step`` in torch.optim.Adam's form (ε outside the square root). ``d``, ``g``:
-    parameters, moments, step count and learning rate of each player (``compiled.AdamView.read``). Returns both
-    players' new (parameters, moments, step count) and the metrics of their last updates."""
+    parameters, moments, step count and learning rate of each player (``compiled.AdamView.read``). ``nets``: the
+    modules whose buffers the forward passes update (BatchNorm's statistics), carried through each gradient
+    (``compiled.grad_carrying``). Returns both players' new (parameters, moments, step count) and the metrics of
+    their last updates."""
     from ..bounds.unroll import DiffAdamState, diff_adam_step
+    from ..compiled import grad_carrying
 
     players = {"d": list(d[:4]), "g": list(g[:4])}
     lrs, beta, ep = {"d": d[4], "g": g[4]}, {"d": betas[0], "g": betas[1]}, {"d": eps[0], "g": eps[1]}
@@ -355,7 +366,7 @@ def pair_core(d_loss: PlayerLoss, g_loss: PlayerLoss, d: AdamRead, g: AdamRead, 
         other = players["g" if who == "d" else "d"][0]
         loss = d_loss if who == "d" else g_loss
         p, m, v, t = players[who]
-        grads, (_, aux) = torch.func.grad_and_value(lambda q: loss(q, other, z), has_aux=True)(p)
+        grads, (_, aux) = grad_carrying(lambda q: loss(q, other, z), p, nets)
         p, st = diff_adam_step(p, grads, DiffAdamState(t, m, v), lr=lrs[who], betas=beta[who], eps=ep[who],
                                eps_placement="outside_sqrt")
         players[who] = [p, st.m, st.v, st.step]
@@ -371,26 +382,29 @@ def pair_core(d_loss: PlayerLoss, g_loss: PlayerLoss, d: AdamRead, g: AdamRead, 
 class CompiledPair:
     """The compiled step of a two-player method (GAN, EBGAN): its losses as pure functions (``d_loss``, ``g_loss``
     of :func:`pair_core`), compiled once with the optimizers' states read before and written back after each call.
-    ``blocker`` says what a pure step of the method's networks and run does not carry, or None."""
+    ``blocker`` says what a pure step of the method's networks and run does not carry, or None. The networks'
+    buffers (BatchNorm's running statistics) are carried through the step and updated as the eager step updates
+    them (``compiled.grad_carrying``)."""
 
     def __init__(self, method: Method, d_net: nn.Module, d_opt: str, g_net: nn.Module, g_opt: str):
         from ..compiled import AdamView
 
         self.views = (AdamView(d_net, method.optimizers[d_opt]), AdamView(g_net, method.optimizers[g_opt]))
+        self.nets = (d_net, g_net)
         self.core: Callable[..., Any] | None = None
 
     @staticmethod
     def blocker(method: Method) -> str | None:
-        from ..compiled import writes_buffers
+        from ..compiled import spectral_norm_in
 
         adams = [k for k, o in method.optimizers.items() if not isinstance(o, torch.optim.Adam)]
         if adams:
             return (f"its {' and '.join(adams)} optimizer{'s are' if len(adams) > 1 else ' is'} not Adam (the "
                     f"compiled step carries Adam's update only)")
-        written = [k for k, net in method.networks.items() if writes_buffers(net)]
+        written = [k for k, net in method.networks.items() if spectral_norm_in(net)]
         if written:
-            return (f"its {' and '.join(written)} write{'' if len(written) > 1 else 's'} buffers in their forward "
-                    f"passes (BatchNorm statistics or spectral norm), which the compiled step does not carry")
+            return (f"its {' and '.join(written)} use{'' if len(written) > 1 else 's'} spectral norm, whose power "
+                    f"iteration the compiled step does not carry")
         recipe = getattr(method, "recipe", None)
         if recipe is not None and recipe.rc.grad_clip > 0:
             return "the run's gradient clip (grad_clip) acts between a backward pass and its step, eagerly"
@@ -405,17 +419,18 @@ class CompiledPair:
         if self.core is None:
             self.core = compile(_pair_step)
         d, g, metrics = self.core(d_loss, g_loss, vd.read(), vg.read(), zs, (vd.betas, vg.betas), (vd.eps, vg.eps),
-                                  inputs, g_first)
+                                  inputs, g_first, self.nets)
         vd.write(*d)
         vg.write(*g)
         return metrics
 
 
-def _pair_step(d_loss: Callable[..., Any], g_loss: Callable[..., Any], d: AdamRead, g: AdamRead, zs: list[Tensor],
+def _pair_step(d_loss: Callable[..., Any], g_loss: Callable[..., Any], d: AdamRead, g: AdamRead, zs: list[Any],
                betas: tuple[tuple[float, float], tuple[float, float]], eps: tuple[float, float],
-               inputs: tuple[Any, ...], g_first: bool) -> tuple[tuple[Any, ...], tuple[Any, ...], dict[str, Tensor]]:
+               inputs: tuple[Any, ...], g_first: bool, nets: tuple[nn.Module, ...]
+               ) -> tuple[tuple[Any, ...], tuple[Any, ...], dict[str, Tensor]]:
     return pair_core(lambda p, q, z: d_loss(p, q, z, *inputs), lambda p, q, z: g_loss(p, q, z, *inputs), d, g, zs,
-                     betas, eps, g_first)
+                     betas, eps, g_first, nets)
 
 
 class CompiledSingle:
@@ -443,14 +458,14 @@ def _single_step(loss: Callable[..., tuple[Tensor, dict[str, Tensor]]], module: 
                  betas: tuple[float, float], eps: float, inputs: tuple[Any, ...]
                  ) -> tuple[tuple[Any, ...], dict[str, Tensor]]:
     from ..bounds.unroll import DiffAdamState, _reparametrize_module, diff_adam_step
+    from ..compiled import grad_carrying
 
     p, m, v, t, lr = a
-    buffers = dict(module.named_buffers())
 
     def f(q: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        with _reparametrize_module(module, {**q, **buffers}):
+        with _reparametrize_module(module, q):
             return loss(*inputs)
 
-    grads, (_, metrics) = torch.func.grad_and_value(f, has_aux=True)(p)
+    grads, (_, metrics) = grad_carrying(f, p, (module,))
     p, st = diff_adam_step(p, grads, DiffAdamState(t, m, v), lr=lr, betas=betas, eps=eps, eps_placement="outside_sqrt")
     return (p, st.m, st.v, st.step), metrics

@@ -37,20 +37,22 @@ EBGAN's reconstruction energy it is not calibrated as a log-density.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..bounds.unroll import FunctionalModule
 from ..data.labels import balanced_subset
 from ..errors import EbmlabError
 from ..metadata import Metric
 from ..nets import build
 from ..nets.ladder import Ladder
-from ..rng import randint
-from .base import LatentGenerator, Method, adam, frozen, optimizer_step
+from ..rng import Tape, randint
+from .base import CompiledPair, CompiledSingle, LatentGenerator, Method, adam, frozen, optimizer_step
 from .ebgan import MarginSchedule, margin_at
 from ..data.base import Dataset
 
@@ -116,6 +118,7 @@ class EBGANLN(MarginSchedule, LatentGenerator, Method):
                                  batchnorm=True).to(self.device)
         self.networks = {"generator": self.G}
         self.optimizers = {"generator": adam(self.G.parameters(), c.lr_g, (c.beta1, c.beta2))}
+        self._compiled: CompiledPair | CompiledSingle | None = None  # the compiled step (run option compile)
 
     # --- the labelled subset ------------------------------------------------------------------------------
     def attach_data(self, dataset: Dataset) -> None:
@@ -153,24 +156,15 @@ class EBGANLN(MarginSchedule, LatentGenerator, Method):
 
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         c, lad = self.config, self._ladder()
-        assert self.x_lab is not None and self.y_lab is not None
         b, m = batch.shape[0], self.margin(step)
-        i = randint(0, len(self.x_lab), (c.labelled_batch,), generator=self.rng, device=self.device)
-        x_l, y_l = self.unit(self.x_lab[i]), self.y_lab[i]
-        x_u = self.unit(batch)
-        with torch.no_grad():
-            lad(x_u, track=True)  # the clean encoder's population statistics
-        logits_l, _ = lad.noisy(x_l, self.rng, decode=False)
-        ce = F.cross_entropy(logits_l, y_l)
-        _, e_real = lad.noisy(x_u, self.rng, track=True)
-        loss_d = ce + e_real.mean()
-        out: dict[str, Tensor | float] = {}
+        x_l, y_l, x_u = self._inputs(batch, self.rng)
+        loss_d, out = ladder_cost(lad, x_l, y_l, x_u, self.rng)
         if self.adversarial:
             with torch.no_grad():
                 fake = self.G(self.noise(b, c.z_dim))
             _, e_fake = lad.noisy(self.unit(fake), self.rng)
             loss_d = loss_d + F.relu(m - e_fake).mean()
-            out = {"energy_fake": e_fake.mean().detach(), "hinge_active": (e_fake < m).float().mean().detach()}
+            out.update({"energy_fake": e_fake.mean().detach(), "hinge_active": (e_fake < m).float().mean().detach()})
         optimizer_step(self.optimizers["ladder"], loss_d, self.recipe)
         if self.adversarial:
             with frozen(lad):
@@ -178,9 +172,46 @@ class EBGANLN(MarginSchedule, LatentGenerator, Method):
                 loss_g = e_gen.mean()
                 optimizer_step(self.optimizers["generator"], loss_g, self.recipe)
             out["loss_g"] = loss_g.detach()
-        acc = (logits_l.detach().argmax(1) == y_l).float().mean()
-        return {"loss_d": loss_d.detach(), "ce": ce.detach(), "energy_real": e_real.mean().detach(),
-                "margin": m if isinstance(m, float) else m.clone(), "train_acc_labelled": acc, **out}
+        return {"loss_d": loss_d.detach(), "margin": m if isinstance(m, float) else m.clone(), **out}
+
+    def _inputs(self, batch: Tensor, generator: torch.Generator | Tape) -> tuple[Tensor, Tensor, Tensor]:
+        """A step's labelled examples (drawn with replacement from the k), their labels and the unlabelled batch,
+        in the ladder's scale."""
+        assert self.x_lab is not None and self.y_lab is not None
+        i = randint(0, len(self.x_lab), (self.config.labelled_batch,), generator=generator, device=self.device)
+        return self.unit(self.x_lab[i]), self.y_lab[i], self.unit(batch)
+
+    # --- the compiled step (run option compile, ebmlab.compiled) ------------------------------------------------
+    def compile_blocker(self) -> str | None:
+        """The compiled step is :meth:`train_step`'s arithmetic as one pure function: with the margin term,
+        ``base.pair_core`` with :func:`ladder_loss` and :func:`generator_loss` (the ladder first); the ladder alone
+        (margin 0), ``base.CompiledSingle`` over :func:`ladder_cost`. The ladder's noise is the eager step's draws,
+        taken from the tape inside the compiled function; its population statistics and the generator's BatchNorm
+        statistics are carried (``compiled.grad_carrying``); the margin enters as a tensor."""
+        return CompiledPair.blocker(self)
+
+    def compiled_train_step(self, batch: Tensor, step: int, noise: Tape, compile: Callable[..., Any]
+                            ) -> dict[str, Tensor | float]:
+        """:meth:`train_step` compiled (:meth:`compile_blocker`); the labelled examples' indices are the tape's
+        first draw, taken before the compiled function."""
+        lad = self._ladder()
+        x_l, y_l, x_u = self._inputs(batch, noise)
+        if not self.adversarial:
+            if self._compiled is None:
+                self._compiled = CompiledSingle(self, lad, "ladder")
+            assert isinstance(self._compiled, CompiledSingle)
+            return {**self._compiled(functools.partial(_ladder_alone, lad), compile, x_l, y_l, x_u, noise),
+                    "margin": self.config.margin}
+        m = self.margin(step)
+        margin = m if isinstance(m, Tensor) else torch.tensor(m, device=self.device)
+        if self._compiled is None:
+            self._compiled = CompiledPair(self, lad, "ladder", self.G, "generator")
+        assert isinstance(self._compiled, CompiledPair)
+        out: dict[str, Tensor | float] = dict(self._compiled(
+            functools.partial(ladder_loss, self), functools.partial(generator_loss, self), [None, None], compile,
+            x_l, y_l, x_u, margin, noise))
+        out["margin"] = m if isinstance(m, float) else m.clone()
+        return out
 
     # --- the model ---------------------------------------------------------------------------------------------
     def energy(self, x: Tensor) -> Tensor:
@@ -213,3 +244,46 @@ class EBGANLN(MarginSchedule, LatentGenerator, Method):
             return {}
         pred = self.predict(dataset.test)
         return {"test_error": float((pred != y).double().mean()), "labels": self.config.labels}
+
+
+def ladder_cost(lad: Any, x_l: Tensor, y_l: Tensor, x_u: Tensor, generator: torch.Generator | Tape
+                ) -> tuple[Tensor, dict[str, Tensor]]:
+    """The ladder's own semi-supervised cost of a step — the noisy path's cross-entropy on the labelled examples
+    plus the mean denoising cost C of the unlabelled batch —, after moving the clean encoder's population statistics
+    on the unlabelled batch; ``lad``: the ladder or a functional view of it. Returns (cost, metrics)."""
+    with torch.no_grad():
+        lad(x_u, track=True)  # the clean encoder's population statistics
+    logits_l, _ = lad.noisy(x_l, generator, decode=False)
+    ce = F.cross_entropy(logits_l, y_l)
+    _, e_real = lad.noisy(x_u, generator, track=True)
+    acc = (logits_l.detach().argmax(1) == y_l).float().mean()
+    return ce + e_real.mean(), {"ce": ce.detach(), "energy_real": e_real.mean().detach(), "train_acc_labelled": acc}
+
+
+def _ladder_alone(lad: Ladder, x_l: Tensor, y_l: Tensor, x_u: Tensor, noise: Tape) -> tuple[Tensor, dict[str, Tensor]]:
+    loss, out = ladder_cost(lad, x_l, y_l, x_u, noise)
+    return loss, {"loss_d": loss.detach(), **out}
+
+
+def ladder_loss(m: EBGANLN, p_l: dict[str, Tensor], p_g: dict[str, Tensor], _: None, x_l: Tensor, y_l: Tensor,
+                x_u: Tensor, margin: Tensor, noise: Tape) -> tuple[Tensor, dict[str, Tensor]]:
+    """The ladder's loss of :meth:`EBGANLN.train_step` at ``p_l`` — its cost plus the hinge [m − C(G(z))]⁺ on
+    generated examples (the generator's ``p_g``: no gradient) —, every draw from ``noise``."""
+    lad = FunctionalModule(m.L, p_l, dict(m.L.named_buffers()))
+    loss, out = ladder_cost(lad, x_l, y_l, x_u, noise)
+    fake = torch.func.functional_call(m.G, p_g, (m.noise(x_u.shape[0], m.config.z_dim, noise),)).detach()
+    _, e_fake = lad.noisy(m.unit(fake), noise)
+    loss = loss + F.relu(margin - e_fake).mean()
+    return loss, {"loss_d": loss.detach(), **out, "energy_fake": e_fake.mean().detach(),
+                  "hinge_active": (e_fake < margin).float().mean().detach()}
+
+
+def generator_loss(m: EBGANLN, p_g: dict[str, Tensor], p_l: dict[str, Tensor], _: None, x_l: Tensor, y_l: Tensor,
+                   x_u: Tensor, margin: Tensor, noise: Tape) -> tuple[Tensor, dict[str, Tensor]]:
+    """The generator's loss of :meth:`EBGANLN.train_step`: the mean denoising cost of G(z) through the updated
+    ladder ``p_l``."""
+    lad = FunctionalModule(m.L, p_l, dict(m.L.named_buffers()))
+    gen = torch.func.functional_call(m.G, p_g, (m.noise(x_u.shape[0], m.config.z_dim, noise),))
+    _, e_gen = lad.noisy(m.unit(gen), noise)
+    loss = e_gen.mean()
+    return loss, {"loss_g": loss.detach()}

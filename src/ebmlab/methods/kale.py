@@ -287,10 +287,10 @@ class KALE(LatentGenerator, Method):
     def compile_blocker(self) -> str | None:
         """The adversarial KALE's step compiled as two pure functions — one energy update (:func:`energy_update`,
         the gradient penalty's input gradient by ``torch.func``, so its double backward is traced too) called
-        n_critic or n_critic_burst times, and the generator update (:func:`generator_update`); the fixed base
-        (base=gaussian|flow) trains eagerly."""
-        if self.fixed:
-            return "the fixed-base KALE (base=gaussian|flow) trains its energy (and flow) eagerly"
+        n_critic or n_critic_burst times, and the generator update (:func:`generator_update`). With a fixed base
+        (base=gaussian|flow), the energy update alone against the base's draws (without the penalty's input
+        gradient when its weight is 0), the base's draws made before it; a flow base's maximum-likelihood steps
+        (phase 1) and its draws run eagerly (zuko's transforms do not trace under ``torch.func``)."""
         return CompiledPair.blocker(self)
 
     def compiled_train_step(self, batch: Tensor, step: int, noise: Tape, compile: Callable[..., Any]
@@ -299,6 +299,8 @@ class KALE(LatentGenerator, Method):
         from ..rng import rand
 
         c, b = self.config, batch.shape[0]
+        if self.fixed:
+            return self._compiled_fixed_step(batch, noise, compile)
         if self._compiled is None:
             energy_view = AdamView(nn.ModuleDict({"E": self.E, "A": self.A}), self.optimizers["energy"])
             self._compiled = (compile(energy_update), compile(generator_update), energy_view,
@@ -318,7 +320,30 @@ class KALE(LatentGenerator, Method):
                               self.noise(b, c.z_dim, noise))
         vg.write(*new)
         self.base_steps += 1
-        return {**metrics, **out, "n_energy_steps": float(n_e)}
+        return {**out, **metrics, "n_energy_steps": float(n_e)}  # the energies of the base step, as eager reports
+
+    def _compiled_fixed_step(self, batch: Tensor, noise: Tape, compile: Callable[..., Any]
+                             ) -> dict[str, Tensor | float]:
+        """:meth:`_fixed_base_step` compiled: one energy update against the fixed base's draws (:func:`energy_update`;
+        no penalty draw at penalty 0), the draws made eagerly before it; a flow's maximum-likelihood steps (phase 1)
+        run eagerly."""
+        from ..compiled import AdamView
+        from ..rng import rand
+
+        c, b = self.config, batch.shape[0]
+        if c.base == "flow" and self.base_steps < c.flow_steps:
+            return self._fixed_base_step(batch)  # zuko's transforms do not trace under torch.func: eager, no draws
+        if self._compiled is None:
+            self._compiled = (compile(energy_update), AdamView(nn.ModuleDict({"E": self.E, "A": self.A}),
+                                                               self.optimizers["energy"]))
+        e_step, ve = self._compiled
+        with torch.no_grad():
+            fake = self.G(self.noise(b, self.latent_dim, noise))  # the fixed base's draws (a flow: eager, as above)
+        alpha = rand((b,) + (1,) * (batch.dim() - 1), generator=noise, dtype=batch.dtype,
+                     device=batch.device) if c.penalty else None
+        new, metrics = e_step(self, ve.read(), ve.betas, ve.eps, None, batch, fake, alpha)
+        ve.write(*new)
+        return {**metrics, "A": self.A.value.detach()}
 
     @property
     def samples_guided(self) -> bool:
@@ -407,27 +432,32 @@ def _energy_at(m: KALE, p_e: dict[str, Tensor], x: Tensor) -> Tensor:
     return e if m.config.energy_floor is None else e.clamp_min(m.config.energy_floor)
 
 
-def energy_update(m: KALE, a: AdamRead, betas: tuple[float, float], eps: float, p_g: dict[str, Tensor],
-                  batch: Tensor, z: Tensor, alpha: Tensor) -> tuple[tuple[Any, ...], dict[str, Tensor]]:
+def energy_update(m: KALE, a: AdamRead, betas: tuple[float, float], eps: float, p_g: dict[str, Tensor] | None,
+                  batch: Tensor, z: Tensor, alpha: Tensor | None) -> tuple[tuple[Any, ...], dict[str, Tensor]]:
     """One energy (and A) update of :meth:`KALE._energy_step` as a pure function: the KALE loss plus penalty × the
     zero-centred gradient penalty on the interpolates α x + (1 − α) G(z) — its input gradient by ``torch.func.grad``
     of the summed energies (each energy depends on its own example only), differentiated again in the
-    parameters —, its gradient and torch's Adam step."""
+    parameters; none when ``alpha`` is None (a fixed base at penalty 0) —, its gradient and torch's Adam step.
+    ``p_g`` None: ``z`` holds the base's draws themselves (a fixed base, drawn before the call)."""
     from ..bounds.unroll import DiffAdamState, diff_adam_step
+    from ..compiled import grad_carrying
 
     params, mom, var, t, lr = a
-    fake = torch.func.functional_call(m.G, p_g, (z,)).detach()
-    x_hat = alpha * batch.detach() + (1.0 - alpha) * fake
+    fake = z if p_g is None else torch.func.functional_call(m.G, p_g, (z,)).detach()
 
     def loss(p: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         p_e = {k[2:]: v for k, v in p.items() if k.startswith("E.")}
         e_real, e_fake = _energy_at(m, p_e, batch), _energy_at(m, p_e, fake)
         loss_kale = kale_energy_loss(e_real, e_fake, p["A.value"])
+        out = {"kale": -loss_kale.detach(), "energy_real": e_real.mean().detach(), "energy_gen": e_fake.mean().detach()}
+        if alpha is None:
+            return loss_kale, out
+        x_hat = alpha * batch.detach() + (1.0 - alpha) * fake
         grad_x = torch.func.grad(lambda x: _energy_at(m, p_e, x).sum())(x_hat)
         gp = grad_x.reshape(grad_x.shape[0], -1).square().sum(dim=1).mean()
-        return loss_kale + m.config.penalty * gp, {"kale": -loss_kale.detach(), "gp": gp.detach()}
+        return loss_kale + m.config.penalty * gp, {**out, "gp": gp.detach()}
 
-    grads, (_, metrics) = torch.func.grad_and_value(loss, has_aux=True)(params)
+    grads, (_, metrics) = grad_carrying(loss, params, (m.E,))
     params, st = diff_adam_step(params, grads, DiffAdamState(t, mom, var), lr=lr, betas=betas, eps=eps,
                                 eps_placement="outside_sqrt")
     return (params, st.m, st.v, st.step), metrics
@@ -438,6 +468,7 @@ def generator_update(m: KALE, a: AdamRead, betas: tuple[float, float], eps: floa
     """The base (generator) update of :meth:`KALE.train_step` as a pure function: the KALE estimate at the
     batch-optimal A (``base_loss``), its gradient in the generator and torch's Adam step."""
     from ..bounds.unroll import DiffAdamState, diff_adam_step
+    from ..compiled import grad_carrying
 
     params, mom, var, t, lr = a
     e_data = _energy_at(m, p_e, batch).detach()
@@ -447,7 +478,8 @@ def generator_update(m: KALE, a: AdamRead, betas: tuple[float, float], eps: floa
         value = base_loss(e_data, e_gen)
         return value, {"kale_base": -value.detach(), "energy_gen": e_gen.mean().detach()}
 
-    grads, (_, metrics) = torch.func.grad_and_value(loss, has_aux=True)(params)
+    grads, (_, metrics) = grad_carrying(loss, params, (m.G,))
     params, st = diff_adam_step(params, grads, DiffAdamState(t, mom, var), lr=lr, betas=betas, eps=eps,
                                 eps_placement="outside_sqrt")
     return (params, st.m, st.v, st.step), {**metrics, "A": log_partition, "energy_real": e_data.mean()}
+

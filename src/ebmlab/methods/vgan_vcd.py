@@ -27,18 +27,20 @@ with the other methods'; the encoder is ebmlab's critic network without the code
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..bounds.unroll import FunctionalModule
 from ..errors import EbmlabError
 from ..nets import BoundedExpertHead, build
 from ..nets.build import Net
-from .base import Method, frozen, make_optimizer, optimizer_step
-from ..rng import rand, randint
+from .base import CompiledPair, Method, frozen, make_optimizer, optimizer_step
+from ..rng import Tape, rand, randint
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ class VCD(Method):
             "energy": make_optimizer(c.optimizer, self.E.parameters(), c.lr_e, (c.beta1, c.beta2)),
         }
         self.pool: Tensor | None = None  # the last transition inputs (sampling starts)
+        self._pair: CompiledPair | None = None  # the compiled step (run option compile)
 
     def step_kind(self, step: int) -> str | None:
         """While the reservoir fills, each step has its own shapes; once full, one kind."""
@@ -165,13 +168,40 @@ class VCD(Method):
         h_real = self.E.batch_entropy(p_real)
         loss_e = e_real - e_fake - c.entropy_weight * h_real
         optimizer_step(self.optimizers["energy"], loss_e, self.recipe)
-        pool = x0.detach() if self.pool is None else torch.cat([x0.detach(), self.pool])
-        if self.pool is not None and len(self.pool) == c.reservoir:
-            self.pool.copy_(pool[:c.reservoir])  # in place once full: a replayed step (ebmlab.graphs) updates it
-        else:
-            self.pool = pool[:c.reservoir].clone()
+        self._keep(x0)
         return {"loss_e": loss_e.detach(), "loss_g": loss_g.detach(), "recon": rec.detach(), "energy_real": e_real.detach(),
                 "energy_fake": e_fake.detach(), "entropy_gen": h_t.detach(), "entropy_real": h_real.detach()}
+
+    def _keep(self, x0: Tensor) -> None:
+        """The step's transition inputs enter the reservoir of sampling starts (the newest first)."""
+        pool = x0.detach() if self.pool is None else torch.cat([x0.detach(), self.pool])
+        if self.pool is not None and len(self.pool) == self.config.reservoir:
+            self.pool.copy_(pool[:self.config.reservoir])  # in place once full: a replayed step (ebmlab.graphs) updates it
+        else:
+            self.pool = pool[:self.config.reservoir].clone()
+
+    # --- the compiled step (run option compile, ebmlab.compiled) ------------------------------------------------
+    def compile_blocker(self) -> str | None:
+        """The compiled step is :meth:`train_step`'s arithmetic as one pure function (``base.pair_core``, the
+        transition first, with :func:`transition_loss` and :func:`energy_loss`; the transition's BatchNorm
+        statistics carried), for Adam; the reservoir's update stays eager (a copy)."""
+        return CompiledPair.blocker(self)
+
+    def compiled_train_step(self, batch: Tensor, step: int, noise: Tape, compile: Callable[..., Any]
+                            ) -> dict[str, Tensor | float]:
+        """:meth:`train_step` compiled: the transition's step and the energy's, their gradients and Adam updates in
+        one function; the code noise of both transitions is the eager step's draws, taken from ``noise`` in the
+        eager order inside the compiled function."""
+        if batch.shape[0] < 4:
+            raise EbmlabError("vgan_vcd splits each batch into positives and transition inputs: batch_size ≥ 4")
+        h = batch.shape[0] // 2
+        x_pos, x0 = batch[:h], batch[h:2 * h]
+        if self._pair is None:
+            self._pair = CompiledPair(self, self.E, "energy", self.T, "transition")
+        out = dict(self._pair(functools.partial(energy_loss, self), functools.partial(transition_loss, self),
+                              [None, None], compile, x_pos, x0, noise, g_first=True))
+        self._keep(x0)
+        return out
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
@@ -220,3 +250,33 @@ class VCD(Method):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.pool = state.get("pool")
+
+
+def transition_loss(m: VCD, p_t: dict[str, Tensor], p_e: dict[str, Tensor], _: None, x_pos: Tensor, x0: Tensor,
+                    noise: Tape) -> tuple[Tensor, dict[str, Tensor]]:
+    """The transition step's loss of :meth:`VCD.train_step` — ρ·(E(x̃) − λ H̃(x̃)) + (1 − ρ)·rec — at ``p_t``, the
+    energy at ``p_e`` (no gradient); its code noise taken from ``noise``."""
+    c = m.config
+    e = FunctionalModule(m.E, p_e, dict(m.E.named_buffers()))
+    x_t = torch.func.functional_call(m.T, p_t, (x0, noise))
+    p_tr = e.probs(x_t)
+    h_t = e.batch_entropy(p_tr)
+    e_t = e.energy_from_probs(p_tr).mean()
+    rec = m._recon(torch.func.functional_call(m.T, p_t, (x0, noise), {"noise": False}), x0)
+    loss = c.rho * (e_t - c.entropy_weight * h_t) + (1 - c.rho) * rec
+    return loss, {"loss_g": loss.detach(), "recon": rec.detach(), "entropy_gen": h_t.detach()}
+
+
+def energy_loss(m: VCD, p_e: dict[str, Tensor], p_t: dict[str, Tensor], _: None, x_pos: Tensor, x0: Tensor,
+                noise: Tape) -> tuple[Tensor, dict[str, Tensor]]:
+    """The energy step's loss of :meth:`VCD.train_step` at ``p_e``, the transitions of the updated ``p_t`` (no
+    gradient) as its negatives."""
+    e = FunctionalModule(m.E, p_e, dict(m.E.named_buffers()))
+    x_t = torch.func.functional_call(m.T, p_t, (x0, noise)).detach()
+    p_real = e.probs(x_pos)
+    e_real = e.energy_from_probs(p_real).mean()
+    e_fake = e(x_t).mean()
+    h_real = e.batch_entropy(p_real)
+    loss = e_real - e_fake - m.config.entropy_weight * h_real
+    return loss, {"loss_e": loss.detach(), "energy_real": e_real.detach(), "energy_fake": e_fake.detach(),
+                  "entropy_real": h_real.detach()}

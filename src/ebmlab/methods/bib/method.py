@@ -91,8 +91,9 @@ Deviations from EBM-BB (``train/train_toy.py``) and why:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -105,7 +106,8 @@ from ...metadata import Metric
 from ...nets import build
 from ...nets.calls import in_blocks
 from ...nets.build import Net
-from ..base import LatentGenerator, Method, adam, frozen, optimizer_step
+from ...rng import Tape
+from ..base import CompiledPair, LatentGenerator, Method, adam, frozen, optimizer_step
 from .bounds import LOG_2PI, LOWER_BOUNDS, UPPER_BOUNDS, JacobianLower, MILower, _chi2_log_z, _mean_se, _mode
 from ...data.base import Dataset
 
@@ -238,6 +240,8 @@ class BiB(LatentGenerator, Method):
         betas = (c.beta1, c.beta2)
         self.optimizers = {"energy": adam(self.E.parameters(), c.lr_e, betas, c.adam_eps),
                            "generator": adam(g_params, c.lr_g, betas, c.adam_eps)}  # + the lower bound's networks
+        self._pair: CompiledPair | None = None  # the compiled step (run option compile)
+        self._sides: tuple[nn.Module, nn.Module] | None = None  # the two optimizers' modules
 
     @property
     def encoder(self) -> nn.Module:
@@ -254,14 +258,16 @@ class BiB(LatentGenerator, Method):
         return self.upper.energy(x)
 
     # --- the two losses -----------------------------------------------------------------------------------
-    def energy_loss(self, batch: Tensor, z: Tensor | None = None,
-                    score: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    def energy_loss(self, batch: Tensor, z: Tensor | None = None, score: Tensor | None = None,
+                    generator: torch.Generator | Tape | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """Upper-bound loss of the energy; G (and the lower bound's networks) are constants here. ``z`` and
-        ``score``: the latents and their latent score when the step shares its Jacobian estimate."""
+        ``score``: the latents and their latent score when the step shares its Jacobian estimate; ``generator``:
+        where its draws come from (the method's, or a compiled step's tape)."""
+        gen = generator or self.rng
         if z is None:
-            z = self.noise(batch.shape[0], self.config.z_dim)
+            z = self.noise(batch.shape[0], self.config.z_dim, gen)
         with frozen(*[m for k, m in self.networks.items() if k != "energy"]), _mode(self.G, False):
-            e_real, e_fake, penalty, extra = self.upper.energy_term(self.lower, batch, z, self.rng, score=score)
+            e_real, e_fake, penalty, extra = self.upper.energy_term(self.lower, batch, z, gen, score=score)
         loss = e_real - e_fake + penalty
         if self.config.data_gp_weight > 0:  # a stabiliser beyond the bound (R1 of Mescheder et al. 2018)
             data_gp = zero_centred_gp(self.energy, batch)
@@ -270,13 +276,15 @@ class BiB(LatentGenerator, Method):
         return loss, {"loss_e": loss.detach(), "energy_real": e_real.detach(), "energy_fake": e_fake.detach(),
                       "penalty": penalty.detach(), **extra}
 
-    def generator_loss(self, b: int, shared: EntropyBound | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    def generator_loss(self, b: int, shared: EntropyBound | None = None,
+                       generator: torch.Generator | Tape | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """Negative lower bound (up to the data term) of the generator and its networks; E is a constant here.
         ``shared``: the entropy estimate the energy step made (``share_jacobian``), at its own latents."""
-        z = self.noise(b, self.config.z_dim)
+        gen = generator or self.rng
+        z = self.noise(b, self.config.z_dim, gen)
         with frozen(self.E), _mode(self.G, False):
             if shared is None:
-                entropy, x_g, extra = self.lower.training_term(z, self.rng)
+                entropy, x_g, extra = self.lower.training_term(z, gen)
             else:
                 entropy, x_g = shared.entropy, self.G(z)
                 extra = {"valid_frac": shared.valid.float().mean().detach()}
@@ -306,11 +314,35 @@ class BiB(LatentGenerator, Method):
         optimizer_step(self.optimizers["generator"], loss_g, self.recipe)
         return {**metrics_e, **metrics_g}
 
-    def _refresh_batchnorm(self, b: int) -> None:
+    def _refresh_batchnorm(self, b: int, generator: torch.Generator | Tape | None = None) -> None:
         """The generator's BatchNorm statistics: one train-mode forward, no gradient."""
         if self.config.g_batchnorm:
             with torch.no_grad(), _mode(self.G, True):
-                self.G(self.noise(b, self.config.z_dim))
+                self.G(self.noise(b, self.config.z_dim, generator))
+
+    # --- the compiled step (run option compile, ebmlab.compiled) ------------------------------------------------
+    def compile_blocker(self) -> str | None:
+        """The compiled step is :meth:`train_step`'s arithmetic as one pure function (``base.pair_core``: the
+        energy's update, then the generator's and its lower bound's networks', through :func:`energy_side` and
+        :func:`generator_side`, which run the eager losses with the parameters swapped in and every draw from the
+        tape; the generator's BatchNorm statistics carried; the energy's input gradients by
+        ``bounds.input_grad``). The LOBPCG estimate (and the step that shares it, ``share_jacobian``) takes its
+        Jacobian products by autograd's double backward and trains eagerly."""
+        c = self.config
+        if "lobpcg" in (c.estimator, c.score_volume):
+            return ("its LOBPCG estimate (estimator or score_volume lobpcg) takes its Jacobian products by autograd's "
+                    "double backward, which torch.func's traced gradients refuse; logdet and smin compile")
+        return CompiledPair.blocker(self)
+
+    def compiled_train_step(self, batch: Tensor, step: int, noise: Tape, compile: Callable[..., Any]
+                            ) -> dict[str, Tensor | float]:
+        """:meth:`train_step` compiled (:meth:`compile_blocker`)."""
+        if self._pair is None:
+            self._sides = (nn.ModuleDict({"energy": self.E}),
+                           nn.ModuleDict({"generator": self.G, **self.lower.networks}))
+            self._pair = CompiledPair(self, self._sides[0], "energy", self._sides[1], "generator")
+        return dict(self._pair(functools.partial(energy_side, self), functools.partial(generator_side, self),
+                               [None, None], compile, batch, noise))
 
     def features(self, x: Tensor) -> Tensor:
         if self.upper.time_conditioned:
@@ -396,3 +428,26 @@ class BiBOneSided(BiB):
 
 
 BIB_METHODS: dict[str, type[Method]] = {m.name: m for m in (BiB, BiBJacDiff, BiBMiGp, BiBMiDiff, BiBOneSided)}
+
+
+def energy_side(m: BiB, p_e: dict[str, Tensor], p_g: dict[str, Tensor], _: None, batch: Tensor, noise: Tape
+                ) -> tuple[Tensor, dict[str, Tensor]]:
+    """The energy's loss of :meth:`BiB.train_step` (:meth:`BiB.energy_loss`) at ``p_e``, the generator side at
+    ``p_g`` (no gradient), its draws from ``noise``."""
+    from torch.nn.utils.stateless import _reparametrize_module
+
+    assert m._sides is not None
+    with _reparametrize_module(m._sides[0], p_e), _reparametrize_module(m._sides[1], p_g):
+        return m.energy_loss(batch, generator=noise)
+
+
+def generator_side(m: BiB, p_g: dict[str, Tensor], p_e: dict[str, Tensor], _: None, batch: Tensor, noise: Tape
+                   ) -> tuple[Tensor, dict[str, Tensor]]:
+    """The generator's BatchNorm refresh and loss of :meth:`BiB.train_step` (:meth:`BiB.generator_loss`) at ``p_g``,
+    through the updated energy ``p_e``."""
+    from torch.nn.utils.stateless import _reparametrize_module
+
+    assert m._sides is not None
+    with _reparametrize_module(m._sides[0], p_e), _reparametrize_module(m._sides[1], p_g):
+        m._refresh_batchnorm(batch.shape[0], noise)
+        return m.generator_loss(batch.shape[0], generator=noise)
