@@ -532,3 +532,17 @@ def test_compiled_bib_steps_are_the_eager_steps(name, over):
     assert eager.rng.get_state().equal(comp.rng.get_state())
     if name == "bib":
         assert "LOBPCG" in make(estimator="lobpcg", score_volume="lobpcg", share_jacobian=True).compile_blocker()
+
+
+def test_auto_expects_no_gain_for_conv_networks():
+    """compile=auto's expected speed-up is the method's measured one at the 2D presets, and 1 (a compile never
+    repays) for a method with convolutions, whose compiled step ran 0.92-1.14x the eager one at the image presets
+    (benchmarks/compile/results.md)."""
+    from ebmlab.config import resolve_config
+    from ebmlab.methods.gan import GAN
+    from ebmlab.trainer import build_method
+
+    for data, want in (("ring8", GAN.compile_estimate[0]), ("digits", compiled.AUTO_CONV_SPEEDUP)):
+        m = build_method(resolve_config("gan", data, overrides={"seed": 0}), torch.device("cpu"))
+        runner = CompiledSteps(m, m.train_step, lambda: None, None, backend="aot_eager", auto_steps=100)
+        assert runner.probe is not None and runner.probe.speedup == want, data

@@ -125,12 +125,12 @@ def main() -> None:
     with open(store, "w") as fh:
         json.dump(rows, fh, indent=1)
     lines = ["# Compiled training steps on the CPU: eager vs compiled, side by side\n",
-             f"`python benchmarks/compile/steps.py --methods M,... --data D --threads 1,2 --blocks {a.blocks} "
-             f"--steps {a.steps}` (rows of several invocations, merged by results.json; each row's command there) — "
+             "`python benchmarks/compile/steps.py --methods M,... --data D --threads 1,2 --blocks B --steps S` "
+             "(rows of several invocations, merged by results.json; each row's command there, with its B and S) — "
              f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}. Each row one process: the "
-             f"method built from its preset on the data set, {a.blocks} alternating blocks of {a.steps} eager and "
-             f"{a.steps} compiled steps; compile: the first compiled call (cold: an empty inductor cache; warm: the "
-             f"cache the row above filled).\n",
+             "method built from its preset on the data set, B alternating blocks of S eager and S compiled steps; "
+             "compile: the first compiled call (cold: an empty inductor cache; warm: the cache the row above "
+             "filled).\n",
              "| method | data | batch | threads | eager steps/s | compiled steps/s | compiled / eager | compile (cache) | "
              "load (1-min avg, before–after its invocation) |",
              "|---|---|---|---|---|---|---|---|---|"]

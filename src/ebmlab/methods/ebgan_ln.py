@@ -93,6 +93,7 @@ class EBGANLNConfig:
 
 
 class EBGANLN(MarginSchedule, LatentGenerator, Method):
+    compile_estimate = (2.02, 138.0)  # benchmarks/compile/results.md (1 thread, cold cache)
     name = "ebgan_ln"
     Config = EBGANLNConfig
     description = "EBGAN-LN: ladder-network energy, semi-supervised on k labels"

@@ -105,6 +105,7 @@ class Transition(nn.Module):
 
 
 class VCD(Method):
+    compile_estimate = (1.93, 51.0)  # benchmarks/compile/results.md (1 thread, cold cache)
     name = "vgan_vcd"
     can_augment = True
     sampling_networks = ("transition",)

@@ -188,6 +188,7 @@ class BiBConfig:
 # --- the method: one lower bound and one upper bound -----------------------------------------------------------
 class BiB(LatentGenerator, Method):
     name = "bib"
+    compile_estimate = (2.89, 69.0)  # benchmarks/compile/results.md (1 thread, cold cache)
     progress_keys = ("loss_e", "loss_g", "entropy")  # shown on the progress bar
     Config = BiBConfig
     metrics = {
