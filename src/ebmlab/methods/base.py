@@ -129,10 +129,8 @@ class Method(abc.ABC):
     def compile_blocker(self) -> str | None:
         """Why this method has no compiled training step (run option ``compile``, ``ebmlab.compiled``; None: it has
         one, :meth:`compiled_train_step`)."""
-        from . import METHODS
-
-        have = [n for n, cls in METHODS.items() if cls.compiled_train_step is not Method.compiled_train_step]
-        return f"it has no compiled training step (methods with one: {', '.join(have)})"
+        return ("it has no compiled training step (every built-in method has one; a method offers it by defining "
+                "compiled_train_step and returning None here)")
 
     def compiled_train_step(self, batch: Tensor, step: int, noise: Any, compile: Callable[..., Any]
                             ) -> dict[str, Tensor | float]:
