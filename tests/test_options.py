@@ -155,3 +155,30 @@ def test_no_option_name_is_both_a_run_and_a_method_option():
     run = {f.name for f in dataclasses.fields(RunConfig)}
     for cls in METHODS.values():
         assert not run & {f.name for f in dataclasses.fields(cls.Config)}, cls.name
+
+
+def test_choice_options_are_exactly_the_literal_fields_and_list_their_choices():
+    """An option's range kind is ``choice`` exactly where its field is typed ``Literal[...]`` (or a tuple of one),
+    for the run options and every registered method's; its described meaning ends with the field's choices, read
+    from the type, so a new choice is one edit of the Literal."""
+    import dataclasses
+    import typing
+
+    from ebmlab import options
+    from ebmlab.config import RunConfig
+    from ebmlab.methods import METHODS
+
+    seen = 0
+    for cls, method in [(RunConfig, None)] + [(m.Config, m) for m in METHODS.values()]:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            kind = options.entry(f.name, method)[0]
+            allowed = options.literal_choices(hints[f.name])
+            assert (kind == "choice") == (allowed is not None), (cls.__name__, f.name, kind)
+            if allowed:
+                seen += 1
+                assert options.describe(f.name, method).endswith("[" + " | ".join(map(str, allowed)) + "]")
+    assert seen >= 40
+    assert options.choices("sampler", "kale") == ("kinetic", "ula", "mala", "hmc", "none")
+    assert options.choices("loggers") == ("tensorboard", "mlflow", "wandb")
+    assert options.choices("lr_g", "gan") is None

@@ -45,6 +45,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "int10": (lambda v: v >= 10, "an integer ≥ 10"),
     "ints1": (lambda v: all(x >= 1 for x in v), "a list of integers ≥ 1"),
     "ints1+": (lambda v: len(v) > 0 and all(x >= 1 for x in v), "a non-empty list of integers ≥ 1"),
+    "choice": (lambda v: True, "one of the field's choices"),  # the field's Literal: the configuration checks it
     "any": (lambda v: True, ""),
 }
 

@@ -14,7 +14,9 @@ refused with a message that says where to add it, never a ``KeyError``.
 
 Range kinds: ``pos`` (finite, > 0), ``nonneg`` (finite, ≥ 0), ``finite``, ``unit`` (0 ≤ v < 1), ``open01``
 (0 < v < 1), ``int1`` (integer ≥ 1), ``int0`` (integer ≥ 0), ``int2`` (integer ≥ 2), ``int10`` (integer ≥ 10),
-``ints1`` (a list of integers ≥ 1), ``ints1+`` (a non-empty such list), ``any`` (the type check is enough).
+``ints1`` (a list of integers ≥ 1), ``ints1+`` (a non-empty such list), ``choice`` (one of the values of the
+field's ``Literal``, which the configuration checks and :func:`describe` lists: a meaning need not restate them),
+``any`` (the type check is enough).
 """
 
 from __future__ import annotations
@@ -42,24 +44,24 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
     "ckpt_every": ("int1", "steps between checkpoints (a kill loses at most this many steps)"),
     "eval_samples": ("int10", "model samples behind each evaluation metric"),
     "eval_density": ("any", "2D data: compute the quadrature density metrics (exact NLL, log Z) at evaluation"),
-    "eval": ("any", "the final evaluation: full; quick (at most 500 samples, no density metrics; a stacked set "
+    "eval": ("choice", "the final evaluation: full; quick (at most 500 samples, no density metrics; a stacked set "
                     "still counts modes on its 26,000); none (summary.json records the step and compute only: "
                     "`ebmlab eval RUN` evaluates later)"),
-    "device": ("any", "cpu, cuda, or auto (cuda when available)"),
+    "device": ("choice", "where to train (auto: cuda when available)"),
     "threads": ("int0", "torch CPU threads (0: the CPUs this process may use — its affinity and CPU quota — and 1 on "
                         "2D toys, whose small networks run fastest on one; ebmlab.threads)"),
     "tensorboard": ("any", "write TensorBoard events under RUN_DIR/tb (with tensorboard in loggers)"),
-    "loggers": ("any", "where metrics go beside metrics.jsonl: tensorboard (RUN_DIR/tb), mlflow (RUN_DIR/mlflow.db "
+    "loggers": ("choice", "where metrics go beside metrics.jsonl: tensorboard (RUN_DIR/tb), mlflow (RUN_DIR/mlflow.db "
                        "or MLFLOW_TRACKING_URI; pip install 'ebmlab[mlflow]') and/or wandb (offline, RUN_DIR/wandb; "
                        "pip install 'ebmlab[wandb]')"),
     "plots": ("any", "write PNG figures under RUN_DIR/plots at the end"),
     "data_dir": ("any", "directory of local data files (MNIST, CIFAR-10); empty: the EBMLAB_DATA variable"),
     "image_size": ("int0", "side to which a folder of images is resized (0: the images' own size)"),
-    "batches": ("any", "auto (iid for 2D toys, shuffled epochs otherwise), epochs, iid draws, or balanced (iid with equal counts per mode of a mixture)"),
+    "batches": ("choice", "auto (iid for 2D toys, shuffled epochs otherwise), epochs, iid draws, or balanced (iid with equal counts per mode of a mixture)"),
     "num_workers": ("int0", "DataLoader worker processes preparing batches (0: in the training process)"),
-    "data_on_device": ("any", "hold the training split on the training device and draw batches there: on, off, or "
-                              "auto (CUDA, when it fits in a quarter of the free device memory)"),
-    "lr_schedule": ("any", "learning-rate schedule of every optimizer: constant, linear, cosine (decay from "
+    "data_on_device": ("choice", "hold the training split on the training device and draw batches there (auto: on CUDA, "
+                              "when it fits in a quarter of the free device memory)"),
+    "lr_schedule": ("choice", "learning-rate schedule of every optimizer: constant, linear, cosine (decay from "
                             "lr_decay_start to lr_end_factor × lr at the last step) or step"),
     "lr_decay_start": ("int0", "linear/cosine schedules: the step at which the decay begins"),
     "lr_end_factor": ("nonneg", "linear/cosine schedules: the learning rate at the last step, as a fraction of lr"),
@@ -78,12 +80,12 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
                           "(0: off; ebmlab.budget)"),
     "ema": ("unit", "decay of a moving average of the sampling networks' weights, used for evaluation and "
                     "sampling (0: off; e.g. 0.999)"),
-    "precision": ("any", "fp32, or bf16 (autocast of every training step to bfloat16; no loss scaling needed)"),
+    "precision": ("choice", "arithmetic of the training steps (bf16: autocast of every step to bfloat16; no loss scaling needed)"),
     "channels_last": ("any", "image data: conv networks and batches in channels-last memory format"),
-    "graphs": ("any", "replay each kind of training step from a captured CUDA graph: auto (on CUDA when the method's "
+    "graphs": ("choice", "replay each kind of training step from a captured CUDA graph: auto (on CUDA when the method's "
                       "steps allow it, else eager, said once), on, off, or emulate (the same replay from recorded "
                       "operations on any device: a slow check that a method's step can be captured; ebmlab.graphs)"),
-    "compile": ("any", "run the method's training step compiled by torch.compile on the CPU (the same numbers to float "
+    "compile": ("choice", "run the method's training step compiled by torch.compile on the CPU (the same numbers to float "
                        "rounding; its compile time is printed and recorded apart): off, on, or auto (where the method "
                        "has a compiled step, the first 20 steps run eagerly and timed, the rest compiled where that "
                        "repays a compile; ebmlab.compiled)"),
@@ -91,14 +93,14 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
 
 SHARED: dict[str, tuple[str, str]] = {  # method options that mean the same in every method that has them
     # --- networks -------------------------------------------------------------------------------------------------
-    "net": ("any", "network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan (a small 32×32 DCGAN "
+    "net": ("choice", "network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan (a small 32×32 DCGAN "
                    "pair), ebmbb32 (EBM-BB's 32×32 pair, d = 8·width; the paper: width=64), vgan (VGAN's released "
                    "networks: MNIST width=64, CIFAR-10 width=128 energy / 256 transition), lbt (LBT-GAN's stacked-MNIST "
                    "pair, width=16), ebmbb_resnet (EBM-BB's ResNet pair for 32/64/128-pixel squares; the paper: "
                    "width=64 at 64×64), gebm_resnet (GEBM's resnet-sn pair, 32×32; the paper: width=128)"),
     "width": ("int1", "conv/dcgan width: channels of the first layer"),
     "z_dim": ("int1", "latent dimension of the generator"),
-    "act": ("any", "activation of the MLPs"),
+    "act": ("choice", "activation of the MLPs"),
     "g_hidden": ("ints1", _HIDDEN.format("generator")),
     "d_hidden": ("ints1", _HIDDEN.format("discriminator")),
     "e_hidden": ("ints1", _HIDDEN.format("energy")),
@@ -111,11 +113,11 @@ SHARED: dict[str, tuple[str, str]] = {  # method options that mean the same in e
     "lr_e": ("pos", "energy learning rate"),
     "beta1": ("unit", "Adam β1"),
     "beta2": ("unit", "Adam β2"),
-    "optimizer": ("any", "optimiser: adam or adadelta (the VGAN paper's)"),
+    "optimizer": ("choice", "optimiser (adadelta: the VGAN paper's)"),
     "n_critic": ("int1", "discriminator/energy updates per generator update"),
     # --- objectives and evaluation --------------------------------------------------------------------------------
     "entropy_weight": ("nonneg", "weight of the generator's entropy term (1 keeps the generator loss a bound)"),
-    "sample_mode": ("any", "samples: the decoder mean or a draw"),
+    "sample_mode": ("choice", "samples: the decoder mean or a draw"),
     "iwae_ks": ("ints1+", "sample counts K of the IWAE bounds reported at evaluation"),
     "iwae_points": ("int1", "test points behind the IWAE bounds"),
     "iwae_chunk": ("int1", "test points per forward pass of the IWAE evaluation"),
@@ -148,7 +150,37 @@ def entry(name: str, method: Any = None) -> tuple[str, str]:
 
 
 def describe(name: str, method: Any = None) -> str:
-    return entry(name, method)[1]
+    """The option's meaning; a ``choice`` option's ends with its choices, read from its field's ``Literal``."""
+    kind, meaning = entry(name, method)
+    allowed = choices(name, method) if kind == "choice" else None
+    return meaning if not allowed else f"{meaning} [{' | '.join(str(a) for a in allowed)}]"
+
+
+def choices(name: str, method: Any = None) -> tuple[Any, ...] | None:
+    """The values a field typed ``Literal[...]`` (or ``tuple[Literal[...], ...]``, each element one of them) may
+    take, from the method's Config (a name or class; None: the run options), else None."""
+    import typing
+
+    from .config import RunConfig
+
+    if isinstance(method, str):
+        from .methods import get_method
+
+        method = get_method(method)
+    for cls in ([method.Config] if method is not None else []) + [RunConfig]:
+        if name in {f.name for f in dataclasses.fields(cls)}:
+            return literal_choices(typing.get_type_hints(cls)[name])
+    return None
+
+
+def literal_choices(tp: Any) -> tuple[Any, ...] | None:
+    """The arguments of ``Literal[...]``, or of the Literal a homogeneous tuple holds; None for any other type."""
+    from typing import Literal, get_args, get_origin
+
+    if get_origin(tp) is Literal:
+        return get_args(tp)
+    inner = [a for a in get_args(tp) if a is not Ellipsis] if get_origin(tp) is tuple else []
+    return get_args(inner[0]) if len(inner) == 1 and get_origin(inner[0]) is Literal else None
 
 
 def problems(cfg: Any, method: Any = None) -> list[str]:

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from ebmlab.methods.base import LatentGenerator, Method, adam, frozen, optimizer_step
 from ebmlab.nets import build
+from ebmlab.nets.build import Net  # the network families' Literal: a shared option keeps its shared type
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class LSGANConfig:
     lr_d: float = 1e-3
     beta1: float = 0.5
     beta2: float = 0.999
-    net: str = "auto"
+    net: Net = "auto"
     width: int = 32
     target: float = 1.0
 

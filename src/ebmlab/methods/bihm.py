@@ -75,7 +75,7 @@ class HelmholtzConfig:
     OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
         "layers": ("ints1+", "hidden layer sizes of the Helmholtz machine, bottom-up (the visible layer is the data's)"),
         "n_samples": ("int1", "samples K of h ~ q(h|x) per example in training"),
-        "q_update": ("any", "RWS only: the q update, wake phase or half wake half sleep"),
+        "q_update": ("choice", "RWS only: the q update, wake phase or half wake half sleep"),
         "eval_ks": ("ints1+", "sample counts K of the evaluation table"),
         "eval_points": ("int1", "test points behind the evaluation table"),
         "z2_samples": ("int1", "outer draws (x, h) ~ p of the Z² estimator"),
@@ -320,14 +320,14 @@ class HelmholtzMethod(Method):
 @dataclass(frozen=True)
 class BiHMConfig(HelmholtzConfig):
     OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
-        "sample_mode": ("any", "sampling from p*: importance resampling (sir), block Gibbs, or p itself"),
+        "sample_mode": ("choice", "sampling from p*: importance resampling (sir), block Gibbs, or p itself"),
     }
 
 
 @dataclass(frozen=True)
 class RWSConfig(HelmholtzConfig):
     OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
-        "sample_mode": ("any", "sampling: importance resampling (sir), block Gibbs, or p itself"),
+        "sample_mode": ("choice", "sampling: importance resampling (sir), block Gibbs, or p itself"),
     }
 
 

@@ -180,11 +180,11 @@ class EBGANConfig:
     OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
         "d_hidden": ("ints1", "hidden widths of the auto-encoder's encoder (the decoder mirrors them)"),
         "margin": ("nonneg", "hinge margin m of the fake-sample energy"),
-        "margin_schedule": ("any", "margin over training: constant, or linear/cosine decay to 0"),
+        "margin_schedule": ("choice", "margin over training: constant, or linear/cosine decay to 0"),
         "margin_decay_start": ("int0", "step at which the margin starts to decay"),
         "margin_decay_steps": ("int0", "steps over which the margin decays to 0"),
-        "recon_norm": ("any", "reconstruction energy: l2 norm, squared l2, or l1"),
-        "recon_reduction": ("any", "sum or mean of the reconstruction error over the dimensions"),
+        "recon_norm": ("choice", "reconstruction energy: l2 norm, squared l2, or l1"),
+        "recon_reduction": ("choice", "how the reconstruction error is reduced over the dimensions"),
         "tau": ("pos", "temperature: energy(x) = D(x) / tau"),
         "tau_search": ("any", "2D: also the quadrature NLL at the oracle temperature chosen on the test split (slow)"),
     }

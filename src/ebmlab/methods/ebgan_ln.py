@@ -86,7 +86,7 @@ class EBGANLNConfig:
         "lambda0": ("pos", "weight λ₀ of the input-layer denoising cost (the energy's scale)"),
         "margin": ("nonneg", "hinge margin m of the generated examples' energy (0 with the constant schedule: the "
                              "ladder alone)"),
-        "margin_schedule": ("any", "margin over training: constant, or linear/cosine decay to 0"),
+        "margin_schedule": ("choice", "margin over training: constant, or linear/cosine decay to 0"),
         "margin_decay_start": ("int0", "step at which the margin starts to decay"),
         "margin_decay_steps": ("int0", "steps over which the margin decays to 0"),
     }

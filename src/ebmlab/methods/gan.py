@@ -56,9 +56,9 @@ class GANConfig:
 
     # range kind and meaning of each option not in ebmlab.options.SHARED (ebmlab.options explains)
     OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
-        "g_batchnorm": ("any", "generator BatchNorm: auto (conv yes, MLP no), pre/post the activation (MLP), off"),
+        "g_batchnorm": ("choice", "generator BatchNorm: auto (conv yes, MLP no), pre/post the activation (MLP), off"),
         "d_maxout": ("int1", "maxout pieces of each discriminator MLP hidden layer (PacGAN: 5; 1: the activation act)"),
-        "init": ("any", "MLP weight initialisation: default (torch's), normal (N(0, 0.02^2), PacGAN/DCGAN), xavier"),
+        "init": ("choice", "MLP weight initialisation: default (torch's), normal (N(0, 0.02^2), PacGAN/DCGAN), xavier"),
         "pack": ("int1", "PacGAN packing: samples the discriminator judges at once (1: no packing)"),
     }
 

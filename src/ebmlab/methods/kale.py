@@ -113,9 +113,9 @@ class KALEConfig:
         "energy_floor": ("finite", "lower clamp of the energy (none: no clamp)"),
         # the sampler's settings: GuidedConfig's names, ranges and meanings (one vocabulary), and sampler=none
         **{k: v for k, v in GuidedConfig.OPTIONS.items() if k != "mcmc_leapfrog"},
-        "sampler": ("any", "energy-guided latent sampler: kinetic (Langevin), ula, mala, hmc; none: the base "
+        "sampler": ("choice", "energy-guided latent sampler: kinetic (Langevin), ula, mala, hmc; none: the base "
                            "generator only"),
-        "base": ("any", "the base: a trained generator (adversarial KALE), or a fixed distribution with a density — "
+        "base": ("choice", "the base: a trained generator (adversarial KALE), or a fixed distribution with a density — "
                         "gaussian N(0, base_std² I) or a flow fitted by maximum likelihood first (contrastive MLE)"),
         "base_std": ("pos", "base=gaussian: its standard deviation"),
         "flow_layers": ("int1", "base=flow: coupling layers of the RealNVP"),

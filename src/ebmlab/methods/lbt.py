@@ -115,24 +115,24 @@ class LBTConfig:
 
     # range kind and meaning of each option not in ebmlab.options.SHARED (ebmlab.options explains)
     OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
-        "g_act": ("any", "activation of the generator MLP"),
-        "est_act": ("any", "activation of the estimator (VAE) MLP"),
+        "g_act": ("choice", "activation of the generator MLP"),
+        "est_act": ("choice", "activation of the estimator (VAE) MLP"),
         "est_hidden": ("ints1",
                        "hidden layer widths of the estimator's encoder and decoder MLP (comma-separated; unused by conv nets)"),
         "lr_est": ("pos", "estimator learning rate of the look-ahead (unrolled) updates"),
         "real_lr_mult": ("pos", "the estimator's real updates use real_lr_mult × lr_est"),
         "eps": ("pos", "ε of the unrolled Adam updates"),
-        "eps_placement": ("any", "where the unrolled Adam puts ε: inside or outside the square root"),
+        "eps_placement": ("choice", "where the unrolled Adam puts ε: inside or outside the square root"),
         "clip_g": ("pos", "clip the generator's gradient norm to this (none: no clipping)"),
         "est_z_dim": ("int1", "latent dimension of the estimator (a VAE)"),
         "est_decoder_var": ("pos", "variance of the estimator's Gaussian decoder (initial value when learned)"),
         "est_learn_decoder_var": ("any", "learn the estimator's decoder variance"),
-        "est_sample_mode": ("any", "the estimator's samples: decoder mean or a draw"),
+        "est_sample_mode": ("choice", "the estimator's samples: decoder mean or a draw"),
         "flat_unroll": ("any", "unroll on one flat parameter vector (same numbers, fewer tensor operations)"),
         "unroll_steps": ("int1", "look-ahead steps K of the unrolled estimator"),
         "n_est": ("int1", "estimator updates per step"),
         "est_batch": ("int0", "generator samples per unroll step and GAN term (0: the data batch size)"),
-        "init": ("any", "MLP weight initialisation of every network: default (torch's) or xavier (Glorot-uniform weights, "
+        "init": ("choice", "MLP weight initialisation of every network: default (torch's) or xavier (Glorot-uniform weights, "
                         "zero biases: the released code's TensorFlow default)"),
     }
 
@@ -147,7 +147,7 @@ class LBTGANConfig(LBTConfig):
     warmup_steps: int = 0
 
     OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {  # the options LBT-GAN adds to LBT's
-        "d_act": ("any", "activation of the discriminator MLP"),
+        "d_act": ("choice", "activation of the discriminator MLP"),
         "n_dis": ("int1", "discriminator updates per generator update"),
         "warmup_steps": ("int0", "plain-GAN steps before the estimator and the ELBO term switch on"),
         "lambda_gan": ("nonneg", "weight of the GAN term in LBT-GAN's generator loss"),

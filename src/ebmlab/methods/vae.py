@@ -85,11 +85,11 @@ class VAEConfig:
     # range kind and meaning of each option not in ebmlab.options.SHARED (ebmlab.options explains)
     OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
         "hidden": ("ints1", "hidden layer widths of the encoder and decoder MLP (comma-separated; unused by conv nets)"),
-        "decoder": ("any", "decoder likelihood: gaussian, bernoulli, or discretised (8-bit images: a Gaussian's mass "
+        "decoder": ("choice", "decoder likelihood: gaussian, bernoulli, or discretised (8-bit images: a Gaussian's mass "
                            "on each level)"),
         "decoder_var": ("pos", "Gaussian decoder variance (initial value when learned)"),
         "learn_decoder_var": ("any", "learn the Gaussian decoder variance"),
-        "objective": ("any", "training objective: elbo (mean over train_k draws) or iwae (the bound L_k, k = train_k)"),
+        "objective": ("choice", "training objective: elbo (mean over train_k draws) or iwae (the bound L_k, k = train_k)"),
         "train_k": ("int1", "samples z ~ q(z|x) per example in a training step (iwae: k of L_k, at least 2)"),
     }
 

@@ -70,7 +70,7 @@ class VCDConfig:
                      "hidden layer widths of the time-conditioned energy MLP (comma-separated; unused by conv nets)"),
         "drop_prob": ("unit", "dropout probability of the VCD transition"),
         "rho": ("nonneg", "weight of the VCD transition's reconstruction term"),
-        "recon": ("any", "reconstruction loss of the VCD transition: bce or l2"),
+        "recon": ("choice", "reconstruction loss of the VCD transition"),
         "reservoir": ("int1", "samples kept in the VCD transition's reservoir"),
         "noise_chain": ("int0", "evaluation: transitions applied to uniform noise for the from-noise samples "
                                 "(noise_*), reported apart from the transitions of real images (0: none)"),

@@ -64,14 +64,14 @@ class GuidedConfig:
     mcmc_decay: float = 0.1
 
     OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
-        "sampler": ("any", "energy-guided latent sampler (kinetic: kinetic Langevin; samplers.latent.SAMPLERS)"),
+        "sampler": ("choice", "energy-guided latent sampler (kinetic: kinetic Langevin; samplers.latent.SAMPLERS)"),
         "inverse_temperature": ("nonneg", "inverse temperature T of the energy in U(z) = |z|²/2 + T·E(G(z)) "
                                           "(0: the base generator's latent prior)"),
         "mcmc_steps": ("int1", "MCMC steps of the latent sampler"),
         "mcmc_step_size": ("pos", "step size of ULA/MALA/HMC; for kinetic Langevin γ (time step h = 2√γ)"),
         "mcmc_friction": ("nonneg", "friction κ of kinetic Langevin (per unit time)"),
         "mcmc_leapfrog": ("int1", "leapfrog steps of each HMC proposal"),
-        "mcmc_compile": ("any", "off, on or auto: run each sampler step as one torch.compile'd graph (the same "
+        "mcmc_compile": ("choice", "run each sampler step as one torch.compile'd graph (the same "
                                 "samples to float rounding; the compile, tens of seconds, is paid once per draw; auto: "
                                 "the first steps timed eagerly, the rest compiled where that repays a compile; "
                                 "samplers.mcmc.run)"),

@@ -75,9 +75,9 @@ class StatsConfig:
         "drift_weight": ("nonneg", "learned Φ: weight of the penalty keeping its filters near the wavelets"),
         "neg_iters": ("int1", "learned Φ: L-BFGS iterations behind each negative sample"),
         "infer_iters": ("int1", "L-BFGS iterations of the inference argmin ‖Φ(x) − Ψ(y)‖² on {Dx = y}"),
-        "init": ("any", "start of the inference: the pixel head's estimate (mse) or bicubic"),
+        "init": ("choice", "start of the inference: the pixel head's estimate (mse) or bicubic"),
         "beta": ("pos", "inverse temperature β of p(x | y) ∝ exp(−β‖Φ(x) − Ψ(y)‖²) when sampling"),
-        "sampler": ("any", "Langevin sampler of p(x | y): ula or mala"),
+        "sampler": ("choice", "Langevin sampler of p(x | y): ula or mala"),
         "sample_steps": ("int1", "Langevin steps per sample"),
         "step_size": ("pos", "Langevin step size"),
     }
