@@ -85,6 +85,7 @@ class KALEConfig:
     burst_every: int = 500
     penalty: float = 1.0
     energy_floor: float | None = None
+    e_spectral_norm: bool = False
     # sampling (energy-guided latent MCMC); sampler="none" samples the base generator only
     sampler: SamplerChoice = "kinetic"
     inverse_temperature: float = 1.0
@@ -111,6 +112,8 @@ class KALEConfig:
         "burst_every": ("int1", "steps between bursts of n_critic_burst energy updates"),
         "penalty": ("nonneg", "weight of the energy's gradient penalty"),
         "energy_floor": ("finite", "lower clamp of the energy (none: no clamp)"),
+        "e_spectral_norm": ("any", "spectral normalisation of every layer of the energy (GEBM's dcgan-sn and "
+                                   "resnet-sn critics; its step then trains eagerly)"),
         # the sampler's settings: GuidedConfig's names, ranges and meanings (one vocabulary), and sampler=none
         **{k: v for k, v in GuidedConfig.OPTIONS.items() if k != "mcmc_leapfrog"},
         "sampler": ("choice", "energy-guided latent sampler: kinetic (Langevin), ula, mala, hmc; none: the base "
@@ -166,7 +169,8 @@ class KALE(LatentGenerator, Method):
             return
         self.G = build.generator(spec, c.z_dim, net=c.net, hidden=c.g_hidden, act=c.act, width=c.width,
                                  batchnorm=build.default_batchnorm(spec, c.net)).to(self.device)
-        self.E = build.critic(spec, 1, net=c.net, hidden=c.e_hidden, act=c.act, width=c.width).to(self.device)
+        self.E = build.critic(spec, 1, net=c.net, hidden=c.e_hidden, act=c.act, width=c.width,
+                              spectral_norm=c.e_spectral_norm).to(self.device)
         self.A = Scalar().to(self.device)
         self.networks = {"generator": self.G, "energy": self.E, "log_partition": self.A}
         self.optimizers = {
@@ -186,7 +190,8 @@ class KALE(LatentGenerator, Method):
             self.G = FlowBase(d, c.flow_layers, c.flow_hidden).to(self.device)
         else:
             self.G = GaussianBase(d, c.base_std).to(self.device)
-        self.E = build.critic(spec, 1, net=c.net, hidden=c.e_hidden, act=c.act, width=c.width).to(self.device)
+        self.E = build.critic(spec, 1, net=c.net, hidden=c.e_hidden, act=c.act, width=c.width,
+                              spectral_norm=c.e_spectral_norm).to(self.device)
         self.A = Scalar().to(self.device)
         self.networks = {"base": self.G, "energy": self.E, "log_partition": self.A}
         self.optimizers = {"energy": adam(list(self.E.parameters()) + list(self.A.parameters()), c.lr_e,
