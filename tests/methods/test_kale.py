@@ -190,3 +190,15 @@ def test_spectral_norm_energy_has_every_layer_normalised_and_trains_eagerly():
             w = m.weight.detach().flatten(1)
             assert abs(float(torch.linalg.svdvals(w)[0]) - 1.0) < 0.1
         assert "spectral norm" in k.compile_blocker()
+
+
+def test_sngan_discriminator_is_spectrally_normalised():
+    """d_spectral_norm (SNGAN, the baseline class of GEBM's Table 1): every layer of the DCGAN discriminator is
+    parametrised by spectral norm, and the compiled step names it as what it does not carry."""
+    from torch.nn.utils.parametrize import is_parametrized
+
+    g = build_method(resolve_config("gan", "stacked_fashion32", overrides={"net": "dcgan", "width": 4,
+                                                                          "d_spectral_norm": True}), torch.device("cpu"))
+    convs = [m for m in g.D.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    assert convs and all(is_parametrized(m, "weight") for m in convs)
+    assert "spectral norm" in g.compile_blocker()

@@ -53,6 +53,7 @@ class GANConfig:
     g_batchnorm: Literal["auto", "pre", "post", "off"] = "auto"
     d_maxout: int = 1
     init: Literal["default", "normal", "xavier"] = "default"
+    d_spectral_norm: bool = False
 
     # range kind and meaning of each option not in ebmlab.options.SHARED (ebmlab.options explains)
     OPTIONS: ClassVar[dict[str, tuple[str, str]]] = {
@@ -60,6 +61,8 @@ class GANConfig:
         "d_maxout": ("int1", "maxout pieces of each discriminator MLP hidden layer (PacGAN: 5; 1: the activation act)"),
         "init": ("choice", "MLP weight initialisation: default (torch's), normal (N(0, 0.02^2), PacGAN/DCGAN), xavier"),
         "pack": ("int1", "PacGAN packing: samples the discriminator judges at once (1: no packing)"),
+        "d_spectral_norm": ("any", "spectral normalisation of every discriminator layer (SNGAN, Miyato et al. 2018; "
+                                   "the step then trains eagerly)"),
     }
 
 
@@ -82,7 +85,7 @@ class GAN(LatentGenerator, Method):
                                      batchnorm=bn, **g_opts).to(self.device)
             packed = replace(spec, shape=(c.pack * spec.shape[0], *spec.shape[1:]))  # m samples side by side
             self.D = build.critic(packed, 1, net=c.net, hidden=c.d_hidden, act=c.act, width=c.width,
-                                  maxout=c.d_maxout, init=c.init).to(self.device)
+                                  maxout=c.d_maxout, init=c.init, spectral_norm=c.d_spectral_norm).to(self.device)
         except ValueError as e:  # an MLP option with a conv network, or an out-of-range value
             raise EbmlabError(f"gan: {e}") from None
         self.networks = {"generator": self.G, "discriminator": self.D}
