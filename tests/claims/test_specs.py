@@ -140,6 +140,9 @@ def test_a_row_is_stale_when_its_spec_no_longer_resolves_to_what_ran(tmp_path):
     (specs / "results" / "c.json").write_text(json.dumps({"small": {"a": [1, 2, 3], "b": [0, 0, 0],
                                                                     "arms": configs}}))
     assert not stale(get_claim("c", specs))
+    # ... unless the spec sets it: the run was made without the setting the spec now asks for
+    _spec(specs, a_over=", overrides = {lr_g = 0.003}")
+    assert stale(get_claim("c", specs))
 
 
 @pytest.mark.parametrize("bad, field", [

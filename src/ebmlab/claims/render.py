@@ -160,10 +160,22 @@ def stale(claim: Claim) -> bool:
     if not isinstance(recorded, dict):
         return False
     try:
-        now = {w: resolved(a) for w, a in plan(claim, scale).items()}
+        arms = plan(claim, scale)
+        now = {w: resolved(a) for w, a in arms.items()}
     except EbmlabError:
         return True
-    return set(now) != set(recorded) or any(_differs(recorded[w], now[w]) for w in now)
+    return set(now) != set(recorded) or any(_differs(recorded[w], now[w]) or _newly_set(recorded[w], now[w],
+                                                                                          arms[w].options)
+                                            for w in now)
+
+
+def _newly_set(recorded: Any, now: Any, options: dict[str, Any]) -> bool:
+    """Whether the spec sets an option that the record lacks (an option added to ebmlab since the run): the run was
+    made without it, so the spec asks for another experiment."""
+    if not (isinstance(recorded, dict) and isinstance(now, dict)):
+        return False
+    return any(isinstance(now.get(part), dict) and k in now[part] and k not in (recorded.get(part) or {})
+               for part in ("run", "method_config") for k in options)
 
 
 def _row(claim: Claim, v: Verdict) -> str:
