@@ -154,7 +154,7 @@ def test_the_run_option_refuses_what_it_cannot_compile_and_auto_says_why(monkeyp
 def _bib():
     from ebmlab.methods import METHODS
 
-    return METHODS["bib"](METHODS["bib"].Config(estimator="lobpcg"), data_dim=2, device=torch.device("cpu"),
+    return METHODS["bib"](METHODS["bib"].Config(score_volume="lobpcg"), data_dim=2, device=torch.device("cpu"),
                           generator=torch.Generator())
 
 
@@ -191,9 +191,9 @@ def test_a_compiled_run_resumes_an_eager_one_with_its_numbers_and_records_the_co
 def test_compile_on_for_a_step_that_cannot_be_compiled_is_refused_before_anything_is_written(tmp_path):
     import ebmlab
 
-    with pytest.raises(EbmlabError, match="compile=on: bib's steps cannot be compiled here: its LOBPCG"):
+    with pytest.raises(EbmlabError, match="compile=on: bib's steps cannot be compiled here: its latent score's LOBPCG"):
         ebmlab.train("bib", "ring8", out=tmp_path / "g", progress=False,
-                     overrides={"steps": 2, "compile": "on", "estimator": "lobpcg"})
+                     overrides={"steps": 2, "compile": "on", "score_volume": "lobpcg"})
     assert not (tmp_path / "g").exists()
     with pytest.raises(EbmlabError, match="compile=on and graphs=emulate"):
         ebmlab.train("lbt", "ring8", out=tmp_path / "l", progress=False,
@@ -489,16 +489,17 @@ def test_compiled_ebgan_ln_steps_are_the_eager_steps(over):
 
 
 BIB = [("bib", {}), ("bib", {"estimator": "logdet", "g_batchnorm": False}), ("bib", {"score_volume": "smin"}),
+       ("bib", {"estimator": "lobpcg"}),
        ("bib", {"data_gp_weight": 0.1}), ("bib_mi_gp", {}), ("bib_jac_diff", {}), ("bib_onesided", {})]
 
 
 @pytest.mark.parametrize("name,over", BIB, ids=[f"{n}-{i}" for i, (n, _) in enumerate(BIB)])
 def test_compiled_bib_steps_are_the_eager_steps(name, over):
-    """BiB in its pairings (i)+(iii) with the s_min and log-det entropy estimates and score volumes, with and without the
+    """BiB in its pairings (i)+(iii) with the s_min, log-det and LOBPCG entropy estimates and score volumes, with and without the
     generator's BatchNorm and with the data penalty, (ii)+(iii), (i)+(iv) and the one-sided baseline: six steps,
     the first two eager, the rest compiled (the eager losses run with the parameters swapped in, every draw from the
     tape, the BatchNorm refresh between the two updates carried); parameters, buffers, Adam states, metrics and
-    draws equal the eager run's (float64 rounding); the LOBPCG estimate is named as what blocks it."""
+    draws equal the eager run's (float64 rounding); the latent score's LOBPCG volume is named as what blocks it."""
     from ebmlab.methods import METHODS
 
     cls = METHODS[name]
@@ -531,7 +532,7 @@ def test_compiled_bib_steps_are_the_eager_steps(name, over):
         assert a.keys() == b.keys() and all(b[k] == pytest.approx(a[k], rel=1e-9, abs=1e-11) for k in a), (a, b)
     assert eager.rng.get_state().equal(comp.rng.get_state())
     if name == "bib":
-        assert "LOBPCG" in make(estimator="lobpcg", score_volume="lobpcg", share_jacobian=True).compile_blocker()
+        assert "LOBPCG volume" in make(estimator="lobpcg", score_volume="lobpcg", share_jacobian=True).compile_blocker()
 
 
 def test_auto_expects_no_gain_for_conv_networks():

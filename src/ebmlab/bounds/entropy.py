@@ -271,6 +271,48 @@ class _LinearisedG:
         with torch.enable_grad():
             return torch.autograd.grad(self.x, self.z, y, retain_graph=True)[0].detach()
 
+    def vjp_graph(self, u: Tensor) -> Tensor:
+        """Jᵀ u with its graph (to G's parameters and to z)."""
+        with torch.enable_grad():
+            return torch.autograd.grad(self.x, self.z, u, create_graph=True)[0]
+
+
+def _linearise(G: GeneratorFn, z: Tensor, sync_free: bool) -> Any:
+    """The products' form: double backward eagerly (:class:`_LinearisedG`), ``torch.func`` while a compiled training
+    step is traced (:class:`_FuncLinearisedG`; sync-free only: a compiled step makes no host reads)."""
+    if not torch.compiler.is_compiling():
+        return _LinearisedG(G, z)
+    if not sync_free:
+        raise RuntimeError("a compiled step runs LOBPCG sync-free (no host reads): pass sync_free=True")
+    return _FuncLinearisedG(G, z)
+
+
+class _FuncLinearisedG:
+    """:class:`_LinearisedG`'s products by ``torch.func``, the form a compiled training step traces (``torch.func``
+    refuses ``autograd.grad`` inside its transforms): Jᵀ y by one ``vjp`` of G, J w by the ``vjp`` of that linear
+    map (reverse over reverse, as the eager form; forward mode through an eval-mode BatchNorm fails under dynamo in
+    torch 2.13); :meth:`vjp_graph` is the graph-carrying Jᵀ u of the final Rayleigh quotient."""
+
+    def __init__(self, G: GeneratorFn, z: Tensor):
+        self.b = z.shape[0]
+        self.z = z.detach()
+        first = torch.func.vjp(lambda zz: G(zz).reshape(self.b, -1), self.z)
+        self.x: Tensor = first[0]
+        self._vjp: Any = first[1]
+        self._jvp: Any = torch.func.vjp(lambda u: self._vjp(u)[0], torch.zeros_like(self.x))[1]
+
+    def jvp(self, w: Tensor) -> Tensor:
+        out: Tensor = self._jvp(w)[0]
+        return out.detach()
+
+    def vjp(self, y: Tensor) -> Tensor:
+        out: Tensor = self._vjp(y)[0]
+        return out.detach()
+
+    def vjp_graph(self, u: Tensor) -> Tensor:
+        out: Tensor = self._vjp(u)[0]
+        return out
+
 
 def _orthonormalise(S: Tensor, JS: Tensor, tol: float) -> tuple[Tensor, Tensor, Tensor]:
     """Q, J Q and the kept-column mask of the trial columns S [b, d, k] (k ≤ 3) with their images JS [b, D, k].
@@ -460,7 +502,7 @@ def lobpcg_smin(  # noqa: PLR0915 - Knyazev's iteration in one piece, as in the 
         v = v0.detach().to(dtype=z.dtype, device=z.device).clone()
     v = v / v.norm(dim=1, keepdim=True)
     want_graph = torch.is_grad_enabled()
-    lin = _LinearisedG(G, z)
+    lin = _linearise(G, z, sync_free)
 
     with torch.no_grad():
         Jv = lin.jvp(v)
@@ -504,7 +546,7 @@ def lobpcg_smin(  # noqa: PLR0915 - Knyazev's iteration in one piece, as in the 
             s_all = u.norm(dim=1) / vv.norm(dim=1).clamp_min(tiny)
         else:
             with torch.enable_grad():
-                Jt_u = torch.autograd.grad(lin.x, lin.z, u, create_graph=True)[0]
+                Jt_u = lin.vjp_graph(u)
                 s_all = (vv * Jt_u).sum(dim=1) / (u.norm(dim=1) * vv.norm(dim=1)).clamp_min(tiny)
         s_min = torch.where(valid, s_all, torch.full_like(s_all, math.nan))
         valid = valid & torch.isfinite(s_min.detach()) & (s_min.detach() > 0)

@@ -327,12 +327,14 @@ class BiB(LatentGenerator, Method):
         energy's update, then the generator's and its lower bound's networks', through :func:`energy_side` and
         :func:`generator_side`, which run the eager losses with the parameters swapped in and every draw from the
         tape; the generator's BatchNorm statistics carried; the energy's input gradients by
-        ``bounds.input_grad``). The LOBPCG estimate (and the step that shares it, ``share_jacobian``) takes its
-        Jacobian products by autograd's double backward and trains eagerly."""
+        ``bounds.input_grad``; LOBPCG's Jacobian products by ``torch.func``, ``bounds.entropy._FuncLinearisedG``).
+        The latent score's LOBPCG volume (score_volume lobpcg, and the step that shares it, ``share_jacobian``) is
+        differentiated in z through the iteration and trains eagerly."""
         c = self.config
-        if "lobpcg" in (c.estimator, c.score_volume):
-            return ("its LOBPCG estimate (estimator or score_volume lobpcg) takes its Jacobian products by autograd's "
-                    "double backward, which torch.func's traced gradients refuse; logdet and smin compile")
+        if c.score_volume == "lobpcg" or self.shared_jacobian:
+            return ("its latent score's LOBPCG volume (score_volume lobpcg, and the shared estimate of "
+                    "share_jacobian) is differentiated in z through the iteration by autograd, which torch.func's "
+                    "traced gradients refuse; score_volume logdet or smin compiles (estimator lobpcg included)")
         return CompiledPair.blocker(self)
 
     def compiled_train_step(self, batch: Tensor, step: int, noise: Tape, compile: Callable[..., Any]
