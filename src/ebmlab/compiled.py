@@ -195,20 +195,16 @@ class AdamView:
 
 def writes_buffers(module: torch.nn.Module) -> bool:
     """Whether a forward pass of ``module`` updates buffers in place (BatchNorm's running statistics, spectral
-    norm's power iteration). The compiled steps built on :func:`grad_carrying` carry BatchNorm's writes; spectral
-    norm's (:func:`spectral_norm_in`) they do not."""
+    norm's power-iteration vectors). The compiled steps built on :func:`grad_carrying` carry both; LBT's look-ahead,
+    which unrolls copies of the buffers, does not."""
+    from torch.nn.utils.parametrizations import _SpectralNorm
+
     for mod in module.modules():
         if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) and mod.track_running_stats:
             return True
-    return spectral_norm_in(module)
-
-
-def spectral_norm_in(module: torch.nn.Module) -> bool:
-    """Whether ``module`` holds spectral norm, whose power iteration a pure compiled step does not carry (its
-    vectors are updated inside the parametrization, not through the module's buffers)."""
-    from torch.nn.utils.parametrizations import _SpectralNorm
-
-    return any(isinstance(mod, _SpectralNorm) for mod in module.modules())
+        if isinstance(mod, _SpectralNorm):
+            return True
+    return False
 
 
 def _carrying(nets: tuple[torch.nn.Module, ...], buffers: list[dict[str, Tensor]], fn: Callable[[Any], Any],
@@ -326,4 +322,4 @@ class CompiledSteps:
         return state
 
 
-__all__ = ["AdamView", "grad_carrying", "spectral_norm_in", "writes_buffers", "AUTO_COMPILE_SECONDS", "AUTO_CONV_SPEEDUP", "AUTO_PROBE_STEPS", "AUTO_SPEEDUP", "AutoProbe", "BACKEND", "CompiledSteps", "blocker", "cache_message", "compiler_available", "decide", "os_error_in", "own_code"]
+__all__ = ["AdamView", "grad_carrying", "writes_buffers", "AUTO_COMPILE_SECONDS", "AUTO_CONV_SPEEDUP", "AUTO_PROBE_STEPS", "AUTO_SPEEDUP", "AutoProbe", "BACKEND", "CompiledSteps", "blocker", "cache_message", "compiler_available", "decide", "os_error_in", "own_code"]

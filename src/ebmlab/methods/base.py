@@ -381,8 +381,8 @@ class CompiledPair:
     """The compiled step of a two-player method (GAN, EBGAN): its losses as pure functions (``d_loss``, ``g_loss``
     of :func:`pair_core`), compiled once with the optimizers' states read before and written back after each call.
     ``blocker`` says what a pure step of the method's networks and run does not carry, or None. The networks'
-    buffers (BatchNorm's running statistics) are carried through the step and updated as the eager step updates
-    them (``compiled.grad_carrying``)."""
+    buffers (BatchNorm's running statistics, spectral norm's power-iteration vectors) are carried through the step
+    and updated as the eager step updates them (``compiled.grad_carrying``)."""
 
     def __init__(self, method: Method, d_net: nn.Module, d_opt: str, g_net: nn.Module, g_opt: str):
         from ..compiled import AdamView
@@ -393,16 +393,10 @@ class CompiledPair:
 
     @staticmethod
     def blocker(method: Method) -> str | None:
-        from ..compiled import spectral_norm_in
-
         adams = [k for k, o in method.optimizers.items() if not isinstance(o, torch.optim.Adam)]
         if adams:
             return (f"its {' and '.join(adams)} optimizer{'s are' if len(adams) > 1 else ' is'} not Adam (the "
                     f"compiled step carries Adam's update only)")
-        written = [k for k, net in method.networks.items() if spectral_norm_in(net)]
-        if written:
-            return (f"its {' and '.join(written)} use{'' if len(written) > 1 else 's'} spectral norm, whose power "
-                    f"iteration the compiled step does not carry")
         recipe = getattr(method, "recipe", None)
         if recipe is not None and recipe.rc.grad_clip > 0:
             return "the run's gradient clip (grad_clip) acts between a backward pass and its step, eagerly"

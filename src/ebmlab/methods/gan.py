@@ -61,8 +61,7 @@ class GANConfig:
         "d_maxout": ("int1", "maxout pieces of each discriminator MLP hidden layer (PacGAN: 5; 1: the activation act)"),
         "init": ("choice", "MLP weight initialisation: default (torch's), normal (N(0, 0.02^2), PacGAN/DCGAN), xavier"),
         "pack": ("int1", "PacGAN packing: samples the discriminator judges at once (1: no packing)"),
-        "d_spectral_norm": ("any", "spectral normalisation of every discriminator layer (SNGAN, Miyato et al. 2018; "
-                                   "the step then trains eagerly)"),
+        "d_spectral_norm": ("any", "spectral normalisation of every discriminator layer (SNGAN, Miyato et al. 2018)"),
     }
 
 

@@ -113,7 +113,7 @@ class KALEConfig:
         "penalty": ("nonneg", "weight of the energy's gradient penalty"),
         "energy_floor": ("finite", "lower clamp of the energy (none: no clamp)"),
         "e_spectral_norm": ("any", "spectral normalisation of every layer of the energy (GEBM's dcgan-sn and "
-                                   "resnet-sn critics; its step then trains eagerly)"),
+                                   "resnet-sn critics)"),
         # the sampler's settings: GuidedConfig's names, ranges and meanings (one vocabulary), and sampler=none
         **{k: v for k, v in GuidedConfig.OPTIONS.items() if k != "mcmc_leapfrog"},
         "sampler": ("choice", "energy-guided latent sampler: kinetic (Langevin), ula, mala, hmc; none: the base "
@@ -437,6 +437,12 @@ def _energy_at(m: KALE, p_e: dict[str, Tensor], x: Tensor) -> Tensor:
     return e if m.config.energy_floor is None else e.clamp_min(m.config.energy_floor)
 
 
+def _summed(e: Tensor) -> tuple[Tensor, Tensor]:
+    """(Σ e, Σ e detached): a summed energy and the aux value ``grad_carrying`` returns beside its gradient."""
+    total = e.sum()
+    return total, total.detach()
+
+
 def energy_update(m: KALE, a: AdamRead, betas: tuple[float, float], eps: float, p_g: dict[str, Tensor] | None,
                   batch: Tensor, z: Tensor, alpha: Tensor | None) -> tuple[tuple[Any, ...], dict[str, Tensor]]:
     """One energy (and A) update of :meth:`KALE._energy_step` as a pure function: the KALE loss plus penalty × the
@@ -458,7 +464,7 @@ def energy_update(m: KALE, a: AdamRead, betas: tuple[float, float], eps: float, 
         if alpha is None:
             return loss_kale, out
         x_hat = alpha * batch.detach() + (1.0 - alpha) * fake
-        grad_x = torch.func.grad(lambda x: _energy_at(m, p_e, x).sum())(x_hat)
+        grad_x = grad_carrying(lambda x: _summed(_energy_at(m, p_e, x)), x_hat, (m.E,))[0]
         gp = grad_x.reshape(grad_x.shape[0], -1).square().sum(dim=1).mean()
         return loss_kale + m.config.penalty * gp, {**out, "gp": gp.detach()}
 
@@ -476,15 +482,18 @@ def generator_update(m: KALE, a: AdamRead, betas: tuple[float, float], eps: floa
     from ..compiled import grad_carrying
 
     params, mom, var, t, lr = a
-    e_data = _energy_at(m, p_e, batch).detach()
 
     def loss(p: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        # the eager step's order of the energy's passes (a spectrally normalised energy's power iteration moves
+        # with each training-mode pass): the generated batch, then the data
         e_gen = _energy_at(m, p_e, torch.func.functional_call(m.G, p, (z,)))
+        e_data = _energy_at(m, p_e, batch).detach()
         value = base_loss(e_data, e_gen)
-        return value, {"kale_base": -value.detach(), "energy_gen": e_gen.mean().detach()}
+        return value, {"kale_base": -value.detach(), "energy_gen": e_gen.mean().detach(),
+                       "energy_real": e_data.mean()}
 
-    grads, (_, metrics) = grad_carrying(loss, params, (m.G,))
+    grads, (_, metrics) = grad_carrying(loss, params, (m.G, m.E))
     params, st = diff_adam_step(params, grads, DiffAdamState(t, mom, var), lr=lr, betas=betas, eps=eps,
                                 eps_placement="outside_sqrt")
-    return (params, st.m, st.v, st.step), {**metrics, "A": log_partition, "energy_real": e_data.mean()}
+    return (params, st.m, st.v, st.step), {**metrics, "A": log_partition}
 
