@@ -177,8 +177,8 @@ def test_choice_options_are_exactly_the_literal_fields_and_list_their_choices():
             assert (kind == "choice") == (allowed is not None), (cls.__name__, f.name, kind)
             if allowed:
                 seen += 1
-                assert options.describe(f.name, method).endswith("[" + " | ".join(map(str, allowed)) + "]")
+                assert options.describe(f.name, method, cls).endswith("[" + " | ".join(map(str, allowed)) + "]")
     assert seen >= 40
-    assert options.choices("sampler", "kale") == ("kinetic", "ula", "mala", "hmc", "none")
-    assert options.choices("loggers") == ("tensorboard", "mlflow", "wandb")
-    assert options.choices("lr_g", "gan") is None
+    assert options.choices("sampler", METHODS["kale"].Config) == ("kinetic", "ula", "mala", "hmc", "none")
+    assert options.choices("loggers", RunConfig) == ("tensorboard", "mlflow", "wandb")
+    assert options.choices("lr_g", METHODS["gan"].Config) is None

@@ -79,7 +79,8 @@ def options_listing(method: str, data: str | None, data_dir: str | None = None, 
         for name, v in values.items():
             shown = ",".join(map(str, v)) if isinstance(v, list) else repr(v) if isinstance(v, str) else str(v)
             origin = src(name)
-            lines.append(f"  {name:<22} {shown:<18} {('[' + origin + ']'):<24} {describe(name, owner)}")
+            meaning = describe(name, owner, RunConfig if owner is None else cls.Config)
+            lines.append(f"  {name:<22} {shown:<18} {('[' + origin + ']'):<24} {meaning}")
             if name in released and origin.startswith("settings "):
                 lines.append(f"  {'':<22} {'':<18} {'':<24} from the release: {released[name]}")
     return "\n".join(lines)

@@ -149,28 +149,22 @@ def entry(name: str, method: Any = None) -> tuple[str, str]:
                       f"(see the README: Adding a method)")
 
 
-def describe(name: str, method: Any = None) -> str:
-    """The option's meaning; a ``choice`` option's ends with its choices, read from its field's ``Literal``."""
+def describe(name: str, method: Any = None, config: Any = None) -> str:
+    """The option's meaning; a ``choice`` option's ends with its choices, read from its field's ``Literal`` in the
+    dataclass ``config`` (``config.RunConfig`` or the method's ``Config``) when it is given."""
     kind, meaning = entry(name, method)
-    allowed = choices(name, method) if kind == "choice" else None
+    allowed = choices(name, config) if kind == "choice" and config is not None else None
     return meaning if not allowed else f"{meaning} [{' | '.join(str(a) for a in allowed)}]"
 
 
-def choices(name: str, method: Any = None) -> tuple[Any, ...] | None:
-    """The values a field typed ``Literal[...]`` (or ``tuple[Literal[...], ...]``, each element one of them) may
-    take, from the method's Config (a name or class; None: the run options), else None."""
+def choices(name: str, config: Any) -> tuple[Any, ...] | None:
+    """The values the field ``name`` of the dataclass ``config`` may take when it is typed ``Literal[...]`` (or
+    ``tuple[Literal[...], ...]``, each element one of them), else None."""
     import typing
 
-    from .config import RunConfig
-
-    if isinstance(method, str):
-        from .methods import get_method
-
-        method = get_method(method)
-    for cls in ([method.Config] if method is not None else []) + [RunConfig]:
-        if name in {f.name for f in dataclasses.fields(cls)}:
-            return literal_choices(typing.get_type_hints(cls)[name])
-    return None
+    if name not in {f.name for f in dataclasses.fields(config)}:
+        return None
+    return literal_choices(typing.get_type_hints(config)[name])
 
 
 def literal_choices(tp: Any) -> tuple[Any, ...] | None:
