@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from ..rng import rand
+from .input_grad import energy_and_input_grad
 from ..syncs import scalar_like
 
 __all__ = [
@@ -109,7 +110,8 @@ def interpolate_gradient_penalty(
     x_real: Tensor,
     x_fake: Tensor,
     *,
-    generator: torch.Generator,
+    generator: torch.Generator | None = None,
+    alpha: Tensor | None = None,
 ) -> Tensor:
     """Zero-centred gradient penalty E‖∇_x E(x̂)‖² on random interpolates x̂ = α x_real + (1 − α) x_fake.
 
@@ -118,6 +120,7 @@ def interpolate_gradient_penalty(
         x_real: [b, *data_shape] data.
         x_fake: [b, *data_shape] base samples (same shape).
         generator: source of α ~ U(0, 1), one per example.
+        alpha: [b, 1, ...] the α themselves, drawn already (a compiled step's draws), instead of ``generator``.
 
     Returns:
         0-d tensor: mean over the batch of the squared gradient norm (summed over data dimensions), with the graph
@@ -132,10 +135,7 @@ def interpolate_gradient_penalty(
             f"{tuple(x_fake.shape)} (use equally many data and base samples for the penalty)"
         )
     b = x_real.shape[0]
-    alpha = rand((b,) + (1,) * (x_real.dim() - 1), generator=generator, dtype=x_real.dtype, device=x_real.device)
-    x_hat = (alpha * x_real.detach() + (1.0 - alpha) * x_fake.detach()).requires_grad_(True)
-    energy = energy_fn(x_hat)
-    if energy.shape != (b,):
-        raise ValueError(f"energy_fn must return one energy per example, shape [{b}]; got {tuple(energy.shape)}")
-    (grad,) = torch.autograd.grad(energy.sum(), x_hat, create_graph=True)
+    if alpha is None:
+        alpha = rand((b,) + (1,) * (x_real.dim() - 1), generator=generator, dtype=x_real.dtype, device=x_real.device)
+    _, grad = energy_and_input_grad(energy_fn, alpha * x_real.detach() + (1.0 - alpha) * x_fake.detach())
     return grad.reshape(b, -1).square().sum(dim=1).mean()

@@ -437,18 +437,11 @@ def _energy_at(m: KALE, p_e: dict[str, Tensor], x: Tensor) -> Tensor:
     return e if m.config.energy_floor is None else e.clamp_min(m.config.energy_floor)
 
 
-def _summed(e: Tensor) -> tuple[Tensor, Tensor]:
-    """(Σ e, Σ e detached): a summed energy and the aux value ``grad_carrying`` returns beside its gradient."""
-    total = e.sum()
-    return total, total.detach()
-
-
 def energy_update(m: KALE, a: AdamRead, betas: tuple[float, float], eps: float, p_g: dict[str, Tensor] | None,
                   batch: Tensor, z: Tensor, alpha: Tensor | None) -> tuple[tuple[Any, ...], dict[str, Tensor]]:
     """One energy (and A) update of :meth:`KALE._energy_step` as a pure function: the KALE loss plus penalty × the
-    zero-centred gradient penalty on the interpolates α x + (1 − α) G(z) — its input gradient by ``torch.func.grad``
-    of the summed energies (each energy depends on its own example only), differentiated again in the
-    parameters; none when ``alpha`` is None (a fixed base at penalty 0) —, its gradient and torch's Adam step.
+    zero-centred gradient penalty on the interpolates α x + (1 − α) G(z) (``interpolate_gradient_penalty``: its
+    input gradient by ``torch.func`` while traced, ``bounds.input_grad``), differentiated again in the parameters; none when ``alpha`` is None (a fixed base at penalty 0) —, its gradient and torch's Adam step.
     ``p_g`` None: ``z`` holds the base's draws themselves (a fixed base, drawn before the call)."""
     from ..bounds.unroll import DiffAdamState, diff_adam_step
     from ..compiled import grad_carrying
@@ -463,9 +456,7 @@ def energy_update(m: KALE, a: AdamRead, betas: tuple[float, float], eps: float, 
         out = {"kale": -loss_kale.detach(), "energy_real": e_real.mean().detach(), "energy_gen": e_fake.mean().detach()}
         if alpha is None:
             return loss_kale, out
-        x_hat = alpha * batch.detach() + (1.0 - alpha) * fake
-        grad_x = grad_carrying(lambda x: _summed(_energy_at(m, p_e, x)), x_hat, (m.E,))[0]
-        gp = grad_x.reshape(grad_x.shape[0], -1).square().sum(dim=1).mean()
+        gp = interpolate_gradient_penalty(lambda x: _energy_at(m, p_e, x), batch, fake, alpha=alpha)
         return loss_kale + m.config.penalty * gp, {**out, "gp": gp.detach()}
 
     grads, (_, metrics) = grad_carrying(loss, params, (m.E,))
