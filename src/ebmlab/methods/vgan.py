@@ -97,14 +97,9 @@ class VGAN(LatentGenerator, Method):
         # --- energy step (outer player) ---
         with torch.no_grad():
             fake = self.G(self.noise(b, c.z_dim))
-        p_real = self.E.probs(batch)
-        e_real = self.E.energy_from_probs(p_real).mean()
-        e_fake = self.E(fake).mean()
-        h_real = self.E.batch_entropy(p_real)
-        loss_e = e_real - e_fake - c.entropy_weight * h_real
+        loss_e, metrics = energy_terms(self.E, batch, fake, c.entropy_weight)
         optimizer_step(self.optimizers["energy"], loss_e, self.recipe)
-        return {"loss_e": loss_e.detach(), "loss_g": loss_g.detach(), "energy_real": e_real.detach(),
-                "energy_fake": e_fake.detach(), "entropy_gen": h_gen.detach(), "entropy_real": h_real.detach()}
+        return {"loss_g": loss_g.detach(), "entropy_gen": h_gen.detach(), **metrics}
 
     # --- the compiled step (run option compile, ebmlab.compiled) ------------------------------------------------
     def compile_blocker(self) -> str | None:
@@ -148,12 +143,17 @@ def generator_loss(m: VGAN, p_g: dict[str, Tensor], p_e: dict[str, Tensor], z: T
 def energy_loss(m: VGAN, p_e: dict[str, Tensor], p_g: dict[str, Tensor], z: Tensor, batch: Tensor
                 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The energy step's loss of :meth:`VGAN.train_step` at ``p_e`` (the updated generator ``p_g``: no gradient)."""
-    e = _energy_view(m, p_e)
     fake = torch.func.functional_call(m.G, p_g, (z,)).detach()
-    p_real = e.probs(batch)
+    return energy_terms(_energy_view(m, p_e), batch, fake, m.config.entropy_weight)
+
+
+def energy_terms(e: Any, real: Tensor, fake: Tensor, entropy_weight: float) -> tuple[Tensor, dict[str, Tensor]]:
+    """The bounded energy's loss mean E(x⁺) − mean E(x̃) − λ H̃(x⁺) (VGAN's and VCD's energy step) and its
+    metrics; ``e``: the energy (``BoundedExpertHead``) or a functional view of it, ``fake``: constants."""
+    p_real = e.probs(real)
     e_real = e.energy_from_probs(p_real).mean()
     e_fake = e(fake).mean()
     h_real = e.batch_entropy(p_real)
-    loss = e_real - e_fake - m.config.entropy_weight * h_real
+    loss = e_real - e_fake - entropy_weight * h_real
     return loss, {"loss_e": loss.detach(), "energy_real": e_real.detach(), "energy_fake": e_fake.detach(),
                   "entropy_real": h_real.detach()}

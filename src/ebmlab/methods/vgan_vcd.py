@@ -40,6 +40,7 @@ from ..errors import EbmlabError
 from ..nets import BoundedExpertHead, build
 from ..nets.build import Net
 from .base import CompiledPair, Method, frozen, make_optimizer, optimizer_step
+from .vgan import energy_terms
 from ..rng import Tape, rand, randint
 
 
@@ -163,15 +164,10 @@ class VCD(Method):
         # --- energy step: mean E(x⁺) − mean E(x̃) − H̃(x⁺) ---
         with torch.no_grad():
             x_t = self.T(x0, self.rng)
-        p_real = self.E.probs(x_pos)
-        e_real = self.E.energy_from_probs(p_real).mean()
-        e_fake = self.E(x_t).mean()
-        h_real = self.E.batch_entropy(p_real)
-        loss_e = e_real - e_fake - c.entropy_weight * h_real
+        loss_e, metrics = energy_terms(self.E, x_pos, x_t, c.entropy_weight)
         optimizer_step(self.optimizers["energy"], loss_e, self.recipe)
         self._keep(x0)
-        return {"loss_e": loss_e.detach(), "loss_g": loss_g.detach(), "recon": rec.detach(), "energy_real": e_real.detach(),
-                "energy_fake": e_fake.detach(), "entropy_gen": h_t.detach(), "entropy_real": h_real.detach()}
+        return {"loss_g": loss_g.detach(), "recon": rec.detach(), "entropy_gen": h_t.detach(), **metrics}
 
     def _keep(self, x0: Tensor) -> None:
         """The step's transition inputs enter the reservoir of sampling starts (the newest first)."""
@@ -272,12 +268,5 @@ def energy_loss(m: VCD, p_e: dict[str, Tensor], p_t: dict[str, Tensor], _: None,
                 noise: Tape) -> tuple[Tensor, dict[str, Tensor]]:
     """The energy step's loss of :meth:`VCD.train_step` at ``p_e``, the transitions of the updated ``p_t`` (no
     gradient) as its negatives."""
-    e = FunctionalModule(m.E, p_e, dict(m.E.named_buffers()))
     x_t = torch.func.functional_call(m.T, p_t, (x0, noise)).detach()
-    p_real = e.probs(x_pos)
-    e_real = e.energy_from_probs(p_real).mean()
-    e_fake = e(x_t).mean()
-    h_real = e.batch_entropy(p_real)
-    loss = e_real - e_fake - m.config.entropy_weight * h_real
-    return loss, {"loss_e": loss.detach(), "energy_real": e_real.detach(), "energy_fake": e_fake.detach(),
-                  "entropy_real": h_real.detach()}
+    return energy_terms(FunctionalModule(m.E, p_e, dict(m.E.named_buffers())), x_pos, x_t, m.config.entropy_weight)
