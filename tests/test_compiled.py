@@ -49,6 +49,49 @@ def state(m: LBT) -> list[torch.Tensor]:
     return out
 
 
+def seeded(build) -> object:
+    """A method built under torch's seed 0 (its initialisation) with its networks in float64."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        m = build()
+    for net in m.networks.values():
+        net.double()
+    return m
+
+
+def eager_and_compiled(make, data: list[torch.Tensor], f64: bool = True) -> list[tuple[object, list[dict]]]:
+    """A fresh method from ``make`` run eagerly over ``data``, and another through the compiled step (aot_eager,
+    each step kind's first two steps eager), with float64 the default dtype (``f64``): [(method, metrics per step)]
+    for the two."""
+    default = torch.get_default_dtype()
+    if f64:
+        torch.set_default_dtype(DT)  # the latents drawn in float64, as the networks are
+    try:
+        out = []
+        for compile in (False, True):
+            m = make()
+            runner = CompiledSteps(m, m.train_step, lambda: None, None, backend="aot_eager")
+            rows = []
+            for i, b in enumerate(data, 1):
+                m.prepare_step(i)
+                rows.append({k: float(v) for k, v in (runner.step(b, i) if compile else m.train_step(b, i)).items()})
+            out.append((m, rows))
+    finally:
+        torch.set_default_dtype(default)
+    return out
+
+
+def assert_same_runs(out: list[tuple[object, list[dict]]], rtol: float, atol: float) -> None:
+    """The two runs of :func:`eager_and_compiled` end with the same parameters, buffers and Adam states, report the
+    same metrics at every step and made the same draws."""
+    (eager, m_e), (comp, m_c) = out
+    for a, b in zip(state(eager), state(comp), strict=True):
+        torch.testing.assert_close(b, a, rtol=rtol, atol=atol)
+    for a, b in zip(m_e, m_c, strict=True):
+        assert a.keys() == b.keys() and all(b[k] == pytest.approx(a[k], rel=rtol, abs=atol) for k in a), (a, b)
+    assert eager.rng.get_state().equal(comp.rng.get_state())
+
+
 def run(m: LBT, steps: list[torch.Tensor], compile: bool, budget: Budget | None = None) -> list[dict]:
     after = m.recipe.after_step if m.recipe is not None else (lambda: None)
     runner = CompiledSteps(m, m.train_step, after, budget, backend="aot_eager")
@@ -287,39 +330,13 @@ def test_compiled_pair_steps_are_the_eager_steps(name, over):
 
     cls = METHODS[name]
 
-    def make():
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            kw = {"vae": {"z_dim": 3}, "vgan_vcd": {}}.get(name, {"z_dim": 3, "g_hidden": (6,)})
-            m = cls(cls.Config(**kw, **over), data_dim=2,
-                    device=torch.device("cpu"), generator=torch.Generator().manual_seed(1))
-        for net in m.networks.values():
-            net.double()
-        return m
-
-    def steps(m, compile):
-        after = lambda: None  # noqa: E731
-        runner = CompiledSteps(m, m.train_step, after, None, backend="aot_eager")
-        out = []
-        for i, b in enumerate(batches(6), 1):
-            m.prepare_step(i)
-            metrics = runner.step(b, i) if compile else m.train_step(b, i)
-            out.append({k: float(v) for k, v in metrics.items()})
-        return out
-
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(DT)
-    try:
-        (eager, m_e), (comp, m_c) = [(m, steps(m, c)) for m, c in ((make(), False), (make(), True))]
-    finally:
-        torch.set_default_dtype(default)
+    kw = {"vae": {"z_dim": 3}, "vgan_vcd": {}}.get(name, {"z_dim": 3, "g_hidden": (6,)})
+    out = eager_and_compiled(lambda: seeded(lambda: cls(cls.Config(**kw, **over), data_dim=2, device=torch.device(
+        "cpu"), generator=torch.Generator().manual_seed(1))), batches(6))
+    comp = out[1][0]
     core = comp._single if name == "vae" else comp._pair
     assert core is not None and core.core is not None
-    for a, b in zip(state(eager), state(comp), strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
-    for a, b in zip(m_e, m_c, strict=True):
-        assert a.keys() == b.keys() and all(b[k] == pytest.approx(a[k], rel=1e-10, abs=1e-12) for k in a), (a, b)
-    assert eager.rng.get_state().equal(comp.rng.get_state())
+    assert_same_runs(out, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("name,over", [("bihm", {}), ("rws", {"q_update": "wake_sleep"})])
@@ -334,28 +351,12 @@ def test_compiled_helmholtz_steps_are_the_eager_steps(name, over):
     g = torch.Generator().manual_seed(7)
     data = [(torch.rand(16, 6, generator=g, dtype=DT) > 0.5).to(DT) for _ in range(6)]
 
-    def make():
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            m = cls(cls.Config(layers=(4, 3), n_samples=3, **over), spec=spec, device=torch.device("cpu"),
-                    generator=torch.Generator().manual_seed(1))
-        for net in m.networks.values():
-            net.double()
-        return m
-
-    out = []
-    for compile in (False, True):
-        m = make()
-        runner = CompiledSteps(m, m.train_step, lambda: None, None, backend="aot_eager")
-        out.append((m, [{k: float(v) for k, v in (runner.step(b, i) if compile else m.train_step(b, i)).items()}
-                        for i, b in enumerate(data, 1)]))
-    (eager, m_e), (comp, m_c) = out
+    out = eager_and_compiled(lambda: seeded(lambda: cls(cls.Config(layers=(4, 3), n_samples=3, **over), spec=spec,
+                                                        device=torch.device("cpu"),
+                                                        generator=torch.Generator().manual_seed(1))), data, f64=False)
+    comp = out[1][0]
     assert comp._single is not None and comp._single.core is not None
-    for a, b in zip(state(eager), state(comp), strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
-    for a, b in zip(m_e, m_c, strict=True):
-        assert a.keys() == b.keys() and all(b[k] == pytest.approx(a[k], rel=1e-10, abs=1e-12) for k in a), (a, b)
-    assert eager.rng.get_state().equal(comp.rng.get_state())
+    assert_same_runs(out, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("over", [{}, {"e_spectral_norm": True}], ids=["plain", "spectral-norm"])
@@ -366,34 +367,12 @@ def test_compiled_kale_steps_are_the_eager_steps(over):
     give the eager run's parameters (E, A, G), Adam states, metrics and draws (float64 rounding)."""
     from ebmlab.methods.kale import KALE, KALEConfig
 
-    def make():
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            m = KALE(KALEConfig(z_dim=3, g_hidden=(6,), e_hidden=(7,), n_critic=1, n_critic_burst=3, burst_every=2,
-                                **over),
-                     data_dim=2, device=torch.device("cpu"), generator=torch.Generator().manual_seed(1))
-        for net in m.networks.values():
-            net.double()
-        return m
-
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(DT)
-    try:
-        out = []
-        for compile in (False, True):
-            m = make()
-            runner = CompiledSteps(m, m.train_step, lambda: None, None, backend="aot_eager")
-            out.append((m, [{k: float(v) for k, v in (runner.step(b, i) if compile else m.train_step(b, i)).items()}
-                            for i, b in enumerate(batches(8), 1)]))
-    finally:
-        torch.set_default_dtype(default)
-    (eager, m_e), (comp, m_c) = out
+    out = eager_and_compiled(lambda: seeded(lambda: KALE(
+        KALEConfig(z_dim=3, g_hidden=(6,), e_hidden=(7,), n_critic=1, n_critic_burst=3, burst_every=2, **over),
+        data_dim=2, device=torch.device("cpu"), generator=torch.Generator().manual_seed(1))), batches(8))
+    comp = out[1][0]
     assert comp._compiled is not None and comp.compile_blocker() is None
-    for a, b in zip(state(eager), state(comp), strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-11)
-    for a, b in zip(m_e, m_c, strict=True):
-        assert a.keys() == b.keys() and all(b[k] == pytest.approx(a[k], rel=1e-9, abs=1e-11) for k in a), (a, b)
-    assert eager.rng.get_state().equal(comp.rng.get_state())
+    assert_same_runs(out, rtol=1e-9, atol=1e-11)
 
 
 @pytest.mark.parametrize("over", [{"base": "gaussian", "penalty": 0.0}, {"base": "gaussian", "penalty": 0.5},
@@ -406,33 +385,12 @@ def test_compiled_fixed_base_kale_steps_are_the_eager_steps(over):
     rounding)."""
     from ebmlab.methods.kale import KALE, KALEConfig
 
-    def make():
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            m = KALE(KALEConfig(e_hidden=(7,), **over), data_dim=2, device=torch.device("cpu"),
-                     generator=torch.Generator().manual_seed(1))
-        for net in m.networks.values():
-            net.double()
-        return m
-
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(DT)
-    try:
-        out = []
-        for compile in (False, True):
-            m = make()
-            runner = CompiledSteps(m, m.train_step, lambda: None, None, backend="aot_eager")
-            out.append((m, [{k: float(v) for k, v in (runner.step(b, i) if compile else m.train_step(b, i)).items()}
-                            for i, b in enumerate(batches(8), 1)]))
-    finally:
-        torch.set_default_dtype(default)
-    (eager, m_e), (comp, m_c) = out
+    out = eager_and_compiled(lambda: seeded(lambda: KALE(KALEConfig(e_hidden=(7,), **over), data_dim=2,
+                                                         device=torch.device("cpu"),
+                                                         generator=torch.Generator().manual_seed(1))), batches(8))
+    comp = out[1][0]
     assert comp._compiled is not None and comp.compile_blocker() is None
-    for a, b in zip(state(eager), state(comp), strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-11)
-    for a, b in zip(m_e, m_c, strict=True):
-        assert a.keys() == b.keys() and all(b[k] == pytest.approx(a[k], rel=1e-9, abs=1e-11) for k in a), (a, b)
-    assert eager.rng.get_state().equal(comp.rng.get_state())
+    assert_same_runs(out, rtol=1e-9, atol=1e-11)
 
 
 @pytest.mark.parametrize("over", [{"margin": 3.0, "margin_schedule": "linear", "margin_decay_steps": 4},
@@ -453,39 +411,18 @@ def test_compiled_ebgan_ln_steps_are_the_eager_steps(over):
              "lambda0": 1.0}
 
     def make():
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            m = build_method(resolve_config("ebgan_ln", "digits", overrides={"seed": 1, **small, **over}),
-                             torch.device("cpu"))
-        for net in m.networks.values():
-            net.double()
+        m = seeded(lambda: build_method(resolve_config("ebgan_ln", "digits", overrides={"seed": 1, **small, **over}),
+                                        torch.device("cpu")))
         m.x_lab = m.x_lab.double()
         return m
 
     ds = get_dataset("digits")
     g = torch.Generator().manual_seed(3)
     data = [ds.train[torch.randint(0, len(ds.train), (16,), generator=g)].double() for _ in range(6)]
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(DT)
-    try:
-        out = []
-        for compile in (False, True):
-            m = make()
-            runner = CompiledSteps(m, m.train_step, lambda: None, None, backend="aot_eager")
-            rows = []
-            for i, b in enumerate(data, 1):
-                m.prepare_step(i)
-                rows.append({k: float(v) for k, v in (runner.step(b, i) if compile else m.train_step(b, i)).items()})
-            out.append((m, rows))
-    finally:
-        torch.set_default_dtype(default)
-    (eager, m_e), (comp, m_c) = out
+    out = eager_and_compiled(make, data)
+    eager, comp = out[0][0], out[1][0]
     assert comp._compiled is not None and comp._compiled.core is not None and comp.compile_blocker() is None
-    for a, b in zip(state(eager), state(comp), strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-11)
-    for a, b in zip(m_e, m_c, strict=True):
-        assert a.keys() == b.keys() and all(b[k] == pytest.approx(a[k], rel=1e-9, abs=1e-11) for k in a), (a, b)
-    assert eager.rng.get_state().equal(comp.rng.get_state())
+    assert_same_runs(out, rtol=1e-9, atol=1e-11)
     assert not torch.equal(eager.L.enc0_mean, make().L.enc0_mean)  # the statistics moved, in both runs alike
 
 
@@ -506,32 +443,14 @@ def test_compiled_bib_steps_are_the_eager_steps(name, over):
     cls = METHODS[name]
 
     def make(**more):
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            m = cls(cls.Config(g_hidden=(6,), e_hidden=(7,), enc_hidden=(5,), time_emb_dim=4, **{**over, **more}),
-                    data_dim=2, device=torch.device("cpu"), generator=torch.Generator().manual_seed(1))
-        for net in m.networks.values():
-            net.double()
-        return m
+        return seeded(lambda: cls(cls.Config(g_hidden=(6,), e_hidden=(7,), enc_hidden=(5,), time_emb_dim=4,
+                                             **{**over, **more}),
+                                  data_dim=2, device=torch.device("cpu"), generator=torch.Generator().manual_seed(1)))
 
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(DT)
-    try:
-        out = []
-        for compile in (False, True):
-            m = make()
-            runner = CompiledSteps(m, m.train_step, lambda: None, None, backend="aot_eager")
-            out.append((m, [{k: float(v) for k, v in (runner.step(b, i) if compile else m.train_step(b, i)).items()}
-                            for i, b in enumerate(batches(6), 1)]))
-    finally:
-        torch.set_default_dtype(default)
-    (eager, m_e), (comp, m_c) = out
+    out = eager_and_compiled(make, batches(6))
+    comp = out[1][0]
     assert comp._pair is not None and comp._pair.core is not None and comp.compile_blocker() is None
-    for a, b in zip(state(eager), state(comp), strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-11)
-    for a, b in zip(m_e, m_c, strict=True):
-        assert a.keys() == b.keys() and all(b[k] == pytest.approx(a[k], rel=1e-9, abs=1e-11) for k in a), (a, b)
-    assert eager.rng.get_state().equal(comp.rng.get_state())
+    assert_same_runs(out, rtol=1e-9, atol=1e-11)
     if name == "bib":
         assert "LOBPCG volume" in make(estimator="lobpcg", score_volume="lobpcg", share_jacobian=True).compile_blocker()
 
