@@ -15,6 +15,15 @@ def _threads():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _registries():
+    """What a test registers (a method, data set or metric) or unregisters is forgotten after it."""
+    from ebmlab.plugins import restored
+
+    with restored():
+        yield
+
+
 # --- `ebmlab` commands in processes of their own, started from a fork server (tests/cli_process.py) ---------------
 
 _PRELOAD = ["torch", "torch._dynamo", "numpy", "ot", "matplotlib.pyplot", "ebmlab.cli", "ebmlab.trainer",

@@ -20,17 +20,10 @@ PAGES = [ROOT / "docs" / "getting-started.md", *sorted((ROOT / "docs" / "how-to"
 @pytest.fixture
 def registries_restored():
     """What a page registers (the plugin page registers a method) leaves the registries with the test."""
-    import ebmlab.data as data_registry
-    import ebmlab.methods as method_registry
-    import ebmlab.metrics.registry as metric_registry
+    from ebmlab.plugins import restored
 
-    registries = (method_registry.METHODS, method_registry.SOURCES, data_registry.PLUGINS, data_registry.SOURCES,
-                  metric_registry.PLUGINS)
-    saved = [dict(r) for r in registries]
-    yield
-    for registry, copy in zip(registries, saved, strict=True):
-        registry.clear()
-        registry.update(copy)
+    with restored():
+        yield
 
 
 def run_block(lang: str, block: str, namespace: dict) -> None:

@@ -48,7 +48,7 @@ def test_an_option_without_metadata_is_refused_with_where_to_add_it(monkeypatch)
         name = "new_gan"
         Config = Cfg
 
-    monkeypatch.setitem(METHODS, "new_gan", New)
+    METHODS.register("new_gan", New, source="a test")  # forgotten after the test
     with pytest.raises(EbmlabError, match="brand_new.*OPTIONS table of Cfg"):
         resolve_config("new_gan", "ring8")
     assert main(["train", "new_gan", "--data", "ring8", "--out", "/nonexistent/never"]) == 2

@@ -21,21 +21,23 @@ def _list(args) -> None:
         raise EbmlabError("--settings goes with --options METHOD --data DATA")
     if args.data:
         raise EbmlabError("--data goes with --options METHOD (the effective options of METHOD on that data set)")
-    from . import data, methods
-    from .metrics import registry
+    from .data import DATASETS, dataset_names
+    from .methods import METHODS
+    from .metrics.registry import PLUGINS as METRICS
+    from .plugins import REGISTRIES
 
     print("methods:")
-    for name, cls in methods.METHODS.items():
-        print(f"  {name:<14} {cls.description}" + _from(methods.SOURCES.get(name)))
+    for name, cls in METHODS.items():
+        print(f"  {name:<14} {cls.description}" + _from(METHODS.sources.get(name)))
     print("data sets:")
-    for name, desc in data.dataset_names().items():
-        print(f"  {name:<16} {desc}" + _from(data.SOURCES.get(name)))
+    for name, desc in dataset_names().items():
+        print(f"  {name:<16} {desc}" + _from(DATASETS.sources.get(name)))
     print("  PATH.npz|.npy   a user's arrays (vectors or images); PATH/ a folder of PNG/JPEG images")
-    if registry.PLUGINS:
+    if METRICS:
         print("metrics of plugins:")
-        for name, (m, _) in registry.PLUGINS.items():
-            print(f"  {name:<16} {m.meaning}" + _from(registry.SOURCES[name]))
-    failed = {**methods.FAILED, **data.FAILED, **registry.FAILED}
+        for name, (m, _) in METRICS.items():
+            print(f"  {name:<16} {m.meaning}" + _from(METRICS.sources[name]))
+    failed = {name: why for registry in REGISTRIES for name, why in registry.failed.items()}
     if failed:
         print("plugins that could not be loaded:")
         for name, why in failed.items():

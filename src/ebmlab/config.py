@@ -488,7 +488,7 @@ def _check_plugins_here(d: Any, where: str | Path) -> None:
     recorded = d.get("plugins") if isinstance(d, dict) else None
     if not isinstance(recorded, dict):
         return
-    for kind, known, failed in (("method", methods.METHODS, methods.FAILED), ("data", data.PLUGINS, data.FAILED)):
+    for kind, known, failed in (("method", methods.METHODS, methods.FAILED), ("data", data.DATASETS, data.FAILED)):
         name, source = d.get(kind), recorded.get(kind)
         if not isinstance(name, str) or not isinstance(source, str) or name in known:
             continue

@@ -17,6 +17,7 @@ import torch
 import ebmlab
 from ebmlab.errors import EbmlabError
 from ebmlab.methods import METHODS, SOURCES
+from ebmlab.plugins import restored
 
 INSTALLED = any(ep.name == "lsgan" for ep in metadata.entry_points(group="ebmlab.methods"))
 plugin = pytest.mark.skipif(not INSTALLED, reason="the example plugin is not installed: pip install -e "
@@ -87,7 +88,7 @@ def test_check_method_passes_on_the_plugin_and_fails_on_a_broken_copy(monkeypatc
         def train_step(self, batch, step):
             return {k: float(v) for k, v in super().train_step(batch, step).items()}
 
-    monkeypatch.setitem(METHODS, "lsgan_broken", Broken)
+    ebmlab.register_method(Broken)  # forgotten after the test (tests/conftest.py)
     with pytest.raises(AssertionError, match="lsgan_broken"):
         check_method("lsgan_broken")
 
@@ -104,14 +105,7 @@ def test_register_from_python(tmp_path, monkeypatch):
     class MyGAN(GAN):
         name = "my_gan"
 
-    monkeypatch.setattr(ebmlab.methods, "METHODS", dict(METHODS))
-    monkeypatch.setattr(ebmlab.methods, "SOURCES", dict(SOURCES))
-    monkeypatch.setattr(data, "PLUGINS", {})
-    monkeypatch.setattr(data, "SOURCES", {})
-    monkeypatch.setattr(registry, "PLUGINS", {})
-    monkeypatch.setattr(registry, "SOURCES", {})
-    registry._tables.cache_clear()
-    try:
+    with restored():
         ebmlab.register_method(MyGAN)
         ebmlab.register_dataset("my_ring", lambda: TOY_DATASETS["ring8"])
         ebmlab.register_metric("spread", Metric("samples", "", "", "mean norm of the samples"),
@@ -127,8 +121,8 @@ def test_register_from_python(tmp_path, monkeypatch):
             ebmlab.register_dataset("ring8", lambda: TOY_DATASETS["ring8"])
         with pytest.raises(EbmlabError, match="_err"):
             ebmlab.register_metric("spread_err", Metric("samples", "", "", "x"), lambda x, t: 0.0)
-    finally:
-        registry._tables.cache_clear()
+    assert "my_gan" not in ebmlab.methods.METHODS and "my_ring" not in data.DATASETS  # restored
+    assert "spread" not in registry.PLUGINS and "spread" not in registry.catalogue()
 
 
 def test_a_plugin_that_fails_to_load_is_named_when_asked_for(monkeypatch):
@@ -153,7 +147,7 @@ def test_a_run_names_its_plugin_package_and_is_refused_clearly_where_it_is_missi
     recorded = json.loads((out / "config.json").read_text())["plugins"]
     version = metadata.version("ebmlab-example-plugin")
     assert recorded["method"].startswith(f"ebmlab-example-plugin {version} (") and "ring4" in recorded["data"]
-    monkeypatch.delitem(methods.METHODS, "lsgan")  # as if the package were uninstalled
+    methods.METHODS.unregister("lsgan")  # as if the package were uninstalled (restored after the test)
     capsys.readouterr()
     assert main(["sample", str(out), "-n", "5", "--out", str(tmp_path / "x.npy")]) == 2
     err = capsys.readouterr().err
@@ -177,7 +171,7 @@ def test_a_function_entry_point_and_a_raising_constructor_are_named_in_one_line(
     failed: dict[str, str] = {}
     ep = metadata.EntryPoint("notaclass", "json:dumps", "ebmlab.methods")
     monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [ep] if group == "ebmlab.methods" else [])
-    plugins.load("ebmlab.methods", methods._register_entry, failed)
+    plugins.load("ebmlab.methods", lambda n, o, s: methods.METHODS.register(n, methods._entry(n, o), source=s), failed)
     assert "names a function ('dumps')" in failed["notaclass"] and "not a subclass" in failed["notaclass"]
 
     class Broken(GAN):
@@ -186,15 +180,11 @@ def test_a_function_entry_point_and_a_raising_constructor_are_named_in_one_line(
         def __init__(self, config, **kw):
             raise RuntimeError("needs a GPU it does not ask for")
 
-    methods.register_method(Broken, source="broken-pkg 0.1 (broken:Broken)")
-    try:
-        with pytest.raises(EbmlabError, match=r"method 'broken_gan' of broken-pkg 0\.1 \(broken:Broken\) could not "
-                                              r"be built on ring8: its constructor raised RuntimeError: needs a GPU"):
-            ebmlab.train("broken_gan", "ring8", out=tmp_path / "b", progress=False, overrides={"steps": 1})
-        assert not (tmp_path / "b").exists()
-    finally:
-        methods.METHODS.pop("broken_gan")
-        methods.SOURCES.pop("broken_gan")
+    methods.register_method(Broken, source="broken-pkg 0.1 (broken:Broken)")  # forgotten after the test
+    with pytest.raises(EbmlabError, match=r"method 'broken_gan' of broken-pkg 0\.1 \(broken:Broken\) could not "
+                                          r"be built on ring8: its constructor raised RuntimeError: needs a GPU"):
+        ebmlab.train("broken_gan", "ring8", out=tmp_path / "b", progress=False, overrides={"steps": 1})
+    assert not (tmp_path / "b").exists()
 
 
 def test_a_module_declaring_a_method_and_a_data_set_loads_both(tmp_path, monkeypatch):

@@ -114,7 +114,7 @@ def render_plan(out: str | Path) -> dict[str, Any]:
     suite = rep.get("suite")
     if suite not in ("toy", "images"):  # reports written before the suite was kept: the command's, else the data's
         m = re.search(r"\bbench (toy|images)\b", command)
-        suite = m.group(1) if m else ("toy" if all(d in DATASETS for d in datasets) else "images")
+        suite = m.group(1) if m else ("toy" if all(d in DATASETS.own() for d in datasets) else "images")
     eval_samples = rep.get("eval_samples")
     if not isinstance(eval_samples, int) or isinstance(eval_samples, bool):
         # before the count was kept: the command's eval_samples= (the last one given), else the default it ran with

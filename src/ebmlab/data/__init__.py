@@ -11,20 +11,30 @@ from typing import Any
 from pathlib import Path
 
 from ..errors import EbmlabError, did_you_mean
+from ..plugins import Registry
 from .base import ArrayDataset, Dataset, DataSpec
 from .images import builtin_dataset, builtin_names, user_dataset
 from .lbt_toys import LBT_TOY_DATASETS
 from .toy import TOY_DATASETS, ToyDataset
 
-DATASETS = dict(TOY_DATASETS)
-DATASETS.update(LBT_TOY_DATASETS)
+def _admit(name: str, dataset: Any) -> Any:
+    """A data set may be registered under a word (not a path) as an object with the data interface or a function of
+    no arguments returning one (called when first asked for)."""
+    if not isinstance(name, str) or not name or is_path(name):
+        raise EbmlabError(f"a data set's name is a word such as 'ring4' (not a path), got {name!r}")
+    if not (isinstance(dataset, Dataset) or callable(dataset)):
+        raise EbmlabError(f"register_dataset takes a data set (ebmlab.data.base.Dataset) or a function returning "
+                          f"one, got {type(dataset).__name__}")
+    return dataset
 
 
-# data sets of plugins (entry point group ``ebmlab.datasets``) and registered from Python: name -> the data set, or
-# the function that makes it (called once, when first asked for)
-PLUGINS: dict[str, Any] = {}
-SOURCES: dict[str, str] = {}
-FAILED: dict[str, str] = {}
+# the named data sets: the 2D toys (ebmlab's own, made at import), then those of plugins (entry point group
+# ``ebmlab.datasets``) and registered from Python: the data set, or the function that makes it (called once, when
+# first asked for); the built-in image sets are made from files on demand (images.builtin_names), their names held
+DATASETS: Registry[Any] = Registry("data set", "ebmlab.datasets", _admit,
+                                   own={**TOY_DATASETS, **LBT_TOY_DATASETS}, reserved=lambda: builtin_names())
+SOURCES = DATASETS.sources
+FAILED = DATASETS.failed
 
 
 def register_dataset(name: str, dataset: Any, *, source: str | None = None) -> None:
@@ -32,41 +42,38 @@ def register_dataset(name: str, dataset: Any, *, source: str | None = None) -> N
     ``ToyDataset``, an ``ArrayDataset``, ...) or a function of no arguments that returns one, called when the data
     set is first asked for (in this process only — a plugin package's entry point reaches new processes). Refused:
     a name ebmlab or another plugin has, a path-like name, and anything else than those two."""
-    from ..plugins import python_source
+    DATASETS.register(name, dataset, source=source)
 
-    if not isinstance(name, str) or not name or is_path(name):
-        raise EbmlabError(f"a data set's name is a word such as 'ring4' (not a path), got {name!r}")
-    if name in DATASETS or name in builtin_names() or (name in PLUGINS and PLUGINS[name] is not dataset):
-        raise EbmlabError(f"data set name {name!r} is taken by {SOURCES.get(name, 'ebmlab')}; choose another")
-    if not (isinstance(dataset, Dataset) or callable(dataset)):
-        raise EbmlabError(f"register_dataset takes a data set (ebmlab.data.base.Dataset) or a function returning "
-                          f"one, got {type(dataset).__name__}")
-    PLUGINS[name] = dataset
-    SOURCES[name] = source or python_source(dataset)
-    FAILED.pop(name, None)
+
+_MADE: dict[str, tuple[Any, Dataset]] = {}  # name -> (the registered function, the data set it made)
 
 
 def _plugin(name: str) -> Any:
-    made = PLUGINS[name]
+    """The data set registered as ``name``; a registered function is called once (while it stays registered)."""
+    entry = DATASETS[name]
+    if isinstance(entry, Dataset):
+        return entry
+    if name in _MADE and _MADE[name][0] is entry:
+        return _MADE[name][1]
+    try:
+        made = entry()
+    except EbmlabError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a third-party function: its failure named, not a traceback
+        raise EbmlabError(f"data set {name!r} of {SOURCES[name]} could not be made: {type(exc).__name__}: "
+                          f"{exc}") from None
     if not isinstance(made, Dataset):
-        try:
-            made = made()
-        except EbmlabError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a third-party function: its failure named, not a traceback
-            raise EbmlabError(f"data set {name!r} of {SOURCES[name]} could not be made: {type(exc).__name__}: "
-                              f"{exc}") from None
-        if not isinstance(made, Dataset):
-            raise EbmlabError(f"data set {name!r} of {SOURCES[name]}: its function returned a "
-                              f"{type(made).__name__}, which lacks the data interface (ebmlab.data.base.Dataset)")
-        PLUGINS[name] = made
+        raise EbmlabError(f"data set {name!r} of {SOURCES[name]}: its function returned a "
+                          f"{type(made).__name__}, which lacks the data interface (ebmlab.data.base.Dataset)")
+    _MADE[name] = (entry, made)
     return made
 
 
 def dataset_names() -> dict[str, str]:
     """Every data set name (built-in, then of plugins) → its one-line description."""
-    plugins = {k: getattr(v, "description", "a data set of a plugin (made when first used)") for k, v in PLUGINS.items()}
-    return {**{k: v.description for k, v in DATASETS.items()}, **builtin_names(), **plugins}
+    plugins = {k: getattr(v, "description", "a data set of a plugin (made when first used)")
+               for k, v in DATASETS.plugins().items()}
+    return {**{k: v.description for k, v in DATASETS.own().items()}, **builtin_names(), **plugins}
 
 
 def file_label(name: str) -> str:
@@ -92,8 +99,6 @@ def get_dataset(name: str, *, data_dir: str | None = None, image_size: int = 0) 
         raise EbmlabError(f"image_size must be a side in pixels ≥ 1, or 0 to keep the images' own size; got "
                           f"{image_size!r}")
     if name in DATASETS:
-        return DATASETS[name]
-    if name in PLUGINS:
         return _plugin(name)
     if name in FAILED:
         raise EbmlabError(f"data set {name!r}: {FAILED[name]}")
@@ -157,13 +162,5 @@ def check_same_data(name: str, now: str | None, saved: object, run: object) -> N
                           f"another --out")
 
 
-def _load_plugins() -> None:
-    from ..plugins import load
-
-    load("ebmlab.datasets", lambda name, obj, source: register_dataset(name, obj, source=source), FAILED)
-
-
-_load_plugins()
-
-__all__ = ["ArrayDataset", "DATASETS", "PLUGINS", "SOURCES", "register_dataset", "DataSpec", "Dataset", "ToyDataset", "check_same_data", "content_sha256",
+__all__ = ["ArrayDataset", "DATASETS", "FAILED", "SOURCES", "register_dataset", "DataSpec", "Dataset", "ToyDataset", "check_same_data", "content_sha256",
            "dataset_names", "get_dataset", "user_data_sha256"]

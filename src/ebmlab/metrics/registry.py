@@ -17,12 +17,32 @@ from typing import Any, NamedTuple
 
 from ..errors import EbmlabError
 from ..metadata import Metric
+from ..plugins import Registry, generation, python_source
 from . import density, distances, images, inception, modes, probe, trajectory
 
-# metrics of plugins and registered from Python: name -> (metadata, fn(samples [n, ...], test [n, ...]) -> float)
-PLUGINS: dict[str, tuple[Metric, Any]] = {}
-SOURCES: dict[str, str] = {}
-FAILED: dict[str, str] = {}
+
+
+def _admit(name: str, pair: Any) -> tuple[Metric, Any]:
+    """A metric may be registered as a (Metric, fn) pair under an identifier the tables do not read as another
+    metric's error bar or note."""
+    if not isinstance(name, str) or not name.isidentifier() or name.endswith(("_se", "_std", "_err", "_note")):
+        raise EbmlabError(f"a metric's name is an identifier not ending in _se, _std, _err or _note (the tables read "
+                          f"those as another metric's error bar or note), got {name!r}")
+    if not (isinstance(pair, tuple) and len(pair) == 2):
+        raise EbmlabError("an ebmlab.metrics entry point names a (Metric, fn) pair")
+    metric, fn = pair
+    if not isinstance(metric, Metric) or not callable(fn):
+        raise EbmlabError(f"register_metric takes a name, an ebmlab.metadata.Metric and a function fn(samples, test) "
+                          f"-> float; got {type(metric).__name__} and {type(fn).__name__}")
+    return metric, fn
+
+
+# metrics of plugins and registered from Python: name -> (metadata, fn(samples [n, ...], test [n, ...]) -> float);
+# ebmlab's own are declared beside their functions (MODULES) and by the methods, their names held
+PLUGINS: Registry[tuple[Metric, Any]] = Registry("metric", "ebmlab.metrics", _admit,
+                                                 reserved=lambda: _tables_at(-1).plain)
+SOURCES = PLUGINS.sources
+FAILED = PLUGINS.failed
 
 MODULES = (modes, distances, images, inception, density, probe, trajectory)  # the order of table columns
 GROUPS = {"samples": "samples", "density": "density and likelihood",
@@ -38,8 +58,15 @@ class _Tables(NamedTuple):
     same_as: dict[str, str]
 
 
-@lru_cache(maxsize=1)
 def _tables() -> _Tables:
+    """The tables as the registries stand now (rebuilt after any of them changes)."""
+    return _tables_at(generation())
+
+
+@lru_cache(maxsize=2)
+def _tables_at(gen: int) -> _Tables:
+    """The tables at registry generation ``gen``; -1: ebmlab's own metrics and its methods' alone (the names a plugin
+    may not take)."""
     from ..methods import METHODS
 
     plain: dict[str, Metric] = {}
@@ -50,9 +77,9 @@ def _tables() -> _Tables:
         bookkeeping |= set(getattr(mod, "BOOKKEEPING", ()))
         same_as.update(getattr(mod, "SAME_AS", {}))
     prefixes: dict[str, str] = {}
-    for name, (m, _) in PLUGINS.items():
+    for name, (m, _) in (PLUGINS.items() if gen >= 0 else ()):
         plain.setdefault(name, m)
-    for cls in METHODS.values():
+    for cls in (METHODS.values() if gen >= 0 else METHODS.own().values()):
         for name, m in cls.metrics.items():
             plain.setdefault(name, m)
         bookkeeping |= set(cls.bookkeeping)
@@ -125,20 +152,7 @@ def register_metric(name: str, metric: Metric, fn: Any, *, source: str | None = 
     its value for samples [n, *shape] against the first n test rows (in this process only — a plugin package's
     entry point reaches new processes). Refused: a name a metric of ebmlab or another plugin has, or one the tables
     would hide (a suffix _se, _std, _err, _note), metadata that is not a Metric, a function that is not callable."""
-    from ..plugins import python_source
-
-    if not isinstance(name, str) or not name.isidentifier() or name.endswith(("_se", "_std", "_err", "_note")):
-        raise EbmlabError(f"a metric's name is an identifier not ending in _se, _std, _err or _note (the tables read "
-                          f"those as another metric's error bar or note), got {name!r}")
-    if not isinstance(metric, Metric) or not callable(fn):
-        raise EbmlabError(f"register_metric takes a name, an ebmlab.metadata.Metric and a function fn(samples, test) "
-                          f"-> float; got {type(metric).__name__} and {type(fn).__name__}")
-    if (name in catalogue() and name not in PLUGINS) or (name in PLUGINS and PLUGINS[name][1] is not fn):
-        raise EbmlabError(f"metric name {name!r} is taken by {SOURCES.get(name, 'ebmlab')}; choose another")
-    PLUGINS[name] = (metric, fn)
-    SOURCES[name] = source or python_source(fn)
-    FAILED.pop(name, None)
-    _tables.cache_clear()
+    PLUGINS.register(name, (metric, fn), source=source or python_source(fn))
 
 
 def plugin_values(samples: Any, dataset: Any) -> dict[str, float]:
@@ -157,17 +171,3 @@ def plugin_values(samples: Any, dataset: Any) -> dict[str, float]:
         except Exception as exc:  # noqa: BLE001 - a third-party function: its failure named, not a traceback
             raise EbmlabError(f"metric {name!r} of {SOURCES[name]} failed: {type(exc).__name__}: {exc}") from None
     return out
-
-
-def _load_plugins() -> None:
-    from ..plugins import load
-
-    def register(name: str, obj: Any, source: str) -> None:
-        if not (isinstance(obj, tuple) and len(obj) == 2):
-            raise EbmlabError("an ebmlab.metrics entry point names a (Metric, fn) pair")
-        register_metric(name, obj[0], obj[1], source=source)
-
-    load("ebmlab.metrics", register, FAILED)
-
-
-_load_plugins()
