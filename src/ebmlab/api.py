@@ -12,6 +12,7 @@ import torch
 
 from .config import ResolvedConfig, config_from_dict
 from .errors import EbmlabError, require_int
+from .metadata import DEVICES
 from .evaluation import evaluate, protocol, sample_count
 from .methods import Method, methods_with
 from .rng import stream_seed
@@ -20,8 +21,8 @@ from .placement import Placement, build_method
 
 
 def _check_device(device: Any) -> str | None:
-    if device is not None and device not in ("cpu", "cuda", "auto"):
-        raise EbmlabError(f"device must be cpu, cuda or auto, got {device!r}")
+    if device is not None and device not in DEVICES:
+        raise EbmlabError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
     return device
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EbmlabError
+from .metadata import DEVICES
 
 
 def _list(args) -> None:
@@ -458,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "command's options and examples.")
     p.add_argument("--version", action="version", version=f"ebmlab {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    device: dict[str, Any] = dict(choices=["cpu", "cuda", "auto"], help="where to run (default auto: CUDA when this "
+    device: dict[str, Any] = dict(choices=DEVICES, help="where to run (default auto: CUDA when this "
                                   "machine has it, whatever the run was trained on)")
     _add_list(sub)
     _add_train(sub)
@@ -493,7 +494,7 @@ def _add_train(sub: Any) -> None:
     s.add_argument("--seed", type=int, help="seed of initialisation, batches and evaluation (default 0)")
     s.add_argument("--out", help="run directory (default runs/METHOD-DATA-sSEED, DATA a file's stem)")
     s.add_argument("--config", help="TOML file with [run] and [method] tables")
-    s.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where to train (default auto: CUDA when "
+    s.add_argument("--device", choices=DEVICES, help="where to train (default auto: CUDA when "
                    "available)")
     s.add_argument("--data-dir", help="directory of local data files (MNIST, CIFAR-10); else EBMLAB_DATA")
     s.add_argument("--image-size", type=int, help="resize a user's image folder to this side")

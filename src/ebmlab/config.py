@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from .errors import EbmlabError, did_you_mean
+from .metadata import Device
 from .runs import RunDir, read_json
 
 
@@ -180,7 +181,7 @@ class RunConfig:
     eval_samples: int = 2500
     eval_density: bool = True
     eval: Literal["full", "quick", "none"] = "full"
-    device: Literal["cpu", "cuda", "auto"] = "auto"  # auto: CUDA when this machine has it
+    device: Device = "auto"  # auto: CUDA when this machine has it
     threads: int = 0  # torch CPU threads; 0: torch's setting (all cores unless the caller set it), 1 on 2D toys
     tensorboard: bool = True
     loggers: tuple[Literal["tensorboard", "mlflow", "wandb"], ...] = ("tensorboard",)

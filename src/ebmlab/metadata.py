@@ -8,14 +8,15 @@
   options table (``ebmlab.options`` explains the tables); :func:`out_of_range` checks a dataclass of options against
   its table, for the settings objects below the configuration layer (``samplers.latent.GuidedConfig``).
 - Choices read by several layers: the latent samplers' names (:data:`SamplerName`, the rows of
-  ``samplers.latent.SAMPLERS``).
+  ``samplers.latent.SAMPLERS``), the devices (:data:`Device`) and the network families (:data:`NETS`, the rows of
+  ``nets.build.FAMILIES``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Literal, NamedTuple
+from typing import Any, Callable, Literal, NamedTuple, get_args
 
 
 # The names of the energy-guided latent samplers, the rows of samplers.latent.SAMPLERS (checked there when it is
@@ -23,6 +24,27 @@ from typing import Any, Callable, Literal, NamedTuple
 # torch; SamplerChoice is a method's option (none: its generator alone)
 SamplerName = Literal["kinetic", "ula", "mala", "hmc"]
 SamplerChoice = Literal["kinetic", "ula", "mala", "hmc", "none"]
+
+# where a run trains or a command runs: the run option, the commands' --device and the Python API read these
+Device = Literal["cpu", "cuda", "auto"]
+DEVICES: tuple[str, ...] = get_args(Device)
+
+# the network families (a method's ``net`` option): name -> one-line meaning; the rows of nets.build.FAMILIES beside
+# their builders (checked there at import), here where the option tables and the command line read them without
+# torch
+NETS: dict[str, str] = {
+    "auto": "MLP for vectors and 2D, conv for images",
+    "mlp": "multilayer perceptrons of any shape: flattened in, reshaped out",
+    "conv": "the small convolutional pair of nets.conv, width = channels of the first layer",
+    "dcgan": "a small three-layer DCGAN pair, 32×32",
+    "ebmbb32": "EBM-BB's 32×32 pair, d = 8·width; the paper: width=64",
+    "vgan": "VGAN's released networks: MNIST width=64, CIFAR-10 width=128 energy / 256 transition",
+    "lbt": "LBT-GAN's stacked-MNIST pair, width=16",
+    "ebmbb_resnet": "EBM-BB's ResNet pair for square 32/64/128-pixel images; the paper: width=64 at 64×64",
+    "gebm_resnet": "GEBM's resnet-sn pair, 32×32; the paper: width=128",
+}
+Net = Literal["auto", "mlp", "conv", "dcgan", "ebmbb32", "vgan", "lbt", "ebmbb_resnet", "gebm_resnet"]
+assert get_args(Net) == tuple(NETS), "metadata.Net and metadata.NETS name the same families in the same order"
 
 
 class Metric(NamedTuple):
@@ -66,4 +88,4 @@ def out_of_range(cfg: Any, table: dict[str, tuple[str, str]]) -> list[str]:
     return out
 
 
-__all__ = ["Metric", "RANGES", "SamplerChoice", "SamplerName", "out_of_range"]
+__all__ = ["DEVICES", "Device", "Metric", "NETS", "Net", "RANGES", "SamplerChoice", "SamplerName", "out_of_range"]

@@ -25,7 +25,7 @@ import dataclasses
 from typing import Any
 
 from .errors import EbmlabError
-from .metadata import RANGES
+from .metadata import NETS, RANGES
 
 _HIDDEN = "hidden layer widths of the {} MLP (comma-separated; unused by conv nets)"
 
@@ -93,11 +93,7 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
 
 SHARED: dict[str, tuple[str, str]] = {  # method options that mean the same in every method that has them
     # --- networks -------------------------------------------------------------------------------------------------
-    "net": ("choice", "network family: auto (MLP for vectors/2D, conv for images), mlp, conv, dcgan (a small 32×32 DCGAN "
-                   "pair), ebmbb32 (EBM-BB's 32×32 pair, d = 8·width; the paper: width=64), vgan (VGAN's released "
-                   "networks: MNIST width=64, CIFAR-10 width=128 energy / 256 transition), lbt (LBT-GAN's stacked-MNIST "
-                   "pair, width=16), ebmbb_resnet (EBM-BB's ResNet pair for 32/64/128-pixel squares; the paper: "
-                   "width=64 at 64×64), gebm_resnet (GEBM's resnet-sn pair, 32×32; the paper: width=128)"),
+    "net": ("choice", "network family: " + "; ".join(f"{k} ({v})" for k, v in NETS.items())),
     "width": ("int1", "conv/dcgan width: channels of the first layer"),
     "z_dim": ("int1", "latent dimension of the generator"),
     "act": ("choice", "activation of the MLPs"),

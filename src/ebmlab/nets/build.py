@@ -14,9 +14,12 @@ the network the 2D methods have always used.
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from torch import Tensor, nn
+
+from ..metadata import NETS, Net
 
 from .conv import (ConvAutoEncoder, ConvCritic, ConvGenerator, ConvTimeEnergy, DCGANEnergy, DCGANGenerator,
                    EBMBBEnergy32, EBMBBGenerator32, LBTDiscriminator, LBTGenerator, Reshape, VGANDecoder,
@@ -24,8 +27,6 @@ from .conv import (ConvAutoEncoder, ConvCritic, ConvGenerator, ConvTimeEnergy, D
 from .mlp import mlp
 from .resnet import EBMBB_SIZES, EBMBBResNetEnergy, EBMBBResNetGenerator, GEBMResNetEnergy, GEBMResNetGenerator
 
-Net = Literal["auto", "mlp", "conv", "dcgan", "ebmbb32", "vgan", "lbt", "ebmbb_resnet", "gebm_resnet"]
-NETS = ("auto", "mlp", "conv", "dcgan", "ebmbb32", "vgan", "lbt", "ebmbb_resnet", "gebm_resnet")
 
 
 class RangeOut(nn.Module):
@@ -42,17 +43,17 @@ class RangeOut(nn.Module):
 
 
 def family(spec, net: str) -> str:
+    """The family ``net`` names on data of ``spec`` (``auto``: MLP for vectors and 2D, conv for images), or a
+    ValueError saying why the data do not fit it."""
     if net not in NETS:
         raise ValueError(f"net must be one of {', '.join(NETS)}; got {net!r}")
     if net == "auto":
         return "conv" if spec.is_image else "mlp"
     if net != "mlp" and not spec.is_image:
         raise ValueError(f"net={net} needs C×H×W data; {spec.kind} data of shape {spec.shape} takes net=mlp")
-    if net in ("dcgan", "ebmbb32", "gebm_resnet") and tuple(spec.shape[1:]) != (32, 32):
-        raise ValueError(f"net={net} is a 32×32 pair; the data are {spec.shape[1]}×{spec.shape[2]}: use net=conv")
-    if net == "ebmbb_resnet" and not (spec.shape[1] == spec.shape[2] and spec.shape[1] in EBMBB_SIZES):
-        raise ValueError(f"net=ebmbb_resnet is built for square images of {', '.join(map(str, EBMBB_SIZES))} "
-                         f"pixels; the data are {spec.shape[1]}×{spec.shape[2]}: use net=conv")
+    why = FAMILIES[net].misfit(spec) if net in FAMILIES else None
+    if why:
+        raise ValueError(f"net={net} {why}; the data are {spec.shape[1]}×{spec.shape[2]}: use net=conv")
     return net
 
 
@@ -93,19 +94,7 @@ def generator(spec, z_dim: int, *, net: str = "auto", hidden: tuple[int, ...] = 
     if f == "mlp":
         return _wrap_mlp_out(mlp(z_dim, hidden, spec.dim, act=act, batchnorm=batchnorm, **mlp_opts), spec,
                              range_out(spec))
-    if f == "dcgan":
-        return DCGANGenerator(z_dim, width, spec.shape[0])
-    if f == "ebmbb32":
-        return EBMBBGenerator32(z_dim, width, spec.shape[0])
-    if f == "vgan":
-        return VGANDecoder(z_dim, spec.shape, width, out=range_out(spec))
-    if f == "lbt":
-        return LBTGenerator(z_dim, spec.shape, width, out=range_out(spec))
-    if f == "ebmbb_resnet":
-        return EBMBBResNetGenerator(z_dim, width, spec.shape[0], spec.shape[1], out=range_out(spec))
-    if f == "gebm_resnet":
-        return GEBMResNetGenerator(z_dim, width, spec.shape[0], out=range_out(spec))
-    return ConvGenerator(z_dim, spec.shape, width, batchnorm=batchnorm, out=range_out(spec))
+    return FAMILIES[f].generator(spec, z_dim, width, batchnorm, range_out(spec))
 
 
 def decoder(spec, z_dim: int, *, net: str = "auto", hidden: tuple[int, ...] = (128, 128), act: str = "relu",
@@ -130,26 +119,10 @@ def critic(spec, out_dim: int = 1, *, net: str = "auto", hidden: tuple[int, ...]
     _mlp_only(f, mlp_opts)
     if f == "mlp":
         return _flat_in(mlp(spec.dim, hidden, out_dim, act=act, **mlp_opts), spec)
-    if f == "dcgan":
-        if out_dim != 1:
-            raise ValueError("the DCGAN energy has one output; use net=conv for encoders")
-        return _DCGANCritic(DCGANEnergy(width, spec.shape[0]))
-    if f == "ebmbb32":
-        if out_dim != 1:
-            raise ValueError("EBM-BB's energy has one output; use net=conv for encoders")
-        return _OneOut(EBMBBEnergy32(width, spec.shape[0]))
-    if f == "vgan":
-        return VGANEncoder(spec.shape, out_dim, width)
-    if f == "lbt":
-        if out_dim != 1:
-            raise ValueError("LBT-GAN's discriminator has one output; use net=conv for encoders")
-        return LBTDiscriminator(spec.shape, width)
-    if f in ("ebmbb_resnet", "gebm_resnet"):
-        if out_dim != 1:
-            raise ValueError(f"net={f}'s energy has one output; use net=conv for encoders")
-        return _OneOut(EBMBBResNetEnergy(width, spec.shape[0], spec.shape[1]) if f == "ebmbb_resnet"
-                       else GEBMResNetEnergy(width, spec.shape[0]))
-    return ConvCritic(spec.shape, width, out_dim)
+    row = FAMILIES[f]
+    if out_dim != 1 and not row.encodes:
+        raise ValueError(f"net={f}'s energy has one output; use net=conv for encoders")
+    return row.critic(spec, out_dim, width)
 
 
 def spectral_normalise(net: nn.Module) -> nn.Module:
@@ -196,22 +169,7 @@ def features(spec, *, net: str = "auto", hidden: tuple[int, ...] = (128, 128), a
     f = family(spec, net)
     if f == "mlp":
         return _flat_in(mlp(spec.dim, hidden[:-1], hidden[-1], act=act, out_act=act), spec), hidden[-1]
-    if f == "dcgan":
-        c = _DCGANCritic(DCGANEnergy(width, spec.shape[0]))
-        return _Features(c), 4 * width * 16
-    if f == "ebmbb32":
-        e = EBMBBEnergy32(width, spec.shape[0])
-        return e.main, e.feat_dim
-    if f == "vgan":
-        v = VGANFeatures(spec.shape, width)
-        return v, v.feat_dim
-    if f == "lbt":
-        return LBTDiscriminator(spec.shape, width).main, 1024
-    if f in ("ebmbb_resnet", "gebm_resnet"):
-        e = critic(spec, net=f, width=width)
-        return _Features(e), e.e.feat_dim
-    c = ConvCritic(spec.shape, width, 1)
-    return c.trunk, c.feat_dim
+    return FAMILIES[f].features(spec, width)
 
 
 class _Features(nn.Module):
@@ -285,5 +243,78 @@ def n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
 
-__all__ = ["Net", "RangeOut", "autoencoder", "critic", "decoder", "default_batchnorm", "family", "features", "generator",
+def _square32(spec: Any) -> str | None:
+    return None if tuple(spec.shape[1:]) == (32, 32) else "is a 32×32 pair"
+
+
+def _ebmbb_sizes(spec: Any) -> str | None:
+    ok = spec.shape[1] == spec.shape[2] and spec.shape[1] in EBMBB_SIZES
+    return None if ok else f"is built for square images of {', '.join(map(str, EBMBB_SIZES))} pixels"
+
+
+def _critic_features(critic_of: Callable[[Any, int, int], nn.Module]) -> Callable[[Any, int], tuple[nn.Module, int]]:
+    """Features of a critic that has ``features`` and its width as ``e.feat_dim``."""
+    def features(spec: Any, width: int) -> tuple[nn.Module, int]:
+        c = critic_of(spec, 1, width)
+        return _Features(c), c.e.feat_dim
+    return features
+
+
+def _conv_features(spec: Any, width: int) -> tuple[nn.Module, int]:
+    c = ConvCritic(spec.shape, width, 1)
+    return c.trunk, c.feat_dim
+
+
+def _ebmbb32_features(spec: Any, width: int) -> tuple[nn.Module, int]:
+    e = EBMBBEnergy32(width, spec.shape[0])
+    return e.main, e.feat_dim
+
+
+def _vgan_features(spec: Any, width: int) -> tuple[nn.Module, int]:
+    v = VGANFeatures(spec.shape, width)
+    return v, v.feat_dim
+
+
+@dataclass(frozen=True)
+class Family:
+    """A convolutional network family: its builders, each of (spec, ..., width), and what data it fits.
+
+    ``generator(spec, z_dim, width, batchnorm, out)``; ``critic(spec, out_dim, width)`` (a critic [b, out_dim] with
+    ``features``); ``features(spec, width) -> (φ, F)``; ``misfit(spec)``: why the data do not fit, or None;
+    ``encodes``: its critic takes out_dim > 1 (an encoder)."""
+    generator: Callable[[Any, int, int, bool, nn.Module | None], nn.Module]
+    critic: Callable[[Any, int, int], nn.Module]
+    features: Callable[[Any, int], tuple[nn.Module, int]]
+    misfit: Callable[[Any], str | None] = lambda spec: None
+    encodes: bool = False
+
+
+# the convolutional families (the rows of metadata.NETS but auto and mlp, whose MLPs take hidden sizes and
+# activations instead): adding a family is a row here and a name with its meaning in metadata.NETS
+FAMILIES: dict[str, Family] = {
+    "conv": Family(lambda spec, z, w, bn, out: ConvGenerator(z, spec.shape, w, batchnorm=bn, out=out),
+                   lambda spec, k, w: ConvCritic(spec.shape, w, k), _conv_features, encodes=True),
+    "dcgan": Family(lambda spec, z, w, bn, out: DCGANGenerator(z, w, spec.shape[0]),
+                    lambda spec, k, w: _DCGANCritic(DCGANEnergy(w, spec.shape[0])),
+                    lambda spec, w: (_Features(_DCGANCritic(DCGANEnergy(w, spec.shape[0]))), 4 * w * 16), _square32),
+    "ebmbb32": Family(lambda spec, z, w, bn, out: EBMBBGenerator32(z, w, spec.shape[0]),
+                      lambda spec, k, w: _OneOut(EBMBBEnergy32(w, spec.shape[0])), _ebmbb32_features, _square32),
+    "vgan": Family(lambda spec, z, w, bn, out: VGANDecoder(z, spec.shape, w, out=out),
+                   lambda spec, k, w: VGANEncoder(spec.shape, k, w), _vgan_features, encodes=True),
+    "lbt": Family(lambda spec, z, w, bn, out: LBTGenerator(z, spec.shape, w, out=out),
+                  lambda spec, k, w: LBTDiscriminator(spec.shape, w),
+                  lambda spec, w: (LBTDiscriminator(spec.shape, w).main, 1024)),
+    "ebmbb_resnet": Family(lambda spec, z, w, bn, out: EBMBBResNetGenerator(z, w, spec.shape[0], spec.shape[1], out=out),
+                           lambda spec, k, w: _OneOut(EBMBBResNetEnergy(w, spec.shape[0], spec.shape[1])),
+                           _critic_features(lambda spec, k, w: FAMILIES["ebmbb_resnet"].critic(spec, k, w)),
+                           _ebmbb_sizes),
+    "gebm_resnet": Family(lambda spec, z, w, bn, out: GEBMResNetGenerator(z, w, spec.shape[0], out=out),
+                          lambda spec, k, w: _OneOut(GEBMResNetEnergy(w, spec.shape[0])),
+                          _critic_features(lambda spec, k, w: FAMILIES["gebm_resnet"].critic(spec, k, w)),
+                          _square32),
+}
+assert set(FAMILIES) == set(NETS) - {"auto", "mlp"}, "nets.build.FAMILIES and metadata.NETS name the same families"
+
+
+__all__ = ["FAMILIES", "Family", "Net", "RangeOut", "autoencoder", "critic", "decoder", "default_batchnorm", "family", "features", "generator",
            "n_params", "penultimate", "range_out", "time_energy"]
