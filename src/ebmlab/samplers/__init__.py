@@ -2,7 +2,11 @@
 (nats, one chain per row), with explicit state and an explicit ``torch.Generator``.
 
 * :mod:`ebmlab.samplers.classic` — inverse transform, rejection, importance sampling, SIR.
-* :mod:`ebmlab.samplers.mcmc` — ULA, MALA, HMC, kinetic Langevin (ABOBA), latent-space energy.
+* :mod:`ebmlab.samplers.mcmc` — the MCMC run loop (warm-up, adaptation, thinning, compiled steps), and every MCMC
+  name below: one kernel family per module, ``core`` (states, the Metropolis test, latent-space energy, the
+  ``Algorithm`` type), ``langevin`` (ULA, MALA, kinetic Langevin by ABOBA), ``hamiltonian`` (leapfrog, HMC),
+  ``adapt`` (Robbins–Monro and dual averaging of the step size).
+* :mod:`ebmlab.samplers.latent` — the table of energy-guided latent samplers (``SAMPLERS``).
 * :mod:`ebmlab.samplers.ais` — annealed importance sampling for log Z, forward and reverse.
 """
 
