@@ -35,7 +35,7 @@ def main() -> None:
             continue
         with tempfile.TemporaryDirectory() as d:
             ebmlab.train(name, "ring8", out=f"{d}/r", progress=False,
-                         overrides={"steps": a.steps, "plots": False, "tensorboard": False,
+                         overrides={"steps": a.steps, "plots": False, "loggers": "",
                                     "eval_samples": 10, "eval_density": False})
             cfg, method, step = load_run(f"{d}/r")
             ds = dataset_of(cfg.data, cfg.run)

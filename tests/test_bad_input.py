@@ -14,7 +14,7 @@ import torch
 import ebmlab
 from ebmlab.cli import main
 
-TINY = ["eval_samples=100", "eval_density=false", "plots=false", "tensorboard=false", "log_every=1"]
+TINY = ["eval_samples=100", "eval_density=false", "plots=false", "loggers=", "log_every=1"]
 
 
 @pytest.fixture(scope="module")
@@ -503,12 +503,14 @@ def test_file_system_errors_during_a_run(monkeypatch, finished, tmp_path, capsys
     checkpoint on disk stays the previous one (atomic writes), so the same command resumes."""
     run = copy_run(finished, tmp_path)
     before = snapshot(run)
+    import ebmlab.atomic as atomic
     import ebmlab.runs as runs
 
     def failing(path, write_fn):
         raise OSError(err, "simulated", str(path))
 
-    monkeypatch.setattr(runs, "atomic_write_bytes", failing)
+    monkeypatch.setattr(atomic, "atomic_write_bytes", failing)  # JSON files
+    monkeypatch.setattr(runs, "atomic_write_bytes", failing)  # checkpoints
     code = main(["train", "gan", "--data", "ring8", "--out", str(run), "--steps", "5", "--no-progress", *TINY])
     out = capsys.readouterr().err
     assert code == 2 and words in out and "Traceback" not in out
@@ -677,15 +679,15 @@ def test_a_killed_sample_leaves_nothing_for_good(finished, tmp_path):
 
 
 def test_a_second_writer_waits_for_the_first(tmp_path):
-    """runs.sole_writer: while one process holds an output, a second one waits (its clean-up cannot remove the
+    """atomic.sole_writer: while one process holds an output, a second one waits (its clean-up cannot remove the
     first one's temporaries)."""
     import subprocess
     import sys
     import time
 
-    from ebmlab.runs import sole_writer
+    from ebmlab.atomic import sole_writer
 
-    code = ("import sys, time; from ebmlab.runs import sole_writer\n"
+    code = ("import sys, time; from ebmlab.atomic import sole_writer\n"
             "with sole_writer(sys.argv[1], 'out'):\n    print('held', flush=True); time.sleep(1.5)\n")
     holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

@@ -50,7 +50,7 @@ def test_bench_grid_runs_the_product_and_writes_a_per_setting_table(tmp_path, ca
     gfile.write_text(GRID)
     assert main(["bench", "toy", "--methods", "gan,ebgan", "--data", "ring8", "--seeds", "1", "--steps", "3",
                  "--out", str(out), "--grid", str(gfile), "eval_samples=100", "eval_density=false",
-                 "tensorboard=false"]) == 0
+                 "loggers="]) == 0
     res = json.loads((out / "results.json").read_text())
     runs = res["runs"]
     assert sum(r["method"] == "gan" for r in runs) == 2 and sum(r["method"] == "ebgan" for r in runs) == 4
@@ -116,7 +116,7 @@ def test_shards_and_collect_give_the_unsharded_table(tmp_path, capsys):
     gfile = tmp_path / "grid.toml"
     gfile.write_text(SHARD_GRID)
     common = ["--methods", "gan", "--data", "ring8", "--seeds", "2", "--steps", "3", "--grid", str(gfile),
-              "eval_samples=100", "eval_density=false", "tensorboard=false"]
+              "eval_samples=100", "eval_density=false", "loggers="]
     assert main(["bench", "toy", "--out", str(tmp_path / "whole"), *common]) == 0
     sharded = tmp_path / "sharded"
     for i in (2, 0):  # parts in any order; part 1 not yet run
@@ -144,7 +144,7 @@ def test_shards_and_collect_give_the_unsharded_table(tmp_path, capsys):
 def test_collect_refuses_parts_of_another_grid_and_bad_shards(tmp_path, capsys):
     out = tmp_path / "b"
     base = ["--data", "ring8", "--seeds", "1", "--steps", "2", "eval_samples=100", "eval_density=false",
-            "tensorboard=false"]
+            "loggers="]
     assert main(["bench", "toy", "--methods", "gan", "--out", str(out), "--shard", "0/2", *base]) == 0
     assert main(["bench", "toy", "--methods", "gan", "--out", str(out), "--shard", "1/3", *base]) == 0
     capsys.readouterr()
@@ -213,7 +213,7 @@ def test_a_killed_worker_gives_one_clear_error_not_a_traceback(tmp_path, capsys,
 
     monkeypatch.setattr(bench, "ProcessPoolExecutor", KilledPool)
     code = main(["bench", "toy", "--methods", "gan", "--data", "ring8", "--seeds", "2", "--steps", "3", "--jobs",
-                 "2", "--out", str(tmp_path / "b"), "eval_samples=100", "tensorboard=false"])
+                 "2", "--out", str(tmp_path / "b"), "eval_samples=100", "loggers="])
     err = capsys.readouterr().err
     assert code == 2
     assert "worker process of the bench was killed" in err and "--jobs" in err and "resumes" in err

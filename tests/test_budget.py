@@ -9,7 +9,7 @@ import pytest
 import ebmlab
 from ebmlab.cli import main
 
-FAST = dict(eval_samples=100, eval_density=False, plots=False, tensorboard=False, batch_size=32, log_every=1)
+FAST = dict(eval_samples=100, eval_density=False, plots=False, loggers="", batch_size=32, log_every=1)
 
 
 def test_gan_evaluations_by_hand(tmp_path):

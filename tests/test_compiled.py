@@ -203,7 +203,7 @@ def _bib():
 
 SMALL = {"z_dim": 4, "g_hidden": [8], "est_z_dim": 2, "est_hidden": [8], "unroll_steps": 2, "n_est": 1,
          "batch_size": 16, "eval_every": 0, "eval_samples": 50, "eval_density": False, "plots": False,
-         "tensorboard": False, "iwae_ks": [1, 5], "iwae_points": 20, "elbo_samples": 2}
+         "loggers": "", "iwae_ks": [1, 5], "iwae_points": 20, "elbo_samples": 2}
 
 
 def test_a_compiled_run_resumes_an_eager_one_with_its_numbers_and_records_the_compile(tmp_path, monkeypatch, capsys):

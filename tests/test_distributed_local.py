@@ -51,7 +51,7 @@ def test_one_process_needs_no_process_group_and_metrics_are_read_in_one_transfer
 def test_bf16_autocast_trains_and_stays_finite(tmp_path):
     res = ebmlab.train("gan", "ring8", out=tmp_path / "r", progress=False,
                        overrides={"steps": 20, "precision": "bf16", "eval_samples": 200, "eval_density": False,
-                                  "plots": False, "tensorboard": False, "log_every": 10})
+                                  "plots": False, "loggers": "", "log_every": 10})
     assert all(torch.isfinite(p).all() for p in res.method.parameters())
     assert all(p.dtype == torch.float32 for p in res.method.parameters())  # weights stay float32 under autocast
 
@@ -59,7 +59,7 @@ def test_bf16_autocast_trains_and_stays_finite(tmp_path):
 def test_channels_last_on_images_gives_the_same_run(tmp_path):
     import json
 
-    over = {"steps": 3, "eval_samples": 100, "plots": False, "tensorboard": False, "batch_size": 16,
+    over = {"steps": 3, "eval_samples": 100, "plots": False, "loggers": "", "batch_size": 16,
             "eval_density": False, "log_every": 1}
     a = ebmlab.train("gan", "digits", out=tmp_path / "a", progress=False, overrides=over)
     b = ebmlab.train("gan", "digits", out=tmp_path / "b", progress=False, overrides={**over, "channels_last": True})

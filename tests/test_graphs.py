@@ -137,7 +137,7 @@ def test_portable_optimizer_state_is_what_an_eager_run_writes():
 
 
 def _trained(tmp_path, name, mode, stop_after=None, out="run", **over):
-    o = {"steps": 12, "batch_size": 32, "seed": 0, "eval_samples": 100, "plots": False, "tensorboard": False,
+    o = {"steps": 12, "batch_size": 32, "seed": 0, "eval_samples": 100, "plots": False, "loggers": "",
          "graphs": mode, "lr_schedule": "cosine", "ema": 0.8, "log_every": 4, "eval_density": False, **over}
     return train(name, "ring8", out=tmp_path / out, overrides=o, progress=False, stop_after=stop_after)
 

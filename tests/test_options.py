@@ -97,7 +97,7 @@ def test_listing_equals_the_resolved_configuration(method):
 
 def test_train_echoes_the_resolved_configuration(tmp_path, capsys):
     assert main(["train", "kale", "--data", "ring8", "--steps", "1", "--out", str(tmp_path / "k"), "--no-progress",
-                 "mcmc_steps=2", "eval_samples=100", "eval_density=false", "plots=false", "tensorboard=false"]) == 0
+                 "mcmc_steps=2", "eval_samples=100", "eval_density=false", "plots=false", "loggers="]) == 0
     out = capsys.readouterr().out
     assert "presets applied: kale" in out and "mcmc_steps=2 [cli]" in out and "steps=1 [cli]" in out
 
@@ -106,7 +106,7 @@ def test_run_record(tmp_path):
     old = os.umask(0o022)
     try:
         ebmlab.train("gan", "ring8", out=tmp_path / "r", progress=False,
-                     overrides={"steps": 2, "eval_samples": 100, "plots": False, "tensorboard": False,
+                     overrides={"steps": 2, "eval_samples": 100, "plots": False, "loggers": "",
                                 "eval_density": False})
     finally:
         os.umask(old)

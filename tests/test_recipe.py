@@ -16,7 +16,7 @@ from ebmlab.recipe import Recipe, lr_factor
 from ebmlab.config import RunConfig
 from ebmlab.api import load_run
 
-FAST = {"eval_samples": 300, "plots": "false", "tensorboard": "false", "log_every": 5, "ckpt_every": 10,
+FAST = {"eval_samples": 300, "plots": "false", "loggers": "", "log_every": 5, "ckpt_every": 10,
         "eval_density": "false"}
 
 
@@ -178,4 +178,4 @@ def test_a_presets_schedule_does_not_refuse_a_short_run(tmp_path):
     from ebmlab.cli import main
 
     assert main(["train", "kale", "--data", "ring8", "--steps", "1", "--out", str(tmp_path / "k"), "--no-progress",
-                 "mcmc_steps=2", "eval_samples=100", "eval_density=false", "plots=false", "tensorboard=false"]) == 0
+                 "mcmc_steps=2", "eval_samples=100", "eval_density=false", "plots=false", "loggers="]) == 0

@@ -65,7 +65,7 @@ def test_a_moved_run_a_damaged_record_and_a_deleted_store_each_start_a_new_mlflo
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     over = {"steps": 4, "log_every": 2, "eval_every": 0, "eval_samples": 100, "eval_density": False, "plots": False,
-            "tensorboard": False, "loggers": "mlflow"}
+            "loggers": "mlflow"}
     out = tmp_path / "r"
     ebmlab.train("gan", "ring8", out=out, progress=False, overrides=over)
     first = json.loads((out / "mlflow.json").read_text())

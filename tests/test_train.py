@@ -9,7 +9,7 @@ from ebmlab.errors import DivergenceError, EbmlabError
 from ebmlab.methods.vgan import VGAN
 from ebmlab.api import load_run
 
-FAST = {"eval_samples": 300, "plots": "false", "tensorboard": "false", "log_every": 5, "ckpt_every": 10}
+FAST = {"eval_samples": 300, "plots": "false", "loggers": "", "log_every": 5, "ckpt_every": 10}
 
 
 def params(method):
@@ -96,7 +96,7 @@ def test_an_option_the_method_refuses_leaves_no_run_directory(tmp_path):
         ebmlab.train("vae", "ring8", out=out, overrides={"decoder_var": -1.0, "steps": 2})
     assert not out.exists()
     res = ebmlab.train("vae", "ring8", out=out, overrides={"steps": 2, "eval_samples": 100, "plots": False,
-                                                          "tensorboard": False})
+                                                          "loggers": ""})
     assert res.summary["step"] == 2
 
 
@@ -108,7 +108,7 @@ def test_a_second_process_on_the_same_run_directory_is_refused(tmp_path):
     import subprocess
     import sys
 
-    kw = dict(overrides={"steps": 20, "seed": 0, "eval_samples": 100, "plots": False, "tensorboard": False},
+    kw = dict(overrides={"steps": 20, "seed": 0, "eval_samples": 100, "plots": False, "loggers": ""},
               progress=False)
     ebmlab.train("gan", "ring8", out=tmp_path / "r", stop_after=10, **kw)
     before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()}
@@ -119,7 +119,7 @@ def test_a_second_process_on_the_same_run_directory_is_refused(tmp_path):
             ebmlab.train("gan", "ring8", out=tmp_path / "r", **kw)
         cli = subprocess.run([sys.executable, "-m", "ebmlab", "train", "gan", "--data", "ring8", "--out",
                               str(tmp_path / "r"), "--no-progress", "steps=20", "seed=0", "eval_samples=100",
-                              "plots=false", "tensorboard=false"], capture_output=True, text=True)
+                              "plots=false", "loggers="], capture_output=True, text=True)
         assert cli.returncode == 2 and "another process is training" in cli.stderr and "Traceback" not in cli.stderr
         after = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()}
         assert after == before
@@ -130,7 +130,7 @@ def test_a_second_process_on_the_same_run_directory_is_refused(tmp_path):
 
 
 # --- the steps of a resumed run (run records that stay true) --------------------------------------------------------
-_QUICK = {"eval_samples": 50, "plots": False, "tensorboard": False, "eval_density": False, "log_every": 5,
+_QUICK = {"eval_samples": 50, "plots": False, "loggers": "", "eval_density": False, "log_every": 5,
           "ckpt_every": 5}
 
 
@@ -263,7 +263,7 @@ def test_evaluation_points_leave_the_run_unchanged_and_record_what_was_trained(t
 def test_time_set_aside_in_the_training_loop_is_not_counted():
     import time
 
-    from ebmlab.runs import Session
+    from ebmlab.sessions import Session
 
     s = Session(None, None, 0)
     s.clock()

@@ -148,7 +148,7 @@ def main() -> None:
         for m in methods:
             steps = max(1, int(budget * rates[m]))
             over = {**overrides(m, a.points, a.z2), "steps": steps, "seed": 0, "threads": a.threads,
-                    "eval_samples": 1000, "log_every": 500, "ckpt_every": max(steps // 4, 1), "tensorboard": False}
+                    "eval_samples": 1000, "log_every": 500, "ckpt_every": max(steps // 4, 1), "loggers": ""}
             if a.data_dir:
                 over["data_dir"] = a.data_dir
             t0 = time.perf_counter()

@@ -36,7 +36,7 @@ def rate(method: str, n: int, steps: int, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as d:
         args = ["-m", "ebmlab", "train", method, "--data", "ring8", "--steps", str(steps), "--no-progress",
                 "--out", f"{d}/run", "batches=epochs", "batch_size=256", "eval_samples=200", "eval_density=false",
-                "plots=false", "tensorboard=false", f"log_every={steps}", f"ckpt_every={steps}", *extra]
+                "plots=false", "loggers=", f"log_every={steps}", f"ckpt_every={steps}", *extra]
         cmd = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}"] if n > 1
                else [sys.executable]) + args
         t0 = time.perf_counter()

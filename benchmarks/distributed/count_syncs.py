@@ -38,7 +38,7 @@ def main() -> None:
 
     method, data, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
     over = dict(a.split("=", 1) for a in sys.argv[4:])
-    over.update(steps=str(steps + 1), eval_density="false", plots="false", tensorboard="false",
+    over.update(steps=str(steps + 1), eval_density="false", plots="false", loggers="",
                 ckpt_every=str(steps), log_every=str(over.get("log_every", 50)))
     counter = CountSyncs()
     real_loop = trainer._train_loop

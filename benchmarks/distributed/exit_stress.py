@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ARGS = ["train", "gan", "--data", "ring8", "--steps", "10", "--no-progress", "ckpt_every=4", "batches=epochs",
-        "batch_size=64", "eval_samples=200", "eval_density=false", "plots=false", "tensorboard=false", "log_every=4"]
+        "batch_size=64", "eval_samples=200", "eval_density=false", "plots=false", "loggers=", "log_every=4"]
 
 
 def one(i: int, work: Path, env: dict) -> dict:

@@ -7,7 +7,7 @@
 set -e
 OUT=${1:-/tmp/ebgan_ln}
 STEPS=2500
-COMMON="--no-progress --data fashion batch_size=100 threads=1 eval_every=0 log_every=100 plots=false tensorboard=false"
+COMMON="--no-progress --data fashion batch_size=100 threads=1 eval_every=0 log_every=100 plots=false loggers="
 for seed in 0 1; do
   echo "ebmlab train ebgan_ln --out $OUT/ebgan_ln_m60-l100-s$seed $COMMON steps=$STEPS labels=100 label_seed=$seed seed=$seed margin=60 margin_decay_steps=$STEPS"
   echo "ebmlab train ebgan_ln --out $OUT/ebgan_ln_m60const-l100-s$seed $COMMON steps=$STEPS labels=100 label_seed=$seed seed=$seed margin=60 margin_schedule=constant"

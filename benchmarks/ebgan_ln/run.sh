@@ -11,7 +11,7 @@ OUT=${1:-/tmp/ebgan_ln}
 PHASE=${2:-equal_steps}
 STEPS=2500
 mkdir -p "$OUT"
-COMMON="--no-progress --data fashion batch_size=100 threads=1 eval_every=0 log_every=100 plots=false tensorboard=false"
+COMMON="--no-progress --data fashion batch_size=100 threads=1 eval_every=0 log_every=100 plots=false loggers="
 if [ "$PHASE" = equal_time ]; then
   # as many ladder steps as the wall time of STEPS EBGAN-LN steps buys: STEPS x (mean training-loop seconds of the
   # six EBGAN-LN runs) / (mean of the six ladder runs) of the equal-steps phase, measured side by side under one load

@@ -34,7 +34,7 @@ def run(args: list[str], torchrun: bool = False) -> tuple[int, float, str]:
 def train(method: str, data: str, device: str, steps: int, d: str, extra: list[str], torchrun: bool = False,
           evaluate: bool = False) -> dict:
     out = f"{d}/{method}-{data}-{device}-{'-'.join(extra) or 'fp32'}{'-trun' if torchrun else ''}"
-    common = ["--no-progress", f"log_every={steps}", f"ckpt_every={steps}", "tensorboard=false"]
+    common = ["--no-progress", f"log_every={steps}", f"ckpt_every={steps}", "loggers="]
     if not evaluate:
         common += ["plots=false", "eval_samples=200"] + (["eval_density=false"] if data == "ring8" else [])
     rc, wall, tail = run(["train", method, "--data", data, "--steps", str(steps), "--device", device,

@@ -37,7 +37,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as d:
                 train("gan", data, out=f"{d}/run", progress=progress,
                       overrides={"steps": a.steps, "device": a.device, "log_every": 100, "eval_every": 0,
-                                 "ckpt_every": a.steps, "tensorboard": False, "plots": False, "eval_samples": 100,
+                                 "ckpt_every": a.steps, "loggers": "", "plots": False, "eval_samples": 100,
                                  "graphs": "off", "threads": 1,
                                  "data_on_device": a.data_on_device})
                 with open(f"{d}/run/run.json") as f:

@@ -66,7 +66,7 @@ long)
   for m in ${methods//,/ }; do
     python3 -m ebmlab train "$m" --data stacked_fashion --out "$work/long/$m" --seed 0 --no-progress \
       --device "$DEVICE" steps=20000 max_seconds="$seconds" eval_every=2000 eval_samples=1000 ckpt_every=2000 \
-      tensorboard=false plots=true threads=2 ${LONG_ARGS:-} >"$work/long/$m.log" 2>&1 &
+      loggers= plots=true threads=2 ${LONG_ARGS:-} >"$work/long/$m.log" 2>&1 &
     pids+=($!)
   done
   # Archived by LONG_DEADLINE seconds (default SECONDS + 150: start-up and the last evaluation) even if runs are

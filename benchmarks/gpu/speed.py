@@ -54,7 +54,7 @@ import torch
 from ebmlab import graphs
 from ebmlab.config import resolve_config
 from ebmlab.data.batches import make_batches
-from ebmlab.runs import atomic_write_bytes, write_json
+from ebmlab.atomic import atomic_write_bytes, write_json
 from ebmlab.placement import Placement
 from ebmlab.trainer import build_method, train
 
@@ -113,7 +113,7 @@ LOG_EVERY = 50
 
 def overrides(args: argparse.Namespace, net: str = "dcgan", **extra) -> dict:
     common = {"batch_size": 64, "seed": 0, "eval_samples": 100, "eval": "none", "plots": False,
-              "tensorboard": False, "eval_every": 0, "ckpt_every": 10 ** 9, "log_every": LOG_EVERY,
+              "loggers": "", "eval_every": 0, "ckpt_every": 10 ** 9, "log_every": LOG_EVERY,
               "device": args.device, **extra}
     if not net:  # a row on its own data set: the method's networks for that data
         return common

@@ -75,7 +75,7 @@ def trainer(name: str, data: str, steps: int) -> float:
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
         ebmlab.train(name, data, out=f"{d}/r", progress=False,
-                     overrides={"batch_size": 64, "steps": steps + 1, "log_every": 20, "tensorboard": False,
+                     overrides={"batch_size": 64, "steps": steps + 1, "log_every": 20, "loggers": "",
                                 "plots": False, "threads": torch.get_num_threads()}, stop_after=steps + 1)
         return (steps + 1) / (time.perf_counter() - t0)
 

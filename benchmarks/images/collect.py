@@ -58,7 +58,7 @@ def main() -> None:
     if missing:
         md += "\nRuns of the grid that did not finish in the time the machine had (not in the table): " + \
               ", ".join(missing) + ".\n"
-    from ebmlab.runs import json_safe
+    from ebmlab.atomic import json_safe
 
     Path(a.bench_dir, "results.md").write_text(md)
     Path(a.bench_dir, "results.json").write_text(json.dumps(json_safe({"command": a.command, "rows": rows,

@@ -50,7 +50,7 @@ def train(a) -> None:
     cmd = [sys.executable, str(HERE / "equal_time.py"), "--data", "fashion", "--methods", METHODS,
            "--variants", f'vae:decoder="discretised",{pts}', "--set", f"vae:{pts};lbt:lr_est=3e-4,{pts}",
            "--budget", str(a.budget), "--rounds", "3", "--seconds", "3", "--seeds", str(a.seeds), "--jobs",
-           str(a.jobs), "--out", str(a.out), "eval_samples=1000", "tensorboard=false"]
+           str(a.jobs), "--out", str(a.out), "eval_samples=1000", "loggers="]
     print(" ".join(cmd), flush=True)
     if subprocess.call(cmd) != 0:
         raise SystemExit("the training grid failed (see above)")

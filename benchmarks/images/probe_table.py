@@ -2,7 +2,7 @@
 features, the same conv architecture and training budget, several seeds.
 
     ebmlab bench images --methods gan,vgan --data fashion --seeds 3 --steps 600 --jobs 2 \
-        --out benchmarks/images/fashion_probe eval_samples=1000 tensorboard=false
+        --out benchmarks/images/fashion_probe eval_samples=1000 loggers=
     python benchmarks/images/probe_table.py benchmarks/images/fashion_probe [--no-floors]
 
 ``--no-floors`` skips the untrained-critic and raw-pixel rows (deterministic; in fashion_probe/probe.md).

@@ -6,7 +6,7 @@ set -e
 OUT=${1:-/tmp/kale_fixed}
 mkdir -p "$OUT"
 python benchmarks/kale_fixed/make_data.py "$OUT/breast_cancer.csv"
-COMMON="--no-progress inverse_temperature=1 mcmc_steps=200 threads=1 batch_size=64 plots=false tensorboard=false"
+COMMON="--no-progress inverse_temperature=1 mcmc_steps=200 threads=1 batch_size=64 plots=false loggers="
 for seed in 0 1 2; do
   ebmlab train kale --data "$OUT/breast_cancer.csv" --steps 2300 --seed $seed --out "$OUT/flow300-s$seed" $COMMON \
     base=flow flow_steps=300 flow_layers=4 flow_hidden=64

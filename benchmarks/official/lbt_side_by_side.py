@@ -105,7 +105,7 @@ def main() -> None:
                 cmds.append(([sys.executable, "-m", "ebmlab", "train", "lbt", "--data", a.data, "--steps",
                               str(a.iters), "--seed", str(seed), "--out", str(r), f"batch_size={a.batch}",
                               f"est_batch={a.batch}", f"eval_every={a.snap_every}", "threads=1",
-                              "tensorboard=false", *opts], r.with_suffix(".log")))
+                              "loggers=", *opts], r.with_suffix(".log")))
     t0 = time.time()
     run_all(cmds, a.jobs)
     wall = time.time() - t0

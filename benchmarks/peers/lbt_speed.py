@@ -63,7 +63,7 @@ def official(a, b: int, out: Path) -> dict:
 def ebmlab(a, b: int, out: Path, name: str, opts: list[str], steps: int, env: dict[str, str] | None = None) -> dict:
     r = out / name
     cmd = [sys.executable, "-m", "ebmlab", "train", a.method, "--data", "ring8", "--steps", str(steps), "--seed", "0",
-           "--out", str(r), f"batch_size={b}", f"est_batch={b}", "eval_every=0", "threads=1", "tensorboard=false",
+           "--out", str(r), f"batch_size={b}", f"est_batch={b}", "eval_every=0", "threads=1", "loggers=",
            "plots=false", "log_every=10", *opts]
     wall = run(cmd, r.with_suffix(".log"), env)
     sess = json.loads((r / "run.json").read_text())["sessions"][-1]

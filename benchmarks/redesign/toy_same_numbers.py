@@ -27,7 +27,7 @@ RUNS = {  # method: (data, overrides) — short runs, every method once
 # one image run per method: a few steps on 8x8 digits (a 3-layer conv pair), evaluated on 200 samples
 IMAGE_STEPS = {"steps": 20, "log_every": 10, "eval_samples": 200, "ckpt_every": 20}
 IMAGE_RUNS = {m: "digits" for m in RUNS if m not in ("bihm", "rws")}
-COMMON = {"steps": 150, "seed": 3, "eval_samples": 1000, "tensorboard": False, "plots": False, "log_every": 50}
+COMMON = {"steps": 150, "seed": 3, "eval_samples": 1000, "loggers": "", "plots": False, "log_every": 50}
 
 
 def run(out: str, only: list[str] | None = None) -> None:

@@ -47,11 +47,11 @@ def main() -> None:
     gan_run = work / "gan-digits"
     for m, d in (("kale", img_run), ("gan", gan_run)):
         timed(["train", m, "--data", "stacked_digits", "--out", str(d), "--no-progress", "steps=10", "eval=none",
-               "threads=1", "plots=false", "tensorboard=false"], HERE, {})
+               "threads=1", "plots=false", "loggers="], HERE, {})
     cases = {
         "train kale stacked_digits, 10 steps, eval=none": lambda extra: [
             "train", "kale", "--data", "stacked_digits", "--out", str(work / f"t{time.monotonic_ns()}"),
-            "--no-progress", "steps=10", "eval=none", "plots=false", "tensorboard=false", *extra.get("opt", [])],
+            "--no-progress", "steps=10", "eval=none", "plots=false", "loggers=", *extra.get("opt", [])],
         "sample the main job's run (KALE ring8), -n 2500": lambda extra: [
             "sample", str(a.kale_ring8), "-n", "2500", "--out", str(work / "s.npy"), *extra.get("flag", [])],
         "sample KALE stacked_digits, -n 500": lambda extra: [

@@ -17,7 +17,7 @@ for rep in range(2):
             t0 = time.perf_counter()
             ebmlab.train(method, data, out=d + "/r", progress=False,
                          overrides={"steps": steps, "threads": t, "eval_samples": 100, "eval_density": False,
-                                    "plots": False, "tensorboard": False, "ckpt_every": steps, "log_every": steps})
+                                    "plots": False, "loggers": "", "ckpt_every": steps, "log_every": steps})
             rec = ebmlab.runs.RunDir(d + "/r").sessions()[-1]
             rates[t].append(rec["steps_per_s"])
 print(method, data, {t: [round(r, 1) for r in v] for t, v in rates.items()})

@@ -311,7 +311,8 @@ def _keep_evaluation(run_dir: Path, result: dict[str, Any]) -> None:
     import os
     import sys
 
-    from .runs import RunDir, write_json
+    from .atomic import write_json
+    from .runs import RunDir
 
     try:
         write_json(RunDir(run_dir).evaluation_path, result)

@@ -175,7 +175,7 @@ def _eval(args) -> None:
     res = evaluate_run(args.run_dir, probe=args.probe, inception=args.inception or os.environ.get("EBMLAB_INCEPTION"),
                        ais_steps=args.ais or 0, progress=True, device=args.device, checkpoint=args.checkpoint)
     if args.json:
-        from .runs import json_safe
+        from .atomic import json_safe
 
         print(json.dumps(json_safe(res), indent=2))
     else:
@@ -248,7 +248,7 @@ def _sample(args) -> None:
             line += f"; {label} {info[key]:.4g}"
     print(line + f"; {threads}")
     test = cfg.dataset.test if kind == "png" and not cfg.dataset.spec.is_image else None
-    from .runs import sole_writer
+    from .atomic import sole_writer
 
     out = Path(args.out)
     with sole_writer(out.parent, out.name):  # a killed earlier sample of this --out left temporaries: gone
@@ -263,7 +263,7 @@ def _score(args) -> None:
     res = score_samples(args.generated, args.data, data_dir=args.data_dir, image_size=args.image_size or 0,
                         progress=True)
     if args.json:
-        from .runs import json_safe
+        from .atomic import json_safe
 
         print(json.dumps(json_safe(res), indent=2))
         return
@@ -368,7 +368,7 @@ def _bench(args) -> None:
 
 def _report(args) -> None:
     from .report import write
-    from .runs import check_output_dir
+    from .atomic import check_output_dir
 
     out = Path(args.out)
     check_output_dir(out.parent)

@@ -31,7 +31,8 @@ from typing import Any, Literal, get_args, get_origin
 
 from .errors import EbmlabError, did_you_mean
 from .metadata import Device
-from .runs import RunDir, read_json
+from .atomic import read_json
+from .runs import RunDir
 
 
 def _type_name(tp: Any) -> str:
@@ -474,6 +475,7 @@ def resolve_config(method: str, data: str, *, config_file: str | Path | None = N
     sources.update({k: "command line" for k in (overrides or {})})
     validate(run, what="run options")
     validate(mcfg, method=cls, what=f"{method} options")
+    run = tensorboard_alias(run, said=sources.get("tensorboard"))
     resolved = ResolvedConfig(method, data, run, mcfg, tuple(applied), sources)
     if (run.data_dir, run.image_size) == (run0.data_dir, run0.image_size):
         resolved.__dict__["dataset"] = ds0  # the data set is built once (cached_property's own slot)
@@ -501,6 +503,21 @@ def _check_plugins_here(d: Any, where: str | Path) -> None:
                           f"{install_hint(source)}, then run the command again")
 
 
+def tensorboard_alias(run: RunConfig, said: str | None = None) -> RunConfig:
+    """The run option ``tensorboard``, an alias kept for old commands and runs: ``tensorboard=false`` is ``loggers``
+    without ``tensorboard`` (``ebmlab.trackers``: one switch for every tracker). ``said``: where the value came
+    from, when a user set it (a preset, a file, the command line): then the deprecation is said once on stderr."""
+    if run.tensorboard:
+        return run
+    loggers = tuple(n for n in run.loggers if n != "tensorboard")
+    if said:
+        import sys
+
+        print(f"ebmlab: tensorboard=false ({said}) is deprecated: it is loggers={','.join(loggers)} "
+              f"(TensorBoard is one of the trackers of the run option loggers)", file=sys.stderr)
+    return dataclasses.replace(run, tensorboard=True, loggers=loggers)
+
+
 def config_from_dict(d: Any, where: str | Path = "config.json") -> ResolvedConfig:
     """The configuration saved in a run directory; a file that was emptied or edited by hand is refused. Options
     a method renamed since the file was written (its class's ``renamed_options``) are read under the new name."""
@@ -519,6 +536,7 @@ def config_from_dict(d: Any, where: str | Path = "config.json") -> ResolvedConfi
                                what=d["method"])
         validate(run, what="run options")
         validate(mcfg, method=cls, what=f"{d['method']} options")
+        run = tensorboard_alias(run)  # a run saved with tensorboard=false: loggers without tensorboard
     except EbmlabError as exc:
         raise EbmlabError(f"{where} is not a valid ebmlab run configuration ({exc}); it was damaged or edited by "
                           f"hand — restore it, or start a new run with another --out") from None

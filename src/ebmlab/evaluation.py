@@ -5,17 +5,18 @@ computes the numbers; this module decides when, and where they are written.
 
 from __future__ import annotations
 
-import math
 import shutil
 from pathlib import Path
 from typing import Any
 
-from .config import ResolvedConfig, RunConfig, to_dict
+from .config import ResolvedConfig, RunConfig
 from .data import Dataset
 from .errors import EbmlabError
 from .methods import Method
 from .rng import stream_seed
-from .runs import MetricsLogger, RunDir, fault_point, read_json, with_latest_evaluation, write_json
+from .atomic import fault_point, read_json, write_json
+from .runs import RunDir, with_latest_evaluation
+from .trackers import MetricsLogger
 from .trackers import metrics_logger, open_trackers
 
 
@@ -55,8 +56,8 @@ def final_eval(method: Method, ds: Dataset, cfg: ResolvedConfig, run: RunDir, lo
 
 
 def log_grid(logger: MetricsLogger, method: Method, ds: Dataset, step: int) -> None:
-    """A grid of 64 samples (fixed seed) into TensorBoard at evaluation steps, for image data."""
-    if logger.tb is None or not ds.spec.is_image:
+    """A grid of 64 samples (fixed seed) to the run's trackers at evaluation steps, for image data."""
+    if not logger.trackers or not ds.spec.is_image:
         return
     from .plots import image_grid, model_grid_samples
 
@@ -189,11 +190,7 @@ def finish(method: Method, ds: Dataset, cfg: ResolvedConfig, run: RunDir, progre
         if progress:
             print("plots...", flush=True)
         plot_run(method, ds, run)
-    if rc.tensorboard and "tensorboard" in rc.loggers:
-        _tensorboard_final(run, cfg, metrics)
-    for tracker in open_trackers(run, rc.loggers, cfg.to_dict()) if rc.plots else []:
-        tracker.artifacts(run.plots, "plots")
-        tracker.close()
+    _trackers_final(run, cfg, metrics)
     fault_point("summary")
     write_json(run.summary_path, summary)
     return summary
@@ -215,26 +212,20 @@ def evaluation_mode(cfg: ResolvedConfig) -> tuple[ResolvedConfig, str]:
     return cfg, {"full": "full", "none": "none (eval=none)"}[rc.eval]
 
 
-def _tensorboard_final(run: RunDir, cfg: ResolvedConfig, metrics: dict[str, Any]) -> None:
-    """The run's plots as images and its options with the final metrics as hparams (TensorBoard's HPARAMS tab)."""
-    from matplotlib.image import imread
-    from torch.utils.tensorboard import SummaryWriter
-
+def _trackers_final(run: RunDir, cfg: ResolvedConfig, metrics: dict[str, Any]) -> None:
+    """The end of the run in its trackers: the plots (where the run makes them) and the options with the final
+    metrics. Only TensorBoard is opened again without plots: the others hold the final metrics already."""
     from .metrics.registry import is_bookkeeping
 
     rc = cfg.run
-    with SummaryWriter(str(run.tb)) as tb:
-        for png in sorted(run.plots.glob("*.png")) if run.plots.is_dir() else []:
-            img = imread(png)
-            tb.add_image(f"plots/{png.stem}", img[..., :3], rc.steps, dataformats="HWC")
-        hp = {"method": cfg.method, "data": cfg.data}
-        for section in (to_dict(rc), to_dict(cfg.method_config)):
-            for k, v in section.items():
-                hp[k] = ",".join(map(str, v)) if isinstance(v, list) else v
-        final = {f"final/{k}": float(v) for k, v in metrics.items()
-                 if isinstance(v, (int, float)) and not isinstance(v, bool) and not is_bookkeeping(k, v)
-                 and math.isfinite(v)}
-        tb.add_hparams(hp, final, run_name="hparams", global_step=rc.steps)
+    loggers = rc.loggers if rc.plots else tuple(n for n in rc.loggers if n == "tensorboard")
+    final = {k: float(v) for k, v in metrics.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool) and not is_bookkeeping(k, v)}
+    for tracker in open_trackers(run, loggers, cfg.to_dict()):
+        if rc.plots:
+            tracker.artifacts(run.plots, "plots", rc.steps)
+        tracker.summary(cfg.to_dict(), final, rc.steps)
+        tracker.close()
 
 
 def announce_classifier(ds: Dataset) -> None:

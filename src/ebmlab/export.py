@@ -47,7 +47,7 @@ def output_kind(out: str | Path) -> str:
 
 def check_output(out: str | Path, kind: str, spec: Any) -> None:
     """Refuse, before any sampling, an output that cannot be written or does not suit the data."""
-    from .runs import check_output_dir, require_utf8
+    from .atomic import check_output_dir, require_utf8
 
     require_utf8(out)
     p = Path(out)
@@ -140,7 +140,7 @@ def write_grid_png(x: torch.Tensor, out: str | Path, value_range: tuple[float, f
     import matplotlib.pyplot as plt
 
     from .plots import image_grid
-    from .runs import atomic_write_bytes
+    from .atomic import atomic_write_bytes
 
     g = image_grid(x, value_range, nrow=nrow)
     scale = max(1, 512 // (x.shape[-1] * nrow))
@@ -152,7 +152,7 @@ def write_grid_png(x: torch.Tensor, out: str | Path, value_range: tuple[float, f
 def write_samples(x: torch.Tensor, out: str | Path, kind: str, spec: Any, info: dict[str, Any],
                   test: torch.Tensor | None = None) -> str:
     """Write samples [n, *shape] as ``kind`` (module docstring); returns what was written, for the user."""
-    from .runs import atomic_write_bytes, json_safe
+    from .atomic import atomic_write_bytes, json_safe
 
     p = Path(out)
     arr = x.detach().float().cpu().numpy()

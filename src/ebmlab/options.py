@@ -50,10 +50,10 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
     "device": ("choice", "where to train (auto: cuda when available)"),
     "threads": ("int0", "torch CPU threads (0: the CPUs this process may use — its affinity and CPU quota — and 1 on "
                         "2D toys, whose small networks run fastest on one; ebmlab.threads)"),
-    "tensorboard": ("any", "write TensorBoard events under RUN_DIR/tb (with tensorboard in loggers)"),
+    "tensorboard": ("any", "deprecated alias: tensorboard=false is loggers without tensorboard"),
     "loggers": ("choice", "where metrics go beside metrics.jsonl: tensorboard (RUN_DIR/tb), mlflow (RUN_DIR/mlflow.db "
                        "or MLFLOW_TRACKING_URI; pip install 'ebmlab[mlflow]') and/or wandb (offline, RUN_DIR/wandb; "
-                       "pip install 'ebmlab[wandb]')"),
+                       "pip install 'ebmlab[wandb]'); empty (loggers=): metrics.jsonl alone"),
     "plots": ("any", "write PNG figures under RUN_DIR/plots at the end"),
     "data_dir": ("any", "directory of local data files (MNIST, CIFAR-10); empty: the EBMLAB_DATA variable"),
     "image_size": ("int0", "side to which a folder of images is resized (0: the images' own size)"),

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from .quadrature import evaluate_on_grid, grid  # noqa: E402
-from .runs import fault_point  # noqa: E402
+from .atomic import fault_point  # noqa: E402
 from .data.base import Dataset
 
 

@@ -263,7 +263,7 @@ def build(paths: list[str | Path], title: str | None = None) -> str:
 
 def write(paths: list[str | Path], out: str | Path, title: str | None = None) -> Path:
     """Write the report to ``out`` (atomically) and return its path."""
-    from .runs import atomic_write_bytes
+    from .atomic import atomic_write_bytes
 
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):

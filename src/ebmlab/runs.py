@@ -22,122 +22,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
-import signal
 import sys
-import tempfile
-import threading
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
+from .atomic import atomic_write_bytes, read_json, write_json
 from .errors import EbmlabError
 
 CHECKPOINT_FORMAT = "ebmlab-checkpoint-1"
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-_UMASK: int | None = None
-
-
-def fault_point(phase: str) -> None:
-    """Fault injection for the kill-and-resume tests: when the environment variable EBMLAB_KILL_AT names this
-    phase, the process kills itself (SIGKILL, as a power cut or the OOM killer would) at this point."""
-    if os.environ.get("EBMLAB_KILL_AT") == phase:
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _file_mode() -> int:
-    """0o666 less the process umask: what ``open`` would give, so colleagues in the group can read run files."""
-    global _UMASK
-    if _UMASK is None:
-        _UMASK = os.umask(0)
-        os.umask(_UMASK)
-    return 0o666 & ~_UMASK
-
-
-def atomic_write_bytes(path: Path, write_fn) -> None:
-    """Write via ``write_fn(fileobj)`` into a temp file beside ``path``, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            try:
-                write_fn(fh)
-            except RuntimeError as exc:
-                # torch.save reports a failed write as a RuntimeError whose wording varies with the torch version
-                # and the point of failure ("file write failed", "unexpected pos ..."): the cause is read from the
-                # file system (its free space), not from the message; any other RuntimeError is raised as it was
-                full = _write_error(path, exc)
-                if full is None:
-                    raise
-                raise full from None
-            fh.flush()
-            os.fsync(fh.fileno())
-        fault_point(f"write:{path.name}")
-        os.chmod(tmp, _file_mode())  # mkstemp creates 0600
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _write_error(path: Path, exc: Exception) -> OSError | None:
-    """The OSError a failed write was, read from its cause: ENOSPC when the file system is (nearly) full (under
-    64 MiB free), else None (not a full disk: the original error stands)."""
-    import errno
-
-    try:
-        st = os.statvfs(path.parent)
-        full = st.f_bavail * st.f_frsize < 64 * 2**20
-    except OSError:
-        full = False
-    return OSError(errno.ENOSPC, "No space left on device", str(path)) if full else None
-
-
-def json_safe(obj: Any) -> Any:
-    """Replace NaN/inf (not valid JSON) by None, recursively."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
-
-
-def write_json(path: Path, obj: Any) -> None:
-    data = json.dumps(json_safe(obj), indent=2, sort_keys=False).encode()
-    atomic_write_bytes(path, lambda fh: fh.write(data))
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise EbmlabError(f"{path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EbmlabError(f"{path} is not valid JSON ({exc}); the run directory is damaged — restore the file, or "
-                          f"start a new run with another --out") from None
 
 
 def with_latest_evaluation(summary: Any, run_dir: str | Path) -> Any:
@@ -227,7 +122,6 @@ class RunDir:
         process's thread count on the CPU —, start time); :class:`Session` calls it."""
         import platform
         import shlex
-        import sys
         import time
 
         from . import __version__
@@ -367,41 +261,6 @@ class RunDir:
         return out
 
 
-@contextlib.contextmanager
-def sole_writer(directory: Path, name: str, outputs: str | None = None) -> Iterator[None]:
-    """Hold the writing of the output ``name`` in ``directory`` (a sample file or folder, a data set's classifier)
-    for this process, and on entry remove the temporaries a killed writer of it left behind. Its outputs are the
-    files or folders whose names match the regular expression ``outputs`` (default: ``name`` itself); their
-    temporaries are ``.OUTPUT.<8 random characters>.tmp`` (``atomic_write_bytes`` files, ``tempfile.mkdtemp``
-    folders). An advisory lock on ``directory`` itself (released by the system when the process ends, a kill
-    included; no lock file is left beside the outputs) makes a second writer into that directory wait for the
-    moment it writes, so no temporary of a live writer is removed. Without ``fcntl`` (Windows) nothing is locked or
-    removed."""
-    import re
-    import shutil
-
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not on POSIX
-        yield
-        return
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        stale = re.compile(rf"^\.(?:{outputs or re.escape(name)})\.[a-z0-9_]{{8}}\.tmp$")
-        for p in directory.iterdir():
-            if stale.match(p.name):
-                if p.is_dir():
-                    shutil.rmtree(p, ignore_errors=True)
-                else:
-                    p.unlink(missing_ok=True)
-        yield
-    finally:
-        os.close(fd)
-
-
 def _differences(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:
     """{dotted key: (saved, now)} of the keys of ``now`` whose values differ from ``saved``'s."""
     out: dict[str, tuple[Any, Any]] = {}
@@ -412,128 +271,6 @@ def _differences(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -
         elif old != v:
             out[f"{prefix}{k}"] = (old, v)
     return out
-
-
-class Session:
-    """This session's record in a run's run.json, from its start to its end, and the clocks of its training loop
-    (wall and CPU seconds). Training and super-resolution runs keep their records through it; a process that
-    writes nothing (a rank other than 0) holds one without a run, which records nothing.
-
-    ``start`` appends the record; ``clock``/``stop_clock`` time the training loop; ``evaluating`` marks the
-    training loop over and the final evaluation under way (a kill during it keeps the loop's seconds); ``end`` and
-    ``fail`` close it. ``extra`` holds keys added to the record as the session goes (``graphs``)."""
-
-    def __init__(self, run: RunDir | None, record: dict[str, Any] | None, start_step: int) -> None:
-        self.run, self.record, self.start_step = run, record, start_step
-        self._t0: float | None = None
-        self._c0 = 0.0
-        self._frozen: tuple[float, float] | None = None
-        self._aside = (0.0, 0.0)  # (wall, CPU) seconds inside the loop that were not training (set_aside)
-
-    @classmethod
-    def start(cls, run: RunDir | None, step: int, placement: dict[str, Any] | None = None) -> Session:
-        return cls(run, run.start_record(step, placement) if run is not None else None, step)
-
-    def clock(self) -> None:
-        """Start the training loop's clocks."""
-        import time
-
-        self._t0, self._c0, self._frozen = time.perf_counter(), time.process_time(), None
-        self._aside = (0.0, 0.0)
-
-    @contextlib.contextmanager
-    def set_aside(self) -> Iterator[None]:
-        """Time inside the training loop that is not training (the evaluations of ``eval_every``): left out of
-        :meth:`times`, so that budgets in seconds, rates and the recorded seconds count training only, whatever
-        evaluates between the steps."""
-        import time
-
-        t0, c0 = time.perf_counter(), time.process_time()
-        try:
-            yield
-        finally:
-            w, c = self._aside
-            self._aside = (w + time.perf_counter() - t0, c + time.process_time() - c0)
-
-    def stop_clock(self) -> None:
-        """Stop them: the final evaluation is not training."""
-        self._frozen = self.times()
-
-    def times(self) -> tuple[float, float]:
-        """(wall, CPU) seconds of this session's training loop so far."""
-        import time
-
-        if self._frozen is not None:
-            return self._frozen
-        if self._t0 is None:
-            return 0.0, 0.0
-        return (time.perf_counter() - self._t0 - self._aside[0], time.process_time() - self._c0 - self._aside[1])
-
-    def rate(self, step: int) -> float:
-        """Steps per second of this session's training loop up to ``step``."""
-        wall = self.times()[0]
-        return (step - self.start_step) / wall if wall > 0 else 0.0
-
-    def note(self, **values: Any) -> None:
-        """Keys written into this session's record when it is closed."""
-        if self.record is not None:
-            self.record.update(values)
-
-    def _close(self, step: int, status: str, timed: bool = True) -> None:
-        if self.run is None or self.record is None:
-            return
-        wall, cpu = self.times()
-        self.run.end_record(self.record, step, self.rate(step) if timed else 0.0, status=status,
-                            **({"train_seconds": wall, "cpu_seconds": cpu} if timed else {}))
-
-    def evaluating(self, step: int) -> None:
-        self._close(step, "evaluating")
-
-    def end(self, step: int, timed: bool = True) -> None:
-        """Close the record as ended; ``timed=False``: nothing was trained in this session (no rate, no seconds)."""
-        self._close(step, "ended", timed)
-
-    def fail(self, step: int, exc: BaseException) -> None:
-        """Close the record as ``interrupted`` (Ctrl-C, a signal) or ``failed``, keeping the original error: a
-        record that cannot be written (a full disk) is informative only."""
-        try:
-            self._close(step, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
-        except OSError:
-            pass
-
-
-class StopAtStepEnd:
-    """SIGINT/SIGTERM while training: the step under way finishes, a checkpoint is saved at it, then the run stops
-    as interrupted (KeyboardInterrupt), so that running the same command again loses no step. A second signal stops
-    at once (the last checkpoint is kept). Installed only in a process's main thread and for one-process runs: the
-    ranks of a distributed run would each stop at a different step unless they agreed, which costs a collective per
-    step; there, a signal ends the run at the last checkpoint as before."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, active: bool) -> None:
-        self.active = active and threading.current_thread() is threading.main_thread()
-        self.requested: str | None = None
-        self._old: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested is not None:  # the second signal: at once
-            self.restore()
-            raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
-        print(f"\nebmlab: {self.requested}: stopping after this step with a checkpoint (again to stop at once)",
-              file=sys.stderr, flush=True)
-
-    def install(self) -> None:
-        if self.active:
-            for sig in self.SIGNALS:
-                self._old[sig] = signal.signal(sig, self._handle)
-
-    def restore(self) -> None:
-        """The handlers as they were (idempotent)."""
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        self._old = {}
 
 
 def git_commit() -> str | None:
@@ -547,72 +284,3 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-class MetricsLogger:
-    """Appends JSON lines and mirrors scalars to TensorBoard and to the run's other trackers (``ebmlab.trackers``:
-    objects with ``log``, ``image`` and ``close``)."""
-
-    def __init__(self, run: RunDir, start_step: int, tensorboard: bool = True, trackers: list[Any] | None = None):
-        self.trackers = list(trackers or [])
-        self.fh = open(run.metrics_path, "a", buffering=1)
-        self.tb = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(run.tb), purge_step=start_step + 1 if start_step > 0 else None)
-
-    def log(self, step: int, kind: str, values: dict[str, Any]) -> None:
-        rec = {"step": step, "kind": kind, **values}
-        self.fh.write(json.dumps(json_safe(rec)) + "\n")
-        if self.tb is not None:
-            for k, v in values.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-                    self.tb.add_scalar(f"{kind}/{k}", v, step)
-        for t in self.trackers:
-            t.log(step, kind, values)
-
-    def image(self, step: int, tag: str, grid) -> None:
-        """A [H, W, 3] image in [0, 1] (e.g. ``plots.image_grid``) into TensorBoard."""
-        if self.tb is not None:
-            self.tb.add_image(tag, grid, step, dataformats="HWC")
-        for t in self.trackers:
-            t.image(step, tag, grid)
-
-    def close(self) -> None:
-        self.fh.close()
-        if self.tb is not None:
-            self.tb.close()
-        for t in self.trackers:
-            t.close()
-
-
-def require_utf8(path: str | Path, flag: str = "--out") -> None:
-    """Refuse a path whose bytes are not UTF-8: it could not be printed, logged or recorded in run.json."""
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:
-        shown = str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        raise EbmlabError(f"{flag} {shown}: the path is not valid UTF-8 (its bytes cannot be shown, logged or "
-                          f"recorded); choose a name in UTF-8") from None
-
-
-def check_output_dir(out: Path) -> None:
-    """Refuse an output directory that cannot be created or written, before any work is done."""
-    require_utf8(out)
-    for part in out.parts:
-        if len(part.encode()) > 255:
-            raise EbmlabError(f"--out {out}: the name {part[:40]}... is {len(part.encode())} bytes, longer than the "
-                              f"file system allows (255); choose a shorter name")
-    if out.exists() and not out.is_dir():
-        raise EbmlabError(f"--out {out} is an existing file, not a directory; choose another --out")
-    probe = out
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir():
-        raise EbmlabError(f"--out {out} goes through {probe}, which is a file; choose another --out")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise EbmlabError(f"--out {out}: {probe} is not writable (read-only file system or no permission); "
-                          f"choose a directory you can write to")

@@ -161,7 +161,7 @@ def run_semisup(data: str, *, run: str | None = None, labels: int = 1000,
     from .api import load_run
     from .data import get_dataset
     from .errors import require_int
-    from .runs import atomic_write_bytes, check_output_dir
+    from .atomic import atomic_write_bytes, check_output_dir
 
     rhos = parse_rhos(rhos)
     for flag, v in (("--labels", labels), ("--seeds", seeds), ("--steps", steps)):

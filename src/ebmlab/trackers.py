@@ -1,5 +1,13 @@
-"""Experiment trackers beside the run directory's own logs (run option ``loggers``): TensorBoard (``RUN/tb``, the
-default, written by ``runs.MetricsLogger``), MLflow and Weights & Biases (offline).
+"""The run's metrics log (``RUN/metrics.jsonl``, :class:`MetricsLogger`) and the experiment trackers beside it, one
+switch for all (run option ``loggers``): TensorBoard (``RUN/tb``, the default), MLflow and Weights & Biases
+(offline). Every tracker is an object with ``log(step, kind, values)``, ``image(step, tag, grid)``,
+``artifacts(directory, path, step)``, ``summary(options, metrics, step)`` and ``close()``; :data:`TRACKERS` names
+them. The run option ``tensorboard`` is an alias kept for old commands and runs: ``tensorboard=false`` is
+``loggers`` without ``tensorboard`` (said once, as deprecated, where a user sets it).
+
+TensorBoard (``loggers=tensorboard``): every metric line as scalars (``train/NAME``, ``eval/NAME``), evaluation
+grids as images, at the end the plots as images and the run's options with its final metrics as hparams (the
+HPARAMS tab). A resumed run purges the events after its checkpoint's step.
 
 MLflow (``loggers=tensorboard,mlflow``; the optional extra ``pip install 'ebmlab[mlflow]'``): the run's options as
 parameters, every training and evaluation metric line as metrics (``train/NAME``, ``eval/NAME``, by step), the
@@ -21,6 +29,7 @@ rule that a step below the last logged one is dropped.
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import time
@@ -28,25 +37,81 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .atomic import json_safe, write_json
 from .errors import EbmlabError
-from .runs import MetricsLogger, RunDir, json_safe, write_json
-
-LOGGERS = ("tensorboard", "mlflow", "wandb")
+from .runs import RunDir
 
 
-def open_trackers(run: RunDir, loggers: tuple[str, ...], options: dict[str, Any]) -> list[Any]:
-    """The trackers of ``loggers`` other than TensorBoard, opened for ``run`` (``options``: the run's resolved
-    options, logged as parameters by a new tracker run)."""
-    trackers: list[Any] = [MLflowTracker(run, options)] if "mlflow" in loggers else []
-    return trackers + ([WandbTracker(run, options)] if "wandb" in loggers else [])
+def open_trackers(run: RunDir, loggers: tuple[str, ...], options: dict[str, Any], start: int | None = None) -> list[Any]:
+    """The trackers ``loggers`` names, opened for ``run`` in :data:`TRACKERS`' order (``options``: the run's resolved
+    configuration, logged as parameters by a new tracker run; ``start``: the step a resumed run goes on from, whose
+    later events a tracker that can drops)."""
+    return [TRACKERS[name](run, options, start) for name in TRACKERS if name in loggers]
 
 
 def metrics_logger(run: RunDir, start: int, rc: Any, options: dict[str, Any]) -> MetricsLogger:
-    """The run's metrics logger from ``start``: metrics.jsonl, TensorBoard where the run option ``loggers`` names it
-    (and ``tensorboard`` is on), and the trackers of its other ``loggers`` (``rc``: the run options; ``options``:
-    the resolved configuration, logged as parameters by a new tracker run)."""
-    return MetricsLogger(run, start, tensorboard=rc.tensorboard and "tensorboard" in rc.loggers,
-                         trackers=open_trackers(run, rc.loggers, options))
+    """The run's metrics logger from ``start``: metrics.jsonl and the trackers of the run option ``loggers``
+    (``rc``: the run options; ``options``: the resolved configuration)."""
+    return MetricsLogger(run, trackers=open_trackers(run, rc.loggers, options, start))
+
+
+class MetricsLogger:
+    """Appends JSON lines to the run's metrics.jsonl and gives each line (and each image) to the run's trackers."""
+
+    def __init__(self, run: RunDir, trackers: list[Any] | None = None):
+        self.trackers = list(trackers or [])
+        self.fh = open(run.metrics_path, "a", buffering=1)
+
+    def log(self, step: int, kind: str, values: dict[str, Any]) -> None:
+        self.fh.write(json.dumps(json_safe({"step": step, "kind": kind, **values})) + "\n")
+        for t in self.trackers:
+            t.log(step, kind, values)
+
+    def image(self, step: int, tag: str, grid: Any) -> None:
+        """A [H, W, 3] image in [0, 1] (e.g. ``plots.image_grid``) to the trackers."""
+        for t in self.trackers:
+            t.image(step, tag, grid)
+
+    def close(self) -> None:
+        self.fh.close()
+        for t in self.trackers:
+            t.close()
+
+
+class TensorBoardTracker:
+    """TensorBoard events under ``RUN/tb`` (module docstring)."""
+
+    def __init__(self, run: RunDir, options: dict[str, Any], start: int | None = None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tb = SummaryWriter(str(run.tb), purge_step=start + 1 if start else None)
+
+    def log(self, step: int, kind: str, values: dict[str, Any]) -> None:
+        for name, v in tracked(kind, values).items():
+            self.tb.add_scalar(name, v, step)
+
+    def image(self, step: int, tag: str, grid: Any) -> None:
+        self.tb.add_image(tag, grid, step, dataformats="HWC")
+
+    def artifacts(self, directory: Path, path: str, step: int | None = None) -> None:
+        """The PNG figures of ``directory`` as images ``path/NAME`` at ``step``."""
+        from matplotlib.image import imread
+
+        for png in sorted(directory.glob("*.png")) if directory.is_dir() else []:
+            self.tb.add_image(f"{path}/{png.stem}", imread(png)[..., :3], step, dataformats="HWC")
+
+    def summary(self, options: dict[str, Any], final: dict[str, float], step: int) -> None:
+        """The run's options (method, data, run and method options) with its final metrics (``final``: name ->
+        number, bookkeeping left out) as hparams."""
+        hp = {"method": options["method"], "data": options["data"]}
+        for section in (options["run"], options["method_config"]):
+            for k, v in section.items():
+                hp[k] = ",".join(map(str, v)) if isinstance(v, list) else v
+        self.tb.add_hparams(hp, {f"final/{k}": v for k, v in final.items() if math.isfinite(v)}, run_name="hparams",
+                            global_step=step)
+
+    def close(self) -> None:
+        self.tb.close()
 
 
 def check_loggers(loggers: tuple[str, ...]) -> None:
@@ -67,8 +132,6 @@ def check_loggers(loggers: tuple[str, ...]) -> None:
 
 def tracked(kind: str, values: dict[str, Any]) -> dict[str, float]:
     """The finite numbers of a metric line, named ``kind/name``: what every tracker logs of it."""
-    import math
-
     return {f"{kind}/{k}": float(v) for k, v in values.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
@@ -106,7 +169,7 @@ def _record(path: Path) -> dict[str, Any]:
 class MLflowTracker:
     """One ebmlab run as one MLflow run (module docstring)."""
 
-    def __init__(self, run: RunDir, options: dict[str, Any]) -> None:
+    def __init__(self, run: RunDir, options: dict[str, Any], start: int | None = None) -> None:
         import logging
 
         own = os.environ.get("MLFLOW_TRACKING_URI") is None
@@ -193,7 +256,10 @@ class MLflowTracker:
             warnings.simplefilter("ignore")
             self.client.log_image(self.run_id, grid, f"{tag}/step_{step:07d}.png")
 
-    def artifacts(self, directory: Path, path: str) -> None:
+    def summary(self, options: dict[str, Any], final: dict[str, float], step: int) -> None:
+        """Nothing more: the final metrics were logged as the evaluation's metric line, the options at the start."""
+
+    def artifacts(self, directory: Path, path: str, step: int | None = None) -> None:
         """Every file of ``directory`` (the run's plots) as artifacts under ``path``."""
         if Path(directory).is_dir():
             with warnings.catch_warnings():
@@ -209,7 +275,7 @@ class MLflowTracker:
 class WandbTracker:
     """One ebmlab run as one offline Weights & Biases run (module docstring)."""
 
-    def __init__(self, run: RunDir, options: dict[str, Any]) -> None:
+    def __init__(self, run: RunDir, options: dict[str, Any], start: int | None = None) -> None:
         import wandb
 
         self.wandb = wandb
@@ -232,7 +298,10 @@ class WandbTracker:
     def image(self, step: int, tag: str, grid: Any) -> None:
         self.run.log({tag: self.wandb.Image(grid)}, step=step)
 
-    def artifacts(self, directory: Path, path: str) -> None:
+    def summary(self, options: dict[str, Any], final: dict[str, float], step: int) -> None:
+        """Nothing more: the final metrics were logged as the evaluation's metric line, the options at the start."""
+
+    def artifacts(self, directory: Path, path: str, step: int | None = None) -> None:
         """Every PNG of ``directory`` (the run's plots) as an image under ``path/``."""
         pngs = sorted(Path(directory).glob("*.png")) if Path(directory).is_dir() else []
         if pngs:
@@ -244,4 +313,12 @@ class WandbTracker:
             self.run.finish()
 
 
-__all__ = ["LOGGERS", "MLflowTracker", "WandbTracker", "check_loggers", "metrics_logger", "open_trackers"]
+
+
+# every tracker by its name in the run option loggers, in the order they are opened
+TRACKERS: dict[str, Any] = {"tensorboard": TensorBoardTracker, "mlflow": MLflowTracker, "wandb": WandbTracker}
+LOGGERS = tuple(TRACKERS)
+
+
+__all__ = ["LOGGERS", "MLflowTracker", "MetricsLogger", "TRACKERS", "TensorBoardTracker", "WandbTracker",
+           "check_loggers", "metrics_logger", "open_trackers"]

@@ -30,8 +30,10 @@ from .methods import Method
 from .placement import RESUMABLE, Placement, build_method, join
 from .rng import stream_seed
 from .trackers import check_loggers, metrics_logger
-from .runs import (CHECKPOINT_FORMAT, MetricsLogger, RunDir, Session, StopAtStepEnd, check_output_dir, fault_point,
-                   read_json, write_json)
+from .atomic import check_output_dir, fault_point, read_json, write_json
+from .runs import CHECKPOINT_FORMAT, RunDir
+from .sessions import Session, StopAtStepEnd
+from .trackers import MetricsLogger
 
 
 def _check_finite(metrics: dict[str, float], step: int, saved_any: bool = True, log_every: int = 1) -> None:

@@ -55,7 +55,7 @@ def test_curve_readings_get_their_own_verdicts_by_the_same_rules(tmp_path):
 
 def test_a_runs_curve_is_its_periodic_and_final_evaluations_and_the_picture_is_written(tmp_path):
     over = {"steps": 20, "eval_every": 5, "eval_samples": 200, "eval_density": False, "plots": False,
-            "tensorboard": False, "log_every": 5, "metrics": "modes,hq"}
+            "loggers": "", "log_every": 5, "metrics": "modes,hq"}
     res = ebmlab.train("gan", "ring8", out=tmp_path / "r", overrides=over, progress=False)
     c = curves.run_curve(tmp_path / "r", "hq")
     assert [p[0] for p in c] == [5, 10, 15, 20]

@@ -57,7 +57,7 @@ def test_uint8_images_are_held_as_uint8_and_counted_so():
 
 
 def test_a_run_on_the_device_trains_exactly_as_one_from_the_host(tmp_path):
-    over = {"steps": 6, "batch_size": 32, "eval_samples": 50, "tensorboard": False, "plots": False, "width": 8,
+    over = {"steps": 6, "batch_size": 32, "eval_samples": 50, "loggers": "", "plots": False, "width": 8,
             "log_every": 1, "eval_density": False}
     runs = {}
     for mode in ("off", "on", "auto", "off2"):

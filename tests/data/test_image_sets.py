@@ -103,7 +103,7 @@ def test_image_run_resumes_exactly(tmp_path, monkeypatch):
 
     monkeypatch.setenv("EBMLAB_CLASSIFIERS", str(tmp_path / "clf"))
     train_classifier(get_dataset("digits"), epochs=2, progress=False)
-    over = {"steps": 6, "batch_size": 16, "width": 8, "eval_samples": 50, "tensorboard": False, "plots": False,
+    over = {"steps": 6, "batch_size": 16, "width": 8, "eval_samples": 50, "loggers": "", "plots": False,
             "ckpt_every": 100}
     ebmlab.train("gan", "digits", out=tmp_path / "a", overrides=over, progress=False)
     ebmlab.train("gan", "digits", out=tmp_path / "b", overrides=over, progress=False, stop_after=3)

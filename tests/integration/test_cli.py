@@ -101,7 +101,7 @@ def test_bench_toy_writes_a_table(tmp_path, capsys):
     out = tmp_path / "b"
     recalled = Path(__file__).resolve().parents[2] / "benchmarks" / "recalled.toml"
     assert main(["bench", "toy", "--methods", "gan,vgan", "--data", "ring8", "--seeds", "2", "--steps", "10",
-                 "--out", str(out), "--recalled", str(recalled), "eval_samples=300", "tensorboard=false",
+                 "--out", str(out), "--recalled", str(recalled), "eval_samples=300", "loggers=",
                  "eval_density=false", "plots=false"]) == 0
     md = (out / "results.md").read_text()
     assert "**real data**" in md and "*GAN (VEEGAN table, recalled)*" in md and "| ring8 | vgan | 2 | 0 |" in md

@@ -24,7 +24,7 @@ import torch
 
 WORKER = str(Path(__file__).with_name("dist_worker.py"))
 COMMON = ["batch_size=64", "eval_samples=200", "eval_density=false", "plots=false",
-          "tensorboard=false", "log_every=4"]
+          "loggers=", "log_every=4"]
 
 
 def torchrun(*args: str, env: dict | None = None, n: int = 2) -> subprocess.CompletedProcess:

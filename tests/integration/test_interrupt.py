@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 ARGS = ["train", "gan", "--data", "ring8", "--steps", "1000000", "--no-progress", "ckpt_every=1000000",
-        "log_every=1", "tensorboard=false", "plots=false", "threads=1"]
+        "log_every=1", "loggers=", "plots=false", "threads=1"]
 
 
 def start(out: Path) -> subprocess.Popen:
@@ -67,7 +67,7 @@ def test_ctrl_c_stops_a_bench_its_running_runs_checkpointed_and_no_queued_run_st
     out = tmp_path / "bench"
     proc = subprocess.Popen([sys.executable, "-m", "ebmlab.cli", "bench", "toy", "--methods", "gan,vgan", "--data",
                              "ring8", "--seeds", "2", "--jobs", "2", "--out", str(out), "steps=1000000",
-                             "ckpt_every=1000000", "log_every=1", "tensorboard=false", "plots=false"],
+                             "ckpt_every=1000000", "log_every=1", "loggers=", "plots=false"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     first = [out / "runs" / f"{m}-ring8-s0" for m in ("gan", "vgan")]  # seed 0 of both goes first
     deadline = time.monotonic() + 180

@@ -1,7 +1,7 @@
 """Kill a run (SIGKILL, as a power cut or the OOM killer would) in every phase — while config.json, run.json, a
 checkpoint or summary.json is being written, between checkpoints, after the final evaluation, during the plots — then
 run the same command again: the run must end exactly as an uninterrupted one (same checkpoint, same metrics log,
-same summary, all plots) with no temporary files left. The kill points are ``ebmlab.runs.fault_point``.
+same summary, all plots) with no temporary files left. The kill points are ``ebmlab.atomic.fault_point``.
 
 Two chains of kills, each command resuming what the previous one left and being killed at the next phase, then one
 command that finishes: every phase is killed once, from a fresh start (the first of each chain) or from a state that
@@ -16,7 +16,7 @@ import pytest
 import torch
 
 ARGS = ["train", "gan", "--data", "ring8", "--steps", "6", "--no-progress", "ckpt_every=2", "log_every=1",
-        "eval_samples=200", "eval_density=false", "tensorboard=false", "plots=true"]
+        "eval_samples=200", "eval_density=false", "loggers=", "plots=true"]
 
 PHASES = ["write:config.json", "write:run.json", "step:1", "write:checkpoint.pt", "step:3", "step:6",
           "final_eval", "plots", "summary", "write:summary.json"]

@@ -22,7 +22,7 @@ from ebmlab.plugins import restored
 INSTALLED = any(ep.name == "lsgan" for ep in metadata.entry_points(group="ebmlab.methods"))
 plugin = pytest.mark.skipif(not INSTALLED, reason="the example plugin is not installed: pip install -e "
                                                   "examples/ebmlab-example-plugin (the README's test command does)")
-QUICK = ["eval_samples=200", "eval_density=false", "tensorboard=false", "plots=true", "log_every=2", "ckpt_every=2"]
+QUICK = ["eval_samples=200", "eval_density=false", "loggers=", "plots=true", "log_every=2", "ckpt_every=2"]
 
 
 def fresh(*args, env=None):
@@ -68,7 +68,7 @@ def test_a_plugin_run_in_new_processes(tmp_path, cli):
 def test_a_bench_of_a_plugin_method_on_a_plugin_data_set(tmp_path):
     """A bench's runs go to spawned worker processes (--jobs 2): they find the plugin through its entry points."""
     b = fresh("bench", "toy", "--methods", "lsgan,gan", "--data", "ring4", "--seeds", "1", "--steps", "4",
-              "--jobs", "2", "--out", tmp_path / "b", "eval_samples=100", "eval_density=false", "tensorboard=false")
+              "--jobs", "2", "--out", tmp_path / "b", "eval_samples=100", "eval_density=false", "loggers=")
     assert b.returncode == 0, b.stderr
     rows = json.loads((tmp_path / "b" / "results.json").read_text())["rows"]
     assert {r["method"] for r in rows} == {"lsgan", "gan"} and all(r["ok"] == 1 for r in rows)
@@ -111,7 +111,7 @@ def test_register_from_python(tmp_path, monkeypatch):
         ebmlab.register_metric("spread", Metric("samples", "", "", "mean norm of the samples"),
                                lambda x, test: float(x.norm(dim=1).mean()))
         res = ebmlab.train("my_gan", "my_ring", out=tmp_path / "r", progress=False,
-                           overrides={"steps": 3, "eval_samples": 100, "plots": False, "tensorboard": False,
+                           overrides={"steps": 3, "eval_samples": 100, "plots": False, "loggers": "",
                                       "eval_density": False})
         assert res.summary["metrics"]["spread"] > 0
         assert "registered in Python" in ebmlab.methods.SOURCES["my_gan"]
@@ -143,7 +143,7 @@ def test_a_run_names_its_plugin_package_and_is_refused_clearly_where_it_is_missi
     out = tmp_path / "r"
     ebmlab.train("lsgan", "ring4", out=out, progress=False,
                  overrides={"steps": 2, "eval_samples": 100, "eval_density": False, "plots": False,
-                            "tensorboard": False})
+                            "loggers": ""})
     recorded = json.loads((out / "config.json").read_text())["plugins"]
     version = metadata.version("ebmlab-example-plugin")
     assert recorded["method"].startswith(f"ebmlab-example-plugin {version} (") and "ring4" in recorded["data"]

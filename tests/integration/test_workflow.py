@@ -14,7 +14,7 @@ import ebmlab
 from ebmlab.cli import main
 from ebmlab.data import content_sha256
 
-TINY = ["eval_samples=100", "eval_density=false", "plots=false", "tensorboard=false", "log_every=1"]
+TINY = ["eval_samples=100", "eval_density=false", "plots=false", "loggers=", "log_every=1"]
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +213,7 @@ def test_default_run_directory_of_path_data_is_named_by_its_stem(tmp_path, monke
     data.parent.mkdir()
     np.save(data, np.random.default_rng(0).normal(size=(400, 3)).astype(np.float32))
     res = ebmlab.train("gan", str(data), progress=False, overrides=dict(steps=2, eval_samples=50, plots=False,
-                                                                        tensorboard=False, eval_density=False))
+                                                                        loggers="", eval_density=False))
     assert res.run_dir == Path("runs") / "gan-my_data-s0" and (tmp_path / "runs" / "gan-my_data-s0").is_dir()
 
 
@@ -257,7 +257,7 @@ def test_user_vectors_state_their_standardisation_and_binary_vectors_are_binary(
     assert "standardised" in p["units"]
     assert p["samples_drawn"] == ds.n_test < RunConfig().eval_samples  # no draw the metrics would leave unused
     res = ebmlab.train("gan", str(tmp_path / "v.npy"), out=tmp_path / "gan", progress=False,
-                       overrides=dict(steps=2, eval_samples=500, plots=False, tensorboard=False, batch_size=32))
+                       overrides=dict(steps=2, eval_samples=500, plots=False, loggers="", batch_size=32))
     from ebmlab.cli import _format_metrics
 
     assert "units — the data were standardised" in _format_metrics(res.summary)
@@ -265,7 +265,7 @@ def test_user_vectors_state_their_standardisation_and_binary_vectors_are_binary(
     ds = get_dataset(str(tmp_path / "b.npy"))
     assert ds.kind == "binary" and ds.shape == (12,)
     res = ebmlab.train("bihm", str(tmp_path / "b.npy"), out=tmp_path / "bihm", progress=False,
-                       overrides=dict(steps=2, eval_samples=50, plots=False, tensorboard=False, batch_size=32))
+                       overrides=dict(steps=2, eval_samples=50, plots=False, loggers="", batch_size=32))
     assert res.summary["metrics"]
 
 
@@ -319,19 +319,19 @@ def test_classifier_cache_is_keyed_by_content(tmp_path, monkeypatch):
     d1b = get_dataset(str(p1))
     assert C.classifier_name(d1b) != n1 and not C.has_classifier(d1b)
     # a kill between the weights and the record: the old record and its weights still load
-    import ebmlab.runs as runs
+    import ebmlab.atomic as atomic
 
-    real = runs.atomic_write_bytes
+    real = atomic.atomic_write_bytes
 
     def dies_on_record(path, fn):
         if str(path).endswith(".json"):
             raise KeyboardInterrupt
         return real(path, fn)
 
-    monkeypatch.setattr(runs, "atomic_write_bytes", dies_on_record)
+    monkeypatch.setattr(atomic, "atomic_write_bytes", dies_on_record)
     with pytest.raises(KeyboardInterrupt):
         C.train_classifier(d1, epochs=1, seed=5, progress=False)
-    monkeypatch.setattr(runs, "atomic_write_bytes", real)
+    monkeypatch.setattr(atomic, "atomic_write_bytes", real)
     assert C.load_classifier(n1).sha256 == c1.sha256
 
 

@@ -293,7 +293,7 @@ def test_inpaint_command_writes_a_grid_and_keeps_the_observed_half(tmp_path):
     run = tmp_path / "bihm"
     assert main(["train", "bihm", "--data", "digits_bin", "--steps", "2", "--out", str(run), "--no-progress",
                  "eval_ks=10", "z2_samples=100", "eval_points=5", "eval_samples=100", "plots=false",
-                 "tensorboard=false"]) == 0
+                 "loggers="]) == 0
     assert main(["inpaint", str(run), "--out", str(tmp_path / "i.png"), "-n", "3", "--draws", "2", "--sweeps",
                  "2"]) == 0
     with Image.open(tmp_path / "i.png") as im:

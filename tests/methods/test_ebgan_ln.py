@@ -142,7 +142,7 @@ def test_data_without_labels_is_refused_with_what_to_use(tmp_path):
 
 
 def test_a_run_reports_test_error_and_resumes_with_the_same_labelled_set(tmp_path):
-    over = {**SMALL, "steps": 4, "eval_samples": 50, "tensorboard": False, "plots": False, "eval_density": False}
+    over = {**SMALL, "steps": 4, "eval_samples": 50, "loggers": "", "plots": False, "eval_density": False}
     res = ebmlab.train("ebgan_ln", "digits", out=tmp_path / "r", progress=False, overrides=over)
     err = res.summary["metrics"]["test_error"]
     assert 0.0 <= err <= 1.0

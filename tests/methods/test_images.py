@@ -99,7 +99,7 @@ def test_full_run_on_images_writes_grid_and_image_metrics(tmp_path, monkeypatch)
     monkeypatch.setenv("EBMLAB_CLASSIFIERS", str(tmp_path / "clf"))
     train_classifier(get_dataset("digits"), epochs=10, progress=False)  # (the evaluation would train a longer one)
     res = ebmlab.train("gan", "digits", out=tmp_path / "run",
-                       overrides={"steps": 4, "batch_size": 16, "eval_samples": 60, "width": 8, "tensorboard": False})
+                       overrides={"steps": 4, "batch_size": 16, "eval_samples": 60, "width": 8, "loggers": ""})
     m = res.summary["metrics"]
     for k in ("clf_fd", "clf_kid", "clf_precision", "clf_recall", "clf_density", "clf_coverage", "clf_score"):
         assert np.isfinite(m[k]) and k in res.summary["real_vs_real"]
@@ -112,7 +112,7 @@ def test_full_run_on_images_writes_grid_and_image_metrics(tmp_path, monkeypatch)
 
 def test_full_run_on_user_vectors(tmp_path, user_npz):
     res = ebmlab.train("vae", user_npz, out=tmp_path / "v", overrides={"steps": 5, "eval_samples": 40, "batch_size": 32,
-                                                                        "tensorboard": False})
+                                                                        "loggers": ""})
     for k in ("mmd2", "sw1", "w1", "nll_iwae"):
         assert np.isfinite(res.summary["metrics"][k])
 

@@ -201,7 +201,7 @@ def test_likelihoods_of_8_bit_images_are_likelihoods(decoder, tmp_path):
 
     res = ebmlab.train("vae", "digits", out=tmp_path / decoder, progress=False,
                        overrides=dict(steps=5, decoder=decoder, iwae_ks=(1, 10), iwae_points=20, elbo_samples=5,
-                                      eval_samples=60, plots=False, tensorboard=False))
+                                      eval_samples=60, plots=False, loggers=""))
     m = res.summary["metrics"]
     assert m["nll_iwae"] > 0 and m["elbo"] < 0 and m["iwae_10"] < 0
     assert m["bpd_iwae"] == pytest.approx(m["nll_iwae"] / (64 * math.log(2)))

@@ -104,7 +104,7 @@ def test_the_weights_digest_changes_with_any_weight():
 
 # eval_samples > CHUNK: the final evaluation draws two chunks
 ARGS = ["train", "gan", "--data", "digits", "--steps", "2", "--no-progress", f"eval_samples={CHUNK + 100}",
-        "tensorboard=false", "plots=false"]
+        "loggers=", "plots=false"]
 
 
 def test_a_final_evaluation_killed_in_its_draw_resumes_it_and_ends_as_an_uninterrupted_run(tmp_path, cli):

@@ -194,7 +194,7 @@ def test_a_run_trained_with_mcmc_compile_on_opens_on_a_machine_without_a_compile
     run = tmp_path / "k"
     ebmlab.train("kale", "ring8", out=run, progress=False,
                  overrides={"steps": 2, "mcmc_compile": "on", "mcmc_steps": 3, "eval": "none", "plots": False,
-                            "tensorboard": False})
+                            "loggers": ""})
     monkeypatch.setattr(mcmc, "compiler_available", lambda device: False)
     assert main(["sample", str(run), "-n", "4", "--out", str(tmp_path / "x.npy"), "--mcmc-compile", "off",
                  "--no-progress"]) == 0

@@ -202,7 +202,7 @@ def _run_all(todo: list[Task], jobs: int, suite: str, out: Path, runs_dir: Path 
 
 def _write_part(out: Path, shard: tuple[int, int], part: dict[str, Any]) -> dict[str, Any]:
     """``OUT/parts/part-<i>-of-<n>.json``: the runs of one part of a sharded grid (``collect`` merges them)."""
-    from ..runs import json_safe
+    from ..atomic import json_safe
 
     (out / "parts").mkdir(parents=True, exist_ok=True)
     path = out / "parts" / f"part-{shard[0]}-of-{shard[1]}.json"
@@ -226,7 +226,7 @@ def write_report(results: list[dict[str, Any]], out: str | Path, *, command: str
     ``recalled_rows``: rows recalled from papers as an earlier report kept them (instead of the ``recalled`` file);
     ``rendered``: set by :func:`render` (the table written again from recorded runs), said under the command."""
     from ..metrics import noise_floor, real_reference
-    from ..runs import json_safe
+    from ..atomic import json_safe
 
     out = Path(out)
     rows = aggregate(results)
@@ -253,7 +253,7 @@ def write_report(results: list[dict[str, Any]], out: str | Path, *, command: str
         md += ("\n**Runs scored by different domain classifiers** (their clf_* features, precision/recall and mode "
                "labels come from different networks; compare within one): " + "; ".join(
                    f"{sha}: {', '.join(runs)}" for sha, runs in scorers.items()) + ".\n")
-    from ..runs import atomic_write_bytes
+    from ..atomic import atomic_write_bytes
 
     text = json.dumps(json_safe(report), indent=1).encode()
     atomic_write_bytes(out / "results.json", lambda fh: fh.write(text))

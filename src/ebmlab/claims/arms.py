@@ -27,7 +27,7 @@ BUDGET_STEPS = 10_000_000  # the steps of a budgeted run without its own: an upp
 NOT_EXPERIMENT = frozenset({"seed", "device", "threads", "num_workers", "data_on_device", "graphs", "compile",
                             "loggers", "tensorboard", "plots", "log_every", "ckpt_every", "eval_every", "data_dir"})
 # options every claims run gets unless the spec says otherwise: no pictures or event files (nothing reads them)
-QUIET = {"plots": False, "tensorboard": False}
+QUIET = {"plots": False, "loggers": ""}
 # the runners' own keys of an arm or a scale (not run options)
 SEMISUP_KEYS = ("rho",)
 SCALE_KEYS = ("data", "seeds", "overrides", "a", "b", "grid", "data_files", "steps", "steps_source", "probe_shape",

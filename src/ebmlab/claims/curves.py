@@ -34,7 +34,8 @@ def finite_number(v: Any) -> float | None:
 def run_curve(run_dir: Path, metric: str) -> list[Point]:
     """One run's curve of ``metric``: its periodic evaluations (those that recorded their CPU seconds), then its
     final evaluation at the run's CPU seconds; points without a finite value are left out."""
-    from ..runs import RunDir, read_json
+    from ..atomic import read_json
+    from ..runs import RunDir
 
     rd = RunDir(run_dir)
     points: dict[int, Point] = {}
@@ -113,7 +114,7 @@ def plot(curves: dict[str, list[list[Point]]], labels: dict[str, str], metric: s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..runs import atomic_write_bytes
+    from ..atomic import atomic_write_bytes
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for arm, runs in curves.items():

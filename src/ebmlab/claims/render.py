@@ -250,7 +250,7 @@ def render(claims: list[Claim], verdicts: dict[str, Verdict] | None = None, bad:
 
 
 def write(claims: list[Claim], out: str | Path, bad: dict[str, str] | None = None) -> dict[str, int]:
-    from ..runs import atomic_write_bytes
+    from ..atomic import atomic_write_bytes
 
     verdicts = verdicts_of(claims)
     text = render(claims, verdicts, bad).encode()

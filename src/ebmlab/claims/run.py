@@ -81,7 +81,7 @@ def probe_rate(method: str, over: dict[str, Any], shape: list[int], device: str 
         n = max(64, 2 * int(over.get("batch_size", 64)))
         np.save(f, np.random.default_rng(0).integers(0, 256, (n, *shape), dtype=np.uint8))
         base = {k: v for k, v in over.items() if k not in ("steps",) + arms_mod.BUDGETS}
-        base.update({"eval": "none", "plots": False, "tensorboard": False, "log_every": 1, "ckpt_every": 10 ** 9,
+        base.update({"eval": "none", "plots": False, "loggers": "", "log_every": 1, "ckpt_every": 10 ** 9,
                      **({"device": device} if device else {})})
         run = Path(d) / "warm"
         train(method, str(f), out=run, overrides={**base, "steps": PROBE_WARMUP + steps}, progress=False)
@@ -215,7 +215,7 @@ def _check_replace(claim: Claim, scale: str, n_seeds: int, replace: bool) -> Non
 
 
 def _record(claim: Claim, scale: str, result: dict[str, Any], *, replace: bool) -> dict[str, Any]:
-    from ..runs import read_json, write_json
+    from ..atomic import read_json, write_json
 
     f = claim.path.parent / "results" / f"{claim.id}.json"
     if scale != "known_answer" and not any(_filled(result.get(w)) for w in ("a", "b")) and not replace:

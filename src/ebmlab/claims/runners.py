@@ -43,7 +43,8 @@ def _task(arm: Arm, seed: int, root: Path, place: dict[str, Any]) -> Task:
 
 def _finished(run_dir: Path) -> dict[str, Any] | None:
     """The result of a run that finished in an earlier session (its summary, steps and CPU-seconds), else None."""
-    from ..runs import RunDir, read_json
+    from ..atomic import read_json
+    from ..runs import RunDir
 
     rd = RunDir(run_dir)
     if not (rd.summary_path.is_file() and rd.record_path.is_file() and rd.config_path.is_file()):
@@ -91,7 +92,7 @@ def _post_metrics(run_dir: Path, metric: str) -> dict[str, Any]:
         cache = run_dir / "claims_probe.json"
         if not cache.is_file():
             from ..api import evaluate_run
-            from ..runs import write_json
+            from ..atomic import write_json
 
             m = evaluate_run(run_dir, probe=True, device="cpu", keep=False)["metrics"]
             write_json(cache, {k: v for k, v in m.items() if k.startswith("probe_")})
@@ -113,7 +114,7 @@ def _references(run_dir: Path, metric: str) -> dict[str, float]:
     """The real-data, noise-floor and collapsed values of ``metric`` (its base, for an extra sample set's) that a
     run's summary records at its sample count."""
     from ..metrics import registry
-    from ..runs import read_json
+    from ..atomic import read_json
 
     path = run_dir / "summary.json"
     if not path.is_file():
@@ -255,7 +256,7 @@ def run_grid(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: in
 
 def run_sr(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: int, *, root: Path, jobs: int,
            place: dict[str, Any], shard: tuple[int, int] | None) -> dict[str, Any]:
-    from ..runs import read_json
+    from ..atomic import read_json
     from ..sr import api
 
     per_arm = {}
@@ -285,7 +286,7 @@ def run_semisup(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds:
                 place: dict[str, Any], shard: tuple[int, int] | None) -> dict[str, Any]:
     from ..api import load_run
     from ..data import get_dataset
-    from ..runs import write_json
+    from ..atomic import write_json
     from ..semisup import semisup_table
 
     support = {a.key: a for a in arms.values()}

@@ -214,7 +214,7 @@ def _check_result(r: Any, where: str) -> dict[str, Any]:
 def load_claim(path: Path, results_dir: Path | None = None) -> Claim:
     """One spec file, checked, with its results (``results_dir/<id>.json``) when recorded."""
     from ..config import load_toml
-    from ..runs import read_json
+    from ..atomic import read_json
 
     where = f"claim spec {path}"
     d = load_toml(path)
@@ -293,7 +293,7 @@ def _bench_values(report: dict[str, Any], sel: dict[str, Any], metric: str) -> d
 def _references_from(f: Path, data: str, metric: str, where: str) -> dict[str, float]:
     """The real, noise and collapsed values of ``metric`` on ``data`` in a references file
     (``benchmarks/claims/references.py``)."""
-    from ..runs import read_json
+    from ..atomic import read_json
 
     if not f.is_file():
         raise EbmlabError(f"{where}: references file {f} does not exist (benchmarks/claims/references.py writes it)")
@@ -307,7 +307,7 @@ def recorded_result(r: Any, comparison: dict[str, Any], base: Path, where: str) 
     ``method``, ``data``, ``setting`` (its own ``metric``, its own ``from``: a companion bench of the same settings),
     paired by seed; or from a recorded table that ``from`` names: per-seed lists ``a`` and ``b`` (paired by
     position), or ``diff``, the per-seed paired differences a − b, or ``a_summary``/``b_summary`` (mean, sd, n)."""
-    from ..runs import read_json
+    from ..atomic import read_json
 
     if not isinstance(r, dict) or not isinstance(r.get("from"), str):
         raise EbmlabError(f"{where}: needs from = the benchmark file it was recorded in")

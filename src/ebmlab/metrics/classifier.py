@@ -162,7 +162,7 @@ def train_classifier(dataset: Dataset, *, epochs: int | None = None, seed: int =
     """Train the domain classifier of ``dataset`` (a labelled image or binary set) and save it (module docstring)."""
     import re
 
-    from ..runs import atomic_write_bytes, sole_writer
+    from ..atomic import atomic_write_bytes, sole_writer
 
     if dataset.stacked:
         raise EbmlabError(f"{dataset.name} is a stacked set: its channels are labelled by the classifier of "

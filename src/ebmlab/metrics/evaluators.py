@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..runs import atomic_write_bytes, fault_point
+from ..atomic import atomic_write_bytes, fault_point
 from .density import density_metrics
 from .distances import median_bandwidth, mmd2_unbiased, wasserstein1
 from .modes import mode_metrics

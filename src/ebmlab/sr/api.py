@@ -24,7 +24,10 @@ from tqdm.auto import tqdm
 
 from ..config import parse_override_strings
 from ..errors import EbmlabError, did_you_mean, require_int
-from ..runs import CHECKPOINT_FORMAT, MetricsLogger, RunDir, Session, atomic_write_bytes, read_json, write_json
+from ..atomic import atomic_write_bytes, read_json, write_json
+from ..runs import CHECKPOINT_FORMAT, RunDir
+from ..sessions import Session
+from ..trackers import MetricsLogger
 from . import ops
 from .base import SRModel, make_config
 from .bicubic import Bicubic
@@ -141,7 +144,7 @@ def _check_resumable(run: RunDir, out: Path, asked: dict[str, Any], steps: int |
                      options: dict[str, Any]) -> tuple[int | None, dict[str, Any]]:
     """A new run's directory checked, or an existing run's arguments (``asked`` and ``options``) checked against
     its config.json: (the steps to train to, the options to train with)."""
-    from ..runs import check_output_dir
+    from ..atomic import check_output_dir
 
     if not run.exists():
         check_output_dir(out)
@@ -179,7 +182,7 @@ def _train_steps(run: RunDir, net: SRModel, model: str, data: str, sr_data: Any,
     bs = int(net.options.get("batch_size", 64))
     bar = tqdm(total=steps, initial=start, disable=not progress or steps == 0, desc=f"sr {model}/{data}",
                dynamic_ncols=True)
-    logger = MetricsLogger(run, start, tensorboard=False)  # the training runs' metrics.jsonl format
+    logger = MetricsLogger(run)  # the training runs' metrics.jsonl format
     try:
         window: dict[str, float] = {}  # the latest value of each metric since the last log line (some, like
         for step in range(start, steps):  # the learned-Φ terms, are not produced at every step)
@@ -359,7 +362,7 @@ def _upscale(cfg: dict[str, Any], net: SRModel, inp: Path, out: Path, *, tile: i
              progress: bool) -> dict[str, Any]:
     from PIL import Image
 
-    from ..runs import check_output_dir
+    from ..atomic import check_output_dir
 
     a = _read_image(inp)
     check_output_dir(out.parent if str(out.parent) else Path("."))
