@@ -10,7 +10,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from .errors import EbmlabError
 
@@ -49,7 +49,7 @@ def _file_mode() -> int:
     return 0o666 & ~_UMASK
 
 
-def atomic_write_bytes(path: Path, write_fn) -> None:
+def atomic_write_bytes(path: Path, write_fn: Callable[[BinaryIO], object]) -> None:
     """Write via ``write_fn(fileobj)`` into a temp file beside ``path``, fsync, then rename over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

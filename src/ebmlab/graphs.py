@@ -56,7 +56,7 @@ import contextlib
 import copy
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import torch
 from torch import Tensor
@@ -66,6 +66,9 @@ from torch.utils._pytree import tree_flatten
 from . import distributed
 from .errors import EbmlabError
 from .syncs import CUDA_STATUS_CHECKS, HOST_READS
+
+if TYPE_CHECKING:
+    from .methods.base import Method
 
 WARMUP = 2  # eager steps of each kind before its capture (optimizer state, cuBLAS/cuDNN workspaces)
 
@@ -87,7 +90,7 @@ def backend(mode: str, device: torch.device) -> str | None:
     return None
 
 
-def blocker(method: Any, world: Any = None) -> str | None:
+def blocker(method: Method, world: Any = None) -> str | None:
     """Why ``method``'s steps cannot be captured in this run, or None."""
     if method.device.type == "cuda" and not hasattr(torch.cuda.CUDAGraph, "register_generator_state"):
         return (f"this PyTorch ({torch.__version__}) cannot register a method's own random-number generator with a "
@@ -106,7 +109,7 @@ def blocker(method: Any, world: Any = None) -> str | None:
     return None
 
 
-def prepare(method: Any, backend_name: str, tensor_lrs: bool) -> None:
+def prepare(method: Method, backend_name: str, tensor_lrs: bool) -> None:
     """Optimizers made capturable on CUDA (torch refuses to capture an optimizer step unless ``capturable`` is set,
     fused Adam included) with their step counts on the parameters' device, and, for a learning-rate schedule,
     tensor learning rates on that device that the recipe fills in place."""
@@ -275,7 +278,7 @@ class _Graph:
 CHECKED_REPLAYS = 2  # replays of each kind whose effect on the random-number state is checked (host reads, outside)
 
 
-def _rng_state(method: Any) -> Tensor | None:
+def _rng_state(method: Method) -> Tensor | None:
     rng = getattr(method, "rng", None)
     return rng.get_state() if isinstance(rng, torch.Generator) else None
 
@@ -293,7 +296,7 @@ class StepGraphs:
     ``CHECKED_REPLAYS`` replays of a kind whose eager steps draw random numbers, the method's generator must have
     moved (a graph that replayed the same noise every step would train on it silently)."""
 
-    method: Any
+    method: Method
     backend: str
     run_step: StepFn
     budget: Any = None
@@ -447,7 +450,7 @@ class EagerSteps:
         return state
 
 
-def runner(method: Any, placement: Any, budget: Any = None, *, tensor_lrs: bool = False, strict: bool = True,
+def runner(method: Method, placement: Any, budget: Any = None, *, tensor_lrs: bool = False, strict: bool = True,
            on_fallback: Callable[[str], None] | None = None, say: Callable[[str], None] | None = None
            ) -> StepRunner:
     """The step runner of a run placed by ``placement`` (``ebmlab.placement.Placement``): :class:`StepGraphs` when

@@ -22,10 +22,13 @@ field's ``Literal``, which the configuration checks and :func:`describe` lists: 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import EbmlabError
 from .metadata import NETS, RANGES
+
+if TYPE_CHECKING:
+    from .methods.base import Method
 
 _HIDDEN = "hidden layer widths of the {} MLP (comma-separated; unused by conv nets)"
 
@@ -122,7 +125,7 @@ SHARED: dict[str, tuple[str, str]] = {  # method options that mean the same in e
 }
 
 
-def _tables(method: Any) -> list[dict[str, tuple[str, str]]]:
+def _tables(method: type[Method] | None) -> list[dict[str, tuple[str, str]]]:
     """The option tables of a method class (or name), its own before its parents', then the shared table."""
     if method is None:
         return [RUN, SHARED]
@@ -134,7 +137,7 @@ def _tables(method: Any) -> list[dict[str, tuple[str, str]]]:
     return [*own, SHARED, RUN]
 
 
-def entry(name: str, method: Any = None) -> tuple[str, str]:
+def entry(name: str, method: type[Method] | None = None) -> tuple[str, str]:
     """(range kind, meaning) of an option, a method's own meaning first (``method``: a name or class)."""
     for table in _tables(method):
         if name in table:
@@ -145,7 +148,7 @@ def entry(name: str, method: Any = None) -> tuple[str, str]:
                       f"(see the README: Adding a method)")
 
 
-def describe(name: str, method: Any = None, config: Any = None) -> str:
+def describe(name: str, method: type[Method] | None = None, config: Any = None) -> str:
     """The option's meaning; a ``choice`` option's ends with its choices, read from its field's ``Literal`` in the
     dataclass ``config`` (``config.RunConfig`` or the method's ``Config``) when it is given."""
     kind, meaning = entry(name, method)
@@ -173,7 +176,7 @@ def literal_choices(tp: Any) -> tuple[Any, ...] | None:
     return get_args(inner[0]) if len(inner) == 1 and get_origin(inner[0]) is Literal else None
 
 
-def problems(cfg: Any, method: Any = None) -> list[str]:
+def problems(cfg: Any, method: type[Method] | None = None) -> list[str]:
     """Every option of the dataclass ``cfg`` outside its range, as 'name=value (expected ...)'."""
     out = []
     for f in dataclasses.fields(cfg):
@@ -195,7 +198,7 @@ def problems(cfg: Any, method: Any = None) -> list[str]:
     return out
 
 
-def validate(cfg: Any, *, method: Any = None, what: str = "options") -> None:
+def validate(cfg: Any, *, method: type[Method] | None = None, what: str = "options") -> None:
     """Raise one :class:`EbmlabError` listing every out-of-range option of ``cfg``."""
     bad = problems(cfg, method)
     if bad:

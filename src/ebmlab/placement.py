@@ -108,7 +108,7 @@ class Placement:
         same rule as training, one process, eager (the threads as the command set them, ``ebmlab.threads``)."""
         return cls(device=pick_device(device or "auto"), threads=torch.get_num_threads())
 
-    def for_method(self, method: Any) -> Placement:
+    def for_method(self, method: Method) -> Placement:
         """This placement with the method's word on capture: ``eager_because`` says why its steps cannot be
         replayed here (None: they are, when there is a capture back-end)."""
         why = graphs.blocker(method, self.world) if self.graphs else None

@@ -15,6 +15,7 @@ import torch  # noqa: E402
 from .quadrature import evaluate_on_grid, grid  # noqa: E402
 from .atomic import fault_point  # noqa: E402
 from .data.base import Dataset
+from .data.toy import ToyDataset
 
 
 def _save(fig, path) -> None:
@@ -23,7 +24,7 @@ def _save(fig, path) -> None:
     plt.close(fig)
 
 
-def plot_density(method, ds: Dataset, path, n: int = 300) -> None:
+def plot_density(method, ds: ToyDataset, path, n: int = 300) -> None:
     """Model density exp(−E)/Z on the data set's box (log scale), with test points overlaid."""
     lo, hi = ds.box
     pts, area = grid(ds.box, n, device=method.device)
@@ -53,7 +54,7 @@ def _test_overlay_and_save(fig, axes, test, title: str, path) -> None:
     _save(fig, path)
 
 
-def plot_sample_density(method, ds: Dataset, samples: torch.Tensor, path, n: int = 200, bins: int = 80) -> None:
+def plot_sample_density(method, ds: ToyDataset, samples: torch.Tensor, path, n: int = 200, bins: int = 80) -> None:
     """For a model whose density is not exp(−E) alone (KALE: exp(−E)·p_G): its density seen through its samples
     (a log-histogram), beside the energy factor exp(−E) normalised on the box, with test points overlaid."""
     lo, hi = ds.box
@@ -81,7 +82,7 @@ def plot_sample_density(method, ds: Dataset, samples: torch.Tensor, path, n: int
     _test_overlay_and_save(fig, axes, test, "energy factor exp(−E), test data", path)
 
 
-def plot_samples(samples: torch.Tensor, ds: Dataset, path, title: str) -> None:
+def plot_samples(samples: torch.Tensor, ds: ToyDataset, path, title: str) -> None:
     lo, hi = ds.box
     s = samples.detach().cpu().numpy()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")  # colour bars keep their own room
@@ -90,7 +91,7 @@ def plot_samples(samples: torch.Tensor, ds: Dataset, path, title: str) -> None:
     axes[0].set_title(f"data ({ds.name})")
     axes[1].scatter(s[:, 0], s[:, 1], s=2, c="tab:orange", alpha=0.4)
     axes[1].set_title(title)
-    if ds.has_modes:
+    if ds.modes is not None:
         m = ds.modes.numpy()
         for a in axes:
             a.scatter(m[:, 0], m[:, 1], marker="x", c="k", s=25)
@@ -203,7 +204,7 @@ def model_grid_samples(method, n: int = 64, seed: int = 0) -> torch.Tensor:
 
 
 def plot_run(method, ds: Dataset, run) -> None:
-    if ds.kind != "toy2d":
+    if not isinstance(ds, ToyDataset):  # the kind toy2d: the 2D pictures below; any other kind: grids and curves
         if ds.spec.is_image:
             save_image_grid(model_grid_samples(method), ds.spec.value_range or (0.0, 1.0), run.plots / "samples.png")
             save_image_grid(ds.test[:64], ds.spec.value_range or (0.0, 1.0), run.plots / "data.png")

@@ -151,17 +151,21 @@ class Registry(Mapping[str, T], Generic[T]):
         return dict(self._items), dict(self.sources), dict(self.failed)
 
     def restore(self, state: tuple[dict[str, T], dict[str, str], dict[str, str]]) -> None:
-        for now, then in zip((self._items, self.sources, self.failed), state, strict=True):
-            now.clear()
-            now.update(then)  # type: ignore[arg-type]
+        items, sources, failed = state
+        self._items.clear()
+        self._items.update(items)
+        self.sources.clear()
+        self.sources.update(sources)
+        self.failed.clear()
+        self.failed.update(failed)
         _GENERATION[0] += 1
 
 
 _DEPTH = 0  # loads in progress: a plugin module that declares a method and a data set loads one group inside another
-_DEFERRED: list[tuple[metadata.EntryPoint, Callable[[str, Any, str], None], dict[str, str]]] = []
+_DEFERRED: list[tuple[metadata.EntryPoint, Callable[[str, Any, str], object], dict[str, str]]] = []
 
 
-def load(group: str, register: Callable[[str, Any, str], None], failed: dict[str, str]) -> None:
+def load(group: str, register: Callable[[str, Any, str], object], failed: dict[str, str]) -> None:
     """Every entry point of ``group``: loaded and given to ``register(name, object, source)``; a plugin that
     raises while loading or registering goes to ``failed`` (name → why).
 
@@ -182,7 +186,7 @@ def load(group: str, register: Callable[[str, Any, str], None], failed: dict[str
             _one(ep, reg, fail, defer=False)
 
 
-def _one(ep: metadata.EntryPoint, register: Callable[[str, Any, str], None], failed: dict[str, str], *,
+def _one(ep: metadata.EntryPoint, register: Callable[[str, Any, str], object], failed: dict[str, str], *,
          defer: bool) -> None:
     source = describe(ep)
     try:

@@ -39,10 +39,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from .methods.base import Method
 
 
 def lr_factor(step: int, rc: Any) -> float:
@@ -65,7 +68,7 @@ def lr_factor(step: int, rc: Any) -> float:
 class Recipe:
     """The recipe attached to one method for one run (``build_method`` attaches it)."""
 
-    def __init__(self, method: Any, rc: Any, world: Any = None):
+    def __init__(self, method: Method, rc: Any, world: Any = None):
         self.rc = rc
         self.world = world  # ebmlab.distributed.World of a data-parallel run (None: one process)
         self.optimizers: dict[str, torch.optim.Optimizer] = dict(method.optimizers)

@@ -26,7 +26,7 @@ into label noise, which is what the paper's ρ = 1 failure suggests and what an 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -36,7 +36,10 @@ from torch import Tensor
 from .data.labels import balanced_subset
 from .errors import EbmlabError
 from .metrics.classifier import DomainClassifier
-from .data.base import Dataset
+from .data.base import ArrayDataset, Dataset
+
+if TYPE_CHECKING:
+    from .methods.base import Method
 
 
 def train_and_test(x: Tensor, y: Tensor, x_test: Tensor, y_test: Tensor, n_classes: int, *, steps: int, seed: int,
@@ -90,9 +93,9 @@ def augmentation_check(x: Tensor, y: Tensor, augment: Callable[[Tensor, torch.Ge
 
 
 def semisup_table(dataset: Dataset, *, labels: int, rhos: tuple[float, ...], seeds: int, steps: int,
-                  method: Any = None, progress: bool = True) -> dict[str, Any]:
+                  method: Method | None = None, progress: bool = True) -> dict[str, Any]:
     """Test error per ρ (ρ = 0: no augmentation) over ``seeds`` label subsets; see the module docstring."""
-    if not dataset.spec.is_image or dataset.n_classes is None:
+    if not isinstance(dataset, ArrayDataset) or not dataset.spec.is_image or dataset.n_classes is None:
         raise EbmlabError(f"{dataset.name}: semi-supervised classification needs labelled images (fashion, mnist, "
                           f"digits, cifar10, or a user's .npz with y_train/y_test)")
     if any(r > 0 for r in rhos) and (method is None or not method.can_augment):

@@ -163,4 +163,4 @@ def check_same_data(name: str, now: str | None, saved: object, run: object) -> N
 
 
 __all__ = ["ArrayDataset", "DATASETS", "FAILED", "SOURCES", "register_dataset", "DataSpec", "Dataset", "ToyDataset", "check_same_data", "content_sha256",
-           "dataset_names", "get_dataset", "user_data_sha256"]
+           "builtin_names", "dataset_names", "file_label", "get_dataset", "is_path", "user_data_sha256"]

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from ..data import content_sha256
 from ..errors import EbmlabError
 from ..nets.calls import rows_per_call
-from ..data.base import Dataset
+from ..data.base import ArrayDataset, Dataset
 
 FEATURE_DIM = 128
 DEFAULT_EPOCHS = {"digits": 60, "fashion": 6, "mnist": 4, "cifar10": 12}
@@ -82,10 +82,10 @@ def classifier_name(dataset: Dataset) -> str:
     data never share a classifier, and a file rewritten in place gets a new one."""
     from ..data import builtin_names, file_label
 
-    name = dataset.base if dataset.stacked else dataset.name
+    name = dataset.base if dataset.stacked and dataset.base else dataset.name
     if name in builtin_names():
         return name
-    return f"{file_label(name)}-{content_sha256(dataset)[:16]}"
+    return f"{file_label(name)}-{content_sha256(_images(dataset))[:16]}"
 
 
 @dataclass
@@ -146,6 +146,21 @@ def _fit(net: DomainClassifier, opt: torch.optim.Optimizer, x: Tensor, y: Tensor
         print(f"classifier {name}: {epochs} epochs in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 
+def _images(dataset: Dataset) -> ArrayDataset:
+    """A data set a domain classifier is for: images held as arrays, or one line saying what was expected."""
+    if not isinstance(dataset, ArrayDataset) or not dataset.spec.is_image:
+        raise EbmlabError(f"{dataset.name}: a domain classifier needs labelled C×H×W images held as arrays; this "
+                          f"data set has samples of shape {tuple(dataset.spec.shape)}")
+    return dataset
+
+
+def _labels(dataset: Dataset) -> tuple[Tensor, Tensor]:
+    y, yt = dataset.train_labels, dataset.test_labels
+    if y is None or yt is None:
+        raise EbmlabError(f"{dataset.name}: a domain classifier needs labels of both splits; this data set has none")
+    return y, yt
+
+
 def check_classifiable(dataset: Dataset) -> None:
     """Refuse a data set that has no domain classifier: one needs labelled C×H×W images (a stacked set is labelled
     by its base set's)."""
@@ -171,8 +186,7 @@ def train_classifier(dataset: Dataset, *, epochs: int | None = None, seed: int =
     name = classifier_name(dataset)
     epochs = epochs or DEFAULT_EPOCHS.get(name, 5)
     out = Path(out_dir) if out_dir is not None else classifier_dir()
-    x, y = dataset.train, dataset.train_labels
-    xt, yt = dataset.test, dataset.test_labels
+    (x, xt), (y, yt) = (dataset.train, dataset.test), _labels(dataset)
     c, side = dataset.shape[0], dataset.shape[1]
     n_classes = int(max(y.max(), yt.max())) + 1
     with torch.random.fork_rng(devices=[]):
@@ -192,7 +206,7 @@ def train_classifier(dataset: Dataset, *, epochs: int | None = None, seed: int =
     torch.save(net.state_dict(), buf)
     blob = buf.getvalue()
     sha = hashlib.sha256(blob).hexdigest()
-    info = {"data": name, "source": str(dataset.name), "data_sha256": content_sha256(dataset), "sha256": sha,
+    info = {"data": name, "source": str(dataset.name), "data_sha256": content_sha256(_images(dataset)), "sha256": sha,
             "file": f"{name}.{sha[:12]}.pt", "test_accuracy": acc,
             "n_test": int(len(xt)), "channels": c, "side": side, "n_classes": n_classes, "width": width,
             "epochs": epochs, "seed": seed, "recipe": "Adam lr 1e-3, batch 128, no augmentation",
@@ -203,10 +217,10 @@ def train_classifier(dataset: Dataset, *, epochs: int | None = None, seed: int =
     owned = rf"{re.escape(name)}\.(?:json|[0-9a-f]{{12}}\.pt)"
     with sole_writer(out, name, owned):
         old = _record(out / f"{name}.json")
-        atomic_write_bytes(out / info["file"], lambda fh: fh.write(blob))
+        atomic_write_bytes(out / str(info["file"]), lambda fh: fh.write(blob))
         atomic_write_bytes(out / f"{name}.json", lambda fh: fh.write(json.dumps(info, indent=1).encode()))
-        stale = {old.get("file") if old else None, f"{name}.pt"} | {f.name for f in out.glob(f"{name}.*.pt")}
-        for f in stale - {info["file"], None}:  # the previous weights, and any a kill left unreferenced
+        stale = {str(old.get("file")) if old else "", f"{name}.pt"} | {f.name for f in out.glob(f"{name}.*.pt")}
+        for f in stale - {str(info["file"]), ""}:  # the previous weights, and any a kill left unreferenced
             (out / Path(f).name).unlink(missing_ok=True)
     return Classifier(net.eval(), info)
 
@@ -263,11 +277,11 @@ def get_classifier(dataset: Dataset, *, progress: bool = True) -> Classifier:
 
     name = classifier_name(dataset)
     d = classifier_dir()
-    base = get_dataset(dataset.base, data_dir=dataset.data_dir) if dataset.stacked else dataset
+    base = get_dataset(dataset.base, data_dir=dataset.data_dir) if dataset.stacked and dataset.base else dataset
     if not (d / f"{name}.json").is_file():
         if progress:
             epochs = DEFAULT_EPOCHS.get(name, 5)
             print(f"ebmlab: no domain classifier for {name} in {d}: training it on its {base.n_train} train images "
                   f"({epochs} epochs, once; later evaluations reuse it)", file=sys.stderr, flush=True)
         train_classifier(base, progress=progress)
-    return load_classifier(name, d, data_sha256=content_sha256(base))
+    return load_classifier(name, d, data_sha256=content_sha256(_images(base)))

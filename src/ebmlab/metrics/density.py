@@ -8,10 +8,11 @@ import torch
 from torch import Tensor
 
 from ..errors import NonNormalisableError
-from ..quadrature import EnergyFn, evaluate_on_grid, grid, log_partition, log_partition_on_box
+from ..types import EnergyFn
+from ..quadrature import evaluate_on_grid, grid, log_partition, log_partition_on_box
 
 from ..metadata import Metric
-from ..data.base import Dataset
+from ..data.toy import ToyDataset
 
 METRICS = {
     "nll": Metric("density", "nats", "↓", "exact test NLL of exp(−E) by quadrature", True),
@@ -28,7 +29,7 @@ BOOKKEEPING = {"quad_n", "quad_box", "density_status", "entropy_true"}
 SAME_AS = {"nll_box": "nll", "kl_box": "kl"}  # the real-data value of a metric on another normalisation
 
 
-def density_metrics(energy_fn: EnergyFn, dataset: Dataset, *, test: Tensor | None = None, device=None) -> dict[str, float | str]:
+def density_metrics(energy_fn: EnergyFn, dataset: ToyDataset, *, test: Tensor | None = None, device=None) -> dict[str, float | str]:
     """Exact test NLL, KL(p_data ‖ p_model) and total variation of the model p ∝ exp(−E), in nats.
 
     NLL = mean_test E(x) + log Z; KL = NLL − H(p_data) (H is the data's true entropy, the NLL floor);
@@ -59,8 +60,9 @@ def density_metrics(energy_fn: EnergyFn, dataset: Dataset, *, test: Tensor | Non
     out["quad_n"] = q.n
     out["quad_box"] = f"[{q.box[0]:.3g},{q.box[1]:.3g}]^2"
     if not q.box_converged:  # not even the box-restricted model's numbers are reliable
-        out["density_note"] = (out.get("density_note", "") + "; " if out.get("density_note") else "") + (
-            f"the grid on the data box did not converge by n = {q.n}: no density numbers are reported")
+        before = f"{out['density_note']}; " if out.get("density_note") else ""
+        out["density_note"] = before + f"the grid on the data box did not converge by n = {q.n}: no density numbers " \
+                                       f"are reported"
         out["density_status"] = "unconverged"
         return out
     nll = e_test + log_z
@@ -69,6 +71,7 @@ def density_metrics(energy_fn: EnergyFn, dataset: Dataset, *, test: Tensor | Non
     out["kl" + suffix] = nll - dataset.entropy
     pts, area = grid(q.box, q.n, dtype=torch.float64)
     lp_data = evaluate_on_grid(dataset.log_prob, pts)
+    assert q.neg_energy is not None  # a converged box grid keeps its values
     lp_model = q.neg_energy - log_z  # on the fine box; the tail mass counts as model mass off the grid
     out["tv" + suffix] = float(0.5 * (lp_data.exp() - lp_model.exp()).abs().sum() * area)
     return out

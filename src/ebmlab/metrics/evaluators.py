@@ -32,7 +32,7 @@ import sys
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -44,6 +44,9 @@ from .modes import mode_metrics
 from ..data.base import Dataset
 from ..data.toy import ToyDataset
 from .registry import plugin_values
+
+if TYPE_CHECKING:
+    from ..methods.base import Method
 
 REFERENCE_SEED = 777
 FLOOR_SEED, FLOOR_DRAWS = 1777, 5  # the noise floor (Toy2D.floor): its draws' seeds and how many are averaged
@@ -98,7 +101,7 @@ class Evaluator(abc.ABC):
         when it is smaller."""
         return min(n, dataset.n_test)
 
-    def draw(self, method: Any, n: int, generator: torch.Generator, cache: Path | None = None,
+    def draw(self, method: Method, n: int, generator: torch.Generator, cache: Path | None = None,
              progress: bool = False) -> Tensor:
         """``n`` samples in chunks of :data:`CHUNK`; with ``cache``, resumable (:func:`cached_draw`)."""
         with torch.no_grad():
@@ -107,7 +110,7 @@ class Evaluator(abc.ABC):
                                    device=method.device, model=weights_digest(method), progress=progress)
             return torch.cat([method.sample(min(CHUNK, n - i), generator=generator) for i in range(0, n, CHUNK)])
 
-    def density(self, method: Any, dataset: Dataset) -> dict[str, Any]:
+    def density(self, method: Method, dataset: Dataset) -> dict[str, Any]:
         """Density metrics of the method's energy, where this kind has exact ones."""
         return {}
 
@@ -116,7 +119,7 @@ class Evaluator(abc.ABC):
         return {}
 
     # --- the flow shared by every kind -----------------------------------------------------------------------
-    def evaluate(self, method: Any, dataset: Dataset, *, n_samples: int = 2500, seed: int = 0,
+    def evaluate(self, method: Method, dataset: Dataset, *, n_samples: int = 2500, seed: int = 0,
                  density: bool = True, cache: Path | None = None, progress: bool = False,
                  mode_count: bool = True) -> dict[str, Any]:
         """Evaluate a trained method: a flat dict of metrics. ``cache``: a directory that makes the draw of the
@@ -160,7 +163,7 @@ class Evaluator(abc.ABC):
         return out
 
 
-def weights_digest(method: Any) -> str:
+def weights_digest(method: Method) -> str:
     """A hash of every network's parameters and buffers: which model a cached draw came from."""
     h = hashlib.sha256()
     for name, net in sorted(method.networks.items()):
@@ -256,7 +259,7 @@ def _modes(dataset: Dataset) -> tuple[Tensor, float]:
 class Toy2D(Evaluator):
     kinds = ("toy2d",)
 
-    def draw(self, method: Any, n: int, generator: torch.Generator, cache: Path | None = None,
+    def draw(self, method: Method, n: int, generator: torch.Generator, cache: Path | None = None,
              progress: bool = False) -> Tensor:
         """One call: 2D draws take seconds, so ``cache`` (and a progress bar) is not used."""
         with torch.no_grad():
@@ -316,13 +319,13 @@ class Toy2D(Evaluator):
                 "noise_floor": f"uniform noise on the box {list(_toy(dataset).box)}² at the same sample count (mode "
                                f"metrics: mean of {FLOOR_DRAWS} draws)"}
 
-    def density(self, method: Any, dataset: Dataset) -> dict[str, Any]:
-        return density_metrics(method.density_energy, dataset, device=method.device)
+    def density(self, method: Method, dataset: Dataset) -> dict[str, Any]:
+        return density_metrics(method.density_energy, _toy(dataset), device=method.device)
 
     def tempered(self, fn: Any, dataset: Dataset, device: Any) -> dict[str, Any]:
         from .temperature import tau_report
 
-        return tau_report(fn, dataset, device=device)
+        return tau_report(fn, _toy(dataset), device=device)
 
 
 class Images(Evaluator):
@@ -454,7 +457,7 @@ def _reference_metrics(ds: Dataset, n: int, kind: str) -> dict[str, Any] | None:
     return getattr(evaluator_for(ds), kind)(ds, n)
 
 
-def evaluate_method(method: Any, dataset: Dataset, *, n_samples: int = 2500, seed: int = 0,
+def evaluate_method(method: Method, dataset: Dataset, *, n_samples: int = 2500, seed: int = 0,
                     density: bool = True, cache: Path | None = None, progress: bool = False,
                     mode_count: bool = True) -> dict[str, Any]:
     """Evaluate a trained method on a data set with the evaluator of its kind; a flat dict of metrics

@@ -92,7 +92,7 @@ def in_manifold(f: Tensor, f_real: Tensor, k: int = 3, chunk: int = 2048) -> Ten
 
 
 def _clamp(x: Tensor, dataset: Dataset) -> Tensor:
-    lo, hi = dataset.spec.value_range
+    lo, hi = dataset.spec.value_range or (-float("inf"), float("inf"))
     return x.detach().float().cpu().clamp(lo, hi)
 
 

@@ -38,10 +38,10 @@ def ais_report(method, dataset: Dataset, *, n_steps: int = 500, n_chains: int = 
     def energy_flat(v: torch.Tensor) -> torch.Tensor:
         return density_energy(v.reshape(-1, *shape).to(torch.float32)).double()
 
-    spec = getattr(dataset, "spec", None)
+    spec = getattr(dataset, "spec", None)  # a bare object with train/test/shape is scored too (no quantisation)
     levels = getattr(spec, "levels", None)
     test, offset = dataset.test, 0.0
-    if levels is not None:  # 8-bit data: the energy at dequantised test images, the NLL shifted to the discrete data
+    if levels is not None and spec is not None and spec.value_range is not None:  # 8-bit data: the energy at dequantised test images, the NLL shifted to the discrete data
         test = dequantise(test.double(), spec.value_range, levels,
                           generator=torch.Generator().manual_seed(seed + 1)).to(dataset.test.dtype)
         offset = dequantisation_offset(x.shape[1], spec.value_range, levels)

@@ -37,7 +37,7 @@ def linear_probe(method, dataset: Dataset, *, n_train: int = 10_000, seed: int =
     """Test error of a logistic regression on frozen features (module docstring)."""
     from sklearn.linear_model import LogisticRegression
 
-    if dataset.train_labels is None:
+    if dataset.train_labels is None or dataset.test_labels is None:
         raise EbmlabError(f"the linear probe needs labels; {dataset.name} has none")
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(dataset.n_train, generator=g)[:min(n_train, dataset.n_train)]

@@ -40,8 +40,13 @@ def _admit(name: str, pair: Any) -> tuple[Metric, Any]:
 # metrics of plugins and registered from Python: name -> (metadata, fn(samples [n, ...], test [n, ...]) -> float);
 # ebmlab's own are declared beside their functions (MODULES) and by the methods, their names held
 PLUGINS: Registry[tuple[Metric, Any]] = Registry("metric", "ebmlab.metrics", _admit,
-                                                 reserved=lambda: _tables_at(-1).plain)
+                                                 reserved=lambda: _own_names())
 SOURCES = PLUGINS.sources
+
+
+def _own_names() -> dict[str, Metric]:
+    """The metric names ebmlab's modules and methods declare (a plugin may not take one)."""
+    return _tables_at(-1).plain
 FAILED = PLUGINS.failed
 
 MODULES = (modes, distances, images, inception, density, probe, trajectory)  # the order of table columns
@@ -117,8 +122,8 @@ def spec(name: str) -> Metric | None:
             return m._replace(meaning=m.meaning.replace("{k}", hit.group(1)))
     prefix, rest = split_prefix(name)
     if prefix:
-        m = spec(rest)
-        return None if m is None else m._replace(meaning=f"{m.meaning} — {t.prefixes[prefix]}")
+        inner = spec(rest)
+        return None if inner is None else inner._replace(meaning=f"{inner.meaning} — {t.prefixes[prefix]}")
     return None
 
 

@@ -15,7 +15,7 @@ from torch import Tensor
 from ..errors import NonNormalisableError
 from ..quadrature import log_partition, log_partition_on_box, release_grid_cache
 from .density import density_metrics
-from ..data.base import Dataset
+from ..data.toy import ToyDataset
 
 
 class _Memo:
@@ -26,7 +26,8 @@ class _Memo:
     """
 
     def __init__(self, fn: Callable[[Tensor], Tensor]):
-        self.fn, self.cache = fn, {}
+        self.fn = fn
+        self.cache: dict[tuple[tuple[int, ...], bytes], Tensor] = {}
 
     def __call__(self, x: Tensor) -> Tensor:
         key = (tuple(x.shape), hashlib.blake2b(x.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).digest())
@@ -39,7 +40,7 @@ class _Memo:
         return lambda x: self(x) / tau
 
 
-def _nll(memo: _Memo, dataset: Dataset, e_test: float, tau: float, device) -> tuple[float, bool]:
+def _nll(memo: _Memo, dataset: ToyDataset, e_test: float, tau: float, device) -> tuple[float, bool]:
     """(test NLL of exp(−D/τ), normalisable on R²); the box-restricted NLL when it is not normalisable."""
     try:
         q = log_partition(memo.scaled(tau), dataset.box, device=device)
@@ -51,7 +52,7 @@ def _nll(memo: _Memo, dataset: Dataset, e_test: float, tau: float, device) -> tu
         return e_test / tau + q.log_z, False
 
 
-def best_tau(memo: _Memo, dataset: Dataset, *, device=None, decades: tuple[float, float] = (-3.0, 2.0),
+def best_tau(memo: _Memo, dataset: ToyDataset, *, device=None, decades: tuple[float, float] = (-3.0, 2.0),
              per_decade: int = 4, tol: float = 0.01) -> tuple[float, int, int]:
     """argmin over τ of the test NLL of exp(−D/τ): (τ, quadratures run, scanned τ flagged non-normalisable).
 
@@ -97,7 +98,7 @@ def best_tau(memo: _Memo, dataset: Dataset, *, device=None, decades: tuple[float
     return math.exp(t_best), len(seen), sum(not ok for t, (_, ok) in seen.items() if t in logs)
 
 
-def tau_report(d_fn: Callable[[Tensor], Tensor], dataset: Dataset, *, device=None) -> dict[str, Any]:
+def tau_report(d_fn: Callable[[Tensor], Tensor], dataset: ToyDataset, *, device=None) -> dict[str, Any]:
     """Exact (quadrature) density metrics of p_τ ∝ exp(−D/τ) at τ = 1 and at the test-NLL-minimising τ.
 
     Keys: ``nll_tau1``, ``kl_tau1``, ``tv_tau1`` and ``nll_best_tau``, ``kl_best_tau``, ``tv_best_tau``, with

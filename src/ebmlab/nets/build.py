@@ -15,7 +15,7 @@ the network the 2D methods have always used.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, cast
 
 from torch import Tensor, nn
 
@@ -27,6 +27,12 @@ from .conv import (ConvAutoEncoder, ConvCritic, ConvGenerator, ConvTimeEnergy, D
 from .mlp import mlp
 from .resnet import EBMBB_SIZES, EBMBBResNetEnergy, EBMBBResNetGenerator, GEBMResNetEnergy, GEBMResNetGenerator
 
+
+
+class _WithFeatures(Protocol):
+    """A critic with its penultimate features (``features``)."""
+
+    def features(self, x: Tensor) -> Tensor: ...
 
 
 class RangeOut(nn.Module):
@@ -145,7 +151,7 @@ class _OneOut(nn.Module):
         self.e = e
 
     def features(self, x: Tensor) -> Tensor:
-        return self.e.features(x)
+        return cast(_WithFeatures, self.e).features(x)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.e(x)[:, None]
@@ -178,7 +184,7 @@ class _Features(nn.Module):
         self.c = c
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.c.features(x)
+        return cast(_WithFeatures, self.c).features(x)
 
 
 def time_energy(spec, *, net: str = "auto", hidden: tuple[int, ...] = (100, 100), act: str = "prelu",
@@ -228,10 +234,11 @@ def penultimate(net: nn.Module, x: Tensor) -> Tensor:
     """The penultimate layer of a critic built here: ``net.features`` for conv/DCGAN critics, every layer but the
     last for an MLP (the linear probe's input)."""
     if hasattr(net, "features"):
-        return net.features(x)
-    if isinstance(net, nn.Sequential) and isinstance(net[0], nn.Flatten):
-        return net[1][:-1](net[0](x))
-    return net[:-1](x)
+        return cast(_WithFeatures, net).features(x)
+    seq = cast(nn.Sequential, net)
+    if isinstance(seq, nn.Sequential) and isinstance(seq[0], nn.Flatten):
+        return cast(nn.Sequential, seq[1])[:-1](seq[0](x))
+    return seq[:-1](x)
 
 
 def default_batchnorm(spec, net: str) -> bool:
@@ -256,7 +263,7 @@ def _critic_features(critic_of: Callable[[Any, int, int], nn.Module]) -> Callabl
     """Features of a critic that has ``features`` and its width as ``e.feat_dim``."""
     def features(spec: Any, width: int) -> tuple[nn.Module, int]:
         c = critic_of(spec, 1, width)
-        return _Features(c), c.e.feat_dim
+        return _Features(c), int(cast(Any, c).e.feat_dim)
     return features
 
 
