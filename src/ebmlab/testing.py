@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import Tensor
@@ -323,17 +323,49 @@ CHECKS: dict[str, Callable[[str], None]] = {
 }
 
 
-def check_method(method: str | type[Method]) -> None:
-    """Every check of the contract (:data:`CHECKS`) on a method: a registered name, or a Method subclass (registered
-    first, in this process, when it is not), on its case's data."""
+def _registered(method: str | type[Method]) -> str:
+    """A method's registered name; a Method subclass not registered yet is registered first (in this process)."""
     if isinstance(method, type):
         from .methods import METHODS, register_method
 
         if METHODS.get(str(getattr(method, "name", ""))) is not method:
             register_method(method)
-        method = method.name
+        return str(method.name)
+    return method
+
+
+def parametrize_with_checks(methods: Iterable[str | type[Method]], checks: Iterable[str] | None = None) -> Any:
+    """A pytest mark running each check of the contract (:data:`CHECKS`, or the ``checks`` named) on each method
+    as a test of its own, with ids such as ``gan-step`` — as scikit-learn's ``parametrize_with_checks`` does for
+    estimators. Methods are registered names or Method subclasses (registered first, in this process). The test
+    takes ``method`` (the name) and ``check`` (the function)::
+
+        from ebmlab.testing import parametrize_with_checks
+
+        @parametrize_with_checks([MyGAN])
+        def test_contract(method, check):
+            check(method)
+
+    A failing check then names its method and check in pytest's report, where :func:`check_method` stops at the
+    first failure."""
+    import pytest
+
+    chosen = list(CHECKS) if checks is None else list(checks)
+    unknown = [c for c in chosen if c not in CHECKS]
+    if unknown:
+        raise ValueError(f"unknown checks {unknown}; the checks are {', '.join(CHECKS)}")
+    names = [_registered(m) for m in methods]
+    return pytest.mark.parametrize("method, check", [pytest.param(n, CHECKS[c], id=f"{n}-{c}")
+                                                     for n in names for c in chosen])
+
+
+def check_method(method: str | type[Method]) -> None:
+    """Every check of the contract (:data:`CHECKS`) on a method: a registered name, or a Method subclass (registered
+    first, in this process, when it is not), on its case's data; :func:`parametrize_with_checks` makes each check a
+    test of its own."""
+    name = _registered(method)
     for check in CHECKS.values():
-        check(method)
+        check(name)
 
 
 def check_dataset(name: str) -> None:
@@ -374,5 +406,6 @@ def check_dataset(name: str) -> None:
 
 
 __all__ = ["BATCH", "CASES", "CHECKS", "Case", "assert_same_state", "batches", "build", "case", "check_capture",
+           "parametrize_with_checks",
            "check_dataset", "check_declarations", "check_method", "check_no_host_reads", "check_round_trip", "check_sampling",
            "check_step", "check_step_kinds", "flat_state", "replay_pair", "step_traces"]

@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 
 from ebmlab.methods import METHODS
-from ebmlab.testing import case, check_capture
+from ebmlab.testing import case, check_capture, parametrize_with_checks
 
 
-@pytest.mark.parametrize("name", list(METHODS))
-def test_replayed_steps_equal_eager_steps(name):
-    check_capture(name)
+@parametrize_with_checks(list(METHODS), ("capture",))
+def test_replayed_steps_equal_eager_steps(method, check):
+    check(method)
 
 
 @pytest.mark.parametrize("name, over", [("gan", {}), ("kale", {}), ("bib", {}), ("bib", {"share_jacobian": True})])

@@ -9,7 +9,7 @@ import torch
 
 from ebmlab.methods import METHODS, SOURCES
 from ebmlab.testing import (CASES, check_declarations, check_method, check_round_trip, check_sampling,
-                            check_step)
+                            check_step, parametrize_with_checks)
 
 
 def test_every_method_of_ebmlab_has_a_row_of_test_settings():
@@ -18,24 +18,26 @@ def test_every_method_of_ebmlab_has_a_row_of_test_settings():
     assert set(CASES) == own, f"no row in ebmlab.testing.CASES: {sorted(own - set(CASES))}"
 
 
-@pytest.mark.parametrize("name", list(METHODS))
-def test_declarations_agree_with_the_class(name):
-    check_declarations(name)
+@parametrize_with_checks(list(METHODS), ("declarations", "step", "round_trip", "sampling"))
+def test_contract(method, check):
+    """Declarations agree with the class; a step is finite and moves exactly the trained networks; save and load
+    round-trip bit-exactly; sampling is deterministic given a generator (tests/methods/test_capture.py runs the
+    capture check; tests/methods/test_images.py the host-read and step-kind checks on images)."""
+    check(method)
 
 
-@pytest.mark.parametrize("name", list(METHODS))
-def test_step_is_finite_and_moves_exactly_the_trained_networks(name):
-    check_step(name)
+def test_parametrize_with_checks_makes_a_test_per_method_and_check():
+    from ebmlab.methods.gan import GAN
 
+    class Another(GAN):
+        name = "another_gan"
 
-@pytest.mark.parametrize("name", list(METHODS))
-def test_save_load_round_trip_is_bit_exact(name):
-    check_round_trip(name)
-
-
-@pytest.mark.parametrize("name", list(METHODS))
-def test_sampling_is_deterministic_given_a_generator(name):
-    check_sampling(name)
+    mark = parametrize_with_checks(["gan", Another], ("step", "sampling"))
+    assert mark.args[0] == "method, check" and METHODS["another_gan"] is Another  # the class registered
+    assert [p.id for p in mark.args[1]] == ["gan-step", "gan-sampling", "another_gan-step", "another_gan-sampling"]
+    assert mark.args[1][0].values == ("gan", check_step)
+    with pytest.raises(ValueError, match="unknown checks"):
+        parametrize_with_checks(["gan"], ("stepp",))
 
 
 # --- the checks fail where the contract is broken ------------------------------------------------------------

@@ -5,7 +5,7 @@ Metz, Chintala 2016); it is *not* EBM-BB's. ``EBMBBGenerator32``/``EBMBBEnergy32
 32×32 pair, layer for layer as its released ``network/DCGAN.py``. ``VGANFeatures``/``VGANEncoder``/``VGANDecoder``
 (``net=vgan``): the released VGAN code's energy trunk and VCD transition (any C×H×W with H, W divisible by 4).
 ``LBTGenerator``/``LBTDiscriminator`` (``net=lbt``): LBT-GAN's stacked-MNIST generator and discriminator.
-Parameter counts of both are checked against the official layer lists in tests/test_nets.py.
+Parameter counts of both are checked against the official layer lists in tests/nets/test_build.py.
 
 ``DCGANGenerator``: z [b, z_dim] → Linear → 4×4×(4·ngf) → ConvT → 8×8×(2·ngf) → ConvT → 16×16×ngf → ConvT →
 32×32×channels, tanh; BatchNorm + ReLU after every layer but the last. With z_dim = 128 and ngf = 64 this is
