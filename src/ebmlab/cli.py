@@ -309,7 +309,7 @@ BUDGET_STEPS = 10_000_000  # the steps of a budgeted bench run when --steps is n
 
 
 def _bench(args) -> None:
-    from .bench import collect, load_grid, render_plan, run_toy_bench, write_report
+    from .bench import collect, load_grid, render_plan, run_bench, write_report
     from .config import parse_override_strings
 
     if args.suite == "render":
@@ -353,7 +353,7 @@ def _bench(args) -> None:
                 raise EbmlabError(f"{flag} and {key}= both set the budget; give it once")
             overrides[key] = value
             steps = steps or BUDGET_STEPS  # the budget ends each run; steps is only an upper bound
-    rep = run_toy_bench(methods, data, args.seeds, out=args.out, steps=steps, overrides=overrides, jobs=args.jobs,
+    rep = run_bench(methods, data, args.seeds, out=args.out, steps=steps, overrides=overrides, jobs=args.jobs,
                         command=cmd,
                         grid=load_grid(args.grid) if args.grid else None, suite=args.suite, shard=shard,
                         recalled=args.recalled)

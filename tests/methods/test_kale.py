@@ -123,8 +123,7 @@ def test_base_samples_are_scored_at_the_guided_sets_count():
     ds = get_dataset("ring8")
     k = build_method(resolve_config("kale", "ring8"), torch.device("cpu"))
     for n in (2500, 26000, 7):
-        k.eval_count = n
-        assert len(k.evaluate_extra(ds)["samples"]["base"]) == n
+        assert len(k.evaluate_extra(ds, n)["samples"]["base"]) == n
     ev = Toy2D()
     x = ds.sample(300, generator=torch.Generator().manual_seed(0))
     same = ev._scored_beside("base", torch.cat([x, x]), 300, ds, 300)

@@ -136,8 +136,7 @@ def test_vcd_reports_transitions_of_noise_apart_at_the_same_count():
     m = build_method(resolve_config("vgan_vcd", "digits", overrides={"noise_chain": 2}), torch.device("cpu"))
     for step, i in enumerate(range(0, 64, 16), 1):
         m.train_step(ds.train[i:i + 16], step)
-    m.eval_count = 37
-    x = m.evaluate_extra(ds)["samples"]["noise"]
+    x = m.evaluate_extra(ds, 37)["samples"]["noise"]
     lo, hi = ds.spec.value_range
     assert x.shape == (37, *ds.shape) and lo - 1e-6 <= x.min() and x.max() <= hi + 1e-6
     out = evaluate_method(m, ds, n_samples=200, density=False)

@@ -4,8 +4,8 @@ parts or written again (:mod:`.collect`)."""
 
 from .collect import collect, render, render_plan
 from .grid import grid_settings, load_grid
-from .run import run_toy_bench, write_report
+from .run import run_bench, write_report
 from .tables import aggregate, classifiers_used, markdown, report_tables
 
 __all__ = ["aggregate", "classifiers_used", "collect", "grid_settings", "load_grid", "markdown", "render",
-           "render_plan", "report_tables", "run_toy_bench", "write_report"]
+           "render_plan", "report_tables", "run_bench", "write_report"]

@@ -75,10 +75,10 @@ def _recorded_seconds(out: str | Path) -> float | None:
         return None
     return total
 
-def run_toy_bench(methods: list[str], datasets: list[str], seeds: int, *, out: str | Path, steps: int | None = None,
-                  overrides: dict[str, Any] | None = None, jobs: int = 1, command: str = "",
-                  grid: dict[str, list[Any]] | None = None, suite: str = "toy",
-                  shard: tuple[int, int] | None = None, recalled: str | Path | None = None) -> dict[str, Any]:
+def run_bench(methods: list[str], datasets: list[str], seeds: int, *, out: str | Path, steps: int | None = None,
+              overrides: dict[str, Any] | None = None, jobs: int = 1, command: str = "",
+              grid: dict[str, list[Any]] | None = None, suite: str = "toy",
+              shard: tuple[int, int] | None = None, recalled: str | Path | None = None) -> dict[str, Any]:
     """Run the grid of (method, data, seed[, setting]) and write results.md/json; ``suite`` picks the note;
     ``recalled``: a TOML file of rows recalled from papers (:func:`load_recalled`) to show beside the results.
 

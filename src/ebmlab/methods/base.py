@@ -176,14 +176,9 @@ class Method(abc.ABC):
         """Called once, after construction and before training or loading, with the run's data set: for methods
         that need more of it than batches (EBGAN-LN's labelled subset and class count). Nothing by default."""
 
-    # the number of samples the evaluator scored the method's main sample set at, set before ``evaluate_extra``: a
-    # sample set returned there under "samples" (KALE's base generator) must be drawn at this count, so that the two
-    # sets of one table are compared at the same count (the evaluator truncates a larger one, notes a smaller one)
-    eval_count: int = 2500
-
-    def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
+    def evaluate_extra(self, dataset: Dataset, count: int = 2500) -> dict[str, Any]:
         """Method-specific evaluation numbers (bounds, estimator likelihoods) and extra sample sets to score (drawn
-        at ``self.eval_count``); none by default."""
+        at ``count``); none by default."""
         return {}
 
     def density_energy(self, x: Tensor) -> Tensor:

@@ -175,7 +175,7 @@ class HelmholtzMethod(Method):
             out[f"ess_pstar_{k}"] = ess_fraction(0.5 * lw)
         return out
 
-    def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
+    def evaluate_extra(self, dataset: Dataset, count: int = 2500) -> dict[str, Any]:
         """The K-table (means over the first ``eval_points`` test points) and the headline numbers at max K."""
         c = self.config
         gen = torch.Generator(device=self.device).manual_seed(c.eval_seed)

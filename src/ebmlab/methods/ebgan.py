@@ -287,7 +287,7 @@ class EBGAN(MarginSchedule, LatentGenerator, Method):
         return self.AE(x)[1]
 
 
-    def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
+    def evaluate_extra(self, dataset: Dataset, count: int = 2500) -> dict[str, Any]:
         """With ``tau_search``, the family exp(−D/τ) for the evaluator's temperature report (2D data)."""
         if not self.config.tau_search:
             return {}

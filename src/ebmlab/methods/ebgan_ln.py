@@ -239,7 +239,7 @@ class EBGANLN(MarginSchedule, LatentGenerator, Method):
         finally:
             lad.train(was)
 
-    def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
+    def evaluate_extra(self, dataset: Dataset, count: int = 2500) -> dict[str, Any]:
         y = dataset.test_labels
         if y is None:
             return {}

@@ -369,11 +369,11 @@ class KALE(LatentGenerator, Method):
                               device=self.device, rows=self.forward_rows)
         return x
 
-    def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
-        """Samples of the base generator alone, as many as the energy-guided set of the main report (``eval_count``:
+    def evaluate_extra(self, dataset: Dataset, count: int = 2500) -> dict[str, Any]:
+        """Samples of the base generator alone, as many as the energy-guided set of the main report (``count``:
         26,000 on the stacked sets), for the evaluator to score beside it (metrics ``base_*``)."""
         gen = torch.Generator(device=self.device).manual_seed(12345)
-        n = self.eval_count
+        n = count
         with torch.no_grad():
             x = torch.cat([self.G(self.noise(min(4096, n - i), self.latent_dim, gen)) for i in range(0, n, 4096)])
         out: dict[str, Any] = {"samples": {"base": x}}

@@ -432,7 +432,7 @@ class LBT(Method):
         out.update(loss_g=loss_g, elbo_data_lookahead=-loss_g)
         return out
 
-    def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
+    def evaluate_extra(self, dataset: Dataset, count: int = 2500) -> dict[str, Any]:
         return _report(self, self.config, dataset)
 
     @torch.no_grad()

@@ -166,7 +166,7 @@ class VAE(Method):
         """Per-example ELBO and L_k for each configured k, [b] each, float64 nats (the evaluation's own path)."""
         return self.estimator.log_density_bounds(x, generator=generator, ks=self.config.iwae_ks)
 
-    def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
+    def evaluate_extra(self, dataset: Dataset, count: int = 2500) -> dict[str, Any]:
         c = self.config
         out = estimator_report(self.estimator, dataset, ks=c.iwae_ks, n_points=c.iwae_points, seed=c.eval_seed,
                                with_modes=False, quantised=self.quantised)

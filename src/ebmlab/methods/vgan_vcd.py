@@ -211,9 +211,9 @@ class VCD(Method):
         return self.T(self.pool[idx], gen)
 
     @torch.no_grad()
-    def evaluate_extra(self, dataset: Any) -> dict[str, Any]:
+    def evaluate_extra(self, dataset: Any, count: int = 2500) -> dict[str, Any]:
         """Samples from noise, reported apart (metrics ``noise_*``): ``noise_chain`` transitions of uniform-noise
-        images, as many as the main set (``eval_count``). The main samples are transitions of real images, whose
+        images, as many as the main set (``count``). The main samples are transitions of real images, whose
         coverage is partly the data's own (a 50-step run already hits 869 arg-max modes of a stacked set); these
         show what the transition makes of nothing."""
         k = self.config.noise_chain
@@ -222,8 +222,8 @@ class VCD(Method):
         gen = torch.Generator(device=self.device).manual_seed(54321)
         lo, hi = self.spec.value_range or (-1.0, 1.0)
         out = []
-        for i in range(0, self.eval_count, 2048):
-            x = lo + (hi - lo) * rand((min(2048, self.eval_count - i), *self.spec.shape), generator=gen,
+        for i in range(0, count, 2048):
+            x = lo + (hi - lo) * rand((min(2048, count - i), *self.spec.shape), generator=gen,
                                       device=self.device)
             for _ in range(k):
                 x = self.T(x, gen)

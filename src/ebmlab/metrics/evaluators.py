@@ -136,8 +136,7 @@ class Evaluator(abc.ABC):
             out = self.sample_metrics(samples, dataset, n_features=n_samples)
             if method.has_energy and method.energy_defines_density and density:
                 out.update(self.density(method, dataset))
-            method.eval_count = len(samples)
-            extra = dict(method.evaluate_extra(dataset))
+            extra = dict(_evaluate_extra(method, dataset, len(samples)))
             scored = extra.pop("samples", {})
             tempered = extra.pop("tempered_energy", None)
             out.update(extra)
@@ -161,6 +160,17 @@ class Evaluator(abc.ABC):
             out[f"{name}_note"] = (f"{name} samples scored at {len(x)}, the main set at {n_main}: counts such as modes "
                                    f"are not comparable between them")
         return out
+
+
+def _evaluate_extra(method: Method, dataset: Dataset, count: int) -> dict[str, Any]:
+    """``method.evaluate_extra(dataset, count)``; a plugin's override written without ``count`` (ebmlab ≤ 0.3, when the
+    count was set on the method as ``eval_count``) is called as it was written."""
+    import inspect
+
+    if len(inspect.signature(method.evaluate_extra).parameters) >= 2:
+        return method.evaluate_extra(dataset, count)
+    method.eval_count = count  # type: ignore[attr-defined]
+    return method.evaluate_extra(dataset)  # type: ignore[call-arg]
 
 
 def weights_digest(method: Method) -> str:

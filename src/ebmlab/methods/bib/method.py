@@ -359,7 +359,7 @@ class BiB(LatentGenerator, Method):
             return self.lower.sample(self.noise(n, self.config.z_dim, gen), gen)
 
     # --- the reported bounds --------------------------------------------------------------------------------
-    def evaluate_extra(self, dataset: Dataset) -> dict[str, Any]:
+    def evaluate_extra(self, dataset: Dataset, count: int = 2500) -> dict[str, Any]:
         """Lower and upper bounds on the test NLL in nats, with Monte-Carlo standard errors (module docstring)."""
         c, n = self.config, self.config.bound_samples
         gen = torch.Generator(device=self.device).manual_seed(12345)  # own noise: training RNGs untouched
