@@ -19,6 +19,7 @@ from typing import Any, Callable, Protocol, cast
 
 from torch import Tensor, nn
 
+from ..data.base import DataSpec
 from ..metadata import NETS, Net
 
 from .conv import (ConvAutoEncoder, ConvCritic, ConvGenerator, ConvTimeEnergy, DCGANEnergy, DCGANGenerator,
@@ -250,34 +251,40 @@ def n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
 
-def _square32(spec: Any) -> str | None:
+def _chw(spec: DataSpec) -> tuple[int, int, int]:
+    """The C×H×W shape of image data (family() has refused any other before a builder runs)."""
+    c, h, w = spec.shape
+    return c, h, w
+
+
+def _square32(spec: DataSpec) -> str | None:
     return None if tuple(spec.shape[1:]) == (32, 32) else "is a 32×32 pair"
 
 
-def _ebmbb_sizes(spec: Any) -> str | None:
+def _ebmbb_sizes(spec: DataSpec) -> str | None:
     ok = spec.shape[1] == spec.shape[2] and spec.shape[1] in EBMBB_SIZES
     return None if ok else f"is built for square images of {', '.join(map(str, EBMBB_SIZES))} pixels"
 
 
-def _critic_features(critic_of: Callable[[Any, int, int], nn.Module]) -> Callable[[Any, int], tuple[nn.Module, int]]:
+def _critic_features(critic_of: Callable[[DataSpec, int, int], nn.Module]) -> Callable[[DataSpec, int], tuple[nn.Module, int]]:
     """Features of a critic that has ``features`` and its width as ``e.feat_dim``."""
-    def features(spec: Any, width: int) -> tuple[nn.Module, int]:
+    def features(spec: DataSpec, width: int) -> tuple[nn.Module, int]:
         c = critic_of(spec, 1, width)
         return _Features(c), int(cast(Any, c).e.feat_dim)
     return features
 
 
-def _conv_features(spec: Any, width: int) -> tuple[nn.Module, int]:
-    c = ConvCritic(spec.shape, width, 1)
+def _conv_features(spec: DataSpec, width: int) -> tuple[nn.Module, int]:
+    c = ConvCritic(_chw(spec), width, 1)
     return c.trunk, c.feat_dim
 
 
-def _ebmbb32_features(spec: Any, width: int) -> tuple[nn.Module, int]:
+def _ebmbb32_features(spec: DataSpec, width: int) -> tuple[nn.Module, int]:
     e = EBMBBEnergy32(width, spec.shape[0])
     return e.main, e.feat_dim
 
 
-def _vgan_features(spec: Any, width: int) -> tuple[nn.Module, int]:
+def _vgan_features(spec: DataSpec, width: int) -> tuple[nn.Module, int]:
     v = VGANFeatures(spec.shape, width)
     return v, v.feat_dim
 
@@ -289,18 +296,18 @@ class Family:
     ``generator(spec, z_dim, width, batchnorm, out)``; ``critic(spec, out_dim, width)`` (a critic [b, out_dim] with
     ``features``); ``features(spec, width) -> (φ, F)``; ``misfit(spec)``: why the data do not fit, or None;
     ``encodes``: its critic takes out_dim > 1 (an encoder)."""
-    generator: Callable[[Any, int, int, bool, nn.Module | None], nn.Module]
-    critic: Callable[[Any, int, int], nn.Module]
-    features: Callable[[Any, int], tuple[nn.Module, int]]
-    misfit: Callable[[Any], str | None] = lambda spec: None
+    generator: Callable[[DataSpec, int, int, bool, nn.Module | None], nn.Module]
+    critic: Callable[[DataSpec, int, int], nn.Module]
+    features: Callable[[DataSpec, int], tuple[nn.Module, int]]
+    misfit: Callable[[DataSpec], str | None] = lambda spec: None
     encodes: bool = False
 
 
 # the convolutional families (the rows of metadata.NETS but auto and mlp, whose MLPs take hidden sizes and
 # activations instead): adding a family is a row here and a name with its meaning in metadata.NETS
 FAMILIES: dict[str, Family] = {
-    "conv": Family(lambda spec, z, w, bn, out: ConvGenerator(z, spec.shape, w, batchnorm=bn, out=out),
-                   lambda spec, k, w: ConvCritic(spec.shape, w, k), _conv_features, encodes=True),
+    "conv": Family(lambda spec, z, w, bn, out: ConvGenerator(z, _chw(spec), w, batchnorm=bn, out=out),
+                   lambda spec, k, w: ConvCritic(_chw(spec), w, k), _conv_features, encodes=True),
     "dcgan": Family(lambda spec, z, w, bn, out: DCGANGenerator(z, w, spec.shape[0]),
                     lambda spec, k, w: _DCGANCritic(DCGANEnergy(w, spec.shape[0])),
                     lambda spec, w: (_Features(_DCGANCritic(DCGANEnergy(w, spec.shape[0]))), 4 * w * 16), _square32),
