@@ -176,3 +176,26 @@ def test_no_shared_module_names_a_method():
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
                 hits.append(f"{rel}: {node.value!r}")
     assert not hits, hits
+
+
+def test_every_all_is_complete_and_last():
+    """A module that declares ``__all__`` (packages' ``__init__`` aside: they re-export) lists every public function
+    and class it defines, and declares it as its last statement, where a reader looks for it."""
+    problems = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text())
+        at = [i for i, n in enumerate(tree.body) if isinstance(n, ast.Assign)
+              and any(getattr(t, "id", None) == "__all__" for t in n.targets)]
+        if not at:
+            continue
+        listed = set(ast.literal_eval(tree.body[at[-1]].value))
+        public = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))
+                  and not n.name.startswith("_")}
+        rel = path.relative_to(SRC)
+        if public - listed:
+            problems.append(f"{rel}: __all__ lacks {sorted(public - listed)}")
+        if at[-1] != len(tree.body) - 1:
+            problems.append(f"{rel}: __all__ is not the last statement")
+    assert not problems, "\n".join(problems)

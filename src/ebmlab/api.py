@@ -370,8 +370,6 @@ def score_samples(generated: str | Path | np.ndarray | torch.Tensor, data: str, 
             "real_vs_real": dict(real_reference(ds, k)), **refs, "protocol": protocol}
 
 
-__all__ = ["draw_samples", "evaluate_run", "guided_samples", "load_run", "run_sampler", "sample_run",
-           "score_samples"]
 
 
 MASKS = ("bottom", "top", "left", "right", "random")
@@ -459,3 +457,7 @@ def inpaint_run(run_dir: str | Path, out: str | Path, *, n: int = 8, draws: int 
     return {"out": str(out), "step": step, "images": len(test), "draws": draws, "mask": mask, "fraction": fraction,
             "missing_fraction": float(miss.float().mean()), "acceptance": acc,
             "sweeps": sweeps if sweeps is not None else getattr(method.config, "gibbs_sweeps", None)}
+
+
+__all__ = ["check_draw_args", "choose_sampler", "draw_samples", "evaluate_run", "guided_samples", "inpaint_mask",
+           "inpaint_run", "load_run", "own_sampler", "run_sampler", "sample_run", "score_samples"]

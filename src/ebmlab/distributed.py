@@ -237,5 +237,5 @@ def barrier(world: World | None) -> None:
         dist.barrier()
 
 
-__all__ = ["World", "attach", "average", "average_gradients", "barrier", "broadcast_buffers", "finish", "gather",
-           "init", "rank0_choice", "reduce_metrics", "training_step"]
+__all__ = ["attach", "average", "average_gradients", "barrier", "broadcast_buffers", "finish", "gather", "init",
+           "rank0_choice", "reduce_metrics", "training_step", "World", "world_size_from_env"]

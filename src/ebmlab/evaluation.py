@@ -240,4 +240,5 @@ def announce_classifier(ds: Dataset) -> None:
               flush=True)
 
 
-__all__ = ["announce_classifier", "check_metrics", "evaluate", "final_eval", "finish", "log_grid", "protocol"]
+__all__ = ["announce_classifier", "check_keep_best", "check_metrics", "evaluate", "evaluation_mode", "final_eval",
+           "finish", "log_grid", "protocol", "sample_count"]

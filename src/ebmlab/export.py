@@ -276,4 +276,4 @@ def samples_tensor(arr: Any, spec: Any, what: str) -> torch.Tensor:
 
 
 __all__ = ["available_memory", "check_output", "check_sample_room", "output_kind", "read_samples", "samples_tensor",
-           "to_uint8", "write_samples"]
+           "to_uint8", "write_grid_png", "write_samples"]

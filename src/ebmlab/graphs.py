@@ -476,5 +476,5 @@ def runner(method: Method, placement: Any, budget: Any = None, *, tensor_lrs: bo
     return StepGraphs(method, placement.graphs, run_step, budget, strict=strict, on_fallback=on_fallback)
 
 
-__all__ = ["EagerSteps", "ReplayCheckFailed", "StepGraphs", "StepRunner", "WARMUP", "backend", "blocker", "portable_method_state",
-           "portable_optimizer_state", "prepare", "runner"]
+__all__ = ["backend", "blocker", "EagerSteps", "HostReadInCapture", "portable_method_state",
+           "portable_optimizer_state", "prepare", "ReplayCheckFailed", "runner", "StepGraphs", "StepRunner", "WARMUP"]

@@ -405,7 +405,7 @@ def check_dataset(name: str) -> None:
             f"{name}: the device split encodes rows otherwise than train_batch"
 
 
-__all__ = ["BATCH", "CASES", "CHECKS", "Case", "assert_same_state", "batches", "build", "case", "check_capture",
-           "parametrize_with_checks",
-           "check_dataset", "check_declarations", "check_method", "check_no_host_reads", "check_round_trip", "check_sampling",
-           "check_step", "check_step_kinds", "flat_state", "replay_pair", "step_traces"]
+__all__ = ["assert_same_state", "BATCH", "batches", "build", "Case", "case", "CASES", "check_capture",
+           "check_dataset", "check_declarations", "check_method", "check_no_host_reads", "check_round_trip",
+           "check_sampling", "check_step", "check_step_kinds", "CHECKS", "flat_state", "floats",
+           "parametrize_with_checks", "replay_pair", "step_traces"]

@@ -320,5 +320,5 @@ TRACKERS: dict[str, Any] = {"tensorboard": TensorBoardTracker, "mlflow": MLflowT
 LOGGERS = tuple(TRACKERS)
 
 
-__all__ = ["LOGGERS", "MLflowTracker", "MetricsLogger", "TRACKERS", "TensorBoardTracker", "WandbTracker",
-           "check_loggers", "metrics_logger", "open_trackers"]
+__all__ = ["check_loggers", "LOGGERS", "metrics_logger", "MetricsLogger", "MLflowTracker", "open_trackers",
+           "TensorBoardTracker", "tracked", "TRACKERS", "WandbTracker"]

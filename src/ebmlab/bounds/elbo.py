@@ -30,14 +30,6 @@ from torch import Tensor
 from ..rng import randn
 from ..syncs import scalar_like
 
-__all__ = [
-    "ElboTerms",
-    "bernoulli_log_lik",
-    "elbo",
-    "gaussian_kl_std_normal",
-    "gaussian_log_lik",
-    "iwae_bound",
-]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -242,3 +234,6 @@ def iwae_bound(
             log_w = ll.to(dtype).reshape(c, b) + log_ratio  # [c, b]
             total = torch.logaddexp(total, torch.logsumexp(log_w, dim=0))
         return total - math.log(k)
+
+
+__all__ = ["bernoulli_log_lik", "elbo", "ElboTerms", "gaussian_kl_std_normal", "gaussian_log_lik", "iwae_bound"]

@@ -27,7 +27,6 @@ from torch import Tensor
 
 from ..rng import randn
 
-__all__ = ["elbo_gradient_samples", "linear_gaussian_elbo_gradient"]
 
 LogJoint = Callable[[Tensor], Tensor]
 
@@ -75,3 +74,6 @@ def linear_gaussian_elbo_gradient(x: Tensor, mu: Tensor, log_sigma: Tensor, nois
     """
     sig2 = torch.exp(2 * log_sigma)
     return torch.cat([-mu - (mu - x) / noise_var, 1.0 - sig2 * (1.0 + 1.0 / noise_var)])
+
+
+__all__ = ["elbo_gradient_samples", "linear_gaussian_elbo_gradient"]

@@ -38,8 +38,6 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["bihm_surrogate", "ess_fraction", "log_mean_exp", "log_mean_with_se", "log_z2_terms", "rws_surrogate",
-           "sqrt_weights", "two_log_p_tilde", "two_log_p_tilde_from_log_w", "log_p_is"]
 
 
 def log_mean_exp(a: Tensor, dim: int = -1) -> Tensor:
@@ -124,3 +122,7 @@ def log_mean_with_se(log_t: Tensor) -> tuple[float, float]:
         return lm, float("nan")
     r = torch.exp(lt - lm)  # t / mean t
     return lm, float(r.std() / math.sqrt(n))
+
+
+__all__ = ["bihm_surrogate", "ess_fraction", "log_mean_exp", "log_mean_with_se", "log_p_is", "log_z2_terms",
+           "rws_surrogate", "sqrt_weights", "two_log_p_tilde", "two_log_p_tilde_from_log_w"]

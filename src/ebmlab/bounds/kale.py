@@ -25,13 +25,6 @@ from ..rng import rand
 from .input_grad import energy_and_input_grad
 from ..syncs import scalar_like
 
-__all__ = [
-    "base_loss",
-    "interpolate_gradient_penalty",
-    "kale_energy_loss",
-    "kale_estimate",
-    "optimal_log_partition",
-]
 
 
 def _check_energies(energy_real: Tensor | None, energy_fake: Tensor) -> None:
@@ -139,3 +132,6 @@ def interpolate_gradient_penalty(
         alpha = rand((b,) + (1,) * (x_real.dim() - 1), generator=generator, dtype=x_real.dtype, device=x_real.device)
     _, grad = energy_and_input_grad(energy_fn, alpha * x_real.detach() + (1.0 - alpha) * x_fake.detach())
     return grad.reshape(b, -1).square().sum(dim=1).mean()
+
+
+__all__ = ["base_loss", "interpolate_gradient_penalty", "kale_energy_loss", "kale_estimate", "optimal_log_partition"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["pullaway_term"]
 
 
 def pullaway_term(codes: Tensor, *, eps: float = 1e-12) -> Tensor:
@@ -45,3 +44,6 @@ def pullaway_term(codes: Tensor, *, eps: float = 1e-12) -> Tensor:
     off_diagonal = gram.square().sum() - torch.diagonal(gram).square().sum()
     out: Tensor = off_diagonal / (n * (n - 1))
     return out
+
+
+__all__ = ["pullaway_term"]

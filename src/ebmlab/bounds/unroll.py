@@ -48,17 +48,6 @@ from torch.func import functional_call
 from torch.nn.utils.stateless import _reparametrize_module
 
 
-__all__ = [
-    "DiffAdamState",
-    "FunctionalModule",
-    "Unrolled",
-    "adam_state_from_torch",
-    "adam_state_to_torch",
-    "diff_adam_step",
-    "init_diff_adam_state",
-    "module_tensors",
-    "unroll",
-]
 
 EpsPlacement = Literal["inside_sqrt", "outside_sqrt"]
 
@@ -465,3 +454,7 @@ def adam_state_to_torch(
                 continue
             st["exp_avg"] = state.m[name].detach().clone().to(p)
             st["exp_avg_sq"] = state.v[name].detach().clone().to(p)
+
+
+__all__ = ["adam_state_from_torch", "adam_state_to_torch", "diff_adam_step", "DiffAdamState", "FunctionalModule",
+           "init_diff_adam_state", "module_tensors", "unroll", "Unrolled"]

@@ -476,5 +476,5 @@ def evaluate_method(method: Method, dataset: Dataset, *, n_samples: int = 2500, 
                                            cache=cache, progress=progress, mode_count=mode_count)
 
 
-__all__ = ["EVALUATORS", "Evaluator", "Images", "Toy2D", "Vectors", "cached_draw", "evaluate_method",
-           "collapse_reference", "evaluator_for", "noise_floor", "real_reference", "sample_metrics"]
+__all__ = ["cached_draw", "collapse_reference", "evaluate_method", "Evaluator", "evaluator_for", "EVALUATORS",
+           "Images", "noise_floor", "real_reference", "sample_metrics", "Toy2D", "Vectors", "weights_digest"]

@@ -220,5 +220,5 @@ def n_eval_samples(dataset: Dataset, n: int) -> int:
     return max(n, STACKED_SAMPLES) if dataset.stacked else n
 
 
-__all__ = ["CONFIDENT", "MODE_COUNT", "STACKED_SAMPLES", "image_metrics", "reference_set", "n_eval_samples", "real_reference_arrays", "stacked_mode_counts",
-           "vector_metrics"]
+__all__ = ["CONFIDENT", "image_metrics", "in_manifold", "MODE_COUNT", "n_eval_samples", "real_reference_arrays",
+           "reference_set", "stacked_mode_counts", "STACKED_SAMPLES", "vector_metrics"]

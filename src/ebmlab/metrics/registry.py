@@ -149,7 +149,6 @@ def columns(present: set[str] | list[str]) -> list[str]:
     return names
 
 
-__all__ = ["GROUPS", "catalogue", "columns", "is_bookkeeping", "prefixes", "same_as", "spec", "split_prefix"]
 
 
 def register_metric(name: str, metric: Metric, fn: Any, *, source: str | None = None) -> None:
@@ -176,3 +175,7 @@ def plugin_values(samples: Any, dataset: Any) -> dict[str, float]:
         except Exception as exc:  # noqa: BLE001 - a third-party function: its failure named, not a traceback
             raise EbmlabError(f"metric {name!r} of {SOURCES[name]} failed: {type(exc).__name__}: {exc}") from None
     return out
+
+
+__all__ = ["catalogue", "columns", "GROUPS", "is_bookkeeping", "plugin_values", "prefixes", "register_metric",
+           "same_as", "spec", "split_prefix"]

@@ -330,5 +330,6 @@ FAMILIES: dict[str, Family] = {
 assert set(FAMILIES) == set(NETS) - {"auto", "mlp"}, "nets.build.FAMILIES and metadata.NETS name the same families"
 
 
-__all__ = ["FAMILIES", "Family", "Net", "RangeOut", "autoencoder", "critic", "decoder", "default_batchnorm", "family", "features", "generator",
-           "n_params", "penultimate", "range_out", "time_energy"]
+__all__ = ["autoencoder", "critic", "decoder", "default_batchnorm", "FAMILIES", "Family", "family", "features",
+           "generator", "n_params", "Net", "penultimate", "range_out", "RangeOut", "spectral_normalise",
+           "time_energy"]

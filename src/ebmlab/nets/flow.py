@@ -30,7 +30,6 @@ from torch import Tensor, nn
 from zuko.flows.coupling import GeneralCouplingTransform
 from zuko.transforms import CouplingTransform
 
-__all__ = ["FlowBase", "GaussianBase"]
 
 
 class _PresplitCoupling(CouplingTransform):
@@ -95,3 +94,5 @@ class GaussianBase(nn.Module):
     def extra_repr(self) -> str:
         return f"dim={self.dim}, std={self.std}"
 
+
+__all__ = ["FlowBase", "GaussianBase"]

@@ -27,7 +27,6 @@ from .mcmc import State, StepInfo, energy_and_grad, hmc_step, mala_step, tune_st
 from ..rng import randn
 from ..types import EnergyFn
 
-__all__ = ["AISResult", "sigmoid_schedule", "ais_log_z", "reverse_ais_log_z"]
 
 
 FORWARD_BIAS_NOTE = (
@@ -336,3 +335,6 @@ def reverse_ais_log_z(
         step_size_bounds=step_size_bounds, generator=generator, progress=progress,
     )
     return _result(log_w, x, steps, accs, "reverse")
+
+
+__all__ = ["ais_log_z", "AISResult", "reverse_ais_log_z", "sigmoid_schedule"]

@@ -23,19 +23,6 @@ from torch import Tensor
 from ..rng import rand
 from ..types import LogDensityFn, SampleFn
 
-__all__ = [
-    "inverse_transform",
-    "log_abs_dz_dy",
-    "rejection",
-    "RejectionInfo",
-    "importance",
-    "ImportanceResult",
-    "log_mean_exp",
-    "self_normalised_weights",
-    "effective_sample_size",
-    "self_normalised_expectation",
-    "sir",
-]
 
 
 
@@ -325,3 +312,8 @@ def sir(
     w = self_normalised_weights(log_weights)
     idx = torch.multinomial(w, m, replacement=True, generator=generator)
     return samples[idx], idx
+
+
+__all__ = ["effective_sample_size", "importance", "ImportanceResult", "inverse_transform", "log_abs_dz_dy",
+           "log_mean_exp", "rejection", "RejectionInfo", "self_normalised_expectation", "self_normalised_weights",
+           "sir"]

@@ -158,4 +158,4 @@ hmc = Algorithm("hmc", langevin_init, hmc_step, True, hmc_draws, hmc_apply,
                 compile_part=lambda energy_fn, **kw: _CompiledDriftKick(energy_fn, **kw))
 
 
-__all__ = ["hmc", "hmc_step", "leapfrog"]
+__all__ = ["hmc", "hmc_apply", "hmc_draws", "hmc_step", "leapfrog"]

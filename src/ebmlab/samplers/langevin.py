@@ -168,5 +168,6 @@ kinetic_langevin = Algorithm("kinetic_langevin", kinetic_langevin_init, kinetic_
                              kinetic_langevin_draws, kinetic_langevin_apply)
 
 
-__all__ = ["kinetic_langevin", "kinetic_langevin_init", "kinetic_langevin_step", "langevin_init", "mala",
-           "mala_step", "ula", "ula_step"]
+__all__ = ["kinetic_langevin", "kinetic_langevin_apply", "kinetic_langevin_draws", "kinetic_langevin_init",
+           "kinetic_langevin_step", "langevin_init", "mala", "mala_apply", "mala_draws", "mala_step", "ula",
+           "ula_apply", "ula_draws", "ula_step"]

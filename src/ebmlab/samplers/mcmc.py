@@ -44,12 +44,6 @@ from .hamiltonian import hmc, hmc_step, leapfrog
 from .langevin import (kinetic_langevin, kinetic_langevin_init, kinetic_langevin_step, langevin_init, mala,
                        mala_step, ula, ula_step)
 
-__all__ = [
-    "Algorithm", "DualAveraging", "EnergyGrad", "KineticState", "RunResult", "State", "StepInfo", "compiler_available",
-    "dual_averaging_init", "dual_averaging_update", "energy_and_grad", "functional_energy_and_grad", "hmc",
-    "hmc_step", "kinetic_langevin", "kinetic_langevin_init", "kinetic_langevin_step", "langevin_init",
-    "latent_energy", "leapfrog", "mala", "mala_step", "metropolis_accept", "run", "tune_step_size", "ula", "ula_step",
-]
 
 
 # --------------------------------------------------------------------------------------------
@@ -413,3 +407,10 @@ def run(
         compile_seconds=stepper.compile_seconds,
         compile_note="; ".join(n for n in (auto.note if auto else None, stepper.note) if n) or None,
     )
+
+
+__all__ = ["Algorithm", "compiler_available", "dual_averaging_init", "dual_averaging_update", "DualAveraging",
+           "energy_and_grad", "EnergyGrad", "functional_energy_and_grad", "hmc", "hmc_step", "kinetic_langevin",
+           "kinetic_langevin_init", "kinetic_langevin_step", "KineticState", "langevin_init", "latent_energy",
+           "leapfrog", "mala", "mala_step", "metropolis_accept", "run", "RunResult", "State", "StepInfo",
+           "tune_step_size", "ula", "ula_step"]
