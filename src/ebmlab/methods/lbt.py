@@ -28,8 +28,9 @@ one pure function — every gradient by ``torch.func`` (``bounds.unroll(func_gra
 gradient in ψ by an outer ``torch.func.grad_and_value``, every draw from a tape of the eager step's draws — which
 ``torch.compile`` turns into one graph; the estimator's end point is written back and the generator's Adam step
 taken eagerly, as in the eager step. On one CPU thread that step runs several times the eager one (the eager step is
-~13,900 small operations; ``benchmarks/peers/README.md``, LBT). Networks whose forward passes write buffers
-(BatchNorm, spectral norm) train eagerly. LBT-GAN compiles the two parts apart (:func:`real_updates`,
+~13,900 small operations; ``benchmarks/peers/README.md``, LBT). The generator's buffers (BatchNorm's running
+statistics, as the conv and paper generators have) are carried through it and written by each of its passes in the
+eager step's order; an estimator whose passes write buffers trains eagerly (none of ebmlab's do). LBT-GAN compiles the two parts apart (:func:`real_updates`,
 :func:`lookahead_grads`): its discriminator steps and GAN term fall between them and run eagerly.
 
 LBT-GAN's optional warm-up (``warmup_steps``, 3000 for the original's images, 0 for its toys) trains the plain GAN
@@ -349,12 +350,16 @@ def lookahead_grads(method: Method, g_params: dict[str, Tensor], start: Estimato
     c = method.config
     est, opt = method.estimator, method.optimizers["estimator"]
 
-    def neg_elbo(params: dict[str, Tensor]) -> Tensor:
-        res = estimator_unroll(est, opt, lambda k: generate_at(method, params, n_gen, noise), c, lr=c.lr_est,
+    def neg_elbo(params: dict[str, Tensor], g_buffers: dict[str, Tensor]) -> Tensor:
+        both = {**params, **g_buffers}
+        res = estimator_unroll(est, opt, lambda k: generate_at(method, both, n_gen, noise), c, lr=c.lr_est,
                                create_graph=True, generator=noise, start=start, func_grads=True)
         return est.loss(FunctionalModule(est.module, res.params, res.buffers), data, generator=noise)
 
-    grads, loss = torch.func.grad_and_value(neg_elbo)(g_params)
+    # the generator's buffers enter the transform as an input (not differentiated), so that its K training-mode
+    # passes update BatchNorm's running statistics in place, into the generator's own tensors, as the eager
+    # look-ahead does (torch.func refuses an in-place write to a tensor it did not receive)
+    grads, loss = torch.func.grad_and_value(neg_elbo)(g_params, dict(method.G.named_buffers()))
     return loss, grads
 
 
@@ -408,14 +413,14 @@ class LBT(Method):
         return out
 
     def compile_blocker(self) -> str | None:
-        """LBT compiles its teaching (:func:`teaching_core`) for networks whose forward passes write no buffers:
-        BatchNorm's running statistics and spectral norm's power-iteration vectors are updated in place, which
-        the pure function does not carry (the buffers it reads, such as the decoder's fixed variance, it does)."""
-        written = [k for k, net in self.networks.items() if writes_buffers(net)]
-        if written:
-            return (f"its {' and '.join(written)} write{'' if len(written) > 1 else 's'} buffers in their forward "
-                    f"passes (BatchNorm statistics or spectral norm), which the compiled step does not carry "
-                    f"(net=mlp writes none)")
+        """LBT compiles its teaching (:func:`teaching_core`); the generator's buffers (BatchNorm's running
+        statistics, spectral norm's vectors) are carried through it, written in place by each of its passes as
+        the eager step writes them. The estimator's are not: its unrolled copies leave the real ones unwritten in
+        the eager step, and a compiled step would have to do the same for an estimator whose forward passes write
+        buffers (none of ebmlab's do)."""
+        if writes_buffers(self.estimator.module):
+            return ("its estimator writes buffers in its forward passes (BatchNorm statistics or spectral norm), "
+                    "which the compiled step does not carry")
         return None
 
     def compiled_train_step(self, batch: Tensor, step: int, noise: Tape, compile: Callable[..., Any]
