@@ -113,15 +113,21 @@ def main() -> None:
             r["cache"] = "cold" if k == 0 else "warm"
             rows.append(r)
             print(r, flush=True)
-    import torch
-
     load1 = os.getloadavg()
-    store = os.path.splitext(a.out)[0] + ".json"
-    kept = json.load(open(store)) if os.path.isfile(store) else []
     this = {"command": " ".join(sys.argv), "load_before": load0[0], "load_after": load1[0],
             "wall_s": time.perf_counter() - t_all}
+    write(a.out, [{**r, **this} for r in rows])
+
+
+def write(out: str, rows: list[dict]) -> None:
+    """Merge ``rows`` into the JSON beside ``out`` (a row replaces the one of the same method, data and threads) and
+    write the table ``out``."""
+    import torch
+
+    store = os.path.splitext(out)[0] + ".json"
+    kept = json.load(open(store)) if os.path.isfile(store) else []
     rows = [r for r in kept if (r["method"], r["data"], r["threads"]) not in
-            {(x["method"], x["data"], x["threads"]) for x in rows}] + [{**r, **this} for r in rows]
+            {(x["method"], x["data"], x["threads"]) for x in rows}] + rows
     with open(store, "w") as fh:
         json.dump(rows, fh, indent=1)
     lines = ["# Compiled training steps on the CPU: eager vs compiled, side by side\n",
@@ -139,7 +145,7 @@ def main() -> None:
                      f"{r['compiled_steps_per_s']:.1f} | {r['ratio']:.2f} | {r['compile_s']:.1f} s ({r['cache']}) | "
                      + (f"{r['load_before']:.1f}–{r['load_after']:.1f} |" if r.get("load_before") is not None
                         else "not recorded (beside the claims campaign's 2 jobs) |"))
-    with open(a.out, "w") as fh:
+    with open(out, "w") as fh:
         fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
