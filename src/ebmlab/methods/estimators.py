@@ -30,6 +30,7 @@ from ..metadata import Metric
 from ..nets.vae import GaussianVAE
 from ..rng import rand, randn
 from ..data.base import Dataset
+from ..data.toy import ToyDataset
 
 
 METRICS = {  # what estimator_report returns (with the caller's prefix)
@@ -225,7 +226,7 @@ def estimator_report(estimator: DensityEstimator, dataset: Dataset, *, ks: tuple
         out[f"{prefix}likelihood_note"] = (f"nats per image of the 8-bit data ({how}); nll_iwae is the IWAE bound at "
                                            f"K = {max(ks)} on {len(x)} test images, an upper bound on the NLL")
     out[f"{prefix}nll_iwae_se"] = float(l_k.std() / math.sqrt(len(l_k))) if len(l_k) > 1 else float("nan")
-    if hasattr(dataset, "log_prob"):  # data with an exact density (toy2d)
+    if isinstance(dataset, ToyDataset):  # data with an exact density
         out[f"{prefix}kl_iwae"] = float((dataset.log_prob(x) - l_k).mean())
     if with_modes and dataset.has_modes:  # scored by the evaluator (metrics ``{prefix}*``)
         out["samples"] = {prefix.rstrip("_"): estimator.sample(n_samples, generator=gen).cpu()}

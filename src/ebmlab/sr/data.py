@@ -76,9 +76,10 @@ def _skimage(side: int = 64) -> SRData:
 
 
 def _fashion(data_dir: str | None) -> SRData:
-    from ..data import get_dataset
+    from ..data import ArrayDataset, get_dataset
 
     ds = get_dataset("fashion", data_dir=data_dir)
+    assert isinstance(ds, ArrayDataset)  # the built-in Fashion-MNIST is read from its files as arrays
     tr = torch.as_tensor(ds.arrays.train_x, dtype=torch.float32) / 255.0
     te = torch.as_tensor(ds.arrays.test_x, dtype=torch.float32) / 255.0
     return SRData("fashion", tr[:55_000], tr[55_000:], te, "Fashion-MNIST 28x28: train 55000, val 5000, test 10000")
