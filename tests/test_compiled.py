@@ -500,3 +500,18 @@ def test_auto_expects_no_gain_for_conv_networks():
         m = build_method(resolve_config("gan", data, overrides={"seed": 0}), torch.device("cpu"))
         runner = CompiledSteps(m, m.train_step, lambda: None, None, backend="aot_eager", auto_steps=100)
         assert runner.probe is not None and runner.probe.speedup == want, data
+
+
+def test_partials_compile_apart_past_dynamos_recompile_limit():
+    """Each method instance compiles its own step (``functools.partial(teaching_core, method)``): a dozen of them in
+    one process (a notebook training several runs, a test session) must not meet dynamo's recompile limit (8 per
+    code object), which it met when every compiled partial went through dynamo's one wrapper frame."""
+    import functools
+
+    def scaled(w, x):
+        return x * w
+
+    for i in range(12):
+        fn = torch.compile(compiled.own_code(functools.partial(scaled, torch.full((2,), float(i)))), fullgraph=True,
+                           dynamic=False, backend="eager")
+        assert fn(torch.ones(2)).tolist() == [float(i)] * 2

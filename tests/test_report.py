@@ -141,7 +141,7 @@ def test_an_eval_of_an_eval_none_run_is_kept_and_read_by_report_and_the_train_co
     import json
     import os
 
-    import ebmlab.runs
+    import ebmlab.atomic
 
     run = tmp_path / "r"
     argv = ["train", "gan", "--data", "ring8", "--steps", "3", "--out", str(run), "--no-progress", "eval=none",
@@ -163,7 +163,7 @@ def test_an_eval_of_an_eval_none_run_is_kept_and_read_by_report_and_the_train_co
 
     (run / "evaluation.json").unlink()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(ebmlab.runs, "write_json", full)
+        mp.setattr(ebmlab.atomic, "write_json", full)
         assert main(["eval", str(run)]) == 0
     said = capsys.readouterr()
     assert "the evaluation was not kept" in said.err and "No space left on device" in said.err

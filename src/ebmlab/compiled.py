@@ -97,9 +97,17 @@ def own_code(fn: Callable[..., Any]) -> Callable[..., Any]:
     ``torch.compile`` keeps its compiled graphs, and counts recompiles against its limit (8), per code object: the
     same function compiled for a new sampler run or a new method instance (another energy, other networks) fails
     its guards and recompiles, and the ninth in a process would be refused. A copy per run or instance compiles
-    apart, and its graphs go with it."""
+    apart, and its graphs go with it. A ``functools.partial`` becomes a plain function of its own code calling the
+    partial's function: ``torch.compile`` wraps a partial in one frame (``external_utils.inner``) whose code every
+    compiled partial of the process shares, so the ninth partial compiled hit the limit however its function was
+    copied."""
     if isinstance(fn, functools.partial):
-        return functools.partial(own_code(fn.func), *fn.args, **fn.keywords)
+        func, args, keywords = own_code(fn.func), fn.args, fn.keywords
+
+        def bound(*more: Any, **kw: Any) -> Any:
+            return func(*args, *more, **{**keywords, **kw})
+
+        return own_code(bound)
     if isinstance(fn, types.MethodType):
         return types.MethodType(own_code(fn.__func__), fn.__self__)
     assert isinstance(fn, types.FunctionType), f"own_code takes a Python function, got {type(fn).__name__}"

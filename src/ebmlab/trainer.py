@@ -2,7 +2,7 @@
 (``ebmlab.graphs``: the method's ``train_step``, eager or replayed), logs what comes back, evaluates
 (``ebmlab.evaluation``), checkpoints atomically and resumes exactly. Where and how the steps run — device,
 processes, threads, precision, capture — is decided once, before anything is written (``ebmlab.placement``); the
-session's record and clocks are kept by ``ebmlab.runs.Session``.
+session's record and clocks are kept by ``ebmlab.sessions.Session``.
 
 The configuration arrives resolved (``ebmlab.config``): the method class and the data set are built once there
 and passed down.
