@@ -213,7 +213,7 @@ def train_classifier(dataset: Dataset, *, epochs: int | None = None, seed: int =
             "train_seconds": round(time.perf_counter() - t0, 1)}
     # the weights go to a new file named by their hash, then the record is switched to it atomically: a kill at
     # any point leaves the old record and its weights, or the new ones, never a record without its weights; the
-    # temporaries a killed earlier training left are removed first (runs.sole_writer)
+    # temporaries a killed earlier training left are removed first (atomic.sole_writer)
     owned = rf"{re.escape(name)}\.(?:json|[0-9a-f]{{12}}\.pt)"
     with sole_writer(out, name, owned):
         old = _record(out / f"{name}.json")
