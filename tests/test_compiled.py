@@ -372,6 +372,23 @@ def test_compiled_pair_steps_are_the_eager_steps(name, over):
     assert_same_runs(out, rtol=1e-10, atol=1e-12)
 
 
+def test_compiled_vae_on_8_bit_images_dequantises_from_the_tape():
+    """A Gaussian VAE on 8-bit images dequantises every batch (x + U(−w/2, w/2)): compiled, those uniforms come from
+    the tape of the eager step's draws — before, the compiled step handed the tape to torch.rand and failed with a
+    TypeError. Six steps equal the eager ones (float64 rounding)."""
+    from ebmlab.data.base import DataSpec
+    from ebmlab.methods.vae import VAE
+
+    spec = DataSpec(kind="image", shape=(1, 3, 3), value_range=(-1.0, 1.0), levels=256)
+    g = torch.Generator().manual_seed(5)
+    data = [torch.randint(0, 256, (16, 1, 3, 3), generator=g).to(DT) / 255 * 2 - 1 for _ in range(6)]
+    out = eager_and_compiled(lambda: seeded(lambda: VAE(VAE.Config(z_dim=2, hidden=(7,), net="mlp", decoder="gaussian"),
+                                                        spec=spec, device=torch.device("cpu"),
+                                                        generator=torch.Generator().manual_seed(1))), data)
+    assert out[1][0]._single is not None and out[1][0]._single.core is not None
+    assert_same_runs(out, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("name,over", [("bihm", {}), ("rws", {"q_update": "wake_sleep"})])
 def test_compiled_helmholtz_steps_are_the_eager_steps(name, over):
     """BiHM and RWS (with its sleep phase) on binary data: six steps, the first eager, five compiled; the pair's

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -80,6 +80,11 @@ class Tape:
         if self.taken != len(self.tensors):
             raise RuntimeError(f"a compiled step took {self.taken} of the {len(self.tensors)} draws the eager step "
                                f"made: its draws must be the eager step's, in its order")
+
+
+# the source of a step's random numbers: the generator, or a compiled step's tape of the eager step's draws (which
+# hands them out in order, ``Tape.take``)
+Noise = Union[torch.Generator, Tape]
 
 
 @contextlib.contextmanager
@@ -137,23 +142,23 @@ def _draw(draw: Callable[..., Tensor], size: tuple[int, ...], **kw: Any) -> Tens
     return full[rank::n]
 
 
-def randn(*size: Any, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
+def randn(*size: Any, generator: Noise | None = None, dtype: torch.dtype | None = None,
           device: Any = None) -> Tensor:
     """``torch.randn`` with the same arguments; sharded inside a :func:`sharded` block."""
     return _draw(torch.randn, _size(size), generator=generator, dtype=dtype, device=device)
 
 
-def rand(*size: Any, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
+def rand(*size: Any, generator: Noise | None = None, dtype: torch.dtype | None = None,
          device: Any = None) -> Tensor:
     """``torch.rand`` with the same arguments; sharded inside a :func:`sharded` block."""
     return _draw(torch.rand, _size(size), generator=generator, dtype=dtype, device=device)
 
 
-def randint(low: int, high: int, size: Sequence[int], *, generator: torch.Generator | None = None,
+def randint(low: int, high: int, size: Sequence[int], *, generator: Noise | None = None,
             device: Any = None) -> Tensor:
     """``torch.randint(low, high, size)``; sharded inside a :func:`sharded` block."""
     return _draw(lambda s, **kw: torch.randint(low, high, s, **kw), tuple(int(s) for s in size),
                  generator=generator, device=device)
 
 
-__all__ = ["STREAMS", "Draw", "Tape", "rand", "randint", "randn", "recording", "redraw", "sharded", "stream_seed"]
+__all__ = ["STREAMS", "Draw", "Noise", "Tape", "rand", "randint", "randn", "recording", "redraw", "sharded", "stream_seed"]

@@ -53,7 +53,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..rng import rand, randn
+from ..rng import Noise, rand, randn
 from .input_grad import energy_and_input_grad
 from ..syncs import scalar_like
 from ..types import TimeEnergyFn
@@ -101,7 +101,7 @@ def t_from_log_snr(lam: Tensor) -> Tensor:
     return 2 * B / (BETA_MIN + torch.sqrt(BETA_MIN**2 + 2 * (BETA_MAX - BETA_MIN) * B))
 
 
-def _need_generator(generator: torch.Generator | None, who: str) -> None:
+def _need_generator(generator: Noise | None, who: str) -> None:
     if generator is None:
         raise ValueError(f"{who} draws its noise from an explicit generator: pass "
                          "generator=torch.Generator().manual_seed(...) (or the noise itself where accepted).")
@@ -156,7 +156,7 @@ def denoising_mismatch(energy_fn: TimeEnergyFn, x: Tensor, t: Tensor, eps: Tenso
     return eps_hat.pow(2).sum(dim=1) - 2 * (e * eps_hat).sum(dim=1)
 
 
-def sample_t(n: int, *, generator: torch.Generator | None, t_min: float = T_MIN, scheme: Scheme = "log_snr",
+def sample_t(n: int, *, generator: Noise | None, t_min: float = T_MIN, scheme: Scheme = "log_snr",
              dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
     """Times t [n] in [t_min, 1] and weights w [n] with E[w f(t)] = ∫_{t_min}^1 (β/σ_t²) f(t) dt for any f."""
     _check_t_min(t_min)
@@ -184,14 +184,14 @@ class DiffusionBound(NamedTuple):
     x_tmin: Tensor
 
 
-def perturb(x: Tensor, t: float, *, generator: torch.Generator | None) -> Tensor:
+def perturb(x: Tensor, t: float, *, generator: Noise | None) -> Tensor:
     """A draw of x_t = α_t x + σ_t ε, ε ~ N(0, I), for one time t. x: [b, ...] → [b, ...]."""
     _need_generator(generator, "perturb")
     alpha, sigma = alpha_sigma(scalar_like(t, x))
     return alpha * x + sigma * randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 
-def diffusion_nll_bound(energy_fn: TimeEnergyFn, x: Tensor, *, generator: torch.Generator | None,
+def diffusion_nll_bound(energy_fn: TimeEnergyFn, x: Tensor, *, generator: Noise | None,
                         t_min: float = T_MIN, scheme: Scheme = "log_snr") -> DiffusionBound:
     """Per-example diffusion upper bound L_diff(x) in nats, with one t and one ε per example.
 
@@ -212,7 +212,7 @@ def diffusion_nll_bound(energy_fn: TimeEnergyFn, x: Tensor, *, generator: torch.
 
 
 def diffusion_nll_bound_quadrature(energy_fn: TimeEnergyFn, x: Tensor, *, n_t: int = 64, t_min: float = T_MIN,
-                                   generator: torch.Generator | None = None, eps: Tensor | None = None,
+                                   generator: Noise | None = None, eps: Tensor | None = None,
                                    create_graph: bool = False) -> Tensor:
     """L_diff(x) [b] in nats with the t-integral done by n_t-point Gauss–Legendre quadrature in log-SNR.
 

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from ..syncs import scalar_like
+from ..rng import Noise, rand
 
 
 def bin_width(value_range: tuple[float, float], levels: int) -> float:
@@ -69,10 +70,10 @@ def discretized_gaussian_log_lik(mean: Tensor, x: Tensor, logvar: Tensor | float
     return lp.flatten(1).sum(1)
 
 
-def dequantise(x: Tensor, value_range: tuple[float, float], levels: int, *, generator: torch.Generator) -> Tensor:
+def dequantise(x: Tensor, value_range: tuple[float, float], levels: int, *, generator: Noise) -> Tensor:
     """x + U(−w/2, w/2) per coordinate (module docstring)."""
     w = bin_width(value_range, levels)
-    u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    u = rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)  # a compiled step's tape too
     return x + (u - 0.5) * w
 
 

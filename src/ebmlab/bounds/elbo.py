@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..rng import randn
+from ..rng import Noise, randn
 from ..syncs import scalar_like
 
 
@@ -135,7 +135,7 @@ class ElboTerms(NamedTuple):
     kl: Tensor  # KL(q(z|x) ‖ N(0, I)), analytic
 
 
-def elbo(x: Tensor, encode: Encoder, decode: Decoder, *, generator: torch.Generator, log_lik: LogLik,
+def elbo(x: Tensor, encode: Encoder, decode: Decoder, *, generator: Noise, log_lik: LogLik,
          samples: int = 1) -> ElboTerms:
     """Reparameterised ELBO with the analytic Gaussian KL, per example, averaged over ``samples`` draws of z.
 
@@ -176,7 +176,7 @@ def iwae_bound(
     decode: Decoder,
     k: int,
     *,
-    generator: torch.Generator,
+    generator: Noise,
     log_lik: LogLik,
     chunk_size: int = 100,
     dtype: torch.dtype = torch.float64,

@@ -52,7 +52,7 @@ from torch.func import vjp as _vjp
 from torch.func import vmap
 
 from ..nets.jacobian import propagate_jacobian, propagates
-from ..rng import randn
+from ..rng import Noise, randn
 from ..types import GeneratorFn
 
 # torch's stubs type these by their has_aux form (three values); here they return (output, tangent or pullback)
@@ -450,7 +450,7 @@ EXACT_JP_FROM = 2
 
 
 def lobpcg_smin(  # noqa: PLR0915 - Knyazev's iteration in one piece, as in the paper, beside its cited steps
-        G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.Generator | None = None,
+        G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: Noise | None = None,
         v0: Tensor | None = None, sync_free: bool = False) -> SminEstimate:
     """Smallest singular value of each J_z by matrix-free block-1 LOBPCG on JᵀJ (Knyazev 2001).
 
@@ -576,7 +576,7 @@ def lobpcg_smin(  # noqa: PLR0915 - Knyazev's iteration in one piece, as in the 
     return SminEstimate(s_min=s_min, v=v, valid=valid)
 
 
-def lobpcg_entropy(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: torch.Generator | None = None,
+def lobpcg_entropy(G: GeneratorFn, z: Tensor, *, n_iter: int = 2, generator: Noise | None = None,
                    v0: Tensor | None = None, z_std: float = 1.0, sync_free: bool = False) -> EntropyBound:
     """Lower-bound estimate H(z) + d · mean log s_min with s_min from ``lobpcg_smin`` (images), nats.
 

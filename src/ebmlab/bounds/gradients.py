@@ -25,14 +25,14 @@ from typing import Callable, Literal
 import torch
 from torch import Tensor
 
-from ..rng import randn
+from ..rng import Noise, randn
 
 
 LogJoint = Callable[[Tensor], Tensor]
 
 
 def elbo_gradient_samples(log_joint: LogJoint, mu: Tensor, log_sigma: Tensor, n: int, *,
-                          estimator: Literal["reparam", "score"], generator: torch.Generator,
+                          estimator: Literal["reparam", "score"], generator: Noise,
                           baseline: float = 0.0) -> Tensor:
     """n independent single-draw estimates of (∂L/∂μ, ∂L/∂log σ), shape [n, 2d].
 

@@ -37,6 +37,7 @@ import math
 
 import torch
 from torch import Tensor
+from ..rng import Noise
 
 
 
@@ -92,7 +93,7 @@ def rws_surrogate(log_p: Tensor, log_q: Tensor) -> Tensor:
     return -((w * log_p).sum(1) + (w * log_q).sum(1)).mean()
 
 
-def log_z2_terms(pair: Any, n: int, n_inner: int, generator: torch.Generator | None = None) -> Tensor:
+def log_z2_terms(pair: Any, n: int, n_inner: int, generator: Noise | None = None) -> Tensor:
     """log t for n outer draws (x, h) ~ p and ``n_inner`` inner draws h' ~ q(h | x) each: [n] (module docstring).
 
     ``pair`` is a :class:`ebmlab.nets.sbn.HelmholtzPair` (anything with ``sample_p`` and ``sample_q`` returning

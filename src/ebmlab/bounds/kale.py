@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..rng import rand
+from ..rng import Noise, rand
 from .input_grad import energy_and_input_grad
 from ..syncs import scalar_like
 
@@ -103,7 +103,7 @@ def interpolate_gradient_penalty(
     x_real: Tensor,
     x_fake: Tensor,
     *,
-    generator: torch.Generator | None = None,
+    generator: Noise | None = None,
     alpha: Tensor | None = None,
 ) -> Tensor:
     """Zero-centred gradient penalty E‖∇_x E(x̂)‖² on random interpolates x̂ = α x_real + (1 − α) x_fake.

@@ -25,7 +25,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
-from ..rng import randn
+from ..rng import Noise, randn
 
 LOG_2PI = math.log(2 * math.pi)
 LOG_2PI_E = math.log(2 * math.pi * math.e)
@@ -67,7 +67,7 @@ def noise_entropy(D: int, sigma: float | Tensor, device: torch.device | str | No
 
 
 def mi_entropy_bound(G: Callable[[Tensor], Tensor], encoder: Encoder, z: Tensor, *, sigma: float | Tensor,
-                     generator: torch.Generator | None = None, eps: Tensor | None = None,
+                     generator: Noise | None = None, eps: Tensor | None = None,
                      z_std: float = 1.0) -> MIBound:
     """Barber–Agakov lower bound on the entropy of x = G(z) + σε, nats, differentiable in G and the encoder.
 

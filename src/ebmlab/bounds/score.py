@@ -38,7 +38,7 @@ from torch.func import jvp as _jvp
 from ..nets.jacobian import piecewise_linear, propagate_jacobian, propagates
 from .entropy import JacMode, jacobian_and_output, lobpcg_smin
 from .input_grad import energy_and_input_grad
-from ..rng import randn
+from ..rng import Noise, randn
 from ..types import EnergyFn
 
 jvp: Any = _jvp  # torch's stubs type it by its has_aux form (three values); here it returns (output, tangent)
@@ -58,7 +58,7 @@ class ScoreMismatch(NamedTuple):
 
 
 def _latent_score(G: Callable[[Tensor], Tensor], z: Tensor, volume: Volume, z_std: float, n_iter: int,
-                  generator: torch.Generator | None, jac_mode: JacMode) -> tuple[Tensor, Tensor | None, Tensor | None]:
+                  generator: Noise | None, jac_mode: JacMode) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """(score, G(z), J) — the last two detached, from the same pass, when an exact volume formed them."""
     if z.dim() != 2:
         raise ValueError(f"Expected latents z of shape [b, d], got {tuple(z.shape)}.")
@@ -89,7 +89,7 @@ def _latent_score(G: Callable[[Tensor], Tensor], z: Tensor, volume: Volume, z_st
 
 
 def latent_score(G: Callable[[Tensor], Tensor], z: Tensor, *, volume: Volume = "logdet", z_std: float = 1.0,
-                 n_iter: int = 20, generator: torch.Generator | None = None,
+                 n_iter: int = 20, generator: Noise | None = None,
                  jac_mode: JacMode = "auto") -> Tensor:
     """∇_z(−log p_g(G(z))) = z / std² + ∇_z log_volume(z), detached, [b, d].
 
@@ -106,7 +106,7 @@ def latent_score(G: Callable[[Tensor], Tensor], z: Tensor, *, volume: Volume = "
 
 
 def score_mismatch_gp(energy_fn: EnergyFn, G: Callable[[Tensor], Tensor], z: Tensor, *,
-                      generator: torch.Generator | None = None, v: Tensor | None = None,
+                      generator: Noise | None = None, v: Tensor | None = None,
                       score: Tensor | None = None, volume: Volume = "logdet", z_std: float = 1.0,
                       n_iter: int = 20, jac_mode: JacMode = "auto") -> ScoreMismatch:
     """Sliced latent score mismatch between E and the generator density (EBM-BB's ``gp_loss``).

@@ -18,7 +18,7 @@ from ..data.base import DataSpec
 from ..errors import EbmlabError
 from ..metadata import Metric
 from ..nets.calls import in_blocks, rows_per_call
-from ..rng import randn
+from ..rng import Noise, randn
 from ..samplers.latent import GuidedConfig
 from ..data.base import Dataset
 
@@ -254,7 +254,7 @@ class Method(abc.ABC):
             m.train(mode)
 
     # --- small shared helpers --------------------------------------------------------------------------
-    def noise(self, n: int, dim: int, generator: torch.Generator | None = None) -> Tensor:
+    def noise(self, n: int, dim: int, generator: Noise | None = None) -> Tensor:
         return randn(n, dim, generator=generator or self.rng, device=self.device)
 
 

@@ -47,7 +47,7 @@ from ..errors import EbmlabError
 from ..metadata import Metric
 from ..nets.sbn import HelmholtzPair
 from .base import CompiledPair, CompiledSingle, Method, adam, optimizer_step
-from ..rng import Tape, rand
+from ..rng import Noise, rand, Tape
 from ..data.base import Dataset
 
 
@@ -136,7 +136,7 @@ class HelmholtzMethod(Method):
         loss = bihm_loss if self.name == "bihm" else rws_loss
         return dict(self._single(functools.partial(loss, self), compile, batch, noise))
 
-    def _log_pq(self, x: Tensor, k: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def _log_pq(self, x: Tensor, k: int, generator: Noise | None = None) -> tuple[Tensor, Tensor]:
         """log p(x, h_k), log q(h_k | x) for K samples h_k ~ q(h|x) per example: [b, K] each."""
         b = x.shape[0]
         state, log_q = self.pair.sample_q(x.reshape(b, -1).repeat_interleave(k, 0), generator or self.rng)
@@ -144,7 +144,7 @@ class HelmholtzMethod(Method):
 
     # --- evaluation -------------------------------------------------------------------------------------
     @torch.no_grad()
-    def log_z2(self, *, generator: torch.Generator) -> tuple[float, float]:
+    def log_z2(self, *, generator: Noise) -> tuple[float, float]:
         """(log Z², its standard error) from ``z2_samples`` outer draws (BiHM's normaliser; 0 exactly for p)."""
         c = self.config
         per = max(1, c.eval_chunk // c.z2_inner)
@@ -153,7 +153,7 @@ class HelmholtzMethod(Method):
         return log_mean_with_se(torch.cat(terms))
 
     @torch.no_grad()
-    def estimates(self, x: Tensor, ks: tuple[int, ...], *, generator: torch.Generator) -> dict[str, Tensor]:
+    def estimates(self, x: Tensor, ks: tuple[int, ...], *, generator: Noise) -> dict[str, Tensor]:
         """Per-example K-sample estimates for each K of ``ks`` (nested prefixes of one draw of max K samples):
         ``log_p_<K>``, ``two_log_pt_<K>``, ``ess_p_<K>``, ``ess_pstar_<K>`` → [b] float64 tensors."""
         kmax, b = max(ks), x.shape[0]
@@ -286,7 +286,7 @@ class HelmholtzMethod(Method):
         return [x, *ha], acc / max(tries, 1)
 
     @torch.no_grad()
-    def inpaint(self, x_obs: Tensor, missing: Tensor, *, generator: torch.Generator,
+    def inpaint(self, x_obs: Tensor, missing: Tensor, *, generator: Noise,
                 sweeps: int | None = None) -> tuple[Tensor, float]:
         """One draw of x_missing ~ p*(x_missing | x_observed) per row (RWS: p's conditional) by the block Gibbs
         chain with the observed values clamped (``gibbs_sweeps`` sweeps unless ``sweeps``); returns the completed
@@ -304,7 +304,7 @@ class HelmholtzMethod(Method):
         return x.reshape(n, *self.spec.shape), acc
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int, *, generator: Noise | None = None) -> Tensor:
         gen = generator or self.rng
         c = self.config
         if c.sample_mode == "sir" and self.models_p_star:

@@ -51,7 +51,7 @@ from ..errors import EbmlabError
 from ..metadata import Metric
 from ..nets import build
 from ..nets.ladder import Ladder
-from ..rng import Tape, randint
+from ..rng import Noise, randint, Tape
 from .base import CompiledPair, CompiledSingle, LatentGenerator, Method, adam, frozen, optimizer_step
 from .ebgan import MarginSchedule, margin_at
 from ..data.base import Dataset
@@ -175,7 +175,7 @@ class EBGANLN(MarginSchedule, LatentGenerator, Method):
             out["loss_g"] = loss_g.detach()
         return {"loss_d": loss_d.detach(), "margin": m if isinstance(m, float) else m.clone(), **out}
 
-    def _inputs(self, batch: Tensor, generator: torch.Generator | Tape) -> tuple[Tensor, Tensor, Tensor]:
+    def _inputs(self, batch: Tensor, generator: Noise | Tape) -> tuple[Tensor, Tensor, Tensor]:
         """A step's labelled examples (drawn with replacement from the k), their labels and the unlabelled batch,
         in the ladder's scale."""
         assert self.x_lab is not None and self.y_lab is not None
@@ -247,7 +247,7 @@ class EBGANLN(MarginSchedule, LatentGenerator, Method):
         return {"test_error": float((pred != y).double().mean()), "labels": self.config.labels}
 
 
-def ladder_cost(lad: Any, x_l: Tensor, y_l: Tensor, x_u: Tensor, generator: torch.Generator | Tape
+def ladder_cost(lad: Any, x_l: Tensor, y_l: Tensor, x_u: Tensor, generator: Noise | Tape
                 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The ladder's own semi-supervised cost of a step — the noisy path's cross-entropy on the labelled examples
     plus the mean denoising cost C of the unlabelled batch —, after moving the clean encoder's population statistics

@@ -28,7 +28,7 @@ from ..bounds.elbo import ElboTerms, bernoulli_log_lik, elbo, gaussian_log_lik, 
 from ..errors import EbmlabError
 from ..metadata import Metric
 from ..nets.vae import GaussianVAE
-from ..rng import rand, randn
+from ..rng import Noise, rand, randn
 from ..data.base import Dataset
 from ..data.toy import ToyDataset
 
@@ -48,16 +48,16 @@ class DensityEstimator(Protocol):
 
     module: nn.Module  # every trainable tensor of the estimator (what an unroll differentiates through)
 
-    def loss(self, model: Any, x: Tensor, *, generator: torch.Generator) -> Tensor:
+    def loss(self, model: Any, x: Tensor, *, generator: Noise) -> Tensor:
         """Scalar: mean over the batch x [b, D] of an upper bound on −log p_φ(x) in nats per example (−ELBO for a
         VAE, the exact NLL for a flow), evaluated with ``model`` (the module, or a FunctionalModule view)."""
         ...
 
-    def log_density_bounds(self, x: Tensor, *, generator: torch.Generator, ks: tuple[int, ...]) -> dict[str, Tensor]:
+    def log_density_bounds(self, x: Tensor, *, generator: Noise, ks: tuple[int, ...]) -> dict[str, Tensor]:
         """Evaluation: name -> [b] per-example log-density estimates (nats) of x [b, D], in float64."""
         ...
 
-    def sample(self, n: int, *, generator: torch.Generator) -> Tensor:
+    def sample(self, n: int, *, generator: Noise) -> Tensor:
         """n samples [n, D] from the estimator (no gradient)."""
         ...
 
@@ -105,15 +105,15 @@ class VAEEstimator:
                                                 levels=self.module.levels)
         return gaussian_log_lik(mean, x, logvar)
 
-    def elbo(self, model: Any, x: Tensor, *, generator: torch.Generator, samples: int = 1) -> ElboTerms:
+    def elbo(self, model: Any, x: Tensor, *, generator: Noise, samples: int = 1) -> ElboTerms:
         """Reparameterised ELBO [b] (analytic KL) of x [b, D] under ``model``, averaged over ``samples`` draws."""
         return elbo(x, model.encode, model.decode, generator=generator, log_lik=self.log_lik, samples=samples)
 
-    def loss(self, model: Any, x: Tensor, *, generator: torch.Generator) -> Tensor:
+    def loss(self, model: Any, x: Tensor, *, generator: Noise) -> Tensor:
         return -self.elbo(model, x, generator=generator).elbo.mean()
 
     # --- evaluation ---------------------------------------------------------------------------------------
-    def log_density_bounds(self, x: Tensor, *, generator: torch.Generator, ks: tuple[int, ...]) -> dict[str, Tensor]:
+    def log_density_bounds(self, x: Tensor, *, generator: Noise, ks: tuple[int, ...]) -> dict[str, Tensor]:
         """{"elbo": ELBO [b], "iwae_<k>": L_k [b] for each k}, per example, nats, in ``eval_dtype``.
 
         The ELBO here is the Monte Carlo average over ``elbo_samples`` draws z_s ~ q(z|x) of
@@ -137,7 +137,7 @@ class VAEEstimator:
                     for i in range(0, x.shape[0], POINTS_PER_CALL)])
         return out
 
-    def _mc_elbo(self, model: nn.Module, x: Tensor, generator: torch.Generator) -> Tensor:
+    def _mc_elbo(self, model: nn.Module, x: Tensor, generator: Noise) -> Tensor:
         s, b = self.elbo_samples, x.shape[0]
         per_chunk = max(1, (self.chunk_size * POINTS_PER_CALL) // s)  # rows per call: ≤ chunk_size · POINTS_PER_CALL
         parts = []
@@ -155,7 +155,7 @@ class VAEEstimator:
         return torch.cat(parts)
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator) -> Tensor:
+    def sample(self, n: int, *, generator: Noise) -> Tensor:
         m = self.module
         ref = next(m.parameters())
         z = randn(n, m.z_dim, generator=generator, device=ref.device, dtype=ref.dtype)

@@ -59,7 +59,7 @@ from ..nets import build
 from ..nets.flow import FlowBase, GaussianBase
 from ..nets.build import Net
 from ..distributed import gather
-from ..rng import Tape
+from ..rng import Noise, Tape
 from .base import AdamRead, CompiledPair, LatentGenerator, Method, adam, frozen, optimizer_step
 from ..data.base import Dataset
 
@@ -360,7 +360,7 @@ class KALE(LatentGenerator, Method):
                             c.mcmc_step_size, c.mcmc_friction, mcmc_compile=c.mcmc_compile,
                             mcmc_decay_every=c.mcmc_decay_every, mcmc_decay=c.mcmc_decay)
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int, *, generator: Noise | None = None) -> Tensor:
         gen = generator or self.rng
         if self.config.sampler == "none":
             with torch.no_grad():
@@ -382,7 +382,7 @@ class KALE(LatentGenerator, Method):
         return out
 
     @torch.no_grad()
-    def fixed_base_likelihoods(self, x_test: Tensor, *, generator: torch.Generator) -> dict[str, Any]:
+    def fixed_base_likelihoods(self, x_test: Tensor, *, generator: Noise) -> dict[str, Any]:
         """Test NLLs of the base alone (exact) and of exp(−E)·base/Z (log Z by importance sampling from the base,
         float64 accumulation), each with its standard error; module docstring."""
         c = self.config

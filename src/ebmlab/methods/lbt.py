@@ -76,7 +76,7 @@ from .base import Method, adam, frozen, optimizer_step
 from .estimators import METRICS as ESTIMATOR_METRICS
 from .estimators import DensityEstimator, VAEEstimator, check_eval_options, estimator_report
 from ..distributed import average_gradients
-from ..rng import Tape, randn
+from ..rng import Noise, randn, Tape
 from ..data.base import Dataset
 
 Act = Literal["relu", "leaky_relu", "tanh", "prelu", "elu", "softplus"]
@@ -193,13 +193,13 @@ def init_networks(method: Method, c: LBTConfig) -> None:
         init_linears(net, c.init)
 
 
-def _latent(method: Method, n: int, generator: torch.Generator | None) -> Tensor:
+def _latent(method: Method, n: int, generator: Noise | None) -> Tensor:
     """z ~ N(0, I) [n, z_dim] in the generator's dtype (so a float64 copy of the method runs in float64)."""
     dtype = next(method.G.parameters()).dtype
     return randn(n, method.config.z_dim, generator=generator or method.rng, device=method.device, dtype=dtype)
 
 
-def generate(method: Method, n: int, generator: torch.Generator | None = None) -> Tensor:
+def generate(method: Method, n: int, generator: Noise | None = None) -> Tensor:
     """G(z) [n, D], z ~ N(0, I)."""
     return method.G(_latent(method, n, generator))
 
@@ -243,7 +243,7 @@ def estimator_start(estimator: DensityEstimator, optimizer: torch.optim.Optimize
 
 
 def estimator_unroll(estimator: DensityEstimator, optimizer: torch.optim.Optimizer, batch_fn: Callable[[int], Tensor],
-                     c: LBTConfig, *, lr: float, create_graph: bool, generator: torch.Generator,
+                     c: LBTConfig, *, lr: float, create_graph: bool, generator: Noise,
                      start: EstimatorStart | None = None, func_grads: bool = False) -> Unrolled:
     """K = ``c.unroll_steps`` LBT-Adam steps on the estimator's loss, from ``start`` (None: its real parameters and
     Adam state, :func:`estimator_start`).
@@ -320,7 +320,7 @@ def generator_step(method: Method, c: LBTConfig, loss_g: Tensor | None, grads: d
     return norm.detach()
 
 
-def generate_at(method: Method, params: dict[str, Tensor], n: int, generator: torch.Generator) -> Tensor:
+def generate_at(method: Method, params: dict[str, Tensor], n: int, generator: Noise) -> Tensor:
     """G(z) at the parameters ``params`` (name -> tensor) instead of the module's own, z as :func:`generate` draws."""
     return functional_call(method.G, params, (_latent(method, n, generator),))
 
@@ -441,7 +441,7 @@ class LBT(Method):
         return _report(self, self.config, dataset)
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int, *, generator: Noise | None = None) -> Tensor:
         return generate(self, n, generator)
 
 

@@ -53,7 +53,7 @@ from ..errors import EbmlabError
 from ..nets.vae import GaussianVAE
 from ..metadata import Metric
 from ..nets.build import Net
-from ..rng import Tape
+from ..rng import Noise, Tape
 from .base import CompiledPair, CompiledSingle, Method, adam, optimizer_step
 from .estimators import METRICS as ESTIMATOR_METRICS
 from .estimators import VAEEstimator, check_eval_options, estimator_report
@@ -162,7 +162,7 @@ class VAE(Method):
             self._single = CompiledSingle(self, self.vae, "vae")
         return dict(self._single(functools.partial(vae_loss, self), compile, batch, noise))
 
-    def log_likelihood_bounds(self, x: Tensor, *, generator: torch.Generator) -> dict[str, Tensor]:
+    def log_likelihood_bounds(self, x: Tensor, *, generator: Noise) -> dict[str, Tensor]:
         """Per-example ELBO and L_k for each configured k, [b] each, float64 nats (the evaluation's own path)."""
         return self.estimator.log_density_bounds(x, generator=generator, ks=self.config.iwae_ks)
 
@@ -191,7 +191,7 @@ class VAE(Method):
         return self.vae.encode(x)[0]
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int, *, generator: Noise | None = None) -> Tensor:
         return self.estimator.sample(n, generator=generator or self.rng)
 
 

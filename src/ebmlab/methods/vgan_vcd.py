@@ -41,7 +41,7 @@ from ..nets import BoundedExpertHead, build
 from ..nets.build import Net
 from .base import CompiledPair, Method, frozen, make_optimizer, optimizer_step
 from .vgan import energy_terms
-from ..rng import Tape, rand, randint
+from ..rng import Noise, rand, randint, Tape
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class Transition(nn.Module):
     def code(self, x: Tensor) -> Tensor:
         return torch.tanh(self.bn(self.enc(x)))
 
-    def forward(self, x: Tensor, generator: torch.Generator, noise: bool = True) -> Tensor:
+    def forward(self, x: Tensor, generator: Noise, noise: bool = True) -> Tensor:
         h = self.code(x)
         if noise:
             u = rand(h.shape, generator=generator, device=h.device, dtype=h.dtype)
@@ -201,7 +201,7 @@ class VCD(Method):
         return out
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int, *, generator: Noise | None = None) -> Tensor:
         gen = generator or self.rng
         if self.pool is None:  # before any training step: transitions of noise images (uniform in the data's range)
             x0 = rand((n, *self.spec.shape), generator=gen, device=self.device)
@@ -231,7 +231,7 @@ class VCD(Method):
         return {"samples": {"noise": torch.cat(out)}}
 
     @torch.no_grad()
-    def augment(self, x: Tensor, *, generator: torch.Generator) -> Tensor:
+    def augment(self, x: Tensor, *, generator: Noise) -> Tensor:
         """One VCD transition T(x) of each input (the noisy code), in the data's units: the VGAN paper's
         augmentation of labelled examples (``ebmlab.semisup``)."""
         return self.T(x.to(self.device), generator)

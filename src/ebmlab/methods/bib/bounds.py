@@ -23,7 +23,7 @@ from ...errors import EbmlabError
 from ...nets import build
 from ...nets.gaussian_encoder import GaussianEncoder
 from ...data.base import DataSpec
-from ...rng import randn
+from ...rng import Noise, randn
 from ...types import EnergyFn
 
 LOG_2PI = math.log(2 * math.pi)
@@ -74,16 +74,16 @@ class LowerBound:
         self.G, self.spec, self.config = G, spec, config
         self.networks: dict[str, nn.Module] = {}  # trained with the generator, by its optimizer
 
-    def perturb(self, x: Tensor, generator: torch.Generator) -> Tensor:
+    def perturb(self, x: Tensor, generator: Noise) -> Tensor:
         return x
 
-    def sample(self, z: Tensor, generator: torch.Generator) -> Tensor:
+    def sample(self, z: Tensor, generator: Noise) -> Tensor:
         return self.perturb(self.G(z), generator)
 
-    def training_term(self, z: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    def training_term(self, z: Tensor, generator: Noise) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         raise NotImplementedError
 
-    def evaluation(self, energy: EnergyFn, z: Tensor, log_nz: Tensor, generator: torch.Generator,
+    def evaluation(self, energy: EnergyFn, z: Tensor, log_nz: Tensor, generator: Noise,
                    out: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
         """(samples x, ℓ̂ per sample, ℓ per sample) under the energy E (``energy``: x → E(x) [b]); may add keys
         to ``out``."""
@@ -101,7 +101,7 @@ class JacobianLower(LowerBound):
             raise EbmlabError(f"the Jacobian lower bound needs z_dim ≤ data dimension ({spec.dim}), got z_dim="
                               f"{config.z_dim}; lower z_dim or use lower=mi")
 
-    def entropy(self, z: Tensor, generator: torch.Generator, sync_free: bool = False):
+    def entropy(self, z: Tensor, generator: Noise, sync_free: bool = False):
         c, G = self.config, self.G
         if c.estimator == "logdet":
             return logdet_entropy(G, z, jac_mode=c.jac_mode)
@@ -114,7 +114,7 @@ class JacobianLower(LowerBound):
         x = h.x if h.x is not None else self.G(z)  # the exact estimators computed G(z) with J
         return h.entropy, x, {"valid_frac": h.valid.float().mean().detach()}
 
-    def entropy_and_score(self, z: Tensor, generator: torch.Generator) -> tuple[EntropyBound, Tensor]:
+    def entropy_and_score(self, z: Tensor, generator: Noise) -> tuple[EntropyBound, Tensor]:
         """One LOBPCG estimate for both players (``share_jacobian``): Ĥ with its graph to G's parameters, kept for
         the generator step, and from the same graph the latent score ∇_z(−log p_g(G(z))) = z + d ∇_z log s_min,
         detached, for bound (iii) — what ``latent_score(volume="lobpcg")`` and ``entropy`` give from two separate
@@ -215,12 +215,12 @@ class UpperBound:
     def energy_t(self, x: Tensor, t: Tensor) -> Tensor:
         return self.E(x, t)
 
-    def energy_term(self, lower: LowerBound, batch: Tensor, z: Tensor, generator: torch.Generator,
+    def energy_term(self, lower: LowerBound, batch: Tensor, z: Tensor, generator: Noise,
                     score: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
         """``score``: the latent score at z when the lower bound computed it (``share_jacobian``; bound (iii))."""
         raise NotImplementedError
 
-    def evaluation(self, x: Tensor, z: Tensor, e_data: float, generator: torch.Generator,
+    def evaluation(self, x: Tensor, z: Tensor, e_data: float, generator: Noise,
                    out: dict[str, Any]) -> None:
         out["upper_note"] = "nll_upper is the chi-square bound 0.5 log E_pg[(p~/p_g)^2] (module docstring)"
 

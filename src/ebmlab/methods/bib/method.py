@@ -106,7 +106,7 @@ from ...metadata import Metric
 from ...nets import build
 from ...nets.calls import in_blocks
 from ...nets.build import Net
-from ...rng import Tape
+from ...rng import Noise, Tape
 from ..base import CompiledPair, LatentGenerator, Method, adam, frozen, optimizer_step
 from .bounds import LOG_2PI, LOWER_BOUNDS, UPPER_BOUNDS, JacobianLower, MILower, _chi2_log_z, _mean_se, _mode
 from ...data.base import Dataset
@@ -260,7 +260,7 @@ class BiB(LatentGenerator, Method):
 
     # --- the two losses -----------------------------------------------------------------------------------
     def energy_loss(self, batch: Tensor, z: Tensor | None = None, score: Tensor | None = None,
-                    generator: torch.Generator | Tape | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+                    generator: Noise | Tape | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """Upper-bound loss of the energy; G (and the lower bound's networks) are constants here. ``z`` and
         ``score``: the latents and their latent score when the step shares its Jacobian estimate; ``generator``:
         where its draws come from (the method's, or a compiled step's tape)."""
@@ -278,7 +278,7 @@ class BiB(LatentGenerator, Method):
                       "penalty": penalty.detach(), **extra}
 
     def generator_loss(self, b: int, shared: EntropyBound | None = None,
-                       generator: torch.Generator | Tape | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+                       generator: Noise | Tape | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """Negative lower bound (up to the data term) of the generator and its networks; E is a constant here.
         ``shared``: the entropy estimate the energy step made (``share_jacobian``), at its own latents."""
         gen = generator or self.rng
@@ -315,7 +315,7 @@ class BiB(LatentGenerator, Method):
         optimizer_step(self.optimizers["generator"], loss_g, self.recipe)
         return {**metrics_e, **metrics_g}
 
-    def _refresh_batchnorm(self, b: int, generator: torch.Generator | Tape | None = None) -> None:
+    def _refresh_batchnorm(self, b: int, generator: Noise | Tape | None = None) -> None:
         """The generator's BatchNorm statistics: one train-mode forward, no gradient."""
         if self.config.g_batchnorm:
             with torch.no_grad(), _mode(self.G, True):
@@ -353,7 +353,7 @@ class BiB(LatentGenerator, Method):
         return build.penultimate(self.E, x)
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int, *, generator: Noise | None = None) -> Tensor:
         gen = generator or self.rng
         with _mode(self.G, False):
             return self.lower.sample(self.noise(n, self.config.z_dim, gen), gen)
