@@ -46,7 +46,10 @@ METRICS = {  # what estimator_report returns (with the caller's prefix)
 class DensityEstimator(Protocol):
     """An explicit density model p_φ(x) with a (bound on the) log-likelihood as its training objective."""
 
-    module: nn.Module  # every trainable tensor of the estimator (what an unroll differentiates through)
+    @property
+    def module(self) -> nn.Module:
+        """Every trainable tensor of the estimator (what an unroll differentiates through)."""
+        ...
 
     def loss(self, model: Any, x: Tensor, *, generator: Noise) -> Tensor:
         """Scalar: mean over the batch x [b, D] of an upper bound on −log p_φ(x) in nats per example (−ELBO for a

@@ -139,7 +139,9 @@ class GAN(LatentGenerator, Method):
         if self._pair is None:
             self._pair = CompiledPair(self, self.D, "discriminator", self.G, "generator")
         zs = [self.noise(b, c.z_dim, noise) for _ in range(c.n_critic + 1)]
-        return self._pair(functools.partial(d_loss, self), functools.partial(g_loss, self), zs, compile, batch[:b])
+        out: dict[str, Tensor | float] = {**self._pair(functools.partial(d_loss, self), functools.partial(g_loss, self),
+                                                      zs, compile, batch[:b])}
+        return out
 
     def features(self, x: Tensor) -> Tensor:
         if self.config.pack > 1:

@@ -61,7 +61,7 @@ from typing import Any, Callable, ClassVar, Literal, cast
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torch.func import functional_call
 
 from ..bounds.unroll import (DiffAdamState, FunctionalModule, Unrolled, adam_state_from_torch, adam_state_to_torch,
@@ -158,7 +158,7 @@ class LBTGANConfig(LBTConfig):
 # --- shared pieces: building the two players and the two uses of the unroll ------------------------------------
 
 
-def _build(method: Method, c: LBTConfig) -> None:
+def _build(method: LBT, c: LBTConfig) -> None:
     spec, device = method.spec, method.device
     if c.unroll_steps < 1 or c.n_est < 0 or c.est_batch < 0 or c.est_decoder_var <= 0:
         raise EbmlabError(f"LBT needs unroll_steps ≥ 1, n_est ≥ 0, est_batch ≥ 0 and est_decoder_var > 0; got "
@@ -182,7 +182,7 @@ def _build(method: Method, c: LBTConfig) -> None:
     }
 
 
-def init_networks(method: Method, c: LBTConfig) -> None:
+def init_networks(method: LBT, c: LBTConfig) -> None:
     """Every Linear layer of the method's networks initialised by ``c.init`` (MLP networks only)."""
     if c.init == "default":
         return
@@ -193,13 +193,13 @@ def init_networks(method: Method, c: LBTConfig) -> None:
         init_linears(net, c.init)
 
 
-def _latent(method: Method, n: int, generator: Noise | None) -> Tensor:
+def _latent(method: LBT, n: int, generator: Noise | None) -> Tensor:
     """z ~ N(0, I) [n, z_dim] in the generator's dtype (so a float64 copy of the method runs in float64)."""
     dtype = next(method.G.parameters()).dtype
     return randn(n, method.config.z_dim, generator=generator or method.rng, device=method.device, dtype=dtype)
 
 
-def generate(method: Method, n: int, generator: Noise | None = None) -> Tensor:
+def generate(method: LBT, n: int, generator: Noise | None = None) -> Tensor:
     """G(z) [n, D], z ~ N(0, I)."""
     return method.G(_latent(method, n, generator))
 
@@ -256,7 +256,7 @@ def estimator_unroll(estimator: DensityEstimator, optimizer: torch.optim.Optimiz
     module = estimator.module
     params, buffers, state = start or estimator_start(estimator, optimizer)
     # the look-ahead of a data-parallel run is the global batch's: gradients averaged over the processes
-    kw = dict(lr=lr, betas=(c.beta1, c.beta2), eps=c.eps, eps_placement=c.eps_placement, create_graph=create_graph,
+    kw: dict[str, Any] = dict(lr=lr, betas=(c.beta1, c.beta2), eps=c.eps, eps_placement=c.eps_placement, create_graph=create_graph,
               reduce_grads=average_gradients, func_grads=func_grads)
     if not c.flat_unroll:
         return unroll(module, params, buffers, lambda model, x: estimator.loss(model, x, generator=generator),
@@ -272,7 +272,7 @@ def estimator_unroll(estimator: DensityEstimator, optimizer: torch.optim.Optimiz
     return Unrolled(flat.unflatten(res.params["flat"]), flat.unflatten_state(res.state), res.buffers, res.losses)
 
 
-def estimator_update(method: Method, c: LBTConfig, n_gen: int) -> Tensor:
+def estimator_update(method: LBT, c: LBTConfig, n_gen: int) -> Tensor:
     """The real estimator update: the K-step unroll at real_lr_mult × lr_est, no graph, written back.
     Returns the mean ELBO of the last inner batch (before its step)."""
     def fresh_batch(k: int) -> Tensor:
@@ -286,7 +286,7 @@ def estimator_update(method: Method, c: LBTConfig, n_gen: int) -> Tensor:
     return -res.losses[-1].detach()
 
 
-def lookahead_neg_elbo(method: Method, c: LBTConfig, data: Tensor, n_gen: int) -> Tensor:
+def lookahead_neg_elbo(method: LBT, c: LBTConfig, data: Tensor, n_gen: int) -> Tensor:
     """−mean ELBO(data; φ^K(ψ)) with φ^K from the K-step look-ahead at 1× lr_est on fresh generator batches;
     differentiable in the generator's parameters ψ through all K inner gradients."""
     res = estimator_unroll(method.estimator, method.optimizers["estimator"],
@@ -296,7 +296,7 @@ def lookahead_neg_elbo(method: Method, c: LBTConfig, data: Tensor, n_gen: int) -
     return method.estimator.loss(view, data, generator=method.rng)
 
 
-def generator_step(method: Method, c: LBTConfig, loss_g: Tensor | None, grads: dict[str, Tensor] | None = None
+def generator_step(method: LBT, c: LBTConfig, loss_g: Tensor | None, grads: dict[str, Tensor] | None = None
                    ) -> Tensor:
     """Adam step of the generator on loss_g (or on its gradients ``grads`` by parameter name, computed elsewhere)
     with global-norm clipping; returns the norm before clipping."""
@@ -320,12 +320,12 @@ def generator_step(method: Method, c: LBTConfig, loss_g: Tensor | None, grads: d
     return norm.detach()
 
 
-def generate_at(method: Method, params: dict[str, Tensor], n: int, generator: Noise) -> Tensor:
+def generate_at(method: LBT, params: dict[str, Tensor], n: int, generator: Noise) -> Tensor:
     """G(z) at the parameters ``params`` (name -> tensor) instead of the module's own, z as :func:`generate` draws."""
     return functional_call(method.G, params, (_latent(method, n, generator),))
 
 
-def real_updates(method: Method, g_params: dict[str, Tensor], start: EstimatorStart, n_gen: int,
+def real_updates(method: LBT, g_params: dict[str, Tensor], start: EstimatorStart, n_gen: int,
                  noise: torch.Generator) -> tuple[EstimatorStart, Tensor | None]:
     """:func:`estimator_update` ``n_est`` times as a pure function of the generator's parameters and the estimator's
     start, every gradient by ``torch.func`` and every draw from ``noise`` (a compiled step's ``rng.Tape``).
@@ -343,7 +343,7 @@ def real_updates(method: Method, g_params: dict[str, Tensor], start: EstimatorSt
     return start, elbo_gen
 
 
-def lookahead_grads(method: Method, g_params: dict[str, Tensor], start: EstimatorStart, data: Tensor, n_gen: int,
+def lookahead_grads(method: LBT, g_params: dict[str, Tensor], start: EstimatorStart, data: Tensor, n_gen: int,
                     noise: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
     """:func:`lookahead_neg_elbo` from ``start`` and its gradient in the generator's parameters (by name), as a pure
     function: the inner gradients by ``torch.func``, the outer one by ``torch.func.grad_and_value``."""
@@ -363,7 +363,7 @@ def lookahead_grads(method: Method, g_params: dict[str, Tensor], start: Estimato
     return loss, grads
 
 
-def teaching_core(method: Method, g_params: dict[str, Tensor], start: EstimatorStart, data: Tensor,
+def teaching_core(method: LBT, g_params: dict[str, Tensor], start: EstimatorStart, data: Tensor,
                   noise: torch.Generator) -> tuple[EstimatorStart, Tensor | None, Tensor, dict[str, Tensor]]:
     """The arithmetic of LBT's teaching — :func:`real_updates` then :func:`lookahead_grads` — as one pure function,
     the body of LBT's compiled step (``LBT.compiled_train_step``): the same computation as :func:`estimator_update`
@@ -375,7 +375,7 @@ def teaching_core(method: Method, g_params: dict[str, Tensor], start: EstimatorS
     return end, elbo_gen, loss, grads
 
 
-def _report(method: Method, c: LBTConfig, dataset: Dataset) -> dict[str, Any]:
+def _report(method: LBT, c: LBTConfig, dataset: Dataset) -> dict[str, Any]:
     # The second model: the estimator's own density bounds against the exact data density, and its samples.
     # 8-bit images: the Gaussian estimator is a density of continuous values, so its bounds are taken on uniformly
     # dequantised test images and shifted to the discrete data (a valid bound on their NLL whatever the estimator
@@ -386,6 +386,8 @@ def _report(method: Method, c: LBTConfig, dataset: Dataset) -> dict[str, Any]:
 
 
 class LBT(Method):
+    G: nn.Module
+    estimator: VAEEstimator
     name = "lbt"
     compile_estimate = (1.66, 112.0)  # benchmarks/compile/results.md (1 thread, cold cache)
     progress_keys = ("elbo_data_lookahead", "elbo_gen", "grad_norm_g")  # shown on the progress bar
@@ -402,7 +404,7 @@ class LBT(Method):
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         c = self.config
         n_gen = c.est_batch or batch.shape[0]
-        out: dict[str, Tensor] = {}
+        out: dict[str, Tensor | float] = {}
         # --- real estimator updates: n_est × (K-step unroll at 3× lr), written back ---
         for _ in range(c.n_est):
             out["elbo_gen"] = estimator_update(self, c, n_gen)
@@ -516,7 +518,7 @@ class LBTGAN(LBT):
         c = self.config
         n_gen = c.est_batch or batch.shape[0]
         teaching = step > c.warmup_steps
-        out: dict[str, Tensor] = {}
+        out: dict[str, Tensor | float] = {}
         # --- real estimator updates (after the warm-up): n_est × (K-step unroll at 3× lr), written back ---
         if teaching:
             for _ in range(c.n_est):

@@ -129,10 +129,15 @@ class VAE(Method):
             ("discretised" if c.decoder == "discretised" else "dequantised")
         self.optimizers = {"vae": adam(self.vae.parameters(), c.lr, (c.beta1, c.beta2))}
 
+    def _dequantise(self, batch: Tensor, noise: Noise) -> Tensor:
+        """The batch dequantised (``quantised == "dequantised"``: 8-bit data, whose range and levels are known)."""
+        assert self.spec.value_range is not None and self.spec.levels is not None
+        return dequantise(batch, self.spec.value_range, self.spec.levels, generator=noise)
+
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
         # --- one ELBO ascent step (one reparameterised sample per example) ---
         if self.quantised == "dequantised":
-            batch = dequantise(batch, self.spec.value_range, self.spec.levels, generator=self.rng)
+            batch = self._dequantise(batch, self.rng)
         c = self.config
         if c.objective == "iwae":
             # --- one ascent step on L_k (k reparameterised samples per example, in one decoder pass) ---
@@ -157,7 +162,7 @@ class VAE(Method):
     def compiled_train_step(self, batch: Tensor, step: int, noise: Tape, compile: Callable[..., Any]
                             ) -> dict[str, Tensor | float]:
         if self.quantised == "dequantised":
-            batch = dequantise(batch, self.spec.value_range, self.spec.levels, generator=noise)
+            batch = self._dequantise(batch, noise)
         if self._single is None:
             self._single = CompiledSingle(self, self.vae, "vae")
         return dict(self._single(functools.partial(vae_loss, self), compile, batch, noise))

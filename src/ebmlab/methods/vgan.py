@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal, cast
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..bounds.unroll import FunctionalModule
 from ..nets import BoundedExpertHead, ScaledTanh, build
@@ -76,7 +76,7 @@ class VGAN(LatentGenerator, Method):
         self.G = build.generator(spec, c.z_dim, net=c.net, hidden=c.g_hidden, act=c.act, width=c.width,
                                  batchnorm=build.default_batchnorm(spec, c.net)).to(self.device)
         if c.out_bound > 0:
-            self.G.append(ScaledTanh(c.out_bound))
+            cast(nn.Sequential, self.G).append(ScaledTanh(c.out_bound))  # an MLP generator (out_bound: 2D)
         features, feat_dim = build.features(spec, net=c.net, hidden=c.e_hidden, act=c.act, width=c.width)
         self.E = BoundedExpertHead(features, feat_dim, c.n_experts).to(self.device)
         self.networks = {"generator": self.G, "energy": self.E}
