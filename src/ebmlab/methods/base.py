@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -397,8 +397,8 @@ class CompiledPair:
             return "the run's gradient clip (grad_clip) acts between a backward pass and its step, eagerly"
         return None
 
-    def __call__(self, d_loss: PlayerLoss, g_loss: PlayerLoss, zs: list[Tensor], compile: Callable[..., Any],
-                 *inputs: Any, g_first: bool = False) -> dict[str, Tensor]:
+    def __call__(self, d_loss: PlayerLoss, g_loss: PlayerLoss, zs: Sequence[Tensor | None], compile: Callable[..., Any],
+                 *inputs: Any, g_first: bool = False) -> dict[str, Tensor | float]:
         """One step: ``d_loss``/``g_loss`` are module-level functions taking ``inputs`` after their three
         arguments (a batch, a margin: tensors, so that a new value does not recompile); ``g_first``: as
         :func:`pair_core`."""
@@ -409,7 +409,7 @@ class CompiledPair:
                                   inputs, g_first, self.nets)
         vd.write(*d)
         vg.write(*g)
-        return metrics
+        return {**metrics}
 
 
 def _pair_step(d_loss: Callable[..., Any], g_loss: Callable[..., Any], d: AdamRead, g: AdamRead, zs: list[Any],
