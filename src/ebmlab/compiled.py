@@ -203,8 +203,8 @@ class AdamView:
 
 def writes_buffers(module: torch.nn.Module) -> bool:
     """Whether a forward pass of ``module`` updates buffers in place (BatchNorm's running statistics, spectral
-    norm's power-iteration vectors). The compiled steps built on :func:`grad_carrying` carry both; LBT's look-ahead,
-    which unrolls copies of the buffers, does not."""
+    norm's power-iteration vectors). The compiled steps built on :func:`grad_carrying` carry both, and LBT's carries
+    its generator's; LBT refuses an estimator that writes them (its look-ahead unrolls copies of the estimator's)."""
     from torch.nn.utils.parametrizations import _SpectralNorm
 
     for mod in module.modules():

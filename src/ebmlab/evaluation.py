@@ -221,10 +221,11 @@ def _trackers_final(run: RunDir, cfg: ResolvedConfig, metrics: dict[str, Any]) -
     loggers = rc.loggers if rc.plots else tuple(n for n in rc.loggers if n == "tensorboard")
     final = {k: float(v) for k, v in metrics.items()
              if isinstance(v, (int, float)) and not isinstance(v, bool) and not is_bookkeeping(k, v)}
-    for tracker in open_trackers(run, loggers, cfg.to_dict()):
+    options = cfg.to_dict()
+    for tracker in open_trackers(run, loggers, options):
         if rc.plots:
             tracker.artifacts(run.plots, "plots", rc.steps)
-        tracker.summary(cfg.to_dict(), final, rc.steps)
+        tracker.summary(options, final, rc.steps)
         tracker.close()
 
 

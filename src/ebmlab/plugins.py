@@ -12,7 +12,8 @@ An installed package declares them as entry points in its ``pyproject.toml``::
 and ebmlab loads them in any process — the CLI, the Python API, a bench's worker processes, a run resumed,
 evaluated or sampled in a new process — into the same registries as its own, each a :class:`Registry`
 (``ebmlab.methods.METHODS``, ``ebmlab.data.DATASETS``, ``ebmlab.metrics.registry.PLUGINS``) that reads its entry
-points on its first look-up, so ``ebmlab list`` names them with where they came from. Within one Python process, ``ebmlab.register_method`` / ``register_dataset`` / ``register_metric`` do the same
+points on its first look-up, so ``ebmlab list`` names them with where they came from. Within one Python
+process, ``ebmlab.register_method`` / ``register_dataset`` / ``register_metric`` do the same
 without a package (a new process does not see those: use an entry point). ``examples/ebmlab-example-plugin`` is
 such a package; ``ebmlab.testing.check_method`` checks a plugin method against the contract.
 

@@ -30,7 +30,8 @@ gradient in ψ by an outer ``torch.func.grad_and_value``, every draw from a tape
 taken eagerly, as in the eager step. On one CPU thread that step runs several times the eager one (the eager step is
 ~13,900 small operations; ``benchmarks/peers/README.md``, LBT). The generator's buffers (BatchNorm's running
 statistics, as the conv and paper generators have) are carried through it and written by each of its passes in the
-eager step's order; an estimator whose passes write buffers trains eagerly (none of ebmlab's do). LBT-GAN compiles the two parts apart (:func:`real_updates`,
+eager step's order; an estimator whose passes write buffers trains eagerly (none of ebmlab's do). LBT-GAN compiles
+the two parts apart (:func:`real_updates`,
 :func:`lookahead_grads`): its discriminator steps and GAN term fall between them and run eagerly.
 
 LBT-GAN's optional warm-up (``warmup_steps``, 3000 for the original's images, 0 for its toys) trains the plain GAN
@@ -76,7 +77,7 @@ from .base import Method, adam, frozen, optimizer_step
 from .estimators import METRICS as ESTIMATOR_METRICS
 from .estimators import DensityEstimator, VAEEstimator, check_eval_options, estimator_report
 from ..distributed import average_gradients
-from ..rng import Noise, randn, Tape
+from ..rng import Noise, Tape, randn
 from ..data.base import Dataset
 
 Act = Literal["relu", "leaky_relu", "tanh", "prelu", "elu", "softplus"]

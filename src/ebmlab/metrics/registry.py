@@ -21,7 +21,6 @@ from ..plugins import Registry, generation, python_source
 from . import density, distances, images, inception, modes, probe, trajectory
 
 
-
 def _admit(name: str, pair: Any) -> tuple[Metric, Any]:
     """A metric may be registered as a (Metric, fn) pair under an identifier the tables do not read as another
     metric's error bar or note."""
@@ -37,16 +36,15 @@ def _admit(name: str, pair: Any) -> tuple[Metric, Any]:
     return metric, fn
 
 
-# metrics of plugins and registered from Python: name -> (metadata, fn(samples [n, ...], test [n, ...]) -> float);
-# ebmlab's own are declared beside their functions (MODULES) and by the methods, their names held
-PLUGINS: Registry[tuple[Metric, Any]] = Registry("metric", "ebmlab.metrics", _admit,
-                                                 reserved=lambda: _own_names())
-SOURCES = PLUGINS.sources
-
-
 def _own_names() -> dict[str, Metric]:
     """The metric names ebmlab's modules and methods declare (a plugin may not take one)."""
     return _tables_at(-1).plain
+
+
+# metrics of plugins and registered from Python: name -> (metadata, fn(samples [n, ...], test [n, ...]) -> float);
+# ebmlab's own are declared beside their functions (MODULES) and by the methods, their names held
+PLUGINS: Registry[tuple[Metric, Any]] = Registry("metric", "ebmlab.metrics", _admit, reserved=_own_names)
+SOURCES = PLUGINS.sources
 FAILED = PLUGINS.failed
 
 MODULES = (modes, distances, images, inception, density, probe, trajectory)  # the order of table columns
@@ -147,8 +145,6 @@ def columns(present: set[str] | list[str]) -> list[str]:
     for p in _tables().prefixes:
         names += [f"{p}_{n}" for n, m in plain.items() if m.column and f"{p}_{n}" in present]
     return names
-
-
 
 
 def register_metric(name: str, metric: Metric, fn: Any, *, source: str | None = None) -> None:
