@@ -44,8 +44,8 @@ def state(m: LBT) -> list[torch.Tensor]:
     out = [p.detach().clone() for net in m.networks.values() for p in net.parameters()]
     out += [b.clone() for net in m.networks.values() for b in net.buffers()]  # BatchNorm's statistics
     for opt in m.optimizers.values():
-        for st in opt.state.values():
-            out += [st["exp_avg"].clone(), st["exp_avg_sq"].clone(), torch.as_tensor(st["step"]).clone()]
+        for st in opt.state.values():  # Adam's moments or Adadelta's averages, and the step count
+            out += [torch.as_tensor(st[k]).clone() for k in sorted(st)]
     return out
 
 
@@ -370,6 +370,49 @@ def test_compiled_pair_steps_are_the_eager_steps(name, over):
     core = comp._single if name == "vae" else comp._pair
     assert core is not None and core.core is not None
     assert_same_runs(out, rtol=1e-10, atol=1e-12)
+
+
+
+# the optimizer updates the compiled steps carry beside plain Adam: VGAN's released Adadelta, and the run's gradient
+# clip (run option grad_clip, through the run's Recipe) in each kind of compiled step (a pair, one optimizer, KALE's)
+UPDATES = [("vgan", {"z_dim": 3, "g_hidden": (6,), "e_hidden": (7,), "n_experts": 3, "optimizer": "adadelta",
+                     "lr_g": 0.1, "lr_e": 0.1}, 0.0),  # the clip is checked with Adam)
+           ("vgan_vcd", {"code_dim": 3, "t_hidden": (6,), "e_hidden": (7,), "n_experts": 3, "reservoir": 8,
+                         "optimizer": "adadelta"}, 0.0),  # (Adadelta's step barely depends on the gradient's scale:
+           ("vgan_vcd", {"code_dim": 3, "t_hidden": (6,), "e_hidden": (7,), "n_experts": 3, "reservoir": 8}, 0.05),
+           ("gan", {"z_dim": 3, "g_hidden": (6,), "d_hidden": (7,)}, 0.05),
+           ("vae", {"z_dim": 3, "hidden": (7,)}, 0.05),
+           ("kale", {"z_dim": 3, "g_hidden": (6,), "e_hidden": (7,), "n_critic": 1, "n_critic_burst": 3,
+                     "burst_every": 2}, 0.05)]
+
+
+@pytest.mark.parametrize("name,over,clip", UPDATES, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(UPDATES)])
+def test_compiled_steps_carry_adadelta_and_the_runs_gradient_clip(name, over, clip):
+    """Adadelta's update and the run's global-norm clip inside the compiled step (``base.UpdateRule``): eight steps
+    give the eager run's parameters, optimizer states (Adadelta's two averages), metrics and draws (float64
+    rounding); the clip acts (the clipped eager run ends elsewhere than an unclipped one)."""
+    from ebmlab.config import RunConfig
+    from ebmlab.methods import METHODS
+    from ebmlab.recipe import Recipe
+
+    cls = METHODS[name]
+
+    def make(c: float):
+        m = seeded(lambda: cls(cls.Config(**over), data_dim=2, device=torch.device("cpu"),
+                               generator=torch.Generator().manual_seed(1)))
+        m.recipe = Recipe(m, RunConfig(grad_clip=c))
+        return m
+
+    out = eager_and_compiled(lambda: make(clip), batches(8))
+    comp = out[1][0]
+    assert comp.compile_blocker() is None and out[1][1][-1].keys() == out[0][1][-1].keys()
+    if over.get("optimizer") == "adadelta":
+        assert all(isinstance(o, torch.optim.Adadelta) for o in comp.optimizers.values())
+    assert_same_runs(out, rtol=1e-9, atol=1e-11)
+    if clip:
+        free = eager_and_compiled(lambda: make(0.0), batches(8)[:4])[0][0]
+        clipped = eager_and_compiled(lambda: make(clip), batches(8)[:4])[0][0]
+        assert not all(torch.equal(a, b) for a, b in zip(state(free), state(clipped), strict=True))
 
 
 def test_compiled_vae_on_8_bit_images_dequantises_from_the_tape():

@@ -171,36 +171,6 @@ class AutoProbe:
         self.seen += 1
 
 
-class AdamView:
-    """A module's parameters and their torch.optim.Adam state as the tensors a pure compiled step reads, and the
-    write-back of what it returns (one multi-tensor copy per kind): the optimizer's state stays the one checkpoints
-    save and an eager step continues from. The state must exist (the first step of a kind runs eagerly)."""
-
-    def __init__(self, module: torch.nn.Module, opt: torch.optim.Optimizer):
-        self.params = dict(module.named_parameters())
-        self.opt = opt
-        group = opt.param_groups[0]
-        self.betas, self.eps = tuple(group["betas"]), float(group["eps"])
-        self.lr = torch.zeros((), dtype=torch.float64)  # the current rate, a tensor: a new value does not recompile
-
-    def read(self) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor], Tensor, Tensor]:
-        """(parameters detached, first moments, second moments, the step count, the learning rate)."""
-        st = [self.opt.state[p] for p in self.params.values()]
-        self.lr.fill_(float(self.opt.param_groups[0]["lr"]))
-        return ({n: p.detach() for n, p in self.params.items()},
-                {n: s["exp_avg"] for n, s in zip(self.params, st)}, {n: s["exp_avg_sq"] for n, s in zip(self.params, st)},
-                st[0]["step"], self.lr)
-
-    @torch.no_grad()
-    def write(self, params: dict[str, Tensor], m: dict[str, Tensor], v: dict[str, Tensor], step: Tensor) -> None:
-        st = [self.opt.state[p] for p in self.params.values()]
-        names = list(self.params)
-        torch._foreach_copy_(list(self.params.values()), [params[n] for n in names])
-        torch._foreach_copy_([s["exp_avg"] for s in st], [m[n] for n in names])
-        torch._foreach_copy_([s["exp_avg_sq"] for s in st], [v[n] for n in names])
-        torch._foreach_copy_([s["step"] for s in st], [step.to(s["step"].dtype) for s in st])
-
-
 def writes_buffers(module: torch.nn.Module) -> bool:
     """Whether a forward pass of ``module`` updates buffers in place (BatchNorm's running statistics, spectral
     norm's power-iteration vectors). The compiled steps built on :func:`grad_carrying` carry both, and LBT's carries
@@ -330,4 +300,4 @@ class CompiledSteps:
         return state
 
 
-__all__ = ["AdamView", "grad_carrying", "writes_buffers", "AUTO_COMPILE_SECONDS", "AUTO_CONV_SPEEDUP", "AUTO_PROBE_STEPS", "AUTO_SPEEDUP", "AutoProbe", "BACKEND", "CompiledSteps", "blocker", "cache_message", "compiler_available", "decide", "os_error_in", "own_code"]
+__all__ = ["grad_carrying", "writes_buffers", "AUTO_COMPILE_SECONDS", "AUTO_CONV_SPEEDUP", "AUTO_PROBE_STEPS", "AUTO_SPEEDUP", "AutoProbe", "BACKEND", "CompiledSteps", "blocker", "cache_message", "compiler_available", "decide", "os_error_in", "own_code"]

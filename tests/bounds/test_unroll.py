@@ -16,6 +16,8 @@ from ebmlab.bounds.unroll import (
     FunctionalModule,
     adam_state_from_torch,
     adam_state_to_torch,
+    clip_global_norm,
+    diff_adadelta_step,
     diff_adam_step,
     init_diff_adam_state,
     module_tensors,
@@ -116,6 +118,43 @@ def test_outside_sqrt_placement_reproduces_torch_adam_with_eps():
     for a, b in zip(ours, ref):
         for n in a:
             torch.testing.assert_close(a[n], b[n], rtol=1e-13, atol=1e-15)
+
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-4])  # gradients far above and near Adadelta's √ε = 1e-3
+def test_adadelta_step_reproduces_torch_adadelta(scale):
+    """The compiled steps' Adadelta update: eight steps of torch.optim.Adadelta (ρ 0.9, ε 1e-6, lr 0.1) to float64
+    rounding, with gradients where ε matters and where it does not."""
+    params, grads = random_params(7), [{n: g * scale for n, g in gs.items()} for gs in grad_sequence(8, 8)]
+    live = {n: nn.Parameter(p.clone()) for n, p in params.items()}
+    opt = torch.optim.Adadelta(live.values(), lr=0.1, rho=0.9, eps=1e-6)
+    ours = dict(params)
+    s = {n: torch.zeros_like(p) for n, p in params.items()}
+    a = {n: torch.zeros_like(p) for n, p in params.items()}
+    for gs in grads:
+        for n, p in live.items():
+            p.grad = gs[n].clone()
+        opt.step()
+        ours, s, a = diff_adadelta_step(ours, gs, s, a, lr=0.1, rho=0.9, eps=1e-6)
+        for n, p in live.items():
+            torch.testing.assert_close(ours[n], p.detach(), rtol=1e-13, atol=1e-15)
+            torch.testing.assert_close(s[n], opt.state[p]["square_avg"], rtol=1e-13, atol=1e-300)
+            torch.testing.assert_close(a[n], opt.state[p]["acc_delta"], rtol=1e-13, atol=1e-300)
+    assert any((ours[n] - params[n]).abs().max() > 1e-6 for n in params)  # it moved
+
+
+@pytest.mark.parametrize("max_norm", [1e-3, 1e6])  # clipping, and a cap above the norm (nothing changes)
+def test_clip_global_norm_is_torchs_clip(max_norm):
+    grads = grad_sequence(9, 1)[0]
+    live = {n: nn.Parameter(torch.zeros_like(g)) for n, g in grads.items()}
+    for n, p in live.items():
+        p.grad = grads[n].clone()
+    norm = torch.nn.utils.clip_grad_norm_(live.values(), max_norm)
+    ours = clip_global_norm(grads, max_norm)
+    for n, p in live.items():
+        torch.testing.assert_close(ours[n], p.grad, rtol=1e-15, atol=0.0)
+    total = torch.sqrt(sum((g ** 2).sum() for g in ours.values()))
+    assert total.item() == pytest.approx(min(max_norm, norm.item()), rel=1e-6)
 
 
 def test_inside_sqrt_placement_matches_lbt_formula_and_differs_from_torch():

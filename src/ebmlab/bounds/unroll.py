@@ -180,6 +180,36 @@ def diff_adam_step(
     return new_params, DiffAdamState(t, new_m, new_v)
 
 
+
+def diff_adadelta_step(params: Mapping[str, Tensor], grads: Mapping[str, Tensor], square_avg: Mapping[str, Tensor],
+                       acc_delta: Mapping[str, Tensor], *, lr: float | Tensor, rho: float = 0.9, eps: float = 1e-6
+                       ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
+    """One Adadelta update (Zeiler 2012) out of place, in torch.optim.Adadelta's form (no weight decay)::
+
+        s_t = ρ s_{t−1} + (1 − ρ) g²          Δ = √(a_{t−1} + ε) / √(s_t + ε) · g
+        a_t = ρ a_{t−1} + (1 − ρ) Δ²          θ_t = θ_{t−1} − lr · Δ
+
+    Returns (new params, new s, new a); nothing passed in is modified. The compiled steps' update where a run
+    trains with Adadelta (VGAN's released optimiser)."""
+    _check_keys("square_avg", square_avg, params)
+    _check_keys("acc_delta", acc_delta, params)
+    new_p, new_s, new_a = {}, {}, {}
+    for n, p in params.items():
+        g = grads[n]
+        s = square_avg[n] * rho + (1 - rho) * g * g
+        delta = (acc_delta[n] + eps).sqrt() / (s + eps).sqrt() * g
+        new_a[n] = acc_delta[n] * rho + (1 - rho) * delta * delta
+        new_s[n], new_p[n] = s, p - lr * delta
+    return new_p, new_s, new_a
+
+
+def clip_global_norm(grads: Mapping[str, Tensor], max_norm: float) -> dict[str, Tensor]:
+    """The gradients rescaled to a global L2 norm of at most ``max_norm``, as ``torch.nn.utils.clip_grad_norm_``
+    rescales them in place (its coefficient max_norm / (norm + 1e-6), capped at 1), out of place."""
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads.values()]))
+    coef = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+    return {n: g * coef for n, g in grads.items()}
+
 class FunctionalModule:
     """A module evaluated at given parameters and buffers, through ``torch.func.functional_call``.
 
@@ -456,5 +486,5 @@ def adam_state_to_torch(
             st["exp_avg_sq"] = state.v[name].detach().clone().to(p)
 
 
-__all__ = ["adam_state_from_torch", "adam_state_to_torch", "diff_adam_step", "DiffAdamState", "FunctionalModule",
-           "init_diff_adam_state", "module_tensors", "unroll", "Unrolled"]
+__all__ = ["adam_state_from_torch", "adam_state_to_torch", "clip_global_norm", "diff_adadelta_step", "diff_adam_step",
+           "DiffAdamState", "FunctionalModule", "init_diff_adam_state", "module_tensors", "unroll", "Unrolled"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 import torch
@@ -330,29 +331,111 @@ def frozen(*modules: nn.Module):
             p.requires_grad_(r)
 
 
+@dataclasses.dataclass(frozen=True)
+class UpdateRule:
+    """An optimizer's update as a pure function of the compiled step (:meth:`apply`): torch.optim.Adam's
+    (ε outside the square root) or torch.optim.Adadelta's, after the run's global-norm gradient clip (run option
+    ``grad_clip``; 0: none) as ``Recipe.clip`` applies it eagerly. Its fields are constants of the compiled code."""
+
+    kind: str  # "adam" | "adadelta"
+    betas: tuple[float, float]  # Adam's (β1, β2); Adadelta's (ρ, ρ)
+    eps: float
+    clip: float = 0.0
+
+    @staticmethod
+    def blocker(opt: torch.optim.Optimizer) -> str | None:
+        """Why a compiled step cannot carry ``opt``'s update (None: it can)."""
+        group = opt.param_groups[0]
+        if not isinstance(opt, (torch.optim.Adam, torch.optim.Adadelta)) or len(opt.param_groups) > 1:
+            return f"{type(opt).__name__} with {len(opt.param_groups)} parameter group(s)"
+        if group.get("weight_decay", 0) or group.get("maximize") or group.get("amsgrad"):
+            return f"{type(opt).__name__} with weight decay, maximize or amsgrad"
+        return None
+
+    def apply(self, params: dict[str, Tensor], grads: dict[str, Tensor], first: dict[str, Tensor],
+              second: dict[str, Tensor], step: Tensor, lr: Tensor) -> tuple[Any, ...]:
+        """(parameters, first state, second state, step count) after the update (``OptimizerView.read``'s order)."""
+        from ..bounds.unroll import DiffAdamState, clip_global_norm, diff_adadelta_step, diff_adam_step
+
+        if self.clip > 0:
+            grads = clip_global_norm(grads, self.clip)
+        if self.kind == "adadelta":
+            p, s, a = diff_adadelta_step(params, grads, first, second, lr=lr, rho=self.betas[0], eps=self.eps)
+            return p, s, a, step + 1
+        p, st = diff_adam_step(params, grads, DiffAdamState(step, first, second), lr=lr, betas=self.betas,
+                               eps=self.eps, eps_placement="outside_sqrt")
+        return p, st.m, st.v, st.step
+
+
+# the state names of each optimizer kind, in UpdateRule.apply's order (first, second)
+_STATE = {"adam": ("exp_avg", "exp_avg_sq"), "adadelta": ("square_avg", "acc_delta")}
+
+
+class OptimizerView:
+    """A module's parameters and their torch.optim.Adam or Adadelta state as the tensors a pure compiled step
+    reads, and the write-back of what it returns (one multi-tensor copy per kind): the optimizer's state stays the
+    one checkpoints save and an eager step continues from. The state must exist (the first step of a kind runs
+    eagerly). ``rule``: the update the compiled step applies, the run's gradient clip ``clip`` (0: none) first."""
+
+    def __init__(self, module: torch.nn.Module, opt: torch.optim.Optimizer, clip: float = 0.0):
+        self.params = dict(module.named_parameters())
+        self.opt = opt
+        group = opt.param_groups[0]
+        if isinstance(opt, torch.optim.Adadelta):
+            self.rule = UpdateRule("adadelta", (float(group["rho"]),) * 2, float(group["eps"]), float(clip))
+        else:
+            self.rule = UpdateRule("adam", tuple(group["betas"]), float(group["eps"]), float(clip))
+        self.keys = _STATE[self.rule.kind]
+        self.lr = torch.zeros((), dtype=torch.float64)  # the current rate, a tensor: a new value does not recompile
+
+    def read(self) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor], Tensor, Tensor]:
+        """(parameters detached, first state, second state, the step count, the learning rate)."""
+        st = [self.opt.state[p] for p in self.params.values()]
+        self.lr.fill_(float(self.opt.param_groups[0]["lr"]))
+        a, b = self.keys
+        return ({n: p.detach() for n, p in self.params.items()}, {n: s[a] for n, s in zip(self.params, st)},
+                {n: s[b] for n, s in zip(self.params, st)}, st[0]["step"], self.lr)
+
+    @torch.no_grad()
+    def write(self, params: dict[str, Tensor], first: dict[str, Tensor], second: dict[str, Tensor],
+              step: Tensor) -> None:
+        st = [self.opt.state[p] for p in self.params.values()]
+        names = list(self.params)
+        a, b = self.keys
+        torch._foreach_copy_(list(self.params.values()), [params[n] for n in names])
+        torch._foreach_copy_([s[a] for s in st], [first[n] for n in names])
+        torch._foreach_copy_([s[b] for s in st], [second[n] for n in names])
+        torch._foreach_copy_([s["step"] for s in st], [step.to(s["step"].dtype) for s in st])
+
+
+def run_clip(method: Any) -> float:
+    """The run's global-norm gradient clip (run option ``grad_clip``) of ``method``'s run; 0 outside a run."""
+    recipe = getattr(method, "recipe", None)
+    return float(recipe.rc.grad_clip) if recipe is not None else 0.0
+
+
 # --- compiled steps of two-player methods (run option compile, ebmlab.compiled) ----------------------------------
-AdamRead = tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor], Tensor, Tensor]  # compiled.AdamView.read
+OptRead = tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor], Tensor, Tensor]  # compiled.OptimizerView.read
 PlayerLoss = Callable[[dict[str, Tensor], dict[str, Tensor], Tensor], tuple[Tensor, dict[str, Tensor]]]
 
 
-def pair_core(d_loss: PlayerLoss, g_loss: PlayerLoss, d: AdamRead, g: AdamRead, zs: list[Any],
-              betas: tuple[tuple[float, float], tuple[float, float]], eps: tuple[float, float], g_first: bool = False,
-              nets: tuple[nn.Module, ...] = ()) -> tuple[tuple[Any, ...], tuple[Any, ...], dict[str, Tensor]]:
+def pair_core(d_loss: PlayerLoss, g_loss: PlayerLoss, d: OptRead, g: OptRead, zs: list[Any],
+              rules: tuple[UpdateRule, UpdateRule], g_first: bool = False, nets: tuple[nn.Module, ...] = ()
+              ) -> tuple[tuple[Any, ...], tuple[Any, ...], dict[str, Tensor]]:
     """One step of a discriminator/generator pair as a pure function, the body of a compiled step: a
     discriminator update for each latent of ``zs[:-1]`` (``d_loss(p_d, p_g, z)``), then a generator update with
     ``zs[-1]`` through the updated discriminator (``g_loss(p_g, p_d, z)``) — or, with ``g_first`` (VGAN: the
     generator is the inner player), a generator update for each of ``zs[:-1]`` and then the discriminator's with
-    ``zs[-1]``. Each loss returns (loss, metrics); its gradient is taken by ``torch.func`` and its Adam update by
-    ``bounds.unroll.diff_adam_step`` in torch.optim.Adam's form (ε outside the square root). ``d``, ``g``:
-    parameters, moments, step count and learning rate of each player (``compiled.AdamView.read``). ``nets``: the
+    ``zs[-1]``. Each loss returns (loss, metrics); its gradient is taken by ``torch.func`` and its update by the
+    player's ``rules`` (:class:`UpdateRule`: torch's Adam or Adadelta, after the run's gradient clip). ``d``,
+    ``g``: parameters, optimizer states, step count and learning rate of each player (:meth:`OptimizerView.read`). ``nets``: the
     modules whose buffers the forward passes update (BatchNorm's statistics), carried through each gradient
     (``compiled.grad_carrying``). Returns both players' new (parameters, moments, step count) and the metrics of
     their last updates."""
-    from ..bounds.unroll import DiffAdamState, diff_adam_step
     from ..compiled import grad_carrying
 
     players = {"d": list(d[:4]), "g": list(g[:4])}
-    lrs, beta, ep = {"d": d[4], "g": g[4]}, {"d": betas[0], "g": betas[1]}, {"d": eps[0], "g": eps[1]}
+    lrs, rule = {"d": d[4], "g": g[4]}, {"d": rules[0], "g": rules[1]}
     metrics: dict[str, Tensor] = {}
 
     def update(who: str, z: Tensor) -> None:
@@ -360,9 +443,7 @@ def pair_core(d_loss: PlayerLoss, g_loss: PlayerLoss, d: AdamRead, g: AdamRead, 
         loss = d_loss if who == "d" else g_loss
         p, m, v, t = players[who]
         grads, (_, aux) = grad_carrying(lambda q: loss(q, other, z), p, nets)
-        p, st = diff_adam_step(p, grads, DiffAdamState(t, m, v), lr=lrs[who], betas=beta[who], eps=ep[who],
-                               eps_placement="outside_sqrt")
-        players[who] = [p, st.m, st.v, st.step]
+        players[who] = list(rule[who].apply(p, grads, m, v, t, lrs[who]))
         metrics.update(aux)
 
     inner, outer = ("g", "d") if g_first else ("d", "g")
@@ -380,21 +461,18 @@ class CompiledPair:
     and updated as the eager step updates them (``compiled.grad_carrying``)."""
 
     def __init__(self, method: Method, d_net: nn.Module, d_opt: str, g_net: nn.Module, g_opt: str):
-        from ..compiled import AdamView
-
-        self.views = (AdamView(d_net, method.optimizers[d_opt]), AdamView(g_net, method.optimizers[g_opt]))
+        clip = run_clip(method)
+        self.views = (OptimizerView(d_net, method.optimizers[d_opt], clip),
+                      OptimizerView(g_net, method.optimizers[g_opt], clip))
         self.nets = (d_net, g_net)
         self.core: Callable[..., Any] | None = None
 
     @staticmethod
     def blocker(method: Method) -> str | None:
-        adams = [k for k, o in method.optimizers.items() if not isinstance(o, torch.optim.Adam)]
-        if adams:
-            return (f"its {' and '.join(adams)} optimizer{'s are' if len(adams) > 1 else ' is'} not Adam (the "
-                    f"compiled step carries Adam's update only)")
-        recipe = getattr(method, "recipe", None)
-        if recipe is not None and recipe.rc.grad_clip > 0:
-            return "the run's gradient clip (grad_clip) acts between a backward pass and its step, eagerly"
+        for name, opt in method.optimizers.items():
+            why = UpdateRule.blocker(opt)
+            if why:
+                return f"its {name} optimizer is {why} (the compiled step carries Adam's and Adadelta's updates)"
         return None
 
     def __call__(self, d_loss: PlayerLoss, g_loss: PlayerLoss, zs: Sequence[Tensor | None], compile: Callable[..., Any],
@@ -405,46 +483,42 @@ class CompiledPair:
         vd, vg = self.views
         if self.core is None:
             self.core = compile(_pair_step)
-        d, g, metrics = self.core(d_loss, g_loss, vd.read(), vg.read(), zs, (vd.betas, vg.betas), (vd.eps, vg.eps),
-                                  inputs, g_first, self.nets)
+        d, g, metrics = self.core(d_loss, g_loss, vd.read(), vg.read(), zs, (vd.rule, vg.rule), inputs, g_first,
+                                  self.nets)
         vd.write(*d)
         vg.write(*g)
         return {**metrics}
 
 
-def _pair_step(d_loss: Callable[..., Any], g_loss: Callable[..., Any], d: AdamRead, g: AdamRead, zs: list[Any],
-               betas: tuple[tuple[float, float], tuple[float, float]], eps: tuple[float, float],
-               inputs: tuple[Any, ...], g_first: bool, nets: tuple[nn.Module, ...]
-               ) -> tuple[tuple[Any, ...], tuple[Any, ...], dict[str, Tensor]]:
+def _pair_step(d_loss: Callable[..., Any], g_loss: Callable[..., Any], d: OptRead, g: OptRead, zs: list[Any],
+               rules: tuple[UpdateRule, UpdateRule], inputs: tuple[Any, ...], g_first: bool,
+               nets: tuple[nn.Module, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...], dict[str, Tensor]]:
     return pair_core(lambda p, q, z: d_loss(p, q, z, *inputs), lambda p, q, z: g_loss(p, q, z, *inputs), d, g, zs,
-                     betas, eps, g_first, nets)
+                     rules, g_first, nets)
 
 
 class CompiledSingle:
-    """The compiled step of a method with one Adam optimizer over one module (VAE/IWAE): its loss — the eager
+    """The compiled step of a method with one optimizer over one module (VAE/IWAE): its loss — the eager
     step's own code, run with the module's parameters swapped for the traced ones and its draws from the tape —,
-    the gradient by ``torch.func`` and the Adam update as one pure function, the optimizer's state read before and
-    written back after each call."""
+    the gradient by ``torch.func`` and the optimizer's update (:class:`UpdateRule`) as one pure function, the
+    optimizer's state read before and written back after each call."""
 
     def __init__(self, method: Method, module: nn.Module, opt: str):
-        from ..compiled import AdamView
-
-        self.module, self.view = module, AdamView(module, method.optimizers[opt])
+        self.module, self.view = module, OptimizerView(module, method.optimizers[opt], run_clip(method))
         self.core: Callable[..., Any] | None = None
 
     def __call__(self, loss: Callable[..., tuple[Tensor, dict[str, Tensor]]], compile: Callable[..., Any],
                  *inputs: Any) -> dict[str, Tensor]:
         if self.core is None:
             self.core = compile(_single_step)
-        new, metrics = self.core(loss, self.module, self.view.read(), self.view.betas, self.view.eps, inputs)
+        new, metrics = self.core(loss, self.module, self.view.read(), self.view.rule, inputs)
         self.view.write(*new)
         return metrics
 
 
-def _single_step(loss: Callable[..., tuple[Tensor, dict[str, Tensor]]], module: nn.Module, a: AdamRead,
-                 betas: tuple[float, float], eps: float, inputs: tuple[Any, ...]
-                 ) -> tuple[tuple[Any, ...], dict[str, Tensor]]:
-    from ..bounds.unroll import DiffAdamState, _reparametrize_module, diff_adam_step
+def _single_step(loss: Callable[..., tuple[Tensor, dict[str, Tensor]]], module: nn.Module, a: OptRead,
+                 rule: UpdateRule, inputs: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[str, Tensor]]:
+    from ..bounds.unroll import _reparametrize_module
     from ..compiled import grad_carrying
 
     p, m, v, t, lr = a
@@ -454,5 +528,4 @@ def _single_step(loss: Callable[..., tuple[Tensor, dict[str, Tensor]]], module: 
             return loss(*inputs)
 
     grads, (_, metrics) = grad_carrying(f, p, (module,))
-    p, st = diff_adam_step(p, grads, DiffAdamState(t, m, v), lr=lr, betas=betas, eps=eps, eps_placement="outside_sqrt")
-    return (p, st.m, st.v, st.step), metrics
+    return rule.apply(p, grads, m, v, t, lr), metrics

@@ -60,7 +60,7 @@ from ..nets.flow import FlowBase, GaussianBase
 from ..nets.build import Net
 from ..distributed import gather
 from ..rng import Noise, Tape
-from .base import AdamRead, CompiledPair, LatentGenerator, Method, adam, frozen, optimizer_step
+from .base import CompiledPair, LatentGenerator, Method, OptimizerView, OptRead, UpdateRule, adam, frozen, optimizer_step, run_clip
 from ..data.base import Dataset
 
 
@@ -300,16 +300,15 @@ class KALE(LatentGenerator, Method):
 
     def compiled_train_step(self, batch: Tensor, step: int, noise: Tape, compile: Callable[..., Any]
                             ) -> dict[str, Tensor | float]:
-        from ..compiled import AdamView
         from ..rng import rand
 
         c, b = self.config, batch.shape[0]
         if self.fixed:
             return self._compiled_fixed_step(batch, noise, compile)
         if self._compiled is None:
-            energy_view = AdamView(nn.ModuleDict({"E": self.E, "A": self.A}), self.optimizers["energy"])
+            energy_view = OptimizerView(nn.ModuleDict({"E": self.E, "A": self.A}), self.optimizers["energy"], run_clip(self))
             self._compiled = (compile(energy_update), compile(generator_update), energy_view,
-                              AdamView(self.G, self.optimizers["generator"]))
+                              OptimizerView(self.G, self.optimizers["generator"], run_clip(self)))
         e_step, g_step, ve, vg = self._compiled
         p_g = {k: v.detach() for k, v in self.G.named_parameters()}
         n_e = c.n_critic_burst if self.base_steps % c.burst_every == 0 else c.n_critic
@@ -317,11 +316,11 @@ class KALE(LatentGenerator, Method):
         for _ in range(n_e):
             z = self.noise(b, self.latent_dim, noise)
             alpha = rand((b,) + (1,) * (batch.dim() - 1), generator=noise, dtype=batch.dtype, device=batch.device)
-            new, metrics = e_step(self, ve.read(), ve.betas, ve.eps, p_g, batch, z, alpha)
+            new, metrics = e_step(self, ve.read(), ve.rule, p_g, batch, z, alpha)
             ve.write(*new)
             out.update(metrics)
         p_e = {k: v.detach() for k, v in self.E.named_parameters()}
-        new, metrics = g_step(self, vg.read(), vg.betas, vg.eps, p_e, self.A.value.detach(), batch,
+        new, metrics = g_step(self, vg.read(), vg.rule, p_e, self.A.value.detach(), batch,
                               self.noise(b, c.z_dim, noise))
         vg.write(*new)
         self.base_steps += 1
@@ -332,21 +331,20 @@ class KALE(LatentGenerator, Method):
         """:meth:`_fixed_base_step` compiled: one energy update against the fixed base's draws (:func:`energy_update`;
         no penalty draw at penalty 0), the draws made eagerly before it; a flow's maximum-likelihood steps (phase 1)
         run eagerly."""
-        from ..compiled import AdamView
         from ..rng import rand
 
         c, b = self.config, batch.shape[0]
         if c.base == "flow" and self.base_steps < c.flow_steps:
             return self._fixed_base_step(batch)  # zuko's transforms do not trace under torch.func: eager, no draws
         if self._compiled is None:
-            self._compiled = (compile(energy_update), AdamView(nn.ModuleDict({"E": self.E, "A": self.A}),
-                                                               self.optimizers["energy"]))
+            self._compiled = (compile(energy_update), OptimizerView(nn.ModuleDict({"E": self.E, "A": self.A}),
+                                                                    self.optimizers["energy"], run_clip(self)))
         e_step, ve = self._compiled
         with torch.no_grad():
             fake = self.G(self.noise(b, self.latent_dim, noise))  # the fixed base's draws (a flow: eager, as above)
         alpha = rand((b,) + (1,) * (batch.dim() - 1), generator=noise, dtype=batch.dtype,
                      device=batch.device) if c.penalty else None
-        new, metrics = e_step(self, ve.read(), ve.betas, ve.eps, None, batch, fake, alpha)
+        new, metrics = e_step(self, ve.read(), ve.rule, None, batch, fake, alpha)
         ve.write(*new)
         return {**metrics, "A": self.A.value.detach()}
 
@@ -437,13 +435,12 @@ def _energy_at(m: KALE, p_e: dict[str, Tensor], x: Tensor) -> Tensor:
     return e if m.config.energy_floor is None else e.clamp_min(m.config.energy_floor)
 
 
-def energy_update(m: KALE, a: AdamRead, betas: tuple[float, float], eps: float, p_g: dict[str, Tensor] | None,
+def energy_update(m: KALE, a: OptRead, rule: UpdateRule, p_g: dict[str, Tensor] | None,
                   batch: Tensor, z: Tensor, alpha: Tensor | None) -> tuple[tuple[Any, ...], dict[str, Tensor]]:
     """One energy (and A) update of :meth:`KALE._energy_step` as a pure function: the KALE loss plus penalty × the
     zero-centred gradient penalty on the interpolates α x + (1 − α) G(z) (``interpolate_gradient_penalty``: its
-    input gradient by ``torch.func`` while traced, ``bounds.input_grad``), differentiated again in the parameters; none when ``alpha`` is None (a fixed base at penalty 0) —, its gradient and torch's Adam step.
+    input gradient by ``torch.func`` while traced, ``bounds.input_grad``), differentiated again in the parameters; none when ``alpha`` is None (a fixed base at penalty 0) —, its gradient and the optimizer's update (``base.UpdateRule``).
     ``p_g`` None: ``z`` holds the base's draws themselves (a fixed base, drawn before the call)."""
-    from ..bounds.unroll import DiffAdamState, diff_adam_step
     from ..compiled import grad_carrying
 
     params, mom, var, t, lr = a
@@ -460,16 +457,13 @@ def energy_update(m: KALE, a: AdamRead, betas: tuple[float, float], eps: float, 
         return loss_kale + m.config.penalty * gp, {**out, "gp": gp.detach()}
 
     grads, (_, metrics) = grad_carrying(loss, params, (m.E,))
-    params, st = diff_adam_step(params, grads, DiffAdamState(t, mom, var), lr=lr, betas=betas, eps=eps,
-                                eps_placement="outside_sqrt")
-    return (params, st.m, st.v, st.step), metrics
+    return rule.apply(params, grads, mom, var, t, lr), metrics
 
 
-def generator_update(m: KALE, a: AdamRead, betas: tuple[float, float], eps: float, p_e: dict[str, Tensor],
+def generator_update(m: KALE, a: OptRead, rule: UpdateRule, p_e: dict[str, Tensor],
                      log_partition: Tensor, batch: Tensor, z: Tensor) -> tuple[tuple[Any, ...], dict[str, Tensor]]:
     """The base (generator) update of :meth:`KALE.train_step` as a pure function: the KALE estimate at the
-    batch-optimal A (``base_loss``), its gradient in the generator and torch's Adam step."""
-    from ..bounds.unroll import DiffAdamState, diff_adam_step
+    batch-optimal A (``base_loss``), its gradient in the generator and the optimizer's update."""
     from ..compiled import grad_carrying
 
     params, mom, var, t, lr = a
@@ -484,7 +478,5 @@ def generator_update(m: KALE, a: AdamRead, betas: tuple[float, float], eps: floa
                        "energy_real": e_data.mean()}
 
     grads, (_, metrics) = grad_carrying(loss, params, (m.G, m.E))
-    params, st = diff_adam_step(params, grads, DiffAdamState(t, mom, var), lr=lr, betas=betas, eps=eps,
-                                eps_placement="outside_sqrt")
-    return (params, st.m, st.v, st.step), {**metrics, "A": log_partition}
+    return rule.apply(params, grads, mom, var, t, lr), {**metrics, "A": log_partition}
 

@@ -104,8 +104,8 @@ class VGAN(LatentGenerator, Method):
     # --- the compiled step (run option compile, ebmlab.compiled) ------------------------------------------------
     def compile_blocker(self) -> str | None:
         """The compiled step is :meth:`train_step`'s arithmetic as one pure function (``base.pair_core``, the
-        generator first, with :func:`energy_loss` and :func:`generator_loss`), for Adam (VGAN's released Adadelta
-        is not carried) and networks that write no buffers."""
+        generator first, with :func:`energy_loss` and :func:`generator_loss`), with Adam or the release's
+        Adadelta (``base.UpdateRule``), the networks' buffers carried."""
         return CompiledPair.blocker(self)
 
     def compiled_train_step(self, batch: Tensor, step: int, noise: Tape, compile: Callable[..., Any]

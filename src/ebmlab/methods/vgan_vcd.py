@@ -181,7 +181,7 @@ class VCD(Method):
     def compile_blocker(self) -> str | None:
         """The compiled step is :meth:`train_step`'s arithmetic as one pure function (``base.pair_core``, the
         transition first, with :func:`transition_loss` and :func:`energy_loss`; the transition's BatchNorm
-        statistics carried), for Adam; the reservoir's update stays eager (a copy)."""
+        statistics carried), with Adam or Adadelta; the reservoir's update stays eager (a copy)."""
         return CompiledPair.blocker(self)
 
     def compiled_train_step(self, batch: Tensor, step: int, noise: Tape, compile: Callable[..., Any]
