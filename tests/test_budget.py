@@ -8,6 +8,7 @@ import pytest
 
 import ebmlab
 from ebmlab.cli import main
+from ebmlab.runs import RunDir
 
 FAST = dict(eval_samples=100, eval_density=False, plots=False, loggers="", batch_size=32, log_every=1)
 
@@ -55,6 +56,31 @@ def test_counts_survive_a_resume(tmp_path):
     sessions = json.loads((tmp_path / "b" / "run.json").read_text())["sessions"]
     assert resumed.train_seconds == pytest.approx(sum(s["train_seconds"] for s in sessions), abs=1e-3)
     assert resumed.train_cpu_seconds == pytest.approx(sum(s["train_cpu_seconds"] for s in sessions), abs=1e-3)
+
+
+
+def test_a_killed_sessions_seconds_up_to_its_checkpoint_count_when_the_run_resumes(tmp_path):
+    """A session killed after a checkpoint (SIGKILL: its record never closed, no seconds in it) trained up to that
+    checkpoint, from which the run resumes: its record notes the seconds up to each checkpoint (``checkpointed``),
+    and the resumed run counts them — a budget in seconds is not granted again, a claim reads the run's CPU time."""
+    out = tmp_path / "r"
+    ebmlab.train("gan", "ring8", out=out, progress=False, overrides=dict(steps=6, ckpt_every=2, **FAST),
+                 stop_after=4)
+    rec = json.loads((out / "run.json").read_text())
+    first = rec["sessions"][0]
+    assert first["checkpointed"]["step"] == 4 and 0 < first["checkpointed"]["train_seconds"] <= first["train_seconds"]
+    for k in ("ended", "end_step", "steps_per_s", "train_seconds", "train_cpu_seconds"):
+        first.pop(k)  # as a SIGKILL after the checkpoint leaves the record
+    first["status"] = "running"
+    (out / "run.json").write_text(json.dumps(rec))
+    held = first["checkpointed"]
+    assert RunDir(out).trained_cpu_seconds() == held["train_cpu_seconds"] > 0
+    resumed = ebmlab.train("gan", "ring8", out=out, progress=False, overrides=dict(steps=6, ckpt_every=2, **FAST))
+    last = json.loads((out / "run.json").read_text())["sessions"][-1]
+    assert last["start_step"] == 4
+    assert resumed.train_cpu_seconds == pytest.approx(held["train_cpu_seconds"] + last["train_cpu_seconds"], abs=1e-3)
+    assert resumed.train_seconds == pytest.approx(held["train_seconds"] + last["train_seconds"], abs=1e-3)
+    assert RunDir(out).trained_cpu_seconds() == pytest.approx(resumed.train_cpu_seconds, abs=1e-3)
 
 
 def test_cpu_seconds_are_unknown_when_an_earlier_session_did_not_record_them(tmp_path):

@@ -7,9 +7,10 @@ evaluations; a backward pass is not counted separately — it follows every forw
 costs about twice one), and the wall time of its training loop, both summed over sessions and saved with the
 checkpoint so that a resumed run counts from where it stopped. The evaluations go to the checkpoint and
 ``summary.json`` (``budget``); the seconds, which no two runs share, only to ``run.json`` (each session's
-``train_seconds``, summed on resume: a session killed without its record loses its seconds, so a budget in seconds
-may then run longer by that much) and the Python API's ``TrainResult.train_seconds`` — checkpoints and summaries stay
-identical between identical runs.
+``train_seconds``, summed on resume; a session killed before it could record them counts for its seconds up to its
+last checkpoint, which its record notes at each checkpoint — ``checkpointed`` —, as the run resumes from there: a
+budget in seconds is not granted again to a killed run) and the Python API's ``TrainResult.train_seconds`` —
+checkpoints and summaries stay identical between identical runs.
 
 Run options ``max_seconds``, ``max_cpu_seconds`` and ``max_evals`` end training at the first step at which the budget is used up
 (``steps`` is then an upper bound); the run is then finished at that step — final evaluation, plots, summary — and

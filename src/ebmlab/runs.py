@@ -155,24 +155,40 @@ class RunDir:
             write_json(self.record_path, {"format": "ebmlab-run-record-1", "sessions": sessions})
 
     def trained_seconds(self, from_rates: bool = False) -> float:
-        """Training-loop wall seconds of the sessions, summed: their ``train_seconds``; ``from_rates``: sessions that
-        did not record them (written before they were) counted from their steps and rate instead of as none."""
+        """Training-loop wall seconds of the sessions, summed: their ``train_seconds``, or for a session killed
+        before it could record them (a SIGKILL, a power cut) its seconds up to its last checkpoint (``checkpointed``:
+        the run resumes from there, so what it trained after it is not counted); ``from_rates``: sessions written
+        before either was recorded counted from their steps and rate instead of as none."""
         total = 0.0
         for s in self.sessions():
-            if s.get("train_seconds") is not None:
-                total += float(s["train_seconds"])
+            done = _session_seconds(s, "train_seconds")
+            if done is not None:
+                total += done
             elif from_rates and "ended" in s and "start_step" in s and s.get("steps_per_s"):
                 total += (s["end_step"] - s["start_step"]) / s["steps_per_s"]
         return total
 
     def trained_cpu_seconds(self) -> float | None:
-        """Training-loop CPU seconds of the earlier sessions, summed; None when one that trained did not record
-        them."""
-        trained = [s for s in self.sessions()
-                   if s.get("end_step") is not None and s.get("end_step") != s.get("start_step")]
-        if any("train_cpu_seconds" not in s for s in trained):
-            return None
-        return sum(float(s["train_cpu_seconds"]) for s in trained)
+        """Training-loop CPU seconds of the sessions, summed as :meth:`trained_seconds` sums wall seconds; None when
+        one that trained recorded neither (a session of an older version)."""
+        total = 0.0
+        for s in self.sessions():
+            cpu = _session_seconds(s, "train_cpu_seconds")
+            if cpu is not None:
+                total += cpu
+            elif s.get("end_step") is not None and s.get("end_step") != s.get("start_step"):
+                return None  # it trained without recording its CPU time
+        return total
+
+    def note_checkpoint(self, rec: dict[str, Any], step: int, train_seconds: float, cpu_seconds: float) -> None:
+        """Into this session's record, the checkpoint just written at ``step`` and this session's training-loop
+        seconds up to it (``checkpointed``): what a killed session counts for (:meth:`trained_seconds`). Written
+        after the checkpoint, so a kill between the two counts one checkpoint interval too few, never too many."""
+        sessions = self._sessions()
+        if sessions and sessions[-1].get("started") == rec["started"]:
+            sessions[-1]["checkpointed"] = {"step": step, "train_seconds": round(train_seconds, 3),
+                                            "train_cpu_seconds": round(cpu_seconds, 3)}
+            write_json(self.record_path, {"format": "ebmlab-run-record-1", "sessions": sessions})
 
     def check_resume(self, saved: dict[str, Any], now: dict[str, Any], placement: tuple[str, ...] = ()) -> None:
         """Refuse to resume a run with options other than the ones it was created with (``saved``, from its
@@ -284,3 +300,18 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _session_seconds(s: dict[str, Any], key: str) -> float | None:
+    """A session record's training seconds of kind ``key`` (``train_seconds``, ``train_cpu_seconds``): what it
+    recorded when it closed; for one that never closed (killed), its seconds up to its last checkpoint
+    (``checkpointed``); None when it recorded neither."""
+    v = s.get(key)
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    held = s.get("checkpointed")
+    if s.get("end_step") is None and isinstance(held, dict):
+        v = held.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+    return None

@@ -72,6 +72,12 @@ class Session:
         wall = self.times()[0]
         return (step - self.start_step) / wall if wall > 0 else 0.0
 
+    def checkpointed(self, step: int) -> None:
+        """Record that a checkpoint was written at ``step``, with this session's training seconds up to it
+        (``RunDir.note_checkpoint``): a session killed later counts for them."""
+        if self.run is not None and self.record is not None:
+            self.run.note_checkpoint(self.record, step, *self.times())
+
     def note(self, **values: Any) -> None:
         """Keys written into this session's record when it is closed."""
         if self.record is not None:

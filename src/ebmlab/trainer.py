@@ -212,6 +212,7 @@ class _Training:
                                       **self.batches.state_dict(), "torch_rng": torch.get_rng_state(),
                                       "budget": self.budget.state_dict(),
                                       **({"stopped_by": self.stopped_by} if self.stopped_by else {})})
+            self.record.checkpointed(step)  # the seconds up to it, which a session killed later counts for
         self.saved_any = True
 
     def note_graphs(self) -> None:
