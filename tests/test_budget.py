@@ -81,6 +81,12 @@ def test_a_killed_sessions_seconds_up_to_its_checkpoint_count_when_the_run_resum
     assert resumed.train_cpu_seconds == pytest.approx(held["train_cpu_seconds"] + last["train_cpu_seconds"], abs=1e-3)
     assert resumed.train_seconds == pytest.approx(held["train_seconds"] + last["train_seconds"], abs=1e-3)
     assert RunDir(out).trained_cpu_seconds() == pytest.approx(resumed.train_cpu_seconds, abs=1e-3)
+    # a record of a version whose sessions did not note their checkpoints: the killed session's seconds are unknown,
+    # and the total is None, not the later sessions' part
+    rec = json.loads((out / "run.json").read_text())
+    del rec["sessions"][0]["checkpointed"]
+    (out / "run.json").write_text(json.dumps(rec))
+    assert RunDir(out).trained_cpu_seconds() is None
 
 
 def test_cpu_seconds_are_unknown_when_an_earlier_session_did_not_record_them(tmp_path):

@@ -170,14 +170,17 @@ class RunDir:
 
     def trained_cpu_seconds(self) -> float | None:
         """Training-loop CPU seconds of the sessions, summed as :meth:`trained_seconds` sums wall seconds; None when
-        one that trained recorded neither (a session of an older version)."""
-        total = 0.0
-        for s in self.sessions():
+        one that trained recorded neither (a session of an older version, or one killed after a checkpoint before
+        sessions noted theirs: the next session resumed past its start)."""
+        total, sessions = 0.0, self.sessions()
+        for i, s in enumerate(sessions):
             cpu = _session_seconds(s, "train_cpu_seconds")
             if cpu is not None:
                 total += cpu
             elif s.get("end_step") is not None and s.get("end_step") != s.get("start_step"):
                 return None  # it trained without recording its CPU time
+            elif s.get("end_step") is None and any(_resumed_past(s, later) for later in sessions[i + 1:i + 2]):
+                return None  # killed after a checkpoint that a later session resumed from, its seconds unknown
         return total
 
     def note_checkpoint(self, rec: dict[str, Any], step: int, train_seconds: float, cpu_seconds: float) -> None:
@@ -315,3 +318,10 @@ def _session_seconds(s: dict[str, Any], key: str) -> float | None:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return float(v)
     return None
+
+
+def _resumed_past(killed: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether the session ``after`` started past where the session ``killed`` had started (it resumed from a
+    checkpoint that ``killed`` wrote)."""
+    a, b = killed.get("start_step"), after.get("start_step")
+    return isinstance(a, int) and isinstance(b, int) and b > a

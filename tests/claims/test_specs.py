@@ -308,3 +308,15 @@ def test_an_arm_that_evaluates_nothing_cannot_give_its_metric(tmp_path, capsys):
     specs = _spec(tmp_path / "specs", over='steps = 30, eval = "none"')
     assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs")]) == 2
     assert "eval=none" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+
+
+def test_a_rows_cpu_seconds_say_over_how_many_seeds_they_were_recorded():
+    """A seed whose CPU time is unknown (a run killed after a checkpoint by a version that did not note it) is not
+    averaged in silently: the row says the mean is over the seeds recorded."""
+    from ebmlab.claims.render import _budget_text
+
+    arms = {"a": {"label": "LBT"}}
+    known = _budget_text({"steps": {"a": [100, 100, 100]}, "cpu_s": {"a": [10.0, 20.0, 30.0]}}, arms)
+    assert known == "LBT: 100 steps, 20 CPU-s"
+    part = _budget_text({"steps": {"a": [100, 100, 100]}, "cpu_s": {"a": [10.0, 20.0, None]}}, arms)
+    assert part == "LBT: 100 steps, 15 CPU-s (mean of the 2 of 3 seeds recorded)"

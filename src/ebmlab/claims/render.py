@@ -56,9 +56,13 @@ def _arm_text(vals: Any, summ: Any) -> str:
     return "—"
 
 
-def _mean_of(xs: Any) -> str:
+def _mean_of(xs: Any, unit: str) -> str:
+    """The mean over seeds with its unit, saying over how many where some seeds' values are unknown (None)."""
     ok = [x for x in xs or [] if isinstance(x, (int, float))]
-    return _fmt(sum(ok) / len(ok)) if ok else "—"
+    if not ok:
+        return f"— {unit}"
+    part = f" (mean of the {len(ok)} of {len(xs)} seeds recorded)" if len(ok) < len(xs) else ""
+    return f"{_fmt(sum(ok) / len(ok))} {unit}{part}"
 
 
 def _budget_text(r: dict[str, Any], c: dict[str, Any]) -> str:
@@ -72,7 +76,7 @@ def _budget_text(r: dict[str, Any], c: dict[str, Any]) -> str:
         div = (r.get("diverged") or {}).get(w) or []
         if steps is None and cpu is None:
             continue
-        txt = f"{c[w]['label']}: {_mean_of(steps)} steps" + (f", {_mean_of(cpu)} CPU-s" if cpu else "")
+        txt = f"{c[w]['label']}: {_mean_of(steps, 'steps')}" + (f", {_mean_of(cpu, 'CPU-s')}" if cpu else "")
         parts.append(txt + (f", diverged in {len(div)} ({', '.join(map(str, div))})" if div else ""))
     return "; ".join(parts)
 
@@ -134,7 +138,7 @@ def measured(claim: Claim) -> str:
         if isinstance(pair, dict):
             steps = (pair.get("steps") or {}).get("a") or []
             line += (f"<br>equal steps ({pair.get('retrained', '?')} retrained to the other's steps per seed, "
-                     f"{_mean_of(steps)} on average): {c['a']['label']} {_arm_text(pair.get('a'), None)} vs "
+                     f"{_mean_of(steps, 'steps')} on average): {c['a']['label']} {_arm_text(pair.get('a'), None)} vs "
                      f"{c['b']['label']} {_arm_text(pair.get('b'), None)}")
         parts.append(line)
     return "<br>".join(parts) or "not run yet"
