@@ -161,3 +161,12 @@ def test_known_answers_hold_or_fail(tmp_path):
 def test_t_interval_known_answer():
     m, lo, hi = t_interval([1.0, 2.0, 3.0])  # mean 2, sd 1, t(0.975, 2) = 4.302653
     assert m == 2 and hi - 2 == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-6) and lo == pytest.approx(4 - hi)
+
+
+def test_an_interval_without_spread_says_why_it_has_none(tmp_path):
+    """Every seed at the same value (a bounded metric at its ceiling: 8 of 8 modes) gives an interval of zero width:
+    the detail says so rather than print a bare [+0.5, +0.5]."""
+    same = {"a": [0.9, 0.9, 0.9], "b": [0.8, 0.8, 0.8]}
+    assert "no spread: every seed gave the same difference" in verdict(_claim(tmp_path, same)).detail
+    spread = {"a": [0.9, 0.91, 0.9], "b": [0.8, 0.8, 0.8]}
+    assert "no spread" not in verdict(_claim(tmp_path, spread)).detail

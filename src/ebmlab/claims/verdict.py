@@ -237,7 +237,8 @@ def judge(claim: Claim, r: dict[str, Any], scale: str) -> Verdict:
     what = (f"Δ = {m:+.4g} [{lo:+.4g}, {hi:+.4g}] (95 %, n = {n}, in the claim's direction)"
             + (f"; {scored} diverged run{'s' if scored != 1 else ''} scored as noise" if scored else "")
             + (f"; {left_out} seed{'s' if left_out != 1 else ''} left out (an arm's run lacks the metric)"
-               if left_out else ""))
+               if left_out else "")
+            + ("; no spread: every seed gave the same difference" if hi - lo <= 1e-12 * max(1.0, abs(m)) else ""))
     label = "consistent" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
     effect = c.get("effect")
     marks: tuple[str, ...] = ()
