@@ -4,7 +4,10 @@ results of older code deliberately); a claim whose small result was already reco
 run`` on the current commit's code is skipped, so the campaign resumes where it stopped (its runs are shared and
 resumable under claims-runs/). Its log: claims-runs/campaign.log.
 
-    python benchmarks/claims/tools/campaign.py [--jobs 2] [--out claims-runs] [ID ...]
+    python benchmarks/claims/tools/campaign.py [--jobs 2] [--out claims-runs] [--scale small|medium] [ID ...]
+
+``--scale medium`` runs the headline comparisons' medium scale (``MEDIUM``, the issue's ~10 wall-hours on a 2-core
+CPU: benchmarks/claims/medium.md) the same way; a claim is done when its medium result was recorded by claims run.
 
 Run it from a clean checkout of a commit (a worktree) so that every result records that commit with no uncommitted
 change (``dirty`` false); results recorded from a tree with changes, or whose spec changed since (stale), are run again (their runs are reused).
@@ -36,14 +39,18 @@ ebgan-pt-adds-diversity-stacked bib-images-modes-vs-onesided
 sr-stats-sharper-than-mse sr-stats-lower-psnr sr-mse-regresses-to-the-mean iwae-beats-vae-test-ll iwae-active-units
 vcd-semisup-augmentation ebgan-ln-beats-ladder-1000 ebgan-ln-beats-ladder-100 ebgan-ln-margin-decay
 """.split()
+MEDIUM = """
+vcd-beats-vgan-paper-nets bib-beats-gan-paper-nets kale-beats-gan-paper-nets lbt-gan-beats-gan-paper-nets
+lbt-beats-gan-paper-nets
+""".split()
 SPECS = Path("benchmarks/claims")
 
 
-def done(cid: str) -> bool:
+def done(cid: str, scale: str = "small") -> bool:
     f = SPECS / "results" / f"{cid}.json"
     if not f.is_file():
         return False
-    r = json.loads(f.read_text()).get("small") or {}
+    r = json.loads(f.read_text()).get(scale) or {}
     if not (r.get("command", "").startswith("ebmlab claims run") and "arms" in r and r.get("dirty") is False):
         return False
     from ebmlab.claims.render import stale
@@ -57,16 +64,17 @@ def main() -> None:
     ap.add_argument("ids", nargs="*")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default="claims-runs", help="the claims' runs (shared between checkouts)")
+    ap.add_argument("--scale", default="small", choices=["small", "medium"])
     a = ap.parse_args()
     log = Path(a.out) / "campaign.log"
     log.parent.mkdir(exist_ok=True)
-    for cid in a.ids or ORDER:
-        if done(cid):
+    for cid in a.ids or (MEDIUM if a.scale == "medium" else ORDER):
+        if done(cid, a.scale):
             continue
         t0 = time.time()
         with log.open("a") as fh:
-            fh.write(f"{time.strftime('%H:%M:%S')} start {cid}\n")
-        p = subprocess.run([sys.executable, "-m", "ebmlab", "claims", "run", cid, "--scale", "small", "--jobs",
+            fh.write(f"{time.strftime('%H:%M:%S')} start {cid}{'' if a.scale == 'small' else ' ' + a.scale}\n")
+        p = subprocess.run([sys.executable, "-m", "ebmlab", "claims", "run", cid, "--scale", a.scale, "--jobs",
                             str(a.jobs), "--replace", "--out", a.out], capture_output=True, text=True)
         with log.open("a") as fh:
             fh.write(f"{time.strftime('%H:%M:%S')} end {cid} rc={p.returncode} {time.time() - t0:.0f} s: "
