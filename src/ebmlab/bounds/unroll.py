@@ -98,7 +98,7 @@ def diff_adam_step(
     grads: Mapping[str, Tensor | None],
     state: DiffAdamState,
     *,
-    lr: float,
+    lr: float | Tensor,
     betas: tuple[float, float] = (0.5, 0.999),
     eps: float = 1e-8,
     maximize: bool = False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
-from typing import Any, Callable, ClassVar, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -41,15 +41,16 @@ class Method(abc.ABC):
     has_energy: ClassVar[bool] = False
     has_generator: ClassVar[bool] = True
     # False where exp(−E) alone is not the model's density (KALE: the model is exp(−E)·G), so the spine's
-    # quadrature metrics of exp(−E) would be mislabelled
-    energy_defines_density: ClassVar[bool] = True
+    # quadrature metrics of exp(−E) would be mislabelled; an instance may set it (KALE with a fixed base)
+    energy_defines_density: bool = True
     # the data kinds the method models (None: any); others are refused when the method is built
     data_kinds: ClassVar[tuple[str, ...] | None] = None
     data_hint: ClassVar[str] = ""
     needs_labels: ClassVar[bool] = False  # trains on class labels too (semi-supervised): a labelled data set  # what to use instead, for that message
     progress_keys: ClassVar[tuple[str, ...]] = ()  # training metrics on the progress bar (empty: the first three)
-    # the networks the method's samples come from: the ones the run option ``ema`` averages (ebmlab.recipe)
-    sampling_networks: ClassVar[tuple[str, ...]] = ("generator",)
+    # the networks the method's samples come from: the ones the run option ``ema`` averages (ebmlab.recipe); an
+    # instance may set them (KALE with a fixed base)
+    sampling_networks: tuple[str, ...] = ("generator",)
     # optional abilities, each declared by its flag and given by overriding its method below (the registry test
     # checks that the two agree): an own energy-guided sampler (guided_config), a transition that augments real
     # examples (augment, ``ebmlab.semisup``), a conditional sampler of missing values (inpaint, ``api.inpaint_run``)
@@ -264,6 +265,13 @@ class LatentGenerator:
     interface of the energy-guided samplers and the plain sampler. Put it before :class:`Method` in the bases;
     methods that sample differently (BiB's noisy generator, KALE's guided chains) override ``sample``."""
 
+    if TYPE_CHECKING:  # what it reads of the method it is mixed into
+        config: Any
+        G: nn.Module
+        forward_rows: int
+
+        def noise(self, n: int, dim: int, generator: Noise | None = None) -> Tensor: ...
+
     @property
     def latent_dim(self) -> int:
         return self.config.z_dim
@@ -274,7 +282,7 @@ class LatentGenerator:
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         z = self.noise(n, self.config.z_dim, generator)  # all of the noise first: the same draws as one call
-        return in_blocks(self.G, z, self.forward_rows)  # type: ignore[attr-defined]  # eval_time_images.md
+        return in_blocks(self.G, z, self.forward_rows)  # eval_time_images.md
 
 
 def adam(params, lr: float, betas: tuple[float, float], eps: float = 1e-8) -> torch.optim.Adam:
@@ -408,10 +416,9 @@ class OptimizerView:
         torch._foreach_copy_([s["step"] for s in st], [step.to(s["step"].dtype) for s in st])
 
 
-def run_clip(method: Any) -> float:
+def run_clip(method: Method) -> float:
     """The run's global-norm gradient clip (run option ``grad_clip``) of ``method``'s run; 0 outside a run."""
-    recipe = getattr(method, "recipe", None)
-    return float(recipe.rc.grad_clip) if recipe is not None else 0.0
+    return float(method.recipe.rc.grad_clip) if method.recipe is not None else 0.0
 
 
 # --- compiled steps of two-player methods (run option compile, ebmlab.compiled) ----------------------------------
@@ -434,7 +441,7 @@ def pair_core(d_loss: PlayerLoss, g_loss: PlayerLoss, d: OptRead, g: OptRead, zs
     their last updates."""
     from ..compiled import grad_carrying
 
-    players = {"d": list(d[:4]), "g": list(g[:4])}
+    players: dict[str, list[Any]] = {"d": list(d[:4]), "g": list(g[:4])}
     lrs, rule = {"d": d[4], "g": g[4]}, {"d": rules[0], "g": rules[1]}
     metrics: dict[str, Tensor] = {}
 
@@ -518,7 +525,8 @@ class CompiledSingle:
 
 def _single_step(loss: Callable[..., tuple[Tensor, dict[str, Tensor]]], module: nn.Module, a: OptRead,
                  rule: UpdateRule, inputs: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[str, Tensor]]:
-    from ..bounds.unroll import _reparametrize_module
+    from torch.nn.utils.stateless import _reparametrize_module
+
     from ..compiled import grad_carrying
 
     p, m, v, t, lr = a

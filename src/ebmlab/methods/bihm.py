@@ -271,22 +271,23 @@ class HelmholtzMethod(Method):
                         prop = pair.p_top.sample(n, gen)
                         lr_new, lr_old = pair.p_top.log_prob(prop), pair.p_top.log_prob(h[l])
                     else:
-                        layer = pair.p[l + 1]
+                        layer = pair.p_layer(l + 1)
                         prop = layer.sample(h[l + 1], gen)
                         lr_new, lr_old = layer.log_prob(prop, h[l + 1]), layer.log_prob(h[l], h[l + 1])
                     new_h = [*h[:l], prop, *h[l + 1:]]
                     tgt = self._log_target(x, new_h, hb) if h is ha else self._log_target(x, ha, new_h)
                     ok = mh(lr_new, lr_old, tgt)
                     h[l] = torch.where(ok[:, None], prop, h[l])
-            prop = pair.p[0].sample(ha[0], gen)
+            prop = pair.p_layer(0).sample(ha[0], gen)
             if missing is not None:  # the observed values' proposal terms are equal in both directions and cancel
                 prop = torch.where(missing, prop, x)
-            ok = mh(pair.p[0].log_prob(prop, ha[0]), pair.p[0].log_prob(x, ha[0]), self._log_target(prop, ha, hb))
+            p0 = pair.p_layer(0)
+            ok = mh(p0.log_prob(prop, ha[0]), p0.log_prob(x, ha[0]), self._log_target(prop, ha, hb))
             x = torch.where(ok[:, None], prop, x)
         return [x, *ha], acc / max(tries, 1)
 
     @torch.no_grad()
-    def inpaint(self, x_obs: Tensor, missing: Tensor, *, generator: Noise,
+    def inpaint(self, x_obs: Tensor, missing: Tensor, *, generator: torch.Generator,
                 sweeps: int | None = None) -> tuple[Tensor, float]:
         """One draw of x_missing ~ p*(x_missing | x_observed) per row (RWS: p's conditional) by the block Gibbs
         chain with the observed values clamped (``gibbs_sweeps`` sweeps unless ``sweeps``); returns the completed
@@ -304,7 +305,7 @@ class HelmholtzMethod(Method):
         return x.reshape(n, *self.spec.shape), acc
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: Noise | None = None) -> Tensor:
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         gen = generator or self.rng
         c = self.config
         if c.sample_mode == "sir" and self.models_p_star:

@@ -163,13 +163,13 @@ class EBGANLN(MarginSchedule, LatentGenerator, Method):
         if self.adversarial:
             with torch.no_grad():
                 fake = self.G(self.noise(b, c.z_dim))
-            _, e_fake = lad.noisy(self.unit(fake), self.rng)
+            e_fake = lad.cost(self.unit(fake), self.rng)
             loss_d = loss_d + F.relu(m - e_fake).mean()
             out.update({"energy_fake": e_fake.mean().detach(), "hinge_active": (e_fake < m).float().mean().detach()})
         optimizer_step(self.optimizers["ladder"], loss_d, self.recipe)
         if self.adversarial:
             with frozen(lad):
-                _, e_gen = lad.noisy(self.unit(self.G(self.noise(b, c.z_dim))), self.rng)
+                e_gen = lad.cost(self.unit(self.G(self.noise(b, c.z_dim))), self.rng)
                 loss_g = e_gen.mean()
                 optimizer_step(self.optimizers["generator"], loss_g, self.recipe)
             out["loss_g"] = loss_g.detach()
@@ -220,7 +220,7 @@ class EBGANLN(MarginSchedule, LatentGenerator, Method):
         was = lad.training
         lad.eval()
         try:
-            return lad.noisy(self.unit(x), None, noise_std=0.0)[1]
+            return lad.cost(self.unit(x), None, noise_std=0.0)
         finally:
             lad.train(was)
 
@@ -256,7 +256,7 @@ def ladder_cost(lad: Any, x_l: Tensor, y_l: Tensor, x_u: Tensor, generator: Nois
         lad(x_u, track=True)  # the clean encoder's population statistics
     logits_l, _ = lad.noisy(x_l, generator, decode=False)
     ce = F.cross_entropy(logits_l, y_l)
-    _, e_real = lad.noisy(x_u, generator, track=True)
+    e_real = lad.cost(x_u, generator, track=True)
     acc = (logits_l.detach().argmax(1) == y_l).float().mean()
     return ce + e_real.mean(), {"ce": ce.detach(), "energy_real": e_real.mean().detach(), "train_acc_labelled": acc}
 
@@ -273,7 +273,7 @@ def ladder_loss(m: EBGANLN, p_l: dict[str, Tensor], p_g: dict[str, Tensor], _: N
     lad = FunctionalModule(m.L, p_l, dict(m.L.named_buffers()))
     loss, out = ladder_cost(lad, x_l, y_l, x_u, noise)
     fake = torch.func.functional_call(m.G, p_g, (m.noise(x_u.shape[0], m.config.z_dim, noise),)).detach()
-    _, e_fake = lad.noisy(m.unit(fake), noise)
+    e_fake = lad.cost(m.unit(fake), noise)
     loss = loss + F.relu(margin - e_fake).mean()
     return loss, {"loss_d": loss.detach(), **out, "energy_fake": e_fake.mean().detach(),
                   "hinge_active": (e_fake < margin).float().mean().detach()}
@@ -285,6 +285,6 @@ def generator_loss(m: EBGANLN, p_g: dict[str, Tensor], p_l: dict[str, Tensor], _
     ladder ``p_l``."""
     lad = FunctionalModule(m.L, p_l, dict(m.L.named_buffers()))
     gen = torch.func.functional_call(m.G, p_g, (m.noise(x_u.shape[0], m.config.z_dim, noise),))
-    _, e_gen = lad.noisy(m.unit(gen), noise)
+    e_gen = lad.cost(m.unit(gen), noise)
     loss = e_gen.mean()
     return loss, {"loss_g": loss.detach()}

@@ -104,8 +104,9 @@ class VAEEstimator:
             return bernoulli_log_lik(params, x)
         mean, logvar = params
         if self.module.decoder_kind == "discretised":
-            return discretized_gaussian_log_lik(mean, x, logvar, value_range=self.module.value_range,
-                                                levels=self.module.levels)
+            vr, levels = self.module.value_range, self.module.levels
+            assert vr is not None and levels is not None  # GaussianVAE builds this decoder for quantised data only
+            return discretized_gaussian_log_lik(mean, x, logvar, value_range=vr, levels=levels)
         return gaussian_log_lik(mean, x, logvar)
 
     def elbo(self, model: Any, x: Tensor, *, generator: Noise, samples: int = 1) -> ElboTerms:
@@ -140,7 +141,7 @@ class VAEEstimator:
                     for i in range(0, x.shape[0], POINTS_PER_CALL)])
         return out
 
-    def _mc_elbo(self, model: nn.Module, x: Tensor, generator: Noise) -> Tensor:
+    def _mc_elbo(self, model: Any, x: Tensor, generator: Noise) -> Tensor:
         s, b = self.elbo_samples, x.shape[0]
         per_chunk = max(1, (self.chunk_size * POINTS_PER_CALL) // s)  # rows per call: ≤ chunk_size · POINTS_PER_CALL
         parts = []
@@ -152,7 +153,11 @@ class VAEEstimator:
             mu, logvar = model.encode(xi)
             reps = (s, *([1] * (mu.dim() - 1)))
             stacked = (mu.repeat(*reps), logvar.repeat(*reps))
-            log_w = iwae_bound(xi.repeat(s, *([1] * (x.dim() - 1))), lambda _x, post=stacked: post, model.decode, 1,
+
+            def posterior(_x: Tensor, post: tuple[Tensor, Tensor] = stacked) -> tuple[Tensor, Tensor]:
+                return post
+
+            log_w = iwae_bound(xi.repeat(s, *([1] * (x.dim() - 1))), posterior, model.decode, 1,
                                generator=generator, log_lik=self.log_lik, dtype=self.eval_dtype)
             parts.append(log_w.reshape(s, xi.shape[0]).mean(dim=0))
         return torch.cat(parts)
@@ -163,7 +168,7 @@ class VAEEstimator:
         ref = next(m.parameters())
         z = randn(n, m.z_dim, generator=generator, device=ref.device, dtype=ref.dtype)
         out = m.decode(z)
-        if m.decoder_kind == "bernoulli":
+        if isinstance(out, Tensor):  # Bernoulli logits
             p = torch.sigmoid(out)
             if self.sample_mode == "mean":
                 return p
@@ -174,6 +179,7 @@ class VAEEstimator:
         noise = randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         x = mean + torch.exp(0.5 * logvar) * noise
         if m.decoder_kind == "discretised":  # a draw of the discrete model: the level whose bin x falls in
+            assert m.value_range is not None and m.levels is not None  # built for quantised data only
             lo, hi = m.value_range
             w = (hi - lo) / (m.levels - 1)
             x = lo + torch.round((x - lo) / w).clamp(0, m.levels - 1) * w
@@ -214,6 +220,7 @@ def estimator_report(estimator: DensityEstimator, dataset: Dataset, *, ks: tuple
     spec = dataset.spec
     shift = 0.0
     if quantised == "dequantised":
+        assert spec.value_range is not None and spec.levels is not None  # callers pass it for quantised data only
         x = dequantise(x, spec.value_range, spec.levels, generator=torch.Generator().manual_seed(seed + 1))
         shift = -dequantisation_offset(spec.dim, spec.value_range, spec.levels)  # D·log w (< 0)
     bounds = estimator.log_density_bounds(x, generator=gen, ks=ks)

@@ -210,7 +210,12 @@ class KALE(LatentGenerator, Method):
         tilt that the latent samplers use)."""
         if not self.fixed:
             return self.energy(x)
-        return self.energy(x) - self.G.log_prob(x)
+        return self.energy(x) - self.base_log_prob(x)
+
+    def base_log_prob(self, x: Tensor) -> Tensor:
+        """log base(x) of a fixed base (``nets.flow``: a Gaussian or a flow)."""
+        assert isinstance(self.G, (FlowBase, GaussianBase)), "a fixed base has a density; a generator has none"
+        return self.G.log_prob(x)
 
     def energy(self, x: Tensor) -> Tensor:
         e = self.E(x).squeeze(1)
@@ -222,7 +227,7 @@ class KALE(LatentGenerator, Method):
         c, b = self.config, batch.shape[0]
         if c.base == "flow" and self.base_steps < c.flow_steps:
             # --- phase 1: the flow by maximum likelihood ---
-            loss = -self.G.log_prob(batch).mean()
+            loss = -self.base_log_prob(batch).mean()
             optimizer_step(self.optimizers["base"], loss, self.recipe)
             self.base_steps += 1
             return {"base_nll": loss.detach()}
@@ -281,7 +286,8 @@ class KALE(LatentGenerator, Method):
             loss_g = base_loss(e_data, e_gen)
             optimizer_step(self.optimizers["generator"], loss_g, self.recipe)
         self.base_steps += 1
-        out = {"kale_base": -loss_g.detach(), "A": self.A.value.detach(), "energy_real": e_data.mean().detach(),
+        out: dict[str, Tensor | float] = {"kale_base": -loss_g.detach(), "A": self.A.value.detach(),
+                                          "energy_real": e_data.mean().detach(),
                "energy_gen": e_gen.mean().detach(), "n_energy_steps": float(n_e)}
         if n_e:
             assert gp is not None
@@ -358,7 +364,7 @@ class KALE(LatentGenerator, Method):
                             c.mcmc_step_size, c.mcmc_friction, mcmc_compile=c.mcmc_compile,
                             mcmc_decay_every=c.mcmc_decay_every, mcmc_decay=c.mcmc_decay)
 
-    def sample(self, n: int, *, generator: Noise | None = None) -> Tensor:
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         gen = generator or self.rng
         if self.config.sampler == "none":
             with torch.no_grad():
@@ -389,7 +395,7 @@ class KALE(LatentGenerator, Method):
         for i in range(0, len(x_test), 4096):
             xi = x_test[i:i + 4096]
             e_test.append(self.energy(xi).double())
-            lb_test.append(self.G.log_prob(xi).double())
+            lb_test.append(self.base_log_prob(xi).double())
         e, lb = torch.cat(e_test), torch.cat(lb_test)
         neg_e = []
         for i in range(0, c.log_z_samples, 8192):

@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..rng import randn
+from ..rng import Noise, randn
 
 
 def _bn(z: Tensor, eps: float = 1e-6) -> tuple[Tensor, Tensor, Tensor]:
@@ -120,7 +120,14 @@ class Ladder(nn.Module):
         """The clean path's last hidden activations [b, n_{L−1}]."""
         return self._encode(x.flatten(1), lambda z: z, False, upto=len(self.W) - 1)[1]
 
-    def noisy(self, x: Tensor, generator: torch.Generator | None, *, decode: bool = True, track: bool = False,
+    def cost(self, x: Tensor, generator: Noise | None, *, track: bool = False,
+             noise_std: float | None = None) -> Tensor:
+        """The bottom-layer cost C(x) [b] of the corrupted path (:meth:`noisy`'s second value)."""
+        cost = self.noisy(x, generator, track=track, noise_std=noise_std)[1]
+        assert cost is not None  # decoded
+        return cost
+
+    def noisy(self, x: Tensor, generator: Noise | None, *, decode: bool = True, track: bool = False,
               noise_std: float | None = None) -> tuple[Tensor, Tensor | None]:
         """The corrupted path: noisy logits [b, n_classes] and, with ``decode``, the bottom-layer cost C(x) [b].
         ``noise_std`` overrides σ (0: the deterministic cost of the clean path); ``track`` updates the decoder's

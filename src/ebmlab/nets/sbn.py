@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..rng import rand
+from ..rng import Noise, rand
 
 # The 12 stochastic layers of the BiHM paper's binarised-MNIST model (above the 784 visible units).
 BIHM_MNIST_LAYERS = (300, 200, 100, 75, 50, 35, 30, 25, 20, 15, 10, 10)
@@ -33,7 +33,7 @@ def bernoulli_log_prob(logits: Tensor, x: Tensor) -> Tensor:
     return (x * F.logsigmoid(logits) + (1.0 - x) * F.logsigmoid(-logits)).sum(-1)
 
 
-def _bernoulli(logits: Tensor, generator: torch.Generator | None) -> Tensor:
+def _bernoulli(logits: Tensor, generator: Noise | None) -> Tensor:
     u = rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
     return (u < torch.sigmoid(logits)).to(logits.dtype)
 
@@ -53,7 +53,7 @@ class Conditional(nn.Module):
         """log p(x | y): x [n, n_out], y [n, n_in] → [n]."""
         return bernoulli_log_prob(self.linear(y), x)
 
-    def sample(self, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, y: Tensor, generator: Noise | None = None) -> Tensor:
         return _bernoulli(self.linear(y), generator)
 
 
@@ -67,7 +67,7 @@ class Prior(nn.Module):
     def log_prob(self, h: Tensor) -> Tensor:
         return bernoulli_log_prob(self.bias.expand_as(h), h)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int, generator: Noise | None = None) -> Tensor:
         return _bernoulli(self.bias.expand(n, -1), generator)
 
 
@@ -92,6 +92,12 @@ class HelmholtzPair(nn.Module):
         """L, the number of hidden layers."""
         return len(self.sizes) - 1
 
+    def p_layer(self, l: int) -> Conditional:
+        """p's layer l: p(h_l | h_{l+1}), with h_0 = x."""
+        layer = self.p[l]
+        assert isinstance(layer, Conditional)
+        return layer
+
     def log_p(self, state: list[Tensor]) -> Tensor:
         """log p(x, h) [n] of a state [x, h_1, …, h_L]."""
         out = self.p_top.log_prob(state[-1])
@@ -106,7 +112,7 @@ class HelmholtzPair(nn.Module):
             out = out + layer.log_prob(state[l + 1], state[l])
         return out
 
-    def sample_q(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[list[Tensor], Tensor]:
+    def sample_q(self, x: Tensor, generator: Noise | None = None) -> tuple[list[Tensor], Tensor]:
         """h ~ q(h | x) bottom-up: x [n, D] → (the state [x, h_1, …, h_L], log q(h | x) [n]).
 
         The log-probability comes from the logits that drew the samples (one forward per layer, not two); it
@@ -119,7 +125,7 @@ class HelmholtzPair(nn.Module):
             state.append(h)
         return state, log_q
 
-    def sample_p(self, n: int, generator: torch.Generator | None = None) -> tuple[list[Tensor], Tensor]:
+    def sample_p(self, n: int, generator: Noise | None = None) -> tuple[list[Tensor], Tensor]:
         """(x, h) ~ p(x, h) top-down (ancestral): (the state [x, h_1, …, h_L], log p(x, h) [n])."""
         top = self.p_top.sample(n, generator).detach()
         state, log_p = [top], self.p_top.log_prob(top)
@@ -132,4 +138,4 @@ class HelmholtzPair(nn.Module):
 
     def mean_x(self, h1: Tensor) -> Tensor:
         """E[x | h_1] = σ(W h_1 + b) [n, D] (for pictures of samples)."""
-        return torch.sigmoid(self.p[0].linear(h1))
+        return torch.sigmoid(self.p_layer(0).linear(h1))

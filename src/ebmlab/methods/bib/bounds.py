@@ -196,15 +196,16 @@ class UpperBound:
 
     def __init__(self, G: nn.Module, spec: DataSpec, config: BiBConfig, device: torch.device):
         self.G, self.config = G, config
-        c, nk = config, {"net": config.net, "width": config.width}
+        c = config
         if self.time_conditioned:
             if c.e_out_scale or c.e_spectral_norm:
                 raise EbmlabError("e_out_scale and e_spectral_norm shape the plain energy; the diffusion "
                                   "pairings' time-conditioned energy does not take them")
-            self.E = build.time_energy(spec, hidden=c.e_hidden, emb_dim=c.time_emb_dim, act="prelu", **nk).to(device)
+            self.E = build.time_energy(spec, hidden=c.e_hidden, emb_dim=c.time_emb_dim, act="prelu", net=c.net,
+                                       width=c.width).to(device)
         else:
             self.E = build.critic(spec, 1, hidden=c.e_hidden, act="prelu", out_scale=c.e_out_scale,
-                                  spectral_norm=c.e_spectral_norm, **nk).to(device)
+                                  spectral_norm=c.e_spectral_norm, net=c.net, width=c.width).to(device)
 
     def energy(self, x: Tensor) -> Tensor:
         """E(x) [b] in nats: the EBM (for a time-conditioned energy, E(·, t_min))."""
@@ -235,8 +236,8 @@ class GPUpper(UpperBound):
         c = self.config
         sm = score_mismatch_gp(self.energy, self.G, z, generator=generator, volume=c.score_volume,
                                n_iter=c.lobpcg_iters, jac_mode=c.jac_mode, score=score)
-        if lower.clean:  # the contrastive term is at the same G(z): reuse E(x) from the score mismatch
-            e_fake = sm.energy.mean()
+        if lower.clean and sm.energy is not None:  # the contrastive term is at the same G(z): reuse E(x) from the
+            e_fake = sm.energy.mean()  # score mismatch
         else:
             e_fake = self.energy(lower.perturb(sm.x, generator)).mean()
         e_real = self.energy(batch).mean()
