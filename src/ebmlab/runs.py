@@ -179,7 +179,7 @@ class RunDir:
                 total += cpu
             elif s.get("end_step") is not None and s.get("end_step") != s.get("start_step"):
                 return None  # it trained without recording its CPU time
-            elif s.get("end_step") is None and any(_resumed_past(s, later) for later in sessions[i + 1:i + 2]):
+            elif s.get("end_step") is None and i + 1 < len(sessions) and _resumed_past(s, sessions[i + 1]):
                 return None  # killed after a checkpoint that a later session resumed from, its seconds unknown
         return total
 

@@ -422,7 +422,7 @@ def run_clip(method: Method) -> float:
 
 
 # --- compiled steps of two-player methods (run option compile, ebmlab.compiled) ----------------------------------
-OptRead = tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor], Tensor, Tensor]  # compiled.OptimizerView.read
+OptRead = tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor], Tensor, Tensor]  # OptimizerView.read
 PlayerLoss = Callable[[dict[str, Tensor], dict[str, Tensor], Tensor], tuple[Tensor, dict[str, Tensor]]]
 
 
