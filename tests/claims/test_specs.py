@@ -320,3 +320,5 @@ def test_a_rows_cpu_seconds_say_over_how_many_seeds_they_were_recorded():
     assert known == "LBT: 100 steps, 20 CPU-s"
     part = _budget_text({"steps": {"a": [100, 100, 100]}, "cpu_s": {"a": [10.0, 20.0, None]}}, arms)
     assert part == "LBT: 100 steps, 15 CPU-s (mean of the 2 of 3 seeds recorded)"
+    assert _budget_text({"steps": {"a": [10000, 10000, 10000]}}, arms) == "LBT: 10000 steps"  # not 1e+04
+    assert _budget_text({"steps": {"a": [10000, 10003]}}, arms) == "LBT: 10002 steps"  # a mean, to the step

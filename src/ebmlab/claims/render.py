@@ -62,7 +62,9 @@ def _mean_of(xs: Any, unit: str) -> str:
     if not ok:
         return f"— {unit}"
     part = f" (mean of the {len(ok)} of {len(xs)} seeds recorded)" if len(ok) < len(xs) else ""
-    return f"{_fmt(sum(ok) / len(ok))} {unit}{part}"
+    mean = sum(ok) / len(ok)
+    counts = all(isinstance(x, int) for x in ok)  # step counts: their mean to the step (10000, not 1e+04)
+    return f"{round(mean) if counts else _fmt(mean)} {unit}{part}"
 
 
 def _budget_text(r: dict[str, Any], c: dict[str, Any]) -> str:
