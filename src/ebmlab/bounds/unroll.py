@@ -205,10 +205,12 @@ def diff_adadelta_step(params: Mapping[str, Tensor], grads: Mapping[str, Tensor]
 
 def clip_global_norm(grads: Mapping[str, Tensor], max_norm: float) -> dict[str, Tensor]:
     """The gradients rescaled to a global L2 norm of at most ``max_norm``, as ``torch.nn.utils.clip_grad_norm_``
-    rescales them in place (its coefficient max_norm / (norm + 1e-6), capped at 1), out of place."""
-    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads.values()]))
+    rescales them in place (its norm, ``torch.nn.utils.get_total_norm``, and its coefficient max_norm / (norm + 1e-6),
+    capped at 1), out of place."""
+    norm = torch.nn.utils.get_total_norm(list(grads.values()))
     coef = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
     return {n: g * coef for n, g in grads.items()}
+
 
 class FunctionalModule:
     """A module evaluated at given parameters and buffers, through ``torch.func.functional_call``.
