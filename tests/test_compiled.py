@@ -327,14 +327,19 @@ def test_compiled_gan_steps_are_the_eager_steps(over):
             net.double()
         return m
 
+    from torch._dynamo.utils import counters
+
     data = batches(6)
     default = torch.get_default_dtype()
     torch.set_default_dtype(DT)  # the latents drawn in float64, as the networks are
+    counters.clear()
     try:
         (eager, m_e), (comp, m_c) = [(m, run(m, data, c)) for m, c in ((make(), False), (make(), True))]
     finally:
         torch.set_default_dtype(default)
     assert comp._pair is not None and comp._pair.core is not None and comp.compile_blocker() is None
+    # traced once: a 0-d float64 input (the learning rate was one) makes dynamo trace the step twice
+    assert counters["aot_autograd"]["total"] == 1, dict(counters["aot_autograd"])
     for a, b in zip(state(eager), state(comp), strict=True):
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
     for a, b in zip(m_e, m_c, strict=True):

@@ -362,8 +362,11 @@ class UpdateRule:
 
     def apply(self, params: dict[str, Tensor], grads: dict[str, Tensor], first: dict[str, Tensor],
               second: dict[str, Tensor], step: Tensor, lr: Tensor) -> tuple[Any, ...]:
-        """(parameters, first state, second state, step count) after the update (``OptimizerView.read``'s order)."""
+        """(parameters, first state, second state, step count) after the update (``OptimizerView.read``'s order;
+        ``lr`` of shape [1] or 0-d)."""
         from ..bounds.unroll import DiffAdamState, clip_global_norm, diff_adadelta_step, diff_adam_step
+
+        lr = lr.reshape(())
 
         if self.clip > 0:
             grads = clip_global_norm(grads, self.clip)
@@ -394,10 +397,13 @@ class OptimizerView:
         else:
             self.rule = UpdateRule("adam", tuple(group["betas"]), float(group["eps"]), float(clip))
         self.keys = _STATE[self.rule.kind]
-        self.lr = torch.zeros((), dtype=torch.float64)  # the current rate, a tensor: a new value does not recompile
+        # the current rate, a tensor (a new value does not recompile) of shape [1]: dynamo takes a 0-d float64
+        # input for a Python float, traces the step with a symbolic float, and then traces it all again to turn it
+        # back into a tensor (torch 2.11–2.13) — twice the cold compile of every step that reads it
+        self.lr = torch.zeros(1, dtype=torch.float64)
 
     def read(self) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor], Tensor, Tensor]:
-        """(parameters detached, first state, second state, the step count, the learning rate)."""
+        """(parameters detached, first state, second state, the step count, the learning rate: shape [1])."""
         st = [self.opt.state[p] for p in self.params.values()]
         self.lr.fill_(float(self.opt.param_groups[0]["lr"]))
         a, b = self.keys
