@@ -120,10 +120,11 @@ def margin_at(step: int, margin: float, schedule: str = "constant", start: int =
 
 class MarginSchedule:
     """The margin over training for methods whose Config has margin, margin_schedule, margin_decay_start and
-    margin_decay_steps (EBGAN, EBGAN-PT, EBGAN-LN). A constant margin is a Python number; a decaying one is a 0-d
-    tensor on the method's device that ``prepare_step`` fills before each step, outside the step, so that a step
-    replayed from a captured graph (``ebmlab.graphs``) reads the margin of its own step (the same float32 value the
-    number would be rounded to in the loss). Put it before :class:`Method` in the bases."""
+    margin_decay_steps (EBGAN, EBGAN-PT, EBGAN-LN). A constant margin is a Python number; a decaying one is a
+    one-element tensor on the method's device (shape [1], not 0-d: dynamo traces a compiled step twice for a 0-d
+    float64 input) that ``prepare_step`` fills before each step, outside the step, so that a step replayed from a
+    captured graph (``ebmlab.graphs``) reads the margin of its own step (the same float32 value the number would be
+    rounded to in the loss). Put it before :class:`Method` in the bases."""
 
     config: Any
     device: torch.device
@@ -135,7 +136,7 @@ class MarginSchedule:
         if c.margin_schedule == "constant":
             return
         if self._margin_now is None:
-            self._margin_now = torch.zeros((), device=self.device)
+            self._margin_now = torch.zeros(1, device=self.device)
         self._margin_now.fill_(margin_at(step, c.margin, c.margin_schedule, c.margin_decay_start,
                                          c.margin_decay_steps))
         self._margin_step = step

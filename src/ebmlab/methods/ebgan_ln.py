@@ -204,7 +204,7 @@ class EBGANLN(MarginSchedule, LatentGenerator, Method):
             return {**self._compiled(functools.partial(_ladder_alone, lad), compile, x_l, y_l, x_u, noise),
                     "margin": self.config.margin}
         m = self.margin(step)
-        margin = m if isinstance(m, Tensor) else torch.tensor(m, device=self.device)
+        margin = m if isinstance(m, Tensor) else torch.full((1,), m, device=self.device)
         if self._compiled is None:
             self._compiled = CompiledPair(self, lad, "ladder", self.G, "generator")
         assert isinstance(self._compiled, CompiledPair)
