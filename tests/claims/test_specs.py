@@ -310,6 +310,15 @@ def test_an_arm_that_evaluates_nothing_cannot_give_its_metric(tmp_path, capsys):
     assert "eval=none" in capsys.readouterr().err and not (tmp_path / "runs").exists()
 
 
+def test_an_arm_with_one_seed_gives_no_spread():
+    """One seed has no standard deviation: the row gives its value alone, not "± 0"."""
+    from ebmlab.claims.render import _arm_text
+
+    assert _arm_text([519.0, None, None], None) == "519 (n = 1)"
+    assert _arm_text([253.0, 536.0, 150.0], None) == "313 ± 199.9 (n = 3)"
+    assert _arm_text(None, {"mean": 4.5, "sd": 0.0, "n": 1}) == "4.5 (n = 1, summary)"
+
+
 def test_a_rows_cpu_seconds_say_over_how_many_seeds_they_were_recorded():
     """A seed whose CPU time is unknown (a run killed after a checkpoint by a version that did not note it) is not
     averaged in silently: the row says the mean is over the seeds recorded."""

@@ -47,11 +47,14 @@ def _mean_sd(vals: list[float]) -> tuple[float, float]:
 
 
 def _arm_text(vals: Any, summ: Any) -> str:
+    """Mean ± sd over an arm's seeds; one value has no spread to give (not "± 0")."""
     if isinstance(vals, list) and any(v is not None for v in vals):
         ok = [v for v in vals if v is not None]
         m, sd = _mean_sd(ok)
-        return f"{_fmt(m)} ± {_fmt(sd)} (n = {len(ok)})"
+        return f"{_fmt(m)} (n = 1)" if len(ok) == 1 else f"{_fmt(m)} ± {_fmt(sd)} (n = {len(ok)})"
     if isinstance(summ, dict):
+        if summ["n"] == 1:
+            return f"{_fmt(summ['mean'])} (n = 1, summary)"
         return f"{_fmt(summ['mean'])} ± {_fmt(summ['sd'])} (n = {summ['n']}, summary)"
     return "—"
 
