@@ -13,6 +13,8 @@ import torch
 def _threads():
     torch.set_num_threads(1)
     yield
+    torch.set_flush_denormal(False)  # a run in this process set it (run option flush_denormal): the next test starts
+    # with PyTorch's default
 
 
 @pytest.fixture(autouse=True)

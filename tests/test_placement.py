@@ -39,6 +39,22 @@ def test_channels_last_applies_to_images_only():
     assert not Placement.resolve(rc, get_dataset("ring8")).channels_last
 
 
+def test_a_cpu_run_flushes_subnormals_unless_told_not_to(tmp_path):
+    """flush_denormal (default on): during a CPU run a subnormal float is zero (x86's FTZ/DAZ), the placement line
+    and the run record say so; off keeps IEEE subnormals, even after a run that flushed them in this process."""
+    tiny = torch.tensor([1e-39])  # subnormal in float32 (the smallest normal is 1.18e-38)
+    assert float(tiny * 1.0) > 0  # PyTorch's default (conftest resets it after each test)
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU has no flush-to-zero (torch.set_flush_denormal returns False)")
+    p = Placement.resolve(RunConfig(device="cpu"), get_dataset("ring8"))
+    assert p.flush_denormal and float(tiny * 1.0) == 0 and "subnormals flushed" in p.describe()
+    off = Placement.resolve(RunConfig(device="cpu", flush_denormal=False), get_dataset("ring8"))
+    assert not off.flush_denormal and float(tiny * 1.0) > 0 and "subnormals" not in off.describe()
+    ebmlab.train("gan", "ring8", out=tmp_path / "r", progress=False,
+                 overrides={"steps": 2, "eval": "none", "loggers": "", "plots": False})
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["sessions"][-1]["flush_denormal"] is True
+
+
 def test_emulated_capture_and_the_methods_word_on_it():
     p = Placement.resolve(RunConfig(device="cpu", graphs="emulate"), get_dataset("ring8"))
     gan = p.for_method(build("gan"))

@@ -204,6 +204,8 @@ class RunConfig:
     ema: float = 0.0  # 0: off
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast of each training step (ebmlab.placement.Placement.autocast)
     channels_last: bool = False  # image data: networks and batches in channels-last memory format
+    # CPU: subnormal floats flushed to zero during the run (ebmlab.placement.Placement.resolve)
+    flush_denormal: bool = True
     # whole training steps replayed from captured graphs (ebmlab.graphs); auto: on CUDA when the method allows
     graphs: Literal["auto", "on", "off", "emulate"] = "auto"
     # the method's step compiled with torch.compile on the CPU (ebmlab.compiled); auto: where it can, for long runs

@@ -85,6 +85,10 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
                     "sampling (0: off; e.g. 0.999)"),
     "precision": ("choice", "arithmetic of the training steps (bf16: autocast of every step to bfloat16; no loss scaling needed)"),
     "channels_last": ("any", "image data: conv networks and batches in channels-last memory format"),
+    "flush_denormal": ("any", "CPU runs: subnormal floats (below 1.2e-38 in float32) flushed to zero, as TensorFlow "
+                              "does by default: an operation on a subnormal operand costs up to ~100x a normal one on "
+                              "x86, and importance weights (IWAE, RWS) make many gradients subnormal; false: IEEE "
+                              "subnormals, PyTorch's default (benchmarks/denormal)"),
     "graphs": ("choice", "replay each kind of training step from a captured CUDA graph: auto (on CUDA when the method's "
                       "steps allow it, else eager, said once), on, off, or emulate (the same replay from recorded "
                       "operations on any device: a slow check that a method's step can be captured; ebmlab.graphs)"),

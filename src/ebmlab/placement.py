@@ -76,6 +76,7 @@ class Placement:
     data_on_device: bool = False  # the training split held on the device, batches drawn there
     precision: str = "fp32"  # bf16: autocast around each step
     channels_last: bool = False  # image batches and networks in channels-last memory format
+    flush_denormal: bool = False  # CPU: subnormal floats flushed to zero (run option flush_denormal)
     pin: bool = False  # host batches page-locked, so that their copy to the device overlaps the step
     graphs: str | None = None  # the capture back-end (cuda, emulate) or None: eager
     eager_because: str | None = None  # why a run with a capture back-end still runs eagerly (for_method)
@@ -88,18 +89,23 @@ class Placement:
     def resolve(cls, rc: RunConfig, ds: Dataset, world: distributed.World | None = None) -> Placement:
         """The placement of run options ``rc`` for data set ``ds`` in this process (of ``world``, joined by
         :func:`join`); refuses what cannot be placed (CUDA absent, a CPU-time budget on a GPU, graphs=on without
-        CUDA, data on the device with loader workers) before anything is written. Sets torch's thread count."""
+        CUDA, data on the device with loader workers) before anything is written. Sets torch's thread count and,
+        on the CPU, whether subnormal floats are flushed to zero (``flush_denormal``; for the whole process: a
+        caller of :func:`ebmlab.train` keeps it after the run)."""
         from . import threads as threads_
 
         threads_.apply(rc.threads, ds.kind)  # the CPUs this process may use; 1 on 2D toys (ebmlab.threads)
         device = pick_device(rc.device, world)
+        flush = rc.flush_denormal and device.type == "cpu" and torch.set_flush_denormal(True)  # False: not x86
+        if device.type == "cpu" and not flush:
+            torch.set_flush_denormal(False)
         if rc.max_cpu_seconds and device.type != "cpu":
             raise EbmlabError(f"max_cpu_seconds counts CPU time, which says nothing of the work on the {device.type} "
                               f"device; use max_seconds (wall time) or max_evals there, or device=cpu")
         return cls(device=device, threads=torch.get_num_threads(),
                    processes=world.size if world else 1, rank=world.rank if world else 0,
                    data_on_device=_data_on_device(rc, ds, device), precision=rc.precision,
-                   channels_last=rc.channels_last and ds.spec.is_image, pin=device.type == "cuda",
+                   channels_last=rc.channels_last and ds.spec.is_image, flush_denormal=flush, pin=device.type == "cuda",
                    graphs=graphs.backend(rc.graphs, device), world=world, compile_mode=rc.compile, steps=rc.steps)
 
     @classmethod
@@ -167,13 +173,14 @@ class Placement:
         return (f"placement: {self.device}, {self.threads} thread{'s' if self.threads != 1 else ''}, "
                 f"{self.processes} process{'es' if self.processes != 1 else ''}, {self.precision}"
                 f"{', channels-last' if self.channels_last else ''}"
+                f"{', subnormals flushed to zero' if self.flush_denormal else ''}"
                 f"{', data on the device' if self.data_on_device else ''}; steps {steps}")
 
     def record(self) -> dict[str, Any]:
         """The placement as the run record (run.json) states it."""
         return {"device": str(self.device), "threads": self.threads, "processes": self.processes,
                 "data_on_device": self.data_on_device, "precision": self.precision,
-                "channels_last": self.channels_last, "pinned": self.pin,
+                "channels_last": self.channels_last, "flush_denormal": self.flush_denormal, "pinned": self.pin,
                 **({"graphs": {"backend": self.graphs, **({"eager_because": self.eager_because}
                                                          if self.eager_because else {})}} if self.graphs else {}),
                 **({"compile": {"mode": self.compile_mode, **({"eager_because": self.not_compiled_because}
