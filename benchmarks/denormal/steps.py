@@ -26,6 +26,8 @@ NAMED = {  # the runs of benchmarks/claims iwae-beats-vae-test-ll (the IWAE pape
                            "lr": 1e-3, "train_k": 50, "objective": "iwae"}),
     "vae_elbo50": ("vae", {"net": "mlp", "hidden": (200, 200), "z_dim": 50, "act": "tanh", "batch_size": 100,
                            "lr": 1e-3, "train_k": 50, "objective": "elbo"}),
+    # kale-beats-gan-paper-nets' KALE arm: the DCGAN 32x32 pair, spectral norm on the energy
+    "kale_dcgan_sn": ("kale", {"net": "dcgan", "width": 32, "e_spectral_norm": True}),
 }
 DEFAULT = ("vae_iwae50:fashion_dynbin,vae_elbo50:fashion_dynbin,rws:fashion_dynbin,bihm:fashion_dynbin,gan:ring8,"
            "vgan:ring8,kale:ring8,ebgan:ring8,lbt:ring8,bib:ring8,vae:ring8,gan:stacked_fashion,kale:stacked_fashion")
