@@ -26,6 +26,8 @@ NAMED = {  # the runs of benchmarks/claims iwae-beats-vae-test-ll (the IWAE pape
                            "lr": 1e-3, "train_k": 50, "objective": "iwae"}),
     "vae_elbo50": ("vae", {"net": "mlp", "hidden": (200, 200), "z_dim": 50, "act": "tanh", "batch_size": 100,
                            "lr": 1e-3, "train_k": 50, "objective": "elbo"}),
+    # ebgan-ln-beats-ladder-1000's EBGAN-LN arm (1000 labels, batch 100)
+    "ebgan_ln_1000": ("ebgan_ln", {"batch_size": 100, "labels": 1000, "margin_decay_steps": 2500}),
     # kale-beats-gan-paper-nets' KALE arm: the DCGAN 32x32 pair, spectral norm on the energy
     "kale_dcgan_sn": ("kale", {"net": "dcgan", "width": 32, "e_spectral_norm": True}),
 }
