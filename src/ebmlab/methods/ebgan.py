@@ -256,7 +256,7 @@ class EBGAN(MarginSchedule, LatentGenerator, Method):
             optimizer_step(self.optimizers["generator"], loss_g, self.recipe)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "energy_real": e_real.mean().detach(),
                 "energy_fake": e_fake.mean().detach(), "hinge_active": (e_fake < m).float().mean().detach(),
-                "margin": m if isinstance(m, float) else m.clone(), "pullaway": f_pt.detach()}
+                "margin": m if isinstance(m, float) else m.clone().reshape(()), "pullaway": f_pt.detach()}
 
     # --- the compiled step (run option compile, ebmlab.compiled) ------------------------------------------------
     def compile_blocker(self) -> str | None:
@@ -277,7 +277,7 @@ class EBGAN(MarginSchedule, LatentGenerator, Method):
         out: dict[str, Tensor | float] = dict(self._pair(functools.partial(ae_loss, self),
                                                          functools.partial(gen_loss, self), zs, compile, batch,
                                                          margin))
-        out["margin"] = m if isinstance(m, float) else m.clone()
+        out["margin"] = m if isinstance(m, float) else m.clone().reshape(())
         return out
 
     def energy(self, x: Tensor) -> Tensor:
