@@ -35,12 +35,13 @@ DEFAULT = ("vae_iwae50:fashion_dynbin,vae_elbo50:fashion_dynbin,rws:fashion_dynb
            "vgan:ring8,kale:ring8,ebgan:ring8,lbt:ring8,bib:ring8,vae:ring8,gan:stacked_fashion,kale:stacked_fashion")
 
 
-def case(spec: str, threads: int, blocks: int, steps: int) -> dict:
+def case(spec: str, blocks: int, steps: int) -> dict:
     name, data = spec.split(":")
     method, over = NAMED.get(name, (name, {}))
     ds = get_dataset(data)
-    m = build_method(resolve_config(method, data, overrides={"seed": 0, **over}), torch.device("cpu"))
-    bs = resolve_config(method, data, overrides=over).run.batch_size
+    cfg = resolve_config(method, data, overrides={"seed": 0, **over})
+    m = build_method(cfg, torch.device("cpu"))
+    bs = cfg.run.batch_size
     g = torch.Generator().manual_seed(0)
     batch = ds.train[torch.randint(0, len(ds.train), (bs,), generator=g)]
     times = {False: [], True: []}
@@ -77,7 +78,7 @@ def main() -> None:
     print("| case | s/step kept | s/step flushed | kept / flushed |")
     print("|---|---|---|---|")
     for spec in a.cases.split(","):
-        r = case(spec, a.threads, a.blocks, a.steps)
+        r = case(spec, a.blocks, a.steps)
         print(f"| {r['case']} | {r['kept']:.4f} | {r['flushed']:.4f} | {r['ratio']:.2f}x |", flush=True)
 
 

@@ -96,9 +96,9 @@ class Placement:
 
         threads_.apply(rc.threads, ds.kind)  # the CPUs this process may use; 1 on 2D toys (ebmlab.threads)
         device = pick_device(rc.device, world)
-        flush = rc.flush_denormal and device.type == "cpu" and torch.set_flush_denormal(True)  # False: not x86
-        if device.type == "cpu" and not flush:
-            torch.set_flush_denormal(False)
+        # set either way (a run after one that flushed gets its own setting); set_flush_denormal is False where the
+        # CPU cannot flush
+        flush = device.type == "cpu" and torch.set_flush_denormal(rc.flush_denormal) and rc.flush_denormal
         if rc.max_cpu_seconds and device.type != "cpu":
             raise EbmlabError(f"max_cpu_seconds counts CPU time, which says nothing of the work on the {device.type} "
                               f"device; use max_seconds (wall time) or max_evals there, or device=cpu")

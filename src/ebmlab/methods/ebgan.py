@@ -141,6 +141,11 @@ class MarginSchedule:
                                          c.margin_decay_steps))
         self._margin_step = step
 
+    @staticmethod
+    def margin_metric(m: float | Tensor) -> float | Tensor:
+        """The margin ``m`` of :meth:`margin` as a step reports it: a number, or a 0-d copy of the [1] tensor."""
+        return m if isinstance(m, float) else m.clone().reshape(())
+
     def margin(self, step: int) -> float | Tensor:
         c = self.config
         if c.margin_schedule == "constant":
@@ -256,7 +261,7 @@ class EBGAN(MarginSchedule, LatentGenerator, Method):
             optimizer_step(self.optimizers["generator"], loss_g, self.recipe)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "energy_real": e_real.mean().detach(),
                 "energy_fake": e_fake.mean().detach(), "hinge_active": (e_fake < m).float().mean().detach(),
-                "margin": m if isinstance(m, float) else m.clone().reshape(()), "pullaway": f_pt.detach()}
+                "margin": self.margin_metric(m), "pullaway": f_pt.detach()}
 
     # --- the compiled step (run option compile, ebmlab.compiled) ------------------------------------------------
     def compile_blocker(self) -> str | None:
@@ -277,7 +282,7 @@ class EBGAN(MarginSchedule, LatentGenerator, Method):
         out: dict[str, Tensor | float] = dict(self._pair(functools.partial(ae_loss, self),
                                                          functools.partial(gen_loss, self), zs, compile, batch,
                                                          margin))
-        out["margin"] = m if isinstance(m, float) else m.clone().reshape(())
+        out["margin"] = self.margin_metric(m)
         return out
 
     def energy(self, x: Tensor) -> Tensor:

@@ -173,7 +173,7 @@ class EBGANLN(MarginSchedule, LatentGenerator, Method):
                 loss_g = e_gen.mean()
                 optimizer_step(self.optimizers["generator"], loss_g, self.recipe)
             out["loss_g"] = loss_g.detach()
-        return {"loss_d": loss_d.detach(), "margin": m if isinstance(m, float) else m.clone().reshape(()), **out}
+        return {"loss_d": loss_d.detach(), "margin": self.margin_metric(m), **out}
 
     def _inputs(self, batch: Tensor, generator: Noise | Tape) -> tuple[Tensor, Tensor, Tensor]:
         """A step's labelled examples (drawn with replacement from the k), their labels and the unlabelled batch,
@@ -211,7 +211,7 @@ class EBGANLN(MarginSchedule, LatentGenerator, Method):
         out: dict[str, Tensor | float] = dict(self._compiled(
             functools.partial(ladder_loss, self), functools.partial(generator_loss, self), [None, None], compile,
             x_l, y_l, x_u, margin, noise))
-        out["margin"] = m if isinstance(m, float) else m.clone().reshape(())
+        out["margin"] = self.margin_metric(m)
         return out
 
     # --- the model ---------------------------------------------------------------------------------------------
