@@ -91,7 +91,7 @@ def test_every_budget_a_spec_may_set_is_accepted_for_every_method(tmp_path):
             assert any(plan["a"].options.get(k) for k in arms_mod.BUDGETS)
 
 
-def test_an_equal_compute_claim_runs_and_records_its_equal_steps_pair(tmp_path):
+def test_an_equal_compute_claim_runs_and_records_its_equal_steps_pair(tmp_path, capsys):
     specs = _spec(tmp_path / "specs", budget="equal_wall_time", seeds=2,
                   over="max_cpu_seconds = 0.6, eval_samples = 200")
     assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs"), "--jobs", "2"]) == 0
@@ -111,6 +111,20 @@ def test_an_equal_compute_claim_runs_and_records_its_equal_steps_pair(tmp_path):
     again = json.loads((specs / "results" / "c.json").read_text())["small"]
     assert again["a"] == r["a"] and again["equal_steps"] == r["equal_steps"]
     assert {p: p.stat().st_mtime for p in before} == before
+    # where each arm's runs trained: this commit; a run an earlier commit trained is reused, and said so
+    here = {r["commit"], r["commit"] + "-dirty"}  # a run's commit says "-dirty" when the tree had changes
+    assert all(len(at) == 1 and at[0] in here for at in [*r["trained_at"].values(), pair["trained_at"][fast]])
+    assert set(r["trained_at"]) == {"a", "b"}
+    record = next((tmp_path / "runs" / "small" / "arms").glob("vgan-*/s1/run.json"))
+    doc = json.loads(record.read_text())
+    doc["sessions"][0]["git_commit"] = "0123456789" * 4
+    record.write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs")]) == 0
+    assert "a: 0123456" in capsys.readouterr().out
+    third = json.loads((specs / "results" / "c.json").read_text())["small"]
+    assert third["trained_at"]["a"][1:] == ["0123456789" * 4] and third["a"] == r["a"]
+    assert "runs trained at other commits, reused: a: 0123456" in render(load_claims(specs))
 
 
 def test_fewer_seeds_never_replace_a_recorded_result_silently(tmp_path, capsys):

@@ -28,7 +28,9 @@ paper reports, *reproduced* only by an equivalence test at the paper's scale, *k
 whose test passes, *untested* with the reason. Scales: **small** (CPU minutes), **medium** (CPU hours or a GPU
 quarter-hour), **paper** (the paper's data, networks, batch and steps). Marks: *transcribed* — the result was copied
 from an earlier benchmark, not produced by `ebmlab claims run`; *stale* — the spec's arms no longer resolve to the
-configurations the result recorded.
+configurations the result recorded; *runs trained at other commits, reused* — some of the runs a result read were
+trained (or resumed) by code at another commit than the result's (each run's `run.json` says where; what changed in
+the source between the commits: `benchmarks/claims/provenance.md`).
 """
 
 
@@ -113,6 +115,23 @@ def _decides(claim: Claim, r: dict[str, Any]) -> str:
     return "settings: " + "; ".join(f"{w} {t}" for w, t in texts.items())
 
 
+def earlier_commits(result: dict[str, Any]) -> str:
+    """The arms whose runs (or equal-steps runs) trained at a commit other than the result's, as "arm: commits"
+    (short hashes), or "" when every run trained at the result's commit or nothing says where they trained. A run
+    trained from a modified tree at the same commit is not flagged here: the result's ``dirty`` says whether the
+    source had changes."""
+    here = result.get("commit")
+    found: dict[str, list[str]] = {}
+    for block in (result, result.get("equal_steps") if isinstance(result.get("equal_steps"), dict) else {}):
+        at = block.get("trained_at")
+        for w, cs in (at.items() if isinstance(at, dict) else ()):
+            for c in cs if isinstance(cs, list) else ():
+                base = c.removesuffix("-dirty") if isinstance(c, str) else None  # runs.git_commit marks changes
+                if base and base != here and base[:7] not in found.setdefault(w, []):
+                    found[w].append(base[:7])
+    return "; ".join(f"{w}: {', '.join(cs)}" for w, cs in found.items() if cs)
+
+
 def measured(claim: Claim) -> str:
     """What was measured at each recorded scale: arm a vs arm b (or the threshold), mean ± sd over seeds, with the
     steps and CPU-seconds each arm got, the references and the deciding settings."""
@@ -137,6 +156,8 @@ def measured(claim: Claim) -> str:
         extra = [x for x in (_budget_text(r, c), _refs_text(r), _decides(claim, r)) if x]
         src = (f"transcribed from `{r.get('recorded_from', '')}`" if r.get("transcribed")
                else f"`{r.get('command', '')}`" + (f" at {str(r['commit'])[:7]}" if r.get("commit") else ""))
+        if other := earlier_commits(r):
+            src += f" (runs trained at other commits, reused: {other})"
         line = f"**{scale}**, {r.get('data', '')}: {c['metric']} {a} vs {b}" + \
             (f" ({'; '.join(extra)})" if extra else "") + f" — {src}"
         pair = r.get("equal_steps")

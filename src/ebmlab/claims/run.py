@@ -198,6 +198,12 @@ def run_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str | 
               "command": command or f"ebmlab claims run {claim.id} --scale {scale}",
               "wall_s": round(time.perf_counter() - t0, 1), **_machine(), **_provenance(),
               "load_1min": round(os.getloadavg()[0], 2), "date": datetime.date.today().isoformat()}
+    from .render import earlier_commits
+
+    if other := earlier_commits(result):
+        say(f"{claim.id}: some runs were trained at another commit than this code's "
+            f"({str(result.get('commit'))[:7]}): {other} — the result records them (trained_at); delete those runs "
+            f"under {root / 'arms'} to train them again on this code")
     return _record(claim, scale, result, replace=replace)
 
 

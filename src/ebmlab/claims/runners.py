@@ -125,6 +125,26 @@ def _references(run_dir: Path, metric: str) -> dict[str, float]:
             if isinstance(v := (s.get(key) or {}).get(base), (int, float)) and not isinstance(v, bool)}
 
 
+def trained_at(run_dirs: list[Path]) -> list[str]:
+    """The commits the sessions of these runs trained at (``run.json``), each once, in order of first use: one commit
+    unless a run resumed across commits or an arm reused a run that an earlier commit trained."""
+    from ..atomic import read_json
+    from ..runs import RunDir
+
+    seen: list[str] = []
+    for d in run_dirs:
+        path = RunDir(d).record_path
+        try:
+            sessions = read_json(path).get("sessions", []) if path.is_file() else []
+        except (EbmlabError, AttributeError):
+            continue
+        for s in sessions if isinstance(sessions, list) else []:
+            c = s.get("git_commit") if isinstance(s, dict) else None
+            if isinstance(c, str) and c not in seen:
+                seen.append(c)
+    return seen
+
+
 def _arm_values(arm: Arm, n_seeds: int, root: Path, done: dict[str, dict[str, Any]]) -> dict[str, Any]:
     vals, steps, cpu, diverged = [], [], [], []
     for s in range(n_seeds):
@@ -137,14 +157,14 @@ def _arm_values(arm: Arm, n_seeds: int, root: Path, done: dict[str, dict[str, An
         c = (r or {}).get("cpu_s")
         cpu.append(round(c, 1) if isinstance(c, (int, float)) else None)
     refs = next((x for s in range(n_seeds) if (x := _references(_dir(root, arm, s), arm.metric))), {})
-    return {"values": vals, "steps": steps, "cpu_s": cpu, "diverged": diverged, "references": refs}
+    return {"values": vals, "steps": steps, "cpu_s": cpu, "diverged": diverged, "references": refs,
+            "trained_at": trained_at([_dir(root, arm, s) for s in range(n_seeds)])}
 
 
 def _assemble(per_arm: dict[str, dict[str, Any]], n: int) -> dict[str, Any]:
     out: dict[str, Any] = {"seeds": list(range(n))}
-    for key, field in (("steps", "steps"), ("cpu_s", "cpu_s"), ("diverged", "diverged"),
-                       ("references", "references")):
-        out[key] = {w: v[field] for w, v in per_arm.items()}
+    for key in ("steps", "cpu_s", "diverged", "references", "trained_at"):
+        out[key] = {w: v.get(key, []) for w, v in per_arm.items()}
     out.update({w: v["values"] for w, v in per_arm.items()})
     return out
 
@@ -203,7 +223,8 @@ def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]]
     values[slow] = _arm_values(arms[slow], n_seeds, root, slow_done)["values"]
     return {"a": values["a"], "b": values["b"], "seeds": list(range(n_seeds)),
             "steps": {w: [steps[slow][s] if s in redo else None for s in range(n_seeds)] for w in ("a", "b")},
-            "retrained": fast, "keys": {fast: [redo[s].key for s in sorted(redo)]}}
+            "retrained": fast, "keys": {fast: [redo[s].key for s in sorted(redo)]},
+            "trained_at": {fast: trained_at([_dir(root, redo[s], s) for s in sorted(redo)])}}
 
 
 def run_grid(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: int, *, root: Path, jobs: int,
@@ -244,12 +265,14 @@ def run_grid(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: in
             vals.append(sum(ok) / len(ok) if ok else None)
             labels.append(label)
         per_arm[w] = {"values": vals, "settings": labels, "diverged": diverged, "references": refs,
-                      "runs": n_set * n_seeds, "steps": steps}
+                      "runs": n_set * n_seeds, "steps": steps,
+                      "trained_at": trained_at([where[(w, g, s)][0] for g in range(n_set) for s in range(n_seeds)])}
     return {**{w: v["values"] for w, v in per_arm.items()},
             "grid_settings": {w: v["settings"] for w, v in per_arm.items()},
             "diverged": {w: v["diverged"] for w, v in per_arm.items()},
             "references": {w: v["references"] for w, v in per_arm.items()},
             "steps": {w: v["steps"] for w, v in per_arm.items()},
+            "trained_at": {w: v["trained_at"] for w, v in per_arm.items()},
             "pairing": f"grid settings by position (each the mean over {n_seeds} seeds); a diverged run scores as "
                        f"the noise floor"}
 
@@ -278,7 +301,8 @@ def run_sr(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: int,
             v = test.get(arm.metric)
             vals.append(float(v) if isinstance(v, (int, float)) else None)
         per_arm[w] = {"values": vals, "steps": [arm.options.get("steps")] * n_seeds, "cpu_s": [None] * n_seeds,
-                      "diverged": [], "references": {}}
+                      "diverged": [], "references": {},
+                      "trained_at": trained_at([_dir(root, arm, s) for s in range(n_seeds)])}
     return _assemble(per_arm, n_seeds)
 
 
@@ -308,7 +332,7 @@ def run_semisup(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds:
             write_json(cache, table)
         errs = json.loads(cache.read_text())["rows"][0]["errors"]
         per_arm[w] = {"values": [100 * e for e in errs], "steps": [steps] * n_seeds, "cpu_s": [None] * n_seeds,
-                      "diverged": [], "references": {}}
+                      "diverged": [], "references": {}, "trained_at": trained_at([d])}
     return _assemble(per_arm, n_seeds)
 
 
