@@ -53,6 +53,13 @@ def test_a_cpu_run_flushes_subnormals_unless_told_not_to(tmp_path):
     ebmlab.train("gan", "ring8", out=tmp_path / "r", progress=False,
                  overrides={"steps": 2, "eval": "none", "loggers": "", "plots": False})
     assert json.loads((tmp_path / "r" / "run.json").read_text())["sessions"][-1]["flush_denormal"] is True
+    # a run loaded for sampling or evaluation computes in its own mode, whatever the process had
+    ebmlab.train("gan", "ring8", out=tmp_path / "kept", progress=False,
+                 overrides={"steps": 2, "eval": "none", "loggers": "", "plots": False, "flush_denormal": False})
+    for run, flushed in (("r", True), ("kept", False)):
+        torch.set_flush_denormal(not flushed)
+        ebmlab.load_run(tmp_path / run, device="cpu")
+        assert (float(tiny * 1.0) == 0) is flushed
 
 
 def test_emulated_capture_and_the_methods_word_on_it():

@@ -33,6 +33,8 @@ def load_run(run_dir: str | Path, device: str | None = None,
     ``device``: cpu, cuda or auto (the default: CUDA when this machine has it, whatever the run was trained on).
     The checkpoint loads onto any device; sampling and evaluation do not need the training device.
     ``checkpoint``: ``latest``, or ``best`` — the model run option ``keep_best`` kept (best.pt).
+    On the CPU the process takes the run's ``flush_denormal`` (subnormal floats flushed to zero or kept), so that
+    sampling and evaluation compute as the run's training and final evaluation did.
     """
     if checkpoint not in ("latest", "best"):
         raise EbmlabError(f"checkpoint must be latest or best, got {checkpoint!r}")
@@ -57,7 +59,7 @@ def load_run(run_dir: str | Path, device: str | None = None,
     if ckpt is None:
         raise EbmlabError(f"{run_dir} has no checkpoint yet; train it first with `ebmlab train {cfg.method} --data "
                           f"{cfg.data} --out {run_dir}`")
-    method = build_method(cfg, Placement.for_inference(device).device)
+    method = build_method(cfg, Placement.for_inference(device, cfg.run.flush_denormal).device)
     method.load_state_dict(ckpt["method_state"], any_device=True)
     method.recipe.use_averaged()  # evaluation and sampling use the moving averages when the run keeps them
     return cfg, method, int(ckpt["step"])

@@ -109,10 +109,16 @@ class Placement:
                    graphs=graphs.backend(rc.graphs, device), world=world, compile_mode=rc.compile, steps=rc.steps)
 
     @classmethod
-    def for_inference(cls, device: str | None) -> Placement:
+    def for_inference(cls, device: str | None, flush_denormal: bool | None = None) -> Placement:
         """Sampling and evaluation of a trained run: the device of ``device`` (cpu, cuda, auto; None: auto) by the
-        same rule as training, one process, eager (the threads as the command set them, ``ebmlab.threads``)."""
-        return cls(device=pick_device(device or "auto"), threads=torch.get_num_threads())
+        same rule as training, one process, eager (the threads as the command set them, ``ebmlab.threads``). On the
+        CPU, ``flush_denormal`` (the run's option; None: leave the process's mode) sets whether subnormal floats are
+        flushed, for the whole process as in training, so that a run evaluates later as its training's final
+        evaluation did."""
+        dev = pick_device(device or "auto")
+        flush = (dev.type == "cpu" and flush_denormal is not None and torch.set_flush_denormal(flush_denormal)
+                 and flush_denormal)
+        return cls(device=dev, threads=torch.get_num_threads(), flush_denormal=bool(flush))
 
     def for_method(self, method: Method) -> Placement:
         """This placement with the method's word on capture: ``eager_because`` says why its steps cannot be
