@@ -122,7 +122,8 @@ def earlier_commits(result: dict[str, Any]) -> str:
     source had changes."""
     here = result.get("commit")
     found: dict[str, list[str]] = {}
-    for block in (result, result.get("equal_steps") if isinstance(result.get("equal_steps"), dict) else {}):
+    pair = result.get("equal_steps")
+    for block in (result, pair if isinstance(pair, dict) else {}):
         at = block.get("trained_at")
         for w, cs in (at.items() if isinstance(at, dict) else ()):
             for c in cs if isinstance(cs, list) else ():
