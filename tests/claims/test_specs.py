@@ -178,6 +178,24 @@ def test_a_spec_of_the_wrong_type_is_named_in_one_line_and_the_rest_still_list(t
     assert "`good`" in page and "Specs that could not be read" in page and "bad.toml" in page
 
 
+@pytest.mark.parametrize("metric, line, said", [
+    ("hq", "effect = 32.0", "0.32"),  # hq is a fraction shown as %: 32 points is 0.32
+    ("hq", "threshold = 90", "0.9"),
+    ("modes", "effect = 32.0", None),  # modes is a count: any positive effect
+])
+def test_an_effect_in_percent_for_a_fraction_metric_is_refused(tmp_path, metric, line, said):
+    """The paper's number in percent against a metric that is a fraction (Metric unit "%") is named at load — the
+    verdict would otherwise weigh an effect 100× too large."""
+    specs = _spec(tmp_path / "specs", metric=metric)
+    f = specs / "c.toml"
+    f.write_text(f.read_text().replace('budget = "equal_steps"', 'budget = "equal_steps"\n' + line))
+    claims, errors = load_all(specs)
+    if said is None:
+        assert [c.id for c in claims] == ["c"] and not errors
+    else:
+        assert not claims and "is a fraction" in errors[str(f)] and said in errors[str(f)]
+
+
 @pytest.mark.parametrize("content, field", [
     ('{"small": [1, 2]}', "must be a table"),
     ('{"small": {"a": ["1", "2", "3"]}}', ".a must be a list of per-seed numbers"),
@@ -314,7 +332,7 @@ overrides = {steps = 4, eval = "none", width = 8}
     assert configs["a"]["semisup"] == {"rho": 0.5} and configs["a"]["method_config"] == configs["b"]["method_config"]
     assert main(["claims", "run", "v", "--specs", str(specs), "--out", str(tmp_path / "runs")]) == 0
     r = json.loads((specs / "results" / "v.json").read_text())["small"]
-    assert len(r["a"]) == len(r["b"]) == 3 and all(0 <= v <= 100 for v in r["a"] + r["b"])
+    assert len(r["a"]) == len(r["b"]) == 3 and all(0 <= v <= 1 for v in r["a"] + r["b"])  # fractions, as test_error
     assert len(list((tmp_path / "runs" / "small" / "arms").iterdir())) == 1  # one augmenting run for both arms
 
 

@@ -9,7 +9,8 @@
 - ``sr``: each arm is an ``ebmlab sr`` model trained and evaluated per seed.
 - ``semisup``: both arms augment a semi-supervised classifier (``ebmlab semisup``'s protocol) with one trained run
   of the arm's method (the run is shared when the arms' training options agree); an arm's ``rho`` weighs its
-  augmentation (0: none), the value of a seed is the classifier's test error in % on that seed's label subset.
+  augmentation (0: none), the value of a seed is the classifier's test error (a fraction, as the metric
+  ``test_error`` is everywhere) on that seed's label subset.
 
 Every runner returns the per-seed (or per-setting) values of each arm with None where a run diverged (its seeds
 listed per arm in ``diverged``), the steps and CPU-seconds the runs got, and each arm's references (noise floor,
@@ -331,7 +332,7 @@ def run_semisup(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds:
                                   seeds=n_seeds, steps=steps, method=method if rho > 0 else None, progress=False)
             write_json(cache, table)
         errs = json.loads(cache.read_text())["rows"][0]["errors"]
-        per_arm[w] = {"values": [100 * e for e in errs], "steps": [steps] * n_seeds, "cpu_s": [None] * n_seeds,
+        per_arm[w] = {"values": [float(e) for e in errs], "steps": [steps] * n_seeds, "cpu_s": [None] * n_seeds,
                       "diverged": [], "references": {}, "trained_at": trained_at([d])}
     return _assemble(per_arm, n_seeds)
 

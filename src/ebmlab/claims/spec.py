@@ -156,10 +156,30 @@ def _check_comparison(c: Any, where: str) -> dict[str, Any]:
     if "effect" in c and c["effect"] <= 0:
         raise EbmlabError(f"{where}: comparison.effect is the paper's difference a − b in the claim's direction "
                           f"(> 0), got {c['effect']!r}")
+    _check_fraction_units(c, where)
     decides = c.get("decides", [])
     if not (isinstance(decides, list) and all(isinstance(x, str) for x in decides)):
         raise EbmlabError(f"{where}: comparison.decides must be a list of option names, got {decides!r}")
     return c
+
+
+def _check_fraction_units(c: dict[str, Any], where: str) -> None:
+    """A metric declared in % (``ebmlab.metadata.Metric``: the value is a fraction, shown × 100) has its effect and
+    threshold as fractions too: an effect above 1 (or a threshold outside [0, 1]) is the paper's number in percent,
+    which the verdict would misread by a factor of 100."""
+    from ..metrics import registry
+
+    m = registry.spec(c["metric"])
+    if m is None or m.unit != "%":
+        return
+    if "effect" in c and c["effect"] > 1:
+        raise EbmlabError(f"{where}: comparison.effect {c['effect']!r} is above 1, but {c['metric']} is a fraction "
+                          f"(shown as %): give the paper's difference as a fraction too ({c['effect']!r} points is "
+                          f"{c['effect'] / 100:g})")
+    if "threshold" in c and not 0 <= c["threshold"] <= 1:
+        raise EbmlabError(f"{where}: comparison.threshold {c['threshold']!r} is outside [0, 1], but {c['metric']} is "
+                          f"a fraction (shown as %): give the threshold as a fraction ({c['threshold'] / 100:g} for "
+                          f"{c['threshold']!r} %)")
 
 
 def _check_scales(s: Any, where: str, runner: str) -> dict[str, dict[str, Any]]:
