@@ -125,6 +125,11 @@ def test_an_equal_compute_claim_runs_and_records_its_equal_steps_pair(tmp_path, 
     third = json.loads((specs / "results" / "c.json").read_text())["small"]
     assert third["trained_at"]["a"][1:] == ["0123456789" * 4] and third["a"] == r["a"]
     assert "runs trained at other commits, reused: a: 0123456" in render(load_claims(specs))
+    # a seed re-trained on later code (benchmarks/claims/tools/reproduce.py --write) is shown beside it
+    doc = json.loads((specs / "results" / "c.json").read_text())
+    doc["small"]["rechecked"] = {"commit": "fedcba9876" * 4, "seed": 0, "arms": {"a": "equal", "b": "equal"}}
+    (specs / "results" / "c.json").write_text(json.dumps(doc))
+    assert "a: 0123456; seed 0 re-trained at fedcba9: a equal, b equal)" in render(load_claims(specs))
 
 
 def test_fewer_seeds_never_replace_a_recorded_result_silently(tmp_path, capsys):

@@ -30,7 +30,8 @@ quarter-hour), **paper** (the paper's data, networks, batch and steps). Marks: *
 from an earlier benchmark, not produced by `ebmlab claims run`; *stale* — the spec's arms no longer resolve to the
 configurations the result recorded; *runs trained at other commits, reused* — some of the runs a result read were
 trained (or resumed) by code at another commit than the result's (each run's `run.json` says where; what changed in
-the source between the commits: `benchmarks/claims/provenance.md`).
+the source between the commits: `benchmarks/claims/provenance.md`), with, where one was made, a seed of each arm
+re-trained on later code and compared with the recorded value (`benchmarks/claims/reproduce.md`).
 """
 
 
@@ -115,6 +116,16 @@ def _decides(claim: Claim, r: dict[str, Any]) -> str:
     return "settings: " + "; ".join(f"{w} {t}" for w, t in texts.items())
 
 
+def _rechecked(r: dict[str, Any]) -> str:
+    """"; seed S re-trained at C: a equal, b equal" where benchmarks/claims/tools/reproduce.py re-trained a seed of
+    each arm on later code and compared it with the recorded value."""
+    c = r.get("rechecked")
+    if not isinstance(c, dict) or not isinstance(c.get("arms"), dict):
+        return ""
+    return (f"; seed {c.get('seed')} re-trained at {str(c.get('commit'))[:7]}: "
+            + ", ".join(f"{w} {o}" for w, o in c["arms"].items()))
+
+
 def earlier_commits(result: dict[str, Any]) -> str:
     """The arms whose runs (or equal-steps runs) trained at a commit other than the result's, as "arm: commits"
     (short hashes), or "" when every run trained at the result's commit or nothing says where they trained. A run
@@ -158,7 +169,7 @@ def measured(claim: Claim) -> str:
         src = (f"transcribed from `{r.get('recorded_from', '')}`" if r.get("transcribed")
                else f"`{r.get('command', '')}`" + (f" at {str(r['commit'])[:7]}" if r.get("commit") else ""))
         if other := earlier_commits(r):
-            src += f" (runs trained at other commits, reused: {other})"
+            src += f" (runs trained at other commits, reused: {other}{_rechecked(r)})"
         line = f"**{scale}**, {r.get('data', '')}: {c['metric']} {a} vs {b}" + \
             (f" ({'; '.join(extra)})" if extra else "") + f" — {src}"
         pair = r.get("equal_steps")
