@@ -36,3 +36,25 @@ def test_probe_on_label_encoding_and_on_noise():
     assert noise == pytest.approx(0.9, abs=0.08)
     pixels = linear_probe(FakeMethod(lambda x: x.flatten(1)), ds)["probe_test_error"]
     assert pixels < 0.1  # raw 8×8 digits are nearly linearly separable
+
+
+def test_the_probe_runs_on_one_thread_and_gives_the_process_its_threads_back():
+    """Features and fit on one thread (torch's pool and the BLAS/OpenMP ones): lbfgs stops at its tolerance, where the
+    rounding of a thread count's reduction order decided a few test images of a real run; the process's threads are
+    restored after."""
+    from threadpoolctl import threadpool_info
+
+    seen = []
+
+    def features(x):
+        seen.append((torch.get_num_threads(), max(p["num_threads"] for p in threadpool_info())))
+        return x.flatten(1)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        linear_probe(FakeMethod(features), get_dataset("digits"))
+        assert seen and all(s == (1, 1) for s in seen)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

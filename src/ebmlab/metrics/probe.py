@@ -5,6 +5,11 @@ EBGAN's code, the VAE's posterior mean) are computed, frozen, on ``n_train`` tra
 split; each feature is standardised with the training mean and standard deviation; a multinomial logistic
 regression (scikit-learn, L2 with C = 1, lbfgs, at most 2000 iterations) is fitted on the training features and
 the test error is reported. The same budget (``n_train``, the regulariser) serves every method.
+
+Features and fit run on one thread (torch's and the BLAS/OpenMP pools, by threadpoolctl): lbfgs stops at its
+tolerance, where float rounding decides a few test images, so with the process's thread count free the same run
+gave 0.1691–0.1697 across four thread settings (benchmarks/claims/reproduce.md); on one thread the value is a
+function of the run (and the machine's libraries) alone.
 """
 
 from __future__ import annotations
@@ -34,7 +39,19 @@ def _features(method, x: torch.Tensor, chunk: int = 1024) -> np.ndarray:
 
 
 def linear_probe(method, dataset: Dataset, *, n_train: int = 10_000, seed: int = 0, c: float = 1.0) -> dict[str, Any]:
-    """Test error of a logistic regression on frozen features (module docstring)."""
+    """Test error of a logistic regression on frozen features (module docstring), on one thread."""
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            return _probe(method, dataset, n_train=n_train, seed=seed, c=c)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _probe(method, dataset: Dataset, *, n_train: int, seed: int, c: float) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
 
     if dataset.train_labels is None or dataset.test_labels is None:
