@@ -132,6 +132,34 @@ def test_an_equal_compute_claim_runs_and_records_its_equal_steps_pair(tmp_path, 
     assert "a: 0123456; seed 0 re-trained at fedcba9: a equal, b equal)" in render(load_claims(specs))
 
 
+def test_a_run_made_with_other_options_is_set_aside_not_read(tmp_path, capsys):
+    """An arm's key hashes the spec's options, not the presets they resolve through: a run made before a preset
+    changed sits under the same key. Its configuration is compared with the arm's today; a run of other options is
+    renamed .superseded-1 and said so, and a fresh run gives the row its value (not the old run's)."""
+    specs = _spec(tmp_path / "specs", seeds=1, over="steps = 20, eval_samples = 200")
+    runs = tmp_path / "runs"
+    assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(runs)]) == 0
+    first = json.loads((specs / "results" / "c.json").read_text())["small"]
+    run = next((runs / "small" / "arms").glob("gan-*/s0"))
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["method_config"]["lr_g"] = 0.5  # as if the preset had said another rate when this run was made
+    (run / "config.json").write_text(json.dumps(cfg))
+    summary = json.loads((run / "summary.json").read_text())
+    summary["metrics"]["modes"] = 99  # what reading the old run would give
+    (run / "summary.json").write_text(json.dumps(summary))
+    capsys.readouterr()
+    assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(runs), "--replace"]) == 0
+    out = capsys.readouterr().out
+    assert "method_config.lr_g: 0.5 there" in out and "set aside as s0.superseded-1" in out
+    assert (run.parent / "s0.superseded-1" / "summary.json").is_file() and (run / "summary.json").is_file()
+    again = json.loads((specs / "results" / "c.json").read_text())["small"]
+    assert again["b"] == first["b"] != [99] and again["a"] == first["a"]  # the fresh run, the same seed's numbers
+    # a run whose options match is read, not set aside
+    capsys.readouterr()
+    assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(runs), "--replace"]) == 0
+    assert "set aside" not in capsys.readouterr().out
+
+
 def test_fewer_seeds_never_replace_a_recorded_result_silently(tmp_path, capsys):
     specs = _spec(tmp_path / "specs")
     (specs / "results").mkdir()

@@ -22,7 +22,8 @@ from pathlib import Path
 from ebmlab.atomic import read_json, write_json
 from ebmlab.claims import arms as arms_mod
 from ebmlab.claims.render import stale
-from ebmlab.claims.runners import trained_at
+from ebmlab.claims import runners
+from ebmlab.claims.runners import other_options, trained_at
 from ebmlab.claims.spec import load_claims
 
 
@@ -56,6 +57,11 @@ def audit(claim, scale: str, result: dict, root: Path) -> tuple[str, dict[str, l
             cells.append(f"{w}: no runs here")
             continue
         found[w] = trained_at(dirs)
+        if claim.runner == "train":  # the arms' own runs: made with the options the arms resolve to today?
+            other = [f"s{seed}: {'; '.join(diffs)}" for seed in range(len(result.get(w) or []))
+                     if (diffs := other_options(runners._task(arm, seed, root, {})))]
+            if other:
+                cells.append(f"{w}: RUNS MADE WITH OTHER OPTIONS ({' | '.join(other)})")
         other = [c for c in dict.fromkeys(c.removesuffix("-dirty") for c in found[w]) if c != here]
         cells.append(f"{w}: {len(dirs)} runs" + (", also trained at " + ", ".join(
             f"{c[:7]} ({changed(c, here)})" for c in other) if other else ""))

@@ -63,13 +63,57 @@ def _finished(run_dir: Path) -> dict[str, Any] | None:
             "cpu_s": rd.trained_cpu_seconds(), "train_s": rd.trained_seconds()}
 
 
+def other_options(task: Task) -> list[str]:
+    """How the run directory of ``task`` was made with other options than the task's ("key: there, now"; empty when
+    it matches or holds no run). The options a resumed run may change (``placement.RESUMABLE``) are not compared; a
+    saved configuration is read as training reads it (options it predates take their defaults)."""
+    from ..atomic import read_json
+    from ..config import config_from_dict, resolve_config
+    from ..placement import RESUMABLE
+    from ..runs import RunDir, _differences
+
+    method, data, seed, overrides, where = task
+    run = RunDir(where)
+    if not run.config_path.is_file():
+        return []
+    now = resolve_config(method, data, overrides={"threads": 1, **overrides, "seed": seed}).to_dict()
+    try:
+        saved = config_from_dict(read_json(run.config_path), run.config_path).to_dict()
+    except EbmlabError as exc:
+        return [f"its config.json cannot be read: {exc}"]
+    keys = ("method", "data", "run", "method_config")
+    return [f"{k}: {a!r} there, {b!r} now" for k, (a, b) in _differences(
+        {k: saved.get(k) for k in keys}, {k: now[k] for k in keys}).items() if k.removeprefix("run.") not in RESUMABLE]
+
+
+def set_aside_if_other(task: Task, say: Callable[[str], Any] = print) -> Path | None:
+    """A run directory made with other options than the task's (:func:`other_options`; the arm's key hashes the
+    spec's options, not the presets they resolve through: a preset changed since leaves the key as it was) is
+    renamed ``<dir>.superseded-<n>`` and said so, so that a fresh run takes its place rather than a finished one of
+    another experiment being read, or a stopped one refusing to resume; returns the new name, None when it matched
+    (or there was none)."""
+    diffs = other_options(task)
+    if not diffs:
+        return None
+    d = Path(task[4])
+    n = 1
+    while (new := d.with_name(f"{d.name}.superseded-{n}")).exists():
+        n += 1
+    d.rename(new)
+    say(f"claims: {d} was made with other options than its arm's today ({'; '.join(diffs)}); set aside as "
+        f"{new.name}, trained again")
+    return new
+
+
 def _execute(tasks: list[Task], jobs: int, root: Path) -> dict[str, dict[str, Any]]:
-    """Run directory → result of each task: finished runs read, the others trained (``jobs`` at a time)."""
+    """Run directory → result of each task: finished runs read (a run of other options set aside:
+    :func:`set_aside_if_other`), the others trained (``jobs`` at a time)."""
     from ..bench.run import _run_all
 
     out: dict[str, dict[str, Any]] = {}
     todo = []
     for t in tasks:
+        set_aside_if_other(t)
         prior = _finished(Path(t[4]))
         if prior is not None:
             out[t[4]] = prior
