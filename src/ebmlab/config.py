@@ -404,10 +404,31 @@ def check_resumable(run: RunDir, cfg: ResolvedConfig, placement: tuple[str, ...]
         if saved.get(key) != getattr(cfg, key):
             raise EbmlabError(f"{run.path} holds a run of {what} {saved.get(key)!r}, not {getattr(cfg, key)!r}; "
                               f"choose another --out for a new run")
-    now = cfg.to_dict()
-    run.check_resume({k: saved[k] for k in ("run", "method_config")}, {k: now[k] for k in ("run", "method_config")},
-                     placement=tuple(f"run.{k}" for k in placement))
+    diffs = option_differences(saved, cfg, placement)
+    if diffs:
+        raise EbmlabError(f"{run.path} was created with different options ("
+                          + "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diffs.items())
+                          + "); resume with the same options or choose another --out")
     return raw.get("data_sha256"), int(saved["run"]["steps"])
+
+
+def saved_config(run: RunDir) -> dict[str, Any]:
+    """A run directory's configuration as training reads it to resume (options it predates take their defaults)."""
+    return config_from_dict(read_json(run.config_path), run.config_path).to_dict()
+
+
+def option_differences(saved: dict[str, Any], cfg: ResolvedConfig, placement: tuple[str, ...]
+                       ) -> dict[str, tuple[Any, Any]]:
+    """{dotted key: (saved, now)} of the method, data set, run and method options where ``cfg`` differs from a
+    saved configuration (:func:`saved_config`), the run options named in ``placement`` aside (those a resumed run
+    may change: ``ebmlab.placement.RESUMABLE``)."""
+    from .runs import _differences
+
+    now = cfg.to_dict()
+    keys = ("method", "data", "run", "method_config")
+    skip = {f"run.{k}" for k in placement}
+    return {k: v for k, v in _differences({k: saved.get(k) for k in keys}, {k: now[k] for k in keys}).items()
+            if k not in skip}
 
 
 def resume_steps(cfg: ResolvedConfig, run: RunDir, saved_steps: int | None, at: int) -> tuple[ResolvedConfig, str]:

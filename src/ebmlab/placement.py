@@ -96,9 +96,7 @@ class Placement:
 
         threads_.apply(rc.threads, ds.kind)  # the CPUs this process may use; 1 on 2D toys (ebmlab.threads)
         device = pick_device(rc.device, world)
-        # set either way (a run after one that flushed gets its own setting); set_flush_denormal is False where the
-        # CPU cannot flush
-        flush = device.type == "cpu" and torch.set_flush_denormal(rc.flush_denormal) and rc.flush_denormal
+        flush = _set_flush_denormal(device, rc.flush_denormal)
         if rc.max_cpu_seconds and device.type != "cpu":
             raise EbmlabError(f"max_cpu_seconds counts CPU time, which says nothing of the work on the {device.type} "
                               f"device; use max_seconds (wall time) or max_evals there, or device=cpu")
@@ -116,9 +114,8 @@ class Placement:
         flushed, for the whole process as in training, so that a run evaluates later as its training's final
         evaluation did."""
         dev = pick_device(device or "auto")
-        flush = (dev.type == "cpu" and flush_denormal is not None and torch.set_flush_denormal(flush_denormal)
-                 and flush_denormal)
-        return cls(device=dev, threads=torch.get_num_threads(), flush_denormal=bool(flush))
+        flush = flush_denormal is not None and _set_flush_denormal(dev, flush_denormal)
+        return cls(device=dev, threads=torch.get_num_threads(), flush_denormal=flush)
 
     def for_method(self, method: Method) -> Placement:
         """This placement with the method's word on capture: ``eager_because`` says why its steps cannot be
@@ -225,6 +222,13 @@ def build_method(cfg: ResolvedConfig, device: torch.device | None = None,
         distributed.attach(method)  # every process starts from rank 0's parameters
     method.recipe = Recipe(method, cfg.run, world)  # its average and clip run at each optimizer_step
     return method
+
+
+def _set_flush_denormal(device: torch.device, wanted: bool) -> bool:
+    """On the CPU, set whether subnormal floats are flushed to zero, either way (a run after one that flushed gets
+    its own setting), for the whole process; whether they now are (``torch.set_flush_denormal`` is False where the
+    CPU cannot flush). Elsewhere nothing is set: False."""
+    return device.type == "cpu" and torch.set_flush_denormal(wanted) and wanted
 
 
 def _data_on_device(rc: RunConfig, ds: Dataset, device: torch.device) -> bool:

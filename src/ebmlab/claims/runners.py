@@ -65,25 +65,21 @@ def _finished(run_dir: Path) -> dict[str, Any] | None:
 
 def other_options(task: Task) -> list[str]:
     """How the run directory of ``task`` was made with other options than the task's ("key: there, now"; empty when
-    it matches or holds no run). The options a resumed run may change (``placement.RESUMABLE``) are not compared; a
-    saved configuration is read as training reads it (options it predates take their defaults)."""
-    from ..atomic import read_json
-    from ..config import config_from_dict, resolve_config
+    it matches or holds no run), compared as a resumed run's are (``config.option_differences``)."""
+    from ..config import option_differences, resolve_config, saved_config
     from ..placement import RESUMABLE
-    from ..runs import RunDir, _differences
+    from ..runs import RunDir
 
     method, data, seed, overrides, where = task
     run = RunDir(where)
     if not run.config_path.is_file():
         return []
-    now = resolve_config(method, data, overrides={"threads": 1, **overrides, "seed": seed}).to_dict()
     try:
-        saved = config_from_dict(read_json(run.config_path), run.config_path).to_dict()
+        saved = saved_config(run)
     except EbmlabError as exc:
         return [f"its config.json cannot be read: {exc}"]
-    keys = ("method", "data", "run", "method_config")
-    return [f"{k}: {a!r} there, {b!r} now" for k, (a, b) in _differences(
-        {k: saved.get(k) for k in keys}, {k: now[k] for k in keys}).items() if k.removeprefix("run.") not in RESUMABLE]
+    now = resolve_config(method, data, overrides={"threads": 1, **overrides, "seed": seed})
+    return [f"{k}: {a!r} there, {b!r} now" for k, (a, b) in option_differences(saved, now, RESUMABLE).items()]
 
 
 def set_aside_if_other(task: Task, say: Callable[[str], Any] = print) -> Path | None:
