@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 ebmbb=${1:-/work/.mirror/gengcong940126+EBM-BB/repo}  # where a fetch of github:gengcong940126/EBM-BB puts it
-[ -e "$ebmbb" ] || { echo "error: no EBM-BB at $ebmbb: pass a checkout (or its bare git directory)" >&2; exit 2; }
+[ "${EBMBB:-1}" = 0 ] || [ -e "$ebmbb" ] || { echo "error: no EBM-BB at $ebmbb: pass a checkout (or its bare git directory)" >&2; exit 2; }
 mkdir -p .git/info
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >>.git/info/exclude
 rm -rf .gpu && mkdir -p .gpu/whl .gpu/ebmbb/EBM-BB .gpu/data/fashion-mnist .gpu/classifiers
@@ -24,13 +24,19 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   --platform manylinux2014_x86_64 -d .gpu/whl POT==0.9.6.post1 zuko==1.6.0 tensorboardX==2.6.5
 python3 -m pip wheel -q --no-deps -w .gpu/whl stochman==0.3.0 torchplot==0.2.0  # source-only: pure-Python wheels
 
-# EBM-BB's official code (commit 3b9ca22 is what benchmarks/official/ was checked with).
-if [ -d "$ebmbb/.git" ] || [ -f "$ebmbb/HEAD" ]; then
+# This commit as a git bundle: the claims part clones it there, so that results record the commit they ran on.
+git bundle create -q .gpu/head.bundle HEAD
+
+# EBM-BB's official code (commit 3b9ca22 is what benchmarks/official/ was checked with); EBMBB=0: without it (the
+# claims and long parts need none).
+if [ "${EBMBB:-1}" = 0 ]; then
+  :
+elif [ -d "$ebmbb/.git" ] || [ -f "$ebmbb/HEAD" ]; then
   git --git-dir="$( [ -d "$ebmbb/.git" ] && echo "$ebmbb/.git" || echo "$ebmbb")" archive HEAD | tar -x -C .gpu/ebmbb/EBM-BB
 else
   cp -r "$ebmbb"/. .gpu/ebmbb/EBM-BB/
 fi
-test -f .gpu/ebmbb/EBM-BB/train/train_image.py
+[ "${EBMBB:-1}" = 0 ] || test -f .gpu/ebmbb/EBM-BB/train/train_image.py
 
 # Fashion-MNIST as the Debian package installs it (the loader checks the decompressed md5s there too).
 cp /usr/share/datasets/fashion-mnist/*-ubyte.gz .gpu/data/fashion-mnist/

@@ -6,6 +6,11 @@
 #   bash benchmarks/gpu/on_device.sh speed METHODS STEPS    # benchmarks/gpu/speed.py for those methods
 #   bash benchmarks/gpu/on_device.sh official STEPS         # speed.py's BiB rows and EBM-BB's train_image.py
 #   bash benchmarks/gpu/on_device.sh long METHODS SECONDS   # one stacked-Fashion run per method, side by side
+#   bash benchmarks/gpu/on_device.sh claims IDS SCALE SECONDS
+#                           # `ebmlab claims run ID --scale SCALE --device cuda` for each claim (comma-separated),
+#                           # stopped by SECONDS; the results, curves and runs come back (claims.tar.part*: cat
+#                           # them into one tar), and a later call carrying its claims-runs.tar.gz in .gpu/ resumes
+#                           # the unfinished runs from their checkpoints
 #
 # Several parts may follow each other in one call (`... tests; ... speed ...`): each writes its own files.
 # Plan for a session's 30 minutes of device time (10 per call; a call that finds no warm machine spends a minute
@@ -37,7 +42,7 @@ work=/tmp/ebmlab-gpu-work
 mkdir -p "$work"
 { date -u; nvidia-smi 2>/dev/null || echo "no nvidia-smi"; python3 -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')"; nproc; } >"$OUT/machine.txt" 2>&1
 
-part=${1:?part: tests, speed, official or long}
+part=${1:?part: tests, speed, official, long or claims}
 case $part in
 tests)
   python3 -m pytest tests/test_graphs.py -n 0 -q -p no:cacheprovider -rs -k cuda 2>&1 | tee "$OUT/tests.log"
@@ -83,7 +88,46 @@ long)
   tar -czf "$OUT/long.tar.gz" -C "$work" --exclude='*.pt' long
   echo "long runs: ${#pids[@]} started, $fail failed, $left still running when archived" | tee "$OUT/long.txt"
   ;;
+claims)
+  ids=${2:?claim ids} scale=${3:?scale} seconds=${4:?seconds}
+  # The claims run from a clone of the commit carried as .gpu/head.bundle (carry.sh), so that each result records
+  # the commit it ran on, as on the CPU; the working tree itself when it is a checkout.
+  src=$root
+  if ! git -C "$root" rev-parse HEAD >/dev/null 2>&1; then
+    if [ -f .gpu/head.bundle ] && command -v git >/dev/null; then
+      rm -rf /tmp/ebmlab-src && git clone -q .gpu/head.bundle /tmp/ebmlab-src && src=/tmp/ebmlab-src
+      export PYTHONPATH=$src/src:$site
+    else
+      echo "note: no git checkout here: the results will record no commit" | tee -a "$OUT/claims.log"
+    fi
+  fi
+  mkdir -p "$work/claims-runs"
+  [ -f .gpu/claims-runs.tar.gz ] && tar -xzf .gpu/claims-runs.tar.gz -C "$work"  # an earlier lease's runs
+  deadline=$((SECONDS + seconds))
+  for id in ${ids//,/ }; do
+    left=$((deadline - SECONDS))
+    [ "$left" -gt 30 ] || { echo "claims: no time left for $id" | tee -a "$OUT/claims.log"; break; }
+    # SIGINT at the deadline: the runs checkpoint and stop as on Ctrl-C, resumable by the next lease
+    (cd "$src" && timeout --signal=INT --kill-after=20 "$left" python3 -m ebmlab claims run "$id" --scale "$scale" \
+      --device "$DEVICE" --jobs "${JOBS:-6}" --out "$work/claims-runs") 2>&1 | tee -a "$OUT/claims.log"
+  done
+  mkdir -p "$work/back/results"
+  cp "$src"/benchmarks/claims/results/*@* "$src"/benchmarks/claims/results/*-"$scale"-cuda-curves.png \
+    "$work/back/results/" 2>/dev/null
+  for id in ${ids//,/ }; do cp "$src/benchmarks/claims/results/$id.json" "$work/back/results/" 2>/dev/null; done
+  # The runs' records, metrics and summaries (no event files); the checkpoints only of runs that did not finish
+  # (no summary.json: what a later lease resumes), in parts of at most 15 MiB (each file that comes back: 16 MiB).
+  (cd "$work" && find claims-runs -name '*.pt' | while read -r f; do
+     d=$(dirname "$f"); while [ "$d" != claims-runs ] && [ ! -f "$d/config.json" ]; do d=$(dirname "$d"); done
+     [ -f "$d/summary.json" ] || echo "$f"; done >"$work/back/keep.txt")
+  tar -cf "$work/back/claims-runs.tar" -C "$work" --exclude='events.out*' --exclude='*.pt' claims-runs
+  [ -s "$work/back/keep.txt" ] && tar -rf "$work/back/claims-runs.tar" -C "$work" -T "$work/back/keep.txt"
+  gzip -f "$work/back/claims-runs.tar"
+  tar -cf "$work/claims.tar" -C "$work/back" .
+  split -b 15m -d -a 1 "$work/claims.tar" "$OUT/claims.tar.part"
+  ls -la "$OUT"
+  ;;
 *)
-  echo "error: unknown part '$part' (tests, speed, official, long)" >&2; exit 2
+  echo "error: unknown part '$part' (tests, speed, official, long, claims)" >&2; exit 2
   ;;
 esac

@@ -66,3 +66,9 @@ def test_a_runs_curve_is_its_periodic_and_final_evaluations_and_the_picture_is_w
     png = curves.plot({"a": [c, c], "b": [c[:2], c[:3]]}, {"a": "GAN", "b": "GAN, shorter"}, "hq",
                       tmp_path / "c.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # on the wall clock (runs on a GPU): the same points at the wall seconds each evaluation recorded
+    w = curves.run_curve(tmp_path / "r", "hq", clock="wall")
+    assert [(p[0], p[2]) for p in w] == [(p[0], p[2]) for p in c]
+    assert [p[1] for p in w[:3]] == [e["train_seconds"] for e in [e for e in evals if e["kind"] == "eval"][:3]]
+    r = curves.readings({"a": [w], "b": [w]}, clock="wall")["equal_compute"]
+    assert set(r["read_at"]) == {"wall_s"} and "wall_s" in r and "cpu_s" not in r

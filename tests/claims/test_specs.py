@@ -396,3 +396,87 @@ def test_a_rows_cpu_seconds_say_over_how_many_seeds_they_were_recorded():
     assert part == "LBT: 100 steps, 15 CPU-s (mean of the 2 of 3 seeds recorded)"
     assert _budget_text({"steps": {"a": [10000, 10000, 10000]}}, arms) == "LBT: 10000 steps"  # not 1e+04
     assert _budget_text({"steps": {"a": [10000, 10003]}}, arms) == "LBT: 10002 steps"  # a mean, to the step
+
+
+CUDA_TABLE = """
+[scale.small.cuda]
+budget_seconds = 2
+eval_every = 10
+"""
+
+
+def test_on_cuda_a_scale_takes_its_cuda_table_and_a_cpu_time_budget_is_refused(tmp_path):
+    """CPU time counts nothing of a GPU's work: on cuda a CPU-seconds budget is refused unless the scale's cuda table
+    gives the budget in wall seconds, which then replaces it (the CPU's arms are unchanged by the table)."""
+    specs = _spec(tmp_path / "specs", budget="equal_wall_time", over="max_cpu_seconds = 5, eval_samples = 200")
+    c = get_claim("c", specs)
+    with pytest.raises(EbmlabError, match=r"\[scale.small.cuda\] table with budget_seconds"):
+        arms_mod.plan(c, "small", "cuda")
+    before = {w: a.key for w, a in arms_mod.plan(c, "small").items()}
+    with (specs / "c.toml").open("a") as fh:
+        fh.write(CUDA_TABLE)
+    c = get_claim("c", specs)
+    assert {w: a.key for w, a in arms_mod.plan(c, "small").items()} == before  # the CPU's experiment as it was
+    gpu = arms_mod.plan(c, "small", "cuda")
+    assert all("max_cpu_seconds" not in a.options and a.options["max_seconds"] == 2 and a.options["eval_every"] == 10
+               and a.options["eval_samples"] == 200 for a in gpu.values())
+    assert not stale(c)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_claims_run_on_cuda_without_it_is_refused_in_one_line(tmp_path, capsys):
+    specs = _spec(tmp_path / "specs")
+    assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs"), "--device",
+                 "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "CUDA is not available" in err and "Traceback" not in err and not (tmp_path / "runs").exists()
+
+
+def _gpu_result(a: list[float], b: list[float]) -> dict:
+    return {"a": a, "b": b, "seeds": [0, 1, 2], "device": "NVIDIA H100 80GB HBM3", "data": "ring8",
+            "command": "ebmlab claims run c --scale small --device cuda", "commit": "ab" * 20,
+            "steps": {"a": [900, 910, 920], "b": [400, 410, 420]}, "wall_s": {"a": [2.0, 2.0, 2.0],
+                                                                             "b": [2.0, 2.0, 2.0]},
+            "cpu_s": {"a": [9.0, 9.0, 9.0], "b": [9.0, 9.0, 9.0]}}
+
+
+def test_a_gpu_result_is_recorded_apart_and_judged_in_its_own_column(tmp_path):
+    """A result of runs on a CUDA device (``small@cuda``) is read beside the CPU's, judged by the same rules in the
+    column "on a GPU" with the device's name and the wall seconds its runs got; the row's verdict stays the CPU's."""
+    from ebmlab.claims.verdict import device_verdicts, verdict
+
+    specs = _spec(tmp_path / "specs")
+    (specs / "results").mkdir()
+    (specs / "results" / "c.json").write_text(json.dumps({"small": {"a": [1, 2, 3], "b": [2, 3, 4]},
+                                                          "small@cuda": _gpu_result([5, 6, 7], [1, 1, 2])}))
+    c = get_claim("c", specs)
+    assert verdict(c).label == "contradicted" and verdict(c).scale == "small"  # the CPU's result decides the row
+    assert device_verdicts(c)["small@cuda"].label == "consistent"
+    page = render([c])
+    assert "| verdict | on a GPU |" in page
+    row = next(line for line in page.splitlines() if "`c`" in line)
+    gpu_cell = row.split(" | ")[-1]
+    assert gpu_cell.startswith("**small@cuda** on NVIDIA H100 80GB HBM3") and "A: 910 steps, 2 wall-s" in gpu_cell
+    assert "verdict: **consistent at small scale**" in gpu_cell and "CPU-s" not in gpu_cell
+    # a claim without one says so with a dash; a key of another device is refused in one line naming the file
+    (specs / "results" / "c.json").write_text(json.dumps({"small": {"a": [1, 2, 3], "b": [2, 3, 4]}}))
+    assert next(line for line in render(load_claims(specs)).splitlines() if "`c`" in line).endswith("| — |")
+    (specs / "results" / "c.json").write_text(json.dumps({"small@tpu": _gpu_result([1, 2, 3], [0, 0, 0])}))
+    with pytest.raises(EbmlabError, match=r"c.json: 'small@tpu' is not a scale"):
+        get_claim("c", specs)
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_claims_run_on_cuda_records_a_gpu_result_read_on_the_wall_clock(tmp_path):
+    specs = _spec(tmp_path / "specs", budget="equal_wall_time", seeds=3,
+                  over="max_cpu_seconds = 5, eval_samples = 200")
+    with (specs / "c.toml").open("a") as fh:
+        fh.write(CUDA_TABLE)
+    assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs"), "--device", "cuda",
+                 "--jobs", "3"]) == 0
+    doc = json.loads((specs / "results" / "c.json").read_text())
+    assert set(doc) == {"small@cuda"}
+    r = doc["small@cuda"]
+    assert r["device"] and r["clock"] == "wall" and all(w >= 2 for w in r["wall_s"]["a"] + r["wall_s"]["b"])
+    assert "wall_s" in r["curve_readings"]["equal_compute"]["read_at"] and "equal_steps" in r
+    assert (tmp_path / "runs" / "small@cuda" / "arms").is_dir()

@@ -30,7 +30,7 @@ NOT_EXPERIMENT = frozenset({"seed", "device", "threads", "num_workers", "data_on
 QUIET = {"plots": False, "loggers": ""}
 # the runners' own keys of an arm or a scale (not run options)
 SEMISUP_KEYS = ("rho",)
-SCALE_KEYS = ("data", "seeds", "overrides", "a", "b", "grid", "data_files", "steps", "steps_source", "probe_shape",
+SCALE_KEYS = ("data", "seeds", "overrides", "a", "b", "cuda", "grid", "data_files", "steps", "steps_source", "probe_shape",
               "note", "labels", "classifier_steps", "sr_scale")
 
 
@@ -79,8 +79,18 @@ def normalise(options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def plan(claim: Claim, scale: str) -> dict[str, Arm]:
-    """Arm → :class:`Arm` at ``scale`` (a threshold claim has arm a only)."""
+def _on_device(raw: dict[str, Any], gpu: dict[str, Any]) -> dict[str, Any]:
+    """An arm's options on a CUDA device: the scale's ``cuda`` overrides on top, a budget named there replacing the
+    arm's (a CPU-seconds budget cannot be kept beside a wall-seconds one)."""
+    if any(BUDGET_ALIASES.get(k, k) in BUDGETS for k in gpu):
+        raw = {k: v for k, v in raw.items() if BUDGET_ALIASES.get(k, k) not in BUDGETS}
+    return {**raw, **gpu}
+
+
+def plan(claim: Claim, scale: str, device: str = "cpu") -> dict[str, Arm]:
+    """Arm → :class:`Arm` at ``scale`` (a threshold claim has arm a only); on ``device`` cuda with the scale's
+    ``cuda`` overrides (:func:`_on_device`), refusing a CPU-seconds budget there, which counts nothing of the GPU's
+    work."""
     if scale not in claim.scales:
         raise EbmlabError(f"{claim.id} has no {scale} scale; it has "
                           f"{', '.join(s for s in claim.scales) or 'none (it is not measured)'}")
@@ -92,6 +102,13 @@ def plan(claim: Claim, scale: str) -> dict[str, Arm]:
         if not isinstance(arm, dict):
             continue
         raw = {**sc.get("overrides", {}), **arm.get("overrides", {}), **sc.get(which, {})}
+        if device == "cuda":
+            raw = _on_device(raw, sc.get("cuda", {}))
+            if normalise(raw).get("max_cpu_seconds"):
+                raise EbmlabError(f"{claim.id}'s {scale} scale budgets its runs in CPU-seconds, which count nothing "
+                                  f"of a GPU's work: give the spec a [scale.{scale}.cuda] table with budget_seconds "
+                                  f"(wall seconds a run) to run it on cuda, or run it with --device cpu; nothing was "
+                                  f"run")
         extra = {k: raw.pop(k) for k in SEMISUP_KEYS if k in raw} if claim.runner == "semisup" else {}
         out[which] = Arm(which, arm["label"], arm["method"], sc["data"], normalise(raw),
                          arm.get("metric", c["metric"]), claim.runner, extra)

@@ -13,6 +13,9 @@ gives both readings:
   read at its last point at or before it — the model it had when that much CPU time was spent, to the resolution
   of its evaluation points.
 
+Runs on a GPU are read on the wall clock instead (``clock="wall"``: ``train_seconds`` and the run's trained
+seconds): their budget is wall time, and CPU time counts nothing of the device's work.
+
 Each reading is a result in the form the verdict rules take (``a``/``b`` per-seed values, ``seeds``, the step and
 CPU time it was read at); :func:`ebmlab.claims.verdict.judge` applies the same rules to it as to the final values.
 """
@@ -23,7 +26,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-Point = tuple[int, float, float]  # (step, CPU seconds trained, metric value)
+Point = tuple[int, float, float]  # (step, seconds trained on the curve's clock — CPU, or wall —, metric value)
+CLOCKS = {"cpu": ("train_cpu_seconds", "cpu_s", "CPU-s"), "wall": ("train_seconds", "wall_s", "wall-s")}
 
 
 def finite_number(v: Any) -> float | None:
@@ -31,9 +35,9 @@ def finite_number(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
-def run_curve(run_dir: Path, metric: str) -> list[Point]:
-    """One run's curve of ``metric``: its periodic evaluations (those that recorded their CPU seconds), then its
-    final evaluation at the run's CPU seconds; points without a finite value are left out."""
+def run_curve(run_dir: Path, metric: str, clock: str = "cpu") -> list[Point]:
+    """One run's curve of ``metric``: its periodic evaluations (those that recorded their seconds on ``clock``), then
+    its final evaluation at the run's trained seconds; points without a finite value are left out."""
     from ..atomic import read_json
     from ..runs import RunDir
 
@@ -42,12 +46,13 @@ def run_curve(run_dir: Path, metric: str) -> list[Point]:
     for rec in rd.read_metrics():
         if rec.get("kind") != "eval" or not isinstance(rec.get("step"), int):
             continue
-        v, cpu = finite_number(rec.get(metric)), finite_number(rec.get("train_cpu_seconds"))
+        v, cpu = finite_number(rec.get(metric)), finite_number(rec.get(CLOCKS[clock][0]))
         if v is not None and cpu is not None:
             points[rec["step"]] = (rec["step"], cpu, v)
     if rd.summary_path.is_file():
         s = read_json(rd.summary_path)
-        v, cpu, step = finite_number((s.get("metrics") or {}).get(metric)), rd.trained_cpu_seconds(), s.get("step")
+        trained = rd.trained_cpu_seconds() if clock == "cpu" else rd.trained_seconds()
+        v, cpu, step = finite_number((s.get("metrics") or {}).get(metric)), trained, s.get("step")
         if v is not None and cpu is not None and isinstance(step, int):
             points[step] = (step, float(cpu), v)
     return [points[k] for k in sorted(points)]
@@ -76,12 +81,13 @@ def _at_cpu(curve: list[Point], cpu: float) -> Point | None:
     return before[-1] if before else None
 
 
-def read_at(curves: dict[str, list[list[Point]]], *, step: int | None = None, cpu: float | None = None
-            ) -> dict[str, Any] | None:
-    """The arms' per-seed values at ``step`` (each run's point there) or at ``cpu`` (each run's last point at or
-    before it), as a result the verdict rules take, with the steps and CPU seconds each value was read at; None
-    when a run has no such point."""
-    out: dict[str, Any] = {"steps": {}, "cpu_s": {}}
+def read_at(curves: dict[str, list[list[Point]]], *, step: int | None = None, cpu: float | None = None,
+            clock: str = "cpu") -> dict[str, Any] | None:
+    """The arms' per-seed values at ``step`` (each run's point there) or at ``cpu`` seconds on ``clock`` (each run's
+    last point at or before it), as a result the verdict rules take, with the steps and seconds each value was read
+    at; None when a run has no such point."""
+    key = CLOCKS[clock][1]
+    out: dict[str, Any] = {"steps": {}, key: {}}
     for arm, runs in curves.items():
         picked = []
         for c in runs:
@@ -92,23 +98,25 @@ def read_at(curves: dict[str, list[list[Point]]], *, step: int | None = None, cp
             picked.append(p)
         out[arm] = [p[2] for p in picked]
         out["steps"][arm] = [p[0] for p in picked]
-        out["cpu_s"][arm] = [round(p[1], 1) for p in picked]
+        out[key][arm] = [round(p[1], 1) for p in picked]
     out["seeds"] = list(range(len(next(iter(curves.values()), []))))
-    out["read_at"] = {"step": step} if step is not None else {"cpu_s": round(cpu or 0.0, 1)}
+    out["read_at"] = {"step": step} if step is not None else {key: round(cpu or 0.0, 1)}
     return out
 
 
-def readings(curves: dict[str, list[list[Point]]]) -> dict[str, Any]:
+def readings(curves: dict[str, list[list[Point]]], clock: str = "cpu") -> dict[str, Any]:
     """Both readings of a claim's curves: ``equal_steps`` at :func:`common_step` and ``equal_compute`` at
-    :func:`common_cpu` (each None where the curves do not allow it)."""
+    :func:`common_cpu` on ``clock`` (each None where the curves do not allow it)."""
     s, c = common_step(curves), common_cpu(curves)
     return {"equal_steps": read_at(curves, step=s) if s is not None else None,
-            "equal_compute": read_at(curves, cpu=c) if c is not None else None}
+            "equal_compute": read_at(curves, cpu=c, clock=clock) if c is not None else None}
 
 
-def plot(curves: dict[str, list[list[Point]]], labels: dict[str, str], metric: str, path: Path) -> Path:
-    """The arms' curves against steps and against CPU seconds, each arm's mean over seeds with the band of its
-    seeds (min to max at the points every seed of the arm has), written to ``path`` (PNG, atomically)."""
+def plot(curves: dict[str, list[list[Point]]], labels: dict[str, str], metric: str, path: Path,
+         clock: str = "cpu") -> Path:
+    """The arms' curves against steps and against seconds on ``clock`` (CPU, or wall), each arm's mean over seeds
+    with the band of its seeds (min to max at the points every seed of the arm has), written to ``path`` (PNG,
+    atomically)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -129,7 +137,8 @@ def plot(curves: dict[str, list[list[Point]]], labels: dict[str, str], metric: s
         for ax, x in zip(axes, (steps, cpu)):
             line, = ax.plot(x, mean, marker="o", ms=3, label=f"{labels.get(arm, arm)} ({len(runs)} seeds)")
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
-    for ax, xl in zip(axes, ("training steps", "CPU seconds trained (mean over seeds)")):
+    for ax, xl in zip(axes, ("training steps", f"{'CPU' if clock == 'cpu' else 'wall'} seconds trained (mean over "
+                                               f"seeds)")):
         ax.set_xlabel(xl)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)

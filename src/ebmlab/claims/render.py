@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import EbmlabError
 from .spec import PAPERS, SCALES, Claim
-from .verdict import Verdict, curve_verdicts, equal_steps_verdict, largest_scale, verdict
+from .verdict import Verdict, curve_verdicts, device_verdicts, equal_steps_verdict, largest_scale, verdict
 
 HEADER = """# The papers' claims, and what ebmlab measured for each
 
@@ -31,7 +31,10 @@ from an earlier benchmark, not produced by `ebmlab claims run`; *stale* — the 
 configurations the result recorded; *runs trained at other commits, reused* — some of the runs a result read were
 trained (or resumed) by code at another commit than the result's (each run's `run.json` says where; what changed in
 the source between the commits: `benchmarks/claims/provenance.md`), with, where one was made, a seed of each arm
-re-trained on later code and compared with the recorded value (`benchmarks/claims/reproduce.md`).
+re-trained on later code and compared with the recorded value (`benchmarks/claims/reproduce.md`). The column *on a
+GPU* holds the results of the same specs run on a CUDA device (`ebmlab claims run ID --scale S --device cuda`, with
+the spec's `[scale.S.cuda]` budget in wall seconds, since CPU time counts nothing of a GPU's work), judged by the same
+rules; the row's verdict is the CPU's.
 """
 
 
@@ -80,11 +83,12 @@ def _budget_text(r: dict[str, Any], c: dict[str, Any]) -> str:
         if w not in c:
             continue
         steps = (r.get("steps") or {}).get(w)
-        cpu = (r.get("cpu_s") or {}).get(w)
+        clock, unit = ("wall_s", "wall-s") if r.get("device") else ("cpu_s", "CPU-s")  # runs on a GPU: wall time
+        cpu = (r.get(clock) or {}).get(w)
         div = (r.get("diverged") or {}).get(w) or []
         if steps is None and cpu is None:
             continue
-        txt = f"{c[w]['label']}: {_mean_of(steps, 'steps')}" + (f", {_mean_of(cpu, 'CPU-s')}" if cpu else "")
+        txt = f"{c[w]['label']}: {_mean_of(steps, 'steps')}" + (f", {_mean_of(cpu, unit)}" if cpu else "")
         parts.append(txt + (f", diverged in {len(div)} ({', '.join(map(str, div))})" if div else ""))
     return "; ".join(parts)
 
@@ -152,34 +156,34 @@ def measured(claim: Claim) -> str:
         return f"`{claim.test}`: {r.get('test', 'not run')}"
     if claim.status == "untested":
         return "—"
-    c = claim.comparison or {}
-    parts = []
-    for scale in SCALES:
-        r = claim.results.get(scale) or {}
-        if not r:
-            continue
-        if isinstance(r.get("diff"), list):
-            parts.append(f"**{scale}**, {r.get('data', '')}: {c['metric']}, {c['a']['label']} − {c['b']['label']} per "
-                         f"seed {', '.join(_fmt(x) for x in r['diff'])} — transcribed from `{r.get('recorded_from', '')}`")
-            continue
-        a = f"{c['a']['label']} {_arm_text(r.get('a'), r.get('a_summary'))}"
-        b = (f"threshold {_fmt(c['threshold'])}" if "threshold" in c
-             else f"{c['b']['label']} {_arm_text(r.get('b'), r.get('b_summary'))}")
-        extra = [x for x in (_budget_text(r, c), _refs_text(r), _decides(claim, r)) if x]
-        src = (f"transcribed from `{r.get('recorded_from', '')}`" if r.get("transcribed")
-               else f"`{r.get('command', '')}`" + (f" at {str(r['commit'])[:7]}" if r.get("commit") else ""))
-        if other := earlier_commits(r):
-            src += f" (runs trained at other commits, reused: {other}{_rechecked(r)})"
-        line = f"**{scale}**, {r.get('data', '')}: {c['metric']} {a} vs {b}" + \
-            (f" ({'; '.join(extra)})" if extra else "") + f" — {src}"
-        pair = r.get("equal_steps")
-        if isinstance(pair, dict):
-            steps = (pair.get("steps") or {}).get("a") or []
-            line += (f"<br>equal steps ({pair.get('retrained', '?')} retrained to the other's steps per seed, "
-                     f"{_mean_of(steps, 'steps')} on average): {c['a']['label']} {_arm_text(pair.get('a'), None)} vs "
-                     f"{c['b']['label']} {_arm_text(pair.get('b'), None)}")
-        parts.append(line)
+    parts = [_result_line(claim, scale, claim.results[scale]) for scale in SCALES if claim.results.get(scale)]
     return "<br>".join(parts) or "not run yet"
+
+
+def _result_line(claim: Claim, scale: str, r: dict[str, Any]) -> str:
+    """One recorded result (``scale``: its key, ``medium@cuda`` for a GPU's) as the page says it."""
+    c = claim.comparison or {}
+    if isinstance(r.get("diff"), list):
+        return (f"**{scale}**, {r.get('data', '')}: {c['metric']}, {c['a']['label']} − {c['b']['label']} per "
+                f"seed {', '.join(_fmt(x) for x in r['diff'])} — transcribed from `{r.get('recorded_from', '')}`")
+    a = f"{c['a']['label']} {_arm_text(r.get('a'), r.get('a_summary'))}"
+    b = (f"threshold {_fmt(c['threshold'])}" if "threshold" in c
+         else f"{c['b']['label']} {_arm_text(r.get('b'), r.get('b_summary'))}")
+    extra = [x for x in (_budget_text(r, c), _refs_text(r), _decides(claim, r)) if x]
+    src = (f"transcribed from `{r.get('recorded_from', '')}`" if r.get("transcribed")
+           else f"`{r.get('command', '')}`" + (f" at {str(r['commit'])[:7]}" if r.get("commit") else ""))
+    if other := earlier_commits(r):
+        src += f" (runs trained at other commits, reused: {other}{_rechecked(r)})"
+    on = f" on {r['device']}" if r.get("device") else ""
+    line = f"**{scale}**{on}, {r.get('data', '')}: {c['metric']} {a} vs {b}" + \
+        (f" ({'; '.join(extra)})" if extra else "") + f" — {src}"
+    pair = r.get("equal_steps")
+    if isinstance(pair, dict):
+        steps = (pair.get("steps") or {}).get("a") or []
+        line += (f"<br>equal steps ({pair.get('retrained', '?')} retrained to the other's steps per seed, "
+                 f"{_mean_of(steps, 'steps')} on average): {c['a']['label']} {_arm_text(pair.get('a'), None)} vs "
+                 f"{c['b']['label']} {_arm_text(pair.get('b'), None)}")
+    return line
 
 
 def _differs(recorded: Any, now: Any) -> bool:
@@ -235,18 +239,28 @@ def _row(claim: Claim, v: Verdict) -> str:
     pvt = (f"<br>paper: {_fmt(pv['value'])}" + (f" ± {_fmt(pv['spread'])}" if "spread" in pv else "")
            + (f" ({pv['where']})" if pv.get("where") else "")) if pv else ""
     note = f" {claim.note}" if claim.note else ""
-    es = equal_steps_verdict(claim) if claim.status == "measured" else None
-    vtext = f"**{v.text}** — {v.detail}" + (f"<br>equal steps: **{es.text}** — {es.detail}" if es else "")
-    if claim.status == "measured":
-        for kind, cv in curve_verdicts(claim).items():
-            vtext += f"<br>curves, {kind.replace('_', ' ')}: **{cv.text}** — {cv.detail}"
-        pic = (claim.results.get(v.scale or "") or {}).get("curves_picture")
-        if pic:
-            vtext += f" ([curves](claims/results/{pic}))"
+    vtext = _verdict_text(claim, v, v.scale) if claim.status == "measured" else f"**{v.text}** — {v.detail}"
     cells = [f"{claim.claim} ({claim.where}) `{claim.id}`",
              measured(claim) + (f"<br>{ev}" if ev else "") + against + pvt + note,
-             "; ".join(setting), scale, vtext]
+             "; ".join(setting), scale, vtext, on_gpu(claim)]
     return "| " + " | ".join(x.replace("|", "\\|").replace("\n", " ") for x in cells) + " |"
+
+
+def _verdict_text(claim: Claim, v: Verdict, key: str | None) -> str:
+    """A measured row's verdict with its equal-steps and curve readings, of the result ``key``."""
+    es = equal_steps_verdict(claim, key)
+    vtext = f"**{v.text}** — {v.detail}" + (f"<br>equal steps: **{es.text}** — {es.detail}" if es else "")
+    for kind, cv in curve_verdicts(claim, key).items():
+        vtext += f"<br>curves, {kind.replace('_', ' ')}: **{cv.text}** — {cv.detail}"
+    pic = (claim.results.get(key or "") or {}).get("curves_picture")
+    return vtext + (f" ([curves](claims/results/{pic}))" if pic else "")
+
+
+def on_gpu(claim: Claim) -> str:
+    """The GPU column: each result of runs on a CUDA device (``<scale>@cuda``) with its verdict by the same rules;
+    "—" where none was recorded."""
+    return "<br>".join(f"{_result_line(claim, key, claim.results[key])}<br>verdict: {_verdict_text(claim, v, key)}"
+                       for key, v in device_verdicts(claim).items()) or "—"
 
 
 def counts(verdicts: dict[str, Verdict]) -> Counter[str]:
@@ -258,7 +272,8 @@ def verdicts_of(claims: list[Claim]) -> dict[str, Verdict]:
     return {c.id: verdict(c, stale=stale(c)) for c in claims}
 
 
-TABLE_HEAD = ["| claim (where in the paper) | measured | networks, budget | scale | verdict |", "|---|---|---|---|---|"]
+TABLE_HEAD = ["| claim (where in the paper) | measured | networks, budget | scale | verdict | on a GPU |",
+              "|---|---|---|---|---|---|"]
 
 
 def render(claims: list[Claim], verdicts: dict[str, Verdict] | None = None, bad: dict[str, str] | None = None) -> str:

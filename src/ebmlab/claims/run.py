@@ -31,7 +31,7 @@ from typing import Any
 
 from ..errors import EbmlabError
 from . import arms as arms_mod
-from .spec import Claim
+from .spec import Claim, result_key
 
 
 def run_known_answer(claim: Claim) -> dict[str, Any]:
@@ -113,7 +113,7 @@ def paper_cost(claim: Claim, scale: str, device: str | None, seeds: int) -> dict
         raise EbmlabError(f"{claim.id}: scale.paper needs probe_shape, the shape of one sample (e.g. [3, 32, 32])")
     steps = int(sc.get("steps", sc.get("overrides", {}).get("steps", 0)))
     out: list[dict[str, Any]] = []
-    for which, arm in arms_mod.plan(claim, scale).items():
+    for which, arm in arms_mod.plan(claim, scale, _device_kind(device)).items():
         if any(a["key"] == arm.key for a in out):
             continue
         from ..config import RunConfig
@@ -172,11 +172,13 @@ def run_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str | 
     if seeds is not None:
         require_int("--seeds", seeds, 1)
     require_int("--jobs", jobs, 1, " (runs at a time)")
-    arms = arms_mod.plan(claim, scale)
+    kind = _device_kind(device)
+    key = result_key(scale, kind)
+    arms = arms_mod.plan(claim, scale, kind)
     sc = dict(claim.scales[scale])
     configs = arms_mod.check(claim, scale, arms)
     n_seeds = seeds or int(sc.get("seeds", 3))
-    _check_replace(claim, scale, n_seeds, replace)
+    _check_replace(claim, key, n_seeds, replace)
     if scale == "paper":
         cost = paper_cost(claim, scale, device, n_seeds)
         say(f"{claim.id} at the paper's scale: " + "; ".join(
@@ -186,8 +188,8 @@ def run_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str | 
             f"(probe: {cost['probe']}); data: {', '.join(cost['data_files']) or 'none'}"
             + (f"; steps from: {sc['steps_source']}" if sc.get("steps_source") else ""))
         _check_data(sc, data_dir)
-    root = (Path(out) if out is not None else Path("claims-runs")) / scale
-    place = {**({"device": device} if device else {}), **({"data_dir": data_dir} if data_dir else {})}
+    root = (Path(out) if out is not None else Path("claims-runs")) / key
+    place = {"device": kind, **({"data_dir": data_dir} if data_dir else {})}
     from .runners import RUNNERS
 
     t0 = time.perf_counter()
@@ -197,14 +199,33 @@ def run_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str | 
     result = {**measured, "data": sc["data"], "arms": configs,
               "command": command or f"ebmlab claims run {claim.id} --scale {scale}",
               "wall_s": round(time.perf_counter() - t0, 1), **_machine(), **_provenance(),
-              "load_1min": round(os.getloadavg()[0], 2), "date": datetime.date.today().isoformat()}
+              "load_1min": round(os.getloadavg()[0], 2), "date": datetime.date.today().isoformat(),
+              **({"device": _gpu_name()} if kind == "cuda" else {})}
     from .render import earlier_commits
 
     if other := earlier_commits(result):
         say(f"{claim.id}: some runs were trained at another commit than this code's "
             f"({str(result.get('commit'))[:7]}): {other} — the result records them (trained_at); delete those runs "
             f"under {root / 'arms'} to train them again on this code")
-    return _record(claim, scale, result, replace=replace)
+    return _record(claim, key, result, replace=replace)
+
+
+def _device_kind(device: str | None) -> str:
+    """cpu or cuda: where ``--device`` (None: the run option's default, auto) puts the runs — CUDA when asked for
+    (refused without it) or when auto finds it."""
+    from ..config import RunConfig
+    from ..placement import device_name
+
+    name = device_name(str(device or RunConfig().device).split(":")[0])
+    if name not in ("cpu", "cuda"):
+        raise EbmlabError(f"claims run --device {device}: the claims' runs train on cpu or cuda")
+    return name
+
+
+def _gpu_name() -> str:
+    import torch
+
+    return str(torch.cuda.get_device_name())
 
 
 def _filled(values: Any) -> int:
@@ -212,7 +233,8 @@ def _filled(values: Any) -> int:
 
 
 def _check_replace(claim: Claim, scale: str, n_seeds: int, replace: bool) -> None:
-    """A recorded result with more seeds than this run will have is not replaced silently (refused before any run)."""
+    """A recorded result with more seeds than this run will have is not replaced silently (refused before any run);
+    ``scale`` is the result's key (``<scale>@cuda`` for a GPU's)."""
     old = claim.results.get(scale) or {}
     had = max(_filled(old.get("a")), int((old.get("a_summary") or {}).get("n", 0)), _filled(old.get("diff")))
     if had > n_seeds and not replace:

@@ -187,7 +187,7 @@ def trained_at(run_dirs: list[Path]) -> list[str]:
 
 
 def _arm_values(arm: Arm, n_seeds: int, root: Path, done: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    vals, steps, cpu, diverged = [], [], [], []
+    vals, steps, cpu, wall, diverged = [], [], [], [], []
     for s in range(n_seeds):
         d = _dir(root, arm, s)
         r = done.get(str(d))
@@ -195,16 +195,17 @@ def _arm_values(arm: Arm, n_seeds: int, root: Path, done: dict[str, dict[str, An
         if r is not None and r.get("status") == "diverged":
             diverged.append(s)
         steps.append((r or {}).get("steps_run"))
-        c = (r or {}).get("cpu_s")
+        c, w = (r or {}).get("cpu_s"), (r or {}).get("train_s")
         cpu.append(round(c, 1) if isinstance(c, (int, float)) else None)
+        wall.append(round(w, 1) if isinstance(w, (int, float)) else None)
     refs = next((x for s in range(n_seeds) if (x := _references(_dir(root, arm, s), arm.metric))), {})
-    return {"values": vals, "steps": steps, "cpu_s": cpu, "diverged": diverged, "references": refs,
+    return {"values": vals, "steps": steps, "cpu_s": cpu, "wall_s": wall, "diverged": diverged, "references": refs,
             "trained_at": trained_at([_dir(root, arm, s) for s in range(n_seeds)])}
 
 
 def _assemble(per_arm: dict[str, dict[str, Any]], n: int) -> dict[str, Any]:
     out: dict[str, Any] = {"seeds": list(range(n))}
-    for key in ("steps", "cpu_s", "diverged", "references", "trained_at"):
+    for key in ("steps", "cpu_s", "wall_s", "diverged", "references", "trained_at"):
         out[key] = {w: v.get(key, []) for w, v in per_arm.items()}
     out.update({w: v["values"] for w, v in per_arm.items()})
     return out
@@ -219,26 +220,27 @@ def run_train(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: i
         return {}
     done = _execute(tasks, jobs, root)
     out = _assemble({w: _arm_values(a, n_seeds, root, done) for w, a in arms.items()}, n_seeds)
-    out.update(_curves(claim, arms, n_seeds, root))
+    out.update(_curves(claim, arms, n_seeds, root, "wall" if place.get("device") == "cuda" else "cpu"))
     if (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}:
         out["equal_steps"] = _equal_steps(arms, n_seeds, out["steps"], root=root, jobs=jobs, place=place)
     return out
 
 
-def _curves(claim: Claim, arms: dict[str, Arm], n_seeds: int, root: Path) -> dict[str, Any]:
+def _curves(claim: Claim, arms: dict[str, Arm], n_seeds: int, root: Path, clock: str = "cpu") -> dict[str, Any]:
     """Where the arms evaluated during training (``eval_every``): their learning curves (``ebmlab.claims.curves``),
-    read at equal steps and at equal compute, and their picture beside the claim's results
-    (``results/<id>-<scale>-curves.png``); nothing where no arm has more than its final point."""
+    read at equal steps and at equal compute (on ``clock``: CPU seconds, or wall seconds for runs on a GPU), and
+    their picture beside the claim's results (``results/<id>-<scale>-curves.png``, the scale as the result's key);
+    nothing where no arm has more than its final point."""
     from . import curves
 
-    got = {w: [curves.run_curve(_dir(root, a, s), a.metric) for s in range(n_seeds)] for w, a in arms.items()}
+    got = {w: [curves.run_curve(_dir(root, a, s), a.metric, clock) for s in range(n_seeds)] for w, a in arms.items()}
     if not any(len(c) > 1 for runs in got.values() for c in runs):
         return {}
-    picture = claim.path.parent / "results" / f"{claim.id}-{root.name}-curves.png"
+    picture = claim.path.parent / "results" / f"{claim.id}-{root.name.replace('@', '-')}-curves.png"
     labels = {w: str(((claim.comparison or {}).get(w) or {}).get("label", w)) for w in arms}
-    curves.plot(got, labels, arms["a"].metric, picture)
+    curves.plot(got, labels, arms["a"].metric, picture, clock)
     return {"curves": {w: [[list(p) for p in c] for c in runs] for w, runs in got.items()},
-            "curve_readings": curves.readings(got), "curves_picture": picture.name}
+            "curve_readings": curves.readings(got, clock), "curves_picture": picture.name, "clock": clock}
 
 
 def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]], *, root: Path, jobs: int,

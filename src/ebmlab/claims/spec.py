@@ -16,7 +16,10 @@ of the paper; ``ebmlab``: a check of ebmlab's own, e.g. a sampler's stationary l
   and ``[scale.small|medium|paper]`` tables: ``data``, ``seeds``, ``overrides`` for every run (``settings =
   "paper"`` among them: the paper's released settings, ``ebmlab.config``), per-arm ``a``/``b`` overrides, for
   ``grid`` the ``grid`` file, and for ``paper`` the ``data_files`` it needs, ``steps`` (with ``steps_source``: where
-  in the paper or its release that length comes from) and the ``probe_shape`` of its samples;
+  in the paper or its release that length comes from) and the ``probe_shape`` of its samples; a ``cuda`` table of
+  overrides applied to every arm when the claim runs on a CUDA device (``claims run --device cuda``): a scale that
+  budgets its runs in CPU-seconds needs one that gives the budget in wall seconds (``budget_seconds``), since CPU
+  time counts nothing of a GPU's work (:func:`ebmlab.claims.arms.plan`);
 - ``status = "known_answer"``: ``test``, the pytest node that checks the known answer;
 - ``status = "untested"``: ``reason``.
 
@@ -28,7 +31,8 @@ A result per scale (written by ``ebmlab claims run``) holds the per-seed values 
 seed; None where a seed diverged, listed per arm in ``diverged``), the steps and CPU-seconds each arm's runs got,
 each arm's resolved configuration (``arms``) and the commit it ran on, the noise and real-data references per arm,
 the command, the machine and the wall time; for an equal-compute claim also ``equal_steps``, the same arms at the
-same step count. Results transcribed from an earlier benchmark (``[recorded.<scale>]`` tables of the spec) are
+same step count. A result of runs on a CUDA device is recorded apart, under ``<scale>@cuda`` (:func:`result_key`),
+with the device's name, and shown in a column of its own. Results transcribed from an earlier benchmark (``[recorded.<scale>]`` tables of the spec) are
 read too, and marked as such on the page.
 
 Loading never stops at one bad file: :func:`load_claims` returns the claims it could read, and :func:`load_all` also
@@ -193,13 +197,19 @@ def _check_scales(s: Any, where: str, runner: str) -> dict[str, dict[str, Any]]:
         seeds = sc.get("seeds", 3)
         if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
             raise EbmlabError(f"{w}.seeds must be an integer ≥ 1, got {seeds!r}")
-        for key in ("overrides", "a", "b"):
+        for key in ("overrides", "a", "b", "cuda"):
             _maybe(sc, key, dict, w)
         if runner == "grid":
             _need(sc, "grid", str, w)
         if "steps" in sc and (not isinstance(sc["steps"], int) or sc["steps"] < 1):
             raise EbmlabError(f"{w}.steps must be an integer ≥ 1, got {sc['steps']!r}")
     return s
+
+
+def result_key(scale: str, device: str) -> str:
+    """Where a result of runs on ``device`` (cpu or cuda) is recorded: the scale's own name for the CPU, else
+    ``<scale>@<device>`` (a column of its own on the page)."""
+    return scale if device == "cpu" else f"{scale}@{device}"
 
 
 def _check_paper_value(pv: Any, where: str) -> dict[str, Any] | None:
@@ -273,8 +283,9 @@ def load_claim(path: Path, results_dir: Path | None = None) -> Claim:
     if not isinstance(ran, dict):
         raise EbmlabError(f"{rf}: results must be a JSON object of scale → result; restore it from version control")
     for s, r in ran.items():
-        if s not in SCALES + ("known_answer",):
-            raise EbmlabError(f"{rf}: '{s}' is not a scale ({', '.join(SCALES)}) or known_answer")
+        if s not in SCALES + ("known_answer",) + tuple(result_key(x, "cuda") for x in SCALES):
+            raise EbmlabError(f"{rf}: '{s}' is not a scale ({', '.join(SCALES)}), a scale's CUDA result "
+                              f"('small@cuda', ...) or known_answer")
         _check_result(r, f"{rf}: {s}")
     recorded = d.get("recorded", {})
     if not isinstance(recorded, dict) or any(s not in SCALES for s in recorded):

@@ -272,14 +272,29 @@ def verdict(claim: Claim, stale: bool = False) -> Verdict:
     return dataclasses.replace(v, marks=marks)
 
 
-def equal_steps_verdict(claim: Claim) -> Verdict | None:
-    """The verdict of an equal-compute claim's equal-steps pair at its largest scale, when recorded."""
-    scale = largest_scale(claim)
-    r = claim.results.get(scale or "", {})
+def equal_steps_verdict(claim: Claim, key: str | None = None) -> Verdict | None:
+    """The verdict of an equal-compute claim's equal-steps pair at its largest scale (or of the result ``key``, e.g.
+    ``medium@cuda``), when recorded."""
+    key = key or largest_scale(claim)
+    r = claim.results.get(key or "", {})
     pair = r.get("equal_steps")
     if not isinstance(pair, dict):
         return None
-    return _judge_reading(claim, r, pair, scale)
+    return _judge_reading(claim, r, pair, scale_of(key))
+
+
+def scale_of(key: str | None) -> str | None:
+    """The scale of a result key (``medium@cuda`` → ``medium``)."""
+    return key.split("@")[0] if key else None
+
+
+def device_verdicts(claim: Claim, device: str = "cuda") -> dict[str, Verdict]:
+    """Result key → verdict of the results recorded from runs on ``device`` (``<scale>@cuda``), by the same rules as
+    the CPU's; none for a claim that is not measured."""
+    if claim.status != "measured":
+        return {}
+    return {key: judge(claim, claim.results[key], scale_of(key) or "small")
+            for s in SCALES if (key := f"{s}@{device}") in claim.results}
 
 
 def _judge_reading(claim: Claim, r: dict[str, Any], reading: dict[str, Any], scale: str | None) -> Verdict:
@@ -288,19 +303,20 @@ def _judge_reading(claim: Claim, r: dict[str, Any], reading: dict[str, Any], sca
     return judge(claim, {**reading, "references": r.get("references"), "diverged": {}}, scale or "small")
 
 
-def curve_verdicts(claim: Claim) -> dict[str, Verdict]:
-    """The verdicts of the learning curves' readings (``ebmlab.claims.curves``) at the largest recorded scale, by
-    the same rules: ``equal_steps`` (at the largest step every run reached) and ``equal_compute`` (at the CPU time
-    every run reached), each with the step or CPU time it was read at in its detail; those not recorded are
-    absent."""
-    scale = largest_scale(claim)
-    r = claim.results.get(scale or "", {})
+def curve_verdicts(claim: Claim, key: str | None = None) -> dict[str, Verdict]:
+    """The verdicts of the learning curves' readings (``ebmlab.claims.curves``) at the largest recorded scale (or of
+    the result ``key``), by the same rules: ``equal_steps`` (at the largest step every run reached) and
+    ``equal_compute`` (at the CPU time — the wall time, for runs on a GPU — every run reached), each with the step
+    or time it was read at in its detail; those not recorded are absent."""
+    key = key or largest_scale(claim)
+    r = claim.results.get(key or "", {})
     out = {}
     for kind, reading in (r.get("curve_readings") or {}).items():
         if not isinstance(reading, dict):
             continue
-        v = _judge_reading(claim, r, reading, scale)
+        v = _judge_reading(claim, r, reading, scale_of(key))
         at = reading.get("read_at") or {}
-        where = f"at step {at['step']}" if "step" in at else f"at {at.get('cpu_s')} CPU-s"
+        where = (f"at step {at['step']}" if "step" in at else f"at {at['wall_s']} wall-s" if "wall_s" in at
+                 else f"at {at.get('cpu_s')} CPU-s")
         out[kind] = dataclasses.replace(v, detail=f"{where}: {v.detail}")
     return out
