@@ -95,7 +95,7 @@ claims)
   src=$root
   if ! git -C "$root" rev-parse HEAD >/dev/null 2>&1; then
     if [ -f .gpu/head.bundle ] && command -v git >/dev/null; then
-      rm -rf /tmp/ebmlab-src && git clone -q .gpu/head.bundle /tmp/ebmlab-src && src=/tmp/ebmlab-src
+      rm -rf /tmp/ebmlab-src && git -c advice.detachedHead=false clone -q .gpu/head.bundle /tmp/ebmlab-src && src=/tmp/ebmlab-src
       export PYTHONPATH=$src/src:$site
     else
       echo "note: no git checkout here: the results will record no commit" | tee -a "$OUT/claims.log"
