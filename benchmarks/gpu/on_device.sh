@@ -91,16 +91,16 @@ long)
 claims)
   ids=${2:?claim ids} scale=${3:?scale} seconds=${4:?seconds}
   # The claims run from a clone of the commit carried as .gpu/head.bundle (carry.sh), so that each result records
-  # the commit it ran on, as on the CPU; the working tree itself when it is a checkout.
+  # the commit it ran on, as on the CPU. Not from the copied working tree: its .git, when one comes along, can be
+  # the session's first checkout, older than the tree (a lease recorded HEAD 2637fcb, "dirty", for code at 2cdc9a9).
   src=$root
-  if ! git -C "$root" rev-parse HEAD >/dev/null 2>&1; then
-    if [ -f .gpu/head.bundle ] && command -v git >/dev/null; then
-      rm -rf /tmp/ebmlab-src && git -c advice.detachedHead=false clone -q .gpu/head.bundle /tmp/ebmlab-src && src=/tmp/ebmlab-src
-      export PYTHONPATH=$src/src:$site
-    else
-      echo "note: no git checkout here: the results will record no commit" | tee -a "$OUT/claims.log"
-    fi
+  if [ -f .gpu/head.bundle ] && command -v git >/dev/null; then
+    rm -rf /tmp/ebmlab-src
+    git -c advice.detachedHead=false clone -q .gpu/head.bundle /tmp/ebmlab-src && src=/tmp/ebmlab-src
+    export PYTHONPATH=$src/src:$site
   fi
+  echo "claims: code from $src at $(git -C "$src" rev-parse HEAD 2>/dev/null || echo 'no commit')" \
+    | tee -a "$OUT/claims.log"
   mkdir -p "$work/claims-runs"
   [ -f .gpu/claims-runs.tar.gz ] && tar -xzf .gpu/claims-runs.tar.gz -C "$work"  # an earlier lease's runs
   deadline=$((SECONDS + seconds))

@@ -686,13 +686,15 @@ def _claims(args) -> None:
               f"are reused)")
         return
     from .claims.render import stale
-    from .claims.verdict import equal_steps_verdict
+    from .claims.verdict import device_verdicts, equal_steps_verdict
 
     c = get_claim(args.id, args.specs)
-    v = verdict(c, stale=stale(c))
-    print(f"{claim.id}: {v.text} — {v.detail}")
-    if (es := equal_steps_verdict(c)) is not None:
-        print(f"{claim.id} at equal steps: {es.text} — {es.detail}")
+    key = f"{args.scale}@cuda" if res.get("device") else None  # runs on a GPU: judged apart from the CPU's
+    v = device_verdicts(c)[key] if key else verdict(c, stale=stale(c))
+    on = f" on {res['device']}" if key else ""
+    print(f"{claim.id}{on}: {v.text} — {v.detail}")
+    if (es := equal_steps_verdict(c, key)) is not None:
+        print(f"{claim.id}{on} at equal steps: {es.text} — {es.detail}")
 
 
 def _add_claims(sub: Any) -> None:

@@ -403,6 +403,7 @@ CUDA_TABLE = """
 budget_seconds = 2
 eval_every = 10
 """
+CHEAP_CUDA_TABLE = CUDA_TABLE.replace("eval_every = 10", "eval_every = 100")  # a few evaluations a run
 
 
 def test_on_cuda_a_scale_takes_its_cuda_table_and_a_cpu_time_budget_is_refused(tmp_path):
@@ -435,8 +436,8 @@ def test_claims_run_on_cuda_without_it_is_refused_in_one_line(tmp_path, capsys):
 def _gpu_result(a: list[float], b: list[float]) -> dict:
     return {"a": a, "b": b, "seeds": [0, 1, 2], "device": "NVIDIA H100 80GB HBM3", "data": "ring8",
             "command": "ebmlab claims run c --scale small --device cuda", "commit": "ab" * 20,
-            "steps": {"a": [900, 910, 920], "b": [400, 410, 420]}, "wall_s": {"a": [2.0, 2.0, 2.0],
-                                                                             "b": [2.0, 2.0, 2.0]},
+            "steps": {"a": [900, 910, 920], "b": [400, 410, 420]}, "train_s": {"a": [2.0, 2.0, 2.0],
+                                                                              "b": [2.0, 2.0, 2.0]},
             "cpu_s": {"a": [9.0, 9.0, 9.0], "b": [9.0, 9.0, 9.0]}}
 
 
@@ -458,6 +459,26 @@ def test_a_gpu_result_is_recorded_apart_and_judged_in_its_own_column(tmp_path):
     gpu_cell = row.split(" | ")[-1]
     assert gpu_cell.startswith("**small@cuda** on NVIDIA H100 80GB HBM3") and "A: 910 steps, 2 wall-s" in gpu_cell
     assert "verdict: **consistent at small scale**" in gpu_cell and "CPU-s" not in gpu_cell
+    # a result without its runs' train_s reads each run's wall seconds at its curve's last point (final evaluation)
+    from ebmlab.claims.render import _budget_text
+
+    old = {**_gpu_result([5, 6, 7], [1, 1, 2]), "clock": "wall",
+           "curves": {"a": [[[10, 1.0, 5], [910, 2.5, 5]]] * 3, "b": [[[410, 2.0, 1]]] * 3}}
+    del old["train_s"]
+    assert _budget_text(old, {"a": {"label": "A"}, "b": {"label": "B"}}) == "A: 910 steps, 2.5 wall-s; B: 410 " \
+                                                                           "steps, 2 wall-s"
+    # the spec changed since the GPU's runs: the column marks its verdict stale (the CPU's row is judged apart)
+    from ebmlab.claims.arms import check, plan
+
+    (specs / "c.toml").write_text((specs / "c.toml").read_text() + CUDA_TABLE)
+    c = get_claim("c", specs)
+    rec = {**_gpu_result([5, 6, 7], [1, 1, 2]), "arms": check(c, "small", plan(c, "small", "cuda"))}
+    (specs / "results" / "c.json").write_text(json.dumps({"small@cuda": rec}))
+    assert not stale(get_claim("c", specs), "small@cuda")
+    (specs / "c.toml").write_text((specs / "c.toml").read_text().replace("budget_seconds = 2", "budget_seconds = 3"))
+    c = get_claim("c", specs)
+    assert stale(c, "small@cuda") and not stale(c)
+    assert "verdict: **consistent at small scale (stale)**" in render([c])
     # a claim without one says so with a dash; a key of another device is refused in one line naming the file
     (specs / "results" / "c.json").write_text(json.dumps({"small": {"a": [1, 2, 3], "b": [2, 3, 4]}}))
     assert next(line for line in render(load_claims(specs)).splitlines() if "`c`" in line).endswith("| — |")
@@ -471,12 +492,12 @@ def test_claims_run_on_cuda_records_a_gpu_result_read_on_the_wall_clock(tmp_path
     specs = _spec(tmp_path / "specs", budget="equal_wall_time", seeds=3,
                   over="max_cpu_seconds = 5, eval_samples = 200")
     with (specs / "c.toml").open("a") as fh:
-        fh.write(CUDA_TABLE)
+        fh.write(CHEAP_CUDA_TABLE)
     assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs"), "--device", "cuda",
                  "--jobs", "3"]) == 0
     doc = json.loads((specs / "results" / "c.json").read_text())
     assert set(doc) == {"small@cuda"}
     r = doc["small@cuda"]
-    assert r["device"] and r["clock"] == "wall" and all(w >= 2 for w in r["wall_s"]["a"] + r["wall_s"]["b"])
+    assert r["device"] and r["clock"] == "wall" and all(w >= 2 for w in r["train_s"]["a"] + r["train_s"]["b"])
     assert "wall_s" in r["curve_readings"]["equal_compute"]["read_at"] and "equal_steps" in r
     assert (tmp_path / "runs" / "small@cuda" / "arms").is_dir()

@@ -108,15 +108,15 @@ def readings(curves: dict[str, list[list[Point]]], clock: str = "cpu") -> dict[s
     """Both readings of a claim's curves: ``equal_steps`` at :func:`common_step` and ``equal_compute`` at
     :func:`common_cpu` on ``clock`` (each None where the curves do not allow it)."""
     s, c = common_step(curves), common_cpu(curves)
-    return {"equal_steps": read_at(curves, step=s) if s is not None else None,
+    return {"equal_steps": read_at(curves, step=s, clock=clock) if s is not None else None,
             "equal_compute": read_at(curves, cpu=c, clock=clock) if c is not None else None}
 
 
 def plot(curves: dict[str, list[list[Point]]], labels: dict[str, str], metric: str, path: Path,
          clock: str = "cpu") -> Path:
     """The arms' curves against steps and against seconds on ``clock`` (CPU, or wall), each arm's mean over seeds
-    with the band of its seeds (min to max at the points every seed of the arm has), written to ``path`` (PNG,
-    atomically)."""
+    with the band of its seeds (min to max at the points every seed of the arm has) and, as crosses, each run's last
+    point where the seeds ended at different steps (a budget's end), written to ``path`` (PNG, atomically)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -134,9 +134,12 @@ def plot(curves: dict[str, list[list[Point]]], labels: dict[str, str], metric: s
         mean = [sum(col) / len(col) for col in zip(*vals)]
         lo, hi = [min(col) for col in zip(*vals)], [max(col) for col in zip(*vals)]
         cpu = [sum(p[1] for p in col) / len(col) for col in zip(*rows)]
-        for ax, x in zip(axes, (steps, cpu)):
+        for i, (ax, x) in enumerate(zip(axes, (steps, cpu))):
             line, = ax.plot(x, mean, marker="o", ms=3, label=f"{labels.get(arm, arm)} ({len(runs)} seeds)")
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
+            # each run's last point (its final evaluation), where the seeds stopped at different steps
+            ends = [c[-1] for c in runs if c and c[-1][0] not in steps]
+            ax.plot([p[i] for p in ends], [p[2] for p in ends], "x", ms=5, color=line.get_color())
     for ax, xl in zip(axes, ("training steps", f"{'CPU' if clock == 'cpu' else 'wall'} seconds trained (mean over "
                                                f"seeds)")):
         ax.set_xlabel(xl)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -83,14 +84,23 @@ def _budget_text(r: dict[str, Any], c: dict[str, Any]) -> str:
         if w not in c:
             continue
         steps = (r.get("steps") or {}).get(w)
-        clock, unit = ("wall_s", "wall-s") if r.get("device") else ("cpu_s", "CPU-s")  # runs on a GPU: wall time
-        cpu = (r.get(clock) or {}).get(w)
+        unit = "wall-s" if r.get("device") else "CPU-s"  # runs on a GPU: the wall seconds their loops trained
+        cpu = _train_seconds(r, w) if r.get("device") else (r.get("cpu_s") or {}).get(w)
         div = (r.get("diverged") or {}).get(w) or []
         if steps is None and cpu is None:
             continue
         txt = f"{c[w]['label']}: {_mean_of(steps, 'steps')}" + (f", {_mean_of(cpu, unit)}" if cpu else "")
         parts.append(txt + (f", diverged in {len(div)} ({', '.join(map(str, div))})" if div else ""))
     return "; ".join(parts)
+
+
+def _train_seconds(r: dict[str, Any], w: str) -> list[Any] | None:
+    """The wall seconds arm ``w``'s runs trained (``train_s``), or, in a result recorded before that was kept, the
+    wall seconds of each run's last curve point (its final evaluation, at the seconds its loop trained)."""
+    got = (r.get("train_s") or {}).get(w)
+    if got is None and isinstance(r.get("curves"), dict) and r.get("clock") == "wall":
+        got = [c[-1][1] if c else None for c in r["curves"].get(w) or []] or None
+    return got
 
 
 def _refs_text(r: dict[str, Any]) -> str:
@@ -117,7 +127,7 @@ def _decides(claim: Claim, r: dict[str, Any]) -> str:
     texts = {w: options_text(cfg, names) for w, cfg in arms.items()}
     if len(set(texts.values())) == 1:
         return f"settings: {next(iter(texts.values()))}"
-    return "settings: " + "; ".join(f"{w} {t}" for w, t in texts.items())
+    return "settings: " + "; ".join(f"{w} {t}" for w, t in texts.items() if t)
 
 
 def _rechecked(r: dict[str, Any]) -> str:
@@ -171,7 +181,8 @@ def _result_line(claim: Claim, scale: str, r: dict[str, Any]) -> str:
          else f"{c['b']['label']} {_arm_text(r.get('b'), r.get('b_summary'))}")
     extra = [x for x in (_budget_text(r, c), _refs_text(r), _decides(claim, r)) if x]
     src = (f"transcribed from `{r.get('recorded_from', '')}`" if r.get("transcribed")
-           else f"`{r.get('command', '')}`" + (f" at {str(r['commit'])[:7]}" if r.get("commit") else ""))
+           else f"`{r.get('command', '')}`" + (f" at {str(r['commit'])[:7]}" if r.get("commit") else "")
+           + (" with uncommitted changes to the source" if r.get("dirty") is True else ""))
     if other := earlier_commits(r):
         src += f" (runs trained at other commits, reused: {other}{_rechecked(r)})"
     on = f" on {r['device']}" if r.get("device") else ""
@@ -194,19 +205,21 @@ def _differs(recorded: Any, now: Any) -> bool:
     return bool(recorded != now)
 
 
-def stale(claim: Claim) -> bool:
-    """Whether the spec's arms at the largest recorded scale resolve to other configurations than the result
-    recorded (a result without recorded configurations is transcribed, not stale; :func:`_differs`)."""
+def stale(claim: Claim, key: str | None = None) -> bool:
+    """Whether the spec's arms at the largest recorded scale (or for the result ``key``, e.g. ``medium@cuda``, on
+    its device) resolve to other configurations than the result recorded (a result without recorded configurations
+    is transcribed, not stale; :func:`_differs`)."""
     from .arms import plan, resolved
 
-    scale = largest_scale(claim)
-    if claim.status != "measured" or scale is None:
+    key = key or largest_scale(claim)
+    if claim.status != "measured" or key is None:
         return False
-    recorded = (claim.results.get(scale) or {}).get("arms")
+    recorded = (claim.results.get(key) or {}).get("arms")
     if not isinstance(recorded, dict):
         return False
+    scale, _, device = key.partition("@")
     try:
-        arms = plan(claim, scale)
+        arms = plan(claim, scale, device or "cpu")
         now = {w: resolved(a) for w, a in arms.items()}
     except EbmlabError:
         return True
@@ -259,7 +272,8 @@ def _verdict_text(claim: Claim, v: Verdict, key: str | None) -> str:
 def on_gpu(claim: Claim) -> str:
     """The GPU column: each result of runs on a CUDA device (``<scale>@cuda``) with its verdict by the same rules;
     "—" where none was recorded."""
-    return "<br>".join(f"{_result_line(claim, key, claim.results[key])}<br>verdict: {_verdict_text(claim, v, key)}"
+    return "<br>".join(f"{_result_line(claim, key, claim.results[key])}<br>verdict: "
+                       f"{_verdict_text(claim, replace(v, marks=v.marks + (('stale',) if stale(claim, key) else ())), key)}"
                        for key, v in device_verdicts(claim).items()) or "—"
 
 

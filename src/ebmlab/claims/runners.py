@@ -199,13 +199,13 @@ def _arm_values(arm: Arm, n_seeds: int, root: Path, done: dict[str, dict[str, An
         cpu.append(round(c, 1) if isinstance(c, (int, float)) else None)
         wall.append(round(w, 1) if isinstance(w, (int, float)) else None)
     refs = next((x for s in range(n_seeds) if (x := _references(_dir(root, arm, s), arm.metric))), {})
-    return {"values": vals, "steps": steps, "cpu_s": cpu, "wall_s": wall, "diverged": diverged, "references": refs,
+    return {"values": vals, "steps": steps, "cpu_s": cpu, "train_s": wall, "diverged": diverged, "references": refs,
             "trained_at": trained_at([_dir(root, arm, s) for s in range(n_seeds)])}
 
 
 def _assemble(per_arm: dict[str, dict[str, Any]], n: int) -> dict[str, Any]:
     out: dict[str, Any] = {"seeds": list(range(n))}
-    for key in ("steps", "cpu_s", "wall_s", "diverged", "references", "trained_at"):
+    for key in ("steps", "cpu_s", "train_s", "diverged", "references", "trained_at"):
         out[key] = {w: v.get(key, []) for w, v in per_arm.items()}
     out.update({w: v["values"] for w, v in per_arm.items()})
     return out
