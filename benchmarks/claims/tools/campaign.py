@@ -9,7 +9,8 @@ resumable under claims-runs/). Its log: claims-runs/campaign.log.
 ``--scale medium`` runs the headline comparisons' medium scale (``MEDIUM``, the issue's ~10 wall-hours on a 2-core
 CPU: benchmarks/claims/medium.md) the same way; a claim is done when its medium result was recorded by claims run.
 
-Run it from a clean checkout of a commit (a worktree) so that every result records that commit with no uncommitted
+``touch OUT/campaign.stop`` stops it between two claims (the file is removed), e.g. to move its worktree to a later
+commit without runs of one claim spanning two commits. Run it from a clean checkout of a commit (a worktree) so that every result records that commit with no uncommitted
 change (``dirty`` false); results recorded from a tree with changes, or whose spec changed since (stale), are run again (their runs are reused).
 """
 
@@ -68,9 +69,15 @@ def main() -> None:
     a = ap.parse_args()
     log = Path(a.out) / "campaign.log"
     log.parent.mkdir(exist_ok=True)
+    stop = Path(a.out) / "campaign.stop"
     for cid in a.ids or (MEDIUM if a.scale == "medium" else ORDER):
         if done(cid, a.scale):
             continue
+        if stop.exists():  # `touch OUT/campaign.stop`: stop between claims (to move the worktree to another commit)
+            stop.unlink()
+            with log.open("a") as fh:
+                fh.write(f"{time.strftime('%H:%M:%S')} stopped on request ({stop}) before {cid}\n")
+            return
         t0 = time.time()
         with log.open("a") as fh:
             fh.write(f"{time.strftime('%H:%M:%S')} start {cid}{'' if a.scale == 'small' else ' ' + a.scale}\n")
