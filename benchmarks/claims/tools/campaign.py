@@ -9,6 +9,11 @@ resumable under claims-runs/). Its log: claims-runs/campaign.log.
 ``--scale medium`` runs the headline comparisons' medium scale (``MEDIUM``, the issue's ~10 wall-hours on a 2-core
 CPU: benchmarks/claims/medium.md) the same way; a claim is done when its medium result was recorded by claims run.
 
+Across sessions: a fresh checkout has no ``claims-runs/``; the finished runs are kept in the repository by
+``python benchmarks/claims/tools/keep_runs.py save`` (records, summaries and evaluation lines, a few kB a run; commit
+``benchmarks/claims/runs/``) and put back by ``keep_runs.py restore`` before the campaign starts again, so only the runs
+under way when a session ended are trained again.
+
 ``touch OUT/campaign.stop`` stops it between two claims (the file is removed), e.g. to move its worktree to a later
 commit without runs of one claim spanning two commits. Run it from a clean checkout of a commit (a worktree) so that every result records that commit with no uncommitted
 change (``dirty`` false); results recorded from a tree with changes, or whose spec changed since (stale), are run again (their runs are reused).
