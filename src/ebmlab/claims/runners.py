@@ -220,7 +220,8 @@ def run_train(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: i
         return {}
     done = _execute(tasks, jobs, root)
     out = _assemble({w: _arm_values(a, n_seeds, root, done) for w, a in arms.items()}, n_seeds)
-    out.update(_curves(claim, arms, n_seeds, root, "wall" if place.get("device") == "cuda" else "cpu"))
+    out["clock"] = "wall" if place.get("device") == "cuda" else "cpu"  # what equal compute is read on
+    out.update(_curves(claim, arms, n_seeds, root, out["clock"]))
     if (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}:
         out["equal_steps"] = _equal_steps(arms, n_seeds, out["steps"], root=root, jobs=jobs, place=place)
     return out
@@ -240,7 +241,7 @@ def _curves(claim: Claim, arms: dict[str, Arm], n_seeds: int, root: Path, clock:
     labels = {w: str(((claim.comparison or {}).get(w) or {}).get("label", w)) for w in arms}
     curves.plot(got, labels, arms["a"].metric, picture, clock)
     return {"curves": {w: [[list(p) for p in c] for c in runs] for w, runs in got.items()},
-            "curve_readings": curves.readings(got, clock), "curves_picture": picture.name, "clock": clock}
+            "curve_readings": curves.readings(got, clock), "curves_picture": picture.name}
 
 
 def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]], *, root: Path, jobs: int,
