@@ -11,7 +11,7 @@ CPU: benchmarks/claims/medium.md) the same way; a claim is done when its medium 
 
 Across sessions: a fresh checkout has no ``claims-runs/``; the finished runs are kept in the repository by
 ``python benchmarks/claims/tools/keep_runs.py save`` (records, summaries and evaluation lines, a few kB a run; commit
-``benchmarks/claims/runs/``) and put back by ``keep_runs.py restore`` before the campaign starts again, so only the runs
+``benchmarks/claims/kept-runs/``) and put back by ``keep_runs.py restore`` before the campaign starts again, so only the runs
 under way when a session ended are trained again.
 
 ``touch OUT/campaign.stop`` stops it between two claims (the file is removed), e.g. to move its worktree to a later

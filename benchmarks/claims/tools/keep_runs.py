@@ -1,8 +1,8 @@
 """The claims campaign's finished runs kept in the repository, so that a campaign resumes in a later session on a
 fresh checkout (where its run directory, ``claims-runs/``, is gone) without training them again.
 
-    python benchmarks/claims/tools/keep_runs.py save [--out claims-runs] [--to benchmarks/claims/runs]
-    python benchmarks/claims/tools/keep_runs.py restore [--out claims-runs] [--to benchmarks/claims/runs]
+    python benchmarks/claims/tools/keep_runs.py save [--out claims-runs] [--to benchmarks/claims/kept-runs]
+    python benchmarks/claims/tools/keep_runs.py restore [--out claims-runs] [--to benchmarks/claims/kept-runs]
 
 ``save`` copies, from every *finished* run under ``OUT/<scale>/arms/<key>/<run>`` (its summary written and, for a
 trained run, its last session ended by its steps or its budget: ``ebmlab.claims.runners._finished``), what ``claims
@@ -82,7 +82,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=["save", "restore"])
     ap.add_argument("--out", default="claims-runs", help="the campaign's run directory")
-    ap.add_argument("--to", default="benchmarks/claims/runs", help="where the finished runs are kept (committed)")
+    ap.add_argument("--to", default="benchmarks/claims/kept-runs", help="where the finished runs are kept (committed)")
     a = ap.parse_args()
     out, to = Path(a.out), Path(a.to)
     if a.what == "save":
