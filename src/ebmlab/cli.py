@@ -658,11 +658,14 @@ def _claims(args) -> None:
         if args.claims_command == "list":
             from .claims.arms import small_cost
             from .claims.render import stale
+            from .claims.verdict import device_verdicts
 
             for c in claims:
                 v = verdict(c, stale=stale(c))
                 scales = ",".join(c.scales) or c.status.replace("_", " ")
-                print(f"{c.id:<40} {c.paper:<9} {scales:<18} {v.text:<40} {small_cost(c)}")
+                gpu = "".join(f"; {key}: {g.text}" + (" (stale)" if stale(c, key) else "")
+                              for key, g in device_verdicts(c).items())  # runs on a GPU, judged apart
+                print(f"{c.id:<40} {c.paper:<9} {scales:<18} {v.text:<40} {small_cost(c)}{gpu}")
         else:
             from .claims.render import write
 

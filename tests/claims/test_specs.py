@@ -441,7 +441,7 @@ def _gpu_result(a: list[float], b: list[float]) -> dict:
             "cpu_s": {"a": [9.0, 9.0, 9.0], "b": [9.0, 9.0, 9.0]}}
 
 
-def test_a_gpu_result_is_recorded_apart_and_judged_in_its_own_column(tmp_path):
+def test_a_gpu_result_is_recorded_apart_and_judged_in_its_own_column(tmp_path, capsys):
     """A result of runs on a CUDA device (``small@cuda``) is read beside the CPU's, judged by the same rules in the
     column "on a GPU" with the device's name and the wall seconds its runs got; the row's verdict stays the CPU's."""
     from ebmlab.claims.verdict import device_verdicts, verdict
@@ -459,6 +459,9 @@ def test_a_gpu_result_is_recorded_apart_and_judged_in_its_own_column(tmp_path):
     gpu_cell = row.split(" | ")[-1]
     assert gpu_cell.startswith("**small@cuda** on NVIDIA H100 80GB HBM3") and "A: 910 steps, 2 wall-s" in gpu_cell
     assert "verdict: **consistent at small scale**" in gpu_cell and "CPU-s" not in gpu_cell
+    assert main(["claims", "list", "--specs", str(specs)]) == 0
+    assert "contradicted at small scale" in (out := capsys.readouterr().out) and \
+        "; small@cuda: consistent at small scale" in out
     # a result without its runs' train_s reads each run's wall seconds at its curve's last point (final evaluation)
     from ebmlab.claims.render import _budget_text
 
