@@ -112,8 +112,7 @@ claims)
       --device "$DEVICE" --jobs "${JOBS:-6}" --out "$work/claims-runs") 2>&1 | tee -a "$OUT/claims.log"
   done
   mkdir -p "$work/back/results"
-  cp "$src"/benchmarks/claims/results/*@* "$src"/benchmarks/claims/results/*-"$scale"-cuda-curves.png \
-    "$work/back/results/" 2>/dev/null
+  cp "$src"/benchmarks/claims/results/*-"$scale"-cuda-curves.png "$work/back/results/" 2>/dev/null
   for id in ${ids//,/ }; do cp "$src/benchmarks/claims/results/$id.json" "$work/back/results/" 2>/dev/null; done
   # The runs' records, metrics and summaries (no event files); the checkpoints only of runs that did not finish
   # (no summary.json: what a later lease resumes), in parts of at most 15 MiB (each file that comes back: 16 MiB).

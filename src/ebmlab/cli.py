@@ -651,7 +651,7 @@ def _add_bench(sub: Any) -> None:
 
 def _claims(args) -> None:
     from .claims import verdict
-    from .claims.spec import get_claim, load_all
+    from .claims.spec import get_claim, load_all, result_key
 
     if args.claims_command in ("list", "render"):
         claims, bad = load_all(args.specs)
@@ -692,7 +692,7 @@ def _claims(args) -> None:
     from .claims.verdict import device_verdicts, equal_steps_verdict
 
     c = get_claim(args.id, args.specs)
-    key = f"{args.scale}@cuda" if res.get("device") else None  # runs on a GPU: judged apart from the CPU's
+    key = result_key(args.scale, "cuda") if res.get("device") else None  # runs on a GPU: judged apart
     v = device_verdicts(c)[key] if key else verdict(c, stale=stale(c))
     on = f" on {res['device']}" if key else ""
     print(f"{claim.id}{on}: {v.text} — {v.detail}")

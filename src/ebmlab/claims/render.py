@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EbmlabError
-from .spec import PAPERS, SCALES, Claim
+from .curves import CLOCKS
+from .spec import PAPERS, SCALES, Claim, key_parts
 from .verdict import Verdict, curve_verdicts, device_verdicts, equal_steps_verdict, largest_scale, verdict
 
 HEADER = """# The papers' claims, and what ebmlab measured for each
@@ -84,7 +85,7 @@ def _budget_text(r: dict[str, Any], c: dict[str, Any]) -> str:
         if w not in c:
             continue
         steps = (r.get("steps") or {}).get(w)
-        unit = "wall-s" if r.get("device") else "CPU-s"  # runs on a GPU: the wall seconds their loops trained
+        unit = CLOCKS["wall" if r.get("device") else "cpu"][2]  # runs on a GPU: the wall seconds they trained
         cpu = _train_seconds(r, w) if r.get("device") else (r.get("cpu_s") or {}).get(w)
         div = (r.get("diverged") or {}).get(w) or []
         if steps is None and cpu is None:
@@ -217,9 +218,9 @@ def stale(claim: Claim, key: str | None = None) -> bool:
     recorded = (claim.results.get(key) or {}).get("arms")
     if not isinstance(recorded, dict):
         return False
-    scale, _, device = key.partition("@")
+    scale, device = key_parts(key)
     try:
-        arms = plan(claim, scale, device or "cpu")
+        arms = plan(claim, scale, device)
         now = {w: resolved(a) for w, a in arms.items()}
     except EbmlabError:
         return True

@@ -117,9 +117,8 @@ def _execute(tasks: list[Task], jobs: int, root: Path) -> dict[str, dict[str, An
             todo.append(t)
     if todo:
         for t, r in zip(todo, _run_all(todo, jobs, "claims", root, runs_dir=root / "arms")):
-            # the seconds as the run directory records them (rounded to the ms), as a later read of it gives them
-            read = _finished(Path(t[4])) if r.get("status") == "ok" else None
-            out[t[4]] = {**r, "cpu_s": read["cpu_s"], "train_s": read["train_s"]} if read else r
+            # read from its run directory as a later read of it is (the seconds as recorded there, to the ms)
+            out[t[4]] = (_finished(Path(t[4])) if r.get("status") == "ok" else None) or r
     return out
 
 

@@ -212,6 +212,12 @@ def result_key(scale: str, device: str) -> str:
     return scale if device == "cpu" else f"{scale}@{device}"
 
 
+def key_parts(key: str) -> tuple[str, str]:
+    """(scale, device) of a result key: ``medium@cuda`` → (medium, cuda), ``small`` → (small, cpu)."""
+    scale, _, device = key.partition("@")
+    return scale, device or "cpu"
+
+
 def _check_paper_value(pv: Any, where: str) -> dict[str, Any] | None:
     if pv is None:
         return None

@@ -35,7 +35,8 @@ import dataclasses
 import math
 from typing import Any
 
-from .spec import SCALES, Claim
+from .curves import CLOCKS
+from .spec import SCALES, Claim, key_parts, result_key
 
 MIN_SEEDS = 3
 SEPARATION = 0.1  # a reference must be worse than the real data by at least this fraction of the larger magnitude
@@ -285,7 +286,7 @@ def equal_steps_verdict(claim: Claim, key: str | None = None) -> Verdict | None:
 
 def scale_of(key: str | None) -> str | None:
     """The scale of a result key (``medium@cuda`` → ``medium``)."""
-    return key.split("@")[0] if key else None
+    return key_parts(key)[0] if key else None
 
 
 def device_verdicts(claim: Claim, device: str = "cuda") -> dict[str, Verdict]:
@@ -294,7 +295,7 @@ def device_verdicts(claim: Claim, device: str = "cuda") -> dict[str, Verdict]:
     if claim.status != "measured":
         return {}
     return {key: judge(claim, claim.results[key], scale_of(key) or "small")
-            for s in SCALES if (key := f"{s}@{device}") in claim.results}
+            for s in SCALES if (key := result_key(s, device)) in claim.results}
 
 
 def _judge_reading(claim: Claim, r: dict[str, Any], reading: dict[str, Any], scale: str | None) -> Verdict:
@@ -316,7 +317,7 @@ def curve_verdicts(claim: Claim, key: str | None = None) -> dict[str, Verdict]:
             continue
         v = _judge_reading(claim, r, reading, scale_of(key))
         at = reading.get("read_at") or {}
-        where = (f"at step {at['step']}" if "step" in at else f"at {at['wall_s']} wall-s" if "wall_s" in at
-                 else f"at {at.get('cpu_s')} CPU-s")
+        where = f"at step {at['step']}" if "step" in at else next(
+            (f"at {at[k]} {unit}" for _, k, unit in CLOCKS.values() if k in at), "at an unrecorded time")
         out[kind] = dataclasses.replace(v, detail=f"{where}: {v.detail}")
     return out
