@@ -93,7 +93,7 @@ def test_every_budget_a_spec_may_set_is_accepted_for_every_method(tmp_path):
 
 def test_an_equal_compute_claim_runs_and_records_its_equal_steps_pair(tmp_path, capsys):
     specs = _spec(tmp_path / "specs", budget="equal_wall_time", seeds=2,
-                  over="max_cpu_seconds = 0.6, eval_samples = 200")
+                  over="max_cpu_seconds = 0.6, eval_samples = 200, metrics = ['modes']")
     assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs"), "--jobs", "2"]) == 0
     r = json.loads((specs / "results" / "c.json").read_text())["small"]
     assert set(r["arms"]) == {"a", "b"} and r["arms"]["a"]["method"] == "vgan"
@@ -136,7 +136,7 @@ def test_a_run_made_with_other_options_is_set_aside_not_read(tmp_path, capsys):
     """An arm's key hashes the spec's options, not the presets they resolve through: a run made before a preset
     changed sits under the same key. Its configuration is compared with the arm's today; a run of other options is
     renamed .superseded-1 and said so, and a fresh run gives the row its value (not the old run's)."""
-    specs = _spec(tmp_path / "specs", seeds=1, over="steps = 20, eval_samples = 200")
+    specs = _spec(tmp_path / "specs", seeds=1, over="steps = 20, eval_samples = 200, metrics = ['modes']")
     runs = tmp_path / "runs"
     assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(runs)]) == 0
     first = json.loads((specs / "results" / "c.json").read_text())["small"]
