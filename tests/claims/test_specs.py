@@ -505,3 +505,19 @@ def test_claims_run_on_cuda_records_a_gpu_result_read_on_the_wall_clock(tmp_path
     readings = r.get("curve_readings") or {}  # curves where some run evaluated before its budget ended
     assert all("wall_s" in x["read_at"] for x in [readings.get("equal_compute")] if x) and "equal_steps" in r
     assert (tmp_path / "runs" / "small@cuda" / "arms").is_dir()
+
+
+def test_claims_list_gives_the_small_scale_cost_of_a_claim_run_or_its_plan(tmp_path, capsys):
+    """A claim not yet run lists its plan: the runs, each run's training budget, and that the equal-steps pair and the
+    evaluations come on top; a claim a `claims run` recorded lists the wall time that run took."""
+    from ebmlab.claims.arms import small_cost
+
+    specs = _spec(tmp_path / "specs", budget="equal_wall_time", seeds=2, over="max_cpu_seconds = 5")
+    assert small_cost(get_claim("c", specs)) == "4 runs of ≤ 5 s training each (+ the equal-steps pair, + evaluations)"
+    specs = _spec(tmp_path / "steps", seeds=3)
+    assert small_cost(get_claim("c", specs)) == "6 runs (steps-bound)"
+    (specs / "results").mkdir()
+    (specs / "results" / "c.json").write_text(json.dumps({"small": {"wall_s": 600.0, "load_1min": 1.5}}))
+    assert small_cost(get_claim("c", specs)) == "10 min wall (recorded, load 1.5)"
+    assert main(["claims", "list", "--specs", str(specs)]) == 0
+    assert "10 min wall (recorded, load 1.5)" in capsys.readouterr().out

@@ -238,7 +238,9 @@ def _short(v: Any) -> str:
 
 def small_cost(claim: Claim) -> str:
     """What the claim costs at the small scale: the wall time of its recorded `claims run`, else its runs and their
-    budget (CPU-seconds per run), else the runs alone (their steps bound them; one run times them)."""
+    training budget (CPU-seconds per run), else the runs alone (their steps bound them; one run times them). The
+    evaluations come on top of a budget (a stacked set's mode count draws 26,000 samples: minutes a run for a
+    generator, hours for latent chains on a CPU), and the plan says so."""
     if claim.status != "measured":
         return "a test" if claim.status == "known_answer" else "—"
     r = claim.results.get("small") or {}
@@ -251,5 +253,5 @@ def small_cost(claim: Claim) -> str:
     runs = len({a.key for a in arms.values()}) * seeds
     budget = max((float(a.options.get(b) or 0) for a in arms.values() for b in BUDGETS), default=0.0)
     if budget:
-        return f"{runs} runs of ≤ {budget:g} s each (+ the equal-steps pair)"
+        return f"{runs} runs of ≤ {budget:g} s training each (+ the equal-steps pair, + evaluations)"
     return f"{runs} runs (steps-bound)"
