@@ -69,6 +69,17 @@ def test_a_metric_no_arm_writes_is_refused(tmp_path, capsys):
     assert arms_mod.produces("kale", "base_hq", "toy2d") and not arms_mod.produces("gan", "base_hq", "toy2d")
     assert arms_mod.produces("vae", "iwae_5000", "binary") and arms_mod.produces("vae", "active_units", "binary")
     assert arms_mod.produces("bib", "log10_max_abs_energy", "image")
+    # a collapse check (verdict rule 2) that the runs would not write is refused alike, and one that is no name
+    specs = _spec(tmp_path / "specs")
+    f = specs / "c.toml"
+    f.write_text(f.read_text().replace('decides = ["lr_g"]', 'decides = ["lr_g"]\ncollapse_check = "clf_fd"'))
+    capsys.readouterr()
+    assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs")]) == 2
+    assert "comparison.collapse_check 'clf_fd' is not a metric every arm's method reports" in capsys.readouterr().err
+    f.write_text(f.read_text().replace('collapse_check = "clf_fd"', "collapse_check = 3"))
+    assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs")]) == 2
+    assert "comparison.collapse_check must name a metric" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_seeds_below_one_and_unknown_options_are_refused(tmp_path, capsys):
@@ -93,9 +104,18 @@ def test_every_budget_a_spec_may_set_is_accepted_for_every_method(tmp_path):
 
 def test_an_equal_compute_claim_runs_and_records_its_equal_steps_pair(tmp_path, capsys):
     specs = _spec(tmp_path / "specs", budget="equal_wall_time", seeds=2,
-                  over="max_cpu_seconds = 0.6, eval_samples = 200, metrics = ['modes']")
+                  over="max_cpu_seconds = 0.6, eval_samples = 200, metrics = ['modes', 'hq']")
+    f = specs / "c.toml"
+    f.write_text(f.read_text().replace('decides = ["lr_g"]', 'decides = ["lr_g"]\ncollapse_check = "hq"'))
     assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs"), "--jobs", "2"]) == 0
     r = json.loads((specs / "results" / "c.json").read_text())["small"]
+    # the collapse check's metric, read from the same runs per seed, with its references (verdict rule 2)
+    retrained = set(r["equal_steps"]["keys"][r["equal_steps"]["retrained"]])
+    budgeted = [d for d in sorted((tmp_path / "runs" / "small" / "arms").glob("vgan-*/s*"))
+                if d.parent.name not in retrained]
+    assert r["collapse_check"]["metric"] == "hq" and r["collapse_check"]["references"]["a"]["noise"] >= 0
+    assert r["collapse_check"]["a"] == [json.loads((d / "summary.json").read_text())["metrics"]["hq"]
+                                        for d in budgeted]
     assert set(r["arms"]) == {"a", "b"} and r["arms"]["a"]["method"] == "vgan"
     assert r["commit"] and isinstance(r["dirty"], bool) and r["command"].startswith("ebmlab claims run c")
     assert r["references"]["a"]["noise"] < r["references"]["a"]["real"] == 8
@@ -105,6 +125,7 @@ def test_an_equal_compute_claim_runs_and_records_its_equal_steps_pair(tmp_path, 
     assert pair["steps"][fast] == pair["steps"][slow] == r["steps"][slow]  # exactly the slower arm's steps, per seed
     runs = sorted((tmp_path / "runs" / "small" / "arms").glob("*/s*"))
     assert len(runs) == 2 * 2 + 2  # the two budgeted arms, and the faster arm once per seed at the other's steps
+    assert len(pair["collapse_check"][fast]) == 2 and pair["collapse_check"][slow] == r["collapse_check"][slow]
     # the same command again reads the finished runs: the same numbers, nothing retrained
     before = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("summary.json")}
     assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs")]) == 0

@@ -170,3 +170,32 @@ def test_an_interval_without_spread_says_why_it_has_none(tmp_path):
     assert "no spread: every seed gave the same difference" in verdict(_claim(tmp_path, same)).detail
     spread = {"a": [0.9, 0.91, 0.9], "b": [0.8, 0.8, 0.8]}
     assert "no spread" not in verdict(_claim(tmp_path, spread)).detail
+
+
+def test_a_metric_that_cannot_tell_collapse_decides_beside_a_collapse_check_that_can(tmp_path):
+    """Precision ranks a collapsed set (one image, inside the data) above the real data: alone it decides nothing.
+    With the spec's ``collapse_check`` (the mode count) recorded for the same runs, the comparison goes on when both
+    arms are off that metric's noise floor, and says so; an arm at the floor there, a check that does not separate,
+    or a check not recorded leaves the row inconclusive, each with its reason."""
+    refs = {"real": 0.874, "noise": 0.482, "collapsed": 1.0}
+    modes_refs = {"real": 1000.0, "noise": 26.0, "collapsed": 1.0}
+    r = {"a": [0.871, 0.838, 0.869], "b": [0.862, 0.767, 0.752], "references": {"a": refs, "b": refs}}
+    assert "cannot separate a model from collapse" in verdict(_claim(tmp_path, r)).detail  # no check named
+    check = '\ncollapse_check = "modes"'
+    v = verdict(_claim(tmp_path, r, comparison=check))
+    assert v.label == "inconclusive" and "no modes was recorded beside it" in v.detail
+    r["collapse_check"] = {"metric": "modes", "a": [998, 996, 998], "b": [935, 921, 935],
+                           "references": {"a": modes_refs, "b": modes_refs}}
+    v = verdict(_claim(tmp_path, r, comparison=check))
+    assert v.label == "inconclusive" and v.interval[0] < 0 < v.interval[1]  # judged: Δ = +0.049 [−0.12, +0.22]
+    assert "on modes both arms are off the floors: guided 997.3, base 930.3 (collapsed 1, noise 26, real 1000)" in \
+        v.detail
+    r["b"] = [0.70, 0.71, 0.69]  # the same check, and a clear gap on precision: the verdict follows the numbers
+    assert verdict(_claim(tmp_path, r, comparison=check)).label == "consistent"
+    r["collapse_check"]["b"] = [20, 31, 25]  # arm b at the noise floor of the mode count: a collapse, or noise
+    v = verdict(_claim(tmp_path, r, comparison=check))
+    assert v.label == "inconclusive" and "on modes, arm b (base) did not leave the noise floor" in v.detail
+    r["collapse_check"]["b"] = [935, 921, 935]
+    r["collapse_check"]["references"] = {w: {**modes_refs, "noise": 990.0} for w in ("a", "b")}  # stacked digits
+    v = verdict(_claim(tmp_path, r, comparison=check))
+    assert v.label == "inconclusive" and "modes does not separate the real data from noise and collapse here" in v.detail

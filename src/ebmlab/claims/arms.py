@@ -219,6 +219,11 @@ def check(claim: Claim, scale: str, arms: dict[str, Arm]) -> dict[str, dict[str,
             raise EbmlabError(f"{claim.id}: no arm's method reports its metric on {kind} data: {names} — the "
                               f"metric must be one the runs write (`ebmlab list --options` and the metrics table of "
                               f"the docs say which); nothing was run")
+        check = (claim.comparison or {}).get("collapse_check")
+        if kind is not None and check and not all(produces(a.method, check, kind) for a in arms.values()):
+            raise EbmlabError(f"{claim.id}: comparison.collapse_check {check!r} is not a metric every arm's method "
+                              f"reports on {kind} data — name one the runs write (e.g. modes on a stacked set); "
+                              f"nothing was run")
     return configs
 
 

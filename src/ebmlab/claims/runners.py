@@ -222,9 +222,25 @@ def run_train(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: i
     done = _execute(tasks, jobs, root)
     out = _assemble({w: _arm_values(a, n_seeds, root, done) for w, a in arms.items()}, n_seeds)
     out["clock"] = "wall" if place.get("device") == "cuda" else "cpu"  # what equal compute is read on
+    check = (claim.comparison or {}).get("collapse_check")
+    if check:
+        out["collapse_check"] = _check_values(check, {w: [_dir(root, a, s) for s in range(n_seeds)]
+                                                      for w, a in arms.items()}, done)
     out.update(_curves(claim, arms, n_seeds, root, out["clock"]))
     if (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}:
-        out["equal_steps"] = _equal_steps(arms, n_seeds, out["steps"], root=root, jobs=jobs, place=place)
+        out["equal_steps"] = _equal_steps(arms, n_seeds, out["steps"], root=root, jobs=jobs, place=place,
+                                          check=check)
+    return out
+
+
+def _check_values(metric: str, dirs: dict[str, list[Path | None]], done: dict[str, dict[str, Any]]
+                  ) -> dict[str, Any]:
+    """The spec's ``collapse_check`` metric of the same runs (per arm, per seed; None where a seed has no run) and its
+    references, for the verdict's rule 2 (``ebmlab.claims.verdict``)."""
+    out: dict[str, Any] = {"metric": metric, "references": {}}
+    for w, ds in dirs.items():
+        out[w] = [_value(done.get(str(d)) or _finished(d), d, metric) if d is not None else None for d in ds]
+        out["references"][w] = next((x for d in ds if d is not None and (x := _references(d, metric))), {})
     return out
 
 
@@ -246,7 +262,7 @@ def _curves(claim: Claim, arms: dict[str, Arm], n_seeds: int, root: Path, clock:
 
 
 def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]], *, root: Path, jobs: int,
-                 place: dict[str, Any]) -> dict[str, Any]:
+                 place: dict[str, Any], check: str | None = None) -> dict[str, Any]:
     """The equal-steps pair of an equal-compute claim: per seed, the arm that trained more steps in the budget is
     trained again (a new run, no budget) to exactly the steps the other arm reached in that seed, whose budget run
     is reused. A seed where either budget run diverged is left out (None)."""
@@ -266,10 +282,16 @@ def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]]
     slow_done = {str(_dir(root, arms[slow], s)): r for s in range(n_seeds)
                  if (r := _finished(_dir(root, arms[slow], s))) is not None}
     values[slow] = _arm_values(arms[slow], n_seeds, root, slow_done)["values"]
-    return {"a": values["a"], "b": values["b"], "seeds": list(range(n_seeds)),
-            "steps": {w: [steps[slow][s] if s in redo else None for s in range(n_seeds)] for w in ("a", "b")},
-            "retrained": fast, "keys": {fast: [redo[s].key for s in sorted(redo)]},
-            "trained_at": {fast: trained_at([_dir(root, redo[s], s) for s in sorted(redo)])}}
+    out = {"a": values["a"], "b": values["b"], "seeds": list(range(n_seeds)),
+           "steps": {w: [steps[slow][s] if s in redo else None for s in range(n_seeds)] for w in ("a", "b")},
+           "retrained": fast, "keys": {fast: [redo[s].key for s in sorted(redo)]},
+           "trained_at": {fast: trained_at([_dir(root, redo[s], s) for s in sorted(redo)])}}
+    if check:
+        out["collapse_check"] = _check_values(check, {fast: [_dir(root, redo[s], s) if s in redo else None
+                                                             for s in range(n_seeds)],
+                                                      slow: [_dir(root, arms[slow], s) for s in range(n_seeds)]},
+                                              {**done, **slow_done})
+    return out
 
 
 def run_grid(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: int, *, root: Path, jobs: int,

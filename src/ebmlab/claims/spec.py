@@ -12,7 +12,9 @@ of the paper; ``ebmlab``: a check of ebmlab's own, e.g. a sampler's stationary l
   each arm is a method over the grid file the scale names, one value per grid setting; ``sr``: each arm an
   ``ebmlab sr`` model; ``semisup``: each arm a semi-supervised classifier trained with ``ebmlab semisup``'s
   protocol), the paper's ``effect`` (the difference a − b the paper reports, in the claim's direction and the
-  metric's units, with ``effect_source``) and ``decides`` (the options whose values decide the row: printed on it);
+  metric's units, with ``effect_source``), ``decides`` (the options whose values decide the row: printed on it) and
+  ``collapse_check`` (for a metric that cannot tell a model from collapse, such as precision: a metric that can,
+  recorded for the same runs and checked per arm, ``ebmlab.claims.verdict`` rule 2);
   and ``[scale.small|medium|paper]`` tables: ``data``, ``seeds``, ``overrides`` for every run (``settings =
   "paper"`` among them: the paper's released settings, ``ebmlab.config``), per-arm ``a``/``b`` overrides, for
   ``grid`` the ``grid`` file, and for ``paper`` the ``data_files`` it needs, ``steps`` (with ``steps_source``: where
@@ -161,6 +163,9 @@ def _check_comparison(c: Any, where: str) -> dict[str, Any]:
         raise EbmlabError(f"{where}: comparison.effect is the paper's difference a − b in the claim's direction "
                           f"(> 0), got {c['effect']!r}")
     _check_fraction_units(c, where)
+    if "collapse_check" in c and not (isinstance(c["collapse_check"], str) and c["collapse_check"]):
+        raise EbmlabError(f"{where}: comparison.collapse_check must name a metric that tells a model from collapse "
+                          f"(e.g. \"modes\"), got {c['collapse_check']!r}")
     decides = c.get("decides", [])
     if not (isinstance(decides, list) and all(isinstance(x, str) for x in decides)):
         raise EbmlabError(f"{where}: comparison.decides must be a list of option names, got {decides!r}")

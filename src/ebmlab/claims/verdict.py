@@ -9,7 +9,10 @@ arms, in this order:
    reproduced. Otherwise the comparison below decides. (A wider interval never reproduces more easily: it has to
    fit inside the band.)
 2. **Inconclusive — the metric cannot separate**: on images, the metric does not rank the real data above the
-   noise and the collapsed references recorded with the result by at least 10 % of the larger value.
+   noise and the collapsed references recorded with the result by at least 10 % of the larger value. A claim about
+   such a metric (precision: a collapsed set lies inside the data) names a ``collapse_check``, a metric that does
+   separate (the mode count), recorded for the same runs: when both arms are off its noise floor (rule 3), the
+   comparison goes on, and the row says so with the check's values.
 3. **Inconclusive — an arm did not learn**: each arm's mean is compared with the noise floor and the real data of
    its metric (recorded per arm at its sample count; on 2D data too). An arm no better than noise by 10 % of the
    real–noise gap "did not leave the noise floor"; one better than the real data by that much "scores beyond the
@@ -218,15 +221,53 @@ def _guard(claim: Claim, r: dict[str, Any], sign: int) -> str | None:
     return None
 
 
+def _collapse_check(claim: Claim, r: dict[str, Any]) -> tuple[bool, str]:
+    """Rule 2's way out for a metric that cannot tell a model from collapse (precision: a single repeated image lies
+    inside the data): the spec's ``collapse_check``, a metric that can (the mode count), recorded per seed for both
+    arms of the same runs (``r["collapse_check"]``). It holds when that metric separates the real data from noise and
+    collapse and each arm's mean on it is off the noise floor (rule 3); returns whether it holds and what it found."""
+    from ..metrics import registry
+
+    c = claim.comparison or {}
+    name = c["collapse_check"]
+    check = r.get("collapse_check")
+    if not isinstance(check, dict) or check.get("metric") != name:
+        return False, f"no {name} was recorded beside it to check the arms for collapse"
+    m = registry.spec(name)
+    sign = -1 if m is not None and m.better == "↓" else 1
+    refs = check.get("references") if isinstance(check.get("references"), dict) else {}
+    as_result = {"references": refs, "a": check.get("a"), "b": check.get("b")}
+    if not _separates(as_result, sign):
+        return False, f"{name} does not separate the real data from noise and collapse here either"
+    seen = []
+    for which in ("a", "b"):
+        vals = [float(x) for x in check.get(which) or [] if isinstance(x, (int, float))]
+        own = arm_references(as_result, which)
+        if not vals or (why := arm_state(vals, own, sign)):
+            return False, f"on {name}, arm {which} ({c[which]['label']}) {why or 'has no value'}"
+        seen.append(f"{c[which]['label']} {_fmt(sum(vals) / len(vals))}")
+    own = arm_references(as_result, "a")
+    return True, (f"on {name} both arms are off the floors: {', '.join(seen)} (collapsed "
+                  f"{_fmt(own.get('collapsed', math.nan))}, noise {_fmt(own.get('noise', math.nan))}, real "
+                  f"{_fmt(own.get('real', math.nan))})")
+
+
 def judge(claim: Claim, r: dict[str, Any], scale: str) -> Verdict:
     """The verdict of one result ``r`` at ``scale`` by the module's rules 1–6."""
     c = claim.comparison or {}
     sign = 1 if c.get("direction") == "higher" else -1
     if scale == "paper" and (eq := _equivalence(claim, r)):
         return Verdict(eq[0], scale, eq[1])
+    checked = ""
     if not _separates(r, sign):
-        return Verdict("inconclusive", scale, f"{c['metric']} does not rank the real data above the noise and "
-                                              f"collapsed references here: it cannot separate a model from collapse")
+        cannot = (f"{c['metric']} does not rank the real data above the noise and collapsed references here: it "
+                  f"cannot separate a model from collapse")
+        if not c.get("collapse_check"):
+            return Verdict("inconclusive", scale, cannot)
+        held, found = _collapse_check(claim, r)
+        if not held:
+            return Verdict("inconclusive", scale, f"{cannot}, and {found}")
+        checked = f"; {c['metric']} cannot tell a model from collapse, and {found}"
     if why := _guard(claim, r, sign):
         return Verdict("inconclusive", scale, why)
     diff = _difference(claim, r, sign)
@@ -239,7 +280,8 @@ def judge(claim: Claim, r: dict[str, Any], scale: str) -> Verdict:
             + (f"; {scored} diverged run{'s' if scored != 1 else ''} scored as noise" if scored else "")
             + (f"; {left_out} seed{'s' if left_out != 1 else ''} left out (an arm's run lacks the metric)"
                if left_out else "")
-            + ("; no spread: every seed gave the same difference" if hi - lo <= 1e-12 * max(1.0, abs(m)) else ""))
+            + ("; no spread: every seed gave the same difference" if hi - lo <= 1e-12 * max(1.0, abs(m)) else "")
+            + checked)
     label = "consistent" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
     effect = c.get("effect")
     marks: tuple[str, ...] = ()
