@@ -17,6 +17,15 @@ def _threads():
     # with PyTorch's default
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _references_kept_apart(tmp_path_factory):
+    """The data sets' references kept on disk (``metrics.evaluators.stored_reference``) in this session's own
+    directory, not the user's ``~/.cache/ebmlab/references``: a test never reads what an earlier session kept."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EBMLAB_REFERENCES", str(tmp_path_factory.mktemp("references")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _registries():
     """What a test registers (a method, data set or metric) or unregisters is forgotten after it."""
