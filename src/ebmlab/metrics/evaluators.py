@@ -23,8 +23,8 @@ a GEBM's 26,000 latent Langevin chains for stacked modes take hours on a CPU (:f
 The references of a data set with a domain classifier (real data, noise, one image repeated: 74 CPU-seconds a run on
 stacked Fashion-MNIST at 1000 samples, one thread) are the same for every run scored at the same count, so they are
 kept on disk (:func:`stored_reference`, under ``EBMLAB_REFERENCES`` or ``~/.cache/ebmlab/references``) under a key of
-everything they depend on: the data set and its classifier's weights (sha256), the count, and the source of
-``ebmlab.metrics`` and ``ebmlab.data`` (any change to the code that computes them computes them afresh).
+everything they depend on: the data set and its classifier's weights (sha256), the count, torch's version and the
+source of ``ebmlab.metrics`` and ``ebmlab.data`` (any change to the code that computes them computes them afresh).
 """
 
 from __future__ import annotations
@@ -499,8 +499,9 @@ def code_sha256() -> str:
 
 def reference_key(ds: Dataset, n: int, kind: str) -> str | None:
     """The key of a kept reference: the data set (its classifier's name, which for a user's files holds their
-    content's sha256), the classifier's weights (its record's sha256), the count and the code; None where the
-    reference is not kept (no domain classifier: cheap vector metrics, or a classifier not yet trained)."""
+    content's sha256), the classifier's weights (its record's sha256), the count, the code and torch's version (its
+    kernels' rounding); None where the reference is not kept (no domain classifier: cheap vector metrics, or a
+    classifier not yet trained)."""
     if evaluator_for(ds) is not EVALUATORS.get("image") or (ds.train_labels is None and not ds.stacked):
         return None
     from .classifier import classifier_dir, classifier_name
@@ -511,7 +512,7 @@ def reference_key(ds: Dataset, n: int, kind: str) -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None  # computing the reference says what is wrong with the classifier
     parts = {"format": REFERENCES_FORMAT, "kind": kind, "n": n, "data": ds.name, "classifier": name,
-             "weights": weights, "shape": list(ds.shape), "code": code_sha256()}
+             "weights": weights, "shape": list(ds.shape), "code": code_sha256(), "torch": torch.__version__}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
