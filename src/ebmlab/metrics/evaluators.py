@@ -553,5 +553,6 @@ def evaluate_method(method: Method, dataset: Dataset, *, n_samples: int = 2500, 
                                            cache=cache, progress=progress, mode_count=mode_count)
 
 
-__all__ = ["cached_draw", "collapse_reference", "evaluate_method", "Evaluator", "evaluator_for", "EVALUATORS",
-           "Images", "noise_floor", "real_reference", "sample_metrics", "Toy2D", "Vectors", "weights_digest"]
+__all__ = ["cached_draw", "code_sha256", "collapse_reference", "evaluate_method", "Evaluator", "evaluator_for",
+           "EVALUATORS", "Images", "noise_floor", "real_reference", "reference_dir", "reference_key",
+           "REFERENCES_FORMAT", "sample_metrics", "stored_reference", "Toy2D", "Vectors", "weights_digest"]
