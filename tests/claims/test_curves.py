@@ -72,3 +72,28 @@ def test_a_runs_curve_is_its_periodic_and_final_evaluations_and_the_picture_is_w
     assert [p[1] for p in w[:3]] == [e["train_seconds"] for e in [e for e in evals if e["kind"] == "eval"][:3]]
     r = curves.readings({"a": [w], "b": [w]}, clock="wall")["equal_compute"]
     assert set(r["read_at"]) == {"wall_s"} and "wall_s" in r and "cpu_s" not in r
+
+
+def test_from_which_point_on_the_claims_direction_holds_along_the_curves(tmp_path):
+    """Along the curves, the first point from which every later reading is consistent (95 %), at shared steps and in
+    compute; an arm that is ahead per step but slower per second holds from a step on and not in compute."""
+    from ebmlab.claims.render import render
+    from ebmlab.claims.verdict import holds_from
+
+    a_vals, b_vals = [0.3, 0.5, 0.8, 0.85, 0.9], [0.6] * 5
+    steps = [10, 20, 30, 40, 50]
+    got = {"a": [[(s, s * 0.1, v + d) for s, v in zip(steps, a_vals)] for d in (0.0, 0.01, -0.01)],
+           "b": [[(s, s * 0.05, v + d / 2) for s, v in zip(steps, b_vals)] for d in (0.0, 0.01, -0.01)]}
+    result = {"a": [0.9, 0.91, 0.89], "b": [0.6, 0.605, 0.595], "curves": got}
+    c = _claim(tmp_path, result)  # direction higher: a − b
+    held = holds_from(c)
+    assert held["steps"] == "from step 30 on (3 of 5 points)"  # behind at 10 and 20, ahead with confidence after
+    # in compute (a twice as slow a step): read up to b's last point at 2.5 CPU-s, a never ahead there
+    assert held["compute"] == "not at the last of 4 points"
+    row = next(line for line in render([c]).splitlines() if "`c`" in line)
+    assert "the claim's direction holds (95 %) along the curves: at shared steps from step 30 on (3 of 5 points); " \
+           "in compute not at the last of 4 points" in row
+    got["a"][1][3] = (40, 4.0, 0.4)  # one seed falls back at step 40: from step 50 on only
+    assert holds_from(_claim(tmp_path, {**result, "curves": got}, name="d"))["steps"] == "from step 50 on (1 of 5 " \
+                                                                                      "points)"
+    assert holds_from(_claim(tmp_path, {"a": [0.9] * 3, "b": [0.8] * 3}, name="e")) == {}  # no curves

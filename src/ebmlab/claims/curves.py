@@ -104,6 +104,20 @@ def read_at(curves: dict[str, list[list[Point]]], *, step: int | None = None, cp
     return out
 
 
+def along(curves: dict[str, list[list[Point]]], clock: str = "cpu") -> dict[str, list[tuple[float, dict[str, Any]]]]:
+    """Every reading along the curves, in order: ``steps``, at each step where every run of every arm has a point;
+    ``compute``, at each point's seconds on ``clock`` up to :func:`common_cpu` where every run has a point at or
+    before it. Each is ``(step or seconds, reading)``, the reading as :func:`read_at` gives it."""
+    sets = [{p[0] for p in c} for runs in curves.values() for c in runs]
+    if not sets or not all(runs for runs in curves.values()):
+        return {"steps": [], "compute": []}
+    steps = [(float(st), r) for st in sorted(set.intersection(*sets)) if (r := read_at(curves, step=st, clock=clock))]
+    end = common_cpu(curves)
+    times = sorted({p[1] for runs in curves.values() for c in runs for p in c if end is not None and p[1] <= end})
+    compute = [(t, r) for t in times if (r := read_at(curves, cpu=t, clock=clock))]
+    return {"steps": steps, "compute": compute}
+
+
 def readings(curves: dict[str, list[list[Point]]], clock: str = "cpu") -> dict[str, Any]:
     """Both readings of a claim's curves: ``equal_steps`` at :func:`common_step` and ``equal_compute`` at
     :func:`common_cpu` on ``clock`` (each None where the curves do not allow it)."""

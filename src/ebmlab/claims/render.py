@@ -16,7 +16,8 @@ from typing import Any
 from ..errors import EbmlabError
 from .curves import CLOCKS
 from .spec import PAPERS, SCALES, Claim, key_parts
-from .verdict import Verdict, curve_verdicts, device_verdicts, equal_steps_verdict, largest_scale, verdict
+from .verdict import (Verdict, curve_verdicts, device_verdicts, equal_steps_verdict, holds_from, largest_scale,
+                      verdict)
 
 HEADER = """# The papers' claims, and what ebmlab measured for each
 
@@ -266,6 +267,10 @@ def _verdict_text(claim: Claim, v: Verdict, key: str | None) -> str:
     vtext = f"**{v.text}** — {v.detail}" + (f"<br>equal steps: **{es.text}** — {es.detail}" if es else "")
     for kind, cv in curve_verdicts(claim, key).items():
         vtext += f"<br>curves, {kind.replace('_', ' ')}: **{cv.text}** — {cv.detail}"
+    holds = holds_from(claim, key)
+    if holds:
+        vtext += "<br>the claim's direction holds (95 %) along the curves: " + "; ".join(
+            f"{'at shared steps' if kind == 'steps' else 'in compute'} {text}" for kind, text in holds.items())
     pic = (claim.results.get(key or "") or {}).get("curves_picture")
     return vtext + (f" ([curves](claims/results/{pic}))" if pic else "")
 

@@ -346,6 +346,37 @@ def _judge_reading(claim: Claim, r: dict[str, Any], reading: dict[str, Any], sca
     return judge(claim, {**reading, "references": r.get("references"), "diverged": {}}, scale or "small")
 
 
+def holds_from(claim: Claim, key: str | None = None) -> dict[str, str]:
+    """From which point on the claim's direction holds with 95 % confidence along the learning curves of the result
+    ``key`` (the largest scale by default): for ``steps`` and ``compute`` (:func:`ebmlab.claims.curves.along`), the
+    first point from which every later reading is **consistent** by the same rules, or that none is; absent where
+    the curves give no reading of that kind."""
+    from .curves import along
+
+    key = key or largest_scale(claim)
+    r = claim.results.get(key or "", {})
+    curves = r.get("curves")
+    if not isinstance(curves, dict) or not curves:
+        return {}
+    clock = r.get("clock", "cpu") if r.get("clock") in CLOCKS else "cpu"
+    unit = CLOCKS[clock][2]
+    out = {}
+    for kind, points in along({w: [[tuple(p) for p in c] for c in runs] for w, runs in curves.items()},
+                              clock).items():
+        if not points:
+            continue
+        labels = [_judge_reading(claim, r, reading, scale_of(key)).label for _, reading in points]
+        i = len(labels)
+        while i > 0 and labels[i - 1] == "consistent":
+            i -= 1
+        if i == len(labels):
+            out[kind] = "not at the one point read" if len(labels) == 1 else f"not at the last of {len(labels)} points"
+        else:
+            at = f"step {points[i][0]:.0f}" if kind == "steps" else f"{points[i][0]:.0f} {unit}"
+            out[kind] = f"from {at} on ({len(labels) - i} of {len(labels)} point{'s' if len(labels) > 1 else ''})"
+    return out
+
+
 def curve_verdicts(claim: Claim, key: str | None = None) -> dict[str, Verdict]:
     """The verdicts of the learning curves' readings (``ebmlab.claims.curves``) at the largest recorded scale (or of
     the result ``key``), by the same rules: ``equal_steps`` (at the largest step every run reached) and
