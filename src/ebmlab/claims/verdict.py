@@ -349,8 +349,9 @@ def _judge_reading(claim: Claim, r: dict[str, Any], reading: dict[str, Any], sca
 def holds_from(claim: Claim, key: str | None = None) -> dict[str, str]:
     """From which point on the claim's direction holds with 95 % confidence along the learning curves of the result
     ``key`` (the largest scale by default): for ``steps`` and ``compute`` (:func:`ebmlab.claims.curves.along`), the
-    first point from which every later reading is **consistent** by the same rules, or that none is; absent where
-    the curves give no reading of that kind."""
+    first point from which every later reading is **consistent** by the same rules (the readings judged without a
+    ``collapse_check``: the curves hold the claim's metric alone), or that the last reading is not; absent where the
+    curves give no reading of that kind."""
     from .curves import along
 
     key = key or largest_scale(claim)
