@@ -58,14 +58,19 @@ def run_curve(run_dir: Path, metric: str, clock: str = "cpu") -> list[Point]:
     return [points[k] for k in sorted(points)]
 
 
+def shared_steps(curves: dict[str, list[list[Point]]]) -> list[int]:
+    """The steps at which every run of every arm has a point, in order (none where an arm has no runs)."""
+    sets = [{p[0] for p in c} for runs in curves.values() for c in runs]
+    if not sets or not all(runs for runs in curves.values()):
+        return []
+    return sorted(set.intersection(*sets))
+
+
 def common_step(curves: dict[str, list[list[Point]]]) -> int | None:
     """The largest step at which every run of every arm has a point, or None (no such step, or an arm without
     runs)."""
-    sets = [{p[0] for p in c} for runs in curves.values() for c in runs]
-    if not sets or not all(runs for runs in curves.values()):
-        return None
-    shared = set.intersection(*sets)
-    return max(shared) if shared else None
+    shared = shared_steps(curves)
+    return shared[-1] if shared else None
 
 
 def common_cpu(curves: dict[str, list[list[Point]]]) -> float | None:
@@ -108,12 +113,9 @@ def along(curves: dict[str, list[list[Point]]], clock: str = "cpu") -> dict[str,
     """Every reading along the curves, in order: ``steps``, at each step where every run of every arm has a point;
     ``compute``, at each point's seconds on ``clock`` up to :func:`common_cpu` where every run has a point at or
     before it. Each is ``(step or seconds, reading)``, the reading as :func:`read_at` gives it."""
-    sets = [{p[0] for p in c} for runs in curves.values() for c in runs]
-    if not sets or not all(runs for runs in curves.values()):
-        return {"steps": [], "compute": []}
-    steps = [(float(st), r) for st in sorted(set.intersection(*sets)) if (r := read_at(curves, step=st, clock=clock))]
+    steps = [(float(st), r) for st in shared_steps(curves) if (r := read_at(curves, step=st, clock=clock))]
     end = common_cpu(curves)
-    times = sorted({p[1] for runs in curves.values() for c in runs for p in c if end is not None and p[1] <= end})
+    times = [] if end is None else sorted({p[1] for runs in curves.values() for c in runs for p in c if p[1] <= end})
     compute = [(t, r) for t in times if (r := read_at(curves, cpu=t, clock=clock))]
     return {"steps": steps, "compute": compute}
 

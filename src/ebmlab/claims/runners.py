@@ -239,7 +239,7 @@ def _check_values(metric: str, dirs: dict[str, list[Path | None]], done: dict[st
     references, for the verdict's rule 2 (``ebmlab.claims.verdict``)."""
     out: dict[str, Any] = {"metric": metric, "references": {}}
     for w, ds in dirs.items():
-        out[w] = [_value(done.get(str(d)) or _finished(d), d, metric) if d is not None else None for d in ds]
+        out[w] = [_value(done.get(str(d)), d, metric) if d is not None else None for d in ds]
         out["references"][w] = next((x for d in ds if d is not None and (x := _references(d, metric))), {})
     return out
 

@@ -502,7 +502,7 @@ def reference_key(ds: Dataset, n: int, kind: str) -> str | None:
     content's sha256), the classifier's weights (its record's sha256), the count, the code and torch's version (its
     kernels' rounding); None where the reference is not kept (no domain classifier: cheap vector metrics, or a
     classifier not yet trained)."""
-    if evaluator_for(ds) is not EVALUATORS.get("image") or (ds.train_labels is None and not ds.stacked):
+    if not isinstance(evaluator_for(ds), Images) or (ds.train_labels is None and not ds.stacked):
         return None
     from .classifier import classifier_dir, classifier_name
 
@@ -535,10 +535,9 @@ def stored_reference(ds: Dataset, n: int, kind: str, compute: Callable[[], dict[
     out = compute()
     if out is not None:
         doc = {"format": REFERENCES_FORMAT, "key": key, "kind": kind, "n": n, "data": ds.name, "metrics": out}
+        data = json.dumps(doc, indent=1).encode()  # not atomic.write_json: its NaN → null would not read back as NaN
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            data = json.dumps(doc, indent=1).encode()
-            atomic_write_bytes(path, lambda fh: fh.write(data))
+            atomic_write_bytes(path, lambda fh: fh.write(data))  # makes the directory
         except OSError:
             pass
     return out
