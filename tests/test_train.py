@@ -8,6 +8,7 @@ import ebmlab
 from ebmlab.errors import DivergenceError, EbmlabError
 from ebmlab.methods.vgan import VGAN
 from ebmlab.api import load_run
+from ebmlab.config import RunConfig, eval_count
 
 FAST = {"eval_samples": 300, "plots": "false", "loggers": "", "log_every": 5, "ckpt_every": 10}
 
@@ -258,6 +259,25 @@ def test_evaluation_points_leave_the_run_unchanged_and_record_what_was_trained(t
     walls = [r["train_seconds"] for r in evals[:2]]  # the run's whole time is the TrainResult's (and run.json's)
     assert 0 < walls[0] < walls[1] <= curve.train_seconds and all(r["train_cpu_seconds"] > 0 for r in evals[:2])
     assert "train_seconds" not in evals[2] and "train_seconds" not in curve.summary["metrics"]
+    # eval_spacing=log: at eval_every × 1, 2, 4 (then the final evaluation), again without changing a number
+    log = ebmlab.train("gan", "ring8", out=tmp_path / "log", overrides={**over, "eval_every": 5, "eval_spacing": "log"},
+                       progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(params(plain.method), params(log.method)))
+    steps = [r["step"] for r in map(json.loads, (tmp_path / "log" / "metrics.jsonl").read_text().splitlines())
+             if r["kind"] == "eval"]
+    assert steps == [5, 10, 20, 30] and eval_count(30, 5, "log") == 3 and eval_count(30, 10) == 2
+
+
+def test_eval_count_matches_the_steps_the_trainer_evaluates_at():
+    """The count the paper-scale cost probe multiplies by is the number of steps ``is_eval_step`` accepts."""
+    from dataclasses import replace
+
+    for steps, every, spacing in [(40, 4, "log"), (40, 4, "even"), (41, 4, "log"), (1000, 1, "log"), (7, 10, "log"),
+                                  (64, 8, "log"), (65, 8, "log"), (5, 0, "even")]:
+        rc = replace(RunConfig(), steps=steps, eval_every=every, eval_spacing=spacing)
+        assert eval_count(steps, every, spacing) == sum(map(rc.is_eval_step, range(1, steps + 1))), (steps, every)
+    assert [s for s in range(1, 41) if replace(RunConfig(), steps=40, eval_every=4, eval_spacing="log")
+            .is_eval_step(s)] == [4, 8, 16, 32]
 
 
 def test_time_set_aside_in_the_training_loop_is_not_counted():

@@ -176,6 +176,7 @@ class RunConfig:
     seed: int = 0
     log_every: int = 50
     eval_every: int = 0  # 0: evaluate only at the end
+    eval_spacing: Literal["even", "log"] = "even"  # log: at eval_every × 1, 2, 4, 8, … (is_eval_step)
     keep_best: str = ""  # a metric: the evaluation's model that scored best on it is kept as best.pt ('' none)
     metrics: tuple[str, ...] = ("all",)  # the metrics to report (all: every one); density computed only if named
     ckpt_every: int = 1000
@@ -216,6 +217,24 @@ class RunConfig:
     max_evals: int = 0
     # a named settings set applied over the presets ("ebmlab": none; "paper": the paper's released settings)
     settings: str = "ebmlab"
+
+    def is_eval_step(self, step: int) -> bool:
+        """Whether an evaluation during training falls at ``step`` (before the final one): every ``eval_every``
+        steps, or with ``eval_spacing = "log"`` at ``eval_every`` × 1, 2, 4, 8, … — the same grid for every arm and
+        seed, so that curves still meet at shared steps, with about log2(steps / eval_every) points however fast
+        the machine runs (a wall-time budget on a GPU made 60 evenly spaced evaluations of a fast arm)."""
+        if not self.eval_every or step % self.eval_every or step >= self.steps:
+            return False
+        k = step // self.eval_every
+        return self.eval_spacing == "even" or k & (k - 1) == 0
+
+
+def eval_count(steps: int, every: int, spacing: str = "even") -> int:
+    """How many evaluations during training a run of ``steps`` steps makes (:meth:`RunConfig.is_eval_step`)."""
+    if every <= 0 or steps <= every:
+        return 0
+    k = (steps - 1) // every  # the multiples of ``every`` below ``steps``
+    return k if spacing == "even" else k.bit_length()
 
 
 @dataclass(frozen=True)

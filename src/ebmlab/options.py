@@ -39,6 +39,9 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
     "seed": ("int0", "seed of the networks' initialisation, the batches and every sampler of the run"),
     "log_every": ("int1", "steps between lines of training metrics (metrics.jsonl, TensorBoard, progress bar)"),
     "eval_every": ("int0", "steps between evaluations during training (0: evaluate at the end only)"),
+    "eval_spacing": ("choice", "where the evaluations during training fall: even (every eval_every steps) or log (at "
+                               "eval_every × 1, 2, 4, 8, …: a few points on any length of run, for a budget whose step "
+                               "count depends on the machine's rate, e.g. wall seconds on a GPU)"),
     "metrics": ("any", "the metrics an evaluation reports, comma-separated, or all (every one of its kind's); the exact "
                        "2D density metrics (quadrature, the slow part) are computed only when one of them is named"),
     "keep_best": ("any", "a metric with a better direction (e.g. w1, modes): the model of the evaluation during "

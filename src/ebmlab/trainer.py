@@ -166,9 +166,9 @@ class _Training:
         bar.set_postfix({k: f"{metrics[k]:.3g}" for k in shown}, refresh=False)
 
     def evaluate(self, step: int) -> None:
-        """The evaluation during training, every ``eval_every`` steps (rank 0)."""
+        """The evaluation during training, at the steps of ``eval_every`` and ``eval_spacing`` (rank 0)."""
         rc = self.cfg.run
-        if self.logger is not None and rc.eval_every and step % rc.eval_every == 0 and step < rc.steps:
+        if self.logger is not None and rc.is_eval_step(step):
             wall, cpu = self.record.times()  # what was trained up to this point (a learning curve's abscissae)
             trained = {"train_seconds": round(self.budget.seconds + wall, 3)}
             if self.cpu_before is not None:

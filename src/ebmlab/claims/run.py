@@ -116,12 +116,12 @@ def paper_cost(claim: Claim, scale: str, device: str | None, seeds: int) -> dict
     for which, arm in arms_mod.plan(claim, scale, _device_kind(device)).items():
         if any(a["key"] == arm.key for a in out):
             continue
-        from ..config import RunConfig
+        from ..config import RunConfig, eval_count
 
         p = probe_rate(arm.method, arm.options, shape, device)
         ckpt_every = int(arm.options.get("ckpt_every", RunConfig.ckpt_every))
-        eval_every = int(arm.options.get("eval_every", 0))
-        periodic = steps // ckpt_every * p["ckpt_s"] + (steps // eval_every * p["eval_s"] if eval_every else 0)
+        evals = eval_count(steps, int(arm.options.get("eval_every", 0)), str(arm.options.get("eval_spacing", "even")))
+        periodic = steps // ckpt_every * p["ckpt_s"] + evals * p["eval_s"]
         seconds = steps / max(p["steps_per_s"], 1e-9) + periodic + p["eval_s"]
         out.append({"arm": which, "key": arm.key, "method": arm.method, "steps": steps,
                     "steps_per_s": round(p["steps_per_s"], 3), "periodic_s": round(periodic, 3),
