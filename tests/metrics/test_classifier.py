@@ -41,6 +41,37 @@ def test_features_do_not_depend_on_the_batch_size(trained):
     torch.testing.assert_close(p, p1, rtol=1e-6, atol=1e-7)
 
 
+def test_the_classifier_runs_where_the_samples_are_and_returns_cpu_features(trained):
+    """On the CPU ``on`` is the classifier itself; an empty set of images (every sample of a diverged run not finite)
+    gives empty features, not an IndexError."""
+    _, clf = trained
+    assert clf.on("cpu") is clf and clf.on(torch.device("cpu")) is clf
+    f, p = clf.run(torch.zeros(0, 1, 8, 8))
+    assert f.shape == (0, 128) and p.shape == (0, 10)
+    from ebmlab.metrics.images import image_metrics
+
+    m = image_metrics(torch.full((20, 1, 8, 8), float("nan")), get_dataset("digits"))  # was an IndexError
+    assert m["frac_finite"] == 0 and m["n_feature_samples"] == 0 and "clf_fd" not in m
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_a_gpu_the_features_are_the_cpus_to_float32_rounding(trained):
+    """A GPU's samples are classified on that GPU (one copy, kept) in IEEE float32 — TF32, cuDNN's default for
+    convolutions, would move features by ~1e-3 relative — and the precision settings are as before afterwards.
+    Tolerance: float32 sums of a few thousand terms in another order, ~1e-5 relative."""
+    _, clf = trained
+    x = get_dataset("digits").test
+    gpu = clf.on("cuda")
+    assert gpu is clf.on("cuda") and gpu is not clf
+    before = torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision
+    f_gpu, p_gpu = gpu.run(x.cuda())
+    assert f_gpu.device.type == "cpu"
+    assert (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision) == before
+    f, p = clf.run(x)
+    torch.testing.assert_close(f_gpu, f, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(p_gpu, p, rtol=1e-4, atol=1e-6)
+
+
 def test_changed_weights_are_refused(trained, tmp_path):
     d, _ = trained
     rec = json.loads((d / "digits.json").read_text())

@@ -93,7 +93,7 @@ def in_manifold(f: Tensor, f_real: Tensor, k: int = 3, chunk: int = 2048) -> Ten
 
 def _clamp(x: Tensor, dataset: Dataset) -> Tensor:
     lo, hi = dataset.spec.value_range or (-float("inf"), float("inf"))
-    return x.detach().float().cpu().clamp(lo, hi)
+    return x.detach().float().clamp(lo, hi)
 
 
 def _features(clf, x: Tensor, dataset: Dataset) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -123,13 +123,13 @@ def image_metrics(samples: Tensor, dataset: Dataset, *, n_features: int | None =
     """Classifier-feature metrics of samples [n, *shape] against the test split (and stacked modes)."""
     if dataset.train_labels is None and not dataset.stacked:
         return vector_metrics(samples.flatten(1), dataset, flatten=True)
-    x = samples.detach().cpu()
+    x = samples.detach()  # classified where they were drawn (a GPU's samples on that GPU: Classifier.on)
     finite = torch.isfinite(x.flatten(1)).all(1)
     out: dict[str, Any] = {"frac_finite": float(finite.float().mean())}
     x = _clamp(x[finite], dataset)
     clf = get_classifier(dataset)
     stacked = dataset.stacked
-    f, p, lab, conf = _features(clf, x, dataset)
+    f, p, lab, conf = _features(clf.on(x.device), x, dataset)
     n = min(len(x), n_features or len(x), len(dataset.test))
     f_real, *_ = _features(clf, dataset.test[:n], dataset)
     if n > 5:
