@@ -14,7 +14,9 @@ ebmbb=${1:-/work/.mirror/gengcong940126+EBM-BB/repo}  # where a fetch of github:
 [ "${EBMBB:-1}" = 0 ] || [ -e "$ebmbb" ] || { echo "error: no EBM-BB at $ebmbb: pass a checkout (or its bare git directory)" >&2; exit 2; }
 mkdir -p .git/info
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >>.git/info/exclude
-rm -rf .gpu && mkdir -p .gpu/whl .gpu/ebmbb/EBM-BB .gpu/data/fashion-mnist .gpu/classifiers
+# The claims runs of earlier leases (claims_back.py keeps them here: claims-runs.tar.gz, ckpt.tar.gz) stay.
+mkdir -p .gpu && find .gpu -mindepth 1 -maxdepth 1 ! -name claims-runs.tar.gz ! -name ckpt.tar.gz -exec rm -rf {} +
+mkdir -p .gpu/whl .gpu/ebmbb/EBM-BB .gpu/data/fashion-mnist .gpu/classifiers
 
 # Wheels for the device's Python 3.12 (its image holds torch, numpy, scipy, scikit-learn, scikit-image, matplotlib,
 # tensorboard, tqdm, protobuf, torchvision; not POT, zuko, or EBM-BB's stochman, torchplot, tensorboardX).

@@ -8,9 +8,9 @@
 #   bash benchmarks/gpu/on_device.sh long METHODS SECONDS   # one stacked-Fashion run per method, side by side
 #   bash benchmarks/gpu/on_device.sh claims IDS SCALE SECONDS
 #                           # `ebmlab claims run ID --scale SCALE --device cuda` for each claim (comma-separated),
-#                           # stopped by SECONDS; the results, curves and runs come back (claims.tar.part*: cat
-#                           # them into one tar), and a later call carrying its claims-runs.tar.gz in .gpu/ resumes
-#                           # the unfinished runs from their checkpoints
+#                           # stopped by SECONDS; the results, curves and runs' records come back (claims.tar), the
+#                           # unfinished runs' checkpoints too while they fit (ckpt.tar.part*), and a later call
+#                           # carrying them in .gpu/ (claims_back.py puts them there) resumes those runs
 #
 # Several parts may follow each other in one call (`... tests; ... speed ...`): each writes its own files.
 # Plan for a session's 30 minutes of device time (10 per call; a call that finds no warm machine spends a minute
@@ -102,7 +102,8 @@ claims)
   echo "claims: code from $src at $(git -C "$src" rev-parse HEAD 2>/dev/null || echo 'no commit')" \
     | tee -a "$OUT/claims.log"
   mkdir -p "$work/claims-runs"
-  [ -f .gpu/claims-runs.tar.gz ] && tar -xzf .gpu/claims-runs.tar.gz -C "$work"  # an earlier lease's runs
+  [ -f .gpu/claims-runs.tar.gz ] && tar -xzf .gpu/claims-runs.tar.gz -C "$work"  # an earlier lease's finished runs
+  [ -f .gpu/ckpt.tar.gz ] && tar -xzf .gpu/ckpt.tar.gz -C "$work"  # and its unfinished ones, to resume
   deadline=$((SECONDS + seconds))
   for id in ${ids//,/ }; do
     left=$((deadline - SECONDS))
@@ -114,16 +115,28 @@ claims)
   mkdir -p "$work/back/results"
   cp "$src"/benchmarks/claims/results/*-"$scale"-cuda-curves.png "$work/back/results/" 2>/dev/null
   for id in ${ids//,/ }; do cp "$src/benchmarks/claims/results/$id.json" "$work/back/results/" 2>/dev/null; done
-  # The runs' records, metrics and summaries (no event files); the checkpoints only of runs that did not finish
-  # (no summary.json: what a later lease resumes), in parts of at most 15 MiB (each file that comes back: 16 MiB).
-  (cd "$work" && find claims-runs -name '*.pt' | while read -r f; do
-     d=$(dirname "$f"); while [ "$d" != claims-runs ] && [ ! -f "$d/config.json" ]; do d=$(dirname "$d"); done
-     [ -f "$d/summary.json" ] || echo "$f"; done >"$work/back/keep.txt")
-  tar -cf "$work/back/claims-runs.tar" -C "$work" --exclude='events.out*' --exclude='*.pt' claims-runs
-  [ -s "$work/back/keep.txt" ] && tar -rf "$work/back/claims-runs.tar" -C "$work" -T "$work/back/keep.txt"
-  gzip -f "$work/back/claims-runs.tar"
-  tar -cf "$work/claims.tar" -C "$work/back" .
-  split -b 15m -d -a 1 "$work/claims.tar" "$OUT/claims.tar.part"
+  # What comes back is at most 8 files of 16 MiB, 64 MiB together (the device tool). A lease whose six unfinished runs
+  # had 29 MB checkpoints each once brought back 4 of 7 parts of one archive, and nothing usable, so two archives:
+  # claims.tar, always (the results, their curves, claims-runs.tar.gz: the finished runs' records, metrics and
+  # summaries; unfinished.tar.gz: the unfinished runs' records and metrics, to read — a few MiB, no event files or
+  # checkpoints); and ckpt.tar.part* of 15 MiB, the unfinished runs whole (no summary.json: what a later lease
+  # resumes), only while they fit in CKPT_MIB (default 30: two parts) — else those runs start again at the next lease.
+  (cd "$work" && find claims-runs -name config.json | while read -r f; do
+     [ -f "$(dirname "$f")/summary.json" ] || dirname "$f"; done >"$work/unfinished.txt")
+  tar -czf "$work/back/claims-runs.tar.gz" -C "$work" --exclude='events.out*' --exclude='*.pt' \
+    --exclude-from="$work/unfinished.txt" claims-runs
+  tar -czf "$work/back/unfinished.tar.gz" -C "$work" --exclude='events.out*' --exclude='*.pt' -T "$work/unfinished.txt"
+  tar -cf "$OUT/claims.tar" -C "$work/back" .
+  if [ -s "$work/unfinished.txt" ]; then
+    tar -czf "$work/ckpt.tar.gz" -C "$work" --exclude='events.out*' -T "$work/unfinished.txt"
+    mib=$(( ($(stat -c %s "$work/ckpt.tar.gz") + 1048575) / 1048576 ))
+    if [ "$mib" -le "${CKPT_MIB:-30}" ]; then
+      split -b 15m -d -a 1 "$work/ckpt.tar.gz" "$OUT/ckpt.tar.part"
+    else
+      echo "claims: the unfinished runs ($(wc -l <"$work/unfinished.txt"), $mib MiB with their checkpoints) exceed" \
+        "CKPT_MIB (${CKPT_MIB:-30}): not brought back; they start again at the next lease" | tee -a "$OUT/claims.log"
+    fi
+  fi
   ls -la "$OUT"
   ;;
 *)

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 ARGS = ["train", "gan", "--data", "ring8", "--steps", "1000000", "--no-progress", "ckpt_every=1000000",
@@ -83,7 +84,31 @@ def test_ctrl_c_stops_a_bench_its_running_runs_checkpointed_and_no_queued_run_st
         proc.communicate()
         raise AssertionError("the bench went on for 60 s after Ctrl-C") from None
     assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
     for run in first:
         step = torch.load(run / "checkpoint.pt", weights_only=True)["step"]
         assert step >= 5 and max(logged_steps(run)) == step
     assert not any((out / "runs" / f"{m}-ring8-s1" / "checkpoint.pt").exists() for m in ("gan", "vgan"))
+
+
+def test_a_bench_worker_waiting_for_a_run_takes_ctrl_c_quietly_and_starts_no_further_run(monkeypatch):
+    """An idle worker (its last run finished) notes Ctrl-C and returns to waiting — no traceback of multiprocessing's
+    queue, as the six-job claims run on a GPU printed for each idle worker — and a run queued to it afterwards is
+    not started; in a worker running one of the bench's runs, Ctrl-C outside the trainer's own handler interrupts."""
+    from ebmlab.bench import run as bench_run
+
+    monkeypatch.setattr(bench_run, "_INTERRUPTED", False)
+    old = signal.getsignal(signal.SIGINT)
+    try:
+        bench_run._worker_init()
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs between bytecodes of the main thread
+        assert bench_run._INTERRUPTED
+        with pytest.raises(KeyboardInterrupt, match="an earlier run of this worker was interrupted"):
+            bench_run._one(("gan", "ring8", 0, {}, "unused"))
+        monkeypatch.setattr(bench_run, "_BUSY", True)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+    finally:
+        signal.signal(signal.SIGINT, old)

@@ -30,12 +30,42 @@ from .tables import aggregate, classifiers_used, load_recalled, markdown, markdo
 
 
 _INTERRUPTED = False  # a worker process whose run was interrupted (Ctrl-C) starts no further run
+_BUSY = False  # a worker process running one of the bench's runs (not waiting for the next)
+
+
+def _worker_init() -> None:
+    """A worker's Ctrl-C while it waits for a run (its last one finished): noted, so that it starts no further run,
+    and nothing else — the default KeyboardInterrupt there printed a traceback of multiprocessing's queue per idle
+    worker. While a run trains, the trainer's own handler (``ebmlab.sessions.StopAtStepEnd``) stands in for this one;
+    between the trainer's phases a Ctrl-C interrupts the run as before."""
+    import signal
+
+    signal.signal(signal.SIGINT, _sigint_in_worker)
+
+
+def _sigint_in_worker(signum: int, frame: Any) -> None:
+    global _INTERRUPTED
+    _INTERRUPTED = True
+    if _BUSY:
+        raise KeyboardInterrupt
+
 
 def _one(args: tuple[str, str, int, dict[str, Any], str]) -> dict[str, Any]:
-    global _INTERRUPTED
+    global _INTERRUPTED, _BUSY
     method, data, seed, overrides, out = args
     if _INTERRUPTED:  # a run already queued to this worker when the signal came: not started
         raise KeyboardInterrupt("an earlier run of this worker was interrupted")
+    _BUSY = True
+    try:
+        return _train_one(method, data, seed, overrides, out)
+    except KeyboardInterrupt:
+        _INTERRUPTED = True
+        raise
+    finally:
+        _BUSY = False
+
+
+def _train_one(method: str, data: str, seed: int, overrides: dict[str, Any], out: str) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
@@ -55,9 +85,7 @@ def _one(args: tuple[str, str, int, dict[str, Any], str]) -> dict[str, Any]:
     except DivergenceError as exc:
         return {"method": method, "data": data, "seed": seed, "status": "diverged", "error": str(exc),
                 "seconds": time.perf_counter() - t0}
-    except KeyboardInterrupt:
-        _INTERRUPTED = True
-        raise
+
 
 def _recorded_seconds(out: str | Path) -> float | None:
     """Wall time of a run summed over the sessions of its run.json; None when that is unknown: a run written before
@@ -180,7 +208,8 @@ def _run_all(todo: list[Task], jobs: int, suite: str, out: Path, runs_dir: Path 
     results: list[dict[str, Any]] = []
     try:
         if jobs > 1:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as ex:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                                     initializer=_worker_init) as ex:
                 for r in ex.map(_one, todo):  # in grid order; the bar moves as each finishes in that order
                     results.append(r)
                     bar.set_postfix_str(f"{r['method']} on {r['data']}: {r['status']}", refresh=False)
