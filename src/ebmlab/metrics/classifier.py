@@ -55,9 +55,10 @@ FEATURE_DIM = 128
 DEFAULT_EPOCHS = {"digits": 60, "fashion": 6, "mnist": 4, "cifar10": 12}
 
 
-def batch_rows(x: Tensor) -> int:
-    """Images per forward pass: 128 for images of 28×28 values or more on the CPU (``nets.calls``), else 2048."""
-    return rows_per_call(x[0].numel(), x.device) or 2048
+def batch_rows(x: Tensor, device: torch.device | None = None) -> int:
+    """Images per forward pass on ``device`` (default: x's): 128 for images of 28×28 values or more on the CPU
+    (``nets.calls``), else 2048."""
+    return rows_per_call(x[0].numel(), device or x.device) or 2048
 
 
 class DomainClassifier(nn.Module):
@@ -85,15 +86,7 @@ def _full_float32(device: torch.device) -> Iterator[None]:
     if device.type != "cuda":
         yield
         return
-    conv, mm = getattr(torch.backends.cudnn, "conv", None), torch.backends.cuda.matmul
-    if conv is None or not hasattr(conv, "fp32_precision"):  # a PyTorch before 2.9: the older switches
-        old_tf32 = (torch.backends.cudnn.allow_tf32, mm.allow_tf32)
-        torch.backends.cudnn.allow_tf32 = mm.allow_tf32 = False
-        try:
-            yield
-        finally:
-            torch.backends.cudnn.allow_tf32, mm.allow_tf32 = old_tf32
-        return
+    conv, mm = torch.backends.cudnn.conv, torch.backends.cuda.matmul  # type: ignore[attr-defined]  # (torch ≥ 2.9)
     old = (conv.fp32_precision, mm.fp32_precision)
     conv.fp32_precision, mm.fp32_precision = "ieee", "ieee"
     try:
@@ -145,7 +138,7 @@ class Classifier:
         device = next(self.net.parameters()).device
         if not len(x):
             return torch.zeros(0, FEATURE_DIM), torch.zeros(0, self.net.out.out_features)
-        chunk = chunk or rows_per_call(x[0].numel(), device) or 2048
+        chunk = chunk or batch_rows(x, device)
         feats, probs = [], []
         with _full_float32(device):
             for i in range(0, len(x), chunk):
