@@ -100,6 +100,13 @@ class HelmholtzMethod(Method):
         "log_z2": Metric("density", "nats", "", "log Z² of p*"),
         "log_z2_bias": Metric("density", "nats", "", "expected shortfall of the log Z² estimate (−se²/2, delta method)"),
         "d_b": Metric("method", "nats", "↓", "Bhattacharyya distance D_B(p(h|x), q(h|x)), test mean (½(log p − 2 log p̃*))"),
+        # how fast each estimate converges (BiHM §4): its shortfall at K samples from its own value at the largest K
+        # of eval_ks, the K samples being the first K of the same draws; test mean. The largest-K value is itself
+        # short of the limit, by more for the slower estimate, so a shortfall understates that estimate's gap.
+        "k{k}_shortfall_p": Metric("method", "nats", "↓", "how far the importance-sampling estimate of log p at "
+                                   "K = {k} falls below its value at the largest K of eval_ks (same draws)"),
+        "k{k}_shortfall_pstar": Metric("method", "nats", "↓", "BiHM: how far the estimate of log p* (2 log p̃*) at "
+                                       "K = {k} falls below its value at the largest K of eval_ks (same draws)"),
     }
     bookkeeping = frozenset({"eval_k", "eval_points"})
     data_kinds = ("binary",)
@@ -185,8 +192,12 @@ class HelmholtzMethod(Method):
         log_z2, log_z2_se = self.log_z2(generator=gen) if self.models_p_star else (0.0, 0.0)
         if self.models_p_star:
             out.update(log_z2=log_z2, log_z2_se=log_z2_se)
+        top = max(c.eval_ks)
         for k in sorted(c.eval_ks):
             out[f"k{k}_log_p"] = float(est[f"log_p_{k}"].mean())
+            out[f"k{k}_shortfall_p"] = float((est[f"log_p_{top}"] - est[f"log_p_{k}"]).mean())
+            if self.models_p_star:  # log Ẑ² is one number for every K: the shortfall of log p* is 2 log p̃*'s
+                out[f"k{k}_shortfall_pstar"] = float((est[f"two_log_pt_{top}"] - est[f"two_log_pt_{k}"]).mean())
             if self.models_p_star:
                 out[f"k{k}_two_log_pt"] = float(est[f"two_log_pt_{k}"].mean())
                 out[f"k{k}_log_pstar"] = out[f"k{k}_two_log_pt"] - log_z2
@@ -194,7 +205,7 @@ class HelmholtzMethod(Method):
             out[f"k{k}_ess_p"] = float(est[f"ess_p_{k}"].mean())
             # D_B(p(h|x), q(h|x)) of the pair, for RWS too (what BiHM's objective penalises and RWS's does not)
             out[f"k{k}_d_b"] = 0.5 * (out[f"k{k}_log_p"] - float(est[f"two_log_pt_{k}"].mean()))
-        k = max(c.eval_ks)
+        k = top
         n = len(x)
         se = lambda t: float(t.std() / n ** 0.5) if n > 1 else float("nan")  # noqa: E731
         # 2 log p̃*(x) = log p(x) − 2 D_B(p(h|x), q(h|x)) (paper eq. 5): D_B from the two K-sample estimates; both
