@@ -353,6 +353,7 @@ def test_compiled_gan_steps_are_the_eager_steps(over):
 
 
 PAIRS = [("vae", {"hidden": (7,)}), ("vae", {"hidden": (7,), "objective": "iwae", "train_k": 3}),
+         ("vae", {"hidden": (7,), "objective": "wake_sleep"}),
          ("ebgan", {"code_dim": 3, "d_hidden": (7,), "margin_schedule": "linear", "margin_decay_steps": 4, "n_critic": 2}),
          ("ebgan_pt", {"code_dim": 3, "d_hidden": (7,)}),  # a constant margin, and the pull-away term
          ("vgan", {"e_hidden": (7,), "n_experts": 3, "k_gen": 2}),

@@ -19,6 +19,7 @@ from ebmlab.bounds.elbo import (
     gaussian_kl_std_normal,
     gaussian_log_lik,
     iwae_bound,
+    wake_sleep,
 )
 
 DT = torch.float64
@@ -303,3 +304,68 @@ def test_errors_are_explicit():
         elbo(x, lambda x: (x[:, :2], x[:, :1]), m.decode, generator=gen(0), log_lik=m.log_lik)
     with pytest.raises(ValueError, match="one value per example"):
         elbo(x, m.encoder(), m.decode, generator=gen(0), log_lik=lambda mean, x: (mean - x).square())
+
+
+# --- wake-sleep (AEVB's baseline) -------------------------------------------------------------------------------
+
+
+def _expected_wake(m, x, encode):
+    """E_q[log p(x|z) + log N(z; 0, I)] exactly (the expected log-likelihood as in expected_elbo, plus the prior's)."""
+    mu, logvar = encode(x)
+    resid = x - mu @ m.W.T - m.c
+    sq = resid.square().sum(-1) + (logvar.exp() * m.lam**2).sum(-1)
+    e_ll = -0.5 * m.D * math.log(2 * math.pi * m.s**2) - sq / (2 * m.s**2)
+    return e_ll - 0.5 * m.d * math.log(2 * math.pi) - 0.5 * (mu.square() + logvar.exp()).sum(-1)
+
+
+def _expected_sleep(m, dM, dmu, dlogvar):
+    """E_{z ~ N(0, I), x ~ p(x|z)}[log q(z|x)] exactly for the encoder μ = (M + dM)(x − c) + dmu: with x − c =
+    Wz + sε, z − μ = (I − M'W)z − sM'ε − dmu, whose squared entries have expectations ‖(I − M'W)_j‖² + s²‖M'_j‖² +
+    dmu²."""
+    Mp = m.M + dM
+    e_sq = ((torch.eye(m.d, dtype=DT) - Mp @ m.W).square().sum(1) + m.s**2 * Mp.square().sum(1) + dmu**2)
+    lv = m.post_logvar + dlogvar
+    return float(-0.5 * m.d * math.log(2 * math.pi) - 0.5 * lv.sum() - (e_sq / (2 * lv.exp())).sum())
+
+
+def test_wake_sleep_phases_match_their_closed_forms_and_sleep_peaks_at_the_exact_posterior():
+    m = LinearGaussian()
+    x = m.sample_x(20000, gen(30))
+
+    def draw(mean, g):
+        return mean + m.s * torch.randn(mean.shape, generator=g, dtype=DT)
+
+    runs = {}
+    for name, (dM, dmu, dlogvar) in {"exact": (torch.zeros(2, 3, dtype=DT), 0.0, 0.0),
+                                     "off": (0.3 * torch.ones(2, 3, dtype=DT), 0.2, 0.8)}.items():
+        enc = m.encoder(dM=dM, dmu=dmu, dlogvar=dlogvar)
+        t = wake_sleep(x, enc, m.decode, generator=gen(31), log_lik=m.log_lik, draw=draw)
+        assert t.wake.shape == t.sleep.shape == (20000,) and t.wake.dtype == DT
+        for got, want in ((t.wake, _expected_wake(m, x, enc)), (t.sleep, _expected_sleep(m, dM, dmu, dlogvar))):
+            diff = got - want
+            se = diff.std() / math.sqrt(len(diff))
+            assert diff.std() > 0.1 and abs(diff.mean()) < 4 * se, (name, diff.mean().item(), se.item())
+        runs[name] = t
+    # the sleep phase fits q to the model's posterior: the exact one scores higher than the perturbed one, by far
+    # more than the 4 s.e. above (its closed forms: −1.14 against −2.69 nats)
+    gap = _expected_sleep(m, torch.zeros(2, 3, dtype=DT), 0.0, 0.0) - _expected_sleep(
+        m, 0.3 * torch.ones(2, 3, dtype=DT), 0.2, 0.8)
+    assert gap > 0.5 and runs["exact"].sleep.mean() > runs["off"].sleep.mean()
+
+
+def test_wake_trains_only_the_decoder_and_sleep_only_the_encoder():
+    torch.manual_seed(0)
+    enc, dec = torch.nn.Linear(3, 4), torch.nn.Linear(2, 3)
+
+    def encode(x):
+        h = enc(x)
+        return h[:, :2], h[:, 2:]
+
+    t = wake_sleep(torch.randn(5, 3), encode, dec, generator=gen(0),
+                   log_lik=lambda mean, x: gaussian_log_lik(mean, x, 0.0),
+                   draw=lambda mean, g: mean + torch.randn(mean.shape, generator=g))
+    for term, moves, held in ((t.wake, dec, enc), (t.sleep, enc, dec)):
+        grads = torch.autograd.grad(term.sum(), [*moves.parameters(), *held.parameters()], allow_unused=True)
+        n = len(list(moves.parameters()))
+        assert all(g is not None and g.abs().sum() > 0 for g in grads[:n])
+        assert all(g is None for g in grads[n:])

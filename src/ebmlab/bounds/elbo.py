@@ -6,6 +6,12 @@
 
     ELBO = E[L_1] ≤ E[L_k] ≤ E[L_{2k}] ≤ log p(x)    (Burda et al., Theorem 1)
 
+Wake-sleep (Hinton, Dayan, Frey & Neal 1995; the baseline of Kingma & Welling §5, Fig. 2) trains the same pair
+without the ELBO's gradient: the generative model ascends log p(x, z) at z ~ q(z|x) (wake, q held fixed) and the
+recognition model ascends log q(z|x̃) at fantasies z ~ N(0, I), x̃ ~ p(x|z) (sleep, p held fixed)
+(:func:`wake_sleep`); its q minimises KL(p(z|x) ‖ q(z|x)) averaged over the model's own data, not the ELBO's
+KL(q ‖ p(z|x)) at the real data.
+
 Reductions are explicit: every log-density is a *sum* over data dimensions and latent dimensions, one number
 per example. Averaging over pixels while summing the KL over latents silently reweights the KL (a β-VAE with
 β = 1/D) and changes the bound; nothing here averages over anything but the batch, and only the caller does
@@ -236,4 +242,45 @@ def iwae_bound(
         return total - math.log(k)
 
 
-__all__ = ["bernoulli_log_lik", "elbo", "ElboTerms", "gaussian_kl_std_normal", "gaussian_log_lik", "iwae_bound"]
+class WakeSleepTerms(NamedTuple):
+    """The two phases' objectives, each [b] nats per example (ascend both: their gradients touch disjoint models)."""
+
+    wake: Tensor  # log p(x, z) = log p(x|z) + log N(z; 0, I) at z ~ q(z|x), q not differentiated
+    sleep: Tensor  # log q(z|x̃) at a fantasy z ~ N(0, I), x̃ ~ p(x|z), p not differentiated
+
+
+def wake_sleep(x: Tensor, encode: Encoder, decode: Decoder, *, generator: Noise, log_lik: LogLik,
+               draw: Callable[[Any, Noise], Tensor]) -> WakeSleepTerms:
+    """One draw of each phase of wake-sleep for a Gaussian recognition model q(z|x) and a N(0, I) prior.
+
+    Args:
+        x: [b, *data_shape] data.
+        encode, decode, log_lik: as :func:`elbo` (the module docstring's conventions).
+        generator: the noise: ε of z = μ + σ ⊙ ε (wake), then the fantasies' z and the draw of x̃ (sleep), in
+            that order.
+        draw: (decoder parameters, generator) -> x̃ [b, *data_shape], a draw of p(x|z) (not its mean: the sleep
+            phase fits q to the model's joint).
+
+    Returns:
+        :class:`WakeSleepTerms`. ``wake`` is differentiable in the decoder only (z is detached), ``sleep`` in the
+        encoder only (x̃ is detached): the sum of the two is one step's objective for one optimiser over both.
+    """
+    b = x.shape[0]
+    mu, logvar = encode(x)
+    _check_posterior(mu, logvar, b)
+    mu, logvar = mu.detach(), logvar.detach()
+    z = mu + torch.exp(0.5 * logvar) * randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    prior = gaussian_log_lik(torch.zeros_like(z), z, 0.0)
+    wake = log_lik(decode(z), x) + prior
+    z_f = randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    params = decode(z_f)
+    params = tuple(t.detach() if isinstance(t, Tensor) else t for t in params) if isinstance(params, tuple) \
+        else params.detach()
+    x_f = draw(params, generator).detach()
+    mu_f, logvar_f = encode(x_f)
+    _check_posterior(mu_f, logvar_f, b)
+    return WakeSleepTerms(wake, gaussian_log_lik(mu_f, z_f, logvar_f))
+
+
+__all__ = ["bernoulli_log_lik", "elbo", "ElboTerms", "gaussian_kl_std_normal", "gaussian_log_lik", "iwae_bound",
+           "wake_sleep", "WakeSleepTerms"]

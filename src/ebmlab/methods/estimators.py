@@ -168,14 +168,18 @@ class VAEEstimator:
         ref = next(m.parameters())
         z = randn(n, m.z_dim, generator=generator, device=ref.device, dtype=ref.dtype)
         out = m.decode(z)
+        if self.sample_mode == "mean":
+            return torch.sigmoid(out) if isinstance(out, Tensor) else out[0]
+        return self.draw(out, generator)
+
+    def draw(self, out: Any, generator: Noise) -> Tensor:
+        """A draw of p(x|z) from the decoder's output ``out`` (Bernoulli logits, or (mean, logvar)): binary values,
+        a Gaussian draw, or for the discretised decoder the level whose bin the Gaussian draw falls in."""
+        m = self.module
         if isinstance(out, Tensor):  # Bernoulli logits
             p = torch.sigmoid(out)
-            if self.sample_mode == "mean":
-                return p
             return (rand(p.shape, generator=generator, device=p.device, dtype=p.dtype) < p).to(p.dtype)
         mean, logvar = out
-        if self.sample_mode == "mean":
-            return mean
         noise = randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         x = mean + torch.exp(0.5 * logvar) * noise
         if m.decoder_kind == "discretised":  # a draw of the discrete model: the level whose bin x falls in

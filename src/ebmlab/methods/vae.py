@@ -17,7 +17,12 @@ per example (1 by default, as AEVB); ``iwae`` — the importance-weighted bound 
 training objective (Burda et al. §3: its reparameterised gradient weights each sample's gradient by its
 normalised importance weight; they train with k = 5 and 50). L_k is formed in the model's precision during
 training (float64 only at evaluation). An IWAE step costs k decoder passes per example (``budget`` counts them), so
-compare the two objectives at equal wall time or network evaluations, not equal steps.
+compare the two objectives at equal wall time or network evaluations, not equal steps. ``wake_sleep`` — the
+baseline of Kingma & Welling §5 (Fig. 2), wake-sleep (Hinton et al. 1995) on the same encoder and decoder
+(``bounds.elbo.wake_sleep``): the decoder ascends log p(x, z) at z ~ q(z|x), the encoder ascends log q(z|x̃) at
+fantasies (z, x̃) drawn from the model (x̃ a draw of p(x|z), not its mean), one draw of each per example and one
+Adam step over both networks; two encoder and two decoder passes a step. Its ELBO is evaluated as the VAE's, as
+the paper evaluates it (the lower bound of the wake-sleep model with its recognition model).
 
 Evaluation (``evaluate_extra``): the ELBO and the importance-weighted bound L_k (Burda et al.) for each k in
 ``iwae_ks`` (the standard report uses k = 5000), in float64 and chunked, on the first ``iwae_points`` test points;
@@ -48,7 +53,7 @@ import torch
 from torch import Tensor
 
 from ..bounds.discrete import dequantise
-from ..bounds.elbo import iwae_bound
+from ..bounds.elbo import iwae_bound, wake_sleep
 from ..errors import EbmlabError
 from ..nets.vae import GaussianVAE
 from ..metadata import Metric
@@ -69,7 +74,7 @@ class VAEConfig:
     decoder_var: float = 0.01
     learn_decoder_var: bool = True
     sample_mode: Literal["mean", "sample"] = "mean"
-    objective: Literal["elbo", "iwae"] = "elbo"
+    objective: Literal["elbo", "iwae", "wake_sleep"] = "elbo"
     train_k: int = 1
     lr: float = 1e-3
     beta1: float = 0.9
@@ -89,7 +94,8 @@ class VAEConfig:
                            "on each level)"),
         "decoder_var": ("pos", "Gaussian decoder variance (initial value when learned)"),
         "learn_decoder_var": ("any", "learn the Gaussian decoder variance"),
-        "objective": ("choice", "training objective: elbo (mean over train_k draws) or iwae (the bound L_k, k = train_k)"),
+        "objective": ("choice", "training objective: elbo (mean over train_k draws), iwae (the bound L_k, k = train_k) "
+                                "or wake_sleep (wake-sleep on the same networks, AEVB's baseline)"),
         "train_k": ("int1", "samples z ~ q(z|x) per example in a training step (iwae: k of L_k, at least 2)"),
     }
 
@@ -117,6 +123,9 @@ class VAE(Method):
         if c.objective == "iwae" and c.train_k < 2:
             raise EbmlabError(f"objective=iwae trains on the bound L_k and needs train_k ≥ 2 (the IWAE paper uses 5 "
                               f"and 50); got train_k={c.train_k}, with which L_1 is the ELBO — use objective=elbo")
+        if c.objective == "wake_sleep" and c.train_k != 1:
+            raise EbmlabError(f"objective=wake_sleep draws one z per example in each phase; got train_k={c.train_k} "
+                              f"— leave train_k at 1")
         check_eval_options(c.iwae_ks, c.iwae_points, c.iwae_chunk, c.elbo_samples)
         self.vae = GaussianVAE(self.spec, c.z_dim, c.hidden, act=c.act, decoder=c.decoder, decoder_var=c.decoder_var,
                                learn_decoder_var=c.learn_decoder_var, net=c.net, width=c.width).to(self.device)
@@ -135,23 +144,12 @@ class VAE(Method):
         return dequantise(batch, self.spec.value_range, self.spec.levels, generator=noise)
 
     def train_step(self, batch: Tensor, step: int) -> dict[str, Tensor | float]:
-        # --- one ELBO ascent step (one reparameterised sample per example) ---
+        # --- one ascent step on the objective (vae_loss: the ELBO, L_k or the two wake-sleep phases) ---
         if self.quantised == "dequantised":
             batch = self._dequantise(batch, self.rng)
-        c = self.config
-        if c.objective == "iwae":
-            # --- one ascent step on L_k (k reparameterised samples per example, in one decoder pass) ---
-            bound = iwae_bound(batch, self.vae.encode, self.vae.decode, c.train_k, generator=self.rng,
-                               log_lik=self.estimator.log_lik, chunk_size=c.train_k, dtype=batch.dtype, grad=True)
-            loss = -bound.mean()
-            optimizer_step(self.optimizers["vae"], loss, self.recipe)
-            return {"loss": loss.detach(), f"iwae_{c.train_k}": bound.mean().detach()}
-        # --- one ELBO ascent step (train_k reparameterised samples per example, one encoder pass, analytic KL) ---
-        terms = self.estimator.elbo(self.vae, batch, generator=self.rng, samples=c.train_k)
-        loss = -terms.elbo.mean()
+        loss, out = vae_loss(self, batch, self.rng)
         optimizer_step(self.optimizers["vae"], loss, self.recipe)
-        return {"loss": loss.detach(), "elbo": terms.elbo.mean().detach(), "log_lik": terms.log_lik.mean().detach(),
-                "kl": terms.kl.mean().detach()}
+        return dict(out)
 
     # --- the compiled step (run option compile, ebmlab.compiled) ------------------------------------------------
     def compile_blocker(self) -> str | None:
@@ -200,10 +198,15 @@ class VAE(Method):
         return self.estimator.sample(n, generator=generator or self.rng)
 
 
-def vae_loss(m: VAE, batch: Tensor, noise: Tape) -> tuple[Tensor, dict[str, Tensor]]:
-    """The loss of :meth:`VAE.train_step` (−ELBO, or −L_k for objective=iwae) and its metrics, drawing from
+def vae_loss(m: VAE, batch: Tensor, noise: Noise) -> tuple[Tensor, dict[str, Tensor]]:
+    """The loss of :meth:`VAE.train_step` (−ELBO, −L_k for objective=iwae, −(wake + sleep)) and its metrics, from
     ``noise``: run by the compiled step with the VAE's parameters swapped for the traced ones."""
     c = m.config
+    if c.objective == "wake_sleep":
+        t = wake_sleep(batch, m.vae.encode, m.vae.decode, generator=noise, log_lik=m.estimator.log_lik,
+                       draw=m.estimator.draw)
+        loss = -(t.wake.mean() + t.sleep.mean())
+        return loss, {"loss": loss.detach(), "wake": t.wake.mean().detach(), "sleep": t.sleep.mean().detach()}
     if c.objective == "iwae":
         bound = iwae_bound(batch, m.vae.encode, m.vae.decode, c.train_k, generator=noise, log_lik=m.estimator.log_lik,
                            chunk_size=c.train_k, dtype=batch.dtype, grad=True)
