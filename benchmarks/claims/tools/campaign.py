@@ -44,6 +44,7 @@ kale-modes-vs-gan-stacked-fashion lbt-stacked-vs-gan-equal-compute lbt-gan-stack
 ebgan-pt-adds-diversity-stacked bib-images-modes-vs-onesided
 sr-stats-sharper-than-mse sr-stats-lower-psnr sr-mse-regresses-to-the-mean iwae-beats-vae-test-ll iwae-active-units
 vcd-semisup-augmentation ebgan-ln-beats-ladder-1000 ebgan-ln-beats-ladder-100 ebgan-ln-margin-decay
+bihm-fewer-samples aevb-beats-wake-sleep pacgan-stacked-mnist-modes
 """.split()
 MEDIUM = """
 vcd-beats-vgan-paper-nets bib-beats-gan-paper-nets kale-beats-gan-paper-nets lbt-gan-beats-gan-paper-nets
