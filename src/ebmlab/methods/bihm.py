@@ -196,9 +196,9 @@ class HelmholtzMethod(Method):
         for k in sorted(c.eval_ks):
             out[f"k{k}_log_p"] = float(est[f"log_p_{k}"].mean())
             out[f"k{k}_shortfall_p"] = float((est[f"log_p_{top}"] - est[f"log_p_{k}"]).mean())
-            if self.models_p_star:  # log Ẑ² is one number for every K: the shortfall of log p* is 2 log p̃*'s
-                out[f"k{k}_shortfall_pstar"] = float((est[f"two_log_pt_{top}"] - est[f"two_log_pt_{k}"]).mean())
             if self.models_p_star:
+                # log Ẑ² is one number for every K: the shortfall of log p* is that of 2 log p̃*
+                out[f"k{k}_shortfall_pstar"] = float((est[f"two_log_pt_{top}"] - est[f"two_log_pt_{k}"]).mean())
                 out[f"k{k}_two_log_pt"] = float(est[f"two_log_pt_{k}"].mean())
                 out[f"k{k}_log_pstar"] = out[f"k{k}_two_log_pt"] - log_z2
                 out[f"k{k}_ess_pstar"] = float(est[f"ess_pstar_{k}"].mean())

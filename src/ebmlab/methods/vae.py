@@ -21,7 +21,8 @@ compare the two objectives at equal wall time or network evaluations, not equal 
 baseline of Kingma & Welling §5 (Fig. 2), wake-sleep (Hinton et al. 1995) on the same encoder and decoder
 (``bounds.elbo.wake_sleep``): the decoder ascends log p(x, z) at z ~ q(z|x), the encoder ascends log q(z|x̃) at
 fantasies (z, x̃) drawn from the model (x̃ a draw of p(x|z), not its mean), one draw of each per example and one
-Adam step over both networks; two encoder and two decoder passes a step. Its ELBO is evaluated as the VAE's, as
+Adam step over both networks (Hinton et al. alternate the phases; their gradients touch disjoint networks, so one
+step takes both at once); two encoder and two decoder passes a step. Its ELBO is evaluated as the VAE's, as
 the paper evaluates it (the lower bound of the wake-sleep model with its recognition model).
 
 Evaluation (``evaluate_extra``): the ELBO and the importance-weighted bound L_k (Burda et al.) for each k in
