@@ -128,13 +128,16 @@ class LinearGaussian:
     def log_lik(self, mean, x):
         return gaussian_log_lik(mean, x, 2 * math.log(self.s))
 
-    def expected_elbo(self, x, encode):
-        """E_q[log p(x|z)] − KL exactly: E‖x − Wz − c‖² = ‖x − Wμ − c‖² + Σ_j σ_j² ‖W_:j‖²."""
+    def expected_log_lik(self, x, encode):
+        """E_q[log p(x|z)] exactly: E‖x − Wz − c‖² = ‖x − Wμ − c‖² + Σ_j σ_j² ‖W_:j‖²."""
         mu, logvar = encode(x)
         resid = x - mu @ self.W.T - self.c
         sq = resid.square().sum(-1) + (logvar.exp() * self.lam**2).sum(-1)
-        e_ll = -0.5 * self.D * math.log(2 * math.pi * self.s**2) - sq / (2 * self.s**2)
-        return e_ll - gaussian_kl_std_normal(mu, logvar)
+        return -0.5 * self.D * math.log(2 * math.pi * self.s**2) - sq / (2 * self.s**2)
+
+    def expected_elbo(self, x, encode):
+        """E_q[log p(x|z)] − KL exactly."""
+        return self.expected_log_lik(x, encode) - gaussian_kl_std_normal(*encode(x))
 
 
 def test_exact_posterior_makes_iwae_equal_log_px_and_elbo_unbiased_for_it():
@@ -312,10 +315,7 @@ def test_errors_are_explicit():
 def _expected_wake(m, x, encode):
     """E_q[log p(x|z) + log N(z; 0, I)] exactly (the expected log-likelihood as in expected_elbo, plus the prior's)."""
     mu, logvar = encode(x)
-    resid = x - mu @ m.W.T - m.c
-    sq = resid.square().sum(-1) + (logvar.exp() * m.lam**2).sum(-1)
-    e_ll = -0.5 * m.D * math.log(2 * math.pi * m.s**2) - sq / (2 * m.s**2)
-    return e_ll - 0.5 * m.d * math.log(2 * math.pi) - 0.5 * (mu.square() + logvar.exp()).sum(-1)
+    return m.expected_log_lik(x, encode) - 0.5 * m.d * math.log(2 * math.pi) - 0.5 * (mu.square() + logvar.exp()).sum(-1)
 
 
 def _expected_sleep(m, dM, dmu, dlogvar):
