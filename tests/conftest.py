@@ -43,13 +43,14 @@ _CONTEXT = None
 _PROBED = False  # the first forked process checked that parallel kernels run
 
 
-def run_cli(args, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(args, env: dict | None = None, timeout: float = 300, cwd: str | None = None) -> subprocess.CompletedProcess:
     """``subprocess.run([sys.executable, "-m", "ebmlab", *args], env={**os.environ, **env}, capture_output=True,
     text=True)``, in a process forked from a server that has the heavy imports done (torch and the libraries a run
     loads take 5–8 s to import, and the kill-and-resume tests start dozens of commands). The returncode is the
     command's exit status, or −N when signal N killed it. ``env`` is the command's environment from its start, but a
     variable that a preloaded module reads when it is imported takes the server's value (the session's, when the
-    server started): pass those to a real subprocess."""
+    server started): pass those to a real subprocess. ``cwd``: the command's working directory (default this
+    process's)."""
     global _CONTEXT, _PROBED
     if _CONTEXT is None:
         _CONTEXT = multiprocessing.get_context("forkserver")
@@ -62,14 +63,15 @@ def run_cli(args, env: dict | None = None, timeout: float = 300) -> subprocess.C
             raise RuntimeError(f"a process forked after importing {_PRELOAD} hangs in its first parallel kernel: one "
                                "of those imports runs a parallel operation (e.g. torch.linalg at module level), "
                                "whose thread pool a forked process cannot use; compute it lazily") from None
-    return _fork(args, env, timeout)
+    return _fork(args, env, timeout, cwd=cwd)
 
 
-def _fork(args, env: dict | None, timeout: float, probe: bool = False) -> subprocess.CompletedProcess:
+def _fork(args, env: dict | None, timeout: float, probe: bool = False,
+          cwd: str | None = None) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory() as tmp:
         out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
         init = {"ARGV": [str(a) for a in args], "ENV": {**os.environ, **(env or {})}, "STDOUT": str(out),
-                "STDERR": str(err), "PROBE": probe}
+                "STDERR": str(err), "PROBE": probe, "CWD": cwd or os.getcwd()}
         proc = _CONTEXT.Process(target=runpy.run_path, args=(str(Path(__file__).with_name("cli_process.py")),),
                                 kwargs={"init_globals": init, "run_name": "__main__"})
         proc.start()
@@ -84,3 +86,49 @@ def _fork(args, env: dict | None, timeout: float, probe: bool = False) -> subpro
 @pytest.fixture(scope="session")
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def ebmlab_on_path(tmp_path_factory):
+    """A directory holding an ``ebmlab`` executable that runs each command through :func:`run_cli` (put it first on
+    PATH): a shell script that types ``ebmlab train ...`` then starts in well under a second, not 5–8 s, with the
+    command's arguments, working directory, environment, output and exit status its own. The executable is a short
+    script of the standard library that hands its command over a Unix socket to a thread of this process and prints
+    what comes back; ``tests/test_docs.py`` checks the installed console script itself once."""
+    import json
+    import socketserver
+    import stat
+    import sys
+    import threading
+
+    d = tmp_path_factory.mktemp("cli-on-path")
+    sock = str(d / "cli.sock")
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self):
+            req = json.loads(self.rfile.readline())
+            try:
+                r = run_cli(req["argv"], req["env"], timeout=600, cwd=req["cwd"])
+                reply = {"rc": r.returncode, "stdout": r.stdout, "stderr": r.stderr}
+            except Exception as e:  # noqa: BLE001 - reported to the calling shell as a failed command
+                reply = {"rc": 1, "stdout": "", "stderr": f"ebmlab test shim: {type(e).__name__}: {e}\n"}
+            self.wfile.write(json.dumps(reply).encode())
+
+    server = socketserver.ThreadingUnixStreamServer(sock, Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    exe = d / "ebmlab"
+    exe.write_text(f"""#!{sys.executable} -IS
+import json, os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect({sock!r})
+s.sendall(json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd(), "env": dict(os.environ)}}).encode() + b"\\n")
+s.shutdown(socket.SHUT_WR)
+r = json.loads(b"".join(iter(lambda: s.recv(1 << 16), b"")))
+sys.stdout.write(r["stdout"])
+sys.stderr.write(r["stderr"])
+sys.exit(r["rc"] if r["rc"] >= 0 else 128 - r["rc"])
+""")
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    yield d
+    server.shutdown()
+    server.server_close()
