@@ -154,27 +154,31 @@ class RunDir:
                                 **{k: rec[k] for k in ("graphs", "compile") if k in rec})
             write_json(self.record_path, {"format": "ebmlab-run-record-1", "sessions": sessions})
 
-    def trained_seconds(self, from_rates: bool = False) -> float:
-        """Training-loop wall seconds of the sessions, summed: their ``train_seconds``, or for a session killed
-        before it could record them (a SIGKILL, a power cut) its seconds up to its last checkpoint (``checkpointed``:
-        the run resumes from there, so what it trained after it is not counted); ``from_rates``: sessions written
-        before either was recorded counted from their steps and rate instead of as none."""
+    def trained_seconds(self, from_rates: bool = False, resumed_at: int | None = None) -> float:
+        """Training-loop wall seconds of the sessions whose training the run kept, summed: their ``train_seconds``,
+        or for a session killed before it could record them (a SIGKILL, a power cut) its seconds up to its last
+        checkpoint (``checkpointed``: the run resumes from there, so what it trained after it is not counted); a
+        session whose successor started where it had started (it left no checkpoint: its steps were trained again)
+        counts none, one whose successor resumed from its last checkpoint before its end counts up to that
+        checkpoint. ``resumed_at``: the step a session about to start resumes from (the last session's successor);
+        ``from_rates``: sessions written before either was recorded counted from their steps and rate instead of as
+        none."""
         total = 0.0
-        for s in self.sessions():
-            done = _session_seconds(s, "train_seconds")
+        for s, after in _with_successors(self.sessions(), resumed_at):
+            done = _kept_seconds(s, "train_seconds", after)
             if done is not None:
                 total += done
             elif from_rates and "ended" in s and "start_step" in s and s.get("steps_per_s"):
                 total += (s["end_step"] - s["start_step"]) / s["steps_per_s"]
         return total
 
-    def trained_cpu_seconds(self) -> float | None:
+    def trained_cpu_seconds(self, resumed_at: int | None = None) -> float | None:
         """Training-loop CPU seconds of the sessions, summed as :meth:`trained_seconds` sums wall seconds; None when
-        one that trained recorded neither (a session of an older version, or one killed after a checkpoint before
-        sessions noted theirs: the next session resumed past its start)."""
+        one that trained and was kept recorded neither (a session of an older version, or one killed after a
+        checkpoint before sessions noted theirs: the next session resumed past its start)."""
         total, sessions = 0.0, self.sessions()
-        for i, s in enumerate(sessions):
-            cpu = _session_seconds(s, "train_cpu_seconds")
+        for i, (s, after) in enumerate(_with_successors(sessions, resumed_at)):
+            cpu = _kept_seconds(s, "train_cpu_seconds", after)
             if cpu is not None:
                 total += cpu
             elif s.get("end_step") is not None and s.get("end_step") != s.get("start_step"):
@@ -318,6 +322,29 @@ def _session_seconds(s: dict[str, Any], key: str) -> float | None:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return float(v)
     return None
+
+
+def _with_successors(sessions: list[dict[str, Any]], resumed_at: int | None) -> list[tuple[dict[str, Any], Any]]:
+    """Each session with the step its successor started from (``resumed_at`` for the last; None if unknown)."""
+    nexts = [t.get("start_step") for t in sessions[1:]] + [resumed_at]
+    return list(zip(sessions, nexts, strict=True))
+
+
+def _kept_seconds(s: dict[str, Any], key: str, after: Any) -> float | None:
+    """What :func:`_session_seconds` gives, of the training the run kept: none when the next session started where
+    this one had started or before (this one's steps were trained again, as after a failure before its first
+    checkpoint), its seconds up to its last checkpoint when the next session resumed from that checkpoint and this
+    one had trained past it."""
+    start, end = s.get("start_step"), s.get("end_step")
+    if isinstance(after, int) and not isinstance(after, bool) and isinstance(start, int):
+        if after <= start:
+            return 0.0
+        held = s.get("checkpointed")
+        if isinstance(end, int) and after < end and isinstance(held, dict) and held.get("step") == after:
+            v = held.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return float(v)
+    return _session_seconds(s, key)
 
 
 def _resumed_past(killed: dict[str, Any], after: dict[str, Any]) -> bool:

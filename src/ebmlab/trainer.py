@@ -245,8 +245,8 @@ def _begin(cfg: ResolvedConfig, run: RunDir, ckpt: dict[str, Any] | None, method
         start = int(ckpt["step"])
         budget.load_state_dict(ckpt.get("budget"))
         stopped_by = ckpt.get("stopped_by")  # a budget ended this run at its step: it is finished
-        budget.seconds = run.trained_seconds()
-        cpu_before = run.trained_cpu_seconds()
+        budget.seconds = run.trained_seconds(resumed_at=start)
+        cpu_before = run.trained_cpu_seconds(resumed_at=start)
     else:
         torch.manual_seed(stream_seed(rc.seed, "init"))  # the global generator too: identical runs, identical files
     budget.cpu_seconds = cpu_before or 0.0  # sessions that did not record it: counted as none
