@@ -36,10 +36,29 @@ def test_equal_compute_reads_each_run_within_the_cpu_time_every_run_reached():
     got = {"a": A, "b": B}
     assert curves.common_cpu(got) == pytest.approx(3.9)  # b's third seed ended first
     r = curves.read_at(got, cpu=3.9)
-    # each run at its last point at or before 3.9 CPU-s: a at step 30 (40 for the seed that got there by 3.9)
-    assert r["steps"]["a"] == [30, 30, 40] and r["a"] == [0.70, 0.72, 0.94]
-    assert r["steps"]["b"] == [10, 10, 20] and r["b"] == [0.70, 0.71, 0.79]
+    # each run at its last point at or before 3.9 CPU-s, to one step: a at step 30, 40 for the seeds that got there
+    # by 3.9 (the third) or within one of their steps of it (the first: 4.0 CPU-s less 0.1 a step)
+    assert r["steps"]["a"] == [40, 30, 40] and r["a"] == [0.95, 0.72, 0.94]
+    assert r["steps"]["b"] == [20, 10, 20] and r["b"] == [0.80, 0.71, 0.79]  # b's first: 4.0 less 0.2 a step
     assert curves.read_at(got, cpu=0.5) is None  # a run with no point that early is not read
+
+
+def test_runs_stopped_by_one_budget_are_read_at_their_final_points():
+    """A CPU budget stops a run after the step that crossed it: runs given 1800 CPU-s end at 1800.3 to 1800.8, and
+    each is read at its final evaluation, not at its evaluation 500 steps before (the first reading of the medium
+    campaign's VCD row read two of its three seeds there)."""
+    vcd = [[(2500, 1484.7, 999.0), (2998, 1800.7, 1000.0)], [(2500, 1527.8, 997.0), (2927, 1800.6, 1000.0)],
+           [(3000, 1745.4, 1000.0), (3097, 1800.4, 997.0)]]
+    vgan = [[(1500, 1375.1, 973.0), (1960, 1800.8, 1000.0)], [(1500, 1412.4, 948.0), (1906, 1800.5, 977.0)],
+            [(2000, 1750.2, 994.0), (2055, 1800.3, 995.0)]]
+    got = {"a": vcd, "b": vgan}
+    assert curves.common_cpu(got) == pytest.approx(1800.3)
+    r = curves.read_at(got, cpu=1800.3)
+    assert r["steps"] == {"a": [2998, 2927, 3097], "b": [1960, 1906, 2055]}
+    assert r["a"] == [1000.0, 1000.0, 997.0] and r["b"] == [1000.0, 977.0, 995.0]
+    # a point more than one step past the reading is not taken: at 1760 CPU-s each run is read before its end
+    r = curves.read_at(got, cpu=1760.0)
+    assert r["steps"] == {"a": [2500, 2500, 3000], "b": [1500, 1500, 2000]}
 
 
 def test_curve_readings_get_their_own_verdicts_by_the_same_rules(tmp_path):

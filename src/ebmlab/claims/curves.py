@@ -11,7 +11,7 @@ gives both readings:
   some arm did not reach (a slow arm's missing steps are not filled in);
 - **equal compute**: the largest CPU time every run reached (the smallest of the runs' last points); each run is
   read at its last point at or before it — the model it had when that much CPU time was spent, to the resolution
-  of its evaluation points.
+  of its evaluation points (and of one step: runs stopped by the same budget end a fraction of a step apart).
 
 Runs on a GPU are read on the wall clock instead (``clock="wall"``: ``train_seconds`` and the run's trained
 seconds): their budget is wall time, and CPU time counts nothing of the device's work.
@@ -82,7 +82,12 @@ def common_cpu(curves: dict[str, list[list[Point]]]) -> float | None:
 
 
 def _at_cpu(curve: list[Point], cpu: float) -> Point | None:
-    before = [p for p in curve if p[1] <= cpu + 1e-9]
+    """The run's last point reached by ``cpu`` seconds, to the resolution of one step: a point ``(step, s, v)``
+    counts when ``s`` less one of the run's steps (its mean step time there, ``s / step``) is at or before ``cpu``.
+    A budget stops a run after the step that crossed it, so runs given the same budget end a fraction of a step
+    apart (1800.3 to 1800.8 CPU-s): each is read at its final point, not at an evaluation hundreds of steps
+    earlier."""
+    before = [p for p in curve if p[1] - (p[1] / p[0] if p[0] > 0 else 0.0) <= cpu + 1e-9]
     return before[-1] if before else None
 
 
