@@ -94,32 +94,28 @@ def _record(tmp_path, sessions):
     return RunDir(tmp_path)
 
 
-def test_only_the_training_a_run_kept_counts():
+def test_only_the_training_a_run_kept_counts(tmp_path):
     """A session whose successor started where it had (it failed before its first checkpoint: its steps were
     trained again) counts for nothing; one that trained past the checkpoint its successor resumed from counts up to
     that checkpoint; the others count whole — the seconds of the model the run holds, not of the process's life."""
-    import tempfile
-    from pathlib import Path
-
     failed = {"start_step": 0, "end_step": 396, "status": "failed", "train_seconds": 900.0, "train_cpu_seconds": 388.8}
     whole = {"start_step": 0, "end_step": 2055, "status": "ended", "train_seconds": 4004.4,
              "train_cpu_seconds": 1800.3}
     past = {"start_step": 0, "end_step": 700, "status": "failed", "train_seconds": 70.0, "train_cpu_seconds": 60.0,
             "checkpointed": {"step": 500, "train_seconds": 50.0, "train_cpu_seconds": 40.0}}
     rest = {"start_step": 500, "end_step": 1000, "status": "ended", "train_seconds": 55.0, "train_cpu_seconds": 45.0}
-    with tempfile.TemporaryDirectory() as d:
-        rd = _record(Path(d), [failed, whole])
-        assert rd.trained_cpu_seconds() == pytest.approx(1800.3) and rd.trained_seconds() == pytest.approx(4004.4)
-        rd = _record(Path(d), [past, rest])
-        assert rd.trained_cpu_seconds() == pytest.approx(85.0) and rd.trained_seconds() == pytest.approx(105.0)
-        # the session about to start names where it resumes: the budget it inherits is counted the same way
-        rd = _record(Path(d), [past])
-        assert rd.trained_cpu_seconds(resumed_at=500) == pytest.approx(40.0)
-        assert rd.trained_cpu_seconds(resumed_at=0) == 0.0 and rd.trained_seconds(resumed_at=0) == 0.0
-        assert rd.trained_cpu_seconds() == pytest.approx(60.0)  # its own total, while nothing came after it
-        # a discarded session that recorded no CPU time does not make the total unknown
-        old = {k: v for k, v in failed.items() if k != "train_cpu_seconds"}
-        assert _record(Path(d), [old, whole]).trained_cpu_seconds() == pytest.approx(1800.3)
+    rd = _record(tmp_path, [failed, whole])
+    assert rd.trained_cpu_seconds() == pytest.approx(1800.3) and rd.trained_seconds() == pytest.approx(4004.4)
+    rd = _record(tmp_path, [past, rest])
+    assert rd.trained_cpu_seconds() == pytest.approx(85.0) and rd.trained_seconds() == pytest.approx(105.0)
+    # the session about to start names where it resumes: the budget it inherits is counted the same way
+    rd = _record(tmp_path, [past])
+    assert rd.trained_cpu_seconds(resumed_at=500) == pytest.approx(40.0)
+    assert rd.trained_cpu_seconds(resumed_at=0) == 0.0 and rd.trained_seconds(resumed_at=0) == 0.0
+    assert rd.trained_cpu_seconds() == pytest.approx(60.0)  # its own total, while nothing came after it
+    # a discarded session that recorded no CPU time does not make the total unknown
+    old = {k: v for k, v in failed.items() if k != "train_cpu_seconds"}
+    assert _record(tmp_path, [old, whole]).trained_cpu_seconds() == pytest.approx(1800.3)
 
 
 def test_a_failed_attempt_before_any_checkpoint_does_not_spend_a_resumed_runs_budget(tmp_path):

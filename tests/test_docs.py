@@ -36,12 +36,19 @@ def run_block(lang: str, block: str, namespace: dict) -> None:
         exec(compile(block, "<docs>", "exec"), namespace)  # noqa: S102 - the documentation's own examples
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
-def test_the_pages_code_runs(page, tmp_path, monkeypatch, registries_restored, ebmlab_on_path):
-    mktestdocs = pytest.importorskip("mktestdocs")
+@pytest.fixture
+def reader_shell(tmp_path, monkeypatch, ebmlab_on_path):
+    """A reader's shell: in a fresh directory, this environment's python on PATH, and before it the ``ebmlab`` that
+    starts from the preloaded fork server (``conftest.ebmlab_on_path``)."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PATH", str(Path(sys.executable).parent), prepend=":")  # this environment's python
-    monkeypatch.setenv("PATH", str(ebmlab_on_path), prepend=":")  # `ebmlab` started from the preloaded fork server
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent), prepend=":")
+    monkeypatch.setenv("PATH", str(ebmlab_on_path), prepend=":")
+    return tmp_path
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
+def test_the_pages_code_runs(page, reader_shell, monkeypatch, registries_restored):
+    mktestdocs = pytest.importorskip("mktestdocs")
     blocks = {lang: mktestdocs.grab_code_blocks(page.read_text(), lang=lang) for lang in ("bash", "python")}
     assert any(blocks.values()) or page.stem in ("scale-out", "gpu"), f"{page.name} has no code that runs"
     # in the order of the page: a python block may write the file a bash block then trains on
@@ -61,12 +68,10 @@ def test_a_failing_block_fails():
         run_block("python", "x = 1\ny = x / 0\n", {})
 
 
-def test_the_readme_tour_runs(tmp_path, monkeypatch, ebmlab_on_path):
+def test_the_readme_tour_runs(reader_shell):
     """The README's short tour runs as it stands (its set-up commands are what CI itself runs)."""
     mktestdocs = pytest.importorskip("mktestdocs")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PATH", str(Path(sys.executable).parent), prepend=":")
-    monkeypatch.setenv("PATH", str(ebmlab_on_path), prepend=":")
+    tmp_path = reader_shell
     text = (ROOT / "README.md").read_text()
     tour = mktestdocs.grab_code_blocks(text[text.index("## A short tour"):], lang="bash")[0]
     assert "ebmlab train" in tour and "ebmlab report" in tour
@@ -82,18 +87,18 @@ def test_the_installed_console_script_runs_a_command(tmp_path):
         pytest.skip(f"no console script at {exe} (pip install -e . writes it)")
     r = subprocess.run([str(exe), "list"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert r.returncode == 0 and "vgan" in r.stdout and "grid25" in r.stdout, r.stderr[-2000:]
-    bad = subprocess.run([str(exe), "train", "vgann", "--data", "ring8"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    bad = subprocess.run([str(exe), "train", "vgann", "--data", "ring8"], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
     assert bad.returncode == 2 and "did you mean 'vgan'" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_the_shim_passes_arguments_directory_environment_output_and_status(tmp_path, monkeypatch, ebmlab_on_path):
+def test_the_shim_passes_arguments_directory_environment_output_and_status(reader_shell):
     """The fork-server ``ebmlab`` of the docs' tests is the command as typed: it runs in the shell's directory with
     the shell's environment, its output goes where the shell redirects it, and a failure stops a block."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PATH", str(ebmlab_on_path), prepend=":")
+    tmp_path = reader_shell
     r = subprocess.run(["bash", "-e", "-c", "mkdir sub && cd sub && ebmlab list > l.txt; "
-                        "EBMLAB_CLAIMS=$PWD/none ebmlab claims list 2> err.txt || echo status=$?; ebmlab train vgann --data ring8"],
-                       capture_output=True, text=True)
+                        "EBMLAB_CLAIMS=$PWD/none ebmlab claims list 2> err.txt || echo status=$?; "
+                        "ebmlab train vgann --data ring8"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stdout.strip() == "status=2", r.stderr
     assert "vgan" in (tmp_path / "sub" / "l.txt").read_text()
     assert f"{tmp_path / 'sub' / 'none'} does not exist" in (tmp_path / "sub" / "err.txt").read_text()
