@@ -129,6 +129,21 @@ def test_the_papers_effect_is_weighed(tmp_path):
     assert verdict(_claim(tmp_path, big, comparison=effect)).marks == ()
 
 
+def test_an_effect_beyond_the_room_the_real_data_leaves_is_not_weighed(tmp_path):
+    effect = "effect = 0.3\neffect_source = \"Table 9\""
+    refs = {"a": {"real": 1.0, "noise": 0.0}, "b": {"real": 1.0, "noise": 0.0}}
+    # b at 0.8 leaves 0.2 to the real data: no model could gain the paper's 0.3 over it
+    small_gain = {"a": [0.90, 0.82, 0.86], "b": [0.80, 0.81, 0.79], "references": refs}
+    v = verdict(_claim(tmp_path, small_gain, comparison=effect))
+    assert v.label == "inconclusive" and "cannot be weighed" in v.detail and "+0.2 to the real data" in v.detail
+    sure_small = {"a": [0.85, 0.86, 0.855], "b": [0.80, 0.81, 0.79], "references": refs}
+    v = verdict(_claim(tmp_path, sure_small, comparison=effect))
+    assert v.label == "consistent" and v.marks == ()
+    # the same gain over a baseline with room for the paper's effect: weighed, and excluded
+    low_b = {"a": [0.50, 0.42, 0.46], "b": [0.40, 0.41, 0.39], "references": refs}
+    assert verdict(_claim(tmp_path, low_b, comparison=effect)).label == "excludes the paper's effect"
+
+
 def test_reproduced_only_by_equivalence_at_the_papers_scale(tmp_path):
     pv = "paper_value = {value = 0.9, margin = 0.05}"
     inside = {"a": [0.89, 0.91, 0.90], "b": [0.1, 0.1, 0.1]}

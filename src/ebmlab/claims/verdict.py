@@ -25,7 +25,9 @@ arms, in this order:
    (below 0) or **inconclusive** (containing 0).
 6. **The paper's effect**: with the paper's difference ``effect`` in the spec, an interval whose upper end is below
    it **excludes the paper's effect** — its own verdict where the interval contains 0 (a small effect may exist,
-   the paper's does not); a consistent row is marked "smaller than the paper's effect".
+   the paper's does not); a consistent row is marked "smaller than the paper's effect". Where arm b's mean leaves
+   less room to the real data than that effect (a baseline that does not collapse here while the paper's did), no
+   interval could reach it: the row says the effect cannot be weighed and keeps the verdict of rule 5.
 
 Known answers: **known answer holds** (its test passes) or **known answer fails**. **Untested**: with the reason, or
 no result yet. A row whose result was transcribed from an earlier benchmark, or whose spec's arms no longer resolve
@@ -221,6 +223,17 @@ def _guard(claim: Claim, r: dict[str, Any], sign: int) -> str | None:
     return None
 
 
+def _room(claim: Claim, r: dict[str, Any], sign: int) -> float | None:
+    """How far, in the claim's direction, arm a could get ahead of arm b's mean before it reached the real data's
+    value (arm a's reference); None without a real-data reference or a per-seed arm b (a threshold claim)."""
+    c = claim.comparison or {}
+    real = arm_references(r, "a").get("real")
+    vals = [x for x in _scored(r, "b")[0] if isinstance(x, (int, float))] if isinstance(r.get("b"), list) else []
+    if real is None or not vals or "threshold" in c:
+        return None
+    return sign * (real - sum(vals) / len(vals))
+
+
 def _collapse_check(claim: Claim, r: dict[str, Any]) -> tuple[bool, str]:
     """Rule 2's way out for a metric that cannot tell a model from collapse (precision: a single repeated image lies
     inside the data): the spec's ``collapse_check``, a metric that can (the mode count), recorded per seed for both
@@ -285,7 +298,11 @@ def judge(claim: Claim, r: dict[str, Any], scale: str) -> Verdict:
     label = "consistent" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
     effect = c.get("effect")
     marks: tuple[str, ...] = ()
-    if isinstance(effect, (int, float)) and hi < effect:
+    room = _room(claim, r, sign)
+    if isinstance(effect, (int, float)) and room is not None and room < effect:
+        what += (f"; the paper's effect {effect:+.4g} ({c.get('effect_source', 'its report')}) cannot be weighed: "
+                 f"arm b ({c['b']['label']}) leaves only {room:+.4g} to the real data")
+    elif isinstance(effect, (int, float)) and hi < effect:
         what += f"; the paper's effect {effect:+.4g} ({c.get('effect_source', 'its report')}) lies above the interval"
         if label == "inconclusive":
             label = "excludes the paper's effect"
