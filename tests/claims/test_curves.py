@@ -116,3 +116,13 @@ def test_from_which_point_on_the_claims_direction_holds_along_the_curves(tmp_pat
     assert holds_from(_claim(tmp_path, {**result, "curves": got}, name="d"))["steps"] == "from step 50 on (1 of 5 " \
                                                                                       "points)"
     assert holds_from(_claim(tmp_path, {"a": [0.9] * 3, "b": [0.8] * 3}, name="e")) == {}  # no curves
+
+
+def test_the_curves_axis_is_the_comparisons_metric_and_an_arm_reading_another_key_says_so(tmp_path):
+    from types import SimpleNamespace
+
+    from ebmlab.claims.runners import curve_labels
+
+    c = _claim(tmp_path, {"a": [0.9] * 3, "b": [0.8] * 3})  # metric hq; a "guided", b "base" reading base_hq
+    metric, labels = curve_labels(c, {"a": SimpleNamespace(metric="hq"), "b": SimpleNamespace(metric="base_hq")})
+    assert metric == "hq" and labels == {"a": "guided", "b": "base [base_hq]"}

@@ -244,6 +244,15 @@ def _check_values(metric: str, dirs: dict[str, list[Path | None]], done: dict[st
     return out
 
 
+def curve_labels(claim: Claim, arms: dict[str, Arm]) -> tuple[str, dict[str, str]]:
+    """The curves' axis (the comparison's metric) and each arm's label, naming the summary key an arm reads where it
+    is not that metric (VCD's ``noise_modes``, KALE's ``base_hq``)."""
+    c = claim.comparison or {}
+    metric = str(c.get("metric", arms["a"].metric))
+    return metric, {w: str((c.get(w) or {}).get("label", w)) + (f" [{a.metric}]" if a.metric != metric else "")
+                    for w, a in arms.items()}
+
+
 def _curves(claim: Claim, arms: dict[str, Arm], n_seeds: int, root: Path, clock: str = "cpu") -> dict[str, Any]:
     """Where the arms evaluated during training (``eval_every``): their learning curves (``ebmlab.claims.curves``),
     read at equal steps and at equal compute (on ``clock``: CPU seconds, or wall seconds for runs on a GPU), and
@@ -255,8 +264,8 @@ def _curves(claim: Claim, arms: dict[str, Arm], n_seeds: int, root: Path, clock:
     if not any(len(c) > 1 for runs in got.values() for c in runs):
         return {}
     picture = claim.path.parent / "results" / f"{claim.id}-{root.name.replace('@', '-')}-curves.png"
-    labels = {w: str(((claim.comparison or {}).get(w) or {}).get("label", w)) for w in arms}
-    curves.plot(got, labels, arms["a"].metric, picture, clock)
+    metric, labels = curve_labels(claim, arms)
+    curves.plot(got, labels, metric, picture, clock)
     return {"curves": {w: [[list(p) for p in c] for c in runs] for w, runs in got.items()},
             "curve_readings": curves.readings(got, clock), "curves_picture": picture.name}
 
