@@ -214,3 +214,13 @@ def test_a_metric_that_cannot_tell_collapse_decides_beside_a_collapse_check_that
     r["collapse_check"]["references"] = {w: {**modes_refs, "noise": 990.0} for w in ("a", "b")}  # stacked digits
     v = verdict(_claim(tmp_path, r, comparison=check))
     assert v.label == "inconclusive" and "modes does not separate the real data from noise and collapse here" in v.detail
+
+
+def test_a_claim_not_run_yet_names_the_cheapest_scale_it_declares(tmp_path):
+    text = SPEC.format(direction="higher", extra="", comparison="")
+    (tmp_path / "both.toml").write_text(text)
+    medium_only = text.replace("[scale.small]", "[scale.medium]")
+    (tmp_path / "medium.toml").write_text(medium_only)
+    assert "--scale small`" in verdict(get_claim("both", tmp_path)).detail
+    v = verdict(get_claim("medium", tmp_path))
+    assert v.label == "untested" and "`ebmlab claims run medium --scale medium`" in v.detail

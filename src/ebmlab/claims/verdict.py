@@ -325,7 +325,8 @@ def verdict(claim: Claim, stale: bool = False) -> Verdict:
         return Verdict("untested", None, f"{claim.test} not run yet (`ebmlab claims run {claim.id}`)")
     scale = largest_scale(claim)
     if scale is None:
-        return Verdict("untested", None, f"no result recorded yet (`ebmlab claims run {claim.id} --scale small`)")
+        first = next((s for s in SCALES if s in claim.scales), "small")  # the cheapest scale the spec declares
+        return Verdict("untested", None, f"no result recorded yet (`ebmlab claims run {claim.id} --scale {first}`)")
     r = claim.results[scale]
     v = judge(claim, r, scale)
     marks = v.marks + (("transcribed",) if r.get("transcribed") else ()) + (("stale",) if stale else ())
