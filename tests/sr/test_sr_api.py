@@ -197,3 +197,41 @@ def test_stats_inference_is_the_same_with_a_progress_bar():
     net = Stats(4, api.make_config(Stats, TINY))
     y = torch.rand(3, 1, 4, 4)
     assert torch.equal(net.predict(y), net.predict(y, progress=True))
+
+
+def test_a_signal_stops_after_the_step_with_a_checkpoint_and_the_run_resumes_exactly(folder, tmp_path, monkeypatch):
+    """SIGTERM (a scheduler's, or `claims run` stopped) while an SR model trains: the step under way finishes and is
+    checkpointed with the metrics gathered since the last log line, the run stops as interrupted, and the same
+    command resumes to the uninterrupted run's weights and log."""
+    import os
+    import signal
+
+    kw = {"scale": 4, "steps": 6, "crop": 16, "options": {**TINY, "phi": "learned", "phi_start": 0.3},
+          "progress": False, "evaluate": False, "ckpt_every": 6, "log_every": 3}
+    before = signal.getsignal(signal.SIGTERM)
+    api.train_sr(str(folder), "stats", out=tmp_path / "a", **kw)
+    real = Stats.train_step
+
+    def signalled(self, x, step):
+        out = real(self, x, step)
+        if step == 3:  # the fourth step: after the log line at step 3, before the only periodic checkpoint (6)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(Stats, "train_step", signalled)
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM at step 4: checkpoint saved"):
+        api.train_sr(str(folder), "stats", out=tmp_path / "b", **kw)
+    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 4 and state["window"]  # step 4's metrics, for the log line at step 6
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["sessions"][-1]["status"] == "interrupted"
+    monkeypatch.setattr(Stats, "train_step", real)
+    api.train_sr(str(folder), "stats", out=tmp_path / "b", **kw)  # the same command resumes at step 4
+    sa = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    sb = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert sa["step"] == sb["step"] == 6
+    for k in sa["model"]:
+        assert torch.equal(sa["model"][k], sb["model"][k]), k
+    la = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    lb = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert la == lb and [r["step"] for r in la] == [3, 6]
+    assert signal.getsignal(signal.SIGTERM) == before  # the process's own handler again

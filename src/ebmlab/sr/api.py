@@ -4,7 +4,8 @@ A run directory holds ``config.json`` (model, data, scale, seed, steps, options)
 state, its optimisers and the step; written atomically, loaded with ``weights_only=True``), ``metrics.jsonl``,
 ``run.json`` (one record per session), ``summary.json`` and ``grid.png`` after evaluation. Training resumes
 exactly: batches are drawn from a generator seeded by (seed, step), so a killed run re-run with the same command
-ends with the same parameters as an uninterrupted one.
+ends with the same parameters as an uninterrupted one. SIGINT or SIGTERM lets the step under way finish, checkpoints
+it (with the metrics gathered since the last log line) and stops the run as interrupted, as ``ebmlab train`` does.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ..config import parse_override_strings
 from ..errors import EbmlabError, did_you_mean, require_int
 from ..atomic import atomic_write_bytes, read_json, write_json
 from ..runs import CHECKPOINT_FORMAT, RunDir
-from ..sessions import Session
+from ..sessions import Session, StopAtStepEnd
 from ..trackers import MetricsLogger
 from . import ops
 from .base import SRModel, make_config
@@ -169,7 +170,11 @@ def _restore(run: RunDir, net: SRModel, model: str, sr_data: Any, progress: bool
         for k, o in net.optimizers().items():
             o.load_state_dict(state["optimizers"][k])
         run.truncate_metrics(state["step"])
-        return state["step"], state.get("fit", {})
+        # the metrics a stop between two log lines had gathered (StopAtStepEnd), for the next line to carry
+        fit = dict(state.get("fit", {}))
+        if isinstance(state.get("window"), dict):
+            fit["_window"] = dict(state["window"])
+        return state["step"], fit
     if run.metrics_path.exists():
         run.metrics_path.unlink()
     fit_info = net.fit(sr_data, progress=progress)
@@ -183,9 +188,13 @@ def _train_steps(run: RunDir, net: SRModel, model: str, data: str, sr_data: Any,
     bar = tqdm(total=steps, initial=start, disable=not progress or steps == 0, desc=f"sr {model}/{data}",
                dynamic_ncols=True)
     logger = MetricsLogger(run)  # the training runs' metrics.jsonl format
+    stop = StopAtStepEnd(active=True)  # SIGINT/SIGTERM: this step finishes and is checkpointed, then the run stops
     try:
-        window: dict[str, float] = {}  # the latest value of each metric since the last log line (some, like
-        for step in range(start, steps):  # the learned-Φ terms, are not produced at every step)
+        stop.install()
+        # the latest value of each metric since the last log line (some, like the learned-Φ terms, are not produced
+        # at every step); a run stopped between two lines resumes with what it had gathered
+        window: dict[str, float] = fit_info.pop("_window", {})
+        for step in range(start, steps):
             window.update(net.train_step(_batch(sr_data.train, bs, seed, step), step))
             bar.update(1)
             if (step + 1) % log_every == 0 or step + 1 == steps:
@@ -195,18 +204,22 @@ def _train_steps(run: RunDir, net: SRModel, model: str, data: str, sr_data: Any,
                                       f"lower lr and start a new run")
                 logger.log(step + 1, "train", m)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in m.items()})
-            if (step + 1) % ckpt_every == 0 or step + 1 == steps:
-                _save(run, net, model, step + 1, fit_info)
+            if (step + 1) % ckpt_every == 0 or step + 1 == steps or stop.requested is not None:
+                _save(run, net, model, step + 1, fit_info, window)
+            if stop.requested is not None and step + 1 < steps:
+                raise KeyboardInterrupt(f"{stop.requested} at step {step + 1}: checkpoint saved")
     finally:
+        stop.restore()
         bar.close()
         logger.close()
 
 
-def _save(run: RunDir, net: SRModel, model: str, step: int, fit_info: dict[str, Any]) -> None:
+def _save(run: RunDir, net: SRModel, model: str, step: int, fit_info: dict[str, Any],
+          window: dict[str, float] | None = None) -> None:
     run.save_checkpoint({"format": CHECKPOINT_FORMAT, "method": _ckpt_name(model), "step": step,
                          "model": net.state_dict(),
                          "optimizers": {k: o.state_dict() for k, o in net.optimizers().items()},
-                         "fit": json.loads(json.dumps(fit_info))})
+                         "fit": json.loads(json.dumps(fit_info)), "window": dict(window or {})})
 
 
 def load_sr_run(run_dir: str | Path) -> tuple[dict[str, Any], SRModel]:
