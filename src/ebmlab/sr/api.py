@@ -121,13 +121,14 @@ def _train_sr(data: str, model: str, *, out: str | Path, scale: int, steps: int 
     out.mkdir(parents=True, exist_ok=True)
     run.clean_temporary()
     write_json(run.config_path, cfg)
-    start, fit_info = _restore(run, net, model, sr_data, progress)
+    start, fit_info, window = _restore(run, net, model, sr_data, progress)
     session = Session.start(run, start)
     if isinstance(net, Stats):
         net.total_steps = steps
     try:
         session.clock()
-        _train_steps(run, net, model, data, sr_data, seed, start, steps, fit_info, progress, ckpt_every, log_every)
+        _train_steps(run, net, model, data, sr_data, seed, start, steps, fit_info, window, progress, ckpt_every,
+                     log_every)
         session.stop_clock()
     except BaseException as exc:
         session.fail(session.start_step, exc)
@@ -162,28 +163,29 @@ def _check_resumable(run: RunDir, out: Path, asked: dict[str, Any], steps: int |
     return steps, cfg["options"]
 
 
-def _restore(run: RunDir, net: SRModel, model: str, sr_data: Any, progress: bool) -> tuple[int, dict[str, Any]]:
-    """The checkpoint's state into ``net`` (its step and fit record), or the model fitted anew and saved at step 0."""
+def _restore(run: RunDir, net: SRModel, model: str, sr_data: Any, progress: bool
+             ) -> tuple[int, dict[str, Any], dict[str, float]]:
+    """The checkpoint's state into ``net`` (its step, fit record and the metrics gathered since its last log line,
+    which a stop between two lines leaves), or the model fitted anew and saved at step 0."""
     state = run.load_checkpoint(_ckpt_name(model))
     if state is not None:
         net.load_state_dict(state["model"])
         for k, o in net.optimizers().items():
             o.load_state_dict(state["optimizers"][k])
         run.truncate_metrics(state["step"])
-        # the metrics a stop between two log lines had gathered (StopAtStepEnd), for the next line to carry
-        fit = dict(state.get("fit", {}))
-        if isinstance(state.get("window"), dict):
-            fit["_window"] = dict(state["window"])
-        return state["step"], fit
+        return state["step"], state.get("fit", {}), dict(state.get("window") or {})
     if run.metrics_path.exists():
         run.metrics_path.unlink()
     fit_info = net.fit(sr_data, progress=progress)
     _save(run, net, model, 0, fit_info)
-    return 0, fit_info
+    return 0, fit_info, {}
 
 
 def _train_steps(run: RunDir, net: SRModel, model: str, data: str, sr_data: Any, seed: int, start: int, steps: int,
-                 fit_info: dict[str, Any], progress: bool, ckpt_every: int, log_every: int) -> None:
+                 fit_info: dict[str, Any], window: dict[str, float], progress: bool, ckpt_every: int,
+                 log_every: int) -> None:
+    """``window``: the latest value of each metric since the last log line (some, like the learned-Φ terms, are not
+    produced at every step), as the checkpoint resumed from left it."""
     bs = int(net.options.get("batch_size", 64))
     bar = tqdm(total=steps, initial=start, disable=not progress or steps == 0, desc=f"sr {model}/{data}",
                dynamic_ncols=True)
@@ -191,9 +193,6 @@ def _train_steps(run: RunDir, net: SRModel, model: str, data: str, sr_data: Any,
     stop = StopAtStepEnd(active=True)  # SIGINT/SIGTERM: this step finishes and is checkpointed, then the run stops
     try:
         stop.install()
-        # the latest value of each metric since the last log line (some, like the learned-Φ terms, are not produced
-        # at every step); a run stopped between two lines resumes with what it had gathered
-        window: dict[str, float] = fit_info.pop("_window", {})
         for step in range(start, steps):
             window.update(net.train_step(_batch(sr_data.train, bs, seed, step), step))
             bar.update(1)
