@@ -86,8 +86,10 @@ def test_ctrl_c_stops_a_bench_its_running_runs_checkpointed_and_no_queued_run_st
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
     for run in first:
+        record = (run / "run.json").read_text() if (run / "run.json").is_file() else "no run.json"
+        assert (run / "checkpoint.pt").is_file(), f"{run.name}: no checkpoint; its record: {record}; stderr: {err}"
         step = torch.load(run / "checkpoint.pt", weights_only=True)["step"]
-        assert step >= 5 and max(logged_steps(run)) == step
+        assert step >= 5 and max(logged_steps(run)) == step, (step, max(logged_steps(run)), record)
     assert not any((out / "runs" / f"{m}-ring8-s1" / "checkpoint.pt").exists() for m in ("gan", "vgan"))
 
 
