@@ -350,7 +350,7 @@ direction = "higher"
 budget = "equal_steps"
 runner = "sr"
 a = {{label = "TV", method = "tv"}}
-b = {{label = "bicubic", method = "bicubic"}}
+b = {{label = "MSE", method = "mse", overrides = {{steps = 2}}}}
 
 [scale.small]
 data = "{imgs}"
@@ -361,7 +361,13 @@ overrides = {{crop = 8}}
     r = json.loads((specs / "results" / "s.json").read_text())["small"]
     assert len(r["a"]) == len(r["b"]) == 3 and all(isinstance(v, float) for v in r["a"] + r["b"])
     assert r["arms"]["a"] == {"runner": "sr", "model": "tv", "data": str(imgs), "options": {"crop": 8}}
-
+    # the CPU and wall seconds of each run's training loop, from its run record as for trained methods
+    runs = sorted((tmp_path / "runs" / "small" / "arms").glob("mse-*/s*/run.json"))
+    assert len(runs) == 3
+    recorded = [sum(x["train_cpu_seconds"] for x in json.loads(f.read_text())["sessions"]) for f in runs]
+    assert all(c > 0 for c in recorded) and r["cpu_s"]["b"] == [round(c, 1) for c in recorded]
+    assert r["steps"]["b"] == [2, 2, 2] and all(isinstance(w, float) for w in r["train_s"]["b"])
+    assert r["cpu_s"]["a"] == [0.0] * 3 and r["steps"]["a"] == [None] * 3  # TV is fitted: no training loop
 
 
 def test_the_semisup_runner_trains_one_augmenting_run_and_a_classifier_per_seed_and_arm(tmp_path):

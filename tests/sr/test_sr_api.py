@@ -128,6 +128,8 @@ def test_cli_and_errors(folder, tmp_path, capsys):
         (["sr", "upscale", str(out), "--in", str(tmp_path / "none.png"), "--out", str(tmp_path / "o.txt")],
          ".png or .jpg"),
         (["sr", "eval", str(tmp_path / "absent")], "does not exist"),
+        (["sr", "train", "--data", str(folder), "--model", "tv", "--out", str(tmp_path / "v"), "--crop", "16",
+          "--steps", "3"], "takes no training steps"),  # was NotImplementedError's traceback from its train_step
     ]
     (tmp_path / "corrupt.png").write_bytes(b"not a png")
     bad.append((["sr", "upscale", str(out), "--in", str(tmp_path / "corrupt.png"), "--out", str(tmp_path / "o.png")],
@@ -136,7 +138,7 @@ def test_cli_and_errors(folder, tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err, (argv, err)
-    for p in ("x", "y", "z", "w"):
+    for p in ("x", "y", "z", "w", "v"):
         assert not (tmp_path / p).exists()  # refused before anything was written
 
 

@@ -356,6 +356,7 @@ def run_grid(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: in
 def run_sr(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: int, *, root: Path, jobs: int,
            place: dict[str, Any], shard: tuple[int, int] | None) -> dict[str, Any]:
     from ..atomic import read_json
+    from ..runs import RunDir
     from ..sr import api
 
     per_arm = {}
@@ -371,12 +372,16 @@ def run_sr(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: int,
     if shard is not None:
         return {}
     for w, arm in arms.items():
-        vals = []
+        vals, cpu, wall = [], [], []
         for s in range(n_seeds):
             test = read_json(_dir(root, arm, s) / "summary.json").get("test", {})
             v = test.get(arm.metric)
             vals.append(float(v) if isinstance(v, (int, float)) else None)
-        per_arm[w] = {"values": vals, "steps": [arm.options.get("steps")] * n_seeds, "cpu_s": [None] * n_seeds,
+            rd = RunDir(_dir(root, arm, s))  # the SR sessions record their training loop's seconds as train's do
+            c = rd.trained_cpu_seconds() if rd.record_path.is_file() else None
+            cpu.append(round(c, 1) if c is not None else None)
+            wall.append(round(rd.trained_seconds(), 1) if rd.record_path.is_file() else None)
+        per_arm[w] = {"values": vals, "steps": [arm.options.get("steps")] * n_seeds, "cpu_s": cpu, "train_s": wall,
                       "diverged": [], "references": {},
                       "trained_at": trained_at([_dir(root, arm, s) for s in range(n_seeds)])}
     return _assemble(per_arm, n_seeds)

@@ -113,6 +113,9 @@ def _train_sr(data: str, model: str, *, out: str | Path, scale: int, steps: int 
                                       options)
     torch.manual_seed(seed)  # the initial weights depend on the seed alone
     net = build_model(model, scale, options)  # validates the options before anything is written
+    if steps and not net.trainable:
+        raise EbmlabError(f"--steps {steps}: the {model} model takes no training steps (it is fitted without "
+                          f"gradient steps); leave --steps out (or give 0), or train mse or stats")
     sr_data = get_sr_data(data, scale=scale, data_dir=data_dir, crop=crop)
     steps = (DEFAULT_STEPS.get(data, 2000) if net.trainable else 0) if steps is None else steps
     cfg = {"format": CONFIG_FORMAT, "model": model, "data": data, "scale": scale, "seed": seed, "steps": steps,
