@@ -378,9 +378,9 @@ def run_sr(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: int,
             v = test.get(arm.metric)
             vals.append(float(v) if isinstance(v, (int, float)) else None)
             rd = RunDir(_dir(root, arm, s))  # the SR sessions record their training loop's seconds as train's do
-            c = rd.trained_cpu_seconds() if rd.record_path.is_file() else None
-            cpu.append(round(c, 1) if c is not None else None)
-            wall.append(round(rd.trained_seconds(), 1) if rd.record_path.is_file() else None)
+            c, t = (rd.trained_cpu_seconds(), rd.trained_seconds()) if rd.record_path.is_file() else (None, None)
+            cpu.append(None if c is None else round(c, 1))
+            wall.append(None if t is None else round(t, 1))
         per_arm[w] = {"values": vals, "steps": [arm.options.get("steps")] * n_seeds, "cpu_s": cpu, "train_s": wall,
                       "diverged": [], "references": {},
                       "trained_at": trained_at([_dir(root, arm, s) for s in range(n_seeds)])}
