@@ -240,9 +240,11 @@ def sample_run(run_dir: str | Path, n: int, *, seed: int = 0, guided: Any = None
 
 def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | None = None,
                  ais_steps: int = 0, progress: bool = False, device: str | None = None,
-                 keep: bool = True, checkpoint: str = "latest") -> dict[str, Any]:
+                 keep: bool = True, checkpoint: str = "latest", ood: str | None = None) -> dict[str, Any]:
     """Evaluate the latest checkpoint of a run: metrics plus the real-vs-real reference; ``probe`` adds the
-    linear-probe test error of the energy's/discriminator's frozen features (``metrics.probe``). ``device``: as in
+    linear-probe test error of the energy's/discriminator's frozen features (``metrics.probe``); ``ood`` (a data
+    set's name or path, read from the run's data directory) adds ``ood_auroc``, the energy's AUROC separating the
+    run's test split from that set's (``metrics.ood``). ``device``: as in
     :func:`load_run`. ``keep``: the result is kept in the run (evaluation.json), where ``ebmlab report``, ``bench``
     and a re-run train command read it in place of the final evaluation's metrics (an evaluation of the best
     checkpoint, ``checkpoint="best"``, is not kept there: it is not the run's final model)."""
@@ -251,12 +253,16 @@ def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | N
     require_int("ais_steps", ais_steps, 0)
     if inception is not None and not isinstance(inception, (str, Path)):
         raise EbmlabError(f"inception must be a path to Inception weights, got {type(inception).__name__}")
+    if ood is not None and not isinstance(ood, str):
+        raise EbmlabError(f"ood must be a data set's name or path, got {type(ood).__name__}")
     cfg, method, step = load_run(run_dir, device, checkpoint)
     ds = cfg.dataset
+    other = _ood_dataset(method, ds, ood) if ood is not None else None  # refused before anything is evaluated
     if progress:
         import sys
 
-        extra = (", linear probe" if probe else "") + (", AIS" if ais_steps else "") + (", FID/IS" if inception else "")
+        extra = ((", linear probe" if probe else "") + (", AIS" if ais_steps else "") + (", FID/IS" if inception else "")
+                 + (f", OOD against {ood}" if ood else ""))
         print(f"evaluating {cfg.method} on {cfg.data} at step {step}: {sample_count(ds, cfg.run)}{extra}...",
               file=sys.stderr, flush=True)
     metrics = evaluate(method, ds, cfg.run, step)
@@ -264,6 +270,10 @@ def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | N
         from .metrics.probe import linear_probe
 
         metrics.update(linear_probe(method, ds, seed=cfg.run.seed))
+    if other is not None:
+        from .metrics.ood import ood_detection
+
+        metrics.update(ood_detection(method, ds, other))
     if ais_steps > 0:
         if not method.has_energy:
             raise EbmlabError(f"--ais needs a method with an energy; {cfg.method} has none")
@@ -294,7 +304,7 @@ def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | N
         metrics.update(fid_is(x.cpu(), ds.test[:n], inception, vr))
         reference.update(fid_is(ds.train[:n], ds.test[:n], inception, vr))
     extras = ", ".join(x for x in ("linear probe" if probe else "", f"AIS {ais_steps}" if ais_steps else "",
-                                    "FID/IS" if inception else "") if x)
+                                    "FID/IS" if inception else "", f"OOD against {ood}" if ood else "") if x)
     result = {"method": cfg.method, "data": cfg.data, "step": step,
               "evaluation": f"ebmlab eval: {sample_count(ds, cfg.run)}" + (f", {extras}" if extras else ""),
               "metrics": metrics, "real_vs_real": reference, **noise_floor(ds, cfg.run.eval_samples),
@@ -304,6 +314,23 @@ def evaluate_run(run_dir: str | Path, *, probe: bool = False, inception: str | N
     elif keep:
         _keep_evaluation(Path(run_dir), result)
     return result
+
+
+def _ood_dataset(method: Any, ds: Any, name: str) -> Any:
+    """The out-of-distribution set of ``evaluate_run(ood=...)``, read and checked against the run's data (shape,
+    units) and method (an energy) before anything is evaluated."""
+    from .data import get_dataset
+    from .metrics.ood import to_units_of
+
+    if not method.has_energy:
+        raise EbmlabError(f"--ood scores inputs by the energy; {method.name} has none (methods with one: "
+                          f"{methods_with('has_energy')})")
+    other = get_dataset(name, data_dir=ds.data_dir)
+    other.read()
+    if other.name == ds.name:
+        raise EbmlabError(f"--ood {name} is the run's own data set: an out-of-distribution set is another one")
+    to_units_of(other.test[:1], other, ds)
+    return other
 
 
 def _keep_evaluation(run_dir: Path, result: dict[str, Any]) -> None:

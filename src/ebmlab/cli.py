@@ -173,7 +173,8 @@ def _eval(args) -> None:
     if args.ais is not None and args.ais < 1:
         raise EbmlabError(f"--ais takes a positive number of intermediate distributions, got {args.ais}")
     res = evaluate_run(args.run_dir, probe=args.probe, inception=args.inception or os.environ.get("EBMLAB_INCEPTION"),
-                       ais_steps=args.ais or 0, progress=True, device=args.device, checkpoint=args.checkpoint)
+                       ais_steps=args.ais or 0, progress=True, device=args.device, checkpoint=args.checkpoint,
+                       ood=args.ood)
     if args.json:
         from .atomic import json_safe
 
@@ -511,6 +512,8 @@ def _add_eval(sub: Any, device: dict[str, Any]) -> None:
     s.add_argument("--inception", metavar="PATH", help="real FID/IS with these Inception weights "
                    "(pt_inception-2015-12-05-6726825d.pth; else EBMLAB_INCEPTION)")
     s.add_argument("--ais", type=int, metavar="T", help="AIS log Z of the energy with T and 2T intermediate distributions")
+    s.add_argument("--ood", metavar="DATA", help="out-of-distribution detection: the energy's AUROC separating the "
+                   "run's test split from DATA's (a data set's name or a .npy/.npz/image folder of the run's shape)")
     s.add_argument("--device", **device)
     s.add_argument("--checkpoint", choices=["latest", "best"], default="latest",
                    help="latest (default), or best: the model kept by training with keep_best=METRIC")

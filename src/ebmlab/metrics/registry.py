@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from ..errors import EbmlabError
 from ..metadata import Metric
 from ..plugins import Registry, generation, python_source
-from . import density, distances, images, inception, modes, probe, trajectory
+from . import density, distances, images, inception, modes, ood, probe, trajectory
 
 
 def _admit(name: str, pair: Any) -> tuple[Metric, Any]:
@@ -47,7 +47,7 @@ PLUGINS: Registry[tuple[Metric, Any]] = Registry("metric", "ebmlab.metrics", _ad
 SOURCES = PLUGINS.sources
 FAILED = PLUGINS.failed
 
-MODULES = (modes, distances, images, inception, density, probe, trajectory)  # the order of table columns
+MODULES = (modes, distances, images, inception, density, probe, ood, trajectory)  # the order of table columns
 GROUPS = {"samples": "samples", "density": "density and likelihood",
           "manifold": "on the generator's d-dimensional manifold (not a likelihood of the data)",
           "method": "method-specific"}
