@@ -1,5 +1,5 @@
-"""Out-of-distribution detection by the energy (BiB's §5.4: the energy of a model trained on CIFAR-10 ranks SVHN,
-CIFAR-100 and other sets above CIFAR-10's test images; the score is the AUROC).
+"""Out-of-distribution detection by the energy (BiB's §5.4: the energy of a model trained on CIFAR-10 gives SVHN
+and CIFAR-100 images higher energies than CIFAR-10's test images; the score is the AUROC).
 
 ``ood_auroc`` is the probability that a test image of the run's data set gets a *lower* energy than an image of the
 out-of-distribution set (ties count one half): the area under the ROC curve of the score −E(x), in-distribution as
@@ -12,12 +12,12 @@ The inputs: up to ``n`` images of the run's test split and up to ``n`` of the ot
 rows, so the same call gives the same number). The other set is brought into the run's units before it is scored:
 data confined to a box (images in (−1, 1), binary data in (0, 1)) are mapped linearly from the other set's box onto
 the run's; a user's standardised vectors are un-standardised with their own train statistics, and standardised with
-the run's where the run's are (raw vectors, a 2D toy set's, stay raw). The energy is the method's own (``method.energy``, in evaluation mode, no gradient); for a method
-whose model is not exp(−E) alone (KALE/GEBM: exp(−E) re-weights a generator) the score is still its energy, and
-the result says so.
+the run's where the run's are (raw vectors, a 2D toy set's, stay raw). The energy is the method's own
+(``method.energy``, in evaluation mode, no gradient); for a method whose model is not exp(−E) alone (KALE/GEBM:
+exp(−E) re-weights a generator) the score is still its energy, and the result says so.
 
-Deviation from the paper: none in the statistic; the paper's sets (CIFAR-10 against SVHN, CIFAR-100, CelebA) are
-the user's (``--data-dir``), since none can be installed with the package.
+Deviation from the paper: none in the statistic; the paper's sets (CIFAR-10 against SVHN and CIFAR-100) are the
+user's, read from the run's data directory (or ``EBMLAB_DATA``), since none can be installed with the package.
 """
 
 from __future__ import annotations
