@@ -27,6 +27,18 @@ def test_gan_evaluations_by_hand(tmp_path):
     assert "train_seconds" not in json.dumps(res.summary)  # the summary holds only what a rerun reproduces
 
 
+@pytest.mark.parametrize("net", ["mlp", "dcgan"])
+def test_a_spectrally_normalised_critic_is_counted(tmp_path, net):
+    """Spectral norm moves each layer's weight into a parametrisation child, so the layer is no leaf: its rows are
+    counted all the same (the discriminator was counted 0 before), and the generator's count is unchanged."""
+    data = "ring8" if net == "mlp" else "stacked_digits32"
+    over = dict(steps=2, d_spectral_norm=True, net=net, **FAST)
+    if net == "dcgan":
+        over.update(width=8, eval="none")
+    res = ebmlab.train("gan", data, out=tmp_path / "r", progress=False, overrides=over)
+    assert res.summary["budget"]["net_evals"] == {"generator": 2 * 2 * 32, "discriminator": 2 * 3 * 32}
+
+
 def test_vae_is_counted_through_encode_and_decode(tmp_path):
     """The VAE never calls its module's forward (the ELBO calls encode and decode): one pass of the batch per step
     through the whole network is still b evaluations."""

@@ -31,6 +31,23 @@ from typing import Any, Iterator
 from torch import nn
 
 
+
+def counted_layers(net: nn.Module) -> list[nn.Module]:
+    """The layers a network's rows are counted through: its leaf layers with parameters of their own — a layer whose
+    weight is parametrised (spectral norm: ``torch.nn.utils.parametrizations``) counts too, though its weight then
+    lives in a ``parametrizations`` child and the layer is no leaf; the parametrisation's own modules are not layers
+    (no rows pass through them)."""
+    from torch.nn.utils import parametrize
+
+    out = []
+    for m in net.modules():
+        if isinstance(m, parametrize.ParametrizationList):
+            continue
+        kids = [c for name, c in m.named_children() if name != "parametrizations"]
+        if not kids and (parametrize.is_parametrized(m) or any(True for _ in m.parameters(recurse=False))):
+            out.append(m)
+    return out
+
 class Budget:
     """Counts forward evaluations of each of a method's networks while installed (``with budget.counting():``)."""
 
@@ -43,9 +60,7 @@ class Budget:
         # a network is counted through its layers with parameters, not its forward(): methods call parts of a
         # network (a VAE's encode and decode) without its forward. Rows through all its layers / their number is
         # the samples passed through the whole network (a pass of b rows adds b to each layer).
-        self._layers = {k: [m for m in net.modules() if not any(True for _ in m.children())
-                            and any(True for _ in m.parameters(recurse=False))]
-                        for k, net in networks.items()}  # leaf layers with parameters (not a container's own)
+        self._layers = {k: counted_layers(net) for k, net in networks.items()}
         self.seconds = 0.0  # training-loop wall time of the sessions before this one
         self.cpu_seconds = 0.0  # and its CPU time (all threads)
         self._handles: list[Any] = []
@@ -125,4 +140,4 @@ class Budget:
                 "stopped_by": stopped_by}
 
 
-__all__ = ["Budget"]
+__all__ = ["Budget", "counted_layers"]
