@@ -11,7 +11,10 @@ from ebmlab.quadrature import grid
 @pytest.mark.parametrize("name", list(DATASETS.own()))
 def test_log_prob_is_normalised_and_matches_the_sampler(name):
     ds = DATASETS[name]
-    n = 2048 if name == "ring8" else 1024
+    # a Riemann sum on the box: for the smooth densities it is within 1e-9 of the integral at 512 points a side
+    # (1e-13 at 1024 and 2048, measured: what is left of 1 is the mass outside the box), for the checkerboard, whose
+    # squares' edges cut grid cells, its error is of the order of the spacing (4.9e-4 at 2048, 2e-3 at 1024)
+    n = 2048 if name == "checkerboard" else 512
     pts, area = grid(ds.box, n, dtype=torch.float64)
     mass = float(ds.log_prob(pts).exp().sum() * area)
     assert abs(mass - 1) < 2e-3, mass
