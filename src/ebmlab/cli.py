@@ -684,6 +684,12 @@ def _claims(args) -> None:
     from .claims.run import run_claim
 
     claim = get_claim(args.id, args.specs)
+    if args.dry_run:
+        from .claims.plan import format_plan, plan_claim
+
+        print(format_plan(claim, args.scale, plan_claim(claim, args.scale, seeds=args.seeds, out=args.out,
+                                                        device=args.device, shard=_shard(args.shard))))
+        return
     res = run_claim(claim, args.scale, seeds=args.seeds, out=args.out, jobs=args.jobs, device=args.device,
                     data_dir=args.data_dir, shard=_shard(args.shard), replace=args.replace,
                     command="ebmlab " + " ".join(args.argv))
@@ -712,7 +718,9 @@ def _add_claims(sub: Any) -> None:
                              "  ebmlab claims run bib-beats-gan-paper-nets --scale paper --device cuda --data-dir "
                              "~/data\n"
                              "  ebmlab claims run vgan-modes-beat-gan-stacked-fashion --scale medium --shard 0/4   "
-                             "(one job of an array)", formatter_class=argparse.RawDescriptionHelpFormatter)
+                             "(one job of an array)\n"
+                             "  ebmlab claims run kale-beats-gan-paper-nets --scale medium --dry-run   (where its runs "
+                             "stand)", formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("id", help="the claim's id (`ebmlab claims list`)")
     r.add_argument("--scale", default="small", choices=("small", "medium", "paper"), help="default small")
     r.add_argument("--seeds", type=int, help="seeds, ≥ 1 (default: the spec's; the verdict rules need ≥ 3)")
@@ -724,6 +732,9 @@ def _add_claims(sub: Any) -> None:
     r.add_argument("--shard", metavar="i/n", help="run only the i-th of n parts of the claim's runs")
     r.add_argument("--replace", action="store_true", help="record the result even where it has fewer seeds than the "
                                                           "recorded one")
+    r.add_argument("--dry-run", action="store_true", help="list the runs it would make or read and where each stands "
+                                                          "(finished, training, stopped at a checkpoint, not started) "
+                                                          "with the training left; nothing is run or written")
     rd = cs.add_parser("render", help="write benchmarks/claims.md from the specs and their results")
     rd.add_argument("--out", default="benchmarks/claims.md", help="default benchmarks/claims.md")
     for p in (lst, r, rd):

@@ -95,6 +95,23 @@ class RunDir:
         finally:
             os.close(fd)  # closing releases the lock
 
+    def held(self) -> bool:
+        """Whether another process holds the run now (:meth:`lock`): tried without waiting, released at once."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on POSIX
+            return False
+        if not (self.path / ".lock").is_file():
+            return False
+        fd = os.open(self.path / ".lock", os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
     def check_new(self) -> None:
         """Refuse to start a run in an existing directory that holds no run (no config.json) but other files: the
         run would write its files among them. Its own lock or a temporary file of a refused or killed start (see

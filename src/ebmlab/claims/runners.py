@@ -270,11 +270,10 @@ def _curves(claim: Claim, arms: dict[str, Arm], n_seeds: int, root: Path, clock:
             "curve_readings": curves.readings(got, clock), "curves_picture": picture.name}
 
 
-def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]], *, root: Path, jobs: int,
-                 place: dict[str, Any], check: str | None = None) -> dict[str, Any]:
-    """The equal-steps pair of an equal-compute claim: per seed, the arm that trained more steps in the budget is
-    trained again (a new run, no budget) to exactly the steps the other arm reached in that seed, whose budget run
-    is reused. A seed where either budget run diverged is left out (None)."""
+def equal_steps_reruns(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]]
+                       ) -> tuple[str, str, dict[int, Arm]]:
+    """The arm that trained more steps in the budget (on average over the seeds it has steps for), the other, and
+    per seed where both budget runs have steps, the faster arm's rerun (no budget) to the slower arm's steps."""
     mean = {w: sum(x for x in steps[w] if x) / max(1, sum(1 for x in steps[w] if x)) for w in ("a", "b")}
     fast = "a" if mean["a"] > mean["b"] else "b"
     slow = "b" if fast == "a" else "a"
@@ -285,6 +284,15 @@ def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]]
             opts = {k: v for k, v in arms[fast].options.items() if k not in arms_mod.BUDGETS}
             redo[s] = Arm(fast, arms[fast].label, arms[fast].method, arms[fast].data, {**opts, "steps": n},
                           arms[fast].metric, arms[fast].runner)
+    return fast, slow, redo
+
+
+def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]], *, root: Path, jobs: int,
+                 place: dict[str, Any], check: str | None = None) -> dict[str, Any]:
+    """The equal-steps pair of an equal-compute claim: per seed, the arm that trained more steps in the budget is
+    trained again (a new run, no budget) to exactly the steps the other arm reached in that seed, whose budget run
+    is reused. A seed where either budget run diverged is left out (None)."""
+    fast, slow, redo = equal_steps_reruns(arms, n_seeds, steps)
     done = _execute([_task(a, s, root, place) for s, a in redo.items()], jobs, root)
     values = {fast: [_value(done.get(str(_dir(root, redo[s], s))), _dir(root, redo[s], s), redo[s].metric)
                      if s in redo else None for s in range(n_seeds)]}

@@ -1,0 +1,150 @@
+"""``ebmlab claims run ID --scale S --dry-run``: what the command would train or read, and where each run stands,
+without training, evaluating or writing anything — how a campaign that spans several sessions (or a job array's
+parts, ``--shard i/n``) is followed.
+
+Each run of the claim (arm × seed, in the order ``claims run`` makes them; with ``--shard i/n`` only that part's) is
+in one of these states, read from its run directory as ``claims run`` reads it:
+
+- ``finished``: its summary written and its last session ended by its steps or its budget (read, never retrained);
+- ``training``: another process holds the run (its ``.lock``) — the step and CPU-seconds of its last checkpoint;
+- ``stopped``: a session ended or was killed before the end — resumed from its checkpoint (or, with none, started
+  again);
+- ``other options``: made with options other than its arm's today — set aside and trained again;
+- ``not started``.
+
+A run's training left is its budget less what it trained: the CPU-seconds of a CPU-budgeted run (its evaluations are
+not counted, as they are not in its budget), the steps of a run of fixed length. An equal-compute claim's
+equal-steps reruns are listed once both budget runs of a seed have finished (their length is the slower arm's steps
+then); before, as pending.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import EbmlabError
+from . import arms as arms_mod
+from .runners import Task, _dir, _finished, _task, equal_steps_reruns, other_options
+from .spec import Claim, result_key
+
+
+def run_state(task: Task) -> dict[str, Any]:
+    """Where the run of ``task`` stands (module docstring): state, step, CPU-seconds trained, and a note."""
+    from ..runs import RunDir
+
+    where = Path(task[4])
+    rd = RunDir(where)
+    if not rd.config_path.is_file():
+        return {"state": "not started", "step": 0, "cpu_s": 0.0}
+    if diffs := other_options(task):
+        return {"state": "other options", "step": 0, "cpu_s": 0.0, "note": "; ".join(diffs)}
+    done = _finished(where)
+    if done is not None:
+        return {"state": "finished", "step": done.get("steps_run"), "cpu_s": done.get("cpu_s")}
+    sessions = rd.sessions()
+    last = sessions[-1] if sessions else {}
+    kept = last.get("checkpointed")
+    step = (kept.get("step") if isinstance(kept, dict) else 0) if last.get("end_step") is None else last["end_step"]
+    out: dict[str, Any] = {"state": "stopped", "step": step if isinstance(step, int) else 0, "cpu_s": rd.trained_cpu_seconds()}
+    if rd.held():
+        logged = [r.get("step") for r in rd.read_metrics() if r.get("kind") == "train"]
+        out.update(state="training", logged_step=next((x for x in reversed(logged) if isinstance(x, int)), 0))
+    elif not rd.checkpoint_path.is_file():
+        out["note"] = "no checkpoint: starts again"
+    return out
+
+
+def _left(arm: arms_mod.Arm, row: dict[str, Any]) -> dict[str, Any]:
+    """The training left of a run: CPU-seconds for a CPU-budgeted one, steps for one of fixed length."""
+    if row["state"] == "finished":
+        return {"left_cpu_s": 0.0}
+    budget = arm.options.get("max_cpu_seconds")
+    if isinstance(budget, (int, float)) and budget > 0:
+        trained = row["cpu_s"] if row["state"] != "other options" and isinstance(row["cpu_s"], float) else 0.0
+        return {"budget": f"{budget:g} CPU-s", "left_cpu_s": max(0.0, float(budget) - trained)}
+    steps = arm.options.get("steps")
+    if isinstance(steps, int) and steps < arms_mod.BUDGET_STEPS:
+        return {"budget": f"{steps} steps", "left_steps": max(0, steps - int(row["step"] or 0))}
+    return {"budget": "other budget"}
+
+
+def plan_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str | Path | None = None,
+               device: str | None = None, shard: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The runs ``claims run`` would make or read for ``claim`` at ``scale`` and where each stands (module
+    docstring); nothing is trained or written."""
+    from ..errors import require_int
+    from .run import _device_kind
+
+    if claim.status == "untested":
+        raise EbmlabError(f"{claim.id} is untested: {claim.reason}")
+    if claim.status == "known_answer":
+        return {"known_answer": claim.test, "runs": []}
+    if claim.runner != "train":
+        raise EbmlabError(f"--dry-run lists the runs of claims whose runner is train; {claim.id}'s is "
+                          f"{claim.runner} (its runs are made by its own command: run it without --dry-run)")
+    if seeds is not None:
+        require_int("--seeds", seeds, 1)
+    kind = _device_kind(device)
+    arms = arms_mod.plan(claim, scale, kind)
+    arms_mod.check(claim, scale, arms)  # what `claims run` refuses before anything runs, refused here too
+    n_seeds = seeds or int(claim.scales[scale].get("seeds", 3))
+    root = (Path(out) if out is not None else Path("claims-runs")) / result_key(scale, kind)
+    place = {"device": kind}
+    unique = {a.key: a for a in arms.values()}
+    which = {a.key: w for w, a in reversed(list(arms.items()))}  # an arm shared by a and b is listed as a's
+    tasks = [(a, s) for s in range(n_seeds) for a in unique.values()]
+    if shard is not None:
+        tasks = tasks[shard[0]::shard[1]]
+    rows = []
+    for a, s in tasks:
+        row = {"arm": which[a.key], "label": a.label, "seed": s, "dir": str(_dir(root, a, s)),
+               **run_state(_task(a, s, root, place))}
+        rows.append({**row, **_left(a, row)})
+    if shard is None and (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}:
+        rows += _equal_steps_rows(arms, n_seeds, root, place)
+    return {"runs": rows, "root": str(root), "shard": list(shard) if shard else None}
+
+
+def _equal_steps_rows(arms: dict[str, arms_mod.Arm], n_seeds: int, root: Path, place: dict[str, Any]
+                      ) -> list[dict[str, Any]]:
+    done = {w: [_finished(_dir(root, a, s)) for s in range(n_seeds)] for w, a in arms.items()}
+    steps = {w: [(r or {}).get("steps_run") for r in rs] for w, rs in done.items()}
+    fast, slow, redo = equal_steps_reruns(arms, n_seeds, steps)
+    rows = []
+    for s in range(n_seeds):
+        if s not in redo or done["a"][s] is None or done["b"][s] is None:
+            rows.append({"arm": "equal steps", "label": "the faster arm at the other's steps", "seed": s, "dir": "",
+                         "state": "pending", "step": 0, "cpu_s": None,
+                         "note": "made once both budget runs of this seed have finished"})
+            continue
+        a = redo[s]
+        row = {"arm": f"{fast} at {slow}'s steps", "label": a.label, "seed": s, "dir": str(_dir(root, a, s)),
+               **run_state(_task(a, s, root, place))}
+        rows.append({**row, **_left(a, row)})
+    return rows
+
+
+def format_plan(claim: Claim, scale: str, plan: dict[str, Any]) -> str:
+    """The plan as lines: one per run, then the training left in all."""
+    if plan.get("known_answer"):
+        return f"{claim.id} is a known answer: `claims run` runs its test {plan['known_answer']} (no runs)"
+    part = f" (part {plan['shard'][0]}/{plan['shard'][1]})" if plan.get("shard") else ""
+    lines = [f"{claim.id} at {scale}{part}: {len(plan['runs'])} runs under {plan['root']}"]
+    for r in plan["runs"]:
+        trained = f"step {r['step']}" + (f", {r['cpu_s']:.0f} CPU-s" if isinstance(r.get("cpu_s"), float) else "")
+        if r["state"] == "training":
+            trained = f"step {r['logged_step']} logged; at its last checkpoint {trained}"
+        left = (f"; left {r['left_cpu_s']:.0f} of {r['budget']}" if r.get("left_cpu_s") and r.get("budget")
+                else f"; left {r['left_steps']} of {r['budget']}" if r.get("left_steps") else "")
+        note = f" — {r['note']}" if r.get("note") else ""
+        lines.append(f"  {r['arm']:<14} seed {r['seed']}  {r['state']:<13} {trained}{left}{note}  [{r['label']}]")
+    cpu = sum(r.get("left_cpu_s") or 0.0 for r in plan["runs"])
+    steps = sum(r.get("left_steps") or 0 for r in plan["runs"])
+    pending = sum(r["state"] == "pending" for r in plan["runs"])
+    todo = sum(r["state"] != "finished" for r in plan["runs"])
+    lines.append(f"{todo} of {len(plan['runs'])} runs to make or finish: {cpu:.0f} CPU-s of budgeted training left"
+                 + (f", {steps} steps of fixed-length runs" if steps else "")
+                 + (f", {pending} equal-steps rerun{'s' if pending != 1 else ''} not yet sized" if pending else "")
+                 + " (evaluations not counted); nothing was run")
+    return "\n".join(lines)

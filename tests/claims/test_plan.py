@@ -1,0 +1,80 @@
+"""``claims run --dry-run``: each run of a claim listed with where it stands, read as ``claims run`` reads it
+(finished, training, stopped, made with other options, not started), the training left, the equal-steps reruns
+once they can be sized, a shard's part alone — and nothing trained or written."""
+
+import fcntl
+import json
+import os
+
+from ebmlab.claims.plan import plan_claim
+from ebmlab.claims.spec import get_claim
+from ebmlab.cli import main
+
+from .test_specs import _spec
+
+
+def _states(plan):
+    return [(r["arm"], r["seed"], r["state"]) for r in plan["runs"]]
+
+
+def _files(root):
+    return sorted((p.relative_to(root), p.stat().st_mtime_ns) for p in root.rglob("*"))
+
+
+def test_a_dry_run_lists_each_runs_state_and_what_is_left_and_writes_nothing(tmp_path, capsys):
+    specs = _spec(tmp_path / "specs", budget="equal_wall_time", seeds=1,
+                  over="max_cpu_seconds = 0.5, eval_samples = 200")
+    runs, claim = tmp_path / "runs", get_claim("c", specs)
+    assert main(["claims", "run", "c", "--dry-run", "--specs", str(specs), "--out", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 3 runs to make or finish: 1 CPU-s of budgeted training left, 1 equal-steps rerun not yet sized" \
+        in out and "nothing was run" in out
+    assert not runs.exists() and not (specs / "results").exists()
+    # the first part of two (the runs are ordered seed by seed, arm by arm: a0 b0 → a0), trained
+    assert main(["claims", "run", "c", "--shard", "0/2", "--specs", str(specs), "--out", str(runs)]) == 0
+    before = _files(runs)
+    plan = plan_claim(claim, "small", out=runs)
+    assert _states(plan) == [("a", 0, "finished"), ("b", 0, "not started"), ("equal steps", 0, "pending")]
+    a0, b0 = plan["runs"][:2]
+    d_a, d_b = runs / "small" / "arms" / a0["dir"].split("/arms/")[1], runs / "small" / "arms" / b0["dir"].split(
+        "/arms/")[1]
+    summary = json.loads((d_a / "summary.json").read_text())
+    assert a0["step"] == summary["step"] > 0 and a0["cpu_s"] >= 0.5 and a0["left_cpu_s"] == 0.0
+    assert b0["left_cpu_s"] == 0.5 and b0["budget"] == "0.5 CPU-s"
+    assert _states(plan_claim(claim, "small", out=runs, shard=(1, 2))) == [("b", 0, "not started")]
+    assert _files(runs) == before  # the dry runs wrote nothing
+    # the other part: the equal-steps rerun is sized, the faster arm at the slower one's steps
+    assert main(["claims", "run", "c", "--shard", "1/2", "--specs", str(specs), "--out", str(runs)]) == 0
+    plan = plan_claim(claim, "small", out=runs)
+    steps = {r["arm"]: r["step"] for r in plan["runs"][:2]}
+    fast, slow = ("a", "b") if steps["a"] > steps["b"] else ("b", "a")
+    rerun = plan["runs"][2]
+    assert rerun["arm"] == f"{fast} at {slow}'s steps" and rerun["state"] == "not started"
+    assert rerun["left_steps"] == steps[slow] and rerun["budget"] == f"{steps[slow]} steps"
+    # a run whose final evaluation was killed is stopped (its steps kept), such a run held by a process is training,
+    # one made with other options is set aside by `claims run` and trained again — each said so
+    for d in (d_a, d_b):
+        (d / "summary.json").unlink()
+    fd = os.open(d_b / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        held = plan_claim(claim, "small", out=runs)
+    finally:
+        os.close(fd)
+    assert held["runs"][0]["state"] == "stopped" and held["runs"][0]["step"] == a0["step"]
+    assert held["runs"][1]["state"] == "training" and held["runs"][1]["logged_step"] > 0
+    assert held["runs"][2]["state"] == "pending"  # a budget run unfinished: the rerun's length is not known
+    cfg = json.loads((d_b / "config.json").read_text())
+    cfg["method_config"]["lr_g"] = 0.5
+    (d_b / "config.json").write_text(json.dumps(cfg))
+    other = plan_claim(claim, "small", out=runs)["runs"][1]
+    assert other["state"] == "other options" and "lr_g" in other["note"] and other["left_cpu_s"] == 0.5
+
+
+def test_a_dry_run_refuses_what_the_run_refuses(tmp_path, capsys):
+    specs = _spec(tmp_path / "specs", a="gan", b="gan")
+    assert main(["claims", "run", "c", "--dry-run", "--specs", str(specs), "--out", str(tmp_path / "r")]) == 2
+    assert "resolve to the same experiment" in capsys.readouterr().err
+    specs = _spec(tmp_path / "specs")
+    assert main(["claims", "run", "c", "--dry-run", "--seeds", "0", "--specs", str(specs)]) == 2
+    assert "--seeds" in capsys.readouterr().err and not (tmp_path / "r").exists()
