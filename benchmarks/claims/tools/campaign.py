@@ -5,6 +5,7 @@ run`` on the current commit's code is skipped, so the campaign resumes where it 
 resumable under claims-runs/). Its log: claims-runs/campaign.log.
 
     python benchmarks/claims/tools/campaign.py [--jobs 2] [--out claims-runs] [--scale small|medium] [ID ...]
+    python benchmarks/claims/tools/campaign.py --scale medium --status     # what is recorded, what is left
 
 ``--scale medium`` runs the headline comparisons' medium scale (``MEDIUM``, the issue's ~10 wall-hours on a 2-core
 CPU: benchmarks/claims/medium.md) the same way; a claim is done when its medium result was recorded by claims run.
@@ -68,13 +69,30 @@ def done(cid: str, scale: str = "small") -> bool:
     return not stale(get_claim(cid, SPECS))  # a spec edited since its result is run again
 
 
+def status(ids: list[str], scale: str, out: str) -> None:
+    """One line per claim: recorded (by claims run, on this code), or the last line of its dry run."""
+    from ebmlab.claims.plan import format_plan, plan_claim
+    from ebmlab.claims.spec import get_claim
+
+    for cid in ids:
+        if done(cid, scale):
+            print(f"{cid}: recorded")
+            continue
+        c = get_claim(cid, SPECS)
+        print(f"{cid}: " + format_plan(c, scale, plan_claim(c, scale, out=out)).splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("ids", nargs="*")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default="claims-runs", help="the claims' runs (shared between checkouts)")
     ap.add_argument("--scale", default="small", choices=["small", "medium"])
+    ap.add_argument("--status", action="store_true", help="say, per claim, whether its result is recorded and what is "
+                                                          "left of its runs (`claims run --dry-run`); run nothing")
     a = ap.parse_args()
+    if a.status:
+        return status(a.ids or (MEDIUM if a.scale == "medium" else ORDER), a.scale, a.out)
     log = Path(a.out) / "campaign.log"
     log.parent.mkdir(exist_ok=True)
     stop = Path(a.out) / "campaign.stop"
