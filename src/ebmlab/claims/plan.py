@@ -92,14 +92,17 @@ def plan_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str |
     root = (Path(out) if out is not None else Path("claims-runs")) / result_key(scale, kind)
     place = {"device": kind}
     unique = {a.key: a for a in arms.values()}
-    which = {a.key: w for w, a in reversed(list(arms.items()))}  # an arm shared by a and b is listed as a's
+    sharing: dict[str, list[arms_mod.Arm]] = {}
+    for a in arms.values():  # arms with the same options share their runs (a same-run claim's a and b)
+        sharing.setdefault(a.key, []).append(a)
     tasks = [(a, s) for s in range(n_seeds) for a in unique.values()]
     if shard is not None:
         tasks = tasks[shard[0]::shard[1]]
     rows = []
     for a, s in tasks:
-        row = {"arm": which[a.key], "label": a.label, "seed": s, "dir": str(_dir(root, a, s)),
-               **run_state(_task(a, s, root, place))}
+        both = sharing[a.key]
+        row = {"arm": ", ".join(x.which for x in both), "label": "; ".join(x.label for x in both), "seed": s,
+               "dir": str(_dir(root, a, s)), **run_state(_task(a, s, root, place))}
         rows.append({**row, **_left(a, row)})
     if shard is None and (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}:
         rows += _equal_steps_rows(arms, n_seeds, root, place)
