@@ -96,22 +96,20 @@ class RunDir:
             os.close(fd)  # closing releases the lock
 
     def held(self) -> bool:
-        """Whether another process holds the run now (:meth:`lock`): tried without waiting, released at once."""
+        """Whether a process holds the run now (:meth:`lock`). Read from the kernel's table of locks
+        (``/proc/locks``) where there is one, so that asking never takes the lock — a run starting at that moment
+        is not refused; elsewhere the lock is tried without waiting and released at once."""
+        lock = self.path / ".lock"
         try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not on POSIX
+            st = lock.stat()
+        except OSError:
             return False
-        if not (self.path / ".lock").is_file():
-            return False
-        fd = os.open(self.path / ".lock", os.O_RDONLY)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
-
+            table = Path("/proc/locks").read_text()
+        except OSError:
+            return _try_lock(lock)
+        me = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        return any(len(f := line.split()) > 5 and f[1] == "FLOCK" and f[5] == me for line in table.splitlines())
     def check_new(self) -> None:
         """Refuse to start a run in an existing directory that holds no run (no config.json) but other files: the
         run would write its files among them. Its own lock or a temporary file of a refused or killed start (see
@@ -299,6 +297,25 @@ class RunDir:
             except json.JSONDecodeError:
                 break
         return out
+
+
+def _try_lock(lock: Path) -> bool:
+    """Whether :meth:`RunDir.lock`'s file is held by another process, by trying it without waiting."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        return False
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def _differences(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:

@@ -78,3 +78,15 @@ def test_a_dry_run_refuses_what_the_run_refuses(tmp_path, capsys):
     specs = _spec(tmp_path / "specs")
     assert main(["claims", "run", "c", "--dry-run", "--seeds", "0", "--specs", str(specs)]) == 2
     assert "--seeds" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_whether_a_run_is_held_is_read_without_taking_its_lock(tmp_path):
+    """``RunDir.held`` reads the kernel's lock table (a run starting meanwhile is not refused); where there is none,
+    the lock is tried and released — both say held while a process holds it, and not after."""
+    from ebmlab.runs import RunDir, _try_lock
+
+    run = RunDir(tmp_path / "run")
+    assert not run.held()  # no lock file: never run
+    with run.lock():
+        assert run.held() and _try_lock(run.path / ".lock")
+    assert not run.held() and not _try_lock(run.path / ".lock")
