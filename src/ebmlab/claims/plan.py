@@ -105,18 +105,21 @@ def plan_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str |
                "dir": str(_dir(root, a, s)), **run_state(_task(a, s, root, place))}
         rows.append({**row, **_left(a, row)})
     if shard is None and (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}:
-        rows += _equal_steps_rows(arms, n_seeds, root, place)
+        rows += _equal_steps_rows(arms, n_seeds, root, place, rows)
     return {"runs": rows, "root": str(root), "shard": list(shard) if shard else None}
 
 
-def _equal_steps_rows(arms: dict[str, arms_mod.Arm], n_seeds: int, root: Path, place: dict[str, Any]
-                      ) -> list[dict[str, Any]]:
-    done = {w: [_finished(_dir(root, a, s)) for s in range(n_seeds)] for w, a in arms.items()}
-    steps = {w: [(r or {}).get("steps_run") for r in rs] for w, rs in done.items()}
+def _equal_steps_rows(arms: dict[str, arms_mod.Arm], n_seeds: int, root: Path, place: dict[str, Any],
+                      budget_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The equal-steps reruns' rows, sized from the budget runs' rows already read (their finished steps)."""
+    steps: dict[str, list[Any]] = {w: [None] * n_seeds for w in arms}
+    for r in budget_rows:
+        if r["state"] == "finished" and r["arm"] in steps:
+            steps[r["arm"]][r["seed"]] = r["step"]
     fast, slow, redo = equal_steps_reruns(arms, n_seeds, steps)
     rows = []
     for s in range(n_seeds):
-        if s not in redo or done["a"][s] is None or done["b"][s] is None:
+        if s not in redo or steps["a"][s] is None or steps["b"][s] is None:
             rows.append({"arm": "equal steps", "label": "the faster arm at the other's steps", "seed": s, "dir": "",
                          "state": "pending", "step": 0, "cpu_s": None,
                          "note": "made once both budget runs of this seed have finished"})
