@@ -215,6 +215,8 @@ class RunConfig:
     max_seconds: float = 0.0
     max_cpu_seconds: float = 0.0
     max_evals: int = 0
+    # the machine's speed timed during training into run.json (ebmlab.machine); the claims runs set it on the CPU
+    speed_probe: bool = False
     # a named settings set applied over the presets ("ebmlab": none; "paper": the paper's released settings)
     settings: str = "ebmlab"
 

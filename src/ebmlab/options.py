@@ -88,6 +88,11 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
                     "sampling (0: off; e.g. 0.999)"),
     "precision": ("choice", "arithmetic of the training steps (bf16: autocast of every step to bfloat16; no loss scaling needed)"),
     "channels_last": ("any", "image data: conv networks and batches in channels-last memory format"),
+    "speed_probe": ("any", "CPU runs: a fixed one-thread workload timed when training starts and every 60 CPU-s of "
+                           "training, into run.json's session record (speed_probe); not training, counted in no "
+                           "budget. A budget in CPU seconds is equal compute only on equally fast CPUs: the claims "
+                           "runs set it so that a verdict can leave out arms that ran at different speeds "
+                           "(ebmlab.machine)"),
     "flush_denormal": ("any", "CPU runs: subnormal floats (below 1.2e-38 in float32) flushed to zero, as TensorFlow "
                               "does by default: an operation on a subnormal operand costs up to ~100x a normal one on "
                               "x86, and importance weights (IWAE, RWS) make many gradients subnormal; false: IEEE "

@@ -166,7 +166,7 @@ class RunDir:
                                 steps_per_s=round(steps_per_s, 4), status=status,
                                 **({"train_seconds": round(train_seconds, 3)} if train_seconds is not None else {}),
                                 **({"train_cpu_seconds": round(cpu_seconds, 3)} if cpu_seconds is not None else {}),
-                                **{k: rec[k] for k in ("graphs", "compile") if k in rec})
+                                **{k: rec[k] for k in ("graphs", "compile", "speed_probe") if k in rec})
             write_json(self.record_path, {"format": "ebmlab-run-record-1", "sessions": sessions})
 
     def trained_seconds(self, from_rates: bool = False, resumed_at: int | None = None) -> float:
@@ -201,6 +201,13 @@ class RunDir:
             elif s.get("end_step") is None and i + 1 < len(sessions) and _resumed_past(s, sessions[i + 1]):
                 return None  # killed after a checkpoint that a later session resumed from, its seconds unknown
         return total
+
+    def speed(self) -> float | None:
+        """The machine's speed over this run's training (``ebmlab.machine.run_speed``: CPU seconds of the probe's
+        workload, lower is faster), or None where it was not probed."""
+        from .machine import run_speed
+
+        return run_speed(self.sessions())
 
     def note_checkpoint(self, rec: dict[str, Any], step: int, train_seconds: float, cpu_seconds: float) -> None:
         """Into this session's record, the checkpoint just written at ``step`` and this session's training-loop

@@ -19,18 +19,39 @@ class Session:
 
     ``start`` appends the record; ``clock``/``stop_clock`` time the training loop; ``evaluating`` marks the
     training loop over and the final evaluation under way (a kill during it keeps the loop's seconds); ``end`` and
-    ``fail`` close it. ``extra`` holds keys added to the record as the session goes (``graphs``)."""
+    ``fail`` close it. ``extra`` holds keys added to the record as the session goes (``graphs``).
 
-    def __init__(self, run: RunDir | None, record: dict[str, Any] | None, start_step: int) -> None:
+    ``probe_every`` (CPU seconds of training; 0: never): the machine's speed (``ebmlab.machine.probe``) is timed
+    when the loop starts and again each time that much training CPU time has passed (:meth:`maybe_probe`, called
+    after each step), set aside from the clocks like an evaluation; the probes go into the record
+    (``speed_probe``)."""
+
+    def __init__(self, run: RunDir | None, record: dict[str, Any] | None, start_step: int,
+                 probe_every: float = 0.0) -> None:
         self.run, self.record, self.start_step = run, record, start_step
         self._t0: float | None = None
         self._c0 = 0.0
         self._frozen: tuple[float, float] | None = None
         self._aside = (0.0, 0.0)  # (wall, CPU) seconds inside the loop that were not training (set_aside)
+        self.probe_every = probe_every if record is not None else 0.0
+        self._next_probe = 0.0  # the training CPU seconds at which the next probe is due
 
     @classmethod
-    def start(cls, run: RunDir | None, step: int, placement: dict[str, Any] | None = None) -> Session:
-        return cls(run, run.start_record(step, placement) if run is not None else None, step)
+    def start(cls, run: RunDir | None, step: int, placement: dict[str, Any] | None = None,
+              probe_every: float = 0.0) -> Session:
+        return cls(run, run.start_record(step, placement) if run is not None else None, step, probe_every)
+
+    def maybe_probe(self) -> None:
+        """Time the machine's speed when a probe is due (class docstring); the probe is not training."""
+        if not self.probe_every or self.record is None or self.times()[1] < self._next_probe:
+            return
+        from . import machine
+
+        with self.set_aside():
+            value = machine.probe()
+        entry = self.record.setdefault("speed_probe", {"workload": machine.WORKLOAD, "cpu_s": []})
+        entry["cpu_s"].append(value)
+        self._next_probe = self.times()[1] + self.probe_every
 
     def clock(self) -> None:
         """Start the training loop's clocks."""

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from . import distributed, graphs
+from . import distributed, graphs, machine
 from .budget import Budget
 from .config import ResolvedConfig, check_arguments, check_resumable, resolve_config, resume_steps
 from .data import check_same_data, user_data_sha256
@@ -252,7 +252,8 @@ def _begin(cfg: ResolvedConfig, run: RunDir, ckpt: dict[str, Any] | None, method
     budget.cpu_seconds = cpu_before or 0.0  # sessions that did not record it: counted as none
     if place.main:
         run.truncate_metrics(start)
-    record = Session.start(run if place.main else None, start, place.record())
+    record = Session.start(run if place.main else None, start, place.record(),
+                           probe_every=machine.PROBE_EVERY if rc.speed_probe and place.device.type == "cpu" else 0.0)
     return _Training(cfg, run, method, batches, place, budget, record, start, stopped_by, ckpt is not None,
                     cpu_before, step=start)
 
@@ -332,6 +333,7 @@ def _steps(t: _Training, end: int, bar: tqdm, stop: StopAtStepEnd) -> int:
     stream = t.batches.stream(t.start, end, num_workers=rc.num_workers)
     t.record.clock()
     t.budget.start()
+    t.record.maybe_probe()  # the machine's speed as the loop starts (run option speed_probe)
     for step, batch in zip(range(t.start + 1, end + 1), stream):
         t.step = step
         batch = t.place.to_device(batch)
@@ -342,6 +344,7 @@ def _steps(t: _Training, end: int, bar: tqdm, stop: StopAtStepEnd) -> int:
             distributed.broadcast_buffers(method, t.place.world)
         t.log(step, end, metrics, bar)
         t.evaluate(step)
+        t.record.maybe_probe()
         t.stopped_by = _used_up(t)
         if t.stopped_by is not None:
             end = step  # the budget is used up: this step is the run's last

@@ -120,6 +120,9 @@ def test_an_equal_compute_claim_runs_and_records_its_equal_steps_pair(tmp_path, 
     assert r["commit"] and isinstance(r["dirty"], bool) and r["command"].startswith("ebmlab claims run c")
     assert r["references"]["a"]["noise"] < r["references"]["a"]["real"] == 8
     assert all(s > 0 for s in r["steps"]["a"] + r["steps"]["b"]) and all(c >= 0.6 for c in r["cpu_s"]["a"])
+    # each budgeted run probed the machine's speed (claims runs on the CPU set speed_probe; verdict rule 4)
+    assert all(isinstance(x, float) and x > 0 for x in r["speed"]["a"] + r["speed"]["b"])
+    assert "CPU-s of the probe" in render(load_claims(specs))
     pair = r["equal_steps"]
     fast, slow = pair["retrained"], "a" if pair["retrained"] == "b" else "b"
     assert pair["steps"][fast] == pair["steps"][slow] == r["steps"][slow]  # exactly the slower arm's steps, per seed

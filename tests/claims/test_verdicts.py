@@ -224,3 +224,36 @@ def test_a_claim_not_run_yet_names_the_cheapest_scale_it_declares(tmp_path):
     assert "--scale small`" in verdict(get_claim("both", tmp_path)).detail
     v = verdict(get_claim("medium", tmp_path))
     assert v.label == "untested" and "`ebmlab claims run medium --scale medium`" in v.detail
+
+
+def test_an_equal_compute_reading_leaves_out_seeds_whose_arms_ran_at_different_machine_speeds(tmp_path):
+    (tmp_path / "e.toml").write_text(SPEC.format(direction="higher", extra="", comparison="").replace(
+        'budget = "same_run"', 'budget = "equal_wall_time"').replace('method = "kale", metric = "base_hq"',
+                                                                    'method = "gan", metric = "hq"'))
+    ahead = {"a": [0.97, 0.98, 0.975, 0.97], "b": [0.80, 0.81, 0.79, 0.80], "clock": "cpu"}
+    pair = {"a": [0.97, 0.98, 0.975, 0.97], "b": [0.80, 0.81, 0.79, 0.80], "steps": {"a": [5] * 4, "b": [5] * 4}}
+
+    def judged(result):
+        (tmp_path / "results").mkdir(exist_ok=True)
+        (tmp_path / "results" / "e.json").write_text(json.dumps({"small": result}))
+        return get_claim("e", tmp_path)
+
+    # seed 1's arms ran 2x apart (b at 0.41 CPU-s of the probe, a at 0.2): left out, said so with the speeds
+    c = judged({**ahead, "speed": {"a": [0.2, 0.2, 0.21, 0.2], "b": [0.21, 0.41, 0.2, 0.22]}, "equal_steps": pair})
+    v = verdict(c)
+    assert v.label == "consistent" and "n = 3" in v.detail
+    assert "seed 1 left out: its arms ran at machine speeds 0.2 / 0.41" in v.detail and "2.05×" in v.detail
+    # the equal-steps reading of the same runs is not a compute reading: all four seeds
+    assert "n = 4" in equal_steps_verdict(c).detail
+    # within the tolerance (24 % apart): counted
+    v = verdict(judged({**ahead, "speed": {"a": [0.2] * 4, "b": [0.2, 0.248, 0.2, 0.2]}}))
+    assert "n = 4" in v.detail and "left out" not in v.detail
+    # two seeds apart leave two pairs: too few to decide, and the row says why
+    v = verdict(judged({**ahead, "speed": {"a": [0.2] * 4, "b": [0.5, 0.5, 0.2, 0.2]}}))
+    assert v.label == "inconclusive" and v.detail.startswith("2 seeds with both arms") and "seed 0 left out" in v.detail
+    # runs made before the probe: counted, and the row says how many recorded no speed
+    v = verdict(judged({**ahead, "speed": {"a": [None, None, 0.2, 0.2], "b": [0.2] * 4}}))
+    assert "n = 4" in v.detail and "2 runs recorded no machine speed" in v.detail
+    # a fixed-steps claim (same_run) is not read at equal compute: the speeds decide nothing
+    r = {**ahead, "speed": {"a": [0.2] * 4, "b": [0.5] * 4}}
+    assert "n = 4" in verdict(_claim(tmp_path, r, name="fixed")).detail

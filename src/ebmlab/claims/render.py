@@ -92,6 +92,9 @@ def _budget_text(r: dict[str, Any], c: dict[str, Any]) -> str:
         if steps is None and cpu is None:
             continue
         txt = f"{c[w]['label']}: {_mean_of(steps, 'steps')}" + (f", {_mean_of(cpu, unit)}" if cpu else "")
+        speed = (r.get("speed") or {}).get(w) if isinstance(r.get("speed"), dict) else None
+        if isinstance(speed, list) and any(isinstance(x, (int, float)) for x in speed):
+            txt += f", machine speed {'/'.join('—' if x is None else f'{x:.3g}' for x in speed)} CPU-s of the probe"
         parts.append(txt + (f", diverged in {len(div)} ({', '.join(map(str, div))})" if div else ""))
     return "; ".join(parts)
 

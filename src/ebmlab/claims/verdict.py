@@ -17,17 +17,23 @@ arms, in this order:
    its metric (recorded per arm at its sample count; on 2D data too). An arm no better than noise by 10 % of the
    real–noise gap "did not leave the noise floor"; one better than the real data by that much "scores beyond the
    real data" (collapse, or a metric artefact). Such an arm decides nothing.
-4. **Diverged seeds are evidence**: a seed whose run diverged scores its arm's noise floor (a diverged model is no
+4. **Equal compute needs equal machine speed**: an equal-compute reading on the CPU clock (the result of a claim
+   whose ``budget`` is ``equal_wall_time``, or its curves' compute readings) leaves out each seed whose two arms'
+   runs recorded machine speeds (``ebmlab.machine``: the median probe of each run) more than
+   :data:`SPEED_TOLERANCE` apart — the same CPU seconds were not the same compute —, and says which with their
+   speeds. Runs that recorded none (made before the probe) are counted, and the row says how many lack it.
+   Equal-steps readings are not affected.
+5. **Diverged seeds are evidence**: a seed whose run diverged scores its arm's noise floor (a diverged model is no
    better than noise); without a noise reference its pair is left out, and the row says so.
-5. The per-seed difference a − b (b replaced by the claim's ``threshold`` where it names one), signed so that
+6. The per-seed difference a − b (b replaced by the claim's ``threshold`` where it names one), signed so that
    positive is the claim's direction, paired by seed, needs ≥ 3 pairs; its 95 % Student-t interval (Welch's from
    each arm's mean, sd and n where a benchmark recorded only those) gives **consistent** (above 0), **contradicted**
    (below 0) or **inconclusive** (containing 0).
-6. **The paper's effect**: with the paper's difference ``effect`` in the spec, an interval whose upper end is below
+7. **The paper's effect**: with the paper's difference ``effect`` in the spec, an interval whose upper end is below
    it **excludes the paper's effect** — its own verdict where the interval contains 0 (a small effect may exist,
    the paper's does not); a consistent row is marked "smaller than the paper's effect". Where arm b's mean leaves
    less room to the real data than that effect (a baseline that does not collapse here while the paper's did), no
-   interval could reach it: the row says the effect cannot be weighed and keeps the verdict of rule 5.
+   interval could reach it: the row says the effect cannot be weighed and keeps the verdict of rule 6.
 
 Known answers: **known answer holds** (its test passes) or **known answer fails**. **Untested**: with the reason, or
 no result yet. A row whose result was transcribed from an earlier benchmark, or whose spec's arms no longer resolve
@@ -45,6 +51,9 @@ from .spec import SCALES, Claim, key_parts, result_key
 
 MIN_SEEDS = 3
 SEPARATION = 0.1  # a reference must be worse than the real data by at least this fraction of the larger magnitude
+# rule 4: two runs' machine speeds (probe CPU-s) may differ by this fraction of the faster's: above the spread of a
+# run's median probe and the 0-30 % a step's CPU time grows beside another run, below the 2x seen between sessions
+SPEED_TOLERANCE = 0.25
 FLOOR = 0.1  # an arm must beat the noise floor by this fraction of the real–noise gap (and not beat the real data by it)
 
 
@@ -146,7 +155,7 @@ def arm_state(values: list[float], refs: dict[str, float], sign: int) -> str | N
 
 
 def _scored(r: dict[str, Any], which: str) -> tuple[list[float | None], int]:
-    """An arm's per-seed values with each diverged seed scored as its noise floor (rule 4); how many were."""
+    """An arm's per-seed values with each diverged seed scored as its noise floor (rule 5); how many were."""
     vals = list(r.get(which) or [])
     div = set((r.get("diverged") or {}).get(which, [])) if isinstance(r.get("diverged"), dict) else set()
     noise = arm_references(r, which).get("noise")
@@ -157,8 +166,29 @@ def _scored(r: dict[str, Any], which: str) -> tuple[list[float | None], int]:
     return vals, n
 
 
-def _difference(claim: Claim, r: dict[str, Any], sign: int) -> tuple[float, float, float, int] | str:
-    """(mean, lower, upper, n) of the signed difference, or why there is none."""
+def speed_apart(claim: Claim, r: dict[str, Any]) -> tuple[dict[int, tuple[float, float]], int]:
+    """Rule 4: {seed index: (arm a's speed, arm b's)} of the seeds of an equal-compute CPU reading whose arms ran
+    more than :data:`SPEED_TOLERANCE` apart, and how many of its runs recorded no speed; ({}, 0) for any other
+    reading (an equal-steps pair or point, a fixed-steps claim, runs on a GPU: the wall clock)."""
+    sp = r.get("speed")
+    if ((claim.comparison or {}).get("budget") != "equal_wall_time" or r.get("clock", "cpu") != "cpu"
+            or not isinstance(sp, dict) or not isinstance(r.get("b"), list)):
+        return {}, 0
+    a, b = (list(v) if isinstance(v := sp.get(w), list) else [] for w in ("a", "b"))
+    a, b = a + [None] * (len(r["b"]) - len(a)), b + [None] * (len(r["b"]) - len(b))
+    apart, missing = {}, 0
+    for i, (x, y) in enumerate(zip(a, b)):
+        ok = [isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (x, y)]
+        missing += ok.count(False)
+        if all(ok) and max(x, y) > (1 + SPEED_TOLERANCE) * min(x, y):
+            apart[i] = (float(x), float(y))
+    return apart, missing
+
+
+def _difference(claim: Claim, r: dict[str, Any], sign: int, skip: frozenset[int] = frozenset()
+                ) -> tuple[float, float, float, int] | str:
+    """(mean, lower, upper, n) of the signed difference, or why there is none; ``skip``: seed indices left out
+    (rule 4)."""
     c = claim.comparison or {}
     thr = c.get("threshold")
     if isinstance(r.get("diff"), list):
@@ -172,9 +202,9 @@ def _difference(claim: Claim, r: dict[str, Any], sign: int) -> tuple[float, floa
         b = [float(thr)] * len(a) if thr is not None else _scored(r, "b")[0]
         if len(a) != len(b):
             return f"arms recorded at different seed counts ({len(a)} vs {len(b)}): not paired"
-        pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+        pairs = [(x, y) for i, (x, y) in enumerate(zip(a, b)) if x is not None and y is not None and i not in skip]
         if len(pairs) < MIN_SEEDS:
-            dropped = len(a) - len(pairs)
+            dropped = len(a) - len(pairs) - len(skip)
             return (f"{len(pairs)} seed{'s' if len(pairs) != 1 else ''} with both arms (the rule needs ≥ {MIN_SEEDS})"
                     + (f"; {dropped} left out (a run diverged without a noise reference, or lacks the metric)"
                        if dropped else ""))
@@ -190,6 +220,17 @@ def _difference(claim: Claim, r: dict[str, Any], sign: int) -> tuple[float, floa
             m, lo, hi = -m, -hi, -lo
         return m, lo, hi, min(sa["n"], sb["n"])
     return "no per-seed values or summaries recorded"
+
+
+def _speed_text(r: dict[str, Any], apart: dict[int, tuple[float, float]], unprobed: int) -> str:
+    """Rule 4's words on a row: the seeds left out with their arms' speeds, and the runs without a speed."""
+    seeds = list(r.get("seeds") or range(len(r.get("a") or [])))
+    out = "".join(f"; seed {seeds[i] if i < len(seeds) else i} left out: its arms ran at machine speeds {x:.3g} / "
+                  f"{y:.3g} CPU-s of the probe ({max(x, y) / min(x, y):.2f}×), not equal compute"
+                  for i, (x, y) in sorted(apart.items()))
+    if unprobed and isinstance(r.get("speed"), dict):
+        out += f"; {unprobed} run{'s' if unprobed != 1 else ''} recorded no machine speed (counted as equal)"
+    return out
 
 
 def _equivalence(claim: Claim, r: dict[str, Any]) -> tuple[str, str] | None:
@@ -266,7 +307,7 @@ def _collapse_check(claim: Claim, r: dict[str, Any]) -> tuple[bool, str]:
 
 
 def judge(claim: Claim, r: dict[str, Any], scale: str) -> Verdict:
-    """The verdict of one result ``r`` at ``scale`` by the module's rules 1–6."""
+    """The verdict of one result ``r`` at ``scale`` by the module's rules 1–7."""
     c = claim.comparison or {}
     sign = 1 if c.get("direction") == "higher" else -1
     if scale == "paper" and (eq := _equivalence(claim, r)):
@@ -283,16 +324,18 @@ def judge(claim: Claim, r: dict[str, Any], scale: str) -> Verdict:
         checked = f"; {c['metric']} cannot tell a model from collapse, and {found}"
     if why := _guard(claim, r, sign):
         return Verdict("inconclusive", scale, why)
-    diff = _difference(claim, r, sign)
+    apart, unprobed = speed_apart(claim, r)
+    speed = _speed_text(r, apart, unprobed)
+    diff = _difference(claim, r, sign, frozenset(apart))
     if isinstance(diff, str):
-        return Verdict("inconclusive", scale, diff)
+        return Verdict("inconclusive", scale, diff + speed)
     m, lo, hi, n = diff
     scored = sum(_scored(r, w)[1] for w in ("a", "b")) if isinstance(r.get("a"), list) else 0
-    left_out = len(r["a"]) - n if isinstance(r.get("a"), list) else 0
+    left_out = len(r["a"]) - n - len(apart) if isinstance(r.get("a"), list) else 0
     what = (f"Δ = {m:+.4g} [{lo:+.4g}, {hi:+.4g}] (95 %, n = {n}, in the claim's direction)"
             + (f"; {scored} diverged run{'s' if scored != 1 else ''} scored as noise" if scored else "")
             + (f"; {left_out} seed{'s' if left_out != 1 else ''} left out (an arm's run lacks the metric)"
-               if left_out else "")
+               if left_out else "") + speed
             + ("; no spread: every seed gave the same difference" if hi - lo <= 1e-12 * max(1.0, abs(m)) else "")
             + checked)
     label = "consistent" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
@@ -358,10 +401,13 @@ def device_verdicts(claim: Claim, device: str = "cuda") -> dict[str, Verdict]:
             for s in SCALES if (key := result_key(s, device)) in claim.results}
 
 
-def _judge_reading(claim: Claim, r: dict[str, Any], reading: dict[str, Any], scale: str | None) -> Verdict:
+def _judge_reading(claim: Claim, r: dict[str, Any], reading: dict[str, Any], scale: str | None,
+                   compute: bool = False) -> Verdict:
     """The verdict of a second reading of a result's runs (an equal-steps pair, a curve's point), judged with the
-    result's references and without its diverged seeds."""
-    return judge(claim, {**reading, "references": r.get("references"), "diverged": {}}, scale or "small")
+    result's references and without its diverged seeds; ``compute``: a reading at equal compute, with the runs'
+    machine speeds (rule 4)."""
+    speed = {"speed": r.get("speed"), "clock": r.get("clock", "cpu")} if compute else {"clock": "steps"}
+    return judge(claim, {**reading, "references": r.get("references"), "diverged": {}, **speed}, scale or "small")
 
 
 def holds_from(claim: Claim, key: str | None = None) -> dict[str, str]:
@@ -384,7 +430,7 @@ def holds_from(claim: Claim, key: str | None = None) -> dict[str, str]:
                               clock).items():
         if not points:
             continue
-        labels = [_judge_reading(claim, r, reading, scale_of(key)).label for _, reading in points]
+        labels = [_judge_reading(claim, r, reading, scale_of(key), kind == "compute").label for _, reading in points]
         i = len(labels)
         while i > 0 and labels[i - 1] == "consistent":
             i -= 1
@@ -407,7 +453,7 @@ def curve_verdicts(claim: Claim, key: str | None = None) -> dict[str, Verdict]:
     for kind, reading in (r.get("curve_readings") or {}).items():
         if not isinstance(reading, dict):
             continue
-        v = _judge_reading(claim, r, reading, scale_of(key))
+        v = _judge_reading(claim, r, reading, scale_of(key), kind == "equal_compute")
         at = reading.get("read_at") or {}
         where = f"at step {at['step']}" if "step" in at else next(
             (f"at {at[k]} {unit}" for _, k, unit in CLOCKS.values() if k in at), "at an unrecorded time")

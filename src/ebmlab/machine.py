@@ -1,0 +1,93 @@
+"""How fast this machine computes now: a fixed one-thread workload timed in CPU seconds (:func:`probe`).
+
+A budget in CPU seconds (``max_cpu_seconds``) is equal compute only on equally fast CPUs. It is not so between two
+sessions of the same 2-core machine: one GAN configuration took 0.199 CPU-s a step in one session and 0.099 in
+another, the same code on the same data (``benchmarks/claims/medium.md``). Two arms trained in different sessions
+therefore got different amounts of computation for the same number of CPU seconds, and nothing in their records
+said so. Run option ``speed_probe`` (the claims runs set it on the CPU) times this workload when a training
+session's loop starts and again every :data:`PROBE_EVERY` CPU seconds of training, and writes the timings into the
+session's record in run.json (``speed_probe``: ``{"workload": WORKLOAD, "cpu_s": [...]}``); :func:`run_speed`
+reads a run's as the median of its timings (one timing beside busy neighbours varied from 0.16 to 0.31 CPU-s on
+this 2-core machine with two training runs beside it; a 30-minute run takes about thirty), and the claims verdicts leave out of an equal-compute reading the seeds whose two arms ran at
+speeds further apart than ``ebmlab.claims.verdict.SPEED_TOLERANCE``.
+
+The workload stands for what the image arms compute: a small convolutional network's forward and backward passes
+on a batch of 64 single-channel 32×32 inputs, float32, one thread, its tensors drawn from a private generator (no
+global random state is read or changed: a run's numbers are the same with and without the probe — tested). It is
+timed :data:`REPEATS` times and the least CPU time kept (the CPU time a repeat takes only grows with interference;
+the least is the machine's speed at that moment). A probe takes about a second of wall time with its warm-up; it is
+not training and counts in no budget.
+
+``WORKLOAD`` names the workload; a changed workload gets a new name, and probes of different names are never
+compared.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+WORKLOAD = "ebmlab-probe-1"
+REPEATS = 3
+ITERATIONS = 8  # forward-and-backward passes per repeat
+PROBE_EVERY = 60.0  # CPU seconds of training between two probes of a run with ``speed_probe``
+
+
+def _workload(tensors: dict[str, Any]) -> None:
+    import torch.nn.functional as F
+
+    x = tensors["x"]
+    for _ in range(ITERATIONS):
+        w1, w2, w3 = (tensors[k].detach().requires_grad_() for k in ("w1", "w2", "w3"))
+        h = F.leaky_relu(F.conv2d(x, w1, stride=2, padding=1), 0.2)  # 64×32×16×16
+        h = F.leaky_relu(F.conv2d(h, w2, stride=2, padding=1), 0.2)  # 64×64×8×8
+        out = h.flatten(1) @ w3  # 64×1
+        out.square().mean().backward()
+
+
+def probe(repeats: int = REPEATS) -> float:
+    """CPU seconds of the fixed workload on one thread, the least of ``repeats`` timings (module docstring)."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    tensors = {"x": torch.randn(64, 1, 32, 32, generator=g), "w1": torch.randn(32, 1, 4, 4, generator=g) * 0.1,
+               "w2": torch.randn(64, 32, 4, 4, generator=g) * 0.05, "w3": torch.randn(64 * 8 * 8, 1, generator=g) * 0.01}
+    threads = torch.get_num_threads()
+    best = float("inf")
+    try:
+        torch.set_num_threads(1)
+        with torch.enable_grad():
+            _workload(tensors)  # warm-up: allocations and kernel selection, untimed
+            for _ in range(max(1, repeats)):
+                c0 = time.process_time()
+                _workload(tensors)
+                best = min(best, time.process_time() - c0)
+    finally:
+        torch.set_num_threads(threads)
+    return round(best, 4)
+
+
+def session_probes(session: dict[str, Any]) -> list[float]:
+    """The probes of one session record (run.json) of this :data:`WORKLOAD`, in the order taken; [] without."""
+    p = session.get("speed_probe")
+    if not isinstance(p, dict) or p.get("workload") != WORKLOAD or not isinstance(p.get("cpu_s"), list):
+        return []
+    return [float(v) for v in p["cpu_s"] if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0]
+
+
+def run_speed(sessions: list[dict[str, Any]]) -> float | None:
+    """A run's machine speed: the median of the probes of its sessions that trained (CPU seconds of the workload;
+    lower is faster), or None when a session that trained recorded none (a run made before the probe, or
+    without ``speed_probe``)."""
+    probes: list[float] = []
+    for s in sessions:
+        trained = s.get("end_step") is not None and s.get("end_step") != s.get("start_step")
+        got = session_probes(s)
+        if trained and not got:
+            return None
+        probes += got
+    return round(statistics.median(probes), 4) if probes else None
+
+
+__all__ = ["ITERATIONS", "PROBE_EVERY", "REPEATS", "WORKLOAD", "probe", "run_speed", "session_probes"]
