@@ -56,3 +56,21 @@ def test_a_runs_speed_is_the_median_of_its_probes_and_none_when_a_session_traine
     assert machine.run_speed([s(0, 10, [0.2], workload="another")]) is None  # another workload's timings: not this
     assert machine.run_speed([s(0, 10, [0.2, "x", -1, True])]) == 0.2  # a hand-edited record: its numbers only
     assert machine.run_speed([]) is None
+
+
+def test_runs_trained_side_by_side_are_told_from_their_session_records():
+    def s(start, end, started, ended, host="vm"):
+        return {"start_step": start, "end_step": end, "started": started, "ended": ended, "host": host}
+
+    a = machine.training_spans([s(0, 10, "2026-11-28T10:00:00+0000", "2026-11-28T10:30:00+0000"),
+                                s(10, 10, "2026-11-28T11:00:00+0000", "2026-11-28T11:00:05+0000")])  # trained none
+    assert len(a) == 1 and a[0][0] == "vm" and a[0][2] - a[0][1] == 1800
+    beside = machine.training_spans([s(0, 9, "2026-11-28T10:29:00+0000", "2026-11-28T10:50:00+0000")])
+    later = machine.training_spans([s(0, 9, "2026-11-28T10:30:00+0000", "2026-11-28T10:50:00+0000")])
+    elsewhere = machine.training_spans([s(0, 9, "2026-11-28T10:29:00+0000", "2026-11-28T10:50:00+0000", "other")])
+    assert machine.side_by_side(a, beside) and not machine.side_by_side(a, later)
+    assert not machine.side_by_side(a, elsewhere)
+    # a killed session (no end) or a hand-edited time: no span; malformed spans: not side by side
+    assert machine.training_spans([{"start_step": 0, "end_step": None, "started": "x"},
+                                   s(0, 5, "yesterday", "2026-11-28T10:50:00+0000")]) == []
+    assert not machine.side_by_side([["vm", "x", None]], beside) and not machine.side_by_side(None, beside)

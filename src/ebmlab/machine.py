@@ -90,4 +90,31 @@ def run_speed(sessions: list[dict[str, Any]]) -> float | None:
     return round(statistics.median(probes), 4) if probes else None
 
 
-__all__ = ["ITERATIONS", "PROBE_EVERY", "REPEATS", "WORKLOAD", "probe", "run_speed", "session_probes"]
+def training_spans(sessions: list[dict[str, Any]]) -> list[list[Any]]:
+    """[host, start, end] (POSIX seconds) of each session of a run that trained and recorded its end: when and where
+    it computed. Two runs whose spans overlap on one host trained side by side on one machine at one time — equal
+    compute for equal CPU seconds even without probes (runs made before them)."""
+    from datetime import datetime
+
+    out = []
+    for s in sessions:
+        if s.get("end_step") is None or s.get("end_step") == s.get("start_step"):
+            continue
+        try:
+            t0, t1 = (datetime.strptime(s[k], "%Y-%m-%dT%H:%M:%S%z").timestamp() for k in ("started", "ended"))
+        except (KeyError, TypeError, ValueError):
+            continue
+        out.append([str(s.get("host", "")), t0, t1])
+    return out
+
+
+def side_by_side(a: Any, b: Any) -> bool:
+    """Whether two runs' :func:`training_spans` overlap on one host (malformed spans: no)."""
+    try:
+        return any(ha == hb and max(a0, b0) < min(a1, b1) for ha, a0, a1 in a for hb, b0, b1 in b)
+    except (TypeError, ValueError):
+        return False
+
+
+__all__ = ["ITERATIONS", "PROBE_EVERY", "REPEATS", "WORKLOAD", "probe", "run_speed", "session_probes", "side_by_side",
+           "training_spans"]

@@ -251,9 +251,17 @@ def test_an_equal_compute_reading_leaves_out_seeds_whose_arms_ran_at_different_m
     # two seeds apart leave two pairs: too few to decide, and the row says why
     v = verdict(judged({**ahead, "speed": {"a": [0.2] * 4, "b": [0.5, 0.5, 0.2, 0.2]}}))
     assert v.label == "inconclusive" and v.detail.startswith("2 seeds with both arms") and "seed 0 left out" in v.detail
-    # runs made before the probe: counted, and the row says how many recorded no speed
-    v = verdict(judged({**ahead, "speed": {"a": [None, None, 0.2, 0.2], "b": [0.2] * 4}}))
-    assert "n = 4" in v.detail and "2 runs recorded no machine speed" in v.detail
+    # runs made before the probe: kept where the two trained side by side (seed 0: overlapping sessions on one
+    # host), else left out as not verified (seed 1: one after the other; seed 2: on another host)
+    spans = {"a": [[["vm", 0, 100]], [["vm", 0, 100]], [["vm", 0, 100]], None],
+             "b": [[["vm", 50, 150]], [["vm", 100, 200]], [["other", 0, 100]], None]}
+    v = verdict(judged({**ahead, "speed": {"a": [None, None, None, 0.2], "b": [0.2] * 4}, "spans": spans}))
+    assert v.label == "inconclusive" and v.detail.startswith("2 seeds with both arms")
+    assert "seed 1 left out: a run of it recorded no machine speed" in v.detail and "seed 2 left out" in v.detail
+    assert "seed 0 left" not in v.detail and "1 seed kept without probes: its arms trained side by side" in v.detail
+    # a result recorded before speeds were: judged as before, and the row says equal compute was assumed
+    v = verdict(judged(ahead))
+    assert "n = 4" in v.detail and "equal compute assumed" in v.detail
     # a fixed-steps claim (same_run) is not read at equal compute: the speeds decide nothing
     r = {**ahead, "speed": {"a": [0.2] * 4, "b": [0.5] * 4}}
     assert "n = 4" in verdict(_claim(tmp_path, r, name="fixed")).detail

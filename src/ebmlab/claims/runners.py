@@ -64,7 +64,7 @@ def _finished(run_dir: Path) -> dict[str, Any] | None:
     if not done:
         return None
     return {"status": "ok", "metrics": summary.get("metrics", {}), "steps_run": summary.get("step"),
-            "cpu_s": rd.trained_cpu_seconds(), "train_s": rd.trained_seconds(), "speed": rd.speed()}
+            "cpu_s": rd.trained_cpu_seconds(), "train_s": rd.trained_seconds(), "speed": rd.speed(), "spans": rd.spans()}
 
 
 def other_options(task: Task) -> list[str]:
@@ -192,7 +192,7 @@ def trained_at(run_dirs: list[Path]) -> list[str]:
 
 
 def _arm_values(arm: Arm, n_seeds: int, root: Path, done: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    vals, steps, cpu, wall, diverged, speed = [], [], [], [], [], []
+    vals, steps, cpu, wall, diverged, speed, spans = [], [], [], [], [], [], []
     for s in range(n_seeds):
         d = _dir(root, arm, s)
         r = done.get(str(d))
@@ -204,14 +204,15 @@ def _arm_values(arm: Arm, n_seeds: int, root: Path, done: dict[str, dict[str, An
         cpu.append(round(c, 1) if isinstance(c, (int, float)) else None)
         wall.append(round(w, 1) if isinstance(w, (int, float)) else None)
         speed.append((r or {}).get("speed"))
+        spans.append((r or {}).get("spans"))
     refs = next((x for s in range(n_seeds) if (x := _references(_dir(root, arm, s), arm.metric))), {})
     return {"values": vals, "steps": steps, "cpu_s": cpu, "train_s": wall, "diverged": diverged, "references": refs,
-            "speed": speed, "trained_at": trained_at([_dir(root, arm, s) for s in range(n_seeds)])}
+            "speed": speed, "spans": spans, "trained_at": trained_at([_dir(root, arm, s) for s in range(n_seeds)])}
 
 
 def _assemble(per_arm: dict[str, dict[str, Any]], n: int) -> dict[str, Any]:
     out: dict[str, Any] = {"seeds": list(range(n))}
-    for key in ("steps", "cpu_s", "train_s", "diverged", "references", "trained_at", "speed"):
+    for key in ("steps", "cpu_s", "train_s", "diverged", "references", "trained_at", "speed", "spans"):
         out[key] = {w: v.get(key, []) for w, v in per_arm.items()}
     out.update({w: v["values"] for w, v in per_arm.items()})
     return out

@@ -21,8 +21,10 @@ arms, in this order:
    whose ``budget`` is ``equal_wall_time``, or its curves' compute readings) leaves out each seed whose two arms'
    runs recorded machine speeds (``ebmlab.machine``: the median probe of each run) more than
    :data:`SPEED_TOLERANCE` apart — the same CPU seconds were not the same compute —, and says which with their
-   speeds. Runs that recorded none (made before the probe) are counted, and the row says how many lack it.
-   Equal-steps readings are not affected.
+   speeds. A seed with a run that recorded no speed (made before the probe) is kept only where its two runs trained
+   side by side (their sessions overlapped on one host: one machine at one time), else left out as not verified; a
+   result recorded before speeds were is judged as before, and the row says equal compute was assumed. Equal-steps
+   readings are not affected.
 5. **Diverged seeds are evidence**: a seed whose run diverged scores its arm's noise floor (a diverged model is no
    better than noise); without a noise reference its pair is left out, and the row says so.
 6. The per-seed difference a − b (b replaced by the claim's ``threshold`` where it names one), signed so that
@@ -166,23 +168,46 @@ def _scored(r: dict[str, Any], which: str) -> tuple[list[float | None], int]:
     return vals, n
 
 
-def speed_apart(claim: Claim, r: dict[str, Any]) -> tuple[dict[int, tuple[float, float]], int]:
-    """Rule 4: {seed index: (arm a's speed, arm b's)} of the seeds of an equal-compute CPU reading whose arms ran
-    more than :data:`SPEED_TOLERANCE` apart, and how many of its runs recorded no speed; ({}, 0) for any other
-    reading (an equal-steps pair or point, a fixed-steps claim, runs on a GPU: the wall clock)."""
-    sp = r.get("speed")
+def _speed(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else None
+
+
+def speed_apart(claim: Claim, r: dict[str, Any]) -> tuple[dict[int, str], str]:
+    """Rule 4 on an equal-compute CPU reading: {seed index: why it is left out} — its arms' runs probed machine
+    speeds more than :data:`SPEED_TOLERANCE` apart, or a run recorded no speed and the two did not train side by
+    side (``ebmlab.machine.side_by_side``) — and what the row says of the seeds it keeps without probes or of a
+    result recorded before speeds were; ({}, "") for any other reading (an equal-steps pair or point, a
+    fixed-steps claim, runs on a GPU: the wall clock)."""
+    from ..machine import side_by_side
+
     if ((claim.comparison or {}).get("budget") != "equal_wall_time" or r.get("clock", "cpu") != "cpu"
-            or not isinstance(sp, dict) or not isinstance(r.get("b"), list)):
-        return {}, 0
-    a, b = (list(v) if isinstance(v := sp.get(w), list) else [] for w in ("a", "b"))
-    a, b = a + [None] * (len(r["b"]) - len(a)), b + [None] * (len(r["b"]) - len(b))
-    apart, missing = {}, 0
-    for i, (x, y) in enumerate(zip(a, b)):
-        ok = [isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (x, y)]
-        missing += ok.count(False)
-        if all(ok) and max(x, y) > (1 + SPEED_TOLERANCE) * min(x, y):
-            apart[i] = (float(x), float(y))
-    return apart, missing
+            or not isinstance(r.get("b"), list) or not isinstance(r.get("a"), list)):
+        return {}, ""
+    sp, spans = r.get("speed"), r.get("spans")
+    if not isinstance(sp, dict):
+        return {}, "; machine speeds not recorded (a result made before they were): equal compute assumed"
+    n = len(r["b"])
+
+    def per_seed(table: Any, w: str) -> list[Any]:
+        got = table.get(w) if isinstance(table, dict) else None
+        got = list(got) if isinstance(got, list) else []
+        return (got + [None] * n)[:n]
+
+    (sa, sb), (pa, pb) = (per_seed(sp, "a"), per_seed(sp, "b")), (per_seed(spans, "a"), per_seed(spans, "b"))
+    out, kept = {}, 0
+    for i in range(n):
+        x, y = _speed(sa[i]), _speed(sb[i])
+        if x is not None and y is not None:
+            if max(x, y) > (1 + SPEED_TOLERANCE) * min(x, y):
+                out[i] = (f"its arms ran at machine speeds {x:.3g} / {y:.3g} CPU-s of the probe "
+                          f"({max(x, y) / min(x, y):.2f}×), not equal compute")
+        elif side_by_side(pa[i], pb[i]):
+            kept += 1
+        else:
+            out[i] = "a run of it recorded no machine speed and its arms did not train side by side: not verified"
+    note = (f"; {kept} seed{'s' if kept != 1 else ''} kept without probes: {'their' if kept != 1 else 'its'} arms "
+            f"trained side by side (overlapping sessions on one host)" if kept else "")
+    return out, note
 
 
 def _difference(claim: Claim, r: dict[str, Any], sign: int, skip: frozenset[int] = frozenset()
@@ -222,15 +247,11 @@ def _difference(claim: Claim, r: dict[str, Any], sign: int, skip: frozenset[int]
     return "no per-seed values or summaries recorded"
 
 
-def _speed_text(r: dict[str, Any], apart: dict[int, tuple[float, float]], unprobed: int) -> str:
-    """Rule 4's words on a row: the seeds left out with their arms' speeds, and the runs without a speed."""
+def _speed_text(r: dict[str, Any], apart: dict[int, str], note: str) -> str:
+    """Rule 4's words on a row: each seed left out and why, then what it says of the seeds kept."""
     seeds = list(r.get("seeds") or range(len(r.get("a") or [])))
-    out = "".join(f"; seed {seeds[i] if i < len(seeds) else i} left out: its arms ran at machine speeds {x:.3g} / "
-                  f"{y:.3g} CPU-s of the probe ({max(x, y) / min(x, y):.2f}×), not equal compute"
-                  for i, (x, y) in sorted(apart.items()))
-    if unprobed and isinstance(r.get("speed"), dict):
-        out += f"; {unprobed} run{'s' if unprobed != 1 else ''} recorded no machine speed (counted as equal)"
-    return out
+    return "".join(f"; seed {seeds[i] if i < len(seeds) else i} left out: {why}"
+                   for i, why in sorted(apart.items())) + note
 
 
 def _equivalence(claim: Claim, r: dict[str, Any]) -> tuple[str, str] | None:
@@ -324,8 +345,8 @@ def judge(claim: Claim, r: dict[str, Any], scale: str) -> Verdict:
         checked = f"; {c['metric']} cannot tell a model from collapse, and {found}"
     if why := _guard(claim, r, sign):
         return Verdict("inconclusive", scale, why)
-    apart, unprobed = speed_apart(claim, r)
-    speed = _speed_text(r, apart, unprobed)
+    apart, note = speed_apart(claim, r)
+    speed = _speed_text(r, apart, note)
     diff = _difference(claim, r, sign, frozenset(apart))
     if isinstance(diff, str):
         return Verdict("inconclusive", scale, diff + speed)
@@ -406,7 +427,8 @@ def _judge_reading(claim: Claim, r: dict[str, Any], reading: dict[str, Any], sca
     """The verdict of a second reading of a result's runs (an equal-steps pair, a curve's point), judged with the
     result's references and without its diverged seeds; ``compute``: a reading at equal compute, with the runs'
     machine speeds (rule 4)."""
-    speed = {"speed": r.get("speed"), "clock": r.get("clock", "cpu")} if compute else {"clock": "steps"}
+    speed = ({"speed": r.get("speed"), "spans": r.get("spans"), "clock": r.get("clock", "cpu")} if compute
+             else {"clock": "steps"})
     return judge(claim, {**reading, "references": r.get("references"), "diverged": {}, **speed}, scale or "small")
 
 
