@@ -51,6 +51,19 @@ def test_a_dry_run_lists_each_runs_state_and_what_is_left_and_writes_nothing(tmp
     rerun = plan["runs"][2]
     assert rerun["arm"] == f"{fast} at {slow}'s steps" and rerun["state"] == "not started"
     assert rerun["left_steps"] == steps[slow] and rerun["budget"] == f"{steps[slow]} steps"
+    # whether seed 0's equal-compute reading will be kept (verdict rule 4): both runs probed the machine's speed
+    assert [p["seed"] for p in plan["pairs"]] == [0] and plan["pairs"][0]["dirs"] == [a0["dir"], b0["dir"]]
+    for d, value in ((d_a, 1.0), (d_b, 2.0)):  # b's run on a machine twice as slow: left out, with what to move
+        rec = json.loads((d / "run.json").read_text())
+        for sess in rec["sessions"]:
+            if "speed_probe" in sess:
+                sess["speed_probe"]["cpu_s"] = [value] * len(sess["speed_probe"]["cpu_s"])
+        (d / "run.json").write_text(json.dumps(rec))
+    pair = plan_claim(claim, "small", out=runs)["pairs"][0]
+    assert not pair["kept"] and "machine speeds 1 / 2 CPU-s of the probe (2.00×)" in pair["how"]
+    capsys.readouterr()
+    assert main(["claims", "run", "c", "--dry-run", "--specs", str(specs), "--out", str(runs)]) == 0
+    assert f"to train both again side by side, move aside {a0['dir']} and {b0['dir']}" in capsys.readouterr().out
     # a run whose final evaluation was killed is stopped (its steps kept), such a run held by a process is training,
     # one made with other options is set aside by `claims run` and trained again — each said so
     for d in (d_a, d_b):

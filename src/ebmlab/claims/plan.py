@@ -15,7 +15,9 @@ in one of these states, read from its run directory as ``claims run`` reads it:
 A run's training left is its budget less what it trained: the CPU-seconds of a CPU-budgeted run (its evaluations are
 not counted, as they are not in its budget), the steps of a run of fixed length. An equal-compute claim's
 equal-steps reruns are listed once both budget runs of a seed have finished (their length is the slower arm's steps
-then); before, as pending.
+then); before, as pending. Then, per seed whose two budget runs finished, whether its equal-compute reading will be
+kept (``ebmlab.claims.verdict`` rule 4: the arms' machine speeds within the tolerance, or unprobed runs that trained
+side by side) or left out, with the two run directories to move aside to train the pair again side by side.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def run_state(task: Task) -> dict[str, Any]:
         return {"state": "other options", "step": 0, "cpu_s": 0.0, "note": "; ".join(diffs)}
     done = _finished(where)
     if done is not None:
-        return {"state": "finished", "step": done.get("steps_run"), "cpu_s": done.get("cpu_s")}
+        return {"state": "finished", "step": done.get("steps_run"), "cpu_s": done.get("cpu_s"),
+                "speed": done.get("speed"), "spans": done.get("spans")}
     sessions = rd.sessions()
     last = sessions[-1] if sessions else {}
     kept = last.get("checkpointed")
@@ -104,9 +107,37 @@ def plan_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str |
         row = {"arm": ", ".join(x.which for x in both), "label": "; ".join(x.label for x in both), "seed": s,
                "dir": str(_dir(root, a, s)), **run_state(_task(a, s, root, place))}
         rows.append({**row, **_left(a, row)})
+    pairs: list[dict[str, Any]] = []
     if shard is None and (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}:
+        pairs = _compute_pairs(claim, n_seeds, rows) if kind == "cpu" else []
         rows += _equal_steps_rows(arms, n_seeds, root, place, rows)
-    return {"runs": rows, "root": str(root), "shard": list(shard) if shard else None}
+    return {"runs": rows, "root": str(root), "shard": list(shard) if shard else None, "pairs": pairs}
+
+
+def _compute_pairs(claim: Claim, n_seeds: int, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per seed whose two budget runs finished, whether the equal-compute reading will keep it (verdict rule 4:
+    machine speeds within the tolerance, or unprobed runs that trained side by side) and, where not, why and the
+    two run directories to move aside so that ``claims run --jobs 2`` trains them again side by side."""
+    from .verdict import speed_apart
+
+    got: dict[int, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        if r["state"] == "finished":
+            for w in r["arm"].split(", "):
+                got.setdefault(r["seed"], {})[w] = r
+    out = []
+    for s in range(n_seeds):
+        both = got.get(s, {})
+        if set(both) != {"a", "b"}:
+            continue
+        probe = {"a": [1.0], "b": [1.0], "clock": "cpu", "seeds": [s],
+                 "speed": {w: [both[w].get("speed")] for w in "ab"}, "spans": {w: [both[w].get("spans")] for w in "ab"}}
+        apart, note = speed_apart(claim, probe)
+        speeds = [both[w].get("speed") for w in "ab"]
+        how = (f"kept: machine speeds {speeds[0]:.3g} / {speeds[1]:.3g} CPU-s of the probe" if not apart and not note
+               else "kept: trained side by side (no probes)" if not apart else f"left out: {apart[0]}")
+        out.append({"seed": s, "kept": not apart, "how": how, "dirs": [both["a"]["dir"], both["b"]["dir"]]})
+    return out
 
 
 def _equal_steps_rows(arms: dict[str, arms_mod.Arm], n_seeds: int, root: Path, place: dict[str, Any],
@@ -149,6 +180,9 @@ def format_plan(claim: Claim, scale: str, plan: dict[str, Any]) -> str:
     steps = sum(r.get("left_steps") or 0 for r in plan["runs"])
     pending = sum(r["state"] == "pending" for r in plan["runs"])
     todo = sum(r["state"] != "finished" for r in plan["runs"])
+    for p in plan.get("pairs") or []:
+        lines.append(f"  equal compute  seed {p['seed']}  {p['how']}"
+                     + ("" if p["kept"] else f" — to train both again side by side, move aside {' and '.join(p['dirs'])}"))
     lines.append(f"{todo} of {len(plan['runs'])} runs to make or finish: {cpu:.0f} CPU-s of budgeted training left"
                  + (f", {steps} steps of fixed-length runs" if steps else "")
                  + (f", {pending} equal-steps rerun{'s' if pending != 1 else ''} not yet sized" if pending else "")
