@@ -70,16 +70,22 @@ def done(cid: str, scale: str = "small") -> bool:
 
 
 def status(ids: list[str], scale: str, out: str) -> None:
-    """One line per claim: recorded (by claims run, on this code), or the last line of its dry run."""
+    """One line per claim: recorded (by claims run, on this code), or the last line of its dry run; then, for an
+    equal-compute claim, how many seeds' pairs its equal-compute reading keeps (verdict rule 4: the arms ran at
+    one machine speed) — the others are trained again side by side once their runs are moved aside (the dry run
+    names them)."""
     from ebmlab.claims.plan import format_plan, plan_claim
     from ebmlab.claims.spec import get_claim
 
     for cid in ids:
-        if done(cid, scale):
-            print(f"{cid}: recorded")
-            continue
         c = get_claim(cid, SPECS)
-        print(f"{cid}: " + format_plan(c, scale, plan_claim(c, scale, out=out)).splitlines()[-1])
+        plan = plan_claim(c, scale, out=out)
+        line = "recorded" if done(cid, scale) else format_plan(c, scale, plan).splitlines()[-1]
+        pairs = plan.get("pairs") or []
+        if pairs:
+            line += (f"; equal compute keeps {sum(p['kept'] for p in pairs)} of {len(pairs)} finished seed pairs"
+                     f" (seeds left out: {', '.join(str(p['seed']) for p in pairs if not p['kept']) or 'none'})")
+        print(f"{cid}: {line}")
 
 
 def main() -> None:
