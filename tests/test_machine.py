@@ -3,6 +3,7 @@ with and without it, and a run's speed is the median of its sessions' probes (No
 without one)."""
 
 import json
+import os
 
 import torch
 
@@ -39,6 +40,9 @@ def test_speed_probes_leave_the_run_unchanged_and_are_recorded(tmp_path, monkeyp
     assert session["speed_probe"]["workload"] == machine.WORKLOAD
     assert len(probes) == 31 and all(p > 0 for p in probes)  # as the loop starts, then after each of 30 steps
     assert RunDir(tmp_path / "probed").speed() == round(sorted(probes)[15], 4)
+    # every CPU session says what the CPU is: torch's vector capability (which kernels ran) and, on Linux, its model
+    assert session["cpu"]["capability"] == str(torch.backends.cpu.get_cpu_capability())
+    assert ("model_name" in session["cpu"]) == os.path.isfile("/proc/cpuinfo")
     assert RunDir(tmp_path / "plain").speed() is None
     assert "speed_probe" not in json.loads((tmp_path / "plain" / "run.json").read_text())["sessions"][-1]
 

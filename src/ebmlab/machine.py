@@ -18,6 +18,11 @@ timed :data:`REPEATS` times and the least CPU time kept (the CPU time a repeat t
 the least is the machine's speed at that moment). A probe takes about a second of wall time with its warm-up; it is
 not training and counts in no budget.
 
+Each session's record also says what the CPU is (:func:`cpu_info`: torch's vector capability, the model). On this
+2-core machine a session whose CPU offered AVX2 alone (AMD family 25 model 1) made BiB's GAN steps 3.5× as costly in
+CPU seconds as an earlier session's (whose CPU was not recorded), and the same SNGAN seed evaluated at step 2000 to
+FD 2195 there against 2225 in that earlier session: different kernels, different last bits, diverging runs.
+
 ``WORKLOAD`` names the workload; a changed workload gets a new name, and probes of different names are never
 compared.
 """
@@ -90,6 +95,26 @@ def run_speed(sessions: list[dict[str, Any]]) -> float | None:
     return round(statistics.median(probes), 4) if probes else None
 
 
+def cpu_info() -> dict[str, str]:
+    """What this CPU is, for a run's record: torch's vector capability (``AVX2``, ``AVX512``: which kernels run —
+    a machine of the same name may come with either, and they differ in speed and in the last bits of a result) and,
+    where ``/proc/cpuinfo`` says, the model name, family and model number."""
+    import torch
+
+    out = {"capability": str(torch.backends.cpu.get_cpu_capability())}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            lines = f.read(20_000).split("\n\n")[0].splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in ("model name", "cpu family", "model"):
+            out[key.replace(" ", "_")] = value.strip()
+    return out
+
+
 def training_spans(sessions: list[dict[str, Any]]) -> list[list[Any]]:
     """[host, start, end] (POSIX seconds) of each session of a run that trained and recorded its end: when and where
     it computed. Two runs whose spans overlap on one host trained side by side on one machine at one time — equal
@@ -116,5 +141,5 @@ def side_by_side(a: Any, b: Any) -> bool:
         return False
 
 
-__all__ = ["ITERATIONS", "PROBE_EVERY", "REPEATS", "WORKLOAD", "probe", "run_speed", "session_probes", "side_by_side",
+__all__ = ["ITERATIONS", "cpu_info", "PROBE_EVERY", "REPEATS", "WORKLOAD", "probe", "run_speed", "session_probes", "side_by_side",
            "training_spans"]

@@ -143,6 +143,10 @@ class RunDir:
 
         sessions = self._sessions()
         where = placement if placement is not None else {"device": "cpu", "threads": torch.get_num_threads()}
+        if where.get("device") == "cpu":
+            from .machine import cpu_info
+
+            where = {**where, "cpu": cpu_info()}
         rec = {"command": shlex.join(sys.argv) if sys.argv and sys.argv[0] else "(python api)",
                "cwd": os.getcwd(), "ebmlab_version": __version__, "git_commit": git_commit(),
                "torch_version": torch.__version__, "python": platform.python_version(), "host": platform.node(),
