@@ -13,7 +13,8 @@ LAYOUT = SRC.parents[1] / "docs" / "concepts" / "layout.md"
 # lowest first; a module may import modules of its own layer or below
 LAYERS = [
     {"errors", "metadata", "rng", "types", "plugins"},
-    {"distributed", "quadrature", "atomic", "runs", "sessions", "budget", "syncs", "trackers", "compiled", "threads"},  # plumbing: processes, threads, 2D integration, atomic files and run directories
+    {"distributed", "quadrature", "atomic", "runs", "sessions", "budget", "syncs", "trackers", "compiled", "threads",
+     "machine"},  # plumbing: processes, threads, 2D integration, atomic files and run directories
     {"data"},
     {"nets"},
     {"bounds"},

@@ -23,7 +23,7 @@ def _files(root):
 
 def test_a_dry_run_lists_each_runs_state_and_what_is_left_and_writes_nothing(tmp_path, capsys):
     specs = _spec(tmp_path / "specs", budget="equal_wall_time", seeds=1,
-                  over="max_cpu_seconds = 0.5, eval_samples = 200")
+                  over="max_cpu_seconds = 0.5, eval_samples = 200, log_every = 1")  # a train line at every step
     runs, claim = tmp_path / "runs", get_claim("c", specs)
     assert main(["claims", "run", "c", "--dry-run", "--specs", str(specs), "--out", str(runs)]) == 0
     out = capsys.readouterr().out
