@@ -73,12 +73,18 @@ def probe(repeats: int = REPEATS) -> float:
     return round(best, 4)
 
 
+def speed_value(v: Any) -> float | None:
+    """A recorded speed (CPU seconds of the workload) as a float, or None when it is not a positive number (absent,
+    hand-edited)."""
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else None
+
+
 def session_probes(session: dict[str, Any]) -> list[float]:
     """The probes of one session record (run.json) of this :data:`WORKLOAD`, in the order taken; [] without."""
     p = session.get("speed_probe")
     if not isinstance(p, dict) or p.get("workload") != WORKLOAD or not isinstance(p.get("cpu_s"), list):
         return []
-    return [float(v) for v in p["cpu_s"] if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0]
+    return [x for v in p["cpu_s"] if (x := speed_value(v)) is not None]
 
 
 def run_speed(sessions: list[dict[str, Any]]) -> float | None:
@@ -142,4 +148,4 @@ def side_by_side(a: Any, b: Any) -> bool:
 
 
 __all__ = ["ITERATIONS", "cpu_info", "PROBE_EVERY", "REPEATS", "WORKLOAD", "probe", "run_speed", "session_probes", "side_by_side",
-           "training_spans"]
+           "speed_value", "training_spans"]

@@ -213,12 +213,6 @@ class RunDir:
 
         return run_speed(self.sessions())
 
-    def spans(self) -> list[list[Any]]:
-        """When and where this run's sessions trained (``ebmlab.machine.training_spans``)."""
-        from .machine import training_spans
-
-        return training_spans(self.sessions())
-
     def note_checkpoint(self, rec: dict[str, Any], step: int, train_seconds: float, cpu_seconds: float) -> None:
         """Into this session's record, the checkpoint just written at ``step`` and this session's training-loop
         seconds up to it (``checkpointed``): what a killed session counts for (:meth:`trained_seconds`). Written

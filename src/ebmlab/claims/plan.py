@@ -109,16 +109,16 @@ def plan_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str |
         rows.append({**row, **_left(a, row)})
     pairs: list[dict[str, Any]] = []
     if shard is None and (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}:
-        pairs = _compute_pairs(claim, n_seeds, rows) if kind == "cpu" else []
+        pairs = _compute_pairs(n_seeds, rows) if kind == "cpu" else []
         rows += _equal_steps_rows(arms, n_seeds, root, place, rows)
     return {"runs": rows, "root": str(root), "shard": list(shard) if shard else None, "pairs": pairs}
 
 
-def _compute_pairs(claim: Claim, n_seeds: int, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per seed whose two budget runs finished, whether the equal-compute reading will keep it (verdict rule 4:
-    machine speeds within the tolerance, or unprobed runs that trained side by side) and, where not, why and the
-    two run directories to move aside so that ``claims run --jobs 2`` trains them again side by side."""
-    from .verdict import speed_apart
+def _compute_pairs(n_seeds: int, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per seed whose two budget runs finished, whether the equal-compute reading will keep it (verdict rule 4,
+    ``verdict.seed_pair``) and, where not, why and the two run directories to move aside so that ``claims run
+    --jobs 2`` trains them again side by side."""
+    from .verdict import seed_pair
 
     got: dict[int, dict[str, dict[str, Any]]] = {}
     for r in rows:
@@ -130,13 +130,10 @@ def _compute_pairs(claim: Claim, n_seeds: int, rows: list[dict[str, Any]]) -> li
         both = got.get(s, {})
         if set(both) != {"a", "b"}:
             continue
-        probe = {"a": [1.0], "b": [1.0], "clock": "cpu", "seeds": [s],
-                 "speed": {w: [both[w].get("speed")] for w in "ab"}, "spans": {w: [both[w].get("spans")] for w in "ab"}}
-        apart, note = speed_apart(claim, probe)
-        speeds = [both[w].get("speed") for w in "ab"]
-        how = (f"kept: machine speeds {speeds[0]:.3g} / {speeds[1]:.3g} CPU-s of the probe" if not apart and not note
-               else "kept: trained side by side (no probes)" if not apart else f"left out: {apart[0]}")
-        out.append({"seed": s, "kept": not apart, "how": how, "dirs": [both["a"]["dir"], both["b"]["dir"]]})
+        kept, how = seed_pair(both["a"].get("speed"), both["b"].get("speed"), both["a"].get("spans"),
+                              both["b"].get("spans"))
+        out.append({"seed": s, "kept": kept, "how": f"{'kept' if kept else 'left out'}: {how}",
+                    "dirs": [both["a"]["dir"], both["b"]["dir"]]})
     return out
 
 

@@ -63,8 +63,12 @@ def _finished(run_dir: Path) -> dict[str, Any] | None:
         return None
     if not done:
         return None
+    from ..machine import run_speed, training_spans
+
+    sessions = record["sessions"]  # read once above: the speed and the spans come from it
     return {"status": "ok", "metrics": summary.get("metrics", {}), "steps_run": summary.get("step"),
-            "cpu_s": rd.trained_cpu_seconds(), "train_s": rd.trained_seconds(), "speed": rd.speed(), "spans": rd.spans()}
+            "cpu_s": rd.trained_cpu_seconds(), "train_s": rd.trained_seconds(), "speed": run_speed(sessions),
+            "spans": training_spans(sessions)}
 
 
 def other_options(task: Task) -> list[str]:

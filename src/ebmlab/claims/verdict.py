@@ -168,8 +168,21 @@ def _scored(r: dict[str, Any], which: str) -> tuple[list[float | None], int]:
     return vals, n
 
 
-def _speed(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else None
+def seed_pair(speed_a: Any, speed_b: Any, spans_a: Any, spans_b: Any) -> tuple[bool, str]:
+    """Rule 4 on one seed's two runs: (kept, how) — kept when both probed speeds lie within
+    :data:`SPEED_TOLERANCE`, or, where a run recorded none, when the two trained side by side
+    (``ebmlab.machine.side_by_side``); ``how`` says which, or why the seed is left out."""
+    from ..machine import side_by_side, speed_value
+
+    x, y = speed_value(speed_a), speed_value(speed_b)
+    if x is not None and y is not None:
+        if max(x, y) > (1 + SPEED_TOLERANCE) * min(x, y):
+            return False, (f"its arms ran at machine speeds {x:.3g} / {y:.3g} CPU-s of the probe "
+                           f"({max(x, y) / min(x, y):.2f}×), not equal compute")
+        return True, f"machine speeds {x:.3g} / {y:.3g} CPU-s of the probe"
+    if side_by_side(spans_a, spans_b):
+        return True, "trained side by side (no probes)"
+    return False, "a run of it recorded no machine speed and its arms did not train side by side: not verified"
 
 
 def speed_apart(claim: Claim, r: dict[str, Any]) -> tuple[dict[int, str], str]:
@@ -178,8 +191,6 @@ def speed_apart(claim: Claim, r: dict[str, Any]) -> tuple[dict[int, str], str]:
     side (``ebmlab.machine.side_by_side``) — and what the row says of the seeds it keeps without probes or of a
     result recorded before speeds were; ({}, "") for any other reading (an equal-steps pair or point, a
     fixed-steps claim, runs on a GPU: the wall clock)."""
-    from ..machine import side_by_side
-
     if ((claim.comparison or {}).get("budget") != "equal_wall_time" or r.get("clock", "cpu") != "cpu"
             or not isinstance(r.get("b"), list) or not isinstance(r.get("a"), list)):
         return {}, ""
@@ -196,15 +207,11 @@ def speed_apart(claim: Claim, r: dict[str, Any]) -> tuple[dict[int, str], str]:
     (sa, sb), (pa, pb) = (per_seed(sp, "a"), per_seed(sp, "b")), (per_seed(spans, "a"), per_seed(spans, "b"))
     out, kept = {}, 0
     for i in range(n):
-        x, y = _speed(sa[i]), _speed(sb[i])
-        if x is not None and y is not None:
-            if max(x, y) > (1 + SPEED_TOLERANCE) * min(x, y):
-                out[i] = (f"its arms ran at machine speeds {x:.3g} / {y:.3g} CPU-s of the probe "
-                          f"({max(x, y) / min(x, y):.2f}×), not equal compute")
-        elif side_by_side(pa[i], pb[i]):
+        ok, how = seed_pair(sa[i], sb[i], pa[i], pb[i])
+        if not ok:
+            out[i] = how
+        elif how.startswith("trained side by side"):
             kept += 1
-        else:
-            out[i] = "a run of it recorded no machine speed and its arms did not train side by side: not verified"
     note = (f"; {kept} seed{'s' if kept != 1 else ''} kept without probes: {'their' if kept != 1 else 'its'} arms "
             f"trained side by side (overlapping sessions on one host)" if kept else "")
     return out, note
