@@ -7,9 +7,10 @@ therefore got different amounts of computation for the same number of CPU second
 said so. Run option ``speed_probe`` (the claims runs set it on the CPU) times this workload when a training
 session's loop starts and again every :data:`PROBE_EVERY` CPU seconds of training, and writes the timings into the
 session's record in run.json (``speed_probe``: ``{"workload": WORKLOAD, "cpu_s": [...]}``); :func:`run_speed`
-reads a run's as the median of its timings (one timing beside busy neighbours varied from 0.16 to 0.31 CPU-s on
-this 2-core machine with two training runs beside it; a 30-minute run takes about thirty), and the claims verdicts leave out of an equal-compute reading the seeds whose two arms ran at
-speeds further apart than ``ebmlab.claims.verdict.SPEED_TOLERANCE``.
+reads a run's as the median of its timings (one timing beside busy neighbours varied from 0.15 to 0.34 CPU-s on
+this 2-core machine with two training runs beside it; a 30-minute run takes about thirty), and the claims verdicts
+leave out of an equal-compute reading the seeds whose two arms ran at speeds further apart than
+``ebmlab.claims.verdict.SPEED_TOLERANCE``.
 
 The workload stands for what the image arms compute: a small convolutional network's forward and backward passes
 on a batch of 64 single-channel 32×32 inputs, float32, one thread, its tensors drawn from a private generator (no
