@@ -12,6 +12,10 @@ this 2-core machine with two training runs beside it; a 30-minute run takes abou
 leave out of an equal-compute reading the seeds whose two arms ran at speeds further apart than
 ``ebmlab.claims.verdict.SPEED_TOLERANCE``.
 
+Checked against the arms (``benchmarks/machine/results.md``): with the CPU's kernels capped from AVX2 to SSE4.1 the
+probe slowed 2.0-2.3x and the image arms' training steps (KALE, GAN, SNGAN, BiB) 2.6-3.0x: it moves with them, by
+somewhat less, which the verdict's tolerance allows for.
+
 The workload stands for what the image arms compute: a small convolutional network's forward and backward passes
 on a batch of 64 single-channel 32×32 inputs, float32, one thread, its tensors drawn from a private generator (no
 global random state is read or changed: a run's numbers are the same with and without the probe — tested). It is
