@@ -426,6 +426,9 @@ def test_a_rows_cpu_seconds_say_over_how_many_seeds_they_were_recorded():
     assert part == "LBT: 100 steps, 15 CPU-s (mean of the 2 of 3 seeds recorded)"
     assert _budget_text({"steps": {"a": [10000, 10000, 10000]}}, arms) == "LBT: 10000 steps"  # not 1e+04
     assert _budget_text({"steps": {"a": [10000, 10003]}}, arms) == "LBT: 10002 steps"  # a mean, to the step
+    # seeds whose step counts spread (one CPU budget on machines of different speeds) are shown per seed
+    assert _budget_text({"steps": {"a": [2451, 2447, 718]}}, arms) == "LBT: 1872 steps (2451 / 2447 / 718 per seed)"
+    assert _budget_text({"steps": {"a": [2451, 2447, 1970]}}, arms) == "LBT: 2289 steps"  # within 25 %
 
 
 CUDA_TABLE = """

@@ -68,14 +68,20 @@ def _arm_text(vals: Any, summ: Any) -> str:
     return "—"
 
 
+SPREAD = 1.25  # step counts whose largest is above this times the least are printed per seed beside their mean
+
+
 def _mean_of(xs: Any, unit: str) -> str:
-    """The mean over seeds with its unit, saying over how many where some seeds' values are unknown (None)."""
+    """The mean over seeds with its unit, saying over how many where some seeds' values are unknown (None), and
+    step counts per seed where they spread (a CPU budget on machines of different speeds: 2451 / 2447 / 718)."""
     ok = [x for x in xs or [] if isinstance(x, (int, float))]
     if not ok:
         return f"— {unit}"
     part = f" (mean of the {len(ok)} of {len(xs)} seeds recorded)" if len(ok) < len(xs) else ""
     mean = sum(ok) / len(ok)
     counts = all(isinstance(x, int) for x in ok)  # step counts: their mean to the step (10000, not 1e+04)
+    if counts and min(ok) > 0 and max(ok) > SPREAD * min(ok):
+        part += f" ({' / '.join('—' if x is None else str(x) for x in xs)} per seed)"
     return f"{round(mean) if counts else _fmt(mean)} {unit}{part}"
 
 
