@@ -136,8 +136,9 @@ def readings(curves: dict[str, list[list[Point]]], clock: str = "cpu") -> dict[s
 def plot(curves: dict[str, list[list[Point]]], labels: dict[str, str], metric: str, path: Path,
          clock: str = "cpu") -> Path:
     """The arms' curves against steps and against seconds on ``clock`` (CPU, or wall), each arm's mean over seeds
-    with the band of its seeds (min to max at the points every seed of the arm has) and, as crosses, each run's last
-    point where the seeds ended at different steps (a budget's end), written to ``path`` (PNG, atomically)."""
+    with the band of its seeds (min to max at the points every seed of the arm has), each run's own curve as a thin
+    line (all its points: seeds that trained to different steps), and, as crosses, each run's last point where the
+    seeds ended at different steps (a budget's end), written to ``path`` (PNG, atomically)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -158,11 +159,13 @@ def plot(curves: dict[str, list[list[Point]]], labels: dict[str, str], metric: s
         for i, (ax, x) in enumerate(zip(axes, (steps, cpu))):
             line, = ax.plot(x, mean, marker="o", ms=3, label=f"{labels.get(arm, arm)} ({len(runs)} seeds)")
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
+            for c in runs:  # each seed's whole curve, faint
+                ax.plot([p[i] for p in c], [p[2] for p in c], lw=0.7, alpha=0.4, color=line.get_color())
             # each run's last point (its final evaluation), where the seeds stopped at different steps
             ends = [c[-1] for c in runs if c and c[-1][0] not in steps]
             ax.plot([p[i] for p in ends], [p[2] for p in ends], "x", ms=5, color=line.get_color())
-    for ax, xl in zip(axes, ("training steps", f"{'CPU' if clock == 'cpu' else 'wall'} seconds trained (mean over "
-                                               f"seeds)")):
+    for ax, xl in zip(axes, ("training steps", f"{'CPU' if clock == 'cpu' else 'wall'} seconds trained (thick: the "
+                                               f"mean over seeds)")):
         ax.set_xlabel(xl)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
