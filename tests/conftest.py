@@ -11,7 +11,10 @@ import torch
 
 @pytest.fixture(autouse=True)
 def _threads():
+    from ebmlab.threads import limit_blas
+
     torch.set_num_threads(1)
+    limit_blas(1)  # NumPy's OpenBLAS too: its two spinning threads in each of two workers on 2 cores (ebmlab.threads)
     yield
     torch.set_flush_denormal(False)  # a run in this process set it (run option flush_denormal): the next test starts
     # with PyTorch's default

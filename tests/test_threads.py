@@ -21,11 +21,23 @@ def test_the_default_is_the_cpus_this_process_may_use_and_one_on_2d_data(monkeyp
     before = torch.get_num_threads()
     try:
         assert threads.apply(None, "vectors") == 3 and torch.get_num_threads() == 3
-        assert threads.apply(2, "toy2d") == 2 and torch.get_num_threads() == 2
+        assert blas_threads() == {3}  # NumPy's and SciPy's OpenBLAS get torch's count
+        assert threads.apply(2, "toy2d") == 2 and torch.get_num_threads() == 2 and blas_threads() == {2}
+        assert threads.apply(None, "toy2d") == 1 and blas_threads() == {1}
     finally:
         torch.set_num_threads(before)
+        threads.limit_blas(1)
     monkeypatch.undo()
     assert threads.usable_cpus() >= 1
+
+
+def blas_threads() -> set[int]:
+    """The thread counts of the BLAS libraries this process has loaded (NumPy's and SciPy's OpenBLAS both)."""
+    from threadpoolctl import threadpool_info
+
+    infos = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    assert {i["internal_api"] for i in infos} >= {"openblas"}, infos
+    return {i["num_threads"] for i in infos}
 
 
 def test_waiting_threads_sleep_unless_the_environment_says_otherwise():

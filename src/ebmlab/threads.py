@@ -10,6 +10,11 @@
   (``benchmarks/threads/busy.md``). ``OMP_WAIT_POLICY=PASSIVE`` makes waiting threads sleep: the same run took
   14.5 s with 2 threads. ebmlab sets it when ``ebmlab`` is imported, before torch loads OpenMP, unless the
   environment already names a policy (a program that imported torch first keeps its own).
+- **NumPy's and SciPy's BLAS** (:func:`limit_blas`): the metrics' matrix products (KID's kernels, the Fréchet
+  distance's covariances) run in OpenBLAS, whose pool takes every CPU and spins while it waits, whatever torch was
+  told. Beside another job on a 2-core machine a 250 × 64 product took 25× as long on OpenBLAS's two threads as on
+  one, and KID of 500 features 3.7 s instead of 0.1 s (``benchmarks/threads/blas.md``). :func:`apply` gives the
+  BLAS pools the count it gives torch (by threadpoolctl, scikit-learn's helper).
 """
 
 from __future__ import annotations
@@ -45,7 +50,23 @@ def apply(threads: int | None, kind: str | None = None) -> int:
 
     n = threads or default_threads(kind)
     torch.set_num_threads(n)
+    limit_blas(n)
     return n
+
+
+def limit_blas(n: int) -> None:
+    """NumPy's and SciPy's BLAS pools (and any other loaded, e.g. torch's MKL) to ``n`` threads, from now on
+    (module docstring). Both are imported first: threadpoolctl limits the libraries loaded when it is called, and
+    SciPy brings its own OpenBLAS. Without threadpoolctl (a dependency of scikit-learn and of ebmlab) nothing is
+    changed."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    import numpy  # noqa: F401 - loads NumPy's BLAS
+    import scipy.linalg  # noqa: F401 - loads SciPy's
+
+    threadpool_limits(limits=n, user_api="blas")
 
 
 def why(threads: int | None, kind: str | None) -> str:
@@ -57,4 +78,4 @@ def why(threads: int | None, kind: str | None) -> str:
     return "the CPUs this process may use"
 
 
-__all__ = ["WAIT_POLICY", "apply", "default_threads", "passive_waits", "usable_cpus", "why"]
+__all__ = ["WAIT_POLICY", "apply", "default_threads", "limit_blas", "passive_waits", "usable_cpus", "why"]

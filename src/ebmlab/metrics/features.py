@@ -61,11 +61,21 @@ def frechet_distance(f1, f2) -> float:
         raise EbmlabError(f"the Fréchet distance's matrix square root failed ({exc}); use more samples") from None
 
 
+def _cubic_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(a·b/d + 1)³ for every pair of rows: the cube as two products (NumPy's ``** 3`` calls ``pow`` per entry,
+    ~30× slower on a 250² block; the two differ by ~1e-16 relative)."""
+    u = a @ b.T
+    u *= 1.0 / a.shape[1]
+    u += 1.0
+    k = u * u
+    k *= u
+    return k
+
+
 def _mmd2_poly(x: np.ndarray, y: np.ndarray) -> float:
-    d = x.shape[1]
-    kxx = (x @ x.T / d + 1) ** 3
-    kyy = (y @ y.T / d + 1) ** 3
-    kxy = (x @ y.T / d + 1) ** 3
+    kxx = _cubic_kernel(x, x)
+    kyy = _cubic_kernel(y, y)
+    kxy = _cubic_kernel(x, y)
     m, n = len(x), len(y)
     return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
                  - 2 * kxy.mean())
