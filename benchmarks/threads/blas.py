@@ -7,8 +7,8 @@ alternating, ``--repeats`` times; run it while another job keeps the machine bus
 
 ``--before``: the ``src`` of a checkout of the commit before (its ``ebmlab`` is imported instead of this one's).
 Cases: ``kid`` — ``metrics.features.kid`` of two sets of 500 64-dimensional features (a run's evaluation at
-``eval_samples = 500``: 100 subsets of 250) in a process at ``threads.apply(1)`` (before: ``torch.set_num_threads(1)``,
-all the command did); ``score`` — ``ebmlab score X.npy --data stacked_digits --threads 1`` on 26,000 uniform-noise
+``eval_samples = 500``: 100 subsets of 250) in a process at ``threads.apply(1)`` (before, it set torch's threads
+alone); ``score`` — ``ebmlab score X.npy --data stacked_digits --threads 1`` on 26,000 uniform-noise
 samples (its classifier features, modes, FD, KID and the references' at 500 compared). Each cell: the wall times of
 the ``kid`` call (``kid``) or of the whole process, start-up included (``score``).
 """
@@ -26,12 +26,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parents[2] / "src"
 
 KID = """
-import time, numpy as np, torch
+import time, numpy as np
 from ebmlab import threads
-try:
-    threads.apply(1)
-except Exception:
-    torch.set_num_threads(1)
+threads.apply(1)
 from ebmlab.metrics.features import kid
 rng = np.random.default_rng(0)
 a, b = rng.normal(size=(500, 64)), rng.normal(size=(500, 64))

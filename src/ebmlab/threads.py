@@ -13,8 +13,9 @@
 - **NumPy's and SciPy's BLAS** (:func:`limit_blas`): the metrics' matrix products (KID's kernels, the Fréchet
   distance's covariances) run in OpenBLAS, whose pool takes every CPU and spins while it waits, whatever torch was
   told. Beside another job on a 2-core machine a 250 × 64 product took 25× as long on OpenBLAS's two threads as on
-  one, and KID of 500 features 3.7 s instead of 0.1 s (``benchmarks/threads/blas.md``). :func:`apply` gives the
-  BLAS pools the count it gives torch (by threadpoolctl, scikit-learn's helper).
+  one; with this and KID's cube as two products (``metrics.features``), KID of 500 features took 0.5 s instead of
+  3.0–3.9 s (``benchmarks/threads/blas.md``). :func:`apply` gives the BLAS pools the count it gives torch (by
+  threadpoolctl, scikit-learn's helper and a dependency of ebmlab).
 """
 
 from __future__ import annotations
@@ -57,14 +58,10 @@ def apply(threads: int | None, kind: str | None = None) -> int:
 def limit_blas(n: int) -> None:
     """NumPy's and SciPy's BLAS pools (and any other loaded, e.g. torch's MKL) to ``n`` threads, from now on
     (module docstring). Both are imported first: threadpoolctl limits the libraries loaded when it is called, and
-    SciPy brings its own OpenBLAS. Without threadpoolctl (a dependency of scikit-learn and of ebmlab) nothing is
-    changed."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
+    SciPy brings its own OpenBLAS."""
     import numpy  # noqa: F401 - loads NumPy's BLAS
     import scipy.linalg  # noqa: F401 - loads SciPy's
+    from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=n, user_api="blas")
 
