@@ -64,7 +64,12 @@ def test_a_signal_stops_at_the_step_with_a_checkpoint_and_the_run_resumes_there(
     assert steps == list(range(1, second + 1))  # one line per step: nothing lost, nothing logged twice
 
 
-def test_ctrl_c_stops_a_bench_its_running_runs_checkpointed_and_no_queued_run_started(tmp_path):
+@pytest.mark.parametrize("sent", ["ctrl-c", "sigterm-to-the-bench"])
+def test_ctrl_c_stops_a_bench_its_running_runs_checkpointed_and_no_queued_run_started(tmp_path, sent):
+    """Ctrl-C in a terminal (SIGINT to the bench's process group), or SIGTERM to the bench's process alone (``kill
+    PID``, a scheduler): each running run stops at the end of its step with a checkpoint, no queued run starts, and
+    the bench ends with status 130 — before the bench sent signals on to its workers, the second kind left them
+    training every queued run to its end."""
     out = tmp_path / "bench"
     proc = subprocess.Popen([sys.executable, "-m", "ebmlab.cli", "bench", "toy", "--methods", "gan,vgan", "--data",
                              "ring8", "--seeds", "2", "--jobs", "2", "--out", str(out), "steps=1000000",
@@ -76,13 +81,16 @@ def test_ctrl_c_stops_a_bench_its_running_runs_checkpointed_and_no_queued_run_st
         assert proc.poll() is None, proc.communicate()[1]
         assert time.monotonic() < deadline, "the bench's runs logged no steps in 180 s"
         time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the bench and its workers
+    if sent == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: to the foreground process group
+    else:
+        os.kill(proc.pid, signal.SIGTERM)
     try:
         _, err = proc.communicate(timeout=60)  # the third run, already queued to a worker, must not start and run on
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        raise AssertionError("the bench went on for 60 s after Ctrl-C") from None
+        raise AssertionError(f"the bench went on for 60 s after {sent}") from None
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
     for run in first:

@@ -6,7 +6,8 @@ with ``--grid FILE`` (:mod:`ebmlab.bench.grid`) the product of the axes a method
 (:mod:`ebmlab.bench.tables`) puts every method beside the real-data row (exact samples: the ceiling for sample
 metrics, the true entropy as the NLL floor) and the reference rows recalled from papers, labelled as recalled.
 Ctrl-C stops a bench: each running run finishes its step and saves a checkpoint there, and no queued run starts;
-the same command resumes. The runs go seed by seed, so that a bench stopped part of the way has each method at its
+the same command resumes. So does SIGINT or SIGTERM sent to the bench's process alone (``kill PID`` from another shell,
+a scheduler's SIGTERM): the bench sends it on to its worker processes (:class:`_Forward`). The runs go seed by seed, so that a bench stopped part of the way has each method at its
 first seeds rather than some methods at every seed and others at none. This is the one module of the bench that
 trains (it imports the trainer).
 """
@@ -34,13 +35,53 @@ _BUSY = False  # a worker process running one of the bench's runs (not waiting f
 
 
 def _worker_init() -> None:
-    """A worker's Ctrl-C while it waits for a run (its last one finished): noted, so that it starts no further run,
-    and nothing else — the default KeyboardInterrupt there printed a traceback of multiprocessing's queue per idle
-    worker. While a run trains, the trainer's own handler (``ebmlab.sessions.StopAtStepEnd``) stands in for this one;
-    between the trainer's phases a Ctrl-C interrupts the run as before."""
+    """A worker's Ctrl-C (or SIGTERM) while it waits for a run (its last one finished): noted, so that it starts no
+    further run, and nothing else — the default KeyboardInterrupt there printed a traceback of multiprocessing's queue
+    per idle worker. While a run trains, the trainer's own handler (``ebmlab.sessions.StopAtStepEnd``) stands in for
+    this one; between the trainer's phases a Ctrl-C interrupts the run as before. The worker leaves the terminal's
+    process group: a Ctrl-C reaches the bench alone, which sends it on (:class:`_Forward`) — once per press, as a
+    signal to the bench alone is."""
     import signal
 
+    os.setpgrp()
     signal.signal(signal.SIGINT, _sigint_in_worker)
+    signal.signal(signal.SIGTERM, _sigint_in_worker)
+
+
+class _Forward:
+    """While the bench's worker processes run: SIGINT or SIGTERM to the bench is sent on to each worker. The first
+    stops each running run at the end of its step with a checkpoint and starts no queued run; a second stops at
+    once. Without it, a signal to the bench alone (``kill -INT PID``) left the workers training every queued run to
+    its end, the bench waiting for them. Installed in the main thread only (signal handlers live there)."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self) -> None:
+        self.ex: ProcessPoolExecutor | None = None  # set once the pool exists; the handlers outlive its shutdown
+        self.old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        for pid in list(getattr(self.ex, "_processes", None) or {}):  # the pool's worker processes by pid
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:  # a worker that has just ended
+                pass
+
+    def __enter__(self) -> _Forward:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                sig = getattr(signal, name)
+                self.old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
 
 
 def _sigint_in_worker(signum: int, frame: Any) -> None:
@@ -208,8 +249,10 @@ def _run_all(todo: list[Task], jobs: int, suite: str, out: Path, runs_dir: Path 
     results: list[dict[str, Any]] = []
     try:
         if jobs > 1:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                                     initializer=_worker_init) as ex:
+            forward = _Forward()
+            with forward, ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                                              initializer=_worker_init) as ex:
+                forward.ex = ex
                 for r in ex.map(_one, todo):  # in grid order; the bar moves as each finishes in that order
                     results.append(r)
                     bar.set_postfix_str(f"{r['method']} on {r['data']}: {r['status']}", refresh=False)
