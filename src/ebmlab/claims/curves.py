@@ -157,7 +157,8 @@ def plot(curves: dict[str, list[list[Point]]], labels: dict[str, str], metric: s
         lo, hi = [min(col) for col in zip(*vals)], [max(col) for col in zip(*vals)]
         cpu = [sum(p[1] for p in col) / len(col) for col in zip(*rows)]
         for i, (ax, x) in enumerate(zip(axes, (steps, cpu))):
-            line, = ax.plot(x, mean, marker="o", ms=3, label=f"{labels.get(arm, arm)} ({len(runs)} seeds)")
+            seeds = f"{len(runs)} seed" + ("" if len(runs) == 1 else "s")
+            line, = ax.plot(x, mean, marker="o", ms=3, label=f"{labels.get(arm, arm)} ({seeds})")
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
             for c in runs:  # each seed's whole curve, faint
                 ax.plot([p[i] for p in c], [p[2] for p in c], lw=0.7, alpha=0.4, color=line.get_color())
