@@ -6,10 +6,10 @@ with ``--grid FILE`` (:mod:`ebmlab.bench.grid`) the product of the axes a method
 (:mod:`ebmlab.bench.tables`) puts every method beside the real-data row (exact samples: the ceiling for sample
 metrics, the true entropy as the NLL floor) and the reference rows recalled from papers, labelled as recalled.
 Ctrl-C stops a bench: each running run finishes its step and saves a checkpoint there, and no queued run starts;
-the same command resumes. So does SIGINT or SIGTERM sent to the bench's process alone (``kill PID`` from another shell,
-a scheduler's SIGTERM): the bench sends it on to its worker processes (:class:`_Forward`). The runs go seed by seed, so that a bench stopped part of the way has each method at its
-first seeds rather than some methods at every seed and others at none. This is the one module of the bench that
-trains (it imports the trainer).
+the same command resumes. So does SIGINT or SIGTERM sent to the bench's process alone (``kill PID`` from another
+shell, a scheduler's SIGTERM): the bench sends it on to its worker processes (:class:`_Forward`). The runs go seed by
+seed, so that a bench stopped part of the way has each method at its first seeds rather than some methods at every
+seed and others at none. This is the one module of the bench that trains (it imports the trainer).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DivergenceError, EbmlabError, require_int
+from ..sessions import StopAtStepEnd
 from .grid import Task, check_axes, tasks as grid_tasks
 from .tables import aggregate, classifiers_used, load_recalled, markdown, markdown_settings
 
@@ -41,11 +44,9 @@ def _worker_init() -> None:
     this one; between the trainer's phases a Ctrl-C interrupts the run as before. The worker leaves the terminal's
     process group: a Ctrl-C reaches the bench alone, which sends it on (:class:`_Forward`) — once per press, as a
     signal to the bench alone is."""
-    import signal
-
     os.setpgrp()
-    signal.signal(signal.SIGINT, _sigint_in_worker)
-    signal.signal(signal.SIGTERM, _sigint_in_worker)
+    for sig in StopAtStepEnd.SIGNALS:
+        signal.signal(sig, _sigint_in_worker)
 
 
 class _Forward:
@@ -53,8 +54,6 @@ class _Forward:
     stops each running run at the end of its step with a checkpoint and starts no queued run; a second stops at
     once. Without it, a signal to the bench alone (``kill -INT PID``) left the workers training every queued run to
     its end, the bench waiting for them. Installed in the main thread only (signal handlers live there)."""
-
-    SIGNALS = ("SIGINT", "SIGTERM")
 
     def __init__(self) -> None:
         self.ex: ProcessPoolExecutor | None = None  # set once the pool exists; the handlers outlive its shutdown
@@ -68,18 +67,12 @@ class _Forward:
                 pass
 
     def __enter__(self) -> _Forward:
-        import signal
-        import threading
-
         if threading.current_thread() is threading.main_thread():
-            for name in self.SIGNALS:
-                sig = getattr(signal, name)
+            for sig in StopAtStepEnd.SIGNALS:  # the signals the trainer stops at a step's end on
                 self.old[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        import signal
-
         for sig, old in self.old.items():
             signal.signal(sig, old)
 

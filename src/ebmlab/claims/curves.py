@@ -156,8 +156,8 @@ def plot(curves: dict[str, list[list[Point]]], labels: dict[str, str], metric: s
         mean = [sum(col) / len(col) for col in zip(*vals)]
         lo, hi = [min(col) for col in zip(*vals)], [max(col) for col in zip(*vals)]
         cpu = [sum(p[1] for p in col) / len(col) for col in zip(*rows)]
+        seeds = f"{len(runs)} seed" + ("" if len(runs) == 1 else "s")
         for i, (ax, x) in enumerate(zip(axes, (steps, cpu))):
-            seeds = f"{len(runs)} seed" + ("" if len(runs) == 1 else "s")
             line, = ax.plot(x, mean, marker="o", ms=3, label=f"{labels.get(arm, arm)} ({seeds})")
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
             for c in runs:  # each seed's whole curve, faint
