@@ -341,3 +341,12 @@ def test_active_units_count_the_posterior_means_that_vary(monkeypatch):
     monkeypatch.setattr(m, "features", features)
     assert m.active_units(x) == 2
     assert m.active_units(x, threshold=1e-7) == 3 and m.active_units(x, threshold=2.0) == 0
+
+
+def test_a_vae_refuses_a_bernoulli_decoder_on_8_bit_images():
+    from ebmlab.data.base import DataSpec
+    from ebmlab.errors import EbmlabError
+
+    spec = DataSpec("image", (1, 8, 8), (-1.0, 1.0), 256)
+    with pytest.raises(EbmlabError, match="decoder=bernoulli is the likelihood of binary data"):
+        VAE(VAEConfig(decoder="bernoulli"), spec=spec, device=torch.device("cpu"), generator=gen(0))

@@ -101,13 +101,25 @@ class VAEEstimator:
     def log_lik(self, params: Any, x: Tensor) -> Tensor:
         """log p(x|z) [b] from the decoder output: Bernoulli logits, or (mean, logvar) for the Gaussian decoder."""
         if self.module.decoder_kind == "bernoulli":
-            return bernoulli_log_lik(params, x)
+            return bernoulli_log_lik(params, self.to_unit(x))
         mean, logvar = params
         if self.module.decoder_kind == "discretised":
             vr, levels = self.module.value_range, self.module.levels
             assert vr is not None and levels is not None  # GaussianVAE builds this decoder for quantised data only
             return discretized_gaussian_log_lik(mean, x, logvar, value_range=vr, levels=levels)
         return gaussian_log_lik(mean, x, logvar)
+
+    def to_unit(self, x: Tensor) -> Tensor:
+        """Data in the module's value range (lo, hi) as Bernoulli targets in [0, 1] (unchanged without a range, and
+        for binary data, whose range is (0, 1)): the release of LBT decodes grey levels in [0, 1] with a Bernoulli
+        cross-entropy, ebmlab's images lie in (−1, 1)."""
+        vr = self.module.value_range
+        return x if vr is None or tuple(vr) == (0.0, 1.0) else (x - vr[0]) / (vr[1] - vr[0])
+
+    def from_unit(self, p: Tensor) -> Tensor:
+        """The inverse of :meth:`to_unit`: a Bernoulli decoder's means and draws in the data's value range."""
+        vr = self.module.value_range
+        return p if vr is None or tuple(vr) == (0.0, 1.0) else vr[0] + (vr[1] - vr[0]) * p
 
     def elbo(self, model: Any, x: Tensor, *, generator: Noise, samples: int = 1) -> ElboTerms:
         """Reparameterised ELBO [b] (analytic KL) of x [b, D] under ``model``, averaged over ``samples`` draws."""
@@ -169,7 +181,7 @@ class VAEEstimator:
         z = randn(n, m.z_dim, generator=generator, device=ref.device, dtype=ref.dtype)
         out = m.decode(z)
         if self.sample_mode == "mean":
-            return torch.sigmoid(out) if isinstance(out, Tensor) else out[0]
+            return self.from_unit(torch.sigmoid(out)) if isinstance(out, Tensor) else out[0]
         return self.draw(out, generator)
 
     def draw(self, out: Any, generator: Noise) -> Tensor:
@@ -178,7 +190,7 @@ class VAEEstimator:
         m = self.module
         if isinstance(out, Tensor):  # Bernoulli logits
             p = torch.sigmoid(out)
-            return (rand(p.shape, generator=generator, device=p.device, dtype=p.dtype) < p).to(p.dtype)
+            return self.from_unit((rand(p.shape, generator=generator, device=p.device, dtype=p.dtype) < p).to(p.dtype))
         mean, logvar = out
         noise = randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         x = mean + torch.exp(0.5 * logvar) * noise

@@ -52,6 +52,13 @@ exact derivative of the unrolled map — ``detach_second_moment=False`` in ``bou
 (iii) a warm-up step of LBT-GAN multiplies the GAN loss by λ as the original does (its ELBO weight is 0 then);
 (iv) the MLP weights start from torch's rule unless ``init=xavier``, the original's (TensorFlow's Glorot-uniform
 kernels, zero biases).
+
+The estimator on images: by default a VAE of the run's network family (``est_net=same``: conv for ``net=lbt``) with
+a Gaussian decoder of fixed variance, whose bounds are likelihoods of the data (on 8-bit images, of the
+dequantised data). The release's stacked-MNIST estimator is ``est_net=mlp est_hidden=1000,400 est_act=relu
+est_decoder=bernoulli`` (LBT-GAN_smnist.py: encoder D → 1000 → 400 → z, decoder mirrored, the sigmoid
+cross-entropy of pixels in [0, 1]; ebmlab maps its (−1, 1) images to [0, 1] for it). That cross-entropy of grey
+levels is the release's training signal but no likelihood of the data, so with it no ``est_nll`` is reported.
 """
 
 from __future__ import annotations
@@ -94,6 +101,8 @@ class LBTConfig:
     est_decoder_var: float = 1e-3
     est_learn_decoder_var: bool = False
     est_sample_mode: Literal["mean", "sample"] = "mean"
+    est_net: Literal["same", "mlp"] = "same"
+    est_decoder: Literal["gaussian", "bernoulli"] = "gaussian"
     lr_g: float = 1e-3
     lr_est: float = 1e-4
     real_lr_mult: float = 3.0
@@ -130,6 +139,11 @@ class LBTConfig:
         "est_decoder_var": ("pos", "variance of the estimator's Gaussian decoder (initial value when learned)"),
         "est_learn_decoder_var": ("any", "learn the estimator's decoder variance"),
         "est_sample_mode": ("choice", "the estimator's samples: decoder mean or a draw"),
+        "est_net": ("choice", "the estimator's network: same (the family net names) or mlp (encoder est_hidden, decoder "
+                              "est_hidden mirrored, as the release's stacked-MNIST estimator)"),
+        "est_decoder": ("choice", "the estimator's likelihood: gaussian (variance est_decoder_var) or bernoulli (the "
+                                  "cross-entropy of the data mapped to [0, 1], as the release on images; on non-binary "
+                                  "data not a likelihood, so no est_nll is reported)"),
         "flat_unroll": ("any", "unroll on one flat parameter vector (same numbers, fewer tensor operations)"),
         "unroll_steps": ("int1", "look-ahead steps K of the unrolled estimator"),
         "n_est": ("int1", "estimator updates per step"),
@@ -168,9 +182,10 @@ def _build(method: LBT, c: LBTConfig) -> None:
     check_eval_options(c.iwae_ks, c.iwae_points, c.iwae_chunk, c.elbo_samples)
     method.G = build.generator(spec, c.z_dim, net=c.net, hidden=c.g_hidden, act=c.g_act, width=c.width,
                                batchnorm=build.default_batchnorm(spec, c.net)).to(device)
-    vae = GaussianVAE(spec, c.est_z_dim, c.est_hidden, act=c.est_act, decoder="gaussian",
+    vae = GaussianVAE(spec, c.est_z_dim, c.est_hidden, act=c.est_act, decoder=c.est_decoder,
                       decoder_var=c.est_decoder_var, learn_decoder_var=c.est_learn_decoder_var,
-                      net=c.net, width=c.width).to(device)
+                      net=c.net if c.est_net == "same" else c.est_net, width=c.width,
+                      decoder_hidden=tuple(reversed(c.est_hidden))).to(device)
     method.estimator = VAEEstimator(vae, sample_mode=c.est_sample_mode, chunk_size=c.iwae_chunk,
                                     elbo_samples=c.elbo_samples)
     method.networks = {"generator": method.G, "estimator": vae}
@@ -381,6 +396,10 @@ def _report(method: LBT, c: LBTConfig, dataset: Dataset) -> dict[str, Any]:
     # 8-bit images: the Gaussian estimator is a density of continuous values, so its bounds are taken on uniformly
     # dequantised test images and shifted to the discrete data (a valid bound on their NLL whatever the estimator
     # was trained on); without this est_nll_iwae would be −log of a density and could go below zero
+    if c.est_decoder == "bernoulli" and dataset.spec.kind != "binary":
+        # the cross-entropy of grey levels is the release's training signal, not a density of the data: no bound
+        return {"est_likelihood_note": "no likelihood: the estimator's Bernoulli decoder is a cross-entropy of data "
+                                       "that are not binary"}
     quantised = "dequantised" if dataset.spec.levels is not None else None
     return estimator_report(method.estimator, dataset, ks=c.iwae_ks, n_points=c.iwae_points, seed=c.eval_seed,
                             prefix="est_", quantised=quantised)

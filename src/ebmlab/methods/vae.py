@@ -127,6 +127,10 @@ class VAE(Method):
         if c.objective == "wake_sleep" and c.train_k != 1:
             raise EbmlabError(f"objective=wake_sleep draws one z per example in each phase; got train_k={c.train_k} "
                               f"— leave train_k at 1")
+        if c.decoder == "bernoulli" and self.spec.levels is not None:
+            raise EbmlabError("decoder=bernoulli is the likelihood of binary data; these are 8-bit images, whose "
+                              "cross-entropy under it is no likelihood of theirs — use decoder=discretised (or "
+                              "gaussian), or binarised data")
         check_eval_options(c.iwae_ks, c.iwae_points, c.iwae_chunk, c.elbo_samples)
         self.vae = GaussianVAE(self.spec, c.z_dim, c.hidden, act=c.act, decoder=c.decoder, decoder_var=c.decoder_var,
                                learn_decoder_var=c.learn_decoder_var, net=c.net, width=c.width).to(self.device)

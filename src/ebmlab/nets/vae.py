@@ -42,11 +42,13 @@ class GaussianVAE(nn.Module):
             (a Gaussian's mass on each level of quantised data: a likelihood of 8-bit images, bounds.discrete).
         decoder_var: the Gaussian decoder's variance (initial value when learned).
         learn_decoder_var: learn one log-variance per data dimension.
+        decoder_hidden: the MLP decoder's hidden widths from z outwards (default ``hidden``; an encoder
+            D → 1000 → 400 → z mirrored is ``decoder_hidden=(400, 1000)``).
     """
 
     def __init__(self, data: DataSpec | int, z_dim: int, hidden: tuple[int, ...] = (128, 128), *, act: str = "tanh",
                  decoder: DecoderKind = "gaussian", decoder_var: float = 1e-3, learn_decoder_var: bool = False,
-                 net: str = "auto", width: int = 32):
+                 net: str = "auto", width: int = 32, decoder_hidden: tuple[int, ...] | None = None):
         from .build import decoder as build_decoder, family
         from .conv import ConvCritic
 
@@ -79,7 +81,8 @@ class GaussianVAE(nn.Module):
         # layer of width 2d split in two.
         self.enc_mu = nn.Linear(feat, z_dim)
         self.enc_logvar = nn.Linear(feat, z_dim)
-        self.decoder_net = build_decoder(spec, z_dim, net=net, hidden=hidden, act=act, width=width)
+        dec_hidden = hidden if decoder_hidden is None else decoder_hidden
+        self.decoder_net = build_decoder(spec, z_dim, net=net, hidden=dec_hidden, act=act, width=width)
         self.learn_decoder_var = learn_decoder_var
         if decoder in ("gaussian", "discretised"):
             logvar = torch.full(spec.shape, math.log(decoder_var))
