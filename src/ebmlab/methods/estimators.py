@@ -110,16 +110,16 @@ class VAEEstimator:
         return gaussian_log_lik(mean, x, logvar)
 
     def to_unit(self, x: Tensor) -> Tensor:
-        """Data in the module's value range (lo, hi) as Bernoulli targets in [0, 1] (unchanged without a range, and
-        for binary data, whose range is (0, 1)): the release of LBT decodes grey levels in [0, 1] with a Bernoulli
-        cross-entropy, ebmlab's images lie in (−1, 1)."""
+        """Data in the module's value range (lo, hi) as Bernoulli targets in [0, 1] (unchanged without a range; binary
+        data, range (0, 1), map onto themselves exactly): the release of LBT decodes grey levels in [0, 1] with a
+        Bernoulli cross-entropy, ebmlab's images lie in (−1, 1)."""
         vr = self.module.value_range
-        return x if vr is None or tuple(vr) == (0.0, 1.0) else (x - vr[0]) / (vr[1] - vr[0])
+        return x if vr is None else (x - vr[0]) / (vr[1] - vr[0])
 
     def from_unit(self, p: Tensor) -> Tensor:
         """The inverse of :meth:`to_unit`: a Bernoulli decoder's means and draws in the data's value range."""
         vr = self.module.value_range
-        return p if vr is None or tuple(vr) == (0.0, 1.0) else vr[0] + (vr[1] - vr[0]) * p
+        return p if vr is None else vr[0] + (vr[1] - vr[0]) * p
 
     def elbo(self, model: Any, x: Tensor, *, generator: Noise, samples: int = 1) -> ElboTerms:
         """Reparameterised ELBO [b] (analytic KL) of x [b, D] under ``model``, averaged over ``samples`` draws."""

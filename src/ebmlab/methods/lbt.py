@@ -393,13 +393,13 @@ def teaching_core(method: LBT, g_params: dict[str, Tensor], start: EstimatorStar
 
 def _report(method: LBT, c: LBTConfig, dataset: Dataset) -> dict[str, Any]:
     # The second model: the estimator's own density bounds against the exact data density, and its samples.
-    # 8-bit images: the Gaussian estimator is a density of continuous values, so its bounds are taken on uniformly
-    # dequantised test images and shifted to the discrete data (a valid bound on their NLL whatever the estimator
-    # was trained on); without this est_nll_iwae would be −log of a density and could go below zero
     if c.est_decoder == "bernoulli" and dataset.spec.kind != "binary":
         # the cross-entropy of grey levels is the release's training signal, not a density of the data: no bound
         return {"est_likelihood_note": "no likelihood: the estimator's Bernoulli decoder is a cross-entropy of data "
                                        "that are not binary"}
+    # 8-bit images: the Gaussian estimator is a density of continuous values, so its bounds are taken on uniformly
+    # dequantised test images and shifted to the discrete data (a valid bound on their NLL whatever the estimator
+    # was trained on); without this est_nll_iwae would be −log of a density and could go below zero
     quantised = "dequantised" if dataset.spec.levels is not None else None
     return estimator_report(method.estimator, dataset, ks=c.iwae_ks, n_points=c.iwae_points, seed=c.eval_seed,
                             prefix="est_", quantised=quantised)
