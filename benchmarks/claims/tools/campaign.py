@@ -50,7 +50,8 @@ bihm-fewer-samples aevb-beats-wake-sleep pacgan-stacked-mnist-modes
 MEDIUM = """
 vcd-beats-vgan-paper-nets vcd-from-noise-beats-vgan-paper-nets vcd-fd-beats-vgan-paper-nets vgan-beats-gan-paper-nets
 vgan-fd-beats-gan-paper-nets bib-beats-gan-paper-nets
-kale-beats-gan-paper-nets kale-guided-beats-base-paper-nets lbt-gan-beats-gan-paper-nets lbt-beats-gan-paper-nets bib-beats-onesided-paper-nets
+kale-beats-gan-paper-nets kale-guided-beats-base-paper-nets lbt-gan-beats-gan-paper-nets lbt-gan-fd-beats-gan-paper-nets
+lbt-beats-gan-paper-nets bib-beats-onesided-paper-nets
 bib-without-r1-paper-nets
 """.split()
 SPECS = Path("benchmarks/claims")
