@@ -1,3 +1,4 @@
+import copy
 import math
 from types import SimpleNamespace
 
@@ -56,6 +57,42 @@ def test_kale_energy_step_schedule_and_a_initialisation():
     k2.config = k2.config.__class__(**{**k2.config.__dict__, "n_critic_burst": 0})  # no energy step: A untouched
     k2.train_step(x, 1)
     assert abs(k2.A.value.item() - expected) < 0.02
+
+
+def test_kale_initial_log_partition_in_eval_mode_and_blocks_leaves_batch_norm_alone():
+    """The initial A is log mean exp(−E(G(z))) over 100·b draws with both networks in eval mode, as the release's
+    init_log_partition, computed b draws a call: in float64 the same value as one call over all draws (rows are
+    computed independently in eval mode; only the convolutions' algorithm and the summation order can differ with
+    the call's size), and the generator's batch-norm running statistics are not moved by it."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        cfg = resolve_config("kale", "digits", overrides={"net": "conv", "width": 4})
+        k = build_method(cfg, torch.device("cpu"))
+        k.config = k.config.__class__(**{**k.config.__dict__, "n_critic_burst": 0})  # no energy step: A untouched
+        k.G.train()
+        bn = [m for m in k.G.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        assert bn  # the case that differs between train and eval mode
+        before = [int(m.num_batches_tracked) for m in bn]
+        g = torch.Generator().manual_seed(0)
+        g.set_state(k.rng.get_state())
+        z = torch.randn(100 * 16, k.latent_dim, generator=g)  # the draws the first step will make
+        k.G.eval()
+        k.E.eval()
+        with torch.no_grad():
+            expected = float(torch.logsumexp(-k.energy(k.G(z)), 0) - math.log(len(z)))
+            k.G.train()
+            k.E.train()
+            # train mode (batch statistics of all 1,600 draws; on a copy, whose running statistics it moves) gives
+            # another value: the test tells the two apart
+            e_train = k.energy(copy.deepcopy(k.G)(z))
+        assert abs(float(torch.logsumexp(-e_train, 0) - math.log(len(z))) - expected) > 1e-3
+        x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+        k.train_step(x, 1)  # A is its initial value
+        assert k.A.value.item() == pytest.approx(expected, abs=1e-12)
+        # one batch-norm update per layer: the generator's step; the 1,600 draws behind A moved none of them
+        assert [int(m.num_batches_tracked) for m in bn] == [n + 1 for n in before]
+    finally:
+        torch.set_default_dtype(torch.float32)
 
 
 def test_kale_base_only_and_guided_samples_differ_but_are_deterministic():

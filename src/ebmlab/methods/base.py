@@ -322,6 +322,20 @@ def optimizer_step(opt: torch.optim.Optimizer, loss: Tensor, recipe: Any = None,
 
 
 @contextlib.contextmanager
+def evaluating(*modules: nn.Module):
+    """Temporarily put ``modules`` in eval mode (batch norm on its running statistics, no update of them), each
+    back in its own mode afterwards."""
+    saved = [(m, m.training) for m in modules]
+    for m, _ in saved:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, t in saved:
+            m.train(t)
+
+
+@contextlib.contextmanager
 def frozen(*modules: nn.Module):
     """Temporarily stop gradients into ``modules`` (the other player's step still differentiates through them).
     Moot, and skipped, while ``torch.compile`` traces a compiled step: its gradients are taken by ``torch.func`` in
