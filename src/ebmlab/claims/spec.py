@@ -25,6 +25,13 @@ of the paper; ``ebmlab``: a check of ebmlab's own, e.g. a sampler's stationary l
 - ``status = "known_answer"``: ``test``, the pytest node that checks the known answer;
 - ``status = "untested"``: ``reason``.
 
+A measured spec may instead read the runs of another: ``reads = "<id>"`` takes that spec's ``[comparison]`` and
+``[scale.*]`` tables whole (the same arms, so the same runs, trained once), and its own ``[comparison]`` names only
+what it reads of them differently — the ``metric``, its ``direction``, the paper's ``effect``, ``collapse_check``,
+``decides``, and an arm's ``label`` and ``metric`` (e.g. VCD's chains from noise) — with ``scales``, optionally, the source's scales it reads (all of them by default). A spec that reads
+another has no ``[scale]`` of its own and cannot itself be read (no chains): e.g. a classifier-feature FD reading of
+the runs of a mode-count claim.
+
 ``paper_value`` (``value``, optional ``spread``, the equivalence ``margin``, ``metric`` and ``where``) is the
 number the paper reports for arm a; ``contrary`` lists files of ``benchmarks/`` whose evidence goes against the
 claim (linked from the row). Every spec names the ``networks`` its measurements used and the ``evidence`` files.
@@ -252,13 +259,77 @@ def _check_result(r: Any, where: str) -> dict[str, Any]:
     return r
 
 
+# what a spec that reads another's runs may say of its own in [comparison]: how it reads them, not what ran; and
+# of each arm (comparison.a, comparison.b): its label and the metric it reads
+READ_KEYS = ("metric", "direction", "effect", "effect_source", "collapse_check", "decides", "a", "b")
+READ_ARM_KEYS = ("label", "metric")
+
+
+def _read_runs_of(d: dict[str, Any], path: Path, where: str) -> dict[str, Any]:
+    """``d`` with the ``[comparison]`` and ``[scale.*]`` of the spec it ``reads`` (module docstring), its own
+    ``[comparison]`` keys (:data:`READ_KEYS`) over the source's."""
+    from ..config import load_toml
+
+    source = _need(d, "reads", str, where)
+    src_path = path.parent / f"{source}.toml"
+    if not src_path.is_file():
+        raise EbmlabError(f"{where}: reads = {source!r}, but there is no spec {src_path}: name a claim id of "
+                          f"this directory")
+    if d.get("status") != "measured" or "scale" in d:
+        raise EbmlabError(f"{where}: a spec that reads another's runs is measured and has no [scale] tables of its "
+                          f"own (they are {source}'s)")
+    src = load_toml(src_path)
+    if "reads" in src or src.get("status") != "measured":
+        raise EbmlabError(f"{where}: reads = {source!r}, which is not a measured spec with runs of its own (it "
+                          f"{'reads ' + repr(src['reads']) if 'reads' in src else 'is ' + repr(src.get('status'))})")
+    own = _maybe(d, "comparison", dict, where) or {}
+    extra = sorted(set(own) - set(READ_KEYS))
+    if extra:
+        raise EbmlabError(f"{where}: comparison.{', comparison.'.join(extra)}: a spec that reads {source}'s runs "
+                          f"names only how it reads them ({', '.join(READ_KEYS)}); the arms and budget are "
+                          f"{source}'s")
+    merged = {**dict(src.get("comparison") or {}), **own}
+    for arm in ("a", "b"):
+        if arm not in own:
+            continue
+        mine = _need(own, arm, dict, where)
+        extra = sorted(set(mine) - set(READ_ARM_KEYS))
+        if extra:
+            raise EbmlabError(f"{where}: comparison.{arm}.{', '.join(extra)}: a spec that reads {source}'s runs "
+                              f"names only an arm's {' and '.join(READ_ARM_KEYS)}; its method and overrides are "
+                              f"{source}'s")
+        merged[arm] = {**dict((src.get("comparison") or {}).get(arm) or {}), **mine}
+    scales = dict(src.get("scale") or {})
+    wanted = d.get("scales", list(scales))
+    if not (isinstance(wanted, list) and wanted and all(isinstance(x, str) and x in scales for x in wanted)):
+        raise EbmlabError(f"{where}: 'scales' must be a non-empty list of {source}'s scales "
+                          f"({', '.join(scales)}), got {wanted!r}")
+    return {**d, "comparison": merged, "scale": {k: v for k, v in scales.items() if k in wanted}}
+
+
+def _ran_results(rf: Path) -> dict[str, Any]:
+    """The results ``claims run`` recorded in ``rf`` (none when it does not exist), checked."""
+    from ..atomic import read_json
+
+    ran = read_json(rf) if rf.is_file() else {}
+    if not isinstance(ran, dict):
+        raise EbmlabError(f"{rf}: results must be a JSON object of scale → result; restore it from version control")
+    for s, r in ran.items():
+        if s not in SCALES + ("known_answer",) + tuple(result_key(x, "cuda") for x in SCALES):
+            raise EbmlabError(f"{rf}: '{s}' is not a scale ({', '.join(SCALES)}), a scale's CUDA result "
+                              f"('small@cuda', ...) or known_answer")
+        _check_result(r, f"{rf}: {s}")
+    return ran
+
+
 def load_claim(path: Path, results_dir: Path | None = None) -> Claim:
     """One spec file, checked, with its results (``results_dir/<id>.json``) when recorded."""
     from ..config import load_toml
-    from ..atomic import read_json
 
     where = f"claim spec {path}"
     d = load_toml(path)
+    if "reads" in d:
+        d = _read_runs_of(d, path, where)
     status = d.get("status")
     if status not in STATUSES:
         raise EbmlabError(f"{where}: status must be one of {', '.join(STATUSES)}, got {status!r}")
@@ -288,16 +359,7 @@ def load_claim(path: Path, results_dir: Path | None = None) -> Claim:
     if status == "untested":
         _need(d, "reason", str, where)
     paper_value = _check_paper_value(d.get("paper_value"), where)
-    results_dir = results_dir or path.parent / "results"
-    rf = results_dir / f"{path.stem}.json"
-    ran = read_json(rf) if rf.is_file() else {}
-    if not isinstance(ran, dict):
-        raise EbmlabError(f"{rf}: results must be a JSON object of scale → result; restore it from version control")
-    for s, r in ran.items():
-        if s not in SCALES + ("known_answer",) + tuple(result_key(x, "cuda") for x in SCALES):
-            raise EbmlabError(f"{rf}: '{s}' is not a scale ({', '.join(SCALES)}), a scale's CUDA result "
-                              f"('small@cuda', ...) or known_answer")
-        _check_result(r, f"{rf}: {s}")
+    ran = _ran_results((results_dir or path.parent / "results") / f"{path.stem}.json")
     recorded = d.get("recorded", {})
     if not isinstance(recorded, dict) or any(s not in SCALES for s in recorded):
         raise EbmlabError(f"{where}: recorded must hold tables named by scale ({', '.join(SCALES)})")
