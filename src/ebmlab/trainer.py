@@ -348,14 +348,18 @@ def _steps(t: _Training, end: int, bar: tqdm, stop: StopAtStepEnd) -> int:
         t.stopped_by = _used_up(t)
         if t.stopped_by is not None:
             end = step  # the budget is used up: this step is the run's last
-        if step % rc.ckpt_every == 0 or step == end or stop.requested is not None:
+        # read once: a signal that lands after this line (during the checkpoint, the bar) is this step's no more,
+        # and stops the run after the next one, with its checkpoint; read twice, a signal between the two reads
+        # stopped the run here without one
+        requested = stop.requested
+        if step % rc.ckpt_every == 0 or step == end or requested is not None:
             t.checkpoint(step)
         bar.update(1)
         fault_point(f"step:{step}")
         if t.stopped_by is not None:
             break
-        if stop.requested is not None:
-            raise KeyboardInterrupt(f"{stop.requested} at step {step}: checkpoint saved")
+        if requested is not None:
+            raise KeyboardInterrupt(f"{requested} at step {step}: checkpoint saved")
     return end
 
 

@@ -122,3 +122,26 @@ def test_a_bench_worker_waiting_for_a_run_takes_ctrl_c_quietly_and_starts_no_fur
             time.sleep(1)
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+def test_a_signal_landing_after_the_checkpoint_decision_stops_after_the_next_step_with_its_checkpoint(tmp_path,
+                                                                                                        monkeypatch):
+    """A signal that arrives after a step's checkpoint was decided (here: at the step's fault point, between the
+    checkpoint and the stop) is acted on after the next step, which is checkpointed; read twice, the stop flag
+    made the run stop at the first step without a checkpoint, losing it on resume."""
+    import ebmlab.trainer as trainer
+
+    real = trainer.fault_point
+
+    def signal_at_step_5(where: str) -> None:
+        if where == "step:5":
+            os.kill(os.getpid(), signal.SIGINT)  # the trainer's handler takes it: the flag is set here
+        real(where)
+
+    monkeypatch.setattr(trainer, "fault_point", signal_at_step_5)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt, match="SIGINT at step 6: checkpoint saved"):
+        trainer.train("gan", "ring8", out=out, progress=False,
+                      overrides={"steps": 100, "ckpt_every": 1000, "log_every": 1, "loggers": "", "plots": False,
+                                 "threads": 1})
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 6 == max(logged_steps(out))

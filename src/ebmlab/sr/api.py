@@ -206,10 +206,11 @@ def _train_steps(run: RunDir, net: SRModel, model: str, data: str, sr_data: Any,
                                       f"lower lr and start a new run")
                 logger.log(step + 1, "train", m)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in m.items()})
-            if (step + 1) % ckpt_every == 0 or step + 1 == steps or stop.requested is not None:
+            requested = stop.requested  # read once (ebmlab.trainer: a signal between two reads lost the checkpoint)
+            if (step + 1) % ckpt_every == 0 or step + 1 == steps or requested is not None:
                 _save(run, net, model, step + 1, fit_info, window)
-            if stop.requested is not None and step + 1 < steps:
-                raise KeyboardInterrupt(f"{stop.requested} at step {step + 1}: checkpoint saved")
+            if requested is not None and step + 1 < steps:
+                raise KeyboardInterrupt(f"{requested} at step {step + 1}: checkpoint saved")
     finally:
         stop.restore()
         bar.close()
