@@ -267,3 +267,45 @@ def test_an_equal_compute_reading_leaves_out_seeds_whose_arms_ran_at_different_m
     # a fixed-steps claim (same_run) is not read at equal compute: the speeds decide nothing
     r = {**ahead, "speed": {"a": [0.2] * 4, "b": [0.5] * 4}}
     assert "n = 4" in verdict(_claim(tmp_path, r, name="fixed")).detail
+
+
+def test_a_seed_whose_arms_were_scored_by_different_classifiers_is_left_out(tmp_path):
+    """Rule 8: per seed, the two arms' runs must name one classifier (``scorer``: their ``clf_sha256``); a seed
+    that does not is left out of the reading it is in (the budget pair or the equal-steps pair), and the row says
+    so with both classifiers; a result without scorers is judged as before."""
+    (tmp_path / "e.toml").write_text(SPEC.format(direction="higher", extra="", comparison="").replace(
+        'budget = "same_run"', 'budget = "equal_wall_time"').replace('method = "kale", metric = "base_hq"',
+                                                                    'method = "gan", metric = "hq"'))
+    ahead = {"a": [0.97, 0.98, 0.975, 0.97], "b": [0.80, 0.81, 0.79, 0.80], "clock": "steps"}
+    one, other = "ca256820dad92a7e" * 4, "32a26749b0951ca5" * 4
+
+    def judged(result):
+        (tmp_path / "results").mkdir(exist_ok=True)
+        (tmp_path / "results" / "e.json").write_text(json.dumps({"small": result}))
+        return get_claim("e", tmp_path)
+
+    same = {"a": [one] * 4, "b": [one] * 4}
+    mixed = {"a": [one] * 4, "b": [one, other, one, None]}  # seed 3's b names none: not a mismatch
+    pair = {**ahead, "steps": {"a": [5] * 4, "b": [5] * 4}}
+    c = judged({**ahead, "scorer": mixed, "equal_steps": {**pair, "scorer": same}})
+    v = verdict(c)
+    assert v.label == "consistent" and "n = 3" in v.detail
+    assert "seed 1 left out: its arms were scored by different classifiers (ca256820 / 32a26749)" in v.detail
+    assert "n = 4" in equal_steps_verdict(c).detail  # its own runs name one classifier
+    c = judged({**ahead, "scorer": same, "equal_steps": {**pair, "scorer": {"a": [one] * 4, "b": [other] * 4}}})
+    assert "n = 4" in verdict(c).detail
+    es = equal_steps_verdict(c)
+    assert es.label == "inconclusive" and es.detail.startswith("0 seeds with both arms")
+    assert "n = 4" in verdict(judged(ahead)).detail  # recorded before scorers were
+
+
+def test_the_scorer_of_a_run_is_its_summarys_classifier_hash(tmp_path):
+    from ebmlab.claims.runners import scorers
+
+    for name, metrics in (("a", {"modes": 900, "clf_sha256": "ca256820dad92a7e"}), ("b", {"w1": 0.1})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps({"metrics": metrics}))
+    (tmp_path / "torn").mkdir()
+    (tmp_path / "torn" / "summary.json").write_text("{")
+    got = scorers([tmp_path / "a", tmp_path / "b", tmp_path / "missing", None, tmp_path / "torn"])
+    assert got == ["ca256820dad92a7e", None, None, None, None]

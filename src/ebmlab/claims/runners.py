@@ -195,6 +195,24 @@ def trained_at(run_dirs: list[Path]) -> list[str]:
     return seen
 
 
+def scorers(run_dirs: list[Path | None]) -> list[str | None]:
+    """Per run, the SHA-256 of the classifier that scored it (its summary's ``clf_sha256``: the stacked modes and
+    the classifier-feature metrics), None where a run has none: two runs scored by different classifiers are not
+    one measurement (``ebmlab.claims.verdict`` rule 8)."""
+    from ..atomic import read_json
+
+    out: list[str | None] = []
+    for d in run_dirs:
+        path = d / "summary.json" if d is not None else None
+        try:
+            m = read_json(path).get("metrics", {}) if path is not None and path.is_file() else {}
+        except (EbmlabError, AttributeError):
+            m = {}
+        v = m.get("clf_sha256") if isinstance(m, dict) else None
+        out.append(v if isinstance(v, str) else None)
+    return out
+
+
 def _arm_values(arm: Arm, n_seeds: int, root: Path, done: dict[str, dict[str, Any]]) -> dict[str, Any]:
     vals, steps, cpu, wall, diverged, speed, spans = [], [], [], [], [], [], []
     for s in range(n_seeds):
@@ -232,6 +250,7 @@ def run_train(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: i
     done = _execute(tasks, jobs, root)
     out = _assemble({w: _arm_values(a, n_seeds, root, done) for w, a in arms.items()}, n_seeds)
     out["clock"] = "wall" if place.get("device") == "cuda" else "cpu"  # what equal compute is read on
+    out["scorer"] = {w: scorers([_dir(root, a, s) for s in range(n_seeds)]) for w, a in arms.items()}
     check = (claim.comparison or {}).get("collapse_check")
     if check:
         out["collapse_check"] = _check_values(check, {w: [_dir(root, a, s) for s in range(n_seeds)]
@@ -312,7 +331,9 @@ def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]]
     out = {"a": values["a"], "b": values["b"], "seeds": list(range(n_seeds)),
            "steps": {w: [steps[slow][s] if s in redo else None for s in range(n_seeds)] for w in ("a", "b")},
            "retrained": fast, "keys": {fast: [redo[s].key for s in sorted(redo)]},
-           "trained_at": {fast: trained_at([_dir(root, redo[s], s) for s in sorted(redo)])}}
+           "trained_at": {fast: trained_at([_dir(root, redo[s], s) for s in sorted(redo)])},
+           "scorer": {fast: scorers([_dir(root, redo[s], s) if s in redo else None for s in range(n_seeds)]),
+                      slow: scorers([_dir(root, arms[slow], s) for s in range(n_seeds)])}}
     if check:
         out["collapse_check"] = _check_values(check, {fast: [_dir(root, redo[s], s) if s in redo else None
                                                              for s in range(n_seeds)],

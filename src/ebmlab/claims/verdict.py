@@ -36,6 +36,10 @@ arms, in this order:
    the paper's does not); a consistent row is marked "smaller than the paper's effect". Where arm b's mean leaves
    less room to the real data than that effect (a baseline that does not collapse here while the paper's did), no
    interval could reach it: the row says the effect cannot be weighed and keeps the verdict of rule 6.
+8. **One scorer per seed**: a seed whose two arms' runs were scored by different classifiers (their summaries'
+   ``clf_sha256``, recorded per arm as ``scorer``: the stacked modes and the classifier-feature metrics depend on
+   the classifier, which each machine trains for itself) is left out, and the row says which with the two
+   classifiers; a result recorded before scorers were is judged as before.
 
 Known answers: **known answer holds** (its test passes) or **known answer fails**. **Untested**: with the reason, or
 no result yet. A row whose result was transcribed from an earlier benchmark, or whose spec's arms no longer resolve
@@ -220,6 +224,16 @@ def speed_apart(claim: Claim, r: dict[str, Any]) -> tuple[dict[int, str], str]:
     return out, note
 
 
+def scorer_apart(r: dict[str, Any]) -> dict[int, str]:
+    """Rule 8: {seed index: why it is left out} for each seed whose arms' runs name different classifiers."""
+    sc = r.get("scorer")
+    if not isinstance(sc, dict) or not isinstance(sc.get("a"), list) or not isinstance(sc.get("b"), list):
+        return {}
+    return {i: f"its arms were scored by different classifiers ({x[:8]} / {y[:8]}): not one measurement"
+            for i, (x, y) in enumerate(zip(sc["a"], sc["b"]))
+            if isinstance(x, str) and isinstance(y, str) and x != y}
+
+
 def _difference(claim: Claim, r: dict[str, Any], sign: int, skip: frozenset[int] = frozenset()
                 ) -> tuple[float, float, float, int] | str:
     """(mean, lower, upper, n) of the signed difference, or why there is none; ``skip``: seed indices left out
@@ -356,6 +370,7 @@ def judge(claim: Claim, r: dict[str, Any], scale: str) -> Verdict:
     if why := _guard(claim, r, sign):
         return Verdict("inconclusive", scale, why)
     apart, note = speed_apart(claim, r)
+    apart = {**scorer_apart(r), **apart}
     speed = _speed_text(r, apart, note)
     diff = _difference(claim, r, sign, frozenset(apart))
     if isinstance(diff, str):
@@ -439,7 +454,9 @@ def _judge_reading(claim: Claim, r: dict[str, Any], reading: dict[str, Any], sca
     machine speeds (rule 4)."""
     speed = ({"speed": r.get("speed"), "spans": r.get("spans"), "clock": r.get("clock", "cpu")} if compute
              else {"clock": "steps"})
-    return judge(claim, {**reading, "references": r.get("references"), "diverged": {}, **speed}, scale or "small")
+    scorer = reading.get("scorer", r.get("scorer"))  # a curve's point reads the result's own runs
+    return judge(claim, {**reading, "references": r.get("references"), "diverged": {}, "scorer": scorer, **speed},
+                 scale or "small")
 
 
 def holds_from(claim: Claim, key: str | None = None) -> dict[str, str]:
