@@ -300,12 +300,8 @@ def test_a_seed_whose_arms_were_scored_by_different_classifiers_is_left_out(tmp_
 
 
 def test_the_scorer_of_a_run_is_its_summarys_classifier_hash(tmp_path):
-    from ebmlab.claims.runners import scorers
+    from ebmlab.claims.runners import scorer
 
-    for name, metrics in (("a", {"modes": 900, "clf_sha256": "ca256820dad92a7e"}), ("b", {"w1": 0.1})):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "summary.json").write_text(json.dumps({"metrics": metrics}))
-    (tmp_path / "torn").mkdir()
-    (tmp_path / "torn" / "summary.json").write_text("{")
-    got = scorers([tmp_path / "a", tmp_path / "b", tmp_path / "missing", None, tmp_path / "torn"])
-    assert got == ["ca256820dad92a7e", None, None, None, None]
+    runs = [{"status": "ok", "metrics": {"modes": 900, "clf_sha256": "ca256820dad92a7e"}},
+            {"status": "ok", "metrics": {"w1": 0.1}}, None, {"status": "ok"}, {"status": "ok", "metrics": None}]
+    assert [scorer(r) for r in runs] == ["ca256820dad92a7e", None, None, None, None]

@@ -195,26 +195,16 @@ def trained_at(run_dirs: list[Path]) -> list[str]:
     return seen
 
 
-def scorers(run_dirs: list[Path | None]) -> list[str | None]:
-    """Per run, the SHA-256 of the classifier that scored it (its summary's ``clf_sha256``: the stacked modes and
-    the classifier-feature metrics), None where a run has none: two runs scored by different classifiers are not
-    one measurement (``ebmlab.claims.verdict`` rule 8)."""
-    from ..atomic import read_json
-
-    out: list[str | None] = []
-    for d in run_dirs:
-        path = d / "summary.json" if d is not None else None
-        try:
-            m = read_json(path).get("metrics", {}) if path is not None and path.is_file() else {}
-        except (EbmlabError, AttributeError):
-            m = {}
-        v = m.get("clf_sha256") if isinstance(m, dict) else None
-        out.append(v if isinstance(v, str) else None)
-    return out
+def scorer(r: dict[str, Any] | None) -> str | None:
+    """The SHA-256 of the classifier that scored a finished run (``r``, as :func:`_finished` reads it: its summary's
+    ``clf_sha256``; the stacked modes and the classifier-feature metrics), None where it has none: two runs scored
+    by different classifiers are not one measurement (``ebmlab.claims.verdict`` rule 8)."""
+    v = ((r or {}).get("metrics") or {}).get("clf_sha256")
+    return v if isinstance(v, str) else None
 
 
 def _arm_values(arm: Arm, n_seeds: int, root: Path, done: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    vals, steps, cpu, wall, diverged, speed, spans = [], [], [], [], [], [], []
+    vals, steps, cpu, wall, diverged, speed, spans, scorers = [], [], [], [], [], [], [], []
     for s in range(n_seeds):
         d = _dir(root, arm, s)
         r = done.get(str(d))
@@ -227,14 +217,16 @@ def _arm_values(arm: Arm, n_seeds: int, root: Path, done: dict[str, dict[str, An
         wall.append(round(w, 1) if isinstance(w, (int, float)) else None)
         speed.append((r or {}).get("speed"))
         spans.append((r or {}).get("spans"))
+        scorers.append(scorer(r))
     refs = next((x for s in range(n_seeds) if (x := _references(_dir(root, arm, s), arm.metric))), {})
     return {"values": vals, "steps": steps, "cpu_s": cpu, "train_s": wall, "diverged": diverged, "references": refs,
-            "speed": speed, "spans": spans, "trained_at": trained_at([_dir(root, arm, s) for s in range(n_seeds)])}
+            "speed": speed, "spans": spans, "scorer": scorers,
+            "trained_at": trained_at([_dir(root, arm, s) for s in range(n_seeds)])}
 
 
 def _assemble(per_arm: dict[str, dict[str, Any]], n: int) -> dict[str, Any]:
     out: dict[str, Any] = {"seeds": list(range(n))}
-    for key in ("steps", "cpu_s", "train_s", "diverged", "references", "trained_at", "speed", "spans"):
+    for key in ("steps", "cpu_s", "train_s", "diverged", "references", "trained_at", "speed", "spans", "scorer"):
         out[key] = {w: v.get(key, []) for w, v in per_arm.items()}
     out.update({w: v["values"] for w, v in per_arm.items()})
     return out
@@ -250,7 +242,6 @@ def run_train(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: i
     done = _execute(tasks, jobs, root)
     out = _assemble({w: _arm_values(a, n_seeds, root, done) for w, a in arms.items()}, n_seeds)
     out["clock"] = "wall" if place.get("device") == "cuda" else "cpu"  # what equal compute is read on
-    out["scorer"] = {w: scorers([_dir(root, a, s) for s in range(n_seeds)]) for w, a in arms.items()}
     check = (claim.comparison or {}).get("collapse_check")
     if check:
         out["collapse_check"] = _check_values(check, {w: [_dir(root, a, s) for s in range(n_seeds)]
@@ -327,13 +318,14 @@ def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]]
                      if s in redo else None for s in range(n_seeds)]}
     slow_done = {str(_dir(root, arms[slow], s)): r for s in range(n_seeds)
                  if (r := _finished(_dir(root, arms[slow], s))) is not None}
-    values[slow] = _arm_values(arms[slow], n_seeds, root, slow_done)["values"]
+    slow_values = _arm_values(arms[slow], n_seeds, root, slow_done)
+    values[slow] = slow_values["values"]
     out = {"a": values["a"], "b": values["b"], "seeds": list(range(n_seeds)),
            "steps": {w: [steps[slow][s] if s in redo else None for s in range(n_seeds)] for w in ("a", "b")},
            "retrained": fast, "keys": {fast: [redo[s].key for s in sorted(redo)]},
            "trained_at": {fast: trained_at([_dir(root, redo[s], s) for s in sorted(redo)])},
-           "scorer": {fast: scorers([_dir(root, redo[s], s) if s in redo else None for s in range(n_seeds)]),
-                      slow: scorers([_dir(root, arms[slow], s) for s in range(n_seeds)])}}
+           "scorer": {fast: [scorer(done.get(str(_dir(root, redo[s], s)))) if s in redo else None
+                             for s in range(n_seeds)], slow: slow_values["scorer"]}}
     if check:
         out["collapse_check"] = _check_values(check, {fast: [_dir(root, redo[s], s) if s in redo else None
                                                              for s in range(n_seeds)],

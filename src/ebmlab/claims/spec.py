@@ -28,9 +28,9 @@ of the paper; ``ebmlab``: a check of ebmlab's own, e.g. a sampler's stationary l
 A measured spec may instead read the runs of another: ``reads = "<id>"`` takes that spec's ``[comparison]`` and
 ``[scale.*]`` tables whole (the same arms, so the same runs, trained once), and its own ``[comparison]`` names only
 what it reads of them differently — the ``metric``, its ``direction``, the paper's ``effect``, ``collapse_check``,
-``decides``, and an arm's ``label`` and ``metric`` (e.g. VCD's chains from noise) — with ``scales``, optionally, the source's scales it reads (all of them by default). A spec that reads
-another has no ``[scale]`` of its own and cannot itself be read (no chains): e.g. a classifier-feature FD reading of
-the runs of a mode-count claim.
+``decides``, and an arm's ``label`` and ``metric`` (e.g. VCD's chains from noise) — with ``scales``, optionally,
+the source's scales it reads (all of them by default). A spec that reads another has no ``[scale]`` of its own and
+cannot itself be read (no chains): e.g. a classifier-feature FD reading of the runs of a mode-count claim.
 
 ``paper_value`` (``value``, optional ``spread``, the equivalence ``margin``, ``metric`` and ``where``) is the
 number the paper reports for arm a; ``contrary`` lists files of ``benchmarks/`` whose evidence goes against the
@@ -288,7 +288,8 @@ def _read_runs_of(d: dict[str, Any], path: Path, where: str) -> dict[str, Any]:
         raise EbmlabError(f"{where}: comparison.{', comparison.'.join(extra)}: a spec that reads {source}'s runs "
                           f"names only how it reads them ({', '.join(READ_KEYS)}); the arms and budget are "
                           f"{source}'s")
-    merged = {**dict(src.get("comparison") or {}), **own}
+    src_comparison = dict(src.get("comparison") or {})
+    merged = {**src_comparison, **own}
     for arm in ("a", "b"):
         if arm not in own:
             continue
@@ -298,7 +299,7 @@ def _read_runs_of(d: dict[str, Any], path: Path, where: str) -> dict[str, Any]:
             raise EbmlabError(f"{where}: comparison.{arm}.{', '.join(extra)}: a spec that reads {source}'s runs "
                               f"names only an arm's {' and '.join(READ_ARM_KEYS)}; its method and overrides are "
                               f"{source}'s")
-        merged[arm] = {**dict((src.get("comparison") or {}).get(arm) or {}), **mine}
+        merged[arm] = {**dict(src_comparison.get(arm) or {}), **mine}
     scales = dict(src.get("scale") or {})
     wanted = d.get("scales", list(scales))
     if not (isinstance(wanted, list) and wanted and all(isinstance(x, str) and x in scales for x in wanted)):

@@ -322,12 +322,12 @@ def optimizer_step(opt: torch.optim.Optimizer, loss: Tensor, recipe: Any = None,
 
 
 @contextlib.contextmanager
-def evaluating(*modules: nn.Module):
-    """Temporarily put ``modules`` in eval mode (batch norm on its running statistics, no update of them), each
-    back in its own mode afterwards."""
+def in_mode(training: bool, *modules: nn.Module):
+    """Temporarily put ``modules`` in train (``True``) or eval mode (``False``: batch norm on its running statistics,
+    no update of them), each back in its own mode afterwards."""
     saved = [(m, m.training) for m in modules]
     for m, _ in saved:
-        m.eval()
+        m.train(training)
     try:
         yield
     finally:

@@ -52,7 +52,7 @@ from ..metadata import Metric
 from ..nets import build
 from ..nets.ladder import Ladder
 from ..rng import Noise, randint, Tape
-from .base import CompiledPair, CompiledSingle, LatentGenerator, Method, adam, frozen, optimizer_step
+from .base import CompiledPair, CompiledSingle, LatentGenerator, Method, adam, frozen, in_mode, optimizer_step
 from .ebgan import MarginSchedule, margin_at
 from ..data.base import Dataset
 
@@ -217,12 +217,8 @@ class EBGANLN(MarginSchedule, LatentGenerator, Method):
     # --- the model ---------------------------------------------------------------------------------------------
     def energy(self, x: Tensor) -> Tensor:
         lad = self._ladder()
-        was = lad.training
-        lad.eval()
-        try:
+        with in_mode(False, lad):
             return lad.cost(self.unit(x), None, noise_std=0.0)
-        finally:
-            lad.train(was)
 
     def features(self, x: Tensor) -> Tensor:
         return self._ladder().features(self.unit(x))
@@ -231,13 +227,9 @@ class EBGANLN(MarginSchedule, LatentGenerator, Method):
     def predict(self, x: Tensor, batch: int = 2000) -> Tensor:
         """Class predictions [n] of the clean ladder (population statistics)."""
         lad = self._ladder()
-        was = lad.training
-        lad.eval()
-        try:
+        with in_mode(False, lad):
             return torch.cat([lad(self.unit(x[i:i + batch].to(self.device))).argmax(1).cpu()
                               for i in range(0, len(x), batch)])
-        finally:
-            lad.train(was)
 
     def evaluate_extra(self, dataset: Dataset, count: int = 2500) -> dict[str, Any]:
         y = dataset.test_labels

@@ -62,7 +62,7 @@ from ..nets.build import Net
 from ..nets.calls import in_blocks
 from ..distributed import gather
 from ..rng import Noise, Tape
-from .base import CompiledPair, LatentGenerator, Method, OptimizerView, OptRead, UpdateRule, adam, evaluating, frozen, optimizer_step, run_clip
+from .base import CompiledPair, LatentGenerator, Method, OptimizerView, OptRead, UpdateRule, adam, frozen, in_mode, optimizer_step, run_clip
 from ..data.base import Dataset
 
 
@@ -248,7 +248,7 @@ class KALE(LatentGenerator, Method):
         call of 100·b rows held 18 GB of activations for GEBM's resnet at b = 128 on 32×32 images."""
         if not self.a_initialised:
             z = self.noise(100 * b, self.latent_dim)
-            with evaluating(self.G, self.E), torch.no_grad():
+            with in_mode(False, self.G, self.E), torch.no_grad():
                 e = in_blocks(lambda zb: self.energy(self.G(zb)), z, b)
                 self.A.value.copy_(optimal_log_partition(gather(e)))
             self.a_initialised = True

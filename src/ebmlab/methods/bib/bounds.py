@@ -7,7 +7,6 @@ energy's side — (iii) :class:`GPUpper`, (iv) :class:`DiffusionUpper`, and the 
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -25,21 +24,12 @@ from ...nets.gaussian_encoder import GaussianEncoder
 from ...data.base import DataSpec
 from ...rng import Noise, randn
 from ...types import EnergyFn
+from ..base import in_mode
 
 LOG_2PI = math.log(2 * math.pi)
 
 if TYPE_CHECKING:
     from .method import BiBConfig
-
-@contextlib.contextmanager
-def _mode(module: nn.Module, training: bool):
-    prev = module.training
-    module.train(training)
-    try:
-        yield module
-    finally:
-        module.train(prev)
-
 
 def _mean_se(v: Tensor) -> tuple[float, float]:
     v = v[torch.isfinite(v)].double()
@@ -247,7 +237,7 @@ class GPUpper(UpperBound):
     def evaluation(self, x, z, e_data, generator, out):
         super().evaluation(x, z, e_data, generator, out)
         c = self.config
-        with _mode(self.G, False):
+        with in_mode(False, self.G):
             out["score_mismatch"] = score_mismatch_gp(self.energy, self.G, z[:500], generator=generator,
                                                       volume=c.score_volume, n_iter=c.lobpcg_iters,
                                                       jac_mode=c.jac_mode).gp.item()

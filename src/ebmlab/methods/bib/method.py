@@ -107,8 +107,8 @@ from ...nets import build
 from ...nets.calls import in_blocks
 from ...nets.build import Net
 from ...rng import Noise, Tape
-from ..base import CompiledPair, LatentGenerator, Method, adam, frozen, optimizer_step
-from .bounds import LOG_2PI, LOWER_BOUNDS, UPPER_BOUNDS, JacobianLower, MILower, _chi2_log_z, _mean_se, _mode
+from ..base import CompiledPair, LatentGenerator, Method, adam, frozen, in_mode, optimizer_step
+from .bounds import LOG_2PI, LOWER_BOUNDS, UPPER_BOUNDS, JacobianLower, MILower, _chi2_log_z, _mean_se
 from ...data.base import Dataset
 
 @dataclass(frozen=True)
@@ -267,7 +267,7 @@ class BiB(LatentGenerator, Method):
         gen = generator or self.rng
         if z is None:
             z = self.noise(batch.shape[0], self.config.z_dim, gen)
-        with frozen(*[m for k, m in self.networks.items() if k != "energy"]), _mode(self.G, False):
+        with frozen(*[m for k, m in self.networks.items() if k != "energy"]), in_mode(False, self.G):
             e_real, e_fake, penalty, extra = self.upper.energy_term(self.lower, batch, z, gen, score=score)
         loss = e_real - e_fake + penalty
         if self.config.data_gp_weight > 0:  # a stabiliser beyond the bound (R1 of Mescheder et al. 2018)
@@ -283,7 +283,7 @@ class BiB(LatentGenerator, Method):
         ``shared``: the entropy estimate the energy step made (``share_jacobian``), at its own latents."""
         gen = generator or self.rng
         z = self.noise(b, self.config.z_dim, gen)
-        with frozen(self.E), _mode(self.G, False):
+        with frozen(self.E), in_mode(False, self.G):
             if shared is None:
                 entropy, x_g, extra = self.lower.training_term(z, gen)
             else:
@@ -303,7 +303,7 @@ class BiB(LatentGenerator, Method):
             self._refresh_batchnorm(b)
             z = self.noise(b, c.z_dim)
             assert isinstance(self.lower, JacobianLower)
-            with _mode(self.G, False):
+            with in_mode(False, self.G):
                 shared, score = self.lower.entropy_and_score(z, self.rng)
         # --- energy step: minimise the upper bound (or the one-sided loss) on detached generator samples ---
         loss_e, metrics_e = self.energy_loss(batch, z=z, score=score)
@@ -318,7 +318,7 @@ class BiB(LatentGenerator, Method):
     def _refresh_batchnorm(self, b: int, generator: Noise | Tape | None = None) -> None:
         """The generator's BatchNorm statistics: one train-mode forward, no gradient."""
         if self.config.g_batchnorm:
-            with torch.no_grad(), _mode(self.G, True):
+            with torch.no_grad(), in_mode(True, self.G):
                 self.G(self.noise(b, self.config.z_dim, generator))
 
     # --- the compiled step (run option compile, ebmlab.compiled) ------------------------------------------------
@@ -355,7 +355,7 @@ class BiB(LatentGenerator, Method):
     @torch.no_grad()
     def sample(self, n: int, *, generator: Noise | None = None) -> Tensor:
         gen = generator or self.rng
-        with _mode(self.G, False):
+        with in_mode(False, self.G):
             return self.lower.sample(self.noise(n, self.config.z_dim, gen), gen)
 
     # --- the reported bounds --------------------------------------------------------------------------------
@@ -369,7 +369,7 @@ class BiB(LatentGenerator, Method):
             e_data = float(in_blocks(self.energy, dataset.test.to(self.device), self.forward_rows or 4096).double().mean())
         z = self.noise(n, c.z_dim, gen)
         log_nz = -0.5 * (z**2).sum(1) - 0.5 * c.z_dim * LOG_2PI
-        with _mode(self.G, False), torch.no_grad():
+        with in_mode(False, self.G), torch.no_grad():
             x, low, log_w = self.lower.evaluation(self.energy, z, log_nz, gen, out)
         m_low, se_low = _mean_se(low)
         out["nll_lower"], out["nll_lower_se"] = e_data + m_low, se_low
