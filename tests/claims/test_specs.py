@@ -496,6 +496,18 @@ def test_a_rows_cpu_seconds_say_over_how_many_seeds_they_were_recorded():
     assert _budget_text({"steps": {"a": [2451, 2447, 1970]}}, arms) == "LBT: 2289 steps"  # within 25 %
 
 
+
+def test_a_row_names_the_classifier_that_scored_its_runs():
+    """Rule 8's scorers on the row: one classifier named once; two named per arm and seed (the equal-steps reruns'
+    after the budget runs'); nothing for a result recorded before scorers were or without classifier metrics."""
+    from ebmlab.claims.render import _scorer_text
+
+    one, other = "32a26749b0951ca5", "ca256820dad92a7e"
+    assert _scorer_text({"scorer": {"a": [one] * 3, "b": [one] * 3}}) == "scored by classifier 32a26749"
+    mixed = {"scorer": {"a": [other, other, None], "b": [one] * 3}, "equal_steps": {"scorer": {"b": [one]}}}
+    assert _scorer_text(mixed) == "scored by classifiers a ca256820/ca256820/—; b 32a26749/32a26749/32a26749/32a26749"
+    assert _scorer_text({"a": [1.0]}) == "" and _scorer_text({"scorer": {"a": [None], "b": [None]}}) == ""
+
 CUDA_TABLE = """
 [scale.small.cuda]
 budget_seconds = 2

@@ -128,6 +128,24 @@ def _refs_text(r: dict[str, Any]) -> str:
     return "references: " + ", ".join(f"{k} {_fmt(v)}" for k, v in refs.items())
 
 
+def _scorer_text(r: dict[str, Any]) -> str:
+    """Which classifier scored the row's runs (their summaries' ``clf_sha256``, recorded per arm and seed as
+    ``scorer`` since verdict rule 8): "scored by classifier H" when one did, per arm and seed when several did, ""
+    for a result without classifier-scored runs or recorded before scorers were."""
+    blocks = [r.get("scorer"), (r.get("equal_steps") or {}).get("scorer") if isinstance(r.get("equal_steps"), dict)
+              else None]
+    per: dict[str, list[str]] = {}
+    for sc in blocks:
+        for w, xs in (sc.items() if isinstance(sc, dict) else ()):
+            per.setdefault(w, []).extend(x[:8] if isinstance(x, str) else "—" for x in (xs if isinstance(xs, list) else ()))
+    seen = {x for xs in per.values() for x in xs if x != "—"}
+    if not seen:
+        return ""
+    if len(seen) == 1:
+        return f"scored by classifier {seen.pop()}"
+    return "scored by classifiers " + "; ".join(f"{w} {'/'.join(xs)}" for w, xs in sorted(per.items()))
+
+
 def _decides(claim: Claim, r: dict[str, Any]) -> str:
     from .arms import options_text
 
@@ -190,7 +208,7 @@ def _result_line(claim: Claim, scale: str, r: dict[str, Any]) -> str:
     a = f"{c['a']['label']} {_arm_text(r.get('a'), r.get('a_summary'))}"
     b = (f"threshold {_fmt(c['threshold'])}" if "threshold" in c
          else f"{c['b']['label']} {_arm_text(r.get('b'), r.get('b_summary'))}")
-    extra = [x for x in (_budget_text(r, c), _refs_text(r), _decides(claim, r)) if x]
+    extra = [x for x in (_budget_text(r, c), _refs_text(r), _scorer_text(r), _decides(claim, r)) if x]
     src = (f"transcribed from `{r.get('recorded_from', '')}`" if r.get("transcribed")
            else f"`{r.get('command', '')}`" + (f" at {str(r['commit'])[:7]}" if r.get("commit") else "")
            + (" with uncommitted changes to the source" if r.get("dirty") is True else ""))
