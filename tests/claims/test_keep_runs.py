@@ -40,3 +40,52 @@ def test_kept_runs_restore_as_finished_runs_and_give_the_same_result(tmp_path):
     assert list(runs.rglob("*.pt")) and not list(fresh.rglob("*.pt"))  # nothing trained: every run read as finished
     for k in ("a", "b", "steps", "cpu_s", "references", "curves", "curve_readings"):
         assert again[k] == first[k], k
+
+
+def _classifier(d: Path, name: str, blob: bytes) -> str:
+    import hashlib
+
+    sha = hashlib.sha256(blob).hexdigest()
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{name}.{sha[:12]}.pt").write_bytes(blob)
+    (d / f"{name}.json").write_text(json.dumps({"data": name, "sha256": sha, "file": f"{name}.{sha[:12]}.pt"}))
+    return sha
+
+
+def test_the_classifiers_that_scored_kept_runs_are_kept_and_restored_checked(tmp_path, monkeypatch):
+    """save keeps the classifier a kept run names (not another of the machine's); restore puts it where ebmlab looks
+    on a fresh machine, leaves a different one of the same name there and says so, and refuses a changed file."""
+    import pytest
+
+    keep = _tool()
+    mine = tmp_path / "machine"
+    monkeypatch.setenv("EBMLAB_CLASSIFIERS", str(mine))
+    used = _classifier(mine, "fashion", b"weights of the campaign")
+    _classifier(mine, "digits", b"a classifier no kept run names")
+    run = tmp_path / "kept" / "medium" / "arms" / "k" / "s0"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"metrics": {"modes": 3.0, "clf_sha256": used[:16]}}))
+    store = tmp_path / "store"
+    assert keep.save_classifiers(tmp_path / "kept", store) == 1
+    assert {p.name for p in store.iterdir()} == {"fashion.json", f"fashion.{used[:12]}.pt"}
+    assert keep.save_classifiers(tmp_path / "kept", store) == 0  # already kept
+
+    fresh = tmp_path / "fresh"
+    monkeypatch.setenv("EBMLAB_CLASSIFIERS", str(fresh))
+    assert keep.restore_classifiers(store) == (1, [])
+    from ebmlab.metrics.classifier import classifier_dir
+    assert (classifier_dir() / f"fashion.{used[:12]}.pt").read_bytes() == b"weights of the campaign"
+    assert keep.restore_classifiers(store) == (0, [])
+
+    other = tmp_path / "other"  # a machine that trained its own
+    monkeypatch.setenv("EBMLAB_CLASSIFIERS", str(other))
+    own = _classifier(other, "fashion", b"this machine's own weights")
+    n, differ = keep.restore_classifiers(store)
+    assert n == 0 and len(differ) == 1 and own[:16] in differ[0] and used[:16] in differ[0]
+    assert json.loads((other / "fashion.json").read_text())["sha256"] == own  # left as it was
+
+    (store / f"fashion.{used[:12]}.pt").write_bytes(b"changed by hand")
+    monkeypatch.setenv("EBMLAB_CLASSIFIERS", str(tmp_path / "third"))
+    with pytest.raises(SystemExit, match="differs from its record"):
+        keep.restore_classifiers(store)
+    assert not (tmp_path / "third").exists()

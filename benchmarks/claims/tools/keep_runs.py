@@ -14,6 +14,15 @@ start (its checkpoint was not kept: megabytes, in git, for every session).
 
 A kept run cannot be resumed or evaluated again (no checkpoint): what reads one is what ``claims run`` reads of a
 finished run. ``benchmarks/claims/tools/reproduce.py`` re-trains a seed from nothing anyway.
+
+The classifiers that scored the kept runs (their summaries' ``clf_sha256``: the stacked modes and the
+classifier-feature metrics) are kept too, in ``--classifiers`` (``benchmarks/claims/classifiers``): each record and
+its weights as ``ebmlab classifier train`` wrote them (``ebmlab.metrics.classifier``). Training one is deterministic
+on one kind of CPU only, so a fresh machine of another kind trains another network, and runs it scores cannot be
+set beside the kept ones (``ebmlab.claims.verdict`` rule 8). ``restore`` therefore puts the kept classifiers where
+``ebmlab`` looks for them (``EBMLAB_CLASSIFIERS`` or ``~/.cache/ebmlab/classifiers``) after checking each file's
+sha256 against its record; a machine that already has a classifier of that name keeps it, and ``restore`` says that
+the two differ, with how to use the campaign's instead. Run ``restore`` before anything trains a classifier.
 """
 
 from __future__ import annotations
@@ -78,19 +87,100 @@ def restore(out: Path, to: Path) -> int:
     return n
 
 
+def _scorers(kept: Path) -> set[str]:
+    """The classifier hashes (16 hex digits) named by the summaries of the runs kept in ``kept``."""
+    found: set[str] = set()
+
+    def walk(o: object) -> None:
+        if isinstance(o, dict):
+            for k, v in o.items():
+                if k == "clf_sha256" and isinstance(v, str):
+                    found.add(v[:16])
+                walk(v)
+
+    for f in kept.glob("*/arms/*/*/summary.json"):
+        try:
+            walk(json.loads(f.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return found
+
+
+def _records(d: Path) -> list[tuple[Path, dict, Path]]:
+    """(record, its contents, its weights file) of each classifier kept in ``d``."""
+    out = []
+    for rec in sorted(d.glob("*.json")) if d.is_dir() else []:
+        try:
+            info = json.loads(rec.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(info, dict) and isinstance(info.get("sha256"), str) and isinstance(info.get("file"), str):
+            out.append((rec, info, d / info["file"]))
+    return out
+
+
+def save_classifiers(kept: Path, store: Path) -> int:
+    """Copy into ``store`` each classifier of this machine that scored a run kept in ``kept``; the number copied."""
+    from ebmlab.metrics.classifier import classifier_dir
+
+    used, n = _scorers(kept), 0
+    for rec, info, pt in _records(classifier_dir()):
+        if info["sha256"][:16] not in used or not pt.is_file():
+            continue
+        if (store / rec.name).is_file() and json.loads((store / rec.name).read_text()).get("sha256") == info["sha256"]:
+            continue
+        store.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(pt, store / pt.name)
+        shutil.copyfile(rec, store / rec.name)
+        n += 1
+    return n
+
+
+def restore_classifiers(store: Path) -> tuple[int, list[str]]:
+    """Put the classifiers kept in ``store`` where ebmlab looks for them, each checked against its record's sha256
+    first; one already there under the same name is left. (number restored, a line per classifier that differs)."""
+    from ebmlab.data.readers import sha256_file
+    from ebmlab.metrics.classifier import classifier_dir
+
+    dest, n, differ = classifier_dir(), 0, []
+    for rec, info, pt in _records(store):
+        if not pt.is_file() or sha256_file(pt) != info["sha256"]:
+            sys.exit(f"error: the kept classifier {pt} is missing or differs from its record {rec} (sha256 "
+                     f"{info['sha256'][:16]}…); restore it from git (git checkout -- {store})")
+        here = dest / rec.name
+        if here.is_file():
+            mine = json.loads(here.read_text()).get("sha256", "")
+            if mine != info["sha256"]:
+                differ.append(f"{rec.stem}: this machine's classifier {str(mine)[:16]} is not the campaign's "
+                              f"{info['sha256'][:16]} (its runs are left out beside the kept ones, verdict rule 8); "
+                              f"to score with the campaign's, move {here} aside and restore again")
+            continue
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(pt, dest / pt.name)
+        shutil.copyfile(rec, here)
+        n += 1
+    return n, differ
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=["save", "restore"])
     ap.add_argument("--out", default="claims-runs", help="the campaign's run directory")
     ap.add_argument("--to", default="benchmarks/claims/kept-runs", help="where the finished runs are kept (committed)")
+    ap.add_argument("--classifiers", default="benchmarks/claims/classifiers",
+                    help="where the classifiers that scored them are kept (committed)")
     a = ap.parse_args()
-    out, to = Path(a.out), Path(a.to)
+    out, to, store = Path(a.out), Path(a.to), Path(a.classifiers)
     if a.what == "save":
-        print(f"kept {save(out, to)} finished runs of {out} in {to}")
+        print(f"kept {save(out, to)} finished runs of {out} in {to}; "
+              f"{save_classifiers(to, store)} classifier(s) newly kept in {store}")
     else:
         if not to.is_dir():
             sys.exit(f"error: no kept runs at {to}")
-        print(f"restored {restore(out, to)} runs from {to} into {out}")
+        n, differ = restore_classifiers(store)
+        print(f"restored {restore(out, to)} runs from {to} into {out}; {n} classifier(s) from {store}")
+        for line in differ:
+            print(f"note: {line}")
 
 
 if __name__ == "__main__":
