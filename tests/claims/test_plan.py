@@ -64,6 +64,13 @@ def test_a_dry_run_lists_each_runs_state_and_what_is_left_and_writes_nothing(tmp
     capsys.readouterr()
     assert main(["claims", "run", "c", "--dry-run", "--specs", str(specs), "--out", str(runs)]) == 0
     assert f"to train both again side by side, move aside {a0['dir']} and {b0['dir']}" in capsys.readouterr().out
+    rec = json.loads((d_b / "run.json").read_text())  # b's run made before the probe: only it is to train again
+    (d_b / "run.json").write_text(json.dumps({**rec, "sessions": [{k: v for k, v in x.items() if k != "speed_probe"}
+                                                                   for x in rec["sessions"]]}))
+    pair = plan_claim(claim, "small", out=runs)["pairs"][0]
+    assert not pair["kept"] and "recorded no machine speed" in pair["how"] and pair["dirs"] == [b0["dir"]]
+    assert main(["claims", "run", "c", "--dry-run", "--specs", str(specs), "--out", str(runs)]) == 0
+    assert f"to train it again (its run will probe the speed), move aside {b0['dir']}\n" in capsys.readouterr().out
     # a run whose final evaluation was killed is stopped (its steps kept), such a run held by a process is training,
     # one made with other options is set aside by `claims run` and trained again — each said so
     for d in (d_a, d_b):

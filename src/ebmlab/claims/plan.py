@@ -17,7 +17,8 @@ not counted, as they are not in its budget), the steps of a run of fixed length.
 equal-steps reruns are listed once both budget runs of a seed have finished (their length is the slower arm's steps
 then); before, as pending. Then, per seed whose two budget runs finished, whether its equal-compute reading will be
 kept (``ebmlab.claims.verdict`` rule 4: the arms' machine speeds within the tolerance, or unprobed runs that trained
-side by side) or left out, with the two run directories to move aside to train the pair again side by side.
+side by side) or left out, with the run directories to move aside: the unprobed run(s), to be trained again with
+the probe, or both where their probed speeds lie too far apart, to be trained again side by side.
 """
 
 from __future__ import annotations
@@ -116,8 +117,11 @@ def plan_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str |
 
 def _compute_pairs(n_seeds: int, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per seed whose two budget runs finished, whether the equal-compute reading will keep it (verdict rule 4,
-    ``verdict.seed_pair``) and, where not, why and the two run directories to move aside so that ``claims run
-    --jobs 2`` trains them again side by side."""
+    ``verdict.seed_pair``) and, where not, why and the run directories to move aside: the runs that recorded no
+    machine speed (trained again, they probe it, and their pair is judged on the probes — no need to train the
+    other again), or both where both probed speeds too far apart (``claims run --jobs 2`` trains them again side
+    by side)."""
+    from ..machine import speed_value
     from .verdict import seed_pair
 
     got: dict[int, dict[str, dict[str, Any]]] = {}
@@ -132,8 +136,9 @@ def _compute_pairs(n_seeds: int, rows: list[dict[str, Any]]) -> list[dict[str, A
             continue
         kept, how = seed_pair(both["a"].get("speed"), both["b"].get("speed"), both["a"].get("spans"),
                               both["b"].get("spans"))
+        unprobed = [both[w]["dir"] for w in ("a", "b") if speed_value(both[w].get("speed")) is None]
         out.append({"seed": s, "kept": kept, "how": f"{'kept' if kept else 'left out'}: {how}",
-                    "dirs": [both["a"]["dir"], both["b"]["dir"]]})
+                    "dirs": unprobed or [both["a"]["dir"], both["b"]["dir"]]})
     return out
 
 
@@ -179,7 +184,9 @@ def format_plan(claim: Claim, scale: str, plan: dict[str, Any]) -> str:
     todo = sum(r["state"] != "finished" for r in plan["runs"])
     for p in plan.get("pairs") or []:
         lines.append(f"  equal compute  seed {p['seed']}  {p['how']}"
-                     + ("" if p["kept"] else f" — to train both again side by side, move aside {' and '.join(p['dirs'])}"))
+                     + ("" if p["kept"] else f" — to train {'both' if len(p['dirs']) > 1 else 'it'} again"
+                        f"{' side by side' if len(p['dirs']) > 1 else ' (its run will probe the speed)'}, move aside "
+                        f"{' and '.join(p['dirs'])}"))
     lines.append(f"{todo} of {len(plan['runs'])} runs to make or finish: {cpu:.0f} CPU-s of budgeted training left"
                  + (f", {steps} steps of fixed-length runs" if steps else "")
                  + (f", {pending} equal-steps rerun{'s' if pending != 1 else ''} not yet sized" if pending else "")
