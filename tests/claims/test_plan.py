@@ -7,6 +7,7 @@ import json
 import os
 
 from ebmlab.claims.plan import plan_claim
+from ebmlab.machine import WORKLOAD
 from ebmlab.claims.spec import get_claim
 from ebmlab.cli import main
 
@@ -19,6 +20,44 @@ def _states(plan):
 
 def _files(root):
     return sorted((p.relative_to(root), p.stat().st_mtime_ns) for p in root.rglob("*"))
+
+
+def _pairs_kept_or_left_out(claim, runs, specs, a, b, plan, capsys):
+    """Whether seed 0's equal-compute reading will be kept (verdict rules 4 and 8) and what to move aside if not."""
+    (a0, d_a), (b0, d_b) = a, b
+    # both runs probed the machine's speed
+    assert [p["seed"] for p in plan["pairs"]] == [0] and plan["pairs"][0]["dirs"] == [a0["dir"], b0["dir"]]
+    for d, value in ((d_a, 1.0), (d_b, 2.0)):  # b's run on a machine twice as slow: left out, with what to move
+        rec = json.loads((d / "run.json").read_text())
+        for sess in rec["sessions"]:
+            if "speed_probe" in sess:
+                sess["speed_probe"]["cpu_s"] = [value] * len(sess["speed_probe"]["cpu_s"])
+        (d / "run.json").write_text(json.dumps(rec))
+    pair = plan_claim(claim, "small", out=runs)["pairs"][0]
+    assert not pair["kept"] and "machine speeds 1 / 2 CPU-s of the probe (2.00×)" in pair["how"]
+    capsys.readouterr()
+    assert main(["claims", "run", "c", "--dry-run", "--specs", str(specs), "--out", str(runs)]) == 0
+    assert f"to train both again side by side, move aside {a0['dir']} and {b0['dir']}" in capsys.readouterr().out
+    rec = json.loads((d_b / "run.json").read_text())  # b's run made before the probe: only it is to train again
+    (d_b / "run.json").write_text(json.dumps({**rec, "sessions": [{k: v for k, v in x.items() if k != "speed_probe"}
+                                                                   for x in rec["sessions"]]}))
+    pair = plan_claim(claim, "small", out=runs)["pairs"][0]
+    assert not pair["kept"] and "recorded no machine speed" in pair["how"] and pair["dirs"] == [b0["dir"]]
+    assert main(["claims", "run", "c", "--dry-run", "--specs", str(specs), "--out", str(runs)]) == 0
+    assert f"to train it again (its run will probe the speed), move aside {b0['dir']}\n" in capsys.readouterr().out
+    # both probed at one speed, but scored by two classifiers (rule 8): left out, each run's classifier named
+    for d in (d_a, d_b):
+        rec = json.loads((d / "run.json").read_text())
+        for sess in rec["sessions"]:
+            sess["speed_probe"] = {"workload": WORKLOAD, "cpu_s": [1.0, 1.0]}
+        (d / "run.json").write_text(json.dumps(rec))
+    assert plan_claim(claim, "small", out=runs)["pairs"][0]["kept"]
+    for d, sha in ((d_a, "ca256820dad92a7e"), (d_b, "32a26749b0951ca5")):
+        summary = json.loads((d / "summary.json").read_text())
+        (d / "summary.json").write_text(json.dumps({**summary, "metrics": {**summary["metrics"], "clf_sha256": sha}}))
+    pair = plan_claim(claim, "small", out=runs)["pairs"][0]
+    assert not pair["kept"] and "different classifiers (ca256820 / 32a26749)" in pair["how"]
+    assert pair["dirs"] == [a0["dir"], b0["dir"]]
 
 
 def test_a_dry_run_lists_each_runs_state_and_what_is_left_and_writes_nothing(tmp_path, capsys):
@@ -51,26 +90,7 @@ def test_a_dry_run_lists_each_runs_state_and_what_is_left_and_writes_nothing(tmp
     rerun = plan["runs"][2]
     assert rerun["arm"] == f"{fast} at {slow}'s steps" and rerun["state"] == "not started"
     assert rerun["left_steps"] == steps[slow] and rerun["budget"] == f"{steps[slow]} steps"
-    # whether seed 0's equal-compute reading will be kept (verdict rule 4): both runs probed the machine's speed
-    assert [p["seed"] for p in plan["pairs"]] == [0] and plan["pairs"][0]["dirs"] == [a0["dir"], b0["dir"]]
-    for d, value in ((d_a, 1.0), (d_b, 2.0)):  # b's run on a machine twice as slow: left out, with what to move
-        rec = json.loads((d / "run.json").read_text())
-        for sess in rec["sessions"]:
-            if "speed_probe" in sess:
-                sess["speed_probe"]["cpu_s"] = [value] * len(sess["speed_probe"]["cpu_s"])
-        (d / "run.json").write_text(json.dumps(rec))
-    pair = plan_claim(claim, "small", out=runs)["pairs"][0]
-    assert not pair["kept"] and "machine speeds 1 / 2 CPU-s of the probe (2.00×)" in pair["how"]
-    capsys.readouterr()
-    assert main(["claims", "run", "c", "--dry-run", "--specs", str(specs), "--out", str(runs)]) == 0
-    assert f"to train both again side by side, move aside {a0['dir']} and {b0['dir']}" in capsys.readouterr().out
-    rec = json.loads((d_b / "run.json").read_text())  # b's run made before the probe: only it is to train again
-    (d_b / "run.json").write_text(json.dumps({**rec, "sessions": [{k: v for k, v in x.items() if k != "speed_probe"}
-                                                                   for x in rec["sessions"]]}))
-    pair = plan_claim(claim, "small", out=runs)["pairs"][0]
-    assert not pair["kept"] and "recorded no machine speed" in pair["how"] and pair["dirs"] == [b0["dir"]]
-    assert main(["claims", "run", "c", "--dry-run", "--specs", str(specs), "--out", str(runs)]) == 0
-    assert f"to train it again (its run will probe the speed), move aside {b0['dir']}\n" in capsys.readouterr().out
+    _pairs_kept_or_left_out(claim, runs, specs, (a0, d_a), (b0, d_b), plan, capsys)
     # a run whose final evaluation was killed is stopped (its steps kept), such a run held by a process is training,
     # one made with other options is set aside by `claims run` and trained again — each said so
     for d in (d_a, d_b):

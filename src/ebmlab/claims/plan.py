@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import EbmlabError
 from . import arms as arms_mod
-from .runners import Task, _dir, _finished, _task, equal_steps_reruns, other_options
+from .runners import Task, _dir, _finished, _task, equal_steps_reruns, other_options, scorer
 from .spec import Claim, result_key
 
 
@@ -45,7 +45,7 @@ def run_state(task: Task) -> dict[str, Any]:
     done = _finished(where)
     if done is not None:
         return {"state": "finished", "step": done.get("steps_run"), "cpu_s": done.get("cpu_s"),
-                "speed": done.get("speed"), "spans": done.get("spans")}
+                "speed": done.get("speed"), "spans": done.get("spans"), "scorer": scorer(done)}
     sessions = rd.sessions()
     last = sessions[-1] if sessions else {}
     kept = last.get("checkpointed")
@@ -117,12 +117,13 @@ def plan_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str |
 
 def _compute_pairs(n_seeds: int, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per seed whose two budget runs finished, whether the equal-compute reading will keep it (verdict rule 4,
-    ``verdict.seed_pair``) and, where not, why and the run directories to move aside: the runs that recorded no
-    machine speed (trained again, they probe it, and their pair is judged on the probes — no need to train the
-    other again), or both where both probed speeds too far apart (``claims run --jobs 2`` trains them again side
-    by side)."""
+    ``verdict.seed_pair``; and rule 8, one classifier for both runs) and, where not, why and the run directories
+    to move aside: the runs that recorded no machine speed (trained again, they probe it, and their pair is judged
+    on the probes — no need to train the other again), or both where both probed speeds too far apart (``claims
+    run --jobs 2`` trains them again side by side) or two classifiers scored them (each run's is named: train
+    again the one this machine's classifier did not score)."""
     from ..machine import speed_value
-    from .verdict import seed_pair
+    from .verdict import scorer_apart, seed_pair
 
     got: dict[int, dict[str, dict[str, Any]]] = {}
     for r in rows:
@@ -137,8 +138,10 @@ def _compute_pairs(n_seeds: int, rows: list[dict[str, Any]]) -> list[dict[str, A
         kept, how = seed_pair(both["a"].get("speed"), both["b"].get("speed"), both["a"].get("spans"),
                               both["b"].get("spans"))
         unprobed = [both[w]["dir"] for w in ("a", "b") if speed_value(both[w].get("speed")) is None]
-        out.append({"seed": s, "kept": kept, "how": f"{'kept' if kept else 'left out'}: {how}",
-                    "dirs": unprobed or [both["a"]["dir"], both["b"]["dir"]]})
+        dirs = unprobed or [both["a"]["dir"], both["b"]["dir"]]
+        if kept and (apart := scorer_apart({"scorer": {w: [both[w].get("scorer")] for w in ("a", "b")}})):
+            kept, how, dirs = False, f"{how}, but {apart[0]} (rule 8)", [both["a"]["dir"], both["b"]["dir"]]
+        out.append({"seed": s, "kept": kept, "how": f"{'kept' if kept else 'left out'}: {how}", "dirs": dirs})
     return out
 
 
