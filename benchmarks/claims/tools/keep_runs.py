@@ -88,21 +88,18 @@ def restore(out: Path, to: Path) -> int:
 
 
 def _scorers(kept: Path) -> set[str]:
-    """The classifier hashes (16 hex digits) named by the summaries of the runs kept in ``kept``."""
+    """The classifier hashes (16 hex digits) that scored the runs kept in ``kept``: each summary's metrics'
+    ``clf_sha256``, read as ``claims run`` reads it (``ebmlab.claims.runners.scorer``)."""
+    from ebmlab.claims.runners import scorer
+
     found: set[str] = set()
-
-    def walk(o: object) -> None:
-        if isinstance(o, dict):
-            for k, v in o.items():
-                if k == "clf_sha256" and isinstance(v, str):
-                    found.add(v[:16])
-                walk(v)
-
     for f in kept.glob("*/arms/*/*/summary.json"):
         try:
-            walk(json.loads(f.read_text()))
-        except (OSError, json.JSONDecodeError):
+            sha = scorer(json.loads(f.read_text()))
+        except (OSError, json.JSONDecodeError, AttributeError):
             continue
+        if sha:
+            found.add(sha[:16])
     return found
 
 
