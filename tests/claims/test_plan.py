@@ -103,6 +103,17 @@ def test_a_dry_run_lists_each_runs_state_and_what_is_left_and_writes_nothing(tmp
         os.close(fd)
     assert held["runs"][0]["state"] == "stopped" and held["runs"][0]["step"] == a0["step"]
     assert held["runs"][1]["state"] == "training" and held["runs"][1]["logged_step"] > 0
+    # a resumed run before its first checkpoint of the new session is at the checkpoint it resumed from
+    rec = json.loads((d_b / "run.json").read_text())
+    resumed = {**rec, "sessions": [*rec["sessions"], {"start_step": 7, "status": "running"}]}
+    (d_b / "run.json").write_text(json.dumps(resumed))
+    fd = os.open(d_b / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        assert plan_claim(claim, "small", out=runs)["runs"][1]["step"] == 7
+    finally:
+        os.close(fd)
+    (d_b / "run.json").write_text(json.dumps(rec))
     assert held["runs"][2]["state"] == "pending"  # a budget run unfinished: the rerun's length is not known
     cfg = json.loads((d_b / "config.json").read_text())
     cfg["method_config"]["lr_g"] = 0.5

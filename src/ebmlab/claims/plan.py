@@ -49,7 +49,10 @@ def run_state(task: Task) -> dict[str, Any]:
     sessions = rd.sessions()
     last = sessions[-1] if sessions else {}
     kept = last.get("checkpointed")
-    step = (kept.get("step") if isinstance(kept, dict) else 0) if last.get("end_step") is None else last["end_step"]
+    # a session that ended says where; one still running says its last checkpoint, or, before its first, the one it
+    # resumed from (its start step)
+    step = (last["end_step"] if last.get("end_step") is not None else kept.get("step") if isinstance(kept, dict)
+            else last.get("start_step", 0))
     out: dict[str, Any] = {"state": "stopped", "step": step if isinstance(step, int) else 0, "cpu_s": rd.trained_cpu_seconds()}
     if rd.held():
         logged = [r.get("step") for r in rd.read_metrics() if r.get("kind") == "train"]
