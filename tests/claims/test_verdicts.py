@@ -86,13 +86,14 @@ def test_an_arm_at_the_noise_floor_decides_nothing(tmp_path):
     at_floor = {"a": [4.6, 4.7, 4.5], "b": [7.0, 7.2, 7.1], "references": refs}
     v = verdict(_claim(tmp_path, at_floor))
     assert v.label == "inconclusive" and "arm a (guided) did not leave the noise floor" in v.detail
+    assert "(4.6 against noise 4.8, real data 8: it must pass noise by 10% of the gap, above 5.12)" in v.detail
     above = {**at_floor, "a": [5.3, 5.4, 5.3]}  # 0.5 above noise > 10 % of the 3.2 gap: the arm learned
     assert verdict(_claim(tmp_path, above)).label == "contradicted"
     # 2D data too, lower-is-better metrics too: the floor is on the worse side
     low = {"a": [0.50, 0.49, 0.5], "b": [0.2, 0.21, 0.2], "references": {"a": {"real": 0.1, "noise": 0.48},
                                                                           "b": {"real": 0.1, "noise": 0.48}}}
     v = verdict(_claim(tmp_path, low, direction="lower"))
-    assert v.label == "inconclusive" and "noise floor" in v.detail
+    assert v.label == "inconclusive" and "noise floor" in v.detail and "below 0.442)" in v.detail
 
 
 def test_an_arm_beyond_the_real_data_decides_nothing(tmp_path):
@@ -100,7 +101,7 @@ def test_an_arm_beyond_the_real_data_decides_nothing(tmp_path):
     refs = {"a": {"real": 0.70, "noise": 0.0}, "b": {"real": 0.70, "noise": 0.0}}
     r = {"a": [0.99, 0.99, 0.98], "b": [0.6, 0.62, 0.61], "references": refs}
     v = verdict(_claim(tmp_path, r))
-    assert v.label == "inconclusive" and "beyond the real data" in v.detail
+    assert v.label == "inconclusive" and "beyond the real data" in v.detail and "above 0.77)" in v.detail
     r["a"] = [0.74, 0.75, 0.74]  # above the data by less than 10 % of the gap: allowed
     assert verdict(_claim(tmp_path, r)).label == "consistent"
 
