@@ -2,6 +2,7 @@
 (finished, training, stopped, made with other options, not started), the training left, the equal-steps reruns
 once they can be sized, a shard's part alone — and nothing trained or written."""
 
+import contextlib
 import fcntl
 import json
 import os
@@ -60,6 +61,17 @@ def _pairs_kept_or_left_out(claim, runs, specs, a, b, plan, capsys):
     assert pair["dirs"] == [a0["dir"], b0["dir"]]
 
 
+@contextlib.contextmanager
+def _held(run):
+    """The run's lock held, as by a process training it."""
+    fd = os.open(run / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
 def test_a_dry_run_lists_each_runs_state_and_what_is_left_and_writes_nothing(tmp_path, capsys):
     specs = _spec(tmp_path / "specs", budget="equal_wall_time", seeds=1,
                   over="max_cpu_seconds = 0.5, eval_samples = 200, log_every = 1")  # a train line at every step
@@ -95,24 +107,16 @@ def test_a_dry_run_lists_each_runs_state_and_what_is_left_and_writes_nothing(tmp
     # one made with other options is set aside by `claims run` and trained again — each said so
     for d in (d_a, d_b):
         (d / "summary.json").unlink()
-    fd = os.open(d_b / ".lock", os.O_RDWR | os.O_CREAT)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    try:
+    with _held(d_b):
         held = plan_claim(claim, "small", out=runs)
-    finally:
-        os.close(fd)
     assert held["runs"][0]["state"] == "stopped" and held["runs"][0]["step"] == a0["step"]
     assert held["runs"][1]["state"] == "training" and held["runs"][1]["logged_step"] > 0
     # a resumed run before its first checkpoint of the new session is at the checkpoint it resumed from
     rec = json.loads((d_b / "run.json").read_text())
     resumed = {**rec, "sessions": [*rec["sessions"], {"start_step": 7, "status": "running"}]}
     (d_b / "run.json").write_text(json.dumps(resumed))
-    fd = os.open(d_b / ".lock", os.O_RDWR | os.O_CREAT)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    try:
+    with _held(d_b):
         assert plan_claim(claim, "small", out=runs)["runs"][1]["step"] == 7
-    finally:
-        os.close(fd)
     (d_b / "run.json").write_text(json.dumps(rec))
     assert held["runs"][2]["state"] == "pending"  # a budget run unfinished: the rerun's length is not known
     cfg = json.loads((d_b / "config.json").read_text())

@@ -156,15 +156,15 @@ def arm_state(values: list[float], refs: dict[str, float], sign: int) -> str | N
     if gap <= 0:
         return None
     m = sum(values) / len(values)
-    pct = f"{FLOOR:.0%}"
+    pct, side = f"{FLOOR:.0%}", "above" if sign > 0 else "below"
     if sign * (m - noise) <= FLOOR * gap:
         line = noise + sign * FLOOR * gap  # the line an arm must pass, printed so the row shows why
         return (f"did not leave the noise floor ({_fmt(m)} against noise {_fmt(noise)}, real data {_fmt(real)}: "
-                f"it must pass noise by {pct} of the gap, {'above' if sign > 0 else 'below'} {_fmt(line)})")
+                f"it must pass noise by {pct} of the gap, {side} {_fmt(line)})")
     if sign * (m - real) > FLOOR * gap:
         line = real + sign * FLOOR * gap
         return (f"scores beyond the real data ({_fmt(m)} against real data {_fmt(real)}, noise {_fmt(noise)}: "
-                f"more than {pct} of the gap past the data, {'above' if sign > 0 else 'below'} {_fmt(line)})")
+                f"more than {pct} of the gap past the data, {side} {_fmt(line)})")
     return None
 
 
