@@ -309,9 +309,12 @@ def equal_steps_reruns(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list
 
 def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]], *, root: Path, jobs: int,
                  place: dict[str, Any], check: str | None = None) -> dict[str, Any]:
-    """The equal-steps pair of an equal-compute claim: per seed, the arm that trained more steps in the budget is
-    trained again (a new run, no budget) to exactly the steps the other arm reached in that seed, whose budget run
-    is reused. A seed where either budget run diverged is left out (None)."""
+    """The equal-steps pair of an equal-compute claim: the arm that trained more steps in the budget on average over
+    the seeds (:func:`equal_steps_reruns`) is trained again in every seed (a new run, no budget) to exactly the steps
+    the other arm reached in that seed, whose budget run is reused. In a seed where the rerun arm's own budget run
+    made fewer steps than the other's, its rerun trains past them: still equal steps. One arm for every seed keeps
+    the row's reading one comparison ("b at a's steps"); its cost is that a seed trained again can move the mean
+    across and make every seed's rerun anew. A seed where either budget run diverged is left out (None)."""
     fast, slow, redo = equal_steps_reruns(arms, n_seeds, steps)
     done = _execute([_task(a, s, root, place) for s, a in redo.items()], jobs, root)
     values = {fast: [_value(done.get(str(_dir(root, redo[s], s))), _dir(root, redo[s], s), redo[s].metric)
