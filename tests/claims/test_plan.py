@@ -2,13 +2,11 @@
 (finished, training, stopped, made with other options, not started), the training left, the equal-steps reruns
 once they can be sized, a shard's part alone — and nothing trained or written."""
 
-import contextlib
-import fcntl
 import json
-import os
 
 from ebmlab.claims.plan import plan_claim
 from ebmlab.machine import WORKLOAD
+from ebmlab.runs import RunDir
 from ebmlab.claims.spec import get_claim
 from ebmlab.cli import main
 
@@ -61,17 +59,6 @@ def _pairs_kept_or_left_out(claim, runs, specs, a, b, plan, capsys):
     assert pair["dirs"] == [a0["dir"], b0["dir"]]
 
 
-@contextlib.contextmanager
-def _held(run):
-    """The run's lock held, as by a process training it."""
-    fd = os.open(run / ".lock", os.O_RDWR | os.O_CREAT)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    try:
-        yield
-    finally:
-        os.close(fd)
-
-
 def test_a_dry_run_lists_each_runs_state_and_what_is_left_and_writes_nothing(tmp_path, capsys):
     specs = _spec(tmp_path / "specs", budget="equal_wall_time", seeds=1,
                   over="max_cpu_seconds = 0.5, eval_samples = 200, log_every = 1")  # a train line at every step
@@ -107,7 +94,7 @@ def test_a_dry_run_lists_each_runs_state_and_what_is_left_and_writes_nothing(tmp
     # one made with other options is set aside by `claims run` and trained again — each said so
     for d in (d_a, d_b):
         (d / "summary.json").unlink()
-    with _held(d_b):
+    with RunDir(d_b).lock():  # held, as by a process training it
         held = plan_claim(claim, "small", out=runs)
     assert held["runs"][0]["state"] == "stopped" and held["runs"][0]["step"] == a0["step"]
     assert held["runs"][1]["state"] == "training" and held["runs"][1]["logged_step"] > 0
@@ -115,7 +102,7 @@ def test_a_dry_run_lists_each_runs_state_and_what_is_left_and_writes_nothing(tmp
     rec = json.loads((d_b / "run.json").read_text())
     resumed = {**rec, "sessions": [*rec["sessions"], {"start_step": 7, "status": "running"}]}
     (d_b / "run.json").write_text(json.dumps(resumed))
-    with _held(d_b):
+    with RunDir(d_b).lock():  # held, as by a process training it
         assert plan_claim(claim, "small", out=runs)["runs"][1]["step"] == 7
     (d_b / "run.json").write_text(json.dumps(rec))
     assert held["runs"][2]["state"] == "pending"  # a budget run unfinished: the rerun's length is not known
@@ -138,7 +125,7 @@ def test_a_dry_run_refuses_what_the_run_refuses(tmp_path, capsys):
 def test_whether_a_run_is_held_is_read_without_taking_its_lock(tmp_path):
     """``RunDir.held`` reads the kernel's lock table (a run starting meanwhile is not refused); where there is none,
     the lock is tried and released — both say held while a process holds it, and not after."""
-    from ebmlab.runs import RunDir, _try_lock
+    from ebmlab.runs import _try_lock
 
     run = RunDir(tmp_path / "run")
     assert not run.held()  # no lock file: never run
