@@ -22,10 +22,13 @@ def _threads():
 
 @pytest.fixture(autouse=True, scope="session")
 def _references_kept_apart(tmp_path_factory):
-    """The data sets' references kept on disk (``metrics.evaluators.stored_reference``) in this session's own
-    directory, not the user's ``~/.cache/ebmlab/references``: a test never reads what an earlier session kept."""
+    """The data sets' references kept on disk (``metrics.evaluators.stored_reference``) and the trained classifiers
+    (``metrics.classifier``) in this session's own directories, not the user's ``~/.cache/ebmlab/references`` and
+    ``~/.cache/ebmlab/classifiers``: a test never reads what an earlier session or a campaign kept (a classifier
+    restored by ``benchmarks/claims/tools/keep_runs.py`` was trained on another machine), nor writes there."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EBMLAB_REFERENCES", str(tmp_path_factory.mktemp("references")))
+        mp.setenv("EBMLAB_CLASSIFIERS", str(tmp_path_factory.mktemp("classifiers")))
         yield
 
 

@@ -52,8 +52,8 @@ def test_the_key_follows_the_count_the_kind_the_classifier_and_the_code(store, t
     get_classifier(ds, progress=False)
     key = ev.reference_key(ds, 200, "real")
     assert key and len({key, ev.reference_key(ds, 201, "real"), ev.reference_key(ds, 200, "floor")}) == 3
-    clf = tmp_path / "clf"
-    shutil.copytree(classifier_dir(), clf)
+    clf, session = tmp_path / "clf", classifier_dir()
+    shutil.copytree(session, clf)
     monkeypatch.setenv("EBMLAB_CLASSIFIERS", str(clf))
     assert ev.reference_key(ds, 200, "real") == key  # the same classifier elsewhere: the same key
     rec = json.loads((clf / "digits.json").read_text())
@@ -61,7 +61,7 @@ def test_the_key_follows_the_count_the_kind_the_classifier_and_the_code(store, t
     assert ev.reference_key(ds, 200, "real") not in (None, key)
     (clf / "digits.json").unlink()  # no classifier yet: nothing kept (computing it trains one)
     assert ev.reference_key(ds, 200, "real") is None
-    monkeypatch.delenv("EBMLAB_CLASSIFIERS")
+    monkeypatch.setenv("EBMLAB_CLASSIFIERS", str(session))  # back where the classifier was trained
     assert ev.reference_key(ds, 200, "real") == key
     monkeypatch.setattr(ev, "code_sha256", lambda: "another version of the metrics' code")
     assert ev.reference_key(ds, 200, "real") not in (None, key)
