@@ -21,7 +21,7 @@ def _threads():
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _references_kept_apart(tmp_path_factory):
+def _stores_kept_apart(tmp_path_factory):
     """The data sets' references kept on disk (``metrics.evaluators.stored_reference``) and the trained classifiers
     (``metrics.classifier``) in this session's own directories, not the user's ``~/.cache/ebmlab/references`` and
     ``~/.cache/ebmlab/classifiers``: a test never reads what an earlier session or a campaign kept (a classifier
