@@ -109,8 +109,10 @@ def _train(args) -> None:
                 raise EbmlabError(f"--{key.replace('_', '-')} {flag} and {key}={overrides[key]} both set {key}; "
                                   f"give it once")
             overrides[key] = flag
+    if args.branch_at is not None and args.branch_from is None:
+        raise EbmlabError("--branch-at STEP names a kept checkpoint of the run given by --branch-from RUN_DIR; give both")
     res = train(args.method, args.data, out=args.out, config_file=args.config, overrides=overrides,
-                progress=not args.no_progress, echo=True)
+                progress=not args.no_progress, echo=True, branch_from=args.branch_from, branch_at=args.branch_at)
     if res.rank != 0:  # another process of a torchrun job: rank 0 reports
         return
     if res.finished_before:
@@ -408,6 +410,9 @@ EXAMPLES = {
   ebmlab train gan --data fashion lr_g=1e-4 n_critic=5 --device auto
   ebmlab train vae --data my_vectors.npz --config my.toml        (a TOML file with [run] and [method] tables)
   torchrun --nproc_per_node 2 -m ebmlab train gan --data fashion batches=epochs
+  ebmlab train gan --data ring8 --steps 3000 --out runs/long eval_every=500 keep_checkpoints=true
+  ebmlab train gan --data ring8 --steps 1200 --out runs/short --branch-from runs/long eval_every=500
+                                                  (steps 1–1000 are runs/long's, bit for bit; 200 are trained)
 the same command on an existing --out resumes it from its last checkpoint""",
     "eval": """examples:
   ebmlab eval runs/kale-ring8
@@ -500,6 +505,11 @@ def _add_train(sub: Any) -> None:
     s.add_argument("--data-dir", help="directory of local data files (MNIST, CIFAR-10); else EBMLAB_DATA")
     s.add_argument("--image-size", type=int, help="resize a user's image folder to this side")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--branch-from", metavar="RUN_DIR", help="start the new run --out as a branch of this run: its "
+                   "first steps are that run's, read from a checkpoint it kept (keep_checkpoints=true); the options "
+                   "may differ in steps, budgets and placement only")
+    s.add_argument("--branch-at", type=int, metavar="STEP", help="the kept checkpoint to branch at (default: the "
+                   "last one below the new run's steps)")
     s.add_argument("overrides", nargs="*", help="key=value options (see `ebmlab list --options METHOD`)")
     s.set_defaults(fn=_train)
 

@@ -180,6 +180,7 @@ class RunConfig:
     keep_best: str = ""  # a metric: the evaluation's model that scored best on it is kept as best.pt ('' none)
     metrics: tuple[str, ...] = ("all",)  # the metrics to report (all: every one); density computed only if named
     ckpt_every: int = 1000
+    keep_checkpoints: bool = False  # a checkpoint kept at every evaluation during training: RUN_DIR/checkpoints
     eval_samples: int = 2500
     eval_density: bool = True
     eval: Literal["full", "quick", "none"] = "full"

@@ -48,6 +48,9 @@ RUN: dict[str, tuple[str, str]] = {  # the run options (ebmlab.config.RunConfig)
                          "training (eval_every) that scored best on it is kept as RUN_DIR/best.pt with best.json "
                          "(its step and value); `ebmlab sample|eval RUN --checkpoint best` use it ('' keeps none)"),
     "ckpt_every": ("int1", "steps between checkpoints (a kill loses at most this many steps)"),
+    "keep_checkpoints": ("any", "keep a full checkpoint at every evaluation during training (eval_every) as "
+                                "RUN_DIR/checkpoints/step-N.pt: a new run can branch from any point of the learning "
+                                "curve (ebmlab.branch) instead of training its first N steps again"),
     "eval_samples": ("int10", "model samples behind each evaluation metric"),
     "eval_density": ("any", "2D data: compute the quadrature density metrics (exact NLL, log Z) at evaluation"),
     "eval": ("choice", "the final evaluation: full; quick (at most 500 samples, no density metrics; a stacked set "

@@ -29,7 +29,7 @@ from .rng import stream_seed
 
 # run options a resumed run may change: how long it runs and where, not what it computes
 RESUMABLE = ("steps", "device", "threads", "num_workers", "data_on_device", "graphs", "compile", "eval", "loggers",
-             "tensorboard", "keep_best", "speed_probe")
+             "tensorboard", "keep_best", "keep_checkpoints", "speed_probe")
 # data_on_device=auto holds the training split on a CUDA device when it takes at most this fraction of the free memory
 AUTO_DATA_FRACTION = 0.25
 

@@ -253,6 +253,18 @@ class RunDir:
 
     # --- checkpoints -----------------------------------------------------------------------------------
     best_path = property(lambda self: self.path / "best.pt")
+    kept_dir = property(lambda self: self.path / "checkpoints")
+
+    def kept_checkpoint_path(self, step: int) -> Path:
+        """The checkpoint kept at evaluation step ``step`` (run option ``keep_checkpoints``)."""
+        return self.kept_dir / f"step-{step}.pt"
+
+    def kept_checkpoint_steps(self) -> list[int]:
+        """The steps of the checkpoints kept at evaluations (run option ``keep_checkpoints``), ascending."""
+        if not self.kept_dir.is_dir():
+            return []
+        steps = (p.name[len("step-"):-len(".pt")] for p in self.kept_dir.glob("step-*.pt"))
+        return sorted(int(s) for s in steps if s.isdigit())
     best_record_path = property(lambda self: self.path / "best.json")
 
     def save_checkpoint(self, state: dict[str, Any], path: Path | None = None) -> None:

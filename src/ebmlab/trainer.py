@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed, graphs, machine
+from .branch import branch, plan_branch
 from .budget import Budget
 from .config import ResolvedConfig, check_arguments, check_resumable, resolve_config, resume_steps
 from .data import check_same_data, user_data_sha256
@@ -66,11 +67,13 @@ class TrainResult:
 
 def train(method: str, data: str, *, out: str | Path | None = None, config_file: str | Path | None = None,
           overrides: dict[str, Any] | None = None, progress: bool = True, stop_after: int | None = None,
-          echo: bool = False) -> TrainResult:
+          echo: bool = False, branch_from: str | Path | None = None, branch_at: int | None = None) -> TrainResult:
     """Train ``method`` on ``data`` into a run directory; resumes if the directory holds a checkpoint.
 
     ``stop_after`` stops (after checkpointing) once that many steps are done in total — used to test resume.
-    ``echo`` prints the resolved configuration before training.
+    ``echo`` prints the resolved configuration before training. ``branch_from``: a new run starts as a branch of
+    that run (``ebmlab.branch``) at its kept checkpoint ``branch_at`` (default: its last one below ``steps``); the
+    same call on the branch resumes it.
     """
     check_arguments(method, data, out, config_file, overrides)
     data = str(data)
@@ -78,6 +81,8 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
     out = Path(out) if out is not None else cfg.default_out()
     check_output_dir(out)
     run = RunDir(out)
+    source = None if branch_from is None else Path(branch_from)
+    branch_step = None if source is None else plan_branch(source, out, cfg, branch_at)
     saved_data_sha, saved_steps = check_resumable(run, cfg, RESUMABLE)
     ckpt = run.load_checkpoint(cfg.method) if saved_steps is not None else None
     cfg, extending = resume_steps(cfg, run, saved_steps, int(ckpt["step"]) if ckpt is not None else 0)
@@ -90,6 +95,8 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
     ds.read()  # a missing or corrupt file is refused here
     data_sha = user_data_sha256(data, ds)
     check_same_data(data, data_sha, saved_data_sha, out)  # a user's file rewritten since the run started is refused
+    if source is not None and branch_step is not None:  # and since the run branched from was trained on it
+        check_same_data(data, data_sha, read_json(RunDir(source).config_path).get("data_sha256"), source)
     world = join(rc, distributed.world_size_from_env())
     try:
         place = Placement.resolve(rc, ds, world)
@@ -112,6 +119,13 @@ def train(method: str, data: str, *, out: str | Path | None = None, config_file:
             if extending:
                 print(extending, flush=True)
             announce_classifier(ds)
+        if source is not None and branch_step is not None:  # written once nothing can refuse the options any more
+            if place.main:
+                branch(source, out, cfg, branch_step)
+                if progress:
+                    print(f"branched from {source} at its kept step {branch_step}", flush=True)
+            distributed.barrier(world)
+            ckpt = run.load_checkpoint(cfg.method)
         with run.lock() if place.main else contextlib.nullcontext():  # one process trains into a run directory
             if place.main:
                 run.clean_temporary()
@@ -203,15 +217,20 @@ class _Training:
         write_json(self.run.best_record_path, {"metric": name, "value": value, "step": step,
                                                "better": "higher" if higher else "lower"})
 
-    def checkpoint(self, step: int) -> None:
+    def checkpoint(self, step: int, keep: bool = False) -> None:
+        """The checkpoint at the end of ``step``; ``keep`` (run option ``keep_checkpoints``, at an evaluation step):
+        also kept as checkpoints/step-N.pt, the state a run branched there resumes from (``ebmlab.branch``), without
+        the budget's stop: a point of the curve, not the run's end."""
         if not _params_finite(self.method):
             raise DivergenceError(f"parameters became non-finite by step {step}; {_kept(self.saved_any)}")
         if self.place.main:
-            self.run.save_checkpoint({"format": CHECKPOINT_FORMAT, "method": self.cfg.method, "step": step,
-                                      "method_state": self.run_steps.portable_state(self.method.state_dict()),
-                                      **self.batches.state_dict(), "torch_rng": torch.get_rng_state(),
-                                      "budget": self.budget.state_dict(),
-                                      **({"stopped_by": self.stopped_by} if self.stopped_by else {})})
+            state = {"format": CHECKPOINT_FORMAT, "method": self.cfg.method, "step": step,
+                     "method_state": self.run_steps.portable_state(self.method.state_dict()),
+                     **self.batches.state_dict(), "torch_rng": torch.get_rng_state(),
+                     "budget": self.budget.state_dict()}
+            if keep:
+                self.run.save_checkpoint(state, self.run.kept_checkpoint_path(step))
+            self.run.save_checkpoint({**state, **({"stopped_by": self.stopped_by} if self.stopped_by else {})})
             self.record.checkpointed(step)  # the seconds up to it, which a session killed later counts for
         self.saved_any = True
 
@@ -352,8 +371,9 @@ def _steps(t: _Training, end: int, bar: tqdm, stop: StopAtStepEnd) -> int:
         # and stops the run after the next one, with its checkpoint; read twice, a signal between the two reads
         # stopped the run here without one
         requested = stop.requested
-        if step % rc.ckpt_every == 0 or step == end or requested is not None:
-            t.checkpoint(step)
+        keep = rc.keep_checkpoints and rc.is_eval_step(step)
+        if keep or step % rc.ckpt_every == 0 or step == end or requested is not None:
+            t.checkpoint(step, keep=keep)
         bar.update(1)
         fault_point(f"step:{step}")
         if t.stopped_by is not None:

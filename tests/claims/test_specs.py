@@ -156,6 +156,42 @@ def test_an_equal_compute_claim_runs_and_records_its_equal_steps_pair(tmp_path, 
     assert "a: 0123456; seed 0 re-trained at fedcba9: a equal, b equal)" in render(load_claims(specs))
 
 
+def test_an_equal_steps_rerun_branches_from_its_arms_budget_run_and_reads_as_one_trained_from_step_0(tmp_path,
+                                                                                                     capsys):
+    """Budgeted runs with evaluations during training keep a checkpoint at each; the faster arm's rerun to the other
+    arm's steps starts at the last one below them (the plan says so), and its value and final metrics are those of
+    the same rerun trained from step 0 once the kept checkpoints are gone."""
+    import shutil
+
+    specs = _spec(tmp_path / "specs", budget="equal_wall_time", seeds=1,
+                  over="max_cpu_seconds = 0.4, eval_every = 4, eval_samples = 200, metrics = ['modes']")
+    runs, args = tmp_path / "runs", ["claims", "run", "c", "--specs", str(specs), "--out", str(tmp_path / "runs")]
+    assert main(args) == 0
+    said = capsys.readouterr().out
+    r = json.loads((specs / "results" / "c.json").read_text())["small"]
+    pair, arms = r["equal_steps"], runs / "small" / "arms"
+    fast, slow = pair["retrained"], "a" if pair["retrained"] == "b" else "b"
+    rerun = arms / pair["keys"][fast][0] / "s0"
+    first = json.loads((rerun / "run.json").read_text())["sessions"][0]
+    budget_run = Path(first["branched_from"]["run"])
+    at, n = first["branched_from"]["step"], r["steps"][slow][0]
+    assert budget_run.name == "s0" and budget_run.parent.parent == arms and budget_run.parent != rerun.parent
+    assert 0 < at < n and at % 4 == 0 and f"branches from {budget_run} at its kept step {at}" in said
+    assert json.loads((rerun / "summary.json").read_text())["step"] == n == pair["steps"][fast][0]
+    metrics = json.loads((rerun / "summary.json").read_text())["metrics"]
+    # the plan of a rerun not yet made says where it will start and what is left to train
+    shutil.rmtree(rerun)
+    assert main([*args, "--dry-run"]) == 0
+    assert f"left {n - at} of {n} steps — branches from its budget run's checkpoint at step {at}" in capsys.readouterr().out
+    # from step 0: the kept checkpoints removed, the same value and metrics
+    shutil.rmtree(budget_run / "checkpoints")
+    assert main(args) == 0
+    assert "branches from" not in capsys.readouterr().out
+    assert "branched_from" not in json.loads((rerun / "run.json").read_text())["sessions"][0]
+    again = json.loads((specs / "results" / "c.json").read_text())["small"]["equal_steps"]
+    assert again[fast] == pair[fast] and json.loads((rerun / "summary.json").read_text())["metrics"] == metrics
+
+
 def test_a_run_made_with_other_options_is_set_aside_not_read(tmp_path, capsys):
     """An arm's key hashes the spec's options, not the presets they resolve through: a run made before a preset
     changed sits under the same key. Its configuration is compared with the arm's today; a run of other options is

@@ -26,7 +26,7 @@ BUDGET_STEPS = 10_000_000  # the steps of a budgeted run without its own: an upp
 # run options that say where and how a run runs, or what it writes beside its results — not what it computes
 NOT_EXPERIMENT = frozenset({"seed", "device", "threads", "num_workers", "data_on_device", "graphs", "compile",
                             "loggers", "tensorboard", "plots", "log_every", "ckpt_every", "eval_every", "eval_spacing",
-                            "data_dir", "speed_probe"})
+                            "data_dir", "speed_probe", "keep_checkpoints"})
 # options every claims run gets unless the spec says otherwise: no pictures or event files (nothing reads them)
 QUIET = {"plots": False, "loggers": ""}
 # the runners' own keys of an arm or a scale (not run options)

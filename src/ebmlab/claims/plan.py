@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import EbmlabError
 from . import arms as arms_mod
-from .runners import Task, _dir, _finished, _task, equal_steps_reruns, other_options, scorer
+from .runners import Task, _dir, _finished, _task, branch_plan, equal_steps_reruns, other_options, scorer
 from .spec import Claim, result_key
 
 
@@ -164,9 +164,18 @@ def _equal_steps_rows(arms: dict[str, arms_mod.Arm], n_seeds: int, root: Path, p
                          "note": "made once both budget runs of this seed have finished"})
             continue
         a = redo[s]
+        task = _task(a, s, root, place)
         row = {"arm": f"{fast} at {slow}'s steps", "label": a.label, "seed": s, "dir": str(_dir(root, a, s)),
-               **run_state(_task(a, s, root, place))}
-        rows.append({**row, **_left(a, row)})
+               **run_state(task)}
+        left = _left(a, row)
+        if row["state"] == "not started":
+            at, why = branch_plan(task, _dir(root, arms[fast], s))
+            if at is not None:
+                row["note"] = f"branches from its budget run's checkpoint at step {at}"
+                left["left_steps"] = max(0, left.get("left_steps", 0) - at)
+            elif why:
+                row["note"] = f"trains from step 0: {why}"
+        rows.append({**row, **left})
     return rows
 
 

@@ -40,10 +40,60 @@ def _dir(root: Path, arm: Arm, seed: int) -> Path:
 
 def _task(arm: Arm, seed: int, root: Path, place: dict[str, Any]) -> Task:
     """A run of ``arm`` at ``seed``; on the CPU with the machine's speed probed (run option ``speed_probe``), so that
-    an equal-compute reading can tell arms that ran at different speeds (``ebmlab.machine``)."""
+    an equal-compute reading can tell arms that ran at different speeds (``ebmlab.machine``). A budgeted run with
+    evaluations during training keeps a checkpoint at each (``keep_checkpoints``): its equal-steps rerun branches
+    from the last one below its steps (:func:`branch_plan`)."""
     probe = {"speed_probe": True} if place.get("device") == "cpu" else {}
-    return (arm.method, arm.data, seed, {**arms_mod.QUIET, **probe, **arm.options, **place},
+    budgeted = any(arm.options.get(k) for k in arms_mod.BUDGETS) and arm.options.get("eval_every")
+    keep = {"keep_checkpoints": True} if budgeted else {}
+    return (arm.method, arm.data, seed, {**arms_mod.QUIET, **probe, **keep, **arm.options, **place},
             str(_dir(root, arm, seed)))
+
+
+def _resolved(task: Task) -> Any:
+    """The resolved configuration of a task's run, as ``ebmlab.bench`` trains it (one thread unless it says)."""
+    from ..config import resolve_config
+
+    method, data, seed, overrides, _ = task
+    return resolve_config(method, data, overrides={"threads": 1, **overrides, "seed": seed})
+
+
+def branch_plan(rerun: Task, source: Path) -> tuple[int | None, str]:
+    """Where the equal-steps rerun ``rerun`` (no run in its directory yet) can start: the last checkpoint that the
+    same arm's budget run ``source`` kept below the rerun's steps (``ebmlab.branch``) and "", or None and why not
+    ("" when the budget run kept none)."""
+    from ..branch import branch_point, check_branch
+    from ..config import saved_config
+    from ..runs import RunDir
+
+    cfg = _resolved(rerun)
+    step = branch_point(source, cfg.run.steps)
+    if step is None:
+        return None, ""
+    try:
+        check_branch(RunDir(source), saved_config(RunDir(source)), cfg, step)
+    except EbmlabError as exc:
+        return None, str(exc)
+    return step, ""
+
+
+def _branch_reruns(tasks: list[Task], sources: list[Path], say: Callable[[str], Any] = print) -> None:
+    """Each rerun whose directory holds no run starts as a branch of its arm's budget run (:func:`branch_plan`), said
+    so; one that cannot is trained from step 0, and the reason said."""
+    from ..branch import branch
+    from ..runs import RunDir
+
+    for t, src in zip(tasks, sources):
+        if RunDir(t[4]).exists() or not RunDir(src).exists():
+            continue
+        step, why = branch_plan(t, src)
+        if step is None:
+            if why:
+                say(f"claims: {t[4]} trains from step 0: {why}")
+            continue
+        branch(src, t[4], _resolved(t), step)
+        say(f"claims: {t[4]} branches from {src} at its kept step {step}: steps 1–{step} are that run's, "
+            f"{_resolved(t).run.steps - step} are trained")
 
 
 def _finished(run_dir: Path) -> dict[str, Any] | None:
@@ -316,7 +366,9 @@ def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]]
     the row's reading one comparison ("b at a's steps"); its cost is that a seed trained again can move the mean
     across and make every seed's rerun anew. A seed where either budget run diverged is left out (None)."""
     fast, slow, redo = equal_steps_reruns(arms, n_seeds, steps)
-    done = _execute([_task(a, s, root, place) for s, a in redo.items()], jobs, root)
+    tasks = [_task(a, s, root, place) for s, a in redo.items()]
+    _branch_reruns(tasks, [_dir(root, arms[fast], s) for s in redo])
+    done = _execute(tasks, jobs, root)
     values = {fast: [_value(done.get(str(_dir(root, redo[s], s))), _dir(root, redo[s], s), redo[s].metric)
                      if s in redo else None for s in range(n_seeds)]}
     slow_done = {str(_dir(root, arms[slow], s)): r for s in range(n_seeds)
