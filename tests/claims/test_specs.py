@@ -178,6 +178,8 @@ def test_an_equal_steps_rerun_branches_from_its_arms_budget_run_and_reads_as_one
     assert budget_run.name == "s0" and budget_run.parent.parent == arms and budget_run.parent != rerun.parent
     assert 0 < at < n and at % 4 == 0 and f"branches from {budget_run} at its kept step {at}" in said
     assert json.loads((rerun / "summary.json").read_text())["step"] == n == pair["steps"][fast][0]
+    assert pair["branched_at"] == {fast: [at]} and f"per seed; from its budget run's kept step {at}," in render(
+        load_claims(specs))
     metrics = json.loads((rerun / "summary.json").read_text())["metrics"]
     # the plan of a rerun not yet made says where it will start and what is left to train
     shutil.rmtree(rerun)
@@ -190,6 +192,7 @@ def test_an_equal_steps_rerun_branches_from_its_arms_budget_run_and_reads_as_one
     assert "branched_from" not in json.loads((rerun / "run.json").read_text())["sessions"][0]
     again = json.loads((specs / "results" / "c.json").read_text())["small"]["equal_steps"]
     assert again[fast] == pair[fast] and json.loads((rerun / "summary.json").read_text())["metrics"] == metrics
+    assert again["branched_at"] == {fast: [None]} and "kept step" not in render(load_claims(specs))
 
 
 def test_a_run_made_with_other_options_is_set_aside_not_read(tmp_path, capsys):

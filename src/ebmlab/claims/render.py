@@ -220,7 +220,10 @@ def _result_line(claim: Claim, scale: str, r: dict[str, Any]) -> str:
     pair = r.get("equal_steps")
     if isinstance(pair, dict):
         steps = (pair.get("steps") or {}).get("a") or []
-        line += (f"<br>equal steps ({pair.get('retrained', '?')} retrained to the other's steps per seed, "
+        at = ((pair.get("branched_at") or {}).get(pair.get("retrained")) or [])
+        branched = (f"; from its budget run's kept step {' / '.join(str(k) if isinstance(k, int) else '0' for k in at)}"
+                    if any(isinstance(k, int) for k in at) else "")
+        line += (f"<br>equal steps ({pair.get('retrained', '?')} retrained to the other's steps per seed{branched}, "
                  f"{_mean_of(steps, 'steps')} on average): {c['a']['label']} {_arm_text(pair.get('a'), None)} vs "
                  f"{c['b']['label']} {_arm_text(pair.get('b'), None)}")
     return line

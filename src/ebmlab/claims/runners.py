@@ -357,6 +357,15 @@ def equal_steps_reruns(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list
     return fast, slow, redo
 
 
+def _branched_at(run_dir: Path) -> int | None:
+    """The step of its budget run that a rerun branched from (its first session's ``branched_from``), or None."""
+    from ..runs import RunDir
+
+    sessions = RunDir(run_dir).sessions()
+    step = ((sessions[0] if sessions else {}).get("branched_from") or {}).get("step")
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
 def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]], *, root: Path, jobs: int,
                  place: dict[str, Any], check: str | None = None) -> dict[str, Any]:
     """The equal-steps pair of an equal-compute claim: the arm that trained more steps in the budget on average over
@@ -378,6 +387,8 @@ def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]]
     out = {"a": values["a"], "b": values["b"], "seeds": list(range(n_seeds)),
            "steps": {w: [steps[slow][s] if s in redo else None for s in range(n_seeds)] for w in ("a", "b")},
            "retrained": fast, "keys": {fast: [redo[s].key for s in sorted(redo)]},
+           "branched_at": {fast: [_branched_at(_dir(root, redo[s], s)) if s in redo else None
+                                  for s in range(n_seeds)]},
            "trained_at": {fast: trained_at([_dir(root, redo[s], s) for s in sorted(redo)])},
            "scorer": {fast: [scorer(done.get(str(_dir(root, redo[s], s)))) if s in redo else None
                              for s in range(n_seeds)], slow: slow_values["scorer"]}}
