@@ -21,7 +21,7 @@ LAYERS = [
     {"samplers"},
     {"methods"},
     {"metrics"},
-    {"options", "config", "recipe", "graphs", "placement", "plots", "present", "export"},
+    {"options", "config", "recipe", "graphs", "placement", "plots", "present", "export", "branch"},
     {"evaluation", "trainer"},
     {"api", "testing"},
     {"report", "bench", "sr", "semisup"},
