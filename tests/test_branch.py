@@ -21,6 +21,14 @@ def _params(method):
     return [p.detach().clone() for net in method.networks.values() for p in net.parameters()]
 
 
+def _tensors(state):
+    """The tensors of a nested state, in order."""
+    if isinstance(state, torch.Tensor):
+        return [state]
+    items = state.values() if isinstance(state, dict) else state if isinstance(state, (list, tuple)) else []
+    return [t for v in items for t in _tensors(v)]
+
+
 def _lines(run, kind):
     return [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["kind"] == kind]
 
@@ -102,3 +110,26 @@ def test_the_command_line_branches_resumes_the_branch_and_refuses_in_one_line(tm
     assert main(["train", "gan", "--data", "ring8", "--steps", "5", "--out", str(tmp_path / "new"),
                  "--branch-from", src, *opts]) == 2
     assert "kept no checkpoint below step 5 to branch from (kept: 10, 20)" in capsys.readouterr().err
+
+
+def test_a_branch_keeps_the_best_model_the_run_from_step_0_keeps(tmp_path):
+    """keep_best on the branch (not on the run it branches from: a placement option): best.pt and best.json are
+    those of the run trained from step 0 — the best of all its evaluations, those before the branch point
+    included. With ema the evaluated weights are the averages, which no kept checkpoint holds: refused."""
+    ebmlab.train("gan", "ring8", out=tmp_path / "src", progress=False,
+                 overrides={**OVER, "eval_every": 5, "steps": 40, "keep_checkpoints": "true"})
+    over = {**OVER, "eval_every": 5, "steps": 27, "keep_best": "w1"}
+    ebmlab.train("gan", "ring8", out=tmp_path / "plain", progress=False, overrides=over)
+    ebmlab.train("gan", "ring8", out=tmp_path / "br", progress=False, overrides=over, branch_from=tmp_path / "src")
+    assert json.loads((tmp_path / "br" / "run.json").read_text())["sessions"][0]["branched_from"]["step"] == 25
+    assert (json.loads((tmp_path / "br" / "best.json").read_text())
+            == json.loads((tmp_path / "plain" / "best.json").read_text()))
+    a, b = (torch.load(tmp_path / d / "best.pt", weights_only=True)["method_state"] for d in ("plain", "br"))
+    assert _tensors(a) and len(_tensors(a)) == len(_tensors(b))
+    assert all(torch.equal(x, y) for x, y in zip(_tensors(a), _tensors(b)))
+    ebmlab.train("gan", "ring8", out=tmp_path / "ema-src", progress=False,
+                 overrides={**OVER, "eval_every": 5, "steps": 12, "keep_checkpoints": "true", "ema": 0.9})
+    with pytest.raises(EbmlabError, match="with ema=0.9: best.pt holds the averaged weights"):
+        branch(tmp_path / "ema-src", tmp_path / "ema",
+               resolve_config("gan", "ring8", overrides={**over, "ema": 0.9, "steps": 15}), 10)
+    assert not (tmp_path / "ema").exists()

@@ -15,7 +15,9 @@ branch point at or past the new run's length, a destination that holds files.
 The new run's ``run.json`` holds one session record for the N steps it took over, marked ``branched_from`` (the run
 and the step), with that run's training seconds up to step N (its evaluation line at N records them) and its machine
 and speed probes; no ``ended`` time: those steps were not computed in one span of its own. Its ``metrics.jsonl`` holds
-the other run's lines up to step N, so its learning curve is whole.
+the other run's lines up to step N, so its learning curve is whole. With ``keep_best`` its ``best.pt`` and
+``best.json`` are the best of those evaluations, the model from the checkpoint kept at it, as the run trained from
+step 0 holds them at step N; refused with ``ema``, whose evaluated (averaged) weights no kept checkpoint holds.
 """
 
 from __future__ import annotations
@@ -72,6 +74,10 @@ def check_branch(source: RunDir, saved: dict[str, Any], cfg: Any, step: int) -> 
         raise EbmlabError(f"{source.path} was trained with other options than the branch asks ("
                           + "; ".join(f"{k}: there {a!r}, here {b!r}" for k, (a, b) in diffs.items())
                           + "): its first steps are not this run's — train it from step 0")
+    if cfg.run.keep_best and cfg.run.ema > 0:
+        raise EbmlabError(f"keep_best={cfg.run.keep_best} with ema={cfg.run.ema}: best.pt holds the averaged weights "
+                          f"of its evaluation, which the kept checkpoints do not — branch without keep_best, or train "
+                          f"from step 0")
     if not 0 < step < cfg.run.steps:
         raise EbmlabError(f"a branch at step {step} of a run to {cfg.run.steps} steps: the step must lie between 0 "
                           f"and the run's length")
@@ -130,6 +136,36 @@ def plan_branch(source: str | Path, dest: str | Path, cfg: Any, step: int | None
     return step
 
 
+def _best_up_to(source: RunDir, part: RunDir, cfg: Any, step: int) -> None:
+    """Run option ``keep_best``: the branch's best.pt and best.json as the run trained from step 0 would hold them
+    at ``step`` — the evaluation up to it that scored best (the first of equals), its model from the checkpoint kept
+    there; none when no evaluation up to it scored."""
+    import math
+
+    from .metrics import registry
+
+    name = cfg.run.keep_best
+    spec = registry.spec(name)
+    higher = spec is not None and spec.better == "↑"
+    best: tuple[int, float] | None = None
+    for m in _eval_lines(source):
+        k, v = m.get("step"), m.get(name)
+        if not isinstance(k, int) or k > step or not isinstance(v, (int, float)) or isinstance(v, bool) \
+                or not math.isfinite(v):
+            continue
+        if best is None or (v > best[1] if higher else v < best[1]):
+            best = (k, float(v))
+    if best is None:
+        return
+    ckpt = source.load_checkpoint(cfg.method, source.kept_checkpoint_path(best[0]))
+    if ckpt is None:
+        raise EbmlabError(f"{source.path} kept no checkpoint at step {best[0]}, its best evaluation of {name} up to "
+                          f"step {step}: the branch's best.pt could not be the run's — branch without keep_best")
+    part.save_checkpoint({k: ckpt[k] for k in ("format", "method", "step", "method_state")}, part.best_path)
+    write_json(part.best_record_path, {"metric": name, "value": best[1], "step": best[0],
+                                       "better": "higher" if higher else "lower"})
+
+
 def branch(source: str | Path, dest: str | Path, cfg: Any, step: int) -> None:
     """Make ``dest`` a run of the resolved configuration ``cfg`` that holds ``source``'s first ``step`` steps (its
     kept checkpoint at ``step``): ``ebmlab.train`` with the same options on ``dest`` trains on from there. Checked
@@ -155,6 +191,8 @@ def branch(source: str | Path, dest: str | Path, cfg: Any, step: int) -> None:
     shutil.copyfile(src.kept_checkpoint_path(step), part.checkpoint_path)
     part.metrics_path.write_text("".join(f"{line}\n" for line in lines))
     write_json(part.record_path, {"format": "ebmlab-run-record-1", "sessions": [record]})
+    if cfg.run.keep_best:
+        _best_up_to(src, part, cfg, step)
     sha = raw.get("data_sha256")
     write_json(part.config_path, {**cfg.to_dict(), **({"data_sha256": sha} if sha else {})})
     if out.path.is_dir():

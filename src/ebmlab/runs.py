@@ -253,6 +253,7 @@ class RunDir:
 
     # --- checkpoints -----------------------------------------------------------------------------------
     best_path = property(lambda self: self.path / "best.pt")
+    best_record_path = property(lambda self: self.path / "best.json")
     kept_dir = property(lambda self: self.path / "checkpoints")
 
     def kept_checkpoint_path(self, step: int) -> Path:
@@ -265,7 +266,6 @@ class RunDir:
             return []
         steps = (p.name[len("step-"):-len(".pt")] for p in self.kept_dir.glob("step-*.pt"))
         return sorted(int(s) for s in steps if s.isdigit())
-    best_record_path = property(lambda self: self.path / "best.json")
 
     def save_checkpoint(self, state: dict[str, Any], path: Path | None = None) -> None:
         atomic_write_bytes(path or self.checkpoint_path, lambda fh: torch.save(state, fh))
