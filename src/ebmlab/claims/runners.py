@@ -370,7 +370,8 @@ def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]]
                  place: dict[str, Any], check: str | None = None) -> dict[str, Any]:
     """The equal-steps pair of an equal-compute claim: the arm that trained more steps in the budget on average over
     the seeds (:func:`equal_steps_reruns`) is trained again in every seed (a new run, no budget) to exactly the steps
-    the other arm reached in that seed, whose budget run is reused. In a seed where the rerun arm's own budget run
+    the other arm reached in that seed, whose budget run is reused; the rerun starts at the last checkpoint its own
+    budget run kept below those steps where there is one (:func:`_branch_reruns`). In a seed where the rerun arm's own budget run
     made fewer steps than the other's, its rerun trains past them: still equal steps. One arm for every seed keeps
     the row's reading one comparison ("b at a's steps"); its cost is that a seed trained again can move the mean
     across and make every seed's rerun anew. A seed where either budget run diverged is left out (None)."""
