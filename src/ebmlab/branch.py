@@ -43,16 +43,25 @@ def branch_point(source: str | Path, steps: int) -> int | None:
     """The largest step below ``steps`` at which ``source`` kept a checkpoint and logged its evaluation (with the
     seconds trained up to it), or None."""
     run = RunDir(source)
-    logged = {m.get("step") for m in _eval_lines(run)}
-    kept = [k for k in run.kept_checkpoint_steps() if 0 < k < steps and k in logged]
+    kept = run.kept_checkpoint_steps()
+    if not kept:
+        return None
+    logged = {m.get("step") for m in _eval_lines(_metrics(run))}
+    kept = [k for k in kept if 0 < k < steps and k in logged]
     return kept[-1] if kept else None
 
 
-def _eval_lines(run: RunDir) -> list[dict[str, Any]]:
+def _metrics(run: RunDir) -> list[dict[str, Any]]:
+    """A run's metrics.jsonl lines; none where it cannot be read (a branch point is then not found)."""
     try:
-        return [m for m in run.read_metrics() if m.get("kind") == "eval" and "train_seconds" in m]
+        return run.read_metrics()
     except (OSError, ValueError, EbmlabError):
         return []
+
+
+def _eval_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The evaluation lines during training (they carry the seconds trained up to their step)."""
+    return [m for m in lines if m.get("kind") == "eval" and "train_seconds" in m]
 
 
 def check_branch(source: RunDir, saved: dict[str, Any], cfg: Any, step: int) -> None:
@@ -87,9 +96,10 @@ def check_branch(source: RunDir, saved: dict[str, Any], cfg: Any, step: int) -> 
                           f"{', '.join(map(str, kept)) or 'none — train it with keep_checkpoints=true and eval_every=N'})")
 
 
-def _taken_over(source: RunDir, step: int) -> dict[str, Any]:
-    """The session record of the branch's first ``step`` steps (see the module docstring)."""
-    line = next((m for m in _eval_lines(source) if m.get("step") == step), None)
+def _taken_over(source: RunDir, step: int, evals: list[dict[str, Any]]) -> dict[str, Any]:
+    """The session record of the branch's first ``step`` steps (see the module docstring); ``evals``: the source's
+    evaluation lines."""
+    line = next((m for m in evals if m.get("step") == step), None)
     if line is None:
         raise EbmlabError(f"{source.metrics_path} has no evaluation line at step {step} with the seconds trained up "
                           f"to it: the branch could not say what its first steps cost")
@@ -111,7 +121,7 @@ def plan_branch(source: str | Path, dest: str | Path, cfg: Any, step: int | None
     or the last checkpoint ``source`` kept below ``cfg``'s steps; checked as :func:`branch` checks it, nothing written.
     None when ``dest`` already is that branch (the same command again resumes it); refused when it holds another
     run."""
-    from .config import config_from_dict
+    from .config import saved_config
 
     src, out = RunDir(source), RunDir(dest)
     if out.exists():
@@ -131,30 +141,23 @@ def plan_branch(source: str | Path, dest: str | Path, cfg: Any, step: int | None
             raise EbmlabError(f"{src.path} kept no checkpoint below step {cfg.run.steps} to branch from (kept: "
                               f"{', '.join(map(str, kept)) or 'none'}); a run keeps them with keep_checkpoints=true "
                               f"and eval_every=N")
-    check_branch(src, config_from_dict(read_json(src.config_path), src.config_path).to_dict(), cfg, step)
+    check_branch(src, saved_config(src), cfg, step)
     out.check_new()
     return step
 
 
-def _best_up_to(source: RunDir, part: RunDir, cfg: Any, step: int) -> None:
+def _best_up_to(source: RunDir, part: RunDir, cfg: Any, step: int, evals: list[dict[str, Any]]) -> None:
     """Run option ``keep_best``: the branch's best.pt and best.json as the run trained from step 0 would hold them
-    at ``step`` — the evaluation up to it that scored best (the first of equals), its model from the checkpoint kept
-    there; none when no evaluation up to it scored."""
-    import math
-
+    at ``step`` — the evaluation up to it that scored best (``registry.improves``, keep_best's rule: the first of
+    equals), its model from the checkpoint kept there; none when no evaluation up to it scored."""
     from .metrics import registry
 
     name = cfg.run.keep_best
-    spec = registry.spec(name)
-    higher = spec is not None and spec.better == "↑"
     best: tuple[int, float] | None = None
-    for m in _eval_lines(source):
-        k, v = m.get("step"), m.get(name)
-        if not isinstance(k, int) or k > step or not isinstance(v, (int, float)) or isinstance(v, bool) \
-                or not math.isfinite(v):
-            continue
-        if best is None or (v > best[1] if higher else v < best[1]):
-            best = (k, float(v))
+    for m in evals:
+        k = m.get("step")
+        if isinstance(k, int) and k <= step and registry.improves(name, m.get(name), None if best is None else best[1]):
+            best = (k, float(m[name]))
     if best is None:
         return
     ckpt = source.load_checkpoint(cfg.method, source.kept_checkpoint_path(best[0]))
@@ -163,7 +166,7 @@ def _best_up_to(source: RunDir, part: RunDir, cfg: Any, step: int) -> None:
                           f"step {step}: the branch's best.pt could not be the run's — branch without keep_best")
     part.save_checkpoint({k: ckpt[k] for k in ("format", "method", "step", "method_state")}, part.best_path)
     write_json(part.best_record_path, {"metric": name, "value": best[1], "step": best[0],
-                                       "better": "higher" if higher else "lower"})
+                                       "better": "higher" if registry.higher_is_better(name) else "lower"})
 
 
 def branch(source: str | Path, dest: str | Path, cfg: Any, step: int) -> None:
@@ -182,8 +185,10 @@ def branch(source: str | Path, dest: str | Path, cfg: Any, step: int) -> None:
     if out.exists():
         raise EbmlabError(f"{out.path} already holds a run; a branch is made into a new directory")
     out.check_new()
-    record = _taken_over(src, step)
-    lines = [json.dumps(m) for m in src.read_metrics() if isinstance(m.get("step"), int) and m["step"] <= step]
+    metrics = src.read_metrics()
+    evals = _eval_lines(metrics)
+    record = _taken_over(src, step, evals)
+    lines = [json.dumps(m) for m in metrics if isinstance(m.get("step"), int) and m["step"] <= step]
     tmp = out.path.with_name(f".{out.path.name}.branch.tmp")
     shutil.rmtree(tmp, ignore_errors=True)  # a branch a kill interrupted
     tmp.mkdir(parents=True)
@@ -192,7 +197,7 @@ def branch(source: str | Path, dest: str | Path, cfg: Any, step: int) -> None:
     part.metrics_path.write_text("".join(f"{line}\n" for line in lines))
     write_json(part.record_path, {"format": "ebmlab-run-record-1", "sessions": [record]})
     if cfg.run.keep_best:
-        _best_up_to(src, part, cfg, step)
+        _best_up_to(src, part, cfg, step, evals)
     sha = raw.get("data_sha256")
     write_json(part.config_path, {**cfg.to_dict(), **({"data_sha256": sha} if sha else {})})
     if out.path.is_dir():

@@ -203,19 +203,17 @@ class _Training:
 
         name = self.cfg.run.keep_best
         value = metrics.get(name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        if not registry.improves(name, value, None):  # not a finite number
             return
-        spec = registry.spec(name)
-        higher = spec is not None and spec.better == "↑"
         best = read_json(self.run.best_record_path) if self.run.best_record_path.is_file() else None
-        if isinstance(best, dict) and best.get("metric") == name and isinstance(best.get("value"), (int, float)):
-            if (value <= best["value"]) if higher else (value >= best["value"]):
-                return
+        so_far = best.get("value") if isinstance(best, dict) and best.get("metric") == name else None
+        if not registry.improves(name, value, so_far if isinstance(so_far, (int, float)) else None):
+            return
         self.run.save_checkpoint({"format": CHECKPOINT_FORMAT, "method": self.cfg.method, "step": step,
                                   "method_state": self.run_steps.portable_state(self.method.state_dict())},
                                  self.run.best_path)
         write_json(self.run.best_record_path, {"metric": name, "value": value, "step": step,
-                                               "better": "higher" if higher else "lower"})
+                                               "better": "higher" if registry.higher_is_better(name) else "lower"})
 
     def checkpoint(self, step: int, keep: bool = False) -> None:
         """The checkpoint at the end of ``step``; ``keep`` (run option ``keep_checkpoints``, at an evaluation step):

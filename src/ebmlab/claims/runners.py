@@ -58,15 +58,15 @@ def _resolved(task: Task) -> Any:
     return resolve_config(method, data, overrides={"threads": 1, **overrides, "seed": seed})
 
 
-def branch_plan(rerun: Task, source: Path) -> tuple[int | None, str]:
-    """Where the equal-steps rerun ``rerun`` (no run in its directory yet) can start: the last checkpoint that the
-    same arm's budget run ``source`` kept below the rerun's steps (``ebmlab.branch``) and "", or None and why not
-    ("" when the budget run kept none)."""
+def branch_plan(rerun: Task, source: Path, cfg: Any = None) -> tuple[int | None, str]:
+    """Where the equal-steps rerun ``rerun`` (no run in its directory yet; ``cfg``: its resolved configuration, if
+    already made) can start: the last checkpoint that the same arm's budget run ``source`` kept below the rerun's
+    steps (``ebmlab.branch``) and "", or None and why not ("" when the budget run kept none)."""
     from ..branch import branch_point, check_branch
     from ..config import saved_config
     from ..runs import RunDir
 
-    cfg = _resolved(rerun)
+    cfg = cfg if cfg is not None else _resolved(rerun)
     step = branch_point(source, cfg.run.steps)
     if step is None:
         return None, ""
@@ -86,14 +86,15 @@ def _branch_reruns(tasks: list[Task], sources: list[Path], say: Callable[[str], 
     for t, src in zip(tasks, sources):
         if RunDir(t[4]).exists() or not RunDir(src).exists():
             continue
-        step, why = branch_plan(t, src)
+        cfg = _resolved(t)
+        step, why = branch_plan(t, src, cfg)
         if step is None:
             if why:
                 say(f"claims: {t[4]} trains from step 0: {why}")
             continue
-        branch(src, t[4], _resolved(t), step)
+        branch(src, t[4], cfg, step)
         say(f"claims: {t[4]} branches from {src} at its kept step {step}: steps 1–{step} are that run's, "
-            f"{_resolved(t).run.steps - step} are trained")
+            f"{cfg.run.steps - step} are trained")
 
 
 def _finished(run_dir: Path) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ where the kind scores them as samples), against the test split's first rows at t
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -125,6 +126,20 @@ def spec(name: str) -> Metric | None:
     return None
 
 
+def higher_is_better(name: str) -> bool:
+    """Whether a higher value of the metric ``name`` is better (its metadata says ↑); lower otherwise."""
+    m = spec(name)
+    return m is not None and m.better == "↑"
+
+
+def improves(name: str, value: Any, best: float | None) -> bool:
+    """Whether ``value`` is a finite number strictly better than ``best`` in the direction of metric ``name``
+    (``best`` None: any finite number) — the rule of run option ``keep_best``."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return False
+    return best is None or (value > best if higher_is_better(name) else value < best)
+
+
 def is_bookkeeping(name: str, value: Any) -> bool:
     """Counts, checksums, settings and notes: kept in summary.json, not shown as results."""
     base = split_prefix(name)[1]
@@ -173,5 +188,5 @@ def plugin_values(samples: Any, dataset: Any) -> dict[str, float]:
     return out
 
 
-__all__ = ["catalogue", "columns", "GROUPS", "is_bookkeeping", "plugin_values", "prefixes", "register_metric",
-           "same_as", "spec", "split_prefix"]
+__all__ = ["catalogue", "columns", "GROUPS", "higher_is_better", "improves", "is_bookkeeping", "plugin_values",
+           "prefixes", "register_metric", "same_as", "spec", "split_prefix"]
