@@ -25,10 +25,21 @@ def _stores_kept_apart(tmp_path_factory):
     """The data sets' references kept on disk (``metrics.evaluators.stored_reference``) and the trained classifiers
     (``metrics.classifier``) in this session's own directories, not the user's ``~/.cache/ebmlab/references`` and
     ``~/.cache/ebmlab/classifiers``: a test never reads what an earlier session or a campaign kept (a classifier
-    restored by ``benchmarks/claims/tools/keep_runs.py`` was trained on another machine), nor writes there."""
+    restored by ``benchmarks/claims/tools/keep_runs.py`` was trained on another machine), nor writes there.
+    The worker processes of one ``pytest -n`` run share them (in the run's base directory, above each worker's): a
+    classifier or reference one worker computes, the others read (``metrics.classifier`` trains a classifier once
+    for workers that need it at the same time; a reference file is written atomically, and two workers computing
+    one write the same numbers). Tests that change a store's files do it in a store of their own."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # BASE/popen-gwN: BASE is this run's, shared by its workers
+        stores = {k: base.parent / f"shared-{k}" for k in ("references", "classifiers")}
+        for d in stores.values():
+            d.mkdir(exist_ok=True)
+    else:
+        stores = {k: tmp_path_factory.mktemp(k) for k in ("references", "classifiers")}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EBMLAB_REFERENCES", str(tmp_path_factory.mktemp("references")))
-        mp.setenv("EBMLAB_CLASSIFIERS", str(tmp_path_factory.mktemp("classifiers")))
+        mp.setenv("EBMLAB_REFERENCES", str(stores["references"]))
+        mp.setenv("EBMLAB_CLASSIFIERS", str(stores["classifiers"]))
         yield
 
 

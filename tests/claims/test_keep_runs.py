@@ -23,7 +23,7 @@ def test_kept_runs_restore_as_finished_runs_and_give_the_same_result(tmp_path):
     keep = _tool()
     specs = _spec(tmp_path / "specs", seeds=3, over="steps = 30, eval_samples = 200, eval_every = 10, metrics = ['modes']")
     runs, kept = tmp_path / "runs", tmp_path / "kept"
-    assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(runs), "--jobs", "2"]) == 0
+    assert main(["claims", "run", "c", "--specs", str(specs), "--out", str(runs)]) == 0
     first = json.loads((specs / "results" / "c.json").read_text())["small"]
     unfinished = runs / "small" / "arms" / "gan-ring8-unfinished" / "s0"  # a run under way: no summary
     unfinished.mkdir(parents=True)

@@ -115,3 +115,30 @@ def test_a_killed_training_leaves_nothing_for_good(tmp_path):
     clf = train_classifier(get_dataset("digits"), epochs=1, out_dir=out, progress=False)
     assert not any(p.exists() for p in left) and other.exists()
     assert (out / clf.info["file"]).is_file() and (out / "digits.json").is_file()
+
+
+def test_workers_that_find_no_classifier_train_it_once(tmp_path, monkeypatch):
+    """Two workers (a bench's, ``claims run --jobs 2``'s) evaluating at once on a machine with no classifier: one
+    trains it, the other waits for it and loads the same weights."""
+    import threading
+    import time
+
+    from ebmlab.metrics import classifier as C
+
+    monkeypatch.setenv("EBMLAB_CLASSIFIERS", str(tmp_path / "clf"))
+    calls = []
+
+    def slow_training(dataset, progress=True):
+        calls.append(dataset.name)
+        time.sleep(0.5)  # long enough for the other worker to look for the record and find none
+        return train_classifier(dataset, epochs=2, progress=False)
+
+    monkeypatch.setattr(C, "train_classifier", slow_training)
+    got = []
+    workers = [threading.Thread(target=lambda: got.append(C.get_classifier(get_dataset("digits"), progress=False)))
+               for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert calls == ["digits"] and len(got) == 2 and got[0].sha256 == got[1].sha256

@@ -321,9 +321,34 @@ def get_classifier(dataset: Dataset, *, progress: bool = True) -> Classifier:
     d = classifier_dir()
     base = get_dataset(dataset.base, data_dir=dataset.data_dir) if dataset.stacked and dataset.base else dataset
     if not (d / f"{name}.json").is_file():
-        if progress:
-            epochs = DEFAULT_EPOCHS.get(name, 5)
-            print(f"ebmlab: no domain classifier for {name} in {d}: training it on its {base.n_train} train images "
-                  f"({epochs} epochs, once; later evaluations reuse it)", file=sys.stderr, flush=True)
-        train_classifier(base, progress=progress)
+        with _first_training(d, name):  # another process training it first: wait, then load what it wrote
+            if not (d / f"{name}.json").is_file():
+                if progress:
+                    epochs = DEFAULT_EPOCHS.get(name, 5)
+                    print(f"ebmlab: no domain classifier for {name} in {d}: training it on its {base.n_train} train "
+                          f"images ({epochs} epochs, once; later evaluations reuse it)", file=sys.stderr, flush=True)
+                train_classifier(base, progress=progress)
     return load_classifier(name, d, data_sha256=content_sha256(_images(base)))
+
+
+@contextmanager
+def _first_training(directory: Path, name: str) -> Iterator[None]:
+    """Hold the training of classifier ``name`` on first use: the workers of a bench or of ``claims run --jobs N``
+    that find no classifier train it once, the others wait and load it. An advisory lock (``fcntl.flock``, released
+    by the system when the process ends, a kill included) on ``DIR/.NAME.training``, an empty file left in place
+    (not the directory's lock of ``atomic.sole_writer``, which the training itself takes to write). A directory that
+    cannot be written, or no ``fcntl`` (Windows), locks nothing: each process trains, and the same seed gives the
+    same weights (module docstring)."""
+    try:
+        import fcntl
+
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / f".{name}.training", os.O_RDWR | os.O_CREAT, 0o644)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
