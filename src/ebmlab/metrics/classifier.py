@@ -15,7 +15,8 @@ deterministic for a seed (``ebmlab classifier train --data NAME``): it runs on o
 setting, because a multi-threaded reduction sums in another order and gives other weights (and another hash) for
 the same seed; the same machine type therefore gives the same file (another CPU may not: a bench report lists
 the runs each classifier scored when they differ, ``ebmlab.bench.classifiers_used``). An image evaluation that
-finds no classifier trains it first (and says so), so that a first run needs no extra step.
+finds no classifier trains it first (and says so), so that a first run needs no extra step; processes that find none
+at the same time (a bench's workers) train it once, under a lock (:func:`get_classifier`).
 
 Architecture: Conv3×3(w) → Conv3×3/2(2w) → Conv3×3/2(4w) (ReLU each) → Linear → 128 features (ReLU) →
 Linear → classes; Adam(1e-3), batch 128, no augmentation.
