@@ -118,38 +118,50 @@ def read_json(path: Path) -> Any:
 
 
 @contextlib.contextmanager
+def advisory_lock(path: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive advisory lock (``fcntl.flock``) on ``path`` for the body: a directory is locked itself, a
+    file is created empty if missing and left in place. The system releases the lock when the process ends, a kill
+    included, so no stale lock outlives its holder. ``wait=False`` raises ``BlockingIOError`` at once when another
+    process holds it. An ``OSError`` opening ``path`` propagates (the caller decides whether an unwritable place
+    locks nothing or is an error). Yields whether the lock is held: ``False`` only without ``fcntl`` (Windows),
+    where nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield False
+        return
+    path = Path(path)
+    fd = os.open(path, os.O_RDONLY) if path.is_dir() else os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield True
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+@contextlib.contextmanager
 def sole_writer(directory: Path, name: str, outputs: str | None = None) -> Iterator[None]:
     """Hold the writing of the output ``name`` in ``directory`` (a sample file or folder, a data set's classifier)
     for this process, and on entry remove the temporaries a killed writer of it left behind. Its outputs are the
     files or folders whose names match the regular expression ``outputs`` (default: ``name`` itself); their
     temporaries are ``.OUTPUT.<8 random characters>.tmp`` (``atomic_write_bytes`` files, ``tempfile.mkdtemp``
-    folders). An advisory lock on ``directory`` itself (released by the system when the process ends, a kill
-    included; no lock file is left beside the outputs) makes a second writer into that directory wait for the
-    moment it writes, so no temporary of a live writer is removed. Without ``fcntl`` (Windows) nothing is locked or
-    removed."""
+    folders). An advisory lock on ``directory`` itself (:func:`advisory_lock`; no lock file is left beside the
+    outputs) makes a second writer into that directory wait for the moment it writes, so no temporary of a live
+    writer is removed. Without ``fcntl`` (Windows) nothing is locked or removed."""
     import re
     import shutil
 
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not on POSIX
-        yield
-        return
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with advisory_lock(directory) as locked:
         stale = re.compile(rf"^\.(?:{outputs or re.escape(name)})\.[a-z0-9_]{{8}}\.tmp$")
-        for p in directory.iterdir():
+        for p in directory.iterdir() if locked else ():
             if stale.match(p.name):
                 if p.is_dir():
                     shutil.rmtree(p, ignore_errors=True)
                 else:
                     p.unlink(missing_ok=True)
         yield
-    finally:
-        os.close(fd)
 
 
 def require_utf8(path: str | Path, flag: str = "--out") -> None:
@@ -183,5 +195,5 @@ def check_output_dir(out: Path) -> None:
                           f"choose a directory you can write to")
 
 
-__all__ = ["atomic_write_bytes", "check_output_dir", "fault_point", "json_safe", "read_json", "require_utf8",
+__all__ = ["advisory_lock", "atomic_write_bytes", "check_output_dir", "fault_point", "json_safe", "read_json", "require_utf8",
            "sole_writer", "write_json"]

@@ -74,26 +74,20 @@ class RunDir:
     def lock(self) -> Iterator[None]:
         """Hold the run directory for this process while it trains and finishes the run: a second process given the
         same ``--out`` meanwhile is refused (it would interleave checkpoints, records and the final evaluation's
-        draw, and remove the first one's temporary files). An advisory lock on ``RUN/.lock`` (``fcntl.flock``):
+        draw, and remove the first one's temporary files). An advisory lock on ``RUN/.lock`` (``atomic.advisory_lock``):
         the system releases it when the process ends, a kill included, so no stale lock outlives a run. Where
         ``fcntl`` is missing (Windows) nothing is locked."""
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not on POSIX
-            yield
-            return
+        from .atomic import advisory_lock
+
         self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
+        with contextlib.ExitStack() as held:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.enter_context(advisory_lock(self.path / ".lock", wait=False))
             except BlockingIOError:
                 raise EbmlabError(f"another process is training or finishing the run in {self.path}; wait for it to "
                                   f"end (or stop it), then run the command again: it resumes where that one "
                                   f"stopped") from None
             yield
-        finally:
-            os.close(fd)  # closing releases the lock
 
     def held(self) -> bool:
         """Whether a process holds the run now (:meth:`lock`). Read from the kernel's table of locks
@@ -323,22 +317,19 @@ class RunDir:
 
 
 def _try_lock(lock: Path) -> bool:
-    """Whether :meth:`RunDir.lock`'s file is held by another process, by trying it without waiting."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not on POSIX
+    """Whether :meth:`RunDir.lock`'s file is held by another process, by trying it without waiting (a missing or
+    unreadable file: not held; the file is never created here)."""
+    from .atomic import advisory_lock
+
+    if not lock.is_file():
         return False
     try:
-        fd = os.open(lock, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with advisory_lock(lock, wait=False):
+            return False
     except BlockingIOError:
         return True
-    finally:
-        os.close(fd)
-    return False
+    except OSError:
+        return False
 
 
 def _differences(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:

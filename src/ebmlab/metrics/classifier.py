@@ -38,7 +38,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -335,21 +335,16 @@ def get_classifier(dataset: Dataset, *, progress: bool = True) -> Classifier:
 @contextmanager
 def _first_training(directory: Path, name: str) -> Iterator[None]:
     """Hold the training of classifier ``name`` on first use: the workers of a bench or of ``claims run --jobs N``
-    that find no classifier train it once, the others wait and load it. An advisory lock (``fcntl.flock``, released
-    by the system when the process ends, a kill included) on ``DIR/.NAME.training``, an empty file left in place
-    (not the directory's lock of ``atomic.sole_writer``, which the training itself takes to write). A directory that
-    cannot be written, or no ``fcntl`` (Windows), locks nothing: each process trains, and the same seed gives the
-    same weights (module docstring)."""
-    try:
-        import fcntl
+    that find no classifier train it once, the others wait and load it. The lock (``atomic.advisory_lock``) is on
+    ``DIR/.NAME.training``, an empty file left in place (not the directory's lock of ``atomic.sole_writer``, which
+    the training itself takes to write). A directory that cannot be written, or no ``fcntl`` (Windows), locks
+    nothing: each process trains, and the same seed gives the same weights (module docstring)."""
+    from ..atomic import advisory_lock
 
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(directory / f".{name}.training", os.O_RDWR | os.O_CREAT, 0o644)
-    except (ImportError, OSError):
+    with ExitStack() as held:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            held.enter_context(advisory_lock(directory / f".{name}.training"))
+        except OSError:
+            pass  # nothing to lock in a place that cannot be written
         yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
