@@ -31,15 +31,20 @@ What the reported numbers bound (``evaluate_extra``, keys beside the spine's exa
 ± one Monte-Carlo standard error of the generator-side average; the data term is the mean energy of the same
 test split the exact NLL uses, so it is shared, not an error source). Write ℓ = log(p̃_θ(x)/q(x)) for the
 generator's samples, so log Z = log E_q[e^ℓ] and KL(q ‖ p_θ) = log Z − E_q[ℓ]:
-- ``nll_lower`` = E_data[E] + mean ℓ̂ with the training estimator: ℓ̂ = −E(x) − log N(z) + log-volume for (i),
-  −E(x) + log q_φ(z|x) − log N(z) − log N(x; G(z), σ²I) for (ii) (per-sample −log N(z) and noise terms rather
-  than their means: zero spread at p_g = p_θ).
+- ``nll_lower`` = E_data[E] + mean ℓ̂ with the training estimator's bound: ℓ̂ = −E(x) − log N(z) + log-volume for
+  (i), −E(x) + log q_φ(z|x) − log N(z) − log N(x; G(z), σ²I) for (ii) (per-sample −log N(z) and noise terms
+  rather than their means: zero spread at p_g = p_θ). The log-volume is the estimator's bound at J's singular
+  values in float64: ½ log det JᵀJ (logdet), d·log s_min (smin, lobpcg). LOBPCG's Ritz value is never below
+  s_min, so its few-iteration estimate is no bound (``lobpcg_excess`` logs how far above the exact value it is at
+  the evaluation's samples).
   Valid for (ii) always (any normalised encoder). For (i) Ĥ ≤ H needs an injective G: a G that folds has
   H(p_g) ≤ H(z) + E log|det J| (preimages add up), so the Jacobian value can exceed H and the "bound" the NLL.
   ``fold_frac`` (d = D) is the fraction of samples on the minority side of sign det J (0: no fold was sampled).
 - ``nll_upper_chi2`` = E_data[E] + ½ log mean e^{2ℓ}: log Z = log E e^ℓ ≤ ½ log E e^{2ℓ} (Jensen; the χ² or
-  CUBO₂ bound). ℓ needs the generator's density: (i) −E − log N(z) + ½ log det JᵀJ (exact J on 2D; with folds
-  this over-counts the density ratio, so the bound stays valid), (ii) −E − log p̂_g(x) with the importance-
+  CUBO₂ bound). ℓ needs the generator's density: (i) −E − log N(z) + ½ log det JᵀJ, the sum of the logs of J's
+  singular values in float64 (not a float32 JᵀJ, whose squared condition number put it 100–180 nats off on a
+  3072×128 image Jacobian; on 2D exact either way; with folds this over-counts the density ratio, so the bound
+  stays valid), (ii) −E − log p̂_g(x) with the importance-
   sampled marginal p̂_g(x) = mean_k p(z_k, x)/q_φ(z_k|x), z_k ~ q_φ(·|x) (``eval_inner_k`` draws): E p̂_g = p_g,
   so E[1/p̂_g] ≥ 1/p_g and the bound stays valid. Valid in expectation for every pairing;
   the Monte-Carlo estimate of log E e^{2ℓ} is biased low when the weights are heavy-tailed (a generator that
@@ -204,6 +209,8 @@ class BiB(LatentGenerator, Method):
                                                "quantity"),
         "score_mismatch": Metric("method", "", "↓", "score mismatch of the gp upper bound"),
         "fold_frac": Metric("method", "%", "", "fraction of generator samples folded into the box"),
+        "lobpcg_excess": Metric("method", "nats", "", "mean d·log s_min of the training's LOBPCG estimate above the "
+                                "exact one, at the evaluation's samples"),
     }
     # run directories written before the rename (it shared its name with the run option) still load
     renamed_options = {"eval_samples": "bound_samples"}
