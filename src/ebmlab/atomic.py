@@ -195,5 +195,5 @@ def check_output_dir(out: Path) -> None:
                           f"choose a directory you can write to")
 
 
-__all__ = ["advisory_lock", "atomic_write_bytes", "check_output_dir", "fault_point", "json_safe", "read_json", "require_utf8",
-           "sole_writer", "write_json"]
+__all__ = ["advisory_lock", "atomic_write_bytes", "check_output_dir", "fault_point", "json_safe", "read_json",
+           "require_utf8", "sole_writer", "write_json"]

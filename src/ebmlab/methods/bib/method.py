@@ -44,9 +44,9 @@ generator's samples, so log Z = log E_q[e^ℓ] and KL(q ‖ p_θ) = log Z − E_
   CUBO₂ bound). ℓ needs the generator's density: (i) −E − log N(z) + ½ log det JᵀJ, the sum of the logs of J's
   singular values in float64 (not a float32 JᵀJ, whose squared condition number put it 100–180 nats off on a
   3072×128 image Jacobian; on 2D exact either way; with folds this over-counts the density ratio, so the bound
-  stays valid), (ii) −E − log p̂_g(x) with the importance-
-  sampled marginal p̂_g(x) = mean_k p(z_k, x)/q_φ(z_k|x), z_k ~ q_φ(·|x) (``eval_inner_k`` draws): E p̂_g = p_g,
-  so E[1/p̂_g] ≥ 1/p_g and the bound stays valid. Valid in expectation for every pairing;
+  stays valid), (ii) −E − log p̂_g(x) with the importance-sampled marginal p̂_g(x) = mean_k p(z_k, x)/q_φ(z_k|x),
+  z_k ~ q_φ(·|x) (``eval_inner_k`` draws): E p̂_g = p_g, so E[1/p̂_g] ≥ 1/p_g and the bound stays valid. Valid in
+  expectation for every pairing;
   the Monte-Carlo estimate of log E e^{2ℓ} is biased low when the weights are heavy-tailed (a generator that
   misses a mode of p_θ), so its error bar is a delta-method one and optimistic there.
 - ``nll_upper_diffusion`` ((iv)) = E_data[E(·, t_min)] − mean E(y_g, t_min) + mean L_diff(x_g), L_diff by
