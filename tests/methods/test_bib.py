@@ -181,6 +181,8 @@ def test_jacobian_bounds_of_an_ill_conditioned_generator_are_exact(estimator):
     known = e_data + 0.5 * d * math.log(2 * math.pi) + float(s.log().sum())
     # tolerance: E(Az) in float32 recovers z through A⁺ with an error ~ 1e-7 × 1e4 per coordinate, ≲ 0.01 nats
     assert out["manifold_nll_upper_chi2"] == pytest.approx(known, abs=0.02)
+    assert out["jac_mean_log_s"] == pytest.approx(float(s.log().mean()), abs=1e-3)
+    assert out["jac_log10_cond"] == pytest.approx(float(torch.log10(s[0] / s[-1])), abs=1e-3)  # 4, by construction
     if estimator == "logdet":
         assert out["manifold_nll_lower"] == pytest.approx(known, abs=0.02)
     else:

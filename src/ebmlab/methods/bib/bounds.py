@@ -136,6 +136,12 @@ class JacobianLower(LowerBound):
             out["lobpcg_excess"] = float((h.log_volume.double() - log_volume)[h.valid].mean())
         low = base + log_volume
         low = torch.where(torch.isfinite(low), low, math.nan)
+        # the spectrum behind both: a generator whose Jacobian shrinks or degenerates shows it here first
+        log_s = torch.log(s)
+        ok = torch.isfinite(log_s).all(1)
+        if ok.any():
+            out["jac_mean_log_s"] = float(log_s[ok].mean())
+            out["jac_log10_cond"] = float((log_s[ok, 0] - log_s[ok, -1]).mean() / math.log(10))
         if J.shape[1] == J.shape[2]:
             pos = (torch.linalg.det(J) > 0).float().mean().item()
             out["fold_frac"] = min(pos, 1 - pos)

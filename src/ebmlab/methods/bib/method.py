@@ -36,7 +36,8 @@ generator's samples, so log Z = log E_q[e^ℓ] and KL(q ‖ p_θ) = log Z − E_
   rather than their means: zero spread at p_g = p_θ). The log-volume is the estimator's bound at J's singular
   values in float64: ½ log det JᵀJ (logdet), d·log s_min (smin, lobpcg). LOBPCG's Ritz value is never below
   s_min, so its few-iteration estimate is no bound (``lobpcg_excess`` logs how far above the exact value it is at
-  the evaluation's samples).
+  the evaluation's samples; ``jac_mean_log_s`` and ``jac_log10_cond`` the spectrum itself, over the samples
+  whose singular values are all positive).
   Valid for (ii) always (any normalised encoder). For (i) Ĥ ≤ H needs an injective G: a G that folds has
   H(p_g) ≤ H(z) + E log|det J| (preimages add up), so the Jacobian value can exceed H and the "bound" the NLL.
   ``fold_frac`` (d = D) is the fraction of samples on the minority side of sign det J (0: no fold was sampled).
@@ -211,6 +212,9 @@ class BiB(LatentGenerator, Method):
         "fold_frac": Metric("method", "%", "", "fraction of generator samples folded into the box"),
         "lobpcg_excess": Metric("method", "nats", "", "mean d·log s_min of the training's LOBPCG estimate above the "
                                 "exact one, at the evaluation's samples"),
+        "jac_mean_log_s": Metric("method", "", "", "mean log singular value of the generator's Jacobian (log-volume "
+                                 "per latent dimension)"),
+        "jac_log10_cond": Metric("method", "", "", "mean log10 condition number of the generator's Jacobian"),
     }
     # run directories written before the rename (it shared its name with the run option) still load
     renamed_options = {"eval_samples": "bound_samples"}
