@@ -48,6 +48,23 @@ def _chi2_log_z(log_w: Tensor) -> tuple[float, float]:
     return float(0.5 * (m + torch.log(r.mean()))), float(0.5 * r.std() / (math.sqrt(n) * r.mean()))
 
 
+def log_singular_values(J: Tensor) -> Tensor:
+    """log s_i of each Jacobian J [b, D, d], float64, descending, 16 rows at a time (memory). ½ log det JᵀJ is their
+    sum: forming JᵀJ in float32 squares J's condition number (1e5 for a 3072×128 image generator) and put that
+    log-volume 100–180 nats off; the singular values give it to float64 precision."""
+    return torch.log(torch.cat([torch.linalg.svdvals(b.double()) for b in J.split(16)]))
+
+
+def spectrum_summary(log_s: Tensor) -> dict[str, float]:
+    """``jac_mean_log_s`` (log-volume per latent dimension) and ``jac_log10_cond`` (mean log10 condition number) over
+    the rows whose singular values are all positive; empty when none is."""
+    ok = torch.isfinite(log_s).all(1)
+    if not ok.any():
+        return {}
+    return {"jac_mean_log_s": float(log_s[ok].mean()),
+            "jac_log10_cond": float((log_s[ok, 0] - log_s[ok, -1]).mean() / math.log(10))}
+
+
 # --- lower bounds: the generator's side ------------------------------------------------------------------------
 class LowerBound:
     """A lower bound Ĥ ≤ H(p_g) on the entropy of the generator's distribution: what the generator (and its own
@@ -121,27 +138,19 @@ class JacobianLower(LowerBound):
         x = self.G(z)
         e_gen = energy(x)
         J = batch_jacobian(self.G, z, mode=c.jac_mode)
-        # ½ log det JᵀJ = Σ log s_i from J's singular values in float64, blocks of 16 rows (memory): forming JᵀJ in
-        # float32 squares J's condition number (1e5 for a 3072×128 image generator) and put that log-volume 100–180
-        # nats off; the singular values give it to float64 precision
-        s = torch.cat([torch.linalg.svdvals(b.double()) for b in J.split(16)])
-        base, half_logdet = -e_gen.double() - log_nz.double(), torch.log(s).sum(1)
+        log_s = log_singular_values(J)
+        base, half_logdet = -e_gen.double() - log_nz.double(), log_s.sum(1)
         log_w = base + half_logdet
         # the estimator's bound at J's exact singular values: ½ log det JᵀJ (logdet) or d·log s_min (smin, lobpcg).
         # LOBPCG's Ritz value is never below s_min, so its own few-iteration d·log ŝ is no bound (on a 128-dimensional
         # image generator at 2 iterations it was about 1000 nats above): how far above is logged
-        log_volume = half_logdet if c.estimator == "logdet" else z.shape[1] * torch.log(s[:, -1])
+        log_volume = half_logdet if c.estimator == "logdet" else z.shape[1] * log_s[:, -1]
         if c.estimator == "lobpcg":
             h = self.entropy(z, generator)
             out["lobpcg_excess"] = float((h.log_volume.double() - log_volume)[h.valid].mean())
         low = base + log_volume
         low = torch.where(torch.isfinite(low), low, math.nan)
-        # the spectrum behind both: a generator whose Jacobian shrinks or degenerates shows it here first
-        log_s = torch.log(s)
-        ok = torch.isfinite(log_s).all(1)
-        if ok.any():
-            out["jac_mean_log_s"] = float(log_s[ok].mean())
-            out["jac_log10_cond"] = float((log_s[ok, 0] - log_s[ok, -1]).mean() / math.log(10))
+        out.update(spectrum_summary(log_s))  # a generator whose Jacobian shrinks or degenerates shows it here first
         if J.shape[1] == J.shape[2]:
             pos = (torch.linalg.det(J) > 0).float().mean().item()
             out["fold_frac"] = min(pos, 1 - pos)
