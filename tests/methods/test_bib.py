@@ -365,3 +365,21 @@ def test_share_jacobian_needs_lobpcg_on_both_sides(over):
     from ebmlab.errors import EbmlabError
     with pytest.raises(EbmlabError, match="share_jacobian=true .* needs lower=jacobian, upper=gp"):
         make("bib", data="digits", **{**SHARED, **over})
+
+
+def test_entropy_batch_puts_the_jacobian_term_at_the_first_latents_and_the_energy_term_at_all():
+    m = make("bib", estimator="smin", entropy_batch=5)
+    z = torch.randn(16, 2, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        m.G.eval()
+        h, x, _ = m.lower.training_term(z, m.rng)
+        assert x.shape[0] == 16 and torch.equal(x, m.G(z))
+        assert h.item() == pytest.approx(smin_entropy_exact(m.G, z[:5]).entropy.item(), rel=1e-6)
+        assert abs(h.item() - smin_entropy_exact(m.G, z).entropy.item()) > 1e-3  # the subset is what it used
+
+
+@pytest.mark.parametrize("over", [{"lower": "mi"}, {**SHARED}])
+def test_entropy_batch_needs_the_unshared_jacobian_bound(over):
+    from ebmlab.errors import EbmlabError
+    with pytest.raises(EbmlabError, match="entropy_batch subsamples bound"):
+        make("bib", data="digits", **{**over, "entropy_batch": 4})
