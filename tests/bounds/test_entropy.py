@@ -26,6 +26,7 @@ from ebmlab.bounds.entropy import (
     logdet_entropy,
     smallest_singular_value,
     smin_entropy_exact,
+    svdvals_or_nan,
 )
 
 DT = torch.float64
@@ -132,6 +133,21 @@ def test_smallest_singular_value_gradient_matches_svdvals_and_stays_finite_at_eq
         Je = _with_singular_values(s, 3, 1)[None].requires_grad_(True)
         g, = torch.autograd.grad(smallest_singular_value(Je).sum(), Je)
         assert torch.isfinite(g).all()
+
+
+def test_svdvals_or_nan_gives_nan_rows_for_a_non_finite_jacobian_and_exact_values_elsewhere():
+    """A diverged generator's J must reach the trainer's divergence check as NaN: ``svdvals`` raises for the whole
+    batch on the CPU when one row holds a NaN or an inf."""
+    J = torch.randn(4, 70, 3, generator=_gen(5), dtype=DT)
+    J[1, 3, 0], J[3, 0, 2] = math.nan, math.inf
+    with pytest.raises(torch.linalg.LinAlgError):  # what the guard is for
+        torch.linalg.svdvals(J)
+    got = svdvals_or_nan(J.requires_grad_(True))
+    assert torch.isnan(got[[1, 3]]).all()
+    torch.testing.assert_close(got[[0, 2]], torch.linalg.svdvals(J.detach()[[0, 2]]), rtol=1e-14, atol=0)
+    g, = torch.autograd.grad(got[[0, 2]].sum(), J)
+    assert torch.isfinite(g).all() and (g[[1, 3]] == 0).all()
+    assert torch.isnan(smallest_singular_value(J.detach())[[1, 3]]).all()  # past the closed form: this route
 
 
 def test_smin_exact_on_a_two_dimensional_latent_equals_svdvals():

@@ -383,3 +383,13 @@ def test_entropy_batch_needs_the_unshared_jacobian_bound(over):
     from ebmlab.errors import EbmlabError
     with pytest.raises(EbmlabError, match="entropy_batch subsamples bound"):
         make("bib", data="digits", **{**over, "entropy_batch": 4})
+
+
+def test_a_generator_gone_non_finite_gives_non_finite_metrics_not_a_solver_error():
+    """Exact s_min on a d > 2 latent goes through svdvals, which raises on a NaN; the step must instead return the
+    non-finite metrics that the trainer's divergence check reports (seen: BiB at z 128, exact s_min, step ~300)."""
+    m = make("bib", data="digits", z_dim=8, estimator="smin", entropy_batch=4)
+    with torch.no_grad():
+        next(m.G.parameters()).fill_(math.nan)
+    metrics = m.train_step(batch(16, "digits"), 0)
+    assert math.isnan(float(metrics["entropy"]))

@@ -11,7 +11,8 @@ All results are in nats.
 Three estimators of the Jacobian term (the ``log_volume`` of each example):
 - ``logdet_entropy``: the exact ½ slogdet(JᵀJ) from the full Jacobian (small d·D; EBM-BB's ``acc`` mode);
 - ``smin_entropy_exact``: d · log s_min, exact (EBM-BB's ``mins`` mode, the toy default): in closed form for d ≤ 2
-  (``smallest_singular_value``; capturable in a CUDA graph), else from ``torch.linalg.svdvals``;
+  (``smallest_singular_value``; capturable in a CUDA graph), else from ``torch.linalg.svdvals`` (NaN, not an
+  error, for a non-finite J: ``svdvals_or_nan``);
 - ``lobpcg_entropy``: d · log s_min with s_min from matrix-free block-1 LOBPCG on JᵀJ that only uses
   Jacobian–vector products (J w and Jᵀy), for images where J cannot be formed.
 
@@ -207,6 +208,18 @@ def smin_entropy_exact(G: GeneratorFn, z: Tensor, *, z_std: float = 1.0,
     return _finalise(z, log_volume, torch.ones_like(s_min, dtype=torch.bool), z_std, x=x)
 
 
+def svdvals_or_nan(J: Tensor) -> Tensor:
+    """Singular values of each J[i] ([b, D, d]), descending, NaN for a J[i] with a non-finite entry.
+
+    LAPACK refuses non-finite input (on the CPU ``svdvals`` raises ``LinAlgError`` for the whole batch): a
+    generator that diverged mid-way between two logged steps must reach the trainer as non-finite metrics, its
+    divergence check and message, not as a traceback. Sync-free (``torch.where``, no host-side test), so a compiled
+    or captured step keeps it; the rows' gradient to a non-finite J[i] is zero."""
+    ok = torch.isfinite(J).flatten(1).all(1)
+    s = torch.linalg.svdvals(torch.where(ok[:, None, None], J, torch.zeros((), dtype=J.dtype, device=J.device)))
+    return torch.where(ok[:, None], s, torch.full((), math.nan, dtype=s.dtype, device=s.device))
+
+
 def smallest_singular_value(J: Tensor) -> Tensor:
     """s_min of each J[i] ([b, D, d], d ≤ D): in closed form for d ≤ 2 on at most ``CLOSED_FORM_MAX_D`` outputs, else
     ``torch.linalg.svdvals``.
@@ -220,7 +233,7 @@ def smallest_singular_value(J: Tensor) -> Tensor:
     """
     d, D = J.shape[2], J.shape[1]
     if d > 2 or D > CLOSED_FORM_MAX_D:
-        s: Tensor = torch.linalg.svdvals(J)[:, -1]
+        s: Tensor = svdvals_or_nan(J)[:, -1]
         return s
     if d == 1:
         norm: Tensor = J[:, :, 0].norm(dim=1)

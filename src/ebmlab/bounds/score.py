@@ -36,7 +36,7 @@ from torch import Tensor
 from torch.func import jvp as _jvp
 
 from ..nets.jacobian import piecewise_linear, propagate_jacobian, propagates
-from .entropy import JacMode, jacobian_and_output, lobpcg_smin
+from .entropy import JacMode, jacobian_and_output, lobpcg_smin, svdvals_or_nan
 from .input_grad import energy_and_input_grad
 from ..rng import Noise, randn
 from ..types import EnergyFn
@@ -72,7 +72,7 @@ def _latent_score(G: Callable[[Tensor], Tensor], z: Tensor, volume: Volume, z_st
         if volume in ("logdet", "smin"):
             x, J = jacobian_and_output(G, zz, mode=jac_mode)
             log_volume = (0.5 * torch.linalg.slogdet(J.transpose(1, 2) @ J)[1] if volume == "logdet"
-                          else d * torch.log(torch.linalg.svdvals(J)[:, -1]))
+                          else d * torch.log(svdvals_or_nan(J)[:, -1]))
         elif volume == "lobpcg":
             # sync-free: only z-gradients are taken here, and a row-wise G keeps each row's to itself
             est = lobpcg_smin(G, zz, n_iter=n_iter, generator=generator, sync_free=True)

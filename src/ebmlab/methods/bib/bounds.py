@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 from ...bounds.diffusion import (CONSISTENCY_CAVEAT, diffusion_nll_bound, diffusion_nll_bound_quadrature,
                                 perturb)
-from ...bounds.entropy import EntropyBound, batch_jacobian, lobpcg_entropy, logdet_entropy, smin_entropy_exact
+from ...bounds.entropy import (EntropyBound, batch_jacobian, lobpcg_entropy, logdet_entropy, smin_entropy_exact,
+                               svdvals_or_nan)
 from ...bounds.mi import gaussian_nll, mi_entropy_bound
 from ...bounds.score import gp_upper_term, score_mismatch_gp, zero_centred_gp
 from ...errors import EbmlabError
@@ -51,8 +52,8 @@ def _chi2_log_z(log_w: Tensor) -> tuple[float, float]:
 def log_singular_values(J: Tensor) -> Tensor:
     """log s_i of each Jacobian J [b, D, d], float64, descending, 16 rows at a time (memory). ½ log det JᵀJ is their
     sum: forming JᵀJ in float32 squares J's condition number (1e5 for a 3072×128 image generator) and put that
-    log-volume 100–180 nats off; the singular values give it to float64 precision."""
-    return torch.log(torch.cat([torch.linalg.svdvals(b.double()) for b in J.split(16)]))
+    log-volume 100–180 nats off; the singular values give it to float64 precision. NaN rows for a non-finite J."""
+    return torch.log(torch.cat([svdvals_or_nan(b.double()) for b in J.split(16)]))
 
 
 def spectrum_summary(log_s: Tensor) -> dict[str, float]:
