@@ -26,8 +26,8 @@ from ebmlab.trainer import build_method
 
 
 def grad_norm(module: torch.nn.Module) -> float:
-    gs = [p.grad.detach().double().norm() ** 2 for p in module.parameters() if p.grad is not None]
-    return float(torch.stack(gs).sum().sqrt()) if gs else 0.0
+    gs = [p.grad.detach() for p in module.parameters() if p.grad is not None]
+    return float(torch.nn.utils.get_total_norm(gs)) if gs else 0.0
 
 
 def main() -> None:

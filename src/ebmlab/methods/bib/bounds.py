@@ -119,11 +119,9 @@ class JacobianLower(LowerBound):
 
     def training_term(self, z, generator):
         k = self.config.entropy_batch
-        if 0 < k < z.shape[0]:  # the Jacobian term at the first k latents; the energy term sees the whole batch
-            h = self.entropy(z[:k], generator, sync_free=True)
-            return h.entropy, self.G(z), {"valid_frac": h.valid.float().mean().detach()}
-        h = self.entropy(z, generator, sync_free=True)  # no host synchronisation inside a training step
-        x = h.x if h.x is not None else self.G(z)  # the exact estimators computed G(z) with J
+        sub = 0 < k < z.shape[0]  # the Jacobian term at the first k latents; the energy term sees the whole batch
+        h = self.entropy(z[:k] if sub else z, generator, sync_free=True)  # no host synchronisation in a step
+        x = h.x if h.x is not None and not sub else self.G(z)  # the exact estimators computed G(z) with J
         return h.entropy, x, {"valid_frac": h.valid.float().mean().detach()}
 
     def entropy_and_score(self, z: Tensor, generator: Noise) -> tuple[EntropyBound, Tensor]:
