@@ -383,7 +383,7 @@ def judge(claim: Claim, r: dict[str, Any], scale: str) -> Verdict:
     m, lo, hi, n = diff
     scored = sum(_scored(r, w)[1] for w in ("a", "b")) if isinstance(r.get("a"), list) else 0
     left_out = len(r["a"]) - n - len(apart) if isinstance(r.get("a"), list) else 0
-    what = (f"Δ = {m:+.4g} [{lo:+.4g}, {hi:+.4g}] (95 %, n = {n}, in the claim's direction)"
+    what = (f"Δ = {m:+.4g} [{lo:+.4g}, {hi:+.4g}] (95 %, n = {n}; > 0 favours the claim)"
             + (f"; {scored} diverged run{'s' if scored != 1 else ''} scored as noise" if scored else "")
             + (f"; {left_out} seed{'s' if left_out != 1 else ''} left out (an arm's run lacks the metric)"
                if left_out else "") + speed
