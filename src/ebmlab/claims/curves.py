@@ -173,10 +173,11 @@ def plot(curves: dict[str, list[list[Point]]], labels: dict[str, str], metric: s
     # the legend under both panels: the arms' labels are long and would cover the curves inside either
     handles, names = axes[0].get_legend_handles_labels()
     if handles:
+        width, height = fig.get_size_inches()
         extra = 0.18 * len(handles) + 0.08  # inches: one line a label
-        fig.set_size_inches(10, 3.6 + extra)
+        fig.set_size_inches(width, height + extra)
         fig.legend(handles, names, loc="lower center", ncol=1, fontsize=8, frameon=False)
-        fig.tight_layout(rect=(0, extra / (3.6 + extra), 1, 1))
+        fig.tight_layout(rect=(0, extra / (height + extra), 1, 1))
     else:
         fig.tight_layout()
     atomic_write_bytes(path, lambda fh: fig.savefig(fh, format="png", dpi=110))
