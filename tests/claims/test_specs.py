@@ -670,3 +670,25 @@ def test_claims_list_gives_the_small_scale_cost_of_a_claim_run_or_its_plan(tmp_p
     assert small_cost(get_claim("c", specs)) == "10 min wall (recorded, load 1.5)"
     assert main(["claims", "list", "--specs", str(specs)]) == 0
     assert "10 min wall (recorded, load 1.5)" in capsys.readouterr().out
+
+
+def test_a_scales_note_is_printed_on_its_rows_result_and_in_its_dry_run_and_must_be_text(tmp_path, capsys):
+    """A scale's ``note`` (what the scale is, how its budget was chosen) stands under the CPU's result of that scale
+    on the page (not under the GPU's, whose budget is its cuda table's) and under the dry run's header; one that is
+    not text is named in one line."""
+    specs = _spec(tmp_path / "specs")
+    f = specs / "c.toml"
+    f.write_text(f.read_text().replace('seeds = 3\n', 'seeds = 3\nnote = "budget from a one-seed probe"\n'))
+    (specs / "results").mkdir()
+    (specs / "results" / "c.json").write_text(json.dumps({"small": {"a": [1, 2, 3], "b": [2, 3, 4]},
+                                                          "small@cuda": _gpu_result([5, 6, 7], [1, 1, 2])}))
+    row = next(line for line in render(load_claims(specs)).splitlines() if "`c`" in line)
+    measured_cell, gpu_cell = row.split(" | ")[1], row.split(" | ")[-1]
+    assert "<br>small scale: budget from a one-seed probe" in measured_cell
+    assert "small@cuda" in gpu_cell and "one-seed probe" not in gpu_cell
+    assert main(["claims", "run", "c", "--dry-run", "--specs", str(specs), "--out", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "  the small scale: budget from a one-seed probe" and not (tmp_path / "runs").exists()
+    f.write_text(f.read_text().replace('note = "budget from a one-seed probe"', "note = 3"))
+    claims, errors = load_all(specs)
+    assert not claims and "scale.small" in errors[str(f)] and "note" in errors[str(f)]

@@ -217,6 +217,9 @@ def _result_line(claim: Claim, scale: str, r: dict[str, Any]) -> str:
     on = f" on {r['device']}" if r.get("device") else ""
     line = f"**{scale}**{on}, {r.get('data', '')}: {c['metric']} {a} vs {b}" + \
         (f" ({'; '.join(extra)})" if extra else "") + f" — {src}"
+    base, device = key_parts(scale)
+    if device == "cpu" and (note := claim.scales.get(base, {}).get("note")):  # a GPU's budget is its cuda table's
+        line += f"<br>{base} scale: {note}"
     pair = r.get("equal_steps")
     if isinstance(pair, dict):
         steps = (pair.get("steps") or {}).get("a") or []

@@ -18,7 +18,9 @@ of the paper; ``ebmlab``: a check of ebmlab's own, e.g. a sampler's stationary l
   and ``[scale.small|medium|paper]`` tables: ``data``, ``seeds``, ``overrides`` for every run (``settings =
   "paper"`` among them: the paper's released settings, ``ebmlab.config``), per-arm ``a``/``b`` overrides, for
   ``grid`` the ``grid`` file, and for ``paper`` the ``data_files`` it needs, ``steps`` (with ``steps_source``: where
-  in the paper or its release that length comes from) and the ``probe_shape`` of its samples; a ``cuda`` table of
+  in the paper or its release that length comes from) and the ``probe_shape`` of its samples; a ``note`` (text:
+  what the scale is and how its budget was chosen, printed under the CPU's result of that scale on the page and
+  under the dry run's header); a ``cuda`` table of
   overrides applied to every arm when the claim runs on a CUDA device (``claims run --device cuda``): a scale that
   budgets its runs in CPU-seconds needs one that gives the budget in wall seconds (``budget_seconds``), since CPU
   time counts nothing of a GPU's work (:func:`ebmlab.claims.arms.plan`);
@@ -211,6 +213,7 @@ def _check_scales(s: Any, where: str, runner: str) -> dict[str, dict[str, Any]]:
             raise EbmlabError(f"{w}.seeds must be an integer ≥ 1, got {seeds!r}")
         for key in ("overrides", "a", "b", "cuda"):
             _maybe(sc, key, dict, w)
+        _maybe(sc, "note", str, w)  # what the scale is and how its budget was chosen: on the page and the dry run
         if runner == "grid":
             _need(sc, "grid", str, w)
         if "steps" in sc and (not isinstance(sc["steps"], int) or sc["steps"] < 1):
