@@ -24,7 +24,7 @@ from ebmlab.claims import arms as arms_mod
 from ebmlab.claims.render import stale
 from ebmlab.claims import runners
 from ebmlab.claims.runners import other_options, trained_at
-from ebmlab.claims.spec import load_claims
+from ebmlab.claims.spec import key_parts, load_claims
 
 
 def run_dirs(root: Path, key: str) -> list[Path]:
@@ -84,6 +84,10 @@ def main() -> None:
             if not isinstance(r, dict) or not str(r.get("command", "")).startswith("ebmlab claims run"):
                 continue
             if scale == "known_answer":
+                continue
+            if key_parts(scale)[1] != "cpu":  # a GPU's runs stay on the lent machine or in .gpu/, not under --out
+                print(f"| `{claim.id}` | {scale} | {str(r.get('commit'))[:7]} | trained on {r.get('device', 'a GPU')}: "
+                      f"its runs are not under {a.out}, not audited |")
                 continue
             cell, found = audit(claim, scale, r, Path(a.out) / scale)
             print(f"| `{claim.id}` | {scale} | {str(r.get('commit'))[:7]} | {cell} |")
