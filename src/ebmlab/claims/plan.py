@@ -185,7 +185,7 @@ def format_plan(claim: Claim, scale: str, plan: dict[str, Any]) -> str:
         return f"{claim.id} is a known answer: `claims run` runs its test {plan['known_answer']} (no runs)"
     part = f" (part {plan['shard'][0]}/{plan['shard'][1]})" if plan.get("shard") else ""
     lines = [f"{claim.id} at {scale}{part}: {len(plan['runs'])} runs under {plan['root']}"]
-    if note := claim.scales.get(scale, {}).get("note"):
+    if note := claim.scale_note(scale):
         lines.append(f"  the {scale} scale: {note}")
     for r in plan["runs"]:
         trained = f"step {r['step']}" + (f", {r['cpu_s']:.0f} CPU-s" if isinstance(r.get("cpu_s"), float) else "")

@@ -218,7 +218,7 @@ def _result_line(claim: Claim, scale: str, r: dict[str, Any]) -> str:
     line = f"**{scale}**{on}, {r.get('data', '')}: {c['metric']} {a} vs {b}" + \
         (f" ({'; '.join(extra)})" if extra else "") + f" — {src}"
     base, device = key_parts(scale)
-    if device == "cpu" and (note := claim.scales.get(base, {}).get("note")):  # a GPU's budget is its cuda table's
+    if device == "cpu" and (note := claim.scale_note(scale)):  # a GPU's budget is its cuda table's
         line += f"<br>{base} scale: {note}"
     pair = r.get("equal_steps")
     if isinstance(pair, dict):

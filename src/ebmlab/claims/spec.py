@@ -116,6 +116,11 @@ class Claim:
         arm: dict[str, Any] = self.comparison[which]
         return arm
 
+    def scale_note(self, key: str) -> str | None:
+        """The ``note`` of the scale of a result key (``medium`` or ``medium@cuda``), None without one."""
+        note = self.scales.get(key_parts(key)[0], {}).get("note")
+        return str(note) if note else None
+
     @property
     def runner(self) -> str:
         return str((self.comparison or {}).get("runner", "train"))
