@@ -43,6 +43,31 @@ def changed(old: str, new: str) -> str:
     return "source changed since: " + (", ".join(files) if len(files) <= 4 else f"{len(files)} files")
 
 
+def superseded(arm, w: str, result: dict, root: Path) -> list[str]:
+    """The seeds whose run here stopped at other steps than the result recorded for arm ``w``: the recorded run was
+    moved aside and trained again (for another row sharing the arm, e.g. on one host kind), so the row no longer
+    reads from the runs on this machine (``claims run`` on it would record what is here)."""
+    steps, seeds = (result.get("steps") or {}).get(w), result.get("seeds")
+    if not isinstance(steps, list) or not isinstance(seeds, list):
+        return []
+    out = []
+    for seed, recorded in zip(seeds, steps):
+        run = Path(runners._task(arm, seed, root, {})[4])
+        here = _steps(run)
+        if recorded is None or here is None or here == int(recorded):
+            continue
+        aside = [d.name for d in sorted(run.parent.glob(f"{run.name}.superseded-*")) if _steps(d) == int(recorded)]
+        out.append(f"s{seed}: recorded {recorded} steps, here {here}"
+                   + (f"; the recorded run moved aside as {aside[-1]}" if aside else "; the recorded run is gone"))
+    return out
+
+
+def _steps(run: Path) -> int | None:
+    f = run / "summary.json"
+    step = read_json(f).get("step") if f.is_file() else None
+    return int(step) if step is not None else None
+
+
 def audit(claim, scale: str, result: dict, root: Path) -> tuple[str, dict[str, list[str]]]:
     """The table cell of one result, and arm → the commits its runs trained at (empty where not audited)."""
     if stale(claim):
@@ -58,6 +83,8 @@ def audit(claim, scale: str, result: dict, root: Path) -> tuple[str, dict[str, l
             continue
         found[w] = trained_at(dirs)
         if claim.runner == "train":  # the arms' own runs: made with the options the arms resolve to today?
+            if moved := superseded(arm, w, result, root):
+                cells.append(f"{w}: RECORDED RUNS REPLACED ({' | '.join(moved)})")
             other = [f"s{seed}: {'; '.join(diffs)}" for seed in range(len(result.get(w) or []))
                      if (diffs := other_options(runners._task(arm, seed, root, {})))]
             if other:
