@@ -52,7 +52,7 @@ def superseded(arm, w: str, result: dict, root: Path) -> list[str]:
         return []
     out = []
     for seed, recorded in zip(seeds, steps):
-        run = Path(runners._task(arm, seed, root, {})[4])
+        run = runners._dir(root, arm, seed)
         here = _steps(run)
         if recorded is None or here is None or here == int(recorded):
             continue
