@@ -739,7 +739,9 @@ def _add_claims(sub: Any) -> None:
     r.add_argument("--jobs", type=int, default=1, help="parallel runs (each uses one thread)")
     r.add_argument("--device", help="cpu, cuda, auto (default: each run's own)")
     r.add_argument("--data-dir", help="directory of local data files (MNIST, CIFAR-10, ...); else EBMLAB_DATA")
-    r.add_argument("--shard", metavar="i/n", help="run only the i-th of n parts of the claim's runs")
+    r.add_argument("--shard", metavar="i/n", help="run only the i-th of n parts of the claim's runs (i from 0), then "
+                   "the equal-steps reruns of its seeds (seed mod n = i) whose budget runs have finished; a part "
+                   "records nothing: the command without --shard records the result")
     r.add_argument("--replace", action="store_true", help="record the result even where it has fewer seeds than the "
                                                           "recorded one")
     r.add_argument("--dry-run", action="store_true", help="list the runs it would make or read and where each stands "

@@ -132,3 +132,37 @@ def test_whether_a_run_is_held_is_read_without_taking_its_lock(tmp_path):
     with run.lock():
         assert run.held() and _try_lock(run.path / ".lock")
     assert not run.held() and not _try_lock(run.path / ".lock")
+
+
+def test_a_part_makes_the_equal_steps_reruns_of_its_seeds_and_records_nothing(tmp_path, capsys):
+    specs = _spec(tmp_path / "specs", budget="equal_wall_time", seeds=3, over="max_cpu_seconds = 0.5, eval_samples = 200")
+    runs, claim = tmp_path / "runs", get_claim("c", specs)
+    (specs / "results").mkdir()
+    recorded = json.dumps({"small": {"a": [1.0, 2.0, 3.0], "b": [1.0, 2.0, 3.0]}})
+    (specs / "results" / "c.json").write_text(recorded)
+    # two seeds of a claim recorded over three: the whole command is refused, a part (which records nothing) is not
+    assert main(["claims", "run", "c", "--seeds", "2", "--specs", str(specs), "--out", str(runs)]) == 2
+    assert "over 3 seeds" in capsys.readouterr().err and not runs.exists()
+    # part 1 of 2 (runs ordered a0 b0 a1 b1: b0, b1); seed 1's rerun is its own, but a1 has not run: none made
+    assert main(["claims", "run", "c", "--seeds", "2", "--shard", "1/2", "--specs", str(specs), "--out",
+                 str(runs)]) == 0
+    assert _states(plan_claim(claim, "small", seeds=2, out=runs, shard=(1, 2))) == [
+        ("b", 0, "finished"), ("b", 1, "finished"), ("equal steps", 1, "pending")]
+    # part 0 of 2: a0 and a1, then seed 0's rerun (both its budget runs finished), not seed 1's (part 1's)
+    assert main(["claims", "run", "c", "--seeds", "2", "--shard", "0/2", "--specs", str(specs), "--out",
+                 str(runs)]) == 0
+    plan = plan_claim(claim, "small", seeds=2, out=runs)
+    states = _states(plan)
+    assert states[:4] == [("a", 0, "finished"), ("b", 0, "finished"), ("a", 1, "finished"), ("b", 1, "finished")]
+    steps = {(r["arm"], r["seed"]): r["step"] for r in plan["runs"][:4]}
+    fast, slow = ("a", "b") if steps[("a", 0)] + steps[("a", 1)] > steps[("b", 0)] + steps[("b", 1)] else ("b", "a")
+    assert states[4:] == [(f"{fast} at {slow}'s steps", 0, "finished"), (f"{fast} at {slow}'s steps", 1, "not started")]
+    assert plan["runs"][4]["step"] == steps[(slow, 0)]
+    # the part's dry run lists the reruns of its own seeds; part 1 now makes seed 1's; nothing was recorded
+    assert _states(plan_claim(claim, "small", seeds=2, out=runs, shard=(1, 2)))[2:] == [
+        (f"{fast} at {slow}'s steps", 1, "not started")]
+    assert main(["claims", "run", "c", "--seeds", "2", "--shard", "1/2", "--specs", str(specs), "--out",
+                 str(runs)]) == 0
+    rerun = plan_claim(claim, "small", seeds=2, out=runs)["runs"][5]
+    assert rerun["state"] == "finished" and rerun["step"] == steps[(slow, 1)]
+    assert (specs / "results" / "c.json").read_text() == recorded

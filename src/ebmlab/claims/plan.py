@@ -2,8 +2,8 @@
 without training, evaluating or writing anything — how a campaign that spans several sessions (or a job array's
 parts, ``--shard i/n``) is followed.
 
-Each run of the claim (arm × seed, in the order ``claims run`` makes them; with ``--shard i/n`` only that part's) is
-in one of these states, read from its run directory as ``claims run`` reads it:
+Each run of the claim (arm × seed, in the order ``claims run`` makes them; with ``--shard i/n`` only that part's,
+and the equal-steps reruns of its seeds, seed mod n = i) is in one of these states, read from its run directory as ``claims run`` reads it:
 
 - ``finished``: its summary written and its last session ended by its steps or its budget (read, never retrained);
 - ``training``: another process holds the run (its ``.lock``) — the step and CPU-seconds of its last checkpoint;
@@ -103,18 +103,18 @@ def plan_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str |
     for a in arms.values():  # arms with the same options share their runs (a same-run claim's a and b)
         sharing.setdefault(a.key, []).append(a)
     tasks = [(a, s) for s in range(n_seeds) for a in unique.values()]
-    if shard is not None:
-        tasks = tasks[shard[0]::shard[1]]
-    rows = []
+    every = []
     for a, s in tasks:
         both = sharing[a.key]
         row = {"arm": ", ".join(x.which for x in both), "label": "; ".join(x.label for x in both), "seed": s,
                "dir": str(_dir(root, a, s)), **run_state(_task(a, s, root, place))}
-        rows.append({**row, **_left(a, row)})
+        every.append({**row, **_left(a, row)})
+    rows = every if shard is None else every[shard[0]::shard[1]]
     pairs: list[dict[str, Any]] = []
-    if shard is None and (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}:
-        pairs = _compute_pairs(n_seeds, rows) if kind == "cpu" else []
-        rows += _equal_steps_rows(arms, n_seeds, root, place, rows)
+    if (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}:
+        pairs = _compute_pairs(n_seeds, rows) if kind == "cpu" and shard is None else []
+        reruns = _equal_steps_rows(arms, n_seeds, root, place, every)  # sized from every budget run
+        rows = rows + [r for r in reruns if shard is None or r["seed"] % shard[1] == shard[0]]
     return {"runs": rows, "root": str(root), "shard": list(shard) if shard else None, "pairs": pairs}
 
 

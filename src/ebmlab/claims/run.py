@@ -12,8 +12,10 @@ command.
 
 Runs are shared: ``OUT/<scale>/arms/<arm key>/s<seed>`` (:attr:`arms.Arm.key`) holds an arm's run of that seed,
 which any claim with the same arm reuses (finished runs are read, stopped ones resumed); ``--shard i/n`` runs every
-n-th run only (a job array), and the same command without it records the result. A new result never silently
-replaces a recorded one with more seeds: that needs ``--replace``.
+n-th run only (a job array), then the equal-steps reruns of its seeds (seed mod n = i) whose budget runs have both
+finished, and records nothing: the same command without it records the result. A new result never silently
+replaces a recorded one with more seeds: that needs ``--replace`` (a part, which records nothing, may take fewer
+seeds: ``--seeds 2 --shard 0/1`` makes the first two seeds' runs and reruns of a three-seed claim).
 
 ``--scale paper`` first says what it costs (:func:`paper_cost`) and which data files it needs, refusing missing ones.
 """
@@ -178,7 +180,8 @@ def run_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str | 
     sc = dict(claim.scales[scale])
     configs = arms_mod.check(claim, scale, arms)
     n_seeds = seeds or int(sc.get("seeds", 3))
-    _check_replace(claim, key, n_seeds, replace)
+    if shard is None:  # a part records nothing: it replaces no result
+        _check_replace(claim, key, n_seeds, replace)
     if scale == "paper":
         cost = paper_cost(claim, scale, device, n_seeds)
         say(f"{claim.id} at the paper's scale: " + "; ".join(

@@ -289,6 +289,8 @@ def run_train(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: i
     tasks = [_task(a, s, root, place) for s in range(n_seeds) for a in unique.values()]
     if shard is not None:
         _execute(tasks[shard[0]::shard[1]], jobs, root)
+        if (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}:
+            _shard_reruns(arms, n_seeds, root=root, jobs=jobs, place=place, shard=shard)
         return {}
     done = _execute(tasks, jobs, root)
     out = _assemble({w: _arm_values(a, n_seeds, root, done) for w, a in arms.items()}, n_seeds)
@@ -365,6 +367,22 @@ def _branched_at(run_dir: Path) -> int | None:
     sessions = RunDir(run_dir).sessions()
     step = ((sessions[0] if sessions else {}).get("branched_from") or {}).get("step")
     return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
+def _shard_reruns(arms: dict[str, Arm], n_seeds: int, *, root: Path, jobs: int, place: dict[str, Any],
+                  shard: tuple[int, int]) -> None:
+    """A part's share of the equal-steps reruns (``--shard i/n``), made after its budget runs: the reruns of the
+    seeds that are its own (:func:`shard_seeds`) whose two budget runs have both finished by then, sized and
+    branched as :func:`_equal_steps` does, the faster arm read from the budget runs finished so far. Nothing is
+    recorded; the command without ``--shard`` reads these reruns and makes the rest (a seed whose other budget run
+    was still training, or every seed anew if more finished seeds make the other arm the faster one)."""
+    steps = {w: [(_finished(_dir(root, a, s)) or {}).get("steps_run") for s in range(n_seeds)]
+             for w, a in arms.items()}
+    fast, _slow, redo = equal_steps_reruns(arms, n_seeds, steps)
+    mine = [s for s in sorted(redo) if s % shard[1] == shard[0]]
+    tasks = [_task(redo[s], s, root, place) for s in mine]
+    _branch_reruns(tasks, [_dir(root, arms[fast], s) for s in mine])
+    _execute(tasks, jobs, root)
 
 
 def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]], *, root: Path, jobs: int,
