@@ -89,3 +89,16 @@ def test_the_classifiers_that_scored_kept_runs_are_kept_and_restored_checked(tmp
     with pytest.raises(SystemExit, match="differs from its record"):
         keep.restore_classifiers(store)
     assert not (tmp_path / "third").exists()
+
+
+def test_campaign_status_lists_a_claim_whose_runs_its_own_command_makes(tmp_path, monkeypatch, capsys):
+    """``campaign.py --status`` over the whole list reaches the claims after a grid or a table (whose runs have no
+    dry-run listing) instead of ending in a traceback at the first of them."""
+    spec = importlib.util.spec_from_file_location("campaign", TOOL.parent / "campaign.py")
+    camp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(camp)
+    monkeypatch.chdir(TOOL.parents[3])
+    camp.status(["ebgan-stabler-than-gan-ring8", "lbt-ring8-vs-gan"], "small", str(tmp_path / "runs"))
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("ebgan-stabler-than-gan-ring8: ") and "runner grid" in out[0]
+    assert out[1].startswith("lbt-ring8-vs-gan: ")
