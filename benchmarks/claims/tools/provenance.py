@@ -32,6 +32,16 @@ def run_dirs(root: Path, key: str) -> list[Path]:
     return sorted([*arms.glob(f"{key}/s*"), *arms.glob(f"{key}-grid*/g*-s*")])
 
 
+def recorded_run(root: Path, arm, w: str, result: dict, seed: int) -> Path:
+    """The run directory a result read arm ``w``'s seed from: the one its ``runs`` names (a seed read from a run
+    made on another CPU kind, ``s<seed>~<kind>``), else the seed's first."""
+    names = (result.get("runs") or {}).get(w)
+    i = (result.get("seeds") or []).index(seed) if seed in (result.get("seeds") or []) else seed
+    if isinstance(names, list) and i < len(names) and isinstance(names[i], str):
+        return root / "arms" / arm.key / names[i]
+    return runners._dir(root, arm, seed)
+
+
 def changed(old: str, new: str) -> str:
     """What changed in the package's source between two commits: the files when few, else their count."""
     r = subprocess.run(["git", "diff", "--name-only", old, new, "--", "src/ebmlab"], capture_output=True, text=True)
@@ -52,7 +62,7 @@ def superseded(arm, w: str, result: dict, root: Path) -> list[str]:
         return []
     out = []
     for seed, recorded in zip(seeds, steps):
-        run = runners._dir(root, arm, seed)
+        run = recorded_run(root, arm, w, result, seed)
         here = _steps(run)
         if recorded is None or here is None or here == int(recorded):
             continue
@@ -76,8 +86,10 @@ def audit(claim, scale: str, result: dict, root: Path) -> tuple[str, dict[str, l
     here = str(result.get("commit") or "")
     cells, found = [], {}
     for w, arm in arms.items():
-        keys = [arm.key, *((result.get("equal_steps") or {}).get("keys") or {}).get(w, [])]
-        dirs = [d for k in dict.fromkeys(keys) for d in run_dirs(root, k)]
+        keys = [*((result.get("equal_steps") or {}).get("keys") or {}).get(w, [])]
+        own = [recorded_run(root, arm, w, result, seed) for seed in result.get("seeds") or []] \
+            if claim.runner == "train" and isinstance(result.get("runs"), dict) else run_dirs(root, arm.key)
+        dirs = [*own, *(d for k in dict.fromkeys(keys) if k != arm.key for d in run_dirs(root, k))]
         if not dirs:
             cells.append(f"{w}: no runs here")
             continue
@@ -86,7 +98,8 @@ def audit(claim, scale: str, result: dict, root: Path) -> tuple[str, dict[str, l
             if moved := superseded(arm, w, result, root):
                 cells.append(f"{w}: RECORDED RUNS REPLACED ({' | '.join(moved)})")
             other = [f"s{seed}: {'; '.join(diffs)}" for seed in range(len(result.get(w) or []))
-                     if (diffs := other_options(runners._task(arm, seed, root, {})))]
+                     if (diffs := other_options(runners._task(arm, seed, root, {},
+                                                               recorded_run(root, arm, w, result, seed))))]
             if other:
                 cells.append(f"{w}: RUNS MADE WITH OTHER OPTIONS ({' | '.join(other)})")
         other = [c for c in dict.fromkeys(c.removesuffix("-dirty") for c in found[w]) if c != here]

@@ -17,8 +17,11 @@ not counted, as they are not in its budget), the steps of a run of fixed length.
 equal-steps reruns are listed once both budget runs of a seed have finished (their length is the slower arm's steps
 then); before, as pending. Then, per seed whose two budget runs finished, whether its equal-compute reading will be
 kept (``ebmlab.claims.verdict`` rule 4: the arms' machine speeds within the tolerance, or unprobed runs that trained
-side by side) or left out, with the run directories to move aside: the unprobed run(s), to be trained again with
-the probe, or both where their probed speeds lie too far apart, to be trained again side by side.
+side by side), and from which runs: a seed's run may exist once per CPU kind (``s<seed>~<kind>``,
+``runners.pair_seed``), and the first pair that agrees is read. Where none does, the runs ``claims run`` will train
+on this machine's kind are listed; where this kind has both already, the run directories to move aside: the
+unprobed run(s), to be trained again with the probe, or both where their probed speeds lie too far apart, to be
+trained again side by side.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from typing import Any
 
 from ..errors import EbmlabError
 from . import arms as arms_mod
-from .runners import Task, _dir, _finished, _task, branch_plan, equal_steps_reruns, other_options, scorer
+from .runners import (Task, _dir, _finished, _task, branch_plan, equal_steps_reruns, host_kind, other_options,
+                      pair_seed, pairs_apply, read_pairs, rerun_dir, scorer)
 from .spec import Claim, result_key
 
 
@@ -112,49 +116,53 @@ def plan_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str |
     rows = every if shard is None else every[shard[0]::shard[1]]
     pairs: list[dict[str, Any]] = []
     if (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}:
-        pairs = _compute_pairs(n_seeds, rows) if kind == "cpu" and shard is None else []
-        reruns = _equal_steps_rows(arms, n_seeds, root, place, every)  # sized from every budget run
+        dirs = read_pairs(claim, arms, n_seeds, root, place)
+        if pairs_apply(claim, arms, place) and shard is None:
+            pairs, extra = _compute_pairs(arms, n_seeds, root, place)
+            rows = rows + extra
+        reruns = _equal_steps_rows(arms, dirs, root, place)  # sized from every budget run
         rows = rows + [r for r in reruns if shard is None or r["seed"] % shard[1] == shard[0]]
     return {"runs": rows, "root": str(root), "shard": list(shard) if shard else None, "pairs": pairs}
 
 
-def _compute_pairs(n_seeds: int, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per seed whose two budget runs finished, whether the equal-compute reading will keep it (verdict rule 4,
-    ``verdict.seed_pair``; and rule 8, one classifier for both runs) and, where not, why and the run directories
-    to move aside: the runs that recorded no machine speed (trained again, they probe it, and their pair is judged
-    on the probes — no need to train the other again), or both where both probed speeds too far apart (``claims
-    run --jobs 2`` trains them again side by side) or two classifiers scored them (each run's is named: train
-    again the one this machine's classifier did not score)."""
+def _compute_pairs(arms: dict[str, arms_mod.Arm], n_seeds: int, root: Path, place: dict[str, Any]
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per seed whose two arms have finished runs, the pair its equal-compute reading will read
+    (``runners.pair_seed``: of the seed's runs on each CPU kind, the first pair that verdict rules 4 and 8 keep) and
+    how; where none is kept, the runs ``claims run`` will train on this machine (listed as rows of their own, the
+    second list) or, where this machine's kind already has both, the run directories to move aside: the runs that
+    recorded no machine speed (trained again, they probe it, and their pair is judged on the probes — no need to
+    train the other again), or both where both probed speeds too far apart (``claims run --jobs 2`` trains them
+    again side by side) or two classifiers scored them (each run's is named: train again the one this machine's
+    classifier did not score)."""
     from ..machine import speed_value
-    from .verdict import scorer_apart, seed_pair
 
-    got: dict[int, dict[str, dict[str, Any]]] = {}
-    for r in rows:
-        if r["state"] == "finished":
-            for w in r["arm"].split(", "):
-                got.setdefault(r["seed"], {})[w] = r
-    out = []
+    kind = host_kind()
+    out, extra = [], []
     for s in range(n_seeds):
-        both = got.get(s, {})
-        if set(both) != {"a", "b"}:
+        p = pair_seed(arms, s, root, kind)
+        if not p.how:
             continue
-        kept, how = seed_pair(both["a"].get("speed"), both["b"].get("speed"), both["a"].get("spans"),
-                              both["b"].get("spans"))
-        unprobed = [both[w]["dir"] for w in ("a", "b") if speed_value(both[w].get("speed")) is None]
-        dirs = unprobed or [both["a"]["dir"], both["b"]["dir"]]
-        if kept and (apart := scorer_apart({"scorer": {w: [both[w].get("scorer")] for w in ("a", "b")}})):
-            kept, how, dirs = False, f"{how}, but {apart[0]} (rule 8)", [both["a"]["dir"], both["b"]["dir"]]
-        out.append({"seed": s, "kept": kept, "how": f"{'kept' if kept else 'left out'}: {how}", "dirs": dirs})
-    return out
+        names = "" if all(d.name == f"s{s}" for d in p.dirs.values()) else \
+            f" (runs {p.dirs['a'].name} / {p.dirs['b'].name})"
+        unprobed = [str(d) for d in p.dirs.values() if speed_value((_finished(d) or {}).get("speed")) is None]
+        both = [str(p.dirs["a"]), str(p.dirs["b"])]  # the pair read; where left out, what to move aside
+        aside = both if p.kept or p.train or "rule 8" in p.how else unprobed or both
+        out.append({"seed": s, "kept": p.kept, "how": f"{'kept' if p.kept else 'left out'}: {p.how}{names}",
+                    "dirs": aside, "train": [str(d) for d in p.train.values()]})
+        for w, d in p.train.items():
+            row = {"arm": w, "label": arms[w].label, "seed": s, "dir": str(d),
+                   **run_state(_task(arms[w], s, root, place, d)),
+                   "note": f"on this machine's CPU kind ({kind}): the seed's runs ran at machine speeds apart"}
+            extra.append({**row, **_left(arms[w], row)})
+    return out, extra
 
 
-def _equal_steps_rows(arms: dict[str, arms_mod.Arm], n_seeds: int, root: Path, place: dict[str, Any],
-                      budget_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The equal-steps reruns' rows, sized from the budget runs' rows already read (their finished steps)."""
-    steps: dict[str, list[Any]] = {w: [None] * n_seeds for w in arms}
-    for r in budget_rows:
-        if r["state"] == "finished" and r["arm"] in steps:
-            steps[r["arm"]][r["seed"]] = r["step"]
+def _equal_steps_rows(arms: dict[str, arms_mod.Arm], dirs: dict[str, list[Path]], root: Path,
+                      place: dict[str, Any]) -> list[dict[str, Any]]:
+    """The equal-steps reruns' rows, sized from the budget runs each seed reads (``dirs``: their finished steps)."""
+    n_seeds = len(dirs["a"])
+    steps: dict[str, list[Any]] = {w: [(_finished(d) or {}).get("steps_run") for d in dirs[w]] for w in arms}
     fast, slow, redo = equal_steps_reruns(arms, n_seeds, steps)
     rows = []
     for s in range(n_seeds):
@@ -164,12 +172,12 @@ def _equal_steps_rows(arms: dict[str, arms_mod.Arm], n_seeds: int, root: Path, p
                          "note": "made once both budget runs of this seed have finished"})
             continue
         a = redo[s]
-        task = _task(a, s, root, place)
-        row = {"arm": f"{fast} at {slow}'s steps", "label": a.label, "seed": s, "dir": str(_dir(root, a, s)),
-               **run_state(task)}
+        where = rerun_dir(root, a, dirs[fast][s])
+        task = _task(a, s, root, place, where)
+        row = {"arm": f"{fast} at {slow}'s steps", "label": a.label, "seed": s, "dir": str(where), **run_state(task)}
         left = _left(a, row)
         if row["state"] == "not started":
-            at, why = branch_plan(task, _dir(root, arms[fast], s))
+            at, why = branch_plan(task, dirs[fast][s])
             if at is not None:
                 row["note"] = f"branches from its budget run's checkpoint at step {at}"
                 left["left_steps"] = max(0, left.get("left_steps", 0) - at)
@@ -200,6 +208,10 @@ def format_plan(claim: Claim, scale: str, plan: dict[str, Any]) -> str:
     pending = sum(r["state"] == "pending" for r in plan["runs"])
     todo = sum(r["state"] != "finished" for r in plan["runs"])
     for p in plan.get("pairs") or []:
+        if p.get("train"):
+            lines.append(f"  equal compute  seed {p['seed']}  {p['how']} — to train on this machine: "
+                         f"{' and '.join(p['train'])}")
+            continue
         lines.append(f"  equal compute  seed {p['seed']}  {p['how']}"
                      + ("" if p["kept"] else f" — to train {'both' if len(p['dirs']) > 1 else 'it'} again"
                         f"{' side by side' if len(p['dirs']) > 1 else ' (its run will probe the speed)'}, move aside "

@@ -101,6 +101,9 @@ def _budget_text(r: dict[str, Any], c: dict[str, Any]) -> str:
         speed = (r.get("speed") or {}).get(w) if isinstance(r.get("speed"), dict) else None
         if isinstance(speed, list) and any(isinstance(x, (int, float)) for x in speed):
             txt += f", machine speed {'/'.join('—' if x is None else f'{x:.3g}' for x in speed)} CPU-s of the probe"
+        names = (r.get("runs") or {}).get(w) if isinstance(r.get("runs"), dict) else None
+        if isinstance(names, list) and any(isinstance(n, str) and "~" in n for n in names):
+            txt += f", runs {' / '.join(str(n) for n in names)}"  # seeds read from a run made on another CPU kind
         parts.append(txt + (f", diverged in {len(div)} ({', '.join(map(str, div))})" if div else ""))
     return "; ".join(parts)
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,20 +36,133 @@ Task = tuple[str, str, int, dict[str, Any], str]  # method, data, seed, override
 REFERENCE_KEYS = (("real", "real_vs_real"), ("noise", "noise_floor"), ("collapsed", "collapse_floor"))
 
 
-def _dir(root: Path, arm: Arm, seed: int) -> Path:
-    return root / "arms" / arm.key / f"s{seed}"
+def _dir(root: Path, arm: Arm, seed: int, kind: str | None = None) -> Path:
+    """The run directory of ``arm`` at ``seed``: ``s<seed>``, or ``s<seed>~<kind>`` for the seed's run made on a CPU
+    of another kind (:func:`host_kind`) than its first, for an equal-compute pair (:func:`pair_seed`)."""
+    return root / "arms" / arm.key / (f"s{seed}~{kind}" if kind else f"s{seed}")
 
 
-def _task(arm: Arm, seed: int, root: Path, place: dict[str, Any]) -> Task:
-    """A run of ``arm`` at ``seed``; on the CPU with the machine's speed probed (run option ``speed_probe``), so that
-    an equal-compute reading can tell arms that ran at different speeds (``ebmlab.machine``). A budgeted run with
-    evaluations during training keeps a checkpoint at each (``keep_checkpoints``): its equal-steps rerun branches
-    from the last one below its steps (:func:`branch_plan`)."""
+def _task(arm: Arm, seed: int, root: Path, place: dict[str, Any], where: Path | None = None) -> Task:
+    """A run of ``arm`` at ``seed`` (in ``where``, else its seed's first directory); on the CPU with the machine's
+    speed probed (run option ``speed_probe``), so that an equal-compute reading can tell arms that ran at different
+    speeds (``ebmlab.machine``). A budgeted run with evaluations during training keeps a checkpoint at each
+    (``keep_checkpoints``): its equal-steps rerun branches from the last one below its steps
+    (:func:`branch_plan`)."""
     probe = {"speed_probe": True} if place.get("device") == "cpu" else {}
     budgeted = any(arm.options.get(k) for k in arms_mod.BUDGETS) and arm.options.get("eval_every")
     keep = {"keep_checkpoints": True} if budgeted else {}
     return (arm.method, arm.data, seed, {**arms_mod.QUIET, **probe, **keep, **arm.options, **place},
-            str(_dir(root, arm, seed)))
+            str(where if where is not None else _dir(root, arm, seed)))
+
+
+def host_kind(info: dict[str, str] | None = None) -> str:
+    """A CPU's kind as a seed directory names it: torch's vector capability, the family and the model
+    (``avx2-f25m1``), of this machine or of a session's ``cpu`` record (``ebmlab.machine.cpu_info``). Two CPUs of
+    one kind run the same kernels at comparable speeds; of two kinds, the same CPU-seconds are not the same
+    compute."""
+    from ..machine import cpu_info
+
+    i = info if info is not None else cpu_info()
+    raw = f"{i.get('capability', 'cpu')}-f{i.get('cpu_family', 'x')}m{i.get('model', 'x')}".lower()
+    return re.sub(r"[^a-z0-9-]", "", raw)
+
+
+def run_kind(run_dir: Path) -> str | None:
+    """The CPU kind (:func:`host_kind`) that a run trained on: the one its training sessions recorded, None when they
+    recorded none or more than one."""
+    from ..runs import RunDir
+
+    kinds = {host_kind(s["cpu"]) for s in RunDir(run_dir).sessions()
+             if isinstance(s.get("cpu"), dict) and s.get("end_step") != s.get("start_step")}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def seed_dirs(root: Path, arm: Arm, seed: int) -> list[Path]:
+    """The run directories of ``arm`` at ``seed``: its first (``s<seed>``), then those made on other CPU kinds
+    (``s<seed>~<kind>``, by name); a directory set aside (``.superseded-<n>``) is none of them."""
+    first = _dir(root, arm, seed)
+    others = [p for p in first.parent.glob(f"s{seed}~*") if ".superseded-" not in p.name and p.is_dir()]
+    return [first, *sorted(others)]
+
+
+@dataclass
+class SeedPair:
+    """One seed's runs for an equal-compute reading (:func:`pair_seed`): the directory each arm's value is read from,
+    whether the pair is kept (verdict rules 4 and 8) and how, and the runs still to make on this machine (arm →
+    directory) to get a pair that is."""
+
+    seed: int
+    dirs: dict[str, Path]
+    kept: bool
+    how: str
+    train: dict[str, Path] = field(default_factory=dict)
+
+
+def _pair_rule(ra: dict[str, Any], rb: dict[str, Any]) -> tuple[bool, str]:
+    """Verdict rules 4 (machine speeds within the tolerance) and 8 (one classifier) on two finished runs."""
+    from .verdict import scorer_apart, seed_pair
+
+    kept, how = seed_pair(ra.get("speed"), rb.get("speed"), ra.get("spans"), rb.get("spans"))
+    if kept and (apart := scorer_apart({"scorer": {"a": [scorer(ra)], "b": [scorer(rb)]}})):
+        return False, f"{how}, but {apart[0]} (rule 8)"
+    return kept, how
+
+
+def pair_seed(arms: dict[str, Arm], seed: int, root: Path, kind: str) -> SeedPair:
+    """Which runs of its two arms a seed's equal-compute reading reads. A seed's run may exist once per CPU kind
+    (:func:`seed_dirs`): the first pair of finished runs, in the order the directories are listed, that rules 4
+    and 8 keep is read. Where none is kept, each arm that has no finished run of this machine's kind (``kind``)
+    gets one to train here (``s<seed>~<kind>``), and until then the seed's first pair is read (and left out by the
+    verdict). A run is never moved or replaced for this: the runs another claim reads stay where they are."""
+    finished = {w: [(d, r) for d in seed_dirs(root, a, seed) if (r := _finished(d)) is not None]
+                for w, a in arms.items()}
+    first = {w: (finished[w][0][0] if finished[w] else _dir(root, a, seed)) for w, a in arms.items()}
+    if not finished["a"] or not finished["b"]:
+        return SeedPair(seed, first, False, "")
+    how0 = ""
+    for da, ra in finished["a"]:
+        for db, rb in finished["b"]:
+            kept, how = _pair_rule(ra, rb)
+            if kept:
+                return SeedPair(seed, {"a": da, "b": db}, True, how)
+            how0 = how0 or how
+    train = {w: _dir(root, a, seed, kind) for w, a in arms.items()
+             if not any(run_kind(d) == kind for d, _ in finished[w])}
+    return SeedPair(seed, first, False, how0, train)
+
+
+def pairs_apply(claim: Claim, arms: dict[str, Arm], place: dict[str, Any]) -> bool:
+    """Whether a claim's seeds pair their runs by machine speed: an equal-compute comparison of two arms with their
+    own runs, read on the CPU clock."""
+    return ((claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}
+            and arms["a"].key != arms["b"].key and place.get("device") == "cpu")
+
+
+def _paired_dirs(claim: Claim, arms: dict[str, Arm], seeds: list[int], root: Path, jobs: int,
+                 place: dict[str, Any], done: dict[str, dict[str, Any]]) -> dict[str, list[Path]]:
+    """Arm → the run directory each seed's value is read from: its first, or where its arms' runs ran at machine
+    speeds apart, a pair made on one CPU kind (:func:`pair_seed`), the missing runs trained here first (their
+    results added to ``done``)."""
+    dirs = {w: [_dir(root, a, s) for s in seeds] for w, a in arms.items()}
+    if not pairs_apply(claim, arms, place):
+        return dirs
+    kind = host_kind()
+    pairs = [pair_seed(arms, s, root, kind) for s in seeds]
+    extra = [_task(arms[w], p.seed, root, place, d) for p in pairs for w, d in p.train.items()]
+    if extra:
+        for p in pairs:
+            if p.train:
+                print(f"claims: seed {p.seed}'s runs are left out of equal compute ({p.how}); "
+                      f"{' and '.join(str(d) for d in p.train.values())} train{'s' if len(p.train) == 1 else ''} "
+                      f"on this machine ({kind})")
+        done.update(_execute(extra, jobs, root))
+        pairs = [pair_seed(arms, s, root, kind) if p.train else p for s, p in zip(seeds, pairs)]
+    for i, p in enumerate(pairs):
+        for w in ("a", "b"):
+            dirs[w][i] = p.dirs[w]
+            if str(p.dirs[w]) not in done and (r := _finished(p.dirs[w])) is not None:
+                done[str(p.dirs[w])] = r
+    return dirs
 
 
 def _resolved(task: Task) -> Any:
@@ -254,10 +369,10 @@ def scorer(r: dict[str, Any] | None) -> str | None:
     return v if isinstance(v, str) else None
 
 
-def _arm_values(arm: Arm, n_seeds: int, root: Path, done: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _arm_values(arm: Arm, dirs: list[Path], done: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """An arm's per-seed values and what its runs got, read from ``dirs`` (one per seed, in order)."""
     vals, steps, cpu, wall, diverged, speed, spans, scorers = [], [], [], [], [], [], [], []
-    for s in range(n_seeds):
-        d = _dir(root, arm, s)
+    for s, d in enumerate(dirs):
         r = done.get(str(d))
         vals.append(_value(r, d, arm.metric))
         if r is not None and r.get("status") == "diverged":
@@ -269,16 +384,19 @@ def _arm_values(arm: Arm, n_seeds: int, root: Path, done: dict[str, dict[str, An
         speed.append((r or {}).get("speed"))
         spans.append((r or {}).get("spans"))
         scorers.append(scorer(r))
-    refs = next((x for s in range(n_seeds) if (x := _references(_dir(root, arm, s), arm.metric))), {})
+    refs = next((x for d in dirs if (x := _references(d, arm.metric))), {})
     return {"values": vals, "steps": steps, "cpu_s": cpu, "train_s": wall, "diverged": diverged, "references": refs,
-            "speed": speed, "spans": spans, "scorer": scorers,
-            "trained_at": trained_at([_dir(root, arm, s) for s in range(n_seeds)])}
+            "speed": speed, "spans": spans, "scorer": scorers, "trained_at": trained_at(dirs),
+            "runs": [d.name for d in dirs]}
 
 
 def _assemble(per_arm: dict[str, dict[str, Any]], n: int) -> dict[str, Any]:
     out: dict[str, Any] = {"seeds": list(range(n))}
     for key in ("steps", "cpu_s", "train_s", "diverged", "references", "trained_at", "speed", "spans", "scorer"):
         out[key] = {w: v.get(key, []) for w, v in per_arm.items()}
+    runs = {w: v["runs"] for w, v in per_arm.items() if "runs" in v}
+    if any(name != f"s{s}" for names in runs.values() for s, name in enumerate(names)):
+        out["runs"] = runs  # the seeds read from a run made on another CPU kind (``pair_seed``) name their runs
     out.update({w: v["values"] for w, v in per_arm.items()})
     return out
 
@@ -287,22 +405,24 @@ def run_train(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: i
               place: dict[str, Any], shard: tuple[int, int] | None) -> dict[str, Any]:
     unique = {a.key: a for a in arms.values()}
     tasks = [_task(a, s, root, place) for s in range(n_seeds) for a in unique.values()]
+    equal_steps = (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}
     if shard is not None:
-        _execute(tasks[shard[0]::shard[1]], jobs, root)
-        if (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}:
-            _shard_reruns(arms, n_seeds, root=root, jobs=jobs, place=place, shard=shard)
+        done = _execute(tasks[shard[0]::shard[1]], jobs, root)
+        if equal_steps:
+            mine = [s for s in range(n_seeds) if s % shard[1] == shard[0]]
+            _paired_dirs(claim, arms, mine, root, jobs, place, done)
+            _shard_reruns(claim, arms, n_seeds, root=root, jobs=jobs, place=place, shard=shard)
         return {}
     done = _execute(tasks, jobs, root)
-    out = _assemble({w: _arm_values(a, n_seeds, root, done) for w, a in arms.items()}, n_seeds)
+    dirs = _paired_dirs(claim, arms, list(range(n_seeds)), root, jobs, place, done)
+    out = _assemble({w: _arm_values(a, dirs[w], done) for w, a in arms.items()}, n_seeds)
     out["clock"] = "wall" if place.get("device") == "cuda" else "cpu"  # what equal compute is read on
     check = (claim.comparison or {}).get("collapse_check")
     if check:
-        out["collapse_check"] = _check_values(check, {w: [_dir(root, a, s) for s in range(n_seeds)]
-                                                      for w, a in arms.items()}, done)
-    out.update(_curves(claim, arms, n_seeds, root, out["clock"]))
-    if (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}:
-        out["equal_steps"] = _equal_steps(arms, n_seeds, out["steps"], root=root, jobs=jobs, place=place,
-                                          check=check)
+        out["collapse_check"] = _check_values(check, {w: list(ds) for w, ds in dirs.items()}, done)
+    out.update(_curves(claim, arms, dirs, root, out["clock"]))
+    if equal_steps:
+        out["equal_steps"] = _equal_steps(arms, dirs, out["steps"], root=root, jobs=jobs, place=place, check=check)
     return out
 
 
@@ -326,14 +446,16 @@ def curve_labels(claim: Claim, arms: dict[str, Arm]) -> tuple[str, dict[str, str
                     for w, a in arms.items()}
 
 
-def _curves(claim: Claim, arms: dict[str, Arm], n_seeds: int, root: Path, clock: str = "cpu") -> dict[str, Any]:
-    """Where the arms evaluated during training (``eval_every``): their learning curves (``ebmlab.claims.curves``),
-    read at equal steps and at equal compute (on ``clock``: CPU seconds, or wall seconds for runs on a GPU), and
-    their picture beside the claim's results (``results/<id>-<scale>-curves.png``, the scale as the result's key);
-    nothing where no arm has more than its final point."""
+def _curves(claim: Claim, arms: dict[str, Arm], dirs: dict[str, list[Path]], root: Path, clock: str = "cpu"
+            ) -> dict[str, Any]:
+    """Where the arms evaluated during training (``eval_every``): their learning curves (``ebmlab.claims.curves``)
+    from their runs ``dirs`` (arm → one per seed), read at equal steps and at equal compute (on ``clock``: CPU
+    seconds, or wall seconds for runs on a GPU), and their picture beside the claim's results
+    (``results/<id>-<scale>-curves.png``, the scale as the result's key); nothing where no arm has more than its
+    final point."""
     from . import curves
 
-    got = {w: [curves.run_curve(_dir(root, a, s), a.metric, clock) for s in range(n_seeds)] for w, a in arms.items()}
+    got = {w: [curves.run_curve(d, a.metric, clock) for d in dirs[w]] for w, a in arms.items()}
     if not any(len(c) > 1 for runs in got.values() for c in runs):
         return {}
     picture = claim.path.parent / "results" / f"{claim.id}-{root.name.replace('@', '-')}-curves.png"
@@ -369,54 +491,71 @@ def _branched_at(run_dir: Path) -> int | None:
     return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
-def _shard_reruns(arms: dict[str, Arm], n_seeds: int, *, root: Path, jobs: int, place: dict[str, Any],
-                  shard: tuple[int, int]) -> None:
+def read_pairs(claim: Claim, arms: dict[str, Arm], n_seeds: int, root: Path, place: dict[str, Any]
+               ) -> dict[str, list[Path]]:
+    """Arm → the run directory each seed reads, as :func:`_paired_dirs` chooses it from the runs there now, nothing
+    trained."""
+    if not pairs_apply(claim, arms, place):
+        return {w: [_dir(root, a, s) for s in range(n_seeds)] for w, a in arms.items()}
+    pairs = [pair_seed(arms, s, root, host_kind()) for s in range(n_seeds)]
+    return {w: [p.dirs[w] for p in pairs] for w in arms}
+
+
+def rerun_dir(root: Path, rerun: Arm, source: Path) -> Path:
+    """An equal-steps rerun's directory: its arm's key, and the name of the budget run it is sized from and branches
+    from (``s<seed>``, or ``s<seed>~<kind>`` where the seed's pair was made on another CPU kind)."""
+    return root / "arms" / rerun.key / source.name
+
+
+def _shard_reruns(claim: Claim, arms: dict[str, Arm], n_seeds: int, *, root: Path, jobs: int,
+                  place: dict[str, Any], shard: tuple[int, int]) -> None:
     """A part's share of the equal-steps reruns (``--shard i/n``), made after its budget runs: the reruns of the
     seeds that are its own (:func:`shard_seeds`) whose two budget runs have both finished by then, sized and
     branched as :func:`_equal_steps` does, the faster arm read from the budget runs finished so far. Nothing is
     recorded; the command without ``--shard`` reads these reruns and makes the rest (a seed whose other budget run
     was still training, or every seed anew if more finished seeds make the other arm the faster one)."""
-    steps = {w: [(_finished(_dir(root, a, s)) or {}).get("steps_run") for s in range(n_seeds)]
-             for w, a in arms.items()}
+    dirs = read_pairs(claim, arms, n_seeds, root, place)
+    steps = {w: [(_finished(d) or {}).get("steps_run") for d in dirs[w]] for w in arms}
     fast, _slow, redo = equal_steps_reruns(arms, n_seeds, steps)
     mine = [s for s in sorted(redo) if s % shard[1] == shard[0]]
-    tasks = [_task(redo[s], s, root, place) for s in mine]
-    _branch_reruns(tasks, [_dir(root, arms[fast], s) for s in mine])
+    tasks = [_task(redo[s], s, root, place, rerun_dir(root, redo[s], dirs[fast][s])) for s in mine]
+    _branch_reruns(tasks, [dirs[fast][s] for s in mine])
     _execute(tasks, jobs, root)
 
 
-def _equal_steps(arms: dict[str, Arm], n_seeds: int, steps: dict[str, list[Any]], *, root: Path, jobs: int,
-                 place: dict[str, Any], check: str | None = None) -> dict[str, Any]:
-    """The equal-steps pair of an equal-compute claim: the arm that trained more steps in the budget on average over
-    the seeds (:func:`equal_steps_reruns`) is trained again in every seed (a new run, no budget) to exactly the steps
-    the other arm reached in that seed, whose budget run is reused; the rerun starts at the last checkpoint its own
-    budget run kept below those steps where there is one (:func:`_branch_reruns`). In a seed where the rerun arm's own budget run
-    made fewer steps than the other's, its rerun trains past them: still equal steps. One arm for every seed keeps
-    the row's reading one comparison ("b at a's steps"); its cost is that a seed trained again can move the mean
-    across and make every seed's rerun anew. A seed where either budget run diverged is left out (None)."""
+def _equal_steps(arms: dict[str, Arm], dirs: dict[str, list[Path]], steps: dict[str, list[Any]], *, root: Path,
+                 jobs: int, place: dict[str, Any], check: str | None = None) -> dict[str, Any]:
+    """The equal-steps pair of an equal-compute claim, from the budget runs ``dirs`` (arm → one per seed): the arm
+    that trained more steps in the budget on average over the seeds (:func:`equal_steps_reruns`) is trained again in
+    every seed (a new run, no budget) to exactly the steps the other arm reached in that seed, whose budget run is
+    reused; the rerun starts at the last checkpoint its own budget run kept below those steps where there is one
+    (:func:`_branch_reruns`). In a seed where the rerun arm's own budget run made fewer steps than the other's, its
+    rerun trains past them: still equal steps. One arm for every seed keeps the row's reading one comparison ("b at
+    a's steps"); its cost is that a seed trained again can move the mean across and make every seed's rerun anew. A
+    seed where either budget run diverged is left out (None)."""
+    n_seeds = len(dirs["a"])
     fast, slow, redo = equal_steps_reruns(arms, n_seeds, steps)
-    tasks = [_task(a, s, root, place) for s, a in redo.items()]
-    _branch_reruns(tasks, [_dir(root, arms[fast], s) for s in redo])
+    where = {s: rerun_dir(root, a, dirs[fast][s]) for s, a in redo.items()}
+    tasks = [_task(a, s, root, place, where[s]) for s, a in redo.items()]
+    _branch_reruns(tasks, [dirs[fast][s] for s in redo])
     done = _execute(tasks, jobs, root)
-    values = {fast: [_value(done.get(str(_dir(root, redo[s], s))), _dir(root, redo[s], s), redo[s].metric)
-                     if s in redo else None for s in range(n_seeds)]}
-    slow_done = {str(_dir(root, arms[slow], s)): r for s in range(n_seeds)
-                 if (r := _finished(_dir(root, arms[slow], s))) is not None}
-    slow_values = _arm_values(arms[slow], n_seeds, root, slow_done)
+    values = {fast: [_value(done.get(str(where[s])), where[s], redo[s].metric) if s in redo else None
+                     for s in range(n_seeds)]}
+    slow_done = {str(d): r for d in dirs[slow] if (r := _finished(d)) is not None}
+    slow_values = _arm_values(arms[slow], dirs[slow], slow_done)
     values[slow] = slow_values["values"]
     out = {"a": values["a"], "b": values["b"], "seeds": list(range(n_seeds)),
            "steps": {w: [steps[slow][s] if s in redo else None for s in range(n_seeds)] for w in ("a", "b")},
            "retrained": fast, "keys": {fast: [redo[s].key for s in sorted(redo)]},
-           "branched_at": {fast: [_branched_at(_dir(root, redo[s], s)) if s in redo else None
-                                  for s in range(n_seeds)]},
-           "trained_at": {fast: trained_at([_dir(root, redo[s], s) for s in sorted(redo)])},
-           "scorer": {fast: [scorer(done.get(str(_dir(root, redo[s], s)))) if s in redo else None
-                             for s in range(n_seeds)], slow: slow_values["scorer"]}}
+           "branched_at": {fast: [_branched_at(where[s]) if s in redo else None for s in range(n_seeds)]},
+           "trained_at": {fast: trained_at([where[s] for s in sorted(redo)])},
+           "scorer": {fast: [scorer(done.get(str(where[s]))) if s in redo else None for s in range(n_seeds)],
+                      slow: slow_values["scorer"]}}
+    if any(d.name != f"s{s}" for s, d in where.items()):
+        out["runs"] = {fast: [where[s].name if s in redo else None for s in range(n_seeds)]}
     if check:
-        out["collapse_check"] = _check_values(check, {fast: [_dir(root, redo[s], s) if s in redo else None
-                                                             for s in range(n_seeds)],
-                                                      slow: [_dir(root, arms[slow], s) for s in range(n_seeds)]},
-                                              {**done, **slow_done})
+        out["collapse_check"] = _check_values(check, {fast: [where.get(s) for s in range(n_seeds)],
+                                                      slow: list(dirs[slow])}, {**done, **slow_done})
     return out
 
 
