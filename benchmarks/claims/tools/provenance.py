@@ -9,7 +9,9 @@ commit reused runs that commit trained (or resumed one across commits).
 with ``trained_at_source`` naming this audit) in results that lack it, so that their rows on the page say when
 their runs trained at other commits.
 
-A stale row (its spec no longer resolves to what ran) is listed without an audit: its arms' keys are today's, not
+A row of the ``train`` runner is audited on the runs it read: per seed, its arm's ``s<seed>``, or the run its
+``runs`` names (``s<seed>~<kind>``, made on another CPU kind), and its equal-steps reruns; a run set aside or made for
+another row is not counted. A stale row (its spec no longer resolves to what ran) is listed without an audit: its arms' keys are today's, not
 the recorded runs'. Grid rows read every grid directory of the arm's key (one grid per key in this repository).
 """
 
@@ -87,8 +89,8 @@ def audit(claim, scale: str, result: dict, root: Path) -> tuple[str, dict[str, l
     cells, found = [], {}
     for w, arm in arms.items():
         keys = [*((result.get("equal_steps") or {}).get("keys") or {}).get(w, [])]
-        own = [recorded_run(root, arm, w, result, seed) for seed in result.get("seeds") or []] \
-            if claim.runner == "train" and isinstance(result.get("runs"), dict) else run_dirs(root, arm.key)
+        own = [d for seed in result.get("seeds") or [] if (d := recorded_run(root, arm, w, result, seed)).is_dir()] \
+            if claim.runner == "train" else run_dirs(root, arm.key)  # the runs the result read, not all there
         dirs = [*own, *(d for k in dict.fromkeys(keys) if k != arm.key for d in run_dirs(root, k))]
         if not dirs:
             cells.append(f"{w}: no runs here")
