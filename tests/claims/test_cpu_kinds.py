@@ -77,7 +77,7 @@ def test_a_seed_whose_arms_ran_on_two_cpu_kinds_reads_a_pair_made_on_one(tmp_pat
     assert r["runs"] == {"a": ["s0~avx2-f25m1"], "b": ["s0"]} and r["speed"] == {"a": [2.0], "b": [2.0]}
     summary = json.loads((a0.with_name("s0~avx2-f25m1") / "summary.json").read_text())
     assert r["a"] == [summary["metrics"]["modes"]] and r["steps"]["a"] == [summary["step"]]
-    # the equal-steps rerun is named after the budget run it is sized from and branches from
+    # the equal-steps rerun is named after its own arm's budget run that the seed reads (it branches from it)
     pair = r["equal_steps"]
     fast = pair["retrained"]
     rerun = runs / "small" / "arms" / pair["keys"][fast][0]

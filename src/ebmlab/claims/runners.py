@@ -502,8 +502,9 @@ def read_pairs(claim: Claim, arms: dict[str, Arm], n_seeds: int, root: Path, pla
 
 
 def rerun_dir(root: Path, rerun: Arm, source: Path) -> Path:
-    """An equal-steps rerun's directory: its arm's key, and the name of the budget run it is sized from and branches
-    from (``s<seed>``, or ``s<seed>~<kind>`` where the seed's pair was made on another CPU kind)."""
+    """An equal-steps rerun's directory: its arm's key (which holds its steps, the other arm's), and the name of its
+    own arm's budget run that the seed reads, which it branches from (``s<seed>``, or ``s<seed>~<kind>`` where that
+    run was made on another CPU kind than the seed's first)."""
     return root / "arms" / rerun.key / source.name
 
 
