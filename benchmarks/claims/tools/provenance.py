@@ -37,10 +37,9 @@ def run_dirs(root: Path, key: str) -> list[Path]:
 def recorded_run(root: Path, arm, w: str, result: dict, seed: int) -> Path:
     """The run directory a result read arm ``w``'s seed from: the one its ``runs`` names (a seed read from a run
     made on another CPU kind, ``s<seed>~<kind>``), else the seed's first."""
-    names = (result.get("runs") or {}).get(w)
-    i = (result.get("seeds") or []).index(seed) if seed in (result.get("seeds") or []) else seed
-    if isinstance(names, list) and i < len(names) and isinstance(names[i], str):
-        return root / "arms" / arm.key / names[i]
+    names = (result.get("runs") or {}).get(w)  # one per seed, as the result's seeds (0, 1, …)
+    if isinstance(names, list) and seed < len(names) and isinstance(names[seed], str):
+        return root / "arms" / arm.key / names[seed]
     return runners._dir(root, arm, seed)
 
 

@@ -31,8 +31,8 @@ from typing import Any
 
 from ..errors import EbmlabError
 from . import arms as arms_mod
-from .runners import (Task, _dir, _finished, _task, branch_plan, equal_steps_reruns, host_kind, other_options,
-                      pair_seed, pairs_apply, read_pairs, rerun_dir, scorer)
+from .runners import (SeedPair, Task, _dir, _finished, _task, branch_plan, equal_compute_pair, equal_steps_reruns,
+                      host_kind, other_options, pair_dirs, rerun_dir, scorer, seed_pairs)
 from .spec import Claim, result_key
 
 
@@ -115,22 +115,24 @@ def plan_claim(claim: Claim, scale: str, *, seeds: int | None = None, out: str |
         every.append({**row, **_left(a, row)})
     rows = every if shard is None else every[shard[0]::shard[1]]
     pairs: list[dict[str, Any]] = []
-    if (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}:
-        dirs = read_pairs(claim, arms, n_seeds, root, place)
-        if pairs_apply(claim, arms, place) and shard is None:
-            pairs, extra = _compute_pairs(arms, n_seeds, root, place)
+    if equal_compute_pair(claim, arms):
+        all_seeds = list(range(n_seeds))
+        seed_pair_list = seed_pairs(claim, arms, all_seeds, root, place)
+        dirs = pair_dirs(arms, all_seeds, root, seed_pair_list)
+        if seed_pair_list is not None and shard is None:
+            pairs, extra = _compute_pairs(arms, seed_pair_list, root, place)
             rows = rows + extra
         reruns = _equal_steps_rows(arms, dirs, root, place)  # sized from every budget run
         rows = rows + [r for r in reruns if shard is None or r["seed"] % shard[1] == shard[0]]
     return {"runs": rows, "root": str(root), "shard": list(shard) if shard else None, "pairs": pairs}
 
 
-def _compute_pairs(arms: dict[str, arms_mod.Arm], n_seeds: int, root: Path, place: dict[str, Any]
-                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Per seed whose two arms have finished runs, the pair its equal-compute reading will read
-    (``runners.pair_seed``: of the seed's runs on each CPU kind, the first pair that verdict rules 4 and 8 keep) and
-    how; where none is kept, the runs ``claims run`` will train on this machine (listed as rows of their own, the
-    second list) or, where this machine's kind already has both, the run directories to move aside: the runs that
+def _compute_pairs(arms: dict[str, arms_mod.Arm], seed_pair_list: list[SeedPair], root: Path,
+                   place: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per seed whose two arms have finished runs, the pair its equal-compute reading will read (``seed_pair_list``,
+    from ``runners.pair_seed``: of the seed's runs on each CPU kind, the first pair that verdict rules 4 and 8 keep)
+    and how; where none is kept, the runs ``claims run`` will train on this machine (listed as rows of their own,
+    the second list) or, where this machine's kind already has both, the run directories to move aside: the runs that
     recorded no machine speed (trained again, they probe it, and their pair is judged on the probes — no need to
     train the other again), or both where both probed speeds too far apart (``claims run --jobs 2`` trains them
     again side by side) or two classifiers scored them (each run's is named: train again the one this machine's
@@ -139,13 +141,13 @@ def _compute_pairs(arms: dict[str, arms_mod.Arm], n_seeds: int, root: Path, plac
 
     kind = host_kind()
     out, extra = [], []
-    for s in range(n_seeds):
-        p = pair_seed(arms, s, root, kind)
+    for p in seed_pair_list:
+        s = p.seed
         if not p.how:
             continue
         names = "" if all(d.name == f"s{s}" for d in p.dirs.values()) else \
             f" (runs {p.dirs['a'].name} / {p.dirs['b'].name})"
-        unprobed = [str(d) for d in p.dirs.values() if speed_value((_finished(d) or {}).get("speed")) is None]
+        unprobed = [str(p.dirs[w]) for w in ("a", "b") if speed_value(p.read[w].get("speed")) is None]
         both = [str(p.dirs["a"]), str(p.dirs["b"])]  # the pair read; where left out, what to move aside
         aside = both if p.kept or p.train or "rule 8" in p.how else unprobed or both
         out.append({"seed": s, "kept": p.kept, "how": f"{'kept' if p.kept else 'left out'}: {p.how}{names}",

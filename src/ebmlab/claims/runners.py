@@ -96,6 +96,7 @@ class SeedPair:
     kept: bool
     how: str
     train: dict[str, Path] = field(default_factory=dict)
+    read: dict[str, dict[str, Any]] = field(default_factory=dict)  # arm → its run's result (``_finished``), if any
 
 
 def _pair_rule(ra: dict[str, Any], rb: dict[str, Any]) -> tuple[bool, str]:
@@ -117,25 +118,49 @@ def pair_seed(arms: dict[str, Arm], seed: int, root: Path, kind: str) -> SeedPai
     finished = {w: [(d, r) for d in seed_dirs(root, a, seed) if (r := _finished(d)) is not None]
                 for w, a in arms.items()}
     first = {w: (finished[w][0][0] if finished[w] else _dir(root, a, seed)) for w, a in arms.items()}
+    read = {w: finished[w][0][1] for w in arms if finished[w]}
     if not finished["a"] or not finished["b"]:
-        return SeedPair(seed, first, False, "")
+        return SeedPair(seed, first, False, "", read=read)
     how0 = ""
     for da, ra in finished["a"]:
         for db, rb in finished["b"]:
             kept, how = _pair_rule(ra, rb)
             if kept:
-                return SeedPair(seed, {"a": da, "b": db}, True, how)
+                return SeedPair(seed, {"a": da, "b": db}, True, how, read={"a": ra, "b": rb})
             how0 = how0 or how
     train = {w: _dir(root, a, seed, kind) for w, a in arms.items()
              if not any(run_kind(d) == kind for d, _ in finished[w])}
-    return SeedPair(seed, first, False, how0, train)
+    return SeedPair(seed, first, False, how0, train, read)
+
+
+def equal_compute_pair(claim: Claim, arms: dict[str, Arm]) -> bool:
+    """Whether a claim compares two arms at equal compute (and so also at equal steps: :func:`_equal_steps`)."""
+    return (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}
 
 
 def pairs_apply(claim: Claim, arms: dict[str, Arm], place: dict[str, Any]) -> bool:
     """Whether a claim's seeds pair their runs by machine speed: an equal-compute comparison of two arms with their
     own runs, read on the CPU clock."""
-    return ((claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}
-            and arms["a"].key != arms["b"].key and place.get("device") == "cpu")
+    return equal_compute_pair(claim, arms) and arms["a"].key != arms["b"].key and place.get("device") == "cpu"
+
+
+def seed_pairs(claim: Claim, arms: dict[str, Arm], seeds: list[int], root: Path, place: dict[str, Any]
+               ) -> list[SeedPair] | None:
+    """Each seed's pair as the runs there now give it (:func:`pair_seed`, nothing trained); None where the claim's
+    seeds do not pair their runs (:func:`pairs_apply`: each seed reads ``s<seed>``)."""
+    if not pairs_apply(claim, arms, place):
+        return None
+    kind = host_kind()
+    return [pair_seed(arms, s, root, kind) for s in seeds]
+
+
+def pair_dirs(arms: dict[str, Arm], seeds: list[int], root: Path, pairs: list[SeedPair] | None
+              ) -> dict[str, list[Path]]:
+    """Arm → the run directory each seed reads: its pair's (``pairs``, as :func:`seed_pairs` gives them), else
+    ``s<seed>``."""
+    if pairs is None:
+        return {w: [_dir(root, a, s) for s in seeds] for w, a in arms.items()}
+    return {w: [p.dirs[w] for p in pairs] for w in arms}
 
 
 def _paired_dirs(claim: Claim, arms: dict[str, Arm], seeds: list[int], root: Path, jobs: int,
@@ -143,11 +168,10 @@ def _paired_dirs(claim: Claim, arms: dict[str, Arm], seeds: list[int], root: Pat
     """Arm → the run directory each seed's value is read from: its first, or where its arms' runs ran at machine
     speeds apart, a pair made on one CPU kind (:func:`pair_seed`), the missing runs trained here first (their
     results added to ``done``)."""
-    dirs = {w: [_dir(root, a, s) for s in seeds] for w, a in arms.items()}
-    if not pairs_apply(claim, arms, place):
-        return dirs
+    pairs = seed_pairs(claim, arms, seeds, root, place)
+    if pairs is None:
+        return pair_dirs(arms, seeds, root, None)
     kind = host_kind()
-    pairs = [pair_seed(arms, s, root, kind) for s in seeds]
     extra = [_task(arms[w], p.seed, root, place, d) for p in pairs for w, d in p.train.items()]
     if extra:
         for p in pairs:
@@ -157,12 +181,10 @@ def _paired_dirs(claim: Claim, arms: dict[str, Arm], seeds: list[int], root: Pat
                       f"on this machine ({kind})")
         done.update(_execute(extra, jobs, root))
         pairs = [pair_seed(arms, s, root, kind) if p.train else p for s, p in zip(seeds, pairs)]
-    for i, p in enumerate(pairs):
-        for w in ("a", "b"):
-            dirs[w][i] = p.dirs[w]
-            if str(p.dirs[w]) not in done and (r := _finished(p.dirs[w])) is not None:
-                done[str(p.dirs[w])] = r
-    return dirs
+    for p in pairs:
+        for w, r in p.read.items():
+            done.setdefault(str(p.dirs[w]), r)
+    return pair_dirs(arms, seeds, root, pairs)
 
 
 def _resolved(task: Task) -> Any:
@@ -405,7 +427,7 @@ def run_train(claim: Claim, sc: dict[str, Any], arms: dict[str, Arm], n_seeds: i
               place: dict[str, Any], shard: tuple[int, int] | None) -> dict[str, Any]:
     unique = {a.key: a for a in arms.values()}
     tasks = [_task(a, s, root, place) for s in range(n_seeds) for a in unique.values()]
-    equal_steps = (claim.comparison or {}).get("budget") == "equal_wall_time" and set(arms) == {"a", "b"}
+    equal_steps = equal_compute_pair(claim, arms)
     if shard is not None:
         done = _execute(tasks[shard[0]::shard[1]], jobs, root)
         if equal_steps:
@@ -491,16 +513,6 @@ def _branched_at(run_dir: Path) -> int | None:
     return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
-def read_pairs(claim: Claim, arms: dict[str, Arm], n_seeds: int, root: Path, place: dict[str, Any]
-               ) -> dict[str, list[Path]]:
-    """Arm → the run directory each seed reads, as :func:`_paired_dirs` chooses it from the runs there now, nothing
-    trained."""
-    if not pairs_apply(claim, arms, place):
-        return {w: [_dir(root, a, s) for s in range(n_seeds)] for w, a in arms.items()}
-    pairs = [pair_seed(arms, s, root, host_kind()) for s in range(n_seeds)]
-    return {w: [p.dirs[w] for p in pairs] for w in arms}
-
-
 def rerun_dir(root: Path, rerun: Arm, source: Path) -> Path:
     """An equal-steps rerun's directory: its arm's key (which holds its steps, the other arm's), and the name of its
     own arm's budget run that the seed reads, which it branches from (``s<seed>``, or ``s<seed>~<kind>`` where that
@@ -515,7 +527,8 @@ def _shard_reruns(claim: Claim, arms: dict[str, Arm], n_seeds: int, *, root: Pat
     branched as :func:`_equal_steps` does, the faster arm read from the budget runs finished so far. Nothing is
     recorded; the command without ``--shard`` reads these reruns and makes the rest (a seed whose other budget run
     was still training, or every seed anew if more finished seeds make the other arm the faster one)."""
-    dirs = read_pairs(claim, arms, n_seeds, root, place)
+    seeds = list(range(n_seeds))
+    dirs = pair_dirs(arms, seeds, root, seed_pairs(claim, arms, seeds, root, place))
     steps = {w: [(_finished(d) or {}).get("steps_run") for d in dirs[w]] for w in arms}
     fast, _slow, redo = equal_steps_reruns(arms, n_seeds, steps)
     mine = [s for s in sorted(redo) if s % shard[1] == shard[0]]
