@@ -91,3 +91,51 @@ def test_a_seed_whose_arms_ran_on_two_cpu_kinds_reads_a_pair_made_on_one(tmp_pat
     everything = _files(runs)
     assert main(args) == 0
     assert _files(runs) == everything
+
+
+def test_a_pair_of_this_kind_left_out_is_made_again_side_by_side_under_new_names(tmp_path, monkeypatch, capsys):
+    specs = _spec(tmp_path / "specs", budget="equal_wall_time", seeds=1,
+                  over="max_cpu_seconds = 0.3, eval_samples = 200")
+    runs, claim = tmp_path / "runs", get_claim("c", specs)
+    args = ["claims", "run", "c", "--specs", str(specs), "--out", str(runs)]  # one process: the mocked host holds
+    _host(monkeypatch, ZEN, 1.0)
+    assert main(args) == 0
+    arms = arms_mod.plan(claim, "small")
+    a0, b0 = (seed_dirs(runs / "small", arms[w], 0)[0] for w in ("a", "b"))
+    # this machine's speed drifted between its two runs (as a host's does within hours): both of this kind, apart
+    _made_on(a0, ZEN, 1.0)
+    _made_on(b0, ZEN, 1.5)
+    pair = pair_seed(arms, 0, runs / "small", "avx512-f26m2")
+    assert not pair.kept and "1.50×" in pair.how and pair.here == ("s0", "s0")
+    assert pair.train == {"a": a0.with_name("s0~avx512-f26m2"), "b": b0.with_name("s0~avx512-f26m2")}
+    # where only one run of the pair recorded no speed, only it trains again
+    rec = json.loads((b0 / "run.json").read_text())
+    (b0 / "run.json").write_text(json.dumps({**rec, "sessions": [{k: v for k, v in x.items() if k != "speed_probe"}
+                                                                   for x in rec["sessions"]]}))
+    pair = pair_seed(arms, 0, runs / "small", "avx512-f26m2")
+    assert "recorded no machine speed" in pair.how and pair.train == {"b": b0.with_name("s0~avx512-f26m2")}
+    (b0 / "run.json").write_text(json.dumps(rec))
+    before = {w: _files(d) for w, d in (("a", a0), ("b", b0))}
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "s0~avx512-f26m2 train on this machine" in capsys.readouterr().out
+    assert {w: _files(d) for w, d in (("a", a0), ("b", b0))} == before  # neither first run moved or touched
+    r = json.loads((specs / "results" / "c.json").read_text())["small"]
+    assert r["runs"] == {"a": ["s0"], "b": ["s0~avx512-f26m2"]} and r["speed"] == {"a": [1.0], "b": [1.0]}  # 1st kept
+    # the new pair apart too, and the first pair now of another kind with no speed: the reason given is that of the
+    # pair of this kind (not the first pair's), and the next names are ~2
+    _made_on(b0.with_name("s0~avx512-f26m2"), ZEN, 1.5)
+    _made_on(b0, OLD, 1.0)
+    rec = json.loads((b0 / "run.json").read_text())
+    (b0 / "run.json").write_text(json.dumps({**rec, "sessions": [{k: v for k, v in x.items() if k != "speed_probe"}
+                                                                   for x in rec["sessions"]]}))
+    pair = pair_seed(arms, 0, runs / "small", "avx512-f26m2")
+    assert pair.here == ("s0", "s0~avx512-f26m2") and "1.50×" in pair.how
+    assert pair.train == {"a": a0.with_name("s0~avx512-f26m2~2"), "b": b0.with_name("s0~avx512-f26m2~2")}
+    plan = plan_claim(claim, "small", out=runs)
+    assert "(runs s0 / s0~avx512-f26m2)" in plan["pairs"][0]["how"] and plan["pairs"][0]["side_by_side"]
+    # a tenth run of a kind is listed after its second
+    for n in (2, 10):
+        (a0.parent / f"s0~avx512-f26m2~{n}").mkdir()
+    assert [d.name for d in seed_dirs(runs / "small", arms["a"], 0)] == [
+        "s0", "s0~avx512-f26m2", "s0~avx512-f26m2~2", "s0~avx512-f26m2~10"]

@@ -4,7 +4,10 @@ once they can be sized, a shard's part alone — and nothing trained or written.
 
 import json
 
+from pathlib import Path
+
 from ebmlab.claims.plan import plan_claim
+from ebmlab.claims.runners import host_kind
 from ebmlab.machine import WORKLOAD
 from ebmlab.runs import RunDir
 from ebmlab.claims.spec import get_claim
@@ -22,7 +25,8 @@ def _files(root):
 
 
 def _pairs_kept_or_left_out(claim, runs, specs, a, b, plan, capsys):
-    """Whether seed 0's equal-compute reading will be kept (verdict rules 4 and 8) and what to move aside if not."""
+    """Whether seed 0's equal-compute reading will be kept (verdict rules 4 and 8) and, if not, what trains again:
+    both runs side by side, or the one that recorded no machine speed, under a new name (nothing is moved)."""
     (a0, d_a), (b0, d_b) = a, b
     # both runs probed the machine's speed
     assert [p["seed"] for p in plan["pairs"]] == [0] and plan["pairs"][0]["dirs"] == [a0["dir"], b0["dir"]]
@@ -36,14 +40,16 @@ def _pairs_kept_or_left_out(claim, runs, specs, a, b, plan, capsys):
     assert not pair["kept"] and "machine speeds 1 / 2 CPU-s of the probe (2.00×)" in pair["how"]
     capsys.readouterr()
     assert main(["claims", "run", "c", "--dry-run", "--specs", str(specs), "--out", str(runs)]) == 0
-    assert f"to train both again side by side, move aside {a0['dir']} and {b0['dir']}" in capsys.readouterr().out
+    again = {w: str(Path(d["dir"]).with_name(f"s0~{host_kind()}")) for w, d in (("a", a0), ("b", b0))}
+    assert (f"left out: its arms ran at machine speeds 1 / 2 CPU-s of the probe (2.00×), not equal compute — to train "
+            f"on this machine side by side (--jobs 2): {again['a']} and {again['b']}\n") in capsys.readouterr().out
     rec = json.loads((d_b / "run.json").read_text())  # b's run made before the probe: only it is to train again
     (d_b / "run.json").write_text(json.dumps({**rec, "sessions": [{k: v for k, v in x.items() if k != "speed_probe"}
                                                                    for x in rec["sessions"]]}))
     pair = plan_claim(claim, "small", out=runs)["pairs"][0]
-    assert not pair["kept"] and "recorded no machine speed" in pair["how"] and pair["dirs"] == [b0["dir"]]
+    assert not pair["kept"] and "recorded no machine speed" in pair["how"] and pair["train"] == [again["b"]]
     assert main(["claims", "run", "c", "--dry-run", "--specs", str(specs), "--out", str(runs)]) == 0
-    assert f"to train it again (its run will probe the speed), move aside {b0['dir']}\n" in capsys.readouterr().out
+    assert f"not verified — to train on this machine: {again['b']}\n" in capsys.readouterr().out
     # both probed at one speed, but scored by two classifiers (rule 8): left out, each run's classifier named
     for d in (d_a, d_b):
         rec = json.loads((d / "run.json").read_text())
@@ -56,7 +62,7 @@ def _pairs_kept_or_left_out(claim, runs, specs, a, b, plan, capsys):
         (d / "summary.json").write_text(json.dumps({**summary, "metrics": {**summary["metrics"], "clf_sha256": sha}}))
     pair = plan_claim(claim, "small", out=runs)["pairs"][0]
     assert not pair["kept"] and "different classifiers (ca256820 / 32a26749)" in pair["how"]
-    assert pair["dirs"] == [a0["dir"], b0["dir"]]
+    assert pair["dirs"] == [a0["dir"], b0["dir"]] and pair["train"] == [again["a"], again["b"]]
 
 
 def test_a_dry_run_lists_each_runs_state_and_what_is_left_and_writes_nothing(tmp_path, capsys):
@@ -86,7 +92,7 @@ def test_a_dry_run_lists_each_runs_state_and_what_is_left_and_writes_nothing(tmp
     plan = plan_claim(claim, "small", out=runs)
     steps = {r["arm"]: r["step"] for r in plan["runs"][:2]}
     fast, slow = ("a", "b") if steps["a"] > steps["b"] else ("b", "a")
-    rerun = plan["runs"][2]
+    rerun = next(r for r in plan["runs"] if r["arm"].endswith("'s steps"))  # after any pair to train again
     assert rerun["arm"] == f"{fast} at {slow}'s steps" and rerun["state"] == "not started"
     assert rerun["left_steps"] == steps[slow] and rerun["budget"] == f"{steps[slow]} steps"
     _pairs_kept_or_left_out(claim, runs, specs, (a0, d_a), (b0, d_b), plan, capsys)

@@ -19,9 +19,10 @@ then); before, as pending. Then, per seed whose two budget runs finished, whethe
 kept (``ebmlab.claims.verdict`` rule 4: the arms' machine speeds within the tolerance, or unprobed runs that trained
 side by side), and from which runs: a seed's run may exist once per CPU kind (``s<seed>~<kind>``,
 ``runners.pair_seed``), and the first pair that agrees is read. Where none does, the runs ``claims run`` will train
-on this machine's kind are listed; where this kind has both already, the run directories to move aside: the
-unprobed run(s), to be trained again with the probe, or both where their probed speeds lie too far apart, to be
-trained again side by side.
+on this machine's kind are listed: a run of each arm that has none of this kind, or, where this kind has both
+already, that pair made again under new names (``s<seed>~<kind>~<n>``; nothing is moved aside): the run that
+recorded no machine speed, trained with the probe, or both, side by side, where their probed speeds lie too far
+apart.
 """
 
 from __future__ import annotations
@@ -131,31 +132,27 @@ def _compute_pairs(arms: dict[str, arms_mod.Arm], seed_pair_list: list[SeedPair]
                    place: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Per seed whose two arms have finished runs, the pair its equal-compute reading will read (``seed_pair_list``,
     from ``runners.pair_seed``: of the seed's runs on each CPU kind, the first pair that verdict rules 4 and 8 keep)
-    and how; where none is kept, the runs ``claims run`` will train on this machine (listed as rows of their own,
-    the second list) or, where this machine's kind already has both, the run directories to move aside: the runs that
-    recorded no machine speed (trained again, they probe it, and their pair is judged on the probes — no need to
-    train the other again), or both where both probed speeds too far apart (``claims run --jobs 2`` trains them
-    again side by side) or two classifiers scored them (each run's is named: train again the one this machine's
-    classifier did not score)."""
-    from ..machine import speed_value
-
+    and how; where none is kept, the runs ``claims run`` will train on this machine, listed as rows of their own (the
+    second list): an arm's run of this machine's kind where it has none, or, where this kind has the pair already
+    and it was left out, that pair made again under new names — only the run that recorded no machine speed where
+    one did, else both, side by side with ``--jobs 2`` (named in the reason: speeds too far apart, or two
+    classifiers, each run's named)."""
     kind = host_kind()
     out, extra = [], []
     for p in seed_pair_list:
         s = p.seed
         if not p.how:
             continue
-        names = "" if all(d.name == f"s{s}" for d in p.dirs.values()) else \
-            f" (runs {p.dirs['a'].name} / {p.dirs['b'].name})"
-        unprobed = [str(p.dirs[w]) for w in ("a", "b") if speed_value(p.read[w].get("speed")) is None]
-        both = [str(p.dirs["a"]), str(p.dirs["b"])]  # the pair read; where left out, what to move aside
-        aside = both if p.kept or p.train or "rule 8" in p.how else unprobed or both
+        shown = p.here or (p.dirs["a"].name, p.dirs["b"].name)
+        names = "" if all(n == f"s{s}" for n in shown) else f" (runs {shown[0]} / {shown[1]})"
         out.append({"seed": s, "kept": p.kept, "how": f"{'kept' if p.kept else 'left out'}: {p.how}{names}",
-                    "dirs": aside, "train": [str(d) for d in p.train.values()]})
+                    "dirs": [str(p.dirs["a"]), str(p.dirs["b"])], "train": [str(d) for d in p.train.values()],
+                    "side_by_side": p.here is not None and len(p.train) == 2})
+        note = (f"again on this machine ({kind}): the seed's runs of this kind were left out" if p.here else
+                f"on this machine's CPU kind ({kind}): the seed's runs ran at machine speeds apart")
         for w, d in p.train.items():
             row = {"arm": w, "label": arms[w].label, "seed": s, "dir": str(d),
-                   **run_state(_task(arms[w], s, root, place, d)),
-                   "note": f"on this machine's CPU kind ({kind}): the seed's runs ran at machine speeds apart"}
+                   **run_state(_task(arms[w], s, root, place, d)), "note": note}
             extra.append({**row, **_left(arms[w], row)})
     return out, extra
 
@@ -210,14 +207,9 @@ def format_plan(claim: Claim, scale: str, plan: dict[str, Any]) -> str:
     pending = sum(r["state"] == "pending" for r in plan["runs"])
     todo = sum(r["state"] != "finished" for r in plan["runs"])
     for p in plan.get("pairs") or []:
-        if p.get("train"):
-            lines.append(f"  equal compute  seed {p['seed']}  {p['how']} — to train on this machine: "
-                         f"{' and '.join(p['train'])}")
-            continue
-        lines.append(f"  equal compute  seed {p['seed']}  {p['how']}"
-                     + ("" if p["kept"] else f" — to train {'both' if len(p['dirs']) > 1 else 'it'} again"
-                        f"{' side by side' if len(p['dirs']) > 1 else ' (its run will probe the speed)'}, move aside "
-                        f"{' and '.join(p['dirs'])}"))
+        todo_here = (f" — to train on this machine{' side by side (--jobs 2)' if p.get('side_by_side') else ''}: "
+                     f"{' and '.join(p['train'])}" if p.get("train") else "")
+        lines.append(f"  equal compute  seed {p['seed']}  {p['how']}{todo_here}")
     lines.append(f"{todo} of {len(plan['runs'])} runs to make or finish: {cpu:.0f} CPU-s of budgeted training left"
                  + (f", {steps} steps of fixed-length runs" if steps else "")
                  + (f", {pending} equal-steps rerun{'s' if pending != 1 else ''} not yet sized" if pending else "")

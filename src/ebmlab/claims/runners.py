@@ -78,18 +78,26 @@ def run_kind(run_dir: Path) -> str | None:
 
 
 def seed_dirs(root: Path, arm: Arm, seed: int) -> list[Path]:
-    """The run directories of ``arm`` at ``seed``: its first (``s<seed>``), then those made on other CPU kinds
-    (``s<seed>~<kind>``, by name); a directory set aside (``.superseded-<n>``) is none of them."""
+    """The run directories of ``arm`` at ``seed``: its first (``s<seed>``), then those made on other CPU kinds or
+    again on one (``s<seed>~<kind>``, ``s<seed>~<kind>~<n>``: :func:`pair_seed`), by name; a directory set aside
+    (``.superseded-<n>``) is none of them."""
     first = _dir(root, arm, seed)
     others = [p for p in first.parent.glob(f"s{seed}~*") if ".superseded-" not in p.name and p.is_dir()]
-    return [first, *sorted(others)]
+    return [first, *sorted(others, key=_name_order)]
+
+
+def _name_order(p: Path) -> tuple[str, int]:
+    """A seed's run of another kind by its kind's name, then its number (``~2`` before ``~10``)."""
+    kind, _, n = p.name.partition("~")[2].partition("~")
+    return kind, int(n) if n.isdigit() else 1
 
 
 @dataclass
 class SeedPair:
     """One seed's runs for an equal-compute reading (:func:`pair_seed`): the directory each arm's value is read from,
     whether the pair is kept (verdict rules 4 and 8) and how, and the runs still to make on this machine (arm →
-    directory) to get a pair that is."""
+    directory) to get a pair that is. Where the pair is left out and this machine's kind already has a run of each
+    arm, ``here`` names that pair (its names: ``how`` is its reason)."""
 
     seed: int
     dirs: dict[str, Path]
@@ -97,6 +105,7 @@ class SeedPair:
     how: str
     train: dict[str, Path] = field(default_factory=dict)
     read: dict[str, dict[str, Any]] = field(default_factory=dict)  # arm → its run's result (``_finished``), if any
+    here: tuple[str, str] | None = None
 
 
 def _pair_rule(ra: dict[str, Any], rb: dict[str, Any]) -> tuple[bool, str]:
@@ -109,25 +118,57 @@ def _pair_rule(ra: dict[str, Any], rb: dict[str, Any]) -> tuple[bool, str]:
     return kept, how
 
 
+def fresh_name(root: Path, arms: dict[str, Arm], seed: int, kind: str) -> str:
+    """The first run name of this machine's kind that no arm's seed has yet: ``s<seed>~<kind>``, then
+    ``s<seed>~<kind>~2``, ``~3``, …"""
+    n = 1
+    while any((root / "arms" / a.key / (name := f"s{seed}~{kind}" + (f"~{n}" if n > 1 else ""))).exists()
+              for a in arms.values()):
+        n += 1
+    return name
+
+
+def _again(arms: dict[str, Arm], seed: int, root: Path, kind: str,
+           here: tuple[dict[str, Any], dict[str, Any]]) -> dict[str, Path]:
+    """The runs to make again on this machine for a seed whose pair of this kind (``here``: the two runs' results)
+    was left out: the run that recorded no machine speed where only one did not (trained with the probe, the pair is
+    judged on the probes), else both arms, side by side (``--jobs 2``), into a name neither has
+    (:func:`fresh_name`) — a machine's speed drifts within hours (the same host's probe read 0.217, 0.15 and 0.19
+    CPU-s within a day), and only runs trained at one time are sure to share it."""
+    from ..machine import speed_value
+
+    unprobed = [w for w, r in zip(("a", "b"), here) if speed_value(r.get("speed")) is None]
+    which = unprobed if len(unprobed) == 1 else ["a", "b"]
+    name = fresh_name(root, arms, seed, kind)
+    return {w: root / "arms" / arms[w].key / name for w in which}
+
+
 def pair_seed(arms: dict[str, Arm], seed: int, root: Path, kind: str) -> SeedPair:
     """Which runs of its two arms a seed's equal-compute reading reads. A seed's run may exist once per CPU kind
     (:func:`seed_dirs`): the first pair of finished runs, in the order the directories are listed, that rules 4
     and 8 keep is read. Where none is kept, each arm that has no finished run of this machine's kind (``kind``)
-    gets one to train here (``s<seed>~<kind>``), and until then the seed's first pair is read (and left out by the
-    verdict). A run is never moved or replaced for this: the runs another claim reads stay where they are."""
+    gets one to train here (``s<seed>~<kind>``); where both have one, the pair of this kind is made again
+    (:func:`_again`), into new names. Until then the seed's first pair is read (and left out by the verdict), and
+    the reason given is that of the pair of this kind where there is one. A run is never moved or replaced for
+    this: the runs another claim reads stay where they are."""
     finished = {w: [(d, r) for d in seed_dirs(root, a, seed) if (r := _finished(d)) is not None]
                 for w, a in arms.items()}
     first = {w: (finished[w][0][0] if finished[w] else _dir(root, a, seed)) for w, a in arms.items()}
     read = {w: finished[w][0][1] for w in arms if finished[w]}
     if not finished["a"] or not finished["b"]:
         return SeedPair(seed, first, False, "", read=read)
-    how0 = ""
+    how0, here = "", None
     for da, ra in finished["a"]:
         for db, rb in finished["b"]:
             kept, how = _pair_rule(ra, rb)
             if kept:
                 return SeedPair(seed, {"a": da, "b": db}, True, how, read={"a": ra, "b": rb})
             how0 = how0 or how
+            if here is None and run_kind(da) == kind == run_kind(db):
+                here = (da, db, ra, rb, how)
+    if here is not None:
+        da, db, ra, rb, how = here
+        return SeedPair(seed, first, False, how, _again(arms, seed, root, kind, (ra, rb)), read, (da.name, db.name))
     train = {w: _dir(root, a, seed, kind) for w, a in arms.items()
              if not any(run_kind(d) == kind for d, _ in finished[w])}
     return SeedPair(seed, first, False, how0, train, read)

@@ -25,7 +25,7 @@ arms, in this order:
    side by side (their sessions overlapped on one host: one machine at one time), else left out as not verified; a
    result recorded before speeds were is judged as before, and the row says equal compute was assumed. Equal-steps
    readings are not affected. Which runs a seed's pair is are chosen before this rule (``runners.pair_seed``: a
-   seed's run may exist once per CPU kind, and the first pair that agrees is read).
+   seed's run may exist once per CPU kind, or again on one kind, and the first pair that agrees is read).
 5. **Diverged seeds are evidence**: a seed whose run diverged scores its arm's noise floor (a diverged model is no
    better than noise); without a noise reference its pair is left out, and the row says so.
 6. The per-seed difference a − b (b replaced by the claim's ``threshold`` where it names one), signed so that
