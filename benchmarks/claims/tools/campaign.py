@@ -73,8 +73,8 @@ def done(cid: str, scale: str = "small") -> bool:
 def status(ids: list[str], scale: str, out: str) -> None:
     """One line per claim: recorded (by claims run, on this code), or the last line of its dry run; then, for an
     equal-compute claim, how many seeds' pairs its equal-compute reading keeps (verdict rule 4: the arms ran at
-    one machine speed) — the others are trained again side by side once their runs are moved aside (the dry run
-    names them)."""
+    one machine speed) — `claims run` makes the others again on this machine, side by side, under new names (the dry
+    run names them)."""
     from ebmlab.claims.plan import format_plan, plan_claim
     from ebmlab.claims.spec import get_claim
     from ebmlab.errors import EbmlabError
